@@ -1,0 +1,203 @@
+"""Camera projection, rigid transforms and box geometry as pure, batched tensor functions.
+
+Conventions (SPEC §1): millimetres, OpenCV camera frame (x right, y down, z forward), a 3D point
+X projects to ``K @ X / z``. Every function takes arbitrary leading batch dimensions ``...`` and
+works in any float dtype on any device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hopose.skeleton import BOX_FACES, OPPOSITE_FACES, corner_signs
+
+# Depths below this (mm) are clamped before the perspective division, so a point at or behind
+# the camera gives a large but finite pixel position instead of Inf/NaN.
+MIN_DEPTH = 1e-6
+
+
+def project_points(points: Tensor, K: Tensor) -> Tensor:
+    """Pinhole projection ``K @ X / z``.
+
+    Args:
+        points: (..., N, 3) points in the camera frame.
+        K: (..., 3, 3) intrinsics, broadcast against ``points``' batch dimensions.
+
+    Returns:
+        (..., N, 2) pixel coordinates.
+    """
+    homogeneous = points @ K.transpose(-1, -2)  # (..., N, 3) rows are (K X)^T
+    depth = homogeneous[..., 2:].clamp(min=MIN_DEPTH)
+    return homogeneous[..., :2] / depth
+
+
+def unproject_points(pixels: Tensor, depth: Tensor, K: Tensor) -> Tensor:
+    """Inverse of :func:`project_points` given each point's depth.
+
+    Args:
+        pixels: (..., N, 2) pixel coordinates.
+        depth: (..., N) depth z of each point.
+        K: (..., 3, 3) intrinsics.
+
+    Returns:
+        (..., N, 3) points in the camera frame.
+    """
+    ones = torch.ones_like(pixels[..., :1])
+    rays = torch.cat([pixels, ones], dim=-1) @ torch.linalg.inv(K).transpose(-1, -2)
+    return rays * depth[..., None]
+
+
+def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor) -> Tensor:
+    """Intrinsics of an image resized by (scale_x, scale_y): rows 0 and 1 of K are scaled.
+
+    Pixel coordinates follow the convention that a pixel's centre is at integer coordinates
+    scaled together with the image, as in OpenCV's ``resize`` of keypoints: u' = scale_x * u.
+
+    Args:
+        K: (..., 3, 3) intrinsics.
+
+    Returns:
+        (..., 3, 3) intrinsics of the resized image.
+    """
+    scale = torch.ones_like(K[..., :, :1])  # (..., 3, 1)
+    scale = torch.cat([scale[..., :1, :] * scale_x, scale[..., 1:2, :] * scale_y, scale[..., 2:, :]], -2)
+    return K * scale
+
+
+def make_transform(R: Tensor, t: Tensor) -> Tensor:
+    """Homogeneous (..., 4, 4) rigid transform from rotation (..., 3, 3) and translation (..., 3)."""
+    top = torch.cat([R, t[..., :, None]], dim=-1)  # (..., 3, 4)
+    bottom = torch.zeros_like(top[..., :1, :])
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([top, bottom], dim=-2)
+
+
+def transform_points(points: Tensor, T: Tensor) -> Tensor:
+    """Apply a rigid (or any affine) transform: ``R X + t``.
+
+    Args:
+        points: (..., N, 3).
+        T: (..., 4, 4) homogeneous transform.
+
+    Returns:
+        (..., N, 3).
+    """
+    return points @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]
+
+
+def invert_transform(T: Tensor) -> Tensor:
+    """Inverse of a rigid (..., 4, 4) transform, using R^-1 = R^T."""
+    R_inv = T[..., :3, :3].transpose(-1, -2)
+    return make_transform(R_inv, -(R_inv @ T[..., :3, 3:])[..., 0])
+
+
+def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
+    """Rodrigues' formula: rotation (..., 3, 3) by |w| radians about w / |w|, from w (..., 3)."""
+    angle = torch.linalg.vector_norm(axis_angle, dim=-1, keepdim=True)  # (..., 1)
+    axis = axis_angle / angle.clamp(min=torch.finfo(axis_angle.dtype).tiny)
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    # Cross-product matrix [axis]_x, (..., 3, 3).
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).unflatten(-1, (3, 3))
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    return eye + sin * cross + (1 - cos) * (cross @ cross)
+
+
+def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
+    """The 8 corners of a box in SPEC §1 order.
+
+    Args:
+        size: (..., 3) side lengths along the box's own x, y, z axes.
+        T: optional (..., 4, 4) pose mapping box coordinates (centred at the origin) to the
+            target frame.
+
+    Returns:
+        (..., 8, 3) corners.
+    """
+    signs = corner_signs().to(size)
+    corners = signs * size[..., None, :] / 2
+    return corners if T is None else transform_points(corners, T)
+
+
+def face_corners(corners: Tensor) -> Tensor:
+    """(..., 8, 3) box corners to (..., 6, 4, 3): each face's quad (a, b, c, d) in SPEC order."""
+    index = torch.tensor(BOX_FACES, device=corners.device)
+    return corners[..., index, :]
+
+
+def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
+    """Bilinear grids on the six faces (paper §3.3, SPEC §2 step 1).
+
+    ``P(u, v) = (1-u)(1-v) a + u(1-v) b + uv c + (1-u)v d`` for u, v in ``linspace(0, 1, n)``,
+    edges included.
+
+    Args:
+        corners: (..., 8, 3) box corners.
+        n_samples: points per side, N.
+
+    Returns:
+        (..., 6, N*N, 3) face points, index ``iu * N + iv``.
+    """
+    quads = face_corners(corners)  # (..., 6, 4, 3)
+    s = torch.linspace(0, 1, n_samples, dtype=corners.dtype, device=corners.device)
+    u, v = torch.meshgrid(s, s, indexing="ij")
+    u, v = u.reshape(-1), v.reshape(-1)  # (N*N,)
+    weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)  # (N*N, 4)
+    return weights @ quads  # (N*N, 4) @ (..., 6, 4, 3) -> (..., 6, N*N, 3)
+
+
+def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The box's central axis and radius (SPEC §2 step 4).
+
+    Of the three pairs of opposite faces, the pair whose centres lie farthest apart (the box's
+    longest dimension) are the "upper" and "lower" surfaces; the axis runs through their centres
+    and the radius is the mean length of those two faces' 8 sides. Ties go to the first pair.
+    The choice of pair is not differentiated; positions and radius are.
+
+    Args:
+        corners: (..., 8, 3).
+
+    Returns:
+        ``(upper, lower, radius)``: (..., 3) centres of the two end faces and (...,) radius.
+    """
+    quads = face_corners(corners)  # (..., 6, 4, 3)
+    centres = quads.mean(dim=-2)  # (..., 6, 3)
+    pairs = torch.tensor(OPPOSITE_FACES, device=corners.device)  # (3, 2)
+    gaps = torch.linalg.vector_norm(centres[..., pairs[:, 0], :] - centres[..., pairs[:, 1], :], dim=-1)
+    best = gaps.argmax(dim=-1)  # (...,)
+    end_faces = pairs[best]  # (..., 2) face indices of the upper and lower surfaces
+    gather_index = end_faces[..., :, None, None].expand(*end_faces.shape, 4, 3)
+    ends = torch.gather(quads, -3, gather_index)  # (..., 2, 4, 3)
+    sides = torch.linalg.vector_norm(ends - ends.roll(1, dims=-2), dim=-1)  # (..., 2, 4)
+    radius = sides.mean(dim=(-2, -1))
+    upper, lower = ends.mean(dim=-2).unbind(-2)
+    return upper, lower, radius
+
+
+def procrustes_align(source: Tensor, target: Tensor) -> Tensor:
+    """Similarity Procrustes: the scaled rotation and translation of ``source`` closest to ``target``.
+
+    Umeyama's closed form (least squares over s, R, t of ``|s R X + t - Y|^2``), with the sign
+    correction that keeps R a proper rotation.
+
+    Args:
+        source: (..., N, 3).
+        target: (..., N, 3).
+
+    Returns:
+        (..., N, 3) the aligned source.
+    """
+    mu_x, mu_y = source.mean(dim=-2, keepdim=True), target.mean(dim=-2, keepdim=True)
+    x, y = source - mu_x, target - mu_y
+    cov = y.transpose(-1, -2) @ x  # (..., 3, 3) sum_n y_n x_n^T
+    U, S, Vh = torch.linalg.svd(cov)
+    sign = torch.sign(torch.linalg.det(U @ Vh))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    D = torch.ones_like(S)
+    D[..., -1] = sign
+    R = U @ (D[..., :, None] * Vh)  # (..., 3, 3)
+    var_x = x.square().sum(dim=(-2, -1))
+    scale = (S * D).sum(dim=-1) / var_x.clamp(min=torch.finfo(source.dtype).tiny)
+    return scale[..., None, None] * (x @ R.transpose(-1, -2)) + mu_y
