@@ -61,12 +61,14 @@ def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor
         (..., 3, 3) intrinsics of the resized image.
     """
     scale = torch.ones_like(K[..., :, :1])  # (..., 3, 1)
-    scale = torch.cat([scale[..., :1, :] * scale_x, scale[..., 1:2, :] * scale_y, scale[..., 2:, :]], -2)
+    scale = torch.cat(
+        [scale[..., :1, :] * scale_x, scale[..., 1:2, :] * scale_y, scale[..., 2:, :]], -2
+    )
     return K * scale
 
 
 def make_transform(R: Tensor, t: Tensor) -> Tensor:
-    """Homogeneous (..., 4, 4) rigid transform from rotation (..., 3, 3) and translation (..., 3)."""
+    """Homogeneous (..., 4, 4) transform from rotation R (..., 3, 3) and translation t (..., 3)."""
     top = torch.cat([R, t[..., :, None]], dim=-1)  # (..., 3, 4)
     bottom = torch.zeros_like(top[..., :1, :])
     bottom[..., 0, 3] = 1.0
@@ -165,7 +167,9 @@ def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     quads = face_corners(corners)  # (..., 6, 4, 3)
     centres = quads.mean(dim=-2)  # (..., 6, 3)
     pairs = torch.tensor(OPPOSITE_FACES, device=corners.device)  # (3, 2)
-    gaps = torch.linalg.vector_norm(centres[..., pairs[:, 0], :] - centres[..., pairs[:, 1], :], dim=-1)
+    gaps = torch.linalg.vector_norm(
+        centres[..., pairs[:, 0], :] - centres[..., pairs[:, 1], :], dim=-1
+    )
     best = gaps.argmax(dim=-1)  # (...,)
     end_faces = pairs[best]  # (..., 2) face indices of the upper and lower surfaces
     gather_index = end_faces[..., :, None, None].expand(*end_faces.shape, 4, 3)
@@ -177,7 +181,7 @@ def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def procrustes_align(source: Tensor, target: Tensor) -> Tensor:
-    """Similarity Procrustes: the scaled rotation and translation of ``source`` closest to ``target``.
+    """Similarity Procrustes: ``source`` moved by the s, R, t that bring it closest to ``target``.
 
     Umeyama's closed form (least squares over s, R, t of ``|s R X + t - Y|^2``), with the sign
     correction that keeps R a proper rotation.

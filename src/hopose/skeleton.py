@@ -10,6 +10,8 @@ used by the networks puts the 21 hand joints first and the 8 corners after them.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 NUM_JOINTS = 21
@@ -24,8 +26,9 @@ _FINGER_JOINTS = {
     "ring": ("mcp", "pip", "dip", "tip"),
     "little": ("mcp", "pip", "dip", "tip"),
 }
-JOINT_NAMES: tuple[str, ...] = ("wrist",) + tuple(
-    f"{finger}_{joint}" for finger in FINGERS for joint in _FINGER_JOINTS[finger]
+JOINT_NAMES: tuple[str, ...] = (
+    "wrist",
+    *(f"{finger}_{joint}" for finger in FINGERS for joint in _FINGER_JOINTS[finger]),
 )
 
 # Joint indices of each finger from base to tip, e.g. FINGER_CHAINS[1] == (5, 6, 7, 8).
@@ -36,9 +39,7 @@ FINGERTIPS: tuple[int, ...] = tuple(chain[-1] for chain in FINGER_CHAINS)
 
 # 20 bones (parent, child): the wrist to each finger base, then along each finger.
 HAND_BONES: tuple[tuple[int, int], ...] = tuple(
-    pair
-    for chain in FINGER_CHAINS
-    for pair in ((0, chain[0]),) + tuple(zip(chain[:-1], chain[1:], strict=True))
+    pair for chain in FINGER_CHAINS for pair in ((0, chain[0]), *itertools.pairwise(chain))
 )
 
 # Corner c has sign bits (x, y, z), each -1 or +1, in the SPEC order 0..7.
@@ -65,20 +66,58 @@ BOX_FACES: tuple[tuple[int, int, int, int], ...] = (
 OPPOSITE_FACES: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (4, 5))
 # The 12 sides of the box: the sides of the face quads, each once.
 BOX_EDGES: tuple[tuple[int, int], ...] = tuple(
-    sorted(
-        {
-            tuple(sorted((face[k], face[(k + 1) % 4])))
-            for face in BOX_FACES
-            for k in range(4)
-        }
-    )
+    sorted({tuple(sorted((face[k], face[(k + 1) % 4]))) for face in BOX_FACES for k in range(4)})
 )
 
 # Dataset joint orders. Canonical joint k is the dataset's joint MAP[k].
 # FPHA: wrist, the five MCPs (thumb..little), then the PIP, DIP, tip of each finger (SPEC §1).
-FPHA_TO_CANONICAL: tuple[int, ...] = (0, 1, 6, 7, 8, 2, 9, 10, 11, 3, 12, 13, 14, 4, 15, 16, 17, 5, 18, 19, 20)
+FPHA_TO_CANONICAL: tuple[int, ...] = (
+    0,
+    1,
+    6,
+    7,
+    8,
+    2,
+    9,
+    10,
+    11,
+    3,
+    12,
+    13,
+    14,
+    4,
+    15,
+    16,
+    17,
+    5,
+    18,
+    19,
+    20,
+)
 # MANO (HO-3D): wrist, index, middle, little, ring, thumb chains of 3, then the 5 tips (SPEC §6).
-MANO_TO_CANONICAL: tuple[int, ...] = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
+MANO_TO_CANONICAL: tuple[int, ...] = (
+    0,
+    13,
+    14,
+    15,
+    16,
+    1,
+    2,
+    3,
+    17,
+    4,
+    5,
+    6,
+    18,
+    10,
+    11,
+    12,
+    19,
+    7,
+    8,
+    9,
+    20,
+)
 
 
 def _adjacency(num_nodes: int, edges: tuple[tuple[int, int], ...]) -> torch.Tensor:

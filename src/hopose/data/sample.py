@@ -49,7 +49,9 @@ def check_sample(sample: Mapping[str, Any], source: str) -> None:
         raise ValueError(f"{source}: sample is missing keys {missing}")
     image = np.asarray(sample["image"])
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{source}: 'image' must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        raise ValueError(
+            f"{source}: 'image' must be (H, W, 3) uint8, got {image.shape} {image.dtype}"
+        )
     for key, shape in ARRAY_SHAPES.items():
         value = np.asarray(sample[key])
         if value.shape != shape:
@@ -59,12 +61,14 @@ def check_sample(sample: Mapping[str, Any], source: str) -> None:
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Stack records into a batch: ``image`` (B, 3, H, W) uint8, arrays float32, strings as lists."""
+    """Stack records: ``image`` to (B, 3, H, W) uint8, arrays to float32, strings to lists."""
     batch: dict[str, Any] = {}
     images = np.stack([np.asarray(s["image"]) for s in samples])  # (B, H, W, 3)
     batch["image"] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     for key in ARRAY_KEYS:
-        batch[key] = torch.stack([torch.as_tensor(np.asarray(s[key]), dtype=torch.float32) for s in samples])
+        batch[key] = torch.stack(
+            [torch.as_tensor(np.asarray(s[key]), dtype=torch.float32) for s in samples]
+        )
     for key in STRING_KEYS:
         batch[key] = [s[key] for s in samples]
     return batch

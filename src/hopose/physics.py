@@ -1,0 +1,149 @@
+"""The differentiable physical affinity loss (paper §3.3, Algorithm 1; SPEC §2).
+
+A stable grasp puts its contacts all around the object's central axis, so that their forces can
+resist a disturbance from any direction. The loss samples points on the six faces of the
+object's bounding box, takes the ``top_k`` joint-face pairs closest to each other as candidate
+contacts (Eq. 3-4), keeps those within ``eta`` times the box radius (Eq. 5), and averages the
+cosine similarity of every pair of contact directions around the axis (Eq. 6): -1/(n-1) is the
+best spread of n contacts, 1 all on one side.
+
+The discrete choices (closest face point, top-k pairs, the distance filter, which face pair is
+the axis) are made without gradients. Gradients flow through the chosen support points, which
+are bilinear in the box corners, and through the axis; the hand joints only select contacts, so
+the loss moves the object corners (SPEC §2, note).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from hopose.geometry import box_central_axis, face_corners, sample_face_points
+from hopose.skeleton import BOX_FACES, NUM_CORNERS, NUM_JOINTS
+
+# Guards the norms in the cosine and the axis direction (mm): a contact on the axis, or a box
+# whose end faces share a centre, gives finite values and gradients instead of 0/0.
+EPS = 1e-6
+
+_NUM_FACES = len(BOX_FACES)
+
+
+def _check_inputs(hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: float) -> None:
+    if hand.shape[-2:] != (NUM_JOINTS, 3):
+        raise ValueError(f"hand must have shape (B, {NUM_JOINTS}, 3), got {tuple(hand.shape)}")
+    if obj.shape[-2:] != (NUM_CORNERS, 3):
+        raise ValueError(f"obj must have shape (B, {NUM_CORNERS}, 3), got {tuple(obj.shape)}")
+    if hand.shape[:-2] != obj.shape[:-2]:
+        raise ValueError(
+            f"hand and obj batch shapes differ: {tuple(hand.shape[:-2])} vs {tuple(obj.shape[:-2])}"
+        )
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    if not 1 <= top_k <= NUM_JOINTS * _NUM_FACES:
+        raise ValueError(f"top_k must be in [1, {NUM_JOINTS * _NUM_FACES}], got {top_k}")
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+
+
+def _contacts(
+    hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Contacts of a flat batch: hand (B, 21, 3), obj (B, 8, 3) -> (B, K, 3), (B, K, 3), (B, K)."""
+    batch = hand.shape[0]
+    with torch.no_grad():
+        # Distances are taken about the box centre: translation-invariant, and the matmul-based
+        # cdist loses less precision on small coordinates.
+        centre = obj.mean(dim=-2, keepdim=True)
+        face_points = sample_face_points(obj - centre, n_samples)  # (B, 6, M, 3), M = N*N
+        dist = torch.cdist(hand - centre, face_points.flatten(1, 2))  # (B, 21, 6*M)
+        dist, point = dist.unflatten(-1, (_NUM_FACES, -1)).min(dim=-1)  # (B, 21, 6): Eq. 3
+        cand_dist, pair = dist.flatten(1).topk(top_k, dim=-1, largest=False)  # (B, K): Eq. 4
+        face = pair % _NUM_FACES  # pair = joint * 6 + face
+        point = point.flatten(1).gather(1, pair)  # (B, K) index iu * N + iv on that face
+    # The support point, rebuilt with gradients from its face's corners and grid weights.
+    grid = torch.linspace(0, 1, n_samples, dtype=obj.dtype, device=obj.device)
+    u, v = grid[point // n_samples], grid[point % n_samples]  # (B, K)
+    weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)
+    quads = face_corners(obj)  # (B, 6, 4, 3)
+    batch_index = torch.arange(batch, device=obj.device)[:, None]
+    support = (weights[..., None] * quads[batch_index, face]).sum(dim=-2)  # (B, K, 3)
+
+    upper, lower, radius = box_central_axis(obj)  # (B, 3), (B, 3), (B,)
+    valid = cand_dist <= eta * radius.detach()[:, None]  # Eq. 5
+    axis = upper - lower
+    axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp(min=EPS)
+    offset = support - lower[:, None, :]
+    along = (offset * axis[:, None, :]).sum(dim=-1, keepdim=True)  # (B, K, 1)
+    direction = offset - along * axis[:, None, :]  # v = P - R, R the projection of P on l
+    return support, direction, valid
+
+
+def contact_points(
+    hand: Tensor,
+    obj: Tensor,
+    n_samples: int = 11,
+    top_k: int = 10,
+    eta: float = 0.2,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Candidate contact points and their direction vectors from the object's central axis.
+
+    Args:
+        hand: (B, 21, 3) hand joints (any leading batch shape), same frame and units as ``obj``.
+        obj: (B, 8, 3) box corners in SPEC §1 order.
+        n_samples: N, grid points per face side (N x N per face).
+        top_k: number of candidate joint-face pairs (N_c in Eq. 4).
+        eta: distance filter, contacts within ``eta * L`` of the box (Eq. 5).
+
+    Returns:
+        ``(pts, dirs, valid)``: ``pts`` (B, top_k, 3) the candidate support points in order of
+        increasing distance, ``dirs`` (B, top_k, 3) the paper's direction vectors v = P - R from
+        each point's projection R on the central axis to the point (not normalised), and
+        ``valid`` (B, top_k) bool, the candidates that pass Eq. 5.
+    """
+    _check_inputs(hand, obj, n_samples, top_k, eta)
+    lead = hand.shape[:-2]
+    pts, dirs, valid = _contacts(
+        hand.reshape(-1, NUM_JOINTS, 3), obj.reshape(-1, NUM_CORNERS, 3), n_samples, top_k, eta
+    )
+    return pts.reshape(*lead, top_k, 3), dirs.reshape(*lead, top_k, 3), valid.reshape(*lead, top_k)
+
+
+def physical_affinity_loss(
+    hand: Tensor,
+    obj: Tensor,
+    n_samples: int = 11,
+    top_k: int = 10,
+    eta: float = 0.2,
+    reduction: Literal["mean", "none"] = "mean",
+) -> Tensor:
+    """Mean pairwise cosine of contact directions around the object's axis (Eq. 6).
+
+    ``L = 1/Z sum_{i<j} cos(v_i, v_j)``, Z = n(n-1)/2 over the n valid contacts of a sample; 0
+    when fewer than two are valid.
+
+    Args:
+        hand: (B, 21, 3) hand joints (any leading batch shape).
+        obj: (B, 8, 3) box corners in SPEC §1 order, same frame and units.
+        n_samples, top_k, eta: as in :func:`contact_points`.
+        reduction: ``"mean"`` averages over the samples with at least two valid contacts (0,
+            still part of the autograd graph, when none has); ``"none"`` gives (B,) losses.
+
+    Returns:
+        A scalar, or (B,) per-sample losses with ``reduction="none"``.
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    _, dirs, valid = contact_points(hand, obj, n_samples, top_k, eta)
+    # sqrt(|v|^2 + eps^2) is smooth at v = 0, so an on-axis contact has a finite gradient.
+    unit = dirs / (dirs.square().sum(dim=-1, keepdim=True) + EPS**2).sqrt()
+    cosine = unit @ unit.transpose(-1, -2)  # (..., K, K)
+    upper = torch.ones(top_k, top_k, dtype=torch.bool, device=dirs.device).triu(diagonal=1)
+    pairs = valid[..., :, None] & valid[..., None, :] & upper  # (..., K, K) i < j, both valid
+    count = pairs.sum(dim=(-2, -1))
+    per_sample = (cosine * pairs).sum(dim=(-2, -1)) / count.clamp(min=1)
+    if reduction == "none":
+        return per_sample
+    has_pairs = count > 0
+    return (per_sample * has_pairs).sum() / has_pairs.sum().clamp(min=1)
