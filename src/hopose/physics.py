@@ -53,15 +53,25 @@ def _contacts(
     """Contacts of a flat batch: hand (B, 21, 3), obj (B, 8, 3) -> (B, K, 3), (B, K, 3), (B, K)."""
     batch = hand.shape[0]
     with torch.no_grad():
-        # Distances are taken about the box centre: translation-invariant, and the matmul-based
-        # cdist loses less precision on small coordinates.
+        # Distances are taken about the box centre: translation-invariant, and the matmul
+        # expansion below loses less precision on small coordinates.
         centre = obj.mean(dim=-2, keepdim=True)
-        face_points = sample_face_points(obj - centre, n_samples)  # (B, 6, M, 3), M = N*N
-        dist = torch.cdist(hand - centre, face_points.flatten(1, 2))  # (B, 21, 6*M)
-        dist, point = dist.unflatten(-1, (_NUM_FACES, -1)).min(dim=-1)  # (B, 21, 6): Eq. 3
+        joints = hand - centre
+        face_points = sample_face_points(obj - centre, n_samples).flatten(1, 2)  # (B, 6*M, 3)
+        # |h - p|^2 = |h|^2 + (|p|^2 - 2 h.p). The bracket, all the argmin over p needs, is one
+        # batched matmul of augmented coordinates [-2h, 1] . [p, |p|^2]; square roots are only
+        # taken of the (B, 21, 6) minima.
+        joints_aug = torch.cat([-2 * joints, torch.ones_like(joints[..., :1])], dim=-1)
+        points_aug = torch.cat([face_points, face_points.square().sum(-1, keepdim=True)], dim=-1)
+        partial = torch.bmm(joints_aug, points_aug.transpose(1, 2))  # (B, 21, 6*M)
+        partial = partial.unflatten(-1, (_NUM_FACES, -1))  # (B, 21, 6, M)
+        nearest = partial.amin(dim=-1) + joints.square().sum(dim=-1, keepdim=True)
+        dist = nearest.clamp(min=0).sqrt()  # (B, 21, 6): d(H_i, Pi_j) of Eq. 3
         cand_dist, pair = dist.flatten(1).topk(top_k, dim=-1, largest=False)  # (B, K): Eq. 4
+        # Which grid point is the support (Eq. 3) is only needed for the K chosen pairs.
+        point = partial.flatten(1, 2).gather(1, pair[..., None].expand(-1, -1, partial.shape[-1]))
+        point = point.argmin(dim=-1)  # (B, K) index iu * N + iv on that face
         face = pair % _NUM_FACES  # pair = joint * 6 + face
-        point = point.flatten(1).gather(1, pair)  # (B, K) index iu * N + iv on that face
     # The support point, rebuilt with gradients from its face's corners and grid weights.
     grid = torch.linspace(0, 1, n_samples, dtype=obj.dtype, device=obj.device)
     u, v = grid[point // n_samples], grid[point % n_samples]  # (B, K)

@@ -1,0 +1,182 @@
+"""Pose-estimation metrics of the paper's §4.2 (SPEC §5), plus the ones modern papers add.
+
+Every function takes numpy arrays or torch tensors (any float dtype, any device, with or
+without grad) and returns numpy float64 arrays or Python floats, the form reports and plots
+want. Inputs are detached, moved to the CPU and computed in float64 with torch, so that
+projection and Procrustes alignment come from :mod:`hopose.geometry` and are never
+reimplemented here.
+
+Units follow the inputs: millimetres for 3D errors, pixels for reprojection errors (SPEC §5
+measures them in the dataset's original image, so pass ``orig_K``).
+
+Choices where the paper is silent, as the field uses them:
+
+- A frame's error is the mean Euclidean distance over its keypoints (hand joints or box
+  corners); averaging :func:`per_frame_error` over frames gives the MPJPE.
+- :func:`root_relative_error` subtracts each pose's own root (the wrist, SPEC joint 0) and
+  keeps the root in the mean over joints, where it contributes zero.
+- :func:`procrustes_error` (PA-MPJPE per frame) aligns the prediction to the ground truth with
+  the best similarity transform (scale, rotation, translation) before measuring.
+- A PCK curve counts a frame as correct when its error is at most the threshold; a non-finite
+  error (a diverged prediction) is never correct. Its AUC is the trapezoidal area divided by
+  the threshold range, so a perfect estimator scores 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+
+from hopose.geometry import procrustes_align, project_points
+
+# The 0-80 threshold ranges of the paper's Fig. 6 (hand, mm) and Fig. 7 (object, pixels), 1 apart.
+THRESHOLDS_MM: NDArray[np.float64] = np.linspace(0.0, 80.0, 81)
+THRESHOLDS_PX: NDArray[np.float64] = np.linspace(0.0, 80.0, 81)
+
+Array = ArrayLike | torch.Tensor
+
+
+def _as_tensor(x: Array, name: str) -> torch.Tensor:
+    """A detached float64 CPU tensor of ``x``; a ValueError naming ``name`` if it is not numeric."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device="cpu", dtype=torch.float64)
+    array = np.asarray(x)
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {array.dtype}")
+    return torch.as_tensor(array, dtype=torch.float64)
+
+
+def _as_pose_pair(
+    pred: Array, gt: Array, dim: int | None = None, names: tuple[str, str] = ("pred", "gt")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check that ``pred`` and ``gt`` are matching (N, K, D) batches (D == ``dim`` if given)."""
+    pred_name, gt_name = names
+    pred_t, gt_t = _as_tensor(pred, pred_name), _as_tensor(gt, gt_name)
+    if pred_t.ndim != 3:
+        raise ValueError(f"{pred_name}: expected shape (N, K, D), got {tuple(pred_t.shape)}")
+    if pred_t.shape != gt_t.shape:
+        raise ValueError(
+            f"{gt_name}: shape {tuple(gt_t.shape)} differs from {pred_name} {tuple(pred_t.shape)}"
+        )
+    if dim is not None and pred_t.shape[-1] != dim:
+        raise ValueError(f"{pred_name}: expected {dim}D points, got shape {tuple(pred_t.shape)}")
+    return pred_t, gt_t
+
+
+def _mean_distance(pred: torch.Tensor, gt: torch.Tensor) -> NDArray[np.float64]:
+    """(N, K, D) pairs to the (N,) mean Euclidean distance over the K points, as numpy."""
+    return torch.linalg.vector_norm(pred - gt, dim=-1).mean(dim=-1).numpy()
+
+
+def per_frame_error(pred: Array, gt: Array) -> NDArray[np.float64]:
+    """Mean Euclidean distance over keypoints, per frame (the MPJPE before averaging frames).
+
+    Args:
+        pred: (N, K, D) predicted keypoints, e.g. (N, 21, 3) joints in mm or (N, 8, 2) pixels.
+        gt: (N, K, D) ground truth in the same units.
+
+    Returns:
+        (N,) errors in the inputs' units.
+    """
+    return _mean_distance(*_as_pose_pair(pred, gt))
+
+
+def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.float64]:
+    """Per-frame mean joint error after moving each pose's root joint to the origin.
+
+    Args:
+        pred: (N, K, 3) predicted joints, mm.
+        gt: (N, K, 3) ground-truth joints, mm.
+        root: index of the root joint (SPEC §1: 0 is the wrist).
+
+    Returns:
+        (N,) errors in mm, averaged over all K joints (the root's own error is zero).
+    """
+    pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
+    if not 0 <= root < pred_t.shape[1]:
+        raise ValueError(f"root: index {root} is out of range for {pred_t.shape[1]} joints")
+    root_at = slice(root, root + 1)  # keeps the joint axis, (N, 1, 3), to broadcast
+    return _mean_distance(pred_t - pred_t[:, root_at], gt_t - gt_t[:, root_at])
+
+
+def procrustes_error(pred: Array, gt: Array) -> NDArray[np.float64]:
+    """Procrustes-aligned mean joint error per frame (PA-MPJPE before averaging frames).
+
+    Each predicted pose is first mapped by the similarity transform (scale, rotation,
+    translation) that best fits it to its ground truth in the least-squares sense.
+
+    Args:
+        pred: (N, K, 3) predicted joints, mm.
+        gt: (N, K, 3) ground-truth joints, mm.
+
+    Returns:
+        (N,) errors in mm.
+    """
+    pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
+    return _mean_distance(procrustes_align(pred_t, gt_t), gt_t)
+
+
+def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.float64]:
+    """Mean pixel distance between the projections of predicted and ground-truth points.
+
+    The paper's object metric (§4.2): the 8 box corners projected with the dataset's original
+    camera, so that thresholds in pixels mean the same across image resizes.
+
+    Args:
+        pred_3d: (N, K, 3) predicted points in the camera frame, mm.
+        gt_3d: (N, K, 3) ground-truth points, mm.
+        K: (3, 3) intrinsics shared by all frames, or (N, 3, 3) one per frame.
+
+    Returns:
+        (N,) errors in pixels.
+    """
+    pred_t, gt_t = _as_pose_pair(pred_3d, gt_3d, dim=3, names=("pred_3d", "gt_3d"))
+    K_t = _as_tensor(K, "K")
+    if K_t.shape not in ((3, 3), (pred_t.shape[0], 3, 3)):
+        raise ValueError(
+            f"K: expected shape (3, 3) or ({pred_t.shape[0]}, 3, 3), got {tuple(K_t.shape)}"
+        )
+    return _mean_distance(project_points(pred_t, K_t), project_points(gt_t, K_t))
+
+
+def pck_curve(errors: Array, thresholds: Array) -> NDArray[np.float64]:
+    """Fraction of frames whose error is at most each threshold (paper Fig. 6 and 7).
+
+    Args:
+        errors: (N,) per-frame errors, e.g. from :func:`per_frame_error`.
+        thresholds: (T,) thresholds in the errors' units, e.g. :data:`THRESHOLDS_MM`.
+
+    Returns:
+        (T,) fractions in [0, 1].
+    """
+    errors_t, thresholds_t = _as_tensor(errors, "errors"), _as_tensor(thresholds, "thresholds")
+    if errors_t.ndim != 1 or errors_t.numel() == 0:
+        raise ValueError(
+            f"errors: expected a non-empty (N,) array, got shape {tuple(errors_t.shape)}"
+        )
+    if thresholds_t.ndim != 1:
+        raise ValueError(f"thresholds: expected shape (T,), got {tuple(thresholds_t.shape)}")
+    correct = errors_t[None, :] <= thresholds_t[:, None]  # (T, N)
+    return correct.double().mean(dim=1).numpy()
+
+
+def auc(thresholds: Array, curve: Array) -> float:
+    """Area under a PCK curve by the trapezoidal rule, divided by the threshold range.
+
+    Args:
+        thresholds: (T,) strictly increasing thresholds, T >= 2.
+        curve: (T,) the curve's values at those thresholds.
+
+    Returns:
+        The normalised area, in [0, 1] for a PCK curve.
+    """
+    t, y = _as_tensor(thresholds, "thresholds"), _as_tensor(curve, "curve")
+    if t.ndim != 1 or t.numel() < 2:
+        raise ValueError(f"thresholds: expected shape (T,) with T >= 2, got {tuple(t.shape)}")
+    if y.shape != t.shape:
+        raise ValueError(f"curve: shape {tuple(y.shape)} differs from thresholds {tuple(t.shape)}")
+    if not bool((t[1:] > t[:-1]).all()):
+        raise ValueError("thresholds: must be strictly increasing")
+    area = ((y[1:] + y[:-1]) / 2 * (t[1:] - t[:-1])).sum()
+    return float(area / (t[-1] - t[0]))

@@ -1,0 +1,191 @@
+"""Tests of hopose.geometry: hand-computed values, round trips and invariances."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hopose.geometry import (
+    axis_angle_to_matrix,
+    box_central_axis,
+    box_corners,
+    face_corners,
+    invert_transform,
+    make_transform,
+    procrustes_align,
+    project_points,
+    sample_face_points,
+    scale_intrinsics,
+    transform_points,
+    unproject_points,
+)
+from hopose.skeleton import BOX_FACES, CORNER_SIGNS
+
+# FPHA's colour camera (SPEC §6), and a generic one with skew for the round trips.
+K_FPHA = torch.tensor(
+    [[1395.749023, 0, 935.732544], [0, 1395.749268, 540.681030], [0, 0, 1]], dtype=torch.float64
+)
+K_SKEW = torch.tensor([[500.0, 3.0, 110.0], [0, 480.0, 120.0], [0, 0, 1]], dtype=torch.float64)
+
+
+def random_rigid(generator: torch.Generator, batch: int) -> torch.Tensor:
+    """(batch, 4, 4) float64 rigid transforms with random rotation and translation."""
+    R = axis_angle_to_matrix(torch.randn(batch, 3, generator=generator, dtype=torch.float64) * 2)
+    t = torch.randn(batch, 3, generator=generator, dtype=torch.float64) * 100
+    return make_transform(R, t)
+
+
+def test_project_points_hand_computed():
+    # u = fx x / z + cx = 500*10/100 + 3*20/100 + 110 = 50 + 0.6 + 110; v = 480*20/100 + 120.
+    pixels = project_points(torch.tensor([[10.0, 20.0, 100.0]], dtype=torch.float64), K_SKEW)
+    torch.testing.assert_close(pixels, torch.tensor([[160.6, 216.0]], dtype=torch.float64))
+
+
+def test_project_unproject_round_trip():
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randn(4, 21, 3, generator=generator, dtype=torch.float64) * 80 + torch.tensor(
+        [0, 0, 500.0]
+    )
+    for K in (K_FPHA, K_SKEW, torch.stack([K_FPHA, K_SKEW, K_FPHA, K_SKEW])):
+        pixels = project_points(points, K)
+        assert pixels.shape == (4, 21, 2)
+        torch.testing.assert_close(unproject_points(pixels, points[..., 2], K), points)
+        torch.testing.assert_close(
+            project_points(unproject_points(pixels, points[..., 2], K), K), pixels
+        )
+
+
+def test_project_points_behind_the_camera_is_finite():
+    points = torch.tensor([[0.0, 0.0, 0.0], [5.0, 5.0, -10.0]])
+    assert torch.isfinite(project_points(points, K_FPHA.float())).all()
+
+
+def test_scale_intrinsics_scales_pixels():
+    # Resizing 1920x1080 to 224x224: pixels scale by (224/1920, 224/1080) per axis.
+    scale_x, scale_y = 224 / 1920, 224 / 1080
+    points = torch.tensor([[30.0, -40.0, 400.0], [-100.0, 60.0, 700.0]], dtype=torch.float64)
+    scaled = project_points(points, scale_intrinsics(K_FPHA, scale_x, scale_y))
+    expected = project_points(points, K_FPHA) * torch.tensor(
+        [scale_x, scale_y], dtype=torch.float64
+    )
+    torch.testing.assert_close(scaled, expected)
+
+
+def test_make_transform_layout():
+    R = axis_angle_to_matrix(torch.tensor([0.1, 0.2, 0.3]))
+    t = torch.tensor([1.0, 2.0, 3.0])
+    T = make_transform(R, t)
+    assert torch.equal(T[:3, :3], R) and torch.equal(T[:3, 3], t)
+    assert torch.equal(T[3], torch.tensor([0.0, 0.0, 0.0, 1.0]))
+
+
+def test_transform_inverse_round_trip():
+    generator = torch.Generator().manual_seed(1)
+    T = random_rigid(generator, 5)
+    points = torch.randn(5, 21, 3, generator=generator, dtype=torch.float64) * 100
+    eye = torch.eye(4, dtype=torch.float64).expand(5, 4, 4)
+    torch.testing.assert_close(T @ invert_transform(T), eye)
+    torch.testing.assert_close(invert_transform(T) @ T, eye)
+    torch.testing.assert_close(
+        transform_points(transform_points(points, T), invert_transform(T)), points
+    )
+    # Same as the homogeneous product T @ [X; 1].
+    homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)
+    torch.testing.assert_close(
+        transform_points(points, T), (homogeneous @ T.transpose(-1, -2))[..., :3]
+    )
+
+
+def test_axis_angle_to_matrix():
+    # 90 degrees about z takes x to y and y to -x.
+    R = axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
+    torch.testing.assert_close(
+        R, torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=torch.float64)
+    )
+    generator = torch.Generator().manual_seed(2)
+    w = torch.randn(10, 3, generator=generator, dtype=torch.float64)
+    R = axis_angle_to_matrix(w)
+    eye = torch.eye(3, dtype=torch.float64).expand(10, 3, 3)
+    torch.testing.assert_close(R @ R.transpose(-1, -2), eye)
+    torch.testing.assert_close(torch.linalg.det(R), torch.ones(10, dtype=torch.float64))
+    # The axis is fixed; the zero vector is the identity, with finite gradients.
+    torch.testing.assert_close((R @ w[..., None])[..., 0], w)
+    zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(axis_angle_to_matrix(zero), torch.eye(3, dtype=torch.float64))
+    (grad,) = torch.autograd.grad(axis_angle_to_matrix(zero).sum(), zero)
+    assert torch.isfinite(grad).all()
+
+
+def test_box_corners_follow_the_sign_convention():
+    size = torch.tensor([40.0, 60.0, 200.0])
+    corners = box_corners(size)
+    assert corners.shape == (8, 3)
+    # Corner c is (sx * 20, sy * 30, sz * 100) for its signs (sx, sy, sz).
+    torch.testing.assert_close(
+        corners, torch.tensor(CORNER_SIGNS, dtype=torch.float32) * torch.tensor([20.0, 30.0, 100.0])
+    )
+    generator = torch.Generator().manual_seed(3)
+    T = random_rigid(generator, 1)[0]
+    torch.testing.assert_close(box_corners(size.double(), T), transform_points(corners.double(), T))
+
+
+def test_face_corners_and_sampled_points():
+    corners = box_corners(torch.tensor([40.0, 60.0, 200.0], dtype=torch.float64))
+    quads = face_corners(corners)
+    assert quads.shape == (6, 4, 3)
+    for f, face in enumerate(BOX_FACES):
+        assert torch.equal(quads[f], corners[list(face)])
+    points = sample_face_points(corners, 3)
+    assert points.shape == (6, 9, 3)
+    # Index iu * 3 + iv: (u, v) = (0, 0) -> a, (1, 0) -> b, (1, 1) -> c, (0, 1) -> d, centre 4.
+    torch.testing.assert_close(points[:, [0, 6, 8, 2]], quads)
+    torch.testing.assert_close(points[:, 4], quads.mean(dim=1))
+    # With 11 per side the grid steps 1/10 of each side and still holds the centre (index 60).
+    dense = sample_face_points(corners, 11)
+    assert dense.shape == (6, 121, 3)
+    torch.testing.assert_close(dense[:, 60], quads.mean(dim=1))
+    torch.testing.assert_close(dense[0, 1] - dense[0, 0], (quads[0, 3] - quads[0, 0]) / 10)
+
+
+def test_box_central_axis_hand_computed():
+    # A 100 x 60 x 300 box: the z faces are 300 apart, the longest gap, so the axis joins
+    # (0, 0, -150) and (0, 0, 150); those faces are 100 x 60, radius (4*100 + 4*60) / 8 = 80.
+    corners = box_corners(torch.tensor([100.0, 60.0, 300.0], dtype=torch.float64))
+    upper, lower, radius = box_central_axis(corners)
+    torch.testing.assert_close(upper, torch.tensor([0.0, 0.0, -150.0], dtype=torch.float64))
+    torch.testing.assert_close(lower, torch.tensor([0.0, 0.0, 150.0], dtype=torch.float64))
+    assert float(radius) == pytest.approx(80.0)
+    # Long in x instead: the x faces, 60 x 100, end the axis; radius (4*60 + 4*100) / 8 = 80.
+    upper, lower, radius = box_central_axis(
+        box_corners(torch.tensor([300.0, 60.0, 100.0], dtype=torch.float64))
+    )
+    torch.testing.assert_close(upper, torch.tensor([-150.0, 0.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(lower, torch.tensor([150.0, 0.0, 0.0], dtype=torch.float64))
+    assert float(radius) == pytest.approx(80.0)
+
+
+def test_box_central_axis_moves_with_the_box():
+    generator = torch.Generator().manual_seed(4)
+    T = random_rigid(generator, 3)
+    size = torch.tensor(
+        [[100.0, 60.0, 300.0], [20.0, 90.0, 40.0], [70.0, 10.0, 30.0]], dtype=torch.float64
+    )
+    upper, lower, radius = box_central_axis(box_corners(size))
+    moved_upper, moved_lower, moved_radius = box_central_axis(box_corners(size, T))
+    torch.testing.assert_close(moved_upper, transform_points(upper[:, None], T)[:, 0])
+    torch.testing.assert_close(moved_lower, transform_points(lower[:, None], T)[:, 0])
+    torch.testing.assert_close(moved_radius, radius)
+
+
+def test_procrustes_align_recovers_a_similarity():
+    generator = torch.Generator().manual_seed(5)
+    target = torch.randn(4, 21, 3, generator=generator, dtype=torch.float64) * 50
+    T = random_rigid(generator, 4)
+    source = transform_points(target * 0.3, T)
+    torch.testing.assert_close(procrustes_align(source, target), target)
+    # A mirror image is not a rotation: its best alignment stays away from the target.
+    mirrored = target * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    residual = (procrustes_align(mirrored, target) - target).norm(dim=-1).mean(dim=-1)
+    assert (residual > 1.0).all()

@@ -1,0 +1,198 @@
+"""Tests of hopose.metrics on small hand-built arrays, with the arithmetic in the comments."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hopose.geometry import axis_angle_to_matrix
+from hopose.metrics import (
+    THRESHOLDS_MM,
+    THRESHOLDS_PX,
+    auc,
+    pck_curve,
+    per_frame_error,
+    procrustes_error,
+    reprojection_error,
+    root_relative_error,
+)
+
+
+def per_frame_error_naive(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Loop reference: for each frame, the mean over keypoints of the Euclidean distance."""
+    errors = []
+    for frame_pred, frame_gt in zip(pred, gt, strict=True):
+        distances = [math.dist(p, g) for p, g in zip(frame_pred, frame_gt, strict=True)]
+        errors.append(sum(distances) / len(distances))
+    return np.array(errors)
+
+
+def project_naive(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection written out: u = fx x / z + cx, v = fy y / z + cy (no skew)."""
+    x, y, z = points.T
+    return np.stack([K[0, 0] * x / z + K[0, 2], K[1, 1] * y / z + K[1, 2]], axis=-1)
+
+
+def test_per_frame_error_hand_computed():
+    gt = np.zeros((2, 2, 3))
+    pred = np.array(
+        [
+            [[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]],  # distances 5 and 0 -> mean 2.5
+            [[1.0, 2.0, 2.0], [0.0, 0.0, -7.0]],  # distances 3 and 7 -> mean 5
+        ]
+    )
+    np.testing.assert_allclose(per_frame_error(pred, gt), [2.5, 5.0])
+
+
+def test_per_frame_error_matches_loop_in_2d_and_3d():
+    rng = np.random.default_rng(0)
+    for dim in (2, 3):
+        pred, gt = rng.normal(size=(2, 5, 21, dim)) * 30
+        np.testing.assert_allclose(per_frame_error(pred, gt), per_frame_error_naive(pred, gt))
+
+
+def test_metrics_accept_torch_and_return_numpy_float64():
+    rng = np.random.default_rng(1)
+    pred, gt = rng.normal(size=(2, 4, 21, 3))
+    pred_t = torch.tensor(pred, dtype=torch.float32, requires_grad=True)
+    out = per_frame_error(pred_t, torch.tensor(gt))
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (4,)
+    np.testing.assert_allclose(out, per_frame_error(pred, gt), rtol=1e-6)
+    assert isinstance(auc([0, 1], torch.tensor([1.0, 1.0])), float)
+
+
+def test_shape_errors_name_the_argument():
+    with pytest.raises(ValueError, match="gt"):
+        per_frame_error(np.zeros((2, 21, 3)), np.zeros((2, 20, 3)))
+    with pytest.raises(ValueError, match="pred"):
+        per_frame_error(np.zeros((21, 3)), np.zeros((21, 3)))
+    with pytest.raises(ValueError, match="gt_3d"):
+        reprojection_error(np.ones((2, 8, 3)), np.ones((3, 8, 3)), np.eye(3))
+    with pytest.raises(ValueError, match="K"):
+        reprojection_error(np.ones((2, 8, 3)), np.ones((2, 8, 3)), np.eye(4))
+    with pytest.raises(ValueError, match="root"):
+        root_relative_error(np.zeros((1, 21, 3)), np.zeros((1, 21, 3)), root=21)
+    with pytest.raises(ValueError, match="errors"):
+        pck_curve([], THRESHOLDS_MM)
+
+
+def test_root_relative_error_hand_computed():
+    gt = np.array([[[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]]])
+    pred = np.array([[[5.0, 5.0, 5.0], [15.0, 5.0, 9.0]]])
+    # Minus each root: pred -> (0,0,0), (10,0,4); gt -> (0,0,0), (10,0,0): errors 0 and 4 -> 2.
+    np.testing.assert_allclose(root_relative_error(pred, gt), [2.0])
+    # Minus joint 1 instead: pred -> (-10,0,-4), (0,0,0); gt -> (-10,0,0), (0,0,0): again 2.
+    np.testing.assert_allclose(root_relative_error(pred, gt, root=1), [2.0])
+    # Without alignment: |(5,5,5)| = 8.660, |(5,5,9)| = 11.446 -> 10.053.
+    np.testing.assert_allclose(per_frame_error(pred, gt), [(75**0.5 + 131**0.5) / 2])
+
+
+def test_procrustes_error_hand_computed_saddle():
+    # A square in the z = 0 plane against the same square bent into a saddle (z = +-1).
+    gt = np.array([[[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]]])
+    pred = np.array([[[1.0, 0, 1], [-1, 0, 1], [0, 1, -1], [0, -1, -1]]])
+    # Both are centred. Cross-covariance sum_n gt_n pred_n^T = diag(2, 2, 0) -> R = I and
+    # scale = trace / sum |pred_n|^2 = 4 / 8 = 0.5, so pred_n -> (0.5, 0, 0.5) etc., and each
+    # point is |(0.5, 0, 0.5) - (1, 0, 0)| = sqrt(0.5) away from its target.
+    np.testing.assert_allclose(procrustes_error(pred, gt), [math.sqrt(0.5)], atol=1e-12)
+    # Unaligned, every point is 1 off in z.
+    np.testing.assert_allclose(per_frame_error(pred, gt), [1.0])
+
+
+def test_procrustes_error_ignores_similarity_transforms():
+    rng = np.random.default_rng(2)
+    gt = torch.tensor(rng.normal(size=(3, 21, 3)) * 40)
+    R = axis_angle_to_matrix(torch.tensor(rng.normal(size=(3, 3))))
+    t = torch.tensor(rng.normal(size=(3, 1, 3)) * 100)
+    moved = 1.7 * gt @ R.transpose(-1, -2) + t
+    np.testing.assert_allclose(procrustes_error(moved, gt), 0.0, atol=1e-9)
+    noisy = gt + torch.tensor(rng.normal(size=(3, 21, 3)))
+    moved_noisy = 0.6 * noisy @ R.transpose(-1, -2) + t
+    np.testing.assert_allclose(procrustes_error(moved_noisy, gt), procrustes_error(noisy, gt))
+    assert (procrustes_error(noisy, gt) <= per_frame_error(noisy, gt)).all()
+
+
+def test_reprojection_error_hand_computed():
+    K = np.array([[100.0, 0, 50], [0, 200, 60], [0, 0, 1]])
+    gt = np.array(
+        [
+            [[0.0, 0, 1000], [0, 0, 1000]],
+            [[100, 50, 1000], [0, 0, 1000]],
+        ]
+    )
+    pred = np.array(
+        [
+            # (50 + 100*10/1000, 60) = (51, 60) vs (50, 60): 1 px; a depth error alone: 0 px.
+            [[10.0, 0, 1000], [0, 0, 500]],
+            # (50 + 100*100/2000, 60 + 200*50/2000) = (55, 65) vs (60, 70): 5*sqrt(2) px;
+            # (50, 60 + 200*30/1000) = (50, 66) vs (50, 60): 6 px.
+            [[100, 50, 2000], [0, 30, 1000]],
+        ]
+    )
+    np.testing.assert_allclose(reprojection_error(pred, gt, K), [0.5, (5 * 2**0.5 + 6) / 2])
+
+
+def test_reprojection_error_per_frame_intrinsics():
+    rng = np.random.default_rng(3)
+    gt = rng.normal(size=(2, 8, 3)) * 50 + [0, 0, 600]
+    pred = gt + rng.normal(size=(2, 8, 3)) * 5
+    Ks = np.array(
+        [[[1400.0, 0, 935], [0, 1400, 540], [0, 0, 1]], [[480, 0, 128], [0, 480, 128], [0, 0, 1]]]
+    )
+    batched = reprojection_error(pred, gt, Ks)
+    for n in range(2):
+        expected = np.linalg.norm(
+            project_naive(pred[n], Ks[n]) - project_naive(gt[n], Ks[n]), axis=-1
+        )
+        np.testing.assert_allclose(batched[n], expected.mean())
+        np.testing.assert_allclose(
+            reprojection_error(pred[n : n + 1], gt[n : n + 1], Ks[n]), [expected.mean()]
+        )
+
+
+def test_pck_curve_hand_computed():
+    errors = np.array([1.0, 2.0, 2.0, 5.0])
+    # At most t: t=0 -> none; t=1 -> {1}; t=2 -> {1,2,2}; t=4 -> same 3; t=5 -> all 4.
+    np.testing.assert_allclose(pck_curve(errors, [0, 1, 2, 4, 5]), [0, 0.25, 0.75, 0.75, 1.0])
+
+
+def test_pck_curve_counts_non_finite_errors_as_wrong():
+    # Only the 1.0 is within 10: 1/3.
+    np.testing.assert_allclose(pck_curve([1.0, np.inf, np.nan], [10.0]), [1 / 3])
+
+
+def test_auc_hand_computed():
+    # Trapezoids on [0,1] and [1,2]: (0+1)/2*1 + (1+1)/2*1 = 1.5, over the range 2 -> 0.75.
+    assert auc([0, 1, 2], [0, 1, 1]) == pytest.approx(0.75)
+    # Uneven spacing: (0+0.5)/2*1 + (0.5+1)/2*3 = 0.25 + 2.25 = 2.5, over 4 -> 0.625.
+    assert auc([0, 1, 4], [0, 0.5, 1]) == pytest.approx(0.625)
+    # Over 10..20 only: a constant 0.3 curve has normalised area 0.3.
+    assert auc([10, 15, 20], [0.3, 0.3, 0.3]) == pytest.approx(0.3)
+
+
+def test_auc_of_pck_extremes_and_linear_ramp():
+    assert auc(THRESHOLDS_MM, pck_curve(np.zeros(5), THRESHOLDS_MM)) == pytest.approx(1.0)
+    assert auc(THRESHOLDS_PX, pck_curve(np.full(5, 100.0), THRESHOLDS_PX)) == pytest.approx(0.0)
+    # Errors 0.5, 1.5, ..., 79.5 mm, one per frame: PCK(t) = t / 80 exactly at integer t, a
+    # straight line from 0 to 1 whose normalised area is 1/2.
+    errors = np.arange(80) + 0.5
+    np.testing.assert_allclose(pck_curve(errors, THRESHOLDS_MM), THRESHOLDS_MM / 80)
+    assert auc(THRESHOLDS_MM, pck_curve(errors, THRESHOLDS_MM)) == pytest.approx(0.5)
+
+
+def test_auc_rejects_bad_thresholds():
+    with pytest.raises(ValueError, match="increasing"):
+        auc([0, 2, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="curve"):
+        auc([0, 1, 2], [0, 1])
+    with pytest.raises(ValueError, match="thresholds"):
+        auc([0], [1])
+
+
+def test_threshold_constants_are_the_papers_0_to_80_range():
+    for thresholds in (THRESHOLDS_MM, THRESHOLDS_PX):
+        assert thresholds[0] == 0 and thresholds[-1] == 80 and len(thresholds) == 81
+        np.testing.assert_allclose(np.diff(thresholds), 1.0)
