@@ -1,0 +1,160 @@
+"""Datasets of SPEC §6 records and the one function that maps a config to them.
+
+:func:`build_dataset` is what training and evaluation configs call. Dataset names and their
+splits:
+
+=========== ================================ ==========================================
+name         splits                           class
+=========== ================================ ==========================================
+synthetic    train, val, test                 :class:`SyntheticHandObject`
+fpha         train, val, test (``hope``);     :class:`FPHA`
+             train, test (``action``)
+obman        train, val, test                 :class:`ObMan`
+ho3d         train, evaluation                :class:`HO3D`
+dexycb       train, val, test                 :class:`DexYCB`
+=========== ================================ ==========================================
+
+Synthetic splits: the generator's seed for a split is derived from the config's ``seed`` and the
+split's name with ``numpy.random.SeedSequence([seed, SYNTHETIC_SPLIT_KEYS[split]])``, so each
+split is its own random stream (train, val and test never share a sample) and ``seed`` still
+changes all three.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset, Subset
+
+from hopose.data.cache import CacheDataset, write_cache
+from hopose.data.dexycb import DexYCB
+from hopose.data.fpha import FPHA
+from hopose.data.ho3d import HO3D
+from hopose.data.obman import ObMan
+from hopose.data.sample import SAMPLE_KEYS, check_sample, collate_samples
+from hopose.data.synthetic import SyntheticHandObject
+from hopose.data.transforms import CROPS, DataFileError, Frame, frame_to_record
+
+__all__ = [
+    "CROPS",
+    "DATASETS",
+    "FPHA",
+    "HO3D",
+    "REAL_DATASETS",
+    "SAMPLE_KEYS",
+    "SYNTHETIC_SPLIT_KEYS",
+    "CacheDataset",
+    "DataFileError",
+    "DexYCB",
+    "Frame",
+    "ObMan",
+    "SyntheticHandObject",
+    "build_dataset",
+    "check_sample",
+    "collate_samples",
+    "frame_to_record",
+    "synthetic_split_seed",
+    "write_cache",
+]
+
+# The datasets read from disk; "synthetic" is generated.
+REAL_DATASETS: dict[str, type] = {
+    "fpha": FPHA,
+    "obman": ObMan,
+    "ho3d": HO3D,
+    "dexycb": DexYCB,
+}
+DATASETS: tuple[str, ...] = ("synthetic", *REAL_DATASETS)
+# Second entropy word of each synthetic split's seed (see the module docstring).
+SYNTHETIC_SPLIT_KEYS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+
+
+def synthetic_split_seed(seed: int, split: str) -> int:
+    """The generator seed of a synthetic split: distinct per split, changed by ``seed``."""
+    if split not in SYNTHETIC_SPLIT_KEYS:
+        raise ValueError(f"split: synthetic has {tuple(SYNTHETIC_SPLIT_KEYS)}, got {split!r}")
+    state = np.random.SeedSequence([seed, SYNTHETIC_SPLIT_KEYS[split]]).generate_state(1)
+    return int(state[0])
+
+
+def build_dataset(
+    name: str,
+    split: str,
+    *,
+    root: str | None = None,
+    cache: str | None = None,
+    image_size: int = 224,
+    crop: str = "resize",
+    num_samples: int | None = None,
+    seed: int = 0,
+    with_images: bool = True,
+    **options: Any,
+) -> Dataset:
+    """The dataset a config names.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        split: the split (see the table in the module docstring).
+        root: the dataset's folder on disk (real datasets, unless ``cache`` is given).
+        cache: a folder written by :func:`write_cache` (``hopose prepare``), or a folder
+            holding one such cache per split (``<cache>/<split>``); read instead of the raw
+            tree. What it recorded (dataset, split, image size, crop, the loader's
+            options such as ``protocol``) must agree with these arguments.
+        image_size: side of the square network image.
+        crop: "resize" or "square" (SPEC §6); ignored by synthetic data.
+        num_samples: synthetic: how many to generate (required); real data: keep the first
+            ``num_samples`` (None: all).
+        seed: synthetic: the base seed of :func:`synthetic_split_seed`.
+        with_images: False skips reading pixels (``image`` is a (0, 0, 3) placeholder).
+        **options: the dataset class's own keyword arguments (e.g. ``protocol`` for FPHA).
+
+    Raises:
+        ValueError: naming the field (``name``, ``split``, ``root``, ``cache``...) that is wrong.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"name: unknown dataset {name!r}, expected one of {tuple(DATASETS)}")
+    if num_samples is not None and num_samples < 1:
+        raise ValueError(f"num_samples: must be >= 1 or None, got {num_samples}")
+    if cache is not None:
+        wanted = {"name": name, "split": split, **options}
+        if name != "synthetic":
+            wanted["crop"] = crop
+        # One config names one cache for all splits: a folder of per-split caches works too.
+        if (Path(cache) / split / "meta.json").is_file():
+            cache = str(Path(cache) / split)
+        dataset: Dataset = _open_cache(cache, wanted, image_size, with_images)
+    elif name == "synthetic":
+        if num_samples is None:
+            raise ValueError("num_samples: required for the synthetic dataset")
+        return SyntheticHandObject(
+            num_samples,
+            synthetic_split_seed(seed, split),
+            image_size=image_size,
+            with_images=with_images,
+            **options,
+        )
+    else:
+        if root is None:
+            raise ValueError(f"root: the {name} dataset needs its folder (or a cache)")
+        dataset = REAL_DATASETS[name](
+            root, split, image_size=image_size, crop=crop, with_images=with_images, **options
+        )
+    if num_samples is not None and num_samples < len(dataset):
+        dataset = Subset(dataset, range(num_samples))
+    return dataset
+
+
+def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images: bool):
+    """Open a cache and check that what it recorded (``info``) agrees with the config."""
+    dataset = CacheDataset(cache, with_images=with_images)
+    info = dataset.info
+    for field, value in wanted.items():
+        if field in info and info[field] != value:
+            raise ValueError(f"cache: {cache} holds {field}={info[field]!r}, config asks {value!r}")
+    if with_images and dataset.image_size != image_size:
+        raise ValueError(
+            f"cache: {cache} holds {dataset.image_size} px images, image_size is {image_size}"
+        )
+    return dataset

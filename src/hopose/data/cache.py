@@ -1,0 +1,374 @@
+"""A preprocessed, memory-mapped copy of a dataset split, written once and read fast.
+
+Layout of a cache folder::
+
+    build.json            what is being built (sample count, image size, chunking, source info)
+    images.npy            (N, S, S, 3) uint8, memory-mapped by readers
+    arrays/<key>.npy      (N, ...) float32 for each array key of SPEC §6 (K, hand_3d, ...)
+    chunks/<c>.json       written atomically once chunk c (samples c*chunk .. ) is on disk
+    strings.json          side, object, id and any extra string keys, one list per key
+    valid.npy             (N,) bool, False for samples skipped with ``on_error="skip"``
+    meta.json             written last, atomically: its presence marks a complete cache
+
+Resuming: ``images.npy`` and the arrays are pre-allocated; a chunk counts as done only when its
+``chunks/<c>.json`` exists, and that file is renamed into place after the chunk's pixels and
+annotations were flushed. An interrupted build (a crash, Ctrl-C, a bad file) therefore restarts
+at the first chunk without a json and never trusts a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from hopose.data.sample import ARRAY_KEYS, ARRAY_SHAPES, SAMPLE_KEYS, check_sample
+from hopose.data.transforms import DataFileError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+ON_ERROR: tuple[str, ...] = ("raise", "skip")
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename, so readers never see half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, path)
+
+
+class _Chunks(Dataset):
+    """Item c is chunk c of a dataset: ``(c, records, errors)``, bad samples caught if skipping."""
+
+    def __init__(self, dataset: Sequence, chunks: list[int], chunk_size: int, skip: bool):
+        self.dataset, self.chunks, self.chunk_size, self.skip = dataset, chunks, chunk_size, skip
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, item: int) -> tuple[int, list[dict | None], list[str]]:
+        chunk = self.chunks[item]
+        start = chunk * self.chunk_size
+        stop = min(start + self.chunk_size, len(self.dataset))
+        records: list[dict | None] = []
+        errors: list[str] = []
+        for index in range(start, stop):
+            try:
+                record = self.dataset[index]
+                check_sample(record, f"sample {index}")
+            except ValueError as error:  # DataFileError or a record breaking SPEC §6
+                if not self.skip:
+                    raise
+                records.append(None)
+                errors.append(f"sample {index}: {error}")
+                continue
+            records.append(record)
+        return chunk, records, errors
+
+
+def _identity(item: Any) -> Any:
+    """DataLoader collate for whole chunks (a module function, so workers can pickle it)."""
+    return item
+
+
+def _string_keys(record: Mapping[str, Any]) -> list[str]:
+    """SPEC string keys plus any extra string-valued keys (e.g. a synthetic ``grasp``)."""
+    extra = sorted(k for k, v in record.items() if k not in SAMPLE_KEYS and isinstance(v, str))
+    return ["side", "object", "id", *extra]
+
+
+def write_cache(
+    dataset: Sequence,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    chunk_size: int = 256,
+    workers: int = 0,
+    on_error: str = "raise",
+    info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Convert an index-addressable dataset of SPEC §6 records into a cache folder.
+
+    Args:
+        dataset: ``len()`` and ``[i]`` giving records whose images all have one square size.
+        out_dir: cache folder; an unfinished build found there is resumed.
+        progress: show a tqdm bar (samples).
+        chunk_size: samples per atomically committed chunk.
+        workers: processes decoding chunks in parallel (a torch DataLoader); 0 = in-process.
+        on_error: "raise" stops at the first bad sample (the build stays resumable); "skip"
+            marks it invalid, logs a warning and counts it in ``meta.json``.
+        info: JSON-able description of the source (dataset, split, protocol...), stored in
+            ``meta.json`` and checked on resume.
+
+    Returns:
+        The cache folder.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
+    out = Path(out_dir)
+    info = dict(info or {})
+    num_samples = len(dataset)
+    if num_samples == 0:
+        raise ValueError(f"{out}: the dataset to cache is empty")
+    if (out / "meta.json").is_file():
+        meta = json.loads((out / "meta.json").read_text())
+        if meta["num_samples"] != num_samples or meta["info"] != info:
+            raise ValueError(f"{out}: holds a finished cache of a different dataset; remove it")
+        return out
+    build = _open_build(dataset, out, num_samples, chunk_size, info, skip=on_error == "skip")
+    size = build["image_size"]
+    images = np.load(out / "images.npy", mmap_mode="r+")
+    arrays = {key: np.load(out / "arrays" / f"{key}.npy", mmap_mode="r+") for key in ARRAY_KEYS}
+    num_chunks = -(-num_samples // chunk_size)
+    pending = [c for c in range(num_chunks) if not (out / "chunks" / f"{c:06d}.json").is_file()]
+    done = num_samples - sum(min(chunk_size, num_samples - c * chunk_size) for c in pending)
+    loader = DataLoader(
+        _Chunks(dataset, pending, chunk_size, skip=on_error == "skip"),
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_identity,
+    )
+    bar = tqdm(total=num_samples, initial=done, unit="sample", disable=not progress)
+    for chunk, records, errors in loader:
+        start = chunk * chunk_size
+        strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}
+        valid = []
+        for offset, record in enumerate(records):
+            valid.append(record is not None)
+            if record is None:
+                for key in strings:
+                    strings[key].append("")
+                continue
+            image = np.asarray(record["image"])
+            if image.shape != (size, size, 3):
+                raise ValueError(
+                    f"{record['id']}: image is {image.shape}, the cache holds ({size}, {size}, 3)"
+                )
+            images[start + offset] = image
+            for key in ARRAY_KEYS:
+                arrays[key][start + offset] = np.asarray(record[key], dtype=np.float32)
+            for key in strings:
+                strings[key].append(str(record.get(key, "")))
+        for message in errors:
+            log.warning("skipped %s", message)
+        images.flush()
+        for array in arrays.values():
+            array.flush()
+        _write_json_atomic(
+            out / "chunks" / f"{chunk:06d}.json",
+            {"strings": strings, "valid": valid, "errors": errors},
+        )
+        bar.update(len(records))
+    bar.close()
+    return _finish(out, num_chunks, build, info)
+
+
+def _first_good_record(dataset: Sequence, skip: bool) -> dict:
+    """The first record that loads (only record 0 unless skipping bad ones): its image size and
+    string keys define the cache's layout."""
+    last_error: ValueError | None = None
+    for index in range(len(dataset)):
+        try:
+            record = dataset[index]
+            check_sample(record, f"sample {index}")
+            return record
+        except ValueError as error:
+            if not skip:
+                raise
+            last_error = error
+    raise ValueError(f"no sample could be read, the last error: {last_error}") from last_error
+
+
+def _open_build(
+    dataset: Sequence, out: Path, num_samples: int, chunk_size: int, info: dict, skip: bool
+) -> dict[str, Any]:
+    """Start a build (allocate the arrays, write build.json) or check the unfinished one."""
+    build_path = out / "build.json"
+    if build_path.is_file():
+        build = json.loads(build_path.read_text())
+        expected = {"num_samples": num_samples, "chunk_size": chunk_size, "info": info}
+        found = {key: build.get(key) for key in expected}
+        if found != expected or build.get("version") != CACHE_VERSION:
+            raise ValueError(
+                f"{out}: holds an unfinished build of something else ({found} != {expected}); "
+                "remove the folder or rerun with the same dataset and options"
+            )
+        return build
+    first = _first_good_record(dataset, skip)
+    height, width, _ = np.asarray(first["image"]).shape
+    if height != width:
+        raise ValueError(f"{first['id']}: cached images must be square, got {height}x{width}")
+    (out / "arrays").mkdir(parents=True, exist_ok=True)
+    (out / "chunks").mkdir(exist_ok=True)
+    np.lib.format.open_memmap(
+        out / "images.npy", mode="w+", dtype=np.uint8, shape=(num_samples, height, width, 3)
+    ).flush()
+    for key in ARRAY_KEYS:
+        np.lib.format.open_memmap(
+            out / "arrays" / f"{key}.npy",
+            mode="w+",
+            dtype=np.float32,
+            shape=(num_samples, *ARRAY_SHAPES[key]),
+        ).flush()
+    build = {
+        "version": CACHE_VERSION,
+        "num_samples": num_samples,
+        "chunk_size": chunk_size,
+        "image_size": height,
+        "string_keys": _string_keys(first),
+        "info": info,
+    }
+    _write_json_atomic(build_path, build)
+    return build
+
+
+def _finish(out: Path, num_chunks: int, build: dict[str, Any], info: dict) -> Path:
+    """Gather the chunk files into strings.json and valid.npy, then commit meta.json."""
+    strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}
+    valid: list[bool] = []
+    errors: list[str] = []
+    for chunk in range(num_chunks):
+        part = json.loads((out / "chunks" / f"{chunk:06d}.json").read_text())
+        for key in strings:
+            strings[key].extend(part["strings"][key])
+        valid.extend(part["valid"])
+        errors.extend(part["errors"])
+    _write_json_atomic(out / "strings.json", strings)
+    np.save(out / "valid.npy", np.asarray(valid, dtype=bool))
+    if errors:
+        log.warning("%s: %d of %d samples skipped", out, len(errors), len(valid))
+    meta = {
+        "version": CACHE_VERSION,
+        "num_samples": len(valid),
+        "num_valid": int(sum(valid)),
+        "image_size": build["image_size"],
+        "string_keys": build["string_keys"],
+        "skipped": len(errors),
+        "errors": errors[:100],
+        "info": info,
+    }
+    _write_json_atomic(out / "meta.json", meta)
+    return out
+
+
+class CacheDataset(Dataset):
+    """Records of a finished cache (:func:`write_cache`), skipped samples left out.
+
+    Annotations are held in memory; ``image`` is a read-only view of the memory-mapped
+    ``images.npy``, opened lazily in each process (so DataLoader workers share the page cache
+    instead of pickling pixels).
+
+    Args:
+        root: the cache folder.
+        with_images: when False, ``image`` is a (0, 0, 3) placeholder and pixels are never read.
+    """
+
+    def __init__(self, root: str | Path, *, with_images: bool = True):
+        self.root = Path(root)
+        meta_path = self.root / "meta.json"
+        if not meta_path.is_file():
+            raise DataFileError(
+                f"{meta_path}: missing, {self.root} is not a finished cache "
+                "(rerun the same `hopose prepare` command to resume it)"
+            )
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("version") != CACHE_VERSION:
+            raise DataFileError(f"{meta_path}: cache version {self.meta.get('version')} unknown")
+        self.with_images = with_images
+        self.arrays = {key: np.load(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
+        self.strings: dict[str, list[str]] = json.loads((self.root / "strings.json").read_text())
+        self.index = np.flatnonzero(np.load(self.root / "valid.npy"))
+        self._images: np.ndarray | None = None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The source description given to :func:`write_cache`."""
+        return self.meta["info"]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["image_size"])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_images"] = None  # reopened by each worker, never pickled
+        return state
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        if not -len(self) <= item < len(self):
+            raise IndexError(f"index {item} out of range for {len(self)} samples")
+        row = int(self.index[item])
+        if self.with_images:
+            if self._images is None:
+                self._images = np.load(self.root / "images.npy", mmap_mode="r")
+            image = self._images[row]
+        else:
+            image = np.zeros((0, 0, 3), dtype=np.uint8)
+        record: dict[str, Any] = {"image": image}
+        for key, values in self.arrays.items():
+            record[key] = values[row]
+        for key, values in self.strings.items():
+            record[key] = values[row]
+        return record
+
+
+def prepare_cache(
+    name: str,
+    split: str,
+    out_dir: str | Path,
+    *,
+    root: str | None = None,
+    image_size: int = 224,
+    crop: str = "resize",
+    num_samples: int | None = None,
+    seed: int = 0,
+    workers: int = 0,
+    chunk_size: int = 256,
+    on_error: str = "raise",
+    progress: bool = True,
+    **options: Any,
+) -> Path:
+    """``hopose prepare``: cache one split of a dataset, as :func:`hopose.data.build_dataset`
+    would read it. The arguments are recorded in ``meta.json`` (``info``), so a config that
+    reads the cache can check it holds the dataset, split and image size it asks for."""
+    from hopose.data import build_dataset
+
+    dataset = build_dataset(
+        name,
+        split,
+        root=root,
+        image_size=image_size,
+        crop=crop,
+        num_samples=num_samples,
+        seed=seed,
+        **options,
+    )
+    info = {"name": name, "split": split, "image_size": image_size, "crop": crop, **options}
+    if name == "synthetic":
+        info.update(num_samples=num_samples, seed=seed)
+    # The loader's defaults that define its samples (FPHA protocol, HO-3D version, DexYCB
+    # setup) are recorded even when not given, so every cache names them.
+    source = dataset.dataset if isinstance(dataset, Subset) else dataset
+    info.update({k: v for k, v in getattr(source, "variant", {}).items() if k not in info})
+    return write_cache(
+        dataset,
+        out_dir,
+        progress=progress,
+        chunk_size=chunk_size,
+        workers=workers,
+        on_error=on_error,
+        info=info,
+    )

@@ -1,0 +1,127 @@
+"""``hopose data check``: walk a dataset tree and report every problem, not just the first.
+
+For each split the loader is built with ``on_error="skip"`` (so malformed annotation files are
+collected, not raised), then every frame's annotation is read and its image is opened: the
+header by default, the full pixels with ``decode=True``. Problems are grouped by kind:
+
+* ``layout`` — a folder or list file the loader needs is missing (the split cannot be read);
+* ``missing folder`` — a subject/camera folder a split names is absent (DexYCB);
+* ``bad annotation`` — a missing, truncated or unparsable annotation file or mesh;
+* ``no annotation`` — a frame without a hand annotation (DexYCB frames before the grasp,
+  FPHA frames with only one of the two annotation files);
+* ``missing image`` / ``unreadable image`` — the RGB file is absent, corrupt or of the wrong size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+from tqdm import tqdm
+
+from hopose.data.dexycb import MissingHand
+from hopose.data.transforms import DataFileError, read_image, read_image_size
+
+# The splits walked by default for each dataset (FPHA: the HOPE-Net protocol covers every
+# sequence of the subset).
+CHECK_SPLITS: dict[str, tuple[str, ...]] = {
+    "fpha": ("train", "val", "test"),
+    "obman": ("train", "val", "test"),
+    "ho3d": ("train", "evaluation"),
+    "dexycb": ("train", "val", "test"),
+}
+SHOWN_PER_KIND = 5
+
+
+@dataclass
+class CheckReport:
+    """Problems found in a dataset tree, grouped by kind; ``frames`` counts frames examined."""
+
+    dataset: str
+    root: str
+    frames: int = 0
+    problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.problems.values())
+
+    def summary(self) -> str:
+        lines = [f"{self.dataset} at {self.root}: {self.frames} frames checked"]
+        if self.ok:
+            lines.append("no problems found")
+        for kind, messages in sorted(self.problems.items()):
+            lines.append(f"{kind}: {len(messages)}")
+            lines += [f"  {message}" for message in messages[:SHOWN_PER_KIND]]
+            if len(messages) > SHOWN_PER_KIND:
+                lines.append(f"  ... and {len(messages) - SHOWN_PER_KIND} more")
+        return "\n".join(lines)
+
+
+def check_dataset(
+    name: str,
+    root: str,
+    *,
+    splits: tuple[str, ...] | None = None,
+    decode: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> CheckReport:
+    """Walk ``splits`` (default :data:`CHECK_SPLITS`) of a dataset at ``root``.
+
+    Args:
+        name: "fpha", "obman", "ho3d" or "dexycb".
+        root: the dataset folder.
+        splits: splits to walk.
+        decode: decode every image fully (slow) instead of reading its header.
+        progress: show a progress bar per split.
+        **options: the loader's own options (``protocol``, ``version``, ``setup``,
+            ``shapenet_root``).
+    """
+    from hopose.data import REAL_DATASETS
+
+    if name not in REAL_DATASETS:
+        raise ValueError(f"dataset: expected one of {tuple(REAL_DATASETS)}, got {name!r}")
+    report = CheckReport(dataset=name, root=str(root))
+    for split in splits or CHECK_SPLITS[name]:
+        try:
+            dataset = REAL_DATASETS[name](
+                root, split, with_images=False, on_error="skip", **options
+            )
+        except DataFileError as error:
+            report.problems["layout"].append(f"{split}: {error}")
+            continue
+        report.problems["bad annotation"] += dataset.skipped
+        report.problems["no annotation"] += getattr(dataset, "unannotated", [])
+        report.problems["missing folder"] += getattr(dataset, "missing", [])
+        for index in tqdm(range(len(dataset)), desc=f"{name}/{split}", disable=not progress):
+            report.frames += 1
+            try:
+                frame = dataset.frame(index)
+            except MissingHand as error:
+                report.problems["no annotation"].append(str(error))
+                continue
+            except DataFileError as error:
+                report.problems["bad annotation"].append(str(error))
+                continue
+            _check_image(frame.image_path, frame.orig_size, decode, report)
+    report.problems = {kind: messages for kind, messages in report.problems.items() if messages}
+    return report
+
+
+def _check_image(path, size: tuple[int, int], decode: bool, report: CheckReport) -> None:
+    if not path.is_file():
+        report.problems["missing image"].append(f"{path}: image file not found")
+        return
+    try:
+        found = read_image(path).size if decode else read_image_size(path)
+        if not decode:
+            with Image.open(path) as image:
+                image.verify()
+    except (DataFileError, OSError, SyntaxError) as error:
+        report.problems["unreadable image"].append(f"{path}: {error}")
+        return
+    if tuple(found) != tuple(size):
+        report.problems["unreadable image"].append(f"{path}: size {found}, expected {size}")

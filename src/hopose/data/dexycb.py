@@ -1,0 +1,265 @@
+"""DexYCB (Chao et al., "DexYCB: A Benchmark for Capturing Hand Grasping of Objects",
+CVPR 2021): 10 subjects grasping YCB objects, 8 RealSense views (SPEC §6).
+
+Layout (as distributed, see NVlabs/dex-ycb-toolkit ``dex_ycb_toolkit/dex_ycb.py``)::
+
+    <subject>/<sequence>/meta.yml                    num_frames, ycb_ids, ycb_grasp_ind, mano_sides
+    <subject>/<sequence>/<serial>/color_%06d.jpg     640×480
+    <subject>/<sequence>/<serial>/labels_%06d.npz    joint_3d, joint_2d, pose_y, pose_m, seg
+    calibration/intrinsics/<serial>_640x480.yml      color: {fx, fy, ppx, ppy}
+    models/<ycb name>/textured_simple.obj            metres
+
+Geometry: ``joint_3d`` (1, 21, 3) is in metres in the colour camera (OpenCV), canonical order;
+the grasped object is ``ycb_ids[ycb_grasp_ind]`` with pose ``pose_y[ycb_grasp_ind]`` ([R|t],
+model metres -> camera metres). Its box is the axis-aligned box of the model's vertices.
+
+Splits: the toolkit's setups s0 (seen subjects, views and objects), s1 (unseen subjects), s2
+(unseen views), s3 (unseen objects), as the named constants below; sequences are indexed in the
+sorted order of a subject's folder (100 each in the full dataset).
+
+Frames without a hand (``joint_3d`` all −1, the dataset's marker, before the grasp starts) raise
+:class:`MissingHand`; build a cache with ``hopose prepare dexycb ... --on-error skip`` to keep
+only annotated frames (scanning all labels up front would read every npz of the split).
+Subjects or camera folders of a setup that are not on disk are left out with a warning (and
+reported by ``hopose data check``). Left hands are mirrored to right ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from hopose.data.mesh import mesh_bbox_corners
+from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_points
+
+log = logging.getLogger(__name__)
+
+DEXYCB_IMAGE_SIZE = (640, 480)
+METRES_TO_MM = 1000.0
+DEXYCB_SUBJECTS: tuple[str, ...] = (
+    "20200709-subject-01",
+    "20200813-subject-02",
+    "20200820-subject-03",
+    "20200903-subject-04",
+    "20200908-subject-05",
+    "20200918-subject-06",
+    "20200928-subject-07",
+    "20201002-subject-08",
+    "20201015-subject-09",
+    "20201022-subject-10",
+)
+DEXYCB_SERIALS: tuple[str, ...] = (
+    "836212060125",
+    "839512060362",
+    "840412060917",
+    "841412060263",
+    "932122060857",
+    "932122060861",
+    "932122061900",
+    "932122062010",
+)
+YCB_CLASSES: dict[int, str] = {
+    1: "002_master_chef_can",
+    2: "003_cracker_box",
+    3: "004_sugar_box",
+    4: "005_tomato_soup_can",
+    5: "006_mustard_bottle",
+    6: "007_tuna_fish_can",
+    7: "008_pudding_box",
+    8: "009_gelatin_box",
+    9: "010_potted_meat_can",
+    10: "011_banana",
+    11: "019_pitcher_base",
+    12: "021_bleach_cleanser",
+    13: "024_bowl",
+    14: "025_mug",
+    15: "035_power_drill",
+    16: "036_wood_block",
+    17: "037_scissors",
+    18: "040_large_marker",
+    19: "051_large_clamp",
+    20: "052_extra_large_clamp",
+    21: "061_foam_brick",
+}
+NUM_SEQUENCES = 100  # per subject: 20 objects x 5 grasps
+_ALL_SUBJECTS = tuple(range(10))
+_ALL_SERIALS = tuple(range(8))
+_ALL_SEQUENCES = tuple(range(NUM_SEQUENCES))
+# setup -> split -> (subject indices, serial indices, sequence indices), dex-ycb-toolkit's values.
+DEXYCB_SETUPS: dict[str, dict[str, tuple[tuple[int, ...], ...]]] = {
+    "s0": {  # seen subjects, views and objects: every 5th grasp held out
+        "train": (_ALL_SUBJECTS, _ALL_SERIALS, tuple(i for i in _ALL_SEQUENCES if i % 5 != 4)),
+        "val": ((0, 1), _ALL_SERIALS, tuple(i for i in _ALL_SEQUENCES if i % 5 == 4)),
+        "test": (tuple(range(2, 10)), _ALL_SERIALS, tuple(i for i in _ALL_SEQUENCES if i % 5 == 4)),
+    },
+    "s1": {  # unseen subjects
+        "train": ((0, 1, 2, 3, 4, 5, 9), _ALL_SERIALS, _ALL_SEQUENCES),
+        "val": ((6,), _ALL_SERIALS, _ALL_SEQUENCES),
+        "test": ((7, 8), _ALL_SERIALS, _ALL_SEQUENCES),
+    },
+    "s2": {  # unseen camera views
+        "train": (_ALL_SUBJECTS, tuple(range(6)), _ALL_SEQUENCES),
+        "val": (_ALL_SUBJECTS, (6,), _ALL_SEQUENCES),
+        "test": (_ALL_SUBJECTS, (7,), _ALL_SEQUENCES),
+    },
+    "s3": {  # unseen grasped objects (sequences are grouped by object, 5 per object)
+        "train": (
+            _ALL_SUBJECTS,
+            _ALL_SERIALS,
+            tuple(i for i in _ALL_SEQUENCES if i // 5 not in (3, 7, 11, 15, 19)),
+        ),
+        "val": (_ALL_SUBJECTS, _ALL_SERIALS, tuple(i for i in _ALL_SEQUENCES if i // 5 in (3, 19))),
+        "test": (
+            _ALL_SUBJECTS,
+            _ALL_SERIALS,
+            tuple(i for i in _ALL_SEQUENCES if i // 5 in (7, 11, 15)),
+        ),
+    },
+}
+
+
+class MissingHand(DataFileError):
+    """A DexYCB frame whose labels hold no hand (``joint_3d`` all −1)."""
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping, or a DataFileError naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: file not found") from error
+    except yaml.YAMLError as error:
+        raise DataFileError(f"{path}: invalid YAML ({error})") from error
+    if not isinstance(data, dict):
+        raise DataFileError(f"{path}: expected a YAML mapping")
+    return data
+
+
+def read_intrinsics(path: Path) -> np.ndarray:
+    """(3, 3) colour intrinsics from a calibration ``<serial>_640x480.yml``."""
+    color = read_yaml(path).get("color")
+    try:
+        fx, fy, cx, cy = (float(color[key]) for key in ("fx", "fy", "ppx", "ppy"))
+    except (TypeError, KeyError, ValueError) as error:
+        raise DataFileError(f"{path}: expected color: {{fx, fy, ppx, ppy}} ({error})") from error
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def read_labels(path: Path) -> dict[str, np.ndarray]:
+    """``joint_3d`` and ``pose_y`` of a ``labels_%06d.npz``, or a DataFileError naming it."""
+    try:
+        with np.load(path) as labels:
+            return {key: labels[key] for key in ("joint_3d", "pose_y")}
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: labels file not found") from error
+    except KeyError as error:
+        raise DataFileError(f"{path}: missing key {error}") from error
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise DataFileError(f"{path}: cannot read labels ({error})") from error
+
+
+class DexYCB(FrameDataset):
+    """DexYCB frames (one per camera view and time step) as SPEC §6 records.
+
+    Args:
+        root: the DexYCB folder (``DEX_YCB_DIR`` of the toolkit).
+        split: "train", "val" or "test".
+        setup: "s0" (default, the common benchmark), "s1", "s2" or "s3".
+        **options: ``image_size``, ``crop``, ``margin``, ``with_images``, ``on_error`` of
+            :class:`FrameDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        setup: str = "s0",
+        **options: Any,
+    ):
+        super().__init__(**options)
+        if setup not in DEXYCB_SETUPS:
+            raise ValueError(f"setup: DexYCB has {tuple(DEXYCB_SETUPS)}, got {setup!r}")
+        if split not in DEXYCB_SETUPS[setup]:
+            raise ValueError(f"split: DexYCB has {tuple(DEXYCB_SETUPS[setup])}, got {split!r}")
+        self.root, self.split, self.setup = Path(root), split, setup
+        self.variant = {"setup": setup}
+        subjects, serials, sequences = DEXYCB_SETUPS[setup][split]
+        self.missing: list[str] = []
+        self.intrinsics: dict[str, np.ndarray] = {}
+        for serial in (DEXYCB_SERIALS[i] for i in serials):
+            path = self.root / "calibration" / "intrinsics" / f"{serial}_640x480.yml"
+            self.intrinsics[serial] = read_intrinsics(path)
+        # One entry per (sequence folder, serial, frame); sequence facts are kept per sequence.
+        self.sequence_info: list[tuple[Path, str, str, int]] = []  # folder, object, side, grasp
+        self.entries: list[tuple[int, str, int]] = []
+        for subject in (DEXYCB_SUBJECTS[i] for i in subjects):
+            folder = self.root / subject
+            if not folder.is_dir():
+                self.missing.append(str(folder))
+                continue
+            found = sorted(path for path in folder.iterdir() if path.is_dir())
+            for index in sequences:
+                if index < len(found):
+                    self._index_sequence(found[index], serials)
+        if self.missing:
+            log.warning(
+                "DexYCB %s/%s: %d folders missing, e.g. %s",
+                setup,
+                split,
+                len(self.missing),
+                self.missing[0],
+            )
+
+    def _index_sequence(self, folder: Path, serials: tuple[int, ...]) -> None:
+        meta_path = folder / "meta.yml"
+        meta = read_yaml(meta_path)
+        try:
+            num_frames = int(meta["num_frames"])
+            grasp = int(meta["ycb_grasp_ind"])
+            ycb_id = int(meta["ycb_ids"][grasp])
+            side = str(meta["mano_sides"][0])
+            name = YCB_CLASSES[ycb_id]
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise DataFileError(f"{meta_path}: bad or missing field ({error!r})") from error
+        self.sequence_info.append((folder, name, side, grasp))
+        sequence = len(self.sequence_info) - 1
+        for serial in (DEXYCB_SERIALS[i] for i in serials):
+            if not (folder / serial).is_dir():
+                self.missing.append(str(folder / serial))
+                continue
+            self.entries += [(sequence, serial, t) for t in range(num_frames)]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def frame(self, index: int) -> Frame:
+        sequence, serial, t = self.entries[index]
+        folder, name, side, grasp = self.sequence_info[sequence]
+        label_path = folder / serial / f"labels_{t:06d}.npz"
+        labels = read_labels(label_path)
+        joints = np.asarray(labels["joint_3d"], dtype=np.float64)
+        if joints.shape != (1, 21, 3):
+            raise DataFileError(f"{label_path}: joint_3d must be (1, 21, 3), got {joints.shape}")
+        if np.all(joints == -1):
+            raise MissingHand(f"{label_path}: no hand in this frame (joint_3d is all -1)")
+        poses = np.asarray(labels["pose_y"], dtype=np.float64)
+        if poses.ndim != 3 or poses.shape[1:] != (3, 4) or grasp >= len(poses):
+            raise DataFileError(f"{label_path}: pose_y {poses.shape} lacks object {grasp}")
+        pose = as_points(poses[grasp], (3, 4), f"{label_path} pose_y[{grasp}]")
+        corners = mesh_bbox_corners(self.root / "models" / name / "textured_simple.obj")
+        corners = corners @ pose[:, :3].T + pose[:, 3]  # camera frame, metres
+        return Frame(
+            image_path=folder / serial / f"color_{t:06d}.jpg",
+            orig_K=self.intrinsics[serial],
+            orig_size=DEXYCB_IMAGE_SIZE,
+            hand_3d=joints[0] * METRES_TO_MM,
+            obj_3d=corners * METRES_TO_MM,
+            side=side,
+            object=name,
+            id=f"dexycb/{folder.parent.name}/{folder.name}/{serial}/{t:06d}",
+        )

@@ -1,0 +1,135 @@
+"""HO-3D v2 / v3 (Hampali et al., "HOnnotate", CVPR 2020): YCB objects in real hands (SPEC §6).
+
+Layout (``version`` picks the image extension: v2 ``.png``, v3 ``.jpg``)::
+
+    train.txt, evaluation.txt         one ``<SEQ>/<frame>`` per line
+    <split>/<SEQ>/rgb/%04d.(png|jpg)  640×480
+    <split>/<SEQ>/meta/%04d.pkl       handJoints3D, objCorners3D, camMat, objName, ...
+
+Geometry: ``handJoints3D`` (MANO order, reordered with :data:`MANO_TO_CANONICAL`) and
+``objCorners3D`` are in metres in an OpenGL camera frame (y up, z backwards); diag(1, −1, −1)
+takes them to OpenCV, ×1000 to mm; ``camMat`` is the intrinsics.
+
+Corner order: HO-3D lists a box's corners with the index bits (x, y, z) = (i // 4, i // 2 % 2,
+i % 2) of (min, max), the order of ``itertools.product`` over the three axes; this matches the
+faces its own viewer (shreyashampali/ho3d ``utils/vis_utils.py`` ``showObjJoints``) draws:
+0-1-3-2 and 4-5-7-6 with the edges i -> i + 4. :data:`HO3D_TO_SPEC_CORNERS` maps it to SPEC
+order. When a pickle also holds ``objCorners3DRest`` (the box in the object's own frame), the
+order is read from it instead (the corner with the sign pattern of SPEC corner c becomes c), so
+a dataset that breaks the assumption is still read right.
+
+The ``evaluation`` split has no hand annotation except the wrist (``handJoints3D`` is one
+point): its records hold the wrist in joint 0 and NaN for joints 1-20 (and their 2D). They are
+for predicting and submitting to the HO-3D server, never for training or local metrics; they
+cannot be written to a cache (which checks that annotations are finite).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_points, read_pickle
+from hopose.skeleton import CORNER_SIGNS, MANO_TO_CANONICAL
+
+HO3D_IMAGE_SIZE = (640, 480)
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+METRES_TO_MM = 1000.0
+HO3D_VERSIONS: dict[str, str] = {"v2": ".png", "v3": ".jpg"}
+HO3D_SPLITS: dict[str, str] = {"train": "train.txt", "evaluation": "evaluation.txt"}
+# SPEC corner c takes HO-3D corner HO3D_TO_SPEC_CORNERS[c] (HO-3D index 4*bx + 2*by + bz).
+HO3D_TO_SPEC_CORNERS: tuple[int, ...] = tuple(
+    4 * (sx > 0) + 2 * (sy > 0) + (sz > 0) for sx, sy, sz in CORNER_SIGNS
+)
+HO3D_META_KEYS: tuple[str, ...] = ("handJoints3D", "objCorners3D", "camMat")
+
+
+def corner_order_from_rest(rest: np.ndarray) -> tuple[int, ...] | None:
+    """The SPEC order of a box given in its own frame, from each corner's signs about the centre.
+
+    Args:
+        rest: (8, 3) corners in the object's frame (an axis-aligned box).
+
+    Returns:
+        The index tuple (SPEC corner c takes ``rest[order[c]]``), or None if ``rest`` is not an
+        axis-aligned box with one corner per sign pattern.
+    """
+    signs = np.sign(rest - rest.mean(axis=0))  # (8, 3)
+    order = []
+    for pattern in CORNER_SIGNS:
+        match = np.flatnonzero((signs == pattern).all(axis=1))
+        if len(match) != 1:
+            return None
+        order.append(int(match[0]))
+    return tuple(order)
+
+
+class HO3D(FrameDataset):
+    """HO-3D frames as SPEC §6 records.
+
+    Args:
+        root: the folder holding ``train``, ``evaluation`` and the two lists.
+        split: "train" or "evaluation" (see the module docstring).
+        version: "v2" or "v3".
+        **options: ``image_size``, ``crop``, ``margin``, ``with_images``, ``on_error`` of
+            :class:`FrameDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        version: str = "v3",
+        **options: Any,
+    ):
+        super().__init__(**options)
+        if split not in HO3D_SPLITS:
+            raise ValueError(f"split: HO-3D has {tuple(HO3D_SPLITS)}, got {split!r}")
+        if version not in HO3D_VERSIONS:
+            raise ValueError(f"version: HO-3D has {tuple(HO3D_VERSIONS)}, got {version!r}")
+        self.root, self.split, self.version = Path(root), split, version
+        self.variant = {"version": version}
+        list_path = self.root / HO3D_SPLITS[split]
+        try:
+            lines = list_path.read_text().split()
+        except FileNotFoundError as error:
+            raise DataFileError(f"{list_path}: frame list not found") from error
+        self.entries: list[tuple[str, str]] = []
+        for line in lines:
+            seq, _, frame = line.partition("/")
+            if not seq or not frame:
+                raise DataFileError(f"{list_path}: expected '<SEQ>/<frame>' lines, got {line!r}")
+            self.entries.append((seq, frame))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def frame(self, index: int) -> Frame:
+        seq, name = self.entries[index]
+        folder = self.root / self.split / seq
+        meta_path = folder / "meta" / f"{name}.pkl"
+        meta = read_pickle(meta_path, HO3D_META_KEYS)
+        if self.split == "train":
+            joints = as_points(meta["handJoints3D"], (21, 3), f"{meta_path} handJoints3D")
+            joints = joints[list(MANO_TO_CANONICAL)]
+        else:
+            wrist = as_points(meta["handJoints3D"], (3,), f"{meta_path} handJoints3D")
+            joints = np.full((21, 3), np.nan)
+            joints[0] = wrist
+        corners = as_points(meta["objCorners3D"], (8, 3), f"{meta_path} objCorners3D")
+        order = HO3D_TO_SPEC_CORNERS
+        if meta.get("objCorners3DRest") is not None:
+            rest = as_points(meta["objCorners3DRest"], (8, 3), f"{meta_path} objCorners3DRest")
+            order = corner_order_from_rest(rest) or order
+        return Frame(
+            image_path=folder / "rgb" / f"{name}{HO3D_VERSIONS[self.version]}",
+            orig_K=as_points(meta["camMat"], (3, 3), f"{meta_path} camMat"),
+            orig_size=HO3D_IMAGE_SIZE,
+            hand_3d=joints @ OPENGL_TO_OPENCV.T * METRES_TO_MM,
+            obj_3d=corners[list(order)] @ OPENGL_TO_OPENCV.T * METRES_TO_MM,
+            side="right",
+            object=str(meta.get("objName", "")),
+            id=f"ho3d_{self.version}/{seq}/{name}",
+        )

@@ -1,0 +1,59 @@
+"""Object meshes: read with trimesh, reduced to their axis-aligned bounding box (SPEC §6).
+
+FPHA, ObMan and DexYCB give an object model and its pose; the 8 SPEC corners are the
+axis-aligned box of the model's vertices in model coordinates, posed like the model.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from hopose.data.transforms import DataFileError
+from hopose.skeleton import CORNER_SIGNS
+
+
+def _vertex_bounds(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) (3,) of a mesh file's vertices, cached per file version."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: object mesh not found") from error
+    return _read_bounds(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _read_bounds(path: Path, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read a mesh's bounds; ``mtime_ns`` and ``size`` only key the cache (a file rewritten in
+    place is read again)."""
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+        vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    except Exception as error:  # trimesh raises many types for bad files
+        raise DataFileError(f"{path}: cannot read mesh ({error})") from error
+    if vertices.ndim != 2 or vertices.shape[0] == 0 or not np.isfinite(vertices).all():
+        raise DataFileError(f"{path}: mesh has no finite vertices")
+    return vertices.min(axis=0), vertices.max(axis=0)
+
+
+def bbox_corners(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(8, 3) corners of the box [low, high] in SPEC §1 order (sign -1 -> low, +1 -> high)."""
+    signs = np.asarray(CORNER_SIGNS, dtype=np.float64)  # (8, 3)
+    return np.where(signs < 0, low, high)
+
+
+def mesh_bbox_corners(path: str | Path, scale: float = 1.0) -> np.ndarray:
+    """(8, 3) float64 SPEC-ordered corners of a mesh's axis-aligned box, times ``scale``.
+
+    Args:
+        path: a PLY/OBJ/... file trimesh can read.
+        scale: unit conversion, e.g. 1000 for a model in metres to mm.
+
+    Raises:
+        DataFileError: naming the file if it is missing or unreadable.
+    """
+    low, high = _vertex_bounds(Path(path))
+    return bbox_corners(low, high) * scale

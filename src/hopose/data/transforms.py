@@ -1,0 +1,352 @@
+"""SPEC §6 image geometry: from a dataset frame in its original camera to a network record.
+
+Every loader reduces a frame to a :class:`Frame` (the image file, the original intrinsics, and the
+hand joints and box corners in the OpenCV camera frame in mm) and :func:`frame_to_record` does
+the rest, the same way for every dataset:
+
+* ``crop="resize"`` (default, as in the paper and HOPE-Net): the whole frame is resized to
+  ``image_size`` × ``image_size``; the aspect ratio is not kept and K is scaled per axis with
+  :func:`hopose.geometry.scale_intrinsics`.
+* ``crop="square"``: a square around the projected hand joints and box corners, grown by
+  ``margin`` (a fraction of its side on each side), is cut out (zero padding where it leaves the
+  frame) and resized; K's principal point is shifted by the crop's corner, then scaled.
+* Left hands are mirrored to right ones (:func:`mirror_frame`): x is negated in the camera frame,
+  the image is flipped left-right and K's principal point moves to ``W - 1 - cx``, so projection
+  still holds; the record's ``side`` stays ``"left"`` to say it was mirrored.
+
+2D keypoints are never read from the datasets: they are recomputed as ``project_points(3D, K)``
+with the final K, so ``hand_2d`` and ``obj_2d`` agree with the 3D annotation exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from hopose.geometry import project_points, scale_intrinsics
+from hopose.skeleton import CORNER_SIGNS
+
+log = logging.getLogger(__name__)
+
+CROPS: tuple[str, ...] = ("resize", "square")
+# Fraction of the hand-object square added on each side by ``crop="square"``.
+DEFAULT_MARGIN = 0.2
+
+# Negating x maps the box corner with signs (sx, sy, sz) to the one with (-sx, sy, sz): reordering
+# by this index after a mirror keeps the corners in SPEC §1 order in a right-handed box frame.
+MIRROR_CORNER_ORDER: tuple[int, ...] = tuple(
+    CORNER_SIGNS.index((-sx, sy, sz)) for sx, sy, sz in CORNER_SIGNS
+)
+
+
+class DataFileError(ValueError):
+    """A dataset file is missing, unreadable or malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One annotated frame in its dataset's original camera, before any resize.
+
+    Attributes:
+        image_path: the RGB image on disk.
+        orig_K: (3, 3) intrinsics of the original image.
+        orig_size: (width, height) of the original image in pixels.
+        hand_3d: (21, 3) joints, OpenCV camera frame, mm, canonical order.
+        obj_3d: (8, 3) box corners, OpenCV camera frame, mm, SPEC corner order.
+        side: "right" or "left", the hand as recorded.
+        object: object name.
+        id: "dataset/subject/sequence/frame".
+    """
+
+    image_path: Path
+    orig_K: np.ndarray
+    orig_size: tuple[int, int]
+    hand_3d: np.ndarray
+    obj_3d: np.ndarray
+    side: str
+    object: str
+    id: str
+
+
+def read_image(path: Path, min_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode an RGB image; a missing or corrupt file raises DataFileError.
+
+    Args:
+        path: the image file.
+        min_size: when given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+            scaling, several times faster) as long as the result is at least this (w, h).
+    """
+    try:
+        with Image.open(path) as image:
+            if min_size is not None:
+                image.draft("RGB", min_size)
+            return image.convert("RGB")
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: image file not found") from error
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        raise DataFileError(f"{path}: cannot decode image ({error})") from error
+
+
+def read_image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header only, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: image file not found") from error
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        raise DataFileError(f"{path}: cannot read image header ({error})") from error
+
+
+def read_pickle(path: Path, keys: tuple[str, ...]) -> dict:
+    """Load an annotation pickle (Python 2 ones too) that must hold ``keys``.
+
+    Raises:
+        DataFileError: naming the file if it is missing, unreadable, not a dict or lacks a key.
+    """
+    try:
+        with open(path, "rb") as file:
+            data = pickle.load(file, encoding="latin1")
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: annotation file not found") from error
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        raise DataFileError(f"{path}: cannot unpickle ({error})") from error
+    if not isinstance(data, dict):
+        raise DataFileError(f"{path}: expected a dict, got {type(data).__name__}")
+    missing = [key for key in keys if data.get(key) is None]
+    if missing:
+        raise DataFileError(f"{path}: missing or empty keys {missing}")
+    return data
+
+
+def as_points(value, shape: tuple[int, ...], source: str) -> np.ndarray:
+    """``value`` as a finite float64 array of ``shape``, or a DataFileError naming ``source``."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != shape or not np.isfinite(array).all():
+        raise DataFileError(f"{source}: expected finite values of shape {shape}, got {array.shape}")
+    return array
+
+
+def mirror_frame(frame: Frame) -> Frame:
+    """Mirror a frame left-right in the camera frame: x -> -x, cx -> W - 1 - cx.
+
+    Pixel centres sit at integer coordinates (the convention of :func:`scale_intrinsics`), so a
+    left-right flip of a W-wide image maps u to ``W - 1 - u``; with ``cx' = W - 1 - cx`` a point
+    (-x, y, z) projects exactly there. Corners are reordered by :data:`MIRROR_CORNER_ORDER`.
+    ``side`` is kept: the caller flips the image pixels (see :func:`frame_to_record`).
+    """
+    flip = np.array([-1.0, 1.0, 1.0])
+    K = np.array(frame.orig_K, dtype=np.float64)
+    K[0, 2] = frame.orig_size[0] - 1 - K[0, 2]
+    return replace(
+        frame,
+        orig_K=K,
+        hand_3d=frame.hand_3d * flip,
+        obj_3d=(frame.obj_3d * flip)[list(MIRROR_CORNER_ORDER)],
+    )
+
+
+def square_crop_box(points_2d: np.ndarray, margin: float) -> tuple[float, float, float]:
+    """Square (x0, y0, side) around 2D points, grown by ``margin`` × side on each side.
+
+    Args:
+        points_2d: (P, 2) pixel positions in the original image.
+        margin: fraction of the tight square's side added on each side.
+    """
+    low, high = np.nanmin(points_2d, axis=0), np.nanmax(points_2d, axis=0)
+    centre = (low + high) / 2
+    side = max(float((high - low).max()), 1.0) * (1 + 2 * margin)
+    return float(centre[0] - side / 2), float(centre[1] - side / 2), side
+
+
+def image_geometry(
+    frame: Frame, image_size: int, crop: str, margin: float = DEFAULT_MARGIN
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Intrinsics of the network image and the region (x0, y0, x1, y1) of the original it shows.
+
+    Returns:
+        ``(K, box)``: (3, 3) float64 K for the ``image_size``² image and the source box in
+        original pixels (the whole frame for ``"resize"``).
+    """
+    width, height = frame.orig_size
+    K = torch.as_tensor(frame.orig_K, dtype=torch.float64)
+    if crop == "resize":
+        box = (0.0, 0.0, float(width), float(height))
+    elif crop == "square":
+        points = np.concatenate([frame.hand_3d, frame.obj_3d])  # (29, 3)
+        pixels = project_points(torch.as_tensor(points, dtype=torch.float64), K).numpy()
+        x0, y0, side = square_crop_box(pixels, margin)
+        box = (x0, y0, x0 + side, y0 + side)
+        K = K.clone()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+    else:
+        raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
+    scale_x = image_size / (box[2] - box[0])
+    scale_y = image_size / (box[3] - box[1])
+    return scale_intrinsics(K, scale_x, scale_y).numpy(), box
+
+
+def load_network_image(
+    frame: Frame, image_size: int, box: tuple[float, float, float, float]
+) -> np.ndarray:
+    """Decode the frame's image, cut ``box`` (zero padded outside), resize to a square, uint8.
+
+    The image must have the size the annotation assumes (``frame.orig_size``); a mismatch means
+    a wrong file or layout and raises DataFileError naming it.
+    """
+    width, height = frame.orig_size
+    if read_image_size(frame.image_path) != (width, height):
+        found = read_image_size(frame.image_path)
+        raise DataFileError(
+            f"{frame.image_path}: image is {found[0]}x{found[1]}, expected {width}x{height}"
+        )
+    # Decode no finer than needed: the box must keep at least image_size pixels a side.
+    min_size = (
+        int(np.ceil(width * image_size / (box[2] - box[0]))),
+        int(np.ceil(height * image_size / (box[3] - box[1]))),
+    )
+    image = read_image(frame.image_path, min_size)
+    scale_x, scale_y = image.size[0] / width, image.size[1] / height  # 1, 1/2, 1/4 or 1/8
+    box = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
+    # PIL's resize with ``box`` samples the exact (possibly fractional) source region; a region
+    # leaving the frame is first padded by cropping with integer bounds that cover it.
+    left, top = int(np.floor(box[0])), int(np.floor(box[1]))
+    right, bottom = int(np.ceil(box[2])), int(np.ceil(box[3]))
+    if left < 0 or top < 0 or right > image.size[0] or bottom > image.size[1]:
+        image = image.crop((left, top, right, bottom))
+        box = (box[0] - left, box[1] - top, box[2] - left, box[3] - top)
+    resized = image.resize((image_size, image_size), Image.BILINEAR, box=box)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def frame_to_record(
+    frame: Frame,
+    *,
+    image_size: int = 224,
+    crop: str = "resize",
+    margin: float = DEFAULT_MARGIN,
+    with_images: bool = True,
+) -> dict:
+    """The SPEC §6 record of a frame: image, K, 3D and reprojected 2D, original camera.
+
+    Args:
+        frame: the frame in its original camera.
+        image_size: side of the square network image, pixels.
+        crop: "resize" (whole frame) or "square" (hand-object square with ``margin``).
+        margin: see :func:`square_crop_box`.
+        with_images: when False, ``image`` is a (0, 0, 3) placeholder and no pixel is read.
+
+    Returns:
+        A dict with the keys of :data:`hopose.data.sample.SAMPLE_KEYS`; arrays are float32.
+    """
+    seen = mirror_frame(frame) if frame.side == "left" else frame
+    K, box = image_geometry(seen, image_size, crop, margin)
+    if with_images:
+        image = load_network_image(frame, image_size, _unmirrored_box(box, seen, frame))
+        if frame.side == "left":
+            image = np.ascontiguousarray(image[:, ::-1])
+    else:
+        image = np.zeros((0, 0, 3), dtype=np.uint8)
+    K_t = torch.as_tensor(K)
+    hand_3d = torch.as_tensor(seen.hand_3d, dtype=torch.float64)
+    obj_3d = torch.as_tensor(seen.obj_3d, dtype=torch.float64)
+    return {
+        "image": image,
+        "K": K.astype(np.float32),
+        "hand_3d": seen.hand_3d.astype(np.float32),
+        "obj_3d": seen.obj_3d.astype(np.float32),
+        "hand_2d": project_points(hand_3d, K_t).numpy().astype(np.float32),
+        "obj_2d": project_points(obj_3d, K_t).numpy().astype(np.float32),
+        # The mirrored original camera, so that projecting this record's 3D into the original
+        # resolution (the reprojection metric) lands where the flipped original image shows it.
+        "orig_K": np.asarray(seen.orig_K, dtype=np.float32),
+        "orig_size": np.asarray(frame.orig_size, dtype=np.float32),
+        "side": frame.side,
+        "object": frame.object,
+        "id": frame.id,
+    }
+
+
+def _unmirrored_box(
+    box: tuple[float, float, float, float], seen: Frame, frame: Frame
+) -> tuple[float, float, float, float]:
+    """The source region in the unflipped image of a box chosen in the (maybe) mirrored one.
+
+    Under the flip u -> W - 1 - u a region [x0, x1) of pixel edges maps to [W - x1, W - x0).
+    """
+    if seen is frame:
+        return box
+    width = frame.orig_size[0]
+    return (width - box[2], box[1], width - box[0], box[3])
+
+
+class FrameDataset(Dataset):
+    """Base of the real-dataset loaders: ``frame(i)`` is theirs, records are made here.
+
+    Subclasses fill ``self`` with their index in ``__init__`` and implement :meth:`frame` and
+    ``__len__``. ``skipped`` lists the ``"file: reason"`` of annotations dropped while indexing
+    with ``on_error="skip"`` (FPHA's truncated lines, for example).
+
+    Args:
+        image_size: side of the square network image, pixels.
+        crop: "resize" (whole frame, SPEC default) or "square" (hand-object square).
+        margin: the square crop's margin, a fraction of its side on each side.
+        with_images: False skips reading pixels (``image`` is a (0, 0, 3) placeholder).
+        on_error: "raise" on a malformed annotation found while indexing, or "skip" it.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 224,
+        crop: str = "resize",
+        margin: float = DEFAULT_MARGIN,
+        with_images: bool = True,
+        on_error: str = "raise",
+    ):
+        if crop not in CROPS:
+            raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
+        if image_size < 1:
+            raise ValueError(f"image_size: must be >= 1, got {image_size}")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+        self.image_size, self.crop, self.margin = image_size, crop, margin
+        self.with_images, self.on_error = with_images, on_error
+        self.skipped: list[str] = []
+        # The options that define which samples a subclass yields, e.g. {"protocol": "hope"}.
+        self.variant: dict[str, str] = {}
+
+    def frame(self, index: int) -> Frame:
+        raise NotImplementedError
+
+    def _skip_or_raise(self, error: DataFileError) -> None:
+        """Record ``error`` when skipping bad annotations, raise it otherwise."""
+        if self.on_error == "raise":
+            raise error
+        self.skipped.append(str(error))
+
+    def _warn_skipped(self, name: str) -> None:
+        if self.skipped:
+            log.warning(
+                "%s: skipped %d bad annotations, first: %s",
+                name,
+                len(self.skipped),
+                self.skipped[0],
+            )
+
+    def __getitem__(self, index: int) -> dict:
+        return frame_to_record(
+            self.frame(index),
+            image_size=self.image_size,
+            crop=self.crop,
+            margin=self.margin,
+            with_images=self.with_images,
+        )

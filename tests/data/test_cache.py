@@ -1,0 +1,166 @@
+"""The memory-mapped cache: exact round trip, resumable builds, skipped samples, build_dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from torch.utils.data import DataLoader
+
+from hopose.data import build_dataset, collate_samples, synthetic_split_seed
+from hopose.data.cache import CacheDataset, write_cache
+from hopose.data.sample import ARRAY_KEYS
+from hopose.data.transforms import DataFileError
+
+
+def make_record(index: int, size: int = 8) -> dict:
+    """A record whose every value encodes its index, so mixing up rows cannot go unnoticed."""
+    rng = np.random.default_rng(index)
+    return {
+        "image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+        "K": np.eye(3, dtype=np.float32) * (index + 1),
+        "hand_3d": rng.normal(size=(21, 3)).astype(np.float32),
+        "obj_3d": rng.normal(size=(8, 3)).astype(np.float32),
+        "hand_2d": rng.normal(size=(21, 2)).astype(np.float32),
+        "obj_2d": rng.normal(size=(8, 2)).astype(np.float32),
+        "orig_K": np.eye(3, dtype=np.float32),
+        "orig_size": np.array([640, 480], dtype=np.float32),
+        "side": "right" if index % 2 else "left",
+        "object": f"obj{index % 3}",
+        "id": f"test/s/q/{index:04d}",
+        "grasp": f"g{index}",
+    }
+
+
+class Records:
+    """An index-addressable dataset that counts reads and can fail at chosen indices."""
+
+    def __init__(self, n: int, fail: set[int] = frozenset()):
+        self.n, self.fail, self.reads = n, set(fail), []
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict:
+        self.reads.append(index)
+        if index in self.fail:
+            raise DataFileError(f"/data/frame_{index:04d}.jpg: cannot decode image")
+        return make_record(index)
+
+
+def assert_same(record: dict, expected: dict) -> None:
+    np.testing.assert_array_equal(record["image"], expected["image"])
+    for key in ARRAY_KEYS:
+        np.testing.assert_array_equal(record[key], expected[key])
+    for key in ("side", "object", "id", "grasp"):
+        assert record[key] == expected[key]
+
+
+def test_round_trip_is_exact(tmp_path):
+    out = write_cache(Records(10), tmp_path / "c", progress=False, chunk_size=4)
+    cache = CacheDataset(out)
+    assert len(cache) == 10 and cache.image_size == 8
+    for index in range(10):
+        assert_same(cache[index], make_record(index))
+    batch = collate_samples([cache[i] for i in range(3)])
+    assert batch["image"].shape == (3, 3, 8, 8)
+
+
+def test_without_images_reads_no_pixels(tmp_path):
+    out = write_cache(Records(3), tmp_path / "c", progress=False)
+    record = CacheDataset(out, with_images=False)[2]
+    assert record["image"].shape == (0, 0, 3)
+    np.testing.assert_array_equal(record["hand_3d"], make_record(2)["hand_3d"])
+
+
+def test_interrupted_build_resumes_at_the_failed_chunk(tmp_path):
+    failing = Records(10, fail={6})
+    with pytest.raises(DataFileError, match=r"frame_0006\.jpg"):
+        write_cache(failing, tmp_path / "c", progress=False, chunk_size=4)
+    assert not (tmp_path / "c" / "meta.json").exists()
+    with pytest.raises(DataFileError, match="not a finished cache"):
+        CacheDataset(tmp_path / "c")
+    # Chunk 0 (samples 0-3) was committed; the rerun starts at chunk 1 (sample 4).
+    healed = Records(10)
+    write_cache(healed, tmp_path / "c", progress=False, chunk_size=4)
+    assert sorted(healed.reads) == list(range(4, 10))
+    cache = CacheDataset(tmp_path / "c")
+    for index in range(10):
+        assert_same(cache[index], make_record(index))
+
+
+def test_resuming_a_different_build_is_refused(tmp_path):
+    with pytest.raises(DataFileError):
+        write_cache(Records(10, fail={5}), tmp_path / "c", progress=False, chunk_size=4)
+    with pytest.raises(ValueError, match="unfinished build"):
+        write_cache(Records(12), tmp_path / "c", progress=False, chunk_size=4)
+
+
+def test_skip_counts_bad_samples_and_leaves_them_out(tmp_path, caplog):
+    out = write_cache(
+        Records(6, fail={1, 4}), tmp_path / "c", progress=False, chunk_size=4, on_error="skip"
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["skipped"] == 2 and meta["num_valid"] == 4
+    assert "frame_0001.jpg" in meta["errors"][0]
+    assert "2 of 6 samples skipped" in caplog.text
+    cache = CacheDataset(out)
+    assert [cache[i]["id"] for i in range(len(cache))] == [
+        f"test/s/q/{i:04d}" for i in (0, 2, 3, 5)
+    ]
+
+
+def test_data_loader_with_workers_reads_the_memmap(tmp_path):
+    out = write_cache(Records(8), tmp_path / "c", progress=False, workers=2, chunk_size=2)
+    loader = DataLoader(CacheDataset(out), batch_size=4, num_workers=2, collate_fn=collate_samples)
+    ids = [i for batch in loader for i in batch["id"]]
+    assert ids == [f"test/s/q/{i:04d}" for i in range(8)]
+
+
+def test_build_dataset_reads_a_cache_and_checks_it(tmp_path):
+    info = {"name": "fpha", "split": "train", "crop": "resize", "protocol": "hope"}
+    out = write_cache(Records(5), tmp_path / "c", progress=False, info=info)
+    dataset = build_dataset("fpha", "train", cache=str(out), image_size=8, num_samples=3)
+    assert len(dataset) == 3
+    assert_same(dataset[2], make_record(2))
+    with pytest.raises(ValueError, match="split"):
+        build_dataset("fpha", "test", cache=str(out), image_size=8)
+    with pytest.raises(ValueError, match="image_size"):
+        build_dataset("fpha", "train", cache=str(out), image_size=224)
+    with pytest.raises(ValueError, match="protocol='hope'"):
+        build_dataset("fpha", "train", cache=str(out), image_size=8, protocol="action")
+    with pytest.raises(ValueError, match="crop='resize'"):
+        build_dataset("fpha", "train", cache=str(out), image_size=8, crop="square")
+
+
+def test_build_dataset_finds_the_split_in_a_folder_of_caches(tmp_path):
+    for split, n in (("train", 3), ("val", 2)):
+        info = {"name": "fpha", "split": split}
+        write_cache(Records(n), tmp_path / "fpha" / split, progress=False, info=info)
+    sizes = {
+        s: len(build_dataset("fpha", s, cache=str(tmp_path / "fpha"), image_size=8))
+        for s in ("train", "val")
+    }
+    assert sizes == {"train": 3, "val": 2}
+
+
+def test_build_dataset_names_the_bad_field():
+    with pytest.raises(ValueError, match="name"):
+        build_dataset("imagenet", "train")
+    with pytest.raises(ValueError, match="root"):
+        build_dataset("fpha", "train")
+    with pytest.raises(ValueError, match="num_samples"):
+        build_dataset("synthetic", "train")
+    with pytest.raises(ValueError, match="split"):
+        synthetic_split_seed(0, "holdout")
+
+
+def test_synthetic_split_seeds_differ_per_split_and_follow_the_base_seed():
+    seeds = {
+        (base, split): synthetic_split_seed(base, split)
+        for base in (0, 1)
+        for split in ("train", "val", "test")
+    }
+    assert len(set(seeds.values())) == 6
+    assert synthetic_split_seed(0, "val") == seeds[(0, "val")]  # deterministic

@@ -1,0 +1,87 @@
+"""``hopose data check`` and ``hopose prepare`` on fixture trees."""
+
+from __future__ import annotations
+
+import numpy as np
+from dataset_fixtures import write_dexycb, write_fpha, write_image
+
+from hopose.cli import main
+from hopose.data import FPHA
+from hopose.data.cache import CacheDataset
+from hopose.data.check import check_dataset
+
+
+def test_check_reports_every_problem_without_stopping(tmp_path, capsys):
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    write_image(val.image_paths[0], (1920, 1080))
+    write_image(val.image_paths[1], (64, 36))  # wrong size
+    skeleton = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
+    skeleton.write_text(skeleton.read_text()[:100])  # truncated line
+    pose = (
+        root
+        / "Object_6D_pose_annotation_v1_1"
+        / "Subject_2"
+        / "close_milk"
+        / "2"
+        / "object_pose.txt"
+    )
+    pose.write_text(pose.read_text().splitlines()[0] + "\n")  # frame 1 loses its object pose
+    report = check_dataset("fpha", str(root), progress=False)
+    # train: open_milk/2 (2) + close_milk/2 (1 left) = 3; val 2; test 0 (its skeleton is bad).
+    assert report.frames == 5
+    assert len(report.problems["bad annotation"]) == 1
+    assert "open_milk/3/skeleton.txt:1" in report.problems["bad annotation"][0]
+    assert report.problems["no annotation"] == ["fpha/Subject_2/close_milk/2/0001: only a hand"]
+    assert len(report.problems["missing image"]) == 3
+    assert len(report.problems["unreadable image"]) == 1
+    assert main(["data", "check", "fpha", "--root", str(root), "--split", "val"]) == 1
+    out = capsys.readouterr().out
+    assert "unreadable image: 1" in out and "color_0001.jpeg" in out
+
+
+def test_check_of_a_clean_split_passes(tmp_path):
+    write_dexycb(tmp_path)
+    folder = tmp_path / "20200709-subject-01" / "20200709_140004" / "836212060125"
+    for t in range(2):
+        write_image(folder / f"color_{t:06d}.jpg", (640, 480))
+    report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
+    assert report.problems.keys() == {"missing folder", "no annotation"}
+    assert "labels_000001.npz" in report.problems["no annotation"][0]
+
+
+def test_prepare_writes_a_cache_equal_to_the_raw_records(tmp_path):
+    root = write_fpha(tmp_path / "fpha")
+    raw = FPHA(root, "val", image_size=32)
+    for path in raw.image_paths:
+        write_image(path, (1920, 1080), dot=(900, 500))
+    out = tmp_path / "cache"
+    args = ["prepare", "fpha", "--root", str(root), "--split", "val", "--out", str(out)]
+    assert main([*args, "--image-size", "32"]) == 0
+    cache = CacheDataset(out)
+    assert cache.info == {
+        "name": "fpha", "split": "val", "image_size": 32, "crop": "resize", "protocol": "hope"
+    }  # fmt: skip
+    assert len(cache) == len(raw) == 2
+    for index in range(2):
+        expected, got = raw[index], cache[index]
+        np.testing.assert_array_equal(got["image"], expected["image"])
+        np.testing.assert_allclose(got["hand_2d"], expected["hand_2d"])
+        assert got["id"] == expected["id"]
+
+
+def test_prepare_skips_a_corrupt_image_with_a_counted_warning(tmp_path, caplog):
+    root = write_fpha(tmp_path / "fpha")
+    raw = FPHA(root, "val", image_size=32)
+    # The first frame is the bad one: the cache's layout comes from the first good record.
+    raw.image_paths[0].parent.mkdir(parents=True)
+    raw.image_paths[0].write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    write_image(raw.image_paths[1], (1920, 1080))
+    out = tmp_path / "cache"
+    args = ["prepare", "fpha", "--root", str(root), "--split", "val", "--out", str(out)]
+    assert main([*args, "--image-size", "32", "--on-error", "skip"]) == 0
+    cache = CacheDataset(out)
+    assert len(cache) == 1 and cache.meta["skipped"] == 1
+    assert "color_0000.jpeg" in cache.meta["errors"][0]
+    assert cache[0]["id"] == "fpha/Subject_1/open_milk/1/0001"
+    assert "1 of 2 samples skipped" in caplog.text

@@ -1,0 +1,69 @@
+"""DexYCB on a fixture tree: labels npz with the real keys, meta.yml, calibration yml, OBJ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from dataset_fixtures import DEXYCB_SERIAL, dexycb_joints, write_dexycb, write_image
+
+from hopose.data import DexYCB
+from hopose.data.dexycb import DEXYCB_SETUPS, MissingHand
+from hopose.data.transforms import DataFileError
+from hopose.geometry import project_points
+
+
+def test_s0_val_takes_every_fifth_sequence_and_present_cameras(tmp_path, caplog):
+    write_dexycb(tmp_path)
+    dataset = DexYCB(tmp_path, "val", with_images=False)
+    # s0 val: subjects 01-02, sequences i % 5 == 4 -> only the 5th of subject 01's five; one of
+    # its 8 cameras is on disk, 2 frames each. Subject 02 is missing (warned, listed).
+    assert len(dataset) == 2
+    assert dataset[0]["id"] == f"dexycb/20200709-subject-01/20200709_140004/{DEXYCB_SERIAL}/000000"
+    assert any("20200813-subject-02" in m for m in dataset.missing)
+    assert "folders missing" in caplog.text
+    assert len(DexYCB(tmp_path, "train", with_images=False)) == 4 * 2  # the other 4 sequences
+    assert DEXYCB_SETUPS["s3"]["test"][2][:5] == (35, 36, 37, 38, 39)
+
+
+def test_joints_in_mm_and_grasped_object_corners(tmp_path):
+    write_dexycb(tmp_path)
+    record = DexYCB(tmp_path, "val", with_images=False)[0]
+    np.testing.assert_allclose(record["hand_3d"], dexycb_joints()[0] * 1000, atol=1e-3)
+    # Grasped object = ycb_ids[1] = 5 (mustard), box x +-0.04, y +-0.03, z +-0.09 m, posed by
+    # pose_y[1] = shift (0.05, 0, 0.7): corner 6 (+,+,+) -> (0.09, 0.03, 0.79) m = (90, 30, 790) mm.
+    np.testing.assert_allclose(record["obj_3d"][6], [90.0, 30.0, 790.0], atol=1e-3)
+    assert record["object"] == "006_mustard_bottle"
+
+
+def test_frame_without_hand_raises_missing_hand(tmp_path):
+    write_dexycb(tmp_path)
+    with pytest.raises(MissingHand, match=r"labels_000001\.npz"):
+        DexYCB(tmp_path, "val", with_images=False)[1]
+
+
+def test_left_hand_projection_and_intrinsics(tmp_path):
+    write_dexycb(tmp_path, sides="left")
+    dataset = DexYCB(tmp_path, "val", image_size=64)
+    folder = tmp_path / "20200709-subject-01" / "20200709_140004" / DEXYCB_SERIAL
+    write_image(folder / "color_000000.jpg", (640, 480))
+    record = dataset[0]
+    assert record["side"] == "left"
+    np.testing.assert_allclose(record["hand_3d"][:, 0], -dexycb_joints()[0, :, 0] * 1000, atol=1e-3)
+    # fx 610 * 64 / 640 = 61; mirrored cx = 639 - 321 = 318 -> 31.8.
+    np.testing.assert_allclose(record["K"][0, [0, 2]], [61.0, 31.8], atol=1e-5)
+    projected = project_points(torch.tensor(record["hand_3d"]), torch.tensor(record["K"]))
+    np.testing.assert_allclose(record["hand_2d"], projected.numpy(), atol=1e-3)
+
+
+def test_corrupt_labels_and_missing_calibration_name_the_file(tmp_path):
+    write_dexycb(tmp_path)
+    folder = tmp_path / "20200709-subject-01" / "20200709_140004" / DEXYCB_SERIAL
+    (folder / "labels_000000.npz").write_bytes(b"PK\x03\x04 broken")
+    with pytest.raises(DataFileError, match=r"labels_000000\.npz"):
+        DexYCB(tmp_path, "val", with_images=False)[0]
+    (tmp_path / "calibration" / "intrinsics" / f"{DEXYCB_SERIAL}_640x480.yml").unlink()
+    with pytest.raises(DataFileError, match=f"{DEXYCB_SERIAL}_640x480.yml"):
+        DexYCB(tmp_path, "val")
+    with pytest.raises(ValueError, match="setup"):
+        DexYCB(tmp_path, "val", setup="s9")

@@ -1,0 +1,154 @@
+"""FPHA-HO on a fixture tree in the dataset's byte format (tests/data/dataset_fixtures.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from dataset_fixtures import (
+    BOX_HIGH_M,
+    BOX_LOW_M,
+    FPHA_POSE,
+    box_vertices,
+    fpha_joints,
+    write_fpha,
+    write_fpha_sequence,
+    write_image,
+    write_ply,
+)
+
+from hopose.data import FPHA, build_dataset
+from hopose.data.fpha import (
+    FPHA_COLOR_K,
+    FPHA_DEPTH_TO_COLOR_R,
+    FPHA_DEPTH_TO_COLOR_T,
+    read_annotation_lines,
+)
+from hopose.data.transforms import DataFileError
+from hopose.geometry import project_points
+from hopose.skeleton import FPHA_TO_CANONICAL
+
+
+@pytest.fixture
+def root(tmp_path):
+    return write_fpha(tmp_path / "fpha")
+
+
+def colour(point) -> np.ndarray:
+    """Depth camera -> colour camera, R X + t with the dataset's extrinsic."""
+    return FPHA_DEPTH_TO_COLOR_R @ np.asarray(point, dtype=float) + FPHA_DEPTH_TO_COLOR_T
+
+
+def test_hope_protocol_splits_by_sequence_number(root):
+    ids = {split: FPHA(root, split, with_images=False).ids for split in ("train", "val", "test")}
+    # Sequence 1 -> val, 3 -> test, the rest (2) -> train; Subject_2/close_milk/4 is excluded
+    # and charge_cell_phone is not an FPHA-HO action.
+    assert ids["val"] == ["fpha/Subject_1/open_milk/1/0000", "fpha/Subject_1/open_milk/1/0001"]
+    assert ids["test"] == ["fpha/Subject_1/open_milk/3/0000", "fpha/Subject_1/open_milk/3/0001"]
+    assert ids["train"] == [
+        "fpha/Subject_1/open_milk/2/0000",
+        "fpha/Subject_1/open_milk/2/0001",
+        "fpha/Subject_2/close_milk/2/0000",
+        "fpha/Subject_2/close_milk/2/0001",
+    ]
+
+
+def test_action_protocol_reads_the_official_split_file(root):
+    train = FPHA(root, "train", protocol="action", with_images=False)
+    test = FPHA(root, "test", protocol="action", with_images=False)
+    assert {i.rsplit("/", 1)[0] for i in train.ids} == {
+        "fpha/Subject_1/open_milk/1",
+        "fpha/Subject_1/open_milk/3",
+    }
+    # The excluded empty sequence is dropped even though the split file lists it.
+    assert {i.rsplit("/", 1)[0] for i in test.ids} == {"fpha/Subject_1/open_milk/2"}
+    with pytest.raises(ValueError, match="split"):
+        FPHA(root, "val", protocol="action")
+    with pytest.raises(ValueError, match="protocol"):
+        FPHA(root, "train", protocol="subjects")
+
+
+def test_joints_are_reordered_and_moved_to_the_colour_camera(root):
+    record = FPHA(root, "val", with_images=False)[1]  # frame t = 1
+    depth = fpha_joints(1)
+    # Canonical joint 2 (thumb MCP) is FPHA joint 6, at (60, 5*6 + 1, 406) in the depth camera;
+    # the extrinsic is nearly the identity plus t = (25.7, 1.22, 3.902): about (85.7, 32.2, 409.9).
+    assert FPHA_TO_CANONICAL[2] == 6
+    np.testing.assert_allclose(record["hand_3d"][2], colour([60.0, 31.0, 406.0]), atol=1e-3)
+    np.testing.assert_allclose(record["hand_3d"][2], [85.7, 32.2, 409.9], atol=2.5)
+    expected = np.stack([colour(depth[j]) for j in FPHA_TO_CANONICAL])
+    np.testing.assert_allclose(record["hand_3d"], expected, atol=1e-3)
+
+
+def test_object_corners_from_mesh_box_column_major_pose_and_extrinsic(root):
+    record = FPHA(root, "val", with_images=False)[0]
+    # Model box x [-20, 30], y [-10, 10], z [0, 100] mm. Corner 1 (+,-,-) = (30, -10, 0); the
+    # pose turns it 90° about z, (x, y) -> (-y, x), and adds (100, 50, 500): (110, 80, 500).
+    assert np.allclose(FPHA_POSE[:3, :3] @ [30, -10, 0] + FPHA_POSE[:3, 3], [110, 80, 500])
+    np.testing.assert_allclose(record["obj_3d"][1], colour([110.0, 80.0, 500.0]), atol=1e-3)
+    # Corner 6 (+,+,+) = (30, 10, 100) -> (90, 80, 600).
+    np.testing.assert_allclose(record["obj_3d"][6], colour([90.0, 80.0, 600.0]), atol=1e-3)
+    assert record["object"] == "milk" and record["side"] == "right"
+
+
+def test_K_and_2d_projection_for_the_network_image(root):
+    dataset = FPHA(root, "val", image_size=224)
+    write_image(dataset.image_paths[0], (1920, 1080))
+    record = dataset[0]
+    assert record["image"].shape == (224, 224, 3)
+    # 1920x1080 -> 224x224: fx 1395.749023 * 224/1920 = 162.837,
+    # fy 1395.749268 * 224/1080 = 289.489.
+    np.testing.assert_allclose(record["K"][0, 0], 162.837386, rtol=1e-6)
+    np.testing.assert_allclose(record["K"][1, 1], 289.488737, rtol=1e-6)
+    np.testing.assert_allclose(record["orig_K"], FPHA_COLOR_K, rtol=1e-6)
+    np.testing.assert_allclose(record["orig_size"], [1920, 1080])
+    for key in ("hand", "obj"):
+        projected = project_points(torch.tensor(record[f"{key}_3d"]), torch.tensor(record["K"]))
+        np.testing.assert_allclose(record[f"{key}_2d"], projected.numpy(), atol=1e-3)
+
+
+def test_truncated_line_names_file_and_line_or_is_skipped(root, caplog):
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "2" / "skeleton.txt"
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2] + "\n")
+    with pytest.raises(DataFileError, match=r"open_milk/2/skeleton.txt:2: expected"):
+        FPHA(root, "train", with_images=False)
+    dataset = FPHA(root, "train", with_images=False, on_error="skip")
+    assert len(dataset.skipped) == 1 and len(dataset) == 2  # only close_milk/2 is left
+    assert "skipped 1 bad annotations" in caplog.text
+    with pytest.raises(DataFileError, match=r"skeleton\.txt:2"):
+        read_annotation_lines(path, 63)
+
+
+def test_empty_sequence_names_its_skeleton(root):
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
+    path.write_text("")
+    with pytest.raises(DataFileError, match=r"open_milk/3/skeleton\.txt: no frame"):
+        FPHA(root, "test", with_images=False)
+
+
+def test_missing_mesh_and_corrupt_image_name_the_file(root):
+    dataset = FPHA(root, "val")
+    dataset.image_paths[0].parent.mkdir(parents=True)
+    dataset.image_paths[0].write_bytes(b"not a jpeg at all")
+    with pytest.raises(DataFileError, match=r"color_0000\.jpeg"):
+        dataset[0]
+    (root / "Object_models" / "milk_model" / "milk_model.ply").unlink()
+    with pytest.raises(DataFileError, match=r"milk_model\.ply"):
+        FPHA(root, "test")
+
+
+def test_folder_variants_and_build_dataset(root):
+    (root / "Hand_pose_annotation_v1").rename(root / "Hand_pose_annotation_v1_1")
+    (root / "Object_6D_pose_annotation_v1_1").rename(root / "Object_6D_pose_annotation_v1")
+    dataset = build_dataset("fpha", "test", root=str(root), with_images=False, protocol="hope")
+    assert len(dataset) == 2
+
+
+def test_juice_bottle_model_folder_variant(root):
+    # Some copies name the juice bottle's model juice_model/juice_model.ply.
+    write_fpha_sequence(root, "Subject_3", "pour_juice_bottle", "5", frames=1)
+    vertices = box_vertices(BOX_LOW_M, BOX_HIGH_M)
+    write_ply(root / "Object_models" / "juice_model" / "juice_model.ply", vertices)
+    train = FPHA(root, "train", with_images=False)
+    assert train.objects[-1] == "juice_bottle" and train.ids[-1].startswith("fpha/Subject_3")

@@ -1,0 +1,79 @@
+"""HO-3D on a fixture tree: meta pickles with the real keys, OpenGL metres, MANO joint order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from dataset_fixtures import HO3D_CAM, ho3d_mano_joints, write_ho3d, write_image
+
+from hopose.data import HO3D, build_dataset
+from hopose.data.ho3d import HO3D_TO_SPEC_CORNERS, corner_order_from_rest
+from hopose.data.transforms import DataFileError
+from hopose.geometry import project_points
+from hopose.skeleton import CORNER_SIGNS
+
+
+def test_joints_reordered_from_mano_and_flipped_to_opencv_mm(tmp_path):
+    write_ho3d(tmp_path)
+    record = HO3D(tmp_path, "train", with_images=False)[0]
+    # Canonical joint 1 (thumb CMC) is MANO joint 13, at (0.13, 0.026, -0.5) m in OpenGL
+    # -> diag(1, -1, -1), x1000: (130, -26, 500) mm.
+    np.testing.assert_allclose(record["hand_3d"][1], [130.0, -26.0, 500.0], atol=1e-6)
+    # Canonical 4 (thumb tip) is MANO 16; canonical 5 (index MCP) is MANO 1.
+    np.testing.assert_allclose(record["hand_3d"][4], [160.0, -32.0, 500.0], atol=1e-6)
+    np.testing.assert_allclose(record["hand_3d"][5], [10.0, -2.0, 500.0], atol=1e-6)
+    assert record["object"] == "006_mustard_bottle"
+
+
+@pytest.mark.parametrize("with_rest", [True, False])
+def test_corners_map_to_spec_order(tmp_path, with_rest):
+    write_ho3d(tmp_path, with_rest=with_rest)
+    record = HO3D(tmp_path, "train", with_images=False)[0]
+    # In the object's frame the SPEC corner c has the signs of CORNER_SIGNS[c]; the camera frame
+    # is the object frame shifted and flipped by diag(1, -1, -1), so undo the flip to compare.
+    offsets = (record["obj_3d"] - record["obj_3d"].mean(axis=0)) * [1, -1, -1]
+    np.testing.assert_array_equal(np.sign(offsets), np.array(CORNER_SIGNS, dtype=float))
+    # Hand-checked: SPEC corner 1 (+,-,-) is HO-3D index 4*1 + 2*0 + 0 = 4.
+    assert HO3D_TO_SPEC_CORNERS == (0, 4, 6, 2, 1, 5, 7, 3)
+
+
+def test_rest_corners_in_another_order_are_read_from_their_signs():
+    rest = np.array(CORNER_SIGNS, dtype=float)[::-1] * [3.0, 2.0, 1.0]
+    order = corner_order_from_rest(rest)
+    np.testing.assert_array_equal(np.sign(rest[list(order)]), np.array(CORNER_SIGNS, dtype=float))
+    assert corner_order_from_rest(np.zeros((8, 3))) is None
+
+
+def test_image_and_projection(tmp_path):
+    write_ho3d(tmp_path)
+    dataset = build_dataset("ho3d", "train", root=str(tmp_path), image_size=160, version="v2")
+    write_image(tmp_path / "train" / "SEQ1" / "rgb" / "0000.png", (640, 480))
+    record = dataset[0]
+    # 640x480 -> 160x160: fx 614 / 4 = 153.5, fy 615 / 3 = 205.
+    np.testing.assert_allclose(np.diag(record["K"]), [153.5, 205.0, 1.0])
+    np.testing.assert_allclose(record["orig_K"], HO3D_CAM)
+    projected = project_points(torch.tensor(record["hand_3d"]), torch.tensor(record["K"]))
+    np.testing.assert_allclose(record["hand_2d"], projected.numpy(), atol=1e-3)
+    with pytest.raises(DataFileError, match=r"SEQ1/rgb/0000.jpg"):
+        HO3D(tmp_path, "train", version="v3")[0]
+
+
+def test_evaluation_split_has_only_the_wrist(tmp_path):
+    write_ho3d(tmp_path)
+    record = HO3D(tmp_path, "evaluation", with_images=False)[0]
+    np.testing.assert_allclose(record["hand_3d"][0], [10.0, -20.0, 500.0], atol=1e-4)
+    assert np.isnan(record["hand_3d"][1:]).all()
+    assert ho3d_mano_joints().shape == (21, 3)
+
+
+def test_missing_key_names_the_pickle(tmp_path):
+    write_ho3d(tmp_path)
+    import pickle
+
+    path = tmp_path / "train" / "SEQ1" / "meta" / "0000.pkl"
+    meta = pickle.loads(path.read_bytes())
+    meta["handJoints3D"] = None  # as in the unannotated frames of the real data
+    path.write_bytes(pickle.dumps(meta))
+    with pytest.raises(DataFileError, match=r"0000.pkl: missing or empty keys \['handJoints3D'\]"):
+        HO3D(tmp_path, "train", with_images=False)[0]

@@ -1,0 +1,79 @@
+"""ObMan on a fixture tree: meta pickles with the real keys, a ShapeNet OBJ, 256x256 JPEGs."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from dataset_fixtures import OBMAN_AFFINE, obman_joints, write_image, write_obman
+
+from hopose.data import ObMan
+from hopose.data.obman import OBMAN_K
+from hopose.data.transforms import DataFileError
+from hopose.geometry import project_points
+
+
+@pytest.fixture
+def roots(tmp_path):
+    root, shapenet = tmp_path / "obman", tmp_path / "ShapeNetCore.v2"
+    write_obman(root, shapenet, sides=("right", "left"))
+    return root, shapenet
+
+
+def test_blender_frame_is_flipped_to_opencv_in_mm(roots):
+    record = ObMan(*roots[:1], "train", shapenet_root=roots[1], with_images=False)[0]
+    # Joint 3 in Blender: (0.015, -0.006, -0.353) m -> diag(1, -1, -1), x1000: (15, 6, 353) mm.
+    np.testing.assert_allclose(record["hand_3d"][3], [15.0, 6.0, 353.0], atol=1e-4)
+    np.testing.assert_allclose(record["hand_3d"], obman_joints() * [1, -1, -1] * 1000, atol=1e-3)
+    assert record["side"] == "right" and record["object"] == "02876657"
+
+
+def test_corners_are_the_mesh_box_through_affine_transform_then_the_flip(roots):
+    record = ObMan(roots[0], "train", shapenet_root=roots[1], with_images=False)[0]
+    # Mesh box x [-0.1, 0.1], y [-0.2, 0.2], z [-0.05, 0.05]. Corner 6 (+,+,+) = (0.1, 0.2, 0.05);
+    # affine: 0.5 * it + (0.01, 0.02, -0.4) = (0.06, 0.12, -0.375); flip, mm: (60, -120, 375).
+    np.testing.assert_allclose(record["obj_3d"][6], [60.0, -120.0, 375.0], atol=1e-3)
+    corner0 = OBMAN_AFFINE[:3, :3] @ [-0.1, -0.2, -0.05] + OBMAN_AFFINE[:3, 3]
+    np.testing.assert_allclose(record["obj_3d"][0], corner0 * [1, -1, -1] * 1000, atol=1e-3)
+
+
+def test_left_hand_is_mirrored_and_2d_is_K_times_3d(roots):
+    root, shapenet = roots
+    dataset = ObMan(root, "train", shapenet_root=shapenet, image_size=128)
+    for index in range(2):
+        write_image(root / "train" / "rgb" / f"{index:08d}.jpg", (256, 256))
+    right, left = dataset[0], dataset[1]
+    assert left["side"] == "left"
+    np.testing.assert_allclose(left["hand_3d"][:, 0], -right["hand_3d"][:, 0], atol=1e-4)
+    # 256 -> 128 halves K: fx 480 -> 240; the mirrored principal point is 255 - 128 = 127 -> 63.5.
+    np.testing.assert_allclose(right["K"], [[240, 0, 64], [0, 240, 64], [0, 0, 1]])
+    np.testing.assert_allclose(left["K"][0, 2], 63.5)
+    np.testing.assert_allclose(right["orig_K"], OBMAN_K)
+    for record in (right, left):
+        projected = project_points(torch.tensor(record["obj_3d"]), torch.tensor(record["K"]))
+        np.testing.assert_allclose(record["obj_2d"], projected.numpy(), atol=1e-3)
+
+
+def test_mesh_found_from_class_and_sample_ids_without_obj_path(roots):
+    root, shapenet = roots
+    path = root / "train" / "meta" / "00000000.pkl"
+    meta = pickle.loads(path.read_bytes())
+    del meta["obj_path"]
+    path.write_bytes(pickle.dumps(meta))
+    record = ObMan(root, "train", shapenet_root=shapenet, with_images=False)[0]
+    np.testing.assert_allclose(record["obj_3d"][6], [60.0, -120.0, 375.0], atol=1e-3)
+    with pytest.raises(DataFileError, match="shapenet_root"):
+        ObMan(root, "train", with_images=False)[0]
+
+
+def test_missing_mesh_and_bad_pickle_name_the_file(roots, tmp_path):
+    root, _ = roots
+    with pytest.raises(DataFileError, match=r"model_normalized\.obj"):
+        ObMan(root, "train", shapenet_root=tmp_path / "elsewhere", with_images=False)[0]
+    (root / "train" / "meta" / "00000001.pkl").write_bytes(b"\x80\x02truncated")
+    with pytest.raises(DataFileError, match=r"00000001\.pkl"):
+        ObMan(root, "train", shapenet_root=roots[1], with_images=False)[1]
+    with pytest.raises(ValueError, match="split"):
+        ObMan(root, "training")

@@ -1,0 +1,119 @@
+"""SPEC §6 image geometry: resize, square crop and mirroring keep 2D = K x 3D and the pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from dataset_fixtures import write_image
+
+from hopose.data.transforms import (
+    MIRROR_CORNER_ORDER,
+    DataFileError,
+    Frame,
+    frame_to_record,
+    mirror_frame,
+    read_image,
+)
+from hopose.geometry import box_corners, project_points
+from hopose.skeleton import CORNER_SIGNS
+
+# A 200x100 camera: fx = fy = 100, principal point (100, 50).
+K = np.array([[100.0, 0.0, 100.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]])
+
+
+def make_frame(tmp_path, side="right", dot_joint=0) -> Frame:
+    """Joints along a line in front of the camera; a white dot drawn where joint ``dot_joint``
+    projects, so the image and the keypoints can be compared."""
+    k = np.arange(21, dtype=float)
+    hand = np.stack([-40 + 4 * k, -20 + 2 * k, np.full(21, 500.0)], axis=1)
+    obj = box_corners(torch.tensor([60.0, 40.0, 20.0])).double().numpy() + np.array([30, 10, 520.0])
+    u, v = (K @ hand[dot_joint])[:2] / hand[dot_joint, 2]
+    path = tmp_path / "frame.png"
+    write_image(path, (200, 100), dot=(round(u), round(v)))
+    return Frame(path, K, (200, 100), hand, obj, side, "box", "test/s/q/0000")
+
+
+def brightest(image: np.ndarray) -> np.ndarray:
+    """(x, y) of the centroid of the bright pixels."""
+    ys, xs = np.nonzero(image.sum(axis=2) > 300)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_resize_scales_K_per_axis_and_reprojects(tmp_path):
+    record = frame_to_record(make_frame(tmp_path), image_size=50)
+    # 200x100 -> 50x50: x scale 0.25, y scale 0.5: fx 100 -> 25, cx 100 -> 25, fy -> 50, cy -> 25.
+    np.testing.assert_allclose(record["K"], [[25, 0, 25], [0, 50, 25], [0, 0, 1]])
+    # Joint 0 at (-40, -20, 500): u = 25 * -40 / 500 + 25 = 23, v = 50 * -20 / 500 + 25 = 23.
+    np.testing.assert_allclose(record["hand_2d"][0], [23.0, 23.0], atol=1e-5)
+    expected = project_points(torch.tensor(record["obj_3d"]), torch.tensor(record["K"]))
+    np.testing.assert_allclose(record["obj_2d"], expected.numpy(), atol=1e-4)
+    assert record["image"].shape == (50, 50, 3) and record["image"].dtype == np.uint8
+    np.testing.assert_allclose(record["orig_K"], K)
+    np.testing.assert_allclose(record["orig_size"], [200, 100])
+
+
+def test_square_crop_keeps_the_dot_on_its_keypoint(tmp_path):
+    record = frame_to_record(make_frame(tmp_path, dot_joint=10), image_size=64, crop="square")
+    # The crop's K still maps 3D to the pixels of the cut-out image: the drawn dot is where the
+    # keypoint says (within the 5 px dot blurred by the resize).
+    np.testing.assert_allclose(brightest(record["image"]), record["hand_2d"][10], atol=1.5)
+    assert np.isclose(record["K"][0, 0], record["K"][1, 1])  # a square crop keeps the aspect
+    inside = (record["hand_2d"] >= 0) & (record["hand_2d"] < 64)
+    assert inside.all()
+
+
+def test_left_hand_is_mirrored_in_3d_image_and_corner_order(tmp_path):
+    right = frame_to_record(make_frame(tmp_path, dot_joint=20), image_size=100)
+    left = frame_to_record(make_frame(tmp_path, side="left", dot_joint=20), image_size=100)
+    assert left["side"] == "left"
+    np.testing.assert_allclose(left["hand_3d"][:, 0], -right["hand_3d"][:, 0])
+    # Flipped image, dot where the mirrored keypoint projects.
+    np.testing.assert_allclose(brightest(left["image"]), left["hand_2d"][20], atol=1.5)
+    # Corner c of the mirror is the old corner with x negated: still SPEC-ordered, i.e. its
+    # offsets from the centre have the signs of CORNER_SIGNS[c] (the box is axis-aligned here).
+    offsets = left["obj_3d"] - left["obj_3d"].mean(axis=0)
+    np.testing.assert_array_equal(np.sign(offsets), np.array(CORNER_SIGNS, dtype=float))
+
+
+def test_mirror_twice_is_identity(tmp_path):
+    frame = make_frame(tmp_path)
+    twice = mirror_frame(mirror_frame(frame))
+    np.testing.assert_allclose(twice.hand_3d, frame.hand_3d)
+    np.testing.assert_allclose(twice.obj_3d, frame.obj_3d)
+    np.testing.assert_allclose(twice.orig_K, frame.orig_K)
+    assert MIRROR_CORNER_ORDER == (1, 0, 3, 2, 5, 4, 7, 6)
+
+
+def test_large_jpeg_decoded_at_reduced_scale_keeps_the_geometry(tmp_path):
+    # An 800x400 JPEG of the same camera scaled 4x; decoding for a 50 px image may use libjpeg's
+    # 1/4 scale (200x100), and the box must be scaled with it: the dot stays on its keypoint.
+    frame = make_frame(tmp_path, dot_joint=12)
+    K4 = K * [[4], [4], [1]]
+    u, v = (K4 @ frame.hand_3d[12])[:2] / frame.hand_3d[12, 2]
+    path = tmp_path / "big.jpg"
+    write_image(path, (800, 400), dot=(round(u), round(v)), radius=12)
+    big = Frame(path, K4, (800, 400), frame.hand_3d, frame.obj_3d, "right", "box", "t/s/q/1")
+    record = frame_to_record(big, image_size=50)
+    np.testing.assert_allclose(brightest(record["image"]), record["hand_2d"][12], atol=1.0)
+
+
+def test_corrupt_and_missing_images_name_the_file(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
+    with pytest.raises(DataFileError, match=r"bad\.jpg"):
+        read_image(bad)
+    with pytest.raises(DataFileError, match=r"absent\.png"):
+        read_image(tmp_path / "absent.png")
+
+
+def test_image_of_the_wrong_size_is_an_error(tmp_path):
+    frame = make_frame(tmp_path)
+    write_image(frame.image_path, (64, 36))
+    with pytest.raises(DataFileError, match="expected 200x100"):
+        frame_to_record(frame, image_size=32)
+
+
+def test_unknown_crop_names_the_field(tmp_path):
+    with pytest.raises(ValueError, match="crop"):
+        frame_to_record(make_frame(tmp_path), crop="centre")
