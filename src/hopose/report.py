@@ -1,0 +1,460 @@
+"""The evaluation report: per-frame table, Markdown tables in the paper's layout, figures.
+
+:func:`write_report` turns the arrays that ``hopose eval`` collects into, under ``out_dir``:
+
+- ``per_frame.csv``: one row per frame, its id, the accuracy metrics of SPEC §5 and the
+  physical plausibility of its predicted and ground-truth pose (:mod:`hopose.plausibility`);
+- ``figures/hand_pck.png`` (paper Fig. 6: hand 3D PCK over 0-80 mm), ``figures/object_pck.png``
+  (Fig. 7: object 2D correct-pose rate over 0-80 px), ``figures/gallery.png`` (Fig. 8-10: the
+  best, median and worst frames, on the image and in 3D) and ``figures/contacts.png``
+  (Fig. 11: contact points and their directions from the object's axis);
+- ``report.md``: the paper's Table 1 with its published rows for reference, then the fuller
+  accuracy and plausibility tables, and the figures.
+
+:func:`compare_runs` (``hopose compare``) reads several such folders and puts their curves on
+one plot and their tables side by side.
+
+Every number in a report comes from ``per_frame.csv``: the summaries are means of its columns
+and the curves are computed from its error columns, so a report and a comparison of it always
+agree. Frames are ranked for the gallery by their mean error over all 29 keypoints (21 joints
+and 8 corners, mm). The object's 2D error is measured with the dataset's original camera
+(``orig_K``, SPEC §5) when the predictions carry it, else with the network image's ``K``; the
+report says which.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from hopose import metrics, viz
+from hopose.geometry import box_central_axis
+from hopose.physics import contact_points
+from hopose.plausibility import (
+    ETA,
+    MU,
+    N_SAMPLES,
+    TOP_K,
+    frame_plausibility,
+    reduce_plausibility,
+)
+from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
+
+# The paper's Table 1 (mean 3D error in mm, hand then object), measured on FPHA-HO with the
+# HOPE-Net split; HOPE-Net's row is the paper's re-implementation.
+PAPER_PROTOCOL = "FPHA-HO, HOPE-Net split (5,040 test frames)"
+PAPER_TABLE1: dict[str, tuple[float, float]] = {
+    "H+O (Tekin et al. 2019)": (15.81, 24.89),
+    "HOPE-Net (Doosti et al. 2020)": (15.04, 21.33),
+    "Zhuang & Mu 2021": (12.53, 19.09),
+}
+
+ACCURACY_COLUMNS = ("hand_mm", "object_mm", "hand_rr_mm", "hand_pa_mm", "object_2d_px")
+PLAUSIBILITY_COLUMNS = tuple(
+    f"{who}_{name}"
+    for name in ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon")
+    for who in ("pred", "gt")
+)
+CSV_COLUMNS = ("id", *ACCURACY_COLUMNS, *PLAUSIBILITY_COLUMNS)
+
+# Summary rows of the tables: key, label, number format.
+ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("hand_mean_mm", "Hand mean joint error (mm)", "{:.2f}"),
+    ("hand_root_relative_mm", "Hand root-relative error (mm)", "{:.2f}"),
+    ("hand_procrustes_mm", "Hand Procrustes-aligned error (mm)", "{:.2f}"),
+    ("hand_auc_0_80", "Hand 3D PCK AUC, 0-80 mm", "{:.3f}"),
+    ("object_mean_mm", "Object mean corner error (mm)", "{:.2f}"),
+    ("object_reproj_mean_px", "Object 2D reprojection error (px)", "{:.2f}"),
+    ("object_2d_auc_0_80", "Object 2D correct-pose AUC, 0-80 px", "{:.3f}"),
+)
+PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("valid_contacts", "Valid contacts per frame", "{:.2f}"),
+    ("affinity", "Affinity loss, Eq. 6 (lower: contacts spread around the axis)", "{:.3f}"),
+    ("penetration_mm", "Deepest joint penetration into the box (mm)", "{:.2f}"),
+    ("grasp_epsilon", f"Grasp quality: Ferrari-Canny epsilon (mu = {MU})", "{:.4f}"),
+    ("force_closure", "Force-closure frames (epsilon > 0)", "{:.1%}"),
+)
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("hand_pck.png", "Hand 3D PCK"),
+    ("object_pck.png", "Object 2D correct-pose rate"),
+    ("gallery.png", "Best, median and worst frames"),
+    ("contacts.png", "Contact points"),
+)
+HAND_PCK_LABELS = {
+    "xlabel": "error threshold (mm)",
+    "ylabel": "3D PCK (%)",
+    "title": "Hand: frames with mean joint error ≤ threshold",
+}
+OBJECT_PCK_LABELS = {
+    "xlabel": "error threshold (px)",
+    "ylabel": "correct poses (%)",
+    "title": "Object: frames with mean 2D corner error ≤ threshold",
+}
+# The PCK plots: file, error column, thresholds, AUC key, labels, colour of a lone run.
+PCK_PLOTS = (
+    ("hand_pck.png", "hand_mm", metrics.THRESHOLDS_MM, "hand_auc_0_80", HAND_PCK_LABELS,
+     viz.HAND_COLOUR["pred"]),
+    ("object_pck.png", "object_2d_px", metrics.THRESHOLDS_PX, "object_2d_auc_0_80",
+     OBJECT_PCK_LABELS, viz.OBJECT_COLOUR["pred"]),
+)  # fmt: skip
+
+
+def frame_metrics(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
+    """The ``per_frame.csv`` columns of every frame.
+
+    Args:
+        predictions: ``id`` (N,), ``{pred,gt}_hand_3d`` (N, 21, 3), ``{pred,gt}_obj_3d``
+            (N, 8, 3) in mm, and ``orig_K`` or ``K`` (N, 3, 3).
+
+    Returns:
+        The columns named in :data:`CSV_COLUMNS`, each (N,).
+    """
+    pred_hand, gt_hand = predictions["pred_hand_3d"], predictions["gt_hand_3d"]
+    pred_obj, gt_obj = predictions["pred_obj_3d"], predictions["gt_obj_3d"]
+    camera = predictions["orig_K"] if "orig_K" in predictions else predictions["K"]
+    columns: dict[str, NDArray] = {
+        "id": np.asarray(predictions["id"]).astype(str),
+        "hand_mm": metrics.per_frame_error(pred_hand, gt_hand),
+        "object_mm": metrics.per_frame_error(pred_obj, gt_obj),
+        "hand_rr_mm": metrics.root_relative_error(pred_hand, gt_hand),
+        "hand_pa_mm": metrics.procrustes_error(pred_hand, gt_hand),
+        "object_2d_px": metrics.reprojection_error(pred_obj, gt_obj, camera),
+    }
+    columns.update(frame_plausibility(dict(predictions)))
+    return columns
+
+
+def summarize_frames(columns: Mapping[str, NDArray]) -> dict[str, float]:
+    """Means, AUCs and plausibility summaries of ``per_frame.csv`` columns.
+
+    Returns:
+        The keys of :data:`ACCURACY_ROWS` and ``{pred,gt}_<name>`` for each name of
+        :data:`PLAUSIBILITY_ROWS` (see :func:`hopose.plausibility.reduce_plausibility`), plus
+        ``n``.
+    """
+    summary: dict[str, float] = {
+        "n": len(columns["hand_mm"]),
+        "hand_mean_mm": float(np.mean(columns["hand_mm"])),
+        "hand_root_relative_mm": float(np.mean(columns["hand_rr_mm"])),
+        "hand_procrustes_mm": float(np.mean(columns["hand_pa_mm"])),
+        "hand_auc_0_80": _auc(columns["hand_mm"], metrics.THRESHOLDS_MM),
+        "object_mean_mm": float(np.mean(columns["object_mm"])),
+        "object_reproj_mean_px": float(np.mean(columns["object_2d_px"])),
+        "object_2d_auc_0_80": _auc(columns["object_2d_px"], metrics.THRESHOLDS_PX),
+    }
+    summary.update(reduce_plausibility(columns))
+    return summary
+
+
+def _auc(errors: NDArray, thresholds: NDArray) -> float:
+    return metrics.auc(thresholds, metrics.pck_curve(errors, thresholds))
+
+
+def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
+    """Write the columns as CSV, numbers with 6 significant digits."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(CSV_COLUMNS)
+        for k in range(len(columns["id"])):
+            row = [columns["id"][k]] + [f"{float(columns[c][k]):.6g}" for c in CSV_COLUMNS[1:]]
+            writer.writerow(row)
+    return path
+
+
+def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
+    """Columns of a ``per_frame.csv``: ``id`` as str, the others as float64."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (written by `hopose eval` without --no-report)")
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    missing = [c for c in CSV_COLUMNS if rows and c not in rows[0]]
+    if not rows or missing:
+        raise ValueError(f"{path}: empty or missing columns {missing}")
+    columns = {c: np.array([row[c] for row in rows], dtype=float) for c in CSV_COLUMNS[1:]}
+    return {"id": np.array([row["id"] for row in rows]), **columns}
+
+
+def _format(value: float | None, fmt: str) -> str:
+    return "–" if value is None or not np.isfinite(value) else fmt.format(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Markdown table lines, first column left-aligned and the others right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|:--" + "|--:" * (len(header) - 1) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def table1_lines(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> list[str]:
+    """The paper's Table 1 layout: networks as columns, hand and object 3D error as rows."""
+    header = ["Network"]
+    hand, obj = ["Hand pose error (mm)"], ["Object pose error (mm)"]
+    if paper:
+        for name, (hand_mm, object_mm) in PAPER_TABLE1.items():
+            header.append(f"{name} †")
+            hand.append(f"{hand_mm:.2f}")
+            obj.append(f"{object_mm:.2f}")
+    for name, summary in runs.items():
+        header.append(name)
+        hand.append(_format(summary.get("hand_mean_mm"), "{:.2f}"))
+        obj.append(_format(summary.get("object_mean_mm"), "{:.2f}"))
+    lines = _table(header, [hand, obj])
+    if paper:
+        lines += ["", f"† Published in the paper's Table 1, protocol {PAPER_PROTOCOL}."]
+    return lines
+
+
+def metric_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Accuracy rows, one column per run."""
+    rows = [
+        [label] + [_format(s.get(key), fmt) for s in runs.values()]
+        for key, label, fmt in ACCURACY_ROWS
+    ]
+    return _table(["Metric", *runs], rows)
+
+
+def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Plausibility rows: per run, the prediction's value, and ground truth's once at the end."""
+    header = ["Metric", *(f"{name}: prediction" for name in runs), "ground truth"]
+    first = next(iter(runs.values()))
+    rows = [
+        [label]
+        + [_format(s.get(f"pred_{key}"), fmt) for s in runs.values()]
+        + [_format(first.get(f"gt_{key}"), fmt)]
+        for key, label, fmt in PLAUSIBILITY_ROWS
+    ]
+    return _table(header, rows)
+
+
+def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[tuple[str, int]]:
+    """Best, median and worst of the candidate frames by mean error over all 29 keypoints."""
+    error = (NUM_JOINTS * columns["hand_mm"] + NUM_CORNERS * columns["object_mm"]) / (
+        NUM_JOINTS + NUM_CORNERS
+    )
+    order = candidates[np.argsort(error[candidates], kind="stable")]
+    return [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
+
+
+def _frame_title(rank: str, k: int, columns: Mapping[str, NDArray]) -> str:
+    return (
+        f"{rank}: {columns['id'][k]}\nhand {columns['hand_mm'][k]:.1f} mm, "
+        f"object {columns['object_mm'][k]:.1f} mm"
+    )
+
+
+def _gallery(predictions: Mapping[str, Any], columns: Mapping[str, NDArray], dataset) -> Any:
+    frames = []
+    for rank, k in _ranked_frames(columns, np.arange(len(columns["id"]))):
+        principal = np.asarray(predictions["K"][k])[:2, 2]
+        frame = {
+            "title": _frame_title(rank, k, columns),
+            "image": None if dataset is None else np.asarray(dataset[int(k)]["image"]),
+            # Without images, a canvas twice the principal point: the network image's size.
+            "size": tuple(round(2 * float(c)) for c in principal),
+        }
+        for key in ("hand_2d", "obj_2d", "hand_3d", "obj_3d"):
+            for who in ("pred", "gt"):
+                frame[f"{who}_{key}"] = np.asarray(predictions[f"{who}_{key}"][k], float)
+        frames.append(frame)
+    return viz.gallery_figure(frames)
+
+
+def contact_panels(hand: NDArray, obj: NDArray, titles: Sequence[str]) -> list[dict[str, Any]]:
+    """The contact analysis of each pose, as panels for :func:`hopose.viz.contacts_figure`.
+
+    Args:
+        hand: (P, 21, 3) joints, mm.
+        obj: (P, 8, 3) box corners.
+        titles: P panel titles; each gets the pose's count of valid contacts appended.
+
+    Returns:
+        P panels with the keys :func:`hopose.viz.draw_contacts` takes, numpy arrays.
+    """
+    hand_t = torch.as_tensor(np.asarray(hand), dtype=torch.float64)
+    obj_t = torch.as_tensor(np.asarray(obj), dtype=torch.float64)
+    pts, dirs, valid = contact_points(hand_t, obj_t, n_samples=N_SAMPLES, top_k=TOP_K, eta=ETA)
+    upper, lower, _ = box_central_axis(obj_t)
+    return [
+        {
+            "title": f"{title}: {int(valid[p].sum())} valid contacts",
+            "hand": hand_t[p].numpy(),
+            "obj": obj_t[p].numpy(),
+            "contacts": pts[p].numpy(),
+            "directions": dirs[p].numpy(),
+            "valid": valid[p].numpy(),
+            "axis": (upper[p].numpy(), lower[p].numpy()),
+        }
+        for p, title in enumerate(titles)
+    ]
+
+
+def _contacts(predictions: Mapping[str, Any], columns: Mapping[str, NDArray]) -> Any:
+    """Contacts of the best, median and worst frames among those whose ground truth grasps."""
+    grasping = np.flatnonzero(columns["gt_valid_contacts"] >= 2)
+    candidates = grasping if grasping.size else np.arange(len(columns["id"]))
+    ranked = _ranked_frames(columns, candidates)
+    index = [k for _, k in ranked]
+    rows = []
+    for who in ("pred", "gt"):
+        titles = [f"{rank} ({viz.SOURCE_NAME[who]})" for rank, _ in ranked]
+        hand = np.asarray(predictions[f"{who}_hand_3d"])[index]
+        obj = np.asarray(predictions[f"{who}_obj_3d"])[index]
+        rows.append((who, contact_panels(hand, obj, titles)))
+    return viz.contacts_figure(rows)
+
+
+def _write_pck_figures(
+    figures: Path,
+    columns: Mapping[str, Mapping[str, NDArray]],
+    runs: Mapping[str, Mapping[str, float]],
+    note: str | None = None,
+) -> None:
+    """Hand and object PCK plots with one curve per run; a lone run in the part's colour."""
+    for name, column, thresholds, auc_key, labels, colour in PCK_PLOTS:
+        curves = {
+            f"{run} (AUC {runs[run][auc_key]:.3f})": metrics.pck_curve(c[column], thresholds)
+            for run, c in columns.items()
+        }
+        colours = [colour] if len(curves) == 1 else viz.run_colours(len(curves))
+        figure = viz.pck_figure(
+            thresholds,
+            curves,
+            colours=colours,
+            note=note if column == "hand_mm" else None,
+            **labels,
+        )
+        viz.save_figure(figure, figures / name)
+
+
+def _tables(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> list[str]:
+    """The Markdown sections with Table 1, the accuracy and the plausibility tables."""
+    return [
+        "## Table 1: mean 3D error",
+        "",
+        *table1_lines(runs, paper=paper),
+        "",
+        "## Accuracy",
+        "",
+        *metric_lines(runs),
+        "",
+        "## Physical plausibility",
+        "",
+        "Computed the same way on the predicted and the ground-truth poses "
+        "(definitions in docs/evaluation.md).",
+        "",
+        *plausibility_lines(runs),
+        "",
+    ]
+
+
+def _figure_lines(figures: Sequence[tuple[str, str]]) -> list[str]:
+    return ["## Figures", "", *(f"![{title}](figures/{name})\n" for name, title in figures)]
+
+
+def write_report(
+    out_dir: str | Path,
+    predictions: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    *,
+    dataset=None,
+    protocol: str = "synthetic",
+    columns: Mapping[str, NDArray] | None = None,
+) -> Path:
+    """Write ``per_frame.csv``, ``figures/*.png`` and ``report.md`` into ``out_dir``.
+
+    Args:
+        out_dir: the evaluation's folder (created if missing).
+        predictions: the arrays ``hopose eval`` collects: ``{pred,gt}_hand_3d`` (N, 21, 3),
+            ``{pred,gt}_obj_3d`` (N, 8, 3) in mm, ``{pred,gt}_hand_2d`` (N, 21, 2),
+            ``{pred,gt}_obj_2d`` (N, 8, 2) in pixels of the network image, ``K`` (N, 3, 3),
+            optionally ``orig_K`` (N, 3, 3), and ``id`` (N,).
+        summary: ``metrics.json``'s content; its text entries (checkpoint, split, ...) are
+            listed under "Run", its numbers are recomputed from the frames.
+        dataset: the evaluated dataset, ``dataset[i]["image"]`` the network image of frame i;
+            None draws the gallery on a blank canvas.
+        protocol: the evaluation protocol, named in the report (e.g. ``"FPHA-HO, HOPE-Net
+            split"``).
+        columns: :func:`frame_metrics` of ``predictions`` if the caller already has them (the
+            grasp-quality hulls are the slow part of an evaluation); computed when None.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    out_dir = Path(out_dir)
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    columns = frame_metrics(predictions) if columns is None else columns
+    write_per_frame_csv(out_dir / "per_frame.csv", columns)
+    runs = {"hopose": summarize_frames(columns)}
+    _write_pck_figures(figures, {"hopose": columns}, runs)
+    viz.save_figure(_gallery(predictions, columns, dataset), figures / "gallery.png")
+    viz.save_figure(_contacts(predictions, columns), figures / "contacts.png")
+
+    camera = "the dataset's original camera" if "orig_K" in predictions else "the network image"
+    lines = [
+        "# hopose evaluation report",
+        "",
+        f"Protocol: **{protocol}**, {runs['hopose']['n']} frames. Object 2D errors are measured "
+        f"in pixels of {camera}.",
+        "",
+    ]
+    info = {key: value for key, value in summary.items() if isinstance(value, str)}
+    if info:
+        lines += ["## Run", "", *_table(["", ""], [[k, f"`{v}`"] for k, v in info.items()]), ""]
+    lines += _tables(runs, paper=True)
+    lines += _figure_lines(FIGURES)
+    lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def compare_runs(
+    run_dirs: Sequence[str | Path], out_dir: str | Path, *, paper: bool = False
+) -> Path:
+    """Several evaluations side by side: ``compare.md`` and ``figures/{hand,object}_pck.png``.
+
+    Args:
+        run_dirs: folders written by ``hopose eval`` (each with ``per_frame.csv``); a run is
+            named by its folder's name, or its path where two names are the same.
+        out_dir: where to write (created if missing).
+        paper: add the paper's Table 1 as reference columns, and its hand errors as a note on
+            the hand PCK plot (the paper publishes no curve values, only figures).
+
+    Returns:
+        The path of ``compare.md``.
+    """
+    if not run_dirs:
+        raise ValueError("compare_runs: give at least one run folder")
+    names = [Path(d).name for d in run_dirs]
+    if len(set(names)) < len(names):
+        names = [str(d) for d in run_dirs]
+    folders = dict(zip(names, run_dirs, strict=True))
+    columns = {name: read_per_frame_csv(Path(d) / "per_frame.csv") for name, d in folders.items()}
+    runs = {name: summarize_frames(c) for name, c in columns.items()}
+
+    out_dir = Path(out_dir)
+    note = None
+    if paper:
+        note = "Paper Table 1, mean hand error:\n" + "\n".join(
+            f"{name}: {hand:.2f} mm" for name, (hand, _) in PAPER_TABLE1.items()
+        )
+    _write_pck_figures(out_dir / "figures", columns, runs, note)
+    lines = [
+        "# hopose comparison",
+        "",
+        "Runs: " + ", ".join(f"`{d}` ({runs[n]['n']} frames)" for n, d in folders.items()),
+        "",
+        *_tables(runs, paper=paper),
+        "Ground truth is that of the first run.",
+        "",
+        *_figure_lines(FIGURES[:2]),
+    ]
+    path = out_dir / "compare.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,245 @@
+"""Pure drawing of poses, curves and contacts with matplotlib, headless.
+
+Figures are built with matplotlib's object-oriented API (``Figure`` and its Agg canvas, never
+``pyplot``), so nothing here touches a display or matplotlib's global backend. One colour per
+part, everywhere: the hand is blue, the object orange, contact points gold (the paper's yellow,
+Fig. 11). Predictions are solid lines with round markers, ground truth dashed lines with
+crosses, in a darker shade of the same colour (the paper draws ground truth in black, Fig. 10,
+which loses which part is which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import mpl_toolkits.mplot3d  # noqa: F401  (registers the "3d" projection)
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from numpy.typing import NDArray
+
+from hopose.skeleton import BOX_EDGES, HAND_BONES
+
+Source = Literal["pred", "gt"]
+
+HAND_COLOUR = {"pred": "#1f77b4", "gt": "#0b3b66"}
+OBJECT_COLOUR = {"pred": "#ff7f0e", "gt": "#8c4200"}
+CONTACT_COLOUR = "#ffd700"
+AXIS_COLOUR = "#555555"
+LINE_STYLE: dict[Source, dict[str, Any]] = {
+    "pred": {"linestyle": "-", "linewidth": 2.0, "marker": "o", "markersize": 3},
+    "gt": {"linestyle": "--", "linewidth": 1.5, "marker": "x", "markersize": 4},
+}
+SOURCE_NAME: dict[Source, str] = {"pred": "prediction", "gt": "ground truth"}
+DPI = 100
+
+
+def _draw_segments(
+    ax: Axes,
+    points: NDArray,
+    edges: Sequence[tuple[int, int]],
+    colour: str,
+    source: Source,
+    label: str,
+) -> None:
+    """One line per edge between ``points`` (P, 2 or 3); only the first carries the label."""
+    for k, (i, j) in enumerate(edges):
+        segment = points[[i, j]].T  # (D, 2): x pair, y pair (, z pair)
+        ax.plot(*segment, color=colour, label=label if k == 0 else None, **LINE_STYLE[source])
+
+
+def draw_pose(ax: Axes, hand: NDArray, obj: NDArray, source: Source) -> None:
+    """Hand skeleton and object box, in 2D (pixels) or 3D (mm) depending on the points.
+
+    Args:
+        ax: a 2D axes for (21, 2) / (8, 2) points, a 3D axes for (21, 3) / (8, 3).
+        hand: (21, D) joints.
+        obj: (8, D) box corners.
+        source: ``"pred"`` or ``"gt"``, which picks shade and line style.
+    """
+    name = SOURCE_NAME[source]
+    _draw_segments(ax, np.asarray(hand), HAND_BONES, HAND_COLOUR[source], source, f"hand {name}")
+    _draw_segments(ax, np.asarray(obj), BOX_EDGES, OBJECT_COLOUR[source], source, f"object {name}")
+
+
+def show_image(ax: Axes, image: NDArray | None, size: tuple[int, int]) -> None:
+    """The network's image under 2D overlays (a white canvas if None), pixel axes, y down.
+
+    Args:
+        ax: a 2D axes.
+        image: (H, W, 3) uint8, or None.
+        size: (width, height) of the canvas when there is no image.
+    """
+    if image is not None:
+        image = np.asarray(image)
+        ax.imshow(image)
+        size = (image.shape[1], image.shape[0])
+    ax.set_xlim(0, size[0])
+    ax.set_ylim(size[1], 0)
+    ax.set_xlabel("u (px)")
+    ax.set_ylabel("v (px)")
+
+
+def set_equal_3d(ax: Axes, points: NDArray) -> None:
+    """Equal-scale 3D limits around (P, 3) points, camera frame with y down and z forward."""
+    points = np.asarray(points).reshape(-1, 3)
+    centre = (points.max(axis=0) + points.min(axis=0)) / 2
+    half = max(float((points.max(axis=0) - points.min(axis=0)).max()) / 2, 1.0)
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] + half, centre[1] - half)  # y points down in the camera frame
+    ax.set_zlim(centre[2] - half, centre[2] + half)
+    ax.set_box_aspect((1, 1, 1), zoom=0.85)  # room for the axis labels
+    ax.set_xlabel("x (mm)")
+    ax.set_ylabel("y (mm)")
+    ax.set_zlabel("z (mm)")
+    # From above and to the left of the camera, so that depth errors, which the image hides,
+    # show as offsets.
+    ax.view_init(elev=20, azim=-35, vertical_axis="y")
+
+
+def run_colours(n: int) -> list[str]:
+    """``n`` colours for runs compared on one plot, avoiding the hand's blue and object's orange."""
+    return [f"C{2 + k % 8}" for k in range(n)]
+
+
+def pck_figure(
+    thresholds: NDArray,
+    curves: Mapping[str, NDArray],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    colours: Sequence[str] | None = None,
+    note: str | None = None,
+) -> Figure:
+    """PCK curves (paper Fig. 6 and 7) on one axes, fraction in percent.
+
+    Args:
+        thresholds: (T,) thresholds, the x axis.
+        curves: label -> (T,) fractions in [0, 1].
+        xlabel, ylabel, title: axis labels (with units) and title.
+        colours: one colour per curve, default matplotlib's cycle.
+        note: text drawn in the lower right corner, e.g. published reference numbers.
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(6, 4.5), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for k, (label, curve) in enumerate(curves.items()):
+        colour = colours[k] if colours is not None else f"C{k}"
+        ax.plot(thresholds, 100 * np.asarray(curve), color=colour, linewidth=2, label=label)
+    ax.set_xlim(float(thresholds[0]), float(thresholds[-1]))
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left")
+    if note:
+        ax.text(0.98, 0.03, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+    return fig
+
+
+def gallery_figure(frames: Sequence[Mapping[str, Any]]) -> Figure:
+    """Predictions against ground truth: one column per frame, image overlay above, 3D below.
+
+    Args:
+        frames: per column a mapping with ``title`` (str), ``image`` ((H, W, 3) uint8 or None),
+            ``size`` ((width, height) of the canvas without an image), ``pred_hand_2d``,
+            ``gt_hand_2d`` (21, 2), ``pred_obj_2d``, ``gt_obj_2d`` (8, 2) in pixels, and
+            ``pred_hand_3d``, ``gt_hand_3d`` (21, 3), ``pred_obj_3d``, ``gt_obj_3d`` (8, 3) in mm.
+
+    Returns:
+        The figure, one shared legend at the bottom.
+    """
+    fig = Figure(figsize=(4.2 * len(frames), 8.8), dpi=DPI, layout="constrained")
+    for k, frame in enumerate(frames):
+        ax = fig.add_subplot(2, len(frames), k + 1)
+        show_image(ax, frame["image"], frame["size"])
+        for source in ("pred", "gt"):  # dashed ground truth on top, the prediction shows through
+            draw_pose(ax, frame[f"{source}_hand_2d"], frame[f"{source}_obj_2d"], source)
+        ax.set_title(frame["title"], fontsize=10)
+        ax3d = fig.add_subplot(2, len(frames), len(frames) + k + 1, projection="3d")
+        for source in ("pred", "gt"):
+            draw_pose(ax3d, frame[f"{source}_hand_3d"], frame[f"{source}_obj_3d"], source)
+        keypoints = [frame[f"{s}_{p}_3d"] for s in ("pred", "gt") for p in ("hand", "obj")]
+        set_equal_3d(ax3d, np.concatenate(keypoints))
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4)
+    return fig
+
+
+def draw_contacts(
+    ax: Axes,
+    hand: NDArray,
+    obj: NDArray,
+    contacts: NDArray,
+    directions: NDArray,
+    valid: NDArray,
+    axis: tuple[NDArray, NDArray],
+    source: Source,
+) -> None:
+    """Contact analysis of one pose on a 3D axes (paper Fig. 5 and 11).
+
+    Draws the pose, the box's central axis, valid contacts in gold with their direction vectors
+    from the axis, and the rejected candidates as small grey dots.
+
+    Args:
+        hand: (21, 3) joints, mm.
+        obj: (8, 3) box corners.
+        contacts: (K, 3) candidate contact points.
+        directions: (K, 3) their direction vectors v = P - R from the axis.
+        valid: (K,) bool.
+        axis: the (3,) centres of the box's upper and lower faces.
+        source: whose pose it is, for the line style.
+    """
+    draw_pose(ax, hand, obj, source)
+    ends = np.stack(axis)  # (2, 3)
+    ax.plot(*ends.T, color=AXIS_COLOUR, linestyle=":", linewidth=1.5, label="central axis")
+    valid = np.asarray(valid, bool)
+    rejected = contacts[~valid]
+    ax.scatter(*rejected.T, color="grey", s=6, label="rejected candidate")
+    chosen, arrows = contacts[valid], directions[valid]
+    ax.scatter(*chosen.T, color=CONTACT_COLOUR, edgecolors="black", s=40, label="valid contact")
+    if len(chosen):
+        feet = chosen - arrows  # R, the contacts' projections on the axis
+        ax.quiver(*feet.T, *arrows.T, color=CONTACT_COLOUR, linewidth=1.5, arrow_length_ratio=0.15)
+    set_equal_3d(ax, np.concatenate([hand, obj]))
+
+
+def contacts_figure(rows: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> Figure:
+    """A grid of contact analyses: one row per source, one column per frame.
+
+    Args:
+        rows: ``(source, panels)`` pairs, source ``"pred"`` or ``"gt"``; each panel a mapping
+            with ``title`` and the arguments of :func:`draw_contacts` (``hand``, ``obj``,
+            ``contacts``, ``directions``, ``valid``, ``axis``).
+
+    Returns:
+        The figure, one shared legend at the bottom.
+    """
+    n_cols = max(len(panels) for _, panels in rows)
+    fig = Figure(figsize=(4.2 * n_cols, 4.4 * len(rows) + 0.6), dpi=DPI, layout="constrained")
+    legend: dict[str, Any] = {}
+    for r, (source, panels) in enumerate(rows):
+        for c, panel in enumerate(panels):
+            ax = fig.add_subplot(len(rows), n_cols, r * n_cols + c + 1, projection="3d")
+            arguments = {key: np.asarray(value) for key, value in panel.items() if key != "title"}
+            arguments["axis"] = tuple(panel["axis"])
+            draw_contacts(ax, source=source, **arguments)
+            ax.set_title(panel["title"], fontsize=10)
+            handles, labels = ax.get_legend_handles_labels()
+            legend.update(zip(labels, handles, strict=True))
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=4)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (Agg), creating the folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path

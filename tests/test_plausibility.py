@@ -1,0 +1,235 @@
+"""Physical plausibility metrics on hand-built cases (hopose.plausibility)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eval_cases import make_predictions
+from hopose import plausibility
+from hopose.geometry import axis_angle_to_matrix, box_corners, make_transform, transform_points
+from hopose.plausibility import (
+    contact_normals,
+    frame_plausibility,
+    grasp_quality,
+    penetration_depth,
+    summarize_plausibility,
+)
+
+
+def _box(size=(60.0, 40.0, 100.0), pose=None) -> torch.Tensor:
+    """(1, 8, 3) float64 corners of a box centred at the origin (or moved by a (4, 4) pose)."""
+    return box_corners(torch.tensor([size], dtype=torch.float64), pose)
+
+
+def _hand_with(*joints) -> torch.Tensor:
+    """(1, 21, 3) hand: the given joints first, the rest far outside any box (x = 1000 mm)."""
+    hand = torch.full((1, 21, 3), 1000.0, dtype=torch.float64)
+    hand[0, : len(joints)] = torch.tensor(joints, dtype=torch.float64)
+    return hand
+
+
+def _random_pose(seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    rotation = axis_angle_to_matrix(torch.randn(3, generator=generator, dtype=torch.float64))
+    translation = 300 * torch.randn(3, generator=generator, dtype=torch.float64)
+    return make_transform(rotation, translation)
+
+
+def test_penetration_hand_computed():
+    # Box 60 x 40 x 100 mm centred at the origin: faces at x = +-30, y = +-20, z = +-50.
+    # (25, 0, 0): inward distances x+ 30 - 25 = 5, x- 55, y+- 20, z+- 50 -> depth 5 mm.
+    # (0, 0, 0): the centre, nearest faces y+- at 20 mm -> 20 mm.
+    # (35, 0, 0): 5 mm outside the x+ face -> 0.  (30, 0, 0): on the face -> 0.
+    hand = _hand_with([25.0, 0.0, 0.0], [0.0, 0.0, 0.0], [35.0, 0.0, 0.0], [30.0, 0.0, 0.0])
+    depth = penetration_depth(hand, _box())
+    torch.testing.assert_close(depth[0, :4], torch.tensor([5.0, 20.0, 0.0, 0.0]).double())
+    assert (depth[0, 4:] == 0).all()
+
+
+def test_penetration_rigid_motion_and_exact_box_reference():
+    # Reference for an exact box: in the box's own frame, depth = min over axes of
+    # (half side - |coordinate|), clamped at 0.
+    size = torch.tensor([50.0, 30.0, 120.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(1)
+    local = (torch.rand(4, 21, 3, generator=generator, dtype=torch.float64) - 0.5) * 1.4 * size
+    expected = (size / 2 - local.abs()).min(dim=-1).values.clamp(min=0)
+    poses = torch.stack([_random_pose(seed) for seed in range(4)])  # (4, 4, 4)
+    hand = transform_points(local, poses)
+    obj = box_corners(size.expand(4, 3), poses)
+    torch.testing.assert_close(penetration_depth(hand, obj), expected)
+    assert (expected > 0).any() and (expected == 0).any()  # both cases are exercised
+
+
+def test_penetration_distorted_and_degenerate_boxes_are_finite():
+    generator = torch.Generator().manual_seed(2)
+    # A predicted box: corners moved by up to ~3 mm, so faces are not exactly planar.
+    distorted = _box() + 3 * torch.randn(1, 8, 3, generator=generator, dtype=torch.float64)
+    hand = _hand_with([0.0, 0.0, 0.0], [200.0, 0.0, 0.0])
+    depth = penetration_depth(hand, distorted)
+    assert 15 < depth[0, 0] < 25  # near the exact box's 20 mm
+    assert depth[0, 1] == 0
+    collapsed = torch.zeros(1, 8, 3, dtype=torch.float64)  # all corners equal
+    assert torch.isfinite(penetration_depth(hand, collapsed)).all()
+    assert (penetration_depth(hand, collapsed) == 0).all()
+
+
+def test_penetration_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="hand and obj"):
+        penetration_depth(torch.zeros(1, 20, 3), torch.zeros(1, 8, 3))
+
+
+def test_contact_normals_face_interior_edge_and_corner():
+    # Points of the 11 x 11 face grids of the 60 x 40 x 100 box: the centre of the x+ face,
+    # the middle of the edge shared by x+ and y+, and the corner (+, +, +).
+    obj = _box()
+    pts = torch.tensor([[[30.0, 0.0, 0.0], [30.0, 20.0, 0.0], [30.0, 20.0, 50.0]]]).double()
+    normals = contact_normals(pts, obj)
+    s2, s3 = 2**-0.5, 3**-0.5
+    expected = torch.tensor([[[-1.0, 0.0, 0.0], [-s2, -s2, 0.0], [-s3, -s3, -s3]]]).double()
+    torch.testing.assert_close(normals, expected)
+
+
+def _opposed_grasp() -> tuple[np.ndarray, np.ndarray]:
+    """Three contacts on each of the x+ and x- faces of the 60 x 40 x 120 box, as triangles."""
+    contacts = np.array(
+        [[30, 10, 20], [30, -10, 20], [30, 0, -20], [-30, 10, -20], [-30, -10, -20], [-30, 0, 20]],
+        dtype=float,
+    )
+    normals = np.array([[-1.0, 0.0, 0.0]] * 3 + [[1.0, 0.0, 0.0]] * 3)
+    return contacts, normals
+
+
+def _epsilon(contacts, normals, **kwargs) -> float:
+    valid = np.ones((1, len(contacts)), bool)
+    return float(grasp_quality(contacts[None], normals[None], valid, np.zeros((1, 3)), **kwargs)[0])
+
+
+def test_grasp_quality_force_closure_is_positive():
+    assert _epsilon(*_opposed_grasp()) > 0.01
+
+
+def test_grasp_quality_one_face_is_zero():
+    # All six contacts on the x+ face: every edge force has normal component f_x = -1, so the
+    # plane f_x = 0 separates the hull from the origin.
+    contacts, _ = _opposed_grasp()
+    contacts[:, 0] = 30.0
+    normals = np.array([[-1.0, 0.0, 0.0]] * 6)
+    assert _epsilon(contacts, normals) == 0.0
+
+
+def test_grasp_quality_two_antipodal_points_is_zero():
+    # Two opposed point contacts on the x axis resist no torque about x: the hull is flat in 6-D.
+    contacts = np.array([[30.0, 0.0, 0.0], [-30.0, 0.0, 0.0]])
+    normals = np.array([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    assert _epsilon(contacts, normals) == 0.0
+
+
+def test_grasp_quality_invalid_contacts_do_not_count():
+    contacts, normals = _opposed_grasp()
+    valid = np.array([[True] * 3 + [False] * 3])  # only the x+ face remains
+    length = np.array([70.0])
+    quality = grasp_quality(contacts[None], normals[None], valid, np.zeros((1, 3)), length=length)
+    assert quality[0] == 0.0
+
+
+def test_grasp_quality_repeated_contacts_count_once():
+    # Two joints may share a support point; the hull of the wrenches is the same set.
+    contacts, normals = _opposed_grasp()
+    doubled = _epsilon(np.tile(contacts, (2, 1)), np.tile(normals, (2, 1)), length=np.array([70.0]))
+    assert doubled == pytest.approx(_epsilon(contacts, normals, length=np.array([70.0])))
+
+
+def test_grasp_quality_invariances_and_friction():
+    contacts, normals = _opposed_grasp()
+    base = _epsilon(contacts, normals, length=np.array([70.0]))
+    # A rigid motion moves contacts, normals and centre together: the wrench hull only rotates.
+    rotation = axis_angle_to_matrix(torch.tensor([0.4, -1.1, 0.7], dtype=torch.float64)).numpy()
+    shift = np.array([12.0, -40.0, 300.0])
+    valid = np.ones((1, 6), bool)
+    moved = grasp_quality(
+        (contacts @ rotation.T + shift)[None],
+        (normals @ rotation.T)[None],
+        valid,
+        shift[None],
+        length=np.array([70.0]),
+    )[0]
+    assert moved == pytest.approx(base, rel=1e-6)
+    # Scaling the scene and the characteristic length together leaves the scaled torques alone.
+    assert _epsilon(3 * contacts, normals, length=np.array([210.0])) == pytest.approx(base)
+    # A wider friction cone contains the narrower one: epsilon cannot drop.
+    assert _epsilon(contacts, normals, mu=0.2) <= _epsilon(contacts, normals) + 1e-12
+    assert _epsilon(contacts, normals) <= _epsilon(contacts, normals, mu=1.0) + 1e-12
+
+
+def test_grasp_quality_rejects_bad_parameters():
+    contacts, normals = _opposed_grasp()
+    with pytest.raises(ValueError, match="mu"):
+        _epsilon(contacts, normals, mu=-0.1)
+
+
+def test_frame_plausibility_of_the_hand_built_grasp():
+    # The ground truth of eval_cases: 10 valid contacts (5 tips at 2 mm, the thumb IP at 4 mm,
+    # 4 DIPs at 6 mm; eta * L = 10 mm), 8 of them on x+ and 2 on x-, all at y = 0, so their
+    # directions from the axis are +x or -x. Eq. 6 over the 45 pairs: C(8,2) + C(2,2) = 29
+    # pairs with cos 1, 8 * 2 = 16 with cos -1 -> (29 - 16) / 45 = 13 / 45.
+    predictions = make_predictions(3)
+    frames = frame_plausibility(predictions)
+    np.testing.assert_array_equal(frames["gt_valid_contacts"], [10, 10, 10])
+    np.testing.assert_allclose(frames["gt_affinity"], 13 / 45, rtol=1e-9)
+    np.testing.assert_array_equal(frames["gt_penetration_mm"], [0, 0, 0])
+    assert (frames["gt_grasp_epsilon"] > 0).all()
+    assert set(frames) == {
+        f"{who}_{name}"
+        for who in ("pred", "gt")
+        for name in ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon")
+    }
+
+
+def test_frame_plausibility_degenerate_prediction_is_finite():
+    # A predicted box collapsed onto the thumb tip: radius L = 0, so the tip (at distance 0)
+    # is a valid contact, but no face has a normal and the contact cannot push.
+    predictions = make_predictions(2)
+    tip = predictions["pred_hand_3d"][:, 4:5]  # (2, 1, 3)
+    predictions["pred_obj_3d"] = np.repeat(tip, 8, axis=1)
+    frames = frame_plausibility(predictions)
+    assert (frames["pred_valid_contacts"] >= 1).all()
+    for name, values in frames.items():
+        assert np.isfinite(values).all(), name
+    np.testing.assert_array_equal(frames["pred_grasp_epsilon"], [0, 0])
+    np.testing.assert_array_equal(frames["pred_penetration_mm"], [0, 0])
+
+
+def test_frame_plausibility_chunks_agree(monkeypatch):
+    predictions = make_predictions(5)
+    whole = frame_plausibility(predictions)
+    monkeypatch.setattr(plausibility, "CHUNK", 2)
+    chunked = frame_plausibility(predictions)
+    for name, values in whole.items():
+        np.testing.assert_allclose(chunked[name], values, err_msg=name)
+
+
+def test_summarize_plausibility_means():
+    predictions = make_predictions(3)
+    # Frame 0's ground-truth box slides 5 mm along its own +x, into the x+ fingers: their tips
+    # (2 mm outside the face) end 5 - 2 = 3 mm inside, the deepest joints of that frame, and
+    # the mean over the 3 frames of the deepest penetration is (3 + 0 + 0) / 3 = 1 mm.
+    corners = predictions["gt_obj_3d"][0]
+    x_axis = (corners[1] - corners[0]) / np.linalg.norm(corners[1] - corners[0])
+    predictions["gt_obj_3d"][0] = corners + 5 * x_axis
+    summary = summarize_plausibility(predictions)
+    assert summary["gt_penetration_mm"] == pytest.approx(1.0)
+    assert summary["gt_valid_contacts"] == 10.0
+    assert summary["gt_affinity"] == pytest.approx(13 / 45)
+    assert summary["gt_force_closure"] == 1.0
+    frames = frame_plausibility(predictions)
+    assert summary["pred_grasp_epsilon"] == pytest.approx(frames["pred_grasp_epsilon"].mean())
+    assert summary["pred_force_closure"] == np.mean(frames["pred_grasp_epsilon"] > 0)
+
+
+def test_summarize_missing_key_is_named():
+    predictions = make_predictions(2)
+    del predictions["gt_obj_3d"]
+    with pytest.raises(KeyError, match="gt_obj_3d"):
+        summarize_plausibility(predictions)

@@ -1,0 +1,132 @@
+"""The evaluation report and the comparison of runs (hopose.report, ``hopose compare``)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eval_cases import make_dataset, make_predictions
+from hopose import metrics
+from hopose.cli import main
+from hopose.plausibility import frame_plausibility
+from hopose.report import (
+    CSV_COLUMNS,
+    FIGURES,
+    PAPER_TABLE1,
+    compare_runs,
+    frame_metrics,
+    read_per_frame_csv,
+    write_report,
+)
+
+# Writing the two reports of the fixture (eight figures, four with 3D panels) takes ~5 s.
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two evaluations of 4 frames: one with images and a protocol name, one without images."""
+    root = tmp_path_factory.mktemp("runs")
+    first = make_predictions(4, seed=0)
+    second = make_predictions(4, seed=1)
+    summary = {"checkpoint": "runs/demo/last.pt", "split": "test", "n": 4}
+    write_report(root / "a", first, summary, dataset=make_dataset(4), protocol="FPHA-HO, HOPE")
+    write_report(root / "b", second, {}, dataset=None, columns=frame_metrics(second))
+    return root, first, second
+
+
+def test_per_frame_csv_matches_metrics(runs):
+    root, predictions, _ = runs
+    with (root / "a" / "per_frame.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [row["id"] for row in rows] == list(predictions["id"])
+    columns = read_per_frame_csv(root / "a" / "per_frame.csv")
+    p = predictions
+    expected = {
+        "hand_mm": metrics.per_frame_error(p["pred_hand_3d"], p["gt_hand_3d"]),
+        "object_mm": metrics.per_frame_error(p["pred_obj_3d"], p["gt_obj_3d"]),
+        "hand_rr_mm": metrics.root_relative_error(p["pred_hand_3d"], p["gt_hand_3d"]),
+        "hand_pa_mm": metrics.procrustes_error(p["pred_hand_3d"], p["gt_hand_3d"]),
+        # The object's 2D error in the original 1920 x 1080 camera, not the 224 x 224 one.
+        "object_2d_px": metrics.reprojection_error(p["pred_obj_3d"], p["gt_obj_3d"], p["orig_K"]),
+        **frame_plausibility(p),
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(columns[name], values, rtol=1e-5, atol=1e-9, err_msg=name)
+
+
+def test_report_tables_name_protocol_and_paper(runs):
+    root, predictions, _ = runs
+    text = (root / "a" / "report.md").read_text()
+    assert "Protocol: **FPHA-HO, HOPE**, 4 frames" in text
+    assert "dataset's original camera" in text
+    assert "`runs/demo/last.pt`" in text  # text entries of the summary are listed
+    # Table 1 in the paper's layout: a row of hand errors with the published values first.
+    hand_mean = metrics.per_frame_error(predictions["pred_hand_3d"], predictions["gt_hand_3d"])
+    row = "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | " + f"{hand_mean.mean():.2f} |"
+    assert row in text
+    assert "FPHA-HO, HOPE-Net split" in text
+    for label in ("Hand Procrustes-aligned error", "Hand 3D PCK AUC, 0-80 mm", "Ferrari-Canny"):
+        assert label in text
+    # Every figure is linked by a relative path and exists as a sizeable PNG.
+    for name, _ in FIGURES:
+        assert f"](figures/{name})" in text
+        with Image.open(root / "a" / "figures" / name) as image:
+            assert min(image.size) >= 300
+
+
+def test_report_without_images_uses_default_protocol(runs):
+    root, _, second = runs
+    # Its columns were computed by the caller and passed in: written as given.
+    written = read_per_frame_csv(root / "b" / "per_frame.csv")
+    np.testing.assert_allclose(written["hand_mm"], frame_metrics(second)["hand_mm"], rtol=1e-5)
+    text = (root / "b" / "report.md").read_text()
+    assert "Protocol: **synthetic**" in text
+    assert "## Run" not in text  # no text entries in its summary
+    assert (root / "b" / "figures" / "gallery.png").stat().st_size > 10_000
+
+
+def test_read_per_frame_csv_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"per_frame\.csv"):
+        read_per_frame_csv(tmp_path / "per_frame.csv")
+    (tmp_path / "per_frame.csv").write_text("id,hand_mm\nx,1.0\n")
+    with pytest.raises(ValueError, match="missing columns"):
+        read_per_frame_csv(tmp_path / "per_frame.csv")
+
+
+def test_compare_runs_side_by_side(runs, tmp_path):
+    root, first, second = runs
+    path = compare_runs([root / "a", root / "b"], tmp_path / "cmp")
+    text = path.read_text()
+    means = [
+        metrics.per_frame_error(p["pred_obj_3d"], p["gt_obj_3d"]).mean() for p in (first, second)
+    ]
+    assert f"| Object pose error (mm) | {means[0]:.2f} | {means[1]:.2f} |" in text
+    assert "| Metric | a: prediction | b: prediction | ground truth |" in text
+    assert not any(name in text for name in PAPER_TABLE1)
+    for name in ("hand_pck.png", "object_pck.png"):
+        with Image.open(tmp_path / "cmp" / "figures" / name) as image:
+            assert min(image.size) >= 300
+
+
+def test_compare_cli_with_paper(runs, tmp_path, capsys):
+    root, _, _ = runs
+    out = tmp_path / "cmp"
+    assert main(["compare", str(root / "a"), str(root / "b"), "--out", str(out), "--paper"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "compare.md")
+    text = (out / "compare.md").read_text()
+    assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 |" in text
+    assert all(name in text for name in PAPER_TABLE1)
+
+
+def test_compare_same_folder_names_use_paths(runs, tmp_path):
+    root, _, _ = runs
+    twin = tmp_path / "x" / "a"
+    twin.mkdir(parents=True)
+    (twin / "per_frame.csv").write_text((root / "a" / "per_frame.csv").read_text())
+    text = compare_runs([root / "a", twin], tmp_path / "cmp").read_text()
+    assert f"| Metric | {root / 'a'} | {twin} |" in text

@@ -1,0 +1,125 @@
+"""Drawing functions of hopose.viz: what they draw, and that each figure is written."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+from PIL import Image
+
+from eval_cases import make_dataset, make_predictions
+from hopose import viz
+from hopose.report import contact_panels
+from hopose.skeleton import BOX_EDGES, HAND_BONES
+
+
+def _assert_png(path, min_size=(300, 200)):
+    """A PNG of at least ``min_size`` pixels that is not one flat colour."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1]
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.std() > 1.0
+
+
+def test_draw_pose_2d_lines_colours_and_styles():
+    predictions = make_predictions(1)
+    ax = Figure().add_subplot()
+    viz.draw_pose(ax, predictions["pred_hand_2d"][0], predictions["pred_obj_2d"][0], "pred")
+    viz.draw_pose(ax, predictions["gt_hand_2d"][0], predictions["gt_obj_2d"][0], "gt")
+    lines = ax.get_lines()
+    # 20 bones + 12 edges per pose, in the order hand then object, prediction then truth.
+    n_hand, n_obj = len(HAND_BONES), len(BOX_EDGES)
+    assert len(lines) == 2 * (n_hand + n_obj) == 64
+    groups = {
+        ("pred", "hand"): lines[:n_hand],
+        ("pred", "obj"): lines[n_hand : n_hand + n_obj],
+        ("gt", "hand"): lines[n_hand + n_obj : 2 * n_hand + n_obj],
+        ("gt", "obj"): lines[2 * n_hand + n_obj :],
+    }
+    for (source, part), group in groups.items():
+        colour = (viz.HAND_COLOUR if part == "hand" else viz.OBJECT_COLOUR)[source]
+        assert {to_hex(line.get_color()) for line in group} == {colour}
+        assert {line.get_linestyle() for line in group} == {"-" if source == "pred" else "--"}
+    # The first bone joins the wrist (0) to the thumb's base (1).
+    np.testing.assert_allclose(lines[0].get_xydata(), predictions["pred_hand_2d"][0][[0, 1]])
+    labels = [line.get_label() for line in lines if not line.get_label().startswith("_")]
+    assert labels == [
+        "hand prediction",
+        "object prediction",
+        "hand ground truth",
+        "object ground truth",
+    ]
+
+
+def test_set_equal_3d_cube_limits_and_y_down():
+    ax = Figure().add_subplot(projection="3d")
+    points = np.array([[0.0, 0.0, 300.0], [100.0, 20.0, 340.0]])
+    viz.set_equal_3d(ax, points)
+    # Centre (50, 10, 320), half of the largest extent (100) = 50 on every axis; y inverted.
+    np.testing.assert_allclose(ax.get_xlim(), (0, 100))
+    np.testing.assert_allclose(ax.get_ylim(), (60, -40))
+    np.testing.assert_allclose(ax.get_zlim(), (270, 370))
+
+
+def test_pck_figure_written(tmp_path):
+    thresholds = np.linspace(0, 80, 81)
+    curves = {"run a": np.clip(thresholds / 40, 0, 1), "run b": np.clip(thresholds / 60, 0, 1)}
+    fig = viz.pck_figure(
+        thresholds,
+        curves,
+        xlabel="error threshold (mm)",
+        ylabel="3D PCK (%)",
+        title="hand",
+        colours=viz.run_colours(2),
+        note="reference",
+    )
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "error threshold (mm)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["run a", "run b"]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), 100 * curves["run a"])  # percent
+    _assert_png(viz.save_figure(fig, tmp_path / "sub" / "pck.png"))
+
+
+def test_run_colours_avoid_part_colours():
+    colours = {to_hex(c) for c in viz.run_colours(12)}
+    assert not colours & {viz.HAND_COLOUR["pred"], viz.OBJECT_COLOUR["pred"]}
+
+
+def _gallery_frame(predictions, dataset, k):
+    frame = {"title": f"frame {k}", "image": dataset[k]["image"] if dataset else None}
+    frame["size"] = (224, 224)
+    for key in ("hand_2d", "obj_2d", "hand_3d", "obj_3d"):
+        for who in ("pred", "gt"):
+            frame[f"{who}_{key}"] = predictions[f"{who}_{key}"][k]
+    return frame
+
+
+def test_gallery_figure_written_with_and_without_images(tmp_path):
+    predictions, dataset = make_predictions(3), make_dataset(3)
+    with_images = viz.gallery_figure([_gallery_frame(predictions, dataset, k) for k in range(3)])
+    blank = viz.gallery_figure([_gallery_frame(predictions, None, k) for k in range(2)])
+    # One image panel and one 3D panel per frame.
+    assert len(with_images.axes) == 6 and len(blank.axes) == 4
+    assert len(with_images.axes[0].get_images()) == 1 and not blank.axes[0].get_images()
+    _assert_png(viz.save_figure(with_images, tmp_path / "gallery.png"), (900, 600))
+    _assert_png(viz.save_figure(blank, tmp_path / "blank.png"), (600, 600))
+
+
+def test_contacts_figure_written(tmp_path):
+    predictions = make_predictions(2)
+    rows = [
+        (who, contact_panels(predictions[f"{who}_hand_3d"], predictions[f"{who}_obj_3d"], "ab"))
+        for who in ("pred", "gt")
+    ]
+    # The hand-built ground truth has 10 valid contacts in every frame (see test_plausibility).
+    assert rows[1][1][0]["title"] == "a: 10 valid contacts"
+    fig = viz.contacts_figure(rows)
+    assert len(fig.axes) == 4
+    # The ground truth's first panel shows its 10 valid contacts as one gold scatter.
+    (gold,) = [c for c in fig.axes[2].collections if c.get_label() == "valid contact"]
+    assert len(gold.get_offsets()) == 10
+    assert to_hex(gold.get_facecolor()[0]) == viz.CONTACT_COLOUR
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"valid contact", "central axis", "hand prediction", "hand ground truth"} <= set(legend)
+    _assert_png(viz.save_figure(fig, tmp_path / "contacts.png"), (600, 600))
