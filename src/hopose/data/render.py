@@ -1,0 +1,274 @@
+"""A small numpy renderer for the synthetic grasps: a z-buffer over a ray-cast box and capsules.
+
+No external renderer: the image is drawn directly at the network's size with the sample's K
+(pixel centres at integer coordinates, as in :func:`hopose.geometry.scale_intrinsics`).
+
+* Background: a two-colour gradient, a darker "table" band and 8-20 random shapes drawn with
+  PIL, blurred slightly so the foreground stays the sharpest thing in the picture (clutter).
+* Box: every pixel's ray is intersected with the box exactly (slab test), which gives its depth,
+  the face it hits and where on the face; faces are Lambert-shaded under a random light with a
+  per-object colour, a per-face tint, one of three textures (stripes, checks, a printed label)
+  and a darker cap on the +z end so that the box's orientation is visible.
+* Hand: capsules along the 20 bones (radius tapering from 10 mm at the palm to 7 mm at the
+  tips), the palm as a fan of thick capsules, and a sleeved forearm from the wrist towards the
+  lower right, where the right shoulder is under a head-mounted camera; each capsule's depth
+  is its axis depth minus the sphere bulge, shaded by the bulge normal.
+  Skin tones are drawn across a light-to-dark range.
+* Everything is composited through one z-buffer, so nearer parts occlude farther ones exactly
+  where the geometry says; then a global gain, colour cast and sensor noise vary the lighting.
+
+The sample's appearance comes from its own generator (:func:`sample_appearance`), so the
+geometry and the look of a sample are drawn independently.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from hopose.skeleton import FINGER_CHAINS, HAND_BONES
+
+# Skin tones (RGB in [0, 1]) from light to dark; a sample's tone is drawn between neighbours.
+SKIN_TONES = np.array(
+    [
+        [0.96, 0.80, 0.69],
+        [0.89, 0.67, 0.54],
+        [0.78, 0.55, 0.40],
+        [0.55, 0.37, 0.25],
+        [0.36, 0.23, 0.15],
+    ]
+)
+# Per-object base colours (RGB in [0, 1]); generic boxes get a random colour.
+OBJECT_COLOURS: dict[str, tuple[float, float, float]] = {
+    "juice_bottle": (0.95, 0.60, 0.10),
+    "milk": (0.92, 0.92, 0.95),
+    "liquid_soap": (0.25, 0.55, 0.85),
+    "salt": (0.85, 0.15, 0.15),
+}
+# Bone radii (mm): wrist-to-base bones, then the three phalanges.
+BONE_RADIUS = (10.0, 9.0, 8.0, 7.0)
+PALM_RADIUS, FOREARM_RADIUS, FOREARM_LENGTH = 12.0, 20.0, 200.0
+SHOULDER = np.array([250.0, 450.0, 50.0])  # mm, camera frame: where the right arm comes from
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Everything random about one image except the geometry."""
+
+    skin: np.ndarray  # (3,) RGB in [0, 1]
+    sleeve: np.ndarray  # (3,)
+    box: np.ndarray  # (3,) the object's colour
+    label: np.ndarray  # (3,) the label / stripe colour
+    face_tint: np.ndarray  # (6, 3) per-face colour factors
+    texture: int  # 0 stripes, 1 checks, 2 label band
+    frequency: float  # texture cycles across a face
+    light: np.ndarray  # (3,) unit direction towards the light, camera frame
+    ambient: float
+    gain: np.ndarray  # (3,) global colour gain (brightness and colour cast)
+    noise: float  # sensor noise sd, in 0-255 units
+    background_seed: int
+
+
+def sample_appearance(rng: np.random.Generator, object_name: str) -> Appearance:
+    """Draw an appearance; ``object_name`` picks the box colour (random for a generic box)."""
+    tone = rng.uniform(0, len(SKIN_TONES) - 1)
+    low = int(tone)
+    high = min(low + 1, len(SKIN_TONES) - 1)
+    skin = SKIN_TONES[low] + (tone - low) * (SKIN_TONES[high] - SKIN_TONES[low])
+    box = np.array(OBJECT_COLOURS.get(object_name, rng.uniform(0.15, 0.95, 3)))
+    light = rng.normal(size=3) + np.array([0.0, -1.0, -1.5])  # mostly from above, behind us
+    return Appearance(
+        skin=skin * rng.uniform(0.92, 1.08, 3),
+        sleeve=rng.uniform(0.05, 0.8, 3),
+        box=box,
+        label=rng.uniform(0.0, 1.0, 3),
+        face_tint=rng.uniform(0.85, 1.0, (6, 3)),
+        texture=int(rng.integers(3)),
+        frequency=float(rng.uniform(2.0, 6.0)),
+        light=light / np.linalg.norm(light),
+        ambient=float(rng.uniform(0.3, 0.55)),
+        gain=rng.uniform(0.7, 1.2) * rng.uniform(0.9, 1.1, 3),
+        noise=float(rng.uniform(1.0, 6.0)),
+        background_seed=int(rng.integers(2**31)),
+    )
+
+
+def _background(size: int, seed: int) -> np.ndarray:
+    """(S, S, 3) float clutter: gradient, a table band and random shapes."""
+    rng = np.random.default_rng(seed)
+    top, bottom = rng.uniform(0.1, 0.9, (2, 3))
+    ramp = np.linspace(0.0, 1.0, size)[:, None, None]
+    image = Image.fromarray(np.uint8(255 * (top + ramp * (bottom - top))).repeat(size, axis=1))
+    draw = ImageDraw.Draw(image)
+    horizon = int(size * rng.uniform(0.3, 0.8))
+    draw.rectangle((0, horizon, size, size), fill=tuple(int(c) for c in rng.integers(20, 160, 3)))
+    for _ in range(int(rng.integers(8, 21))):
+        x0, y0 = rng.uniform(-0.2, 1.0, 2) * size
+        w, h = rng.uniform(0.05, 0.4, 2) * size
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = rng.integers(3)
+        if shape == 0:
+            draw.rectangle((x0, y0, x0 + w, y0 + h), fill=fill)
+        elif shape == 1:
+            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=fill)
+        else:
+            draw.line((x0, y0, x0 + w, y0 + h), fill=fill, width=int(rng.integers(1, 6)))
+    image = image.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.5, 2.0))))
+    return np.asarray(image, dtype=np.float32) / np.float32(255.0)
+
+
+def _draw_box(image, zbuf, K, corners, look: Appearance) -> None:
+    """Ray-cast the box (corners (8, 3), SPEC order) into ``image`` and ``zbuf`` in place."""
+    # Only the pixels inside the bounding rectangle of the projected corners can see the box.
+    size = image.shape[0]
+    if (corners[:, 2] <= 1.0).any():
+        return
+    uv = corners @ K.T
+    uv = uv[:, :2] / uv[:, 2:]
+    (u0, v0), (u1, v1) = np.floor(uv.min(axis=0)), np.ceil(uv.max(axis=0)) + 1
+    u0, v0, u1, v1 = (int(np.clip(c, 0, size)) for c in (u0, v0, u1, v1))
+    if u0 >= u1 or v0 >= v1:
+        return
+    v, u = np.mgrid[v0:v1, u0:u1].astype(np.float64)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # (h, w, 3), z = 1
+    image, zbuf = image[v0:v1, u0:u1], zbuf[v0:v1, u0:u1]  # views: drawing into them draws
+    centre = corners.mean(axis=0)
+    edges = np.stack([corners[1] - corners[0], corners[3] - corners[0], corners[4] - corners[0]])
+    half = np.linalg.norm(edges, axis=1) / 2
+    axes = edges / (2 * half[:, None])  # (3, 3) rows: the box's unit axes in the camera frame
+    origin = axes @ -centre  # the camera centre in the box frame
+    direction = rays @ axes.T  # (S, S, 3) rays in the box frame
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (-half - origin) / direction
+        t2 = (half - origin) / direction
+    near = np.minimum(t1, t2)
+    t_in = np.nan_to_num(near, nan=-np.inf).max(axis=-1)
+    t_out = np.nan_to_num(np.maximum(t1, t2), nan=np.inf).min(axis=-1)
+    hit = (t_in <= t_out) & (t_in > 0) & (t_in < zbuf)  # rays have z = 1, so t is the depth
+    if not hit.any():
+        return
+    t = t_in[hit]
+    axis = np.nan_to_num(near[hit], nan=-np.inf).argmax(axis=-1)  # the entry face's axis
+    point = origin + t[:, None] * direction[hit]  # (P, 3) box frame
+    sign = np.sign(point[np.arange(len(t)), axis])
+    face = 2 * axis + (sign > 0)  # 0..5: -x, +x, -y, +y, -z, +z
+    normal = axes[axis] * sign[:, None]  # camera frame
+    # In-face coordinates in [0, 1]: the two other axes of the hit point.
+    other = np.stack([(axis + 1) % 3, (axis + 2) % 3], axis=-1)
+    coords = (np.take_along_axis(point, other, -1) / half[other] + 1) / 2
+    phase = look.frequency * coords
+    if look.texture == 0:
+        pattern = np.sin(2 * np.pi * phase[:, 0]) > 0.3
+    elif look.texture == 1:
+        pattern = (np.floor(phase[:, 0]) + np.floor(phase[:, 1])) % 2 == 0
+    else:
+        pattern = np.abs(coords[:, 1] - 0.5) < 0.18
+    colour = np.where(pattern[:, None], look.label, look.box) * look.face_tint[face]
+    colour = np.where((face == 5)[:, None], colour * 0.45, colour)  # dark cap on +z
+    shade = look.ambient + (1 - look.ambient) * np.clip(normal @ look.light, 0.0, 1.0)
+    image[hit] = colour * shade[:, None]
+    zbuf[hit] = t
+
+
+def _draw_capsule(image, zbuf, K, a, b, radius, colour, look: Appearance) -> None:
+    """Rasterise a capsule between 3D points a and b (radius in mm) through the z-buffer.
+
+    Works in normalised image coordinates (x/z, y/z), where a sphere of radius r at depth z is a
+    disc of radius r/z whatever K's aspect; the capsule's depth at a pixel is the axis depth
+    there minus the bulge ``r sqrt(1 - (d/rho)^2)``.
+    """
+    if a[2] < 1.0 or b[2] < 1.0:
+        return
+    pa, pb = a[:2] / a[2], b[:2] / b[2]
+    rho_max = radius / min(a[2], b[2])
+    size = image.shape[0]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lo = np.minimum(pa, pb) - rho_max
+    hi = np.maximum(pa, pb) + rho_max
+    u0, u1 = int(max(np.floor(lo[0] * fx + cx), 0)), int(min(np.ceil(hi[0] * fx + cx) + 1, size))
+    v0, v1 = int(max(np.floor(lo[1] * fy + cy), 0)), int(min(np.ceil(hi[1] * fy + cy) + 1, size))
+    if u0 >= u1 or v0 >= v1:
+        return
+    x = (np.arange(u0, u1) - cx) / fx
+    y = (np.arange(v0, v1) - cy) / fy
+    qx, qy = x[None, :] - pa[0], y[:, None] - pa[1]  # (h, w) offsets from a
+    axis = pb - pa
+    s = np.clip((qx * axis[0] + qy * axis[1]) / max(axis @ axis, 1e-12), 0.0, 1.0)
+    dist = np.hypot(qx - s * axis[0], qy - s * axis[1])
+    depth_axis = a[2] + s * (b[2] - a[2])
+    rho = radius / depth_axis
+    inside = dist < rho
+    bulge = np.sqrt(np.clip(1 - np.square(dist / rho), 0.0, 1.0))
+    depth = depth_axis - radius * bulge
+    window = zbuf[v0:v1, u0:u1]
+    draw = inside & (depth < window)
+    if not draw.any():
+        return
+    # Shade by the bulge: facing the camera in the middle, grazing at the rim, lit from light.
+    facing = look.ambient + (1 - look.ambient) * (0.35 + 0.65 * bulge[draw]) * (
+        0.6 + 0.4 * max(-look.light[2], 0.0)
+    )
+    image[v0:v1, u0:u1][draw] = colour * facing[:, None]
+    window[draw] = depth[draw]
+
+
+def _capsules(hand: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
+    """(start, end, radius, is_sleeve) for the forearm, palm fan and the 20 bones."""
+    wrist = hand[0]
+    mcp_row = [chain[0] for chain in FINGER_CHAINS[1:]]
+    back = wrist - hand[mcp_row].mean(axis=0)
+    # The elbow lies between the hand's own backward direction and the shoulder, below and right
+    # of the head-mounted camera, so the forearm enters the picture from the lower right.
+    elbow = 0.5 * _unit(back) + _unit(SHOULDER - wrist)
+    forearm = wrist + _unit(elbow) * FOREARM_LENGTH
+    parts = [(forearm, wrist, FOREARM_RADIUS, True)]
+    palm_centre = (wrist + hand[mcp_row].mean(axis=0)) / 2
+    for j in (*mcp_row, FINGER_CHAINS[0][1]):
+        parts.append((palm_centre, hand[j], PALM_RADIUS, False))
+    for j0, j1 in itertools.pairwise(mcp_row):
+        parts.append((hand[j0], hand[j1], PALM_RADIUS * 0.8, False))
+    parts.append((wrist, palm_centre, PALM_RADIUS * 1.4, False))
+    for parent, child in HAND_BONES:
+        rank = (child - 1) % 4  # 0 for the bone into a chain's base, then the phalanges
+        parts.append((hand[parent], hand[child], BONE_RADIUS[rank], False))
+    return parts
+
+
+def render_grasp(
+    hand_3d: np.ndarray,
+    obj_3d: np.ndarray,
+    K: np.ndarray,
+    image_size: int,
+    rng: np.random.Generator,
+    object_name: str = "box",
+) -> np.ndarray:
+    """Render one grasp.
+
+    Args:
+        hand_3d: (21, 3) joints, camera frame, mm. obj_3d: (8, 3) box corners, SPEC order.
+        K: (3, 3) intrinsics of the (image_size × image_size) image.
+        rng: the sample's appearance generator.
+        object_name: picks the box colour.
+
+    Returns:
+        (S, S, 3) uint8 RGB.
+    """
+    look = sample_appearance(rng, object_name)
+    image = _background(image_size, look.background_seed)
+    zbuf = np.full((image_size, image_size), np.inf, dtype=np.float32)
+    _draw_box(image, zbuf, K, obj_3d.astype(np.float64), look)
+    for start, end, radius, sleeve in _capsules(hand_3d.astype(np.float64)):
+        colour = look.sleeve if sleeve else look.skin
+        _draw_capsule(image, zbuf, K, start, end, radius, colour, look)
+    noise = np.random.default_rng(look.background_seed + 1).standard_normal(
+        image.shape, dtype=np.float32
+    )
+    image = image * (look.gain * 255).astype(np.float32) + noise * np.float32(look.noise)
+    return np.clip(image, 0, 255).astype(np.uint8)

@@ -1,0 +1,622 @@
+"""Procedural hands grasping boxes: the dataset hopose ships (SPEC §6 "Synthetic", §7 priors).
+
+Sample i draws every random number from its own generator ``numpy.random.default_rng([seed, i])``
+(pose) and ``default_rng([seed, i, 1])`` (appearance), so it is reproducible, index-addressable
+and the same in every DataLoader worker, and a pose-only dataset (``with_images=False``) holds
+exactly the poses of the rendered one. The geometry is computed for blocks of
+:data:`BLOCK` samples at once (vectorised over the block, each sample with its own numbers) and
+the poses of a block are kept once computed, which makes pose-only records cheap.
+
+Recipe (SPEC §7's suggestion), all in mm:
+
+1. Box: one of the FPHA-HO objects (approximate sizes, ±10%) or a generic hand-held box. Its own
+   z axis is its longest side, so the affinity loss's central axis (SPEC §2) is the box's z axis
+   and its radius is ``L = (size_x + size_y) / 2``.
+2. Hand: a right hand whose 20 bones are SPEC §7's FPHA medians times one hand-size factor
+   (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%): wrist to middle fingertip has median
+   170 mm and p5-p95 about 155-185 mm (FPHA measures 156-180; the issue's "about 170-200" is
+   the larger of the two, SPEC's data wins). Each finger and the thumb is a planar chain of
+   three segments with flexion limits (MCP -15..90°, PIP 0..110°, DIP 0..80°; thumb CMC
+   -20..50°, MCP -10..60°, IP -15..80°). Hand frame: x from the wrist towards the fingers, z the
+   palm normal (the side fingers flex to), y = z × x from the index towards the little finger;
+   the thumb is on -y, which makes it a right hand.
+3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm on a side face, 6-12 mm
+   off it, fingers wrapping round the long axis over one edge, thumb going for the face across),
+   "pinch" (palm 15-40 mm above an end face, fingertips over one of its edges, thumb on the
+   opposite side face), "lateral" (the same from beside a side face: palm over it, fingertips
+   and thumb on the two faces next to it). The thumb starts aimed 25 mm outside its face. Every
+   chain then closes from an open pre-shape until a segment first comes within the skin
+   distance (2-5 mm) of the box, the joints proximal to a touching segment stopping and the
+   distal ones going on (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at
+   points along each segment), so pads and tips touch without penetrating.
+4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 30-80% of
+   their flexion and which is moved 30-120 mm back along the palm normal, then further if
+   needed until every joint and bone point is more than ``eta * L + 1`` mm from the box: no
+   valid contact under SPEC §2 (``eta`` = 0.2).
+5. Acceptance: among the 10 (joint, face) pairs nearest to the faces' 11×11 grids (SPEC §2
+   steps 2-5), a thumb joint and a joint of another finger must both lie within
+   ``eta * L - 0.5`` mm, which makes at least two contacts valid under
+   :func:`hopose.physics.contact_points` with the thumb opposing the fingers; no joint or bone
+   point may be more than 2 mm inside the box. A sample whose attempt fails makes a new attempt
+   with its next random numbers.
+6. Camera: FPHA's colour camera. The pair is rotated so the fingers point away from the head
+   and up-left in the image with a random roll about them (the back of the hand towards the
+   camera at zero roll), and placed with the hand centroid at a depth of 280-520 mm and at an
+   image position drawn around FPHA's (SPEC §7). The first of 8 drawn placements that leaves at
+   most 3 of the 29 keypoints outside the 1920×1080 frame is kept.
+
+Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with the FPHA
+intrinsics scaled per axis (the resize convention of SPEC §6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
+from hopose.geometry import axis_angle_to_matrix
+from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS
+
+GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
+# Probability of each grasp type at each attempt (failed attempts draw again, so the kept mix
+# leans towards the types that succeed more often; see docs/synthetic.md).
+GRASP_WEIGHTS: tuple[float, ...] = (0.45, 0.35, 0.20)
+
+# Box sizes (x, y, z) in mm, z the longest side. The FPHA-HO objects' sizes are approximations
+# chosen by eye from the dataset's images, not measured from its models.
+FPHA_OBJECTS: dict[str, tuple[float, float, float]] = {
+    "juice_bottle": (62.0, 62.0, 200.0),
+    "milk": (68.0, 68.0, 190.0),
+    "liquid_soap": (72.0, 46.0, 185.0),
+    "salt": (52.0, 52.0, 110.0),
+}
+GENERIC_OBJECT = "box"
+OBJECT_NAMES: tuple[str, ...] = (*FPHA_OBJECTS, GENERIC_OBJECT)
+GENERIC_PROBABILITY = 0.4  # a generic box rather than one of FPHA_OBJECTS
+GENERIC_CROSS, GENERIC_MAX_LENGTH = (38.0, 95.0), 220.0
+
+# SPEC §7 bone-length medians (mm) per chain, bones from the wrist outwards (HAND_BONES order).
+BONE_LENGTH_P50 = np.array(
+    [
+        [13.7, 56.7, 37.9, 29.0],  # thumb: wrist-CMC, CMC-MCP, MCP-IP, IP-tip
+        [74.0, 45.2, 27.6, 21.0],  # index: wrist-MCP, MCP-PIP, PIP-DIP, DIP-tip
+        [67.0, 48.5, 30.0, 21.0],  # middle
+        [65.0, 44.0, 28.0, 21.0],  # ring
+        [63.0, 37.2, 24.0, 18.0],  # little
+    ]
+)
+HAND_SCALE_MEAN, HAND_SCALE_SD, BONE_SD = 1.02, 0.045, 0.05
+
+# Directions of the wrist-to-base bones in the hand frame: angle from x in the palm plane (deg)
+# and a palmar slope that cups the palm. Row 0 is the thumb CMC, which sits next to the wrist.
+BASE_ANGLE_DEG = np.array([-55.0, -20.0, -5.0, 10.0, 24.0])
+BASE_SLOPE = np.array([0.25, 0.0, 0.0, 0.04, 0.1])
+# Resting abduction of each finger's first phalanx from x, in the palm plane (deg).
+FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 13.0])
+# Flexion limits (deg) of the three joints of each chain: thumb CMC/MCP/IP, finger MCP/PIP/DIP.
+THUMB_LIMITS_DEG = np.array([[-20.0, 50.0], [-10.0, 60.0], [-15.0, 80.0]])
+FINGER_LIMITS_DEG = np.array([[-15.0, 90.0], [0.0, 110.0], [0.0, 80.0]])
+FLEX_HIGH = np.deg2rad(np.stack([THUMB_LIMITS_DEG[:, 1]] + [FINGER_LIMITS_DEG[:, 1]] * 4))
+# Open pre-shape: start flexions (deg) drawn between these, per chain joint.
+START_LOW_DEG, START_HIGH_DEG = np.array([-5.0, 0.0, 0.0]), np.array([10.0, 15.0, 15.0])
+POWER_MCP_START_DEG = (-15.0, -5.0)  # power grasps: fingers start bent back, off the palm face
+MIDDLE_MCP_REACH = 66.0  # mm from the wrist to the middle MCP along the hand's x, roughly
+
+ETA = 0.2  # SPEC §2 default contact threshold, as a fraction of the box radius L
+GRID = 11  # SPEC §2 face grid
+TOP_K = 10  # SPEC §2 candidate pairs
+# Joints that count as the thumb's and the other fingers' contacts (not their bases).
+THUMB_CONTACT_JOINTS = FINGER_CHAINS[0][1:]
+FINGER_CONTACT_JOINTS = tuple(j for chain in FINGER_CHAINS[1:] for j in chain[1:])
+CLOSE_STEPS = (8, 6)  # coarse and fine steps of the finger-closing search
+SEGMENT_FRACTIONS = np.array([1 / 3, 2 / 3, 1.0])  # points tested along each segment
+MAX_PENETRATION = 2.0  # mm a joint or bone point may lie inside the box
+CONTACT_MARGIN = 0.5  # mm by which accepted contacts beat eta * L, robust to float32 rounding
+MAX_ATTEMPTS = 40
+CAMERA_TRIES = 8
+MAX_OUTSIDE = 3  # keypoints (of 29) allowed outside the original frame
+BLOCK = 64  # samples generated together
+
+# Camera placement priors (SPEC §7): hand centroid pixel (1920×1080) and depth (mm).
+CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 540.0]), np.array([230.0, 220.0])
+CENTROID_PIXEL_LOW, CENTROID_PIXEL_HIGH = np.array([700.0, 130.0]), np.array([1650.0, 950.0])
+DEPTH_MEAN, DEPTH_SD, DEPTH_LOW, DEPTH_HIGH = 410.0, 75.0, 280.0, 520.0
+# Mean direction of the fingers in the camera frame: away from the head, up and to the left.
+FINGER_DIRECTION = np.array([-0.35, -0.55, 0.75])
+FINGER_DIRECTION_SD, MAX_ROLL = 0.3, 1.6  # rad
+
+# Uniform and normal numbers one attempt draws, and where each goes.
+_U_KIND, _U_SKIN, _U_SLOPE, _U_SPREAD = 0, 1, 2, 3
+_U_START = slice(4, 19)  # 15 start flexions
+_U_PLACE = slice(19, 25)  # 6 placement numbers
+_U_OPEN, _U_BACK = 25, 26
+_NUM_U = 27
+_Z_SCALE, _Z_BONES, _Z_ANGLE, _Z_SPREAD, _Z_TILT = (
+    0,
+    slice(1, 21),
+    slice(21, 26),
+    slice(26, 30),
+    slice(30, 33),
+)
+_NUM_Z = 33
+
+_FACE_AXIS = np.array([2, 2, 1, 1, 0, 0])  # the axis each BOX_FACES face is normal to
+_FACE_SIGN = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class Grasps:
+    """Generated hand-object configurations in the camera frame.
+
+    Attributes:
+        hand_3d: (B, 21, 3) joints, mm.
+        obj_3d: (B, 8, 3) box corners, SPEC §1 order, mm.
+        grasp: B of "power", "pinch", "lateral", "free".
+        object: B object names.
+    """
+
+    hand_3d: np.ndarray
+    obj_3d: np.ndarray
+    grasp: list[str]
+    object: list[str]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (np.cross is slow on small arrays)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
+def _frame(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation whose columns are the axes x, y = z × x, z (each (..., 3))."""
+    return np.stack([x, _cross(z, x), z], axis=-1)
+
+
+def _rotations(axis_angle: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations from (..., 3) axis-angle vectors (geometry.axis_angle_to_matrix)."""
+    return axis_angle_to_matrix(torch.from_numpy(axis_angle)).numpy()
+
+
+def box_signed_distance(points: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Signed distance (mm, negative inside) of points (..., 3) in the box frame to the box.
+
+    Args:
+        points: (..., 3) in the box frame (centred, axis-aligned).
+        half: (..., 3) half sizes, broadcast against ``points``.
+    """
+    q = np.abs(points) - half
+    outside = np.sqrt(np.square(np.maximum(q, 0.0)).sum(axis=-1))
+    return outside + np.minimum(q.max(axis=-1), 0.0)
+
+
+def face_grid_distances(points: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """SPEC §2 d(i, j): distance of each point to the nearest of each face's N×N grid points.
+
+    The grid of an axis-aligned face is a regular lattice, so its nearest point is found axis
+    by axis: the in-face coordinates are rounded to the grid, the normal one is the face's.
+
+    Args:
+        points: (B, P, 3) in the box frame. half: (B, 3) half sizes.
+
+    Returns:
+        (B, P, 6) distances, faces in BOX_FACES order.
+    """
+    half = half[:, None, :]
+    step = 2 * half / (GRID - 1)
+    snapped = np.clip(np.round((points + half) / step), 0, GRID - 1) * step - half  # (B, P, 3)
+    on_face = np.broadcast_to(snapped[:, :, None, :], (*points.shape[:2], 6, 3)).copy()
+    faces = np.arange(6)
+    on_face[:, :, faces, _FACE_AXIS] = _FACE_SIGN * half[:, :, _FACE_AXIS]  # (B, P, 6)
+    return np.linalg.norm(points[:, :, None, :] - on_face, axis=-1)
+
+
+@dataclass
+class _Hands:
+    """B hands in their own frames as five planar chains each (thumb first).
+
+    Joint k of a chain is at ``base + sum_{j<=k} L_j (cos phi_j d + sin phi_j n)`` with ``phi_j``
+    the cumulative flexion of the chain's joints 0..j.
+    """
+
+    base: np.ndarray  # (B, 5, 3) chain roots: thumb CMC, finger MCPs
+    axis_d: np.ndarray  # (B, 5, 3) each chain's direction at zero flexion
+    axis_n: np.ndarray  # (B, 5, 3) its flexion direction, orthogonal to axis_d
+    length: np.ndarray  # (B, 5, 3) segment lengths
+
+    def points(self, theta: np.ndarray) -> np.ndarray:
+        """(..., B, 5, 3 F, 3) points at SEGMENT_FRACTIONS of each segment; theta (..., B, 5, 3)."""
+        phi = np.cumsum(theta, axis=-1)[..., None]  # (..., B, 5, 3, 1)
+        step = self.length[..., None] * (
+            np.cos(phi) * self.axis_d[..., None, :] + np.sin(phi) * self.axis_n[..., None, :]
+        )  # (..., B, 5, 3, 3) segment vectors
+        start = self.base[..., None, :] + np.cumsum(step, axis=-2) - step
+        pts = start[..., None, :] + SEGMENT_FRACTIONS[:, None] * step[..., None, :]
+        return pts.reshape(*pts.shape[:-3], -1, 3)
+
+    def joints(self, theta: np.ndarray) -> np.ndarray:
+        """(B, 21, 3) joints in SPEC order for flexions theta (B, 5, 3); the wrist at 0."""
+        ends = self.points(theta)[..., len(SEGMENT_FRACTIONS) - 1 :: len(SEGMENT_FRACTIONS), :]
+        chains = np.concatenate([self.base[:, :, None], ends], axis=2)  # (B, 5, 4, 3)
+        hand = np.zeros((theta.shape[0], NUM_JOINTS, 3))
+        hand[:, np.array(FINGER_CHAINS)] = chains
+        return hand
+
+
+def _make_hands(u: np.ndarray, z: np.ndarray) -> _Hands:
+    """Right hands of random size and finger spread; the thumb's axes are set by the grasp."""
+    size = len(u)
+    scale = HAND_SCALE_MEAN + HAND_SCALE_SD * np.clip(z[:, _Z_SCALE], -2.5, 2.5)
+    noise = 1 + BONE_SD * np.clip(z[:, _Z_BONES], -2, 2).reshape(size, 5, 4)
+    bones = BONE_LENGTH_P50 * scale[:, None, None] * noise  # (B, 5, 4)
+    angle = np.deg2rad(BASE_ANGLE_DEG + 2.0 * z[:, _Z_ANGLE])  # (B, 5)
+    slope = BASE_SLOPE * (0.5 + 1.5 * u[:, _U_SLOPE, None])
+    base_dir = _unit(np.stack([np.cos(angle), np.sin(angle), slope], axis=-1))
+    spread = 0.3 + 1.1 * u[:, _U_SPREAD, None]
+    abduction = np.deg2rad(FINGER_ABDUCTION_DEG * spread + 2.0 * z[:, _Z_SPREAD])  # (B, 4)
+    axis_d = np.zeros((size, 5, 3))
+    axis_d[:, :, 0] = 1.0
+    axis_d[:, 1:, 0], axis_d[:, 1:, 1] = np.cos(abduction), np.sin(abduction)
+    axis_n = np.zeros((size, 5, 3))
+    axis_n[:, :, 2] = 1.0  # fingers flex towards the palm normal
+    return _Hands(base_dir * bones[..., :1], axis_d, axis_n, bones[..., 1:])
+
+
+def _to_box(points: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    """Hand-frame points (..., B, P, 3) to the box frame: ``R x + t`` with (B, 3, 3), (B, 3)."""
+    return points @ np.swapaxes(rot, -1, -2) + trans[:, None, :]
+
+
+def _close(hands: _Hands, theta, rot, trans, half, skin) -> np.ndarray:
+    """Close every chain until its segments first come within ``skin`` of the box.
+
+    All moving joints of a chain flex together from ``theta`` towards their upper limits; when a
+    segment would touch, the joints proximal to it stop and the distal ones go on (three rounds
+    at most). Each round finds the first touching step of the closing motion on a coarse grid,
+    then refines it between the last free step and the first touching one.
+
+    Args:
+        hands: B hands. theta: (B, 5, 3) start flexions, rad.
+        rot, trans: (B, 3, 3), (B, 3) hand poses in the box frame.
+        half: (B, 3) box half sizes. skin: (B,) contact distances, mm.
+
+    Returns:
+        (B, 5, 3) final flexions.
+    """
+    size = len(theta)
+    moving = np.ones((size, 5, 3), dtype=bool)
+    per_segment = len(SEGMENT_FRACTIONS)
+    for _ in range(3):
+        goal = np.where(moving, FLEX_HIGH, theta)
+        low, high = np.zeros((size, 5)), np.ones((size, 5))  # bracket of the closing fraction
+        for steps in CLOSE_STEPS:
+            t = low + np.linspace(0.0, 1.0, steps)[:, None, None] * (high - low)  # (T, B, 5)
+            candidates = theta + t[..., None] * (goal - theta)  # (T, B, 5, 3)
+            pts = hands.points(candidates).reshape(steps, size, -1, 3)  # (T, B, 5 * 3F, 3)
+            # Chebyshev distance to the box: cheaper than the Euclidean one and never larger,
+            # so a chain stops at most skin * (sqrt(3) - 1) early near an edge or corner.
+            gap = (np.abs(_to_box(pts, rot, trans)) - half[:, None, :]).max(axis=-1)
+            hit = (gap < skin[:, None]).reshape(steps, size, 5, -1)  # (T, B, 5, 3F)
+            touching = hit.any(axis=-1)  # (T, B, 5)
+            blocked = touching.any(axis=0)
+            first = np.where(blocked, touching.argmax(axis=0), steps - 1)[None]  # (1, B, 5)
+            low = np.take_along_axis(t, np.maximum(first - 1, 0), 0)[0]
+            low = np.where(blocked, low, t[-1])
+            high = np.take_along_axis(t, first, 0)[0]
+        theta = theta + low[..., None] * (goal - theta)
+        first_hit = np.take_along_axis(hit, first[..., None], 0)[0]  # (B, 5, 3F)
+        segment = first_hit.argmax(axis=-1) // per_segment  # (B, 5) the touching segment
+        moving &= blocked[..., None] & (np.arange(3) > segment[..., None])
+        if not moving.any():
+            break
+    return theta
+
+
+def _place_power(u: np.ndarray, half: np.ndarray):
+    """Palm on a side face, fingers wrapping round the long axis over one of its edges.
+
+    Args:
+        u: (B, 6) uniform numbers. half: (B, 3).
+
+    Returns:
+        ``(R, t, thumb_face)``: (B, 3, 3), (B, 3) hand poses in the box frame and (B, 3) the
+        outward normal of the face the thumb goes for (across the box from the fingertips).
+    """
+    rows = np.arange(len(u))
+    axis = (u[:, 0] < 0.5).astype(int)  # palm on the face normal to box x or y
+    normal = np.eye(3)[axis] * np.where(u[:, 1] < 0.5, -1.0, 1.0)[:, None]
+    tangent = (
+        _cross(np.array([0.0, 0.0, 1.0]), normal) * np.where(u[:, 2] < 0.5, -1.0, 1.0)[:, None]
+    )
+    rot = _frame(tangent, -normal)
+    half_t = np.abs((tangent * half).sum(axis=-1))
+    # Wrist behind the palm face with the middle MCP near the far edge and the MCP row (centred
+    # on the wrist's y) somewhere along the long axis.
+    wrist = normal * (half[rows, axis] + 6.0 + 6.0 * u[:, 3])[:, None]
+    wrist += tangent * (half_t - 15.0 + 20.0 * u[:, 4] - MIDDLE_MCP_REACH)[:, None]
+    wrist[:, 2] += (2 * u[:, 5] - 1) * np.maximum(half[:, 2] - 30.0, 0.0)
+    return rot, wrist, -tangent
+
+
+def _place_over_edge(u: np.ndarray, half: np.ndarray, palm_axis: np.ndarray, over_axis):
+    """Palm above the face normal to ``palm_axis``, fingertips over its edge along ``over_axis``.
+
+    Same arguments and returns as :func:`_place_power`, with the axes (B,) ints; the thumb goes
+    for the face opposite the fingertips.
+    """
+    rows = np.arange(len(u))
+    palm = np.eye(3)[palm_axis] * np.where(u[:, 0] < 0.5, -1.0, 1.0)[:, None]
+    over = np.eye(3)[over_axis] * np.where(u[:, 1] < 0.5, -1.0, 1.0)[:, None]
+    side_axis = 3 - palm_axis - over_axis
+    rot = _frame(over, -palm)
+    wrist = palm * (half[rows, palm_axis] + 15.0 + 25.0 * u[:, 2])[:, None]
+    wrist += over * (half[rows, over_axis] - 10.0 + 30.0 * u[:, 3] - MIDDLE_MCP_REACH)[:, None]
+    side_half = half[rows, side_axis]
+    side = (2 * u[:, 4] - 1) * np.maximum(side_half - 30.0, 0.5 * side_half)
+    return rot, wrist + np.eye(3)[side_axis] * side[:, None], -over
+
+
+def _aim_thumbs(hands: _Hands, rot, trans, face, half, skin) -> None:
+    """Point each thumb chain at the face with outward normal ``face`` (B, 3), flexing onto it.
+
+    The thumb starts straight towards a point 25 mm outside the face (the CMC's projection on
+    it, kept inside the face's middle 60%) and flexes towards the face.
+    """
+    cmc = np.einsum("bij,bj->bi", rot, hands.base[:, 0]) + trans  # box frame
+    target = np.clip(cmc, -0.6 * half, 0.6 * half)
+    target = np.where(face != 0, half * face + face * (skin[:, None] + 25.0), target)
+    d = _unit(np.einsum("bji,bj->bi", rot, target - cmc))  # hand frame
+    n = np.einsum("bji,bj->bi", rot, -face)
+    hands.axis_d[:, 0] = d
+    hands.axis_n[:, 0] = _unit(n - (n * d).sum(axis=-1, keepdims=True) * d)
+
+
+def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """(B,) whether the thumb and another finger both make valid contacts (SPEC §2 steps 2-5).
+
+    Of the TOP_K (joint, face) pairs nearest to the faces' grids, those within
+    ``eta * L - CONTACT_MARGIN`` are the valid contacts; a grasp needs one on a thumb joint
+    (MCP, IP or tip) and one on a joint of the other four fingers.
+    """
+    dist = face_grid_distances(joints, half).reshape(len(joints), -1)  # (B, 21 * 6)
+    nearest = np.argpartition(dist, TOP_K - 1, axis=-1)[:, :TOP_K]  # (B, TOP_K) pair indices
+    valid = np.take_along_axis(dist, nearest, -1) <= (ETA * radius - CONTACT_MARGIN)[:, None]
+    joint = nearest // 6
+    thumb = np.isin(joint, THUMB_CONTACT_JOINTS)
+    finger = np.isin(joint, FINGER_CONTACT_JOINTS)
+    return (valid & thumb).any(axis=-1) & (valid & finger).any(axis=-1)
+
+
+def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
+    """One grasp attempt per row: kinds (B,), joints (B, 21, 3) in the box frame, accepted (B,)."""
+    size = len(u)
+    kind = np.minimum(
+        np.searchsorted(np.cumsum(GRASP_WEIGHTS), u[:, _U_KIND]), len(GRASP_TYPES) - 1
+    )
+    skin = 2.0 + 3.0 * u[:, _U_SKIN]
+    hands = _make_hands(u, z)
+    low, high = np.deg2rad(START_LOW_DEG), np.deg2rad(START_HIGH_DEG)
+    theta = low + (high - low) * u[:, _U_START].reshape(size, 5, 3)
+    place = u[:, _U_PLACE]
+    axis = (place[:, 5] < 0.5).astype(int)
+    placements = (
+        _place_power(place, half),
+        _place_over_edge(place, half, np.full(size, 2), axis),  # pinch
+        _place_over_edge(place, half, axis, 1 - axis),  # lateral
+    )
+    # Each sample's pose from the placement of its kind: stack the three, pick along axis 0.
+    rot, trans, face = (
+        np.stack(options)[kind, np.arange(size)] for options in zip(*placements, strict=True)
+    )
+    mcp_low, mcp_high = np.deg2rad(POWER_MCP_START_DEG)
+    mcp = mcp_low + (mcp_high - mcp_low) * u[:, _U_START].reshape(size, 5, 3)[:, 1:, 0]
+    theta[:, 1:, 0] = np.where(kind[:, None] == 0, mcp, theta[:, 1:, 0])
+    theta[:, 0, 0] = 0.0  # the thumb starts aimed at its face
+    rot = rot @ _rotations(0.04 * z[:, _Z_TILT])
+    _aim_thumbs(hands, rot, trans, face, half, skin)
+    theta = _close(hands, theta, rot, trans, half, skin)
+
+    # Free frames: open the hand and move it back along the palm normal until it is clear.
+    release = -rot[:, :, 2]
+    opened = theta * (0.3 + 0.5 * u[:, _U_OPEN, None, None])
+    theta = np.where(free[:, None, None], opened, theta)
+    trans = trans + free[:, None] * release * (30.0 + 90.0 * u[:, _U_BACK, None])
+    joints = _to_box(hands.joints(theta), rot, trans)
+    bones = _to_box(hands.points(theta).reshape(size, -1, 3), rot, trans)
+    points = np.concatenate([joints, bones], axis=1)
+    radius = half[:, :2].sum(axis=-1)  # SPEC §2 L: mean side of the end faces (z longest)
+    clearance = ETA * radius + 1.0
+    for _ in range(3):
+        shortfall = clearance - box_signed_distance(points, half[:, None]).min(axis=-1)
+        shift = np.where(free & (shortfall > 0), shortfall + 1.0, 0.0)
+        points = points + release[:, None] * shift[:, None, None]
+    depth = box_signed_distance(points, half[:, None]).min(axis=-1)
+    grasped = (depth >= -MAX_PENETRATION) & _thumb_opposes(points[:, :NUM_JOINTS], half, radius)
+    accepted = np.where(free, depth > clearance, grasped)
+    return np.where(free, len(GRASP_TYPES), kind), points[:, :NUM_JOINTS], accepted
+
+
+def _sample_boxes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Object indices into OBJECT_NAMES (B,) and box sizes (B, 3) from (B, 5) uniforms."""
+    fpha = np.array(list(FPHA_OBJECTS.values()))
+    which = np.minimum((u[:, 1] * len(fpha)).astype(int), len(fpha) - 1)
+    size = fpha[which] * (0.9 + 0.2 * u[:, 2:5])
+    size[:, 2] = np.maximum(size[:, 2], size[:, :2].max(axis=-1) + 15.0)
+    low, high = GENERIC_CROSS
+    cross = low + (high - low) * u[:, 2:4]
+    shortest = np.maximum(cross.max(axis=-1) + 20.0, 90.0)
+    length = shortest + (GENERIC_MAX_LENGTH - shortest) * u[:, 4]
+    generic = u[:, 0] < GENERIC_PROBABILITY
+    size = np.where(generic[:, None], np.concatenate([cross, length[:, None]], axis=1), size)
+    return np.where(generic, len(fpha), which), size
+
+
+def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np.ndarray):
+    """Rotate and translate box-frame pairs into FPHA's colour camera (SPEC §7 priors).
+
+    Args:
+        hand: (B, 21, 3), corners: (B, 8, 3) in the box frame.
+        z: (B, CAMERA_TRIES, 6) normal and u: (B, CAMERA_TRIES) uniform numbers.
+
+    Returns:
+        hand (B, 21, 3) and corners (B, 8, 3) in the camera frame.
+    """
+    fingers = _unit(hand[:, 9] - hand[:, 0])
+    palm = _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
+    hand_axes = _frame(fingers, _unit(_cross(fingers, _cross(palm, fingers))))  # (B, 3, 3)
+    x = _unit(FINGER_DIRECTION + FINGER_DIRECTION_SD * z[..., :3])  # (B, T, 3)
+    back = _unit(np.array([0.0, 0.0, 1.0]) - x[..., 2:] * x)  # back of the hand away from us
+    roll = MAX_ROLL * (2 * u - 1)[..., None]
+    back = back * np.cos(roll) + _cross(x, back) * np.sin(roll)
+    rot = _frame(x, back) @ np.swapaxes(hand_axes, -1, -2)[:, None]  # (B, T, 3, 3)
+    pixel = np.clip(
+        CENTROID_PIXEL_MEAN + CENTROID_PIXEL_SD * z[..., 3:5],
+        CENTROID_PIXEL_LOW,
+        CENTROID_PIXEL_HIGH,
+    )
+    depth = np.clip(DEPTH_MEAN + DEPTH_SD * z[..., 5], DEPTH_LOW, DEPTH_HIGH)
+    rays = (
+        np.concatenate([pixel, np.ones_like(depth[..., None])], -1) @ np.linalg.inv(FPHA_COLOR_K).T
+    )
+    centroid = np.einsum("btij,bj->bti", rot, hand.mean(axis=1))
+    trans = rays * depth[..., None] - centroid  # (B, T, 3)
+    pair = np.concatenate([hand, corners], axis=1)[:, None]  # (B, 1, 29, 3)
+    points = pair @ np.swapaxes(rot, -1, -2) + trans[:, :, None]  # (B, T, 29, 3)
+    uvw = points @ FPHA_COLOR_K.T
+    uv = uvw[..., :2] / np.maximum(uvw[..., 2:], 1.0)
+    inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)  # (B, T, 29)
+    ok = ((~inside).sum(axis=-1) <= MAX_OUTSIDE) & (points[..., 2] > 50.0).all(axis=-1)
+    best = np.where(ok.any(axis=1), ok.argmax(axis=1), CAMERA_TRIES - 1)
+    chosen = points[np.arange(len(best)), best]
+    return chosen[:, :NUM_JOINTS], chosen[:, NUM_JOINTS:]
+
+
+def generate_grasps(seed: int, indices: np.ndarray, free_fraction: float = 0.2) -> Grasps:
+    """The poses of samples ``indices`` of the dataset with seed ``seed``, camera frame.
+
+    Each sample draws from ``default_rng([seed, i])`` alone, in a fixed order (box, free flag,
+    then :data:`_NUM_U` uniform and :data:`_NUM_Z` normal numbers per attempt until one is
+    accepted, then its camera placements), so it does not depend on the other indices.
+    """
+    rngs = [np.random.default_rng([seed, int(i)]) for i in indices]
+    size = len(rngs)
+    start = np.stack([rng.random(6) for rng in rngs])
+    obj, dims = _sample_boxes(start[:, :5])
+    half = dims / 2
+    free = start[:, 5] < free_fraction
+    kind = np.zeros(size, dtype=int)
+    hand = np.zeros((size, NUM_JOINTS, 3))
+    pending = np.arange(size)
+    for _ in range(MAX_ATTEMPTS):
+        u = np.stack([rngs[i].random(_NUM_U) for i in pending])
+        z = np.stack([rngs[i].standard_normal(_NUM_Z) for i in pending])
+        got_kind, got_hand, accepted = _attempt(u, z, half[pending], free[pending])
+        done = pending[accepted]
+        kind[done], hand[done] = got_kind[accepted], got_hand[accepted]
+        pending = pending[~accepted]
+        if len(pending) == 0:
+            break
+    else:
+        raise RuntimeError(
+            f"samples {indices[pending]}: no acceptable grasp in {MAX_ATTEMPTS} attempts"
+        )
+    z = np.stack([rng.standard_normal((CAMERA_TRIES, 6)) for rng in rngs])
+    u = np.stack([rng.random(CAMERA_TRIES) for rng in rngs])
+    corners = np.array(CORNER_SIGNS) * half[:, None]
+    hand_3d, obj_3d = _place_in_camera(hand, corners, z, u)
+    names = (*GRASP_TYPES, "free")
+    return Grasps(hand_3d, obj_3d, [names[k] for k in kind], [OBJECT_NAMES[o] for o in obj])
+
+
+def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    uvw = points @ K.T
+    return uvw[..., :2] / uvw[..., 2:]
+
+
+class SyntheticHandObject(Dataset):
+    """Procedural right hands grasping boxes, as SPEC §6 records plus a ``grasp`` key.
+
+    Args:
+        num_samples: dataset length.
+        seed: non-negative base seed; sample i depends only on (seed, i) (and free_fraction).
+        image_size: side S of the square image; K is FPHA's colour camera scaled per axis.
+        with_images: False leaves the ``image`` key out (pose-only records, much faster).
+        free_fraction: probability of a free (approach/release) frame without contact.
+
+    Records: ``image`` (S, S, 3) uint8 (unless ``with_images=False``), ``K`` and ``orig_K``
+    (3, 3) float64, ``hand_3d`` (21, 3), ``obj_3d`` (8, 3) float32 mm, ``hand_2d`` (21, 2),
+    ``obj_2d`` (8, 2) float32 pixels (the projections of the float64 poses), ``orig_size``
+    (1920, 1080), ``side`` "right", ``object``, ``id`` "synthetic/<seed>/<grasp>/<i>" and
+    ``grasp``.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        seed: int,
+        image_size: int = 224,
+        *,
+        with_images: bool = True,
+        free_fraction: float = 0.2,
+    ):
+        if num_samples < 0:
+            raise ValueError(f"num_samples: must be >= 0, got {num_samples}")
+        if seed < 0:
+            raise ValueError(f"seed: must be >= 0, got {seed}")
+        if image_size < 8:
+            raise ValueError(f"image_size: must be >= 8, got {image_size}")
+        if not 0.0 <= free_fraction <= 1.0:
+            raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
+        self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
+        self.with_images, self.free_fraction = with_images, free_fraction
+        width, height = FPHA_IMAGE_SIZE
+        self.K = np.diag([image_size / width, image_size / height, 1.0]) @ FPHA_COLOR_K
+        self._blocks: dict[int, Grasps] = {}
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _grasps(self, block: int) -> Grasps:
+        """The poses of block ``block`` (samples block*BLOCK onwards), generated once."""
+        if block not in self._blocks:
+            indices = np.arange(block * BLOCK, min((block + 1) * BLOCK, self.num_samples))
+            self._blocks[block] = generate_grasps(self.seed, indices, self.free_fraction)
+        return self._blocks[block]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -self.num_samples <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        index %= self.num_samples
+        grasps = self._grasps(index // BLOCK)
+        k = index % BLOCK
+        hand_3d, obj_3d = grasps.hand_3d[k], grasps.obj_3d[k]
+        record: dict[str, Any] = {
+            "K": self.K.copy(),
+            "hand_3d": hand_3d.astype(np.float32),
+            "obj_3d": obj_3d.astype(np.float32),
+            "hand_2d": _project(hand_3d, self.K).astype(np.float32),
+            "obj_2d": _project(obj_3d, self.K).astype(np.float32),
+            "orig_K": FPHA_COLOR_K.copy(),
+            "orig_size": np.array(FPHA_IMAGE_SIZE),
+            "side": "right",
+            "object": grasps.object[k],
+            "id": f"synthetic/{self.seed}/{grasps.grasp[k]}/{index}",
+            "grasp": grasps.grasp[k],
+        }
+        if self.with_images:
+            from hopose.data.render import render_grasp
+
+            appearance = np.random.default_rng([self.seed, index, 1])
+            record["image"] = render_grasp(
+                hand_3d, obj_3d, self.K, self.image_size, appearance, grasps.object[k]
+            )
+        return record

@@ -1,0 +1,233 @@
+"""The synthetic grasp dataset: anatomy, boxes, projection, contacts, determinism, rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from hopose.cli import main
+from hopose.data.cache import CacheDataset
+from hopose.data.fpha import FPHA_COLOR_K
+from hopose.data.render import render_grasp
+from hopose.data.sample import ARRAY_KEYS, check_sample
+from hopose.data.synthetic import (
+    _FACE_AXIS,
+    _FACE_SIGN,
+    BLOCK,
+    BONE_LENGTH_P50,
+    SyntheticHandObject,
+    face_grid_distances,
+    generate_grasps,
+)
+from hopose.geometry import box_corners, project_points, sample_face_points
+from hopose.physics import contact_points, physical_affinity_loss
+from hopose.skeleton import BOX_FACES, CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, HAND_BONES
+
+NUM = 320  # pose-only samples for the statistics
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    dataset = SyntheticHandObject(NUM, SEED, with_images=False)
+    return [dataset[i] for i in range(NUM)]
+
+
+def _stack(records: list[dict], key: str) -> torch.Tensor:
+    return torch.tensor(np.stack([r[key] for r in records]), dtype=torch.float64)
+
+
+def _box_frame(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre, axes (3, 3) rows, half sizes) of a box from its corners in SPEC order."""
+    corners = corners.astype(np.float64)
+    edges = np.stack([corners[1] - corners[0], corners[3] - corners[0], corners[4] - corners[0]])
+    half = np.linalg.norm(edges, axis=1) / 2
+    return corners.mean(axis=0), edges / (2 * half[:, None]), half
+
+
+def _depth_inside(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """How far each point (P, 3) is inside the box (mm, 0 when outside), from first principles."""
+    centre, axes, half = _box_frame(corners)
+    local = (points - centre) @ axes.T
+    inside = np.all(np.abs(local) < half, axis=1)
+    return np.where(inside, (half - np.abs(local)).min(axis=1), 0.0)
+
+
+def test_bone_lengths_are_human(records):
+    hands = np.stack([r["hand_3d"] for r in records]).astype(np.float64)
+    bones = np.array(HAND_BONES)
+    lengths = np.linalg.norm(hands[:, bones[:, 1]] - hands[:, bones[:, 0]], axis=-1)  # (B, 20)
+    # HAND_BONES runs chain by chain from the wrist, as the rows of the SPEC §7 table.
+    medians = BONE_LENGTH_P50.reshape(-1)
+    assert np.all(lengths > 0.75 * medians) and np.all(lengths < 1.3 * medians)
+    np.testing.assert_allclose(np.median(lengths, axis=0), 1.02 * medians, rtol=0.05)
+    middle = FINGER_CHAINS[2]  # wrist -> MCP -> PIP -> DIP -> tip along the bones
+    path = np.linalg.norm(np.diff(hands[:, [0, *middle]], axis=1), axis=-1).sum(axis=1)
+    assert np.all((path > 140) & (path < 210))
+    assert 160 < np.median(path) < 180  # FPHA: median 168 mm (SPEC §7)
+
+
+def test_hand_is_a_right_hand(records):
+    # In a right hand, (index MCP - wrist) x (little MCP - wrist) points out of the palm, and the
+    # fingers flex towards the palm: the middle fingertip lies on that side of the MCP plane.
+    for r in records[:50]:
+        h = r["hand_3d"].astype(np.float64)
+        palm = np.cross(h[5] - h[0], h[17] - h[0])
+        assert (h[0] - h[12]) @ palm < 0 or r["grasp"] == "free"
+
+
+def test_boxes_are_cuboids_in_spec_corner_order(records):
+    for r in records[:50]:
+        corners = r["obj_3d"].astype(np.float64)
+        centre, axes, half = _box_frame(corners)
+        np.testing.assert_allclose(axes @ axes.T, np.eye(3), atol=1e-5)
+        assert np.linalg.det(axes) > 0  # right-handed box axes
+        rebuilt = centre + (np.array(CORNER_SIGNS) * half) @ axes
+        np.testing.assert_allclose(rebuilt, corners, atol=1e-3)
+        assert 2 * half[2] > 2 * half[:2].max()  # z is the longest side: the affinity axis
+
+
+def test_2d_is_the_projection_of_3d(records):
+    K = records[0]["K"]
+    # FPHA colour K scaled per axis to 224 x 224: fx 1395.749023 * 224/1920 = 162.8374, cy
+    # 540.68103 * 224/1080 = 112.1413.
+    np.testing.assert_allclose([K[0, 0], K[1, 2]], [162.8374, 112.1413], atol=1e-4)
+    np.testing.assert_array_equal(records[0]["orig_K"], FPHA_COLOR_K)
+    for key in ("hand", "obj"):
+        projected = project_points(_stack(records, f"{key}_3d"), torch.tensor(K))
+        np.testing.assert_allclose(projected.numpy(), _stack(records, f"{key}_2d"), atol=1e-3)
+
+
+def test_contacts_of_grasps_and_free_frames(records):
+    hand, obj = _stack(records, "hand_3d"), _stack(records, "obj_3d")
+    _, _, valid = contact_points(hand, obj)
+    count = valid.sum(dim=-1).numpy()
+    free = np.array([r["grasp"] == "free" for r in records])
+    assert np.all(count[~free] >= 2)
+    assert np.all(count[free] == 0)
+
+
+def test_no_joint_deep_inside_the_box(records):
+    depth = [_depth_inside(r["hand_3d"], r["obj_3d"]).max() for r in records]
+    assert max(depth) <= 10.0
+
+
+def test_grasp_statistics(records):
+    kinds = np.array([r["grasp"] for r in records])
+    free = kinds == "free"
+    assert 0.05 <= free.mean() <= 0.40
+    assert (~free).mean() >= 0.60
+    assert set(kinds[~free]) == {"power", "pinch", "lateral"}
+    # Fingertips touch in grasps: in every grasp at least two tips are within 10 mm of the box.
+    grasps = [r for r in records if r["grasp"] != "free"]
+    for r in grasps:
+        centre, axes, half = _box_frame(r["obj_3d"])
+        local = np.abs((r["hand_3d"][list(FINGERTIPS)] - centre) @ axes.T) - half
+        distance = np.linalg.norm(np.maximum(local, 0), axis=1)
+        assert np.count_nonzero(distance < 10.0) >= 2
+    # Contacts spread around the axis: the affinity loss (mean pairwise cosine) stays low.
+    loss = physical_affinity_loss(_stack(grasps, "hand_3d"), _stack(grasps, "obj_3d"))
+    assert loss < 0.25
+
+
+def test_convention_face_axes_follow_box_faces():
+    # Face k of BOX_FACES is normal to axis _FACE_AXIS[k], on the side _FACE_SIGN[k]: every
+    # corner of the face has that sign bit on that axis.
+    for face, axis, sign in zip(BOX_FACES, _FACE_AXIS, _FACE_SIGN, strict=True):
+        assert all(CORNER_SIGNS[c][axis] == sign for c in face)
+
+
+def test_face_grid_distances_match_the_bilinear_grid():
+    rng = np.random.default_rng(0)
+    half = rng.uniform(10, 100, (4, 3))
+    points = rng.normal(0, 80, (4, 21, 3))
+    fast = face_grid_distances(points, half)
+    corners = box_corners(torch.tensor(2 * half))  # (4, 8, 3)
+    grid = sample_face_points(corners, 11)  # (4, 6, 121, 3)
+    naive = torch.cdist(torch.tensor(points)[:, None], grid).min(dim=-1).values  # (4, 6, 21)
+    np.testing.assert_allclose(fast, naive.transpose(1, 2).numpy(), atol=1e-9)
+
+
+def test_samples_depend_only_on_seed_and_index():
+    small = SyntheticHandObject(BLOCK + 5, 3, with_images=False)
+    large = SyntheticHandObject(3 * BLOCK, 3, with_images=False)
+    other = SyntheticHandObject(BLOCK + 5, 4, with_images=False)
+    for index in (BLOCK + 4, 0, 17):  # any order, across blocks of different sizes
+        a, b = small[index], large[index]
+        for key in ARRAY_KEYS:
+            np.testing.assert_array_equal(a[key], b[key])
+        assert a["id"] == b["id"] == f"synthetic/3/{a['grasp']}/{index}"
+        assert not np.array_equal(a["hand_3d"], other[index]["hand_3d"])
+    alone = generate_grasps(3, np.array([17]))
+    np.testing.assert_allclose(alone.hand_3d[0], small[17]["hand_3d"], atol=1e-4)
+    assert small[-1]["id"] == small[BLOCK + 4]["id"]
+    with pytest.raises(IndexError):
+        small[BLOCK + 5]
+
+
+def test_dataloader_workers_yield_the_same_samples():
+    dataset = SyntheticHandObject(12, 5, with_images=False)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, shuffle=False)
+    for index, record in enumerate(loader):
+        np.testing.assert_array_equal(record["hand_3d"], dataset[index]["hand_3d"])
+        assert record["id"] == dataset[index]["id"]
+
+
+def test_rendered_record_is_a_spec_sample():
+    dataset = SyntheticHandObject(3, 11, image_size=64)
+    record = dataset[2]
+    check_sample(record, record["id"])
+    assert record["image"].shape == (64, 64, 3) and record["image"].dtype == np.uint8
+    assert record["image"].std() > 5  # not blank
+    pose_only = SyntheticHandObject(3, 11, image_size=64, with_images=False)[2]
+    assert "image" not in pose_only
+    np.testing.assert_array_equal(pose_only["hand_3d"], record["hand_3d"])
+    np.testing.assert_array_equal(dataset[2]["image"], record["image"])
+
+
+@pytest.mark.parametrize("bad", [{"num_samples": -1}, {"seed": -2}, {"free_fraction": 1.5}])
+def test_bad_arguments_name_the_field(bad):
+    args = {"num_samples": 4, "seed": 0, "free_fraction": 0.2} | bad
+    field = next(iter(bad))
+    with pytest.raises(ValueError, match=field):
+        SyntheticHandObject(args["num_samples"], args["seed"], free_fraction=args["free_fraction"])
+
+
+def test_render_respects_depth_order():
+    size = 96
+    K = np.diag([size / 1920, size / 1080, 1.0]) @ FPHA_COLOR_K
+    corners = box_corners(torch.tensor([60.0, 60.0, 150.0])).numpy() + np.array([0, 0, 400.0])
+    # A flat hand centred on the box's line of sight: palm at z = 300, nearer than the box's
+    # front face (z = 400 - 30 = 370) by more than any capsule radius.
+    hand = SyntheticHandObject(1, 0, with_images=False)[0]["hand_3d"].astype(np.float64)
+    hand = hand - hand.mean(axis=0)
+    hand = hand * np.array([1.0, 1.0, 0.0]) * 0.5 + np.array([0.0, 0.0, 300.0])
+
+    def render(h: np.ndarray) -> np.ndarray:
+        return render_grasp(h, corners, K, size, np.random.default_rng(5), "milk").astype(int)
+
+    box_only = render(hand + np.array([1e5, 0.0, 0.0]))  # the hand far outside the picture
+    in_front, behind = render(hand), render(hand * 2.0)  # x2: same pixels, 600 mm deep
+    box_uv = project_points(torch.tensor(corners), torch.tensor(K)).numpy()
+    uv = np.rint(project_points(torch.tensor(hand), torch.tensor(K)).numpy()).astype(int)
+    lo, hi = box_uv.min(axis=0) + 2, box_uv.max(axis=0) - 2
+    over_box = [(u, v) for u, v in uv if lo[0] < u < hi[0] and lo[1] < v < hi[1]]
+    assert len(over_box) >= 5
+    for u, v in over_box:
+        assert np.abs(in_front[v, u] - box_only[v, u]).sum() > 30  # the hand hides the box
+        np.testing.assert_array_equal(behind[v, u], box_only[v, u])  # the box hides the hand
+
+
+def test_synth_command_writes_a_readable_cache(tmp_path):
+    out = tmp_path / "synth"
+    assert (
+        main(["synth", "--out", str(out), "--num", "5", "--seed", "2", "--image-size", "32"]) == 0
+    )
+    cache, dataset = CacheDataset(out), SyntheticHandObject(5, 2, image_size=32)
+    assert len(cache) == 5
+    for index in (0, 4):
+        np.testing.assert_array_equal(cache[index]["image"], dataset[index]["image"])
+        np.testing.assert_allclose(cache[index]["hand_3d"], dataset[index]["hand_3d"])
+        assert cache[index]["grasp"] == dataset[index]["grasp"]
