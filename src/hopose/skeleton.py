@@ -18,6 +18,12 @@ NUM_JOINTS = 21
 NUM_CORNERS = 8
 NUM_NODES = NUM_JOINTS + NUM_CORNERS
 
+# Where each part sits in the 29-node graph.
+PART_NODES: dict[str, range] = {
+    "hand": range(0, NUM_JOINTS),
+    "object": range(NUM_JOINTS, NUM_NODES),
+}
+
 FINGERS = ("thumb", "index", "middle", "ring", "little")
 _FINGER_JOINTS = {
     "thumb": ("cmc", "mcp", "ip", "tip"),

@@ -1,0 +1,64 @@
+"""Networks: image encoder, graph convolutions, 2D -> 3D lifters and the full model.
+
+:func:`build_model` and :func:`build_lifter` are the only places that map a model config
+(:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``lifter``,
+``lifter_variant``, ``hidden``, ``dropout``, ``image_size``) to the keyword-only constructors.
+Set the lifter's output statistics from the training set before training it
+(:meth:`Lifter.set_output_stats`, :func:`output_stats`; see :mod:`hopose.models.lifter`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hopose.models.encoder import BACKBONES, ImageEncoder
+from hopose.models.graph_conv import GraphConv, GraphStack, normalize_adjacency
+from hopose.models.graph_unet import GraphResample, GraphUNet
+from hopose.models.hopose_net import HoposeNet
+from hopose.models.lifter import VARIANT_PARTS, ContextLifter, Lifter, output_stats
+
+if TYPE_CHECKING:
+    from hopose.config import ModelConfig
+
+LIFTERS: tuple[str, ...] = ("context", "graph_unet")
+
+__all__ = [
+    "BACKBONES",
+    "LIFTERS",
+    "VARIANT_PARTS",
+    "ContextLifter",
+    "GraphConv",
+    "GraphResample",
+    "GraphStack",
+    "GraphUNet",
+    "HoposeNet",
+    "ImageEncoder",
+    "Lifter",
+    "build_lifter",
+    "build_model",
+    "normalize_adjacency",
+    "output_stats",
+]
+
+
+def build_lifter(cfg: ModelConfig) -> Lifter:
+    """The lifter a model config asks for: ``cfg.lifter`` "context" or "graph_unet"."""
+    if cfg.lifter == "context":
+        return ContextLifter(
+            hidden=cfg.hidden,
+            dropout=cfg.dropout,
+            variant=cfg.lifter_variant,
+            image_size=cfg.image_size,
+        )
+    if cfg.lifter == "graph_unet":
+        # HOPE-Net's fixed layer sizes; hidden, dropout and lifter_variant do not apply.
+        return GraphUNet(image_size=cfg.image_size)
+    raise ValueError(f"model.lifter must be one of {LIFTERS}, got {cfg.lifter!r}")
+
+
+def build_model(cfg: ModelConfig) -> HoposeNet:
+    """The full network a model config asks for (encoder from ``cfg.backbone``, lifter above)."""
+    encoder = ImageEncoder(
+        backbone=cfg.backbone, weights_path=cfg.backbone_weights, hidden=cfg.hidden
+    )
+    return HoposeNet(encoder=encoder, lifter=build_lifter(cfg))

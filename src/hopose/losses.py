@@ -1,0 +1,137 @@
+"""Training losses as a named dict, summed with weights outside the model (paper §3.4, Eq. 7).
+
+``L = λ1 L2D + λ2 L3D + λ3 Lphysical`` with λ1 = 0.01, λ2 = 1, λ3 = 10 (SPEC §4). Both the
+initial and the refined outputs are supervised, each its own term with its stage's weight:
+
+============ ================ ================================================== ==========
+term         output           target                                             weight
+============ ================ ================================================== ==========
+``2d_init``  ``kp2d_init``    ``hand_2d`` ‖ ``obj_2d`` (B, 29, 2), pixels         λ1
+``2d``       ``kp2d``         same                                               λ1
+``3d_init``  ``kp3d_init``    ``hand_3d`` ‖ ``obj_3d`` (B, 29, 3), mm              λ2
+``3d``       ``kp3d``         same                                               λ2
+``physical`` ``kp3d``         none: physical affinity of the refined 3D (§3.3)     λ3
+============ ================ ================================================== ==========
+
+Each MSE is the mean of the squared coordinate errors over the batch, the nodes of the
+predicted ``parts`` and the coordinates. A term is computed only when its output is present,
+so the same function serves the lifter alone (stage 1), the encoder alone (stage 2) and the
+full model (stage 3, with ``physical=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from hopose.physics import physical_affinity_loss
+from hopose.skeleton import PART_NODES
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of Eq. 7 (SPEC §4).
+
+    Attributes:
+        w_2d: λ1, weight of both 2D terms (squared pixels).
+        w_3d: λ2, weight of both 3D terms (squared mm).
+        w_physical: λ3, weight of the physical affinity loss.
+    """
+
+    w_2d: float = 0.01
+    w_3d: float = 1.0
+    w_physical: float = 10.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"loss weight {field.name} must be finite and >= 0, got {value}")
+
+
+LOSS_WEIGHTS = LossWeights()
+
+# Each term: (the output it reads, the batch keys of its target, the weight field it takes).
+_SUPERVISED_TERMS: dict[str, tuple[str, tuple[str, str], str]] = {
+    "2d_init": ("kp2d_init", ("hand_2d", "obj_2d"), "w_2d"),
+    "2d": ("kp2d", ("hand_2d", "obj_2d"), "w_2d"),
+    "3d_init": ("kp3d_init", ("hand_3d", "obj_3d"), "w_3d"),
+    "3d": ("kp3d", ("hand_3d", "obj_3d"), "w_3d"),
+}
+_TERM_WEIGHT = {term: weight for term, (_, _, weight) in _SUPERVISED_TERMS.items()} | {
+    "physical": "w_physical"
+}
+
+
+def _part_nodes(parts: tuple[str, ...]) -> list[int]:
+    unknown = [part for part in parts if part not in PART_NODES]
+    if unknown or not parts:
+        raise ValueError(f"parts must be a non-empty subset of {tuple(PART_NODES)}, got {parts}")
+    return [node for part in parts for node in PART_NODES[part]]
+
+
+def compute_losses(
+    out: Mapping[str, Tensor],
+    batch: Mapping[str, Tensor],
+    *,
+    parts: tuple[str, ...] = ("hand", "object"),
+    physical: bool = False,
+) -> dict[str, Tensor]:
+    """The loss terms of the outputs present in ``out`` (see the module docstring).
+
+    Args:
+        out: model outputs, any of ``kp2d_init``, ``kp2d`` (B, 29, 2) pixels and
+            ``kp3d_init``, ``kp3d`` (B, 29, 3) mm.
+        batch: targets ``hand_2d`` (B, 21, 2), ``obj_2d`` (B, 8, 2), ``hand_3d`` (B, 21, 3),
+            ``obj_3d`` (B, 8, 3) as :func:`hopose.data.sample.collate_samples` gives them.
+        parts: the parts the model predicts (its ``parts``); other nodes are not supervised.
+        physical: add the physical affinity loss (Eq. 6) of the refined 3D hand and box.
+
+    Returns:
+        Scalar tensors by term name.
+    """
+    nodes = _part_nodes(parts)
+    terms: dict[str, Tensor] = {}
+    for term, (key, target_keys, _) in _SUPERVISED_TERMS.items():
+        if key not in out:
+            continue
+        pred = out[key]
+        target = torch.cat([batch[k] for k in target_keys], dim=1)  # (B, 29, D)
+        target = target.to(dtype=pred.dtype, device=pred.device)
+        terms[term] = (pred[:, nodes] - target[:, nodes]).square().mean()
+    if physical:
+        if "kp3d" not in out or set(parts) != set(PART_NODES):
+            raise ValueError(
+                "the physical loss needs the refined 3D of both hand and object "
+                f"(out['kp3d'] and parts ('hand', 'object')), got parts {parts}"
+            )
+        hand = out["kp3d"][:, PART_NODES["hand"].start : PART_NODES["hand"].stop]  # (B, 21, 3)
+        obj = out["kp3d"][:, PART_NODES["object"].start : PART_NODES["object"].stop]  # (B, 8, 3)
+        terms["physical"] = physical_affinity_loss(hand, obj)
+    return terms
+
+
+def total_loss(terms: Mapping[str, Tensor], weights: LossWeights = LOSS_WEIGHTS) -> Tensor:
+    """Weighted sum of the terms (Eq. 7); raises if it is not finite.
+
+    Args:
+        terms: scalar terms from :func:`compute_losses`.
+        weights: λ1 for the 2D terms, λ2 for the 3D terms, λ3 for ``physical``.
+
+    Raises:
+        KeyError: a term has no weight.
+        FloatingPointError: the total is NaN or Inf; the message lists every term's value.
+    """
+    unknown = [name for name in terms if name not in _TERM_WEIGHT]
+    if unknown or not terms:
+        raise KeyError(f"terms must be a non-empty subset of {tuple(_TERM_WEIGHT)}, got {unknown}")
+    total = sum(getattr(weights, _TERM_WEIGHT[name]) * value for name, value in terms.items())
+    if not torch.isfinite(total):
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        bad = [name for name, value in values.items() if not math.isfinite(value)]
+        raise FloatingPointError(f"loss is not finite: terms {bad} are, all terms {values}")
+    return total

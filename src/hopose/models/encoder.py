@@ -1,0 +1,118 @@
+"""Image encoder: ResNet global feature -> initial 2D keypoints -> GCN-refined 2D (paper §3.2).
+
+A torchvision ResNet (18, 34 or 50; 50 in the paper) without its classifier gives a global
+feature g (512 or 2048-D). A linear head predicts the initial 2D keypoints of all 29 nodes (21
+hand joints, then 8 box corners). Each node's feature is its initial (x, y) concatenated with g
+(2050-D for ResNet50), and a 3-layer GCN with a learned 29×29 adjacency predicts a correction
+added to the initial keypoints.
+
+Choices the paper leaves open:
+
+- Keypoints are predicted in coordinates normalised to [-1, 1] over the input image's width
+  and height (-1 the left/top border, +1 the right/bottom) and returned in pixels of that image.
+- The refinement GCN predicts a residual on the initial keypoints, so it starts near the
+  linear head's estimate. Its widths are (2 + F) -> hidden -> hidden -> 2 and its adjacency
+  starts from the hand and box graphs of :mod:`hopose.skeleton` (hand–object links learned).
+- Images are (B, 3, H, W) uint8 (scaled by 1/255) or float in [0, 1], normalised with the
+  ImageNet mean and std that torchvision's ResNet weights expect.
+- Pretrained weights come only from a local file (no downloads): a state dict saved from the
+  torchvision model of the same architecture (``torch.save(resnet50().state_dict(), path)``);
+  its classifier (``fc.*``) is dropped. Without a file the ResNet starts from random
+  initialisation and a warning says so.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from hopose.models.graph_conv import GraphStack
+from hopose.skeleton import NUM_NODES, hand_object_adjacency
+
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _load_backbone_weights(trunk: nn.Module, path: Path) -> None:
+    """Load a torchvision ResNet state dict from ``path`` into ``trunk`` (classifier dropped)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: cannot read a torch state dict ({error})") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    try:
+        missing, unexpected = trunk.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # tensors of the wrong shape: another architecture
+        raise ValueError(f"{path}: weights do not fit the backbone: {error}") from error
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: weights do not fit the backbone: missing keys {missing[:5]}, "
+            f"unexpected keys {unexpected[:5]}"
+        )
+
+
+class ImageEncoder(nn.Module):
+    """ResNet + linear head + 3-layer refinement GCN predicting 2D keypoints in pixels.
+
+    Args:
+        backbone: "resnet18", "resnet34" or "resnet50".
+        weights_path: local torchvision state dict for the backbone, or None for random
+            initialisation (with a warning).
+        hidden: width of the refinement GCN's hidden layers.
+    """
+
+    def __init__(self, *, backbone: str, weights_path: str | Path | None, hidden: int) -> None:
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+        if weights_path is not None and not Path(weights_path).is_file():
+            raise FileNotFoundError(f"backbone weights file not found: {weights_path}")
+        trunk = getattr(torchvision.models, backbone)(weights=None)
+        feature_dim = trunk.fc.in_features
+        trunk.fc = nn.Identity()
+        if weights_path is None:
+            warnings.warn(
+                f"no backbone weights file given: {backbone} starts from random initialisation, "
+                "no pretrained (ImageNet) weights are used",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
+            _load_backbone_weights(trunk, Path(weights_path))
+        self.backbone = trunk
+        self.head = nn.Linear(feature_dim, NUM_NODES * 2)
+        self.refine = GraphStack(
+            widths=(feature_dim + 2, hidden, hidden, 2), adjacency=hand_object_adjacency()
+        )
+        # Constants, not state: kept out of the state dict but moved by .to() / .double().
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        """Predict the 29 nodes' 2D keypoints.
+
+        Args:
+            image: (B, 3, H, W) uint8, or float in [0, 1].
+
+        Returns:
+            ``kp2d_init`` (B, 29, 2) from the linear head and ``kp2d`` (B, 29, 2) refined by
+            the GCN, both in pixels of ``image``.
+        """
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+        x = image.to(self.mean.dtype)
+        if image.dtype == torch.uint8:
+            x = x / 255
+        feature = self.backbone((x - self.mean) / self.std)  # (B, F)
+        init = self.head(feature).view(-1, NUM_NODES, 2)  # (B, N, 2) in [-1, 1] coordinates
+        nodes = torch.cat([init, feature[:, None].expand(-1, NUM_NODES, -1)], dim=-1)  # (B, N, 2+F)
+        refined = init + self.refine(nodes)
+        size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels
+        return {"kp2d_init": (init + 1) / 2 * size, "kp2d": (refined + 1) / 2 * size}

@@ -1,0 +1,141 @@
+"""Graph convolution with a fixed or learned adjacency (paper §3.1, Eq. 1–2).
+
+A layer computes ``Y = σ(Ã X W + b)`` with the renormalised adjacency
+``Ã = D^-1/2 (A + I) D^-1/2`` of Kipf & Welling, where D is the degree matrix of ``A + I``.
+The bias b is added after the propagation, as in Kipf & Welling's released layers.
+
+A learned adjacency is the parameter P with ``A = |P + Pᵀ| / 2``: symmetric and non-negative for
+every P, so Ã stays well defined (every degree is at least 1) whatever the optimiser does. P
+starts at the given adjacency with its zero entries raised to :data:`LEARNED_ADJACENCY_FLOOR`:
+at an exact zero, ``|·|`` (like ``relu``) passes no gradient and the connection could never be
+learned. The floor changes Ã by about 1e-3 per node at initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Initial weight of the absent connections of a learned adjacency (see the module docstring).
+LEARNED_ADJACENCY_FLOOR = 1e-3
+
+
+def normalize_adjacency(adjacency: Tensor) -> Tensor:
+    """Renormalised adjacency ``Ã = D^-1/2 (A + I) D^-1/2`` (paper Eq. 2).
+
+    Args:
+        adjacency: (..., N, N) symmetric, non-negative A without the self-loops Eq. 2 adds.
+
+    Returns:
+        (..., N, N) Ã. The degrees of ``A + I`` are at least 1, so no division can blow up.
+    """
+    n = adjacency.shape[-1]
+    a_hat = adjacency + torch.eye(n, dtype=adjacency.dtype, device=adjacency.device)
+    inv_sqrt_degree = a_hat.sum(dim=-1).rsqrt()  # (..., N)
+    return inv_sqrt_degree[..., :, None] * a_hat * inv_sqrt_degree[..., None, :]
+
+
+def _check_adjacency(adjacency: Tensor) -> None:
+    if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
+        raise ValueError(f"adjacency must be a square (N, N) matrix, got {tuple(adjacency.shape)}")
+    if (adjacency < 0).any() or not torch.equal(adjacency, adjacency.T):
+        raise ValueError("adjacency must be symmetric and non-negative")
+
+
+class GraphConv(nn.Module):
+    """One graph convolution ``Y = σ(Ã X W + b)`` over N nodes (paper Eq. 1).
+
+    Args:
+        in_features: k, the input width of each node.
+        out_features: l, the output width of each node.
+        adjacency: (N, N) symmetric non-negative A without self-loops; Eq. 2 adds them.
+        learn_adjacency: learn A (initialised from ``adjacency``) instead of keeping it fixed.
+        activation: apply σ = ReLU; off for a layer that outputs coordinates.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        out_features: int,
+        adjacency: Tensor,
+        learn_adjacency: bool = False,
+        activation: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_adjacency(adjacency)
+        self.activation = activation
+        self.linear = nn.Linear(in_features, out_features, bias=False)
+        # Glorot initialisation, as Kipf & Welling use for W.
+        nn.init.xavier_uniform_(self.linear.weight)
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        adjacency = adjacency.detach().to(torch.get_default_dtype()).clone()
+        if learn_adjacency:
+            floor = torch.full_like(adjacency, LEARNED_ADJACENCY_FLOOR)
+            self.adj = nn.Parameter(torch.where(adjacency > 0, adjacency, floor))
+        else:
+            self.register_buffer("adj", adjacency)
+
+    @property
+    def learn_adjacency(self) -> bool:
+        return isinstance(self.adj, nn.Parameter)
+
+    def adjacency(self) -> Tensor:
+        """(N, N) the current A: symmetric and non-negative."""
+        if self.learn_adjacency:
+            return (self.adj + self.adj.T).abs() / 2
+        return self.adj
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, N, in_features) node features -> (B, N, out_features)."""
+        # Ã (X W) equals (Ã X) W and is cheaper when the layer narrows the features.
+        y = normalize_adjacency(self.adjacency()) @ self.linear(x) + self.bias
+        return F.relu(y) if self.activation else y
+
+
+class GraphStack(nn.Module):
+    """Graph convolutions of the given widths over one graph, ReLU between them.
+
+    Args:
+        widths: (in, hidden..., out) node widths; ``len(widths) - 1`` layers.
+        adjacency: (N, N) initial A of every layer (each layer learns its own copy).
+        learn_adjacency: learn each layer's A.
+        dropout: dropout probability after each hidden layer's activation.
+        activate_last: apply ReLU after the last layer too (off when it outputs coordinates).
+    """
+
+    def __init__(
+        self,
+        *,
+        widths: Sequence[int],
+        adjacency: Tensor,
+        learn_adjacency: bool = True,
+        dropout: float = 0.0,
+        activate_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(widths) < 2:
+            raise ValueError(f"widths needs at least an input and an output width, got {widths}")
+        n_layers = len(widths) - 1
+        self.layers = nn.ModuleList(
+            GraphConv(
+                in_features=widths[i],
+                out_features=widths[i + 1],
+                adjacency=adjacency,
+                learn_adjacency=learn_adjacency,
+                activation=activate_last or i < n_layers - 1,
+            )
+            for i in range(n_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, N, widths[0]) -> (B, N, widths[-1])."""
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = self.dropout(x)
+        return x

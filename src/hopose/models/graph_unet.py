@@ -1,0 +1,131 @@
+"""HOPE-Net's Adaptive Graph U-Net lifter, the baseline of the paper's Table 2.
+
+Written from Doosti et al., "HOPE-Net: A Graph-Based Model for Hand-Object Pose Estimation"
+(CVPR 2020), §3.2, with the layer sizes of the authors' release: the 29 nodes (hand joints and
+box corners together, no distinction) are pooled 29 -> 15 -> 7 -> 4 -> 2 -> 1 while the node
+width grows 2 -> 4 -> 8 -> 16 -> 32 -> 64; two fully connected layers (64 -> 20 -> 64) act on
+the single remaining node; the decoder unpools back level by level, concatenating the
+encoder's features of the same level (U-Net skip connections), and the last graph convolution
+outputs 3D.
+
+Pooling and unpooling are "adaptive": a learned linear map from the nodes of one level to the
+nodes of the next (:class:`GraphResample`). Every graph convolution learns its own adjacency,
+starting with no edges (``A + I`` = identity, as in the release); the release shares one per
+level between encoder and decoder. Like every lifter here (:mod:`hopose.models.lifter`), it
+reads 2D normalised to [-1, 1] and predicts a normalised pose scaled by ``out_mean`` /
+``out_std``. It has one 3D estimate, returned as both ``kp3d_init`` and ``kp3d`` so that the
+3D loss carries the same total weight (two terms) as for :class:`ContextLifter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hopose.models.graph_conv import GraphConv
+from hopose.models.lifter import Lifter
+from hopose.skeleton import NUM_NODES
+
+HOPE_NODE_COUNTS: tuple[int, ...] = (NUM_NODES, 15, 7, 4, 2, 1)
+HOPE_WIDTHS: tuple[int, ...] = (4, 8, 16, 32, 64)
+HOPE_BOTTLENECK = 20
+
+
+class GraphResample(nn.Module):
+    """Adaptive graph pooling or unpooling: a learned linear map between node sets.
+
+    Args:
+        in_nodes: number of input nodes.
+        out_nodes: number of output nodes.
+    """
+
+    def __init__(self, *, in_nodes: int, out_nodes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_nodes, out_nodes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, in_nodes, D) -> (B, out_nodes, D): each output node mixes all input nodes."""
+        return self.linear(x.transpose(1, 2)).transpose(1, 2)
+
+
+def _graph_conv(
+    nodes: int, in_features: int, out_features: int, activation: bool = True
+) -> GraphConv:
+    """A graph convolution over ``nodes`` nodes whose adjacency is learned from no edges."""
+    return GraphConv(
+        in_features=in_features,
+        out_features=out_features,
+        adjacency=torch.zeros(nodes, nodes),
+        learn_adjacency=True,
+        activation=activation,
+    )
+
+
+class GraphUNet(Lifter):
+    """Adaptive Graph U-Net over the 29 nodes (HOPE-Net).
+
+    Args:
+        image_size: side in pixels of the image the 2D keypoints refer to.
+        node_counts: nodes per level, from the 29 input nodes down to the bottleneck's 1.
+        widths: node width of the encoder's graph convolution at each level above the last.
+        bottleneck: width of the fully connected layer between the two at the bottom.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int,
+        node_counts: Sequence[int] = HOPE_NODE_COUNTS,
+        widths: Sequence[int] = HOPE_WIDTHS,
+        bottleneck: int = HOPE_BOTTLENECK,
+    ) -> None:
+        super().__init__(image_size=image_size, parts=("hand", "object"))
+        if node_counts[0] != NUM_NODES or len(node_counts) != len(widths) + 1:
+            raise ValueError(
+                f"node_counts must start at {NUM_NODES} and have one entry more than widths, "
+                f"got {tuple(node_counts)} and {tuple(widths)}"
+            )
+        levels = range(len(widths))
+        in_widths = (2, *widths[:-1])
+        self.down = nn.ModuleList(
+            _graph_conv(node_counts[k], in_widths[k], widths[k]) for k in levels
+        )
+        self.pool = nn.ModuleList(
+            GraphResample(in_nodes=node_counts[k], out_nodes=node_counts[k + 1]) for k in levels
+        )
+        self.squeeze = nn.Linear(widths[-1], bottleneck)
+        self.expand = nn.Linear(bottleneck, widths[-1])
+        self.unpool = nn.ModuleList(
+            GraphResample(in_nodes=node_counts[k + 1], out_nodes=node_counts[k]) for k in levels
+        )
+        # Decoder level k reads the skip features and the unpooled features (widths[k] each)
+        # and outputs the width of the level above, 3D at the top.
+        out_widths = (3, *widths[:-1])
+        self.up = nn.ModuleList(
+            _graph_conv(node_counts[k], 2 * widths[k], out_widths[k], activation=k > 0)
+            for k in levels
+        )
+
+    def forward(self, kp2d: Tensor) -> dict[str, Tensor]:
+        """Lift 2D keypoints to 3D.
+
+        Args:
+            kp2d: (B, 29, 2) pixels.
+
+        Returns:
+            ``kp3d_init`` and ``kp3d``: the same (B, 29, 3) estimate in mm.
+        """
+        x = self.normalise_2d(kp2d)
+        skips = []
+        for conv, pool in zip(self.down, self.pool, strict=True):
+            x = conv(x)  # (B, n_k, widths[k])
+            skips.append(x)
+            x = pool(x)  # (B, n_{k+1}, widths[k])
+        x = F.relu(self.expand(F.relu(self.squeeze(x))))  # (B, 1, widths[-1])
+        for k in reversed(range(len(self.down))):
+            x = self.up[k](torch.cat([skips[k], self.unpool[k](x)], dim=-1))
+        pose = self.to_mm(x)
+        return {"kp3d_init": pose, "kp3d": pose}

@@ -1,0 +1,44 @@
+"""The full network: image encoder then 2D -> 3D lifter (paper Fig. 2)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from hopose.models.encoder import ImageEncoder
+from hopose.models.lifter import Lifter
+
+
+class HoposeNet(nn.Module):
+    """Image -> 2D keypoints -> 3D keypoints, both stages' initial and refined outputs.
+
+    The trainer may also call the parts alone: ``model.encoder(image)`` (stage 2) and
+    ``model.lifter(kp2d)`` (stage 1, on ground-truth 2D).
+
+    Args:
+        encoder: the image encoder.
+        lifter: a 2D -> 3D lifter (:class:`~hopose.models.lifter.ContextLifter` or
+            :class:`~hopose.models.graph_unet.GraphUNet`).
+    """
+
+    def __init__(self, *, encoder: ImageEncoder, lifter: Lifter) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.lifter = lifter
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts whose 3D nodes are meaningful (see :attr:`Lifter.parts`)."""
+        return self.lifter.parts
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        """Predict 2D and 3D keypoints of the 21 hand joints and 8 box corners.
+
+        Args:
+            image: (B, 3, H, W) uint8, or float in [0, 1].
+
+        Returns:
+            ``kp2d_init``, ``kp2d`` (B, 29, 2) pixels and ``kp3d_init``, ``kp3d`` (B, 29, 3) mm.
+            The lifter reads the refined ``kp2d``.
+        """
+        out = self.encoder(image)
+        return out | self.lifter(out["kp2d"])

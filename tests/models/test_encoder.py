@@ -1,0 +1,116 @@
+"""ImageEncoder: pixel outputs, image scaling, weights files and the random-init warning."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+import torch
+import torchvision
+
+from hopose.models.encoder import ImageEncoder
+
+
+def _encoder(**kwargs) -> ImageEncoder:
+    args = {"backbone": "resnet18", "weights_path": None, "hidden": 16} | kwargs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return ImageEncoder(**args).eval()
+
+
+@pytest.fixture(scope="module")
+def resnet18_weights(tmp_path_factory):
+    """A weights file saved from a torchvision ResNet18, as a user would save one."""
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    return path
+
+
+def test_outputs_are_pixels_of_the_input_image():
+    torch.manual_seed(0)
+    encoder = _encoder()
+    # Head and refinement at zero: every keypoint sits at normalised (0, 0), the image centre,
+    # i.e. ((0 + 1) / 2 * W, (0 + 1) / 2 * H) = (48, 32) px for a 96 x 64 (W x H) image.
+    with torch.no_grad():
+        encoder.head.weight.zero_()
+        encoder.head.bias.zero_()
+        encoder.refine.layers[-1].linear.weight.zero_()
+    out = encoder(torch.rand(2, 3, 64, 96))
+    for key in ("kp2d_init", "kp2d"):
+        assert out[key].shape == (2, 29, 2) and out[key].dtype == torch.float32
+        torch.testing.assert_close(out[key], torch.tensor([48.0, 32.0]).expand(2, 29, 2))
+    # A bias of (1, -1) on node 0 moves it to the right / top border: (96, 0) px.
+    with torch.no_grad():
+        encoder.head.bias[:2] = torch.tensor([1.0, -1.0])
+    torch.testing.assert_close(
+        encoder(torch.rand(1, 3, 64, 96))["kp2d_init"][0, 0], torch.tensor([96.0, 0.0])
+    )
+
+
+def test_uint8_image_equals_float_image_over_255():
+    torch.manual_seed(0)
+    encoder = _encoder()
+    image = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    out_uint8, out_float = encoder(image), encoder(image.float() / 255)
+    for key in out_uint8:
+        torch.testing.assert_close(out_uint8[key], out_float[key])
+
+
+def test_refinement_sees_image_features():
+    # Two different images give different refined keypoints even with the head's output fixed.
+    torch.manual_seed(0)
+    encoder = _encoder()
+    with torch.no_grad():
+        encoder.head.weight.zero_()
+    out = encoder(torch.rand(2, 3, 64, 64))
+    torch.testing.assert_close(out["kp2d_init"][0], out["kp2d_init"][1])
+    assert not torch.allclose(out["kp2d"][0], out["kp2d"][1])
+
+
+def test_float64():
+    encoder = _encoder().double()
+    out = encoder(torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8))
+    assert out["kp2d"].dtype == torch.float64
+
+
+def test_no_weights_file_warns_clearly():
+    with pytest.warns(UserWarning, match="random initialisation.*no pretrained"):
+        ImageEncoder(backbone="resnet18", weights_path=None, hidden=8)
+
+
+def test_weights_file_round_trip(resnet18_weights):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a weights file means no warning
+        encoder = ImageEncoder(backbone="resnet18", weights_path=str(resnet18_weights), hidden=8)
+    saved = torch.load(resnet18_weights, weights_only=True)
+    loaded = encoder.backbone.state_dict()
+    assert set(loaded) == {key for key in saved if not key.startswith("fc.")}
+    for key, value in loaded.items():
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
+
+
+def test_missing_weights_file_names_the_path(tmp_path):
+    path = tmp_path / "nowhere" / "resnet50.pth"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        ImageEncoder(backbone="resnet50", weights_path=path, hidden=8)
+
+
+def test_weights_of_another_architecture_name_the_path(resnet18_weights):
+    with pytest.raises(ValueError, match=r"resnet18\.pth.*do not fit"):
+        ImageEncoder(backbone="resnet34", weights_path=resnet18_weights, hidden=8)
+
+
+def test_corrupt_weights_file_names_the_path(tmp_path):
+    path = tmp_path / "corrupt.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        ImageEncoder(backbone="resnet18", weights_path=path, hidden=8)
+
+
+def test_bad_backbone_and_image_shape_raise():
+    with pytest.raises(ValueError, match="backbone"):
+        ImageEncoder(backbone="vgg16", weights_path=None, hidden=8)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        _encoder()(torch.rand(3, 64, 64))

@@ -1,0 +1,144 @@
+"""GraphConv (paper Eq. 1–2): hand-computed normalisation, a naive loop, learned adjacency."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hopose.models.graph_conv import (
+    LEARNED_ADJACENCY_FLOOR,
+    GraphConv,
+    GraphStack,
+    normalize_adjacency,
+)
+from hopose.skeleton import hand_adjacency
+
+PATH_3 = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # 0 - 1 - 2
+
+
+def test_normalize_adjacency_path_graph_by_hand():
+    # A + I = [[1,1,0],[1,1,1],[0,1,1]]; degrees d = (2, 3, 2);
+    # Ã_ij = (A + I)_ij / sqrt(d_i d_j): Ã_00 = 1/sqrt(2*2) = 1/2, Ã_01 = 1/sqrt(2*3) = 1/sqrt6,
+    # Ã_11 = 1/sqrt(3*3) = 1/3, Ã_02 = 0 (no edge), and the same by symmetry.
+    s = 1 / math.sqrt(6)
+    expected = torch.tensor([[0.5, s, 0.0], [s, 1 / 3, s], [0.0, s, 0.5]])
+    torch.testing.assert_close(normalize_adjacency(PATH_3), expected)
+
+
+def test_normalize_adjacency_batched_and_empty_graph():
+    # No edges: A + I = I, degrees 1, Ã = I. A batch of graphs is normalised one by one.
+    batch = torch.stack([torch.zeros(3, 3), PATH_3]).double()
+    result = normalize_adjacency(batch)
+    assert result.dtype == torch.float64
+    torch.testing.assert_close(result[0], torch.eye(3, dtype=torch.float64))
+    torch.testing.assert_close(result[1], normalize_adjacency(PATH_3.double()))
+
+
+def naive_graph_conv(layer: GraphConv, x: torch.Tensor) -> torch.Tensor:
+    """Eq. 1 node by node: y_i = relu(sum_j (A+I)_ij / sqrt(d_i d_j) (x_j W) + b)."""
+    a_hat = layer.adjacency().detach() + torch.eye(x.shape[1])
+    weight = layer.linear.weight.detach().T  # (in, out)
+    out = torch.zeros(x.shape[0], x.shape[1], weight.shape[1])
+    for b in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            d_i = sum(a_hat[i, k] for k in range(x.shape[1]))
+            for j in range(x.shape[1]):
+                d_j = sum(a_hat[j, k] for k in range(x.shape[1]))
+                out[b, i] += a_hat[i, j] / math.sqrt(d_i * d_j) * (x[b, j] @ weight)
+            out[b, i] += layer.bias.detach()
+    return out.clamp(min=0) if layer.activation else out
+
+
+@pytest.mark.parametrize("learn", [False, True])
+@pytest.mark.parametrize("activation", [False, True])
+def test_graph_conv_matches_naive_loop(learn, activation):
+    torch.manual_seed(0)
+    layer = GraphConv(
+        in_features=4,
+        out_features=5,
+        adjacency=PATH_3,
+        learn_adjacency=learn,
+        activation=activation,
+    )
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(2, 3, 4)
+    torch.testing.assert_close(layer(x), naive_graph_conv(layer, x))
+
+
+def test_fixed_adjacency_is_a_buffer_and_learned_one_a_parameter():
+    fixed = GraphConv(in_features=2, out_features=2, adjacency=PATH_3)
+    learned = GraphConv(in_features=2, out_features=2, adjacency=PATH_3, learn_adjacency=True)
+    assert "adj" in dict(fixed.named_buffers()) and "adj" not in dict(fixed.named_parameters())
+    assert "adj" in dict(learned.named_parameters())
+    torch.testing.assert_close(fixed.adjacency(), PATH_3)
+    # The learned one starts at the given graph, its zeros raised to the floor.
+    floor = LEARNED_ADJACENCY_FLOOR
+    torch.testing.assert_close(learned.adjacency().detach(), PATH_3.clamp(min=floor))
+
+
+def test_learned_adjacency_stays_symmetric_nonnegative_and_learns_absent_edges():
+    torch.manual_seed(0)
+    layer = GraphConv(
+        in_features=3, out_features=3, adjacency=hand_adjacency(), learn_adjacency=True
+    )
+    initial = layer.adjacency().detach().clone()
+    with torch.no_grad():  # an asymmetric raw parameter, e.g. after weight decay or a bad load
+        layer.adj.add_(0.01 * torch.randn(21, 21))
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    x, target = torch.randn(8, 21, 3), torch.randn(8, 21, 3)
+    for _ in range(20):
+        loss = (layer(x) - target).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    adjacency = layer.adjacency().detach()
+    # The raw parameter is neither symmetric nor non-negative; A is both.
+    assert not torch.equal(layer.adj.detach(), layer.adj.detach().T)
+    assert (layer.adj.detach() < 0).any()
+    torch.testing.assert_close(adjacency, adjacency.T)
+    assert (adjacency >= 0).all()
+    # Entries outside the kinematic tree (e.g. thumb tip 4 - little tip 20) moved too.
+    assert initial[4, 20] == LEARNED_ADJACENCY_FLOOR
+    assert adjacency[4, 20] != initial[4, 20]
+
+
+@pytest.mark.parametrize(
+    "adjacency",
+    [torch.tensor([[0.0, 1.0], [0.0, 0.0]]), -PATH_3, torch.zeros(2, 3)],
+    ids=["asymmetric", "negative", "not-square"],
+)
+def test_bad_adjacency_raises(adjacency):
+    with pytest.raises(ValueError, match="adjacency"):
+        GraphConv(in_features=2, out_features=2, adjacency=adjacency)
+
+
+def test_graph_conv_gradcheck_float64():
+    torch.manual_seed(0)
+    layer = GraphConv(
+        in_features=2, out_features=3, adjacency=PATH_3, learn_adjacency=True, activation=False
+    ).double()
+    x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))
+    # And through the adjacency parameter.
+    assert torch.autograd.gradcheck(
+        lambda adj: torch.func.functional_call(layer, {"adj": adj}, (x,)),
+        (layer.adj.detach().clone().requires_grad_(),),
+    )
+
+
+def test_graph_stack_widths_dropout_and_last_activation():
+    torch.manual_seed(0)
+    stack = GraphStack(widths=(2, 8, 8, 3), adjacency=PATH_3, dropout=0.5)
+    assert [layer.activation for layer in stack.layers] == [True, True, False]
+    x = torch.randn(4, 3, 2)
+    assert stack(x).shape == (4, 3, 3)
+    # Dropout only acts in training mode.
+    stack.eval()
+    torch.testing.assert_close(stack(x), stack(x))
+    stack.train()
+    assert not torch.equal(stack(x), stack(x))
+    with pytest.raises(ValueError, match="widths"):
+        GraphStack(widths=(2,), adjacency=PATH_3)

@@ -1,0 +1,86 @@
+"""GraphUNet (HOPE-Net's Adaptive Graph U-Net): resampling, shapes, overfitting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hopose.models.graph_unet import HOPE_NODE_COUNTS, GraphResample, GraphUNet
+from hopose.models.lifter import output_stats
+from hopose.skeleton import NUM_NODES
+
+
+def test_graph_resample_matches_naive_loop():
+    # Output node o, feature d: bias_o + sum_i weight[o, i] * x[b, i, d].
+    torch.manual_seed(0)
+    resample = GraphResample(in_nodes=5, out_nodes=3)
+    x = torch.randn(2, 5, 4)
+    weight, bias = resample.linear.weight.detach(), resample.linear.bias.detach()
+    expected = torch.zeros(2, 3, 4)
+    for b in range(2):
+        for o in range(3):
+            for d in range(4):
+                expected[b, o, d] = bias[o] + sum(weight[o, i] * x[b, i, d] for i in range(5))
+    torch.testing.assert_close(resample(x), expected)
+
+
+def test_levels_follow_hope_net():
+    unet = GraphUNet(image_size=64)
+    assert unet.parts == ("hand", "object")
+    assert [conv.adj.shape[0] for conv in unet.down] == list(HOPE_NODE_COUNTS[:-1])
+    assert [(conv.linear.in_features, conv.linear.out_features) for conv in unet.down] == [
+        (2, 4),
+        (4, 8),
+        (8, 16),
+        (16, 32),
+        (32, 64),
+    ]
+    # Decoder: skip + unpooled features in, the level above's width out, 3D at the top.
+    assert [(conv.linear.in_features, conv.linear.out_features) for conv in unet.up] == [
+        (8, 3),
+        (16, 4),
+        (32, 8),
+        (64, 16),
+        (128, 32),
+    ]
+    # Adjacencies start with no edges: Ã = I at every level.
+    for conv in (*unet.down, *unet.up):
+        assert conv.adjacency().max() <= 1e-3
+
+
+def test_shapes_and_one_estimate():
+    torch.manual_seed(0)
+    unet = GraphUNet(image_size=64)
+    out = unet(torch.rand(3, NUM_NODES, 2) * 64)
+    assert out["kp3d"].shape == (3, NUM_NODES, 3) and out["kp3d"].dtype == torch.float32
+    assert out["kp3d_init"] is out["kp3d"]
+    assert unet.double()(torch.rand(1, NUM_NODES, 2, dtype=torch.float64) * 64)["kp3d"].dtype == (
+        torch.float64
+    )
+
+
+def test_bad_levels_raise():
+    with pytest.raises(ValueError, match="node_counts"):
+        GraphUNet(image_size=64, node_counts=(21, 7, 1), widths=(4, 8))
+    with pytest.raises(ValueError, match="node_counts"):
+        GraphUNet(image_size=64, node_counts=(29, 7, 1), widths=(4,))
+
+
+def test_overfits_a_tiny_batch():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    # Random poses around 400 mm depth and their projections (f = 200 px) in a 64 px image.
+    kp3d = torch.randn(NUM_NODES, 3, generator=g) * 40 + torch.randn(16, 1, 3, generator=g) * 50
+    kp3d[..., 2] += 400
+    kp2d = 200 * kp3d[..., :2] / kp3d[..., 2:] + 32
+    unet = GraphUNet(image_size=64)
+    unet.set_output_stats(*output_stats(kp3d))
+    optimizer = torch.optim.Adam(unet.parameters(), lr=2e-2)
+    losses = []
+    for _ in range(150):
+        loss = (unet(kp2d)["kp3d"] - kp3d).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[0] / losses[-1] > 10

@@ -1,0 +1,122 @@
+"""compute_losses / total_loss (paper Eq. 7): hand-computed MSEs, parts, weights, finiteness."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hopose.losses import LOSS_WEIGHTS, LossWeights, compute_losses, total_loss
+from hopose.physics import physical_affinity_loss
+from hopose.skeleton import corner_signs
+
+
+def _batch(b: int = 2) -> dict[str, torch.Tensor]:
+    return {
+        "hand_2d": torch.zeros(b, 21, 2),
+        "obj_2d": torch.zeros(b, 8, 2),
+        "hand_3d": torch.zeros(b, 21, 3),
+        "obj_3d": torch.zeros(b, 8, 3),
+    }
+
+
+def _grasp() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 40 x 40 x 100 mm box at 400 mm depth and a hand whose joints wrap around it."""
+    obj = corner_signs() * torch.tensor([20.0, 20.0, 50.0]) + torch.tensor([0.0, 0.0, 400.0])
+    angles = torch.linspace(0, 2 * math.pi, 22)[:21]
+    heights = torch.linspace(-40, 40, 21)
+    hand = torch.stack([22 * angles.cos(), 22 * angles.sin(), 400 + heights], dim=-1)
+    return hand[None], obj[None]
+
+
+def test_mse_terms_by_hand():
+    batch = _batch()
+    batch["hand_2d"][0, 0] = torch.tensor([3.0, 4.0])  # one node of sample 0 off by (3, 4) px
+    batch["obj_3d"][1, 7] = torch.tensor([1.0, 2.0, 2.0])  # one corner of sample 1 off by (1,2,2)
+    out = {
+        "kp2d_init": torch.zeros(2, 29, 2),
+        "kp2d": torch.ones(2, 29, 2),
+        "kp3d": torch.zeros(2, 29, 3),
+    }
+    terms = compute_losses(out, batch)
+    assert set(terms) == {"2d_init", "2d", "3d"}  # no kp3d_init in out, no physical
+    # 2d_init: (3^2 + 4^2) / (2 samples * 29 nodes * 2 coords) = 25 / 116.
+    torch.testing.assert_close(terms["2d_init"], torch.tensor(25 / 116))
+    # 2d: every coordinate off by 1, except node 0 of sample 0: (1-3)^2 + (1-4)^2 = 13 instead
+    # of 2 -> (116 - 2 + 13) / 116.
+    torch.testing.assert_close(terms["2d"], torch.tensor(127 / 116))
+    # 3d: (1 + 4 + 4) / (2 * 29 * 3) = 9 / 174.
+    torch.testing.assert_close(terms["3d"], torch.tensor(9 / 174))
+
+
+def test_parts_restrict_the_supervised_nodes():
+    batch = _batch(1)
+    batch["obj_3d"] += 10.0  # only the object is wrong
+    out = {"kp3d": torch.zeros(1, 29, 3)}
+    assert compute_losses(out, batch, parts=("hand",))["3d"] == 0
+    # Object only: every one of the 8 * 3 coordinates off by 10 -> MSE 100.
+    torch.testing.assert_close(
+        compute_losses(out, batch, parts=("object",))["3d"], torch.tensor(100.0)
+    )
+    # Both parts: 24 of the 87 coordinates off by 10 -> 2400 / 87.
+    torch.testing.assert_close(compute_losses(out, batch)["3d"], torch.tensor(2400 / 87))
+    with pytest.raises(ValueError, match="parts"):
+        compute_losses(out, batch, parts=("box",))
+
+
+def test_float64_predictions_and_gradients():
+    out = {"kp3d": torch.ones(1, 29, 3, dtype=torch.float64, requires_grad=True)}
+    terms = compute_losses(out, _batch(1))
+    assert terms["3d"].dtype == torch.float64
+    terms["3d"].backward()
+    # d/dp mean((p - 0)^2) = 2 p / 87 at p = 1.
+    torch.testing.assert_close(
+        out["kp3d"].grad, torch.full((1, 29, 3), 2 / 87, dtype=torch.float64)
+    )
+
+
+def test_physical_term_on_and_off():
+    hand, obj = _grasp()
+    out = {"kp3d": torch.cat([hand, obj], dim=1), "kp3d_init": torch.cat([hand, obj], dim=1)}
+    batch = _batch(1)
+    assert "physical" not in compute_losses(out, batch)
+    terms = compute_losses(out, batch, physical=True)
+    # 10 valid contacts around the box's long (z) axis: a non-zero mean cosine.
+    torch.testing.assert_close(terms["physical"], physical_affinity_loss(hand, obj))
+    assert terms["physical"] != 0
+    with pytest.raises(ValueError, match="physical"):
+        compute_losses(out, batch, parts=("hand",), physical=True)
+    with pytest.raises(ValueError, match="physical"):
+        compute_losses({"kp2d": torch.zeros(1, 29, 2)}, batch, physical=True)
+
+
+def test_total_loss_weights_by_hand():
+    assert LossWeights(w_2d=0.01, w_3d=1.0, w_physical=10.0) == LOSS_WEIGHTS
+    terms = {
+        "2d_init": torch.tensor(100.0),
+        "2d": torch.tensor(200.0),
+        "3d_init": torch.tensor(3.0),
+        "3d": torch.tensor(4.0),
+        "physical": torch.tensor(0.5),
+    }
+    # 0.01 * (100 + 200) + 1 * (3 + 4) + 10 * 0.5 = 3 + 7 + 5 = 15.
+    torch.testing.assert_close(total_loss(terms), torch.tensor(15.0))
+    # Custom weights: 1 * 300 + 0 * 7 + 2 * 0.5 = 301.
+    weights = LossWeights(w_2d=1.0, w_3d=0.0, w_physical=2.0)
+    torch.testing.assert_close(total_loss(terms, weights), torch.tensor(301.0))
+
+
+def test_total_loss_raises_on_nan_naming_the_term():
+    terms = {"2d": torch.tensor(1.0), "3d": torch.tensor(float("nan"))}
+    with pytest.raises(FloatingPointError, match=r"\['3d'\].*'2d': 1\.0"):
+        total_loss(terms)
+    with pytest.raises(FloatingPointError, match="physical"):
+        total_loss({"3d": torch.tensor(1.0), "physical": torch.tensor(float("inf"))})
+
+
+def test_bad_terms_and_weights_raise():
+    with pytest.raises(KeyError, match="3D"):
+        total_loss({"3D": torch.tensor(1.0)})
+    with pytest.raises(ValueError, match="w_physical"):
+        LossWeights(w_physical=-1.0)
