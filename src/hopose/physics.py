@@ -29,6 +29,11 @@ EPS = 1e-6
 
 _NUM_FACES = len(BOX_FACES)
 
+# SPEC §2 defaults: an 11 x 11 grid per face (the authors' code), 10 candidates, eta = 0.2.
+N_SAMPLES = 11
+TOP_K = 10
+ETA = 0.2
+
 
 def _check_inputs(hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: float) -> None:
     if hand.shape[-2:] != (NUM_JOINTS, 3):
@@ -93,9 +98,9 @@ def _contacts(
 def contact_points(
     hand: Tensor,
     obj: Tensor,
-    n_samples: int = 11,
-    top_k: int = 10,
-    eta: float = 0.2,
+    n_samples: int = N_SAMPLES,
+    top_k: int = TOP_K,
+    eta: float = ETA,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Candidate contact points and their direction vectors from the object's central axis.
 
@@ -123,9 +128,9 @@ def contact_points(
 def physical_affinity_loss(
     hand: Tensor,
     obj: Tensor,
-    n_samples: int = 11,
-    top_k: int = 10,
-    eta: float = 0.2,
+    n_samples: int = N_SAMPLES,
+    top_k: int = TOP_K,
+    eta: float = ETA,
     reduction: Literal["mean", "none"] = "mean",
 ) -> Tensor:
     """Mean pairwise cosine of contact directions around the object's axis (Eq. 6).

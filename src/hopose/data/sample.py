@@ -18,6 +18,9 @@ side         str                   "right" or "left" (left hands are mirrored to
 object       str                   object name
 id           str                   "dataset/subject/sequence/frame"
 =========== ==================== ====================================================
+
+Pose-only records (``with_images=False`` in every dataset, for training the lifter on
+ground-truth 2D) carry a (0, 0, 3) ``image`` so that they batch and check like the others.
 """
 
 from __future__ import annotations

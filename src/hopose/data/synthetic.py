@@ -59,7 +59,9 @@ import torch
 from torch.utils.data import Dataset
 
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
-from hopose.geometry import axis_angle_to_matrix
+from hopose.geometry import axis_angle_to_matrix, project_points
+from hopose.physics import ETA, TOP_K
+from hopose.physics import N_SAMPLES as GRID
 from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
@@ -107,9 +109,6 @@ START_LOW_DEG, START_HIGH_DEG = np.array([-5.0, 0.0, 0.0]), np.array([10.0, 15.0
 POWER_MCP_START_DEG = (-15.0, -5.0)  # power grasps: fingers start bent back, off the palm face
 MIDDLE_MCP_REACH = 66.0  # mm from the wrist to the middle MCP along the hand's x, roughly
 
-ETA = 0.2  # SPEC §2 default contact threshold, as a fraction of the box radius L
-GRID = 11  # SPEC §2 face grid
-TOP_K = 10  # SPEC §2 candidate pairs
 # Joints that count as the thumb's and the other fingers' contacts (not their bases).
 THUMB_CONTACT_JOINTS = FINGER_CHAINS[0][1:]
 FINGER_CONTACT_JOINTS = tuple(j for chain in FINGER_CHAINS[1:] for j in chain[1:])
@@ -538,8 +537,8 @@ def generate_grasps(seed: int, indices: np.ndarray, free_fraction: float = 0.2) 
 
 
 def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    uvw = points @ K.T
-    return uvw[..., :2] / uvw[..., 2:]
+    """geometry.project_points on numpy arrays."""
+    return project_points(torch.from_numpy(points), torch.from_numpy(K)).numpy()
 
 
 class SyntheticHandObject(Dataset):
@@ -549,10 +548,10 @@ class SyntheticHandObject(Dataset):
         num_samples: dataset length.
         seed: non-negative base seed; sample i depends only on (seed, i) (and free_fraction).
         image_size: side S of the square image; K is FPHA's colour camera scaled per axis.
-        with_images: False leaves the ``image`` key out (pose-only records, much faster).
+        with_images: False gives pose-only records, much faster, with a (0, 0, 3) ``image``.
         free_fraction: probability of a free (approach/release) frame without contact.
 
-    Records: ``image`` (S, S, 3) uint8 (unless ``with_images=False``), ``K`` and ``orig_K``
+    Records: ``image`` (S, S, 3) uint8 ((0, 0, 3) with ``with_images=False``), ``K`` and ``orig_K``
     (3, 3) float64, ``hand_3d`` (21, 3), ``obj_3d`` (8, 3) float32 mm, ``hand_2d`` (21, 2),
     ``obj_2d`` (8, 2) float32 pixels (the projections of the float64 poses), ``orig_size``
     (1920, 1080), ``side`` "right", ``object``, ``id`` "synthetic/<seed>/<grasp>/<i>" and
@@ -619,4 +618,6 @@ class SyntheticHandObject(Dataset):
             record["image"] = render_grasp(
                 hand_3d, obj_3d, self.K, self.image_size, appearance, grasps.object[k]
             )
+        else:
+            record["image"] = np.zeros((0, 0, 3), dtype=np.uint8)  # as every loader's pose-only
         return record
