@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from hopose.models.graph_conv import GraphConv, GraphStack
 from hopose.skeleton import NUM_NODES, PART_NODES, box_adjacency, hand_adjacency
 
-# Where each part's nodes sit among the 29 (skeleton.py: hand joints first, then corners).
+# The parts each ablation variant of the paper's Table 2 predicts.
 VARIANT_PARTS: dict[str, tuple[str, ...]] = {
     "full": ("hand", "object"),
     "hand": ("hand",),
