@@ -33,6 +33,260 @@ def build_parser() -> argparse.ArgumentParser:
 # Sub-commands (each decorated with @subcommand) go below this line.
 
 
+@subcommand
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train one stage from a YAML config")
+    parser.add_argument("config", help="YAML config, e.g. configs/synthetic/lifter.yaml")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, help="run directory for checkpoints and logs")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from hopose.config import load_config
+    from hopose.train import train
+
+    result = train(load_config(args.config, args.overrides), args.out, resume=args.resume)
+    if result.rank == 0:
+        print(f"best validation error {result.best:.3f} at epoch {result.best_epoch}")
+    return 0
+
+
+@subcommand
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="train the three stages on synthetic data, evaluate, print a table"
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke-sized run (minutes)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from hopose.demo import run_demo
+
+    run_demo(args.out, quick=args.quick)
+    return 0
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="synthetic, fpha, obman, ho3d or dexycb")
+    parser.add_argument("--root", help="dataset folder (real datasets)")
+    parser.add_argument("--cache", help="cache folder written by hopose prepare")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed of the splits")
+    parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
+
+
+@subcommand
+def _register_eval(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split")
+    parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
+    _add_data_arguments(parser)
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument(
+        "--gt-2d", action="store_true",
+        help="feed ground-truth 2D keypoints to the lifter (the paper's Table 2 protocol)",
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML/Markdown report")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from hopose.evaluate import eval_data_config, run_eval
+
+    data = eval_data_config(
+        args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
+        split=args.split, num=args.num,
+    )  # fmt: skip
+    summary = run_eval(
+        args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d,
+        batch_size=args.batch_size, device=args.device, report=not args.no_report,
+    )  # fmt: skip
+    numbers = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
+    print(json.dumps(numbers, indent=2))
+    return 0
+
+
+@subcommand
+def _register_predict(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="keypoints, contacts and an overlay for image files of any size"
+    )
+    parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
+    parser.add_argument("images", nargs="+", help="JPEG or PNG files")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from hopose.predict import predict_images
+
+    for path in predict_images(args.checkpoint, args.images, args.out):
+        print(path)
+    return 0
+
+
+@subcommand
+def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ablate", help="the paper's ablations: lifter (Table 2) or physical loss (Table 3)"
+    )
+    parser.add_argument("study", choices=("lifter", "physics"))
+    _add_data_arguments(parser)
+    parser.add_argument("--quick", action="store_true", help="a smoke-sized run")
+    parser.add_argument(
+        "--init", help="physics: the stage-2 checkpoint to fine-tune (default: train stages 1-2)"
+    )
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.set_defaults(func=_run_ablate)
+
+
+def _run_ablate(args: argparse.Namespace) -> int:
+    from hopose.ablate import run_ablation
+
+    table = run_ablation(
+        args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
+        quick=args.quick, init=args.init,
+    )  # fmt: skip
+    print(table)
+    return 0
+
+
+def _add_loader_options(parser: argparse.ArgumentParser) -> None:
+    """Each real dataset's own options (SPEC §6); only the named dataset's are passed on."""
+    parser.add_argument("--protocol", choices=("hope", "action"), help="FPHA split protocol")
+    parser.add_argument("--version", choices=("v2", "v3"), help="HO-3D version")
+    parser.add_argument("--setup", choices=("s0", "s1", "s2", "s3"), help="DexYCB setup")
+    parser.add_argument("--shapenet-root", help="ObMan: the ShapeNetCore.v2 folder")
+
+
+def _loader_options(args: argparse.Namespace) -> dict:
+    names = {
+        "fpha": ("protocol",),
+        "ho3d": ("version",),
+        "dexycb": ("setup",),
+        "obman": ("shapenet_root",),
+    }
+    wanted = names.get(args.dataset, ())
+    return {key: getattr(args, key) for key in wanted if getattr(args, key) is not None}
+
+
+@subcommand
+def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "prepare", help="convert a dataset split once into a fast memory-mapped cache (resumable)"
+    )
+    parser.add_argument("dataset", choices=("fpha", "obman", "ho3d", "dexycb", "synthetic"))
+    parser.add_argument("--root", help="dataset folder (real datasets)")
+    parser.add_argument("--split", required=True, help="split to convert, e.g. train")
+    parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
+    parser.add_argument("--image-size", type=int, default=224, help="network image side (px)")
+    parser.add_argument("--crop", choices=("resize", "square"), default="resize")
+    parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed")
+    parser.add_argument("--workers", type=int, default=0, help="decoding processes")
+    parser.add_argument(
+        "--on-error", choices=("raise", "skip"), default="raise",
+        help="stop at a bad sample (resumable), or skip and count it",
+    )  # fmt: skip
+    _add_loader_options(parser)
+    parser.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from hopose.data.cache import prepare_cache
+
+    out = prepare_cache(
+        args.dataset, args.split, args.out, root=args.root, image_size=args.image_size,
+        crop=args.crop, num_samples=args.num, seed=args.seed, workers=args.workers,
+        on_error=args.on_error, **_loader_options(args),
+    )  # fmt: skip
+    print(out)
+    return 0
+
+
+@subcommand
+def _register_synth(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "synth", help="write the synthetic hand-object dataset to a cache folder (resumable)"
+    )
+    parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
+    parser.add_argument("--num", type=int, required=True, help="number of samples")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (>= 0)")
+    parser.add_argument("--image-size", type=int, default=224, help="image side (px)")
+    parser.add_argument(
+        "--free-fraction", type=float, default=0.2, help="share of approach/release frames"
+    )
+    parser.add_argument("--workers", type=int, default=0, help="rendering processes")
+    parser.set_defaults(func=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from hopose.data.cache import write_cache
+    from hopose.data.synthetic import SyntheticHandObject
+
+    dataset = SyntheticHandObject(
+        args.num, args.seed, args.image_size, free_fraction=args.free_fraction
+    )
+    info = {"name": "synthetic", "seed": args.seed, "free_fraction": args.free_fraction}
+    print(write_cache(dataset, args.out, workers=args.workers, info=info))
+    return 0
+
+
+@subcommand
+def _register_data(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="dataset tools")
+    tools = parser.add_subparsers(dest="tool", required=True)
+    check = tools.add_parser("check", help="report missing/unreadable files and unlabelled frames")
+    check.add_argument("dataset", choices=("fpha", "obman", "ho3d", "dexycb"))
+    check.add_argument("--root", required=True, help="dataset folder")
+    check.add_argument("--split", action="append", help="split to walk (repeatable; default all)")
+    check.add_argument("--decode", action="store_true", help="decode every image fully (slow)")
+    _add_loader_options(check)
+    check.set_defaults(func=_run_data_check)
+
+
+def _run_data_check(args: argparse.Namespace) -> int:
+    from hopose.data.check import check_dataset
+
+    report = check_dataset(
+        args.dataset, args.root, splits=tuple(args.split) if args.split else None,
+        decode=args.decode, **_loader_options(args),
+    )  # fmt: skip
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+@subcommand
+def _register_compare(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="several evaluations' PCK curves on one plot and their tables side by side"
+    )
+    parser.add_argument("run_dirs", nargs="+", help="folders written by hopose eval")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--paper", action="store_true",
+        help="add the paper's published Table 1 (FPHA-HO, HOPE-Net split) for reference",
+    )  # fmt: skip
+    parser.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from hopose.report import compare_runs
+
+    print(compare_runs(args.run_dirs, args.out, paper=args.paper))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)

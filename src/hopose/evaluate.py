@@ -1,0 +1,234 @@
+"""Evaluation of a trained network on a dataset split: predictions, metrics, report (SPEC §5).
+
+:func:`predict_split` runs the network over a split in dataset order, either from the images
+(the full pipeline) or, with ``gt_2d``, by feeding the ground-truth 2D keypoints to the lifter
+(the protocol of the paper's Table 2). The predictions are numpy arrays under fixed names,
+``pred_hand_3d`` (N, 21, 3), ``gt_hand_3d``, ``pred_obj_3d`` (N, 8, 3), ``gt_obj_3d``,
+``pred_hand_2d`` (N, 21, 2), ``gt_hand_2d``, ``pred_obj_2d`` (N, 8, 2), ``gt_obj_2d`` (pixels of
+the network's image), ``K``, ``orig_K`` (N, 3, 3), ``orig_size`` (N, 2) and ``id`` (N,).
+
+:func:`summarize` turns them into the paper's numbers: mean 3D errors of hand joints and box
+corners (mm), the hand's 3D PCK AUC over 0–80 mm, the object's 2D PCK AUC over 0–80 px of the
+corners reprojected with the dataset's original camera, plus the root-relative and
+Procrustes-aligned hand errors the field reports today.
+
+The mean-pose baseline (:func:`mean_pose_predictions`) predicts the training split's mean hand
+and mean box for every frame; a network that has learnt anything beats it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hopose.config import DataConfig, config_from_dict
+from hopose.data import collate_samples
+from hopose.metrics import (
+    THRESHOLDS_MM,
+    THRESHOLDS_PX,
+    auc,
+    pck_curve,
+    per_frame_error,
+    procrustes_error,
+    reprojection_error,
+    root_relative_error,
+)
+from hopose.models import HoposeNet
+from hopose.skeleton import NUM_JOINTS
+from hopose.train import build_split, load_checkpoint, load_model
+
+
+def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 29, D) nodes to hand (B, 21, D) and object (B, 8, D) numpy arrays."""
+    kp = kp.float().cpu().numpy()
+    return kp[:, :NUM_JOINTS], kp[:, NUM_JOINTS:]
+
+
+def predict_split(
+    model: HoposeNet,
+    dataset: Dataset,
+    *,
+    gt_2d: bool = False,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Run ``model`` over ``dataset`` in order and collect predictions beside the ground truth.
+
+    Args:
+        model: the network, already on ``device``.
+        dataset: records (SPEC §6); with ``gt_2d`` they need no images.
+        gt_2d: feed the ground-truth 2D keypoints (B, 29, 2) to the lifter instead of running
+            the image encoder; the predicted 2D is then the ground truth.
+        batch_size: frames per forward pass.
+        device: where the model lives.
+
+    Returns:
+        The arrays named in the module docstring, in dataset order.
+    """
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_samples)
+    chunks: dict[str, list[np.ndarray]] = {}
+
+    def keep(name: str, value: np.ndarray) -> None:
+        chunks.setdefault(name, []).append(value)
+
+    with torch.inference_mode():
+        for batch in loader:
+            if gt_2d:
+                kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)  # (B, 29, 2)
+                out = {"kp2d": kp2d, **model.lifter(kp2d.to(device))}
+            else:
+                out = model(batch["image"].to(device))
+            hand_3d, obj_3d = _split_nodes(out["kp3d"])
+            hand_2d, obj_2d = _split_nodes(out["kp2d"])
+            pred = {"hand_3d": hand_3d, "obj_3d": obj_3d, "hand_2d": hand_2d, "obj_2d": obj_2d}
+            for name, value in pred.items():
+                keep(f"pred_{name}", value)
+                keep(f"gt_{name}", batch[name].numpy())
+            for name in ("K", "orig_K", "orig_size"):
+                keep(name, batch[name].numpy())
+            keep("id", np.asarray(batch["id"]))
+    return {name: np.concatenate(values) for name, values in chunks.items()}
+
+
+def mean_pose_predictions(
+    predictions: Mapping[str, np.ndarray], mean_hand: np.ndarray, mean_obj: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The baseline that predicts the mean hand (21, 3) and mean box (8, 3) for every frame."""
+    n = len(predictions["gt_hand_3d"])
+    baseline = dict(predictions)
+    baseline["pred_hand_3d"] = np.broadcast_to(mean_hand, (n, *mean_hand.shape)).copy()
+    baseline["pred_obj_3d"] = np.broadcast_to(mean_obj, (n, *mean_obj.shape)).copy()
+    return baseline
+
+
+def summarize(predictions: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The paper's metrics (§4.2) and the modern hand errors, from :func:`predict_split`'s arrays.
+
+    Returns:
+        ``hand_mean_mm``, ``object_mean_mm`` (mean 3D errors), ``hand_auc_0_80`` (AUC of the 3D
+        PCK of the hand, 0–80 mm), ``object_2d_auc_0_80`` (AUC of the 2D PCK of the corners
+        reprojected with ``orig_K``, 0–80 px), ``object_reproj_mean_px``,
+        ``hand_root_relative_mm``, ``hand_procrustes_mm``, ``hand_kp2d_mean_px`` and
+        ``object_kp2d_mean_px`` (2D errors in the network's image) and ``n``.
+    """
+    p = predictions
+    hand = per_frame_error(p["pred_hand_3d"], p["gt_hand_3d"])
+    obj = per_frame_error(p["pred_obj_3d"], p["gt_obj_3d"])
+    reproj = reprojection_error(p["pred_obj_3d"], p["gt_obj_3d"], p["orig_K"])
+    return {
+        "hand_mean_mm": float(hand.mean()),
+        "object_mean_mm": float(obj.mean()),
+        "hand_auc_0_80": auc(THRESHOLDS_MM, pck_curve(hand, THRESHOLDS_MM)),
+        "object_2d_auc_0_80": auc(THRESHOLDS_PX, pck_curve(reproj, THRESHOLDS_PX)),
+        "object_reproj_mean_px": float(reproj.mean()),
+        "hand_root_relative_mm": float(
+            root_relative_error(p["pred_hand_3d"], p["gt_hand_3d"]).mean()
+        ),
+        "hand_procrustes_mm": float(procrustes_error(p["pred_hand_3d"], p["gt_hand_3d"]).mean()),
+        "hand_kp2d_mean_px": float(per_frame_error(p["pred_hand_2d"], p["gt_hand_2d"]).mean()),
+        "object_kp2d_mean_px": float(per_frame_error(p["pred_obj_2d"], p["gt_obj_2d"]).mean()),
+        "n": len(hand),
+    }
+
+
+def full_summary(predictions: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """:func:`summarize` merged with the physical plausibility of predictions and ground truth."""
+    from hopose.plausibility import summarize_plausibility
+
+    return {**summarize(predictions), **summarize_plausibility(dict(predictions))}
+
+
+def eval_data_config(
+    checkpoint: str | Path,
+    *,
+    name: str,
+    root: str | None = None,
+    cache: str | None = None,
+    seed: int = 0,
+    split: str = "test",
+    num: int | None = None,
+) -> DataConfig:
+    """The data ``hopose eval`` reads: the named dataset, at the checkpoint's image size and crop.
+
+    Args:
+        checkpoint: the checkpoint to evaluate (its training config gives ``image_size``, ``crop``).
+        name, root, cache: the dataset, as in :class:`~hopose.config.DataConfig`.
+        seed: synthetic: the base seed of the splits.
+        split: the split to read.
+        num: synthetic: frames to generate; real data: keep the first ``num`` (None: all).
+    """
+    trained = config_from_dict(load_checkpoint(checkpoint)["config"]).data
+    return DataConfig(
+        name=name,
+        root=root,
+        cache=cache,
+        test_split=split,
+        image_size=trained.image_size,
+        crop=trained.crop,
+        num_train=num,
+        num_val=num,
+        num_test=num,
+        seed=seed,
+    )
+
+
+def run_eval(
+    checkpoint: str | Path,
+    data: DataConfig,
+    split: str,
+    out_dir: str | Path,
+    *,
+    gt_2d: bool = False,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    report: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json`` and a report.
+
+    Args:
+        checkpoint: a checkpoint written by :mod:`hopose.train`.
+        data: the dataset (its ``image_size`` and ``crop`` should match the training run's).
+        split: the split to evaluate.
+        out_dir: output folder (created).
+        gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
+        batch_size: frames per forward pass.
+        device: where to run.
+        report: also write the HTML/Markdown report of :mod:`hopose.report`.
+
+    Returns:
+        The summary written to ``metrics.json``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, _ = load_model(checkpoint)
+    model.to(device)
+    dataset = build_split(data, split, with_images=not gt_2d)
+    predictions = predict_split(model, dataset, gt_2d=gt_2d, batch_size=batch_size, device=device)
+    np.savez_compressed(out_dir / "predictions.npz", **predictions)
+    protocol = "ground-truth 2D to the lifter" if gt_2d else f"from the images ({data.crop})"
+    summary = {
+        **full_summary(predictions),
+        "protocol": "gt_2d" if gt_2d else "image",
+        "dataset": data.name,
+        "split": split,
+        "checkpoint": str(checkpoint),
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if report:
+        from hopose.report import write_report
+
+        write_report(
+            out_dir,
+            predictions,
+            summary,
+            dataset=None if gt_2d else dataset,
+            protocol=f"{data.name} {split} split, {protocol}",
+        )
+    return summary
