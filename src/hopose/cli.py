@@ -93,7 +93,9 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--no-report", action="store_true", help="skip the HTML/Markdown report")
+    parser.add_argument(
+        "--no-report", action="store_true", help="skip report.md, per_frame.csv and the figures"
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_eval)
 

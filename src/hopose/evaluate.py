@@ -40,6 +40,7 @@ from hopose.metrics import (
     root_relative_error,
 )
 from hopose.models import HoposeNet
+from hopose.report import frame_metrics, write_report
 from hopose.skeleton import NUM_JOINTS
 from hopose.train import build_split, load_checkpoint, load_model
 
@@ -138,11 +139,19 @@ def summarize(predictions: Mapping[str, np.ndarray]) -> dict[str, float]:
     }
 
 
-def full_summary(predictions: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """:func:`summarize` merged with the physical plausibility of predictions and ground truth."""
-    from hopose.plausibility import summarize_plausibility
+def full_summary(
+    predictions: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """:func:`summarize` merged with the physical plausibility of predictions and ground truth.
 
-    return {**summarize(predictions), **summarize_plausibility(dict(predictions))}
+    Args:
+        predictions: as collected by :func:`predict_split`.
+        columns: their per-frame columns, :func:`hopose.report.frame_metrics` (computed once:
+            the grasp quality's convex hulls are the slow part of an evaluation).
+    """
+    from hopose.plausibility import reduce_plausibility
+
+    return {**summarize(predictions), **reduce_plausibility(columns)}
 
 
 def eval_data_config(
@@ -200,7 +209,7 @@ def run_eval(
         gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
         batch_size: frames per forward pass.
         device: where to run.
-        report: also write the HTML/Markdown report of :mod:`hopose.report`.
+        report: also write report.md, per_frame.csv and the figures of :mod:`hopose.report`.
 
     Returns:
         The summary written to ``metrics.json``.
@@ -213,8 +222,9 @@ def run_eval(
     predictions = predict_split(model, dataset, gt_2d=gt_2d, batch_size=batch_size, device=device)
     np.savez_compressed(out_dir / "predictions.npz", **predictions)
     protocol = "ground-truth 2D to the lifter" if gt_2d else f"from the images ({data.crop})"
+    columns = frame_metrics(predictions)
     summary = {
-        **full_summary(predictions),
+        **full_summary(predictions, columns),
         "protocol": "gt_2d" if gt_2d else "image",
         "dataset": data.name,
         "split": split,
@@ -222,12 +232,11 @@ def run_eval(
     }
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     if report:
-        from hopose.report import write_report
-
         write_report(
             out_dir,
             predictions,
             summary,
+            columns=columns,
             dataset=None if gt_2d else dataset,
             protocol=f"{data.name} {split} split, {protocol}",
         )

@@ -77,53 +77,15 @@ BOX_EDGES: tuple[tuple[int, int], ...] = tuple(
 
 # Dataset joint orders. Canonical joint k is the dataset's joint MAP[k].
 # FPHA: wrist, the five MCPs (thumb..little), then the PIP, DIP, tip of each finger (SPEC §1).
+# fmt: off
 FPHA_TO_CANONICAL: tuple[int, ...] = (
-    0,
-    1,
-    6,
-    7,
-    8,
-    2,
-    9,
-    10,
-    11,
-    3,
-    12,
-    13,
-    14,
-    4,
-    15,
-    16,
-    17,
-    5,
-    18,
-    19,
-    20,
+    0, 1, 6, 7, 8, 2, 9, 10, 11, 3, 12, 13, 14, 4, 15, 16, 17, 5, 18, 19, 20,
 )
 # MANO (HO-3D): wrist, index, middle, little, ring, thumb chains of 3, then the 5 tips (SPEC §6).
 MANO_TO_CANONICAL: tuple[int, ...] = (
-    0,
-    13,
-    14,
-    15,
-    16,
-    1,
-    2,
-    3,
-    17,
-    4,
-    5,
-    6,
-    18,
-    10,
-    11,
-    12,
-    19,
-    7,
-    8,
-    9,
-    20,
+    0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20,
 )
+# fmt: on
 
 
 def _adjacency(num_nodes: int, edges: tuple[tuple[int, int], ...]) -> torch.Tensor:
