@@ -1,11 +1,12 @@
-"""ContextLifter and the shared lifter scaling: shapes, variants, statistics, overfitting."""
+"""ContextLifter and the shared lifter scaling: shapes, variants, statistics, overfitting, and
+the sub-graphs' input (each node's 2D and its offset from the part's centroid)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hopose.models.lifter import DEFAULT_DEPTH_MM, ContextLifter, output_stats
+from hopose.models.lifter import DEFAULT_DEPTH_MM, ContextLifter, output_stats, part_input
 from hopose.skeleton import NUM_NODES, PART_NODES
 
 VARIANTS = {"full": ("hand", "object"), "hand": ("hand",), "object": ("object",)}
@@ -159,3 +160,62 @@ def test_gradcheck_float64():
     lifter = ContextLifter(hidden=4, dropout=0.3, variant="full", image_size=64).double().eval()
     kp2d = pose_batch(1)[0].double().requires_grad_()
     assert torch.autograd.gradcheck(lambda x: lifter(x)["kp3d"], (kp2d,))
+
+
+def test_part_input_by_hand():
+    # Three nodes (0, 0), (2, 0), (1, 3): centroid (1, 1), offsets (-1, -1), (1, -1), (0, 2).
+    x = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [1.0, 3.0]]])
+    expected = torch.tensor([[[0.0, 0.0, -1.0, -1.0], [2.0, 0.0, 1.0, -1.0], [1.0, 3.0, 0.0, 2.0]]])
+    torch.testing.assert_close(part_input(x), expected)
+
+
+def test_each_sub_graph_reads_its_part_input():
+    torch.manual_seed(0)
+    lifter = ContextLifter(hidden=8, dropout=0.0, variant="full", image_size=64)
+    kp2d = torch.rand(2, NUM_NODES, 2) * 64
+    seen = {}
+    for part in lifter.parts:
+        first = lifter.features[part].layers[0]
+        first.register_forward_hook(lambda _m, args, _out, part=part: seen.update({part: args[0]}))
+    lifter(kp2d)
+    x = lifter.normalise_2d(kp2d)
+    for part in lifter.parts:
+        nodes = PART_NODES[part]
+        torch.testing.assert_close(seen[part], part_input(x[:, nodes.start : nodes.stop]))
+
+
+def box_poses(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One 80 x 60 x 40 mm box at depths 250-650 mm, shifted sideways: (B, 29, 2) px at f = 100
+    in a 64 px image and (B, 29, 3) mm; the hand nodes stay at the origin (unused)."""
+    g = torch.Generator().manual_seed(seed)
+    signs = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)]) - 0.5
+    depth = 250 + 400 * torch.rand(batch, 1, 1, generator=g)
+    lateral = (torch.rand(batch, 1, 2, generator=g) - 0.5) * 0.3 * depth
+    kp3d = torch.zeros(batch, NUM_NODES, 3)
+    kp3d[:, PART_NODES["object"]] = signs * torch.tensor([80.0, 60.0, 40.0])
+    kp3d[:, PART_NODES["object"], 2:] += depth
+    kp3d[:, PART_NODES["object"], :2] += lateral
+    kp2d = 100 * kp3d[..., :2] / kp3d[..., 2:].clamp(min=1) + 32
+    return kp2d, kp3d
+
+
+def test_object_lifter_learns_depth_from_the_box_2d_size():
+    # A fixed box at random depths: depth is readable only from the corners' 2D spread, a
+    # difference between nodes. With the centroid offsets the object sub-graph learns it to
+    # about 8-9 mm in 300 steps (seeds 0-2); fed only the 2D positions, its non-negative
+    # graph convolutions stay at 18-20 mm.
+    torch.manual_seed(0)
+    lifter = ContextLifter(hidden=16, dropout=0.0, variant="object", image_size=64)
+    kp2d, kp3d = box_poses(128, seed=0)
+    lifter.set_output_stats(*output_stats(kp3d))
+    optimizer = torch.optim.Adam(lifter.parameters(), lr=1e-2)
+    nodes = PART_NODES["object"]
+    for _ in range(300):
+        loss = (lifter(kp2d)["kp3d"][:, nodes] - kp3d[:, nodes]).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    test_2d, test_3d = box_poses(256, seed=1)
+    with torch.no_grad():
+        error = (lifter(test_2d)["kp3d"][:, nodes] - test_3d[:, nodes]).norm(dim=-1).mean()
+    assert error < 13.0
