@@ -147,7 +147,10 @@ def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
     u, v = torch.meshgrid(s, s, indexing="ij")
     u, v = u.reshape(-1), v.reshape(-1)  # (N*N,)
     weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)  # (N*N, 4)
-    return weights @ quads  # (N*N, 4) @ (..., 6, 4, 3) -> (..., 6, N*N, 3)
+    # One (N*N, 4) @ (4, ...*6*3) product instead of a batch of tiny (N*N, 4) @ (4, 3) ones.
+    flat = quads.movedim(-2, 0).reshape(4, -1)  # (4, ...*6*3)
+    points = (weights @ flat).reshape(-1, *quads.shape[:-2], 3)  # (N*N, ..., 6, 3)
+    return points.movedim(0, -2)  # (..., 6, N*N, 3)
 
 
 def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:

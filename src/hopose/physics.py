@@ -74,15 +74,14 @@ def _contacts(
         dist = nearest.clamp(min=0).sqrt()  # (B, 21, 6): d(H_i, Pi_j) of Eq. 3
         cand_dist, pair = dist.flatten(1).topk(top_k, dim=-1, largest=False)  # (B, K): Eq. 4
         # Which grid point is the support (Eq. 3) is only needed for the K chosen pairs.
-        point = partial.flatten(1, 2).gather(1, pair[..., None].expand(-1, -1, partial.shape[-1]))
-        point = point.argmin(dim=-1)  # (B, K) index iu * N + iv on that face
+        batch_index = torch.arange(batch, device=obj.device)[:, None]
+        point = partial.flatten(1, 2)[batch_index, pair].argmin(dim=-1)  # (B, K): iu * N + iv
         face = pair % _NUM_FACES  # pair = joint * 6 + face
     # The support point, rebuilt with gradients from its face's corners and grid weights.
     grid = torch.linspace(0, 1, n_samples, dtype=obj.dtype, device=obj.device)
     u, v = grid[point // n_samples], grid[point % n_samples]  # (B, K)
     weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)
     quads = face_corners(obj)  # (B, 6, 4, 3)
-    batch_index = torch.arange(batch, device=obj.device)[:, None]
     support = (weights[..., None] * quads[batch_index, face]).sum(dim=-2)  # (B, K, 3)
 
     upper, lower, radius = box_central_axis(obj)  # (B, 3), (B, 3), (B,)
