@@ -27,8 +27,10 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from hopose.geometry import project_points
 from hopose.skeleton import FINGER_CHAINS, HAND_BONES
 
 # Skin tones (RGB in [0, 1]) from light to dark; a sample's tone is drawn between neighbours.
@@ -130,8 +132,7 @@ def _draw_box(image, zbuf, K, corners, look: Appearance) -> None:
     size = image.shape[0]
     if (corners[:, 2] <= 1.0).any():
         return
-    uv = corners @ K.T
-    uv = uv[:, :2] / uv[:, 2:]
+    uv = project_points(torch.from_numpy(corners), torch.from_numpy(K)).numpy()
     (u0, v0), (u1, v1) = np.floor(uv.min(axis=0)), np.ceil(uv.max(axis=0)) + 1
     u0, v0, u1, v1 = (int(np.clip(c, 0, size)) for c in (u0, v0, u1, v1))
     if u0 >= u1 or v0 >= v1:

@@ -459,6 +459,11 @@ def _sample_boxes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(generic, len(fpha), which), size
 
 
+def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """geometry.project_points on numpy arrays."""
+    return project_points(torch.from_numpy(points), torch.from_numpy(K)).numpy()
+
+
 def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np.ndarray):
     """Rotate and translate box-frame pairs into FPHA's colour camera (SPEC §7 priors).
 
@@ -490,8 +495,7 @@ def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np
     trans = rays * depth[..., None] - centroid  # (B, T, 3)
     pair = np.concatenate([hand, corners], axis=1)[:, None]  # (B, 1, 29, 3)
     points = pair @ np.swapaxes(rot, -1, -2) + trans[:, :, None]  # (B, T, 29, 3)
-    uvw = points @ FPHA_COLOR_K.T
-    uv = uvw[..., :2] / np.maximum(uvw[..., 2:], 1.0)
+    uv = _project(points, FPHA_COLOR_K)  # points nearer than 50 mm are rejected below
     inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)  # (B, T, 29)
     ok = ((~inside).sum(axis=-1) <= MAX_OUTSIDE) & (points[..., 2] > 50.0).all(axis=-1)
     best = np.where(ok.any(axis=1), ok.argmax(axis=1), CAMERA_TRIES - 1)
@@ -534,11 +538,6 @@ def generate_grasps(seed: int, indices: np.ndarray, free_fraction: float = 0.2) 
     hand_3d, obj_3d = _place_in_camera(hand, corners, z, u)
     names = (*GRASP_TYPES, "free")
     return Grasps(hand_3d, obj_3d, [names[k] for k in kind], [OBJECT_NAMES[o] for o in obj])
-
-
-def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """geometry.project_points on numpy arrays."""
-    return project_points(torch.from_numpy(points), torch.from_numpy(K)).numpy()
 
 
 class SyntheticHandObject(Dataset):
