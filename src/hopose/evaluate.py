@@ -29,18 +29,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from hopose.config import DataConfig, config_from_dict
 from hopose.data import collate_samples
-from hopose.metrics import (
-    THRESHOLDS_MM,
-    THRESHOLDS_PX,
-    auc,
-    pck_curve,
-    per_frame_error,
-    procrustes_error,
-    reprojection_error,
-    root_relative_error,
-)
+from hopose.metrics import per_frame_error
 from hopose.models import HoposeNet
-from hopose.report import frame_metrics, write_report
+from hopose.plausibility import reduce_plausibility
+from hopose.report import accuracy_columns, frame_metrics, summarize_accuracy, write_report
 from hopose.skeleton import NUM_JOINTS
 from hopose.train import build_split, load_checkpoint, load_model
 
@@ -109,8 +101,15 @@ def mean_pose_predictions(
     return baseline
 
 
-def summarize(predictions: Mapping[str, np.ndarray]) -> dict[str, float]:
+def summarize(
+    predictions: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | None = None
+) -> dict[str, float]:
     """The paper's metrics (§4.2) and the modern hand errors, from :func:`predict_split`'s arrays.
+
+    Args:
+        predictions: as collected by :func:`predict_split`.
+        columns: their per-frame errors (:func:`hopose.report.accuracy_columns` or
+            :func:`~hopose.report.frame_metrics`) if the caller already has them.
 
     Returns:
         ``hand_mean_mm``, ``object_mean_mm`` (mean 3D errors), ``hand_auc_0_80`` (AUC of the 3D
@@ -120,38 +119,12 @@ def summarize(predictions: Mapping[str, np.ndarray]) -> dict[str, float]:
         ``object_kp2d_mean_px`` (2D errors in the network's image) and ``n``.
     """
     p = predictions
-    hand = per_frame_error(p["pred_hand_3d"], p["gt_hand_3d"])
-    obj = per_frame_error(p["pred_obj_3d"], p["gt_obj_3d"])
-    reproj = reprojection_error(p["pred_obj_3d"], p["gt_obj_3d"], p["orig_K"])
+    columns = accuracy_columns(p) if columns is None else columns
     return {
-        "hand_mean_mm": float(hand.mean()),
-        "object_mean_mm": float(obj.mean()),
-        "hand_auc_0_80": auc(THRESHOLDS_MM, pck_curve(hand, THRESHOLDS_MM)),
-        "object_2d_auc_0_80": auc(THRESHOLDS_PX, pck_curve(reproj, THRESHOLDS_PX)),
-        "object_reproj_mean_px": float(reproj.mean()),
-        "hand_root_relative_mm": float(
-            root_relative_error(p["pred_hand_3d"], p["gt_hand_3d"]).mean()
-        ),
-        "hand_procrustes_mm": float(procrustes_error(p["pred_hand_3d"], p["gt_hand_3d"]).mean()),
+        **summarize_accuracy(columns),
         "hand_kp2d_mean_px": float(per_frame_error(p["pred_hand_2d"], p["gt_hand_2d"]).mean()),
         "object_kp2d_mean_px": float(per_frame_error(p["pred_obj_2d"], p["gt_obj_2d"]).mean()),
-        "n": len(hand),
     }
-
-
-def full_summary(
-    predictions: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray]
-) -> dict[str, Any]:
-    """:func:`summarize` merged with the physical plausibility of predictions and ground truth.
-
-    Args:
-        predictions: as collected by :func:`predict_split`.
-        columns: their per-frame columns, :func:`hopose.report.frame_metrics` (computed once:
-            the grasp quality's convex hulls are the slow part of an evaluation).
-    """
-    from hopose.plausibility import reduce_plausibility
-
-    return {**summarize(predictions), **reduce_plausibility(columns)}
 
 
 def eval_data_config(
@@ -222,9 +195,11 @@ def run_eval(
     predictions = predict_split(model, dataset, gt_2d=gt_2d, batch_size=batch_size, device=device)
     np.savez_compressed(out_dir / "predictions.npz", **predictions)
     protocol = "ground-truth 2D to the lifter" if gt_2d else f"from the images ({data.crop})"
+    # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
     columns = frame_metrics(predictions)
     summary = {
-        **full_summary(predictions, columns),
+        **summarize(predictions, columns),
+        **reduce_plausibility(columns),
         "protocol": "gt_2d" if gt_2d else "image",
         "dataset": data.name,
         "split": split,

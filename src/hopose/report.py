@@ -105,20 +105,21 @@ PCK_PLOTS = (
 )  # fmt: skip
 
 
-def frame_metrics(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
-    """The ``per_frame.csv`` columns of every frame.
+def accuracy_columns(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
+    """The accuracy columns of ``per_frame.csv``: ``id`` and the per-frame errors.
 
     Args:
         predictions: ``id`` (N,), ``{pred,gt}_hand_3d`` (N, 21, 3), ``{pred,gt}_obj_3d``
             (N, 8, 3) in mm, and ``orig_K`` or ``K`` (N, 3, 3).
 
     Returns:
-        The columns named in :data:`CSV_COLUMNS`, each (N,).
+        ``id``, ``hand_mm``, ``object_mm``, ``hand_rr_mm``, ``hand_pa_mm``, ``object_2d_px``,
+        each (N,).
     """
     pred_hand, gt_hand = predictions["pred_hand_3d"], predictions["gt_hand_3d"]
     pred_obj, gt_obj = predictions["pred_obj_3d"], predictions["gt_obj_3d"]
     camera = predictions["orig_K"] if "orig_K" in predictions else predictions["K"]
-    columns: dict[str, NDArray] = {
+    return {
         "id": np.asarray(predictions["id"]).astype(str),
         "hand_mm": metrics.per_frame_error(pred_hand, gt_hand),
         "object_mm": metrics.per_frame_error(pred_obj, gt_obj),
@@ -126,19 +127,23 @@ def frame_metrics(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
         "hand_pa_mm": metrics.procrustes_error(pred_hand, gt_hand),
         "object_2d_px": metrics.reprojection_error(pred_obj, gt_obj, camera),
     }
-    columns.update(frame_plausibility(dict(predictions)))
-    return columns
 
 
-def summarize_frames(columns: Mapping[str, NDArray]) -> dict[str, float]:
-    """Means, AUCs and plausibility summaries of ``per_frame.csv`` columns.
+def frame_metrics(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
+    """The ``per_frame.csv`` columns of every frame: :func:`accuracy_columns` and plausibility.
+
+    Args:
+        predictions: as in :func:`accuracy_columns`.
 
     Returns:
-        The keys of :data:`ACCURACY_ROWS` and ``{pred,gt}_<name>`` for each name of
-        :data:`PLAUSIBILITY_ROWS` (see :func:`hopose.plausibility.reduce_plausibility`), plus
-        ``n``.
+        The columns named in :data:`CSV_COLUMNS`, each (N,).
     """
-    summary: dict[str, float] = {
+    return {**accuracy_columns(predictions), **frame_plausibility(dict(predictions))}
+
+
+def summarize_accuracy(columns: Mapping[str, NDArray]) -> dict[str, float]:
+    """Means and AUCs of the :func:`accuracy_columns`: the keys of :data:`ACCURACY_ROWS`, ``n``."""
+    return {
         "n": len(columns["hand_mm"]),
         "hand_mean_mm": float(np.mean(columns["hand_mm"])),
         "hand_root_relative_mm": float(np.mean(columns["hand_rr_mm"])),
@@ -148,8 +153,16 @@ def summarize_frames(columns: Mapping[str, NDArray]) -> dict[str, float]:
         "object_reproj_mean_px": float(np.mean(columns["object_2d_px"])),
         "object_2d_auc_0_80": _auc(columns["object_2d_px"], metrics.THRESHOLDS_PX),
     }
-    summary.update(reduce_plausibility(columns))
-    return summary
+
+
+def summarize_frames(columns: Mapping[str, NDArray]) -> dict[str, float]:
+    """Means, AUCs and plausibility summaries of ``per_frame.csv`` columns.
+
+    Returns:
+        :func:`summarize_accuracy` and ``{pred,gt}_<name>`` for each name of
+        :data:`PLAUSIBILITY_ROWS` (see :func:`hopose.plausibility.reduce_plausibility`).
+    """
+    return {**summarize_accuracy(columns), **reduce_plausibility(columns)}
 
 
 def _auc(errors: NDArray, thresholds: NDArray) -> float:
