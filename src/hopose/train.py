@@ -50,6 +50,7 @@ from hopose.data import build_dataset, collate_samples
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.models.lifter import output_stats
+from hopose.skeleton import PART_NODES
 
 
 @dataclass(frozen=True)
@@ -158,9 +159,8 @@ def build_split(data: DataConfig, split: str, *, with_images: bool) -> Dataset:
 
 def training_poses(dataset: Dataset) -> torch.Tensor:
     """All 3D poses of a split as (M, 29, 3) mm, hand joints then box corners."""
-    poses = [
-        np.concatenate([dataset[i]["hand_3d"], dataset[i]["obj_3d"]]) for i in range(len(dataset))
-    ]
+    records = (dataset[i] for i in range(len(dataset)))
+    poses = [np.concatenate([record["hand_3d"], record["obj_3d"]]) for record in records]
     return torch.as_tensor(np.stack(poses), dtype=torch.float32)
 
 
@@ -197,9 +197,8 @@ def validation_error(
     when the output has 3D, else mean 2D error in pixels over all 29 nodes."""
     if "kp3d" in out:
         gt = {"hand": batch["hand_3d"], "object": batch["obj_3d"]}
-        nodes = {"hand": slice(0, 21), "object": slice(21, 29)}
         errors = [
-            (out["kp3d"][:, nodes[p]].float() - gt[p]).norm(dim=-1).mean(dim=-1) for p in parts
+            (out["kp3d"][:, PART_NODES[p]].float() - gt[p]).norm(dim=-1).mean(dim=-1) for p in parts
         ]
         return torch.stack(errors).mean(dim=0)
     gt_2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
