@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from hopose import ablate, demo
+from hopose.checkpoint import load_model
 from hopose.cli import main
-from hopose.train import load_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 

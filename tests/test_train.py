@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import socket
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from hopose import train as train_module
+from hopose.checkpoint import FORMAT, load_checkpoint, load_model
 from hopose.config import TrainConfig, config_from_dict, load_config
 from hopose.models import build_model
-from hopose.train import load_checkpoint, load_model, save_checkpoint, train
+from hopose.train import RunError, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -52,6 +55,9 @@ def test_lifter_stage_trains_only_the_lifter_and_writes_a_run(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} >= {"best.pt", "last.pt", "config.yaml", "tb"}
     checkpoint = load_checkpoint(tmp_path / "best.pt")
     assert set(checkpoint) == {
+        "format",
+        "stage",
+        "trained",
         "model",
         "optimizer",
         "scheduler",
@@ -62,11 +68,16 @@ def test_lifter_stage_trains_only_the_lifter_and_writes_a_run(tmp_path):
         "best_epoch",
     }
     assert config_from_dict(checkpoint["config"]) == cfg
+    assert (checkpoint["format"], checkpoint["stage"], checkpoint["trained"]) == (
+        FORMAT,
+        "lifter",
+        ["lifter"],
+    )
     # The encoder took no step: its weights are still those of the freshly seeded network,
     # while the lifter's moved.
     torch.manual_seed(cfg.seed)
     initial = build_model(cfg.model).state_dict()
-    saved, _ = load_model(tmp_path / "best.pt")
+    saved, _ = load_model(tmp_path / "best.pt", from_images=False)
     for name, value in saved.state_dict().items():
         if name.startswith("encoder."):
             assert torch.equal(value, initial[name]), name
@@ -112,28 +123,103 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), name
 
 
-def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
-    train(tiny("lifter"), tmp_path, resume=True)
-    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
-    # Running again without --resume starts over, its table too.
+def test_resume_without_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(RunError, match=r"--resume: .*last\.pt not found"):
+        train(tiny("lifter"), tmp_path, resume=True)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_a_fresh_run_refuses_a_used_folder_and_keeps_its_metrics(tmp_path):
     train(tiny("lifter"), tmp_path)
-    assert [row["epoch"] for row in _rows(tmp_path)] == ["1"]
+    before = (tmp_path / "metrics.csv").read_text()
+    with pytest.raises(RunError, match=r"holds a run \(last\.pt\); continue it with --resume"):
+        train(tiny("lifter"), tmp_path)
+    assert (tmp_path / "metrics.csv").read_text() == before
 
 
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    """A crash while writing leaves the previous checkpoint intact and no partial file."""
-    path = tmp_path / "last.pt"
-    save_checkpoint({"epoch": 1}, path)
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [("optim.lr=1e-4", "optim.lr"), ("loss.physical=true", "loss.physical")],
+)
+def test_resume_refuses_a_changed_config_naming_the_field(tmp_path, override, field):
+    train(tiny("lifter"), tmp_path)
+    before = (tmp_path / "metrics.csv").read_text()
+    with pytest.raises(RunError, match=rf"was trained with {field}=.*the config asks"):
+        train(tiny("lifter", "optim.epochs=2", override), tmp_path, resume=True)
+    assert (tmp_path / "metrics.csv").read_text() == before  # no row under another header
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
-    def crash(obj, f):
-        Path(f).write_bytes(b"partial")
-        raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", crash)
+def test_metrics_rows_never_land_under_another_header(tmp_path):
+    path = tmp_path / "metrics.csv"
+    train_module._append_csv(path, {"epoch": 1, "train/2d": 0.5})
+    with pytest.raises(RunError, match=r"metrics\.csv: its columns"):
+        train_module._append_csv(path, {"epoch": 2, "train/2d": 0.4, "train/physical": 0.1})
+    assert path.read_text().splitlines() == ["epoch,train/2d", "1,0.5"]
+
+
+def test_a_second_training_into_a_locked_folder_is_refused(tmp_path):
+    """Another process training into the folder holds its lock (an flock: released by the
+    system when that process dies, even by SIGKILL)."""
+    with (tmp_path / "train.lock").open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunError, match="another training is writing to this folder"):
+            train(tiny("lifter"), tmp_path)
+    assert not (tmp_path / "config.yaml").exists()
+    train(tiny("lifter"), tmp_path)  # lock released: the folder is usable
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def _kill_at(monkeypatch, name: str, epoch: int, *, after: bool) -> None:
+    """Make the write of ``name`` for ``epoch`` die, just before or just after it lands."""
+    save = train_module.save_checkpoint
+
+    def dying_save(state, path):
+        if Path(path).name == name and state["epoch"] == epoch:
+            if after:
+                save(state, path)
+            raise KeyboardInterrupt
+        save(state, path)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", dying_save)
+
+
+def test_a_kill_right_after_last_pt_loses_no_rows_and_leaves_no_stale_best(tmp_path, monkeypatch):
+    _kill_at(monkeypatch, "last.pt", 2, after=True)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint({"epoch": 2}, path)
+        train(tiny("lifter", "optim.epochs=2", "optim.lr=3e-3"), tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 2
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
+    # best.pt holds the epoch last.pt names as the best.
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == last["best_epoch"] + 1
+    assert float(_rows(tmp_path)[last["best_epoch"]]["val/error"]) == pytest.approx(last["best"])
+
+
+def test_rows_of_an_epoch_without_checkpoint_are_redone_once(tmp_path, monkeypatch):
+    """Killed after epoch 2's rows but before its last.pt: resuming redoes epoch 2 and its row
+    replaces the unclaimed one."""
+    _kill_at(monkeypatch, "last.pt", 2, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny("lifter", "optim.epochs=2"), tmp_path)
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1
+    train(tiny("lifter", "optim.epochs=2"), tmp_path, resume=True)
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
+
+
+def test_a_non_finite_validation_error_stops_the_run(tmp_path, monkeypatch):
+    """Training losses are finite, validation is not: the run fails instead of ending with
+    "best inf" and no best.pt."""
+
+    def nan_error(out, batch, parts):
+        return torch.full((len(batch["hand_3d"]),), float("nan"))
+
+    monkeypatch.setattr(train_module, "validation_error", nan_error)
+    with pytest.raises(FloatingPointError, match=r"validation after epoch 1: \['error'\]"):
+        train(tiny("lifter"), tmp_path)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
 
 
 @pytest.mark.slow

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from hopose.checkpoint import load_checkpoint
 from hopose.config import load_config
 from hopose.evaluate import mean_pose_predictions, run_eval, summarize
 from hopose.skeleton import NUM_JOINTS
-from hopose.train import load_checkpoint, train
+from hopose.train import train
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 STAGES = ("lifter", "encoder", "end2end")
