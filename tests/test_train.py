@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 from hopose import train as train_module
 from hopose.checkpoint import FORMAT, load_checkpoint, load_model
 from hopose.config import TrainConfig, config_from_dict, load_config
+from hopose.evaluate import run_eval
 from hopose.models import build_model
 from hopose.train import RunError, train
 
@@ -224,20 +225,36 @@ def test_a_non_finite_validation_error_stops_the_run(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_image_stages_chain_through_init_from(tmp_path):
-    """Stage 2 (encoder, 2D terms) starts from stage 1; stage 3 adds 3D and physical terms."""
+    """Stage 2 (encoder, 2D terms, mixed precision) trains the encoder from stage 1's network;
+    stage 3 trains both parts with the 3D and physical terms, and the 3D error it logs is the
+    one an independent evaluation of its checkpoint measures."""
     lifter = train(tiny("lifter"), tmp_path / "lifter")
-    encoder = train(tiny("encoder", f"init_from={lifter.checkpoint}"), tmp_path / "encoder")
-    # The encoder stage left the lifter as stage 1 trained it.
-    for name, value in lifter.model.lifter.state_dict().items():
-        assert torch.equal(value, encoder.model.lifter.state_dict()[name]), name
-    assert {"train/2d_init", "train/2d"} <= set(_rows(tmp_path / "encoder")[0])
-    assert "train/3d" not in _rows(tmp_path / "encoder")[0]
-    train(
-        tiny("end2end", f"init_from={encoder.checkpoint}", "optim.amp=true"), tmp_path / "end2end"
+    encoder = train(
+        tiny("encoder", f"init_from={lifter.checkpoint}", "optim.amp=true"), tmp_path / "encoder"
     )
+    before, after = lifter.model.state_dict(), encoder.model.state_dict()
+    # The encoder stage left the lifter as stage 1 trained it, and moved the encoder.
+    for name, value in lifter.model.lifter.state_dict().items():
+        assert torch.equal(value, after[f"lifter.{name}"]), name
+    assert not torch.equal(before["encoder.head.weight"], after["encoder.head.weight"])
+    row = _rows(tmp_path / "encoder")[0]
+    assert {"train/2d_init", "train/2d"} <= set(row) and "train/3d" not in row
+    assert load_checkpoint(encoder.checkpoint)["trained"] == ["encoder", "lifter"]
+
+    cfg = tiny("end2end", f"init_from={encoder.checkpoint}")
+    end2end = train(cfg, tmp_path / "end2end")
+    final = end2end.model.state_dict()
+    for name in ("encoder.head.weight", "lifter.merged.layers.0.linear.weight"):
+        assert not torch.equal(after[name], final[name]), name  # both parts trained
     row = _rows(tmp_path / "end2end")[0]
-    assert {"train/2d", "train/3d_init", "train/3d", "train/physical"} <= set(row)
-    assert all(float(value) == float(value) for value in row.values())  # no NaN
+    assert float(row["train/physical"]) > 0 and float(row["train/3d"]) > 0
+    # The logged validation error (mean over hand and box of the mean 3D error, mm) is what
+    # evaluating best.pt from the images on the same split measures.
+    summary = run_eval(end2end.checkpoint, cfg.data, "val", tmp_path / "eval", report=False)
+    assert summary["n"] == 16
+    assert float(row["val/error"]) == pytest.approx(
+        (summary["hand_mean_mm"] + summary["object_mean_mm"]) / 2, rel=1e-4
+    )
 
 
 def _free_port() -> int:
