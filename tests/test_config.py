@@ -63,12 +63,25 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
     [
         ("optim:\n  lrr: 1\n", [], "unknown key optim.lrr"),
         ("", ["optim.lr=-1"], "optim.lr must be > 0, got -1"),
-        ("", ["optim.epochs=abc"], "optim.epochs must be int, got 'abc'"),
-        ("", ["data.num_train=1.5"], "data.num_train must be int, got 1.5"),
+        (
+            "",
+            ["optim.epochs=abc"],
+            "optim.epochs: Value 'abc' of type 'str' could not be converted",
+        ),
+        ("", ["data.num_train=1.5"], "data.num_train: Value '1.5' of type 'float' could not be"),
         ("", ["stage=pretrain"], "stage must be one of"),
         ("", ["model.lifter_variant=both"], "model.lifter_variant must be"),
+        ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
+        ("", ["data.name=imagenet"], "data.name must be one of"),
+        ("", ["data.crop=centre"], "data.crop must be one of"),
         ("", ["data.image_size=128"], "model.image_size (224) must equal data.image_size (128)"),
-        ("", ["loss.physical=maybe"], "loss.physical must be true or false"),
+        ("", ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
+        (
+            "",
+            ["optim.lrr=1"],
+            "unknown key optim.lrr: Key 'lrr' not in 'OptimConfig'. Did you mean",
+        ),
+        ("", ["data.options=3"], "data.options: Cannot assign int to Dict[str, Any]"),
         ("", ["optim"], "must look like key=value"),
         ("data: 3\n", [], "data must be a mapping"),
     ],
@@ -78,7 +91,16 @@ def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, overrides, 
     with pytest.raises(ConfigError) as error:
         load_config(path, overrides)
     assert message in str(error.value)
-    assert str(path) in str(error.value)
+    assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    path = _write(tmp_path, "optim:\n  lr: 1\n   epochs: 2\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}:3: YAML syntax error: mapping values are not allowed in this context"
+    )
 
 
 def test_missing_file_is_named(tmp_path):

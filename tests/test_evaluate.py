@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
+from hopose.checkpoint import model_checkpoint, save_checkpoint
 from hopose.cli import main
-from hopose.config import config_to_dict, load_config
+from hopose.config import load_config
 from hopose.evaluate import mean_pose_predictions, summarize
 from hopose.models import build_model
 from hopose.predict import fit_intrinsics
-from hopose.train import save_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -83,7 +83,8 @@ def test_fit_intrinsics_recovers_the_camera():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """An untrained 32 px network saved as a checkpoint (enough to exercise the plumbing)."""
+    """An untrained 32 px network saved as a checkpoint (enough to exercise the plumbing), its
+    parts recorded as trained so that every use is allowed."""
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16"],
@@ -91,7 +92,7 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_model(cfg.model)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "epoch": 0}, path)
+    save_checkpoint(model_checkpoint(model, cfg, trained=("encoder", "lifter")), path)
     return path
 
 

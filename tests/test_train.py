@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import socket
 from pathlib import Path
@@ -11,29 +12,15 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from hopose.config import TrainConfig, config_from_dict, load_config
+from hopose import train as train_module
+from hopose.checkpoint import FORMAT, load_checkpoint, load_model
+from hopose.config import config_from_dict
+from hopose.evaluate import run_eval
 from hopose.models import build_model
-from hopose.train import load_checkpoint, load_model, save_checkpoint, train
+from hopose.train import RunError, train
+from tiny_runs import tiny
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
-
-
-def tiny(stage: str, *extra: str) -> TrainConfig:
-    """A stage of the synthetic recipe shrunk to seconds: 32 px images, a handful of samples."""
-    overrides = [
-        "data.image_size=32",
-        "model.image_size=32",
-        "model.hidden=16",
-        "data.num_train=48",
-        "data.num_val=16",
-        "data.num_test=16",
-        "data.num_workers=0",
-        "optim.batch_size=16",
-        "optim.epochs=1",
-        *extra,
-    ]
-    return load_config(CONFIGS / "synthetic" / f"{stage}.yaml", overrides)
 
 
 def _rows(run: Path) -> list[dict[str, str]]:
@@ -52,6 +39,9 @@ def test_lifter_stage_trains_only_the_lifter_and_writes_a_run(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} >= {"best.pt", "last.pt", "config.yaml", "tb"}
     checkpoint = load_checkpoint(tmp_path / "best.pt")
     assert set(checkpoint) == {
+        "format",
+        "stage",
+        "trained",
         "model",
         "optimizer",
         "scheduler",
@@ -62,11 +52,16 @@ def test_lifter_stage_trains_only_the_lifter_and_writes_a_run(tmp_path):
         "best_epoch",
     }
     assert config_from_dict(checkpoint["config"]) == cfg
+    assert (checkpoint["format"], checkpoint["stage"], checkpoint["trained"]) == (
+        FORMAT,
+        "lifter",
+        ["lifter"],
+    )
     # The encoder took no step: its weights are still those of the freshly seeded network,
     # while the lifter's moved.
     torch.manual_seed(cfg.seed)
     initial = build_model(cfg.model).state_dict()
-    saved, _ = load_model(tmp_path / "best.pt")
+    saved, _ = load_model(tmp_path / "best.pt", from_images=False)
     for name, value in saved.state_dict().items():
         if name.startswith("encoder."):
             assert torch.equal(value, initial[name]), name
@@ -112,46 +107,137 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), name
 
 
-def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
-    train(tiny("lifter"), tmp_path, resume=True)
-    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
-    # Running again without --resume starts over, its table too.
+def test_resume_without_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(RunError, match=r"--resume: .*last\.pt not found"):
+        train(tiny("lifter"), tmp_path, resume=True)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_a_fresh_run_refuses_a_used_folder_and_keeps_its_metrics(tmp_path):
     train(tiny("lifter"), tmp_path)
-    assert [row["epoch"] for row in _rows(tmp_path)] == ["1"]
+    before = (tmp_path / "metrics.csv").read_text()
+    with pytest.raises(RunError, match=r"holds a run \(last\.pt\); continue it with --resume"):
+        train(tiny("lifter"), tmp_path)
+    assert (tmp_path / "metrics.csv").read_text() == before
 
 
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    """A crash while writing leaves the previous checkpoint intact and no partial file."""
-    path = tmp_path / "last.pt"
-    save_checkpoint({"epoch": 1}, path)
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [("optim.lr=1e-4", "optim.lr"), ("loss.physical=true", "loss.physical")],
+)
+def test_resume_refuses_a_changed_config_naming_the_field(tmp_path, override, field):
+    train(tiny("lifter"), tmp_path)
+    before = (tmp_path / "metrics.csv").read_text()
+    with pytest.raises(RunError, match=rf"was trained with {field}=.*the config asks"):
+        train(tiny("lifter", "optim.epochs=2", override), tmp_path, resume=True)
+    assert (tmp_path / "metrics.csv").read_text() == before  # no row under another header
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
-    def crash(obj, f):
-        Path(f).write_bytes(b"partial")
-        raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", crash)
+def test_metrics_rows_never_land_under_another_header(tmp_path):
+    path = tmp_path / "metrics.csv"
+    train_module._append_csv(path, {"epoch": 1, "train/2d": 0.5})
+    with pytest.raises(RunError, match=r"metrics\.csv: its columns"):
+        train_module._append_csv(path, {"epoch": 2, "train/2d": 0.4, "train/physical": 0.1})
+    assert path.read_text().splitlines() == ["epoch,train/2d", "1,0.5"]
+
+
+def test_a_second_training_into_a_locked_folder_is_refused(tmp_path):
+    """Another process training into the folder holds its lock (an flock: released by the
+    system when that process dies, even by SIGKILL)."""
+    with (tmp_path / "train.lock").open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunError, match="another training is writing to this folder"):
+            train(tiny("lifter"), tmp_path)
+    assert not (tmp_path / "config.yaml").exists()
+    train(tiny("lifter"), tmp_path)  # lock released: the folder is usable
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def _kill_at(monkeypatch, name: str, epoch: int, *, after: bool) -> None:
+    """Make the write of ``name`` for ``epoch`` die, just before or just after it lands."""
+    save = train_module.save_checkpoint
+
+    def dying_save(state, path):
+        if Path(path).name == name and state["epoch"] == epoch:
+            if after:
+                save(state, path)
+            raise KeyboardInterrupt
+        save(state, path)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", dying_save)
+
+
+def test_a_kill_right_after_last_pt_loses_no_rows_and_leaves_no_stale_best(tmp_path, monkeypatch):
+    _kill_at(monkeypatch, "last.pt", 2, after=True)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint({"epoch": 2}, path)
+        train(tiny("lifter", "optim.epochs=2", "optim.lr=3e-3"), tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 2
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
+    # best.pt holds the epoch last.pt names as the best.
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == last["best_epoch"] + 1
+    assert float(_rows(tmp_path)[last["best_epoch"]]["val/error"]) == pytest.approx(last["best"])
+
+
+def test_rows_of_an_epoch_without_checkpoint_are_redone_once(tmp_path, monkeypatch):
+    """Killed after epoch 2's rows but before its last.pt: resuming redoes epoch 2 and its row
+    replaces the unclaimed one."""
+    _kill_at(monkeypatch, "last.pt", 2, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny("lifter", "optim.epochs=2"), tmp_path)
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1
+    train(tiny("lifter", "optim.epochs=2"), tmp_path, resume=True)
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
+
+
+def test_a_non_finite_validation_error_stops_the_run(tmp_path, monkeypatch):
+    """Training losses are finite, validation is not: the run fails instead of ending with
+    "best inf" and no best.pt."""
+
+    def nan_error(out, batch, parts):
+        return torch.full((len(batch["hand_3d"]),), float("nan"))
+
+    monkeypatch.setattr(train_module, "validation_error", nan_error)
+    with pytest.raises(FloatingPointError, match=r"validation after epoch 1: \['error'\]"):
+        train(tiny("lifter"), tmp_path)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
 
 
 @pytest.mark.slow
 def test_image_stages_chain_through_init_from(tmp_path):
-    """Stage 2 (encoder, 2D terms) starts from stage 1; stage 3 adds 3D and physical terms."""
+    """Stage 2 (encoder, 2D terms, mixed precision) trains the encoder from stage 1's network;
+    stage 3 trains both parts with the 3D and physical terms, and the 3D error it logs is the
+    one an independent evaluation of its checkpoint measures."""
     lifter = train(tiny("lifter"), tmp_path / "lifter")
-    encoder = train(tiny("encoder", f"init_from={lifter.checkpoint}"), tmp_path / "encoder")
-    # The encoder stage left the lifter as stage 1 trained it.
-    for name, value in lifter.model.lifter.state_dict().items():
-        assert torch.equal(value, encoder.model.lifter.state_dict()[name]), name
-    assert {"train/2d_init", "train/2d"} <= set(_rows(tmp_path / "encoder")[0])
-    assert "train/3d" not in _rows(tmp_path / "encoder")[0]
-    train(
-        tiny("end2end", f"init_from={encoder.checkpoint}", "optim.amp=true"), tmp_path / "end2end"
+    encoder = train(
+        tiny("encoder", f"init_from={lifter.checkpoint}", "optim.amp=true"), tmp_path / "encoder"
     )
+    before, after = lifter.model.state_dict(), encoder.model.state_dict()
+    # The encoder stage left the lifter as stage 1 trained it, and moved the encoder.
+    for name, value in lifter.model.lifter.state_dict().items():
+        assert torch.equal(value, after[f"lifter.{name}"]), name
+    assert not torch.equal(before["encoder.head.weight"], after["encoder.head.weight"])
+    row = _rows(tmp_path / "encoder")[0]
+    assert {"train/2d_init", "train/2d"} <= set(row) and "train/3d" not in row
+    assert load_checkpoint(encoder.checkpoint)["trained"] == ["encoder", "lifter"]
+
+    cfg = tiny("end2end", f"init_from={encoder.checkpoint}")
+    end2end = train(cfg, tmp_path / "end2end")
+    final = end2end.model.state_dict()
+    for name in ("encoder.head.weight", "lifter.merged.layers.0.linear.weight"):
+        assert not torch.equal(after[name], final[name]), name  # both parts trained
     row = _rows(tmp_path / "end2end")[0]
-    assert {"train/2d", "train/3d_init", "train/3d", "train/physical"} <= set(row)
-    assert all(float(value) == float(value) for value in row.values())  # no NaN
+    assert float(row["train/physical"]) > 0 and float(row["train/3d"]) > 0
+    # The logged validation error (mean over hand and box of the mean 3D error, mm) is what
+    # evaluating best.pt from the images on the same split measures.
+    summary = run_eval(end2end.checkpoint, cfg.data, "val", tmp_path / "eval", report=False)
+    assert summary["n"] == 16
+    assert float(row["val/error"]) == pytest.approx(
+        (summary["hand_mean_mm"] + summary["object_mean_mm"]) / 2, rel=1e-4
+    )
 
 
 def _free_port() -> int:

@@ -219,11 +219,15 @@ def _run_prepare(args: argparse.Namespace) -> int:
 @subcommand
 def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "synth", help="write the synthetic hand-object dataset to a cache folder (resumable)"
+        "synth", help="write one split of the synthetic dataset to a cache folder (resumable)"
     )
+    parser.add_argument(
+        "--split", required=True, choices=("train", "val", "test"),
+        help="the split (its seed is derived from --seed and the split's name)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (>= 0)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the splits (>= 0)")
     parser.add_argument("--image-size", type=int, default=224, help="image side (px)")
     parser.add_argument(
         "--free-fraction", type=float, default=0.2, help="share of approach/release frames"
@@ -233,14 +237,13 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from hopose.data.cache import write_cache
-    from hopose.data.synthetic import SyntheticHandObject
+    from hopose.data.cache import prepare_cache
 
-    dataset = SyntheticHandObject(
-        args.num, args.seed, args.image_size, free_fraction=args.free_fraction
-    )
-    info = {"name": "synthetic", "seed": args.seed, "free_fraction": args.free_fraction}
-    print(write_cache(dataset, args.out, workers=args.workers, info=info))
+    out = prepare_cache(
+        "synthetic", args.split, args.out, image_size=args.image_size, num_samples=args.num,
+        seed=args.seed, workers=args.workers, free_fraction=args.free_fraction,
+    )  # fmt: skip
+    print(out)
     return 0
 
 

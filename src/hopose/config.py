@@ -1,28 +1,33 @@
 """Typed training configuration: dataclasses loaded from YAML, overridable from the command line.
 
-One config file describes one training stage (SPEC §4): ``stage`` says which part of the network
-is trained, ``data``, ``model``, ``optim`` and ``loss`` say how. Pre-training then fine-tuning,
-and the three stages of one dataset, are chained through ``init_from`` (a checkpoint whose model
-weights start the run), so a recipe is a list of files, not code.
+One config file describes one training stage (paper §4.3, :mod:`hopose.stages`): ``stage``
+says which part of the network is trained, ``data``, ``model``, ``optim`` and ``loss`` say how.
+Pre-training then fine-tuning, and the three stages of one dataset, are chained through
+``init_from`` (a checkpoint whose trained weights start the run), so a recipe is a list of files,
+not code.
 
-``load_config(path, overrides)`` reads a YAML file, applies dotted ``key=value`` overrides
-(``optim.lr=1e-4``, ``data.options.grasp=power``), converts every value to its field's type and
-validates it; a wrong key or value raises an error that names the key and the file.
+The dataclasses below are the schema, one documented field per line; OmegaConf structured
+configs do the rest: ``load_config(path, overrides)`` merges the YAML file into the schema,
+applies dot-list overrides (``optim.lr=1e-4``, ``data.options.grasp=power``), converts every
+value to its field's type, then the dataclasses' ``__post_init__`` validate it. A wrong key or
+value raises a one-line :class:`ConfigError` naming the file and the full key.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-STAGES = ("lifter", "encoder", "end2end")
+from hopose.data import CROPS, DATASETS
+from hopose.models.encoder import BACKBONES
+from hopose.stages import STAGES
 
 
 class ConfigError(ValueError):
@@ -71,6 +76,8 @@ class DataConfig:
     """Extra keyword arguments passed to the dataset's constructor."""
 
     def __post_init__(self) -> None:
+        _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
+        _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         for name in ("num_train", "num_val", "num_test"):
@@ -98,6 +105,10 @@ class ModelConfig:
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 
     def __post_init__(self) -> None:
+        _require(
+            self.backbone in BACKBONES,
+            f"model.backbone must be one of {BACKBONES}, got {self.backbone!r}",
+        )
         _require(
             self.lifter in ("context", "graph_unet"),
             f"model.lifter must be 'context' or 'graph_unet', got {self.lifter!r}",
@@ -172,7 +183,7 @@ class TrainConfig:
 
     stage: str = "lifter"
     """"lifter": the lifter alone on ground-truth 2D; "encoder": the image encoder alone on 2D;
-    "end2end": the whole network from images."""
+    "end2end": the whole network from images (:data:`hopose.stages.STAGES`)."""
     data: DataConfig = field(default_factory=DataConfig)
     """The dataset."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -193,7 +204,7 @@ class TrainConfig:
     a shared CPU slow each other down by orders of magnitude, so the CPU demo uses 1 for it."""
 
     def __post_init__(self) -> None:
-        _require(self.stage in STAGES, f"stage must be one of {STAGES}, got {self.stage!r}")
+        _require(self.stage in STAGES, f"stage must be one of {tuple(STAGES)}, got {self.stage!r}")
         _require(
             self.model.image_size == self.data.image_size,
             f"model.image_size ({self.model.image_size}) must equal data.image_size "
@@ -209,61 +220,42 @@ class TrainConfig:
         )
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _check_sections(schema: DictConfig, values: Mapping[str, Any], prefix: str = "") -> None:
+    """A section (a nested dataclass) given as a scalar: OmegaConf's merge error would not name
+    its key."""
+    for key, value in values.items():
+        node = schema.get(key) if key in schema else None
+        if isinstance(node, DictConfig) and OmegaConf.get_type(node) is not dict:
+            _require(isinstance(value, Mapping), f"{prefix}{key} must be a mapping, got {value!r}")
+            _check_sections(node, value, f"{prefix}{key}.")
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert ``value`` (from YAML or an override) to ``annotation``, or raise naming ``key``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none")):
-            _require(len(options) < len(typing.get_args(annotation)), f"{key} may not be null")
-            return None
-        return _coerce(value, options[0], key)
-    if dataclasses.is_dataclass(annotation):
-        _require(isinstance(value, Mapping), f"{key} must be a mapping, got {value!r}")
-        return _build(annotation, value, key + ".")
-    if origin is dict or annotation is dict:
-        _require(isinstance(value, Mapping), f"{key} must be a mapping, got {value!r}")
-        return dict(value)
-    if annotation is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        _require(isinstance(value, bool), f"{key} must be true or false, got {value!r}")
-        return value
-    if annotation in (int, float):
-        # YAML reads 1e-3 (no dot) as a string, so numbers written that way are parsed here.
-        try:
-            number = annotation(value) if isinstance(value, str) else value
-        except ValueError:
-            raise ConfigError(f"{key} must be {annotation.__name__}, got {value!r}") from None
-        ok = isinstance(number, (int, float)) and not isinstance(number, bool)
-        if annotation is int:
-            ok = ok and float(number).is_integer()
-        _require(ok, f"{key} must be {annotation.__name__}, got {value!r}")
-        return annotation(number)
-    if annotation is str:
-        _require(isinstance(value, str), f"{key} must be a string, got {value!r}")
-        return value
-    return value
+def _one_line(error: OmegaConfBaseException) -> str:
+    """OmegaConf's error as one line led by the full key it concerns."""
+    message = str(error.msg or error).strip().splitlines()[0]
+    if isinstance(error, ConfigKeyError | ConfigAttributeError):
+        return f"unknown key {error.full_key}: {message}"
+    return f"{error.full_key}: {message}" if error.full_key else message
 
 
-def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
-    """Instantiate dataclass ``cls`` from a nested mapping, converting and checking every key."""
-    types_ = _field_types(cls)
-    unknown = sorted(set(values) - set(types_))
-    if unknown:
-        known = ", ".join(prefix + k for k in types_)
-        raise ConfigError(f"unknown key {prefix}{unknown[0]} (known: {known})")
-    kwargs = {name: _coerce(value, types_[name], prefix + name) for name, value in values.items()}
-    return cls(**kwargs)
+def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequence[str]):
+    """Merge YAML ``values`` and dot-list ``overrides`` into the schema, then build and validate
+    the dataclasses (their ``__post_init__``)."""
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        _require(bool(sep) and bool(key.strip()), f"override {item!r} must look like key=value")
+    _check_sections(schema, values)
+    try:
+        merged = OmegaConf.merge(schema, values)
+        merged.merge_with_dotlist(list(overrides))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise ConfigError(_one_line(error)) from None
 
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     """Build and validate a :class:`TrainConfig` from a nested mapping (e.g. a checkpoint's)."""
-    return _build(TrainConfig, values)
+    return _to_config(OmegaConf.structured(TrainConfig), values, ())
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -271,39 +263,34 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Set dotted ``key=value`` overrides into a nested dict; values are parsed as YAML."""
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        _require(bool(sep) and bool(key), f"override {item!r} must look like key=value")
-        node = values
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            _require(isinstance(child, dict), f"override {item!r}: {part} is not a section")
-            node = child
-        node[leaf] = yaml.safe_load(raw)
-    return values
-
-
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML config, apply ``--set`` overrides and validate.
 
     Args:
         path: a YAML file whose keys mirror :class:`TrainConfig` (missing keys keep defaults).
-        overrides: dotted ``key=value`` strings, e.g. ``["optim.lr=1e-4", "data.num_train=64"]``.
+        overrides: OmegaConf dot-list ``key=value`` strings, e.g. ``["optim.lr=1e-4",
+            "data.num_train=64", "data.options.protocol=hope"]``; values are parsed as YAML.
 
     Raises:
-        ConfigError: naming the key and the file when a key is unknown or a value is invalid.
+        ConfigError: one line naming the file and the full key when a key is unknown or a value
+            is invalid, or the file and line of a YAML syntax error.
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
+    try:
+        values = OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    if not isinstance(values, DictConfig):
         raise ConfigError(f"{path}: the top level must be a mapping")
     try:
-        return config_from_dict(apply_overrides(values, overrides))
+        return _to_config(
+            OmegaConf.structured(TrainConfig), OmegaConf.to_container(values), overrides
+        )
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None

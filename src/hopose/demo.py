@@ -29,13 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from hopose.checkpoint import load_checkpoint
 from hopose.config import load_config
 from hopose.evaluate import mean_pose_predictions, run_eval, summarize
 from hopose.skeleton import NUM_JOINTS
-from hopose.train import load_checkpoint, train
+from hopose.stages import STAGES
+from hopose.train import train
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-STAGES = ("lifter", "encoder", "end2end")
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=2000", "data.num_val=200", "optim.epochs=32", "optim.step_size=22"],
@@ -67,7 +68,12 @@ def config_path(dataset: str, stage: str) -> Path:
 
 
 def train_stages(
-    dataset: str, out_dir: Path, overrides: dict[str, list[str]], *, stages=STAGES, init_from=None
+    dataset: str,
+    out_dir: Path,
+    overrides: dict[str, list[str]],
+    *,
+    stages=tuple(STAGES),
+    init_from=None,
 ) -> dict[str, str]:
     """Train ``stages`` in order, each from the previous best checkpoint; returns their paths."""
     checkpoints = {}

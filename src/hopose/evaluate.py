@@ -27,14 +27,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hopose.config import DataConfig, config_from_dict
+from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
+from hopose.config import DataConfig
 from hopose.data import collate_samples
 from hopose.metrics import per_frame_error
 from hopose.models import HoposeNet
 from hopose.plausibility import reduce_plausibility
 from hopose.report import accuracy_columns, frame_metrics, summarize_accuracy, write_report
 from hopose.skeleton import NUM_JOINTS
-from hopose.train import build_split, load_checkpoint, load_model
+from hopose.train import build_split
 
 
 def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +147,7 @@ def eval_data_config(
         split: the split to read.
         num: synthetic: frames to generate; real data: keep the first ``num`` (None: all).
     """
-    trained = config_from_dict(load_checkpoint(checkpoint)["config"]).data
+    trained = checkpoint_config(checkpoint, load_checkpoint(checkpoint)).data
     return DataConfig(
         name=name,
         root=root,
@@ -187,9 +188,9 @@ def run_eval(
     Returns:
         The summary written to ``metrics.json``.
     """
+    model, _ = load_model(checkpoint, from_images=not gt_2d)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, _ = load_model(checkpoint)
     model.to(device)
     dataset = build_split(data, split, with_images=not gt_2d)
     predictions = predict_split(model, dataset, gt_2d=gt_2d, batch_size=batch_size, device=device)

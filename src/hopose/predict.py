@@ -26,10 +26,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from hopose import viz
+from hopose.checkpoint import load_model
 from hopose.geometry import project_points
 from hopose.physics import contact_points
 from hopose.skeleton import NUM_JOINTS
-from hopose.train import load_model
 
 
 def read_image(path: str | Path) -> Image.Image:

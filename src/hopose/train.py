@@ -9,11 +9,18 @@ Stages (``TrainConfig.stage``), each trained from its own config file:
 - ``end2end``: the whole network from images, all terms of Eq. 7, with the physical loss when
   ``loss.physical`` is on.
 
-Every checkpoint holds the whole network, so a stage starts from the previous one through
-``init_from`` and pre-training → fine-tuning is a config chain. A run directory holds
-``last.pt`` (every epoch, for ``--resume``), ``best.pt`` (lowest validation error),
-``config.yaml``, ``metrics.csv`` and TensorBoard logs under ``tb/``. Checkpoints are plain dicts
-``{model, optimizer, scheduler, scaler, epoch, config, best, best_epoch}`` written atomically.
+A checkpoint (:mod:`hopose.checkpoint`) holds the whole network and records which parts hold
+trained weights; a stage starts from the previous one through ``init_from``, which copies only
+those parts, so pre-training → fine-tuning is a config chain. A run directory holds ``last.pt``
+(every epoch, for ``--resume``), ``best.pt`` (lowest validation error), ``config.yaml``,
+``metrics.csv``, TensorBoard logs under ``tb/`` and ``train.lock``.
+
+Run folders: one training at a time (``train.lock``, an flock the system drops when the process
+dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
+same config (only :data:`RESUME_MAY_CHANGE` may differ). Each epoch writes its metrics rows
+(CSV and TensorBoard) first, then ``best.pt`` when it is the best, then ``last.pt``: a kill
+leaves either a checkpoint with all its rows, or rows after the last checkpoint, which a resume
+drops and writes again.
 
 The validation error that picks ``best.pt`` is the mean 3D error in mm (averaged over the parts
 the lifter predicts) for ``lifter`` and ``end2end``, and the mean 2D error in pixels for
@@ -28,11 +35,12 @@ rank 0 validates and writes.
 from __future__ import annotations
 
 import csv
+import fcntl
 import math
 import os
 import random
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +53,28 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from hopose.config import DataConfig, TrainConfig, config_from_dict, config_to_dict
+from hopose.checkpoint import (
+    load_checkpoint,
+    load_trained_parts,
+    save_checkpoint,
+    training_state,
+)
+from hopose.config import DataConfig, TrainConfig, config_to_dict
 from hopose.data import build_dataset, collate_samples
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.models.lifter import output_stats
 from hopose.skeleton import PART_NODES
+from hopose.stages import STAGES, Stage
+
+RUN_FILES: tuple[str, ...] = ("last.pt", "metrics.csv")
+"""Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
+RESUME_MAY_CHANGE: tuple[str, ...] = ("optim.epochs", "data.num_workers", "device", "num_threads")
+"""Config fields ``--resume`` accepts changed: more epochs, and how (not what) it computes."""
+
+
+class RunError(ValueError):
+    """A run folder cannot be used as asked: locked, already used, or resumed differently."""
 
 
 @dataclass(frozen=True)
@@ -164,16 +188,20 @@ def training_poses(dataset: Dataset) -> torch.Tensor:
     return torch.as_tensor(np.stack(poses), dtype=torch.float32)
 
 
-def stage_module(model: HoposeNet, stage: str) -> nn.Module:
-    """The part of the network a stage trains; the rest is left untouched."""
-    return {"lifter": model.lifter, "encoder": model.encoder, "end2end": model}[stage]
+def stage_module(model: HoposeNet, stage: Stage) -> nn.Module:
+    """The part of the network a stage trains (the whole network for both parts); the rest is
+    left untouched."""
+    if len(stage.trains) == 1:
+        (part,) = stage.trains
+        return getattr(model, part)
+    return model
 
 
-def stage_input(batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
-    """What the trained module reads: ground-truth 2D (B, 29, 2) for the lifter, else images."""
-    if stage == "lifter":
-        return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
-    return batch["image"]
+def stage_input(batch: Mapping[str, torch.Tensor], stage: Stage) -> torch.Tensor:
+    """What the trained module reads: images, or ground-truth 2D (B, 29, 2) for the lifter."""
+    if stage.reads_images:
+        return batch["image"]
+    return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -217,7 +245,7 @@ def forward_losses(
     on ``device``."""
     batch = to_device(batch, device)
     with autocast(device, cfg.optim.amp):
-        out = module(stage_input(batch, cfg.stage))
+        out = module(stage_input(batch, STAGES[cfg.stage]))
     out = {k: v.float() for k, v in out.items()}
     return out, compute_losses(out, batch, parts=parts, physical=cfg.loss.physical), batch
 
@@ -285,30 +313,6 @@ def evaluate(
     return {name: value / max(count, 1) for name, value in sums.items()}
 
 
-def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` onto the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def load_model(path: str | Path) -> tuple[HoposeNet, TrainConfig]:
-    """The network saved in a checkpoint, on the CPU, with the config it was trained with."""
-    checkpoint = load_checkpoint(path)
-    cfg = config_from_dict(checkpoint["config"])
-    model = build_model(cfg.model)
-    model.load_state_dict(checkpoint["model"])
-    return model, cfg
-
-
 def _loader(dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool) -> DataLoader:
     sampler = None
     if train:
@@ -339,12 +343,103 @@ def _set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
 
 
 def _append_csv(path: Path, row: Mapping[str, float]) -> None:
+    """Append ``row`` to the CSV at ``path`` (its header first when new); refuse a file whose
+    header names other columns, so no row ever lands under the wrong header."""
+    if path.exists():
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if header != list(row):
+            raise RunError(f"{path}: its columns {header} are not this run's {list(row)}")
     new = not path.exists()
     with path.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))
         if new:
             writer.writeheader()
         writer.writerow(row)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _drop_rows_after(path: Path, epoch: int) -> None:
+    """Keep the rows of epochs 1..``epoch`` in the CSV at ``path``: later rows were written by
+    epochs whose checkpoint never came (a kill in between) and will be written again."""
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [row for row in rows[1:] if int(row[0]) <= epoch]
+    if len(kept) < len(rows) - 1:
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as handle:
+            csv.writer(handle).writerows([rows[0], *kept])
+        os.replace(tmp, path)
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config dict to ``{"optim.lr": 0.001, ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path) -> None:
+    """Refuse to resume the run of ``checkpoint`` with a config that differs from its own in any
+    field but :data:`RESUME_MAY_CHANGE`, naming the first such field."""
+    old = _flatten(checkpoint["config"])
+    new = _flatten(config_to_dict(cfg))
+    for key in sorted(old.keys() | new.keys()):
+        if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key):
+            raise RunError(
+                f"{path}: was trained with {key}={old.get(key)!r}, the config asks "
+                f"{new.get(key)!r}; --resume continues a run with its own config (only "
+                f"{', '.join(RESUME_MAY_CHANGE)} may change), start a new --out to change it"
+            )
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` for a run; refuse when another process holds it.
+
+    An advisory ``flock`` on ``out_dir/train.lock``: the system releases it when the process
+    ends, even by SIGKILL, so a crashed run never leaves the folder locked.
+    """
+    path = out_dir / "train.lock"
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(
+            f"{out_dir}: another training is writing to this folder (it holds {path.name}); "
+            "wait for it to end or choose another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def check_run_folder(out_dir: Path, *, resume: bool) -> None:
+    """``--resume`` needs ``last.pt``; a fresh run needs a folder that holds no run, so that
+    nothing of an earlier run (its metrics, its checkpoints) is replaced before training."""
+    if resume:
+        if not (out_dir / "last.pt").is_file():
+            raise RunError(
+                f"--resume: {out_dir / 'last.pt'} not found, there is no run to continue "
+                "(drop --resume to start one)"
+            )
+        return
+    for name in RUN_FILES:
+        if (out_dir / name).exists():
+            raise RunError(
+                f"{out_dir}: holds a run ({name}); continue it with --resume or choose "
+                "another --out"
+            )
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> TrainResult:
@@ -352,46 +447,71 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> Tra
 
     Args:
         cfg: the stage's config.
-        out_dir: run directory (created).
-        resume: continue from ``out_dir/last.pt`` (its epoch, optimiser, scheduler and best
-            score) instead of starting over; a no-op when there is no ``last.pt`` yet.
+        out_dir: run directory (created); it must hold no run (:data:`RUN_FILES`) unless
+            ``resume``, and no other training may be writing to it.
+        resume: continue from ``out_dir/last.pt`` (its epoch, weights, optimiser, scheduler and
+            best score), with the config it was trained with (only :data:`RESUME_MAY_CHANGE`
+            may differ).
 
     Returns:
         The trained network and its best validation error.
+
+    Raises:
+        RunError: the folder is locked or used, ``last.pt`` is missing or of another config.
+        FloatingPointError: a training loss or the validation error is NaN or infinite.
 
     ``cfg.num_threads``, when set, holds torch's CPU threads for the run and is restored after.
     """
     threads = torch.get_num_threads()
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
+    out_dir = Path(out_dir)
+    runtime = setup_runtime(cfg.device)
     try:
-        return _train(cfg, out_dir, resume=resume)
+        if not runtime.is_main:
+            return _train(cfg, out_dir, runtime, resume=resume)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(out_dir):
+            return _train(cfg, out_dir, runtime, resume=resume)
     finally:
+        if runtime.distributed and runtime.owns_group:
+            dist.destroy_process_group()
         torch.set_num_threads(threads)
 
 
-def _train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool) -> TrainResult:
-    out_dir = Path(out_dir)
-    runtime = setup_runtime(cfg.device)
+def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -> TrainResult:
+    check_run_folder(out_dir, resume=resume)
+    last_path = out_dir / "last.pt"
+    checkpoint = load_checkpoint(last_path) if resume else None
+    if checkpoint is not None:
+        check_resumable(cfg, checkpoint, last_path)
+    # Read before the data is built, so that a bad init_from stops the run at once.
+    init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
     if runtime.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
-    with_images = cfg.stage != "lifter"
-    train_set = build_split(cfg.data, cfg.data.train_split, with_images=with_images)
-    val_set = build_split(cfg.data, cfg.data.val_split, with_images=with_images)
+    stage = STAGES[cfg.stage]
+    train_set = build_split(cfg.data, cfg.data.train_split, with_images=stage.reads_images)
+    val_set = build_split(cfg.data, cfg.data.val_split, with_images=stage.reads_images)
 
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
     model = build_model(cfg.model)
-    if cfg.init_from:
-        model.load_state_dict(load_checkpoint(cfg.init_from)["model"])
-    if cfg.stage == "lifter":
-        # The lifter predicts normalised coordinates; this split's statistics set the scale.
-        model.lifter.set_output_stats(*output_stats(training_poses(train_set)))
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        trained = frozenset(checkpoint["trained"])
+    else:
+        # Parts holding trained weights: those init_from trained (the rest of it is random and
+        # is not copied), and this stage's.
+        trained = frozenset() if init is None else load_trained_parts(model, init, cfg.init_from)
+        trained |= stage.trains
+        if not stage.reads_images:
+            # The lifter stage predicts normalised coordinates; this split's statistics set the
+            # scale.
+            model.lifter.set_output_stats(*output_stats(training_poses(train_set)))
     model.to(runtime.device)
     parts = tuple(model.lifter.parts)
 
-    module = stage_module(model, cfg.stage)
+    module = stage_module(model, stage)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
@@ -401,12 +521,8 @@ def _train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool) -> TrainResul
     scaler = torch.amp.GradScaler(
         runtime.device.type, enabled=cfg.optim.amp and runtime.device.type == "cuda"
     )
-
     start_epoch, best, best_epoch = 0, math.inf, -1
-    last_path = out_dir / "last.pt"
-    if resume and last_path.is_file():
-        checkpoint = load_checkpoint(last_path)
-        model.load_state_dict(checkpoint["model"])
+    if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         scaler.load_state_dict(checkpoint["scaler"])
@@ -415,14 +531,11 @@ def _train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool) -> TrainResul
             checkpoint["best"],
             checkpoint["best_epoch"],
         )
-    if runtime.is_main and start_epoch == 0:
-        # A fresh run in a used folder starts its own table; a resumed one appends to it.
-        (out_dir / "metrics.csv").unlink(missing_ok=True)
 
-    trained = module
+    trained_module = module
     if runtime.distributed:
         device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-        trained = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+        trained_module = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
     train_loader = _loader(train_set, cfg, runtime, train=True)
     val_loader = _loader(val_set, cfg, runtime, train=False)
@@ -430,14 +543,16 @@ def _train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool) -> TrainResul
     if runtime.is_main:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out_dir / "tb"))
+        # Rows of epochs after the checkpoint were never claimed by it: they are redone.
+        _drop_rows_after(out_dir / "metrics.csv", start_epoch)
+        writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_epoch + 1)
 
     for epoch in range(start_epoch, cfg.optim.epochs):
         _set_epoch(train_loader, cfg.seed, epoch)
         torch.manual_seed(cfg.seed + epoch)  # dropout masks, reproducible after a resume
         lr = optimizer.param_groups[0]["lr"]
         train_terms = train_one_epoch(
-            trained, train_loader, optimizer, scaler, cfg,
+            trained_module, train_loader, optimizer, scaler, cfg,
             parts=parts, device=runtime.device, epoch=epoch, show_progress=runtime.is_main,
         )  # fmt: skip
         scheduler.step()
@@ -445,26 +560,30 @@ def _train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool) -> TrainResul
             val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
             if val_terms["error"] < best:
                 best, best_epoch = val_terms["error"], epoch
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "epoch": epoch + 1,
-                "config": config_to_dict(cfg),
-                "best": best,
-                "best_epoch": best_epoch,
-            }
-            save_checkpoint(state, last_path)
-            if best_epoch == epoch:
-                save_checkpoint(state, out_dir / "best.pt")
+            # The epoch's rows first, then the checkpoints that claim it: a kill in between
+            # leaves rows that a resume drops and redoes, never a checkpoint without its rows.
             row = {"epoch": epoch + 1, "lr": lr}
             row |= {f"train/{k}": v for k, v in train_terms.items()}
             row |= {f"val/{k}": v for k, v in val_terms.items()}
             for key, value in row.items():
                 if key != "epoch":
                     writer.add_scalar(key, value, epoch + 1)
+            writer.flush()
             _append_csv(out_dir / "metrics.csv", row)
+            bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
+            if bad:
+                raise FloatingPointError(
+                    f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
+                    "no checkpoint written for this epoch"
+                )
+            state = training_state(
+                model, cfg, trained=trained, optimizer=optimizer, scheduler=scheduler,
+                scaler=scaler, epoch=epoch + 1, best=best, best_epoch=best_epoch,
+            )  # fmt: skip
+            # best.pt before last.pt: last.pt never claims a best that best.pt does not hold.
+            if best_epoch == epoch:
+                save_checkpoint(state, out_dir / "best.pt")
+            save_checkpoint(state, last_path)
             tqdm.write(
                 f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
                 f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
@@ -475,8 +594,6 @@ def _train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool) -> TrainResul
 
     if writer is not None:
         writer.close()
-    if runtime.distributed and runtime.owns_group:
-        dist.destroy_process_group()
     return TrainResult(
         model=model,
         best=best,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+from hopose.cli import main
 from hopose.data import build_dataset, collate_samples, synthetic_split_seed
 from hopose.data.cache import CacheDataset, write_cache
 from hopose.data.sample import ARRAY_KEYS
@@ -164,3 +165,26 @@ def test_synthetic_split_seeds_differ_per_split_and_follow_the_base_seed():
     }
     assert len(set(seeds.values())) == 6
     assert synthetic_split_seed(0, "val") == seeds[(0, "val")]  # deterministic
+
+
+def test_a_cache_that_records_no_split_is_refused_for_every_split(tmp_path):
+    """What `hopose synth` wrote before it took --split: one cache that would have served as
+    train, val and test alike."""
+    info = {"name": "synthetic", "seed": 0, "free_fraction": 0.2}
+    out = write_cache(Records(4), tmp_path / "c", progress=False, info=info)
+    for split in ("train", "val", "test"):
+        with pytest.raises(ValueError, match=r"records no split"):
+            build_dataset("synthetic", split, cache=str(out), image_size=8)
+
+
+def test_synth_caches_the_split_that_build_dataset_generates(tmp_path):
+    out = tmp_path / "synthetic" / "val"
+    args = ["synth", "--split", "val", "--out", str(out), "--num", "3", "--image-size", "32"]
+    assert main(args) == 0
+    cached = build_dataset("synthetic", "val", cache=str(tmp_path / "synthetic"), image_size=32)
+    generated = build_dataset("synthetic", "val", num_samples=3, image_size=32)
+    for record, expected in zip(cached, generated, strict=True):
+        assert record["id"] == expected["id"]  # synthetic/<split seed>/<grasp>/<index>
+        np.testing.assert_array_equal(record["hand_3d"], np.float32(expected["hand_3d"]))
+    with pytest.raises(ValueError, match=r"holds split='val', config asks 'train'"):
+        build_dataset("synthetic", "train", cache=str(out), image_size=32)

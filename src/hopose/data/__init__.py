@@ -101,7 +101,8 @@ def build_dataset(
         cache: a folder written by :func:`write_cache` (``hopose prepare``), or a folder
             holding one such cache per split (``<cache>/<split>``); read instead of the raw
             tree. What it recorded (dataset, split, image size, crop, the loader's
-            options such as ``protocol``) must agree with these arguments.
+            options such as ``protocol``) must agree with these arguments, and a cache that
+            records no dataset name or split is refused.
         image_size: side of the square network image.
         crop: "resize" or "square" (SPEC §6); ignored by synthetic data.
         num_samples: synthetic: how many to generate (required); real data: keep the first
@@ -150,6 +151,14 @@ def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images
     """Open a cache and check that what it recorded (``info``) agrees with the config."""
     dataset = CacheDataset(cache, with_images=with_images)
     info = dataset.info
+    for field in ("name", "split"):
+        # Without them one cache would serve train, val and test alike: the model would be
+        # validated and tested on its training samples.
+        if field not in info:
+            raise ValueError(
+                f"cache: {cache} records no {field} (built before caches recorded it); rebuild "
+                f"it per split with `hopose prepare` or `hopose synth --split`"
+            )
     for field, value in wanted.items():
         if field in info and info[field] != value:
             raise ValueError(f"cache: {cache} holds {field}={info[field]!r}, config asks {value!r}")

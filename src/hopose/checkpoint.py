@@ -1,0 +1,228 @@
+"""Checkpoints: the one place that writes, reads and checks them.
+
+A checkpoint is a plain dict of tensors and primitives, read with ``torch.load(...,
+weights_only=True)`` so that opening a ``.pt`` file can never run code:
+
+============== =================================================================================
+key            value
+============== =================================================================================
+``format``     :data:`FORMAT`; a file of another format is refused with a message
+``stage``      the stage that wrote it (:data:`hopose.stages.STAGES`)
+``trained``    sorted list of the HoposeNet parts holding trained weights: the stage's own, plus
+               those of the ``init_from`` checkpoint it started from
+``model``      the whole network's state dict
+``config``     the run's config as a nested dict (:func:`hopose.config.config_to_dict`)
+``epoch``      epochs done (1-based); ``best``, ``best_epoch`` the best validation error so far
+``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``
+============== =================================================================================
+
+Files are written atomically (a temporary file, then a rename), so a crash leaves the old file or
+the new one. The network is rebuilt with ``model.backbone_weights`` unset: the checkpoint holds
+every weight, and the training machine's backbone file need not exist where it is read.
+
+A part that was never trained is random: :func:`load_model` refuses a checkpoint for a use that
+needs such a part (a lifter-stage checkpoint cannot predict from images), and
+:func:`load_trained_parts` (``init_from``) copies only trained parts, so a backbone read from
+``model.backbone_weights`` is not overwritten by a previous stage's random encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hopose.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from hopose.models import HoposeNet, build_model
+from hopose.stages import GT_2D_PARTS, IMAGE_PARTS, PARTS, STAGES
+
+FORMAT = 1
+"""Version of the checkpoint layout; bump it when the layout or the network's state changes."""
+
+_REQUIRED = ("format", "stage", "trained", "model", "config")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable, foreign, of another format, unfit for its use, or cannot
+    be written."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def model_checkpoint(
+    model: nn.Module, cfg: TrainConfig, *, trained: Iterable[str]
+) -> dict[str, Any]:
+    """A checkpoint of the network alone: enough for :func:`load_model` and ``init_from``."""
+    return {
+        "format": FORMAT,
+        "stage": cfg.stage,
+        "trained": sorted(trained),
+        "model": model.state_dict(),
+        "config": config_to_dict(cfg),
+    }
+
+
+def training_state(
+    model: nn.Module,
+    cfg: TrainConfig,
+    *,
+    trained: Iterable[str],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    best: float,
+    best_epoch: int,
+) -> dict[str, Any]:
+    """The checkpoint of a run after ``epoch`` epochs, for ``--resume`` as well."""
+    return model_checkpoint(model, cfg, trained=trained) | {
+        "epoch": epoch,
+        "best": best,
+        "best_epoch": best_epoch,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+    }
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
+    """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one.
+
+    Raises:
+        CheckpointError: the file cannot be written (a full disk makes torch report only
+            "unexpected pos"), naming it; the old file is kept and no partial file is left.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(dict(state), tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{path}: cannot write the checkpoint ({_first_line(error)})"
+        ) from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and check a checkpoint written by :func:`save_checkpoint`, onto the CPU.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is not a readable hopose checkpoint of :data:`FORMAT`, one
+            line naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
+    if not isinstance(checkpoint, dict) or "format" not in checkpoint:
+        raise CheckpointError(
+            f"{path}: not a hopose checkpoint of format {FORMAT} (no 'format' key; a file "
+            "written by an older hopose must be retrained)"
+        )
+    if checkpoint["format"] != FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {checkpoint['format']}, this hopose reads format {FORMAT}"
+        )
+    missing = [key for key in _REQUIRED if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    if checkpoint["stage"] not in STAGES or not set(checkpoint["trained"]) <= set(PARTS):
+        raise CheckpointError(
+            f"{path}: unknown stage {checkpoint['stage']!r} or parts {checkpoint['trained']}"
+        )
+    return checkpoint
+
+
+def checkpoint_config(path: str | Path, checkpoint: Mapping[str, Any]) -> TrainConfig:
+    """The training config stored in ``checkpoint`` (read from ``path``)."""
+    try:
+        return config_from_dict(checkpoint["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: its config: {error}") from None
+
+
+def rebuild_model(cfg: TrainConfig) -> HoposeNet:
+    """An untrained network of ``cfg.model``'s architecture, for a checkpoint's weights.
+
+    ``backbone_weights`` is dropped: the checkpoint's weights replace the backbone's anyway, and
+    the file named on the training machine need not exist here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no backbone weights file given")
+        return build_model(dataclasses.replace(cfg.model, backbone_weights=None))
+
+
+def _load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: its weights do not fit the network ({_first_line(error)})"
+        ) from None
+
+
+def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet, TrainConfig]:
+    """The network saved in a checkpoint, on the CPU, with the config it was trained with.
+
+    Args:
+        path: a checkpoint file.
+        from_images: the network will predict from images, which needs the encoder and the lifter
+            trained; False: it will lift ground-truth 2D, which needs the lifter only.
+
+    Raises:
+        CheckpointError: the file is unreadable, or a part the use needs was never trained
+            (e.g. images through a lifter-stage checkpoint's random encoder).
+    """
+    path = Path(path)
+    checkpoint = load_checkpoint(path)
+    needed = IMAGE_PARTS if from_images else GT_2D_PARTS
+    untrained = sorted(needed - set(checkpoint["trained"]))
+    if untrained:
+        use = "predict from images" if from_images else "lift ground-truth 2D"
+        hint = "train the next stages from it with init_from"
+        if "lifter" not in untrained:
+            hint += ", or evaluate its lifter with --gt-2d"
+        raise CheckpointError(
+            f"{path}: a {checkpoint['stage']}-stage checkpoint whose {' and '.join(untrained)} "
+            f"was never trained cannot {use} ({hint})"
+        )
+    cfg = checkpoint_config(path, checkpoint)
+    model = rebuild_model(cfg)
+    _load_state(model, checkpoint["model"], path)
+    return model, cfg
+
+
+def load_trained_parts(
+    model: HoposeNet, checkpoint: Mapping[str, Any], path: str | Path
+) -> frozenset[str]:
+    """``init_from``: copy into ``model`` the parts ``checkpoint`` (read from ``path`` by
+    :func:`load_checkpoint`) trained, leave the others.
+
+    A part the checkpoint never trained is random there; copying it would, for instance, replace
+    a backbone just read from ``model.backbone_weights`` with noise.
+
+    Returns:
+        The parts copied (to be recorded as trained by the new run).
+    """
+    trained = frozenset(checkpoint["trained"])
+    for part in sorted(trained):
+        prefix = f"{part}."
+        state = {
+            k[len(prefix) :]: v for k, v in checkpoint["model"].items() if k.startswith(prefix)
+        }
+        _load_state(getattr(model, part), state, Path(path))
+    return trained
