@@ -8,6 +8,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -35,6 +36,7 @@ def tiny(stage: str, *extra: str) -> TrainConfig:
         "data.num_workers=0",
         "optim.batch_size=16",
         "optim.epochs=1",
+        "optim.val_every=1",
         *extra,
     ]
     return load_config(CONFIGS / "synthetic" / f"{stage}.yaml", overrides)
@@ -255,6 +257,52 @@ def test_image_stages_chain_through_init_from(tmp_path):
     assert float(row["val/error"]) == pytest.approx(
         (summary["hand_mean_mm"] + summary["object_mean_mm"]) / 2, rel=1e-4
     )
+
+
+def test_validation_and_checkpoints_every_val_every_epochs_and_after_the_last(tmp_path):
+    """5 epochs, val_every 2: rows and checkpoints after epochs 2, 4 and 5 only."""
+    written = []
+    save = train_module.save_checkpoint
+
+    def record(state, path):
+        written.append((Path(path).name, state["epoch"]))
+        save(state, path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "save_checkpoint", record)
+        train(tiny("lifter", "optim.epochs=5", "optim.val_every=2"), tmp_path)
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["2", "4", "5"]
+    assert [epoch for name, epoch in written if name == "last.pt"] == [2, 4, 5]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 5
+
+
+def test_lifter_stage_feeds_every_training_pose_once_an_epoch_through_stage_input(
+    tmp_path, monkeypatch
+):
+    """The device-resident batches still go through stage_input (where a perturbation of the
+    ground-truth 2D applies): one epoch's training inputs are the split's 2D, each pose once."""
+    seen = []
+
+    def spy(batch, stage):
+        kp2d = stage_input(batch, stage)
+        seen.append(kp2d.clone())
+        return kp2d
+
+    stage_input = train_module.stage_input
+    monkeypatch.setattr(train_module, "stage_input", spy)
+    cfg = tiny("lifter")
+    train(cfg, tmp_path)
+    train_inputs = torch.cat(seen[:3])  # 48 poses in batches of 16, then validation's 16
+    assert [len(x) for x in seen] == [16, 16, 16, 16]
+    split = train_module.build_split(cfg.data, cfg.data.train_split, with_images=False)
+    expected = torch.stack(
+        [torch.as_tensor(np.concatenate([r["hand_2d"], r["obj_2d"]])) for r in split.records]
+    )
+
+    def by_first_joint(kp2d):  # poses sorted by their first joint's (x, y): an order-free view
+        return kp2d[torch.argsort(kp2d[:, 0, 0] * 1e4 + kp2d[:, 0, 1])]
+
+    assert torch.equal(by_first_joint(train_inputs), by_first_joint(expected.float()))
 
 
 def _free_port() -> int:

@@ -12,12 +12,13 @@ Stages (``TrainConfig.stage``), each trained from its own config file:
 A checkpoint (:mod:`hopose.checkpoint`) holds the whole network and records which parts hold
 trained weights; a stage starts from the previous one through ``init_from``, which copies only
 those parts, so pre-training → fine-tuning is a config chain. A run directory holds ``last.pt``
-(every epoch, for ``--resume``), ``best.pt`` (lowest validation error), ``config.yaml``,
-``metrics.csv``, TensorBoard logs under ``tb/`` and ``train.lock``.
+(for ``--resume``), ``best.pt`` (lowest validation error), ``config.yaml``, ``metrics.csv``,
+TensorBoard logs under ``tb/`` and ``train.lock``. Validation, the metrics rows and the
+checkpoints come every ``optim.val_every`` epochs and after the last epoch ("checkpoint epochs").
 
 Run folders: one training at a time (``train.lock``, an flock the system drops when the process
 dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
-same config (only :data:`RESUME_MAY_CHANGE` may differ). Each epoch writes its metrics rows
+same config (only :data:`RESUME_MAY_CHANGE` may differ). Each checkpoint epoch writes its rows
 (CSV and TensorBoard) first, then ``best.pt`` when it is the best, then ``last.pt``: a kill
 leaves either a checkpoint with all its rows, or rows after the last checkpoint, which a resume
 drops and writes again.
@@ -25,6 +26,12 @@ drops and writes again.
 The validation error that picks ``best.pt`` is the mean 3D error in mm (averaged over the parts
 the lifter predicts) for ``lifter`` and ``end2end``, and the mean 2D error in pixels for
 ``encoder``.
+
+Speed: the lifter stage's pose-only records are stacked once into tensors on the training
+device (:class:`~hopose.data.tensor_split.TensorSplit`) and batched by index, so an epoch is its
+optimisation steps and little else; image stages read through DataLoader workers that persist
+across epochs, into pinned memory copied to the GPU asynchronously. Loss sums stay on the device
+within an epoch.
 
 Distributed: under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set) the trained module
 is wrapped in DistributedDataParallel (NCCL on GPU, gloo on CPU), each process sees its shard of
@@ -61,6 +68,7 @@ from hopose.checkpoint import (
 )
 from hopose.config import DataConfig, TrainConfig, config_to_dict
 from hopose.data import build_dataset, collate_samples
+from hopose.data.tensor_split import TensorSplit
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.models.lifter import output_stats
@@ -69,7 +77,15 @@ from hopose.stages import STAGES, Stage
 
 RUN_FILES: tuple[str, ...] = ("last.pt", "metrics.csv")
 """Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
-RESUME_MAY_CHANGE: tuple[str, ...] = ("optim.epochs", "data.num_workers", "device", "num_threads")
+PROGRESS_EVERY = 20
+"""Steps between updates of the progress bar's loss (each reads a value, waiting for the GPU)."""
+RESUME_MAY_CHANGE: tuple[str, ...] = (
+    "optim.epochs",
+    "optim.val_every",
+    "data.num_workers",
+    "device",
+    "num_threads",
+)
 """Config fields ``--resume`` accepts changed: more epochs, and how (not what) it computes."""
 
 
@@ -250,10 +266,18 @@ def forward_losses(
     return out, compute_losses(out, batch, parts=parts, physical=cfg.loss.physical), batch
 
 
-def _accumulate(sums: dict[str, float], terms: Mapping[str, torch.Tensor], size: int) -> None:
-    """Add batch means weighted by the batch size, for epoch means."""
+def _accumulate(
+    sums: dict[str, torch.Tensor], terms: Mapping[str, torch.Tensor], size: int
+) -> None:
+    """Add batch means weighted by the batch size, for epoch means. The sums stay tensors on the
+    device: reading a value every step would wait for the GPU at every step."""
     for name, value in terms.items():
-        sums[name] = sums.get(name, 0.0) + float(value.detach()) * size
+        total = value.detach().float() * size
+        sums[name] = sums[name] + total if name in sums else total
+
+
+def _means(sums: Mapping[str, torch.Tensor], count: int) -> dict[str, float]:
+    return {name: float(value) / max(count, 1) for name, value in sums.items()}
 
 
 def train_one_epoch(
@@ -271,12 +295,12 @@ def train_one_epoch(
     """One pass over the training split; returns the mean of each loss term and the total."""
     module.train()
     weights = LossWeights(w_2d=cfg.loss.w_2d, w_3d=cfg.loss.w_3d, w_physical=cfg.loss.w_physical)
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count = 0
     progress = tqdm(
         loader, desc=f"{cfg.stage} epoch {epoch + 1}", disable=not show_progress, leave=False
     )
-    for batch in progress:
+    for step, batch in enumerate(progress):
         _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
         loss = total_loss(terms, weights)
         optimizer.zero_grad(set_to_none=True)
@@ -288,8 +312,9 @@ def train_one_epoch(
         scaler.update()
         count += len(batch["hand_3d"])
         _accumulate(sums, {**terms, "total": loss}, len(batch["hand_3d"]))
-        progress.set_postfix(loss=f"{float(loss.detach()):.4g}")
-    return {name: value / max(count, 1) for name, value in sums.items()}
+        if show_progress and step % PROGRESS_EVERY == 0:
+            progress.set_postfix(loss=f"{float(loss.detach()):.4g}")
+    return _means(sums, count)
 
 
 def evaluate(
@@ -302,7 +327,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean loss terms and validation ``error`` (see :func:`validation_error`) over a split."""
     module.eval()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count = 0
     with torch.inference_mode():
         for batch in loader:
@@ -310,10 +335,25 @@ def evaluate(
             terms["error"] = validation_error(out, batch, parts).mean()
             count += len(batch["hand_3d"])
             _accumulate(sums, terms, len(batch["hand_3d"]))
-    return {name: value / max(count, 1) for name, value in sums.items()}
+    return _means(sums, count)
 
 
-def _loader(dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool) -> DataLoader:
+def _loader(
+    dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool
+) -> DataLoader | TensorSplit:
+    """Batches of a split: pose-only records stacked once on the device (:class:`TensorSplit`),
+    images through a DataLoader whose workers outlive the epoch and whose batches are pinned for
+    asynchronous copies to the GPU."""
+    if not STAGES[cfg.stage].reads_images:
+        return TensorSplit(
+            dataset.records,
+            device=runtime.device,
+            batch_size=cfg.optim.batch_size,
+            shuffle=train,
+            seed=cfg.seed,
+            rank=runtime.rank if train else 0,
+            world_size=runtime.world_size if train else 1,
+        )
     sampler = None
     if train:
         if runtime.distributed:
@@ -330,11 +370,16 @@ def _loader(dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool
         num_workers=workers,
         collate_fn=collate_samples,
         drop_last=False,
+        pin_memory=runtime.device.type == "cuda",
+        persistent_workers=workers > 0,
     )
 
 
-def _set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
     """Make the shuffle of each epoch a function of (seed, epoch), so a resumed run repeats it."""
+    if isinstance(loader, TensorSplit):
+        loader.set_epoch(epoch)
+        return
     sampler = loader.sampler
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
@@ -554,7 +599,9 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
             parts=parts, device=runtime.device, epoch=epoch, show_progress=runtime.is_main,
         )  # fmt: skip
         scheduler.step()
-        if runtime.is_main:
+        # Validation, metrics rows and checkpoints every val_every epochs and after the last.
+        checkpointed = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
+        if checkpointed and runtime.is_main:
             val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
             if val_terms["error"] < best:
                 best, best_epoch = val_terms["error"], epoch
@@ -587,8 +634,8 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
                 f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
                 f"(best {best:.3f} @ {best_epoch + 1})"
             )
-        if runtime.distributed:
-            dist.barrier()
+        if checkpointed and runtime.distributed:
+            dist.barrier()  # the other processes wait for rank 0's validation and writes
 
     if writer is not None:
         writer.close()
