@@ -64,6 +64,27 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert torch.load(path, weights_only=True) == {"epoch": 1}
 
 
+def test_a_failed_write_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """A full disk: torch's own message names nothing."""
+    path = tmp_path / "last.pt"
+    save_checkpoint({"epoch": 1}, path)
+
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError) as error:
+        save_checkpoint({"epoch": 2}, path)
+    assert str(error.value) == (
+        f"{path}: cannot write the checkpoint ([enforce fail at inline_container.cc:664] . "
+        "unexpected pos 64 vs 0)"
+    )
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
 def _truncated(path: Path, source: Path) -> None:
     path.write_bytes(source.read_bytes()[:1000])
 

@@ -71,6 +71,9 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ("", ["data.num_train=1.5"], "data.num_train: Value '1.5' of type 'float' could not be"),
         ("", ["stage=pretrain"], "stage must be one of"),
         ("", ["model.lifter_variant=both"], "model.lifter_variant must be"),
+        ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
+        ("", ["data.name=imagenet"], "data.name must be one of"),
+        ("", ["data.crop=centre"], "data.crop must be one of"),
         ("", ["data.image_size=128"], "model.image_size (224) must equal data.image_size (128)"),
         ("", ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
         (

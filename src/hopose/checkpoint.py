@@ -49,7 +49,13 @@ _REQUIRED = ("format", "stage", "trained", "model", "config")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is unreadable, foreign, of another format, or unfit for its use."""
+    """A checkpoint file is unreadable, foreign, of another format, unfit for its use, or cannot
+    be written."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def model_checkpoint(
@@ -89,11 +95,22 @@ def training_state(
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one."""
+    """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one.
+
+    Raises:
+        CheckpointError: the file cannot be written (a full disk makes torch report only
+            "unexpected pos"), naming it; the old file is kept and no partial file is left.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(dict(state), tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{path}: cannot write the checkpoint ({_first_line(error)})"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -110,8 +127,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for truncated or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
     if not isinstance(checkpoint, dict) or "format" not in checkpoint:
         raise CheckpointError(
             f"{path}: not a hopose checkpoint of format {FORMAT} (no 'format' key; a file "
@@ -154,8 +170,9 @@ def _load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path
     try:
         module.load_state_dict(state)
     except (RuntimeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: its weights do not fit the network ({first})") from None
+        raise CheckpointError(
+            f"{path}: its weights do not fit the network ({_first_line(error)})"
+        ) from None
 
 
 def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet, TrainConfig]:

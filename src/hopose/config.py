@@ -25,6 +25,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from hopose.data import CROPS, DATASETS
+from hopose.models.encoder import BACKBONES
 from hopose.stages import STAGES
 
 
@@ -74,6 +76,8 @@ class DataConfig:
     """Extra keyword arguments passed to the dataset's constructor."""
 
     def __post_init__(self) -> None:
+        _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
+        _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         for name in ("num_train", "num_val", "num_test"):
@@ -101,6 +105,10 @@ class ModelConfig:
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 
     def __post_init__(self) -> None:
+        _require(
+            self.backbone in BACKBONES,
+            f"model.backbone must be one of {BACKBONES}, got {self.backbone!r}",
+        )
         _require(
             self.lifter in ("context", "graph_unet"),
             f"model.lifter must be 'context' or 'graph_unet', got {self.lifter!r}",

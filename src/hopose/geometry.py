@@ -2,12 +2,14 @@
 
 Conventions (SPEC §1): millimetres, OpenCV camera frame (x right, y down, z forward), a 3D point
 X projects to ``K @ X / z``. Every function takes arbitrary leading batch dimensions ``...`` and
-works in any float dtype on any device.
+works in any float dtype on any device. Shapes are jaxtyping annotations (``*#batch``: leading
+dimensions broadcast against each other), checked at run time in the tests.
 """
 
 from __future__ import annotations
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from hopose.skeleton import BOX_FACES, OPPOSITE_FACES, corner_signs
@@ -17,7 +19,9 @@ from hopose.skeleton import BOX_FACES, OPPOSITE_FACES, corner_signs
 MIN_DEPTH = 1e-6
 
 
-def project_points(points: Tensor, K: Tensor) -> Tensor:
+def project_points(
+    points: Float[Tensor, "*#batch N 3"], K: Float[Tensor, "*#batch 3 3"]
+) -> Float[Tensor, "*#batch N 2"]:
     """Pinhole projection ``K @ X / z``.
 
     Args:
@@ -32,7 +36,11 @@ def project_points(points: Tensor, K: Tensor) -> Tensor:
     return homogeneous[..., :2] / depth
 
 
-def unproject_points(pixels: Tensor, depth: Tensor, K: Tensor) -> Tensor:
+def unproject_points(
+    pixels: Float[Tensor, "*#batch N 2"],
+    depth: Float[Tensor, "*#batch N"],
+    K: Float[Tensor, "*#batch 3 3"],
+) -> Float[Tensor, "*#batch N 3"]:
     """Inverse of :func:`project_points` given each point's depth.
 
     Args:
@@ -75,7 +83,9 @@ def make_transform(R: Tensor, t: Tensor) -> Tensor:
     return torch.cat([top, bottom], dim=-2)
 
 
-def transform_points(points: Tensor, T: Tensor) -> Tensor:
+def transform_points(
+    points: Float[Tensor, "*#batch N 3"], T: Float[Tensor, "*#batch 4 4"]
+) -> Float[Tensor, "*#batch N 3"]:
     """Apply a rigid (or any affine) transform: ``R X + t``.
 
     Args:
@@ -183,7 +193,9 @@ def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return upper, lower, radius
 
 
-def procrustes_align(source: Tensor, target: Tensor) -> Tensor:
+def procrustes_align(
+    source: Float[Tensor, "*batch N 3"], target: Float[Tensor, "*batch N 3"]
+) -> Float[Tensor, "*batch N 3"]:
     """Similarity Procrustes: ``source`` moved by the s, R, t that bring it closest to ``target``.
 
     Umeyama's closed form (least squares over s, R, t of ``|s R X + t - Y|^2``), with the sign

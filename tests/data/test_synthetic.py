@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hopose.cli import main
+from hopose.data import synthetic_split_seed
 from hopose.data.cache import CacheDataset
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.render import render_grasp
@@ -221,11 +222,13 @@ def test_render_respects_depth_order():
 
 
 def test_synth_command_writes_a_readable_cache(tmp_path):
+    """The cached train split is the one build_dataset generates from base seed 2."""
     out = tmp_path / "synth"
-    assert (
-        main(["synth", "--out", str(out), "--num", "5", "--seed", "2", "--image-size", "32"]) == 0
-    )
-    cache, dataset = CacheDataset(out), SyntheticHandObject(5, 2, image_size=32)
+    args = ["--split", "train", "--out", str(out), "--num", "5", "--seed", "2", "--image-size"]
+    assert main(["synth", *args, "32"]) == 0
+    seed = synthetic_split_seed(2, "train")
+    cache, dataset = CacheDataset(out), SyntheticHandObject(5, seed, image_size=32)
+    assert cache.info["split"] == "train"
     assert len(cache) == 5
     for index in (0, 4):
         np.testing.assert_array_equal(cache[index]["image"], dataset[index]["image"])
