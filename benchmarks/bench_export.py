@@ -36,12 +36,12 @@ from hopose.models import build_model
 
 def bench_graph(model, graph: str, path: Path, args: argparse.Namespace) -> list[str]:
     """Markdown rows of one graph: batch-1 latency and batch ``args.batch`` throughput."""
-    export_onnx(model, path, graph=graph)
+    export_onnx(model, path, graph=graph, image_size=args.size)
     session = onnx_session(path, threads=args.threads)
     module = graph_module(model, graph).eval()
     rows = []
     for batch in (1, args.batch):
-        inputs = example_inputs(model, graph, batch=batch)
+        inputs = example_inputs(graph, batch=batch, image_size=args.size)
         arrays = {name: value.numpy() for name, value in inputs.items()}
         with torch.inference_mode():
             seconds = interleaved_seconds(

@@ -11,7 +11,14 @@ import torch
 from hopose.checkpoint import CheckpointError, model_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.config import ModelConfig, TrainConfig
-from hopose.export import compare_onnx, example_inputs, export_onnx, graph_module, onnx_session
+from hopose.export import (
+    compare_onnx,
+    example_inputs,
+    export_onnx,
+    graph_module,
+    inverse_3x3,
+    onnx_session,
+)
 from hopose.models import build_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -41,13 +48,14 @@ def _trained_like(cfg: TrainConfig) -> torch.nn.Module:
                 buffer.normal_(0.0, 0.1)
             elif name.endswith("running_var"):
                 buffer.uniform_(0.5, 2.0)
+    model.lifter.set_input_stats(torch.tensor([0.02, -0.05]), torch.tensor([0.3, 0.25]))
     model.lifter.set_output_stats(torch.randn(29, 3) * 30 + torch.tensor([0, 0, 450.0]), 42.0)
     return model.eval()
 
 
 def _max_errors(model, path, graph, batch) -> dict[str, float]:
     """Largest |onnxruntime - torch| of each output on a fresh batch."""
-    inputs = example_inputs(model, graph, batch=batch, seed=batch)
+    inputs = example_inputs(graph, batch=batch, image_size=32, seed=batch)
     with torch.no_grad():
         expected = graph_module(model, graph)(*inputs.values())
     session = onnx_session(path)
@@ -90,7 +98,7 @@ def test_the_comparison_sees_a_network_that_changed_after_export(network_onnx):
     changed.load_state_dict(model.state_dict())
     with torch.no_grad():
         changed.encoder.refine.layers[-1].bias.add_(0.5)  # normalised units: 0.5 * 32 / 2 = 8 px
-    errors = compare_onnx(changed, folder / "model.onnx", graph="network")
+    errors = compare_onnx(changed, folder / "model.onnx", graph="network", image_size=32)
     assert errors["kp2d_init"] < PX
     assert errors["kp2d"] == pytest.approx(8.0, abs=PX)
     assert errors["kp3d"] > MM
@@ -99,11 +107,22 @@ def test_the_comparison_sees_a_network_that_changed_after_export(network_onnx):
 @pytest.mark.slow
 def test_exported_lifter_matches_torch_at_any_batch(tmp_path):
     model = _trained_like(_tiny_config())
-    names = export_onnx(model, tmp_path / "lifter.onnx", graph="lifter")
+    names = export_onnx(model, tmp_path / "lifter.onnx", graph="lifter", image_size=32)
     assert names == ["kp3d", "kp3d_init"]
     for batch in (1, 7):
         errors = _max_errors(model, tmp_path / "lifter.onnx", "lifter", batch)
         assert max(errors.values()) < MM, errors
+
+
+def test_inverse_3x3_is_the_inverse():
+    """The closed form the export uses for K⁻¹: by hand on a pinhole K, then against
+    torch.linalg.inv on random float64 matrices."""
+    K = torch.tensor([[200.0, 0.0, 100.0], [0.0, 250.0, 50.0], [0.0, 0.0, 1.0]])
+    # K⁻¹ of a pinhole camera: [[1/fx, 0, -cx/fx], [0, 1/fy, -cy/fy], [0, 0, 1]].
+    expected = torch.tensor([[1 / 200, 0.0, -100 / 200], [0.0, 1 / 250, -50 / 250], [0, 0, 1]])
+    torch.testing.assert_close(inverse_3x3(K), expected)
+    A = torch.randn(4, 5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(inverse_3x3(A), torch.linalg.inv(A))
 
 
 def test_a_lifter_stage_checkpoint_exports_no_network(tmp_path):

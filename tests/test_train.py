@@ -284,9 +284,9 @@ def test_lifter_stage_feeds_every_training_pose_once_an_epoch_through_stage_inpu
     seen = []
 
     def spy(batch, stage):
-        kp2d = stage_input(batch, stage)
+        kp2d, K = stage_input(batch, stage)
         seen.append(kp2d.clone())
-        return kp2d
+        return kp2d, K
 
     stage_input = train_module.stage_input
     monkeypatch.setattr(train_module, "stage_input", spy)

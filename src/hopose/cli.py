@@ -312,11 +312,12 @@ def _run_export(args: argparse.Namespace) -> int:
     from hopose.checkpoint import load_model
     from hopose.export import compare_onnx, export_onnx, tolerance
 
-    model, _ = load_model(args.checkpoint, from_images=args.graph == "network")
+    model, cfg = load_model(args.checkpoint, from_images=args.graph == "network")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx(model, out, graph=args.graph)
-    differences = compare_onnx(model, out, graph=args.graph)
+    size = cfg.model.image_size
+    export_onnx(model, out, graph=args.graph, image_size=size)
+    differences = compare_onnx(model, out, graph=args.graph, image_size=size)
     print(out)
     for name, difference in differences.items():
         print(f"{name}: onnxruntime vs torch, largest difference {difference:.2e}")

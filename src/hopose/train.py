@@ -2,9 +2,10 @@
 
 Stages (``TrainConfig.stage``), each trained from its own config file:
 
-- ``lifter``: the lifter alone, fed ground-truth 2D keypoints, supervised on 3D (paper §4.3:
-  "we use the ground-truth 2D coordinates as the input"). Its output is normalised with the
-  training split's 3D mean and standard deviation, set here before training.
+- ``lifter``: the lifter alone, fed ground-truth 2D keypoints and each frame's K, supervised on
+  3D (paper §4.3: "we use the ground-truth 2D coordinates as the input"). Its input rays and its
+  output are normalised with the training split's ray and 3D statistics, set here before
+  training.
 - ``encoder``: the image encoder alone, supervised on 2D.
 - ``end2end``: the whole network from images, all terms of Eq. 7, with the physical loss when
   ``loss.physical`` is on.
@@ -71,7 +72,7 @@ from hopose.data import build_dataset, collate_samples
 from hopose.data.tensor_split import TensorSplit
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
-from hopose.models.lifter import output_stats
+from hopose.models.lifter import input_stats, output_stats
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
 
@@ -213,11 +214,14 @@ def stage_module(model: HoposeNet, stage: Stage) -> nn.Module:
     return model
 
 
-def stage_input(batch: Mapping[str, torch.Tensor], stage: Stage) -> torch.Tensor:
-    """What the trained module reads: images, or ground-truth 2D (B, 29, 2) for the lifter."""
-    if stage.reads_images:
-        return batch["image"]
-    return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
+def stage_input(batch: Mapping[str, torch.Tensor], stage: Stage) -> tuple[torch.Tensor, ...]:
+    """The arguments of the trained module: ground-truth 2D (B, 29, 2) and K (B, 3, 3) for the
+    lifter, the images for the encoder, the images and K for the whole network."""
+    if not stage.reads_images:
+        return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1), batch["K"]
+    if "lifter" not in stage.trains:
+        return (batch["image"],)
+    return batch["image"], batch["K"]
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -261,7 +265,7 @@ def forward_losses(
     on ``device``."""
     batch = to_device(batch, device)
     with autocast(device, cfg.optim.amp):
-        out = module(stage_input(batch, STAGES[cfg.stage]))
+        out = module(*stage_input(batch, STAGES[cfg.stage]))
     out = {k: v.float() for k, v in out.items()}
     return out, compute_losses(out, batch, parts=parts, physical=cfg.loss.physical), batch
 
@@ -548,9 +552,11 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
         trained = load_trained_parts(model, cfg.init_from) if cfg.init_from else frozenset()
         trained |= stage.trains
         if not stage.reads_images:
-            # The lifter stage predicts normalised coordinates; this split's statistics set the
-            # scale.
-            model.lifter.set_output_stats(*output_stats(training_poses(train_set)))
+            # The lifter reads and predicts normalised coordinates; this split's statistics set
+            # the scales. The ground-truth rays are the 3D keypoints' (x/z, y/z).
+            poses = training_poses(train_set)
+            model.lifter.set_input_stats(*input_stats(poses[..., :2] / poses[..., 2:]))
+            model.lifter.set_output_stats(*output_stats(poses))
     model.to(runtime.device)
     parts = tuple(model.lifter.parts)
 
