@@ -24,7 +24,7 @@ def _model(**kwargs) -> HoposeNet:
         return build_model(tiny_config(**kwargs)).eval()
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
 @pytest.mark.parametrize("device", DEVICES)
