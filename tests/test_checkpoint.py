@@ -17,28 +17,12 @@ from hopose.checkpoint import (
     model_checkpoint,
     save_checkpoint,
 )
-from hopose.config import load_config
 from hopose.evaluate import run_eval
 from hopose.models import build_model
 from hopose.train import train
+from tiny_runs import tiny
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
-
-TINY = [
-    "data.image_size=32",
-    "model.image_size=32",
-    "model.hidden=16",
-    "data.num_train=32",
-    "data.num_val=16",
-    "data.num_test=16",
-    "optim.batch_size=16",
-    "optim.epochs=1",
-]
-
-
-def tiny(stage: str, *extra: str):
-    return load_config(CONFIGS / "synthetic" / f"{stage}.yaml", [*TINY, *extra])
 
 
 @pytest.fixture(scope="module")

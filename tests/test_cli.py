@@ -10,21 +10,9 @@ import torch
 from hopose import ablate, demo
 from hopose.checkpoint import load_model
 from hopose.cli import main
+from tiny_runs import TINY
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
-
-# Every stage shrunk to seconds: 32 px images, a few samples, one epoch.
-TINY = [
-    "data.image_size=32",
-    "model.image_size=32",
-    "model.hidden=16",
-    "data.num_train=32",
-    "data.num_val=16",
-    "data.num_test=16",
-    "data.num_workers=0",
-    "optim.batch_size=16",
-    "optim.epochs=1",
-]
 
 
 @pytest.mark.slow

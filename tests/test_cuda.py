@@ -8,7 +8,7 @@ import torch
 
 from hopose.checkpoint import load_model
 from hopose.train import train
-from test_train import tiny
+from tiny_runs import tiny
 
 pytestmark = [pytest.mark.cuda, pytest.mark.filterwarnings("ignore:no backbone weights file")]
 

@@ -15,31 +15,13 @@ import torch.multiprocessing as mp
 
 from hopose import train as train_module
 from hopose.checkpoint import FORMAT, load_checkpoint, load_model
-from hopose.config import TrainConfig, config_from_dict, load_config
+from hopose.config import config_from_dict
 from hopose.evaluate import run_eval
 from hopose.models import build_model
 from hopose.train import RunError, train
+from tiny_runs import tiny
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
-
-
-def tiny(stage: str, *extra: str) -> TrainConfig:
-    """A stage of the synthetic recipe shrunk to seconds: 32 px images, a handful of samples."""
-    overrides = [
-        "data.image_size=32",
-        "model.image_size=32",
-        "model.hidden=16",
-        "data.num_train=48",
-        "data.num_val=16",
-        "data.num_test=16",
-        "data.num_workers=0",
-        "optim.batch_size=16",
-        "optim.epochs=1",
-        "optim.val_every=1",
-        *extra,
-    ]
-    return load_config(CONFIGS / "synthetic" / f"{stage}.yaml", overrides)
 
 
 def _rows(run: Path) -> list[dict[str, str]]:

@@ -206,8 +206,11 @@ def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet
     return model, cfg
 
 
-def load_trained_parts(model: HoposeNet, path: str | Path) -> frozenset[str]:
-    """``init_from``: copy into ``model`` the parts a checkpoint trained, leave the others.
+def load_trained_parts(
+    model: HoposeNet, checkpoint: Mapping[str, Any], path: str | Path
+) -> frozenset[str]:
+    """``init_from``: copy into ``model`` the parts ``checkpoint`` (read from ``path`` by
+    :func:`load_checkpoint`) trained, leave the others.
 
     A part the checkpoint never trained is random there; copying it would, for instance, replace
     a backbone just read from ``model.backbone_weights`` with noise.
@@ -215,13 +218,11 @@ def load_trained_parts(model: HoposeNet, path: str | Path) -> frozenset[str]:
     Returns:
         The parts copied (to be recorded as trained by the new run).
     """
-    path = Path(path)
-    checkpoint = load_checkpoint(path)
     trained = frozenset(checkpoint["trained"])
     for part in sorted(trained):
         prefix = f"{part}."
         state = {
             k[len(prefix) :]: v for k, v in checkpoint["model"].items() if k.startswith(prefix)
         }
-        _load_state(getattr(model, part), state, path)
+        _load_state(getattr(model, part), state, Path(path))
     return trained

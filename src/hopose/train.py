@@ -549,6 +549,8 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
     checkpoint = load_checkpoint(last_path) if resume else None
     if checkpoint is not None:
         check_resumable(cfg, checkpoint, last_path)
+    # Read before the data is built, so that a bad init_from stops the run at once.
+    init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
     if runtime.is_main:
         (out_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
@@ -564,7 +566,7 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
     else:
         # Parts holding trained weights: those init_from trained (the rest of it is random and
         # is not copied), and this stage's.
-        trained = load_trained_parts(model, cfg.init_from) if cfg.init_from else frozenset()
+        trained = frozenset() if init is None else load_trained_parts(model, init, cfg.init_from)
         trained |= stage.trains
         if not stage.reads_images:
             # The lifter reads and predicts normalised coordinates; this split's statistics set

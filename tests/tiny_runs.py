@@ -1,0 +1,30 @@
+"""The synthetic recipe shrunk to seconds, for the tests that train: 32 px images, 16-wide
+graph layers, a handful of samples, one epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hopose.config import TrainConfig, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+TINY: list[str] = [
+    "data.image_size=32",
+    "model.image_size=32",
+    "model.hidden=16",
+    "data.num_train=48",
+    "data.num_val=16",
+    "data.num_test=16",
+    "data.num_workers=0",
+    "optim.batch_size=16",
+    "optim.epochs=1",
+    "optim.val_every=1",
+]
+"""Overrides that shrink any stage of ``configs/synthetic``, validating and writing checkpoints
+every epoch."""
+
+
+def tiny(stage: str, *extra: str) -> TrainConfig:
+    """``configs/synthetic/<stage>.yaml`` shrunk by :data:`TINY`, then ``extra`` overrides."""
+    return load_config(CONFIGS / "synthetic" / f"{stage}.yaml", [*TINY, *extra])
