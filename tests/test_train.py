@@ -320,3 +320,23 @@ def test_ddp_two_processes_keep_identical_parameters(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2
     # Only rank 0 wrote: one header and two epochs in the CSV.
     assert [row["epoch"] for row in _rows(tmp_path / "run")] == ["1", "2"]
+
+
+def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):
+    """torchrun with one process (WORLD_SIZE=1, as on one GPU) joins a process group and wraps
+    the module in DDP, then leaves the group: the run a one-GPU machine checks NCCL with."""
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(key, value)
+    wrapped = []
+    ddp = torch.nn.parallel.DistributedDataParallel
+
+    def spy(module, **kwargs):
+        wrapped.append(type(module).__name__)
+        return ddp(module, **kwargs)
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", spy)
+    train(tiny("lifter", "device=cpu"), tmp_path)
+    assert wrapped == ["ContextLifter"]
+    assert not torch.distributed.is_initialized()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
