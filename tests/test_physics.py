@@ -360,7 +360,7 @@ def test_rejects_bad_shapes():
         contact_points(torch.zeros(2, 21, 3), torch.zeros(2, 4, 3))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     generator = torch.Generator().manual_seed(5)
     hand, obj = random_grasps(generator, [0, 1, 4, 10])

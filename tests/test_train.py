@@ -8,6 +8,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -240,6 +241,52 @@ def test_image_stages_chain_through_init_from(tmp_path):
     )
 
 
+def test_validation_and_checkpoints_every_val_every_epochs_and_after_the_last(tmp_path):
+    """5 epochs, val_every 2: rows and checkpoints after epochs 2, 4 and 5 only."""
+    written = []
+    save = train_module.save_checkpoint
+
+    def record(state, path):
+        written.append((Path(path).name, state["epoch"]))
+        save(state, path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "save_checkpoint", record)
+        train(tiny("lifter", "optim.epochs=5", "optim.val_every=2"), tmp_path)
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["2", "4", "5"]
+    assert [epoch for name, epoch in written if name == "last.pt"] == [2, 4, 5]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 5
+
+
+def test_lifter_stage_feeds_every_training_pose_once_an_epoch_through_stage_input(
+    tmp_path, monkeypatch
+):
+    """The device-resident batches still go through stage_input (where a perturbation of the
+    ground-truth 2D applies): one epoch's training inputs are the split's 2D, each pose once."""
+    seen = []
+
+    def spy(batch, stage):
+        kp2d, K = stage_input(batch, stage)
+        seen.append(kp2d.clone())
+        return kp2d, K
+
+    stage_input = train_module.stage_input
+    monkeypatch.setattr(train_module, "stage_input", spy)
+    cfg = tiny("lifter")
+    train(cfg, tmp_path)
+    train_inputs = torch.cat(seen[:3])  # 48 poses in batches of 16, then validation's 16
+    assert [len(x) for x in seen] == [16, 16, 16, 16]
+    split = train_module.build_split(cfg.data, cfg.data.train_split, with_images=False)
+    expected = torch.stack(
+        [torch.as_tensor(np.concatenate([r["hand_2d"], r["obj_2d"]])) for r in split.records]
+    )
+
+    def by_first_joint(kp2d):  # poses sorted by their first joint's (x, y): an order-free view
+        return kp2d[torch.argsort(kp2d[:, 0, 0] * 1e4 + kp2d[:, 0, 1])]
+
+    assert torch.equal(by_first_joint(train_inputs), by_first_joint(expected.float()))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -273,3 +320,23 @@ def test_ddp_two_processes_keep_identical_parameters(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2
     # Only rank 0 wrote: one header and two epochs in the CSV.
     assert [row["epoch"] for row in _rows(tmp_path / "run")] == ["1", "2"]
+
+
+def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):
+    """torchrun with one process (WORLD_SIZE=1, as on one GPU) joins a process group and wraps
+    the module in DDP, then leaves the group: the run a one-GPU machine checks NCCL with."""
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(key, value)
+    wrapped = []
+    ddp = torch.nn.parallel.DistributedDataParallel
+
+    def spy(module, **kwargs):
+        wrapped.append(type(module).__name__)
+        return ddp(module, **kwargs)
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", spy)
+    train(tiny("lifter", "device=cpu"), tmp_path)
+    assert wrapped == ["ContextLifter"]
+    assert not torch.distributed.is_initialized()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1

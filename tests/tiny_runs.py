@@ -19,8 +19,10 @@ TINY: list[str] = [
     "data.num_workers=0",
     "optim.batch_size=16",
     "optim.epochs=1",
+    "optim.val_every=1",
 ]
-"""Overrides that shrink any stage of ``configs/synthetic``."""
+"""Overrides that shrink any stage of ``configs/synthetic``, validating and writing checkpoints
+every epoch."""
 
 
 def tiny(stage: str, *extra: str) -> TrainConfig:

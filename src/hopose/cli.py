@@ -292,6 +292,42 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@subcommand
+def _register_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write a checkpoint's network (or its lifter) as ONNX, checked against torch"
+    )
+    parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
+    parser.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
+    parser.add_argument(
+        "--graph", choices=("network", "lifter"), default="network",
+        help="network: image in, 2D and 3D out (default); lifter: 2D in, 3D out",
+    )  # fmt: skip
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hopose.checkpoint import load_model
+    from hopose.export import compare_onnx, export_onnx, tolerance
+
+    model, cfg = load_model(args.checkpoint, from_images=args.graph == "network")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    size = cfg.model.image_size
+    export_onnx(model, out, graph=args.graph, image_size=size)
+    differences = compare_onnx(model, out, graph=args.graph, image_size=size)
+    print(out)
+    for name, difference in differences.items():
+        print(f"{name}: onnxruntime vs torch, largest difference {difference:.2e}")
+    failed = [name for name, value in differences.items() if not value <= tolerance(name)]
+    if failed:
+        print(f"{out}: outputs {failed} differ from torch beyond tolerance")
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)

@@ -142,6 +142,10 @@ class OptimConfig:
     """Mixed precision with ``torch.autocast`` (float16 on GPU, bfloat16 on CPU)."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value; None does not clip."""
+    val_every: int = 10
+    """Epochs between validations, metrics rows and checkpoints; the last epoch always has them.
+    At the paper's lifter sizes (11,019 poses, batch 256) one validation and checkpoint cost
+    about an epoch's tenth, so 10 keeps them near 1% of the run (BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
         _require(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
@@ -156,6 +160,7 @@ class OptimConfig:
             self.grad_clip is None or self.grad_clip > 0,
             f"optim.grad_clip must be > 0 or null, got {self.grad_clip}",
         )
+        _require(self.val_every > 0, f"optim.val_every must be > 0, got {self.val_every}")
 
 
 @dataclass

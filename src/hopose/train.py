@@ -2,9 +2,10 @@
 
 Stages (``TrainConfig.stage``), each trained from its own config file:
 
-- ``lifter``: the lifter alone, fed ground-truth 2D keypoints, supervised on 3D (paper §4.3:
-  "we use the ground-truth 2D coordinates as the input"). Its output is normalised with the
-  training split's 3D mean and standard deviation, set here before training.
+- ``lifter``: the lifter alone, fed ground-truth 2D keypoints and each frame's K, supervised on
+  3D (paper §4.3: "we use the ground-truth 2D coordinates as the input"). Its input rays and its
+  output are normalised with the training split's ray and 3D statistics, set here before
+  training.
 - ``encoder``: the image encoder alone, supervised on 2D.
 - ``end2end``: the whole network from images, all terms of Eq. 7, with the physical loss when
   ``loss.physical`` is on.
@@ -12,12 +13,13 @@ Stages (``TrainConfig.stage``), each trained from its own config file:
 A checkpoint (:mod:`hopose.checkpoint`) holds the whole network and records which parts hold
 trained weights; a stage starts from the previous one through ``init_from``, which copies only
 those parts, so pre-training → fine-tuning is a config chain. A run directory holds ``last.pt``
-(every epoch, for ``--resume``), ``best.pt`` (lowest validation error), ``config.yaml``,
-``metrics.csv``, TensorBoard logs under ``tb/`` and ``train.lock``.
+(for ``--resume``), ``best.pt`` (lowest validation error), ``config.yaml``, ``metrics.csv``,
+TensorBoard logs under ``tb/`` and ``train.lock``. Validation, the metrics rows and the
+checkpoints come every ``optim.val_every`` epochs and after the last epoch ("checkpoint epochs").
 
 Run folders: one training at a time (``train.lock``, an flock the system drops when the process
 dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
-same config (only :data:`RESUME_MAY_CHANGE` may differ). Each epoch writes its metrics rows
+same config (only :data:`RESUME_MAY_CHANGE` may differ). Each checkpoint epoch writes its rows
 (CSV and TensorBoard) first, then ``best.pt`` when it is the best, then ``last.pt``: a kill
 leaves either a checkpoint with all its rows, or rows after the last checkpoint, which a resume
 drops and writes again.
@@ -26,10 +28,16 @@ The validation error that picks ``best.pt`` is the mean 3D error in mm (averaged
 the lifter predicts) for ``lifter`` and ``end2end``, and the mean 2D error in pixels for
 ``encoder``.
 
-Distributed: under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set) the trained module
-is wrapped in DistributedDataParallel (NCCL on GPU, gloo on CPU), each process sees its shard of
-the training split through a DistributedSampler, ``optim.batch_size`` is per process, and only
-rank 0 validates and writes.
+Speed: the lifter stage's pose-only records are stacked once into tensors on the training
+device (:class:`~hopose.data.tensor_split.TensorSplit`) and batched by index, so an epoch is its
+optimisation steps and little else; image stages read through DataLoader workers that persist
+across epochs, into pinned memory copied to the GPU asynchronously. Loss sums stay on the device
+within an epoch.
+
+Distributed: under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set; also with one
+process) the trained module is wrapped in DistributedDataParallel (NCCL on GPU, gloo on CPU),
+each process sees its shard of the training split (a DistributedSampler, or the TensorSplit's
+shard), ``optim.batch_size`` is per process, and only rank 0 validates and writes.
 """
 
 from __future__ import annotations
@@ -61,15 +69,24 @@ from hopose.checkpoint import (
 )
 from hopose.config import DataConfig, TrainConfig, config_to_dict
 from hopose.data import build_dataset, collate_samples
+from hopose.data.tensor_split import TensorSplit
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
-from hopose.models.lifter import output_stats
+from hopose.models.lifter import input_stats, output_stats
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
 
 RUN_FILES: tuple[str, ...] = ("last.pt", "metrics.csv")
 """Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
-RESUME_MAY_CHANGE: tuple[str, ...] = ("optim.epochs", "data.num_workers", "device", "num_threads")
+PROGRESS_EVERY = 20
+"""Steps between updates of the progress bar's loss (each reads a value, waiting for the GPU)."""
+RESUME_MAY_CHANGE: tuple[str, ...] = (
+    "optim.epochs",
+    "optim.val_every",
+    "data.num_workers",
+    "device",
+    "num_threads",
+)
 """Config fields ``--resume`` accepts changed: more epochs, and how (not what) it computes."""
 
 
@@ -86,14 +103,13 @@ class Runtime:
     device: torch.device
     owns_group: bool = False
     """Whether :func:`setup_runtime` created the process group (and so must destroy it)."""
+    distributed: bool = False
+    """Launched by torchrun: in a process group, the trained module wrapped in DDP (even alone,
+    so that a one-GPU torchrun run goes through DDP and NCCL as a multi-GPU one does)."""
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
 
 
 @dataclass
@@ -122,10 +138,17 @@ def setup_runtime(device: str) -> Runtime:
         chosen = torch.device("cuda", local_rank)
     else:
         chosen = torch.device("cpu")
-    owns_group = world_size > 1 and not dist.is_initialized()
+    launched = "WORLD_SIZE" in os.environ  # torchrun sets it, also for one process
+    owns_group = launched and not dist.is_initialized()
     if owns_group:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Runtime(rank=rank, world_size=world_size, device=chosen, owns_group=owns_group)
+    return Runtime(
+        rank=rank,
+        world_size=world_size,
+        device=chosen,
+        owns_group=owns_group,
+        distributed=launched,
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -197,11 +220,23 @@ def stage_module(model: HoposeNet, stage: Stage) -> nn.Module:
     return model
 
 
-def stage_input(batch: Mapping[str, torch.Tensor], stage: Stage) -> torch.Tensor:
-    """What the trained module reads: images, or ground-truth 2D (B, 29, 2) for the lifter."""
-    if stage.reads_images:
-        return batch["image"]
-    return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
+def stage_input(batch: Mapping[str, torch.Tensor], stage: Stage) -> tuple[torch.Tensor, ...]:
+    """The arguments of the trained module: ground-truth 2D (B, 29, 2) and K (B, 3, 3) for the
+    lifter, the images for the encoder, the images and K for the whole network; images in the
+    channels-last layout of :func:`memory_format`."""
+    if not stage.reads_images:
+        return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1), batch["K"]
+    image = batch["image"].contiguous(memory_format=memory_format(stage))
+    if "lifter" not in stage.trains:
+        return (image,)
+    return image, batch["K"]
+
+
+def memory_format(stage: Stage) -> torch.memory_format:
+    """Channels-last (NHWC) for the image stages, whose convolutions run faster on it: a ResNet
+    training step in bf16 is 1.17x faster on this CPU, as fast in fp32 (BENCHMARKS.md), and
+    NHWC is the layout of the GPUs' tensor-core convolutions."""
+    return torch.channels_last if stage.reads_images else torch.preserve_format
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -245,15 +280,23 @@ def forward_losses(
     on ``device``."""
     batch = to_device(batch, device)
     with autocast(device, cfg.optim.amp):
-        out = module(stage_input(batch, STAGES[cfg.stage]))
+        out = module(*stage_input(batch, STAGES[cfg.stage]))
     out = {k: v.float() for k, v in out.items()}
     return out, compute_losses(out, batch, parts=parts, physical=cfg.loss.physical), batch
 
 
-def _accumulate(sums: dict[str, float], terms: Mapping[str, torch.Tensor], size: int) -> None:
-    """Add batch means weighted by the batch size, for epoch means."""
+def _accumulate(
+    sums: dict[str, torch.Tensor], terms: Mapping[str, torch.Tensor], size: int
+) -> None:
+    """Add batch means weighted by the batch size, for epoch means. The sums stay tensors on the
+    device: reading a value every step would wait for the GPU at every step."""
     for name, value in terms.items():
-        sums[name] = sums.get(name, 0.0) + float(value.detach()) * size
+        total = value.detach().float() * size
+        sums[name] = sums[name] + total if name in sums else total
+
+
+def _means(sums: Mapping[str, torch.Tensor], count: int) -> dict[str, float]:
+    return {name: float(value) / max(count, 1) for name, value in sums.items()}
 
 
 def train_one_epoch(
@@ -271,12 +314,12 @@ def train_one_epoch(
     """One pass over the training split; returns the mean of each loss term and the total."""
     module.train()
     weights = LossWeights(w_2d=cfg.loss.w_2d, w_3d=cfg.loss.w_3d, w_physical=cfg.loss.w_physical)
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count = 0
     progress = tqdm(
         loader, desc=f"{cfg.stage} epoch {epoch + 1}", disable=not show_progress, leave=False
     )
-    for batch in progress:
+    for step, batch in enumerate(progress):
         _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
         loss = total_loss(terms, weights)
         optimizer.zero_grad(set_to_none=True)
@@ -288,8 +331,9 @@ def train_one_epoch(
         scaler.update()
         count += len(batch["hand_3d"])
         _accumulate(sums, {**terms, "total": loss}, len(batch["hand_3d"]))
-        progress.set_postfix(loss=f"{float(loss.detach()):.4g}")
-    return {name: value / max(count, 1) for name, value in sums.items()}
+        if show_progress and step % PROGRESS_EVERY == 0:
+            progress.set_postfix(loss=f"{float(loss.detach()):.4g}")
+    return _means(sums, count)
 
 
 def evaluate(
@@ -302,7 +346,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean loss terms and validation ``error`` (see :func:`validation_error`) over a split."""
     module.eval()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count = 0
     with torch.inference_mode():
         for batch in loader:
@@ -310,10 +354,25 @@ def evaluate(
             terms["error"] = validation_error(out, batch, parts).mean()
             count += len(batch["hand_3d"])
             _accumulate(sums, terms, len(batch["hand_3d"]))
-    return {name: value / max(count, 1) for name, value in sums.items()}
+    return _means(sums, count)
 
 
-def _loader(dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool) -> DataLoader:
+def _loader(
+    dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool
+) -> DataLoader | TensorSplit:
+    """Batches of a split: pose-only records stacked once on the device (:class:`TensorSplit`),
+    images through a DataLoader whose workers outlive the epoch and whose batches are pinned for
+    asynchronous copies to the GPU."""
+    if not STAGES[cfg.stage].reads_images:
+        return TensorSplit(
+            dataset.records,
+            device=runtime.device,
+            batch_size=cfg.optim.batch_size,
+            shuffle=train,
+            seed=cfg.seed,
+            rank=runtime.rank if train else 0,
+            world_size=runtime.world_size if train else 1,
+        )
     sampler = None
     if train:
         if runtime.distributed:
@@ -330,11 +389,16 @@ def _loader(dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool
         num_workers=workers,
         collate_fn=collate_samples,
         drop_last=False,
+        pin_memory=runtime.device.type == "cuda",
+        persistent_workers=workers > 0,
     )
 
 
-def _set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
     """Make the shuffle of each epoch a function of (seed, epoch), so a resumed run repeats it."""
+    if isinstance(loader, TensorSplit):
+        loader.set_epoch(epoch)
+        return
     sampler = loader.sampler
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
@@ -505,10 +569,12 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
         trained = frozenset() if init is None else load_trained_parts(model, init, cfg.init_from)
         trained |= stage.trains
         if not stage.reads_images:
-            # The lifter stage predicts normalised coordinates; this split's statistics set the
-            # scale.
-            model.lifter.set_output_stats(*output_stats(training_poses(train_set)))
-    model.to(runtime.device)
+            # The lifter reads and predicts normalised coordinates; this split's statistics set
+            # the scales. The ground-truth rays are the 3D keypoints' (x/z, y/z).
+            poses = training_poses(train_set)
+            model.lifter.set_input_stats(*input_stats(poses[..., :2] / poses[..., 2:]))
+            model.lifter.set_output_stats(*output_stats(poses))
+    model.to(runtime.device, memory_format=memory_format(stage))
     parts = tuple(model.lifter.parts)
 
     module = stage_module(model, stage)
@@ -556,7 +622,9 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
             parts=parts, device=runtime.device, epoch=epoch, show_progress=runtime.is_main,
         )  # fmt: skip
         scheduler.step()
-        if runtime.is_main:
+        # Validation, metrics rows and checkpoints every val_every epochs and after the last.
+        checkpointed = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
+        if checkpointed and runtime.is_main:
             val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
             if val_terms["error"] < best:
                 best, best_epoch = val_terms["error"], epoch
@@ -589,8 +657,8 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
                 f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
                 f"(best {best:.3f} @ {best_epoch + 1})"
             )
-        if runtime.distributed:
-            dist.barrier()
+        if checkpointed and runtime.distributed:
+            dist.barrier()  # the other processes wait for rank 0's validation and writes
 
     if writer is not None:
         writer.close()

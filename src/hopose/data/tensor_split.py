@@ -1,0 +1,88 @@
+"""A whole split stacked once into tensors on the training device and served in batches by index.
+
+The lifter stage reads pose-only records (ground-truth 2D, 3D and K, no image): a few hundred
+bytes a sample, 11,019 poses for FPHA-HO. A DataLoader would collate 256 Python records into a
+batch at every step and copy it to the device, as long as the step itself on a GPU. Here the
+records are collated once (:func:`~hopose.data.sample.collate_samples`), moved to the device
+once, and each batch is one index into every tensor: no per-sample Python after the start.
+
+Batches are the DataLoader's (same keys, shapes and dtypes) minus the string fields, which no
+loss reads. The order of an epoch is a function of ``(seed, epoch)`` (:meth:`set_epoch`), so a
+resumed run repeats it; under ``world_size`` processes each takes every ``world_size``-th sample
+of the epoch's order, padded like a ``DistributedSampler`` so that every process makes the same
+number of steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hopose.data.sample import collate_samples
+
+
+class TensorSplit:
+    """Records held as stacked tensors on ``device``, iterated in batches like a DataLoader.
+
+    Args:
+        records: the split's records (pose-only or not; images are kept when present).
+        device: where the tensors live and batches are indexed.
+        batch_size: samples per batch (the last one may be smaller).
+        shuffle: draw a new order every epoch; else the records' order.
+        seed: base seed of the shuffle.
+        rank: this process's rank.
+        world_size: number of processes sharing the split.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        device: torch.device,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if not records:
+            raise ValueError("a TensorSplit needs at least one record")
+        batch = collate_samples(records)
+        self.tensors: dict[str, Tensor] = {
+            key: value.to(device) for key, value in batch.items() if torch.is_tensor(value)
+        }
+        self.size = len(records)
+        self.device = device
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the order of the next iteration: a function of ``(seed, epoch)``."""
+        self.epoch = epoch
+
+    def indices(self) -> Tensor:
+        """This process's sample indices for the current epoch, in order (on the CPU)."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.arange(self.size)
+        if self.world_size > 1:
+            padding = -self.size % self.world_size
+            order = torch.cat([order, order[:padding]])[self.rank :: self.world_size]
+        return order
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(self.size / self.world_size) / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        for index in self.indices().to(self.device).split(self.batch_size):
+            yield {key: value[index] for key, value in self.tensors.items()}

@@ -1,0 +1,204 @@
+"""ONNX export of a trained network, checked with onnxruntime against PyTorch.
+
+Two graphs can be exported from a checkpoint (``hopose export CKPT --out model.onnx``):
+
+- ``network``: the whole :class:`~hopose.models.HoposeNet`, image and intrinsics in, 2D and 3D
+  keypoints out (paper Fig. 2); needs a checkpoint whose encoder and lifter were trained.
+- ``lifter``: the 2D -> 3D lifter alone (paper §3.2), 2D keypoints and intrinsics in, for a 2D
+  detector of one's own; any checkpoint with a trained lifter.
+
+Inputs and outputs are named as in PyTorch, every one float32 with a dynamic batch axis B:
+
+=========== =========================== =====================================================
+graph       inputs                      outputs
+=========== =========================== =====================================================
+network     ``image`` (B, 3, S, S)       ``kp2d_init``, ``kp2d`` (B, 29, 2) px;
+            in [0, 1], ``K`` (B, 3, 3)  ``kp3d_init``, ``kp3d`` (B, 29, 3) mm
+lifter      ``kp2d`` (B, 29, 2) px,     ``kp3d_init``, ``kp3d`` (B, 29, 3) mm
+            ``K`` (B, 3, 3)
+=========== =========================== =====================================================
+
+S is the network's ``image_size`` and K the intrinsics of that S × S image (the photo's, scaled
+as the photo was resized to it: :func:`hopose.geometry.scale_intrinsics`). The outputs are
+whatever the module's output dict holds, in key order, so another head exports without change
+here. The graph is traced by torch's dynamo exporter in eval mode (dropout off, batch-norm
+statistics frozen); the learned adjacencies' normalisation ``D^-1/2 (A + I) D^-1/2`` (paper
+Eq. 2) is traced as operators on the stored weights, which is exact and costs a few 29 × 29
+operations per call. ONNX has no matrix inverse: the inverse of K is exported in closed form
+(:func:`inverse_3x3`).
+
+:func:`compare_onnx` runs a graph in onnxruntime and PyTorch on the same random inputs and
+returns each output's largest difference; the command line refuses an export above
+:data:`TOLERANCES` (0.01 px in 2D, 0.1 mm in 3D).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hopose.models import HoposeNet
+from hopose.skeleton import NUM_NODES
+
+GRAPHS: tuple[str, ...] = ("network", "lifter")
+TOLERANCES: dict[str, float] = {"kp2d": 0.01, "kp3d": 0.1}
+"""Largest accepted difference between onnxruntime and PyTorch, by output prefix: px, mm."""
+DEFAULT_TOLERANCE = 1e-4
+"""For an output outside :data:`TOLERANCES` (none today): a unitless map such as a heat map."""
+OPSET = 18
+
+
+def _cross(a: Tensor, b: Tensor) -> Tensor:
+    """(..., 3) x (..., 3) -> (..., 3) cross product, in the elementwise operators ONNX has."""
+    return torch.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        dim=-1,
+    )
+
+
+def inverse_3x3(A: Tensor) -> Tensor:
+    """(..., 3, 3) -> (..., 3, 3) inverse: the adjugate over the determinant.
+
+    ONNX has no matrix inverse; the lifter inverts K (:func:`hopose.geometry.unproject_points`),
+    so the export replaces ``torch.linalg.inv`` by this closed form. Row i of ``A⁻¹`` is the
+    cross product of the two columns of A other than i, in cyclic order, over ``det A``.
+    """
+    if A.shape[-2:] != (3, 3):
+        raise NotImplementedError(f"the ONNX export inverts 3 x 3 matrices only, got {A.shape}")
+    c0, c1, c2 = A[..., 0], A[..., 1], A[..., 2]  # (..., 3) columns
+    rows = torch.stack([_cross(c1, c2), _cross(c2, c0), _cross(c0, c1)], dim=-2)  # adjugate
+    det = (c0 * rows[..., 0, :]).sum(dim=-1)  # c0 . (c1 x c2)
+    return rows / det[..., None, None]
+
+
+class _Positional(nn.Module):
+    """A module's output dict as a tuple in a fixed key order: ONNX outputs are positional."""
+
+    def __init__(self, module: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.module = module
+        self.names = names
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        out = self.module(*inputs)
+        return tuple(out[name] for name in self.names)
+
+
+def graph_module(model: HoposeNet, graph: str) -> nn.Module:
+    """The part of ``model`` a graph exports: the whole network or its lifter."""
+    if graph not in GRAPHS:
+        raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
+    return model if graph == "network" else model.lifter
+
+
+def example_inputs(graph: str, *, batch: int, image_size: int, seed: int = 0) -> dict[str, Tensor]:
+    """Random inputs of a graph, by input name: an image in [0, 1] or 2D keypoints inside it,
+    and the intrinsics of a pinhole camera of 40° to 70° field of view centred near the image's
+    middle.
+
+    Args:
+        graph: "network" or "lifter".
+        batch: B.
+        image_size: S, the side of the network's square image in pixels.
+        seed: seed of the values, so a check can be repeated.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    size = image_size
+    uniform = torch.rand(batch, 3, generator=generator)  # (B, 3): focal, cx, cy
+    K = torch.zeros(batch, 3, 3)
+    # f = (S / 2) / tan(fov / 2): 0.7 S to 1.4 S covers 70° down to 40°.
+    K[:, 0, 0] = K[:, 1, 1] = size * (0.7 + 0.7 * uniform[:, 0])
+    K[:, :2, 2] = size * (0.45 + 0.1 * uniform[:, 1:])
+    K[:, 2, 2] = 1
+    if graph == "network":
+        return {"image": torch.rand(batch, 3, size, size, generator=generator), "K": K}
+    return {"kp2d": torch.rand(batch, NUM_NODES, 2, generator=generator) * size, "K": K}
+
+
+def export_onnx(
+    model: HoposeNet, path: str | Path, *, graph: str = "network", image_size: int
+) -> list[str]:
+    """Write ``graph`` of ``model`` to ``path`` as ONNX with a dynamic batch axis.
+
+    ``image_size`` (the config's ``model.image_size``) fixes the network graph's image side.
+
+    Returns:
+        The output names, in the graph's order.
+    """
+    module = graph_module(model, graph).eval()
+    inputs = example_inputs(graph, batch=2, image_size=image_size)
+    with torch.no_grad():
+        names = sorted(module(*inputs.values()))
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings():
+        # The exporter reports its progress and torch.export's internal deprecations as warnings.
+        warnings.simplefilter("ignore")
+        program = torch.export.export(
+            _Positional(module, names),
+            tuple(inputs.values()),
+            # One entry, the tuple of the wrapper's *inputs, each with a dynamic first axis.
+            dynamic_shapes=(tuple({0: batch} for _ in inputs),),
+        )
+        table = torch.export.default_decompositions()
+        table[torch.ops.aten.linalg_inv.default] = inverse_3x3
+        torch.onnx.export(
+            program.run_decompositions(table),
+            (),
+            str(path),
+            input_names=list(inputs),
+            output_names=names,
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    return names
+
+
+def onnx_session(path: str | Path, *, threads: int | None = None):
+    """An onnxruntime CPU session of the graph at ``path`` (``threads`` intra-op threads)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def compare_onnx(
+    model: HoposeNet,
+    path: str | Path,
+    *,
+    graph: str,
+    image_size: int,
+    batch: int = 3,
+    seed: int = 1,
+) -> dict[str, float]:
+    """Largest absolute difference of each output between onnxruntime and PyTorch.
+
+    Both run ``graph`` on the same random inputs of batch ``batch`` (by default not the
+    export's batch of 2, so the dynamic axis is exercised).
+    """
+    module = graph_module(model, graph).eval()
+    inputs = example_inputs(graph, batch=batch, image_size=image_size, seed=seed)
+    with torch.no_grad():
+        expected = module(*inputs.values())
+    session = onnx_session(path)
+    names = [output.name for output in session.get_outputs()]
+    got = session.run(names, {name: value.numpy() for name, value in inputs.items()})
+    return {
+        name: float(np.abs(value - expected[name].numpy()).max())
+        for name, value in zip(names, got, strict=True)
+    }
+
+
+def tolerance(name: str) -> float:
+    """The accepted difference of output ``name`` (see :data:`TOLERANCES`)."""
+    return TOLERANCES.get(name[:4], DEFAULT_TOLERANCE)

@@ -1,0 +1,78 @@
+"""TensorSplit serves the batches a DataLoader over the same records would, without one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from hopose.data.sample import collate_samples
+from hopose.data.tensor_split import TensorSplit
+
+
+def _records(n: int) -> list[dict]:
+    """Pose-only records whose every array encodes the record's index i."""
+    return [
+        {
+            "image": np.zeros((0, 0, 3), np.uint8),
+            "K": np.eye(3) * (i + 1),
+            "hand_3d": np.full((21, 3), i, np.float32),
+            "obj_3d": np.full((8, 3), -i, np.float32),
+            "hand_2d": np.full((21, 2), 2 * i, np.float32),
+            "obj_2d": np.full((8, 2), 3 * i, np.float32),
+            "orig_K": np.eye(3),
+            "orig_size": np.array([640, 480]),
+            "side": "right",
+            "object": "box",
+            "id": f"synthetic/{i}",
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("epoch", [0, 1, 7])
+def test_shuffled_batches_are_the_dataloaders_of_the_same_seed(epoch):
+    """The training loop's DataLoader (RandomSampler reseeded with seed + epoch) and the
+    TensorSplit draw the same order, so switching between them changes no result."""
+    records = _records(37)
+    split = TensorSplit(records, device=torch.device("cpu"), batch_size=8, shuffle=True, seed=5)
+    split.set_epoch(epoch)
+    sampler = RandomSampler(records, generator=torch.Generator().manual_seed(5 + epoch))
+    loader = DataLoader(records, batch_size=8, sampler=sampler, collate_fn=collate_samples)
+    ours, theirs = list(split), list(loader)
+    assert len(split) == len(loader) == 5  # 37 = 4 x 8 + 5
+    assert len(ours) == 5 and [len(b["hand_3d"]) for b in ours] == [8, 8, 8, 8, 5]
+    for got, expected in zip(ours, theirs, strict=True):
+        assert set(got) == {k for k, v in expected.items() if torch.is_tensor(v)}
+        for key, value in got.items():
+            assert torch.equal(value, expected[key]), key
+
+
+def test_epochs_differ_and_unshuffled_keeps_the_record_order():
+    records = _records(10)
+    split = TensorSplit(records, device=torch.device("cpu"), batch_size=4, shuffle=True)
+    first = torch.cat([b["hand_3d"][:, 0, 0] for b in split])
+    split.set_epoch(1)
+    second = torch.cat([b["hand_3d"][:, 0, 0] for b in split])
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(10))
+    assert not torch.equal(first, second)
+    fixed = TensorSplit(records, device=torch.device("cpu"), batch_size=4, shuffle=False)
+    assert torch.cat([b["obj_2d"][:, 0, 0] for b in fixed]).tolist() == [3.0 * i for i in range(10)]
+
+
+def test_shards_are_the_distributed_samplers():
+    """Under 3 processes, 10 records: each rank gets 4 samples (2 repeated as padding), exactly
+    DistributedSampler's shard, so every rank makes the same number of steps."""
+    records = _records(10)
+    for rank in range(3):
+        split = TensorSplit(
+            records, device=torch.device("cpu"), batch_size=3, shuffle=True, seed=2,
+            rank=rank, world_size=3,
+        )  # fmt: skip
+        split.set_epoch(4)
+        sampler = DistributedSampler(records, num_replicas=3, rank=rank, seed=2)
+        sampler.set_epoch(4)
+        got = torch.cat([b["hand_3d"][:, 0, 0] for b in split]).long().tolist()
+        assert got == list(sampler)
+        assert len(split) == 2  # 4 samples in batches of 3

@@ -1,0 +1,35 @@
+"""Training on a CUDA device: the lifter stage's device-resident batches and an image stage in
+fp16 mixed precision with its gradient scaler. Run by ``benchmarks/gpu_check.py``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hopose.checkpoint import load_model
+from hopose.train import train
+from tiny_runs import tiny
+
+pytestmark = [pytest.mark.cuda, pytest.mark.filterwarnings("ignore:no backbone weights file")]
+
+
+def test_lifter_stage_on_cuda_learns_and_its_checkpoint_lifts_alike_on_the_cpu(tmp_path):
+    result = train(tiny("lifter", "device=cuda", "optim.epochs=3", "optim.lr=3e-3"), tmp_path)
+    assert next(result.model.lifter.parameters()).is_cuda
+    lifter_cpu = load_model(tmp_path / "last.pt", from_images=False)[0].lifter.eval()
+    lifter_gpu = result.model.lifter.eval()
+    kp2d = torch.rand(4, 29, 2) * 32
+    K = torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]).expand(4, 3, 3)
+    with torch.no_grad():
+        on_cpu = lifter_cpu(kp2d, K)["kp3d"]
+        on_gpu = lifter_gpu(kp2d.cuda(), K.cuda())["kp3d"].cpu()
+    torch.testing.assert_close(on_gpu, on_cpu, atol=1e-2, rtol=1e-4)  # mm
+
+
+def test_end2end_stage_in_fp16_with_a_gradient_scaler_moves_both_parts(tmp_path):
+    result = train(tiny("end2end", "device=cuda", "optim.amp=true", "optim.epochs=2"), tmp_path)
+    checkpoint = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)
+    assert 0 < checkpoint["scaler"]["scale"] < float("inf")  # the scaler ran
+    assert result.best < float("inf")
+    first_conv = result.model.encoder.backbone.conv1.weight
+    assert first_conv.is_contiguous(memory_format=torch.channels_last)

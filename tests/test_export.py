@@ -1,0 +1,136 @@
+"""ONNX export: the exported graphs compute what the PyTorch network computes, at any batch."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hopose.checkpoint import CheckpointError, model_checkpoint, save_checkpoint
+from hopose.cli import main
+from hopose.config import ModelConfig, TrainConfig
+from hopose.export import (
+    compare_onnx,
+    example_inputs,
+    export_onnx,
+    graph_module,
+    inverse_3x3,
+    onnx_session,
+)
+from hopose.models import build_model
+
+pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
+
+# Paper §4.3's accuracy units: 2D outputs must agree within 0.01 px, 3D within 0.1 mm.
+PX, MM = 0.01, 0.1
+
+
+def _tiny_config() -> TrainConfig:
+    cfg = TrainConfig(stage="end2end")
+    cfg.data.image_size = 32
+    cfg.model = ModelConfig(backbone="resnet18", image_size=32, hidden=16)
+    return cfg
+
+
+def _trained_like(cfg: TrainConfig) -> torch.nn.Module:
+    """A tiny network whose weights are moved off their initial values, as training would:
+    learned adjacencies no longer near the skeleton's, batch-norm statistics not (0, 1), output
+    statistics of a real pose set, so that an export that dropped any of them would differ."""
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        for name, buffer in model.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.normal_(0.0, 0.1)
+            elif name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
+    model.lifter.set_input_stats(torch.tensor([0.02, -0.05]), torch.tensor([0.3, 0.25]))
+    model.lifter.set_output_stats(torch.randn(29, 3) * 30 + torch.tensor([0, 0, 450.0]), 42.0)
+    return model.eval()
+
+
+def _max_errors(model, path, graph, batch) -> dict[str, float]:
+    """Largest |onnxruntime - torch| of each output on a fresh batch."""
+    inputs = example_inputs(graph, batch=batch, image_size=32, seed=batch)
+    with torch.no_grad():
+        expected = graph_module(model, graph)(*inputs.values())
+    session = onnx_session(path)
+    names = [output.name for output in session.get_outputs()]
+    got = session.run(names, {k: v.numpy() for k, v in inputs.items()})
+    return {
+        n: float(np.abs(g - expected[n].numpy()).max()) for n, g in zip(names, got, strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def network_onnx(tmp_path_factory):
+    """A tiny end-to-end checkpoint and its network exported through ``hopose export``."""
+    folder = tmp_path_factory.mktemp("export")
+    cfg = _tiny_config()
+    model = _trained_like(cfg)
+    save_checkpoint(
+        model_checkpoint(model, cfg, trained={"encoder", "lifter"}), folder / "model.pt"
+    )
+    assert main(["export", str(folder / "model.pt"), "--out", str(folder / "model.onnx")]) == 0
+    return model, folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [1, 5])
+def test_exported_network_matches_torch_at_any_batch(network_onnx, batch):
+    model, folder = network_onnx
+    errors = _max_errors(model, folder / "model.onnx", "network", batch)
+    assert set(errors) == {"kp2d_init", "kp2d", "kp3d_init", "kp3d"}
+    assert errors["kp2d_init"] < PX and errors["kp2d"] < PX
+    assert errors["kp3d_init"] < MM and errors["kp3d"] < MM
+
+
+@pytest.mark.slow
+def test_the_comparison_sees_a_network_that_changed_after_export(network_onnx):
+    """The check the command runs is not vacuous: one refinement weight moved after the export
+    shows up in the refined 2D (and the 3D lifted from it), not in the initial 2D."""
+    model, folder = network_onnx
+    changed = build_model(_tiny_config().model)
+    changed.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        changed.encoder.refine.layers[-1].bias.add_(0.5)  # normalised units: 0.5 * 32 / 2 = 8 px
+    errors = compare_onnx(changed, folder / "model.onnx", graph="network", image_size=32)
+    assert errors["kp2d_init"] < PX
+    assert errors["kp2d"] == pytest.approx(8.0, abs=PX)
+    assert errors["kp3d"] > MM
+
+
+@pytest.mark.slow
+def test_exported_lifter_matches_torch_at_any_batch(tmp_path):
+    model = _trained_like(_tiny_config())
+    names = export_onnx(model, tmp_path / "lifter.onnx", graph="lifter", image_size=32)
+    assert names == ["kp3d", "kp3d_init"]
+    for batch in (1, 7):
+        errors = _max_errors(model, tmp_path / "lifter.onnx", "lifter", batch)
+        assert max(errors.values()) < MM, errors
+
+
+def test_inverse_3x3_is_the_inverse():
+    """The closed form the export uses for K⁻¹: by hand on a pinhole K, then against
+    torch.linalg.inv on random float64 matrices."""
+    K = torch.tensor([[200.0, 0.0, 100.0], [0.0, 250.0, 50.0], [0.0, 0.0, 1.0]])
+    # K⁻¹ of a pinhole camera: [[1/fx, 0, -cx/fx], [0, 1/fy, -cy/fy], [0, 0, 1]].
+    expected = torch.tensor([[1 / 200, 0.0, -100 / 200], [0.0, 1 / 250, -50 / 250], [0, 0, 1]])
+    torch.testing.assert_close(inverse_3x3(K), expected)
+    A = torch.randn(4, 5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(inverse_3x3(A), torch.linalg.inv(A))
+
+
+def test_a_lifter_stage_checkpoint_exports_no_network(tmp_path):
+    """Its encoder was never trained: exporting images -> 3D from it is refused in one line."""
+    cfg = dataclasses.replace(_tiny_config(), stage="lifter")
+    save_checkpoint(
+        model_checkpoint(build_model(cfg.model), cfg, trained={"lifter"}), tmp_path / "l.pt"
+    )
+    with pytest.raises(CheckpointError, match="encoder was never trained"):
+        main(["export", str(tmp_path / "l.pt"), "--out", str(tmp_path / "m.onnx")])
+    assert not (tmp_path / "m.onnx").exists()

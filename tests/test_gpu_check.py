@@ -1,0 +1,79 @@
+"""The CPU side of the GPU check and of the lifter-stage benchmark: the table, the no-CUDA exit,
+the floor's steps, and the throughput cases on a tiny network."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import bench_train
+import gpu_check
+
+pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
+
+
+def test_table_marks_failed_checks():
+    rows = [gpu_check.Row("CUDA tests", "3 passed"), gpu_check.Row("torchrun", "exit 1", ok=False)]
+    assert gpu_check.format_table(rows) == (
+        "| check | result | status |\n"
+        "|---|---|---|\n"
+        "| CUDA tests | 3 passed | ok |\n"
+        "| torchrun | exit 1 | **FAIL** |"
+    )
+
+
+def test_without_cuda_it_says_so_and_checks_nothing(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(gpu_check, "cuda_tests", lambda: pytest.fail("must not run"))
+    assert gpu_check.main([]) == gpu_check.NO_CUDA
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "gpu_check: no CUDA device (torch.cuda.is_available() is False); nothing checked"
+    ]
+
+
+def test_floor_makes_the_stages_optimisation_steps_and_no_other(monkeypatch):
+    """64 poses in batches of 16 for 2 epochs: 8 Adam steps in the floor and in the stage (whose
+    extra work is validation and writing), and the table reports their ratio."""
+    steps = []
+    adam_step = torch.optim.Adam.step
+
+    def counted(self, *args, **kwargs):
+        steps.append(1)
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    cfg = bench_train.lifter_config(
+        num_train=64, num_val=16, batch_size=16, epochs=2, backbone="resnet18", hidden=16,
+        val_every=1,
+    )  # fmt: skip
+    splits = bench_train.pose_splits(cfg)
+    assert bench_train.floor_seconds(cfg, splits) > 0
+    assert len(steps) == 8
+    seconds = bench_train.measure(cfg, rounds=1)
+    assert len(steps) == 8 + 2 * 8  # measure runs the floor and the stage once each
+    table = bench_train.table(cfg, seconds)
+    ratio = seconds["stage"][0] / seconds["floor"][0]
+    assert f"**{ratio:.3f}**" in table
+
+
+@pytest.mark.slow
+def test_throughput_cases_run_and_compare_with_the_bare_resnet():
+    rows = gpu_check.throughput_rows(
+        batch=2, size=32, steps=1, backbone="resnet18", device=torch.device("cpu")
+    )
+    assert [row.check for row in rows] == [
+        "bare resnet18 training step, fp32",
+        "encoder stage step, fp32",
+        "end2end stage step, fp32",
+        "bare resnet18 training step, bf16 autocast",
+        "encoder stage step, bf16 autocast",
+        "end2end stage step, bf16 autocast",
+    ]
+    for bare, *stages in (rows[:3], rows[3:]):
+        bare_rate = float(bare.result.split()[0].replace(",", ""))
+        for row in stages:
+            rate, ratio = re.match(r"([\d.,]+) img/s, ([\d.]+)x", row.result).groups()
+            # Rates are printed to 3 digits, the ratio from the unrounded rates.
+            assert float(ratio) == pytest.approx(float(rate.replace(",", "")) / bare_rate, rel=0.02)
