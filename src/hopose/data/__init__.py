@@ -104,7 +104,7 @@ def build_dataset(
             options such as ``protocol``) must agree with these arguments, and a cache that
             records no dataset name or split is refused.
         image_size: side of the square network image.
-        crop: "resize" or "square" (SPEC §6); ignored by synthetic data.
+        crop: "resize" or "square" (SPEC §6).
         num_samples: synthetic: how many to generate (required); real data: keep the first
             ``num_samples`` (None: all).
         seed: synthetic: the base seed of :func:`synthetic_split_seed`.
@@ -119,9 +119,7 @@ def build_dataset(
     if num_samples is not None and num_samples < 1:
         raise ValueError(f"num_samples: must be >= 1 or None, got {num_samples}")
     if cache is not None:
-        wanted = {"name": name, "split": split, **options}
-        if name != "synthetic":
-            wanted["crop"] = crop
+        wanted = {"name": name, "split": split, "crop": crop, **options}
         # One config names one cache for all splits: a folder of per-split caches works too.
         if (Path(cache) / split / "meta.json").is_file():
             cache = str(Path(cache) / split)
@@ -134,6 +132,7 @@ def build_dataset(
             synthetic_split_seed(seed, split),
             image_size=image_size,
             with_images=with_images,
+            crop=crop,
             **options,
         )
     else:
