@@ -12,7 +12,7 @@ from PIL import Image
 
 from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, save_checkpoint
 from hopose.cli import main
-from hopose.config import config_to_dict, load_config
+from hopose.config import load_config
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.evaluate import mean_pose_predictions, summarize
 from hopose.models import build_model
