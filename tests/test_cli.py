@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import hopose
 from hopose import ablate, demo
 from hopose.cli import main
 from hopose.train import load_model
@@ -113,3 +114,32 @@ def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
     ]
     assert "| MSE | 13.00 | 21.00 | 12.83 | 20.83 |" in table.splitlines()
     assert "| MSE + Physical loss | 12.50 | 19.50 | 12.53 | 19.09 |" in table.splitlines()
+
+
+def test_ablate_num_sizes_every_split_over_quick(monkeypatch, tmp_path):
+    calls = _fake_run(
+        monkeypatch,
+        {k: (1.0, 1.0) for k in ("graph_unet", "hand", "object", "full")},
+    )
+    args = ["ablate", "lifter", "--data", "synthetic", "--num", "40", "--quick"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    assert len(calls) == 4
+    # --quick alone gives 512 / 64 / 64 frames; --num replaces all three.
+    assert {(c.data.num_train, c.data.num_val, c.data.num_test) for c in calls} == {(40, 40, 40)}
+
+
+def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_path, capsys):
+    args = ["eval", str(tmp_path / "model.pt"), "--data", "fpha", "--out", str(tmp_path / "e")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err == "hopose eval: error: --root: evaluating on fpha needs its folder (or --cache)\n"
+    with pytest.raises(ValueError, match="--root"):
+        main(["--debug", *args])
+    assert not (tmp_path / "e").exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"hopose {hopose.__version__}\n"

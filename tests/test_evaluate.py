@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hopose import evaluate
 from hopose.cli import main
 from hopose.config import config_to_dict, load_config
 from hopose.evaluate import mean_pose_predictions, summarize
@@ -148,3 +149,16 @@ def test_predict_names_a_file_that_is_not_an_image(checkpoint, tmp_path):
     bad.write_text("not an image")
     with pytest.raises(ValueError, match=r"notes\.jpg"):
         main(["predict", str(checkpoint), str(bad), "--out", str(tmp_path / "out")])
+
+
+def test_eval_of_an_empty_split_is_refused_and_writes_nothing(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(evaluate, "build_split", lambda data, split, with_images: [])
+    out = tmp_path / "eval"
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "8", "--out", str(out)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        "hopose eval: error: split: synthetic 'test' at seed 0 has no frames to evaluate\n"
+    )
+    assert not out.exists()

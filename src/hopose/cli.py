@@ -3,12 +3,24 @@
 Each sub-command is a function decorated with :func:`subcommand` that adds its argparse
 sub-parser and sets ``func`` to a handler; handlers import their implementation lazily so that
 ``hopose --help`` stays fast.
+
+Errors: hopose's own errors about bad input (config, checkpoint, dataset files, arguments) are
+:class:`ValueError` subclasses whose message names the file or field; missing or unwritable
+files are :class:`OSError`. :func:`main` prints either as one line on stderr and exits with 1;
+``--debug`` shows the traceback instead. Progress bars draw only when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
+
+from hopose import __version__
+
+# Errors reported as one line (see the module docstring); anything else is a bug and shows its
+# traceback.
+USER_ERRORS = (ValueError, OSError)
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -23,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hopose",
         description="Joint 3D hand-object pose estimation with a physical affinity loss.",
+    )
+    parser.add_argument("--version", action="version", version=f"hopose {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error instead of one line"
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for register in _REGISTRY:
@@ -105,6 +121,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from hopose.evaluate import eval_data_config, run_eval
 
+    if args.data != "synthetic" and args.root is None and args.cache is None:
+        raise ValueError(f"--root: evaluating on {args.data} needs its folder (or --cache)")
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
         split=args.split, num=args.num,
@@ -157,7 +175,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        quick=args.quick, init=args.init,
+        num=args.num, quick=args.quick, init=args.init,
     )  # fmt: skip
     print(table)
     return 0
@@ -289,9 +307,20 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (YAML and some library messages span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"hopose {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
