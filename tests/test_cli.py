@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 import hopose
 from hopose import ablate, demo
 from hopose.cli import main
+from hopose.configs import CONFIG_DIR, find_config
 from hopose.train import load_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -143,3 +145,15 @@ def test_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"hopose {hopose.__version__}\n"
+
+
+def test_shipped_configs_are_found_by_name_or_path(tmp_path, monkeypatch):
+    assert find_config("fpha/lifter") == CONFIG_DIR / "fpha" / "lifter.yaml"
+    assert find_config("synthetic/end2end.yaml") == CONFIG_DIR / "synthetic" / "end2end.yaml"
+    # A file of that name in the working folder is the user's own config and wins.
+    (tmp_path / "fpha").mkdir()
+    (tmp_path / "fpha" / "lifter.yaml").write_text("stage: lifter\n")
+    monkeypatch.chdir(tmp_path)
+    assert find_config("fpha/lifter.yaml") == Path("fpha/lifter.yaml")
+    with pytest.raises(FileNotFoundError, match=r"fpha/lifter2 \(neither a file nor one of .*"):
+        find_config("fpha/lifter2")

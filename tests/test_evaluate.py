@@ -13,12 +13,12 @@ from PIL import Image
 from hopose import evaluate
 from hopose.cli import main
 from hopose.config import config_to_dict, load_config
+from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.evaluate import mean_pose_predictions, summarize
 from hopose.models import build_model
 from hopose.predict import fit_intrinsics
 from hopose.train import save_checkpoint
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
 

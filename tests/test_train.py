@@ -12,10 +12,10 @@ import torch
 import torch.multiprocessing as mp
 
 from hopose.config import TrainConfig, config_from_dict, load_config
+from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.models import build_model
 from hopose.train import load_checkpoint, load_model, save_checkpoint, train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
 

@@ -2,9 +2,10 @@
 
 - ``lifter`` (Table 2): each lifter, the HOPE-Net Adaptive Graph U-Net and the context-aware
   lifter with the hand sub-graph only, the object sub-graph only and both, trained with the
-  stage-1 config (``configs/<data>/lifter.yaml``) on ground-truth 2D and evaluated on the test
-  split with ground-truth 2D. A variant without a part reports "–" for it, as the paper does.
-- ``physics`` (Table 3): the end-to-end stage (``configs/<data>/end2end.yaml``) fine-tuned twice
+  shipped stage-1 config (``<data>/lifter``, :mod:`hopose.configs`) on ground-truth 2D and
+  evaluated on the test split with ground-truth 2D. A variant without a part reports "–" for
+  it, as the paper does.
+- ``physics`` (Table 3): the end-to-end stage (``<data>/end2end``) fine-tuned twice
   from the same stage-2 checkpoint, with MSE alone and with MSE + the physical affinity loss,
   evaluated from the images on the test split. The stage-2 checkpoint is ``init`` when given
   (e.g. ``runs/demo/encoder/best.pt``), else stages 1–2 are trained first.
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from hopose.config import DataConfig, load_config
-from hopose.demo import STAGES, config_path, markdown_table, train_stages
+from hopose.configs import config_path
+from hopose.demo import STAGES, markdown_table, train_stages
 from hopose.evaluate import run_eval
 from hopose.train import train
 

@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 @subcommand
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one stage from a YAML config")
-    parser.add_argument("config", help="YAML config, e.g. configs/synthetic/lifter.yaml")
+    parser.add_argument(
+        "config", help="a YAML file, or a shipped config by name, e.g. synthetic/lifter"
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)",
@@ -64,9 +66,11 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from hopose.config import load_config
+    from hopose.configs import find_config
     from hopose.train import train
 
-    result = train(load_config(args.config, args.overrides), args.out, resume=args.resume)
+    cfg = load_config(find_config(args.config), args.overrides)
+    result = train(cfg, args.out, resume=args.resume)
     if result.rank == 0:
         print(f"best validation error {result.best:.3f} at epoch {result.best_epoch}")
     return 0
