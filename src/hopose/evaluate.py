@@ -59,7 +59,8 @@ def predict_split(
         model: the network, already on ``device``.
         dataset: records (SPEC §6); with ``gt_2d`` they need no images.
         gt_2d: feed the ground-truth 2D keypoints (B, 29, 2) to the lifter instead of running
-            the image encoder; the predicted 2D is then the ground truth.
+            the image encoder; the predicted 2D is then the ground truth. Either way the lifter
+            reads each frame's K.
         batch_size: frames per forward pass.
         device: where the model lives.
 
@@ -79,9 +80,9 @@ def predict_split(
         for batch in progress:
             if gt_2d:
                 kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)  # (B, 29, 2)
-                out = {"kp2d": kp2d, **model.lifter(kp2d.to(device))}
+                out = {"kp2d": kp2d, **model.lifter(kp2d.to(device), batch["K"].to(device))}
             else:
-                out = model(batch["image"].to(device))
+                out = model(batch["image"].to(device), batch["K"].to(device))
             hand_3d, obj_3d = _split_nodes(out["kp3d"])
             hand_2d, obj_2d = _split_nodes(out["kp2d"])
             pred = {"hand_3d": hand_3d, "obj_3d": obj_3d, "hand_2d": hand_2d, "obj_2d": obj_2d}
