@@ -140,6 +140,17 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _camera_values(text: str) -> tuple[float, ...]:
+    """``--K fx,fy,cx,cy`` as four floats."""
+    try:
+        values = tuple(float(value) for value in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy (four numbers), got {text!r}")
+    return values
+
+
 @subcommand
 def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -147,14 +158,26 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
     parser.add_argument("images", nargs="+", help="JPEG or PNG files")
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument(
+        "--K", type=_camera_values, metavar="FX,FY,CX,CY",
+        help="the photos' intrinsics in pixels of the upright full-size photo",
+    )  # fmt: skip
+    camera.add_argument(
+        "--fov", type=float, metavar="DEG", help="the photos' horizontal field of view (degrees)"
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
+    parser.epilog = (
+        "Without --K or --fov the camera comes from the EXIF focal length, else a 26 mm "
+        "(35 mm-equivalent) lens is assumed; the JSON says which."
+    )
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from hopose.predict import predict_images
 
-    for path in predict_images(args.checkpoint, args.images, args.out):
+    for path in predict_images(args.checkpoint, args.images, args.out, K=args.K, fov=args.fov):
         print(path)
     return 0
 

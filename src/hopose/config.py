@@ -22,9 +22,6 @@ from typing import Any
 
 import yaml
 
-from hopose.data import DATASETS
-from hopose.models.encoder import BACKBONES
-
 STAGES = ("lifter", "encoder", "end2end")
 
 
@@ -74,7 +71,6 @@ class DataConfig:
     """Extra keyword arguments passed to the dataset's constructor."""
 
     def __post_init__(self) -> None:
-        _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         for name in ("num_train", "num_val", "num_test"):
@@ -102,10 +98,6 @@ class ModelConfig:
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 
     def __post_init__(self) -> None:
-        _require(
-            self.backbone in BACKBONES,
-            f"model.backbone must be one of {BACKBONES}, got {self.backbone!r}",
-        )
         _require(
             self.lifter in ("context", "graph_unet"),
             f"model.lifter must be 'context' or 'graph_unet', got {self.lifter!r}",
