@@ -76,7 +76,9 @@ def _data_overrides(
     overrides += [f"data.cache={cache}"] if cache else []
     overrides += [f"data.seed={seed}"] if seed is not None else []
     overrides += (
-        [f"data.{key}={num}" for key in ("num_train", "num_val", "num_test")] if num else []
+        [f"data.{key}={num}" for key in ("num_train", "num_val", "num_test")]
+        if num is not None
+        else []
     )
     return overrides
 
