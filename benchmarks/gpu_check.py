@@ -106,7 +106,7 @@ def torchrun_smoke(stage: str, extra: Sequence[str], folder: Path) -> Row:
     out = folder / f"torchrun_{stage}"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-        "-m", "hopose.cli", "train", str(ROOT / "configs" / "synthetic" / f"{stage}.yaml"),
+        "-m", "hopose.cli", "train", f"synthetic/{stage}",
         "--out", str(out), *(f"--set={item}" for item in [*TINY, *extra]),
     ]  # fmt: skip
     ok, last = _run(command, timeout=900)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+import hopose
 from hopose import ablate, demo
 from hopose.checkpoint import load_model
 from hopose.cli import main
+from hopose.configs import CONFIG_DIR, find_config
 from tiny_runs import TINY
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -101,3 +104,44 @@ def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
     ]
     assert "| MSE | 13.00 | 21.00 | 12.83 | 20.83 |" in table.splitlines()
     assert "| MSE + Physical loss | 12.50 | 19.50 | 12.53 | 19.09 |" in table.splitlines()
+
+
+def test_ablate_num_sizes_every_split_over_quick(monkeypatch, tmp_path):
+    calls = _fake_run(
+        monkeypatch,
+        {k: (1.0, 1.0) for k in ("graph_unet", "hand", "object", "full")},
+    )
+    args = ["ablate", "lifter", "--data", "synthetic", "--num", "40", "--quick"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    assert len(calls) == 4
+    # --quick alone gives 512 / 64 / 64 frames; --num replaces all three.
+    assert {(c.data.num_train, c.data.num_val, c.data.num_test) for c in calls} == {(40, 40, 40)}
+
+
+def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_path, capsys):
+    args = ["eval", str(tmp_path / "model.pt"), "--data", "fpha", "--out", str(tmp_path / "e")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err == "hopose eval: error: --root: evaluating on fpha needs its folder (or --cache)\n"
+    with pytest.raises(ValueError, match="--root"):
+        main(["--debug", *args])
+    assert not (tmp_path / "e").exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"hopose {hopose.__version__}\n"
+
+
+def test_shipped_configs_are_found_by_name_or_path(tmp_path, monkeypatch):
+    assert find_config("fpha/lifter") == CONFIG_DIR / "fpha" / "lifter.yaml"
+    assert find_config("synthetic/end2end.yaml") == CONFIG_DIR / "synthetic" / "end2end.yaml"
+    # A file of that name in the working folder is the user's own config and wins.
+    (tmp_path / "fpha").mkdir()
+    (tmp_path / "fpha" / "lifter.yaml").write_text("stage: lifter\n")
+    monkeypatch.chdir(tmp_path)
+    assert find_config("fpha/lifter.yaml") == Path("fpha/lifter.yaml")
+    with pytest.raises(FileNotFoundError, match=r"fpha/lifter2 \(neither a file nor one of .*"):
+        find_config("fpha/lifter2")

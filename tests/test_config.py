@@ -13,8 +13,8 @@ from hopose.config import (
     config_to_dict,
     load_config,
 )
+from hopose.configs import CONFIG_DIR as CONFIGS
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 REAL = ("obman", "fpha")
 
 

@@ -10,15 +10,17 @@ import pytest
 import torch
 from PIL import Image
 
+from hopose import evaluate, predict
 from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.config import load_config
+from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.evaluate import mean_pose_predictions, summarize
+from hopose.geometry import project_points, scale_intrinsics, unproject_points
 from hopose.models import build_model
-from hopose.predict import fit_intrinsics
+from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
 
@@ -71,15 +73,6 @@ def test_mean_pose_baseline_predicts_the_mean_everywhere():
         predictions, predictions["gt_hand_3d"].mean(0), predictions["gt_obj_3d"].mean(0)
     )
     assert summarize(centred)["hand_mean_mm"] < summarize(baseline)["hand_mean_mm"]
-
-
-def test_fit_intrinsics_recovers_the_camera():
-    K = torch.tensor([[800.0, 0, 320], [0, 900, 240], [0, 0, 1]], dtype=torch.float64)
-    points = torch.randn(29, 3, dtype=torch.float64) * 50 + torch.tensor(
-        [0, 0, 500.0], dtype=torch.float64
-    )
-    pixels = (points @ K.T)[:, :2] / points[:, 2:]
-    assert torch.allclose(fit_intrinsics(points, pixels), K, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -159,26 +152,129 @@ def test_a_checkpoint_of_the_pixel_input_lifter_is_refused(checkpoint, tmp_path)
         load_model(old)
 
 
-def test_predict_command_on_a_full_hd_jpeg_and_a_small_png(checkpoint, tmp_path):
+def _predict(checkpoint, images, out, *options) -> list[dict]:
+    args = ["predict", str(checkpoint), *map(str, images), *options, "--out", str(out)]
+    assert main(args) == 0
+    return [json.loads(path.read_text()) for path in sorted(out.glob("*.json"))]
+
+
+def test_predict_feeds_the_network_the_resized_photo_and_scales_2d_back(checkpoint, tmp_path):
     rng = np.random.default_rng(0)
-    photo = tmp_path / "photo.jpg"
-    Image.fromarray(rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8)).save(photo)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)).save(photo)
     small = tmp_path / "small.png"
     Image.fromarray(rng.integers(0, 255, (50, 70, 4), dtype=np.uint8), mode="RGBA").save(small)
-    out = tmp_path / "out"
-    assert main(["predict", str(checkpoint), str(photo), str(small), "--out", str(out)]) == 0
-    for stem, size in (("photo", (1920, 1080)), ("small", (70, 50))):
-        result = json.loads((out / f"{stem}.json").read_text())
-        assert result["size"] == list(size)
-        assert np.asarray(result["hand_2d"]).shape == (21, 2)
-        assert np.asarray(result["obj_3d"]).shape == (8, 3)
-        assert len(result["contacts_3d"]) == len(result["contacts_2d"])
-        with Image.open(out / f"{stem}_overlay.png") as overlay:
-            assert overlay.size == size
+    (result, small_result) = _predict(checkpoint, [photo, small], tmp_path / "out", "--fov", "60")
+    # What predict must do, step by step: the whole 160x90 photo resized to the 32 px input,
+    # the camera (f = 80 / tan 30° = 138.56 px, centre (80, 45)) scaled by 32/160 and 32/90,
+    # the 2D scaled back by 160/32 = 5 and 90/32 = 2.8125.
+    model, _ = load_model(checkpoint)
+    model.eval()
+    pixels = np.array(Image.open(photo).convert("RGB").resize((32, 32), Image.BILINEAR))
+    f = 80 / np.tan(np.radians(30))
+    K = torch.tensor([[f, 0, 80.0], [0, f, 45.0], [0, 0, 1]], dtype=torch.float64)
+    with torch.inference_mode():
+        out = model(
+            torch.from_numpy(pixels).permute(2, 0, 1)[None],
+            scale_intrinsics(K, 32 / 160, 32 / 90)[None].float(),
+        )
+    expected_2d = out["kp2d"][0].double() * torch.tensor([5.0, 2.8125])
+    assert result["size"] == [160, 90] and result["camera"]["source"] == "--fov"
+    np.testing.assert_allclose(result["camera"]["K"], K.numpy())
+    np.testing.assert_allclose(result["hand_2d"], expected_2d[:21].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(result["obj_3d"], out["kp3d"][0, 21:].numpy(), rtol=1e-5)
+    assert small_result["size"] == [70, 50]
+    for item in (result, small_result):
+        assert len(item["contacts_3d"]) == len(item["contacts_2d"])
+        with Image.open(tmp_path / "out" / item["overlay"]) as overlay:
+            assert overlay.size == tuple(item["size"]) and overlay.format == "JPEG"
 
 
-def test_predict_names_a_file_that_is_not_an_image(checkpoint, tmp_path):
+class RayLifter(torch.nn.Module):
+    """A lifter exact for its camera: every keypoint 500 mm deep on its viewing ray."""
+
+    def forward(self, kp2d: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        kp3d = unproject_points(kp2d, kp2d.new_full(kp2d.shape[:-1], 500.0), K)
+        return {"kp3d_init": kp3d, "kp3d": kp3d}
+
+
+@pytest.mark.parametrize("camera", [["--fov", "75"], ["--K", "300,280,70,41"]], ids=["fov", "K"])
+def test_predicted_3d_projects_through_the_camera_onto_the_2d(
+    checkpoint, tmp_path, monkeypatch, camera
+):
+    def load_with_ray_lifter(path):
+        model, cfg = load_model(path)
+        model.lifter = RayLifter()
+        return model, cfg
+
+    monkeypatch.setattr(predict, "load_model", load_with_ray_lifter)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (90, 160, 3), np.uint8)).save(photo)
+    (result,) = _predict(checkpoint, [photo], tmp_path / "out", *camera)
+    K = torch.tensor(result["camera"]["K"], dtype=torch.float64)
+    if camera[0] == "--K":
+        assert K.tolist() == [[300, 0, 70], [0, 280, 41], [0, 0, 1]]
+    for part in ("hand", "obj"):
+        projected = project_points(torch.tensor(result[f"{part}_3d"], dtype=K.dtype), K)
+        np.testing.assert_allclose(projected.numpy(), result[f"{part}_2d"], atol=1e-3)
+
+
+def test_photos_with_the_same_name_keep_their_own_outputs(checkpoint, tmp_path):
+    rng = np.random.default_rng(2)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        pixels = rng.integers(0, 255, (40, 60, 3), np.uint8)
+        Image.fromarray(pixels).save(tmp_path / folder / "photo.png")
+    paths = [tmp_path / "a" / "photo.png", tmp_path / "b" / "photo.png"]
+    _predict(checkpoint, paths, tmp_path / "out")
+    results = [
+        json.loads((tmp_path / "out" / f"{n}.json").read_text()) for n in ("photo", "photo-2")
+    ]
+    assert [r["image"] for r in results] == [str(p) for p in paths]
+    assert [r["overlay"] for r in results] == ["photo_overlay.jpg", "photo-2_overlay.jpg"]
+    assert results[0]["hand_2d"] != results[1]["hand_2d"]
+
+
+def test_exif_camera_and_orientation_reach_the_outputs(checkpoint, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 60x40, shown turned 90°: 40 wide, 60 high
+    exif.get_ifd(EXIF_IFD)[FOCAL_LENGTH_35MM] = 52
+    Image.new("RGB", (60, 40), "white").save(tmp_path / "p.jpg", exif=exif)
+    (result,) = _predict(checkpoint, [tmp_path / "p.jpg"], tmp_path / "out")
+    # 52 mm equivalent: f = 52 * hypot(40, 60) / hypot(36, 24) = 52 * 72.11 / 43.27 = 86.67 px.
+    assert result["size"] == [40, 60]
+    assert result["camera"]["source"] == "exif FocalLengthIn35mmFilm"
+    assert result["camera"]["K"][0][0] == pytest.approx(52 * np.hypot(40, 60) / np.hypot(36, 24))
+
+
+def test_predict_names_a_file_that_is_not_an_image(checkpoint, tmp_path, capsys):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
-    with pytest.raises(ValueError, match=r"notes\.jpg"):
-        main(["predict", str(checkpoint), str(bad), "--out", str(tmp_path / "out")])
+    assert main(["predict", str(checkpoint), str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.startswith(f"hopose predict: error: {bad}: not a readable image")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_predict_on_a_full_disk_names_the_file_and_leaves_no_json(checkpoint, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (60, 40), "white").save(photo)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".photo.tmp.json").symlink_to("/dev/full")  # the JSON's temporary file: ENOSPC
+    assert main(["predict", str(checkpoint), str(photo), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hopose predict: error: [Errno 28] cannot write (No space left")
+    assert str(out / "photo.json") in err and not (out / "photo.json").exists()
+
+
+def test_eval_of_an_empty_split_is_refused_and_writes_nothing(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(evaluate, "build_split", lambda data, split, with_images: [])
+    out = tmp_path / "eval"
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "8", "--out", str(out)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        "hopose eval: error: split: synthetic 'test' at seed 0 has no frames to evaluate\n"
+    )
+    assert not out.exists()

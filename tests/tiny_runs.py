@@ -3,11 +3,8 @@ graph layers, a handful of samples, one epoch."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hopose.config import TrainConfig, load_config
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from hopose.configs import CONFIG_DIR as CONFIGS
 
 TINY: list[str] = [
     "data.image_size=32",
@@ -21,10 +18,10 @@ TINY: list[str] = [
     "optim.epochs=1",
     "optim.val_every=1",
 ]
-"""Overrides that shrink any stage of ``configs/synthetic``, validating and writing checkpoints
-every epoch."""
+"""Overrides that shrink any stage of the shipped ``synthetic`` configs, validating and writing
+checkpoints every epoch."""
 
 
 def tiny(stage: str, *extra: str) -> TrainConfig:
-    """``configs/synthetic/<stage>.yaml`` shrunk by :data:`TINY`, then ``extra`` overrides."""
+    """The shipped ``synthetic/<stage>`` config shrunk by :data:`TINY`, then ``extra`` overrides."""
     return load_config(CONFIGS / "synthetic" / f"{stage}.yaml", [*TINY, *extra])

@@ -2,9 +2,10 @@
 
 - ``lifter`` (Table 2): each lifter, the HOPE-Net Adaptive Graph U-Net and the context-aware
   lifter with the hand sub-graph only, the object sub-graph only and both, trained with the
-  stage-1 config (``configs/<data>/lifter.yaml``) on ground-truth 2D and evaluated on the test
-  split with ground-truth 2D. A variant without a part reports "–" for it, as the paper does.
-- ``physics`` (Table 3): the end-to-end stage (``configs/<data>/end2end.yaml``) fine-tuned twice
+  shipped stage-1 config (``<data>/lifter``, :mod:`hopose.configs`) on ground-truth 2D and
+  evaluated on the test split with ground-truth 2D. A variant without a part reports "–" for
+  it, as the paper does.
+- ``physics`` (Table 3): the end-to-end stage (``<data>/end2end``) fine-tuned twice
   from the same stage-2 checkpoint, with MSE alone and with MSE + the physical affinity loss,
   evaluated from the images on the test split. The stage-2 checkpoint is ``init`` when given
   (e.g. ``runs/demo/encoder/best.pt``), else stages 1–2 are trained first.
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from hopose.config import DataConfig, load_config
-from hopose.demo import config_path, markdown_table, train_stages
+from hopose.configs import config_path
+from hopose.demo import STAGES, markdown_table, train_stages
 from hopose.evaluate import run_eval
 from hopose.train import train
 
@@ -67,10 +69,17 @@ def _table(first_column: str, rows: list[dict[str, Any]]) -> str:
     return markdown_table(header, body)
 
 
-def _data_overrides(root: str | None, cache: str | None, seed: int | None) -> list[str]:
+def _data_overrides(
+    root: str | None, cache: str | None, seed: int | None, num: int | None
+) -> list[str]:
     overrides = [f"data.root={root}"] if root else []
     overrides += [f"data.cache={cache}"] if cache else []
     overrides += [f"data.seed={seed}"] if seed is not None else []
+    overrides += (
+        [f"data.{key}={num}" for key in ("num_train", "num_val", "num_test")]
+        if num is not None
+        else []
+    )
     return overrides
 
 
@@ -92,11 +101,7 @@ def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dic
 
 
 def ablate_physics(
-    dataset: str,
-    out_dir: Path,
-    overrides: list[str],
-    stage_overrides: dict[str, list[str]],
-    init: str | None,
+    dataset: str, out_dir: Path, stage_overrides: dict[str, list[str]], init: str | None
 ) -> list[dict[str, Any]]:
     """Fine-tune end to end with and without the physical loss (Table 3); one row each."""
     if init is None:
@@ -107,7 +112,7 @@ def ablate_physics(
         run_dir = out_dir / name.lower().replace(" + ", "_").replace(" ", "_")
         cfg = load_config(
             config_path(dataset, "end2end"),
-            [*overrides, *stage_overrides.get("end2end", []), *extra, f"init_from={init}"],
+            [*stage_overrides["end2end"], *extra, f"init_from={init}"],
         )
         result = train(cfg, run_dir)
         summary = _evaluate(result.checkpoint, cfg.data, run_dir / "eval", gt_2d=False)
@@ -131,20 +136,26 @@ def run_ablation(
     root: str | None = None,
     cache: str | None = None,
     seed: int | None = None,
+    num: int | None = None,
     quick: bool = False,
     init: str | None = None,
 ) -> str:
-    """Run one study ("lifter" or "physics"), write its table and numbers; returns the table."""
+    """Run one study ("lifter" or "physics"), write its table and numbers; returns the table.
+
+    ``num`` sets the frames of every split (synthetic: generated; real data: a cap); it wins
+    over ``quick``'s sizes.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    overrides = _data_overrides(root, cache, seed)
-    stage_overrides = QUICK_OVERRIDES if quick else {}
+    overrides = _data_overrides(root, cache, seed, num)
+    quick_overrides = QUICK_OVERRIDES if quick else {}
+    stage_overrides = {stage: [*quick_overrides.get(stage, []), *overrides] for stage in STAGES}
     if study == "lifter":
-        rows = ablate_lifter(data, out_dir, overrides + stage_overrides.get("lifter", []))
+        rows = ablate_lifter(data, out_dir, stage_overrides["lifter"])
         title = f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split"
         first_column = "Network"
     elif study == "physics":
-        rows = ablate_physics(data, out_dir, overrides, stage_overrides, init)
+        rows = ablate_physics(data, out_dir, stage_overrides, init)
         title = f"Table 3 layout: mean 3D error (mm) from the images, {data} test split"
         first_column = "Loss function"
     else:

@@ -3,12 +3,24 @@
 Each sub-command is a function decorated with :func:`subcommand` that adds its argparse
 sub-parser and sets ``func`` to a handler; handlers import their implementation lazily so that
 ``hopose --help`` stays fast.
+
+Errors: hopose's own errors about bad input (config, checkpoint, dataset files, arguments) are
+:class:`ValueError` subclasses whose message names the file or field; missing or unwritable
+files are :class:`OSError`. :func:`main` prints either as one line on stderr and exits with 1;
+``--debug`` shows the traceback instead. Progress bars draw only when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
+
+from hopose import __version__
+
+# Errors reported as one line (see the module docstring); anything else is a bug and shows its
+# traceback.
+USER_ERRORS = (ValueError, OSError)
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -24,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hopose",
         description="Joint 3D hand-object pose estimation with a physical affinity loss.",
     )
+    parser.add_argument("--version", action="version", version=f"hopose {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error instead of one line"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for register in _REGISTRY:
         register(subparsers)
@@ -36,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 @subcommand
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one stage from a YAML config")
-    parser.add_argument("config", help="YAML config, e.g. configs/synthetic/lifter.yaml")
+    parser.add_argument(
+        "config", help="a YAML file, or a shipped config by name, e.g. synthetic/lifter"
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)",
@@ -48,9 +66,11 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from hopose.config import load_config
+    from hopose.configs import find_config
     from hopose.train import train
 
-    result = train(load_config(args.config, args.overrides), args.out, resume=args.resume)
+    cfg = load_config(find_config(args.config), args.overrides)
+    result = train(cfg, args.out, resume=args.resume)
     if result.rank == 0:
         print(f"best validation error {result.best:.3f} at epoch {result.best_epoch}")
     return 0
@@ -127,6 +147,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from hopose.evaluate import eval_data_config, run_eval
 
+    if args.data != "synthetic" and args.root is None and args.cache is None:
+        raise ValueError(f"--root: evaluating on {args.data} needs its folder (or --cache)")
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
         split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
@@ -140,6 +162,17 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _camera_values(text: str) -> tuple[float, ...]:
+    """``--K fx,fy,cx,cy`` as four floats."""
+    try:
+        values = tuple(float(value) for value in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy (four numbers), got {text!r}")
+    return values
+
+
 @subcommand
 def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -147,14 +180,26 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
     parser.add_argument("images", nargs="+", help="JPEG or PNG files")
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument(
+        "--K", type=_camera_values, metavar="FX,FY,CX,CY",
+        help="the photos' intrinsics in pixels of the upright full-size photo",
+    )  # fmt: skip
+    camera.add_argument(
+        "--fov", type=float, metavar="DEG", help="the photos' horizontal field of view (degrees)"
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
+    parser.epilog = (
+        "Without --K or --fov the camera comes from the EXIF focal length, else a 26 mm "
+        "(35 mm-equivalent) lens is assumed; the JSON says which."
+    )
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from hopose.predict import predict_images
 
-    for path in predict_images(args.checkpoint, args.images, args.out):
+    for path in predict_images(args.checkpoint, args.images, args.out, K=args.K, fov=args.fov):
         print(path)
     return 0
 
@@ -179,7 +224,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        quick=args.quick, init=args.init,
+        num=args.num, quick=args.quick, init=args.init,
     )  # fmt: skip
     print(table)
     return 0
@@ -350,9 +395,20 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (YAML and some library messages span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"hopose {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

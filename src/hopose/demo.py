@@ -1,8 +1,9 @@
 """The demo: the three training stages on synthetic data, then an evaluation on an unseen split.
 
-``hopose demo --out DIR`` trains, in order, the configs ``configs/synthetic/{lifter, encoder,
-end2end}.yaml`` (each stage starting from the previous one's best checkpoint), then evaluates on
-the synthetic ``test`` split, a random stream no training or validation sample comes from:
+``hopose demo --out DIR`` trains, in order, the shipped configs ``synthetic/{lifter, encoder,
+end2end}`` (:mod:`hopose.configs`), each stage starting from the previous one's best checkpoint,
+then evaluates on the synthetic ``test`` split, a random stream no training or validation sample
+comes from:
 
 - the stage-1 lifter and the final model fed ground-truth 2D (the paper's Table 2 protocol);
 - the final model from the images (the whole pipeline);
@@ -31,12 +32,12 @@ import numpy as np
 
 from hopose.checkpoint import load_checkpoint
 from hopose.config import load_config
+from hopose.configs import config_path
 from hopose.evaluate import mean_pose_predictions, run_eval, summarize
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
 from hopose.train import train
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=2000", "data.num_val=200", "optim.epochs=32", "optim.step_size=22"],
@@ -57,14 +58,6 @@ COLUMNS = (
     ("object_2d_auc_0_80", "object 2D AUC 0-80 px"),
     ("hand_procrustes_mm", "hand PA mm"),
 )
-
-
-def config_path(dataset: str, stage: str) -> Path:
-    """``configs/<dataset>/<stage>.yaml`` of the source tree, with a clear error if absent."""
-    path = CONFIG_DIR / dataset / f"{stage}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"config not found: {path} (run hopose from a source checkout)")
-    return path
 
 
 def train_stages(

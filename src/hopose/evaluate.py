@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig
 from hopose.data import collate_samples
+from hopose.files import write_atomic, write_text
 from hopose.metrics import per_frame_error
 from hopose.models import HoposeNet
 from hopose.plausibility import reduce_plausibility
@@ -73,8 +75,10 @@ def predict_split(
     def keep(name: str, value: np.ndarray) -> None:
         chunks.setdefault(name, []).append(value)
 
+    # disable=None: a bar on a terminal, nothing in a log file.
+    progress = tqdm(loader, desc="eval", unit="batch", disable=None, leave=False)
     with torch.inference_mode():
-        for batch in loader:
+        for batch in progress:
             if gt_2d:
                 kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)  # (B, 29, 2)
                 out = {"kp2d": kp2d, **model.lifter(kp2d.to(device), batch["K"].to(device))}
@@ -199,11 +203,14 @@ def run_eval(
     """
     model, _ = load_model(checkpoint, from_images=not gt_2d)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
     dataset = build_split(data, split, with_images=not gt_2d)
+    if len(dataset) == 0:
+        where = data.cache or data.root or f"seed {data.seed}"
+        raise ValueError(f"split: {data.name} {split!r} at {where} has no frames to evaluate")
     predictions = predict_split(model, dataset, gt_2d=gt_2d, batch_size=batch_size, device=device)
-    np.savez_compressed(out_dir / "predictions.npz", **predictions)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
     protocol = "ground-truth 2D to the lifter" if gt_2d else f"from the images ({data.crop})"
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
     columns = frame_metrics(predictions)
@@ -215,7 +222,7 @@ def run_eval(
         "split": split,
         "checkpoint": str(checkpoint),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     if report:
         write_report(
             out_dir,

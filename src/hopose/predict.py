@@ -1,132 +1,154 @@
-"""Prediction on image files of any size: keypoints, contacts, and an overlay per image.
+"""Prediction on photos of any size: keypoints, contacts and an overlay per image.
 
-Each image is resized as a whole to the network's square input (the ``resize`` geometry of
-SPEC §6, aspect not kept), so 2D keypoints come back to the original pixels by scaling x and y
-separately. The lifter is given FPHA's colour camera resized the same way (the camera of the
-synthetic and FPHA configs), so the 3D keypoints, in mm, are the pose that camera would have
-seen.
+Each photo is read upright, as 8-bit RGB, at a bounded working size (:func:`hopose.photo.
+read_photo`) and resized as a whole to the network's square input (the ``resize`` geometry of
+docs/conventions.md, aspect not kept). Its camera (:func:`hopose.photo.photo_camera`: ``--K``,
+``--fov``, the EXIF focal length or the default) is resized the same way and given to the
+lifter, so the 3D keypoints, in mm, are in that camera's frame; the 2D keypoints come back to
+the full-size photo's pixels by scaling x and y separately. The valid contact points of the
+physical affinity loss (paper §3.3) are drawn by projecting them with the same camera.
 
-To draw the 3D contact points on the photo, the pinhole camera (fx, fy, cx, cy) that best maps
-the predicted 3D keypoints onto the predicted 2D ones is fitted by linear least squares
-(u = fx X/Z + cx and v = fy Y/Z + cy are linear in the four unknowns) and the contacts are
-projected with it.
-
-Outputs per image ``<stem>.json`` with ``hand_2d`` (21, 2) and ``obj_2d`` (8, 2) in the
-original image's pixels, ``hand_3d`` (21, 3) and ``obj_3d`` (8, 3) in mm, ``contacts_3d`` and
-``contacts_2d`` (the valid contact points of SPEC §2) and ``K_fit``; and ``<stem>_overlay.png``.
+Outputs per image, under a name unique among the inputs (``photo``, then ``photo-2`` for a second
+``photo.jpg`` from another folder): ``<name>.json`` with ``image`` (the input path), ``size``
+(upright width, height), ``camera`` (``source`` and ``K``, (3, 3) in the photo's pixels),
+``hand_2d`` (21, 2) and ``obj_2d`` (8, 2) in those pixels, ``hand_3d`` (21, 3) and ``obj_3d``
+(8, 3) in mm, ``contacts_3d`` and ``contacts_2d``; and ``<name>_overlay.jpg``, the photo at its
+working size (longest side at most :data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box
+in orange and the contacts in gold, lines :data:`LINE_WIDTH_FRACTION` of its longest side wide.
+Each file is written whole or not at all (:mod:`hopose.files`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
-from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
+from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points, scale_intrinsics
+from hopose.models import HoposeNet
+from hopose.photo import Camera, Photo, photo_camera, read_photo
 from hopose.physics import contact_points
-from hopose.skeleton import NUM_JOINTS
+from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
+
+LINE_WIDTH_FRACTION = 1 / 400
+"""Overlay line width as a fraction of the overlay's longest side (about 5 px at 1920)."""
+MIN_LINE_WIDTH = 2
+JPEG_QUALITY = 90
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """Open a JPEG/PNG as RGB, with an error naming the file when it is not an image."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from None
+def output_names(paths: Sequence[str | Path]) -> list[str]:
+    """One output name per input, unique: the file's stem, then ``stem-2``, ``stem-3``..."""
+    used: set[str] = set()
+    names = []
+    for path in paths:
+        stem = Path(path).stem
+        name, k = stem, 1
+        while name in used:
+            k += 1
+            name = f"{stem}-{k}"
+        used.add(name)
+        names.append(name)
+    return names
 
 
-def fit_intrinsics(points_3d: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """Least-squares pinhole intrinsics mapping points to pixels.
+def draw_overlay(
+    image: Image.Image, hand_2d: np.ndarray, obj_2d: np.ndarray, contacts_2d: np.ndarray
+) -> Image.Image:
+    """The hand (21, 2), box (8, 2) and contacts (M, 2), in ``image``'s pixels, drawn on a copy."""
+    overlay = image.copy()
+    draw = ImageDraw.Draw(overlay)
+    width = max(MIN_LINE_WIDTH, round(max(overlay.size) * LINE_WIDTH_FRACTION))
+    radius = width
+    for points, edges, colour in (
+        (obj_2d, BOX_EDGES, viz.OBJECT_COLOUR["pred"]),
+        (hand_2d, HAND_BONES, viz.HAND_COLOUR["pred"]),
+    ):
+        for i, j in edges:
+            draw.line([tuple(points[i]), tuple(points[j])], fill=colour, width=width)
+        for x, y in points:
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
+    for x, y in contacts_2d:
+        r = 2 * radius
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=viz.CONTACT_COLOUR, outline="black")
+    return overlay
 
-    Args:
-        points_3d: (M, 3) points in front of the camera (z > 0).
-        pixels: (M, 2) their image positions.
 
-    Returns:
-        (3, 3) K with fx, fy, cx, cy fitted and no skew.
-    """
-    normalised = points_3d[:, :2] / points_3d[:, 2:].clamp_min(1e-6)  # (M, 2): X/Z, Y/Z
-    ones = torch.ones_like(normalised[:, 0])
-    K = torch.eye(3, dtype=points_3d.dtype)
-    for axis in range(2):
-        design = torch.stack([normalised[:, axis], ones], dim=1)  # (M, 2): [X/Z, 1]
-        focal, centre = torch.linalg.lstsq(design, pixels[:, axis : axis + 1]).solution[:, 0]
-        K[axis, axis], K[axis, 2] = focal, centre
-    return K
-
-
-def overlay_figure(
-    image: np.ndarray, hand_2d: np.ndarray, obj_2d: np.ndarray, contacts_2d: np.ndarray
-) -> Figure:
-    """The predicted hand (21, 2), box (8, 2) and contacts (M, 2) over ``image`` (H, W, 3),
-    at the image's own resolution, in :mod:`hopose.viz`'s colours."""
-    height, width = image.shape[:2]
-    fig = Figure(figsize=(width / viz.DPI, height / viz.DPI), dpi=viz.DPI)
-    ax = fig.add_axes((0, 0, 1, 1))
-    viz.show_image(ax, image, (width, height))
-    viz.draw_pose(ax, hand_2d, obj_2d, "pred")
-    ax.scatter(*contacts_2d.T, color=viz.CONTACT_COLOUR, edgecolors="black", s=40, zorder=3)
-    ax.set_axis_off()
-    return fig
+def predict_photo(model: HoposeNet, image_size: int, photo: Photo, camera: Camera) -> dict:
+    """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
+    plus ``overlay_scale`` (2,), full-size pixels -> working-copy pixels."""
+    width, height = photo.size
+    network_image = photo.image.resize((image_size, image_size), Image.BILINEAR)
+    pixels = torch.from_numpy(np.array(network_image)).permute(2, 0, 1)[None]  # (1, 3, S, S)
+    K_net = scale_intrinsics(camera.K, image_size / width, image_size / height)
+    with torch.inference_mode():
+        out = model(pixels, K_net[None].float())
+    kp2d = out["kp2d"][0].double() * torch.tensor([width / image_size, height / image_size])
+    kp3d = out["kp3d"][0].double()  # (29, 3) mm, in the photo's camera
+    pts, _, valid = contact_points(kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:])
+    contacts_3d = pts[0][valid[0]]  # (M, 3)
+    return {
+        "hand_2d": kp2d[:NUM_JOINTS],
+        "obj_2d": kp2d[NUM_JOINTS:],
+        "hand_3d": kp3d[:NUM_JOINTS],
+        "obj_3d": kp3d[NUM_JOINTS:],
+        "contacts_3d": contacts_3d,
+        "contacts_2d": project_points(contacts_3d, camera.K),
+        "overlay_scale": torch.tensor(photo.image.size, dtype=torch.float64)
+        / torch.tensor(photo.size, dtype=torch.float64),
+    }
 
 
 def predict_images(
-    checkpoint: str | Path, images: list[str | Path], out_dir: str | Path
+    checkpoint: str | Path,
+    images: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    K: tuple[float, ...] | None = None,
+    fov: float | None = None,
 ) -> list[Path]:
-    """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs."""
+    """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
+
+    Args:
+        checkpoint: a checkpoint written by ``hopose train`` or ``hopose demo``.
+        images: photo files.
+        out_dir: output folder (created).
+        K: (fx, fy, cx, cy) of every photo, in its upright full-size pixels.
+        fov: horizontal field of view in degrees of every photo (instead of ``K``).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model, cfg = load_model(checkpoint)
     model.eval()
-    size = cfg.model.image_size
-    width, height = FPHA_IMAGE_SIZE
-    K = scale_intrinsics(
-        torch.as_tensor(FPHA_COLOR_K, dtype=torch.float32), size / width, size / height
-    )
     written = []
-    for path in map(Path, images):
-        image = read_image(path)
-        width, height = image.size
-        resized = np.array(image.resize((size, size), Image.BILINEAR))  # (S, S, 3) uint8
-        with torch.inference_mode():
-            out = model(torch.from_numpy(resized).permute(2, 0, 1)[None], K[None])
-        scale = torch.tensor([width / size, height / size])
-        kp2d = out["kp2d"][0].float() * scale  # (29, 2) original pixels
-        kp3d = out["kp3d"][0].float()  # (29, 3) mm
-        pts, _, valid = contact_points(kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:])
-        contacts_3d = pts[0][valid[0]]  # (M, 3)
-        K_fit = fit_intrinsics(kp3d, kp2d)
-        contacts_2d = project_points(contacts_3d, K_fit)  # (M, 2)
-        result = {
-            "image": str(path),
-            "size": [width, height],
-            "hand_2d": kp2d[:NUM_JOINTS].tolist(),
-            "obj_2d": kp2d[NUM_JOINTS:].tolist(),
-            "hand_3d": kp3d[:NUM_JOINTS].tolist(),
-            "obj_3d": kp3d[NUM_JOINTS:].tolist(),
-            "contacts_3d": contacts_3d.tolist(),
-            "contacts_2d": contacts_2d.tolist(),
-            "K_fit": K_fit.tolist(),
-        }
-        json_path = out_dir / f"{path.stem}.json"
-        json_path.write_text(json.dumps(result, indent=1) + "\n")
-        fig = overlay_figure(
-            np.asarray(image),
-            kp2d[:NUM_JOINTS].numpy(),
-            kp2d[NUM_JOINTS:].numpy(),
-            contacts_2d.numpy(),
+    for path, name in zip(images, output_names(images), strict=True):
+        photo = read_photo(path)
+        camera = photo_camera(photo, K=K, fov=fov)
+        result = predict_photo(model, cfg.model.image_size, photo, camera)
+        scale = result.pop("overlay_scale")
+        overlay = draw_overlay(
+            photo.image,
+            (result["hand_2d"] * scale).numpy(),
+            (result["obj_2d"] * scale).numpy(),
+            (result["contacts_2d"] * scale).numpy(),
         )
-        viz.save_figure(fig, out_dir / f"{path.stem}_overlay.png")
-        written.append(json_path)
+        record: dict[str, Any] = {
+            "image": str(path),
+            "size": list(photo.size),
+            "camera": {"source": camera.source, "K": camera.K.tolist()},
+            **{key: value.tolist() for key, value in result.items()},
+            "overlay": f"{name}_overlay.jpg",
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(
+            out_dir / record["overlay"],
+            lambda tmp, overlay=overlay: overlay.save(tmp, quality=JPEG_QUALITY),
+        )
+        written.append(write_text(out_dir / f"{name}.json", json.dumps(record, indent=1) + "\n"))
     return written

@@ -70,6 +70,7 @@ from hopose.checkpoint import (
 from hopose.config import DataConfig, TrainConfig, config_to_dict
 from hopose.data import build_dataset, collate_samples
 from hopose.data.tensor_split import TensorSplit
+from hopose.data.workers import ExitWithParent
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.models.lifter import input_stats, output_stats
@@ -180,7 +181,10 @@ def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
     Used for the synthetic images, whose rendering is slower than training on them, and for the
     pose-only records of the lifter stage, read once instead of every epoch.
     """
-    loader = DataLoader(dataset, batch_size=64, num_workers=num_workers, collate_fn=_identity)
+    loader = DataLoader(
+        dataset, batch_size=64, num_workers=num_workers, collate_fn=_identity,
+        worker_init_fn=ExitWithParent(),
+    )  # fmt: skip
     return RecordList([record for chunk in loader for record in chunk])
 
 
@@ -317,7 +321,10 @@ def train_one_epoch(
     sums: dict[str, torch.Tensor] = {}
     count = 0
     progress = tqdm(
-        loader, desc=f"{cfg.stage} epoch {epoch + 1}", disable=not show_progress, leave=False
+        loader,
+        desc=f"{cfg.stage} epoch {epoch + 1}",
+        disable=None if show_progress else True,
+        leave=False,
     )
     for step, batch in enumerate(progress):
         _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
@@ -391,6 +398,7 @@ def _loader(
         drop_last=False,
         pin_memory=runtime.device.type == "cuda",
         persistent_workers=workers > 0,
+        worker_init_fn=ExitWithParent(),
     )
 
 

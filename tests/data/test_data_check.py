@@ -85,3 +85,23 @@ def test_prepare_skips_a_corrupt_image_with_a_counted_warning(tmp_path, caplog):
     assert "color_0000.jpeg" in cache.meta["errors"][0]
     assert cache[0]["id"] == "fpha/Subject_1/open_milk/1/0001"
     assert "1 of 2 samples skipped" in caplog.text
+
+
+def test_check_names_non_finite_and_repeated_frames_and_empty_splits(tmp_path, capsys):
+    root = write_fpha(tmp_path / "fpha")
+    sequence = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk"
+    lines = (sequence / "1" / "skeleton.txt").read_text().splitlines()
+    fields = lines[1].split()
+    (sequence / "1" / "skeleton.txt").write_text(
+        "\n".join([lines[0], " ".join([fields[0], "nan", *fields[2:]])]) + "\n"
+    )
+    (sequence / "3" / "skeleton.txt").write_text("\n".join([lines[0], lines[0]]) + "\n")
+    report = check_dataset("fpha", str(root), progress=False)
+    bad = report.problems["bad annotation"]
+    assert len(bad) == 2
+    assert "open_milk/1/skeleton.txt:2: non-finite value 'nan'" in bad[0]
+    assert "open_milk/3/skeleton.txt:2: frame 0 again (first on line 1)" in bad[1]
+    # Both val and test held one sequence each, now left out: two empty splits.
+    assert [m.split(":")[0] for m in report.problems["empty split"]] == ["val", "test"]
+    assert main(["data", "check", "fpha", "--root", str(root)]) == 1
+    assert "empty split: 2" in capsys.readouterr().out

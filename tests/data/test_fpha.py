@@ -139,10 +139,63 @@ def test_missing_mesh_and_corrupt_image_name_the_file(root):
 
 
 def test_folder_variants_and_build_dataset(root):
+    expected = FPHA(root, "test", with_images=False)
     (root / "Hand_pose_annotation_v1").rename(root / "Hand_pose_annotation_v1_1")
     (root / "Object_6D_pose_annotation_v1_1").rename(root / "Object_6D_pose_annotation_v1")
     dataset = build_dataset("fpha", "test", root=str(root), with_images=False, protocol="hope")
-    assert len(dataset) == 2
+    # The other spellings of both annotation folders give the same frames and poses.
+    assert (
+        [dataset[i]["id"] for i in range(len(dataset))]
+        == expected.ids
+        == [
+            "fpha/Subject_1/open_milk/3/0000",
+            "fpha/Subject_1/open_milk/3/0001",
+        ]
+    )
+    for i in range(len(dataset)):
+        for key in ("hand_3d", "obj_3d", "hand_2d", "K"):
+            np.testing.assert_array_equal(dataset[i][key], expected[i][key])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("nan", "non-finite value 'nan'"), ("-inf", "non-finite value '-inf'")],
+)
+def test_non_finite_values_name_file_and_line(root, value, message):
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
+    lines = path.read_text().splitlines()
+    fields = lines[1].split()
+    fields[5] = value
+    path.write_text("\n".join([lines[0], " ".join(fields)]) + "\n")
+    with pytest.raises(DataFileError, match=rf"open_milk/3/skeleton\.txt:2: {message}"):
+        FPHA(root, "test", with_images=False)
+
+
+def test_a_frame_given_twice_names_both_lines(root):
+    path = (
+        root
+        / "Object_6D_pose_annotation_v1_1"
+        / "Subject_1"
+        / "open_milk"
+        / "3"
+        / "object_pose.txt"
+    )
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(
+        DataFileError, match=r"object_pose\.txt:3: frame 1 again \(first on line 2\)"
+    ):
+        FPHA(root, "test", with_images=False)
+
+
+def test_a_vertex_only_model_gives_the_same_box(root):
+    expected = FPHA(root, "test", with_images=False).obj_3d
+    path = root / "Object_models" / "milk_model" / "milk_model.ply"
+    vertices = box_vertices(BOX_LOW_M, BOX_HIGH_M)
+    header = ["ply", "format ascii 1.0", f"element vertex {len(vertices)}"]
+    header += [f"property float {axis}" for axis in "xyz"] + ["end_header"]
+    path.write_text("\n".join(header + [f"{x} {y} {z}" for x, y, z in vertices]) + "\n")
+    np.testing.assert_allclose(FPHA(root, "test", with_images=False).obj_3d, expected, atol=1e-4)
 
 
 def test_juice_bottle_model_folder_variant(root):

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from hopose.data.sample import ARRAY_KEYS, ARRAY_SHAPES, SAMPLE_KEYS, check_sample
 from hopose.data.transforms import DataFileError
+from hopose.data.workers import ExitWithParent
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,9 @@ def write_cache(
         batch_size=None,
         num_workers=workers,
         collate_fn=_identity,
+        worker_init_fn=ExitWithParent(),
     )
-    bar = tqdm(total=num_samples, initial=done, unit="sample", disable=not progress)
+    bar = tqdm(total=num_samples, initial=done, unit="sample", disable=None if progress else True)
     for chunk, records, errors in loader:
         start = chunk * chunk_size
         strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}

@@ -9,7 +9,8 @@ header by default, the full pixels with ``decode=True``. Problems are grouped by
 * ``bad annotation`` — a missing, truncated or unparsable annotation file or mesh;
 * ``no annotation`` — a frame without a hand annotation (DexYCB frames before the grasp,
   FPHA frames with only one of the two annotation files);
-* ``missing image`` / ``unreadable image`` — the RGB file is absent, corrupt or of the wrong size.
+* ``missing image`` / ``unreadable image`` — the RGB file is absent, corrupt or of the wrong size;
+* ``empty split`` — a split that yields no frame at all (nothing to train or evaluate on).
 """
 
 from __future__ import annotations
@@ -96,7 +97,11 @@ def check_dataset(
         report.problems["bad annotation"] += dataset.skipped
         report.problems["no annotation"] += getattr(dataset, "unannotated", [])
         report.problems["missing folder"] += getattr(dataset, "missing", [])
-        for index in tqdm(range(len(dataset)), desc=f"{name}/{split}", disable=not progress):
+        if len(dataset) == 0:
+            report.problems["empty split"].append(f"{split}: no frame to read under {root}")
+        for index in tqdm(
+            range(len(dataset)), desc=f"{name}/{split}", disable=None if progress else True
+        ):
             report.frames += 1
             try:
                 frame = dataset.frame(index)

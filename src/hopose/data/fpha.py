@@ -103,13 +103,16 @@ def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
         frame index -> (num_values,) float64 array.
 
     Raises:
-        DataFileError: naming the file and line of a missing file or a malformed line.
+        DataFileError: naming the file and line of a missing file or a malformed line: a wrong
+            number of fields, a token that is not a number, a ``nan`` or ``inf`` value (Python
+            parses them, but no pose is made of them), or a frame index given twice.
     """
     try:
         text = path.read_text()
     except FileNotFoundError as error:
         raise DataFileError(f"{path}: annotation file not found") from error
     rows: dict[int, np.ndarray] = {}
+    first_line: dict[int, int] = {}  # frame index -> line it was first read from
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
@@ -120,9 +123,17 @@ def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
                 f"got {len(tokens)} fields"
             )
         try:
-            rows[int(tokens[0])] = np.array([float(token) for token in tokens[1:]])
+            frame, values = int(tokens[0]), np.array([float(token) for token in tokens[1:]])
         except ValueError as error:
             raise DataFileError(f"{path}:{number}: not a number ({error})") from error
+        if not np.isfinite(values).all():
+            bad = tokens[1 + int(np.flatnonzero(~np.isfinite(values))[0])]
+            raise DataFileError(f"{path}:{number}: non-finite value {bad!r}")
+        if frame in first_line:
+            raise DataFileError(
+                f"{path}:{number}: frame {frame} again (first on line {first_line[frame]})"
+            )
+        rows[frame], first_line[frame] = values, number
     return rows
 
 

@@ -1,7 +1,9 @@
 """Object meshes: read with trimesh, reduced to their axis-aligned bounding box (SPEC §6).
 
 FPHA, ObMan and DexYCB give an object model and its pose; the 8 SPEC corners are the
-axis-aligned box of the model's vertices in model coordinates, posed like the model.
+axis-aligned box of the model's vertices in model coordinates, posed like the model. Only the
+vertices matter, so a vertex-only file (a point cloud) and a multi-part scene are read as well
+as a triangle mesh.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ def _read_bounds(path: Path, mtime_ns: int, size: int) -> tuple[np.ndarray, np.n
     """Read a mesh's bounds; ``mtime_ns`` and ``size`` only key the cache (a file rewritten in
     place is read again)."""
     try:
-        mesh = trimesh.load(path, force="mesh", process=False)
-        vertices = np.asarray(mesh.vertices, dtype=np.float64)
+        loaded = trimesh.load(path, process=False)
+        # A scene's parts (meshes and point clouds alike), each posed by its scene transform.
+        parts = loaded.dump() if isinstance(loaded, trimesh.Scene) else [loaded]
+        vertices = np.concatenate([np.asarray(p.vertices, dtype=np.float64) for p in parts])
     except Exception as error:  # trimesh raises many types for bad files
         raise DataFileError(f"{path}: cannot read mesh ({error})") from error
     if vertices.ndim != 2 or vertices.shape[0] == 0 or not np.isfinite(vertices).all():

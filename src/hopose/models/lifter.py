@@ -46,7 +46,7 @@ convolution mixes the nodes' features with non-negative weights and one shared W
 that cannot form differences between nodes, such as the bone vectors and the angular extent that
 set a part's shape and depth; the network could only approximate them through its ReLUs. The
 offset from the centroid is such a difference, computed once from the input. On the synthetic
-GT-2D lifter run (``configs/synthetic/lifter.yaml``, test split) it brought the full graph from
+GT-2D lifter run (``synthetic/lifter`` config, test split) it brought the full graph from
 40.7 / 56.8 mm (hand / object) to 23.6 / 31.5 mm with pixel input, ahead of the Graph U-Net's
 30.2 / 47.1 mm, whose unconstrained pooling maps form such differences themselves
 (docs/training.md, which also has the numbers with rays).
@@ -169,7 +169,7 @@ def check_lifter_state(state: Mapping[str, Tensor], prefix: str = "") -> None:
         raise CheckpointVersionError(
             f"the saved lifter has no input statistics ({prefix}in_mean, {prefix}in_std): it was "
             "written by hopose 0.1.0 before lifters read camera rays instead of pixels and cannot "
-            "be used; retrain it from the lifter stage (configs/<data>/lifter.yaml)"
+            "be used; retrain it from the lifter stage (config <data>/lifter)"
         )
 
 

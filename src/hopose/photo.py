@@ -1,0 +1,186 @@
+"""Photos as ``hopose predict`` reads them: upright, 8-bit RGB, at a bounded size, with a camera.
+
+Reading (:func:`read_photo`):
+
+- The EXIF orientation is applied, so the photo is upright as a viewer shows it; every pixel
+  coordinate hopose returns refers to that upright image at its full size.
+- 16-bit greyscale PNGs (Pillow's modes ``I;16*`` and ``I``) are scaled by 255/65535 to 8 bits;
+  a plain conversion clips every value above 255 and turns the photo almost white. (16-bit RGB
+  PNGs are already reduced to their high byte by Pillow.)
+- Only a working copy whose longest side is at most ``max_side`` is ever held: a JPEG is decoded
+  directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's ``draft``), other formats
+  are shrunk by an integer box reduction before the final resampling. A 48-megapixel photo
+  therefore costs tens of megabytes, not gigabytes.
+
+Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
+
+1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``);
+2. a horizontal field of view in degrees (``--fov``): fx = fy = (W / 2) / tan(fov / 2);
+3. the EXIF ``FocalLengthIn35mmFilm`` (the focal length a 36×24 mm frame with the same
+   diagonal field of view would have): f = f35 · diag(W, H) / diag(36, 24);
+4. the EXIF ``FocalLength`` (mm) with ``FocalPlaneXResolution`` and its unit (the sensor's
+   pixels per inch or cm): f = FocalLength · FocalPlaneXResolution / (mm per unit), which holds
+   for a photo at the sensor's own resolution (EXIF does not record a later resize);
+5. the default, :data:`DEFAULT_FOCAL_35MM` = 26 mm equivalent, the wide camera of most phones
+   (a horizontal field of view of about 69° on a 3:2 frame, close to FPHA's 69.0°).
+
+In 2-5 pixels are square and the principal point is the image centre (W / 2, H / 2), the point
+that the resize convention of :func:`hopose.geometry.scale_intrinsics` (u' = s u) keeps at the
+centre of every resized copy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import ExifTags, Image, UnidentifiedImageError
+
+MAX_SIDE = 1920
+"""Longest side (px) of the working copy a photo is decoded to."""
+DEFAULT_FOCAL_35MM = 26.0
+"""35 mm-equivalent focal length (mm) assumed when neither the user nor the EXIF gives one."""
+FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# EXIF tags (EXIF 2.32): Orientation in IFD0; the rest in the Exif sub-IFD.
+EXIF_IFD = 0x8769
+FOCAL_LENGTH = 0x920A
+FOCAL_LENGTH_35MM = 0xA405
+FOCAL_PLANE_X_RESOLUTION = 0xA20E
+FOCAL_PLANE_RESOLUTION_UNIT = 0xA210
+RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0}  # inch, centimetre, millimetre
+# EXIF orientation -> the transpose that makes the photo upright (EXIF 2.32, tag 0x0112).
+UPRIGHT: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # those that exchange width and height
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo read for prediction."""
+
+    image: Image.Image
+    """Upright 8-bit RGB working copy, longest side at most ``max_side``."""
+    size: tuple[int, int]
+    """(width, height) of the upright photo at full size: the pixels of every output."""
+    exif: dict[int, float]
+    """The camera's focal-length tags that were present (tag -> value)."""
+
+
+def _to_rgb8(image: Image.Image) -> Image.Image:
+    """8-bit RGB; 16-bit greyscale scaled by 255 / 65535 instead of clipped."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        grey = np.asarray(image, dtype=np.float32) * (255.0 / 65535.0)
+        return Image.fromarray(np.rint(grey).clip(0, 255).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def _focal_tags(image: Image.Image) -> dict[int, float]:
+    exif = image.getexif().get_ifd(EXIF_IFD)
+    tags = (FOCAL_LENGTH, FOCAL_LENGTH_35MM, FOCAL_PLANE_X_RESOLUTION, FOCAL_PLANE_RESOLUTION_UNIT)
+    found = {}
+    for tag in tags:
+        try:
+            value = float(exif[tag])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        if math.isfinite(value) and value > 0:
+            found[tag] = value
+    return found
+
+
+def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
+    """Open a JPEG/PNG/... upright, as 8-bit RGB, decoding at most ~``max_side`` pixels wide.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: naming the file when it is not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            width, height = image.size
+            if orientation in SWAPPING_ORIENTATIONS:
+                width, height = height, width
+            exif = _focal_tags(image)
+            scale = max_side / max(image.size)
+            if scale < 1 and image.mode not in SIXTEEN_BIT_MODES:
+                # JPEG: decode at the smallest DCT scale still >= the target (draft); other
+                # formats: integer box reduction first (reducing_gap), then resampling.
+                target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                image.draft("RGB", target)
+                image = image.resize(target, Image.BILINEAR, reducing_gap=2.0)
+            working = _to_rgb8(image)
+            if max(working.size) > max_side:  # a 16-bit photo, converted at full size
+                working.thumbnail((max_side, max_side), Image.BILINEAR)
+            if orientation in UPRIGHT:
+                working = working.transpose(UPRIGHT[orientation])
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from None
+    return Photo(image=working, size=(width, height), exif=exif)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """The pinhole camera of a photo (see the module docstring for how it is chosen)."""
+
+    K: torch.Tensor
+    """(3, 3) float64 intrinsics in pixels of the upright full-size photo."""
+    source: str
+    """Where it came from: "--K", "--fov", "exif FocalLengthIn35mmFilm", "exif FocalLength"
+    or "default"."""
+
+
+def intrinsics(fx: float, fy: float, cx: float, cy: float) -> torch.Tensor:
+    """(3, 3) float64 K of a pinhole camera without skew."""
+    return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def photo_camera(
+    photo: Photo, *, K: tuple[float, ...] | None = None, fov: float | None = None
+) -> Camera:
+    """The camera of ``photo``: ``K`` (fx, fy, cx, cy), else ``fov`` (horizontal degrees),
+    else its EXIF focal length, else :data:`DEFAULT_FOCAL_35MM`.
+
+    Raises:
+        ValueError: naming ``--K`` or ``--fov`` when the value is not a camera.
+    """
+    if K is not None and fov is not None:
+        raise ValueError("--K and --fov: give one camera, not both")
+    if K is not None:
+        if len(K) != 4 or not all(math.isfinite(v) for v in K) or min(K[:2]) <= 0:
+            raise ValueError(f"--K: expected fx,fy,cx,cy with fx, fy > 0, got {K}")
+        return Camera(intrinsics(*K), "--K")
+    width, height = photo.size
+    cx, cy = width / 2, height / 2
+    if fov is not None:
+        if not 0 < fov < 180:
+            raise ValueError(
+                f"--fov: expected a horizontal field of view in (0, 180) deg, got {fov}"
+            )
+        focal = (width / 2) / math.tan(math.radians(fov) / 2)
+        return Camera(intrinsics(focal, focal, cx, cy), "--fov")
+    diagonal = math.hypot(width, height)
+    exif = photo.exif
+    if FOCAL_LENGTH_35MM in exif:
+        focal = exif[FOCAL_LENGTH_35MM] * diagonal / FILM_DIAGONAL_MM
+        return Camera(intrinsics(focal, focal, cx, cy), "exif FocalLengthIn35mmFilm")
+    unit_mm = RESOLUTION_UNIT_MM.get(int(exif.get(FOCAL_PLANE_RESOLUTION_UNIT, 2)))
+    if FOCAL_LENGTH in exif and FOCAL_PLANE_X_RESOLUTION in exif and unit_mm is not None:
+        focal = exif[FOCAL_LENGTH] * exif[FOCAL_PLANE_X_RESOLUTION] / unit_mm
+        return Camera(intrinsics(focal, focal, cx, cy), "exif FocalLength")
+    focal = DEFAULT_FOCAL_35MM * diagonal / FILM_DIAGONAL_MM
+    return Camera(intrinsics(focal, focal, cx, cy), "default")

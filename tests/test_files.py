@@ -1,0 +1,43 @@
+"""Output files are written whole or not at all, and a write error names the file."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from hopose.files import temporary_path, write_atomic, write_text
+
+
+def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text("old")
+    write_text(path, "new")
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text("old")
+    # Writing to /dev/full fails with ENOSPC, exactly as on a full disk.
+    temporary_path(path).symlink_to("/dev/full")
+    with pytest.raises(OSError, match=r"No space left on device.*metrics\.json") as info:
+        write_text(path, "x" * 100_000)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_text() == "old"
+    assert not temporary_path(path).is_symlink()
+
+
+def test_an_error_in_the_writer_leaves_nothing(tmp_path):
+    path = tmp_path / "predictions.npz"
+
+    def half_then_fail(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise KeyError("pred_hand_3d")
+
+    with pytest.raises(KeyError):
+        write_atomic(path, half_then_fail)
+    assert list(tmp_path.iterdir()) == []

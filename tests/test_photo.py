@@ -1,0 +1,102 @@
+"""Photos read upright, at 8 bits and a bounded size, and the camera each one is given."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hopose.photo import (
+    EXIF_IFD,
+    FOCAL_LENGTH,
+    FOCAL_LENGTH_35MM,
+    FOCAL_PLANE_RESOLUTION_UNIT,
+    FOCAL_PLANE_X_RESOLUTION,
+    photo_camera,
+    read_photo,
+)
+
+
+def _save(path, pixels: np.ndarray, *, orientation: int = 1, focal: dict | None = None) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(EXIF_IFD).update(focal or {})
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+
+
+def test_exif_orientation_makes_the_photo_upright(tmp_path):
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:10, :10] = [255, 0, 0]  # red in the stored top-left corner
+    _save(tmp_path / "p.jpg", stored, orientation=6)
+    photo = read_photo(tmp_path / "p.jpg")
+    # Orientation 6: the viewer turns the stored image 90° clockwise, so the upright photo is
+    # 40 wide and 60 high and the stored top-left corner is now its top-right corner.
+    assert photo.size == (40, 60) and photo.image.size == (40, 60)
+    upright = np.asarray(photo.image)
+    assert upright[3, 36, 0] > 200 and upright[3, 3, 0] < 50
+
+
+def test_sixteen_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
+    Image.fromarray(np.full((4, 6), 30000, np.uint16)).save(tmp_path / "g.png")
+    photo = read_photo(tmp_path / "g.png")
+    # 30000 * 255 / 65535 = 116.7 -> 117 in every channel (a plain convert gives 255).
+    assert np.asarray(photo.image).tolist() == np.full((4, 6, 3), 117).tolist()
+
+
+def test_a_large_photo_is_decoded_small_and_keeps_its_full_size_coordinates(tmp_path):
+    columns = np.linspace(0, 255, 2000).round().astype(np.uint8)  # value 255 x / 1999
+    ramp = np.broadcast_to(columns[None, :, None], (1500, 2000, 3))
+    Image.fromarray(np.ascontiguousarray(ramp)).save(tmp_path / "big.jpg")
+    photo = read_photo(tmp_path / "big.jpg", max_side=250)
+    assert photo.size == (2000, 1500) and photo.image.size == (250, 188)
+    # Working column k averages photo columns 8k..8k+7, centre 8k + 3.5: at k = 125 the value
+    # is 255 * 1003.5 / 1999 = 128.0.
+    assert abs(int(np.asarray(photo.image)[90, 125, 0]) - 128) <= 3
+
+
+def test_a_file_that_is_not_an_image_is_named(tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match=r"notes\.jpg: not a readable image"):
+        read_photo(tmp_path / "notes.jpg")
+
+
+@pytest.mark.parametrize(
+    ("focal", "options", "source", "f"),
+    [
+        # 360x240 is 3:2 like the 36x24 film: f = 26 mm * 360 / 36 = 260 px.
+        ({FOCAL_LENGTH_35MM: 26}, {}, "exif FocalLengthIn35mmFilm", 260.0),
+        # 4 mm lens, 1000 sensor pixels per cm (unit 3): 4 * 1000 / 10 = 400 px.
+        (
+            {FOCAL_LENGTH: 4.0, FOCAL_PLANE_X_RESOLUTION: 1000.0, FOCAL_PLANE_RESOLUTION_UNIT: 3},
+            {},
+            "exif FocalLength",
+            400.0,
+        ),
+        ({}, {}, "default", 260.0),  # 26 mm equivalent, as above
+        # 90° horizontal: f = (360 / 2) / tan(45°) = 180 px, whatever the EXIF says.
+        ({FOCAL_LENGTH_35MM: 26}, {"fov": 90.0}, "--fov", 180.0),
+    ],
+)
+def test_camera_from_options_exif_or_default(tmp_path, focal, options, source, f):
+    _save(tmp_path / "p.jpg", np.zeros((240, 360, 3), np.uint8), focal=focal)
+    camera = photo_camera(read_photo(tmp_path / "p.jpg"), **options)
+    expected = torch.tensor([[f, 0, 180.0], [0, f, 120.0], [0, 0, 1]], dtype=torch.float64)
+    assert camera.source == source
+    torch.testing.assert_close(camera.K, expected)
+
+
+def test_given_K_is_used_as_is_and_bad_cameras_are_named(tmp_path):
+    _save(tmp_path / "p.jpg", np.zeros((24, 36, 3), np.uint8))
+    photo = read_photo(tmp_path / "p.jpg")
+    camera = photo_camera(photo, K=(500.0, 510.0, 20.0, 11.0))
+    assert camera.source == "--K" and camera.K[:2].tolist() == [[500, 0, 20], [0, 510, 11]]
+    with pytest.raises(ValueError, match="--K"):
+        photo_camera(photo, K=(500.0, -1.0, 20.0, 11.0))
+    with pytest.raises(ValueError, match="--fov"):
+        photo_camera(photo, fov=180.0)
+    with pytest.raises(ValueError, match="not both"):
+        photo_camera(photo, K=(1.0, 1.0, 0.0, 0.0), fov=60.0)
+    assert math.isclose(photo_camera(photo, fov=60.0).K[0, 0], 18 / math.tan(math.pi / 6))
