@@ -90,6 +90,10 @@ class ModelConfig:
     """2D-to-3D lifter: "context" (the paper's context-aware graph) or "graph_unet" (HOPE-Net)."""
     lifter_variant: str = "full"
     """Sub-graphs of the context lifter (paper Table 2): "full", "hand" or "object"."""
+    head: str = "linear"
+    """Initial 2D head of the image encoder: "linear" (the paper's, on the pooled feature) or
+    "heatmap" (integral heat maps on the stride-4 feature pyramid, the GCN nodes also reading the
+    local feature at their keypoint; :mod:`hopose.models.heads`)."""
     hidden: int = 128
     """Hidden width of the graph layers."""
     dropout: float = 0.3
@@ -105,6 +109,10 @@ class ModelConfig:
         _require(
             self.lifter_variant in ("full", "hand", "object"),
             f"model.lifter_variant must be 'full', 'hand' or 'object', got {self.lifter_variant!r}",
+        )
+        _require(
+            self.head in ("linear", "heatmap"),
+            f"model.head must be 'linear' or 'heatmap', got {self.head!r}",
         )
         _require(self.hidden > 0, f"model.hidden must be > 0, got {self.hidden}")
         _require(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
