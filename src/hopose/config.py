@@ -175,6 +175,30 @@ class LossConfig:
 
 
 @dataclass
+class PerturbConfig:
+    """Noise on the ground-truth 2D the lifter stage trains on (:mod:`hopose.data.perturb`), so
+    the lifter learns from inputs that err the way the encoder's do. All 0 (off) in the paper's
+    configs, which train the lifter on exact ground-truth 2D (§4.3)."""
+
+    sigma: float = 0.0
+    """Largest per-sample Gaussian jitter, as a fraction of the image side (drawn in [0, sigma])."""
+    outlier_prob: float = 0.0
+    """Probability of each keypoint being displaced as an outlier."""
+    outlier_sigma: float = 0.0
+    """Standard deviation of an outlier's displacement, as a fraction of the image side."""
+    drop_prob: float = 0.0
+    """Probability of each keypoint being replaced by its part's mean (a missed keypoint)."""
+
+    def __post_init__(self) -> None:
+        for name in ("sigma", "outlier_sigma"):
+            value = getattr(self, name)
+            _require(value >= 0, f"perturb.{name} must be >= 0, got {value}")
+        for name in ("outlier_prob", "drop_prob"):
+            value = getattr(self, name)
+            _require(0 <= value <= 1, f"perturb.{name} must be in [0, 1], got {value}")
+
+
+@dataclass
 class TrainConfig:
     """One training stage (SPEC §4)."""
 
@@ -189,6 +213,8 @@ class TrainConfig:
     """The optimiser and schedule."""
     loss: LossConfig = field(default_factory=LossConfig)
     """The loss weights."""
+    perturb: PerturbConfig = field(default_factory=PerturbConfig)
+    """Noise on the lifter stage's ground-truth 2D input (off by default, as in the paper)."""
     seed: int = 0
     """Seed of weight initialisation, shuffling and dropout."""
     init_from: str | None = None
