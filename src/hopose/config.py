@@ -199,6 +199,30 @@ class PerturbConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Photometric and occlusion augmentation of the training images (:mod:`hopose.data.augment`);
+    all 0 (off) in the paper's configs."""
+
+    colour: float = 0.0
+    """Colour jitter strength: brightness, contrast and saturation factors in [1 - c, 1 + c], hue
+    shifted by up to c / 4."""
+    blur_prob: float = 0.0
+    """Probability of a Gaussian blur (sigma 0.1-1.5 px)."""
+    noise: float = 0.0
+    """Standard deviation of additive Gaussian pixel noise, a fraction of the intensity range."""
+    occlusion_prob: float = 0.0
+    """Probability of an occluding patch of random colour (2-12% of the image)."""
+
+    def __post_init__(self) -> None:
+        for name in ("colour", "noise"):
+            value = getattr(self, name)
+            _require(value >= 0, f"augment.{name} must be >= 0, got {value}")
+        for name in ("blur_prob", "occlusion_prob"):
+            value = getattr(self, name)
+            _require(0 <= value <= 1, f"augment.{name} must be in [0, 1], got {value}")
+
+
+@dataclass
 class TrainConfig:
     """One training stage (SPEC §4)."""
 
@@ -215,6 +239,8 @@ class TrainConfig:
     """The loss weights."""
     perturb: PerturbConfig = field(default_factory=PerturbConfig)
     """Noise on the lifter stage's ground-truth 2D input (off by default, as in the paper)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmentation of the image stages' training images (off by default, as in the paper)."""
     seed: int = 0
     """Seed of weight initialisation, shuffling and dropout."""
     init_from: str | None = None

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from hopose.config import DataConfig, TrainConfig, config_from_dict, config_to_dict
 from hopose.data import build_dataset, collate_samples
-from hopose.data.perturb import perturb_batch
+from hopose.data.augment import augment_batch
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.models.lifter import output_stats
@@ -250,8 +250,7 @@ def train_one_epoch(
         loader, desc=f"{cfg.stage} epoch {epoch + 1}", disable=not show_progress, leave=False
     )
     for batch in progress:
-        if cfg.stage == "lifter":  # the lifter's 2D input errs like the encoder's (config perturb)
-            batch = perturb_batch(batch, cfg.perturb, cfg.data.image_size)
+        batch = augment_batch(batch, cfg)  # config sections perturb and augment
         _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
         loss = total_loss(terms, weights)
         optimizer.zero_grad(set_to_none=True)
