@@ -45,8 +45,16 @@ Recipe (SPEC §7's suggestion), all in mm:
    image position drawn around FPHA's (SPEC §7). The first of 8 drawn placements that leaves at
    most 3 of the 29 keypoints outside the 1920×1080 frame is kept.
 
-Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with the FPHA
-intrinsics scaled per axis (the resize convention of SPEC §6).
+Images are rendered by :mod:`hopose.data.render` directly at ``image_size``, through the
+intrinsics ``A @ K`` of the network image, A the 2D affine map from the 1920×1080 frame
+(:mod:`hopose.crop`): with ``crop="resize"`` the whole frame scaled per axis (the resize
+convention of SPEC §6); with ``crop="square"`` the square around the hand's and box's 2D with a
+margin (:func:`hopose.crop.square_around`), and with ``jitter`` that square randomly scaled
+(×0.8-1.25), shifted (±10% of its side) and turned (±30°), a training augmentation. Rendering a
+crop directly is rendering the frame at full resolution and cutting the crop out, without the
+resampling; :meth:`SyntheticHandObject.view` renders any affine view, which is what
+self-cropping at inference reads (no ground truth places it). The background clutter is drawn in
+the network image's pixels, so different views of one frame show different clutter.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hopose.crop import crop_affine, resize_affine, square_around
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
@@ -546,9 +555,12 @@ class SyntheticHandObject(Dataset):
     Args:
         num_samples: dataset length.
         seed: non-negative base seed; sample i depends only on (seed, i) (and free_fraction).
-        image_size: side S of the square image; K is FPHA's colour camera scaled per axis.
+        image_size: side S of the square image.
         with_images: False gives pose-only records, much faster, with a (0, 0, 3) ``image``.
         free_fraction: probability of a free (approach/release) frame without contact.
+        crop: "resize" (the whole frame; K is FPHA's colour camera scaled per axis) or "square"
+            (the square around hand and box; K = A @ FPHA's K, see the module docstring).
+        jitter: randomly scale, shift and turn the square crop (training augmentation).
 
     Records: ``image`` (S, S, 3) uint8 ((0, 0, 3) with ``with_images=False``), ``K`` and ``orig_K``
     (3, 3) float64, ``hand_3d`` (21, 3), ``obj_3d`` (8, 3) float32 mm, ``hand_2d`` (21, 2),
@@ -565,6 +577,8 @@ class SyntheticHandObject(Dataset):
         *,
         with_images: bool = True,
         free_fraction: float = 0.2,
+        crop: str = "resize",
+        jitter: bool = False,
     ):
         if num_samples < 0:
             raise ValueError(f"num_samples: must be >= 0, got {num_samples}")
@@ -574,10 +588,11 @@ class SyntheticHandObject(Dataset):
             raise ValueError(f"image_size: must be >= 8, got {image_size}")
         if not 0.0 <= free_fraction <= 1.0:
             raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
+        if crop not in ("resize", "square"):
+            raise ValueError(f"crop: expected 'resize' or 'square', got {crop!r}")
         self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
         self.with_images, self.free_fraction = with_images, free_fraction
-        width, height = FPHA_IMAGE_SIZE
-        self.K = np.diag([image_size / width, image_size / height, 1.0]) @ FPHA_COLOR_K
+        self.crop, self.jitter = crop, jitter
         self._blocks: dict[int, Grasps] = {}
 
     def __len__(self) -> int:
@@ -597,12 +612,13 @@ class SyntheticHandObject(Dataset):
         grasps = self._grasps(index // BLOCK)
         k = index % BLOCK
         hand_3d, obj_3d = grasps.hand_3d[k], grasps.obj_3d[k]
+        K = self.affine(index) @ FPHA_COLOR_K
         record: dict[str, Any] = {
-            "K": self.K.copy(),
+            "K": K,
             "hand_3d": hand_3d.astype(np.float32),
             "obj_3d": obj_3d.astype(np.float32),
-            "hand_2d": _project(hand_3d, self.K).astype(np.float32),
-            "obj_2d": _project(obj_3d, self.K).astype(np.float32),
+            "hand_2d": _project(hand_3d, K).astype(np.float32),
+            "obj_2d": _project(obj_3d, K).astype(np.float32),
             "orig_K": FPHA_COLOR_K.copy(),
             "orig_size": np.array(FPHA_IMAGE_SIZE),
             "side": "right",
@@ -611,12 +627,39 @@ class SyntheticHandObject(Dataset):
             "grasp": grasps.grasp[k],
         }
         if self.with_images:
-            from hopose.data.render import render_grasp
-
-            appearance = np.random.default_rng([self.seed, index, 1])
-            record["image"] = render_grasp(
-                hand_3d, obj_3d, self.K, self.image_size, appearance, grasps.object[k]
-            )
+            record["image"] = self._render(index, K)
         else:
             record["image"] = np.zeros((0, 0, 3), dtype=np.uint8)  # as every loader's pose-only
         return record
+
+    def affine(self, index: int) -> np.ndarray:
+        """(3, 3) map from the 1920×1080 frame to sample ``index``'s network image."""
+        like = torch.zeros((), dtype=torch.float64)
+        if self.crop == "resize":
+            return resize_affine(FPHA_IMAGE_SIZE, self.image_size, like).numpy()
+        grasps = self._grasps(index // BLOCK)
+        points = np.concatenate([grasps.hand_3d[index % BLOCK], grasps.obj_3d[index % BLOCK]])
+        frame_2d = torch.as_tensor(_project(points, FPHA_COLOR_K))  # (29, 2) frame pixels
+        centre, side = square_around(frame_2d[None])
+        angle = None
+        if self.jitter:
+            rng = np.random.default_rng([self.seed, index, 2])
+            side = side * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+            centre = centre + torch.as_tensor(rng.uniform(-0.1, 0.1, 2)) * side
+            angle = torch.tensor([rng.uniform(-1.0, 1.0) * np.pi / 6], dtype=torch.float64)
+        return crop_affine(centre, side, self.image_size, angle)[0].numpy()
+
+    def view(self, index: int, affine: np.ndarray) -> np.ndarray:
+        """Sample ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its 1920×1080
+        frame shows (for self-cropping: the crop the model's own 2D places)."""
+        return self._render(index, affine @ FPHA_COLOR_K)
+
+    def _render(self, index: int, K: np.ndarray) -> np.ndarray:
+        from hopose.data.render import render_grasp
+
+        grasps = self._grasps(index // BLOCK)
+        k = index % BLOCK
+        appearance = np.random.default_rng([self.seed, index, 1])
+        return render_grasp(
+            grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance, grasps.object[k]
+        )
