@@ -8,11 +8,13 @@ scaled, shifted or rotated, exactly (docs/training.md).
 
 - :func:`resize_affine`: the whole frame resized to a square (the paper's input).
 - :func:`crop_affine`: a square of a given centre, side and rotation, resized to the network.
+- :func:`frame_square`: the square of the frame's longer side around its centre (the whole
+  frame at one scale, letterboxed), the first view of self-cropping.
 - :func:`square_around`: the square around 2D points with a margin.
 - :func:`warp_image`: the network image an affine map shows of a frame's pixels.
 - :func:`self_crop`: inference without ground truth placing the crop: a first pass on the
-  whole frame gives 2D keypoints, the square around them is cropped and the network runs again
-  (``iterations`` times); 2D comes back in frame pixels.
+  whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
+  and the network runs again (``iterations`` times); 2D comes back in frame pixels.
 
 Pixels are continuous coordinates with the image's top-left corner at (0, 0) and pixel (i, j)
 covering [i, i+1] × [j, j+1], the convention in which resizing scales K per axis.
@@ -70,6 +72,12 @@ def square_around(points: Tensor, margin: float = CROP_MARGIN) -> tuple[Tensor, 
     return (low + high) / 2, side
 
 
+def frame_square(frame_size: tuple[int, int], like: Tensor) -> tuple[Tensor, Tensor]:
+    """Centre (1, 2) and side (1,) of the square of the frame's longer side around its centre."""
+    width, height = frame_size
+    return like.new_tensor([[width / 2, height / 2]]), like.new_tensor([float(max(width, height))])
+
+
 def apply_affine(A: Tensor, points: Tensor) -> Tensor:
     """Points (B, M, 2) mapped by affine maps (B, 3, 3)."""
     return points @ A[..., :2, :2].transpose(-1, -2) + A[..., None, :2, 2]
@@ -119,6 +127,9 @@ def self_crop(
 ) -> dict[str, Tensor]:
     """Predict with crops placed by the model's own 2D keypoints (no ground truth).
 
+    The first view is the whole frame at one scale (:func:`frame_square`), as the crop-trained
+    model saw a share of its training images (:mod:`hopose.data.synthetic`).
+
     Args:
         model: a :class:`~hopose.models.HoposeNet` (``model(image, K)``).
         view: maps affine maps (B, 3, 3) to the network images (B, 3, S, S) they show.
@@ -132,7 +143,7 @@ def self_crop(
         The model's last outputs with ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels,
         and ``affine`` (B, 3, 3), the map of the last network image.
     """
-    A = resize_affine(frame_size, image_size, K).expand(len(K), 3, 3)
+    A = crop_affine(*frame_square(frame_size, K), image_size).expand(len(K), 3, 3)
     out = model(view(A), A @ K)
     for _ in range(iterations):
         frame_2d = apply_affine(torch.linalg.inv(A), out["kp2d"])  # (B, 29, 2)

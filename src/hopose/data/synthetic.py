@@ -50,9 +50,11 @@ intrinsics ``A @ K`` of the network image, A the 2D affine map from the 1920×10
 (:mod:`hopose.crop`): with ``crop="resize"`` the whole frame scaled per axis (the resize
 convention of SPEC §6); with ``crop="square"`` the square around the hand's and box's 2D with a
 margin (:func:`hopose.crop.square_around`), and with ``jitter`` that square randomly scaled
-(×0.8-1.25), shifted (±10% of its side) and turned (±30°), a training augmentation. Rendering a
-crop directly is rendering the frame at full resolution and cutting the crop out, without the
-resampling; :meth:`SyntheticHandObject.view` renders any affine view, which is what
+(×0.8-1.25), shifted (±10% of its side) and turned (±30°), a training augmentation; with
+``jitter`` a share :data:`WHOLE_FRAME_SHARE` of the samples instead shows the whole frame at one
+scale (:func:`hopose.crop.frame_square`, turned by ±10°), the first view of self-cropping.
+Rendering a crop directly is rendering the frame at full resolution and cutting the crop out,
+without the resampling; :meth:`SyntheticHandObject.view` renders any affine view, which is what
 self-cropping at inference reads (no ground truth places it). The background clutter is drawn in
 the network image's pixels, so different views of one frame show different clutter.
 """
@@ -66,7 +68,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hopose.crop import crop_affine, resize_affine, square_around
+from hopose.crop import crop_affine, frame_square, resize_affine, square_around
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
@@ -74,6 +76,8 @@ from hopose.physics import N_SAMPLES as GRID
 from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
+# Share of jittered square-crop samples that show the whole frame (self-cropping's first view).
+WHOLE_FRAME_SHARE = 0.25
 # Probability of each grasp type at each attempt (failed attempts draw again, so the kept mix
 # leans towards the types that succeed more often; see docs/synthetic.md).
 GRASP_WEIGHTS: tuple[float, ...] = (0.45, 0.35, 0.20)
@@ -644,9 +648,13 @@ class SyntheticHandObject(Dataset):
         angle = None
         if self.jitter:
             rng = np.random.default_rng([self.seed, index, 2])
+            turn = np.pi / 6
+            if rng.uniform() < WHOLE_FRAME_SHARE:
+                centre, side = frame_square(FPHA_IMAGE_SIZE, like)
+                turn = np.pi / 18
             side = side * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
             centre = centre + torch.as_tensor(rng.uniform(-0.1, 0.1, 2)) * side
-            angle = torch.tensor([rng.uniform(-1.0, 1.0) * np.pi / 6], dtype=torch.float64)
+            angle = torch.tensor([rng.uniform(-1.0, 1.0) * turn], dtype=torch.float64)
         return crop_affine(centre, side, self.image_size, angle)[0].numpy()
 
     def view(self, index: int, affine: np.ndarray) -> np.ndarray:
