@@ -53,7 +53,13 @@ class DataConfig:
     image_size: int = 224
     """Side of the square network input in pixels (paper: 224)."""
     crop: str = "resize"
-    """"resize" the whole frame to a square (paper, HOPE-Net), or a crop around hand and object."""
+    """"resize" the whole frame to a square (paper, HOPE-Net), or "square", a crop around hand
+    and object (synthetic data: with ``options.jitter`` randomly scaled, shifted and turned). A
+    model trained on "square" crops predicts from images by self-cropping (``self_crop``)."""
+    self_crop: int = 1
+    """Crops after the whole-frame pass when a model trained on "square" crops predicts from
+    images (``hopose eval``, ``hopose predict``), each placed around the previous pass's 2D
+    (:func:`hopose.crop.self_crop`); no ground truth places them."""
     num_train: int | None = None
     """Number of training samples (synthetic: how many to generate; real data: a cap)."""
     num_val: int | None = None
@@ -73,6 +79,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        _require(
+            self.crop in ("resize", "square"),
+            f"data.crop must be 'resize' or 'square', got {self.crop!r}",
+        )
+        _require(self.self_crop >= 1, f"data.self_crop must be >= 1, got {self.self_crop}")
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")
