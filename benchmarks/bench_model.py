@@ -81,6 +81,12 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
 
 
+def pinhole(size: int, batch: int, device: torch.device) -> torch.Tensor:
+    """(batch, 3, 3) intrinsics of a ``size`` px square image: focal ``size``, centred."""
+    K = torch.tensor([[size, 0.0, size / 2], [0.0, size, size / 2], [0.0, 0.0, 1.0]])
+    return K.to(device).expand(batch, 3, 3)
+
+
 def bench_inference(backbone: str, args: argparse.Namespace, device: torch.device) -> str:
     """A markdown table row: images/s of the bare ResNet and of HoposeNet, and their ratio."""
     torch.manual_seed(args.seed)
@@ -88,12 +94,13 @@ def bench_inference(backbone: str, args: argparse.Namespace, device: torch.devic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # random init is the point here
         encoder = ImageEncoder(backbone=backbone, weights_path=None, hidden=HIDDEN)
-    lifter = ContextLifter(hidden=HIDDEN, dropout=0.3, variant="full", image_size=args.size)
+    lifter = ContextLifter(hidden=HIDDEN, dropout=0.3, variant="full")
     model = HoposeNet(encoder=encoder, lifter=lifter).eval().to(device)
     images = torch.rand(args.batch, 3, args.size, args.size, device=device)
+    K = pinhole(args.size, args.batch, device)
     with torch.inference_mode():
         seconds = interleaved_seconds(
-            {"bare": lambda: bare(images), "model": lambda: model(images)},
+            {"bare": lambda: bare(images), "model": lambda: model(images, K)},
             rounds=args.rounds,
             repeats=args.repeats,
             device=device,
@@ -112,13 +119,14 @@ def bench_lifter_training(args: argparse.Namespace, device: torch.device) -> str
     kp2d = torch.rand(args.lifter_batch, NUM_NODES, 2, device=device) * args.size
     kp3d = torch.randn(args.lifter_batch, NUM_NODES, 3, device=device) * 100
     kp3d[..., 2] += 400
+    K = pinhole(args.size, args.lifter_batch, device)
 
     def step_fn(lifter: torch.nn.Module) -> Callable[[], object]:
         lifter.to(device).train()
         optimizer = torch.optim.Adam(lifter.parameters(), lr=1e-3, weight_decay=0.01)
 
         def step() -> None:
-            out = lifter(kp2d)
+            out = lifter(kp2d, K)
             loss = (out["kp3d_init"] - kp3d).square().mean() + (out["kp3d"] - kp3d).square().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -127,13 +135,9 @@ def bench_lifter_training(args: argparse.Namespace, device: torch.device) -> str
         return step
 
     lifters = {
-        "GraphUNet": GraphUNet(image_size=args.size),
-        "ContextLifter": ContextLifter(
-            hidden=HIDDEN, dropout=0.3, variant="full", image_size=args.size
-        ),
-        "ContextLifter, dropout 0": ContextLifter(
-            hidden=HIDDEN, dropout=0.0, variant="full", image_size=args.size
-        ),
+        "GraphUNet": GraphUNet(),
+        "ContextLifter": ContextLifter(hidden=HIDDEN, dropout=0.3, variant="full"),
+        "ContextLifter, dropout 0": ContextLifter(hidden=HIDDEN, dropout=0.0, variant="full"),
     }
     seconds = interleaved_seconds(
         {name: step_fn(lifter) for name, lifter in lifters.items()},

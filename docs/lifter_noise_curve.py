@@ -40,7 +40,7 @@ def main() -> None:
     print("| sigma (% of side) | hand mm | object mm |\n|---|---|---|")
     for sigma in SIGMAS:
         with torch.inference_mode():
-            pred = model.lifter(kp2d + noise * sigma * size)["kp3d"]
+            pred = model.lifter(kp2d + noise * sigma * size, batch["K"])["kp3d"]
         error = (pred - gt).norm(dim=-1)  # (M, 29)
         hand, obj = (error[:, PART_NODES[p]].mean() for p in ("hand", "object"))
         print(f"| {100 * sigma:g} | {hand:.1f} | {obj:.1f} |")

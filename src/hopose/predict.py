@@ -2,8 +2,9 @@
 
 Each image is resized as a whole to the network's square input (the ``resize`` geometry of
 SPEC §6, aspect not kept), so 2D keypoints come back to the original pixels by scaling x and y
-separately. The 3D keypoints are in the camera frame the network was trained in, in mm: for a
-photo from another camera they are the pose that camera would have seen.
+separately. The lifter is given FPHA's colour camera resized the same way (the camera of the
+synthetic and FPHA configs), so the 3D keypoints, in mm, are the pose that camera would have
+seen.
 
 To draw the 3D contact points on the photo, the pinhole camera (fx, fy, cx, cy) that best maps
 the predicted 3D keypoints onto the predicted 2D ones is fitted by linear least squares
@@ -26,7 +27,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from hopose import viz
-from hopose.geometry import project_points
+from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
+from hopose.geometry import project_points, scale_intrinsics
 from hopose.physics import contact_points
 from hopose.skeleton import NUM_JOINTS
 from hopose.train import load_model
@@ -88,13 +90,17 @@ def predict_images(
     model, cfg = load_model(checkpoint)
     model.eval()
     size = cfg.model.image_size
+    width, height = FPHA_IMAGE_SIZE
+    K = scale_intrinsics(
+        torch.as_tensor(FPHA_COLOR_K, dtype=torch.float32), size / width, size / height
+    )
     written = []
     for path in map(Path, images):
         image = read_image(path)
         width, height = image.size
         resized = np.array(image.resize((size, size), Image.BILINEAR))  # (S, S, 3) uint8
         with torch.inference_mode():
-            out = model(torch.from_numpy(resized).permute(2, 0, 1)[None])
+            out = model(torch.from_numpy(resized).permute(2, 0, 1)[None], K[None])
         scale = torch.tensor([width / size, height / size])
         kp2d = out["kp2d"][0].float() * scale  # (29, 2) original pixels
         kp3d = out["kp3d"][0].float()  # (29, 3) mm

@@ -2,9 +2,10 @@
 
 Stages (``TrainConfig.stage``), each trained from its own config file:
 
-- ``lifter``: the lifter alone, fed ground-truth 2D keypoints, supervised on 3D (paper §4.3:
-  "we use the ground-truth 2D coordinates as the input"). Its output is normalised with the
-  training split's 3D mean and standard deviation, set here before training.
+- ``lifter``: the lifter alone, fed ground-truth 2D keypoints and each frame's K, supervised on
+  3D (paper §4.3: "we use the ground-truth 2D coordinates as the input"). Its input rays and its
+  output are normalised with the training split's ray and 3D statistics, set here before
+  training.
 - ``encoder``: the image encoder alone, supervised on 2D.
 - ``end2end``: the whole network from images, all terms of Eq. 7, with the physical loss when
   ``loss.physical`` is on.
@@ -50,7 +51,7 @@ from hopose.data import build_dataset, collate_samples
 from hopose.data.augment import augment_batch
 from hopose.losses import LossWeights, compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
-from hopose.models.lifter import output_stats
+from hopose.models.lifter import input_stats, output_stats
 from hopose.skeleton import PART_NODES
 
 
@@ -170,11 +171,14 @@ def stage_module(model: HoposeNet, stage: str) -> nn.Module:
     return {"lifter": model.lifter, "encoder": model.encoder, "end2end": model}[stage]
 
 
-def stage_input(batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
-    """What the trained module reads: ground-truth 2D (B, 29, 2) for the lifter, else images."""
+def stage_input(batch: Mapping[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, ...]:
+    """The arguments of the trained module: ground-truth 2D (B, 29, 2) and K (B, 3, 3) for the
+    lifter, the images for the encoder, the images and K for the whole network."""
     if stage == "lifter":
-        return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
-    return batch["image"]
+        return torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1), batch["K"]
+    if stage == "encoder":
+        return (batch["image"],)
+    return batch["image"], batch["K"]
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -218,7 +222,7 @@ def forward_losses(
     on ``device``."""
     batch = to_device(batch, device)
     with autocast(device, cfg.optim.amp):
-        out = module(stage_input(batch, cfg.stage))
+        out = module(*stage_input(batch, cfg.stage))
     out = {k: v.float() for k, v in out.items()}
     return out, compute_losses(out, batch, parts=parts, physical=cfg.loss.physical), batch
 
@@ -388,8 +392,11 @@ def _train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool) -> TrainResul
     if cfg.init_from:
         model.load_state_dict(load_checkpoint(cfg.init_from)["model"])
     if cfg.stage == "lifter":
-        # The lifter predicts normalised coordinates; this split's statistics set the scale.
-        model.lifter.set_output_stats(*output_stats(training_poses(train_set)))
+        # The lifter reads and predicts normalised coordinates; this split's statistics set the
+        # scales. The ground-truth rays are the 3D keypoints' (x/z, y/z).
+        poses = training_poses(train_set)
+        model.lifter.set_input_stats(*input_stats(poses[..., :2] / poses[..., 2:]))
+        model.lifter.set_output_stats(*output_stats(poses))
     model.to(runtime.device)
     parts = tuple(model.lifter.parts)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_cases import pinhole
 
 from hopose.models.graph_unet import HOPE_NODE_COUNTS, GraphResample, GraphUNet
 from hopose.models.lifter import output_stats
@@ -25,7 +26,7 @@ def test_graph_resample_matches_naive_loop():
 
 
 def test_levels_follow_hope_net():
-    unet = GraphUNet(image_size=64)
+    unet = GraphUNet()
     assert unet.parts == ("hand", "object")
     assert [conv.adj.shape[0] for conv in unet.down] == list(HOPE_NODE_COUNTS[:-1])
     assert [(conv.linear.in_features, conv.linear.out_features) for conv in unet.down] == [
@@ -50,20 +51,19 @@ def test_levels_follow_hope_net():
 
 def test_shapes_and_one_estimate():
     torch.manual_seed(0)
-    unet = GraphUNet(image_size=64)
-    out = unet(torch.rand(3, NUM_NODES, 2) * 64)
+    unet = GraphUNet()
+    out = unet(torch.rand(3, NUM_NODES, 2) * 64, pinhole(3, 100.0, 32.0))
     assert out["kp3d"].shape == (3, NUM_NODES, 3) and out["kp3d"].dtype == torch.float32
     assert out["kp3d_init"] is out["kp3d"]
-    assert unet.double()(torch.rand(1, NUM_NODES, 2, dtype=torch.float64) * 64)["kp3d"].dtype == (
-        torch.float64
-    )
+    kp2d = torch.rand(1, NUM_NODES, 2, dtype=torch.float64) * 64
+    assert unet.double()(kp2d, pinhole(1, 100.0, 32.0))["kp3d"].dtype == torch.float64
 
 
 def test_bad_levels_raise():
     with pytest.raises(ValueError, match="node_counts"):
-        GraphUNet(image_size=64, node_counts=(21, 7, 1), widths=(4, 8))
+        GraphUNet(node_counts=(21, 7, 1), widths=(4, 8))
     with pytest.raises(ValueError, match="node_counts"):
-        GraphUNet(image_size=64, node_counts=(29, 7, 1), widths=(4,))
+        GraphUNet(node_counts=(29, 7, 1), widths=(4,))
 
 
 def test_overfits_a_tiny_batch():
@@ -72,13 +72,13 @@ def test_overfits_a_tiny_batch():
     # Random poses around 400 mm depth and their projections (f = 200 px) in a 64 px image.
     kp3d = torch.randn(NUM_NODES, 3, generator=g) * 40 + torch.randn(16, 1, 3, generator=g) * 50
     kp3d[..., 2] += 400
-    kp2d = 200 * kp3d[..., :2] / kp3d[..., 2:] + 32
-    unet = GraphUNet(image_size=64)
+    kp2d, K = 200 * kp3d[..., :2] / kp3d[..., 2:] + 32, pinhole(16, 200.0, 32.0)
+    unet = GraphUNet()
     unet.set_output_stats(*output_stats(kp3d))
     optimizer = torch.optim.Adam(unet.parameters(), lr=2e-2)
     losses = []
     for _ in range(150):
-        loss = (unet(kp2d)["kp3d"] - kp3d).square().mean()
+        loss = (unet(kp2d, K)["kp3d"] - kp3d).square().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

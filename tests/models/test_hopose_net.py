@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from model_cases import pinhole
 
 from hopose.config import ModelConfig
 from hopose.losses import compute_losses, total_loss
@@ -32,7 +33,8 @@ def test_outputs_and_the_lifter_reads_the_refined_2d(lifter, device):
     torch.manual_seed(0)
     model = _model(lifter=lifter).to(device)
     image = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, device=device)
-    out = model(image)
+    K = pinhole(2, 100.0, 32.0).to(device)
+    out = model(image, K)
     shapes = {
         "kp2d_init": (2, 29, 2),
         "kp2d": (2, 29, 2),
@@ -45,7 +47,7 @@ def test_outputs_and_the_lifter_reads_the_refined_2d(lifter, device):
     # The parts called alone, as the trainer's stages 1 and 2 do, give the same outputs.
     encoded = model.encoder(image)
     torch.testing.assert_close(encoded["kp2d"], out["kp2d"])
-    torch.testing.assert_close(model.lifter(encoded["kp2d"])["kp3d"], out["kp3d"])
+    torch.testing.assert_close(model.lifter(encoded["kp2d"], K)["kp3d"], out["kp3d"])
 
 
 def test_end_to_end_step_with_every_loss_term_reaches_the_backbone():
@@ -57,7 +59,8 @@ def test_end_to_end_step_with_every_loss_term_reaches_the_backbone():
         "hand_3d": torch.randn(2, 21, 3) * 50 + 400,
         "obj_3d": torch.randn(2, 8, 3) * 50 + 400,
     }
-    terms = compute_losses(model(torch.rand(2, 3, 64, 64)), batch, physical=True)
+    out = model(torch.rand(2, 3, 64, 64), pinhole(2, 100.0, 32.0))
+    terms = compute_losses(out, batch, physical=True)
     assert set(terms) == {"2d_init", "2d", "3d_init", "3d", "physical"}
     total_loss(terms).backward()
     grad = model.encoder.backbone.conv1.weight.grad
@@ -66,7 +69,7 @@ def test_end_to_end_step_with_every_loss_term_reaches_the_backbone():
 
 def test_float64():
     model = _model(lifter="context").double()
-    out = model(torch.rand(1, 3, 64, 64, dtype=torch.float64))
+    out = model(torch.rand(1, 3, 64, 64, dtype=torch.float64), pinhole(1, 100.0, 32.0).double())
     assert all(value.dtype == torch.float64 for value in out.values())
 
 
@@ -75,10 +78,9 @@ def test_build_lifter_maps_the_config():
         tiny_config(lifter="context", lifter_variant="hand", hidden=24, dropout=0.1)
     )
     assert isinstance(lifter, ContextLifter)
-    assert lifter.parts == ("hand",) and lifter.image_size == 64
+    assert lifter.parts == ("hand",)
     assert lifter.merged.layers[0].linear.out_features == 24 and lifter.merged.dropout.p == 0.1
-    unet = build_lifter(tiny_config(lifter="graph_unet", image_size=128))
-    assert isinstance(unet, GraphUNet) and unet.image_size == 128
+    assert isinstance(build_lifter(tiny_config(lifter="graph_unet")), GraphUNet)
     assert _model(lifter="context", lifter_variant="object").parts == ("object",)
     cfg = tiny_config()
     cfg.lifter = "mlp"  # past ModelConfig's own check

@@ -2,9 +2,10 @@
 
 :func:`build_model` and :func:`build_lifter` are the only places that map a model config
 (:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``head``, ``lifter``,
-``lifter_variant``, ``hidden``, ``dropout``, ``image_size``) to the keyword-only constructors.
-Set the lifter's output statistics from the training set before training it
-(:meth:`Lifter.set_output_stats`, :func:`output_stats`; see :mod:`hopose.models.lifter`).
+``lifter_variant``, ``hidden``, ``dropout``) to the keyword-only constructors.
+Set the lifter's input and output statistics from the training set before training it
+(:meth:`Lifter.set_input_stats`, :func:`input_stats`, :meth:`Lifter.set_output_stats`,
+:func:`output_stats`; see :mod:`hopose.models.lifter`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from hopose.models.graph_conv import GraphConv, GraphStack, normalize_adjacency
 from hopose.models.graph_unet import GraphResample, GraphUNet
 from hopose.models.heads import HEADS, HeatmapHead, sample_features, soft_argmax
 from hopose.models.hopose_net import HoposeNet
-from hopose.models.lifter import VARIANT_PARTS, ContextLifter, Lifter, output_stats
+from hopose.models.lifter import (
+    VARIANT_PARTS,
+    CheckpointVersionError,
+    ContextLifter,
+    Lifter,
+    check_lifter_state,
+    input_stats,
+    output_stats,
+    viewing_rays,
+)
 
 if TYPE_CHECKING:
     from hopose.config import ModelConfig
@@ -28,6 +38,7 @@ __all__ = [
     "HEADS",
     "LIFTERS",
     "VARIANT_PARTS",
+    "CheckpointVersionError",
     "ContextLifter",
     "GraphConv",
     "GraphResample",
@@ -39,10 +50,13 @@ __all__ = [
     "Lifter",
     "build_lifter",
     "build_model",
+    "check_lifter_state",
+    "input_stats",
     "normalize_adjacency",
     "output_stats",
     "sample_features",
     "soft_argmax",
+    "viewing_rays",
 ]
 
 
@@ -53,11 +67,10 @@ def build_lifter(cfg: ModelConfig) -> Lifter:
             hidden=cfg.hidden,
             dropout=cfg.dropout,
             variant=cfg.lifter_variant,
-            image_size=cfg.image_size,
         )
     if cfg.lifter == "graph_unet":
         # HOPE-Net's fixed layer sizes; hidden, dropout and lifter_variant do not apply.
-        return GraphUNet(image_size=cfg.image_size)
+        return GraphUNet()
     raise ValueError(f"model.lifter must be one of {LIFTERS}, got {cfg.lifter!r}")
 
 

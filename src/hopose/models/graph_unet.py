@@ -12,9 +12,10 @@ Pooling and unpooling are "adaptive": a learned linear map from the nodes of one
 nodes of the next (:class:`GraphResample`). Every graph convolution learns its own adjacency,
 starting with no edges (``A + I`` = identity, as in the release); the release shares one per
 level between encoder and decoder. Like every lifter here (:mod:`hopose.models.lifter`), it
-reads 2D normalised to [-1, 1] and predicts a normalised pose scaled by ``out_mean`` /
-``out_std``. It has one 3D estimate, returned as both ``kp3d_init`` and ``kp3d`` so that the
-3D loss carries the same total weight (two terms) as for :class:`ContextLifter`.
+reads each keypoint's normalised viewing ray (``in_mean`` / ``in_std``; HOPE-Net read pixels)
+and predicts a normalised pose scaled by ``out_mean`` / ``out_std``. It has one 3D estimate,
+returned as both ``kp3d_init`` and ``kp3d`` so that the 3D loss carries the same total weight
+(two terms) as for :class:`ContextLifter`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ class GraphUNet(Lifter):
     """Adaptive Graph U-Net over the 29 nodes (HOPE-Net).
 
     Args:
-        image_size: side in pixels of the image the 2D keypoints refer to.
         node_counts: nodes per level, from the 29 input nodes down to the bottleneck's 1.
         widths: node width of the encoder's graph convolution at each level above the last.
         bottleneck: width of the fully connected layer between the two at the bottom.
@@ -77,12 +77,11 @@ class GraphUNet(Lifter):
     def __init__(
         self,
         *,
-        image_size: int,
         node_counts: Sequence[int] = HOPE_NODE_COUNTS,
         widths: Sequence[int] = HOPE_WIDTHS,
         bottleneck: int = HOPE_BOTTLENECK,
     ) -> None:
-        super().__init__(image_size=image_size, parts=("hand", "object"))
+        super().__init__(parts=("hand", "object"))
         if node_counts[0] != NUM_NODES or len(node_counts) != len(widths) + 1:
             raise ValueError(
                 f"node_counts must start at {NUM_NODES} and have one entry more than widths, "
@@ -109,16 +108,17 @@ class GraphUNet(Lifter):
             for k in levels
         )
 
-    def forward(self, kp2d: Tensor) -> dict[str, Tensor]:
+    def forward(self, kp2d: Tensor, K: Tensor) -> dict[str, Tensor]:
         """Lift 2D keypoints to 3D.
 
         Args:
-            kp2d: (B, 29, 2) pixels.
+            kp2d: (B, 29, 2) pixels of the network image.
+            K: (B, 3, 3) that image's intrinsics.
 
         Returns:
             ``kp3d_init`` and ``kp3d``: the same (B, 29, 3) estimate in mm.
         """
-        x = self.normalise_2d(kp2d)
+        x = self.normalise_input(kp2d, K)
         skips = []
         for conv, pool in zip(self.down, self.pool, strict=True):
             x = conv(x)  # (B, n_k, widths[k])

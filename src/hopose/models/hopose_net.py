@@ -12,7 +12,7 @@ class HoposeNet(nn.Module):
     """Image -> 2D keypoints -> 3D keypoints, both stages' initial and refined outputs.
 
     The trainer may also call the parts alone: ``model.encoder(image)`` (stage 2) and
-    ``model.lifter(kp2d)`` (stage 1, on ground-truth 2D).
+    ``model.lifter(kp2d, K)`` (stage 1, on ground-truth 2D).
 
     Args:
         encoder: the image encoder.
@@ -30,15 +30,16 @@ class HoposeNet(nn.Module):
         """The parts whose 3D nodes are meaningful (see :attr:`Lifter.parts`)."""
         return self.lifter.parts
 
-    def forward(self, image: Tensor) -> dict[str, Tensor]:
+    def forward(self, image: Tensor, K: Tensor) -> dict[str, Tensor]:
         """Predict 2D and 3D keypoints of the 21 hand joints and 8 box corners.
 
         Args:
             image: (B, 3, H, W) uint8, or float in [0, 1].
+            K: (B, 3, 3) the image's intrinsics; the 3D is in that camera's frame.
 
         Returns:
             ``kp2d_init``, ``kp2d`` (B, 29, 2) pixels and ``kp3d_init``, ``kp3d`` (B, 29, 3) mm.
-            The lifter reads the refined ``kp2d``.
+            The lifter reads the refined ``kp2d`` with ``K``.
         """
         out = self.encoder(image)
-        return out | self.lifter(out["kp2d"])
+        return out | self.lifter(out["kp2d"], K)

@@ -1,23 +1,36 @@
 """2D -> 3D lifting: the context-aware graph module (paper §3.2) and what every lifter shares.
 
-Every lifter maps ``kp2d`` (B, 29, 2), pixels of an ``image_size`` × ``image_size`` image, to
-``kp3d_init`` and ``kp3d`` (B, 29, 3), absolute camera-frame millimetres, for the 21 hand joints
-then the 8 box corners. Its attribute ``parts`` names the parts whose nodes it predicts
-("hand", "object"); the other nodes are filler that losses and metrics ignore.
+Every lifter maps ``kp2d`` (B, 29, 2), pixels of the network image, and ``K`` (B, 3, 3), that
+image's intrinsics, to ``kp3d_init`` and ``kp3d`` (B, 29, 3), absolute camera-frame millimetres,
+for the 21 hand joints then the 8 box corners. Its attribute ``parts`` names the parts whose
+nodes it predicts ("hand", "object"); the other nodes are filler that losses and metrics ignore.
 
-Conditioning: the network sees the 2D input as ``2 * kp2d / image_size - 1`` (the image spans
-[-1, 1]) and predicts a normalised pose z, returned as ``out_mean + out_std * z`` mm. The
-buffers ``out_mean`` (29, 3) and ``out_std`` (3,) default to a pose 400 mm in front of the camera
-with a 100 mm spread; set them from the training set with :meth:`Lifter.set_output_stats`
-(e.g. ``lifter.set_output_stats(*output_stats(train_poses))``) before training. They live in
-the state dict, so a checkpoint carries them.
+Camera: a lifter reads each keypoint as its viewing ray, the normalised camera coordinates
+``(x/z, y/z)`` of ``K⁻¹ [u, v, 1]`` (:func:`viewing_rays`), never its pixels. The 3D pose
+determines the rays whatever the camera, the resize or the crop, so one lifter serves FPHA's
+squashed 1920×1080 frames, ObMan's 256 px renders, a square crop or a user's photo. ``K`` may be
+any affine camera (last row ``[0, 0, 1]``, with skew or rotation), as a rotated or scaled crop
+``A`` of an image makes of it (``K' = A K``); it is inverted per sample. For the paper's setting
+(FPHA, the whole frame resized) K is the same for every frame, so the rays are a fixed affine
+function of the pixels and the lifter sees the same information as one reading pixels.
 
-Context-aware lifter (:class:`ContextLifter`), with the authors' released widths (SPEC §3):
+Conditioning: the network sees ``(rays - in_mean) / in_std`` and predicts a normalised pose z,
+returned as ``out_mean + out_std * z`` mm. The buffers ``in_mean``, ``in_std`` (2,) default to
+rays centred on the optical axis with a 0.3 spread, ``out_mean`` (29, 3) and ``out_std`` (3,) to
+a pose 400 mm in front of the camera with a 100 mm spread; set them from the training set with
+:meth:`Lifter.set_input_stats` and :meth:`Lifter.set_output_stats` (e.g.
+``lifter.set_input_stats(*input_stats(rays))``, ``lifter.set_output_stats(*output_stats(poses))``)
+before training. They live in the state dict, so a checkpoint carries them; a state dict without
+the input statistics was written for the former pixel input and is refused
+(:func:`check_lifter_state`).
+
+Context-aware lifter (:class:`ContextLifter`), with the authors' released widths
+(docs/training.md):
 
 1. Sub-graphs: the hand (21 nodes, kinematic tree) and the object (8 nodes, 12 box edges)
    each pass through 3 graph convolutions 4 -> hidden -> hidden -> 3: the third gives each
    node an initial (normalised) 3D estimate, the second its features. Each node reads its
-   normalised 2D and its offset from its part's 2D centroid (:func:`part_input`).
+   normalised ray and its offset from its part's ray centroid (:func:`part_input`).
 2. Merged graph: each node's features and initial 3D (hidden + 3) pass through 6 graph
    convolutions over all the sub-graphs' nodes, hidden wide, dropout between them, whose
    adjacencies start with no edges (``A + I`` = identity) so that the hand–object connections
@@ -28,21 +41,25 @@ variants of the paper's Table 2 keep the same depth over fewer nodes: "hand" run
 sub-graph and a merged graph over its 21 nodes only, "object" the same for the 8 corners, and
 the nodes of the missing part are returned as ``out_mean`` (the mean pose).
 
-Why the centroid offset: with a symmetric non-negative adjacency (SPEC §3) every graph
+Why the centroid offset: with a symmetric non-negative adjacency (docs/training.md) every graph
 convolution mixes the nodes' features with non-negative weights and one shared W, a smoothing
-that cannot form differences between nodes, such as the bone vectors and the 2D extent that
+that cannot form differences between nodes, such as the bone vectors and the angular extent that
 set a part's shape and depth; the network could only approximate them through its ReLUs. The
 offset from the centroid is such a difference, computed once from the input. On the synthetic
 GT-2D lifter run (``configs/synthetic/lifter.yaml``, test split) it brought the full graph from
-40.7 / 56.8 mm (hand / object) to 23.6 / 31.5 mm, ahead of the Graph U-Net's 30.2 / 47.1 mm,
-whose unconstrained pooling maps form such differences themselves (docs/training.md).
+40.7 / 56.8 mm (hand / object) to 23.6 / 31.5 mm with pixel input, ahead of the Graph U-Net's
+30.2 / 47.1 mm, whose unconstrained pooling maps form such differences themselves
+(docs/training.md, which also has the numbers with rays).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
+from hopose.geometry import unproject_points
 from hopose.models.graph_conv import GraphConv, GraphStack
 from hopose.skeleton import NUM_NODES, PART_NODES, box_adjacency, hand_adjacency
 
@@ -55,9 +72,42 @@ VARIANT_PARTS: dict[str, tuple[str, ...]] = {
 _PART_ADJACENCY = {"hand": hand_adjacency, "object": box_adjacency}
 DEFAULT_DEPTH_MM = 400.0
 DEFAULT_STD_MM = 100.0
+# Default ray spread: FPHA's frame spans x/z in about [-0.67, 0.70], y/z in [-0.38, 0.39].
+DEFAULT_RAY_STD = 0.3
 MERGED_LAYERS = 6
-# Per-node input of a sub-graph: normalised 2D and its offset from the part's centroid.
+# Per-node input of a sub-graph: normalised ray and its offset from the part's centroid.
 NODE_INPUT = 4
+# The buffers a lifter state dict written since lifters read rays holds (and older ones lack).
+INPUT_STAT_KEYS: tuple[str, ...] = ("in_mean", "in_std")
+
+
+class CheckpointVersionError(ValueError):
+    """A saved network was written by an incompatible version of hopose; the message says what
+    to do."""
+
+
+def viewing_rays(kp2d: Tensor, K: Tensor) -> Tensor:
+    """Normalised camera coordinates ``(x/z, y/z)`` of ``K⁻¹ [u, v, 1]`` for each keypoint.
+
+    Computed in at least float32 and outside autocast: ``u / fx - cx / fx`` cancels most of its
+    digits near the principal point, which half precision cannot afford.
+
+    Args:
+        kp2d: (B, N, 2) pixels.
+        K: (B, 3, 3) intrinsics of the image ``kp2d`` refers to; any invertible affine camera.
+
+    Returns:
+        (B, N, 2) rays.
+    """
+    if kp2d.ndim != 3 or kp2d.shape[1:] != (NUM_NODES, 2):
+        raise ValueError(f"kp2d must be (B, {NUM_NODES}, 2), got {tuple(kp2d.shape)}")
+    if K.shape != (kp2d.shape[0], 3, 3):
+        raise ValueError(f"K must be ({kp2d.shape[0]}, 3, 3), got {tuple(K.shape)}")
+    dtype = torch.promote_types(kp2d.dtype, torch.float32)
+    with torch.autocast(kp2d.device.type, enabled=False):
+        pixels = kp2d.to(dtype)
+        rays = unproject_points(pixels, pixels.new_ones(pixels.shape[:-1]), K.to(dtype))
+        return rays[..., :2] / rays[..., 2:]  # z is 1 for an affine K, up to rounding
 
 
 def output_stats(poses: Tensor) -> tuple[Tensor, Tensor]:
@@ -75,11 +125,25 @@ def output_stats(poses: Tensor) -> tuple[Tensor, Tensor]:
     return mean, std
 
 
-def part_input(x: Tensor) -> Tensor:
-    """Sub-graph input: each node's 2D and its offset from the part's 2D centroid.
+def input_stats(rays: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and spread of training rays per axis, for :meth:`Lifter.set_input_stats`.
 
     Args:
-        x: (B, n, 2) normalised 2D of one part's n nodes.
+        rays: (M, 29, 2) viewing rays (:func:`viewing_rays`; for ground truth, ``X[:2] / X[2]``
+            of the 3D keypoints, the same numbers).
+
+    Returns:
+        mean (2,) and std (2,), pooled over poses and nodes.
+    """
+    flat = rays.reshape(-1, 2)
+    return flat.mean(dim=0), flat.std(dim=0)
+
+
+def part_input(x: Tensor) -> Tensor:
+    """Sub-graph input: each node's normalised ray and its offset from the part's centroid.
+
+    Args:
+        x: (B, n, 2) normalised rays of one part's n nodes.
 
     Returns:
         (B, n, 4) ``[x, x - mean_n(x)]`` per node.
@@ -87,23 +151,60 @@ def part_input(x: Tensor) -> Tensor:
     return torch.cat([x, x - x.mean(dim=1, keepdim=True)], dim=-1)
 
 
-class Lifter(nn.Module):
-    """What every lifter shares: ``parts``, 2D input scaling and the 3D output statistics.
+def check_lifter_state(state: Mapping[str, Tensor], prefix: str = "") -> None:
+    """Refuse a lifter state dict written for the former pixel input (before lifters read rays).
+
+    Such a lifter read ``2 * kp2d / image_size - 1``; its weights mean nothing for rays, and
+    loading it without its missing input statistics would silently give wrong 3D.
 
     Args:
-        image_size: side in pixels of the square image whose keypoints the lifter receives.
+        state: a state dict holding a lifter's entries under ``prefix`` (e.g. ``"lifter."`` in
+            a whole network's).
+        prefix: where the lifter's entries start.
+
+    Raises:
+        CheckpointVersionError: the lifter's entries lack :data:`INPUT_STAT_KEYS`.
+    """
+    if prefix + "out_mean" in state and any(prefix + k not in state for k in INPUT_STAT_KEYS):
+        raise CheckpointVersionError(
+            f"the saved lifter has no input statistics ({prefix}in_mean, {prefix}in_std): it was "
+            "written by hopose 0.1.0 before lifters read camera rays instead of pixels and cannot "
+            "be used; retrain it from the lifter stage (configs/<data>/lifter.yaml)"
+        )
+
+
+def _refuse_pixel_lifters(module, state, prefix, *_args) -> None:
+    """``load_state_dict`` pre-hook: :func:`check_lifter_state` wherever a lifter is loaded."""
+    check_lifter_state(state, prefix)
+
+
+class Lifter(nn.Module):
+    """What every lifter shares: ``parts``, the ray input and its statistics, the 3D output
+    statistics.
+
+    Args:
         parts: the parts whose nodes the lifter predicts, a subset of ("hand", "object").
     """
 
-    def __init__(self, *, image_size: int, parts: tuple[str, ...]) -> None:
+    def __init__(self, *, parts: tuple[str, ...]) -> None:
         super().__init__()
-        if image_size <= 0:
-            raise ValueError(f"image_size must be positive, got {image_size}")
-        self.image_size = image_size
         self.parts = parts
+        self.register_buffer("in_mean", torch.zeros(2))
+        self.register_buffer("in_std", torch.full((2,), DEFAULT_RAY_STD))
         default_mean = torch.tensor([0.0, 0.0, DEFAULT_DEPTH_MM]).expand(NUM_NODES, 3)
         self.register_buffer("out_mean", default_mean.clone())
         self.register_buffer("out_std", torch.full((3,), DEFAULT_STD_MM))
+        self.register_load_state_dict_pre_hook(_refuse_pixel_lifters)
+
+    @torch.no_grad()
+    def set_input_stats(self, mean: Tensor, std: Tensor | float) -> None:
+        """Set the ray statistics the network's input is normalised with.
+
+        Args:
+            mean: (2,) mean ray (x/z, y/z).
+            std: (2,) per-axis or scalar spread, positive.
+        """
+        _set_stats(self.in_mean, self.in_std, mean, std)
 
     @torch.no_grad()
     def set_output_stats(self, mean: Tensor, std: Tensor | float) -> None:
@@ -113,26 +214,33 @@ class Lifter(nn.Module):
             mean: (29, 3) mean pose in mm.
             std: (3,) per-axis or scalar spread in mm, positive.
         """
-        mean = torch.as_tensor(mean, dtype=self.out_mean.dtype, device=self.out_mean.device)
-        std = torch.as_tensor(std, dtype=self.out_std.dtype, device=self.out_std.device)
-        if mean.shape != (NUM_NODES, 3):
-            raise ValueError(f"mean must have shape ({NUM_NODES}, 3), got {tuple(mean.shape)}")
-        if std.shape not in ((), (3,)):
-            raise ValueError(f"std must be a scalar or have shape (3,), got {tuple(std.shape)}")
-        if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
-            raise ValueError("mean must be finite and std finite and positive")
-        self.out_mean.copy_(mean)
-        self.out_std.copy_(std.expand(3))
+        _set_stats(self.out_mean, self.out_std, mean, std)
 
-    def normalise_2d(self, kp2d: Tensor) -> Tensor:
-        """(B, 29, 2) pixels -> (B, 29, 2) with the image spanning [-1, 1]."""
-        if kp2d.ndim != 3 or kp2d.shape[1:] != (NUM_NODES, 2):
-            raise ValueError(f"kp2d must be (B, {NUM_NODES}, 2), got {tuple(kp2d.shape)}")
-        return kp2d * (2 / self.image_size) - 1
+    def normalise_input(self, kp2d: Tensor, K: Tensor) -> Tensor:
+        """(B, 29, 2) pixels and (B, 3, 3) K -> (B, 29, 2) normalised rays."""
+        return (viewing_rays(kp2d, K) - self.in_mean) / self.in_std
 
     def to_mm(self, pose: Tensor) -> Tensor:
         """(B, 29, 3) normalised pose -> (B, 29, 3) mm."""
         return self.out_mean + self.out_std * pose
+
+
+def _set_stats(mean_buffer: Tensor, std_buffer: Tensor, mean, std) -> None:
+    """Copy a checked mean (shape of ``mean_buffer``) and spread (scalar or per axis) in place."""
+    mean = torch.as_tensor(mean, dtype=mean_buffer.dtype, device=mean_buffer.device)
+    std = torch.as_tensor(std, dtype=std_buffer.dtype, device=std_buffer.device)
+    if mean.shape != mean_buffer.shape:
+        raise ValueError(
+            f"mean must have shape {tuple(mean_buffer.shape)}, got {tuple(mean.shape)}"
+        )
+    if std.shape not in ((), std_buffer.shape):
+        raise ValueError(
+            f"std must be a scalar or have shape {tuple(std_buffer.shape)}, got {tuple(std.shape)}"
+        )
+    if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+        raise ValueError("mean must be finite and std finite and positive")
+    mean_buffer.copy_(mean)
+    std_buffer.copy_(std.expand(std_buffer.shape))
 
 
 class ContextLifter(Lifter):
@@ -142,13 +250,12 @@ class ContextLifter(Lifter):
         hidden: node feature width (128 in the authors' code).
         dropout: dropout between the merged graph's layers (0.3 in the authors' code).
         variant: "full", "hand" (hand sub-graph only) or "object" (object sub-graph only).
-        image_size: side in pixels of the image the 2D keypoints refer to.
     """
 
-    def __init__(self, *, hidden: int, dropout: float, variant: str, image_size: int) -> None:
+    def __init__(self, *, hidden: int, dropout: float, variant: str) -> None:
         if variant not in VARIANT_PARTS:
             raise ValueError(f"variant must be one of {tuple(VARIANT_PARTS)}, got {variant!r}")
-        super().__init__(image_size=image_size, parts=VARIANT_PARTS[variant])
+        super().__init__(parts=VARIANT_PARTS[variant])
         self.variant = variant
         self.features = nn.ModuleDict(
             {
@@ -180,17 +287,18 @@ class ContextLifter(Lifter):
             dropout=dropout,
         )
 
-    def forward(self, kp2d: Tensor) -> dict[str, Tensor]:
+    def forward(self, kp2d: Tensor, K: Tensor) -> dict[str, Tensor]:
         """Lift 2D keypoints to 3D.
 
         Args:
-            kp2d: (B, 29, 2) pixels.
+            kp2d: (B, 29, 2) pixels of the network image.
+            K: (B, 3, 3) that image's intrinsics.
 
         Returns:
             ``kp3d_init`` (B, 29, 3) from the sub-graphs and ``kp3d`` (B, 29, 3) refined by the
             merged graph, in mm; nodes outside ``parts`` hold ``out_mean``.
         """
-        x = self.normalise_2d(kp2d)
+        x = self.normalise_input(kp2d, K)
         features, initial = [], []
         for part in self.parts:
             nodes = PART_NODES[part]
