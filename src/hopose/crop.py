@@ -12,7 +12,8 @@ scaled, shifted or rotated, exactly (docs/training.md).
   frame at one scale, letterboxed), the first view of self-cropping.
 - :func:`square_around`: the square around 2D points with a margin.
 - :func:`warp_image`: the network image an affine map shows of a frame's pixels.
-- :func:`self_crop`: inference without ground truth placing the crop: a first pass on the
+- :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
+  truth placing the crop: a first pass on the
   whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
   and the network runs again (``iterations`` times); 2D comes back in frame pixels.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -152,3 +154,26 @@ def self_crop(
     back = torch.linalg.inv(A)
     mapped = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}
     return {**out, **mapped, "affine": A}
+
+
+def self_crop_image(
+    model: nn.Module, image: np.ndarray, K: Tensor, *, image_size: int, iterations: int
+) -> tuple[Tensor, Tensor]:
+    """:func:`self_crop` on one photo of any size, its views warped from its pixels.
+
+    Args:
+        model: a :class:`~hopose.models.HoposeNet`.
+        image: (H, W, 3) uint8 RGB. K: (3, 3) the photo's intrinsics.
+        image_size: the network's input side. iterations: crops after the whole-frame pass.
+
+    Returns:
+        kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
+    """
+    frame = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    height, width = image.shape[:2]
+    with torch.inference_mode():
+        out = self_crop(
+            model, lambda A: warp_image(frame, A, image_size), K[None].float(), (width, height),
+            image_size=image_size, iterations=iterations,
+        )  # fmt: skip
+    return out["kp2d"][0].float(), out["kp3d"][0].float()

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from hopose import viz
+from hopose.crop import self_crop_image
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.physics import contact_points
@@ -104,6 +105,14 @@ def predict_images(
         scale = torch.tensor([width / size, height / size])
         kp2d = out["kp2d"][0].float() * scale  # (29, 2) original pixels
         kp3d = out["kp3d"][0].float()  # (29, 3) mm
+        if cfg.data.crop == "square":  # a model trained on crops reads crops it places itself
+            kp2d, kp3d = self_crop_image(
+                model,
+                np.asarray(image),
+                scale_intrinsics(K, width / size, height / size),
+                image_size=size,
+                iterations=cfg.data.self_crop,
+            )
         pts, _, valid = contact_points(kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:])
         contacts_3d = pts[0][valid[0]]  # (M, 3)
         K_fit = fit_intrinsics(kp3d, kp2d)
