@@ -169,7 +169,7 @@ def self_crop_image(
     Returns:
         kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
     """
-    frame = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]  # (1, 3, H, W), a copy
     height, width = image.shape[:2]
     with torch.inference_mode():
         out = self_crop(

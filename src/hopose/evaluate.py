@@ -230,7 +230,7 @@ def run_eval(
     iterations = 0 if gt_2d or trained.data.crop != "square" else trained.data.self_crop
     if iterations:
         data = dataclasses.replace(data, crop="resize")
-    dataset = build_split(data, split, with_images=not gt_2d and not iterations)
+    dataset = build_split(data, split, with_images=not gt_2d)
     if iterations and not hasattr(dataset, "view"):
         raise ValueError(
             f"data.name: self-cropping from images renders views of the synthetic frames; "
