@@ -185,6 +185,18 @@ class LossConfig:
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
 
 
+def _require_amounts(
+    section: Any, prefix: str, amounts: tuple[str, ...], probabilities: tuple[str, ...]
+) -> None:
+    """Check that fields ``amounts`` are >= 0 and ``probabilities`` in [0, 1]."""
+    for name in amounts:
+        value = getattr(section, name)
+        _require(value >= 0, f"{prefix}.{name} must be >= 0, got {value}")
+    for name in probabilities:
+        value = getattr(section, name)
+        _require(0 <= value <= 1, f"{prefix}.{name} must be in [0, 1], got {value}")
+
+
 @dataclass
 class PerturbConfig:
     """Noise on the ground-truth 2D the lifter stage trains on (:mod:`hopose.data.perturb`), so
@@ -201,12 +213,7 @@ class PerturbConfig:
     """Probability of each keypoint being replaced by its part's mean (a missed keypoint)."""
 
     def __post_init__(self) -> None:
-        for name in ("sigma", "outlier_sigma"):
-            value = getattr(self, name)
-            _require(value >= 0, f"perturb.{name} must be >= 0, got {value}")
-        for name in ("outlier_prob", "drop_prob"):
-            value = getattr(self, name)
-            _require(0 <= value <= 1, f"perturb.{name} must be in [0, 1], got {value}")
+        _require_amounts(self, "perturb", ("sigma", "outlier_sigma"), ("outlier_prob", "drop_prob"))
 
 
 @dataclass
@@ -225,12 +232,7 @@ class AugmentConfig:
     """Probability of an occluding patch of random colour (2-12% of the image)."""
 
     def __post_init__(self) -> None:
-        for name in ("colour", "noise"):
-            value = getattr(self, name)
-            _require(value >= 0, f"augment.{name} must be >= 0, got {value}")
-        for name in ("blur_prob", "occlusion_prob"):
-            value = getattr(self, name)
-            _require(0 <= value <= 1, f"augment.{name} must be in [0, 1], got {value}")
+        _require_amounts(self, "augment", ("colour", "noise"), ("blur_prob", "occlusion_prob"))
 
 
 @dataclass
