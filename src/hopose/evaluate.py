@@ -80,7 +80,7 @@ def predict_split(
 
     Args:
         model: the network, already on ``device``.
-        dataset: records (SPEC §6); with ``gt_2d`` or ``self_crop_iterations`` they need no
+        dataset: records (docs/datasets.md); with ``gt_2d`` or ``self_crop_iterations`` they need no
             images.
         gt_2d: feed the ground-truth 2D keypoints (B, 29, 2) to the lifter instead of running
             the image encoder; the predicted 2D is then the ground truth. Either way the lifter
@@ -252,6 +252,7 @@ def run_eval(
         **summarize(predictions, columns),
         **reduce_plausibility(columns),
         "protocol": "gt_2d" if gt_2d else "image",
+        "self_crop": iterations,
         "dataset": data.name,
         "split": split,
         "checkpoint": str(checkpoint),

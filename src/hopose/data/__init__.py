@@ -103,7 +103,7 @@ def build_dataset(
             tree. What it recorded (dataset, split, image size, crop, the loader's
             options such as ``protocol``) must agree with these arguments.
         image_size: side of the square network image.
-        crop: "resize" or "square" (SPEC §6; synthetic data render the square directly).
+        crop: "resize" or "square" (docs/datasets.md; synthetic data render the square directly).
         num_samples: synthetic: how many to generate (required); real data: keep the first
             ``num_samples`` (None: all).
         seed: synthetic: the base seed of :func:`synthetic_split_seed`.

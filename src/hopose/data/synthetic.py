@@ -48,9 +48,9 @@ Recipe (SPEC §7's suggestion), all in mm:
 Images are rendered by :mod:`hopose.data.render` directly at ``image_size``, through the
 intrinsics ``A @ K`` of the network image, A the 2D affine map from the 1920×1080 frame
 (:mod:`hopose.crop`): with ``crop="resize"`` the whole frame scaled per axis (the resize
-convention of SPEC §6); with ``crop="square"`` the square around the hand's and box's 2D with a
-margin (:func:`hopose.crop.square_around`), and with ``jitter`` that square randomly scaled
-(×0.8-1.25), shifted (±10% of its side) and turned (±30°), a training augmentation; with
+convention of docs/datasets.md); with ``crop="square"`` the square around the hand's and box's
+2D with a margin (:func:`hopose.crop.square_around`), and with ``jitter`` that square randomly
+scaled (×0.8-1.25), shifted (±10% of its side) and turned (±30°), a training augmentation; with
 ``jitter`` a share :data:`WHOLE_FRAME_SHARE` of the samples instead shows the whole frame at one
 scale (:func:`hopose.crop.frame_square`, turned by ±10°), the first view of self-cropping.
 Rendering a crop directly is rendering the frame at full resolution and cutting the crop out,
