@@ -73,7 +73,7 @@ def test_refinement_sees_image_features():
 def test_float64_computes_the_same_keypoints_in_float64(head):
     # The same weights in float64 give the float32 keypoints to float32 precision, and a float64
     # input's gradient passes gradcheck through the head and the GCN (an 8 x 8 image keeps the
-    # numerical Jacobian stays cheap).
+    # numerical Jacobian cheap).
     torch.manual_seed(0)
     encoder = _encoder(head=head)
     image = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
