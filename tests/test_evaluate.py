@@ -12,12 +12,13 @@ from PIL import Image
 
 from hopose.cli import main
 from hopose.config import config_to_dict, load_config
+from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.synthetic import SyntheticHandObject
 from hopose.evaluate import mean_pose_predictions, predict_split, summarize
 from hopose.geometry import project_points
-from hopose.models import build_model
+from hopose.models import CheckpointVersionError, build_model
 from hopose.predict import fit_intrinsics
-from hopose.train import save_checkpoint
+from hopose.train import load_model, save_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -125,6 +126,38 @@ def test_eval_command_writes_metrics_predictions_and_report(checkpoint, tmp_path
     if gt_2d:  # the lifter was fed the ground truth, which is then the predicted 2D
         assert np.array_equal(predictions["pred_hand_2d"], predictions["gt_hand_2d"])
     assert (tmp_path / "report.md").is_file() != gt_2d
+
+
+def test_eval_crop_and_options_reach_the_dataset(checkpoint, tmp_path):
+    # --option focal_scale=1.6 zooms the synthetic camera; --crop square crops around hand and
+    # box. The square crop changes the pixels and K but not the 3D, so the lifter, which reads
+    # rays, predicts exactly what it predicts for the whole frame.
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "8", "--gt-2d", "--no-report"]
+    runs = {
+        "resize": [],
+        "square": ["--crop", "square"],
+        "zoom": ["--option", "focal_scale=1.6", "--option", "free_fraction=0.5"],
+    }
+    predictions = {}
+    for name, extra in runs.items():
+        assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
+        predictions[name] = dict(np.load(tmp_path / name / "predictions.npz"))
+    resize, square, zoom = predictions["resize"], predictions["square"], predictions["zoom"]
+    assert not np.allclose(square["K"], resize["K"])
+    np.testing.assert_allclose(square["pred_hand_3d"], resize["pred_hand_3d"], atol=1e-3)
+    np.testing.assert_allclose(zoom["orig_K"][:, 0, 0], 1.6 * FPHA_COLOR_K[0, 0], rtol=1e-6)
+    with pytest.raises(SystemExit):  # argparse's one-line usage error
+        main([*args, "--option", "focal_scale", "--out", str(tmp_path / "bad")])
+
+
+def test_a_checkpoint_of_the_pixel_input_lifter_is_refused(checkpoint, tmp_path):
+    state = torch.load(checkpoint, weights_only=False)
+    for key in ("lifter.in_mean", "lifter.in_std"):
+        del state["model"][key]
+    old = tmp_path / "old.pt"
+    save_checkpoint(state, old)
+    with pytest.raises(CheckpointVersionError, match="retrain it from the lifter stage"):
+        load_model(old)
 
 
 def test_predict_command_on_a_full_hd_jpeg_and_a_small_png(checkpoint, tmp_path):

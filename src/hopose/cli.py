@@ -81,12 +81,34 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> (key, value parsed as YAML), for argparse."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{key}: value is not YAML ({error})") from None
+
+
 @subcommand
 def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split")
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
     _add_data_arguments(parser)
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument(
+        "--crop", choices=("resize", "square"), help="image geometry (default: the checkpoint's)"
+    )
+    parser.add_argument(
+        "--option", dest="options", action="append", default=[], type=_option,
+        metavar="KEY=VALUE",
+        help="a dataset constructor argument, the value read as YAML, as data.options in a "
+        "config, e.g. --option focal_scale=1.6 (repeatable)",
+    )  # fmt: skip
     parser.add_argument(
         "--gt-2d", action="store_true",
         help="feed ground-truth 2D keypoints to the lifter (the paper's Table 2 protocol)",
@@ -107,7 +129,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        split=args.split, num=args.num,
+        split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
     )  # fmt: skip
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d,

@@ -170,15 +170,22 @@ def eval_data_config(
     seed: int = 0,
     split: str = "test",
     num: int | None = None,
+    crop: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> DataConfig:
-    """The data ``hopose eval`` reads: the named dataset, at the checkpoint's image size and crop.
+    """The data ``hopose eval`` reads: the named dataset, at the checkpoint's image size.
 
     Args:
-        checkpoint: the checkpoint to evaluate (its training config gives ``image_size``, ``crop``).
+        checkpoint: the checkpoint to evaluate (its training config gives ``image_size`` and
+            the default ``crop``).
         name, root, cache: the dataset, as in :class:`~hopose.config.DataConfig`.
         seed: synthetic: the base seed of the splits.
         split: the split to read.
         num: synthetic: frames to generate; real data: keep the first ``num`` (None: all).
+        crop: "resize" or "square"; None: the checkpoint's. The lifter reads each frame's K,
+            so a crop it was not trained with still gives 3D in the camera frame.
+        options: the dataset constructor's own keyword arguments, as ``data.options`` in a
+            config (e.g. ``{"focal_scale": 1.6}`` for synthetic data).
     """
     trained = config_from_dict(load_checkpoint(checkpoint)["config"]).data
     return DataConfig(
@@ -187,11 +194,12 @@ def eval_data_config(
         cache=cache,
         test_split=split,
         image_size=trained.image_size,
-        crop=trained.crop,
+        crop=trained.crop if crop is None else crop,
         num_train=num,
         num_val=num,
         num_test=num,
         seed=seed,
+        options=dict(options or {}),
     )
 
 

@@ -118,9 +118,7 @@ def build_dataset(
     if num_samples is not None and num_samples < 1:
         raise ValueError(f"num_samples: must be >= 1 or None, got {num_samples}")
     if cache is not None:
-        wanted = {"name": name, "split": split, **options}
-        if name != "synthetic":
-            wanted["crop"] = crop
+        wanted = {"name": name, "split": split, "crop": crop, **options}
         # One config names one cache for all splits: a folder of per-split caches works too.
         if (Path(cache) / split / "meta.json").is_file():
             cache = str(Path(cache) / split)

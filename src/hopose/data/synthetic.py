@@ -39,41 +39,50 @@ Recipe (SPEC §7's suggestion), all in mm:
    :func:`hopose.physics.contact_points` with the thumb opposing the fingers; no joint or bone
    point may be more than 2 mm inside the box. A sample whose attempt fails makes a new attempt
    with its next random numbers.
-6. Camera: FPHA's colour camera. The pair is rotated so the fingers point away from the head
-   and up-left in the image with a random roll about them (the back of the hand towards the
-   camera at zero roll), and placed with the hand centroid at a depth of 280-520 mm and at an
-   image position drawn around FPHA's (SPEC §7). The first of 8 drawn placements that leaves at
-   most 3 of the 29 keypoints outside the 1920×1080 frame is kept.
+6. Camera: FPHA's colour camera, its focal lengths multiplied by ``focal_scale`` (1 by
+   default; a ``(low, high)`` range draws a log-uniform factor per sample from
+   ``default_rng([seed, i, 2])``, so the grasps do not depend on it). The pair is rotated so
+   the fingers point away from the head and up-left in the image with a random roll about them
+   (the back of the hand towards the camera at zero roll), and placed with the hand centroid at
+   a depth of 280-520 mm and at an image position drawn around FPHA's (SPEC §7), through that
+   camera: a longer focal length sees the same depths and image positions, so the hand stays
+   in view, with its rays closer to the optical axis. The first of 8 drawn placements that
+   leaves at most 3 of the 29 keypoints outside the 1920×1080 frame is kept; when none does,
+   the one that leaves the fewest is moved back along its centroid's ray by the least factor
+   (1.1, 1.2 ... 2) that does.
 
-Images are rendered by :mod:`hopose.data.render` directly at ``image_size``, through the
-intrinsics ``A @ K`` of the network image, A the 2D affine map from the 1920×1080 frame
-(:mod:`hopose.crop`): with ``crop="resize"`` the whole frame scaled per axis (the resize
-convention of docs/datasets.md); with ``crop="square"`` the square around the hand's and box's
-2D with a margin (:func:`hopose.crop.square_around`), and with ``jitter`` that square randomly
-scaled (×0.8-1.25), shifted (±10% of its side) and turned (±30°), a training augmentation; with
-``jitter`` a share :data:`WHOLE_FRAME_SHARE` of the samples instead shows the whole frame at one
-scale (:func:`hopose.crop.frame_square`, turned by ±10°), the first view of self-cropping.
-Rendering a crop directly is rendering the frame at full resolution and cutting the crop out,
-without the resampling; :meth:`SyntheticHandObject.view` renders any affine view, which is what
-self-cropping at inference reads (no ground truth places it). The background clutter is drawn in
-the network image's pixels, so different views of one frame show different clutter.
+Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with the network
+image's intrinsics, from the original camera exactly as the real loaders do
+(:func:`hopose.data.transforms.image_geometry`): ``crop="resize"`` scales the whole frame per
+axis, ``crop="square"`` cuts the square around the 29 projected keypoints with its margin. With
+``jitter`` (a training augmentation) that square is randomly scaled (×0.8-1.25), shifted (±10%
+of its side) and turned (±30°), and a share :data:`WHOLE_FRAME_SHARE` of the samples instead
+shows the whole frame at one scale (:func:`hopose.crop.frame_square`, turned by ±10°), the first
+view of self-cropping; the network image's K is then ``A @ orig_K``, A the frame -> image affine
+map (:mod:`hopose.crop`). Rendering a crop directly is rendering the frame at full resolution and
+cutting the crop out, without the resampling; :meth:`SyntheticHandObject.view` renders any
+affine view, which is what self-cropping at inference reads (no ground truth places it). The
+background clutter is drawn in the network image's pixels, so views of one frame differ in it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hopose.crop import crop_affine, frame_square, resize_affine, square_around
+from hopose.crop import crop_affine, frame_square
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
+from hopose.data.transforms import CROPS, Frame, image_geometry
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
-from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS
+from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS, NUM_NODES
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # Share of jittered square-crop samples that show the whole frame (self-cropping's first view).
@@ -132,6 +141,8 @@ CONTACT_MARGIN = 0.5  # mm by which accepted contacts beat eta * L, robust to fl
 MAX_ATTEMPTS = 40
 CAMERA_TRIES = 8
 MAX_OUTSIDE = 3  # keypoints (of 29) allowed outside the original frame
+# Factors on the hand centroid's distance tried when no placement is in view (1: as drawn).
+PUSH_BACK = np.linspace(1.0, 2.0, 11)
 BLOCK = 64  # samples generated together
 
 # Camera placement priors (SPEC §7): hand centroid pixel (1920×1080) and depth (mm).
@@ -477,12 +488,15 @@ def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return project_points(torch.from_numpy(points), torch.from_numpy(K)).numpy()
 
 
-def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np.ndarray):
-    """Rotate and translate box-frame pairs into FPHA's colour camera (SPEC §7 priors).
+def _place_in_camera(
+    hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np.ndarray, camera: np.ndarray
+):
+    """Rotate and translate box-frame pairs into the 1920×1080 camera (SPEC §7 priors).
 
     Args:
         hand: (B, 21, 3), corners: (B, 8, 3) in the box frame.
         z: (B, CAMERA_TRIES, 6) normal and u: (B, CAMERA_TRIES) uniform numbers.
+        camera: (B, 3, 3) each sample's intrinsics of the 1920×1080 frame.
 
     Returns:
         hand (B, 21, 3) and corners (B, 8, 3) in the camera frame.
@@ -501,23 +515,37 @@ def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np
         CENTROID_PIXEL_HIGH,
     )
     depth = np.clip(DEPTH_MEAN + DEPTH_SD * z[..., 5], DEPTH_LOW, DEPTH_HIGH)
-    rays = (
-        np.concatenate([pixel, np.ones_like(depth[..., None])], -1) @ np.linalg.inv(FPHA_COLOR_K).T
-    )
+    homogeneous = np.concatenate([pixel, np.ones_like(depth[..., None])], -1)  # (B, T, 3)
+    rays = np.einsum("bij,btj->bti", np.linalg.inv(camera), homogeneous)
     centroid = np.einsum("btij,bj->bti", rot, hand.mean(axis=1))
     trans = rays * depth[..., None] - centroid  # (B, T, 3)
     pair = np.concatenate([hand, corners], axis=1)[:, None]  # (B, 1, 29, 3)
     points = pair @ np.swapaxes(rot, -1, -2) + trans[:, :, None]  # (B, T, 29, 3)
-    uv = _project(points, FPHA_COLOR_K)  # points nearer than 50 mm are rejected below
+    uv = _project(points, camera[:, None])  # points nearer than 50 mm are rejected below
     inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)  # (B, T, 29)
-    ok = ((~inside).sum(axis=-1) <= MAX_OUTSIDE) & (points[..., 2] > 50.0).all(axis=-1)
-    best = np.where(ok.any(axis=1), ok.argmax(axis=1), CAMERA_TRIES - 1)
-    chosen = points[np.arange(len(best)), best]
+    in_front = (points[..., 2] > 50.0).all(axis=-1)
+    outside = np.where(in_front, (~inside).sum(axis=-1), NUM_NODES + 1)  # (B, T)
+    ok = outside <= MAX_OUTSIDE
+    # Without an acceptable try (a long focal length sees less), the one most in view...
+    best = np.where(ok.any(axis=1), ok.argmax(axis=1), outside.argmin(axis=1))
+    rows = np.arange(len(best))
+    chosen, centroid = points[rows, best], (rays * depth[..., None])[rows, best]  # (B, 29, 3)
+    # ... moved back along its centroid's ray by the least of PUSH_BACK that brings it in view.
+    pushed = chosen[:, None] + (PUSH_BACK[:, None, None] - 1) * centroid[:, None, None]
+    uv = _project(pushed, camera[:, None])  # (B, P, 29, 2)
+    fits = ((uv < 0) | (uv >= np.array(FPHA_IMAGE_SIZE))).any(-1).sum(-1) <= MAX_OUTSIDE
+    step = np.where(ok.any(axis=1) | ~fits.any(axis=1), 0, fits.argmax(axis=1))
+    chosen = pushed[rows, step]
     return chosen[:, :NUM_JOINTS], chosen[:, NUM_JOINTS:]
 
 
-def generate_grasps(seed: int, indices: np.ndarray, free_fraction: float = 0.2) -> Grasps:
+def generate_grasps(
+    seed: int, indices: np.ndarray, free_fraction: float = 0.2, camera: np.ndarray | None = None
+) -> Grasps:
     """The poses of samples ``indices`` of the dataset with seed ``seed``, camera frame.
+
+    ``camera`` is each sample's (B, 3, 3) or a shared (3, 3) intrinsics of the 1920×1080 frame
+    (FPHA's colour camera when None); it moves the placement only.
 
     Each sample draws from ``default_rng([seed, i])`` alone, in a fixed order (box, free flag,
     then :data:`_NUM_U` uniform and :data:`_NUM_Z` normal numbers per attempt until one is
@@ -548,7 +576,8 @@ def generate_grasps(seed: int, indices: np.ndarray, free_fraction: float = 0.2) 
     z = np.stack([rng.standard_normal((CAMERA_TRIES, 6)) for rng in rngs])
     u = np.stack([rng.random(CAMERA_TRIES) for rng in rngs])
     corners = np.array(CORNER_SIGNS) * half[:, None]
-    hand_3d, obj_3d = _place_in_camera(hand, corners, z, u)
+    camera = np.broadcast_to(FPHA_COLOR_K if camera is None else camera, (size, 3, 3)).copy()
+    hand_3d, obj_3d = _place_in_camera(hand, corners, z, u, camera)
     names = (*GRASP_TYPES, "free")
     return Grasps(hand_3d, obj_3d, [names[k] for k in kind], [OBJECT_NAMES[o] for o in obj])
 
@@ -558,19 +587,23 @@ class SyntheticHandObject(Dataset):
 
     Args:
         num_samples: dataset length.
-        seed: non-negative base seed; sample i depends only on (seed, i) (and free_fraction).
-        image_size: side S of the square image.
+        seed: non-negative base seed; sample i depends only on (seed, i) (and free_fraction,
+            and the camera for its placement).
+        image_size: side S of the square network image.
         with_images: False gives pose-only records, much faster, with a (0, 0, 3) ``image``.
         free_fraction: probability of a free (approach/release) frame without contact.
-        crop: "resize" (the whole frame; K is FPHA's colour camera scaled per axis) or "square"
-            (the square around hand and box; K = A @ FPHA's K, see the module docstring).
-        jitter: randomly scale, shift and turn the square crop (training augmentation).
+        focal_scale: factor on FPHA's colour focal lengths, positive; or ``(low, high)`` to draw
+            one per sample, log-uniformly.
+        crop: "resize" (the whole 1920×1080 frame) or "square" (around hand and box), as the
+            real loaders' (:mod:`hopose.data.transforms`).
+        jitter: with ``crop="square"``, randomly scale, shift and turn the square, or show the
+            whole frame (training augmentation; see the module docstring).
 
-    Records: ``image`` (S, S, 3) uint8 ((0, 0, 3) with ``with_images=False``), ``K`` and ``orig_K``
-    (3, 3) float64, ``hand_3d`` (21, 3), ``obj_3d`` (8, 3) float32 mm, ``hand_2d`` (21, 2),
-    ``obj_2d`` (8, 2) float32 pixels (the projections of the float64 poses), ``orig_size``
-    (1920, 1080), ``side`` "right", ``object``, ``id`` "synthetic/<seed>/<grasp>/<i>" and
-    ``grasp``.
+    Records: ``image`` (S, S, 3) uint8 ((0, 0, 3) with ``with_images=False``), ``K`` (the
+    network image's) and ``orig_K`` (the 1920×1080 frame's) (3, 3) float64, ``hand_3d`` (21, 3),
+    ``obj_3d`` (8, 3) float32 mm, ``hand_2d`` (21, 2), ``obj_2d`` (8, 2) float32 pixels (the
+    projections of the float64 poses), ``orig_size`` (1920, 1080), ``side`` "right",
+    ``object``, ``id`` "synthetic/<seed>/<grasp>/<i>" and ``grasp``.
     """
 
     def __init__(
@@ -581,6 +614,7 @@ class SyntheticHandObject(Dataset):
         *,
         with_images: bool = True,
         free_fraction: float = 0.2,
+        focal_scale: float | Sequence[float] = 1.0,
         crop: str = "resize",
         jitter: bool = False,
     ):
@@ -592,42 +626,66 @@ class SyntheticHandObject(Dataset):
             raise ValueError(f"image_size: must be >= 8, got {image_size}")
         if not 0.0 <= free_fraction <= 1.0:
             raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
-        if crop not in ("resize", "square"):
-            raise ValueError(f"crop: expected 'resize' or 'square', got {crop!r}")
+        if crop not in CROPS:
+            raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
         self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
-        self.with_images, self.free_fraction = with_images, free_fraction
-        self.crop, self.jitter = crop, jitter
-        self._blocks: dict[int, Grasps] = {}
+        self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
+        self.focal_range = _focal_range(focal_scale)
+        self.jitter = jitter
+        self._blocks: dict[int, tuple[Grasps, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return self.num_samples
 
-    def _grasps(self, block: int) -> Grasps:
-        """The poses of block ``block`` (samples block*BLOCK onwards), generated once."""
+    def cameras(self, indices: np.ndarray) -> np.ndarray:
+        """(B, 3, 3) intrinsics of the 1920×1080 frame of samples ``indices``."""
+        low, high = self.focal_range
+        u = np.array([np.random.default_rng([self.seed, int(i), 2]).random() for i in indices])
+        scale = low * (high / low) ** u  # (B,) log-uniform; exactly low when low == high
+        K = np.broadcast_to(FPHA_COLOR_K, (len(indices), 3, 3)).copy()
+        K[:, :2, :2] *= scale[:, None, None]
+        return K
+
+    def _grasps(self, block: int) -> tuple[Grasps, np.ndarray]:
+        """The poses and cameras of block ``block`` (samples block*BLOCK onwards), made once."""
         if block not in self._blocks:
             indices = np.arange(block * BLOCK, min((block + 1) * BLOCK, self.num_samples))
-            self._blocks[block] = generate_grasps(self.seed, indices, self.free_fraction)
+            cameras = self.cameras(indices)
+            grasps = generate_grasps(self.seed, indices, self.free_fraction, cameras)
+            self._blocks[block] = grasps, cameras
         return self._blocks[block]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         index %= self.num_samples
-        grasps = self._grasps(index // BLOCK)
+        grasps, cameras = self._grasps(index // BLOCK)
         k = index % BLOCK
         hand_3d, obj_3d = grasps.hand_3d[k], grasps.obj_3d[k]
-        K = self.affine(index) @ FPHA_COLOR_K
+        frame = Frame(
+            image_path=Path(),  # rendered, never read
+            orig_K=cameras[k],
+            orig_size=FPHA_IMAGE_SIZE,
+            hand_3d=hand_3d,
+            obj_3d=obj_3d,
+            side="right",
+            object=grasps.object[k],
+            id=f"synthetic/{self.seed}/{grasps.grasp[k]}/{index}",
+        )
+        K, _ = image_geometry(frame, self.image_size, self.crop)
+        if self.jitter and self.crop == "square":
+            K = self._jittered_affine(index, K @ np.linalg.inv(cameras[k])) @ cameras[k]
         record: dict[str, Any] = {
             "K": K,
             "hand_3d": hand_3d.astype(np.float32),
             "obj_3d": obj_3d.astype(np.float32),
             "hand_2d": _project(hand_3d, K).astype(np.float32),
             "obj_2d": _project(obj_3d, K).astype(np.float32),
-            "orig_K": FPHA_COLOR_K.copy(),
+            "orig_K": cameras[k].copy(),
             "orig_size": np.array(FPHA_IMAGE_SIZE),
             "side": "right",
-            "object": grasps.object[k],
-            "id": f"synthetic/{self.seed}/{grasps.grasp[k]}/{index}",
+            "object": frame.object,
+            "id": frame.id,
             "grasp": grasps.grasp[k],
         }
         if self.with_images:
@@ -636,38 +694,48 @@ class SyntheticHandObject(Dataset):
             record["image"] = np.zeros((0, 0, 3), dtype=np.uint8)  # as every loader's pose-only
         return record
 
-    def affine(self, index: int) -> np.ndarray:
-        """(3, 3) map from the 1920×1080 frame to sample ``index``'s network image."""
-        like = torch.zeros((), dtype=torch.float64)
-        if self.crop == "resize":
-            return resize_affine(FPHA_IMAGE_SIZE, self.image_size, like).numpy()
-        grasps = self._grasps(index // BLOCK)
-        points = np.concatenate([grasps.hand_3d[index % BLOCK], grasps.obj_3d[index % BLOCK]])
-        frame_2d = torch.as_tensor(_project(points, FPHA_COLOR_K))  # (29, 2) frame pixels
-        centre, side = square_around(frame_2d[None])
-        angle = None
-        if self.jitter:
-            rng = np.random.default_rng([self.seed, index, 2])
-            turn = np.pi / 6
-            if rng.uniform() < WHOLE_FRAME_SHARE:
-                centre, side = frame_square(FPHA_IMAGE_SIZE, like)
-                turn = np.pi / 18
-            side = side * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
-            centre = centre + torch.as_tensor(rng.uniform(-0.1, 0.1, 2)) * side
-            angle = torch.tensor([rng.uniform(-1.0, 1.0) * turn], dtype=torch.float64)
-        return crop_affine(centre, side, self.image_size, angle)[0].numpy()
+    def _jittered_affine(self, index: int, affine: np.ndarray) -> np.ndarray:
+        """The square crop ``affine`` (3, 3) (frame -> image) randomly scaled, shifted and turned,
+        or the whole frame at one scale (see the module docstring)."""
+        S = self.image_size
+        # The square the crop shows: the frame pixels that map onto the image's centre and side.
+        centre = torch.as_tensor(np.linalg.solve(affine, [S / 2, S / 2, 1.0])[None, :2])
+        side = torch.tensor([S / affine[0, 0]], dtype=torch.float64)
+        rng = np.random.default_rng([self.seed, index, 3])
+        turn = np.pi / 6
+        if rng.uniform() < WHOLE_FRAME_SHARE:
+            centre, side = frame_square(FPHA_IMAGE_SIZE, side)
+            turn = np.pi / 18
+        side = side * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        centre = centre + torch.as_tensor(rng.uniform(-0.1, 0.1, 2)) * side
+        angle = torch.tensor([rng.uniform(-1.0, 1.0) * turn], dtype=torch.float64)
+        return crop_affine(centre, side, S, angle)[0].numpy()
 
     def view(self, index: int, affine: np.ndarray) -> np.ndarray:
         """Sample ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its 1920×1080
         frame shows (for self-cropping: the crop the model's own 2D places)."""
-        return self._render(index, affine @ FPHA_COLOR_K)
+        _, cameras = self._grasps(index // BLOCK)
+        return self._render(index, affine @ cameras[index % BLOCK])
 
     def _render(self, index: int, K: np.ndarray) -> np.ndarray:
         from hopose.data.render import render_grasp
 
-        grasps = self._grasps(index // BLOCK)
+        grasps, _ = self._grasps(index // BLOCK)
         k = index % BLOCK
         appearance = np.random.default_rng([self.seed, index, 1])
         return render_grasp(
             grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance, grasps.object[k]
         )
+
+
+def _focal_range(focal_scale: float | Sequence[float]) -> tuple[float, float]:
+    """``focal_scale`` as a (low, high) range of positive factors (low == high when fixed)."""
+    values = (
+        (focal_scale, focal_scale) if isinstance(focal_scale, int | float) else tuple(focal_scale)
+    )
+    if len(values) != 2 or not all(isinstance(v, int | float) and v > 0 for v in values):
+        raise ValueError(
+            f"focal_scale: expected a positive number or [low, high], got {focal_scale!r}"
+        )
+    low, high = sorted(float(v) for v in values)
+    return low, high
