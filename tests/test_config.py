@@ -154,3 +154,18 @@ def test_pretraining_then_fine_tuning_is_a_chain_of_checkpoints():
         cfg = load_config(CONFIGS / dataset / f"{stage}.yaml")
         assert cfg.init_from == previous
         previous = f"runs/{dataset}/{stage}/best.pt"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("perturb.sigma=-0.1", "perturb.sigma must be >= 0"),
+        ("perturb.drop_prob=1.5", r"perturb.drop_prob must be in \[0, 1\]"),
+        ("augment.occlusion_prob=2", r"augment.occlusion_prob must be in \[0, 1\]"),
+        ("model.head=conv", "model.head must be 'linear' or 'heatmap'"),
+        ("data.crop=tight", r"data.crop must be one of \('resize', 'square'\)"),
+    ],
+)
+def test_bad_pixel_stage_fields_name_the_field(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIGS / "synthetic" / "lifter.yaml", [override])

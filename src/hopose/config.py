@@ -58,7 +58,13 @@ class DataConfig:
     image_size: int = 224
     """Side of the square network input in pixels (paper: 224)."""
     crop: str = "resize"
-    """"resize" the whole frame to a square (paper, HOPE-Net), or a crop around hand and object."""
+    """"resize" the whole frame to a square (paper, HOPE-Net), or "square", a crop around hand
+    and object (synthetic data: with ``options.jitter`` randomly scaled, shifted and turned). A
+    model trained on "square" crops predicts from images by self-cropping (``self_crop``)."""
+    self_crop: int = 1
+    """Crops after the whole-frame pass when a model trained on "square" crops predicts from
+    images (``hopose eval``, ``hopose predict``), each placed around the previous pass's 2D
+    (:func:`hopose.crop.self_crop`); no ground truth places them."""
     num_train: int | None = None
     """Number of training samples (synthetic: how many to generate; real data: a cap)."""
     num_val: int | None = None
@@ -80,6 +86,7 @@ class DataConfig:
         _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        _require(self.self_crop >= 1, f"data.self_crop must be >= 1, got {self.self_crop}")
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")
@@ -97,6 +104,10 @@ class ModelConfig:
     """2D-to-3D lifter: "context" (the paper's context-aware graph) or "graph_unet" (HOPE-Net)."""
     lifter_variant: str = "full"
     """Sub-graphs of the context lifter (paper Table 2): "full", "hand" or "object"."""
+    head: str = "linear"
+    """Initial 2D head of the image encoder: "linear" (the paper's, on the pooled feature) or
+    "heatmap" (integral heat maps on the stride-4 feature pyramid, the GCN nodes also reading the
+    local feature at their keypoint; :mod:`hopose.models.heads`)."""
     hidden: int = 128
     """Hidden width of the graph layers."""
     dropout: float = 0.3
@@ -116,6 +127,10 @@ class ModelConfig:
         _require(
             self.lifter_variant in ("full", "hand", "object"),
             f"model.lifter_variant must be 'full', 'hand' or 'object', got {self.lifter_variant!r}",
+        )
+        _require(
+            self.head in ("linear", "heatmap"),
+            f"model.head must be 'linear' or 'heatmap', got {self.head!r}",
         )
         _require(self.hidden > 0, f"model.hidden must be > 0, got {self.hidden}")
         _require(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
@@ -182,6 +197,56 @@ class LossConfig:
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
 
 
+def _require_amounts(
+    section: Any, prefix: str, amounts: tuple[str, ...], probabilities: tuple[str, ...]
+) -> None:
+    """Check that fields ``amounts`` are >= 0 and ``probabilities`` in [0, 1]."""
+    for name in amounts:
+        value = getattr(section, name)
+        _require(value >= 0, f"{prefix}.{name} must be >= 0, got {value}")
+    for name in probabilities:
+        value = getattr(section, name)
+        _require(0 <= value <= 1, f"{prefix}.{name} must be in [0, 1], got {value}")
+
+
+@dataclass
+class PerturbConfig:
+    """Noise on the ground-truth 2D the lifter stage trains on (:mod:`hopose.data.perturb`), so
+    the lifter learns from inputs that err the way the encoder's do. All 0 (off) in the paper's
+    configs, which train the lifter on exact ground-truth 2D (§4.3)."""
+
+    sigma: float = 0.0
+    """Largest per-sample Gaussian jitter, as a fraction of the image side (drawn in [0, sigma])."""
+    outlier_prob: float = 0.0
+    """Probability of each keypoint being displaced as an outlier."""
+    outlier_sigma: float = 0.0
+    """Standard deviation of an outlier's displacement, as a fraction of the image side."""
+    drop_prob: float = 0.0
+    """Probability of each keypoint being replaced by its part's mean (a missed keypoint)."""
+
+    def __post_init__(self) -> None:
+        _require_amounts(self, "perturb", ("sigma", "outlier_sigma"), ("outlier_prob", "drop_prob"))
+
+
+@dataclass
+class AugmentConfig:
+    """Photometric and occlusion augmentation of the training images (:mod:`hopose.data.augment`);
+    all 0 (off) in the paper's configs."""
+
+    colour: float = 0.0
+    """Colour jitter strength: brightness, contrast and saturation factors in [1 - c, 1 + c], hue
+    shifted by up to c / 4."""
+    blur_prob: float = 0.0
+    """Probability of a Gaussian blur (sigma 0.1-1.5 px)."""
+    noise: float = 0.0
+    """Standard deviation of additive Gaussian pixel noise, a fraction of the intensity range."""
+    occlusion_prob: float = 0.0
+    """Probability of an occluding patch of random colour (2-12% of the image)."""
+
+    def __post_init__(self) -> None:
+        _require_amounts(self, "augment", ("colour", "noise"), ("blur_prob", "occlusion_prob"))
+
+
 @dataclass
 class TrainConfig:
     """One training stage (SPEC §4)."""
@@ -197,6 +262,10 @@ class TrainConfig:
     """The optimiser and schedule."""
     loss: LossConfig = field(default_factory=LossConfig)
     """The loss weights."""
+    perturb: PerturbConfig = field(default_factory=PerturbConfig)
+    """Noise on the lifter stage's ground-truth 2D input (off by default, as in the paper)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmentation of the image stages' training images (off by default, as in the paper)."""
     seed: int = 0
     """Seed of weight initialisation, shuffling and dropout."""
     init_from: str | None = None

@@ -18,6 +18,7 @@ and mean box for every frame; a network that has learnt anything beats it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig
+from hopose.crop import apply_affine, self_crop
 from hopose.data import collate_samples
 from hopose.files import write_atomic, write_text
 from hopose.metrics import per_frame_error
@@ -46,11 +48,34 @@ def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return kp[:, :NUM_JOINTS], kp[:, NUM_JOINTS:]
 
 
+def _self_crop_outputs(
+    model: HoposeNet, dataset: Dataset, batch: dict[str, Any], indices: range, iterations: int
+) -> dict[str, torch.Tensor]:
+    """Self-cropped predictions (:func:`hopose.crop.self_crop`) of ``dataset[indices]``, whose
+    ``view(index, affine)`` renders any view of a frame; 2D in the records' image pixels."""
+    device = next(model.parameters()).device
+
+    def view(A: torch.Tensor) -> torch.Tensor:
+        images = [
+            dataset.view(i, a) for i, a in zip(indices, A.double().cpu().numpy(), strict=True)
+        ]
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device)  # (B, 3, S, S)
+
+    frame_K = batch["orig_K"].to(device)
+    width, height = (int(v) for v in batch["orig_size"][0])
+    out = self_crop(model, view, frame_K, (width, height), image_size=dataset.image_size,
+                    iterations=iterations)  # fmt: skip
+    # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
+    to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
+    return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}
+
+
 def predict_split(
     model: HoposeNet,
     dataset: Dataset,
     *,
     gt_2d: bool = False,
+    self_crop_iterations: int = 0,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:
@@ -58,10 +83,15 @@ def predict_split(
 
     Args:
         model: the network, already on ``device``.
-        dataset: records (SPEC §6); with ``gt_2d`` they need no images.
+        dataset: records (docs/datasets.md); with ``gt_2d`` or ``self_crop_iterations`` they need no
+            images.
         gt_2d: feed the ground-truth 2D keypoints (B, 29, 2) to the lifter instead of running
             the image encoder; the predicted 2D is then the ground truth. Either way the lifter
             reads each frame's K.
+        self_crop_iterations: above 0, run from the images with self-cropping
+            (:func:`hopose.crop.self_crop`, this many crops after the whole frame) on views the
+            dataset renders (``dataset.view``: the synthetic data); predicted 2D is returned
+            in the records' image pixels.
         batch_size: frames per forward pass.
         device: where the model lives.
 
@@ -78,10 +108,13 @@ def predict_split(
     # disable=None: a bar on a terminal, nothing in a log file.
     progress = tqdm(loader, desc="eval", unit="batch", disable=None, leave=False)
     with torch.inference_mode():
-        for batch in progress:
+        for start, batch in zip(range(0, len(dataset), batch_size), progress, strict=True):
             if gt_2d:
                 kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)  # (B, 29, 2)
                 out = {"kp2d": kp2d, **model.lifter(kp2d.to(device), batch["K"].to(device))}
+            elif self_crop_iterations:
+                indices = range(start, start + len(batch["id"]))
+                out = _self_crop_outputs(model, dataset, batch, indices, self_crop_iterations)
             else:
                 out = model(batch["image"].to(device), batch["K"].to(device))
             hand_3d, obj_3d = _split_nodes(out["kp3d"])
@@ -201,23 +234,41 @@ def run_eval(
     Returns:
         The summary written to ``metrics.json``.
     """
-    model, _ = load_model(checkpoint, from_images=not gt_2d)
+    model, trained = load_model(checkpoint, from_images=not gt_2d)
     out_dir = Path(out_dir)
     model.to(device)
+    # A model trained on crops reads test frames by self-cropping, never through a crop that
+    # ground truth places: the records come whole (their 2D and K in the whole frame's image).
+    iterations = 0 if gt_2d or trained.data.crop != "square" else trained.data.self_crop
+    if iterations:
+        data = dataclasses.replace(data, crop="resize")
     dataset = build_split(data, split, with_images=not gt_2d)
     if len(dataset) == 0:
         where = data.cache or data.root or f"seed {data.seed}"
         raise ValueError(f"split: {data.name} {split!r} at {where} has no frames to evaluate")
-    predictions = predict_split(model, dataset, gt_2d=gt_2d, batch_size=batch_size, device=device)
+    if iterations and not hasattr(dataset, "view"):
+        raise ValueError(
+            f"data.name: self-cropping from images renders views of the synthetic frames; "
+            f"{data.name} has none (evaluate it with --gt-2d)"
+        )
+    predictions = predict_split(
+        model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations, batch_size=batch_size,
+        device=device,
+    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
-    protocol = "ground-truth 2D to the lifter" if gt_2d else f"from the images ({data.crop})"
+    protocol = (
+        "ground-truth 2D to the lifter" if gt_2d
+        else f"from the images, self-cropped ({iterations} crops)" if iterations
+        else f"from the images ({data.crop})"
+    )  # fmt: skip
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
     columns = frame_metrics(predictions)
     summary = {
         **summarize(predictions, columns),
         **reduce_plausibility(columns),
         "protocol": "gt_2d" if gt_2d else "image",
+        "self_crop": iterations,
         "dataset": data.name,
         "split": split,
         "checkpoint": str(checkpoint),

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
+from hopose.crop import self_crop_image
 from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.models import HoposeNet
@@ -81,17 +82,33 @@ def draw_overlay(
     return overlay
 
 
-def predict_photo(model: HoposeNet, image_size: int, photo: Photo, camera: Camera) -> dict:
+def predict_photo(
+    model: HoposeNet, image_size: int, photo: Photo, camera: Camera, *, self_crop: int = 0
+) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
-    plus ``overlay_scale`` (2,), full-size pixels -> working-copy pixels."""
+    plus ``overlay_scale`` (2,), full-size pixels -> working-copy pixels.
+
+    ``self_crop`` > 0 (a model trained on crops): after the whole-photo pass, that many passes
+    on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`)."""
     width, height = photo.size
-    network_image = photo.image.resize((image_size, image_size), Image.BILINEAR)
-    pixels = torch.from_numpy(np.array(network_image)).permute(2, 0, 1)[None]  # (1, 3, S, S)
-    K_net = scale_intrinsics(camera.K, image_size / width, image_size / height)
-    with torch.inference_mode():
-        out = model(pixels, K_net[None].float())
-    kp2d = out["kp2d"][0].double() * torch.tensor([width / image_size, height / image_size])
-    kp3d = out["kp3d"][0].double()  # (29, 3) mm, in the photo's camera
+    overlay_scale = torch.tensor(photo.image.size, dtype=torch.float64) / torch.tensor(
+        photo.size, dtype=torch.float64
+    )
+    if self_crop:
+        K_work = scale_intrinsics(camera.K, *overlay_scale.tolist())
+        kp2d, kp3d = self_crop_image(
+            model, np.asarray(photo.image), K_work, image_size=image_size, iterations=self_crop
+        )
+        kp2d = kp2d.double() / overlay_scale  # working-copy pixels -> the photo's pixels
+    else:
+        network_image = photo.image.resize((image_size, image_size), Image.BILINEAR)
+        pixels = torch.from_numpy(np.array(network_image)).permute(2, 0, 1)[None]  # (1, 3, S, S)
+        K_net = scale_intrinsics(camera.K, image_size / width, image_size / height)
+        with torch.inference_mode():
+            out = model(pixels, K_net[None].float())
+        kp2d = out["kp2d"][0].double() * torch.tensor([width / image_size, height / image_size])
+        kp3d = out["kp3d"][0]
+    kp3d = kp3d.double()  # (29, 3) mm, in the photo's camera
     pts, _, valid = contact_points(kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:])
     contacts_3d = pts[0][valid[0]]  # (M, 3)
     return {
@@ -101,8 +118,7 @@ def predict_photo(model: HoposeNet, image_size: int, photo: Photo, camera: Camer
         "obj_3d": kp3d[NUM_JOINTS:],
         "contacts_3d": contacts_3d,
         "contacts_2d": project_points(contacts_3d, camera.K),
-        "overlay_scale": torch.tensor(photo.image.size, dtype=torch.float64)
-        / torch.tensor(photo.size, dtype=torch.float64),
+        "overlay_scale": overlay_scale,
     }
 
 
@@ -130,7 +146,8 @@ def predict_images(
     for path, name in zip(images, output_names(images), strict=True):
         photo = read_photo(path)
         camera = photo_camera(photo, K=K, fov=fov)
-        result = predict_photo(model, cfg.model.image_size, photo, camera)
+        self_crop = cfg.data.self_crop if cfg.data.crop == "square" else 0
+        result = predict_photo(model, cfg.model.image_size, photo, camera, self_crop=self_crop)
         scale = result.pop("overlay_scale")
         overlay = draw_overlay(
             photo.image,

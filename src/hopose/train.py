@@ -69,6 +69,7 @@ from hopose.checkpoint import (
 )
 from hopose.config import DataConfig, TrainConfig, config_to_dict
 from hopose.data import build_dataset, collate_samples
+from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
 from hopose.data.workers import ExitWithParent
 from hopose.losses import LossWeights, compute_losses, total_loss
@@ -327,6 +328,7 @@ def train_one_epoch(
         leave=False,
     )
     for step, batch in enumerate(progress):
+        batch = augment_batch(batch, cfg)  # config sections perturb and augment
         _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
         loss = total_loss(terms, weights)
         optimizer.zero_grad(set_to_none=True)

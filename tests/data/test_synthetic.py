@@ -304,3 +304,34 @@ def test_synth_command_writes_a_readable_cache(tmp_path):
         np.testing.assert_array_equal(cache[index]["image"], dataset[index]["image"])
         np.testing.assert_allclose(cache[index]["hand_3d"], dataset[index]["hand_3d"])
         assert cache[index]["grasp"] == dataset[index]["grasp"]
+
+
+def test_square_crop_frames_hand_and_box_and_view_renders_it():
+    # Without jitter the 29 keypoints span the square's middle 1/1.4 (margin 0.2 each side of
+    # the tight side) along their longer axis, so all lie in [0.2/1.4, 1.2/1.4] * 64 px.
+    crops = SyntheticHandObject(4, 0, image_size=64, crop="square")
+    whole = SyntheticHandObject(4, 0, image_size=64)
+    for i in range(4):
+        record = crops[i]
+        kp = np.concatenate([record["hand_2d"], record["obj_2d"]])
+        assert kp.min() >= 64 * 0.2 / 1.4 - 1e-3 and kp.max() <= 64 * 1.2 / 1.4 + 1e-3
+        # The same 3D seen through another affine view: rays K^-1 [u, v, 1] agree.
+        ones = np.ones((29, 1))
+        rays = np.hstack([kp, ones]) @ np.linalg.inv(record["K"]).T
+        other = np.concatenate([whole[i]["hand_2d"], whole[i]["obj_2d"]])
+        np.testing.assert_allclose(
+            rays, np.hstack([other, ones]) @ np.linalg.inv(whole[i]["K"]).T, atol=1e-5
+        )
+        # view() of the record's own affine map (K = A orig_K) renders the record's image (up to
+        # the rounding of A K at a few edge pixels).
+        affine = record["K"] @ np.linalg.inv(record["orig_K"])
+        difference = crops.view(i, affine).astype(float) - record["image"]
+        assert np.abs(difference).mean() < 0.5
+
+
+def test_jittered_crops_turn_the_image():
+    # A turned crop has an off-diagonal K (2D rotation folded into the intrinsics).
+    record = SyntheticHandObject(
+        1, 0, image_size=32, crop="square", jitter=True, with_images=False
+    )[0]
+    assert abs(record["K"][0, 1]) > 1e-3

@@ -69,10 +69,22 @@ def test_refinement_sees_image_features():
     assert not torch.allclose(out["kp2d"][0], out["kp2d"][1])
 
 
-def test_float64():
-    encoder = _encoder().double()
-    out = encoder(torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8))
-    assert out["kp2d"].dtype == torch.float64
+@pytest.mark.parametrize("head", ["linear", "heatmap"])
+def test_float64_computes_the_same_keypoints_in_float64(head):
+    # The same weights in float64 give the float32 keypoints to float32 precision, and a float64
+    # input's gradient passes gradcheck through the head and the GCN (an 8 x 8 image keeps the
+    # numerical Jacobian cheap).
+    torch.manual_seed(0)
+    encoder = _encoder(head=head)
+    image = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    out32 = encoder(image)
+    encoder = encoder.double()
+    out64 = encoder(image)
+    for key in out32:
+        assert out64[key].dtype == torch.float64
+        torch.testing.assert_close(out64[key].float(), out32[key], rtol=1e-4, atol=1e-3)
+    small = torch.rand(1, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: encoder(x)["kp2d"], (small,), eps=1e-6, atol=1e-4)
 
 
 def test_no_weights_file_warns_clearly():

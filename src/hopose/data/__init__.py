@@ -104,7 +104,7 @@ def build_dataset(
             options such as ``protocol``) must agree with these arguments, and a cache that
             records no dataset name or split is refused.
         image_size: side of the square network image.
-        crop: "resize" or "square" (SPEC §6).
+        crop: "resize" or "square" (docs/datasets.md; synthetic data render the square directly).
         num_samples: synthetic: how many to generate (required); real data: keep the first
             ``num_samples`` (None: all).
         seed: synthetic: the base seed of :func:`synthetic_split_seed`.

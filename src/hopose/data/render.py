@@ -190,16 +190,19 @@ def _draw_capsule(image, zbuf, K, a, b, radius, colour, look: Appearance) -> Non
     pa, pb = a[:2] / a[2], b[:2] / b[2]
     rho_max = radius / min(a[2], b[2])
     size = image.shape[0]
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    # The pixels whose rays can meet the capsule: the image of its normalised bounding
+    # rectangle's corners under K (any affine K: a crop may be rotated).
     lo = np.minimum(pa, pb) - rho_max
     hi = np.maximum(pa, pb) + rho_max
-    u0, u1 = int(max(np.floor(lo[0] * fx + cx), 0)), int(min(np.ceil(hi[0] * fx + cx) + 1, size))
-    v0, v1 = int(max(np.floor(lo[1] * fy + cy), 0)), int(min(np.ceil(hi[1] * fy + cy) + 1, size))
+    rect = np.array([[lo[0], lo[1], 1], [hi[0], lo[1], 1], [lo[0], hi[1], 1], [hi[0], hi[1], 1]])
+    corners = rect @ K[:2].T  # (4, 2) pixels
+    u0, v0 = np.maximum(np.floor(corners.min(axis=0)), 0).astype(int)
+    u1, v1 = np.minimum(np.ceil(corners.max(axis=0)) + 1, size).astype(int)
     if u0 >= u1 or v0 >= v1:
         return
-    x = (np.arange(u0, u1) - cx) / fx
-    y = (np.arange(v0, v1) - cy) / fy
-    qx, qy = x[None, :] - pa[0], y[:, None] - pa[1]  # (h, w) offsets from a
+    v, u = np.mgrid[v0:v1, u0:u1].astype(np.float64)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # (h, w, 3), z = 1
+    qx, qy = rays[..., 0] - pa[0], rays[..., 1] - pa[1]  # (h, w) offsets from a
     axis = pb - pa
     s = np.clip((qx * axis[0] + qy * axis[1]) / max(axis @ axis, 1e-12), 0.0, 1.0)
     dist = np.hypot(qx - s * axis[0], qy - s * axis[1])

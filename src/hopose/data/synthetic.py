@@ -54,7 +54,15 @@ Recipe (SPEC §7's suggestion), all in mm:
 Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with the network
 image's intrinsics, from the original camera exactly as the real loaders do
 (:func:`hopose.data.transforms.image_geometry`): ``crop="resize"`` scales the whole frame per
-axis, ``crop="square"`` cuts the square around the 29 projected keypoints with its margin.
+axis, ``crop="square"`` cuts the square around the 29 projected keypoints with its margin. With
+``jitter`` (a training augmentation) that square is randomly scaled (×0.8-1.25), shifted (±10%
+of its side) and turned (±30°), and a share :data:`WHOLE_FRAME_SHARE` of the samples instead
+shows the whole frame at one scale (:func:`hopose.crop.frame_square`, turned by ±10°), the first
+view of self-cropping; the network image's K is then ``A @ orig_K``, A the frame -> image affine
+map (:mod:`hopose.crop`). Rendering a crop directly is rendering the frame at full resolution and
+cutting the crop out, without the resampling; :meth:`SyntheticHandObject.view` renders any
+affine view, which is what self-cropping at inference reads (no ground truth places it). The
+background clutter is drawn in the network image's pixels, so views of one frame differ in it.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hopose.crop import crop_affine, frame_square
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.data.transforms import CROPS, Frame, image_geometry
 from hopose.geometry import axis_angle_to_matrix, project_points
@@ -76,6 +85,8 @@ from hopose.physics import N_SAMPLES as GRID
 from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS, NUM_NODES
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
+# Share of jittered square-crop samples that show the whole frame (self-cropping's first view).
+WHOLE_FRAME_SHARE = 0.25
 # Probability of each grasp type at each attempt (failed attempts draw again, so the kept mix
 # leans towards the types that succeed more often; see docs/synthetic.md).
 GRASP_WEIGHTS: tuple[float, ...] = (0.45, 0.35, 0.20)
@@ -585,6 +596,8 @@ class SyntheticHandObject(Dataset):
             one per sample, log-uniformly.
         crop: "resize" (the whole 1920×1080 frame) or "square" (around hand and box), as the
             real loaders' (:mod:`hopose.data.transforms`).
+        jitter: with ``crop="square"``, randomly scale, shift and turn the square, or show the
+            whole frame (training augmentation; see the module docstring).
 
     Records: ``image`` (S, S, 3) uint8 ((0, 0, 3) with ``with_images=False``), ``K`` (the
     network image's) and ``orig_K`` (the 1920×1080 frame's) (3, 3) float64, ``hand_3d`` (21, 3),
@@ -603,6 +616,7 @@ class SyntheticHandObject(Dataset):
         free_fraction: float = 0.2,
         focal_scale: float | Sequence[float] = 1.0,
         crop: str = "resize",
+        jitter: bool = False,
     ):
         if num_samples < 0:
             raise ValueError(f"num_samples: must be >= 0, got {num_samples}")
@@ -617,6 +631,7 @@ class SyntheticHandObject(Dataset):
         self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
         self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
         self.focal_range = _focal_range(focal_scale)
+        self.jitter = jitter
         self._blocks: dict[int, tuple[Grasps, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -658,6 +673,8 @@ class SyntheticHandObject(Dataset):
             id=f"synthetic/{self.seed}/{grasps.grasp[k]}/{index}",
         )
         K, _ = image_geometry(frame, self.image_size, self.crop)
+        if self.jitter and self.crop == "square":
+            K = self._jittered_affine(index, K @ np.linalg.inv(cameras[k])) @ cameras[k]
         record: dict[str, Any] = {
             "K": K,
             "hand_3d": hand_3d.astype(np.float32),
@@ -672,15 +689,43 @@ class SyntheticHandObject(Dataset):
             "grasp": grasps.grasp[k],
         }
         if self.with_images:
-            from hopose.data.render import render_grasp
-
-            appearance = np.random.default_rng([self.seed, index, 1])
-            record["image"] = render_grasp(
-                hand_3d, obj_3d, K, self.image_size, appearance, frame.object
-            )
+            record["image"] = self._render(index, K)
         else:
             record["image"] = np.zeros((0, 0, 3), dtype=np.uint8)  # as every loader's pose-only
         return record
+
+    def _jittered_affine(self, index: int, affine: np.ndarray) -> np.ndarray:
+        """The square crop ``affine`` (3, 3) (frame -> image) randomly scaled, shifted and turned,
+        or the whole frame at one scale (see the module docstring)."""
+        S = self.image_size
+        # The square the crop shows: the frame pixels that map onto the image's centre and side.
+        centre = torch.as_tensor(np.linalg.solve(affine, [S / 2, S / 2, 1.0])[None, :2])
+        side = torch.tensor([S / affine[0, 0]], dtype=torch.float64)
+        rng = np.random.default_rng([self.seed, index, 3])
+        turn = np.pi / 6
+        if rng.uniform() < WHOLE_FRAME_SHARE:
+            centre, side = frame_square(FPHA_IMAGE_SIZE, side)
+            turn = np.pi / 18
+        side = side * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        centre = centre + torch.as_tensor(rng.uniform(-0.1, 0.1, 2)) * side
+        angle = torch.tensor([rng.uniform(-1.0, 1.0) * turn], dtype=torch.float64)
+        return crop_affine(centre, side, S, angle)[0].numpy()
+
+    def view(self, index: int, affine: np.ndarray) -> np.ndarray:
+        """Sample ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its 1920×1080
+        frame shows (for self-cropping: the crop the model's own 2D places)."""
+        _, cameras = self._grasps(index // BLOCK)
+        return self._render(index, affine @ cameras[index % BLOCK])
+
+    def _render(self, index: int, K: np.ndarray) -> np.ndarray:
+        from hopose.data.render import render_grasp
+
+        grasps, _ = self._grasps(index // BLOCK)
+        k = index % BLOCK
+        appearance = np.random.default_rng([self.seed, index, 1])
+        return render_grasp(
+            grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance, grasps.object[k]
+        )
 
 
 def _focal_range(focal_scale: float | Sequence[float]) -> tuple[float, float]:

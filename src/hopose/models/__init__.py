@@ -1,7 +1,7 @@
 """Networks: image encoder, graph convolutions, 2D -> 3D lifters and the full model.
 
 :func:`build_model` and :func:`build_lifter` are the only places that map a model config
-(:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``lifter``,
+(:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``head``, ``lifter``,
 ``lifter_variant``, ``hidden``, ``dropout``) to the keyword-only constructors.
 Set the lifter's input and output statistics from the training set before training it
 (:meth:`Lifter.set_input_stats`, :func:`input_stats`, :meth:`Lifter.set_output_stats`,
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from hopose.models.encoder import BACKBONES, ImageEncoder
 from hopose.models.graph_conv import GraphConv, GraphStack, normalize_adjacency
 from hopose.models.graph_unet import GraphResample, GraphUNet
+from hopose.models.heads import HEADS, HeatmapHead, sample_features, soft_argmax
 from hopose.models.hopose_net import HoposeNet
 from hopose.models.lifter import (
     VARIANT_PARTS,
@@ -34,6 +35,7 @@ LIFTERS: tuple[str, ...] = ("context", "graph_unet")
 
 __all__ = [
     "BACKBONES",
+    "HEADS",
     "LIFTERS",
     "VARIANT_PARTS",
     "CheckpointVersionError",
@@ -42,6 +44,7 @@ __all__ = [
     "GraphResample",
     "GraphStack",
     "GraphUNet",
+    "HeatmapHead",
     "HoposeNet",
     "ImageEncoder",
     "Lifter",
@@ -51,6 +54,8 @@ __all__ = [
     "input_stats",
     "normalize_adjacency",
     "output_stats",
+    "sample_features",
+    "soft_argmax",
     "viewing_rays",
 ]
 
@@ -72,6 +77,6 @@ def build_lifter(cfg: ModelConfig) -> Lifter:
 def build_model(cfg: ModelConfig) -> HoposeNet:
     """The full network a model config asks for (encoder from ``cfg.backbone``, lifter above)."""
     encoder = ImageEncoder(
-        backbone=cfg.backbone, weights_path=cfg.backbone_weights, hidden=cfg.hidden
+        backbone=cfg.backbone, weights_path=cfg.backbone_weights, hidden=cfg.hidden, head=cfg.head
     )
     return HoposeNet(encoder=encoder, lifter=build_lifter(cfg))

@@ -1,10 +1,12 @@
-"""Image encoder: ResNet global feature -> initial 2D keypoints -> GCN-refined 2D (paper §3.2).
+"""Image encoder: ResNet features -> initial 2D keypoints -> GCN-refined 2D (paper §3.2).
 
 A torchvision ResNet (18, 34 or 50; 50 in the paper) without its classifier gives a global
-feature g (512 or 2048-D). A linear head predicts the initial 2D keypoints of all 29 nodes (21
-hand joints, then 8 box corners). Each node's feature is its initial (x, y) concatenated with g
-(2050-D for ResNet50), and a 3-layer GCN with a learned 29×29 adjacency predicts a correction
-added to the initial keypoints.
+feature g (512 or 2048-D). A head predicts the initial 2D keypoints of all 29 nodes (21 hand
+joints, then 8 box corners): the paper's linear layer on g (``head="linear"``) or an integral
+heat-map head on the stride-4 feature pyramid (``head="heatmap"``, :mod:`hopose.models.heads`).
+Each node's feature is its initial (x, y) concatenated with g (2050-D for ResNet50) and, with the
+heat-map head, with the pyramid's feature sampled at its initial keypoint; a 3-layer GCN with a
+learned 29×29 adjacency predicts a correction added to the initial keypoints.
 
 Choices the paper leaves open:
 
@@ -31,9 +33,12 @@ import torchvision
 from torch import Tensor, nn
 
 from hopose.models.graph_conv import GraphStack
+from hopose.models.heads import HEADS, HeatmapHead, sample_features
 from hopose.skeleton import NUM_NODES, hand_object_adjacency
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
+# Channels of the heat-map head's fused feature map (read by the GCN nodes too).
+HEATMAP_WIDTH = 64
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -59,19 +64,25 @@ def _load_backbone_weights(trunk: nn.Module, path: Path) -> None:
 
 
 class ImageEncoder(nn.Module):
-    """ResNet + linear head + 3-layer refinement GCN predicting 2D keypoints in pixels.
+    """ResNet + initial 2D head + 3-layer refinement GCN predicting 2D keypoints in pixels.
 
     Args:
         backbone: "resnet18", "resnet34" or "resnet50".
         weights_path: local torchvision state dict for the backbone, or None for random
             initialisation (with a warning).
         hidden: width of the refinement GCN's hidden layers.
+        head: "linear" (the paper's) or "heatmap" (integral heat maps; the GCN nodes also read
+            the local feature at their keypoint).
     """
 
-    def __init__(self, *, backbone: str, weights_path: str | Path | None, hidden: int) -> None:
+    def __init__(
+        self, *, backbone: str, weights_path: str | Path | None, hidden: int, head: str = "linear"
+    ) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if weights_path is not None and not Path(weights_path).is_file():
             raise FileNotFoundError(f"backbone weights file not found: {weights_path}")
         trunk = getattr(torchvision.models, backbone)(weights=None)
@@ -87,13 +98,31 @@ class ImageEncoder(nn.Module):
         else:
             _load_backbone_weights(trunk, Path(weights_path))
         self.backbone = trunk
-        self.head = nn.Linear(feature_dim, NUM_NODES * 2)
+        self.head_kind = head
+        node_dim = 2 + feature_dim
+        if head == "linear":
+            self.head = nn.Linear(feature_dim, NUM_NODES * 2)
+        else:
+            # Each ResNet stage doubles the width: layer1..4 give F/8, F/4, F/2 and F channels.
+            channels = tuple(feature_dim >> k for k in (3, 2, 1, 0))
+            self.head = HeatmapHead(in_channels=channels, width=HEATMAP_WIDTH)
+            node_dim += HEATMAP_WIDTH
         self.refine = GraphStack(
-            widths=(feature_dim + 2, hidden, hidden, 2), adjacency=hand_object_adjacency()
+            widths=(node_dim, hidden, hidden, 2), adjacency=hand_object_adjacency()
         )
         # Constants, not state: kept out of the state dict but moved by .to() / .double().
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The global feature (B, F) and the stride-4, 8, 16 and 32 maps of a normalised image."""
+        t = self.backbone
+        x = t.maxpool(t.relu(t.bn1(t.conv1(x))))
+        maps = []
+        for stage in (t.layer1, t.layer2, t.layer3, t.layer4):
+            x = stage(x)
+            maps.append(x)
+        return torch.flatten(t.avgpool(x), 1), maps
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         """Predict the 29 nodes' 2D keypoints.
@@ -102,17 +131,21 @@ class ImageEncoder(nn.Module):
             image: (B, 3, H, W) uint8, or float in [0, 1].
 
         Returns:
-            ``kp2d_init`` (B, 29, 2) from the linear head and ``kp2d`` (B, 29, 2) refined by
-            the GCN, both in pixels of ``image``.
+            ``kp2d_init`` (B, 29, 2) from the head and ``kp2d`` (B, 29, 2) refined by the GCN,
+            both in pixels of ``image``.
         """
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
         x = image.to(self.mean.dtype)
         if image.dtype == torch.uint8:
             x = x / 255
-        feature = self.backbone((x - self.mean) / self.std)  # (B, F)
-        init = self.head(feature).view(-1, NUM_NODES, 2)  # (B, N, 2) in [-1, 1] coordinates
-        nodes = torch.cat([init, feature[:, None].expand(-1, NUM_NODES, -1)], dim=-1)  # (B, N, 2+F)
-        refined = init + self.refine(nodes)
+        feature, maps = self._features((x - self.mean) / self.std)  # (B, F), 4 maps
+        nodes = [feature[:, None].expand(-1, NUM_NODES, -1)]  # (B, N, F)
+        if self.head_kind == "linear":
+            init = self.head(feature).view(-1, NUM_NODES, 2)  # (B, N, 2) in [-1, 1] coordinates
+        else:
+            init, local = self.head(maps)
+            nodes.append(sample_features(local, init))  # (B, N, HEATMAP_WIDTH)
+        refined = init + self.refine(torch.cat([init, *nodes], dim=-1))
         size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels
         return {"kp2d_init": (init + 1) / 2 * size, "kp2d": (refined + 1) / 2 * size}

@@ -1,0 +1,179 @@
+"""Square crops around hand and object as 2D affine maps, and self-cropping at inference.
+
+A network image is a 2D affine view of a frame: an affine map A (3×3, last row 0 0 1) takes a
+frame pixel p to the network-image pixel A p. Its intrinsics are ``A @ K`` (a pinhole camera
+followed by an affine image map is the pinhole camera with the product matrix), so the viewing
+rays ``(A K)⁻¹ [A p; 1] = K⁻¹ [p; 1]`` are unchanged and a camera-aware lifter reads any crop,
+scaled, shifted or rotated, exactly (docs/training.md).
+
+- :func:`resize_affine`: the whole frame resized to a square (the paper's input).
+- :func:`crop_affine`: a square of a given centre, side and rotation, resized to the network.
+- :func:`frame_square`: the square of the frame's longer side around its centre (the whole
+  frame at one scale, letterboxed), the first view of self-cropping.
+- :func:`square_around`: the square around 2D points with a margin.
+- :func:`warp_image`: the network image an affine map shows of a frame's pixels.
+- :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
+  truth placing the crop: a first pass on the
+  whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
+  and the network runs again (``iterations`` times); 2D comes back in frame pixels.
+
+Pixels are continuous coordinates with the image's top-left corner at (0, 0) and pixel (i, j)
+covering [i, i+1] × [j, j+1], the convention in which resizing scales K per axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Fraction of the keypoints' tight square added on each side of a crop.
+CROP_MARGIN = 0.2
+
+
+def resize_affine(frame_size: tuple[int, int], image_size: int, like: Tensor) -> Tensor:
+    """(3, 3) map of a (width, height) frame onto an ``image_size`` square (aspect not kept)."""
+    width, height = frame_size
+    return torch.diag(like.new_tensor([image_size / width, image_size / height, 1.0]))
+
+
+def crop_affine(
+    centre: Tensor, side: Tensor, image_size: int, angle: Tensor | None = None
+) -> Tensor:
+    """Maps of rotated squares of frame pixels onto the ``image_size`` network square.
+
+    ``q = (image_size / side) R(angle) (p - centre) + image_size / 2``: the square's centre goes
+    to the image's centre, its side to the image's side, and the frame turns by ``angle``
+    (radians, counter-clockwise on screen, whose y axis points down) about the centre.
+
+    Args:
+        centre: (B, 2) frame pixels. side: (B,) frame pixels. angle: (B,) or None for 0.
+
+    Returns:
+        (B, 3, 3) affine maps.
+    """
+    scale = image_size / side  # (B,)
+    angle = torch.zeros_like(side) if angle is None else angle
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    # Rows of s R with R = [[cos, sin], [-sin, cos]]: counter-clockwise on a y-down screen.
+    linear = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    shift = image_size / 2 - (linear @ centre[..., None])[..., 0]  # (B, 2)
+    A = torch.zeros(*side.shape, 3, 3, dtype=side.dtype, device=side.device)
+    A[..., :2, :2], A[..., :2, 2], A[..., 2, 2] = linear, shift, 1.0
+    return A
+
+
+def square_around(points: Tensor, margin: float = CROP_MARGIN) -> tuple[Tensor, Tensor]:
+    """Centre (B, 2) and side (B,) of the square around points (B, M, 2), widened by ``margin``
+    × the tight side on each side (at least 1 px)."""
+    low, high = points.amin(dim=-2), points.amax(dim=-2)
+    side = (high - low).amax(dim=-1).clamp_min(1.0) * (1 + 2 * margin)
+    return (low + high) / 2, side
+
+
+def frame_square(frame_size: tuple[int, int], like: Tensor) -> tuple[Tensor, Tensor]:
+    """Centre (1, 2) and side (1,) of the square of the frame's longer side around its centre."""
+    width, height = frame_size
+    return like.new_tensor([[width / 2, height / 2]]), like.new_tensor([float(max(width, height))])
+
+
+def apply_affine(A: Tensor, points: Tensor) -> Tensor:
+    """Points (B, M, 2) mapped by affine maps (B, 3, 3)."""
+    return points @ A[..., :2, :2].transpose(-1, -2) + A[..., None, :2, 2]
+
+
+def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
+    """The ``image_size`` square that maps A show of frames.
+
+    Each network pixel centre q samples the frame bilinearly at ``A⁻¹ q`` (zeros outside). A
+    frame much larger than the crop is first shrunk with antialiasing by an integer factor, so
+    that bilinear sampling does not alias.
+
+    Args:
+        image: (B, 3, H, W) uint8 or float frames. A: (B, 3, 3) frame -> network maps.
+
+    Returns:
+        (B, 3, image_size, image_size) float in [0, 1] (uint8 input) or the input's range.
+    """
+    x = image.float() / 255 if image.dtype == torch.uint8 else image
+    # Frame pixels per network pixel: |det| of A's linear part is the area scale.
+    shrink = int(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6))
+    if shrink > 1:
+        height, width = x.shape[-2:]
+        x = F.interpolate(x, size=(height // shrink, width // shrink), mode="bilinear",
+                          antialias=True, align_corners=False)  # fmt: skip
+        # Shrunk pixel p' is frame pixel (W / W') p' per axis.
+        S = torch.diag(A.new_tensor([width / x.shape[-1], height / x.shape[-2], 1.0]))
+        A = A @ S
+    centres = torch.arange(image_size, dtype=A.dtype, device=A.device) + 0.5
+    v, u = torch.meshgrid(centres, centres, indexing="ij")
+    q = torch.stack([u, v], dim=-1).reshape(1, -1, 2).expand(len(A), -1, -1)  # (B, S*S, 2)
+    p = apply_affine(torch.linalg.inv(A), q)  # (B, S*S, 2) frame pixels
+    size = p.new_tensor([x.shape[-1], x.shape[-2]])
+    grid = (2 * p / size - 1).view(len(A), image_size, image_size, 2)  # grid_sample's [-1, 1]
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
+
+
+def self_crop(
+    model: nn.Module,
+    view: Callable[[Tensor], Tensor],
+    K: Tensor,
+    frame_size: tuple[int, int],
+    *,
+    image_size: int,
+    iterations: int = 1,
+    margin: float = CROP_MARGIN,
+) -> dict[str, Tensor]:
+    """Predict with crops placed by the model's own 2D keypoints (no ground truth).
+
+    The first view is the whole frame at one scale (:func:`frame_square`), as the crop-trained
+    model saw a share of its training images (:mod:`hopose.data.synthetic`).
+
+    Args:
+        model: a :class:`~hopose.models.HoposeNet` (``model(image, K)``).
+        view: maps affine maps (B, 3, 3) to the network images (B, 3, S, S) they show.
+        K: (B, 3, 3) intrinsics of the frames.
+        frame_size: (width, height) of the frames in pixels.
+        image_size: S, the network's input side.
+        iterations: crops after the whole-frame pass (0: the whole frame only).
+        margin: see :func:`square_around`.
+
+    Returns:
+        The model's last outputs with ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels,
+        and ``affine`` (B, 3, 3), the map of the last network image.
+    """
+    A = crop_affine(*frame_square(frame_size, K), image_size).expand(len(K), 3, 3)
+    out = model(view(A), A @ K)
+    for _ in range(iterations):
+        frame_2d = apply_affine(torch.linalg.inv(A), out["kp2d"])  # (B, 29, 2)
+        A = crop_affine(*square_around(frame_2d, margin), image_size)
+        out = model(view(A), A @ K)
+    back = torch.linalg.inv(A)
+    mapped = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}
+    return {**out, **mapped, "affine": A}
+
+
+def self_crop_image(
+    model: nn.Module, image: np.ndarray, K: Tensor, *, image_size: int, iterations: int
+) -> tuple[Tensor, Tensor]:
+    """:func:`self_crop` on one photo of any size, its views warped from its pixels.
+
+    Args:
+        model: a :class:`~hopose.models.HoposeNet`.
+        image: (H, W, 3) uint8 RGB. K: (3, 3) the photo's intrinsics.
+        image_size: the network's input side. iterations: crops after the whole-frame pass.
+
+    Returns:
+        kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
+    """
+    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]  # (1, 3, H, W), a copy
+    height, width = image.shape[:2]
+    with torch.inference_mode():
+        out = self_crop(
+            model, lambda A: warp_image(frame, A, image_size), K[None].float(), (width, height),
+            image_size=image_size, iterations=iterations,
+        )  # fmt: skip
+    return out["kp2d"][0].float(), out["kp3d"][0].float()

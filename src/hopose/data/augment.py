@@ -1,0 +1,71 @@
+"""Training-time augmentation of a batch: the one place a stage's input is altered for training.
+
+- Image stages (``encoder``, ``end2end``): photometric and occlusion augmentation as the field
+  uses it, with torchvision's transforms, drawn independently for every image: colour jitter
+  (brightness, contrast, saturation by ``colour``, hue by ``colour / 4``), a Gaussian blur with
+  probability ``blur_prob`` (sigma 0.1-1.5 px), additive Gaussian noise of standard deviation
+  ``noise`` (a fraction of the intensity range), and an occluding patch of random colour with
+  probability ``occlusion_prob`` (2-12% of the image, aspect 0.3-3.3; random erasing, Zhong et al.
+  AAAI 2020). Geometry is untouched, so the 2D and 3D targets stay as they are.
+- The lifter stage: its ground-truth 2D input is perturbed like the encoder's errors
+  (:mod:`hopose.data.perturb`).
+
+Random numbers come from torch's global generator, which the training loop seeds per epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torchvision.transforms import v2
+
+from hopose.data.perturb import perturb_batch
+
+if TYPE_CHECKING:
+    from hopose.config import AugmentConfig, TrainConfig
+
+
+def image_transform(settings: AugmentConfig) -> v2.Transform | None:
+    """The per-image transform on float (3, H, W) images in [0, 1]; None when all is off."""
+    steps: list[v2.Transform] = []
+    if settings.colour > 0:
+        c = settings.colour
+        steps.append(v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(c / 4, 0.5)))
+    if settings.blur_prob > 0:
+        steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=settings.blur_prob))
+    if settings.noise > 0:
+        steps.append(v2.GaussianNoise(sigma=settings.noise, clip=True))
+    if settings.occlusion_prob > 0:
+        steps.append(
+            v2.RandomErasing(p=settings.occlusion_prob, scale=(0.02, 0.12), value="random")
+        )
+    return v2.Compose(steps) if steps else None
+
+
+def augment_images(images: Tensor, settings: AugmentConfig) -> Tensor:
+    """Augment every image of a batch with its own random draw.
+
+    Args:
+        images: (B, 3, H, W) uint8.
+        settings: which augmentations and how strong (:class:`hopose.config.AugmentConfig`).
+
+    Returns:
+        (B, 3, H, W) uint8; ``images`` itself when every augmentation is off.
+    """
+    transform = image_transform(settings)
+    if transform is None:
+        return images
+    floats = images.float() / 255
+    # One transform call per image: torchvision draws its random parameters once per call.
+    out = torch.stack([transform(image) for image in floats])  # (B, 3, H, W) in [0, 1]
+    return (out.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def augment_batch(batch: Mapping[str, Any], cfg: TrainConfig) -> Mapping[str, Any]:
+    """The training batch a stage reads: lifter 2D perturbed, or images augmented."""
+    if cfg.stage == "lifter":
+        return perturb_batch(batch, cfg.perturb, cfg.data.image_size)
+    return {**batch, "image": augment_images(batch["image"], cfg.augment)}

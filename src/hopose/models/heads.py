@@ -1,0 +1,103 @@
+"""The encoder's initial 2D heads: the paper's linear head and an integral heat-map head.
+
+Both predict the 29 nodes' initial 2D keypoints in coordinates normalised to [-1, 1] over the
+image's width and height (-1 the left/top border, +1 the right/bottom, the convention of
+``torch.nn.functional.grid_sample`` with ``align_corners=False``).
+
+- "linear" (paper §3.2): one linear layer on the global (pooled) feature, a plain
+  ``nn.Linear(F, 29 * 2)`` in :class:`~hopose.models.encoder.ImageEncoder`.
+- :class:`HeatmapHead`: integral pose regression (Sun et al., "Integral Human Pose Regression",
+  ECCV 2018). The ResNet's stride-4, 8, 16 and 32 feature maps are each projected to ``width``
+  channels, upsampled to stride 4 and summed (a one-level feature pyramid), then a 3×3
+  convolution gives a feature map and a 1×1 convolution one heat map per node. Each keypoint is
+  the expectation of the pixel centres under its map's softmax (:func:`soft_argmax`), so the
+  head is differentiable end to end and localises below the map's cell size. Pooling to one
+  global vector discards where things are; the heat map keeps it, which is why it localises
+  better than the linear head on small hands in whole frames (docs/training.md).
+
+:func:`sample_features` reads a feature map at keypoints, so each node of the refinement GCN
+can read the local feature where its keypoint lies besides the global one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hopose.skeleton import NUM_NODES
+
+HEADS: tuple[str, ...] = ("linear", "heatmap")
+
+
+def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(size,) normalised coordinates of the cell centres of a ``size``-cell axis spanning
+    [-1, 1]: cell i covers [-1 + 2i/size, -1 + 2(i+1)/size], its centre is (2i + 1)/size - 1."""
+    return (2 * torch.arange(size, dtype=dtype, device=device) + 1) / size - 1
+
+
+def soft_argmax(heatmaps: Tensor) -> Tensor:
+    """Integral regression: the expected cell centre under each map's softmax.
+
+    Args:
+        heatmaps: (B, N, H, W) logits.
+
+    Returns:
+        (B, N, 2) (x, y) in [-1, 1] coordinates of the map (cell centres as in
+        :func:`pixel_centres`); a map peaked on one cell returns that cell's centre.
+    """
+    b, n, h, w = heatmaps.shape
+    prob = heatmaps.flatten(2).softmax(dim=-1).view(b, n, h, w)
+    xs = pixel_centres(w, dtype=heatmaps.dtype, device=heatmaps.device)
+    ys = pixel_centres(h, dtype=heatmaps.dtype, device=heatmaps.device)
+    x = (prob.sum(dim=2) * xs).sum(dim=-1)  # marginal over rows, then E[x]
+    y = (prob.sum(dim=3) * ys).sum(dim=-1)  # marginal over columns, then E[y]
+    return torch.stack([x, y], dim=-1)
+
+
+def sample_features(features: Tensor, points: Tensor) -> Tensor:
+    """Bilinear samples of a feature map at points.
+
+    Args:
+        features: (B, D, H, W) feature map.
+        points: (B, N, 2) (x, y) in [-1, 1] coordinates; outside the map reads zeros.
+
+    Returns:
+        (B, N, D) the features at the points.
+    """
+    grid = points[:, :, None].to(features.dtype)  # (B, N, 1, 2): N points, one column
+    sampled = F.grid_sample(features, grid, mode="bilinear", align_corners=False)  # (B, D, N, 1)
+    return sampled[..., 0].transpose(1, 2)
+
+
+class HeatmapHead(nn.Module):
+    """Feature pyramid at stride 4 -> one heat map per node -> soft-argmax keypoints.
+
+    Args:
+        in_channels: channels of the stride-4, 8, 16 and 32 feature maps (ResNet layer1..4).
+        width: channels of the fused feature map.
+    """
+
+    def __init__(self, *, in_channels: tuple[int, ...], width: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, kernel_size=1) for c in in_channels)
+        self.fuse = nn.Sequential(
+            nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        self.heatmap = nn.Conv2d(width, NUM_NODES, kernel_size=1)
+
+    def forward(self, maps: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Args: maps, the stride-4, 8, 16 and 32 feature maps (B, C_i, H_i, W_i).
+
+        Returns:
+            keypoints (B, N, 2) in [-1, 1] and the fused feature map (B, width, H/4, W/4).
+        """
+        size = maps[0].shape[-2:]
+        fused = sum(
+            F.interpolate(lateral(m), size=size, mode="bilinear", align_corners=False)
+            for lateral, m in zip(self.lateral, maps, strict=True)
+        )
+        features = self.fuse(fused)
+        return soft_argmax(self.heatmap(features)), features

@@ -1,0 +1,110 @@
+"""Heat-map head: soft-argmax, feature sampling and the encoder with ``head="heatmap"``."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from hopose.models.encoder import ImageEncoder
+from hopose.models.heads import pixel_centres, sample_features, soft_argmax
+
+
+def test_pixel_centres_by_hand():
+    # 4 cells over [-1, 1], each 0.5 wide: centres -0.75, -0.25, 0.25, 0.75.
+    torch.testing.assert_close(
+        pixel_centres(4, dtype=torch.float64, device=torch.device("cpu")),
+        torch.tensor([-0.75, -0.25, 0.25, 0.75], dtype=torch.float64),
+    )
+
+
+def test_soft_argmax_of_a_peak_is_the_peak_cell_centre():
+    # A 4 x 5 (H x W) map peaked on row 1, column 3: x = (2*3 + 1)/5 - 1 = 0.4,
+    # y = (2*1 + 1)/4 - 1 = -0.25.
+    maps = torch.full((1, 1, 4, 5), -1e4, dtype=torch.float64)
+    maps[0, 0, 1, 3] = 0.0
+    torch.testing.assert_close(soft_argmax(maps)[0, 0], torch.tensor([0.4, -0.25]).double())
+
+
+def test_soft_argmax_of_two_equal_peaks_is_their_midpoint_and_uniform_is_the_centre():
+    maps = torch.full((1, 2, 4, 4), -1e4)
+    # Node 0: equal peaks at (row 0, col 0) and (row 2, col 2): centres (-0.75, -0.75) and
+    # (0.25, 0.25), mean (-0.25, -0.25). Node 1: a flat map, whose expectation is (0, 0).
+    maps[0, 0, 0, 0] = maps[0, 0, 2, 2] = 0.0
+    maps[0, 1] = 3.0
+    torch.testing.assert_close(soft_argmax(maps)[0], torch.tensor([[-0.25, -0.25], [0.0, 0.0]]))
+
+
+def test_soft_argmax_matches_a_naive_loop():
+    torch.manual_seed(0)
+    maps = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    out = soft_argmax(maps)
+    for b in range(2):
+        for n in range(3):
+            prob = maps[b, n].exp() / maps[b, n].exp().sum()
+            x = sum(prob[i, j] * ((2 * j + 1) / 6 - 1) for i in range(5) for j in range(6))
+            y = sum(prob[i, j] * ((2 * i + 1) / 5 - 1) for i in range(5) for j in range(6))
+            torch.testing.assert_close(out[b, n], torch.stack([x, y]))
+
+
+def test_soft_argmax_gradcheck_float64():
+    maps = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(soft_argmax, (maps,))
+
+
+def test_sample_features_at_a_cell_centre_reads_that_cell():
+    torch.manual_seed(0)
+    features = torch.randn(2, 7, 4, 5)
+    # Cell (row 2, col 1) of a 4 x 5 map has its centre at x = 3/5 - 1 = -0.4, y = 5/4 - 1 = 0.25.
+    points = torch.tensor([[-0.4, 0.25]]).expand(2, 1, 2)
+    torch.testing.assert_close(sample_features(features, points)[:, 0], features[:, :, 2, 1])
+    # Half-way between the centres of columns 1 and 2 (x = -0.2) reads their mean.
+    between = sample_features(features, torch.tensor([[[-0.2, 0.25]]]).expand(2, 1, 2))[:, 0]
+    torch.testing.assert_close(between, (features[:, :, 2, 1] + features[:, :, 2, 2]) / 2)
+
+
+def test_sample_features_gradcheck_float64():
+    features = torch.randn(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    points = (torch.rand(1, 5, 2, dtype=torch.float64) * 1.2 - 0.6).requires_grad_()
+    assert torch.autograd.gradcheck(sample_features, (features, points))
+
+
+def _heatmap_encoder() -> ImageEncoder:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return ImageEncoder(
+            backbone="resnet18", weights_path=None, hidden=16, head="heatmap"
+        ).eval()
+
+
+def test_heatmap_encoder_flat_maps_give_the_image_centre_in_pixels():
+    torch.manual_seed(0)
+    encoder = _heatmap_encoder()
+    # Zero heat-map logits are flat: every node at normalised (0, 0), i.e. (48, 32) px in a
+    # 96 x 64 (W x H) image; a zero last GCN layer leaves the refined keypoints there too.
+    with torch.no_grad():
+        encoder.head.heatmap.weight.zero_()
+        encoder.head.heatmap.bias.zero_()
+        encoder.refine.layers[-1].linear.weight.zero_()
+    out = encoder(torch.rand(2, 3, 64, 96))
+    for key in ("kp2d_init", "kp2d"):
+        torch.testing.assert_close(out[key], torch.tensor([48.0, 32.0]).expand(2, 29, 2))
+
+
+def test_heatmap_encoder_nodes_read_the_local_feature():
+    # With the global feature's columns of the first GCN layer zeroed and the initial keypoints
+    # fixed, two images can differ in the refined keypoints only through the local features.
+    torch.manual_seed(0)
+    encoder = _heatmap_encoder()
+    with torch.no_grad():
+        encoder.head.heatmap.weight.zero_()
+        encoder.refine.layers[0].linear.weight[:, 2 : 2 + 512] = 0.0
+    out = encoder(torch.rand(2, 3, 64, 64))
+    torch.testing.assert_close(out["kp2d_init"][0], out["kp2d_init"][1])
+    assert not torch.allclose(out["kp2d"][0], out["kp2d"][1])
+
+
+def test_unknown_head_raises():
+    with pytest.raises(ValueError, match="head must be one of"):
+        ImageEncoder(backbone="resnet18", weights_path=None, hidden=8, head="conv")

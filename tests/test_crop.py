@@ -1,0 +1,133 @@
+"""Crops as affine maps: hand-computed maps, exact warps, ray invariance, self-cropping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from hopose.crop import (
+    apply_affine,
+    crop_affine,
+    resize_affine,
+    self_crop,
+    self_crop_image,
+    square_around,
+    warp_image,
+)
+from hopose.geometry import project_points
+
+
+def test_crop_affine_by_hand():
+    # Centre (100, 50), side 40 onto 20 px: scale 20/40 = 0.5. The centre goes to (10, 10), the
+    # square's top-left corner (80, 30) to (0, 0), its bottom-right (120, 70) to (20, 20).
+    A = crop_affine(torch.tensor([[100.0, 50.0]]), torch.tensor([40.0]), 20)
+    points = torch.tensor([[[100.0, 50.0], [80.0, 30.0], [120.0, 70.0]]])
+    torch.testing.assert_close(
+        apply_affine(A, points), torch.tensor([[[10.0, 10], [0, 0], [20, 20]]])
+    )
+    # Turned by 90 degrees: a point 10 px right of the centre goes 10 * 0.5 = 5 px above the
+    # image centre, (10, 5), counter-clockwise on the y-down screen.
+    A = crop_affine(
+        torch.tensor([[100.0, 50.0]]), torch.tensor([40.0]), 20, torch.tensor([math.pi / 2])
+    )
+    torch.testing.assert_close(
+        apply_affine(A, torch.tensor([[[110.0, 50.0]]])), torch.tensor([[[10.0, 5.0]]])
+    )
+
+
+def test_square_around_by_hand():
+    # Points spanning x 10..30 and y 0..10: tight side 20, with margin 0.25 on each side
+    # 20 * 1.5 = 30; centre (20, 5).
+    centre, side = square_around(torch.tensor([[[10.0, 0.0], [30.0, 10.0], [15.0, 5.0]]]), 0.25)
+    torch.testing.assert_close(centre, torch.tensor([[20.0, 5.0]]))
+    torch.testing.assert_close(side, torch.tensor([30.0]))
+
+
+def test_affine_intrinsics_keep_every_ray():
+    # (A K)^-1 [A p; 1] = K^-1 [p; 1] for any affine A: a crop changes no viewing ray.
+    torch.manual_seed(0)
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()
+    A = crop_affine(torch.tensor([[900.0, 400.0]]), torch.tensor([350.0]), 64, torch.tensor([0.7]))
+    A = A.double()[0]
+    p = torch.rand(10, 2, dtype=torch.float64) * 1000
+    ones = torch.ones(10, 1, dtype=torch.float64)
+    rays = torch.cat([p, ones], 1) @ torch.linalg.inv(K).T
+    q = apply_affine(A[None], p[None])[0]
+    rays_crop = torch.cat([q, ones], 1) @ torch.linalg.inv(A @ K).T
+    torch.testing.assert_close(rays_crop, rays)
+
+
+def test_warp_at_unit_scale_copies_the_pixels():
+    # Centre (8, 6), side 8 onto 8 px: output pixel (row j, col i) has its centre at
+    # (i + 0.5, j + 0.5) - 4 + (8, 6), the centre of frame pixel (row j + 2, col i + 4).
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 16, 16)
+    out = warp_image(image, crop_affine(torch.tensor([[8.0, 6.0]]), torch.tensor([8.0]), 8), 8)
+    torch.testing.assert_close(out, image[..., 2:10, 4:12])
+
+
+def test_warp_of_a_quarter_turn_is_rot90_and_resize_shows_the_frame():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 8, 8)
+    A = crop_affine(torch.tensor([[4.0, 4.0]]), torch.tensor([8.0]), 8, torch.tensor([math.pi / 2]))
+    torch.testing.assert_close(warp_image(image, A, 8), torch.rot90(image, 1, dims=(2, 3)))
+    # The whole-frame map at unit scale is the identity.
+    whole = resize_affine((8, 8), 8, image)[None]
+    torch.testing.assert_close(warp_image(image, whole, 8), image)
+
+
+class _Oracle(torch.nn.Module):
+    """A perfect network: the projection of fixed 3D points with the image's K."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        super().__init__()
+        self.points = points
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.seen.append(K)
+        kp2d = project_points(self.points, K)
+        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": self.points}
+
+
+def test_self_crop_maps_keypoints_back_to_the_frame():
+    torch.manual_seed(0)
+    points = (
+        torch.rand(2, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0]).double()
+    )
+    K = (
+        torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+        .double()
+        .expand(2, 3, 3)
+    )
+    oracle = _Oracle(points)
+    out = self_crop(
+        oracle,
+        lambda A: torch.zeros(len(A), 3, 64, 64),
+        K,
+        (1920, 1080),
+        image_size=64,
+        iterations=2,
+    )
+    torch.testing.assert_close(out["kp2d"], project_points(points, K))
+    assert len(oracle.seen) == 3  # the whole frame, then two crops
+    # The last crop is the square around the points with the default margin: all lie inside,
+    # none within the margin's share of the border.
+    inside = apply_affine(out["affine"], out["kp2d"])
+    assert (inside > 64 * 0.2 / 1.4 - 1e-6).all() and (inside < 64 * 1.2 / 1.4 + 1e-6).all()
+
+
+def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
+    # A 1920 x 1080 photo whose hand and box span about a quarter of it; the oracle network
+    # sees each view's K, so the 2D that comes back is the photo's projection to float
+    # precision: far inside the 3% of the width (57.6 px) that a trained model must reach.
+    points = torch.rand(1, 29, 3) * 150 + torch.tensor([-60.0, -40.0, 350.0])
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+    photo = np.zeros((1080, 1920, 3), dtype=np.uint8)
+    kp2d, kp3d = self_crop_image(_Oracle(points), photo, K, image_size=64, iterations=1)
+    truth = project_points(points, K)[0]
+    assert (truth.amax(0) - truth.amin(0)).amax() > 400  # about a quarter of the frame
+    assert (kp2d - truth).norm(dim=-1).max() < 1e-2
+    torch.testing.assert_close(kp3d, points[0])
