@@ -1,6 +1,7 @@
 """Training losses as a named dict, summed with weights outside the model (paper §3.4, Eq. 7).
 
-``L = λ1 L2D + λ2 L3D + λ3 Lphysical`` with λ1 = 0.01, λ2 = 1, λ3 = 10 (SPEC §4). Both the
+``L = λ1 L2D + λ2 L3D + λ3 Lphysical``; the weights live in one place, the config's loss
+section (:class:`hopose.config.LossConfig`: λ1 = 0.01, λ2 = 1, λ3 = 10 by default). Both the
 initial and the refined outputs are supervised, each its own term with its stage's weight:
 
 ============ ================ ================================================== ==========
@@ -23,37 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
+from hopose.config import LossConfig
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import PART_NODES
 
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of Eq. 7 (SPEC §4).
-
-    Attributes:
-        w_2d: λ1, weight of both 2D terms (squared pixels).
-        w_3d: λ2, weight of both 3D terms (squared mm).
-        w_physical: λ3, weight of the physical affinity loss.
-    """
-
-    w_2d: float = 0.01
-    w_3d: float = 1.0
-    w_physical: float = 10.0
-
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"loss weight {field.name} must be finite and >= 0, got {value}")
-
-
-LOSS_WEIGHTS = LossWeights()
 
 # Each term: (the output it reads, the batch keys of its target, the weight field it takes).
 _SUPERVISED_TERMS: dict[str, tuple[str, tuple[str, str], str]] = {
@@ -115,12 +93,13 @@ def compute_losses(
     return terms
 
 
-def total_loss(terms: Mapping[str, Tensor], weights: LossWeights = LOSS_WEIGHTS) -> Tensor:
+def total_loss(terms: Mapping[str, Tensor], weights: LossConfig | None = None) -> Tensor:
     """Weighted sum of the terms (Eq. 7); raises if it is not finite.
 
     Args:
         terms: scalar terms from :func:`compute_losses`.
-        weights: λ1 for the 2D terms, λ2 for the 3D terms, λ3 for ``physical``.
+        weights: the config's loss section, the one home of λ1 (``w_2d``, the 2D terms), λ2
+            (``w_3d``, the 3D terms) and λ3 (``w_physical``); None: its defaults.
 
     Raises:
         KeyError: a term has no weight.
@@ -129,6 +108,7 @@ def total_loss(terms: Mapping[str, Tensor], weights: LossWeights = LOSS_WEIGHTS)
     unknown = [name for name in terms if name not in _TERM_WEIGHT]
     if unknown or not terms:
         raise KeyError(f"terms must be a non-empty subset of {tuple(_TERM_WEIGHT)}, got {unknown}")
+    weights = LossConfig() if weights is None else weights
     total = sum(getattr(weights, _TERM_WEIGHT[name]) * value for name, value in terms.items())
     if not torch.isfinite(total):
         values = {name: float(value.detach()) for name, value in terms.items()}

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from hopose.config import DataConfig, TrainConfig, config_from_dict, config_to_dict
 from hopose.data import build_dataset, collate_samples
-from hopose.losses import LossWeights, compute_losses, total_loss
+from hopose.losses import compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.models.lifter import output_stats
 from hopose.skeleton import PART_NODES
@@ -242,7 +242,6 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over the training split; returns the mean of each loss term and the total."""
     module.train()
-    weights = LossWeights(w_2d=cfg.loss.w_2d, w_3d=cfg.loss.w_3d, w_physical=cfg.loss.w_physical)
     sums: dict[str, float] = {}
     count = 0
     progress = tqdm(
@@ -250,7 +249,7 @@ def train_one_epoch(
     )
     for batch in progress:
         _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
-        loss = total_loss(terms, weights)
+        loss = total_loss(terms, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.optim.grad_clip is not None:
