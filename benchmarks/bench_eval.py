@@ -63,7 +63,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"| {name} | {seconds:.1f} s | {1000 * seconds / args.num:.2f} ms/frame |")
     full = summaries["every metric"]
-    print(f"force closure: pred {full['pred_force_closure']:.3f}, gt {full['gt_force_closure']:.3f}")
+    print(
+        f"force closure: pred {full['pred_force_closure']:.3f}, gt {full['gt_force_closure']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -70,9 +70,10 @@ def test_mean_pose_baseline_predicts_the_mean_everywhere():
     centred = mean_pose_predictions(
         predictions, predictions["gt_hand_3d"].mean(0), predictions["gt_obj_3d"].mean(0)
     )
-    assert score(centred, plausibility=False)["hand_mean_mm"] < score(baseline, plausibility=False)[
-        "hand_mean_mm"
-    ]
+    assert (
+        score(centred, plausibility=False)["hand_mean_mm"]
+        < score(baseline, plausibility=False)["hand_mean_mm"]
+    )
 
 
 def test_fit_intrinsics_recovers_the_camera():

@@ -257,10 +257,11 @@ def test_grasp_quality_matches_the_naive_hull_and_its_workers_agree(monkeypatch)
             contacts[b, k], normals[b, k, axis], valid[b, k] = point, -side, True
     length = np.full(24, 70.0)
     serial = grasp_quality(contacts, normals, valid, np.zeros((24, 3)), length=length)
-    naive = [
-        _hull_epsilon(contact_wrenches(contacts[b][valid[b]], normals[b][valid[b]], np.zeros(3), 70.0))
+    wrenches = [
+        contact_wrenches(contacts[b][valid[b]], normals[b][valid[b]], np.zeros(3), 70.0)
         for b in range(24)
     ]
+    naive = [_hull_epsilon(w) for w in wrenches]
     np.testing.assert_allclose(serial, naive, atol=1e-12)
     assert 0 < (serial > 0).sum() < 24  # both kinds occur
     monkeypatch.setattr(plausibility, "MIN_PARALLEL", 1)

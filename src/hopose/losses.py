@@ -32,7 +32,6 @@ from hopose.config import LossConfig
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import PART_NODES
 
-
 # Each term: (the output it reads, the batch keys of its target, the weight field it takes).
 _SUPERVISED_TERMS: dict[str, tuple[str, tuple[str, str], str]] = {
     "2d_init": ("kp2d_init", ("hand_2d", "obj_2d"), "w_2d"),

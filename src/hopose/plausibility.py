@@ -35,7 +35,6 @@ pairs, kept within 0.2 times the box radius.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_all_start_methods, get_context
 
@@ -326,7 +325,7 @@ def pose_plausibility(
         joint), ``grasp_epsilon`` and ``cuboid_mm`` (:func:`hopose.geometry.cuboid_error`).
     """
     hand, obj = hand.detach().to("cpu", torch.float64), obj.detach().to("cpu", torch.float64)
-    counts, affinity, pts, normals, valid = [], [], [], [], []
+    affinity, pts, normals, valid = [], [], [], []
     for start in range(0, len(hand), CHUNK):
         h, o = hand[start : start + CHUNK], obj[start : start + CHUNK]
         chunk_pts, dirs, chunk_valid = contact_points(h, o, N_SAMPLES, TOP_K, ETA)

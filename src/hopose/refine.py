@@ -56,7 +56,7 @@ class RefineWeights:
     w_contact: float = 1.0
     w_penetration: float = 2.0
     w_affinity: float = 100.0
-    steps: int = 10
+    steps: int = 8
     step: float = 0.15
     contact_reach: float = 0.4
     """Joints within this many box radii L of the surface are pulled onto it (Eq. 5 uses 0.2)."""
@@ -118,7 +118,7 @@ def refinement_energy(
     # Pixels to mm at each keypoint's starting depth; a point at or behind the camera counts 0.
     focal = (K[:, 0, 0] + K[:, 1, 1])[:, None] / 2  # (B, 1)
     mm_per_px = (nodes0[..., 2].clamp(min=0) / focal.clamp(min=1e-6)).detach()  # (B, 29)
-    reprojection = (project_points(nodes, K[:, None]) - kp2d) * mm_per_px[..., None]
+    reprojection = (project_points(nodes, K) - kp2d) * mm_per_px[..., None]
     energy = weights.w_2d * reprojection.square().sum(dim=(-2, -1))
     energy = energy + weights.w_anchor * (nodes - nodes0).square().sum(dim=(-2, -1))
     bone_change = _bone_lengths(hand) - _bone_lengths(hand0)
@@ -188,7 +188,8 @@ def refine_pose(
             grad_hand, grad_obj = torch.autograd.grad(energy, (hand, obj))
         with torch.no_grad():
             hand = hand - weights.step * grad_hand
-            obj = fit_cuboid(obj - weights.step * grad_obj)
+            # The box was a cuboid before the step, so two alternations of the fit suffice.
+            obj = fit_cuboid(obj - weights.step * grad_obj, iterations=2)
     with torch.no_grad():
         return push_out(hand, obj), obj
 

@@ -29,7 +29,9 @@ from hopose.plausibility import default_workers, pose_plausibility
 ACCURACY_COLUMNS = ("hand_mm", "object_mm", "hand_rr_mm", "hand_pa_mm", "object_2d_px")
 KEYPOINT_2D_COLUMNS = ("hand_kp2d_px", "object_kp2d_px")
 PLAUSIBILITY_NAMES = ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon", "cuboid_mm")
-PLAUSIBILITY_COLUMNS = tuple(f"{who}_{name}" for name in PLAUSIBILITY_NAMES for who in ("pred", "gt"))
+PLAUSIBILITY_COLUMNS = tuple(
+    f"{who}_{name}" for name in PLAUSIBILITY_NAMES for who in ("pred", "gt")
+)
 COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAUSIBILITY_COLUMNS)
 
 
