@@ -158,6 +158,13 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--init", help="physics: the stage-2 checkpoint to fine-tune (default: train stages 1-2)"
     )
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="physics: training seeds per row (default: 3)"
+    )
+    parser.add_argument(
+        "--input", choices=("gt_2d", "image", "both"), default="both",
+        help="physics: the lifter on ground-truth 2D, end to end from the images, or both",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_ablate)
 
@@ -167,7 +174,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        quick=args.quick, init=args.init,
+        quick=args.quick, init=args.init, seeds=args.seeds,
+        sources=("gt_2d", "image") if args.input == "both" else (args.input,),
     )  # fmt: skip
     print(table)
     return 0

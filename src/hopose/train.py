@@ -219,7 +219,17 @@ def forward_losses(
     with autocast(device, cfg.optim.amp):
         out = module(stage_input(batch, cfg.stage))
     out = {k: v.float() for k, v in out.items()}
-    return out, compute_losses(out, batch, parts=parts, physical=cfg.loss.physical), batch
+    return (
+        out,
+        compute_losses(
+            out,
+            batch,
+            parts=parts,
+            physical=cfg.loss.physical,
+            original_pixels=cfg.loss.l2d_pixels == "original",
+        ),
+        batch,
+    )
 
 
 def _accumulate(sums: dict[str, float], terms: Mapping[str, torch.Tensor], size: int) -> None:
