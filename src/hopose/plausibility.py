@@ -7,6 +7,8 @@ the same way on predictions and on ground truth so the two can be read side by s
   (Eq. 5), from :func:`hopose.physics.contact_points`.
 - **Affinity**: the paper's physical affinity loss (Eq. 6) of the pose, -1/(n-1) for n evenly
   spread contacts, 1 for contacts all on one side of the axis, 0 with fewer than two contacts.
+- **Cuboid-ness**: the mean distance of the 8 corners to their best-fitting cuboid
+  (:func:`hopose.geometry.cuboid_error`), 0 for a valid box.
 - **Penetration** (:func:`penetration_depth`): how deep each hand joint lies inside the box.
   A predicted box is eight free corners, so it is only approximately a cuboid; each face is
   replaced by its best plane (through the mean of its four corners, normal along the cross
@@ -23,7 +25,8 @@ the same way on predictions and on ground truth so the two can be read side by s
   characteristic length, so that forces and torques are commensurate and the score does not
   change when the whole scene is scaled: the box's circumscribed radius (its centroid's
   largest distance to a corner, as GraspIt! uses the object's maximum radius) in
-  :func:`summarize_plausibility`. The score is 0 when the origin is not strictly inside the
+  :func:`pose_plausibility`. A linear programme first decides force closure, and only those
+  grasps get the 6-D hull, spread over processes. The score is 0 when the origin is not strictly inside the
   hull, i.e. the grasp is not force closure: all contacts on one face, or fewer contacts than
   needed to span the 6-D wrench space (two opposed point contacts cannot resist a torque about
   the line through them).
