@@ -78,6 +78,7 @@ def _fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):
         return {"hand_mean_mm": hand, "object_mean_mm": obj, "n": 5, "gt_2d": gt_2d, **metrics}
 
     monkeypatch.setattr(ablate, "train", fake_train)
+    monkeypatch.setattr(demo, "train", fake_train)  # stages 1-2 of the physics study
     monkeypatch.setattr(ablate, "run_eval", fake_eval)
     return calls
 
@@ -140,3 +141,14 @@ def test_physics_ablation_on_ground_truth_2d_trains_the_lifter_per_seed(tmp_path
     ]  # fmt: skip
     assert "the lifter on ground-truth 2D" in table
     assert "| Hand error (mm) | 11.000 ± 1.000 | 11.000 ± 1.000 | 0.000 ± 0.000 | – |" in table
+
+
+def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, monkeypatch):
+    calls = _fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
+    ablate.run_ablation("physics", tmp_path, seeds=2, sources=("image",))
+    # Per seed: the lifter and encoder stages, then both rows from that seed's encoder.
+    assert [(c.stage, c.loss.physical, c.seed) for c in calls] == [
+        (stage, physical, seed) for seed in range(2) for stage, physical in
+        (("lifter", False), ("encoder", False), ("end2end", False), ("end2end", True))
+    ]  # fmt: skip
+    assert calls[2].init_from == calls[3].init_from == "best.pt"

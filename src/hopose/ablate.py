@@ -123,16 +123,7 @@ def _train_physics_row(
 ) -> dict[str, Any]:
     """Train one row of Table 3 with one seed and evaluate it (plausibility included)."""
     seeded = [*overrides, f"seed={seed}"]
-    if source == "gt_2d":
-        stage, before = "lifter", []
-    else:
-        if init is None:
-            stages = train_stages(
-                dataset, run_dir.parent / "stages", {k: [*v, f"seed={seed}"] for k, v in
-                stage_overrides.items()}, stages=("lifter", "encoder"),
-            )  # fmt: skip
-            init = stages["encoder"]
-        stage, before = "end2end", [f"init_from={init}"]
+    stage, before = ("lifter", []) if source == "gt_2d" else ("end2end", [f"init_from={init}"])
     cfg = load_config(
         config_path(dataset, stage), [*seeded, *stage_overrides.get(stage, []), *extra, *before]
     )
@@ -187,6 +178,17 @@ def ablate_physics(
     """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in PHYSICS_ROWS}
     for seed in range(seeds):
+        seed_init = init
+        if source == "image" and init is None:
+            # Stages 1-2 once per seed: both rows fine-tune the same stage-2 checkpoint.
+            stage_args = {
+                stage: [*overrides, *stage_overrides.get(stage, []), f"seed={seed}"]
+                for stage in ("lifter", "encoder")
+            }
+            seed_dir = out_dir / source / f"seed{seed}" / "stages"
+            seed_init = train_stages(dataset, seed_dir, stage_args, stages=tuple(stage_args))[
+                "encoder"
+            ]
         for name, extra, _ in PHYSICS_ROWS:
             slug = name.lower().replace(" + ", "_").replace(" ", "_")
             run_dir = out_dir / source / f"seed{seed}" / slug
@@ -199,7 +201,7 @@ def ablate_physics(
                     extra,
                     source=source,
                     seed=seed,
-                    init=init,
+                    init=seed_init,
                 )
             )
     rows = [

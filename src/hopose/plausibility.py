@@ -26,10 +26,10 @@ the same way on predictions and on ground truth so the two can be read side by s
   change when the whole scene is scaled: the box's circumscribed radius (its centroid's
   largest distance to a corner, as GraspIt! uses the object's maximum radius) in
   :func:`pose_plausibility`. A linear programme first decides force closure, and only those
-  grasps get the 6-D hull, spread over processes. The score is 0 when the origin is not strictly inside the
-  hull, i.e. the grasp is not force closure: all contacts on one face, or fewer contacts than
-  needed to span the 6-D wrench space (two opposed point contacts cannot resist a torque about
-  the line through them).
+  grasps get the 6-D hull, spread over processes. The score is 0 when the origin is not
+  strictly inside the hull, i.e. the grasp is not force closure: all contacts on one face, or
+  fewer contacts than needed to span the 6-D wrench space (two opposed point contacts cannot
+  resist a torque about the line through them).
 
 Contacts use the paper's defaults (SPEC §2): an 11x11 grid per face, the 10 closest joint-face
 pairs, kept within 0.2 times the box radius.
