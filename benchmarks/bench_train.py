@@ -39,7 +39,7 @@ from bench_model import CLOCKS
 from hopose import train as train_module
 from hopose.config import TrainConfig, config_from_dict
 from hopose.data.tensor_split import TensorSplit
-from hopose.losses import LossWeights, compute_losses, total_loss
+from hopose.losses import compute_losses, total_loss
 from hopose.models import build_model
 from hopose.models.lifter import input_stats, output_stats
 
@@ -104,7 +104,6 @@ def floor_seconds(
     optimizer = torch.optim.Adam(
         lifter.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
-    weights = LossWeights(w_2d=cfg.loss.w_2d, w_3d=cfg.loss.w_3d, w_physical=cfg.loss.w_physical)
     split = TensorSplit(
         splits["train"].records,
         device=device,
@@ -122,7 +121,7 @@ def floor_seconds(
     for batches in epochs:
         for kp2d, batch in batches:
             out = lifter(kp2d, batch["K"])
-            loss = total_loss(compute_losses(out, batch, parts=parts), weights)
+            loss = total_loss(compute_losses(out, batch, parts=parts), cfg.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

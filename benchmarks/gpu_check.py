@@ -133,6 +133,7 @@ def _random_batch(batch: int, size: int, device: torch.device) -> dict[str, torc
     values = {
         "image": images,
         "K": K.contiguous(),
+        "orig_K": K.contiguous(),  # the network sees the original image (Eq. 7's 2D units)
         "hand_3d": hand,
         "obj_3d": box,
         "hand_2d": project(hand),

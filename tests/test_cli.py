@@ -55,15 +55,21 @@ def _fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):
         calls.append(cfg)
         return Result()
 
-    def fake_eval(checkpoint, data, split, out_dir, *, gt_2d, report):
+    def fake_eval(checkpoint, data, split, out_dir, *, gt_2d, report, plausibility=None):
         cfg = calls[-1]
         key = cfg.model.lifter if cfg.model.lifter == "graph_unet" else cfg.model.lifter_variant
-        key = "physical" if cfg.stage == "end2end" and cfg.loss.physical else key
-        key = "mse" if cfg.stage == "end2end" and not cfg.loss.physical else key
+        if "physical" in errors:  # the physics study: rows by loss, errors grow with the seed
+            key = "physical" if cfg.loss.physical else "mse"
         hand, obj = errors[key]
-        return {"hand_mean_mm": hand, "object_mean_mm": obj, "n": 5, "gt_2d": gt_2d}
+        hand, obj = hand + cfg.seed, obj + 2 * cfg.seed
+        # Every plausibility number of the prediction is the hand error, the truth's 7.
+        metrics = {f"{who}_{name}": hand if who == "pred" else 7.0 for who in ("pred", "gt")
+                   for name in ("valid_contacts", "affinity", "penetration_mm", "force_closure",
+                                "grasp_epsilon")}  # fmt: skip
+        return {"hand_mean_mm": hand, "object_mean_mm": obj, "n": 5, "gt_2d": gt_2d, **metrics}
 
     monkeypatch.setattr(ablate, "train", fake_train)
+    monkeypatch.setattr(demo, "train", fake_train)  # stages 1-2 of the physics study
     monkeypatch.setattr(ablate, "run_eval", fake_eval)
     return calls
 
@@ -97,13 +103,46 @@ def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
     tmp_path, monkeypatch
 ):
     calls = _fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
-    table = ablate.run_ablation("physics", tmp_path, init="encoder.pt")
-    assert [(c.stage, c.loss.physical, c.init_from) for c in calls] == [
-        ("end2end", False, "encoder.pt"),
-        ("end2end", True, "encoder.pt"),
+    table = ablate.run_ablation("physics", tmp_path, init="encoder.pt", seeds=2, sources=("image",))
+    assert [(c.stage, c.loss.physical, c.init_from, c.seed) for c in calls] == [
+        ("end2end", False, "encoder.pt", 0),
+        ("end2end", True, "encoder.pt", 0),
+        ("end2end", False, "encoder.pt", 1),
+        ("end2end", True, "encoder.pt", 1),
     ]
-    assert "| MSE | 13.00 | 21.00 | 12.83 | 20.83 |" in table.splitlines()
-    assert "| MSE + Physical loss | 12.50 | 19.50 | 12.53 | 19.09 |" in table.splitlines()
+    lines = table.splitlines()
+    # Hand errors 13, 14 (MSE) and 12.5, 13.5 (physical) over seeds 0, 1: means 13.5 and 13.0.
+    assert "| MSE | 13.50 | 22.00 | 12.83 | 20.83 |" in lines
+    assert "| MSE + Physical loss | 13.00 | 20.50 | 12.53 | 19.09 |" in lines
+    # std of (13, 14) with ddof 1 = sqrt(0.5) = 0.707; the paired differences are -0.5 twice.
+    assert "| Hand error (mm) | 13.500 ± 0.707 | 13.000 ± 0.707 | -0.500 ± 0.000 | – |" in lines
+    # Objects 21, 23 against 19.5, 21.5: difference -1.5 for both seeds.
+    assert "| Object error (mm) | 22.000 ± 1.414 | 20.500 ± 1.414 | -1.500 ± 0.000 | – |" in lines
+    assert (
+        "| Force-closure rate | 13.500 ± 0.707 | 13.000 ± 0.707 | -0.500 ± 0.000 | 7.000 |" in lines
+    )
+
+
+def test_physics_ablation_on_ground_truth_2d_trains_the_lifter_per_seed(tmp_path, monkeypatch):
+    calls = _fake_run(monkeypatch, {"mse": (10.0, 11.0), "physical": (10.0, 11.0)})
+    table = ablate.run_ablation("physics", tmp_path, seeds=3, sources=("gt_2d",))
+    assert [(c.stage, c.loss.physical, c.seed) for c in calls] == [
+        (stage, physical, seed) for seed in range(3) for stage, physical in
+        (("lifter", False), ("lifter", True))
+    ]  # fmt: skip
+    assert "the lifter on ground-truth 2D" in table
+    assert "| Hand error (mm) | 11.000 ± 1.000 | 11.000 ± 1.000 | 0.000 ± 0.000 | – |" in table
+
+
+def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, monkeypatch):
+    calls = _fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
+    ablate.run_ablation("physics", tmp_path, seeds=2, sources=("image",))
+    # Per seed: the lifter and encoder stages, then both rows from that seed's encoder.
+    assert [(c.stage, c.loss.physical, c.seed) for c in calls] == [
+        (stage, physical, seed) for seed in range(2) for stage, physical in
+        (("lifter", False), ("encoder", False), ("end2end", False), ("end2end", True))
+    ]  # fmt: skip
+    assert calls[2].init_from == calls[3].init_from == "best.pt"
 
 
 def test_ablate_num_sizes_every_split_over_quick(monkeypatch, tmp_path):

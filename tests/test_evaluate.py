@@ -17,10 +17,11 @@ from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.synthetic import SyntheticHandObject
-from hopose.evaluate import mean_pose_predictions, predict_split, summarize
+from hopose.evaluate import mean_pose_predictions, predict_split
 from hopose.geometry import project_points, scale_intrinsics, unproject_points
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
+from hopose.scoring import score
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -50,7 +51,7 @@ def _predictions(n: int = 4) -> dict[str, np.ndarray]:
 
 
 def test_summarize_hand_computed():
-    summary = summarize(_predictions())
+    summary = score(_predictions(), plausibility=False)
     assert summary["hand_mean_mm"] == pytest.approx(5.0)  # sqrt(3^2 + 4^2)
     assert summary["object_mean_mm"] == pytest.approx(0.0)
     # Every frame's error is 5 mm: the PCK curve over t = 0, 1, ..., 80 is 0 up to 4 and 1 from
@@ -73,7 +74,10 @@ def test_mean_pose_baseline_predicts_the_mean_everywhere():
     centred = mean_pose_predictions(
         predictions, predictions["gt_hand_3d"].mean(0), predictions["gt_obj_3d"].mean(0)
     )
-    assert summarize(centred)["hand_mean_mm"] < summarize(baseline)["hand_mean_mm"]
+    assert (
+        score(centred, plausibility=False)["hand_mean_mm"]
+        < score(baseline, plausibility=False)["hand_mean_mm"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +117,10 @@ def test_eval_command_writes_metrics_predictions_and_report(checkpoint, tmp_path
     predictions = dict(np.load(tmp_path / "predictions.npz"))
     assert predictions["pred_hand_3d"].shape == (8, 21, 3)
     assert predictions["orig_K"].shape == (8, 3, 3) and predictions["id"].shape == (8,)
-    # The file's numbers are the predictions' numbers.
-    for key, value in summarize(predictions).items():
+    # The file's numbers are the predictions' numbers; --no-report skips the plausibility.
+    for key, value in score(predictions, plausibility=not gt_2d).items():
         assert metrics[key] == pytest.approx(value), key
+    assert ("pred_grasp_epsilon" in metrics) != gt_2d
     if gt_2d:  # the lifter was fed the ground truth, which is then the predicted 2D
         assert np.array_equal(predictions["pred_hand_2d"], predictions["gt_hand_2d"])
     assert (tmp_path / "report.md").is_file() != gt_2d

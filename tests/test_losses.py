@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from hopose.losses import LOSS_WEIGHTS, LossWeights, compute_losses, total_loss
+from hopose.config import LossConfig
+from hopose.losses import compute_losses, total_loss
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import corner_signs
 
@@ -92,7 +93,6 @@ def test_physical_term_on_and_off():
 
 
 def test_total_loss_weights_by_hand():
-    assert LossWeights(w_2d=0.01, w_3d=1.0, w_physical=10.0) == LOSS_WEIGHTS
     terms = {
         "2d_init": torch.tensor(100.0),
         "2d": torch.tensor(200.0),
@@ -103,7 +103,7 @@ def test_total_loss_weights_by_hand():
     # 0.01 * (100 + 200) + 1 * (3 + 4) + 10 * 0.5 = 3 + 7 + 5 = 15.
     torch.testing.assert_close(total_loss(terms), torch.tensor(15.0))
     # Custom weights: 1 * 300 + 0 * 7 + 2 * 0.5 = 301.
-    weights = LossWeights(w_2d=1.0, w_3d=0.0, w_physical=2.0)
+    weights = LossConfig(w_2d=1.0, w_3d=0.0, w_physical=2.0)
     torch.testing.assert_close(total_loss(terms, weights), torch.tensor(301.0))
 
 
@@ -119,4 +119,26 @@ def test_bad_terms_and_weights_raise():
     with pytest.raises(KeyError, match="3D"):
         total_loss({"3D": torch.tensor(1.0)})
     with pytest.raises(ValueError, match="w_physical"):
-        LossWeights(w_physical=-1.0)
+        LossConfig(w_physical=-1.0)
+
+
+def test_2d_terms_in_original_pixels_by_hand():
+    # Network image 100 px focal, original 800 px along x and 400 px along y: a (1, 1) px error
+    # in the network image is (8, 4) original pixels, so the MSE becomes (64 + 16) / 2 = 40
+    # instead of (1 + 1) / 2 = 1. The 3D terms do not change.
+    batch = {
+        "hand_2d": torch.zeros(1, 21, 2),
+        "obj_2d": torch.zeros(1, 8, 2),
+        "hand_3d": torch.zeros(1, 21, 3),
+        "obj_3d": torch.zeros(1, 8, 3),
+        "K": torch.diag(torch.tensor([100.0, 100.0, 1.0]))[None],
+        "orig_K": torch.diag(torch.tensor([800.0, 400.0, 1.0]))[None],
+    }
+    out = {"kp2d": torch.ones(1, 29, 2), "kp3d": torch.full((1, 29, 3), 2.0)}
+    network = compute_losses(out, batch)
+    original = compute_losses(out, batch, original_pixels=True)
+    torch.testing.assert_close(network["2d"], torch.tensor(1.0))
+    torch.testing.assert_close(original["2d"], torch.tensor(40.0))
+    torch.testing.assert_close(original["3d"], network["3d"])
+    with pytest.raises(ValueError, match="l2d_pixels"):
+        LossConfig(l2d_pixels="mm")

@@ -9,13 +9,8 @@ import torch
 from eval_cases import make_predictions
 from hopose import plausibility
 from hopose.geometry import axis_angle_to_matrix, box_corners, make_transform, transform_points
-from hopose.plausibility import (
-    contact_normals,
-    frame_plausibility,
-    grasp_quality,
-    penetration_depth,
-    summarize_plausibility,
-)
+from hopose.plausibility import contact_normals, contact_wrenches, grasp_quality, penetration_depth
+from hopose.scoring import plausibility_columns, summarize_plausibility
 
 
 def _box(size=(60.0, 40.0, 100.0), pose=None) -> torch.Tensor:
@@ -169,13 +164,13 @@ def test_grasp_quality_rejects_bad_parameters():
         _epsilon(contacts, normals, mu=-0.1)
 
 
-def test_frame_plausibility_of_the_hand_built_grasp():
+def test_plausibility_columns_of_the_hand_built_grasp():
     # The ground truth of eval_cases: 10 valid contacts (5 tips at 2 mm, the thumb IP at 4 mm,
     # 4 DIPs at 6 mm; eta * L = 10 mm), 8 of them on x+ and 2 on x-, all at y = 0, so their
     # directions from the axis are +x or -x. Eq. 6 over the 45 pairs: C(8,2) + C(2,2) = 29
     # pairs with cos 1, 8 * 2 = 16 with cos -1 -> (29 - 16) / 45 = 13 / 45.
     predictions = make_predictions(3)
-    frames = frame_plausibility(predictions)
+    frames = plausibility_columns(predictions)
     np.testing.assert_array_equal(frames["gt_valid_contacts"], [10, 10, 10])
     np.testing.assert_allclose(frames["gt_affinity"], 13 / 45, rtol=1e-9)
     np.testing.assert_array_equal(frames["gt_penetration_mm"], [0, 0, 0])
@@ -183,17 +178,19 @@ def test_frame_plausibility_of_the_hand_built_grasp():
     assert set(frames) == {
         f"{who}_{name}"
         for who in ("pred", "gt")
-        for name in ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon")
+        for name in ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon", "cuboid_mm")
     }
+    np.testing.assert_allclose(frames["gt_cuboid_mm"], 0, atol=1e-9)  # exact boxes
+    assert (frames["pred_cuboid_mm"] > 0).all()  # noisy corners
 
 
-def test_frame_plausibility_degenerate_prediction_is_finite():
+def test_plausibility_columns_degenerate_prediction_is_finite():
     # A predicted box collapsed onto the thumb tip: radius L = 0, so the tip (at distance 0)
     # is a valid contact, but no face has a normal and the contact cannot push.
     predictions = make_predictions(2)
     tip = predictions["pred_hand_3d"][:, 4:5]  # (2, 1, 3)
     predictions["pred_obj_3d"] = np.repeat(tip, 8, axis=1)
-    frames = frame_plausibility(predictions)
+    frames = plausibility_columns(predictions)
     assert (frames["pred_valid_contacts"] >= 1).all()
     for name, values in frames.items():
         assert np.isfinite(values).all(), name
@@ -201,11 +198,11 @@ def test_frame_plausibility_degenerate_prediction_is_finite():
     np.testing.assert_array_equal(frames["pred_penetration_mm"], [0, 0])
 
 
-def test_frame_plausibility_chunks_agree(monkeypatch):
+def test_plausibility_columns_chunks_agree(monkeypatch):
     predictions = make_predictions(5)
-    whole = frame_plausibility(predictions)
+    whole = plausibility_columns(predictions)
     monkeypatch.setattr(plausibility, "CHUNK", 2)
-    chunked = frame_plausibility(predictions)
+    chunked = plausibility_columns(predictions)
     for name, values in whole.items():
         np.testing.assert_allclose(chunked[name], values, err_msg=name)
 
@@ -218,12 +215,12 @@ def test_summarize_plausibility_means():
     corners = predictions["gt_obj_3d"][0]
     x_axis = (corners[1] - corners[0]) / np.linalg.norm(corners[1] - corners[0])
     predictions["gt_obj_3d"][0] = corners + 5 * x_axis
-    summary = summarize_plausibility(predictions)
+    summary = summarize_plausibility(plausibility_columns(predictions))
     assert summary["gt_penetration_mm"] == pytest.approx(1.0)
     assert summary["gt_valid_contacts"] == 10.0
     assert summary["gt_affinity"] == pytest.approx(13 / 45)
     assert summary["gt_force_closure"] == 1.0
-    frames = frame_plausibility(predictions)
+    frames = plausibility_columns(predictions)
     assert summary["pred_grasp_epsilon"] == pytest.approx(frames["pred_grasp_epsilon"].mean())
     assert summary["pred_force_closure"] == np.mean(frames["pred_grasp_epsilon"] > 0)
 
@@ -232,4 +229,41 @@ def test_summarize_missing_key_is_named():
     predictions = make_predictions(2)
     del predictions["gt_obj_3d"]
     with pytest.raises(KeyError, match="gt_obj_3d"):
-        summarize_plausibility(predictions)
+        plausibility_columns(predictions)
+
+
+def _hull_epsilon(wrenches: np.ndarray) -> float:
+    """Naive reference: the hull of every wrench set, no force-closure test first."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        return max(0.0, float(-ConvexHull(wrenches).equations[:, -1].max()))
+    except QhullError:
+        return 0.0
+
+
+def test_grasp_quality_matches_the_naive_hull_and_its_workers_agree(monkeypatch):
+    # Random contacts on the faces of a 60 x 40 x 100 box: 3-6 of them on random faces, so
+    # some grasps are force closure and some not. The LP filter and the process pool must
+    # give exactly what one hull per grasp gives.
+    rng = np.random.default_rng(0)
+    half = np.array([30.0, 20.0, 50.0])
+    contacts, normals, valid = np.zeros((24, 6, 3)), np.zeros((24, 6, 3)), np.zeros((24, 6), bool)
+    for b in range(24):
+        for k in range(rng.integers(3, 7)):
+            axis, side = rng.integers(3), rng.choice([-1.0, 1.0])
+            point = rng.uniform(-half, half)
+            point[axis] = side * half[axis]
+            contacts[b, k], normals[b, k, axis], valid[b, k] = point, -side, True
+    length = np.full(24, 70.0)
+    serial = grasp_quality(contacts, normals, valid, np.zeros((24, 3)), length=length)
+    wrenches = [
+        contact_wrenches(contacts[b][valid[b]], normals[b][valid[b]], np.zeros(3), 70.0)
+        for b in range(24)
+    ]
+    naive = [_hull_epsilon(w) for w in wrenches]
+    np.testing.assert_allclose(serial, naive, atol=1e-12)
+    assert 0 < (serial > 0).sum() < 24  # both kinds occur
+    monkeypatch.setattr(plausibility, "MIN_PARALLEL", 1)
+    pooled = grasp_quality(contacts, normals, valid, np.zeros((24, 3)), length=length, workers=2)
+    np.testing.assert_array_equal(pooled, serial)

@@ -11,16 +11,8 @@ from PIL import Image
 from eval_cases import make_dataset, make_predictions
 from hopose import metrics
 from hopose.cli import main
-from hopose.plausibility import frame_plausibility
-from hopose.report import (
-    CSV_COLUMNS,
-    FIGURES,
-    PAPER_TABLE1,
-    compare_runs,
-    frame_metrics,
-    read_per_frame_csv,
-    write_report,
-)
+from hopose.report import FIGURES, PAPER_TABLE1, compare_runs, read_per_frame_csv, write_report
+from hopose.scoring import COLUMNS, frame_metrics, plausibility_columns
 
 # Writing the two reports of the fixture (eight figures, four with 3D panels) takes ~5 s.
 pytestmark = pytest.mark.slow
@@ -42,7 +34,7 @@ def test_per_frame_csv_matches_metrics(runs):
     root, predictions, _ = runs
     with (root / "a" / "per_frame.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert tuple(rows[0]) == ("id", *COLUMNS)
     assert [row["id"] for row in rows] == list(predictions["id"])
     columns = read_per_frame_csv(root / "a" / "per_frame.csv")
     p = predictions
@@ -53,7 +45,8 @@ def test_per_frame_csv_matches_metrics(runs):
         "hand_pa_mm": metrics.procrustes_error(p["pred_hand_3d"], p["gt_hand_3d"]),
         # The object's 2D error in the original 1920 x 1080 camera, not the 224 x 224 one.
         "object_2d_px": metrics.reprojection_error(p["pred_obj_3d"], p["gt_obj_3d"], p["orig_K"]),
-        **frame_plausibility(p),
+        "hand_kp2d_px": metrics.per_frame_error(p["pred_hand_2d"], p["gt_hand_2d"]),
+        **plausibility_columns(p),
     }
     for name, values in expected.items():
         np.testing.assert_allclose(columns[name], values, rtol=1e-5, atol=1e-9, err_msg=name)
@@ -77,6 +70,33 @@ def test_report_tables_name_protocol_and_paper(runs):
         assert f"](figures/{name})" in text
         with Image.open(root / "a" / "figures" / name) as image:
             assert min(image.size) >= 300
+
+
+def test_report_numbers_are_hand_computed(tmp_path):
+    # The hand of eval_cases' grasp shifted by (3, 4, 0) mm, the box exact: every joint is
+    # sqrt(3^2 + 4^2) = 5 mm off, every corner 0 mm. Its ground truth (eval_cases docstring):
+    # 10 valid contacts, affinity 13/45 = 0.289, no penetration, force closure in every frame,
+    # an exact cuboid.
+    predictions = make_predictions(2)
+    predictions["pred_hand_3d"] = predictions["gt_hand_3d"] + np.array([3.0, 4.0, 0.0])
+    predictions["pred_obj_3d"] = predictions["gt_obj_3d"].copy()
+    text = write_report(tmp_path, predictions, {}).read_text()
+    assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 5.00 |" in text
+    assert "| Object pose error (mm) | 24.89 | 21.33 | 19.09 | 0.00 |" in text
+    assert "| Object 2D reprojection error (px) | 0.00 |" in text
+    assert "| Valid contacts per frame | " in text and "| 10.00 |" in text
+    assert "(lower: contacts spread around the axis) |" in text and "| 0.289 |" in text
+    assert "| Force-closure frames (epsilon > 0) | " in text and "| 100.0% |" in text
+    assert "| Box corners' mean distance to the best-fitting cuboid (mm) | 0.00 | 0.00 |" in text
+
+
+def test_report_without_plausibility_leaves_its_rows_empty(tmp_path):
+    predictions = make_predictions(2)
+    columns = frame_metrics(predictions, plausibility=False)
+    text = write_report(tmp_path, predictions, {}, columns=columns).read_text()
+    assert "| Valid contacts per frame | – | – |" in text
+    written = read_per_frame_csv(tmp_path / "per_frame.csv")
+    assert "pred_grasp_epsilon" not in written and "hand_mm" in written
 
 
 def test_report_without_images_uses_default_protocol(runs):

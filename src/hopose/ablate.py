@@ -5,10 +5,13 @@
   shipped stage-1 config (``<data>/lifter``, :mod:`hopose.configs`) on ground-truth 2D and
   evaluated on the test split with ground-truth 2D. A variant without a part reports "–" for
   it, as the paper does.
-- ``physics`` (Table 3): the end-to-end stage (``<data>/end2end``) fine-tuned twice
-  from the same stage-2 checkpoint, with MSE alone and with MSE + the physical affinity loss,
-  evaluated from the images on the test split. The stage-2 checkpoint is ``init`` when given
-  (e.g. ``runs/demo/encoder/best.pt``), else stages 1–2 are trained first.
+- ``physics`` (Table 3): MSE alone against MSE + the physical affinity loss, each over several
+  training seeds (the data stay the same, so the seeds pair the runs), with the mean ± std of
+  the hand and object errors and of every plausibility metric and their paired differences,
+  for (i) the lifter stage (``<data>/lifter``) on ground-truth 2D and (ii) the
+  end-to-end stage (``<data>/end2end``) fine-tuned from a stage-2 checkpoint
+  (``init`` when given, e.g. ``runs/demo/encoder/best.pt``, else stages 1–2 trained per seed)
+  and evaluated from the images.
 
 Each writes ``DIR/ablation_<study>.md``: the measured mean errors (mm) beside the paper's
 (FPHA-HO, pre-trained on ObMan), and ``DIR/ablation_<study>.json``. The paper's numbers come
@@ -21,6 +24,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hopose.config import DataConfig, load_config
 from hopose.configs import config_path
@@ -100,32 +105,126 @@ def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dic
     return rows
 
 
+# Table 3 with statistics: the numbers compared, key in metrics.json and label.
+PHYSICS_METRICS: tuple[tuple[str, str], ...] = (
+    ("hand_mean_mm", "Hand error (mm)"),
+    ("object_mean_mm", "Object error (mm)"),
+    ("pred_valid_contacts", "Valid contacts per frame"),
+    ("pred_affinity", "Affinity loss (Eq. 6)"),
+    ("pred_penetration_mm", "Deepest penetration (mm)"),
+    ("pred_force_closure", "Force-closure rate"),
+    ("pred_grasp_epsilon", "Grasp quality (Ferrari-Canny epsilon)"),
+)
+# The two inputs of the physics study: the lifter on ground-truth 2D, the network from pixels.
+PHYSICS_INPUTS = ("gt_2d", "image")
+
+
+def _train_physics_row(
+    dataset: str,
+    run_dir: Path,
+    overrides: list[str],
+    stage_overrides: dict[str, list[str]],
+    extra: list[str],
+    *,
+    source: str,
+    seed: int,
+    init: str | None,
+) -> dict[str, Any]:
+    """Train one row of Table 3 with one seed and evaluate it (plausibility included)."""
+    seeded = [*overrides, f"seed={seed}"]
+    stage, before = ("lifter", []) if source == "gt_2d" else ("end2end", [f"init_from={init}"])
+    cfg = load_config(
+        config_path(dataset, stage), [*seeded, *stage_overrides.get(stage, []), *extra, *before]
+    )
+    result = train(cfg, run_dir)
+    return run_eval(
+        result.checkpoint,
+        cfg.data,
+        cfg.data.test_split,
+        run_dir / "eval",
+        gt_2d=source == "gt_2d",
+        report=False,
+        plausibility=True,
+    )
+
+
+def _mean_std(values: list[float]) -> str:
+    array = np.asarray(values, dtype=float)
+    std = array.std(ddof=1) if len(array) > 1 else 0.0
+    return f"{array.mean():.3f} ± {std:.3f}"
+
+
+def physics_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Mean ± std over seeds of each row and of the paired difference (physical - MSE)."""
+    mse, physical = (runs[name] for name, _, _ in PHYSICS_ROWS)
+    header = ["Metric", *(name for name, _, _ in PHYSICS_ROWS), "Paired difference", "Ground truth"]
+    body = []
+    for key, label in PHYSICS_METRICS:
+        a = [run[key] for run in mse]
+        b = [run[key] for run in physical]
+        gt_key = key.replace("pred_", "gt_")
+        truth = f"{mse[0][gt_key]:.3f}" if gt_key != key and gt_key in mse[0] else "–"
+        diff = [y - x for x, y in zip(a, b, strict=True)]
+        body.append([label, _mean_std(a), _mean_std(b), _mean_std(diff), truth])
+    return markdown_table(header, body)
+
+
 def ablate_physics(
-    dataset: str, out_dir: Path, stage_overrides: dict[str, list[str]], init: str | None
-) -> list[dict[str, Any]]:
-    """Fine-tune end to end with and without the physical loss (Table 3); one row each."""
-    if init is None:
-        stages = train_stages(dataset, out_dir, stage_overrides, stages=("lifter", "encoder"))
-        init = stages["encoder"]
-    rows = []
-    for name, extra, paper in PHYSICS_ROWS:
-        run_dir = out_dir / name.lower().replace(" + ", "_").replace(" ", "_")
-        cfg = load_config(
-            config_path(dataset, "end2end"),
-            [*stage_overrides["end2end"], *extra, f"init_from={init}"],
-        )
-        result = train(cfg, run_dir)
-        summary = _evaluate(result.checkpoint, cfg.data, run_dir / "eval", gt_2d=False)
-        rows.append(
-            {
-                "name": name,
-                "hand": summary["hand_mean_mm"],
-                "object": summary["object_mean_mm"],
-                "paper": paper,
-                "n": summary["n"],
+    dataset: str,
+    out_dir: Path,
+    overrides: list[str],
+    stage_overrides: dict[str, list[str]],
+    init: str | None,
+    *,
+    source: str = "image",
+    seeds: int = 3,
+) -> tuple[list[dict[str, Any]], str]:
+    """Train with and without the physical loss over ``seeds`` seeds (Table 3 with statistics).
+
+    ``source`` "gt_2d": the lifter stage on ground-truth 2D; "image": the end-to-end stage from
+    ``init`` (or stages 1-2 trained per seed). Returns one row per loss (mean errors, the paper's
+    values and every seed's summary) and the statistics table.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in PHYSICS_ROWS}
+    for seed in range(seeds):
+        seed_init = init
+        if source == "image" and init is None:
+            # Stages 1-2 once per seed: both rows fine-tune the same stage-2 checkpoint.
+            stage_args = {
+                stage: [*overrides, *stage_overrides.get(stage, []), f"seed={seed}"]
+                for stage in ("lifter", "encoder")
             }
-        )
-    return rows
+            seed_dir = out_dir / source / f"seed{seed}" / "stages"
+            seed_init = train_stages(dataset, seed_dir, stage_args, stages=tuple(stage_args))[
+                "encoder"
+            ]
+        for name, extra, _ in PHYSICS_ROWS:
+            slug = name.lower().replace(" + ", "_").replace(" ", "_")
+            run_dir = out_dir / source / f"seed{seed}" / slug
+            runs[name].append(
+                _train_physics_row(
+                    dataset,
+                    run_dir,
+                    overrides,
+                    stage_overrides,
+                    extra,
+                    source=source,
+                    seed=seed,
+                    init=seed_init,
+                )
+            )
+    rows = [
+        {
+            "name": name,
+            "hand": float(np.mean([r["hand_mean_mm"] for r in runs[name]])),
+            "object": float(np.mean([r["object_mean_mm"] for r in runs[name]])),
+            "paper": paper,
+            "n": runs[name][0]["n"],
+            "seeds": runs[name],
+        }
+        for name, _, paper in PHYSICS_ROWS
+    ]
+    return rows, physics_table(runs)
 
 
 def run_ablation(
@@ -139,11 +238,14 @@ def run_ablation(
     num: int | None = None,
     quick: bool = False,
     init: str | None = None,
+    seeds: int = 3,
+    sources: tuple[str, ...] = PHYSICS_INPUTS,
 ) -> str:
     """Run one study ("lifter" or "physics"), write its table and numbers; returns the table.
 
     ``num`` sets the frames of every split (synthetic: generated; real data: a cap); it wins
     over ``quick``'s sizes.
+    The physics study runs each of ``sources`` (:data:`PHYSICS_INPUTS`) over ``seeds`` seeds.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -155,9 +257,24 @@ def run_ablation(
         title = f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split"
         first_column = "Network"
     elif study == "physics":
-        rows = ablate_physics(data, out_dir, stage_overrides, init)
-        title = f"Table 3 layout: mean 3D error (mm) from the images, {data} test split"
-        first_column = "Loss function"
+        tables, rows = [], []
+        for source in sources:
+            source_rows, stats = ablate_physics(
+                data, out_dir, overrides, stage_overrides, init, source=source, seeds=seeds
+            )
+            what = "the lifter on ground-truth 2D" if source == "gt_2d" else "from the images"
+            n = source_rows[0]["n"]
+            tables.append(
+                f"Table 3 layout, {what}, {data} test split ({n} frames), mean over {seeds} "
+                f"seeds; paper: FPHA-HO.\n\n{_table('Loss function', source_rows)}\n\n"
+                f"Mean ± std over the seeds; paired difference = physical - MSE, same seed.\n\n"
+                f"{stats}\n"
+            )
+            rows += [{**row, "input": source} for row in source_rows]
+        table = "\n".join(tables)
+        (out_dir / f"ablation_{study}.md").write_text(table)
+        (out_dir / f"ablation_{study}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        return table
     else:
         raise ValueError(f"study must be 'lifter' or 'physics', got {study!r}")
     table = f"{title} ({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table(first_column, rows)}\n"

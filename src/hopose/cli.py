@@ -136,8 +136,17 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
-        "--no-report", action="store_true", help="skip report.md, per_frame.csv and the figures"
-    )
+        "--no-report", action="store_true",
+        help="skip report.md, per_frame.csv and the figures (and the plausibility metrics)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-plausibility", action="store_true",
+        help="skip the physical-plausibility metrics (the grasp quality is most of the time)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--refine", action="store_true",
+        help="refine the predicted 3D physically before scoring (docs/evaluation.md)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_eval)
 
@@ -156,6 +165,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d,
         batch_size=args.batch_size, device=args.device, report=not args.no_report,
+        plausibility=not (args.no_report or args.no_plausibility), refine=args.refine,
     )  # fmt: skip
     numbers = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
     print(json.dumps(numbers, indent=2))
@@ -215,6 +225,13 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--init", help="physics: the stage-2 checkpoint to fine-tune (default: train stages 1-2)"
     )
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="physics: training seeds per row (default: 3)"
+    )
+    parser.add_argument(
+        "--input", choices=("gt_2d", "image", "both"), default="both",
+        help="physics: the lifter on ground-truth 2D, end to end from the images, or both",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_ablate)
 
@@ -224,7 +241,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        num=args.num, quick=args.quick, init=args.init,
+        num=args.num, quick=args.quick, init=args.init, seeds=args.seeds,
+        sources=("gt_2d", "image") if args.input == "both" else (args.input,),
     )  # fmt: skip
     print(table)
     return 0

@@ -190,11 +190,18 @@ class LossConfig:
     """lambda_3, weight of the physical affinity loss (Eq. 6)."""
     physical: bool = False
     """Add the physical affinity loss (the paper turns it on for the end-to-end stage)."""
+    l2d_pixels: str = "original"
+    """Units of the 2D MSE: "original", pixels of the dataset's original image (the authors'
+    code; λ1 = 0.01 is meant for them), or "network", pixels of the network's input image."""
 
     def __post_init__(self) -> None:
         for name in ("w_2d", "w_3d", "w_physical"):
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
+        _require(
+            self.l2d_pixels in ("original", "network"),
+            f"loss.l2d_pixels must be 'original' or 'network', got {self.l2d_pixels!r}",
+        )
 
 
 def _require_amounts(

@@ -33,7 +33,8 @@ import numpy as np
 from hopose.checkpoint import load_checkpoint
 from hopose.config import load_config
 from hopose.configs import config_path
-from hopose.evaluate import mean_pose_predictions, run_eval, summarize
+from hopose.evaluate import mean_pose_predictions, run_eval
+from hopose.scoring import score
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
 from hopose.train import train
@@ -126,7 +127,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
     out_mean = load_checkpoint(checkpoints["lifter"])["model"]["lifter.out_mean"].numpy()  # (29, 3)
     predictions = dict(np.load(out_dir / "eval_final_gt_2d" / "predictions.npz"))
     baseline = mean_pose_predictions(predictions, out_mean[:NUM_JOINTS], out_mean[NUM_JOINTS:])
-    results["mean_pose_baseline"] = summarize(baseline)
+    results["mean_pose_baseline"] = score(baseline, plausibility=False)
 
     checks = {
         f"{key}_{part}_below_{label}": results[key][f"{part}_mean_mm"]

@@ -7,10 +7,9 @@
 ``pred_hand_2d`` (N, 21, 2), ``gt_hand_2d``, ``pred_obj_2d`` (N, 8, 2), ``gt_obj_2d`` (pixels of
 the network's image), ``K``, ``orig_K`` (N, 3, 3), ``orig_size`` (N, 2) and ``id`` (N,).
 
-:func:`summarize` turns them into the paper's numbers: mean 3D errors of hand joints and box
-corners (mm), the hand's 3D PCK AUC over 0–80 mm, the object's 2D PCK AUC over 0–80 px of the
-corners reprojected with the dataset's original camera, plus the root-relative and
-Procrustes-aligned hand errors the field reports today.
+:func:`run_eval` scores them once (:mod:`hopose.scoring`: the paper's numbers, the modern hand
+errors and the physical plausibility), optionally after the physical refinement of
+:mod:`hopose.refine`, and writes ``metrics.json`` and the report.
 
 The mean-pose baseline (:func:`mean_pose_predictions`) predicts the training split's mean hand
 and mean box for every frame; a network that has learnt anything beats it.
@@ -34,10 +33,10 @@ from hopose.config import DataConfig
 from hopose.crop import apply_affine, self_crop
 from hopose.data import collate_samples
 from hopose.files import write_atomic, write_text
-from hopose.metrics import per_frame_error
 from hopose.models import HoposeNet
-from hopose.plausibility import reduce_plausibility
-from hopose.report import accuracy_columns, frame_metrics, summarize_accuracy, write_report
+from hopose.refine import refine_predictions
+from hopose.report import write_report
+from hopose.scoring import frame_metrics, summarize
 from hopose.skeleton import NUM_JOINTS
 from hopose.train import build_split
 
@@ -140,32 +139,6 @@ def mean_pose_predictions(
     return baseline
 
 
-def summarize(
-    predictions: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | None = None
-) -> dict[str, float]:
-    """The paper's metrics (§4.2) and the modern hand errors, from :func:`predict_split`'s arrays.
-
-    Args:
-        predictions: as collected by :func:`predict_split`.
-        columns: their per-frame errors (:func:`hopose.report.accuracy_columns` or
-            :func:`~hopose.report.frame_metrics`) if the caller already has them.
-
-    Returns:
-        ``hand_mean_mm``, ``object_mean_mm`` (mean 3D errors), ``hand_auc_0_80`` (AUC of the 3D
-        PCK of the hand, 0–80 mm), ``object_2d_auc_0_80`` (AUC of the 2D PCK of the corners
-        reprojected with ``orig_K``, 0–80 px), ``object_reproj_mean_px``,
-        ``hand_root_relative_mm``, ``hand_procrustes_mm``, ``hand_kp2d_mean_px`` and
-        ``object_kp2d_mean_px`` (2D errors in the network's image) and ``n``.
-    """
-    p = predictions
-    columns = accuracy_columns(p) if columns is None else columns
-    return {
-        **summarize_accuracy(columns),
-        "hand_kp2d_mean_px": float(per_frame_error(p["pred_hand_2d"], p["gt_hand_2d"]).mean()),
-        "object_kp2d_mean_px": float(per_frame_error(p["pred_obj_2d"], p["gt_obj_2d"]).mean()),
-    }
-
-
 def eval_data_config(
     checkpoint: str | Path,
     *,
@@ -218,6 +191,8 @@ def run_eval(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     report: bool = True,
+    plausibility: bool | None = None,
+    refine: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json`` and a report.
 
@@ -230,6 +205,11 @@ def run_eval(
         batch_size: frames per forward pass.
         device: where to run.
         report: also write report.md, per_frame.csv and the figures of :mod:`hopose.report`.
+        plausibility: score the physical plausibility (contacts, affinity, penetration, grasp
+            quality, cuboid-ness); the grasp quality's hulls are most of an evaluation's time.
+            None: only when writing the report.
+        refine: refine the predicted 3D with :func:`hopose.refine.refine_predictions` before
+            scoring; ``metrics.json`` then also holds the unrefined scores under ``unrefined``.
 
     Returns:
         The summary written to ``metrics.json``.
@@ -255,6 +235,13 @@ def run_eval(
         model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations, batch_size=batch_size,
         device=device,
     )  # fmt: skip
+    plausibility = report if plausibility is None else plausibility
+    unrefined = None
+    if refine:
+        predictions = refine_predictions(predictions)
+        raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
+               "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
+        unrefined = summarize(frame_metrics(raw, plausibility=plausibility))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
     protocol = (
@@ -263,16 +250,18 @@ def run_eval(
         else f"from the images ({data.crop})"
     )  # fmt: skip
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
-    columns = frame_metrics(predictions)
+    columns = frame_metrics(predictions, plausibility=plausibility)
     summary = {
-        **summarize(predictions, columns),
-        **reduce_plausibility(columns),
+        **summarize(columns),
         "protocol": "gt_2d" if gt_2d else "image",
         "self_crop": iterations,
+        "refined": refine,
         "dataset": data.name,
         "split": split,
         "checkpoint": str(checkpoint),
     }
+    if unrefined is not None:
+        summary["unrefined"] = unrefined
     write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     if report:
         write_report(

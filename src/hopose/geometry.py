@@ -220,3 +220,48 @@ def procrustes_align(
     var_x = x.square().sum(dim=(-2, -1))
     scale = (S * D).sum(dim=-1) / var_x.clamp(min=torch.finfo(source.dtype).tiny)
     return scale[..., None, None] * (x @ R.transpose(-1, -2)) + mu_y
+
+
+def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
+    """The exact cuboid nearest to 8 corners: free centre, rotation and side lengths.
+
+    Least squares over centre c, rotation R and half-sizes s of ``sum_k |c + R diag(s) g_k -
+    X_k|^2``, g_k the corner sign bits of the box order in docs/conventions.md. The signs sum to
+    zero, so c is the corners' mean; with Y_k = X_k - c and A = sum_k Y_k g_k^T (3, 3), the best
+    s for a fixed R is ``s_a = r_a . A_a / 8`` (column a of R and of A), and the best R for a
+    fixed s is the rotation closest to ``A diag(s)`` (Procrustes, by SVD with the sign
+    correction of a proper rotation). Alternating the two from s = 1 (R = the rotation of A's
+    polar decomposition, exact for an exact cuboid) converges in a few steps. A half-size may
+    come out negative: the corners are then a mirrored labelling of a cuboid, still exact.
+
+    Args:
+        corners: (..., 8, 3) box corners in the box order.
+        iterations: alternations of the s and R steps.
+
+    Returns:
+        (..., 8, 3) the corners of the fitted cuboid, in the same order.
+    """
+    signs = corner_signs().to(corners)  # (8, 3)
+    centre = corners.mean(dim=-2, keepdim=True)
+    A = (corners - centre).transpose(-1, -2) @ signs  # (..., 3, 3) column a: sum_k g_ka Y_k
+    half = torch.ones_like(A[..., 0, :])  # (..., 3)
+    for _ in range(iterations):
+        U, _, Vh = torch.linalg.svd(A * half[..., None, :])
+        sign = torch.sign(torch.linalg.det(U @ Vh))
+        D = torch.ones_like(half)
+        D[..., -1] = torch.where(sign == 0, torch.ones_like(sign), sign)
+        R = U @ (D[..., :, None] * Vh)  # (..., 3, 3) proper rotation
+        half = (R * A).sum(dim=-2) / len(signs)
+    return centre + (signs * half[..., None, :]) @ R.transpose(-1, -2)
+
+
+def cuboid_error(corners: Tensor) -> Tensor:
+    """How far 8 corners are from forming a box: mean distance to :func:`fit_cuboid`'s corners.
+
+    Args:
+        corners: (..., 8, 3) box corners, mm.
+
+    Returns:
+        (...,) mean corner distance in the corners' unit, 0 for an exact cuboid.
+    """
+    return torch.linalg.vector_norm(corners - fit_cuboid(corners), dim=-1).mean(dim=-1)

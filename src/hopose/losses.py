@@ -1,6 +1,12 @@
 """Training losses as a named dict, summed with weights outside the model (paper §3.4, Eq. 7).
 
-``L = λ1 L2D + λ2 L3D + λ3 Lphysical`` with λ1 = 0.01, λ2 = 1, λ3 = 10 (SPEC §4). Both the
+``L = λ1 L2D + λ2 L3D + λ3 Lphysical``; the weights live in one place, the config's loss
+section (:class:`hopose.config.LossConfig`: λ1 = 0.01, λ2 = 1, λ3 = 10 by default). The
+authors' code measures L2D in the dataset's original pixels (1920 × 1080 for FPHA), where one
+224-px network pixel is 8.6 × 4.8 of them: with ``original_pixels`` (``loss.l2d_pixels:
+original``, the default) hopose does the same, so λ1 = 0.01 weighs 2D against 3D as in their
+code; ``network`` measures it in the network image's pixels, 23–73 times lighter
+(docs/ablation.md). Both the
 initial and the refined outputs are supervised, each its own term with its stage's weight:
 
 ============ ================ ================================================== ==========
@@ -23,37 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
+from hopose.config import LossConfig
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import PART_NODES
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of Eq. 7 (SPEC §4).
-
-    Attributes:
-        w_2d: λ1, weight of both 2D terms (squared pixels).
-        w_3d: λ2, weight of both 3D terms (squared mm).
-        w_physical: λ3, weight of the physical affinity loss.
-    """
-
-    w_2d: float = 0.01
-    w_3d: float = 1.0
-    w_physical: float = 10.0
-
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"loss weight {field.name} must be finite and >= 0, got {value}")
-
-
-LOSS_WEIGHTS = LossWeights()
 
 # Each term: (the output it reads, the batch keys of its target, the weight field it takes).
 _SUPERVISED_TERMS: dict[str, tuple[str, tuple[str, str], str]] = {
@@ -74,12 +56,20 @@ def _part_nodes(parts: tuple[str, ...]) -> list[int]:
     return [node for part in parts for node in PART_NODES[part]]
 
 
+def _original_pixel_scale(batch: Mapping[str, Tensor]) -> Tensor:
+    """(B, 2) original-image pixels per network-image pixel along x and y: fx, fy of
+    ``orig_K`` over those of ``K``."""
+    focal = batch["K"].diagonal(dim1=-2, dim2=-1)[:, :2]
+    return batch["orig_K"].diagonal(dim1=-2, dim2=-1)[:, :2] / focal
+
+
 def compute_losses(
     out: Mapping[str, Tensor],
     batch: Mapping[str, Tensor],
     *,
     parts: tuple[str, ...] = ("hand", "object"),
     physical: bool = False,
+    original_pixels: bool = False,
 ) -> dict[str, Tensor]:
     """The loss terms of the outputs present in ``out`` (see the module docstring).
 
@@ -90,6 +80,10 @@ def compute_losses(
             ``obj_3d`` (B, 8, 3) as :func:`hopose.data.sample.collate_samples` gives them.
         parts: the parts the model predicts (its ``parts``); other nodes are not supervised.
         physical: add the physical affinity loss (Eq. 6) of the refined 3D hand and box.
+        original_pixels: measure the 2D errors in pixels of the dataset's original image, as
+            the authors' code does: each axis's error is scaled by ``orig_K / K`` of that
+            axis's focal length (batch keys ``K``, ``orig_K`` (B, 3, 3)), which undoes the
+            resize (and is unchanged by a crop's shift).
 
     Returns:
         Scalar tensors by term name.
@@ -102,7 +96,10 @@ def compute_losses(
         pred = out[key]
         target = torch.cat([batch[k] for k in target_keys], dim=1)  # (B, 29, D)
         target = target.to(dtype=pred.dtype, device=pred.device)
-        terms[term] = (pred[:, nodes] - target[:, nodes]).square().mean()
+        error = pred[:, nodes] - target[:, nodes]
+        if original_pixels and key.startswith("kp2d"):
+            error = error * _original_pixel_scale(batch).to(error)[:, None, :]
+        terms[term] = error.square().mean()
     if physical:
         if "kp3d" not in out or set(parts) != set(PART_NODES):
             raise ValueError(
@@ -115,12 +112,13 @@ def compute_losses(
     return terms
 
 
-def total_loss(terms: Mapping[str, Tensor], weights: LossWeights = LOSS_WEIGHTS) -> Tensor:
+def total_loss(terms: Mapping[str, Tensor], weights: LossConfig | None = None) -> Tensor:
     """Weighted sum of the terms (Eq. 7); raises if it is not finite.
 
     Args:
         terms: scalar terms from :func:`compute_losses`.
-        weights: λ1 for the 2D terms, λ2 for the 3D terms, λ3 for ``physical``.
+        weights: the config's loss section, the one home of λ1 (``w_2d``, the 2D terms), λ2
+            (``w_3d``, the 3D terms) and λ3 (``w_physical``); None: its defaults.
 
     Raises:
         KeyError: a term has no weight.
@@ -129,6 +127,7 @@ def total_loss(terms: Mapping[str, Tensor], weights: LossWeights = LOSS_WEIGHTS)
     unknown = [name for name in terms if name not in _TERM_WEIGHT]
     if unknown or not terms:
         raise KeyError(f"terms must be a non-empty subset of {tuple(_TERM_WEIGHT)}, got {unknown}")
+    weights = LossConfig() if weights is None else weights
     total = sum(getattr(weights, _TERM_WEIGHT[name]) * value for name, value in terms.items())
     if not torch.isfinite(total):
         values = {name: float(value.detach()) for name, value in terms.items()}

@@ -147,9 +147,26 @@ def physical_affinity_loss(
     Returns:
         A scalar, or (B,) per-sample losses with ``reduction="none"``.
     """
+    _, dirs, valid = contact_points(hand, obj, n_samples, top_k, eta)
+    return affinity_of_contacts(dirs, valid, reduction)
+
+
+def affinity_of_contacts(
+    dirs: Tensor, valid: Tensor, reduction: Literal["mean", "none"] = "mean"
+) -> Tensor:
+    """Eq. 6 from :func:`contact_points`' directions, for callers that already have them.
+
+    Args:
+        dirs: (B, K, 3) contact directions from the axis (any leading batch shape).
+        valid: (B, K) bool, the contacts that pass Eq. 5.
+        reduction: as in :func:`physical_affinity_loss`.
+
+    Returns:
+        A scalar, or (B,) per-sample losses with ``reduction="none"``.
+    """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    _, dirs, valid = contact_points(hand, obj, n_samples, top_k, eta)
+    top_k = dirs.shape[-2]
     # sqrt(|v|^2 + eps^2) is smooth at v = 0, so an on-axis contact has a finite gradient.
     unit = dirs / (dirs.square().sum(dim=-1, keepdim=True) + EPS**2).sqrt()
     cosine = unit @ unit.transpose(-1, -2)  # (..., K, K)

@@ -7,6 +7,8 @@ the same way on predictions and on ground truth so the two can be read side by s
   (Eq. 5), from :func:`hopose.physics.contact_points`.
 - **Affinity**: the paper's physical affinity loss (Eq. 6) of the pose, -1/(n-1) for n evenly
   spread contacts, 1 for contacts all on one side of the axis, 0 with fewer than two contacts.
+- **Cuboid-ness**: the mean distance of the 8 corners to their best-fitting cuboid
+  (:func:`hopose.geometry.cuboid_error`), 0 for a valid box.
 - **Penetration** (:func:`penetration_depth`): how deep each hand joint lies inside the box.
   A predicted box is eight free corners, so it is only approximately a cuboid; each face is
   replaced by its best plane (through the mean of its four corners, normal along the cross
@@ -23,10 +25,11 @@ the same way on predictions and on ground truth so the two can be read side by s
   characteristic length, so that forces and torques are commensurate and the score does not
   change when the whole scene is scaled: the box's circumscribed radius (its centroid's
   largest distance to a corner, as GraspIt! uses the object's maximum radius) in
-  :func:`summarize_plausibility`. The score is 0 when the origin is not strictly inside the
-  hull, i.e. the grasp is not force closure: all contacts on one face, or fewer contacts than
-  needed to span the 6-D wrench space (two opposed point contacts cannot resist a torque about
-  the line through them).
+  :func:`pose_plausibility`. A linear programme first decides force closure, and only those
+  grasps get the 6-D hull, spread over processes. The score is 0 when the origin is not
+  strictly inside the hull, i.e. the grasp is not force closure: all contacts on one face, or
+  fewer contacts than needed to span the 6-D wrench space (two opposed point contacts cannot
+  resist a torque about the line through them).
 
 Contacts use the paper's defaults (SPEC §2): an 11x11 grid per face, the 10 closest joint-face
 pairs, kept within 0.2 times the box radius.
@@ -34,27 +37,31 @@ pairs, kept within 0.2 times the box radius.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_all_start_methods, get_context
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, QhullError
 from torch import Tensor
 
-from hopose.geometry import face_corners, sample_face_points
-from hopose.physics import contact_points, physical_affinity_loss
+from hopose.geometry import cuboid_error, face_corners, sample_face_points
+from hopose.physics import ETA, N_SAMPLES, TOP_K, affinity_of_contacts, contact_points
 from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 
-# Contact search of SPEC §2 (N, top_k, eta), the paper's values.
-N_SAMPLES = 11
-TOP_K = 10
-ETA = 0.2
 # Coulomb friction coefficient and number of edges of the linearised friction cone.
 MU = 0.5
 N_EDGES = 8
 # Frames per call of the contact search: its (chunk, 21, 6 * 121) distance table stays small.
 CHUNK = 256
+# Grasps below this many hulls are scored in this process (a process pool costs ~0.1 s).
+MIN_PARALLEL = 64
+# The force-closure LP's optimum s is a weight every wrench gets; below this (times 1/W, the
+# largest s can be) the origin counts as on the hull's boundary.
+FORCE_CLOSURE_TOL = 1e-9
 # A contact lies on every face whose grid holds a point within this distance of it (mm); the
 # grid points of adjacent faces meet exactly at the shared edge, interior points are a grid
 # step (a tenth of a side) apart.
@@ -190,13 +197,44 @@ def contact_wrenches(
     return np.concatenate([forces, torques], axis=-1).reshape(-1, 6)
 
 
+def _strictly_contains_origin(wrenches: NDArray[np.float64]) -> bool:
+    """Whether the origin lies strictly inside the hull of (W, 6) wrenches (force closure).
+
+    It does iff the wrenches span R^6 and some convex combination with every weight positive is
+    zero: the linear programme ``max s`` subject to ``sum_i l_i w_i = 0``, ``sum_i l_i = 1``,
+    ``l_i >= s`` has an optimum s > 0. A small LP costs a fraction of the 6-D hull, and most
+    grasps that are not force closure are turned away here.
+    """
+    count, dim = wrenches.shape
+    if np.linalg.matrix_rank(wrenches) < dim:
+        return False
+    cost = np.zeros(count + 1)
+    cost[-1] = -1.0  # variables (l_1 .. l_W, s); maximise s
+    equality = np.zeros((dim + 1, count + 1))
+    equality[:dim, :count] = wrenches.T
+    equality[dim, :count] = 1.0
+    target = np.zeros(dim + 1)
+    target[dim] = 1.0
+    lower = np.hstack([-np.eye(count), np.ones((count, 1))])  # s - l_i <= 0
+    result = linprog(
+        cost,
+        A_ub=lower,
+        b_ub=np.zeros(count),
+        A_eq=equality,
+        b_eq=target,
+        bounds=[(0, None)] * count + [(None, 1)],
+        method="highs",
+    )
+    return result.status == 0 and result.x[-1] > FORCE_CLOSURE_TOL / count
+
+
 def epsilon_quality(wrenches: NDArray[np.float64]) -> float:
     """Radius of the largest origin-centred ball in the convex hull of (W, 6) wrenches.
 
     0 when the origin is not strictly inside the hull, including hulls that are not
-    full-dimensional (Qhull rejects them) and fewer than 7 wrenches.
+    full-dimensional and fewer than 7 wrenches; the hull is only built for force-closure sets.
     """
-    if len(wrenches) <= wrenches.shape[1]:
+    if len(wrenches) <= wrenches.shape[1] or not _strictly_contains_origin(wrenches):
         return 0.0
     try:
         hull = ConvexHull(wrenches)
@@ -207,6 +245,22 @@ def epsilon_quality(wrenches: NDArray[np.float64]) -> float:
     return max(0.0, float(-hull.equations[:, -1].max()))
 
 
+def default_workers() -> int:
+    """The CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _map_epsilon(wrench_sets: list[NDArray[np.float64]], workers: int) -> list[float]:
+    """:func:`epsilon_quality` of each set, over ``workers`` forked processes when it pays."""
+    if workers <= 1 or len(wrench_sets) < MIN_PARALLEL or "fork" not in get_all_start_methods():
+        return [epsilon_quality(w) for w in wrench_sets]
+    # Forked workers share the parent's imports; they run only numpy and scipy (no torch).
+    context = get_context("fork")
+    chunk = max(1, len(wrench_sets) // (4 * workers))
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(epsilon_quality, wrench_sets, chunksize=chunk))
+
+
 def grasp_quality(
     contacts: NDArray[np.float64],
     normals: NDArray[np.float64],
@@ -215,13 +269,15 @@ def grasp_quality(
     mu: float = MU,
     n_edges: int = N_EDGES,
     length: NDArray[np.float64] | None = None,
+    workers: int = 1,
 ) -> NDArray[np.float64]:
     """Ferrari-Canny epsilon of each sample's valid contacts.
 
-    A loop over samples: each has its own number of valid contacts and Qhull builds one hull
-    per call, so there is no batched form; this is an evaluation metric on numpy, never part of
-    a loss or of the autograd graph. The hull of 10 contacts' 80 wrenches has some 3,000 facets
-    in 6-D: 20-40 ms a sample (BENCHMARKS.md), 22 times the batched contact search.
+    Each sample has its own number of valid contacts and Qhull builds one hull per call, so
+    there is no batched form; this is an evaluation metric on numpy, never part of a loss or of
+    the autograd graph. A linear programme first tells whether the grasp is force closure
+    (cheap); only those get the hull of their wrenches (10 contacts: 80 wrenches, some 3,000
+    facets in 6-D, about 15 ms), spread over ``workers`` processes (BENCHMARKS.md).
 
     Args:
         contacts: (B, K, 3) contact points, mm.
@@ -233,6 +289,7 @@ def grasp_quality(
         n_edges: edges of each linearised friction cone.
         length: (B,) characteristic length dividing the torques, mm; by default the largest
             distance from the centre to a valid contact.
+        workers: processes for the hulls (1: this one).
 
     Returns:
         (B,) epsilon, 0 for grasps that are not force closure.
@@ -243,103 +300,57 @@ def grasp_quality(
         raise ValueError(f"need mu >= 0 and n_edges >= 3, got mu={mu}, n_edges={n_edges}")
     # A contact without a normal (on a degenerate box, normals are zero) cannot push.
     usable = valid & np.isfinite(contacts).all(-1) & (np.linalg.norm(normals, axis=-1) > 0.5)
-    quality = np.zeros(len(contacts))
+    samples, wrench_sets = [], []
     for b in range(len(contacts)):
         # Two joints can share a support point: a repeated contact adds no wrench, only work.
         unique = np.unique(np.concatenate([contacts[b], normals[b]], -1)[usable[b]], axis=0)
         pts, nrm = unique[:, :3], unique[:, 3:]
-        if len(pts) == 0:
+        # Contacts that all share one normal push the same way: no closure, no hull needed.
+        if len(np.unique(nrm, axis=0)) < 2:
             continue
         scale = np.linalg.norm(pts - centre[b], axis=-1).max() if length is None else length[b]
-        wrenches = contact_wrenches(pts, nrm, centre[b], max(float(scale), 1e-12), mu, n_edges)
-        quality[b] = epsilon_quality(wrenches)
+        samples.append(b)
+        wrench_sets.append(
+            contact_wrenches(pts, nrm, centre[b], max(float(scale), 1e-12), mu, n_edges)
+        )
+    quality = np.zeros(len(contacts))
+    quality[samples] = _map_epsilon(wrench_sets, workers)
     return quality
 
 
-def _pose_plausibility(hand: Tensor, obj: Tensor) -> dict[str, NDArray[np.float64]]:
-    """Per-frame plausibility of one set of (B, 21, 3) hands and (B, 8, 3) boxes (float64)."""
-    kwargs = {"n_samples": N_SAMPLES, "top_k": TOP_K, "eta": ETA}
-    pts, _, valid = contact_points(hand, obj, **kwargs)
-    affinity = physical_affinity_loss(hand, obj, reduction="none", **kwargs)
+def pose_plausibility(
+    hand: Tensor, obj: Tensor, *, workers: int = 1
+) -> dict[str, NDArray[np.float64]]:
+    """Per-frame plausibility of (B, 21, 3) hands and (B, 8, 3) boxes, one contact search each.
+
+    Returns:
+        (B,) arrays ``valid_contacts``, ``affinity`` (Eq. 6), ``penetration_mm`` (the deepest
+        joint), ``grasp_epsilon`` and ``cuboid_mm`` (:func:`hopose.geometry.cuboid_error`).
+    """
+    hand, obj = hand.detach().to("cpu", torch.float64), obj.detach().to("cpu", torch.float64)
+    affinity, pts, normals, valid = [], [], [], []
+    for start in range(0, len(hand), CHUNK):
+        h, o = hand[start : start + CHUNK], obj[start : start + CHUNK]
+        chunk_pts, dirs, chunk_valid = contact_points(h, o, N_SAMPLES, TOP_K, ETA)
+        affinity.append(affinity_of_contacts(dirs, chunk_valid, reduction="none"))
+        normals.append(contact_normals(chunk_pts, o, N_SAMPLES))
+        pts.append(chunk_pts)
+        valid.append(chunk_valid)
+    pts, valid = torch.cat(pts), torch.cat(valid)
     centre = obj.mean(dim=-2)  # (B, 3)
     radius = torch.linalg.vector_norm(obj - centre[:, None, :], dim=-1).amax(dim=-1)  # (B,)
     epsilon = grasp_quality(
         pts.numpy(),
-        contact_normals(pts, obj, N_SAMPLES).numpy(),
+        torch.cat(normals).numpy(),
         valid.numpy(),
         centre.numpy(),
         length=radius.numpy(),
+        workers=workers,
     )
     return {
         "valid_contacts": valid.sum(dim=-1).double().numpy(),
-        "affinity": affinity.numpy(),
+        "affinity": torch.cat(affinity).numpy(),
         "penetration_mm": penetration_depth(hand, obj).amax(dim=-1).numpy(),
         "grasp_epsilon": epsilon,
+        "cuboid_mm": cuboid_error(obj).numpy(),
     }
-
-
-def frame_plausibility(predictions: dict[str, np.ndarray]) -> dict[str, NDArray[np.float64]]:
-    """Plausibility of every frame's predicted and ground-truth pose.
-
-    Args:
-        predictions: arrays ``pred_hand_3d``, ``gt_hand_3d`` (N, 21, 3) and ``pred_obj_3d``,
-            ``gt_obj_3d`` (N, 8, 3), mm.
-
-    Returns:
-        (N,) arrays ``{pred,gt}_valid_contacts``, ``{pred,gt}_affinity``,
-        ``{pred,gt}_penetration_mm`` (the deepest joint) and ``{pred,gt}_grasp_epsilon``.
-    """
-    columns: dict[str, list[NDArray[np.float64]]] = {}
-    for who in ("pred", "gt"):
-        hand = _as_float64(predictions, f"{who}_hand_3d")
-        obj = _as_float64(predictions, f"{who}_obj_3d")
-        for start in range(0, len(hand), CHUNK):
-            chunk = _pose_plausibility(hand[start : start + CHUNK], obj[start : start + CHUNK])
-            for name, values in chunk.items():
-                columns.setdefault(f"{who}_{name}", []).append(values)
-    return {name: np.concatenate(parts) for name, parts in columns.items()}
-
-
-def summarize_plausibility(predictions: dict[str, np.ndarray]) -> dict[str, float]:
-    """Means over frames of :func:`frame_plausibility`, for ``metrics.json`` and the report.
-
-    Args:
-        predictions: as in :func:`frame_plausibility`.
-
-    Returns:
-        As :func:`reduce_plausibility`.
-    """
-    return reduce_plausibility(frame_plausibility(predictions))
-
-
-def reduce_plausibility(frames: Mapping[str, NDArray[np.float64]]) -> dict[str, float]:
-    """Summaries of the per-frame columns of :func:`frame_plausibility`.
-
-    Returns:
-        ``{pred,gt}_valid_contacts`` mean count; ``{pred,gt}_affinity`` mean over the frames
-        with at least two valid contacts (0 if none, as the loss's batch mean, SPEC §2 step 8);
-        ``{pred,gt}_penetration_mm`` mean of each frame's deepest joint;
-        ``{pred,gt}_grasp_epsilon`` mean epsilon; ``{pred,gt}_force_closure`` fraction of
-        frames with epsilon > 0.
-    """
-    summary: dict[str, float] = {}
-    for who in ("pred", "gt"):
-        contacts = np.asarray(frames[f"{who}_valid_contacts"])
-        affinity = np.asarray(frames[f"{who}_affinity"])[contacts >= 2]
-        epsilon = np.asarray(frames[f"{who}_grasp_epsilon"])
-        summary[f"{who}_valid_contacts"] = float(contacts.mean())
-        summary[f"{who}_affinity"] = float(affinity.mean()) if affinity.size else 0.0
-        summary[f"{who}_penetration_mm"] = float(np.mean(frames[f"{who}_penetration_mm"]))
-        summary[f"{who}_grasp_epsilon"] = float(epsilon.mean())
-        summary[f"{who}_force_closure"] = float((epsilon > 0).mean())
-    return summary
-
-
-def _as_float64(predictions: dict[str, np.ndarray], key: str) -> Tensor:
-    """``predictions[key]`` as a float64 CPU tensor; a KeyError naming the key if missing."""
-    if key not in predictions:
-        raise KeyError(f"predictions: missing '{key}' (have {sorted(predictions)})")
-    value = predictions[key]
-    if isinstance(value, Tensor):
-        return value.detach().to("cpu", torch.float64)
-    return torch.as_tensor(np.asarray(value), dtype=torch.float64)

@@ -35,15 +35,9 @@ from numpy.typing import NDArray
 
 from hopose import metrics, viz
 from hopose.geometry import box_central_axis
-from hopose.physics import contact_points
-from hopose.plausibility import (
-    ETA,
-    MU,
-    N_SAMPLES,
-    TOP_K,
-    frame_plausibility,
-    reduce_plausibility,
-)
+from hopose.physics import ETA, N_SAMPLES, TOP_K, contact_points
+from hopose.plausibility import MU
+from hopose.scoring import ACCURACY_COLUMNS, COLUMNS, frame_metrics, summarize
 from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 
 # The paper's Table 1 (mean 3D error in mm, hand then object), measured on FPHA-HO with the
@@ -54,14 +48,6 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
     "HOPE-Net (Doosti et al. 2020)": (15.04, 21.33),
     "Zhuang & Mu 2021": (12.53, 19.09),
 }
-
-ACCURACY_COLUMNS = ("hand_mm", "object_mm", "hand_rr_mm", "hand_pa_mm", "object_2d_px")
-PLAUSIBILITY_COLUMNS = tuple(
-    f"{who}_{name}"
-    for name in ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon")
-    for who in ("pred", "gt")
-)
-CSV_COLUMNS = ("id", *ACCURACY_COLUMNS, *PLAUSIBILITY_COLUMNS)
 
 # Summary rows of the tables: key, label, number format.
 ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -79,6 +65,7 @@ PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("penetration_mm", "Deepest joint penetration into the box (mm)", "{:.2f}"),
     ("grasp_epsilon", f"Grasp quality: Ferrari-Canny epsilon (mu = {MU})", "{:.4f}"),
     ("force_closure", "Force-closure frames (epsilon > 0)", "{:.1%}"),
+    ("cuboid_mm", "Box corners' mean distance to the best-fitting cuboid (mm)", "{:.2f}"),
 )
 FIGURES: tuple[tuple[str, str], ...] = (
     ("hand_pck.png", "Hand 3D PCK"),
@@ -105,78 +92,15 @@ PCK_PLOTS = (
 )  # fmt: skip
 
 
-def accuracy_columns(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
-    """The accuracy columns of ``per_frame.csv``: ``id`` and the per-frame errors.
-
-    Args:
-        predictions: ``id`` (N,), ``{pred,gt}_hand_3d`` (N, 21, 3), ``{pred,gt}_obj_3d``
-            (N, 8, 3) in mm, and ``orig_K`` or ``K`` (N, 3, 3).
-
-    Returns:
-        ``id``, ``hand_mm``, ``object_mm``, ``hand_rr_mm``, ``hand_pa_mm``, ``object_2d_px``,
-        each (N,).
-    """
-    pred_hand, gt_hand = predictions["pred_hand_3d"], predictions["gt_hand_3d"]
-    pred_obj, gt_obj = predictions["pred_obj_3d"], predictions["gt_obj_3d"]
-    camera = predictions["orig_K"] if "orig_K" in predictions else predictions["K"]
-    return {
-        "id": np.asarray(predictions["id"]).astype(str),
-        "hand_mm": metrics.per_frame_error(pred_hand, gt_hand),
-        "object_mm": metrics.per_frame_error(pred_obj, gt_obj),
-        "hand_rr_mm": metrics.root_relative_error(pred_hand, gt_hand),
-        "hand_pa_mm": metrics.procrustes_error(pred_hand, gt_hand),
-        "object_2d_px": metrics.reprojection_error(pred_obj, gt_obj, camera),
-    }
-
-
-def frame_metrics(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
-    """The ``per_frame.csv`` columns of every frame: :func:`accuracy_columns` and plausibility.
-
-    Args:
-        predictions: as in :func:`accuracy_columns`.
-
-    Returns:
-        The columns named in :data:`CSV_COLUMNS`, each (N,).
-    """
-    return {**accuracy_columns(predictions), **frame_plausibility(dict(predictions))}
-
-
-def summarize_accuracy(columns: Mapping[str, NDArray]) -> dict[str, float]:
-    """Means and AUCs of the :func:`accuracy_columns`: the keys of :data:`ACCURACY_ROWS`, ``n``."""
-    return {
-        "n": len(columns["hand_mm"]),
-        "hand_mean_mm": float(np.mean(columns["hand_mm"])),
-        "hand_root_relative_mm": float(np.mean(columns["hand_rr_mm"])),
-        "hand_procrustes_mm": float(np.mean(columns["hand_pa_mm"])),
-        "hand_auc_0_80": _auc(columns["hand_mm"], metrics.THRESHOLDS_MM),
-        "object_mean_mm": float(np.mean(columns["object_mm"])),
-        "object_reproj_mean_px": float(np.mean(columns["object_2d_px"])),
-        "object_2d_auc_0_80": _auc(columns["object_2d_px"], metrics.THRESHOLDS_PX),
-    }
-
-
-def summarize_frames(columns: Mapping[str, NDArray]) -> dict[str, float]:
-    """Means, AUCs and plausibility summaries of ``per_frame.csv`` columns.
-
-    Returns:
-        :func:`summarize_accuracy` and ``{pred,gt}_<name>`` for each name of
-        :data:`PLAUSIBILITY_ROWS` (see :func:`hopose.plausibility.reduce_plausibility`).
-    """
-    return {**summarize_accuracy(columns), **reduce_plausibility(columns)}
-
-
-def _auc(errors: NDArray, thresholds: NDArray) -> float:
-    return metrics.auc(thresholds, metrics.pck_curve(errors, thresholds))
-
-
 def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
-    """Write the columns as CSV, numbers with 6 significant digits."""
+    """Write ``id`` and the columns of :data:`hopose.scoring.COLUMNS` present, 6 significant
+    digits."""
+    names = [c for c in COLUMNS if c in columns]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(["id", *names])
         for k in range(len(columns["id"])):
-            row = [columns["id"][k]] + [f"{float(columns[c][k]):.6g}" for c in CSV_COLUMNS[1:]]
-            writer.writerow(row)
+            writer.writerow([columns["id"][k]] + [f"{float(columns[c][k]):.6g}" for c in names])
     return path
 
 
@@ -186,10 +110,11 @@ def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
         raise FileNotFoundError(f"{path}: not found (written by `hopose eval` without --no-report)")
     with path.open(newline="") as file:
         rows = list(csv.DictReader(file))
-    missing = [c for c in CSV_COLUMNS if rows and c not in rows[0]]
+    missing = [c for c in ("id", *ACCURACY_COLUMNS) if rows and c not in rows[0]]
     if not rows or missing:
         raise ValueError(f"{path}: empty or missing columns {missing}")
-    columns = {c: np.array([row[c] for row in rows], dtype=float) for c in CSV_COLUMNS[1:]}
+    names = [c for c in COLUMNS if c in rows[0]]
+    columns = {c: np.array([row[c] for row in rows], dtype=float) for c in names}
     return {"id": np.array([row["id"] for row in rows]), **columns}
 
 
@@ -308,7 +233,8 @@ def contact_panels(hand: NDArray, obj: NDArray, titles: Sequence[str]) -> list[d
 
 def _contacts(predictions: Mapping[str, Any], columns: Mapping[str, NDArray]) -> Any:
     """Contacts of the best, median and worst frames among those whose ground truth grasps."""
-    grasping = np.flatnonzero(columns["gt_valid_contacts"] >= 2)
+    counts = columns.get("gt_valid_contacts", np.zeros(len(columns["id"])))
+    grasping = np.flatnonzero(counts >= 2)
     candidates = grasping if grasping.size else np.arange(len(columns["id"]))
     ranked = _ranked_frames(columns, candidates)
     index = [k for _, k in ranked]
@@ -358,7 +284,7 @@ def _tables(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> list[str
         "## Physical plausibility",
         "",
         "Computed the same way on the predicted and the ground-truth poses "
-        "(definitions in docs/evaluation.md).",
+        "(definitions in docs/evaluation.md); – where not computed (`--no-plausibility`).",
         "",
         *plausibility_lines(runs),
         "",
@@ -403,7 +329,7 @@ def write_report(
     figures.mkdir(parents=True, exist_ok=True)
     columns = frame_metrics(predictions) if columns is None else columns
     write_per_frame_csv(out_dir / "per_frame.csv", columns)
-    runs = {"hopose": summarize_frames(columns)}
+    runs = {"hopose": summarize(columns)}
     _write_pck_figures(figures, {"hopose": columns}, runs)
     viz.save_figure(_gallery(predictions, columns, dataset), figures / "gallery.png")
     viz.save_figure(_contacts(predictions, columns), figures / "contacts.png")
@@ -419,7 +345,10 @@ def write_report(
     info = {key: value for key, value in summary.items() if isinstance(value, str)}
     if info:
         lines += ["## Run", "", *_table(["", ""], [[k, f"`{v}`"] for k, v in info.items()]), ""]
-    lines += _tables(runs, paper=True)
+    unrefined = summary.get("unrefined")
+    # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
+    table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
+    lines += _tables(table_runs, paper=True)
     lines += _figure_lines(FIGURES)
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
     report = out_dir / "report.md"
@@ -449,7 +378,7 @@ def compare_runs(
         names = [str(d) for d in run_dirs]
     folders = dict(zip(names, run_dirs, strict=True))
     columns = {name: read_per_frame_csv(Path(d) / "per_frame.csv") for name, d in folders.items()}
-    runs = {name: summarize_frames(c) for name, c in columns.items()}
+    runs = {name: summarize(c) for name, c in columns.items()}
 
     out_dir = Path(out_dir)
     note = None

@@ -72,7 +72,7 @@ from hopose.data import build_dataset, collate_samples
 from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
 from hopose.data.workers import ExitWithParent
-from hopose.losses import LossWeights, compute_losses, total_loss
+from hopose.losses import compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.models.lifter import input_stats, output_stats
 from hopose.skeleton import PART_NODES
@@ -287,7 +287,17 @@ def forward_losses(
     with autocast(device, cfg.optim.amp):
         out = module(*stage_input(batch, STAGES[cfg.stage]))
     out = {k: v.float() for k, v in out.items()}
-    return out, compute_losses(out, batch, parts=parts, physical=cfg.loss.physical), batch
+    return (
+        out,
+        compute_losses(
+            out,
+            batch,
+            parts=parts,
+            physical=cfg.loss.physical,
+            original_pixels=cfg.loss.l2d_pixels == "original",
+        ),
+        batch,
+    )
 
 
 def _accumulate(
@@ -318,7 +328,6 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over the training split; returns the mean of each loss term and the total."""
     module.train()
-    weights = LossWeights(w_2d=cfg.loss.w_2d, w_3d=cfg.loss.w_3d, w_physical=cfg.loss.w_physical)
     sums: dict[str, torch.Tensor] = {}
     count = 0
     progress = tqdm(
@@ -330,7 +339,7 @@ def train_one_epoch(
     for step, batch in enumerate(progress):
         batch = augment_batch(batch, cfg)  # config sections perturb and augment
         _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
-        loss = total_loss(terms, weights)
+        loss = total_loss(terms, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.optim.grad_clip is not None:

@@ -1,0 +1,217 @@
+"""Physical refinement of a predicted hand and box (beyond the paper; docs/evaluation.md).
+
+A network's 29 keypoints need not describe a grasp that could happen: fingers float a few
+millimetres off the box or sink into it, contacts bunch on one side of the axis, and the 8
+corners need not form a box. :func:`refine_pose` moves them a little, by a few batched steps of
+gradient descent on
+
+``E = w_2d E_2d + w_anchor E_anchor + w_bone E_bone + w_contact E_contact + w_pen E_pen
++ w_affinity L_physical``
+
+- ``E_2d``: each keypoint's reprojection error against the predicted 2D, in mm at the
+  keypoint's starting depth (pixels times z / f), so every term is in squared millimetres;
+- ``E_anchor``: squared distance to the starting position (the depth is what 2D leaves free);
+- ``E_bone``: squared change of the 20 bone lengths;
+- ``E_contact``: squared distance to the box of the joints outside it but within
+  ``contact_reach`` times the box radius L (Eq. 5's radius): they are pulled onto the surface;
+- ``E_pen``: squared depth of the joints inside the box: they are pushed out;
+- ``L_physical``: the paper's affinity loss (Eq. 6), which moves the corners so the contacts
+  spread around the axis.
+
+After each step the corners are replaced by their best-fitting cuboid
+(:func:`hopose.geometry.fit_cuboid`), and after the last one every joint still inside the box
+is moved to its nearest face, so the output box is an exact cuboid that no joint penetrates.
+The distances to the box use its face planes (:func:`hopose.plausibility.face_planes`), taken
+without gradient, so a degenerate box gives finite gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hopose.geometry import box_central_axis, fit_cuboid, project_points
+from hopose.physics import ETA, TOP_K, physical_affinity_loss
+from hopose.plausibility import face_planes
+from hopose.skeleton import HAND_BONES, NUM_JOINTS
+
+
+@dataclass(frozen=True)
+class RefineWeights:
+    """Weights of the refinement energy (module docstring), each on squared millimetres.
+
+    The step is plain gradient descent, ``x <- x - step * dE/dx``: with the total curvature of
+    a joint's terms (twice the sum of its weights) times ``step`` below 2 every quadratic term
+    shrinks monotonically.
+    """
+
+    w_2d: float = 1.0
+    w_anchor: float = 0.1
+    w_bone: float = 1.0
+    w_contact: float = 1.0
+    w_penetration: float = 2.0
+    w_affinity: float = 100.0
+    steps: int = 8
+    step: float = 0.15
+    contact_reach: float = 0.4
+    """Joints within this many box radii L of the surface are pulled onto it (Eq. 5 uses 0.2)."""
+    grid: int = 5
+    """Face grid of the affinity loss during refinement (coarser than the metric's 11, faster)."""
+
+
+REFINE_WEIGHTS = RefineWeights()
+
+
+def signed_box_distance(points: Tensor, obj: Tensor) -> Tensor:
+    """Signed distance of points to a box's face planes: positive outside, negative inside.
+
+    ``max_j (c_j - p) . n_j`` over the six faces (centre c_j, inward unit normal n_j): exact for
+    a point inside a cuboid or beside one face, a lower bound beside an edge or corner. The
+    planes are taken without gradient.
+
+    Args:
+        points: (B, P, 3).
+        obj: (B, 8, 3) box corners.
+
+    Returns:
+        (B, P) distances, the points' unit.
+    """
+    with torch.no_grad():
+        centres, normals = face_planes(obj)  # (B, 6, 3) each
+    outward = ((centres[:, None] - points[:, :, None]) * normals[:, None]).sum(dim=-1)
+    return outward.amax(dim=-1)  # (B, P)
+
+
+def _bone_lengths(hand: Tensor) -> Tensor:
+    bones = torch.tensor(HAND_BONES, device=hand.device)  # (20, 2)
+    return torch.linalg.vector_norm(hand[:, bones[:, 1]] - hand[:, bones[:, 0]], dim=-1)
+
+
+def refinement_energy(
+    hand: Tensor,
+    obj: Tensor,
+    start: tuple[Tensor, Tensor],
+    kp2d: Tensor,
+    K: Tensor,
+    weights: RefineWeights = REFINE_WEIGHTS,
+) -> Tensor:
+    """The energy E of the module docstring, summed over the batch.
+
+    Args:
+        hand: (B, 21, 3) joints, mm.
+        obj: (B, 8, 3) box corners, mm.
+        start: the starting ``(hand, obj)``, anchoring positions, bone lengths and depths.
+        kp2d: (B, 29, 2) predicted 2D keypoints, pixels of the image K belongs to.
+        K: (B, 3, 3) intrinsics.
+        weights: the terms' weights.
+
+    Returns:
+        A scalar.
+    """
+    hand0, obj0 = start
+    nodes, nodes0 = torch.cat([hand, obj], dim=1), torch.cat([hand0, obj0], dim=1)  # (B, 29, 3)
+    # Pixels to mm at each keypoint's starting depth; a point at or behind the camera counts 0.
+    focal = (K[:, 0, 0] + K[:, 1, 1])[:, None] / 2  # (B, 1)
+    mm_per_px = (nodes0[..., 2].clamp(min=0) / focal.clamp(min=1e-6)).detach()  # (B, 29)
+    reprojection = (project_points(nodes, K) - kp2d) * mm_per_px[..., None]
+    energy = weights.w_2d * reprojection.square().sum(dim=(-2, -1))
+    energy = energy + weights.w_anchor * (nodes - nodes0).square().sum(dim=(-2, -1))
+    bone_change = _bone_lengths(hand) - _bone_lengths(hand0)
+    energy = energy + weights.w_bone * bone_change.square().sum(dim=-1)
+
+    distance = signed_box_distance(hand, obj)  # (B, 21)
+    _, _, radius = box_central_axis(obj.detach())
+    near = (distance > 0) & (distance < weights.contact_reach * radius[:, None])
+    energy = energy + weights.w_contact * (distance * near).square().sum(dim=-1)
+    energy = energy + weights.w_penetration * distance.clamp(max=0).square().sum(dim=-1)
+    affinity = physical_affinity_loss(hand, obj, weights.grid, TOP_K, ETA, reduction="none")
+    return (energy + weights.w_affinity * affinity).sum()
+
+
+def push_out(hand: Tensor, obj: Tensor) -> Tensor:
+    """Each joint inside the box moved along its nearest face's normal onto that face.
+
+    Args:
+        hand: (B, 21, 3) joints.
+        obj: (B, 8, 3) corners of an exact cuboid (for other boxes the move is approximate).
+
+    Returns:
+        (B, 21, 3) joints, none inside.
+    """
+    centres, normals = face_planes(obj)  # (B, 6, 3)
+    inside = ((hand[:, :, None] - centres[:, None]) * normals[:, None]).sum(dim=-1)  # (B, 21, 6)
+    depth, face = inside.min(dim=-1)  # (B, 21): distance to the nearest face's plane
+    outward = -torch.gather(normals, 1, face[..., None].expand(-1, -1, 3))  # (B, 21, 3)
+    return hand + depth.clamp(min=0)[..., None] * outward
+
+
+def refine_pose(
+    hand_3d: Tensor,
+    obj_3d: Tensor,
+    kp2d: Tensor,
+    K: Tensor,
+    weights: RefineWeights = REFINE_WEIGHTS,
+) -> tuple[Tensor, Tensor]:
+    """Refine predicted joints and corners towards a physically plausible grasp.
+
+    Args:
+        hand_3d: (B, 21, 3) predicted joints, mm, camera frame.
+        obj_3d: (B, 8, 3) predicted box corners, same frame.
+        kp2d: (B, 29, 2) predicted 2D keypoints (21 joints then 8 corners), pixels of the image
+            that ``K`` describes.
+        K: (B, 3, 3) intrinsics.
+        weights: the energy's weights, steps and step size (:class:`RefineWeights`).
+
+    Returns:
+        ``(hand, obj)``: (B, 21, 3) joints and (B, 8, 3) corners of an exact cuboid, detached.
+    """
+    if hand_3d.shape[1:] != (NUM_JOINTS, 3) or kp2d.shape[1:] != (NUM_JOINTS + 8, 2):
+        raise ValueError(
+            f"refine_pose: need hand_3d (B, 21, 3), obj_3d (B, 8, 3), kp2d (B, 29, 2), K (B, 3, 3);"
+            f" got {tuple(hand_3d.shape)}, {tuple(obj_3d.shape)}, {tuple(kp2d.shape)}, "
+            f"{tuple(K.shape)}"
+        )
+    with torch.no_grad():
+        start = (hand_3d.detach(), fit_cuboid(obj_3d.detach()))
+    hand, obj = start[0].clone(), start[1].clone()
+    kp2d, K = kp2d.detach().to(hand), K.detach().to(hand)
+    for _ in range(weights.steps):
+        hand.requires_grad_(True)
+        obj.requires_grad_(True)
+        with torch.enable_grad():
+            energy = refinement_energy(hand, obj, start, kp2d, K, weights)
+            grad_hand, grad_obj = torch.autograd.grad(energy, (hand, obj))
+        with torch.no_grad():
+            hand = hand - weights.step * grad_hand
+            # The box was a cuboid before the step, so two alternations of the fit suffice.
+            obj = fit_cuboid(obj - weights.step * grad_obj, iterations=2)
+    with torch.no_grad():
+        return push_out(hand, obj), obj
+
+
+def refine_predictions(
+    predictions: Mapping[str, Any], weights: RefineWeights = REFINE_WEIGHTS, chunk: int = 1024
+) -> dict[str, np.ndarray]:
+    """``predictions`` (the arrays of ``hopose eval``) with ``pred_hand_3d`` and ``pred_obj_3d``
+    refined by :func:`refine_pose` from ``pred_hand_2d``, ``pred_obj_2d`` and ``K``; the
+    unrefined ones are kept as ``unrefined_hand_3d`` and ``unrefined_obj_3d``."""
+    out = dict(predictions)
+    hands, boxes = [], []
+    for s in range(0, len(predictions["pred_hand_3d"]), chunk):
+        part = {k: torch.as_tensor(np.asarray(predictions[k][s : s + chunk])) for k in (
+            "pred_hand_3d", "pred_obj_3d", "pred_hand_2d", "pred_obj_2d", "K")}  # fmt: skip
+        kp2d = torch.cat([part["pred_hand_2d"], part["pred_obj_2d"]], dim=1).float()
+        hand, obj = refine_pose(
+            part["pred_hand_3d"].float(), part["pred_obj_3d"].float(), kp2d, part["K"], weights
+        )
+        hands.append(hand.numpy())
+        boxes.append(obj.numpy())
+    out["unrefined_hand_3d"] = np.asarray(predictions["pred_hand_3d"])
+    out["unrefined_obj_3d"] = np.asarray(predictions["pred_obj_3d"])
+    out["pred_hand_3d"], out["pred_obj_3d"] = np.concatenate(hands), np.concatenate(boxes)
+    return out

@@ -1,0 +1,175 @@
+"""Scoring an evaluation: the per-frame table, computed once, and its summary.
+
+:func:`frame_metrics` turns the arrays ``hopose eval`` collects into one column per metric, one
+row per frame (``per_frame.csv``); :func:`summarize` reduces any such table to the numbers of
+``metrics.json``, the report and ``hopose compare``, so they always agree. Columns:
+
+- accuracy (paper §4.2): ``hand_mm`` and ``object_mm`` (mean 3D error of joints and corners),
+  ``hand_rr_mm`` (root-relative), ``hand_pa_mm`` (Procrustes-aligned), ``object_2d_px`` (the
+  corners reprojected with the dataset's original camera ``orig_K`` when the predictions carry
+  it, else with the network image's ``K``) and, when the predictions hold 2D keypoints,
+  ``hand_kp2d_px`` and ``object_kp2d_px`` (2D errors in the network image);
+- plausibility (:mod:`hopose.plausibility`, docs/evaluation.md), for ``pred`` and ``gt`` each:
+  ``valid_contacts``, ``affinity``, ``penetration_mm``, ``grasp_epsilon`` and ``cuboid_mm``.
+  The grasp quality's 6-D hulls dominate the cost; ``plausibility=False`` skips the whole group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from hopose import metrics
+from hopose.plausibility import default_workers, pose_plausibility
+
+ACCURACY_COLUMNS = ("hand_mm", "object_mm", "hand_rr_mm", "hand_pa_mm", "object_2d_px")
+KEYPOINT_2D_COLUMNS = ("hand_kp2d_px", "object_kp2d_px")
+PLAUSIBILITY_NAMES = ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon", "cuboid_mm")
+PLAUSIBILITY_COLUMNS = tuple(
+    f"{who}_{name}" for name in PLAUSIBILITY_NAMES for who in ("pred", "gt")
+)
+COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAUSIBILITY_COLUMNS)
+
+
+def _array(predictions: Mapping[str, Any], key: str) -> NDArray:
+    if key not in predictions:
+        raise KeyError(f"predictions: missing '{key}' (have {sorted(predictions)})")
+    value = predictions[key]
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def accuracy_columns(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
+    """``id`` and the accuracy columns of every frame (see the module docstring).
+
+    Args:
+        predictions: ``id`` (N,), ``{pred,gt}_hand_3d`` (N, 21, 3), ``{pred,gt}_obj_3d``
+            (N, 8, 3) in mm, ``orig_K`` or ``K`` (N, 3, 3), optionally ``{pred,gt}_hand_2d``
+            (N, 21, 2) and ``{pred,gt}_obj_2d`` (N, 8, 2) pixels.
+    """
+    pred_hand, gt_hand = _array(predictions, "pred_hand_3d"), _array(predictions, "gt_hand_3d")
+    pred_obj, gt_obj = _array(predictions, "pred_obj_3d"), _array(predictions, "gt_obj_3d")
+    camera = _array(predictions, "orig_K" if "orig_K" in predictions else "K")
+    columns = {
+        "id": np.asarray(predictions["id"]).astype(str),
+        "hand_mm": metrics.per_frame_error(pred_hand, gt_hand),
+        "object_mm": metrics.per_frame_error(pred_obj, gt_obj),
+        "hand_rr_mm": metrics.root_relative_error(pred_hand, gt_hand),
+        "hand_pa_mm": metrics.procrustes_error(pred_hand, gt_hand),
+        "object_2d_px": metrics.reprojection_error(pred_obj, gt_obj, camera),
+    }
+    for column, part in zip(KEYPOINT_2D_COLUMNS, ("hand_2d", "obj_2d"), strict=True):
+        if f"pred_{part}" in predictions and f"gt_{part}" in predictions:
+            columns[column] = metrics.per_frame_error(
+                _array(predictions, f"pred_{part}"), _array(predictions, f"gt_{part}")
+            )
+    return columns
+
+
+def plausibility_columns(
+    predictions: Mapping[str, Any], *, workers: int | None = None
+) -> dict[str, NDArray]:
+    """The plausibility columns of every frame's predicted and ground-truth pose.
+
+    Args:
+        predictions: ``{pred,gt}_hand_3d`` (N, 21, 3) and ``{pred,gt}_obj_3d`` (N, 8, 3), mm.
+        workers: processes for the grasp-quality hulls (None: every core this process may use).
+
+    Returns:
+        (N,) arrays ``{pred,gt}_<name>`` for each name of :data:`PLAUSIBILITY_NAMES`.
+    """
+    workers = default_workers() if workers is None else workers
+    # Predicted and ground-truth poses in one call, so the hulls of both share one process pool.
+    hand = np.concatenate([_array(predictions, f"{w}_hand_3d") for w in ("pred", "gt")])
+    obj = np.concatenate([_array(predictions, f"{w}_obj_3d") for w in ("pred", "gt")])
+    both = pose_plausibility(torch.from_numpy(hand), torch.from_numpy(obj), workers=workers)
+    n = len(hand) // 2
+    return {
+        f"{who}_{name}": values[part]
+        for name, values in both.items()
+        for who, part in (("pred", slice(0, n)), ("gt", slice(n, None)))
+    }
+
+
+def frame_metrics(
+    predictions: Mapping[str, Any], *, plausibility: bool = True, workers: int | None = None
+) -> dict[str, NDArray]:
+    """Every per-frame column (the module docstring); the plausibility group unless told not to.
+
+    Args:
+        predictions: as in :func:`accuracy_columns`.
+        plausibility: also compute :func:`plausibility_columns` (the slow part).
+        workers: as in :func:`plausibility_columns`.
+    """
+    columns = accuracy_columns(predictions)
+    if plausibility:
+        columns |= plausibility_columns(predictions, workers=workers)
+    return columns
+
+
+def _auc(errors: NDArray, thresholds: NDArray) -> float:
+    return metrics.auc(thresholds, metrics.pck_curve(errors, thresholds))
+
+
+def summarize_plausibility(columns: Mapping[str, NDArray]) -> dict[str, float]:
+    """Summaries of the plausibility columns, empty if they were not computed.
+
+    Returns:
+        For who in pred, gt: ``{who}_valid_contacts`` mean count; ``{who}_affinity`` mean over
+        the frames with at least two valid contacts (0 if none, as the loss's batch mean,
+        docs/evaluation.md); ``{who}_penetration_mm`` mean of each frame's deepest joint;
+        ``{who}_grasp_epsilon`` mean epsilon; ``{who}_force_closure`` fraction of frames with
+        epsilon > 0; ``{who}_cuboid_mm`` mean corner distance to the best-fitting cuboid.
+    """
+    summary: dict[str, float] = {}
+    for who in ("pred", "gt"):
+        if f"{who}_valid_contacts" not in columns:
+            continue
+        contacts = np.asarray(columns[f"{who}_valid_contacts"])
+        affinity = np.asarray(columns[f"{who}_affinity"])[contacts >= 2]
+        epsilon = np.asarray(columns[f"{who}_grasp_epsilon"])
+        summary[f"{who}_valid_contacts"] = float(contacts.mean())
+        summary[f"{who}_affinity"] = float(affinity.mean()) if affinity.size else 0.0
+        summary[f"{who}_penetration_mm"] = float(np.mean(columns[f"{who}_penetration_mm"]))
+        summary[f"{who}_grasp_epsilon"] = float(epsilon.mean())
+        summary[f"{who}_force_closure"] = float((epsilon > 0).mean())
+        summary[f"{who}_cuboid_mm"] = float(np.mean(columns[f"{who}_cuboid_mm"]))
+    return summary
+
+
+def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
+    """The paper's numbers (§4.2), the modern hand errors and the plausibility, from columns.
+
+    Returns:
+        ``n``; ``hand_mean_mm``, ``object_mean_mm`` (mean 3D errors); ``hand_auc_0_80`` (AUC of
+        the hand's 3D PCK, 0–80 mm); ``object_reproj_mean_px`` and ``object_2d_auc_0_80`` (the
+        corners' 2D error and its PCK AUC, 0–80 px); ``hand_root_relative_mm``,
+        ``hand_procrustes_mm``; ``hand_kp2d_mean_px`` and ``object_kp2d_mean_px`` when the
+        columns hold them; and :func:`summarize_plausibility`.
+    """
+    summary = {
+        "n": len(columns["hand_mm"]),
+        "hand_mean_mm": float(np.mean(columns["hand_mm"])),
+        "hand_root_relative_mm": float(np.mean(columns["hand_rr_mm"])),
+        "hand_procrustes_mm": float(np.mean(columns["hand_pa_mm"])),
+        "hand_auc_0_80": _auc(columns["hand_mm"], metrics.THRESHOLDS_MM),
+        "object_mean_mm": float(np.mean(columns["object_mm"])),
+        "object_reproj_mean_px": float(np.mean(columns["object_2d_px"])),
+        "object_2d_auc_0_80": _auc(columns["object_2d_px"], metrics.THRESHOLDS_PX),
+    }
+    for column, key in zip(
+        KEYPOINT_2D_COLUMNS, ("hand_kp2d_mean_px", "object_kp2d_mean_px"), strict=True
+    ):
+        if column in columns:
+            summary[key] = float(np.mean(columns[column]))
+    return summary | summarize_plausibility(columns)
+
+
+def score(predictions: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
+    """:func:`summarize` of :func:`frame_metrics` (keyword arguments go to the latter)."""
+    return summarize(frame_metrics(predictions, **kwargs))

@@ -1,0 +1,163 @@
+"""The cuboid fit (hopose.geometry.fit_cuboid) and the physical refinement (hopose.refine)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from eval_cases import BOX_SIZE, K, make_predictions
+from hopose.geometry import (
+    axis_angle_to_matrix,
+    box_corners,
+    cuboid_error,
+    fit_cuboid,
+    make_transform,
+    project_points,
+)
+from hopose.plausibility import penetration_depth
+from hopose.refine import refine_pose, refine_predictions, refinement_energy
+from hopose.scoring import score
+
+
+def _boxes(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n random float64 boxes: their corners, sizes and rotations."""
+    generator = torch.Generator().manual_seed(seed)
+    size = 10 + 100 * torch.rand(n, 3, generator=generator, dtype=torch.float64)
+    rotation = axis_angle_to_matrix(torch.randn(n, 3, generator=generator, dtype=torch.float64))
+    shift = 300 * torch.randn(n, 3, generator=generator, dtype=torch.float64)
+    return box_corners(size, make_transform(rotation, shift)), size, rotation
+
+
+def _edge_lengths(corners: torch.Tensor) -> torch.Tensor:
+    """(..., 3) lengths of the edges 0-1, 0-3, 0-4 (the box's own x, y, z)."""
+    return torch.stack(
+        [(corners[..., i, :] - corners[..., 0, :]).norm(dim=-1) for i in (1, 3, 4)], -1
+    )
+
+
+def test_fit_cuboid_recovers_a_known_box_and_is_idempotent():
+    boxes, size, _ = _boxes(16)
+    fitted = fit_cuboid(boxes)
+    torch.testing.assert_close(fitted, boxes, atol=1e-9, rtol=0)
+    torch.testing.assert_close(_edge_lengths(fitted), size, atol=1e-9, rtol=0)
+    noisy = boxes + 4 * torch.randn(
+        boxes.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    once = fit_cuboid(noisy)
+    torch.testing.assert_close(fit_cuboid(once), once, atol=1e-9, rtol=0)
+
+
+def test_fit_cuboid_returns_an_exact_cuboid_nearer_than_the_truth():
+    boxes, _, _ = _boxes(16, seed=2)
+    noisy = boxes + 5 * torch.randn(
+        boxes.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    )
+    fitted = fit_cuboid(noisy)
+    # An exact cuboid: its three edge directions at corner 0 are orthogonal and opposite edges
+    # are equal (corner 6 = corner 0 + the three edges).
+    e = [fitted[:, i] - fitted[:, 0] for i in (1, 3, 4)]
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        torch.testing.assert_close(
+            (e[a] * e[b]).sum(-1), torch.zeros(16, dtype=torch.float64), atol=1e-8, rtol=0
+        )
+    torch.testing.assert_close(fitted[:, 6], fitted[:, 0] + e[0] + e[1] + e[2], atol=1e-9, rtol=0)
+    # Least squares: no farther from the noisy corners than the cuboid they were made from.
+    assert (
+        (fitted - noisy).square().sum((-2, -1)) <= (boxes - noisy).square().sum((-2, -1)) + 1e-9
+    ).all()
+    np.testing.assert_allclose(cuboid_error(fitted).numpy(), 0, atol=1e-9)
+    assert (cuboid_error(noisy) > 1).all()
+
+
+def test_fit_cuboid_of_a_mirrored_labelling_and_of_a_point():
+    boxes, _, _ = _boxes(4, seed=4)
+    mirrored = boxes[:, [1, 0, 3, 2, 5, 4, 7, 6]]  # x flipped: a left-handed corner order
+    torch.testing.assert_close(fit_cuboid(mirrored), mirrored, atol=1e-9, rtol=0)
+    point = torch.full((1, 8, 3), 7.0)
+    torch.testing.assert_close(fit_cuboid(point), point)
+
+
+def _penetrating_cases() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """eval_cases' grasp with joints pushed into the box, and the 2D of the pushed pose.
+
+    Frame 0: every finger slid 8 mm along -x (the x+ fingers' tips 6 mm deep). Frame 1: the
+    thumb tip at the box's centre (20 mm deep: half the 40 mm side). Frame 2: the box slid 12 mm
+    along +x into the fingers. The 2D keypoints are the projections of these penetrating poses,
+    so the 2D term pulls towards them.
+    """
+    predictions = make_predictions(3)
+    hand = torch.from_numpy(predictions["gt_hand_3d"]).clone()
+    obj = torch.from_numpy(predictions["gt_obj_3d"]).clone()
+    x_axis = (obj[:, 1] - obj[:, 0]) / BOX_SIZE[0]
+    hand[0, 5:] -= 8 * x_axis[0]
+    hand[1, 4] = obj[1].mean(dim=0)
+    obj[2] += 12 * x_axis[2]
+    K_t = torch.from_numpy(K).expand(3, 3, 3)
+    kp2d = project_points(torch.cat([hand, obj], dim=1), K_t)
+    return hand, obj, kp2d, K_t
+
+
+def test_refinement_never_increases_penetration():
+    hand, obj, kp2d, K_t = _penetrating_cases()
+    before = penetration_depth(hand, obj).amax(dim=-1)
+    assert (before > 5).all()  # 6, 20 and 10 mm deep
+    refined_hand, refined_obj = refine_pose(hand, obj, kp2d, K_t)
+    after = penetration_depth(refined_hand, refined_obj).amax(dim=-1)
+    assert (after <= before).all()
+    torch.testing.assert_close(after, torch.zeros(3, dtype=torch.float64), atol=1e-6, rtol=0)
+    # The output box is an exact cuboid.
+    np.testing.assert_allclose(cuboid_error(refined_obj).numpy(), 0, atol=1e-6)
+
+
+def test_refinement_keeps_a_plausible_grasp_close():
+    # The ground-truth grasp already holds the box without penetration: refinement pulls joints
+    # within 0.4 L = 20 mm of a face onto it (the tips are 2 mm off, the thumb's CMC 20 mm), and
+    # moves the rest little; the grasp stays force closure.
+    predictions = make_predictions(2)
+    hand = torch.from_numpy(predictions["gt_hand_3d"])
+    obj = torch.from_numpy(predictions["gt_obj_3d"])
+    kp2d = torch.from_numpy(
+        np.concatenate([predictions["gt_hand_2d"], predictions["gt_obj_2d"]], 1)
+    )
+    refined_hand, refined_obj = refine_pose(hand, obj, kp2d, torch.from_numpy(predictions["K"]))
+    assert (refined_hand - hand).norm(dim=-1).mean() < 5
+    assert (refined_obj - obj).norm(dim=-1).max() < 3
+    moved = {
+        **predictions,
+        "pred_hand_3d": refined_hand.numpy(),
+        "pred_obj_3d": refined_obj.numpy(),
+    }
+    assert score(moved)["pred_force_closure"] == 1.0
+
+
+def test_energy_gradients_are_finite_on_degenerate_input():
+    # A box collapsed to a point with the hand on it, a hand collapsed to a point, a keypoint
+    # at depth 0 and an all-zero K: every term stays finite and so do its gradients.
+    hand = torch.zeros(3, 21, 3, dtype=torch.float64)
+    obj = torch.zeros(3, 8, 3, dtype=torch.float64)
+    hand[1] = 50.0
+    obj[1] = box_corners(torch.tensor([[60.0, 40.0, 100.0]], dtype=torch.float64))[0] + 50
+    obj[2] = 400.0
+    hand[2] = 400.0
+    kp2d = torch.zeros(3, 29, 2, dtype=torch.float64)
+    K_t = torch.from_numpy(K).repeat(3, 1, 1)
+    K_t[2] = 0
+    hand.requires_grad_(True)
+    obj.requires_grad_(True)
+    energy = refinement_energy(hand, obj, (hand.detach(), obj.detach()), kp2d, K_t)
+    grads = torch.autograd.grad(energy, (hand, obj))
+    assert torch.isfinite(energy)
+    assert all(torch.isfinite(g).all() for g in grads)
+    refined = refine_pose(hand.detach(), obj.detach(), kp2d, K_t)
+    assert all(torch.isfinite(r).all() for r in refined)
+
+
+def test_refine_predictions_keeps_the_unrefined_pose():
+    predictions = make_predictions(2)
+    refined = refine_predictions(predictions)
+    np.testing.assert_array_equal(refined["unrefined_hand_3d"], predictions["pred_hand_3d"])
+    np.testing.assert_array_equal(refined["gt_hand_3d"], predictions["gt_hand_3d"])
+    assert refined["pred_obj_3d"].shape == (2, 8, 3)
+    # The noisy predicted corners became an exact cuboid.
+    corners = torch.from_numpy(refined["pred_obj_3d"]).double()
+    np.testing.assert_allclose(cuboid_error(corners).numpy(), 0, atol=1e-3)
