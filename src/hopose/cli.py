@@ -221,7 +221,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "synth", help="write the synthetic hand-object dataset to a cache folder (resumable)"
     )
-    parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
+    parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (>= 0)")
     parser.add_argument("--image-size", type=int, default=224, help="image side (px)")
@@ -229,13 +229,29 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         "--free-fraction", type=float, default=0.2, help="share of approach/release frames"
     )
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
+    parser.add_argument(
+        "--stats", action="store_true",
+        help="print the poses' statistics beside FPHA-HO's instead of writing a cache",
+    )  # fmt: skip
     parser.set_defaults(func=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from hopose.data.cache import write_cache
-    from hopose.data.synthetic import SyntheticHandObject
+    from hopose.data.synthetic import SyntheticHandObject, generate_grasps
 
+    if args.stats:
+        import numpy as np
+
+        from hopose.data.grasp_stats import compare, comparison_table
+
+        if args.num < 1 or args.seed < 0:
+            raise SystemExit("synth --stats: --num must be >= 1 and --seed >= 0")
+        grasps = generate_grasps(args.seed, np.arange(args.num), args.free_fraction)
+        print(comparison_table(compare(grasps.hand_3d, grasps.object)))
+        return 0
+    if args.out is None:
+        raise SystemExit("synth: --out is required unless --stats is given")
     dataset = SyntheticHandObject(
         args.num, args.seed, args.image_size, free_fraction=args.free_fraction
     )

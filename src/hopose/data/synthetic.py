@@ -62,7 +62,7 @@ from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
-from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS
+from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, NUM_JOINTS
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # Probability of each grasp type at each attempt (failed attempts draw again, so the kept mix
@@ -104,6 +104,11 @@ FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 13.0])
 THUMB_LIMITS_DEG = np.array([[-20.0, 50.0], [-10.0, 60.0], [-15.0, 80.0]])
 FINGER_LIMITS_DEG = np.array([[-15.0, 90.0], [0.0, 110.0], [0.0, 80.0]])
 FLEX_HIGH = np.deg2rad(np.stack([THUMB_LIMITS_DEG[:, 1]] + [FINGER_LIMITS_DEG[:, 1]] * 4))
+# FPHA's annotations record a finger's PIP (the thumb's MCP) exactly straight in 53-74% (86%)
+# of frames while the next joint stays bent: the generated hands lock that joint as often.
+# The joint after a locked one may bend further, as FPHA's do (DIP p95 91-96°).
+PIP_STRAIGHT_PROBABILITY, THUMB_MCP_STRAIGHT_PROBABILITY = 0.63, 0.86
+LOCKED_EXTRA_FLEX = np.deg2rad(30.0)
 # Open pre-shape: start flexions (deg) drawn between these, per chain joint.
 START_LOW_DEG, START_HIGH_DEG = np.array([-5.0, 0.0, 0.0]), np.array([10.0, 15.0, 15.0])
 POWER_MCP_START_DEG = (-15.0, -5.0)  # power grasps: fingers start bent back, off the palm face
@@ -115,26 +120,34 @@ FINGER_CONTACT_JOINTS = tuple(j for chain in FINGER_CHAINS[1:] for j in chain[1:
 CLOSE_STEPS = (8, 6)  # coarse and fine steps of the finger-closing search
 SEGMENT_FRACTIONS = np.array([1 / 3, 2 / 3, 1.0])  # points tested along each segment
 MAX_PENETRATION = 2.0  # mm a joint or bone point may lie inside the box
+# A grasp touches the box with at least this many fingertips (thumb included) within
+# TIP_CONTACT mm: a finger whose PIP is locked may otherwise hold only with its middle segment.
+TIPS_TOUCHING, TIP_CONTACT = 2, 10.0
 CONTACT_MARGIN = 0.5  # mm by which accepted contacts beat eta * L, robust to float32 rounding
 MAX_ATTEMPTS = 40
-CAMERA_TRIES = 8
-MAX_OUTSIDE = 3  # keypoints (of 29) allowed outside the original frame
 BLOCK = 64  # samples generated together
 
-# Camera placement priors (SPEC §7): hand centroid pixel (1920×1080) and depth (mm).
-CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 540.0]), np.array([230.0, 220.0])
-CENTROID_PIXEL_LOW, CENTROID_PIXEL_HIGH = np.array([700.0, 130.0]), np.array([1650.0, 950.0])
+# Camera placement priors (FPHA-HO annotation statistics, docs/synthetic.md): hand centroid
+# pixel (1920×1080) and depth (mm).
+CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 600.0]), np.array([230.0, 290.0])
+CENTROID_PIXEL_LOW, CENTROID_PIXEL_HIGH = np.array([700.0, 60.0]), np.array([1650.0, 1040.0])
 DEPTH_MEAN, DEPTH_SD, DEPTH_LOW, DEPTH_HIGH = 410.0, 75.0, 280.0, 520.0
-# Mean direction of the fingers in the camera frame: away from the head, up and to the left.
-FINGER_DIRECTION = np.array([-0.35, -0.55, 0.75])
-FINGER_DIRECTION_SD, MAX_ROLL = 0.3, 1.6  # rad
+# Palm frame in the camera (FPHA-HO medians and spreads of its components): y' from the wrist
+# to the middle MCP points up and away, n out of the palm; the back of the hand faces the camera
+# in about 74% of frames.
+PALM_Y_MEAN, PALM_Y_SD = np.array([-0.15, -0.70, 0.61]), np.array([0.33, 0.40, 0.30])
+PALM_N_MEAN, PALM_N_SD = np.array([-0.47, 0.50, 0.39]), np.array([0.33, 0.60, 0.36])
+CAMERA_TRIES = 8
+MAX_OUTSIDE = 3  # keypoints (of 29) allowed outside the original frame ...
+PARTLY_OUT_FRACTION = 0.12  # ... except in this share of samples, which take any placement
 
 # Uniform and normal numbers one attempt draws, and where each goes.
 _U_KIND, _U_SKIN, _U_SLOPE, _U_SPREAD = 0, 1, 2, 3
 _U_START = slice(4, 19)  # 15 start flexions
 _U_PLACE = slice(19, 25)  # 6 placement numbers
 _U_OPEN, _U_BACK = 25, 26
-_NUM_U = 27
+_U_LOCK = slice(27, 32)  # thumb MCP and finger PIP locks
+_NUM_U = 32
 _Z_SCALE, _Z_BONES, _Z_ANGLE, _Z_SPREAD, _Z_TILT = (
     0,
     slice(1, 21),
@@ -275,16 +288,16 @@ def _to_box(points: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarra
     return points @ np.swapaxes(rot, -1, -2) + trans[:, None, :]
 
 
-def _close(hands: _Hands, theta, rot, trans, half, skin) -> np.ndarray:
+def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
     """Close every chain until its segments first come within ``skin`` of the box.
 
-    All moving joints of a chain flex together from ``theta`` towards their upper limits; when a
+    All moving joints of a chain flex together from ``theta`` towards ``target``; when a
     segment would touch, the joints proximal to it stop and the distal ones go on (three rounds
     at most). Each round finds the first touching step of the closing motion on a coarse grid,
     then refines it between the last free step and the first touching one.
 
     Args:
-        hands: B hands. theta: (B, 5, 3) start flexions, rad.
+        hands: B hands. theta, target: (B, 5, 3) start and final flexions, rad.
         rot, trans: (B, 3, 3), (B, 3) hand poses in the box frame.
         half: (B, 3) box half sizes. skin: (B,) contact distances, mm.
 
@@ -295,7 +308,7 @@ def _close(hands: _Hands, theta, rot, trans, half, skin) -> np.ndarray:
     moving = np.ones((size, 5, 3), dtype=bool)
     per_segment = len(SEGMENT_FRACTIONS)
     for _ in range(3):
-        goal = np.where(moving, FLEX_HIGH, theta)
+        goal = np.where(moving, target, theta)
         low, high = np.zeros((size, 5)), np.ones((size, 5))  # bracket of the closing fraction
         for steps in CLOSE_STEPS:
             t = low + np.linspace(0.0, 1.0, steps)[:, None, None] * (high - low)  # (T, B, 5)
@@ -395,6 +408,16 @@ def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> 
     return (valid & thumb).any(axis=-1) & (valid & finger).any(axis=-1)
 
 
+def _locked_limits(u: np.ndarray) -> np.ndarray:
+    """(B, 5, 3) flexion limits (rad): locked thumb MCPs and finger PIPs at 0, the next freer."""
+    probability = np.array([THUMB_MCP_STRAIGHT_PROBABILITY] + [PIP_STRAIGHT_PROBABILITY] * 4)
+    limits = np.repeat(FLEX_HIGH[None], len(u), axis=0)
+    locked = u[:, _U_LOCK] < probability
+    limits[:, :, 2] += np.where(locked, LOCKED_EXTRA_FLEX, 0.0)
+    limits[:, :, 1] = np.where(locked, 0.0, limits[:, :, 1])
+    return limits
+
+
 def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
     """One grasp attempt per row: kinds (B,), joints (B, 21, 3) in the box frame, accepted (B,)."""
     size = len(u)
@@ -420,9 +443,11 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
     mcp = mcp_low + (mcp_high - mcp_low) * u[:, _U_START].reshape(size, 5, 3)[:, 1:, 0]
     theta[:, 1:, 0] = np.where(kind[:, None] == 0, mcp, theta[:, 1:, 0])
     theta[:, 0, 0] = 0.0  # the thumb starts aimed at its face
+    limits = _locked_limits(u)
+    theta = np.minimum(theta, limits)
     rot = rot @ _rotations(0.04 * z[:, _Z_TILT])
     _aim_thumbs(hands, rot, trans, face, half, skin)
-    theta = _close(hands, theta, rot, trans, half, skin)
+    theta = _close(hands, theta, limits, rot, trans, half, skin)
 
     # Free frames: open the hand and move it back along the palm normal until it is clear.
     release = -rot[:, :, 2]
@@ -439,7 +464,9 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
         shift = np.where(free & (shortfall > 0), shortfall + 1.0, 0.0)
         points = points + release[:, None] * shift[:, None, None]
     depth = box_signed_distance(points, half[:, None]).min(axis=-1)
-    grasped = (depth >= -MAX_PENETRATION) & _thumb_opposes(points[:, :NUM_JOINTS], half, radius)
+    tips = box_signed_distance(points[:, list(FINGERTIPS)], half[:, None]) < TIP_CONTACT
+    grasped = (depth >= -MAX_PENETRATION) & (tips.sum(axis=-1) >= TIPS_TOUCHING)
+    grasped &= _thumb_opposes(points[:, :NUM_JOINTS], half, radius)
     accepted = np.where(free, depth > clearance, grasped)
     return np.where(free, len(GRASP_TYPES), kind), points[:, :NUM_JOINTS], accepted
 
@@ -465,11 +492,11 @@ def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 
 def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np.ndarray):
-    """Rotate and translate box-frame pairs into FPHA's colour camera (SPEC §7 priors).
+    """Rotate and translate box-frame pairs into FPHA's colour camera (docs/synthetic.md priors).
 
     Args:
         hand: (B, 21, 3), corners: (B, 8, 3) in the box frame.
-        z: (B, CAMERA_TRIES, 6) normal and u: (B, CAMERA_TRIES) uniform numbers.
+        z: (B, CAMERA_TRIES, 9) normal and u: (B,) uniform numbers.
 
     Returns:
         hand (B, 21, 3) and corners (B, 8, 3) in the camera frame.
@@ -477,11 +504,10 @@ def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np
     fingers = _unit(hand[:, 9] - hand[:, 0])
     palm = _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
     hand_axes = _frame(fingers, _unit(_cross(fingers, _cross(palm, fingers))))  # (B, 3, 3)
-    x = _unit(FINGER_DIRECTION + FINGER_DIRECTION_SD * z[..., :3])  # (B, T, 3)
-    back = _unit(np.array([0.0, 0.0, 1.0]) - x[..., 2:] * x)  # back of the hand away from us
-    roll = MAX_ROLL * (2 * u - 1)[..., None]
-    back = back * np.cos(roll) + _cross(x, back) * np.sin(roll)
-    rot = _frame(x, back) @ np.swapaxes(hand_axes, -1, -2)[:, None]  # (B, T, 3, 3)
+    y = _unit(PALM_Y_MEAN + PALM_Y_SD * z[..., :3])  # (B, T, 3) wrist to middle MCP
+    n = PALM_N_MEAN + PALM_N_SD * z[..., 6:9]
+    n = _unit(n - (n * y).sum(axis=-1, keepdims=True) * y)  # palm normal, orthogonal to y
+    rot = _frame(y, n) @ np.swapaxes(hand_axes, -1, -2)[:, None]  # (B, T, 3, 3)
     pixel = np.clip(
         CENTROID_PIXEL_MEAN + CENTROID_PIXEL_SD * z[..., 3:5],
         CENTROID_PIXEL_LOW,
@@ -497,7 +523,8 @@ def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np
     points = pair @ np.swapaxes(rot, -1, -2) + trans[:, :, None]  # (B, T, 29, 3)
     uv = _project(points, FPHA_COLOR_K)  # points nearer than 50 mm are rejected below
     inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)  # (B, T, 29)
-    ok = ((~inside).sum(axis=-1) <= MAX_OUTSIDE) & (points[..., 2] > 50.0).all(axis=-1)
+    in_view = ((~inside).sum(axis=-1) <= MAX_OUTSIDE) | (u < PARTLY_OUT_FRACTION)[:, None]
+    ok = in_view & (points[..., 2] > 50.0).all(axis=-1)
     best = np.where(ok.any(axis=1), ok.argmax(axis=1), CAMERA_TRIES - 1)
     chosen = points[np.arange(len(best)), best]
     return chosen[:, :NUM_JOINTS], chosen[:, NUM_JOINTS:]
@@ -532,8 +559,8 @@ def generate_grasps(seed: int, indices: np.ndarray, free_fraction: float = 0.2) 
         raise RuntimeError(
             f"samples {indices[pending]}: no acceptable grasp in {MAX_ATTEMPTS} attempts"
         )
-    z = np.stack([rng.standard_normal((CAMERA_TRIES, 6)) for rng in rngs])
-    u = np.stack([rng.random(CAMERA_TRIES) for rng in rngs])
+    z = np.stack([rng.standard_normal((CAMERA_TRIES, 9)) for rng in rngs])
+    u = np.stack([rng.random() for rng in rngs])
     corners = np.array(CORNER_SIGNS) * half[:, None]
     hand_3d, obj_3d = _place_in_camera(hand, corners, z, u)
     names = (*GRASP_TYPES, "free")
