@@ -97,7 +97,7 @@ HAND_SCALE_MEAN, HAND_SCALE_SD, BONE_SD = 1.02, 0.045, 0.05
 # Directions of the wrist-to-base bones in the hand frame: angle from x in the palm plane (deg)
 # and a palmar slope that cups the palm. Row 0 is the thumb CMC, which sits next to the wrist.
 BASE_ANGLE_DEG = np.array([-55.0, -20.0, -5.0, 10.0, 24.0])
-BASE_SLOPE = np.array([0.25, 0.0, 0.0, 0.04, 0.1])
+BASE_SLOPE = np.array([-0.3, 0.0, 0.0, 0.04, 0.1])
 # Resting abduction of each finger's first phalanx from x, in the palm plane (deg).
 FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 13.0])
 # Flexion limits (deg) of the three joints of each chain: thumb CMC/MCP/IP, finger MCP/PIP/DIP.
@@ -109,6 +109,13 @@ FLEX_HIGH = np.deg2rad(np.stack([THUMB_LIMITS_DEG[:, 1]] + [FINGER_LIMITS_DEG[:,
 # The joint after a locked one may bend further, as FPHA's do (DIP p95 91-96°).
 PIP_STRAIGHT_PROBABILITY, THUMB_MCP_STRAIGHT_PROBABILITY = 0.63, 0.86
 LOCKED_EXTRA_FLEX = np.deg2rad(30.0)
+# Thumb opposition (thumb CMC->MCP vs index wrist->MCP, deg): an aimed thumb is turned back
+# towards the index metacarpal to at most this angle, drawn per sample (FPHA-HO: p25-p75
+# 32-49°; the thumb's own flexion opens it further).
+OPPOSITION_MEAN_DEG, OPPOSITION_SD_DEG, OPPOSITION_RANGE_DEG = 45.0, 12.0, (20.0, 90.0)
+# Openings tried when the thumb does not reach its face: the drawn one, wider by this step, and
+# finally unlimited.
+THUMB_TRIES, THUMB_OPENING_STEP_DEG = 3, 15.0
 # Open pre-shape: start flexions (deg) drawn between these, per chain joint.
 START_LOW_DEG, START_HIGH_DEG = np.array([-5.0, 0.0, 0.0]), np.array([10.0, 15.0, 15.0])
 POWER_MCP_START_DEG = (-15.0, -5.0)  # power grasps: fingers start bent back, off the palm face
@@ -155,7 +162,8 @@ _Z_SCALE, _Z_BONES, _Z_ANGLE, _Z_SPREAD, _Z_TILT = (
     slice(26, 30),
     slice(30, 33),
 )
-_NUM_Z = 33
+_Z_OPPOSE = 33
+_NUM_Z = 34
 
 _FACE_AXIS = np.array([2, 2, 1, 1, 0, 0])  # the axis each BOX_FACES face is normal to
 _FACE_SIGN = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
@@ -297,19 +305,19 @@ def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
     then refines it between the last free step and the first touching one.
 
     Args:
-        hands: B hands. theta, target: (B, 5, 3) start and final flexions, rad.
+        hands: B hands of C chains. theta, target: (B, C, 3) start and final flexions, rad.
         rot, trans: (B, 3, 3), (B, 3) hand poses in the box frame.
         half: (B, 3) box half sizes. skin: (B,) contact distances, mm.
 
     Returns:
-        (B, 5, 3) final flexions.
+        (B, C, 3) final flexions.
     """
-    size = len(theta)
-    moving = np.ones((size, 5, 3), dtype=bool)
+    size, chains = theta.shape[:2]
+    moving = np.ones(theta.shape, dtype=bool)
     per_segment = len(SEGMENT_FRACTIONS)
     for _ in range(3):
         goal = np.where(moving, target, theta)
-        low, high = np.zeros((size, 5)), np.ones((size, 5))  # bracket of the closing fraction
+        low, high = np.zeros((size, chains)), np.ones((size, chains))  # closing fraction bracket
         for steps in CLOSE_STEPS:
             t = low + np.linspace(0.0, 1.0, steps)[:, None, None] * (high - low)  # (T, B, 5)
             candidates = theta + t[..., None] * (goal - theta)  # (T, B, 5, 3)
@@ -317,7 +325,7 @@ def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
             # Chebyshev distance to the box: cheaper than the Euclidean one and never larger,
             # so a chain stops at most skin * (sqrt(3) - 1) early near an edge or corner.
             gap = (np.abs(_to_box(pts, rot, trans)) - half[:, None, :]).max(axis=-1)
-            hit = (gap < skin[:, None]).reshape(steps, size, 5, -1)  # (T, B, 5, 3F)
+            hit = (gap < skin[:, None]).reshape(steps, size, chains, -1)  # (T, B, C, 3F)
             touching = hit.any(axis=-1)  # (T, B, 5)
             blocked = touching.any(axis=0)
             first = np.where(blocked, touching.argmax(axis=0), steps - 1)[None]  # (1, B, 5)
@@ -353,8 +361,8 @@ def _place_power(u: np.ndarray, half: np.ndarray):
     half_t = np.abs((tangent * half).sum(axis=-1))
     # Wrist behind the palm face with the middle MCP near the far edge and the MCP row (centred
     # on the wrist's y) somewhere along the long axis.
-    wrist = normal * (half[rows, axis] + 6.0 + 6.0 * u[:, 3])[:, None]
-    wrist += tangent * (half_t - 15.0 + 20.0 * u[:, 4] - MIDDLE_MCP_REACH)[:, None]
+    wrist = normal * (half[rows, axis] + 10.0 + 10.0 * u[:, 3])[:, None]
+    wrist += tangent * (half_t - 45.0 + 25.0 * u[:, 4] - MIDDLE_MCP_REACH)[:, None]
     wrist[:, 2] += (2 * u[:, 5] - 1) * np.maximum(half[:, 2] - 30.0, 0.0)
     return rot, wrist, -tangent
 
@@ -370,26 +378,68 @@ def _place_over_edge(u: np.ndarray, half: np.ndarray, palm_axis: np.ndarray, ove
     over = np.eye(3)[over_axis] * np.where(u[:, 1] < 0.5, -1.0, 1.0)[:, None]
     side_axis = 3 - palm_axis - over_axis
     rot = _frame(over, -palm)
-    wrist = palm * (half[rows, palm_axis] + 15.0 + 25.0 * u[:, 2])[:, None]
-    wrist += over * (half[rows, over_axis] - 10.0 + 30.0 * u[:, 3] - MIDDLE_MCP_REACH)[:, None]
+    wrist = palm * (half[rows, palm_axis] + 25.0 + 20.0 * u[:, 2])[:, None]
+    wrist += over * (half[rows, over_axis] - 65.0 + 30.0 * u[:, 3] - MIDDLE_MCP_REACH)[:, None]
     side_half = half[rows, side_axis]
     side = (2 * u[:, 4] - 1) * np.maximum(side_half - 30.0, 0.5 * side_half)
     return rot, wrist + np.eye(3)[side_axis] * side[:, None], -over
 
 
-def _aim_thumbs(hands: _Hands, rot, trans, face, half, skin) -> None:
-    """Point each thumb chain at the face with outward normal ``face`` (B, 3), flexing onto it.
+def _aim_thumb(hands: _Hands, rot, trans, face, half, skin, opposition):
+    """A thumb chain's axes aimed at the face with outward normal ``face`` (B, 3).
 
-    The thumb starts straight towards a point 25 mm outside the face (the CMC's projection on
-    it, kept inside the face's middle 60%) and flexes towards the face.
+    The thumb points straight towards a point 25 mm outside the face (the CMC's projection on
+    it, kept inside the face's middle 60%), turned back towards the index metacarpal where it
+    would open wider than ``opposition`` (B,) rad from it, and flexes towards the face.
+
+    Returns:
+        (B, 3) ``axis_d`` and (B, 3) ``axis_n`` of the thumb chain, hand frame.
     """
     cmc = np.einsum("bij,bj->bi", rot, hands.base[:, 0]) + trans  # box frame
     target = np.clip(cmc, -0.6 * half, 0.6 * half)
     target = np.where(face != 0, half * face + face * (skin[:, None] + 25.0), target)
-    d = _unit(np.einsum("bji,bj->bi", rot, target - cmc))  # hand frame
+    aim = _unit(np.einsum("bji,bj->bi", rot, target - cmc))  # hand frame
+    index = _unit(hands.base[:, 1])
+    away = _unit(aim - (aim * index).sum(axis=-1, keepdims=True) * index)
+    angle = np.minimum(np.arccos(np.clip((aim * index).sum(axis=-1), -1.0, 1.0)), opposition)
+    d = np.cos(angle)[:, None] * index + np.sin(angle)[:, None] * away
     n = np.einsum("bji,bj->bi", rot, -face)
-    hands.axis_d[:, 0] = d
-    hands.axis_n[:, 0] = _unit(n - (n * d).sum(axis=-1, keepdims=True) * d)
+    return d, _unit(n - (n * d).sum(axis=-1, keepdims=True) * d)
+
+
+def _close_with_thumb_choices(hands: _Hands, theta, limits, rot, trans, face, half, skin, z):
+    """Aim the thumb, close every chain, and keep the narrowest thumb opening that touches.
+
+    The thumb is tried at :data:`THUMB_TRIES` openings from the sample's drawn opposition angle
+    upwards (the last one unlimited) as extra chains of one closing, so the fingers close once.
+    Sets ``hands``' thumb axes to the kept opening and returns (B, 5, 3) flexions.
+    """
+    size = len(theta)
+    drawn = np.clip(
+        OPPOSITION_MEAN_DEG + OPPOSITION_SD_DEG * z[:, _Z_OPPOSE], *OPPOSITION_RANGE_DEG
+    )
+    openings = np.deg2rad(drawn[:, None] + THUMB_OPENING_STEP_DEG * np.arange(THUMB_TRIES))
+    openings[:, -1] = np.pi
+    axes = [
+        _aim_thumb(hands, rot, trans, face, half, skin, openings[:, k]) for k in range(THUMB_TRIES)
+    ]
+    thumbs = [0] * THUMB_TRIES + [1, 2, 3, 4]  # chains of the tried hands: thumbs, then fingers
+    tried = _Hands(
+        hands.base[:, thumbs],
+        np.concatenate([np.stack([d for d, _ in axes], 1), hands.axis_d[:, 1:]], axis=1),
+        np.concatenate([np.stack([n for _, n in axes], 1), hands.axis_n[:, 1:]], axis=1),
+        hands.length[:, thumbs],
+    )
+    closed = _close(tried, theta[:, thumbs], limits[:, thumbs], rot, trans, half, skin)
+    thumbs_pts = tried.points(closed)[:, :THUMB_TRIES].reshape(size, -1, 3)  # (B, K * 3F, 3)
+    gap = box_signed_distance(_to_box(thumbs_pts, rot, trans), half[:, None])
+    gap = gap.reshape(size, THUMB_TRIES, -1).min(axis=-1)  # (B, K) nearest thumb point
+    touches = (gap >= -MAX_PENETRATION) & (gap < skin[:, None] + 1.0)
+    kept = np.where(touches.any(axis=1), touches.argmax(axis=1), THUMB_TRIES - 1)
+    rows = np.arange(size)
+    hands.axis_d[:, 0] = tried.axis_d[rows, kept]
+    hands.axis_n[:, 0] = tried.axis_n[rows, kept]
+    return np.concatenate([closed[rows, kept][:, None], closed[:, THUMB_TRIES:]], axis=1)
 
 
 def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -446,8 +496,7 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
     limits = _locked_limits(u)
     theta = np.minimum(theta, limits)
     rot = rot @ _rotations(0.04 * z[:, _Z_TILT])
-    _aim_thumbs(hands, rot, trans, face, half, skin)
-    theta = _close(hands, theta, limits, rot, trans, half, skin)
+    theta = _close_with_thumb_choices(hands, theta, limits, rot, trans, face, half, skin, z)
 
     # Free frames: open the hand and move it back along the palm normal until it is clear.
     release = -rot[:, :, 2]
