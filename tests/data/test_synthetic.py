@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from hopose.cli import main
 from hopose.data.cache import CacheDataset
 from hopose.data.fpha import FPHA_COLOR_K
+from hopose.data.grasp_stats import hand_quantities
 from hopose.data.render import render_grasp
 from hopose.data.sample import ARRAY_KEYS, check_sample
 from hopose.data.synthetic import (
@@ -232,3 +233,13 @@ def test_synth_command_writes_a_readable_cache(tmp_path):
         np.testing.assert_array_equal(cache[index]["image"], dataset[index]["image"])
         np.testing.assert_allclose(cache[index]["hand_3d"], dataset[index]["hand_3d"])
         assert cache[index]["grasp"] == dataset[index]["grasp"]
+
+
+def test_camera_view_and_straight_pips_as_in_fpha(records):
+    values = hand_quantities(_stack(records, "hand_3d").numpy())
+    # FPHA-HO: the back of the hand is seen in 74% of frames, fingers pointing up (y' y p50
+    # -0.70) and away (y' z p50 0.61); PIPs straight in 53-74%, thumb MCPs in 86%.
+    assert 64 <= values["back of the hand seen"].mean() <= 84
+    assert np.median(values["palm y' y"]) < -0.5 and np.median(values["palm y' z"]) > 0.4
+    assert 53 <= values["FPHA PIP recorded straight"].mean() <= 74
+    assert 76 <= values["FPHA thumb MCP recorded straight"].mean() <= 96

@@ -19,31 +19,38 @@ Recipe (SPEC §7's suggestion), all in mm:
    three segments with flexion limits (MCP -15..90°, PIP 0..110°, DIP 0..80°; thumb CMC
    -20..50°, MCP -10..60°, IP -15..80°). Hand frame: x from the wrist towards the fingers, z the
    palm normal (the side fingers flex to), y = z × x from the index towards the little finger;
-   the thumb is on -y, which makes it a right hand.
-3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm on a side face, 6-12 mm
-   off it, fingers wrapping round the long axis over one edge, thumb going for the face across),
-   "pinch" (palm 15-40 mm above an end face, fingertips over one of its edges, thumb on the
-   opposite side face), "lateral" (the same from beside a side face: palm over it, fingertips
-   and thumb on the two faces next to it). The thumb starts aimed 25 mm outside its face. Every
-   chain then closes from an open pre-shape until a segment first comes within the skin
-   distance (2-5 mm) of the box, the joints proximal to a touching segment stopping and the
-   distal ones going on (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at
-   points along each segment), so pads and tips touch without penetrating.
+   the thumb is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
+   PIP (the thumb's MCP) is locked straight with probability 0.63 (0.86), the next joint then
+   bending up to 30° further (:func:`_locked_limits`).
+3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm 10-20 mm off a side face,
+   the middle MCP 20-45 mm short of the far edge, fingers bending over that edge, thumb going
+   for the face across), "pinch" (palm 25-45 mm above an end face, MCPs 35-65 mm short of one
+   of its edges, fingertips over it, thumb on the opposite side face), "lateral" (the same
+   from beside a side face: palm over it, fingertips and thumb on the two faces next to it).
+   The palm stands off and back far enough that the fingers curl about as much as FPHA-HO's
+   (curl p50 ~110°) instead of wrapping round the box. The thumb starts aimed 25 mm outside
+   its face but opens at most a drawn angle from the index metacarpal (FPHA-HO's thumb
+   opposition), tried at :data:`THUMB_TRIES` openings in one closing. Every chain then closes
+   from an open pre-shape until a segment first comes within the skin distance (2-5 mm) of
+   the box, the joints proximal to a touching segment stopping and the distal ones going on
+   (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at points along each
+   segment), so pads and tips touch without penetrating.
 4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 30-80% of
    their flexion and which is moved 30-120 mm back along the palm normal, then further if
    needed until every joint and bone point is more than ``eta * L + 1`` mm from the box: no
-   valid contact under SPEC §2 (``eta`` = 0.2).
-5. Acceptance: among the 10 (joint, face) pairs nearest to the faces' 11×11 grids (SPEC §2
-   steps 2-5), a thumb joint and a joint of another finger must both lie within
+   valid contact for the affinity loss (``eta`` = 0.2).
+5. Acceptance: among the 10 (joint, face) pairs nearest to the faces' 11×11 grids (the affinity
+   loss's contact search), a thumb joint and a joint of another finger must both lie within
    ``eta * L - 0.5`` mm, which makes at least two contacts valid under
-   :func:`hopose.physics.contact_points` with the thumb opposing the fingers; no joint or bone
-   point may be more than 2 mm inside the box. A sample whose attempt fails makes a new attempt
-   with its next random numbers.
-6. Camera: FPHA's colour camera. The pair is rotated so the fingers point away from the head
-   and up-left in the image with a random roll about them (the back of the hand towards the
-   camera at zero roll), and placed with the hand centroid at a depth of 280-520 mm and at an
-   image position drawn around FPHA's (SPEC §7). The first of 8 drawn placements that leaves at
-   most 3 of the 29 keypoints outside the 1920×1080 frame is kept.
+   :func:`hopose.physics.contact_points` with the thumb opposing the fingers; at least two
+   fingertips are within 10 mm of the box and no joint or bone point is more than 2 mm inside
+   it. A sample whose attempt fails makes a new attempt with its next random numbers.
+6. Camera: FPHA's colour camera. The pair is rotated so the palm frame (wrist to middle MCP,
+   palm normal) is drawn around FPHA-HO's (the back of the hand seen in about 74% of frames),
+   and placed with the hand centroid at a depth of 280-520 mm and at an image position drawn
+   around FPHA-HO's (docs/synthetic.md). The first of 8 drawn placements that leaves at most 3
+   of the 29 keypoints outside the 1920×1080 frame is kept (at most 10 in
+   :data:`PARTLY_OUT_FRACTION` of the samples, FPHA-HO's hands partly out of frame).
 
 Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with the FPHA
 intrinsics scaled per axis (the resize convention of SPEC §6).
@@ -145,8 +152,9 @@ DEPTH_MEAN, DEPTH_SD, DEPTH_LOW, DEPTH_HIGH = 410.0, 75.0, 280.0, 520.0
 PALM_Y_MEAN, PALM_Y_SD = np.array([-0.15, -0.70, 0.61]), np.array([0.33, 0.40, 0.30])
 PALM_N_MEAN, PALM_N_SD = np.array([-0.47, 0.50, 0.39]), np.array([0.33, 0.60, 0.36])
 CAMERA_TRIES = 8
-MAX_OUTSIDE = 3  # keypoints (of 29) allowed outside the original frame ...
-PARTLY_OUT_FRACTION = 0.12  # ... except in this share of samples, which take any placement
+# Keypoints (of 29) allowed outside the original frame, and in PARTLY_OUT_FRACTION of the
+# samples, which stand for FPHA-HO's 13% of frames with more than 3 keypoints outside.
+MAX_OUTSIDE, MAX_OUTSIDE_PARTLY, PARTLY_OUT_FRACTION = 3, 10, 0.12
 
 # Uniform and normal numbers one attempt draws, and where each goes.
 _U_KIND, _U_SKIN, _U_SLOPE, _U_SPREAD = 0, 1, 2, 3
@@ -572,7 +580,8 @@ def _place_in_camera(hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np
     points = pair @ np.swapaxes(rot, -1, -2) + trans[:, :, None]  # (B, T, 29, 3)
     uv = _project(points, FPHA_COLOR_K)  # points nearer than 50 mm are rejected below
     inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)  # (B, T, 29)
-    in_view = ((~inside).sum(axis=-1) <= MAX_OUTSIDE) | (u < PARTLY_OUT_FRACTION)[:, None]
+    allowed = np.where(u < PARTLY_OUT_FRACTION, MAX_OUTSIDE_PARTLY, MAX_OUTSIDE)[:, None]
+    in_view = (~inside).sum(axis=-1) <= allowed
     ok = in_view & (points[..., 2] > 50.0).all(axis=-1)
     best = np.where(ok.any(axis=1), ok.argmax(axis=1), CAMERA_TRIES - 1)
     chosen = points[np.arange(len(best)), best]
