@@ -307,10 +307,10 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="write one split of the synthetic dataset to a cache folder (resumable)"
     )
     parser.add_argument(
-        "--split", required=True, choices=("train", "val", "test"),
-        help="the split (its seed is derived from --seed and the split's name)",
+        "--split", choices=("train", "val", "test"),
+        help="the split to write (its seed is derived from --seed and the split's name)",
     )  # fmt: skip
-    parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
+    parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the splits (>= 0)")
     parser.add_argument("--image-size", type=int, default=224, help="image side (px)")
@@ -318,10 +318,27 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         "--free-fraction", type=float, default=0.2, help="share of approach/release frames"
     )
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
+    parser.add_argument(
+        "--stats", action="store_true",
+        help="print the poses' statistics beside FPHA-HO's instead of writing a cache",
+    )  # fmt: skip
     parser.set_defaults(func=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    if args.stats:
+        import numpy as np
+
+        from hopose.data.grasp_stats import compare, comparison_table
+        from hopose.data.synthetic import generate_grasps
+
+        if args.num < 1 or args.seed < 0:
+            raise ValueError("--num must be >= 1 and --seed >= 0")
+        grasps = generate_grasps(args.seed, np.arange(args.num), args.free_fraction)
+        print(comparison_table(compare(grasps.hand_3d, grasps.object)))
+        return 0
+    if args.out is None or args.split is None:
+        raise ValueError("--split and --out: both are required unless --stats is given")
     from hopose.data.cache import prepare_cache
 
     out = prepare_cache(

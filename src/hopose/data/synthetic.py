@@ -19,37 +19,44 @@ Recipe (SPEC §7's suggestion), all in mm:
    three segments with flexion limits (MCP -15..90°, PIP 0..110°, DIP 0..80°; thumb CMC
    -20..50°, MCP -10..60°, IP -15..80°). Hand frame: x from the wrist towards the fingers, z the
    palm normal (the side fingers flex to), y = z × x from the index towards the little finger;
-   the thumb is on -y, which makes it a right hand.
-3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm on a side face, 6-12 mm
-   off it, fingers wrapping round the long axis over one edge, thumb going for the face across),
-   "pinch" (palm 15-40 mm above an end face, fingertips over one of its edges, thumb on the
-   opposite side face), "lateral" (the same from beside a side face: palm over it, fingertips
-   and thumb on the two faces next to it). The thumb starts aimed 25 mm outside its face. Every
-   chain then closes from an open pre-shape until a segment first comes within the skin
-   distance (2-5 mm) of the box, the joints proximal to a touching segment stopping and the
-   distal ones going on (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at
-   points along each segment), so pads and tips touch without penetrating.
+   the thumb is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
+   PIP (the thumb's MCP) is locked straight with probability 0.63 (0.86), the next joint then
+   bending up to 30° further (:func:`_locked_limits`).
+3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm 10-20 mm off a side face,
+   the middle MCP 20-45 mm short of the far edge, fingers bending over that edge, thumb going
+   for the face across), "pinch" (palm 25-45 mm above an end face, MCPs 35-65 mm short of one
+   of its edges, fingertips over it, thumb on the opposite side face), "lateral" (the same
+   from beside a side face: palm over it, fingertips and thumb on the two faces next to it).
+   The palm stands off and back far enough that the fingers curl about as much as FPHA-HO's
+   (curl p50 ~110°) instead of wrapping round the box. The thumb starts aimed 25 mm outside
+   its face but opens at most a drawn angle from the index metacarpal (FPHA-HO's thumb
+   opposition), tried at :data:`THUMB_TRIES` openings in one closing. Every chain then closes
+   from an open pre-shape until a segment first comes within the skin distance (2-5 mm) of
+   the box, the joints proximal to a touching segment stopping and the distal ones going on
+   (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at points along each
+   segment), so pads and tips touch without penetrating.
 4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 30-80% of
    their flexion and which is moved 30-120 mm back along the palm normal, then further if
    needed until every joint and bone point is more than ``eta * L + 1`` mm from the box: no
-   valid contact under SPEC §2 (``eta`` = 0.2).
-5. Acceptance: among the 10 (joint, face) pairs nearest to the faces' 11×11 grids (SPEC §2
-   steps 2-5), a thumb joint and a joint of another finger must both lie within
+   valid contact for the affinity loss (``eta`` = 0.2).
+5. Acceptance: among the 10 (joint, face) pairs nearest to the faces' 11×11 grids (the affinity
+   loss's contact search), a thumb joint and a joint of another finger must both lie within
    ``eta * L - 0.5`` mm, which makes at least two contacts valid under
-   :func:`hopose.physics.contact_points` with the thumb opposing the fingers; no joint or bone
-   point may be more than 2 mm inside the box. A sample whose attempt fails makes a new attempt
-   with its next random numbers.
+   :func:`hopose.physics.contact_points` with the thumb opposing the fingers; at least two
+   fingertips are within 10 mm of the box and no joint or bone point is more than 2 mm inside
+   it. A sample whose attempt fails makes a new attempt with its next random numbers.
 6. Camera: FPHA's colour camera, its focal lengths multiplied by ``focal_scale`` (1 by
    default; a ``(low, high)`` range draws a log-uniform factor per sample from
    ``default_rng([seed, i, 2])``, so the grasps do not depend on it). The pair is rotated so
-   the fingers point away from the head and up-left in the image with a random roll about them
-   (the back of the hand towards the camera at zero roll), and placed with the hand centroid at
-   a depth of 280-520 mm and at an image position drawn around FPHA's (SPEC §7), through that
-   camera: a longer focal length sees the same depths and image positions, so the hand stays
-   in view, with its rays closer to the optical axis. The first of 8 drawn placements that
-   leaves at most 3 of the 29 keypoints outside the 1920×1080 frame is kept; when none does,
-   the one that leaves the fewest is moved back along its centroid's ray by the least factor
-   (1.1, 1.2 ... 2) that does.
+   the palm frame (wrist to middle MCP, palm normal) is drawn around FPHA-HO's (the back of the
+   hand seen in about 74% of frames), and placed with the hand centroid at a depth of 280-520 mm
+   and at an image position drawn around FPHA-HO's (docs/synthetic.md), through that camera: a
+   longer focal length sees the same depths and image positions, so the hand stays in view,
+   with its rays closer to the optical axis. The first of 8 drawn placements that leaves at
+   most 3 of the 29 keypoints outside the 1920×1080 frame is kept (at most 10 in
+   :data:`PARTLY_OUT_FRACTION` of the samples, FPHA-HO's hands partly out of frame); when none
+   does, the one that leaves the fewest is moved back along its centroid's ray by the least
+   factor (1.1, 1.2 ... 2) that does.
 
 Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with the network
 image's intrinsics, from the original camera exactly as the real loaders do
@@ -82,7 +89,7 @@ from hopose.data.transforms import CROPS, Frame, image_geometry
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
-from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, NUM_JOINTS, NUM_NODES
+from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, NUM_JOINTS, NUM_NODES
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # Share of jittered square-crop samples that show the whole frame (self-cropping's first view).
@@ -119,13 +126,25 @@ HAND_SCALE_MEAN, HAND_SCALE_SD, BONE_SD = 1.02, 0.045, 0.05
 # Directions of the wrist-to-base bones in the hand frame: angle from x in the palm plane (deg)
 # and a palmar slope that cups the palm. Row 0 is the thumb CMC, which sits next to the wrist.
 BASE_ANGLE_DEG = np.array([-55.0, -20.0, -5.0, 10.0, 24.0])
-BASE_SLOPE = np.array([0.25, 0.0, 0.0, 0.04, 0.1])
+BASE_SLOPE = np.array([-0.3, 0.0, 0.0, 0.04, 0.1])
 # Resting abduction of each finger's first phalanx from x, in the palm plane (deg).
 FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 13.0])
 # Flexion limits (deg) of the three joints of each chain: thumb CMC/MCP/IP, finger MCP/PIP/DIP.
 THUMB_LIMITS_DEG = np.array([[-20.0, 50.0], [-10.0, 60.0], [-15.0, 80.0]])
 FINGER_LIMITS_DEG = np.array([[-15.0, 90.0], [0.0, 110.0], [0.0, 80.0]])
 FLEX_HIGH = np.deg2rad(np.stack([THUMB_LIMITS_DEG[:, 1]] + [FINGER_LIMITS_DEG[:, 1]] * 4))
+# FPHA's annotations record a finger's PIP (the thumb's MCP) exactly straight in 53-74% (86%)
+# of frames while the next joint stays bent: the generated hands lock that joint as often.
+# The joint after a locked one may bend further, as FPHA's do (DIP p95 91-96°).
+PIP_STRAIGHT_PROBABILITY, THUMB_MCP_STRAIGHT_PROBABILITY = 0.63, 0.86
+LOCKED_EXTRA_FLEX = np.deg2rad(30.0)
+# Thumb opposition (thumb CMC->MCP vs index wrist->MCP, deg): an aimed thumb is turned back
+# towards the index metacarpal to at most this angle, drawn per sample (FPHA-HO: p25-p75
+# 32-49°; the thumb's own flexion opens it further).
+OPPOSITION_MEAN_DEG, OPPOSITION_SD_DEG, OPPOSITION_RANGE_DEG = 45.0, 12.0, (20.0, 90.0)
+# Openings tried when the thumb does not reach its face: the drawn one, wider by this step, and
+# finally unlimited.
+THUMB_TRIES, THUMB_OPENING_STEP_DEG = 3, 15.0
 # Open pre-shape: start flexions (deg) drawn between these, per chain joint.
 START_LOW_DEG, START_HIGH_DEG = np.array([-5.0, 0.0, 0.0]), np.array([10.0, 15.0, 15.0])
 POWER_MCP_START_DEG = (-15.0, -5.0)  # power grasps: fingers start bent back, off the palm face
@@ -137,28 +156,37 @@ FINGER_CONTACT_JOINTS = tuple(j for chain in FINGER_CHAINS[1:] for j in chain[1:
 CLOSE_STEPS = (8, 6)  # coarse and fine steps of the finger-closing search
 SEGMENT_FRACTIONS = np.array([1 / 3, 2 / 3, 1.0])  # points tested along each segment
 MAX_PENETRATION = 2.0  # mm a joint or bone point may lie inside the box
+# A grasp touches the box with at least this many fingertips (thumb included) within
+# TIP_CONTACT mm: a finger whose PIP is locked may otherwise hold only with its middle segment.
+TIPS_TOUCHING, TIP_CONTACT = 2, 10.0
 CONTACT_MARGIN = 0.5  # mm by which accepted contacts beat eta * L, robust to float32 rounding
 MAX_ATTEMPTS = 40
-CAMERA_TRIES = 8
-MAX_OUTSIDE = 3  # keypoints (of 29) allowed outside the original frame
 # Factors on the hand centroid's distance tried when no placement is in view (1: as drawn).
 PUSH_BACK = np.linspace(1.0, 2.0, 11)
 BLOCK = 64  # samples generated together
 
-# Camera placement priors (SPEC §7): hand centroid pixel (1920×1080) and depth (mm).
-CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 540.0]), np.array([230.0, 220.0])
-CENTROID_PIXEL_LOW, CENTROID_PIXEL_HIGH = np.array([700.0, 130.0]), np.array([1650.0, 950.0])
+# Camera placement priors (FPHA-HO annotation statistics, docs/synthetic.md): hand centroid
+# pixel (1920×1080) and depth (mm).
+CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 600.0]), np.array([230.0, 290.0])
+CENTROID_PIXEL_LOW, CENTROID_PIXEL_HIGH = np.array([700.0, 60.0]), np.array([1650.0, 1040.0])
 DEPTH_MEAN, DEPTH_SD, DEPTH_LOW, DEPTH_HIGH = 410.0, 75.0, 280.0, 520.0
-# Mean direction of the fingers in the camera frame: away from the head, up and to the left.
-FINGER_DIRECTION = np.array([-0.35, -0.55, 0.75])
-FINGER_DIRECTION_SD, MAX_ROLL = 0.3, 1.6  # rad
+# Palm frame in the camera (FPHA-HO medians and spreads of its components): y' from the wrist
+# to the middle MCP points up and away, n out of the palm; the back of the hand faces the camera
+# in about 74% of frames.
+PALM_Y_MEAN, PALM_Y_SD = np.array([-0.15, -0.70, 0.61]), np.array([0.33, 0.40, 0.30])
+PALM_N_MEAN, PALM_N_SD = np.array([-0.47, 0.50, 0.39]), np.array([0.33, 0.60, 0.36])
+CAMERA_TRIES = 8
+# Keypoints (of 29) allowed outside the original frame, and in PARTLY_OUT_FRACTION of the
+# samples, which stand for FPHA-HO's 13% of frames with more than 3 keypoints outside.
+MAX_OUTSIDE, MAX_OUTSIDE_PARTLY, PARTLY_OUT_FRACTION = 3, 10, 0.12
 
 # Uniform and normal numbers one attempt draws, and where each goes.
 _U_KIND, _U_SKIN, _U_SLOPE, _U_SPREAD = 0, 1, 2, 3
 _U_START = slice(4, 19)  # 15 start flexions
 _U_PLACE = slice(19, 25)  # 6 placement numbers
 _U_OPEN, _U_BACK = 25, 26
-_NUM_U = 27
+_U_LOCK = slice(27, 32)  # thumb MCP and finger PIP locks
+_NUM_U = 32
 _Z_SCALE, _Z_BONES, _Z_ANGLE, _Z_SPREAD, _Z_TILT = (
     0,
     slice(1, 21),
@@ -166,7 +194,8 @@ _Z_SCALE, _Z_BONES, _Z_ANGLE, _Z_SPREAD, _Z_TILT = (
     slice(26, 30),
     slice(30, 33),
 )
-_NUM_Z = 33
+_Z_OPPOSE = 33
+_NUM_Z = 34
 
 _FACE_AXIS = np.array([2, 2, 1, 1, 0, 0])  # the axis each BOX_FACES face is normal to
 _FACE_SIGN = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
@@ -299,28 +328,28 @@ def _to_box(points: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarra
     return points @ np.swapaxes(rot, -1, -2) + trans[:, None, :]
 
 
-def _close(hands: _Hands, theta, rot, trans, half, skin) -> np.ndarray:
+def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
     """Close every chain until its segments first come within ``skin`` of the box.
 
-    All moving joints of a chain flex together from ``theta`` towards their upper limits; when a
+    All moving joints of a chain flex together from ``theta`` towards ``target``; when a
     segment would touch, the joints proximal to it stop and the distal ones go on (three rounds
     at most). Each round finds the first touching step of the closing motion on a coarse grid,
     then refines it between the last free step and the first touching one.
 
     Args:
-        hands: B hands. theta: (B, 5, 3) start flexions, rad.
+        hands: B hands of C chains. theta, target: (B, C, 3) start and final flexions, rad.
         rot, trans: (B, 3, 3), (B, 3) hand poses in the box frame.
         half: (B, 3) box half sizes. skin: (B,) contact distances, mm.
 
     Returns:
-        (B, 5, 3) final flexions.
+        (B, C, 3) final flexions.
     """
-    size = len(theta)
-    moving = np.ones((size, 5, 3), dtype=bool)
+    size, chains = theta.shape[:2]
+    moving = np.ones(theta.shape, dtype=bool)
     per_segment = len(SEGMENT_FRACTIONS)
     for _ in range(3):
-        goal = np.where(moving, FLEX_HIGH, theta)
-        low, high = np.zeros((size, 5)), np.ones((size, 5))  # bracket of the closing fraction
+        goal = np.where(moving, target, theta)
+        low, high = np.zeros((size, chains)), np.ones((size, chains))  # closing fraction bracket
         for steps in CLOSE_STEPS:
             t = low + np.linspace(0.0, 1.0, steps)[:, None, None] * (high - low)  # (T, B, 5)
             candidates = theta + t[..., None] * (goal - theta)  # (T, B, 5, 3)
@@ -328,7 +357,7 @@ def _close(hands: _Hands, theta, rot, trans, half, skin) -> np.ndarray:
             # Chebyshev distance to the box: cheaper than the Euclidean one and never larger,
             # so a chain stops at most skin * (sqrt(3) - 1) early near an edge or corner.
             gap = (np.abs(_to_box(pts, rot, trans)) - half[:, None, :]).max(axis=-1)
-            hit = (gap < skin[:, None]).reshape(steps, size, 5, -1)  # (T, B, 5, 3F)
+            hit = (gap < skin[:, None]).reshape(steps, size, chains, -1)  # (T, B, C, 3F)
             touching = hit.any(axis=-1)  # (T, B, 5)
             blocked = touching.any(axis=0)
             first = np.where(blocked, touching.argmax(axis=0), steps - 1)[None]  # (1, B, 5)
@@ -364,8 +393,8 @@ def _place_power(u: np.ndarray, half: np.ndarray):
     half_t = np.abs((tangent * half).sum(axis=-1))
     # Wrist behind the palm face with the middle MCP near the far edge and the MCP row (centred
     # on the wrist's y) somewhere along the long axis.
-    wrist = normal * (half[rows, axis] + 6.0 + 6.0 * u[:, 3])[:, None]
-    wrist += tangent * (half_t - 15.0 + 20.0 * u[:, 4] - MIDDLE_MCP_REACH)[:, None]
+    wrist = normal * (half[rows, axis] + 10.0 + 10.0 * u[:, 3])[:, None]
+    wrist += tangent * (half_t - 45.0 + 25.0 * u[:, 4] - MIDDLE_MCP_REACH)[:, None]
     wrist[:, 2] += (2 * u[:, 5] - 1) * np.maximum(half[:, 2] - 30.0, 0.0)
     return rot, wrist, -tangent
 
@@ -381,26 +410,68 @@ def _place_over_edge(u: np.ndarray, half: np.ndarray, palm_axis: np.ndarray, ove
     over = np.eye(3)[over_axis] * np.where(u[:, 1] < 0.5, -1.0, 1.0)[:, None]
     side_axis = 3 - palm_axis - over_axis
     rot = _frame(over, -palm)
-    wrist = palm * (half[rows, palm_axis] + 15.0 + 25.0 * u[:, 2])[:, None]
-    wrist += over * (half[rows, over_axis] - 10.0 + 30.0 * u[:, 3] - MIDDLE_MCP_REACH)[:, None]
+    wrist = palm * (half[rows, palm_axis] + 25.0 + 20.0 * u[:, 2])[:, None]
+    wrist += over * (half[rows, over_axis] - 65.0 + 30.0 * u[:, 3] - MIDDLE_MCP_REACH)[:, None]
     side_half = half[rows, side_axis]
     side = (2 * u[:, 4] - 1) * np.maximum(side_half - 30.0, 0.5 * side_half)
     return rot, wrist + np.eye(3)[side_axis] * side[:, None], -over
 
 
-def _aim_thumbs(hands: _Hands, rot, trans, face, half, skin) -> None:
-    """Point each thumb chain at the face with outward normal ``face`` (B, 3), flexing onto it.
+def _aim_thumb(hands: _Hands, rot, trans, face, half, skin, opposition):
+    """A thumb chain's axes aimed at the face with outward normal ``face`` (B, 3).
 
-    The thumb starts straight towards a point 25 mm outside the face (the CMC's projection on
-    it, kept inside the face's middle 60%) and flexes towards the face.
+    The thumb points straight towards a point 25 mm outside the face (the CMC's projection on
+    it, kept inside the face's middle 60%), turned back towards the index metacarpal where it
+    would open wider than ``opposition`` (B,) rad from it, and flexes towards the face.
+
+    Returns:
+        (B, 3) ``axis_d`` and (B, 3) ``axis_n`` of the thumb chain, hand frame.
     """
     cmc = np.einsum("bij,bj->bi", rot, hands.base[:, 0]) + trans  # box frame
     target = np.clip(cmc, -0.6 * half, 0.6 * half)
     target = np.where(face != 0, half * face + face * (skin[:, None] + 25.0), target)
-    d = _unit(np.einsum("bji,bj->bi", rot, target - cmc))  # hand frame
+    aim = _unit(np.einsum("bji,bj->bi", rot, target - cmc))  # hand frame
+    index = _unit(hands.base[:, 1])
+    away = _unit(aim - (aim * index).sum(axis=-1, keepdims=True) * index)
+    angle = np.minimum(np.arccos(np.clip((aim * index).sum(axis=-1), -1.0, 1.0)), opposition)
+    d = np.cos(angle)[:, None] * index + np.sin(angle)[:, None] * away
     n = np.einsum("bji,bj->bi", rot, -face)
-    hands.axis_d[:, 0] = d
-    hands.axis_n[:, 0] = _unit(n - (n * d).sum(axis=-1, keepdims=True) * d)
+    return d, _unit(n - (n * d).sum(axis=-1, keepdims=True) * d)
+
+
+def _close_with_thumb_choices(hands: _Hands, theta, limits, rot, trans, face, half, skin, z):
+    """Aim the thumb, close every chain, and keep the narrowest thumb opening that touches.
+
+    The thumb is tried at :data:`THUMB_TRIES` openings from the sample's drawn opposition angle
+    upwards (the last one unlimited) as extra chains of one closing, so the fingers close once.
+    Sets ``hands``' thumb axes to the kept opening and returns (B, 5, 3) flexions.
+    """
+    size = len(theta)
+    drawn = np.clip(
+        OPPOSITION_MEAN_DEG + OPPOSITION_SD_DEG * z[:, _Z_OPPOSE], *OPPOSITION_RANGE_DEG
+    )
+    openings = np.deg2rad(drawn[:, None] + THUMB_OPENING_STEP_DEG * np.arange(THUMB_TRIES))
+    openings[:, -1] = np.pi
+    axes = [
+        _aim_thumb(hands, rot, trans, face, half, skin, openings[:, k]) for k in range(THUMB_TRIES)
+    ]
+    thumbs = [0] * THUMB_TRIES + [1, 2, 3, 4]  # chains of the tried hands: thumbs, then fingers
+    tried = _Hands(
+        hands.base[:, thumbs],
+        np.concatenate([np.stack([d for d, _ in axes], 1), hands.axis_d[:, 1:]], axis=1),
+        np.concatenate([np.stack([n for _, n in axes], 1), hands.axis_n[:, 1:]], axis=1),
+        hands.length[:, thumbs],
+    )
+    closed = _close(tried, theta[:, thumbs], limits[:, thumbs], rot, trans, half, skin)
+    thumbs_pts = tried.points(closed)[:, :THUMB_TRIES].reshape(size, -1, 3)  # (B, K * 3F, 3)
+    gap = box_signed_distance(_to_box(thumbs_pts, rot, trans), half[:, None])
+    gap = gap.reshape(size, THUMB_TRIES, -1).min(axis=-1)  # (B, K) nearest thumb point
+    touches = (gap >= -MAX_PENETRATION) & (gap < skin[:, None] + 1.0)
+    kept = np.where(touches.any(axis=1), touches.argmax(axis=1), THUMB_TRIES - 1)
+    rows = np.arange(size)
+    hands.axis_d[:, 0] = tried.axis_d[rows, kept]
+    hands.axis_n[:, 0] = tried.axis_n[rows, kept]
+    return np.concatenate([closed[rows, kept][:, None], closed[:, THUMB_TRIES:]], axis=1)
 
 
 def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -417,6 +488,16 @@ def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> 
     thumb = np.isin(joint, THUMB_CONTACT_JOINTS)
     finger = np.isin(joint, FINGER_CONTACT_JOINTS)
     return (valid & thumb).any(axis=-1) & (valid & finger).any(axis=-1)
+
+
+def _locked_limits(u: np.ndarray) -> np.ndarray:
+    """(B, 5, 3) flexion limits (rad): locked thumb MCPs and finger PIPs at 0, the next freer."""
+    probability = np.array([THUMB_MCP_STRAIGHT_PROBABILITY] + [PIP_STRAIGHT_PROBABILITY] * 4)
+    limits = np.repeat(FLEX_HIGH[None], len(u), axis=0)
+    locked = u[:, _U_LOCK] < probability
+    limits[:, :, 2] += np.where(locked, LOCKED_EXTRA_FLEX, 0.0)
+    limits[:, :, 1] = np.where(locked, 0.0, limits[:, :, 1])
+    return limits
 
 
 def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
@@ -444,9 +525,10 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
     mcp = mcp_low + (mcp_high - mcp_low) * u[:, _U_START].reshape(size, 5, 3)[:, 1:, 0]
     theta[:, 1:, 0] = np.where(kind[:, None] == 0, mcp, theta[:, 1:, 0])
     theta[:, 0, 0] = 0.0  # the thumb starts aimed at its face
+    limits = _locked_limits(u)
+    theta = np.minimum(theta, limits)
     rot = rot @ _rotations(0.04 * z[:, _Z_TILT])
-    _aim_thumbs(hands, rot, trans, face, half, skin)
-    theta = _close(hands, theta, rot, trans, half, skin)
+    theta = _close_with_thumb_choices(hands, theta, limits, rot, trans, face, half, skin, z)
 
     # Free frames: open the hand and move it back along the palm normal until it is clear.
     release = -rot[:, :, 2]
@@ -463,7 +545,9 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
         shift = np.where(free & (shortfall > 0), shortfall + 1.0, 0.0)
         points = points + release[:, None] * shift[:, None, None]
     depth = box_signed_distance(points, half[:, None]).min(axis=-1)
-    grasped = (depth >= -MAX_PENETRATION) & _thumb_opposes(points[:, :NUM_JOINTS], half, radius)
+    tips = box_signed_distance(points[:, list(FINGERTIPS)], half[:, None]) < TIP_CONTACT
+    grasped = (depth >= -MAX_PENETRATION) & (tips.sum(axis=-1) >= TIPS_TOUCHING)
+    grasped &= _thumb_opposes(points[:, :NUM_JOINTS], half, radius)
     accepted = np.where(free, depth > clearance, grasped)
     return np.where(free, len(GRASP_TYPES), kind), points[:, :NUM_JOINTS], accepted
 
@@ -491,11 +575,11 @@ def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
 def _place_in_camera(
     hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np.ndarray, camera: np.ndarray
 ):
-    """Rotate and translate box-frame pairs into the 1920×1080 camera (SPEC §7 priors).
+    """Rotate and translate box-frame pairs into the 1920×1080 camera (docs/synthetic.md priors).
 
     Args:
         hand: (B, 21, 3), corners: (B, 8, 3) in the box frame.
-        z: (B, CAMERA_TRIES, 6) normal and u: (B, CAMERA_TRIES) uniform numbers.
+        z: (B, CAMERA_TRIES, 9) normal and u: (B,) uniform numbers.
         camera: (B, 3, 3) each sample's intrinsics of the 1920×1080 frame.
 
     Returns:
@@ -504,11 +588,10 @@ def _place_in_camera(
     fingers = _unit(hand[:, 9] - hand[:, 0])
     palm = _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
     hand_axes = _frame(fingers, _unit(_cross(fingers, _cross(palm, fingers))))  # (B, 3, 3)
-    x = _unit(FINGER_DIRECTION + FINGER_DIRECTION_SD * z[..., :3])  # (B, T, 3)
-    back = _unit(np.array([0.0, 0.0, 1.0]) - x[..., 2:] * x)  # back of the hand away from us
-    roll = MAX_ROLL * (2 * u - 1)[..., None]
-    back = back * np.cos(roll) + _cross(x, back) * np.sin(roll)
-    rot = _frame(x, back) @ np.swapaxes(hand_axes, -1, -2)[:, None]  # (B, T, 3, 3)
+    y = _unit(PALM_Y_MEAN + PALM_Y_SD * z[..., :3])  # (B, T, 3) wrist to middle MCP
+    n = PALM_N_MEAN + PALM_N_SD * z[..., 6:9]
+    n = _unit(n - (n * y).sum(axis=-1, keepdims=True) * y)  # palm normal, orthogonal to y
+    rot = _frame(y, n) @ np.swapaxes(hand_axes, -1, -2)[:, None]  # (B, T, 3, 3)
     pixel = np.clip(
         CENTROID_PIXEL_MEAN + CENTROID_PIXEL_SD * z[..., 3:5],
         CENTROID_PIXEL_LOW,
@@ -523,9 +606,10 @@ def _place_in_camera(
     points = pair @ np.swapaxes(rot, -1, -2) + trans[:, :, None]  # (B, T, 29, 3)
     uv = _project(points, camera[:, None])  # points nearer than 50 mm are rejected below
     inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)  # (B, T, 29)
+    allowed = np.where(u < PARTLY_OUT_FRACTION, MAX_OUTSIDE_PARTLY, MAX_OUTSIDE)  # (B,)
     in_front = (points[..., 2] > 50.0).all(axis=-1)
     outside = np.where(in_front, (~inside).sum(axis=-1), NUM_NODES + 1)  # (B, T)
-    ok = outside <= MAX_OUTSIDE
+    ok = outside <= allowed[:, None]
     # Without an acceptable try (a long focal length sees less), the one most in view...
     best = np.where(ok.any(axis=1), ok.argmax(axis=1), outside.argmin(axis=1))
     rows = np.arange(len(best))
@@ -533,7 +617,7 @@ def _place_in_camera(
     # ... moved back along its centroid's ray by the least of PUSH_BACK that brings it in view.
     pushed = chosen[:, None] + (PUSH_BACK[:, None, None] - 1) * centroid[:, None, None]
     uv = _project(pushed, camera[:, None])  # (B, P, 29, 2)
-    fits = ((uv < 0) | (uv >= np.array(FPHA_IMAGE_SIZE))).any(-1).sum(-1) <= MAX_OUTSIDE
+    fits = ((uv < 0) | (uv >= np.array(FPHA_IMAGE_SIZE))).any(-1).sum(-1) <= allowed[:, None]
     step = np.where(ok.any(axis=1) | ~fits.any(axis=1), 0, fits.argmax(axis=1))
     chosen = pushed[rows, step]
     return chosen[:, :NUM_JOINTS], chosen[:, NUM_JOINTS:]
@@ -573,8 +657,8 @@ def generate_grasps(
         raise RuntimeError(
             f"samples {indices[pending]}: no acceptable grasp in {MAX_ATTEMPTS} attempts"
         )
-    z = np.stack([rng.standard_normal((CAMERA_TRIES, 6)) for rng in rngs])
-    u = np.stack([rng.random(CAMERA_TRIES) for rng in rngs])
+    z = np.stack([rng.standard_normal((CAMERA_TRIES, 9)) for rng in rngs])
+    u = np.stack([rng.random() for rng in rngs])
     corners = np.array(CORNER_SIGNS) * half[:, None]
     camera = np.broadcast_to(FPHA_COLOR_K if camera is None else camera, (size, 3, 3)).copy()
     hand_3d, obj_3d = _place_in_camera(hand, corners, z, u, camera)
