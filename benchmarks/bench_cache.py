@@ -1,7 +1,7 @@
 """How fast a prepared cache feeds a training loop (issue #5: at least 1,000 samples/s at 224 px
 on 2 cores), as ratios to baselines timed in the same run.
 
-A cache of ``--num`` random SPEC §6 records at ``--size`` px is written with
+A cache of ``--num`` random docs/conventions.md §6 records at ``--size`` px is written with
 :func:`hopose.data.write_cache` into a temporary folder, then each case runs whole epochs of
 shuffled batches of 64 through a ``DataLoader`` with :func:`hopose.data.collate_samples` and
 reads every batch's (B, 3, H, W) uint8 image tensor; the conversion to float belongs to the

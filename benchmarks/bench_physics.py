@@ -1,4 +1,5 @@
-"""Speed of the physical affinity loss (SPEC §2), as ratios to baselines timed in the same run.
+"""Speed of the physical affinity loss (docs/conventions.md §2), as ratios to baselines timed in
+the same run.
 
 Cases, all on one batch of random grasps (tests/physics_reference.py ``random_grasps``: random
 boxes, some joints 0.5-15 mm outside the faces, the rest away from the box), float32:

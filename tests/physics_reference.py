@@ -1,7 +1,9 @@
-"""A naive reference of the physical affinity loss (SPEC §2) and random grasps to feed it.
+"""A naive reference of the physical affinity loss (docs/conventions.md §2) and random grasps to
+feed it.
 
 Shared by tests/test_physics.py and benchmarks/bench_physics.py. The reference is written from
-the SPEC, independently of hopose.physics: one sample, one joint and one face at a time, in
+docs/conventions.md, independently of hopose.physics: one sample, one joint and one face at a time,
+in
 plain float64 Python, with no vectorisation to get wrong.
 """
 

@@ -25,7 +25,7 @@ from hopose.geometry import (
 )
 from hopose.skeleton import BOX_FACES, CORNER_SIGNS
 
-# FPHA's colour camera (SPEC §6), and a generic one with skew for the round trips.
+# FPHA's colour camera (docs/conventions.md §6), and a generic one with skew for the round trips.
 K_FPHA = torch.tensor(
     [[1395.749023, 0, 935.732544], [0, 1395.749268, 540.681030], [0, 0, 1]], dtype=torch.float64
 )

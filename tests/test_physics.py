@@ -1,6 +1,7 @@
-"""Tests of the physical affinity loss, written from SPEC §2 independently of hopose.physics.
+"""Tests of the physical affinity loss, written from docs/conventions.md §2 independently of
+hopose.physics.
 
-The reference ``physical_affinity_loss_naive`` (tests/physics_reference.py) follows the SPEC's
+The reference ``physical_affinity_loss_naive`` (tests/physics_reference.py) follows the conventions'
 steps one sample, one joint and one face at a time in plain float64 Python. Hand-computed
 cases use an axis-aligned 100 x 100 x 300 mm box centred at the origin, long axis along z:
 
@@ -195,7 +196,7 @@ def test_contact_points_of_four_contacts():
 
 
 def test_hand_joints_get_no_gradient():
-    # SPEC §2 note: selections are not differentiated, so only the corners move.
+    # docs/conventions.md §2 note: selections are not differentiated, so only the corners move.
     hand = parked_hand({4: PLUS_X, 8: (20.0, 20.0, 152.0)})[None].requires_grad_(True)
     irregular = long_box() + 0.1 * torch.arange(24, dtype=torch.float64).reshape(8, 3)
     box = irregular[None].requires_grad_(True)

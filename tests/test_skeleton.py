@@ -1,4 +1,5 @@
-"""Pins of the SPEC §1 conventions in hopose.skeleton: if one of these fails, a layout changed."""
+"""Pins of the docs/conventions.md §1 conventions in hopose.skeleton: if one of these fails, a
+layout changed."""
 
 from __future__ import annotations
 
@@ -29,18 +30,19 @@ from hopose.skeleton import (
     hand_object_adjacency,
 )
 
-# The layouts as SPEC §1 and §6 write them, copied character for character.
-SPEC_CORNERS = (
+# The layouts as docs/conventions.md §1 and §6 write them, copied character for character.
+CONVENTION_CORNERS = (
     "0 (−,−,−), 1 (+,−,−), 2 (+,+,−), 3 (−,+,−), 4 (−,−,+), 5 (+,−,+), 6 (+,+,+), 7 (−,+,+)"
 )
-SPEC_FACES = "(0,1,2,3), (4,5,6,7), (0,1,5,4), (3,2,6,7), (0,3,7,4), (1,2,6,5)"
-SPEC_OPPOSITE_FACES = "(0,1), (2,3), (4,5)"
-SPEC_FPHA_MAP = "[0, 1,6,7,8, 2,9,10,11, 3,12,13,14, 4,15,16,17, 5,18,19,20]"
-SPEC_MANO_MAP = "[0,13,14,15,16,1,2,3,17,4,5,6,18,10,11,12,19,7,8,9,20]"
+CONVENTION_FACES = "(0,1,2,3), (4,5,6,7), (0,1,5,4), (3,2,6,7), (0,3,7,4), (1,2,6,5)"
+CONVENTION_OPPOSITE_FACES = "(0,1), (2,3), (4,5)"
+CONVENTION_FPHA_MAP = "[0, 1,6,7,8, 2,9,10,11, 3,12,13,14, 4,15,16,17, 5,18,19,20]"
+CONVENTION_MANO_MAP = "[0,13,14,15,16,1,2,3,17,4,5,6,18,10,11,12,19,7,8,9,20]"
 
 
 def _spec_list(text: str) -> list:
-    """A SPEC list such as "(0,1), (2,3)" or "[0, 1, 6]" as a Python list."""
+    """A list written in docs/conventions.md, such as "(0,1), (2,3)" or "[0, 1, 6]" as a Python
+    list."""
     return list(ast.literal_eval(text))
 
 
@@ -54,7 +56,8 @@ def test_convention_counts():
 
 
 def test_convention_joint_order():
-    # SPEC §1: 0 wrist; 1-4 thumb (CMC, MCP, IP, tip); 5-8 index (MCP, PIP, DIP, tip); 9-12
+    # docs/conventions.md §1: 0 wrist; 1-4 thumb (CMC, MCP, IP, tip); 5-8 index (MCP, PIP, DIP,
+    # tip); 9-12
     # middle; 13-16 ring; 17-20 little.
     expected = [
         "wrist",
@@ -90,10 +93,10 @@ def test_convention_bones_form_the_kinematic_tree():
 
 
 def test_convention_corner_signs():
-    # SPEC: "corner c = (x, y, z) sign bits, in the order 0 (−,−,−), 1 (+,−,−), ...".
+    # docs/conventions.md §1: corner c has the sign bits (x, y, z), in the order 0 (−,−,−), ...
     expected = [
         tuple(-1 if sign == "−" else 1 for sign in bits)
-        for bits in re.findall(r"\((.),(.),(.)\)", SPEC_CORNERS)
+        for bits in re.findall(r"\((.),(.),(.)\)", CONVENTION_CORNERS)
     ]
     assert len(expected) == 8 and expected == list(CORNER_SIGNS)
     signs = corner_signs()
@@ -103,7 +106,7 @@ def test_convention_corner_signs():
 
 
 def test_convention_faces_are_cyclic_quads_of_box_edges():
-    assert list(BOX_FACES) == _spec_list(SPEC_FACES)
+    assert list(BOX_FACES) == _spec_list(CONVENTION_FACES)
     planes = set()
     for face in BOX_FACES:
         # Each of the 4 sides (a,b), (b,c), (c,d), (d,a) joins corners differing in one sign bit:
@@ -119,7 +122,7 @@ def test_convention_faces_are_cyclic_quads_of_box_edges():
 
 
 def test_convention_opposite_faces():
-    assert list(OPPOSITE_FACES) == _spec_list(SPEC_OPPOSITE_FACES)
+    assert list(OPPOSITE_FACES) == _spec_list(CONVENTION_OPPOSITE_FACES)
     for i, j in OPPOSITE_FACES:
         # Opposite faces have no corner in common and together hold all 8.
         assert sorted(BOX_FACES[i] + BOX_FACES[j]) == list(range(NUM_CORNERS))
@@ -137,7 +140,7 @@ def test_convention_box_edges():
 
 
 def test_convention_fpha_map():
-    assert list(FPHA_TO_CANONICAL) == _spec_list(SPEC_FPHA_MAP)
+    assert list(FPHA_TO_CANONICAL) == _spec_list(CONVENTION_FPHA_MAP)
     assert sorted(FPHA_TO_CANONICAL) == list(range(NUM_JOINTS))
     # FPHA's own order: wrist, the five finger bases (thumb..little), then the three further
     # joints of each finger in turn. So finger f's base is FPHA 1 + f, its joint p >= 1 is
@@ -148,7 +151,7 @@ def test_convention_fpha_map():
 
 
 def test_convention_mano_map():
-    assert list(MANO_TO_CANONICAL) == _spec_list(SPEC_MANO_MAP)
+    assert list(MANO_TO_CANONICAL) == _spec_list(CONVENTION_MANO_MAP)
     assert sorted(MANO_TO_CANONICAL) == list(range(NUM_JOINTS))
     # MANO's order: wrist, three joints each of index (1), middle (4), little (7), ring (10),
     # thumb (13), then the tips of thumb, index, middle, ring, little (16-20).

@@ -249,7 +249,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
 
 def _add_loader_options(parser: argparse.ArgumentParser) -> None:
-    """Each real dataset's own options (SPEC §6); only the named dataset's are passed on."""
+    """Each real dataset's own options (docs/conventions.md §6); only the named dataset's are
+    passed on."""
     parser.add_argument("--protocol", choices=("hope", "action"), help="FPHA split protocol")
     parser.add_argument("--version", choices=("v2", "v3"), help="HO-3D version")
     parser.add_argument("--setup", choices=("s0", "s1", "s2", "s3"), help="DexYCB setup")

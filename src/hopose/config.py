@@ -41,7 +41,7 @@ def _require(condition: bool, message: str) -> None:
 
 @dataclass
 class DataConfig:
-    """Which dataset to read and how its images are prepared (SPEC §6)."""
+    """Which dataset to read and how its images are prepared (docs/conventions.md §6)."""
 
     name: str = "synthetic"
     """Dataset name for ``hopose.data.build_dataset``: synthetic, fpha, obman, ho3d, dexycb."""
@@ -94,7 +94,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The network (SPEC §3); ``hopose.models.build_model`` maps it to constructor arguments."""
+    """The network (docs/conventions.md §3); ``hopose.models.build_model`` maps it to constructor
+    arguments."""
 
     backbone: str = "resnet50"
     """torchvision ResNet of the image encoder: resnet18, resnet34 or resnet50 (paper)."""
@@ -256,7 +257,7 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    """One training stage (SPEC §4)."""
+    """One training stage (docs/conventions.md §4)."""
 
     stage: str = "lifter"
     """"lifter": the lifter alone on ground-truth 2D; "encoder": the image encoder alone on 2D;

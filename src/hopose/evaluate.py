@@ -1,4 +1,5 @@
-"""Evaluation of a trained network on a dataset split: predictions, metrics, report (SPEC §5).
+"""Evaluation of a trained network on a dataset split: predictions, metrics, report
+(docs/conventions.md §5).
 
 :func:`predict_split` runs the network over a split in dataset order, either from the images
 (the full pipeline) or, with ``gt_2d``, by feeding the ground-truth 2D keypoints to the lifter

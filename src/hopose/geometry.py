@@ -1,6 +1,7 @@
 """Camera projection, rigid transforms and box geometry as pure, batched tensor functions.
 
-Conventions (SPEC §1): millimetres, OpenCV camera frame (x right, y down, z forward), a 3D point
+Conventions (docs/conventions.md §1): millimetres, OpenCV camera frame (x right, y down, z
+forward), a 3D point
 X projects to ``K @ X / z``. Every function takes arbitrary leading batch dimensions ``...`` and
 works in any float dtype on any device. Shapes are jaxtyping annotations (``*#batch``: leading
 dimensions broadcast against each other), checked at run time in the tests.
@@ -118,7 +119,7 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
 
 
 def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
-    """The 8 corners of a box in SPEC §1 order.
+    """The 8 corners of a box in docs/conventions.md §1 order.
 
     Args:
         size: (..., 3) side lengths along the box's own x, y, z axes.
@@ -134,13 +135,14 @@ def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
 
 
 def face_corners(corners: Tensor) -> Tensor:
-    """(..., 8, 3) box corners to (..., 6, 4, 3): each face's quad (a, b, c, d) in SPEC order."""
+    """(..., 8, 3) box corners to (..., 6, 4, 3): each face's quad (a, b, c, d) in canonical
+    order."""
     index = torch.tensor(BOX_FACES, device=corners.device)
     return corners[..., index, :]
 
 
 def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
-    """Bilinear grids on the six faces (paper §3.3, SPEC §2 step 1).
+    """Bilinear grids on the six faces (paper §3.3, docs/conventions.md §2 step 1).
 
     ``P(u, v) = (1-u)(1-v) a + u(1-v) b + uv c + (1-u)v d`` for u, v in ``linspace(0, 1, n)``,
     edges included.
@@ -164,7 +166,7 @@ def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
 
 
 def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The box's central axis and radius (SPEC §2 step 4).
+    """The box's central axis and radius (docs/conventions.md §2 step 4).
 
     Of the three pairs of opposite faces, the pair whose centres lie farthest apart (the box's
     longest dimension) are the "upper" and "lower" surfaces; the axis runs through their centres

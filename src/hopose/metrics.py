@@ -1,4 +1,5 @@
-"""Pose-estimation metrics of the paper's §4.2 (SPEC §5), plus the ones modern papers add.
+"""Pose-estimation metrics of the paper's §4.2 (docs/conventions.md §5), plus the ones modern
+papers add.
 
 Every function takes numpy arrays or torch tensors (any float dtype, any device, with or
 without grad) and returns numpy float64 arrays or Python floats, the form reports and plots
@@ -6,14 +7,15 @@ want. Inputs are detached, moved to the CPU and computed in float64 with torch, 
 projection and Procrustes alignment come from :mod:`hopose.geometry` and are never
 reimplemented here.
 
-Units follow the inputs: millimetres for 3D errors, pixels for reprojection errors (SPEC §5
+Units follow the inputs: millimetres for 3D errors, pixels for reprojection errors
+(docs/conventions.md §5
 measures them in the dataset's original image, so pass ``orig_K``).
 
 Choices where the paper is silent, as the field uses them:
 
 - A frame's error is the mean Euclidean distance over its keypoints (hand joints or box
   corners); averaging :func:`per_frame_error` over frames gives the MPJPE.
-- :func:`root_relative_error` subtracts each pose's own root (the wrist, SPEC joint 0) and
+- :func:`root_relative_error` subtracts each pose's own root (the wrist, canonical joint 0) and
   keeps the root in the mean over joints, where it contributes zero.
 - :func:`procrustes_error` (PA-MPJPE per frame) aligns the prediction to the ground truth with
   the best similarity transform (scale, rotation, translation) before measuring.
@@ -88,7 +90,7 @@ def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.flo
     Args:
         pred: (N, K, 3) predicted joints, mm.
         gt: (N, K, 3) ground-truth joints, mm.
-        root: index of the root joint (SPEC §1: 0 is the wrist).
+        root: index of the root joint (docs/conventions.md §1: 0 is the wrist).
 
     Returns:
         (N,) errors in mm, averaged over all K joints (the root's own error is zero).

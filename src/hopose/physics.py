@@ -1,4 +1,4 @@
-"""The differentiable physical affinity loss (paper §3.3, Algorithm 1; SPEC §2).
+"""The differentiable physical affinity loss (paper §3.3, Algorithm 1; docs/conventions.md §2).
 
 A stable grasp puts its contacts all around the object's central axis, so that their forces can
 resist a disturbance from any direction. The loss samples points on the six faces of the
@@ -10,7 +10,7 @@ best spread of n contacts, 1 all on one side.
 The discrete choices (closest face point, top-k pairs, the distance filter, which face pair is
 the axis) are made without gradients. Gradients flow through the chosen support points, which
 are bilinear in the box corners, and through the axis; the hand joints only select contacts, so
-the loss moves the object corners (SPEC §2, note).
+the loss moves the object corners (docs/conventions.md §2, note).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ EPS = 1e-6
 
 _NUM_FACES = len(BOX_FACES)
 
-# SPEC §2 defaults: an 11 x 11 grid per face (the authors' code), 10 candidates, eta = 0.2.
+# docs/conventions.md §2 defaults: an 11 x 11 grid per face (the authors' code), 10 candidates, eta
+# = 0.2.
 N_SAMPLES = 11
 TOP_K = 10
 ETA = 0.2
@@ -105,7 +106,7 @@ def contact_points(
 
     Args:
         hand: (B, 21, 3) hand joints (any leading batch shape), same frame and units as ``obj``.
-        obj: (B, 8, 3) box corners in SPEC §1 order.
+        obj: (B, 8, 3) box corners in docs/conventions.md §1 order.
         n_samples: N, grid points per face side (N x N per face).
         top_k: number of candidate joint-face pairs (N_c in Eq. 4).
         eta: distance filter, contacts within ``eta * L`` of the box (Eq. 5).
@@ -139,7 +140,7 @@ def physical_affinity_loss(
 
     Args:
         hand: (B, 21, 3) hand joints (any leading batch shape).
-        obj: (B, 8, 3) box corners in SPEC §1 order, same frame and units.
+        obj: (B, 8, 3) box corners in docs/conventions.md §1 order, same frame and units.
         n_samples, top_k, eta: as in :func:`contact_points`.
         reduction: ``"mean"`` averages over the samples with at least two valid contacts (0,
             still part of the autograd graph, when none has); ``"none"`` gives (B,) losses.

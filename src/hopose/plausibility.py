@@ -1,6 +1,7 @@
 """Physical plausibility of hand-object poses: contacts, affinity, penetration, grasp quality.
 
-The paper (§4) measures accuracy only; SPEC §5 adds how physically sound a pose is, computed
+The paper (§4) measures accuracy only; docs/conventions.md §5 adds how physically sound a pose is,
+computed
 the same way on predictions and on ground truth so the two can be read side by side:
 
 - **Valid contacts**: the number of candidate contacts that pass the paper's distance filter
@@ -31,7 +32,8 @@ the same way on predictions and on ground truth so the two can be read side by s
   fewer contacts than needed to span the 6-D wrench space (two opposed point contacts cannot
   resist a torque about the line through them).
 
-Contacts use the paper's defaults (SPEC §2): an 11x11 grid per face, the 10 closest joint-face
+Contacts use the paper's defaults (docs/conventions.md §2): an 11x11 grid per face, the 10
+closest joint-face
 pairs, kept within 0.2 times the box radius.
 """
 
@@ -72,7 +74,7 @@ def face_planes(obj: Tensor) -> tuple[Tensor, Tensor]:
     """Best plane of each face of a (possibly not exactly cuboid) box, normal pointing inwards.
 
     Args:
-        obj: (..., 8, 3) box corners in SPEC §1 order.
+        obj: (..., 8, 3) box corners in docs/conventions.md §1 order.
 
     Returns:
         ``(centres, normals)``: (..., 6, 3) mean of each face's corners and (..., 6, 3) unit
@@ -118,7 +120,8 @@ def penetration_depth(hand: Tensor, obj: Tensor) -> Tensor:
 def contact_normals(pts: Tensor, obj: Tensor, n_samples: int = N_SAMPLES) -> Tensor:
     """Inward normal at each contact point of :func:`hopose.physics.contact_points`.
 
-    A support point is a grid point of one face (SPEC §2 step 1); on an edge or a corner it
+    A support point is a grid point of one face (docs/conventions.md §2 step 1); on an edge or a
+    corner it
     belongs to the grids of two or three faces, and its normal is the normalised sum of theirs.
 
     Args:

@@ -2,7 +2,8 @@
 
 :func:`write_report` turns the arrays that ``hopose eval`` collects into, under ``out_dir``:
 
-- ``per_frame.csv``: one row per frame, its id, the accuracy metrics of SPEC §5 and the
+- ``per_frame.csv``: one row per frame, its id, the accuracy metrics of docs/conventions.md §5 and
+the
   physical plausibility of its predicted and ground-truth pose (:mod:`hopose.plausibility`);
 - ``figures/hand_pck.png`` (paper Fig. 6: hand 3D PCK over 0-80 mm), ``figures/object_pck.png``
   (Fig. 7: object 2D correct-pose rate over 0-80 px), ``figures/gallery.png`` (Fig. 8-10: the
@@ -18,7 +19,8 @@ Every number in a report comes from ``per_frame.csv``: the summaries are means o
 and the curves are computed from its error columns, so a report and a comparison of it always
 agree. Frames are ranked for the gallery by their mean error over all 29 keypoints (21 joints
 and 8 corners, mm). The object's 2D error is measured with the dataset's original camera
-(``orig_K``, SPEC §5) when the predictions carry it, else with the network image's ``K``; the
+(``orig_K``, docs/conventions.md §5) when the predictions carry it, else with the network
+image's ``K``; the
 report says which.
 """
 

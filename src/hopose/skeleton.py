@@ -1,4 +1,4 @@
-"""Keypoint layouts: the single definition of SPEC §1.
+"""Keypoint layouts: the single definition of docs/conventions.md §1.
 
 Every order, edge list and adjacency matrix used anywhere in hopose comes from this file.
 
@@ -48,7 +48,7 @@ HAND_BONES: tuple[tuple[int, int], ...] = tuple(
     pair for chain in FINGER_CHAINS for pair in ((0, chain[0]), *itertools.pairwise(chain))
 )
 
-# Corner c has sign bits (x, y, z), each -1 or +1, in the SPEC order 0..7.
+# Corner c has sign bits (x, y, z), each -1 or +1, in the canonical order 0..7.
 CORNER_SIGNS: tuple[tuple[int, int, int], ...] = (
     (-1, -1, -1),
     (+1, -1, -1),
@@ -76,12 +76,14 @@ BOX_EDGES: tuple[tuple[int, int], ...] = tuple(
 )
 
 # Dataset joint orders. Canonical joint k is the dataset's joint MAP[k].
-# FPHA: wrist, the five MCPs (thumb..little), then the PIP, DIP, tip of each finger (SPEC §1).
+# FPHA: wrist, the five MCPs (thumb..little), then the PIP, DIP, tip of each finger
+# (docs/conventions.md §1).
 # fmt: off
 FPHA_TO_CANONICAL: tuple[int, ...] = (
     0, 1, 6, 7, 8, 2, 9, 10, 11, 3, 12, 13, 14, 4, 15, 16, 17, 5, 18, 19, 20,
 )
-# MANO (HO-3D): wrist, index, middle, little, ring, thumb chains of 3, then the 5 tips (SPEC §6).
+# MANO (HO-3D): wrist, index, middle, little, ring, thumb chains of 3, then the 5 tips
+# (docs/conventions.md §6).
 MANO_TO_CANONICAL: tuple[int, ...] = (
     0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20,
 )

@@ -1,4 +1,5 @@
-"""Training: one plain loop for the three stages of SPEC §4, on one process or under torchrun.
+"""Training: one plain loop for the three stages of docs/conventions.md §4, on one process or under
+torchrun.
 
 Stages (``TrainConfig.stage``), each trained from its own config file:
 

@@ -8,7 +8,7 @@ import torch
 from dataset_fixtures import HO3D_CAM, ho3d_mano_joints, write_ho3d, write_image
 
 from hopose.data import HO3D, build_dataset
-from hopose.data.ho3d import HO3D_TO_SPEC_CORNERS, corner_order_from_rest
+from hopose.data.ho3d import HO3D_TO_CANONICAL_CORNERS, corner_order_from_rest
 from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
 from hopose.skeleton import CORNER_SIGNS
@@ -30,12 +30,13 @@ def test_joints_reordered_from_mano_and_flipped_to_opencv_mm(tmp_path):
 def test_corners_map_to_spec_order(tmp_path, with_rest):
     write_ho3d(tmp_path, with_rest=with_rest)
     record = HO3D(tmp_path, "train", with_images=False)[0]
-    # In the object's frame the SPEC corner c has the signs of CORNER_SIGNS[c]; the camera frame
+    # In the object's frame the canonical corner c has the signs of CORNER_SIGNS[c]; the camera
+    # frame
     # is the object frame shifted and flipped by diag(1, -1, -1), so undo the flip to compare.
     offsets = (record["obj_3d"] - record["obj_3d"].mean(axis=0)) * [1, -1, -1]
     np.testing.assert_array_equal(np.sign(offsets), np.array(CORNER_SIGNS, dtype=float))
-    # Hand-checked: SPEC corner 1 (+,-,-) is HO-3D index 4*1 + 2*0 + 0 = 4.
-    assert HO3D_TO_SPEC_CORNERS == (0, 4, 6, 2, 1, 5, 7, 3)
+    # Hand-checked: canonical corner 1 (+,-,-) is HO-3D index 4*1 + 2*0 + 0 = 4.
+    assert HO3D_TO_CANONICAL_CORNERS == (0, 4, 6, 2, 1, 5, 7, 3)
 
 
 def test_rest_corners_in_another_order_are_read_from_their_signs():

@@ -46,7 +46,7 @@ def _stack(records: list[dict], key: str) -> torch.Tensor:
 
 
 def _box_frame(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centre, axes (3, 3) rows, half sizes) of a box from its corners in SPEC order."""
+    """(centre, axes (3, 3) rows, half sizes) of a box from its corners in canonical order."""
     corners = corners.astype(np.float64)
     edges = np.stack([corners[1] - corners[0], corners[3] - corners[0], corners[4] - corners[0]])
     half = np.linalg.norm(edges, axis=1) / 2
@@ -65,14 +65,15 @@ def test_bone_lengths_are_human(records):
     hands = np.stack([r["hand_3d"] for r in records]).astype(np.float64)
     bones = np.array(HAND_BONES)
     lengths = np.linalg.norm(hands[:, bones[:, 1]] - hands[:, bones[:, 0]], axis=-1)  # (B, 20)
-    # HAND_BONES runs chain by chain from the wrist, as the rows of the SPEC §7 table.
+    # HAND_BONES runs chain by chain from the wrist, as the rows of the docs/conventions.md §7
+    # table.
     medians = BONE_LENGTH_P50.reshape(-1)
     assert np.all(lengths > 0.75 * medians) and np.all(lengths < 1.3 * medians)
     np.testing.assert_allclose(np.median(lengths, axis=0), 1.02 * medians, rtol=0.05)
     middle = FINGER_CHAINS[2]  # wrist -> MCP -> PIP -> DIP -> tip along the bones
     path = np.linalg.norm(np.diff(hands[:, [0, *middle]], axis=1), axis=-1).sum(axis=1)
     assert np.all((path > 140) & (path < 210))
-    assert 160 < np.median(path) < 180  # FPHA: median 168 mm (SPEC §7)
+    assert 160 < np.median(path) < 180  # FPHA: median 168 mm (docs/conventions.md §7)
 
 
 def test_hand_is_a_right_hand(records):

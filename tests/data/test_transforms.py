@@ -1,4 +1,5 @@
-"""SPEC §6 image geometry: resize, square crop and mirroring keep 2D = K x 3D and the pixels."""
+"""docs/conventions.md §6 image geometry: resize, square crop and mirroring keep 2D = K x 3D and
+the pixels."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_left_hand_is_mirrored_in_3d_image_and_corner_order(tmp_path):
     np.testing.assert_allclose(left["hand_3d"][:, 0], -right["hand_3d"][:, 0])
     # Flipped image, dot where the mirrored keypoint projects.
     np.testing.assert_allclose(brightest(left["image"]), left["hand_2d"][20], atol=1.5)
-    # Corner c of the mirror is the old corner with x negated: still SPEC-ordered, i.e. its
+    # Corner c of the mirror is the old corner with x negated: still canonically ordered, i.e. its
     # offsets from the centre have the signs of CORNER_SIGNS[c] (the box is axis-aligned here).
     offsets = left["obj_3d"] - left["obj_3d"].mean(axis=0)
     np.testing.assert_array_equal(np.sign(offsets), np.array(CORNER_SIGNS, dtype=float))

@@ -1,4 +1,4 @@
-"""Datasets of SPEC §6 records and the one function that maps a config to them.
+"""Datasets of docs/conventions.md §6 records and the one function that maps a config to them.
 
 :func:`build_dataset` is what training and evaluation configs call. Dataset names and their
 splits:

@@ -4,7 +4,8 @@ Layout of a cache folder::
 
     build.json            what is being built (sample count, image size, chunking, source info)
     images.npy            (N, S, S, 3) uint8, memory-mapped by readers
-    arrays/<key>.npy      (N, ...) float32 for each array key of SPEC §6 (K, hand_3d, ...)
+    arrays/<key>.npy      (N, ...) float32 for each array key of the record (K, hand_3d, ...;
+                          docs/conventions.md §6)
     chunks/<c>.json       written atomically once chunk c (samples c*chunk .. ) is on disk
     strings.json          side, object, id and any extra string keys, one list per key
     valid.npy             (N,) bool, False for samples skipped with ``on_error="skip"``
@@ -65,7 +66,7 @@ class _Chunks(Dataset):
             try:
                 record = self.dataset[index]
                 check_sample(record, f"sample {index}")
-            except ValueError as error:  # DataFileError or a record breaking SPEC §6
+            except ValueError as error:  # DataFileError or a record breaking docs/conventions.md §6
                 if not self.skip:
                     raise
                 records.append(None)
@@ -81,7 +82,8 @@ def _identity(item: Any) -> Any:
 
 
 def _string_keys(record: Mapping[str, Any]) -> list[str]:
-    """SPEC string keys plus any extra string-valued keys (e.g. a synthetic ``grasp``)."""
+    """The record's string keys (docs/conventions.md §6) plus any extra string-valued keys (e.g. a
+    synthetic ``grasp``)."""
     extra = sorted(k for k, v in record.items() if k not in SAMPLE_KEYS and isinstance(v, str))
     return ["side", "object", "id", *extra]
 
@@ -96,7 +98,7 @@ def write_cache(
     on_error: str = "raise",
     info: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Convert an index-addressable dataset of SPEC §6 records into a cache folder.
+    """Convert an index-addressable dataset of docs/conventions.md §6 records into a cache folder.
 
     Args:
         dataset: ``len()`` and ``[i]`` giving records whose images all have one square size.

@@ -1,5 +1,5 @@
 """DexYCB (Chao et al., "DexYCB: A Benchmark for Capturing Hand Grasping of Objects",
-CVPR 2021): 10 subjects grasping YCB objects, 8 RealSense views (SPEC §6).
+CVPR 2021): 10 subjects grasping YCB objects, 8 RealSense views (docs/conventions.md §6).
 
 Layout (as distributed, see NVlabs/dex-ycb-toolkit ``dex_ycb_toolkit/dex_ycb.py``)::
 
@@ -164,7 +164,7 @@ def read_labels(path: Path) -> dict[str, np.ndarray]:
 
 
 class DexYCB(FrameDataset):
-    """DexYCB frames (one per camera view and time step) as SPEC §6 records.
+    """DexYCB frames (one per camera view and time step) as docs/conventions.md §6 records.
 
     Args:
         root: the DexYCB folder (``DEX_YCB_DIR`` of the toolkit).

@@ -1,4 +1,4 @@
-"""FPHA-HO: the First-Person Hand Action benchmark's hand-object subset (SPEC §6).
+"""FPHA-HO: the First-Person Hand Action benchmark's hand-object subset (docs/conventions.md §6).
 
 Garcia-Hernando et al., "First-Person Hand Action Benchmark with RGB-D Videos and 3D Hand Pose
 Annotations", CVPR 2018. Read exactly as distributed::
@@ -163,7 +163,7 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
 
 
 class FPHA(FrameDataset):
-    """FPHA-HO frames as SPEC §6 records.
+    """FPHA-HO frames as docs/conventions.md §6 records.
 
     Args:
         root: the dataset folder (holding ``Video_files`` etc.).
@@ -270,7 +270,7 @@ class FPHA(FrameDataset):
         return frames, depth_to_color(joints), depth_to_color(corners)
 
     def model_corners(self, obj: str) -> np.ndarray:
-        """(8, 3) SPEC corners of an object model's axis-aligned box, model frame, mm."""
+        """(8, 3) canonical corners of an object model's axis-aligned box, model frame, mm."""
         models = self.root / "Object_models"
         for name in MODEL_NAMES.get(obj, (obj,)):
             path = models / f"{name}_model" / f"{name}_model.ply"

@@ -1,4 +1,5 @@
-"""HO-3D v2 / v3 (Hampali et al., "HOnnotate", CVPR 2020): YCB objects in real hands (SPEC §6).
+"""HO-3D v2 / v3 (Hampali et al., "HOnnotate", CVPR 2020): YCB objects in real hands
+(docs/conventions.md §6).
 
 Layout (``version`` picks the image extension: v2 ``.png``, v3 ``.jpg``)::
 
@@ -13,9 +14,10 @@ takes them to OpenCV, ×1000 to mm; ``camMat`` is the intrinsics.
 Corner order: HO-3D lists a box's corners with the index bits (x, y, z) = (i // 4, i // 2 % 2,
 i % 2) of (min, max), the order of ``itertools.product`` over the three axes; this matches the
 faces its own viewer (shreyashampali/ho3d ``utils/vis_utils.py`` ``showObjJoints``) draws:
-0-1-3-2 and 4-5-7-6 with the edges i -> i + 4. :data:`HO3D_TO_SPEC_CORNERS` maps it to SPEC
+0-1-3-2 and 4-5-7-6 with the edges i -> i + 4. :data:`HO3D_TO_CANONICAL_CORNERS` maps it to the
+canonical
 order. When a pickle also holds ``objCorners3DRest`` (the box in the object's own frame), the
-order is read from it instead (the corner with the sign pattern of SPEC corner c becomes c), so
+order is read from it instead (the corner with the sign pattern of canonical corner c becomes c), so
 a dataset that breaks the assumption is still read right.
 
 The ``evaluation`` split has no hand annotation except the wrist (``handJoints3D`` is one
@@ -39,21 +41,22 @@ OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 METRES_TO_MM = 1000.0
 HO3D_VERSIONS: dict[str, str] = {"v2": ".png", "v3": ".jpg"}
 HO3D_SPLITS: dict[str, str] = {"train": "train.txt", "evaluation": "evaluation.txt"}
-# SPEC corner c takes HO-3D corner HO3D_TO_SPEC_CORNERS[c] (HO-3D index 4*bx + 2*by + bz).
-HO3D_TO_SPEC_CORNERS: tuple[int, ...] = tuple(
+# canonical corner c takes HO-3D corner HO3D_TO_CANONICAL_CORNERS[c] (HO-3D index 4*bx + 2*by + bz).
+HO3D_TO_CANONICAL_CORNERS: tuple[int, ...] = tuple(
     4 * (sx > 0) + 2 * (sy > 0) + (sz > 0) for sx, sy, sz in CORNER_SIGNS
 )
 HO3D_META_KEYS: tuple[str, ...] = ("handJoints3D", "objCorners3D", "camMat")
 
 
 def corner_order_from_rest(rest: np.ndarray) -> tuple[int, ...] | None:
-    """The SPEC order of a box given in its own frame, from each corner's signs about the centre.
+    """The canonical order of a box given in its own frame, from each corner's signs about the
+    centre.
 
     Args:
         rest: (8, 3) corners in the object's frame (an axis-aligned box).
 
     Returns:
-        The index tuple (SPEC corner c takes ``rest[order[c]]``), or None if ``rest`` is not an
+        The index tuple (canonical corner c takes ``rest[order[c]]``), or None if ``rest`` is not an
         axis-aligned box with one corner per sign pattern.
     """
     signs = np.sign(rest - rest.mean(axis=0))  # (8, 3)
@@ -67,7 +70,7 @@ def corner_order_from_rest(rest: np.ndarray) -> tuple[int, ...] | None:
 
 
 class HO3D(FrameDataset):
-    """HO-3D frames as SPEC §6 records.
+    """HO-3D frames as docs/conventions.md §6 records.
 
     Args:
         root: the folder holding ``train``, ``evaluation`` and the two lists.
@@ -119,7 +122,7 @@ class HO3D(FrameDataset):
             joints = np.full((21, 3), np.nan)
             joints[0] = wrist
         corners = as_points(meta["objCorners3D"], (8, 3), f"{meta_path} objCorners3D")
-        order = HO3D_TO_SPEC_CORNERS
+        order = HO3D_TO_CANONICAL_CORNERS
         if meta.get("objCorners3DRest") is not None:
             rest = as_points(meta["objCorners3DRest"], (8, 3), f"{meta_path} objCorners3DRest")
             order = corner_order_from_rest(rest) or order

@@ -1,6 +1,7 @@
-"""Object meshes: read with trimesh, reduced to their axis-aligned bounding box (SPEC §6).
+"""Object meshes: read with trimesh, reduced to their axis-aligned bounding box
+(docs/conventions.md §6).
 
-FPHA, ObMan and DexYCB give an object model and its pose; the 8 SPEC corners are the
+FPHA, ObMan and DexYCB give an object model and its pose; the 8 canonical corners are the
 axis-aligned box of the model's vertices in model coordinates, posed like the model. Only the
 vertices matter, so a vertex-only file (a point cloud) and a multi-part scene are read as well
 as a triangle mesh.
@@ -44,13 +45,14 @@ def _read_bounds(path: Path, mtime_ns: int, size: int) -> tuple[np.ndarray, np.n
 
 
 def bbox_corners(low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """(8, 3) corners of the box [low, high] in SPEC §1 order (sign -1 -> low, +1 -> high)."""
+    """(8, 3) corners of the box [low, high] in docs/conventions.md §1 order (sign -1 -> low, +1 ->
+    high)."""
     signs = np.asarray(CORNER_SIGNS, dtype=np.float64)  # (8, 3)
     return np.where(signs < 0, low, high)
 
 
 def mesh_bbox_corners(path: str | Path, scale: float = 1.0) -> np.ndarray:
-    """(8, 3) float64 SPEC-ordered corners of a mesh's axis-aligned box, times ``scale``.
+    """(8, 3) float64 canonically ordered corners of a mesh's axis-aligned box, times ``scale``.
 
     Args:
         path: a PLY/OBJ/... file trimesh can read.

@@ -1,5 +1,5 @@
 """ObMan (Hasson et al., "Learning joint reconstruction of hands and manipulated objects",
-CVPR 2019): synthetic grasps of ShapeNet objects rendered with Blender (SPEC §6).
+CVPR 2019): synthetic grasps of ShapeNet objects rendered with Blender (docs/conventions.md §6).
 
 Layout::
 
@@ -41,7 +41,7 @@ SHAPENET_MESH = "{class_id}/{sample_id}/models/model_normalized.obj"
 
 
 class ObMan(FrameDataset):
-    """ObMan frames as SPEC §6 records.
+    """ObMan frames as docs/conventions.md §6 records.
 
     Args:
         root: the folder holding ``train``, ``val`` and ``test``.

@@ -127,7 +127,7 @@ def _background(size: int, seed: int) -> np.ndarray:
 
 
 def _draw_box(image, zbuf, K, corners, look: Appearance) -> None:
-    """Ray-cast the box (corners (8, 3), SPEC order) into ``image`` and ``zbuf`` in place."""
+    """Ray-cast the box (corners (8, 3), canonical order) into ``image`` and ``zbuf`` in place."""
     # Only the pixels inside the bounding rectangle of the projected corners can see the box.
     size = image.shape[0]
     if (corners[:, 2] <= 1.0).any():
@@ -256,7 +256,7 @@ def render_grasp(
     """Render one grasp.
 
     Args:
-        hand_3d: (21, 3) joints, camera frame, mm. obj_3d: (8, 3) box corners, SPEC order.
+        hand_3d: (21, 3) joints, camera frame, mm. obj_3d: (8, 3) box corners, canonical order.
         K: (3, 3) intrinsics of the (image_size × image_size) image.
         rng: the sample's appearance generator.
         object_name: picks the box colour.

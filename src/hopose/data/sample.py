@@ -1,4 +1,4 @@
-"""The one sample record every dataset yields (SPEC §6), and batching of records.
+"""The one sample record every dataset yields (docs/conventions.md §6), and batching of records.
 
 A record is a plain dict. Arrays may be numpy or torch; :func:`collate_samples` turns a list of
 records into a batch of torch tensors:
@@ -9,7 +9,7 @@ key          per sample            meaning
 image        (H, W, 3) uint8       RGB as the network sees it (batched as (B, 3, H, W))
 K            (3, 3)                intrinsics of that image
 hand_3d      (21, 3)               joints, camera frame, mm, canonical order
-obj_3d       (8, 3)                box corners, camera frame, mm, SPEC corner order
+obj_3d       (8, 3)                box corners, camera frame, mm, canonical corner order
 hand_2d      (21, 2)               joints in pixels of ``image``
 obj_2d       (8, 2)                corners in pixels of ``image``
 orig_K       (3, 3)                the dataset's original camera
@@ -46,7 +46,8 @@ ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
 
 
 def check_sample(sample: Mapping[str, Any], source: str) -> None:
-    """Raise ValueError naming ``source`` (a file or dataset id) if a record breaks SPEC §6."""
+    """Raise ValueError naming ``source`` (a file or dataset id) if a record breaks
+    docs/conventions.md §6."""
     missing = [key for key in SAMPLE_KEYS if key not in sample]
     if missing:
         raise ValueError(f"{source}: sample is missing keys {missing}")

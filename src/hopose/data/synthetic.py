@@ -1,4 +1,5 @@
-"""Procedural hands grasping boxes: the dataset hopose ships (SPEC §6 "Synthetic", §7 priors).
+"""Procedural hands grasping boxes: the dataset hopose ships (docs/conventions.md §6 "Synthetic",
+§7 priors).
 
 Sample i draws every random number from its own generator ``numpy.random.default_rng([seed, i])``
 (pose) and ``default_rng([seed, i, 1])`` (appearance), so it is reproducible, index-addressable
@@ -7,18 +8,19 @@ exactly the poses of the rendered one. The geometry is computed for blocks of
 :data:`BLOCK` samples at once (vectorised over the block, each sample with its own numbers) and
 the poses of a block are kept once computed, which makes pose-only records cheap.
 
-Recipe (SPEC §7's suggestion), all in mm:
+Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
 
 1. Box: one of the FPHA-HO objects (approximate sizes, ±10%) or a generic hand-held box. Its own
-   z axis is its longest side, so the affinity loss's central axis (SPEC §2) is the box's z axis
-   and its radius is ``L = (size_x + size_y) / 2``.
-2. Hand: a right hand whose 20 bones are SPEC §7's FPHA medians times one hand-size factor
-   (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%): wrist to middle fingertip has median
-   170 mm and p5-p95 about 155-185 mm (FPHA measures 156-180; the issue's "about 170-200" is
-   the larger of the two, SPEC's data wins). Each finger and the thumb is a planar chain of
-   three segments with flexion limits (MCP -15..90°, PIP 0..110°, DIP 0..80°; thumb CMC
-   -20..50°, MCP -10..60°, IP -15..80°). Hand frame: x from the wrist towards the fingers, z the
-   palm normal (the side fingers flex to), y = z × x from the index towards the little finger;
+   z axis is its longest side, so the affinity loss's central axis (docs/conventions.md §2) is
+   the box's z axis and its radius is ``L = (size_x + size_y) / 2``.
+2. Hand: a right hand whose 20 bones are FPHA-HO's medians (docs/synthetic.md) times one
+   hand-size factor (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%): wrist to middle
+   fingertip has median 170 mm and p5-p95 about 155-185 mm (FPHA measures 156-180; an issue's
+   "about 170-200" is the larger of the two, the FPHA-HO statistics win). Each finger and the
+   thumb is a planar chain of three segments with flexion limits (MCP -15..90°, PIP 0..110°,
+   DIP 0..80°; thumb CMC -20..50°, MCP -10..60°, IP -15..80°). Hand frame: x from the wrist
+   towards the fingers, z the palm normal (the side fingers flex to), y = z × x from the index
+   towards the little finger;
    the thumb is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
    PIP (the thumb's MCP) is locked straight with probability 0.63 (0.86), the next joint then
    bending up to 30° further (:func:`_locked_limits`).
@@ -111,7 +113,8 @@ OBJECT_NAMES: tuple[str, ...] = (*FPHA_OBJECTS, GENERIC_OBJECT)
 GENERIC_PROBABILITY = 0.4  # a generic box rather than one of FPHA_OBJECTS
 GENERIC_CROSS, GENERIC_MAX_LENGTH = (38.0, 95.0), 220.0
 
-# SPEC §7 bone-length medians (mm) per chain, bones from the wrist outwards (HAND_BONES order).
+# docs/conventions.md §7 bone-length medians (mm) per chain, bones from the wrist outwards
+# (HAND_BONES order).
 BONE_LENGTH_P50 = np.array(
     [
         [13.7, 56.7, 37.9, 29.0],  # thumb: wrist-CMC, CMC-MCP, MCP-IP, IP-tip
@@ -207,7 +210,7 @@ class Grasps:
 
     Attributes:
         hand_3d: (B, 21, 3) joints, mm.
-        obj_3d: (B, 8, 3) box corners, SPEC §1 order, mm.
+        obj_3d: (B, 8, 3) box corners, docs/conventions.md §1 order, mm.
         grasp: B of "power", "pinch", "lateral", "free".
         object: B object names.
     """
@@ -252,7 +255,8 @@ def box_signed_distance(points: np.ndarray, half: np.ndarray) -> np.ndarray:
 
 
 def face_grid_distances(points: np.ndarray, half: np.ndarray) -> np.ndarray:
-    """SPEC §2 d(i, j): distance of each point to the nearest of each face's N×N grid points.
+    """docs/conventions.md §2 d(i, j): distance of each point to the nearest of each face's N×N
+    grid points.
 
     The grid of an axis-aligned face is a regular lattice, so its nearest point is found axis
     by axis: the in-face coordinates are rounded to the grid, the normal one is the face's.
@@ -296,7 +300,7 @@ class _Hands:
         return pts.reshape(*pts.shape[:-3], -1, 3)
 
     def joints(self, theta: np.ndarray) -> np.ndarray:
-        """(B, 21, 3) joints in SPEC order for flexions theta (B, 5, 3); the wrist at 0."""
+        """(B, 21, 3) joints in canonical order for flexions theta (B, 5, 3); the wrist at 0."""
         ends = self.points(theta)[..., len(SEGMENT_FRACTIONS) - 1 :: len(SEGMENT_FRACTIONS), :]
         chains = np.concatenate([self.base[:, :, None], ends], axis=2)  # (B, 5, 4, 3)
         hand = np.zeros((theta.shape[0], NUM_JOINTS, 3))
@@ -475,7 +479,8 @@ def _close_with_thumb_choices(hands: _Hands, theta, limits, rot, trans, face, ha
 
 
 def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """(B,) whether the thumb and another finger both make valid contacts (SPEC §2 steps 2-5).
+    """(B,) whether the thumb and another finger both make valid contacts (docs/conventions.md §2
+    steps 2-5).
 
     Of the TOP_K (joint, face) pairs nearest to the faces' grids, those within
     ``eta * L - CONTACT_MARGIN`` are the valid contacts; a grasp needs one on a thumb joint
@@ -538,7 +543,8 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
     joints = _to_box(hands.joints(theta), rot, trans)
     bones = _to_box(hands.points(theta).reshape(size, -1, 3), rot, trans)
     points = np.concatenate([joints, bones], axis=1)
-    radius = half[:, :2].sum(axis=-1)  # SPEC §2 L: mean side of the end faces (z longest)
+    # docs/conventions.md §2's L: the mean side of the end faces (z is the longest axis).
+    radius = half[:, :2].sum(axis=-1)
     clearance = ETA * radius + 1.0
     for _ in range(3):
         shortfall = clearance - box_signed_distance(points, half[:, None]).min(axis=-1)
@@ -667,7 +673,8 @@ def generate_grasps(
 
 
 class SyntheticHandObject(Dataset):
-    """Procedural right hands grasping boxes, as SPEC §6 records plus a ``grasp`` key.
+    """Procedural right hands grasping boxes, as docs/conventions.md §6 records plus a ``grasp``
+    key.
 
     Args:
         num_samples: dataset length.

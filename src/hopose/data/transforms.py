@@ -1,4 +1,5 @@
-"""SPEC §6 image geometry: from a dataset frame in its original camera to a network record.
+"""docs/conventions.md §6 image geometry: from a dataset frame in its original camera to a network
+record.
 
 Every loader reduces a frame to a :class:`Frame` (the image file, the original intrinsics, and the
 hand joints and box corners in the OpenCV camera frame in mm) and :func:`frame_to_record` does
@@ -40,7 +41,8 @@ CROPS: tuple[str, ...] = ("resize", "square")
 DEFAULT_MARGIN = 0.2
 
 # Negating x maps the box corner with signs (sx, sy, sz) to the one with (-sx, sy, sz): reordering
-# by this index after a mirror keeps the corners in SPEC §1 order in a right-handed box frame.
+# by this index after a mirror keeps the corners in docs/conventions.md §1 order in a right-handed
+# box frame.
 MIRROR_CORNER_ORDER: tuple[int, ...] = tuple(
     CORNER_SIGNS.index((-sx, sy, sz)) for sx, sy, sz in CORNER_SIGNS
 )
@@ -59,7 +61,7 @@ class Frame:
         orig_K: (3, 3) intrinsics of the original image.
         orig_size: (width, height) of the original image in pixels.
         hand_3d: (21, 3) joints, OpenCV camera frame, mm, canonical order.
-        obj_3d: (8, 3) box corners, OpenCV camera frame, mm, SPEC corner order.
+        obj_3d: (8, 3) box corners, OpenCV camera frame, mm, canonical corner order.
         side: "right" or "left", the hand as recorded.
         object: object name.
         id: "dataset/subject/sequence/frame".
@@ -235,7 +237,8 @@ def frame_to_record(
     margin: float = DEFAULT_MARGIN,
     with_images: bool = True,
 ) -> dict:
-    """The SPEC §6 record of a frame: image, K, 3D and reprojected 2D, original camera.
+    """The docs/conventions.md §6 record of a frame: image, K, 3D and reprojected 2D, original
+    camera.
 
     Args:
         frame: the frame in its original camera.
@@ -297,7 +300,7 @@ class FrameDataset(Dataset):
 
     Args:
         image_size: side of the square network image, pixels.
-        crop: "resize" (whole frame, SPEC default) or "square" (hand-object square).
+        crop: "resize" (whole frame, the default) or "square" (hand-object square).
         margin: the square crop's margin, a fraction of its side on each side.
         with_images: False skips reading pixels (``image`` is a (0, 0, 3) placeholder).
         on_error: "raise" on a malformed annotation found while indexing, or "skip" it.
