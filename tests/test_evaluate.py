@@ -18,7 +18,7 @@ from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.synthetic import SyntheticHandObject
 from hopose.evaluate import mean_pose_predictions, predict_split
-from hopose.geometry import project_points, scale_intrinsics, unproject_points
+from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unproject_points
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 from hopose.scoring import score
@@ -223,6 +223,20 @@ def test_predicted_3d_projects_through_the_camera_onto_the_2d(
     for part in ("hand", "obj"):
         projected = project_points(torch.tensor(result[f"{part}_3d"], dtype=K.dtype), K)
         np.testing.assert_allclose(projected.numpy(), result[f"{part}_2d"], atol=1e-3)
+
+
+def test_predict_refine_returns_an_exact_cuboid_and_keeps_the_2d(checkpoint, tmp_path):
+    # The untrained network's 8 corners are no box; --refine fits one (cuboid_error ~ 0) and
+    # leaves the 2D as the network predicted it.
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (60, 80, 3), np.uint8)).save(photo)
+    (plain,) = _predict(checkpoint, [photo], tmp_path / "plain", "--fov", "60")
+    (refined,) = _predict(checkpoint, [photo], tmp_path / "refined", "--fov", "60", "--refine")
+    assert not plain["refined"] and refined["refined"]
+    assert refined["hand_2d"] == plain["hand_2d"]
+    before = cuboid_error(torch.tensor(plain["obj_3d"]))
+    after = cuboid_error(torch.tensor(refined["obj_3d"]))
+    assert before > 1.0 and after < 1e-3
 
 
 def test_photos_with_the_same_name_keep_their_own_outputs(checkpoint, tmp_path):

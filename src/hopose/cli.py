@@ -198,6 +198,10 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     camera.add_argument(
         "--fov", type=float, metavar="DEG", help="the photos' horizontal field of view (degrees)"
     )
+    parser.add_argument(
+        "--refine", action="store_true",
+        help="refine the 3D physically (hopose.refine.refine_pose; docs/evaluation.md)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
     parser.epilog = (
@@ -209,7 +213,9 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from hopose.predict import predict_images
 
-    for path in predict_images(args.checkpoint, args.images, args.out, K=args.K, fov=args.fov):
+    for path in predict_images(
+        args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine
+    ):
         print(path)
     return 0
 

@@ -37,6 +37,7 @@ from hopose.geometry import project_points, scale_intrinsics
 from hopose.models import HoposeNet
 from hopose.photo import Camera, Photo, photo_camera, read_photo
 from hopose.physics import contact_points
+from hopose.refine import refine_pose
 from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
 
 LINE_WIDTH_FRACTION = 1 / 400
@@ -83,7 +84,13 @@ def draw_overlay(
 
 
 def predict_photo(
-    model: HoposeNet, image_size: int, photo: Photo, camera: Camera, *, self_crop: int = 0
+    model: HoposeNet,
+    image_size: int,
+    photo: Photo,
+    camera: Camera,
+    *,
+    self_crop: int = 0,
+    refine: bool = False,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
     plus ``overlay_scale`` (2,), full-size pixels -> working-copy pixels.
@@ -109,6 +116,11 @@ def predict_photo(
         kp2d = out["kp2d"][0].double() * torch.tensor([width / image_size, height / image_size])
         kp3d = out["kp3d"][0]
     kp3d = kp3d.double()  # (29, 3) mm, in the photo's camera
+    if refine:
+        hand, obj = refine_pose(
+            kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:], kp2d[None], camera.K[None].double()
+        )
+        kp3d = torch.cat([hand[0], obj[0]])
     pts, _, valid = contact_points(kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:])
     contacts_3d = pts[0][valid[0]]  # (M, 3)
     return {
@@ -129,6 +141,7 @@ def predict_images(
     *,
     K: tuple[float, ...] | None = None,
     fov: float | None = None,
+    refine: bool = False,
 ) -> list[Path]:
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
 
@@ -138,6 +151,8 @@ def predict_images(
         out_dir: output folder (created).
         K: (fx, fy, cx, cy) of every photo, in its upright full-size pixels.
         fov: horizontal field of view in degrees of every photo (instead of ``K``).
+        refine: refine the predicted 3D with :func:`hopose.refine.refine_pose` (the box an exact
+            cuboid, joints on its surface, projections kept near the predicted 2D).
     """
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
@@ -147,7 +162,9 @@ def predict_images(
         photo = read_photo(path)
         camera = photo_camera(photo, K=K, fov=fov)
         self_crop = cfg.data.self_crop if cfg.data.crop == "square" else 0
-        result = predict_photo(model, cfg.model.image_size, photo, camera, self_crop=self_crop)
+        result = predict_photo(
+            model, cfg.model.image_size, photo, camera, self_crop=self_crop, refine=refine
+        )
         scale = result.pop("overlay_scale")
         overlay = draw_overlay(
             photo.image,
@@ -159,6 +176,7 @@ def predict_images(
             "image": str(path),
             "size": list(photo.size),
             "camera": {"source": camera.source, "K": camera.K.tolist()},
+            "refined": refine,
             **{key: value.tolist() for key, value in result.items()},
             "overlay": f"{name}_overlay.jpg",
         }
