@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A demo run starts afresh in runs/demo (a run refuses a used folder, docs/training.md).
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(BIN)/hopose demo --out runs/demo
 
 test: $(STAMP)

@@ -16,7 +16,7 @@ final model (a checkpoint ``hopose eval`` and ``hopose predict`` read) to ``DIR/
 The synthetic configs are sized for a 2-core CPU, not for accuracy: a ResNet18 at 64×64 px
 trained from scratch on 4,000 rendered images for 4 epochs, a lifter trained for about 3,750
 steps without dropout, one end-to-end epoch; the real-data configs keep the paper's ResNet50 at
-224×224 and its schedule. ``make demo`` takes about 6 minutes on 2 cores, ``--quick`` about 2.
+224×224 and its schedule. ``make demo`` takes about 4 minutes on 2 cores (README).
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 
