@@ -23,6 +23,7 @@ from torch import Tensor
 from torchvision.transforms import v2
 
 from hopose.data.perturb import perturb_batch
+from hopose.stages import STAGES
 
 if TYPE_CHECKING:
     from hopose.config import AugmentConfig, TrainConfig
@@ -66,6 +67,6 @@ def augment_images(images: Tensor, settings: AugmentConfig) -> Tensor:
 
 def augment_batch(batch: Mapping[str, Any], cfg: TrainConfig) -> Mapping[str, Any]:
     """The training batch a stage reads: lifter 2D perturbed, or images augmented."""
-    if cfg.stage == "lifter":
+    if not STAGES[cfg.stage].reads_images:
         return perturb_batch(batch, cfg.perturb, cfg.data.image_size)
     return {**batch, "image": augment_images(batch["image"], cfg.augment)}
