@@ -24,11 +24,22 @@ covering [i, i+1] × [j, j+1], the convention in which resizing scales K per axi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from hopose.config import DataConfig
+
+
+def self_crop_passes(data: DataConfig) -> int:
+    """Crops after the whole-frame pass that a model trained with ``data`` runs at inference:
+    ``data.self_crop`` when it was trained on square crops, else 0 (it reads whole frames)."""
+    return data.self_crop if data.crop == "square" else 0
+
 
 # Fraction of the keypoints' tight square added on each side of a crop.
 CROP_MARGIN = 0.2

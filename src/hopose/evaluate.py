@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig
-from hopose.crop import apply_affine, self_crop
+from hopose.crop import apply_affine, self_crop, self_crop_passes
 from hopose.data import collate_samples
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
@@ -220,7 +220,7 @@ def run_eval(
     model.to(device)
     # A model trained on crops reads test frames by self-cropping, never through a crop that
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
-    iterations = 0 if gt_2d or trained.data.crop != "square" else trained.data.self_crop
+    iterations = 0 if gt_2d else self_crop_passes(trained.data)
     if iterations:
         data = dataclasses.replace(data, crop="resize")
     dataset = build_split(data, split, with_images=not gt_2d)

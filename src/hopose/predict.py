@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
-from hopose.crop import self_crop_image
+from hopose.crop import self_crop_image, self_crop_passes
 from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.models import HoposeNet
@@ -157,13 +157,18 @@ def predict_images(
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
     model.eval()
+    passes = self_crop_passes(cfg.data)
     written = []
     for path, name in zip(images, output_names(images), strict=True):
         photo = read_photo(path)
         camera = photo_camera(photo, K=K, fov=fov)
-        self_crop = cfg.data.self_crop if cfg.data.crop == "square" else 0
         result = predict_photo(
-            model, cfg.model.image_size, photo, camera, self_crop=self_crop, refine=refine
+            model,
+            cfg.model.image_size,
+            photo,
+            camera,
+            self_crop=passes,
+            refine=refine,
         )
         scale = result.pop("overlay_scale")
         overlay = draw_overlay(
