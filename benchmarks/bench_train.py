@@ -41,7 +41,6 @@ from hopose.config import TrainConfig, config_from_dict
 from hopose.data.tensor_split import TensorSplit
 from hopose.losses import compute_losses, total_loss
 from hopose.models import build_model
-from hopose.models.lifter import input_stats, output_stats
 
 PAPER_TRAIN_POSES = 11_019
 VAL_POSES = 5_040
@@ -97,9 +96,7 @@ def floor_seconds(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # random backbone: not used here
         lifter = build_model(cfg.model).lifter
-    poses = train_module.training_poses(splits["train"])
-    lifter.set_input_stats(*input_stats(poses[..., :2] / poses[..., 2:]))
-    lifter.set_output_stats(*output_stats(poses))
+    lifter.set_stats_from_poses(train_module.training_poses(splits["train"]))
     lifter.to(device).train()
     optimizer = torch.optim.Adam(
         lifter.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay

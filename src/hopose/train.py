@@ -75,7 +75,6 @@ from hopose.data.tensor_split import TensorSplit
 from hopose.data.workers import ExitWithParent
 from hopose.losses import compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
-from hopose.models.lifter import input_stats, output_stats
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
 
@@ -590,10 +589,8 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
         trained |= stage.trains
         if not stage.reads_images:
             # The lifter reads and predicts normalised coordinates; this split's statistics set
-            # the scales. The ground-truth rays are the 3D keypoints' (x/z, y/z).
-            poses = training_poses(train_set)
-            model.lifter.set_input_stats(*input_stats(poses[..., :2] / poses[..., 2:]))
-            model.lifter.set_output_stats(*output_stats(poses))
+            # the scales.
+            model.lifter.set_stats_from_poses(training_poses(train_set))
     model.to(runtime.device, memory_format=memory_format(stage))
     parts = tuple(model.lifter.parts)
 

@@ -216,6 +216,16 @@ class Lifter(nn.Module):
         """
         _set_stats(self.out_mean, self.out_std, mean, std)
 
+    def set_stats_from_poses(self, poses: Tensor) -> None:
+        """Set the input and output statistics from training poses: the ground-truth rays are
+        the 3D keypoints' (x/z, y/z), so the poses alone give both.
+
+        Args:
+            poses: (M, 29, 3) poses in mm, in front of the camera (z > 0).
+        """
+        self.set_input_stats(*input_stats(poses[..., :2] / poses[..., 2:]))
+        self.set_output_stats(*output_stats(poses))
+
     def normalise_input(self, kp2d: Tensor, K: Tensor) -> Tensor:
         """(B, 29, 2) pixels and (B, 3, 3) K -> (B, 29, 2) normalised rays."""
         return (viewing_rays(kp2d, K) - self.in_mean) / self.in_std
