@@ -29,7 +29,6 @@ needs such a part (a lifter-stage checkpoint cannot predict from images), and
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from hopose.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from hopose.files import write_atomic
 from hopose.models import HoposeNet, build_model
 from hopose.stages import GT_2D_PARTS, IMAGE_PARTS, PARTS, STAGES
 
@@ -101,13 +101,9 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
         CheckpointError: the file cannot be written (a full disk makes torch report only
             "unexpected pos"), naming it; the old file is kept and no partial file is left.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save(dict(state), tmp)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: torch.save(dict(state), tmp))
     except (OSError, RuntimeError) as error:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(
             f"{path}: cannot write the checkpoint ({_first_line(error)})"
         ) from None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from tqdm import tqdm
 from hopose.data.sample import ARRAY_KEYS, ARRAY_SHAPES, SAMPLE_KEYS, check_sample
 from hopose.data.transforms import DataFileError
 from hopose.data.workers import ExitWithParent
+from hopose.files import write_text
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,8 @@ ON_ERROR: tuple[str, ...] = ("raise", "skip")
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename, so readers never see half."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    """Write JSON to ``path`` whole or not at all (:func:`hopose.files.write_text`)."""
+    write_text(path, json.dumps(payload, indent=1))
 
 
 class _Chunks(Dataset):
