@@ -73,6 +73,7 @@ from hopose.data import build_dataset, collate_samples
 from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
 from hopose.data.workers import ExitWithParent
+from hopose.files import write_atomic
 from hopose.losses import compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.skeleton import PART_NODES
@@ -452,10 +453,12 @@ def _drop_rows_after(path: Path, epoch: int) -> None:
         rows = list(csv.reader(handle))
     kept = [row for row in rows[1:] if int(row[0]) <= epoch]
     if len(kept) < len(rows) - 1:
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", newline="") as handle:
-            csv.writer(handle).writerows([rows[0], *kept])
-        os.replace(tmp, path)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as handle:
+                csv.writer(handle).writerows([rows[0], *kept])
+
+        write_atomic(path, write)
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
