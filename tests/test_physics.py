@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hopose.geometry import axis_angle_to_matrix, box_corners
-from hopose.physics import contact_points, physical_affinity_loss
+from hopose.physics import contact_points, physical_affinity_loss, select_contacts
 from hopose.skeleton import NUM_JOINTS
 from physics_reference import contacts_naive, physical_affinity_loss_naive, random_grasps
 
@@ -193,6 +193,29 @@ def test_contact_points_of_four_contacts():
     expected = np.array([[50.0, 0, 0], [-50, 0, 0], [0, 50, 0], [0, -50, 0]])
     assert_same_rows(pts[0][valid[0]], expected)
     assert_same_rows(dirs[0][valid[0]], expected)
+
+
+def test_reused_selection_follows_the_moved_pose():
+    # The choices made on one pose, reused on a moved one: the support points are rebuilt from
+    # the moved corners and the filter of Eq. 5 is evaluated on the moved joints.
+    hand = parked_hand({4: PLUS_X, 8: MINUS_X, 12: PLUS_Y, 16: MINUS_Y})[None]
+    box = long_box()[None]
+    selection = select_contacts(hand, box, n_samples=11, top_k=10)
+    fresh = contact_points(hand, box)
+    reused = contact_points(hand, box, selection=selection)
+    for mine, made_here in zip(reused, fresh, strict=True):
+        torch.testing.assert_close(mine, made_here, atol=0, rtol=0)
+    shift = torch.tensor([5.0, -7.0, 30.0], dtype=torch.float64)
+    pts, _, valid = contact_points(hand + shift, box + shift, selection=selection)
+    torch.testing.assert_close(pts, fresh[0] + shift, atol=1e-9, rtol=0)
+    assert torch.equal(valid, fresh[2])
+    # Joints 8 and 16 pulled 30 mm off their faces: 32 mm > eta * L = 20 mm, no longer
+    # contacts; +x and +y are left, 90 degrees apart, so the loss goes from -1/3 to 0.
+    pulled = parked_hand({4: PLUS_X, 8: (-82.0, 0.0, 0.0), 12: PLUS_Y, 16: (0.0, -82.0, 0.0)})
+    _, _, valid = contact_points(pulled[None], box, selection=selection)
+    assert int(valid.sum()) == 2
+    loss = physical_affinity_loss(pulled[None], box, reduction="none", selection=selection)
+    assert float(loss[0]) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_hand_joints_get_no_gradient():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from eval_cases import BOX_SIZE, K, make_predictions
@@ -15,7 +16,12 @@ from hopose.geometry import (
     project_points,
 )
 from hopose.plausibility import penetration_depth
-from hopose.refine import refine_pose, refine_predictions, refinement_energy
+from hopose.refine import (
+    RefineWeights,
+    refine_pose,
+    refine_predictions,
+    refinement_energy,
+)
 from hopose.scoring import score
 
 
@@ -35,16 +41,30 @@ def _edge_lengths(corners: torch.Tensor) -> torch.Tensor:
     )
 
 
-def test_fit_cuboid_recovers_a_known_box_and_is_idempotent():
+def _orthogonality(corners: torch.Tensor) -> torch.Tensor:
+    """(..., 4): the dot products of the three edge pairs at corner 0 and the distance of
+    corner 6 from corner 0 plus the three edges, all 0 for an exact cuboid."""
+    e = [corners[..., i, :] - corners[..., 0, :] for i in (1, 3, 4)]
+    dots = torch.stack([(e[a] * e[b]).sum(-1) for a, b in ((0, 1), (0, 2), (1, 2))], -1)
+    closing = (corners[..., 6, :] - corners[..., 0, :] - e[0] - e[1] - e[2]).norm(dim=-1)
+    return torch.cat([dots, closing[..., None]], -1)
+
+
+# 1 is what refine_pose runs after each step, 8 the default.
+@pytest.mark.parametrize("iterations", [1, 2, 8])
+def test_fit_cuboid_recovers_a_known_box_and_is_idempotent(iterations):
     boxes, size, _ = _boxes(16)
-    fitted = fit_cuboid(boxes)
+    fitted = fit_cuboid(boxes, iterations=iterations)
     torch.testing.assert_close(fitted, boxes, atol=1e-9, rtol=0)
     torch.testing.assert_close(_edge_lengths(fitted), size, atol=1e-9, rtol=0)
     noisy = boxes + 4 * torch.randn(
         boxes.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
     )
-    once = fit_cuboid(noisy)
-    torch.testing.assert_close(fit_cuboid(once), once, atol=1e-9, rtol=0)
+    once = fit_cuboid(noisy, iterations=iterations)
+    torch.testing.assert_close(
+        _orthogonality(once), torch.zeros(16, 4, dtype=torch.float64), atol=1e-8, rtol=0
+    )
+    torch.testing.assert_close(fit_cuboid(once, iterations=iterations), once, atol=1e-9, rtol=0)
 
 
 def test_fit_cuboid_returns_an_exact_cuboid_nearer_than_the_truth():
@@ -55,12 +75,9 @@ def test_fit_cuboid_returns_an_exact_cuboid_nearer_than_the_truth():
     fitted = fit_cuboid(noisy)
     # An exact cuboid: its three edge directions at corner 0 are orthogonal and opposite edges
     # are equal (corner 6 = corner 0 + the three edges).
-    e = [fitted[:, i] - fitted[:, 0] for i in (1, 3, 4)]
-    for a, b in ((0, 1), (0, 2), (1, 2)):
-        torch.testing.assert_close(
-            (e[a] * e[b]).sum(-1), torch.zeros(16, dtype=torch.float64), atol=1e-8, rtol=0
-        )
-    torch.testing.assert_close(fitted[:, 6], fitted[:, 0] + e[0] + e[1] + e[2], atol=1e-9, rtol=0)
+    torch.testing.assert_close(
+        _orthogonality(fitted), torch.zeros(16, 4, dtype=torch.float64), atol=1e-8, rtol=0
+    )
     # Least squares: no farther from the noisy corners than the cuboid they were made from.
     assert (
         (fitted - noisy).square().sum((-2, -1)) <= (boxes - noisy).square().sum((-2, -1)) + 1e-9
@@ -97,11 +114,21 @@ def _penetrating_cases() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
     return hand, obj, kp2d, K_t
 
 
-def test_refinement_never_increases_penetration():
+# The defaults, a contact search every step with two fit alternations (the settings before the
+# search was reused), and a search only at the first of 8 steps.
+@pytest.mark.parametrize(
+    "weights",
+    [
+        RefineWeights(),
+        RefineWeights(contact_every=1, fit_iterations=2),
+        RefineWeights(contact_every=8),
+    ],
+)
+def test_refinement_never_increases_penetration(weights):
     hand, obj, kp2d, K_t = _penetrating_cases()
     before = penetration_depth(hand, obj).amax(dim=-1)
     assert (before > 5).all()  # 6, 20 and 10 mm deep
-    refined_hand, refined_obj = refine_pose(hand, obj, kp2d, K_t)
+    refined_hand, refined_obj = refine_pose(hand, obj, kp2d, K_t, weights)
     after = penetration_depth(refined_hand, refined_obj).amax(dim=-1)
     assert (after <= before).all()
     torch.testing.assert_close(after, torch.zeros(3, dtype=torch.float64), atol=1e-6, rtol=0)
@@ -161,3 +188,9 @@ def test_refine_predictions_keeps_the_unrefined_pose():
     # The noisy predicted corners became an exact cuboid.
     corners = torch.from_numpy(refined["pred_obj_3d"]).double()
     np.testing.assert_allclose(cuboid_error(corners).numpy(), 0, atol=1e-3)
+
+
+@pytest.mark.parametrize("field", ["contact_every", "fit_iterations", "grid"])
+def test_refine_weights_reject_a_count_below_one(field):
+    with pytest.raises(ValueError, match=f"RefineWeights.{field}"):
+        RefineWeights(**{field: 0})

@@ -53,11 +53,20 @@ def _check_inputs(hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: fl
         raise ValueError(f"eta must be >= 0, got {eta}")
 
 
-def _contacts(
-    hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Contacts of a flat batch: hand (B, 21, 3), obj (B, 8, 3) -> (B, K, 3), (B, K, 3), (B, K)."""
-    batch = hand.shape[0]
+def select_contacts(hand: Tensor, obj: Tensor, n_samples: int, top_k: int) -> Tensor:
+    """The discrete choices of Eq. 3-4, made without gradient: which joint-face pairs are the
+    ``top_k`` candidates and which grid point of the face is each one's support.
+
+    Args:
+        hand: (B, 21, 3) joints.
+        obj: (B, 8, 3) box corners, same frame and units.
+        n_samples: N, grid points per face side.
+        top_k: number of candidate pairs.
+
+    Returns:
+        (B, top_k, 3) long: each candidate's joint, face and grid point (``iu * N + iv``), in
+        order of increasing distance.
+    """
     with torch.no_grad():
         # Distances are taken about the box centre: translation-invariant, and the matmul
         # expansion below loses less precision on small coordinates.
@@ -65,19 +74,28 @@ def _contacts(
         joints = hand - centre
         face_points = sample_face_points(obj - centre, n_samples).flatten(1, 2)  # (B, 6*M, 3)
         # |h - p|^2 = |h|^2 + (|p|^2 - 2 h.p). The bracket, all the argmin over p needs, is one
-        # batched matmul of augmented coordinates [-2h, 1] . [p, |p|^2]; square roots are only
-        # taken of the (B, 21, 6) minima.
+        # batched matmul of augmented coordinates [-2h, 1] . [p, |p|^2]; the squared joint norm
+        # is the same for a joint's six faces, so it only enters the ranking of pairs.
         joints_aug = torch.cat([-2 * joints, torch.ones_like(joints[..., :1])], dim=-1)
         points_aug = torch.cat([face_points, face_points.square().sum(-1, keepdim=True)], dim=-1)
         partial = torch.bmm(joints_aug, points_aug.transpose(1, 2))  # (B, 21, 6*M)
         partial = partial.unflatten(-1, (_NUM_FACES, -1))  # (B, 21, 6, M)
-        nearest = partial.amin(dim=-1) + joints.square().sum(dim=-1, keepdim=True)
-        dist = nearest.clamp(min=0).sqrt()  # (B, 21, 6): d(H_i, Pi_j) of Eq. 3
-        cand_dist, pair = dist.flatten(1).topk(top_k, dim=-1, largest=False)  # (B, K): Eq. 4
+        nearest = partial.amin(dim=-1) + joints.square().sum(dim=-1, keepdim=True)  # (B, 21, 6)
+        pair = nearest.flatten(1).topk(top_k, dim=-1, largest=False).indices  # (B, K): Eq. 4
         # Which grid point is the support (Eq. 3) is only needed for the K chosen pairs.
-        batch_index = torch.arange(batch, device=obj.device)[:, None]
+        batch_index = torch.arange(hand.shape[0], device=obj.device)[:, None]
         point = partial.flatten(1, 2)[batch_index, pair].argmin(dim=-1)  # (B, K): iu * N + iv
-        face = pair % _NUM_FACES  # pair = joint * 6 + face
+        # pair = joint * 6 + face
+        return torch.stack([pair // _NUM_FACES, pair % _NUM_FACES, point], dim=-1)
+
+
+def _contacts(
+    hand: Tensor, obj: Tensor, selection: Tensor, n_samples: int, eta: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Contacts of a flat batch from :func:`select_contacts`' choices: hand (B, 21, 3), obj
+    (B, 8, 3) -> (B, K, 3), (B, K, 3), (B, K)."""
+    joint, face, point = selection.unbind(-1)  # (B, K) each
+    batch_index = torch.arange(hand.shape[0], device=obj.device)[:, None]
     # The support point, rebuilt with gradients from its face's corners and grid weights.
     grid = torch.linspace(0, 1, n_samples, dtype=obj.dtype, device=obj.device)
     u, v = grid[point // n_samples], grid[point % n_samples]  # (B, K)
@@ -86,7 +104,10 @@ def _contacts(
     support = (weights[..., None] * quads[batch_index, face]).sum(dim=-2)  # (B, K, 3)
 
     upper, lower, radius = box_central_axis(obj)  # (B, 3), (B, 3), (B,)
-    valid = cand_dist <= eta * radius.detach()[:, None]  # Eq. 5
+    with torch.no_grad():
+        # d(H_i, Pi_j) of Eq. 3, measured again: the choices may be older than the pose.
+        distance = torch.linalg.vector_norm(hand[batch_index, joint] - support, dim=-1)
+        valid = distance <= eta * radius[:, None]  # Eq. 5
     axis = upper - lower
     axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp(min=EPS)
     offset = support - lower[:, None, :]
@@ -101,6 +122,7 @@ def contact_points(
     n_samples: int = N_SAMPLES,
     top_k: int = TOP_K,
     eta: float = ETA,
+    selection: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Candidate contact points and their direction vectors from the object's central axis.
 
@@ -110,6 +132,9 @@ def contact_points(
         n_samples: N, grid points per face side (N x N per face).
         top_k: number of candidate joint-face pairs (N_c in Eq. 4).
         eta: distance filter, contacts within ``eta * L`` of the box (Eq. 5).
+        selection: (B, top_k, 3) the choices of :func:`select_contacts` to reuse (made on an
+            earlier pose, say); by default they are made on this one. The support points and
+            the filter of Eq. 5 are always evaluated on this pose.
 
     Returns:
         ``(pts, dirs, valid)``: ``pts`` (B, top_k, 3) the candidate support points in order of
@@ -119,9 +144,12 @@ def contact_points(
     """
     _check_inputs(hand, obj, n_samples, top_k, eta)
     lead = hand.shape[:-2]
-    pts, dirs, valid = _contacts(
-        hand.reshape(-1, NUM_JOINTS, 3), obj.reshape(-1, NUM_CORNERS, 3), n_samples, top_k, eta
-    )
+    hand, obj = hand.reshape(-1, NUM_JOINTS, 3), obj.reshape(-1, NUM_CORNERS, 3)
+    if selection is None:
+        selection = select_contacts(hand, obj, n_samples, top_k)
+    else:
+        top_k = selection.shape[-2]
+    pts, dirs, valid = _contacts(hand, obj, selection.reshape(-1, top_k, 3), n_samples, eta)
     return pts.reshape(*lead, top_k, 3), dirs.reshape(*lead, top_k, 3), valid.reshape(*lead, top_k)
 
 
@@ -132,6 +160,7 @@ def physical_affinity_loss(
     top_k: int = TOP_K,
     eta: float = ETA,
     reduction: Literal["mean", "none"] = "mean",
+    selection: Tensor | None = None,
 ) -> Tensor:
     """Mean pairwise cosine of contact directions around the object's axis (Eq. 6).
 
@@ -141,14 +170,14 @@ def physical_affinity_loss(
     Args:
         hand: (B, 21, 3) hand joints (any leading batch shape).
         obj: (B, 8, 3) box corners in docs/conventions.md §1 order, same frame and units.
-        n_samples, top_k, eta: as in :func:`contact_points`.
+        n_samples, top_k, eta, selection: as in :func:`contact_points`.
         reduction: ``"mean"`` averages over the samples with at least two valid contacts (0,
             still part of the autograd graph, when none has); ``"none"`` gives (B,) losses.
 
     Returns:
         A scalar, or (B,) per-sample losses with ``reduction="none"``.
     """
-    _, dirs, valid = contact_points(hand, obj, n_samples, top_k, eta)
+    _, dirs, valid = contact_points(hand, obj, n_samples, top_k, eta, selection)
     return affinity_of_contacts(dirs, valid, reduction)
 
 

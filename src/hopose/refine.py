@@ -18,7 +18,8 @@ gradient descent on
 - ``L_physical``: the paper's affinity loss (Eq. 6), which moves the corners so the contacts
   spread around the axis.
 
-After each step the corners are replaced by their best-fitting cuboid
+The contacts of ``L_physical`` are searched for every ``contact_every`` steps and reused in
+between. After each step the corners are replaced by their best-fitting cuboid
 (:func:`hopose.geometry.fit_cuboid`), and after the last one every joint still inside the box
 is moved to its nearest face, so the output box is an exact cuboid that no joint penetrates.
 The distances to the box use its face planes (:func:`hopose.plausibility.face_planes`), taken
@@ -36,7 +37,7 @@ import torch
 from torch import Tensor
 
 from hopose.geometry import box_central_axis, fit_cuboid, project_points
-from hopose.physics import ETA, TOP_K, physical_affinity_loss
+from hopose.physics import ETA, TOP_K, physical_affinity_loss, select_contacts
 from hopose.plausibility import face_planes
 from hopose.skeleton import HAND_BONES, NUM_JOINTS
 
@@ -62,6 +63,22 @@ class RefineWeights:
     """Joints within this many box radii L of the surface are pulled onto it (Eq. 5 uses 0.2)."""
     grid: int = 5
     """Face grid of the affinity loss during refinement (coarser than the metric's 11, faster)."""
+    contact_every: int = 4
+    """Steps between two searches for the affinity's contacts (Eq. 3-4), a quarter of a step's
+    time; in between, the same joint-face pairs and grid points are reused on the moved pose
+    (a step moves a joint a few millimetres, a grid cell is a quarter of a side)."""
+    fit_iterations: int = 1
+    """Alternations of :func:`hopose.geometry.fit_cuboid` after each step: the box was a
+    cuboid before the step, so the first rotation (the polar factor of the corners' moment) is
+    already close; every alternation ends in an exact cuboid."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "contact_every", "fit_iterations", "grid"):
+            least = 0 if name == "steps" else 1
+            if getattr(self, name) < least:
+                raise ValueError(
+                    f"RefineWeights.{name} must be >= {least}, got {getattr(self, name)}"
+                )
 
 
 REFINE_WEIGHTS = RefineWeights()
@@ -99,6 +116,7 @@ def refinement_energy(
     kp2d: Tensor,
     K: Tensor,
     weights: RefineWeights = REFINE_WEIGHTS,
+    selection: Tensor | None = None,
 ) -> Tensor:
     """The energy E of the module docstring, summed over the batch.
 
@@ -109,6 +127,8 @@ def refinement_energy(
         kp2d: (B, 29, 2) predicted 2D keypoints, pixels of the image K belongs to.
         K: (B, 3, 3) intrinsics.
         weights: the terms' weights.
+        selection: (B, 10, 3) contact choices of :func:`hopose.physics.select_contacts` for
+            the affinity term; by default they are made on this pose.
 
     Returns:
         A scalar.
@@ -129,7 +149,9 @@ def refinement_energy(
     near = (distance > 0) & (distance < weights.contact_reach * radius[:, None])
     energy = energy + weights.w_contact * (distance * near).square().sum(dim=-1)
     energy = energy + weights.w_penetration * distance.clamp(max=0).square().sum(dim=-1)
-    affinity = physical_affinity_loss(hand, obj, weights.grid, TOP_K, ETA, reduction="none")
+    affinity = physical_affinity_loss(
+        hand, obj, weights.grid, TOP_K, ETA, reduction="none", selection=selection
+    )
     return (energy + weights.w_affinity * affinity).sum()
 
 
@@ -180,16 +202,17 @@ def refine_pose(
         start = (hand_3d.detach(), fit_cuboid(obj_3d.detach()))
     hand, obj = start[0].clone(), start[1].clone()
     kp2d, K = kp2d.detach().to(hand), K.detach().to(hand)
-    for _ in range(weights.steps):
+    for step in range(weights.steps):
+        if step % weights.contact_every == 0:
+            selection = select_contacts(hand, obj, weights.grid, TOP_K)
         hand.requires_grad_(True)
         obj.requires_grad_(True)
         with torch.enable_grad():
-            energy = refinement_energy(hand, obj, start, kp2d, K, weights)
+            energy = refinement_energy(hand, obj, start, kp2d, K, weights, selection)
             grad_hand, grad_obj = torch.autograd.grad(energy, (hand, obj))
         with torch.no_grad():
             hand = hand - weights.step * grad_hand
-            # The box was a cuboid before the step, so two alternations of the fit suffice.
-            obj = fit_cuboid(obj - weights.step * grad_obj, iterations=2)
+            obj = fit_cuboid(obj - weights.step * grad_obj, iterations=weights.fit_iterations)
     with torch.no_grad():
         return push_out(hand, obj), obj
 
