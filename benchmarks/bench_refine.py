@@ -12,9 +12,12 @@ float32, refined with:
 
 The cases alternate within each round (:func:`bench_model.interleaved_seconds`) and the ratio
 is the median over rounds of the two cases' times in the same round, so that a shared machine
-slows both alike; compare the ratio, not the times.
+slows both alike; compare the ratio, not the times. ``--clock cpu`` counts this process's CPU
+time instead: with one thread, on a machine shared with other jobs, close to an idle machine's
+wall time.
 
-Usage: ``python benchmarks/bench_refine.py [--batch 1024] [--rounds 7] [--threads T]``
+Usage: ``python benchmarks/bench_refine.py [--batch 1024] [--rounds 7] [--threads T]
+[--clock wall|cpu]``
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 
 from bench_eval import make_predictions
-from bench_model import interleaved_seconds, paired_ratio
+from bench_model import CLOCKS, interleaved_seconds, paired_ratio
 from hopose.refine import REFINE_WEIGHTS, refine_pose
 
 
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=20.0, help="prediction noise, mm")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -53,12 +57,14 @@ def main() -> None:
         "defaults": lambda: refine_pose(hand, obj, kp2d, K),
         "search every step": lambda: refine_pose(hand, obj, kp2d, K, every_step),
     }
-    samples = interleaved_seconds(cases, rounds=args.rounds, repeats=1, device=torch.device("cpu"))
+    samples = interleaved_seconds(
+        cases, rounds=args.rounds, repeats=1, device=torch.device("cpu"), clock=CLOCKS[args.clock]
+    )
 
     print(
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}; batch {args.batch}, float32, {REFINE_WEIGHTS.steps} steps, "
-        f"best of {args.rounds} interleaved rounds"
+        f"torch {torch.__version__}, {args.clock} clock; batch {args.batch}, float32, "
+        f"{REFINE_WEIGHTS.steps} steps, best of {args.rounds} interleaved rounds"
     )
     print()
     print("| case | ms per frame (best round) | x defaults (median of rounds) |")
