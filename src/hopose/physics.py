@@ -58,7 +58,7 @@ def select_contacts(hand: Tensor, obj: Tensor, n_samples: int, top_k: int) -> Te
     ``top_k`` candidates and which grid point of the face is each one's support.
 
     Args:
-        hand: (B, 21, 3) joints.
+        hand: (B, 21, 3) joints, one batch dimension.
         obj: (B, 8, 3) box corners, same frame and units.
         n_samples: N, grid points per face side.
         top_k: number of candidate pairs.
@@ -85,8 +85,8 @@ def select_contacts(hand: Tensor, obj: Tensor, n_samples: int, top_k: int) -> Te
         # Which grid point is the support (Eq. 3) is only needed for the K chosen pairs.
         batch_index = torch.arange(hand.shape[0], device=obj.device)[:, None]
         point = partial.flatten(1, 2)[batch_index, pair].argmin(dim=-1)  # (B, K): iu * N + iv
-        # pair = joint * 6 + face
-        return torch.stack([pair // _NUM_FACES, pair % _NUM_FACES, point], dim=-1)
+        joint, face = pair // _NUM_FACES, pair % _NUM_FACES  # pair = joint * 6 + face
+        return torch.stack([joint, face, point], dim=-1)
 
 
 def _contacts(
