@@ -157,6 +157,22 @@ def test_refinement_keeps_a_plausible_grasp_close():
     assert score(moved)["pred_force_closure"] == 1.0
 
 
+def test_refinement_stays_finite_far_off_the_optical_axis():
+    # The grasp moved 1,000 mm sideways at 400 mm depth (68 degrees off the axis), its 2D the
+    # projection of a 10 mm perturbation: the steps must neither blow up nor fail in the fit.
+    predictions = make_predictions(2)
+    shift = torch.tensor([1000.0, -300.0, 0.0], dtype=torch.float64)
+    hand = torch.from_numpy(predictions["pred_hand_3d"]) + shift
+    obj = torch.from_numpy(predictions["pred_obj_3d"]) + shift
+    K_t = torch.from_numpy(K).expand(2, 3, 3)
+    truth = torch.cat([torch.from_numpy(predictions[f"gt_{p}_3d"]) for p in ("hand", "obj")], 1)
+    kp2d = project_points(truth + shift, K_t)
+    refined_hand, refined_obj = refine_pose(hand, obj, kp2d, K_t)
+    assert torch.isfinite(refined_hand).all() and torch.isfinite(refined_obj).all()
+    assert (refined_hand - hand).norm(dim=-1).max() < 50  # moved, not thrown away
+    np.testing.assert_allclose(cuboid_error(refined_obj).numpy(), 0, atol=1e-6)
+
+
 def test_energy_gradients_are_finite_on_degenerate_input():
     # A box collapsed to a point with the hand on it, a hand collapsed to a point, a keypoint
     # at depth 0 and an all-zero K: every term stays finite and so do its gradients.
