@@ -1,10 +1,9 @@
-"""A naive reference of the physical affinity loss (docs/conventions.md §2) and random grasps to
-feed it.
+"""Naive references of the physical affinity loss (docs/conventions.md §2) and of the grasp
+quality's epsilon, and random grasps to feed them.
 
-Shared by tests/test_physics.py and benchmarks/bench_physics.py. The reference is written from
-docs/conventions.md, independently of hopose.physics: one sample, one joint and one face at a time,
-in
-plain float64 Python, with no vectorisation to get wrong.
+Shared by the tests and benchmarks/bench_physics.py and bench_eval.py. The affinity reference is
+written from docs/conventions.md, independently of hopose.physics: one sample, one joint and one
+face at a time, in plain float64 Python, with no vectorisation to get wrong.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.spatial import ConvexHull, QhullError
 
 from hopose.geometry import axis_angle_to_matrix, box_corners
 from hopose.skeleton import BOX_FACES, NUM_JOINTS, OPPOSITE_FACES
@@ -127,3 +127,16 @@ def random_grasps(
     obj = local_corners @ rotation.transpose(-1, -2) + translation
     hand = hand @ rotation.transpose(-1, -2) + translation
     return hand.to(dtype), obj.to(dtype)
+
+
+def hull_epsilon_naive(wrenches: np.ndarray) -> float:
+    """Ferrari-Canny epsilon of (W, 6) wrenches, naively: the origin's least distance to a facet
+    plane of the hull of all of them (Qhull's default options), 0 if it is not inside.
+
+    Shared by tests/test_plausibility.py and benchmarks/bench_eval.py; no force-closure test, no
+    subset, no joggle.
+    """
+    try:
+        return max(0.0, float(-ConvexHull(wrenches).equations[:, -1].max()))
+    except QhullError:
+        return 0.0

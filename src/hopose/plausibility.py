@@ -26,8 +26,10 @@ the same way on predictions and on ground truth so the two can be read side by s
   characteristic length, so that forces and torques are commensurate and the score does not
   change when the whole scene is scaled: the box's circumscribed radius (its centroid's
   largest distance to a corner, as GraspIt! uses the object's maximum radius) in
-  :func:`pose_plausibility`. A linear programme first decides force closure, and only those
-  grasps get the 6-D hull, spread over processes. The score is 0 when the origin is not
+  :func:`pose_plausibility`. The 6-D hull of all the wrenches is seldom built: hulls of
+  growing subsets bound the radius from below, the wrenches' support along the normal of their
+  nearest facet from above, and the two meet in two or three rounds (:func:`epsilon_quality`);
+  grasps are spread over processes. The score is 0 when the origin is not
   strictly inside the hull, i.e. the grasp is not force closure: all contacts on one face, or
   fewer contacts than needed to span the 6-D wrench space (two opposed point contacts cannot
   resist a torque about the line through them).
@@ -68,6 +70,13 @@ FORCE_CLOSURE_TOL = 1e-9
 # grid points of adjacent faces meet exactly at the shared edge, interior points are a grid
 # step (a tenth of a side) apart.
 ON_FACE_TOL = 1e-6
+# Distances to a facet's plane below this count as zero: wrenches have a unit normal force, and
+# the joggle of ``_facets`` moves planes by ~1e-11.
+ROUND_OFF = 1e-9
+# epsilon_quality grows its wrench subset by the wrenches beyond every facet within this factor
+# of the nearest one's distance: any value >= 1 gives the same epsilon; 1.2 took the fewest
+# hulls on the benchmark's grasps (BENCHMARKS.md).
+NEAR_FACETS = 1.2
 
 
 def face_planes(obj: Tensor) -> tuple[Tensor, Tensor]:
@@ -205,8 +214,8 @@ def _strictly_contains_origin(wrenches: NDArray[np.float64]) -> bool:
 
     It does iff the wrenches span R^6 and some convex combination with every weight positive is
     zero: the linear programme ``max s`` subject to ``sum_i l_i w_i = 0``, ``sum_i l_i = 1``,
-    ``l_i >= s`` has an optimum s > 0. A small LP costs a fraction of the 6-D hull, and most
-    grasps that are not force closure are turned away here.
+    ``l_i >= s`` has an optimum s > 0. :func:`epsilon_quality` asks it only when no subset
+    hull has settled the question.
     """
     count, dim = wrenches.shape
     if np.linalg.matrix_rank(wrenches) < dim:
@@ -231,21 +240,73 @@ def _strictly_contains_origin(wrenches: NDArray[np.float64]) -> bool:
     return result.status == 0 and result.x[-1] > FORCE_CLOSURE_TOL / count
 
 
+def _facets(points: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Facet equations (F, 7) of the hull of (W, 6) points, none (0, 7) where Qhull finds none.
+
+    Row ``(n, offset)`` is the facet's plane ``n . x + offset = 0``, ``|n| = 1``, the hull on its
+    negative side. Qhull's default (``Qx``) merges the many coplanar facets that the edges of a
+    friction pyramid, all in one 2-D plane, produce, and that merging is half its time in 6-D;
+    joggling the input (``QJ``) instead moves each coordinate by ~1e-11 of the points' extent
+    and builds a simplicial hull whose planes, and so the epsilon, agree to ~1e-9
+    (BENCHMARKS.md). Qhull's joggle seed is fixed: the result is the same in every run.
+    """
+    try:
+        return ConvexHull(points, qhull_options="QJ").equations
+    except QhullError:
+        return np.empty((0, points.shape[1] + 1))
+
+
+def _separated(wrenches: NDArray[np.float64], normals: NDArray[np.float64]) -> bool:
+    """Whether one of the (F, 6) ``normals`` has every (W, 6) wrench on its closed negative side.
+
+    A hyperplane through the origin with the whole hull on one side: not force closure.
+    """
+    return bool((wrenches @ normals.T <= ROUND_OFF).all(axis=0).any())
+
+
 def epsilon_quality(wrenches: NDArray[np.float64]) -> float:
     """Radius of the largest origin-centred ball in the convex hull of (W, 6) wrenches.
 
     0 when the origin is not strictly inside the hull, including hulls that are not
-    full-dimensional and fewer than 7 wrenches; the hull is only built for force-closure sets.
+    full-dimensional and fewer than 7 wrenches.
+
+    The radius is the least distance from the origin to a facet's plane, but the hull of all W
+    wrenches (some 3,000 facets for 80) is not needed to find it. The hull of a subset S (every
+    other pyramid edge to start) lies inside, so its radius r is a lower bound; the support of
+    all W along the normal u of S's nearest facet, ``max_i u . w_i``, is an upper bound (the
+    half-space ``u . x <= max_i u . w_i`` holds the whole hull, so no larger ball fits). When
+    no wrench lies beyond that facet the two bounds meet and r is the answer; otherwise the
+    wrenches beyond the facets nearly as near as it (``NEAR_FACETS``) join S and the hull is
+    rebuilt, two or three rounds in all. When the origin is not strictly inside S's hull, a
+    facet through or in front of it that also has all of W behind it proves there is no force
+    closure; failing that the linear programme decides, and a force-closure grasp gets the
+    hull of all W.
     """
-    if len(wrenches) <= wrenches.shape[1] or not _strictly_contains_origin(wrenches):
+    count, dim = wrenches.shape
+    if count <= dim or np.linalg.matrix_rank(wrenches) < dim:
         return 0.0
-    try:
-        hull = ConvexHull(wrenches)
-    except QhullError:
-        return 0.0
-    # Facet equations are n . x + offset <= 0 inside, |n| = 1: -offset is the origin's distance
-    # to the facet's plane, positive on the inner side.
-    return max(0.0, float(-hull.equations[:, -1].max()))
+    subset = np.zeros(count, bool)
+    subset[::2] = True
+    while True:
+        facets = _facets(wrenches[subset])
+        distance = -facets[:, -1]
+        if not len(facets) or distance.min() <= ROUND_OFF:
+            facing = facets[distance <= ROUND_OFF, :-1]
+            if (
+                subset.all()
+                or _separated(wrenches, facing)
+                or not _strictly_contains_origin(wrenches)
+            ):
+                return 0.0
+            subset[:] = True
+            continue
+        radius = distance.min()
+        near = facets[distance <= NEAR_FACETS * radius]
+        # beyond[i, f]: wrench i lies in front of near facet f's plane (by more than round-off).
+        beyond = wrenches @ near[:, :-1].T + near[:, -1] > ROUND_OFF
+        if not (beyond[:, near[:, -1].argmax()] & ~subset).any():
+            return float(radius)
+        subset |= beyond.any(axis=1)
 
 
 def default_workers() -> int:
@@ -278,9 +339,9 @@ def grasp_quality(
 
     Each sample has its own number of valid contacts and Qhull builds one hull per call, so
     there is no batched form; this is an evaluation metric on numpy, never part of a loss or of
-    the autograd graph. A linear programme first tells whether the grasp is force closure
-    (cheap); only those get the hull of their wrenches (10 contacts: 80 wrenches, some 3,000
-    facets in 6-D, about 15 ms), spread over ``workers`` processes (BENCHMARKS.md).
+    the autograd graph. :func:`epsilon_quality` finds each epsilon from hulls of subsets of
+    the wrenches (10 contacts: 80 wrenches, whose full hull has some 3,000 facets in 6-D and
+    costs about 15 ms), spread over ``workers`` processes (BENCHMARKS.md).
 
     Args:
         contacts: (B, K, 3) contact points, mm.
