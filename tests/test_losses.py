@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hopose.config import LossConfig
-from hopose.losses import compute_losses, total_loss
+from hopose.losses import compute_losses, heatmap_loss, total_loss
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import corner_signs
 
@@ -142,3 +142,50 @@ def test_2d_terms_in_original_pixels_by_hand():
     torch.testing.assert_close(original["3d"], network["3d"])
     with pytest.raises(ValueError, match="l2d_pixels"):
         LossConfig(l2d_pixels="mm")
+
+
+def _gaussian_logits(target: torch.Tensor, size: int, cells: int) -> torch.Tensor:
+    """Log of the loss's own target: Gaussians of one cell's sd at ``target`` (B, N, 2)."""
+    centres = (torch.arange(cells, dtype=torch.float64) + 0.5) * size / cells
+    sd = size / cells
+    gx = -0.5 * ((centres - target[..., :1]) / sd) ** 2  # (B, N, cells)
+    gy = -0.5 * ((centres - target[..., 1:]) / sd) ** 2
+    return gy[..., :, None] + gx[..., None, :]
+
+
+def test_heatmap_loss_uniform_maps_cost_log_cells():
+    # A flat map spreads 1/16 on each of 4 x 4 cells: cross-entropy log 16 whatever the target.
+    logits = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
+    target = torch.tensor([[[1.0, 1.0], [10.0, 3.0], [15.9, 15.9]]] * 2, dtype=torch.float64)
+    loss = heatmap_loss(logits, target, (16, 16))
+    assert loss.item() == pytest.approx(math.log(16))
+
+
+def test_heatmap_loss_is_least_at_its_target_map_and_ignores_outside_keypoints():
+    target = torch.tensor([[[5.0, 9.0], [12.5, 2.0]]], dtype=torch.float64)  # 16 px, 8 cells
+    exact = _gaussian_logits(target, 16, 8)
+    best = heatmap_loss(exact, target, (16, 16))
+    prob = exact.flatten(2).softmax(-1)
+    entropy = -(prob * prob.log()).sum(-1).mean()  # cross-entropy of a map with itself
+    assert best.item() == pytest.approx(entropy.item())
+    shifted = _gaussian_logits(target + 2.0, 16, 8)
+    assert heatmap_loss(shifted, target, (16, 16)) > best
+    # A keypoint outside the image has no cell: whatever its map, it is not counted.
+    outside = torch.cat([target, torch.tensor([[[-3.0, 4.0]]], dtype=torch.float64)], dim=1)
+    noise = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    with_outside = heatmap_loss(torch.cat([exact, noise], dim=1), outside, (16, 16))
+    assert with_outside.item() == pytest.approx(best.item())
+
+
+def test_heatmap_term_is_computed_only_when_asked_and_gradcheck_passes():
+    batch = _batch(1) | {"image": torch.zeros(1, 3, 16, 16)}
+    batch["hand_2d"] += 6.0
+    batch["obj_2d"] += 6.0
+    logits = torch.randn(1, 29, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = {"heatmaps": logits}
+    assert compute_losses(out, batch) == {}
+    terms = compute_losses(out, batch, heatmap=True)
+    assert set(terms) == {"heatmap"}
+    target = torch.full((1, 29, 2), 6.0, dtype=torch.float64)
+    assert terms["heatmap"].item() == pytest.approx(heatmap_loss(logits, target, (16, 16)).item())
+    assert torch.autograd.gradcheck(lambda x: heatmap_loss(x, target, (16, 16)), (logits,))

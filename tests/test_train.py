@@ -220,15 +220,19 @@ def test_image_stages_chain_through_init_from(tmp_path):
     # The encoder stage left the lifter as stage 1 trained it, and moved the encoder.
     for name, value in lifter.model.lifter.state_dict().items():
         assert torch.equal(value, after[f"lifter.{name}"]), name
-    assert not torch.equal(before["encoder.head.weight"], after["encoder.head.weight"])
+    trunk = "encoder.backbone.conv1.weight"
+    assert not torch.equal(before[trunk], after[trunk])
     row = _rows(tmp_path / "encoder")[0]
-    assert {"train/2d_init", "train/2d"} <= set(row) and "train/3d" not in row
+    assert {"train/2d_init", "train/2d", "train/heatmap"} <= set(row) and "train/3d" not in row
+    assert 0 < float(row["train/heatmap"]) < 10  # nats: below log(cells) of a flat map + a bit
     assert load_checkpoint(encoder.checkpoint)["trained"] == ["encoder", "lifter"]
 
     cfg = tiny("end2end", f"init_from={encoder.checkpoint}")
     end2end = train(cfg, tmp_path / "end2end")
     final = end2end.model.state_dict()
-    for name in ("encoder.head.weight", "lifter.merged.layers.0.linear.weight"):
+    # The synthetic image stages use the heat-map head with its maps supervised (w_heatmap).
+    head = "encoder.head.heatmap.weight"
+    for name in (head, "lifter.merged.layers.0.linear.weight"):
         assert not torch.equal(after[name], final[name]), name  # both parts trained
     row = _rows(tmp_path / "end2end")[0]
     # The physical term is logged (it is 0 on frames whose predictions have < 2 valid contacts,

@@ -191,12 +191,16 @@ class LossConfig:
     """lambda_3, weight of the physical affinity loss (Eq. 6)."""
     physical: bool = False
     """Add the physical affinity loss (the paper turns it on for the end-to-end stage)."""
+    w_heatmap: float = 0.0
+    """Weight of the heat-map cross-entropy (:func:`hopose.losses.heatmap_loss`, beyond the
+    paper) for ``model.head: heatmap``; 0 leaves the maps supervised through their keypoints
+    only."""
     l2d_pixels: str = "original"
     """Units of the 2D MSE: "original", pixels of the dataset's original image (the authors'
     code; λ1 = 0.01 is meant for them), or "network", pixels of the network's input image."""
 
     def __post_init__(self) -> None:
-        for name in ("w_2d", "w_3d", "w_physical"):
+        for name in ("w_2d", "w_3d", "w_physical", "w_heatmap"):
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
         _require(

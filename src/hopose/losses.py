@@ -17,7 +17,11 @@ term         output           target                                            
 ``3d_init``  ``kp3d_init``    ``hand_3d`` ‖ ``obj_3d`` (B, 29, 3), mm              λ2
 ``3d``       ``kp3d``         same                                               λ2
 ``physical`` ``kp3d``         none: physical affinity of the refined 3D (§3.3)     λ3
+``heatmap``  ``heatmaps``     ``hand_2d`` ‖ ``obj_2d``, as Gaussian maps          w_heatmap
 ============ ================ ================================================== ==========
+
+``heatmap`` is beyond the paper: the heat-map head's maps supervised densely
+(:func:`heatmap_loss`), off unless ``loss.w_heatmap`` > 0.
 
 Each MSE is the mean of the squared coordinate errors over the batch, the nodes of the
 predicted ``parts`` and the coordinates. A term is computed only when its output is present,
@@ -45,7 +49,8 @@ _SUPERVISED_TERMS: dict[str, tuple[str, tuple[str, str], str]] = {
     "3d": ("kp3d", ("hand_3d", "obj_3d"), "w_3d"),
 }
 _TERM_WEIGHT = {term: weight for term, (_, _, weight) in _SUPERVISED_TERMS.items()} | {
-    "physical": "w_physical"
+    "physical": "w_physical",
+    "heatmap": "w_heatmap",
 }
 
 
@@ -63,6 +68,39 @@ def _original_pixel_scale(batch: Mapping[str, Tensor]) -> Tensor:
     return batch["orig_K"].diagonal(dim1=-2, dim2=-1)[:, :2] / focal
 
 
+def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) -> Tensor:
+    """Cross-entropy of heat maps against Gaussians at the ground-truth keypoints.
+
+    Integral regression (:func:`hopose.models.heads.soft_argmax`) supervised through its
+    expectation alone learns slowly from scratch: a coordinate error says where the mass should
+    move on average, not which cell should hold it. Supervising each node's softmax over the
+    cells with a Gaussian of one cell's standard deviation at its keypoint (the classic heat-map
+    target) gives every cell a gradient; keypoints outside the image have no cell and are left
+    out.
+
+    Args:
+        logits: (B, N, h, w) heat-map logits; the maps cover the image, cell (i, j) the pixels
+            [j W/w, (j+1) W/w] × [i H/h, (i+1) H/h].
+        target: (B, N, 2) keypoints in the image's pixels.
+        image_size: (W, H) of the image in pixels.
+
+    Returns:
+        The mean cross-entropy (nats) over the keypoints inside the image; 0 when none is.
+    """
+    h, w = logits.shape[-2:]
+    width, height = image_size
+    cell = target.new_tensor([width / w, height / h])  # (2,) pixels per cell along x, y
+    xs = (torch.arange(w, dtype=target.dtype, device=target.device) + 0.5) * cell[0]
+    ys = (torch.arange(h, dtype=target.dtype, device=target.device) + 0.5) * cell[1]
+    gx = torch.exp(-0.5 * ((xs - target[..., :1]) / cell[0]).square())  # (B, N, w)
+    gy = torch.exp(-0.5 * ((ys - target[..., 1:]) / cell[1]).square())  # (B, N, h)
+    gauss = (gy[..., :, None] * gx[..., None, :]).flatten(2)  # (B, N, h*w), separable
+    gauss = gauss / gauss.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    inside = (target >= 0).all(dim=-1) & (target < target.new_tensor([width, height])).all(dim=-1)
+    cross = -(gauss * logits.flatten(2).log_softmax(dim=-1)).sum(dim=-1)  # (B, N)
+    return torch.where(inside, cross, 0.0).sum() / inside.sum().clamp_min(1)
+
+
 def compute_losses(
     out: Mapping[str, Tensor],
     batch: Mapping[str, Tensor],
@@ -70,6 +108,7 @@ def compute_losses(
     parts: tuple[str, ...] = ("hand", "object"),
     physical: bool = False,
     original_pixels: bool = False,
+    heatmap: bool = False,
 ) -> dict[str, Tensor]:
     """The loss terms of the outputs present in ``out`` (see the module docstring).
 
@@ -84,6 +123,8 @@ def compute_losses(
             the authors' code does: each axis's error is scaled by ``orig_K / K`` of that
             axis's focal length (batch keys ``K``, ``orig_K`` (B, 3, 3)), which undoes the
             resize (and is unchanged by a crop's shift).
+        heatmap: add :func:`heatmap_loss` of ``out["heatmaps"]`` (the heat-map head's logits)
+            when present, against the keypoints in the pixels of ``batch["image"]``.
 
     Returns:
         Scalar tensors by term name.
@@ -109,6 +150,10 @@ def compute_losses(
         hand = out["kp3d"][:, PART_NODES["hand"].start : PART_NODES["hand"].stop]  # (B, 21, 3)
         obj = out["kp3d"][:, PART_NODES["object"].start : PART_NODES["object"].stop]  # (B, 8, 3)
         terms["physical"] = physical_affinity_loss(hand, obj)
+    if heatmap and "heatmaps" in out:
+        target = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1).to(out["heatmaps"])
+        size = batch["image"].shape[-1], batch["image"].shape[-2]
+        terms["heatmap"] = heatmap_loss(out["heatmaps"][:, nodes], target[:, nodes], size)
     return terms
 
 

@@ -296,6 +296,7 @@ def forward_losses(
             parts=parts,
             physical=cfg.loss.physical,
             original_pixels=cfg.loss.l2d_pixels == "original",
+            heatmap=cfg.loss.w_heatmap > 0,
         ),
         batch,
     )

@@ -105,6 +105,18 @@ def test_heatmap_encoder_nodes_read_the_local_feature():
     assert not torch.allclose(out["kp2d"][0], out["kp2d"][1])
 
 
+def test_heatmap_encoder_returns_the_maps_its_initial_keypoints_come_from():
+    # kp2d_init is the soft-argmax of the returned logits, mapped from [-1, 1] to pixels of the
+    # 96 x 64 image: x = (n + 1) / 2 * 96, y = (n + 1) / 2 * 64; the maps are at stride 4.
+    torch.manual_seed(0)
+    encoder = _heatmap_encoder()
+    with torch.no_grad():
+        out = encoder(torch.rand(2, 3, 64, 96))
+    assert out["heatmaps"].shape[-2:] == (16, 24)
+    expected = (soft_argmax(out["heatmaps"]) + 1) / 2 * torch.tensor([96.0, 64.0])
+    torch.testing.assert_close(out["kp2d_init"], expected)
+
+
 def test_unknown_head_raises():
     with pytest.raises(ValueError, match="head must be one of"):
         ImageEncoder(backbone="resnet18", weights_path=None, hidden=8, head="conv")

@@ -8,7 +8,8 @@ No external renderer: the image is drawn directly at the network's size with the
 * Box: every pixel's ray is intersected with the box exactly (slab test), which gives its depth,
   the face it hits and where on the face; faces are Lambert-shaded under a random light with a
   per-object colour, a per-face tint, one of three textures (stripes, checks, a printed label)
-  and a darker cap on the +z end so that the box's orientation is visible.
+  and fixed marks on the +x, +y and +z faces (a front label, a dark band, a dark cap) so that
+  the box's orientation, hence its corner order, can be read from the image (:func:`_mark_faces`).
 * Hand: capsules along the 20 bones (radius tapering from 10 mm at the palm to 7 mm at the
   tips), the palm as a fan of thick capsules, and a sleeved forearm from the wrist towards the
   lower right, where the right shoulder is under a head-mounted camera; each capsule's depth
@@ -172,10 +173,36 @@ def _draw_box(image, zbuf, K, corners, look: Appearance) -> None:
     else:
         pattern = np.abs(coords[:, 1] - 0.5) < 0.18
     colour = np.where(pattern[:, None], look.label, look.box) * look.face_tint[face]
-    colour = np.where((face == 5)[:, None], colour * 0.45, colour)  # dark cap on +z
+    colour = _mark_faces(colour, face, coords, look)
     shade = look.ambient + (1 - look.ambient) * np.clip(normal @ look.light, 0.0, 1.0)
     image[hit] = colour * shade[:, None]
     zbuf[hit] = t
+
+
+def _mark_faces(colour: np.ndarray, face: np.ndarray, coords: np.ndarray, look: Appearance):
+    """Marks that make every face of the box identifiable, as a real object's print is.
+
+    The corners are annotated in the object's own order (docs/conventions.md §1); a box whose
+    faces looked alike could be turned half a turn about any axis and show the same picture,
+    so its corner order could not be read from the image and a 2D head trained with a squared
+    error would learn the average of the symmetric orders, corners pulled to the box's middle.
+    Real objects carry that information in their print (a carton's front label, a bottle's
+    cap). Here the three positive faces carry different fixed marks: +x a large patch of the
+    label colour (the front label), +y a dark band across its middle, +z a dark cap; the
+    negative faces keep the plain texture, so the sign of every axis in view is visible.
+
+    Args:
+        colour: (P, 3) the hit pixels' colours. face: (P,) their face, 0..5 for -x, +x, -y, +y,
+            -z, +z. coords: (P, 2) their in-face coordinates in [0, 1]. look: the appearance.
+
+    Returns:
+        (P, 3) the marked colours.
+    """
+    centre = np.abs(coords - 0.5)
+    front = (face == 1) & (centre < 0.32).all(axis=-1)
+    band = (face == 3) & (centre[:, 1] < 0.2)
+    colour = np.where(front[:, None], look.label, colour)
+    return np.where((band | (face == 5))[:, None], colour * 0.45, colour)
 
 
 def _draw_capsule(image, zbuf, K, a, b, radius, colour, look: Appearance) -> None:

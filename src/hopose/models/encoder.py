@@ -132,7 +132,8 @@ class ImageEncoder(nn.Module):
 
         Returns:
             ``kp2d_init`` (B, 29, 2) from the head and ``kp2d`` (B, 29, 2) refined by the GCN,
-            both in pixels of ``image``.
+            both in pixels of ``image``; with the heat-map head also ``heatmaps`` (B, 29, H/4,
+            W/4), the logits whose soft-argmax is ``kp2d_init``.
         """
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
@@ -144,8 +145,9 @@ class ImageEncoder(nn.Module):
         if self.head_kind == "linear":
             init = self.head(feature).view(-1, NUM_NODES, 2)  # (B, N, 2) in [-1, 1] coordinates
         else:
-            init, local = self.head(maps)
+            init, local, heatmaps = self.head(maps)
             nodes.append(sample_features(local, init))  # (B, N, HEATMAP_WIDTH)
         refined = init + self.refine(torch.cat([init, *nodes], dim=-1))
         size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels
-        return {"kp2d_init": (init + 1) / 2 * size, "kp2d": (refined + 1) / 2 * size}
+        out = {"kp2d_init": (init + 1) / 2 * size, "kp2d": (refined + 1) / 2 * size}
+        return out if self.head_kind == "linear" else out | {"heatmaps": heatmaps}

@@ -88,11 +88,13 @@ class HeatmapHead(nn.Module):
         )
         self.heatmap = nn.Conv2d(width, NUM_NODES, kernel_size=1)
 
-    def forward(self, maps: list[Tensor]) -> tuple[Tensor, Tensor]:
+    def forward(self, maps: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Args: maps, the stride-4, 8, 16 and 32 feature maps (B, C_i, H_i, W_i).
 
         Returns:
-            keypoints (B, N, 2) in [-1, 1] and the fused feature map (B, width, H/4, W/4).
+            keypoints (B, N, 2) in [-1, 1], the fused feature map (B, width, H/4, W/4) and the
+            heat maps' logits (B, N, H/4, W/4), which :func:`hopose.losses.heatmap_loss` may
+            supervise directly.
         """
         size = maps[0].shape[-2:]
         fused = sum(
@@ -100,4 +102,5 @@ class HeatmapHead(nn.Module):
             for lateral, m in zip(self.lateral, maps, strict=True)
         )
         features = self.fuse(fused)
-        return soft_argmax(self.heatmap(features)), features
+        logits = self.heatmap(features)
+        return soft_argmax(logits), features, logits
