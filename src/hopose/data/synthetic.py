@@ -124,14 +124,18 @@ BONE_LENGTH_P50 = np.array(
         [63.0, 37.2, 24.0, 18.0],  # little
     ]
 )
-HAND_SCALE_MEAN, HAND_SCALE_SD, BONE_SD = 1.02, 0.045, 0.05
+HAND_SCALE_MEAN, HAND_SCALE_SD = 1.02, 0.045
+# Each bone's own relative sd (normal, clipped at 2 sd), rows as BONE_LENGTH_P50: 5%, except the
+# little finger's PIP-DIP bone, FPHA-HO's widest (p5-p95 18-33 mm about a 24 mm median).
+BONE_SD = np.full((5, 4), 0.05)
+BONE_SD[4, 2] = 0.09
 
 # Directions of the wrist-to-base bones in the hand frame: angle from x in the palm plane (deg)
 # and a palmar slope that cups the palm. Row 0 is the thumb CMC, which sits next to the wrist.
 BASE_ANGLE_DEG = np.array([-55.0, -20.0, -5.0, 10.0, 24.0])
-BASE_SLOPE = np.array([-0.3, 0.0, 0.0, 0.04, 0.1])
+BASE_SLOPE = np.array([-0.3, 0.0, 0.0, 0.04, 0.04])
 # Resting abduction of each finger's first phalanx from x, in the palm plane (deg).
-FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 13.0])
+FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 9.0])
 # Flexion limits (deg) of the three joints of each chain: thumb CMC/MCP/IP, finger MCP/PIP/DIP.
 # The thumb's IP closes to 30° (45° after a locked MCP): FPHA-HO's IP p75 is 27°, p95 44°.
 THUMB_LIMITS_DEG = np.array([[-20.0, 50.0], [-10.0, 60.0], [-15.0, 30.0]])
