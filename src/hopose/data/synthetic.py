@@ -14,30 +14,35 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    z axis is its longest side, so the affinity loss's central axis (docs/conventions.md §2) is
    the box's z axis and its radius is ``L = (size_x + size_y) / 2``.
 2. Hand: a right hand whose 20 bones are FPHA-HO's medians (docs/synthetic.md) times one
-   hand-size factor (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%): wrist to middle
-   fingertip has median 170 mm and p5-p95 about 155-185 mm (FPHA measures 156-180; an issue's
-   "about 170-200" is the larger of the two, the FPHA-HO statistics win). Each finger and the
+   hand-size factor (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%, the little finger's
+   PIP-DIP 9%, :data:`BONE_SD`): wrist to middle fingertip has median 170 mm and p5-p95 about
+   155-185 mm (FPHA measures 156-180; an issue's "about 170-200" is the larger of the two, the
+   FPHA-HO statistics win). Each finger and the
    thumb is a planar chain of three segments with flexion limits (MCP -15..90°, PIP 0..110°,
-   DIP 0..80°; thumb CMC -20..50°, MCP -10..60°, IP -15..80°). Hand frame: x from the wrist
+   DIP 0..80°; thumb CMC -20..50°, MCP -10..60°, IP -15..30°). Hand frame: x from the wrist
    towards the fingers, z the palm normal (the side fingers flex to), y = z × x from the index
    towards the little finger;
    the thumb is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
    PIP (the thumb's MCP) is locked straight with probability 0.63 (0.86), the next joint then
-   bending up to 30° further (:func:`_locked_limits`).
-3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm 10-20 mm off a side face,
-   the middle MCP 20-45 mm short of the far edge, fingers bending over that edge, thumb going
+   bending up to 15° further (:func:`_locked_limits`). Each finger's DIP closes at most to a
+   drawn angle (:data:`DIP_GOAL_DEG`), so a fingertip that meets nothing stops where FPHA-HO's
+   DIPs do rather than at the joint's limit.
+3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm 15-30 mm off a side face,
+   the middle MCP 5-30 mm short of the far edge, fingers bending over that edge, thumb going
    for the face across), "pinch" (palm 25-45 mm above an end face, MCPs 35-65 mm short of one
    of its edges, fingertips over it, thumb on the opposite side face), "lateral" (the same
    from beside a side face: palm over it, fingertips and thumb on the two faces next to it).
    The palm stands off and back far enough that the fingers curl about as much as FPHA-HO's
-   (curl p50 ~110°) instead of wrapping round the box. The thumb starts aimed 25 mm outside
+   (curl p50 90-104°) instead of wrapping round the box, and in power grasps close enough to
+   the edge that the MCPs take FPHA-HO's share of it. The thumb starts aimed 25 mm outside
    its face but opens at most a drawn angle from the index metacarpal (FPHA-HO's thumb
    opposition), tried at :data:`THUMB_TRIES` openings in one closing. Every chain then closes
-   from an open pre-shape until a segment first comes within the skin distance (2-5 mm) of
-   the box, the joints proximal to a touching segment stopping and the distal ones going on
+   from an open pre-shape (an unlocked thumb MCP already bent 10-45°, as FPHA-HO's bent ones)
+   until a segment first comes within the skin distance (2-5 mm) of the box, the joints
+   proximal to a touching segment stopping and the distal ones going on
    (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at points along each
    segment), so pads and tips touch without penetrating.
-4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 30-80% of
+4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 60-100% of
    their flexion and which is moved 30-120 mm back along the palm normal, then further if
    needed until every joint and bone point is more than ``eta * L + 1`` mm from the box: no
    valid contact for the affinity loss (``eta`` = 0.2).
