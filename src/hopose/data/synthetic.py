@@ -17,12 +17,11 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    hand-size factor (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%, the little finger's
    PIP-DIP 9%, :data:`BONE_SD`): wrist to middle fingertip has median 170 mm and p5-p95 about
    155-185 mm (FPHA measures 156-180; an issue's "about 170-200" is the larger of the two, the
-   FPHA-HO statistics win). Each finger and the
-   thumb is a planar chain of three segments with flexion limits (MCP -15..90°, PIP 0..110°,
-   DIP 0..80°; thumb CMC -20..50°, MCP -10..60°, IP -15..30°). Hand frame: x from the wrist
-   towards the fingers, z the palm normal (the side fingers flex to), y = z × x from the index
-   towards the little finger;
-   the thumb is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
+   FPHA-HO statistics win). Each finger and the thumb is a planar chain of three segments
+   with flexion limits (MCP -15..90°, PIP 0..110°, DIP 0..80°; thumb CMC -20..50°, MCP
+   -10..60°, IP -15..30°). Hand frame: x from the wrist towards the fingers, z the palm normal
+   (the side fingers flex to), y = z × x from the index towards the little finger; the thumb
+   is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
    PIP (the thumb's MCP) is locked straight with probability 0.63 (0.86), the next joint then
    bending up to 15° further (:func:`_locked_limits`). Each finger's DIP closes at most to a
    drawn angle (:data:`DIP_GOAL_DEG`), so a fingertip that meets nothing stops where FPHA-HO's
