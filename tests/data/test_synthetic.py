@@ -355,3 +355,15 @@ def test_camera_view_and_straight_pips_as_in_fpha(records):
     assert np.median(values["palm y' y"]) < -0.5 and np.median(values["palm y' z"]) > 0.4
     assert 53 <= values["FPHA PIP recorded straight"].mean() <= 74
     assert 76 <= values["FPHA thumb MCP recorded straight"].mean() <= 96
+
+
+def test_joints_stop_at_their_closing_goals(records):
+    values = hand_quantities(_stack(records, "hand_3d").numpy())
+    # A DIP closes at most to its drawn goal (index 65°, the others 85°) plus 15° after a locked
+    # PIP; the thumb's IP to 30°, plus 15° after a locked MCP. Float32 records: 0.1° of slack.
+    assert values["index DIP"].max() <= 65.0 + 15.0 + 0.1
+    for finger in ("middle", "ring", "little"):
+        assert values[f"{finger} DIP"].max() <= 85.0 + 15.0 + 0.1
+    assert values["thumb IP"].max() <= 30.0 + 15.0 + 0.1
+    # The goals are drawn, so the DIPs of fingers that meet nothing spread over tens of degrees.
+    assert np.percentile(values["middle DIP"], 75) - np.percentile(values["middle DIP"], 25) > 20.0

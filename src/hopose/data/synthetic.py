@@ -14,30 +14,34 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    z axis is its longest side, so the affinity loss's central axis (docs/conventions.md §2) is
    the box's z axis and its radius is ``L = (size_x + size_y) / 2``.
 2. Hand: a right hand whose 20 bones are FPHA-HO's medians (docs/synthetic.md) times one
-   hand-size factor (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%): wrist to middle
-   fingertip has median 170 mm and p5-p95 about 155-185 mm (FPHA measures 156-180; an issue's
-   "about 170-200" is the larger of the two, the FPHA-HO statistics win). Each finger and the
-   thumb is a planar chain of three segments with flexion limits (MCP -15..90°, PIP 0..110°,
-   DIP 0..80°; thumb CMC -20..50°, MCP -10..60°, IP -15..80°). Hand frame: x from the wrist
-   towards the fingers, z the palm normal (the side fingers flex to), y = z × x from the index
-   towards the little finger;
-   the thumb is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
+   hand-size factor (mean 1.02, sd 4.5%) times a per-bone factor (sd 5%, the little finger's
+   PIP-DIP 9%, :data:`BONE_SD`): wrist to middle fingertip has median 170 mm and p5-p95 about
+   155-185 mm (FPHA measures 156-180; an issue's "about 170-200" is the larger of the two, the
+   FPHA-HO statistics win). Each finger and the thumb is a planar chain of three segments
+   with flexion limits (MCP -15..90°, PIP 0..110°, DIP 0..80°; thumb CMC -20..50°, MCP
+   -10..60°, IP -15..30°). Hand frame: x from the wrist towards the fingers, z the palm normal
+   (the side fingers flex to), y = z × x from the index towards the little finger; the thumb
+   is on -y, which makes it a right hand. As in FPHA-HO's annotations, a finger's
    PIP (the thumb's MCP) is locked straight with probability 0.63 (0.86), the next joint then
-   bending up to 30° further (:func:`_locked_limits`).
-3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm 10-20 mm off a side face,
-   the middle MCP 20-45 mm short of the far edge, fingers bending over that edge, thumb going
+   bending up to 15° further (:func:`_locked_limits`). Each finger's DIP closes at most to a
+   drawn angle (:data:`DIP_GOAL_DEG`), so a fingertip that meets nothing stops where FPHA-HO's
+   DIPs do rather than at the joint's limit.
+3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm 15-30 mm off a side face,
+   the middle MCP 5-30 mm short of the far edge, fingers bending over that edge, thumb going
    for the face across), "pinch" (palm 25-45 mm above an end face, MCPs 35-65 mm short of one
    of its edges, fingertips over it, thumb on the opposite side face), "lateral" (the same
    from beside a side face: palm over it, fingertips and thumb on the two faces next to it).
    The palm stands off and back far enough that the fingers curl about as much as FPHA-HO's
-   (curl p50 ~110°) instead of wrapping round the box. The thumb starts aimed 25 mm outside
+   (curl p50 90-104°) instead of wrapping round the box, and in power grasps close enough to
+   the edge that the MCPs take FPHA-HO's share of it. The thumb starts aimed 25 mm outside
    its face but opens at most a drawn angle from the index metacarpal (FPHA-HO's thumb
    opposition), tried at :data:`THUMB_TRIES` openings in one closing. Every chain then closes
-   from an open pre-shape until a segment first comes within the skin distance (2-5 mm) of
-   the box, the joints proximal to a touching segment stopping and the distal ones going on
+   from an open pre-shape (an unlocked thumb MCP already bent 10-45°, as FPHA-HO's bent ones)
+   until a segment first comes within the skin distance (2-5 mm) of the box, the joints
+   proximal to a touching segment stopping and the distal ones going on
    (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at points along each
    segment), so pads and tips touch without penetrating.
-4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 30-80% of
+4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 60-100% of
    their flexion and which is moved 30-120 mm back along the palm normal, then further if
    needed until every joint and bone point is more than ``eta * L + 1`` mm from the box: no
    valid contact for the affinity loss (``eta`` = 0.2).
@@ -124,23 +128,28 @@ BONE_LENGTH_P50 = np.array(
         [63.0, 37.2, 24.0, 18.0],  # little
     ]
 )
-HAND_SCALE_MEAN, HAND_SCALE_SD, BONE_SD = 1.02, 0.045, 0.05
+HAND_SCALE_MEAN, HAND_SCALE_SD = 1.02, 0.045
+# Each bone's own relative sd (normal, clipped at 2 sd), rows as BONE_LENGTH_P50: 5%, except the
+# little finger's PIP-DIP bone, FPHA-HO's widest (p5-p95 18-33 mm about a 24 mm median).
+BONE_SD = np.full((5, 4), 0.05)
+BONE_SD[4, 2] = 0.09
 
 # Directions of the wrist-to-base bones in the hand frame: angle from x in the palm plane (deg)
 # and a palmar slope that cups the palm. Row 0 is the thumb CMC, which sits next to the wrist.
 BASE_ANGLE_DEG = np.array([-55.0, -20.0, -5.0, 10.0, 24.0])
-BASE_SLOPE = np.array([-0.3, 0.0, 0.0, 0.04, 0.1])
+BASE_SLOPE = np.array([-0.3, 0.0, 0.0, 0.04, 0.04])
 # Resting abduction of each finger's first phalanx from x, in the palm plane (deg).
-FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 13.0])
+FINGER_ABDUCTION_DEG = np.array([-10.0, -2.0, 5.0, 9.0])
 # Flexion limits (deg) of the three joints of each chain: thumb CMC/MCP/IP, finger MCP/PIP/DIP.
-THUMB_LIMITS_DEG = np.array([[-20.0, 50.0], [-10.0, 60.0], [-15.0, 80.0]])
+# The thumb's IP closes to 30° (45° after a locked MCP): FPHA-HO's IP p75 is 27°, p95 44°.
+THUMB_LIMITS_DEG = np.array([[-20.0, 50.0], [-10.0, 60.0], [-15.0, 30.0]])
 FINGER_LIMITS_DEG = np.array([[-15.0, 90.0], [0.0, 110.0], [0.0, 80.0]])
 FLEX_HIGH = np.deg2rad(np.stack([THUMB_LIMITS_DEG[:, 1]] + [FINGER_LIMITS_DEG[:, 1]] * 4))
 # FPHA's annotations record a finger's PIP (the thumb's MCP) exactly straight in 53-74% (86%)
 # of frames while the next joint stays bent: the generated hands lock that joint as often.
 # The joint after a locked one may bend further, as FPHA's do (DIP p95 91-96°).
 PIP_STRAIGHT_PROBABILITY, THUMB_MCP_STRAIGHT_PROBABILITY = 0.63, 0.86
-LOCKED_EXTRA_FLEX = np.deg2rad(30.0)
+LOCKED_EXTRA_FLEX = np.deg2rad(15.0)
 # Thumb opposition (thumb CMC->MCP vs index wrist->MCP, deg): an aimed thumb is turned back
 # towards the index metacarpal to at most this angle, drawn per sample (FPHA-HO: p25-p75
 # 32-49°; the thumb's own flexion opens it further).
@@ -148,9 +157,22 @@ OPPOSITION_MEAN_DEG, OPPOSITION_SD_DEG, OPPOSITION_RANGE_DEG = 45.0, 12.0, (20.0
 # Openings tried when the thumb does not reach its face: the drawn one, wider by this step, and
 # finally unlimited.
 THUMB_TRIES, THUMB_OPENING_STEP_DEG = 3, 15.0
-# Open pre-shape: start flexions (deg) drawn between these, per chain joint.
-START_LOW_DEG, START_HIGH_DEG = np.array([-5.0, 0.0, 0.0]), np.array([10.0, 15.0, 15.0])
+# Open pre-shape: start flexions (deg) drawn between these, per chain (thumb first) and joint.
+# An unlocked thumb MCP starts bent 10-45°: closing from straight it stops at about 10° when the
+# thumb meets its face, where FPHA-HO's bent thumb MCPs are at 20-42° (p25-p75).
+START_LOW_DEG = np.array([[-5.0, 10.0, 0.0]] + [[-5.0, 0.0, 0.0]] * 4)
+START_HIGH_DEG = np.array([[10.0, 45.0, 15.0]] + [[10.0, 15.0, 15.0]] * 4)
 POWER_MCP_START_DEG = (-15.0, -5.0)  # power grasps: fingers start bent back, off the palm face
+# Each finger's DIP closes at most to a drawn angle (deg, uniform between a row's two values;
+# index, middle, ring, little), so a fingertip that meets nothing stops where FPHA-HO's DIPs do
+# (p25-p75: index 28-56°, the others 34-73°) instead of at the joint's limit.
+DIP_GOAL_DEG = np.array([[20.0, 65.0], [30.0, 80.0], [35.0, 85.0], [35.0, 85.0]])
+# Power grasps: the palm's gap to its face and how far the middle MCP stops short of the far
+# edge (mm, uniform). Close to the edge, the first phalanx bends over it (FPHA-HO MCP p50
+# 34-46°) before touching, and the other phalanges share less of the curl.
+POWER_PALM_GAP, POWER_MCP_SHORT = (15.0, 30.0), (5.0, 30.0)
+# Free frames open each joint to this fraction (uniform) of its grasp flexion.
+FREE_OPENING = (0.6, 1.0)
 MIDDLE_MCP_REACH = 66.0  # mm from the wrist to the middle MCP along the hand's x, roughly
 
 # Joints that count as the thumb's and the other fingers' contacts (not their bases).
@@ -170,14 +192,14 @@ BLOCK = 64  # samples generated together
 
 # Camera placement priors (FPHA-HO annotation statistics, docs/synthetic.md): hand centroid
 # pixel (1920×1080) and depth (mm).
-CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 600.0]), np.array([230.0, 290.0])
+CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 600.0]), np.array([230.0, 340.0])
 CENTROID_PIXEL_LOW, CENTROID_PIXEL_HIGH = np.array([700.0, 60.0]), np.array([1650.0, 1040.0])
 DEPTH_MEAN, DEPTH_SD, DEPTH_LOW, DEPTH_HIGH = 410.0, 75.0, 280.0, 520.0
 # Palm frame in the camera (FPHA-HO medians and spreads of its components): y' from the wrist
 # to the middle MCP points up and away, n out of the palm; the back of the hand faces the camera
 # in about 74% of frames.
-PALM_Y_MEAN, PALM_Y_SD = np.array([-0.15, -0.70, 0.61]), np.array([0.33, 0.40, 0.30])
-PALM_N_MEAN, PALM_N_SD = np.array([-0.47, 0.50, 0.39]), np.array([0.33, 0.60, 0.36])
+PALM_Y_MEAN, PALM_Y_SD = np.array([-0.15, -0.70, 0.61]), np.array([0.33, 0.40, 0.36])
+PALM_N_MEAN, PALM_N_SD = np.array([-0.47, 0.50, 0.39]), np.array([0.30, 0.80, 0.36])
 CAMERA_TRIES = 8
 # Keypoints (of 29) allowed outside the original frame, and in PARTLY_OUT_FRACTION of the
 # samples, which stand for FPHA-HO's 13% of frames with more than 3 keypoints outside.
@@ -189,7 +211,8 @@ _U_START = slice(4, 19)  # 15 start flexions
 _U_PLACE = slice(19, 25)  # 6 placement numbers
 _U_OPEN, _U_BACK = 25, 26
 _U_LOCK = slice(27, 32)  # thumb MCP and finger PIP locks
-_NUM_U = 32
+_U_DIP = slice(32, 36)  # finger DIP goals
+_NUM_U = 36
 _Z_SCALE, _Z_BONES, _Z_ANGLE, _Z_SPREAD, _Z_TILT = (
     0,
     slice(1, 21),
@@ -397,8 +420,11 @@ def _place_power(u: np.ndarray, half: np.ndarray):
     half_t = np.abs((tangent * half).sum(axis=-1))
     # Wrist behind the palm face with the middle MCP near the far edge and the MCP row (centred
     # on the wrist's y) somewhere along the long axis.
-    wrist = normal * (half[rows, axis] + 10.0 + 10.0 * u[:, 3])[:, None]
-    wrist += tangent * (half_t - 45.0 + 25.0 * u[:, 4] - MIDDLE_MCP_REACH)[:, None]
+    gap_low, gap_high = POWER_PALM_GAP
+    short_low, short_high = POWER_MCP_SHORT
+    wrist = normal * (half[rows, axis] + gap_low + (gap_high - gap_low) * u[:, 3])[:, None]
+    short = short_high - (short_high - short_low) * u[:, 4]
+    wrist += tangent * (half_t - short - MIDDLE_MCP_REACH)[:, None]
     wrist[:, 2] += (2 * u[:, 5] - 1) * np.maximum(half[:, 2] - 30.0, 0.0)
     return rot, wrist, -tangent
 
@@ -496,9 +522,12 @@ def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> 
 
 
 def _locked_limits(u: np.ndarray) -> np.ndarray:
-    """(B, 5, 3) flexion limits (rad): locked thumb MCPs and finger PIPs at 0, the next freer."""
+    """(B, 5, 3) closing goals (rad): the joints' limits with drawn DIP goals, locked thumb MCPs
+    and finger PIPs at 0 and the joint after a locked one freer."""
     probability = np.array([THUMB_MCP_STRAIGHT_PROBABILITY] + [PIP_STRAIGHT_PROBABILITY] * 4)
     limits = np.repeat(FLEX_HIGH[None], len(u), axis=0)
+    low, high = np.deg2rad(DIP_GOAL_DEG).T  # (4,) each
+    limits[:, 1:, 2] = np.minimum(limits[:, 1:, 2], low + (high - low) * u[:, _U_DIP])
     locked = u[:, _U_LOCK] < probability
     limits[:, :, 2] += np.where(locked, LOCKED_EXTRA_FLEX, 0.0)
     limits[:, :, 1] = np.where(locked, 0.0, limits[:, :, 1])
@@ -537,7 +566,8 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
 
     # Free frames: open the hand and move it back along the palm normal until it is clear.
     release = -rot[:, :, 2]
-    opened = theta * (0.3 + 0.5 * u[:, _U_OPEN, None, None])
+    open_low, open_high = FREE_OPENING
+    opened = theta * (open_low + (open_high - open_low) * u[:, _U_OPEN, None, None])
     theta = np.where(free[:, None, None], opened, theta)
     trans = trans + free[:, None] * release * (30.0 + 90.0 * u[:, _U_BACK, None])
     joints = _to_box(hands.joints(theta), rot, trans)
