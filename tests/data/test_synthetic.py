@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from hopose.data import synthetic_split_seed
 from hopose.data.cache import CacheDataset
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasp_stats import hand_quantities
-from hopose.data.render import render_grasp
+from hopose.data.render import _mark_faces, render_grasp, sample_appearance
 from hopose.data.sample import ARRAY_KEYS, check_sample
 from hopose.data.synthetic import (
     _FACE_AXIS,
@@ -367,3 +369,23 @@ def test_joints_stop_at_their_closing_goals(records):
     assert values["thumb IP"].max() <= 30.0 + 15.0 + 0.1
     # The goals are drawn, so the DIPs of fingers that meet nothing spread over tens of degrees.
     assert np.percentile(values["middle DIP"], 75) - np.percentile(values["middle DIP"], 25) > 20.0
+
+
+def test_box_faces_carry_marks_that_tell_each_axis_sign():
+    # Every face rendered plain (box colour 0.5 grey, label colour red) over a 5 x 5 grid of
+    # in-face coordinates: the marks must tell +x from -x, +y from -y and +z from -z (else a
+    # half-turned box shows the same picture), and the three marked faces from each other.
+    look = sample_appearance(np.random.default_rng(0), "box")
+    look = dataclasses.replace(look, label=np.array([0.9, 0.1, 0.1]))
+    grid = np.stack(np.meshgrid(np.linspace(0.05, 0.95, 5), np.linspace(0.05, 0.95, 5)), -1)
+    coords = grid.reshape(-1, 2)
+
+    def face_pattern(face: int) -> np.ndarray:
+        colour = np.full((len(coords), 3), 0.5)
+        return _mark_faces(colour, np.full(len(coords), face), coords, look)
+
+    patterns = [face_pattern(face) for face in range(6)]  # -x, +x, -y, +y, -z, +z
+    for axis in range(3):
+        assert np.abs(patterns[2 * axis + 1] - patterns[2 * axis]).sum() > 1.0
+    for a, b in ((1, 3), (1, 5), (3, 5)):
+        assert np.abs(patterns[a] - patterns[b]).sum() > 1.0
