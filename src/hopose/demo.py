@@ -17,7 +17,7 @@ The synthetic configs are sized for a 2-core CPU, not for accuracy: a lifter tra
 3,750 steps without dropout; a ResNet18 at 64×64 px with the heat-map head and supervised maps
 (docs/training.md, "From pixels") trained from scratch on 5,000 rendered images for 5 epochs;
 two end-to-end epochs on 3,000 images; the real-data configs keep the paper's ResNet50 at
-224×224, its linear head and its schedule. ``make demo`` takes about 7 minutes on 2 cores
+224×224, its linear head and its schedule. ``make demo`` takes about 6 minutes on 2 cores
 (README).
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
