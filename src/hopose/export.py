@@ -13,7 +13,8 @@ Inputs and outputs are named as in PyTorch, every one float32 with a dynamic bat
 graph       inputs                      outputs
 =========== =========================== =====================================================
 network     ``image`` (B, 3, S, S)       ``kp2d_init``, ``kp2d`` (B, 29, 2) px;
-            in [0, 1], ``K`` (B, 3, 3)  ``kp3d_init``, ``kp3d`` (B, 29, 3) mm
+            in [0, 1], ``K`` (B, 3, 3)  ``kp3d_init``, ``kp3d`` (B, 29, 3) mm; with the
+                                        heat-map head also ``heatmaps`` (B, 29, S/4, S/4)
 lifter      ``kp2d`` (B, 29, 2) px,     ``kp3d_init``, ``kp3d`` (B, 29, 3) mm
             ``K`` (B, 3, 3)
 =========== =========================== =====================================================
