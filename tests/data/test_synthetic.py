@@ -28,6 +28,7 @@ from hopose.data.synthetic import (
     SyntheticHandObject,
     face_grid_distances,
     generate_grasps,
+    label_in_hand,
 )
 from hopose.geometry import box_corners, project_points, sample_face_points
 from hopose.physics import contact_points, physical_affinity_loss
@@ -121,6 +122,30 @@ def test_contacts_of_grasps_and_free_frames(records):
 def test_no_joint_deep_inside_the_box(records):
     depth = [_depth_inside(r["hand_3d"], r["obj_3d"]).max() for r in records]
     assert max(depth) <= MAX_PENETRATION + 0.01  # float32 records of the float64 poses
+
+
+def test_labelling_in_the_hand_turns_a_box_half_a_turn():
+    # Hand: fingers f = (0, -1, 0); palm normal n = (h5 - h0) × (h17 - h0) = (-20, -75, 0) ×
+    # (20, -70, 0) = (0, 0, 1400 + 1500), i.e. (0, 0, 1); thumb side f × n = (-1, 0, 0).
+    hand = np.zeros((21, 3))
+    hand[[0, 5, 9, 17]] = [[0, 0, 400], [-20, -75, 400], [0, -80, 400], [20, -70, 400]]
+    # Box x along -n and z along -(f × n): both flip, a half turn about y: corner k is the corner
+    # whose signs are k's times (-1, +1, -1). Rows: box x, y = z × x, z in the camera.
+    axes = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    signs = np.array(CORNER_SIGNS)
+    corners = np.array([0.0, -60.0, 450.0]) + (signs * np.array([30.0, 20.0, 50.0])) @ axes
+    expected = [CORNER_SIGNS.index(tuple(s * np.array([-1, 1, -1]))) for s in signs]
+    got = label_in_hand(hand[None], corners[None])[0]
+    np.testing.assert_array_equal(got, corners[expected])
+
+
+def test_labelling_in_the_hand_ignores_how_the_box_was_labelled(records):
+    hand = np.stack([r["hand_3d"] for r in records]).astype(np.float64)
+    corners = np.stack([r["obj_3d"] for r in records]).astype(np.float64)
+    signs = np.array(CORNER_SIGNS)
+    for flips in ((1, 1, 1), (-1, -1, 1), (-1, 1, -1), (1, -1, -1)):
+        turned = [CORNER_SIGNS.index(tuple(s * np.array(flips))) for s in signs]
+        np.testing.assert_array_equal(label_in_hand(hand, corners[:, turned]), corners)
 
 
 def test_grasp_statistics(records):

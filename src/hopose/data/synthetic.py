@@ -63,6 +63,10 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    :data:`PARTLY_OUT_FRACTION` of the samples, FPHA-HO's hands partly out of frame); when none
    does, the one that leaves the fewest is moved back along its centroid's ray by the least
    factor (1.1, 1.2 ... 2) that does.
+7. Corner labels: of the four orientations of the box that look alike (half turns about its
+   axes), the corners are labelled in the one held the usual way round, +x and +z along the
+   hand axes they lie on (:func:`label_in_hand`): the rendered marks on the box's faces and the
+   hand both tell the corner order.
 
 Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with the network
 image's intrinsics, from the original camera exactly as the real loaders do
@@ -659,6 +663,49 @@ def _place_in_camera(
     return chosen[:, :NUM_JOINTS], chosen[:, NUM_JOINTS:]
 
 
+def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Relabel each box's corners as the one of its look-alike orientations held the usual way.
+
+    A cuboid turned half a turn about one of its own axes occupies the same space, so the grasp
+    fixes the geometry, not which of these four orientations the corners are labelled in. A
+    real object's is not arbitrary: it is held the same way round (a bottle's cap by the thumb,
+    its label away from the palm) and its print shows which side is which. Each box axis here
+    lies along one of the hand's axes (the placements of :func:`_place_power` and
+    :func:`_place_over_edge`); this picks the orientation whose +x and +z point the same way
+    as the hand axes they lie along: fingers (wrist to middle MCP), palm normal (out of the
+    palm) or the thumb side (their cross product). A power grasp then holds the box's +z end
+    by the thumb, a pinch over an end face pinches its +z end, and the corner order follows
+    from the hand in the image instead of being a coin toss. A rule in the camera's terms
+    ("cap up") would flip the labels where an axis crosses the image's horizontal, a jump the
+    lifter cannot follow (measured: docs/synthetic.md).
+
+    Args:
+        hand: (B, 21, 3) joints. corners: (B, 8, 3) box corners in docs/conventions.md §1 order.
+            Any common frame.
+
+    Returns:
+        (B, 8, 3) the same corners, reordered.
+    """
+    signs = np.array(CORNER_SIGNS)
+    fingers = _unit(hand[:, 9] - hand[:, 0])
+    normal = _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
+    hand_axes = np.stack([fingers, normal, _cross(fingers, normal)], axis=1)  # (B, 3, 3)
+
+    def flip(axis: np.ndarray) -> np.ndarray:
+        along = np.einsum("bij,bj->bi", hand_axes, axis)  # (B, 3) cosines with the hand axes
+        nearest = np.take_along_axis(along, np.abs(along).argmax(axis=-1)[:, None], axis=-1)
+        return np.where(nearest[:, 0] < 0, -1, 1)
+
+    flip_x = flip(corners[:, 1] - corners[:, 0])
+    flip_z = flip(corners[:, 4] - corners[:, 0])
+    # Two flipped axes are a half turn about the third; three would mirror the box.
+    flips = np.stack([flip_x, flip_x * flip_z, flip_z], axis=-1)  # (B, 3)
+    # Corner k of the turned box is the corner whose signs are k's times the flips.
+    wanted = signs[None] * flips[:, None]  # (B, 8, 3)
+    source = ((wanted[:, :, None] == signs[None, None]).all(axis=-1)).argmax(axis=-1)  # (B, 8)
+    return np.take_along_axis(corners, source[..., None], axis=1)
+
+
 def generate_grasps(
     seed: int, indices: np.ndarray, free_fraction: float = 0.2, camera: np.ndarray | None = None
 ) -> Grasps:
@@ -698,6 +745,7 @@ def generate_grasps(
     corners = np.array(CORNER_SIGNS) * half[:, None]
     camera = np.broadcast_to(FPHA_COLOR_K if camera is None else camera, (size, 3, 3)).copy()
     hand_3d, obj_3d = _place_in_camera(hand, corners, z, u, camera)
+    obj_3d = label_in_hand(hand_3d, obj_3d)
     names = (*GRASP_TYPES, "free")
     return Grasps(hand_3d, obj_3d, [names[k] for k in kind], [OBJECT_NAMES[o] for o in obj])
 
