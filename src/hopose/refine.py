@@ -83,9 +83,9 @@ class RefineWeights:
     """Give a frame without a grasp the box its hand holds (:mod:`hopose.grasp_completion`):
     for predictions from images, whose box is a near-point; it raises the object error
     (docs/evaluation.md)."""
-    grip_shrink: float = 0.15
+    grip_shrink: float = 0.2
     """Fraction taken off the half-sizes of the completed box (:func:`grip_box`)."""
-    grasp_distance: float = 100.0
+    grasp_distance: float = 90.0
     """mm: a box centre farther than this from the palm centre is a free frame, not completed."""
 
     def __post_init__(self) -> None:
