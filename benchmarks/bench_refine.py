@@ -8,7 +8,9 @@ float32, refined with:
 - ``defaults``: :data:`hopose.refine.REFINE_WEIGHTS` (the affinity's contacts searched for
   every ``contact_every`` = 4 steps, one cuboid-fit alternation after each step);
 - ``search every step``: the same 8 steps with the contacts searched for at every step and two
-  fit alternations, the refinement as it was first written.
+  fit alternations, the refinement as it was first written;
+- ``grasp completion``: the defaults with ``complete_grasp`` (:mod:`hopose.grasp_completion`),
+  whose box and push-out are computed for every frame whichever frames take them.
 
 The cases alternate within each round (:func:`bench_model.interleaved_seconds`) and the ratio
 is the median over rounds of the two cases' times in the same round, so that a shared machine
@@ -53,9 +55,11 @@ def main() -> None:
     hand, obj, K = joined("pred_hand_3d"), joined("pred_obj_3d"), joined("K")
     kp2d = joined("pred_hand_2d", "pred_obj_2d")  # (B, 29, 2)
     every_step = dataclasses.replace(REFINE_WEIGHTS, contact_every=1, fit_iterations=2)
+    completing = dataclasses.replace(REFINE_WEIGHTS, complete_grasp=True)
     cases = {
         "defaults": lambda: refine_pose(hand, obj, kp2d, K),
         "search every step": lambda: refine_pose(hand, obj, kp2d, K, every_step),
+        "grasp completion": lambda: refine_pose(hand, obj, kp2d, K, completing),
     }
     samples = interleaved_seconds(
         cases, rounds=args.rounds, repeats=1, device=torch.device("cpu"), clock=CLOCKS[args.clock]

@@ -167,6 +167,15 @@ def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_
     assert not (tmp_path / "e").exists()
 
 
+def test_grasp_completion_without_refinement_is_a_one_line_error(tmp_path, capsys):
+    args = ["eval", str(tmp_path / "model.pt"), "--data", "synthetic", "--complete-grasp"]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 1
+    assert capsys.readouterr().err == (
+        "hopose eval: error: --complete-grasp: a stage of the refinement, needs --refine\n"
+    )
+    assert not (tmp_path / "e").exists()
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])

@@ -115,13 +115,14 @@ def _penetrating_cases() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
 
 
 # The defaults, a contact search every step with two fit alternations (the settings before the
-# search was reused), and a search only at the first of 8 steps.
+# search was reused), a search only at the first of 8 steps, and the grasp completion.
 @pytest.mark.parametrize(
     "weights",
     [
         RefineWeights(),
         RefineWeights(contact_every=1, fit_iterations=2),
         RefineWeights(contact_every=8),
+        RefineWeights(complete_grasp=True),
     ],
 )
 def test_refinement_never_increases_penetration(weights):

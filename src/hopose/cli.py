@@ -147,6 +147,11 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         "--refine", action="store_true",
         help="refine the predicted 3D physically before scoring (docs/evaluation.md)",
     )  # fmt: skip
+    parser.add_argument(
+        "--complete-grasp", action="store_true",
+        help="with --refine: give frames without a grasp the box their hand holds "
+        "(RefineWeights.complete_grasp; docs/evaluation.md)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_eval)
 
@@ -158,6 +163,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.data != "synthetic" and args.root is None and args.cache is None:
         raise ValueError(f"--root: evaluating on {args.data} needs its folder (or --cache)")
+    if args.complete_grasp and not args.refine:
+        raise ValueError("--complete-grasp: a stage of the refinement, needs --refine")
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
         split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
@@ -166,6 +173,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d,
         batch_size=args.batch_size, device=args.device, report=not args.no_report,
         plausibility=not (args.no_report or args.no_plausibility), refine=args.refine,
+        complete_grasp=args.complete_grasp,
     )  # fmt: skip
     numbers = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
     print(json.dumps(numbers, indent=2))

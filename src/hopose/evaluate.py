@@ -35,7 +35,7 @@ from hopose.crop import apply_affine, self_crop, self_crop_passes
 from hopose.data import collate_samples
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
-from hopose.refine import refine_predictions
+from hopose.refine import RefineWeights, refine_predictions
 from hopose.report import write_report
 from hopose.scoring import frame_metrics, summarize
 from hopose.skeleton import NUM_JOINTS
@@ -194,6 +194,7 @@ def run_eval(
     report: bool = True,
     plausibility: bool | None = None,
     refine: bool = False,
+    complete_grasp: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json`` and a report.
 
@@ -211,6 +212,8 @@ def run_eval(
             None: only when writing the report.
         refine: refine the predicted 3D with :func:`hopose.refine.refine_predictions` before
             scoring; ``metrics.json`` then also holds the unrefined scores under ``unrefined``.
+        complete_grasp: with ``refine``, its grasp-completion stage
+            (:attr:`hopose.refine.RefineWeights.complete_grasp`).
 
     Returns:
         The summary written to ``metrics.json``.
@@ -239,7 +242,7 @@ def run_eval(
     plausibility = report if plausibility is None else plausibility
     unrefined = None
     if refine:
-        predictions = refine_predictions(predictions)
+        predictions = refine_predictions(predictions, RefineWeights(complete_grasp=complete_grasp))
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
         unrefined = summarize(frame_metrics(raw, plausibility=plausibility))
@@ -257,6 +260,7 @@ def run_eval(
         "protocol": "gt_2d" if gt_2d else "image",
         "self_crop": iterations,
         "refined": refine,
+        "grasp_completed": refine and complete_grasp,
         "dataset": data.name,
         "split": split,
         "checkpoint": str(checkpoint),
