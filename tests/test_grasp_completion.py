@@ -65,10 +65,14 @@ def test_box_axes_are_the_half_edges_directions_in_label_order():
 
 
 @pytest.mark.parametrize(
-    ("shrink", "centre", "size"),
-    [(0.0, (60.0, 2.5, 26.5), (200.0, 75.0, 37.0)), (0.5, (60.0, 0.0, 23.0), (200.0, 37.5, 30.0))],
+    ("shrink", "move", "centre", "size"),
+    [
+        (0.0, 1.0, (60.0, 2.5, 26.5), (200.0, 75.0, 37.0)),
+        (0.5, 1.0, (60.0, 0.0, 23.0), (200.0, 37.5, 30.0)),
+        (0.0, 0.5, (60.0, 1.25, 23.25), (200.0, 75.0, 37.0)),
+    ],
 )
-def test_grip_box_of_a_hand_built_along_the_box_axes(shrink, centre, size):
+def test_grip_box_of_a_hand_built_along_the_box_axes(shrink, move, centre, size):
     # Grip joints (thumb IP and tip, every PIP, DIP and tip; not the wrist, MCPs, thumb CMC/MCP):
     # x 30 (thumb IP) to 110 (middle DIP), y -35 to 40, z 8 (little PIP) to 45 (middle tip).
     # The box: centre (60, 0, 20), half-sizes (100, 10, 15). Relative to its centre the grip spans
@@ -76,9 +80,10 @@ def test_grip_box_of_a_hand_built_along_the_box_axes(shrink, centre, size):
     # shrink 0: half-sizes max(own, grip) = (100, 37.5, 18.5); centre clamp(0, lo + h, hi - h):
     # x clamp(0, -50, 70) = 0 (the long box covers the grip, unmoved), y 2.5, z 6.5.
     # shrink 0.5: (100, max(10, 18.75), max(15, 9.25)); y clamp(0, -16.25, 21.25) = 0 (the box
-    # lies within the grip), z clamp(0, 3, 10) = 3.
+    # lies within the grip), z clamp(0, 3, 10) = 3. move 0.5 takes half of each move.
     obj = _axis_box((60.0, 0.0, 20.0), (200.0, 20.0, 30.0))
-    torch.testing.assert_close(grip_box(_open_hand(), obj, shrink), _axis_box(centre, size))
+    box = grip_box(_open_hand(), obj, shrink, move)
+    torch.testing.assert_close(box, _axis_box(centre, size))
 
 
 def _turned_case() -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,17 +102,17 @@ def _turned_case() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_grip_box_moves_with_the_scene_and_keeps_the_boxs_labels():
     hand, obj = _turned_case()
-    box = grip_box(hand, obj, 0.2)
+    box = grip_box(hand, obj, 0.2, 0.5)
     rotation = axis_angle_to_matrix(torch.tensor([0.7, -1.1, 0.4], dtype=torch.float64))
     shift = torch.tensor([30.0, -50.0, 200.0], dtype=torch.float64)
-    moved = grip_box(hand @ rotation.T + shift, obj @ rotation.T + shift, 0.2)
+    moved = grip_box(hand @ rotation.T + shift, obj @ rotation.T + shift, 0.2, 0.5)
     torch.testing.assert_close(moved, box @ rotation.T + shift)
     # A mirrored scene (a left hand) gives the mirrored box, corner for corner.
     mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
-    torch.testing.assert_close(grip_box(hand * mirror, obj * mirror, 0.2), box * mirror)
+    torch.testing.assert_close(grip_box(hand * mirror, obj * mirror, 0.2, 0.5), box * mirror)
     # Relabelling the predicted box's corners relabels the completed box the same way.
     order = [1, 0, 3, 2, 5, 4, 7, 6]
-    torch.testing.assert_close(grip_box(hand, obj[:, order], 0.2), box[:, order])
+    torch.testing.assert_close(grip_box(hand, obj[:, order], 0.2, 0.5), box[:, order])
     # The completed box keeps the predicted box's axes.
     torch.testing.assert_close(box_axes(box)[0], box_axes(obj)[0])
 
@@ -147,7 +152,7 @@ def test_completion_gives_a_small_box_near_the_palm_a_held_box():
     # Unshrunk, the box spans the whole grip (thumb tip to finger PIPs along its x): this
     # hand's grip is flat (every joint at y = 0), so a shrunk box would sit between the thumb
     # and the finger tips without touching either.
-    weights = RefineWeights(complete_grasp=True, grip_shrink=0.0)
+    weights = RefineWeights(complete_grasp=True, grip_shrink=0.0, grip_move=1.0)
     done_hand, done_obj = refine_pose(hand, obj, kp2d, K_t, weights)
     assert (_valid_contacts(done_hand, done_obj) >= 2).all()
     # The box keeps its axes (and so its corner labels).
@@ -177,7 +182,9 @@ def test_completion_leaves_a_held_box_and_a_far_box_alone(case):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize(("field", "value"), [("grip_shrink", 1.0), ("grasp_distance", -1.0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("grip_shrink", 1.0), ("grip_move", 1.5), ("grasp_distance", -1.0)]
+)
 def test_refine_weights_reject_completion_settings_out_of_range(field, value):
     with pytest.raises(ValueError, match=f"RefineWeights.{field}"):
         RefineWeights(**{field: value})

@@ -10,8 +10,8 @@ though, and the hand says where its box is: between the thumb and the fingers.
 :func:`grip_box` keeps the predicted box's own axes (:func:`box_axes`, so its corner labels
 and orientation stay), grows it along each axis to span a fraction of the grip joints' extent
 (thumb IP and tip, each finger's PIP, DIP and tip) and moves it the least along its axes so
-that its span and the grip's nest; :func:`hopose.refine.push_out` then brings the joints
-inside onto its faces.
+that its span and the grip's nest (or a fraction of that move); :func:`hopose.refine.push_out`
+then brings the joints inside onto its faces.
 
 :func:`needs_completion` says which frames get it: those without two valid contacts (Eq. 5) on
 their own box (a grasp already formed is left as it is) whose predicted box centre lies within
@@ -78,7 +78,7 @@ def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
     return half_edges / length.clamp(min=EPS), centre
 
 
-def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0) -> Tensor:
+def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0, move: float = 1.0) -> Tensor:
     """``obj`` grown to span the grip joints and moved the least to hold them: its axes, its
     corner labels and, where it is larger than the grip, its size are kept.
 
@@ -88,13 +88,15 @@ def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0) -> Tensor:
     covers it (the hand holds it somewhere along its length), a shorter one lies within it
     (between the thumb and the fingers). Per axis, with the grip's extent [lo, hi] in ``obj``'s
     frame and the new half-size h, the centre is ``clamp(0, min(lo + h, hi - h), max(lo + h,
-    hi - h))``: 0 (no move) when the spans already nest. The joints then inside the box are what
-    :func:`hopose.refine.push_out` brings onto its faces.
+    hi - h))``: 0 (no move) when the spans already nest. ``move`` < 1 takes that fraction of the
+    move only: the box then grows partly beyond the grip, about the network's place for it. The
+    joints then inside the box are what :func:`hopose.refine.push_out` brings onto its faces.
 
     Args:
         hand: (B, 21, 3) joints.
         obj: (B, 8, 3) corners of an exact cuboid, giving the axes, size and corner labels.
         shrink: fraction in [0, 1) taken off half the grip's extent.
+        move: fraction in [0, 1] of the move that nests the spans.
 
     Returns:
         (B, 8, 3) corners of an exact cuboid, labelled as ``obj``'s (docs/conventions.md §1).
@@ -105,7 +107,7 @@ def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0) -> Tensor:
     own = (obj - centre[:, None]) @ U  # (B, 8, 3): corner k at g_k * half-size
     half = torch.maximum(own.abs().amax(dim=1), (1 - shrink) * (high - low) / 2)
     ends = torch.stack([low + half, high - half])  # (2, B, 3) the nesting centres' bounds
-    middle = torch.clamp(torch.zeros_like(low), ends.amin(dim=0), ends.amax(dim=0))
+    middle = move * torch.clamp(torch.zeros_like(low), ends.amin(dim=0), ends.amax(dim=0))
     corners = middle[:, None] + corner_signs().to(hand) * half[:, None]  # (B, 8, 3)
     return corners @ U.transpose(-1, -2) + centre[:, None]
 

@@ -83,8 +83,11 @@ class RefineWeights:
     """Move the box of a frame without a grasp into its hand's grip
     (:mod:`hopose.grasp_completion`): for predictions from images, whose box lies off the
     hand; it raises the object error (docs/evaluation.md)."""
-    grip_shrink: float = 0.3
+    grip_shrink: float = 0.1
     """Fraction taken off half the grip's extent, the least half-size of the completed box
+    (:func:`grip_box`)."""
+    grip_move: float = 0.5
+    """Fraction of the move that nests the completed box's span and the grip's
     (:func:`grip_box`)."""
     grasp_distance: float = 110.0
     """mm: a box centre farther than this from the palm centre is a free frame, not completed."""
@@ -98,6 +101,8 @@ class RefineWeights:
                 )
         if not 0 <= self.grip_shrink < 1:
             raise ValueError(f"RefineWeights.grip_shrink must be in [0, 1), got {self.grip_shrink}")
+        if not 0 <= self.grip_move <= 1:
+            raise ValueError(f"RefineWeights.grip_move must be in [0, 1], got {self.grip_move}")
         if self.grasp_distance < 0:
             raise ValueError(
                 f"RefineWeights.grasp_distance must be >= 0, got {self.grasp_distance}"
@@ -244,7 +249,9 @@ def refine_pose(
         if weights.complete_grasp:
             complete = needs_completion(hand, obj, weights.grasp_distance, weights.grid)
             complete = complete[:, None, None]
-            obj = torch.where(complete, grip_box(hand, obj, weights.grip_shrink), obj)
+            obj = torch.where(
+                complete, grip_box(hand, obj, weights.grip_shrink, weights.grip_move), obj
+            )
             hand = torch.where(complete, push_out(hand, obj), hand)
         return hand, obj
 
