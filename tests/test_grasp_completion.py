@@ -14,7 +14,7 @@ from hopose.geometry import (
     make_transform,
     project_points,
 )
-from hopose.grasp_completion import grip_box, palm_frame
+from hopose.grasp_completion import box_axes, grip_box, palm_frame
 from hopose.physics import contact_points
 from hopose.plausibility import penetration_depth
 from hopose.refine import RefineWeights, refine_pose, signed_box_distance
@@ -41,49 +41,96 @@ def test_palm_frame_of_a_hand_built_in_it_is_the_identity():
     torch.testing.assert_close(origin[0], torch.tensor([62.6, 8.0, 0.0], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("shrink", [0.0, 0.5])
-def test_grip_box_of_a_hand_built_in_the_palm_frame(shrink):
-    # Grip joints: thumb IP and tip, every PIP, DIP and tip. Their extent: x from 30 (thumb IP)
-    # to 110 (middle DIP), y from -35 (thumb IP) to 40 (little), z from 8 (little PIP) to 45
-    # (middle tip); the wrist, MCPs and thumb CMC/MCP do not count.
-    centre = torch.tensor([70.0, 2.5, 26.5], dtype=torch.float64)
-    size = (1 - shrink) * torch.tensor([80.0, 75.0, 37.0], dtype=torch.float64)
-    expected = box_corners(size, make_transform(torch.eye(3, dtype=torch.float64), centre))
-    torch.testing.assert_close(grip_box(_open_hand(), shrink)[0], expected)
+def _axis_box(centre, size) -> torch.Tensor:
+    """(1, 8, 3) a box along the camera axes."""
+    T = make_transform(torch.eye(3, dtype=torch.float64), torch.tensor(centre, dtype=torch.float64))
+    return box_corners(torch.tensor(size, dtype=torch.float64), T)[None]
 
 
-def test_grip_box_moves_with_the_hand_and_ignores_its_handedness():
-    hand = torch.from_numpy(make_predictions(3)["gt_hand_3d"])
-    box = grip_box(hand)
-    rotation = axis_angle_to_matrix(torch.tensor([0.7, -1.1, 0.4], dtype=torch.float64))
-    shift = torch.tensor([30.0, -50.0, 200.0], dtype=torch.float64)
-    torch.testing.assert_close(grip_box(hand @ rotation.T + shift), box @ rotation.T + shift)
-    # A mirrored (left) hand holds the mirrored box: the same corners in another order.
-    mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
-    mirrored = grip_box(hand * mirror)
-    nearest = torch.cdist(mirrored, box * mirror).amin(dim=-1)
-    torch.testing.assert_close(nearest, torch.zeros_like(nearest), atol=1e-9, rtol=0)
+def test_box_axes_are_the_half_edges_directions_in_label_order():
+    rotation = axis_angle_to_matrix(torch.tensor([0.3, -0.8, 1.2], dtype=torch.float64))
+    centre = torch.tensor([5.0, -7.0, 300.0], dtype=torch.float64)
+    box = box_corners(
+        torch.tensor([60.0, 40.0, 120.0], dtype=torch.float64), make_transform(rotation, centre)
+    )
+    U, found = box_axes(box[None])
+    torch.testing.assert_close(U[0], rotation)
+    torch.testing.assert_close(found[0], centre)
+    # A mirrored labelling (x bit flipped: corners 0<->1, 2<->3, ...) flips the x axis only.
+    relabelled = box[[1, 0, 3, 2, 5, 4, 7, 6]]
+    torch.testing.assert_close(
+        box_axes(relabelled[None])[0][0],
+        rotation * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64),
+    )
 
 
-def test_grip_box_is_an_exact_cuboid_touching_the_grip_from_inside():
-    # The open hand turned and bent at random (eval_cases' fingers lie in one plane, which
-    # gives a flat box).
+@pytest.mark.parametrize(
+    ("shrink", "move", "centre", "size"),
+    [
+        (0.0, 1.0, (60.0, 2.5, 26.5), (200.0, 75.0, 37.0)),
+        (0.5, 1.0, (60.0, 0.0, 23.0), (200.0, 37.5, 30.0)),
+        (0.0, 0.5, (60.0, 1.25, 23.25), (200.0, 75.0, 37.0)),
+    ],
+)
+def test_grip_box_of_a_hand_built_along_the_box_axes(shrink, move, centre, size):
+    # Grip joints (thumb IP and tip, every PIP, DIP and tip; not the wrist, MCPs, thumb CMC/MCP):
+    # x 30 (thumb IP) to 110 (middle DIP), y -35 to 40, z 8 (little PIP) to 45 (middle tip).
+    # The box: centre (60, 0, 20), half-sizes (100, 10, 15). Relative to its centre the grip spans
+    # x [-30, 50], y [-35, 40], z [-12, 25]; half the grip's extent is (40, 37.5, 18.5).
+    # shrink 0: half-sizes max(own, grip) = (100, 37.5, 18.5); centre clamp(0, lo + h, hi - h):
+    # x clamp(0, -50, 70) = 0 (the long box covers the grip, unmoved), y 2.5, z 6.5.
+    # shrink 0.5: (100, max(10, 18.75), max(15, 9.25)); y clamp(0, -16.25, 21.25) = 0 (the box
+    # lies within the grip), z clamp(0, 3, 10) = 3. move 0.5 takes half of each move.
+    obj = _axis_box((60.0, 0.0, 20.0), (200.0, 20.0, 30.0))
+    box = grip_box(_open_hand(), obj, shrink, move)
+    torch.testing.assert_close(box, _axis_box(centre, size))
+
+
+def _turned_case() -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, 21, 3) the open hand turned and bent at random, (3, 8, 3) a turned box near it."""
     generator = torch.Generator().manual_seed(0)
     rotation = axis_angle_to_matrix(torch.randn(3, 3, generator=generator, dtype=torch.float64))
     noise = 10 * torch.randn(3, 21, 3, generator=generator, dtype=torch.float64)
     hand = (_open_hand() + noise) @ rotation.transpose(-1, -2)
-    box = grip_box(hand)
+    turn = axis_angle_to_matrix(torch.randn(3, 3, generator=generator, dtype=torch.float64))
+    obj = box_corners(
+        torch.tensor([[30.0, 50.0, 140.0]], dtype=torch.float64),
+        make_transform(turn, hand[:, 9] + 20),
+    )
+    return hand, obj
+
+
+def test_grip_box_moves_with_the_scene_and_keeps_the_boxs_labels():
+    hand, obj = _turned_case()
+    box = grip_box(hand, obj, 0.2, 0.5)
+    rotation = axis_angle_to_matrix(torch.tensor([0.7, -1.1, 0.4], dtype=torch.float64))
+    shift = torch.tensor([30.0, -50.0, 200.0], dtype=torch.float64)
+    moved = grip_box(hand @ rotation.T + shift, obj @ rotation.T + shift, 0.2, 0.5)
+    torch.testing.assert_close(moved, box @ rotation.T + shift)
+    # A mirrored scene (a left hand) gives the mirrored box, corner for corner.
+    mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(grip_box(hand * mirror, obj * mirror, 0.2, 0.5), box * mirror)
+    # Relabelling the predicted box's corners relabels the completed box the same way.
+    order = [1, 0, 3, 2, 5, 4, 7, 6]
+    torch.testing.assert_close(grip_box(hand, obj[:, order], 0.2, 0.5), box[:, order])
+    # The completed box keeps the predicted box's axes.
+    torch.testing.assert_close(box_axes(box)[0], box_axes(obj)[0])
+
+
+def test_grip_box_is_an_exact_cuboid_holding_the_grip():
+    hand, obj = _turned_case()
+    box = grip_box(hand, obj)
     np.testing.assert_allclose(cuboid_error(box).numpy(), 0, atol=1e-9)
     grip = [i for i in range(21) if i not in (0, 1, 2, 5, 9, 13, 17)]
-    distance = signed_box_distance(hand[:, grip], box)
-    assert (distance <= 1e-9).all()
-    torch.testing.assert_close(distance.amax(dim=-1), torch.zeros(3, dtype=torch.float64))
+    assert (signed_box_distance(hand[:, grip], box) <= 1e-9).all()
+    # A box that already spans the grip along every axis stays where it is.
+    assert (grip_box(hand, box) - box).abs().amax() < 1e-9
 
 
 def _collapsed_box_case(offset: float) -> tuple[torch.Tensor, ...]:
-    """eval_cases' grasp with its box shrunk to 2 mm about its centre (as a network predicts
-    it from small images), moved ``offset`` mm along the box's x, away from the fingers; the
-    2D are the projections of that pose."""
+    """eval_cases' grasp with its box shrunk to 2 mm about its centre (a box predicted far
+    too small for the hand to touch), moved ``offset`` mm along the box's x, away from the
+    fingers; the 2D are the projections of that pose."""
     predictions = make_predictions(2)
     hand = torch.from_numpy(predictions["gt_hand_3d"])
     obj = torch.from_numpy(predictions["gt_obj_3d"])
@@ -98,12 +145,18 @@ def _valid_contacts(hand: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     return contact_points(hand, obj)[2].sum(dim=-1)
 
 
-def test_completion_gives_a_point_like_box_near_the_palm_a_held_box():
+def test_completion_gives_a_small_box_near_the_palm_a_held_box():
     hand, obj, kp2d, K_t = _collapsed_box_case(0.0)
     plain_hand, plain_obj = refine_pose(hand, obj, kp2d, K_t)
     assert (_valid_contacts(plain_hand, plain_obj) < 2).all()
-    done_hand, done_obj = refine_pose(hand, obj, kp2d, K_t, RefineWeights(complete_grasp=True))
+    # Unshrunk, the box spans the whole grip (thumb tip to finger PIPs along its x): this
+    # hand's grip is flat (every joint at y = 0), so a shrunk box would sit between the thumb
+    # and the finger tips without touching either.
+    weights = RefineWeights(complete_grasp=True, grip_shrink=0.0, grip_move=1.0)
+    done_hand, done_obj = refine_pose(hand, obj, kp2d, K_t, weights)
     assert (_valid_contacts(done_hand, done_obj) >= 2).all()
+    # The box keeps its axes (and so its corner labels).
+    torch.testing.assert_close(box_axes(done_obj)[0], box_axes(plain_obj)[0])
     np.testing.assert_allclose(cuboid_error(done_obj).numpy(), 0, atol=1e-9)
     depth = penetration_depth(done_hand, done_obj).amax(dim=-1)
     torch.testing.assert_close(depth, torch.zeros(2, dtype=torch.float64), atol=1e-9, rtol=0)
@@ -129,7 +182,9 @@ def test_completion_leaves_a_held_box_and_a_far_box_alone(case):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize(("field", "value"), [("grip_shrink", 1.0), ("grasp_distance", -1.0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("grip_shrink", 1.0), ("grip_move", 1.5), ("grasp_distance", -1.0)]
+)
 def test_refine_weights_reject_completion_settings_out_of_range(field, value):
     with pytest.raises(ValueError, match=f"RefineWeights.{field}"):
         RefineWeights(**{field: value})

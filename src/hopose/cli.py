@@ -149,7 +149,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--complete-grasp", action="store_true",
-        help="with --refine: give frames without a grasp the box their hand holds "
+        help="with --refine: move the box of frames without a grasp into their hand's grip "
         "(RefineWeights.complete_grasp; docs/evaluation.md)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")

@@ -1,16 +1,17 @@
-"""Grasp completion: a box the predicted hand holds, for predictions that have none
-(beyond the paper; docs/evaluation.md).
+"""Grasp completion: the predicted box moved into the predicted hand's grip, for predictions
+that do not grasp it (beyond the paper; docs/evaluation.md).
 
-From 64-pixel images the demo's network predicts the box as a near-point (its corners ~18 mm
-from their mean, the truth's ~94 mm): the image does not settle which corner is which, and the
-mean of the symmetric corner orders is the box's middle (docs/synthetic.md). No hand can make
-the paper's contacts (Eq. 5, within 0.2 box radii L of a box with L of a few millimetres) on
-such a box, whatever the refinement does to the hand. The data are grasps, though, and the hand
-(its shape 14 mm off after Procrustes alignment) says where its box is: between the thumb and
-the fingers, on the palm side. :func:`grip_box` is that box, the cuboid aligned with the palm
-frame (:func:`palm_frame`) that just encloses the grip joints (thumb IP and tip, each finger's
-PIP, DIP and tip), shrunk towards its centre by a fraction, so that the joints at its extremes
-lie on or near its faces.
+From 64-pixel images the demo's network predicts a real box, its corner order (the synthetic
+data label the box as held in the hand, docs/synthetic.md) right in most frames, but smaller
+than the truth (sides 35 x 19 x 120 mm on average, the truth's 64 x 61 x 164) and 57 mm off
+on average: few joints come within the paper's contact filter (Eq. 5, 0.2 box radii) and the
+refinement has little to pull onto. The data are grasps,
+though, and the hand says where its box is: between the thumb and the fingers.
+:func:`grip_box` keeps the predicted box's own axes (:func:`box_axes`, so its corner labels
+and orientation stay), grows it along each axis to span a fraction of the grip joints' extent
+(thumb IP and tip, each finger's PIP, DIP and tip) and moves it the least along its axes so
+that its span and the grip's nest (or a fraction of that move); :func:`hopose.refine.push_out`
+then brings the joints inside onto its faces.
 
 :func:`needs_completion` says which frames get it: those without two valid contacts (Eq. 5) on
 their own box (a grasp already formed is left as it is) whose predicted box centre lies within
@@ -54,27 +55,61 @@ def palm_frame(hand: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack([x, torch.linalg.cross(z, x), z], dim=-1), hand[:, _PALM].mean(dim=1)
 
 
-def grip_box(hand: Tensor, shrink: float = 0.0) -> Tensor:
-    """The exact cuboid in the palm frame enclosing the grip joints, shrunk about its centre.
+def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
+    """A cuboid's own axes, in its corner labels' order, and its centre.
 
-    Its axes are the palm frame's, its half-sizes ``(1 - shrink)`` times half the grip joints'
-    extent along each axis. With ``shrink = 0`` every grip joint lies inside or on it and each
-    face touches one; the box does not depend on the axes' signs, so a left hand gets the same
-    box (its corners in another order).
+    With the corner signs g_k (docs/conventions.md §1) and centre c, ``sum_k (X_k - c) g_k^T / 8``
+    is ``R diag(s)`` for an exact cuboid ``X_k = c + R diag(s) g_k`` (the signs of any two axes
+    are orthogonal over the 8 corners): its columns are the half-edge vectors, and normalised
+    they are the box's axes, signed so that corner k lies at ``sum_a g_ka s_a`` along them.
+    A mirrored labelling (a left-handed corner order) keeps its own signs, so rebuilding the
+    corners as ``c' + U diag(h) g_k`` keeps every corner's label. An axis of zero length (a flat
+    box) comes out as the zero vector.
+
+    Args:
+        obj: (B, 8, 3) corners of an exact cuboid (:func:`hopose.geometry.fit_cuboid`).
+
+    Returns:
+        ``(U, centre)``: (B, 3, 3) unit axes as columns, and (B, 3) centres.
+    """
+    centre = obj.mean(dim=1)
+    half_edges = (obj - centre[:, None]).transpose(-1, -2) @ corner_signs().to(obj) / 8
+    length = torch.linalg.vector_norm(half_edges, dim=-2, keepdim=True)  # (B, 1, 3)
+    return half_edges / length.clamp(min=EPS), centre
+
+
+def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0, move: float = 1.0) -> Tensor:
+    """``obj`` grown to span the grip joints and moved the least to hold them: its axes, its
+    corner labels and, where it is larger than the grip, its size are kept.
+
+    Along each of ``obj``'s own axes (:func:`box_axes`) the half-size becomes the larger of
+    ``obj``'s and ``(1 - shrink)`` times half the grip joints' extent, and the box moves the
+    least along the axis so that its span and the grip's nest: a box longer than the grip
+    covers it (the hand holds it somewhere along its length), a shorter one lies within it
+    (between the thumb and the fingers). Per axis, with the grip's extent [lo, hi] in ``obj``'s
+    frame and the new half-size h, the centre is ``clamp(0, min(lo + h, hi - h), max(lo + h,
+    hi - h))``: 0 (no move) when the spans already nest. ``move`` < 1 takes that fraction of the
+    move only: the box then grows partly beyond the grip, about the network's place for it. The
+    joints then inside the box are what :func:`hopose.refine.push_out` brings onto its faces.
 
     Args:
         hand: (B, 21, 3) joints.
-        shrink: fraction in [0, 1) taken off each half-size.
+        obj: (B, 8, 3) corners of an exact cuboid, giving the axes, size and corner labels.
+        shrink: fraction in [0, 1) taken off half the grip's extent.
+        move: fraction in [0, 1] of the move that nests the spans.
 
     Returns:
-        (B, 8, 3) corners in the box order of docs/conventions.md §1.
+        (B, 8, 3) corners of an exact cuboid, labelled as ``obj``'s (docs/conventions.md §1).
     """
-    R, origin = palm_frame(hand)
-    local = (hand[:, _GRIP] - origin[:, None]) @ R  # (B, G, 3) coordinates in the palm frame
+    U, centre = box_axes(obj)
+    local = (hand[:, _GRIP] - centre[:, None]) @ U  # (B, G, 3) coordinates along the axes
     low, high = local.amin(dim=1), local.amax(dim=1)  # (B, 3)
-    centre, half = (low + high) / 2, (1 - shrink) * (high - low) / 2
-    corners = centre[:, None] + corner_signs().to(hand) * half[:, None]  # (B, 8, 3)
-    return corners @ R.transpose(-1, -2) + origin[:, None]
+    own = (obj - centre[:, None]) @ U  # (B, 8, 3): corner k at g_k * half-size
+    half = torch.maximum(own.abs().amax(dim=1), (1 - shrink) * (high - low) / 2)
+    ends = torch.stack([low + half, high - half])  # (2, B, 3) the nesting centres' bounds
+    middle = move * torch.clamp(torch.zeros_like(low), ends.amin(dim=0), ends.amax(dim=0))
+    corners = middle[:, None] + corner_signs().to(hand) * half[:, None]  # (B, 8, 3)
+    return corners @ U.transpose(-1, -2) + centre[:, None]
 
 
 def needs_completion(

@@ -27,8 +27,8 @@ between. After each step the corners are replaced by their best-fitting cuboid
 (:func:`hopose.geometry.fit_cuboid`), and after the last one every joint still inside the box
 is moved to its nearest face, so the output box is an exact cuboid that no joint penetrates.
 With ``complete_grasp`` (off by default), a frame without two valid contacts whose box lies
-near the palm then gets the box its hand holds instead (:mod:`hopose.grasp_completion`), the
-joints inside that box again moved to its faces.
+near the palm then has its box moved into the hand's grip, along its own axes and grown to
+span the grip (:mod:`hopose.grasp_completion`), the joints inside it again moved to its faces.
 The distances to the box use its face planes (:func:`hopose.plausibility.face_planes`), taken
 without gradient, so a degenerate box gives finite gradients.
 """
@@ -80,12 +80,16 @@ class RefineWeights:
     cuboid before the step, so the first rotation (the polar factor of the corners' moment) is
     already close; every alternation ends in an exact cuboid."""
     complete_grasp: bool = False
-    """Give a frame without a grasp the box its hand holds (:mod:`hopose.grasp_completion`):
-    for predictions from images, whose box is a near-point; it raises the object error
-    (docs/evaluation.md)."""
-    grip_shrink: float = 0.2
-    """Fraction taken off the half-sizes of the completed box (:func:`grip_box`)."""
-    grasp_distance: float = 90.0
+    """Move the box of a frame without a grasp into its hand's grip
+    (:mod:`hopose.grasp_completion`): for predictions from images, whose box lies off the
+    hand; it raises the object error (docs/evaluation.md)."""
+    grip_shrink: float = 0.1
+    """Fraction taken off half the grip's extent, the least half-size of the completed box
+    (:func:`grip_box`)."""
+    grip_move: float = 0.5
+    """Fraction of the move that nests the completed box's span and the grip's
+    (:func:`grip_box`)."""
+    grasp_distance: float = 110.0
     """mm: a box centre farther than this from the palm centre is a free frame, not completed."""
 
     def __post_init__(self) -> None:
@@ -97,6 +101,8 @@ class RefineWeights:
                 )
         if not 0 <= self.grip_shrink < 1:
             raise ValueError(f"RefineWeights.grip_shrink must be in [0, 1), got {self.grip_shrink}")
+        if not 0 <= self.grip_move <= 1:
+            raise ValueError(f"RefineWeights.grip_move must be in [0, 1], got {self.grip_move}")
         if self.grasp_distance < 0:
             raise ValueError(
                 f"RefineWeights.grasp_distance must be >= 0, got {self.grasp_distance}"
@@ -243,7 +249,9 @@ def refine_pose(
         if weights.complete_grasp:
             complete = needs_completion(hand, obj, weights.grasp_distance, weights.grid)
             complete = complete[:, None, None]
-            obj = torch.where(complete, grip_box(hand, weights.grip_shrink), obj)
+            obj = torch.where(
+                complete, grip_box(hand, obj, weights.grip_shrink, weights.grip_move), obj
+            )
             hand = torch.where(complete, push_out(hand, obj), hand)
         return hand, obj
 
