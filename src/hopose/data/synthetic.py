@@ -676,8 +676,9 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
     palm) or the thumb side (their cross product). A power grasp then holds the box's +z end
     by the thumb, a pinch over an end face pinches its +z end, and the corner order follows
     from the hand in the image instead of being a coin toss. A rule in the camera's terms
-    ("cap up") would flip the labels where an axis crosses the image's horizontal, a jump the
-    lifter cannot follow (measured: docs/synthetic.md).
+    ("cap up in the image") measured the same (docs/synthetic.md, "Corner labels") but flips the
+    labels between nearly equal views where an axis crosses the image's horizontal; this one
+    never does, each box axis lying along a hand axis.
 
     Args:
         hand: (B, 21, 3) joints. corners: (B, 8, 3) box corners in docs/conventions.md §1 order.
