@@ -167,11 +167,13 @@ def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_
     assert not (tmp_path / "e").exists()
 
 
-def test_grasp_completion_without_refinement_is_a_one_line_error(tmp_path, capsys):
-    args = ["eval", str(tmp_path / "model.pt"), "--data", "synthetic", "--complete-grasp"]
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_grasp_completion_without_refinement_is_a_one_line_error(tmp_path, capsys, command):
+    inputs = ["--data", "synthetic"] if command == "eval" else [str(tmp_path / "photo.jpg")]
+    args = [command, str(tmp_path / "model.pt"), *inputs, "--complete-grasp"]
     assert main([*args, "--out", str(tmp_path / "e")]) == 1
     assert capsys.readouterr().err == (
-        "hopose eval: error: --complete-grasp: a stage of the refinement, needs --refine\n"
+        f"hopose {command}: error: --complete-grasp: a stage of the refinement, needs --refine\n"
     )
     assert not (tmp_path / "e").exists()
 

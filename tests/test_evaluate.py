@@ -16,11 +16,12 @@ from hopose.cli import main
 from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.data.fpha import FPHA_COLOR_K
-from hopose.data.synthetic import SyntheticHandObject
+from hopose.data.synthetic import SyntheticHandObject, generate_grasps
 from hopose.evaluate import mean_pose_predictions, predict_split
 from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unproject_points
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
+from hopose.refine import RefineWeights, refine_pose
 from hopose.scoring import score
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -240,6 +241,53 @@ def test_predict_refine_returns_an_exact_cuboid_and_keeps_the_2d(checkpoint, tmp
     before = cuboid_error(torch.tensor(plain["obj_3d"]))
     after = cuboid_error(torch.tensor(refined["obj_3d"]))
     assert before > 1.0 and after < 1e-3
+
+
+class ShrunkBoxLifter(torch.nn.Module):
+    """A synthetic grasp's hand holding its box shrunk to a tenth about its centre: no valid
+    contact and the box in the palm, the case grasp completion is for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        grasps = generate_grasps(0, np.arange(16))
+        k = grasps.grasp.index("power")  # a box centred in the palm (a pinch holds its end)
+        obj = torch.tensor(grasps.obj_3d[k])
+        obj = obj.mean(dim=0) + 0.1 * (obj - obj.mean(dim=0))
+        self.pose = torch.cat([torch.tensor(grasps.hand_3d[k]), obj]).float()
+
+    def forward(self, kp2d: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        kp3d = self.pose.expand(len(kp2d), -1, -1)
+        return {"kp3d_init": kp3d, "kp3d": kp3d}
+
+
+def test_predict_complete_grasp_is_the_refinement_with_its_completion(
+    checkpoint, tmp_path, monkeypatch
+):
+    def load_with_shrunk_box(path):
+        model, cfg = load_model(path)
+        model.lifter = ShrunkBoxLifter()
+        return model, cfg
+
+    monkeypatch.setattr(predict, "load_model", load_with_shrunk_box)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (60, 80, 3), np.uint8)).save(photo)
+    (plain,) = _predict(checkpoint, [photo], tmp_path / "plain", "--fov", "60")
+    (refined,) = _predict(checkpoint, [photo], tmp_path / "refined", "--fov", "60", "--refine")
+    args = ("--fov", "60", "--refine", "--complete-grasp")
+    (completed,) = _predict(checkpoint, [photo], tmp_path / "completed", *args)
+    assert completed["grasp_completed"] and not refined["grasp_completed"]
+    # The JSON's 3D is refine_pose with its completion on the network's own prediction...
+    hand, obj = refine_pose(
+        torch.tensor(plain["hand_3d"])[None],
+        torch.tensor(plain["obj_3d"])[None],
+        torch.tensor(plain["hand_2d"] + plain["obj_2d"])[None],
+        torch.tensor(plain["camera"]["K"])[None],
+        RefineWeights(complete_grasp=True),
+    )
+    np.testing.assert_allclose(completed["hand_3d"], hand[0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(completed["obj_3d"], obj[0].numpy(), atol=1e-4)
+    # ... which grows the shrunk box into the grip, where the refinement alone leaves it small.
+    assert len(completed["contacts_3d"]) >= 2 > len(refined["contacts_3d"])
 
 
 def test_photos_with_the_same_name_keep_their_own_outputs(checkpoint, tmp_path):

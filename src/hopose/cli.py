@@ -210,6 +210,11 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
         "--refine", action="store_true",
         help="refine the 3D physically (hopose.refine.refine_pose; docs/evaluation.md)",
     )  # fmt: skip
+    parser.add_argument(
+        "--complete-grasp", action="store_true",
+        help="with --refine: move the box of a photo without a grasp into its hand's grip "
+        "(RefineWeights.complete_grasp; docs/evaluation.md)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
     parser.epilog = (
@@ -222,8 +227,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     from hopose.predict import predict_images
 
     for path in predict_images(
-        args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine
-    ):
+        args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,
+        complete_grasp=args.complete_grasp,
+    ):  # fmt: skip
         print(path)
     return 0
 

@@ -37,7 +37,7 @@ from hopose.geometry import project_points, scale_intrinsics
 from hopose.models import HoposeNet
 from hopose.photo import Camera, Photo, photo_camera, read_photo
 from hopose.physics import contact_points
-from hopose.refine import refine_pose
+from hopose.refine import RefineWeights, refine_pose
 from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
 
 LINE_WIDTH_FRACTION = 1 / 400
@@ -90,13 +90,14 @@ def predict_photo(
     camera: Camera,
     *,
     self_crop: int = 0,
-    refine: bool = False,
+    refine: RefineWeights | None = None,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
     plus ``overlay_scale`` (2,), full-size pixels -> working-copy pixels.
 
     ``self_crop`` > 0 (a model trained on crops): after the whole-photo pass, that many passes
-    on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`)."""
+    on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`).
+    ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None."""
     width, height = photo.size
     overlay_scale = torch.tensor(photo.image.size, dtype=torch.float64) / torch.tensor(
         photo.size, dtype=torch.float64
@@ -116,9 +117,13 @@ def predict_photo(
         kp2d = out["kp2d"][0].double() * torch.tensor([width / image_size, height / image_size])
         kp3d = out["kp3d"][0]
     kp3d = kp3d.double()  # (29, 3) mm, in the photo's camera
-    if refine:
+    if refine is not None:
         hand, obj = refine_pose(
-            kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:], kp2d[None], camera.K[None].double()
+            kp3d[None, :NUM_JOINTS],
+            kp3d[None, NUM_JOINTS:],
+            kp2d[None],
+            camera.K[None].double(),
+            refine,
         )
         kp3d = torch.cat([hand[0], obj[0]])
     pts, _, valid = contact_points(kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:])
@@ -142,6 +147,7 @@ def predict_images(
     K: tuple[float, ...] | None = None,
     fov: float | None = None,
     refine: bool = False,
+    complete_grasp: bool = False,
 ) -> list[Path]:
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
 
@@ -153,7 +159,12 @@ def predict_images(
         fov: horizontal field of view in degrees of every photo (instead of ``K``).
         refine: refine the predicted 3D with :func:`hopose.refine.refine_pose` (the box an exact
             cuboid, joints on its surface, projections kept near the predicted 2D).
+        complete_grasp: with ``refine``, its grasp-completion stage
+            (:attr:`hopose.refine.RefineWeights.complete_grasp`).
     """
+    if complete_grasp and not refine:
+        raise ValueError("--complete-grasp: a stage of the refinement, needs --refine")
+    weights = RefineWeights(complete_grasp=complete_grasp) if refine else None
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
     model.eval()
@@ -168,7 +179,7 @@ def predict_images(
             photo,
             camera,
             self_crop=passes,
-            refine=refine,
+            refine=weights,
         )
         scale = result.pop("overlay_scale")
         overlay = draw_overlay(
@@ -182,6 +193,7 @@ def predict_images(
             "size": list(photo.size),
             "camera": {"source": camera.source, "K": camera.K.tolist()},
             "refined": refine,
+            "grasp_completed": refine and complete_grasp,
             **{key: value.tolist() for key, value in result.items()},
             "overlay": f"{name}_overlay.jpg",
         }
