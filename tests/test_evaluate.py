@@ -200,6 +200,17 @@ def test_predict_feeds_the_network_the_resized_photo_and_scales_2d_back(checkpoi
             assert overlay.size == tuple(item["size"]) and overlay.format == "JPEG"
 
 
+def _swap_lifter(monkeypatch, lifter: torch.nn.Module) -> None:
+    """Make ``hopose predict`` load its checkpoints with ``lifter`` in place of their own."""
+
+    def load_with_lifter(path):
+        model, cfg = load_model(path)
+        model.lifter = lifter
+        return model, cfg
+
+    monkeypatch.setattr(predict, "load_model", load_with_lifter)
+
+
 class RayLifter(torch.nn.Module):
     """A lifter exact for its camera: every keypoint 500 mm deep on its viewing ray."""
 
@@ -212,12 +223,7 @@ class RayLifter(torch.nn.Module):
 def test_predicted_3d_projects_through_the_camera_onto_the_2d(
     checkpoint, tmp_path, monkeypatch, camera
 ):
-    def load_with_ray_lifter(path):
-        model, cfg = load_model(path)
-        model.lifter = RayLifter()
-        return model, cfg
-
-    monkeypatch.setattr(predict, "load_model", load_with_ray_lifter)
+    _swap_lifter(monkeypatch, RayLifter())
     photo = tmp_path / "photo.jpg"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (90, 160, 3), np.uint8)).save(photo)
     (result,) = _predict(checkpoint, [photo], tmp_path / "out", *camera)
@@ -263,12 +269,7 @@ class ShrunkBoxLifter(torch.nn.Module):
 def test_predict_complete_grasp_is_the_refinement_with_its_completion(
     checkpoint, tmp_path, monkeypatch
 ):
-    def load_with_shrunk_box(path):
-        model, cfg = load_model(path)
-        model.lifter = ShrunkBoxLifter()
-        return model, cfg
-
-    monkeypatch.setattr(predict, "load_model", load_with_shrunk_box)
+    _swap_lifter(monkeypatch, ShrunkBoxLifter())
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 255, (60, 80, 3), np.uint8)).save(photo)
     (plain,) = _predict(checkpoint, [photo], tmp_path / "plain", "--fov", "60")
