@@ -27,7 +27,7 @@ from torch import Tensor
 from hopose.physics import ETA, TOP_K, contact_points
 from hopose.skeleton import JOINT_NAMES, corner_signs
 
-# Guards the palm frame's normalisations: a degenerate hand gives a finite (if arbitrary) frame.
+# Guards box_axes' normalisation: a flat box gives a zero axis, not a NaN.
 EPS = 1e-6
 
 _PALM = [
@@ -36,23 +36,9 @@ _PALM = [
 _GRIP = [i for i, n in enumerate(JOINT_NAMES) if n.endswith(("_pip", "_dip", "_tip", "thumb_ip"))]
 
 
-def palm_frame(hand: Tensor) -> tuple[Tensor, Tensor]:
-    """The palm's frame: x from the wrist to the middle MCP, y from the index MCP towards the
-    little MCP (made orthogonal to x), z = x × y the palm normal (the side a right hand's
-    fingers flex to), origin the mean of the wrist and the four finger MCPs.
-
-    Args:
-        hand: (B, 21, 3) joints.
-
-    Returns:
-        ``(R, origin)``: (B, 3, 3) rotations whose columns are the axes, and (B, 3) origins.
-    """
-    x = hand[:, JOINT_NAMES.index("middle_mcp")] - hand[:, 0]
-    x = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=EPS)
-    across = hand[:, JOINT_NAMES.index("little_mcp")] - hand[:, JOINT_NAMES.index("index_mcp")]
-    z = torch.linalg.cross(x, across)
-    z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp(min=EPS)
-    return torch.stack([x, torch.linalg.cross(z, x), z], dim=-1), hand[:, _PALM].mean(dim=1)
+def palm_centre(hand: Tensor) -> Tensor:
+    """(B, 3) the mean of the wrist and the four finger MCPs of (B, 21, 3) hands."""
+    return hand[:, _PALM].mean(dim=1)
 
 
 def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
@@ -130,6 +116,5 @@ def needs_completion(
         (B,) bool.
     """
     _, _, valid = contact_points(hand, obj, n_samples, TOP_K, ETA)
-    _, origin = palm_frame(hand)
-    near = torch.linalg.vector_norm(obj.mean(dim=1) - origin, dim=-1) <= grasp_distance
+    near = torch.linalg.vector_norm(obj.mean(dim=1) - palm_centre(hand), dim=-1) <= grasp_distance
     return (valid.sum(dim=-1) < least_contacts) & near

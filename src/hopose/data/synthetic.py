@@ -264,6 +264,13 @@ def _frame(x: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.stack([x, _cross(z, x), z], axis=-1)
 
 
+def _palm_axes(hand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 3) unit vectors of (B, 21, 3) hands: wrist to middle MCP, and the palm normal
+    (index MCP - wrist) × (little MCP - wrist), out of a right hand's palm."""
+    fingers = _unit(hand[:, 9] - hand[:, 0])
+    return fingers, _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
+
+
 def _rotations(axis_angle: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotations from (..., 3) axis-angle vectors (geometry.axis_angle_to_matrix)."""
     return axis_angle_to_matrix(torch.from_numpy(axis_angle)).numpy()
@@ -625,8 +632,7 @@ def _place_in_camera(
     Returns:
         hand (B, 21, 3) and corners (B, 8, 3) in the camera frame.
     """
-    fingers = _unit(hand[:, 9] - hand[:, 0])
-    palm = _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
+    fingers, palm = _palm_axes(hand)
     hand_axes = _frame(fingers, _unit(_cross(fingers, _cross(palm, fingers))))  # (B, 3, 3)
     y = _unit(PALM_Y_MEAN + PALM_Y_SD * z[..., :3])  # (B, T, 3) wrist to middle MCP
     n = PALM_N_MEAN + PALM_N_SD * z[..., 6:9]
@@ -688,8 +694,7 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
         (B, 8, 3) the same corners, reordered.
     """
     signs = np.array(CORNER_SIGNS)
-    fingers = _unit(hand[:, 9] - hand[:, 0])
-    normal = _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
+    fingers, normal = _palm_axes(hand)
     hand_axes = np.stack([fingers, normal, _cross(fingers, normal)], axis=1)  # (B, 3, 3)
 
     def flip(axis: np.ndarray) -> np.ndarray:
