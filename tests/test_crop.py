@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from hopose.crop import (
@@ -92,7 +93,8 @@ class _Oracle(torch.nn.Module):
         return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": self.points}
 
 
-def test_self_crop_maps_keypoints_back_to_the_frame():
+@pytest.mark.parametrize("margin", [0.2, 0.45])
+def test_self_crop_maps_keypoints_back_to_the_frame(margin):
     torch.manual_seed(0)
     points = (
         torch.rand(2, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0]).double()
@@ -110,13 +112,20 @@ def test_self_crop_maps_keypoints_back_to_the_frame():
         (1920, 1080),
         image_size=64,
         iterations=2,
+        margin=margin,
     )
     torch.testing.assert_close(out["kp2d"], project_points(points, K))
     assert len(oracle.seen) == 3  # the whole frame, then two crops
-    # The last crop is the square around the points with the default margin: all lie inside,
-    # none within the margin's share of the border.
-    inside = apply_affine(out["affine"], out["kp2d"])
-    assert (inside > 64 * 0.2 / 1.4 - 1e-6).all() and (inside < 64 * 1.2 / 1.4 + 1e-6).all()
+    # The last crop is the square around the points with the margin m: the tight square spans
+    # 1 of the crop's 1 + 2m sides, so along its longer axis the points reach from 64 m / (1 + 2m)
+    # to 64 (1 + m) / (1 + 2m) (margin 0.45: 15.1 to 48.9 px), and no point lies beyond.
+    inside = apply_affine(out["affine"], out["kp2d"])  # (2, 29, 2) crop pixels
+    low, high = 64 * margin / (1 + 2 * margin), 64 * (1 + margin) / (1 + 2 * margin)
+    assert (inside > low - 1e-6).all() and (inside < high + 1e-6).all()
+    longer = (inside.amax(1) - inside.amin(1)).argmax(-1)  # (2,) the longer axis of each frame
+    reach = torch.stack([inside[i, :, a] for i, a in enumerate(longer)])  # (2, 29)
+    torch.testing.assert_close(reach.amin(1), reach.new_full((2,), low))
+    torch.testing.assert_close(reach.amax(1), reach.new_full((2,), high))
 
 
 def test_self_crop_image_returns_keypoints_in_the_photos_pixels():

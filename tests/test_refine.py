@@ -17,9 +17,12 @@ from hopose.geometry import (
 )
 from hopose.plausibility import penetration_depth
 from hopose.refine import (
+    IMAGE_W_2D,
+    REFINE_WEIGHTS,
     RefineWeights,
     refine_pose,
     refine_predictions,
+    refine_weights,
     refinement_energy,
 )
 from hopose.scoring import score
@@ -211,3 +214,26 @@ def test_refine_predictions_keeps_the_unrefined_pose():
 def test_refine_weights_reject_a_count_below_one(field):
     with pytest.raises(ValueError, match=f"RefineWeights.{field}"):
         RefineWeights(**{field: 0})
+
+
+def test_image_weights_trust_a_shrunk_2d_box_less():
+    # The 3D is the truth; the box's 2D corners are shrunk to 0.8 of their spread about their
+    # mean, as a network's 2D under uncertainty. The full 2D term pulls the box towards that
+    # smaller outline; the image weights (w_2d 0.1) leave it nearer the truth, and with exact 2D
+    # the defaults stay in use.
+    predictions = make_predictions(2)
+    hand = torch.from_numpy(predictions["gt_hand_3d"])
+    obj = torch.from_numpy(predictions["gt_obj_3d"])
+    box_2d = torch.from_numpy(predictions["gt_obj_2d"])
+    box_2d = box_2d.mean(dim=1, keepdim=True) + 0.8 * (box_2d - box_2d.mean(dim=1, keepdim=True))
+    kp2d = torch.cat([torch.from_numpy(predictions["gt_hand_2d"]), box_2d], dim=1)
+    K_t = torch.from_numpy(predictions["K"])
+    errors = {}
+    for name, weights in (("exact", REFINE_WEIGHTS), ("image", refine_weights(from_images=True))):
+        _, refined_obj = refine_pose(hand, obj, kp2d, K_t, weights)
+        errors[name] = (refined_obj - obj).norm(dim=-1).mean().item()
+    assert errors["image"] < 0.5 * errors["exact"]
+    assert refine_weights(from_images=True).w_2d == IMAGE_W_2D < REFINE_WEIGHTS.w_2d
+    assert refine_weights(from_images=False, complete_grasp=True) == RefineWeights(
+        complete_grasp=True
+    )

@@ -65,6 +65,12 @@ class DataConfig:
     """Crops after the whole-frame pass when a model trained on "square" crops predicts from
     images (``hopose eval``, ``hopose predict``), each placed around the previous pass's 2D
     (:func:`hopose.crop.self_crop`); no ground truth places them."""
+    self_crop_margin: float = 0.45
+    """Margin of those self-crop squares, a share of the 2D's tight side added on each side
+    (:func:`hopose.crop.square_around`). Wider than the training crops' 0.2
+    (:data:`hopose.crop.CROP_MARGIN`) because a model's own 2D spans less than the truth's: under
+    uncertainty each keypoint's estimate leans to the middle (docs/training.md, "Self-crop
+    margin")."""
     num_train: int | None = None
     """Number of training samples (synthetic: how many to generate; real data: a cap)."""
     num_val: int | None = None
@@ -87,6 +93,10 @@ class DataConfig:
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _require(self.self_crop >= 1, f"data.self_crop must be >= 1, got {self.self_crop}")
+        _require(
+            self.self_crop_margin >= 0,
+            f"data.self_crop_margin must be >= 0, got {self.self_crop_margin}",
+        )
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")

@@ -168,7 +168,13 @@ def self_crop(
 
 
 def self_crop_image(
-    model: nn.Module, image: np.ndarray, K: Tensor, *, image_size: int, iterations: int
+    model: nn.Module,
+    image: np.ndarray,
+    K: Tensor,
+    *,
+    image_size: int,
+    iterations: int,
+    margin: float = CROP_MARGIN,
 ) -> tuple[Tensor, Tensor]:
     """:func:`self_crop` on one photo of any size, its views warped from its pixels.
 
@@ -176,6 +182,7 @@ def self_crop_image(
         model: a :class:`~hopose.models.HoposeNet`.
         image: (H, W, 3) uint8 RGB. K: (3, 3) the photo's intrinsics.
         image_size: the network's input side. iterations: crops after the whole-frame pass.
+        margin: see :func:`square_around`.
 
     Returns:
         kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
@@ -185,6 +192,6 @@ def self_crop_image(
     with torch.inference_mode():
         out = self_crop(
             model, lambda A: warp_image(frame, A, image_size), K[None].float(), (width, height),
-            image_size=image_size, iterations=iterations,
+            image_size=image_size, iterations=iterations, margin=margin,
         )  # fmt: skip
     return out["kp2d"][0].float(), out["kp3d"][0].float()

@@ -31,11 +31,11 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig
-from hopose.crop import apply_affine, self_crop, self_crop_passes
+from hopose.crop import CROP_MARGIN, apply_affine, self_crop, self_crop_passes
 from hopose.data import collate_samples
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
-from hopose.refine import RefineWeights, refine_predictions
+from hopose.refine import refine_predictions, refine_weights
 from hopose.report import write_report
 from hopose.scoring import frame_metrics, summarize
 from hopose.skeleton import NUM_JOINTS
@@ -49,7 +49,12 @@ def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _self_crop_outputs(
-    model: HoposeNet, dataset: Dataset, batch: dict[str, Any], indices: range, iterations: int
+    model: HoposeNet,
+    dataset: Dataset,
+    batch: dict[str, Any],
+    indices: range,
+    iterations: int,
+    margin: float,
 ) -> dict[str, torch.Tensor]:
     """Self-cropped predictions (:func:`hopose.crop.self_crop`) of ``dataset[indices]``, whose
     ``view(index, affine)`` renders any view of a frame; 2D in the records' image pixels."""
@@ -64,7 +69,7 @@ def _self_crop_outputs(
     frame_K = batch["orig_K"].to(device)
     width, height = (int(v) for v in batch["orig_size"][0])
     out = self_crop(model, view, frame_K, (width, height), image_size=dataset.image_size,
-                    iterations=iterations)  # fmt: skip
+                    iterations=iterations, margin=margin)  # fmt: skip
     # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
     to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
     return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}
@@ -76,6 +81,7 @@ def predict_split(
     *,
     gt_2d: bool = False,
     self_crop_iterations: int = 0,
+    self_crop_margin: float = CROP_MARGIN,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:
@@ -92,6 +98,7 @@ def predict_split(
             (:func:`hopose.crop.self_crop`, this many crops after the whole frame) on views the
             dataset renders (``dataset.view``: the synthetic data); predicted 2D is returned
             in the records' image pixels.
+        self_crop_margin: the crops' margin (:func:`hopose.crop.square_around`).
         batch_size: frames per forward pass.
         device: where the model lives.
 
@@ -114,7 +121,9 @@ def predict_split(
                 out = {"kp2d": kp2d, **model.lifter(kp2d.to(device), batch["K"].to(device))}
             elif self_crop_iterations:
                 indices = range(start, start + len(batch["id"]))
-                out = _self_crop_outputs(model, dataset, batch, indices, self_crop_iterations)
+                out = _self_crop_outputs(
+                    model, dataset, batch, indices, self_crop_iterations, self_crop_margin
+                )
             else:
                 out = model(batch["image"].to(device), batch["K"].to(device))
             hand_3d, obj_3d = _split_nodes(out["kp3d"])
@@ -211,7 +220,8 @@ def run_eval(
             quality, cuboid-ness); the grasp quality's hulls are most of an evaluation's time.
             None: only when writing the report.
         refine: refine the predicted 3D with :func:`hopose.refine.refine_predictions` before
-            scoring; ``metrics.json`` then also holds the unrefined scores under ``unrefined``.
+            scoring, with :func:`hopose.refine.refine_weights` (a weaker 2D term from images);
+            ``metrics.json`` then also holds the unrefined scores under ``unrefined``.
         complete_grasp: with ``refine``, its grasp-completion stage
             (:attr:`hopose.refine.RefineWeights.complete_grasp`).
 
@@ -224,8 +234,8 @@ def run_eval(
     # A model trained on crops reads test frames by self-cropping, never through a crop that
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
     iterations = 0 if gt_2d else self_crop_passes(trained.data)
-    if iterations:
-        data = dataclasses.replace(data, crop="resize")
+    if iterations:  # whole records, and the dataset itself, whose views the crops render
+        data = dataclasses.replace(data, crop="resize", in_memory=False)
     dataset = build_split(data, split, with_images=not gt_2d)
     if len(dataset) == 0:
         where = data.cache or data.root or f"seed {data.seed}"
@@ -236,13 +246,14 @@ def run_eval(
             f"{data.name} has none (evaluate it with --gt-2d)"
         )
     predictions = predict_split(
-        model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations, batch_size=batch_size,
-        device=device,
+        model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations,
+        self_crop_margin=trained.data.self_crop_margin, batch_size=batch_size, device=device,
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
     unrefined = None
     if refine:
-        predictions = refine_predictions(predictions, RefineWeights(complete_grasp=complete_grasp))
+        weights = refine_weights(from_images=not gt_2d, complete_grasp=complete_grasp)
+        predictions = refine_predictions(predictions, weights)
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
         unrefined = summarize(frame_metrics(raw, plausibility=plausibility))
@@ -259,6 +270,7 @@ def run_eval(
         **summarize(columns),
         "protocol": "gt_2d" if gt_2d else "image",
         "self_crop": iterations,
+        "self_crop_margin": trained.data.self_crop_margin if iterations else None,
         "refined": refine,
         "grasp_completed": refine and complete_grasp,
         "dataset": data.name,

@@ -31,13 +31,13 @@ from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
-from hopose.crop import self_crop_image, self_crop_passes
+from hopose.crop import CROP_MARGIN, self_crop_image, self_crop_passes
 from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.models import HoposeNet
 from hopose.photo import Camera, Photo, photo_camera, read_photo
 from hopose.physics import contact_points
-from hopose.refine import RefineWeights, refine_pose
+from hopose.refine import RefineWeights, refine_pose, refine_weights
 from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
 
 LINE_WIDTH_FRACTION = 1 / 400
@@ -90,13 +90,15 @@ def predict_photo(
     camera: Camera,
     *,
     self_crop: int = 0,
+    self_crop_margin: float = CROP_MARGIN,
     refine: RefineWeights | None = None,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
     plus ``overlay_scale`` (2,), full-size pixels -> working-copy pixels.
 
     ``self_crop`` > 0 (a model trained on crops): after the whole-photo pass, that many passes
-    on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`).
+    on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`) with
+    margin ``self_crop_margin``.
     ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None."""
     width, height = photo.size
     overlay_scale = torch.tensor(photo.image.size, dtype=torch.float64) / torch.tensor(
@@ -105,8 +107,9 @@ def predict_photo(
     if self_crop:
         K_work = scale_intrinsics(camera.K, *overlay_scale.tolist())
         kp2d, kp3d = self_crop_image(
-            model, np.asarray(photo.image), K_work, image_size=image_size, iterations=self_crop
-        )
+            model, np.asarray(photo.image), K_work, image_size=image_size,
+            iterations=self_crop, margin=self_crop_margin,
+        )  # fmt: skip
         kp2d = kp2d.double() / overlay_scale  # working-copy pixels -> the photo's pixels
     else:
         network_image = photo.image.resize((image_size, image_size), Image.BILINEAR)
@@ -164,7 +167,7 @@ def predict_images(
     """
     if complete_grasp and not refine:
         raise ValueError("--complete-grasp: a stage of the refinement, needs --refine")
-    weights = RefineWeights(complete_grasp=complete_grasp) if refine else None
+    weights = refine_weights(from_images=True, complete_grasp=complete_grasp) if refine else None
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
     model.eval()
@@ -179,6 +182,7 @@ def predict_images(
             photo,
             camera,
             self_crop=passes,
+            self_crop_margin=cfg.data.self_crop_margin,
             refine=weights,
         )
         scale = result.pop("overlay_scale")
