@@ -255,11 +255,15 @@ class ShrunkBoxLifter(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        grasps = generate_grasps(0, np.arange(16))
-        k = grasps.grasp.index("power")  # a box centred in the palm (a pinch holds its end)
-        obj = torch.tensor(grasps.obj_3d[k])
+        # Sample 7 of seed 0, a generic box in a power grasp: the box centred in the palm (a
+        # pinch holds its end). A fixed sample: the JSON's rounding of the network's output moves
+        # refine_pose by up to 2e-4 mm on some grasps (the milk's power grasp, sample 0), more
+        # than the comparison's 1e-4 mm.
+        grasps = generate_grasps(0, np.array([7]))
+        assert grasps.grasp == ["power"]
+        obj = torch.tensor(grasps.obj_3d[0])
         obj = obj.mean(dim=0) + 0.1 * (obj - obj.mean(dim=0))
-        self.pose = torch.cat([torch.tensor(grasps.hand_3d[k]), obj]).float()
+        self.pose = torch.cat([torch.tensor(grasps.hand_3d[0]), obj]).float()
 
     def forward(self, kp2d: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
         kp3d = self.pose.expand(len(kp2d), -1, -1)
