@@ -32,7 +32,14 @@ from hopose.data.synthetic import (
 )
 from hopose.geometry import box_corners, project_points, sample_face_points
 from hopose.physics import contact_points, physical_affinity_loss
-from hopose.skeleton import BOX_FACES, CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, HAND_BONES
+from hopose.skeleton import (
+    BOX_FACES,
+    CORNER_SIGNS,
+    FINGER_CHAINS,
+    FINGERS,
+    FINGERTIPS,
+    HAND_BONES,
+)
 
 NUM = 320  # pose-only samples for the statistics
 SEED = 7
@@ -394,6 +401,25 @@ def test_joints_stop_at_their_closing_goals(records):
     assert values["thumb IP"].max() <= 30.0 + 15.0 + 0.1
     # The goals are drawn, so the DIPs of fingers that meet nothing spread over tens of degrees.
     assert np.percentile(values["middle DIP"], 75) - np.percentile(values["middle DIP"], 25) > 20.0
+
+
+def test_grasp_types_and_finger_closing_follow_the_object(records):
+    grasps = [r for r in records if r["grasp"] != "free"]
+    kinds, objects = np.array([r["grasp"] for r in grasps]), np.array([r["object"] for r in grasps])
+    # FPHA-HO's milk is held closed, its salt open: power grasps are drawn for 80% of the milk's
+    # attempts, lateral ones for 80% of the salt's.
+    for name, kind in (("milk", "power"), ("salt", "lateral")):
+        assert np.mean(kinds[objects == name] == kind) > 0.6
+    # A salt grasp's MCP and PIP close at most to 0.7 of their limits (PIP 110°, so 77°); the
+    # PIP angle is the chain's own joint angle. Float32 records: 0.1° of slack.
+    salt = [r for r in grasps if r["object"] == "salt"]
+    pips = np.stack(
+        [hand_quantities(_stack(salt, "hand_3d").numpy())[f"{f} PIP, bent"] for f in FINGERS[1:]]
+    )
+    assert np.nanmax(pips) <= 0.7 * 110.0 + 0.1
+    others = [r for r in grasps if r["object"] != "salt"]
+    values = hand_quantities(_stack(others, "hand_3d").numpy())
+    assert max(np.nanmax(values[f"{f} PIP, bent"]) for f in FINGERS[1:]) > 0.7 * 110.0 + 5.0
 
 
 def test_box_faces_carry_marks_that_tell_each_axis_sign():

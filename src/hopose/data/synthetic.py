@@ -26,11 +26,13 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    bending up to 15° further (:func:`_locked_limits`). Each finger's DIP closes at most to a
    drawn angle (:data:`DIP_GOAL_DEG`), so a fingertip that meets nothing stops where FPHA-HO's
    DIPs do rather than at the joint's limit.
-3. Grasp, drawn per attempt with :data:`GRASP_WEIGHTS`: "power" (palm 15-30 mm off a side face,
-   the middle MCP 5-30 mm short of the far edge, fingers bending over that edge, thumb going
-   for the face across), "pinch" (palm 25-45 mm above an end face, MCPs 35-65 mm short of one
-   of its edges, fingertips over it, thumb on the opposite side face), "lateral" (the same
-   from beside a side face: palm over it, fingertips and thumb on the two faces next to it).
+3. Grasp, drawn per attempt with the object's :data:`OBJECT_GRASP_WEIGHTS` (FPHA-HO's milk
+   mostly in power grasps, its salt in lateral ones, whose fingers close less,
+   :data:`OBJECT_FINGER_GOAL`): "power" (palm 15-30 mm off a side face, the middle MCP 5-30 mm
+   short of the far edge, fingers bending over that edge, thumb going for the face across),
+   "pinch" (palm 25-45 mm above an end face, MCPs 35-65 mm short of one of its edges,
+   fingertips over it, thumb on the opposite side face), "lateral" (the same from beside a side
+   face: palm over it, fingertips and thumb on the two faces next to it).
    The palm stands off and back far enough that the fingers curl about as much as FPHA-HO's
    (curl p50 90-104°) instead of wrapping round the box, and in power grasps close enough to
    the edge that the MCPs take FPHA-HO's share of it. The thumb starts aimed 25 mm outside
@@ -105,9 +107,6 @@ GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # Share of jittered square-crop samples that show the whole frame (self-cropping's first view):
 # the first pass only places the crop, so most samples train the crop pass (docs/training.md).
 WHOLE_FRAME_SHARE = 0.15
-# Probability of each grasp type at each attempt (failed attempts draw again, so the kept mix
-# leans towards the types that succeed more often; see docs/synthetic.md).
-GRASP_WEIGHTS: tuple[float, ...] = (0.45, 0.35, 0.20)
 
 # Box sizes (x, y, z) in mm, z the longest side. The FPHA-HO objects' sizes are approximations
 # chosen by eye from the dataset's images, not measured from its models.
@@ -121,6 +120,24 @@ GENERIC_OBJECT = "box"
 OBJECT_NAMES: tuple[str, ...] = (*FPHA_OBJECTS, GENERIC_OBJECT)
 GENERIC_PROBABILITY = 0.4  # a generic box rather than one of FPHA_OBJECTS
 GENERIC_CROSS, GENERIC_MAX_LENGTH = (38.0, 95.0), 220.0
+# Probability of each grasp type (GRASP_TYPES order) at each attempt, per object (OBJECT_NAMES
+# order). Failed attempts draw again, so the kept mix leans towards the types that succeed more
+# often (docs/synthetic.md). FPHA-HO's milk is held closed (mean finger flexion p50 47°): mostly
+# power grasps; its salt open (28°, thumb-index tips 71 mm apart): mostly lateral grasps across
+# the box. The juice bottle and the generic boxes take more pinch grasps instead, which keeps the
+# kept mix over all objects where it was (about 29% power, 37% pinch, 14% lateral).
+OBJECT_GRASP_WEIGHTS = np.array(
+    [
+        [0.40, 0.50, 0.10],  # juice_bottle
+        [0.80, 0.15, 0.05],  # milk
+        [0.45, 0.35, 0.20],  # liquid_soap
+        [0.05, 0.15, 0.80],  # salt
+        [0.45, 0.50, 0.05],  # generic box
+    ]
+)
+# Factor on the fingers' MCP and PIP closing goals per object: a salt grasp's fingers that meet
+# nothing stay open (FPHA-HO's salt frames: mean finger flexion p25-p75 25-33°).
+OBJECT_FINGER_GOAL = np.array([1.0, 1.0, 1.0, 0.7, 1.0])
 
 # docs/conventions.md §7 bone-length medians (mm) per chain, bones from the wrist outwards
 # (HAND_BONES order).
@@ -176,6 +193,9 @@ DIP_GOAL_DEG = np.array([[20.0, 65.0], [30.0, 80.0], [35.0, 85.0], [35.0, 85.0]]
 # edge (mm, uniform). Close to the edge, the first phalanx bends over it (FPHA-HO MCP p50
 # 34-46°) before touching, and the other phalanges share less of the curl.
 POWER_PALM_GAP, POWER_MCP_SHORT = (15.0, 30.0), (5.0, 30.0)
+# Pinch and lateral grasps: the palm's gap to its face and how far the MCPs stop short of the
+# edge the fingertips go over (mm, uniform).
+OVER_EDGE_PALM_GAP, OVER_EDGE_MCP_SHORT = (25.0, 45.0), (35.0, 65.0)
 # Free frames open each joint to this fraction (uniform) of its grasp flexion.
 FREE_OPENING = (0.6, 1.0)
 MIDDLE_MCP_REACH = 66.0  # mm from the wrist to the middle MCP along the hand's x, roughly
@@ -452,8 +472,11 @@ def _place_over_edge(u: np.ndarray, half: np.ndarray, palm_axis: np.ndarray, ove
     over = np.eye(3)[over_axis] * np.where(u[:, 1] < 0.5, -1.0, 1.0)[:, None]
     side_axis = 3 - palm_axis - over_axis
     rot = _frame(over, -palm)
-    wrist = palm * (half[rows, palm_axis] + 25.0 + 20.0 * u[:, 2])[:, None]
-    wrist += over * (half[rows, over_axis] - 65.0 + 30.0 * u[:, 3] - MIDDLE_MCP_REACH)[:, None]
+    gap_low, gap_high = OVER_EDGE_PALM_GAP
+    short_low, short_high = OVER_EDGE_MCP_SHORT
+    wrist = palm * (half[rows, palm_axis] + gap_low + (gap_high - gap_low) * u[:, 2])[:, None]
+    short = short_high - (short_high - short_low) * u[:, 3]
+    wrist += over * (half[rows, over_axis] - short - MIDDLE_MCP_REACH)[:, None]
     side_half = half[rows, side_axis]
     side = (2 * u[:, 4] - 1) * np.maximum(side_half - 30.0, 0.5 * side_half)
     return rot, wrist + np.eye(3)[side_axis] * side[:, None], -over
@@ -533,25 +556,28 @@ def _thumb_opposes(joints: np.ndarray, half: np.ndarray, radius: np.ndarray) -> 
     return (valid & thumb).any(axis=-1) & (valid & finger).any(axis=-1)
 
 
-def _locked_limits(u: np.ndarray) -> np.ndarray:
-    """(B, 5, 3) closing goals (rad): the joints' limits with drawn DIP goals, locked thumb MCPs
-    and finger PIPs at 0 and the joint after a locked one freer."""
+def _locked_limits(u: np.ndarray, obj: np.ndarray) -> np.ndarray:
+    """(B, 5, 3) closing goals (rad): the joints' limits with drawn DIP goals, the fingers' MCP
+    and PIP goals times their object's (``obj`` (B,) indices into OBJECT_NAMES)
+    :data:`OBJECT_FINGER_GOAL`, locked thumb MCPs and finger PIPs at 0 and the joint after a
+    locked one freer."""
     probability = np.array([THUMB_MCP_STRAIGHT_PROBABILITY] + [PIP_STRAIGHT_PROBABILITY] * 4)
     limits = np.repeat(FLEX_HIGH[None], len(u), axis=0)
     low, high = np.deg2rad(DIP_GOAL_DEG).T  # (4,) each
     limits[:, 1:, 2] = np.minimum(limits[:, 1:, 2], low + (high - low) * u[:, _U_DIP])
+    limits[:, 1:, :2] *= OBJECT_FINGER_GOAL[obj][:, None, None]
     locked = u[:, _U_LOCK] < probability
     limits[:, :, 2] += np.where(locked, LOCKED_EXTRA_FLEX, 0.0)
     limits[:, :, 1] = np.where(locked, 0.0, limits[:, :, 1])
     return limits
 
 
-def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
-    """One grasp attempt per row: kinds (B,), joints (B, 21, 3) in the box frame, accepted (B,)."""
+def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray, obj: np.ndarray):
+    """One grasp attempt per row of objects ``obj`` (B,) (indices into OBJECT_NAMES) with half
+    sizes ``half`` (B, 3): kinds (B,), joints (B, 21, 3) in the box frame, accepted (B,)."""
     size = len(u)
-    kind = np.minimum(
-        np.searchsorted(np.cumsum(GRASP_WEIGHTS), u[:, _U_KIND]), len(GRASP_TYPES) - 1
-    )
+    cumulative = np.cumsum(OBJECT_GRASP_WEIGHTS[obj], axis=-1)  # (B, 3)
+    kind = np.minimum((u[:, _U_KIND, None] > cumulative).sum(axis=-1), len(GRASP_TYPES) - 1)
     skin = 2.0 + 3.0 * u[:, _U_SKIN]
     hands = _make_hands(u, z)
     low, high = np.deg2rad(START_LOW_DEG), np.deg2rad(START_HIGH_DEG)
@@ -571,7 +597,7 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray):
     mcp = mcp_low + (mcp_high - mcp_low) * u[:, _U_START].reshape(size, 5, 3)[:, 1:, 0]
     theta[:, 1:, 0] = np.where(kind[:, None] == 0, mcp, theta[:, 1:, 0])
     theta[:, 0, 0] = 0.0  # the thumb starts aimed at its face
-    limits = _locked_limits(u)
+    limits = _locked_limits(u, obj)
     theta = np.minimum(theta, limits)
     rot = rot @ _rotations(0.04 * z[:, _Z_TILT])
     theta = _close_with_thumb_choices(hands, theta, limits, rot, trans, face, half, skin, z)
@@ -737,7 +763,7 @@ def generate_grasps(
     for _ in range(MAX_ATTEMPTS):
         u = np.stack([rngs[i].random(_NUM_U) for i in pending])
         z = np.stack([rngs[i].standard_normal(_NUM_Z) for i in pending])
-        got_kind, got_hand, accepted = _attempt(u, z, half[pending], free[pending])
+        got_kind, got_hand, accepted = _attempt(u, z, half[pending], free[pending], obj[pending])
         done = pending[accepted]
         kind[done], hand[done] = got_kind[accepted], got_hand[accepted]
         pending = pending[~accepted]
