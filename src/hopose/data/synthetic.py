@@ -125,7 +125,8 @@ GENERIC_CROSS, GENERIC_MAX_LENGTH = (38.0, 95.0), 220.0
 # often (docs/synthetic.md). FPHA-HO's milk is held closed (mean finger flexion p50 47°): mostly
 # power grasps; its salt open (28°, thumb-index tips 71 mm apart): mostly lateral grasps across
 # the box. The juice bottle and the generic boxes take more pinch grasps instead, which keeps the
-# kept mix over all objects where it was (about 29% power, 37% pinch, 14% lateral).
+# kept mix over all objects where it was (about 31% power, 35% pinch, 13% lateral and 20%
+# free frames, docs/synthetic.md).
 OBJECT_GRASP_WEIGHTS = np.array(
     [
         [0.40, 0.50, 0.10],  # juice_bottle
