@@ -25,8 +25,8 @@ def test_demo_runs_the_three_stages_and_writes_its_results(tmp_path, monkeypatch
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["results"]) == {key for key, _ in demo.ROWS}
     assert metrics["n_test"] == 16
-    # The demo's image stages train on crops, so its from-image row self-crops (one crop).
-    assert metrics["results"]["final_image"]["self_crop"] == 1
+    # The demo's image stages train on crops, so its from-image row self-crops (two crops).
+    assert metrics["results"]["final_image"]["self_crop"] == 2
     baseline = metrics["results"]["mean_pose_baseline"]
     for key, passed in metrics["checks"].items():
         model = "lifter_gt_2d" if key.startswith("lifter") else "final_image"
