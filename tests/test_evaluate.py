@@ -383,7 +383,7 @@ def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path):
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
-         "model.head=heatmap", "data.self_crop_margin=0.3"],
+         "model.head=heatmap", "data.self_crop=3", "data.self_crop_margin=0.3"],
     )  # fmt: skip
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
@@ -393,7 +393,7 @@ def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path):
     args = ["eval", str(path), "--data", "synthetic", "--num", "4", "--out", str(tmp_path / "e")]
     assert main([*args, "--no-report"]) == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert (metrics["self_crop"], metrics["self_crop_margin"]) == (1, 0.3)
+    assert (metrics["self_crop"], metrics["self_crop_margin"]) == (3, 0.3)
     photo = tmp_path / "photo.png"
     Image.fromarray(np.zeros((1080, 1920, 3), dtype=np.uint8)).save(photo)
     assert main(["predict", str(path), str(photo), "--out", str(tmp_path / "p")]) == 0
