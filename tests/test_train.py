@@ -350,3 +350,18 @@ def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):
     assert wrapped == ["ContextLifter"]
     assert not torch.distributed.is_initialized()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+@pytest.mark.parametrize(("has_bf16", "dtype"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(
+    monkeypatch, capsys, tmp_path, has_bf16, dtype
+):
+    # bf16 autocast is slower than float32 on CPUs without bf16 instructions: amp falls back there,
+    # and the run says so.
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: has_bf16)
+    with train_module.autocast(torch.device("cpu"), enabled=True):
+        product = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert product.dtype == dtype
+    train(tiny("lifter", "optim.amp=true", "optim.epochs=1"), tmp_path)
+    said = "this CPU has no bfloat16 instructions" in "".join(capsys.readouterr())
+    assert said is not has_bf16

@@ -165,7 +165,8 @@ class OptimConfig:
     gamma: float = 1.0
     """Factor the learning rate is multiplied by every ``step_size`` epochs."""
     amp: bool = False
-    """Mixed precision with ``torch.autocast`` (float16 on GPU, bfloat16 on CPU)."""
+    """Mixed precision with ``torch.autocast``: float16 on GPU; bfloat16 on a CPU with bf16
+    instructions, float32 on other CPUs, where bf16 runs slower (BENCHMARKS.md)."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value; None does not clip."""
     val_every: int = 10

@@ -251,9 +251,22 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     }
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), where a bf16 ResNet
+    step runs 1.5-1.9x faster than float32; without them it runs slower (BENCHMARKS.md)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def amp_active(device: torch.device, requested: bool) -> bool:
+    """``optim.amp`` as it runs: always on a GPU, on a CPU only with bf16 instructions."""
+    return requested and (device.type != "cpu" or cpu_has_bf16())
+
+
 def autocast(device: torch.device, enabled: bool):
-    """Mixed precision context: float16 on GPU, bfloat16 on CPU (float16 is slow there)."""
-    if not enabled:
+    """Mixed precision context: float16 on GPU, bfloat16 on a CPU with bf16 instructions (float16
+    is slow on CPUs, and bf16 without those instructions too: float32 is kept there)."""
+    if not amp_active(device, enabled):
         return nullcontext()
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -281,11 +294,12 @@ def forward_losses(
     *,
     parts: tuple[str, ...],
     device: torch.device,
+    mixed_precision: bool,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
-    """Run the stage's module on a batch; returns its outputs (float32), loss terms, the batch
-    on ``device``."""
+    """Run the stage's module on a batch, under autocast if ``mixed_precision``; returns its
+    outputs (float32), loss terms, the batch on ``device``."""
     batch = to_device(batch, device)
-    with autocast(device, cfg.optim.amp):
+    with autocast(device, mixed_precision):
         out = module(*stage_input(batch, STAGES[cfg.stage]))
     out = {k: v.float() for k, v in out.items()}
     return (
@@ -340,7 +354,9 @@ def train_one_epoch(
     )
     for step, batch in enumerate(progress):
         batch = augment_batch(batch, cfg)  # config sections perturb and augment
-        _, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
+        _, terms, batch = forward_losses(
+            module, batch, cfg, parts=parts, device=device, mixed_precision=cfg.optim.amp
+        )
         loss = total_loss(terms, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -364,13 +380,17 @@ def evaluate(
     parts: tuple[str, ...],
     device: torch.device,
 ) -> dict[str, float]:
-    """Mean loss terms and validation ``error`` (see :func:`validation_error`) over a split."""
+    """Mean loss terms and validation ``error`` (see :func:`validation_error`) over a split, in
+    float32 even under ``optim.amp``: the error that picks ``best.pt`` is the one ``hopose eval``
+    measures."""
     module.eval()
     sums: dict[str, torch.Tensor] = {}
     count = 0
     with torch.inference_mode():
         for batch in loader:
-            out, terms, batch = forward_losses(module, batch, cfg, parts=parts, device=device)
+            out, terms, batch = forward_losses(
+                module, batch, cfg, parts=parts, device=device, mixed_precision=False
+            )
             terms["error"] = validation_error(out, batch, parts).mean()
             count += len(batch["hand_3d"])
             _accumulate(sums, terms, len(batch["hand_3d"]))
@@ -608,6 +628,8 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
     scaler = torch.amp.GradScaler(
         runtime.device.type, enabled=cfg.optim.amp and runtime.device.type == "cuda"
     )
+    if cfg.optim.amp and not amp_active(runtime.device, True) and runtime.is_main:
+        tqdm.write("optim.amp: this CPU has no bfloat16 instructions; training in float32")
     start_epoch, best, best_epoch = 0, math.inf, -1
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
