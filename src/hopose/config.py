@@ -25,6 +25,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from hopose.crop import SELF_CROP_MARGIN
 from hopose.data import CROPS, DATASETS
 from hopose.models.encoder import BACKBONES
 from hopose.stages import STAGES
@@ -65,12 +66,10 @@ class DataConfig:
     """Crops after the whole-frame pass when a model trained on "square" crops predicts from
     images (``hopose eval``, ``hopose predict``), each placed around the previous pass's 2D
     (:func:`hopose.crop.self_crop`); no ground truth places them."""
-    self_crop_margin: float = 0.45
+    self_crop_margin: float = SELF_CROP_MARGIN
     """Margin of those self-crop squares, a share of the 2D's tight side added on each side
-    (:func:`hopose.crop.square_around`). Wider than the training crops' 0.2
-    (:data:`hopose.crop.CROP_MARGIN`) because a model's own 2D spans less than the truth's: under
-    uncertainty each keypoint's estimate leans to the middle (docs/training.md, "Self-crop
-    margin")."""
+    (:func:`hopose.crop.square_around`); wider than the training crops' (why:
+    :data:`hopose.crop.SELF_CROP_MARGIN`)."""
     num_train: int | None = None
     """Number of training samples (synthetic: how many to generate; real data: a cap)."""
     num_val: int | None = None

@@ -43,6 +43,11 @@ def self_crop_passes(data: DataConfig) -> int:
 
 # Fraction of the keypoints' tight square added on each side of a crop.
 CROP_MARGIN = 0.2
+# The same for the squares self-cropping places around a model's own 2D, the default of
+# ``data.self_crop_margin``: wider, because a model's own 2D spans less than the truth's (under
+# uncertainty each keypoint's estimate leans to the middle); chosen on the validation split
+# (docs/training.md, "Self-crop margin").
+SELF_CROP_MARGIN = 0.45
 
 
 def resize_affine(frame_size: tuple[int, int], image_size: int, like: Tensor) -> Tensor:
@@ -136,7 +141,7 @@ def self_crop(
     *,
     image_size: int,
     iterations: int = 1,
-    margin: float = CROP_MARGIN,
+    margin: float = SELF_CROP_MARGIN,
 ) -> dict[str, Tensor]:
     """Predict with crops placed by the model's own 2D keypoints (no ground truth).
 
@@ -174,7 +179,7 @@ def self_crop_image(
     *,
     image_size: int,
     iterations: int,
-    margin: float = CROP_MARGIN,
+    margin: float = SELF_CROP_MARGIN,
 ) -> tuple[Tensor, Tensor]:
     """:func:`self_crop` on one photo of any size, its views warped from its pixels.
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig
-from hopose.crop import CROP_MARGIN, apply_affine, self_crop, self_crop_passes
+from hopose.crop import SELF_CROP_MARGIN, apply_affine, self_crop, self_crop_passes
 from hopose.data import collate_samples
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
@@ -81,7 +81,7 @@ def predict_split(
     *,
     gt_2d: bool = False,
     self_crop_iterations: int = 0,
-    self_crop_margin: float = CROP_MARGIN,
+    self_crop_margin: float = SELF_CROP_MARGIN,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:

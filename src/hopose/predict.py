@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
-from hopose.crop import CROP_MARGIN, self_crop_image, self_crop_passes
+from hopose.crop import SELF_CROP_MARGIN, self_crop_image, self_crop_passes
 from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.models import HoposeNet
@@ -90,7 +90,7 @@ def predict_photo(
     camera: Camera,
     *,
     self_crop: int = 0,
-    self_crop_margin: float = CROP_MARGIN,
+    self_crop_margin: float = SELF_CROP_MARGIN,
     refine: RefineWeights | None = None,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
