@@ -13,7 +13,9 @@ key            value
 ``model``      the whole network's state dict
 ``config``     the run's config as a nested dict (:func:`hopose.config.config_to_dict`)
 ``epoch``      epochs done (1-based); ``best``, ``best_epoch`` the best validation error so far
-``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``
+``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``; in ``last.pt``
+               only (``best.pt`` is read for its weights, and the optimiser's moments would
+               triple an image stage's file)
 ============== =================================================================================
 
 Files are written atomically (a temporary file, then a rename), so a crash leaves the old file or
@@ -71,23 +73,33 @@ def model_checkpoint(
     }
 
 
-def training_state(
+def progress_checkpoint(
     model: nn.Module,
     cfg: TrainConfig,
     *,
     trained: Iterable[str],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
     epoch: int,
     best: float,
     best_epoch: int,
 ) -> dict[str, Any]:
-    """The checkpoint of a run after ``epoch`` epochs, for ``--resume`` as well."""
+    """The network after ``epoch`` epochs of a run and the run's best so far: ``best.pt``."""
     return model_checkpoint(model, cfg, trained=trained) | {
         "epoch": epoch,
         "best": best,
         "best_epoch": best_epoch,
+    }
+
+
+def training_state(
+    progress: Mapping[str, Any],
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+) -> dict[str, Any]:
+    """``progress`` (:func:`progress_checkpoint`) and the optimisation state: ``last.pt``, what
+    ``--resume`` continues from."""
+    return dict(progress) | {
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),

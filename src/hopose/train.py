@@ -14,7 +14,8 @@ Stages (``TrainConfig.stage``), each trained from its own config file:
 A checkpoint (:mod:`hopose.checkpoint`) holds the whole network and records which parts hold
 trained weights; a stage starts from the previous one through ``init_from``, which copies only
 those parts, so pre-training → fine-tuning is a config chain. A run directory holds ``last.pt``
-(for ``--resume``), ``best.pt`` (lowest validation error), ``config.yaml``, ``metrics.csv``,
+(for ``--resume``), ``best.pt`` (the weights of the lowest validation error, without the
+optimiser's state), ``config.yaml``, ``metrics.csv``,
 TensorBoard logs under ``tb/`` and ``train.lock``. Validation, the metrics rows and the
 checkpoints come every ``optim.val_every`` epochs and after the last epoch ("checkpoint epochs").
 
@@ -65,6 +66,7 @@ from tqdm import tqdm
 from hopose.checkpoint import (
     load_checkpoint,
     load_trained_parts,
+    progress_checkpoint,
     save_checkpoint,
     training_state,
 )
@@ -687,14 +689,16 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
                     f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
                     "no checkpoint written for this epoch"
                 )
-            state = training_state(
-                model, cfg, trained=trained, optimizer=optimizer, scheduler=scheduler,
-                scaler=scaler, epoch=epoch + 1, best=best, best_epoch=best_epoch,
-            )  # fmt: skip
+            progress = progress_checkpoint(
+                model, cfg, trained=trained, epoch=epoch + 1, best=best, best_epoch=best_epoch
+            )
             # best.pt before last.pt: last.pt never claims a best that best.pt does not hold.
             if best_epoch == epoch:
-                save_checkpoint(state, out_dir / "best.pt")
-            save_checkpoint(state, last_path)
+                save_checkpoint(progress, out_dir / "best.pt")
+            save_checkpoint(
+                training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler),
+                last_path,
+            )
             tqdm.write(
                 f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
                 f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
