@@ -53,7 +53,7 @@ def _fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):
     class Result:
         checkpoint = "best.pt"
 
-    def fake_train(cfg, out_dir):
+    def fake_train(cfg, out_dir, *, split_cache):
         calls.append(cfg)
         return Result()
 
@@ -138,6 +138,14 @@ def test_physics_ablation_on_ground_truth_2d_trains_the_lifter_per_seed(tmp_path
 
 def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, monkeypatch):
     calls = _fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
+    caches, fake_train = [], ablate.train
+
+    def train(cfg, out_dir, *, split_cache):
+        caches.append(split_cache)
+        return fake_train(cfg, out_dir, split_cache=split_cache)
+
+    monkeypatch.setattr(ablate, "train", train)
+    monkeypatch.setattr(demo, "train", train)
     ablate.run_ablation("physics", tmp_path, seeds=2, sources=("image",))
     # Per seed: the lifter and encoder stages, then both rows from that seed's encoder.
     assert [(c.stage, c.loss.physical, c.seed) for c in calls] == [
@@ -145,6 +153,8 @@ def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, 
         (("lifter", False), ("encoder", False), ("end2end", False), ("end2end", True))
     ]  # fmt: skip
     assert calls[2].init_from == calls[3].init_from == "best.pt"
+    # One study, one set of splits: every stage of every seed shares the same cache.
+    assert len(caches) == 8 and all(cache is caches[0] for cache in caches)
 
 
 def test_ablate_num_sizes_every_split_over_quick(monkeypatch, tmp_path):

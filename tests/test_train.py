@@ -6,6 +6,7 @@ import csv
 import fcntl
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from hopose.checkpoint import FORMAT, load_checkpoint, load_model
 from hopose.config import config_from_dict
 from hopose.evaluate import run_eval
 from hopose.models import build_model
-from hopose.train import RunError, train
+from hopose.train import RecordList, RunError, SplitCache, build_split, train
 from tiny_runs import tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -240,6 +241,63 @@ def test_image_stages_chain_through_init_from(tmp_path):
     assert float(row["val/error"]) == pytest.approx(
         (summary["hand_mean_mm"] + summary["object_mean_mm"]) / 2, rel=1e-4
     )
+
+
+def test_split_cache_gives_the_first_records_of_a_split_read_before(monkeypatch):
+    """A read of 24 crops after one of 48 with the same image settings reads nothing: it gets
+    the first 24 records, equal to what rendering 24 gives; more samples, other image settings
+    or pose-only records are read anew; a split streamed from disk is never kept."""
+    reads = []
+    real_build = train_module.build_dataset
+    monkeypatch.setattr(
+        train_module, "build_dataset", lambda *a, **k: reads.append(k) or real_build(*a, **k)
+    )
+    data = tiny("encoder").data  # 32-px jittered square crops, in memory
+    assert data.in_memory and data.crop == "square" and data.options == {"jitter": True}
+    cache = SplitCache()
+    first = build_split(data, "train", with_images=True, cache=cache)
+    assert len(first) == 48 and len(reads) == 1
+
+    half = replace(data, num_train=24, num_workers=2, self_crop=3)  # read-only fields differ
+    kept = build_split(half, "train", with_images=True, cache=cache)
+    assert len(kept) == 24 and len(reads) == 1  # nothing rendered
+    fresh = build_split(half, "train", with_images=True)
+    assert len(reads) == 2
+    for a, b in zip(kept, fresh, strict=True):
+        assert a["id"] == b["id"] and np.array_equal(a["image"], b["image"])
+        assert np.array_equal(a["K"], b["K"])  # the same jittered crop
+
+    for other, with_images in (
+        (replace(data, num_train=64), True),  # more than was read
+        (replace(data, image_size=40), True),
+        (replace(data, options={}), True),  # no jitter
+        (data, False),  # pose-only
+    ):
+        before = len(reads)
+        build_split(other, "train", with_images=with_images, cache=cache)
+        assert len(reads) == before + 1, (other, with_images)
+    assert len(build_split(data, "val", with_images=True, cache=cache)) == 16  # its own split
+    before = len(reads)
+    streamed = build_split(
+        replace(data, num_train=80, in_memory=False), "train", with_images=True, cache=cache
+    )
+    assert not isinstance(streamed, RecordList) and len(reads) == before + 1
+    assert (
+        len(build_split(replace(data, num_train=80), "train", with_images=True, cache=cache)) == 80
+    )
+    assert len(reads) == before + 2  # the streamed read was not kept
+
+
+def test_a_stage_on_shared_splits_trains_exactly_as_on_its_own(tmp_path):
+    """The demo's stages share their splits (SplitCache): the end-to-end stage on the first 24
+    of the encoder stage's 48 crops ends with the same weights as one that renders its own."""
+    cache = SplitCache()
+    encoder = train(tiny("encoder"), tmp_path / "encoder", split_cache=cache)
+    cfg = tiny("end2end", f"init_from={encoder.checkpoint}", "data.num_train=24")
+    shared = train(cfg, tmp_path / "shared", split_cache=cache).model.state_dict()
+    alone = train(cfg, tmp_path / "alone").model.state_dict()
+    for name, value in alone.items():
+        assert torch.equal(shared[name], value), name
 
 
 def test_validation_and_checkpoints_every_val_every_epochs_and_after_the_last(tmp_path):

@@ -31,7 +31,7 @@ from hopose.config import DataConfig, load_config
 from hopose.configs import config_path
 from hopose.demo import STAGES, markdown_table, train_stages
 from hopose.evaluate import run_eval
-from hopose.train import train
+from hopose.train import SplitCache, train
 
 # Table 2 rows: name, config overrides, parts it predicts, the paper's (hand, object) mm.
 LIFTER_ROWS: tuple[
@@ -94,11 +94,11 @@ def _evaluate(checkpoint: str, data: DataConfig, out_dir: Path, *, gt_2d: bool) 
 
 def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
     """Train and evaluate every lifter of Table 2; returns one row per lifter."""
-    rows = []
+    rows, split_cache = [], SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
         run_dir = out_dir / name.lower().replace(" ", "_").replace("-", "_")
         cfg = load_config(config_path(dataset, "lifter"), overrides + extra)
-        result = train(cfg, run_dir)
+        result = train(cfg, run_dir, split_cache=split_cache)
         summary = _evaluate(result.checkpoint, cfg.data, run_dir / "eval", gt_2d=True)
         measured = {p: summary[f"{p}_mean_mm"] if p in parts else None for p in ("hand", "object")}
         rows.append({"name": name, **measured, "paper": paper, "n": summary["n"]})
@@ -129,6 +129,7 @@ def _train_physics_row(
     source: str,
     seed: int,
     init: str | None,
+    split_cache: SplitCache,
 ) -> dict[str, Any]:
     """Train one row of Table 3 with one seed and evaluate it (plausibility included)."""
     seeded = [*overrides, f"seed={seed}"]
@@ -136,7 +137,7 @@ def _train_physics_row(
     cfg = load_config(
         config_path(dataset, stage), [*seeded, *stage_overrides.get(stage, []), *extra, *before]
     )
-    result = train(cfg, run_dir)
+    result = train(cfg, run_dir, split_cache=split_cache)
     return run_eval(
         result.checkpoint,
         cfg.data,
@@ -186,6 +187,7 @@ def ablate_physics(
     values and every seed's summary) and the statistics table.
     """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in PHYSICS_ROWS}
+    split_cache = SplitCache()  # every seed and row trains on the same splits
     for seed in range(seeds):
         seed_init = init
         if source == "image" and init is None:
@@ -195,9 +197,9 @@ def ablate_physics(
                 for stage in ("lifter", "encoder")
             }
             seed_dir = out_dir / source / f"seed{seed}" / "stages"
-            seed_init = train_stages(dataset, seed_dir, stage_args, stages=tuple(stage_args))[
-                "encoder"
-            ]
+            seed_init = train_stages(
+                dataset, seed_dir, stage_args, stages=tuple(stage_args), split_cache=split_cache
+            )["encoder"]
         for name, extra, _ in PHYSICS_ROWS:
             slug = name.lower().replace(" + ", "_").replace(" ", "_")
             run_dir = out_dir / source / f"seed{seed}" / slug
@@ -211,6 +213,7 @@ def ablate_physics(
                     source=source,
                     seed=seed,
                     init=seed_init,
+                    split_cache=split_cache,
                 )
             )
     rows = [

@@ -39,7 +39,7 @@ from hopose.evaluate import mean_pose_predictions, run_eval
 from hopose.scoring import score
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
-from hopose.train import train
+from hopose.train import SplitCache, train
 
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
@@ -70,15 +70,21 @@ def train_stages(
     *,
     stages=tuple(STAGES),
     init_from=None,
+    split_cache: SplitCache | None = None,
 ) -> dict[str, str]:
-    """Train ``stages`` in order, each from the previous best checkpoint; returns their paths."""
+    """Train ``stages`` in order, each from the previous best checkpoint; returns their paths.
+
+    The stages share the splits they read into memory (``split_cache``, a new one when None):
+    the end-to-end stage reads the encoder stage's crops instead of rendering them again.
+    """
+    split_cache = SplitCache() if split_cache is None else split_cache
     checkpoints = {}
     for stage in stages:
         extra = list(overrides.get(stage, []))
         if init_from is not None:
             extra.append(f"init_from={init_from}")
         cfg = load_config(config_path(dataset, stage), extra)
-        init_from = train(cfg, out_dir / stage).checkpoint
+        init_from = train(cfg, out_dir / stage, split_cache=split_cache).checkpoint
         checkpoints[stage] = init_from
     return checkpoints
 

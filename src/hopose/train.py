@@ -51,7 +51,7 @@ import os
 import random
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +192,60 @@ def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
     return RecordList([record for chunk in loader for record in chunk])
 
 
-def build_split(data: DataConfig, split: str, *, with_images: bool) -> Dataset:
-    """The dataset of ``split`` as the config describes it (kept in memory when asked)."""
+# DataConfig fields that do not change a split's records, or only their number.
+_READ_ONLY_FIELDS = (
+    "num_train", "num_val", "num_test", "num_workers", "in_memory", "self_crop", "self_crop_margin",
+)  # fmt: skip
+
+
+class SplitCache:
+    """Splits read into memory by one stage, kept for the next stages of the same process.
+
+    ``hopose demo`` and ``hopose ablate`` train several stages in one process on the same
+    rendered images: the demo's end-to-end stage reads the first 5,000 of the encoder stage's
+    9,000 crops, and each seed of an ablation the same split again. Every loader's sample ``i``
+    depends only on its index (synthetic samples on the seed and ``i``, real ones are the first
+    ``num`` of the split), so a split of ``num`` samples is the first ``num`` records of one read
+    before with the same dataset, seed and image settings: those are reused, not rendered again.
+    """
+
+    def __init__(self) -> None:
+        # key -> (number asked for when read, None for all; the records)
+        self._splits: dict[str, tuple[int | None, list[Mapping[str, Any]]]] = {}
+
+    @staticmethod
+    def key(data: DataConfig, split: str, *, with_images: bool) -> str:
+        """What makes two reads of ``split`` give the same records, bar their number."""
+        fields = asdict(data)
+        for name in _READ_ONLY_FIELDS:
+            del fields[name]
+        return yaml.safe_dump([split, with_images, fields], sort_keys=True)
+
+    def get(self, key: str, num: int | None) -> RecordList | None:
+        """The first ``num`` records (all for None) of a split read before, or None."""
+        if key not in self._splits:
+            return None
+        read, records = self._splits[key]
+        if read is not None and (num is None or num > read):
+            return None
+        return RecordList(records if num is None else records[:num])
+
+    def put(self, key: str, num: int | None, split: RecordList) -> None:
+        """Keep ``split``, read with ``num`` asked for, unless a larger read is kept."""
+        if self.get(key, num) is None:
+            self._splits[key] = (num, split.records)
+
+
+def build_split(
+    data: DataConfig, split: str, *, with_images: bool, cache: SplitCache | None = None
+) -> Dataset:
+    """The dataset of ``split`` as the config describes it (kept in memory when asked, and then
+    taken from and kept in ``cache`` when one is given)."""
     num = {data.train_split: data.num_train, data.val_split: data.num_val}.get(split, data.num_test)
+    in_memory = data.in_memory or not with_images
+    key = SplitCache.key(data, split, with_images=with_images)
+    if in_memory and cache is not None and (kept := cache.get(key, num)) is not None:
+        return kept
     dataset = build_dataset(
         data.name,
         split,
@@ -207,9 +258,12 @@ def build_split(data: DataConfig, split: str, *, with_images: bool) -> Dataset:
         with_images=with_images,
         **data.options,
     )
-    if data.in_memory or not with_images:
-        return materialize(dataset, num_workers=data.num_workers)
-    return dataset
+    if not in_memory:
+        return dataset
+    records = materialize(dataset, num_workers=data.num_workers)
+    if cache is not None:
+        cache.put(key, num, records)
+    return records
 
 
 def training_poses(dataset: Dataset) -> torch.Tensor:
@@ -551,7 +605,13 @@ def check_run_folder(out_dir: Path, *, resume: bool) -> None:
             )
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    split_cache: SplitCache | None = None,
+) -> TrainResult:
     """Train one stage; write checkpoints and logs under ``out_dir``.
 
     Args:
@@ -561,6 +621,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> Tra
         resume: continue from ``out_dir/last.pt`` (its epoch, weights, optimiser, scheduler and
             best score), with the config it was trained with (only :data:`RESUME_MAY_CHANGE`
             may differ).
+        split_cache: splits held in memory (``data.in_memory``, pose-only records) are taken
+            from it when an earlier stage read them, and kept in it (:class:`SplitCache`).
 
     Returns:
         The trained network and its best validation error.
@@ -578,17 +640,24 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> Tra
     runtime = setup_runtime(cfg.device)
     try:
         if not runtime.is_main:
-            return _train(cfg, out_dir, runtime, resume=resume)
+            return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
         out_dir.mkdir(parents=True, exist_ok=True)
         with run_lock(out_dir):
-            return _train(cfg, out_dir, runtime, resume=resume)
+            return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
     finally:
         if runtime.distributed and runtime.owns_group:
             dist.destroy_process_group()
         torch.set_num_threads(threads)
 
 
-def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -> TrainResult:
+def _train(
+    cfg: TrainConfig,
+    out_dir: Path,
+    runtime: Runtime,
+    *,
+    resume: bool,
+    split_cache: SplitCache | None,
+) -> TrainResult:
     check_run_folder(out_dir, resume=resume)
     last_path = out_dir / "last.pt"
     checkpoint = load_checkpoint(last_path) if resume else None
@@ -600,8 +669,10 @@ def _train(cfg: TrainConfig, out_dir: Path, runtime: Runtime, *, resume: bool) -
         (out_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
     stage = STAGES[cfg.stage]
-    train_set = build_split(cfg.data, cfg.data.train_split, with_images=stage.reads_images)
-    val_set = build_split(cfg.data, cfg.data.val_split, with_images=stage.reads_images)
+    train_set, val_set = (
+        build_split(cfg.data, split, with_images=stage.reads_images, cache=split_cache)
+        for split in (cfg.data.train_split, cfg.data.val_split)
+    )
 
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
     model = build_model(cfg.model)
