@@ -193,7 +193,7 @@ def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
 
 
 # DataConfig fields that do not change a split's records, or only their number.
-_READ_ONLY_FIELDS = (
+_FIELDS_NOT_IN_RECORDS = (
     "num_train", "num_val", "num_test", "num_workers", "in_memory", "self_crop", "self_crop_margin",
 )  # fmt: skip
 
@@ -217,7 +217,7 @@ class SplitCache:
     def key(data: DataConfig, split: str, *, with_images: bool) -> str:
         """What makes two reads of ``split`` give the same records, bar their number."""
         fields = asdict(data)
-        for name in _READ_ONLY_FIELDS:
+        for name in _FIELDS_NOT_IN_RECORDS:
             del fields[name]
         return yaml.safe_dump([split, with_images, fields], sort_keys=True)
 
