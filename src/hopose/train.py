@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
 import math
 import os
 import random
@@ -221,18 +222,23 @@ class SplitCache:
             del fields[name]
         return yaml.safe_dump([split, with_images, fields], sort_keys=True)
 
+    def _holds(self, key: str, num: int | None) -> bool:
+        """Whether a read of ``num`` samples (None: all) of ``key`` is kept, or a larger one."""
+        if key not in self._splits:
+            return False
+        read = self._splits[key][0]
+        return read is None or (num is not None and num <= read)
+
     def get(self, key: str, num: int | None) -> RecordList | None:
         """The first ``num`` records (all for None) of a split read before, or None."""
-        if key not in self._splits:
+        if not self._holds(key, num):
             return None
-        read, records = self._splits[key]
-        if read is not None and (num is None or num > read):
-            return None
+        records = self._splits[key][1]
         return RecordList(records if num is None else records[:num])
 
     def put(self, key: str, num: int | None, split: RecordList) -> None:
         """Keep ``split``, read with ``num`` asked for, unless a larger read is kept."""
-        if self.get(key, num) is None:
+        if not self._holds(key, num):
             self._splits[key] = (num, split.records)
 
 
@@ -243,8 +249,9 @@ def build_split(
     taken from and kept in ``cache`` when one is given)."""
     num = {data.train_split: data.num_train, data.val_split: data.num_val}.get(split, data.num_test)
     in_memory = data.in_memory or not with_images
-    key = SplitCache.key(data, split, with_images=with_images)
-    if in_memory and cache is not None and (kept := cache.get(key, num)) is not None:
+    cached = in_memory and cache is not None
+    key = SplitCache.key(data, split, with_images=with_images) if cached else ""
+    if cached and (kept := cache.get(key, num)) is not None:
         return kept
     dataset = build_dataset(
         data.name,
@@ -261,7 +268,7 @@ def build_split(
     if not in_memory:
         return dataset
     records = materialize(dataset, num_workers=data.num_workers)
-    if cache is not None:
+    if cached:
         cache.put(key, num, records)
     return records
 
@@ -307,6 +314,7 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), where a bf16 ResNet
     step runs 1.5-1.9x faster than float32; without them it runs slower (BENCHMARKS.md)."""
