@@ -93,6 +93,7 @@ def test_bad_files_get_one_line_naming_the_file(tmp_path, lifter_run, write, mes
         load_checkpoint(path)
     text = str(error.value)
     assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+    assert "weights_only" not in text  # torch's advice to trust the file is not repeated
 
 
 def test_the_model_is_rebuilt_without_the_training_machines_backbone_file(tmp_path):

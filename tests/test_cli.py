@@ -179,6 +179,19 @@ def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.parametrize("command", ["eval", "ablate"])
+def test_an_unknown_dataset_is_a_usage_error_naming_the_known_ones(tmp_path, capsys, command):
+    first = "lifter" if command == "ablate" else str(tmp_path / "model.pt")
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, first, "--data", "fhpa", "--out", str(tmp_path / "e")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hopose {command}: error: argument --data: unknown dataset 'fhpa', expected one of "
+        "synthetic, fpha, obman, ho3d, dexycb"
+    )
+    assert not (tmp_path / "e").exists()
+
+
 @pytest.mark.parametrize("command", ["eval", "predict"])
 def test_grasp_completion_without_refinement_is_a_one_line_error(tmp_path, capsys, command):
     inputs = ["--data", "synthetic"] if command == "eval" else [str(tmp_path / "photo.jpg")]

@@ -55,8 +55,16 @@ class CheckpointError(ValueError):
     be written."""
 
 
+# torch.load(weights_only=True) wraps what it refused in advice to load with weights_only=False,
+# wrong for a file that is not a checkpoint; the reason follows this marker.
+_UNPICKLER_REASON = "WeightsUnpickler error:"
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
+    if _UNPICKLER_REASON in text:
+        text = text.split(_UNPICKLER_REASON, 1)[1].strip()
+        text = text.split(" Please use", 1)[0]  # its how-to-allow advice, for trusted files
     return text.splitlines()[0] if text else type(error).__name__
 
 

@@ -93,8 +93,21 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset(name: str) -> str:
+    """``--data``: one of :data:`hopose.data.DATASETS`, for argparse."""
+    from hopose.data import DATASETS
+
+    if name not in DATASETS:
+        raise argparse.ArgumentTypeError(
+            f"unknown dataset {name!r}, expected one of {', '.join(DATASETS)}"
+        )
+    return name
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="synthetic, fpha, obman, ho3d or dexycb")
+    parser.add_argument(
+        "--data", required=True, type=_dataset, help="synthetic, fpha, obman, ho3d or dexycb"
+    )
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
     parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed of the splits")
