@@ -58,7 +58,9 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    ``default_rng([seed, i, 2])``, so the grasps do not depend on it). The pair is rotated so
    the palm frame (wrist to middle MCP, palm normal) is drawn around FPHA-HO's (the back of the
    hand seen in about 74% of frames), and placed with the hand centroid at a depth of 280-520 mm
-   and at an image position drawn around FPHA-HO's (docs/synthetic.md), through that camera: a
+   and at an image position drawn around FPHA-HO's (docs/synthetic.md), its column correlated
+   with the direction the fingers point across the image (:data:`CENTROID_U_PALM_CORRELATION`:
+   FPHA-HO's wrists spread less across the frame than its centroids), through that camera: a
    longer focal length sees the same depths and image positions, so the hand stays in view,
    with its rays closer to the optical axis. The first of 8 drawn placements that leaves at
    most 3 of the 29 keypoints outside the 1920×1080 frame is kept (at most 10 in
@@ -218,7 +220,12 @@ BLOCK = 64  # samples generated together
 
 # Camera placement priors (FPHA-HO annotation statistics, docs/synthetic.md): hand centroid
 # pixel (1920×1080) and depth (mm).
-CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1130.0, 600.0]), np.array([230.0, 340.0])
+CENTROID_PIXEL_MEAN, CENTROID_PIXEL_SD = np.array([1098.0, 600.0]), np.array([230.0, 340.0])
+# Correlation of the centroid's column with the palm axis y''s x component: the hand turns
+# about a wrist that the arm holds, so FPHA-HO's wrists spread less across the image than its
+# centroids (wrist x p5 / p95 -13 / 181 mm); drawn independently, the wrist-to-centroid offset
+# adds its own spread (-34 / 203 mm, docs/synthetic.md).
+CENTROID_U_PALM_CORRELATION = 0.7
 CENTROID_PIXEL_LOW, CENTROID_PIXEL_HIGH = np.array([700.0, 60.0]), np.array([1650.0, 1040.0])
 DEPTH_MEAN, DEPTH_SD, DEPTH_LOW, DEPTH_HIGH = 410.0, 75.0, 280.0, 520.0
 # Palm frame in the camera (FPHA-HO medians and spreads of its components): y' from the wrist
@@ -666,8 +673,10 @@ def _place_in_camera(
     n = PALM_N_MEAN + PALM_N_SD * z[..., 6:9]
     n = _unit(n - (n * y).sum(axis=-1, keepdims=True) * y)  # palm normal, orthogonal to y
     rot = _frame(y, n) @ np.swapaxes(hand_axes, -1, -2)[:, None]  # (B, T, 3, 3)
+    rho = CENTROID_U_PALM_CORRELATION
+    column = rho * z[..., 0] + np.sqrt(1 - rho**2) * z[..., 3]  # y' x is drawn from z[..., 0]
     pixel = np.clip(
-        CENTROID_PIXEL_MEAN + CENTROID_PIXEL_SD * z[..., 3:5],
+        CENTROID_PIXEL_MEAN + CENTROID_PIXEL_SD * np.stack([column, z[..., 4]], axis=-1),
         CENTROID_PIXEL_LOW,
         CENTROID_PIXEL_HIGH,
     )
