@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hopose.files import temporary_path, write_atomic, write_text
+from hopose.files import copy_file, temporary_path, write_atomic, write_text
 
 
 def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -40,4 +40,31 @@ def test_an_error_in_the_writer_leaves_nothing(tmp_path):
 
     with pytest.raises(KeyError):
         write_atomic(path, half_then_fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_copy_file_copies_every_byte_and_leaves_no_temporary(tmp_path):
+    source, target = tmp_path / "best.pt", tmp_path / "model.pt"
+    data = bytes(range(256)) * 1000  # every byte value, over several copy buffers
+    source.write_bytes(data)
+    target.write_bytes(b"old")
+    assert copy_file(source, target) == target
+    assert target.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "model.pt"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_failed_copy_leaves_no_partial_target(tmp_path):
+    source, target = tmp_path / "best.pt", tmp_path / "model.pt"
+    source.write_bytes(b"x" * 100_000)
+    temporary_path(target).symlink_to("/dev/full")  # the copy's writes fail with ENOSPC
+    with pytest.raises(OSError, match=r"No space left on device.*model\.pt") as info:
+        copy_file(source, target)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_copying_a_missing_file_names_it_and_writes_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"best\.pt"):
+        copy_file(tmp_path / "best.pt", tmp_path / "model.pt")
     assert list(tmp_path.iterdir()) == []

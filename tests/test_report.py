@@ -11,8 +11,15 @@ from PIL import Image
 from eval_cases import make_dataset, make_predictions
 from hopose import metrics
 from hopose.cli import main
-from hopose.report import FIGURES, PAPER_TABLE1, compare_runs, read_per_frame_csv, write_report
-from hopose.scoring import COLUMNS, frame_metrics, plausibility_columns
+from hopose.report import (
+    FIGURES,
+    PAPER_TABLE1,
+    compare_runs,
+    read_per_frame_csv,
+    write_per_frame_csv,
+    write_report,
+)
+from hopose.scoring import ACCURACY_COLUMNS, COLUMNS, frame_metrics, plausibility_columns
 
 # Writing the two reports of the fixture (eight figures, four with 3D panels) takes ~5 s.
 pytestmark = pytest.mark.slow
@@ -116,6 +123,43 @@ def test_read_per_frame_csv_errors_name_the_file(tmp_path):
     (tmp_path / "per_frame.csv").write_text("id,hand_mm\nx,1.0\n")
     with pytest.raises(ValueError, match="missing columns"):
         read_per_frame_csv(tmp_path / "per_frame.csv")
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        # A row cut short, as by a copy stopped half-way: 4 cells under a 6-column header.
+        ("f1,1,2,3", "4 cells where the header has 6"),
+        ("f1,1,,3,4,5", "column 'object_mm' is empty"),
+        ("f1,1,2,abc,4,5", "column 'hand_rr_mm': 'abc' is not a number"),
+    ],
+)
+def test_a_bad_row_of_per_frame_csv_is_one_line_naming_file_and_line(tmp_path, bad_row, message):
+    path = tmp_path / "per_frame.csv"
+    # Header on line 1, a good row on line 2, the bad one on line 3.
+    path.write_text("\n".join([",".join(["id", *ACCURACY_COLUMNS]), "f0,1,2,3,4,5", bad_row]))
+    with pytest.raises(ValueError) as info:
+        read_per_frame_csv(path)
+    assert str(info.value) == f"{path}:3: {message}"
+
+
+def test_per_frame_csv_round_trips(tmp_path):
+    # Values of at most 6 significant digits, which the writer keeps exactly; an undefined
+    # metric (nan) stays nan. Ids with a comma and a quote survive the CSV quoting.
+    names = (*ACCURACY_COLUMNS, "pred_grasp_epsilon")
+    values = np.array(
+        [
+            [1.5, 0.0, -2.25, 123456.0, 1e-07, 0.1],
+            [7.0, np.nan, 12.5, 0.003, 80.0, -0.0625],
+        ]
+    )
+    columns = {"id": np.array(["a,b", 'say "c"']), **dict(zip(names, values.T, strict=True))}
+    path = write_per_frame_csv(tmp_path / "per_frame.csv", columns)
+    assert [p.name for p in tmp_path.iterdir()] == ["per_frame.csv"]  # no temporary left
+    read = read_per_frame_csv(path)
+    assert list(read) == ["id", *names]
+    for name, expected in columns.items():
+        np.testing.assert_array_equal(read[name], expected, err_msg=name)
 
 
 def test_compare_runs_side_by_side(runs, tmp_path):

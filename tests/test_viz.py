@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 import numpy as np
+import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from PIL import Image
 
 from eval_cases import make_dataset, make_predictions
 from hopose import viz
+from hopose.files import temporary_path
 from hopose.report import contact_panels
 from hopose.skeleton import BOX_EDGES, HAND_BONES
 
@@ -79,6 +84,7 @@ def test_pck_figure_written(tmp_path):
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["run a", "run b"]
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), 100 * curves["run a"])  # percent
     _assert_png(viz.save_figure(fig, tmp_path / "sub" / "pck.png"))
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["pck.png"]  # no temporary left
 
 
 def test_run_colours_avoid_part_colours():
@@ -123,3 +129,18 @@ def test_contacts_figure_written(tmp_path):
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"valid contact", "central axis", "hand prediction", "hand ground truth"} <= set(legend)
     _assert_png(viz.save_figure(fig, tmp_path / "contacts.png"), (600, 600))
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_figure_that_cannot_be_written_keeps_the_old_file(tmp_path):
+    path = tmp_path / "pck.png"
+    path.write_bytes(b"old")
+    temporary_path(path).symlink_to("/dev/full")  # writing the PNG fails with ENOSPC
+    fig = viz.pck_figure(
+        np.linspace(0, 80, 81), {"run": np.linspace(0, 1, 81)}, xlabel="", ylabel="", title=""
+    )
+    with pytest.raises(OSError, match=r"pck\.png") as info:
+        viz.save_figure(fig, path)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["pck.png"]

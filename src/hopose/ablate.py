@@ -29,8 +29,11 @@ import numpy as np
 
 from hopose.config import DataConfig, load_config
 from hopose.configs import config_path
-from hopose.demo import STAGES, markdown_table, train_stages
+from hopose.demo import train_stages
 from hopose.evaluate import run_eval
+from hopose.files import write_text
+from hopose.report import markdown_table
+from hopose.stages import STAGES
 from hopose.train import SplitCache, train
 
 # Table 2 rows: name, config overrides, parts it predicts, the paper's (hand, object) mm.
@@ -71,7 +74,7 @@ def _table(first_column: str, rows: list[dict[str, Any]]) -> str:
         ]
         for row in rows
     ]
-    return markdown_table(header, body)
+    return "\n".join(markdown_table(header, body))
 
 
 def _data_overrides(
@@ -122,7 +125,6 @@ PHYSICS_INPUTS = ("gt_2d", "image")
 def _train_physics_row(
     dataset: str,
     run_dir: Path,
-    overrides: list[str],
     stage_overrides: dict[str, list[str]],
     extra: list[str],
     *,
@@ -132,10 +134,10 @@ def _train_physics_row(
     split_cache: SplitCache,
 ) -> dict[str, Any]:
     """Train one row of Table 3 with one seed and evaluate it (plausibility included)."""
-    seeded = [*overrides, f"seed={seed}"]
     stage, before = ("lifter", []) if source == "gt_2d" else ("end2end", [f"init_from={init}"])
     cfg = load_config(
-        config_path(dataset, stage), [*seeded, *stage_overrides.get(stage, []), *extra, *before]
+        config_path(dataset, stage),
+        [f"seed={seed}", *stage_overrides.get(stage, []), *extra, *before],
     )
     result = train(cfg, run_dir, split_cache=split_cache)
     return run_eval(
@@ -167,13 +169,12 @@ def physics_table(runs: dict[str, list[dict[str, Any]]]) -> str:
         truth = f"{mse[0][gt_key]:.3f}" if gt_key != key and gt_key in mse[0] else "–"
         diff = [y - x for x, y in zip(a, b, strict=True)]
         body.append([label, _mean_std(a), _mean_std(b), _mean_std(diff), truth])
-    return markdown_table(header, body)
+    return "\n".join(markdown_table(header, body))
 
 
 def ablate_physics(
     dataset: str,
     out_dir: Path,
-    overrides: list[str],
     stage_overrides: dict[str, list[str]],
     init: str | None,
     *,
@@ -193,7 +194,7 @@ def ablate_physics(
         if source == "image" and init is None:
             # Stages 1-2 once per seed: both rows fine-tune the same stage-2 checkpoint.
             stage_args = {
-                stage: [*overrides, *stage_overrides.get(stage, []), f"seed={seed}"]
+                stage: [*stage_overrides.get(stage, []), f"seed={seed}"]
                 for stage in ("lifter", "encoder")
             }
             seed_dir = out_dir / source / f"seed{seed}" / "stages"
@@ -207,7 +208,6 @@ def ablate_physics(
                 _train_physics_row(
                     dataset,
                     run_dir,
-                    overrides,
                     stage_overrides,
                     extra,
                     source=source,
@@ -257,13 +257,15 @@ def run_ablation(
     stage_overrides = {stage: [*quick_overrides.get(stage, []), *overrides] for stage in STAGES}
     if study == "lifter":
         rows = ablate_lifter(data, out_dir, stage_overrides["lifter"])
-        title = f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split"
-        first_column = "Network"
+        table = (
+            f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split "
+            f"({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table('Network', rows)}\n"
+        )
     elif study == "physics":
         tables, rows = [], []
         for source in sources:
             source_rows, stats = ablate_physics(
-                data, out_dir, overrides, stage_overrides, init, source=source, seeds=seeds
+                data, out_dir, stage_overrides, init, source=source, seeds=seeds
             )
             what = "the lifter on ground-truth 2D" if source == "gt_2d" else "from the images"
             n = source_rows[0]["n"]
@@ -275,12 +277,8 @@ def run_ablation(
             )
             rows += [{**row, "input": source} for row in source_rows]
         table = "\n".join(tables)
-        (out_dir / f"ablation_{study}.md").write_text(table)
-        (out_dir / f"ablation_{study}.json").write_text(json.dumps(rows, indent=2) + "\n")
-        return table
     else:
         raise ValueError(f"study must be 'lifter' or 'physics', got {study!r}")
-    table = f"{title} ({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table(first_column, rows)}\n"
-    (out_dir / f"ablation_{study}.md").write_text(table)
-    (out_dir / f"ablation_{study}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_text(out_dir / f"ablation_{study}.md", table)
+    write_text(out_dir / f"ablation_{study}.json", json.dumps(rows, indent=2) + "\n")
     return table

@@ -25,17 +25,18 @@ real-data configs keep the paper's ResNet50 at 224×224, its linear head and its
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hopose.checkpoint import load_checkpoint
+from hopose.checkpoint import load_model
 from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.evaluate import mean_pose_predictions, run_eval
+from hopose.files import copy_file, write_text
+from hopose.report import markdown_table
 from hopose.scoring import score
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
@@ -69,7 +70,6 @@ def train_stages(
     overrides: dict[str, list[str]],
     *,
     stages=tuple(STAGES),
-    init_from=None,
     split_cache: SplitCache | None = None,
 ) -> dict[str, str]:
     """Train ``stages`` in order, each from the previous best checkpoint; returns their paths.
@@ -78,22 +78,15 @@ def train_stages(
     the end-to-end stage reads the encoder stage's crops instead of rendering them again.
     """
     split_cache = SplitCache() if split_cache is None else split_cache
-    checkpoints = {}
+    checkpoints, previous = {}, None
     for stage in stages:
         extra = list(overrides.get(stage, []))
-        if init_from is not None:
-            extra.append(f"init_from={init_from}")
+        if previous is not None:
+            extra.append(f"init_from={previous}")
         cfg = load_config(config_path(dataset, stage), extra)
-        init_from = train(cfg, out_dir / stage, split_cache=split_cache).checkpoint
-        checkpoints[stage] = init_from
+        result = train(cfg, out_dir / stage, split_cache=split_cache)
+        previous = checkpoints[stage] = result.checkpoint
     return checkpoints
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def results_table(results: dict[str, dict[str, Any]]) -> str:
@@ -106,7 +99,7 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
         ]
         for key, name in ROWS
     ]
-    return markdown_table(["model"] + [title for _, title in COLUMNS], rows)
+    return "\n".join(markdown_table(["model"] + [title for _, title in COLUMNS], rows))
 
 
 def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
@@ -114,7 +107,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
     out_dir = Path(out_dir)
     start = time.perf_counter()
     checkpoints = train_stages("synthetic", out_dir, QUICK_OVERRIDES if quick else {})
-    shutil.copyfile(checkpoints["end2end"], out_dir / "model.pt")
+    copy_file(checkpoints["end2end"], out_dir / "model.pt")
     data = load_config(
         config_path("synthetic", "end2end"), QUICK_OVERRIDES["end2end"] if quick else []
     ).data
@@ -132,7 +125,8 @@ def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
         )
         for key, (ckpt, gt_2d, report) in evaluations.items()
     }
-    out_mean = load_checkpoint(checkpoints["lifter"])["model"]["lifter.out_mean"].numpy()  # (29, 3)
+    lifter_stage, _ = load_model(checkpoints["lifter"], from_images=False)
+    out_mean = lifter_stage.lifter.out_mean.numpy()  # (29, 3)
     predictions = dict(np.load(out_dir / "eval_final_gt_2d" / "predictions.npz"))
     baseline = mean_pose_predictions(predictions, out_mean[:NUM_JOINTS], out_mean[NUM_JOINTS:])
     results["mean_pose_baseline"] = score(baseline, plausibility=False)
@@ -156,8 +150,8 @@ def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
         "checks": checks,
         "checkpoints": checkpoints,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out_dir / "results.md").write_text(table + "\n")
+    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out_dir / "results.md", table + "\n")
     print(f"\nSynthetic test split, {summary['n_test']} frames never trained on:\n\n{table}\n")
     for name, passed in checks.items():
         print(f"{'PASS' if passed else 'FAIL'}  {name}")

@@ -10,6 +10,7 @@ file name; they are re-raised as the same kind of :class:`OSError` naming the ta
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,3 +46,20 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """:func:`write_atomic` for a text file."""
     return write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def copy_file(source: str | Path, path: str | Path) -> Path:
+    """Copy ``source`` to ``path`` through :func:`write_atomic`.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist, naming it (opened before the target is
+            touched, so that the error names the file that is missing).
+        OSError: the copy cannot be written, naming ``path``; no partial ``path`` is left.
+    """
+    with open(source, "rb") as reader:
+
+        def copy(tmp: Path) -> None:
+            with tmp.open("wb") as writer:
+                shutil.copyfileobj(reader, writer)
+
+        return write_atomic(path, copy)

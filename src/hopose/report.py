@@ -36,6 +36,7 @@ import torch
 from numpy.typing import NDArray
 
 from hopose import metrics, viz
+from hopose.files import write_atomic, write_text
 from hopose.geometry import box_central_axis
 from hopose.physics import ETA, N_SAMPLES, TOP_K, contact_points
 from hopose.plausibility import MU
@@ -96,35 +97,69 @@ PCK_PLOTS = (
 
 def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
     """Write ``id`` and the columns of :data:`hopose.scoring.COLUMNS` present, 6 significant
-    digits."""
+    digits, through :func:`hopose.files.write_atomic`."""
     names = [c for c in COLUMNS if c in columns]
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["id", *names])
-        for k in range(len(columns["id"])):
-            writer.writerow([columns["id"][k]] + [f"{float(columns[c][k]):.6g}" for c in names])
-    return path
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["id", *names])
+            for k in range(len(columns["id"])):
+                row = [f"{float(columns[c][k]):.6g}" for c in names]
+                writer.writerow([columns["id"][k], *row])
+
+    return write_atomic(path, write)
+
+
+def _cell_value(cell: str, column: str, where: str) -> float:
+    """A number cell of ``per_frame.csv``; ``where`` is ``"<path>:<line>"`` for the error.
+
+    "nan" is a number here: the writer writes it for a frame whose metric is undefined.
+    """
+    if not cell.strip():
+        raise ValueError(f"{where}: column {column!r} is empty")
+    try:
+        return float(cell)
+    except ValueError:
+        raise ValueError(f"{where}: column {column!r}: {cell!r} is not a number") from None
 
 
 def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
-    """Columns of a ``per_frame.csv``: ``id`` as str, the others as float64."""
+    """Columns of a ``per_frame.csv``: ``id`` as str, the others as float64.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: one line naming the file, and the line of a row with too few or too many
+            cells, an empty cell or one that is not a number.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (written by `hopose eval` without --no-report)")
     with path.open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    missing = [c for c in ("id", *ACCURACY_COLUMNS) if rows and c not in rows[0]]
+        reader = csv.reader(file)
+        header = next(reader, [])
+        # Blank lines are skipped, as csv.DictReader does; line_num, not a row count, because a
+        # quoted id may hold a newline.
+        rows = [(reader.line_num, row) for row in reader if row]
+    missing = [c for c in ("id", *ACCURACY_COLUMNS) if c not in header]
     if not rows or missing:
         raise ValueError(f"{path}: empty or missing columns {missing}")
-    names = [c for c in COLUMNS if c in rows[0]]
-    columns = {c: np.array([row[c] for row in rows], dtype=float) for c in names}
-    return {"id": np.array([row["id"] for row in rows]), **columns}
+    names = [c for c in COLUMNS if c in header]
+    index = {c: header.index(c) for c in ("id", *names)}
+    columns = {c: np.empty(len(rows)) for c in names}
+    for k, (line, row) in enumerate(rows):
+        where = f"{path}:{line}"
+        if len(row) != len(header):
+            raise ValueError(f"{where}: {len(row)} cells where the header has {len(header)}")
+        for c in names:
+            columns[c][k] = _cell_value(row[index[c]], c, where)
+    return {"id": np.array([row[index["id"]] for _, row in rows]), **columns}
 
 
 def _format(value: float | None, fmt: str) -> str:
     return "–" if value is None or not np.isfinite(value) else fmt.format(value)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Markdown table lines, first column left-aligned and the others right-aligned."""
     lines = ["| " + " | ".join(header) + " |", "|:--" + "|--:" * (len(header) - 1) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -143,7 +178,7 @@ def table1_lines(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> lis
         header.append(name)
         hand.append(_format(summary.get("hand_mean_mm"), "{:.2f}"))
         obj.append(_format(summary.get("object_mean_mm"), "{:.2f}"))
-    lines = _table(header, [hand, obj])
+    lines = markdown_table(header, [hand, obj])
     if paper:
         lines += ["", f"† Published in the paper's Table 1, protocol {PAPER_PROTOCOL}."]
     return lines
@@ -155,7 +190,7 @@ def metric_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
         [label] + [_format(s.get(key), fmt) for s in runs.values()]
         for key, label, fmt in ACCURACY_ROWS
     ]
-    return _table(["Metric", *runs], rows)
+    return markdown_table(["Metric", *runs], rows)
 
 
 def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
@@ -168,7 +203,7 @@ def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
         + [_format(first.get(f"gt_{key}"), fmt)]
         for key, label, fmt in PLAUSIBILITY_ROWS
     ]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[tuple[str, int]]:
@@ -346,16 +381,19 @@ def write_report(
     ]
     info = {key: value for key, value in summary.items() if isinstance(value, str)}
     if info:
-        lines += ["## Run", "", *_table(["", ""], [[k, f"`{v}`"] for k, v in info.items()]), ""]
+        lines += [
+            "## Run",
+            "",
+            *markdown_table(["", ""], [[k, f"`{v}`"] for k, v in info.items()]),
+            "",
+        ]
     unrefined = summary.get("unrefined")
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
     lines += _tables(table_runs, paper=True)
     lines += _figure_lines(FIGURES)
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
-    report = out_dir / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+    return write_text(out_dir / "report.md", "\n".join(lines))
 
 
 def compare_runs(
@@ -399,6 +437,4 @@ def compare_runs(
         "",
         *_figure_lines(FIGURES[:2]),
     ]
-    path = out_dir / "compare.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(out_dir / "compare.md", "\n".join(lines))

@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
+from hopose.files import write_atomic
 from hopose.skeleton import BOX_EDGES, HAND_BONES
 
 Source = Literal["pred", "gt"]
@@ -238,8 +239,8 @@ def contacts_figure(rows: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> 
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG (Agg), creating the folder; returns the path."""
+    """Write ``fig`` as a PNG (Agg) through :func:`hopose.files.write_atomic`, creating the
+    folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
