@@ -1,19 +1,26 @@
-"""The demo and ablation commands: a smoke-sized demo end to end, the ablation tables' layout."""
+"""The command line: a tiny training and a smoke-sized demo end to end, the ablation tables'
+layout, one-line errors."""
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import hopose
 from hopose import ablate, demo
-from hopose.checkpoint import load_model
+from hopose.checkpoint import load_model, model_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.configs import CONFIG_DIR, find_config
-from tiny_runs import TINY
+from hopose.evaluate import run_eval
+from hopose.models import build_model
+from hopose.predict import predict_images
+from tiny_runs import TINY, tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -201,6 +208,60 @@ def test_grasp_completion_without_refinement_is_a_one_line_error(tmp_path, capsy
         f"hopose {command}: error: --complete-grasp: a stage of the refinement, needs --refine\n"
     )
     assert not (tmp_path / "e").exists()
+
+
+def test_library_refuses_grasp_completion_without_refinement(tmp_path):
+    """Python callers get the command's refusal too, before anything is read or written."""
+    missing = tmp_path / "model.pt"
+    message = "--complete-grasp: a stage of the refinement, needs --refine"
+    with pytest.raises(ValueError, match=message):
+        run_eval(missing, tiny("lifter").data, "test", tmp_path / "e", complete_grasp=True)
+    with pytest.raises(ValueError, match=message):
+        predict_images(missing, [tmp_path / "photo.jpg"], tmp_path / "p", complete_grasp=True)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "message"),
+    [
+        ("foo", 0, "device must be one of ('cpu', 'cuda', 'cuda:N'), got 'foo'"),
+        ("cuda:x", 1, "device must be one of ('cpu', 'cuda', 'cuda:N'), got 'cuda:x'"),
+        ("cuda", 0, "device: 'cuda' asked, but no CUDA device is available"),
+        ("cuda:1", 1, "device: 'cuda:1' asked, but this machine has 1 CUDA device(s)"),
+    ],
+)
+def test_a_bad_device_is_a_one_line_error(tmp_path, capsys, monkeypatch, device, gpus, message):
+    # A GPU machine answers as a machine with ``gpus`` GPUs would.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    cfg = tiny("lifter")
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=["lifter"]), checkpoint)
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--gt-2d", "--device", device]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 1
+    assert capsys.readouterr().err == f"hopose eval: error: {message}\n"
+    assert not (tmp_path / "e").exists()
+
+
+def test_train_command_runs_a_shipped_config_with_overrides(tmp_path, capsys):
+    out = tmp_path / "run"
+    overrides = [*TINY, "optim.epochs=3", "optim.lr=0.004"]
+    args = ["train", "synthetic/lifter", *(f"--set={item}" for item in overrides)]
+    assert main([*args, "--out", str(out)]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["stage"] == "lifter"  # the shipped config's own values...
+    assert saved["model"]["dropout"] == 0.0
+    # ...with every override applied, a later one of a key winning (epochs 3 over TINY's 1).
+    for key, value in dict(item.split("=") for item in overrides).items():
+        section, name = key.split(".")
+        assert saved[section][name] == yaml.safe_load(value), key
+    assert (saved["optim"]["epochs"], saved["data"]["image_size"]) == (3, 32)
+    with (out / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    best = min(rows, key=lambda row: float(row["val/error"]))
+    printed = re.findall(r"^best validation error (\S+) at epoch (\d+)$", capsys.readouterr().out,
+                         re.MULTILINE)  # fmt: skip
+    assert printed == [(f"{float(best['val/error']):.3f}", best["epoch"])]
 
 
 def test_version(capsys):

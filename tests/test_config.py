@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from hopose.config import (
     ConfigError,
@@ -70,7 +71,14 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ),
         ("", ["data.num_train=1.5"], "data.num_train: Value '1.5' of type 'float' could not be"),
         ("", ["stage=pretrain"], "stage must be one of"),
-        ("", ["model.lifter_variant=both"], "model.lifter_variant must be"),
+        (
+            "",
+            ["model.lifter_variant=both"],
+            "model.lifter_variant must be one of ('full', 'hand', 'object'), got 'both'",
+        ),
+        ("", ["model.lifter=gcn"], "model.lifter must be one of ('context', 'graph_unet'), got"),
+        # Under torchrun each process takes its local rank's GPU: no numbered GPU in a config.
+        ("", ["device=cuda:1"], "device must be one of ('auto', 'cpu', 'cuda'), got 'cuda:1'"),
         ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
         ("", ["data.name=imagenet"], "data.name must be one of"),
         ("", ["data.crop=centre"], "data.crop must be one of"),
@@ -92,6 +100,14 @@ def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, overrides, 
         load_config(path, overrides)
     assert message in str(error.value)
     assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+
+
+def test_a_gpu_config_loads_on_a_machine_without_a_gpu(tmp_path, monkeypatch):
+    """A checkpoint trained on a GPU keeps device: cuda in its config; reading it elsewhere must
+    work (training there is refused: tests/test_train.py)."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert load_config(_write(tmp_path, "device: cuda\n")).device == "cuda"
+    assert config_from_dict({"device": "cuda"}).device == "cuda"
 
 
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
@@ -162,7 +178,7 @@ def test_pretraining_then_fine_tuning_is_a_chain_of_checkpoints():
         ("perturb.sigma=-0.1", "perturb.sigma must be >= 0"),
         ("perturb.drop_prob=1.5", r"perturb.drop_prob must be in \[0, 1\]"),
         ("augment.occlusion_prob=2", r"augment.occlusion_prob must be in \[0, 1\]"),
-        ("model.head=conv", "model.head must be 'linear' or 'heatmap'"),
+        ("model.head=conv", r"model.head must be one of \('linear', 'heatmap'\), got 'conv'"),
         ("data.crop=tight", r"data.crop must be one of \('resize', 'square'\)"),
     ],
 )

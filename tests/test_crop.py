@@ -17,6 +17,7 @@ from hopose.crop import (
     square_around,
     warp_image,
 )
+from hopose.data.transforms import square_crop_box
 from hopose.geometry import project_points
 
 
@@ -44,6 +45,27 @@ def test_square_around_by_hand():
     centre, side = square_around(torch.tensor([[[10.0, 0.0], [30.0, 10.0], [15.0, 5.0]]]), 0.25)
     torch.testing.assert_close(centre, torch.tensor([[20.0, 5.0]]))
     torch.testing.assert_close(side, torch.tensor([30.0]))
+
+
+def test_square_around_by_hand_and_as_the_training_crops_place_it():
+    """Self-crops and the training crops share one square (square_crop_box is built on it)."""
+    nan = float("nan")
+    points = torch.tensor(
+        [
+            [[10.0, 20.0], [40.0, 30.0], [nan, nan]],  # a missing keypoint is left out
+            [[7.0, 7.0], [7.0, 7.0], [7.0, nan]],  # one point: the 1 px floor
+        ],
+        dtype=torch.float64,
+    )
+    centre, side = square_around(points, 0.25)
+    # Frame 0: x spans 10..40, y 20..30, so the tight side is 30 and the centre (25, 25);
+    # 0.25 × 30 on each side gives 30 × 1.5 = 45. Frame 1: side max(0, 1) × 1.5 = 1.5.
+    torch.testing.assert_close(
+        centre, torch.tensor([[25.0, 25.0], [7.0, 7.0]], dtype=torch.float64)
+    )
+    torch.testing.assert_close(side, torch.tensor([45.0, 1.5], dtype=torch.float64))
+    # The training crop's (x0, y0, side) of frame 0: 25 - 45 / 2 = 2.5.
+    assert square_crop_box(points[0].numpy(), 0.25) == (2.5, 2.5, 45.0)
 
 
 def test_affine_intrinsics_keep_every_ray():

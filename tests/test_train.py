@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import os
+import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +16,8 @@ import torch
 import torch.multiprocessing as mp
 
 from hopose import train as train_module
-from hopose.checkpoint import FORMAT, load_checkpoint, load_model
-from hopose.config import config_from_dict
+from hopose.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model
+from hopose.config import ConfigError, config_from_dict
 from hopose.evaluate import run_eval
 from hopose.models import build_model
 from hopose.train import RecordList, RunError, SplitCache, build_split, train
@@ -104,6 +105,32 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path):
     with pytest.raises(RunError, match=r"--resume: .*last\.pt not found"):
         train(tiny("lifter"), tmp_path, resume=True)
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_resume_from_a_checkpoint_without_optimiser_state_names_the_file(tmp_path):
+    """best.pt holds weights and progress only: copied over last.pt, it cannot be resumed."""
+    train(tiny("lifter"), tmp_path)
+    shutil.copyfile(tmp_path / "best.pt", tmp_path / "last.pt")
+    before = (tmp_path / "metrics.csv").read_text()
+    with pytest.raises(CheckpointError) as error:
+        train(tiny("lifter", "optim.epochs=2"), tmp_path, resume=True)
+    assert str(error.value) == (
+        f"{tmp_path / 'last.pt'}: holds weights but no training state to resume (lacks "
+        "['optimizer', 'scheduler', 'scaler']); --resume continues from the last.pt a run writes"
+    )
+    assert (tmp_path / "metrics.csv").read_text() == before
+
+
+def test_training_on_a_missing_gpu_is_refused_before_anything_changes(tmp_path, monkeypatch):
+    # A GPU machine answers as one without a GPU would; the config itself loads there.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    threads = torch.get_num_threads()
+    cfg = tiny("lifter", "device=cuda", f"num_threads={threads + 1}")
+    with pytest.raises(
+        ConfigError, match=r"^device: 'cuda' asked, but no CUDA device is available$"
+    ):
+        train(cfg, tmp_path / "run")
+    assert torch.get_num_threads() == threads and not (tmp_path / "run").exists()
 
 
 def test_a_fresh_run_refuses_a_used_folder_and_keeps_its_metrics(tmp_path):

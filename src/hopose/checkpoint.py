@@ -48,6 +48,8 @@ FORMAT = 1
 """Version of the checkpoint layout; bump it when the layout or the network's state changes."""
 
 _REQUIRED = ("format", "stage", "trained", "model", "config")
+OPTIMISATION_STATE: tuple[str, ...] = ("optimizer", "scheduler", "scaler")
+"""Keys of the optimisation state that only ``last.pt`` holds (:func:`training_state`)."""
 
 
 class CheckpointError(ValueError):
@@ -107,11 +109,24 @@ def training_state(
 ) -> dict[str, Any]:
     """``progress`` (:func:`progress_checkpoint`) and the optimisation state: ``last.pt``, what
     ``--resume`` continues from."""
+    states = (optimizer, scheduler, scaler)
     return dict(progress) | {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
+        key: state.state_dict() for key, state in zip(OPTIMISATION_STATE, states, strict=True)
     }
+
+
+def restore_training_state(
+    checkpoint: Mapping[str, Any],
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+) -> None:
+    """Load into ``optimizer``, ``scheduler`` and ``scaler`` the states :func:`training_state`
+    saved in ``checkpoint`` (read by :func:`load_training_state`)."""
+    states = (optimizer, scheduler, scaler)
+    for key, state in zip(OPTIMISATION_STATE, states, strict=True):
+        state.load_state_dict(checkpoint[key])
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
@@ -159,6 +174,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if checkpoint["stage"] not in STAGES or not set(checkpoint["trained"]) <= set(PARTS):
         raise CheckpointError(
             f"{path}: unknown stage {checkpoint['stage']!r} or parts {checkpoint['trained']}"
+        )
+    return checkpoint
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Read the checkpoint ``--resume`` continues from: :func:`load_checkpoint`'s, holding the
+    optimisation state too (:func:`training_state`).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is not a readable checkpoint, or lacks the optimisation state
+            (``best.pt`` and weights-only checkpoints), one line naming the file and the keys.
+    """
+    checkpoint = load_checkpoint(path)
+    missing = [key for key in OPTIMISATION_STATE if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{path}: holds weights but no training state to resume (lacks {missing}); "
+            "--resume continues from the last.pt a run writes"
         )
     return checkpoint
 

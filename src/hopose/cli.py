@@ -147,7 +147,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         help="feed ground-truth 2D keypoints to the lifter (the paper's Table 2 protocol)",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--no-report", action="store_true",
         help="skip report.md, per_frame.csv and the figures (and the plausibility metrics)",
@@ -173,11 +173,13 @@ def _run_eval(args: argparse.Namespace) -> int:
     import json
 
     from hopose.evaluate import eval_data_config, run_eval
+    from hopose.refine import refinement
 
     if args.data != "synthetic" and args.root is None and args.cache is None:
         raise ValueError(f"--root: evaluating on {args.data} needs its folder (or --cache)")
-    if args.complete_grasp and not args.refine:
-        raise ValueError("--complete-grasp: a stage of the refinement, needs --refine")
+    # run_eval refuses the flags too; asked here, a bad flag is named before the checkpoint is
+    # read by eval_data_config.
+    refinement(args.refine, args.complete_grasp, from_images=not args.gt_2d)
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
         split=args.split, num=args.num, crop=args.crop, options=dict(args.options),

@@ -16,18 +16,20 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from hopose.crop import SELF_CROP_MARGIN
 from hopose.data import CROPS, DATASETS
-from hopose.models.encoder import BACKBONES
+from hopose.models import BACKBONES, HEADS, LIFTERS, VARIANT_PARTS
 from hopose.stages import STAGES
 
 
@@ -38,6 +40,38 @@ class ConfigError(ValueError):
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+NUMBERED_GPU = "cuda:N"
+"""Stands in a list of devices for any GPU number N: cuda:0, cuda:1..."""
+DEVICES: tuple[str, ...] = ("cpu", "cuda", NUMBERED_GPU)
+"""Devices ``hopose eval`` runs on: the CPU, the current GPU, or GPU number N."""
+TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+"""Values of ``TrainConfig.device``: no numbered GPU, since under torchrun each process takes the
+GPU of its local rank."""
+
+
+def check_device(
+    device: str, field: str, choices: tuple[str, ...] = DEVICES, *, present: bool = True
+) -> None:
+    """Refuse a device outside ``choices`` (:data:`NUMBERED_GPU` standing for any GPU number)
+    and, when ``present``, a GPU this machine lacks, with a one-line :class:`ConfigError` naming
+    ``field``.
+
+    ``present`` is False where a config is only read: a checkpoint trained on a GPU must still
+    load on a machine without one.
+    """
+    numbered = NUMBERED_GPU in choices and re.fullmatch(r"cuda:[0-9]+", device) is not None
+    named = device in choices and device != NUMBERED_GPU
+    _require(numbered or named, f"{field} must be one of {choices}, got {device!r}")
+    if not present or not device.startswith("cuda"):
+        return
+    count = torch.cuda.device_count()
+    _require(count > 0, f"{field}: {device!r} asked, but no CUDA device is available")
+    index = int(device.partition(":")[2] or 0)
+    _require(
+        index < count, f"{field}: {device!r} asked, but this machine has {count} CUDA device(s)"
+    )
 
 
 @dataclass
@@ -131,17 +165,14 @@ class ModelConfig:
             f"model.backbone must be one of {BACKBONES}, got {self.backbone!r}",
         )
         _require(
-            self.lifter in ("context", "graph_unet"),
-            f"model.lifter must be 'context' or 'graph_unet', got {self.lifter!r}",
+            self.lifter in LIFTERS, f"model.lifter must be one of {LIFTERS}, got {self.lifter!r}"
         )
         _require(
-            self.lifter_variant in ("full", "hand", "object"),
-            f"model.lifter_variant must be 'full', 'hand' or 'object', got {self.lifter_variant!r}",
+            self.lifter_variant in VARIANT_PARTS,
+            f"model.lifter_variant must be one of {tuple(VARIANT_PARTS)}, "
+            f"got {self.lifter_variant!r}",
         )
-        _require(
-            self.head in ("linear", "heatmap"),
-            f"model.head must be 'linear' or 'heatmap', got {self.head!r}",
-        )
+        _require(self.head in HEADS, f"model.head must be one of {HEADS}, got {self.head!r}")
         _require(self.hidden > 0, f"model.hidden must be > 0, got {self.hidden}")
         _require(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         _require(self.image_size > 0, f"model.image_size must be > 0, got {self.image_size}")
@@ -310,10 +341,7 @@ class TrainConfig:
             self.num_threads is None or self.num_threads > 0,
             f"num_threads must be > 0 or null, got {self.num_threads}",
         )
-        _require(
-            self.device in ("auto", "cpu", "cuda"),
-            f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}",
-        )
+        check_device(self.device, "device", TRAIN_DEVICES, present=False)
 
 
 def _check_sections(schema: DictConfig, values: Mapping[str, Any], prefix: str = "") -> None:

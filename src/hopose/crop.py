@@ -41,12 +41,11 @@ def self_crop_passes(data: DataConfig) -> int:
     return data.self_crop if data.crop == "square" else 0
 
 
-# Fraction of the keypoints' tight square added on each side of a crop.
-CROP_MARGIN = 0.2
-# The same for the squares self-cropping places around a model's own 2D, the default of
-# ``data.self_crop_margin``: wider, because a model's own 2D spans less than the truth's (under
-# uncertainty each keypoint's estimate leans to the middle); chosen on the validation split
-# (docs/training.md, "Self-crop margin").
+# Fraction of the keypoints' tight square added on each side of the squares self-cropping places
+# around a model's own 2D, the default of ``data.self_crop_margin``: wider than the training
+# crops' (:data:`hopose.data.transforms.DEFAULT_MARGIN`), because a model's own 2D spans less
+# than the truth's (under uncertainty each keypoint's estimate leans to the middle); chosen on
+# the validation split (docs/training.md, "Self-crop margin").
 SELF_CROP_MARGIN = 0.45
 
 
@@ -82,10 +81,16 @@ def crop_affine(
     return A
 
 
-def square_around(points: Tensor, margin: float = CROP_MARGIN) -> tuple[Tensor, Tensor]:
+def square_around(points: Tensor, margin: float) -> tuple[Tensor, Tensor]:
     """Centre (B, 2) and side (B,) of the square around points (B, M, 2), widened by ``margin``
-    × the tight side on each side (at least 1 px)."""
-    low, high = points.amin(dim=-2), points.amax(dim=-2)
+    × the tight side on each side (at least 1 px).
+
+    Points with a NaN coordinate (a real dataset's missing annotation) are left out. The
+    training crops (:func:`hopose.data.transforms.square_crop_box`) and self-cropping's squares
+    are both placed by this function."""
+    missing = points.isnan().any(dim=-1, keepdim=True)  # (B, M, 1)
+    low = points.masked_fill(missing, float("inf")).amin(dim=-2)
+    high = points.masked_fill(missing, float("-inf")).amax(dim=-2)
     side = (high - low).amax(dim=-1).clamp_min(1.0) * (1 + 2 * margin)
     return (low + high) / 2, side
 

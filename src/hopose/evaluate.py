@@ -30,12 +30,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
-from hopose.config import DataConfig
+from hopose.config import DataConfig, check_device
 from hopose.crop import SELF_CROP_MARGIN, apply_affine, self_crop, self_crop_passes
 from hopose.data import collate_samples
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
-from hopose.refine import refine_predictions, refine_weights
+from hopose.refine import refine_predictions, refinement
 from hopose.report import write_report
 from hopose.scoring import frame_metrics, summarize
 from hopose.skeleton import NUM_JOINTS
@@ -214,7 +214,8 @@ def run_eval(
         out_dir: output folder (created).
         gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
         batch_size: frames per forward pass.
-        device: where to run.
+        device: where to run: "cpu", "cuda" or "cuda:N" (:data:`hopose.config.DEVICES`) of a
+            GPU this machine has.
         report: also write report.md, per_frame.csv and the figures of :mod:`hopose.report`.
         plausibility: score the physical plausibility (contacts, affinity, penetration, grasp
             quality, cuboid-ness); the grasp quality's hulls are most of an evaluation's time.
@@ -227,7 +228,13 @@ def run_eval(
 
     Returns:
         The summary written to ``metrics.json``.
+
+    Raises:
+        ConfigError: ``device`` is not a device, or a GPU this machine lacks.
+        ValueError: ``complete_grasp`` without ``refine``, or a split without frames.
     """
+    check_device(str(device), "device")
+    weights = refinement(refine, complete_grasp, from_images=not gt_2d)
     model, trained = load_model(checkpoint, from_images=not gt_2d)
     out_dir = Path(out_dir)
     model.to(device)
@@ -251,8 +258,7 @@ def run_eval(
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
     unrefined = None
-    if refine:
-        weights = refine_weights(from_images=not gt_2d, complete_grasp=complete_grasp)
+    if weights is not None:
         predictions = refine_predictions(predictions, weights)
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip

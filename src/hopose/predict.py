@@ -37,7 +37,7 @@ from hopose.geometry import project_points, scale_intrinsics
 from hopose.models import HoposeNet
 from hopose.photo import Camera, Photo, photo_camera, read_photo
 from hopose.physics import contact_points
-from hopose.refine import RefineWeights, refine_pose, refine_weights
+from hopose.refine import RefineWeights, refine_pose, refinement
 from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
 
 LINE_WIDTH_FRACTION = 1 / 400
@@ -164,10 +164,11 @@ def predict_images(
             cuboid, joints on its surface, projections kept near the predicted 2D).
         complete_grasp: with ``refine``, its grasp-completion stage
             (:attr:`hopose.refine.RefineWeights.complete_grasp`).
+
+    Raises:
+        ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`).
     """
-    if complete_grasp and not refine:
-        raise ValueError("--complete-grasp: a stage of the refinement, needs --refine")
-    weights = refine_weights(from_images=True, complete_grasp=complete_grasp) if refine else None
+    weights = refinement(refine, complete_grasp, from_images=True)
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
     model.eval()

@@ -125,6 +125,21 @@ def refine_weights(*, from_images: bool, complete_grasp: bool = False) -> Refine
     return replace(weights, w_2d=IMAGE_W_2D) if from_images else weights
 
 
+def refinement(refine: bool, complete_grasp: bool, *, from_images: bool) -> RefineWeights | None:
+    """The weights of the physical refinement ``refine`` asks for
+    (:func:`refine_weights`), or None without it.
+
+    Raises:
+        ValueError: ``complete_grasp`` without ``refine``: grasp completion is a stage of the
+            refinement, and would otherwise be silently skipped.
+    """
+    if complete_grasp and not refine:
+        raise ValueError("--complete-grasp: a stage of the refinement, needs --refine")
+    if not refine:
+        return None
+    return refine_weights(from_images=from_images, complete_grasp=complete_grasp)
+
+
 def signed_box_distance(points: Tensor, obj: Tensor) -> Tensor:
     """Signed distance of points to a box's face planes: positive outside, negative inside.
 

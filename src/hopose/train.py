@@ -67,11 +67,13 @@ from tqdm import tqdm
 from hopose.checkpoint import (
     load_checkpoint,
     load_trained_parts,
+    load_training_state,
     progress_checkpoint,
+    restore_training_state,
     save_checkpoint,
     training_state,
 )
-from hopose.config import DataConfig, TrainConfig, config_to_dict
+from hopose.config import TRAIN_DEVICES, DataConfig, TrainConfig, check_device, config_to_dict
 from hopose.data import build_dataset, collate_samples
 from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
@@ -82,7 +84,19 @@ from hopose.models import HoposeNet, build_model
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
 
-RUN_FILES: tuple[str, ...] = ("last.pt", "metrics.csv")
+LAST_CHECKPOINT = "last.pt"
+"""The run's latest checkpoint, with the optimisation state: what ``--resume`` continues from."""
+BEST_CHECKPOINT = "best.pt"
+"""The weights of the run's lowest validation error, without the optimisation state."""
+METRICS_FILE = "metrics.csv"
+"""One row of training and validation terms per checkpoint epoch."""
+CONFIG_FILE = "config.yaml"
+"""The run's config, as trained."""
+TENSORBOARD_DIR = "tb"
+"""TensorBoard logs of the metrics rows."""
+LOCK_FILE = "train.lock"
+"""Held (flock) by the training writing to the folder (:func:`run_lock`)."""
+RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, METRICS_FILE)
 """Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
 PROGRESS_EVERY = 20
 """Steps between updates of the progress bar's loss (each reads a value, waiting for the GPU)."""
@@ -134,7 +148,12 @@ class TrainResult:
 
 
 def setup_runtime(device: str) -> Runtime:
-    """Join the torchrun process group when launched by torchrun, and choose the device once."""
+    """Join the torchrun process group when launched by torchrun, and choose the device once.
+
+    Raises:
+        ConfigError: ``device`` is "cuda" on a machine without a CUDA device.
+    """
+    check_device(device, "device", TRAIN_DEVICES)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -309,6 +328,11 @@ def memory_format(stage: Stage) -> torch.memory_format:
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """``batch`` with its tensors on ``device``, shapes and dtypes kept (e.g. ``image``
+    (B, 3, H, W) uint8, ``K`` (B, 3, 3), ``hand_2d`` (B, 21, 2), ``obj_3d`` (B, 8, 3) float32:
+    :func:`hopose.data.sample.collate_samples`), and its other values, the string lists, as
+    they are. The copies do not block: a batch in pinned memory reaches the GPU while the
+    previous step runs."""
     return {
         k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
     }
@@ -339,8 +363,20 @@ def autocast(device: torch.device, enabled: bool):
 def validation_error(
     out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], parts
 ) -> torch.Tensor:
-    """Per-sample error (B,) that picks the best checkpoint: mean 3D error in mm over ``parts``
-    when the output has 3D, else mean 2D error in pixels over all 29 nodes."""
+    """Per-sample error that picks the best checkpoint: mean 3D error in mm over ``parts`` when
+    the output has 3D, else mean 2D error in pixels over all 29 nodes.
+
+    Args:
+        out: the module's outputs: ``kp3d`` (B, 29, 3) mm, or without it ``kp2d`` (B, 29, 2)
+            pixels of the network image (the encoder stage).
+        batch: the ground truth on ``out``'s device: ``hand_3d`` (B, 21, 3) and ``obj_3d``
+            (B, 8, 3) mm, ``hand_2d`` (B, 21, 2) and ``obj_2d`` (B, 8, 2) pixels.
+        parts: the parts the lifter predicts, "hand" and/or "object"; the error of each is the
+            mean over its nodes, then the parts are averaged.
+
+    Returns:
+        (B,) float32 errors.
+    """
     if "kp3d" in out:
         gt = {"hand": batch["hand_3d"], "object": batch["obj_3d"]}
         errors = [
@@ -360,8 +396,25 @@ def forward_losses(
     device: torch.device,
     mixed_precision: bool,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
-    """Run the stage's module on a batch, under autocast if ``mixed_precision``; returns its
-    outputs (float32), loss terms, the batch on ``device``."""
+    """Run the stage's module on a batch, under autocast if ``mixed_precision``.
+
+    Args:
+        module: the trained module (:func:`stage_module`, possibly wrapped in DDP).
+        batch: a collated batch (:func:`hopose.data.sample.collate_samples`): ``image``
+            (B, 3, H, W) uint8 for the image stages, ``K`` and ``orig_K`` (B, 3, 3),
+            ``hand_2d`` (B, 21, 2), ``obj_2d`` (B, 8, 2), ``hand_3d`` (B, 21, 3), ``obj_3d``
+            (B, 8, 3).
+        cfg: the run's config (its stage and loss section).
+        parts: the parts the lifter predicts; other nodes are not supervised.
+        device: where the module lives; the batch is moved there.
+        mixed_precision: run the forward pass under :func:`autocast`.
+
+    Returns:
+        ``(out, terms, batch)``: the module's outputs in float32 (any of ``kp2d_init``,
+        ``kp2d`` (B, 29, 2) pixels, ``kp3d_init``, ``kp3d`` (B, 29, 3) mm, ``heatmaps``
+        (B, 29, H/4, W/4)), the scalar loss terms of :func:`hopose.losses.compute_losses`, and
+        the batch on ``device``.
+    """
     batch = to_device(batch, device)
     with autocast(device, mixed_precision):
         out = module(*stage_input(batch, STAGES[cfg.stage]))
@@ -578,7 +631,7 @@ def run_lock(out_dir: Path) -> Iterator[None]:
     An advisory ``flock`` on ``out_dir/train.lock``: the system releases it when the process
     ends, even by SIGKILL, so a crashed run never leaves the folder locked.
     """
-    path = out_dir / "train.lock"
+    path = out_dir / LOCK_FILE
     handle = path.open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -599,9 +652,9 @@ def check_run_folder(out_dir: Path, *, resume: bool) -> None:
     """``--resume`` needs ``last.pt``; a fresh run needs a folder that holds no run, so that
     nothing of an earlier run (its metrics, its checkpoints) is replaced before training."""
     if resume:
-        if not (out_dir / "last.pt").is_file():
+        if not (out_dir / LAST_CHECKPOINT).is_file():
             raise RunError(
-                f"--resume: {out_dir / 'last.pt'} not found, there is no run to continue "
+                f"--resume: {out_dir / LAST_CHECKPOINT} not found, there is no run to continue "
                 "(drop --resume to start one)"
             )
         return
@@ -637,15 +690,19 @@ def train(
 
     Raises:
         RunError: the folder is locked or used, ``last.pt`` is missing or of another config.
+        CheckpointError: ``last.pt`` holds no optimisation state to resume (a ``best.pt``
+            copied over it), or ``init_from`` is not a readable checkpoint.
+        ConfigError: ``cfg.device`` is "cuda" on a machine without a CUDA device.
         FloatingPointError: a training loss or the validation error is NaN or infinite.
 
     ``cfg.num_threads``, when set, holds torch's CPU threads for the run and is restored after.
     """
+    # First: a refused device leaves torch's threads as they were.
+    runtime = setup_runtime(cfg.device)
     threads = torch.get_num_threads()
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     out_dir = Path(out_dir)
-    runtime = setup_runtime(cfg.device)
     try:
         if not runtime.is_main:
             return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
@@ -667,14 +724,14 @@ def _train(
     split_cache: SplitCache | None,
 ) -> TrainResult:
     check_run_folder(out_dir, resume=resume)
-    last_path = out_dir / "last.pt"
-    checkpoint = load_checkpoint(last_path) if resume else None
+    last_path = out_dir / LAST_CHECKPOINT
+    checkpoint = load_training_state(last_path) if resume else None
     if checkpoint is not None:
         check_resumable(cfg, checkpoint, last_path)
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
     if runtime.is_main:
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
     stage = STAGES[cfg.stage]
     train_set, val_set = (
@@ -713,9 +770,7 @@ def _train(
         tqdm.write("optim.amp: this CPU has no bfloat16 instructions; training in float32")
     start_epoch, best, best_epoch = 0, math.inf, -1
     if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
+        restore_training_state(checkpoint, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
         start_epoch, best, best_epoch = (
             checkpoint["epoch"],
             checkpoint["best"],
@@ -734,8 +789,8 @@ def _train(
         from torch.utils.tensorboard import SummaryWriter
 
         # Rows of epochs after the checkpoint were never claimed by it: they are redone.
-        _drop_rows_after(out_dir / "metrics.csv", start_epoch)
-        writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_epoch + 1)
+        _drop_rows_after(out_dir / METRICS_FILE, start_epoch)
+        writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
 
     for epoch in range(start_epoch, cfg.optim.epochs):
         _set_epoch(train_loader, cfg.seed, epoch)
@@ -761,7 +816,7 @@ def _train(
                 if key != "epoch":
                     writer.add_scalar(key, value, epoch + 1)
             writer.flush()
-            _append_csv(out_dir / "metrics.csv", row)
+            _append_csv(out_dir / METRICS_FILE, row)
             bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
             if bad:
                 raise FloatingPointError(
@@ -773,7 +828,7 @@ def _train(
             )
             # best.pt before last.pt: last.pt never claims a best that best.pt does not hold.
             if best_epoch == epoch:
-                save_checkpoint(progress, out_dir / "best.pt")
+                save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
             save_checkpoint(
                 training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler),
                 last_path,
@@ -792,6 +847,6 @@ def _train(
         model=model,
         best=best,
         best_epoch=best_epoch + 1,
-        checkpoint=str(out_dir / "best.pt"),
+        checkpoint=str(out_dir / BEST_CHECKPOINT),
         rank=runtime.rank,
     )

@@ -31,6 +31,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from hopose.crop import square_around
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.skeleton import CORNER_SIGNS
 
@@ -162,10 +163,10 @@ def square_crop_box(points_2d: np.ndarray, margin: float) -> tuple[float, float,
         points_2d: (P, 2) pixel positions in the original image.
         margin: fraction of the tight square's side added on each side.
     """
-    low, high = np.nanmin(points_2d, axis=0), np.nanmax(points_2d, axis=0)
-    centre = (low + high) / 2
-    side = max(float((high - low).max()), 1.0) * (1 + 2 * margin)
-    return float(centre[0] - side / 2), float(centre[1] - side / 2), side
+    points = torch.as_tensor(np.asarray(points_2d, dtype=np.float64))[None]  # (1, P, 2)
+    centre, side = square_around(points, margin)
+    (x, y), size = centre[0].tolist(), float(side[0])
+    return x - size / 2, y - size / 2, size
 
 
 def image_geometry(
