@@ -15,13 +15,14 @@ from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, sav
 from hopose.cli import main
 from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
+from hopose.crop import apply_affine, crop_affine, frame_square, square_around
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.synthetic import SyntheticHandObject, generate_grasps
 from hopose.evaluate import mean_pose_predictions, predict_split
 from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unproject_points
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
-from hopose.refine import refine_pose, refine_weights
+from hopose.refine import refine_pose, refine_predictions, refine_weights
 from hopose.scoring import score
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -152,6 +153,44 @@ def test_eval_crop_and_options_reach_the_dataset(checkpoint, tmp_path):
     np.testing.assert_allclose(zoom["orig_K"][:, 0, 0], 1.6 * FPHA_COLOR_K[0, 0], rtol=1e-6)
     with pytest.raises(SystemExit):  # argparse's one-line usage error
         main([*args, "--option", "focal_scale", "--out", str(tmp_path / "bad")])
+
+
+@pytest.mark.parametrize("complete_grasp", [False, True], ids=["refine", "complete_grasp"])
+def test_run_eval_refine_scores_the_refined_poses_and_keeps_the_unrefined(
+    checkpoint, tmp_path, complete_grasp
+):
+    # From the images (the checkpoint reads whole frames), refined with the image weights, with
+    # and without the grasp completion: metrics.json's scores are those of the refined poses,
+    # its "unrefined" those of the network's own, which predictions.npz keeps beside them.
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=4)
+    metrics = evaluate.run_eval(
+        checkpoint, data, "test", tmp_path, report=False, plausibility=True, refine=True,
+        complete_grasp=complete_grasp,
+    )  # fmt: skip
+    assert metrics["refined"] is True and metrics["grasp_completed"] is complete_grasp
+    predictions = dict(np.load(tmp_path / "predictions.npz"))
+    raw = {
+        **predictions,
+        "pred_hand_3d": predictions["unrefined_hand_3d"],
+        "pred_obj_3d": predictions["unrefined_obj_3d"],
+    }
+    unrefined, refined = score(raw), score(predictions)
+    assert set(metrics["unrefined"]) == set(unrefined)
+    for key, value in unrefined.items():
+        assert metrics["unrefined"][key] == pytest.approx(value), key
+        assert metrics[key] == pytest.approx(refined[key]), key
+    # The refined poses are the network's refined with the image weights (and the completion).
+    weights = refine_weights(from_images=True, complete_grasp=complete_grasp)
+    again = refine_predictions(raw, weights)
+    for key in ("pred_hand_3d", "pred_obj_3d"):
+        np.testing.assert_allclose(predictions[key], again[key], atol=1e-4)
+    # The untrained network's corners are no box; the refined ones are an exact cuboid. Its
+    # boxes touch no joint; the completion puts them in the hands' grips, in contact.
+    assert metrics["unrefined"]["pred_cuboid_mm"] > 1.0
+    assert metrics["pred_cuboid_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert metrics["unrefined"]["pred_valid_contacts"] == 0
+    if complete_grasp:
+        assert metrics["pred_valid_contacts"] >= 2
 
 
 def test_a_checkpoint_of_the_pixel_input_lifter_is_refused(checkpoint, tmp_path):
@@ -379,7 +418,37 @@ def test_self_cropped_predictions_come_back_in_the_records_pixels():
     np.testing.assert_allclose(predictions["pred_obj_2d"], predictions["gt_obj_2d"], atol=1e-2)
 
 
-def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path):
+def _record_passes(monkeypatch, module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Make ``module``'s ``load_model`` return a model that records, for each forward pass,
+    the K it was given and the 2D it predicted (float64 copies)."""
+    passes = []
+
+    def record(model, args, out):
+        passes.append((args[1].double().clone(), out["kp2d"].double().clone()))
+
+    def load_and_record(path, **kwargs):
+        model, cfg = load_model(path, **kwargs)
+        model.register_forward_hook(record)
+        return model, cfg
+
+    monkeypatch.setattr(module, "load_model", load_and_record)
+    return passes
+
+
+def _check_self_crops(passes, frame_K: torch.Tensor, frame_size: tuple[int, int], margin: float):
+    """Each pass's view is the square around the previous pass's 2D (mapped back to the frame)
+    with ``margin``; the first is the whole frame. A view's K is its affine map @ the frame's
+    K, so the map is that K @ frame K^-1."""
+    A = [K @ torch.linalg.inv(frame_K) for K, _ in passes]
+    first = crop_affine(*frame_square(frame_size, frame_K), 32).expand_as(A[0])
+    torch.testing.assert_close(A[0], first, rtol=1e-4, atol=1e-4)
+    for k in range(1, len(passes)):
+        frame_2d = apply_affine(torch.linalg.inv(A[k - 1]), passes[k - 1][1])
+        expected = crop_affine(*square_around(frame_2d, margin), 32)
+        torch.testing.assert_close(A[k], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path, monkeypatch):
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
@@ -390,12 +459,39 @@ def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path):
     save_checkpoint(
         model_checkpoint(build_model(cfg.model), cfg, trained=("encoder", "lifter")), path
     )
+    passes = _record_passes(monkeypatch, evaluate)
     args = ["eval", str(path), "--data", "synthetic", "--num", "4", "--out", str(tmp_path / "e")]
     assert main([*args, "--no-report"]) == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert (metrics["self_crop"], metrics["self_crop_margin"]) == (3, 0.3)
+    # The 4 frames in one batch: the whole-frame pass and 3 crops, each placed by the 2D of
+    # the pass before with the trained margin 0.3; the returned 2D is the last pass's, mapped
+    # from its view (K_last) into the records' image (K). Seen back in that view (K_last @
+    # K^-1), where the untrained heat maps put every keypoint near the centre of a crop a few
+    # frame pixels wide, they are the model's own to float32 precision.
+    assert len(passes) == 4
+    predictions = dict(np.load(tmp_path / "e" / "predictions.npz"))
+    frame_K = torch.from_numpy(predictions["orig_K"]).double()
+    frame_size = tuple(int(v) for v in predictions["orig_size"][0])
+    _check_self_crops(passes, frame_K, frame_size, 0.3)
+    K_last, kp2d_last = passes[-1]
+    to_view = K_last @ torch.linalg.inv(torch.from_numpy(predictions["K"]).double())
+    pred_2d = torch.from_numpy(predictions["pred_hand_2d"]).double()
+    np.testing.assert_allclose(
+        apply_affine(to_view, pred_2d).numpy(), kp2d_last[:, :21].numpy(), atol=1e-2
+    )
+
+    # predict: one photo, again a whole-photo pass and 3 crops.
+    passes = _record_passes(monkeypatch, predict)
     photo = tmp_path / "photo.png"
     Image.fromarray(np.zeros((1080, 1920, 3), dtype=np.uint8)).save(photo)
     assert main(["predict", str(path), str(photo), "--out", str(tmp_path / "p")]) == 0
-    hand_2d = np.asarray(json.loads((tmp_path / "p" / "photo.json").read_text())["hand_2d"])
-    assert np.isfinite(hand_2d).all()
+    result = json.loads((tmp_path / "p" / "photo.json").read_text())
+    assert len(passes) == 4
+    photo_K = torch.tensor(result["camera"]["K"], dtype=torch.float64)[None]
+    _check_self_crops(passes, photo_K, (1920, 1080), 0.3)
+    K_last, kp2d_last = passes[-1]
+    to_photo = photo_K @ torch.linalg.inv(K_last)
+    np.testing.assert_allclose(
+        result["hand_2d"], apply_affine(to_photo, kp2d_last)[0, :21].numpy(), atol=1e-3
+    )

@@ -10,6 +10,7 @@ from beartype import beartype
 from jaxtyping import TypeCheckError, jaxtyped
 
 from hopose.geometry import (
+    MIN_DEPTH,
     axis_angle_to_matrix,
     box_central_axis,
     box_corners,
@@ -59,9 +60,20 @@ def test_project_unproject_round_trip():
         )
 
 
-def test_project_points_behind_the_camera_is_finite():
-    points = torch.tensor([[0.0, 0.0, 0.0], [5.0, 5.0, -10.0]])
-    assert torch.isfinite(project_points(points, K_FPHA.float())).all()
+def test_project_points_behind_the_camera_divides_by_min_depth():
+    # Depths at or below MIN_DEPTH (1e-6 mm) are clamped to it: (K X)[:2] / MIN_DEPTH, large
+    # but finite. The camera centre gives K X = 0 -> (0, 0). (5, 5, -10) gives
+    # K X = (1395.749023 * 5 + 935.732544 * -10, 1395.749268 * 5 + 540.681030 * -10, -10)
+    #     = (6978.745115 - 9357.32544, 6978.74634 - 5406.8103, -10) = (-2378.580325, 1571.93604).
+    points = torch.tensor([[0.0, 0.0, 0.0], [5.0, 5.0, -10.0]], dtype=torch.float64)
+    K_X = torch.tensor([[0.0, 0.0], [-2378.580325, 1571.93604]], dtype=torch.float64)
+    expected = K_X / MIN_DEPTH
+    assert expected[1, 0] < -2e9  # about -2.4e9 px
+    torch.testing.assert_close(project_points(points, K_FPHA), expected, rtol=1e-12, atol=0)
+    # float32 keeps them finite and agrees to its precision.
+    projected = project_points(points.float(), K_FPHA.float())
+    assert torch.isfinite(projected).all()
+    torch.testing.assert_close(projected.double(), expected, rtol=1e-6, atol=0)
 
 
 def test_scale_intrinsics_scales_pixels():

@@ -22,13 +22,15 @@ def _batch(b: int = 2) -> dict[str, torch.Tensor]:
     }
 
 
-def _grasp() -> tuple[torch.Tensor, torch.Tensor]:
-    """A 40 x 40 x 100 mm box at 400 mm depth and a hand whose joints wrap around it."""
+def _pads(plus_x: int, minus_x: int) -> torch.Tensor:
+    """(1, 29, 3): a 40 x 40 x 100 mm box at 400 mm depth (long axis, the central axis, along
+    z; radius L = 40, so contacts count within 0.2 L = 8 mm), ``plus_x`` joints at the centre
+    of its x+ face, ``minus_x`` at the centre of its x- face and the others 1.5 m away."""
     obj = corner_signs() * torch.tensor([20.0, 20.0, 50.0]) + torch.tensor([0.0, 0.0, 400.0])
-    angles = torch.linspace(0, 2 * math.pi, 22)[:21]
-    heights = torch.linspace(-40, 40, 21)
-    hand = torch.stack([22 * angles.cos(), 22 * angles.sin(), 400 + heights], dim=-1)
-    return hand[None], obj[None]
+    hand = torch.tensor([0.0, 0.0, 1900.0]).repeat(21, 1)
+    hand[:plus_x] = torch.tensor([20.0, 0.0, 400.0])
+    hand[plus_x : plus_x + minus_x] = torch.tensor([-20.0, 0.0, 400.0])
+    return torch.cat([hand, obj])[None]
 
 
 def test_mse_terms_by_hand():
@@ -77,15 +79,24 @@ def test_float64_predictions_and_gradients():
     )
 
 
-def test_physical_term_on_and_off():
-    hand, obj = _grasp()
-    out = {"kp3d": torch.cat([hand, obj], dim=1), "kp3d_init": torch.cat([hand, obj], dim=1)}
+def test_physical_term_of_the_refined_3d_by_hand():
+    # The ten closest joint-face pairs are the joints lying on a face (distance 0; a joint's
+    # next face is 20 mm off), and each contact's direction from the z axis is (+-20, 0, 0).
+    # Refined 3D: 5 pads on x+ and 5 on x-: 2 * C(5, 2) = 20 pairs with cos 1 and 5 * 5 = 25
+    # with cos -1 -> (20 - 25) / 45 = -1 / 9. Initial 3D: every joint on x+, so any ten
+    # contacts give cos 1 for all 45 pairs -> 1. The physical term reads the refined one.
+    refined, initial = _pads(5, 5), _pads(21, 0)
+    torch.testing.assert_close(
+        physical_affinity_loss(refined[:, :21], refined[:, 21:]), torch.tensor(-1 / 9)
+    )
+    torch.testing.assert_close(
+        physical_affinity_loss(initial[:, :21], initial[:, 21:]), torch.tensor(1.0)
+    )
+    out = {"kp3d": refined, "kp3d_init": initial}
     batch = _batch(1)
     assert "physical" not in compute_losses(out, batch)
     terms = compute_losses(out, batch, physical=True)
-    # 10 valid contacts around the box's long (z) axis: a non-zero mean cosine.
-    torch.testing.assert_close(terms["physical"], physical_affinity_loss(hand, obj))
-    assert terms["physical"] != 0
+    torch.testing.assert_close(terms["physical"], torch.tensor(-1 / 9))
     with pytest.raises(ValueError, match="physical"):
         compute_losses(out, batch, parts=("hand",), physical=True)
     with pytest.raises(ValueError, match="physical"):

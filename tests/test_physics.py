@@ -349,7 +349,12 @@ def test_degenerate_boxes_give_finite_loss_and_gradients(dtype):
     hand = torch.stack(
         [hand_near, hand_on_point, hand_near, hand_on_point, hand_near, hand_on_point]
     )
-    _assert_finite_loss_and_grad(hand, obj)
+    per_sample = _assert_finite_loss_and_grad(hand, obj)
+    # And exactly 0 (no spread to reward or punish): a point box or a stick has radius 0, so only
+    # joints at distance 0 count, and those lie on the axis, where a direction is the zero
+    # vector, whose cosine with anything is 0; the flat box's contacts with the joints near its
+    # centre are its centre's grid point on the y faces, on the axis too.
+    torch.testing.assert_close(per_sample, torch.zeros(6, dtype=dtype), atol=0, rtol=0)
 
 
 def test_contact_on_the_axis_is_finite():

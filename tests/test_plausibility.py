@@ -233,6 +233,49 @@ def test_summarize_plausibility_means():
     assert summary["pred_force_closure"] == np.mean(frames["pred_grasp_epsilon"] > 0)
 
 
+def _columns(contacts: list[int], affinity: list[float]) -> dict[str, np.ndarray]:
+    """Plausibility columns of the predictions only: the given contacts and affinities, the
+    other columns 0."""
+    zeros = np.zeros(len(contacts))
+    return {
+        "pred_valid_contacts": np.array(contacts, dtype=float),
+        "pred_affinity": np.array(affinity),
+        "pred_penetration_mm": zeros,
+        "pred_grasp_epsilon": zeros,
+        "pred_cuboid_mm": zeros,
+    }
+
+
+def test_summarize_affinity_averages_the_frames_with_two_contacts():
+    # Eq. 6 needs a pair of contacts: a frame with 0 or 1 has affinity 0 and no say in the mean.
+    # Frames with 10, 0, 1 and 2 contacts: (0.5 + -0.1) / 2 = 0.2 over the two that qualify
+    # (0.4 / 3 over the frames with a contact, 0.4 / 4 over all).
+    summary = summarize_plausibility(_columns([10, 0, 1, 2], [0.5, 0.0, 0.0, -0.1]))
+    assert summary["pred_affinity"] == pytest.approx(0.2)
+    assert summary["pred_valid_contacts"] == pytest.approx(13 / 4)
+    assert "gt_affinity" not in summary  # no ground-truth columns, no ground-truth summary
+    # No frame qualifies: 0, not the NaN of an empty mean.
+    assert summarize_plausibility(_columns([0, 1, 0], [0.0, 0.0, 0.0]))["pred_affinity"] == 0.0
+
+
+def test_summarize_affinity_leaves_out_a_frame_whose_box_is_out_of_reach():
+    # eval_cases' ground truth: 10 contacts and affinity 13 / 45 per frame. Frame 1's box moved
+    # 500 mm along the camera's x: no joint within 0.2 L = 10 mm, 0 contacts, affinity 0. The
+    # mean stays 13 / 45 over frames 0 and 2 (over all three it would be 26 / 135); with every
+    # box moved away none qualifies and it is 0.
+    predictions = make_predictions(3)
+    predictions["gt_obj_3d"][1] += np.array([500.0, 0.0, 0.0])
+    frames = plausibility_columns(predictions)
+    np.testing.assert_array_equal(frames["gt_valid_contacts"], [10, 0, 10])
+    np.testing.assert_allclose(frames["gt_affinity"], [13 / 45, 0, 13 / 45], rtol=1e-9)
+    summary = summarize_plausibility(frames)
+    assert summary["gt_affinity"] == pytest.approx(13 / 45)
+    assert summary["gt_valid_contacts"] == pytest.approx(20 / 3)
+    predictions["gt_obj_3d"] += np.array([500.0, 0.0, 0.0])
+    summary = summarize_plausibility(plausibility_columns(predictions))
+    assert summary["gt_valid_contacts"] == 0.0 and summary["gt_affinity"] == 0.0
+
+
 def test_summarize_missing_key_is_named():
     predictions = make_predictions(2)
     del predictions["gt_obj_3d"]

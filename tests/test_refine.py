@@ -15,11 +15,14 @@ from hopose.geometry import (
     make_transform,
     project_points,
 )
+from hopose.grasp_completion import box_axes, grip_box
+from hopose.physics import contact_points
 from hopose.plausibility import penetration_depth
 from hopose.refine import (
     IMAGE_W_2D,
     REFINE_WEIGHTS,
     RefineWeights,
+    push_out,
     refine_pose,
     refine_predictions,
     refine_weights,
@@ -118,14 +121,14 @@ def _penetrating_cases() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
 
 
 # The defaults, a contact search every step with two fit alternations (the settings before the
-# search was reused), a search only at the first of 8 steps, and the grasp completion.
+# search was reused) and a search only at the first of 8 steps. The grasp completion has its own
+# test below: none of these frames needs it.
 @pytest.mark.parametrize(
     "weights",
     [
         RefineWeights(),
         RefineWeights(contact_every=1, fit_iterations=2),
         RefineWeights(contact_every=8),
-        RefineWeights(complete_grasp=True),
     ],
 )
 def test_refinement_never_increases_penetration(weights):
@@ -138,6 +141,58 @@ def test_refinement_never_increases_penetration(weights):
     torch.testing.assert_close(after, torch.zeros(3, dtype=torch.float64), atol=1e-6, rtol=0)
     # The output box is an exact cuboid.
     np.testing.assert_allclose(cuboid_error(refined_obj).numpy(), 0, atol=1e-6)
+
+
+def test_completion_changes_only_the_frame_without_a_grasp():
+    # The three penetrating frames above keep their grasps through the refinement, so the
+    # completion must leave them exactly as the refinement alone does. A fourth frame holds the
+    # ground-truth hand with its box shrunk 60 times about its centre (1 x 0.67 x 2 mm): no
+    # joint comes within 0.2 L of it, and its centre is 64 mm from the palm centre (the wrist at
+    # x = 80 and the four MCPs at x = 60 in the box's frame: (80 + 4 * 60) / 5 = 64), within
+    # grasp_distance (130 mm). Only that frame's box is replaced by the grip box of the refined
+    # hand, and only its joints then inside the new box move, onto its faces.
+    hand, obj, kp2d, K_t = _penetrating_cases()
+    predictions = make_predictions(1)
+    free_hand = torch.from_numpy(predictions["gt_hand_3d"])
+    box = torch.from_numpy(predictions["gt_obj_3d"])
+    centre = box.mean(dim=1, keepdim=True)
+    free_obj = centre + (box - centre) / 60
+    palm = free_hand[0, [0, 5, 9, 13, 17]].mean(dim=0)
+    assert (centre[0, 0] - palm).norm() == pytest.approx(64.0)
+    hand, obj = torch.cat([hand, free_hand]), torch.cat([obj, free_obj])
+    kp2d = torch.cat([kp2d, project_points(torch.cat([free_hand, free_obj], 1), K_t[:1])])
+    K_t = torch.from_numpy(K).expand(4, 3, 3)
+
+    weights = RefineWeights(complete_grasp=True)
+    plain_hand, plain_obj = refine_pose(hand, obj, kp2d, K_t)
+    done_hand, done_obj = refine_pose(hand, obj, kp2d, K_t, weights)
+    contacts = contact_points(plain_hand, plain_obj)[2].sum(dim=-1)
+    assert contacts[:3].min() >= 2 and contacts[3] == 0
+    torch.testing.assert_close(done_hand[:3], plain_hand[:3], atol=0, rtol=0)
+    torch.testing.assert_close(done_obj[:3], plain_obj[:3], atol=0, rtol=0)
+    # Frame 3: the grip box (its defaults: 0.15 off half the grip, half the nesting move) of the
+    # refined hand around the refined box's axes, then the joints inside pushed onto its faces.
+    grip = grip_box(plain_hand[3:], plain_obj[3:], weights.grip_shrink, weights.grip_move)
+    torch.testing.assert_close(done_obj[3:], grip, atol=1e-9, rtol=0)
+    torch.testing.assert_close(done_hand[3:], push_out(plain_hand[3:], grip), atol=1e-9, rtol=0)
+    torch.testing.assert_close(box_axes(done_obj[3:])[0], box_axes(plain_obj[3:])[0])
+    # The refinement alone keeps the box's 1 x 0.67 x 2 mm. In the box's frame the grip spans
+    # x from the thumb IP (-34) to the finger PIPs (32 + 13 = 45) and z from the little to the
+    # index chain (-30 to 30), y nothing (a flat hand): the completed edges are
+    # (1 - 0.15) * 79 = 67.15 and 0.85 * 60 = 51 mm, and y keeps its own 40 / 60 mm.
+    torch.testing.assert_close(
+        _edge_lengths(plain_obj[3]), torch.tensor([1.0, 2 / 3, 2.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        _edge_lengths(done_obj[3]),
+        torch.tensor([0.85 * 79, 2 / 3, 0.85 * 60], dtype=torch.float64),
+        atol=1e-3,
+        rtol=0,
+    )
+    # Completed or not, no joint penetrates and every box is an exact cuboid.
+    depth = penetration_depth(done_hand, done_obj).amax(dim=-1)
+    torch.testing.assert_close(depth, torch.zeros(4, dtype=torch.float64), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(cuboid_error(done_obj).numpy(), 0, atol=1e-6)
 
 
 def test_refinement_keeps_a_plausible_grasp_close():

@@ -6,6 +6,7 @@ import numpy as np
 
 from hopose.cli import main
 from hopose.data.grasp_stats import REAL, Comparison, compare, hand_quantities
+from hopose.data.synthetic import generate_grasps
 
 
 def _planar_hand(mcp_deg: float, pip_deg: float, dip_deg: float) -> np.ndarray:
@@ -79,8 +80,32 @@ def test_compare_reports_every_published_statistic_at_its_percentiles():
 def test_synth_stats_prints_the_comparison_table(capsys):
     assert main(["synth", "--stats", "--num", "64", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert "| curl index | deg | p25 / p50 / p75 |" in out
-    assert "statistics within tolerance at every percentile" in out
+    # The same 64 poses compared here: a statistic passes when every one of its rows does.
+    grasps = generate_grasps(1, np.arange(64), 0.2)
+    rows = compare(grasps.hand_3d, grasps.object)
+    verdicts: dict[str, bool] = {}
+    for row in rows:
+        verdicts[row.name] = verdicts.get(row.name, True) and row.passed
+    passed = sum(verdicts.values())
+    assert 0 < passed < len(verdicts) == len(REAL)  # both verdicts occur in the table
+    assert f"\n{passed} of {len(REAL)} statistics within tolerance at every percentile." in out
+    # One line in full: curl index at p25 / p50 / p75, its largest distance over its tolerance
+    # and its verdict, all from compare's rows; and a statistic that passes says so.
+    curl = [row for row in rows if row.name == "curl index"]
+    worst = max(curl, key=lambda r: r.distance / r.tolerance)
+    line = (
+        "| curl index | deg | p25 / p50 / p75 | "
+        + " / ".join(f"{r.synthetic:.4g}" for r in curl)
+        + " | "
+        + " / ".join(f"{r.real:.4g}" for r in curl)
+        + f" | {worst.distance:.3g} / {worst.tolerance:.3g} | "
+        + ("pass" if verdicts["curl index"] else "**miss**")
+        + " |"
+    )
+    assert line in out.splitlines()
+    passing = next(name for name, ok in verdicts.items() if ok)
+    (passing_line,) = [text for text in out.splitlines() if text.startswith(f"| {passing} |")]
+    assert passing_line.endswith(" | pass |")
 
 
 def test_synth_without_out_or_stats_is_a_one_line_error(capsys):

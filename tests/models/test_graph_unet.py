@@ -49,14 +49,29 @@ def test_levels_follow_hope_net():
         assert conv.adjacency().max() <= 1e-3
 
 
-def test_shapes_and_one_estimate():
+def test_one_estimate_and_float64_computes_the_float32_pose():
+    # The same weights in float64 give the float32 pose to float32 precision (the three inputs
+    # give three different poses, so the agreement is not that of a constant).
     torch.manual_seed(0)
     unet = GraphUNet()
-    out = unet(torch.rand(3, NUM_NODES, 2) * 64, pinhole(3, 100.0, 32.0))
-    assert out["kp3d"].shape == (3, NUM_NODES, 3) and out["kp3d"].dtype == torch.float32
+    kp2d, K = torch.rand(3, NUM_NODES, 2) * 64, pinhole(3, 100.0, 32.0)
+    out = unet(kp2d, K)
     assert out["kp3d_init"] is out["kp3d"]
-    kp2d = torch.rand(1, NUM_NODES, 2, dtype=torch.float64) * 64
-    assert unet.double()(kp2d, pinhole(1, 100.0, 32.0))["kp3d"].dtype == torch.float64
+    assert (out["kp3d"][0] - out["kp3d"][1]).abs().max() > 1e-2
+    assert (out["kp3d"][1] - out["kp3d"][2]).abs().max() > 1e-2
+    out64 = unet.double()(kp2d.double(), K.double())
+    assert out64["kp3d"].dtype == torch.float64
+    torch.testing.assert_close(out64["kp3d"].float(), out["kp3d"], rtol=1e-4, atol=1e-3)
+
+
+def test_gradcheck_float64():
+    # The gradient with respect to the 2D keypoints, through the viewing rays, every level's
+    # learned adjacency, pooling and unpooling, against finite differences in float64.
+    torch.manual_seed(0)
+    unet = GraphUNet().double()
+    kp2d = (torch.rand(1, NUM_NODES, 2, dtype=torch.float64) * 64).requires_grad_()
+    K = pinhole(1, 100.0, 32.0).double()
+    assert torch.autograd.gradcheck(lambda x: unet(x, K)["kp3d"], (kp2d,))
 
 
 def test_bad_levels_raise():

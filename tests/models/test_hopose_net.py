@@ -67,10 +67,20 @@ def test_end_to_end_step_with_every_loss_term_reaches_the_backbone():
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
-def test_float64():
-    model = _model(lifter="context").double()
-    out = model(torch.rand(1, 3, 64, 64, dtype=torch.float64), pinhole(1, 100.0, 32.0).double())
-    assert all(value.dtype == torch.float64 for value in out.values())
+@pytest.mark.parametrize("lifter", ["context", "graph_unet"])
+def test_float64_computes_the_float32_outputs(lifter):
+    # The same weights in float64 give the float32 2D and 3D to float32 precision, for a
+    # float image in [0, 1] (the uint8 path has its own test in test_encoder.py).
+    torch.manual_seed(0)
+    model = _model(lifter=lifter)
+    image, K = torch.rand(2, 3, 64, 64), pinhole(2, 100.0, 32.0)
+    out32 = model(image, K)
+    assert (out32["kp3d"][0] - out32["kp3d"][1]).abs().max() > 1e-2  # not a constant
+    out64 = model.double()(image.double(), K.double())
+    assert set(out64) == set(out32)
+    for key, value in out32.items():
+        assert out64[key].dtype == torch.float64, key
+        torch.testing.assert_close(out64[key].float(), value, rtol=1e-4, atol=1e-3)
 
 
 def test_build_lifter_maps_the_config():
