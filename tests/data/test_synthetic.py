@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hopose.cli import main
-from hopose.data import synthetic_split_seed
+from hopose.data import synthetic, synthetic_split_seed
 from hopose.data.cache import CacheDataset
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasp_stats import hand_quantities
@@ -389,6 +389,25 @@ def test_camera_view_and_straight_pips_as_in_fpha(records):
     assert np.median(values["palm y' y"]) < -0.5 and np.median(values["palm y' z"]) > 0.4
     assert 53 <= values["FPHA PIP recorded straight"].mean() <= 74
     assert 76 <= values["FPHA thumb MCP recorded straight"].mean() <= 96
+
+
+def test_hands_sit_along_their_fingers_direction_across_the_image(monkeypatch):
+    """The centroid's column follows y''s x component (CENTROID_U_PALM_CORRELATION): FPHA-HO's
+    wrists spread less across the frame than its centroids, which an independent placement
+    widens by the wrist-to-centroid offset."""
+
+    def placement(correlation: float) -> tuple[float, float]:
+        monkeypatch.setattr(synthetic, "CENTROID_U_PALM_CORRELATION", correlation)
+        hand = generate_grasps(SEED, np.arange(NUM)).hand_3d
+        column = hand.mean(axis=1) @ FPHA_COLOR_K.T  # (N, 3) homogeneous centroid pixels
+        fingers = hand[:, 9] - hand[:, 0]  # wrist to middle MCP
+        x_direction = fingers[:, 0] / np.linalg.norm(fingers, axis=1)
+        return np.corrcoef(column[:, 0] / column[:, 2], x_direction)[0, 1], hand[:, 0, 0].std()
+
+    correlated, wrist_spread = placement(synthetic.CENTROID_U_PALM_CORRELATION)
+    independent, wrist_spread_independent = placement(0.0)
+    assert 0.4 < correlated < 0.9 and abs(independent) < 0.15
+    assert wrist_spread < 0.9 * wrist_spread_independent
 
 
 def test_joints_stop_at_their_closing_goals(records):
