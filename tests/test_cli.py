@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,13 @@ import yaml
 import hopose
 from hopose import ablate, demo
 from hopose.checkpoint import load_model, model_checkpoint, save_checkpoint
-from hopose.cli import main
+from hopose.cli import build_parser, main
 from hopose.configs import CONFIG_DIR, find_config
-from hopose.evaluate import run_eval
+from hopose.data import CROPS, DATASETS, REAL_DATASETS, SYNTHETIC_SPLIT_KEYS
+from hopose.data.synthetic import DEFAULT_FREE_FRACTION
+from hopose.data.transforms import DEFAULT_IMAGE_SIZE
+from hopose.evaluate import EVAL_BATCH_SIZE, run_eval
+from hopose.export import GRAPHS
 from hopose.models import build_model
 from hopose.predict import predict_images
 from tiny_runs import TINY, tiny
@@ -197,6 +203,88 @@ def test_an_unknown_dataset_is_a_usage_error_naming_the_known_ones(tmp_path, cap
         "synthetic, fpha, obman, ho3d, dexycb"
     )
     assert not (tmp_path / "e").exists()
+
+
+# Options whose values are a library constant: the arguments before the value, the option's
+# name in argparse's message, the allowed values.
+NAMED_VALUES = [
+    (["eval", "model.pt", "--data", "synthetic", "--out", "e", "--crop"], "--crop", CROPS),
+    (["prepare", "synthetic", "--split", "train", "--out", "e", "--crop"], "--crop", CROPS),
+    (["prepare", "--split", "train", "--out", "e"], "dataset", DATASETS),
+    (["data", "check", "--root", "r"], "dataset", tuple(REAL_DATASETS)),
+    (["synth", "--num", "1", "--out", "e", "--split"], "--split", tuple(SYNTHETIC_SPLIT_KEYS)),
+    (["export", "model.pt", "--out", "e.onnx", "--graph"], "--graph", GRAPHS),
+    (
+        ["ablate", "physics", "--data", "synthetic", "--out", "e", "--input"],
+        "--input", (*ablate.PHYSICS_INPUTS, "both"),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "option", "allowed"), NAMED_VALUES)
+def test_an_unknown_value_is_a_usage_error_naming_the_allowed_ones(
+    tmp_path, capsys, monkeypatch, args, option, allowed
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "bogus"])
+    assert exit_info.value.code == 2
+    listed = ", ".join(map(repr, allowed))
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(f": error: argument {option}: invalid choice: 'bogus' (choose from {listed})")
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "option", "allowed"), NAMED_VALUES)
+def test_every_allowed_value_is_accepted(args, option, allowed):
+    dest = option.removeprefix("--")
+    for value in allowed:
+        assert getattr(build_parser().parse_args([*args, value]), dest) == value
+
+
+def test_unset_options_take_the_library_defaults(tmp_path, monkeypatch, capsys):
+    assert (DEFAULT_IMAGE_SIZE, DEFAULT_FREE_FRACTION, EVAL_BATCH_SIZE) == (224, 0.2, 64)
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append(kwargs)
+        return {}
+
+    monkeypatch.setattr("hopose.data.cache.prepare_cache", record)
+    monkeypatch.setattr("hopose.evaluate.eval_data_config", record)
+    monkeypatch.setattr("hopose.evaluate.run_eval", record)
+    out = str(tmp_path / "e")
+    assert main(["synth", "--split", "val", "--num", "3", "--out", out]) == 0
+    assert main(["prepare", "synthetic", "--split", "val", "--out", out]) == 0
+    assert main(["eval", "model.pt", "--data", "synthetic", "--out", out]) == 0
+    synth, prepare, _, evaluate = calls
+    assert synth["image_size"] == prepare["image_size"] == DEFAULT_IMAGE_SIZE
+    assert synth["free_fraction"] == DEFAULT_FREE_FRACTION
+    assert prepare["crop"] == "resize"
+    assert evaluate["batch_size"] == EVAL_BATCH_SIZE
+
+
+HELP_IMPORTS = """
+import argparse, contextlib, io, sys
+from hopose.cli import build_parser
+commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+for argv in [[], *([name] for name in commands.choices), ["data", "check"]]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        build_parser().parse_args([*argv, "--help"])
+print(sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "numpy", "hopose")))
+"""
+
+
+def test_help_imports_no_implementation():
+    """``hopose --help`` and every sub-command's stay fast: the option lists are imported only
+    when a value is checked."""
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_IMPORTS], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "['hopose', 'hopose.cli']"
 
 
 @pytest.mark.parametrize("command", ["eval", "predict"])

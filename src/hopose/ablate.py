@@ -33,6 +33,17 @@ from hopose.demo import train_stages
 from hopose.evaluate import run_eval
 from hopose.files import write_text
 from hopose.report import markdown_table
+from hopose.scoring import (
+    AFFINITY,
+    FORCE_CLOSURE,
+    GRASP_EPSILON,
+    HAND_MEAN_MM,
+    N_FRAMES,
+    OBJECT_MEAN_MM,
+    PENETRATION_MM,
+    VALID_CONTACTS,
+    plausibility_key,
+)
 from hopose.stages import STAGES
 from hopose.train import SplitCache, train
 
@@ -103,23 +114,34 @@ def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dic
         cfg = load_config(config_path(dataset, "lifter"), overrides + extra)
         result = train(cfg, run_dir, split_cache=split_cache)
         summary = _evaluate(result.checkpoint, cfg.data, run_dir / "eval", gt_2d=True)
-        measured = {p: summary[f"{p}_mean_mm"] if p in parts else None for p in ("hand", "object")}
-        rows.append({"name": name, **measured, "paper": paper, "n": summary["n"]})
+        measured = {
+            part: summary[key] if part in parts else None
+            for part, key in (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
+        }
+        rows.append({"name": name, **measured, "paper": paper, "n": summary[N_FRAMES]})
     return rows
 
 
-# Table 3 with statistics: the numbers compared, key in metrics.json and label.
-PHYSICS_METRICS: tuple[tuple[str, str], ...] = (
-    ("hand_mean_mm", "Hand error (mm)"),
-    ("object_mean_mm", "Object error (mm)"),
-    ("pred_valid_contacts", "Valid contacts per frame"),
-    ("pred_affinity", "Affinity loss (Eq. 6)"),
-    ("pred_penetration_mm", "Deepest penetration (mm)"),
-    ("pred_force_closure", "Force-closure rate"),
-    ("pred_grasp_epsilon", "Grasp quality (Ferrari-Canny epsilon)"),
+# Table 3 with statistics: the numbers compared, their key in metrics.json, the key of the
+# ground truth's value (None: no such value, "–") and label.
+PHYSICS_METRICS: tuple[tuple[str, str | None, str], ...] = (
+    (HAND_MEAN_MM, None, "Hand error (mm)"),
+    (OBJECT_MEAN_MM, None, "Object error (mm)"),
+    *(
+        (plausibility_key("pred", name), plausibility_key("gt", name), label)
+        for name, label in (
+            (VALID_CONTACTS, "Valid contacts per frame"),
+            (AFFINITY, "Affinity loss (Eq. 6)"),
+            (PENETRATION_MM, "Deepest penetration (mm)"),
+            (FORCE_CLOSURE, "Force-closure rate"),
+            (GRASP_EPSILON, "Grasp quality (Ferrari-Canny epsilon)"),
+        )
+    ),
 )
 # The two inputs of the physics study: the lifter on ground-truth 2D, the network from pixels.
 PHYSICS_INPUTS = ("gt_2d", "image")
+# The studies of `hopose ablate`: the paper's Table 2 (lifter variants) and Table 3 (physical loss).
+STUDIES = ("lifter", "physics")
 
 
 def _train_physics_row(
@@ -162,11 +184,10 @@ def physics_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     mse, physical = (runs[name] for name, _, _ in PHYSICS_ROWS)
     header = ["Metric", *(name for name, _, _ in PHYSICS_ROWS), "Paired difference", "Ground truth"]
     body = []
-    for key, label in PHYSICS_METRICS:
+    for key, gt_key, label in PHYSICS_METRICS:
         a = [run[key] for run in mse]
         b = [run[key] for run in physical]
-        gt_key = key.replace("pred_", "gt_")
-        truth = f"{mse[0][gt_key]:.3f}" if gt_key != key and gt_key in mse[0] else "–"
+        truth = "–" if gt_key is None else f"{mse[0][gt_key]:.3f}"
         diff = [y - x for x, y in zip(a, b, strict=True)]
         body.append([label, _mean_std(a), _mean_std(b), _mean_std(diff), truth])
     return "\n".join(markdown_table(header, body))
@@ -219,10 +240,10 @@ def ablate_physics(
     rows = [
         {
             "name": name,
-            "hand": float(np.mean([r["hand_mean_mm"] for r in runs[name]])),
-            "object": float(np.mean([r["object_mean_mm"] for r in runs[name]])),
+            "hand": float(np.mean([r[HAND_MEAN_MM] for r in runs[name]])),
+            "object": float(np.mean([r[OBJECT_MEAN_MM] for r in runs[name]])),
             "paper": paper,
-            "n": runs[name][0]["n"],
+            "n": runs[name][0][N_FRAMES],
             "seeds": runs[name],
         }
         for name, _, paper in PHYSICS_ROWS
@@ -278,7 +299,7 @@ def run_ablation(
             rows += [{**row, "input": source} for row in source_rows]
         table = "\n".join(tables)
     else:
-        raise ValueError(f"study must be 'lifter' or 'physics', got {study!r}")
+        raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
     write_text(out_dir / f"ablation_{study}.md", table)
     write_text(out_dir / f"ablation_{study}.json", json.dumps(rows, indent=2) + "\n")
     return table

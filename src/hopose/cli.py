@@ -13,6 +13,7 @@ files are :class:`OSError`. :func:`main` prints either as one line on stderr and
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -104,9 +105,29 @@ def _dataset(name: str) -> str:
     return name
 
 
+def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
+    """argparse ``type=``: a value of the name list ``module.constant``, or one of ``extra``.
+
+    Like ``choices=``, with argparse's own message, but the list is imported only when a value
+    is checked, so that building the parser imports no implementation (the module docstring).
+    """
+
+    def check(value: str) -> str:
+        if value in extra:
+            return value
+        allowed = (*getattr(importlib.import_module(module), constant), *extra)
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {value!r} (choose from {', '.join(map(repr, allowed))})"
+            )
+        return value
+
+    return check
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", required=True, type=_dataset, help="synthetic, fpha, obman, ho3d or dexycb"
+        "--data", required=True, type=_dataset, help="the dataset, e.g. synthetic or fpha"
     )
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
@@ -134,8 +155,9 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     _add_data_arguments(parser)
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument(
-        "--crop", choices=("resize", "square"), help="image geometry (default: the checkpoint's)"
-    )
+        "--crop", type=_one_of("hopose.data", "CROPS"),
+        help="image geometry (default: the checkpoint's)",
+    )  # fmt: skip
     parser.add_argument(
         "--option", dest="options", action="append", default=[], type=_option,
         metavar="KEY=VALUE",
@@ -146,7 +168,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         "--gt-2d", action="store_true",
         help="feed ground-truth 2D keypoints to the lifter (the paper's Table 2 protocol)",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--no-report", action="store_true",
@@ -172,7 +194,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from hopose.evaluate import eval_data_config, run_eval
+    from hopose.evaluate import EVAL_BATCH_SIZE, eval_data_config, run_eval
     from hopose.refine import refinement
 
     if args.data != "synthetic" and args.root is None and args.cache is None:
@@ -186,7 +208,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     )  # fmt: skip
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d,
-        batch_size=args.batch_size, device=args.device, report=not args.no_report,
+        batch_size=EVAL_BATCH_SIZE if args.batch_size is None else args.batch_size,
+        device=args.device, report=not args.no_report,
         plausibility=not (args.no_report or args.no_plausibility), refine=args.refine,
         complete_grasp=args.complete_grasp,
     )  # fmt: skip
@@ -254,7 +277,7 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ablate", help="the paper's ablations: lifter (Table 2) or physical loss (Table 3)"
     )
-    parser.add_argument("study", choices=("lifter", "physics"))
+    parser.add_argument("study", type=_one_of("hopose.ablate", "STUDIES"))
     _add_data_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="a smoke-sized run")
     parser.add_argument(
@@ -264,7 +287,7 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
         "--seeds", type=int, default=3, help="physics: training seeds per row (default: 3)"
     )
     parser.add_argument(
-        "--input", choices=("gt_2d", "image", "both"), default="both",
+        "--input", type=_one_of("hopose.ablate", "PHYSICS_INPUTS", "both"), default="both",
         help="physics: the lifter on ground-truth 2D, end to end from the images, or both",
     )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
@@ -272,12 +295,12 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_ablate(args: argparse.Namespace) -> int:
-    from hopose.ablate import run_ablation
+    from hopose.ablate import PHYSICS_INPUTS, run_ablation
 
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
         num=args.num, quick=args.quick, init=args.init, seeds=args.seeds,
-        sources=("gt_2d", "image") if args.input == "both" else (args.input,),
+        sources=PHYSICS_INPUTS if args.input == "both" else (args.input,),
     )  # fmt: skip
     print(table)
     return 0
@@ -308,12 +331,12 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "prepare", help="convert a dataset split once into a fast memory-mapped cache (resumable)"
     )
-    parser.add_argument("dataset", choices=("fpha", "obman", "ho3d", "dexycb", "synthetic"))
+    parser.add_argument("dataset", type=_one_of("hopose.data", "DATASETS"))
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--split", required=True, help="split to convert, e.g. train")
     parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
-    parser.add_argument("--image-size", type=int, default=224, help="network image side (px)")
-    parser.add_argument("--crop", choices=("resize", "square"), default="resize")
+    parser.add_argument("--image-size", type=int, help="network image side (px)")
+    parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
     parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes")
@@ -327,9 +350,11 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_prepare(args: argparse.Namespace) -> int:
     from hopose.data.cache import prepare_cache
+    from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 
     out = prepare_cache(
-        args.dataset, args.split, args.out, root=args.root, image_size=args.image_size,
+        args.dataset, args.split, args.out, root=args.root,
+        image_size=DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size,
         crop=args.crop, num_samples=args.num, seed=args.seed, workers=args.workers,
         on_error=args.on_error, **_loader_options(args),
     )  # fmt: skip
@@ -343,16 +368,14 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="write one split of the synthetic dataset to a cache folder (resumable)"
     )
     parser.add_argument(
-        "--split", choices=("train", "val", "test"),
+        "--split", type=_one_of("hopose.data", "SYNTHETIC_SPLIT_KEYS"),
         help="the split to write (its seed is derived from --seed and the split's name)",
     )  # fmt: skip
     parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the splits (>= 0)")
-    parser.add_argument("--image-size", type=int, default=224, help="image side (px)")
-    parser.add_argument(
-        "--free-fraction", type=float, default=0.2, help="share of approach/release frames"
-    )
+    parser.add_argument("--image-size", type=int, help="image side (px)")
+    parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
     parser.add_argument(
         "--stats", action="store_true",
@@ -362,6 +385,11 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    if not args.stats and (args.out is None or args.split is None):
+        raise ValueError("--split and --out: both are required unless --stats is given")
+    from hopose.data.synthetic import DEFAULT_FREE_FRACTION
+
+    free_fraction = DEFAULT_FREE_FRACTION if args.free_fraction is None else args.free_fraction
     if args.stats:
         import numpy as np
 
@@ -370,16 +398,16 @@ def _run_synth(args: argparse.Namespace) -> int:
 
         if args.num < 1 or args.seed < 0:
             raise ValueError("--num must be >= 1 and --seed >= 0")
-        grasps = generate_grasps(args.seed, np.arange(args.num), args.free_fraction)
+        grasps = generate_grasps(args.seed, np.arange(args.num), free_fraction)
         print(comparison_table(compare(grasps.hand_3d, grasps.object)))
         return 0
-    if args.out is None or args.split is None:
-        raise ValueError("--split and --out: both are required unless --stats is given")
     from hopose.data.cache import prepare_cache
+    from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 
     out = prepare_cache(
-        "synthetic", args.split, args.out, image_size=args.image_size, num_samples=args.num,
-        seed=args.seed, workers=args.workers, free_fraction=args.free_fraction,
+        "synthetic", args.split, args.out,
+        image_size=DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size,
+        num_samples=args.num, seed=args.seed, workers=args.workers, free_fraction=free_fraction,
     )  # fmt: skip
     print(out)
     return 0
@@ -390,7 +418,7 @@ def _register_data(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="dataset tools")
     tools = parser.add_subparsers(dest="tool", required=True)
     check = tools.add_parser("check", help="report missing/unreadable files and unlabelled frames")
-    check.add_argument("dataset", choices=("fpha", "obman", "ho3d", "dexycb"))
+    check.add_argument("dataset", type=_one_of("hopose.data", "REAL_DATASETS"))
     check.add_argument("--root", required=True, help="dataset folder")
     check.add_argument("--split", action="append", help="split to walk (repeatable; default all)")
     check.add_argument("--decode", action="store_true", help="decode every image fully (slow)")
@@ -438,7 +466,7 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
     parser.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
     parser.add_argument(
-        "--graph", choices=("network", "lifter"), default="network",
+        "--graph", type=_one_of("hopose.export", "GRAPHS"), default="network",
         help="network: image in, 2D and 3D out (default); lifter: 2D in, 3D out",
     )  # fmt: skip
     parser.set_defaults(func=_run_export)

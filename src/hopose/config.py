@@ -29,6 +29,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from hopose.crop import SELF_CROP_MARGIN
 from hopose.data import CROPS, DATASETS
+from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, VARIANT_PARTS
 from hopose.stages import STAGES
 
@@ -90,7 +91,7 @@ class DataConfig:
     """Split validated on after every epoch (the best checkpoint is chosen on it)."""
     test_split: str = "test"
     """Split ``hopose eval`` reports by default."""
-    image_size: int = 224
+    image_size: int = DEFAULT_IMAGE_SIZE
     """Side of the square network input in pixels (paper: 224)."""
     crop: str = "resize"
     """"resize" the whole frame to a square (paper, HOPE-Net), or "square", a crop around hand
@@ -156,7 +157,7 @@ class ModelConfig:
     """Hidden width of the graph layers."""
     dropout: float = 0.3
     """Dropout between the merged graph layers."""
-    image_size: int = 224
+    image_size: int = DEFAULT_IMAGE_SIZE
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 
     def __post_init__(self) -> None:

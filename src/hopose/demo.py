@@ -37,7 +37,15 @@ from hopose.configs import config_path
 from hopose.evaluate import mean_pose_predictions, run_eval
 from hopose.files import copy_file, write_text
 from hopose.report import markdown_table
-from hopose.scoring import score
+from hopose.scoring import (
+    HAND_AUC_0_80,
+    HAND_MEAN_MM,
+    HAND_PROCRUSTES_MM,
+    N_FRAMES,
+    OBJECT_2D_AUC_0_80,
+    OBJECT_MEAN_MM,
+    score,
+)
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
 from hopose.train import SplitCache, train
@@ -55,13 +63,15 @@ ROWS = (
     ("final_gt_2d", "final model, ground-truth 2D"),
     ("final_image", "final model, from the image"),
 )
+# Columns of the results table: (summary key, title); an AUC with 3 decimals, the rest with 1.
 COLUMNS = (
-    ("hand_mean_mm", "hand mm"),
-    ("object_mean_mm", "object mm"),
-    ("hand_auc_0_80", "hand 3D AUC 0-80 mm"),
-    ("object_2d_auc_0_80", "object 2D AUC 0-80 px"),
-    ("hand_procrustes_mm", "hand PA mm"),
+    (HAND_MEAN_MM, "hand mm"),
+    (OBJECT_MEAN_MM, "object mm"),
+    (HAND_AUC_0_80, "hand 3D AUC 0-80 mm"),
+    (OBJECT_2D_AUC_0_80, "object 2D AUC 0-80 px"),
+    (HAND_PROCRUSTES_MM, "hand PA mm"),
 )
+AUC_KEYS = (HAND_AUC_0_80, OBJECT_2D_AUC_0_80)
 
 
 def train_stages(
@@ -94,7 +104,7 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
     rows = [
         [name]
         + [
-            f"{results[key][column]:.3f}" if "auc" in column else f"{results[key][column]:.1f}"
+            f"{results[key][column]:.3f}" if column in AUC_KEYS else f"{results[key][column]:.1f}"
             for column, _ in COLUMNS
         ]
         for key, name in ROWS
@@ -132,18 +142,18 @@ def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
     results["mean_pose_baseline"] = score(baseline, plausibility=False)
 
     checks = {
-        f"{key}_{part}_below_{label}": results[key][f"{part}_mean_mm"]
-        <= factor * results["mean_pose_baseline"][f"{part}_mean_mm"]
+        f"{key}_{part}_below_{label}": results[key][mean_key]
+        <= factor * results["mean_pose_baseline"][mean_key]
         for key, label, factor in (
             ("lifter_gt_2d", "half_baseline", 0.5),
             ("final_image", "baseline", 1.0),
         )
-        for part in ("hand", "object")
+        for part, mean_key in (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
     }
     table = results_table(results)
     summary = {
         "quick": quick,
-        "n_test": results["final_image"]["n"],
+        "n_test": results["final_image"][N_FRAMES],
         "train_minutes": train_seconds / 60,
         "total_minutes": (time.perf_counter() - start) / 60,
         "results": results,

@@ -41,6 +41,9 @@ from hopose.scoring import frame_metrics, summarize
 from hopose.skeleton import NUM_JOINTS
 from hopose.train import build_split
 
+# Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
+EVAL_BATCH_SIZE = 64
+
 
 def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(B, 29, D) nodes to hand (B, 21, D) and object (B, 8, D) numpy arrays."""
@@ -82,7 +85,7 @@ def predict_split(
     gt_2d: bool = False,
     self_crop_iterations: int = 0,
     self_crop_margin: float = SELF_CROP_MARGIN,
-    batch_size: int = 64,
+    batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:
     """Run ``model`` over ``dataset`` in order and collect predictions beside the ground truth.
@@ -198,7 +201,7 @@ def run_eval(
     out_dir: str | Path,
     *,
     gt_2d: bool = False,
-    batch_size: int = 64,
+    batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str = "cpu",
     report: bool = True,
     plausibility: bool | None = None,

@@ -40,7 +40,30 @@ from hopose.files import write_atomic, write_text
 from hopose.geometry import box_central_axis
 from hopose.physics import ETA, N_SAMPLES, TOP_K, contact_points
 from hopose.plausibility import MU
-from hopose.scoring import ACCURACY_COLUMNS, COLUMNS, frame_metrics, summarize
+from hopose.scoring import (
+    ACCURACY_COLUMNS,
+    AFFINITY,
+    COLUMNS,
+    CUBOID_MM,
+    FORCE_CLOSURE,
+    GRASP_EPSILON,
+    HAND_AUC_0_80,
+    HAND_MEAN_MM,
+    HAND_MM,
+    HAND_PROCRUSTES_MM,
+    HAND_ROOT_RELATIVE_MM,
+    N_FRAMES,
+    OBJECT_2D_AUC_0_80,
+    OBJECT_2D_PX,
+    OBJECT_MEAN_MM,
+    OBJECT_MM,
+    OBJECT_REPROJ_MEAN_PX,
+    PENETRATION_MM,
+    VALID_CONTACTS,
+    frame_metrics,
+    plausibility_key,
+    summarize,
+)
 from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 
 # The paper's Table 1 (mean 3D error in mm, hand then object), measured on FPHA-HO with the
@@ -52,23 +75,23 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
     "Zhuang & Mu 2021": (12.53, 19.09),
 }
 
-# Summary rows of the tables: key, label, number format.
+# Summary rows of the tables: key (plausibility: name), label, number format.
 ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("hand_mean_mm", "Hand mean joint error (mm)", "{:.2f}"),
-    ("hand_root_relative_mm", "Hand root-relative error (mm)", "{:.2f}"),
-    ("hand_procrustes_mm", "Hand Procrustes-aligned error (mm)", "{:.2f}"),
-    ("hand_auc_0_80", "Hand 3D PCK AUC, 0-80 mm", "{:.3f}"),
-    ("object_mean_mm", "Object mean corner error (mm)", "{:.2f}"),
-    ("object_reproj_mean_px", "Object 2D reprojection error (px)", "{:.2f}"),
-    ("object_2d_auc_0_80", "Object 2D correct-pose AUC, 0-80 px", "{:.3f}"),
+    (HAND_MEAN_MM, "Hand mean joint error (mm)", "{:.2f}"),
+    (HAND_ROOT_RELATIVE_MM, "Hand root-relative error (mm)", "{:.2f}"),
+    (HAND_PROCRUSTES_MM, "Hand Procrustes-aligned error (mm)", "{:.2f}"),
+    (HAND_AUC_0_80, "Hand 3D PCK AUC, 0-80 mm", "{:.3f}"),
+    (OBJECT_MEAN_MM, "Object mean corner error (mm)", "{:.2f}"),
+    (OBJECT_REPROJ_MEAN_PX, "Object 2D reprojection error (px)", "{:.2f}"),
+    (OBJECT_2D_AUC_0_80, "Object 2D correct-pose AUC, 0-80 px", "{:.3f}"),
 )
 PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("valid_contacts", "Valid contacts per frame", "{:.2f}"),
-    ("affinity", "Affinity loss, Eq. 6 (lower: contacts spread around the axis)", "{:.3f}"),
-    ("penetration_mm", "Deepest joint penetration into the box (mm)", "{:.2f}"),
-    ("grasp_epsilon", f"Grasp quality: Ferrari-Canny epsilon (mu = {MU})", "{:.4f}"),
-    ("force_closure", "Force-closure frames (epsilon > 0)", "{:.1%}"),
-    ("cuboid_mm", "Box corners' mean distance to the best-fitting cuboid (mm)", "{:.2f}"),
+    (VALID_CONTACTS, "Valid contacts per frame", "{:.2f}"),
+    (AFFINITY, "Affinity loss, Eq. 6 (lower: contacts spread around the axis)", "{:.3f}"),
+    (PENETRATION_MM, "Deepest joint penetration into the box (mm)", "{:.2f}"),
+    (GRASP_EPSILON, f"Grasp quality: Ferrari-Canny epsilon (mu = {MU})", "{:.4f}"),
+    (FORCE_CLOSURE, "Force-closure frames (epsilon > 0)", "{:.1%}"),
+    (CUBOID_MM, "Box corners' mean distance to the best-fitting cuboid (mm)", "{:.2f}"),
 )
 FIGURES: tuple[tuple[str, str], ...] = (
     ("hand_pck.png", "Hand 3D PCK"),
@@ -88,9 +111,9 @@ OBJECT_PCK_LABELS = {
 }
 # The PCK plots: file, error column, thresholds, AUC key, labels, colour of a lone run.
 PCK_PLOTS = (
-    ("hand_pck.png", "hand_mm", metrics.THRESHOLDS_MM, "hand_auc_0_80", HAND_PCK_LABELS,
+    ("hand_pck.png", HAND_MM, metrics.THRESHOLDS_MM, HAND_AUC_0_80, HAND_PCK_LABELS,
      viz.HAND_COLOUR["pred"]),
-    ("object_pck.png", "object_2d_px", metrics.THRESHOLDS_PX, "object_2d_auc_0_80",
+    ("object_pck.png", OBJECT_2D_PX, metrics.THRESHOLDS_PX, OBJECT_2D_AUC_0_80,
      OBJECT_PCK_LABELS, viz.OBJECT_COLOUR["pred"]),
 )  # fmt: skip
 
@@ -176,8 +199,8 @@ def table1_lines(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> lis
             obj.append(f"{object_mm:.2f}")
     for name, summary in runs.items():
         header.append(name)
-        hand.append(_format(summary.get("hand_mean_mm"), "{:.2f}"))
-        obj.append(_format(summary.get("object_mean_mm"), "{:.2f}"))
+        hand.append(_format(summary[HAND_MEAN_MM], "{:.2f}"))
+        obj.append(_format(summary[OBJECT_MEAN_MM], "{:.2f}"))
     lines = markdown_table(header, [hand, obj])
     if paper:
         lines += ["", f"† Published in the paper's Table 1, protocol {PAPER_PROTOCOL}."]
@@ -187,8 +210,7 @@ def table1_lines(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> lis
 def metric_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Accuracy rows, one column per run."""
     rows = [
-        [label] + [_format(s.get(key), fmt) for s in runs.values()]
-        for key, label, fmt in ACCURACY_ROWS
+        [label] + [_format(s[key], fmt) for s in runs.values()] for key, label, fmt in ACCURACY_ROWS
     ]
     return markdown_table(["Metric", *runs], rows)
 
@@ -197,18 +219,19 @@ def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Plausibility rows: per run, the prediction's value, and ground truth's once at the end."""
     header = ["Metric", *(f"{name}: prediction" for name in runs), "ground truth"]
     first = next(iter(runs.values()))
+    # .get: a run scored without plausibility (--no-plausibility) has none of these keys; "–".
     rows = [
         [label]
-        + [_format(s.get(f"pred_{key}"), fmt) for s in runs.values()]
-        + [_format(first.get(f"gt_{key}"), fmt)]
-        for key, label, fmt in PLAUSIBILITY_ROWS
+        + [_format(s.get(plausibility_key("pred", name)), fmt) for s in runs.values()]
+        + [_format(first.get(plausibility_key("gt", name)), fmt)]
+        for name, label, fmt in PLAUSIBILITY_ROWS
     ]
     return markdown_table(header, rows)
 
 
 def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[tuple[str, int]]:
     """Best, median and worst of the candidate frames by mean error over all 29 keypoints."""
-    error = (NUM_JOINTS * columns["hand_mm"] + NUM_CORNERS * columns["object_mm"]) / (
+    error = (NUM_JOINTS * columns[HAND_MM] + NUM_CORNERS * columns[OBJECT_MM]) / (
         NUM_JOINTS + NUM_CORNERS
     )
     order = candidates[np.argsort(error[candidates], kind="stable")]
@@ -217,8 +240,8 @@ def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[
 
 def _frame_title(rank: str, k: int, columns: Mapping[str, NDArray]) -> str:
     return (
-        f"{rank}: {columns['id'][k]}\nhand {columns['hand_mm'][k]:.1f} mm, "
-        f"object {columns['object_mm'][k]:.1f} mm"
+        f"{rank}: {columns['id'][k]}\nhand {columns[HAND_MM][k]:.1f} mm, "
+        f"object {columns[OBJECT_MM][k]:.1f} mm"
     )
 
 
@@ -270,7 +293,8 @@ def contact_panels(hand: NDArray, obj: NDArray, titles: Sequence[str]) -> list[d
 
 def _contacts(predictions: Mapping[str, Any], columns: Mapping[str, NDArray]) -> Any:
     """Contacts of the best, median and worst frames among those whose ground truth grasps."""
-    counts = columns.get("gt_valid_contacts", np.zeros(len(columns["id"])))
+    # .get: without plausibility (--no-plausibility) there are no counts; every frame ranks.
+    counts = columns.get(plausibility_key("gt", VALID_CONTACTS), np.zeros(len(columns["id"])))
     grasping = np.flatnonzero(counts >= 2)
     candidates = grasping if grasping.size else np.arange(len(columns["id"]))
     ranked = _ranked_frames(columns, candidates)
@@ -301,7 +325,7 @@ def _write_pck_figures(
             thresholds,
             curves,
             colours=colours,
-            note=note if column == "hand_mm" else None,
+            note=note if column == HAND_MM else None,
             **labels,
         )
         viz.save_figure(figure, figures / name)
@@ -375,8 +399,8 @@ def write_report(
     lines = [
         "# hopose evaluation report",
         "",
-        f"Protocol: **{protocol}**, {runs['hopose']['n']} frames. Object 2D errors are measured "
-        f"in pixels of {camera}.",
+        f"Protocol: **{protocol}**, {runs['hopose'][N_FRAMES]} frames. Object 2D errors are "
+        f"measured in pixels of {camera}.",
         "",
     ]
     info = {key: value for key, value in summary.items() if isinstance(value, str)}
@@ -430,7 +454,7 @@ def compare_runs(
     lines = [
         "# hopose comparison",
         "",
-        "Runs: " + ", ".join(f"`{d}` ({runs[n]['n']} frames)" for n, d in folders.items()),
+        "Runs: " + ", ".join(f"`{d}` ({runs[n][N_FRAMES]} frames)" for n, d in folders.items()),
         "",
         *_tables(runs, paper=paper),
         "Ground truth is that of the first run.",

@@ -26,11 +26,66 @@ from numpy.typing import NDArray
 from hopose import metrics
 from hopose.plausibility import default_workers, pose_plausibility
 
-ACCURACY_COLUMNS = ("hand_mm", "object_mm", "hand_rr_mm", "hand_pa_mm", "object_2d_px")
-KEYPOINT_2D_COLUMNS = ("hand_kp2d_px", "object_kp2d_px")
-PLAUSIBILITY_NAMES = ("valid_contacts", "affinity", "penetration_mm", "grasp_epsilon", "cuboid_mm")
+# The names below are the one home of every column and summary key: the report, the demo and
+# the ablations import them, so a renamed key fails where it is read instead of showing "–".
+# Each constant is its value in capitals, but for N_FRAMES ("n").
+
+# Per-frame columns (per_frame.csv).
+HAND_MM = "hand_mm"
+OBJECT_MM = "object_mm"
+HAND_RR_MM = "hand_rr_mm"
+HAND_PA_MM = "hand_pa_mm"
+OBJECT_2D_PX = "object_2d_px"
+HAND_KP2D_PX = "hand_kp2d_px"
+OBJECT_KP2D_PX = "object_kp2d_px"
+
+# Summary keys (metrics.json): always present...
+N_FRAMES = "n"
+HAND_MEAN_MM = "hand_mean_mm"
+HAND_ROOT_RELATIVE_MM = "hand_root_relative_mm"
+HAND_PROCRUSTES_MM = "hand_procrustes_mm"
+HAND_AUC_0_80 = "hand_auc_0_80"
+OBJECT_MEAN_MM = "object_mean_mm"
+OBJECT_REPROJ_MEAN_PX = "object_reproj_mean_px"
+OBJECT_2D_AUC_0_80 = "object_2d_auc_0_80"
+# ... and present only when the columns hold the 2D keypoints' errors.
+HAND_KP2D_MEAN_PX = "hand_kp2d_mean_px"
+OBJECT_KP2D_MEAN_PX = "object_kp2d_mean_px"
+
+# Plausibility names: columns and summary keys are plausibility_key(who, name), who "pred" or
+# "gt"; absent when the plausibility was not computed (plausibility=False, --no-plausibility).
+# The per-frame names are those hopose.plausibility.pose_plausibility returns.
+VALID_CONTACTS = "valid_contacts"
+AFFINITY = "affinity"
+PENETRATION_MM = "penetration_mm"
+GRASP_EPSILON = "grasp_epsilon"
+FORCE_CLOSURE = "force_closure"  # summary only: the fraction of frames with epsilon > 0
+CUBOID_MM = "cuboid_mm"
+
+ACCURACY_COLUMNS = (HAND_MM, OBJECT_MM, HAND_RR_MM, HAND_PA_MM, OBJECT_2D_PX)
+KEYPOINT_2D_COLUMNS = (HAND_KP2D_PX, OBJECT_KP2D_PX)
+PLAUSIBILITY_NAMES = (VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, CUBOID_MM)
+PLAUSIBILITY_SUMMARY_NAMES = (
+    VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, FORCE_CLOSURE, CUBOID_MM
+)  # fmt: skip
+# Every summary holds SUMMARY_KEYS; KEYPOINT_2D_KEYS and PLAUSIBILITY_KEYS only when computed.
+SUMMARY_KEYS = (
+    N_FRAMES, HAND_MEAN_MM, HAND_ROOT_RELATIVE_MM, HAND_PROCRUSTES_MM, HAND_AUC_0_80,
+    OBJECT_MEAN_MM, OBJECT_REPROJ_MEAN_PX, OBJECT_2D_AUC_0_80,
+)  # fmt: skip
+KEYPOINT_2D_KEYS = (HAND_KP2D_MEAN_PX, OBJECT_KP2D_MEAN_PX)
+
+
+def plausibility_key(who: str, name: str) -> str:
+    """The column or summary key of a plausibility ``name`` for ``who``, "pred" or "gt"."""
+    return f"{who}_{name}"
+
+
 PLAUSIBILITY_COLUMNS = tuple(
-    f"{who}_{name}" for name in PLAUSIBILITY_NAMES for who in ("pred", "gt")
+    plausibility_key(who, name) for name in PLAUSIBILITY_NAMES for who in ("pred", "gt")
+)
+PLAUSIBILITY_KEYS = tuple(
+    plausibility_key(who, name) for who in ("pred", "gt") for name in PLAUSIBILITY_SUMMARY_NAMES
 )
 COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAUSIBILITY_COLUMNS)
 
@@ -57,11 +112,11 @@ def accuracy_columns(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
     camera = _array(predictions, "orig_K" if "orig_K" in predictions else "K")
     columns = {
         "id": np.asarray(predictions["id"]).astype(str),
-        "hand_mm": metrics.per_frame_error(pred_hand, gt_hand),
-        "object_mm": metrics.per_frame_error(pred_obj, gt_obj),
-        "hand_rr_mm": metrics.root_relative_error(pred_hand, gt_hand),
-        "hand_pa_mm": metrics.procrustes_error(pred_hand, gt_hand),
-        "object_2d_px": metrics.reprojection_error(pred_obj, gt_obj, camera),
+        HAND_MM: metrics.per_frame_error(pred_hand, gt_hand),
+        OBJECT_MM: metrics.per_frame_error(pred_obj, gt_obj),
+        HAND_RR_MM: metrics.root_relative_error(pred_hand, gt_hand),
+        HAND_PA_MM: metrics.procrustes_error(pred_hand, gt_hand),
+        OBJECT_2D_PX: metrics.reprojection_error(pred_obj, gt_obj, camera),
     }
     for column, part in zip(KEYPOINT_2D_COLUMNS, ("hand_2d", "obj_2d"), strict=True):
         if f"pred_{part}" in predictions and f"gt_{part}" in predictions:
@@ -90,7 +145,7 @@ def plausibility_columns(
     both = pose_plausibility(torch.from_numpy(hand), torch.from_numpy(obj), workers=workers)
     n = len(hand) // 2
     return {
-        f"{who}_{name}": values[part]
+        plausibility_key(who, name): values[part]
         for name, values in both.items()
         for who, part in (("pred", slice(0, n)), ("gt", slice(n, None)))
     }
@@ -128,17 +183,18 @@ def summarize_plausibility(columns: Mapping[str, NDArray]) -> dict[str, float]:
     """
     summary: dict[str, float] = {}
     for who in ("pred", "gt"):
-        if f"{who}_valid_contacts" not in columns:
+        key = {name: plausibility_key(who, name) for name in PLAUSIBILITY_SUMMARY_NAMES}
+        if key[VALID_CONTACTS] not in columns:
             continue
-        contacts = np.asarray(columns[f"{who}_valid_contacts"])
-        affinity = np.asarray(columns[f"{who}_affinity"])[contacts >= 2]
-        epsilon = np.asarray(columns[f"{who}_grasp_epsilon"])
-        summary[f"{who}_valid_contacts"] = float(contacts.mean())
-        summary[f"{who}_affinity"] = float(affinity.mean()) if affinity.size else 0.0
-        summary[f"{who}_penetration_mm"] = float(np.mean(columns[f"{who}_penetration_mm"]))
-        summary[f"{who}_grasp_epsilon"] = float(epsilon.mean())
-        summary[f"{who}_force_closure"] = float((epsilon > 0).mean())
-        summary[f"{who}_cuboid_mm"] = float(np.mean(columns[f"{who}_cuboid_mm"]))
+        contacts = np.asarray(columns[key[VALID_CONTACTS]])
+        affinity = np.asarray(columns[key[AFFINITY]])[contacts >= 2]
+        epsilon = np.asarray(columns[key[GRASP_EPSILON]])
+        summary[key[VALID_CONTACTS]] = float(contacts.mean())
+        summary[key[AFFINITY]] = float(affinity.mean()) if affinity.size else 0.0
+        summary[key[PENETRATION_MM]] = float(np.mean(columns[key[PENETRATION_MM]]))
+        summary[key[GRASP_EPSILON]] = float(epsilon.mean())
+        summary[key[FORCE_CLOSURE]] = float((epsilon > 0).mean())
+        summary[key[CUBOID_MM]] = float(np.mean(columns[key[CUBOID_MM]]))
     return summary
 
 
@@ -153,18 +209,16 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
         columns hold them; and :func:`summarize_plausibility`.
     """
     summary = {
-        "n": len(columns["hand_mm"]),
-        "hand_mean_mm": float(np.mean(columns["hand_mm"])),
-        "hand_root_relative_mm": float(np.mean(columns["hand_rr_mm"])),
-        "hand_procrustes_mm": float(np.mean(columns["hand_pa_mm"])),
-        "hand_auc_0_80": _auc(columns["hand_mm"], metrics.THRESHOLDS_MM),
-        "object_mean_mm": float(np.mean(columns["object_mm"])),
-        "object_reproj_mean_px": float(np.mean(columns["object_2d_px"])),
-        "object_2d_auc_0_80": _auc(columns["object_2d_px"], metrics.THRESHOLDS_PX),
+        N_FRAMES: len(columns[HAND_MM]),
+        HAND_MEAN_MM: float(np.mean(columns[HAND_MM])),
+        HAND_ROOT_RELATIVE_MM: float(np.mean(columns[HAND_RR_MM])),
+        HAND_PROCRUSTES_MM: float(np.mean(columns[HAND_PA_MM])),
+        HAND_AUC_0_80: _auc(columns[HAND_MM], metrics.THRESHOLDS_MM),
+        OBJECT_MEAN_MM: float(np.mean(columns[OBJECT_MM])),
+        OBJECT_REPROJ_MEAN_PX: float(np.mean(columns[OBJECT_2D_PX])),
+        OBJECT_2D_AUC_0_80: _auc(columns[OBJECT_2D_PX], metrics.THRESHOLDS_PX),
     }
-    for column, key in zip(
-        KEYPOINT_2D_COLUMNS, ("hand_kp2d_mean_px", "object_kp2d_mean_px"), strict=True
-    ):
+    for column, key in zip(KEYPOINT_2D_COLUMNS, KEYPOINT_2D_KEYS, strict=True):
         if column in columns:
             summary[key] = float(np.mean(columns[column]))
     return summary | summarize_plausibility(columns)

@@ -35,7 +35,13 @@ from hopose.data.ho3d import HO3D
 from hopose.data.obman import ObMan
 from hopose.data.sample import SAMPLE_KEYS, check_sample, collate_samples
 from hopose.data.synthetic import SyntheticHandObject
-from hopose.data.transforms import CROPS, DataFileError, Frame, frame_to_record
+from hopose.data.transforms import (
+    CROPS,
+    DEFAULT_IMAGE_SIZE,
+    DataFileError,
+    Frame,
+    frame_to_record,
+)
 
 __all__ = [
     "CROPS",
@@ -85,7 +91,7 @@ def build_dataset(
     *,
     root: str | None = None,
     cache: str | None = None,
-    image_size: int = 224,
+    image_size: int = DEFAULT_IMAGE_SIZE,
     crop: str = "resize",
     num_samples: int | None = None,
     seed: int = 0,

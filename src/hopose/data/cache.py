@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from hopose.data.sample import ARRAY_KEYS, ARRAY_SHAPES, SAMPLE_KEYS, check_sample
-from hopose.data.transforms import DataFileError
+from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError
 from hopose.data.workers import ExitWithParent
 from hopose.files import write_text
 
@@ -333,7 +333,7 @@ def prepare_cache(
     out_dir: str | Path,
     *,
     root: str | None = None,
-    image_size: int = 224,
+    image_size: int = DEFAULT_IMAGE_SIZE,
     crop: str = "resize",
     num_samples: int | None = None,
     seed: int = 0,

@@ -99,13 +99,15 @@ from torch.utils.data import Dataset
 
 from hopose.crop import crop_affine, frame_square
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
-from hopose.data.transforms import CROPS, Frame, image_geometry
+from hopose.data.transforms import CROPS, DEFAULT_IMAGE_SIZE, Frame, image_geometry
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
 from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, NUM_JOINTS, NUM_NODES
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
+# Default probability of a free (approach/release) frame, without contact (module docstring, 4).
+DEFAULT_FREE_FRACTION = 0.2
 # Share of jittered square-crop samples that show the whole frame (self-cropping's first view):
 # the first pass only places the crop, so most samples train the crop pass (docs/training.md).
 WHOLE_FRAME_SHARE = 0.15
@@ -750,7 +752,10 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
 
 
 def generate_grasps(
-    seed: int, indices: np.ndarray, free_fraction: float = 0.2, camera: np.ndarray | None = None
+    seed: int,
+    indices: np.ndarray,
+    free_fraction: float = DEFAULT_FREE_FRACTION,
+    camera: np.ndarray | None = None,
 ) -> Grasps:
     """The poses of samples ``indices`` of the dataset with seed ``seed``, camera frame.
 
@@ -822,10 +827,10 @@ class SyntheticHandObject(Dataset):
         self,
         num_samples: int,
         seed: int,
-        image_size: int = 224,
+        image_size: int = DEFAULT_IMAGE_SIZE,
         *,
         with_images: bool = True,
-        free_fraction: float = 0.2,
+        free_fraction: float = DEFAULT_FREE_FRACTION,
         focal_scale: float | Sequence[float] = 1.0,
         crop: str = "resize",
         jitter: bool = False,

@@ -38,6 +38,8 @@ from hopose.skeleton import CORNER_SIGNS
 log = logging.getLogger(__name__)
 
 CROPS: tuple[str, ...] = ("resize", "square")
+# Side of the square network image in pixels (the paper's 224), the default of every loader.
+DEFAULT_IMAGE_SIZE = 224
 # Fraction of the hand-object square added on each side by ``crop="square"``.
 DEFAULT_MARGIN = 0.2
 
@@ -233,7 +235,7 @@ def load_network_image(
 def frame_to_record(
     frame: Frame,
     *,
-    image_size: int = 224,
+    image_size: int = DEFAULT_IMAGE_SIZE,
     crop: str = "resize",
     margin: float = DEFAULT_MARGIN,
     with_images: bool = True,
@@ -310,7 +312,7 @@ class FrameDataset(Dataset):
     def __init__(
         self,
         *,
-        image_size: int = 224,
+        image_size: int = DEFAULT_IMAGE_SIZE,
         crop: str = "resize",
         margin: float = DEFAULT_MARGIN,
         with_images: bool = True,
