@@ -168,7 +168,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         "--gt-2d", action="store_true",
         help="feed ground-truth 2D keypoints to the lifter (the paper's Table 2 protocol)",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int, help="frames per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--no-report", action="store_true",
