@@ -199,8 +199,8 @@ def test_an_unknown_dataset_is_a_usage_error_naming_the_known_ones(tmp_path, cap
         main([command, first, "--data", "fhpa", "--out", str(tmp_path / "e")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"hopose {command}: error: argument --data: unknown dataset 'fhpa', expected one of "
-        "synthetic, fpha, obman, ho3d, dexycb"
+        f"hopose {command}: error: argument --data: invalid choice: 'fhpa' (choose from "
+        "'synthetic', 'fpha', 'obman', 'ho3d', 'dexycb')"
     )
     assert not (tmp_path / "e").exists()
 

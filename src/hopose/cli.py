@@ -94,17 +94,6 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset(name: str) -> str:
-    """``--data``: one of :data:`hopose.data.DATASETS`, for argparse."""
-    from hopose.data import DATASETS
-
-    if name not in DATASETS:
-        raise argparse.ArgumentTypeError(
-            f"unknown dataset {name!r}, expected one of {', '.join(DATASETS)}"
-        )
-    return name
-
-
 def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
     """argparse ``type=``: a value of the name list ``module.constant``, or one of ``extra``.
 
@@ -127,7 +116,10 @@ def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", required=True, type=_dataset, help="the dataset, e.g. synthetic or fpha"
+        "--data",
+        required=True,
+        type=_one_of("hopose.data", "DATASETS"),
+        help="the dataset, e.g. synthetic or fpha",
     )
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--cache", help="cache folder written by hopose prepare")

@@ -78,7 +78,7 @@ from hopose.data import build_dataset, collate_samples
 from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
 from hopose.data.workers import ExitWithParent
-from hopose.files import write_atomic
+from hopose.files import write_atomic, write_text
 from hopose.losses import compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.skeleton import PART_NODES
@@ -731,7 +731,7 @@ def _train(
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
     if runtime.is_main:
-        (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        write_text(out_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
     stage = STAGES[cfg.stage]
     train_set, val_set = (
