@@ -38,7 +38,13 @@ from hopose import plausibility
 from hopose.data.synthetic import generate_grasps
 from hopose.geometry import project_points
 from hopose.plausibility import default_workers
-from hopose.scoring import frame_metrics, summarize
+from hopose.scoring import (
+    FORCE_CLOSURE,
+    GRASP_EPSILON,
+    frame_metrics,
+    plausibility_key,
+    summarize,
+)
 from physics_reference import hull_epsilon_naive
 
 # A 224 x 224 network image seen through a 200 px focal length.
@@ -108,7 +114,7 @@ def main() -> None:
             old, old_seconds, old_cpu = _timed(
                 "previous epsilon (LP + one default hull)", predictions, workers=workers
             )
-        keys = ("pred_grasp_epsilon", "gt_grasp_epsilon")
+        keys = (plausibility_key("pred", GRASP_EPSILON), plausibility_key("gt", GRASP_EPSILON))
         diff = max(np.abs(columns[k] - old[k]).max() for k in keys)
         flips = sum(int(((columns[k] > 0) != (old[k] > 0)).sum()) for k in keys)
         print(
@@ -116,10 +122,8 @@ def main() -> None:
             f"largest epsilon difference {diff:.1e}, force-closure flips {flips}"
         )
     summary = summarize(columns)
-    print(
-        f"force closure: pred {summary['pred_force_closure']:.3f}, "
-        f"gt {summary['gt_force_closure']:.3f}"
-    )
+    pred, gt = (summary[plausibility_key(who, FORCE_CLOSURE)] for who in ("pred", "gt"))
+    print(f"force closure: pred {pred:.3f}, gt {gt:.3f}")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,13 @@ ROUND_OFF = 1e-9
 # of the nearest one's distance: any value >= 1 gives the same epsilon; 1.2 took the fewest
 # hulls on the benchmark's grasps (BENCHMARKS.md).
 NEAR_FACETS = 1.2
+# The names of pose_plausibility's per-frame arrays, which hopose.scoring turns into columns and
+# summary keys (its one home of every metric name re-exports these).
+VALID_CONTACTS = "valid_contacts"
+AFFINITY = "affinity"
+PENETRATION_MM = "penetration_mm"
+GRASP_EPSILON = "grasp_epsilon"
+CUBOID_MM = "cuboid_mm"
 
 
 def face_planes(obj: Tensor) -> tuple[Tensor, Tensor]:
@@ -412,9 +419,9 @@ def pose_plausibility(
         workers=workers,
     )
     return {
-        "valid_contacts": valid.sum(dim=-1).double().numpy(),
-        "affinity": torch.cat(affinity).numpy(),
-        "penetration_mm": penetration_depth(hand, obj).amax(dim=-1).numpy(),
-        "grasp_epsilon": epsilon,
-        "cuboid_mm": cuboid_error(obj).numpy(),
+        VALID_CONTACTS: valid.sum(dim=-1).double().numpy(),
+        AFFINITY: torch.cat(affinity).numpy(),
+        PENETRATION_MM: penetration_depth(hand, obj).amax(dim=-1).numpy(),
+        GRASP_EPSILON: epsilon,
+        CUBOID_MM: cuboid_error(obj).numpy(),
     }

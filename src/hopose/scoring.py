@@ -24,7 +24,15 @@ import torch
 from numpy.typing import NDArray
 
 from hopose import metrics
-from hopose.plausibility import default_workers, pose_plausibility
+from hopose.plausibility import (
+    AFFINITY,
+    CUBOID_MM,
+    GRASP_EPSILON,
+    PENETRATION_MM,
+    VALID_CONTACTS,
+    default_workers,
+    pose_plausibility,
+)
 
 # The names below are the one home of every column and summary key: the report, the demo and
 # the ablations import them, so a renamed key fails where it is read instead of showing "–".
@@ -54,13 +62,9 @@ OBJECT_KP2D_MEAN_PX = "object_kp2d_mean_px"
 
 # Plausibility names: columns and summary keys are plausibility_key(who, name), who "pred" or
 # "gt"; absent when the plausibility was not computed (plausibility=False, --no-plausibility).
-# The per-frame names are those hopose.plausibility.pose_plausibility returns.
-VALID_CONTACTS = "valid_contacts"
-AFFINITY = "affinity"
-PENETRATION_MM = "penetration_mm"
-GRASP_EPSILON = "grasp_epsilon"
+# The per-frame names (VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, CUBOID_MM) are
+# those hopose.plausibility.pose_plausibility returns, imported from there.
 FORCE_CLOSURE = "force_closure"  # summary only: the fraction of frames with epsilon > 0
-CUBOID_MM = "cuboid_mm"
 
 ACCURACY_COLUMNS = (HAND_MM, OBJECT_MM, HAND_RR_MM, HAND_PA_MM, OBJECT_2D_PX)
 KEYPOINT_2D_COLUMNS = (HAND_KP2D_PX, OBJECT_KP2D_PX)
