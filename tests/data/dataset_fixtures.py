@@ -210,9 +210,10 @@ def write_ho3d(root: Path, *, with_rest: bool = True) -> None:
 DEXYCB_SERIAL = "836212060125"
 
 
-def write_dexycb(root: Path, *, sides: str = "right") -> None:
-    """Subject 01 with 5 sequences (s0 val keeps the 5th), one camera each with frames 0 (a
-    hand) and 1 (no hand), the intrinsics of all 8 cameras and the grasped YCB model."""
+def write_dexycb(root: Path, *, sides: str = "right", sequences: int = 100) -> None:
+    """Subject 01 with ``sequences`` sequence folders (100, as in the real dataset) holding a
+    meta.yml; the first 5 (s0 val keeps the 5th) have one camera with frames 0 (a hand) and 1
+    (no hand). Plus the intrinsics of all 8 cameras and the grasped YCB model."""
     from hopose.data.dexycb import DEXYCB_SERIALS
 
     for serial in DEXYCB_SERIALS:
@@ -224,7 +225,7 @@ def write_dexycb(root: Path, *, sides: str = "right") -> None:
         root / "models" / "006_mustard_bottle" / "textured_simple.obj",
         box_vertices(np.array([-0.04, -0.03, -0.09]), np.array([0.04, 0.03, 0.09])),
     )
-    for index in range(5):
+    for index in range(sequences):
         folder = root / "20200709-subject-01" / f"20200709_14{index:04d}"
         folder.mkdir(parents=True)
         meta = {
@@ -236,6 +237,8 @@ def write_dexycb(root: Path, *, sides: str = "right") -> None:
             "mano_calib": ["mano_20200709_140042_subject-01_right"],
         }
         (folder / "meta.yml").write_text(yaml.safe_dump(meta))
+        if index >= 5:
+            continue
         camera = folder / DEXYCB_SERIAL
         camera.mkdir()
         for t in range(2):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -16,13 +19,15 @@ from hopose.geometry import project_points
 def test_s0_val_takes_every_fifth_sequence_and_present_cameras(tmp_path, caplog):
     write_dexycb(tmp_path)
     dataset = DexYCB(tmp_path, "val", with_images=False)
-    # s0 val: subjects 01-02, sequences i % 5 == 4 -> only the 5th of subject 01's five; one of
-    # its 8 cameras is on disk, 2 frames each. Subject 02 is missing (warned, listed).
+    # s0 val: subjects 01-02, sequences i % 5 == 4 (4, 9, ..., 99 of subject 01's 100); only
+    # sequence 4 has a camera on disk (1 of 8), 2 frames. Subject 02 and the other cameras are
+    # missing (warned, listed).
     assert len(dataset) == 2
     assert dataset[0]["id"] == f"dexycb/20200709-subject-01/20200709_140004/{DEXYCB_SERIAL}/000000"
     assert any("20200813-subject-02" in m for m in dataset.missing)
+    assert len(dataset.missing) == 1 + 7 + 19 * 8
     assert "folders missing" in caplog.text
-    assert len(DexYCB(tmp_path, "train", with_images=False)) == 4 * 2  # the other 4 sequences
+    assert len(DexYCB(tmp_path, "train", with_images=False)) == 4 * 2  # sequences 0-3 on disk
     assert DEXYCB_SETUPS["s3"]["test"][2][:5] == (35, 36, 37, 38, 39)
 
 
@@ -67,3 +72,50 @@ def test_corrupt_labels_and_missing_calibration_name_the_file(tmp_path):
         DexYCB(tmp_path, "val")
     with pytest.raises(ValueError, match="setup"):
         DexYCB(tmp_path, "val", setup="s9")
+
+
+def test_a_subject_folder_without_its_100_sequences_is_refused(tmp_path):
+    # The setups select sequences by index in the sorted subject folder (the toolkit asserts
+    # 100): with sequence 0 missing, index 4 (s0 val) would be the 6th grasp, a train sequence.
+    write_dexycb(tmp_path, sequences=99)
+    with pytest.raises(
+        DataFileError, match=r"20200709-subject-01: 99 sequence folders, expected 100"
+    ):
+        DexYCB(tmp_path, "val", with_images=False)
+
+
+def _sequence_folder(root):
+    return root / "20200709-subject-01" / "20200709_140004"
+
+
+def test_damaged_labels_archive_names_the_file(tmp_path):
+    write_dexycb(tmp_path)
+    path = _sequence_folder(tmp_path) / DEXYCB_SERIAL / "labels_000000.npz"
+    # Damage the deflate stream of joint_3d (first byte 0xff: a reserved block type), leaving
+    # the zip directory intact: zlib fails before the CRC check.
+    with zipfile.ZipFile(path) as archive:
+        header = archive.getinfo("joint_3d.npy").header_offset
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = np.frombuffer(data[header + 26 : header + 30], dtype="<u2")
+    data[header + 30 + int(name_length) + int(extra_length)] = 0xFF  # the member's first byte
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFileError, match=r"labels_000000\.npz: cannot read labels"):
+        DexYCB(tmp_path, "val", with_images=False)[0]
+    # A single .npy array saved under the labels name.
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((1, 21, 3)))
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(DataFileError, match=r"labels_000000\.npz: expected an npz archive"):
+        DexYCB(tmp_path, "val", with_images=False)[0]
+
+
+def test_bad_meta_yml_gives_one_line_naming_the_file(tmp_path):
+    write_dexycb(tmp_path)
+    meta = _sequence_folder(tmp_path) / "meta.yml"
+    meta.write_text("num_frames: [2\nycb_ids: [2, 5]\n")
+    with pytest.raises(DataFileError, match=r"20200709_140004/meta\.yml: invalid YAML") as caught:
+        DexYCB(tmp_path, "val", with_images=False)
+    assert "\n" not in str(caught.value)
+    meta.write_bytes(b"\xff\xfe\x00 not text \x89")
+    with pytest.raises(DataFileError, match=r"20200709_140004/meta\.yml"):
+        DexYCB(tmp_path, "val", with_images=False)

@@ -205,3 +205,25 @@ def test_juice_bottle_model_folder_variant(root):
     write_ply(root / "Object_models" / "juice_model" / "juice_model.ply", vertices)
     train = FPHA(root, "train", with_images=False)
     assert train.objects[-1] == "juice_bottle" and train.ids[-1].startswith("fpha/Subject_3")
+
+
+@pytest.mark.parametrize("kind", ["binary", "directory"])
+def test_a_non_text_or_unreadable_annotation_names_the_file_or_is_skipped(root, kind):
+    # A JPEG (or a folder) where skeleton.txt should be: a DataFileError naming the file, not a
+    # bare UnicodeDecodeError / IsADirectoryError, so that on_error="skip" drops the sequence.
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "2" / "skeleton.txt"
+    path.unlink()
+    if kind == "binary":
+        path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01 not an annotation")
+    else:
+        path.mkdir()
+    message = "not a text file" if kind == "binary" else "cannot read file"
+    with pytest.raises(DataFileError, match=rf"open_milk/2/skeleton\.txt: {message}") as error:
+        FPHA(root, "train", with_images=False)
+    assert "\n" not in str(error.value)
+    dataset = FPHA(root, "train", with_images=False, on_error="skip")
+    assert len(dataset.skipped) == 1 and {i.split("/")[2] for i in dataset.ids} == {"close_milk"}
+    split_file = root / "data_split_action_recognition.txt"
+    split_file.write_bytes(b"Training 1\n\xff\xfe\n")
+    with pytest.raises(DataFileError, match=r"data_split_action_recognition\.txt: not a text"):
+        FPHA(root, "train", protocol="action", with_images=False)

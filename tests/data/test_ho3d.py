@@ -78,3 +78,14 @@ def test_missing_key_names_the_pickle(tmp_path):
     path.write_bytes(pickle.dumps(meta))
     with pytest.raises(DataFileError, match=r"0000.pkl: missing or empty keys \['handJoints3D'\]"):
         HO3D(tmp_path, "train", with_images=False)[0]
+
+
+def test_unreadable_frame_list_names_the_file(tmp_path):
+    write_ho3d(tmp_path)
+    (tmp_path / "train.txt").write_bytes(b"\xff\xfe\x89 not text")
+    with pytest.raises(DataFileError, match=r"train\.txt: cannot read the frame list"):
+        HO3D(tmp_path, "train", with_images=False)
+    (tmp_path / "evaluation.txt").unlink()
+    (tmp_path / "evaluation.txt").mkdir()
+    with pytest.raises(DataFileError, match=r"evaluation\.txt: cannot read the frame list"):
+        HO3D(tmp_path, "evaluation", with_images=False)

@@ -77,3 +77,14 @@ def test_missing_mesh_and_bad_pickle_name_the_file(roots, tmp_path):
         ObMan(root, "train", shapenet_root=roots[1], with_images=False)[1]
     with pytest.raises(ValueError, match="split"):
         ObMan(root, "training")
+
+
+def test_projection_with_orig_K_reproduces_the_datasets_coords_2d(roots):
+    # ObMan's renderer writes coords_2d = K [diag(1, -1, -1) | 0] coords_3d with K = 480 / 128
+    # (obman_render coordutils.get_coords_2d); the record's 3D through orig_K must land there.
+    blender = obman_joints()
+    camera = blender * [1.0, -1.0, -1.0]
+    coords_2d = (camera @ OBMAN_K.T)[:, :2] / camera[:, 2:]
+    record = ObMan(roots[0], "train", shapenet_root=roots[1], with_images=False)[0]
+    projected = project_points(torch.tensor(record["hand_3d"]), torch.tensor(record["orig_K"]))
+    np.testing.assert_allclose(projected.numpy(), coords_2d, atol=1e-3)

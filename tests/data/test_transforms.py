@@ -12,9 +12,11 @@ from hopose.data.transforms import (
     MIRROR_CORNER_ORDER,
     DataFileError,
     Frame,
+    as_points,
     frame_to_record,
     mirror_frame,
     read_image,
+    read_pickle,
 )
 from hopose.geometry import box_corners, project_points
 from hopose.skeleton import CORNER_SIGNS
@@ -106,6 +108,31 @@ def test_corrupt_and_missing_images_name_the_file(tmp_path):
         read_image(bad)
     with pytest.raises(DataFileError, match=r"absent\.png"):
         read_image(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # Protocol 4 BINUNICODE8 whose length field asks for 2**62 bytes: MemoryError.
+        b"\x80\x04\x8d" + (2**62).to_bytes(8, "little"),
+        # BINBYTES8 asking for 2**63 - 1 bytes: OverflowError.
+        b"\x80\x04\x8e" + (2**63 - 1).to_bytes(8, "little"),
+        # A global from a module that does not exist: ModuleNotFoundError.
+        b"\x80\x02cno_such_module\nthing\n.",
+    ],
+    ids=["memory", "overflow", "module"],
+)
+def test_damaged_pickles_name_the_file(tmp_path, data):
+    path = tmp_path / "0000.pkl"
+    path.write_bytes(data)
+    with pytest.raises(DataFileError, match=r"0000\.pkl: cannot unpickle"):
+        read_pickle(path, ("coords_3d",))
+
+
+@pytest.mark.parametrize("value", [["a", "b", "c"], [[1.0, 2.0, 3.0], [4.0, 5.0]]])
+def test_non_numeric_or_ragged_points_name_the_source(value):
+    with pytest.raises(DataFileError, match=r"meta/0001\.pkl coords_3d: expected numbers"):
+        as_points(value, (2, 3), "meta/0001.pkl coords_3d")
 
 
 def test_image_of_the_wrong_size_is_an_error(tmp_path):

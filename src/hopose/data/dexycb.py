@@ -15,7 +15,8 @@ model metres -> camera metres). Its box is the axis-aligned box of the model's v
 
 Splits: the toolkit's setups s0 (seen subjects, views and objects), s1 (unseen subjects), s2
 (unseen views), s3 (unseen objects), as the named constants below; sequences are indexed in the
-sorted order of a subject's folder (100 each in the full dataset).
+sorted order of a subject's folder, which must hold all 100 (as the toolkit asserts): with one
+missing, every later index would name another grasp and the split would be silently wrong.
 
 Frames without a hand (``joint_3d`` all −1, the dataset's marker, before the grasp starts) raise
 :class:`MissingHand`; build a cache with ``hopose prepare dexycb ... --on-error skip`` to keep
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +135,11 @@ def read_yaml(path: Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError as error:
         raise DataFileError(f"{path}: file not found") from error
-    except yaml.YAMLError as error:
-        raise DataFileError(f"{path}: invalid YAML ({error})") from error
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())  # PyYAML's messages span several lines
+        raise DataFileError(f"{path}: invalid YAML ({reason})") from error
+    except OSError as error:
+        raise DataFileError(f"{path}: cannot read ({error})") from error
     if not isinstance(data, dict):
         raise DataFileError(f"{path}: expected a YAML mapping")
     return data
@@ -153,14 +158,18 @@ def read_intrinsics(path: Path) -> np.ndarray:
 def read_labels(path: Path) -> dict[str, np.ndarray]:
     """``joint_3d`` and ``pose_y`` of a ``labels_%06d.npz``, or a DataFileError naming it."""
     try:
-        with np.load(path) as labels:
-            return {key: labels[key] for key in ("joint_3d", "pose_y")}
+        labels = np.load(path)
+        if isinstance(labels, np.lib.npyio.NpzFile):
+            with labels:
+                return {key: labels[key] for key in ("joint_3d", "pose_y")}
     except FileNotFoundError as error:
         raise DataFileError(f"{path}: labels file not found") from error
     except KeyError as error:
         raise DataFileError(f"{path}: missing key {error}") from error
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    # zlib.error: a damaged deflate stream inside the archive (the CRC check comes after it).
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
         raise DataFileError(f"{path}: cannot read labels ({error})") from error
+    raise DataFileError(f"{path}: expected an npz archive, got a single .npy array")
 
 
 class DexYCB(FrameDataset):
@@ -203,9 +212,14 @@ class DexYCB(FrameDataset):
                 self.missing.append(str(folder))
                 continue
             found = sorted(path for path in folder.iterdir() if path.is_dir())
+            if len(found) != NUM_SEQUENCES:
+                raise DataFileError(
+                    f"{folder}: {len(found)} sequence folders, expected {NUM_SEQUENCES} (the "
+                    f"setups pick sequences by their sorted index; a partial subject would give "
+                    f"other sequences than the toolkit's split)"
+                )
             for index in sequences:
-                if index < len(found):
-                    self._index_sequence(found[index], serials)
+                self._index_sequence(found[index], serials)
         if self.missing:
             log.warning(
                 "DexYCB %s/%s: %d folders missing, e.g. %s",

@@ -96,6 +96,13 @@ def _first_existing(root: Path, names: tuple[str, ...]) -> Path:
     raise DataFileError(f"{root}: none of the folders {names} exists")
 
 
+def _unreadable(error: OSError | UnicodeDecodeError) -> str:
+    """Why a text file could not be read, in one line without repeating its path."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"not a text file (byte {error.object[error.start]:#04x} at offset {error.start})"
+    return f"cannot read file ({error.strerror or type(error).__name__})"
+
+
 def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
     """Parse an FPHA annotation file: each line a frame index then ``num_values`` floats.
 
@@ -103,14 +110,17 @@ def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
         frame index -> (num_values,) float64 array.
 
     Raises:
-        DataFileError: naming the file and line of a missing file or a malformed line: a wrong
-            number of fields, a token that is not a number, a ``nan`` or ``inf`` value (Python
-            parses them, but no pose is made of them), or a frame index given twice.
+        DataFileError: naming the file (and line) of a missing, unreadable or non-text file or
+            of a malformed line: a wrong number of fields, a token that is not a number, a
+            ``nan`` or ``inf`` value (Python parses them, but no pose is made of them), or a
+            frame index given twice.
     """
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise DataFileError(f"{path}: annotation file not found") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataFileError(f"{path}: {_unreadable(error)}") from error
     rows: dict[int, np.ndarray] = {}
     first_line: dict[int, int] = {}  # frame index -> line it was first read from
     for number, line in enumerate(text.splitlines(), start=1):
@@ -144,9 +154,11 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
     then a ``Test <count>`` header and the test sequences.
     """
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as error:
         raise DataFileError(f"{path}: split file not found") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataFileError(f"{path}: {_unreadable(error)}") from error
     splits: dict[str, list[str]] = {split: [] for split in ACTION_SPLIT_SECTIONS.values()}
     current = None
     for number, line in enumerate(lines, start=1):

@@ -99,6 +99,8 @@ class HO3D(FrameDataset):
             lines = list_path.read_text().split()
         except FileNotFoundError as error:
             raise DataFileError(f"{list_path}: frame list not found") from error
+        except (OSError, UnicodeDecodeError) as error:
+            raise DataFileError(f"{list_path}: cannot read the frame list ({error})") from error
         self.entries: list[tuple[str, str]] = []
         for line in lines:
             seq, _, frame = line.partition("/")

@@ -121,8 +121,23 @@ def read_pickle(path: Path, keys: tuple[str, ...]) -> dict:
             data = pickle.load(file, encoding="latin1")
     except FileNotFoundError as error:
         raise DataFileError(f"{path}: annotation file not found") from error
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise DataFileError(f"{path}: cannot unpickle ({error})") from error
+    # A damaged pickle fails in many ways: a bad opcode, a truncated stream, or a length field
+    # that asks for more memory than there is (MemoryError, OverflowError).
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        MemoryError,
+        OverflowError,
+    ) as error:
+        raise DataFileError(f"{path}: cannot unpickle ({type(error).__name__}: {error})") from error
+    except OSError as error:
+        raise DataFileError(f"{path}: cannot read ({error})") from error
     if not isinstance(data, dict):
         raise DataFileError(f"{path}: expected a dict, got {type(data).__name__}")
     missing = [key for key in keys if data.get(key) is None]
@@ -133,7 +148,10 @@ def read_pickle(path: Path, keys: tuple[str, ...]) -> dict:
 
 def as_points(value, shape: tuple[int, ...], source: str) -> np.ndarray:
     """``value`` as a finite float64 array of ``shape``, or a DataFileError naming ``source``."""
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:  # strings, ragged lists, objects
+        raise DataFileError(f"{source}: expected numbers of shape {shape} ({error})") from error
     if array.shape != shape or not np.isfinite(array).all():
         raise DataFileError(f"{source}: expected finite values of shape {shape}, got {array.shape}")
     return array
