@@ -100,3 +100,23 @@ def test_given_K_is_used_as_is_and_bad_cameras_are_named(tmp_path):
     with pytest.raises(ValueError, match="not both"):
         photo_camera(photo, K=(1.0, 1.0, 0.0, 0.0), fov=60.0)
     assert math.isclose(photo_camera(photo, fov=60.0).K[0, 0], 18 / math.tan(math.pi / 6))
+
+
+def test_a_jpeg_decoded_at_draft_scale_keeps_the_photo_s_geometry(tmp_path):
+    # 2001 px is not a multiple of the 1/8 draft scale: libjpeg decodes ceil(2001 / 8) = 251
+    # columns, the last one 7/8 padding. The working copy must show the photo as a direct
+    # resize of its full decode does, not the padded draft squeezed into 250 columns.
+    stored = np.zeros((1201, 2001, 3), np.uint8)
+    stored[:, 1880:1896] = 255  # a bright band near the right edge
+    Image.fromarray(stored).save(tmp_path / "odd.jpg", quality=98)
+    photo = read_photo(tmp_path / "odd.jpg", max_side=250)
+    assert photo.size == (2001, 1201) and photo.image.size == (250, 150)
+    with Image.open(tmp_path / "odd.jpg") as image:
+        direct = image.convert("RGB").resize(photo.image.size, Image.BILINEAR)
+
+    def band_centre(image: Image.Image) -> float:
+        row = np.asarray(image)[75, :, 0].astype(np.float64)
+        return float((row * np.arange(row.size)).sum() / row.sum())
+
+    # Without the draft's box the band lands 0.8 working px (6.6 photo px) to the left.
+    assert abs(band_centre(photo.image) - band_centre(direct)) < 0.1

@@ -7,10 +7,12 @@ Reading (:func:`read_photo`):
 - 16-bit greyscale PNGs (Pillow's modes ``I;16*`` and ``I``) are scaled by 255/65535 to 8 bits;
   a plain conversion clips every value above 255 and turns the photo almost white. (16-bit RGB
   PNGs are already reduced to their high byte by Pillow.)
-- Only a working copy whose longest side is at most ``max_side`` is ever held: a JPEG is decoded
-  directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's ``draft``), other formats
-  are shrunk by an integer box reduction before the final resampling. A 48-megapixel photo
-  therefore costs tens of megabytes, not gigabytes.
+- The network reads a working copy whose longest side is at most ``max_side``. A JPEG is
+  decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's ``draft``; at
+  most about twice ``max_side`` before the final resampling), so a 48-megapixel JPEG costs
+  tens of megabytes, not gigabytes. Other formats have no reduced decoding: a PNG or TIFF is
+  decoded at full size (a 48-megapixel PNG about 260 MB) and then shrunk by an integer box
+  reduction before the final resampling.
 
 Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
 
@@ -20,7 +22,9 @@ Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first f
    diagonal field of view would have): f = f35 · diag(W, H) / diag(36, 24);
 4. the EXIF ``FocalLength`` (mm) with ``FocalPlaneXResolution`` and its unit (the sensor's
    pixels per inch or cm): f = FocalLength · FocalPlaneXResolution / (mm per unit), which holds
-   for a photo at the sensor's own resolution (EXIF does not record a later resize);
+   for a photo at the sensor's own resolution. A photo resized or cropped by a tool that keeps
+   the EXIF gets a wrong f here; ``PixelXDimension`` could tell a resize but not a crop, so it
+   is not used: give ``--fov`` or ``--K`` for such photos;
 5. the default, :data:`DEFAULT_FOCAL_35MM` = 26 mm equivalent, the wide camera of most phones
    (a horizontal field of view of about 69° on a 3:2 frame, close to FPHA's 69.0°).
 
@@ -121,8 +125,11 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
                 # JPEG: decode at the smallest DCT scale still >= the target (draft); other
                 # formats: integer box reduction first (reducing_gap), then resampling.
                 target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-                image.draft("RGB", target)
-                image = image.resize(target, Image.BILINEAR, reducing_gap=2.0)
+                # A 1/s draft is ceil(W / s) wide, its last column padding beyond the photo: only
+                # the box draft returns, (0, 0, W / s, H / s), is the photo (as in thumbnail).
+                draft = image.draft("RGB", target)
+                box = draft[1] if draft is not None else None
+                image = image.resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
             working = _to_rgb8(image)
             if max(working.size) > max_side:  # a 16-bit photo, converted at full size
                 working.thumbnail((max_side, max_side), Image.BILINEAR)

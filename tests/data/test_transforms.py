@@ -8,6 +8,7 @@ import pytest
 import torch
 from dataset_fixtures import write_image
 
+from hopose.data import transforms
 from hopose.data.transforms import (
     MIRROR_CORNER_ORDER,
     DataFileError,
@@ -99,6 +100,24 @@ def test_large_jpeg_decoded_at_reduced_scale_keeps_the_geometry(tmp_path):
     big = Frame(path, K4, (800, 400), frame.hand_3d, frame.obj_3d, "right", "box", "t/s/q/1")
     record = frame_to_record(big, image_size=50)
     np.testing.assert_allclose(brightest(record["image"]), record["hand_2d"][12], atol=1.0)
+
+
+def test_a_jpeg_whose_side_the_draft_scale_does_not_divide_keeps_the_geometry(
+    tmp_path, monkeypatch
+):
+    # 2001x1001 decoded at 1/8 is 251x126 (ceil), not 250.125x125.125: scaling the crop box by
+    # 251 / 2001 moved a dot near the right edge 0.8 px in the 64-px crop against a full decode.
+    K_big = np.array([[1000.0, 0.0, 1000.5], [0.0, 1000.0, 500.5], [0.0, 0.0, 1.0]])
+    k = np.arange(21, dtype=float)
+    hand = np.stack([300 + 4 * k, -20 + 2 * k, np.full(21, 500.0)], axis=1)
+    u, v = (K_big @ hand[12])[:2] / hand[12, 2]
+    path = tmp_path / "odd.jpg"
+    write_image(path, (2001, 1001), dot=(round(u), round(v)), radius=6)
+    frame = Frame(path, K_big, (2001, 1001), hand, hand[:8] + 5.0, "right", "box", "t/s/q/2")
+    drafted = frame_to_record(frame, image_size=64, crop="square")["image"]
+    monkeypatch.setattr(transforms, "read_image", lambda path, min_size=None: read_image(path))
+    full = frame_to_record(frame, image_size=64, crop="square")["image"]
+    np.testing.assert_allclose(brightest(drafted), brightest(full), atol=0.2)
 
 
 def test_corrupt_and_missing_images_name_the_file(tmp_path):

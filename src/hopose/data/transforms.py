@@ -237,8 +237,10 @@ def load_network_image(
         int(np.ceil(height * image_size / (box[3] - box[1]))),
     )
     image = read_image(frame.image_path, min_size)
-    scale_x, scale_y = image.size[0] / width, image.size[1] / height  # 1, 1/2, 1/4 or 1/8
-    box = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
+    # Decoded at 1/s (s = 1, 2, 4 or 8) the image is ceil(W / s) wide, its last column partly
+    # padding when s does not divide W: the scale is 1/s, not its size over the frame's.
+    scale = 1.0 / 2.0 ** round(np.log2(width / image.size[0]))
+    box = tuple(value * scale for value in box)
     # PIL's resize with ``box`` samples the exact (possibly fractional) source region; a region
     # leaving the frame is first padded by cropping with integer bounds that cover it.
     left, top = int(np.floor(box[0])), int(np.floor(box[1]))
