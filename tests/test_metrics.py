@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -159,9 +160,72 @@ def test_pck_curve_hand_computed():
     np.testing.assert_allclose(pck_curve(errors, [0, 1, 2, 4, 5]), [0, 0.25, 0.75, 0.75, 1.0])
 
 
-def test_pck_curve_counts_non_finite_errors_as_wrong():
-    # Only the 1.0 is within 10: 1/3.
-    np.testing.assert_allclose(pck_curve([1.0, np.inf, np.nan], [10.0]), [1 / 3])
+def test_pck_curve_leaves_out_nan_and_counts_inf_as_wrong():
+    # NaN (a frame without ground truth) is left out; of 1.0 and inf only the 1.0 is within 10.
+    np.testing.assert_allclose(pck_curve([1.0, np.inf, np.nan], [10.0]), [1 / 2])
+    # No frame with an error: no curve, and no area under it.
+    curve = pck_curve([np.nan, np.nan], THRESHOLDS_MM)
+    assert curve.shape == THRESHOLDS_MM.shape and np.isnan(curve).all()
+    assert math.isnan(auc(THRESHOLDS_MM, curve))
+
+
+def _frames_with_missing_and_diverged() -> tuple[np.ndarray, np.ndarray]:
+    """Four frames of 21 joints: 0 fine, 1 HO-3D's evaluation split (ground truth of the wrist
+    only), 2 a diverged prediction (a NaN joint), 3 a prediction at infinity."""
+    rng = np.random.default_rng(4)
+    gt = rng.normal(0, 40, (4, 21, 3)) + np.array([0.0, 0.0, 500.0])
+    pred = gt + rng.normal(0, 5, (4, 21, 3))
+    gt[1, 1:] = np.nan
+    pred[2, 7] = np.nan
+    pred[3, 0, 0] = np.inf
+    return pred, gt
+
+
+def test_errors_are_nan_without_ground_truth_and_inf_for_a_diverged_prediction():
+    pred, gt = _frames_with_missing_and_diverged()
+    K = np.array([[614.0, 0, 320], [0, 615, 240], [0, 0, 1]])
+    for errors in (
+        per_frame_error(pred, gt),
+        per_frame_error(pred[..., :2], gt[..., :2]),
+        root_relative_error(pred, gt),
+        procrustes_error(pred, gt),
+        reprojection_error(pred, gt, K),
+    ):
+        assert np.isfinite(errors[0]) and np.isnan(errors[1]), errors
+        assert errors[2] == np.inf and errors[3] == np.inf, errors
+    # The finite frame's numbers are those it has alone.
+    np.testing.assert_allclose(procrustes_error(pred, gt)[0], procrustes_error(pred[:1], gt[:1]))
+    np.testing.assert_allclose(per_frame_error(pred, gt)[0], per_frame_error_naive(pred, gt)[0])
+    # A camera that is not finite gives its frame no error either.
+    Ks = np.repeat(K[None], 4, axis=0)
+    Ks[0, 0, 0] = np.nan
+    assert np.isnan(reprojection_error(pred, gt, Ks)[0])
+
+
+def test_procrustes_error_without_finite_frames_is_all_nan():
+    gt = np.full((2, 21, 3), np.nan)
+    assert np.isnan(procrustes_error(np.zeros((2, 21, 3)), gt)).all()
+
+
+def test_metrics_accept_reversed_and_read_only_numpy_views():
+    rng = np.random.default_rng(5)
+    pred, gt = rng.normal(size=(2, 3, 21, 3)) * 30
+    expected = per_frame_error(pred, gt)[::-1]
+    # np.flip and [::-1] give negative strides, which torch.as_tensor refuses.
+    np.testing.assert_allclose(per_frame_error(np.flip(pred, 0), gt[::-1]), expected)
+    np.testing.assert_allclose(
+        procrustes_error(pred[::-1], gt[::-1]), procrustes_error(pred, gt)[::-1]
+    )
+    errors = np.sort(per_frame_error(pred, gt))[::-1]
+    np.testing.assert_allclose(
+        pck_curve(errors, THRESHOLDS_MM), pck_curve(errors[::-1], THRESHOLDS_MM)
+    )
+    # np.broadcast_to is read-only: accepted without torch's non-writable warning.
+    K = np.broadcast_to(np.array([[500.0, 0, 112], [0, 500, 112], [0, 0, 1]]), (3, 3, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        depth = np.array([0.0, 0.0, 400.0])
+        reprojection_error(pred + depth, gt + depth, K)
 
 
 def test_auc_hand_computed():

@@ -215,6 +215,26 @@ def test_plausibility_columns_chunks_agree(monkeypatch):
         np.testing.assert_allclose(chunked[name], values, err_msg=name)
 
 
+def test_a_pose_that_is_not_finite_is_not_judged_and_leaves_the_others_alone():
+    # Frame 1's ground-truth hand is the wrist alone (HO-3D's evaluation split): its row is NaN
+    # in every column, frames 0 and 2 are what they are without it, and the summaries are over
+    # those two: contacts (10 + 10) / 2, not (10 + NaN + 10) / 3.
+    predictions = make_predictions(3)
+    alone = plausibility_columns({k: v[[0, 2]] for k, v in predictions.items()})
+    predictions["gt_hand_3d"][1, 1:] = np.nan
+    frames = plausibility_columns(predictions)
+    for name, values in frames.items():
+        if name.startswith("gt_"):
+            assert np.isnan(values[1]), name
+        np.testing.assert_array_equal(values[[0, 2]], alone[name], err_msg=name)
+    summary = summarize_plausibility(frames)
+    assert summary["gt_valid_contacts"] == 10.0 and summary["gt_force_closure"] == 1.0
+    # No frame judged at all: every summary is NaN, the affinity too (not the 0 of no pair).
+    predictions["gt_hand_3d"][:] = np.nan
+    summary = summarize_plausibility(plausibility_columns(predictions))
+    assert all(np.isnan(v) for k, v in summary.items() if k.startswith("gt_")), summary
+
+
 def test_summarize_plausibility_means():
     predictions = make_predictions(3)
     # Frame 0's ground-truth box slides 5 mm along its own +x, into the x+ fingers: their tips

@@ -89,3 +89,46 @@ def test_every_column_the_report_reads_is_written():
     columns = set(frame_metrics(_predictions(keypoints_2d=False), plausibility=False))
     read = {scoring.HAND_MM, scoring.OBJECT_MM, *(column for _, column, *_ in report.PCK_PLOTS)}
     assert read <= columns, read - columns
+
+
+def test_frames_without_hand_ground_truth_are_left_out_of_the_summary():
+    # Frame 2 as in HO-3D's evaluation split: the hand's ground truth is the wrist alone (NaN
+    # joints 1-20 and their 2D); the object is annotated. Scoring used to stop in the
+    # Procrustes SVD ("input matrix contained non-finite values").
+    predictions = _predictions(3)
+    for key in ("gt_hand_3d", "gt_hand_2d"):
+        predictions[key][2, 1:] = np.nan
+    columns = frame_metrics(predictions, plausibility=False)
+    for column in (scoring.HAND_MM, scoring.HAND_RR_MM, scoring.HAND_PA_MM, scoring.HAND_KP2D_PX):
+        assert np.isfinite(columns[column][:2]).all() and np.isnan(columns[column][2]), column
+    assert np.isfinite(columns[scoring.OBJECT_MM]).all()
+    # The hand's numbers are those of the two annotated frames alone; the object's of all three.
+    summary = score(predictions, plausibility=False)
+    annotated = score({k: v[:2] for k, v in predictions.items()}, plausibility=False)
+    for key in (scoring.HAND_MEAN_MM, scoring.HAND_ROOT_RELATIVE_MM, scoring.HAND_PROCRUSTES_MM,
+                scoring.HAND_AUC_0_80, scoring.HAND_KP2D_MEAN_PX):  # fmt: skip
+        assert summary[key] == pytest.approx(annotated[key]), key
+    assert summary[scoring.OBJECT_MEAN_MM] == pytest.approx(np.mean(columns[scoring.OBJECT_MM]))
+    assert summary[scoring.N_FRAMES] == 3
+    # No frame with the hand's ground truth: its numbers are undefined (NaN, "–" in the
+    # report), not an AUC of 0; the object's are still there.
+    for key in ("gt_hand_3d", "gt_hand_2d"):
+        predictions[key][:, 1:] = np.nan
+    summary = score(predictions, plausibility=False)
+    assert np.isnan(summary[scoring.HAND_MEAN_MM]) and np.isnan(summary[scoring.HAND_AUC_0_80])
+    assert np.isfinite(summary[scoring.OBJECT_MEAN_MM])
+    assert np.isfinite(summary[scoring.OBJECT_2D_AUC_0_80])
+
+
+def test_a_diverged_prediction_counts_as_wrong():
+    # Frame 1's predicted hand is NaN with its ground truth finite: infinitely wrong, so the
+    # mean is infinite and the PCK curve counts it as a failure at every threshold.
+    predictions = _predictions(2)
+    predictions["gt_hand_3d"][0] = predictions["pred_hand_3d"][0]  # frame 0 exact
+    predictions["pred_hand_3d"][1, 3] = np.nan
+    columns = frame_metrics(predictions, plausibility=False)
+    assert columns[scoring.HAND_MM][1] == np.inf and columns[scoring.HAND_PA_MM][1] == np.inf
+    summary = scoring.summarize(columns)
+    assert summary[scoring.HAND_MEAN_MM] == np.inf
+    # Frame 0 correct from 0 mm on, frame 1 never: PCK 1/2 at every threshold.
+    assert summary[scoring.HAND_AUC_0_80] == pytest.approx(0.5)

@@ -19,9 +19,13 @@ Choices where the paper is silent, as the field uses them:
   keeps the root in the mean over joints, where it contributes zero.
 - :func:`procrustes_error` (PA-MPJPE per frame) aligns the prediction to the ground truth with
   the best similarity transform (scale, rotation, translation) before measuring.
-- A PCK curve counts a frame as correct when its error is at most the threshold; a non-finite
-  error (a diverged prediction) is never correct. Its AUC is the trapezoidal area divided by
-  the threshold range, so a perfect estimator scores 1.
+- A frame whose ground truth is not all finite (a missing annotation, e.g. HO-3D's evaluation
+  split, which holds only the wrist) has no error: NaN. A frame with finite ground truth whose
+  prediction is not (a diverged prediction) is infinitely wrong: inf.
+- A PCK curve counts a frame as correct when its error is at most the threshold, over the
+  frames that have an error: an infinite error is never correct, a NaN one is left out (a curve
+  of NaN when every frame's is). Its AUC is the trapezoidal area divided by the threshold range,
+  so a perfect estimator scores 1.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ def _as_tensor(x: Array, name: str) -> torch.Tensor:
     array = np.asarray(x)
     if not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{name}: expected a numeric array, got dtype {array.dtype}")
-    return torch.as_tensor(array, dtype=torch.float64)
+    # A contiguous, writable copy: torch refuses views with negative strides (np.flip, a[::-1])
+    # and warns on read-only arrays (np.broadcast_to, memory maps).
+    return torch.from_numpy(np.array(array, dtype=np.float64, order="C"))
 
 
 def _as_pose_pair(
@@ -66,9 +72,22 @@ def _as_pose_pair(
     return pred_t, gt_t
 
 
-def _mean_distance(pred: torch.Tensor, gt: torch.Tensor) -> NDArray[np.float64]:
-    """(N, K, D) pairs to the (N,) mean Euclidean distance over the K points, as numpy."""
-    return torch.linalg.vector_norm(pred - gt, dim=-1).mean(dim=-1).numpy()
+def _mean_distance(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(N, K, D) pairs to the (N,) mean Euclidean distance over the K points."""
+    return torch.linalg.vector_norm(pred - gt, dim=-1).mean(dim=-1)
+
+
+def _finite_frames(points: torch.Tensor) -> torch.Tensor:
+    """(N,) whether every coordinate of each (N, ...) frame is finite."""
+    return points.isfinite().flatten(start_dim=1).all(dim=1)
+
+
+def _frame_errors(errors: torch.Tensor, annotated: torch.Tensor) -> NDArray[np.float64]:
+    """``errors`` (N,) with the module's rule for non-finite frames: NaN where the frame is not
+    ``annotated`` (its ground truth is not finite), inf where it is but the error is not finite
+    (a diverged prediction)."""
+    diverged = torch.where(errors.isnan(), torch.inf, errors)
+    return torch.where(annotated, diverged, torch.nan).numpy()
 
 
 def per_frame_error(pred: Array, gt: Array) -> NDArray[np.float64]:
@@ -79,9 +98,11 @@ def per_frame_error(pred: Array, gt: Array) -> NDArray[np.float64]:
         gt: (N, K, D) ground truth in the same units.
 
     Returns:
-        (N,) errors in the inputs' units.
+        (N,) errors in the inputs' units; NaN for a frame whose ground truth is not finite, inf
+        for one whose prediction is not.
     """
-    return _mean_distance(*_as_pose_pair(pred, gt))
+    pred_t, gt_t = _as_pose_pair(pred, gt)
+    return _frame_errors(_mean_distance(pred_t, gt_t), _finite_frames(gt_t))
 
 
 def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.float64]:
@@ -93,13 +114,15 @@ def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.flo
         root: index of the root joint (docs/conventions.md §1: 0 is the wrist).
 
     Returns:
-        (N,) errors in mm, averaged over all K joints (the root's own error is zero).
+        (N,) errors in mm, averaged over all K joints (the root's own error is zero); NaN and
+        inf as in :func:`per_frame_error`.
     """
     pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
     if not 0 <= root < pred_t.shape[1]:
         raise ValueError(f"root: index {root} is out of range for {pred_t.shape[1]} joints")
     root_at = slice(root, root + 1)  # keeps the joint axis, (N, 1, 3), to broadcast
-    return _mean_distance(pred_t - pred_t[:, root_at], gt_t - gt_t[:, root_at])
+    errors = _mean_distance(pred_t - pred_t[:, root_at], gt_t - gt_t[:, root_at])
+    return _frame_errors(errors, _finite_frames(gt_t))
 
 
 def procrustes_error(pred: Array, gt: Array) -> NDArray[np.float64]:
@@ -113,10 +136,14 @@ def procrustes_error(pred: Array, gt: Array) -> NDArray[np.float64]:
         gt: (N, K, 3) ground-truth joints, mm.
 
     Returns:
-        (N,) errors in mm.
+        (N,) errors in mm; NaN and inf as in :func:`per_frame_error` (a frame with a non-finite
+        point has no alignment: the SVD is computed for the finite frames only).
     """
     pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
-    return _mean_distance(procrustes_align(pred_t, gt_t), gt_t)
+    both = _finite_frames(pred_t) & _finite_frames(gt_t)
+    errors = torch.full(pred_t.shape[:1], torch.nan, dtype=torch.float64)
+    errors[both] = _mean_distance(procrustes_align(pred_t[both], gt_t[both]), gt_t[both])
+    return _frame_errors(errors, _finite_frames(gt_t))
 
 
 def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.float64]:
@@ -131,7 +158,8 @@ def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.flo
         K: (3, 3) intrinsics shared by all frames, or (N, 3, 3) one per frame.
 
     Returns:
-        (N,) errors in pixels.
+        (N,) errors in pixels; NaN and inf as in :func:`per_frame_error` (a frame whose camera is
+        not finite has no error either).
     """
     pred_t, gt_t = _as_pose_pair(pred_3d, gt_3d, dim=3, names=("pred_3d", "gt_3d"))
     K_t = _as_tensor(K, "K")
@@ -139,18 +167,21 @@ def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.flo
         raise ValueError(
             f"K: expected shape (3, 3) or ({pred_t.shape[0]}, 3, 3), got {tuple(K_t.shape)}"
         )
-    return _mean_distance(project_points(pred_t, K_t), project_points(gt_t, K_t))
+    errors = _mean_distance(project_points(pred_t, K_t), project_points(gt_t, K_t))
+    camera = _finite_frames(K_t.expand(len(pred_t), 3, 3))
+    return _frame_errors(errors, _finite_frames(gt_t) & camera)
 
 
 def pck_curve(errors: Array, thresholds: Array) -> NDArray[np.float64]:
     """Fraction of frames whose error is at most each threshold (paper Fig. 6 and 7).
 
     Args:
-        errors: (N,) per-frame errors, e.g. from :func:`per_frame_error`.
+        errors: (N,) per-frame errors, e.g. from :func:`per_frame_error`: NaN (no ground truth)
+            is left out, inf (a diverged prediction) is never correct.
         thresholds: (T,) thresholds in the errors' units, e.g. :data:`THRESHOLDS_MM`.
 
     Returns:
-        (T,) fractions in [0, 1].
+        (T,) fractions in [0, 1] of the frames with an error; NaN if no frame has one.
     """
     errors_t, thresholds_t = _as_tensor(errors, "errors"), _as_tensor(thresholds, "thresholds")
     if errors_t.ndim != 1 or errors_t.numel() == 0:
@@ -159,7 +190,10 @@ def pck_curve(errors: Array, thresholds: Array) -> NDArray[np.float64]:
         )
     if thresholds_t.ndim != 1:
         raise ValueError(f"thresholds: expected shape (T,), got {tuple(thresholds_t.shape)}")
-    correct = errors_t[None, :] <= thresholds_t[:, None]  # (T, N)
+    scored = errors_t[~errors_t.isnan()]
+    if scored.numel() == 0:
+        return np.full(len(thresholds_t), np.nan)
+    correct = scored[None, :] <= thresholds_t[:, None]  # (T, N)
     return correct.double().mean(dim=1).numpy()
 
 

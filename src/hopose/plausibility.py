@@ -396,9 +396,20 @@ def pose_plausibility(
 
     Returns:
         (B,) arrays ``valid_contacts``, ``affinity`` (Eq. 6), ``penetration_mm`` (the deepest
-        joint), ``grasp_epsilon`` and ``cuboid_mm`` (:func:`hopose.geometry.cuboid_error`).
+        joint), ``grasp_epsilon`` and ``cuboid_mm`` (:func:`hopose.geometry.cuboid_error`); all
+        NaN for a frame whose hand or box is not finite (a missing annotation, as HO-3D's
+        evaluation split, or a diverged prediction): such a pose has no contacts to judge.
     """
     hand, obj = hand.detach().to("cpu", torch.float64), obj.detach().to("cpu", torch.float64)
+    finite = hand.isfinite().flatten(1).all(1) & obj.isfinite().flatten(1).all(1)  # (B,)
+    if not finite.all():
+        names = (VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, CUBOID_MM)
+        out = {name: np.full(len(hand), np.nan) for name in names}
+        if finite.any():
+            scored = pose_plausibility(hand[finite], obj[finite], workers=workers)
+            for name in names:
+                out[name][finite.numpy()] = scored[name]
+        return out
     affinity, pts, normals, valid = [], [], [], []
     for start in range(0, len(hand), CHUNK):
         h, o = hand[start : start + CHUNK], obj[start : start + CHUNK]

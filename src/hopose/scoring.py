@@ -12,10 +12,16 @@ row per frame (``per_frame.csv``); :func:`summarize` reduces any such table to t
 - plausibility (:mod:`hopose.plausibility`, docs/evaluation.md), for ``pred`` and ``gt`` each:
   ``valid_contacts``, ``affinity``, ``penetration_mm``, ``grasp_epsilon`` and ``cuboid_mm``.
   The grasp quality's 6-D hulls dominate the cost; ``plausibility=False`` skips the whole group.
+
+An accuracy column is NaN for a frame without finite ground truth for its part (HO-3D's
+evaluation split holds only the wrist) and inf for a diverged prediction (:mod:`hopose.metrics`).
+The summaries leave the NaN frames out, and are NaN when no frame has ground truth; a diverged
+prediction makes a mean infinite and is never correct in a PCK curve.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -175,6 +181,13 @@ def _auc(errors: NDArray, thresholds: NDArray) -> float:
     return metrics.auc(thresholds, metrics.pck_curve(errors, thresholds))
 
 
+def _mean(values: NDArray) -> float:
+    """The mean over the frames that have a value (not NaN); NaN if none has."""
+    scored = np.asarray(values, dtype=np.float64)
+    scored = scored[~np.isnan(scored)]
+    return float(scored.mean()) if scored.size else math.nan
+
+
 def summarize_plausibility(columns: Mapping[str, NDArray]) -> dict[str, float]:
     """Summaries of the plausibility columns, empty if they were not computed.
 
@@ -190,15 +203,19 @@ def summarize_plausibility(columns: Mapping[str, NDArray]) -> dict[str, float]:
         key = {name: plausibility_key(who, name) for name in PLAUSIBILITY_SUMMARY_NAMES}
         if key[VALID_CONTACTS] not in columns:
             continue
-        contacts = np.asarray(columns[key[VALID_CONTACTS]])
-        affinity = np.asarray(columns[key[AFFINITY]])[contacts >= 2]
-        epsilon = np.asarray(columns[key[GRASP_EPSILON]])
-        summary[key[VALID_CONTACTS]] = float(contacts.mean())
-        summary[key[AFFINITY]] = float(affinity.mean()) if affinity.size else 0.0
-        summary[key[PENETRATION_MM]] = float(np.mean(columns[key[PENETRATION_MM]]))
-        summary[key[GRASP_EPSILON]] = float(epsilon.mean())
-        summary[key[FORCE_CLOSURE]] = float((epsilon > 0).mean())
-        summary[key[CUBOID_MM]] = float(np.mean(columns[key[CUBOID_MM]]))
+        contacts = np.asarray(columns[key[VALID_CONTACTS]], dtype=np.float64)
+        judged = ~np.isnan(contacts)  # frames whose pose is finite (pose_plausibility)
+        affinity = np.asarray(columns[key[AFFINITY]])[judged & (contacts >= 2)]
+        epsilon = np.asarray(columns[key[GRASP_EPSILON]])[judged]
+        summary[key[VALID_CONTACTS]] = _mean(contacts)
+        # 0 when no judged frame has two contacts, as the loss's batch mean; NaN when none is
+        # judged at all.
+        no_pair = 0.0 if judged.any() else math.nan
+        summary[key[AFFINITY]] = float(affinity.mean()) if affinity.size else no_pair
+        summary[key[PENETRATION_MM]] = _mean(columns[key[PENETRATION_MM]])
+        summary[key[GRASP_EPSILON]] = _mean(epsilon)
+        summary[key[FORCE_CLOSURE]] = float((epsilon > 0).mean()) if epsilon.size else math.nan
+        summary[key[CUBOID_MM]] = _mean(columns[key[CUBOID_MM]])
     return summary
 
 
@@ -210,21 +227,22 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
         the hand's 3D PCK, 0–80 mm); ``object_reproj_mean_px`` and ``object_2d_auc_0_80`` (the
         corners' 2D error and its PCK AUC, 0–80 px); ``hand_root_relative_mm``,
         ``hand_procrustes_mm``; ``hand_kp2d_mean_px`` and ``object_kp2d_mean_px`` when the
-        columns hold them; and :func:`summarize_plausibility`.
+        columns hold them; and :func:`summarize_plausibility`. Each accuracy number is over the
+        frames with ground truth (the module docstring).
     """
     summary = {
         N_FRAMES: len(columns[HAND_MM]),
-        HAND_MEAN_MM: float(np.mean(columns[HAND_MM])),
-        HAND_ROOT_RELATIVE_MM: float(np.mean(columns[HAND_RR_MM])),
-        HAND_PROCRUSTES_MM: float(np.mean(columns[HAND_PA_MM])),
+        HAND_MEAN_MM: _mean(columns[HAND_MM]),
+        HAND_ROOT_RELATIVE_MM: _mean(columns[HAND_RR_MM]),
+        HAND_PROCRUSTES_MM: _mean(columns[HAND_PA_MM]),
         HAND_AUC_0_80: _auc(columns[HAND_MM], metrics.THRESHOLDS_MM),
-        OBJECT_MEAN_MM: float(np.mean(columns[OBJECT_MM])),
-        OBJECT_REPROJ_MEAN_PX: float(np.mean(columns[OBJECT_2D_PX])),
+        OBJECT_MEAN_MM: _mean(columns[OBJECT_MM]),
+        OBJECT_REPROJ_MEAN_PX: _mean(columns[OBJECT_2D_PX]),
         OBJECT_2D_AUC_0_80: _auc(columns[OBJECT_2D_PX], metrics.THRESHOLDS_PX),
     }
     for column, key in zip(KEYPOINT_2D_COLUMNS, KEYPOINT_2D_KEYS, strict=True):
         if column in columns:
-            summary[key] = float(np.mean(columns[column]))
+            summary[key] = _mean(columns[column])
     return summary | summarize_plausibility(columns)
 
 

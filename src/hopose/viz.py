@@ -84,8 +84,14 @@ def show_image(ax: Axes, image: NDArray | None, size: tuple[int, int]) -> None:
 
 
 def set_equal_3d(ax: Axes, points: NDArray) -> None:
-    """Equal-scale 3D limits around (P, 3) points, camera frame with y down and z forward."""
-    points = np.asarray(points).reshape(-1, 3)
+    """Equal-scale 3D limits around (P, 3) points, camera frame with y down and z forward.
+
+    Points that are not finite (a missing annotation, a diverged prediction) are left out; with
+    none finite the limits are a 2 mm cube about the origin."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) == 0:
+        points = np.zeros((1, 3))
     centre = (points.max(axis=0) + points.min(axis=0)) / 2
     half = max(float((points.max(axis=0) - points.min(axis=0)).max()) / 2, 1.0)
     ax.set_xlim(centre[0] - half, centre[0] + half)

@@ -89,3 +89,33 @@ def test_unreadable_frame_list_names_the_file(tmp_path):
     (tmp_path / "evaluation.txt").mkdir()
     with pytest.raises(DataFileError, match=r"evaluation\.txt: cannot read the frame list"):
         HO3D(tmp_path, "evaluation", with_images=False)
+
+
+@pytest.mark.filterwarnings("ignore:no backbone weights file given")
+def test_eval_of_the_evaluation_split_without_hand_joints_completes(tmp_path):
+    # The evaluation split holds the wrist alone: the hand has no error (NaN, left out of every
+    # summary), the plausibility of poses that are not finite is NaN, and the report's figures
+    # leave the missing points out. It stopped in the Procrustes SVD, then in the cuboid fit of
+    # the plausibility and in the gallery's 3D limits, each a traceback.
+    import json
+
+    from hopose.checkpoint import model_checkpoint, save_checkpoint
+    from hopose.cli import main
+    from hopose.config import load_config
+    from hopose.configs import CONFIG_DIR
+    from hopose.models import build_model
+
+    write_ho3d(tmp_path / "ho3d")
+    overrides = ["data.image_size=32", "model.image_size=32", "model.hidden=16"]
+    cfg = load_config(CONFIG_DIR / "synthetic" / "end2end.yaml", overrides)
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=("lifter",)), checkpoint)
+    out = tmp_path / "eval"
+    args = ["eval", str(checkpoint), "--data", "ho3d", "--root", str(tmp_path / "ho3d")]
+    assert main([*args, "--split", "evaluation", "--gt-2d", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 1
+    assert np.isnan(metrics["hand_mean_mm"]) and np.isnan(metrics["hand_auc_0_80"])
+    assert np.isnan(metrics["gt_valid_contacts"]) and np.isnan(metrics["gt_affinity"])
+    assert (out / "report.md").is_file() and (out / "figures" / "gallery.png").is_file()
