@@ -94,11 +94,56 @@ def test_warp_at_unit_scale_copies_the_pixels():
 def test_warp_of_a_quarter_turn_is_rot90_and_resize_shows_the_frame():
     torch.manual_seed(0)
     image = torch.rand(1, 3, 8, 8)
-    A = crop_affine(torch.tensor([[4.0, 4.0]]), torch.tensor([8.0]), 8, torch.tensor([math.pi / 2]))
+    # Pixel centres at 0 ... 7: the image's centre is (3.5, 3.5). crop_affine sends its centre
+    # c to S / 2 = (4, 4); turned a quarter about c = (3, 4), (3.5, 3.5) goes to itself.
+    A = crop_affine(torch.tensor([[3.0, 4.0]]), torch.tensor([8.0]), 8, torch.tensor([math.pi / 2]))
     torch.testing.assert_close(warp_image(image, A, 8), torch.rot90(image, 1, dims=(2, 3)))
     # The whole-frame map at unit scale is the identity.
     whole = resize_affine((8, 8), 8, image)[None]
     torch.testing.assert_close(warp_image(image, whole, 8), image)
+
+
+def _blob(width: int, height: int, centre: tuple[float, float], sigma: float) -> torch.Tensor:
+    """(1, 3, H, W) float64 Gaussian spot centred at ``centre``, pixel centres at integers."""
+    y, x = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64),
+        torch.arange(width, dtype=torch.float64),
+        indexing="ij",
+    )
+    spot = torch.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * sigma**2))
+    return spot.expand(1, 3, height, width).clone()
+
+
+def _spot_centre(image: torch.Tensor) -> torch.Tensor:
+    """(x, y) intensity centroid of (1, 3, S, S), in pixel indices."""
+    weights = image[0, 0].clamp_min(0)
+    y, x = torch.meshgrid(
+        *(torch.arange(n, dtype=weights.dtype) for n in weights.shape), indexing="ij"
+    )
+    return torch.stack([(weights * x).sum(), (weights * y).sum()]) / weights.sum()
+
+
+@pytest.mark.parametrize(
+    ("side", "angle", "size"),
+    [(600.0, 0.0, 64), (600.0, 0.4, 64), (1920.0, 0.0, 64), (300.0, -0.5, 224), (64.0, 1.2, 64)],
+)
+def test_warp_shows_a_frame_point_where_the_views_K_projects_it(side, angle, size):
+    # The view's K is A @ K: a frame point p (pixel centres at integer coordinates, as the
+    # synthetic renderer draws with that K) must show at network pixel A p. Sampling at the
+    # network pixels' corners-convention centres (q + 0.5) put it 0.5 (1 - s) px up-left of
+    # there (0.46 px in a 64-px crop of 600 frame px), off the renders the model trains on.
+    p = (890.3, 510.7)
+    frame = _blob(1920, 1080, p, sigma=3 * side / size)
+    A = crop_affine(
+        torch.tensor([[880.0, 520.0]], dtype=torch.float64),
+        torch.tensor([side], dtype=torch.float64),
+        size,
+        torch.tensor([angle], dtype=torch.float64),
+    )
+    expected = apply_affine(A, torch.tensor([[p]], dtype=torch.float64))[0, 0]
+    torch.testing.assert_close(
+        _spot_centre(warp_image(frame, A, size)), expected, atol=0.05, rtol=0
+    )
 
 
 class _Oracle(torch.nn.Module):
@@ -162,3 +207,34 @@ def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
     assert (truth.amax(0) - truth.amin(0)).amax() > 400  # about a quarter of the frame
     assert (kp2d - truth).norm(dim=-1).max() < 1e-2
     torch.testing.assert_close(kp3d, points[0])
+
+
+def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
+    # A diverged frame (NaN or infinite 2D) places no square: it keeps its view, its output
+    # stays non-finite (an infinite error for the metrics) and the other frames are untouched.
+    # Its square was a map of NaNs, on which the synthetic renderer (hopose eval's views) raised
+    # "cannot convert float NaN to integer" and stopped the whole evaluation.
+    torch.manual_seed(0)
+    points = torch.rand(3, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0])
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()
+    K = K.expand(3, 3, 3)
+
+    class Diverged(_Oracle):
+        def forward(self, image, K):
+            out = super().forward(image, K)
+            kp2d = out["kp2d"].clone()
+            kp2d[0], kp2d[1] = float("nan"), float("inf")
+            return {**out, "kp2d_init": kp2d, "kp2d": kp2d}
+
+    def view(A: torch.Tensor) -> torch.Tensor:
+        assert A.isfinite().all(), "a view was asked for a non-finite map"
+        return torch.zeros(len(A), 3, 64, 64)
+
+    oracle = Diverged(points)
+    out = self_crop(oracle, view, K, (1920, 1080), image_size=64, iterations=2)
+    assert not out["kp2d"][:2].isfinite().any()
+    torch.testing.assert_close(out["kp2d"][2], project_points(points[2], K[2]))
+    # Frames 0 and 1 kept the whole-frame view, frame 2 moved to its own crop.
+    first = oracle.seen[0]
+    torch.testing.assert_close(oracle.seen[-1][:2], first[:2])
+    assert not torch.allclose(oracle.seen[-1][2], first[2])

@@ -17,8 +17,11 @@ scaled, shifted or rotated, exactly (docs/training.md).
   whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
   and the network runs again (``iterations`` times); 2D comes back in frame pixels.
 
-Pixels are continuous coordinates with the image's top-left corner at (0, 0) and pixel (i, j)
-covering [i, i+1] × [j, j+1], the convention in which resizing scales K per axis.
+Pixel centres sit at integer coordinates (docs/datasets.md,
+:func:`hopose.geometry.scale_intrinsics`, the renderer of :mod:`hopose.data.render`): pixel
+(i, j) of an image with intrinsics K shows the ray ``K⁻¹ [i, j, 1]``, so network pixel q of the
+view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic data render with
+``A @ K``.
 """
 
 from __future__ import annotations
@@ -109,7 +112,9 @@ def apply_affine(A: Tensor, points: Tensor) -> Tensor:
 def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     """The ``image_size`` square that maps A show of frames.
 
-    Each network pixel centre q samples the frame bilinearly at ``A⁻¹ q`` (zeros outside). A
+    Each network pixel q (its centre, at integer coordinates) samples the frame bilinearly at
+    ``A⁻¹ q``, a frame position with pixel centres at integer coordinates too (zeros outside),
+    so that ``A @ K`` is the view's intrinsics to the pixel, as in the synthetic renders. A
     frame much larger than the crop is first shrunk with antialiasing by an integer factor, so
     that bilinear sampling does not alias.
 
@@ -126,15 +131,19 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
         height, width = x.shape[-2:]
         x = F.interpolate(x, size=(height // shrink, width // shrink), mode="bilinear",
                           antialias=True, align_corners=False)  # fmt: skip
-        # Shrunk pixel p' is frame pixel (W / W') p' per axis.
-        S = torch.diag(A.new_tensor([width / x.shape[-1], height / x.shape[-2], 1.0]))
+        # Shrunk pixel p' averages the frame's pixels r p' ... r (p' + 1) - 1 (r = W / W' per
+        # axis): its centre is frame position r p' + (r - 1) / 2.
+        r = A.new_tensor([width / x.shape[-1], height / x.shape[-2]])
+        S = torch.eye(3, dtype=A.dtype, device=A.device)
+        S[[0, 1], [0, 1]], S[:2, 2] = r, (r - 1) / 2
         A = A @ S
-    centres = torch.arange(image_size, dtype=A.dtype, device=A.device) + 0.5
+    centres = torch.arange(image_size, dtype=A.dtype, device=A.device)
     v, u = torch.meshgrid(centres, centres, indexing="ij")
     q = torch.stack([u, v], dim=-1).reshape(1, -1, 2).expand(len(A), -1, -1)  # (B, S*S, 2)
     p = apply_affine(torch.linalg.inv(A), q)  # (B, S*S, 2) frame pixels
     size = p.new_tensor([x.shape[-1], x.shape[-2]])
-    grid = (2 * p / size - 1).view(len(A), image_size, image_size, 2)  # grid_sample's [-1, 1]
+    # grid_sample's [-1, 1] (align_corners=False) spans the pixels' outer edges, -0.5 ... W - 0.5.
+    grid = ((2 * p + 1) / size - 1).view(len(A), image_size, image_size, 2)
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
 
 
@@ -170,7 +179,12 @@ def self_crop(
     out = model(view(A), A @ K)
     for _ in range(iterations):
         frame_2d = apply_affine(torch.linalg.inv(A), out["kp2d"])  # (B, 29, 2)
-        A = crop_affine(*square_around(frame_2d, margin), image_size)
+        placed = crop_affine(*square_around(frame_2d, margin), image_size)
+        # A frame whose 2D is not finite (a diverged prediction) places no square: it keeps its
+        # view, so its output stays non-finite (scored as an infinite error) and no view is
+        # asked for a map of NaNs (the synthetic renderer raises on one).
+        finite = placed.flatten(-2).isfinite().all(dim=-1)[:, None, None]  # (B, 1, 1)
+        A = torch.where(finite, placed, A)
         out = model(view(A), A @ K)
     back = torch.linalg.inv(A)
     mapped = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}

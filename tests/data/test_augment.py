@@ -39,6 +39,21 @@ def test_occlusion_patch_covers_a_bounded_part_of_the_image():
     assert ((changed > 0.015) & (changed <= 0.125)).all(), changed
 
 
+def test_occlusion_patch_is_one_random_colour():
+    # Each image's patch is one flat colour, drawn per image. torchvision's value="random" was a
+    # patch of per-pixel standard-normal noise, clamped to [0, 1]: about half of it black and
+    # hundreds of distinct colours, not the "occluding patch of random colour" configured.
+    grey = torch.full((6, 3, 50, 50), 128, dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = augment_images(grey, AugmentConfig(occlusion_prob=1.0))
+    colours = []
+    for image, changed in zip(out, (out != grey).any(dim=1), strict=True):
+        patch = image.permute(1, 2, 0)[changed]  # (P, 3)
+        assert len(patch) > 0 and len(patch.unique(dim=0)) == 1, patch.unique(dim=0)[:5]
+        colours.append(tuple(patch[0].tolist()))
+    assert len(set(colours)) == 6
+
+
 def test_augment_batch_alters_only_the_stage_input():
     images = _images()
     batch = {"image": images, "hand_2d": torch.rand(6, 21, 2), "obj_2d": torch.rand(6, 8, 2)}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from dataset_fixtures import write_image
+from PIL import Image
 
 from hopose.data import transforms
 from hopose.data.transforms import (
@@ -118,6 +119,39 @@ def test_a_jpeg_whose_side_the_draft_scale_does_not_divide_keeps_the_geometry(
     monkeypatch.setattr(transforms, "read_image", lambda path, min_size=None: read_image(path))
     full = frame_to_record(frame, image_size=64, crop="square")["image"]
     np.testing.assert_allclose(brightest(drafted), brightest(full), atol=0.2)
+
+
+def _blob_frame(tmp_path, side: str) -> Frame:
+    """A 200x100 PNG with a Gaussian blob (sd 1.5 px) centred exactly where joint 12 projects,
+    at (104.37, 51.41); the joints span 40x12 px, so the square crop around them (56 px with its
+    margin) is enlarged to 64."""
+    k = np.arange(21, dtype=float)
+    hand = np.stack([-98.15 + 10 * k, -28.95 + 3 * k, np.full(21, 500.0)], axis=1)
+    u, v = (K @ hand[12])[:2] / hand[12, 2]
+    ys, xs = np.mgrid[0:100, 0:200]  # pixel centres at integer coordinates
+    blob = 255 * np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * 1.5**2))
+    path = tmp_path / f"blob_{side}.png"
+    Image.fromarray(np.repeat(blob[..., None], 3, axis=2).round().astype(np.uint8)).save(path)
+    obj = hand[:8] + np.array([0.0, 0.0, 5.0])
+    return Frame(path, K, (200, 100), hand, obj, side, "box", f"t/s/q/{side}")
+
+
+def _weighted_centre(image: np.ndarray) -> np.ndarray:
+    weight = image[..., 0].astype(float)
+    ys, xs = np.mgrid[0 : image.shape[0], 0 : image.shape[1]]
+    return np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum()
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize(
+    ("crop", "size"), [("resize", 64), ("square", 64)], ids=["shrink", "enlarge"]
+)
+def test_the_pixels_show_a_point_where_the_records_K_projects_it(tmp_path, side, crop, size):
+    # Network pixel i is centred at i (docs/conventions.md §6). PIL's resize took the box as it
+    # was, which left the content 0.5 (1 - s) network px off: -0.34 / -0.18 px here, shrinking
+    # the 200x100 frame to 64 px (s = 0.32 / 0.64), and +0.07 px enlarging the 56-px square.
+    record = frame_to_record(_blob_frame(tmp_path, side), image_size=size, crop=crop)
+    np.testing.assert_allclose(_weighted_centre(record["image"]), record["hand_2d"][12], atol=0.05)
 
 
 def test_corrupt_and_missing_images_name_the_file(tmp_path):

@@ -15,12 +15,12 @@ Random numbers come from torch's global generator, which the training loop seeds
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
-from torchvision.transforms import v2
+from torch import Tensor, nn
+from torchvision.transforms import RandomErasing, v2
 
 from hopose.data.perturb import perturb_batch
 from hopose.stages import STAGES
@@ -29,9 +29,35 @@ if TYPE_CHECKING:
     from hopose.config import AugmentConfig, TrainConfig
 
 
+class ColourPatch(nn.Module):
+    """Random erasing (Zhong et al.) with one colour per patch: with probability ``p`` a
+    rectangle of ``scale`` of the image's area, aspect ``ratio``, is filled with a colour drawn
+    uniformly in [0, 1]³. torchvision's ``value="random"`` fills each pixel with standard normal
+    noise, meant for normalised images: on [0, 1] images, clamped, half its pixels are black."""
+
+    def __init__(
+        self,
+        p: float,
+        scale: tuple[float, float] = (0.02, 0.12),
+        ratio: tuple[float, float] = (0.3, 3.3),
+    ) -> None:
+        super().__init__()
+        self.p, self.scale, self.ratio = p, scale, ratio
+
+    def forward(self, image: Tensor) -> Tensor:
+        if float(torch.rand(())) >= self.p:
+            return image
+        colour = torch.rand(image.shape[-3]).tolist()
+        # (i, j, h, w, the patch's values); the whole image itself when no patch fits.
+        i, j, h, w, value = RandomErasing.get_params(image, self.scale, self.ratio, value=colour)
+        out = image.clone()
+        out[..., i : i + h, j : j + w] = value.to(image)
+        return out
+
+
 def image_transform(settings: AugmentConfig) -> v2.Transform | None:
     """The per-image transform on float (3, H, W) images in [0, 1]; None when all is off."""
-    steps: list[v2.Transform] = []
+    steps: list[Callable[[Tensor], Tensor]] = []
     if settings.colour > 0:
         c = settings.colour
         steps.append(v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(c / 4, 0.5)))
@@ -40,9 +66,7 @@ def image_transform(settings: AugmentConfig) -> v2.Transform | None:
     if settings.noise > 0:
         steps.append(v2.GaussianNoise(sigma=settings.noise, clip=True))
     if settings.occlusion_prob > 0:
-        steps.append(
-            v2.RandomErasing(p=settings.occlusion_prob, scale=(0.02, 0.12), value="random")
-        )
+        steps.append(ColourPatch(settings.occlusion_prob, scale=(0.02, 0.12)))
     return v2.Compose(steps) if steps else None
 
 

@@ -222,6 +222,9 @@ def load_network_image(
 ) -> np.ndarray:
     """Decode the frame's image, cut ``box`` (zero padded outside), resize to a square, uint8.
 
+    ``box`` is in PIL's coordinates of the frame's image, pixel edges at integers
+    (:func:`_sampling_box` turns an :func:`image_geometry` box into it).
+
     The image must have the size the annotation assumes (``frame.orig_size``); a mismatch means
     a wrong file or layout and raises DataFileError naming it.
     """
@@ -238,7 +241,8 @@ def load_network_image(
     )
     image = read_image(frame.image_path, min_size)
     # Decoded at 1/s (s = 1, 2, 4 or 8) the image is ceil(W / s) wide, its last column partly
-    # padding when s does not divide W: the scale is 1/s, not its size over the frame's.
+    # padding when s does not divide W: the scale is 1/s, not its size over the frame's. Pixel
+    # edges (PIL's coordinates, in which ``box`` is given) scale exactly by 1/s.
     scale = 1.0 / 2.0 ** round(np.log2(width / image.size[0]))
     box = tuple(value * scale for value in box)
     # PIL's resize with ``box`` samples the exact (possibly fractional) source region; a region
@@ -276,7 +280,7 @@ def frame_to_record(
     seen = mirror_frame(frame) if frame.side == "left" else frame
     K, box = image_geometry(seen, image_size, crop, margin)
     if with_images:
-        image = load_network_image(frame, image_size, _unmirrored_box(box, seen, frame))
+        image = load_network_image(frame, image_size, _sampling_box(box, seen, frame, image_size))
         if frame.side == "left":
             image = np.ascontiguousarray(image[:, ::-1])
     else:
@@ -301,17 +305,27 @@ def frame_to_record(
     }
 
 
-def _unmirrored_box(
-    box: tuple[float, float, float, float], seen: Frame, frame: Frame
+def _sampling_box(
+    box: tuple[float, float, float, float], seen: Frame, frame: Frame, image_size: int
 ) -> tuple[float, float, float, float]:
-    """The source region in the unflipped image of a box chosen in the (maybe) mirrored one.
+    """The region of the unflipped image, in PIL's pixel-edge coordinates, whose resize to
+    ``image_size`` shows each point where the record's K projects it.
 
-    Under the flip u -> W - 1 - u a region [x0, x1) of pixel edges maps to [W - x1, W - x0).
+    :func:`image_geometry` puts network pixel i (centre at i, docs/conventions.md §6) at frame
+    coordinate ``x0 + i / s``, s = image_size / (x1 - x0) network pixels per frame pixel. PIL's
+    resize samples output pixel i at the edge coordinate ``b0 + (i + 0.5) / s``, and frame pixel
+    centres sit at edge coordinates ``u + 0.5``: so ``b0 = x0 + 0.5 - 0.5 / s``. The box taken as
+    it is left the content 0.5 (1 - s) network pixels from K's projection (0.46 px at 64 px
+    from a 1920-px frame, the other way when enlarging). Under a left hand's flip
+    u -> W - 1 - u the region's edges [b0, b1) become [W - b1, W - b0).
     """
+    shift_x = 0.5 - 0.5 * (box[2] - box[0]) / image_size
+    shift_y = 0.5 - 0.5 * (box[3] - box[1]) / image_size
+    x0, y0, x1, y1 = box[0] + shift_x, box[1] + shift_y, box[2] + shift_x, box[3] + shift_y
     if seen is frame:
-        return box
+        return (x0, y0, x1, y1)
     width = frame.orig_size[0]
-    return (width - box[2], box[1], width - box[0], box[3])
+    return (width - x1, y0, width - x0, y1)
 
 
 class FrameDataset(Dataset):
