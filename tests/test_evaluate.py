@@ -15,7 +15,7 @@ from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, sav
 from hopose.cli import main
 from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
-from hopose.crop import apply_affine, crop_affine, frame_square, square_around
+from hopose.crop import apply_affine, crop_affine, frame_square, square_around, warp_image
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.synthetic import SyntheticHandObject, generate_grasps
 from hopose.evaluate import mean_pose_predictions, predict_split
@@ -216,17 +216,19 @@ def test_predict_feeds_the_network_the_resized_photo_and_scales_2d_back(checkpoi
     small = tmp_path / "small.png"
     Image.fromarray(rng.integers(0, 255, (50, 70, 4), dtype=np.uint8), mode="RGBA").save(small)
     (result, small_result) = _predict(checkpoint, [photo, small], tmp_path / "out", "--fov", "60")
-    # What predict must do, step by step: the whole 160x90 photo resized to the 32 px input,
-    # the camera (f = 80 / tan 30° = 138.56 px, centre (80, 45)) scaled by 32/160 and 32/90,
-    # the 2D scaled back by 160/32 = 5 and 90/32 = 2.8125.
+    # What predict must do, step by step: the whole 160x90 photo (its own working copy, under
+    # MAX_SIDE) resized to the 32 px input with pixel centres at integers (warp_image), the
+    # camera (f = 80 / tan 30° = 138.56 px, centre (80, 45)) scaled by 32/160 and 32/90, the 2D
+    # scaled back by 160/32 = 5 and 90/32 = 2.8125.
     model, _ = load_model(checkpoint)
     model.eval()
-    pixels = np.array(Image.open(photo).convert("RGB").resize((32, 32), Image.BILINEAR))
+    pixels = torch.from_numpy(np.array(Image.open(photo).convert("RGB"))).permute(2, 0, 1)[None]
+    resize = torch.diag(torch.tensor([32 / 160, 32 / 90, 1.0], dtype=torch.float64))
     f = 80 / np.tan(np.radians(30))
     K = torch.tensor([[f, 0, 80.0], [0, f, 45.0], [0, 0, 1]], dtype=torch.float64)
     with torch.inference_mode():
         out = model(
-            torch.from_numpy(pixels).permute(2, 0, 1)[None],
+            warp_image(pixels, resize[None], 32),
             scale_intrinsics(K, 32 / 160, 32 / 90)[None].float(),
         )
     expected_2d = out["kp2d"][0].double() * torch.tensor([5.0, 2.8125])

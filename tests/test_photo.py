@@ -120,3 +120,20 @@ def test_a_jpeg_decoded_at_draft_scale_keeps_the_photo_s_geometry(tmp_path):
 
     # Without the draft's box the band lands 0.8 working px (6.6 photo px) to the left.
     assert abs(band_centre(photo.image) - band_centre(direct)) < 0.1
+
+
+def test_the_working_affine_puts_a_point_where_the_working_copy_shows_it(tmp_path):
+    # A 2400x1200 PNG read at max_side 300 (s = 1/8): a Gaussian blob at full-size (1234.3,
+    # 567.8) shows in the copy at s u + (s - 1) / 2 = (153.85, 70.54), not at s u (154.29,
+    # 70.98): Pillow's resize maps outer pixel edges onto each other.
+    u, v = 1234.3, 567.8
+    ys, xs = np.mgrid[0:1200, 0:2400]
+    blob = 255 * np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * 24.0**2))
+    path = tmp_path / "blob.png"
+    Image.fromarray(np.repeat(blob[..., None], 3, axis=2).round().astype(np.uint8)).save(path)
+    photo = read_photo(path, max_side=300)
+    weight = np.asarray(photo.image, dtype=float)[..., 0]
+    wy, wx = np.mgrid[0 : weight.shape[0], 0 : weight.shape[1]]
+    shown = np.array([(weight * wx).sum(), (weight * wy).sum()]) / weight.sum()
+    expected = photo.working_affine() @ torch.tensor([u, v, 1.0], dtype=torch.float64)
+    np.testing.assert_allclose(shown, expected[:2].numpy(), atol=0.05)

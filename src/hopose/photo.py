@@ -80,6 +80,20 @@ class Photo:
     exif: dict[int, float]
     """The camera's focal-length tags that were present (tag -> value)."""
 
+    def working_affine(self) -> torch.Tensor:
+        """(3, 3) float64 map of full-size pixels to working-copy pixels.
+
+        Pillow's whole-image resizes map the photo's outer pixel edges onto the copy's, so with
+        pixel centres at integers (docs/conventions.md §6) a point at u lands at
+        ``s u + (s - 1) / 2``, s = copy size / full size per axis: half a copy pixel from
+        :func:`hopose.geometry.scale_intrinsics`'s ``s u``.
+        """
+        scale = [new / old for new, old in zip(self.image.size, self.size, strict=True)]
+        A = torch.eye(3, dtype=torch.float64)
+        for axis, s in enumerate(scale):
+            A[axis, axis], A[axis, 2] = s, (s - 1) / 2
+        return A
+
 
 def _to_rgb8(image: Image.Image) -> Image.Image:
     """8-bit RGB; 16-bit greyscale scaled by 255 / 65535 instead of clipped."""

@@ -2,11 +2,13 @@
 
 Each photo is read upright, as 8-bit RGB, at a bounded working size (:func:`hopose.photo.
 read_photo`) and resized as a whole to the network's square input (the ``resize`` geometry of
-docs/conventions.md, aspect not kept). Its camera (:func:`hopose.photo.photo_camera`: ``--K``,
-``--fov``, the EXIF focal length or the default) is resized the same way and given to the
-lifter, so the 3D keypoints, in mm, are in that camera's frame; the 2D keypoints come back to
-the full-size photo's pixels by scaling x and y separately. The valid contact points of the
-physical affinity loss (paper §3.3) are drawn by projecting them with the same camera.
+docs/conventions.md, aspect not kept, pixel centres at integers: :func:`hopose.crop.warp_image`).
+Its camera (:func:`hopose.photo.photo_camera`: ``--K``, ``--fov``, the EXIF focal length or the
+default) goes through the same maps (:meth:`hopose.photo.Photo.working_affine`, then the resize)
+and is given to the lifter, so the 3D keypoints, in mm, are in that camera's frame; the 2D
+keypoints come back to the full-size photo's pixels through the inverse maps. The valid contact
+points of the physical affinity loss (paper §3.3) are drawn by projecting them with the same
+camera.
 
 Outputs per image, under a name unique among the inputs (``photo``, then ``photo-2`` for a second
 ``photo.jpg`` from another folder): ``<name>.json`` with ``image`` (the input path), ``size``
@@ -31,9 +33,15 @@ from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
-from hopose.crop import SELF_CROP_MARGIN, self_crop_image, self_crop_passes
+from hopose.crop import (
+    SELF_CROP_MARGIN,
+    apply_affine,
+    self_crop_image,
+    self_crop_passes,
+    warp_image,
+)
 from hopose.files import write_atomic, write_text
-from hopose.geometry import project_points, scale_intrinsics
+from hopose.geometry import project_points
 from hopose.models import HoposeNet
 from hopose.photo import Camera, Photo, photo_camera, read_photo
 from hopose.physics import contact_points
@@ -94,31 +102,30 @@ def predict_photo(
     refine: RefineWeights | None = None,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
-    plus ``overlay_scale`` (2,), full-size pixels -> working-copy pixels.
+    plus ``to_working`` (3, 3), full-size pixels -> working-copy pixels (the overlay's).
 
     ``self_crop`` > 0 (a model trained on crops): after the whole-photo pass, that many passes
     on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`) with
     margin ``self_crop_margin``.
     ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None."""
-    width, height = photo.size
-    overlay_scale = torch.tensor(photo.image.size, dtype=torch.float64) / torch.tensor(
-        photo.size, dtype=torch.float64
-    )
+    to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
+    K_work = to_working @ camera.K.double()
     if self_crop:
-        K_work = scale_intrinsics(camera.K, *overlay_scale.tolist())
         kp2d, kp3d = self_crop_image(
             model, np.asarray(photo.image), K_work, image_size=image_size,
             iterations=self_crop, margin=self_crop_margin,
         )  # fmt: skip
-        kp2d = kp2d.double() / overlay_scale  # working-copy pixels -> the photo's pixels
     else:
-        network_image = photo.image.resize((image_size, image_size), Image.BILINEAR)
-        pixels = torch.from_numpy(np.array(network_image)).permute(2, 0, 1)[None]  # (1, 3, S, S)
-        K_net = scale_intrinsics(camera.K, image_size / width, image_size / height)
+        # The whole working copy resized to the network's square, pixel centres kept at
+        # integers as in training (hopose.crop.warp_image); 2D comes back through the same map.
+        frame = torch.from_numpy(np.array(photo.image)).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        work_w, work_h = photo.image.size
+        A = torch.diag(torch.tensor([image_size / work_w, image_size / work_h, 1.0]).double())
         with torch.inference_mode():
-            out = model(pixels, K_net[None].float())
-        kp2d = out["kp2d"][0].double() * torch.tensor([width / image_size, height / image_size])
+            out = model(warp_image(frame, A[None], image_size), (A @ K_work)[None].float())
+        kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"][0].double())
         kp3d = out["kp3d"][0]
+    kp2d = apply_affine(torch.linalg.inv(to_working), kp2d.double())  # the photo's pixels
     kp3d = kp3d.double()  # (29, 3) mm, in the photo's camera
     if refine is not None:
         hand, obj = refine_pose(
@@ -138,7 +145,7 @@ def predict_photo(
         "obj_3d": kp3d[NUM_JOINTS:],
         "contacts_3d": contacts_3d,
         "contacts_2d": project_points(contacts_3d, camera.K),
-        "overlay_scale": overlay_scale,
+        "to_working": to_working,
     }
 
 
@@ -186,12 +193,13 @@ def predict_images(
             self_crop_margin=cfg.data.self_crop_margin,
             refine=weights,
         )
-        scale = result.pop("overlay_scale")
+        to_working = result.pop("to_working")
         overlay = draw_overlay(
             photo.image,
-            (result["hand_2d"] * scale).numpy(),
-            (result["obj_2d"] * scale).numpy(),
-            (result["contacts_2d"] * scale).numpy(),
+            *(
+                apply_affine(to_working, result[key]).numpy()
+                for key in ("hand_2d", "obj_2d", "contacts_2d")
+            ),
         )
         record: dict[str, Any] = {
             "image": str(path),
