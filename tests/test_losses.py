@@ -124,6 +124,10 @@ def test_total_loss_raises_on_nan_naming_the_term():
         total_loss(terms)
     with pytest.raises(FloatingPointError, match="physical"):
         total_loss({"3d": torch.tensor(1.0), "physical": torch.tensor(float("inf"))})
+    # Finite float32 terms whose sum overflows: 3e38 + 3e38 > 3.4e38, the largest float32.
+    big = {"3d": torch.tensor(3e38), "3d_init": torch.tensor(3e38)}
+    with pytest.raises(FloatingPointError, match="every term is finite but their weighted sum"):
+        total_loss(big)
 
 
 def test_bad_terms_and_weights_raise():
@@ -153,6 +157,28 @@ def test_2d_terms_in_original_pixels_by_hand():
     torch.testing.assert_close(original["3d"], network["3d"])
     with pytest.raises(ValueError, match="l2d_pixels"):
         LossConfig(l2d_pixels="mm")
+
+
+def test_2d_terms_in_original_pixels_of_a_turned_crop():
+    # A crop turned by 60 degrees at 0.1 network px per original px (K = A orig_K, A = s R | t,
+    # docs/conventions.md §1): an error of e = (3, 4) original px is s R e = (-0.196, 0.460)
+    # network px, and must come back to |e|^2 / 2 = 12.5 per coordinate. Scaling each axis by
+    # the focal lengths' ratio 1 / (s cos 60) instead gave 4 * 12.5 = 50.
+    s, turn = 0.1, math.radians(60.0)
+    A = torch.tensor(
+        [
+            [s * math.cos(turn), -s * math.sin(turn), 30.0],
+            [s * math.sin(turn), s * math.cos(turn), -12.0],
+            [0.0, 0.0, 1.0],
+        ],
+        dtype=torch.float64,
+    )
+    orig_K = torch.tensor([[1400.0, 0.0, 960.0], [0.0, 1380.0, 540.0], [0.0, 0.0, 1.0]])
+    batch = _batch(1) | {"K": (A @ orig_K.double()).float()[None], "orig_K": orig_K[None]}
+    error = A[:2, :2] @ torch.tensor([3.0, 4.0], dtype=torch.float64)  # network px
+    out = {"kp2d": error.float().expand(1, 29, 2)}
+    original = compute_losses(out, batch, original_pixels=True)
+    torch.testing.assert_close(original["2d"], torch.tensor(12.5))
 
 
 def _gaussian_logits(target: torch.Tensor, size: int, cells: int) -> torch.Tensor:

@@ -366,6 +366,47 @@ def test_contact_on_the_axis_is_finite():
     assert float(per_sample[0]) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_contacts_on_the_axis_agree_in_float32_and_float64():
+    # Two joints below the end face z-, within 5 mm of its centre: both touch its centre grid
+    # point (0, 0, -150), on the axis, so v = 0 and their cosines (with each other and with the
+    # x+ and y+ contacts) are 0, as is the x+/y+ pair's: loss 0. The box is turned and 450 mm
+    # away, as in a camera frame. z- is the axis' first end (the point it is measured from is
+    # the other one), so v = 0 comes out of a projection with a rounding residue (3e-5 mm in
+    # float32), which must not count as a direction: their pair scored cos 1 (loss 0.19).
+    generator = torch.Generator().manual_seed(0)
+    rotation = axis_angle_to_matrix(torch.randn(5, 3, generator=generator, dtype=torch.float64))
+    translation = torch.tensor([120.0, -40.0, 450.0], dtype=torch.float64)
+    hand = parked_hand({4: PLUS_X, 8: PLUS_Y, 3: (1.3, -0.7, -152.0), 7: (-2.1, 1.9, -153.0)})
+    hand = hand @ rotation.transpose(1, 2) + translation  # (5, 21, 3): five turns
+    box = long_box() @ rotation.transpose(1, 2) + translation
+    for dtype in (torch.float64, torch.float32):
+        _, _, valid = contact_points(hand.to(dtype), box.to(dtype))
+        assert (valid.sum(dim=1) == 4).all()
+        loss = physical_affinity_loss(hand.to(dtype), box.to(dtype), reduction="none")
+        torch.testing.assert_close(loss, torch.zeros(5, dtype=dtype), atol=1e-6, rtol=0)
+
+
+def test_gradcheck_with_a_contact_on_the_axis():
+    # A contact at an end face's centre stays on the axis whatever the corners do (v = 0 for
+    # every box), so the loss is smooth there too: the finite differences must not read the
+    # rounding residue of v = 0 (1e-14 mm, read through the 1e-6 eps) as a direction. Irregular
+    # corners, turned and 500 mm away.
+    generator = torch.Generator().manual_seed(6)
+    box = long_box() + torch.randn(8, 3, generator=generator, dtype=torch.float64)
+    rotation = axis_angle_to_matrix(torch.randn(3, generator=generator, dtype=torch.float64))
+    translation = torch.tensor([30.0, -20.0, 500.0], dtype=torch.float64)
+    hand = parked_hand({4: PLUS_X, 8: (-47.0, 12.0, -60.0), 12: (8.0, 52.0, 40.0)})
+    # Joint 16 2 mm off the centre of z-, the axis' first end.
+    hand[16] = box[[0, 1, 2, 3]].mean(dim=0) + torch.tensor([0.4, -0.3, -2.0], dtype=torch.float64)
+    hand, box = hand @ rotation.T + translation, box @ rotation.T + translation
+    _, dirs, valid = contact_points(hand[None], box[None])
+    assert int(valid.sum()) == 4 and float(dirs[valid].norm(dim=-1).min()) < 1e-9
+    assert torch.autograd.gradcheck(
+        lambda corners: physical_affinity_loss(hand[None], corners, reduction="none"),
+        (box[None].clone().requires_grad_(True),),
+    )
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     hand=arrays(np.float64, (2, NUM_JOINTS, 3), elements=st.floats(-1e4, 1e4)),

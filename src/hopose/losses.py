@@ -61,11 +61,21 @@ def _part_nodes(parts: tuple[str, ...]) -> list[int]:
     return [node for part in parts for node in PART_NODES[part]]
 
 
-def _original_pixel_scale(batch: Mapping[str, Tensor]) -> Tensor:
-    """(B, 2) original-image pixels per network-image pixel along x and y: fx, fy of
-    ``orig_K`` over those of ``K``."""
-    focal = batch["K"].diagonal(dim1=-2, dim2=-1)[:, :2]
-    return batch["orig_K"].diagonal(dim1=-2, dim2=-1)[:, :2] / focal
+def _original_pixel_map(batch: Mapping[str, Tensor]) -> Tensor:
+    """(B, 2, 2) the linear map from a displacement in network-image pixels to one in
+    original-image pixels.
+
+    The network image is an affine warp ``A`` of the original (``K = A orig_K``,
+    docs/conventions.md §1), so a displacement d in it is ``A⁻¹ d`` in the original: the linear
+    part of ``orig_K K⁻¹``, which is that of ``orig_K`` times the inverse of that of ``K`` (both
+    have last row (0, 0, 1)). For a resize it is diag(fx, fy of ``orig_K`` over those of ``K``);
+    a turned crop turns the error back, where the ratio of focal lengths would be 1/cos off.
+    """
+    lin = batch["K"][:, :2, :2]
+    a, b, c, d = lin[:, 0, 0], lin[:, 0, 1], lin[:, 1, 0], lin[:, 1, 1]
+    adjugate = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+    inverse = adjugate / (a * d - b * c)[:, None, None]  # 2 x 2, no device sync
+    return batch["orig_K"][:, :2, :2] @ inverse
 
 
 def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) -> Tensor:
@@ -120,9 +130,10 @@ def compute_losses(
         parts: the parts the model predicts (its ``parts``); other nodes are not supervised.
         physical: add the physical affinity loss (Eq. 6) of the refined 3D hand and box.
         original_pixels: measure the 2D errors in pixels of the dataset's original image, as
-            the authors' code does: each axis's error is scaled by ``orig_K / K`` of that
-            axis's focal length (batch keys ``K``, ``orig_K`` (B, 3, 3)), which undoes the
-            resize (and is unchanged by a crop's shift).
+            the authors' code does: each error is mapped by the linear part of ``orig_K K⁻¹``
+            (batch keys ``K``, ``orig_K`` (B, 3, 3)), which undoes the resize and a crop's turn
+            (and is unchanged by its shift); for a resize, each axis scaled by its focal
+            lengths' ratio.
         heatmap: add :func:`heatmap_loss` of ``out["heatmaps"]`` (the heat-map head's logits)
             when present, against the keypoints in the pixels of ``batch["image"]``.
 
@@ -139,7 +150,7 @@ def compute_losses(
         target = target.to(dtype=pred.dtype, device=pred.device)
         error = pred[:, nodes] - target[:, nodes]
         if original_pixels and key.startswith("kp2d"):
-            error = error * _original_pixel_scale(batch).to(error)[:, None, :]
+            error = error @ _original_pixel_map(batch).to(error).transpose(-1, -2)
         terms[term] = error.square().mean()
     if physical:
         if "kp3d" not in out or set(parts) != set(PART_NODES):
@@ -177,5 +188,6 @@ def total_loss(terms: Mapping[str, Tensor], weights: LossConfig | None = None) -
     if not torch.isfinite(total):
         values = {name: float(value.detach()) for name, value in terms.items()}
         bad = [name for name, value in values.items() if not math.isfinite(value)]
-        raise FloatingPointError(f"loss is not finite: terms {bad} are, all terms {values}")
+        reason = f"terms {bad} are" if bad else "every term is finite but their weighted sum is not"
+        raise FloatingPointError(f"loss is not finite: {reason}, all terms {values}")
     return total

@@ -96,24 +96,37 @@ def _contacts(
     (B, 8, 3) -> (B, K, 3), (B, K, 3), (B, K)."""
     joint, face, point = selection.unbind(-1)  # (B, K) each
     batch_index = torch.arange(hand.shape[0], device=obj.device)[:, None]
+    # The geometry is built about the box centre, so its rounding is relative to the box's size,
+    # not to its distance from the origin (hundreds of mm in a camera frame).
+    centre = obj.mean(dim=-2, keepdim=True)  # (B, 1, 3)
+    local = obj - centre
     # The support point, rebuilt with gradients from its face's corners and grid weights.
     grid = torch.linspace(0, 1, n_samples, dtype=obj.dtype, device=obj.device)
     u, v = grid[point // n_samples], grid[point % n_samples]  # (B, K)
     weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)
-    quads = face_corners(obj)  # (B, 6, 4, 3)
+    quads = face_corners(local)  # (B, 6, 4, 3)
     support = (weights[..., None] * quads[batch_index, face]).sum(dim=-2)  # (B, K, 3)
 
-    upper, lower, radius = box_central_axis(obj)  # (B, 3), (B, 3), (B,)
+    upper, lower, radius = box_central_axis(local)  # (B, 3), (B, 3), (B,)
     with torch.no_grad():
         # d(H_i, Pi_j) of Eq. 3, measured again: the choices may be older than the pose.
-        distance = torch.linalg.vector_norm(hand[batch_index, joint] - support, dim=-1)
+        distance = torch.linalg.vector_norm(hand[batch_index, joint] - centre - support, dim=-1)
         valid = distance <= eta * radius[:, None]  # Eq. 5
     axis = upper - lower
     axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp(min=EPS)
     offset = support - lower[:, None, :]
     along = (offset * axis[:, None, :]).sum(dim=-1, keepdim=True)  # (B, K, 1)
     direction = offset - along * axis[:, None, :]  # v = P - R, R the projection of P on l
-    return support, direction, valid
+    # An end face's centre (a grid point for odd N) lies on the axis for every box: v = 0. The
+    # projection leaves a rounding residue of a few ulps of the box's size (1e-5 mm in float32),
+    # far above EPS, that the cosine would read as a random direction. Directions shorter than
+    # sqrt(machine eps) times the box's size are that zero vector (whose gradient is 0 too).
+    with torch.no_grad():
+        size = torch.linalg.vector_norm(local, dim=-1).amax(dim=-1)  # (B,)
+        tolerance = torch.finfo(obj.dtype).eps ** 0.5 * size
+        on_axis = torch.linalg.vector_norm(direction, dim=-1) <= tolerance[:, None]
+    direction = direction.masked_fill(on_axis[..., None], 0.0)
+    return support + centre, direction, valid
 
 
 def contact_points(
