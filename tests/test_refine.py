@@ -292,3 +292,43 @@ def test_image_weights_trust_a_shrunk_2d_box_less():
     assert refine_weights(from_images=False, complete_grasp=True) == RefineWeights(
         complete_grasp=True
     )
+
+
+def test_fit_cuboid_keeps_a_non_finite_frame_to_itself():
+    """A batch element with a NaN or Inf corner comes out NaN; the others are fitted as alone
+    (the SVD of a non-finite matrix raised on CPU and stopped the whole batch)."""
+    corners, _, _ = _boxes(4, seed=3)
+    noisy = corners + torch.randn(
+        corners.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    )
+    alone = fit_cuboid(noisy)
+    broken = noisy.clone()
+    broken[1, 2, 0] = float("nan")
+    broken[3, 5, 1] = float("inf")
+    fitted = fit_cuboid(broken)
+    assert fitted[[1, 3]].isnan().all()
+    torch.testing.assert_close(fitted[[0, 2]], alone[[0, 2]], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("where", ["hand", "obj", "kp2d", "K"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_refine_pose_keeps_a_non_finite_frame_to_itself(where: str, dtype: torch.dtype):
+    """A frame whose prediction (or K) is not finite neither crashes the batch nor changes the
+    other frames' refinement; its own output is not finite (scored as a diverged prediction)."""
+    obj, _, _ = _boxes(3, seed=5)
+    obj = obj - obj.mean(dim=1, keepdim=True) + torch.tensor([0.0, 0.0, 500.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(6)
+    hand = obj.mean(dim=1, keepdim=True) + 40 * torch.randn(
+        3, 21, 3, generator=generator, dtype=torch.float64
+    )
+    intrinsics = torch.as_tensor(K, dtype=torch.float64).expand(3, 3, 3).clone()
+    kp2d = project_points(torch.cat([hand, obj], dim=1), intrinsics)
+    hand, obj, kp2d, intrinsics = (x.to(dtype) for x in (hand, obj, kp2d, intrinsics))
+    alone = refine_pose(hand[[0, 2]], obj[[0, 2]], kp2d[[0, 2]], intrinsics[[0, 2]])
+    inputs = {"hand": hand, "obj": obj, "kp2d": kp2d, "K": intrinsics}
+    inputs[where] = inputs[where].clone()
+    inputs[where][1].view(-1)[-1] = float("nan")  # a box corner for kp2d
+    out_hand, out_obj = refine_pose(inputs["hand"], inputs["obj"], inputs["kp2d"], inputs["K"])
+    torch.testing.assert_close(out_hand[[0, 2]], alone[0], rtol=0, atol=0)
+    torch.testing.assert_close(out_obj[[0, 2]], alone[1], rtol=0, atol=0)
+    assert not out_hand[1].isfinite().all()

@@ -234,7 +234,9 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     fixed s is the rotation closest to ``A diag(s)`` (Procrustes, by SVD with the sign
     correction of a proper rotation). Alternating the two from s = 1 (R = the rotation of A's
     polar decomposition, exact for an exact cuboid) converges in a few steps. A half-size may
-    come out negative: the corners are then a mirrored labelling of a cuboid, still exact.
+    come out negative: the corners are then a mirrored labelling of a cuboid, still exact. A
+    batch element with a non-finite corner gives NaN corners (the others are unaffected)
+    instead of an error of the SVD.
 
     Args:
         corners: (..., 8, 3) box corners in the box order.
@@ -243,6 +245,8 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     Returns:
         (..., 8, 3) the corners of the fitted cuboid, in the same order.
     """
+    finite = corners.isfinite().flatten(-2).all(dim=-1)[..., None, None]  # (..., 1, 1)
+    corners = torch.where(finite, corners, torch.zeros_like(corners))
     signs = corner_signs().to(corners)  # (8, 3)
     centre = corners.mean(dim=-2, keepdim=True)
     A = (corners - centre).transpose(-1, -2) @ signs  # (..., 3, 3) column a: sum_k g_ka Y_k
@@ -254,7 +258,8 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
         D[..., -1] = torch.where(sign == 0, torch.ones_like(sign), sign)
         R = U @ (D[..., :, None] * Vh)  # (..., 3, 3) proper rotation
         half = (R * A).sum(dim=-2) / len(signs)
-    return centre + (signs * half[..., None, :]) @ R.transpose(-1, -2)
+    fitted = centre + (signs * half[..., None, :]) @ R.transpose(-1, -2)
+    return torch.where(finite, fitted, torch.full_like(fitted, torch.nan))
 
 
 def cuboid_error(corners: Tensor) -> Tensor:
