@@ -15,7 +15,9 @@ from hopose.checkpoint import (
     load_checkpoint,
     load_model,
     model_checkpoint,
+    restore_training_state,
     save_checkpoint,
+    training_state,
 )
 from hopose.evaluate import run_eval
 from hopose.models import build_model
@@ -144,3 +146,38 @@ def test_init_from_keeps_the_backbone_file_and_copies_only_trained_parts(tmp_pat
         assert torch.equal(value, previous["model"][f"lifter.{name}"]), name
     assert load_checkpoint(result.checkpoint)["trained"] == ["encoder", "lifter"]
     assert previous["trained"] == ["lifter"]
+
+
+def test_a_cpu_runs_scaler_state_resumes_into_a_gpu_runs_scaler():
+    """``device`` may change on --resume: a CPU run saves its disabled scaler's empty state, which
+    an enabled scaler (a GPU run under optim.amp) does not refuse; it starts afresh. The
+    optimiser's and scheduler's states are restored as ever."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    weight.grad = torch.ones(2)
+    optimizer.step()
+    scheduler.step()
+    cpu_scaler = torch.amp.GradScaler("cpu", enabled=False)
+    saved = training_state({}, optimizer=optimizer, scheduler=scheduler, scaler=cpu_scaler)
+    assert saved["scaler"] == {}
+
+    resumed_optimizer = torch.optim.Adam([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    resumed_scheduler = torch.optim.lr_scheduler.StepLR(resumed_optimizer, step_size=1, gamma=0.5)
+    enabled = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)  # stands for cuda
+    restore_training_state(
+        saved, optimizer=resumed_optimizer, scheduler=resumed_scheduler, scaler=enabled
+    )
+    assert resumed_scheduler.last_epoch == 1 and resumed_optimizer.param_groups[0]["lr"] == 0.05
+    assert enabled.get_scale() == 1024.0
+    # An enabled scaler's own state is restored.
+    enabled.scale(torch.ones(()))
+    enabled.update(new_scale=8.0)
+    fresh = torch.amp.GradScaler("cpu", enabled=True)
+    restore_training_state(
+        training_state({}, optimizer=optimizer, scheduler=scheduler, scaler=enabled),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=fresh,
+    )
+    assert fresh.get_scale() == 8.0

@@ -213,6 +213,60 @@ def test_rows_of_an_epoch_without_checkpoint_are_redone_once(tmp_path, monkeypat
     assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
 
 
+def test_a_run_killed_before_its_first_last_pt_restarts_with_resume(tmp_path, monkeypatch):
+    """Killed after epoch 1's row (and best.pt) but before its last.pt: a fresh run refuses the
+    folder for its metrics.csv, so --resume restarts the run from epoch 0, dropping the row,
+    and ends as the run that was not killed."""
+    cfg = tiny("lifter", "optim.epochs=2")
+    straight = train(cfg, tmp_path / "straight")
+    _kill_at(monkeypatch, "last.pt", 1, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "killed")
+    assert not (tmp_path / "killed" / "last.pt").exists()
+    assert [row["epoch"] for row in _rows(tmp_path / "killed")] == ["1"]
+    monkeypatch.undo()
+    with pytest.raises(RunError, match=r"holds a run \(metrics\.csv\)"):
+        train(cfg, tmp_path / "killed")
+    with pytest.raises(RunError, match=r"was trained with optim\.lr="):
+        train(tiny("lifter", "optim.epochs=2", "optim.lr=1e-4"), tmp_path / "killed", resume=True)
+    resumed = train(cfg, tmp_path / "killed", resume=True)
+    assert _rows(tmp_path / "killed") == _rows(tmp_path / "straight")
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_a_failed_row_write_leaves_the_metrics_as_they_were(tmp_path, monkeypatch):
+    """A full disk (or a kill) while a row is written leaves the old rows, no partial row."""
+    path = tmp_path / "metrics.csv"
+    train_module._append_csv(path, {"epoch": 1, "train/2d": 0.5})
+    before = path.read_text()
+
+    def disk_full(self, row):
+        self.writer.writerow([row["epoch"]])  # part of the row, then the error
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module.csv.DictWriter, "writerow", disk_full)
+    with pytest.raises(OSError):
+        train_module._append_csv(path, {"epoch": 2, "train/2d": 0.4})
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]  # no temporary file left
+
+
+@pytest.mark.slow
+def test_resume_with_persistent_workers_repeats_the_augmentation(tmp_path):
+    """Images streamed through persistent DataLoader workers, augmented: the workers' start
+    draws from torch's generator once, in the first epoch a process trains; a resumed run
+    starts them as the uninterrupted run did, so its epochs draw the same augmentation."""
+    extra = ("augment.colour=0.3", "data.in_memory=false", "data.num_workers=1")
+    extra += ("data.num_train=16", "data.num_val=16")
+    straight = train(tiny("encoder", "optim.epochs=2", *extra), tmp_path / "straight")
+    train(tiny("encoder", "optim.epochs=1", *extra), tmp_path / "resumed")
+    resumed = train(tiny("encoder", "optim.epochs=2", *extra), tmp_path / "resumed", resume=True)
+    assert _rows(tmp_path / "resumed") == _rows(tmp_path / "straight")
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
 def test_a_non_finite_validation_error_stops_the_run(tmp_path, monkeypatch):
     """Training losses are finite, validation is not: the run fails instead of ending with
     "best inf" and no best.pt."""
@@ -406,6 +460,54 @@ def test_ddp_two_processes_keep_identical_parameters(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2
     # Only rank 0 wrote: one header and two epochs in the CSV.
     assert [row["epoch"] for row in _rows(tmp_path / "run")] == ["1", "2"]
+
+
+def _ddp_draws_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """A 2-epoch perturbed lifter run that saves, per rank, the epochs' training terms and the
+    state of torch's generator at each epoch's first perturbation."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    seen = {"terms": [], "rng": []}
+    one_epoch, augment = train_module.train_one_epoch, train_module.augment_batch
+
+    def spy_epoch(*args, **kwargs):
+        seen["rng"].append(None)
+        seen["terms"].append(one_epoch(*args, **kwargs))
+        return seen["terms"][-1]
+
+    def spy_augment(batch, cfg):
+        if seen["rng"][-1] is None:
+            seen["rng"][-1] = torch.get_rng_state()
+        return augment(batch, cfg)
+
+    train_module.train_one_epoch, train_module.augment_batch = spy_epoch, spy_augment
+    cfg = tiny("lifter", "optim.epochs=2", "device=cpu", "perturb.sigma=0.05", "data.num_train=40")
+    train(cfg, Path(out) / "run")
+    torch.save(seen, Path(out) / f"seen{rank}.pt")
+
+
+@pytest.mark.slow
+def test_ddp_ranks_draw_their_own_noise_and_log_the_whole_split(tmp_path):
+    """2 processes (gloo): each rank perturbs its samples with its own draws, not rank 0's; the
+    training terms are means over both shards (20 samples each: batches of 16 and 4), the same
+    on every rank, and those are the rows rank 0 writes."""
+    mp.spawn(_ddp_draws_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    seen = [torch.load(tmp_path / f"seen{rank}.pt") for rank in (0, 1)]
+    for epoch in (0, 1):
+        assert not torch.equal(seen[0]["rng"][epoch], seen[1]["rng"][epoch]), epoch
+    assert seen[0]["terms"] == seen[1]["terms"]
+    rows = _rows(tmp_path / "run")
+    for row, terms in zip(rows, seen[0]["terms"], strict=True):
+        assert float(row["train/total"]) == pytest.approx(terms["total"], rel=1e-6)
+    # Rank 0 alone would be epoch seed + epoch, as in a single process.
+    generator = torch.Generator().manual_seed(0 + 1)
+    assert torch.equal(seen[0]["rng"][1], generator.get_state())
 
 
 def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):

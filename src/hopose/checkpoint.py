@@ -123,9 +123,14 @@ def restore_training_state(
     scaler: torch.amp.GradScaler,
 ) -> None:
     """Load into ``optimizer``, ``scheduler`` and ``scaler`` the states :func:`training_state`
-    saved in ``checkpoint`` (read by :func:`load_training_state`)."""
+    saved in ``checkpoint`` (read by :func:`load_training_state`).
+
+    A run on a CPU saves the empty state of its disabled scaler; resumed on a GPU (``device`` may
+    change), the enabled scaler starts afresh instead of refusing that state."""
     states = (optimizer, scheduler, scaler)
     for key, state in zip(OPTIMISATION_STATE, states, strict=True):
+        if state is scaler and not checkpoint[key]:
+            continue  # saved by a disabled scaler: nothing to restore
         state.load_state_dict(checkpoint[key])
 
 

@@ -447,6 +447,19 @@ def _means(sums: Mapping[str, torch.Tensor], count: int) -> dict[str, float]:
     return {name: float(value) / max(count, 1) for name, value in sums.items()}
 
 
+def _sum_over_ranks(
+    sums: Mapping[str, torch.Tensor], count: int, device: torch.device
+) -> tuple[dict[str, torch.Tensor], int]:
+    """``sums`` and ``count`` added over the processes of the group (one all-reduce): every rank
+    then holds the epoch's means over the whole training split, not over its own shard."""
+    names = list(sums)  # the same terms in the same order on every rank
+    packed = torch.stack(
+        [sums[name].double() for name in names] + [torch.tensor(count, dtype=torch.float64)]
+    ).to(device)
+    dist.all_reduce(packed)
+    return dict(zip(names, packed[:-1], strict=True)), int(packed[-1])
+
+
 def train_one_epoch(
     module: nn.Module,
     loader: DataLoader,
@@ -458,8 +471,10 @@ def train_one_epoch(
     device: torch.device,
     epoch: int,
     show_progress: bool,
+    distributed: bool = False,
 ) -> dict[str, float]:
-    """One pass over the training split; returns the mean of each loss term and the total."""
+    """One pass over the training split; returns the mean of each loss term and the total, over
+    every process's samples when ``distributed``."""
     module.train()
     sums: dict[str, torch.Tensor] = {}
     count = 0
@@ -486,6 +501,8 @@ def train_one_epoch(
         _accumulate(sums, {**terms, "total": loss}, len(batch["hand_3d"]))
         if show_progress and step % PROGRESS_EVERY == 0:
             progress.set_postfix(loss=f"{float(loss.detach()):.4g}")
+    if distributed:
+        sums, count = _sum_over_ranks(sums, count, device)
     return _means(sums, count)
 
 
@@ -552,6 +569,30 @@ def _loader(
     )
 
 
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of torch's generators for ``epoch`` (augmentation, perturbation, dropout):
+    ``seed + epoch`` on rank 0 (a single process's), and another stream on each other rank of a
+    DDP run, whose samples would otherwise all get the same draws as rank 0's."""
+    if rank == 0:
+        return seed + epoch
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _start_workers_as_at_epoch_0(loader: DataLoader | TensorSplit, seed: int) -> None:
+    """Start a resumed run's persistent DataLoader workers as the uninterrupted run did.
+
+    Starting them draws their base seed from torch's global generator: the uninterrupted run
+    did so once, in its first epoch just after seeding that generator with ``seed``, and its
+    later epochs draw nothing there. Started here from that state, on a fork of the generator,
+    the workers get the same seeds and the resumed epochs the same draws (augmentation,
+    dropout) as the uninterrupted run's.
+    """
+    if isinstance(loader, DataLoader) and loader.persistent_workers:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            iter(loader)
+
+
 def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
     """Make the shuffle of each epoch a function of (seed, epoch), so a resumed run repeats it."""
     if isinstance(loader, TensorSplit):
@@ -567,19 +608,27 @@ def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
 def _append_csv(path: Path, row: Mapping[str, float]) -> None:
     """Append ``row`` to the CSV at ``path`` (its header first when new); refuse a file whose
     header names other columns, so no row ever lands under the wrong header."""
+    before = ""
     if path.exists():
         with path.open(newline="") as handle:
-            header = next(csv.reader(handle), [])
+            before = handle.read()
+        header = next(csv.reader(before.splitlines()), [])
         if header != list(row):
             raise RunError(f"{path}: its columns {header} are not this run's {list(row)}")
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        handle.flush()
-        os.fsync(handle.fileno())
+
+    # The whole file again, renamed over the old one: a kill or a full disk leaves the old rows
+    # or the new ones, never a partial row.
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            handle.write(before)
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if not before:
+                writer.writeheader()
+            writer.writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    write_atomic(path, write)
 
 
 def _drop_rows_after(path: Path, epoch: int) -> None:
@@ -648,11 +697,20 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         handle.close()
 
 
+def _killed_before_checkpoint(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a run stopped before its first ``last.pt``, after writing rows
+    (and maybe ``best.pt``) of its first checkpoint epoch: ``--resume`` restarts it from epoch
+    0, redoing those rows; a fresh run refuses the folder for its ``metrics.csv``."""
+    return not (out_dir / LAST_CHECKPOINT).exists() and all(
+        (out_dir / name).is_file() for name in (METRICS_FILE, CONFIG_FILE)
+    )
+
+
 def check_run_folder(out_dir: Path, *, resume: bool) -> None:
     """``--resume`` needs ``last.pt``; a fresh run needs a folder that holds no run, so that
     nothing of an earlier run (its metrics, its checkpoints) is replaced before training."""
     if resume:
-        if not (out_dir / LAST_CHECKPOINT).is_file():
+        if not (out_dir / LAST_CHECKPOINT).is_file() and not _killed_before_checkpoint(out_dir):
             raise RunError(
                 f"--resume: {out_dir / LAST_CHECKPOINT} not found, there is no run to continue "
                 "(drop --resume to start one)"
@@ -725,8 +783,13 @@ def _train(
 ) -> TrainResult:
     check_run_folder(out_dir, resume=resume)
     last_path = out_dir / LAST_CHECKPOINT
-    checkpoint = load_training_state(last_path) if resume else None
-    if checkpoint is not None:
+    checkpoint = None
+    if resume and _killed_before_checkpoint(out_dir):
+        # No checkpoint to continue from: the run starts again, with the config it began with.
+        config_path = out_dir / CONFIG_FILE
+        check_resumable(cfg, {"config": yaml.safe_load(config_path.read_text())}, config_path)
+    elif resume:
+        checkpoint = load_training_state(last_path)
         check_resumable(cfg, checkpoint, last_path)
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
@@ -792,13 +855,17 @@ def _train(
         _drop_rows_after(out_dir / METRICS_FILE, start_epoch)
         writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
 
+    if 0 < start_epoch < cfg.optim.epochs:
+        _start_workers_as_at_epoch_0(train_loader, epoch_seed(cfg.seed, 0, runtime.rank))
     for epoch in range(start_epoch, cfg.optim.epochs):
         _set_epoch(train_loader, cfg.seed, epoch)
-        torch.manual_seed(cfg.seed + epoch)  # dropout masks, reproducible after a resume
+        # Augmentation, perturbation and dropout, reproducible after a resume.
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, runtime.rank))
         lr = optimizer.param_groups[0]["lr"]
         train_terms = train_one_epoch(
             trained_module, train_loader, optimizer, scaler, cfg,
             parts=parts, device=runtime.device, epoch=epoch, show_progress=runtime.is_main,
+            distributed=runtime.distributed,
         )  # fmt: skip
         scheduler.step()
         # Validation, metrics rows and checkpoints every val_every epochs and after the last.
