@@ -433,7 +433,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+def _as_torchrun_rank(rank: int, world_size: int, port: int) -> None:
+    """The environment torchrun gives process ``rank`` of ``world_size`` on this machine."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -442,6 +443,10 @@ def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    _as_torchrun_rank(rank, world_size, port)
     result = train(tiny("lifter", "optim.epochs=2", "device=cpu"), Path(out) / "run")
     torch.save(result.model.lifter.state_dict(), Path(out) / f"rank{rank}.pt")
 
@@ -465,14 +470,7 @@ def test_ddp_two_processes_keep_identical_parameters(tmp_path):
 def _ddp_draws_worker(rank: int, world_size: int, port: int, out: str) -> None:
     """A 2-epoch perturbed lifter run that saves, per rank, the epochs' training terms and the
     state of torch's generator at each epoch's first perturbation."""
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    _as_torchrun_rank(rank, world_size, port)
     seen = {"terms": [], "rng": []}
     one_epoch, augment = train_module.train_one_epoch, train_module.augment_batch
 
