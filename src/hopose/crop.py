@@ -211,7 +211,8 @@ def self_crop_image(
     Returns:
         kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
     """
-    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]  # (1, 3, H, W), a copy
+    # (1, 3, H, W) in [0, 1], converted once for every pass's warp (11 ms each at 1920x1080).
+    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
     height, width = image.shape[:2]
     with torch.inference_mode():
         out = self_crop(
