@@ -229,6 +229,13 @@ def test_a_run_killed_before_its_first_last_pt_restarts_with_resume(tmp_path, mo
         train(cfg, tmp_path / "killed")
     with pytest.raises(RunError, match=r"was trained with optim\.lr="):
         train(tiny("lifter", "optim.epochs=2", "optim.lr=1e-4"), tmp_path / "killed", resume=True)
+    # Its config.yaml damaged (it was a YAML traceback): one line naming the file and line.
+    config = tmp_path / "killed" / "config.yaml"
+    kept = config.read_text()
+    config.write_text("stage: [lifter\n")
+    with pytest.raises(ConfigError, match=r"killed/config\.yaml:2: YAML syntax error"):
+        train(cfg, tmp_path / "killed", resume=True)
+    config.write_text(kept)
     resumed = train(cfg, tmp_path / "killed", resume=True)
     assert _rows(tmp_path / "killed") == _rows(tmp_path / "straight")
     for name, value in straight.model.state_dict().items():

@@ -73,7 +73,14 @@ from hopose.checkpoint import (
     save_checkpoint,
     training_state,
 )
-from hopose.config import TRAIN_DEVICES, DataConfig, TrainConfig, check_device, config_to_dict
+from hopose.config import (
+    TRAIN_DEVICES,
+    DataConfig,
+    TrainConfig,
+    check_device,
+    config_to_dict,
+    load_config,
+)
 from hopose.data import build_dataset, collate_samples
 from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
@@ -786,8 +793,9 @@ def _train(
     checkpoint = None
     if resume and _killed_before_checkpoint(out_dir):
         # No checkpoint to continue from: the run starts again, with the config it began with.
+        # Read as any config (a damaged file is one line naming it), compared as a checkpoint's.
         config_path = out_dir / CONFIG_FILE
-        check_resumable(cfg, {"config": yaml.safe_load(config_path.read_text())}, config_path)
+        check_resumable(cfg, {"config": config_to_dict(load_config(config_path))}, config_path)
     elif resume:
         checkpoint = load_training_state(last_path)
         check_resumable(cfg, checkpoint, last_path)
