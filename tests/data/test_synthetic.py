@@ -10,11 +10,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from hopose.cli import main
+from hopose.crop import crop_affine, frame_square
 from hopose.data import synthetic, synthetic_split_seed
 from hopose.data.cache import CacheDataset
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasp_stats import hand_quantities
-from hopose.data.render import _mark_faces, render_grasp, sample_appearance
+from hopose.data.render import _mark_faces, outside_frame, render_grasp, sample_appearance
 from hopose.data.sample import ARRAY_KEYS, check_sample
 from hopose.data.synthetic import (
     _FACE_AXIS,
@@ -371,6 +372,43 @@ def test_square_crop_frames_hand_and_box_and_view_renders_it():
         affine = record["K"] @ np.linalg.inv(record["orig_K"])
         difference = crops.view(i, affine).astype(float) - record["image"]
         assert np.abs(difference).mean() < 0.5
+
+
+def test_outside_frame_by_hand():
+    # A 4 x 3 frame seen 1:1 in a 5-px view: pixel centres u = 0..4, v = 0..4; the frame's
+    # pixels end at u = 3.5 and v = 2.5, so column 4 and rows 3-4 lie outside.
+    expected = np.zeros((5, 5), dtype=bool)
+    expected[:, 4] = expected[3:, :] = True
+    np.testing.assert_array_equal(outside_frame(np.eye(3), (4, 3), 5), expected)
+    # Shifted one pixel right and down (q = p + 1): column 0 and row 0 now lie before the
+    # frame's edge -0.5 (p = -1), and the far side moves out one pixel.
+    shift = np.array([[1.0, 0, 1], [0, 1, 1], [0, 0, 1]])
+    expected = np.zeros((5, 5), dtype=bool)
+    expected[:, 0] = expected[0, :] = expected[4:, :] = True
+    np.testing.assert_array_equal(outside_frame(shift, (4, 3), 5), expected)
+
+
+def test_views_are_black_beyond_the_frame():
+    # The whole 1920x1080 frame's square view at 64 px (side 1920, 30 frame px per pixel, the
+    # frame's centre at the view's 32): frame rows -0.5 and 1079.5 land on view rows
+    # 32 - 540.5 / 30 = 13.98 and 32 + 539.5 / 30 = 49.98, so rows 0-13 and 50-63 show no
+    # frame and are black, as in a photo (hopose.crop.warp_image pads zeros).
+    data = SyntheticHandObject(8, 0, image_size=64, crop="square")
+    centre, side = frame_square((1920, 1080), torch.zeros(1, dtype=torch.float64))
+    affine = crop_affine(centre, side, 64)[0].numpy()
+    for i in range(2):
+        image = data.view(i, affine)
+        assert (image[:14] == 0).all() and (image[50:] == 0).all()
+        assert (image[14:50].max(axis=-1) > 0).mean() > 0.99
+    # Plain square crops: those inside the frame have no black pixel; those that reach past
+    # its edge (sample 0's, at the bottom right) are black exactly there.
+    inside = 0
+    for i in range(8):
+        record = data[i]
+        out = outside_frame(record["K"] @ np.linalg.inv(record["orig_K"]), (1920, 1080), 64)
+        np.testing.assert_array_equal(record["image"].max(axis=-1) == 0, out)
+        inside += not out.any()
+    assert data[0]["image"][-1, -1].max() == 0 and inside > 0
 
 
 def test_jittered_crops_turn_the_image():

@@ -17,6 +17,8 @@ No external renderer: the image is drawn directly at the network's size with the
   Skin tones are drawn across a light-to-dark range.
 * Everything is composited through one z-buffer, so nearer parts occlude farther ones exactly
   where the geometry says; then a global gain, colour cast and sensor noise vary the lighting.
+* A view that reaches past the camera's frame is black there (:func:`outside_frame`), as a
+  photo cut beyond its edge is (:func:`hopose.crop.warp_image`, the real loaders' crops).
 
 The sample's appearance comes from its own generator (:func:`sample_appearance`), so the
 geometry and the look of a sample are drawn independently.
@@ -270,6 +272,25 @@ def _capsules(hand: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float, boo
         rank = (child - 1) % 4  # 0 for the bone into a chain's base, then the phalanges
         parts.append((hand[parent], hand[child], BONE_RADIUS[rank], False))
     return parts
+
+
+def outside_frame(affine: np.ndarray, frame_size: tuple[int, int], image_size: int) -> np.ndarray:
+    """Which pixels of a view lie outside the camera's frame.
+
+    Args:
+        affine: (3, 3) frame -> view map (pixel centres at integer coordinates in both).
+        frame_size: (width, height) of the frame in pixels.
+
+    Returns:
+        (S, S) bool, True where the pixel's centre maps outside the frame's pixels, whose outer
+        edges are -0.5 and width - 0.5 (height - 0.5).
+    """
+    centres = np.arange(image_size, dtype=np.float64)
+    u, v = np.meshgrid(centres, centres)  # (S, S): column, row
+    q = np.stack([u, v, np.ones_like(u)], axis=-1)  # (S, S, 3) homogeneous view pixels
+    p = q @ np.linalg.inv(affine).T  # frame pixels (affine: last row 0 0 1)
+    size = np.asarray(frame_size, dtype=np.float64)
+    return ((p[..., :2] < -0.5) | (p[..., :2] >= size - 0.5)).any(axis=-1)
 
 
 def render_grasp(

@@ -84,6 +84,8 @@ map (:mod:`hopose.crop`). Rendering a crop directly is rendering the frame at fu
 cutting the crop out, without the resampling; :meth:`SyntheticHandObject.view` renders any
 affine view, which is what self-cropping at inference reads (no ground truth places it). The
 background clutter is drawn in the network image's pixels, so views of one frame differ in it.
+Whatever a view shows beyond the 1920×1080 frame is black, as in a photo cropped past its edge
+(the whole frame's square view has black bands above and below it).
 """
 
 from __future__ import annotations
@@ -935,14 +937,17 @@ class SyntheticHandObject(Dataset):
         return self._render(index, affine @ cameras[index % BLOCK])
 
     def _render(self, index: int, K: np.ndarray) -> np.ndarray:
-        from hopose.data.render import render_grasp
+        """Sample ``index`` seen through intrinsics K (3, 3), black beyond the camera's frame."""
+        from hopose.data.render import outside_frame, render_grasp
 
-        grasps, _ = self._grasps(index // BLOCK)
+        grasps, cameras = self._grasps(index // BLOCK)
         k = index % BLOCK
         appearance = np.random.default_rng([self.seed, index, 1])
-        return render_grasp(
+        image = render_grasp(
             grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance, grasps.object[k]
         )
+        image[outside_frame(K @ np.linalg.inv(cameras[k]), FPHA_IMAGE_SIZE, self.image_size)] = 0
+        return image
 
 
 def _focal_range(focal_scale: float | Sequence[float]) -> tuple[float, float]:
