@@ -49,6 +49,20 @@ def test_outputs_are_pixels_of_the_input_image():
     )
 
 
+def test_bfloat16_autocast_converts_the_head_output_to_pixels_in_float32():
+    # The linear head outputs bfloat16 under autocast; 1 - 2^-8 is exact there, but adding 1
+    # in bfloat16 rounds 2 - 2^-8 to 2. Its pixel: (2 - 2^-8) / 2 * 64 = 63.875, not 64.
+    encoder = _encoder()
+    with torch.no_grad():
+        encoder.head.weight.zero_()
+        encoder.head.bias.zero_()
+        encoder.head.bias[0] = 1 - 2**-8
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = encoder(torch.rand(1, 3, 32, 64))
+    assert out["kp2d_init"].dtype == torch.float32
+    torch.testing.assert_close(out["kp2d_init"][0, 0], torch.tensor([63.875, 16.0]))
+
+
 def test_uint8_image_equals_float_image_over_255():
     torch.manual_seed(0)
     encoder = _encoder()

@@ -53,6 +53,27 @@ def test_soft_argmax_gradcheck_float64():
     assert torch.autograd.gradcheck(soft_argmax, (maps,))
 
 
+def test_soft_argmax_of_bfloat16_logits_is_computed_in_float32():
+    # Autocast hands the head's logits over in bfloat16: the keypoints are those of the same
+    # logits in float32 (rounding them to bfloat16 put them up to 0.004, half a pixel at 224 px,
+    # off), and float32.
+    logits = (torch.randn(2, 29, 56, 56, generator=torch.Generator().manual_seed(0)) * 3).bfloat16()
+    out = soft_argmax(logits)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, soft_argmax(logits.float()), rtol=0, atol=1e-6)
+
+
+def test_sample_features_of_a_bfloat16_map_reads_at_the_full_precision_point():
+    # A map whose value is its column index j, exact in bfloat16: bilinear sampling at x reads
+    # the column position (x + 1) / 2 * W - 0.5 = (1.123456 * 64 - 1) / 2 = 35.450592. The point
+    # rounded to bfloat16 (0.12353516) would read 35.45312.
+    ramp = torch.arange(64.0).expand(1, 1, 8, 64).bfloat16()
+    points = torch.tensor([[[0.123456, 0.0]]])
+    sampled = sample_features(ramp, points)
+    assert sampled.dtype == torch.float32
+    torch.testing.assert_close(sampled, torch.tensor([[[35.450592]]]), rtol=0, atol=1e-5)
+
+
 def test_sample_features_at_a_cell_centre_reads_that_cell():
     torch.manual_seed(0)
     features = torch.randn(2, 7, 4, 5)

@@ -147,6 +147,9 @@ class ImageEncoder(nn.Module):
         else:
             init, local, heatmaps = self.head(maps)
             nodes.append(sample_features(local, init))  # (B, N, HEATMAP_WIDTH)
+        # Autocast's half-precision head output, widened before the pixel conversion: adding 1
+        # in bfloat16 would round the keypoints to 2^-8 of the image side.
+        init = init.to(x.dtype)
         refined = init + self.refine(torch.cat([init, *nodes], dim=-1))
         size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels
         out = {"kp2d_init": (init + 1) / 2 * size, "kp2d": (refined + 1) / 2 * size}

@@ -39,14 +39,20 @@ def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Ten
 def soft_argmax(heatmaps: Tensor) -> Tensor:
     """Integral regression: the expected cell centre under each map's softmax.
 
+    Computed in at least float32: under autocast the logits arrive in half precision, and cell
+    centres and expectations rounded to bfloat16's 8 significant bits put the keypoints up to
+    half a pixel off at 224 px.
+
     Args:
         heatmaps: (B, N, H, W) logits.
 
     Returns:
         (B, N, 2) (x, y) in [-1, 1] coordinates of the map (cell centres as in
-        :func:`pixel_centres`); a map peaked on one cell returns that cell's centre.
+        :func:`pixel_centres`); a map peaked on one cell returns that cell's centre. Float32 for
+        half-precision logits, else their dtype.
     """
     b, n, h, w = heatmaps.shape
+    heatmaps = heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32))
     prob = heatmaps.flatten(2).softmax(dim=-1).view(b, n, h, w)
     xs = pixel_centres(w, dtype=heatmaps.dtype, device=heatmaps.device)
     ys = pixel_centres(h, dtype=heatmaps.dtype, device=heatmaps.device)
@@ -63,9 +69,12 @@ def sample_features(features: Tensor, points: Tensor) -> Tensor:
         points: (B, N, 2) (x, y) in [-1, 1] coordinates; outside the map reads zeros.
 
     Returns:
-        (B, N, D) the features at the points.
+        (B, N, D) the features at the points, in the wider of the two dtypes: half-precision
+        features (autocast) are read at the points' full-precision positions.
     """
-    grid = points[:, :, None].to(features.dtype)  # (B, N, 1, 2): N points, one column
+    dtype = torch.promote_types(features.dtype, points.dtype)
+    grid = points[:, :, None].to(dtype)  # (B, N, 1, 2): N points, one column
+    features = features.to(dtype)
     sampled = F.grid_sample(features, grid, mode="bilinear", align_corners=False)  # (B, D, N, 1)
     return sampled[..., 0].transpose(1, 2)
 
