@@ -2,7 +2,9 @@
 
 Both predict the 29 nodes' initial 2D keypoints in coordinates normalised to [-1, 1] over the
 image's width and height (-1 the left/top border, +1 the right/bottom, the convention of
-``torch.nn.functional.grid_sample`` with ``align_corners=False``).
+``torch.nn.functional.grid_sample`` with ``align_corners=False``); :func:`to_pixels` maps them
+to pixels whose centres are at integer coordinates (docs/datasets.md), where the borders are
+-0.5 and W - 0.5.
 
 - "linear" (paper §3.2): one linear layer on the global (pooled) feature, a plain
   ``nn.Linear(F, 29 * 2)`` in :class:`~hopose.models.encoder.ImageEncoder`.
@@ -34,6 +36,14 @@ def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Ten
     """(size,) normalised coordinates of the cell centres of a ``size``-cell axis spanning
     [-1, 1]: cell i covers [-1 + 2i/size, -1 + 2(i+1)/size], its centre is (2i + 1)/size - 1."""
     return (2 * torch.arange(size, dtype=dtype, device=device) + 1) / size - 1
+
+
+def to_pixels(points: Tensor, size: Tensor | float) -> Tensor:
+    """[-1, 1] coordinates -> pixels of an image ``size`` pixels wide (per axis: (W, H) for
+    (..., 2) points), pixel centres at integers: ``(n + 1) / 2 * W - 0.5``. -1 is the left
+    border, -0.5; cell i's centre (:func:`pixel_centres`) of a map at stride s lands on
+    ``s i + (s - 1) / 2``, the middle of the pixels the cell covers."""
+    return (points + 1) / 2 * size - 0.5
 
 
 def soft_argmax(heatmaps: Tensor) -> Tensor:
