@@ -18,6 +18,8 @@ from hopose.export import (
     graph_module,
     inverse_3x3,
     onnx_session,
+    output_difference,
+    tolerance,
 )
 from hopose.models import build_model
 
@@ -27,10 +29,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 PX, MM = 0.01, 0.1
 
 
-def _tiny_config() -> TrainConfig:
+def _tiny_config(head: str = "linear") -> TrainConfig:
     cfg = TrainConfig(stage="end2end")
     cfg.data.image_size = 32
-    cfg.model = ModelConfig(backbone="resnet18", image_size=32, hidden=16)
+    cfg.model = ModelConfig(backbone="resnet18", image_size=32, hidden=16, head=head)
     return cfg
 
 
@@ -54,7 +56,7 @@ def _trained_like(cfg: TrainConfig) -> torch.nn.Module:
 
 
 def _max_errors(model, path, graph, batch) -> dict[str, float]:
-    """Largest |onnxruntime - torch| of each output on a fresh batch."""
+    """Largest |onnxruntime - torch| of each output on a fresh batch (heat maps: relative)."""
     inputs = example_inputs(graph, batch=batch, image_size=32, seed=batch)
     with torch.no_grad():
         expected = graph_module(model, graph)(*inputs.values())
@@ -62,15 +64,16 @@ def _max_errors(model, path, graph, batch) -> dict[str, float]:
     names = [output.name for output in session.get_outputs()]
     got = session.run(names, {k: v.numpy() for k, v in inputs.items()})
     return {
-        n: float(np.abs(g - expected[n].numpy()).max()) for n, g in zip(names, got, strict=True)
+        n: output_difference(n, g, expected[n].numpy()) for n, g in zip(names, got, strict=True)
     }
 
 
-@pytest.fixture(scope="module")
-def network_onnx(tmp_path_factory):
-    """A tiny end-to-end checkpoint and its network exported through ``hopose export``."""
+@pytest.fixture(scope="module", params=["linear", "heatmap"])
+def network_onnx(tmp_path_factory, request):
+    """A tiny end-to-end checkpoint of each head and its network exported through
+    ``hopose export``, whose own check must pass (its heat-map logits reach a few hundred)."""
     folder = tmp_path_factory.mktemp("export")
-    cfg = _tiny_config()
+    cfg = _tiny_config(request.param)
     model = _trained_like(cfg)
     save_checkpoint(
         model_checkpoint(model, cfg, trained={"encoder", "lifter"}), folder / "model.pt"
@@ -84,9 +87,11 @@ def network_onnx(tmp_path_factory):
 def test_exported_network_matches_torch_at_any_batch(network_onnx, batch):
     model, folder = network_onnx
     errors = _max_errors(model, folder / "model.onnx", "network", batch)
-    assert set(errors) == {"kp2d_init", "kp2d", "kp3d_init", "kp3d"}
+    keys = {"kp2d_init", "kp2d", "kp3d_init", "kp3d"}
+    assert set(errors) == keys | ({"heatmaps"} if model.encoder.head_kind == "heatmap" else set())
     assert errors["kp2d_init"] < PX and errors["kp2d"] < PX
     assert errors["kp3d_init"] < MM and errors["kp3d"] < MM
+    assert errors.get("heatmaps", 0.0) < 1e-4
 
 
 @pytest.mark.slow
@@ -94,7 +99,7 @@ def test_the_comparison_sees_a_network_that_changed_after_export(network_onnx):
     """The check the command runs is not vacuous: one refinement weight moved after the export
     shows up in the refined 2D (and the 3D lifted from it), not in the initial 2D."""
     model, folder = network_onnx
-    changed = build_model(_tiny_config().model)
+    changed = build_model(_tiny_config(model.encoder.head_kind).model)
     changed.load_state_dict(model.state_dict())
     with torch.no_grad():
         changed.encoder.refine.layers[-1].bias.add_(0.5)  # normalised units: 0.5 * 32 / 2 = 8 px
@@ -112,6 +117,18 @@ def test_exported_lifter_matches_torch_at_any_batch(tmp_path):
     for batch in (1, 7):
         errors = _max_errors(model, tmp_path / "lifter.onnx", "lifter", batch)
         assert max(errors.values()) < MM, errors
+
+
+def test_unitless_outputs_are_compared_relative_to_their_scale():
+    # The same 3e-4 error: on keypoints (px) it counts as it is; on heat-map logits reaching 300
+    # it is 3e-4 / 300 = 1e-6 of them, and on logits below 1 it is over 1 (not blown up).
+    expected = np.array([[-300.0, 12.0], [0.5, 1.0]])
+    got = expected + 3e-4
+    assert output_difference("kp2d", got, expected) == pytest.approx(3e-4)
+    assert output_difference("heatmaps", got, expected) == pytest.approx(1e-6)
+    assert output_difference("heatmaps", got[1:] / 4, expected[1:] / 4) == pytest.approx(7.5e-5)
+    assert tolerance("kp2d_init") == PX and tolerance("kp3d") == MM
+    assert tolerance("heatmaps") == 1e-4
 
 
 def test_inverse_3x3_is_the_inverse():

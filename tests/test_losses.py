@@ -183,7 +183,7 @@ def test_2d_terms_in_original_pixels_of_a_turned_crop():
 
 def _gaussian_logits(target: torch.Tensor, size: int, cells: int) -> torch.Tensor:
     """Log of the loss's own target: Gaussians of one cell's sd at ``target`` (B, N, 2)."""
-    centres = (torch.arange(cells, dtype=torch.float64) + 0.5) * size / cells
+    centres = (torch.arange(cells, dtype=torch.float64) + 0.5) * size / cells - 0.5
     sd = size / cells
     gx = -0.5 * ((centres - target[..., :1]) / sd) ** 2  # (B, N, cells)
     gy = -0.5 * ((centres - target[..., 1:]) / sd) ** 2
@@ -193,7 +193,7 @@ def _gaussian_logits(target: torch.Tensor, size: int, cells: int) -> torch.Tenso
 def test_heatmap_loss_uniform_maps_cost_log_cells():
     # A flat map spreads 1/16 on each of 4 x 4 cells: cross-entropy log 16 whatever the target.
     logits = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
-    target = torch.tensor([[[1.0, 1.0], [10.0, 3.0], [15.9, 15.9]]] * 2, dtype=torch.float64)
+    target = torch.tensor([[[1.0, 1.0], [10.0, 3.0], [15.4, 15.4]]] * 2, dtype=torch.float64)
     loss = heatmap_loss(logits, target, (16, 16))
     assert loss.item() == pytest.approx(math.log(16))
 
@@ -212,6 +212,25 @@ def test_heatmap_loss_is_least_at_its_target_map_and_ignores_outside_keypoints()
     noise = torch.randn(1, 1, 8, 8, dtype=torch.float64)
     with_outside = heatmap_loss(torch.cat([exact, noise], dim=1), outside, (16, 16))
     assert with_outside.item() == pytest.approx(best.item())
+
+
+def test_heatmap_loss_centres_a_keypoint_in_the_middle_of_its_cells_pixels():
+    # 16 px, 4 cells of 4 px: cell 1 covers pixels 4..7 (centres at integers), whose middle is
+    # 5.5. The target there is symmetric about cell 1, so maps peaked on its two neighbours,
+    # cells 0 and 2, cost the same.
+    target = torch.tensor([[[5.5, 5.5]]], dtype=torch.float64)
+    peaked = torch.full((2, 1, 4, 4), -30.0, dtype=torch.float64)
+    peaked[0, 0, 1, 0] = peaked[1, 0, 1, 2] = 0.0
+    left, right = (heatmap_loss(peaked[i : i + 1], target, (16, 16)) for i in range(2))
+    assert left.item() == pytest.approx(right.item(), rel=1e-12)
+    # A keypoint on the last pixel's centre (15) is inside the image, one at 15.6 is not.
+    edge = torch.tensor([[[15.0, 15.0], [15.6, 8.0]]], dtype=torch.float64)
+    logits = torch.randn(
+        1, 2, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    assert heatmap_loss(logits, edge, (16, 16)).item() == pytest.approx(
+        heatmap_loss(logits[:, :1], edge[:, :1], (16, 16)).item()
+    )
 
 
 def test_heatmap_term_is_computed_only_when_asked_and_gradcheck_passes():

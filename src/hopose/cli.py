@@ -468,7 +468,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hopose.checkpoint import load_model
-    from hopose.export import compare_onnx, export_onnx, tolerance
+    from hopose.export import compare_onnx, export_onnx, has_unit, tolerance
 
     model, cfg = load_model(args.checkpoint, from_images=args.graph == "network")
     out = Path(args.out)
@@ -478,7 +478,8 @@ def _run_export(args: argparse.Namespace) -> int:
     differences = compare_onnx(model, out, graph=args.graph, image_size=size)
     print(out)
     for name, difference in differences.items():
-        print(f"{name}: onnxruntime vs torch, largest difference {difference:.2e}")
+        kind = "difference" if has_unit(name) else "relative difference"
+        print(f"{name}: onnxruntime vs torch, largest {kind} {difference:.2e}")
     failed = [name for name, value in differences.items() if not value <= tolerance(name)]
     if failed:
         print(f"{out}: outputs {failed} differ from torch beyond tolerance")

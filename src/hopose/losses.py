@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from hopose.config import LossConfig
+from hopose.models.heads import pixel_centres, to_pixels
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import PART_NODES
 
@@ -90,8 +91,10 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
 
     Args:
         logits: (B, N, h, w) heat-map logits; the maps cover the image, cell (i, j) the pixels
-            [j W/w, (j+1) W/w] × [i H/h, (i+1) H/h].
-        target: (B, N, 2) keypoints in the image's pixels.
+            [j W/w, (j+1) W/w] × [i H/h, (i+1) H/h] less 0.5 (the cells' centres mapped to
+            pixels as the heat-map head maps them, :func:`hopose.models.heads.to_pixels`).
+        target: (B, N, 2) keypoints in the image's pixels, pixel centres at integers: the image
+            spans [-0.5, W - 0.5] × [-0.5, H - 0.5].
         image_size: (W, H) of the image in pixels.
 
     Returns:
@@ -100,13 +103,14 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
     h, w = logits.shape[-2:]
     width, height = image_size
     cell = target.new_tensor([width / w, height / h])  # (2,) pixels per cell along x, y
-    xs = (torch.arange(w, dtype=target.dtype, device=target.device) + 0.5) * cell[0]
-    ys = (torch.arange(h, dtype=target.dtype, device=target.device) + 0.5) * cell[1]
+    xs = to_pixels(pixel_centres(w, dtype=target.dtype, device=target.device), width)  # (w,)
+    ys = to_pixels(pixel_centres(h, dtype=target.dtype, device=target.device), height)  # (h,)
     gx = torch.exp(-0.5 * ((xs - target[..., :1]) / cell[0]).square())  # (B, N, w)
     gy = torch.exp(-0.5 * ((ys - target[..., 1:]) / cell[1]).square())  # (B, N, h)
     gauss = (gy[..., :, None] * gx[..., None, :]).flatten(2)  # (B, N, h*w), separable
     gauss = gauss / gauss.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    inside = (target >= 0).all(dim=-1) & (target < target.new_tensor([width, height])).all(dim=-1)
+    border = target.new_tensor([width, height]) - 0.5
+    inside = (target >= -0.5).all(dim=-1) & (target < border).all(dim=-1)
     cross = -(gauss * logits.flatten(2).log_softmax(dim=-1)).sum(dim=-1)  # (B, N)
     return torch.where(inside, cross, 0.0).sum() / inside.sum().clamp_min(1)
 

@@ -32,7 +32,8 @@ def test_outputs_are_pixels_of_the_input_image():
     torch.manual_seed(0)
     encoder = _encoder()
     # Head and refinement at zero: every keypoint sits at normalised (0, 0), the image centre,
-    # i.e. ((0 + 1) / 2 * W, (0 + 1) / 2 * H) = (48, 32) px for a 96 x 64 (W x H) image.
+    # i.e. ((0 + 1) / 2 * W - 0.5, (0 + 1) / 2 * H - 0.5) = (47.5, 31.5) px for a 96 x 64
+    # (W x H) image, whose pixel centres are 0 ... 95 and 0 ... 63.
     with torch.no_grad():
         encoder.head.weight.zero_()
         encoder.head.bias.zero_()
@@ -40,13 +41,27 @@ def test_outputs_are_pixels_of_the_input_image():
     out = encoder(torch.rand(2, 3, 64, 96))
     for key in ("kp2d_init", "kp2d"):
         assert out[key].shape == (2, 29, 2) and out[key].dtype == torch.float32
-        torch.testing.assert_close(out[key], torch.tensor([48.0, 32.0]).expand(2, 29, 2))
-    # A bias of (1, -1) on node 0 moves it to the right / top border: (96, 0) px.
+        torch.testing.assert_close(out[key], torch.tensor([47.5, 31.5]).expand(2, 29, 2))
+    # A bias of (1, -1) on node 0 moves it to the right / top border: (95.5, -0.5) px.
     with torch.no_grad():
         encoder.head.bias[:2] = torch.tensor([1.0, -1.0])
     torch.testing.assert_close(
-        encoder(torch.rand(1, 3, 64, 96))["kp2d_init"][0, 0], torch.tensor([96.0, 0.0])
+        encoder(torch.rand(1, 3, 64, 96))["kp2d_init"][0, 0], torch.tensor([95.5, -0.5])
     )
+
+
+def test_bfloat16_autocast_converts_the_head_output_to_pixels_in_float32():
+    # The linear head outputs bfloat16 under autocast; 1 - 2^-8 is exact there, but adding 1
+    # in bfloat16 rounds 2 - 2^-8 to 2. Its pixel: (2 - 2^-8) / 2 * 64 - 0.5 = 63.375, not 63.5.
+    encoder = _encoder()
+    with torch.no_grad():
+        encoder.head.weight.zero_()
+        encoder.head.bias.zero_()
+        encoder.head.bias[0] = 1 - 2**-8
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = encoder(torch.rand(1, 3, 32, 64))
+    assert out["kp2d_init"].dtype == torch.float32
+    torch.testing.assert_close(out["kp2d_init"][0, 0], torch.tensor([63.375, 15.5]))
 
 
 def test_uint8_image_equals_float_image_over_255():

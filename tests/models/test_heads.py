@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hopose.models.encoder import ImageEncoder
-from hopose.models.heads import pixel_centres, sample_features, soft_argmax
+from hopose.models.heads import pixel_centres, sample_features, soft_argmax, to_pixels
 
 
 def test_pixel_centres_by_hand():
@@ -53,6 +53,41 @@ def test_soft_argmax_gradcheck_float64():
     assert torch.autograd.gradcheck(soft_argmax, (maps,))
 
 
+def test_a_peaked_cell_reads_the_middle_of_its_pixels():
+    # A 4 x 4 map over a 16 x 16 image (stride 4), peaked on row 1, column 2: the cell covers
+    # pixels 8..11 across and 4..7 down, whose middles are 9.5 and 5.5 with pixel centres at
+    # integers (docs/datasets.md). The [-1, 1] borders are pixels -0.5 and 15.5.
+    maps = torch.full((1, 1, 4, 4), -1e4, dtype=torch.float64)
+    maps[0, 0, 1, 2] = 0.0
+    size = torch.tensor([16.0, 16.0], dtype=torch.float64)
+    torch.testing.assert_close(
+        to_pixels(soft_argmax(maps), size)[0, 0], torch.tensor([9.5, 5.5]).double()
+    )
+    borders = to_pixels(torch.tensor([[-1.0, 1.0]]).double(), size)
+    torch.testing.assert_close(borders, torch.tensor([[-0.5, 15.5]]).double())
+
+
+def test_soft_argmax_of_bfloat16_logits_is_computed_in_float32():
+    # Autocast hands the head's logits over in bfloat16: the keypoints are those of the same
+    # logits in float32 (rounding them to bfloat16 put them up to 0.004, half a pixel at 224 px,
+    # off), and float32.
+    logits = (torch.randn(2, 29, 56, 56, generator=torch.Generator().manual_seed(0)) * 3).bfloat16()
+    out = soft_argmax(logits)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, soft_argmax(logits.float()), rtol=0, atol=1e-6)
+
+
+def test_sample_features_of_a_bfloat16_map_reads_at_the_full_precision_point():
+    # A map whose value is its column index j, exact in bfloat16: bilinear sampling at x reads
+    # the column position (x + 1) / 2 * W - 0.5 = (1.123456 * 64 - 1) / 2 = 35.450592. The point
+    # rounded to bfloat16 (0.12353516) would read 35.45312.
+    ramp = torch.arange(64.0).expand(1, 1, 8, 64).bfloat16()
+    points = torch.tensor([[[0.123456, 0.0]]])
+    sampled = sample_features(ramp, points)
+    assert sampled.dtype == torch.float32
+    torch.testing.assert_close(sampled, torch.tensor([[[35.450592]]]), rtol=0, atol=1e-5)
+
+
 def test_sample_features_at_a_cell_centre_reads_that_cell():
     torch.manual_seed(0)
     features = torch.randn(2, 7, 4, 5)
@@ -81,15 +116,16 @@ def _heatmap_encoder() -> ImageEncoder:
 def test_heatmap_encoder_flat_maps_give_the_image_centre_in_pixels():
     torch.manual_seed(0)
     encoder = _heatmap_encoder()
-    # Zero heat-map logits are flat: every node at normalised (0, 0), i.e. (48, 32) px in a
-    # 96 x 64 (W x H) image; a zero last GCN layer leaves the refined keypoints there too.
+    # Zero heat-map logits are flat: every node at normalised (0, 0), i.e. (47.5, 31.5) px, the
+    # centre of a 96 x 64 (W x H) image whose pixel centres are at integers; a zero last GCN
+    # layer leaves the refined keypoints there too.
     with torch.no_grad():
         encoder.head.heatmap.weight.zero_()
         encoder.head.heatmap.bias.zero_()
         encoder.refine.layers[-1].linear.weight.zero_()
     out = encoder(torch.rand(2, 3, 64, 96))
     for key in ("kp2d_init", "kp2d"):
-        torch.testing.assert_close(out[key], torch.tensor([48.0, 32.0]).expand(2, 29, 2))
+        torch.testing.assert_close(out[key], torch.tensor([47.5, 31.5]).expand(2, 29, 2))
 
 
 def test_heatmap_encoder_nodes_read_the_local_feature():
@@ -107,13 +143,14 @@ def test_heatmap_encoder_nodes_read_the_local_feature():
 
 def test_heatmap_encoder_returns_the_maps_its_initial_keypoints_come_from():
     # kp2d_init is the soft-argmax of the returned logits, mapped from [-1, 1] to pixels of the
-    # 96 x 64 image: x = (n + 1) / 2 * 96, y = (n + 1) / 2 * 64; the maps are at stride 4.
+    # 96 x 64 image: x = (n + 1) / 2 * 96 - 0.5, y = (n + 1) / 2 * 64 - 0.5; the maps are at
+    # stride 4.
     torch.manual_seed(0)
     encoder = _heatmap_encoder()
     with torch.no_grad():
         out = encoder(torch.rand(2, 3, 64, 96))
     assert out["heatmaps"].shape[-2:] == (16, 24)
-    expected = (soft_argmax(out["heatmaps"]) + 1) / 2 * torch.tensor([96.0, 64.0])
+    expected = (soft_argmax(out["heatmaps"]) + 1) / 2 * torch.tensor([96.0, 64.0]) - 0.5
     torch.testing.assert_close(out["kp2d_init"], expected)
 
 

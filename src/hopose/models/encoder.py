@@ -11,7 +11,8 @@ learned 29×29 adjacency predicts a correction added to the initial keypoints.
 Choices the paper leaves open:
 
 - Keypoints are predicted in coordinates normalised to [-1, 1] over the input image's width
-  and height (-1 the left/top border, +1 the right/bottom) and returned in pixels of that image.
+  and height (-1 the left/top border, +1 the right/bottom) and returned in pixels of that image,
+  whose centres are at integer coordinates (:func:`hopose.models.heads.to_pixels`).
 - The refinement GCN predicts a residual on the initial keypoints, so it starts near the
   linear head's estimate. Its widths are (2 + F) -> hidden -> hidden -> 2 and its adjacency
   starts from the hand and box graphs of :mod:`hopose.skeleton` (hand–object links learned).
@@ -33,7 +34,7 @@ import torchvision
 from torch import Tensor, nn
 
 from hopose.models.graph_conv import GraphStack
-from hopose.models.heads import HEADS, HeatmapHead, sample_features
+from hopose.models.heads import HEADS, HeatmapHead, sample_features, to_pixels
 from hopose.skeleton import NUM_NODES, hand_object_adjacency
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
@@ -147,7 +148,10 @@ class ImageEncoder(nn.Module):
         else:
             init, local, heatmaps = self.head(maps)
             nodes.append(sample_features(local, init))  # (B, N, HEATMAP_WIDTH)
+        # Autocast's half-precision head output, widened before the pixel conversion: adding 1
+        # in bfloat16 would round the keypoints to 2^-8 of the image side.
+        init = init.to(x.dtype)
         refined = init + self.refine(torch.cat([init, *nodes], dim=-1))
         size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels
-        out = {"kp2d_init": (init + 1) / 2 * size, "kp2d": (refined + 1) / 2 * size}
+        out = {"kp2d_init": to_pixels(init, size), "kp2d": to_pixels(refined, size)}
         return out if self.head_kind == "linear" else out | {"heatmaps": heatmaps}

@@ -2,7 +2,9 @@
 
 Both predict the 29 nodes' initial 2D keypoints in coordinates normalised to [-1, 1] over the
 image's width and height (-1 the left/top border, +1 the right/bottom, the convention of
-``torch.nn.functional.grid_sample`` with ``align_corners=False``).
+``torch.nn.functional.grid_sample`` with ``align_corners=False``); :func:`to_pixels` maps them
+to pixels whose centres are at integer coordinates (docs/datasets.md), where the borders are
+-0.5 and W - 0.5.
 
 - "linear" (paper §3.2): one linear layer on the global (pooled) feature, a plain
   ``nn.Linear(F, 29 * 2)`` in :class:`~hopose.models.encoder.ImageEncoder`.
@@ -36,17 +38,31 @@ def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Ten
     return (2 * torch.arange(size, dtype=dtype, device=device) + 1) / size - 1
 
 
+def to_pixels(points: Tensor, size: Tensor | float) -> Tensor:
+    """[-1, 1] coordinates -> pixels of an image ``size`` pixels wide (per axis: (W, H) for
+    (..., 2) points), pixel centres at integers: ``(n + 1) / 2 * W - 0.5``. -1 is the left
+    border, -0.5; cell i's centre (:func:`pixel_centres`) of a map at stride s lands on
+    ``s i + (s - 1) / 2``, the middle of the pixels the cell covers."""
+    return (points + 1) / 2 * size - 0.5
+
+
 def soft_argmax(heatmaps: Tensor) -> Tensor:
     """Integral regression: the expected cell centre under each map's softmax.
+
+    Computed in at least float32: under autocast the logits arrive in half precision, and cell
+    centres and expectations rounded to bfloat16's 8 significant bits put the keypoints up to
+    half a pixel off at 224 px.
 
     Args:
         heatmaps: (B, N, H, W) logits.
 
     Returns:
         (B, N, 2) (x, y) in [-1, 1] coordinates of the map (cell centres as in
-        :func:`pixel_centres`); a map peaked on one cell returns that cell's centre.
+        :func:`pixel_centres`); a map peaked on one cell returns that cell's centre. Float32 for
+        half-precision logits, else their dtype.
     """
     b, n, h, w = heatmaps.shape
+    heatmaps = heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32))
     prob = heatmaps.flatten(2).softmax(dim=-1).view(b, n, h, w)
     xs = pixel_centres(w, dtype=heatmaps.dtype, device=heatmaps.device)
     ys = pixel_centres(h, dtype=heatmaps.dtype, device=heatmaps.device)
@@ -63,9 +79,12 @@ def sample_features(features: Tensor, points: Tensor) -> Tensor:
         points: (B, N, 2) (x, y) in [-1, 1] coordinates; outside the map reads zeros.
 
     Returns:
-        (B, N, D) the features at the points.
+        (B, N, D) the features at the points, in the wider of the two dtypes: half-precision
+        features (autocast) are read at the points' full-precision positions.
     """
-    grid = points[:, :, None].to(features.dtype)  # (B, N, 1, 2): N points, one column
+    dtype = torch.promote_types(features.dtype, points.dtype)
+    grid = points[:, :, None].to(dtype)  # (B, N, 1, 2): N points, one column
+    features = features.to(dtype)
     sampled = F.grid_sample(features, grid, mode="bilinear", align_corners=False)  # (B, D, N, 1)
     return sampled[..., 0].transpose(1, 2)
 
