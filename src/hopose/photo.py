@@ -16,7 +16,8 @@ Reading (:func:`read_photo`):
 
 Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
 
-1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``);
+1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``): fx, fy > 0, the principal point
+   (cx, cy) within the photo;
 2. a horizontal field of view in degrees (``--fov``): fx = fy = (W / 2) / tan(fov / 2);
 3. the EXIF ``FocalLengthIn35mmFilm`` (the focal length a 36×24 mm frame with the same
    diagonal field of view would have): f = f35 · diag(W, H) / diag(36, 24);
@@ -177,13 +178,22 @@ def photo_camera(
     else its EXIF focal length, else :data:`DEFAULT_FOCAL_35MM`.
 
     Raises:
-        ValueError: naming ``--K`` or ``--fov`` when the value is not a camera.
+        ValueError: naming ``--K`` or ``--fov`` when the value is not a camera (for ``K``: not
+            four finite numbers, fx or fy not positive, or the principal point outside the photo).
     """
     if K is not None and fov is not None:
         raise ValueError("--K and --fov: give one camera, not both")
     if K is not None:
         if len(K) != 4 or not all(math.isfinite(v) for v in K) or min(K[:2]) <= 0:
             raise ValueError(f"--K: expected fx,fy,cx,cy with fx, fy > 0, got {K}")
+        width, height = photo.size
+        # The photo spans -0.5 ... W - 0.5 (pixel centres at integers). A principal point beyond
+        # it is most often a K calibrated at another resolution or for the unrotated sensor.
+        if not (-0.5 <= K[2] <= width - 0.5 and -0.5 <= K[3] <= height - 0.5):
+            raise ValueError(
+                f"--K: principal point ({K[2]:g}, {K[3]:g}) lies outside the {width}x{height} "
+                "photo; give K in pixels of the upright full-size photo"
+            )
         return Camera(intrinsics(*K), "--K")
     width, height = photo.size
     cx, cy = width / 2, height / 2
