@@ -71,6 +71,11 @@ def test_a_failed_write_names_the_file_and_keeps_the_old_one(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
+def _with(path: Path, source: Path, **fields) -> None:
+    """``source``'s checkpoint with ``fields`` replaced, saved at ``path``."""
+    torch.save(torch.load(source, weights_only=True) | fields, path)
+
+
 def _truncated(path: Path, source: Path) -> None:
     path.write_bytes(source.read_bytes()[:1000])
 
@@ -85,9 +90,17 @@ def _truncated(path: Path, source: Path) -> None:
         # A checkpoint of the layout before the format key (model, config, epoch...).
         (lambda path, _: torch.save({"model": {}, "config": {}}, path), "no 'format' key"),
         (lambda path, _: torch.save({"format": 99}, path), "checkpoint format 99, this hopose"),
+        # Damaged fields of the right format: each was a TypeError or AttributeError traceback.
+        (lambda path, src: _with(path, src, trained=5), "'trained' must list parts of"),
+        (lambda path, src: _with(path, src, stage=["lifter"]), "unknown stage ['lifter']"),
+        (lambda path, src: _with(path, src, model=[1, 2]), "'model' must be a dict, got a list"),
+        (lambda path, src: _with(path, src, config="x"), "'config' must be a dict, got a str"),
     ],
-    ids=["truncated", "text", "code", "old_layout", "future_format"],
-)
+    ids=[
+        "truncated", "text", "code", "old_layout", "future_format",
+        "trained_int", "stage_list", "model_list", "config_str",
+    ],
+)  # fmt: skip
 def test_bad_files_get_one_line_naming_the_file(tmp_path, lifter_run, write, message):
     path = tmp_path / "bad.pt"
     write(path, lifter_run)
@@ -96,6 +109,20 @@ def test_bad_files_get_one_line_naming_the_file(tmp_path, lifter_run, write, mes
     text = str(error.value)
     assert text.startswith(f"{path}: ") and message in text and "\n" not in text
     assert "weights_only" not in text  # torch's advice to trust the file is not repeated
+
+
+def test_weights_that_do_not_fit_are_named_on_one_line(tmp_path, lifter_run):
+    """torch's own first line names no key ("Error(s) in loading state_dict for HoposeNet:")."""
+    checkpoint = torch.load(lifter_run, weights_only=True)
+    name = next(iter(checkpoint["model"]))
+    del checkpoint["model"][name]
+    path = tmp_path / "damaged.pt"
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError) as error:
+        load_model(path, from_images=False)
+    text = str(error.value)
+    assert text.startswith(f"{path}: its weights do not fit the network (Missing key(s)")
+    assert f'"{name}"' in text and "\n" not in text
 
 
 def test_the_model_is_rebuilt_without_the_training_machines_backbone_file(tmp_path):
@@ -110,7 +137,7 @@ def test_the_model_is_rebuilt_without_the_training_machines_backbone_file(tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loaded, loaded_cfg = load_model(path)
-    assert loaded_cfg.model.backbone_weights == cfg.model.backbone_weights
+    assert loaded_cfg == cfg  # the whole config, the backbone file's name included
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
 

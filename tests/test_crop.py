@@ -11,6 +11,7 @@ import torch
 from hopose.crop import (
     apply_affine,
     crop_affine,
+    frame_square,
     resize_affine,
     self_crop,
     self_crop_image,
@@ -238,3 +239,17 @@ def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
     first = oracle.seen[0]
     torch.testing.assert_close(oracle.seen[-1][:2], first[:2])
     assert not torch.allclose(oracle.seen[-1][2], first[2])
+
+
+def test_warp_of_a_frame_thinner_than_its_shrink_keeps_its_row():
+    # A 960 x 1 strip seen whole on 16 px: 60 frame pixels per network pixel, so the frame is
+    # shrunk by 60 first, which left 1 // 60 = 0 rows (a traceback in interpolate). The strip
+    # spans the view's whole width, so every inner column of the view shows the same constant
+    # (the outer ones fall partly beyond the frame's edge).
+    strip = torch.ones(1, 3, 1, 960)
+    A = crop_affine(*frame_square((960, 1), strip), 16)
+    out = warp_image(strip, A, 16)
+    assert out.isfinite().all() and out.max() <= 1
+    columns = out[0, 0, :, 1:-1].sum(dim=0)  # (14,)
+    assert columns.min() > 0
+    torch.testing.assert_close(columns, columns.mean().expand(14))

@@ -121,6 +121,7 @@ def test_eval_command_writes_metrics_predictions_and_report(checkpoint, tmp_path
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n"] == 8
     assert metrics["protocol"] == ("gt_2d" if gt_2d else "image")
+    assert (metrics["crop"], metrics["self_crop"]) == ("resize", 0)
     predictions = dict(np.load(tmp_path / "predictions.npz"))
     assert predictions["pred_hand_3d"].shape == (8, 21, 3)
     assert predictions["orig_K"].shape == (8, 3, 3) and predictions["id"].shape == (8,)
@@ -147,12 +148,35 @@ def test_eval_crop_and_options_reach_the_dataset(checkpoint, tmp_path):
     for name, extra in runs.items():
         assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
         predictions[name] = dict(np.load(tmp_path / name / "predictions.npz"))
+    for name in runs:  # the lifter read ground-truth 2D, whatever the records' crop
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert (metrics["protocol"], metrics["crop"]) == (
+            "gt_2d",
+            "square" if name == "square" else "resize",
+        )
     resize, square, zoom = predictions["resize"], predictions["square"], predictions["zoom"]
     assert not np.allclose(square["K"], resize["K"])
     np.testing.assert_allclose(square["pred_hand_3d"], resize["pred_hand_3d"], atol=1e-3)
     np.testing.assert_allclose(zoom["orig_K"][:, 0, 0], 1.6 * FPHA_COLOR_K[0, 0], rtol=1e-6)
     with pytest.raises(SystemExit):  # argparse's one-line usage error
         main([*args, "--option", "focal_scale", "--out", str(tmp_path / "bad")])
+
+
+def test_eval_from_square_crops_is_labelled_the_ground_truth_box_protocol(
+    checkpoint, tmp_path, monkeypatch
+):
+    # The checkpoint reads whole frames; --crop square gives it squares cut around the true
+    # hand and box, which ground truth places: it was labelled "from the images (square)".
+    # The report's figures are the slow part: the label it would get is caught instead.
+    labels = []
+    monkeypatch.setattr(evaluate, "write_report", lambda *a, protocol, **k: labels.append(protocol))
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", num=2, crop="square")
+    summary = evaluate.run_eval(checkpoint, data, "test", tmp_path, plausibility=False)
+    assert (summary["protocol"], summary["crop"], summary["self_crop"]) == ("gt_box", "square", 0)
+    assert json.loads((tmp_path / "metrics.json").read_text())["protocol"] == "gt_box"
+    assert labels == [
+        "synthetic test split, from ground-truth-box crops (squares around the true hand and box)"
+    ]
 
 
 @pytest.mark.parametrize("complete_grasp", [False, True], ids=["refine", "complete_grasp"])
@@ -371,6 +395,19 @@ def test_predict_names_a_file_that_is_not_an_image(checkpoint, tmp_path, capsys)
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_predict_names_the_photo_a_given_K_does_not_fit(checkpoint, tmp_path, capsys):
+    # --K 500,500,60,40 fits the 160x90 photo, not the 40x30 one, which spans -0.5 ... 39.5
+    # in x and -0.5 ... 29.5 in y (pixel centres at integers): that one is named.
+    fits, small = tmp_path / "fits.png", tmp_path / "small.png"
+    Image.fromarray(np.zeros((90, 160, 3), np.uint8)).save(fits)
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(small)
+    args = ["predict", str(checkpoint), str(fits), str(small), "--K", "500,500,60,40"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"hopose predict: error: {small}: --K: principal point (60, 40)")
+    assert error.count("\n") == 1
+
+
 def test_predict_on_a_full_disk_names_the_file_and_leaves_no_json(checkpoint, tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.new("RGB", (60, 40), "white").save(photo)

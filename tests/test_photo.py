@@ -46,6 +46,23 @@ def test_sixteen_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
     assert np.asarray(photo.image).tolist() == np.full((4, 6, 3), 117).tolist()
 
 
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        # Floats in [0, 1] became an all-black photo, 32-bit integers an all-white one.
+        (np.full((4, 6), 0.5, np.float32), "32-bit float pixels"),
+        (np.full((4, 6), 2**20, np.int32), "integer pixels from 1.04858e+06 to 1.04858e+06"),
+    ],
+    ids=["float", "int32"],
+)
+def test_pixels_of_no_fixed_white_are_refused_naming_the_file(tmp_path, pixels, message):
+    Image.fromarray(pixels).save(tmp_path / "data.tif")
+    with pytest.raises(ValueError) as error:
+        read_photo(tmp_path / "data.tif")
+    assert str(error.value).startswith(f"{tmp_path / 'data.tif'}: not a photo hopose reads")
+    assert message in str(error.value)
+
+
 def test_a_large_photo_is_decoded_small_and_keeps_its_full_size_coordinates(tmp_path):
     columns = np.linspace(0, 255, 2000).round().astype(np.uint8)  # value 255 x / 1999
     ramp = np.broadcast_to(columns[None, :, None], (1500, 2000, 3))
@@ -95,6 +112,12 @@ def test_given_K_is_used_as_is_and_bad_cameras_are_named(tmp_path):
     assert camera.source == "--K" and camera.K[:2].tolist() == [[500, 0, 20], [0, 510, 11]]
     with pytest.raises(ValueError, match="--K"):
         photo_camera(photo, K=(500.0, -1.0, 20.0, 11.0))
+    # The 36x24 photo spans -0.5 ... 35.5 and -0.5 ... 23.5 (pixel centres at integers): its
+    # edges are accepted, a K for a 1920x1080 frame (centre (960, 540)) is not.
+    assert photo_camera(photo, K=(500.0, 500.0, -0.5, 23.5)).source == "--K"
+    for centre in ((960.0, 540.0), (35.6, 11.0), (20.0, -0.6)):
+        with pytest.raises(ValueError, match=r"--K: principal point .* outside the 36x24 photo"):
+            photo_camera(photo, K=(500.0, 500.0, *centre))
     with pytest.raises(ValueError, match="--fov"):
         photo_camera(photo, fov=180.0)
     with pytest.raises(ValueError, match="not both"):

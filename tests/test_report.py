@@ -19,7 +19,13 @@ from hopose.report import (
     write_per_frame_csv,
     write_report,
 )
-from hopose.scoring import ACCURACY_COLUMNS, COLUMNS, frame_metrics, plausibility_columns
+from hopose.scoring import (
+    ACCURACY_COLUMNS,
+    COLUMNS,
+    frame_metrics,
+    plausibility_columns,
+    summarize,
+)
 
 # Writing the two reports of the fixture (eight figures, four with 3D panels) takes ~5 s.
 pytestmark = pytest.mark.slow
@@ -144,13 +150,13 @@ def test_a_bad_row_of_per_frame_csv_is_one_line_naming_file_and_line(tmp_path, b
 
 
 def test_per_frame_csv_round_trips(tmp_path):
-    # Values of at most 6 significant digits, which the writer keeps exactly; an undefined
-    # metric (nan) stays nan. Ids with a comma and a quote survive the CSV quoting.
+    # Every float64 comes back exactly, full precision (1 / 3, pi) and infinity included; an
+    # undefined metric (nan) stays nan. Ids with a comma and a quote survive the CSV quoting.
     names = (*ACCURACY_COLUMNS, "pred_grasp_epsilon")
     values = np.array(
         [
-            [1.5, 0.0, -2.25, 123456.0, 1e-07, 0.1],
-            [7.0, np.nan, 12.5, 0.003, 80.0, -0.0625],
+            [1.5, 0.0, -2.25, 123456.0, 1e-07, 1 / 3],
+            [7.0, np.nan, 12.5, np.pi, np.inf, -0.0625],
         ]
     )
     columns = {"id": np.array(["a,b", 'say "c"']), **dict(zip(names, values.T, strict=True))}
@@ -160,6 +166,18 @@ def test_per_frame_csv_round_trips(tmp_path):
     assert list(read) == ["id", *names]
     for name, expected in columns.items():
         np.testing.assert_array_equal(read[name], expected, err_msg=name)
+
+
+def test_a_comparison_read_from_per_frame_csv_has_the_reports_numbers(tmp_path):
+    # Every frame 1.1349996 mm off: the report shows 1.13. Written to 6 significant digits
+    # the cell read "1.135", whose float (1.13500000000000000888) shows 1.14 in a comparison.
+    columns = {
+        "id": np.array(["f0", "f1"]),
+        **{name: np.full(2, 1.1349996) for name in ACCURACY_COLUMNS},
+    }
+    read = read_per_frame_csv(write_per_frame_csv(tmp_path / "per_frame.csv", columns))
+    assert summarize(read) == summarize(columns)
+    assert f"{summarize(read)['hand_mean_mm']:.2f}" == "1.13"
 
 
 def test_compare_runs_side_by_side(runs, tmp_path):

@@ -176,10 +176,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [key for key in _REQUIRED if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
-    if checkpoint["stage"] not in STAGES or not set(checkpoint["trained"]) <= set(PARTS):
-        raise CheckpointError(
-            f"{path}: unknown stage {checkpoint['stage']!r} or parts {checkpoint['trained']}"
-        )
+    stage, trained = checkpoint["stage"], checkpoint["trained"]
+    # Checked by type first: a damaged file's field of another type (an int, a list where a
+    # string belongs) must be this one line, not a TypeError from `in` or `set`.
+    if not isinstance(stage, str) or stage not in STAGES:
+        raise CheckpointError(f"{path}: unknown stage {stage!r} (expected one of {tuple(STAGES)})")
+    if not isinstance(trained, list | tuple) or not all(
+        isinstance(part, str) and part in PARTS for part in trained
+    ):
+        raise CheckpointError(f"{path}: 'trained' must list parts of {PARTS}, got {trained!r}")
+    for key in ("model", "config"):
+        if not isinstance(checkpoint[key], dict):
+            kind = type(checkpoint[key]).__name__
+            raise CheckpointError(f"{path}: '{key}' must be a dict, got a {kind}")
     return checkpoint
 
 
@@ -221,13 +230,27 @@ def rebuild_model(cfg: TrainConfig) -> HoposeNet:
         return build_model(dataclasses.replace(cfg.model, backbone_weights=None))
 
 
+# Keys quoted from torch's list of missing or unexpected keys (it lists every one).
+_KEYS_SHOWN = 3
+
+
 def _load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
     try:
         module.load_state_dict(state)
     except (RuntimeError, ValueError) as error:
-        raise CheckpointError(
-            f"{path}: its weights do not fit the network ({_first_line(error)})"
-        ) from None
+        # torch's first line only says "Error(s) in loading state_dict for HoposeNet:"; the
+        # reasons (missing or unexpected keys, size mismatches) follow, one a line.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reasons = lines[1:] or lines or [type(error).__name__]
+        reason = reasons[0]
+        head, _, keys = reason.partition(": ")
+        names = keys.rstrip(".").split(", ")
+        listed = head in ("Missing key(s) in state_dict", "Unexpected key(s) in state_dict")
+        if listed and len(names) > _KEYS_SHOWN:
+            reason = f"{head}: {', '.join(names[:_KEYS_SHOWN])}, ... ({len(names)} keys)"
+        if len(reasons) > 1:
+            reason += f"; and {len(reasons) - 1} more"
+        raise CheckpointError(f"{path}: its weights do not fit the network ({reason})") from None
 
 
 def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet, TrainConfig]:

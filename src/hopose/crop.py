@@ -129,8 +129,10 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     shrink = int(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6))
     if shrink > 1:
         height, width = x.shape[-2:]
-        x = F.interpolate(x, size=(height // shrink, width // shrink), mode="bilinear",
-                          antialias=True, align_corners=False)  # fmt: skip
+        # At least one pixel: a side shorter than the factor (a photo of extreme aspect seen
+        # whole) keeps its one row or column.
+        size = (max(1, height // shrink), max(1, width // shrink))
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         # Shrunk pixel p' averages the frame's pixels r p' ... r (p' + 1) - 1 (r = W / W' per
         # axis): its centre is frame position r p' + (r - 1) / 2.
         r = A.new_tensor([width / x.shape[-1], height / x.shape[-2]])

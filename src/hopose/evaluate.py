@@ -230,7 +230,13 @@ def run_eval(
             (:attr:`hopose.refine.RefineWeights.complete_grasp`).
 
     Returns:
-        The summary written to ``metrics.json``.
+        The summary written to ``metrics.json``: :func:`hopose.scoring.summarize`'s numbers and
+        the run's description: ``protocol`` ("gt_2d": ground-truth 2D to the lifter; "gt_box":
+        from the images of squares that ground truth places, ``crop`` "square" without
+        self-cropping; "image": from the images, whole frames or self-cropped), ``crop`` (the
+        records' geometry), ``self_crop`` (self-cropping passes, 0 for none) and
+        ``self_crop_margin``, ``refined``, ``grasp_completed``, ``dataset``, ``split`` and
+        ``checkpoint``.
 
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
@@ -268,16 +274,21 @@ def run_eval(
         unrefined = summarize(frame_metrics(raw, plausibility=plausibility))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
+    # Square records of a model that does not self-crop are cut around the true hand and box:
+    # ground truth places them (the ground-truth-box protocol), which the label must say.
+    gt_box = not gt_2d and not iterations and data.crop == "square"
     protocol = (
         "ground-truth 2D to the lifter" if gt_2d
         else f"from the images, self-cropped ({iterations} crops)" if iterations
+        else "from ground-truth-box crops (squares around the true hand and box)" if gt_box
         else f"from the images ({data.crop})"
     )  # fmt: skip
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
     columns = frame_metrics(predictions, plausibility=plausibility)
     summary = {
         **summarize(columns),
-        "protocol": "gt_2d" if gt_2d else "image",
+        "protocol": "gt_2d" if gt_2d else "gt_box" if gt_box else "image",
+        "crop": data.crop,
         "self_crop": iterations,
         "self_crop_margin": trained.data.self_crop_margin if iterations else None,
         "refined": refine,

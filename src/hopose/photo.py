@@ -6,7 +6,9 @@ Reading (:func:`read_photo`):
   coordinate hopose returns refers to that upright image at its full size.
 - 16-bit greyscale PNGs (Pillow's modes ``I;16*`` and ``I``) are scaled by 255/65535 to 8 bits;
   a plain conversion clips every value above 255 and turns the photo almost white. (16-bit RGB
-  PNGs are already reduced to their high byte by Pillow.)
+  PNGs are already reduced to their high byte by Pillow.) 32-bit float pixels (TIFF mode ``F``)
+  and integers beyond 16 bits are refused, naming the file: they have no fixed white, and a
+  conversion would make them black or white.
 - The network reads a working copy whose longest side is at most ``max_side``. A JPEG is
   decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's ``draft``; at
   most about twice ``max_side`` before the final resampling), so a 48-megapixel JPEG costs
@@ -16,7 +18,8 @@ Reading (:func:`read_photo`):
 
 Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
 
-1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``);
+1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``): fx, fy > 0, the principal point
+   (cx, cy) within the photo;
 2. a horizontal field of view in degrees (``--fov``): fx = fy = (W / 2) / tan(fov / 2);
 3. the EXIF ``FocalLengthIn35mmFilm`` (the focal length a 36×24 mm frame with the same
    diagonal field of view would have): f = f35 · diag(W, H) / diag(36, 24);
@@ -95,10 +98,28 @@ class Photo:
         return A
 
 
+class UnsupportedPixels(ValueError):
+    """Pixels whose brightness scale is not a photo's (32-bit float or integer data)."""
+
+
 def _to_rgb8(image: Image.Image) -> Image.Image:
-    """8-bit RGB; 16-bit greyscale scaled by 255 / 65535 instead of clipped."""
+    """8-bit RGB; 16-bit greyscale scaled by 255 / 65535 instead of clipped.
+
+    Raises:
+        UnsupportedPixels: 32-bit float pixels (mode ``F``) or integers beyond 16 bits (mode
+            ``I``): their range has no fixed white, and Pillow's conversion would turn them
+            silently black or white.
+    """
+    if image.mode == "F":
+        raise UnsupportedPixels("32-bit float pixels; save the photo with 8 or 16 bits")
     if image.mode in SIXTEEN_BIT_MODES:
-        grey = np.asarray(image, dtype=np.float32) * (255.0 / 65535.0)
+        values = np.asarray(image, dtype=np.float32)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise UnsupportedPixels(
+                f"integer pixels from {values.min():g} to {values.max():g}, beyond 16 bits; "
+                "save the photo with 8 or 16 bits"
+            )
+        grey = values * (255.0 / 65535.0)
         return Image.fromarray(np.rint(grey).clip(0, 255).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
 
@@ -151,6 +172,8 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
                 working = working.transpose(UPRIGHT[orientation])
     except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
+    except UnsupportedPixels as error:
+        raise ValueError(f"{path}: not a photo hopose reads ({error})") from None
     return Photo(image=working, size=(width, height), exif=exif)
 
 
@@ -177,13 +200,22 @@ def photo_camera(
     else its EXIF focal length, else :data:`DEFAULT_FOCAL_35MM`.
 
     Raises:
-        ValueError: naming ``--K`` or ``--fov`` when the value is not a camera.
+        ValueError: naming ``--K`` or ``--fov`` when the value is not a camera (for ``K``: not
+            four finite numbers, fx or fy not positive, or the principal point outside the photo).
     """
     if K is not None and fov is not None:
         raise ValueError("--K and --fov: give one camera, not both")
     if K is not None:
         if len(K) != 4 or not all(math.isfinite(v) for v in K) or min(K[:2]) <= 0:
             raise ValueError(f"--K: expected fx,fy,cx,cy with fx, fy > 0, got {K}")
+        width, height = photo.size
+        # The photo spans -0.5 ... W - 0.5 (pixel centres at integers). A principal point beyond
+        # it is most often a K calibrated at another resolution or for the unrotated sensor.
+        if not (-0.5 <= K[2] <= width - 0.5 and -0.5 <= K[3] <= height - 0.5):
+            raise ValueError(
+                f"--K: principal point ({K[2]:g}, {K[3]:g}) lies outside the {width}x{height} "
+                "photo; give K in pixels of the upright full-size photo"
+            )
         return Camera(intrinsics(*K), "--K")
     width, height = photo.size
     cx, cy = width / 2, height / 2

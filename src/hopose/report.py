@@ -2,9 +2,9 @@
 
 :func:`write_report` turns the arrays that ``hopose eval`` collects into, under ``out_dir``:
 
-- ``per_frame.csv``: one row per frame, its id, the accuracy metrics of docs/conventions.md §5 and
-the
-  physical plausibility of its predicted and ground-truth pose (:mod:`hopose.plausibility`);
+- ``per_frame.csv``: one row per frame, its id, the accuracy metrics of docs/conventions.md §5
+  and the physical plausibility of its predicted and ground-truth pose
+  (:mod:`hopose.plausibility`);
 - ``figures/hand_pck.png`` (paper Fig. 6: hand 3D PCK over 0-80 mm), ``figures/object_pck.png``
   (Fig. 7: object 2D correct-pose rate over 0-80 px), ``figures/gallery.png`` (Fig. 8-10: the
   best, median and worst frames, on the image and in 3D) and ``figures/contacts.png``
@@ -17,10 +17,10 @@ one plot and their tables side by side.
 
 Every number in a report comes from ``per_frame.csv``: the summaries are means of its columns
 and the curves are computed from its error columns, so a report and a comparison of it always
-agree. Frames are ranked for the gallery by their mean error over all 29 keypoints (21 joints
-and 8 corners, mm). The object's 2D error is measured with the dataset's original camera
-(``orig_K``, docs/conventions.md §5) when the predictions carry it, else with the network
-image's ``K``; the
+agree (after ``--refine`` but for the "unrefined" column, ``metrics.json``'s ``unrefined``).
+Frames are ranked for the gallery by their mean error over all 29 keypoints (21 joints and 8
+corners, mm). The object's 2D error is measured with the dataset's original camera (``orig_K``,
+docs/conventions.md §5) when the predictions carry it, else with the network image's ``K``; the
 report says which.
 """
 
@@ -119,8 +119,13 @@ PCK_PLOTS = (
 
 
 def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
-    """Write ``id`` and the columns of :data:`hopose.scoring.COLUMNS` present, 6 significant
-    digits, through :func:`hopose.files.write_atomic`."""
+    """Write ``id`` and the columns of :data:`hopose.scoring.COLUMNS` present, through
+    :func:`hopose.files.write_atomic`.
+
+    Each number is written exactly (Python's shortest repr of the float64), so that
+    :func:`read_per_frame_csv` gives back the very columns and a comparison built from the file
+    agrees with the report to the last digit; rounded cells (6 significant digits before) could
+    move a mean across a rounding boundary of the tables."""
     names = [c for c in COLUMNS if c in columns]
 
     def write(tmp: Path) -> None:
@@ -128,7 +133,7 @@ def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
             writer = csv.writer(file)
             writer.writerow(["id", *names])
             for k in range(len(columns["id"])):
-                row = [f"{float(columns[c][k]):.6g}" for c in names]
+                row = [repr(float(columns[c][k])) for c in names]
                 writer.writerow([columns["id"][k], *row])
 
     return write_atomic(path, write)
