@@ -395,19 +395,6 @@ def test_predict_names_a_file_that_is_not_an_image(checkpoint, tmp_path, capsys)
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
-def test_predict_names_the_photo_a_given_K_does_not_fit(checkpoint, tmp_path, capsys):
-    # --K 500,500,60,40 fits the 160x90 photo, not the 40x30 one, which spans -0.5 ... 39.5
-    # in x and -0.5 ... 29.5 in y (pixel centres at integers): that one is named.
-    fits, small = tmp_path / "fits.png", tmp_path / "small.png"
-    Image.fromarray(np.zeros((90, 160, 3), np.uint8)).save(fits)
-    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(small)
-    args = ["predict", str(checkpoint), str(fits), str(small), "--K", "500,500,60,40"]
-    assert main([*args, "--out", str(tmp_path / "out")]) == 1
-    error = capsys.readouterr().err
-    assert error.startswith(f"hopose predict: error: {small}: --K: principal point (60, 40)")
-    assert error.count("\n") == 1
-
-
 def test_predict_on_a_full_disk_names_the_file_and_leaves_no_json(checkpoint, tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.new("RGB", (60, 40), "white").save(photo)

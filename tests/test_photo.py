@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -113,11 +114,15 @@ def test_given_K_is_used_as_is_and_bad_cameras_are_named(tmp_path):
     with pytest.raises(ValueError, match="--K"):
         photo_camera(photo, K=(500.0, -1.0, 20.0, 11.0))
     # The 36x24 photo spans -0.5 ... 35.5 and -0.5 ... 23.5 (pixel centres at integers): its
-    # edges are accepted, a K for a 1920x1080 frame (centre (960, 540)) is not.
-    assert photo_camera(photo, K=(500.0, 500.0, -0.5, 23.5)).source == "--K"
+    # edges pass quietly; a centre beyond them (a K for a 1920x1080 frame, or a crop's) is used
+    # as given, with a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert photo_camera(photo, K=(500.0, 500.0, -0.5, 23.5)).source == "--K"
     for centre in ((960.0, 540.0), (35.6, 11.0), (20.0, -0.6)):
-        with pytest.raises(ValueError, match=r"--K: principal point .* outside the 36x24 photo"):
-            photo_camera(photo, K=(500.0, 500.0, *centre))
+        with pytest.warns(UserWarning, match=r"--K: principal point .* outside the 36x24 photo"):
+            camera = photo_camera(photo, K=(500.0, 500.0, *centre))
+        assert camera.K[:2, 2].tolist() == list(centre)
     with pytest.raises(ValueError, match="--fov"):
         photo_camera(photo, fov=180.0)
     with pytest.raises(ValueError, match="not both"):

@@ -18,8 +18,8 @@ Reading (:func:`read_photo`):
 
 Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
 
-1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``): fx, fy > 0, the principal point
-   (cx, cy) within the photo;
+1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``): fx, fy > 0; a principal point
+   (cx, cy) outside the photo is used with a warning (a crop's may lie there);
 2. a horizontal field of view in degrees (``--fov``): fx = fy = (W / 2) / tan(fov / 2);
 3. the EXIF ``FocalLengthIn35mmFilm`` (the focal length a 36×24 mm frame with the same
    diagonal field of view would have): f = f35 · diag(W, H) / diag(36, 24);
@@ -39,6 +39,7 @@ centre of every resized copy.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,7 +202,8 @@ def photo_camera(
 
     Raises:
         ValueError: naming ``--K`` or ``--fov`` when the value is not a camera (for ``K``: not
-            four finite numbers, fx or fy not positive, or the principal point outside the photo).
+            four finite numbers, or fx or fy not positive). A principal point outside the photo
+            gets a warning.
     """
     if K is not None and fov is not None:
         raise ValueError("--K and --fov: give one camera, not both")
@@ -210,11 +212,14 @@ def photo_camera(
             raise ValueError(f"--K: expected fx,fy,cx,cy with fx, fy > 0, got {K}")
         width, height = photo.size
         # The photo spans -0.5 ... W - 0.5 (pixel centres at integers). A principal point beyond
-        # it is most often a K calibrated at another resolution or for the unrotated sensor.
+        # it is most often a K calibrated at another resolution or for the unrotated sensor,
+        # but a crop of a larger photo has one too, so it is said, not refused.
         if not (-0.5 <= K[2] <= width - 0.5 and -0.5 <= K[3] <= height - 0.5):
-            raise ValueError(
+            warnings.warn(
                 f"--K: principal point ({K[2]:g}, {K[3]:g}) lies outside the {width}x{height} "
-                "photo; give K in pixels of the upright full-size photo"
+                "photo: right for a crop of a larger photo, wrong for a K of another "
+                "resolution or of the unrotated sensor",
+                stacklevel=2,
             )
         return Camera(intrinsics(*K), "--K")
     width, height = photo.size

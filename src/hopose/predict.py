@@ -174,8 +174,8 @@ def predict_images(
 
     Raises:
         ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); an image that
-            is not readable, or a ``K`` or ``fov`` that is not a camera for it
-            (:func:`hopose.photo.photo_camera`), naming the image.
+            is not readable, naming it; a ``K`` or ``fov`` that is not a camera
+            (:func:`hopose.photo.photo_camera`).
     """
     weights = refinement(refine, complete_grasp, from_images=True)
     out_dir = Path(out_dir)
@@ -185,10 +185,7 @@ def predict_images(
     written = []
     for path, name in zip(images, output_names(images), strict=True):
         photo = read_photo(path)
-        try:
-            camera = photo_camera(photo, K=K, fov=fov)
-        except ValueError as error:  # --K may fit one photo and not another: name this one
-            raise ValueError(f"{path}: {error}") from None
+        camera = photo_camera(photo, K=K, fov=fov)
         result = predict_photo(
             model,
             cfg.model.image_size,
