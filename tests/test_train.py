@@ -548,3 +548,11 @@ def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(
     train(tiny("lifter", "optim.amp=true", "optim.epochs=1"), tmp_path)
     said = "this CPU has no bfloat16 instructions" in "".join(capsys.readouterr())
     assert said is not has_bf16
+
+
+def test_a_last_batch_of_one_image_is_dropped_not_a_batchnorm_error(tmp_path):
+    # 17 training crops in batches of 16 leave one; at 32 px the ResNet's last map is 1x1, where
+    # BatchNorm cannot normalise a single sample in training mode. The run takes the one batch
+    # of 16 (it stopped with "Expected more than 1 value per channel").
+    result = train(tiny("encoder", "data.num_train=17"), tmp_path / "run")
+    assert Path(result.checkpoint).exists() and len(_rows(tmp_path / "run")) == 1

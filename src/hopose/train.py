@@ -563,13 +563,16 @@ def _loader(
         else:
             sampler = RandomSampler(dataset, generator=torch.Generator())
     workers = 0 if isinstance(dataset, RecordList) else cfg.data.num_workers
+    # A last training batch of one sample stops BatchNorm in training mode ("Expected more than
+    # 1 value per channel") where the ResNet's last map is 1x1 (32-px images): it is dropped.
+    shard = len(sampler) if sampler is not None else len(dataset)
     return DataLoader(
         dataset,
         batch_size=cfg.optim.batch_size,
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate_samples,
-        drop_last=False,
+        drop_last=train and cfg.optim.batch_size > 1 and shard % cfg.optim.batch_size == 1,
         pin_memory=runtime.device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=ExitWithParent(),
