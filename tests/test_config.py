@@ -91,6 +91,9 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ),
         ("", ["data.options=3"], "data.options: Cannot assign int to Dict[str, Any]"),
         ("", ["optim"], "must look like key=value"),
+        # A value is read as YAML: PyYAML's multi-line message is cut to its problem.
+        ("", ["data.options={"], "data.options: value is not YAML: did not find expected node"),
+        ("", ["optim.lr=[1"], "optim.lr: value is not YAML: did not find expected ',' or ']'"),
         ("data: 3\n", [], "data must be a mapping"),
     ],
 )

@@ -363,6 +363,11 @@ def _one_line(error: OmegaConfBaseException) -> str:
     return f"{error.full_key}: {message}" if error.full_key else message
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, without its multi-line position marks."""
+    return getattr(error, "problem", None) or str(error).splitlines()[0]
+
+
 def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequence[str]):
     """Merge YAML ``values`` and dot-list ``overrides`` into the schema, then build and validate
     the dataclasses (their ``__post_init__``)."""
@@ -372,7 +377,12 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
     _check_sections(schema, values)
     try:
         merged = OmegaConf.merge(schema, values)
-        merged.merge_with_dotlist(list(overrides))
+        for item in overrides:
+            try:
+                merged.merge_with_dotlist([item])
+            except yaml.YAMLError as error:
+                key = item.partition("=")[0].strip()
+                raise ConfigError(f"{key}: value is not YAML: {_yaml_problem(error)}") from None
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         raise ConfigError(_one_line(error)) from None
@@ -409,8 +419,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+        raise ConfigError(f"{where}: YAML syntax error: {_yaml_problem(error)}") from None
     if not isinstance(values, DictConfig):
         raise ConfigError(f"{path}: the top level must be a mapping")
     try:
