@@ -122,6 +122,22 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
     )
 
 
+def test_a_file_that_is_not_text_is_named(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"\xff\xfe optim")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: not a UTF-8 text file (invalid start byte)"
+
+
+@pytest.mark.parametrize("values", ["optim", ["stage", "lifter"], None])
+def test_a_config_that_is_not_a_mapping_is_refused(values):
+    """A checkpoint's stored config is read through config_from_dict: a damaged one is named."""
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(values)
+    assert str(error.value) == f"the config must be a mapping, got {type(values).__name__}"
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nowhere\.yaml"):
         load_config(tmp_path / "nowhere.yaml")

@@ -390,6 +390,9 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     """Build and validate a :class:`TrainConfig` from a nested mapping (e.g. a checkpoint's)."""
+    _require(
+        isinstance(values, Mapping), f"the config must be a mapping, got {type(values).__name__}"
+    )
     return _to_config(OmegaConf.structured(TrainConfig), values, ())
 
 
@@ -408,7 +411,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
 
     Raises:
         ConfigError: one line naming the file and the full key when a key is unknown or a value
-            is invalid, or the file and line of a YAML syntax error.
+            is invalid, or the file and line of a YAML syntax error, or a file not in UTF-8.
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
@@ -420,6 +423,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: YAML syntax error: {_yaml_problem(error)}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason})") from None
     if not isinstance(values, DictConfig):
         raise ConfigError(f"{path}: the top level must be a mapping")
     try:
