@@ -105,6 +105,29 @@ def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, overrides, 
     assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optim.lr=inf",  # trained to a NaN loss
+        "optim.gamma=inf",
+        "optim.grad_clip=inf",
+        "loss.w_physical=inf",
+        "loss.w_3d=-.inf",
+        "optim.weight_decay=nan",
+        "perturb.sigma=inf",
+        "augment.noise=inf",
+        "data.self_crop_margin=inf",
+        "model.dropout=nan",
+    ],
+)
+def test_an_infinite_or_nan_number_is_refused(tmp_path, override):
+    key, _, value = override.partition("=")
+    shown = {"inf": "inf", "-.inf": "-inf", "nan": "nan"}[value]
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, ""), [override])
+    assert str(error.value).endswith(f": {key} must be finite, got {shown}")
+
+
 def test_a_gpu_config_loads_on_a_machine_without_a_gpu(tmp_path, monkeypatch):
     """A checkpoint trained on a GPU keeps device: cuda in its config; reading it elsewhere must
     work (training there is refused: tests/test_train.py)."""

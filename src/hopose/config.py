@@ -16,6 +16,7 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,17 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda", NUMBERED_GPU)
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Values of ``TrainConfig.device``: no numbered GPU, since under torchrun each process takes the
 GPU of its local rank."""
+
+
+def _require_finite(section: Any, prefix: str) -> None:
+    """Refuse an infinite or NaN float field of the dataclass ``section``: the range checks
+    below compare with finite bounds only, and ``optim.lr=inf`` would train to a NaN loss."""
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        _require(
+            not isinstance(value, float) or math.isfinite(value),
+            f"{prefix}.{item.name} must be finite, got {value}",
+        )
 
 
 def check_device(
@@ -122,6 +134,7 @@ class DataConfig:
     """Extra keyword arguments passed to the dataset's constructor."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "data")
         _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
         _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
@@ -161,6 +174,7 @@ class ModelConfig:
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "model")
         _require(
             self.backbone in BACKBONES,
             f"model.backbone must be one of {BACKBONES}, got {self.backbone!r}",
@@ -206,6 +220,7 @@ class OptimConfig:
     about an epoch's tenth, so 10 keeps them near 1% of the run (BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "optim")
         _require(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
         _require(
             self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}"
@@ -242,6 +257,7 @@ class LossConfig:
     code; λ1 = 0.01 is meant for them), or "network", pixels of the network's input image."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "loss")
         for name in ("w_2d", "w_3d", "w_physical", "w_heatmap"):
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
@@ -279,6 +295,7 @@ class PerturbConfig:
     """Probability of each keypoint being replaced by its part's mean (a missed keypoint)."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "perturb")
         _require_amounts(self, "perturb", ("sigma", "outlier_sigma"), ("outlier_prob", "drop_prob"))
 
 
@@ -298,6 +315,7 @@ class AugmentConfig:
     """Probability of an occluding patch of random colour (2-12% of the image)."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "augment")
         _require_amounts(self, "augment", ("colour", "noise"), ("blur_prob", "occlusion_prob"))
 
 
