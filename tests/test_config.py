@@ -82,6 +82,8 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
         ("", ["data.name=imagenet"], "data.name must be one of"),
         ("", ["data.crop=centre"], "data.crop must be one of"),
+        # The synthetic splits' seed sequences take no negative entropy (a numpy message).
+        ("", ["data.seed=-1"], "data.seed must be >= 0, got -1"),
         ("", ["data.image_size=128"], "model.image_size (224) must equal data.image_size (128)"),
         ("", ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
         (

@@ -124,7 +124,7 @@ class DataConfig:
     num_test: int | None = None
     """Number of test samples, as ``num_train``."""
     seed: int = 0
-    """Seed of the synthetic generator; each split derives its own stream from it."""
+    """Seed of the synthetic generator, >= 0; each split derives its own stream from it."""
     num_workers: int = 0
     """DataLoader worker processes."""
     in_memory: bool = False
@@ -144,6 +144,7 @@ class DataConfig:
             self.self_crop_margin >= 0,
             f"data.self_crop_margin must be >= 0, got {self.self_crop_margin}",
         )
+        _require(self.seed >= 0, f"data.seed must be >= 0, got {self.seed}")
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")
