@@ -330,6 +330,21 @@ def test_a_bad_device_is_a_one_line_error(tmp_path, capsys, monkeypatch, device,
     assert not (tmp_path / "e").exists()
 
 
+def test_an_unknown_dataset_option_is_a_one_line_error(tmp_path, capsys):
+    """``--option`` reaches the dataset's constructor: a keyword it lacks was a TypeError
+    traceback from the synthetic generator."""
+    cfg = tiny("lifter")
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=["lifter"]), checkpoint)
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--gt-2d", "--option", "focal=2"]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 1
+    assert capsys.readouterr().err == (
+        "hopose eval: error: unknown key data.options.focal: the synthetic dataset takes "
+        "('free_fraction', 'focal_scale', 'jitter')\n"
+    )
+    assert not (tmp_path / "e").exists()
+
+
 def test_train_command_runs_a_shipped_config_with_overrides(tmp_path, capsys):
     out = tmp_path / "run"
     overrides = [*TINY, "optim.epochs=3", "optim.lr=0.004"]

@@ -12,6 +12,7 @@ from hopose.config import (
     TrainConfig,
     config_from_dict,
     config_to_dict,
+    dataset_options,
     load_config,
 )
 from hopose.configs import CONFIG_DIR as CONFIGS
@@ -128,6 +129,34 @@ def test_an_infinite_or_nan_number_is_refused(tmp_path, override):
     with pytest.raises(ConfigError) as error:
         load_config(_write(tmp_path, ""), [override])
     assert str(error.value).endswith(f": {key} must be finite, got {shown}")
+
+
+def test_dataset_options_are_the_constructor_arguments_the_config_does_not_set():
+    """SyntheticHandObject(num_samples, seed, image_size, *, with_images, free_fraction,
+    focal_scale, crop, jitter): build_dataset sets the others; FPHA(root, split, *, protocol,
+    **options) hands the rest to FrameDataset(*, image_size, crop, margin, with_images,
+    on_error)."""
+    assert dataset_options("synthetic") == ("free_fraction", "focal_scale", "jitter")
+    assert dataset_options("fpha") == ("protocol", "margin", "on_error")
+    assert dataset_options("obman") == ("shapenet_root", "margin", "on_error")
+
+
+@pytest.mark.parametrize(
+    ("text", "override", "message"),
+    [
+        ("", "data.options.foo=1", "unknown key data.options.foo: the synthetic dataset takes "
+         "('free_fraction', 'focal_scale', 'jitter')"),
+        # build_dataset passes the crop itself: as an option it was a TypeError traceback too.
+        ("data:\n  name: fpha\n", "data.options.crop=square", "unknown key data.options.crop: "
+         "the fpha dataset takes ('protocol', 'margin', 'on_error')"),
+    ],
+)  # fmt: skip
+def test_an_unknown_dataset_option_is_named(tmp_path, text, override, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, [override])
+    assert str(error.value) == f"{path}: {message}"
+    load_config(path, ["data.options.margin=0.2" if "fpha" in text else "data.options.jitter=1"])
 
 
 def test_a_gpu_config_loads_on_a_machine_without_a_gpu(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ not code.
 
 The dataclasses below are the schema, one documented field per line; OmegaConf structured
 configs do the rest: ``load_config(path, overrides)`` merges the YAML file into the schema,
-applies dot-list overrides (``optim.lr=1e-4``, ``data.options.grasp=power``), converts every
+applies dot-list overrides (``optim.lr=1e-4``, ``data.options.jitter=true``), converts every
 value to its field's type, then the dataclasses' ``__post_init__`` validate it. A wrong key or
 value raises a one-line :class:`ConfigError` naming the file and the full key.
 """
@@ -16,6 +16,7 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from hopose.crop import SELF_CROP_MARGIN
-from hopose.data import CROPS, DATASETS
+from hopose.data import CROPS, DATASETS, REAL_DATASETS, SyntheticHandObject, build_dataset
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, VARIANT_PARTS
 from hopose.stages import STAGES
@@ -62,6 +63,24 @@ def _require_finite(section: Any, prefix: str) -> None:
             not isinstance(value, float) or math.isfinite(value),
             f"{prefix}.{item.name} must be finite, got {value}",
         )
+
+
+def dataset_options(name: str) -> tuple[str, ...]:
+    """The ``data.options`` the dataset ``name`` takes: the keyword arguments of its class's
+    constructor (followed through ``**options`` into the base class that receives them), less
+    those :func:`hopose.data.build_dataset` sets itself from the other ``data`` fields."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    own = set(inspect.signature(build_dataset).parameters)
+    cls = SyntheticHandObject if name == "synthetic" else REAL_DATASETS[name]
+    names: list[str] = []
+    for base in cls.__mro__:
+        if "__init__" not in vars(base) or base is object:
+            continue
+        parameters = list(inspect.signature(base.__init__).parameters.values())[1:]
+        names += [p.name for p in parameters if p.kind in keyword and p.name not in own]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return tuple(dict.fromkeys(names))
 
 
 def check_device(
@@ -131,12 +150,18 @@ class DataConfig:
     """Read (or render) every sample once and keep them in memory, for data that is slower to
     produce than to train on, like the rendered synthetic images."""
     options: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments passed to the dataset's constructor."""
+    """Extra keyword arguments passed to the dataset's constructor (:func:`dataset_options`)."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "data")
         _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
         _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
+        allowed = dataset_options(self.name)
+        for key in self.options:
+            _require(
+                key in allowed,
+                f"unknown key data.options.{key}: the {self.name} dataset takes {allowed}",
+            )
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _require(self.self_crop >= 1, f"data.self_crop must be >= 1, got {self.self_crop}")
