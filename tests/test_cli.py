@@ -330,6 +330,18 @@ def test_a_bad_device_is_a_one_line_error(tmp_path, capsys, monkeypatch, device,
     assert not (tmp_path / "e").exists()
 
 
+def test_an_option_value_that_is_not_yaml_is_a_one_line_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["eval", "model.pt", "--data", "synthetic", "--option", "focal_scale=[1", "--out", "e"]
+        )
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "hopose eval: error: argument --option: focal_scale: value is not YAML "
+        "(expected ',' or ']', but got '<stream end>')"
+    )
+
+
 def test_an_unknown_dataset_option_is_a_one_line_error(tmp_path, capsys):
     """``--option`` reaches the dataset's constructor: a keyword it lacks was a TypeError
     traceback from the synthetic generator."""

@@ -137,7 +137,9 @@ def _option(text: str) -> tuple[str, object]:
     try:
         return key, yaml.safe_load(value)
     except yaml.YAMLError as error:
-        raise argparse.ArgumentTypeError(f"{key}: value is not YAML ({error})") from None
+        # PyYAML's message spans lines of position marks; a usage error is one line.
+        problem = getattr(error, "problem", None) or one_line(error)
+        raise argparse.ArgumentTypeError(f"{key}: value is not YAML ({problem})") from None
 
 
 @subcommand
