@@ -182,6 +182,53 @@ def test_ablate_num_sizes_every_split_over_quick(monkeypatch, tmp_path):
     assert {(c.data.num_train, c.data.num_val, c.data.num_test) for c in calls} == {(40, 40, 40)}
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # No seed, no row: the table's first row was an IndexError traceback.
+        (["physics", "--seeds", "0"], "--seeds: must be >= 1, got 0"),
+        # Options another study would ignore.
+        (["lifter", "--seeds", "2"], "--seeds: options of the physics study, not the lifter one"),
+        (["lifter", "--input", "both", "--seeds", "1"],
+         "--seeds, --input: options of the physics study, not the lifter one"),
+        (["lifter", "--init", "enc.pt"], "--init: only the physics study from the images"),
+        (["physics", "--input", "gt_2d", "--init", "enc.pt"],
+         "--init: only the physics study from the images"),
+    ],
+)  # fmt: skip
+def test_ablate_refuses_options_it_cannot_use_before_writing(
+    tmp_path, capsys, monkeypatch, args, message
+):
+    errors = {key: (1.0, 1.0) for key in ("graph_unet", "hand", "object", "full")}
+    _fake_run(monkeypatch, errors | {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    monkeypatch.setattr(ablate, "train_stages", lambda *a, **k: {"encoder": "enc.pt"})
+    out = tmp_path / "a"
+    assert main(["ablate", *args, "--data", "synthetic", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hopose ablate: error: {message}") and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "seeds", "sources"),
+    [
+        ([], 3, ("gt_2d", "image")),
+        (["--input", "both", "--seeds", "2"], 2, ("gt_2d", "image")),
+        (["--input", "image"], 3, ("image",)),
+    ],
+)
+def test_ablate_physics_defaults_are_three_seeds_and_both_inputs(
+    tmp_path, monkeypatch, args, seeds, sources
+):
+    calls = _fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    monkeypatch.setattr(ablate, "train_stages", lambda *a, **k: {"encoder": "enc.pt"})
+    assert main(["ablate", "physics", *args, "--data", "synthetic", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "ablation_physics.json").read_text())
+    assert [row["input"] for row in rows] == [source for source in sources for _ in range(2)]
+    assert all(len(row["seeds"]) == seeds for row in rows)
+    assert len(calls) == 2 * seeds * len(sources)
+
+
 def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_path, capsys):
     args = ["eval", str(tmp_path / "model.pt"), "--data", "fpha", "--out", str(tmp_path / "e")]
     assert main(args) == 1

@@ -270,7 +270,23 @@ def run_ablation(
     ``num`` sets the frames of every split (synthetic: generated; real data: a cap); it wins
     over ``quick``'s sizes.
     The physics study runs each of ``sources`` (:data:`PHYSICS_INPUTS`) over ``seeds`` seeds.
+
+    Raises:
+        ValueError: an unknown study or source, ``seeds`` < 1, or ``init`` where no run
+            fine-tunes it (the lifter study, or the physics study on ground-truth 2D only);
+            before anything is written.
     """
+    if study not in STUDIES:
+        raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
+    if seeds < 1:
+        raise ValueError(f"--seeds: must be >= 1, got {seeds}")
+    if not sources or any(source not in PHYSICS_INPUTS for source in sources):
+        raise ValueError(f"--input: expected some of {PHYSICS_INPUTS}, got {tuple(sources)}")
+    if init is not None and (study != "physics" or "image" not in sources):
+        raise ValueError(
+            "--init: only the physics study from the images (--input image or both) fine-tunes "
+            "a stage-2 checkpoint"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = _data_overrides(root, cache, seed, num)
@@ -282,7 +298,7 @@ def run_ablation(
             f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split "
             f"({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table('Network', rows)}\n"
         )
-    elif study == "physics":
+    else:
         tables, rows = [], []
         for source in sources:
             source_rows, stats = ablate_physics(
@@ -298,8 +314,6 @@ def run_ablation(
             )
             rows += [{**row, "input": source} for row in source_rows]
         table = "\n".join(tables)
-    else:
-        raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
     write_text(out_dir / f"ablation_{study}.md", table)
     write_text(out_dir / f"ablation_{study}.json", json.dumps(rows, indent=2) + "\n")
     return table

@@ -271,18 +271,20 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ablate", help="the paper's ablations: lifter (Table 2) or physical loss (Table 3)"
     )
-    parser.add_argument("study", type=_one_of("hopose.ablate", "STUDIES"))
+    parser.add_argument(
+        "study", type=_one_of("hopose.ablate", "STUDIES"),
+        help="lifter (the lifter variants, Table 2) or physics (the physical loss, Table 3)",
+    )  # fmt: skip
     _add_data_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="a smoke-sized run")
     parser.add_argument(
         "--init", help="physics: the stage-2 checkpoint to fine-tune (default: train stages 1-2)"
     )
+    parser.add_argument("--seeds", type=int, help="physics: training seeds per row (default: 3)")
     parser.add_argument(
-        "--seeds", type=int, default=3, help="physics: training seeds per row (default: 3)"
-    )
-    parser.add_argument(
-        "--input", type=_one_of("hopose.ablate", "PHYSICS_INPUTS", "both"), default="both",
-        help="physics: the lifter on ground-truth 2D, end to end from the images, or both",
+        "--input", type=_one_of("hopose.ablate", "PHYSICS_INPUTS", "both"),
+        help="physics: the lifter on ground-truth 2D (gt_2d), end to end from the images "
+        "(image), or both (default)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_ablate)
@@ -291,10 +293,18 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
 def _run_ablate(args: argparse.Namespace) -> int:
     from hopose.ablate import PHYSICS_INPUTS, run_ablation
 
+    # Unset physics options keep run_ablation's defaults; set for another study, they would be
+    # ignored, so they are refused.
+    given = [name for name in ("seeds", "input") if getattr(args, name) is not None]
+    if given and args.study != "physics":
+        options = ", ".join(f"--{name}" for name in given)
+        raise ValueError(f"{options}: options of the physics study, not the {args.study} one")
+    physics = {} if args.seeds is None else {"seeds": args.seeds}
+    if args.input is not None:
+        physics["sources"] = PHYSICS_INPUTS if args.input == "both" else (args.input,)
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        num=args.num, quick=args.quick, init=args.init, seeds=args.seeds,
-        sources=PHYSICS_INPUTS if args.input == "both" else (args.input,),
+        num=args.num, quick=args.quick, init=args.init, **physics,
     )  # fmt: skip
     print(table)
     return 0
