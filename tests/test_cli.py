@@ -292,6 +292,15 @@ def test_every_allowed_value_is_accepted(args, option, allowed):
         assert getattr(build_parser().parse_args([*args, value]), dest) == value
 
 
+@pytest.mark.parametrize("fraction", ["1.5", "-0.1", "nan"])
+def test_synth_stats_refuses_a_free_fraction_outside_0_1(capsys, fraction):
+    assert main(["synth", "--stats", "--num", "2", "--free-fraction", fraction]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"hopose synth: error: --free-fraction: must be in [0, 1], got {float(fraction)}\n",
+    )
+
+
 def test_unset_options_take_the_library_defaults(tmp_path, monkeypatch, capsys):
     assert (DEFAULT_IMAGE_SIZE, DEFAULT_FREE_FRACTION, EVAL_BATCH_SIZE) == (224, 0.2, 64)
     calls = []

@@ -402,6 +402,10 @@ def _run_synth(args: argparse.Namespace) -> int:
 
         if args.num < 1 or args.seed < 0:
             raise ValueError("--num must be >= 1 and --seed >= 0")
+        # Written to no cache, the fraction meets no dataset's check: a share outside [0, 1]
+        # would pass as all or no free frames.
+        if not 0.0 <= free_fraction <= 1.0:
+            raise ValueError(f"--free-fraction: must be in [0, 1], got {free_fraction}")
         grasps = generate_grasps(args.seed, np.arange(args.num), free_fraction)
         print(comparison_table(compare(grasps.hand_3d, grasps.object)))
         return 0
