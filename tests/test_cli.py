@@ -435,6 +435,21 @@ def test_train_command_runs_a_shipped_config_with_overrides(tmp_path, capsys):
     assert printed == [(f"{float(best['val/error']):.3f}", best["epoch"])]
 
 
+def test_a_diverged_training_is_one_line(tmp_path, capsys, monkeypatch):
+    """hopose.train raises FloatingPointError naming the terms that are not finite."""
+    message = "loss is not finite: terms ['3d'] are, all terms {'3d': nan}"
+
+    def diverge(cfg, out_dir, *, resume):
+        raise FloatingPointError(message)
+
+    monkeypatch.setattr("hopose.train.train", diverge)
+    args = ["train", "synthetic/lifter", "--set", "optim.lr=1e9", "--out", str(tmp_path)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == f"hopose train: error: {message}\n"
+    with pytest.raises(FloatingPointError):
+        main(["--debug", *args])
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])

@@ -6,8 +6,10 @@ sub-parser and sets ``func`` to a handler; handlers import their implementation 
 
 Errors: hopose's own errors about bad input (config, checkpoint, dataset files, arguments) are
 :class:`ValueError` subclasses whose message names the file or field; missing or unwritable
-files are :class:`OSError`. :func:`main` prints either as one line on stderr and exits with 1;
-``--debug`` shows the traceback instead. Progress bars draw only when stderr is a terminal.
+files are :class:`OSError`; a training whose loss or validation error turns NaN or infinite
+(too high a learning rate, say) is a :class:`FloatingPointError` naming the terms.
+:func:`main` prints any of them as one line on stderr and exits with 1; ``--debug`` shows the
+traceback instead. Progress bars draw only when stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hopose import __version__
 
 # Errors reported as one line (see the module docstring); anything else is a bug and shows its
 # traceback.
-USER_ERRORS = (ValueError, OSError)
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
