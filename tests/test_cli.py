@@ -292,6 +292,28 @@ def test_every_allowed_value_is_accepted(args, option, allowed):
         assert getattr(build_parser().parse_args([*args, value]), dest) == value
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["synth", "--split", "val", "--num", "2", "--out", "c"],
+        ["synth", "--stats", "--num", "2"],
+        ["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "c"],
+        ["eval", "model.pt", "--data", "synthetic", "--out", "e"],
+        ["ablate", "lifter", "--data", "synthetic", "--out", "a"],
+    ],
+)
+def test_a_negative_seed_is_a_usage_error_naming_it(tmp_path, capsys, monkeypatch, args):
+    """numpy's SeedSequence refused it with 'expected non-negative integer', naming nothing."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--seed", "-3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hopose {args[0]}: error: argument --seed: expected an integer >= 0, got '-3'"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("fraction", ["1.5", "-0.1", "nan"])
 def test_synth_stats_refuses_a_free_fraction_outside_0_1(capsys, fraction):
     assert main(["synth", "--stats", "--num", "2", "--free-fraction", fraction]) == 1

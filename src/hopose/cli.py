@@ -116,6 +116,18 @@ def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
     return check
 
 
+def _seed(text: str) -> int:
+    """argparse ``type=`` of ``--seed``: the synthetic splits' seed sequences take no negative
+    entropy (numpy's own message names no option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -125,7 +137,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed of the splits")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="synthetic: base seed of the splits (>= 0)"
+    )
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
 
 
@@ -344,7 +358,7 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-size", type=int, help="network image side (px)")
     parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed")
+    parser.add_argument("--seed", type=_seed, default=0, help="synthetic: base seed (>= 0)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes")
     parser.add_argument(
         "--on-error", choices=("raise", "skip"), default="raise",
@@ -379,7 +393,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the splits (>= 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="base seed of the splits (>= 0)")
     parser.add_argument("--image-size", type=int, help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
@@ -402,8 +416,8 @@ def _run_synth(args: argparse.Namespace) -> int:
         from hopose.data.grasp_stats import compare, comparison_table
         from hopose.data.synthetic import generate_grasps
 
-        if args.num < 1 or args.seed < 0:
-            raise ValueError("--num must be >= 1 and --seed >= 0")
+        if args.num < 1:
+            raise ValueError(f"--num: must be >= 1, got {args.num}")
         # Written to no cache, the fraction meets no dataset's check: a share outside [0, 1]
         # would pass as all or no free frames.
         if not 0.0 <= free_fraction <= 1.0:
