@@ -114,6 +114,16 @@ def test_lifter_ablation_has_table_2s_rows_and_dashes(tmp_path, monkeypatch):
     assert (tmp_path / "ablation_lifter.md").read_text() == table
 
 
+def test_lifter_ablation_trains_every_row_from_scratch(tmp_path, monkeypatch):
+    """fpha/lifter fine-tunes the ObMan checkpoint, a full context lifter: loaded into the Graph
+    U-Net or a one-part variant, its weights do not fit (the study stopped at its first row)."""
+    errors = {key: (1.0, 1.0) for key in ("graph_unet", "hand", "object", "full")}
+    calls = _fake_run(monkeypatch, errors)
+    assert find_config("fpha/lifter").read_text().count("init_from: runs/obman/end2end") == 1
+    ablate.run_ablation("lifter", tmp_path, data="fpha", root=str(tmp_path))
+    assert [(c.data.name, c.init_from) for c in calls] == [("fpha", None)] * 4
+
+
 def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
     tmp_path, monkeypatch
 ):
