@@ -114,6 +114,16 @@ def test_lifter_ablation_has_table_2s_rows_and_dashes(tmp_path, monkeypatch):
     assert (tmp_path / "ablation_lifter.md").read_text() == table
 
 
+def test_lifter_ablation_trains_every_row_from_scratch(tmp_path, monkeypatch):
+    """fpha/lifter fine-tunes the ObMan checkpoint, a full context lifter: loaded into the Graph
+    U-Net or a one-part variant, its weights do not fit (the study stopped at its first row)."""
+    errors = {key: (1.0, 1.0) for key in ("graph_unet", "hand", "object", "full")}
+    calls = _fake_run(monkeypatch, errors)
+    assert find_config("fpha/lifter").read_text().count("init_from: runs/obman/end2end") == 1
+    ablate.run_ablation("lifter", tmp_path, data="fpha", root=str(tmp_path))
+    assert [(c.data.name, c.init_from) for c in calls] == [("fpha", None)] * 4
+
+
 def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
     tmp_path, monkeypatch
 ):
@@ -182,6 +192,53 @@ def test_ablate_num_sizes_every_split_over_quick(monkeypatch, tmp_path):
     assert {(c.data.num_train, c.data.num_val, c.data.num_test) for c in calls} == {(40, 40, 40)}
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # No seed, no row: the table's first row was an IndexError traceback.
+        (["physics", "--seeds", "0"], "--seeds: must be >= 1, got 0"),
+        # Options another study would ignore.
+        (["lifter", "--seeds", "2"], "--seeds: options of the physics study, not the lifter one"),
+        (["lifter", "--input", "both", "--seeds", "1"],
+         "--seeds, --input: options of the physics study, not the lifter one"),
+        (["lifter", "--init", "enc.pt"], "--init: only the physics study from the images"),
+        (["physics", "--input", "gt_2d", "--init", "enc.pt"],
+         "--init: only the physics study from the images"),
+    ],
+)  # fmt: skip
+def test_ablate_refuses_options_it_cannot_use_before_writing(
+    tmp_path, capsys, monkeypatch, args, message
+):
+    errors = {key: (1.0, 1.0) for key in ("graph_unet", "hand", "object", "full")}
+    _fake_run(monkeypatch, errors | {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    monkeypatch.setattr(ablate, "train_stages", lambda *a, **k: {"encoder": "enc.pt"})
+    out = tmp_path / "a"
+    assert main(["ablate", *args, "--data", "synthetic", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hopose ablate: error: {message}") and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "seeds", "sources"),
+    [
+        ([], 3, ("gt_2d", "image")),
+        (["--input", "both", "--seeds", "2"], 2, ("gt_2d", "image")),
+        (["--input", "image"], 3, ("image",)),
+    ],
+)
+def test_ablate_physics_defaults_are_three_seeds_and_both_inputs(
+    tmp_path, monkeypatch, args, seeds, sources
+):
+    calls = _fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    monkeypatch.setattr(ablate, "train_stages", lambda *a, **k: {"encoder": "enc.pt"})
+    assert main(["ablate", "physics", *args, "--data", "synthetic", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "ablation_physics.json").read_text())
+    assert [row["input"] for row in rows] == [source for source in sources for _ in range(2)]
+    assert all(len(row["seeds"]) == seeds for row in rows)
+    assert len(calls) == 2 * seeds * len(sources)
+
+
 def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_path, capsys):
     args = ["eval", str(tmp_path / "model.pt"), "--data", "fpha", "--out", str(tmp_path / "e")]
     assert main(args) == 1
@@ -243,6 +300,37 @@ def test_every_allowed_value_is_accepted(args, option, allowed):
     dest = option.removeprefix("--")
     for value in allowed:
         assert getattr(build_parser().parse_args([*args, value]), dest) == value
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["synth", "--split", "val", "--num", "2", "--out", "c"],
+        ["synth", "--stats", "--num", "2"],
+        ["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "c"],
+        ["eval", "model.pt", "--data", "synthetic", "--out", "e"],
+        ["ablate", "lifter", "--data", "synthetic", "--out", "a"],
+    ],
+)
+def test_a_negative_seed_is_a_usage_error_naming_it(tmp_path, capsys, monkeypatch, args):
+    """numpy's SeedSequence refused it with 'expected non-negative integer', naming nothing."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--seed", "-3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hopose {args[0]}: error: argument --seed: expected an integer >= 0, got '-3'"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fraction", ["1.5", "-0.1", "nan"])
+def test_synth_stats_refuses_a_free_fraction_outside_0_1(capsys, fraction):
+    assert main(["synth", "--stats", "--num", "2", "--free-fraction", fraction]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"hopose synth: error: --free-fraction: must be in [0, 1], got {float(fraction)}\n",
+    )
 
 
 def test_unset_options_take_the_library_defaults(tmp_path, monkeypatch, capsys):
@@ -330,6 +418,33 @@ def test_a_bad_device_is_a_one_line_error(tmp_path, capsys, monkeypatch, device,
     assert not (tmp_path / "e").exists()
 
 
+def test_an_option_value_that_is_not_yaml_is_a_one_line_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["eval", "model.pt", "--data", "synthetic", "--option", "focal_scale=[1", "--out", "e"]
+        )
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "hopose eval: error: argument --option: focal_scale: value is not YAML "
+        "(expected ',' or ']', but got '<stream end>')"
+    )
+
+
+def test_an_unknown_dataset_option_is_a_one_line_error(tmp_path, capsys):
+    """``--option`` reaches the dataset's constructor: a keyword it lacks was a TypeError
+    traceback from the synthetic generator."""
+    cfg = tiny("lifter")
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=["lifter"]), checkpoint)
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--gt-2d", "--option", "focal=2"]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 1
+    assert capsys.readouterr().err == (
+        "hopose eval: error: unknown key data.options.focal: the synthetic dataset takes "
+        "('free_fraction', 'focal_scale', 'jitter')\n"
+    )
+    assert not (tmp_path / "e").exists()
+
+
 def test_train_command_runs_a_shipped_config_with_overrides(tmp_path, capsys):
     out = tmp_path / "run"
     overrides = [*TINY, "optim.epochs=3", "optim.lr=0.004"]
@@ -350,6 +465,21 @@ def test_train_command_runs_a_shipped_config_with_overrides(tmp_path, capsys):
     printed = re.findall(r"^best validation error (\S+) at epoch (\d+)$", capsys.readouterr().out,
                          re.MULTILINE)  # fmt: skip
     assert printed == [(f"{float(best['val/error']):.3f}", best["epoch"])]
+
+
+def test_a_diverged_training_is_one_line(tmp_path, capsys, monkeypatch):
+    """hopose.train raises FloatingPointError naming the terms that are not finite."""
+    message = "loss is not finite: terms ['3d'] are, all terms {'3d': nan}"
+
+    def diverge(cfg, out_dir, *, resume):
+        raise FloatingPointError(message)
+
+    monkeypatch.setattr("hopose.train.train", diverge)
+    args = ["train", "synthetic/lifter", "--set", "optim.lr=1e9", "--out", str(tmp_path)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == f"hopose train: error: {message}\n"
+    with pytest.raises(FloatingPointError):
+        main(["--debug", *args])
 
 
 def test_version(capsys):

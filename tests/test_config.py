@@ -12,6 +12,7 @@ from hopose.config import (
     TrainConfig,
     config_from_dict,
     config_to_dict,
+    dataset_options,
     load_config,
 )
 from hopose.configs import CONFIG_DIR as CONFIGS
@@ -82,6 +83,8 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
         ("", ["data.name=imagenet"], "data.name must be one of"),
         ("", ["data.crop=centre"], "data.crop must be one of"),
+        # The synthetic splits' seed sequences take no negative entropy (a numpy message).
+        ("", ["data.seed=-1"], "data.seed must be >= 0, got -1"),
         ("", ["data.image_size=128"], "model.image_size (224) must equal data.image_size (128)"),
         ("", ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
         (
@@ -91,6 +94,9 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ),
         ("", ["data.options=3"], "data.options: Cannot assign int to Dict[str, Any]"),
         ("", ["optim"], "must look like key=value"),
+        # A value is read as YAML: PyYAML's multi-line message is cut to its problem.
+        ("", ["data.options={"], "data.options: value is not YAML: did not find expected node"),
+        ("", ["optim.lr=[1"], "optim.lr: value is not YAML: did not find expected ',' or ']'"),
         ("data: 3\n", [], "data must be a mapping"),
     ],
 )
@@ -100,6 +106,57 @@ def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, overrides, 
         load_config(path, overrides)
     assert message in str(error.value)
     assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optim.lr=inf",  # trained to a NaN loss
+        "optim.gamma=inf",
+        "optim.grad_clip=inf",
+        "loss.w_physical=inf",
+        "loss.w_3d=-.inf",
+        "optim.weight_decay=nan",
+        "perturb.sigma=inf",
+        "augment.noise=inf",
+        "data.self_crop_margin=inf",
+        "model.dropout=nan",
+    ],
+)
+def test_an_infinite_or_nan_number_is_refused(tmp_path, override):
+    key, _, value = override.partition("=")
+    shown = {"inf": "inf", "-.inf": "-inf", "nan": "nan"}[value]
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, ""), [override])
+    assert str(error.value).endswith(f": {key} must be finite, got {shown}")
+
+
+def test_dataset_options_are_the_constructor_arguments_the_config_does_not_set():
+    """SyntheticHandObject(num_samples, seed, image_size, *, with_images, free_fraction,
+    focal_scale, crop, jitter): build_dataset sets the others; FPHA(root, split, *, protocol,
+    **options) hands the rest to FrameDataset(*, image_size, crop, margin, with_images,
+    on_error)."""
+    assert dataset_options("synthetic") == ("free_fraction", "focal_scale", "jitter")
+    assert dataset_options("fpha") == ("protocol", "margin", "on_error")
+    assert dataset_options("obman") == ("shapenet_root", "margin", "on_error")
+
+
+@pytest.mark.parametrize(
+    ("text", "override", "message"),
+    [
+        ("", "data.options.foo=1", "unknown key data.options.foo: the synthetic dataset takes "
+         "('free_fraction', 'focal_scale', 'jitter')"),
+        # build_dataset passes the crop itself: as an option it was a TypeError traceback too.
+        ("data:\n  name: fpha\n", "data.options.crop=square", "unknown key data.options.crop: "
+         "the fpha dataset takes ('protocol', 'margin', 'on_error')"),
+    ],
+)  # fmt: skip
+def test_an_unknown_dataset_option_is_named(tmp_path, text, override, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, [override])
+    assert str(error.value) == f"{path}: {message}"
+    load_config(path, ["data.options.margin=0.2" if "fpha" in text else "data.options.jitter=1"])
 
 
 def test_a_gpu_config_loads_on_a_machine_without_a_gpu(tmp_path, monkeypatch):
@@ -117,6 +174,22 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
     assert str(error.value) == (
         f"{path}:3: YAML syntax error: mapping values are not allowed in this context"
     )
+
+
+def test_a_file_that_is_not_text_is_named(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"\xff\xfe optim")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: not a UTF-8 text file (invalid start byte)"
+
+
+@pytest.mark.parametrize("values", ["optim", ["stage", "lifter"], None])
+def test_a_config_that_is_not_a_mapping_is_refused(values):
+    """A checkpoint's stored config is read through config_from_dict: a damaged one is named."""
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(values)
+    assert str(error.value) == f"the config must be a mapping, got {type(values).__name__}"
 
 
 def test_missing_file_is_named(tmp_path):

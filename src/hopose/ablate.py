@@ -1,10 +1,11 @@
 """The paper's ablations (§4.5), re-run on a dataset and laid out as its tables.
 
 - ``lifter`` (Table 2): each lifter, the HOPE-Net Adaptive Graph U-Net and the context-aware
-  lifter with the hand sub-graph only, the object sub-graph only and both, trained with the
-  shipped stage-1 config (``<data>/lifter``, :mod:`hopose.configs`) on ground-truth 2D and
-  evaluated on the test split with ground-truth 2D. A variant without a part reports "–" for
-  it, as the paper does.
+  lifter with the hand sub-graph only, the object sub-graph only and both, trained from scratch
+  with the shipped stage-1 config (``<data>/lifter``, :mod:`hopose.configs`) on ground-truth 2D
+  and evaluated on the test split with ground-truth 2D. A variant without a part reports "–"
+  for it, as the paper does. From scratch: a checkpoint the config starts from (FPHA's
+  ``init_from``, the ObMan pre-training) holds one lifter, whose weights fit no other row.
 - ``physics`` (Table 3): MSE alone against MSE + the physical affinity loss, each over several
   training seeds (the data stay the same, so the seeds pair the runs), with the mean ± std of
   the hand and object errors and of every plausibility metric and their paired differences,
@@ -111,7 +112,7 @@ def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dic
     rows, split_cache = [], SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
         run_dir = out_dir / name.lower().replace(" ", "_").replace("-", "_")
-        cfg = load_config(config_path(dataset, "lifter"), overrides + extra)
+        cfg = load_config(config_path(dataset, "lifter"), [*overrides, *extra, "init_from=null"])
         result = train(cfg, run_dir, split_cache=split_cache)
         summary = _evaluate(result.checkpoint, cfg.data, run_dir / "eval", gt_2d=True)
         measured = {
@@ -270,7 +271,23 @@ def run_ablation(
     ``num`` sets the frames of every split (synthetic: generated; real data: a cap); it wins
     over ``quick``'s sizes.
     The physics study runs each of ``sources`` (:data:`PHYSICS_INPUTS`) over ``seeds`` seeds.
+
+    Raises:
+        ValueError: an unknown study or source, ``seeds`` < 1, or ``init`` where no run
+            fine-tunes it (the lifter study, or the physics study on ground-truth 2D only);
+            before anything is written.
     """
+    if study not in STUDIES:
+        raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
+    if seeds < 1:
+        raise ValueError(f"--seeds: must be >= 1, got {seeds}")
+    if not sources or any(source not in PHYSICS_INPUTS for source in sources):
+        raise ValueError(f"--input: expected some of {PHYSICS_INPUTS}, got {tuple(sources)}")
+    if init is not None and (study != "physics" or "image" not in sources):
+        raise ValueError(
+            "--init: only the physics study from the images (--input image or both) fine-tunes "
+            "a stage-2 checkpoint"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = _data_overrides(root, cache, seed, num)
@@ -282,7 +299,7 @@ def run_ablation(
             f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split "
             f"({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table('Network', rows)}\n"
         )
-    elif study == "physics":
+    else:
         tables, rows = [], []
         for source in sources:
             source_rows, stats = ablate_physics(
@@ -298,8 +315,6 @@ def run_ablation(
             )
             rows += [{**row, "input": source} for row in source_rows]
         table = "\n".join(tables)
-    else:
-        raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
     write_text(out_dir / f"ablation_{study}.md", table)
     write_text(out_dir / f"ablation_{study}.json", json.dumps(rows, indent=2) + "\n")
     return table

@@ -6,8 +6,10 @@ sub-parser and sets ``func`` to a handler; handlers import their implementation 
 
 Errors: hopose's own errors about bad input (config, checkpoint, dataset files, arguments) are
 :class:`ValueError` subclasses whose message names the file or field; missing or unwritable
-files are :class:`OSError`. :func:`main` prints either as one line on stderr and exits with 1;
-``--debug`` shows the traceback instead. Progress bars draw only when stderr is a terminal.
+files are :class:`OSError`; a training whose loss or validation error turns NaN or infinite
+(too high a learning rate, say) is a :class:`FloatingPointError` naming the terms.
+:func:`main` prints any of them as one line on stderr and exits with 1; ``--debug`` shows the
+traceback instead. Progress bars draw only when stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hopose import __version__
 
 # Errors reported as one line (see the module docstring); anything else is a bug and shows its
 # traceback.
-USER_ERRORS = (ValueError, OSError)
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -114,6 +116,18 @@ def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
     return check
 
 
+def _seed(text: str) -> int:
+    """argparse ``type=`` of ``--seed``: the synthetic splits' seed sequences take no negative
+    entropy (numpy's own message names no option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -123,7 +137,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed of the splits")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="synthetic: base seed of the splits (>= 0)"
+    )
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
 
 
@@ -137,7 +153,9 @@ def _option(text: str) -> tuple[str, object]:
     try:
         return key, yaml.safe_load(value)
     except yaml.YAMLError as error:
-        raise argparse.ArgumentTypeError(f"{key}: value is not YAML ({error})") from None
+        # PyYAML's message spans lines of position marks; a usage error is one line.
+        problem = getattr(error, "problem", None) or one_line(error)
+        raise argparse.ArgumentTypeError(f"{key}: value is not YAML ({problem})") from None
 
 
 @subcommand
@@ -269,18 +287,20 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ablate", help="the paper's ablations: lifter (Table 2) or physical loss (Table 3)"
     )
-    parser.add_argument("study", type=_one_of("hopose.ablate", "STUDIES"))
+    parser.add_argument(
+        "study", type=_one_of("hopose.ablate", "STUDIES"),
+        help="lifter (the lifter variants, Table 2) or physics (the physical loss, Table 3)",
+    )  # fmt: skip
     _add_data_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="a smoke-sized run")
     parser.add_argument(
         "--init", help="physics: the stage-2 checkpoint to fine-tune (default: train stages 1-2)"
     )
+    parser.add_argument("--seeds", type=int, help="physics: training seeds per row (default: 3)")
     parser.add_argument(
-        "--seeds", type=int, default=3, help="physics: training seeds per row (default: 3)"
-    )
-    parser.add_argument(
-        "--input", type=_one_of("hopose.ablate", "PHYSICS_INPUTS", "both"), default="both",
-        help="physics: the lifter on ground-truth 2D, end to end from the images, or both",
+        "--input", type=_one_of("hopose.ablate", "PHYSICS_INPUTS", "both"),
+        help="physics: the lifter on ground-truth 2D (gt_2d), end to end from the images "
+        "(image), or both (default)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_ablate)
@@ -289,10 +309,18 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
 def _run_ablate(args: argparse.Namespace) -> int:
     from hopose.ablate import PHYSICS_INPUTS, run_ablation
 
+    # Unset physics options keep run_ablation's defaults; set for another study, they would be
+    # ignored, so they are refused.
+    given = [name for name in ("seeds", "input") if getattr(args, name) is not None]
+    if given and args.study != "physics":
+        options = ", ".join(f"--{name}" for name in given)
+        raise ValueError(f"{options}: options of the physics study, not the {args.study} one")
+    physics = {} if args.seeds is None else {"seeds": args.seeds}
+    if args.input is not None:
+        physics["sources"] = PHYSICS_INPUTS if args.input == "both" else (args.input,)
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        num=args.num, quick=args.quick, init=args.init, seeds=args.seeds,
-        sources=PHYSICS_INPUTS if args.input == "both" else (args.input,),
+        num=args.num, quick=args.quick, init=args.init, **physics,
     )  # fmt: skip
     print(table)
     return 0
@@ -330,7 +358,7 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-size", type=int, help="network image side (px)")
     parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic: base seed")
+    parser.add_argument("--seed", type=_seed, default=0, help="synthetic: base seed (>= 0)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes")
     parser.add_argument(
         "--on-error", choices=("raise", "skip"), default="raise",
@@ -365,7 +393,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the splits (>= 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="base seed of the splits (>= 0)")
     parser.add_argument("--image-size", type=int, help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
@@ -388,8 +416,12 @@ def _run_synth(args: argparse.Namespace) -> int:
         from hopose.data.grasp_stats import compare, comparison_table
         from hopose.data.synthetic import generate_grasps
 
-        if args.num < 1 or args.seed < 0:
-            raise ValueError("--num must be >= 1 and --seed >= 0")
+        if args.num < 1:
+            raise ValueError(f"--num: must be >= 1, got {args.num}")
+        # Written to no cache, the fraction meets no dataset's check: a share outside [0, 1]
+        # would pass as all or no free frames.
+        if not 0.0 <= free_fraction <= 1.0:
+            raise ValueError(f"--free-fraction: must be in [0, 1], got {free_fraction}")
         grasps = generate_grasps(args.seed, np.arange(args.num), free_fraction)
         print(comparison_table(compare(grasps.hand_3d, grasps.object)))
         return 0

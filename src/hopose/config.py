@@ -8,7 +8,7 @@ not code.
 
 The dataclasses below are the schema, one documented field per line; OmegaConf structured
 configs do the rest: ``load_config(path, overrides)`` merges the YAML file into the schema,
-applies dot-list overrides (``optim.lr=1e-4``, ``data.options.grasp=power``), converts every
+applies dot-list overrides (``optim.lr=1e-4``, ``data.options.jitter=true``), converts every
 value to its field's type, then the dataclasses' ``__post_init__`` validate it. A wrong key or
 value raises a one-line :class:`ConfigError` naming the file and the full key.
 """
@@ -16,6 +16,8 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from hopose.crop import SELF_CROP_MARGIN
-from hopose.data import CROPS, DATASETS
+from hopose.data import CROPS, DATASETS, REAL_DATASETS, SyntheticHandObject, build_dataset
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, VARIANT_PARTS
 from hopose.stages import STAGES
@@ -50,6 +52,35 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda", NUMBERED_GPU)
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Values of ``TrainConfig.device``: no numbered GPU, since under torchrun each process takes the
 GPU of its local rank."""
+
+
+def _require_finite(section: Any, prefix: str) -> None:
+    """Refuse an infinite or NaN float field of the dataclass ``section``: the range checks
+    below compare with finite bounds only, and ``optim.lr=inf`` would train to a NaN loss."""
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        _require(
+            not isinstance(value, float) or math.isfinite(value),
+            f"{prefix}.{item.name} must be finite, got {value}",
+        )
+
+
+def dataset_options(name: str) -> tuple[str, ...]:
+    """The ``data.options`` the dataset ``name`` takes: the keyword arguments of its class's
+    constructor (followed through ``**options`` into the base class that receives them), less
+    those :func:`hopose.data.build_dataset` sets itself from the other ``data`` fields."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    own = set(inspect.signature(build_dataset).parameters)
+    cls = SyntheticHandObject if name == "synthetic" else REAL_DATASETS[name]
+    names: list[str] = []
+    for base in cls.__mro__:
+        if "__init__" not in vars(base) or base is object:
+            continue
+        parameters = list(inspect.signature(base.__init__).parameters.values())[1:]
+        names += [p.name for p in parameters if p.kind in keyword and p.name not in own]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return tuple(dict.fromkeys(names))
 
 
 def check_device(
@@ -112,18 +143,25 @@ class DataConfig:
     num_test: int | None = None
     """Number of test samples, as ``num_train``."""
     seed: int = 0
-    """Seed of the synthetic generator; each split derives its own stream from it."""
+    """Seed of the synthetic generator, >= 0; each split derives its own stream from it."""
     num_workers: int = 0
     """DataLoader worker processes."""
     in_memory: bool = False
     """Read (or render) every sample once and keep them in memory, for data that is slower to
     produce than to train on, like the rendered synthetic images."""
     options: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments passed to the dataset's constructor."""
+    """Extra keyword arguments passed to the dataset's constructor (:func:`dataset_options`)."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "data")
         _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
         _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
+        allowed = dataset_options(self.name)
+        for key in self.options:
+            _require(
+                key in allowed,
+                f"unknown key data.options.{key}: the {self.name} dataset takes {allowed}",
+            )
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _require(self.self_crop >= 1, f"data.self_crop must be >= 1, got {self.self_crop}")
@@ -131,6 +169,7 @@ class DataConfig:
             self.self_crop_margin >= 0,
             f"data.self_crop_margin must be >= 0, got {self.self_crop_margin}",
         )
+        _require(self.seed >= 0, f"data.seed must be >= 0, got {self.seed}")
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")
@@ -161,6 +200,7 @@ class ModelConfig:
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "model")
         _require(
             self.backbone in BACKBONES,
             f"model.backbone must be one of {BACKBONES}, got {self.backbone!r}",
@@ -206,6 +246,7 @@ class OptimConfig:
     about an epoch's tenth, so 10 keeps them near 1% of the run (BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "optim")
         _require(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
         _require(
             self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}"
@@ -242,6 +283,7 @@ class LossConfig:
     code; λ1 = 0.01 is meant for them), or "network", pixels of the network's input image."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "loss")
         for name in ("w_2d", "w_3d", "w_physical", "w_heatmap"):
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
@@ -279,6 +321,7 @@ class PerturbConfig:
     """Probability of each keypoint being replaced by its part's mean (a missed keypoint)."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "perturb")
         _require_amounts(self, "perturb", ("sigma", "outlier_sigma"), ("outlier_prob", "drop_prob"))
 
 
@@ -298,6 +341,7 @@ class AugmentConfig:
     """Probability of an occluding patch of random colour (2-12% of the image)."""
 
     def __post_init__(self) -> None:
+        _require_finite(self, "augment")
         _require_amounts(self, "augment", ("colour", "noise"), ("blur_prob", "occlusion_prob"))
 
 
@@ -363,6 +407,11 @@ def _one_line(error: OmegaConfBaseException) -> str:
     return f"{error.full_key}: {message}" if error.full_key else message
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, without its multi-line position marks."""
+    return getattr(error, "problem", None) or str(error).splitlines()[0]
+
+
 def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequence[str]):
     """Merge YAML ``values`` and dot-list ``overrides`` into the schema, then build and validate
     the dataclasses (their ``__post_init__``)."""
@@ -372,7 +421,12 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
     _check_sections(schema, values)
     try:
         merged = OmegaConf.merge(schema, values)
-        merged.merge_with_dotlist(list(overrides))
+        for item in overrides:
+            try:
+                merged.merge_with_dotlist([item])
+            except yaml.YAMLError as error:
+                key = item.partition("=")[0].strip()
+                raise ConfigError(f"{key}: value is not YAML: {_yaml_problem(error)}") from None
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         raise ConfigError(_one_line(error)) from None
@@ -380,6 +434,9 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     """Build and validate a :class:`TrainConfig` from a nested mapping (e.g. a checkpoint's)."""
+    _require(
+        isinstance(values, Mapping), f"the config must be a mapping, got {type(values).__name__}"
+    )
     return _to_config(OmegaConf.structured(TrainConfig), values, ())
 
 
@@ -398,7 +455,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
 
     Raises:
         ConfigError: one line naming the file and the full key when a key is unknown or a value
-            is invalid, or the file and line of a YAML syntax error.
+            is invalid, or the file and line of a YAML syntax error, or a file not in UTF-8.
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
@@ -409,8 +466,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+        raise ConfigError(f"{where}: YAML syntax error: {_yaml_problem(error)}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason})") from None
     if not isinstance(values, DictConfig):
         raise ConfigError(f"{path}: the top level must be a mapping")
     try:
