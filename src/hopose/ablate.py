@@ -112,7 +112,8 @@ def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dic
     rows, split_cache = [], SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
         run_dir = out_dir / name.lower().replace(" ", "_").replace("-", "_")
-        cfg = load_config(config_path(dataset, "lifter"), [*overrides, *extra, "init_from=null"])
+        # A user's own --set init_from comes after, and wins.
+        cfg = load_config(config_path(dataset, "lifter"), ["init_from=null", *overrides, *extra])
         result = train(cfg, run_dir, split_cache=split_cache)
         summary = _evaluate(result.checkpoint, cfg.data, run_dir / "eval", gt_2d=True)
         measured = {
