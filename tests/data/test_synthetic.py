@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -15,7 +16,13 @@ from hopose.data import synthetic, synthetic_split_seed
 from hopose.data.cache import CacheDataset
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasp_stats import hand_quantities
-from hopose.data.render import _mark_faces, outside_frame, render_grasp, sample_appearance
+from hopose.data.render import (
+    _mark_faces,
+    outside_frame,
+    render_grasp,
+    sample_appearance,
+    supersampling,
+)
 from hopose.data.sample import ARRAY_KEYS, check_sample
 from hopose.data.synthetic import (
     _FACE_AXIS,
@@ -386,6 +393,39 @@ def test_outside_frame_by_hand():
     expected = np.zeros((5, 5), dtype=bool)
     expected[:, 0] = expected[0, :] = expected[4:, :] = True
     np.testing.assert_array_equal(outside_frame(shift, (4, 3), 5), expected)
+
+
+def test_supersampled_render_is_the_mean_of_the_finer_render():
+    # supersample=2 draws the image at twice the side through K' = U K with
+    # U = [[2, 0, 0.5], [0, 2, 0.5], [0, 0, 1]] (fine centre 2q + 0.5 for coarse pixel q) and
+    # averages each 2 x 2 block, before gain and noise. With a flat grey background, no noise
+    # and unit gain, each pixel is the mean of its four pixels in the plain render at twice the
+    # side.
+    record = SyntheticHandObject(1, 0, image_size=32, crop="square", with_images=False)[0]
+    look = sample_appearance(np.random.default_rng(3), "milk")
+    flat = dataclasses.replace(look, noise=0.0, gain=np.ones(3, np.float32))
+    U = np.array([[2.0, 0, 0.5], [0, 2.0, 0.5], [0, 0, 1]])
+
+    def render(K, size, supersample):
+        with (
+            patch("hopose.data.render.sample_appearance", return_value=flat),
+            patch(
+                "hopose.data.render._background",
+                lambda n, seed, scale=1: np.full((n, n, 3), 0.5, np.float32),
+            ),
+        ):
+            return render_grasp(
+                record["hand_3d"], record["obj_3d"], K, size, np.random.default_rng(3), "milk",
+                supersample=supersample,
+            ).astype(float)  # fmt: skip
+
+    fine = render(U @ record["K"], 64, 1)
+    coarse = render(record["K"], 32, 2)
+    blocks = fine.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3))
+    assert np.abs(coarse - blocks).max() <= 1.0  # each image rounded to uint8 once
+    assert np.abs(coarse - fine[::2, ::2]).max() > 20  # not a single sample per pixel
+    # Samples per side for SUPERSAMPLED_SIDE = 128: ceil(128 / S), at least 1.
+    assert [supersampling(s) for s in (32, 64, 96, 128, 224)] == [4, 2, 2, 1, 1]
 
 
 def test_views_are_black_beyond_the_frame():

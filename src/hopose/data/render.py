@@ -17,6 +17,8 @@ No external renderer: the image is drawn directly at the network's size with the
   Skin tones are drawn across a light-to-dark range.
 * Everything is composited through one z-buffer, so nearer parts occlude farther ones exactly
   where the geometry says; then a global gain, colour cast and sensor noise vary the lighting.
+* Each pixel averages :func:`supersampling`'s f × f samples, as a photo's does, when the image
+  is smaller than :data:`SUPERSAMPLED_SIDE` pixels.
 * A view that reaches past the camera's frame is black there (:func:`outside_frame`), as a
   photo cut beyond its edge is (:func:`hopose.crop.warp_image`, the real loaders' crops).
 
@@ -57,6 +59,13 @@ OBJECT_COLOURS: dict[str, tuple[float, float, float]] = {
 BONE_RADIUS = (10.0, 9.0, 8.0, 7.0)
 PALM_RADIUS, FOREARM_RADIUS, FOREARM_LENGTH = 12.0, 20.0, 200.0
 SHOULDER = np.array([250.0, 450.0, 50.0])  # mm, camera frame: where the right arm comes from
+# A render samples at least this many points across its side and averages them per pixel
+# (render_grasp's supersample): a photo resized to a small network input averages the light over
+# each pixel, where one sample per pixel aliases the 7-12 mm fingers (2-4 px at 64 px). The
+# demo's model trained on single-sample 64-px renders was 8.5 / 8.3 mm (hand / box) worse on
+# views rendered 4x finer and area-downsampled (docs/training.md, "Renders that look like
+# photos"); 224-px renders keep one sample per pixel (issue #3's 50 renders/s on one core).
+SUPERSAMPLED_SIDE = 128
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -105,8 +114,9 @@ def sample_appearance(rng: np.random.Generator, object_name: str) -> Appearance:
     )
 
 
-def _background(size: int, seed: int) -> np.ndarray:
-    """(S, S, 3) float clutter: gradient, a table band and random shapes."""
+def _background(size: int, seed: int, scale: int = 1) -> np.ndarray:
+    """(S, S, 3) float clutter: gradient, a table band and random shapes; line widths and blur
+    in pixels of an image ``scale`` times smaller (a supersampled render's)."""
     rng = np.random.default_rng(seed)
     top, bottom = rng.uniform(0.1, 0.9, (2, 3))
     ramp = np.linspace(0.0, 1.0, size)[:, None, None]
@@ -124,8 +134,8 @@ def _background(size: int, seed: int) -> np.ndarray:
         elif shape == 1:
             draw.ellipse((x0, y0, x0 + w, y0 + h), fill=fill)
         else:
-            draw.line((x0, y0, x0 + w, y0 + h), fill=fill, width=int(rng.integers(1, 6)))
-    image = image.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.5, 2.0))))
+            draw.line((x0, y0, x0 + w, y0 + h), fill=fill, width=scale * int(rng.integers(1, 6)))
+    image = image.filter(ImageFilter.GaussianBlur(radius=scale * float(rng.uniform(0.5, 2.0))))
     return np.asarray(image, dtype=np.float32) / np.float32(255.0)
 
 
@@ -274,6 +284,12 @@ def _capsules(hand: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float, boo
     return parts
 
 
+def supersampling(image_size: int) -> int:
+    """Samples per pixel side for an ``image_size`` render: enough for
+    :data:`SUPERSAMPLED_SIDE` samples across the image."""
+    return max(1, -(-SUPERSAMPLED_SIDE // image_size))  # ceiling division
+
+
 def outside_frame(affine: np.ndarray, frame_size: tuple[int, int], image_size: int) -> np.ndarray:
     """Which pixels of a view lie outside the camera's frame.
 
@@ -300,6 +316,7 @@ def render_grasp(
     image_size: int,
     rng: np.random.Generator,
     object_name: str = "box",
+    supersample: int = 1,
 ) -> np.ndarray:
     """Render one grasp.
 
@@ -308,17 +325,27 @@ def render_grasp(
         K: (3, 3) intrinsics of the (image_size × image_size) image.
         rng: the sample's appearance generator.
         object_name: picks the box colour.
+        supersample: f > 1 renders f × f samples per pixel and keeps their mean, as a photo
+            resized to the network's input averages the light over each pixel (box filter);
+            1 samples each pixel's centre only.
 
     Returns:
         (S, S, 3) uint8 RGB.
     """
+    if supersample < 1:
+        raise ValueError(f"supersample: must be >= 1, got {supersample}")
     look = sample_appearance(rng, object_name)
-    image = _background(image_size, look.background_seed)
-    zbuf = np.full((image_size, image_size), np.inf, dtype=np.float32)
-    _draw_box(image, zbuf, K, obj_3d.astype(np.float64), look)
+    f, size = supersample, supersample * image_size
+    # Fine pixel centres at integers too: coarse coordinate q is fine coordinate f q + (f - 1) / 2.
+    fine = np.array([[f, 0.0, (f - 1) / 2], [0.0, f, (f - 1) / 2], [0.0, 0.0, 1.0]]) @ K
+    image = _background(size, look.background_seed, scale=f)
+    zbuf = np.full((size, size), np.inf, dtype=np.float32)
+    _draw_box(image, zbuf, fine, obj_3d.astype(np.float64), look)
     for start, end, radius, sleeve in _capsules(hand_3d.astype(np.float64)):
         colour = look.sleeve if sleeve else look.skin
-        _draw_capsule(image, zbuf, K, start, end, radius, colour, look)
+        _draw_capsule(image, zbuf, fine, start, end, radius, colour, look)
+    # (f S, f S, 3) -> (S, f, S, f, 3): each pixel's f x f samples on axes 1 and 3.
+    image = image.reshape(image_size, f, image_size, f, 3).mean(axis=(1, 3), dtype=np.float32)
     noise = np.random.default_rng(look.background_seed + 1).standard_normal(
         image.shape, dtype=np.float32
     )

@@ -938,14 +938,15 @@ class SyntheticHandObject(Dataset):
 
     def _render(self, index: int, K: np.ndarray) -> np.ndarray:
         """Sample ``index`` seen through intrinsics K (3, 3), black beyond the camera's frame."""
-        from hopose.data.render import outside_frame, render_grasp
+        from hopose.data.render import outside_frame, render_grasp, supersampling
 
         grasps, cameras = self._grasps(index // BLOCK)
         k = index % BLOCK
         appearance = np.random.default_rng([self.seed, index, 1])
         image = render_grasp(
-            grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance, grasps.object[k]
-        )
+            grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance,
+            grasps.object[k], supersample=supersampling(self.image_size),
+        )  # fmt: skip
         image[outside_frame(K @ np.linalg.inv(cameras[k]), FPHA_IMAGE_SIZE, self.image_size)] = 0
         return image
 
