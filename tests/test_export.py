@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -152,3 +153,18 @@ def test_a_lifter_stage_checkpoint_exports_no_network(tmp_path, capsys):
     (message,) = capsys.readouterr().err.splitlines()
     assert "l.pt" in message and "encoder was never trained" in message
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_export_that_fails_its_check_is_one_line_and_leaves_no_file(tmp_path, capsys):
+    # With every tolerance below zero no difference passes (differences are >= 0): the
+    # command names the file and the outputs on stderr, exits 1, and the .onnx is gone.
+    cfg = dataclasses.replace(_tiny_config(), stage="lifter")
+    model = _trained_like(cfg)
+    save_checkpoint(model_checkpoint(model, cfg, trained={"lifter"}), tmp_path / "l.pt")
+    out = tmp_path / "lifter.onnx"
+    args = ["export", str(tmp_path / "l.pt"), "--graph", "lifter", "--out", str(out)]
+    with patch("hopose.export.tolerance", return_value=-1.0):
+        assert main(args) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    assert message.startswith(f"hopose export: error: {out}: outputs ['kp3d', 'kp3d_init'] differ")
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "l.pt"]
