@@ -556,3 +556,9 @@ def test_a_last_batch_of_one_image_is_dropped_not_a_batchnorm_error(tmp_path):
     # of 16 (it stopped with "Expected more than 1 value per channel").
     result = train(tiny("encoder", "data.num_train=17"), tmp_path / "run")
     assert Path(result.checkpoint).exists() and len(_rows(tmp_path / "run")) == 1
+
+
+def test_resume_of_a_folder_that_does_not_exist_creates_nothing(tmp_path):
+    with pytest.raises(RunError, match="there is no run to continue"):
+        train(tiny("lifter"), tmp_path / "typo", resume=True)
+    assert not (tmp_path / "typo").exists()

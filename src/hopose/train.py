@@ -774,6 +774,8 @@ def train(
     try:
         if not runtime.is_main:
             return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
+        if resume and not out_dir.is_dir():
+            check_run_folder(out_dir, resume=True)  # refused before the folder is made
         out_dir.mkdir(parents=True, exist_ok=True)
         with run_lock(out_dir):
             return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
