@@ -14,6 +14,7 @@ from hopose.data.transforms import (
     MIRROR_CORNER_ORDER,
     DataFileError,
     Frame,
+    FrameDataset,
     as_points,
     frame_to_record,
     mirror_frame,
@@ -198,3 +199,11 @@ def test_image_of_the_wrong_size_is_an_error(tmp_path):
 def test_unknown_crop_names_the_field(tmp_path):
     with pytest.raises(ValueError, match="crop"):
         frame_to_record(make_frame(tmp_path), crop="centre")
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("nan"), "wide", True])
+def test_a_margin_that_is_not_a_share_names_the_field(margin):
+    # data.options.margin of any real dataset reaches FrameDataset: a negative or NaN share of
+    # the side would cut a square of negative or NaN size.
+    with pytest.raises(ValueError, match="margin: expected a share"):
+        FrameDataset(margin=margin)

@@ -847,6 +847,8 @@ class SyntheticHandObject(Dataset):
             raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
         if crop not in CROPS:
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
+        if not isinstance(jitter, bool):  # a string such as "no" would count as on
+            raise ValueError(f"jitter: expected true or false, got {jitter!r}")
         self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
         self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
         self.focal_range = _focal_range(focal_scale)

@@ -358,6 +358,8 @@ class FrameDataset(Dataset):
             raise ValueError(f"image_size: must be >= 1, got {image_size}")
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
+            raise ValueError(f"margin: expected a share of the square's side >= 0, got {margin!r}")
         self.image_size, self.crop, self.margin = image_size, crop, margin
         self.with_images, self.on_error = with_images, on_error
         self.skipped: list[str] = []
