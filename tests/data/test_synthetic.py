@@ -245,7 +245,7 @@ def test_rendered_record_is_a_spec_sample():
         {"focal_scale": 0.0},
         {"focal_scale": [1.0, 2.0, 3.0]},
         {"crop": "centre"},
-        {"jitter": "no"},  # a non-empty string would turn it on
+        {"jitter": "false"},  # a non-empty string, even this one, would turn it on
     ],
 )
 def test_bad_arguments_name_the_field(bad):
