@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -241,3 +242,25 @@ def test_a_damaged_cache_is_a_one_line_error_of_the_command(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(
         f"hopose synth: error: {tmp_path / 'c' / 'build.json'}: not a hopose cache file"
     )
+
+
+def test_synth_and_prepare_synthetic_write_the_same_cache(tmp_path, capsys):
+    """docs/synthetic.md: `hopose synth --split S` is `hopose prepare synthetic --split S`; the
+    second found the first's cache "of a different dataset" (it recorded no free_fraction)."""
+    out = str(tmp_path / "c")
+    common = ["--split", "val", "--num", "2", "--image-size", "16", "--out", out]
+    assert main(["synth", *common]) == 0
+    assert main(["prepare", "synthetic", *common]) == 0, capsys.readouterr().err
+    info = CacheDataset(out).info
+    assert (info["free_fraction"], info["focal_scale"]) == (0.2, 1.0)
+
+
+def test_a_config_asking_other_synthetic_options_is_refused(tmp_path):
+    out = tmp_path / "c"
+    assert main(["prepare", "synthetic", "--split", "val", "--num", "2", "--out", str(out)]) == 0
+    for field, value in (("free_fraction", 0.5), ("focal_scale", [1.0, 2.0])):
+        with pytest.raises(
+            ValueError, match=rf"holds {field}=.*, config asks {re.escape(str(value))}"
+        ):
+            build_dataset("synthetic", "val", cache=str(out), **{field: value})
+    assert len(build_dataset("synthetic", "val", cache=str(out), free_fraction=0.2)) == 2

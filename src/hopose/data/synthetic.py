@@ -851,6 +851,13 @@ class SyntheticHandObject(Dataset):
         self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
         self.focal_range = _focal_range(focal_scale)
         self.jitter = jitter
+        # The options that define the samples beside seed and size, recorded in a cache even
+        # when left at their defaults (as the real loaders' ``variant``), so that a config asking
+        # other ones is refused instead of reading these samples.
+        self.variant: dict[str, Any] = {
+            "free_fraction": free_fraction,
+            "focal_scale": focal_scale if isinstance(focal_scale, int | float) else [*focal_scale],
+        }
         self._blocks: dict[int, tuple[Grasps, np.ndarray]] = {}
 
     def __len__(self) -> int:
