@@ -264,3 +264,9 @@ def test_a_config_asking_other_synthetic_options_is_refused(tmp_path):
         ):
             build_dataset("synthetic", "val", cache=str(out), **{field: value})
     assert len(build_dataset("synthetic", "val", cache=str(out), free_fraction=0.2)) == 2
+
+
+def test_negative_workers_name_the_field(tmp_path, capsys):
+    args = ["synth", "--split", "val", "--num", "2", "--workers", "-1", "--out", str(tmp_path)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == "hopose synth: error: workers: must be >= 0, got -1\n"

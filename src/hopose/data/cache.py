@@ -144,6 +144,8 @@ def write_cache(
         raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
+    if workers < 0:
+        raise ValueError(f"workers: must be >= 0, got {workers}")
     out = Path(out_dir)
     info = dict(info or {})
     num_samples = len(dataset)
