@@ -399,7 +399,8 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
     parser.add_argument(
         "--stats", action="store_true",
-        help="print the poses' statistics beside FPHA-HO's instead of writing a cache",
+        help="print the statistics of --seed's poses beside FPHA-HO's instead of writing a "
+        "cache (--split, --out, --image-size and --workers do not apply)",
     )  # fmt: skip
     parser.set_defaults(func=_run_synth)
 
@@ -418,6 +419,17 @@ def _run_synth(args: argparse.Namespace) -> int:
 
         if args.num < 1:
             raise ValueError(f"--num: must be >= 1, got {args.num}")
+        # The statistics are of the poses of --seed itself, not of a split's, and write nothing.
+        ignored = [
+            option
+            for option, given in (
+                ("--split", args.split is not None), ("--out", args.out is not None),
+                ("--image-size", args.image_size is not None), ("--workers", args.workers != 0),
+            )
+            if given
+        ]  # fmt: skip
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)}: not used with --stats (it writes no cache)")
         # Written to no cache, the fraction meets no dataset's check: a share outside [0, 1]
         # would pass as all or no free frames.
         if not 0.0 <= free_fraction <= 1.0:

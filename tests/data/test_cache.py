@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -197,3 +198,75 @@ def test_synth_caches_the_split_that_build_dataset_generates(tmp_path):
         np.testing.assert_array_equal(record["hand_3d"], np.float32(expected["hand_3d"]))
     with pytest.raises(ValueError, match=r"holds split='val', config asks 'train'"):
         build_dataset("synthetic", "train", cache=str(out), image_size=32)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("meta.json", "not json"), ("meta.json", '{"a": 1}'), ("build.json", "[1]")],
+)
+def test_a_foreign_folder_is_refused_naming_its_file(tmp_path, name, text):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / name).write_text(text)
+    with pytest.raises(DataFileError, match=rf"c/{name}: not a hopose cache file"):
+        write_cache(Records(3), tmp_path / "c", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("meta.json", "{", "meta.json: not a hopose cache file"),
+        ("strings.json", "", "strings.json: not a hopose cache file"),
+        ("valid.npy", "", r"valid\.npy: not a readable \.npy array"),
+        ("arrays/K.npy", "x", r"K\.npy: not a readable \.npy array"),
+    ],
+)
+def test_a_damaged_cache_names_the_damaged_file(tmp_path, name, damage, message):
+    out = write_cache(Records(3), tmp_path / "c", progress=False)
+    (out / name).write_text(damage)
+    with pytest.raises(DataFileError, match=message):
+        CacheDataset(out)
+
+
+def test_a_cache_file_cut_short_is_refused_before_reading(tmp_path):
+    out = write_cache(Records(3), tmp_path / "c", progress=False)
+    np.save(out / "arrays" / "hand_3d.npy", np.zeros((2, 21, 3), dtype=np.float32))
+    with pytest.raises(DataFileError, match=r"damaged cache, its files hold \[2, 3\] samples"):
+        CacheDataset(out)
+
+
+def test_a_damaged_cache_is_a_one_line_error_of_the_command(tmp_path, capsys):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "build.json").write_text("garbage")
+    args = ["synth", "--split", "val", "--num", "2", "--out", str(tmp_path / "c")]
+    assert main(args) == 1
+    assert capsys.readouterr().err.startswith(
+        f"hopose synth: error: {tmp_path / 'c' / 'build.json'}: not a hopose cache file"
+    )
+
+
+def test_synth_and_prepare_synthetic_write_the_same_cache(tmp_path, capsys):
+    """docs/synthetic.md: `hopose synth --split S` is `hopose prepare synthetic --split S`; the
+    second found the first's cache "of a different dataset" (it recorded no free_fraction)."""
+    out = str(tmp_path / "c")
+    common = ["--split", "val", "--num", "2", "--image-size", "16", "--out", out]
+    assert main(["synth", *common]) == 0
+    assert main(["prepare", "synthetic", *common]) == 0, capsys.readouterr().err
+    info = CacheDataset(out).info
+    assert (info["free_fraction"], info["focal_scale"]) == (0.2, 1.0)
+
+
+def test_a_config_asking_other_synthetic_options_is_refused(tmp_path):
+    out = tmp_path / "c"
+    assert main(["prepare", "synthetic", "--split", "val", "--num", "2", "--out", str(out)]) == 0
+    for field, value in (("free_fraction", 0.5), ("focal_scale", [1.0, 2.0])):
+        with pytest.raises(
+            ValueError, match=rf"holds {field}=.*, config asks {re.escape(str(value))}"
+        ):
+            build_dataset("synthetic", "val", cache=str(out), **{field: value})
+    assert len(build_dataset("synthetic", "val", cache=str(out), free_fraction=0.2)) == 2
+
+
+def test_negative_workers_name_the_field(tmp_path, capsys):
+    args = ["synth", "--split", "val", "--num", "2", "--workers", "-1", "--out", str(tmp_path)]
+    assert main(args) == 1
+    assert capsys.readouterr().err == "hopose synth: error: workers: must be >= 0, got -1\n"

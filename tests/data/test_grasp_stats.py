@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hopose.cli import main
 from hopose.data.grasp_stats import REAL, Comparison, compare, hand_quantities
@@ -113,3 +114,25 @@ def test_synth_without_out_or_stats_is_a_one_line_error(capsys):
     assert capsys.readouterr().err == (
         "hopose synth: error: --split and --out: both are required unless --stats is given\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--out", "c"], "--out"),
+        (["--split", "val", "--image-size", "64"], "--split, --image-size"),
+        (["--workers", "2"], "--workers"),
+    ],
+)
+def test_synth_stats_refuses_the_options_it_would_ignore(
+    tmp_path, monkeypatch, capsys, extra, named
+):
+    """--stats writes no cache and measures the poses of --seed, not of a split's seed: those
+    options were silently dropped."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["synth", "--stats", "--num", "2", *extra]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"hopose synth: error: {named}: not used with --stats (it writes no cache)\n",
+    )
+    assert list(tmp_path.iterdir()) == []

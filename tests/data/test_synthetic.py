@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from unittest.mock import patch
 
 import numpy as np
@@ -538,3 +539,42 @@ def test_box_faces_carry_marks_that_tell_each_axis_sign():
         assert np.abs(patterns[2 * axis + 1] - patterns[2 * axis]).sum() > 1.0
     for a, b in ((1, 3), (1, 5), (3, 5)):
         assert np.abs(patterns[a] - patterns[b]).sum() > 1.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"num_samples": 2.0},
+        {"seed": 1.5},
+        {"image_size": "64"},
+        {"free_fraction": None},
+        {"focal_scale": None},
+        {"focal_scale": float("inf")},
+        {"focal_scale": [1.0, True]},
+    ],
+)
+def test_values_of_the_wrong_type_name_the_field(bad):
+    """A config's free-form options reach the constructor unchecked: these raised TypeError,
+    IndexError at the first read, or drew infinite focal lengths."""
+    args = {"num_samples": 4, "seed": 0, "with_images": False} | bad
+    field = next(iter(bad))
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        SyntheticHandObject(args.pop("num_samples"), args.pop("seed"), **args)
+
+
+def test_numpy_scalars_are_numbers_and_are_recorded_as_json():
+    dataset = SyntheticHandObject(
+        np.int64(2), np.int64(0), with_images=False, free_fraction=np.float32(0.5),
+        focal_scale=np.float32(1.5),
+    )  # fmt: skip
+    assert json.loads(json.dumps(dataset.variant)) == {"free_fraction": 0.5, "focal_scale": 1.5}
+    assert dataset.focal_range == (1.5, 1.5)
+    assert SyntheticHandObject(2, 0, focal_scale=np.array([2.0, 1.0])).focal_range == (1.0, 2.0)
+
+
+def test_view_takes_the_indices_that_indexing_takes():
+    dataset = SyntheticHandObject(3, 0, image_size=16)
+    square = np.diag([16 / 1920, 16 / 1080, 1.0])  # the whole frame, squeezed
+    np.testing.assert_array_equal(dataset.view(-1, square), dataset.view(2, square))
+    with pytest.raises(IndexError, match="index 3 out of range for 3 samples"):
+        dataset.view(3, square)

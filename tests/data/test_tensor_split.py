@@ -76,3 +76,18 @@ def test_shards_are_the_distributed_samplers():
         got = torch.cat([b["hand_3d"][:, 0, 0] for b in split]).long().tolist()
         assert got == list(sampler)
         assert len(split) == 2  # 4 samples in batches of 3
+
+
+def test_more_processes_than_records_still_step_together():
+    """2 records under 5 processes: the order [a, b] padded to 5 as [a, b, a, b, a], one sample
+    per rank; `order[:padding]` padded only to 4 and left rank 4 without a step."""
+    records = _records(2)
+    for rank in range(5):
+        split = TensorSplit(
+            records, device=torch.device("cpu"), batch_size=2, shuffle=False,
+            rank=rank, world_size=5,
+        )  # fmt: skip
+        sampler = DistributedSampler(records, num_replicas=5, rank=rank, shuffle=False)
+        got = torch.cat([b["hand_3d"][:, 0, 0] for b in split]).long().tolist()
+        assert got == list(sampler) == [rank % 2]
+        assert len(split) == len(list(split)) == 1

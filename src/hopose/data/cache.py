@@ -45,6 +45,34 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     write_text(path, json.dumps(payload, indent=1))
 
 
+def _read_json(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON object in ``path``, one of a cache's own files.
+
+    Raises:
+        DataFileError: naming ``path`` when it is not JSON or not an object holding ``keys``
+            (a damaged file, or a foreign folder given as a cache).
+    """
+    try:
+        payload = json.loads(path.read_text())
+    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
+        raise DataFileError(f"{path}: not a hopose cache file ({error})") from error
+    missing = [k for k in keys if k not in payload] if isinstance(payload, dict) else list(keys)
+    if not isinstance(payload, dict) or missing:
+        raise DataFileError(
+            f"{path}: not a hopose cache file (no {', '.join(missing) or 'object'})"
+        )
+    return payload
+
+
+def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """``np.load`` of one of a cache's arrays; a truncated or foreign file is a
+    :class:`DataFileError` naming it (numpy's own messages name no file)."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode)
+    except (ValueError, EOFError) as error:
+        raise DataFileError(f"{path}: not a readable .npy array ({error})") from error
+
+
 class _Chunks(Dataset):
     """Item c is chunk c of a dataset: ``(c, records, errors)``, bad samples caught if skipping."""
 
@@ -116,20 +144,22 @@ def write_cache(
         raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
+    if workers < 0:
+        raise ValueError(f"workers: must be >= 0, got {workers}")
     out = Path(out_dir)
     info = dict(info or {})
     num_samples = len(dataset)
     if num_samples == 0:
         raise ValueError(f"{out}: the dataset to cache is empty")
     if (out / "meta.json").is_file():
-        meta = json.loads((out / "meta.json").read_text())
+        meta = _read_json(out / "meta.json", ("num_samples", "info"))
         if meta["num_samples"] != num_samples or meta["info"] != info:
             raise ValueError(f"{out}: holds a finished cache of a different dataset; remove it")
         return out
     build = _open_build(dataset, out, num_samples, chunk_size, info, skip=on_error == "skip")
     size = build["image_size"]
-    images = np.load(out / "images.npy", mmap_mode="r+")
-    arrays = {key: np.load(out / "arrays" / f"{key}.npy", mmap_mode="r+") for key in ARRAY_KEYS}
+    images = _load_npy(out / "images.npy", mmap_mode="r+")
+    arrays = {key: _load_npy(out / "arrays" / f"{key}.npy", mmap_mode="r+") for key in ARRAY_KEYS}
     num_chunks = -(-num_samples // chunk_size)
     pending = [c for c in range(num_chunks) if not (out / "chunks" / f"{c:06d}.json").is_file()]
     done = num_samples - sum(min(chunk_size, num_samples - c * chunk_size) for c in pending)
@@ -197,7 +227,7 @@ def _open_build(
     """Start a build (allocate the arrays, write build.json) or check the unfinished one."""
     build_path = out / "build.json"
     if build_path.is_file():
-        build = json.loads(build_path.read_text())
+        build = _read_json(build_path, ("image_size", "string_keys"))
         expected = {"num_samples": num_samples, "chunk_size": chunk_size, "info": info}
         found = {key: build.get(key) for key in expected}
         if found != expected or build.get("version") != CACHE_VERSION:
@@ -240,7 +270,7 @@ def _finish(out: Path, num_chunks: int, build: dict[str, Any], info: dict) -> Pa
     valid: list[bool] = []
     errors: list[str] = []
     for chunk in range(num_chunks):
-        part = json.loads((out / "chunks" / f"{chunk:06d}.json").read_text())
+        part = _read_json(out / "chunks" / f"{chunk:06d}.json", ("strings", "valid", "errors"))
         for key in strings:
             strings[key].extend(part["strings"][key])
         valid.extend(part["valid"])
@@ -283,13 +313,22 @@ class CacheDataset(Dataset):
                 f"{meta_path}: missing, {self.root} is not a finished cache "
                 "(rerun the same `hopose prepare` command to resume it)"
             )
-        self.meta = json.loads(meta_path.read_text())
-        if self.meta.get("version") != CACHE_VERSION:
-            raise DataFileError(f"{meta_path}: cache version {self.meta.get('version')} unknown")
+        self.meta = _read_json(meta_path, ("version", "num_samples", "image_size", "info"))
+        if self.meta["version"] != CACHE_VERSION:
+            raise DataFileError(f"{meta_path}: cache version {self.meta['version']} unknown")
         self.with_images = with_images
-        self.arrays = {key: np.load(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
-        self.strings: dict[str, list[str]] = json.loads((self.root / "strings.json").read_text())
-        self.index = np.flatnonzero(np.load(self.root / "valid.npy"))
+        self.arrays = {key: _load_npy(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
+        self.strings: dict[str, list[str]] = _read_json(self.root / "strings.json")
+        valid = _load_npy(self.root / "valid.npy")
+        # A file replaced or cut short after the build would otherwise read another sample's
+        # values or fail at some index, far from here.
+        lengths = [len(valid), *map(len, self.arrays.values()), *map(len, self.strings.values())]
+        if set(lengths) != {self.meta["num_samples"]}:
+            raise DataFileError(
+                f"{self.root}: damaged cache, its files hold {sorted(set(lengths))} samples, "
+                f"{meta_path.name} {self.meta['num_samples']}"
+            )
+        self.index = np.flatnonzero(valid)
         self._images: np.ndarray | None = None
 
     @property
@@ -315,7 +354,7 @@ class CacheDataset(Dataset):
         row = int(self.index[item])
         if self.with_images:
             if self._images is None:
-                self._images = np.load(self.root / "images.npy", mmap_mode="r")
+                self._images = _load_npy(self.root / "images.npy", mmap_mode="r")
             image = self._images[row]
         else:
             image = np.zeros((0, 0, 3), dtype=np.uint8)

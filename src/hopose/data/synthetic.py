@@ -90,8 +90,10 @@ Whatever a view shows beyond the 1920×1080 frame is black, as in a photo croppe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -837,13 +839,21 @@ class SyntheticHandObject(Dataset):
         crop: str = "resize",
         jitter: bool = False,
     ):
+        # Values from a config's free-form options reach here unchecked (a null, a string).
+        for field, value in (
+            ("num_samples", num_samples),
+            ("seed", seed),
+            ("image_size", image_size),
+        ):
+            if not isinstance(value, Integral) or isinstance(value, bool):
+                raise ValueError(f"{field}: expected an integer, got {value!r}")
         if num_samples < 0:
             raise ValueError(f"num_samples: must be >= 0, got {num_samples}")
         if seed < 0:
             raise ValueError(f"seed: must be >= 0, got {seed}")
         if image_size < 8:
             raise ValueError(f"image_size: must be >= 8, got {image_size}")
-        if not 0.0 <= free_fraction <= 1.0:
+        if not isinstance(free_fraction, Real) or not 0.0 <= free_fraction <= 1.0:
             raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
         if crop not in CROPS:
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
@@ -853,6 +863,15 @@ class SyntheticHandObject(Dataset):
         self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
         self.focal_range = _focal_range(focal_scale)
         self.jitter = jitter
+        # The options that define the samples beside seed and size, recorded in a cache even
+        # when left at their defaults (as the real loaders' ``variant``), so that a config asking
+        # other ones is refused instead of reading these samples.
+        self.variant: dict[str, Any] = {
+            "free_fraction": float(free_fraction),
+            "focal_scale": (
+                float(focal_scale) if isinstance(focal_scale, Real) else [*map(float, focal_scale)]
+            ),
+        }
         self._blocks: dict[int, tuple[Grasps, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -935,6 +954,9 @@ class SyntheticHandObject(Dataset):
     def view(self, index: int, affine: np.ndarray) -> np.ndarray:
         """Sample ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its 1920×1080
         frame shows (for self-cropping: the crop the model's own 2D places)."""
+        if not -self.num_samples <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        index %= self.num_samples
         _, cameras = self._grasps(index // BLOCK)
         return self._render(index, affine @ cameras[index % BLOCK])
 
@@ -955,10 +977,16 @@ class SyntheticHandObject(Dataset):
 
 def _focal_range(focal_scale: float | Sequence[float]) -> tuple[float, float]:
     """``focal_scale`` as a (low, high) range of positive factors (low == high when fixed)."""
-    values = (
-        (focal_scale, focal_scale) if isinstance(focal_scale, int | float) else tuple(focal_scale)
-    )
-    if len(values) != 2 or not all(isinstance(v, int | float) and v > 0 for v in values):
+    if isinstance(focal_scale, Real):
+        values: tuple = (focal_scale, focal_scale)
+    else:
+        try:
+            values = tuple(focal_scale)
+        except TypeError:  # None, or a number of a type that is not Real
+            values = ()
+    if len(values) != 2 or not all(
+        isinstance(v, Real) and not isinstance(v, bool) and 0 < v < math.inf for v in values
+    ):
         raise ValueError(
             f"focal_scale: expected a positive number or [low, high], got {focal_scale!r}"
         )

@@ -77,7 +77,9 @@ class TensorSplit:
             order = torch.arange(self.size)
         if self.world_size > 1:
             padding = -self.size % self.world_size
-            order = torch.cat([order, order[:padding]])[self.rank :: self.world_size]
+            # More processes than samples repeat the order more than once, as DistributedSampler.
+            repeated = order.repeat(math.ceil(padding / self.size) + 1)
+            order = repeated[: self.size + padding][self.rank :: self.world_size]
         return order
 
     def __len__(self) -> int:
