@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
+    if args.images < 1:
+        parser.error(f"--images: expected an integer >= 1, got {args.images}")
     clock = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
