@@ -42,6 +42,22 @@ HIDDEN = 128
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse ``type=`` of a count (rounds, a batch, a size): an integer >= ``minimum``, else
+    argparse's one-line usage error naming the option (no traceback deep in the timing)."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return check
+
+
 def interleaved_seconds(
     cases: dict[str, Callable[[], object]],
     *,
@@ -158,13 +174,13 @@ def bench_lifter_training(args: argparse.Namespace, device: torch.device) -> str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet18"])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--lifter-batch", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2, help="calls per case per round")
+    parser.add_argument("--batch", type=at_least(1), default=16)
+    parser.add_argument("--size", type=at_least(32), default=224)
+    parser.add_argument("--lifter-batch", type=at_least(1), default=256)
+    parser.add_argument("--rounds", type=at_least(1), default=5)
+    parser.add_argument("--repeats", type=at_least(1), default=2, help="calls per case per round")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from bench_model import at_least
 from hopose.data.synthetic import generate_grasps
 from hopose.physics import contact_points
 from hopose.plausibility import contact_normals, grasp_quality, penetration_depth
@@ -33,8 +34,8 @@ from hopose.plausibility import contact_normals, grasp_quality, penetration_dept
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num", type=int, default=256, help="poses")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--num", type=at_least(1), default=256, help="poses")
+    parser.add_argument("--rounds", type=at_least(1), default=3)
     args = parser.parse_args()
 
     grasps = generate_grasps(seed=0, indices=np.arange(args.num))

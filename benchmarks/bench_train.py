@@ -35,7 +35,7 @@ from unittest import mock
 
 import torch
 
-from bench_model import CLOCKS
+from bench_model import CLOCKS, at_least
 from hopose import train as train_module
 from hopose.config import TrainConfig, config_from_dict
 from hopose.data.tensor_split import TensorSplit
@@ -194,14 +194,14 @@ def table(cfg: TrainConfig, seconds: Mapping[str, list[float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--num-train", type=int, default=PAPER_TRAIN_POSES)
-    parser.add_argument("--num-val", type=int, default=VAL_POSES)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--val-every", type=int, default=None, help="default: the config's")
+    parser.add_argument("--num-train", type=at_least(1), default=PAPER_TRAIN_POSES)
+    parser.add_argument("--num-val", type=at_least(1), default=VAL_POSES)
+    parser.add_argument("--batch", type=at_least(1), default=256)
+    parser.add_argument("--epochs", type=at_least(1), default=10)
+    parser.add_argument("--val-every", type=at_least(1), default=None, help="default: the config's")
     parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--threads", type=at_least(1), default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
