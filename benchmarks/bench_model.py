@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 import torchvision
 
-from hopose.models import ContextLifter, GraphUNet, HoposeNet, ImageEncoder
+from hopose.models import BACKBONES, ContextLifter, GraphUNet, HoposeNet, ImageEncoder
 from hopose.skeleton import NUM_NODES
 
 HIDDEN = 128
@@ -173,7 +173,9 @@ def bench_lifter_training(args: argparse.Namespace, device: torch.device) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet18"])
+    parser.add_argument(
+        "--backbones", nargs="+", choices=BACKBONES, default=["resnet50", "resnet18"]
+    )
     parser.add_argument("--batch", type=at_least(1), default=16)
     parser.add_argument("--size", type=at_least(32), default=224)
     parser.add_argument("--lifter-batch", type=at_least(1), default=256)

@@ -100,7 +100,10 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="no backbone weights file given")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        cfg = load_config(find_config(args.config))
+        try:
+            cfg = load_config(find_config(args.config))
+        except (OSError, ValueError) as error:
+            parser.error(f"--config: {error}")
         model = build_model(cfg.model)
         checkpoint = folder / "model.pt"
         save_checkpoint(model_checkpoint(model, cfg, trained=("encoder", "lifter")), checkpoint)

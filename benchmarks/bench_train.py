@@ -40,7 +40,7 @@ from hopose import train as train_module
 from hopose.config import TrainConfig, config_from_dict
 from hopose.data.tensor_split import TensorSplit
 from hopose.losses import compute_losses, total_loss
-from hopose.models import build_model
+from hopose.models import BACKBONES, build_model
 
 PAPER_TRAIN_POSES = 11_019
 VAL_POSES = 5_040
@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--batch", type=at_least(1), default=256)
     parser.add_argument("--epochs", type=at_least(1), default=10)
     parser.add_argument("--val-every", type=at_least(1), default=None, help="default: the config's")
-    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--backbone", choices=BACKBONES, default="resnet50")
     parser.add_argument("--rounds", type=at_least(1), default=3)
     parser.add_argument("--threads", type=at_least(1), default=1)
     parser.add_argument("--device", default="cpu")
