@@ -58,6 +58,22 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return check
 
 
+def usable_device(text: str) -> str:
+    """argparse ``type=`` of ``--device``: a torch device this machine has, else a one-line
+    usage error (torch's own errors come from deep in the first case, CUDA's over lines)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}") from None
+    if device.type == "cuda" and not (
+        torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    ):
+        raise argparse.ArgumentTypeError(f"no such CUDA device on this machine: {text!r}")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected cpu or cuda[:N], got {text!r}")
+    return text
+
+
 def interleaved_seconds(
     cases: dict[str, Callable[[], object]],
     *,
@@ -181,7 +197,7 @@ def main() -> None:
     parser.add_argument("--lifter-batch", type=at_least(1), default=256)
     parser.add_argument("--rounds", type=at_least(1), default=5)
     parser.add_argument("--repeats", type=at_least(1), default=2, help="calls per case per round")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=usable_device, default="cpu")
     parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     parser.add_argument("--seed", type=int, default=0)

@@ -35,7 +35,7 @@ from unittest import mock
 
 import torch
 
-from bench_model import CLOCKS, at_least
+from bench_model import CLOCKS, at_least, usable_device
 from hopose import train as train_module
 from hopose.config import TrainConfig, config_from_dict
 from hopose.data.tensor_split import TensorSplit
@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--backbone", choices=BACKBONES, default="resnet50")
     parser.add_argument("--rounds", type=at_least(1), default=3)
     parser.add_argument("--threads", type=at_least(1), default=1)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=usable_device, default="cpu")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
