@@ -7,7 +7,8 @@ frames included), in one batch. Cases, each timed over all poses:
 - ``contact normals``: :func:`hopose.plausibility.contact_normals`;
 - ``penetration``: :func:`hopose.plausibility.penetration_depth`;
 - ``grasp quality, E edges``: :func:`hopose.plausibility.grasp_quality` with friction pyramids
-  of E edges (one 6-D convex hull per pose; E = 8 is what reports use).
+  of E edges (6-D convex hulls of subsets of the wrenches per pose, docs/evaluation.md; E = 8
+  is what reports use).
 
 Cases are interleaved over ``--rounds`` rounds and each reports its median, so a machine shared
 with other jobs slows all cases alike; compare the ratios, not the times.
