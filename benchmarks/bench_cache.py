@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from bench_model import at_least
 from hopose.data import CacheDataset, Frame, collate_samples, frame_to_record, write_cache
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 
@@ -92,10 +93,12 @@ def raw_rate(folder: Path, size: int, samples: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num", type=int, default=2048, help="cached samples")
-    parser.add_argument("--size", type=int, default=224, help="image side, px")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
-    parser.add_argument("--raw-samples", type=int, default=32, help="raw frames decoded a round")
+    parser.add_argument("--num", type=at_least(1), default=2048, help="cached samples")
+    parser.add_argument("--size", type=at_least(8), default=224, help="image side, px")
+    parser.add_argument("--rounds", type=at_least(1), default=3, help="interleaved timing rounds")
+    parser.add_argument(
+        "--raw-samples", type=at_least(1), default=32, help="raw frames decoded a round"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from bench_model import at_least
 from hopose import plausibility
 from hopose.data.synthetic import generate_grasps
 from hopose.geometry import project_points
@@ -96,9 +97,9 @@ def _timed(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num", type=int, default=5000, help="frames")
+    parser.add_argument("--num", type=at_least(1), default=5000, help="frames")
     parser.add_argument("--noise", type=float, default=10.0, help="prediction noise, mm")
-    parser.add_argument("--workers", type=int, default=None, help="default: every core")
+    parser.add_argument("--workers", type=at_least(0), default=None, help="default: every core")
     parser.add_argument("--baseline", action="store_true", help="also time the previous scoring")
     args = parser.parse_args()
     workers = default_workers() if args.workers is None else args.workers

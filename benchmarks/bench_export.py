@@ -28,10 +28,10 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from bench_model import CLOCKS, interleaved_seconds, paired_ratio
+from bench_model import CLOCKS, at_least, interleaved_seconds, paired_ratio
 from hopose.config import ModelConfig
 from hopose.export import example_inputs, export_onnx, graph_module, onnx_session
-from hopose.models import build_model
+from hopose.models import BACKBONES, build_model
 
 
 def bench_graph(model, graph: str, path: Path, args: argparse.Namespace) -> list[str]:
@@ -68,12 +68,14 @@ def bench_graph(model, graph: str, path: Path, args: argparse.Namespace) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=1, help="calls per case per round")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads of both runtimes")
+    parser.add_argument("--backbone", choices=BACKBONES, default="resnet50")
+    parser.add_argument("--size", type=at_least(32), default=224)
+    parser.add_argument("--batch", type=at_least(1), default=32)
+    parser.add_argument("--rounds", type=at_least(1), default=5)
+    parser.add_argument("--repeats", type=at_least(1), default=1, help="calls per case per round")
+    parser.add_argument(
+        "--threads", type=at_least(1), default=1, help="CPU threads of both runtimes"
+    )
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

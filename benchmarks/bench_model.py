@@ -33,13 +33,45 @@ from collections.abc import Callable
 import torch
 import torchvision
 
-from hopose.models import ContextLifter, GraphUNet, HoposeNet, ImageEncoder
+from hopose.models import BACKBONES, ContextLifter, GraphUNet, HoposeNet, ImageEncoder
 from hopose.skeleton import NUM_NODES
 
 HIDDEN = 128
 # "cpu" counts only this process's CPU time: steadier than wall time on a machine that other
 # jobs share, and meaningful with --threads 1 (idle-spinning worker threads would count too).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse ``type=`` of a count (rounds, a batch, a size): an integer >= ``minimum``, else
+    argparse's one-line usage error naming the option (no traceback deep in the timing)."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return check
+
+
+def usable_device(text: str) -> str:
+    """argparse ``type=`` of ``--device``: a torch device this machine has, else a one-line
+    usage error (torch's own errors come from deep in the first case, CUDA's over lines)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}") from None
+    if device.type == "cuda" and not (
+        torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    ):
+        raise argparse.ArgumentTypeError(f"no such CUDA device on this machine: {text!r}")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected cpu or cuda[:N], got {text!r}")
+    return text
 
 
 def interleaved_seconds(
@@ -157,14 +189,16 @@ def bench_lifter_training(args: argparse.Namespace, device: torch.device) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet18"])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--lifter-batch", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2, help="calls per case per round")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--backbones", nargs="+", choices=BACKBONES, default=["resnet50", "resnet18"]
+    )
+    parser.add_argument("--batch", type=at_least(1), default=16)
+    parser.add_argument("--size", type=at_least(32), default=224)
+    parser.add_argument("--lifter-batch", type=at_least(1), default=256)
+    parser.add_argument("--rounds", type=at_least(1), default=5)
+    parser.add_argument("--repeats", type=at_least(1), default=2, help="calls per case per round")
+    parser.add_argument("--device", type=usable_device, default="cpu")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from bench_model import at_least, usable_device
 from hopose.geometry import sample_face_points
 from hopose.physics import physical_affinity_loss
 from physics_reference import physical_affinity_loss_naive, random_grasps
@@ -66,12 +67,12 @@ def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--naive-samples", type=int, default=4)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=at_least(1), default=256)
+    parser.add_argument("--rounds", type=at_least(1), default=5)
+    parser.add_argument("--naive-samples", type=at_least(1), default=4)
+    parser.add_argument("--device", type=usable_device, default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -7,7 +7,8 @@ frames included), in one batch. Cases, each timed over all poses:
 - ``contact normals``: :func:`hopose.plausibility.contact_normals`;
 - ``penetration``: :func:`hopose.plausibility.penetration_depth`;
 - ``grasp quality, E edges``: :func:`hopose.plausibility.grasp_quality` with friction pyramids
-  of E edges (one 6-D convex hull per pose; E = 8 is what reports use).
+  of E edges (6-D convex hulls of subsets of the wrenches per pose, docs/evaluation.md; E = 8
+  is what reports use).
 
 Cases are interleaved over ``--rounds`` rounds and each reports its median, so a machine shared
 with other jobs slows all cases alike; compare the ratios, not the times.
@@ -26,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from bench_model import at_least
 from hopose.data.synthetic import generate_grasps
 from hopose.physics import contact_points
 from hopose.plausibility import contact_normals, grasp_quality, penetration_depth
@@ -33,8 +35,8 @@ from hopose.plausibility import contact_normals, grasp_quality, penetration_dept
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num", type=int, default=256, help="poses")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--num", type=at_least(1), default=256, help="poses")
+    parser.add_argument("--rounds", type=at_least(1), default=3)
     args = parser.parse_args()
 
     grasps = generate_grasps(seed=0, indices=np.arange(args.num))

@@ -27,7 +27,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from bench_model import CLOCKS, at_least
 from hopose import viz
 from hopose.checkpoint import model_checkpoint, save_checkpoint
 from hopose.config import load_config
@@ -57,7 +57,6 @@ with tempfile.TemporaryDirectory() as out:
     predict_images(sys.argv[1], [sys.argv[2]], out)
 print(peak(), peak() - before)
 """
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def write_photo(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
@@ -91,8 +90,8 @@ def seconds(function, clock, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="synthetic/end2end")
-    parser.add_argument("--images", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--images", type=at_least(1), default=10)
+    parser.add_argument("--threads", type=at_least(1), default=None)
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
     clock = CLOCKS[args.clock]
@@ -101,7 +100,10 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="no backbone weights file given")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        cfg = load_config(find_config(args.config))
+        try:
+            cfg = load_config(find_config(args.config))
+        except (OSError, ValueError) as error:
+            parser.error(f"--config: {error}")
         model = build_model(cfg.model)
         checkpoint = folder / "model.pt"
         save_checkpoint(model_checkpoint(model, cfg, trained=("encoder", "lifter")), checkpoint)

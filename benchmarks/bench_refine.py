@@ -32,16 +32,16 @@ import numpy as np
 import torch
 
 from bench_eval import make_predictions
-from bench_model import CLOCKS, interleaved_seconds, paired_ratio
+from bench_model import CLOCKS, at_least, interleaved_seconds, paired_ratio
 from hopose.refine import REFINE_WEIGHTS, refine_pose
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--batch", type=at_least(1), default=1024)
     parser.add_argument("--noise", type=float, default=20.0, help="prediction noise, mm")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--rounds", type=at_least(1), default=7)
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
     if args.threads is not None:

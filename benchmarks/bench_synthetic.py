@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench_model import at_least
 from hopose.data.synthetic import SyntheticHandObject
 
 
@@ -42,10 +43,12 @@ def _fastest(fn: Callable[[int], int], rounds: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--poses", type=int, default=4096, help="pose-only samples per round")
-    parser.add_argument("--images", type=int, default=96, help="rendered samples per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--size", type=int, default=224, help="image side (px)")
+    parser.add_argument(
+        "--poses", type=at_least(1), default=4096, help="pose-only samples per round"
+    )
+    parser.add_argument("--images", type=at_least(1), default=96, help="rendered samples per round")
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--size", type=at_least(8), default=224, help="image side (px)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 

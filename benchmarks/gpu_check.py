@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 import torchvision
 
+from bench_model import at_least
 from bench_train import lifter_config, measure
 from hopose import train as train_module
 from hopose.config import config_from_dict
@@ -267,10 +268,12 @@ def lifter_row(args: argparse.Namespace) -> Row:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per throughput case")
-    parser.add_argument("--lifter-epochs", type=int, default=20)
+    parser.add_argument("--batch", type=at_least(1), default=256)
+    parser.add_argument("--size", type=at_least(32), default=224)
+    parser.add_argument(
+        "--steps", type=at_least(1), default=20, help="timed steps per throughput case"
+    )
+    parser.add_argument("--lifter-epochs", type=at_least(1), default=20)
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device (torch.cuda.is_available() is False); nothing checked")

@@ -28,6 +28,10 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.num < 1:
+        parser.error(f"--num: expected an integer >= 1, got {args.num}")
+    if args.seed < 0:
+        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
     grasps = generate_grasps(args.seed, np.arange(args.num))
     rows = compare(grasps.hand_3d, grasps.object)
     names = list(dict.fromkeys(row.name for row in rows))

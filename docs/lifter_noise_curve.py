@@ -13,9 +13,10 @@ import argparse
 
 import torch
 
+from hopose.checkpoint import load_model
+from hopose.cli import USER_ERRORS, one_line
 from hopose.data import build_dataset, collate_samples
 from hopose.skeleton import PART_NODES
-from hopose.train import load_model
 
 SIGMAS = (0.0, 0.01, 0.02, 0.04, 0.08)
 
@@ -26,11 +27,24 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    model, cfg = load_model(args.checkpoint)
+    if args.num < 1:
+        parser.error(f"--num: expected an integer >= 1, got {args.num}")
+    if args.seed < 0:
+        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
+    try:
+        noise_curve(args.checkpoint, args.num, args.seed)
+    except USER_ERRORS as error:
+        parser.exit(1, f"{parser.prog}: error: {one_line(error)}\n")
+
+
+def noise_curve(checkpoint: str, num: int, seed: int) -> None:
+    """Print the table's rows for ``num`` test poses of the synthetic split of ``seed``."""
+    # Ground-truth 2D in: the lifter alone must be trained, so a lifter-stage checkpoint will do.
+    model, cfg = load_model(checkpoint, from_images=False)
     model.eval()
     size = cfg.data.image_size
     data = build_dataset(
-        "synthetic", "test", image_size=size, num_samples=args.num, seed=args.seed,
+        "synthetic", "test", image_size=size, num_samples=num, seed=seed,
         with_images=False,
     )  # fmt: skip
     batch = collate_samples([data[i] for i in range(len(data))])

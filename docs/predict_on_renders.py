@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from hopose.checkpoint import load_model
+from hopose.cli import USER_ERRORS, one_line
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_IMAGE_SIZE
 from hopose.data.synthetic import SyntheticHandObject
@@ -34,6 +35,8 @@ from hopose.skeleton import NUM_JOINTS
 
 WITHIN = 0.03
 """Issue 10's bar for ``predict``: 2D within 3% of the frame's width."""
+MIN_PHOTO_SIDE = 8
+"""The smallest image side the synthetic renderer draws (``SyntheticHandObject``)."""
 
 
 def to_frame(points: np.ndarray, K: np.ndarray, orig_K: np.ndarray) -> np.ndarray:
@@ -65,6 +68,23 @@ def main() -> None:
     parser.add_argument("--photo-scale", type=float, default=0.5)
     parser.add_argument("--out", help="folder for the photos (default: a temporary one)")
     args = parser.parse_args()
+    if args.num < 1:
+        parser.error(f"--num: expected an integer >= 1, got {args.num}")
+    if args.seed < 0:
+        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
+    if not min(side * args.photo_scale for side in FPHA_IMAGE_SIZE) >= MIN_PHOTO_SIDE:
+        parser.error(
+            f"--photo-scale: expected a scale giving photos of at least {MIN_PHOTO_SIDE} px a "
+            f"side, got {args.photo_scale}"
+        )
+    try:
+        compare(args)
+    except USER_ERRORS as error:
+        parser.exit(1, f"{parser.prog}: error: {one_line(error)}\n")
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Print the table of the module's docstring for the parsed command line ``args``."""
     model, cfg = load_model(args.checkpoint)
     model.eval()
     size, passes, margin = cfg.data.image_size, cfg.data.self_crop, cfg.data.self_crop_margin

@@ -22,6 +22,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).with_name("synthetic.png")))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.seed < 0:
+        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
     poses = SyntheticHandObject(256, args.seed, with_images=False)
     # The first PER_KIND samples of each grasp type, found from the cheap pose-only records.
     chosen = {kind: [] for kind in KINDS}
