@@ -84,7 +84,8 @@ def _truncated(path: Path, source: Path) -> None:
     ("write", "message"),
     [
         (_truncated, "not a readable checkpoint"),
-        (lambda path, _: path.write_text("hello"), "not a readable checkpoint"),
+        (lambda path, _: path.write_text("hello"), "not a readable checkpoint (not the zip"),
+        (lambda path, _: path.write_text("stage: lifter\n"), "checkpoint (not the zip archive"),
         # An object that would need code to unpickle: weights_only refuses to build it.
         (lambda path, _: torch.save({"x": Path("/")}, path), "not a readable checkpoint"),
         # A checkpoint of the layout before the format key (model, config, epoch...).
@@ -97,7 +98,7 @@ def _truncated(path: Path, source: Path) -> None:
         (lambda path, src: _with(path, src, config="x"), "'config' must be a dict, got a str"),
     ],
     ids=[
-        "truncated", "text", "code", "old_layout", "future_format",
+        "truncated", "text", "yaml", "code", "old_layout", "future_format",
         "trained_int", "stage_list", "model_list", "config_str",
     ],
 )  # fmt: skip

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; torch's own reason for another file (a config, a
+        # text) is a pickle opcode error that says nothing ("pop from empty list").
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (not the zip archive torch.save writes)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for truncated or foreign files
