@@ -36,6 +36,7 @@ from hopose.checkpoint import load_model
 from hopose.crop import (
     SELF_CROP_MARGIN,
     apply_affine,
+    resize_affine,
     self_crop_image,
     self_crop_passes,
     warp_image,
@@ -119,8 +120,7 @@ def predict_photo(
         # The whole working copy resized to the network's square, pixel centres kept at
         # integers as in training (hopose.crop.warp_image); 2D comes back through the same map.
         frame = torch.from_numpy(np.array(photo.image)).permute(2, 0, 1)[None]  # (1, 3, H, W)
-        work_w, work_h = photo.image.size
-        A = torch.diag(torch.tensor([image_size / work_w, image_size / work_h, 1.0]).double())
+        A = resize_affine(photo.image.size, image_size, K_work)  # (3, 3) float64
         with torch.inference_mode():
             out = model(warp_image(frame, A[None], image_size), (A @ K_work)[None].float())
         kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"][0].double())
