@@ -25,6 +25,7 @@ from PIL import Image
 
 from hopose.checkpoint import load_model
 from hopose.cli import USER_ERRORS, one_line
+from hopose.crop import edge_aligned_scale
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_IMAGE_SIZE
 from hopose.data.synthetic import SyntheticHandObject
@@ -102,7 +103,7 @@ def compare(args: argparse.Namespace) -> None:
     )  # fmt: skip
     # Photo pixels from frame pixels, pixel centres at integers in both: q = s p + (s - 1) / 2.
     s = args.photo_scale
-    to_photo = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1.0]])
+    to_photo = edge_aligned_scale(torch.tensor([s, s], dtype=torch.float64)).numpy()
     width, height = (round(side * s) for side in FPHA_IMAGE_SIZE)
     photos = dataset(width, "resize")
     out = Path(args.out or tempfile.mkdtemp(prefix="hopose-renders-"))

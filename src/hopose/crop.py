@@ -7,6 +7,8 @@ rays ``(A K)⁻¹ [A p; 1] = K⁻¹ [p; 1]`` are unchanged and a camera-aware li
 scaled, shifted or rotated, exactly (docs/training.md).
 
 - :func:`resize_affine`: the whole frame resized to a square (the paper's input).
+- :func:`edge_aligned_scale`: an image resampled whole with its outer pixel edges kept (Pillow's
+  resize, an area average), which moves its pixel centres by half a pixel from ``s u``.
 - :func:`crop_affine`: a square of a given centre, side and rotation, resized to the network.
 - :func:`frame_square`: the square of the frame's longer side around its centre (the whole
   frame at one scale, letterboxed), the first view of self-cropping.
@@ -56,6 +58,19 @@ def resize_affine(frame_size: tuple[int, int], image_size: int, like: Tensor) ->
     """(3, 3) map of a (width, height) frame onto an ``image_size`` square (aspect not kept)."""
     width, height = frame_size
     return torch.diag(like.new_tensor([image_size / width, image_size / height, 1.0]))
+
+
+def edge_aligned_scale(scale: Tensor) -> Tensor:
+    """(3, 3) map of an image onto a copy ``scale`` = (s_x, s_y) times its size whose outer
+    pixel edges are the image's (a whole-image resize, or the f x f supersampling of a render
+    read the other way): with pixel centres at integers, u goes to ``s u + (s - 1) / 2``.
+
+    Args:
+        scale: (2,) the copy's size over the image's, per axis.
+    """
+    A = torch.eye(3, dtype=scale.dtype, device=scale.device)
+    A[[0, 1], [0, 1]], A[:2, 2] = scale, (scale - 1) / 2
+    return A
 
 
 def crop_affine(
@@ -135,10 +150,7 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         # Shrunk pixel p' averages the frame's pixels r p' ... r (p' + 1) - 1 (r = W / W' per
         # axis): its centre is frame position r p' + (r - 1) / 2.
-        r = A.new_tensor([width / x.shape[-1], height / x.shape[-2]])
-        S = torch.eye(3, dtype=A.dtype, device=A.device)
-        S[[0, 1], [0, 1]], S[:2, 2] = r, (r - 1) / 2
-        A = A @ S
+        A = A @ edge_aligned_scale(A.new_tensor([width / x.shape[-1], height / x.shape[-2]]))
     centres = torch.arange(image_size, dtype=A.dtype, device=A.device)
     v, u = torch.meshgrid(centres, centres, indexing="ij")
     q = torch.stack([u, v], dim=-1).reshape(1, -1, 2).expand(len(A), -1, -1)  # (B, S*S, 2)

@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from hopose.crop import edge_aligned_scale
+
 MAX_SIDE = 1920
 """Longest side (px) of the working copy a photo is decoded to."""
 DEFAULT_FOCAL_35MM = 26.0
@@ -93,10 +95,7 @@ class Photo:
         :func:`hopose.geometry.scale_intrinsics`'s ``s u``.
         """
         scale = [new / old for new, old in zip(self.image.size, self.size, strict=True)]
-        A = torch.eye(3, dtype=torch.float64)
-        for axis, s in enumerate(scale):
-            A[axis, axis], A[axis, 2] = s, (s - 1) / 2
-        return A
+        return edge_aligned_scale(torch.tensor(scale, dtype=torch.float64))
 
 
 class UnsupportedPixels(ValueError):

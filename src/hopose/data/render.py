@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from hopose.crop import edge_aligned_scale
 from hopose.geometry import project_points
 from hopose.skeleton import FINGER_CHAINS, HAND_BONES
 
@@ -336,8 +337,8 @@ def render_grasp(
         raise ValueError(f"supersample: must be >= 1, got {supersample}")
     look = sample_appearance(rng, object_name)
     f, size = supersample, supersample * image_size
-    # Fine pixel centres at integers too: coarse coordinate q is fine coordinate f q + (f - 1) / 2.
-    fine = np.array([[f, 0.0, (f - 1) / 2], [0.0, f, (f - 1) / 2], [0.0, 0.0, 1.0]]) @ K
+    # The fine image has the coarse one's outer edges: coarse q is fine f q + (f - 1) / 2.
+    fine = edge_aligned_scale(torch.tensor([f, f], dtype=torch.float64)).numpy() @ K
     image = _background(size, look.background_seed, scale=f)
     zbuf = np.full((size, size), np.inf, dtype=np.float32)
     _draw_box(image, zbuf, fine, obj_3d.astype(np.float64), look)
