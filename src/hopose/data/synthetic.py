@@ -895,10 +895,14 @@ class SyntheticHandObject(Dataset):
             self._blocks[block] = grasps, cameras
         return self._blocks[block]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def _wrap(self, index: int) -> int:
+        """``index`` in 0 ... N - 1, negative ones counted from the end as a sequence's."""
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        index %= self.num_samples
+        return index % self.num_samples
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = self._wrap(index)
         grasps, cameras = self._grasps(index // BLOCK)
         k = index % BLOCK
         hand_3d, obj_3d = grasps.hand_3d[k], grasps.obj_3d[k]
@@ -954,9 +958,7 @@ class SyntheticHandObject(Dataset):
     def view(self, index: int, affine: np.ndarray) -> np.ndarray:
         """Sample ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its 1920×1080
         frame shows (for self-cropping: the crop the model's own 2D places)."""
-        if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        index %= self.num_samples
+        index = self._wrap(index)
         _, cameras = self._grasps(index // BLOCK)
         return self._render(index, affine @ cameras[index % BLOCK])
 
