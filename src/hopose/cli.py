@@ -153,9 +153,11 @@ def _option(text: str) -> tuple[str, object]:
     try:
         return key, yaml.safe_load(value)
     except yaml.YAMLError as error:
-        # PyYAML's message spans lines of position marks; a usage error is one line.
-        problem = getattr(error, "problem", None) or one_line(error)
-        raise argparse.ArgumentTypeError(f"{key}: value is not YAML ({problem})") from None
+        from hopose.config import yaml_problem  # one line, as a usage error must be
+
+        raise argparse.ArgumentTypeError(
+            f"{key}: value is not YAML ({yaml_problem(error)})"
+        ) from None
 
 
 @subcommand

@@ -407,8 +407,8 @@ def _one_line(error: OmegaConfBaseException) -> str:
     return f"{error.full_key}: {message}" if error.full_key else message
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """What PyYAML found wrong, without its multi-line position marks."""
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, on one line: without its multi-line position marks."""
     return getattr(error, "problem", None) or str(error).splitlines()[0]
 
 
@@ -426,7 +426,7 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
                 merged.merge_with_dotlist([item])
             except yaml.YAMLError as error:
                 key = item.partition("=")[0].strip()
-                raise ConfigError(f"{key}: value is not YAML: {_yaml_problem(error)}") from None
+                raise ConfigError(f"{key}: value is not YAML: {yaml_problem(error)}") from None
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         raise ConfigError(_one_line(error)) from None
@@ -466,7 +466,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: YAML syntax error: {_yaml_problem(error)}") from None
+        raise ConfigError(f"{where}: YAML syntax error: {yaml_problem(error)}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason})") from None
     if not isinstance(values, DictConfig):
