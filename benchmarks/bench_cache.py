@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from bench_model import at_least
+from hopose.cli import at_least
 from hopose.data import CacheDataset, Frame, collate_samples, frame_to_record, write_cache
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 

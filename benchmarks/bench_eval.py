@@ -34,8 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_model import at_least
 from hopose import plausibility
+from hopose.cli import at_least
 from hopose.data.synthetic import generate_grasps
 from hopose.geometry import project_points
 from hopose.plausibility import default_workers

@@ -28,7 +28,8 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from bench_model import CLOCKS, at_least, interleaved_seconds, paired_ratio
+from bench_model import CLOCKS, interleaved_seconds, paired_ratio
+from hopose.cli import at_least
 from hopose.config import ModelConfig
 from hopose.export import example_inputs, export_onnx, graph_module, onnx_session
 from hopose.models import BACKBONES, build_model

@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 import torchvision
 
+from hopose.cli import at_least
 from hopose.models import BACKBONES, ContextLifter, GraphUNet, HoposeNet, ImageEncoder
 from hopose.skeleton import NUM_NODES
 
@@ -40,22 +41,6 @@ HIDDEN = 128
 # "cpu" counts only this process's CPU time: steadier than wall time on a machine that other
 # jobs share, and meaningful with --threads 1 (idle-spinning worker threads would count too).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
-def at_least(minimum: int) -> Callable[[str], int]:
-    """argparse ``type=`` of a count (rounds, a batch, a size): an integer >= ``minimum``, else
-    argparse's one-line usage error naming the option (no traceback deep in the timing)."""
-
-    def check(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-
-    return check
 
 
 def usable_device(text: str) -> str:

@@ -35,7 +35,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_model import at_least, usable_device
+from bench_model import usable_device
+from hopose.cli import at_least
 from hopose.geometry import sample_face_points
 from hopose.physics import physical_affinity_loss
 from physics_reference import physical_affinity_loss_naive, random_grasps

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bench_model import at_least
+from hopose.cli import at_least
 from hopose.data.synthetic import generate_grasps
 from hopose.physics import contact_points
 from hopose.plausibility import contact_normals, grasp_quality, penetration_depth

@@ -35,9 +35,10 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from bench_model import CLOCKS, at_least
+from bench_model import CLOCKS
 from hopose import viz
 from hopose.checkpoint import model_checkpoint, save_checkpoint
+from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import find_config
 from hopose.models import build_model

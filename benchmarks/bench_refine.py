@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from bench_eval import make_predictions
-from bench_model import CLOCKS, at_least, interleaved_seconds, paired_ratio
+from bench_model import CLOCKS, interleaved_seconds, paired_ratio
+from hopose.cli import at_least
 from hopose.refine import REFINE_WEIGHTS, refine_pose
 
 

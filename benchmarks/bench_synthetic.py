@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench_model import at_least
+from hopose.cli import at_least
 from hopose.data.synthetic import SyntheticHandObject
 
 

@@ -35,8 +35,9 @@ from unittest import mock
 
 import torch
 
-from bench_model import CLOCKS, at_least, usable_device
+from bench_model import CLOCKS, usable_device
 from hopose import train as train_module
+from hopose.cli import at_least
 from hopose.config import TrainConfig, config_from_dict
 from hopose.data.tensor_split import TensorSplit
 from hopose.losses import compute_losses, total_loss

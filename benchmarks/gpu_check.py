@@ -37,9 +37,9 @@ from pathlib import Path
 import torch
 import torchvision
 
-from bench_model import at_least
 from bench_train import lifter_config, measure
 from hopose import train as train_module
+from hopose.cli import at_least
 from hopose.config import config_from_dict
 from hopose.models import build_model
 from hopose.stages import STAGES

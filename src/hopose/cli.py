@@ -116,16 +116,21 @@ def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
     return check
 
 
-def _seed(text: str) -> int:
-    """argparse ``type=`` of ``--seed``: the synthetic splits' seed sequences take no negative
-    entropy (numpy's own message names no option)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse ``type=`` of a count or seed: an integer >= ``minimum``, else argparse's one-line
+    usage error naming the option (the synthetic splits' seed sequences take no negative
+    entropy, and numpy's own message names no option; the benchmarks' counts likewise)."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return check
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +143,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
     parser.add_argument(
-        "--seed", type=_seed, default=0, help="synthetic: base seed of the splits (>= 0)"
+        "--seed", type=at_least(0), default=0, help="synthetic: base seed of the splits (>= 0)"
     )
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
 
@@ -360,7 +365,7 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-size", type=int, help="network image side (px)")
     parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
     parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
-    parser.add_argument("--seed", type=_seed, default=0, help="synthetic: base seed (>= 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="synthetic: base seed (>= 0)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes")
     parser.add_argument(
         "--on-error", choices=("raise", "skip"), default="raise",
@@ -395,7 +400,9 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
-    parser.add_argument("--seed", type=_seed, default=0, help="base seed of the splits (>= 0)")
+    parser.add_argument(
+        "--seed", type=at_least(0), default=0, help="base seed of the splits (>= 0)"
+    )
     parser.add_argument("--image-size", type=int, help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
