@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from hopose.cli import at_least
 from hopose.data.grasp_stats import compare
 from hopose.data.synthetic import generate_grasps
 from hopose.viz import DPI, save_figure
@@ -25,13 +26,9 @@ LIMIT = 6.0  # tolerances shown either side; farther dots sit on the edge
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).with_name("grasp_stats.png")))
-    parser.add_argument("--num", type=int, default=4096)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num", type=at_least(1), default=4096)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     args = parser.parse_args()
-    if args.num < 1:
-        parser.error(f"--num: expected an integer >= 1, got {args.num}")
-    if args.seed < 0:
-        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
     grasps = generate_grasps(args.seed, np.arange(args.num))
     rows = compare(grasps.hand_3d, grasps.object)
     names = list(dict.fromkeys(row.name for row in rows))

@@ -14,7 +14,7 @@ import argparse
 import torch
 
 from hopose.checkpoint import load_model
-from hopose.cli import USER_ERRORS, one_line
+from hopose.cli import USER_ERRORS, at_least, one_line
 from hopose.data import build_dataset, collate_samples
 from hopose.skeleton import PART_NODES
 
@@ -24,13 +24,9 @@ SIGMAS = (0.0, 0.01, 0.02, 0.04, 0.08)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--num", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num", type=at_least(1), default=400)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     args = parser.parse_args()
-    if args.num < 1:
-        parser.error(f"--num: expected an integer >= 1, got {args.num}")
-    if args.seed < 0:
-        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
     try:
         noise_curve(args.checkpoint, args.num, args.seed)
     except USER_ERRORS as error:

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from hopose.checkpoint import load_model
-from hopose.cli import USER_ERRORS, one_line
+from hopose.cli import USER_ERRORS, at_least, one_line
 from hopose.crop import edge_aligned_scale
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_IMAGE_SIZE
@@ -63,16 +63,12 @@ def summary(name: str, errors_2d: np.ndarray, errors_3d: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--num", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num", type=at_least(1), default=100)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--focal-scale", type=float, default=1.0)
     parser.add_argument("--photo-scale", type=float, default=0.5)
     parser.add_argument("--out", help="folder for the photos (default: a temporary one)")
     args = parser.parse_args()
-    if args.num < 1:
-        parser.error(f"--num: expected an integer >= 1, got {args.num}")
-    if args.seed < 0:
-        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
     if not min(side * args.photo_scale for side in FPHA_IMAGE_SIZE) >= MIN_PHOTO_SIDE:
         parser.error(
             f"--photo-scale: expected a scale giving photos of at least {MIN_PHOTO_SIDE} px a "

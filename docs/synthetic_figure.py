@@ -10,6 +10,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from hopose.cli import at_least
 from hopose.data.synthetic import SyntheticHandObject
 from hopose.viz import DPI, draw_pose, save_figure, show_image
 
@@ -20,10 +21,8 @@ PER_KIND = 3
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).with_name("synthetic.png")))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     args = parser.parse_args()
-    if args.seed < 0:
-        parser.error(f"--seed: expected an integer >= 0, got {args.seed}")
     poses = SyntheticHandObject(256, args.seed, with_images=False)
     # The first PER_KIND samples of each grasp type, found from the cheap pose-only records.
     chosen = {kind: [] for kind in KINDS}
