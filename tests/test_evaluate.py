@@ -126,11 +126,17 @@ def test_eval_command_writes_metrics_predictions_and_report(checkpoint, tmp_path
     assert predictions["pred_hand_3d"].shape == (8, 21, 3)
     assert predictions["orig_K"].shape == (8, 3, 3) and predictions["id"].shape == (8,)
     # The file's numbers are the predictions' numbers; --no-report skips the plausibility.
-    for key, value in score(predictions, plausibility=not gt_2d).items():
+    scored = score(predictions, plausibility=not gt_2d)
+    if gt_2d:
+        # The lifter read the ground truth, which the file keeps as the 2D it read; no 2D was
+        # predicted, so no 2D error is reported (scoring the file would say 0 px).
+        assert np.array_equal(predictions["pred_hand_2d"], predictions["gt_hand_2d"])
+        assert scored.pop("hand_kp2d_mean_px") == scored.pop("object_kp2d_mean_px") == 0
+    assert metrics.keys() >= scored.keys()
+    assert ("hand_kp2d_mean_px" in metrics) != gt_2d
+    for key, value in scored.items():
         assert metrics[key] == pytest.approx(value), key
     assert ("pred_grasp_epsilon" in metrics) != gt_2d
-    if gt_2d:  # the lifter was fed the ground truth, which is then the predicted 2D
-        assert np.array_equal(predictions["pred_hand_2d"], predictions["gt_hand_2d"])
     assert (tmp_path / "report.md").is_file() != gt_2d
 
 

@@ -260,15 +260,23 @@ def test_a_failed_row_write_leaves_the_metrics_as_they_were(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_resume_with_persistent_workers_repeats_the_augmentation(tmp_path):
-    """Images streamed through persistent DataLoader workers, augmented: the workers' start
-    draws from torch's generator once, in the first epoch a process trains; a resumed run
-    starts them as the uninterrupted run did, so its epochs draw the same augmentation."""
-    extra = ("augment.colour=0.3", "data.in_memory=false", "data.num_workers=1")
+@pytest.mark.parametrize("resumed_workers", [1, 0])
+def test_resume_repeats_the_augmentation_whatever_the_workers(tmp_path, resumed_workers):
+    """Images streamed through a persistent DataLoader worker, augmented, then resumed with the
+    same worker or with none: the loader draws its workers' seed from its own generator, never
+    from torch's global one, which the epochs' augmentation reads, so both resumed runs end
+    with the uninterrupted run's weights."""
+    extra = ("augment.colour=0.3", "data.in_memory=false")
     extra += ("data.num_train=16", "data.num_val=16")
-    straight = train(tiny("encoder", "optim.epochs=2", *extra), tmp_path / "straight")
-    train(tiny("encoder", "optim.epochs=1", *extra), tmp_path / "resumed")
-    resumed = train(tiny("encoder", "optim.epochs=2", *extra), tmp_path / "resumed", resume=True)
+    straight = train(
+        tiny("encoder", "optim.epochs=2", "data.num_workers=1", *extra), tmp_path / "straight"
+    )
+    train(tiny("encoder", "optim.epochs=1", "data.num_workers=1", *extra), tmp_path / "resumed")
+    resumed = train(
+        tiny("encoder", "optim.epochs=2", f"data.num_workers={resumed_workers}", *extra),
+        tmp_path / "resumed",
+        resume=True,
+    )
     assert _rows(tmp_path / "resumed") == _rows(tmp_path / "straight")
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name

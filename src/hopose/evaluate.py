@@ -78,6 +78,11 @@ def _self_crop_outputs(
     return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}
 
 
+def _without(predictions: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``predictions`` less ``keys``."""
+    return {key: value for key, value in predictions.items() if key not in keys}
+
+
 def predict_split(
     model: HoposeNet,
     dataset: Dataset,
@@ -266,12 +271,15 @@ def run_eval(
         self_crop_margin=trained.data.self_crop_margin, batch_size=batch_size, device=device,
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
+    # Fed the true 2D, the lifter's "predicted" 2D is the truth: no 2D error is scored (it
+    # would read 0 px), though predictions.npz keeps the 2D the lifter read.
+    unscored = ("pred_hand_2d", "pred_obj_2d") if gt_2d else ()
     unrefined = None
     if weights is not None:
         predictions = refine_predictions(predictions, weights)
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
-        unrefined = summarize(frame_metrics(raw, plausibility=plausibility))
+        unrefined = summarize(frame_metrics(_without(raw, unscored), plausibility=plausibility))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
     # Square records of a model that does not self-crop are cut around the true hand and box:
@@ -284,7 +292,7 @@ def run_eval(
         else f"from the images ({data.crop})"
     )  # fmt: skip
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
-    columns = frame_metrics(predictions, plausibility=plausibility)
+    columns = frame_metrics(_without(predictions, unscored), plausibility=plausibility)
     summary = {
         **summarize(columns),
         "protocol": "gt_2d" if gt_2d else "gt_box" if gt_box else "image",

@@ -566,6 +566,10 @@ def _loader(
     # A last training batch of one sample stops BatchNorm in training mode ("Expected more than
     # 1 value per channel") where the ResNet's last map is 1x1 (32-px images): it is dropped.
     shard = len(sampler) if sampler is not None else len(dataset)
+    # Each DataLoader iterator draws its workers' base seed from ``generator``; left None, it
+    # would draw from torch's global generator, once per epoch without workers and once in all
+    # with persistent ones, so data.num_workers would change the epochs' augmentation and
+    # dropout. Samples depend on their index alone, so the workers' seeds change nothing else.
     return DataLoader(
         dataset,
         batch_size=cfg.optim.batch_size,
@@ -576,6 +580,7 @@ def _loader(
         pin_memory=runtime.device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=ExitWithParent(),
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
 
 
@@ -586,21 +591,6 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     if rank == 0:
         return seed + epoch
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-
-
-def _start_workers_as_at_epoch_0(loader: DataLoader | TensorSplit, seed: int) -> None:
-    """Start a resumed run's persistent DataLoader workers as the uninterrupted run did.
-
-    Starting them draws their base seed from torch's global generator: the uninterrupted run
-    did so once, in its first epoch just after seeding that generator with ``seed``, and its
-    later epochs draw nothing there. Started here from that state, on a fork of the generator,
-    the workers get the same seeds and the resumed epochs the same draws (augmentation,
-    dropout) as the uninterrupted run's.
-    """
-    if isinstance(loader, DataLoader) and loader.persistent_workers:
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            iter(loader)
 
 
 def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
@@ -868,8 +858,6 @@ def _train(
         _drop_rows_after(out_dir / METRICS_FILE, start_epoch)
         writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
 
-    if 0 < start_epoch < cfg.optim.epochs:
-        _start_workers_as_at_epoch_0(train_loader, epoch_seed(cfg.seed, 0, runtime.rank))
     for epoch in range(start_epoch, cfg.optim.epochs):
         _set_epoch(train_loader, cfg.seed, epoch)
         # Augmentation, perturbation and dropout, reproducible after a resume.
