@@ -100,6 +100,24 @@ def test_fit_cuboid_of_a_mirrored_labelling_and_of_a_point():
     torch.testing.assert_close(fit_cuboid(point), point)
 
 
+@pytest.mark.parametrize("iterations", [1, 8])
+def test_fit_cuboid_of_mirrored_corners_is_the_mirrored_fit(iterations):
+    """Corners reflected in the plane z = 0 are a mirrored labelling of the reflected box; their
+    fit is the reflected fit, with one alternation too (refine_pose's), where starting from
+    s = 1 had put such boxes up to hundreds of times farther from their corners than needed."""
+    boxes, _, _ = _boxes(64, seed=5)
+    noisy = boxes + 6 * torch.randn(
+        boxes.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64
+    )
+    reflect = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        fit_cuboid(noisy @ reflect, iterations=iterations),
+        fit_cuboid(noisy, iterations=iterations) @ reflect,
+        atol=1e-9,
+        rtol=0,
+    )
+
+
 def _penetrating_cases() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """eval_cases' grasp with joints pushed into the box, and the 2D of the pushed pose.
 

@@ -232,9 +232,14 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     zero, so c is the corners' mean; with Y_k = X_k - c and A = sum_k Y_k g_k^T (3, 3), the best
     s for a fixed R is ``s_a = r_a . A_a / 8`` (column a of R and of A), and the best R for a
     fixed s is the rotation closest to ``A diag(s)`` (Procrustes, by SVD with the sign
-    correction of a proper rotation). Alternating the two from s = 1 (R = the rotation of A's
-    polar decomposition, exact for an exact cuboid) converges in a few steps. A half-size may
-    come out negative: the corners are then a mirrored labelling of a cuboid, still exact. A
+    correction of a proper rotation). Alternating the two converges in a few steps. A half-size
+    may come out negative: the corners are then a mirrored labelling of a cuboid, still exact.
+    The start is s = (1, 1, sign det A), so that A diag(s) has a positive determinant and R is
+    its polar rotation, exact for an exact cuboid of either handedness: starting a mirrored
+    labelling (det A < 0) from s = 1 made R flip A's weakest direction instead, and one
+    alternation (what :func:`hopose.refine.refine_pose` runs after each step) left such boxes
+    several times farther from the corners than their best cuboid. The start makes the fit
+    equivariant under reflections: the fit of mirrored corners is the mirrored fit. A
     batch element with a non-finite corner gives NaN corners (the others are unaffected)
     instead of an error of the SVD.
 
@@ -250,7 +255,9 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     signs = corner_signs().to(corners)  # (8, 3)
     centre = corners.mean(dim=-2, keepdim=True)
     A = (corners - centre).transpose(-1, -2) @ signs  # (..., 3, 3) column a: sum_k g_ka Y_k
+    handedness = torch.sign(torch.linalg.det(A))
     half = torch.ones_like(A[..., 0, :])  # (..., 3)
+    half[..., -1] = torch.where(handedness == 0, torch.ones_like(handedness), handedness)
     for _ in range(iterations):
         U, _, Vh = torch.linalg.svd(A * half[..., None, :])
         sign = torch.sign(torch.linalg.det(U @ Vh))
