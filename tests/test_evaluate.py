@@ -24,6 +24,7 @@ from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 from hopose.refine import refine_pose, refine_predictions, refine_weights
 from hopose.scoring import score
+from hopose.train import RecordList
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -478,6 +479,29 @@ def _check_self_crops(passes, frame_K: torch.Tensor, frame_size: tuple[int, int]
         frame_2d = apply_affine(torch.linalg.inv(A[k - 1]), passes[k - 1][1])
         expected = crop_affine(*square_around(frame_2d, margin), 32)
         torch.testing.assert_close(A[k], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_self_cropping_from_cached_records_is_refused_naming_the_cache(
+    tmp_path, monkeypatch, capsys
+):
+    # A prepared cache holds network images, not the whole frames the self-crops are cut from.
+    cfg = load_config(
+        CONFIGS / "synthetic" / "end2end.yaml",
+        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
+         "model.head=heatmap"],
+    )  # fmt: skip
+    path = tmp_path / "model.pt"
+    save_checkpoint(
+        model_checkpoint(build_model(cfg.model), cfg, trained=("encoder", "lifter")), path
+    )
+    records = RecordList([SyntheticHandObject(2, 0, image_size=32)[i] for i in range(2)])
+    monkeypatch.setattr(evaluate, "build_split", lambda data, split, with_images: records)
+    cache = tmp_path / "cache"
+    args = ["eval", str(path), "--data", "synthetic", "--cache", str(cache)]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"hopose eval: error: {cache}: self-cropping from images cuts its views from whole frames"
+    )
 
 
 def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path, monkeypatch):

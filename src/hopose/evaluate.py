@@ -263,8 +263,9 @@ def run_eval(
         raise ValueError(f"split: {data.name} {split!r} at {where} has no frames to evaluate")
     if iterations and not hasattr(dataset, "view"):
         raise ValueError(
-            f"data.name: self-cropping from images renders views of the synthetic frames; "
-            f"{data.name} has none (evaluate it with --gt-2d)"
+            f"{data.cache}: self-cropping from images cuts its views from whole frames, which "
+            f"these cached records do not hold: evaluate {data.name} without the cache (from "
+            f"data.root, or rendered for synthetic data), or with --gt-2d"
         )
     predictions = predict_split(
         model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations,

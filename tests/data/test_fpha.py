@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,10 @@ from dataset_fixtures import (
     write_ply,
 )
 
+from hopose.checkpoint import model_checkpoint, save_checkpoint
+from hopose.cli import main
+from hopose.config import load_config
+from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.data import FPHA, build_dataset
 from hopose.data.fpha import (
     FPHA_COLOR_K,
@@ -26,6 +32,7 @@ from hopose.data.fpha import (
 )
 from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
+from hopose.models import build_model
 from hopose.skeleton import FPHA_TO_CANONICAL
 
 
@@ -227,3 +234,41 @@ def test_a_non_text_or_unreadable_annotation_names_the_file_or_is_skipped(root, 
     split_file.write_bytes(b"Training 1\n\xff\xfe\n")
     with pytest.raises(DataFileError, match=r"data_split_action_recognition\.txt: not a text"):
         FPHA(root, "train", protocol="action", with_images=False)
+
+
+def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_path):
+    """From the images, a model trained on crops reads each real frame whole, then the squares
+    its own 2D places (views cut from the full-size JPEGs): no ground truth places a crop."""
+    cfg = load_config(
+        CONFIGS / "synthetic" / "end2end.yaml",
+        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
+         "model.head=heatmap", "data.self_crop=2"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(
+        model_checkpoint(build_model(cfg.model), cfg, trained=("encoder", "lifter")), checkpoint
+    )
+    frames = FPHA(root, "test", with_images=False)
+    for path in frames.image_paths:
+        write_image(path, (1920, 1080), dot=(960, 540), radius=40)
+    views = []
+    original_view = FPHA.view
+
+    def counted(self, index, affine):
+        views.append(index)
+        return original_view(self, index, affine)
+
+    out = tmp_path / "eval"
+    args = ["eval", str(checkpoint), "--data", "fpha", "--root", str(root), "--out", str(out)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FPHA, "view", counted)
+        assert main([*args, "--no-report"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["protocol"], metrics["crop"], metrics["self_crop"]) == ("image", "resize", 2)
+    # Every frame is seen three times, whole and then through two crops.
+    assert sorted(views) == sorted(list(range(len(frames))) * 3)
+    predictions = np.load(out / "predictions.npz")
+    assert len(predictions["id"]) == len(frames) > 0
+    assert np.isfinite(predictions["pred_hand_3d"]).all()
+    assert np.isfinite(predictions["pred_hand_2d"]).all()

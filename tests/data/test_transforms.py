@@ -9,6 +9,7 @@ import torch
 from dataset_fixtures import write_image
 from PIL import Image
 
+from hopose.crop import apply_affine, crop_affine
 from hopose.data import transforms
 from hopose.data.transforms import (
     MIRROR_CORNER_ORDER,
@@ -20,6 +21,7 @@ from hopose.data.transforms import (
     mirror_frame,
     read_image,
     read_pickle,
+    view_frame,
 )
 from hopose.geometry import box_corners, project_points
 from hopose.skeleton import CORNER_SIGNS
@@ -153,6 +155,50 @@ def test_the_pixels_show_a_point_where_the_records_K_projects_it(tmp_path, side,
     # the 200x100 frame to 64 px (s = 0.32 / 0.64), and +0.07 px enlarging the 56-px square.
     record = frame_to_record(_blob_frame(tmp_path, side), image_size=size, crop=crop)
     np.testing.assert_allclose(_weighted_centre(record["image"]), record["hand_2d"][12], atol=0.05)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize(
+    ("side_px", "turn"),
+    [(40.0, 0.0), (30.0, 0.4), (150.0, 0.0)],
+    ids=["enlarge", "turned", "shrink"],
+)
+def test_a_view_shows_a_point_where_its_map_takes_the_records_projection(
+    tmp_path, side, side_px, turn
+):
+    # Self-cropping's views are maps A of the record's frame, a left hand's mirrored one in which
+    # the record's orig_K projects: the blob drawn at joint 12 must appear at A (orig_K X_12).
+    # The squares are centred 6 px right and 3 px above the blob and, turned by 0.4 rad, the
+    # blob's offset turns too; the 150-px square reaches beyond the 200x100 frame (black). Shrunk
+    # to 0.64 view px of sd, the blob is sampled a little unevenly: its centroid moves by up to
+    # 0.07 px, where half a pixel's slip of the convention would move it by 0.5.
+    frame = _blob_frame(tmp_path, side)
+    record = frame_to_record(frame, image_size=64, with_images=False)
+    point = project_points(
+        torch.as_tensor(record["hand_3d"][12:13], dtype=torch.float64),
+        torch.as_tensor(record["orig_K"], dtype=torch.float64),
+    )  # (1, 2)
+    A = crop_affine(
+        point + torch.tensor([[6.0, -3.0]], dtype=torch.float64),
+        torch.tensor([side_px], dtype=torch.float64),
+        64,
+        torch.tensor([turn], dtype=torch.float64),
+    )
+    view = view_frame(frame, A[0].numpy(), 64)
+    assert view.shape == (64, 64, 3) and view.dtype == np.uint8
+    expected = apply_affine(A, point[None])[0, 0].numpy()
+    np.testing.assert_allclose(_weighted_centre(view), expected, atol=0.1)
+
+
+def test_a_view_of_the_whole_frame_is_the_resized_records_image(tmp_path):
+    # The same frame through the record's own map (its K over orig_K): the whole frame resized to
+    # 64 px, here by PIL's box filter and there by warp_image; the two resamplings agree to a few
+    # levels of 255.
+    frame = make_frame(tmp_path)
+    record = frame_to_record(frame, image_size=64)
+    A = record["K"].astype(np.float64) @ np.linalg.inv(record["orig_K"].astype(np.float64))
+    difference = np.abs(view_frame(frame, A, 64).astype(int) - record["image"].astype(int))
+    assert difference.mean() < 3
 
 
 def test_corrupt_and_missing_images_name_the_file(tmp_path):

@@ -31,7 +31,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from hopose.crop import square_around
+from hopose.crop import square_around, warp_image
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.skeleton import CORNER_SIGNS
 
@@ -217,6 +217,33 @@ def image_geometry(
     return scale_intrinsics(K, scale_x, scale_y).numpy(), box
 
 
+def read_frame_image(frame: Frame, min_size: tuple[int, int] | None = None) -> Image.Image:
+    """The frame's image (:func:`read_image`), which must have the size the annotation assumes
+    (``frame.orig_size``): a mismatch means a wrong file or layout and raises DataFileError
+    naming it."""
+    width, height = frame.orig_size
+    if read_image_size(frame.image_path) != (width, height):
+        found = read_image_size(frame.image_path)
+        raise DataFileError(
+            f"{frame.image_path}: image is {found[0]}x{found[1]}, expected {width}x{height}"
+        )
+    return read_image(frame.image_path, min_size)
+
+
+def view_frame(frame: Frame, affine: np.ndarray, image_size: int) -> np.ndarray:
+    """The (S, S, 3) uint8 image, S = ``image_size``, that an affine map (3, 3) of the frame's
+    pixels onto the network image's shows, black beyond the frame (bilinear, antialiased when
+    shrinking: :func:`hopose.crop.warp_image`). The map is of the record's frame, a left
+    hand's mirrored one, in which the record's ``orig_K`` projects (:func:`frame_to_record`)."""
+    pixels = torch.from_numpy(np.array(read_frame_image(frame)))  # (H, W, 3) uint8, full size
+    image = pixels.permute(2, 0, 1)[None]  # (1, 3, H, W)
+    if frame.side == "left":
+        image = image.flip(-1)  # column u -> W - 1 - u, as mirror_frame's camera
+    affine_t = torch.as_tensor(affine, dtype=torch.float64)[None]  # (1, 3, 3)
+    warped = warp_image(image, affine_t, image_size)[0]  # (3, S, S) in [0, 1]
+    return (warped * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 def load_network_image(
     frame: Frame, image_size: int, box: tuple[float, float, float, float]
 ) -> np.ndarray:
@@ -229,17 +256,12 @@ def load_network_image(
     a wrong file or layout and raises DataFileError naming it.
     """
     width, height = frame.orig_size
-    if read_image_size(frame.image_path) != (width, height):
-        found = read_image_size(frame.image_path)
-        raise DataFileError(
-            f"{frame.image_path}: image is {found[0]}x{found[1]}, expected {width}x{height}"
-        )
     # Decode no finer than needed: the box must keep at least image_size pixels a side.
     min_size = (
         int(np.ceil(width * image_size / (box[2] - box[0]))),
         int(np.ceil(height * image_size / (box[3] - box[1]))),
     )
-    image = read_image(frame.image_path, min_size)
+    image = read_frame_image(frame, min_size)
     # Decoded at 1/s (s = 1, 2, 4 or 8) the image is ceil(W / s) wide, its last column partly
     # padding when s does not divide W: the scale is 1/s, not its size over the frame's. Pixel
     # edges (PIL's coordinates, in which ``box`` is given) scale exactly by 1/s.
@@ -383,6 +405,13 @@ class FrameDataset(Dataset):
                 len(self.skipped),
                 self.skipped[0],
             )
+
+    def view(self, index: int, affine: np.ndarray) -> np.ndarray:
+        """Frame ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its pixels
+        shows (:func:`view_frame`): the views of self-cropping (docs/training.md), which place
+        their squares from the model's own 2D, so that a crop-trained model is evaluated from
+        the images with no ground truth placing them."""
+        return view_frame(self.frame(index), affine, self.image_size)
 
     def __getitem__(self, index: int) -> dict:
         return frame_to_record(
