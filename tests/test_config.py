@@ -135,10 +135,10 @@ def test_dataset_options_are_the_constructor_arguments_the_config_does_not_set()
     """SyntheticHandObject(num_samples, seed, image_size, *, with_images, free_fraction,
     focal_scale, crop, jitter): build_dataset sets the others; FPHA(root, split, *, protocol,
     **options) hands the rest to FrameDataset(*, image_size, crop, margin, with_images,
-    on_error)."""
+    on_error, jitter)."""
     assert dataset_options("synthetic") == ("free_fraction", "focal_scale", "jitter")
-    assert dataset_options("fpha") == ("protocol", "margin", "on_error")
-    assert dataset_options("obman") == ("shapenet_root", "margin", "on_error")
+    assert dataset_options("fpha") == ("protocol", "margin", "on_error", "jitter")
+    assert dataset_options("obman") == ("shapenet_root", "margin", "on_error", "jitter")
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_dataset_options_are_the_constructor_arguments_the_config_does_not_set()
          "('free_fraction', 'focal_scale', 'jitter')"),
         # build_dataset passes the crop itself: as an option it was a TypeError traceback too.
         ("data:\n  name: fpha\n", "data.options.crop=square", "unknown key data.options.crop: "
-         "the fpha dataset takes ('protocol', 'margin', 'on_error')"),
+         "the fpha dataset takes ('protocol', 'margin', 'on_error', 'jitter')"),
     ],
 )  # fmt: skip
 def test_an_unknown_dataset_option_is_named(tmp_path, text, override, message):

@@ -12,6 +12,7 @@ from hopose.crop import (
     apply_affine,
     crop_affine,
     frame_square,
+    jittered_square,
     resize_affine,
     self_crop,
     self_crop_image,
@@ -253,3 +254,30 @@ def test_warp_of_a_frame_thinner_than_its_shrink_keeps_its_row():
     columns = out[0, 0, :, 1:-1].sum(dim=0)  # (14,)
     assert columns.min() > 0
     torch.testing.assert_close(columns, columns.mean().expand(14))
+
+
+def test_jittered_squares_scale_shift_and_turn_within_their_ranges():
+    """400 draws around a 300-px square at (900, 500) of a 1920x1080 frame: each map is
+    (64 / side') R(angle) about centre'; reading side', centre' and angle back from it, the
+    crops lie within x0.8-1.25, +-10% of side' and +-30 deg, and about 15% show the whole frame
+    (side' = 1920 x 0.8-1.25, turned +-10 deg)."""
+    centre = torch.tensor([[900.0, 500.0]], dtype=torch.float64)
+    side = torch.tensor([300.0], dtype=torch.float64)
+    whole = 0
+    for seed in range(400):
+        A = jittered_square(centre, side, (1920, 1080), 64, np.random.default_rng(seed))[0]
+        scale = math.hypot(A[0, 0], A[0, 1])
+        drawn_side = 64 / scale
+        angle = math.degrees(math.atan2(A[0, 1], A[0, 0]))
+        # The frame point that lands on the image's centre (32, 32) is the drawn centre.
+        drawn_centre = torch.linalg.solve(A, torch.tensor([32.0, 32.0, 1.0], dtype=A.dtype))[:2]
+        if drawn_side > 1920 * 0.8 - 1e-6:
+            whole += 1
+            base_side, base_centre, turn = 1920.0, torch.tensor([960.0, 540.0]), 10.0
+        else:
+            base_side, base_centre, turn = 300.0, centre[0], 30.0
+        assert 0.8 - 1e-9 <= drawn_side / base_side <= 1.25 + 1e-9
+        offset = (drawn_centre - base_centre.to(A.dtype)).abs() / drawn_side
+        assert (offset <= 0.1 + 1e-9).all()
+        assert abs(angle) <= turn + 1e-9
+    assert 0.10 <= whole / 400 <= 0.20

@@ -13,6 +13,8 @@ scaled, shifted or rotated, exactly (docs/training.md).
 - :func:`frame_square`: the square of the frame's longer side around its centre (the whole
   frame at one scale, letterboxed), the first view of self-cropping.
 - :func:`square_around`: the square around 2D points with a margin.
+- :func:`jittered_square`: a training crop, the square around hand and object randomly scaled,
+  shifted and turned, or the whole frame (:data:`WHOLE_FRAME_SHARE` of the samples).
 - :func:`warp_image`: the network image an affine map shows of a frame's pixels.
 - :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
   truth placing the crop: a first pass on the
@@ -117,6 +119,44 @@ def frame_square(frame_size: tuple[int, int], like: Tensor) -> tuple[Tensor, Ten
     """Centre (1, 2) and side (1,) of the square of the frame's longer side around its centre."""
     width, height = frame_size
     return like.new_tensor([[width / 2, height / 2]]), like.new_tensor([float(max(width, height))])
+
+
+# Share of jittered square-crop samples that show the whole frame (self-cropping's first view):
+# the first pass only places the crop, so most samples train the crop pass (docs/training.md).
+WHOLE_FRAME_SHARE = 0.15
+# The jitter of the other samples: scale ×0.8-1.25 (uniform in log), shift ±10% of the side per
+# axis, turn ±30°; the whole frame turns ±10° only.
+JITTER_SCALE = (0.8, 1.25)
+JITTER_SHIFT = 0.1
+JITTER_TURN = np.pi / 6
+WHOLE_FRAME_TURN = np.pi / 18
+
+
+def jittered_square(
+    centre: Tensor,
+    side: Tensor,
+    frame_size: tuple[int, int],
+    image_size: int,
+    rng: np.random.Generator,
+) -> Tensor:
+    """A training crop's map: the square of ``centre`` (1, 2) and ``side`` (1,) frame pixels
+    (around hand and object) randomly scaled, shifted and turned, or, for a share
+    :data:`WHOLE_FRAME_SHARE` of the draws, the whole frame (:func:`frame_square`), slightly
+    jittered, as self-cropping's first pass sees it.
+
+    Returns:
+        (1, 3, 3) map of the frame onto the ``image_size`` square (:func:`crop_affine`), in
+        ``side``'s dtype; the draws are ``rng``'s, in a fixed order.
+    """
+    turn = JITTER_TURN
+    if rng.uniform() < WHOLE_FRAME_SHARE:
+        centre, side = frame_square(frame_size, side)
+        turn = WHOLE_FRAME_TURN
+    low, high = JITTER_SCALE
+    side = side * float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    centre = centre + side.new_tensor(rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, 2)) * side
+    angle = side.new_tensor([rng.uniform(-1.0, 1.0) * turn])
+    return crop_affine(centre, side, image_size, angle)
 
 
 def apply_affine(A: Tensor, points: Tensor) -> Tensor:

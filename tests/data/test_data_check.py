@@ -60,7 +60,8 @@ def test_prepare_writes_a_cache_equal_to_the_raw_records(tmp_path):
     assert main([*args, "--image-size", "32"]) == 0
     cache = CacheDataset(out)
     assert cache.info == {
-        "name": "fpha", "split": "val", "image_size": 32, "crop": "resize", "protocol": "hope"
+        "name": "fpha", "split": "val", "image_size": 32, "crop": "resize", "protocol": "hope",
+        "jitter": False,
     }  # fmt: skip
     assert len(cache) == len(raw) == 2
     for index in range(2):

@@ -567,7 +567,9 @@ def test_numpy_scalars_are_numbers_and_are_recorded_as_json():
         np.int64(2), np.int64(0), with_images=False, free_fraction=np.float32(0.5),
         focal_scale=np.float32(1.5),
     )  # fmt: skip
-    assert json.loads(json.dumps(dataset.variant)) == {"free_fraction": 0.5, "focal_scale": 1.5}
+    assert json.loads(json.dumps(dataset.variant)) == {
+        "jitter": False, "free_fraction": 0.5, "focal_scale": 1.5
+    }  # fmt: skip
     assert dataset.focal_range == (1.5, 1.5)
     assert SyntheticHandObject(2, 0, focal_scale=np.array([2.0, 1.0])).focal_range == (1.0, 2.0)
 

@@ -201,6 +201,53 @@ def test_a_view_of_the_whole_frame_is_the_resized_records_image(tmp_path):
     assert difference.mean() < 3
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_a_jittered_square_shows_the_point_where_its_K_projects_it(tmp_path, side):
+    # A training crop of a real frame: the square around hand and box scaled, shifted and turned
+    # (seeds 0, 1, 5, 6 turn it by 18.8, -11.3, -26.8 and 29.2 deg; seed 3 draws the whole
+    # frame, turned by -8.1 deg), cut from the full-size frame: its K is the view's map @ the
+    # (mirrored) original K, and the blob at joint 12 shows where that K projects the joint.
+    frame = _blob_frame(tmp_path, side)
+    plain = frame_to_record(frame, image_size=64, crop="square", with_images=False)
+    for seed in (0, 1, 5, 6, 3):
+        record = frame_to_record(
+            frame, image_size=64, crop="square", jitter=np.random.default_rng(seed)
+        )
+        affine = record["K"].astype(np.float64) @ np.linalg.inv(record["orig_K"])
+        assert not np.allclose(record["K"], plain["K"], atol=1e-3)
+        np.testing.assert_allclose(record["orig_K"], plain["orig_K"])
+        expected = project_points(
+            torch.as_tensor(record["hand_3d"], dtype=torch.float64),
+            torch.as_tensor(record["K"], dtype=torch.float64),
+        )
+        np.testing.assert_allclose(record["hand_2d"], expected.numpy(), atol=1e-3)
+        np.testing.assert_allclose(
+            _weighted_centre(record["image"]), record["hand_2d"][12], atol=0.1
+        )
+        np.testing.assert_array_equal(record["image"], view_frame(frame, affine, 64))
+
+
+def test_a_real_datasets_jitter_is_a_function_of_the_index(tmp_path):
+    frame = make_frame(tmp_path)
+
+    class OneFrame(FrameDataset):
+        def __len__(self) -> int:
+            return 3
+
+        def frame(self, index: int) -> Frame:
+            return frame
+
+    jittered = OneFrame(image_size=32, crop="square", jitter=True, with_images=False)
+    again = OneFrame(image_size=32, crop="square", jitter=True, with_images=False)
+    np.testing.assert_array_equal(jittered[1]["K"], again[1]["K"])
+    assert not np.allclose(jittered[1]["K"], jittered[2]["K"])
+    plain = OneFrame(image_size=32, crop="square", with_images=False)
+    assert not np.allclose(jittered[1]["K"], plain[1]["K"])
+    assert plain.variant == {"jitter": False} and jittered.variant == {"jitter": True}
+    with pytest.raises(ValueError, match="jitter: expected true or false, got 'false'"):
+        OneFrame(crop="square", jitter="false")
+
+
 def test_corrupt_and_missing_images_name_the_file(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 this is not a jpeg")

@@ -196,7 +196,7 @@ class DexYCB(FrameDataset):
         if split not in DEXYCB_SETUPS[setup]:
             raise ValueError(f"split: DexYCB has {tuple(DEXYCB_SETUPS[setup])}, got {split!r}")
         self.root, self.split, self.setup = Path(root), split, setup
-        self.variant = {"setup": setup}
+        self.variant["setup"] = setup
         subjects, serials, sequences = DEXYCB_SETUPS[setup][split]
         self.missing: list[str] = []
         self.intrinsics: dict[str, np.ndarray] = {}

@@ -204,7 +204,7 @@ class FPHA(FrameDataset):
                 f"split: FPHA protocol {protocol!r} has {PROTOCOL_SPLITS[protocol]}, got {split!r}"
             )
         self.root, self.split, self.protocol = Path(root), split, protocol
-        self.variant = {"protocol": protocol}
+        self.variant["protocol"] = protocol
         self.hand_root = _first_existing(self.root, HAND_DIRS)
         self.object_root = _first_existing(self.root, OBJECT_DIRS)
         self.unannotated: list[str] = []  # frames in only one of the two annotation files

@@ -93,7 +93,7 @@ class HO3D(FrameDataset):
         if version not in HO3D_VERSIONS:
             raise ValueError(f"version: HO-3D has {tuple(HO3D_VERSIONS)}, got {version!r}")
         self.root, self.split, self.version = Path(root), split, version
-        self.variant = {"version": version}
+        self.variant["version"] = version
         list_path = self.root / HO3D_SPLITS[split]
         try:
             lines = list_path.read_text().split()

@@ -76,10 +76,11 @@ Images are rendered by :mod:`hopose.data.render` directly at ``image_size`` with
 image's intrinsics, from the original camera exactly as the real loaders do
 (:func:`hopose.data.transforms.image_geometry`): ``crop="resize"`` scales the whole frame per
 axis, ``crop="square"`` cuts the square around the 29 projected keypoints with its margin. With
-``jitter`` (a training augmentation) that square is randomly scaled (×0.8-1.25), shifted (±10%
-of its side) and turned (±30°), and a share :data:`WHOLE_FRAME_SHARE` of the samples instead
-shows the whole frame at one scale (:func:`hopose.crop.frame_square`, turned by ±10°), the first
-view of self-cropping; the network image's K is then ``A @ orig_K``, A the frame -> image affine
+``jitter`` (a training augmentation, :func:`hopose.crop.jittered_square`, as the real loaders')
+that square is randomly scaled (×0.8-1.25), shifted (±10% of its side) and turned (±30°), and a
+share :data:`~hopose.crop.WHOLE_FRAME_SHARE` of the samples instead shows the whole frame at one
+scale (:func:`hopose.crop.frame_square`, turned by ±10°), the first view of self-cropping; the
+network image's K is then ``A @ orig_K``, A the frame -> image affine
 map (:mod:`hopose.crop`). Rendering a crop directly is rendering the frame at full resolution and
 cutting the crop out, without the resampling; :meth:`SyntheticHandObject.view` renders any
 affine view, which is what self-cropping at inference reads (no ground truth places it). The
@@ -101,7 +102,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hopose.crop import crop_affine, frame_square
+from hopose.crop import jittered_square
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.data.transforms import CROPS, DEFAULT_IMAGE_SIZE, Frame, image_geometry
 from hopose.geometry import axis_angle_to_matrix, project_points
@@ -112,9 +113,6 @@ from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, NUM_JOINTS,
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # Default probability of a free (approach/release) frame, without contact (module docstring, 4).
 DEFAULT_FREE_FRACTION = 0.2
-# Share of jittered square-crop samples that show the whole frame (self-cropping's first view):
-# the first pass only places the crop, so most samples train the crop pass (docs/training.md).
-WHOLE_FRAME_SHARE = 0.15
 
 # Box sizes (x, y, z) in mm, z the longest side. The FPHA-HO objects' sizes are approximations
 # chosen by eye from the dataset's images, not measured from its models.
@@ -867,6 +865,7 @@ class SyntheticHandObject(Dataset):
         # when left at their defaults (as the real loaders' ``variant``), so that a config asking
         # other ones is refused instead of reading these samples.
         self.variant: dict[str, Any] = {
+            "jitter": jitter,
             "free_fraction": float(free_fraction),
             "focal_scale": (
                 float(focal_scale) if isinstance(focal_scale, Real) else [*map(float, focal_scale)]
@@ -946,14 +945,7 @@ class SyntheticHandObject(Dataset):
         centre = torch.as_tensor(np.linalg.solve(affine, [S / 2, S / 2, 1.0])[None, :2])
         side = torch.tensor([S / affine[0, 0]], dtype=torch.float64)
         rng = np.random.default_rng([self.seed, index, 3])
-        turn = np.pi / 6
-        if rng.uniform() < WHOLE_FRAME_SHARE:
-            centre, side = frame_square(FPHA_IMAGE_SIZE, side)
-            turn = np.pi / 18
-        side = side * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
-        centre = centre + torch.as_tensor(rng.uniform(-0.1, 0.1, 2)) * side
-        angle = torch.tensor([rng.uniform(-1.0, 1.0) * turn], dtype=torch.float64)
-        return crop_affine(centre, side, S, angle)[0].numpy()
+        return jittered_square(centre, side, FPHA_IMAGE_SIZE, S, rng)[0].numpy()
 
     def view(self, index: int, affine: np.ndarray) -> np.ndarray:
         """Sample ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its 1920×1080

@@ -25,13 +25,14 @@ import logging
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from hopose.crop import square_around, warp_image
+from hopose.crop import jittered_square, square_around, warp_image
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.skeleton import CORNER_SIGNS
 
@@ -42,6 +43,8 @@ CROPS: tuple[str, ...] = ("resize", "square")
 DEFAULT_IMAGE_SIZE = 224
 # Fraction of the hand-object square added on each side by ``crop="square"``.
 DEFAULT_MARGIN = 0.2
+# Second seed word of a real sample's jitter generator, default_rng([index, JITTER_STREAM]).
+JITTER_STREAM = 3
 
 # Negating x maps the box corner with signs (sx, sy, sz) to the one with (-sx, sy, sz): reordering
 # by this index after a mirror keeps the corners in docs/conventions.md §1 order in a right-handed
@@ -285,6 +288,7 @@ def frame_to_record(
     crop: str = "resize",
     margin: float = DEFAULT_MARGIN,
     with_images: bool = True,
+    jitter: np.random.Generator | None = None,
 ) -> dict:
     """The docs/conventions.md §6 record of a frame: image, K, 3D and reprojected 2D, original
     camera.
@@ -295,13 +299,26 @@ def frame_to_record(
         crop: "resize" (whole frame) or "square" (hand-object square with ``margin``).
         margin: see :func:`square_crop_box`.
         with_images: when False, ``image`` is a (0, 0, 3) placeholder and no pixel is read.
+        jitter: with ``crop="square"``, the generator of a training crop's jitter: the square
+            randomly scaled, shifted and turned, or the whole frame
+            (:func:`hopose.crop.jittered_square`), cut by :func:`view_frame`; K is then the
+            view's map @ the (mirrored) original K. None: the square as it is.
 
     Returns:
         A dict with the keys of :data:`hopose.data.sample.SAMPLE_KEYS`; arrays are float32.
     """
     seen = mirror_frame(frame) if frame.side == "left" else frame
     K, box = image_geometry(seen, image_size, crop, margin)
-    if with_images:
+    if jitter is not None and crop == "square":
+        centre = torch.tensor([[box[0] + box[2], box[1] + box[3]]], dtype=torch.float64) / 2
+        side = torch.tensor([box[2] - box[0]], dtype=torch.float64)
+        affine = jittered_square(centre, side, frame.orig_size, image_size, jitter)[0].numpy()
+        K = affine @ np.asarray(seen.orig_K, dtype=np.float64)
+        if with_images:
+            image = view_frame(frame, affine, image_size)
+        else:
+            image = np.zeros((0, 0, 3), dtype=np.uint8)
+    elif with_images:
         image = load_network_image(frame, image_size, _sampling_box(box, seen, frame, image_size))
         if frame.side == "left":
             image = np.ascontiguousarray(image[:, ::-1])
@@ -363,6 +380,10 @@ class FrameDataset(Dataset):
         margin: the square crop's margin, a fraction of its side on each side.
         with_images: False skips reading pixels (``image`` is a (0, 0, 3) placeholder).
         on_error: "raise" on a malformed annotation found while indexing, or "skip" it.
+        jitter: with ``crop="square"``, jitter the square (a training augmentation,
+            :func:`hopose.crop.jittered_square`, as the synthetic data's): sample ``i``'s draws
+            come from a generator seeded with ``i``, so it shows the same square every epoch
+            and every run.
     """
 
     def __init__(
@@ -373,6 +394,7 @@ class FrameDataset(Dataset):
         margin: float = DEFAULT_MARGIN,
         with_images: bool = True,
         on_error: str = "raise",
+        jitter: bool = False,
     ):
         if crop not in CROPS:
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
@@ -382,11 +404,14 @@ class FrameDataset(Dataset):
             raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
             raise ValueError(f"margin: expected a share of the square's side >= 0, got {margin!r}")
-        self.image_size, self.crop, self.margin = image_size, crop, margin
+        if not isinstance(jitter, bool):  # a string such as "no" would count as on
+            raise ValueError(f"jitter: expected true or false, got {jitter!r}")
+        self.image_size, self.crop, self.margin, self.jitter = image_size, crop, margin, jitter
         self.with_images, self.on_error = with_images, on_error
         self.skipped: list[str] = []
-        # The options that define which samples a subclass yields, e.g. {"protocol": "hope"}.
-        self.variant: dict[str, str] = {}
+        # The options that define which samples a loader yields, recorded in a cache even when
+        # left at their defaults: the jitter, and a subclass's own, e.g. {"protocol": "hope"}.
+        self.variant: dict[str, Any] = {"jitter": jitter}
 
     def frame(self, index: int) -> Frame:
         raise NotImplementedError
@@ -420,4 +445,5 @@ class FrameDataset(Dataset):
             crop=self.crop,
             margin=self.margin,
             with_images=self.with_images,
+            jitter=np.random.default_rng([index, JITTER_STREAM]) if self.jitter else None,
         )
