@@ -3,6 +3,8 @@ the pixels."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -188,6 +190,42 @@ def test_a_view_shows_a_point_where_its_map_takes_the_records_projection(
     assert view.shape == (64, 64, 3) and view.dtype == np.uint8
     expected = apply_affine(A, point[None])[0, 0].numpy()
     np.testing.assert_allclose(_weighted_centre(view), expected, atol=0.1)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize(("side_px", "k"), [(2001.0, 8), (300.0, 4)], ids=["whole", "crop"])
+def test_a_view_decodes_a_jpeg_no_finer_than_it_needs_and_keeps_the_geometry(
+    tmp_path, monkeypatch, side, side_px, k
+):
+    # A 2001x1001 JPEG, whose sides 1/8 and 1/4 do not divide, with a Gaussian blob (sd 25 px) at
+    # (1700.3, 620.7), near the right edge. Seen whole at 64 px it is decoded at 1/8 (the view
+    # needs 64 / 2001 of its pixels), through a 300-px square at 1/4; either way the blob is
+    # where a full-size decode shows it and where the map puts it (mirrored for a left hand).
+    width, height, u, v = 2001, 1001, 1700.3, 620.7
+    ys, xs = np.mgrid[0:height, 0:width]
+    blob = 255 * np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * 25.0**2))
+    path = tmp_path / "odd.jpg"
+    Image.fromarray(np.repeat(blob[..., None], 3, axis=2).astype(np.uint8)).save(path, quality=95)
+    points = np.zeros((21, 3))
+    frame = Frame(path, K, (width, height), points, points[:8], side, "box", "t/s/q/3")
+    seen_u = width - 1 - u if side == "left" else u
+    centre = torch.tensor([[seen_u - 20.0, v + 10.0]], dtype=torch.float64)
+    A = crop_affine(centre, torch.tensor([side_px], dtype=torch.float64), 64)
+    decoded = []
+
+    def read_and_keep(path, min_size=None):
+        image = read_image(path, min_size)
+        decoded.append(image.size)
+        return image
+
+    monkeypatch.setattr(transforms, "read_image", read_and_keep)
+    drafted = view_frame(frame, A[0].numpy(), 64)
+    assert decoded[-1] == (math.ceil(width / k), math.ceil(height / k))
+    monkeypatch.setattr(transforms, "read_image", lambda path, min_size=None: read_image(path))
+    full = view_frame(frame, A[0].numpy(), 64)
+    expected = apply_affine(A, torch.tensor([[[seen_u, v]]], dtype=torch.float64))[0, 0].numpy()
+    np.testing.assert_allclose(_weighted_centre(drafted), _weighted_centre(full), atol=0.05)
+    np.testing.assert_allclose(_weighted_centre(drafted), expected, atol=0.1)
 
 
 def test_a_view_of_the_whole_frame_is_the_resized_records_image(tmp_path):
