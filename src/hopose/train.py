@@ -61,7 +61,7 @@ import torch
 import torch.distributed as dist
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
 from hopose.checkpoint import (
@@ -84,6 +84,7 @@ from hopose.config import (
 from hopose.data import build_dataset, collate_samples
 from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
+from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
 from hopose.files import write_atomic, write_text
 from hopose.losses import compute_losses, total_loss
@@ -594,10 +595,15 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 
 def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
-    """Make the shuffle of each epoch a function of (seed, epoch), so a resumed run repeats it."""
+    """Make the shuffle of each epoch a function of (seed, epoch), and a real dataset's jitter
+    one of (sample, epoch), so a resumed run repeats them."""
     if isinstance(loader, TensorSplit):
         loader.set_epoch(epoch)
         return
+    dataset = loader.dataset
+    dataset = dataset.dataset if isinstance(dataset, Subset) else dataset  # the first num_train
+    if isinstance(dataset, FrameDataset):
+        dataset.set_epoch(epoch)
     sampler = loader.sampler
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)

@@ -10,9 +10,10 @@ import pytest
 import torch
 from dataset_fixtures import write_image
 from PIL import Image
+from torch.utils.data import DataLoader, Subset
 
 from hopose.crop import apply_affine, crop_affine
-from hopose.data import transforms
+from hopose.data import collate_samples, transforms
 from hopose.data.transforms import (
     MIRROR_CORNER_ORDER,
     DataFileError,
@@ -27,6 +28,7 @@ from hopose.data.transforms import (
 )
 from hopose.geometry import box_corners, project_points
 from hopose.skeleton import CORNER_SIGNS
+from hopose.train import _set_epoch as set_epoch
 
 # A 200x100 camera: fx = fy = 100, principal point (100, 50).
 K = np.array([[100.0, 0.0, 100.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]])
@@ -265,25 +267,56 @@ def test_a_jittered_square_shows_the_point_where_its_K_projects_it(tmp_path, sid
         np.testing.assert_array_equal(record["image"], view_frame(frame, affine, 64))
 
 
-def test_a_real_datasets_jitter_is_a_function_of_the_index(tmp_path):
+class _OneFrame(FrameDataset):
+    """A real-data loader of 3 samples, all of one frame."""
+
+    def __init__(self, frame: Frame, **options) -> None:
+        super().__init__(**options)
+        self._frame = frame
+
+    def __len__(self) -> int:
+        return 3
+
+    def frame(self, index: int) -> Frame:
+        return self._frame
+
+
+def test_a_real_datasets_jitter_is_a_function_of_the_index_and_the_epoch(tmp_path):
     frame = make_frame(tmp_path)
-
-    class OneFrame(FrameDataset):
-        def __len__(self) -> int:
-            return 3
-
-        def frame(self, index: int) -> Frame:
-            return frame
-
-    jittered = OneFrame(image_size=32, crop="square", jitter=True, with_images=False)
-    again = OneFrame(image_size=32, crop="square", jitter=True, with_images=False)
-    np.testing.assert_array_equal(jittered[1]["K"], again[1]["K"])
-    assert not np.allclose(jittered[1]["K"], jittered[2]["K"])
-    plain = OneFrame(image_size=32, crop="square", with_images=False)
-    assert not np.allclose(jittered[1]["K"], plain[1]["K"])
+    options = {"image_size": 32, "crop": "square", "with_images": False}
+    jittered = _OneFrame(frame, jitter=True, **options)
+    first = jittered[1]["K"]
+    np.testing.assert_array_equal(first, _OneFrame(frame, jitter=True, **options)[1]["K"])
+    assert not np.allclose(first, jittered[2]["K"])
+    jittered.set_epoch(1)
+    assert not np.allclose(first, jittered[1]["K"])
+    jittered.set_epoch(0)
+    np.testing.assert_array_equal(first, jittered[1]["K"])
+    plain = _OneFrame(frame, **options)
+    assert not np.allclose(first, plain[1]["K"])
     assert plain.variant == {"jitter": False} and jittered.variant == {"jitter": True}
     with pytest.raises(ValueError, match="jitter: expected true or false, got 'false'"):
-        OneFrame(crop="square", jitter="false")
+        _OneFrame(frame, crop="square", jitter="false")
+
+
+def test_persistent_workers_draw_the_jitter_of_the_epoch_the_training_loop_sets(tmp_path):
+    # The worker holds its own copy of the dataset for the whole run; the epoch the training
+    # loop sets reaches it through shared memory, past the Subset of the first num_train.
+    dataset = _OneFrame(
+        make_frame(tmp_path), image_size=32, crop="square", with_images=False, jitter=True
+    )
+    loader = DataLoader(
+        Subset(dataset, range(2)), batch_size=2, num_workers=1, persistent_workers=True,
+        collate_fn=collate_samples,
+    )  # fmt: skip
+    by_epoch = []
+    for epoch in (0, 1, 0):
+        set_epoch(loader, 0, epoch)
+        by_epoch.append(next(iter(loader))["K"])
+    assert not torch.allclose(by_epoch[0], by_epoch[1])
+    torch.testing.assert_close(by_epoch[2], by_epoch[0], rtol=0, atol=0)
+    dataset.set_epoch(1)  # the same draws in this process
+    torch.testing.assert_close(by_epoch[1][1], torch.from_numpy(dataset[1]["K"]), rtol=0, atol=0)
 
 
 def test_corrupt_and_missing_images_name_the_file(tmp_path):

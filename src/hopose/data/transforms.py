@@ -44,7 +44,7 @@ CROPS: tuple[str, ...] = ("resize", "square")
 DEFAULT_IMAGE_SIZE = 224
 # Fraction of the hand-object square added on each side by ``crop="square"``.
 DEFAULT_MARGIN = 0.2
-# Second seed word of a real sample's jitter generator, default_rng([index, JITTER_STREAM]).
+# Last seed word of a real sample's jitter generator, default_rng([index, epoch, JITTER_STREAM]).
 JITTER_STREAM = 3
 
 # Negating x maps the box corner with signs (sx, sy, sz) to the one with (-sx, sy, sz): reordering
@@ -398,8 +398,9 @@ class FrameDataset(Dataset):
         on_error: "raise" on a malformed annotation found while indexing, or "skip" it.
         jitter: with ``crop="square"``, jitter the square (a training augmentation,
             :func:`hopose.crop.jittered_square`, as the synthetic data's): sample ``i``'s draws
-            come from a generator seeded with ``i``, so it shows the same square every epoch
-            and every run.
+            in epoch ``e`` (:meth:`set_epoch`) come from a generator seeded with ``(i, e)``, so
+            each epoch shows other squares, and a run, resumed or not, with any number of
+            workers, the same ones.
     """
 
     def __init__(
@@ -428,6 +429,14 @@ class FrameDataset(Dataset):
         # The options that define which samples a loader yields, recorded in a cache even when
         # left at their defaults: the jitter, and a subclass's own, e.g. {"protocol": "hope"}.
         self.variant: dict[str, Any] = {"jitter": jitter}
+        # The epoch the jitter is drawn for, in shared memory: DataLoader workers, which hold
+        # their own copies of the dataset for the whole run, read what set_epoch writes.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the jitter of the following samples for ``epoch`` (the training loop calls it
+        before each epoch's first batch is asked for)."""
+        self._epoch.fill_(epoch)
 
     def frame(self, index: int) -> Frame:
         raise NotImplementedError
@@ -461,5 +470,9 @@ class FrameDataset(Dataset):
             crop=self.crop,
             margin=self.margin,
             with_images=self.with_images,
-            jitter=np.random.default_rng([index, JITTER_STREAM]) if self.jitter else None,
+            jitter=(
+                np.random.default_rng([index, int(self._epoch), JITTER_STREAM])
+                if self.jitter
+                else None
+            ),
         )
