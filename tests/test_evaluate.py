@@ -73,6 +73,12 @@ def test_mean_pose_baseline_predicts_the_mean_everywhere():
     baseline = mean_pose_predictions(predictions, mean_hand, mean_obj)
     assert (baseline["pred_hand_3d"] == 7.0).all() and (baseline["pred_obj_3d"] == 9.0).all()
     assert baseline["gt_hand_3d"] is predictions["gt_hand_3d"]
+    # It predicts no 2D: the 2D it is built beside (the truth after --gt-2d, as in the demo)
+    # is not its own, and scored it read 0 px.
+    predictions["pred_hand_2d"] = predictions["gt_hand_2d"]
+    predictions["pred_obj_2d"] = predictions["gt_obj_2d"]
+    scored = score(mean_pose_predictions(predictions, mean_hand, mean_obj), plausibility=False)
+    assert "hand_kp2d_mean_px" not in scored and "object_kp2d_mean_px" not in scored
     # The mean pose of the test frames themselves is the best constant: any other is worse.
     centred = mean_pose_predictions(
         predictions, predictions["gt_hand_3d"].mean(0), predictions["gt_obj_3d"].mean(0)
