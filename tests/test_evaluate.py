@@ -230,6 +230,22 @@ def test_run_eval_refine_scores_the_refined_poses_and_keeps_the_unrefined(
         assert metrics["pred_valid_contacts"] >= 2
 
 
+def test_a_refined_gt_2d_run_scores_no_2d_error_before_or_after(checkpoint, tmp_path):
+    # Fed the true 2D, neither the refined poses nor the unrefined ones beside them have a 2D
+    # error of their own: scoring the 2D the lifter read would say 0 px in both.
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=4)
+    metrics = evaluate.run_eval(
+        checkpoint, data, "test", tmp_path, gt_2d=True, report=False, refine=True
+    )
+    predictions = dict(np.load(tmp_path / "predictions.npz"))
+    assert np.array_equal(predictions["pred_hand_2d"], predictions["gt_hand_2d"])
+    raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"]}
+    raw["pred_obj_3d"] = predictions["unrefined_obj_3d"]
+    for scores, poses in ((metrics, predictions), (metrics["unrefined"], raw)):
+        assert "hand_kp2d_mean_px" not in scores and "object_kp2d_mean_px" not in scores
+        assert scores["hand_mean_mm"] == pytest.approx(score(poses)["hand_mean_mm"])
+
+
 def test_a_checkpoint_of_the_pixel_input_lifter_is_refused(checkpoint, tmp_path):
     state = torch.load(checkpoint, weights_only=False)
     for key in ("lifter.in_mean", "lifter.in_std"):
