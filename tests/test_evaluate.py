@@ -73,6 +73,12 @@ def test_mean_pose_baseline_predicts_the_mean_everywhere():
     baseline = mean_pose_predictions(predictions, mean_hand, mean_obj)
     assert (baseline["pred_hand_3d"] == 7.0).all() and (baseline["pred_obj_3d"] == 9.0).all()
     assert baseline["gt_hand_3d"] is predictions["gt_hand_3d"]
+    # It predicts no 2D: the 2D it is built beside (the truth after --gt-2d, as in the demo)
+    # is not its own, and scored it read 0 px.
+    predictions["pred_hand_2d"] = predictions["gt_hand_2d"]
+    predictions["pred_obj_2d"] = predictions["gt_obj_2d"]
+    scored = score(mean_pose_predictions(predictions, mean_hand, mean_obj), plausibility=False)
+    assert "hand_kp2d_mean_px" not in scored and "object_kp2d_mean_px" not in scored
     # The mean pose of the test frames themselves is the best constant: any other is worse.
     centred = mean_pose_predictions(
         predictions, predictions["gt_hand_3d"].mean(0), predictions["gt_obj_3d"].mean(0)
@@ -222,6 +228,22 @@ def test_run_eval_refine_scores_the_refined_poses_and_keeps_the_unrefined(
     assert metrics["unrefined"]["pred_valid_contacts"] == 0
     if complete_grasp:
         assert metrics["pred_valid_contacts"] >= 2
+
+
+def test_a_refined_gt_2d_run_scores_no_2d_error_before_or_after(checkpoint, tmp_path):
+    # Fed the true 2D, neither the refined poses nor the unrefined ones beside them have a 2D
+    # error of their own: scoring the 2D the lifter read would say 0 px in both.
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=4)
+    metrics = evaluate.run_eval(
+        checkpoint, data, "test", tmp_path, gt_2d=True, report=False, refine=True
+    )
+    predictions = dict(np.load(tmp_path / "predictions.npz"))
+    assert np.array_equal(predictions["pred_hand_2d"], predictions["gt_hand_2d"])
+    raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"]}
+    raw["pred_obj_3d"] = predictions["unrefined_obj_3d"]
+    for scores, poses in ((metrics, predictions), (metrics["unrefined"], raw)):
+        assert "hand_kp2d_mean_px" not in scores and "object_kp2d_mean_px" not in scores
+        assert scores["hand_mean_mm"] == pytest.approx(score(poses)["hand_mean_mm"])
 
 
 def test_a_checkpoint_of_the_pixel_input_lifter_is_refused(checkpoint, tmp_path):

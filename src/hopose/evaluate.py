@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
@@ -51,16 +51,27 @@ def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return kp[:, :NUM_JOINTS], kp[:, NUM_JOINTS:]
 
 
+def _view_source(dataset: Dataset) -> tuple[Any, Sequence[int]] | None:
+    """The dataset whose ``view(index, affine)`` renders any view of ``dataset``'s frames, and
+    their indices in it: a real split capped by ``num`` is a Subset of its loader. None where
+    nothing renders them (cached records)."""
+    indices: Sequence[int] = range(len(dataset))
+    if isinstance(dataset, Subset):
+        dataset, indices = dataset.dataset, dataset.indices
+    return (dataset, indices) if hasattr(dataset, "view") else None
+
+
 def _self_crop_outputs(
     model: HoposeNet,
-    dataset: Dataset,
+    dataset: Any,
     batch: dict[str, Any],
-    indices: range,
+    indices: Sequence[int],
     iterations: int,
     margin: float,
 ) -> dict[str, torch.Tensor]:
     """Self-cropped predictions (:func:`hopose.crop.self_crop`) of ``dataset[indices]``, whose
-    ``view(index, affine)`` renders any view of a frame; 2D in the records' image pixels."""
+    ``view(index, affine)`` renders any view of a frame (:func:`_view_source`); 2D in the
+    records' image pixels."""
     device = next(model.parameters()).device
 
     def view(A: torch.Tensor) -> torch.Tensor:
@@ -104,8 +115,8 @@ def predict_split(
             reads each frame's K.
         self_crop_iterations: above 0, run from the images with self-cropping
             (:func:`hopose.crop.self_crop`, this many crops after the whole frame) on views the
-            dataset renders (``dataset.view``: the synthetic data); predicted 2D is returned
-            in the records' image pixels.
+            dataset renders (``dataset.view``: the synthetic data and the real loaders, also
+            under a Subset of them); predicted 2D is returned in the records' image pixels.
         self_crop_margin: the crops' margin (:func:`hopose.crop.square_around`).
         batch_size: frames per forward pass.
         device: where the model lives.
@@ -114,6 +125,9 @@ def predict_split(
         The arrays named in the module docstring, in dataset order.
     """
     model.eval()
+    viewed = _view_source(dataset) if self_crop_iterations else None
+    if self_crop_iterations and viewed is None:
+        raise ValueError("dataset: self-cropping needs a dataset that renders views of its frames")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_samples)
     chunks: dict[str, list[np.ndarray]] = {}
 
@@ -128,10 +142,11 @@ def predict_split(
                 kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)  # (B, 29, 2)
                 out = {"kp2d": kp2d, **model.lifter(kp2d.to(device), batch["K"].to(device))}
             elif self_crop_iterations:
-                indices = range(start, start + len(batch["id"]))
+                source, indices = viewed
                 out = _self_crop_outputs(
-                    model, dataset, batch, indices, self_crop_iterations, self_crop_margin
-                )
+                    model, source, batch, indices[start : start + len(batch["id"])],
+                    self_crop_iterations, self_crop_margin,
+                )  # fmt: skip
             else:
                 out = model(batch["image"].to(device), batch["K"].to(device))
             hand_3d, obj_3d = _split_nodes(out["kp3d"])
@@ -149,9 +164,12 @@ def predict_split(
 def mean_pose_predictions(
     predictions: Mapping[str, np.ndarray], mean_hand: np.ndarray, mean_obj: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The baseline that predicts the mean hand (21, 3) and mean box (8, 3) for every frame."""
+    """The baseline that predicts the mean hand (21, 3) and mean box (8, 3) for every frame.
+
+    It predicts no 2D keypoints, so none are scored: ``predictions``' own 2D (the truth itself
+    after ``--gt-2d``, as the demo's are) would give it a 2D error that is not its own."""
     n = len(predictions["gt_hand_3d"])
-    baseline = dict(predictions)
+    baseline = _without(predictions, ("pred_hand_2d", "pred_obj_2d"))
     baseline["pred_hand_3d"] = np.broadcast_to(mean_hand, (n, *mean_hand.shape)).copy()
     baseline["pred_obj_3d"] = np.broadcast_to(mean_obj, (n, *mean_obj.shape)).copy()
     return baseline
@@ -261,7 +279,7 @@ def run_eval(
     if len(dataset) == 0:
         where = data.cache or data.root or f"seed {data.seed}"
         raise ValueError(f"split: {data.name} {split!r} at {where} has no frames to evaluate")
-    if iterations and not hasattr(dataset, "view"):
+    if iterations and _view_source(dataset) is None:
         raise ValueError(
             f"{data.cache}: self-cropping from images cuts its views from whole frames, which "
             f"these cached records do not hold: evaluate {data.name} without the cache (from "

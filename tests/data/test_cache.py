@@ -266,6 +266,33 @@ def test_a_config_asking_other_synthetic_options_is_refused(tmp_path):
     assert len(build_dataset("synthetic", "val", cache=str(out), free_fraction=0.2)) == 2
 
 
+def test_a_square_cache_is_read_with_the_jitter_it_holds(tmp_path):
+    """Jitter moves square crops only. A square cache recording no jitter (written before the
+    real loaders took one) holds plain crops: a config asking jittered ones was served them
+    silently; a jittered one was served to a config asking none. A resize cache serves a
+    config with or without jitter, which changes none of its samples."""
+    plain = write_cache(
+        Records(2), tmp_path / "plain", progress=False,
+        info={"name": "fpha", "split": "val", "crop": "square"},
+    )  # fmt: skip
+    jittered = write_cache(
+        Records(2), tmp_path / "jittered", progress=False,
+        info={"name": "fpha", "split": "val", "crop": "square", "jitter": True},
+    )  # fmt: skip
+    whole = write_cache(
+        Records(2), tmp_path / "whole", progress=False,
+        info={"name": "fpha", "split": "val", "crop": "resize", "jitter": False},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"holds jitter=False, config asks True"):
+        build_dataset("fpha", "val", cache=str(plain), crop="square", image_size=8, jitter=True)
+    with pytest.raises(ValueError, match=r"holds jitter=True, config asks False"):
+        build_dataset("fpha", "val", cache=str(jittered), crop="square", image_size=8)
+    for cache, asks in ((plain, {}), (plain, {"jitter": False}), (jittered, {"jitter": True})):
+        read = build_dataset("fpha", "val", cache=str(cache), crop="square", image_size=8, **asks)
+        assert len(read) == 2
+    assert len(build_dataset("fpha", "val", cache=str(whole), image_size=8, jitter=True)) == 2
+
+
 def test_negative_workers_name_the_field(tmp_path, capsys):
     args = ["synth", "--split", "val", "--num", "2", "--workers", "-1", "--out", str(tmp_path)]
     assert main(args) == 1

@@ -107,8 +107,9 @@ def build_dataset(
         cache: a folder written by :func:`write_cache` (``hopose prepare``), or a folder
             holding one such cache per split (``<cache>/<split>``); read instead of the raw
             tree. What it recorded (dataset, split, image size, crop, the loader's
-            options such as ``protocol``) must agree with these arguments, and a cache that
-            records no dataset name or split is refused.
+            options such as ``protocol``) must agree with these arguments (``jitter`` for square
+            crops only, a cache recording none holding none), and a cache that records no
+            dataset name or split is refused.
         image_size: side of the square network image.
         crop: "resize" or "square" (docs/datasets.md; synthetic data render the square directly).
         num_samples: synthetic: how many to generate (required); real data: keep the first
@@ -164,9 +165,19 @@ def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images
                 f"cache: {cache} records no {field} (built before caches recorded it); rebuild "
                 f"it per split with `hopose prepare` or `hopose synth --split`"
             )
-    for field, value in wanted.items():
-        if field in info and info[field] != value:
-            raise ValueError(f"cache: {cache} holds {field}={info[field]!r}, config asks {value!r}")
+    # Jitter moves square crops only, so it is compared for them alone (a resize cache serves a
+    # config with or without it), and a cache that records none was built without it (a cache
+    # records every option it was given): a square cache without jitter is no config's
+    # jittered crops, nor a jittered one a config's plain crops.
+    recorded = {"jitter": False} | info
+    compared = {field: value for field, value in wanted.items() if field != "jitter"}
+    if wanted["crop"] == "square":
+        compared["jitter"] = wanted.get("jitter", False)
+    for field, value in compared.items():
+        if field in recorded and recorded[field] != value:
+            raise ValueError(
+                f"cache: {cache} holds {field}={recorded[field]!r}, config asks {value!r}"
+            )
     if with_images and dataset.image_size != image_size:
         raise ValueError(
             f"cache: {cache} holds {dataset.image_size} px images, image_size is {image_size}"
