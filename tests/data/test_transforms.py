@@ -256,11 +256,6 @@ def test_a_jittered_square_shows_the_point_where_its_K_projects_it(tmp_path, sid
         affine = record["K"].astype(np.float64) @ np.linalg.inv(record["orig_K"])
         assert not np.allclose(record["K"], plain["K"], atol=1e-3)
         np.testing.assert_allclose(record["orig_K"], plain["orig_K"])
-        expected = project_points(
-            torch.as_tensor(record["hand_3d"], dtype=torch.float64),
-            torch.as_tensor(record["K"], dtype=torch.float64),
-        )
-        np.testing.assert_allclose(record["hand_2d"], expected.numpy(), atol=1e-3)
         np.testing.assert_allclose(
             _weighted_centre(record["image"]), record["hand_2d"][12], atol=0.1
         )
