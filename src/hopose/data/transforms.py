@@ -242,9 +242,8 @@ def view_frame(frame: Frame, affine: np.ndarray, image_size: int) -> np.ndarray:
 
     A JPEG is decoded no finer than the view needs (libjpeg's 1/2, 1/4 or 1/8 scaling, as
     :func:`load_network_image` does): a whole 1920×1080 frame seen at 224 px is decoded at
-    240×135, a crop at half size or less at 960×540. On one core of this machine, from a
-    1920×1080 JPEG of noise (the slowest to decode), that took a whole-frame view at 224 px from
-    60 to 15 ms and a 500-px crop from 50 to 23 ms.
+    240×135, a crop at half size or less at 960×540: 7 to 10 times faster than a full-size
+    decode (BENCHMARKS.md, ``benchmarks/bench_views.py``).
     """
     width, height = frame.orig_size
     A = np.asarray(affine, dtype=np.float64)
