@@ -757,6 +757,7 @@ def train(
         CheckpointError: ``last.pt`` holds no optimisation state to resume (a ``best.pt``
             copied over it), or ``init_from`` is not a readable checkpoint.
         ConfigError: ``cfg.device`` is "cuda" on a machine without a CUDA device.
+        ValueError: the training or validation split has no samples.
         FloatingPointError: a training loss or the validation error is NaN or infinite.
 
     ``cfg.num_threads``, when set, holds torch's CPU threads for the run and is restored after.
@@ -810,6 +811,15 @@ def _train(
         build_split(cfg.data, split, with_images=stage.reads_images, cache=split_cache)
         for split in (cfg.data.train_split, cfg.data.val_split)
     )
+    for field, dataset in (("train_split", train_set), ("val_split", val_set)):
+        # Before any epoch: an empty split would train nothing, or validate nothing after it.
+        if len(dataset) == 0:
+            split = getattr(cfg.data, field)
+            where = cfg.data.cache or cfg.data.root
+            raise ValueError(
+                f"data.{field}: {cfg.data.name} split {split!r} at {where} has no samples "
+                f"(`hopose data check` lists what is missing)"
+            )
 
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
     model = build_model(cfg.model)

@@ -106,3 +106,15 @@ def test_check_names_non_finite_and_repeated_frames_and_empty_splits(tmp_path, c
     assert [m.split(":")[0] for m in report.problems["empty split"]] == ["val", "test"]
     assert main(["data", "check", "fpha", "--root", str(root)]) == 1
     assert "empty split: 2" in capsys.readouterr().out
+
+
+def test_check_of_the_action_protocol_walks_its_train_and_test_splits(tmp_path, capsys):
+    """The action protocol has no val split: the default walk is its train and test splits."""
+    root = write_fpha(tmp_path / "fpha")
+    report = check_dataset("fpha", str(root), protocol="action", progress=False)
+    # train: open_milk/1 and /3 (charge_cell_phone is no FPHA-HO action); test: open_milk/2
+    # (close_milk/4 is excluded): 2 frames each, no image written.
+    assert report.frames == 6
+    assert report.problems.keys() == {"missing image"}
+    assert main(["data", "check", "fpha", "--root", str(root), "--protocol", "action"]) == 1
+    assert "fpha at" in capsys.readouterr().out

@@ -11,6 +11,7 @@ import torch
 from dataset_fixtures import DEXYCB_SERIAL, dexycb_joints, write_dexycb, write_image
 
 from hopose.data import DexYCB
+from hopose.data.check import check_dataset
 from hopose.data.dexycb import DEXYCB_SETUPS, MissingHand
 from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
@@ -119,3 +120,19 @@ def test_bad_meta_yml_gives_one_line_naming_the_file(tmp_path):
     meta.write_bytes(b"\xff\xfe\x00 not text \x89")
     with pytest.raises(DataFileError, match=r"20200709_140004/meta\.yml"):
         DexYCB(tmp_path, "val", with_images=False)
+
+
+def test_a_bad_meta_yml_is_skipped_with_on_error_skip_and_reported_by_data_check(tmp_path):
+    """on_error="skip" leaves the sequence of a bad meta.yml out, as FPHA does its malformed
+    annotation files, so that `hopose data check` lists it and walks the other sequences."""
+    write_dexycb(tmp_path)
+    bad = tmp_path / "20200709-subject-01" / "20200709_140009" / "meta.yml"  # s0 val's 2nd
+    bad.write_text("num_frames: [2\n")
+    dataset = DexYCB(tmp_path, "val", with_images=False, on_error="skip")
+    assert len(dataset) == 2  # sequence 4's camera, frames 0 and 1
+    assert (
+        len(dataset.skipped) == 1 and "20200709_140009/meta.yml: invalid YAML" in dataset.skipped[0]
+    )
+    report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
+    assert report.frames == 2
+    assert report.problems["bad annotation"] == dataset.skipped

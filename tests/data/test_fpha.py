@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
 from hopose.models import build_model
 from hopose.skeleton import FPHA_TO_CANONICAL
+from hopose.train import train
 
 
 @pytest.fixture
@@ -277,3 +279,23 @@ def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_pa
     assert len(predictions["id"]) == evaluated
     assert np.isfinite(predictions["pred_hand_3d"]).all()
     assert np.isfinite(predictions["pred_hand_2d"]).all()
+
+
+@pytest.mark.parametrize("stage", ["lifter", "encoder"])
+def test_training_with_an_empty_validation_split_is_refused_before_it_starts(tmp_path, stage):
+    """A tree without sequence 1 (every subject's val sequence) has an empty val split: refused
+    at once, naming it, instead of a first epoch and then a KeyError (image stages) or a
+    TensorSplit's error that names nothing (the lifter)."""
+    root = write_fpha(tmp_path / "fpha")
+    for path in FPHA(root, "train", with_images=False).image_paths:
+        write_image(path, (1920, 1080))
+    shutil.rmtree(root / "Object_6D_pose_annotation_v1_1" / "Subject_1" / "open_milk" / "1")
+    cfg = load_config(
+        CONFIGS / "fpha" / f"{stage}.yaml",
+        ["init_from=null", f"data.root={root}", "data.image_size=32", "model.image_size=32",
+         "model.backbone=resnet18", "model.hidden=16", "data.num_workers=0",
+         "optim.batch_size=2", "optim.epochs=1"],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"data.val_split: fpha split 'val' at .* has no samples"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.csv").exists()

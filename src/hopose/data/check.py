@@ -23,10 +23,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from hopose.data.dexycb import MissingHand
+from hopose.data.fpha import PROTOCOL_SPLITS
 from hopose.data.transforms import DataFileError, read_image, read_image_size
 
-# The splits walked by default for each dataset (FPHA: the HOPE-Net protocol covers every
-# sequence of the subset).
+# The splits walked by default for each dataset (FPHA: the HOPE-Net protocol's, which cover every
+# sequence of the subset; with ``protocol="action"`` that protocol's, which has no val).
 CHECK_SPLITS: dict[str, tuple[str, ...]] = {
     "fpha": ("train", "val", "test"),
     "obman": ("train", "val", "test"),
@@ -70,12 +71,12 @@ def check_dataset(
     progress: bool = True,
     **options: Any,
 ) -> CheckReport:
-    """Walk ``splits`` (default :data:`CHECK_SPLITS`) of a dataset at ``root``.
+    """Walk the splits of a dataset at ``root`` (default: all, of its protocol for FPHA).
 
     Args:
         name: "fpha", "obman", "ho3d" or "dexycb".
         root: the dataset folder.
-        splits: splits to walk.
+        splits: splits to walk (None: :data:`CHECK_SPLITS`, FPHA's those of its protocol).
         decode: decode every image fully (slow) instead of reading its header.
         progress: show a progress bar per split.
         **options: the loader's own options (``protocol``, ``version``, ``setup``,
@@ -86,7 +87,11 @@ def check_dataset(
     if name not in REAL_DATASETS:
         raise ValueError(f"dataset: expected one of {tuple(REAL_DATASETS)}, got {name!r}")
     report = CheckReport(dataset=name, root=str(root))
-    for split in splits or CHECK_SPLITS[name]:
+    if not splits:
+        protocol = options.get("protocol", "hope")
+        fpha = name == "fpha" and protocol in PROTOCOL_SPLITS  # a bad one: the loader names it
+        splits = PROTOCOL_SPLITS[protocol] if fpha else CHECK_SPLITS[name]
+    for split in splits:
         try:
             dataset = REAL_DATASETS[name](
                 root, split, with_images=False, on_error="skip", **options

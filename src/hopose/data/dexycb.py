@@ -180,7 +180,9 @@ class DexYCB(FrameDataset):
         split: "train", "val" or "test".
         setup: "s0" (default, the common benchmark), "s1", "s2" or "s3".
         **options: ``image_size``, ``crop``, ``margin``, ``with_images``, ``on_error`` of
-            :class:`FrameDataset`.
+            :class:`FrameDataset`; with ``on_error="skip"`` a sequence whose ``meta.yml`` is
+            missing or malformed is left out (a counted warning; the reasons are in
+            ``skipped``).
     """
 
     def __init__(
@@ -219,7 +221,11 @@ class DexYCB(FrameDataset):
                     f"other sequences than the toolkit's split)"
                 )
             for index in sequences:
-                self._index_sequence(found[index], serials)
+                try:
+                    self._index_sequence(found[index], serials)
+                except DataFileError as error:
+                    self._skip_or_raise(error)
+        self._warn_skipped(f"DexYCB {setup}/{split}")
         if self.missing:
             log.warning(
                 "DexYCB %s/%s: %d folders missing, e.g. %s",
