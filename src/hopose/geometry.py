@@ -161,7 +161,7 @@ def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
     weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)  # (N*N, 4)
     # One (N*N, 4) @ (4, ...*6*3) product instead of a batch of tiny (N*N, 4) @ (4, 3) ones.
     flat = quads.movedim(-2, 0).reshape(4, -1)  # (4, ...*6*3)
-    points = (weights @ flat).reshape(-1, *quads.shape[:-2], 3)  # (N*N, ..., 6, 3)
+    points = (weights @ flat).reshape(len(weights), *quads.shape[:-2], 3)  # (N*N, ..., 6, 3)
     return points.movedim(0, -2)  # (..., 6, N*N, 3)
 
 
