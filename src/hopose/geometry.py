@@ -106,16 +106,23 @@ def invert_transform(T: Tensor) -> Tensor:
 
 
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
-    """Rodrigues' formula: rotation (..., 3, 3) by |w| radians about w / |w|, from w (..., 3)."""
-    angle = torch.linalg.vector_norm(axis_angle, dim=-1, keepdim=True)  # (..., 1)
-    axis = axis_angle / angle.clamp(min=torch.finfo(axis_angle.dtype).tiny)
-    x, y, z = axis.unbind(-1)
+    """Rodrigues' formula: rotation (..., 3, 3) by |w| radians about w / |w|, from w (..., 3).
+
+    Written in w itself, ``R = I + sin(t)/t [w]_x + (1 - cos t)/t^2 [w]_x^2`` with t = |w|, and
+    both coefficients as sinc functions, so that the value and the gradient are exact at and
+    near w = 0 (where dR/dw_i is the generator [e_i]_x). Dividing w by its norm first gave the
+    identity at w = 0 but a zero gradient there.
+    """
+    angle = torch.linalg.vector_norm(axis_angle, dim=-1)[..., None, None]  # (..., 1, 1)
+    x, y, z = axis_angle.unbind(-1)
     zero = torch.zeros_like(x)
-    # Cross-product matrix [axis]_x, (..., 3, 3).
+    # Cross-product matrix [w]_x, (..., 3, 3).
     cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).unflatten(-1, (3, 3))
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
-    return eye + sin * cross + (1 - cos) * (cross @ cross)
+    # sin(t)/t = sinc(t/pi); (1 - cos t)/t^2 = 2 sin^2(t/2)/t^2 = sinc(t/(2 pi))^2 / 2.
+    first = torch.sinc(angle / torch.pi)
+    second = torch.sinc(angle / (2 * torch.pi)).square() / 2
+    return eye + first * cross + second * (cross @ cross)
 
 
 def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
