@@ -85,6 +85,14 @@ def test_scale_intrinsics_scales_pixels():
         [scale_x, scale_y], dtype=torch.float64
     )
     torch.testing.assert_close(scaled, expected)
+    # One scale per frame: the (B,) scales multiplied a (B, 1, 1) column and were concatenated
+    # with a (B, 1, 1) one, which raised.
+    scales = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    batched = scale_intrinsics(K_FPHA.expand(2, 3, 3), scales, 1 / scales)
+    for b in range(2):
+        torch.testing.assert_close(
+            batched[b], scale_intrinsics(K_FPHA, float(scales[b]), float(1 / scales[b]))
+        )
 
 
 def test_make_transform_layout():

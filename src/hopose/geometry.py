@@ -65,15 +65,17 @@ def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor
 
     Args:
         K: (..., 3, 3) intrinsics.
+        scale_x, scale_y: numbers, or (...) tensors broadcast against K's batch dimensions.
 
     Returns:
         (..., 3, 3) intrinsics of the resized image.
     """
-    scale = torch.ones_like(K[..., :, :1])  # (..., 3, 1)
-    scale = torch.cat(
-        [scale[..., :1, :] * scale_x, scale[..., 1:2, :] * scale_y, scale[..., 2:, :]], -2
+    scale_x, scale_y = (
+        torch.as_tensor(s, dtype=K.dtype, device=K.device) for s in (scale_x, scale_y)
     )
-    return K * scale
+    scale_x, scale_y = torch.broadcast_tensors(scale_x, scale_y)
+    rows = torch.stack([scale_x, scale_y, torch.ones_like(scale_x)], dim=-1)  # (..., 3)
+    return K * rows[..., :, None]
 
 
 def make_transform(R: Tensor, t: Tensor) -> Tensor:
