@@ -85,6 +85,14 @@ def test_scale_intrinsics_scales_pixels():
         [scale_x, scale_y], dtype=torch.float64
     )
     torch.testing.assert_close(scaled, expected)
+    # One scale per frame: the (B,) scales multiplied a (B, 1, 1) column and were concatenated
+    # with a (B, 1, 1) one, which raised.
+    scales = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    batched = scale_intrinsics(K_FPHA.expand(2, 3, 3), scales, 1 / scales)
+    for b in range(2):
+        torch.testing.assert_close(
+            batched[b], scale_intrinsics(K_FPHA, float(scales[b]), float(1 / scales[b]))
+        )
 
 
 def test_make_transform_layout():
@@ -128,8 +136,21 @@ def test_axis_angle_to_matrix():
     torch.testing.assert_close((R @ w[..., None])[..., 0], w)
     zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     torch.testing.assert_close(axis_angle_to_matrix(zero), torch.eye(3, dtype=torch.float64))
-    (grad,) = torch.autograd.grad(axis_angle_to_matrix(zero).sum(), zero)
-    assert torch.isfinite(grad).all()
+    # dR/dw_i at w = 0 is the generator [e_i]_x (R = I + [w]_x + O(|w|^2)); dividing w by its
+    # norm made it 0. The sum of R's entries has gradient 0 for any generator, so check each.
+    jacobian = torch.autograd.functional.jacobian(axis_angle_to_matrix, zero)  # (3, 3, 3)
+    generators = torch.tensor(
+        [
+            [[0.0, 0, 0], [0, 0, -1], [0, 1, 0]],
+            [[0.0, 0, 1], [0, 0, 0], [-1, 0, 0]],
+            [[0.0, -1, 0], [1, 0, 0], [0, 0, 0]],
+        ],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(jacobian.movedim(-1, 0), generators)
+    for w in (zero, torch.tensor([1e-9, -2e-9, 0.0]), torch.tensor([0.3, -1.2, 2.0])):
+        w = w.to(torch.float64).requires_grad_(True)
+        assert torch.autograd.gradcheck(axis_angle_to_matrix, (w,))
 
 
 def test_box_corners_follow_the_sign_convention():

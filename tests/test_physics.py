@@ -357,6 +357,15 @@ def test_degenerate_boxes_give_finite_loss_and_gradients(dtype):
     torch.testing.assert_close(per_sample, torch.zeros(6, dtype=dtype), atol=0, rtol=0)
 
 
+def test_an_empty_batch_gives_empty_results():
+    # sample_face_points reshaped its (N*N, 0, 6, 3) product with a -1 it could not infer.
+    hand, obj = torch.zeros(0, NUM_JOINTS, 3), torch.zeros(0, 8, 3)
+    pts, dirs, valid = contact_points(hand, obj)
+    assert pts.shape == dirs.shape == (0, 10, 3) and valid.shape == (0, 10)
+    assert physical_affinity_loss(hand, obj, reduction="none").shape == (0,)
+    assert float(physical_affinity_loss(hand, obj)) == 0.0
+
+
 def test_contact_on_the_axis_is_finite():
     # (0, 0, 152) touches the end face z+ at its centre (0, 0, 150), which lies on the axis:
     # v = 0. With the eps guard its cosine with any direction is 0, so with one other contact

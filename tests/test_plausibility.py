@@ -17,7 +17,7 @@ from hopose.plausibility import (
     penetration_depth,
     pose_plausibility,
 )
-from hopose.scoring import plausibility_columns, summarize_plausibility
+from hopose.scoring import PLAUSIBILITY_NAMES, plausibility_columns, summarize_plausibility
 from physics_reference import hull_epsilon_naive
 
 
@@ -204,6 +204,13 @@ def test_plausibility_columns_degenerate_prediction_is_finite():
         assert np.isfinite(values).all(), name
     np.testing.assert_array_equal(frames["pred_grasp_epsilon"], [0, 0])
     np.testing.assert_array_equal(frames["pred_penetration_mm"], [0, 0])
+
+
+def test_pose_plausibility_of_no_frames_is_empty():
+    # The chunk loop ran no chunk and torch.cat of nothing raised.
+    empty = pose_plausibility(torch.zeros(0, 21, 3), torch.zeros(0, 8, 3))
+    assert set(empty) == set(PLAUSIBILITY_NAMES)
+    assert all(values.shape == (0,) for values in empty.values())
 
 
 def test_plausibility_columns_chunks_agree(monkeypatch):

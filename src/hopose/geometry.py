@@ -65,15 +65,17 @@ def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor
 
     Args:
         K: (..., 3, 3) intrinsics.
+        scale_x, scale_y: numbers, or (...) tensors broadcast against K's batch dimensions.
 
     Returns:
         (..., 3, 3) intrinsics of the resized image.
     """
-    scale = torch.ones_like(K[..., :, :1])  # (..., 3, 1)
-    scale = torch.cat(
-        [scale[..., :1, :] * scale_x, scale[..., 1:2, :] * scale_y, scale[..., 2:, :]], -2
+    scale_x, scale_y = (
+        torch.as_tensor(s, dtype=K.dtype, device=K.device) for s in (scale_x, scale_y)
     )
-    return K * scale
+    scale_x, scale_y = torch.broadcast_tensors(scale_x, scale_y)
+    rows = torch.stack([scale_x, scale_y, torch.ones_like(scale_x)], dim=-1)  # (..., 3)
+    return K * rows[..., :, None]
 
 
 def make_transform(R: Tensor, t: Tensor) -> Tensor:
@@ -106,16 +108,23 @@ def invert_transform(T: Tensor) -> Tensor:
 
 
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
-    """Rodrigues' formula: rotation (..., 3, 3) by |w| radians about w / |w|, from w (..., 3)."""
-    angle = torch.linalg.vector_norm(axis_angle, dim=-1, keepdim=True)  # (..., 1)
-    axis = axis_angle / angle.clamp(min=torch.finfo(axis_angle.dtype).tiny)
-    x, y, z = axis.unbind(-1)
+    """Rodrigues' formula: rotation (..., 3, 3) by |w| radians about w / |w|, from w (..., 3).
+
+    Written in w itself, ``R = I + sin(t)/t [w]_x + (1 - cos t)/t^2 [w]_x^2`` with t = |w|, and
+    both coefficients as sinc functions, so that the value and the gradient are exact at and
+    near w = 0 (where dR/dw_i is the generator [e_i]_x). Dividing w by its norm first gave the
+    identity at w = 0 but a zero gradient there.
+    """
+    angle = torch.linalg.vector_norm(axis_angle, dim=-1)[..., None, None]  # (..., 1, 1)
+    x, y, z = axis_angle.unbind(-1)
     zero = torch.zeros_like(x)
-    # Cross-product matrix [axis]_x, (..., 3, 3).
+    # Cross-product matrix [w]_x, (..., 3, 3).
     cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).unflatten(-1, (3, 3))
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
-    return eye + sin * cross + (1 - cos) * (cross @ cross)
+    # sin(t)/t = sinc(t/pi); (1 - cos t)/t^2 = 2 sin^2(t/2)/t^2 = sinc(t/(2 pi))^2 / 2.
+    first = torch.sinc(angle / torch.pi)
+    second = torch.sinc(angle / (2 * torch.pi)).square() / 2
+    return eye + first * cross + second * (cross @ cross)
 
 
 def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
@@ -161,7 +170,7 @@ def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
     weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)  # (N*N, 4)
     # One (N*N, 4) @ (4, ...*6*3) product instead of a batch of tiny (N*N, 4) @ (4, 3) ones.
     flat = quads.movedim(-2, 0).reshape(4, -1)  # (4, ...*6*3)
-    points = (weights @ flat).reshape(-1, *quads.shape[:-2], 3)  # (N*N, ..., 6, 3)
+    points = (weights @ flat).reshape(len(weights), *quads.shape[:-2], 3)  # (N*N, ..., 6, 3)
     return points.movedim(0, -2)  # (..., 6, N*N, 3)
 
 

@@ -402,8 +402,10 @@ def pose_plausibility(
     """
     hand, obj = hand.detach().to("cpu", torch.float64), obj.detach().to("cpu", torch.float64)
     finite = hand.isfinite().flatten(1).all(1) & obj.isfinite().flatten(1).all(1)  # (B,)
+    names = (VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, CUBOID_MM)
+    if not len(hand):  # no chunk to concatenate below
+        return {name: np.empty(0) for name in names}
     if not finite.all():
-        names = (VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, CUBOID_MM)
         out = {name: np.full(len(hand), np.nan) for name in names}
         if finite.any():
             scored = pose_plausibility(hand[finite], obj[finite], workers=workers)

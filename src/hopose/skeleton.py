@@ -83,7 +83,7 @@ FPHA_TO_CANONICAL: tuple[int, ...] = (
     0, 1, 6, 7, 8, 2, 9, 10, 11, 3, 12, 13, 14, 4, 15, 16, 17, 5, 18, 19, 20,
 )
 # MANO (HO-3D): wrist, index, middle, little, ring, thumb chains of 3, then the 5 tips
-# (docs/conventions.md §6).
+# (docs/conventions.md §1).
 MANO_TO_CANONICAL: tuple[int, ...] = (
     0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20,
 )
