@@ -238,6 +238,7 @@ def test_a_non_text_or_unreadable_annotation_names_the_file_or_is_skipped(root, 
         FPHA(root, "train", protocol="action", with_images=False)
 
 
+@pytest.mark.filterwarnings("ignore:no backbone weights file given")
 @pytest.mark.parametrize("num", [None, 1])
 def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_path, num):
     """From the images, a model trained on crops reads each real frame whole, then the squares
