@@ -16,6 +16,7 @@ from hopose.cli import main
 from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.crop import apply_affine, crop_affine, frame_square, square_around, warp_image
+from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.synthetic import SyntheticHandObject, generate_grasps
 from hopose.evaluate import mean_pose_predictions, predict_split
@@ -501,6 +502,32 @@ def _check_self_crops(passes, frame_K: torch.Tensor, frame_size: tuple[int, int]
         frame_2d = apply_affine(torch.linalg.inv(A[k - 1]), passes[k - 1][1])
         expected = crop_affine(*square_around(frame_2d, margin), 32)
         torch.testing.assert_close(A[k], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_gt_box_reads_a_crop_trained_model_through_ground_truth_squares(tmp_path, monkeypatch):
+    # Without the flag this model self-crops (3 passes a frame); with it, one pass on the square
+    # ground truth places around hand and box, labelled as that protocol, whose K is the
+    # records' own: the square K of the ground-truth crop.
+    cfg = load_config(
+        CONFIGS / "synthetic" / "end2end.yaml",
+        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
+         "model.head=heatmap", "data.self_crop=2"],
+    )  # fmt: skip
+    path = tmp_path / "model.pt"
+    save_checkpoint(
+        model_checkpoint(build_model(cfg.model), cfg, trained=("encoder", "lifter")), path
+    )
+    passes = _record_passes(monkeypatch, evaluate)
+    args = ["eval", str(path), "--data", "synthetic", "--num", "4", "--no-report"]
+    assert main([*args, "--gt-box", "--out", str(tmp_path / "box")]) == 0
+    metrics = json.loads((tmp_path / "box" / "metrics.json").read_text())
+    assert (metrics["protocol"], metrics["crop"], metrics["self_crop"]) == ("gt_box", "square", 0)
+    assert len(passes) == 1
+    records = SyntheticHandObject(4, synthetic_split_seed(0, "test"), image_size=32, crop="square")
+    expected = torch.from_numpy(np.stack([records[i]["K"] for i in range(4)]))
+    torch.testing.assert_close(passes[0][0], expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(SystemExit):  # argparse: the two protocols exclude each other
+        main([*args, "--gt-box", "--gt-2d", "--out", str(tmp_path / "both")])
 
 
 def test_self_cropping_from_cached_records_is_refused_naming_the_cache(

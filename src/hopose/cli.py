@@ -181,9 +181,15 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         help="a dataset constructor argument, the value read as YAML, as data.options in a "
         "config, e.g. --option focal_scale=1.6 (repeatable)",
     )  # fmt: skip
-    parser.add_argument(
+    protocol = parser.add_mutually_exclusive_group()
+    protocol.add_argument(
         "--gt-2d", action="store_true",
         help="feed ground-truth 2D keypoints to the lifter (the paper's Table 2 protocol)",
+    )  # fmt: skip
+    protocol.add_argument(
+        "--gt-box", action="store_true",
+        help="from the images of the squares ground truth places around hand and object (the "
+        "protocol of papers that crop so), not self-cropped; labelled gt_box",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, help="frames per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -224,7 +230,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
     )  # fmt: skip
     summary = run_eval(
-        args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d,
+        args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d, gt_box=args.gt_box,
         batch_size=EVAL_BATCH_SIZE if args.batch_size is None else args.batch_size,
         device=args.device, report=not args.no_report,
         plausibility=not (args.no_report or args.no_plausibility), refine=args.refine,

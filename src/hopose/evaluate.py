@@ -224,6 +224,7 @@ def run_eval(
     out_dir: str | Path,
     *,
     gt_2d: bool = False,
+    gt_box: bool = False,
     batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str = "cpu",
     report: bool = True,
@@ -239,6 +240,9 @@ def run_eval(
         split: the split to evaluate.
         out_dir: output folder (created).
         gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
+        gt_box: from the images of the squares ground truth places around hand and object
+            (``data.crop`` set to "square"), not self-cropped, whatever the model was trained
+            on: the ground-truth-box protocol of papers that crop so, labelled ``gt_box``.
         batch_size: frames per forward pass.
         device: where to run: "cpu", "cuda" or "cuda:N" (:data:`hopose.config.DEVICES`) of a
             GPU this machine has.
@@ -263,18 +267,23 @@ def run_eval(
 
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
-        ValueError: ``complete_grasp`` without ``refine``, or a split without frames.
+        ValueError: ``complete_grasp`` without ``refine``, ``gt_box`` with ``gt_2d``, or a
+            split without frames.
     """
     check_device(str(device), "device")
+    if gt_2d and gt_box:
+        raise ValueError("gt_box: the ground-truth 2D protocol reads no image to crop")
     weights = refinement(refine, complete_grasp, from_images=not gt_2d)
     model, trained = load_model(checkpoint, from_images=not gt_2d)
     out_dir = Path(out_dir)
     model.to(device)
     # A model trained on crops reads test frames by self-cropping, never through a crop that
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
-    iterations = 0 if gt_2d else self_crop_passes(trained.data)
+    iterations = 0 if gt_2d or gt_box else self_crop_passes(trained.data)
     if iterations:  # whole records, and the dataset itself, whose views the crops render
         data = dataclasses.replace(data, crop="resize", in_memory=False)
+    if gt_box:
+        data = dataclasses.replace(data, crop="square")
     dataset = build_split(data, split, with_images=not gt_2d)
     if len(dataset) == 0:
         where = data.cache or data.root or f"seed {data.seed}"
@@ -301,20 +310,21 @@ def run_eval(
         unrefined = summarize(frame_metrics(_without(raw, unscored), plausibility=plausibility))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
-    # Square records of a model that does not self-crop are cut around the true hand and box:
-    # ground truth places them (the ground-truth-box protocol), which the label must say.
-    gt_box = not gt_2d and not iterations and data.crop == "square"
+    # Square records read without self-cropping (asked for, or of a model that reads whole
+    # frames) are cut around the true hand and box: ground truth places them (the
+    # ground-truth-box protocol), which the label must say.
+    boxed = not gt_2d and not iterations and data.crop == "square"
     protocol = (
         "ground-truth 2D to the lifter" if gt_2d
         else f"from the images, self-cropped ({iterations} crops)" if iterations
-        else "from ground-truth-box crops (squares around the true hand and box)" if gt_box
+        else "from ground-truth-box crops (squares around the true hand and box)" if boxed
         else f"from the images ({data.crop})"
     )  # fmt: skip
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
     columns = frame_metrics(_without(predictions, unscored), plausibility=plausibility)
     summary = {
         **summarize(columns),
-        "protocol": "gt_2d" if gt_2d else "gt_box" if gt_box else "image",
+        "protocol": "gt_2d" if gt_2d else "gt_box" if boxed else "image",
         "crop": data.crop,
         "self_crop": iterations,
         "self_crop_margin": trained.data.self_crop_margin if iterations else None,
