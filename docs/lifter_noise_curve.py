@@ -14,7 +14,7 @@ import argparse
 import torch
 
 from hopose.checkpoint import load_model
-from hopose.cli import USER_ERRORS, at_least, one_line
+from hopose.cli import at_least, exit_on_user_error
 from hopose.data import build_dataset, collate_samples
 from hopose.skeleton import PART_NODES
 
@@ -27,10 +27,7 @@ def main() -> None:
     parser.add_argument("--num", type=at_least(1), default=400)
     parser.add_argument("--seed", type=at_least(0), default=0)
     args = parser.parse_args()
-    try:
-        noise_curve(args.checkpoint, args.num, args.seed)
-    except USER_ERRORS as error:
-        parser.exit(1, f"{parser.prog}: error: {one_line(error)}\n")
+    exit_on_user_error(parser, lambda: noise_curve(args.checkpoint, args.num, args.seed))
 
 
 def noise_curve(checkpoint: str, num: int, seed: int) -> None:

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from hopose.checkpoint import load_model
-from hopose.cli import USER_ERRORS, at_least, one_line
+from hopose.cli import at_least, exit_on_user_error
 from hopose.crop import edge_aligned_scale
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_IMAGE_SIZE
@@ -74,10 +74,7 @@ def main() -> None:
             f"--photo-scale: expected a scale giving photos of at least {MIN_PHOTO_SIDE} px a "
             f"side, got {args.photo_scale}"
         )
-    try:
-        compare(args)
-    except USER_ERRORS as error:
-        parser.exit(1, f"{parser.prog}: error: {one_line(error)}\n")
+    exit_on_user_error(parser, lambda: compare(args))
 
 
 def compare(args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@ layout, one-line errors."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import re
@@ -17,7 +18,7 @@ import yaml
 import hopose
 from hopose import ablate, demo
 from hopose.checkpoint import load_model, model_checkpoint, save_checkpoint
-from hopose.cli import build_parser, main
+from hopose.cli import build_parser, exit_on_user_error, main
 from hopose.configs import CONFIG_DIR, find_config
 from hopose.data import CROPS, DATASETS, REAL_DATASETS, SYNTHETIC_SPLIT_KEYS
 from hopose.data.synthetic import DEFAULT_FREE_FRACTION
@@ -499,3 +500,17 @@ def test_shipped_configs_are_found_by_name_or_path(tmp_path, monkeypatch):
     assert find_config("fpha/lifter.yaml") == Path("fpha/lifter.yaml")
     with pytest.raises(FileNotFoundError, match=r"fpha/lifter2 \(neither a file nor one of .*"):
         find_config("fpha/lifter2")
+
+
+def test_exit_on_user_error_ends_in_one_line_and_lets_bugs_through(capsys):
+    parser = argparse.ArgumentParser(prog="script.py")
+
+    def bad_file() -> None:
+        raise ValueError("data.yaml: line 3\n  not a mapping")
+
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(parser, bad_file)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "script.py: error: data.yaml: line 3 not a mapping\n"
+    with pytest.raises(KeyError):  # a bug keeps its traceback
+        exit_on_user_error(parser, lambda: {}["missing"])

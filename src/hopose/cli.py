@@ -553,6 +553,15 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], object]) -> None:
+    """Call ``run``; a user error (:data:`USER_ERRORS`) ends the program as ``hopose``'s own
+    commands end: one line naming ``parser.prog``, exit status 1 (the docs' scripts)."""
+    try:
+        run()
+    except USER_ERRORS as error:
+        parser.exit(1, f"{parser.prog}: error: {one_line(error)}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
