@@ -88,6 +88,29 @@ def test_prepare_skips_a_corrupt_image_with_a_counted_warning(tmp_path, caplog):
     assert "1 of 2 samples skipped" in caplog.text
 
 
+def test_prepare_skip_reaches_the_annotations_the_loader_indexes(tmp_path, caplog, capsys):
+    # The hope protocol's train split holds open_milk/2 and close_milk/2 (2 frames each);
+    # open_milk/2's skeleton.txt is truncated in its second line. Raising names the file and
+    # line; skipping leaves that sequence out, the loader's warning says so, and close_milk/2's
+    # 2 frames are written.
+    root = write_fpha(tmp_path / "fpha")
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "2" / "skeleton.txt"
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2] + "\n")
+    for image in FPHA(root, "train", image_size=32, on_error="skip").image_paths:
+        write_image(image, (1920, 1080))
+    args = ["prepare", "fpha", "--root", str(root), "--split", "train", "--image-size", "32"]
+    assert main([*args, "--out", str(tmp_path / "raise")]) == 1
+    assert "open_milk/2/skeleton.txt:2: expected" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "skip"), "--on-error", "skip"]) == 0
+    cache = CacheDataset(tmp_path / "skip")
+    assert [cache[i]["id"] for i in range(len(cache))] == [
+        "fpha/Subject_2/close_milk/2/0000", "fpha/Subject_2/close_milk/2/0001"
+    ]  # fmt: skip
+    assert "skipped 1 bad annotations" in caplog.text
+    assert "on_error" not in cache.info
+
+
 def test_check_names_non_finite_and_repeated_frames_and_empty_splits(tmp_path, capsys):
     root = write_fpha(tmp_path / "fpha")
     sequence = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk"

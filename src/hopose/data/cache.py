@@ -384,9 +384,16 @@ def prepare_cache(
 ) -> Path:
     """``hopose prepare``: cache one split of a dataset, as :func:`hopose.data.build_dataset`
     would read it. The arguments are recorded in ``meta.json`` (``info``), so a config that
-    reads the cache can check it holds the dataset, split and image size it asks for."""
+    reads the cache can check it holds the dataset, split and image size it asks for.
+
+    ``on_error="skip"`` skips bad samples while writing and, for a real dataset, the malformed
+    annotations its loader finds while indexing (FPHA's truncated lines, for example), which
+    the loader then logs; "raise" stops at either.
+    """
     from hopose.data import build_dataset
 
+    if on_error == "skip" and name != "synthetic":
+        options = {"on_error": on_error, **options}
     dataset = build_dataset(
         name,
         split,
@@ -397,6 +404,7 @@ def prepare_cache(
         seed=seed,
         **options,
     )
+    options.pop("on_error", None)  # how bad input was handled, not what the records hold
     info = {"name": name, "split": split, "image_size": image_size, "crop": crop, **options}
     if name == "synthetic":
         info.update(num_samples=num_samples, seed=seed)
