@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
 from hopose.crop import SELF_CROP_MARGIN, apply_affine, self_crop, self_crop_passes
-from hopose.data import collate_samples
+from hopose.data import collate_samples, uncapped
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
@@ -55,10 +55,8 @@ def _view_source(dataset: Dataset) -> tuple[Any, Sequence[int]] | None:
     """The dataset whose ``view(index, affine)`` renders any view of ``dataset``'s frames, and
     their indices in it: a real split capped by ``num`` is a Subset of its loader. None where
     nothing renders them (cached records)."""
-    indices: Sequence[int] = range(len(dataset))
-    if isinstance(dataset, Subset):
-        dataset, indices = dataset.dataset, dataset.indices
-    return (dataset, indices) if hasattr(dataset, "view") else None
+    source, indices = uncapped(dataset)
+    return (source, indices) if hasattr(source, "view") else None
 
 
 def _self_crop_outputs(

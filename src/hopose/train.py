@@ -61,7 +61,7 @@ import torch
 import torch.distributed as dist
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from hopose.checkpoint import (
@@ -81,7 +81,7 @@ from hopose.config import (
     config_to_dict,
     load_config,
 )
-from hopose.data import build_dataset, collate_samples
+from hopose.data import build_dataset, collate_samples, uncapped
 from hopose.data.augment import augment_batch
 from hopose.data.tensor_split import TensorSplit
 from hopose.data.transforms import FrameDataset
@@ -600,8 +600,7 @@ def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
     if isinstance(loader, TensorSplit):
         loader.set_epoch(epoch)
         return
-    dataset = loader.dataset
-    dataset = dataset.dataset if isinstance(dataset, Subset) else dataset  # the first num_train
+    dataset, _ = uncapped(loader.dataset)  # under the first num_train
     if isinstance(dataset, FrameDataset):
         dataset.set_epoch(epoch)
     sampler = loader.sampler

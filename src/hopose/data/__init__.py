@@ -22,6 +22,7 @@ changes all three.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ __all__ = [
     "collate_samples",
     "frame_to_record",
     "synthetic_split_seed",
+    "uncapped",
     "write_cache",
 ]
 
@@ -151,6 +153,14 @@ def build_dataset(
     if num_samples is not None and num_samples < len(dataset):
         dataset = Subset(dataset, range(num_samples))
     return dataset
+
+
+def uncapped(dataset: Dataset) -> tuple[Dataset, Sequence[int]]:
+    """The dataset under :func:`build_dataset`'s cap of its first ``num_samples`` (a Subset),
+    and the indices of ``dataset``'s samples in it; an uncapped dataset and all its indices."""
+    if isinstance(dataset, Subset):
+        return dataset.dataset, dataset.indices
+    return dataset, range(len(dataset))
 
 
 def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images: bool):

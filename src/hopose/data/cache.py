@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hopose.data.sample import ARRAY_KEYS, ARRAY_SHAPES, SAMPLE_KEYS, check_sample
@@ -390,10 +390,10 @@ def prepare_cache(
     annotations its loader finds while indexing (FPHA's truncated lines, for example), which
     the loader then logs; "raise" stops at either.
     """
-    from hopose.data import build_dataset
+    from hopose.data import build_dataset, uncapped
 
-    if on_error == "skip" and name != "synthetic":
-        options = {"on_error": on_error, **options}
+    # How bad input is handled is no part of what the records hold: not recorded in ``info``.
+    skipping = {"on_error": on_error} if on_error == "skip" and name != "synthetic" else {}
     dataset = build_dataset(
         name,
         split,
@@ -402,15 +402,14 @@ def prepare_cache(
         crop=crop,
         num_samples=num_samples,
         seed=seed,
-        **options,
+        **(skipping | options),
     )
-    options.pop("on_error", None)  # how bad input was handled, not what the records hold
     info = {"name": name, "split": split, "image_size": image_size, "crop": crop, **options}
     if name == "synthetic":
         info.update(num_samples=num_samples, seed=seed)
     # The loader's defaults that define its samples (FPHA protocol, HO-3D version, DexYCB
     # setup) are recorded even when not given, so every cache names them.
-    source = dataset.dataset if isinstance(dataset, Subset) else dataset
+    source, _ = uncapped(dataset)
     info.update({k: v for k, v in getattr(source, "variant", {}).items() if k not in info})
     return write_cache(
         dataset,
