@@ -233,6 +233,12 @@ def procrustes_align(
     return scale[..., None, None] * (x @ R.transpose(-1, -2)) + mu_y
 
 
+def _determinant_sign(M: Tensor) -> Tensor:
+    """(...,) the sign of det M (..., 3, 3), +1 for a singular M."""
+    sign = torch.sign(torch.linalg.det(M))
+    return torch.where(sign == 0, torch.ones_like(sign), sign)
+
+
 def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     """The exact cuboid nearest to 8 corners: free centre, rotation and side lengths.
 
@@ -264,14 +270,12 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     signs = corner_signs().to(corners)  # (8, 3)
     centre = corners.mean(dim=-2, keepdim=True)
     A = (corners - centre).transpose(-1, -2) @ signs  # (..., 3, 3) column a: sum_k g_ka Y_k
-    handedness = torch.sign(torch.linalg.det(A))
     half = torch.ones_like(A[..., 0, :])  # (..., 3)
-    half[..., -1] = torch.where(handedness == 0, torch.ones_like(handedness), handedness)
+    half[..., -1] = _determinant_sign(A)
     for _ in range(iterations):
         U, _, Vh = torch.linalg.svd(A * half[..., None, :])
-        sign = torch.sign(torch.linalg.det(U @ Vh))
         D = torch.ones_like(half)
-        D[..., -1] = torch.where(sign == 0, torch.ones_like(sign), sign)
+        D[..., -1] = _determinant_sign(U @ Vh)
         R = U @ (D[..., :, None] * Vh)  # (..., 3, 3) proper rotation
         half = (R * A).sum(dim=-2) / len(signs)
     fitted = centre + (signs * half[..., None, :]) @ R.transpose(-1, -2)
