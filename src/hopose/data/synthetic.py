@@ -104,7 +104,13 @@ from torch.utils.data import Dataset
 
 from hopose.crop import jittered_square
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
-from hopose.data.transforms import CROPS, DEFAULT_IMAGE_SIZE, Frame, image_geometry
+from hopose.data.transforms import (
+    CROPS,
+    DEFAULT_IMAGE_SIZE,
+    Frame,
+    check_jitter,
+    image_geometry,
+)
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
@@ -855,8 +861,7 @@ class SyntheticHandObject(Dataset):
             raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
         if crop not in CROPS:
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
-        if not isinstance(jitter, bool):  # a string such as "no" would count as on
-            raise ValueError(f"jitter: expected true or false, got {jitter!r}")
+        check_jitter(jitter)
         self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
         self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
         self.focal_range = _focal_range(focal_scale)

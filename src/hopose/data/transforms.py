@@ -221,6 +221,13 @@ def image_geometry(
     return scale_intrinsics(K, scale_x, scale_y).numpy(), box
 
 
+def check_jitter(jitter: Any) -> None:
+    """Refuse a ``jitter`` option that is not a boolean: a config's free-form options reach the
+    loaders unconverted, and a string, even "false", would count as on."""
+    if not isinstance(jitter, bool):
+        raise ValueError(f"jitter: expected true or false, got {jitter!r}")
+
+
 def read_frame_image(frame: Frame, min_size: tuple[int, int] | None = None) -> Image.Image:
     """The frame's image (:func:`read_image`), which must have the size the annotation assumes
     (``frame.orig_size``): a mismatch means a wrong file or layout and raises DataFileError
@@ -420,8 +427,7 @@ class FrameDataset(Dataset):
             raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
             raise ValueError(f"margin: expected a share of the square's side >= 0, got {margin!r}")
-        if not isinstance(jitter, bool):  # a string such as "no" would count as on
-            raise ValueError(f"jitter: expected true or false, got {jitter!r}")
+        check_jitter(jitter)
         self.image_size, self.crop, self.margin, self.jitter = image_size, crop, margin, jitter
         self.with_images, self.on_error = with_images, on_error
         self.skipped: list[str] = []
