@@ -228,17 +228,28 @@ def check_jitter(jitter: Any) -> None:
         raise ValueError(f"jitter: expected true or false, got {jitter!r}")
 
 
-def read_frame_image(frame: Frame, min_size: tuple[int, int] | None = None) -> Image.Image:
-    """The frame's image (:func:`read_image`), which must have the size the annotation assumes
-    (``frame.orig_size``): a mismatch means a wrong file or layout and raises DataFileError
-    naming it."""
+def read_frame_image(
+    frame: Frame, min_size: tuple[int, int] | None = None
+) -> tuple[Image.Image, float]:
+    """The frame's image (:func:`read_image`, a JPEG decoded at 1/2, 1/4 or 1/8 when
+    ``min_size`` allows), and the scale it was decoded at.
+
+    Decoded at 1/k the image is ceil(W / k) wide, its last column partly padding when k does
+    not divide W: the scale is 1/k, not the decoded width over W. Pixel edges scale exactly by
+    it; pixel centres, with centres at integers, go from u to ``u / k + (1 / k - 1) / 2``.
+
+    Raises:
+        DataFileError: naming the file, when it has not the size the annotation assumes
+            (``frame.orig_size``: a wrong file or layout), or cannot be read.
+    """
     width, height = frame.orig_size
     if read_image_size(frame.image_path) != (width, height):
         found = read_image_size(frame.image_path)
         raise DataFileError(
             f"{frame.image_path}: image is {found[0]}x{found[1]}, expected {width}x{height}"
         )
-    return read_image(frame.image_path, min_size)
+    image = read_image(frame.image_path, min_size)
+    return image, 1.0 / 2.0 ** round(math.log2(width / image.size[0]))
 
 
 def view_frame(frame: Frame, affine: np.ndarray, image_size: int) -> np.ndarray:
@@ -258,11 +269,9 @@ def view_frame(frame: Frame, affine: np.ndarray, image_size: int) -> np.ndarray:
         A = A @ np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     stretch = float(np.linalg.svd(A[:2, :2], compute_uv=False)[0])  # network px per frame px
     min_size = (max(1, math.ceil(width * stretch)), max(1, math.ceil(height * stretch)))
-    decoded = read_frame_image(frame, min_size)
-    # Decoded at 1/k, pixel j averages the frame's pixels k j ... k j + k - 1: its centre is
-    # frame position k j + (k - 1) / 2, the edge-aligned scale 1/k (a last column that k does
-    # not divide is partly padding, so the scale is 1/k, not the decoded width over W).
-    scale = 1.0 / 2.0 ** round(math.log2(width / decoded.size[0]))
+    decoded, scale = read_frame_image(frame, min_size)
+    # Decoded at 1/k, pixel j averages the frame's pixels k j ... k j + k - 1: the edge-aligned
+    # scale 1/k.
     A = A @ np.linalg.inv(edge_aligned_scale(torch.tensor([scale, scale])).double().numpy())
     image = torch.from_numpy(np.array(decoded)).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
     warped = warp_image(image, torch.from_numpy(A)[None], image_size)[0]  # (3, S, S) in [0, 1]
@@ -286,11 +295,8 @@ def load_network_image(
         int(np.ceil(width * image_size / (box[2] - box[0]))),
         int(np.ceil(height * image_size / (box[3] - box[1]))),
     )
-    image = read_frame_image(frame, min_size)
-    # Decoded at 1/s (s = 1, 2, 4 or 8) the image is ceil(W / s) wide, its last column partly
-    # padding when s does not divide W: the scale is 1/s, not its size over the frame's. Pixel
-    # edges (PIL's coordinates, in which ``box`` is given) scale exactly by 1/s.
-    scale = 1.0 / 2.0 ** round(np.log2(width / image.size[0]))
+    image, scale = read_frame_image(frame, min_size)
+    # Pixel edges (PIL's coordinates, in which ``box`` is given) scale exactly with the decode.
     box = tuple(value * scale for value in box)
     # PIL's resize with ``box`` samples the exact (possibly fractional) source region; a region
     # leaving the frame is first padded by cropping with integer bounds that cover it.
