@@ -99,9 +99,7 @@ def floor_seconds(
         lifter = build_model(cfg.model).lifter
     lifter.set_stats_from_poses(train_module.training_poses(splits["train"]))
     lifter.to(device).train()
-    optimizer = torch.optim.Adam(
-        lifter.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
-    )
+    optimizer = train_module.make_optimizer(lifter.parameters(), cfg.optim)
     split = TensorSplit(
         splits["train"].records,
         device=device,

@@ -40,7 +40,7 @@ import torchvision
 from bench_train import lifter_config, measure
 from hopose import train as train_module
 from hopose.cli import at_least
-from hopose.config import config_from_dict
+from hopose.config import OptimConfig, config_from_dict
 from hopose.models import build_model
 from hopose.stages import STAGES
 
@@ -168,12 +168,12 @@ def images_per_second(
 
 
 def bare_resnet_step(batch: dict, amp: bool, backbone: str) -> Callable[[], object]:
-    """A torchvision ResNet training step (cross-entropy on random labels, Adam) in the memory
-    layout and precision the image stages train in."""
+    """A torchvision ResNet training step (cross-entropy on random labels, the stages' fused
+    Adam) in the memory layout and precision the image stages train in."""
     device = batch["image"].device
     layout = train_module.memory_format(STAGES["encoder"])
     net = getattr(torchvision.models, backbone)(weights=None).to(device, memory_format=layout)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    optimizer = train_module.make_optimizer(net.parameters(), OptimConfig())
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     labels = torch.randint(0, 1000, (len(batch["image"]),), device=device)
     images = batch["image"].float().div(255).contiguous(memory_format=layout)
@@ -208,7 +208,7 @@ def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[]
         model = build_model(cfg.model)
     model.to(device, memory_format=train_module.memory_format(STAGES[stage]))
     module = train_module.stage_module(model, STAGES[stage])
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
+    optimizer = train_module.make_optimizer(module.parameters(), cfg.optim)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     parts = tuple(model.lifter.parts)
 

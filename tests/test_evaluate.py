@@ -101,7 +101,7 @@ def checkpoint(tmp_path_factory) -> Path:
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16", "model.head=linear",
-         "data.crop=resize"],
+         "data.crop=resize", "data.options.jitter=false"],
     )  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg.model)
@@ -448,6 +448,25 @@ def test_eval_of_an_empty_split_is_refused_and_writes_nothing(
         "hopose eval: error: split: synthetic 'test' at seed 0 has no frames to evaluate\n"
     )
     assert not out.exists()
+
+
+def test_jittered_test_frames_are_refused_and_a_training_configs_jitter_dropped(
+    checkpoint, tmp_path, capsys
+):
+    # The demo and the ablations evaluate with their training config's data, which jitters
+    # its square crops: test frames read so would be augmented like training samples.
+    out = tmp_path / "eval"
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "8", "--crop", "square"]
+    assert main([*args, "--gt-2d", "--option", "jitter=true", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        "hopose eval: error: data.options.jitter: jittered crops are a training augmentation; an "
+        "evaluation reads the test frames without it\n"
+    )
+    assert not out.exists()
+    cfg = load_config(CONFIGS / "synthetic" / "end2end.yaml", ["data.options.focal_scale=1.5"])
+    assert cfg.data.options == {"jitter": True, "focal_scale": 1.5}
+    data = evaluate.without_jitter(cfg.data)
+    assert data.options == {"focal_scale": 1.5} and (data.crop, data.num_test) == ("square", 400)
 
 
 class _Oracle(torch.nn.Module):

@@ -31,7 +31,7 @@ import numpy as np
 from hopose.config import DataConfig, load_config
 from hopose.configs import config_path
 from hopose.demo import train_stages
-from hopose.evaluate import run_eval
+from hopose.evaluate import run_eval, without_jitter
 from hopose.files import write_text
 from hopose.report import markdown_table
 from hopose.scoring import (
@@ -104,7 +104,9 @@ def _data_overrides(
 
 
 def _evaluate(checkpoint: str, data: DataConfig, out_dir: Path, *, gt_2d: bool) -> dict[str, Any]:
-    return run_eval(checkpoint, data, data.test_split, out_dir, gt_2d=gt_2d, report=False)
+    return run_eval(
+        checkpoint, without_jitter(data), data.test_split, out_dir, gt_2d=gt_2d, report=False
+    )
 
 
 def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
@@ -166,7 +168,7 @@ def _train_physics_row(
     result = train(cfg, run_dir, split_cache=split_cache)
     return run_eval(
         result.checkpoint,
-        cfg.data,
+        without_jitter(cfg.data),
         cfg.data.test_split,
         run_dir / "eval",
         gt_2d=source == "gt_2d",

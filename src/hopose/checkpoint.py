@@ -116,6 +116,13 @@ def training_state(
     }
 
 
+def progress_of(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``last.pt`` (:func:`training_state`) without its optimisation state: the
+    :func:`progress_checkpoint` it was made from, which is ``best.pt`` when its epoch is the
+    run's best."""
+    return {key: value for key, value in state.items() if key not in OPTIMISATION_STATE}
+
+
 def restore_training_state(
     checkpoint: Mapping[str, Any],
     *,

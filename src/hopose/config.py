@@ -127,8 +127,8 @@ class DataConfig:
     crop: str = "resize"
     """"resize" the whole frame to a square (paper, HOPE-Net), or "square", a crop around hand
     and object (with ``options.jitter`` randomly scaled, shifted and turned, synthetic and real
-    data alike). A model trained on "square" crops predicts from images by self-cropping
-    (``self_crop``)."""
+    data alike; refused with "resize"). A model trained on "square" crops predicts from images
+    by self-cropping (``self_crop``)."""
     self_crop: int = 1
     """Crops after the whole-frame pass when a model trained on "square" crops predicts from
     images (``hopose eval``, ``hopose predict``), each placed around the previous pass's 2D

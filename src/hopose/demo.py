@@ -34,7 +34,7 @@ import numpy as np
 from hopose.checkpoint import load_model
 from hopose.config import load_config
 from hopose.configs import config_path
-from hopose.evaluate import mean_pose_predictions, run_eval
+from hopose.evaluate import mean_pose_predictions, run_eval, without_jitter
 from hopose.files import copy_file, write_text
 from hopose.report import markdown_table
 from hopose.scoring import (
@@ -118,9 +118,11 @@ def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     checkpoints = train_stages("synthetic", out_dir, QUICK_OVERRIDES if quick else {})
     copy_file(checkpoints["end2end"], out_dir / "model.pt")
-    data = load_config(
-        config_path("synthetic", "end2end"), QUICK_OVERRIDES["end2end"] if quick else []
-    ).data
+    data = without_jitter(
+        load_config(
+            config_path("synthetic", "end2end"), QUICK_OVERRIDES["end2end"] if quick else []
+        ).data
+    )
     train_seconds = time.perf_counter() - start
 
     # key: (checkpoint, feed ground-truth 2D, write the report)

@@ -215,6 +215,13 @@ def eval_data_config(
     )
 
 
+def without_jitter(data: DataConfig) -> DataConfig:
+    """A training config's ``data`` as an evaluation reads it: without the training crops'
+    jitter (``options.jitter``), an augmentation that no test frame gets."""
+    options = {key: value for key, value in data.options.items() if key != "jitter"}
+    return dataclasses.replace(data, options=options)
+
+
 def run_eval(
     checkpoint: str | Path,
     data: DataConfig,
@@ -234,7 +241,8 @@ def run_eval(
 
     Args:
         checkpoint: a checkpoint written by :mod:`hopose.train`.
-        data: the dataset (its ``image_size`` and ``crop`` should match the training run's).
+        data: the dataset (its ``image_size`` and ``crop`` should match the training run's),
+            without ``options.jitter`` (a training config's: :func:`without_jitter`).
         split: the split to evaluate.
         out_dir: output folder (created).
         gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
@@ -265,10 +273,15 @@ def run_eval(
 
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
-        ValueError: ``complete_grasp`` without ``refine``, ``gt_box`` with ``gt_2d``, or a
-            split without frames.
+        ValueError: ``complete_grasp`` without ``refine``, ``gt_box`` with ``gt_2d``,
+            ``data.options.jitter`` on, or a split without frames.
     """
     check_device(str(device), "device")
+    if data.options.get("jitter"):
+        raise ValueError(
+            "data.options.jitter: jittered crops are a training augmentation; an evaluation "
+            "reads the test frames without it"
+        )
     if gt_2d and gt_box:
         raise ValueError("gt_box: the ground-truth 2D protocol reads no image to crop")
     weights = refinement(refine, complete_grasp, from_images=not gt_2d)

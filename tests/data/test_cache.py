@@ -267,10 +267,10 @@ def test_a_config_asking_other_synthetic_options_is_refused(tmp_path):
 
 
 def test_a_square_cache_is_read_with_the_jitter_it_holds(tmp_path):
-    """Jitter moves square crops only. A square cache recording no jitter (written before the
-    real loaders took one) holds plain crops: a config asking jittered ones was served them
-    silently; a jittered one was served to a config asking none. A resize cache serves a
-    config with or without jitter, which changes none of its samples."""
+    """A square cache recording no jitter (written before the real loaders took one) holds
+    plain crops: a config asking jittered ones was served them silently; a jittered one was
+    served to a config asking none. Jitter on whole frames is refused, cache or not: there is
+    no square to jitter."""
     plain = write_cache(
         Records(2), tmp_path / "plain", progress=False,
         info={"name": "fpha", "split": "val", "crop": "square"},
@@ -290,7 +290,10 @@ def test_a_square_cache_is_read_with_the_jitter_it_holds(tmp_path):
     for cache, asks in ((plain, {}), (plain, {"jitter": False}), (jittered, {"jitter": True})):
         read = build_dataset("fpha", "val", cache=str(cache), crop="square", image_size=8, **asks)
         assert len(read) == 2
-    assert len(build_dataset("fpha", "val", cache=str(whole), image_size=8, jitter=True)) == 2
+    assert len(build_dataset("fpha", "val", cache=str(whole), image_size=8)) == 2
+    refused = r"jitter: true jitters square crops, but crop is 'resize'"
+    with pytest.raises(ValueError, match=refused):
+        build_dataset("fpha", "val", cache=str(whole), image_size=8, jitter=True)
 
 
 def test_negative_workers_name_the_field(tmp_path, capsys):

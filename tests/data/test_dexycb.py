@@ -120,6 +120,10 @@ def test_bad_meta_yml_gives_one_line_naming_the_file(tmp_path):
     meta.write_bytes(b"\xff\xfe\x00 not text \x89")
     with pytest.raises(DataFileError, match=r"20200709_140004/meta\.yml"):
         DexYCB(tmp_path, "val", with_images=False)
+    # Index -1 would silently name the last of ycb_ids, another object than the one held.
+    meta.write_text("num_frames: 2\nycb_ids: [2, 5]\nycb_grasp_ind: -1\nmano_sides: [right]\n")
+    with pytest.raises(DataFileError, match=r"meta\.yml: bad .*ycb_grasp_ind -1 is negative"):
+        DexYCB(tmp_path, "val", with_images=False)
 
 
 def test_a_bad_meta_yml_is_skipped_with_on_error_skip_and_reported_by_data_check(tmp_path):

@@ -247,6 +247,7 @@ def test_rendered_record_is_a_spec_sample():
         {"focal_scale": [1.0, 2.0, 3.0]},
         {"crop": "centre"},
         {"jitter": "false"},  # a non-empty string, even this one, would turn it on
+        {"jitter": True},  # on the whole frame (crop "resize"), which has no square to jitter
     ],
 )
 def test_bad_arguments_name_the_field(bad):

@@ -292,6 +292,8 @@ def test_a_real_datasets_jitter_is_a_function_of_the_index_and_the_epoch(tmp_pat
     assert plain.variant == {"jitter": False} and jittered.variant == {"jitter": True}
     with pytest.raises(ValueError, match="jitter: expected true or false, got 'false'"):
         _OneFrame(frame, crop="square", jitter="false")
+    with pytest.raises(ValueError, match="jitter: true jitters square crops, but crop is 'resize'"):
+        _OneFrame(frame, crop="resize", jitter=True)
 
 
 def test_persistent_workers_draw_the_jitter_of_the_epoch_the_training_loop_sets(tmp_path):

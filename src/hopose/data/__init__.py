@@ -41,6 +41,7 @@ from hopose.data.transforms import (
     DEFAULT_IMAGE_SIZE,
     DataFileError,
     Frame,
+    check_jitter,
     frame_to_record,
 )
 
@@ -109,9 +110,9 @@ def build_dataset(
         cache: a folder written by :func:`write_cache` (``hopose prepare``), or a folder
             holding one such cache per split (``<cache>/<split>``); read instead of the raw
             tree. What it recorded (dataset, split, image size, crop, the loader's
-            options such as ``protocol``) must agree with these arguments (``jitter`` for square
-            crops only, a cache recording none holding none), and a cache that records no
-            dataset name or split is refused.
+            options such as ``protocol``) must agree with these arguments (a cache recording no
+            ``jitter`` holding none), and a cache that records no dataset name or split is
+            refused.
         image_size: side of the square network image.
         crop: "resize" or "square" (docs/datasets.md; synthetic data render the square directly).
         num_samples: synthetic: how many to generate (required); real data: keep the first
@@ -128,6 +129,7 @@ def build_dataset(
     if num_samples is not None and num_samples < 1:
         raise ValueError(f"num_samples: must be >= 1 or None, got {num_samples}")
     if cache is not None:
+        check_jitter(options.get("jitter", False), crop)  # as the loaders do, cache or not
         wanted = {"name": name, "split": split, "crop": crop, **options}
         # One config names one cache for all splits: a folder of per-split caches works too.
         if (Path(cache) / split / "meta.json").is_file():
@@ -175,15 +177,11 @@ def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images
                 f"cache: {cache} records no {field} (built before caches recorded it); rebuild "
                 f"it per split with `hopose prepare` or `hopose synth --split`"
             )
-    # Jitter moves square crops only, so it is compared for them alone (a resize cache serves a
-    # config with or without it), and a cache that records none was built without it (a cache
-    # records every option it was given): a square cache without jitter is no config's
-    # jittered crops, nor a jittered one a config's plain crops.
+    # A cache that records no jitter was built without it (a cache records every option it was
+    # given): a square cache without jitter is no config's jittered crops, nor a jittered one a
+    # config's plain crops.
     recorded = {"jitter": False} | info
-    compared = {field: value for field, value in wanted.items() if field != "jitter"}
-    if wanted["crop"] == "square":
-        compared["jitter"] = wanted.get("jitter", False)
-    for field, value in compared.items():
+    for field, value in ({"jitter": False} | wanted).items():
         if field in recorded and recorded[field] != value:
             raise ValueError(
                 f"cache: {cache} holds {field}={recorded[field]!r}, config asks {value!r}"

@@ -241,6 +241,8 @@ class DexYCB(FrameDataset):
         try:
             num_frames = int(meta["num_frames"])
             grasp = int(meta["ycb_grasp_ind"])
+            if grasp < 0:  # Python would wrap it to another object of ycb_ids
+                raise IndexError(f"ycb_grasp_ind {grasp} is negative")
             ycb_id = int(meta["ycb_ids"][grasp])
             side = str(meta["mano_sides"][0])
             name = YCB_CLASSES[ycb_id]

@@ -861,7 +861,7 @@ class SyntheticHandObject(Dataset):
             raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
         if crop not in CROPS:
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
-        check_jitter(jitter)
+        check_jitter(jitter, crop)
         self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
         self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
         self.focal_range = _focal_range(focal_scale)

@@ -221,11 +221,20 @@ def image_geometry(
     return scale_intrinsics(K, scale_x, scale_y).numpy(), box
 
 
-def check_jitter(jitter: Any) -> None:
-    """Refuse a ``jitter`` option that is not a boolean: a config's free-form options reach the
-    loaders unconverted, and a string, even "false", would count as on."""
+def check_jitter(jitter: Any, crop: str) -> None:
+    """Refuse a ``jitter`` option that is not a boolean, or on without square crops.
+
+    A config's free-form options reach the loaders unconverted, and a string, even "false",
+    would count as on. The whole frame (``crop="resize"``) has no square to jitter: asking for
+    both would train on plain frames while the config says jittered.
+    """
     if not isinstance(jitter, bool):
         raise ValueError(f"jitter: expected true or false, got {jitter!r}")
+    if jitter and crop != "square":
+        raise ValueError(
+            f"jitter: true jitters square crops, but crop is {crop!r}: set crop to 'square' or "
+            "jitter to false"
+        )
 
 
 def read_frame_image(
@@ -433,7 +442,7 @@ class FrameDataset(Dataset):
             raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
             raise ValueError(f"margin: expected a share of the square's side >= 0, got {margin!r}")
-        check_jitter(jitter)
+        check_jitter(jitter, crop)
         self.image_size, self.crop, self.margin, self.jitter = image_size, crop, margin, jitter
         self.with_images, self.on_error = with_images, on_error
         self.skipped: list[str] = []

@@ -1,0 +1,111 @@
+"""Adam's implementations in the demo's encoder stage, against torch's default, in one run.
+
+The image stages train with ``hopose.train.make_optimizer``: Adam with the fused kernel, which
+updates every parameter in one pass. The baseline is ``torch.optim.Adam`` as torch builds it by
+default on the CPU, one loop over the parameters with several tensor operations each; torch's
+``foreach`` variant (one operation over all parameters at a time) is timed beside them.
+
+The network is the synthetic demo's encoder stage (``synthetic/encoder``: ResNet18, heat-map
+head, refinement GCN, 64 px, batch 32, bfloat16 autocast where the CPU has bf16 instructions,
+channels-last), on a random batch already in memory. Two measurements per implementation:
+
+- ``step()`` alone, the gradients of one backward pass kept;
+- a whole training step through ``hopose.train.train_one_epoch`` (forward, the stage's loss
+  terms, backward, ``step()``), which is what the demo's encoder stage repeats.
+
+Cases alternate over ``--rounds`` rounds; each ratio is the median of the per-round ratios
+against the default. Goal: the fused Adam's training step faster than the default's.
+
+Usage: ``python benchmarks/bench_optimizer.py [--steps 10] [--rounds 3] [--threads 2]
+[--clock wall|cpu]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from bench_model import CLOCKS
+from gpu_check import _random_batch, images_per_second
+from hopose import train as train_module
+from hopose.cli import at_least
+from hopose.config import load_config
+from hopose.configs import config_path
+from hopose.models import build_model
+from hopose.stages import STAGES
+
+CASES: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "torch default (per-tensor loop)": lambda params, optim: torch.optim.Adam(
+        params, lr=optim.lr, weight_decay=optim.weight_decay
+    ),
+    "foreach": lambda params, optim: torch.optim.Adam(
+        params, lr=optim.lr, weight_decay=optim.weight_decay, foreach=True
+    ),
+    "fused (make_optimizer)": train_module.make_optimizer,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=at_least(1), default=10, help="timed steps per case")
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--threads", type=at_least(1), default=2)
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
+    args = parser.parse_args()
+    clock = CLOCKS[args.clock]
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    cfg = load_config(config_path("synthetic", "encoder"))
+    stage = STAGES[cfg.stage]
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # random backbone: timing only
+        model = build_model(cfg.model)
+    model.to(device, memory_format=train_module.memory_format(stage))
+    module = train_module.stage_module(model, stage)
+    batch = _random_batch(cfg.optim.batch_size, cfg.data.image_size, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    parts = tuple(model.lifter.parts)
+    optimizers = {name: make(module.parameters(), cfg.optim) for name, make in CASES.items()}
+
+    def training_step(optimizer: torch.optim.Optimizer) -> Callable[[], object]:
+        return lambda: train_module.train_one_epoch(
+            module, [batch], optimizer, scaler, cfg,
+            parts=parts, device=device, epoch=0, show_progress=False,
+        )  # fmt: skip
+
+    def adam_step(optimizer: torch.optim.Optimizer) -> Callable[[], object]:
+        return optimizer.step
+
+    # Gradients for the step()-alone case: one training step leaves them in place.
+    training_step(optimizers["fused (make_optimizer)"])()
+    ms: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for what, make_step in (("step()", adam_step), ("training step", training_step)):
+            for name, optimizer in optimizers.items():
+                rate = images_per_second(
+                    make_step(optimizer), batch=1, steps=args.steps, device=device, clock=clock
+                )
+                ms.setdefault((what, name), []).append(1000 / rate)
+    amp = train_module.amp_active(device, cfg.optim.amp)
+    print(
+        f"synthetic/encoder stage, batch {cfg.optim.batch_size}, {cfg.data.image_size} px, "
+        f"{'bf16' if amp else 'fp32'}, {args.threads} threads, {args.clock} clock, "
+        f"{args.rounds} rounds of {args.steps} steps\n"
+    )
+    print("| measured | Adam | ms | vs default |")
+    print("|---|---|---|---|")
+    default = next(iter(CASES))
+    for what in ("step()", "training step"):
+        for name in CASES:
+            times, base = ms[(what, name)], ms[(what, default)]
+            ratio = statistics.median(t / b for t, b in zip(times, base, strict=True))
+            print(f"| {what} | {name} | {statistics.median(times):.1f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
