@@ -18,6 +18,7 @@ from hopose.data.cache import CacheDataset
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasp_stats import hand_quantities
 from hopose.data.render import (
+    _draw_capsules,
     _mark_faces,
     outside_frame,
     render_grasp,
@@ -319,6 +320,120 @@ def test_square_crop_as_the_real_loaders():
     assert square[0]["image"].shape == (0, 0, 3)
     rendered = SyntheticHandObject(1, SEED, size, crop="square")[0]
     assert rendered["image"].shape == (size, size, 3) and rendered["image"].std() > 5
+
+
+def _capsule_look():
+    """An appearance lit from straight behind the camera: a capsule's shade is then
+    0.5 + 0.5 (0.35 + 0.65 bulge), 1 on its axis."""
+    look = sample_appearance(np.random.default_rng(0), "milk")
+    return dataclasses.replace(look, ambient=0.5, light=np.array([0.0, 0.0, -1.0]))
+
+
+def test_capsule_depth_and_shade_by_hand():
+    # K maps the normalised point (x, y) to pixel (100 x + 16, 100 y + 16). The capsule from
+    # (-10, 0, 100) to (10, 0, 100) mm, radius 5, covers |y| < 0.05 over its axis x in
+    # [-0.1, 0.1] and discs of radius 0.05 about its ends. Pixel (u, v) = (16, 16) looks along
+    # the axis: depth 100 - 5 = 95, bulge 1; (16, 20) is 0.04 off it: bulge sqrt(1 - 0.8^2) =
+    # 0.6, depth 100 - 5 * 0.6 = 97, shade 0.5 + 0.5 * (0.35 + 0.65 * 0.6) = 0.87; (30, 16) is
+    # 0.04 beyond the end (0.1, 0), on the end's sphere: the same. (16, 22) and (0, 16) are
+    # 0.06 away, outside.
+    K = np.array([[100.0, 0, 16], [0, 100.0, 16], [0, 0, 1]])
+    image, zbuf = np.zeros((32, 32, 3), np.float32), np.full((32, 32), np.inf, np.float32)
+    red = np.array([[1.0, 0.0, 0.0]])
+    a, b = np.array([[-10.0, 0, 100]]), np.array([[10.0, 0, 100]])
+    _draw_capsules(image, zbuf, K, a, b, np.array([5.0]), red, _capsule_look())
+    for (u, v), depth, shade in [((16, 16), 95, 1.0), ((16, 20), 97, 0.87), ((30, 16), 97, 0.87)]:
+        assert zbuf[v, u] == pytest.approx(depth, rel=1e-6)
+        np.testing.assert_allclose(image[v, u], [shade, 0, 0], rtol=1e-6)
+    for u, v in [(16, 22), (0, 16)]:
+        assert zbuf[v, u] == np.inf and not image[v, u].any()
+    # A capsule reaching behind the camera (z < 1 mm) is not drawn at all.
+    zbuf[:], image[:] = np.inf, 0
+    behind = np.array([[10.0, 0, 0.5]])
+    _draw_capsules(image, zbuf, K, a, behind, np.array([5.0]), red, _capsule_look())
+    assert (zbuf == np.inf).all() and not image.any()
+
+
+def test_capsules_composite_in_order_and_the_earliest_wins_a_tie():
+    # Three copies of the capsule above drawn in one call: red, then green at exactly the same
+    # depths (the earlier stays, as a z-test with < keeps it), then blue 1 mm nearer (it
+    # wins). Over a z-buffer already holding 96 mm (a box drawn before), the axis pixel (95)
+    # shows red, the one 0.04 off the axis (97) keeps what was there.
+    K = np.array([[100.0, 0, 16], [0, 100.0, 16], [0, 0, 1]])
+    a, b, radius = np.array([[-10.0, 0, 100]]), np.array([[10.0, 0, 100]]), np.array([5.0])
+    red, green, blue = np.eye(3)
+    near = np.array([0.0, 0, -1])
+    image, zbuf = np.zeros((32, 32, 3), np.float32), np.full((32, 32), np.inf, np.float32)
+    start, end = np.concatenate([a, a, a + near]), np.concatenate([b, b, b + near])
+    _draw_capsules(image, zbuf, K, start, end, radius.repeat(3), np.stack([red, green, blue]),
+                   _capsule_look())  # fmt: skip
+    np.testing.assert_array_equal(image[16, 16], blue)
+    assert zbuf[16, 16] == pytest.approx(94, rel=1e-6)
+    image, zbuf = np.full((32, 32, 3), 0.5, np.float32), np.full((32, 32), 96.0, np.float32)
+    _draw_capsules(image, zbuf, K, start[:2], end[:2], radius.repeat(2), np.stack([red, green]),
+                   _capsule_look())  # fmt: skip
+    np.testing.assert_array_equal(image[16, 16], red)
+    np.testing.assert_array_equal(image[20, 16], [0.5, 0.5, 0.5])
+    assert zbuf[16, 16] == pytest.approx(95, rel=1e-6) and zbuf[20, 16] == 96
+
+
+def test_a_capsule_draws_every_pixel_it_covers():
+    # Each capsule alone against its definition evaluated at every pixel of the image: the
+    # renderer evaluates only the pixels near a capsule, and loses none (K turned, capsules
+    # of any direction, some cut by the image's edges).
+    rng = np.random.default_rng(1)
+    size, look = 40, _capsule_look()
+    v, u = np.mgrid[0:size, 0:size].astype(np.float64)
+    for angle in np.linspace(0.0, 3.0, 7):
+        turn = [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+        K = np.array(turn) @ np.array([[60.0, 0, 20], [0, 55.0, 20], [0, 0, 1]])
+        rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T
+        for _ in range(10):
+            a, b = rng.normal(0, 60, (2, 3)) + np.array([0, 0, 300])
+            radius = rng.uniform(3, 15)
+            pa, pb = a[:2] / a[2], b[:2] / b[2]
+            qx, qy, (ax, ay) = rays[..., 0] - pa[0], rays[..., 1] - pa[1], pb - pa
+            s = np.clip((qx * ax + qy * ay) / (ax * ax + ay * ay), 0.0, 1.0)
+            dist = np.hypot(qx - s * ax, qy - s * ay)
+            depth_axis = a[2] + s * (b[2] - a[2])
+            covered = dist < radius / depth_axis
+            bulge = np.sqrt(np.clip(1 - np.square(dist * depth_axis / radius), 0.0, 1.0))
+            image, zbuf = np.zeros((size, size, 3), np.float32), np.full((size, size), np.inf)
+            _draw_capsules(image, zbuf, K, a[None], b[None], np.array([radius]), np.ones((1, 3)),
+                           look)  # fmt: skip
+            np.testing.assert_array_equal(zbuf < np.inf, covered)
+            np.testing.assert_allclose(zbuf[covered], (depth_axis - radius * bulge)[covered])
+
+
+def test_capsules_drawn_at_once_equal_capsules_drawn_one_by_one():
+    # Chains of capsules sharing their joints (exact ties about every joint), copies shifted by
+    # less than the float32 z-buffer's resolution (ties there but not in float64), capsules
+    # cut by the image's edges, a rotated affine K: one call equals the capsules drawn one
+    # after another through the same z-buffer, pixel for pixel, depth for depth.
+    rng = np.random.default_rng(0)
+    size, look = 40, _capsule_look()
+    turn = np.array([[np.cos(0.4), -np.sin(0.4), 0], [np.sin(0.4), np.cos(0.4), 0], [0, 0, 1]])
+    K = turn @ np.array([[60.0, 0, 20], [0, 55.0, 20], [0, 0, 1]])
+    for _ in range(20):
+        joints = np.cumsum(rng.normal(0, 25, (12, 3)), axis=0) + np.array([0, 0, 300])
+        start, end = joints[:-1], joints[1:]
+        radius = rng.uniform(5, 15, len(start))
+        copies = rng.integers(0, len(start), 6)
+        start = np.concatenate([start, start[copies] + [0, 0, 1e-6]])
+        end = np.concatenate([end, end[copies] + [0, 0, 1e-6]])
+        radius = np.concatenate([radius, radius[copies]])
+        colour = rng.uniform(0, 1, (len(start), 3))
+        base = rng.uniform(0, 1, (size, size, 3)).astype(np.float32)
+        depth = rng.uniform(250, 400, (size, size)).astype(np.float32)  # something drawn before
+        image, zbuf = base.copy(), depth.copy()
+        _draw_capsules(image, zbuf, K, start, end, radius, colour, look)
+        one_by_one, zbuf_one = base.copy(), depth.copy()
+        for c in range(len(start)):
+            _draw_capsules(one_by_one, zbuf_one, K, start[c : c + 1], end[c : c + 1],
+                           radius[c : c + 1], colour[c : c + 1], look)  # fmt: skip
+        np.testing.assert_array_equal(image, one_by_one)
+        np.testing.assert_array_equal(zbuf, zbuf_one)
+        assert (zbuf < depth).any()  # the capsules do show
 
 
 def test_render_respects_depth_order():

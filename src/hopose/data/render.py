@@ -218,53 +218,123 @@ def _mark_faces(colour: np.ndarray, face: np.ndarray, coords: np.ndarray, look: 
     return np.where((band | (face == 5))[:, None], colour * 0.45, colour)
 
 
-def _draw_capsule(image, zbuf, K, a, b, radius, colour, look: Appearance) -> None:
-    """Rasterise a capsule between 3D points a and b (radius in mm) through the z-buffer.
+def _slab(offset, slope, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """The u (arrays) with lo <= offset + slope u <= hi: (first, last), -inf / inf when unbounded
+    and first > last when there are none."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ends = (np.stack([lo, hi]) - offset) / slope
+    level = np.where((lo <= offset) & (offset <= hi), np.inf, -np.inf)  # slope 0: all or none
+    first = np.where(slope == 0, -level, ends.min(axis=0))
+    last = np.where(slope == 0, level, ends.max(axis=0))
+    return first, last
+
+
+def _draw_capsules(image, zbuf, K, start, end, radius, colour, look: Appearance) -> None:
+    """Rasterise capsules through the z-buffer, exactly as drawing them one by one in order would.
 
     Works in normalised image coordinates (x/z, y/z), where a sphere of radius r at depth z is a
-    disc of radius r/z whatever K's aspect; the capsule's depth at a pixel is the axis depth
-    there minus the bulge ``r sqrt(1 - (d/rho)^2)``.
+    disc of radius r/z whatever K's aspect; a capsule's depth at a pixel is the axis depth there
+    minus the bulge ``r sqrt(1 - (d/rho)^2)``. A capsule draws a pixel where its depth is below
+    the z-buffer's (strictly: of two at the same depth the earlier stays). All capsules are
+    evaluated at once, over the pixels near each, and composited per pixel in their order:
+    ~30 separate draws of under a thousand pixels each cost more in numpy calls than in arithmetic.
+
+    Args:
+        start, end: (C, 3) the axes' ends, camera frame, mm. radius: (C,) mm. colour: (C, 3).
     """
-    if a[2] < 1.0 or b[2] < 1.0:
-        return
-    pa, pb = a[:2] / a[2], b[:2] / b[2]
-    rho_max = radius / min(a[2], b[2])
+    # A capsule reaching behind the camera's 1 mm is not drawn.
+    keep = (start[:, 2] >= 1.0) & (end[:, 2] >= 1.0)
+    a, b, radius, colour = start[keep], end[keep], radius[keep], colour[keep]
+    pa, pb = a[:, :2] / a[:, 2:], b[:, :2] / b[:, 2:]
+    rho_max = radius / np.minimum(a[:, 2], b[:, 2])
     size = image.shape[0]
-    # The pixels whose rays can meet the capsule: the image of its normalised bounding
+    # The rows whose rays can meet a capsule: those of the image of its normalised bounding
     # rectangle's corners under K (any affine K: a crop may be rotated).
-    lo = np.minimum(pa, pb) - rho_max
-    hi = np.maximum(pa, pb) + rho_max
-    rect = np.array([[lo[0], lo[1], 1], [hi[0], lo[1], 1], [lo[0], hi[1], 1], [hi[0], hi[1], 1]])
-    corners = rect @ K[:2].T  # (4, 2) pixels
-    u0, v0 = np.maximum(np.floor(corners.min(axis=0)), 0).astype(int)
-    u1, v1 = np.minimum(np.ceil(corners.max(axis=0)) + 1, size).astype(int)
-    if u0 >= u1 or v0 >= v1:
-        return
-    v, u = np.mgrid[v0:v1, u0:u1].astype(np.float64)
-    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # (h, w, 3), z = 1
-    qx, qy = rays[..., 0] - pa[0], rays[..., 1] - pa[1]  # (h, w) offsets from a
+    lo = np.minimum(pa, pb) - rho_max[:, None]
+    hi = np.maximum(pa, pb) + rho_max[:, None]
+    x = np.stack([lo[:, 0], hi[:, 0], lo[:, 0], hi[:, 0]], axis=-1)
+    y = np.stack([lo[:, 1], lo[:, 1], hi[:, 1], hi[:, 1]], axis=-1)
+    corners = np.stack([x, y, np.ones_like(x)], axis=-1) @ K[:2].T  # (C, 4, 2) pixels
+    u0, v0 = np.maximum(np.floor(corners.min(axis=1)), 0).astype(int).T
+    u1, v1 = np.minimum(np.ceil(corners.max(axis=1)) + 1, size).astype(int).T
+    height = np.where(u1 > u0, np.maximum(v1 - v0, 0), 0)
+    row_capsule = np.repeat(np.arange(len(a)), height)
+    row = v0[row_capsule] + np.arange(height.sum()) - np.repeat(np.cumsum(height) - height, height)
+    # Along each row, only the pixels whose centres lie within rho_max of the axis's line and of
+    # its extent can be inside: two slabs of the normalised plane, each an interval of u on the
+    # row (whose normalised point is origin + u step). One pixel more on either side keeps
+    # the rounding of these bounds from losing a pixel that the exact test below would draw.
+    inverse = np.linalg.inv(K)
+    step, origin = inverse[:2, 0], row[:, None] * inverse[:2, 1] + inverse[:2, 2]
     axis = pb - pa
-    s = np.clip((qx * axis[0] + qy * axis[1]) / max(axis @ axis, 1e-12), 0.0, 1.0)
-    dist = np.hypot(qx - s * axis[0], qy - s * axis[1])
-    depth_axis = a[2] + s * (b[2] - a[2])
-    rho = radius / depth_axis
-    inside = dist < rho
-    bulge = np.sqrt(np.clip(1 - np.square(dist / rho), 0.0, 1.0))
-    depth = depth_axis - radius * bulge
-    window = zbuf[v0:v1, u0:u1]
-    draw = inside & (depth < window)
-    if not draw.any():
+    length = np.hypot(axis[:, 0], axis[:, 1])
+    along = np.where(length[:, None] > 0, axis / np.maximum(length, 1e-300)[:, None], [1.0, 0.0])
+    across = np.stack([-along[:, 1], along[:, 0]], axis=-1)
+    offset = origin - pa[row_capsule]
+    reach = rho_max[row_capsule]
+    first_a, last_a = _slab((offset * along[row_capsule]).sum(-1), along[row_capsule] @ step,
+                            -reach, length[row_capsule] + reach)  # fmt: skip
+    first_c, last_c = _slab((offset * across[row_capsule]).sum(-1), across[row_capsule] @ step,
+                            -reach, reach)  # fmt: skip
+    left = np.ceil(np.maximum(first_a, first_c)) - 1
+    right = np.floor(np.minimum(last_a, last_c)) + 2  # exclusive
+    left, right = (np.clip(e, u0[row_capsule], u1[row_capsule]).astype(int) for e in (left, right))
+    width = np.maximum(right - left, 0)
+    if not width.any():
         return
+    # Every row's span of pixels in one flat list: its capsule (``owner``) and pixel index.
+    owner = np.repeat(row_capsule, width)
+    pixel = np.arange(width.sum()) + np.repeat(row * size + left - np.cumsum(width) + width, width)
+    # The rays K^-1 (u, v, 1), z = 1, of the rows in use, in one matrix product: BLAS rounds a
+    # pixel's ray the same whatever other pixels (two or more) share the product, so rays and
+    # renders are bit for bit those of the former capsule-by-capsule windows (older caches).
+    top, bottom = row[width > 0].min(), row[width > 0].max()
+    v, u = np.mgrid[top : bottom + 1, 0:size].astype(np.float64)
+    rays = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=-1) @ inverse.T
+    qx = rays[pixel - top * size, 0] - pa[owner, 0]  # offsets from a
+    qy = rays[pixel - top * size, 1] - pa[owner, 1]
+    # |axis|^2 rounded as each capsule's own dot product axis @ axis (BLAS) rounds it.
+    length2 = np.maximum((axis[:, None, :] @ axis[:, :, None])[:, 0, 0], 1e-12)
+    ax, ay = axis[owner, 0], axis[owner, 1]
+    s = np.clip((qx * ax + qy * ay) / length2[owner], 0.0, 1.0)
+    dist = np.hypot(qx - s * ax, qy - s * ay)
+    depth_axis = a[owner, 2] + s * (b[:, 2] - a[:, 2])[owner]
+    rho = radius[owner] / depth_axis
+    inside = dist < rho
+    owner, pixel, dist, rho, depth_axis = (q[inside] for q in (owner, pixel, dist, rho, depth_axis))
+    bulge = np.sqrt(np.clip(1 - np.square(dist / rho), 0.0, 1.0))
+    depth = depth_axis - radius[owner] * bulge
+    # Composite. Drawn one by one, the capsules leave at a pixel the least of what the
+    # z-buffer held and their depths as it stores them (float32). The last capsule to draw
+    # stored that least value m itself, and of the capsules storing m, a later one draws only
+    # where its float64 depth is below m (which the z-buffer then holds), the first one also
+    # where the z-buffer held more than m before (all earlier capsules stored more).
+    zflat = zbuf.reshape(-1)
+    least = zflat.copy()
+    stored = depth.astype(zbuf.dtype)
+    np.minimum.at(least, pixel, stored)
+    m = least[pixel]
+    ties = np.flatnonzero(stored == m)
+    first = np.full(len(zflat), len(pixel))
+    np.minimum.at(first, pixel[ties], ties)
+    drew = ties[
+        (depth[ties] < m[ties]) | ((first[pixel[ties]] == ties) & (zflat[pixel[ties]] > m[ties]))
+    ]
+    last = np.full(len(zflat), -1)
+    np.maximum.at(last, pixel[drew], drew)
+    shown = last[last >= 0]  # the entry each drawn pixel shows
     # Shade by the bulge: facing the camera in the middle, grazing at the rim, lit from light.
-    facing = look.ambient + (1 - look.ambient) * (0.35 + 0.65 * bulge[draw]) * (
+    facing = look.ambient + (1 - look.ambient) * (0.35 + 0.65 * bulge[shown]) * (
         0.6 + 0.4 * max(-look.light[2], 0.0)
     )
-    image[v0:v1, u0:u1][draw] = colour * facing[:, None]
-    window[draw] = depth[draw]
+    v, u = np.divmod(pixel[shown], size)
+    image[v, u] = colour[owner[shown]] * facing[:, None]
+    zbuf[v, u] = m[shown]
 
 
-def _capsules(hand: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
-    """(start, end, radius, is_sleeve) for the forearm, palm fan and the 20 bones."""
+def _capsules(hand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The forearm, palm fan and 20 bones in drawing order: start, end (C, 3), radius (C,) and
+    whether each is the sleeve (C,)."""
     wrist = hand[0]
     mcp_row = [chain[0] for chain in FINGER_CHAINS[1:]]
     back = wrist - hand[mcp_row].mean(axis=0)
@@ -282,7 +352,8 @@ def _capsules(hand: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float, boo
     for parent, child in HAND_BONES:
         rank = (child - 1) % 4  # 0 for the bone into a chain's base, then the phalanges
         parts.append((hand[parent], hand[child], BONE_RADIUS[rank], False))
-    return parts
+    start, end, radius, sleeve = zip(*parts, strict=True)
+    return np.array(start), np.array(end), np.array(radius), np.array(sleeve)
 
 
 def supersampling(image_size: int) -> int:
@@ -342,9 +413,9 @@ def render_grasp(
     image = _background(size, look.background_seed, scale=f)
     zbuf = np.full((size, size), np.inf, dtype=np.float32)
     _draw_box(image, zbuf, fine, obj_3d.astype(np.float64), look)
-    for start, end, radius, sleeve in _capsules(hand_3d.astype(np.float64)):
-        colour = look.sleeve if sleeve else look.skin
-        _draw_capsule(image, zbuf, fine, start, end, radius, colour, look)
+    start, end, radius, sleeve = _capsules(hand_3d.astype(np.float64))
+    colour = np.where(sleeve[:, None], look.sleeve, look.skin)
+    _draw_capsules(image, zbuf, fine, start, end, radius, colour, look)
     # (f S, f S, 3) -> (S, f, S, f, 3): each pixel's f x f samples on axes 1 and 3.
     image = image.reshape(image_size, f, image_size, f, 3).mean(axis=(1, 3), dtype=np.float32)
     noise = np.random.default_rng(look.background_seed + 1).standard_normal(
