@@ -396,6 +396,43 @@ def test_split_cache_gives_the_first_records_of_a_split_read_before(monkeypatch)
     assert len(reads) == before + 2  # the streamed read was not kept
 
 
+def test_a_split_read_ahead_is_the_split_a_stage_reads_and_its_error_reaches_that_stage(
+    monkeypatch,
+):
+    """read_ahead renders a split in the background (the demo: the encoder's crops while the
+    lifter trains); the stage that then builds it gets the same records, rendering nothing
+    itself, and an error of the background read is raised in that stage."""
+    reads = []
+    real_build = train_module.build_dataset
+    monkeypatch.setattr(
+        train_module, "build_dataset", lambda *a, **k: reads.append(k) or real_build(*a, **k)
+    )
+    data = tiny("encoder").data
+    cache = SplitCache()
+    cache.read_ahead(data, "train", with_images=True)
+    cache.read_ahead(data, "train", with_images=True)  # already being read: nothing more
+    ahead = build_split(data, "train", with_images=True, cache=cache)
+    assert len(reads) == 1
+    cache.read_ahead(replace(data, num_train=24), "train", with_images=True)  # kept: nothing
+    assert (
+        len(build_split(replace(data, num_train=24), "train", with_images=True, cache=cache)) == 24
+    )
+    assert len(reads) == 1
+    alone = build_split(data, "train", with_images=True)
+    assert len(ahead) == len(alone) == 48
+    for a, b in zip(ahead, alone, strict=True):
+        assert a["id"] == b["id"] and np.array_equal(a["image"], b["image"])
+        assert np.array_equal(a["K"], b["K"])
+
+    def broken(*args, **kwargs):
+        raise ValueError("root: no such folder")
+
+    monkeypatch.setattr(train_module, "build_dataset", broken)
+    cache.read_ahead(data, "val", with_images=True)
+    with pytest.raises(ValueError, match="root: no such folder"):
+        build_split(data, "val", with_images=True, cache=cache)
+
+
 def test_a_stage_on_shared_splits_trains_exactly_as_on_its_own(tmp_path):
     """The demo's stages share their splits (SplitCache): the end-to-end stage on the first 24
     of the encoder stage's 48 crops ends with the same weights as one that renders its own."""

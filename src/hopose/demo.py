@@ -81,16 +81,24 @@ def train_stages(
     *,
     stages=tuple(STAGES),
     split_cache: SplitCache | None = None,
+    read_ahead: bool = False,
 ) -> dict[str, str]:
     """Train ``stages`` in order, each from the previous best checkpoint; returns their paths.
 
     The stages share the splits they read into memory (``split_cache``, a new one when None):
-    the end-to-end stage reads the encoder stage's crops instead of rendering them again.
+    the end-to-end stage reads the encoder stage's crops instead of rendering them again. With
+    ``read_ahead``, while a stage trains, the next one's training split is read in the
+    background (:meth:`~hopose.train.SplitCache.read_ahead`): the demo's encoder crops render
+    on the core its one-thread lifter stage leaves idle.
     """
     split_cache = SplitCache() if split_cache is None else split_cache
     checkpoints, previous = {}, None
-    for stage in stages:
+    for stage, following in zip(stages, (*stages[1:], None), strict=True):
         extra = list(overrides.get(stage, []))
+        if following is not None and read_ahead:
+            data = load_config(config_path(dataset, following), overrides.get(following, [])).data
+            if data.in_memory and STAGES[following].reads_images:
+                split_cache.read_ahead(data, data.train_split, with_images=True)
         if previous is not None:
             extra.append(f"init_from={previous}")
         cfg = load_config(config_path(dataset, stage), extra)
@@ -116,7 +124,9 @@ def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
     """Train the three stages, evaluate, print and write the results (see the module docstring)."""
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    checkpoints = train_stages("synthetic", out_dir, QUICK_OVERRIDES if quick else {})
+    checkpoints = train_stages(
+        "synthetic", out_dir, QUICK_OVERRIDES if quick else {}, read_ahead=True
+    )
     copy_file(checkpoints["end2end"], out_dir / "model.pt")
     data = without_jitter(
         load_config(

@@ -51,7 +51,9 @@ import functools
 import math
 import os
 import random
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -243,6 +245,8 @@ class SplitCache:
     def __init__(self) -> None:
         # key -> (number asked for when read, None for all; the records)
         self._splits: dict[str, tuple[int | None, list[Mapping[str, Any]]]] = {}
+        # key -> (number asked for; the records once the background read ends)
+        self._reading: dict[str, tuple[int | None, Future]] = {}
 
     @staticmethod
     def key(data: DataConfig, split: str, *, with_images: bool) -> str:
@@ -260,7 +264,11 @@ class SplitCache:
         return read is None or (num is not None and num <= read)
 
     def get(self, key: str, num: int | None) -> RecordList | None:
-        """The first ``num`` records (all for None) of a split read before, or None."""
+        """The first ``num`` records (all for None) of a split read before, or None; waits for
+        a read ahead of that split to end (and raises its error)."""
+        if key in self._reading:
+            read, records = self._reading.pop(key)
+            self.put(key, read, records.result())
         if not self._holds(key, num):
             return None
         records = self._splits[key][1]
@@ -271,19 +279,59 @@ class SplitCache:
         if not self._holds(key, num):
             self._splits[key] = (num, split.records)
 
+    def read_ahead(self, data: DataConfig, split: str, *, with_images: bool) -> None:
+        """Start reading ``split`` into memory in one background DataLoader worker, for a later
+        stage's :func:`build_split` (which waits for it), unless it is kept already.
+
+        ``hopose demo`` trains its lifter on one thread, on pose-only records: meanwhile the
+        other core renders the encoder stage's crops, which otherwise cost that stage about a
+        minute of both cores (docs/training.md, "Speed").
+        """
+        num = _split_size(data, split)
+        key = self.key(data, split, with_images=with_images)
+        if key in self._reading or self._holds(key, num):
+            return
+        records: Future = Future()
+
+        def read() -> None:
+            try:
+                records.set_result(_read_split(data, split, with_images, num, num_workers=1))
+            except BaseException as error:  # raised again by get(), in the stage that waits
+                records.set_exception(error)
+
+        # A daemon thread: a run that stops early does not wait for a read nobody needs.
+        threading.Thread(target=read, name=f"read-ahead {split}", daemon=True).start()
+        self._reading[key] = (num, records)
+
 
 def build_split(
     data: DataConfig, split: str, *, with_images: bool, cache: SplitCache | None = None
 ) -> Dataset:
     """The dataset of ``split`` as the config describes it (kept in memory when asked, and then
     taken from and kept in ``cache`` when one is given)."""
-    num = {data.train_split: data.num_train, data.val_split: data.num_val}.get(split, data.num_test)
+    num = _split_size(data, split)
     in_memory = data.in_memory or not with_images
     cached = in_memory and cache is not None
     key = SplitCache.key(data, split, with_images=with_images) if cached else ""
     if cached and (kept := cache.get(key, num)) is not None:
         return kept
-    dataset = build_dataset(
+    if not in_memory:
+        return _dataset(data, split, with_images, num)
+    records = _read_split(data, split, with_images, num, num_workers=data.num_workers)
+    if cached:
+        cache.put(key, num, records)
+    return records
+
+
+def _split_size(data: DataConfig, split: str) -> int | None:
+    """The number of samples ``data`` asks of ``split`` (None: all)."""
+    sizes = {data.train_split: data.num_train, data.val_split: data.num_val}
+    return sizes.get(split, data.num_test)
+
+
+def _dataset(data: DataConfig, split: str, with_images: bool, num: int | None) -> Dataset:
+    """The dataset of ``split`` that ``data`` names, ``num`` samples (None: all), not read yet."""
+    return build_dataset(
         data.name,
         split,
         root=data.root,
@@ -295,12 +343,13 @@ def build_split(
         with_images=with_images,
         **data.options,
     )
-    if not in_memory:
-        return dataset
-    records = materialize(dataset, num_workers=data.num_workers)
-    if cached:
-        cache.put(key, num, records)
-    return records
+
+
+def _read_split(
+    data: DataConfig, split: str, with_images: bool, num: int | None, *, num_workers: int
+) -> RecordList:
+    """``num`` samples of ``split`` read into memory by ``num_workers`` workers."""
+    return materialize(_dataset(data, split, with_images, num), num_workers=num_workers)
 
 
 def training_poses(dataset: Dataset) -> torch.Tensor:
