@@ -236,7 +236,7 @@ class SplitCache:
 
     ``hopose demo`` and ``hopose ablate`` train several stages in one process on the same
     rendered images: the demo's end-to-end stage reads the first 5,000 of the encoder stage's
-    9,000 crops, and each seed of an ablation the same split again. Every loader's sample ``i``
+    10,000 crops, and each seed of an ablation the same split again. Every loader's sample ``i``
     depends only on its index (synthetic samples on the seed and ``i``, real ones are the first
     ``num`` of the split), so a split of ``num`` samples is the first ``num`` records of one read
     before with the same dataset, seed and image settings: those are reused, not rendered again.
