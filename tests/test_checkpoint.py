@@ -19,9 +19,10 @@ from hopose.checkpoint import (
     save_checkpoint,
     training_state,
 )
+from hopose.config import OptimConfig
 from hopose.evaluate import run_eval
 from hopose.models import build_model
-from hopose.train import train
+from hopose.train import make_optimizer, train
 from tiny_runs import tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -209,3 +210,31 @@ def test_a_cpu_runs_scaler_state_resumes_into_a_gpu_runs_scaler():
         scaler=fresh,
     )
     assert fresh.get_scale() == 8.0
+
+
+def test_a_checkpoint_of_torchs_default_adam_resumes_into_the_fused_adam():
+    """last.pt written before every stage's Adam was fused (make_optimizer) holds
+    ``fused: None``; resumed, the run keeps the fused Adam it built, with the saved moments."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    old = torch.optim.Adam([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(old, step_size=1)
+    weight.grad = torch.tensor([1.0, -2.0])
+    old.step()
+    disabled = torch.amp.GradScaler("cpu", enabled=False)
+    saved = training_state({}, optimizer=old, scheduler=scheduler, scaler=disabled)
+    assert saved["optimizer"]["param_groups"][0]["fused"] is None
+
+    resumed = torch.nn.Parameter(weight.detach().clone())
+    optimizer = make_optimizer([resumed], OptimConfig(lr=0.1))
+    restore_training_state(
+        saved,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.StepLR(optimizer, step_size=1),
+        scaler=disabled,
+    )
+    assert optimizer.param_groups[0]["fused"] is True
+    assert torch.equal(optimizer.state[resumed]["exp_avg"], old.state[weight]["exp_avg"])
+    resumed.grad = weight.grad.clone()
+    optimizer.step()
+    old.step()
+    torch.testing.assert_close(resumed, weight)  # the same update, fused

@@ -51,6 +51,8 @@ FORMAT = 1
 _REQUIRED = ("format", "stage", "trained", "model", "config")
 OPTIMISATION_STATE: tuple[str, ...] = ("optimizer", "scheduler", "scaler")
 """Keys of the optimisation state that only ``last.pt`` holds (:func:`training_state`)."""
+# Optimiser options that choose how the update is computed, not what it is.
+_IMPLEMENTATION = ("fused", "foreach")
 
 
 class CheckpointError(ValueError):
@@ -134,12 +136,24 @@ def restore_training_state(
     saved in ``checkpoint`` (read by :func:`load_training_state`).
 
     A run on a CPU saves the empty state of its disabled scaler; resumed on a GPU (``device`` may
-    change), the enabled scaler starts afresh instead of refusing that state."""
+    change), the enabled scaler starts afresh instead of refusing that state. The optimiser keeps
+    the implementation it was built with (``fused``, ``foreach``): torch would take the saved
+    one, and a checkpoint of torch's default Adam would resume unfused."""
     states = (optimizer, scheduler, scaler)
     for key, state in zip(OPTIMISATION_STATE, states, strict=True):
         if state is scaler and not checkpoint[key]:
             continue  # saved by a disabled scaler: nothing to restore
-        state.load_state_dict(checkpoint[key])
+        saved = checkpoint[key]
+        if state is optimizer and len(saved["param_groups"]) == len(optimizer.param_groups):
+            # Set before loading: torch places each saved ``step`` by the saved group's flags
+            # (on the parameters' device when fused). Unequal groups are torch's to refuse.
+            groups = zip(saved["param_groups"], optimizer.param_groups, strict=True)
+            saved = dict(saved) | {
+                "param_groups": [
+                    group | {flag: ours[flag] for flag in _IMPLEMENTATION} for group, ours in groups
+                ]
+            }
+        state.load_state_dict(saved)
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:

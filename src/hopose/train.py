@@ -404,8 +404,8 @@ def make_optimizer(parameters: Iterable[nn.Parameter], optim: OptimConfig) -> to
     The fused kernel updates every parameter in one pass. On the CPU it is what keeps Adam from
     being a fifth of a ResNet18 step: 8 ms against 58 ms for torch's default per-tensor loop on
     2 threads (BENCHMARKS.md, "Optimiser"); on a GPU it is torch's fastest Adam too. It computes
-    the same update (docs/training.md, "Speed"), and its state dict is the same, so checkpoints
-    of either load into the other.
+    the same update (docs/training.md, "Speed"), and its state dict holds the same state, so a
+    ``last.pt`` of torch's default Adam resumes into it, fused (:func:`restore_training_state`).
     """
     return torch.optim.Adam(parameters, lr=optim.lr, weight_decay=optim.weight_decay, fused=True)
 
