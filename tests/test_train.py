@@ -7,6 +7,7 @@ import fcntl
 import os
 import shutil
 import socket
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -431,6 +432,24 @@ def test_a_split_read_ahead_is_the_split_a_stage_reads_and_its_error_reaches_tha
     cache.read_ahead(data, "val", with_images=True)
     with pytest.raises(ValueError, match="root: no such folder"):
         build_split(data, "val", with_images=True, cache=cache)
+
+
+def test_a_read_ahead_leaves_torchs_global_generator_to_the_stage_that_trains(monkeypatch):
+    """The demo reads the encoder's crops ahead while the lifter stage trains from its seed: the
+    background read draws nothing from torch's global generator, whenever it starts."""
+    started = threading.Event()
+    real_build = train_module.build_dataset
+    monkeypatch.setattr(
+        train_module, "build_dataset", lambda *a, **k: started.wait(5) and real_build(*a, **k)
+    )
+    cache, data = SplitCache(), tiny("encoder").data
+    cache.read_ahead(data, "train", with_images=True)
+    torch.manual_seed(0)  # the training stage seeds, then the read starts
+    started.set()
+    assert len(build_split(data, "train", with_images=True, cache=cache)) == data.num_train
+    drawn = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(drawn, torch.rand(3))
 
 
 def test_a_stage_on_shared_splits_trains_exactly_as_on_its_own(tmp_path):

@@ -218,9 +218,12 @@ def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
     Used for the synthetic images, whose rendering is slower than training on them, and for the
     pose-only records of the lifter stage, read once instead of every epoch.
     """
+    # Its own generator for the workers' base seed, which a DataLoader otherwise draws from
+    # torch's global one: a read ahead (SplitCache.read_ahead) would draw it while another stage
+    # trains, at a moment the threads decide, after that stage seeded its weights and epochs.
     loader = DataLoader(
         dataset, batch_size=64, num_workers=num_workers, collate_fn=_identity,
-        worker_init_fn=ExitWithParent(),
+        worker_init_fn=ExitWithParent(), generator=torch.Generator(),
     )  # fmt: skip
     return RecordList([record for chunk in loader for record in chunk])
 
