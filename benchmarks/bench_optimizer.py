@@ -13,10 +13,11 @@ channels-last), on a random batch already in memory. Two measurements per implem
 - a whole training step through ``hopose.train.train_one_epoch`` (forward, the stage's loss
   terms, backward, ``step()``), which is what the demo's encoder stage repeats.
 
-Cases alternate over ``--rounds`` rounds; each ratio is the median of the per-round ratios
-against the default. Goal: the fused Adam's training step faster than the default's.
+Cases alternate over ``--rounds`` rounds of ``--repeats`` calls (``bench_model``'s
+``interleaved_seconds``); each ratio is the median of the per-round ratios against the default.
+Goal: the fused Adam's training step faster than the default's.
 
-Usage: ``python benchmarks/bench_optimizer.py [--steps 10] [--rounds 3] [--threads 2]
+Usage: ``python benchmarks/bench_optimizer.py [--rounds 5] [--repeats 20] [--threads N]
 [--clock wall|cpu]``
 """
 
@@ -29,8 +30,8 @@ from collections.abc import Callable
 
 import torch
 
-from bench_model import CLOCKS
-from gpu_check import _random_batch, images_per_second
+from bench_model import CLOCKS, interleaved_seconds, paired_ratio
+from gpu_check import _random_batch
 from hopose import train as train_module
 from hopose.cli import at_least
 from hopose.config import load_config
@@ -51,13 +52,13 @@ CASES: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=at_least(1), default=10, help="timed steps per case")
-    parser.add_argument("--rounds", type=at_least(1), default=3)
-    parser.add_argument("--threads", type=at_least(1), default=2)
+    parser.add_argument("--rounds", type=at_least(1), default=5)
+    parser.add_argument("--repeats", type=at_least(1), default=20, help="calls per case per round")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
-    clock = CLOCKS[args.clock]
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     cfg = load_config(config_path("synthetic", "encoder"))
     stage = STAGES[cfg.stage]
@@ -71,6 +72,7 @@ def main() -> None:
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     parts = tuple(model.lifter.parts)
     optimizers = {name: make(module.parameters(), cfg.optim) for name, make in CASES.items()}
+    default = next(iter(CASES))
 
     def training_step(optimizer: torch.optim.Optimizer) -> Callable[[], object]:
         return lambda: train_module.train_one_epoch(
@@ -81,30 +83,23 @@ def main() -> None:
     def adam_step(optimizer: torch.optim.Optimizer) -> Callable[[], object]:
         return optimizer.step
 
-    # Gradients for the step()-alone case: one training step leaves them in place.
-    training_step(optimizers["fused (make_optimizer)"])()
-    ms: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for what, make_step in (("step()", adam_step), ("training step", training_step)):
-            for name, optimizer in optimizers.items():
-                rate = images_per_second(
-                    make_step(optimizer), batch=1, steps=args.steps, device=device, clock=clock
-                )
-                ms.setdefault((what, name), []).append(1000 / rate)
     amp = train_module.amp_active(device, cfg.optim.amp)
     print(
         f"synthetic/encoder stage, batch {cfg.optim.batch_size}, {cfg.data.image_size} px, "
-        f"{'bf16' if amp else 'fp32'}, {args.threads} threads, {args.clock} clock, "
-        f"{args.rounds} rounds of {args.steps} steps\n"
+        f"{'bf16' if amp else 'fp32'}, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"{args.rounds} rounds of {args.repeats} calls\n"
     )
     print("| measured | Adam | ms | vs default |")
     print("|---|---|---|---|")
-    default = next(iter(CASES))
-    for what in ("step()", "training step"):
-        for name in CASES:
-            times, base = ms[(what, name)], ms[(what, default)]
-            ratio = statistics.median(t / b for t, b in zip(times, base, strict=True))
-            print(f"| {what} | {name} | {statistics.median(times):.1f} | {ratio:.2f}x |")
+    # The step()-alone row steps on the gradients one training step leaves in place.
+    training_step(optimizers[default])()
+    timing = {"rounds": args.rounds, "repeats": args.repeats, "clock": CLOCKS[args.clock]}
+    for what, make_step in (("step()", adam_step), ("training step", training_step)):
+        cases = {name: make_step(optimizer) for name, optimizer in optimizers.items()}
+        seconds = interleaved_seconds(cases, device=device, **timing)
+        for name, times in seconds.items():
+            ratio = paired_ratio(times, seconds[default])
+            print(f"| {what} | {name} | {1000 * statistics.median(times):.1f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":

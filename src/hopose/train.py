@@ -405,8 +405,9 @@ def make_optimizer(parameters: Iterable[nn.Parameter], optim: OptimConfig) -> to
     """Adam with ``optim``'s learning rate and weight decay (paper §4.3), fused.
 
     The fused kernel updates every parameter in one pass. On the CPU it is what keeps Adam from
-    being a fifth of a ResNet18 step: 8 ms against 58 ms for torch's default per-tensor loop on
-    2 threads (BENCHMARKS.md, "Optimiser"); on a GPU it is torch's fastest Adam too. It computes
+    being a quarter of the demo's encoder step: 13.5 ms against 64.6 ms for torch's default
+    per-tensor loop on 2 threads (BENCHMARKS.md, "Training: the optimiser"); on a GPU it is
+    torch's fastest Adam too. It computes
     the same update (docs/training.md, "Speed"), and its state dict holds the same state, so a
     ``last.pt`` of torch's default Adam resumes into it, fused (:func:`restore_training_state`).
     """
