@@ -457,12 +457,13 @@ def test_jittered_test_frames_are_refused_and_a_training_configs_jitter_dropped(
     # its square crops: test frames read so would be augmented like training samples.
     out = tmp_path / "eval"
     args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "8", "--crop", "square"]
-    assert main([*args, "--gt-2d", "--option", "jitter=true", "--out", str(out)]) == 1
-    assert capsys.readouterr().err == (
-        "hopose eval: error: data.options.jitter: jittered crops are a training augmentation; an "
-        "evaluation reads the test frames without it\n"
-    )
-    assert not out.exists()
+    for value, shown in (("true", "True"), ("'false'", "'false'")):  # a YAML string, not off
+        assert main([*args, "--gt-2d", "--option", f"jitter={value}", "--out", str(out)]) == 1
+        assert capsys.readouterr().err == (
+            f"hopose eval: error: data.options.jitter: {shown}: jittered crops are a training "
+            "augmentation; an evaluation reads the test frames without it\n"
+        )
+        assert not out.exists()
     cfg = load_config(CONFIGS / "synthetic" / "end2end.yaml", ["data.options.focal_scale=1.5"])
     assert cfg.data.options == {"jitter": True, "focal_scale": 1.5}
     data = evaluate.without_jitter(cfg.data)

@@ -277,10 +277,10 @@ def run_eval(
             ``data.options.jitter`` on, or a split without frames.
     """
     check_device(str(device), "device")
-    if data.options.get("jitter"):
+    if (jitter := data.options.get("jitter", False)) is not False:  # a string too: refused
         raise ValueError(
-            "data.options.jitter: jittered crops are a training augmentation; an evaluation "
-            "reads the test frames without it"
+            f"data.options.jitter: {jitter!r}: jittered crops are a training augmentation; an "
+            "evaluation reads the test frames without it"
         )
     if gt_2d and gt_box:
         raise ValueError("gt_box: the ground-truth 2D protocol reads no image to crop")
