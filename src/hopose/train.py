@@ -407,9 +407,9 @@ def make_optimizer(parameters: Iterable[nn.Parameter], optim: OptimConfig) -> to
     The fused kernel updates every parameter in one pass. On the CPU it is what keeps Adam from
     being a quarter of the demo's encoder step: 13.5 ms against 64.6 ms for torch's default
     per-tensor loop on 2 threads (BENCHMARKS.md, "Training: the optimiser"); on a GPU it is
-    torch's fastest Adam too. It computes
-    the same update (docs/training.md, "Speed"), and its state dict holds the same state, so a
-    ``last.pt`` of torch's default Adam resumes into it, fused (:func:`restore_training_state`).
+    torch's fastest Adam too. It computes the same update (docs/training.md, "Speed"), and its
+    state dict holds the same state, so a ``last.pt`` of torch's default Adam resumes into it,
+    fused (:func:`restore_training_state`).
     """
     return torch.optim.Adam(parameters, lr=optim.lr, weight_decay=optim.weight_decay, fused=True)
 
