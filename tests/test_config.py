@@ -81,6 +81,7 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         # Under torchrun each process takes its local rank's GPU: no numbered GPU in a config.
         ("", ["device=cuda:1"], "device must be one of ('auto', 'cpu', 'cuda'), got 'cuda:1'"),
         ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
+        ("", ["model.backbone_stages=5"], "model.backbone_stages must be 1, 2, 3 or 4, got 5"),
         ("", ["data.name=imagenet"], "data.name must be one of"),
         ("", ["data.crop=centre"], "data.crop must be one of"),
         # The synthetic splits' seed sequences take no negative entropy (a numpy message).

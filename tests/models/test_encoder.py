@@ -141,3 +141,53 @@ def test_bad_backbone_and_image_shape_raise():
         ImageEncoder(backbone="vgg16", weights_path=None, hidden=8)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         _encoder()(torch.rand(3, 64, 64))
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_fewer_stages_read_the_whole_networks_first_maps(resnet18_weights, stages):
+    # The same weights file in a full and a truncated encoder: the truncated one's maps are the
+    # full one's first `stages` maps, and its global feature is the mean of its last map, of
+    # width 512 / 2^(4 - stages) (ResNet18: 64, 128, 256, 512 channels at strides 4 ... 32).
+    torch.manual_seed(0)
+    full = ImageEncoder(backbone="resnet18", weights_path=resnet18_weights, hidden=8).eval()
+    short = ImageEncoder(
+        backbone="resnet18", weights_path=resnet18_weights, hidden=8, stages=stages
+    ).eval()
+    names = {key.split(".")[0] for key in short.backbone.state_dict()}
+    assert names == {"conv1", "bn1", *(f"layer{k}" for k in range(1, stages + 1))}
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        _, full_maps = full._features(x)
+        feature, maps = short._features(x)
+    assert len(maps) == stages
+    for got, want in zip(maps, full_maps, strict=False):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert feature.shape == (2, 512 >> (4 - stages))
+    torch.testing.assert_close(feature, maps[-1].mean(dim=(2, 3)))
+
+
+def test_three_stages_train_a_quarter_of_the_weights():
+    # ResNet18's layer4 holds 8,393,728 of its 11,176,512 weights (fc dropped). Without it the
+    # linear head reads the 256 channels of layer3 pooled: with the refinement's output at zero,
+    # each keypoint is that head's output in pixels, (n + 1) / 2 * 64 - 0.5.
+    torch.manual_seed(0)
+    encoder = _encoder(head="linear", stages=3)
+    full = sum(p.numel() for p in torchvision.models.resnet18().parameters()) - (512 * 1000 + 1000)
+    trunk = sum(p.numel() for p in encoder.backbone.parameters())
+    assert (full, full - trunk) == (11_176_512, 8_393_728)
+    with torch.no_grad():
+        encoder.refine.layers[-1].linear.weight.zero_()
+        encoder.refine.layers[-1].bias.zero_()
+        x = torch.rand(2, 3, 64, 64)
+        b = encoder.backbone
+        layer3 = b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(
+            (x - encoder.mean) / encoder.std
+        )))))))  # fmt: skip
+        normalised = encoder.head(layer3.mean(dim=(2, 3))).view(2, 29, 2)
+        torch.testing.assert_close(encoder(x)["kp2d"], (normalised + 1) / 2 * 64 - 0.5)
+
+
+def test_stages_out_of_range_raise():
+    for stages in (0, 5):
+        with pytest.raises(ValueError, match=f"stages must be 1, 2, 3 or 4, got {stages}"):
+            _encoder(stages=stages)

@@ -77,6 +77,10 @@ def build_lifter(cfg: ModelConfig) -> Lifter:
 def build_model(cfg: ModelConfig) -> HoposeNet:
     """The full network a model config asks for (encoder from ``cfg.backbone``, lifter above)."""
     encoder = ImageEncoder(
-        backbone=cfg.backbone, weights_path=cfg.backbone_weights, hidden=cfg.hidden, head=cfg.head
+        backbone=cfg.backbone,
+        weights_path=cfg.backbone_weights,
+        hidden=cfg.hidden,
+        head=cfg.head,
+        stages=cfg.backbone_stages,
     )
     return HoposeNet(encoder=encoder, lifter=build_lifter(cfg))

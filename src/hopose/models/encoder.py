@@ -38,6 +38,8 @@ from hopose.models.heads import HEADS, HeatmapHead, sample_features, to_pixels
 from hopose.skeleton import NUM_NODES, hand_object_adjacency
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
+# The ResNet's residual stages, at strides 4, 8, 16 and 32.
+STAGES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 # Channels of the heat-map head's fused feature map (read by the GCN nodes too).
 HEATMAP_WIDTH = 64
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -74,20 +76,32 @@ class ImageEncoder(nn.Module):
         hidden: width of the refinement GCN's hidden layers.
         head: "linear" (the paper's) or "heatmap" (integral heat maps; the GCN nodes also read
             the local feature at their keypoint).
+        stages: residual stages kept, 1-4 (4, the whole ResNet, is the paper's); the global
+            feature pools the last one, of width F / 2^(4 - stages).
     """
 
     def __init__(
-        self, *, backbone: str, weights_path: str | Path | None, hidden: int, head: str = "linear"
+        self,
+        *,
+        backbone: str,
+        weights_path: str | Path | None,
+        hidden: int,
+        head: str = "linear",
+        stages: int = 4,
     ) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+        if stages not in range(1, len(STAGES) + 1):
+            raise ValueError(f"stages must be 1, 2, 3 or 4, got {stages}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if weights_path is not None and not Path(weights_path).is_file():
             raise FileNotFoundError(f"backbone weights file not found: {weights_path}")
         trunk = getattr(torchvision.models, backbone)(weights=None)
-        feature_dim = trunk.fc.in_features
+        # Each residual stage doubles the width: layer1..4 give F/8, F/4, F/2 and F channels.
+        channels = tuple(trunk.fc.in_features >> k for k in (3, 2, 1, 0))[:stages]
+        feature_dim = channels[-1]
         trunk.fc = nn.Identity()
         if weights_path is None:
             warnings.warn(
@@ -98,14 +112,15 @@ class ImageEncoder(nn.Module):
             )
         else:
             _load_backbone_weights(trunk, Path(weights_path))
+        for name in STAGES[stages:]:
+            delattr(trunk, name)  # after loading: a whole network's weights file still fits
         self.backbone = trunk
+        self.stages = STAGES[:stages]
         self.head_kind = head
         node_dim = 2 + feature_dim
         if head == "linear":
             self.head = nn.Linear(feature_dim, NUM_NODES * 2)
         else:
-            # Each ResNet stage doubles the width: layer1..4 give F/8, F/4, F/2 and F channels.
-            channels = tuple(feature_dim >> k for k in (3, 2, 1, 0))
             self.head = HeatmapHead(in_channels=channels, width=HEATMAP_WIDTH)
             node_dim += HEATMAP_WIDTH
         self.refine = GraphStack(
@@ -116,12 +131,13 @@ class ImageEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def _features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """The global feature (B, F) and the stride-4, 8, 16 and 32 maps of a normalised image."""
+        """The global feature (B, F) and the kept stages' stride-4, 8, 16 and 32 maps of a
+        normalised image."""
         t = self.backbone
         x = t.maxpool(t.relu(t.bn1(t.conv1(x))))
         maps = []
-        for stage in (t.layer1, t.layer2, t.layer3, t.layer4):
-            x = stage(x)
+        for name in self.stages:
+            x = getattr(t, name)(x)
             maps.append(x)
         return torch.flatten(t.avgpool(x), 1), maps
 

@@ -93,7 +93,8 @@ class HeatmapHead(nn.Module):
     """Feature pyramid at stride 4 -> one heat map per node -> soft-argmax keypoints.
 
     Args:
-        in_channels: channels of the stride-4, 8, 16 and 32 feature maps (ResNet layer1..4).
+        in_channels: channels of the stride-4, 8, 16 and 32 feature maps (ResNet layer1..4),
+            or of the first of them (an encoder that keeps fewer stages).
         width: channels of the fused feature map.
     """
 
@@ -108,7 +109,8 @@ class HeatmapHead(nn.Module):
         self.heatmap = nn.Conv2d(width, NUM_NODES, kernel_size=1)
 
     def forward(self, maps: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """Args: maps, the stride-4, 8, 16 and 32 feature maps (B, C_i, H_i, W_i).
+        """Args: maps, the stride-4, 8, 16 and 32 feature maps (B, C_i, H_i, W_i), or the
+        first of them.
 
         Returns:
             keypoints (B, N, 2) in [-1, 1], the fused feature map (B, width, H/4, W/4) and the
