@@ -184,7 +184,8 @@ def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images
     for field, value in ({"jitter": False} | wanted).items():
         if field in recorded and recorded[field] != value:
             raise ValueError(
-                f"cache: {cache} holds {field}={recorded[field]!r}, config asks {value!r}"
+                f"cache: {cache} holds {field}={recorded[field]!r}, config asks {value!r}; "
+                "rebuild it with the config's settings"
             )
     if with_images and dataset.image_size != image_size:
         raise ValueError(
