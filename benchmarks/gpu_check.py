@@ -40,7 +40,7 @@ import torchvision
 from bench_train import lifter_config, measure
 from hopose import train as train_module
 from hopose.cli import at_least
-from hopose.config import OptimConfig, config_from_dict
+from hopose.config import OptimConfig, TrainConfig, config_from_dict
 from hopose.models import build_model
 from hopose.stages import STAGES
 
@@ -190,8 +190,7 @@ def bare_resnet_step(batch: dict, amp: bool, backbone: str) -> Callable[[], obje
 
 
 def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[], object]:
-    """One training step of an image stage through ``train_one_epoch`` (one batch an epoch),
-    the network placed as ``train`` places it."""
+    """One training step of an image stage with ``backbone`` (:func:`config_step`)."""
     size = batch["image"].shape[-1]
     cfg = config_from_dict(
         {
@@ -202,6 +201,14 @@ def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[]
             "loss": {"physical": stage == "end2end"},
         }
     )
+    return config_step(cfg, batch)
+
+
+def config_step(cfg: TrainConfig, batch: dict) -> Callable[[], object]:
+    """One training step of ``cfg``'s image stage through ``train_one_epoch`` (one batch an
+    epoch), the network placed as ``train`` places it."""
+    stage = cfg.stage
+    amp = cfg.optim.amp
     device = batch["image"].device
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -14,11 +14,11 @@ It prints a table, writes it to ``DIR/results.md``, the numbers to ``DIR/metrics
 final model (a checkpoint ``hopose eval`` and ``hopose predict`` read) to ``DIR/model.pt``.
 
 The synthetic configs are sized for a 2-core CPU, not for accuracy: a lifter trained for about
-3,750 steps without dropout; a ResNet18 at 64×64 px with the heat-map head and supervised maps
-(docs/training.md, "From pixels") trained from scratch on 10,000 rendered crops for 5 epochs;
-two end-to-end epochs on 5,000 crops; mixed precision where the CPU has bf16 instructions; the
-real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule.
-``make demo`` takes about 9 minutes on 2 cores (README).
+3,750 steps without dropout; the first two residual stages of a ResNet18 at 64×64 px with the
+heat-map head and supervised maps (docs/training.md, "From pixels") trained from scratch on
+10,000 rendered crops for 12 epochs; two end-to-end epochs on 5,000 crops; mixed precision where
+the CPU has bf16 instructions; the real-data configs keep the paper's ResNet50 at 224×224, its
+linear head and its schedule. ``make demo`` takes about 8 minutes on 2 cores (README).
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 
@@ -53,8 +53,8 @@ from hopose.train import SplitCache, train
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=2000", "data.num_val=200", "optim.epochs=32", "optim.step_size=22"],
-    "encoder": ["data.num_train=6000", "data.num_val=100", "optim.epochs=3", "optim.step_size=2"],
-    "end2end": ["data.num_train=2000", "data.num_val=100", "optim.epochs=1"],
+    "encoder": ["data.num_train=6000", "data.num_val=100", "optim.epochs=7", "optim.step_size=6"],
+    "end2end": ["data.num_train=3000", "data.num_val=100", "optim.epochs=1"],
 }
 # Rows of the results table: (key in metrics.json, description).
 ROWS = (

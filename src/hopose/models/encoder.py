@@ -18,6 +18,11 @@ Choices the paper leaves open:
   starts from the hand and box graphs of :mod:`hopose.skeleton` (hand–object links learned).
 - Images are (B, 3, H, W) uint8 (scaled by 1/255) or float in [0, 1], normalised with the
   ImageNet mean and std that torchvision's ResNet weights expect.
+- ``stages`` (``model.backbone_stages``) may keep only the ResNet's first residual stages: with
+  3, the global feature pools layer3 (stride 16; 256-D for ResNet18) and the heat-map head
+  fuses the stride-4 to 16 maps. At 64 px, ResNet18's layer4 sees 2 × 2 maps but holds three
+  quarters of its weights; without it a CPU trains an image in about 0.6 of the time at the
+  same accuracy per image (docs/training.md, BENCHMARKS.md). The paper's is the whole network.
 - Pretrained weights come only from a local file (no downloads): a state dict saved from the
   torchvision model of the same architecture (``torch.save(resnet50().state_dict(), path)``);
   its classifier (``fc.*``) is dropped. Without a file the ResNet starts from random
