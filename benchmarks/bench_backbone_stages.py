@@ -20,16 +20,14 @@ Usage: ``python benchmarks/bench_backbone_stages.py [--rounds 5] [--repeats 10] 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import warnings
 
 import torch
 
-from bench_model import CLOCKS, interleaved_seconds, paired_ratio
+from bench_model import interleaved_seconds, paired_ratio, parse_timing
 from gpu_check import _random_batch, config_step
 from hopose import train as train_module
-from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.models import build_model
@@ -38,16 +36,8 @@ STAGE_COUNTS = (4, 3, 2)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=at_least(1), default=5)
-    parser.add_argument("--repeats", type=at_least(1), default=10, help="steps per case per round")
-    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
-    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args, timing = parse_timing(__doc__, repeats=10, unit="steps")
     device = torch.device("cpu")
-    timing = {"rounds": args.rounds, "repeats": args.repeats, "clock": CLOCKS[args.clock]}
     print(
         f"{torch.get_num_threads()} threads, {args.clock} clock, "
         f"{args.rounds} rounds of {args.repeats} steps\n"

@@ -29,6 +29,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torchvision
@@ -91,6 +92,23 @@ def interleaved_seconds(
         for name in names if round_index % 2 == 0 else reversed(names):
             samples[name].append(run(cases[name], repeats))
     return samples
+
+
+def parse_timing(doc: str, *, repeats: int, unit: str) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The command line of a CPU benchmark whose cases :func:`interleaved_seconds` alternates
+    (``--rounds``, ``--repeats``, ``--threads``, ``--clock``): sets torch's threads, returns the
+    options and the keyword arguments of :func:`interleaved_seconds` they ask for."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rounds", type=at_least(1), default=5)
+    parser.add_argument(
+        "--repeats", type=at_least(1), default=repeats, help=f"{unit} per case per round"
+    )
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return args, {"rounds": args.rounds, "repeats": args.repeats, "clock": CLOCKS[args.clock]}
 
 
 def paired_ratio(numerator: list[float], denominator: list[float]) -> float:

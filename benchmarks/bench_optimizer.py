@@ -5,9 +5,10 @@ updates every parameter in one pass. The baseline is ``torch.optim.Adam`` as tor
 default on the CPU, one loop over the parameters with several tensor operations each; torch's
 ``foreach`` variant (one operation over all parameters at a time) is timed beside them.
 
-The network is the synthetic demo's encoder stage (``synthetic/encoder``: ResNet18, heat-map
-head, refinement GCN, 64 px, batch 32, bfloat16 autocast where the CPU has bf16 instructions,
-channels-last), on a random batch already in memory. Two measurements per implementation:
+The network is the synthetic demo's encoder stage (``synthetic/encoder``: heat-map head,
+refinement GCN, 64 px, batch 32, bfloat16 autocast where the CPU has bf16 instructions,
+channels-last) with the whole ResNet18 (``model.backbone_stages=4``; the demo keeps two of its
+residual stages), on a random batch already in memory. Two measurements per implementation:
 
 - ``step()`` alone, the gradients of one backward pass kept;
 - a whole training step through ``hopose.train.train_one_epoch`` (forward, the stage's loss
@@ -23,17 +24,15 @@ Usage: ``python benchmarks/bench_optimizer.py [--rounds 5] [--repeats 20] [--thr
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import warnings
 from collections.abc import Callable
 
 import torch
 
-from bench_model import CLOCKS, interleaved_seconds, paired_ratio
+from bench_model import interleaved_seconds, paired_ratio, parse_timing
 from gpu_check import _random_batch
 from hopose import train as train_module
-from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.models import build_model
@@ -51,16 +50,10 @@ CASES: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=at_least(1), default=5)
-    parser.add_argument("--repeats", type=at_least(1), default=20, help="calls per case per round")
-    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
-    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args, timing = parse_timing(__doc__, repeats=20, unit="calls")
     device = torch.device("cpu")
-    cfg = load_config(config_path("synthetic", "encoder"))
+    # The whole ResNet18, as BENCHMARKS.md measured it (the demo now keeps two of its stages).
+    cfg = load_config(config_path("synthetic", "encoder"), ["model.backbone_stages=4"])
     stage = STAGES[cfg.stage]
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -93,7 +86,6 @@ def main() -> None:
     print("|---|---|---|---|")
     # The step()-alone row steps on the gradients one training step leaves in place.
     training_step(optimizers[default])()
-    timing = {"rounds": args.rounds, "repeats": args.repeats, "clock": CLOCKS[args.clock]}
     for what, make_step in (("step()", adam_step), ("training step", training_step)):
         cases = {name: make_step(optimizer) for name, optimizer in optimizers.items()}
         seconds = interleaved_seconds(cases, device=device, **timing)
