@@ -162,7 +162,7 @@ class ImageEncoder(nn.Module):
         x = image.to(self.mean.dtype)
         if image.dtype == torch.uint8:
             x = x / 255
-        feature, maps = self._features((x - self.mean) / self.std)  # (B, F), 4 maps
+        feature, maps = self._features((x - self.mean) / self.std)  # (B, F), a map per kept stage
         nodes = [feature[:, None].expand(-1, NUM_NODES, -1)]  # (B, N, F)
         if self.head_kind == "linear":
             init = self.head(feature).view(-1, NUM_NODES, 2)  # (B, N, 2) in [-1, 1] coordinates

@@ -9,8 +9,9 @@ to pixels whose centres are at integer coordinates (docs/datasets.md), where the
 - "linear" (paper §3.2): one linear layer on the global (pooled) feature, a plain
   ``nn.Linear(F, 29 * 2)`` in :class:`~hopose.models.encoder.ImageEncoder`.
 - :class:`HeatmapHead`: integral pose regression (Sun et al., "Integral Human Pose Regression",
-  ECCV 2018). The ResNet's stride-4, 8, 16 and 32 feature maps are each projected to ``width``
-  channels, upsampled to stride 4 and summed (a one-level feature pyramid), then a 3×3
+  ECCV 2018). The ResNet's stride-4, 8, 16 and 32 feature maps (those of the stages the encoder
+  keeps, ``model.backbone_stages``) are each projected to ``width`` channels, upsampled to
+  stride 4 and summed (a one-level feature pyramid), then a 3×3
   convolution gives a feature map and a 1×1 convolution one heat map per node. Each keypoint is
   the expectation of the pixel centres under its map's softmax (:func:`soft_argmax`), so the
   head is differentiable end to end and localises below the map's cell size. Pooling to one
