@@ -32,7 +32,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from hopose.crop import SELF_CROP_MARGIN
 from hopose.data import CROPS, DATASETS, REAL_DATASETS, SyntheticHandObject, build_dataset
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
-from hopose.models import BACKBONES, HEADS, LIFTERS, VARIANT_PARTS
+from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
 from hopose.stages import STAGES
 
 
@@ -219,7 +219,7 @@ class ModelConfig:
             f"got {self.lifter_variant!r}",
         )
         _require(
-            1 <= self.backbone_stages <= 4,
+            1 <= self.backbone_stages <= len(RESIDUAL_STAGES),
             f"model.backbone_stages must be 1, 2, 3 or 4, got {self.backbone_stages}",
         )
         _require(self.head in HEADS, f"model.head must be one of {HEADS}, got {self.head!r}")

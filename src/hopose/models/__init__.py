@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hopose.models.encoder import BACKBONES, ImageEncoder
+from hopose.models.encoder import BACKBONES, RESIDUAL_STAGES, ImageEncoder
 from hopose.models.graph_conv import GraphConv, GraphStack, normalize_adjacency
 from hopose.models.graph_unet import GraphResample, GraphUNet
 from hopose.models.heads import HEADS, HeatmapHead, sample_features, soft_argmax
@@ -37,6 +37,7 @@ __all__ = [
     "BACKBONES",
     "HEADS",
     "LIFTERS",
+    "RESIDUAL_STAGES",
     "VARIANT_PARTS",
     "CheckpointVersionError",
     "ContextLifter",

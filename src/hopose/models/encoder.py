@@ -43,8 +43,8 @@ from hopose.models.heads import HEADS, HeatmapHead, sample_features, to_pixels
 from hopose.skeleton import NUM_NODES, hand_object_adjacency
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
-# The ResNet's residual stages, at strides 4, 8, 16 and 32.
-STAGES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+# The ResNet's residual stages, at strides 4, 8, 16 and 32 (not hopose.stages' training stages).
+RESIDUAL_STAGES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 # Channels of the heat-map head's fused feature map (read by the GCN nodes too).
 HEATMAP_WIDTH = 64
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -97,7 +97,7 @@ class ImageEncoder(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-        if stages not in range(1, len(STAGES) + 1):
+        if stages not in range(1, len(RESIDUAL_STAGES) + 1):
             raise ValueError(f"stages must be 1, 2, 3 or 4, got {stages}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -117,10 +117,10 @@ class ImageEncoder(nn.Module):
             )
         else:
             _load_backbone_weights(trunk, Path(weights_path))
-        for name in STAGES[stages:]:
+        for name in RESIDUAL_STAGES[stages:]:
             delattr(trunk, name)  # after loading: a whole network's weights file still fits
         self.backbone = trunk
-        self.stages = STAGES[:stages]
+        self.stages = RESIDUAL_STAGES[:stages]
         self.head_kind = head
         node_dim = 2 + feature_dim
         if head == "linear":
