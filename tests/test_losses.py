@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hopose.config import LossConfig
+from hopose.config import ConfigError, LossConfig
 from hopose.losses import compute_losses, heatmap_loss, total_loss
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import corner_signs
@@ -51,6 +51,39 @@ def test_mse_terms_by_hand():
     torch.testing.assert_close(terms["2d"], torch.tensor(127 / 116))
     # 3d: (1 + 4 + 4) / (2 * 29 * 3) = 9 / 174.
     torch.testing.assert_close(terms["3d"], torch.tensor(9 / 174))
+
+
+def test_euclidean_3d_terms_by_hand():
+    batch = _batch()
+    batch["obj_3d"][1, 7] = torch.tensor([1.0, 2.0, 2.0])  # one corner of sample 1, 3 mm off
+    batch["hand_3d"][0, 0] = torch.tensor([0.0, 3.0, 4.0])  # one joint of sample 0, 5 mm off
+    out = {"kp3d_init": torch.zeros(2, 29, 3), "kp2d": torch.ones(2, 29, 2)}
+    terms = compute_losses(out, batch, euclidean_3d=True)
+    # Distances 3 and 5 among 2 samples * 29 nodes: (3 + 5) / 58; squared: (9 + 25) / 174.
+    torch.testing.assert_close(terms["3d_init"], torch.tensor(8 / 58))
+    torch.testing.assert_close(compute_losses(out, batch)["3d_init"], torch.tensor(34 / 174))
+    # The 2D terms keep their squares: every coordinate off by 1.
+    torch.testing.assert_close(terms["2d"], torch.tensor(1.0))
+    with pytest.raises(ConfigError, match="l3d_distance"):
+        LossConfig(l3d_distance="l1")
+
+
+def test_euclidean_3d_gradient_is_a_unit_vector_per_node_and_gradcheck_passes():
+    pred = torch.zeros(1, 29, 3, dtype=torch.float64)
+    pred[0, :, 0] = torch.linspace(1.0, 5.0, 29, dtype=torch.float64)
+    pred[0, 3] = torch.tensor([0.0, -6.0, 8.0], dtype=torch.float64)
+    pred.requires_grad_(True)
+    terms = compute_losses({"kp3d": pred}, _batch(1), euclidean_3d=True)
+    terms["3d"].backward()
+    # d/dp mean |p - 0| = (p / |p|) / 29: node 3's (0, -0.6, 0.8) / 29, the others (1, 0, 0) / 29.
+    expected = torch.zeros(1, 29, 3, dtype=torch.float64)
+    expected[0, :, 0] = 1 / 29
+    expected[0, 3] = torch.tensor([0.0, -0.6, 0.8], dtype=torch.float64) / 29
+    torch.testing.assert_close(pred.grad, expected)
+    torch.autograd.gradcheck(
+        lambda p: compute_losses({"kp3d": p}, _batch(1), euclidean_3d=True)["3d"],
+        (pred.detach().requires_grad_(True),),
+    )
 
 
 def test_parts_restrict_the_supervised_nodes():

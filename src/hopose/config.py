@@ -52,6 +52,8 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda", NUMBERED_GPU)
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Values of ``TrainConfig.device``: no numbered GPU, since under torchrun each process takes the
 GPU of its local rank."""
+L3D_DISTANCES: tuple[str, ...] = ("squared", "euclidean")
+"""Forms of the 3D loss terms (``LossConfig.l3d_distance``)."""
 
 
 def _require_finite(section: Any, prefix: str) -> None:
@@ -290,6 +292,11 @@ class LossConfig:
     l2d_pixels: str = "original"
     """Units of the 2D MSE: "original", pixels of the dataset's original image (the authors'
     code; λ1 = 0.01 is meant for them), or "network", pixels of the network's input image."""
+    l3d_distance: str = "squared"
+    """Form of the 3D terms: "squared", the mean squared coordinate error in mm² (Eq. 7's MSE,
+    the paper's), or "euclidean", the mean distance per node in mm, the form of the mean-error
+    metric (:func:`hopose.metrics.per_frame_error`). ``w_3d`` then weighs millimetres, not
+    their squares: at an error of e mm, 2e/3 pulls as hard as 1 on the squared form."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "loss")
@@ -299,6 +306,10 @@ class LossConfig:
         _require(
             self.l2d_pixels in ("original", "network"),
             f"loss.l2d_pixels must be 'original' or 'network', got {self.l2d_pixels!r}",
+        )
+        _require(
+            self.l3d_distance in L3D_DISTANCES,
+            f"loss.l3d_distance must be one of {L3D_DISTANCES}, got {self.l3d_distance!r}",
         )
 
 

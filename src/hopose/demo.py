@@ -16,9 +16,10 @@ final model (a checkpoint ``hopose eval`` and ``hopose predict`` read) to ``DIR/
 The synthetic configs are sized for a 2-core CPU, not for accuracy: a lifter trained for about
 3,750 steps without dropout; the first two residual stages of a ResNet18 at 64×64 px with the
 heat-map head and supervised maps (docs/training.md, "From pixels") trained from scratch on
-10,000 rendered crops for 12 epochs; two end-to-end epochs on 5,000 crops; mixed precision where
-the CPU has bf16 instructions; the real-data configs keep the paper's ResNet50 at 224×224, its
-linear head and its schedule. ``make demo`` takes about 8 minutes on 2 cores (README).
+10,000 rendered crops for 12 epochs; two end-to-end epochs on the same crops, with distances for
+the 3D terms (``loss.l3d_distance``); mixed precision where the CPU has bf16 instructions; the
+real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule. ``make
+demo`` takes 8 to 10 minutes on 2 cores (README).
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 

@@ -238,11 +238,12 @@ class SplitCache:
     """Splits read into memory by one stage, kept for the next stages of the same process.
 
     ``hopose demo`` and ``hopose ablate`` train several stages in one process on the same
-    rendered images: the demo's end-to-end stage reads the first 5,000 of the encoder stage's
-    10,000 crops, and each seed of an ablation the same split again. Every loader's sample ``i``
-    depends only on its index (synthetic samples on the seed and ``i``, real ones are the first
-    ``num`` of the split), so a split of ``num`` samples is the first ``num`` records of one read
-    before with the same dataset, seed and image settings: those are reused, not rendered again.
+    rendered images: the demo's end-to-end stage reads the encoder stage's 10,000 crops
+    (``--quick``: the first 3,000 of its 6,000), and each seed of an ablation the same split
+    again. Every loader's sample ``i`` depends only on its index (synthetic samples on the seed
+    and ``i``, real ones are the first ``num`` of the split), so a split of ``num`` samples is
+    the first ``num`` records of one read before with the same dataset, seed and image
+    settings: those are reused, not rendered again.
     """
 
     def __init__(self) -> None:
@@ -504,6 +505,7 @@ def forward_losses(
             physical=cfg.loss.physical,
             original_pixels=cfg.loss.l2d_pixels == "original",
             heatmap=cfg.loss.w_heatmap > 0,
+            euclidean_3d=cfg.loss.l3d_distance == "euclidean",
         ),
         batch,
     )
