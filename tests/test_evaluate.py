@@ -574,17 +574,24 @@ def test_self_cropping_from_cached_records_is_refused_naming_the_cache(
     )
 
 
-def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path, monkeypatch):
+def _crop_trained_model(tmp_path, self_crop: int) -> Path:
+    """An untrained small model saved as one trained on square crops, self-cropping
+    ``self_crop`` times at margin 0.3."""
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
-         "model.head=heatmap", "data.self_crop=3", "data.self_crop_margin=0.3"],
+         "model.head=heatmap", f"data.self_crop={self_crop}", "data.self_crop_margin=0.3"],
     )  # fmt: skip
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
     save_checkpoint(
         model_checkpoint(build_model(cfg.model), cfg, trained=("encoder", "lifter")), path
     )
+    return path
+
+
+def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path, monkeypatch):
+    path = _crop_trained_model(tmp_path, self_crop=3)
     passes = _record_passes(monkeypatch, evaluate)
     args = ["eval", str(path), "--data", "synthetic", "--num", "4", "--out", str(tmp_path / "e")]
     assert main([*args, "--no-report"]) == 0
@@ -621,3 +628,36 @@ def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path, monkeypatc
     np.testing.assert_allclose(
         result["hand_2d"], apply_affine(to_photo, kp2d_last)[0, :21].numpy(), atol=1e-3
     )
+
+
+def test_a_margin_given_to_eval_and_predict_places_the_self_crops(tmp_path, monkeypatch, capsys):
+    # Trained with margin 0.3; --self-crop-margin 0.6 places every crop with 0.6 instead,
+    # and is refused, naming it, where nothing is self-cropped or the value is no margin.
+    path = _crop_trained_model(tmp_path, self_crop=1)
+    passes = _record_passes(monkeypatch, evaluate)
+    args = ["eval", str(path), "--data", "synthetic", "--num", "2", "--no-report"]
+    assert main([*args, "--self-crop-margin", "0.6", "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert (metrics["self_crop"], metrics["self_crop_margin"]) == (1, 0.6)
+    predictions = dict(np.load(tmp_path / "e" / "predictions.npz"))
+    frame_K = torch.from_numpy(predictions["orig_K"]).double()
+    frame_size = tuple(int(v) for v in predictions["orig_size"][0])
+    _check_self_crops(passes, frame_K, frame_size, 0.6)
+
+    passes = _record_passes(monkeypatch, predict)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((1080, 1920, 3), dtype=np.uint8)).save(photo)
+    out = ["--out", str(tmp_path / "p")]
+    assert main(["predict", str(path), str(photo), "--self-crop-margin", "0.6", *out]) == 0
+    result = json.loads((tmp_path / "p" / "photo.json").read_text())
+    photo_K = torch.tensor(result["camera"]["K"], dtype=torch.float64)[None]
+    _check_self_crops(passes, photo_K, (1920, 1080), 0.6)
+
+    capsys.readouterr()
+    for extra, message in (
+        (["--gt-2d", "--self-crop-margin", "0.6"], "self_crop_margin: nothing is self-cropped"),
+        (["--self-crop-margin", "-0.1"], "self_crop_margin: must be a number >= 0, got -0.1"),
+        (["--self-crop-margin", "nan"], "self_crop_margin: must be a number >= 0, got nan"),
+    ):
+        assert main([*args, *extra, "--out", str(tmp_path / "refused")]) == 1
+        assert capsys.readouterr().err.startswith(f"hopose eval: error: {message}")

@@ -165,6 +165,15 @@ def _option(text: str) -> tuple[str, object]:
         ) from None
 
 
+def _add_margin_argument(parser: argparse.ArgumentParser) -> None:
+    """``--self-crop-margin``, for eval and predict of a model that self-crops."""
+    parser.add_argument(
+        "--self-crop-margin", type=float, metavar="M",
+        help="margin of the self-crops instead of the checkpoint's data.self_crop_margin "
+        "(docs/training.md, \"Self-crop margin\")",
+    )  # fmt: skip
+
+
 @subcommand
 def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split")
@@ -210,6 +219,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         help="with --refine: move the box of frames without a grasp into their hand's grip "
         "(RefineWeights.complete_grasp; docs/evaluation.md)",
     )  # fmt: skip
+    _add_margin_argument(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_eval)
 
@@ -234,7 +244,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         batch_size=EVAL_BATCH_SIZE if args.batch_size is None else args.batch_size,
         device=args.device, report=not args.no_report,
         plausibility=not (args.no_report or args.no_plausibility), refine=args.refine,
-        complete_grasp=args.complete_grasp,
+        complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
     )  # fmt: skip
     numbers = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
     print(json.dumps(numbers, indent=2))
@@ -276,6 +286,7 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
         help="with --refine: move the box of a photo without a grasp into its hand's grip "
         "(RefineWeights.complete_grasp; docs/evaluation.md)",
     )  # fmt: skip
+    _add_margin_argument(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
     parser.epilog = (
@@ -289,7 +300,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     for path in predict_images(
         args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,
-        complete_grasp=args.complete_grasp,
+        complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
     ):  # fmt: skip
         print(path)
     return 0

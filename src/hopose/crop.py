@@ -30,6 +30,7 @@ view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic dat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,27 @@ def self_crop_passes(data: DataConfig) -> int:
     """Crops after the whole-frame pass that a model trained with ``data`` runs at inference:
     ``data.self_crop`` when it was trained on square crops, else 0 (it reads whole frames)."""
     return data.self_crop if data.crop == "square" else 0
+
+
+def resolve_self_crop_margin(data: DataConfig, passes: int, override: float | None) -> float:
+    """The margin of a model's self-crops: ``override`` where one is given (to choose a margin
+    on a validation split, docs/training.md, "Self-crop margin"), else the model's
+    ``data.self_crop_margin``.
+
+    Raises:
+        ValueError: ``override`` below 0 or not a number, or given where ``passes`` is 0 (nothing
+            is self-cropped: ground-truth 2D or boxes, or a model that reads whole frames).
+    """
+    if override is None:
+        return data.self_crop_margin
+    if not math.isfinite(override) or override < 0:
+        raise ValueError(f"self_crop_margin: must be a number >= 0, got {override}")
+    if passes == 0:
+        raise ValueError(
+            "self_crop_margin: nothing is self-cropped here (ground-truth 2D, ground-truth "
+            "boxes, or a model trained on whole frames)"
+        )
+    return override
 
 
 # Fraction of the keypoints' tight square added on each side of the squares self-cropping places

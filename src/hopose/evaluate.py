@@ -31,7 +31,13 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
-from hopose.crop import SELF_CROP_MARGIN, apply_affine, self_crop, self_crop_passes
+from hopose.crop import (
+    SELF_CROP_MARGIN,
+    apply_affine,
+    resolve_self_crop_margin,
+    self_crop,
+    self_crop_passes,
+)
 from hopose.data import collate_samples, uncapped
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
@@ -236,6 +242,7 @@ def run_eval(
     plausibility: bool | None = None,
     refine: bool = False,
     complete_grasp: bool = False,
+    self_crop_margin: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json`` and a report.
 
@@ -261,6 +268,9 @@ def run_eval(
             ``metrics.json`` then also holds the unrefined scores under ``unrefined``.
         complete_grasp: with ``refine``, its grasp-completion stage
             (:attr:`hopose.refine.RefineWeights.complete_grasp`).
+        self_crop_margin: the self-crops' margin instead of the checkpoint's
+            ``data.self_crop_margin``, to choose one on a validation split (docs/training.md,
+            "Self-crop margin"); None: the checkpoint's.
 
     Returns:
         The summary written to ``metrics.json``: :func:`hopose.scoring.summarize`'s numbers and
@@ -274,7 +284,8 @@ def run_eval(
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
         ValueError: ``complete_grasp`` without ``refine``, ``gt_box`` with ``gt_2d``,
-            ``data.options.jitter`` on, or a split without frames.
+            ``data.options.jitter`` on, a split without frames, or a ``self_crop_margin`` that
+            is below 0 or not a number, or given where nothing is self-cropped.
     """
     check_device(str(device), "device")
     if (jitter := data.options.get("jitter", False)) is not False:  # a string too: refused
@@ -291,6 +302,7 @@ def run_eval(
     # A model trained on crops reads test frames by self-cropping, never through a crop that
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
     iterations = 0 if gt_2d or gt_box else self_crop_passes(trained.data)
+    margin = resolve_self_crop_margin(trained.data, iterations, self_crop_margin)
     if iterations:  # whole records, and the dataset itself, whose views the crops render
         data = dataclasses.replace(data, crop="resize", in_memory=False)
     if gt_box:
@@ -307,7 +319,7 @@ def run_eval(
         )
     predictions = predict_split(
         model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations,
-        self_crop_margin=trained.data.self_crop_margin, batch_size=batch_size, device=device,
+        self_crop_margin=margin, batch_size=batch_size, device=device,
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
     # Fed the true 2D, the lifter's "predicted" 2D is the truth: no 2D error is scored (it
@@ -338,7 +350,7 @@ def run_eval(
         "protocol": "gt_2d" if gt_2d else "gt_box" if boxed else "image",
         "crop": data.crop,
         "self_crop": iterations,
-        "self_crop_margin": trained.data.self_crop_margin if iterations else None,
+        "self_crop_margin": margin if iterations else None,
         "refined": refine,
         "grasp_completed": refine and complete_grasp,
         "dataset": data.name,

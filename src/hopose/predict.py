@@ -37,6 +37,7 @@ from hopose.crop import (
     SELF_CROP_MARGIN,
     apply_affine,
     resize_affine,
+    resolve_self_crop_margin,
     self_crop_image,
     self_crop_passes,
     warp_image,
@@ -158,6 +159,7 @@ def predict_images(
     fov: float | None = None,
     refine: bool = False,
     complete_grasp: bool = False,
+    self_crop_margin: float | None = None,
 ) -> list[Path]:
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
 
@@ -171,10 +173,13 @@ def predict_images(
             cuboid, joints on its surface, projections kept near the predicted 2D).
         complete_grasp: with ``refine``, its grasp-completion stage
             (:attr:`hopose.refine.RefineWeights.complete_grasp`).
+        self_crop_margin: the self-crops' margin instead of the checkpoint's
+            ``data.self_crop_margin``; None: the checkpoint's.
 
     Raises:
-        ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); an image that
-            is not readable, naming it; a ``K`` or ``fov`` that is not a camera
+        ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); a
+            ``self_crop_margin`` :func:`hopose.crop.resolve_self_crop_margin` refuses; an image
+            that is not readable, naming it; a ``K`` or ``fov`` that is not a camera
             (:func:`hopose.photo.photo_camera`).
     """
     weights = refinement(refine, complete_grasp, from_images=True)
@@ -182,6 +187,7 @@ def predict_images(
     model, cfg = load_model(checkpoint)
     model.eval()
     passes = self_crop_passes(cfg.data)
+    margin = resolve_self_crop_margin(cfg.data, passes, self_crop_margin)
     written = []
     for path, name in zip(images, output_names(images), strict=True):
         photo = read_photo(path)
@@ -192,7 +198,7 @@ def predict_images(
             photo,
             camera,
             self_crop=passes,
-            self_crop_margin=cfg.data.self_crop_margin,
+            self_crop_margin=margin,
             refine=weights,
         )
         to_working = result.pop("to_working")
