@@ -656,8 +656,8 @@ def test_a_margin_given_to_eval_and_predict_places_the_self_crops(tmp_path, monk
     capsys.readouterr()
     for extra, message in (
         (["--gt-2d", "--self-crop-margin", "0.6"], "self_crop_margin: nothing is self-cropped"),
-        (["--self-crop-margin", "-0.1"], "self_crop_margin: must be a number >= 0, got -0.1"),
-        (["--self-crop-margin", "nan"], "self_crop_margin: must be a number >= 0, got nan"),
+        (["--self-crop-margin", "-0.1"], "data.self_crop_margin must be >= 0, got -0.1"),
+        (["--self-crop-margin", "nan"], "data.self_crop_margin must be finite, got nan"),
     ):
         assert main([*args, *extra, "--out", str(tmp_path / "refused")]) == 1
         assert capsys.readouterr().err.startswith(f"hopose eval: error: {message}")

@@ -30,7 +30,7 @@ view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic dat
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -55,19 +55,19 @@ def resolve_self_crop_margin(data: DataConfig, passes: int, override: float | No
     ``data.self_crop_margin``.
 
     Raises:
-        ValueError: ``override`` below 0 or not a number, or given where ``passes`` is 0 (nothing
-            is self-cropped: ground-truth 2D or boxes, or a model that reads whole frames).
+        ConfigError: ``override`` is not a margin ``data.self_crop_margin`` may hold (checked by
+            :class:`hopose.config.DataConfig` itself).
+        ValueError: ``override`` given where ``passes`` is 0 (nothing is self-cropped:
+            ground-truth 2D or boxes, or a model that reads whole frames).
     """
     if override is None:
         return data.self_crop_margin
-    if not math.isfinite(override) or override < 0:
-        raise ValueError(f"self_crop_margin: must be a number >= 0, got {override}")
     if passes == 0:
         raise ValueError(
             "self_crop_margin: nothing is self-cropped here (ground-truth 2D, ground-truth "
             "boxes, or a model trained on whole frames)"
         )
-    return override
+    return dataclasses.replace(data, self_crop_margin=override).self_crop_margin
 
 
 # Fraction of the keypoints' tight square added on each side of the squares self-cropping places

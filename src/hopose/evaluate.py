@@ -285,7 +285,7 @@ def run_eval(
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
         ValueError: ``complete_grasp`` without ``refine``, ``gt_box`` with ``gt_2d``,
             ``data.options.jitter`` on, a split without frames, or a ``self_crop_margin`` that
-            is below 0 or not a number, or given where nothing is self-cropped.
+            ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped.
     """
     check_device(str(device), "device")
     if (jitter := data.options.get("jitter", False)) is not False:  # a string too: refused
