@@ -244,10 +244,18 @@ def throughput_rows(
 ) -> list[Row]:
     """Training images/s of the bare ResNet and the two image stages, in float32 and in mixed
     precision (fp16 on CUDA, bf16 on the CPU), channels-last, on batches already on ``device``
-    (on the CPU, ``clock=time.process_time`` counts only this process's work)."""
+    (on the CPU, ``clock=time.process_time`` counts only this process's work).
+
+    On a CPU without bf16 instructions ``optim.amp`` trains in float32
+    (:func:`hopose.train.amp_active`): the mixed-precision rows would time float32 again under
+    another name, so one row says so instead."""
     data = _random_batch(batch, size, device)
     rows = []
     for amp in (False, True):
+        if amp and not train_module.amp_active(device, True):
+            reason = "not run: this CPU has no bf16 instructions, optim.amp trains in float32"
+            rows.append(Row("training steps, bf16 autocast", reason))
+            continue
         precision = ("fp16" if device.type == "cuda" else "bf16") + " autocast" if amp else "fp32"
         bare_step = bare_resnet_step(data, amp, backbone)
         bare = images_per_second(bare_step, batch=batch, steps=steps, device=device, clock=clock)

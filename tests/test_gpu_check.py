@@ -4,6 +4,7 @@ the floor's steps, and the throughput cases on a tiny network."""
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -58,15 +59,25 @@ def test_floor_makes_the_stages_optimisation_steps_and_no_other(monkeypatch):
     assert f"**{ratio:.3f}**" in table
 
 
+# The throughput cases' float32 rows, first on every machine.
+FP32_ROWS = (
+    "bare resnet18 training step, fp32",
+    "encoder stage step, fp32",
+    "end2end stage step, fp32",
+)
+
+
 @pytest.mark.slow
-def test_throughput_cases_run_and_compare_with_the_bare_resnet():
+def test_throughput_cases_run_and_compare_with_the_bare_resnet(monkeypatch):
+    # As on a CPU with bf16 instructions, but its steps run in float32 whatever this CPU has:
+    # the rows and their arithmetic are tested, not bf16's speed (10x slower where it is emulated).
+    monkeypatch.setattr(gpu_check.train_module, "amp_active", lambda device, requested: requested)
+    monkeypatch.setattr(gpu_check.train_module, "autocast", lambda device, enabled: nullcontext())
     rows = gpu_check.throughput_rows(
         batch=2, size=32, steps=1, backbone="resnet18", device=torch.device("cpu")
     )
     assert [row.check for row in rows] == [
-        "bare resnet18 training step, fp32",
-        "encoder stage step, fp32",
-        "end2end stage step, fp32",
+        *FP32_ROWS,
         "bare resnet18 training step, bf16 autocast",
         "encoder stage step, bf16 autocast",
         "end2end stage step, bf16 autocast",
@@ -77,3 +88,15 @@ def test_throughput_cases_run_and_compare_with_the_bare_resnet():
             rate, ratio = re.match(r"([\d.,]+) img/s, ([\d.]+)x", row.result).groups()
             # Rates are printed to 3 digits, the ratio from the unrounded rates.
             assert float(ratio) == pytest.approx(float(rate.replace(",", "")) / bare_rate, rel=0.02)
+
+
+def test_throughput_rows_name_no_bf16_run_on_a_cpu_without_bf16(monkeypatch):
+    # There optim.amp trains in float32: rows labelled bf16 would time float32 a second time.
+    monkeypatch.setattr(gpu_check.train_module, "cpu_has_bf16", lambda: False)
+    for step in ("bare_resnet_step", "stage_step"):  # rows, not speed: no network is built
+        monkeypatch.setattr(gpu_check, step, lambda *args: lambda: None)
+    rows = gpu_check.throughput_rows(
+        batch=2, size=32, steps=1, backbone="resnet18", device=torch.device("cpu")
+    )
+    assert [row.check for row in rows] == [*FP32_ROWS, "training steps, bf16 autocast"]
+    assert rows[-1].result.startswith("not run: this CPU has no bf16 instructions")

@@ -19,7 +19,7 @@ heat-map head and supervised maps (docs/training.md, "From pixels") trained from
 10,000 rendered crops for 12 epochs; two end-to-end epochs on the same crops, with distances for
 the 3D terms (``loss.l3d_distance``); mixed precision where the CPU has bf16 instructions; the
 real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule. ``make
-demo`` takes 8 to 10 minutes on 2 cores (README).
+demo`` takes 8 to 10 minutes on 2 cores with bf16 instructions, about 18 without them (README).
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 

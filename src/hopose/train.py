@@ -418,7 +418,8 @@ def make_optimizer(parameters: Iterable[nn.Parameter], optim: OptimConfig) -> to
 @functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), where a bf16 ResNet
-    step runs 1.5-1.9x faster than float32; without them it runs slower (BENCHMARKS.md)."""
+    step runs 1.5-1.9x faster than float32; without them it runs 10-12x slower (BENCHMARKS.md,
+    "Training: precision and layout on this CPU")."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
