@@ -340,9 +340,10 @@ def test_image_stages_chain_through_init_from(tmp_path):
     for name in (head, "lifter.merged.layers.0.linear.weight"):
         assert not torch.equal(after[name], final[name]), name  # both parts trained
     row = _rows(tmp_path / "end2end")[0]
-    # The physical term is logged (it is 0 on frames whose predictions have < 2 valid contacts,
-    # which a tiny untrained network's may all be); the 3D terms train.
-    assert 0 <= float(row["train/physical"]) <= 1 and float(row["train/3d"]) > 0
+    # The physical term is logged: a mean of cosines between contact directions (Eq. 6), so in
+    # [-1, 1], negative where contacts oppose each other, and 0 on frames whose predictions have
+    # < 2 valid contacts, which a tiny untrained network's may all be; the 3D terms train.
+    assert -1 <= float(row["train/physical"]) <= 1 and float(row["train/3d"]) > 0
     # The logged validation error (mean over hand and box of the mean 3D error, mm) is what
     # evaluating best.pt from the images on the same split measures.
     summary = run_eval(end2end.checkpoint, cfg.data, "val", tmp_path / "eval", report=False)
