@@ -127,6 +127,18 @@ def test_weights_that_do_not_fit_are_named_on_one_line(tmp_path, lifter_run):
     assert f'"{name}"' in text and "\n" not in text
 
 
+def test_init_from_a_lifter_of_the_other_modulation_names_the_field(tmp_path, lifter_run):
+    """The shipped synthetic configs modulate their graph layers; a stage that does not cannot
+    start from their lifter, and the one line says which field differs."""
+    cfg = tiny("encoder", f"init_from={lifter_run}", "model.modulated=false")
+    with pytest.raises(CheckpointError) as error:
+        train(cfg, tmp_path / "encoder")
+    text = str(error.value)
+    assert text.startswith(f"{lifter_run}: its weights do not fit the network (Unexpected key(s)")
+    assert text.endswith("model.modulated must be as in the run that wrote it)")
+    assert "\n" not in text
+
+
 def test_the_model_is_rebuilt_without_the_training_machines_backbone_file(tmp_path):
     """The config names a backbone file that does not exist here: the checkpoint's weights are
     loaded without reading it or warning about it."""

@@ -278,6 +278,8 @@ def _load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path
             reason = f"{head}: {', '.join(names[:_KEYS_SHOWN])}, ... ({len(names)} keys)"
         if len(reasons) > 1:
             reason += f"; and {len(reasons) - 1} more"
+        if any(".modulation" in line for line in reasons):
+            reason += "; model.modulated must be as in the run that wrote it"
         raise CheckpointError(f"{path}: its weights do not fit the network ({reason})") from None
 
 

@@ -203,6 +203,11 @@ class ModelConfig:
     """Hidden width of the graph layers."""
     dropout: float = 0.3
     """Dropout between the merged graph layers."""
+    modulated: bool = False
+    """Beyond the paper: every graph convolution of the encoder's refinement GCN and of the
+    context lifter learns a per-node weight modulation (Zou & Tang, ICCV 2021;
+    :class:`hopose.models.GraphConv`), so that one input can move different nodes differently.
+    The Graph U-Net ignores it."""
     image_size: int = DEFAULT_IMAGE_SIZE
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 

@@ -17,9 +17,11 @@ The synthetic configs are sized for a 2-core CPU, not for accuracy: a lifter tra
 3,750 steps without dropout; the first two residual stages of a ResNet18 at 64×64 px with the
 heat-map head and supervised maps (docs/training.md, "From pixels") trained from scratch on
 10,000 rendered crops for 12 epochs; two end-to-end epochs on the same crops, with distances for
-the 3D terms (``loss.l3d_distance``); mixed precision where the CPU has bf16 instructions; the
+the 3D terms (``loss.l3d_distance``); per-node weight modulation in every graph layer
+(``model.modulated``); mixed precision where the CPU has bf16 instructions; the
 real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule. ``make
-demo`` takes 8 to 10 minutes on 2 cores with bf16 instructions, about 18 without them (README).
+demo`` takes 8 to 10 minutes on 2 cores with bf16 instructions (10.1 on a slow one), about 18
+without them (README).
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 

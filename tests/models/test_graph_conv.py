@@ -37,7 +37,8 @@ def test_normalize_adjacency_batched_and_empty_graph():
 
 
 def naive_graph_conv(layer: GraphConv, x: torch.Tensor) -> torch.Tensor:
-    """Eq. 1 node by node: y_i = relu(sum_j (A+I)_ij / sqrt(d_i d_j) (x_j W) + b)."""
+    """Eq. 1 node by node: y_i = relu(sum_j (A+I)_ij / sqrt(d_i d_j) (x_j W ⊙ m_j) + b), with
+    m_j the modulation's row j (all ones without modulation)."""
     a_hat = layer.adjacency().detach() + torch.eye(x.shape[1])
     weight = layer.linear.weight.detach().T  # (in, out)
     out = torch.zeros(x.shape[0], x.shape[1], weight.shape[1])
@@ -46,14 +47,16 @@ def naive_graph_conv(layer: GraphConv, x: torch.Tensor) -> torch.Tensor:
             d_i = sum(a_hat[i, k] for k in range(x.shape[1]))
             for j in range(x.shape[1]):
                 d_j = sum(a_hat[j, k] for k in range(x.shape[1]))
-                out[b, i] += a_hat[i, j] / math.sqrt(d_i * d_j) * (x[b, j] @ weight)
+                m_j = 1.0 if layer.modulation is None else layer.modulation[j].detach()
+                out[b, i] += a_hat[i, j] / math.sqrt(d_i * d_j) * (x[b, j] @ weight) * m_j
             out[b, i] += layer.bias.detach()
     return out.clamp(min=0) if layer.activation else out
 
 
 @pytest.mark.parametrize("learn", [False, True])
 @pytest.mark.parametrize("activation", [False, True])
-def test_graph_conv_matches_naive_loop(learn, activation):
+@pytest.mark.parametrize("modulate", [False, True])
+def test_graph_conv_matches_naive_loop(learn, activation, modulate):
     torch.manual_seed(0)
     layer = GraphConv(
         in_features=4,
@@ -61,11 +64,40 @@ def test_graph_conv_matches_naive_loop(learn, activation):
         adjacency=PATH_3,
         learn_adjacency=learn,
         activation=activation,
+        modulate=modulate,
     )
     with torch.no_grad():
         layer.bias.normal_()
+        if modulate:
+            layer.modulation.normal_()
     x = torch.randn(2, 3, 4)
     torch.testing.assert_close(layer(x), naive_graph_conv(layer, x))
+
+
+def test_modulation_starts_as_the_plain_layer_and_can_tell_nodes_apart():
+    torch.manual_seed(0)
+    plain = GraphConv(in_features=2, out_features=1, adjacency=PATH_3, activation=False)
+    modulated = GraphConv(
+        in_features=2, out_features=1, adjacency=PATH_3, activation=False, modulate=True
+    )
+    modulated.linear.load_state_dict(plain.linear.state_dict())
+    x = torch.randn(4, 3, 2)
+    torch.testing.assert_close(modulated(x), plain(x))  # M = ones: the same layer
+    # Every node reads the same input, as the refinement GCN's nodes read the global feature:
+    # x_j W = 1 for all j. The plain layer's output is the row sums of Ã, (1/2 + 1/sqrt6,
+    # 2/sqrt6 + 1/3, 1/2 + 1/sqrt6) by the hand-computed Ã above, so the two end nodes are
+    # equal whatever W is. With M = (1, 0, -1): node 0 gets 1/2 - 0, node 2 gets 0 - 1/2 and
+    # node 1 gets 1/sqrt6 - 1/sqrt6 = 0, a difference no plain layer can form.
+    with torch.no_grad():
+        for layer in (plain, modulated):
+            layer.linear.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        modulated.modulation.copy_(torch.tensor([[1.0], [0.0], [-1.0]]))
+    same = torch.tensor([[[1.0, 0.0]] * 3])
+    s = 1 / math.sqrt(6)
+    torch.testing.assert_close(
+        plain(same)[0, :, 0], torch.tensor([0.5 + s, 2 * s + 1 / 3, 0.5 + s])
+    )
+    torch.testing.assert_close(modulated(same)[0, :, 0], torch.tensor([0.5, 0.0, -0.5]))
 
 
 def test_fixed_adjacency_is_a_buffer_and_learned_one_a_parameter():
@@ -117,15 +149,20 @@ def test_bad_adjacency_raises(adjacency):
 
 def test_graph_conv_gradcheck_float64():
     torch.manual_seed(0)
-    layer = GraphConv(
-        in_features=2, out_features=3, adjacency=PATH_3, learn_adjacency=True, activation=False
-    ).double()
+    # Every optional part on: a learned adjacency and a modulation, no ReLU kink.
+    options = {"learn_adjacency": True, "activation": False, "modulate": True}
+    layer = GraphConv(in_features=2, out_features=3, adjacency=PATH_3, **options).double()
     x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(layer, (x,))
     # And through the adjacency parameter.
     assert torch.autograd.gradcheck(
         lambda adj: torch.func.functional_call(layer, {"adj": adj}, (x,)),
         (layer.adj.detach().clone().requires_grad_(),),
+    )
+    # And through the modulation, away from its initial ones.
+    assert torch.autograd.gradcheck(
+        lambda m: torch.func.functional_call(layer, {"modulation": m}, (x,)),
+        (torch.randn(3, 3, dtype=torch.float64, requires_grad=True),),
     )
 
 

@@ -98,6 +98,25 @@ def test_build_lifter_maps_the_config():
         build_lifter(cfg)
 
 
+def test_modulated_model_is_the_plain_one_plus_per_node_scales_starting_at_one():
+    torch.manual_seed(0)
+    plain, modulated = _model(), _model(modulated=True)
+    added = set(modulated.state_dict()) - set(plain.state_dict())
+    assert set(plain.state_dict()) <= set(modulated.state_dict())
+    # One (nodes, out) modulation per graph convolution: the encoder's 3-layer refinement GCN,
+    # each sub-graph's 3 layers and the merged graph's 6.
+    assert len(added) == 3 + 2 * 3 + 6 and all(key.endswith(".modulation") for key in added)
+    assert modulated.encoder.refine.layers[0].modulation.shape == (29, 16)
+    # Loaded with the plain model's weights, it computes the same function until M is trained.
+    modulated.load_state_dict(plain.state_dict(), strict=False)
+    image = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    K = pinhole(2, 100.0, 32.0)
+    torch.testing.assert_close(modulated(image, K)["kp3d"], plain(image, K)["kp3d"])
+    # The Graph U-Net has no such layers: the field leaves it as it is.
+    unet = build_lifter(tiny_config(lifter="graph_unet", modulated=True))
+    assert not any(key.endswith("modulation") for key in unet.state_dict())
+
+
 def test_build_model_warns_without_weights_file():
     with pytest.warns(UserWarning, match="no pretrained"):
         build_model(tiny_config())

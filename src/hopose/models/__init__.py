@@ -2,7 +2,7 @@
 
 :func:`build_model` and :func:`build_lifter` are the only places that map a model config
 (:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``head``, ``lifter``,
-``lifter_variant``, ``hidden``, ``dropout``) to the keyword-only constructors.
+``lifter_variant``, ``hidden``, ``dropout``, ``modulated``) to the keyword-only constructors.
 Set the lifter's input and output statistics from the training set before training it
 (:meth:`Lifter.set_input_stats`, :func:`input_stats`, :meth:`Lifter.set_output_stats`,
 :func:`output_stats`; see :mod:`hopose.models.lifter`).
@@ -68,9 +68,10 @@ def build_lifter(cfg: ModelConfig) -> Lifter:
             hidden=cfg.hidden,
             dropout=cfg.dropout,
             variant=cfg.lifter_variant,
+            modulated=cfg.modulated,
         )
     if cfg.lifter == "graph_unet":
-        # HOPE-Net's fixed layer sizes; hidden, dropout and lifter_variant do not apply.
+        # HOPE-Net's fixed layer sizes; hidden, dropout, lifter_variant and modulated do not apply.
         return GraphUNet()
     raise ValueError(f"model.lifter must be one of {LIFTERS}, got {cfg.lifter!r}")
 
@@ -83,5 +84,6 @@ def build_model(cfg: ModelConfig) -> HoposeNet:
         hidden=cfg.hidden,
         head=cfg.head,
         stages=cfg.backbone_stages,
+        modulated=cfg.modulated,
     )
     return HoposeNet(encoder=encoder, lifter=build_lifter(cfg))

@@ -16,6 +16,9 @@ Choices the paper leaves open:
 - The refinement GCN predicts a residual on the initial keypoints, so it starts near the
   linear head's estimate. Its widths are (2 + F) -> hidden -> hidden -> 2 and its adjacency
   starts from the hand and box graphs of :mod:`hopose.skeleton` (hand–object links learned).
+  Every node reads the same g, and a layer with one shared weight and a non-negative adjacency
+  moves them alike; ``modulated`` (beyond the paper) gives each node its own scaling of each
+  layer's outputs (:class:`~hopose.models.graph_conv.GraphConv`), as in the lifter.
 - Images are (B, 3, H, W) uint8 (scaled by 1/255) or float in [0, 1], normalised with the
   ImageNet mean and std that torchvision's ResNet weights expect.
 - ``stages`` (``model.backbone_stages``) may keep only the ResNet's first residual stages: with
@@ -83,6 +86,8 @@ class ImageEncoder(nn.Module):
             the local feature at their keypoint).
         stages: residual stages kept, 1-4 (4, the whole ResNet, is the paper's); the global
             feature pools the last one, of width F / 2^(4 - stages).
+        modulated: the refinement GCN's layers learn a per-node weight modulation
+            (:class:`~hopose.models.graph_conv.GraphConv`; beyond the paper).
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class ImageEncoder(nn.Module):
         hidden: int,
         head: str = "linear",
         stages: int = 4,
+        modulated: bool = False,
     ) -> None:
         super().__init__()
         if backbone not in BACKBONES:
@@ -129,7 +135,9 @@ class ImageEncoder(nn.Module):
             self.head = HeatmapHead(in_channels=channels, width=HEATMAP_WIDTH)
             node_dim += HEATMAP_WIDTH
         self.refine = GraphStack(
-            widths=(node_dim, hidden, hidden, 2), adjacency=hand_object_adjacency()
+            widths=(node_dim, hidden, hidden, 2),
+            adjacency=hand_object_adjacency(),
+            modulate=modulated,
         )
         # Constants, not state: kept out of the state dict but moved by .to() / .double().
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -9,6 +9,14 @@ every P, so Ã stays well defined (every degree is at least 1) whatever the opti
 starts at the given adjacency with its zero entries raised to :data:`LEARNED_ADJACENCY_FLOOR`:
 at an exact zero, ``|·|`` (like ``relu``) passes no gradient and the connection could never be
 learned. The floor changes Ã by about 1e-3 per node at initialisation.
+
+Weight modulation (beyond the paper; Zou & Tang, "Modulated Graph Convolutional Network for 3D
+Human Pose Estimation", ICCV 2021): ``Y = σ(Ã ((X W) ⊙ M) + b)`` with a learned (N, l) matrix M,
+one row per node, starting at ones (the plain layer). With one W shared by every node and a
+non-negative Ã, a layer only smooths: it cannot turn one input, such as the image's global
+feature that every node of the refinement GCN reads, into different outputs for different
+nodes, nor form differences between nodes. M gives each node its own scaling of every output
+channel, signs included, at N × l parameters.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ class GraphConv(nn.Module):
         adjacency: (N, N) symmetric non-negative A without self-loops; Eq. 2 adds them.
         learn_adjacency: learn A (initialised from ``adjacency``) instead of keeping it fixed.
         activation: apply σ = ReLU; off for a layer that outputs coordinates.
+        modulate: learn the per-node modulation M (module docstring).
     """
 
     def __init__(
@@ -64,6 +73,7 @@ class GraphConv(nn.Module):
         adjacency: Tensor,
         learn_adjacency: bool = False,
         activation: bool = True,
+        modulate: bool = False,
     ) -> None:
         super().__init__()
         _check_adjacency(adjacency)
@@ -78,6 +88,9 @@ class GraphConv(nn.Module):
             self.adj = nn.Parameter(torch.where(adjacency > 0, adjacency, floor))
         else:
             self.register_buffer("adj", adjacency)
+        self.modulation = (
+            nn.Parameter(torch.ones(len(adjacency), out_features)) if modulate else None
+        )
 
     @property
     def learn_adjacency(self) -> bool:
@@ -92,7 +105,10 @@ class GraphConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, N, in_features) node features -> (B, N, out_features)."""
         # Ã (X W) equals (Ã X) W and is cheaper when the layer narrows the features.
-        y = normalize_adjacency(self.adjacency()) @ self.linear(x) + self.bias
+        xw = self.linear(x)  # (B, N, out_features)
+        if self.modulation is not None:
+            xw = xw * self.modulation
+        y = normalize_adjacency(self.adjacency()) @ xw + self.bias
         return F.relu(y) if self.activation else y
 
 
@@ -105,6 +121,7 @@ class GraphStack(nn.Module):
         learn_adjacency: learn each layer's A.
         dropout: dropout probability after each hidden layer's activation.
         activate_last: apply ReLU after the last layer too (off when it outputs coordinates).
+        modulate: each layer learns a per-node weight modulation (:class:`GraphConv`).
     """
 
     def __init__(
@@ -115,6 +132,7 @@ class GraphStack(nn.Module):
         learn_adjacency: bool = True,
         dropout: float = 0.0,
         activate_last: bool = False,
+        modulate: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) < 2:
@@ -127,6 +145,7 @@ class GraphStack(nn.Module):
                 adjacency=adjacency,
                 learn_adjacency=learn_adjacency,
                 activation=activate_last or i < n_layers - 1,
+                modulate=modulate,
             )
             for i in range(n_layers)
         )

@@ -50,6 +50,12 @@ GT-2D lifter run (``synthetic/lifter`` config, test split) it brought the full g
 40.7 / 56.8 mm (hand / object) to 23.6 / 31.5 mm with pixel input, ahead of the Graph U-Net's
 30.2 / 47.1 mm, whose unconstrained pooling maps form such differences themselves
 (docs/training.md, which also has the numbers with rays).
+
+Beyond the paper, ``modulated`` gives every graph convolution a per-node weight modulation
+(Zou & Tang, ICCV 2021; :class:`~hopose.models.graph_conv.GraphConv`), with which a layer can
+form such differences itself. On the demo's stage-1 run (``synthetic/lifter``, rays, 400 test
+frames, ground-truth 2D) it brought 25.3 / 32.9 mm to 23.2 / 31.6 (docs/training.md, "Per-node
+weight modulation").
 """
 
 from __future__ import annotations
@@ -260,9 +266,13 @@ class ContextLifter(Lifter):
         hidden: node feature width (128 in the authors' code).
         dropout: dropout between the merged graph's layers (0.3 in the authors' code).
         variant: "full", "hand" (hand sub-graph only) or "object" (object sub-graph only).
+        modulated: every graph convolution learns a per-node weight modulation
+            (:class:`~hopose.models.graph_conv.GraphConv`; beyond the paper).
     """
 
-    def __init__(self, *, hidden: int, dropout: float, variant: str) -> None:
+    def __init__(
+        self, *, hidden: int, dropout: float, variant: str, modulated: bool = False
+    ) -> None:
         if variant not in VARIANT_PARTS:
             raise ValueError(f"variant must be one of {tuple(VARIANT_PARTS)}, got {variant!r}")
         super().__init__(parts=VARIANT_PARTS[variant])
@@ -273,6 +283,7 @@ class ContextLifter(Lifter):
                     widths=(NODE_INPUT, hidden, hidden),
                     adjacency=_PART_ADJACENCY[part](),
                     activate_last=True,
+                    modulate=modulated,
                 )
                 for part in self.parts
             }
@@ -285,6 +296,7 @@ class ContextLifter(Lifter):
                     adjacency=_PART_ADJACENCY[part](),
                     learn_adjacency=True,
                     activation=False,
+                    modulate=modulated,
                 )
                 for part in self.parts
             }
@@ -295,6 +307,7 @@ class ContextLifter(Lifter):
             widths=(hidden + 3,) + (hidden,) * (MERGED_LAYERS - 1) + (3,),
             adjacency=torch.zeros(len(nodes), len(nodes)),
             dropout=dropout,
+            modulate=modulated,
         )
 
     def forward(self, kp2d: Tensor, K: Tensor) -> dict[str, Tensor]:
