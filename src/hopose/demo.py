@@ -63,7 +63,7 @@ QUICK_OVERRIDES: dict[str, list[str]] = {
         "data.num_train=3000",
         "data.num_val=100",
         "optim.epochs=1",
-        "data.self_crop_margin=0.35",
+        "data.self_crop_margin=0.45",
     ],
 }
 # Rows of the results table: (key in metrics.json, description).
