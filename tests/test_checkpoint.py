@@ -12,8 +12,10 @@ import torchvision
 
 from hopose.checkpoint import (
     CheckpointError,
+    checkpoint_config,
     load_checkpoint,
     load_model,
+    load_trained_parts,
     model_checkpoint,
     restore_training_state,
     save_checkpoint,
@@ -129,14 +131,46 @@ def test_weights_that_do_not_fit_are_named_on_one_line(tmp_path, lifter_run):
 
 def test_init_from_a_lifter_of_the_other_modulation_names_the_field(tmp_path, lifter_run):
     """The shipped synthetic configs modulate their graph layers; a stage that does not cannot
-    start from their lifter, and the one line says which field differs."""
+    start from their lifter, and the one line says which field differs and how. The encoder
+    stage's ``model.head`` differs too, but does not shape the lifter's weights."""
     cfg = tiny("encoder", f"init_from={lifter_run}", "model.modulated=false")
+    assert cfg.model.head != load_model(lifter_run, from_images=False)[1].model.head
     with pytest.raises(CheckpointError) as error:
         train(cfg, tmp_path / "encoder")
     text = str(error.value)
     assert text.startswith(f"{lifter_run}: its weights do not fit the network (Unexpected key(s)")
-    assert text.endswith("model.modulated must be as in the run that wrote it)")
+    assert text.endswith("; the run that wrote it had model.modulated=true (false here))")
+    assert "model.head" not in text and "\n" not in text
+
+
+def test_init_from_names_every_field_that_shapes_the_weights(lifter_run):
+    """Another width of the graph layers: named with both values, beside the modulation;
+    ``model.dropout``, which holds no weights, is not."""
+    cfg = tiny("lifter", "model.hidden=32", "model.modulated=false", "model.dropout=0.5")
+    with pytest.raises(CheckpointError) as error:
+        load_trained_parts(
+            build_model(cfg.model), load_checkpoint(lifter_run), lifter_run, cfg.model
+        )
+    text = str(error.value)
+    assert text.startswith(f"{lifter_run}: its weights do not fit the network (")
+    assert text.endswith(
+        "; the run that wrote it had model.hidden=16 (32 here), model.modulated=true (false here))"
+    )
     assert "\n" not in text
+
+
+def test_weights_edited_by_hand_name_no_field(lifter_run):
+    """The configs agree: torch's reason alone, no field to blame."""
+    checkpoint = load_checkpoint(lifter_run)
+    name = next(key for key in checkpoint["model"] if key.startswith("lifter.") and "weight" in key)
+    del checkpoint["model"][name]
+    cfg = tiny("lifter")
+    assert checkpoint_config(lifter_run, checkpoint).model == cfg.model
+    with pytest.raises(CheckpointError) as error:
+        load_trained_parts(build_model(cfg.model), checkpoint, lifter_run, cfg.model)
+    text = str(error.value)
+    reason = f'Missing key(s) in state_dict: "{name.removeprefix("lifter.")}".'
+    assert text == f"{lifter_run}: its weights do not fit the network ({reason})"
 
 
 def test_the_model_is_rebuilt_without_the_training_machines_backbone_file(tmp_path):

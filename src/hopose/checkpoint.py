@@ -31,16 +31,18 @@ needs such a part (a lifter-stage checkpoint cannot predict from images), and
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from hopose.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from hopose.config import ConfigError, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from hopose.files import write_atomic
 from hopose.models import HoposeNet, build_model
 from hopose.stages import GT_2D_PARTS, IMAGE_PARTS, PARTS, STAGES
@@ -253,16 +255,29 @@ def rebuild_model(cfg: TrainConfig) -> HoposeNet:
     ``backbone_weights`` is dropped: the checkpoint's weights replace the backbone's anyway, and
     the file named on the training machine need not exist here.
     """
+    return _untrained(cfg.model)
+
+
+def _untrained(cfg: ModelConfig) -> HoposeNet:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no backbone weights file given")
-        return build_model(dataclasses.replace(cfg.model, backbone_weights=None))
+        return build_model(dataclasses.replace(cfg, backbone_weights=None))
 
 
 # Keys quoted from torch's list of missing or unexpected keys (it lists every one).
 _KEYS_SHOWN = 3
+# Model fields named when a part's weights do not fit the new run's network.
+_FIELDS_SHOWN = 3
 
 
-def _load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+def _load_state(
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    path: Path,
+    why: Callable[[], str] | None = None,
+) -> None:
+    """Load ``state`` into ``module``; weights that do not fit are one line naming ``path`` and
+    torch's reason, then what ``why()`` adds (called only then: it may build networks)."""
     try:
         module.load_state_dict(state)
     except (RuntimeError, ValueError) as error:
@@ -278,9 +293,55 @@ def _load_state(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path
             reason = f"{head}: {', '.join(names[:_KEYS_SHOWN])}, ... ({len(names)} keys)"
         if len(reasons) > 1:
             reason += f"; and {len(reasons) - 1} more"
-        if any(".modulation" in line for line in reasons):
-            reason += "; model.modulated must be as in the run that wrote it"
+        if why is not None and (more := why()):
+            reason += f"; {more}"
         raise CheckpointError(f"{path}: its weights do not fit the network ({reason})") from None
+
+
+def _shapes(cfg: ModelConfig, part: str) -> dict[str, torch.Size]:
+    """Names and shapes of ``part``'s weights in the network ``cfg`` builds."""
+    return {k: v.shape for k, v in getattr(_untrained(cfg), part).state_dict().items()}
+
+
+def _yaml(value: object) -> str:
+    """``value`` as ``--set`` writes it: true, null, resnet18."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+
+
+def _differing_fields(
+    part: str, ours: ModelConfig, path: Path, checkpoint: Mapping[str, Any]
+) -> str:
+    """The ``model`` fields on which ``ours`` and the run that wrote ``checkpoint`` differ and
+    that shape ``part``'s weights (changing one alone, in either config, changes their names or
+    shapes), as "the run that wrote it had model.F=THEIRS (OURS here), ..."; "" when none.
+
+    Shape, not mere difference: a recipe's lifter and encoder stages differ in ``model.head``,
+    which the lifter's weights do not depend on."""
+    theirs = checkpoint_config(path, checkpoint).model
+    differing = [
+        field.name
+        for field in dataclasses.fields(ModelConfig)
+        if getattr(ours, field.name) != getattr(theirs, field.name)
+    ]
+    if not differing:
+        return ""
+    pairs = ((ours, theirs), (theirs, ours))
+    before = [_shapes(base, part) for base, _ in pairs]
+    fields = [
+        name
+        for name in differing
+        if any(
+            _shapes(dataclasses.replace(base, **{name: getattr(other, name)}), part) != shapes
+            for (base, other), shapes in zip(pairs, before, strict=True)
+        )
+    ]
+    named = [
+        f"model.{name}={_yaml(getattr(theirs, name))} ({_yaml(getattr(ours, name))} here)"
+        for name in fields[:_FIELDS_SHOWN]
+    ]
+    if len(fields) > _FIELDS_SHOWN:
+        named.append(f"... ({len(fields)} fields)")
+    return f"the run that wrote it had {', '.join(named)}" if named else ""
 
 
 def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet, TrainConfig]:
@@ -315,22 +376,29 @@ def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet
 
 
 def load_trained_parts(
-    model: HoposeNet, checkpoint: Mapping[str, Any], path: str | Path
+    model: HoposeNet, checkpoint: Mapping[str, Any], path: str | Path, model_cfg: ModelConfig
 ) -> frozenset[str]:
-    """``init_from``: copy into ``model`` the parts ``checkpoint`` (read from ``path`` by
-    :func:`load_checkpoint`) trained, leave the others.
+    """``init_from``: copy into ``model`` (built from ``model_cfg``) the parts ``checkpoint``
+    (read from ``path`` by :func:`load_checkpoint`) trained, leave the others.
 
     A part the checkpoint never trained is random there; copying it would, for instance, replace
     a backbone just read from ``model.backbone_weights`` with noise.
 
     Returns:
         The parts copied (to be recorded as trained by the new run).
+
+    Raises:
+        CheckpointError: a part's weights do not fit ``model``, one line naming the file, torch's
+            reason and the ``model`` fields that the run that wrote it set otherwise and that
+            shape the part's weights (none for weights edited by hand).
     """
+    path = Path(path)
     trained = frozenset(checkpoint["trained"])
     for part in sorted(trained):
         prefix = f"{part}."
         state = {
             k[len(prefix) :]: v for k, v in checkpoint["model"].items() if k.startswith(prefix)
         }
-        _load_state(getattr(model, part), state, Path(path))
+        why = functools.partial(_differing_fields, part, model_cfg, path, checkpoint)
+        _load_state(getattr(model, part), state, path, why)
     return trained

@@ -902,7 +902,11 @@ def _train(
     else:
         # Parts holding trained weights: those init_from trained (the rest of it is random and
         # is not copied), and this stage's.
-        trained = frozenset() if init is None else load_trained_parts(model, init, cfg.init_from)
+        trained = (
+            frozenset()
+            if init is None
+            else load_trained_parts(model, init, cfg.init_from, cfg.model)
+        )
         trained |= stage.trains
         if not stage.reads_images:
             # The lifter reads and predicts normalised coordinates; this split's statistics set
