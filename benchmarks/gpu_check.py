@@ -42,6 +42,7 @@ from hopose import train as train_module
 from hopose.cli import at_least
 from hopose.config import OptimConfig, TrainConfig, config_from_dict
 from hopose.models import build_model
+from hopose.skeleton import NUM_SEGMENTATION_CLASSES
 from hopose.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +132,10 @@ def _random_batch(batch: int, size: int, device: torch.device) -> dict[str, torc
         return pixels[..., :2] / pixels[..., 2:]
 
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=generator)
+    # The synthetic records' maps, for configs that train the segmentation classifier.
+    classes = torch.randint(
+        0, NUM_SEGMENTATION_CLASSES, (batch, size, size), dtype=torch.uint8, generator=generator
+    )
     values = {
         "image": images,
         "K": K.contiguous(),
@@ -139,6 +144,7 @@ def _random_batch(batch: int, size: int, device: torch.device) -> dict[str, torc
         "obj_3d": box,
         "hand_2d": project(hand),
         "obj_2d": project(box),
+        "segmentation": classes,
     }
     return {key: value.to(device) for key, value in values.items()}
 

@@ -173,6 +173,27 @@ def test_weights_edited_by_hand_name_no_field(lifter_run):
     assert text == f"{lifter_run}: its weights do not fit the network ({reason})"
 
 
+def test_init_from_an_encoder_with_segmentation_maps_names_the_field(tmp_path):
+    """The demo's encoder carries a segmentation classifier; the paper's linear head, without
+    one, cannot start from it. Both fields shape the encoder's weights and are named, although
+    neither can be changed alone in the demo's config (segmentation maps need the heat-map
+    head), only in the paper's."""
+    theirs = tiny("end2end")
+    assert theirs.model.segmentation
+    path = tmp_path / "encoder.pt"
+    model = build_model(theirs.model)
+    save_checkpoint(model_checkpoint(model, theirs, trained=("encoder", "lifter")), path)
+    ours = tiny("end2end", "model.head=linear", "model.segmentation=false", "loss.w_segmentation=0")
+    with pytest.raises(CheckpointError) as error:
+        load_trained_parts(build_model(ours.model), load_checkpoint(path), path, ours.model)
+    text = str(error.value)
+    assert text.startswith(f"{path}: its weights do not fit the network (Missing key(s)")
+    assert text.endswith(
+        "; the run that wrote it had model.head=heatmap (linear here), "
+        "model.segmentation=true (false here))"
+    )
+
+
 def test_the_model_is_rebuilt_without_the_training_machines_backbone_file(tmp_path):
     """The config names a backbone file that does not exist here: the checkpoint's weights are
     loaded without reading it or warning about it."""

@@ -254,6 +254,9 @@ def test_pretraining_then_fine_tuning_is_a_chain_of_checkpoints():
         ("augment.occlusion_prob=2", r"augment.occlusion_prob must be in \[0, 1\]"),
         ("model.head=conv", r"model.head must be one of \('linear', 'heatmap'\), got 'conv'"),
         ("data.crop=tight", r"data.crop must be one of \('resize', 'square'\)"),
+        ("model.segmentation=true", "model.segmentation needs model.head: heatmap, got 'linear'"),
+        ("loss.w_segmentation=-1", "loss.w_segmentation must be >= 0, got -1"),
+        ("loss.w_segmentation=5", r"loss.w_segmentation \(5.0\) needs model.segmentation: true"),
     ],
 )
 def test_bad_pixel_stage_fields_name_the_field(override, message):

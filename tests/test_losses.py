@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hopose.config import ConfigError, LossConfig
-from hopose.losses import compute_losses, heatmap_loss, total_loss
+from hopose.losses import compute_losses, heatmap_loss, segmentation_loss, total_loss
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import corner_signs
 
@@ -278,3 +278,44 @@ def test_heatmap_term_is_computed_only_when_asked_and_gradcheck_passes():
     target = torch.full((1, 29, 2), 6.0, dtype=torch.float64)
     assert terms["heatmap"].item() == pytest.approx(heatmap_loss(logits, target, (16, 16)).item())
     assert torch.autograd.gradcheck(lambda x: heatmap_loss(x, target, (16, 16)), (logits,))
+
+
+def test_segmentation_loss_by_hand():
+    # One cell over a 2 x 2 image with pixels of classes [[0, 1], [1, 1]]: target (1/4, 3/4).
+    # Logits (0, log 3) give softmax (1/4, 3/4): the cross-entropy is the target's entropy,
+    # -(1/4 log 1/4 + 3/4 log 3/4) = 0.5623 nats.
+    classes = torch.tensor([[[0, 1], [1, 1]]], dtype=torch.uint8)
+    logits = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64).view(1, 2, 1, 1)
+    expected = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    assert segmentation_loss(logits, classes).item() == pytest.approx(expected)
+    # Flat logits cost log C whatever the classes: 8 classes, 2 x 2 cells of 2 x 2 pixels.
+    classes = torch.randint(0, 8, (3, 4, 4), generator=torch.Generator().manual_seed(0))
+    flat = torch.zeros(3, 8, 2, 2, dtype=torch.float64)
+    assert segmentation_loss(flat, classes).item() == pytest.approx(math.log(8))
+
+
+def test_segmentation_loss_gradient_is_softmax_minus_target_per_cell():
+    # d/dz of -sum_c t_c log softmax(z)_c is softmax(z) - t, divided by the B h w cells averaged.
+    classes = torch.randint(0, 8, (2, 8, 8), generator=torch.Generator().manual_seed(1))
+    logits = torch.randn(2, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    segmentation_loss(logits, classes).backward()
+    target = torch.nn.functional.one_hot(classes.long(), 8).permute(0, 3, 1, 2).double()
+    target = target.view(2, 8, 4, 2, 4, 2).mean(dim=(3, 5))  # 2 x 2 pixels per cell
+    expected = (logits.detach().softmax(dim=1) - target) / (2 * 4 * 4)
+    torch.testing.assert_close(logits.grad, expected)
+    assert torch.autograd.gradcheck(lambda z: segmentation_loss(z, classes), (logits,))
+
+
+def test_segmentation_term_needs_the_batch_maps_and_takes_its_weight():
+    logits = torch.zeros(1, 8, 2, 2)
+    batch = _batch(1) | {"segmentation": torch.zeros(1, 8, 8, dtype=torch.uint8)}
+    assert compute_losses({"segmentation": logits}, batch) == {}
+    terms = compute_losses({"segmentation": logits}, batch, segmentation=True)
+    assert terms["segment"].item() == pytest.approx(math.log(8))
+    # w_2d 0.01 * 100 + w_segmentation 10 * log 8.
+    weights = LossConfig(w_segmentation=10.0)
+    total = total_loss(terms | {"2d": torch.tensor(100.0)}, weights)
+    assert total.item() == pytest.approx(1.0 + 10 * math.log(8))
+    del batch["segmentation"]
+    with pytest.raises(ValueError, match=r"^loss.w_segmentation > 0 needs segmentation maps"):
+        compute_losses({"segmentation": logits}, batch, segmentation=True)

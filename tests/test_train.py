@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import math
 import os
 import shutil
 import socket
@@ -330,6 +331,9 @@ def test_image_stages_chain_through_init_from(tmp_path):
     row = _rows(tmp_path / "encoder")[0]
     assert {"train/2d_init", "train/2d", "train/heatmap"} <= set(row) and "train/3d" not in row
     assert 0 < float(row["train/heatmap"]) < 10  # nats: below log(cells) of a flat map + a bit
+    # The segmentation maps train too (model.segmentation, loss.w_segmentation): nats, near
+    # log 8 = 2.08 (a flat guess among the 8 classes) in the first epoch.
+    assert 0.5 * math.log(8) < float(row["train/segment"]) < 2 * math.log(8)
     assert load_checkpoint(encoder.checkpoint)["trained"] == ["encoder", "lifter"]
 
     cfg = tiny("end2end", f"init_from={encoder.checkpoint}", *whole)

@@ -303,6 +303,19 @@ def _shapes(cfg: ModelConfig, part: str) -> dict[str, torch.Size]:
     return {k: v.shape for k, v in getattr(_untrained(cfg), part).state_dict().items()}
 
 
+def _changes_shapes(
+    base: ModelConfig, name: str, value: object, part: str, shapes: dict[str, torch.Size]
+) -> bool:
+    """Whether setting field ``name`` of ``base`` to ``value`` alone changes ``part``'s weights
+    from ``shapes``; False where that alone makes no valid config (``model.head: linear`` with
+    ``model.segmentation``, which needs the heat-map head)."""
+    try:
+        changed = dataclasses.replace(base, **{name: value})
+    except ConfigError:
+        return False
+    return _shapes(changed, part) != shapes
+
+
 def _yaml(value: object) -> str:
     """``value`` as ``--set`` writes it: true, null, resnet18."""
     return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
@@ -331,7 +344,7 @@ def _differing_fields(
         name
         for name in differing
         if any(
-            _shapes(dataclasses.replace(base, **{name: getattr(other, name)}), part) != shapes
+            _changes_shapes(base, name, getattr(other, name), part, shapes)
             for (base, other), shapes in zip(pairs, before, strict=True)
         )
     ]

@@ -208,6 +208,11 @@ class ModelConfig:
     context lifter learns a per-node weight modulation (Zou & Tang, ICCV 2021;
     :class:`hopose.models.GraphConv`), so that one input can move different nodes differently.
     The Graph U-Net ignores it."""
+    segmentation: bool = False
+    """Beyond the paper: the heat-map head's features also predict, per stride-4 cell, whether
+    it shows background, hand or which face of the box (:class:`hopose.models.ImageEncoder`);
+    needs ``head: heatmap`` and, to be trained, ``loss.w_segmentation`` and a dataset that gives
+    the maps (the synthetic renders)."""
     image_size: int = DEFAULT_IMAGE_SIZE
     """Side of the square network input in pixels; must equal ``data.image_size``."""
 
@@ -230,6 +235,10 @@ class ModelConfig:
             f"model.backbone_stages must be 1, 2, 3 or 4, got {self.backbone_stages}",
         )
         _require(self.head in HEADS, f"model.head must be one of {HEADS}, got {self.head!r}")
+        _require(
+            not self.segmentation or self.head == "heatmap",
+            f"model.segmentation needs model.head: heatmap, got {self.head!r}",
+        )
         _require(self.hidden > 0, f"model.hidden must be > 0, got {self.hidden}")
         _require(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         _require(self.image_size > 0, f"model.image_size must be > 0, got {self.image_size}")
@@ -294,6 +303,9 @@ class LossConfig:
     """Weight of the heat-map cross-entropy (:func:`hopose.losses.heatmap_loss`, beyond the
     paper) for ``model.head: heatmap``; 0 leaves the maps supervised through their keypoints
     only."""
+    w_segmentation: float = 0.0
+    """Weight of the segmentation maps' cross-entropy (:func:`hopose.losses.segmentation_loss`,
+    beyond the paper) for ``model.segmentation``; every batch must then carry the maps."""
     l2d_pixels: str = "original"
     """Units of the 2D MSE: "original", pixels of the dataset's original image (the authors'
     code; λ1 = 0.01 is meant for them), or "network", pixels of the network's input image."""
@@ -305,7 +317,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _require_finite(self, "loss")
-        for name in ("w_2d", "w_3d", "w_physical", "w_heatmap"):
+        for name in ("w_2d", "w_3d", "w_physical", "w_heatmap", "w_segmentation"):
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
         _require(
@@ -406,6 +418,10 @@ class TrainConfig:
             self.model.image_size == self.data.image_size,
             f"model.image_size ({self.model.image_size}) must equal data.image_size "
             f"({self.data.image_size})",
+        )
+        _require(
+            self.loss.w_segmentation == 0 or self.model.segmentation,
+            f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
         )
         _require(
             self.num_threads is None or self.num_threads > 0,

@@ -14,7 +14,9 @@ graph       inputs                      outputs
 =========== =========================== =====================================================
 network     ``image`` (B, 3, S, S)       ``kp2d_init``, ``kp2d`` (B, 29, 2) px;
             in [0, 1], ``K`` (B, 3, 3)  ``kp3d_init``, ``kp3d`` (B, 29, 3) mm; with the
-                                        heat-map head also ``heatmaps`` (B, 29, S/4, S/4)
+                                        heat-map head also ``heatmaps`` (B, 29, S/4, S/4),
+                                        with ``model.segmentation`` ``segmentation``
+                                        (B, 8, S/4, S/4)
 lifter      ``kp2d`` (B, 29, 2) px,     ``kp3d_init``, ``kp3d`` (B, 29, 3) mm
             ``K`` (B, 3, 3)
 =========== =========================== =====================================================

@@ -18,10 +18,12 @@ term         output           target                                            
 ``3d``       ``kp3d``         same                                               λ2
 ``physical`` ``kp3d``         none: physical affinity of the refined 3D (§3.3)     λ3
 ``heatmap``  ``heatmaps``     ``hand_2d`` ‖ ``obj_2d``, as Gaussian maps          w_heatmap
+``segment``  ``segmentation`` ``segmentation`` (B, H, W) classes per pixel          w_segmentation
 ============ ================ ================================================== ==========
 
-``heatmap`` is beyond the paper: the heat-map head's maps supervised densely
-(:func:`heatmap_loss`), off unless ``loss.w_heatmap`` > 0.
+``heatmap`` and ``segment`` are beyond the paper: the heat-map head's maps supervised densely
+(:func:`heatmap_loss`), off unless ``loss.w_heatmap`` > 0, and the encoder's segmentation maps
+(:func:`segmentation_loss`), off unless ``loss.w_segmentation`` > 0.
 
 Each MSE is the mean of the squared coordinate errors over the batch, the nodes of the
 predicted ``parts`` and the coordinates. With ``euclidean_3d`` (``loss.l3d_distance:
@@ -56,6 +58,7 @@ _SUPERVISED_TERMS: dict[str, tuple[str, tuple[str, str], str]] = {
 _TERM_WEIGHT = {term: weight for term, (_, _, weight) in _SUPERVISED_TERMS.items()} | {
     "physical": "w_physical",
     "heatmap": "w_heatmap",
+    "segment": "w_segmentation",
 }
 
 
@@ -119,6 +122,29 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
     return torch.where(inside, cross, 0.0).sum() / inside.sum().clamp_min(1)
 
 
+def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:
+    """Cross-entropy of segmentation maps against the classes of the pixels each cell covers.
+
+    A cell of the maps covers several pixels of the image (4 × 4 at stride 4), which may show
+    different things at a border: its target is the fraction of its pixels of each class
+    (adaptive average pooling of the one-hot classes), a soft label.
+
+    Args:
+        logits: (B, C, h, w) the classes' logits per cell
+            (:class:`hopose.models.ImageEncoder`'s ``segmentation``).
+        classes: (B, H, W) integer class of each pixel of the image, in 0 ... C - 1
+            (:data:`hopose.skeleton.SEGMENTATION_CLASSES`).
+
+    Returns:
+        The mean over cells of ``-Σ_c target_c log softmax(logits)_c`` (nats).
+    """
+    num_classes, size = logits.shape[1], logits.shape[-2:]
+    # (B, H, W) -> (B, C, H, W) one-hot -> (B, C, h, w) class fractions per cell.
+    onehot = torch.nn.functional.one_hot(classes.long(), num_classes).permute(0, 3, 1, 2)
+    target = torch.nn.functional.adaptive_avg_pool2d(onehot.to(logits), size)
+    return -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+
+
 def compute_losses(
     out: Mapping[str, Tensor],
     batch: Mapping[str, Tensor],
@@ -127,6 +153,7 @@ def compute_losses(
     physical: bool = False,
     original_pixels: bool = False,
     heatmap: bool = False,
+    segmentation: bool = False,
     euclidean_3d: bool = False,
 ) -> dict[str, Tensor]:
     """The loss terms of the outputs present in ``out`` (see the module docstring).
@@ -145,6 +172,8 @@ def compute_losses(
             lengths' ratio.
         heatmap: add :func:`heatmap_loss` of ``out["heatmaps"]`` (the heat-map head's logits)
             when present, against the keypoints in the pixels of ``batch["image"]``.
+        segmentation: add :func:`segmentation_loss` of ``out["segmentation"]`` when present,
+            against ``batch["segmentation"]`` (B, H, W), which must then be there.
         euclidean_3d: the 3D terms are the mean distance per node (mm), not the mean squared
             coordinate error (mm²).
 
@@ -179,6 +208,13 @@ def compute_losses(
         target = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1).to(out["heatmaps"])
         size = batch["image"].shape[-1], batch["image"].shape[-2]
         terms["heatmap"] = heatmap_loss(out["heatmaps"][:, nodes], target[:, nodes], size)
+    if segmentation and "segmentation" in out:
+        if "segmentation" not in batch:
+            raise ValueError(
+                "loss.w_segmentation > 0 needs segmentation maps, which this dataset does not "
+                "give (the synthetic renders do); set loss.w_segmentation=0"
+            )
+        terms["segment"] = segmentation_loss(out["segmentation"], batch["segmentation"])
     return terms
 
 

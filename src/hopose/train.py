@@ -490,8 +490,8 @@ def forward_losses(
     Returns:
         ``(out, terms, batch)``: the module's outputs in float32 (any of ``kp2d_init``,
         ``kp2d`` (B, 29, 2) pixels, ``kp3d_init``, ``kp3d`` (B, 29, 3) mm, ``heatmaps``
-        (B, 29, H/4, W/4)), the scalar loss terms of :func:`hopose.losses.compute_losses`, and
-        the batch on ``device``.
+        (B, 29, H/4, W/4), ``segmentation`` (B, 8, H/4, W/4)), the scalar loss terms of
+        :func:`hopose.losses.compute_losses`, and the batch on ``device``.
     """
     batch = to_device(batch, device)
     with autocast(device, mixed_precision):
@@ -506,6 +506,7 @@ def forward_losses(
             physical=cfg.loss.physical,
             original_pixels=cfg.loss.l2d_pixels == "original",
             heatmap=cfg.loss.w_heatmap > 0,
+            segmentation=cfg.loss.w_segmentation > 0,
             euclidean_3d=cfg.loss.l3d_distance == "euclidean",
         ),
         batch,

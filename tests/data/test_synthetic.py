@@ -49,6 +49,7 @@ from hopose.skeleton import (
     FINGERS,
     FINGERTIPS,
     HAND_BONES,
+    SEGMENTATION_CLASSES,
 )
 
 NUM = 320  # pose-only samples for the statistics
@@ -446,11 +447,17 @@ def test_render_respects_depth_order():
     hand = hand - hand.mean(axis=0)
     hand = hand * np.array([1.0, 1.0, 0.0]) * 0.5 + np.array([0.0, 0.0, 300.0])
 
-    def render(h: np.ndarray) -> np.ndarray:
-        return render_grasp(h, corners, K, size, np.random.default_rng(5), "milk").astype(int)
+    def render(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        image, classes = render_grasp(
+            h, corners, K, size, np.random.default_rng(5), "milk", segmentation=True
+        )
+        # Asking for the classes leaves the picture as it is.
+        plain = render_grasp(h, corners, K, size, np.random.default_rng(5), "milk")
+        np.testing.assert_array_equal(image, plain)
+        return image.astype(int), classes
 
-    box_only = render(hand + np.array([1e5, 0.0, 0.0]))  # the hand far outside the picture
-    in_front, behind = render(hand), render(hand * 2.0)  # x2: same pixels, 600 mm deep
+    box_only, _ = render(hand + np.array([1e5, 0.0, 0.0]))  # the hand far outside the picture
+    (in_front, front), (behind, back) = render(hand), render(hand * 2.0)  # x2: 600 mm deep
     box_uv = project_points(torch.tensor(corners), torch.tensor(K)).numpy()
     uv = np.rint(project_points(torch.tensor(hand), torch.tensor(K)).numpy()).astype(int)
     lo, hi = box_uv.min(axis=0) + 2, box_uv.max(axis=0) - 2
@@ -459,6 +466,58 @@ def test_render_respects_depth_order():
     for u, v in over_box:
         assert np.abs(in_front[v, u] - box_only[v, u]).sum() > 30  # the hand hides the box
         np.testing.assert_array_equal(behind[v, u], box_only[v, u])  # the box hides the hand
+        # The front face is the box's z- face (the camera looks along +z).
+        assert SEGMENTATION_CLASSES[front[v, u]] == "hand"
+        assert SEGMENTATION_CLASSES[back[v, u]] == "box z-"
+
+
+# A quarter turn about the camera's y axis, (x, y, z) -> (z, y, -x): the box's +x axis points
+# at the camera.
+_QUARTER_TURN = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    ("sides", "turn", "face"),
+    [((60.0, 60.0, 150.0), np.eye(3), "box z-"), ((150.0, 60.0, 60.0), _QUARTER_TURN, "box x+")],
+)
+def test_segmentation_of_a_box_face_on_by_hand(sides, turn, face):
+    # A 60 x 60 mm face 325 mm deep (the box centred 400 mm ahead, 150 mm deep) under a focal of
+    # 120 px, centre 31.5: it spans 31.5 -+ 120 * 30 / 325 = 20.42 .. 42.58 px on both axes.
+    # With 2 x 2 samples per pixel, at q -+ 0.25, pixels 21 .. 42 have all four inside, 20 and
+    # 43 none (20.25 < 20.42, 42.75 > 42.58); the side faces are edge-on or turned away.
+    K = np.array([[120.0, 0, 31.5], [0, 120.0, 31.5], [0, 0, 1]])
+    corners = box_corners(torch.tensor(sides)).numpy() @ turn.T + np.array([0, 0, 400.0])
+    hand = SyntheticHandObject(1, 0, with_images=False)[0]["hand_3d"].astype(np.float64)
+    far = hand + np.array([1e5, 0.0, 0.0])  # the hand far outside the picture
+    _, classes = render_grasp(
+        far, corners, K, 64, np.random.default_rng(0), supersample=2, segmentation=True
+    )
+    expected = np.zeros((64, 64), dtype=np.uint8)
+    expected[21:43, 21:43] = SEGMENTATION_CLASSES.index(face)
+    np.testing.assert_array_equal(classes, expected)
+    # Class 2 + f is BOX_FACES[f], whose four corners share the face's sign on its axis.
+    axis, sign = "xyz".index(face[-2]), 1 if face[-1] == "+" else -1
+    face_corners = BOX_FACES[SEGMENTATION_CLASSES.index(face) - 2]
+    assert all(CORNER_SIGNS[c][axis] == sign for c in face_corners)
+
+
+def test_records_say_what_each_pixel_shows():
+    # Jittered crops: some reach past the camera's frame, black there and background; the
+    # joints, 6-10 mm inside their capsules, mostly show the hand (the box hides some).
+    data = SyntheticHandObject(24, 0, image_size=64, crop="square", jitter=True)
+    reached_out, on_hand = 0, []
+    for i in range(len(data)):
+        record = data[i]
+        classes = record["segmentation"]
+        assert classes.shape == (64, 64) and classes.dtype == np.uint8
+        outside = outside_frame(record["K"] @ np.linalg.inv(record["orig_K"]), (1920, 1080), 64)
+        assert (classes[outside] == 0).all() and (record["image"][outside] == 0).all()
+        reached_out += outside.any()
+        u, v = np.rint(record["hand_2d"]).astype(int).T
+        inside = (u >= 0) & (u < 64) & (v >= 0) & (v < 64)
+        on_hand.append((classes[v[inside], u[inside]] == 1).mean())
+    assert reached_out >= 2
+    assert np.mean(on_hand) > 0.7
 
 
 def test_synth_command_writes_a_readable_cache(tmp_path):
@@ -474,6 +533,11 @@ def test_synth_command_writes_a_readable_cache(tmp_path):
         np.testing.assert_array_equal(cache[index]["image"], dataset[index]["image"])
         np.testing.assert_allclose(cache[index]["hand_3d"], dataset[index]["hand_3d"])
         assert cache[index]["grasp"] == dataset[index]["grasp"]
+        # The segmentation maps are kept beside the images, for the demo's configs.
+        classes = dataset[index]["segmentation"]
+        assert classes.any()  # not all background: the round trip could fail
+        np.testing.assert_array_equal(cache[index]["segmentation"], classes)
+    assert "segmentation" not in CacheDataset(out, with_images=False)[0]
 
 
 def test_square_crop_frames_hand_and_box_and_view_renders_it():

@@ -191,3 +191,25 @@ def test_stages_out_of_range_raise():
     for stages in (0, 5):
         with pytest.raises(ValueError, match=f"stages must be 1, 2, 3 or 4, got {stages}"):
             _encoder(stages=stages)
+
+
+def test_segmentation_maps_classify_the_heat_map_features_and_change_nothing_else():
+    torch.manual_seed(0)
+    plain = _encoder(head="heatmap", stages=2)
+    segmenting = _encoder(head="heatmap", stages=2, segmentation=True)
+    # The same weights but the 1 x 1 classifier: the keypoints are the same.
+    missing, unexpected = segmenting.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["segmentation.weight", "segmentation.bias"] and unexpected == []
+    # The classifier reads the head's fused stride-4 features, (B, 64, 8, 8) at 32 px.
+    fused = []
+    segmenting.head.fuse.register_forward_hook(lambda module, args, output: fused.append(output))
+    image = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        out, seg = plain(image), segmenting(image)
+        expected = segmenting.segmentation(fused[0])
+    assert set(seg) == set(out) | {"segmentation"}
+    for key in out:
+        torch.testing.assert_close(seg[key], out[key])
+    torch.testing.assert_close(seg["segmentation"], expected)
+    with pytest.raises(ValueError, match="segmentation needs the heat-map head's features"):
+        _encoder(segmentation=True)

@@ -4,6 +4,8 @@ Layout of a cache folder::
 
     build.json            what is being built (sample count, image size, chunking, source info)
     images.npy            (N, S, S, 3) uint8, memory-mapped by readers
+    maps/<key>.npy        (N, S, S) uint8 for each optional map the records carry (the
+                          synthetic ``segmentation``), memory-mapped likewise
     arrays/<key>.npy      (N, ...) float32 for each array key of the record (K, hand_3d, ...;
                           docs/conventions.md §6)
     chunks/<c>.json       written atomically once chunk c (samples c*chunk .. ) is on disk
@@ -29,7 +31,13 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from hopose.data.sample import ARRAY_KEYS, ARRAY_SHAPES, SAMPLE_KEYS, check_sample
+from hopose.data.sample import (
+    ARRAY_KEYS,
+    ARRAY_SHAPES,
+    OPTIONAL_MAP_KEYS,
+    SAMPLE_KEYS,
+    check_sample,
+)
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError
 from hopose.data.workers import ExitWithParent
 from hopose.files import write_text
@@ -160,6 +168,10 @@ def write_cache(
     size = build["image_size"]
     images = _load_npy(out / "images.npy", mmap_mode="r+")
     arrays = {key: _load_npy(out / "arrays" / f"{key}.npy", mmap_mode="r+") for key in ARRAY_KEYS}
+    maps = {
+        key: _load_npy(out / "maps" / f"{key}.npy", mmap_mode="r+")
+        for key in build.get("map_keys", [])
+    }
     num_chunks = -(-num_samples // chunk_size)
     pending = [c for c in range(num_chunks) if not (out / "chunks" / f"{c:06d}.json").is_file()]
     done = num_samples - sum(min(chunk_size, num_samples - c * chunk_size) for c in pending)
@@ -189,12 +201,16 @@ def write_cache(
             images[start + offset] = image
             for key in ARRAY_KEYS:
                 arrays[key][start + offset] = np.asarray(record[key], dtype=np.float32)
+            for key, values in maps.items():
+                if key not in record:
+                    raise ValueError(f"{record['id']}: no '{key}', which the cache holds")
+                values[start + offset] = record[key]
             for key in strings:
                 strings[key].append(str(record.get(key, "")))
         for message in errors:
             log.warning("skipped %s", message)
         images.flush()
-        for array in arrays.values():
+        for array in [*arrays.values(), *maps.values()]:
             array.flush()
         _write_json_atomic(
             out / "chunks" / f"{chunk:06d}.json",
@@ -252,12 +268,23 @@ def _open_build(
             dtype=np.float32,
             shape=(num_samples, *ARRAY_SHAPES[key]),
         ).flush()
+    map_keys = [key for key in OPTIONAL_MAP_KEYS if key in first]
+    if map_keys:
+        (out / "maps").mkdir(exist_ok=True)
+    for key in map_keys:
+        np.lib.format.open_memmap(
+            out / "maps" / f"{key}.npy",
+            mode="w+",
+            dtype=np.uint8,
+            shape=(num_samples, height, width),
+        ).flush()
     build = {
         "version": CACHE_VERSION,
         "num_samples": num_samples,
         "chunk_size": chunk_size,
         "image_size": height,
         "string_keys": _string_keys(first),
+        "map_keys": map_keys,
         "info": info,
     }
     _write_json_atomic(build_path, build)
@@ -285,6 +312,7 @@ def _finish(out: Path, num_chunks: int, build: dict[str, Any], info: dict) -> Pa
         "num_valid": int(sum(valid)),
         "image_size": build["image_size"],
         "string_keys": build["string_keys"],
+        "map_keys": build.get("map_keys", []),
         "skipped": len(errors),
         "errors": errors[:100],
         "info": info,
@@ -329,7 +357,10 @@ class CacheDataset(Dataset):
                 f"{meta_path.name} {self.meta['num_samples']}"
             )
         self.index = np.flatnonzero(valid)
+        self.map_keys: list[str] = list(self.meta.get("map_keys", []))
+        # Memory-mapped lazily in each process, as the images (None until then).
         self._images: np.ndarray | None = None
+        self._maps: dict[str, np.ndarray] | None = None
 
     @property
     def info(self) -> dict[str, Any]:
@@ -345,20 +376,26 @@ class CacheDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_images"] = None  # reopened by each worker, never pickled
+        state["_images"] = state["_maps"] = None  # reopened by each worker, never pickled
         return state
 
     def __getitem__(self, item: int) -> dict[str, Any]:
         if not -len(self) <= item < len(self):
             raise IndexError(f"index {item} out of range for {len(self)} samples")
         row = int(self.index[item])
+        maps: dict[str, np.ndarray] = {}
         if self.with_images:
             if self._images is None:
                 self._images = _load_npy(self.root / "images.npy", mmap_mode="r")
+                self._maps = {
+                    key: _load_npy(self.root / "maps" / f"{key}.npy", mmap_mode="r")
+                    for key in self.map_keys
+                }
             image = self._images[row]
+            maps = {key: values[row] for key, values in self._maps.items()}
         else:
             image = np.zeros((0, 0, 3), dtype=np.uint8)
-        record: dict[str, Any] = {"image": image}
+        record: dict[str, Any] = {"image": image, **maps}
         for key, values in self.arrays.items():
             record[key] = values[row]
         for key, values in self.strings.items():

@@ -19,6 +19,9 @@ No external renderer: the image is drawn directly at the network's size with the
   where the geometry says; then a global gain, colour cast and sensor noise vary the lighting.
 * Each pixel averages :func:`supersampling`'s f × f samples, as a photo's does, when the image
   is smaller than :data:`SUPERSAMPLED_SIDE` pixels.
+* Asked for it, the renderer also says what each pixel shows (``segmentation``: background,
+  hand or which face of the box), from the same z-buffer: the class of each sample, the most
+  frequent of a pixel's samples.
 * A view that reaches past the camera's frame is black there (:func:`outside_frame`), as a
   photo cut beyond its edge is (:func:`hopose.crop.warp_image`, the real loaders' crops).
 
@@ -37,7 +40,12 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from hopose.crop import edge_aligned_scale
 from hopose.geometry import project_points
-from hopose.skeleton import FINGER_CHAINS, HAND_BONES
+from hopose.skeleton import (
+    FINGER_CHAINS,
+    HAND_BONES,
+    NUM_SEGMENTATION_CLASSES,
+    SEGMENTATION_CLASSES,
+)
 
 # Skin tones (RGB in [0, 1]) from light to dark; a sample's tone is drawn between neighbours.
 SKIN_TONES = np.array(
@@ -140,8 +148,10 @@ def _background(size: int, seed: int, scale: int = 1) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / np.float32(255.0)
 
 
-def _draw_box(image, zbuf, K, corners, look: Appearance) -> None:
-    """Ray-cast the box (corners (8, 3), canonical order) into ``image`` and ``zbuf`` in place."""
+def _draw_box(image, zbuf, K, corners, look: Appearance, classes=None) -> None:
+    """Ray-cast the box (corners (8, 3), canonical order) into ``image`` and ``zbuf`` in place,
+    and the class of the face each drawn pixel shows into ``classes`` (S, S) when one is given
+    (:data:`hopose.skeleton.SEGMENTATION_CLASSES`)."""
     # Only the pixels inside the bounding rectangle of the projected corners can see the box.
     size = image.shape[0]
     if (corners[:, 2] <= 1.0).any():
@@ -154,6 +164,8 @@ def _draw_box(image, zbuf, K, corners, look: Appearance) -> None:
     v, u = np.mgrid[v0:v1, u0:u1].astype(np.float64)
     rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # (h, w, 3), z = 1
     image, zbuf = image[v0:v1, u0:u1], zbuf[v0:v1, u0:u1]  # views: drawing into them draws
+    if classes is not None:
+        classes = classes[v0:v1, u0:u1]
     centre = corners.mean(axis=0)
     edges = np.stack([corners[1] - corners[0], corners[3] - corners[0], corners[4] - corners[0]])
     half = np.linalg.norm(edges, axis=1) / 2
@@ -190,6 +202,9 @@ def _draw_box(image, zbuf, K, corners, look: Appearance) -> None:
     shade = look.ambient + (1 - look.ambient) * np.clip(normal @ look.light, 0.0, 1.0)
     image[hit] = colour * shade[:, None]
     zbuf[hit] = t
+    if classes is not None:
+        # Axis a (x, y, z) and side s is BOX_FACES' face 2 (2 - a) + s, which lists z, y, x.
+        classes[hit] = 2 + 2 * (2 - axis) + (sign > 0)
 
 
 def _mark_faces(colour: np.ndarray, face: np.ndarray, coords: np.ndarray, look: Appearance):
@@ -389,7 +404,9 @@ def render_grasp(
     rng: np.random.Generator,
     object_name: str = "box",
     supersample: int = 1,
-) -> np.ndarray:
+    *,
+    segmentation: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Render one grasp.
 
     Args:
@@ -400,9 +417,12 @@ def render_grasp(
         supersample: f > 1 renders f × f samples per pixel and keeps their mean, as a photo
             resized to the network's input averages the light over each pixel (box filter);
             1 samples each pixel's centre only.
+        segmentation: also return what each pixel shows.
 
     Returns:
-        (S, S, 3) uint8 RGB.
+        (S, S, 3) uint8 RGB; with ``segmentation``, also (S, S) uint8 classes
+        (:data:`hopose.skeleton.SEGMENTATION_CLASSES`: background, hand, or which face of the
+        box), each pixel's most frequent among its f × f samples (the lower class on a tie).
     """
     if supersample < 1:
         raise ValueError(f"supersample: must be >= 1, got {supersample}")
@@ -412,7 +432,9 @@ def render_grasp(
     fine = edge_aligned_scale(torch.tensor([f, f], dtype=torch.float64)).numpy() @ K
     image = _background(size, look.background_seed, scale=f)
     zbuf = np.full((size, size), np.inf, dtype=np.float32)
-    _draw_box(image, zbuf, fine, obj_3d.astype(np.float64), look)
+    classes = np.zeros((size, size), dtype=np.uint8) if segmentation else None
+    _draw_box(image, zbuf, fine, obj_3d.astype(np.float64), look, classes)
+    box_depth = zbuf.copy() if segmentation else None
     start, end, radius, sleeve = _capsules(hand_3d.astype(np.float64))
     colour = np.where(sleeve[:, None], look.sleeve, look.skin)
     _draw_capsules(image, zbuf, fine, start, end, radius, colour, look)
@@ -422,4 +444,11 @@ def render_grasp(
         image.shape, dtype=np.float32
     )
     image = image * (look.gain * 255).astype(np.float32) + noise * np.float32(look.noise)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if classes is None:
+        return image
+    classes[zbuf < box_depth] = SEGMENTATION_CLASSES.index("hand")  # where a capsule drew
+    # (f S, f S) -> (S, f, S, f): the samples' classes counted per pixel, (S, S, classes).
+    samples = classes.reshape(image_size, f, image_size, f)[..., None]
+    counts = (samples == np.arange(NUM_SEGMENTATION_CLASSES, dtype=np.uint8)).sum(axis=(1, 3))
+    return image, counts.argmax(axis=-1).astype(np.uint8)

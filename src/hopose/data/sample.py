@@ -21,6 +21,16 @@ id           str                   "dataset/subject/sequence/frame"
 
 Pose-only records (``with_images=False`` in every dataset, for training the lifter on
 ground-truth 2D) carry a (0, 0, 3) ``image`` so that they batch and check like the others.
+
+Optional keys, batched when every record of the batch has them:
+
+============= ==================== ====================================================
+key            per sample            meaning
+============= ==================== ====================================================
+segmentation   (H, W) uint8          what each pixel of ``image`` shows
+                                     (:data:`hopose.skeleton.SEGMENTATION_CLASSES`);
+                                     synthetic renders only
+============= ==================== ====================================================
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ import torch
 ARRAY_KEYS: tuple[str, ...] = ("K", "hand_3d", "obj_3d", "hand_2d", "obj_2d", "orig_K", "orig_size")
 STRING_KEYS: tuple[str, ...] = ("side", "object", "id")
 SAMPLE_KEYS: tuple[str, ...] = ("image", *ARRAY_KEYS, *STRING_KEYS)
+# Per-pixel maps a dataset may add, batched as they are (B, H, W).
+OPTIONAL_MAP_KEYS: tuple[str, ...] = ("segmentation",)
 ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
     "K": (3, 3),
     "hand_3d": (21, 3),
@@ -65,7 +77,8 @@ def check_sample(sample: Mapping[str, Any], source: str) -> None:
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Stack records: ``image`` to (B, 3, H, W) uint8, arrays to float32, strings to lists."""
+    """Stack records: ``image`` to (B, 3, H, W) uint8, arrays to float32, strings to lists,
+    optional maps that every record has to (B, H, W) in their dtype."""
     batch: dict[str, Any] = {}
     images = np.stack([np.asarray(s["image"]) for s in samples])  # (B, H, W, 3)
     batch["image"] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
@@ -75,4 +88,7 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         )
     for key in STRING_KEYS:
         batch[key] = [s[key] for s in samples]
+    for key in OPTIONAL_MAP_KEYS:
+        if all(key in s for s in samples):
+            batch[key] = torch.from_numpy(np.stack([np.asarray(s[key]) for s in samples]))
     return batch

@@ -114,7 +114,14 @@ from hopose.data.transforms import (
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
-from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, NUM_JOINTS, NUM_NODES
+from hopose.skeleton import (
+    CORNER_SIGNS,
+    FINGER_CHAINS,
+    FINGERTIPS,
+    NUM_JOINTS,
+    NUM_NODES,
+    SEGMENTATION_CLASSES,
+)
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # Default probability of a free (approach/release) frame, without contact (module docstring, 4).
@@ -828,7 +835,9 @@ class SyntheticHandObject(Dataset):
     network image's) and ``orig_K`` (the 1920×1080 frame's) (3, 3) float64, ``hand_3d`` (21, 3),
     ``obj_3d`` (8, 3) float32 mm, ``hand_2d`` (21, 2), ``obj_2d`` (8, 2) float32 pixels (the
     projections of the float64 poses), ``orig_size`` (1920, 1080), ``side`` "right",
-    ``object``, ``id`` "synthetic/<seed>/<grasp>/<i>" and ``grasp``.
+    ``object``, ``id`` "synthetic/<seed>/<grasp>/<i>", ``grasp`` and, with images,
+    ``segmentation`` (S, S) uint8, what each pixel shows (beyond docs/conventions.md §6:
+    :data:`hopose.skeleton.SEGMENTATION_CLASSES`, :func:`hopose.data.render.render_grasp`).
     """
 
     def __init__(
@@ -937,7 +946,7 @@ class SyntheticHandObject(Dataset):
             "grasp": grasps.grasp[k],
         }
         if self.with_images:
-            record["image"] = self._render(index, K)
+            record["image"], record["segmentation"] = self._render(index, K, segmentation=True)
         else:
             record["image"] = np.zeros((0, 0, 3), dtype=np.uint8)  # as every loader's pose-only
         return record
@@ -959,19 +968,30 @@ class SyntheticHandObject(Dataset):
         _, cameras = self._grasps(index // BLOCK)
         return self._render(index, affine @ cameras[index % BLOCK])
 
-    def _render(self, index: int, K: np.ndarray) -> np.ndarray:
-        """Sample ``index`` seen through intrinsics K (3, 3), black beyond the camera's frame."""
+    def _render(
+        self, index: int, K: np.ndarray, *, segmentation: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Sample ``index`` seen through intrinsics K (3, 3), black beyond the camera's frame
+        (and there background in the segmentation, with ``segmentation``:
+        :func:`hopose.data.render.render_grasp`)."""
         from hopose.data.render import outside_frame, render_grasp, supersampling
 
         grasps, cameras = self._grasps(index // BLOCK)
         k = index % BLOCK
         appearance = np.random.default_rng([self.seed, index, 1])
-        image = render_grasp(
+        drawn = render_grasp(
             grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance,
             grasps.object[k], supersample=supersampling(self.image_size),
+            segmentation=segmentation,
         )  # fmt: skip
-        image[outside_frame(K @ np.linalg.inv(cameras[k]), FPHA_IMAGE_SIZE, self.image_size)] = 0
-        return image
+        outside = outside_frame(K @ np.linalg.inv(cameras[k]), FPHA_IMAGE_SIZE, self.image_size)
+        if not segmentation:
+            drawn[outside] = 0
+            return drawn
+        image, classes = drawn
+        image[outside] = 0
+        classes[outside] = SEGMENTATION_CLASSES.index("background")
+        return image, classes
 
 
 def _focal_range(focal_scale: float | Sequence[float]) -> tuple[float, float]:

@@ -2,7 +2,8 @@
 
 :func:`build_model` and :func:`build_lifter` are the only places that map a model config
 (:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``head``, ``lifter``,
-``lifter_variant``, ``hidden``, ``dropout``, ``modulated``) to the keyword-only constructors.
+``lifter_variant``, ``hidden``, ``dropout``, ``modulated``, ``segmentation``) to the keyword-only
+constructors.
 Set the lifter's input and output statistics from the training set before training it
 (:meth:`Lifter.set_input_stats`, :func:`input_stats`, :meth:`Lifter.set_output_stats`,
 :func:`output_stats`; see :mod:`hopose.models.lifter`).
@@ -85,5 +86,6 @@ def build_model(cfg: ModelConfig) -> HoposeNet:
         head=cfg.head,
         stages=cfg.backbone_stages,
         modulated=cfg.modulated,
+        segmentation=cfg.segmentation,
     )
     return HoposeNet(encoder=encoder, lifter=build_lifter(cfg))

@@ -26,6 +26,12 @@ Choices the paper leaves open:
   fuses the stride-4 to 16 maps. At 64 px, ResNet18's layer4 sees 2 × 2 maps but holds three
   quarters of its weights; without it a CPU trains an image in about 0.6 of the time at the
   same accuracy per image (docs/training.md, BENCHMARKS.md). The paper's is the whole network.
+- ``segmentation`` (beyond the paper) adds a 1 × 1 convolution on the heat-map head's fused
+  stride-4 features that classifies what each cell shows: background, hand, or which face of the
+  box (:data:`hopose.skeleton.SEGMENTATION_CLASSES`). Trained on the synthetic renders' maps
+  (:func:`hopose.losses.segmentation_loss`), it makes the features that place the keypoints
+  tell the hand from the box and the box's faces from each other (docs/training.md,
+  "Segmentation maps"); nothing downstream reads its output.
 - Pretrained weights come only from a local file (no downloads): a state dict saved from the
   torchvision model of the same architecture (``torch.save(resnet50().state_dict(), path)``);
   its classifier (``fc.*``) is dropped. Without a file the ResNet starts from random
@@ -43,7 +49,7 @@ from torch import Tensor, nn
 
 from hopose.models.graph_conv import GraphStack
 from hopose.models.heads import HEADS, HeatmapHead, sample_features, to_pixels
-from hopose.skeleton import NUM_NODES, hand_object_adjacency
+from hopose.skeleton import NUM_NODES, NUM_SEGMENTATION_CLASSES, hand_object_adjacency
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
 # The ResNet's residual stages, at strides 4, 8, 16 and 32 (not hopose.stages' training stages).
@@ -88,6 +94,8 @@ class ImageEncoder(nn.Module):
             feature pools the last one, of width F / 2^(4 - stages).
         modulated: the refinement GCN's layers learn a per-node weight modulation
             (:class:`~hopose.models.graph_conv.GraphConv`; beyond the paper).
+        segmentation: also predict segmentation maps (needs ``head="heatmap"``; beyond the
+            paper).
     """
 
     def __init__(
@@ -99,6 +107,7 @@ class ImageEncoder(nn.Module):
         head: str = "linear",
         stages: int = 4,
         modulated: bool = False,
+        segmentation: bool = False,
     ) -> None:
         super().__init__()
         if backbone not in BACKBONES:
@@ -107,6 +116,8 @@ class ImageEncoder(nn.Module):
             raise ValueError(f"stages must be 1, 2, 3 or 4, got {stages}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if segmentation and head != "heatmap":
+            raise ValueError(f"segmentation needs the heat-map head's features, got head {head!r}")
         if weights_path is not None and not Path(weights_path).is_file():
             raise FileNotFoundError(f"backbone weights file not found: {weights_path}")
         trunk = getattr(torchvision.models, backbone)(weights=None)
@@ -134,6 +145,11 @@ class ImageEncoder(nn.Module):
         else:
             self.head = HeatmapHead(in_channels=channels, width=HEATMAP_WIDTH)
             node_dim += HEATMAP_WIDTH
+        self.segmentation = (
+            nn.Conv2d(HEATMAP_WIDTH, NUM_SEGMENTATION_CLASSES, kernel_size=1)
+            if segmentation
+            else None
+        )
         self.refine = GraphStack(
             widths=(node_dim, hidden, hidden, 2),
             adjacency=hand_object_adjacency(),
@@ -163,7 +179,8 @@ class ImageEncoder(nn.Module):
         Returns:
             ``kp2d_init`` (B, 29, 2) from the head and ``kp2d`` (B, 29, 2) refined by the GCN,
             both in pixels of ``image``; with the heat-map head also ``heatmaps`` (B, 29, H/4,
-            W/4), the logits whose soft-argmax is ``kp2d_init``.
+            W/4), the logits whose soft-argmax is ``kp2d_init``; with ``segmentation`` also
+            ``segmentation`` (B, 8, H/4, W/4), the classes' logits in each cell.
         """
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
@@ -183,4 +200,8 @@ class ImageEncoder(nn.Module):
         refined = init + self.refine(torch.cat([init, *nodes], dim=-1))
         size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels
         out = {"kp2d_init": to_pixels(init, size), "kp2d": to_pixels(refined, size)}
-        return out if self.head_kind == "linear" else out | {"heatmaps": heatmaps}
+        if self.head_kind == "heatmap":
+            out["heatmaps"] = heatmaps
+        if self.segmentation is not None:
+            out["segmentation"] = self.segmentation(local)
+        return out
