@@ -69,6 +69,19 @@ def test_round_trip_is_exact(tmp_path):
     assert batch["image"].shape == (3, 3, 8, 8)
 
 
+def test_maps_of_another_size_or_missing_name_the_record(tmp_path):
+    """The first record's maps set the cache's layout (8 x 8 here, as its image); a later record
+    whose map is another size, or that has none, is refused naming it, not broadcast or left
+    as zeros."""
+    records = [make_record(i) | {"segmentation": np.full((8, 8), i, np.uint8)} for i in range(3)]
+    records[1]["segmentation"] = np.zeros((4, 4), np.uint8)
+    with pytest.raises(ValueError, match=r"^test/s/q/0001: 'segmentation' is \(4, 4\), the cache"):
+        write_cache(records, tmp_path / "a", progress=False)
+    del records[1]["segmentation"]
+    with pytest.raises(ValueError, match=r"^test/s/q/0001: no 'segmentation', which the cache"):
+        write_cache(records, tmp_path / "b", progress=False)
+
+
 def test_without_images_reads_no_pixels(tmp_path):
     out = write_cache(Records(3), tmp_path / "c", progress=False)
     record = CacheDataset(out, with_images=False)[2]

@@ -204,6 +204,11 @@ def write_cache(
             for key, values in maps.items():
                 if key not in record:
                     raise ValueError(f"{record['id']}: no '{key}', which the cache holds")
+                shape = np.shape(record[key])
+                if shape != (size, size):
+                    raise ValueError(
+                        f"{record['id']}: '{key}' is {shape}, the cache holds ({size}, {size})"
+                    )
                 values[start + offset] = record[key]
             for key in strings:
                 strings[key].append(str(record.get(key, "")))
