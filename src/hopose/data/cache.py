@@ -122,6 +122,19 @@ def _string_keys(record: Mapping[str, Any]) -> list[str]:
     return ["side", "object", "id", *extra]
 
 
+def _shaped(
+    record: Mapping[str, Any], key: str, shape: tuple[int, ...], label: str | None = None
+) -> np.ndarray:
+    """``record[key]`` as an array of ``shape``, the cache's layout; another shape is refused
+    naming the record, not broadcast into the cache."""
+    value = np.asarray(record[key])
+    if value.shape != shape:
+        raise ValueError(
+            f"{record['id']}: {label or key} is {value.shape}, the cache holds {shape}"
+        )
+    return value
+
+
 def write_cache(
     dataset: Sequence,
     out_dir: str | Path,
@@ -193,23 +206,13 @@ def write_cache(
                 for key in strings:
                     strings[key].append("")
                 continue
-            image = np.asarray(record["image"])
-            if image.shape != (size, size, 3):
-                raise ValueError(
-                    f"{record['id']}: image is {image.shape}, the cache holds ({size}, {size}, 3)"
-                )
-            images[start + offset] = image
+            images[start + offset] = _shaped(record, "image", (size, size, 3))
             for key in ARRAY_KEYS:
                 arrays[key][start + offset] = np.asarray(record[key], dtype=np.float32)
             for key, values in maps.items():
                 if key not in record:
                     raise ValueError(f"{record['id']}: no '{key}', which the cache holds")
-                shape = np.shape(record[key])
-                if shape != (size, size):
-                    raise ValueError(
-                        f"{record['id']}: '{key}' is {shape}, the cache holds ({size}, {size})"
-                    )
-                values[start + offset] = record[key]
+                values[start + offset] = _shaped(record, key, (size, size), f"'{key}'")
             for key in strings:
                 strings[key].append(str(record.get(key, "")))
         for message in errors:
