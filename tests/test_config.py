@@ -262,3 +262,26 @@ def test_pretraining_then_fine_tuning_is_a_chain_of_checkpoints():
 def test_bad_pixel_stage_fields_name_the_field(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(CONFIGS / "synthetic" / "lifter.yaml", [override])
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "message"),
+    [
+        ("encoder", ["optim.progressive_size=36", "optim.progressive_epochs=2"],
+         "optim.progressive_size must be a positive multiple of 8"),
+        ("encoder", ["optim.progressive_size=64", "optim.progressive_epochs=2"],
+         r"optim.progressive_size \(64\) must be below data.image_size \(64\)"),
+        ("encoder", ["optim.epochs=4", "optim.progressive_size=32", "optim.progressive_epochs=4"],
+         r"optim.progressive_epochs must be >= 0 and below optim.epochs \(4\), got 4"),
+        ("encoder", ["optim.progressive_size=32", "optim.progressive_epochs=0"],
+         "optim.progressive_size and optim.progressive_epochs go together"),
+        ("lifter", ["optim.progressive_size=32", "optim.progressive_epochs=2"],
+         "optim.progressive_size resizes images; the lifter stage reads none"),
+    ],
+)  # fmt: skip
+def test_bad_progressive_resizing_names_the_field(config, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(
+            CONFIGS / "synthetic" / f"{config}.yaml",
+            ["optim.progressive_size=null", "optim.progressive_epochs=0", *overrides],
+        )

@@ -16,6 +16,7 @@ from hopose.crop import (
     resize_affine,
     self_crop,
     self_crop_image,
+    shrink_views,
     square_around,
     warp_image,
 )
@@ -281,3 +282,49 @@ def test_jittered_squares_scale_shift_and_turn_within_their_ranges():
         assert (offset <= 0.1 + 1e-9).all()
         assert abs(angle) <= turn + 1e-9
     assert 0.10 <= whole / 400 <= 0.20
+
+
+def test_shrink_views_by_hand():
+    # 64 px shown at 40: s = 40 / 64 = 0.625, and a pixel centre u goes to s u + (s - 1) / 2 =
+    # 0.625 u - 0.1875 (the outer pixel edges -0.5 and 63.5 go to -0.5 and 39.5). The principal
+    # point at the image's centre, 31.5, goes to 19.5, the small image's centre; f 100 -> 62.5.
+    K = torch.tensor([[[100.0, 0.0, 31.5], [0.0, 100.0, 31.5], [0.0, 0.0, 1.0]]])
+    batch = {
+        "image": torch.zeros(1, 3, 64, 64, dtype=torch.uint8),
+        "K": K,
+        "hand_2d": torch.tensor([[[-0.5, 63.5]] * 21]),
+        "obj_2d": torch.tensor([[[31.5, 0.0]] * 8]),
+        "segmentation": torch.ones(1, 64, 64, dtype=torch.long),
+    }
+    out = shrink_views(batch, 40)
+    assert out["image"].shape == (1, 3, 40, 40) and out["image"].dtype == torch.uint8
+    expected_K = torch.tensor([[[62.5, 0.0, 19.5], [0.0, 62.5, 19.5], [0.0, 0.0, 1.0]]])
+    torch.testing.assert_close(out["K"], expected_K)
+    torch.testing.assert_close(out["hand_2d"], torch.tensor([[[-0.5, 39.5]] * 21]))
+    torch.testing.assert_close(out["obj_2d"], torch.tensor([[[19.5, -0.1875]] * 8]))
+    assert out["segmentation"] is batch["segmentation"]  # its loss pools it to any cells
+
+
+def test_shrink_views_moves_the_picture_with_its_keypoints_and_keeps_every_ray():
+    # A bright 4 x 4 block at rows 4-7, columns 8-11 of a 16-px image: its centre is pixel
+    # (x 9.5, y 5.5). At 8 px (u -> u / 2 - 1 / 4) that is (4.5, 2.5), and the antialiased
+    # resize spreads the block symmetrically about it, so the picture's intensity centroid is
+    # where the mapped keypoint is.
+    image = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
+    image[..., 4:8, 8:12] = 255
+    K = torch.tensor([[[20.0, 0.0, 7.5], [0.0, 20.0, 7.5], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+    point = torch.tensor([[[9.5, 5.5]]], dtype=torch.float64)
+    batch = {"image": image, "K": K, "hand_2d": point, "obj_2d": point[:, :0]}
+    out = shrink_views(batch, 8)
+    torch.testing.assert_close(out["hand_2d"], torch.tensor([[[4.5, 2.5]]], dtype=torch.float64))
+    weight = out["image"][0, 0].double()
+    rows, cols = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    centroid = [
+        float((weight * cols).sum() / weight.sum()),
+        float((weight * rows).sum() / weight.sum()),
+    ]
+    assert centroid == pytest.approx([4.5, 2.5], abs=1e-9)
+    # The keypoint's ray is the same through either view.
+    ray = torch.linalg.solve(K[0], torch.tensor([9.5, 5.5, 1.0], dtype=torch.float64))
+    small_ray = torch.linalg.solve(out["K"][0], torch.tensor([4.5, 2.5, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(small_ray, ray)

@@ -296,6 +296,47 @@ def test_resume_repeats_the_augmentation_whatever_the_workers(tmp_path, resumed_
         assert torch.equal(value, resumed.model.state_dict()[name]), name
 
 
+@pytest.mark.slow
+def test_progressive_epochs_train_smaller_views_and_resume_exactly(tmp_path, monkeypatch):
+    """optim.progressive_size 16 for the first 2 of 3 epochs of the 32-px encoder stage: those
+    epochs' training batches reach the network at 16 px, the last at 32, and validation is
+    always at 32. Stopped after epoch 1 and resumed, the run ends with the uninterrupted run's
+    rows and weights: the size follows the epoch, not the process."""
+    seen = []
+    forward = train_module.forward_losses
+
+    def spy(module, batch, cfg, **kwargs):
+        seen.append(("train" if module.training else "val", batch["image"].shape[-1]))
+        return forward(module, batch, cfg, **kwargs)
+
+    monkeypatch.setattr(train_module, "forward_losses", spy)
+    cfg = tiny(
+        "encoder", "optim.epochs=3", "optim.progressive_size=16", "optim.progressive_epochs=2",
+        "data.num_train=16", "data.num_val=16",
+    )  # fmt: skip
+    straight = train(cfg, tmp_path / "straight")
+    # One batch of 16 per split and epoch.
+    assert seen == [("train", 16), ("val", 32)] * 2 + [("train", 32), ("val", 32)]
+
+    one_epoch = train_module.train_one_epoch
+
+    def stop_in_epoch_2(*args, epoch, **kwargs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return one_epoch(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", stop_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(train_module, "train_one_epoch", one_epoch)
+    seen.clear()
+    resumed = train(cfg, tmp_path / "resumed", resume=True)
+    assert seen == [("train", 16), ("val", 32), ("train", 32), ("val", 32)]
+    assert _rows(tmp_path / "resumed") == _rows(tmp_path / "straight")
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
 def test_a_non_finite_validation_error_stops_the_run(tmp_path, monkeypatch):
     """Training losses are finite, validation is not: the run fails instead of ending with
     "best inf" and no best.pt."""
@@ -567,10 +608,10 @@ def _ddp_draws_worker(rank: int, world_size: int, port: int, out: str) -> None:
         seen["terms"].append(one_epoch(*args, **kwargs))
         return seen["terms"][-1]
 
-    def spy_augment(batch, cfg):
+    def spy_augment(batch, cfg, *, epoch):
         if seen["rng"][-1] is None:
             seen["rng"][-1] = torch.get_rng_state()
-        return augment(batch, cfg)
+        return augment(batch, cfg, epoch=epoch)
 
     train_module.train_one_epoch, train_module.augment_batch = spy_epoch, spy_augment
     cfg = tiny("lifter", "optim.epochs=2", "device=cpu", "perturb.sigma=0.05", "data.num_train=40")

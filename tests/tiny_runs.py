@@ -17,9 +17,11 @@ TINY: list[str] = [
     "optim.batch_size=16",
     "optim.epochs=1",
     "optim.val_every=1",
+    "optim.progressive_size=null",
+    "optim.progressive_epochs=0",
 ]
 """Overrides that shrink any stage of the shipped ``synthetic`` configs, validating and writing
-checkpoints every epoch."""
+checkpoints every epoch, at one image size throughout (no progressive resizing)."""
 
 
 def tiny(stage: str, *extra: str) -> TrainConfig:

@@ -68,9 +68,12 @@ PHYSICS_ROWS: tuple[tuple[str, list[str], tuple[float, float]], ...] = (
 # Smaller runs for --quick (smoke tests of the command).
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=512", "data.num_val=64", "data.num_test=64", "optim.epochs=2"],
-    "encoder": ["data.num_train=64", "data.num_val=32", "data.num_test=64", "optim.epochs=1"],
+    "encoder": [
+        "data.num_train=64", "data.num_val=32", "data.num_test=64", "optim.epochs=1",
+        "optim.progressive_size=null", "optim.progressive_epochs=0",
+    ],
     "end2end": ["data.num_train=64", "data.num_val=32", "data.num_test=64", "optim.epochs=1"],
-}
+}  # fmt: skip
 
 
 def _cell(value: float | None) -> str:

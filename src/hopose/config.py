@@ -265,6 +265,15 @@ class OptimConfig:
     instructions, float32 on other CPUs, where bf16 runs slower (BENCHMARKS.md)."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value; None does not clip."""
+    progressive_size: int | None = None
+    """Image side (px) of an image stage's first ``progressive_epochs`` epochs: each training
+    batch is shown that much smaller (:func:`hopose.crop.shrink_views`: images resized with
+    antialiasing, K and the 2D mapped with them), and the later epochs train at
+    ``data.image_size`` (progressive resizing; docs/training.md). Validation is always at
+    ``data.image_size``. A multiple of 8 below it; None: off."""
+    progressive_epochs: int = 0
+    """Epochs at ``progressive_size`` at the start of the stage: fewer than ``epochs``, and 0
+    exactly when ``progressive_size`` is null."""
     val_every: int = 10
     """Epochs between validations, metrics rows and checkpoints; the last epoch always has them.
     At the paper's lifter sizes (11,019 poses, batch 256) one validation and checkpoint cost
@@ -285,6 +294,22 @@ class OptimConfig:
             f"optim.grad_clip must be > 0 or null, got {self.grad_clip}",
         )
         _require(self.val_every > 0, f"optim.val_every must be > 0, got {self.val_every}")
+        _require(
+            self.progressive_size is None
+            or (self.progressive_size > 0 and self.progressive_size % 8 == 0),
+            "optim.progressive_size must be a positive multiple of 8 (the heat maps' stride-4 "
+            f"and stride-8 cells tile it) or null, got {self.progressive_size}",
+        )
+        _require(
+            0 <= self.progressive_epochs < self.epochs,
+            f"optim.progressive_epochs must be >= 0 and below optim.epochs ({self.epochs}), "
+            f"got {self.progressive_epochs}",
+        )
+        _require(
+            (self.progressive_size is None) == (self.progressive_epochs == 0),
+            "optim.progressive_size and optim.progressive_epochs go together (a size and > 0 "
+            f"epochs, or null and 0), got {self.progressive_size} and {self.progressive_epochs}",
+        )
 
 
 @dataclass
@@ -423,6 +448,16 @@ class TrainConfig:
             self.loss.w_segmentation == 0 or self.model.segmentation,
             f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
         )
+        if self.optim.progressive_size is not None:
+            _require(
+                STAGES[self.stage].reads_images,
+                f"optim.progressive_size resizes images; the {self.stage} stage reads none",
+            )
+            _require(
+                self.optim.progressive_size < self.data.image_size,
+                f"optim.progressive_size ({self.optim.progressive_size}) must be below "
+                f"data.image_size ({self.data.image_size})",
+            )
         _require(
             self.num_threads is None or self.num_threads > 0,
             f"num_threads must be > 0 or null, got {self.num_threads}",

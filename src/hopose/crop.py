@@ -16,6 +16,7 @@ scaled, shifted or rotated, exactly (docs/training.md).
 - :func:`jittered_square`: a training crop, the square around hand and object randomly scaled,
   shifted and turned, or the whole frame (:data:`WHOLE_FRAME_SHARE` of the samples).
 - :func:`warp_image`: the network image an affine map shows of a frame's pixels.
+- :func:`shrink_views`: a training batch's views shown smaller (progressive resizing).
 - :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
   truth placing the crop: a first pass on the
   whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
@@ -31,8 +32,8 @@ view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic dat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -221,6 +222,45 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     # grid_sample's [-1, 1] (align_corners=False) spans the pixels' outer edges, -0.5 ... W - 0.5.
     grid = ((2 * p + 1) / size - 1).view(len(A), image_size, image_size, 2)
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
+
+
+def shrink_views(batch: Mapping[str, Any], image_size: int) -> dict[str, Any]:
+    """A batch of network views shown at ``image_size`` px instead: each image resized whole
+    with antialiasing, its outer pixel edges kept, and K and the 2D keypoints mapped with it
+    (:func:`edge_aligned_scale`), so every keypoint's ray and every 3D target is unchanged.
+
+    Progressive resizing (``optim.progressive_size``, docs/training.md) trains an image stage's
+    first epochs on these cheaper views. A ``segmentation`` map stays at its size: its loss
+    pools it to the cells of the maps, whatever their size
+    (:func:`hopose.losses.segmentation_loss`).
+
+    Args:
+        batch: ``image`` (B, 3, H, W) uint8 or float, ``K`` (B, 3, 3), ``hand_2d`` (B, 21, 2)
+            and ``obj_2d`` (B, 8, 2) in the images' pixels; other keys are kept as they are.
+        image_size: the new side; the images must be square.
+
+    Returns:
+        The batch with ``image`` (B, 3, image_size, image_size) of the input's dtype, ``K``,
+        ``hand_2d`` and ``obj_2d`` replaced.
+    """
+    image = batch["image"]
+    height, width = image.shape[-2:]
+    if height != width:
+        raise ValueError(f"shrink_views needs square images, got {height} x {width}")
+    size = (image_size, image_size)
+    small = F.interpolate(
+        image.float(), size=size, mode="bilinear", antialias=True, align_corners=False
+    )
+    if image.dtype == torch.uint8:
+        small = small.round().clamp(0, 255).to(torch.uint8)
+    A = edge_aligned_scale(batch["K"].new_tensor([image_size / width] * 2))
+    return {
+        **batch,
+        "image": small,
+        "K": A @ batch["K"],
+        "hand_2d": apply_affine(A, batch["hand_2d"]),
+        "obj_2d": apply_affine(A, batch["obj_2d"]),
+    }
 
 
 def self_crop(

@@ -16,7 +16,8 @@ final model (a checkpoint ``hopose eval`` and ``hopose predict`` read) to ``DIR/
 The synthetic configs are sized for a 2-core CPU, not for accuracy: a lifter trained for about
 3,750 steps without dropout; the first two residual stages of a ResNet18 at 64×64 px with the
 heat-map head and supervised maps (docs/training.md, "From pixels") trained from scratch on
-10,000 rendered crops for 12 epochs; two end-to-end epochs on the same crops, with distances for
+10,000 rendered crops for 15 epochs, the first 8 shown at 40 px (``optim.progressive_size``);
+two end-to-end epochs on the same crops, with distances for
 the 3D terms (``loss.l3d_distance``); per-node weight modulation in every graph layer
 (``model.modulated``); mixed precision where the CPU has bf16 instructions; the
 real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule. ``make
@@ -56,7 +57,13 @@ from hopose.train import SplitCache, train
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=2000", "data.num_val=200", "optim.epochs=32", "optim.step_size=22"],
-    "encoder": ["data.num_train=6000", "data.num_val=100", "optim.epochs=7", "optim.step_size=6"],
+    "encoder": [
+        "data.num_train=6000",
+        "data.num_val=100",
+        "optim.epochs=8",
+        "optim.step_size=7",
+        "optim.progressive_epochs=4",
+    ],
     # Its 2D spans less of the truth than the full demo's: its self-crops take a wider margin,
     # chosen on the validation split as the full demo's (docs/training.md, "Self-crop margin").
     "end2end": [

@@ -565,7 +565,7 @@ def train_one_epoch(
         leave=False,
     )
     for step, batch in enumerate(progress):
-        batch = augment_batch(batch, cfg)  # config sections perturb and augment
+        batch = augment_batch(batch, cfg, epoch=epoch)  # config sections perturb, augment
         _, terms, batch = forward_losses(
             module, batch, cfg, parts=parts, device=device, mixed_precision=cfg.optim.amp
         )

@@ -1,10 +1,18 @@
-"""Training augmentation: off is the identity, each image gets its own draw, geometry is kept."""
+"""Training augmentation: off is the identity, each image gets its own draw, geometry is kept;
+progressive epochs show the views smaller."""
 
 from __future__ import annotations
 
 import torch
 
-from hopose.config import AugmentConfig, PerturbConfig, TrainConfig
+from hopose.config import (
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    PerturbConfig,
+    TrainConfig,
+)
 from hopose.data.augment import augment_batch, augment_images
 
 
@@ -58,10 +66,36 @@ def test_augment_batch_alters_only_the_stage_input():
     images = _images()
     batch = {"image": images, "hand_2d": torch.rand(6, 21, 2), "obj_2d": torch.rand(6, 8, 2)}
     cfg = TrainConfig(stage="encoder", augment=AugmentConfig(noise=0.05))
-    out = augment_batch(batch, cfg)
+    out = augment_batch(batch, cfg, epoch=0)
     assert not torch.equal(out["image"], images)
     assert out["hand_2d"] is batch["hand_2d"] and out["obj_2d"] is batch["obj_2d"]
     lifter = TrainConfig(stage="lifter", perturb=PerturbConfig(sigma=0.1))
-    out = augment_batch(batch, lifter)
+    out = augment_batch(batch, lifter, epoch=0)
     assert out["image"] is images
     assert not torch.equal(out["hand_2d"], batch["hand_2d"])
+
+
+def test_progressive_epochs_show_the_views_smaller_then_whole():
+    # optim.progressive_size 32 for 2 of 3 epochs on 64-px views: epochs 0 and 1 read 32-px
+    # images and K and 2D halved about the pixel edges (u -> u / 2 - 1 / 4), epoch 2 the batch.
+    cfg = TrainConfig(
+        stage="encoder",
+        data=DataConfig(image_size=64),
+        model=ModelConfig(image_size=64),
+        optim=OptimConfig(epochs=3, progressive_size=32, progressive_epochs=2),
+    )
+    K = torch.tensor([[100.0, 0.0, 31.5], [0.0, 100.0, 31.5], [0.0, 0.0, 1.0]]).expand(6, 3, 3)
+    batch = {
+        "image": torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8),
+        "K": K,
+        "hand_2d": torch.full((6, 21, 2), 10.0),
+        "obj_2d": torch.full((6, 8, 2), 50.0),
+    }
+    for epoch in (0, 1):
+        out = augment_batch(batch, cfg, epoch=epoch)
+        assert out["image"].shape == (6, 3, 32, 32)
+        torch.testing.assert_close(out["hand_2d"], torch.full((6, 21, 2), 4.75))
+        torch.testing.assert_close(out["obj_2d"], torch.full((6, 8, 2), 24.75))
+        torch.testing.assert_close(out["K"][0, 0], torch.tensor([50.0, 0.0, 15.5]))
+    out = augment_batch(batch, cfg, epoch=2)
+    assert out["image"] is batch["image"] and out["K"] is K

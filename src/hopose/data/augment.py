@@ -7,6 +7,9 @@
   ``noise`` (a fraction of the intensity range), and an occluding patch of random colour with
   probability ``occlusion_prob`` (2-12% of the image, aspect 0.3-3.3; random erasing, Zhong et al.
   AAAI 2020). Geometry is untouched, so the 2D and 3D targets stay as they are.
+- Progressive resizing (``optim.progressive_size``, ``optim.progressive_epochs``): an image
+  stage's first epochs see their views smaller, K and 2D mapped with them
+  (:func:`hopose.crop.shrink_views`), which makes those epochs cheaper (docs/training.md).
 - The lifter stage: its ground-truth 2D input is perturbed like the encoder's errors
   (:mod:`hopose.data.perturb`).
 
@@ -22,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.transforms import RandomErasing, v2
 
+from hopose.crop import shrink_views
 from hopose.data.perturb import perturb_batch
 from hopose.stages import STAGES
 
@@ -89,8 +93,13 @@ def augment_images(images: Tensor, settings: AugmentConfig) -> Tensor:
     return (out.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def augment_batch(batch: Mapping[str, Any], cfg: TrainConfig) -> Mapping[str, Any]:
-    """The training batch a stage reads: lifter 2D perturbed, or images augmented."""
+def augment_batch(batch: Mapping[str, Any], cfg: TrainConfig, *, epoch: int) -> Mapping[str, Any]:
+    """The training batch a stage reads in ``epoch`` (from 0): lifter 2D perturbed, or images
+    augmented and, in the first ``optim.progressive_epochs``, shown at
+    ``optim.progressive_size``."""
     if not STAGES[cfg.stage].reads_images:
         return perturb_batch(batch, cfg.perturb, cfg.data.image_size)
-    return {**batch, "image": augment_images(batch["image"], cfg.augment)}
+    batch = {**batch, "image": augment_images(batch["image"], cfg.augment)}
+    if cfg.optim.progressive_size is not None and epoch < cfg.optim.progressive_epochs:
+        batch = shrink_views(batch, cfg.optim.progressive_size)
+    return batch
