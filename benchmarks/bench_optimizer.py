@@ -68,9 +68,10 @@ def main() -> None:
     default = next(iter(CASES))
 
     def training_step(optimizer: torch.optim.Optimizer) -> Callable[[], object]:
+        # In the first epoch at data.image_size: the progressive epochs before it read less.
         return lambda: train_module.train_one_epoch(
             module, [batch], optimizer, scaler, cfg,
-            parts=parts, device=device, epoch=0, show_progress=False,
+            parts=parts, device=device, epoch=cfg.optim.progressive_epochs, show_progress=False,
         )  # fmt: skip
 
     def adam_step(optimizer: torch.optim.Optimizer) -> Callable[[], object]:

@@ -210,9 +210,12 @@ def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[]
     return config_step(cfg, batch)
 
 
-def config_step(cfg: TrainConfig, batch: dict) -> Callable[[], object]:
+def config_step(cfg: TrainConfig, batch: dict, epoch: int | None = None) -> Callable[[], object]:
     """One training step of ``cfg``'s image stage through ``train_one_epoch`` (one batch an
-    epoch), the network placed as ``train`` places it."""
+    epoch), the network placed as ``train`` places it, as in epoch ``epoch`` (from 0); None: the
+    first epoch at ``data.image_size``, after any progressive-resizing epochs
+    (``optim.progressive_epochs``), whose steps would read smaller images."""
+    epoch = cfg.optim.progressive_epochs if epoch is None else epoch
     stage = cfg.stage
     amp = cfg.optim.amp
     device = batch["image"].device
@@ -228,7 +231,7 @@ def config_step(cfg: TrainConfig, batch: dict) -> Callable[[], object]:
     def step() -> None:
         train_module.train_one_epoch(
             module, [batch], optimizer, scaler, cfg,
-            parts=parts, device=device, epoch=0, show_progress=False,
+            parts=parts, device=device, epoch=epoch, show_progress=False,
         )  # fmt: skip
 
     return step
