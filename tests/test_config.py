@@ -86,6 +86,11 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ("", ["data.crop=centre"], "data.crop must be one of"),
         # The synthetic splits' seed sequences take no negative entropy (a numpy message).
         ("", ["data.seed=-1"], "data.seed must be >= 0, got -1"),
+        # Test-time views: a turn of 90° or more is another square; a shift over half the side
+        # moves the view off the hand and box.
+        ("", ["data.self_crop_turn=90"], "data.self_crop_turn must be in [0, 90) degrees, got 90."),
+        ("", ["data.self_crop_turn=-5"], "data.self_crop_turn must be in [0, 90) degrees, got -5."),
+        ("", ["data.self_crop_shift=0.6"], "data.self_crop_shift must be in [0, 0.5], got 0.6"),
         ("", ["data.image_size=128"], "model.image_size (224) must equal data.image_size (128)"),
         ("", ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
         (

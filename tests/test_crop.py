@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hopose.crop import (
+    CropViews,
     apply_affine,
     crop_affine,
     frame_square,
@@ -196,6 +197,81 @@ def test_self_crop_maps_keypoints_back_to_the_frame(margin):
     reach = torch.stack([inside[i, :, a] for i, a in enumerate(longer)])  # (2, 29)
     torch.testing.assert_close(reach.amin(1), reach.new_full((2,), low))
     torch.testing.assert_close(reach.amax(1), reach.new_full((2,), high))
+
+
+def test_crop_views_by_hand():
+    # The square of centre (100, 50) and side 40 on a 64-px network image: scale 64 / 40 = 1.6.
+    centre, side = torch.tensor([[100.0, 50.0]]).double(), torch.tensor([40.0]).double()
+    counts = [len(CropViews(t, s)) for t, s in ((0, 0), (15, 0), (0, 0.1), (15, 0.1))]
+    assert counts == [1, 3, 5, 7]
+    maps = CropViews(15.0, 0.1).affines(centre, side, 64)  # (7, 1, 3, 3)
+    assert maps.shape[:2] == (7, 1)
+    torch.testing.assert_close(maps[0], crop_affine(centre, side, 64))
+    # Views 1 and 2 turn the square by -15° and +15° (counter-clockwise on the y-down screen)
+    # about its centre: the frame point 20 px right of it goes to 32 + 1.6 × 20 (cos 15°,
+    # ±sin 15°) = (62.909, 40.282) and (62.909, 23.718).
+    c, s = 32 * math.cos(math.radians(15)), 32 * math.sin(math.radians(15))
+    assert abs(32 + c - 62.909) < 1e-3 and abs(32 - s - 23.718) < 1e-3
+    right = torch.tensor([[[120.0, 50.0]]]).double()
+    expected = torch.tensor([[32 + c, 32 + s], [32 + c, 32 - s]]).double()
+    torch.testing.assert_close(apply_affine(maps[1:3, 0], right.expand(2, 1, 2))[:, 0], expected)
+    # Views 3-6 shift it by ±0.1 × 40 = ±4 px along x, then y, unturned: their centres, which
+    # go to the image's centre (32, 32), are (104, 50), (96, 50), (100, 54), (100, 46).
+    centres = apply_affine(torch.linalg.inv(maps[3:, 0]), torch.full((4, 1, 2), 32.0).double())
+    expected = torch.tensor([[104.0, 50.0], [96.0, 50.0], [100.0, 54.0], [100.0, 46.0]]).double()
+    torch.testing.assert_close(centres[:, 0], expected)
+    torch.testing.assert_close(maps[3:, 0, :2, :2], maps[:1, 0, :2, :2].expand(4, 2, 2))
+
+
+class _Biased(torch.nn.Module):
+    """A network off by one pixel along its own image's x axis, whose 3D is the point 100 mm
+    deep on the ray through its image's centre: both depend on the view it is shown."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        super().__init__()
+        self.points = points
+        self.calls = 0
+
+    def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        kp2d = project_points(self.points, K) + K.new_tensor([1.0, 0.0])
+        ray = torch.linalg.solve(K, K.new_tensor([32.0, 32.0, 1.0]).expand(len(K), 3))  # z = 1
+        kp3d = (100 * ray)[:, None].expand(-1, 29, -1)
+        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": kp3d}
+
+
+def test_self_crop_averages_the_views_of_its_last_crop():
+    torch.manual_seed(0)
+    points = torch.rand(2, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0])
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()
+    K = K.expand(2, 3, 3)
+    views, turn = CropViews(20.0, 0.1), math.radians(20)
+    model = _Biased(points)
+    blank = lambda A: torch.zeros(len(A), 3, 64, 64)  # noqa: E731
+    out = self_crop(model, blank, K, (1920, 1080), image_size=64, iterations=2, views=views)
+    assert model.calls == 1 + 1 + 7  # the whole frame, the first crop, the last crop's views
+    # The 1-px bias in a view turned by a (map s R(a)) is s⁻¹ R(a)ᵀ (1, 0) = (cos a, sin a) / s
+    # frame px: over the 5 unturned views and the turns ±a the sines cancel, (5 + 2 cos a) / 7
+    # / s along x, where s = 64 / side is the last square's scale, read from its first view.
+    scale = out["affine"][:, :2, :2].det().sqrt()  # (2,)
+    bias = (5 + 2 * math.cos(turn)) / 7 / scale
+    torch.testing.assert_close(
+        out["kp2d"] - project_points(points, K),
+        torch.stack([bias, torch.zeros_like(bias)], -1)[:, None].expand(2, 29, 2),
+    )
+    # Each view's 3D is 100 z on the ray through its centre; the centres are the square's
+    # centre c (the square and its turns) and c ± 0.1 side along x and y, symmetric, and the
+    # depth is fixed, so the mean is the point on c's ray, where no shifted view is.
+    c = apply_affine(torch.linalg.inv(out["affine"]), torch.full((2, 1, 2), 32.0).double())
+    on_ray = 100 * torch.linalg.solve(K, torch.cat([c[:, 0], torch.ones(2, 1).double()], -1))
+    torch.testing.assert_close(out["kp3d"], on_ray[:, None].expand(2, 29, 3))
+    single = self_crop(model, blank, K, (1920, 1080), image_size=64, iterations=2)
+    assert model.calls == 9 + 3
+    torch.testing.assert_close(out["affine"], single["affine"])  # the same square, one view
+    torch.testing.assert_close(
+        single["kp2d"] - project_points(points, K),
+        torch.stack([1 / scale, torch.zeros_like(bias)], -1)[:, None].expand(2, 29, 2),
+    )
 
 
 def test_self_crop_image_returns_keypoints_in_the_photos_pixels():

@@ -15,7 +15,14 @@ from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, sav
 from hopose.cli import main
 from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
-from hopose.crop import apply_affine, crop_affine, frame_square, square_around, warp_image
+from hopose.crop import (
+    CropViews,
+    apply_affine,
+    crop_affine,
+    frame_square,
+    square_around,
+    warp_image,
+)
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.synthetic import SyntheticHandObject, generate_grasps
@@ -575,13 +582,15 @@ def test_self_cropping_from_cached_records_is_refused_naming_the_cache(
     )
 
 
-def _crop_trained_model(tmp_path, self_crop: int) -> Path:
+def _crop_trained_model(tmp_path, self_crop: int, turn: float = 0.0, shift: float = 0.0) -> Path:
     """An untrained small model saved as one trained on square crops, self-cropping
-    ``self_crop`` times at margin 0.3."""
+    ``self_crop`` times at margin 0.3, the last averaged over the views of ``turn`` and
+    ``shift`` (:class:`hopose.crop.CropViews`)."""
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
-         "model.head=heatmap", f"data.self_crop={self_crop}", "data.self_crop_margin=0.3"],
+         "model.head=heatmap", f"data.self_crop={self_crop}", "data.self_crop_margin=0.3",
+         f"data.self_crop_turn={turn}", f"data.self_crop_shift={shift}"],
     )  # fmt: skip
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
@@ -628,6 +637,55 @@ def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path, monkeypatc
     to_photo = photo_K @ torch.linalg.inv(K_last)
     np.testing.assert_allclose(
         result["hand_2d"], apply_affine(to_photo, kp2d_last)[0, :21].numpy(), atol=1e-3
+    )
+
+
+def test_eval_and_predict_average_the_test_time_views_unless_asked_for_one(
+    tmp_path, monkeypatch, capsys
+):
+    # One crop whose square is also turned by ±10° and shifted by ±5% of its side: 7 views
+    # after the whole-frame pass, each a map of the square (CropViews.affines), and the
+    # predicted 2D their mean, mapped into the records' image; --single-view: 1 view.
+    path = _crop_trained_model(tmp_path, self_crop=1, turn=10.0, shift=0.05)
+    passes = _record_passes(monkeypatch, evaluate)
+    args = ["eval", str(path), "--data", "synthetic", "--num", "2", "--no-report"]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert (metrics["self_crop"], metrics["self_crop_views"]) == (1, 7)
+    assert len(passes) == 8
+    predictions = dict(np.load(tmp_path / "e" / "predictions.npz"))
+    frame_K = torch.from_numpy(predictions["orig_K"]).double()
+    maps = [K @ torch.linalg.inv(frame_K) for K, _ in passes]  # (B, 3, 3) each pass's view
+    frame_2d = apply_affine(torch.linalg.inv(maps[0]), passes[0][1])
+    expected = CropViews(10.0, 0.05).affines(*square_around(frame_2d, 0.3), 32)
+    torch.testing.assert_close(torch.stack(maps[1:]), expected, rtol=1e-4, atol=1e-4)
+    seen = [kp2d for _, kp2d in passes[1:]]
+    mean = torch.stack(
+        [apply_affine(torch.linalg.inv(A), kp2d) for A, kp2d in zip(maps[1:], seen, strict=True)]
+    ).mean(0)  # (B, 29, 2) frame pixels
+    to_record = torch.from_numpy(predictions["K"]).double() @ torch.linalg.inv(frame_K)
+    np.testing.assert_allclose(
+        predictions["pred_obj_2d"], apply_affine(to_record, mean)[:, 21:].numpy(), atol=1e-3
+    )
+
+    passes.clear()
+    assert main([*args, "--single-view", "--out", str(tmp_path / "one")]) == 0
+    metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert (metrics["self_crop"], metrics["self_crop_views"], len(passes)) == (1, 1, 2)
+
+    passes = _record_passes(monkeypatch, predict)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((1080, 1920, 3), dtype=np.uint8)).save(photo)
+    for extra, count in (([], 8), (["--single-view"], 2)):
+        passes.clear()
+        out = ["--out", str(tmp_path / "p")]
+        assert main(["predict", str(path), str(photo), *extra, *out]) == 0
+        assert len(passes) == count
+
+    capsys.readouterr()
+    assert main([*args, "--gt-2d", "--single-view", "--out", str(tmp_path / "refused")]) == 1
+    assert capsys.readouterr().err.startswith(
+        "hopose eval: error: single_view: nothing is self-cropped here"
     )
 
 

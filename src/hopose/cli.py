@@ -165,12 +165,19 @@ def _option(text: str) -> tuple[str, object]:
         ) from None
 
 
-def _add_margin_argument(parser: argparse.ArgumentParser) -> None:
-    """``--self-crop-margin``, for eval and predict of a model that self-crops."""
+def _add_self_crop_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--self-crop-margin`` and ``--single-view``, for eval and predict of a model that
+    self-crops."""
     parser.add_argument(
         "--self-crop-margin", type=float, metavar="M",
         help="margin of the self-crops instead of the checkpoint's data.self_crop_margin "
         "(docs/training.md, \"Self-crop margin\")",
+    )  # fmt: skip
+    parser.add_argument(
+        "--single-view", action="store_true",
+        help="predict from the last self-crop's one square, without the checkpoint's "
+        "test-time views (data.self_crop_turn, data.self_crop_shift; docs/training.md, "
+        "\"Test-time views\")",
     )  # fmt: skip
 
 
@@ -219,7 +226,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         help="with --refine: move the box of frames without a grasp into their hand's grip "
         "(RefineWeights.complete_grasp; docs/evaluation.md)",
     )  # fmt: skip
-    _add_margin_argument(parser)
+    _add_self_crop_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_eval)
 
@@ -245,6 +252,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         device=args.device, report=not args.no_report,
         plausibility=not (args.no_report or args.no_plausibility), refine=args.refine,
         complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
+        single_view=args.single_view,
     )  # fmt: skip
     numbers = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
     print(json.dumps(numbers, indent=2))
@@ -286,7 +294,7 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
         help="with --refine: move the box of a photo without a grasp into its hand's grip "
         "(RefineWeights.complete_grasp; docs/evaluation.md)",
     )  # fmt: skip
-    _add_margin_argument(parser)
+    _add_self_crop_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
     parser.epilog = (
@@ -301,6 +309,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     for path in predict_images(
         args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,
         complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
+        single_view=args.single_view,
     ):  # fmt: skip
         print(path)
     return 0

@@ -139,6 +139,13 @@ class DataConfig:
     """Margin of those self-crop squares, a share of the 2D's tight side added on each side
     (:func:`hopose.crop.square_around`); wider than the training crops' (why:
     :data:`hopose.crop.SELF_CROP_MARGIN`)."""
+    self_crop_turn: float = 0.0
+    """Test-time views of the last self-crop (beyond the paper; docs/training.md, "Test-time
+    views"): above 0, its square is also shown turned by ± this many degrees (below 90), and
+    the predictions of all views are averaged (:class:`hopose.crop.CropViews`)."""
+    self_crop_shift: float = 0.0
+    """As ``self_crop_turn``: above 0 (at most 0.5), each of those views is also shown moved
+    by ± this share of the square's side along x and along y."""
     num_train: int | None = None
     """Number of training samples (synthetic: how many to generate; real data: a cap)."""
     num_val: int | None = None
@@ -171,6 +178,14 @@ class DataConfig:
         _require(
             self.self_crop_margin >= 0,
             f"data.self_crop_margin must be >= 0, got {self.self_crop_margin}",
+        )
+        _require(
+            0 <= self.self_crop_turn < 90,
+            f"data.self_crop_turn must be in [0, 90) degrees, got {self.self_crop_turn}",
+        )
+        _require(
+            0 <= self.self_crop_shift <= 0.5,
+            f"data.self_crop_shift must be in [0, 0.5], got {self.self_crop_shift}",
         )
         _require(self.seed >= 0, f"data.seed must be >= 0, got {self.seed}")
         for name in ("num_train", "num_val", "num_test"):

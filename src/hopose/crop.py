@@ -21,6 +21,8 @@ scaled, shifted or rotated, exactly (docs/training.md).
   truth placing the crop: a first pass on the
   whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
   and the network runs again (``iterations`` times); 2D comes back in frame pixels.
+- :class:`CropViews`: test-time augmentation of the last self-crop pass, its square also
+  turned and shifted, the predictions of all views averaged.
 
 Pixel centres sit at integer coordinates (docs/datasets.md,
 :func:`hopose.geometry.scale_intrinsics`, the renderer of :mod:`hopose.data.render`): pixel
@@ -32,6 +34,7 @@ view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic dat
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +51,26 @@ def self_crop_passes(data: DataConfig) -> int:
     """Crops after the whole-frame pass that a model trained with ``data`` runs at inference:
     ``data.self_crop`` when it was trained on square crops, else 0 (it reads whole frames)."""
     return data.self_crop if data.crop == "square" else 0
+
+
+def crop_views(data: DataConfig, passes: int, *, single_view: bool = False) -> CropViews:
+    """The views whose predictions the last of ``passes`` self-crops of a model trained with
+    ``data`` averages: ``data.self_crop_turn`` and ``data.self_crop_shift``'s, or the one
+    square with ``single_view`` (to measure what the views give, docs/training.md,
+    "Test-time views") or where nothing is self-cropped.
+
+    Raises:
+        ValueError: ``single_view`` where ``passes`` is 0 (as
+            :func:`resolve_self_crop_margin`).
+    """
+    if passes == 0 and single_view:
+        raise ValueError(
+            "single_view: nothing is self-cropped here (ground-truth 2D, ground-truth boxes, "
+            "or a model trained on whole frames)"
+        )
+    if passes == 0 or single_view:
+        return SINGLE_VIEW
+    return CropViews(data.self_crop_turn, data.self_crop_shift)
 
 
 def resolve_self_crop_margin(data: DataConfig, passes: int, override: float | None) -> float:
@@ -263,6 +286,63 @@ def shrink_views(batch: Mapping[str, Any], image_size: int) -> dict[str, Any]:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class CropViews:
+    """The views of a self-crop square whose predictions the last pass averages (test-time
+    augmentation, beyond the paper; docs/training.md, "Test-time views").
+
+    The square itself; with ``turn`` > 0 also the square turned by -``turn`` and +``turn``
+    degrees; with ``shift`` > 0 also the square moved by +``shift`` and -``shift`` × its side
+    along x, then along y: ``1 + 2 [turn > 0] + 4 [shift > 0]`` views, each one change from
+    the square (the turned and shifted combinations gain nothing more, docs/training.md). Each
+    view's intrinsics are its map times the frame's K (module docstring), so the rays are
+    exact in every view: the 3D of all views is in the one camera frame and averages as it
+    is, and the 2D averages in frame pixels. The model was trained on squares turned by up to
+    ±30° and shifted by up to ±10% (:func:`jittered_square`), so such views are ones it knows.
+    """
+
+    turn: float = 0.0
+    shift: float = 0.0
+
+    def __len__(self) -> int:
+        return 1 + 2 * (self.turn > 0) + 4 * (self.shift > 0)
+
+    def affines(self, centre: Tensor, side: Tensor, image_size: int) -> Tensor:
+        """(V, B, 3, 3) maps of the views of the squares of ``centre`` (B, 2) and ``side``
+        (B,), in the order above, the first the square itself (:func:`crop_affine`)."""
+        t, s = self.turn, self.shift
+        # (shift along x, shift along y, turn in degrees) of each view.
+        changes = [(0.0, 0.0, 0.0)]
+        changes += [(0.0, 0.0, -t), (0.0, 0.0, t)] if t > 0 else []
+        changes += [(s, 0.0, 0.0), (-s, 0.0, 0.0), (0.0, s, 0.0), (0.0, -s, 0.0)] if s > 0 else []
+        return torch.stack([
+            crop_affine(
+                centre + side[:, None] * centre.new_tensor([dx, dy]), side, image_size,
+                torch.full_like(side, math.radians(turn)),
+            )
+            for dx, dy, turn in changes
+        ])  # fmt: skip
+
+
+# The one square, no extra views: the paper's single prediction.
+SINGLE_VIEW = CropViews()
+
+
+def _mean_over_views(
+    model: nn.Module, view: Callable[[Tensor], Tensor], K: Tensor, maps: Tensor
+) -> dict[str, Tensor]:
+    """The model's ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3),
+    each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`)."""
+    total: dict[str, Tensor] = {}
+    for A in maps:
+        out = model(view(A), A @ K)
+        back = torch.linalg.inv(A)
+        shown = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}
+        for key, value in (shown | {"kp3d": out["kp3d"]}).items():
+            total[key] = total[key] + value if key in total else value
+    return {key: value / len(maps) for key, value in total.items()}
+
+
 def self_crop(
     model: nn.Module,
     view: Callable[[Tensor], Tensor],
@@ -272,6 +352,7 @@ def self_crop(
     image_size: int,
     iterations: int = 1,
     margin: float = SELF_CROP_MARGIN,
+    views: CropViews = SINGLE_VIEW,
 ) -> dict[str, Tensor]:
     """Predict with crops placed by the model's own 2D keypoints (no ground truth).
 
@@ -286,25 +367,25 @@ def self_crop(
         image_size: S, the network's input side.
         iterations: crops after the whole-frame pass (0: the whole frame only).
         margin: see :func:`square_around`.
+        views: the views of the last crop whose predictions are averaged (:class:`CropViews`).
 
     Returns:
-        The model's last outputs with ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels,
-        and ``affine`` (B, 3, 3), the map of the last network image.
+        ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3) of the
+        last pass (averaged over ``views``), and ``affine`` (B, 3, 3), the map of its first
+        view.
     """
-    A = crop_affine(*frame_square(frame_size, K), image_size).expand(len(K), 3, 3)
-    out = model(view(A), A @ K)
-    for _ in range(iterations):
-        frame_2d = apply_affine(torch.linalg.inv(A), out["kp2d"])  # (B, 29, 2)
-        placed = crop_affine(*square_around(frame_2d, margin), image_size)
+    maps = crop_affine(*frame_square(frame_size, K), image_size).expand(1, len(K), 3, 3)
+    out = _mean_over_views(model, view, K, maps)
+    for index in range(iterations):
+        shown = views if index == iterations - 1 else SINGLE_VIEW
+        placed = shown.affines(*square_around(out["kp2d"], margin), image_size)  # (V, B, 3, 3)
         # A frame whose 2D is not finite (a diverged prediction) places no square: it keeps its
         # view, so its output stays non-finite (scored as an infinite error) and no view is
         # asked for a map of NaNs (the synthetic renderer raises on one).
-        finite = placed.flatten(-2).isfinite().all(dim=-1)[:, None, None]  # (B, 1, 1)
-        A = torch.where(finite, placed, A)
-        out = model(view(A), A @ K)
-    back = torch.linalg.inv(A)
-    mapped = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}
-    return {**out, **mapped, "affine": A}
+        finite = placed.flatten(-2).isfinite().all(dim=-1).all(dim=0)[None, :, None, None]
+        maps = torch.where(finite, placed, maps[:1])  # (V, B, 3, 3)
+        out = _mean_over_views(model, view, K, maps)
+    return {**out, "affine": maps[0]}
 
 
 def self_crop_image(
@@ -315,6 +396,7 @@ def self_crop_image(
     image_size: int,
     iterations: int,
     margin: float = SELF_CROP_MARGIN,
+    views: CropViews = SINGLE_VIEW,
 ) -> tuple[Tensor, Tensor]:
     """:func:`self_crop` on one photo of any size, its views warped from its pixels.
 
@@ -322,7 +404,7 @@ def self_crop_image(
         model: a :class:`~hopose.models.HoposeNet`.
         image: (H, W, 3) uint8 RGB. K: (3, 3) the photo's intrinsics.
         image_size: the network's input side. iterations: crops after the whole-frame pass.
-        margin: see :func:`square_around`.
+        margin: see :func:`square_around`. views: see :func:`self_crop`.
 
     Returns:
         kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
@@ -333,6 +415,6 @@ def self_crop_image(
     with torch.inference_mode():
         out = self_crop(
             model, lambda A: warp_image(frame, A, image_size), K[None].float(), (width, height),
-            image_size=image_size, iterations=iterations, margin=margin,
+            image_size=image_size, iterations=iterations, margin=margin, views=views,
         )  # fmt: skip
     return out["kp2d"][0].float(), out["kp3d"][0].float()

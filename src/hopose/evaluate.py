@@ -33,7 +33,10 @@ from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
 from hopose.crop import (
     SELF_CROP_MARGIN,
+    SINGLE_VIEW,
+    CropViews,
     apply_affine,
+    crop_views,
     resolve_self_crop_margin,
     self_crop,
     self_crop_passes,
@@ -72,6 +75,7 @@ def _self_crop_outputs(
     indices: Sequence[int],
     iterations: int,
     margin: float,
+    views: CropViews,
 ) -> dict[str, torch.Tensor]:
     """Self-cropped predictions (:func:`hopose.crop.self_crop`) of ``dataset[indices]``, whose
     ``view(index, affine)`` renders any view of a frame (:func:`_view_source`); 2D in the
@@ -87,7 +91,7 @@ def _self_crop_outputs(
     frame_K = batch["orig_K"].to(device)
     width, height = (int(v) for v in batch["orig_size"][0])
     out = self_crop(model, view, frame_K, (width, height), image_size=dataset.image_size,
-                    iterations=iterations, margin=margin)  # fmt: skip
+                    iterations=iterations, margin=margin, views=views)  # fmt: skip
     # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
     to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
     return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}
@@ -105,6 +109,7 @@ def predict_split(
     gt_2d: bool = False,
     self_crop_iterations: int = 0,
     self_crop_margin: float = SELF_CROP_MARGIN,
+    self_crop_views: CropViews = SINGLE_VIEW,
     batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:
@@ -122,6 +127,8 @@ def predict_split(
             dataset renders (``dataset.view``: the synthetic data and the real loaders, also
             under a Subset of them); predicted 2D is returned in the records' image pixels.
         self_crop_margin: the crops' margin (:func:`hopose.crop.square_around`).
+        self_crop_views: the views of the last crop whose predictions are averaged
+            (:class:`hopose.crop.CropViews`).
         batch_size: frames per forward pass.
         device: where the model lives.
 
@@ -149,7 +156,7 @@ def predict_split(
                 source, indices = viewed
                 out = _self_crop_outputs(
                     model, source, batch, indices[start : start + len(batch["id"])],
-                    self_crop_iterations, self_crop_margin,
+                    self_crop_iterations, self_crop_margin, self_crop_views,
                 )  # fmt: skip
             else:
                 out = model(batch["image"].to(device), batch["K"].to(device))
@@ -243,6 +250,7 @@ def run_eval(
     refine: bool = False,
     complete_grasp: bool = False,
     self_crop_margin: float | None = None,
+    single_view: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json`` and a report.
 
@@ -271,21 +279,24 @@ def run_eval(
         self_crop_margin: the self-crops' margin instead of the checkpoint's
             ``data.self_crop_margin``, to choose one on a validation split (docs/training.md,
             "Self-crop margin"); None: the checkpoint's.
+        single_view: predict from the last self-crop's one square, not averaged over the
+            checkpoint's test-time views (:func:`hopose.crop.crop_views`).
 
     Returns:
         The summary written to ``metrics.json``: :func:`hopose.scoring.summarize`'s numbers and
         the run's description: ``protocol`` ("gt_2d": ground-truth 2D to the lifter; "gt_box":
         from the images of squares that ground truth places, ``crop`` "square" without
         self-cropping; "image": from the images, whole frames or self-cropped), ``crop`` (the
-        records' geometry), ``self_crop`` (self-cropping passes, 0 for none) and
-        ``self_crop_margin``, ``refined``, ``grasp_completed``, ``dataset``, ``split`` and
-        ``checkpoint``.
+        records' geometry), ``self_crop`` (self-cropping passes, 0 for none),
+        ``self_crop_margin`` and ``self_crop_views`` (the last crop's views), ``refined``,
+        ``grasp_completed``, ``dataset``, ``split`` and ``checkpoint``.
 
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
         ValueError: ``complete_grasp`` without ``refine``, ``gt_box`` with ``gt_2d``,
             ``data.options.jitter`` on, a split without frames, or a ``self_crop_margin`` that
-            ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped.
+            ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped,
+            as ``single_view``.
     """
     check_device(str(device), "device")
     if (jitter := data.options.get("jitter", False)) is not False:  # a string too: refused
@@ -303,6 +314,7 @@ def run_eval(
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
     iterations = 0 if gt_2d or gt_box else self_crop_passes(trained.data)
     margin = resolve_self_crop_margin(trained.data, iterations, self_crop_margin)
+    views = crop_views(trained.data, iterations, single_view=single_view)
     if iterations:  # whole records, and the dataset itself, whose views the crops render
         data = dataclasses.replace(data, crop="resize", in_memory=False)
     if gt_box:
@@ -319,7 +331,7 @@ def run_eval(
         )
     predictions = predict_split(
         model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations,
-        self_crop_margin=margin, batch_size=batch_size, device=device,
+        self_crop_margin=margin, self_crop_views=views, batch_size=batch_size, device=device,
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
     # Fed the true 2D, the lifter's "predicted" 2D is the truth: no 2D error is scored (it
@@ -337,9 +349,10 @@ def run_eval(
     # frames) are cut around the true hand and box: ground truth places them (the
     # ground-truth-box protocol), which the label must say.
     boxed = not gt_2d and not iterations and data.crop == "square"
+    averaged = f", the last averaged over {len(views)} views" if len(views) > 1 else ""
     protocol = (
         "ground-truth 2D to the lifter" if gt_2d
-        else f"from the images, self-cropped ({iterations} crops)" if iterations
+        else f"from the images, self-cropped ({iterations} crops{averaged})" if iterations
         else "from ground-truth-box crops (squares around the true hand and box)" if boxed
         else f"from the images ({data.crop})"
     )  # fmt: skip
@@ -351,6 +364,7 @@ def run_eval(
         "crop": data.crop,
         "self_crop": iterations,
         "self_crop_margin": margin if iterations else None,
+        "self_crop_views": len(views) if iterations else None,
         "refined": refine,
         "grasp_completed": refine and complete_grasp,
         "dataset": data.name,

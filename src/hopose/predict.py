@@ -35,7 +35,10 @@ from hopose import viz
 from hopose.checkpoint import load_model
 from hopose.crop import (
     SELF_CROP_MARGIN,
+    SINGLE_VIEW,
+    CropViews,
     apply_affine,
+    crop_views,
     resize_affine,
     resolve_self_crop_margin,
     self_crop_image,
@@ -101,6 +104,7 @@ def predict_photo(
     *,
     self_crop: int = 0,
     self_crop_margin: float = SELF_CROP_MARGIN,
+    self_crop_views: CropViews = SINGLE_VIEW,
     refine: RefineWeights | None = None,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
@@ -108,14 +112,14 @@ def predict_photo(
 
     ``self_crop`` > 0 (a model trained on crops): after the whole-photo pass, that many passes
     on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`) with
-    margin ``self_crop_margin``.
+    margin ``self_crop_margin``, the last averaged over ``self_crop_views``.
     ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None."""
     to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
     K_work = to_working @ camera.K.double()
     if self_crop:
         kp2d, kp3d = self_crop_image(
             model, np.asarray(photo.image), K_work, image_size=image_size,
-            iterations=self_crop, margin=self_crop_margin,
+            iterations=self_crop, margin=self_crop_margin, views=self_crop_views,
         )  # fmt: skip
     else:
         # The whole working copy resized to the network's square, pixel centres kept at
@@ -160,6 +164,7 @@ def predict_images(
     refine: bool = False,
     complete_grasp: bool = False,
     self_crop_margin: float | None = None,
+    single_view: bool = False,
 ) -> list[Path]:
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
 
@@ -175,10 +180,13 @@ def predict_images(
             (:attr:`hopose.refine.RefineWeights.complete_grasp`).
         self_crop_margin: the self-crops' margin instead of the checkpoint's
             ``data.self_crop_margin``; None: the checkpoint's.
+        single_view: predict from the last self-crop's one square, not averaged over the
+            checkpoint's test-time views (:func:`hopose.crop.crop_views`).
 
     Raises:
         ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); a
-            ``self_crop_margin`` :func:`hopose.crop.resolve_self_crop_margin` refuses; an image
+            ``self_crop_margin`` :func:`hopose.crop.resolve_self_crop_margin` refuses, or a
+            ``single_view`` :func:`hopose.crop.crop_views` refuses; an image
             that is not readable, naming it; a ``K`` or ``fov`` that is not a camera
             (:func:`hopose.photo.photo_camera`).
     """
@@ -188,6 +196,7 @@ def predict_images(
     model.eval()
     passes = self_crop_passes(cfg.data)
     margin = resolve_self_crop_margin(cfg.data, passes, self_crop_margin)
+    views = crop_views(cfg.data, passes, single_view=single_view)
     written = []
     for path, name in zip(images, output_names(images), strict=True):
         photo = read_photo(path)
@@ -199,6 +208,7 @@ def predict_images(
             camera,
             self_crop=passes,
             self_crop_margin=margin,
+            self_crop_views=views,
             refine=weights,
         )
         to_working = result.pop("to_working")

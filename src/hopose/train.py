@@ -231,6 +231,7 @@ def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
 # DataConfig fields that do not change a split's records, or only their number.
 _FIELDS_NOT_IN_RECORDS = (
     "num_train", "num_val", "num_test", "num_workers", "in_memory", "self_crop", "self_crop_margin",
+    "self_crop_turn", "self_crop_shift",
 )  # fmt: skip
 
 

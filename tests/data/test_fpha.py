@@ -273,9 +273,11 @@ def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_pa
         assert main([*args, "--no-report"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["protocol"], metrics["crop"], metrics["self_crop"]) == ("image", "resize", 2)
-    # Every frame evaluated is seen three times, whole and then through two crops.
+    # Every frame evaluated is seen whole, through the first crop and through the 7 test-time
+    # views of the second (the demo config's data.self_crop_turn and data.self_crop_shift).
+    assert metrics["self_crop_views"] == 7
     evaluated = len(frames) if num is None else num
-    assert len(frames) == 2 and sorted(views) == sorted(list(range(evaluated)) * 3)
+    assert len(frames) == 2 and sorted(views) == sorted(list(range(evaluated)) * (2 + 7))
     predictions = np.load(out / "predictions.npz")
     assert len(predictions["id"]) == evaluated
     assert np.isfinite(predictions["pred_hand_3d"]).all()
