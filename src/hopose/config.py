@@ -144,8 +144,8 @@ class DataConfig:
     views"): above 0, its square is also shown turned by ± this many degrees (below 90), and
     the predictions of all views are averaged (:class:`hopose.crop.CropViews`)."""
     self_crop_shift: float = 0.0
-    """As ``self_crop_turn``: above 0 (at most 0.5), each of those views is also shown moved
-    by ± this share of the square's side along x and along y."""
+    """As ``self_crop_turn``: above 0 (at most 0.5), the square is also shown moved by ± this
+    share of its side along x and along y, unturned (4 more views)."""
     num_train: int | None = None
     """Number of training samples (synthetic: how many to generate; real data: a cap)."""
     num_val: int | None = None

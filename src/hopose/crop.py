@@ -53,6 +53,13 @@ def self_crop_passes(data: DataConfig) -> int:
     return data.self_crop if data.crop == "square" else 0
 
 
+# Why a self-crop option given to ``hopose eval`` or ``hopose predict`` has nothing to act on.
+_NOTHING_SELF_CROPPED = (
+    "nothing is self-cropped here (ground-truth 2D, ground-truth boxes, or a model trained on "
+    "whole frames)"
+)
+
+
 def crop_views(data: DataConfig, passes: int, *, single_view: bool = False) -> CropViews:
     """The views whose predictions the last of ``passes`` self-crops of a model trained with
     ``data`` averages: ``data.self_crop_turn`` and ``data.self_crop_shift``'s, or the one
@@ -64,10 +71,7 @@ def crop_views(data: DataConfig, passes: int, *, single_view: bool = False) -> C
             :func:`resolve_self_crop_margin`).
     """
     if passes == 0 and single_view:
-        raise ValueError(
-            "single_view: nothing is self-cropped here (ground-truth 2D, ground-truth boxes, "
-            "or a model trained on whole frames)"
-        )
+        raise ValueError(f"single_view: {_NOTHING_SELF_CROPPED}")
     if passes == 0 or single_view:
         return SINGLE_VIEW
     return CropViews(data.self_crop_turn, data.self_crop_shift)
@@ -87,10 +91,7 @@ def resolve_self_crop_margin(data: DataConfig, passes: int, override: float | No
     if override is None:
         return data.self_crop_margin
     if passes == 0:
-        raise ValueError(
-            "self_crop_margin: nothing is self-cropped here (ground-truth 2D, ground-truth "
-            "boxes, or a model trained on whole frames)"
-        )
+        raise ValueError(f"self_crop_margin: {_NOTHING_SELF_CROPPED}")
     return dataclasses.replace(data, self_crop_margin=override).self_crop_margin
 
 
