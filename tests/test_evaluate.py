@@ -689,6 +689,35 @@ def test_eval_and_predict_average_the_test_time_views_unless_asked_for_one(
     )
 
 
+def test_self_cropping_renders_each_view_once_here_or_in_processes(tmp_path, monkeypatch):
+    # 4 frames self-cropped once, the crop averaged over 7 views: each frame is rendered
+    # 1 (whole frame) + 7 = 8 times, and never as a record's image, which self-cropping does not
+    # read; the report's gallery still gets the records' images. --workers 2 renders the views
+    # in two processes: the same predictions, to the bit.
+    path = _crop_trained_model(tmp_path, self_crop=1, turn=10.0, shift=0.05)
+    renders, galleries = [], []
+    render = SyntheticHandObject._render
+
+    def counted(self, index, K, **kwargs):
+        renders.append(index)
+        return render(self, index, K, **kwargs)
+
+    monkeypatch.setattr(SyntheticHandObject, "_render", counted)
+    monkeypatch.setattr(
+        evaluate, "write_report", lambda *a, dataset, **k: galleries.append(dataset)
+    )
+    args = ["eval", str(path), "--data", "synthetic", "--num", "4", "--no-plausibility"]
+    assert main([*args, "--out", str(tmp_path / "here")]) == 0
+    assert sorted(renders) == [i for i in range(4) for _ in range(8)]
+    assert galleries[0][2]["image"].shape == (32, 32, 3)
+    assert main([*args, "--workers", "2", "--out", str(tmp_path / "processes")]) == 0
+    here = np.load(tmp_path / "here" / "predictions.npz")
+    processes = np.load(tmp_path / "processes" / "predictions.npz")
+    assert here.files == processes.files
+    for key in here.files:
+        np.testing.assert_array_equal(here[key], processes[key])
+
+
 def test_a_margin_given_to_eval_and_predict_places_the_self_crops(tmp_path, monkeypatch, capsys):
     # Trained with margin 0.3; --self-crop-margin 0.6 places every crop with 0.6 instead,
     # and is refused, naming it, where nothing is self-cropped or the value is no margin.

@@ -210,6 +210,10 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, help="frames per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
+        "--workers", type=int, default=0,
+        help="processes that read the frames or render the self-crops' views (0: this one)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-report", action="store_true",
         help="skip report.md, per_frame.csv and the figures (and the plausibility metrics)",
     )  # fmt: skip
@@ -245,6 +249,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
         split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
+        num_workers=args.workers,
     )  # fmt: skip
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d, gt_box=args.gt_box,

@@ -18,6 +18,7 @@ and mean box for every frame; a network that has learnt anything beats it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,7 @@ from hopose.crop import (
     self_crop_passes,
 )
 from hopose.data import collate_samples, uncapped
+from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
@@ -70,27 +72,24 @@ def _view_source(dataset: Dataset) -> tuple[Any, Sequence[int]] | None:
 
 def _self_crop_outputs(
     model: HoposeNet,
-    dataset: Any,
+    render: FrameViews,
     batch: dict[str, Any],
     indices: Sequence[int],
     iterations: int,
     margin: float,
     views: CropViews,
 ) -> dict[str, torch.Tensor]:
-    """Self-cropped predictions (:func:`hopose.crop.self_crop`) of ``dataset[indices]``, whose
-    ``view(index, affine)`` renders any view of a frame (:func:`_view_source`); 2D in the
-    records' image pixels."""
+    """Self-cropped predictions (:func:`hopose.crop.self_crop`) of frames ``indices`` of the
+    dataset ``render`` shows (:func:`_view_source`); 2D in the records' image pixels."""
     device = next(model.parameters()).device
 
     def view(A: torch.Tensor) -> torch.Tensor:
-        images = [
-            dataset.view(i, a) for i, a in zip(indices, A.double().cpu().numpy(), strict=True)
-        ]
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device)  # (B, 3, S, S)
+        images = render(indices, A.double().cpu().numpy())
+        return torch.from_numpy(images).permute(0, 3, 1, 2).to(device)  # (B, 3, S, S)
 
     frame_K = batch["orig_K"].to(device)
     width, height = (int(v) for v in batch["orig_size"][0])
-    out = self_crop(model, view, frame_K, (width, height), image_size=dataset.image_size,
+    out = self_crop(model, view, frame_K, (width, height), image_size=render.source.image_size,
                     iterations=iterations, margin=margin, views=views)  # fmt: skip
     # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
     to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
@@ -112,6 +111,8 @@ def predict_split(
     self_crop_views: CropViews = SINGLE_VIEW,
     batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str = "cpu",
+    num_workers: int = 0,
+    frames: Dataset | None = None,
 ) -> dict[str, np.ndarray]:
     """Run ``model`` over ``dataset`` in order and collect predictions beside the ground truth.
 
@@ -123,23 +124,34 @@ def predict_split(
             the image encoder; the predicted 2D is then the ground truth. Either way the lifter
             reads each frame's K.
         self_crop_iterations: above 0, run from the images with self-cropping
-            (:func:`hopose.crop.self_crop`, this many crops after the whole frame) on views the
-            dataset renders (``dataset.view``: the synthetic data and the real loaders, also
-            under a Subset of them); predicted 2D is returned in the records' image pixels.
+            (:func:`hopose.crop.self_crop`, this many crops after the whole frame) on views
+            that ``frames`` renders (``frames.view``: the synthetic data and the real loaders,
+            also under a Subset of them); predicted 2D is returned in the records' image pixels.
         self_crop_margin: the crops' margin (:func:`hopose.crop.square_around`).
         self_crop_views: the views of the last crop whose predictions are averaged
             (:class:`hopose.crop.CropViews`).
         batch_size: frames per forward pass.
         device: where the model lives.
+        num_workers: processes that read the records or, when self-cropping, render the views
+            (:class:`hopose.data.workers.FrameViews`); 0: this process.
+        frames: self-cropping: the dataset whose views show ``dataset``'s frames, in the same
+            order, as records without images (``with_images`` False) come from a dataset that
+            still renders them; None: ``dataset`` itself.
 
     Returns:
         The arrays named in the module docstring, in dataset order.
     """
     model.eval()
-    viewed = _view_source(dataset) if self_crop_iterations else None
+    viewed = _view_source(dataset if frames is None else frames) if self_crop_iterations else None
     if self_crop_iterations and viewed is None:
         raise ValueError("dataset: self-cropping needs a dataset that renders views of its frames")
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_samples)
+    # The records' images, if any, are read by the loader's processes; self-cropping's views by
+    # FrameViews' (its records need no image: run_eval reads them without).
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
+        num_workers=0 if viewed else num_workers, worker_init_fn=ExitWithParent(),
+    )  # fmt: skip
+    render = FrameViews(viewed[0], num_workers) if viewed else contextlib.nullcontext()
     chunks: dict[str, list[np.ndarray]] = {}
 
     def keep(name: str, value: np.ndarray) -> None:
@@ -147,15 +159,14 @@ def predict_split(
 
     # disable=None: a bar on a terminal, nothing in a log file.
     progress = tqdm(loader, desc="eval", unit="batch", disable=None, leave=False)
-    with torch.inference_mode():
+    with render, torch.inference_mode():
         for start, batch in zip(range(0, len(dataset), batch_size), progress, strict=True):
             if gt_2d:
                 kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)  # (B, 29, 2)
                 out = {"kp2d": kp2d, **model.lifter(kp2d.to(device), batch["K"].to(device))}
             elif self_crop_iterations:
-                source, indices = viewed
                 out = _self_crop_outputs(
-                    model, source, batch, indices[start : start + len(batch["id"])],
+                    model, render, batch, viewed[1][start : start + len(batch["id"])],
                     self_crop_iterations, self_crop_margin, self_crop_views,
                 )  # fmt: skip
             else:
@@ -197,6 +208,7 @@ def eval_data_config(
     num: int | None = None,
     crop: str | None = None,
     options: Mapping[str, Any] | None = None,
+    num_workers: int = 0,
 ) -> DataConfig:
     """The data ``hopose eval`` reads: the named dataset, at the checkpoint's image size.
 
@@ -211,6 +223,7 @@ def eval_data_config(
             so a crop it was not trained with still gives 3D in the camera frame.
         options: the dataset constructor's own keyword arguments, as ``data.options`` in a
             config (e.g. ``{"focal_scale": 1.6}`` for synthetic data).
+        num_workers: processes that read the frames or render the self-crops' views.
     """
     trained = checkpoint_config(checkpoint, load_checkpoint(checkpoint)).data
     return DataConfig(
@@ -224,6 +237,7 @@ def eval_data_config(
         num_val=num,
         num_test=num,
         seed=seed,
+        num_workers=num_workers,
         options=dict(options or {}),
     )
 
@@ -257,7 +271,8 @@ def run_eval(
     Args:
         checkpoint: a checkpoint written by :mod:`hopose.train`.
         data: the dataset (its ``image_size`` and ``crop`` should match the training run's),
-            without ``options.jitter`` (a training config's: :func:`without_jitter`).
+            without ``options.jitter`` (a training config's: :func:`without_jitter`); its
+            ``num_workers`` processes read the records or render the self-crops' views.
         split: the split to evaluate.
         out_dir: output folder (created).
         gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
@@ -319,11 +334,14 @@ def run_eval(
         data = dataclasses.replace(data, crop="resize", in_memory=False)
     if gt_box:
         data = dataclasses.replace(data, crop="square")
-    dataset = build_split(data, split, with_images=not gt_2d)
+    # Self-cropping renders its own views of each frame (from ``frames``): its records need no
+    # image, and the frames are read for the views alone.
+    dataset = build_split(data, split, with_images=not gt_2d and not iterations)
+    frames = build_split(data, split, with_images=True) if iterations else dataset
     if len(dataset) == 0:
         where = data.cache or data.root or f"seed {data.seed}"
         raise ValueError(f"split: {data.name} {split!r} at {where} has no frames to evaluate")
-    if iterations and _view_source(dataset) is None:
+    if iterations and _view_source(frames) is None:
         raise ValueError(
             f"{data.cache}: self-cropping from images cuts its views from whole frames, which "
             f"these cached records do not hold: evaluate {data.name} without the cache (from "
@@ -332,6 +350,7 @@ def run_eval(
     predictions = predict_split(
         model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations,
         self_crop_margin=margin, self_crop_views=views, batch_size=batch_size, device=device,
+        num_workers=data.num_workers, frames=frames,
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
     # Fed the true 2D, the lifter's "predicted" 2D is the truth: no 2D error is scored (it
@@ -380,7 +399,7 @@ def run_eval(
             predictions,
             summary,
             columns=columns,
-            dataset=None if gt_2d else dataset,
+            dataset=None if gt_2d else frames,
             protocol=f"{data.name} {split} split, {protocol}",
         )
     return summary

@@ -1,4 +1,5 @@
-"""DataLoader workers end with their main process, even when it is killed with SIGKILL."""
+"""Worker processes: DataLoader workers and FrameViews' processes end with their main process,
+even when it is killed with SIGKILL; FrameViews renders what its source renders."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from hopose.data.synthetic import SyntheticHandObject
+from hopose.data.workers import FrameViews
 
 # A main process whose two workers collate records of numpy arrays (pickled through the queue's
 # pipe, as hopose.train.materialize does) faster than it reads them: after its SIGKILL, the
@@ -35,6 +40,20 @@ MAIN = textwrap.dedent(
     """
 )
 
+# The same with FrameViews' processes, which wait for tasks from the killed process.
+VIEWS_MAIN = textwrap.dedent(
+    """
+    import multiprocessing
+    import time
+    from hopose.data.synthetic import SyntheticHandObject
+    from hopose.data.workers import FrameViews
+
+    with FrameViews(SyntheticHandObject(4, 0, image_size=32), workers=2):
+        print(*(child.pid for child in multiprocessing.active_children()), flush=True)
+        time.sleep(60)
+    """
+)
+
 
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie waiting for init to reap it counts as ended)."""
@@ -47,10 +66,11 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
-def test_workers_exit_after_their_main_process_is_killed():
+@pytest.mark.parametrize("script", [MAIN, VIEWS_MAIN], ids=["dataloader", "frame_views"])
+def test_workers_exit_after_their_main_process_is_killed(script):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     main = subprocess.Popen(
-        [sys.executable, "-c", MAIN], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
     )
     workers = [int(pid) for pid in main.stdout.readline().split()]
     assert len(workers) == 2
@@ -64,3 +84,43 @@ def test_workers_exit_after_their_main_process_is_killed():
     for pid in left:  # never leave them behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers {left} outlived their killed main process"
+
+
+class _Views:
+    """A view source whose view of frame i through A is an image of the numbers i and A[0, 2];
+    frame 3 cannot be read."""
+
+    def view(self, index: int, affine: np.ndarray) -> np.ndarray:
+        if index == 3:
+            raise FileNotFoundError("frame 3")
+        image = np.zeros((2, 2, 3), np.uint8)
+        image[0, 0] = index, int(affine[0, 2]), 7
+        return image
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_frame_views_renders_each_frame_through_its_map_in_order(workers):
+    # 9 views (more than one chunk a process): view b shows frame indices[b] through
+    # affines[b], whichever process rendered it.
+    indices = [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    affines = np.repeat(np.eye(3)[None], 9, axis=0)
+    affines[:, 0, 2] = np.arange(10, 19)
+    with FrameViews(_Views(), workers) as render:
+        images = render(indices, affines)
+        assert images.shape == (9, 2, 2, 3) and images.dtype == np.uint8
+        np.testing.assert_array_equal(images[:, 0, 0, 0], indices)
+        np.testing.assert_array_equal(images[:, 0, 0, 1], np.arange(10, 19))
+        with pytest.raises(FileNotFoundError, match="frame 3"):  # raised here, from a process
+            render([2, 3], affines[:2])
+
+
+def test_frame_views_in_processes_are_the_synthetic_renders_themselves():
+    dataset = SyntheticHandObject(6, 0, image_size=32)
+    affines = np.repeat(np.diag([0.02, 0.02, 1.0])[None], 6, axis=0)  # 1920 px -> 38 px
+    affines[:, :2, 2] = np.arange(6)[:, None] - 3.0
+    with FrameViews(dataset, workers=2) as render:
+        images = render(range(6), affines)
+    expected = np.stack([dataset.view(i, a) for i, a in enumerate(affines)])
+    np.testing.assert_array_equal(images, expected)
+    with pytest.raises(ValueError, match="workers must be >= 0, got -1"):
+        FrameViews(dataset, workers=-1)
