@@ -328,6 +328,16 @@ def test_a_negative_seed_is_a_usage_error_naming_it(tmp_path, capsys, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_negative_eval_workers_count_is_a_usage_error_naming_it(tmp_path, capsys):
+    """Passed on as data.num_workers, its config check would name that field, not the flag."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "model.pt", "--data", "synthetic", "--workers", "-1", "--out", "e"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "hopose eval: error: argument --workers: expected an integer >= 0, got '-1'"
+    )
+
+
 @pytest.mark.parametrize("fraction", ["1.5", "-0.1", "nan"])
 def test_synth_stats_refuses_a_free_fraction_outside_0_1(capsys, fraction):
     assert main(["synth", "--stats", "--num", "2", "--free-fraction", fraction]) == 1

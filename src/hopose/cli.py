@@ -210,7 +210,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, help="frames per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
-        "--workers", type=int, default=0,
+        "--workers", type=at_least(0), default=0,
         help="processes that read the frames or render the self-crops' views (0: this one)",
     )  # fmt: skip
     parser.add_argument(
