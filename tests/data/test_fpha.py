@@ -266,11 +266,11 @@ def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_pa
         return original_view(self, index, affine)
 
     out = tmp_path / "eval"
-    args = ["eval", str(checkpoint), "--data", "fpha", "--root", str(root), "--out", str(out)]
+    args = ["eval", str(checkpoint), "--data", "fpha", "--root", str(root), "--no-report"]
     args += [] if num is None else ["--num", str(num)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(FPHA, "view", counted)
-        assert main([*args, "--no-report"]) == 0
+        assert main([*args, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["protocol"], metrics["crop"], metrics["self_crop"]) == ("image", "resize", 2)
     # Every frame evaluated is seen whole, through the first crop and through the 7 test-time
@@ -282,6 +282,11 @@ def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_pa
     assert len(predictions["id"]) == evaluated
     assert np.isfinite(predictions["pred_hand_3d"]).all()
     assert np.isfinite(predictions["pred_hand_2d"]).all()
+    # The views cut in two processes (--workers 2) from the same JPEGs: the same predictions.
+    assert main([*args, "--workers", "2", "--out", str(tmp_path / "processes")]) == 0
+    processes = np.load(tmp_path / "processes" / "predictions.npz")
+    for key in predictions.files:
+        np.testing.assert_array_equal(processes[key], predictions[key])
 
 
 @pytest.mark.parametrize("stage", ["lifter", "encoder"])

@@ -108,7 +108,8 @@ class FrameViews:
             self._pool = None
 
     def __call__(self, indices: Sequence[int], affines: np.ndarray) -> np.ndarray:
-        """(B, S, S, 3) uint8 views: frame ``indices[b]`` through ``affines[b]`` (B, 3, 3)."""
+        """(B, S, S, 3) uint8 views, C-contiguous: frame ``indices[b]`` through ``affines[b]``
+        (B, 3, 3)."""
         tasks = list(zip(indices, affines, strict=True))
         if self._pool is None:
             images = [self.source.view(index, affine) for index, affine in tasks]
@@ -116,4 +117,7 @@ class FrameViews:
             # A few chunks per process: few enough messages, small enough to balance the load.
             chunk = max(1, math.ceil(len(tasks) / (4 * self.workers)))
             images = self._pool.map(_render_view, tasks, chunksize=chunk)
-        return np.stack(images)
+        # One memory layout wherever they were made: a real frame's view is a transposed tensor
+        # (view_frame), which np.stack would keep, and a pickled one comes back C-contiguous;
+        # the network's convolutions round differently in the two layouts (by 1e-5 px).
+        return np.stack([np.ascontiguousarray(image) for image in images])
