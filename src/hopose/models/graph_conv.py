@@ -108,7 +108,12 @@ class GraphConv(nn.Module):
         xw = self.linear(x)  # (B, N, out_features)
         if self.modulation is not None:
             xw = xw * self.modulation
-        y = normalize_adjacency(self.adjacency()) @ xw + self.bias
+        adjacency = normalize_adjacency(self.adjacency())
+        # One batched product with Ã broadcast: `Ã @ xw` would fold the batch into the columns,
+        # copying xw to (N, B l) and the result back, about twice the time on a CPU
+        # (BENCHMARKS.md, "Models: the graph layers' batched product").
+        flat = xw.reshape(-1, *xw.shape[-2:])  # (B', N, l): any leading dims as one batch
+        y = torch.bmm(adjacency.expand(flat.shape[0], -1, -1), flat).view_as(xw) + self.bias
         return F.relu(y) if self.activation else y
 
 
