@@ -211,8 +211,8 @@ def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[]
 
 
 def config_step(cfg: TrainConfig, batch: dict, epoch: int | None = None) -> Callable[[], object]:
-    """One training step of ``cfg``'s image stage through ``train_one_epoch`` (one batch an
-    epoch), the network placed as ``train`` places it, as in epoch ``epoch`` (from 0); None: the
+    """One training step of ``cfg``'s stage through ``train_one_epoch`` (one batch an epoch),
+    the network placed as ``train`` places it, as in epoch ``epoch`` (from 0); None: the
     first epoch at ``data.image_size``, after any progressive-resizing epochs
     (``optim.progressive_epochs``), whose steps would read smaller images."""
     epoch = cfg.optim.progressive_epochs if epoch is None else epoch

@@ -47,7 +47,10 @@ class ExitWithParent:
 
 
 class ViewSource(Protocol):
-    """A dataset that shows any view of its frames (the synthetic renders, the real loaders)."""
+    """A dataset that shows any view of its frames (the synthetic renders, the real loaders),
+    as (S, S, 3) uint8 images of side ``image_size``."""
+
+    image_size: int
 
     def view(self, index: int, affine: np.ndarray) -> np.ndarray: ...
 
