@@ -32,7 +32,7 @@ from bench_model import paired_ratio
 from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import config_path
-from hopose.crop import crop_views
+from hopose.crop import SelfCropping
 from hopose.evaluate import predict_split, without_jitter
 from hopose.models import build_model
 from hopose.train import build_split
@@ -46,12 +46,12 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(config_path("synthetic", "end2end"))
     data = without_jitter(cfg.data)
+    cropping = SelfCropping.of(data)  # the model's, trained on square crops
     # As run_eval reads a crop-trained model's test split: whole frames, rendered on demand.
     data = dataclasses.replace(data, crop="resize", in_memory=False, num_test=args.num)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # no pretrained backbone weights
         model = build_model(cfg.model).eval()
-    views = crop_views(data, data.self_crop, single_view=False)
     frames = build_split(data, data.test_split, with_images=True)
     records = build_split(data, data.test_split, with_images=False)
     cases = {
@@ -65,14 +65,12 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, kwargs in cases.items():
             start = time.perf_counter()
-            predict_split(
-                model, self_crop_iterations=data.self_crop, self_crop_margin=data.self_crop_margin,
-                self_crop_views=views, **kwargs,
-            )  # fmt: skip
+            predict_split(model, cropping=cropping, **kwargs)
             seconds[name].append(time.perf_counter() - start)
     baseline = seconds[next(iter(cases))]
     print(
-        f"{args.num} synthetic frames, {data.self_crop} self-crops, the last {len(views)} views, "
+        f"{args.num} synthetic frames, {data.self_crop} self-crops, "
+        f"the last {len(cropping.views)} views, "
         f"{data.image_size} px, {torch.get_num_threads()} threads, {args.rounds} rounds, wall clock"
     )
     print("| case | s (median) | ms a frame | x baseline |")

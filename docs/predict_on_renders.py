@@ -25,7 +25,7 @@ from PIL import Image
 
 from hopose.checkpoint import load_model
 from hopose.cli import at_least, exit_on_user_error
-from hopose.crop import crop_views, edge_aligned_scale, self_crop_passes
+from hopose.crop import SelfCropping, edge_aligned_scale
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_IMAGE_SIZE
 from hopose.data.synthetic import SyntheticHandObject
@@ -81,8 +81,7 @@ def compare(args: argparse.Namespace) -> None:
     """Print the table of the module's docstring for the parsed command line ``args``."""
     model, cfg = load_model(args.checkpoint)
     model.eval()
-    size, passes = cfg.data.image_size, self_crop_passes(cfg.data)
-    margin, crops = cfg.data.self_crop_margin, crop_views(cfg.data, passes)
+    size, cropping = cfg.data.image_size, SelfCropping.of(cfg.data)
     seed = synthetic_split_seed(args.seed, "test")
 
     def dataset(image_size: int, crop: str) -> SyntheticHandObject:
@@ -91,9 +90,7 @@ def compare(args: argparse.Namespace) -> None:
         )
 
     views = dataset(size, cfg.data.crop)
-    evaluated = predict_split(
-        model, views, self_crop_iterations=passes, self_crop_margin=margin, self_crop_views=crops
-    )
+    evaluated = predict_split(model, views, cropping=cropping)
     # Photo pixels from frame pixels, pixel centres at integers in both: q = s p + (s - 1) / 2.
     s = args.photo_scale
     to_photo = edge_aligned_scale(torch.tensor([s, s], dtype=torch.float64)).numpy()
@@ -114,10 +111,7 @@ def compare(args: argparse.Namespace) -> None:
         K = to_photo @ record["orig_K"]
         camera = photo_camera(photo, K=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
         with torch.inference_mode():
-            pred = predict_photo(
-                model, size, photo, camera, self_crop=passes, self_crop_margin=margin,
-                self_crop_views=crops,
-            )  # fmt: skip
+            pred = predict_photo(model, size, photo, camera, cropping=cropping)
         photo_2d = torch.cat([pred["hand_2d"], pred["obj_2d"]]).numpy()
         photo_3d = torch.cat([pred["hand_3d"], pred["obj_3d"]]).numpy()
         view_2d = np.concatenate([evaluated["pred_hand_2d"][i], evaluated["pred_obj_2d"][i]])

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from hopose.config import load_config
+from hopose.configs import config_path
 from hopose.crop import (
+    SINGLE_VIEW,
     CropViews,
+    SelfCropping,
     apply_affine,
     crop_affine,
     frame_square,
@@ -221,6 +226,26 @@ def test_crop_views_by_hand():
     expected = torch.tensor([[104.0, 50.0], [96.0, 50.0], [100.0, 54.0], [100.0, 46.0]]).double()
     torch.testing.assert_close(centres[:, 0], expected)
     torch.testing.assert_close(maps[3:, 0, :2, :2], maps[:1, 0, :2, :2].expand(4, 2, 2))
+
+
+def test_self_cropping_read_from_the_training_config():
+    # The demo's end-to-end config: 2 crops after the whole frame at margin 0.3, the last seen
+    # through 1 + 2 turned + 4 shifted = 7 views; a whole-frame model self-crops nothing.
+    data = load_config(config_path("synthetic", "end2end")).data
+    assert SelfCropping.of(data) == SelfCropping(2, 0.3, CropViews(15.0, 0.08))
+    assert len(SelfCropping.of(data).views) == 7
+    assert SelfCropping.of(data, margin=0.6, single_view=True) == SelfCropping(2, 0.6, SINGLE_VIEW)
+    for nothing in (
+        SelfCropping.of(data, enabled=False),
+        SelfCropping.of(whole := dataclasses.replace(data, crop="resize")),
+    ):
+        assert (nothing.passes, nothing.views) == (0, SINGLE_VIEW)
+    for kwargs, name in (
+        ({"margin": 0.6}, "self_crop_margin"),
+        ({"single_view": True}, "single_view"),
+    ):
+        with pytest.raises(ValueError, match=f"^{name}: nothing is self-cropped"):
+            SelfCropping.of(whole, **kwargs)
 
 
 class _Biased(torch.nn.Module):

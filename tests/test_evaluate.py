@@ -17,6 +17,7 @@ from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
 from hopose.crop import (
     CropViews,
+    SelfCropping,
     apply_affine,
     crop_affine,
     frame_square,
@@ -498,7 +499,7 @@ def test_self_cropped_predictions_come_back_in_the_records_pixels():
     dataset = SyntheticHandObject(8, 5, image_size=32)
     gt = [np.concatenate([dataset[i]["hand_3d"], dataset[i]["obj_3d"]]) for i in range(8)]
     oracle = _Oracle(torch.as_tensor(np.stack(gt)))
-    predictions = predict_split(oracle, dataset, self_crop_iterations=2, batch_size=8)
+    predictions = predict_split(oracle, dataset, cropping=SelfCropping(passes=2), batch_size=8)
     np.testing.assert_allclose(predictions["pred_hand_2d"], predictions["gt_hand_2d"], atol=1e-2)
     np.testing.assert_allclose(predictions["pred_obj_2d"], predictions["gt_obj_2d"], atol=1e-2)
 

@@ -23,6 +23,8 @@ scaled, shifted or rotated, exactly (docs/training.md).
   and the network runs again (``iterations`` times); 2D comes back in frame pixels.
 - :class:`CropViews`: test-time augmentation of the last self-crop pass, its square also
   turned and shifted, the predictions of all views averaged.
+- :class:`SelfCropping`: how a model self-crops at inference (passes, margin, views), read
+  from the config it was trained with.
 
 Pixel centres sit at integer coordinates (docs/datasets.md,
 :func:`hopose.geometry.scale_intrinsics`, the renderer of :mod:`hopose.data.render`): pixel
@@ -45,54 +47,6 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from hopose.config import DataConfig
-
-
-def self_crop_passes(data: DataConfig) -> int:
-    """Crops after the whole-frame pass that a model trained with ``data`` runs at inference:
-    ``data.self_crop`` when it was trained on square crops, else 0 (it reads whole frames)."""
-    return data.self_crop if data.crop == "square" else 0
-
-
-# Why a self-crop option given to ``hopose eval`` or ``hopose predict`` has nothing to act on.
-_NOTHING_SELF_CROPPED = (
-    "nothing is self-cropped here (ground-truth 2D, ground-truth boxes, or a model trained on "
-    "whole frames)"
-)
-
-
-def crop_views(data: DataConfig, passes: int, *, single_view: bool = False) -> CropViews:
-    """The views whose predictions the last of ``passes`` self-crops of a model trained with
-    ``data`` averages: ``data.self_crop_turn`` and ``data.self_crop_shift``'s, or the one
-    square with ``single_view`` (to measure what the views give, docs/training.md,
-    "Test-time views") or where nothing is self-cropped.
-
-    Raises:
-        ValueError: ``single_view`` where ``passes`` is 0 (as
-            :func:`resolve_self_crop_margin`).
-    """
-    if passes == 0 and single_view:
-        raise ValueError(f"single_view: {_NOTHING_SELF_CROPPED}")
-    if passes == 0 or single_view:
-        return SINGLE_VIEW
-    return CropViews(data.self_crop_turn, data.self_crop_shift)
-
-
-def resolve_self_crop_margin(data: DataConfig, passes: int, override: float | None) -> float:
-    """The margin of a model's self-crops: ``override`` where one is given (to choose a margin
-    on a validation split, docs/training.md, "Self-crop margin"), else the model's
-    ``data.self_crop_margin``.
-
-    Raises:
-        ConfigError: ``override`` is not a margin ``data.self_crop_margin`` may hold (checked by
-            :class:`hopose.config.DataConfig` itself).
-        ValueError: ``override`` given where ``passes`` is 0 (nothing is self-cropped:
-            ground-truth 2D or boxes, or a model that reads whole frames).
-    """
-    if override is None:
-        return data.self_crop_margin
-    if passes == 0:
-        raise ValueError(f"self_crop_margin: {_NOTHING_SELF_CROPPED}")
-    return dataclasses.replace(data, self_crop_margin=override).self_crop_margin
 
 
 # Fraction of the keypoints' tight square added on each side of the squares self-cropping places
@@ -327,6 +281,63 @@ class CropViews:
 
 # The one square, no extra views: the paper's single prediction.
 SINGLE_VIEW = CropViews()
+
+
+# Why a self-crop option given to ``hopose eval`` or ``hopose predict`` has nothing to act on.
+_NOTHING_SELF_CROPPED = (
+    "nothing is self-cropped here (ground-truth 2D, ground-truth boxes, or a model trained on "
+    "whole frames)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfCropping:
+    """How a model self-crops at inference (:func:`self_crop`): ``passes`` crops after the
+    whole-frame pass (0: none), at ``margin`` (:func:`square_around`), the last one's
+    predictions averaged over ``views``. :meth:`of` reads it from the model's config."""
+
+    passes: int = 0
+    margin: float = SELF_CROP_MARGIN
+    views: CropViews = SINGLE_VIEW
+
+    @classmethod
+    def of(
+        cls,
+        data: DataConfig,
+        *,
+        enabled: bool = True,
+        margin: float | None = None,
+        single_view: bool = False,
+    ) -> SelfCropping:
+        """The self-cropping of a model trained with ``data``: ``data.self_crop`` passes when
+        it was trained on square crops (none when it reads whole frames, or where ``enabled``
+        is False: ground-truth 2D or boxes), at ``margin`` where one is given (to choose a
+        margin on a validation split, docs/training.md, "Self-crop margin") or else
+        ``data.self_crop_margin``, the last crop seen through ``data.self_crop_turn`` and
+        ``data.self_crop_shift``'s views, or as the one square with ``single_view`` (to measure
+        what the views give, docs/training.md, "Test-time views").
+
+        Raises:
+            ConfigError: ``margin`` is not a margin ``data.self_crop_margin`` may hold
+                (checked by :class:`hopose.config.DataConfig` itself).
+            ValueError: ``margin`` or ``single_view`` given where nothing is self-cropped.
+        """
+        passes = data.self_crop if enabled and data.crop == "square" else 0
+        for name, given in (("self_crop_margin", margin is not None), ("single_view", single_view)):
+            if given and passes == 0:
+                raise ValueError(f"{name}: {_NOTHING_SELF_CROPPED}")
+        if margin is not None:
+            margin = dataclasses.replace(data, self_crop_margin=margin).self_crop_margin
+        views = CropViews(data.self_crop_turn, data.self_crop_shift)
+        return cls(
+            passes,
+            data.self_crop_margin if margin is None else margin,
+            SINGLE_VIEW if passes == 0 or single_view else views,
+        )
+
+
+# Whole frames, or ground truth fed: nothing self-cropped.
+NO_SELF_CROP = SelfCropping()
 
 
 def _mean_over_views(

@@ -32,16 +32,7 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
-from hopose.crop import (
-    SELF_CROP_MARGIN,
-    SINGLE_VIEW,
-    CropViews,
-    apply_affine,
-    crop_views,
-    resolve_self_crop_margin,
-    self_crop,
-    self_crop_passes,
-)
+from hopose.crop import NO_SELF_CROP, SelfCropping, apply_affine, self_crop
 from hopose.data import collate_samples, uncapped
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import write_atomic, write_text
@@ -75,12 +66,11 @@ def _self_crop_outputs(
     render: FrameViews,
     batch: dict[str, Any],
     indices: Sequence[int],
-    iterations: int,
-    margin: float,
-    views: CropViews,
+    cropping: SelfCropping,
 ) -> dict[str, torch.Tensor]:
-    """Self-cropped predictions (:func:`hopose.crop.self_crop`) of frames ``indices`` of the
-    dataset ``render`` shows (:func:`_view_source`); 2D in the records' image pixels."""
+    """Self-cropped predictions (:func:`hopose.crop.self_crop`, as ``cropping`` says) of frames
+    ``indices`` of the dataset ``render`` shows (:func:`_view_source`); 2D in the records' image
+    pixels."""
     device = next(model.parameters()).device
 
     def view(A: torch.Tensor) -> torch.Tensor:
@@ -90,7 +80,8 @@ def _self_crop_outputs(
     frame_K = batch["orig_K"].to(device)
     width, height = (int(v) for v in batch["orig_size"][0])
     out = self_crop(model, view, frame_K, (width, height), image_size=render.source.image_size,
-                    iterations=iterations, margin=margin, views=views)  # fmt: skip
+                    iterations=cropping.passes, margin=cropping.margin,
+                    views=cropping.views)  # fmt: skip
     # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
     to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
     return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}
@@ -106,9 +97,7 @@ def predict_split(
     dataset: Dataset,
     *,
     gt_2d: bool = False,
-    self_crop_iterations: int = 0,
-    self_crop_margin: float = SELF_CROP_MARGIN,
-    self_crop_views: CropViews = SINGLE_VIEW,
+    cropping: SelfCropping = NO_SELF_CROP,
     batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str = "cpu",
     num_workers: int = 0,
@@ -118,18 +107,15 @@ def predict_split(
 
     Args:
         model: the network, already on ``device``.
-        dataset: records (docs/datasets.md); with ``gt_2d`` or ``self_crop_iterations`` they need no
+        dataset: records (docs/datasets.md); with ``gt_2d`` or self-cropping they need no
             images.
         gt_2d: feed the ground-truth 2D keypoints (B, 29, 2) to the lifter instead of running
             the image encoder; the predicted 2D is then the ground truth. Either way the lifter
             reads each frame's K.
-        self_crop_iterations: above 0, run from the images with self-cropping
-            (:func:`hopose.crop.self_crop`, this many crops after the whole frame) on views
-            that ``frames`` renders (``frames.view``: the synthetic data and the real loaders,
-            also under a Subset of them); predicted 2D is returned in the records' image pixels.
-        self_crop_margin: the crops' margin (:func:`hopose.crop.square_around`).
-        self_crop_views: the views of the last crop whose predictions are averaged
-            (:class:`hopose.crop.CropViews`).
+        cropping: with passes (:class:`hopose.crop.SelfCropping`), run from the images by
+            self-cropping (:func:`hopose.crop.self_crop`) on views that ``frames`` renders
+            (``frames.view``: the synthetic data and the real loaders, also under a Subset of
+            them); predicted 2D is returned in the records' image pixels.
         batch_size: frames per forward pass.
         device: where the model lives.
         num_workers: processes that read the records or, when self-cropping, render the views
@@ -142,8 +128,8 @@ def predict_split(
         The arrays named in the module docstring, in dataset order.
     """
     model.eval()
-    viewed = _view_source(dataset if frames is None else frames) if self_crop_iterations else None
-    if self_crop_iterations and viewed is None:
+    viewed = _view_source(dataset if frames is None else frames) if cropping.passes else None
+    if cropping.passes and viewed is None:
         raise ValueError("dataset: self-cropping needs a dataset that renders views of its frames")
     # The records' images, if any, are read by the loader's processes; self-cropping's views by
     # FrameViews' (its records need no image: run_eval reads them without).
@@ -164,11 +150,9 @@ def predict_split(
             if gt_2d:
                 kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)  # (B, 29, 2)
                 out = {"kp2d": kp2d, **model.lifter(kp2d.to(device), batch["K"].to(device))}
-            elif self_crop_iterations:
-                out = _self_crop_outputs(
-                    model, render, batch, viewed[1][start : start + len(batch["id"])],
-                    self_crop_iterations, self_crop_margin, self_crop_views,
-                )  # fmt: skip
+            elif cropping.passes:
+                indices = viewed[1][start : start + len(batch["id"])]
+                out = _self_crop_outputs(model, render, batch, indices, cropping)
             else:
                 out = model(batch["image"].to(device), batch["K"].to(device))
             hand_3d, obj_3d = _split_nodes(out["kp3d"])
@@ -295,7 +279,7 @@ def run_eval(
             ``data.self_crop_margin``, to choose one on a validation split (docs/training.md,
             "Self-crop margin"); None: the checkpoint's.
         single_view: predict from the last self-crop's one square, not averaged over the
-            checkpoint's test-time views (:func:`hopose.crop.crop_views`).
+            checkpoint's test-time views (:meth:`hopose.crop.SelfCropping.of`).
 
     Returns:
         The summary written to ``metrics.json``: :func:`hopose.scoring.summarize`'s numbers and
@@ -327,9 +311,11 @@ def run_eval(
     model.to(device)
     # A model trained on crops reads test frames by self-cropping, never through a crop that
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
-    iterations = 0 if gt_2d or gt_box else self_crop_passes(trained.data)
-    margin = resolve_self_crop_margin(trained.data, iterations, self_crop_margin)
-    views = crop_views(trained.data, iterations, single_view=single_view)
+    cropping = SelfCropping.of(
+        trained.data, enabled=not (gt_2d or gt_box), margin=self_crop_margin,
+        single_view=single_view,
+    )  # fmt: skip
+    iterations = cropping.passes
     if iterations:  # whole records, and the dataset itself, whose views the crops render
         data = dataclasses.replace(data, crop="resize", in_memory=False)
     if gt_box:
@@ -348,8 +334,7 @@ def run_eval(
             f"data.root, or rendered for synthetic data), or with --gt-2d"
         )
     predictions = predict_split(
-        model, dataset, gt_2d=gt_2d, self_crop_iterations=iterations,
-        self_crop_margin=margin, self_crop_views=views, batch_size=batch_size, device=device,
+        model, dataset, gt_2d=gt_2d, cropping=cropping, batch_size=batch_size, device=device,
         num_workers=data.num_workers, frames=frames,
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
@@ -368,7 +353,8 @@ def run_eval(
     # frames) are cut around the true hand and box: ground truth places them (the
     # ground-truth-box protocol), which the label must say.
     boxed = not gt_2d and not iterations and data.crop == "square"
-    averaged = f", the last averaged over {len(views)} views" if len(views) > 1 else ""
+    views = len(cropping.views)
+    averaged = f", the last averaged over {views} views" if views > 1 else ""
     protocol = (
         "ground-truth 2D to the lifter" if gt_2d
         else f"from the images, self-cropped ({iterations} crops{averaged})" if iterations
@@ -382,8 +368,8 @@ def run_eval(
         "protocol": "gt_2d" if gt_2d else "gt_box" if boxed else "image",
         "crop": data.crop,
         "self_crop": iterations,
-        "self_crop_margin": margin if iterations else None,
-        "self_crop_views": len(views) if iterations else None,
+        "self_crop_margin": cropping.margin if iterations else None,
+        "self_crop_views": views if iterations else None,
         "refined": refine,
         "grasp_completed": refine and complete_grasp,
         "dataset": data.name,

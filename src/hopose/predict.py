@@ -34,15 +34,11 @@ from PIL import Image, ImageDraw
 from hopose import viz
 from hopose.checkpoint import load_model
 from hopose.crop import (
-    SELF_CROP_MARGIN,
-    SINGLE_VIEW,
-    CropViews,
+    NO_SELF_CROP,
+    SelfCropping,
     apply_affine,
-    crop_views,
     resize_affine,
-    resolve_self_crop_margin,
     self_crop_image,
-    self_crop_passes,
     warp_image,
 )
 from hopose.files import write_atomic, write_text
@@ -102,24 +98,22 @@ def predict_photo(
     photo: Photo,
     camera: Camera,
     *,
-    self_crop: int = 0,
-    self_crop_margin: float = SELF_CROP_MARGIN,
-    self_crop_views: CropViews = SINGLE_VIEW,
+    cropping: SelfCropping = NO_SELF_CROP,
     refine: RefineWeights | None = None,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
     plus ``to_working`` (3, 3), full-size pixels -> working-copy pixels (the overlay's).
 
-    ``self_crop`` > 0 (a model trained on crops): after the whole-photo pass, that many passes
-    on squares the model places around its own 2D (:func:`hopose.crop.self_crop_image`) with
-    margin ``self_crop_margin``, the last averaged over ``self_crop_views``.
+    ``cropping`` with passes (a model trained on crops, :class:`hopose.crop.SelfCropping`):
+    after the whole-photo pass, that many passes on squares the model places around its own 2D
+    (:func:`hopose.crop.self_crop_image`), the last averaged over its views.
     ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None."""
     to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
     K_work = to_working @ camera.K.double()
-    if self_crop:
+    if cropping.passes:
         kp2d, kp3d = self_crop_image(
             model, np.asarray(photo.image), K_work, image_size=image_size,
-            iterations=self_crop, margin=self_crop_margin, views=self_crop_views,
+            iterations=cropping.passes, margin=cropping.margin, views=cropping.views,
         )  # fmt: skip
     else:
         # The whole working copy resized to the network's square, pixel centres kept at
@@ -181,12 +175,12 @@ def predict_images(
         self_crop_margin: the self-crops' margin instead of the checkpoint's
             ``data.self_crop_margin``; None: the checkpoint's.
         single_view: predict from the last self-crop's one square, not averaged over the
-            checkpoint's test-time views (:func:`hopose.crop.crop_views`).
+            checkpoint's test-time views.
 
     Raises:
         ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); a
-            ``self_crop_margin`` :func:`hopose.crop.resolve_self_crop_margin` refuses, or a
-            ``single_view`` :func:`hopose.crop.crop_views` refuses; an image
+            ``self_crop_margin`` or ``single_view`` :meth:`hopose.crop.SelfCropping.of` refuses;
+            an image
             that is not readable, naming it; a ``K`` or ``fov`` that is not a camera
             (:func:`hopose.photo.photo_camera`).
     """
@@ -194,9 +188,7 @@ def predict_images(
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
     model.eval()
-    passes = self_crop_passes(cfg.data)
-    margin = resolve_self_crop_margin(cfg.data, passes, self_crop_margin)
-    views = crop_views(cfg.data, passes, single_view=single_view)
+    cropping = SelfCropping.of(cfg.data, margin=self_crop_margin, single_view=single_view)
     written = []
     for path, name in zip(images, output_names(images), strict=True):
         photo = read_photo(path)
@@ -206,9 +198,7 @@ def predict_images(
             cfg.model.image_size,
             photo,
             camera,
-            self_crop=passes,
-            self_crop_margin=margin,
-            self_crop_views=views,
+            cropping=cropping,
             refine=weights,
         )
         to_working = result.pop("to_working")

@@ -124,3 +124,37 @@ def test_frame_views_in_processes_are_the_synthetic_renders_themselves():
     np.testing.assert_array_equal(images, expected)
     with pytest.raises(ValueError, match="workers must be >= 0, got -1"):
         FrameViews(dataset, workers=-1)
+
+
+# FrameViews under the start methods that do not fork: each process gets the dataset pickled
+# and imports hopose anew (macOS and Windows spawn; Python 3.14 forkservers on Linux).
+START_METHOD_MAIN = textwrap.dedent(
+    """
+    import multiprocessing
+    import sys
+    import numpy as np
+    from hopose.data.synthetic import SyntheticHandObject
+    from hopose.data.workers import FrameViews
+
+    multiprocessing.set_start_method(sys.argv[1])
+    dataset = SyntheticHandObject(4, 0, image_size=32)
+    affines = np.repeat(np.diag([0.02, 0.02, 1.0])[None], 4, axis=0)
+    affines[:, :2, 2] = np.arange(4)[:, None] - 2.0
+    with FrameViews(dataset, workers=2) as render:
+        images = render(range(4), affines)
+    expected = np.stack([dataset.view(i, a) for i, a in enumerate(affines)])
+    print(images.shape, int(np.abs(images.astype(int) - expected).max()))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_frame_views_render_the_same_views_in_processes_that_are_not_forked(method):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", START_METHOD_MAIN, method],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["(4,", "32,", "32,", "3)", "0"]
