@@ -58,6 +58,10 @@ def test_demo_runs_the_three_stages_and_writes_its_results(tmp_path, monkeypatch
     )
     printed = capsys.readouterr().out
     assert "mean-pose baseline" in printed and "final model, from the image" in printed
+    final = metrics["results"]["final_image"]  # its mean errors beside their standard errors
+    row = next(line for line in printed.splitlines() if "final model, from the image" in line)
+    for part in ("hand", "object"):
+        assert f"| {final[f'{part}_mean_mm']:.1f} ± {final[f'{part}_mean_mm_se']:.1f} |" in row
 
 
 def _fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):

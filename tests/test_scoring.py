@@ -62,6 +62,7 @@ def _read_always() -> set[str]:
         scoring.OBJECT_MEAN_MM,
         scoring.N_FRAMES,
         *(key for key, _ in demo.COLUMNS),
+        *demo.STANDARD_ERRORS.values(),
         *(key for key, gt_key, _ in ablate.PHYSICS_METRICS if gt_key is None),
     }
 
@@ -118,6 +119,25 @@ def test_frames_without_hand_ground_truth_are_left_out_of_the_summary():
     assert np.isnan(summary[scoring.HAND_MEAN_MM]) and np.isnan(summary[scoring.HAND_AUC_0_80])
     assert np.isfinite(summary[scoring.OBJECT_MEAN_MM])
     assert np.isfinite(summary[scoring.OBJECT_2D_AUC_0_80])
+
+
+def test_standard_errors_of_the_mean_errors_by_hand():
+    # Hand errors 1, 3, 5 mm and one frame without ground truth: mean 3, sample sd
+    # sqrt(((1-3)^2 + 0 + (5-3)^2) / 2) = 2, standard error 2 / sqrt(3) = 1.1547. The object
+    # 2, 2, 2, 6: mean 3, sd sqrt((3 * 1 + 9) / 3) = 2, standard error 2 / sqrt(4) = 1.
+    columns = {column: np.zeros(4) for column in scoring.ACCURACY_COLUMNS}
+    columns[scoring.HAND_MM] = np.array([1.0, 3.0, 5.0, np.nan])
+    columns[scoring.OBJECT_MM] = np.array([2.0, 2.0, 2.0, 6.0])
+    summary = scoring.summarize(columns)
+    assert summary[scoring.HAND_MEAN_MM] == pytest.approx(3.0)
+    assert summary[scoring.HAND_MEAN_MM_SE] == pytest.approx(1.1547, abs=1e-4)
+    assert summary[scoring.OBJECT_MEAN_MM_SE] == pytest.approx(1.0)
+    # One scored frame has no spread to measure; a diverged frame makes it infinite.
+    columns[scoring.HAND_MM] = np.array([1.0, np.nan, np.nan, np.nan])
+    columns[scoring.OBJECT_MM] = np.array([2.0, np.inf, 2.0, 6.0])
+    summary = scoring.summarize(columns)
+    assert np.isnan(summary[scoring.HAND_MEAN_MM_SE])
+    assert summary[scoring.OBJECT_MEAN_MM_SE] == np.inf
 
 
 def test_a_diverged_prediction_counts_as_wrong():

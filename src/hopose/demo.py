@@ -44,10 +44,12 @@ from hopose.report import markdown_table
 from hopose.scoring import (
     HAND_AUC_0_80,
     HAND_MEAN_MM,
+    HAND_MEAN_MM_SE,
     HAND_PROCRUSTES_MM,
     N_FRAMES,
     OBJECT_2D_AUC_0_80,
     OBJECT_MEAN_MM,
+    OBJECT_MEAN_MM_SE,
     score,
 )
 from hopose.skeleton import NUM_JOINTS
@@ -84,15 +86,17 @@ ROWS = (
     ("final_gt_2d", "final model, ground-truth 2D"),
     ("final_image", "final model, from the image"),
 )
-# Columns of the results table: (summary key, title); an AUC with 3 decimals, the rest with 1.
+# Columns of the results table: (summary key, title); an AUC with 3 decimals, the rest with 1,
+# the mean errors with their standard errors over the test frames (STANDARD_ERRORS).
 COLUMNS = (
-    (HAND_MEAN_MM, "hand mm"),
-    (OBJECT_MEAN_MM, "object mm"),
+    (HAND_MEAN_MM, "hand mm ± se"),
+    (OBJECT_MEAN_MM, "object mm ± se"),
     (HAND_AUC_0_80, "hand 3D AUC 0-80 mm"),
     (OBJECT_2D_AUC_0_80, "object 2D AUC 0-80 px"),
     (HAND_PROCRUSTES_MM, "hand PA mm"),
 )
 AUC_KEYS = (HAND_AUC_0_80, OBJECT_2D_AUC_0_80)
+STANDARD_ERRORS = {HAND_MEAN_MM: HAND_MEAN_MM_SE, OBJECT_MEAN_MM: OBJECT_MEAN_MM_SE}
 
 
 def train_stages(
@@ -128,16 +132,17 @@ def train_stages(
     return checkpoints
 
 
+def _cell(result: dict[str, Any], column: str) -> str:
+    if column in AUC_KEYS:
+        return f"{result[column]:.3f}"
+    if column in STANDARD_ERRORS:
+        return f"{result[column]:.1f} ± {result[STANDARD_ERRORS[column]]:.1f}"
+    return f"{result[column]:.1f}"
+
+
 def results_table(results: dict[str, dict[str, Any]]) -> str:
     """The demo's rows and columns as a markdown table."""
-    rows = [
-        [name]
-        + [
-            f"{results[key][column]:.3f}" if column in AUC_KEYS else f"{results[key][column]:.1f}"
-            for column, _ in COLUMNS
-        ]
-        for key, name in ROWS
-    ]
+    rows = [[name] + [_cell(results[key], column) for column, _ in COLUMNS] for key, name in ROWS]
     return "\n".join(markdown_table(["model"] + [title for _, title in COLUMNS], rows))
 
 

@@ -49,6 +49,7 @@ from hopose.scoring import (
     GRASP_EPSILON,
     HAND_AUC_0_80,
     HAND_MEAN_MM,
+    HAND_MEAN_MM_SE,
     HAND_MM,
     HAND_PROCRUSTES_MM,
     HAND_ROOT_RELATIVE_MM,
@@ -56,6 +57,7 @@ from hopose.scoring import (
     OBJECT_2D_AUC_0_80,
     OBJECT_2D_PX,
     OBJECT_MEAN_MM,
+    OBJECT_MEAN_MM_SE,
     OBJECT_MM,
     OBJECT_REPROJ_MEAN_PX,
     PENETRATION_MM,
@@ -78,10 +80,12 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
 # Summary rows of the tables: key (plausibility: name), label, number format.
 ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
     (HAND_MEAN_MM, "Hand mean joint error (mm)", "{:.2f}"),
+    (HAND_MEAN_MM_SE, "its standard error over the frames (mm)", "{:.2f}"),
     (HAND_ROOT_RELATIVE_MM, "Hand root-relative error (mm)", "{:.2f}"),
     (HAND_PROCRUSTES_MM, "Hand Procrustes-aligned error (mm)", "{:.2f}"),
     (HAND_AUC_0_80, "Hand 3D PCK AUC, 0-80 mm", "{:.3f}"),
     (OBJECT_MEAN_MM, "Object mean corner error (mm)", "{:.2f}"),
+    (OBJECT_MEAN_MM_SE, "its standard error over the frames (mm)", "{:.2f}"),
     (OBJECT_REPROJ_MEAN_PX, "Object 2D reprojection error (px)", "{:.2f}"),
     (OBJECT_2D_AUC_0_80, "Object 2D correct-pose AUC, 0-80 px", "{:.3f}"),
 )

@@ -62,6 +62,10 @@ HAND_AUC_0_80 = "hand_auc_0_80"
 OBJECT_MEAN_MM = "object_mean_mm"
 OBJECT_REPROJ_MEAN_PX = "object_reproj_mean_px"
 OBJECT_2D_AUC_0_80 = "object_2d_auc_0_80"
+# The standard errors of the two mean 3D errors: how far another draw of as many frames from
+# the same distribution could move them (docs/evaluation.md).
+HAND_MEAN_MM_SE = "hand_mean_mm_se"
+OBJECT_MEAN_MM_SE = "object_mean_mm_se"
 # ... and present only when the columns hold the 2D keypoints' errors.
 HAND_KP2D_MEAN_PX = "hand_kp2d_mean_px"
 OBJECT_KP2D_MEAN_PX = "object_kp2d_mean_px"
@@ -80,8 +84,8 @@ PLAUSIBILITY_SUMMARY_NAMES = (
 )  # fmt: skip
 # Every summary holds SUMMARY_KEYS; KEYPOINT_2D_KEYS and PLAUSIBILITY_KEYS only when computed.
 SUMMARY_KEYS = (
-    N_FRAMES, HAND_MEAN_MM, HAND_ROOT_RELATIVE_MM, HAND_PROCRUSTES_MM, HAND_AUC_0_80,
-    OBJECT_MEAN_MM, OBJECT_REPROJ_MEAN_PX, OBJECT_2D_AUC_0_80,
+    N_FRAMES, HAND_MEAN_MM, HAND_MEAN_MM_SE, HAND_ROOT_RELATIVE_MM, HAND_PROCRUSTES_MM,
+    HAND_AUC_0_80, OBJECT_MEAN_MM, OBJECT_MEAN_MM_SE, OBJECT_REPROJ_MEAN_PX, OBJECT_2D_AUC_0_80,
 )  # fmt: skip
 KEYPOINT_2D_KEYS = (HAND_KP2D_MEAN_PX, OBJECT_KP2D_MEAN_PX)
 
@@ -188,6 +192,19 @@ def _mean(values: NDArray) -> float:
     return float(scored.mean()) if scored.size else math.nan
 
 
+def _standard_error(values: NDArray) -> float:
+    """The standard error of :func:`_mean`: the frames' sample standard deviation over the
+    square root of their number; inf where a value is (a diverged prediction), NaN below two
+    frames."""
+    scored = np.asarray(values, dtype=np.float64)
+    scored = scored[~np.isnan(scored)]
+    if scored.size < 2:
+        return math.nan
+    if not np.isfinite(scored).all():
+        return math.inf
+    return float(scored.std(ddof=1) / math.sqrt(scored.size))
+
+
 def summarize_plausibility(columns: Mapping[str, NDArray]) -> dict[str, float]:
     """Summaries of the plausibility columns, empty if they were not computed.
 
@@ -223,7 +240,8 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
     """The paper's numbers (§4.2), the modern hand errors and the plausibility, from columns.
 
     Returns:
-        ``n``; ``hand_mean_mm``, ``object_mean_mm`` (mean 3D errors); ``hand_auc_0_80`` (AUC of
+        ``n``; ``hand_mean_mm``, ``object_mean_mm`` (mean 3D errors) and their standard
+        errors ``hand_mean_mm_se``, ``object_mean_mm_se``; ``hand_auc_0_80`` (AUC of
         the hand's 3D PCK, 0–80 mm); ``object_reproj_mean_px`` and ``object_2d_auc_0_80`` (the
         corners' 2D error and its PCK AUC, 0–80 px); ``hand_root_relative_mm``,
         ``hand_procrustes_mm``; ``hand_kp2d_mean_px`` and ``object_kp2d_mean_px`` when the
@@ -233,10 +251,12 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
     summary = {
         N_FRAMES: len(columns[HAND_MM]),
         HAND_MEAN_MM: _mean(columns[HAND_MM]),
+        HAND_MEAN_MM_SE: _standard_error(columns[HAND_MM]),
         HAND_ROOT_RELATIVE_MM: _mean(columns[HAND_RR_MM]),
         HAND_PROCRUSTES_MM: _mean(columns[HAND_PA_MM]),
         HAND_AUC_0_80: _auc(columns[HAND_MM], metrics.THRESHOLDS_MM),
         OBJECT_MEAN_MM: _mean(columns[OBJECT_MM]),
+        OBJECT_MEAN_MM_SE: _standard_error(columns[OBJECT_MM]),
         OBJECT_REPROJ_MEAN_PX: _mean(columns[OBJECT_2D_PX]),
         OBJECT_2D_AUC_0_80: _auc(columns[OBJECT_2D_PX], metrics.THRESHOLDS_PX),
     }
