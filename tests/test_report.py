@@ -189,6 +189,14 @@ def test_compare_runs_side_by_side(runs, tmp_path):
     ]
     assert f"| Object pose error (mm) | {means[0]:.2f} | {means[1]:.2f} |" in text
     assert "| Metric | a: prediction | b: prediction | ground truth |" in text
+    # Both runs hold the same four frames: b minus a, frame by frame, and its paired se.
+    differences = np.diff(
+        [metrics.per_frame_error(p["pred_obj_3d"], p["gt_obj_3d"]) for p in (first, second)],
+        axis=0,
+    )[0]
+    se = differences.std(ddof=1) / 2  # sqrt(4 frames)
+    row = f"| Object mean corner error (mm) | {differences.mean():+.2f} ± {se:.2f} |"
+    assert "| Metric | b - a |" in text and row in text
     assert not any(name in text for name in PAPER_TABLE1)
     for name in ("hand_pck.png", "object_pck.png"):
         with Image.open(tmp_path / "cmp" / "figures" / name) as image:

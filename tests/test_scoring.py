@@ -140,6 +140,25 @@ def test_standard_errors_of_the_mean_errors_by_hand():
     assert summary[scoring.OBJECT_MEAN_MM_SE] == np.inf
 
 
+def test_paired_difference_by_hand():
+    # Hand errors 1, 3, 5 mm and 2, 3, 8 on the same three frames (a fourth has no ground
+    # truth): differences 1, 0, 3, mean 4/3, sample sd sqrt(((-1/3)^2 + (-4/3)^2 + (5/3)^2) / 2)
+    # = sqrt(21 / 9) = 1.5275, paired standard error 1.5275 / sqrt(3) = 0.8819.
+    ids = np.array(["f0", "f1", "f2", "f3"])
+    first = {"id": ids, scoring.HAND_MM: np.array([1.0, 3.0, 5.0, np.nan])}
+    second = {"id": ids, scoring.HAND_MM: np.array([2.0, 3.0, 8.0, np.nan])}
+    mean, se = scoring.paired_difference(first, second, scoring.HAND_MM)
+    assert mean == pytest.approx(4 / 3) and se == pytest.approx(0.8819, abs=1e-4)
+    # Other frames, or the same in another order: no pairing.
+    assert scoring.paired_difference(first, {**second, "id": ids[::-1]}, scoring.HAND_MM) is None
+    # The second run diverged on frame 1: infinitely worse; both on frame 0: nothing to tell.
+    diverged = {"id": ids, scoring.HAND_MM: np.array([2.0, np.inf, 8.0, np.nan])}
+    assert scoring.paired_difference(first, diverged, scoring.HAND_MM) == (np.inf, np.inf)
+    both = {"id": ids, scoring.HAND_MM: np.array([np.inf, 3.0, 5.0, np.nan])}
+    mean, se = scoring.paired_difference(both, {**both}, scoring.HAND_MM)
+    assert np.isnan(mean) and np.isnan(se)
+
+
 def test_a_diverged_prediction_counts_as_wrong():
     # Frame 1's predicted hand is NaN with its ground truth finite: infinitely wrong, so the
     # mean is infinite and the PCK curve counts it as a failure at every threshold.

@@ -63,6 +63,7 @@ from hopose.scoring import (
     PENETRATION_MM,
     VALID_CONTACTS,
     frame_metrics,
+    paired_difference,
     plausibility_key,
     summarize,
 )
@@ -224,6 +225,33 @@ def metric_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     return markdown_table(["Metric", *runs], rows)
 
 
+# The columns whose paired differences hopose compare lists: (column, label).
+DIFFERENCE_COLUMNS: tuple[tuple[str, str], ...] = (
+    (HAND_MM, "Hand mean joint error (mm)"),
+    (OBJECT_MM, "Object mean corner error (mm)"),
+)
+
+
+def _difference_cell(difference: tuple[float, float] | None) -> str:
+    if difference is None:
+        return "– (other frames)"
+    mean, se = difference
+    if not np.isfinite(mean):
+        return "–" if np.isnan(mean) else f"{mean:+}"  # both diverged, or one run alone
+    return f"{mean:+.2f} ± {se:.2f}"
+
+
+def difference_lines(columns: Mapping[str, Mapping[str, NDArray]]) -> list[str]:
+    """Each later run minus the first, frame by frame: the mean difference ± its paired
+    standard error (:func:`hopose.scoring.paired_difference`), one column per later run."""
+    (base, first), *later = columns.items()
+    rows = [
+        [label] + [_difference_cell(paired_difference(first, c, column)) for _, c in later]
+        for column, label in DIFFERENCE_COLUMNS
+    ]
+    return markdown_table(["Metric", *(f"{name} - {base}" for name, _ in later)], rows)
+
+
 def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Plausibility rows: per run, the prediction's value, and ground truth's once at the end."""
     header = ["Metric", *(f"{name}: prediction" for name in runs), "ground truth"]
@@ -361,6 +389,21 @@ def _tables(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> list[str
     ]
 
 
+def _difference_section(columns: Mapping[str, Mapping[str, NDArray]]) -> list[str]:
+    """The paired differences to the first run, where there is more than one run."""
+    if len(columns) < 2:
+        return []
+    return [
+        "## Differences to the first run on the same frames",
+        "",
+        "Mean per-frame difference ± its paired standard error: the frames' sampling only, not "
+        "what another training seed would move (docs/evaluation.md).",
+        "",
+        *difference_lines(columns),
+        "",
+    ]
+
+
 def _figure_lines(figures: Sequence[tuple[str, str]]) -> list[str]:
     return ["## Figures", "", *(f"![{title}](figures/{name})\n" for name, title in figures)]
 
@@ -468,6 +511,7 @@ def compare_runs(
         *_tables(runs, paper=paper),
         "Ground truth is that of the first run.",
         "",
+        *_difference_section(columns),
         *_figure_lines(FIGURES[:2]),
     ]
     return write_text(out_dir / "compare.md", "\n".join(lines))

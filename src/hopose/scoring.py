@@ -266,6 +266,38 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
     return summary | summarize_plausibility(columns)
 
 
+def paired_difference(
+    reference: Mapping[str, NDArray], other: Mapping[str, NDArray], column: str
+) -> tuple[float, float] | None:
+    """The mean of ``other`` minus ``reference`` in ``column`` over the same frames, and its
+    paired standard error (the per-frame differences' sample sd over √n).
+
+    Two runs scored on the same frames share most of each frame's difficulty, so their paired
+    difference is known far better than either mean (docs/evaluation.md, "Comparing runs").
+    It measures the frames' sampling only, not what another training seed would move.
+
+    Args:
+        reference, other: per-frame tables (:func:`frame_metrics`, ``per_frame.csv``) with
+            ``id``. column: one of their columns.
+
+    Returns:
+        ``(mean, se)`` over the frames where both have a value (not NaN): inf or -inf where one
+        run diverged on a frame the other did not (se inf), NaN where both did or below two
+        frames (se); None where the two tables do not hold the same frames in the same order.
+    """
+    if not np.array_equal(np.asarray(reference["id"]), np.asarray(other["id"])):
+        return None
+    a = np.asarray(reference[column], dtype=np.float64)
+    b = np.asarray(other[column], dtype=np.float64)
+    both = ~(np.isnan(a) | np.isnan(b))
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN: both diverged, nothing to tell
+        difference = b[both] - a[both]
+    if difference.size == 0:
+        return math.nan, math.nan
+    mean = float(difference.mean())
+    return mean, math.nan if math.isnan(mean) else _standard_error(difference)
+
+
 def score(predictions: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
     """:func:`summarize` of :func:`frame_metrics` (keyword arguments go to the latter)."""
     return summarize(frame_metrics(predictions, **kwargs))
