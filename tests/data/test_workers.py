@@ -40,7 +40,8 @@ MAIN = textwrap.dedent(
     """
 )
 
-# The same with FrameViews' processes, which wait for tasks from the killed process.
+# The same with FrameViews' processes, which wait for tasks from the killed process, forked
+# (Linux's default before Python 3.14) or spawned (they then hold no copy of the pipe's ends).
 VIEWS_MAIN = textwrap.dedent(
     """
     import multiprocessing
@@ -48,6 +49,7 @@ VIEWS_MAIN = textwrap.dedent(
     from hopose.data.synthetic import SyntheticHandObject
     from hopose.data.workers import FrameViews
 
+    multiprocessing.set_start_method({method!r})
     with FrameViews(SyntheticHandObject(4, 0, image_size=32), workers=2):
         print(*(child.pid for child in multiprocessing.active_children()), flush=True)
         time.sleep(60)
@@ -66,7 +68,11 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
-@pytest.mark.parametrize("script", [MAIN, VIEWS_MAIN], ids=["dataloader", "frame_views"])
+@pytest.mark.parametrize(
+    "script",
+    [MAIN, VIEWS_MAIN.format(method="fork"), VIEWS_MAIN.format(method="spawn")],
+    ids=["dataloader", "frame_views_forked", "frame_views_spawned"],
+)
 def test_workers_exit_after_their_main_process_is_killed(script):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     main = subprocess.Popen(
