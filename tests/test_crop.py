@@ -187,8 +187,7 @@ def test_self_crop_maps_keypoints_back_to_the_frame(margin):
         K,
         (1920, 1080),
         image_size=64,
-        iterations=2,
-        margin=margin,
+        cropping=SelfCropping(2, margin),
     )
     torch.testing.assert_close(out["kp2d"], project_points(points, K))
     assert len(oracle.seen) == 3  # the whole frame, then two crops
@@ -273,7 +272,9 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     views, turn = CropViews(20.0, 0.1), math.radians(20)
     model = _Biased(points)
     blank = lambda A: torch.zeros(len(A), 3, 64, 64)  # noqa: E731
-    out = self_crop(model, blank, K, (1920, 1080), image_size=64, iterations=2, views=views)
+    out = self_crop(
+        model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2, views=views)
+    )
     assert model.calls == 1 + 1 + 7  # the whole frame, the first crop, the last crop's views
     # The 1-px bias in a view turned by a (map s R(a)) is s⁻¹ R(a)ᵀ (1, 0) = (cos a, sin a) / s
     # frame px: over the 5 unturned views and the turns ±a the sines cancel, (5 + 2 cos a) / 7
@@ -290,7 +291,7 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     c = apply_affine(torch.linalg.inv(out["affine"]), torch.full((2, 1, 2), 32.0).double())
     on_ray = 100 * torch.linalg.solve(K, torch.cat([c[:, 0], torch.ones(2, 1).double()], -1))
     torch.testing.assert_close(out["kp3d"], on_ray[:, None].expand(2, 29, 3))
-    single = self_crop(model, blank, K, (1920, 1080), image_size=64, iterations=2)
+    single = self_crop(model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2))
     assert model.calls == 9 + 3
     torch.testing.assert_close(out["affine"], single["affine"])  # the same square, one view
     torch.testing.assert_close(
@@ -306,7 +307,7 @@ def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
     points = torch.rand(1, 29, 3) * 150 + torch.tensor([-60.0, -40.0, 350.0])
     K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
     photo = np.zeros((1080, 1920, 3), dtype=np.uint8)
-    kp2d, kp3d = self_crop_image(_Oracle(points), photo, K, image_size=64, iterations=1)
+    kp2d, kp3d = self_crop_image(_Oracle(points), photo, K, image_size=64, cropping=SelfCropping(1))
     truth = project_points(points, K)[0]
     assert (truth.amax(0) - truth.amin(0)).amax() > 400  # about a quarter of the frame
     assert (kp2d - truth).norm(dim=-1).max() < 1e-2
@@ -335,7 +336,7 @@ def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
         return torch.zeros(len(A), 3, 64, 64)
 
     oracle = Diverged(points)
-    out = self_crop(oracle, view, K, (1920, 1080), image_size=64, iterations=2)
+    out = self_crop(oracle, view, K, (1920, 1080), image_size=64, cropping=SelfCropping(2))
     assert not out["kp2d"][:2].isfinite().any()
     torch.testing.assert_close(out["kp2d"][2], project_points(points[2], K[2]))
     # Frames 0 and 1 kept the whole-frame view, frame 2 moved to its own crop.

@@ -20,7 +20,7 @@ scaled, shifted or rotated, exactly (docs/training.md).
 - :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
   truth placing the crop: a first pass on the
   whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
-  and the network runs again (``iterations`` times); 2D comes back in frame pixels.
+  and the network runs again (``SelfCropping.passes`` times); 2D comes back in frame pixels.
 - :class:`CropViews`: test-time augmentation of the last self-crop pass, its square also
   turned and shifted, the predictions of all views averaged.
 - :class:`SelfCropping`: how a model self-crops at inference (passes, margin, views), read
@@ -362,9 +362,7 @@ def self_crop(
     frame_size: tuple[int, int],
     *,
     image_size: int,
-    iterations: int = 1,
-    margin: float = SELF_CROP_MARGIN,
-    views: CropViews = SINGLE_VIEW,
+    cropping: SelfCropping,
 ) -> dict[str, Tensor]:
     """Predict with crops placed by the model's own 2D keypoints (no ground truth).
 
@@ -377,20 +375,21 @@ def self_crop(
         K: (B, 3, 3) intrinsics of the frames.
         frame_size: (width, height) of the frames in pixels.
         image_size: S, the network's input side.
-        iterations: crops after the whole-frame pass (0: the whole frame only).
-        margin: see :func:`square_around`.
-        views: the views of the last crop whose predictions are averaged (:class:`CropViews`).
+        cropping: the crops after the whole-frame pass (0: the whole frame only), their margin
+            (:func:`square_around`) and the views of the last one whose predictions are
+            averaged (:class:`CropViews`).
 
     Returns:
         ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3) of the
-        last pass (averaged over ``views``), and ``affine`` (B, 3, 3), the map of its first
+        last pass (averaged over its views), and ``affine`` (B, 3, 3), the map of its first
         view.
     """
     maps = crop_affine(*frame_square(frame_size, K), image_size).expand(1, len(K), 3, 3)
     out = _mean_over_views(model, view, K, maps)
-    for index in range(iterations):
-        shown = views if index == iterations - 1 else SINGLE_VIEW
-        placed = shown.affines(*square_around(out["kp2d"], margin), image_size)  # (V, B, 3, 3)
+    for index in range(cropping.passes):
+        shown = cropping.views if index == cropping.passes - 1 else SINGLE_VIEW
+        square = square_around(out["kp2d"], cropping.margin)
+        placed = shown.affines(*square, image_size)  # (V, B, 3, 3)
         # A frame whose 2D is not finite (a diverged prediction) places no square: it keeps its
         # view, so its output stays non-finite (scored as an infinite error) and no view is
         # asked for a map of NaNs (the synthetic renderer raises on one).
@@ -406,17 +405,14 @@ def self_crop_image(
     K: Tensor,
     *,
     image_size: int,
-    iterations: int,
-    margin: float = SELF_CROP_MARGIN,
-    views: CropViews = SINGLE_VIEW,
+    cropping: SelfCropping,
 ) -> tuple[Tensor, Tensor]:
     """:func:`self_crop` on one photo of any size, its views warped from its pixels.
 
     Args:
         model: a :class:`~hopose.models.HoposeNet`.
         image: (H, W, 3) uint8 RGB. K: (3, 3) the photo's intrinsics.
-        image_size: the network's input side. iterations: crops after the whole-frame pass.
-        margin: see :func:`square_around`. views: see :func:`self_crop`.
+        image_size: the network's input side. cropping: see :func:`self_crop`.
 
     Returns:
         kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
@@ -427,6 +423,6 @@ def self_crop_image(
     with torch.inference_mode():
         out = self_crop(
             model, lambda A: warp_image(frame, A, image_size), K[None].float(), (width, height),
-            image_size=image_size, iterations=iterations, margin=margin, views=views,
+            image_size=image_size, cropping=cropping,
         )  # fmt: skip
     return out["kp2d"][0].float(), out["kp3d"][0].float()

@@ -79,9 +79,8 @@ def _self_crop_outputs(
 
     frame_K = batch["orig_K"].to(device)
     width, height = (int(v) for v in batch["orig_size"][0])
-    out = self_crop(model, view, frame_K, (width, height), image_size=render.source.image_size,
-                    iterations=cropping.passes, margin=cropping.margin,
-                    views=cropping.views)  # fmt: skip
+    size = render.source.image_size
+    out = self_crop(model, view, frame_K, (width, height), image_size=size, cropping=cropping)
     # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
     to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
     return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}

@@ -112,9 +112,8 @@ def predict_photo(
     K_work = to_working @ camera.K.double()
     if cropping.passes:
         kp2d, kp3d = self_crop_image(
-            model, np.asarray(photo.image), K_work, image_size=image_size,
-            iterations=cropping.passes, margin=cropping.margin, views=cropping.views,
-        )  # fmt: skip
+            model, np.asarray(photo.image), K_work, image_size=image_size, cropping=cropping
+        )
     else:
         # The whole working copy resized to the network's square, pixel centres kept at
         # integers as in training (hopose.crop.warp_image); 2D comes back through the same map.

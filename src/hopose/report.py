@@ -225,10 +225,11 @@ def metric_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     return markdown_table(["Metric", *runs], rows)
 
 
-# The columns whose paired differences hopose compare lists: (column, label).
+# The per-frame columns whose paired differences hopose compare lists, each with the summary key
+# of its mean, whose accuracy row (ACCURACY_ROWS) gives the label.
 DIFFERENCE_COLUMNS: tuple[tuple[str, str], ...] = (
-    (HAND_MM, "Hand mean joint error (mm)"),
-    (OBJECT_MM, "Object mean corner error (mm)"),
+    (HAND_MM, HAND_MEAN_MM),
+    (OBJECT_MM, OBJECT_MEAN_MM),
 )
 
 
@@ -245,9 +246,10 @@ def difference_lines(columns: Mapping[str, Mapping[str, NDArray]]) -> list[str]:
     """Each later run minus the first, frame by frame: the mean difference ± its paired
     standard error (:func:`hopose.scoring.paired_difference`), one column per later run."""
     (base, first), *later = columns.items()
+    labels = {key: label for key, label, _ in ACCURACY_ROWS}
     rows = [
-        [label] + [_difference_cell(paired_difference(first, c, column)) for _, c in later]
-        for column, label in DIFFERENCE_COLUMNS
+        [labels[mean]] + [_difference_cell(paired_difference(first, c, column)) for _, c in later]
+        for column, mean in DIFFERENCE_COLUMNS
     ]
     return markdown_table(["Metric", *(f"{name} - {base}" for name, _ in later)], rows)
 

@@ -185,19 +185,23 @@ def _auc(errors: NDArray, thresholds: NDArray) -> float:
     return metrics.auc(thresholds, metrics.pck_curve(errors, thresholds))
 
 
+def _scored(values: NDArray) -> NDArray[np.float64]:
+    """The values of the frames that have one (not NaN), as float64."""
+    values = np.asarray(values, dtype=np.float64)
+    return values[~np.isnan(values)]
+
+
 def _mean(values: NDArray) -> float:
     """The mean over the frames that have a value (not NaN); NaN if none has."""
-    scored = np.asarray(values, dtype=np.float64)
-    scored = scored[~np.isnan(scored)]
+    scored = _scored(values)
     return float(scored.mean()) if scored.size else math.nan
 
 
 def _standard_error(values: NDArray) -> float:
     """The standard error of :func:`_mean`: the frames' sample standard deviation over the
-    square root of their number; inf where a value is (a diverged prediction), NaN below two
-    frames."""
-    scored = np.asarray(values, dtype=np.float64)
-    scored = scored[~np.isnan(scored)]
+    square root of their number; inf where a value is infinite (a diverged prediction), NaN
+    below two frames."""
+    scored = _scored(values)
     if scored.size < 2:
         return math.nan
     if not np.isfinite(scored).all():
