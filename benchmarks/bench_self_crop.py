@@ -33,9 +33,9 @@ from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.crop import SelfCropping
+from hopose.data.splits import build_split
 from hopose.evaluate import predict_split, without_jitter
 from hopose.models import build_model
-from hopose.train import build_split
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from bench_model import CLOCKS, usable_device
 from hopose import train as train_module
 from hopose.cli import at_least
 from hopose.config import TrainConfig, config_from_dict
+from hopose.data.splits import RecordList, build_split, training_poses
 from hopose.data.tensor_split import TensorSplit
 from hopose.losses import compute_losses, total_loss
 from hopose.models import BACKBONES, build_model
@@ -75,10 +76,10 @@ def lifter_config(
     )
 
 
-def pose_splits(cfg: TrainConfig) -> dict[str, train_module.RecordList]:
+def pose_splits(cfg: TrainConfig) -> dict[str, RecordList]:
     """The training and validation splits of ``cfg``, read once (pose-only records)."""
     return {
-        split: train_module.build_split(cfg.data, split, with_images=False)
+        split: build_split(cfg.data, split, with_images=False)
         for split in (cfg.data.train_split, cfg.data.val_split)
     }
 
@@ -89,7 +90,7 @@ def _sync(device: torch.device) -> None:
 
 
 def floor_seconds(
-    cfg: TrainConfig, splits: Mapping[str, train_module.RecordList], *, clock=time.perf_counter
+    cfg: TrainConfig, splits: Mapping[str, RecordList], *, clock=time.perf_counter
 ) -> float:
     """Seconds of ``cfg.optim.epochs`` epochs of bare optimisation steps of the lifter."""
     device = train_module.setup_runtime(cfg.device).device
@@ -97,7 +98,7 @@ def floor_seconds(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # random backbone: not used here
         lifter = build_model(cfg.model).lifter
-    lifter.set_stats_from_poses(train_module.training_poses(splits["train"]))
+    lifter.set_stats_from_poses(training_poses(splits["train"]))
     lifter.to(device).train()
     optimizer = train_module.make_optimizer(lifter.parameters(), cfg.optim)
     split = TensorSplit(
@@ -127,7 +128,7 @@ def floor_seconds(
 
 def stage_seconds(
     cfg: TrainConfig,
-    splits: Mapping[str, train_module.RecordList],
+    splits: Mapping[str, RecordList],
     out_dir: Path,
     *,
     clock=time.perf_counter,

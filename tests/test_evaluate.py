@@ -26,6 +26,7 @@ from hopose.crop import (
 )
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_COLOR_K
+from hopose.data.splits import RecordList
 from hopose.data.synthetic import SyntheticHandObject, generate_grasps
 from hopose.evaluate import mean_pose_predictions, predict_split
 from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unproject_points
@@ -33,7 +34,6 @@ from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 from hopose.refine import refine_pose, refine_predictions, refine_weights
 from hopose.scoring import score
-from hopose.train import RecordList
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 

@@ -8,8 +8,6 @@ import math
 import os
 import shutil
 import socket
-import threading
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +18,10 @@ import torch.multiprocessing as mp
 from hopose import train as train_module
 from hopose.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model
 from hopose.config import ConfigError, config_from_dict
+from hopose.data.splits import SplitCache, build_split
 from hopose.evaluate import run_eval
 from hopose.models import build_model
-from hopose.train import RecordList, RunError, SplitCache, build_split, train
+from hopose.train import RunError, train
 from tiny_runs import tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -398,106 +397,6 @@ def test_image_stages_chain_through_init_from(tmp_path):
     )
 
 
-def test_split_cache_gives_the_first_records_of_a_split_read_before(monkeypatch):
-    """A read of 24 crops after one of 48 with the same image settings reads nothing: it gets
-    the first 24 records, equal to what rendering 24 gives; more samples, other image settings
-    or pose-only records are read anew; a split streamed from disk is never kept."""
-    reads = []
-    real_build = train_module.build_dataset
-    monkeypatch.setattr(
-        train_module, "build_dataset", lambda *a, **k: reads.append(k) or real_build(*a, **k)
-    )
-    data = tiny("encoder").data  # 32-px jittered square crops, in memory
-    assert data.in_memory and data.crop == "square" and data.options == {"jitter": True}
-    cache = SplitCache()
-    first = build_split(data, "train", with_images=True, cache=cache)
-    assert len(first) == 48 and len(reads) == 1
-
-    half = replace(data, num_train=24, num_workers=2, self_crop=3)  # read-only fields differ
-    kept = build_split(half, "train", with_images=True, cache=cache)
-    assert len(kept) == 24 and len(reads) == 1  # nothing rendered
-    fresh = build_split(half, "train", with_images=True)
-    assert len(reads) == 2
-    for a, b in zip(kept, fresh, strict=True):
-        assert a["id"] == b["id"] and np.array_equal(a["image"], b["image"])
-        assert np.array_equal(a["K"], b["K"])  # the same jittered crop
-
-    for other, with_images in (
-        (replace(data, num_train=64), True),  # more than was read
-        (replace(data, image_size=40), True),
-        (replace(data, options={}), True),  # no jitter
-        (data, False),  # pose-only
-    ):
-        before = len(reads)
-        build_split(other, "train", with_images=with_images, cache=cache)
-        assert len(reads) == before + 1, (other, with_images)
-    assert len(build_split(data, "val", with_images=True, cache=cache)) == 16  # its own split
-    before = len(reads)
-    streamed = build_split(
-        replace(data, num_train=80, in_memory=False), "train", with_images=True, cache=cache
-    )
-    assert not isinstance(streamed, RecordList) and len(reads) == before + 1
-    assert (
-        len(build_split(replace(data, num_train=80), "train", with_images=True, cache=cache)) == 80
-    )
-    assert len(reads) == before + 2  # the streamed read was not kept
-
-
-def test_a_split_read_ahead_is_the_split_a_stage_reads_and_its_error_reaches_that_stage(
-    monkeypatch,
-):
-    """read_ahead renders a split in the background (the demo: the encoder's crops while the
-    lifter trains); the stage that then builds it gets the same records, rendering nothing
-    itself, and an error of the background read is raised in that stage."""
-    reads = []
-    real_build = train_module.build_dataset
-    monkeypatch.setattr(
-        train_module, "build_dataset", lambda *a, **k: reads.append(k) or real_build(*a, **k)
-    )
-    data = tiny("encoder").data
-    cache = SplitCache()
-    cache.read_ahead(data, "train", with_images=True)
-    cache.read_ahead(data, "train", with_images=True)  # already being read: nothing more
-    ahead = build_split(data, "train", with_images=True, cache=cache)
-    assert len(reads) == 1
-    cache.read_ahead(replace(data, num_train=24), "train", with_images=True)  # kept: nothing
-    assert (
-        len(build_split(replace(data, num_train=24), "train", with_images=True, cache=cache)) == 24
-    )
-    assert len(reads) == 1
-    alone = build_split(data, "train", with_images=True)
-    assert len(ahead) == len(alone) == 48
-    for a, b in zip(ahead, alone, strict=True):
-        assert a["id"] == b["id"] and np.array_equal(a["image"], b["image"])
-        assert np.array_equal(a["K"], b["K"])
-
-    def broken(*args, **kwargs):
-        raise ValueError("root: no such folder")
-
-    monkeypatch.setattr(train_module, "build_dataset", broken)
-    cache.read_ahead(data, "val", with_images=True)
-    with pytest.raises(ValueError, match="root: no such folder"):
-        build_split(data, "val", with_images=True, cache=cache)
-
-
-def test_a_read_ahead_leaves_torchs_global_generator_to_the_stage_that_trains(monkeypatch):
-    """The demo reads the encoder's crops ahead while the lifter stage trains from its seed: the
-    background read draws nothing from torch's global generator, whenever it starts."""
-    started = threading.Event()
-    real_build = train_module.build_dataset
-    monkeypatch.setattr(
-        train_module, "build_dataset", lambda *a, **k: started.wait(5) and real_build(*a, **k)
-    )
-    cache, data = SplitCache(), tiny("encoder").data
-    cache.read_ahead(data, "train", with_images=True)
-    torch.manual_seed(0)  # the training stage seeds, then the read starts
-    started.set()
-    assert len(build_split(data, "train", with_images=True, cache=cache)) == data.num_train
-    drawn = torch.rand(3)
-    torch.manual_seed(0)
-    assert torch.equal(drawn, torch.rand(3))
-
-
 def test_a_stage_on_shared_splits_trains_exactly_as_on_its_own(tmp_path):
     """The demo's stages share their splits (SplitCache): the end-to-end stage on the first 24
     of the encoder stage's 48 crops ends with the same weights as one that renders its own."""
@@ -545,7 +444,7 @@ def test_lifter_stage_feeds_every_training_pose_once_an_epoch_through_stage_inpu
     train(cfg, tmp_path)
     train_inputs = torch.cat(seen[:3])  # 48 poses in batches of 16, then validation's 16
     assert [len(x) for x in seen] == [16, 16, 16, 16]
-    split = train_module.build_split(cfg.data, cfg.data.train_split, with_images=False)
+    split = build_split(cfg.data, cfg.data.train_split, with_images=False)
     expected = torch.stack(
         [torch.as_tensor(np.concatenate([r["hand_2d"], r["obj_2d"]])) for r in split.records]
     )

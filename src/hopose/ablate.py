@@ -30,6 +30,7 @@ import numpy as np
 
 from hopose.config import DataConfig, load_config
 from hopose.configs import config_path
+from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
 from hopose.evaluate import run_eval, without_jitter
 from hopose.files import write_text
@@ -46,7 +47,7 @@ from hopose.scoring import (
     plausibility_key,
 )
 from hopose.stages import STAGES
-from hopose.train import SplitCache, train
+from hopose.train import train
 
 # Table 2 rows: name, config overrides, parts it predicts, the paper's (hand, object) mm.
 LIFTER_ROWS: tuple[

@@ -38,6 +38,7 @@ import numpy as np
 from hopose.checkpoint import load_model
 from hopose.config import load_config
 from hopose.configs import config_path
+from hopose.data.splits import SplitCache
 from hopose.evaluate import mean_pose_predictions, run_eval, without_jitter
 from hopose.files import copy_file, write_text
 from hopose.report import markdown_table
@@ -54,7 +55,7 @@ from hopose.scoring import (
 )
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
-from hopose.train import SplitCache, train
+from hopose.train import train
 
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
@@ -113,7 +114,7 @@ def train_stages(
     The stages share the splits they read into memory (``split_cache``, a new one when None):
     the end-to-end stage reads the encoder stage's crops instead of rendering them again. With
     ``read_ahead``, while a stage trains, the next one's training split is read in the
-    background (:meth:`~hopose.train.SplitCache.read_ahead`): the demo's encoder crops render
+    background (:meth:`~hopose.data.splits.SplitCache.read_ahead`): the demo's encoder crops render
     on the core its one-thread lifter stage leaves idle.
     """
     split_cache = SplitCache() if split_cache is None else split_cache

@@ -34,6 +34,7 @@ from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
 from hopose.crop import NO_SELF_CROP, SelfCropping, apply_affine, self_crop
 from hopose.data import collate_samples, uncapped
+from hopose.data.splits import build_split
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
@@ -41,7 +42,6 @@ from hopose.refine import refine_predictions, refinement
 from hopose.report import write_report
 from hopose.scoring import frame_metrics, summarize
 from hopose.skeleton import NUM_JOINTS
-from hopose.train import build_split
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
 EVAL_BATCH_SIZE = 64

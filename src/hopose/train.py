@@ -51,13 +51,11 @@ import functools
 import math
 import os
 import random
-import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -79,15 +77,15 @@ from hopose.checkpoint import (
 )
 from hopose.config import (
     TRAIN_DEVICES,
-    DataConfig,
     OptimConfig,
     TrainConfig,
     check_device,
     config_to_dict,
     load_config,
 )
-from hopose.data import build_dataset, collate_samples, uncapped
+from hopose.data import collate_samples, uncapped
 from hopose.data.augment import augment_batch
+from hopose.data.splits import RecordList, SplitCache, build_split, training_poses
 from hopose.data.tensor_split import TensorSplit
 from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
@@ -96,6 +94,9 @@ from hopose.losses import compute_losses, total_loss
 from hopose.models import HoposeNet, build_model
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 LAST_CHECKPOINT = "last.pt"
 """The run's latest checkpoint, with the optimisation state: what ``--resume`` continues from."""
@@ -193,175 +194,6 @@ def seed_everything(seed: int) -> None:
     """Seed Python's and torch's generators (weights, dropout); data has its own seeds."""
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-class RecordList(Dataset):
-    """A dataset held in memory as a list of records."""
-
-    def __init__(self, records: list[Mapping[str, Any]]):
-        self.records = records
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> Mapping[str, Any]:
-        return self.records[index]
-
-
-def _identity(items: list) -> list:
-    return items
-
-
-def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
-    """Read (or render) every record of ``dataset`` once, in parallel workers.
-
-    Used for the synthetic images, whose rendering is slower than training on them, and for the
-    pose-only records of the lifter stage, read once instead of every epoch.
-    """
-    # Its own generator for the workers' base seed, which a DataLoader otherwise draws from
-    # torch's global one: a read ahead (SplitCache.read_ahead) would draw it while another stage
-    # trains, at a moment the threads decide, after that stage seeded its weights and epochs.
-    loader = DataLoader(
-        dataset, batch_size=64, num_workers=num_workers, collate_fn=_identity,
-        worker_init_fn=ExitWithParent(), generator=torch.Generator(),
-    )  # fmt: skip
-    return RecordList([record for chunk in loader for record in chunk])
-
-
-# DataConfig fields that do not change a split's records, or only their number.
-_FIELDS_NOT_IN_RECORDS = (
-    "num_train", "num_val", "num_test", "num_workers", "in_memory", "self_crop", "self_crop_margin",
-    "self_crop_turn", "self_crop_shift",
-)  # fmt: skip
-
-
-class SplitCache:
-    """Splits read into memory by one stage, kept for the next stages of the same process.
-
-    ``hopose demo`` and ``hopose ablate`` train several stages in one process on the same
-    rendered images: the demo's end-to-end stage reads the encoder stage's 10,000 crops
-    (``--quick``: the first 3,000 of its 6,000), and each seed of an ablation the same split
-    again. Every loader's sample ``i`` depends only on its index (synthetic samples on the seed
-    and ``i``, real ones are the first ``num`` of the split), so a split of ``num`` samples is
-    the first ``num`` records of one read before with the same dataset, seed and image
-    settings: those are reused, not rendered again.
-    """
-
-    def __init__(self) -> None:
-        # key -> (number asked for when read, None for all; the records)
-        self._splits: dict[str, tuple[int | None, list[Mapping[str, Any]]]] = {}
-        # key -> (number asked for; the records once the background read ends)
-        self._reading: dict[str, tuple[int | None, Future]] = {}
-
-    @staticmethod
-    def key(data: DataConfig, split: str, *, with_images: bool) -> str:
-        """What makes two reads of ``split`` give the same records, bar their number."""
-        fields = asdict(data)
-        for name in _FIELDS_NOT_IN_RECORDS:
-            del fields[name]
-        return yaml.safe_dump([split, with_images, fields], sort_keys=True)
-
-    def _holds(self, key: str, num: int | None) -> bool:
-        """Whether a read of ``num`` samples (None: all) of ``key`` is kept, or a larger one."""
-        if key not in self._splits:
-            return False
-        read = self._splits[key][0]
-        return read is None or (num is not None and num <= read)
-
-    def get(self, key: str, num: int | None) -> RecordList | None:
-        """The first ``num`` records (all for None) of a split read before, or None; waits for
-        a read ahead of that split to end (and raises its error)."""
-        if key in self._reading:
-            read, records = self._reading.pop(key)
-            self.put(key, read, records.result())
-        if not self._holds(key, num):
-            return None
-        records = self._splits[key][1]
-        return RecordList(records if num is None else records[:num])
-
-    def put(self, key: str, num: int | None, split: RecordList) -> None:
-        """Keep ``split``, read with ``num`` asked for, unless a larger read is kept."""
-        if not self._holds(key, num):
-            self._splits[key] = (num, split.records)
-
-    def read_ahead(self, data: DataConfig, split: str, *, with_images: bool) -> None:
-        """Start reading ``split`` into memory in one background DataLoader worker, for a later
-        stage's :func:`build_split` (which waits for it), unless it is kept already.
-
-        ``hopose demo`` trains its lifter on one thread, on pose-only records: meanwhile the
-        other core renders the encoder stage's crops, which otherwise cost that stage about a
-        minute of both cores (docs/training.md, "Speed").
-        """
-        num = _split_size(data, split)
-        key = self.key(data, split, with_images=with_images)
-        if key in self._reading or self._holds(key, num):
-            return
-        records: Future = Future()
-
-        def read() -> None:
-            try:
-                records.set_result(_read_split(data, split, with_images, num, num_workers=1))
-            except BaseException as error:  # raised again by get(), in the stage that waits
-                records.set_exception(error)
-
-        # A daemon thread: a run that stops early does not wait for a read nobody needs.
-        threading.Thread(target=read, name=f"read-ahead {split}", daemon=True).start()
-        self._reading[key] = (num, records)
-
-
-def build_split(
-    data: DataConfig, split: str, *, with_images: bool, cache: SplitCache | None = None
-) -> Dataset:
-    """The dataset of ``split`` as the config describes it (kept in memory when asked, and then
-    taken from and kept in ``cache`` when one is given)."""
-    num = _split_size(data, split)
-    in_memory = data.in_memory or not with_images
-    cached = in_memory and cache is not None
-    key = SplitCache.key(data, split, with_images=with_images) if cached else ""
-    if cached and (kept := cache.get(key, num)) is not None:
-        return kept
-    if not in_memory:
-        return _dataset(data, split, with_images, num)
-    records = _read_split(data, split, with_images, num, num_workers=data.num_workers)
-    if cached:
-        cache.put(key, num, records)
-    return records
-
-
-def _split_size(data: DataConfig, split: str) -> int | None:
-    """The number of samples ``data`` asks of ``split`` (None: all)."""
-    sizes = {data.train_split: data.num_train, data.val_split: data.num_val}
-    return sizes.get(split, data.num_test)
-
-
-def _dataset(data: DataConfig, split: str, with_images: bool, num: int | None) -> Dataset:
-    """The dataset of ``split`` that ``data`` names, ``num`` samples (None: all), not read yet."""
-    return build_dataset(
-        data.name,
-        split,
-        root=data.root,
-        cache=data.cache,
-        image_size=data.image_size,
-        crop=data.crop,
-        num_samples=num,
-        seed=data.seed,
-        with_images=with_images,
-        **data.options,
-    )
-
-
-def _read_split(
-    data: DataConfig, split: str, with_images: bool, num: int | None, *, num_workers: int
-) -> RecordList:
-    """``num`` samples of ``split`` read into memory by ``num_workers`` workers."""
-    return materialize(_dataset(data, split, with_images, num), num_workers=num_workers)
-
-
-def training_poses(dataset: Dataset) -> torch.Tensor:
-    """All 3D poses of a split as (M, 29, 3) mm, hand joints then box corners."""
-    records = (dataset[i] for i in range(len(dataset)))
-    poses = [np.concatenate([record["hand_3d"], record["obj_3d"]]) for record in records]
-    return torch.as_tensor(np.stack(poses), dtype=torch.float32)
 
 
 def stage_module(model: HoposeNet, stage: Stage) -> nn.Module:
@@ -863,57 +695,14 @@ def _train(
     split_cache: SplitCache | None,
 ) -> TrainResult:
     check_run_folder(out_dir, resume=resume)
-    last_path = out_dir / LAST_CHECKPOINT
-    checkpoint = None
-    if resume and _killed_before_checkpoint(out_dir):
-        # No checkpoint to continue from: the run starts again, with the config it began with.
-        # Read as any config (a damaged file is one line naming it), compared as a checkpoint's.
-        config_path = out_dir / CONFIG_FILE
-        check_resumable(cfg, {"config": config_to_dict(load_config(config_path))}, config_path)
-    elif resume:
-        checkpoint = load_training_state(last_path)
-        check_resumable(cfg, checkpoint, last_path)
-        if runtime.is_main and checkpoint["best_epoch"] + 1 == checkpoint["epoch"]:
-            # The best epoch is last.pt's own: a kill after last.pt may have left best.pt behind.
-            save_checkpoint(progress_of(checkpoint), out_dir / BEST_CHECKPOINT)
+    checkpoint = _resumed_checkpoint(cfg, out_dir, runtime) if resume else None
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
     if runtime.is_main:
         write_text(out_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-
     stage = STAGES[cfg.stage]
-    train_set, val_set = (
-        build_split(cfg.data, split, with_images=stage.reads_images, cache=split_cache)
-        for split in (cfg.data.train_split, cfg.data.val_split)
-    )
-    for field, dataset in (("train_split", train_set), ("val_split", val_set)):
-        # Before any epoch: an empty split would train nothing, or validate nothing after it.
-        if len(dataset) == 0:
-            split = getattr(cfg.data, field)
-            where = cfg.data.cache or cfg.data.root
-            raise ValueError(
-                f"data.{field}: {cfg.data.name} split {split!r} at {where} has no samples "
-                f"(`hopose data check` lists what is missing)"
-            )
-
-    seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
-    model = build_model(cfg.model)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        trained = frozenset(checkpoint["trained"])
-    else:
-        # Parts holding trained weights: those init_from trained (the rest of it is random and
-        # is not copied), and this stage's.
-        trained = (
-            frozenset()
-            if init is None
-            else load_trained_parts(model, init, cfg.init_from, cfg.model)
-        )
-        trained |= stage.trains
-        if not stage.reads_images:
-            # The lifter reads and predicts normalised coordinates; this split's statistics set
-            # the scales.
-            model.lifter.set_stats_from_poses(training_poses(train_set))
+    train_set, val_set = _read_splits(cfg, split_cache, with_images=stage.reads_images)
+    model, trained = _network(cfg, stage, checkpoint, init, train_set)
     model.to(runtime.device, memory_format=memory_format(stage))
     parts = tuple(model.lifter.parts)
 
@@ -973,11 +762,7 @@ def _train(
             row = {"epoch": epoch + 1, "lr": lr}
             row |= {f"train/{k}": v for k, v in train_terms.items()}
             row |= {f"val/{k}": v for k, v in val_terms.items()}
-            for key, value in row.items():
-                if key != "epoch":
-                    writer.add_scalar(key, value, epoch + 1)
-            writer.flush()
-            _append_csv(out_dir / METRICS_FILE, row)
+            _write_row(writer, out_dir / METRICS_FILE, row)
             bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
             if bad:
                 raise FloatingPointError(
@@ -992,7 +777,7 @@ def _train(
             # between leaves the best weights in last.pt, from which a resume writes best.pt.
             save_checkpoint(
                 training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler),
-                last_path,
+                out_dir / LAST_CHECKPOINT,
             )
             if best_epoch == epoch:
                 save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
@@ -1013,3 +798,76 @@ def _train(
         checkpoint=str(out_dir / BEST_CHECKPOINT),
         rank=runtime.rank,
     )
+
+
+def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> dict[str, Any] | None:
+    """The ``last.pt`` a resume continues from, checked against ``cfg``; None for a run killed
+    before its first checkpoint, which starts again."""
+    if _killed_before_checkpoint(out_dir):
+        # No checkpoint to continue from: the run starts again, with the config it began with.
+        # Read as any config (a damaged file is one line naming it), compared as a checkpoint's.
+        config_path = out_dir / CONFIG_FILE
+        check_resumable(cfg, {"config": config_to_dict(load_config(config_path))}, config_path)
+        return None
+    last_path = out_dir / LAST_CHECKPOINT
+    checkpoint = load_training_state(last_path)
+    check_resumable(cfg, checkpoint, last_path)
+    if runtime.is_main and checkpoint["best_epoch"] + 1 == checkpoint["epoch"]:
+        # The best epoch is last.pt's own: a kill after last.pt may have left best.pt behind.
+        save_checkpoint(progress_of(checkpoint), out_dir / BEST_CHECKPOINT)
+    return checkpoint
+
+
+def _read_splits(
+    cfg: TrainConfig, split_cache: SplitCache | None, *, with_images: bool
+) -> tuple[Dataset, Dataset]:
+    """The training and validation splits; refused, naming the field, when one is empty."""
+    data = cfg.data
+    splits = tuple(
+        build_split(data, split, with_images=with_images, cache=split_cache)
+        for split in (data.train_split, data.val_split)
+    )
+    for field, dataset in zip(("train_split", "val_split"), splits, strict=True):
+        # Before any epoch: an empty split would train nothing, or validate nothing after it.
+        if len(dataset) == 0:
+            raise ValueError(
+                f"data.{field}: {data.name} split {getattr(data, field)!r} at "
+                f"{data.cache or data.root} has no samples (`hopose data check` lists what is "
+                "missing)"
+            )
+    return splits
+
+
+def _network(
+    cfg: TrainConfig,
+    stage: Stage,
+    checkpoint: Mapping[str, Any] | None,
+    init: Mapping[str, Any] | None,
+    train_set: Dataset,
+) -> tuple[HoposeNet, frozenset[str]]:
+    """The network a run starts from, and the parts holding trained weights: a resumed
+    checkpoint's, or the parts ``init_from`` trained (the rest of it is random and not copied)
+    and this stage's."""
+    seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
+    model = build_model(cfg.model)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        return model, frozenset(checkpoint["trained"])
+    trained = (
+        frozenset() if init is None else load_trained_parts(model, init, cfg.init_from, cfg.model)
+    )
+    if not stage.reads_images:
+        # The lifter reads and predicts normalised coordinates; this split's statistics set the
+        # scales.
+        model.lifter.set_stats_from_poses(training_poses(train_set))
+    return model, trained | stage.trains
+
+
+def _write_row(writer: SummaryWriter, path: Path, row: Mapping[str, float]) -> None:
+    """One checkpoint epoch's row, to TensorBoard (flushed) and to the metrics CSV."""
+    epoch = row["epoch"]
+    for key, value in row.items():
+        if key != "epoch":
+            writer.add_scalar(key, value, epoch)
+    writer.flush()
+    _append_csv(path, row)

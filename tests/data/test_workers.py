@@ -18,7 +18,7 @@ from hopose.data.synthetic import SyntheticHandObject
 from hopose.data.workers import FrameViews
 
 # A main process whose two workers collate records of numpy arrays (pickled through the queue's
-# pipe, as hopose.train.materialize does) faster than it reads them: after its SIGKILL, the
+# pipe, as hopose.data.splits.materialize does) faster than it reads them: after its SIGKILL, the
 # workers are blocked writing to a pipe nobody reads. Without worker_init_fn both were still
 # there after 5 s (and 18 s), with it they end within a second.
 MAIN = textwrap.dedent(

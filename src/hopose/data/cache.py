@@ -39,7 +39,7 @@ from hopose.data.sample import (
     check_sample,
 )
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError
-from hopose.data.workers import ExitWithParent
+from hopose.data.workers import ExitWithParent, as_collected
 from hopose.files import write_text
 
 log = logging.getLogger(__name__)
@@ -108,11 +108,6 @@ class _Chunks(Dataset):
                 continue
             records.append(record)
         return chunk, records, errors
-
-
-def _identity(item: Any) -> Any:
-    """DataLoader collate for whole chunks (a module function, so workers can pickle it)."""
-    return item
 
 
 def _string_keys(record: Mapping[str, Any]) -> list[str]:
@@ -192,7 +187,7 @@ def write_cache(
         _Chunks(dataset, pending, chunk_size, skip=on_error == "skip"),
         batch_size=None,
         num_workers=workers,
-        collate_fn=_identity,
+        collate_fn=as_collected,
         worker_init_fn=ExitWithParent(),
     )
     bar = tqdm(total=num_samples, initial=done, unit="sample", disable=None if progress else True)
@@ -202,19 +197,10 @@ def write_cache(
         valid = []
         for offset, record in enumerate(records):
             valid.append(record is not None)
-            if record is None:
-                for key in strings:
-                    strings[key].append("")
-                continue
-            images[start + offset] = _shaped(record, "image", (size, size, 3))
-            for key in ARRAY_KEYS:
-                arrays[key][start + offset] = np.asarray(record[key], dtype=np.float32)
-            for key, values in maps.items():
-                if key not in record:
-                    raise ValueError(f"{record['id']}: no '{key}', which the cache holds")
-                values[start + offset] = _shaped(record, key, (size, size), f"'{key}'")
+            if record is not None:
+                _store(record, start + offset, images, arrays, maps, size)
             for key in strings:
-                strings[key].append(str(record.get(key, "")))
+                strings[key].append("" if record is None else str(record.get(key, "")))
         for message in errors:
             log.warning("skipped %s", message)
         images.flush()
@@ -227,6 +213,25 @@ def write_cache(
         bar.update(len(records))
     bar.close()
     return _finish(out, num_chunks, build, info)
+
+
+def _store(
+    record: Mapping[str, Any],
+    index: int,
+    images: np.ndarray,
+    arrays: Mapping[str, np.ndarray],
+    maps: Mapping[str, np.ndarray],
+    size: int,
+) -> None:
+    """Write one record's image, arrays and maps at ``index`` of the cache's memory maps, each
+    checked against the cache's shapes."""
+    images[index] = _shaped(record, "image", (size, size, 3))
+    for key in ARRAY_KEYS:
+        arrays[key][index] = np.asarray(record[key], dtype=np.float32)
+    for key, values in maps.items():
+        if key not in record:
+            raise ValueError(f"{record['id']}: no '{key}', which the cache holds")
+        values[index] = _shaped(record, key, (size, size), f"'{key}'")
 
 
 def _first_good_record(dataset: Sequence, skip: bool) -> dict:

@@ -2,12 +2,13 @@
 the processes that render the views of self-cropping (:class:`FrameViews`).
 
 PyTorch's workers watch their parent only between tasks. A worker whose results go through the
-queue's pipe as pickles (records of numpy arrays, as :func:`hopose.train.materialize` and the
-cache writer collect them) blocks in the queue's feeder thread once the pipe is full; when the
-main process is killed with SIGKILL nobody reads the pipe again and the worker waits forever,
-an orphan holding its memory (seen in 3 of 3 kills of ``hopose train`` on the synthetic encoder
-config). :class:`ExitWithParent`, passed as ``worker_init_fn``, starts a daemon thread in each
-worker that ends the worker as soon as its parent is gone, whatever its main thread is doing.
+queue's pipe as pickles (records of numpy arrays, as :func:`hopose.data.splits.materialize`
+and the cache writer collect them) blocks in the queue's feeder thread once the pipe is full;
+when the main process is killed with SIGKILL nobody reads the pipe again and the worker waits
+forever, an orphan holding its memory (seen in 3 of 3 kills of ``hopose train`` on the
+synthetic encoder config). :class:`ExitWithParent`, passed as ``worker_init_fn``, starts a
+daemon thread in each worker that ends the worker as soon as its parent is gone, whatever its
+main thread is doing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ import torch
 
 POLL_SECONDS = 0.5
 """How often a worker checks that its parent is still alive."""
+
+
+def as_collected(item: Any) -> Any:
+    """DataLoader collate that passes on what a worker produced as it is: whole chunks or lists
+    of records (a module function, so that workers can pickle it)."""
+    return item
 
 
 class ExitWithParent:

@@ -1,0 +1,117 @@
+"""Splits read into memory and shared between stages: the first records of a larger read,
+reads in the background, and torch's global generator left alone."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from hopose.data import splits
+from hopose.data.splits import RecordList, SplitCache, build_split
+from tiny_runs import tiny
+
+pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
+
+
+def test_split_cache_gives_the_first_records_of_a_split_read_before(monkeypatch):
+    """A read of 24 crops after one of 48 with the same image settings reads nothing: it gets
+    the first 24 records, equal to what rendering 24 gives; more samples, other image settings
+    or pose-only records are read anew; a split streamed from disk is never kept."""
+    reads = []
+    real_build = splits.build_dataset
+    monkeypatch.setattr(
+        splits, "build_dataset", lambda *a, **k: reads.append(k) or real_build(*a, **k)
+    )
+    data = tiny("encoder").data  # 32-px jittered square crops, in memory
+    assert data.in_memory and data.crop == "square" and data.options == {"jitter": True}
+    cache = SplitCache()
+    first = build_split(data, "train", with_images=True, cache=cache)
+    assert len(first) == 48 and len(reads) == 1
+
+    half = replace(data, num_train=24, num_workers=2, self_crop=3)  # read-only fields differ
+    kept = build_split(half, "train", with_images=True, cache=cache)
+    assert len(kept) == 24 and len(reads) == 1  # nothing rendered
+    fresh = build_split(half, "train", with_images=True)
+    assert len(reads) == 2
+    for a, b in zip(kept, fresh, strict=True):
+        assert a["id"] == b["id"] and np.array_equal(a["image"], b["image"])
+        assert np.array_equal(a["K"], b["K"])  # the same jittered crop
+
+    for other, with_images in (
+        (replace(data, num_train=64), True),  # more than was read
+        (replace(data, image_size=40), True),
+        (replace(data, options={}), True),  # no jitter
+        (data, False),  # pose-only
+    ):
+        before = len(reads)
+        build_split(other, "train", with_images=with_images, cache=cache)
+        assert len(reads) == before + 1, (other, with_images)
+    assert len(build_split(data, "val", with_images=True, cache=cache)) == 16  # its own split
+    before = len(reads)
+    streamed = build_split(
+        replace(data, num_train=80, in_memory=False), "train", with_images=True, cache=cache
+    )
+    assert not isinstance(streamed, RecordList) and len(reads) == before + 1
+    assert (
+        len(build_split(replace(data, num_train=80), "train", with_images=True, cache=cache)) == 80
+    )
+    assert len(reads) == before + 2  # the streamed read was not kept
+
+
+def test_a_split_read_ahead_is_the_split_a_stage_reads_and_its_error_reaches_that_stage(
+    monkeypatch,
+):
+    """read_ahead renders a split in the background (the demo: the encoder's crops while the
+    lifter trains); the stage that then builds it gets the same records, rendering nothing
+    itself, and an error of the background read is raised in that stage."""
+    reads = []
+    real_build = splits.build_dataset
+    monkeypatch.setattr(
+        splits, "build_dataset", lambda *a, **k: reads.append(k) or real_build(*a, **k)
+    )
+    data = tiny("encoder").data
+    cache = SplitCache()
+    cache.read_ahead(data, "train", with_images=True)
+    cache.read_ahead(data, "train", with_images=True)  # already being read: nothing more
+    ahead = build_split(data, "train", with_images=True, cache=cache)
+    assert len(reads) == 1
+    cache.read_ahead(replace(data, num_train=24), "train", with_images=True)  # kept: nothing
+    assert (
+        len(build_split(replace(data, num_train=24), "train", with_images=True, cache=cache)) == 24
+    )
+    assert len(reads) == 1
+    alone = build_split(data, "train", with_images=True)
+    assert len(ahead) == len(alone) == 48
+    for a, b in zip(ahead, alone, strict=True):
+        assert a["id"] == b["id"] and np.array_equal(a["image"], b["image"])
+        assert np.array_equal(a["K"], b["K"])
+
+    def broken(*args, **kwargs):
+        raise ValueError("root: no such folder")
+
+    monkeypatch.setattr(splits, "build_dataset", broken)
+    cache.read_ahead(data, "val", with_images=True)
+    with pytest.raises(ValueError, match="root: no such folder"):
+        build_split(data, "val", with_images=True, cache=cache)
+
+
+def test_a_read_ahead_leaves_torchs_global_generator_to_the_stage_that_trains(monkeypatch):
+    """The demo reads the encoder's crops ahead while the lifter stage trains from its seed: the
+    background read draws nothing from torch's global generator, whenever it starts."""
+    started = threading.Event()
+    real_build = splits.build_dataset
+    monkeypatch.setattr(
+        splits, "build_dataset", lambda *a, **k: started.wait(5) and real_build(*a, **k)
+    )
+    cache, data = SplitCache(), tiny("encoder").data
+    cache.read_ahead(data, "train", with_images=True)
+    torch.manual_seed(0)  # the training stage seeds, then the read starts
+    started.set()
+    assert len(build_split(data, "train", with_images=True, cache=cache)) == data.num_train
+    drawn = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(drawn, torch.rand(3))
