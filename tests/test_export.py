@@ -17,7 +17,6 @@ from hopose.export import (
     example_inputs,
     export_onnx,
     graph_module,
-    inverse_3x3,
     onnx_session,
     output_difference,
     tolerance,
@@ -134,17 +133,6 @@ def test_unitless_outputs_are_compared_relative_to_their_scale():
     assert output_difference("heatmaps", got[1:] / 4, expected[1:] / 4) == pytest.approx(7.5e-5)
     assert tolerance("kp2d_init") == PX and tolerance("kp3d") == MM
     assert tolerance("heatmaps") == 1e-4
-
-
-def test_inverse_3x3_is_the_inverse():
-    """The closed form the export uses for K⁻¹: by hand on a pinhole K, then against
-    torch.linalg.inv on random float64 matrices."""
-    K = torch.tensor([[200.0, 0.0, 100.0], [0.0, 250.0, 50.0], [0.0, 0.0, 1.0]])
-    # K⁻¹ of a pinhole camera: [[1/fx, 0, -cx/fx], [0, 1/fy, -cy/fy], [0, 0, 1]].
-    expected = torch.tensor([[1 / 200, 0.0, -100 / 200], [0.0, 1 / 250, -50 / 250], [0, 0, 1]])
-    torch.testing.assert_close(inverse_3x3(K), expected)
-    A = torch.randn(4, 5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(inverse_3x3(A), torch.linalg.inv(A))
 
 
 def test_a_lifter_stage_checkpoint_exports_no_network(tmp_path, capsys):

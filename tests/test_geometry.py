@@ -15,6 +15,7 @@ from hopose.geometry import (
     box_central_axis,
     box_corners,
     face_corners,
+    inverse_3x3,
     invert_transform,
     make_transform,
     procrustes_align,
@@ -246,3 +247,15 @@ def test_shape_annotations_hold_at_run_time():
         checked["unproject_points"](pixels, points[..., 2:], K_FPHA)  # depth (4, 29, 1)
     with pytest.raises(TypeCheckError):
         checked["procrustes_align"](points, points[:, :21])  # 29 vs 21 points
+
+
+def test_inverse_3x3_is_the_inverse():
+    """The closed form K⁻¹ the lifter and its ONNX graph use: by hand on a pinhole K, against
+    torch.linalg.inv on random float64 matrices, and its float64 gradient."""
+    K = torch.tensor([[200.0, 0.0, 100.0], [0.0, 250.0, 50.0], [0.0, 0.0, 1.0]])
+    # K⁻¹ of a pinhole camera: [[1/fx, 0, -cx/fx], [0, 1/fy, -cy/fy], [0, 0, 1]].
+    expected = torch.tensor([[1 / 200, 0.0, -100 / 200], [0.0, 1 / 250, -50 / 250], [0, 0, 1]])
+    torch.testing.assert_close(inverse_3x3(K), expected)
+    A = torch.randn(4, 5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(inverse_3x3(A), torch.linalg.inv(A))
+    assert torch.autograd.gradcheck(inverse_3x3, (A[0].clone().requires_grad_(),))

@@ -27,8 +27,8 @@ whatever the module's output dict holds, in key order, so another head exports w
 here. The graph is traced by torch's dynamo exporter in eval mode (dropout off, batch-norm
 statistics frozen); the learned adjacencies' normalisation ``D^-1/2 (A + I) D^-1/2`` (paper
 Eq. 2) is traced as operators on the stored weights, which is exact and costs a few 29 × 29
-operations per call. ONNX has no matrix inverse: the inverse of K is exported in closed form
-(:func:`inverse_3x3`).
+operations per call. ONNX has no matrix inverse: the network inverts K in closed form
+(:func:`hopose.geometry.inverse_3x3`), in PyTorch as in the exported graph.
 
 :func:`compare_onnx` runs a graph in onnxruntime and PyTorch on the same random inputs and
 returns each output's largest difference; the command line refuses an export above
@@ -57,33 +57,6 @@ largest difference over the largest magnitude of PyTorch's output (at least 1). 
 through the ResNet grows with the values, and logits have no fixed scale (a network's can
 reach hundreds), so an absolute bound would refuse exact exports."""
 OPSET = 18
-
-
-def _cross(a: Tensor, b: Tensor) -> Tensor:
-    """(..., 3) x (..., 3) -> (..., 3) cross product, in the elementwise operators ONNX has."""
-    return torch.stack(
-        [
-            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
-            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
-            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
-        ],
-        dim=-1,
-    )
-
-
-def inverse_3x3(A: Tensor) -> Tensor:
-    """(..., 3, 3) -> (..., 3, 3) inverse: the adjugate over the determinant.
-
-    ONNX has no matrix inverse; the lifter inverts K (:func:`hopose.geometry.unproject_points`),
-    so the export replaces ``torch.linalg.inv`` by this closed form. Row i of ``A⁻¹`` is the
-    cross product of the two columns of A other than i, in cyclic order, over ``det A``.
-    """
-    if A.shape[-2:] != (3, 3):
-        raise NotImplementedError(f"the ONNX export inverts 3 x 3 matrices only, got {A.shape}")
-    c0, c1, c2 = A[..., 0], A[..., 1], A[..., 2]  # (..., 3) columns
-    rows = torch.stack([_cross(c1, c2), _cross(c2, c0), _cross(c0, c1)], dim=-2)  # adjugate
-    det = (c0 * rows[..., 0, :]).sum(dim=-1)  # c0 . (c1 x c2)
-    return rows / det[..., None, None]
 
 
 class _Positional(nn.Module):
@@ -148,22 +121,16 @@ def export_onnx(
     with warnings.catch_warnings():
         # The exporter reports its progress and torch.export's internal deprecations as warnings.
         warnings.simplefilter("ignore")
-        program = torch.export.export(
+        torch.onnx.export(
             _Positional(module, names),
             tuple(inputs.values()),
-            # One entry, the tuple of the wrapper's *inputs, each with a dynamic first axis.
-            dynamic_shapes=(tuple({0: batch} for _ in inputs),),
-        )
-        table = torch.export.default_decompositions()
-        table[torch.ops.aten.linalg_inv.default] = inverse_3x3
-        torch.onnx.export(
-            program.run_decompositions(table),
-            (),
             str(path),
             input_names=list(inputs),
             output_names=names,
             opset_version=OPSET,
             dynamo=True,
+            # One entry, the tuple of the wrapper's *inputs, each with a dynamic first axis.
+            dynamic_shapes=(tuple({0: batch} for _ in inputs),),
             verbose=False,
         )
     return names

@@ -53,8 +53,34 @@ def unproject_points(
         (..., N, 3) points in the camera frame.
     """
     ones = torch.ones_like(pixels[..., :1])
-    rays = torch.cat([pixels, ones], dim=-1) @ torch.linalg.inv(K).transpose(-1, -2)
+    rays = torch.cat([pixels, ones], dim=-1) @ inverse_3x3(K).transpose(-1, -2)
     return rays * depth[..., None]
+
+
+def _cross(a: Tensor, b: Tensor) -> Tensor:
+    """(..., 3) x (..., 3) -> (..., 3) cross product, in elementwise operators."""
+    return torch.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        dim=-1,
+    )
+
+
+def inverse_3x3(A: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch 3 3"]:
+    """Inverse of 3 x 3 matrices in closed form: the adjugate over the determinant.
+
+    Row i of ``A⁻¹`` is the cross product of the two columns of A other than i, in cyclic order,
+    over ``det A``. Elementwise operators only, unlike ``torch.linalg.inv``: ONNX has no matrix
+    inverse, so the exported graph (:mod:`hopose.export`) computes K⁻¹ exactly as PyTorch does,
+    and the exporter needs no decomposition pass of its own for it.
+    """
+    c0, c1, c2 = A[..., 0], A[..., 1], A[..., 2]  # (..., 3) columns
+    rows = torch.stack([_cross(c1, c2), _cross(c2, c0), _cross(c0, c1)], dim=-2)  # adjugate
+    det = (c0 * rows[..., 0, :]).sum(dim=-1)  # c0 . (c1 x c2)
+    return rows / det[..., None, None]
 
 
 def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor) -> Tensor:
