@@ -26,7 +26,7 @@ import numpy as np
 
 from hopose.cli import exit_on_user_error
 from hopose.data.synthetic import generate_grasps
-from hopose.skeleton import CORNER_SIGNS
+from hopose.skeleton import BOX_FACES, CORNER_SIGNS
 
 # The box's half turns about its own x, y and z axes, as factors of the corners' sign bits.
 HALF_TURNS = ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1))
@@ -55,16 +55,13 @@ def placement_and_shape(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 def self_hidden(corners_3d: np.ndarray) -> np.ndarray:
     """(N, 8) whether each corner of (N, 8, 3) camera-frame boxes lies on no face turned to the
     camera (the box itself hides it)."""
-    signs = np.array(CORNER_SIGNS)
     centre = corners_3d.mean(axis=1)
     seen = np.zeros(corners_3d.shape[:2], dtype=bool)
-    for axis in range(3):
-        for sign in (-1, 1):
-            on_face = signs[:, axis] == sign
-            face_centre = corners_3d[:, on_face].mean(axis=1)
-            # The face is turned to the camera when its outward normal points towards the origin.
-            turned = ((face_centre - centre) * face_centre).sum(axis=-1) < 0
-            seen[:, on_face] |= turned[:, None]
+    for face in map(list, BOX_FACES):
+        face_centre = corners_3d[:, face].mean(axis=1)
+        # The face is turned to the camera when its outward normal points towards the origin.
+        turned = ((face_centre - centre) * face_centre).sum(axis=-1) < 0
+        seen[:, face] |= turned[:, None]
     return ~seen
 
 
