@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+import yaml
 from dataset_fixtures import DEXYCB_SERIAL, dexycb_joints, write_dexycb, write_image
 
 from hopose.data import DexYCB
@@ -60,6 +61,15 @@ def test_left_hand_projection_and_intrinsics(tmp_path):
     np.testing.assert_allclose(record["K"][0, [0, 2]], [61.0, 31.8], atol=1e-5)
     projected = project_points(torch.tensor(record["hand_3d"]), torch.tensor(record["K"]))
     np.testing.assert_allclose(record["hand_2d"], projected.numpy(), atol=1e-3)
+
+
+def test_a_calibration_without_a_positive_focal_length_names_the_file(tmp_path):
+    write_dexycb(tmp_path)
+    path = tmp_path / "calibration" / "intrinsics" / f"{DEXYCB_SERIAL}_640x480.yml"
+    color = {"fx": 610.0, "fy": 0.0, "ppx": 321.0, "ppy": 242.0}
+    path.write_text(yaml.safe_dump({"color": color}))
+    with pytest.raises(DataFileError, match=f"{DEXYCB_SERIAL}_640x480.yml color: expected pinhole"):
+        DexYCB(tmp_path, "val")
 
 
 def test_corrupt_labels_and_missing_calibration_name_the_file(tmp_path):

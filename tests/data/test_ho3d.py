@@ -68,6 +68,18 @@ def test_evaluation_split_has_only_the_wrist(tmp_path):
     assert ho3d_mano_joints().shape == (21, 3)
 
 
+def test_a_singular_camera_matrix_names_the_pickle(tmp_path):
+    write_ho3d(tmp_path)
+    import pickle
+
+    path = tmp_path / "train" / "SEQ1" / "meta" / "0000.pkl"
+    meta = pickle.loads(path.read_bytes())
+    meta["camMat"] = np.diag([0.0, 610.0, 1.0])  # fx 0: no ray through any pixel
+    path.write_bytes(pickle.dumps(meta))
+    with pytest.raises(DataFileError, match=r"0000\.pkl camMat: expected pinhole intrinsics"):
+        HO3D(tmp_path, "train", with_images=False)[0]
+
+
 def test_missing_key_names_the_pickle(tmp_path):
     write_ho3d(tmp_path)
     import pickle

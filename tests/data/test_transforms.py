@@ -19,6 +19,7 @@ from hopose.data.transforms import (
     DataFileError,
     Frame,
     FrameDataset,
+    as_intrinsics,
     as_points,
     frame_to_record,
     mirror_frame,
@@ -348,6 +349,28 @@ def test_damaged_pickles_name_the_file(tmp_path, data):
 def test_non_numeric_or_ragged_points_name_the_source(value):
     with pytest.raises(DataFileError, match=r"meta/0001\.pkl coords_3d: expected numbers"):
         as_points(value, (2, 3), "meta/0001.pkl coords_3d")
+
+
+def test_pinhole_intrinsics_are_kept_as_read():
+    # A skewed pinhole K (s = 0.5) is upper triangular with fx, fy > 0: accepted unchanged.
+    K = [[600.0, 0.5, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 1.0]]
+    np.testing.assert_array_equal(as_intrinsics(K, "meta/0001.pkl camMat"), K)
+
+
+@pytest.mark.parametrize(
+    "K",
+    [
+        [[0.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 1.0]],  # fx 0: det K = 0
+        [[600.0, 0.0, 320.0], [0.0, -610.0, 240.0], [0.0, 0.0, 1.0]],  # fy < 0: y flipped
+        [[600.0, 0.0, 320.0], [3.0, 610.0, 240.0], [0.0, 0.0, 1.0]],  # not upper triangular
+        [[600.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 0.0]],  # last row 0 0 0: singular
+        [[600.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 2.0]],  # not normalised
+    ],
+    ids=["fx-zero", "fy-negative", "lower-triangle", "singular-row", "scaled"],
+)
+def test_intrinsics_that_are_not_a_pinhole_name_the_source(K):
+    with pytest.raises(DataFileError, match=r"meta/0001\.pkl camMat: expected pinhole intrinsics"):
+        as_intrinsics(K, "meta/0001.pkl camMat")
 
 
 def test_image_of_the_wrong_size_is_an_error(tmp_path):

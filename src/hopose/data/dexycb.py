@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 
 from hopose.data.mesh import mesh_bbox_corners
-from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_points
+from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_intrinsics, as_points
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def read_intrinsics(path: Path) -> np.ndarray:
         fx, fy, cx, cy = (float(color[key]) for key in ("fx", "fy", "ppx", "ppy"))
     except (TypeError, KeyError, ValueError) as error:
         raise DataFileError(f"{path}: expected color: {{fx, fy, ppx, ppy}} ({error})") from error
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    return as_intrinsics([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], f"{path} color")
 
 
 def read_labels(path: Path) -> dict[str, np.ndarray]:

@@ -33,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_points, read_pickle
+from hopose.data.transforms import (
+    DataFileError,
+    Frame,
+    FrameDataset,
+    as_intrinsics,
+    as_points,
+    read_pickle,
+)
 from hopose.skeleton import CORNER_SIGNS, MANO_TO_CANONICAL
 
 HO3D_IMAGE_SIZE = (640, 480)
@@ -130,7 +137,7 @@ class HO3D(FrameDataset):
             order = corner_order_from_rest(rest) or order
         return Frame(
             image_path=folder / "rgb" / f"{name}{HO3D_VERSIONS[self.version]}",
-            orig_K=as_points(meta["camMat"], (3, 3), f"{meta_path} camMat"),
+            orig_K=as_intrinsics(meta["camMat"], f"{meta_path} camMat"),
             orig_size=HO3D_IMAGE_SIZE,
             hand_3d=joints @ OPENGL_TO_OPENCV.T * METRES_TO_MM,
             obj_3d=corners[list(order)] @ OPENGL_TO_OPENCV.T * METRES_TO_MM,

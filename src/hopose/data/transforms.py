@@ -161,6 +161,22 @@ def as_points(value, shape: tuple[int, ...], source: str) -> np.ndarray:
     return array
 
 
+def as_intrinsics(value, source: str) -> np.ndarray:
+    """``value`` as a pinhole camera's (3, 3) K, or a DataFileError naming ``source``.
+
+    K must be upper triangular with fx, fy > 0 and last row (0, 0, 1): then it is invertible
+    (det = fx fy) and the rays it gives (:func:`hopose.geometry.unproject_points`) point forward,
+    as the projection of every record and the network's K⁻¹ assume.
+    """
+    K = as_points(value, (3, 3), source)
+    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[1, 0] != 0 or not np.array_equal(K[2], [0.0, 0.0, 1.0]):
+        raise DataFileError(
+            f"{source}: expected pinhole intrinsics [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with "
+            f"fx, fy > 0, got {K.tolist()}"
+        )
+    return K
+
+
 def mirror_frame(frame: Frame) -> Frame:
     """Mirror a frame left-right in the camera frame: x -> -x, cx -> W - 1 - cx.
 
