@@ -17,6 +17,7 @@ from hopose.crop import (
     SelfCropping,
     apply_affine,
     crop_affine,
+    edge_aligned_scale,
     frame_square,
     jittered_square,
     resize_affine,
@@ -110,6 +111,30 @@ def test_warp_of_a_quarter_turn_is_rot90_and_resize_shows_the_frame():
     # The whole-frame map at unit scale is the identity.
     whole = resize_affine((8, 8), 8, image)[None]
     torch.testing.assert_close(warp_image(image, whole, 8), image)
+
+
+@pytest.mark.parametrize(("height", "width"), [(8, 12), (7, 11)], ids=["whole", "partial"])
+def test_a_view_at_half_scale_shows_the_frames_two_by_two_block_means(height, width):
+    # Half scale, outer pixel edges kept: network pixel q sits at frame position 2 q + 0.5, the
+    # centre of block 2q ... 2q + 1, so it must show that block's mean (an antialiased bilinear
+    # resize weights four frame pixels a side 1/8, 3/8, 3/8, 1/8 instead). A frame of odd sides
+    # ends in half blocks, whose missing pixels count as black, as beyond the frame elsewhere.
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, height, width)
+    A = edge_aligned_scale(torch.tensor([0.5, 0.5], dtype=torch.float64))[None]
+    padded = torch.zeros(1, 3, 8, 12)
+    padded[..., :height, :width] = image
+    naive = torch.stack(
+        [
+            torch.stack(
+                [padded[0, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].mean((1, 2)) for j in range(4)],
+                -1,
+            )
+            for i in range(4)
+        ],
+        -2,
+    )  # (3, 4, 4): the means of the top-left 8 x 8 frame pixels' blocks
+    torch.testing.assert_close(warp_image(image, A, 4)[0], naive)
 
 
 def _blob(width: int, height: int, centre: tuple[float, float], sigma: float) -> torch.Tensor:

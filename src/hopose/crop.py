@@ -171,8 +171,9 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     Each network pixel q (its centre, at integer coordinates) samples the frame bilinearly at
     ``A⁻¹ q``, a frame position with pixel centres at integer coordinates too (zeros outside),
     so that ``A @ K`` is the view's intrinsics to the pixel, as in the synthetic renders. A
-    frame much larger than the crop is first shrunk with antialiasing by an integer factor, so
-    that bilinear sampling does not alias.
+    frame much larger than the crop is first shrunk by an integer factor, each pixel the mean of
+    its block (area averaging, as a camera's pixel and the renders' supersampling integrate the
+    light), so that bilinear sampling does not alias.
 
     Args:
         image: (B, 3, H, W) uint8 or float frames. A: (B, 3, 3) frame -> network maps.
@@ -185,13 +186,17 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     shrink = int(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6))
     if shrink > 1:
         height, width = x.shape[-2:]
-        # At least one pixel: a side shorter than the factor (a photo of extreme aspect seen
-        # whole) keeps its one row or column.
-        size = (max(1, height // shrink), max(1, width // shrink))
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        # Shrunk pixel p' averages the frame's pixels r p' ... r (p' + 1) - 1 (r = W / W' per
-        # axis): its centre is frame position r p' + (r - 1) / 2.
-        A = A @ edge_aligned_scale(A.new_tensor([width / x.shape[-1], height / x.shape[-2]]))
+        # Whole blocks: zeros beyond the frame's last row and column, as the sampling below
+        # reads there (a side shorter than the factor, a photo of extreme aspect seen whole,
+        # keeps one row or column, mostly dark).
+        x = F.pad(x, (0, -width % shrink, 0, -height % shrink))
+        # Block means (area averaging), not an antialiased bilinear resize, whose triangle spans
+        # two blocks: the demo's model read such crops of rendered photos 2 px (hand) and 4 px
+        # (box) worse (docs/training.md, "Block means when a view shrinks the photo").
+        x = F.avg_pool2d(x, shrink)
+        # Shrunk pixel p' is the mean of the frame's pixels r p' ... r (p' + 1) - 1 (r = shrink):
+        # its centre is frame position r p' + (r - 1) / 2.
+        A = A @ edge_aligned_scale(A.new_tensor([shrink, shrink]))
     centres = torch.arange(image_size, dtype=A.dtype, device=A.device)
     v, u = torch.meshgrid(centres, centres, indexing="ij")
     q = torch.stack([u, v], dim=-1).reshape(1, -1, 2).expand(len(A), -1, -1)  # (B, S*S, 2)

@@ -279,7 +279,7 @@ def read_frame_image(
 
 def view_frame(frame: Frame, affine: np.ndarray, image_size: int) -> np.ndarray:
     """The (S, S, 3) uint8 image, S = ``image_size``, that an affine map (3, 3) of the frame's
-    pixels onto the network image's shows, black beyond the frame (bilinear, antialiased when
+    pixels onto the network image's shows, black beyond the frame (bilinear, after block means when
     shrinking: :func:`hopose.crop.warp_image`). The map is of the record's frame, a left
     hand's mirrored one, in which the record's ``orig_K`` projects (:func:`frame_to_record`).
 
