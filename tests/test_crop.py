@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from hopose import crop
 from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.crop import (
     SINGLE_VIEW,
     CropViews,
+    FrameWarp,
     SelfCropping,
     apply_affine,
     crop_affine,
@@ -137,6 +139,28 @@ def test_a_view_at_half_scale_shows_the_frames_two_by_two_block_means(height, wi
     torch.testing.assert_close(warp_image(image, A, 4)[0], naive)
 
 
+def test_a_frames_views_share_each_shrink_and_equal_one_warp_each(monkeypatch):
+    # Views of one 60 x 90 frame at shrink factors 3 (a 30-px square onto 8 px), 1 (8 px onto
+    # 8) and 3 again, turned: each equals warp_image's own view, which shrinks the frame anew,
+    # and the frame is shrunk once, for the first view (the third reuses that copy).
+    torch.manual_seed(0)
+    frame = (torch.rand(2, 3, 60, 90) * 255).to(torch.uint8)
+    centre = torch.tensor([[40.0, 30.0], [45.0, 28.0]])
+    maps = [
+        crop_affine(centre, torch.tensor([30.0, 28.0]), 8),
+        crop_affine(centre, torch.tensor([8.0, 8.0]), 8),
+        crop_affine(centre, torch.tensor([30.0, 28.0]), 8, torch.tensor([0.3, -0.2])),
+    ]
+    expected = [warp_image(frame, A, 8) for A in maps]
+    shrinks = []
+    block_means = crop._block_means
+    monkeypatch.setattr(crop, "_block_means", lambda x, r: shrinks.append(r) or block_means(x, r))
+    views = FrameWarp(frame, 8)
+    for A, view in zip(maps, expected, strict=True):
+        torch.testing.assert_close(views(A), view, rtol=0, atol=0)
+    assert shrinks == [3]
+
+
 def _blob(width: int, height: int, centre: tuple[float, float], sigma: float) -> torch.Tensor:
     """(1, 3, H, W) float64 Gaussian spot centred at ``centre``, pixel centres at integers."""
     y, x = torch.meshgrid(
@@ -180,6 +204,12 @@ def test_warp_shows_a_frame_point_where_the_views_K_projects_it(side, angle, siz
     )
 
 
+def _per_image(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """The (B, 29, 3) points of B frames for a batch of V × B views, which come view by view
+    (:func:`hopose.crop.self_crop` reads all views of a pass in one batch)."""
+    return points.repeat(len(K) // len(points), 1, 1)
+
+
 class _Oracle(torch.nn.Module):
     """A perfect network: the projection of fixed 3D points with the image's K."""
 
@@ -190,8 +220,9 @@ class _Oracle(torch.nn.Module):
 
     def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
         self.seen.append(K)
-        kp2d = project_points(self.points, K)
-        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": self.points}
+        points = _per_image(self.points, K)
+        kp2d = project_points(points, K)
+        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": points}
 
 
 @pytest.mark.parametrize("margin", [0.2, 0.45])
@@ -279,11 +310,11 @@ class _Biased(torch.nn.Module):
     def __init__(self, points: torch.Tensor) -> None:
         super().__init__()
         self.points = points
-        self.calls = 0
+        self.batches: list[int] = []
 
     def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.calls += 1
-        kp2d = project_points(self.points, K) + K.new_tensor([1.0, 0.0])
+        self.batches.append(len(image))
+        kp2d = project_points(_per_image(self.points, K), K) + K.new_tensor([1.0, 0.0])
         ray = torch.linalg.solve(K, K.new_tensor([32.0, 32.0, 1.0]).expand(len(K), 3))  # z = 1
         kp3d = (100 * ray)[:, None].expand(-1, 29, -1)
         return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": kp3d}
@@ -300,7 +331,8 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     out = self_crop(
         model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2, views=views)
     )
-    assert model.calls == 1 + 1 + 7  # the whole frame, the first crop, the last crop's views
+    # The whole frame, the first crop, the last crop's 7 views in one batch, for 2 frames.
+    assert model.batches == [2, 2, 7 * 2]
     # The 1-px bias in a view turned by a (map s R(a)) is s⁻¹ R(a)ᵀ (1, 0) = (cos a, sin a) / s
     # frame px: over the 5 unturned views and the turns ±a the sines cancel, (5 + 2 cos a) / 7
     # / s along x, where s = 64 / side is the last square's scale, read from its first view.
@@ -317,7 +349,7 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     on_ray = 100 * torch.linalg.solve(K, torch.cat([c[:, 0], torch.ones(2, 1).double()], -1))
     torch.testing.assert_close(out["kp3d"], on_ray[:, None].expand(2, 29, 3))
     single = self_crop(model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2))
-    assert model.calls == 9 + 3
+    assert model.batches[3:] == [2, 2, 2]
     torch.testing.assert_close(out["affine"], single["affine"])  # the same square, one view
     torch.testing.assert_close(
         single["kp2d"] - project_points(points, K),

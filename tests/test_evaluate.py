@@ -645,25 +645,25 @@ def test_eval_and_predict_average_the_test_time_views_unless_asked_for_one(
     tmp_path, monkeypatch, capsys
 ):
     # One crop whose square is also turned by ±10° and shifted by ±5% of its side: 7 views
-    # after the whole-frame pass, each a map of the square (CropViews.affines), and the
-    # predicted 2D their mean, mapped into the records' image; --single-view: 1 view.
+    # after the whole-frame pass, each a map of the square (CropViews.affines), read in one
+    # forward pass view by view (7 × 2 images), and the predicted 2D their mean, mapped into
+    # the records' image; --single-view: 1 view.
     path = _crop_trained_model(tmp_path, self_crop=1, turn=10.0, shift=0.05)
     passes = _record_passes(monkeypatch, evaluate)
     args = ["eval", str(path), "--data", "synthetic", "--num", "2", "--no-report"]
     assert main([*args, "--out", str(tmp_path / "e")]) == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert (metrics["self_crop"], metrics["self_crop_views"]) == (1, 7)
-    assert len(passes) == 8
+    assert [len(K) for K, _ in passes] == [2, 7 * 2]
     predictions = dict(np.load(tmp_path / "e" / "predictions.npz"))
     frame_K = torch.from_numpy(predictions["orig_K"]).double()
-    maps = [K @ torch.linalg.inv(frame_K) for K, _ in passes]  # (B, 3, 3) each pass's view
-    frame_2d = apply_affine(torch.linalg.inv(maps[0]), passes[0][1])
+    first = passes[0][0] @ torch.linalg.inv(frame_K)  # (2, 3, 3) the whole frame's view
+    views_K, views_2d = (value.unflatten(0, (7, 2)) for value in passes[1])
+    maps = views_K @ torch.linalg.inv(frame_K)  # (7, 2, 3, 3)
+    frame_2d = apply_affine(torch.linalg.inv(first), passes[0][1])
     expected = CropViews(10.0, 0.05).affines(*square_around(frame_2d, 0.3), 32)
-    torch.testing.assert_close(torch.stack(maps[1:]), expected, rtol=1e-4, atol=1e-4)
-    seen = [kp2d for _, kp2d in passes[1:]]
-    mean = torch.stack(
-        [apply_affine(torch.linalg.inv(A), kp2d) for A, kp2d in zip(maps[1:], seen, strict=True)]
-    ).mean(0)  # (B, 29, 2) frame pixels
+    torch.testing.assert_close(maps, expected, rtol=1e-4, atol=1e-4)
+    mean = apply_affine(torch.linalg.inv(maps), views_2d).mean(0)  # (2, 29, 2) frame pixels
     to_record = torch.from_numpy(predictions["K"]).double() @ torch.linalg.inv(frame_K)
     np.testing.assert_allclose(
         predictions["pred_obj_2d"], apply_affine(to_record, mean)[:, 21:].numpy(), atol=1e-3
@@ -672,16 +672,17 @@ def test_eval_and_predict_average_the_test_time_views_unless_asked_for_one(
     passes.clear()
     assert main([*args, "--single-view", "--out", str(tmp_path / "one")]) == 0
     metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
-    assert (metrics["self_crop"], metrics["self_crop_views"], len(passes)) == (1, 1, 2)
+    assert (metrics["self_crop"], metrics["self_crop_views"]) == (1, 1)
+    assert [len(K) for K, _ in passes] == [2, 2]
 
     passes = _record_passes(monkeypatch, predict)
     photo = tmp_path / "photo.png"
     Image.fromarray(np.zeros((1080, 1920, 3), dtype=np.uint8)).save(photo)
-    for extra, count in (([], 8), (["--single-view"], 2)):
+    for extra, views in (([], 7), (["--single-view"], 1)):
         passes.clear()
         out = ["--out", str(tmp_path / "p")]
         assert main(["predict", str(path), str(photo), *extra, *out]) == 0
-        assert len(passes) == count
+        assert [len(K) for K, _ in passes] == [1, views]
 
     capsys.readouterr()
     assert main([*args, "--gt-2d", "--single-view", "--out", str(tmp_path / "refused")]) == 1

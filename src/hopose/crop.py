@@ -15,7 +15,8 @@ scaled, shifted or rotated, exactly (docs/training.md).
 - :func:`square_around`: the square around 2D points with a margin.
 - :func:`jittered_square`: a training crop, the square around hand and object randomly scaled,
   shifted and turned, or the whole frame (:data:`WHOLE_FRAME_SHARE` of the samples).
-- :func:`warp_image`: the network image an affine map shows of a frame's pixels.
+- :func:`warp_image`: the network image an affine map shows of a frame's pixels
+  (:class:`FrameWarp`: many such views of the same frames).
 - :func:`shrink_views`: a training batch's views shown smaller (progressive resizing).
 - :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
   truth placing the crop: a first pass on the
@@ -165,6 +166,58 @@ def apply_affine(A: Tensor, points: Tensor) -> Tensor:
     return points @ A[..., :2, :2].transpose(-1, -2) + A[..., None, :2, 2]
 
 
+def _block_means(x: Tensor, shrink: int) -> Tensor:
+    """(B, C, ⌈H / r⌉, ⌈W / r⌉) the means of (B, C, H, W) images' r × r blocks (r = shrink)."""
+    height, width = x.shape[-2:]
+    # Whole blocks: zeros beyond the frame's last row and column, as the sampling reads there
+    # (a side shorter than the factor, a photo of extreme aspect seen whole, keeps one row or
+    # column, mostly dark).
+    x = F.pad(x, (0, -width % shrink, 0, -height % shrink))
+    # Block means (area averaging), not an antialiased bilinear resize, whose triangle spans
+    # two blocks: the demo's model read such crops of rendered photos 2 px (hand) and 4 px
+    # (box) worse (docs/training.md, "Block means when a view shrinks the photo").
+    return F.avg_pool2d(x, shrink)
+
+
+class FrameWarp:
+    """The network images that affine maps show of a batch of frames (:func:`warp_image`),
+    each block-mean shrink of the frames made once.
+
+    Self-cropping warps one photo nine times (the whole frame, the first crop, the last crop's
+    7 views), at two or three shrink factors; shrinking a 1920×1080 frame costs more than the
+    network's pass over the view it makes (BENCHMARKS.md, "Prediction on photos").
+
+    Args:
+        image: (B, 3, H, W) uint8 or float frames. image_size: the views' side S.
+    """
+
+    def __init__(self, image: Tensor, image_size: int) -> None:
+        self.image_size = image_size
+        # The frames by shrink factor, in [0, 1] (uint8 input) or the input's range.
+        self._shrunk = {1: image.float() / 255 if image.dtype == torch.uint8 else image}
+
+    def __call__(self, A: Tensor) -> Tensor:
+        """(B, 3, S, S) views through frame -> network maps A (B, 3, 3)."""
+        # Frame pixels per network pixel: |det| of A's linear part is the area scale.
+        shrink = max(1, int(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6)))
+        if shrink not in self._shrunk:
+            self._shrunk[shrink] = _block_means(self._shrunk[1], shrink)
+        if shrink > 1:
+            # Shrunk pixel p' is the mean of the frame's pixels r p' ... r (p' + 1) - 1
+            # (r = shrink): its centre is frame position r p' + (r - 1) / 2.
+            A = A @ edge_aligned_scale(A.new_tensor([shrink, shrink]))
+        x = self._shrunk[shrink]
+        centres = torch.arange(self.image_size, dtype=A.dtype, device=A.device)
+        v, u = torch.meshgrid(centres, centres, indexing="ij")
+        q = torch.stack([u, v], dim=-1).reshape(1, -1, 2).expand(len(A), -1, -1)  # (B, S*S, 2)
+        p = apply_affine(torch.linalg.inv(A), q)  # (B, S*S, 2) frame pixels
+        size = p.new_tensor([x.shape[-1], x.shape[-2]])
+        # grid_sample's [-1, 1] (align_corners=False) spans the pixels' outer edges,
+        # -0.5 ... W - 0.5.
+        grid = ((2 * p + 1) / size - 1).view(len(A), self.image_size, self.image_size, 2)
+        return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
+
+
 def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     """The ``image_size`` square that maps A show of frames.
 
@@ -173,7 +226,8 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     so that ``A @ K`` is the view's intrinsics to the pixel, as in the synthetic renders. A
     frame much larger than the crop is first shrunk by an integer factor, each pixel the mean of
     its block (area averaging, as a camera's pixel and the renders' supersampling integrate the
-    light), so that bilinear sampling does not alias.
+    light), so that bilinear sampling does not alias. Several views of the same frames:
+    :class:`FrameWarp`.
 
     Args:
         image: (B, 3, H, W) uint8 or float frames. A: (B, 3, 3) frame -> network maps.
@@ -181,30 +235,7 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     Returns:
         (B, 3, image_size, image_size) float in [0, 1] (uint8 input) or the input's range.
     """
-    x = image.float() / 255 if image.dtype == torch.uint8 else image
-    # Frame pixels per network pixel: |det| of A's linear part is the area scale.
-    shrink = int(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6))
-    if shrink > 1:
-        height, width = x.shape[-2:]
-        # Whole blocks: zeros beyond the frame's last row and column, as the sampling below
-        # reads there (a side shorter than the factor, a photo of extreme aspect seen whole,
-        # keeps one row or column, mostly dark).
-        x = F.pad(x, (0, -width % shrink, 0, -height % shrink))
-        # Block means (area averaging), not an antialiased bilinear resize, whose triangle spans
-        # two blocks: the demo's model read such crops of rendered photos 2 px (hand) and 4 px
-        # (box) worse (docs/training.md, "Block means when a view shrinks the photo").
-        x = F.avg_pool2d(x, shrink)
-        # Shrunk pixel p' is the mean of the frame's pixels r p' ... r (p' + 1) - 1 (r = shrink):
-        # its centre is frame position r p' + (r - 1) / 2.
-        A = A @ edge_aligned_scale(A.new_tensor([shrink, shrink]))
-    centres = torch.arange(image_size, dtype=A.dtype, device=A.device)
-    v, u = torch.meshgrid(centres, centres, indexing="ij")
-    q = torch.stack([u, v], dim=-1).reshape(1, -1, 2).expand(len(A), -1, -1)  # (B, S*S, 2)
-    p = apply_affine(torch.linalg.inv(A), q)  # (B, S*S, 2) frame pixels
-    size = p.new_tensor([x.shape[-1], x.shape[-2]])
-    # grid_sample's [-1, 1] (align_corners=False) spans the pixels' outer edges, -0.5 ... W - 0.5.
-    grid = ((2 * p + 1) / size - 1).view(len(A), image_size, image_size, 2)
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
+    return FrameWarp(image, image_size)(A)
 
 
 def shrink_views(batch: Mapping[str, Any], image_size: int) -> dict[str, Any]:
@@ -349,15 +380,20 @@ def _mean_over_views(
     model: nn.Module, view: Callable[[Tensor], Tensor], K: Tensor, maps: Tensor
 ) -> dict[str, Tensor]:
     """The model's ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3),
-    each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`)."""
-    total: dict[str, Tensor] = {}
-    for A in maps:
-        out = model(view(A), A @ K)
-        back = torch.linalg.inv(A)
-        shown = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}
-        for key, value in (shown | {"kp3d": out["kp3d"]}).items():
-            total[key] = total[key] + value if key in total else value
-    return {key: value / len(maps) for key, value in total.items()}
+    each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`).
+
+    The V × B views go through the network as one batch (half the time of V batches of one
+    photo's view on the CPU, BENCHMARKS.md, "Prediction on photos"), so an evaluation's batch
+    of frames takes V times the memory of its single view."""
+    images = torch.cat([view(A) for A in maps])  # (V*B, 3, S, S), view by view
+    flat = maps.flatten(0, 1)  # (V*B, 3, 3), in the images' order
+    out = model(images, (maps @ K).flatten(0, 1))
+    back = torch.linalg.inv(flat)
+    shown = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}
+    return {
+        key: value.unflatten(0, maps.shape[:2]).mean(dim=0)  # (V, B, ...) -> (B, ...)
+        for key, value in (shown | {"kp3d": out["kp3d"]}).items()
+    }
 
 
 def self_crop(
@@ -422,12 +458,16 @@ def self_crop_image(
     Returns:
         kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
     """
-    # (1, 3, H, W) in [0, 1], converted once for every pass's warp (11 ms each at 1920x1080).
-    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
+    # Converted to float once, and each shrink made once, for every pass's views.
+    views = FrameWarp(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], image_size)
     height, width = image.shape[:2]
     with torch.inference_mode():
         out = self_crop(
-            model, lambda A: warp_image(frame, A, image_size), K[None].float(), (width, height),
-            image_size=image_size, cropping=cropping,
-        )  # fmt: skip
+            model,
+            views,
+            K[None].float(),
+            (width, height),
+            image_size=image_size,
+            cropping=cropping,
+        )
     return out["kp2d"][0].float(), out["kp3d"][0].float()
