@@ -240,6 +240,31 @@ def test_a_damaged_cache_names_the_damaged_file(tmp_path, name, damage, message)
         CacheDataset(out)
 
 
+@pytest.mark.parametrize(
+    ("info", "refused"),
+    [
+        ({"name": "fpha", "split": "val", "crop": "square"}, True),
+        ({"name": "fpha", "split": "val", "crop": "resize"}, False),
+        ({"name": "synthetic", "split": "val", "crop": "square"}, False),
+    ],
+    ids=["real-crops", "real-frames", "synthetic-crops"],
+)
+def test_a_version_1_cache_of_real_crops_is_refused(tmp_path, info, refused):
+    # Version 1 cut a real dataset's square crops with the former shrinking filter, which
+    # self-cropping's views no longer use; its whole frames and synthetic renders still hold.
+    out = write_cache(Records(2), tmp_path / "c", progress=False, info=info)
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps(meta | {"version": 1}))
+    if refused:
+        with pytest.raises(DataFileError, match=r"c/meta\.json: square crops .* prepare` again"):
+            CacheDataset(out)
+    else:
+        assert len(CacheDataset(out)) == 2
+    (out / "meta.json").write_text(json.dumps(meta | {"version": 0}))
+    with pytest.raises(DataFileError, match=r"cache version 0 unknown"):
+        CacheDataset(out)
+
+
 def test_a_cache_file_cut_short_is_refused_before_reading(tmp_path):
     out = write_cache(Records(3), tmp_path / "c", progress=False)
     np.save(out / "arrays" / "hand_3d.npy", np.zeros((2, 21, 3), dtype=np.float32))

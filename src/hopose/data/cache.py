@@ -44,7 +44,12 @@ from hopose.files import write_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# Version 1 is read but for one kind: a real dataset's square crops, which it cut with an
+# antialiased bilinear shrink where hopose.crop.warp_image, which self-cropping's views of the
+# same frames use, now takes block means (docs/training.md, "Block means when a view shrinks
+# the photo"). Its whole frames (PIL's box filter) and synthetic renders are unchanged.
+OLD_FILTER_VERSION = 1
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
 
 
@@ -257,9 +262,14 @@ def _open_build(
     build_path = out / "build.json"
     if build_path.is_file():
         build = _read_json(build_path, ("image_size", "string_keys"))
-        expected = {"num_samples": num_samples, "chunk_size": chunk_size, "info": info}
+        expected = {
+            "version": CACHE_VERSION,
+            "num_samples": num_samples,
+            "chunk_size": chunk_size,
+            "info": info,
+        }
         found = {key: build.get(key) for key in expected}
-        if found != expected or build.get("version") != CACHE_VERSION:
+        if found != expected:
             raise ValueError(
                 f"{out}: holds an unfinished build of something else ({found} != {expected}); "
                 "remove the folder or rerun with the same dataset and options"
@@ -355,8 +365,15 @@ class CacheDataset(Dataset):
                 "(rerun the same `hopose prepare` command to resume it)"
             )
         self.meta = _read_json(meta_path, ("version", "num_samples", "image_size", "info"))
-        if self.meta["version"] != CACHE_VERSION:
-            raise DataFileError(f"{meta_path}: cache version {self.meta['version']} unknown")
+        version, info = self.meta["version"], self.meta["info"]
+        if version not in (OLD_FILTER_VERSION, CACHE_VERSION):
+            raise DataFileError(f"{meta_path}: cache version {version} unknown")
+        real_crops = info.get("crop") == "square" and info.get("name") != "synthetic"
+        if version == OLD_FILTER_VERSION and real_crops:
+            raise DataFileError(
+                f"{meta_path}: square crops shrunk by the former filter, not the block means of "
+                "self-cropping's views (cache version 1); run `hopose prepare` again"
+            )
         self.with_images = with_images
         self.arrays = {key: _load_npy(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
         self.strings: dict[str, list[str]] = _read_json(self.root / "strings.json")
