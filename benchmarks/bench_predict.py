@@ -123,7 +123,9 @@ def self_crop_seconds(model, image_size: int, cropping: SelfCropping, photo: Pat
     def former() -> None:
         with torch.inference_mode():
             self_crop(
-                OneByOne(model), lambda A: warp_image(frame, A, image_size), K[None],
+                OneByOne(model),
+                lambda maps: torch.stack([warp_image(frame, A, image_size) for A in maps]),
+                K[None],
                 (width, height), image_size=image_size, cropping=cropping,
             )  # fmt: skip
 

@@ -1,14 +1,19 @@
-"""Speed of a real frame's views (``hopose.data.transforms.view_frame``), against the full-size
-decode measured in the same run.
+"""Speed of a real frame's views (``hopose.data.transforms.view_frames``), against baselines
+measured in the same run.
 
 Self-cropping's views of a real frame, and a real dataset's jittered training crops, are cut
-from the frame's image. ``view_frame`` decodes a JPEG no finer than the view needs (libjpeg's
+from the frame's image. ``view_frames`` decodes a JPEG no finer than the view needs (libjpeg's
 1/2, 1/4 or 1/8 scaling); the baseline is the same view from the image decoded at full size,
 which is what a view cost before. Two views of a 1920×1080 JPEG (FPHA-HO's frames): the whole
 frame (self-cropping's first pass), and a 500-pixel square, about the size of a hand and its
 object in those frames, each at ``--size`` pixels. Each case keeps the best of ``--rounds``
 rounds of ``--views`` views, alternating the two paths. Goal: the reduced decode faster than
 the full one for both views, with the same geometry (tests/data/test_transforms.py).
+
+Then self-cropping's 7 views of its last crop (the square turned by ±15° and shifted by ±8%,
+``hopose.crop.CropViews``), cut from one frame read once for all of them (what ``hopose eval``
+does), against each view cut alone (the baseline: the frame read and shrunk 7 times). Goal:
+the 7 views together in at most half the time.
 
 ``--clock cpu`` counts this process's CPU time instead of wall time: on a machine shared with
 other jobs it stays near what an idle machine's wall time would be with ``--threads 1``.
@@ -30,10 +35,10 @@ import torch
 from bench_model import CLOCKS
 from bench_predict import write_photo
 from hopose.cli import at_least
-from hopose.crop import crop_affine, frame_square
+from hopose.crop import CropViews, crop_affine, frame_square
 from hopose.data import transforms
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
-from hopose.data.transforms import Frame, view_frame
+from hopose.data.transforms import Frame, view_frames
 
 READ_IMAGE = transforms.read_image
 
@@ -72,15 +77,36 @@ def main() -> None:
                     with mock.patch.object(transforms, "read_image", reader):
                         start = clock()
                         for _ in range(args.views):
-                            view_frame(frame, affine.numpy(), args.size)
+                            view_frames(frame, affine[None].numpy(), args.size)
                         seconds = (clock() - start) / args.views
                     best[name, decode] = min(best[name, decode], seconds)
+        square = maps["500-px square"][None]  # (1, 3, 3)
+        views = (
+            CropViews(15.0, 0.08)
+            .affines(like.new_tensor([[900.0, 500.0]]), like.new_tensor([500.0]), args.size)[:, 0]
+            .numpy()
+        )  # (7, 3, 3)
+        assert np.allclose(views[0], square[0].numpy())
+        apart = together = float("inf")
+        for _ in range(args.rounds):
+            start = clock()
+            for affine in views:
+                view_frames(frame, affine[None], args.size)
+            apart = min(apart, clock() - start)
+            start = clock()
+            view_frames(frame, views, args.size)
+            together = min(together, clock() - start)
     print(f"{args.size}-px views of a 1920x1080 JPEG, {args.threads} threads, {args.clock} clock")
     print("| view | full-size decode, ms (baseline) | reduced decode, ms | x baseline |")
     print("|---|---:|---:|---:|")
     for name in maps:
         full, reduced = best[name, "full"] * 1e3, best[name, "reduced"] * 1e3
         print(f"| {name} | {full:.1f} | {reduced:.1f} | {reduced / full:.2f} |")
+    print()
+    print("| the last crop's 7 views of one frame | ms | x baseline |")
+    print("|---|---:|---:|")
+    print(f"| each cut alone, the frame read 7 times (baseline) | {apart * 1e3:.1f} | 1.00 |")
+    print(f"| cut together, the frame read once | {together * 1e3:.1f} | {together / apart:.2f} |")
 
 
 if __name__ == "__main__":

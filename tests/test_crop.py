@@ -239,7 +239,7 @@ def test_self_crop_maps_keypoints_back_to_the_frame(margin):
     oracle = _Oracle(points)
     out = self_crop(
         oracle,
-        lambda A: torch.zeros(len(A), 3, 64, 64),
+        lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64),
         K,
         (1920, 1080),
         image_size=64,
@@ -327,7 +327,7 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     K = K.expand(2, 3, 3)
     views, turn = CropViews(20.0, 0.1), math.radians(20)
     model = _Biased(points)
-    blank = lambda A: torch.zeros(len(A), 3, 64, 64)  # noqa: E731
+    blank = lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64)  # noqa: E731
     out = self_crop(
         model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2, views=views)
     )
@@ -388,9 +388,9 @@ def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
             kp2d[0], kp2d[1] = float("nan"), float("inf")
             return {**out, "kp2d_init": kp2d, "kp2d": kp2d}
 
-    def view(A: torch.Tensor) -> torch.Tensor:
-        assert A.isfinite().all(), "a view was asked for a non-finite map"
-        return torch.zeros(len(A), 3, 64, 64)
+    def view(maps: torch.Tensor) -> torch.Tensor:
+        assert maps.isfinite().all(), "a view was asked for a non-finite map"
+        return torch.zeros(*maps.shape[:2], 3, 64, 64)
 
     oracle = Diverged(points)
     out = self_crop(oracle, view, K, (1920, 1080), image_size=64, cropping=SelfCropping(2))

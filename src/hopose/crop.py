@@ -385,7 +385,7 @@ def _mean_over_views(
     The V × B views go through the network as one batch (half the time of V batches of one
     photo's view on the CPU, BENCHMARKS.md, "Prediction on photos"), so an evaluation's batch
     of frames takes V times the memory of its single view."""
-    images = torch.cat([view(A) for A in maps])  # (V*B, 3, S, S), view by view
+    images = view(maps).flatten(0, 1)  # (V*B, 3, S, S), view by view
     flat = maps.flatten(0, 1)  # (V*B, 3, 3), in the images' order
     out = model(images, (maps @ K).flatten(0, 1))
     back = torch.linalg.inv(flat)
@@ -412,7 +412,9 @@ def self_crop(
 
     Args:
         model: a :class:`~hopose.models.HoposeNet` (``model(image, K)``).
-        view: maps affine maps (B, 3, 3) to the network images (B, 3, S, S) they show.
+        view: maps affine maps (V, B, 3, 3) to the network images (V, B, 3, S, S) they show
+            (a pass's V views of the B frames asked for together, so that a frame is read once
+            for all of them).
         K: (B, 3, 3) intrinsics of the frames.
         frame_size: (width, height) of the frames in pixels.
         image_size: S, the network's input side.
@@ -459,15 +461,11 @@ def self_crop_image(
         kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
     """
     # Converted to float once, and each shrink made once, for every pass's views.
-    views = FrameWarp(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], image_size)
+    warp = FrameWarp(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], image_size)
     height, width = image.shape[:2]
     with torch.inference_mode():
         out = self_crop(
-            model,
-            views,
-            K[None].float(),
-            (width, height),
-            image_size=image_size,
-            cropping=cropping,
-        )
+            model, lambda maps: torch.stack([warp(A) for A in maps]), K[None].float(),
+            (width, height), image_size=image_size, cropping=cropping,
+        )  # fmt: skip
     return out["kp2d"][0].float(), out["kp3d"][0].float()

@@ -54,11 +54,11 @@ def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _view_source(dataset: Dataset) -> tuple[Any, Sequence[int]] | None:
-    """The dataset whose ``view(index, affine)`` renders any view of ``dataset``'s frames, and
+    """The dataset whose ``views(index, affines)`` renders any views of ``dataset``'s frames, and
     their indices in it: a real split capped by ``num`` is a Subset of its loader. None where
     nothing renders them (cached records)."""
     source, indices = uncapped(dataset)
-    return (source, indices) if hasattr(source, "view") else None
+    return (source, indices) if hasattr(source, "views") else None
 
 
 def _self_crop_outputs(
@@ -73,9 +73,9 @@ def _self_crop_outputs(
     pixels."""
     device = next(model.parameters()).device
 
-    def view(A: torch.Tensor) -> torch.Tensor:
-        images = render(indices, A.double().cpu().numpy())
-        return torch.from_numpy(images).permute(0, 3, 1, 2).to(device)  # (B, 3, S, S)
+    def view(maps: torch.Tensor) -> torch.Tensor:
+        images = render(indices, maps.double().cpu().numpy())  # (V, B, S, S, 3)
+        return torch.from_numpy(images).permute(0, 1, 4, 2, 3).to(device)  # (V, B, 3, S, S)
 
     frame_K = batch["orig_K"].to(device)
     width, height = (int(v) for v in batch["orig_size"][0])

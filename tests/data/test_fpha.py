@@ -258,26 +258,29 @@ def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_pa
     frames = FPHA(root, "test", with_images=False)
     for path in frames.image_paths:
         write_image(path, (1920, 1080), dot=(960, 540), radius=40)
-    views = []
-    original_view = FPHA.view
+    views, reads = [], []
+    original_views = FPHA.views
 
-    def counted(self, index, affine):
-        views.append(index)
-        return original_view(self, index, affine)
+    def counted(self, index, affines):
+        views.extend([index] * len(affines))
+        reads.append(index)
+        return original_views(self, index, affines)
 
     out = tmp_path / "eval"
     args = ["eval", str(checkpoint), "--data", "fpha", "--root", str(root), "--no-report"]
     args += [] if num is None else ["--num", str(num)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(FPHA, "view", counted)
+        patch.setattr(FPHA, "views", counted)
         assert main([*args, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["protocol"], metrics["crop"], metrics["self_crop"]) == ("image", "resize", 2)
     # Every frame evaluated is seen whole, through the first crop and through the 7 test-time
-    # views of the second (the demo config's data.self_crop_turn and data.self_crop_shift).
+    # views of the second (the demo config's data.self_crop_turn and data.self_crop_shift),
+    # its image read once a pass: 3 times.
     assert metrics["self_crop_views"] == 7
     evaluated = len(frames) if num is None else num
     assert len(frames) == 2 and sorted(views) == sorted(list(range(evaluated)) * (2 + 7))
+    assert sorted(reads) == sorted(list(range(evaluated)) * 3)
     predictions = np.load(out / "predictions.npz")
     assert len(predictions["id"]) == evaluated
     assert np.isfinite(predictions["pred_hand_3d"]).all()

@@ -12,7 +12,7 @@ from dataset_fixtures import write_image
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
-from hopose.crop import apply_affine, crop_affine
+from hopose.crop import apply_affine, crop_affine, frame_square
 from hopose.data import collate_samples, transforms
 from hopose.data.transforms import (
     MIRROR_CORNER_ORDER,
@@ -25,7 +25,7 @@ from hopose.data.transforms import (
     mirror_frame,
     read_image,
     read_pickle,
-    view_frame,
+    view_frames,
 )
 from hopose.geometry import box_corners, project_points
 from hopose.skeleton import CORNER_SIGNS
@@ -189,31 +189,29 @@ def test_a_view_shows_a_point_where_its_map_takes_the_records_projection(
         64,
         torch.tensor([turn], dtype=torch.float64),
     )
-    view = view_frame(frame, A[0].numpy(), 64)
+    view = view_frames(frame, A.numpy(), 64)[0]
     assert view.shape == (64, 64, 3) and view.dtype == np.uint8
     expected = apply_affine(A, point[None])[0, 0].numpy()
     np.testing.assert_allclose(_weighted_centre(view), expected, atol=0.1)
 
 
-@pytest.mark.parametrize("side", ["right", "left"])
-@pytest.mark.parametrize(("side_px", "k"), [(2001.0, 8), (300.0, 4)], ids=["whole", "crop"])
-def test_a_view_decodes_a_jpeg_no_finer_than_it_needs_and_keeps_the_geometry(
-    tmp_path, monkeypatch, side, side_px, k
-):
-    # A 2001x1001 JPEG, whose sides 1/8 and 1/4 do not divide, with a Gaussian blob (sd 25 px) at
-    # (1700.3, 620.7), near the right edge. Seen whole at 64 px it is decoded at 1/8 (the view
-    # needs 64 / 2001 of its pixels), through a 300-px square at 1/4; either way the blob is
-    # where a full-size decode shows it and where the map puts it (mirrored for a left hand).
-    width, height, u, v = 2001, 1001, 1700.3, 620.7
+# A 2001x1001 JPEG, whose sides 1/8 and 1/4 do not divide, with a Gaussian blob (sd 25 px) at
+# (BLOB_U, BLOB_V), near the right edge.
+ODD_SIZE, BLOB_U, BLOB_V = (2001, 1001), 1700.3, 620.7
+
+
+def _odd_blob_frame(tmp_path, side: str) -> Frame:
+    width, height = ODD_SIZE
     ys, xs = np.mgrid[0:height, 0:width]
-    blob = 255 * np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * 25.0**2))
+    blob = 255 * np.exp(-((xs - BLOB_U) ** 2 + (ys - BLOB_V) ** 2) / (2 * 25.0**2))
     path = tmp_path / "odd.jpg"
     Image.fromarray(np.repeat(blob[..., None], 3, axis=2).astype(np.uint8)).save(path, quality=95)
     points = np.zeros((21, 3))
-    frame = Frame(path, K, (width, height), points, points[:8], side, "box", "t/s/q/3")
-    seen_u = width - 1 - u if side == "left" else u
-    centre = torch.tensor([[seen_u - 20.0, v + 10.0]], dtype=torch.float64)
-    A = crop_affine(centre, torch.tensor([side_px], dtype=torch.float64), 64)
+    return Frame(path, K, ODD_SIZE, points, points[:8], side, "box", "t/s/q/3")
+
+
+def _record_decodes(monkeypatch) -> list[tuple[int, int]]:
+    """The sizes every image read from here on is decoded at, in order."""
     decoded = []
 
     def read_and_keep(path, min_size=None):
@@ -222,13 +220,51 @@ def test_a_view_decodes_a_jpeg_no_finer_than_it_needs_and_keeps_the_geometry(
         return image
 
     monkeypatch.setattr(transforms, "read_image", read_and_keep)
-    drafted = view_frame(frame, A[0].numpy(), 64)
+    return decoded
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize(("side_px", "k"), [(2001.0, 8), (300.0, 4)], ids=["whole", "crop"])
+def test_a_view_decodes_a_jpeg_no_finer_than_it_needs_and_keeps_the_geometry(
+    tmp_path, monkeypatch, side, side_px, k
+):
+    # The blob's JPEG seen whole at 64 px is decoded at 1/8 (the view needs 64 / 2001 of its
+    # pixels), through a 300-px square at 1/4; either way the blob is where a full-size decode
+    # shows it and where the map puts it (mirrored for a left hand).
+    frame = _odd_blob_frame(tmp_path, side)
+    (width, height), u, v = ODD_SIZE, BLOB_U, BLOB_V
+    seen_u = width - 1 - u if side == "left" else u
+    centre = torch.tensor([[seen_u - 20.0, v + 10.0]], dtype=torch.float64)
+    A = crop_affine(centre, torch.tensor([side_px], dtype=torch.float64), 64)
+    decoded = _record_decodes(monkeypatch)
+    drafted = view_frames(frame, A.numpy(), 64)[0]
     assert decoded[-1] == (math.ceil(width / k), math.ceil(height / k))
     monkeypatch.setattr(transforms, "read_image", lambda path, min_size=None: read_image(path))
-    full = view_frame(frame, A[0].numpy(), 64)
+    full = view_frames(frame, A.numpy(), 64)[0]
     expected = apply_affine(A, torch.tensor([[[seen_u, v]]], dtype=torch.float64))[0, 0].numpy()
     np.testing.assert_allclose(_weighted_centre(drafted), _weighted_centre(full), atol=0.05)
     np.testing.assert_allclose(_weighted_centre(drafted), expected, atol=0.1)
+
+
+def test_a_frames_views_read_its_image_once_at_the_finest_scale_they_need(tmp_path, monkeypatch):
+    # The blob's JPEG seen whole (1/8 would do) and through a 300-px square turned by 0.2 rad
+    # (needs 1/4): one decode, at 1/4, for both; the square's view is its own view's to the
+    # bit, and the whole one still shows the blob where its map puts it.
+    frame = _odd_blob_frame(tmp_path, "right")
+    (width, height), u, v = ODD_SIZE, BLOB_U, BLOB_V
+    like = torch.zeros(1, dtype=torch.float64)
+    whole = crop_affine(*frame_square((width, height), like), 64)
+    square = crop_affine(
+        like.new_tensor([[u - 20.0, v + 10.0]]), like.new_tensor([300.0]), 64,
+        like.new_tensor([0.2]),
+    )  # fmt: skip
+    decoded = _record_decodes(monkeypatch)
+    views = view_frames(frame, torch.cat([whole, square]).numpy(), 64)
+    assert decoded == [(math.ceil(width / 4), math.ceil(height / 4))]
+    np.testing.assert_array_equal(views[1], view_frames(frame, square.numpy(), 64)[0])
+    for view, A in zip(views, (whole, square), strict=True):
+        expected = apply_affine(A, like.new_tensor([[[u, v]]]))[0, 0].numpy()
+        np.testing.assert_allclose(_weighted_centre(view), expected, atol=0.1)
 
 
 def test_a_view_of_the_whole_frame_is_the_resized_records_image(tmp_path):
@@ -238,7 +274,9 @@ def test_a_view_of_the_whole_frame_is_the_resized_records_image(tmp_path):
     frame = make_frame(tmp_path)
     record = frame_to_record(frame, image_size=64)
     A = record["K"].astype(np.float64) @ np.linalg.inv(record["orig_K"].astype(np.float64))
-    difference = np.abs(view_frame(frame, A, 64).astype(int) - record["image"].astype(int))
+    difference = np.abs(
+        view_frames(frame, A[None], 64)[0].astype(int) - record["image"].astype(int)
+    )
     assert difference.mean() < 3
 
 
@@ -260,7 +298,7 @@ def test_a_jittered_square_shows_the_point_where_its_K_projects_it(tmp_path, sid
         np.testing.assert_allclose(
             _weighted_centre(record["image"]), record["hand_2d"][12], atol=0.1
         )
-        np.testing.assert_array_equal(record["image"], view_frame(frame, affine, 64))
+        np.testing.assert_array_equal(record["image"], view_frames(frame, affine[None], 64)[0])
 
 
 class _OneFrame(FrameDataset):

@@ -97,30 +97,39 @@ def test_workers_exit_after_their_main_process_is_killed(script):
 
 class _Views:
     """A view source whose view of frame i through A is an image of the numbers i and A[0, 2];
-    frame 3 cannot be read."""
+    frame 3 cannot be read. It counts its calls (in this process)."""
 
-    def view(self, index: int, affine: np.ndarray) -> np.ndarray:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def views(self, index: int, affines: np.ndarray) -> np.ndarray:
+        self.calls += 1
         if index == 3:
             raise FileNotFoundError("frame 3")
-        image = np.zeros((2, 2, 3), np.uint8)
-        image[0, 0] = index, int(affine[0, 2]), 7
-        return image
+        images = np.zeros((len(affines), 2, 2, 3), np.uint8)
+        images[:, 0, 0, 0], images[:, 0, 0, 1], images[:, 0, 0, 2] = index, affines[:, 0, 2], 7
+        return images
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_frame_views_renders_each_frame_through_its_map_in_order(workers):
-    # 9 views (more than one chunk a process): view b shows frame indices[b] through
-    # affines[b], whichever process rendered it.
+def test_frame_views_renders_each_frame_through_its_maps_in_order(workers):
+    # 9 frames (more than one chunk a process), 2 views each: view v of b shows frame
+    # indices[b] through affines[v, b], whichever process rendered it; a frame's views come
+    # from one call of its source.
     indices = [0, 1, 2, 4, 5, 6, 7, 8, 9]
-    affines = np.repeat(np.eye(3)[None], 9, axis=0)
-    affines[:, 0, 2] = np.arange(10, 19)
-    with FrameViews(_Views(), workers) as render:
+    affines = np.tile(np.eye(3), (2, 9, 1, 1))
+    affines[:, :, 0, 2] = np.arange(10, 28).reshape(2, 9)
+    source = _Views()
+    with FrameViews(source, workers) as render:
         images = render(indices, affines)
-        assert images.shape == (9, 2, 2, 3) and images.dtype == np.uint8
-        np.testing.assert_array_equal(images[:, 0, 0, 0], indices)
-        np.testing.assert_array_equal(images[:, 0, 0, 1], np.arange(10, 19))
+        assert images.shape == (2, 9, 2, 2, 3) and images.dtype == np.uint8
+        np.testing.assert_array_equal(images[..., 0, 0, 0], [indices, indices])
+        np.testing.assert_array_equal(images[..., 0, 0, 1], np.arange(10, 28).reshape(2, 9))
+        assert source.calls == (9 if workers == 0 else 0)  # the processes' own copies otherwise
         with pytest.raises(FileNotFoundError, match="frame 3"):  # raised here, from a process
-            render([2, 3], affines[:2])
+            render([2, 3], affines[:, :2])
+        with pytest.raises(ValueError, match="2 frames, but maps of 9"):
+            render([0, 1], affines)
 
 
 def test_frame_views_in_processes_are_the_synthetic_renders_themselves():
@@ -128,7 +137,7 @@ def test_frame_views_in_processes_are_the_synthetic_renders_themselves():
     affines = np.repeat(np.diag([0.02, 0.02, 1.0])[None], 6, axis=0)  # 1920 px -> 38 px
     affines[:, :2, 2] = np.arange(6)[:, None] - 3.0
     with FrameViews(dataset, workers=2) as render:
-        images = render(range(6), affines)
+        images = render(range(6), affines[None])[0]
     expected = np.stack([dataset.view(i, a) for i, a in enumerate(affines)])
     np.testing.assert_array_equal(images, expected)
     with pytest.raises(ValueError, match="workers must be >= 0, got -1"):
@@ -150,7 +159,7 @@ START_METHOD_MAIN = textwrap.dedent(
     affines = np.repeat(np.diag([0.02, 0.02, 1.0])[None], 4, axis=0)
     affines[:, :2, 2] = np.arange(4)[:, None] - 2.0
     with FrameViews(dataset, workers=2) as render:
-        images = render(range(4), affines)
+        images = render(range(4), affines[None])[0]
     expected = np.stack([dataset.view(i, a) for i, a in enumerate(affines)])
     print(images.shape, int(np.abs(images.astype(int) - expected).max()))
     """

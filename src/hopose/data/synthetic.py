@@ -968,6 +968,11 @@ class SyntheticHandObject(Dataset):
         _, cameras = self._grasps(index // BLOCK)
         return self._render(index, affine @ cameras[index % BLOCK])
 
+    def views(self, index: int, affines: np.ndarray) -> np.ndarray:
+        """:meth:`view` through each of the maps (V, 3, 3): (V, S, S, 3) uint8 images (each
+        drawn anew, as a view is)."""
+        return np.stack([self.view(index, affine) for affine in affines])
+
     def _render(
         self, index: int, K: np.ndarray, *, segmentation: bool = False
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

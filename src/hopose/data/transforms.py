@@ -33,7 +33,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from hopose.crop import edge_aligned_scale, jittered_square, square_around, warp_image
+from hopose.crop import FrameWarp, edge_aligned_scale, jittered_square, square_around
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.skeleton import CORNER_SIGNS
 
@@ -277,30 +277,34 @@ def read_frame_image(
     return image, 1.0 / 2.0 ** round(math.log2(width / image.size[0]))
 
 
-def view_frame(frame: Frame, affine: np.ndarray, image_size: int) -> np.ndarray:
-    """The (S, S, 3) uint8 image, S = ``image_size``, that an affine map (3, 3) of the frame's
-    pixels onto the network image's shows, black beyond the frame (bilinear, after block means when
-    shrinking: :func:`hopose.crop.warp_image`). The map is of the record's frame, a left
-    hand's mirrored one, in which the record's ``orig_K`` projects (:func:`frame_to_record`).
+def view_frames(frame: Frame, affines: np.ndarray, image_size: int) -> np.ndarray:
+    """The (V, S, S, 3) uint8 images, S = ``image_size``, that affine maps (V, 3, 3) of the
+    frame's pixels onto the network image's show, black beyond the frame (bilinear, after block
+    means when shrinking: :class:`hopose.crop.FrameWarp`). The maps are of the record's frame, a
+    left hand's mirrored one, in which the record's ``orig_K`` projects
+    (:func:`frame_to_record`).
 
-    A JPEG is decoded no finer than the view needs (libjpeg's 1/2, 1/4 or 1/8 scaling, as
-    :func:`load_network_image` does): a whole 1920×1080 frame seen at 224 px is decoded at
-    240×135, a crop at half size or less at 960×540: 7 to 10 times faster than a full-size
-    decode (BENCHMARKS.md, ``benchmarks/bench_views.py``).
+    The frame's image is read once for all V views (self-cropping's 7 views of its last crop),
+    a JPEG decoded no finer than the most detailed view needs (libjpeg's 1/2, 1/4 or 1/8
+    scaling, as :func:`load_network_image` does): a whole 1920×1080 frame seen at 224 px is
+    decoded at 240×135, a crop at half size or less at 960×540: 7 to 10 times faster than a
+    full-size decode (BENCHMARKS.md, ``benchmarks/bench_views.py``).
     """
     width, height = frame.orig_size
-    A = np.asarray(affine, dtype=np.float64)
+    A = np.asarray(affines, dtype=np.float64)
     if frame.side == "left":  # the image's column u is the mirrored frame's W - 1 - u
         A = A @ np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    stretch = float(np.linalg.svd(A[:2, :2], compute_uv=False)[0])  # network px per frame px
+    # Network px per frame px, in the most detailed view: each map's largest singular value.
+    stretch = float(np.linalg.svd(A[:, :2, :2], compute_uv=False)[:, 0].max())
     min_size = (max(1, math.ceil(width * stretch)), max(1, math.ceil(height * stretch)))
     decoded, scale = read_frame_image(frame, min_size)
     # Decoded at 1/k, pixel j averages the frame's pixels k j ... k j + k - 1: the edge-aligned
     # scale 1/k.
     A = A @ np.linalg.inv(edge_aligned_scale(torch.tensor([scale, scale])).double().numpy())
     image = torch.from_numpy(np.array(decoded)).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
-    warped = warp_image(image, torch.from_numpy(A)[None], image_size)[0]  # (3, S, S) in [0, 1]
-    return (warped * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    warp = FrameWarp(image, image_size)
+    warped = torch.cat([warp(torch.from_numpy(a)[None]) for a in A])  # (V, 3, S, S) in [0, 1]
+    return (warped * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def load_network_image(
@@ -354,7 +358,7 @@ def frame_to_record(
         with_images: when False, ``image`` is a (0, 0, 3) placeholder and no pixel is read.
         jitter: with ``crop="square"``, the generator of a training crop's jitter: the square
             randomly scaled, shifted and turned, or the whole frame
-            (:func:`hopose.crop.jittered_square`), cut by :func:`view_frame`; K is then the
+            (:func:`hopose.crop.jittered_square`), cut by :func:`view_frames`; K is then the
             view's map @ the (mirrored) original K. None: the square as it is.
 
     Returns:
@@ -368,7 +372,7 @@ def frame_to_record(
         affine = jittered_square(centre, side, frame.orig_size, image_size, jitter)[0].numpy()
         K = affine @ np.asarray(seen.orig_K, dtype=np.float64)
         if with_images:
-            image = view_frame(frame, affine, image_size)
+            image = view_frames(frame, affine[None], image_size)[0]
         else:
             image = np.zeros((0, 0, 3), dtype=np.uint8)
     elif with_images:
@@ -492,12 +496,12 @@ class FrameDataset(Dataset):
                 self.skipped[0],
             )
 
-    def view(self, index: int, affine: np.ndarray) -> np.ndarray:
-        """Frame ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its pixels
-        shows (:func:`view_frame`): the views of self-cropping (docs/training.md), which place
+    def views(self, index: int, affines: np.ndarray) -> np.ndarray:
+        """Frame ``index`` as the (V, S, S, 3) uint8 images affine maps (V, 3, 3) of its pixels
+        show (:func:`view_frames`): the views of self-cropping (docs/training.md), which place
         their squares from the model's own 2D, so that a crop-trained model is evaluated from
         the images with no ground truth placing them."""
-        return view_frame(self.frame(index), affine, self.image_size)
+        return view_frames(self.frame(index), affines, self.image_size)
 
     def __getitem__(self, index: int) -> dict:
         return frame_to_record(

@@ -54,12 +54,13 @@ class ExitWithParent:
 
 
 class ViewSource(Protocol):
-    """A dataset that shows any view of its frames (the synthetic renders, the real loaders),
-    as (S, S, 3) uint8 images of side ``image_size``."""
+    """A dataset that shows any views of its frames (the synthetic renders, the real loaders):
+    ``views(index, affines)``, frame ``index`` through maps (V, 3, 3), as (V, S, S, 3) uint8
+    images of side ``image_size``."""
 
     image_size: int
 
-    def view(self, index: int, affine: np.ndarray) -> np.ndarray: ...
+    def views(self, index: int, affines: np.ndarray) -> np.ndarray: ...
 
 
 _SOURCE: ViewSource | None = None  # in a FrameViews process: the dataset it renders
@@ -73,17 +74,17 @@ def _start_view_process(source: ViewSource) -> None:
     torch.set_num_threads(1)
 
 
-def _render_view(task: tuple[int, np.ndarray]) -> np.ndarray:
-    return _SOURCE.view(*task)
+def _render_views(task: tuple[int, np.ndarray]) -> np.ndarray:
+    return _SOURCE.views(*task)
 
 
 class FrameViews:
-    """Views of a dataset's frames, ``source.view(index, affine)``, rendered in ``workers``
+    """Views of a dataset's frames, ``source.views(index, affines)``, rendered in ``workers``
     processes or, with 0, in this one.
 
     Self-cropping renders each frame anew at every pass and for every test-time view, which is
     most of an evaluation's time from the images (docs/training.md, "Evaluation and
-    prediction"); the views of a batch are independent, so processes share them. Rendering is
+    prediction"); the frames of a batch are independent, so processes share them. Rendering is
     deterministic, so the images are the same either way. A context manager: the processes
     start on entry and end on exit; killed, this process leaves none behind (they wait for
     tasks on a pipe whose end it held, and end when it closes). An exception in a process is
@@ -118,16 +119,20 @@ class FrameViews:
             self._pool = None
 
     def __call__(self, indices: Sequence[int], affines: np.ndarray) -> np.ndarray:
-        """(B, S, S, 3) uint8 views, C-contiguous: frame ``indices[b]`` through ``affines[b]``
-        (B, 3, 3)."""
-        tasks = list(zip(indices, affines, strict=True))
+        """(V, B, S, S, 3) uint8 views, C-contiguous: frame ``indices[b]`` through
+        ``affines[v, b]`` (V, B, 3, 3). A frame's V views are made together (a real frame's
+        image is decoded once for all of them)."""
+        if len(indices) != affines.shape[1]:
+            raise ValueError(f"{len(indices)} frames, but maps of {affines.shape[1]}")
+        tasks = [(index, affines[:, b]) for b, index in enumerate(indices)]
         if self._pool is None:
-            images = [self.source.view(index, affine) for index, affine in tasks]
+            images = [self.source.views(index, maps) for index, maps in tasks]
         else:
             # A few chunks per process: few enough messages, small enough to balance the load.
             chunk = max(1, math.ceil(len(tasks) / (4 * self.workers)))
-            images = self._pool.map(_render_view, tasks, chunksize=chunk)
-        # One memory layout wherever they were made: a real frame's view is a transposed tensor
-        # (view_frame), which np.stack would keep, and a pickled one comes back C-contiguous;
-        # the network's convolutions round differently in the two layouts (by 1e-5 px).
-        return np.stack([np.ascontiguousarray(image) for image in images])
+            images = self._pool.map(_render_views, tasks, chunksize=chunk)
+        # One memory layout wherever they were made: a real frame's views are a transposed
+        # tensor (view_frames), which np.stack would keep, and pickled ones come back
+        # C-contiguous; the network's convolutions round differently in the two layouts (by
+        # 1e-5 px).
+        return np.stack([np.ascontiguousarray(image) for image in images], axis=1)
