@@ -207,7 +207,11 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         help="from the images of the squares ground truth places around hand and object (the "
         "protocol of papers that crop so), not self-cropped; labelled gt_box",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, help="frames per forward pass")
+    parser.add_argument(
+        "--batch-size", type=int,
+        help="frames per forward pass (a self-crop's test-time views go in the same pass: "
+        "that many images a frame)",
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--workers", type=at_least(0), default=0,
