@@ -8,7 +8,9 @@
 2. A model that self-crops (the demo's): one photo's self-cropping
    (:func:`hopose.crop.self_crop_image`, three passes, the last one's 7 views), against the
    former way in the same run: each view's frame shrunk anew (``warp_image`` per view) and each
-   view read by the network alone.
+   view read by the network alone. The network's 2D is replaced by fixed points spanning a
+   third of the frame (:class:`Placed`), so that the crops are a real photo's size. Goal: at
+   most half the former time.
 3. Peak resident memory of a fresh process that predicts a small warm-up photo then one
    8000×6000 JPEG, against the same with one 1920×1080 JPEG (the baseline), and how much the
    photo raised the peak beyond the warm-up's. Goal: bounded, the 48 megapixel photo costing
@@ -18,7 +20,8 @@
 other jobs it stays near what an idle machine's wall time would be with ``--threads 1``.
 
 The network is the demo's (``--config``, default ``synthetic/end2end``: ResNet18 at 64 px),
-untrained: its weights do not change the cost. Photos are smooth random colour fields.
+untrained: its weights do not change the cost (but for where it places its crops, case 2).
+Photos are smooth random colour fields.
 
 Usage: ``python benchmarks/bench_predict.py [--config synthetic/end2end] [--images 10]
 [--threads N] [--clock wall|cpu]``
