@@ -217,6 +217,11 @@ class FrameWarp:
         grid = ((2 * p + 1) / size - 1).view(len(A), self.image_size, self.image_size, 2)
         return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
 
+    def views(self, maps: Tensor) -> Tensor:
+        """(V, B, 3, S, S) views through maps (V, B, 3, 3), V views of each frame: the ``view``
+        of :func:`self_crop`."""
+        return torch.stack([self(A) for A in maps])
+
 
 def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     """The ``image_size`` square that maps A show of frames.
@@ -465,7 +470,7 @@ def self_crop_image(
     height, width = image.shape[:2]
     with torch.inference_mode():
         out = self_crop(
-            model, lambda maps: torch.stack([warp(A) for A in maps]), K[None].float(),
-            (width, height), image_size=image_size, cropping=cropping,
+            model, warp.views, K[None].float(), (width, height), image_size=image_size,
+            cropping=cropping,
         )  # fmt: skip
     return out["kp2d"][0].float(), out["kp3d"][0].float()

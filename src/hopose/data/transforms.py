@@ -302,8 +302,8 @@ def view_frames(frame: Frame, affines: np.ndarray, image_size: int) -> np.ndarra
     # scale 1/k.
     A = A @ np.linalg.inv(edge_aligned_scale(torch.tensor([scale, scale])).double().numpy())
     image = torch.from_numpy(np.array(decoded)).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
-    warp = FrameWarp(image, image_size)
-    warped = torch.cat([warp(torch.from_numpy(a)[None]) for a in A])  # (V, 3, S, S) in [0, 1]
+    maps = torch.from_numpy(A)[:, None]  # (V, 1, 3, 3): V views of the one frame
+    warped = FrameWarp(image, image_size).views(maps)[:, 0]  # (V, 3, S, S) in [0, 1]
     return (warped * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
