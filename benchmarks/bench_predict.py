@@ -49,6 +49,7 @@ from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import find_config
 from hopose.crop import SelfCropping, self_crop, self_crop_image, warp_image
+from hopose.data.fpha import FPHA_COLOR_K
 from hopose.geometry import project_points
 from hopose.models import build_model
 from hopose.predict import draw_overlay, predict_images
@@ -120,7 +121,7 @@ def self_crop_seconds(model, image_size: int, cropping: SelfCropping, photo: Pat
     """Seconds of one photo's self-cropping, now and the former way (module docstring)."""
     image = np.asarray(Image.open(photo).convert("RGB"))
     height, width = image.shape[:2]
-    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+    K = torch.from_numpy(FPHA_COLOR_K).float()  # the synthetic frames' camera
     frame = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
 
     def former() -> None:
