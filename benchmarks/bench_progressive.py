@@ -1,7 +1,7 @@
 """The demo's encoder step in a progressive-resizing epoch against one at the full size.
 
 ``optim.progressive_size`` shows an image stage's first ``optim.progressive_epochs`` epochs
-their batches at a smaller size (``hopose.crop.shrink_views``; docs/training.md, "Progressive
+their batches at a smaller size (``hopose.crop.shrink_views``; docs/from_pixels.md, "Progressive
 resizing"). The benchmark times one training step of the demo's encoder stage
 (``synthetic/encoder``: the first two residual stages of ResNet18, heat-map head, segmentation
 maps, refinement GCN, batch 32, bf16 autocast where the CPU has bf16 instructions,

@@ -176,7 +176,7 @@ def _add_self_crop_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--single-view", action="store_true",
         help="predict from the last self-crop's one square, without the checkpoint's "
-        "test-time views (data.self_crop_turn, data.self_crop_shift; docs/training.md, "
+        "test-time views (data.self_crop_turn, data.self_crop_shift; docs/from_pixels.md, "
         "\"Test-time views\")",
     )  # fmt: skip
 

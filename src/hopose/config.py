@@ -140,7 +140,7 @@ class DataConfig:
     (:func:`hopose.crop.square_around`); wider than the training crops' (why:
     :data:`hopose.crop.SELF_CROP_MARGIN`)."""
     self_crop_turn: float = 0.0
-    """Test-time views of the last self-crop (beyond the paper; docs/training.md, "Test-time
+    """Test-time views of the last self-crop (beyond the paper; docs/from_pixels.md, "Test-time
     views"): above 0, its square is also shown turned by ± this many degrees (below 90), and
     the predictions of all views are averaged (:class:`hopose.crop.CropViews`)."""
     self_crop_shift: float = 0.0

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 # around a model's own 2D, the default of ``data.self_crop_margin``: wider than the training
 # crops' (:data:`hopose.data.transforms.DEFAULT_MARGIN`), because a model's own 2D spans less
 # than the truth's (under uncertainty each keypoint's estimate leans to the middle); chosen on
-# the validation split (docs/training.md, "Self-crop margin").
+# the validation split (docs/from_pixels.md, "Self-crop margin").
 SELF_CROP_MARGIN = 0.45
 
 
@@ -124,7 +124,7 @@ def frame_square(frame_size: tuple[int, int], like: Tensor) -> tuple[Tensor, Ten
 
 
 # Share of jittered square-crop samples that show the whole frame (self-cropping's first view):
-# the first pass only places the crop, so most samples train the crop pass (docs/training.md).
+# the first pass only places the crop, so most samples train the crop pass (docs/from_pixels.md).
 WHOLE_FRAME_SHARE = 0.15
 # The jitter of the other samples: scale ×0.8-1.25 (uniform in log), shift ±10% of the side per
 # axis, turn ±30°; the whole frame turns ±10° only.
@@ -175,7 +175,7 @@ def _block_means(x: Tensor, shrink: int) -> Tensor:
     x = F.pad(x, (0, -width % shrink, 0, -height % shrink))
     # Block means (area averaging), not an antialiased bilinear resize, whose triangle spans
     # two blocks: the demo's model read such crops of rendered photos 2 px (hand) and 4 px
-    # (box) worse (docs/training.md, "Block means when a view shrinks the photo").
+    # (box) worse (docs/from_pixels.md, "Block means when a view shrinks the photo").
     return F.avg_pool2d(x, shrink)
 
 
@@ -285,12 +285,12 @@ def shrink_views(batch: Mapping[str, Any], image_size: int) -> dict[str, Any]:
 @dataclasses.dataclass(frozen=True)
 class CropViews:
     """The views of a self-crop square whose predictions the last pass averages (test-time
-    augmentation, beyond the paper; docs/training.md, "Test-time views").
+    augmentation, beyond the paper; docs/from_pixels.md, "Test-time views").
 
     The square itself; with ``turn`` > 0 also the square turned by -``turn`` and +``turn``
     degrees; with ``shift`` > 0 also the square moved by +``shift`` and -``shift`` × its side
     along x, then along y: ``1 + 2 [turn > 0] + 4 [shift > 0]`` views, each one change from
-    the square (the turned and shifted combinations gain nothing more, docs/training.md). Each
+    the square (the turned and shifted combinations gain nothing more, docs/from_pixels.md). Each
     view's intrinsics are its map times the frame's K (module docstring), so the rays are
     exact in every view: the 3D of all views is in the one camera frame and averages as it
     is, and the 2D averages in frame pixels. The model was trained on squares turned by up to
@@ -356,7 +356,7 @@ class SelfCropping:
         margin on a validation split, docs/training.md, "Self-crop margin") or else
         ``data.self_crop_margin``, the last crop seen through ``data.self_crop_turn`` and
         ``data.self_crop_shift``'s views, or as the one square with ``single_view`` (to measure
-        what the views give, docs/training.md, "Test-time views").
+        what the views give, docs/from_pixels.md, "Test-time views").
 
         Raises:
             ConfigError: ``margin`` is not a margin ``data.self_crop_margin`` may hold

@@ -68,9 +68,9 @@ QUICK_OVERRIDES: dict[str, list[str]] = {
         "optim.progressive_epochs=4",
     ],
     # Its 2D spans less of the truth than the full demo's: its self-crops take a wider margin,
-    # chosen on the validation split as the full demo's (docs/training.md, "Self-crop margin").
+    # chosen on the validation split as the full demo's (docs/from_pixels.md, "Self-crop margin").
     # It predicts from the last crop's one square: it meets its bar without the 6 more views,
-    # which would cost it about 20 s of its 4 minutes (docs/training.md, "Test-time views").
+    # which would cost it about 20 s of its 4 minutes (docs/from_pixels.md, "Test-time views").
     "end2end": [
         "data.num_train=3000",
         "data.num_val=100",

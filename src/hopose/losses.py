@@ -30,7 +30,7 @@ predicted ``parts`` and the coordinates. With ``euclidean_3d`` (``loss.l3d_dista
 euclidean``, beyond the paper) the 3D terms are instead the mean distance per node in mm, the
 form of the mean-error metric the results are scored by: a squared error's optimum under an
 uncertain input is the mean of the poses it could be, the distance's their median, which is
-nearer to each of them on average (docs/training.md). A term is computed only when its output
+nearer to each of them on average (docs/from_pixels.md). A term is computed only when its output
 is present, so the same function serves the lifter alone (stage 1), the encoder alone (stage 2)
 and the full model (stage 3, with ``physical=True``).
 """

@@ -75,7 +75,7 @@ BOX_EDGES: tuple[tuple[int, int], ...] = tuple(
     sorted({tuple(sorted((face[k], face[(k + 1) % 4]))) for face in BOX_FACES for k in range(4)})
 )
 
-# What a pixel shows, for the segmentation maps (beyond the paper, docs/training.md): class 0
+# What a pixel shows, for the segmentation maps (beyond the paper, docs/from_pixels.md): class 0
 # the background, 1 the hand (its sleeve included), 2 + f the box's face BOX_FACES[f].
 SEGMENTATION_CLASSES: tuple[str, ...] = (
     "background", "hand", "box z-", "box z+", "box y-", "box y+", "box x-", "box x+",

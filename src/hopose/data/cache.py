@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 2
 # Version 1 is read but for one kind: a real dataset's square crops, which it cut with an
 # antialiased bilinear shrink where hopose.crop.warp_image, which self-cropping's views of the
-# same frames use, now takes block means (docs/training.md, "Block means when a view shrinks
+# same frames use, now takes block means (docs/from_pixels.md, "Block means when a view shrinks
 # the photo"). Its whole frames (PIL's box filter) and synthetic renders are unchanged.
 OLD_FILTER_VERSION = 1
 ON_ERROR: tuple[str, ...] = ("raise", "skip")

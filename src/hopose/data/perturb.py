@@ -1,7 +1,7 @@
 """Ground-truth 2D keypoints perturbed the way an image encoder errs, for training the lifter.
 
 The paper trains the lifter on ground-truth 2D (§4.3) and then feeds it the encoder's
-predictions. A lifter that has only seen exact 2D amplifies every 2D error (docs/training.md,
+predictions. A lifter that has only seen exact 2D amplifies every 2D error (docs/from_pixels.md,
 the noise curve). :func:`perturb_keypoints` imitates three kinds of encoder error:
 
 - jitter: Gaussian noise on every keypoint, its standard deviation drawn per sample uniformly

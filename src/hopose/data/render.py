@@ -72,7 +72,7 @@ SHOULDER = np.array([250.0, 450.0, 50.0])  # mm, camera frame: where the right a
 # (render_grasp's supersample): a photo resized to a small network input averages the light over
 # each pixel, where one sample per pixel aliases the 7-12 mm fingers (2-4 px at 64 px). The
 # demo's model trained on single-sample 64-px renders was 8.5 / 8.3 mm (hand / box) worse on
-# views rendered 4x finer and area-downsampled (docs/training.md, "Renders that look like
+# views rendered 4x finer and area-downsampled (docs/from_pixels.md, "Renders that look like
 # photos"); 224-px renders keep one sample per pixel (issue #3's 50 renders/s on one core).
 SUPERSAMPLED_SIDE = 128
 

@@ -30,7 +30,7 @@ Choices the paper leaves open:
   stride-4 features that classifies what each cell shows: background, hand, or which face of the
   box (:data:`hopose.skeleton.SEGMENTATION_CLASSES`). Trained on the synthetic renders' maps
   (:func:`hopose.losses.segmentation_loss`), it makes the features that place the keypoints
-  tell the hand from the box and the box's faces from each other (docs/training.md,
+  tell the hand from the box and the box's faces from each other (docs/from_pixels.md,
   "Segmentation maps"); nothing downstream reads its output.
 - Pretrained weights come only from a local file (no downloads): a state dict saved from the
   torchvision model of the same architecture (``torch.save(resnet50().state_dict(), path)``);

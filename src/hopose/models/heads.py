@@ -16,7 +16,7 @@ to pixels whose centres are at integer coordinates (docs/datasets.md), where the
   the expectation of the pixel centres under its map's softmax (:func:`soft_argmax`), so the
   head is differentiable end to end and localises below the map's cell size. Pooling to one
   global vector discards where things are; the heat map keeps it, which is why it localises
-  better than the linear head on small hands in whole frames (docs/training.md).
+  better than the linear head on small hands in whole frames (docs/from_pixels.md).
 
 :func:`sample_features` reads a feature map at keypoints, so each node of the refinement GCN
 can read the local feature where its keypoint lies besides the global one.

@@ -54,7 +54,7 @@ GT-2D lifter run (``synthetic/lifter`` config, test split) it brought the full g
 Beyond the paper, ``modulated`` gives every graph convolution a per-node weight modulation
 (Zou & Tang, ICCV 2021; :class:`~hopose.models.graph_conv.GraphConv`), with which a layer can
 form such differences itself. On the demo's stage-1 run (``synthetic/lifter``, rays, 400 test
-frames, ground-truth 2D) it brought 25.3 / 32.9 mm to 23.2 / 31.6 (docs/training.md, "Per-node
+frames, ground-truth 2D) it brought 25.3 / 32.9 mm to 23.2 / 31.6 (docs/from_pixels.md, "Per-node
 weight modulation").
 """
 
