@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,24 @@ def test_copying_a_missing_file_names_it_and_writes_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"best\.pt"):
         copy_file(tmp_path / "best.pt", tmp_path / "model.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_file_is_synced_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """A crash after the rename must find the new contents (file synced first) and the new name
+    (folder synced after), not an empty file or the old one."""
+    events: list[str] = []
+    fsync, replace = os.fsync, os.replace
+
+    def record_fsync(fd: int) -> None:
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    def record_replace(source, target) -> None:
+        events.append("replace")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(os, "replace", record_replace)
+    write_text(tmp_path / "config.yaml", "seed: 0\n")
+    folder = ["fsync folder"] if hasattr(os, "O_DIRECTORY") else []
+    assert events == ["fsync file", "replace", *folder]

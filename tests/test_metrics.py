@@ -14,6 +14,7 @@ from hopose.metrics import (
     THRESHOLDS_MM,
     THRESHOLDS_PX,
     auc,
+    mean_distance,
     pck_curve,
     per_frame_error,
     procrustes_error,
@@ -260,3 +261,10 @@ def test_threshold_constants_are_the_papers_0_to_80_range():
     for thresholds in (THRESHOLDS_MM, THRESHOLDS_PX):
         assert thresholds[0] == 0 and thresholds[-1] == 80 and len(thresholds) == 81
         np.testing.assert_allclose(np.diff(thresholds), 1.0)
+
+
+def test_mean_distance_is_the_mean_euclidean_distance_per_frame():
+    """The one definition of the error that train's validation and the eval metrics share."""
+    pred = torch.tensor([[[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]], [[1.0, 1.0, 1.0], [0.0, 0.0, 2.0]]])
+    gt = torch.zeros(2, 2, 3)
+    assert torch.equal(mean_distance(pred, gt), torch.tensor([2.5, (3**0.5 + 2) / 2]))

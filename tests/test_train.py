@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import socket
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from hopose.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_mod
 from hopose.config import ConfigError, config_from_dict
 from hopose.data.splits import SplitCache, build_split
 from hopose.evaluate import run_eval
+from hopose.metrics import mean_distance
 from hopose.models import build_model
 from hopose.train import RunError, train
 from tiny_runs import tiny
@@ -583,3 +585,73 @@ def test_resume_of_a_folder_that_does_not_exist_creates_nothing(tmp_path):
     with pytest.raises(RunError, match="there is no run to continue"):
         train(tiny("lifter"), tmp_path / "typo", resume=True)
     assert not (tmp_path / "typo").exists()
+
+
+class _Reduced(Exception):
+    """Raised by the stand-in all-reduce: the packed tensor is checked, the rest not run."""
+
+
+def test_sums_over_ranks_are_packed_on_the_sums_device(monkeypatch):
+    """On GPUs the sums are CUDA tensors while a bare count tensor is made on the CPU; stacking
+    the two raised. The meta device stands in for CUDA: anything that is not the CPU."""
+    seen = []
+
+    def all_reduce(packed):
+        seen.append(packed.device)
+        raise _Reduced
+
+    monkeypatch.setattr(train_module.dist, "all_reduce", all_reduce)
+    meta = torch.device("meta")
+    sums = {"l3d": torch.zeros((), device=meta), "total": torch.zeros((), device=meta)}
+    with pytest.raises(_Reduced):
+        train_module._sum_over_ranks(sums, 48, meta)
+    assert seen == [meta]
+
+
+def test_resume_below_the_epochs_done_is_refused_naming_both(tmp_path):
+    train(tiny("lifter", "optim.epochs=2"), tmp_path)
+    config = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(RunError, match=r"optim\.epochs=1 .*2 epochs") as error:
+        train(tiny("lifter", "optim.epochs=1"), tmp_path, resume=True)
+    assert "\n" not in str(error.value)
+    assert (tmp_path / "config.yaml").read_text() == config  # the run's own config is kept
+
+
+def test_a_missing_backbone_weights_file_is_refused_before_the_data_is_built(tmp_path, monkeypatch):
+    def read_splits(*args, **kwargs):
+        raise AssertionError("the data was built before the config was checked")
+
+    monkeypatch.setattr(train_module, "_read_splits", read_splits)
+    missing = tmp_path / "resnet18.pth"
+    cfg = tiny("encoder", f"model.backbone_weights={missing}")
+    with pytest.raises(FileNotFoundError, match=r"^model\.backbone_weights: .*resnet18\.pth"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_validation_error_is_the_metrics_mean_distance():
+    """best.pt is picked by the error ``hopose.metrics`` defines: one definition for both."""
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        name: torch.randn(4, nodes, dim, generator=generator) * 50
+        for name, nodes, dim in (("hand_3d", 21, 3), ("obj_3d", 8, 3))
+    }
+    out = {"kp3d": torch.randn(4, 29, 3, generator=generator) * 50}
+    hand = mean_distance(out["kp3d"][:, :21], batch["hand_3d"])
+    obj = mean_distance(out["kp3d"][:, 21:], batch["obj_3d"])
+    error = train_module.validation_error(out, batch, ("hand", "object"))
+    assert torch.equal(error, (hand + obj) / 2)
+    assert torch.equal(train_module.validation_error(out, batch, ("hand",)), hand)
+
+
+def _backbone_warnings(cfg, out: Path) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(cfg, out)
+    return [str(w.message) for w in caught if "no backbone weights file given" in str(w.message)]
+
+
+def test_only_a_stage_that_trains_the_encoder_warns_of_a_random_backbone(tmp_path):
+    """The lifter stage never uses the encoder, whose random start is then no news."""
+    assert _backbone_warnings(tiny("lifter"), tmp_path / "lifter") == []
+    assert len(_backbone_warnings(tiny("encoder"), tmp_path / "encoder")) == 1

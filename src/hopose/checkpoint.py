@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -45,6 +44,7 @@ from torch import nn
 from hopose.config import ConfigError, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from hopose.files import write_atomic
 from hopose.models import HoposeNet, build_model
+from hopose.models.encoder import random_backbone_expected
 from hopose.stages import GT_2D_PARTS, IMAGE_PARTS, PARTS, STAGES
 
 FORMAT = 1
@@ -259,8 +259,7 @@ def rebuild_model(cfg: TrainConfig) -> HoposeNet:
 
 
 def _untrained(cfg: ModelConfig) -> HoposeNet:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="no backbone weights file given")
+    with random_backbone_expected():
         return build_model(dataclasses.replace(cfg, backbone_weights=None))
 
 

@@ -9,6 +9,7 @@ file name; they are re-raised as the same kind of :class:`OSError` naming the ta
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable
@@ -22,7 +23,8 @@ def temporary_path(path: Path) -> Path:
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` then rename ``tmp`` to ``path``; on any error remove ``tmp``.
+    """Call ``write(tmp)``, sync ``tmp`` to the disk, rename it to ``path`` and sync the folder
+    (where the system can open one); on any error remove ``tmp``.
 
     Raises:
         OSError: of the original kind (errno kept), its message naming ``path``.
@@ -31,7 +33,12 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     tmp = temporary_path(path)
     try:
         write(tmp)
+        # Data before name: a crash after the rename must not find a renamed empty file.
+        _fsync(tmp, os.O_RDONLY)
         os.replace(tmp, path)
+        # The rename lives in the folder's entries: synced, it survives a crash too.
+        if hasattr(os, "O_DIRECTORY"):
+            _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY, optional=True)
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise OSError(
@@ -41,6 +48,19 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _fsync(path: Path, flags: int, *, optional: bool = False) -> None:
+    """Flush ``path`` (opened with ``flags``) to the disk; ``optional`` tolerates a file system
+    that cannot sync it (some refuse folders with EINVAL), where the write itself succeeded."""
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if not (optional and error.errno in (errno.EINVAL, errno.ENOTSUP)):
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> Path:

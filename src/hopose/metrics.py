@@ -72,8 +72,12 @@ def _as_pose_pair(
     return pred_t, gt_t
 
 
-def _mean_distance(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """(N, K, D) pairs to the (N,) mean Euclidean distance over the K points."""
+def mean_distance(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(N, K, D) pairs to the (N,) mean Euclidean distance over the K points.
+
+    Public: the training's validation error (:func:`hopose.train.validation_error`), which
+    picks ``best.pt``, is this distance too, so that it is the error the evaluation reports.
+    """
     return torch.linalg.vector_norm(pred - gt, dim=-1).mean(dim=-1)
 
 
@@ -102,7 +106,7 @@ def per_frame_error(pred: Array, gt: Array) -> NDArray[np.float64]:
         for one whose prediction is not.
     """
     pred_t, gt_t = _as_pose_pair(pred, gt)
-    return _frame_errors(_mean_distance(pred_t, gt_t), _finite_frames(gt_t))
+    return _frame_errors(mean_distance(pred_t, gt_t), _finite_frames(gt_t))
 
 
 def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.float64]:
@@ -121,7 +125,7 @@ def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.flo
     if not 0 <= root < pred_t.shape[1]:
         raise ValueError(f"root: index {root} is out of range for {pred_t.shape[1]} joints")
     root_at = slice(root, root + 1)  # keeps the joint axis, (N, 1, 3), to broadcast
-    errors = _mean_distance(pred_t - pred_t[:, root_at], gt_t - gt_t[:, root_at])
+    errors = mean_distance(pred_t - pred_t[:, root_at], gt_t - gt_t[:, root_at])
     return _frame_errors(errors, _finite_frames(gt_t))
 
 
@@ -142,7 +146,7 @@ def procrustes_error(pred: Array, gt: Array) -> NDArray[np.float64]:
     pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
     both = _finite_frames(pred_t) & _finite_frames(gt_t)
     errors = torch.full(pred_t.shape[:1], torch.nan, dtype=torch.float64)
-    errors[both] = _mean_distance(procrustes_align(pred_t[both], gt_t[both]), gt_t[both])
+    errors[both] = mean_distance(procrustes_align(pred_t[both], gt_t[both]), gt_t[both])
     return _frame_errors(errors, _finite_frames(gt_t))
 
 
@@ -167,7 +171,7 @@ def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.flo
         raise ValueError(
             f"K: expected shape (3, 3) or ({pred_t.shape[0]}, 3, 3), got {tuple(K_t.shape)}"
         )
-    errors = _mean_distance(project_points(pred_t, K_t), project_points(gt_t, K_t))
+    errors = mean_distance(project_points(pred_t, K_t), project_points(gt_t, K_t))
     camera = _finite_frames(K_t.expand(len(pred_t), 3, 3))
     return _frame_errors(errors, _finite_frames(gt_t) & camera)
 

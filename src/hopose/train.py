@@ -91,7 +91,9 @@ from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
 from hopose.files import write_atomic, write_text
 from hopose.losses import compute_losses, total_loss
+from hopose.metrics import mean_distance
 from hopose.models import HoposeNet, build_model
+from hopose.models.encoder import random_backbone_expected
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
 
@@ -290,12 +292,10 @@ def validation_error(
     """
     if "kp3d" in out:
         gt = {"hand": batch["hand_3d"], "object": batch["obj_3d"]}
-        errors = [
-            (out["kp3d"][:, PART_NODES[p]].float() - gt[p]).norm(dim=-1).mean(dim=-1) for p in parts
-        ]
+        errors = [mean_distance(out["kp3d"][:, PART_NODES[p]].float(), gt[p]) for p in parts]
         return torch.stack(errors).mean(dim=0)
     gt_2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
-    return (out["kp2d"].float() - gt_2d).norm(dim=-1).mean(dim=-1)
+    return mean_distance(out["kp2d"].float(), gt_2d)
 
 
 def forward_losses(
@@ -366,9 +366,12 @@ def _sum_over_ranks(
     """``sums`` and ``count`` added over the processes of the group (one all-reduce): every rank
     then holds the epoch's means over the whole training split, not over its own shard."""
     names = list(sums)  # the same terms in the same order on every rank
+    # Every element made on ``device`` before the stack: the count is a Python int, whose
+    # tensor would be a CPU one beside CUDA sums, which torch.stack refuses.
     packed = torch.stack(
-        [sums[name].double() for name in names] + [torch.tensor(count, dtype=torch.float64)]
-    ).to(device)
+        [sums[name].double().to(device) for name in names]
+        + [torch.tensor(count, dtype=torch.float64, device=device)]
+    )
     dist.all_reduce(packed)
     return dict(zip(names, packed[:-1], strict=True)), int(packed[-1])
 
@@ -535,8 +538,6 @@ def _append_csv(path: Path, row: Mapping[str, float]) -> None:
             if not before:
                 writer.writeheader()
             writer.writerow(row)
-            handle.flush()
-            os.fsync(handle.fileno())
 
     write_atomic(path, write)
 
@@ -698,6 +699,7 @@ def _train(
     checkpoint = _resumed_checkpoint(cfg, out_dir, runtime) if resume else None
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
+    _check_backbone_weights(cfg.model.backbone_weights)
     if runtime.is_main:
         write_text(out_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     stage = STAGES[cfg.stage]
@@ -812,10 +814,23 @@ def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> di
     last_path = out_dir / LAST_CHECKPOINT
     checkpoint = load_training_state(last_path)
     check_resumable(cfg, checkpoint, last_path)
+    if cfg.optim.epochs < checkpoint["epoch"]:
+        # Before config.yaml is rewritten: the loop would run no epoch and exit as if done.
+        raise RunError(
+            f"{last_path}: optim.epochs={cfg.optim.epochs} is below the {checkpoint['epoch']} "
+            "epochs this run has done; --resume continues to a later epoch, not an earlier one"
+        )
     if runtime.is_main and checkpoint["best_epoch"] + 1 == checkpoint["epoch"]:
         # The best epoch is last.pt's own: a kill after last.pt may have left best.pt behind.
         save_checkpoint(progress_of(checkpoint), out_dir / BEST_CHECKPOINT)
     return checkpoint
+
+
+def _check_backbone_weights(path: str | None) -> None:
+    """Refuse a ``model.backbone_weights`` that is not a file, before the data is built: the
+    network reads it only after (and on every stage and resume, whose weights replace it)."""
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"model.backbone_weights: file not found: {path}")
 
 
 def _read_splits(
@@ -849,7 +864,11 @@ def _network(
     checkpoint's, or the parts ``init_from`` trained (the rest of it is random and not copied)
     and this stage's."""
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
-    model = build_model(cfg.model)
+    # A random backbone is news only to a stage that trains the encoder: the others never use
+    # it (the lifter reads ground-truth 2D keypoints).
+    quiet = "encoder" not in stage.trains
+    with random_backbone_expected() if quiet else nullcontext():
+        model = build_model(cfg.model)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         return model, frozenset(checkpoint["trained"])

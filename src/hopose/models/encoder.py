@@ -41,6 +41,8 @@ Choices the paper leaves open:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -56,6 +58,8 @@ BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
 RESIDUAL_STAGES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 # Channels of the heat-map head's fused feature map (read by the GCN nodes too).
 HEATMAP_WIDTH = 64
+RANDOM_BACKBONE_WARNING = "no backbone weights file given"
+"""How the warning of a randomly initialised backbone begins (:func:`random_backbone_expected`)."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -78,6 +82,15 @@ def _load_backbone_weights(trunk: nn.Module, path: Path) -> None:
             f"{path}: weights do not fit the backbone: missing keys {missing[:5]}, "
             f"unexpected keys {unexpected[:5]}"
         )
+
+
+@contextmanager
+def random_backbone_expected() -> Iterator[None]:
+    """Silence the random-backbone warning where the backbone's start does not matter: its
+    weights are replaced (a checkpoint's) or never used (the lifter stage)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=RANDOM_BACKBONE_WARNING)
+        yield
 
 
 class ImageEncoder(nn.Module):
@@ -127,7 +140,7 @@ class ImageEncoder(nn.Module):
         trunk.fc = nn.Identity()
         if weights_path is None:
             warnings.warn(
-                f"no backbone weights file given: {backbone} starts from random initialisation, "
+                f"{RANDOM_BACKBONE_WARNING}: {backbone} starts from random initialisation, "
                 "no pretrained (ImageNet) weights are used",
                 UserWarning,
                 stacklevel=2,
