@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,31 @@ def test_bad_progressive_resizing_names_the_field(config, overrides, message):
             CONFIGS / "synthetic" / f"{config}.yaml",
             ["optim.progressive_size=null", "optim.progressive_epochs=0", *overrides],
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1e0", 1.0), ("1.6", 1.6), ("true", True), ("hope", "hope"), ("[1, 2]", [1, 2])],
+)
+def test_eval_option_values_are_read_as_set_reads_them(text, value):
+    """``--option`` read its value with PyYAML, for which 1e0 is a string, while ``--set
+    data.options.focal_scale=1e0`` gives 1.0."""
+    from hopose.cli import build_parser
+
+    args = ["eval", "m.pt", "--data", "synthetic", "--option", f"focal_scale={text}"]
+    parsed = dict(build_parser().parse_args([*args, "--out", "e"]).options)["focal_scale"]
+    cfg = load_config(CONFIGS / "synthetic" / "lifter.yaml", [f"data.options.focal_scale={text}"])
+    assert parsed == cfg.data.options["focal_scale"] == value
+    assert type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("value", ["2", "0", "1.5", "[1]"])
+def test_a_bool_field_refuses_a_value_that_is_not_a_bool(tmp_path, value):
+    """OmegaConf turned any integer into a bool: optim.amp=2 became True."""
+    message = f"optim.amp must be true or false, got {value}"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(_write(tmp_path, "optim: {}\n"), [f"optim.amp={value}"])
+    path = _write(tmp_path, f"optim:\n  amp: {value}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)
+    assert load_config(_write(tmp_path, "optim: {}\n"), ["optim.amp=true"]).optim.amp is True

@@ -157,6 +157,21 @@ def test_eval_command_writes_metrics_predictions_and_report(checkpoint, tmp_path
     assert (tmp_path / "report.md").is_file() != gt_2d
 
 
+def test_an_eval_into_a_used_folder_leaves_none_of_the_earlier_runs_report(checkpoint, tmp_path):
+    # Stand-ins for an earlier evaluation's files, and one that is not hopose's.
+    earlier = ["metrics.json", "per_frame.csv", "report.md", "figures/gallery.png"]
+    for name in [*earlier, "notes.txt"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("earlier")
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+    evaluate.run_eval(checkpoint, data, "test", tmp_path, gt_2d=True, report=False)
+    left = [name for name in earlier if (tmp_path / name).exists()]
+    assert (
+        left == ["metrics.json"] and json.loads((tmp_path / "metrics.json").read_text())["n"] == 2
+    )
+    assert (tmp_path / "notes.txt").read_text() == "earlier"
+
+
 def test_eval_crop_and_options_reach_the_dataset(checkpoint, tmp_path):
     # --option focal_scale=1.6 zooms the synthetic camera; --crop square crops around hand and
     # box. The square crop changes the pixels and K but not the 3D, so the lifter, which reads
@@ -751,3 +766,17 @@ def test_a_margin_given_to_eval_and_predict_places_the_self_crops(tmp_path, monk
     ):
         assert main([*args, *extra, "--out", str(tmp_path / "refused")]) == 1
         assert capsys.readouterr().err.startswith(f"hopose eval: error: {message}")
+
+
+def test_eval_refuses_a_crop_a_self_cropping_model_would_not_use(tmp_path, capsys):
+    # A self-cropping model's frames are read whole: --crop was dropped without a word. With
+    # --gt-2d nothing is self-cropped, and the crop places the records' 2D: accepted.
+    path = _crop_trained_model(tmp_path, self_crop=1)
+    args = ["eval", str(path), "--data", "synthetic", "--num", "2", "--no-report"]
+    assert main([*args, "--crop", "square", "--out", str(tmp_path / "refused")]) == 1
+    assert capsys.readouterr().err == (
+        f"hopose eval: error: crop: {path} self-crops its test frames from whole frames, so "
+        "'square' would not be used; for squares around the true hand and box use --gt-box\n"
+    )
+    assert not (tmp_path / "refused").exists()
+    assert main([*args, "--gt-2d", "--crop", "square", "--out", str(tmp_path / "e")]) == 0

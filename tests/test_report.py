@@ -213,6 +213,16 @@ def test_compare_cli_with_paper(runs, tmp_path, capsys):
     assert all(name in text for name in PAPER_TABLE1)
 
 
+def test_compare_refuses_a_run_twice_and_an_out_among_its_runs(runs, tmp_path):
+    root, _, _ = runs
+    figure = (root / "a" / "figures" / "hand_pck.png").read_bytes()
+    with pytest.raises(ValueError, match="given more than once"):
+        compare_runs([root / "a", root / "b", root / "b" / ".." / "a"], tmp_path / "cmp")
+    with pytest.raises(ValueError, match="is one of the compared runs"):
+        compare_runs([root / "a", root / "b"], root / "a")
+    assert (root / "a" / "figures" / "hand_pck.png").read_bytes() == figure
+
+
 def test_compare_same_folder_names_use_paths(runs, tmp_path):
     root, _, _ = runs
     twin = tmp_path / "x" / "a"

@@ -86,14 +86,24 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="a smoke-sized run (minutes)")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed demo in --out: each stage from its last.pt, finished ones kept",
+    )
     parser.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    """Exit 1 when a check failed (a model no better than the mean pose), so that `make demo`
+    and scripts see it, not only the FAIL line in the output."""
     from hopose.demo import run_demo
 
-    run_demo(args.out, quick=args.quick)
-    return 0
+    checks = run_demo(args.out, quick=args.quick, resume=args.resume)["checks"]
+    failed = [name for name, passed in checks.items() if not passed]
+    if failed:
+        print(f"hopose demo: checks failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
@@ -133,6 +143,20 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return check
 
 
+def _refuse_given(args: argparse.Namespace, names: Sequence[str], why: str) -> None:
+    """Refuse the options among ``names`` (argparse dests) that were given, naming them: set
+    where they do not apply, they would be ignored without a word. Unset options are None."""
+    given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: {why}")
+
+
+def _refuse_root_of_synthetic(args: argparse.Namespace, dataset: str) -> None:
+    """Synthetic frames are generated (or read from --cache): a --root would be ignored."""
+    if dataset == "synthetic":
+        _refuse_given(args, ("root",), "a folder of a real dataset; synthetic data is generated")
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -145,21 +169,23 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=at_least(0), default=0, help="synthetic: base seed of the splits (>= 0)"
     )
-    parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
+    parser.add_argument(
+        "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
+    )
 
 
 def _option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` -> (key, value parsed as YAML), for argparse."""
+    """``KEY=VALUE`` -> (key, value parsed as ``--set`` parses it), for argparse."""
     import yaml
+
+    from hopose.config import override_value, yaml_problem
 
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, yaml.safe_load(value)
-    except yaml.YAMLError as error:
-        from hopose.config import yaml_problem  # one line, as a usage error must be
-
+        return key, override_value(value)
+    except yaml.YAMLError as error:  # one line, as a usage error must be
         raise argparse.ArgumentTypeError(
             f"{key}: value is not YAML ({yaml_problem(error)})"
         ) from None
@@ -208,7 +234,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         "protocol of papers that crop so), not self-cropped; labelled gt_box",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=int,
+        "--batch-size", type=at_least(1),
         help="frames per forward pass (a self-crop's test-time views go in the same pass: "
         "that many images a frame)",
     )  # fmt: skip
@@ -247,13 +273,18 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.data != "synthetic" and args.root is None and args.cache is None:
         raise ValueError(f"--root: evaluating on {args.data} needs its folder (or --cache)")
+    _refuse_root_of_synthetic(args, args.data)
+    # Synthetic frames are generated, as many as asked: unasked, the dataset's own refusal
+    # named its constructor argument (num_samples), not the option.
+    if args.data == "synthetic" and args.num is None and args.cache is None:
+        raise ValueError("--num: evaluating on synthetic data needs the number of frames")
     # run_eval refuses the flags too; asked here, a bad flag is named before the checkpoint is
     # read by eval_data_config.
     refinement(args.refine, args.complete_grasp, from_images=not args.gt_2d)
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
         split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
-        num_workers=args.workers,
+        num_workers=args.workers, self_cropping=not (args.gt_2d or args.gt_box),
     )  # fmt: skip
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d, gt_box=args.gt_box,
@@ -353,10 +384,11 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
     # Unset physics options keep run_ablation's defaults; set for another study, they would be
     # ignored, so they are refused.
-    given = [name for name in ("seeds", "input") if getattr(args, name) is not None]
-    if given and args.study != "physics":
-        options = ", ".join(f"--{name}" for name in given)
-        raise ValueError(f"{options}: options of the physics study, not the {args.study} one")
+    if args.study != "physics":
+        _refuse_given(
+            args, ("seeds", "input"), f"options of the physics study, not the {args.study} one"
+        )
+    _refuse_root_of_synthetic(args, args.data)
     physics = {} if args.seeds is None else {"seeds": args.seeds}
     if args.input is not None:
         physics["sources"] = PHYSICS_INPUTS if args.input == "both" else (args.input,)
@@ -377,14 +409,21 @@ def _add_loader_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapenet-root", help="ObMan: the ShapeNetCore.v2 folder")
 
 
+# Each real dataset's own options (argparse dests), as _add_loader_options adds them.
+_LOADER_OPTIONS = {
+    "fpha": ("protocol",),
+    "ho3d": ("version",),
+    "dexycb": ("setup",),
+    "obman": ("shapenet_root",),
+}
+
+
 def _loader_options(args: argparse.Namespace) -> dict:
-    names = {
-        "fpha": ("protocol",),
-        "ho3d": ("version",),
-        "dexycb": ("setup",),
-        "obman": ("shapenet_root",),
-    }
-    wanted = names.get(args.dataset, ())
+    """The named dataset's options that were given; another dataset's are refused."""
+    wanted = _LOADER_OPTIONS.get(args.dataset, ())
+    others = [name for names in _LOADER_OPTIONS.values() for name in names if name not in wanted]
+    _refuse_given(args, others, f"options of another dataset, not {args.dataset}")
+    _refuse_root_of_synthetic(args, args.dataset)
     return {key: getattr(args, key) for key in wanted if getattr(args, key) is not None}
 
 
@@ -399,9 +438,11 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--image-size", type=int, help="network image side (px)")
     parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
-    parser.add_argument("--num", type=int, help="synthetic: samples to generate; real: a cap")
+    parser.add_argument(
+        "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
+    )
     parser.add_argument("--seed", type=at_least(0), default=0, help="synthetic: base seed (>= 0)")
-    parser.add_argument("--workers", type=int, default=0, help="decoding processes")
+    parser.add_argument("--workers", type=at_least(0), default=0, help="decoding processes")
     parser.add_argument(
         "--on-error", choices=("raise", "skip"), default="raise",
         help="stop at a bad sample (resumable), or skip and count it",
@@ -434,13 +475,13 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         help="the split to write (its seed is derived from --seed and the split's name)",
     )  # fmt: skip
     parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
-    parser.add_argument("--num", type=int, required=True, help="number of samples")
+    parser.add_argument("--num", type=at_least(1), required=True, help="number of samples")
     parser.add_argument(
         "--seed", type=at_least(0), default=0, help="base seed of the splits (>= 0)"
     )
     parser.add_argument("--image-size", type=int, help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
-    parser.add_argument("--workers", type=int, default=0, help="rendering processes")
+    parser.add_argument("--workers", type=at_least(0), default=0, help="rendering processes")
     parser.add_argument(
         "--stats", action="store_true",
         help="print the statistics of --seed's poses beside FPHA-HO's instead of writing a "
@@ -461,8 +502,6 @@ def _run_synth(args: argparse.Namespace) -> int:
         from hopose.data.grasp_stats import compare, comparison_table
         from hopose.data.synthetic import generate_grasps
 
-        if args.num < 1:
-            raise ValueError(f"--num: must be >= 1, got {args.num}")
         # The statistics are of the poses of --seed itself, not of a split's, and write nothing.
         ignored = [
             option

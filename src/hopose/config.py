@@ -15,6 +15,7 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -26,7 +27,7 @@ from typing import Any
 
 import torch
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from hopose.crop import SELF_CROP_MARGIN
@@ -490,6 +491,27 @@ def _check_sections(schema: DictConfig, values: Mapping[str, Any], prefix: str =
             _check_sections(node, value, f"{prefix}{key}.")
 
 
+def _require_bools(schema: DictConfig, values: Mapping[str, Any], prefix: str = "") -> None:
+    """A bool field given a number (or a list...): OmegaConf's merge would turn any integer into
+    a bool (``optim.amp=2`` into True) without a word."""
+    for key, value in values.items():
+        node = schema._get_node(key) if key in schema else None
+        if isinstance(node, DictConfig) and isinstance(value, Mapping):
+            _require_bools(node, value, f"{prefix}{key}.")
+        # Strings are left to OmegaConf, whose own check names the key and the value.
+        elif isinstance(node, BooleanNode) and not isinstance(value, str | None):
+            _require(isinstance(value, bool), f"{prefix}{key} must be true or false, got {value!r}")
+
+
+def _override_tree(item: str) -> dict[str, Any]:
+    """A dot-list override ``a.b=v`` as the nested mapping ``{"a": {"b": v}}`` it sets."""
+    key, _, text = item.partition("=")
+    tree = override_value(text)
+    for part in reversed(key.strip().split(".")):
+        tree = {part: tree}
+    return tree
+
+
 def _one_line(error: OmegaConfBaseException) -> str:
     """OmegaConf's error as one line led by the full key it concerns."""
     message = str(error.msg or error).strip().splitlines()[0]
@@ -503,6 +525,17 @@ def yaml_problem(error: yaml.YAMLError) -> str:
     return getattr(error, "problem", None) or str(error).splitlines()[0]
 
 
+def override_value(text: str) -> Any:
+    """The value of a dot-list override ``key=text`` as ``--set`` reads it (OmegaConf's YAML
+    loader, through the same ``from_dotlist``), for options given apart from a config, such as
+    ``hopose eval --option``: PyYAML's own loader would read ``1e0`` as a string.
+
+    Raises:
+        yaml.YAMLError: ``text`` is not YAML.
+    """
+    return OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]))["value"]
+
+
 def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequence[str]):
     """Merge YAML ``values`` and dot-list ``overrides`` into the schema, then build and validate
     the dataclasses (their ``__post_init__``)."""
@@ -510,6 +543,11 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
         key, sep, _ = item.partition("=")
         _require(bool(sep) and bool(key.strip()), f"override {item!r} must look like key=value")
     _check_sections(schema, values)
+    _require_bools(schema, values)
+    for item in overrides:
+        # A value that is not YAML is named by the merge below.
+        with contextlib.suppress(yaml.YAMLError):
+            _require_bools(schema, _override_tree(item))
     try:
         merged = OmegaConf.merge(schema, values)
         for item in overrides:

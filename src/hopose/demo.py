@@ -55,7 +55,7 @@ from hopose.scoring import (
 )
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
-from hopose.train import train
+from hopose.train import RUN_FILES, train
 
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
@@ -108,6 +108,7 @@ def train_stages(
     stages=tuple(STAGES),
     split_cache: SplitCache | None = None,
     read_ahead: bool = False,
+    resume: bool = False,
 ) -> dict[str, str]:
     """Train ``stages`` in order, each from the previous best checkpoint; returns their paths.
 
@@ -115,7 +116,9 @@ def train_stages(
     the end-to-end stage reads the encoder stage's crops instead of rendering them again. With
     ``read_ahead``, while a stage trains, the next one's training split is read in the
     background (:meth:`~hopose.data.splits.SplitCache.read_ahead`): the demo's encoder crops render
-    on the core its one-thread lifter stage leaves idle.
+    on the core its one-thread lifter stage leaves idle. With ``resume``, a stage whose folder
+    holds a run continues it (a finished stage only returns its checkpoint), so a
+    killed run loses at most its current epoch; the others start afresh.
     """
     split_cache = SplitCache() if split_cache is None else split_cache
     checkpoints, previous = {}, None
@@ -128,7 +131,13 @@ def train_stages(
         if previous is not None:
             extra.append(f"init_from={previous}")
         cfg = load_config(config_path(dataset, stage), extra)
-        result = train(cfg, out_dir / stage, split_cache=split_cache)
+        stage_dir = out_dir / stage
+        result = train(
+            cfg,
+            stage_dir,
+            resume=resume and any((stage_dir / name).exists() for name in RUN_FILES),
+            split_cache=split_cache,
+        )
         previous = checkpoints[stage] = result.checkpoint
     return checkpoints
 
@@ -147,12 +156,16 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(markdown_table(["model"] + [title for _, title in COLUMNS], rows))
 
 
-def run_demo(out_dir: str | Path, *, quick: bool = False) -> dict[str, Any]:
-    """Train the three stages, evaluate, print and write the results (see the module docstring)."""
+def run_demo(out_dir: str | Path, *, quick: bool = False, resume: bool = False) -> dict[str, Any]:
+    """Train the three stages, evaluate, print and write the results (see the module docstring).
+
+    With ``resume`` the stages continue a killed run in ``out_dir`` (:func:`train_stages`); its
+    ``train_minutes`` then count this invocation only.
+    """
     out_dir = Path(out_dir)
     start = time.perf_counter()
     checkpoints = train_stages(
-        "synthetic", out_dir, QUICK_OVERRIDES if quick else {}, read_ahead=True
+        "synthetic", out_dir, QUICK_OVERRIDES if quick else {}, read_ahead=True, resume=resume
     )
     copy_file(checkpoints["end2end"], out_dir / "model.pt")
     data = without_jitter(

@@ -39,7 +39,7 @@ from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
-from hopose.report import write_report
+from hopose.report import remove_report, write_report
 from hopose.scoring import frame_metrics, summarize
 from hopose.skeleton import NUM_JOINTS
 
@@ -192,6 +192,7 @@ def eval_data_config(
     crop: str | None = None,
     options: Mapping[str, Any] | None = None,
     num_workers: int = 0,
+    self_cropping: bool = True,
 ) -> DataConfig:
     """The data ``hopose eval`` reads: the named dataset, at the checkpoint's image size.
 
@@ -207,8 +208,21 @@ def eval_data_config(
         options: the dataset constructor's own keyword arguments, as ``data.options`` in a
             config (e.g. ``{"focal_scale": 1.6}`` for synthetic data).
         num_workers: processes that read the frames or render the self-crops' views.
+        self_cropping: False where the protocol self-crops nothing (``gt_2d`` or ``gt_box`` of
+            :func:`run_eval`).
+
+    Raises:
+        ValueError: ``crop`` given for a model that self-crops: :func:`run_eval` reads its
+            frames whole whatever ``crop`` says.
     """
     trained = checkpoint_config(checkpoint, load_checkpoint(checkpoint)).data
+    # run_eval reads a self-cropping model's frames whole ("resize"): a crop asked for would
+    # be dropped without a word, so it is refused, naming the protocol that does crop so.
+    if crop is not None and SelfCropping.of(trained, enabled=self_cropping).passes:
+        raise ValueError(
+            f"crop: {checkpoint} self-crops its test frames from whole frames, so {crop!r} "
+            "would not be used; for squares around the true hand and box use --gt-box"
+        )
     return DataConfig(
         name=name,
         root=root,
@@ -347,6 +361,10 @@ def run_eval(
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
         unrefined = summarize(frame_metrics(_without(raw, unscored), plausibility=plausibility))
     out_dir.mkdir(parents=True, exist_ok=True)
+    # An earlier evaluation's outputs go first, and metrics.json comes last: a folder holds one
+    # evaluation's files, and metrics.json only beside all of them.
+    (out_dir / "metrics.json").unlink(missing_ok=True)
+    remove_report(out_dir)
     write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
     # Square records read without self-cropping (asked for, or of a model that reads whole
     # frames) are cut around the true hand and box: ground truth places them (the
@@ -377,7 +395,6 @@ def run_eval(
     }
     if unrefined is not None:
         summary["unrefined"] = unrefined
-    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     if report:
         write_report(
             out_dir,
@@ -387,4 +404,5 @@ def run_eval(
             dataset=None if gt_2d else frames,
             protocol=f"{data.name} {split} split, {protocol}",
         )
+    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -410,6 +410,17 @@ def _figure_lines(figures: Sequence[tuple[str, str]]) -> list[str]:
     return ["## Figures", "", *(f"![{title}](figures/{name})\n" for name, title in figures)]
 
 
+def remove_report(out_dir: Path) -> None:
+    """Delete the files :func:`write_report` writes from ``out_dir``, where an earlier evaluation
+    left them: an evaluation that writes no report (or one without some figure) must not leave
+    another run's beside its own ``metrics.json``, where ``hopose compare`` would read them. Only
+    these names are touched."""
+    for name in ("per_frame.csv", "report.md"):
+        (out_dir / name).unlink(missing_ok=True)
+    for name, _ in FIGURES:
+        (out_dir / "figures" / name).unlink(missing_ok=True)
+
+
 def write_report(
     out_dir: str | Path,
     predictions: Mapping[str, Any],
@@ -491,6 +502,13 @@ def compare_runs(
     """
     if not run_dirs:
         raise ValueError("compare_runs: give at least one run folder")
+    resolved = [Path(d).resolve() for d in run_dirs]
+    repeated = sorted({str(d) for d in run_dirs if resolved.count(Path(d).resolve()) > 1})
+    if repeated:
+        raise ValueError(f"compare: {', '.join(repeated)} given more than once")
+    if Path(out_dir).resolve() in resolved:
+        # Its figures would be replaced by the comparison's, under its own report.md's links.
+        raise ValueError(f"--out: {out_dir} is one of the compared runs; choose another folder")
     names = [Path(d).name for d in run_dirs]
     if len(set(names)) < len(names):
         names = [str(d) for d in run_dirs]

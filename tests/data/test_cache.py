@@ -336,5 +336,9 @@ def test_a_square_cache_is_read_with_the_jitter_it_holds(tmp_path):
 
 def test_negative_workers_name_the_field(tmp_path, capsys):
     args = ["synth", "--split", "val", "--num", "2", "--workers", "-1", "--out", str(tmp_path)]
-    assert main(args) == 1
-    assert capsys.readouterr().err == "hopose synth: error: workers: must be >= 0, got -1\n"
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error, before anything runs
+        main(args)
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == "hopose synth: error: argument --workers: expected an integer >= 0, got '-1'"
+    assert not any(tmp_path.iterdir())
