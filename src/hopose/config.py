@@ -15,7 +15,6 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import math
@@ -503,15 +502,6 @@ def _require_bools(schema: DictConfig, values: Mapping[str, Any], prefix: str = 
             _require(isinstance(value, bool), f"{prefix}{key} must be true or false, got {value!r}")
 
 
-def _override_tree(item: str) -> dict[str, Any]:
-    """A dot-list override ``a.b=v`` as the nested mapping ``{"a": {"b": v}}`` it sets."""
-    key, _, text = item.partition("=")
-    tree = override_value(text)
-    for part in reversed(key.strip().split(".")):
-        tree = {part: tree}
-    return tree
-
-
 def _one_line(error: OmegaConfBaseException) -> str:
     """OmegaConf's error as one line led by the full key it concerns."""
     message = str(error.msg or error).strip().splitlines()[0]
@@ -544,14 +534,13 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
         _require(bool(sep) and bool(key.strip()), f"override {item!r} must look like key=value")
     _check_sections(schema, values)
     _require_bools(schema, values)
-    for item in overrides:
-        # A value that is not YAML is named by the merge below.
-        with contextlib.suppress(yaml.YAMLError):
-            _require_bools(schema, _override_tree(item))
     try:
         merged = OmegaConf.merge(schema, values)
         for item in overrides:
             try:
+                # Read on its own first for its bool fields, which the merge would set from any
+                # number.
+                _require_bools(schema, OmegaConf.to_container(OmegaConf.from_dotlist([item])))
                 merged.merge_with_dotlist([item])
             except yaml.YAMLError as error:
                 key = item.partition("=")[0].strip()

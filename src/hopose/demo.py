@@ -55,7 +55,7 @@ from hopose.scoring import (
 )
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
-from hopose.train import RUN_FILES, train
+from hopose.train import run_file, train
 
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
@@ -135,7 +135,7 @@ def train_stages(
         result = train(
             cfg,
             stage_dir,
-            resume=resume and any((stage_dir / name).exists() for name in RUN_FILES),
+            resume=resume and run_file(stage_dir) is not None,
             split_cache=split_cache,
         )
         previous = checkpoints[stage] = result.checkpoint

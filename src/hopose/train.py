@@ -627,12 +627,16 @@ def check_run_folder(out_dir: Path, *, resume: bool) -> None:
                 "(drop --resume to start one)"
             )
         return
-    for name in RUN_FILES:
-        if (out_dir / name).exists():
-            raise RunError(
-                f"{out_dir}: holds a run ({name}); continue it with --resume or choose "
-                "another --out"
-            )
+    name = run_file(out_dir)
+    if name is not None:
+        raise RunError(
+            f"{out_dir}: holds a run ({name}); continue it with --resume or choose another --out"
+        )
+
+
+def run_file(out_dir: Path) -> str | None:
+    """The first of :data:`RUN_FILES` that ``out_dir`` holds, or None where it holds no run."""
+    return next((name for name in RUN_FILES if (out_dir / name).exists()), None)
 
 
 def train(
