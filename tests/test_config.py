@@ -86,7 +86,16 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ("", ["data.name=imagenet"], "data.name must be one of"),
         ("", ["data.crop=centre"], "data.crop must be one of"),
         # The synthetic splits' seed sequences take no negative entropy (a numpy message).
-        ("", ["data.seed=-1"], "data.seed must be >= 0, got -1"),
+        ("", ["data.seed=-1"], "data.seed must be in [0, 2**32), got -1"),
+        # numpy pads short seed entropy with zeros: seed 2**32's split would be seed 0's another.
+        ("", ["data.seed=4294967296"], "data.seed must be in [0, 2**32), got 4294967296"),
+        # A 66-px image has 17 stride-4 cells covering 68 px: the soft-argmax would read its
+        # cells 3.88 px apart instead of 4.
+        (
+            "",
+            ["model.head=heatmap", "model.image_size=66", "data.image_size=66"],
+            "model.image_size must be a multiple of 8 with the heat-map head",
+        ),
         # Test-time views: a turn of 90° or more is another square; a shift over half the side
         # moves the view off the hand and box.
         ("", ["data.self_crop_turn=90"], "data.self_crop_turn must be in [0, 90) degrees, got 90."),

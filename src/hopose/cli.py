@@ -167,7 +167,10 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
     parser.add_argument(
-        "--seed", type=at_least(0), default=0, help="synthetic: base seed of the splits (>= 0)"
+        "--seed",
+        type=at_least(0),
+        default=0,
+        help="synthetic: base seed of the splits (0 to 2**32 - 1)",
     )
     parser.add_argument(
         "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
@@ -441,7 +444,9 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
     )
-    parser.add_argument("--seed", type=at_least(0), default=0, help="synthetic: base seed (>= 0)")
+    parser.add_argument(
+        "--seed", type=at_least(0), default=0, help="synthetic: base seed (0 to 2**32 - 1)"
+    )
     parser.add_argument("--workers", type=at_least(0), default=0, help="decoding processes")
     parser.add_argument(
         "--on-error", choices=("raise", "skip"), default="raise",
@@ -477,7 +482,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=at_least(1), required=True, help="number of samples")
     parser.add_argument(
-        "--seed", type=at_least(0), default=0, help="base seed of the splits (>= 0)"
+        "--seed", type=at_least(0), default=0, help="base seed of the splits (0 to 2**32 - 1)"
     )
     parser.add_argument("--image-size", type=int, help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")

@@ -16,7 +16,6 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,8 @@ from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from hopose.crop import SELF_CROP_MARGIN
-from hopose.data import CROPS, DATASETS, REAL_DATASETS, SyntheticHandObject, build_dataset
+from hopose.data import CROPS, DATASETS, option_defaults
+from hopose.data.synthetic import SEED_LIMIT
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
 from hopose.stages import STAGES
@@ -71,18 +71,7 @@ def dataset_options(name: str) -> tuple[str, ...]:
     """The ``data.options`` the dataset ``name`` takes: the keyword arguments of its class's
     constructor (followed through ``**options`` into the base class that receives them), less
     those :func:`hopose.data.build_dataset` sets itself from the other ``data`` fields."""
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    own = set(inspect.signature(build_dataset).parameters)
-    cls = SyntheticHandObject if name == "synthetic" else REAL_DATASETS[name]
-    names: list[str] = []
-    for base in cls.__mro__:
-        if "__init__" not in vars(base) or base is object:
-            continue
-        parameters = list(inspect.signature(base.__init__).parameters.values())[1:]
-        names += [p.name for p in parameters if p.kind in keyword and p.name not in own]
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            break
-    return tuple(dict.fromkeys(names))
+    return tuple(option_defaults(name))
 
 
 def check_device(
@@ -187,7 +176,7 @@ class DataConfig:
             0 <= self.self_crop_shift <= 0.5,
             f"data.self_crop_shift must be in [0, 0.5], got {self.self_crop_shift}",
         )
-        _require(self.seed >= 0, f"data.seed must be >= 0, got {self.seed}")
+        _require(0 <= self.seed < SEED_LIMIT, f"data.seed must be in [0, 2**32), got {self.seed}")
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")
@@ -257,6 +246,11 @@ class ModelConfig:
         _require(self.hidden > 0, f"model.hidden must be > 0, got {self.hidden}")
         _require(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         _require(self.image_size > 0, f"model.image_size must be > 0, got {self.image_size}")
+        _require(
+            self.head != "heatmap" or self.image_size % 8 == 0,
+            "model.image_size must be a multiple of 8 with the heat-map head (its stride-4 and "
+            f"stride-8 cells tile the image), got {self.image_size}",
+        )
 
 
 @dataclass

@@ -304,6 +304,54 @@ def test_a_config_asking_other_synthetic_options_is_refused(tmp_path):
     assert len(build_dataset("synthetic", "val", cache=str(out), free_fraction=0.2)) == 2
 
 
+def test_an_option_the_config_leaves_at_its_default_is_checked_against_the_cache(tmp_path):
+    """A cache records the options it was built with; a config that leaves one at its default
+    asks the default, so an action-protocol FPHA train cache (whose frames include the HOPE
+    protocol's test sequences) is no HOPE config's train split, nor a margin-0.5 cache a
+    default-margin one's. Options that say how to read, not what (on_error, shapenet_root),
+    are not compared."""
+    action = write_cache(
+        Records(2), tmp_path / "action", progress=False,
+        info={"name": "fpha", "split": "train", "protocol": "action", "margin": 0.5},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"holds protocol='action', config asks 'hope'"):
+        build_dataset("fpha", "train", cache=str(action), image_size=8)
+    with pytest.raises(ValueError, match=r"holds margin=0.5, config asks 0.2"):
+        build_dataset("fpha", "train", cache=str(action), image_size=8, protocol="action")
+    read = build_dataset(
+        "fpha", "train", cache=str(action), image_size=8, protocol="action", margin=0.5,
+        on_error="skip",
+    )  # fmt: skip
+    assert len(read) == 2
+    obman = write_cache(
+        Records(2), tmp_path / "obman", progress=False,
+        info={"name": "obman", "split": "val", "shapenet_root": "/data/ShapeNetCore.v2"},
+    )  # fmt: skip
+    assert len(build_dataset("obman", "val", cache=str(obman), image_size=8)) == 2
+
+
+def test_a_synthetic_cache_of_another_seed_or_fewer_samples_is_refused(tmp_path):
+    out = tmp_path / "c"
+    args = ["synth", "--split", "val", "--num", "3", "--image-size", "16", "--out", str(out)]
+    assert main([*args, "--seed", "0"]) == 0
+    with pytest.raises(ValueError, match=r"holds seed=0, config asks 5"):
+        build_dataset("synthetic", "val", cache=str(out), image_size=16, seed=5, num_samples=3)
+    with pytest.raises(ValueError, match=r"holds 3 samples, num_samples asks 4"):
+        build_dataset("synthetic", "val", cache=str(out), image_size=16, num_samples=4)
+    assert len(build_dataset("synthetic", "val", cache=str(out), image_size=16, num_samples=2)) == 2
+
+
+def test_a_pose_only_read_checks_the_image_size(tmp_path):
+    """The lifter stage reads no pixels, but a cache's K and 2D labels are in its images'
+    pixels: at another image_size they would be in the wrong units."""
+    out = write_cache(
+        Records(2), tmp_path / "c", progress=False, info={"name": "fpha", "split": "val"}
+    )
+    with pytest.raises(ValueError, match=r"holds 8 px images, image_size is 224"):
+        build_dataset("fpha", "val", cache=str(out), image_size=224, with_images=False)
+    assert len(build_dataset("fpha", "val", cache=str(out), image_size=8, with_images=False)) == 2
+
+
 def test_a_square_cache_is_read_with_the_jitter_it_holds(tmp_path):
     """A square cache recording no jitter (written before the real loaders took one) holds
     plain crops: a config asking jittered ones was served them silently; a jittered one was

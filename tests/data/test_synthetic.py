@@ -760,3 +760,21 @@ def test_view_takes_the_indices_that_indexing_takes():
     np.testing.assert_array_equal(dataset.view(-1, square), dataset.view(2, square))
     with pytest.raises(IndexError, match="index 3 out of range for 3 samples"):
         dataset.view(3, square)
+
+
+def test_seeds_are_one_32_bit_word():
+    """numpy's SeedSequence splits a larger seed into 32-bit words and pads short entropy with
+    zeros: [2**32, 0] is [0, 1], so seed 2**32's sample 0 would be seed 0's sample 1, and the
+    train split of base seed s + 2**32 the val split of s. Such seeds are refused."""
+    same = np.random.SeedSequence([2**32, 0]), np.random.SeedSequence([0, 1])
+    assert np.array_equal(*(sequence.generate_state(4) for sequence in same))
+    for make in (
+        lambda seed: SyntheticHandObject(1, seed, with_images=False),
+        lambda seed: synthetic_split_seed(seed, "train"),
+        lambda seed: generate_grasps(seed, np.arange(1)),
+    ):
+        with pytest.raises(ValueError, match=r"seed: must be in \[0, 2\*\*32\), got 4294967296"):
+            make(2**32)
+        with pytest.raises(ValueError, match=r"seed: must be in \[0, 2\*\*32\), got -1"):
+            make(-1)
+        make(2**32 - 1)

@@ -22,6 +22,7 @@ changes all three.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from hopose.data.fpha import FPHA
 from hopose.data.ho3d import HO3D
 from hopose.data.obman import ObMan
 from hopose.data.sample import SAMPLE_KEYS, check_sample, collate_samples
-from hopose.data.synthetic import SyntheticHandObject
+from hopose.data.synthetic import SyntheticHandObject, check_seed
 from hopose.data.transforms import (
     CROPS,
     DEFAULT_IMAGE_SIZE,
@@ -63,6 +64,7 @@ __all__ = [
     "check_sample",
     "collate_samples",
     "frame_to_record",
+    "option_defaults",
     "synthetic_split_seed",
     "uncapped",
     "write_cache",
@@ -76,6 +78,9 @@ REAL_DATASETS: dict[str, type] = {
     "dexycb": DexYCB,
 }
 DATASETS: tuple[str, ...] = ("synthetic", *REAL_DATASETS)
+# Loader options that say how to read a dataset, not which samples it holds: a cache is read
+# whatever they were when it was written (prepare_cache does not record on_error).
+READ_OPTIONS = frozenset({"on_error", "shapenet_root"})
 # Second entropy word of each synthetic split's seed (see the module docstring).
 SYNTHETIC_SPLIT_KEYS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
@@ -84,6 +89,7 @@ def synthetic_split_seed(seed: int, split: str) -> int:
     """The generator seed of a synthetic split: distinct per split, changed by ``seed``."""
     if split not in SYNTHETIC_SPLIT_KEYS:
         raise ValueError(f"split: synthetic has {tuple(SYNTHETIC_SPLIT_KEYS)}, got {split!r}")
+    check_seed(seed)
     state = np.random.SeedSequence([seed, SYNTHETIC_SPLIT_KEYS[split]]).generate_state(1)
     return int(state[0])
 
@@ -109,10 +115,11 @@ def build_dataset(
         root: the dataset's folder on disk (real datasets, unless ``cache`` is given).
         cache: a folder written by :func:`write_cache` (``hopose prepare``), or a folder
             holding one such cache per split (``<cache>/<split>``); read instead of the raw
-            tree. What it recorded (dataset, split, image size, crop, the loader's
-            options such as ``protocol``) must agree with these arguments (a cache recording no
-            ``jitter`` holding none), and a cache that records no dataset name or split is
-            refused.
+            tree. What it recorded (dataset, split, image size, crop, synthetic data's base
+            seed, the loader's options such as ``protocol``, an option it does not record being
+            at its default) must agree with these arguments and their defaults, except
+            :data:`READ_OPTIONS`; a cache that records no dataset name or split, or a
+            synthetic one holding fewer than ``num_samples``, is refused.
         image_size: side of the square network image.
         crop: "resize" or "square" (docs/datasets.md; synthetic data render the square directly).
         num_samples: synthetic: how many to generate (required); real data: keep the first
@@ -131,10 +138,17 @@ def build_dataset(
     if cache is not None:
         check_jitter(options.get("jitter", False), crop)  # as the loaders do, cache or not
         wanted = {"name": name, "split": split, "crop": crop, **options}
+        if name == "synthetic":
+            wanted["seed"] = seed  # the base seed, as hopose synth records it
         # One config names one cache for all splits: a folder of per-split caches works too.
         if (Path(cache) / split / "meta.json").is_file():
             cache = str(Path(cache) / split)
         dataset: Dataset = _open_cache(cache, wanted, image_size, with_images)
+        if name == "synthetic" and num_samples is not None and num_samples > len(dataset):
+            # A synthetic split is defined by its size: fewer samples are not the split asked.
+            raise ValueError(
+                f"cache: {cache} holds {len(dataset)} samples, num_samples asks {num_samples}"
+            )
     elif name == "synthetic":
         if num_samples is None:
             raise ValueError("num_samples: required for the synthetic dataset")
@@ -165,8 +179,34 @@ def uncapped(dataset: Dataset) -> tuple[Dataset, Sequence[int]]:
     return dataset, range(len(dataset))
 
 
+def option_defaults(name: str) -> dict[str, Any]:
+    """The keyword arguments of dataset ``name``'s class (followed through ``**options`` into the
+    base class that receives them), less those :func:`build_dataset` sets itself, each with its
+    default (``inspect.Parameter.empty`` where it has none)."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    own = set(inspect.signature(build_dataset).parameters)
+    cls = SyntheticHandObject if name == "synthetic" else REAL_DATASETS[name]
+    defaults: dict[str, Any] = {}
+    for base in cls.__mro__:
+        if "__init__" not in vars(base) or base is object:
+            continue
+        parameters = list(inspect.signature(base.__init__).parameters.values())[1:]
+        for p in parameters:
+            if p.kind in keyword and p.name not in own:
+                defaults.setdefault(p.name, p.default)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return defaults
+
+
 def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images: bool):
-    """Open a cache and check that what it recorded (``info``) agrees with the config."""
+    """Open a cache and check that what it recorded (``info``) agrees with the config.
+
+    ``wanted`` holds ``name``, ``split``, ``crop``, the loader's options the config gives and,
+    for synthetic data, ``seed``. An option neither gives is at its default: a cache records
+    every option it was given (and its loader's ``variant``), so one built with ``protocol:
+    action`` is refused by a config that leaves FPHA's protocol at "hope".
+    """
     dataset = CacheDataset(cache, with_images=with_images)
     info = dataset.info
     for field in ("name", "split"):
@@ -177,17 +217,16 @@ def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images
                 f"cache: {cache} records no {field} (built before caches recorded it); rebuild "
                 f"it per split with `hopose prepare` or `hopose synth --split`"
             )
-    # A cache that records no jitter was built without it (a cache records every option it was
-    # given): a square cache without jitter is no config's jittered crops, nor a jittered one a
-    # config's plain crops.
-    recorded = {"jitter": False} | info
-    for field, value in ({"jitter": False} | wanted).items():
-        if field in recorded and recorded[field] != value:
+    defaults = option_defaults(wanted["name"])
+    asked, held = defaults | wanted, defaults | info
+    for field, value in asked.items():
+        if field not in READ_OPTIONS and field in held and held[field] != value:
             raise ValueError(
-                f"cache: {cache} holds {field}={recorded[field]!r}, config asks {value!r}; "
-                "rebuild it with the config's settings"
+                f"cache: {cache} holds {field}={held[field]!r}, config asks {value!r}; rebuild "
+                "it with the config's settings"
             )
-    if with_images and dataset.image_size != image_size:
+    if dataset.image_size != image_size:
+        # Also without images: the cache's K and 2D labels are in its own pixels.
         raise ValueError(
             f"cache: {cache} holds {dataset.image_size} px images, image_size is {image_size}"
         )

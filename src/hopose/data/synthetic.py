@@ -124,6 +124,10 @@ from hopose.skeleton import (
 )
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
+# Seeds are one 32-bit word: numpy's SeedSequence splits a larger integer into 32-bit words and
+# pads short entropy with zeros, so [s + 2**32, 0] would be the same stream as [s, 1] (seed
+# 2**32's sample 0 would be seed 0's sample 1, and a split's seed another split's).
+SEED_LIMIT = 2**32
 # Default probability of a free (approach/release) frame, without contact (module docstring, 4).
 DEFAULT_FREE_FRACTION = 0.2
 
@@ -766,6 +770,12 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.take_along_axis(corners, source[..., None], axis=1)
 
 
+def check_seed(seed: int, field: str = "seed") -> None:
+    """Refuse a seed outside [0, :data:`SEED_LIMIT`), naming ``field``."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{field}: must be in [0, 2**32), got {seed}")
+
+
 def generate_grasps(
     seed: int,
     indices: np.ndarray,
@@ -781,6 +791,7 @@ def generate_grasps(
     then :data:`_NUM_U` uniform and :data:`_NUM_Z` normal numbers per attempt until one is
     accepted, then its camera placements), so it does not depend on the other indices.
     """
+    check_seed(seed)
     rngs = [np.random.default_rng([seed, int(i)]) for i in indices]
     size = len(rngs)
     start = np.stack([rng.random(6) for rng in rngs])
@@ -862,8 +873,7 @@ class SyntheticHandObject(Dataset):
                 raise ValueError(f"{field}: expected an integer, got {value!r}")
         if num_samples < 0:
             raise ValueError(f"num_samples: must be >= 0, got {num_samples}")
-        if seed < 0:
-            raise ValueError(f"seed: must be >= 0, got {seed}")
+        check_seed(seed)
         if image_size < 8:
             raise ValueError(f"image_size: must be >= 8, got {image_size}")
         if not isinstance(free_fraction, Real) or not 0.0 <= free_fraction <= 1.0:
