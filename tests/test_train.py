@@ -351,6 +351,23 @@ def test_a_non_finite_validation_error_stops_the_run(tmp_path, monkeypatch):
     assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
 
 
+def test_a_lifter_fine_tuned_from_init_from_keeps_its_normalisation(tmp_path):
+    """Stage 1 fine-tuned from another run's lifter (fpha/lifter from ObMan's) on a split of
+    other poses: the copied weights compute in the copied statistics, which stay (they are
+    buffers, so training does not move them), instead of being reset to the new split's."""
+    pretrained = train(tiny("lifter"), tmp_path / "pretrained")
+    tuned = train(
+        tiny("lifter", f"init_from={pretrained.checkpoint}", "data.seed=1"), tmp_path / "tuned"
+    )
+    buffers = ("in_mean", "in_std", "out_mean", "out_std")
+    own_split = train(tiny("lifter", "data.seed=1"), tmp_path / "own_split").model.lifter
+    for name in buffers:
+        kept = getattr(pretrained.model.lifter, name)
+        assert torch.equal(getattr(tuned.model.lifter, name), kept), name
+        # Not vacuous: seed 1's split has other statistics, which a fresh lifter takes.
+        assert not torch.equal(getattr(own_split, name), kept), name
+
+
 @pytest.mark.slow
 def test_image_stages_chain_through_init_from(tmp_path):
     """Stage 2 (encoder, 2D terms, mixed precision) trains the encoder from stage 1's network;
@@ -556,6 +573,18 @@ def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):
     assert wrapped == ["ContextLifter"]
     assert not torch.distributed.is_initialized()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_ddp_trains_segmentation_maps_whose_loss_is_off(tmp_path, monkeypatch):
+    """model.segmentation with loss.w_segmentation 0 (a fine-tuning on data without maps): the
+    maps' layer gets no gradient, which DDP took for a missing reduction at the second step."""
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(key, value)
+    cfg = tiny("encoder", "loss.w_segmentation=0", "data.num_train=32", "optim.batch_size=8")
+    result = train(cfg, tmp_path)
+    assert load_checkpoint(result.checkpoint)["epoch"] == 1
+    assert not result.model.encoder.segmentation.weight.requires_grad
 
 
 @pytest.mark.parametrize(("has_bf16", "dtype"), [(True, torch.bfloat16), (False, torch.float32)])

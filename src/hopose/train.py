@@ -713,6 +713,10 @@ def _train(
     parts = tuple(model.lifter.parts)
 
     module = stage_module(model, stage)
+    if model.encoder.segmentation is not None and cfg.loss.w_segmentation == 0:
+        # A layer no loss reaches gets no gradient: the optimiser would skip it, and DDP (which
+        # expects every parameter's) would stop at the second step waiting for it.
+        model.encoder.segmentation.requires_grad_(False)
     optimizer = make_optimizer(module.parameters(), cfg.optim)
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma
@@ -879,9 +883,10 @@ def _network(
     trained = (
         frozenset() if init is None else load_trained_parts(model, init, cfg.init_from, cfg.model)
     )
-    if not stage.reads_images:
+    if not stage.reads_images and "lifter" not in trained:
         # The lifter reads and predicts normalised coordinates; this split's statistics set the
-        # scales.
+        # scales. A lifter copied from init_from keeps its own: its weights compute in them (a
+        # fine-tuning from ObMan on FPHA-HO would otherwise start from another function).
         model.lifter.set_stats_from_poses(training_poses(train_set))
     return model, trained | stage.trains
 

@@ -4,6 +4,8 @@ sub-graphs' input (each node's ray and its offset from the part's centroid)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from model_cases import pinhole
@@ -163,6 +165,22 @@ def test_a_pixel_input_lifter_state_is_refused():
     with pytest.raises(CheckpointVersionError, match=r"lifter\.in_mean"):
         network.load_state_dict({f"lifter.{k}": v for k, v in old.items()})
     check_lifter_state(lifter.state_dict())  # a current state dict passes
+
+
+def test_output_stats_of_one_pose_keep_the_default_spread():
+    """One training pose (a check that a run overfits a sample) has no spread about its mean:
+    the mean is that pose and the spread the untrained lifter's 100 mm, not 0 (which
+    set_output_stats refuses)."""
+    pose = torch.arange(NUM_NODES * 3, dtype=torch.float32).view(1, NUM_NODES, 3)
+    mean, std = output_stats(pose)
+    torch.testing.assert_close(mean, pose[0])
+    torch.testing.assert_close(std, torch.full((3,), 100.0))
+    # Two poses 2 mm apart along x only: x's spread is that of the 58 offsets of +-1 mm (sample
+    # sd sqrt(58 / 57)), y and z keep the default.
+    two = torch.cat([pose, pose + torch.tensor([2.0, 0.0, 0.0])])
+    torch.testing.assert_close(
+        output_stats(two)[1], torch.tensor([math.sqrt(58 / 57), 100.0, 100.0])
+    )
 
 
 def test_output_stats_scale_the_output_and_travel_in_the_state_dict():

@@ -124,11 +124,12 @@ def output_stats(poses: Tensor) -> tuple[Tensor, Tensor]:
 
     Returns:
         mean (29, 3) and std (3,): the standard deviation of ``poses - mean`` along each axis,
-        pooled over poses and nodes.
+        pooled over poses and nodes; :data:`DEFAULT_STD_MM` along an axis where the poses do not
+        differ (one training pose, as in a check that a run can overfit a sample).
     """
     mean = poses.mean(dim=0)
     std = (poses - mean).reshape(-1, 3).std(dim=0)
-    return mean, std
+    return mean, torch.where(std > 0, std, torch.full_like(std, DEFAULT_STD_MM))
 
 
 def input_stats(rays: Tensor) -> tuple[Tensor, Tensor]:
