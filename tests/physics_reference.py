@@ -33,7 +33,12 @@ def _face_grid(quad: list[np.ndarray], n_samples: int) -> list[tuple[float, ...]
 def contacts_naive(
     hand: np.ndarray, corners: np.ndarray, n_samples: int = 11, top_k: int = 10, eta: float = 0.2
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Valid contacts (point P, direction v = P - R) of one sample: hand (21, 3), corners (8, 3)."""
+    """Valid contacts (point P, direction v = P - R) of one sample: hand (21, 3), corners (8, 3).
+
+    A direction no longer than 1e-9 times the box's size (its farthest corner from the corners'
+    mean) is the zero vector: an end face's centre lies on the axis for every box, and its
+    projection leaves only a rounding residue (3e-14 mm), which is not a direction.
+    """
     quads = [[corners[k] for k in face] for face in BOX_FACES]
     grids = [_face_grid(quad, n_samples) for quad in quads]
     # Step 2: for each joint and face, the closest grid point and its distance.
@@ -56,11 +61,16 @@ def contacts_naive(
     radius = sum(sides) / len(sides)
     axis = (centres[lower] - centres[upper]) / math.dist(centres[lower], centres[upper])
     # Steps 5-6: keep d <= eta * L; R is P's orthogonal projection on the axis.
+    middle = np.mean(corners, axis=0)
+    size = max(math.dist(corner, middle) for corner in corners)
     contacts = []
     for distance, point in candidates:
         if distance <= eta * radius:
             foot = centres[upper] + np.dot(point - centres[upper], axis) * axis
-            contacts.append((point, point - foot))
+            direction = point - foot
+            if np.linalg.norm(direction) <= 1e-9 * size:
+                direction = np.zeros(3)
+            contacts.append((point, direction))
     return contacts
 
 
@@ -69,13 +79,16 @@ def physical_affinity_loss_naive(
 ) -> np.ndarray:
     """Step 7 for each sample of hand (B, 21, 3), obj (B, 8, 3): (B,) mean pairwise cosine.
 
-    A contact on the axis (v = 0) has cosine 0 with every other, as any eps guard gives it.
+    A contact on the axis (v = 0, :func:`contacts_naive`) has cosine 0 with every other, as any
+    eps guard gives it.
     """
     losses = []
     for sample_hand, sample_obj in zip(hand, obj, strict=True):
         directions = [v for _, v in contacts_naive(sample_hand, sample_obj, n_samples, top_k, eta)]
         cosines = [
-            np.dot(v_i, v_j) / max(np.linalg.norm(v_i) * np.linalg.norm(v_j), 1e-12)
+            0.0
+            if not (v_i.any() and v_j.any())
+            else np.dot(v_i, v_j) / (np.linalg.norm(v_i) * np.linalg.norm(v_j))
             for v_i, v_j in itertools.combinations(directions, 2)
         ]
         losses.append(sum(cosines) / len(cosines) if cosines else 0.0)

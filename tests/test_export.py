@@ -8,10 +8,12 @@ from unittest.mock import patch
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hopose.checkpoint import model_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.config import ModelConfig, TrainConfig
+from hopose.crop import edge_aligned_scale
 from hopose.export import (
     compare_onnx,
     example_inputs,
@@ -21,6 +23,7 @@ from hopose.export import (
     output_difference,
     tolerance,
 )
+from hopose.geometry import project_points
 from hopose.models import build_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -121,6 +124,27 @@ def test_exported_lifter_matches_torch_at_any_batch(tmp_path):
     for batch in (1, 7):
         errors = _max_errors(model, tmp_path / "lifter.onnx", "lifter", batch)
         assert max(errors.values()) < MM, errors
+
+
+def test_the_documented_K_puts_a_point_where_an_ordinary_resize_shows_it():
+    # The K the module docstring tells ONNX users to pass with a photo resized whole by Pillow:
+    # edge_aligned_scale((S / W, S / H)) @ K_photo. A 640x360 photo with a Gaussian blob (sd 30
+    # px) at (401.3, 217.8), resized to 64 px: s = (0.1, 64 / 360), so the blob shows at
+    # s u + (s - 1) / 2 = (39.68, 38.3089), where that K projects the blob's 3D point;
+    # scale_intrinsics (s u = (40.13, 38.72)) is (0.45, 0.41) px off.
+    u, v = 401.3, 217.8
+    ys, xs = np.mgrid[0:360, 0:640]  # pixel centres at integers
+    blob = 255 * np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * 30.0**2))
+    photo = Image.fromarray(np.repeat(blob[..., None], 3, axis=2).round().astype(np.uint8))
+    resized = np.asarray(photo.resize((64, 64), Image.BILINEAR))[..., 0].astype(float)
+    rows, columns = np.mgrid[0:64, 0:64]
+    shown = np.array([(resized * columns).sum(), (resized * rows).sum()]) / resized.sum()
+    K_photo = torch.tensor([[500.0, 0, 320.0], [0, 500.0, 180.0], [0, 0, 1]], dtype=torch.float64)
+    point = torch.linalg.solve(K_photo, torch.tensor([u, v, 1.0], dtype=torch.float64)) * 400
+    K = edge_aligned_scale(torch.tensor([64 / 640, 64 / 360], dtype=torch.float64)) @ K_photo
+    projected = project_points(point[None], K)[0].numpy()
+    np.testing.assert_allclose(projected, [39.68, 38.308889], atol=1e-6)
+    np.testing.assert_allclose(shown, projected, atol=0.05)
 
 
 def test_unitless_outputs_are_compared_relative_to_their_scale():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval_cases import BOX_SIZE, K, make_predictions
+from eval_cases import BOX_SIZE, K, finger, make_predictions
 from hopose.geometry import (
     axis_angle_to_matrix,
     box_corners,
@@ -14,7 +14,7 @@ from hopose.geometry import (
     make_transform,
     project_points,
 )
-from hopose.grasp_completion import box_axes, grip_box, palm_centre
+from hopose.grasp_completion import box_axes, grip_box, needs_completion, palm_centre
 from hopose.physics import contact_points
 from hopose.plausibility import penetration_depth
 from hopose.refine import RefineWeights, refine_pose, signed_box_distance
@@ -176,6 +176,39 @@ def test_completion_leaves_a_held_box_and_a_far_box_alone(case):
         hand, obj, kp2d, K_t = _collapsed_box_case(200.0)
     plain = refine_pose(hand, obj, kp2d, K_t)
     completed = refine_pose(hand, obj, kp2d, K_t, RefineWeights(complete_grasp=True))
+    for a, b in zip(plain, completed, strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_completion_leaves_a_pinch_between_the_coarse_grid_rows_alone():
+    # A pinch of a 60 x 40 x 180 box (L = (60 + 40) / 2 = 50, Eq. 5 keeps contacts within
+    # 0.2 L = 10 mm): the thumb and index pads 2 mm off the x- and x+ faces at height z = 22, the
+    # other three fingers curled beyond the box in +x. On the metric's 11 x 11 grid the faces'
+    # rows lie every 18 mm along z (z = 18 is 4 mm from the pads: distance sqrt(2^2 + 4^2) =
+    # 4.5 mm, valid); on the refinement's 5 x 5 grid every 45 mm (z = 0 and 45, 22 and 23 mm
+    # away), so none is valid there. The grasp is formed, and the completion must leave it: judged
+    # on the 5-grid, the box was moved and grown to 105 mm along x (22 mm corner error).
+    wrist = [[80.0, 0.0, 0.0]]
+    thumb = [[-70.0, 0.0, -10.0], [-55.0, 0.0, 5.0], [-40.0, 0.0, 15.0], [-32.0, 0.0, 22.0]]
+    index = finger(32.0, 22.0, +1.0)
+    others = [p for z in (-5.0, -20.0, -35.0) for p in finger(75.0, z, +1.0)]
+    rotation = axis_angle_to_matrix(torch.tensor([0.3, 0.2, 0.1], dtype=torch.float64))
+    pose = make_transform(rotation, torch.tensor([0.0, 0.0, 400.0], dtype=torch.float64))
+    hand = torch.tensor(wrist + thumb + index + others, dtype=torch.float64)
+    hand = (hand @ rotation.T + pose[:3, 3])[None]
+    obj = box_corners(torch.tensor([60.0, 40.0, 180.0], dtype=torch.float64), pose)[None]
+    K_t = torch.from_numpy(K)[None]
+    kp2d = project_points(torch.cat([hand, obj], dim=1), K_t)
+    weights = RefineWeights(complete_grasp=True)
+    # Thumb tip, index tip and DIP (6 mm off: sqrt(6^2 + 4^2) = 7.2 mm) on the 11-grid.
+    assert int(_valid_contacts(hand, obj)) == 3
+    assert int(contact_points(hand, obj, n_samples=weights.grid)[2].sum()) == 0
+    # The palm centre is 90 mm from the box centre, within grasp_distance: only the contacts
+    # keep the completion off.
+    assert (palm_centre(hand) - obj.mean(dim=1)).norm() < weights.grasp_distance
+    assert not needs_completion(hand, obj, weights.grasp_distance)
+    plain = refine_pose(hand, obj, kp2d, K_t)
+    completed = refine_pose(hand, obj, kp2d, K_t, weights)
     for a, b in zip(plain, completed, strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 

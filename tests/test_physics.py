@@ -26,7 +26,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hopose.geometry import axis_angle_to_matrix, box_corners
-from hopose.physics import contact_points, physical_affinity_loss, select_contacts
+from hopose.physics import (
+    affinity_of_contacts,
+    contact_points,
+    physical_affinity_loss,
+    select_contacts,
+)
 from hopose.skeleton import NUM_JOINTS
 from physics_reference import contacts_naive, physical_affinity_loss_naive, random_grasps
 
@@ -255,6 +260,41 @@ def test_matches_naive_reference_on_random_batches():
             assert_same_rows(dirs[b][valid[b]], np.array([v for _, v in contacts]))
 
 
+def test_matches_naive_reference_on_perturbed_boxes():
+    # Not cuboids: every corner moved 4 mm (standard deviation) at random, so the faces are
+    # skew quads and the axis is not parallel to the side faces. Joints 0-2 lie inside the box,
+    # and joints 3 and 20 2 mm outside the centres of the end faces (0, 1, 2, 3) and (4, 5, 6, 7):
+    # z is the longest side (180-240 mm against at most 170), so those faces' centres are the
+    # axis' ends. Their support is the face's centre grid point (its neighbours are 4-10 mm
+    # across the face), which lies on the axis for every box: v = 0 up to a rounding residue
+    # (3e-14 mm), which both must read as the zero vector (cosine 0), not as a direction.
+    generator = torch.Generator().manual_seed(7)
+    hand, obj = random_grasps(generator, [2, 4, 6, 9, 12, 15, 18, 21] * 2)
+    obj = obj + 4 * torch.randn(obj.shape, generator=generator, dtype=torch.float64)
+    centre = obj.mean(dim=1, keepdim=True)
+    hand[:, :3] = centre + 15 * torch.randn(16, 3, 3, generator=generator, dtype=torch.float64)
+    ends = obj[:, :4].mean(dim=1), obj[:, 4:].mean(dim=1)  # (16, 3) each
+    for joint, end, other in ((3, ends[0], ends[1]), (20, ends[1], ends[0])):
+        outward = (end - other) / (end - other).norm(dim=-1, keepdim=True)
+        hand[:, joint] = end + 2 * outward
+    expected = physical_affinity_loss_naive(hand.numpy(), obj.numpy())
+    torch.testing.assert_close(
+        physical_affinity_loss(hand, obj, reduction="none"),
+        torch.tensor(expected),
+        atol=1e-9,
+        rtol=0,
+    )
+    pts, dirs, valid = contact_points(hand, obj)
+    for b in range(len(hand)):
+        contacts = contacts_naive(hand[b].numpy(), obj[b].numpy())
+        assert int(valid[b].sum()) == len(contacts)
+        # Both end-face centres are valid contacts on the axis (in sample 13 a random touching
+        # joint's support is an end face's centre too).
+        assert sum(not v.any() for _, v in contacts) >= 2, b
+        assert_same_rows(pts[b][valid[b]], np.array([p for p, _ in contacts]))
+        assert_same_rows(dirs[b][valid[b]], np.array([v for _, v in contacts]))
+
+
 @pytest.mark.parametrize(("n_samples", "top_k", "eta"), [(3, 5, 0.3), (6, 20, 0.15)])
 def test_matches_naive_reference_for_other_settings(n_samples, top_k, eta):
     generator = torch.Generator().manual_seed(n_samples)
@@ -326,6 +366,41 @@ def test_float32_agrees_with_float64():
     loss32 = physical_affinity_loss(hand.float(), obj.float(), reduction="none")
     assert loss32.dtype == torch.float32
     torch.testing.assert_close(loss32.double(), loss64, atol=1e-5, rtol=0)
+
+
+def test_autocast_gives_the_float32_loss():
+    # Autocast runs matmuls in bfloat16 on CPU (float16 on GPU): 8 significant bits, too few to
+    # rank squared distances, so other contacts were chosen (all 32 samples here) and the loss
+    # came back in bfloat16, up to 0.26 off. The functions turn autocast off: inside it they
+    # give the float32 results, bit for bit, in float32.
+    generator = torch.Generator().manual_seed(5)
+    hand, obj = random_grasps(generator, [3, 5, 8, 12] * 8, dtype=torch.float32)
+    expected = physical_affinity_loss(hand, obj, reduction="none")
+    _, dirs, valid = contact_points(hand, obj)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = physical_affinity_loss(hand, obj, reduction="none")
+        selection = select_contacts(hand, obj, n_samples=11, top_k=10)
+        from_dirs = affinity_of_contacts(dirs, valid, reduction="none")
+    assert loss.dtype == from_dirs.dtype == torch.float32
+    torch.testing.assert_close(loss, expected, atol=0, rtol=0)
+    torch.testing.assert_close(from_dirs, expected, atol=0, rtol=0)
+    assert torch.equal(selection, select_contacts(hand, obj, n_samples=11, top_k=10))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_are_computed_in_float32(dtype):
+    # The x+ contact and one on the axis (the z+ end face's centre), whose cosine is 0: loss 0.
+    # In float16 the cosine's EPS**2 = 1e-12 flushed to 0, so the on-axis contact gave 0/0 = NaN
+    # (and the parked joints' squared norms, 1e6 mm^2, overflow it). Half inputs are computed in
+    # float32: the float32 loss of the same (rounded) inputs, and gradients in their dtype.
+    hand = parked_hand({4: PLUS_X, 8: (0.0, 0.0, 152.0)})[None].to(dtype)
+    box = long_box()[None].to(dtype).requires_grad_(True)
+    loss = physical_affinity_loss(hand, box, reduction="none")
+    assert loss.dtype == torch.float32 and float(loss.detach()[0]) == 0.0
+    expected = physical_affinity_loss(hand.float(), box.detach().float(), reduction="none")
+    torch.testing.assert_close(loss, expected, atol=0, rtol=0)
+    (grad,) = torch.autograd.grad(loss.sum(), box)
+    assert grad.dtype == dtype and torch.isfinite(grad).all()
 
 
 def _assert_finite_loss_and_grad(hand: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:

@@ -283,6 +283,22 @@ def test_refine_predictions_keeps_the_unrefined_pose():
     np.testing.assert_allclose(cuboid_error(corners).numpy(), 0, atol=1e-3)
 
 
+@pytest.mark.parametrize("complete_grasp", [False, True])
+def test_refine_predictions_of_no_frames_is_empty(complete_grasp):
+    # As refine_pose does for B = 0 (an empty split, or a filter that keeps nothing): no chunk
+    # runs, and np.concatenate of the empty list of chunks raised.
+    shapes = {"pred_hand_3d": (0, 21, 3), "pred_obj_3d": (0, 8, 3), "pred_hand_2d": (0, 21, 2),
+              "pred_obj_2d": (0, 8, 2), "K": (0, 3, 3)}  # fmt: skip
+    predictions = {key: np.zeros(shape) for key, shape in shapes.items()}
+    refined = refine_predictions(predictions, RefineWeights(complete_grasp=complete_grasp))
+    assert refined["pred_hand_3d"].shape == (0, 21, 3)
+    assert refined["pred_obj_3d"].shape == (0, 8, 3)
+    assert refined["unrefined_hand_3d"].shape == (0, 21, 3)
+    # The same dtype as refined frames: refine_pose works in float32 here.
+    assert refined["pred_hand_3d"].dtype == refined["pred_obj_3d"].dtype == np.float32
+    assert refine_predictions(make_predictions(1))["pred_hand_3d"].dtype == np.float32
+
+
 @pytest.mark.parametrize("field", ["contact_every", "fit_iterations", "grid"])
 def test_refine_weights_reject_a_count_below_one(field):
     with pytest.raises(ValueError, match=f"RefineWeights.{field}"):

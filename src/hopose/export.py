@@ -21,13 +21,22 @@ lifter      ``kp2d`` (B, 29, 2) px,     ``kp3d_init``, ``kp3d`` (B, 29, 3) mm
             ``K`` (B, 3, 3)
 =========== =========================== =====================================================
 
-S is the network's ``image_size`` and K the intrinsics of that S × S image (the photo's, scaled
-as the photo was resized to it: :func:`hopose.geometry.scale_intrinsics`). The outputs are
-whatever the module's output dict holds, in key order, so another head exports without change
-here. The graph is traced by torch's dynamo exporter in eval mode (dropout off, batch-norm
-statistics frozen); the learned adjacencies' normalisation ``D^-1/2 (A + I) D^-1/2`` (paper
-Eq. 2) is traced as operators on the stored weights, which is exact and costs a few 29 × 29
-operations per call. ONNX has no matrix inverse: the network inverts K in closed form
+S is the network's ``image_size`` and K the intrinsics of that S × S image, pixel centres at
+integers (docs/conventions.md §1). A W × H photo resized whole to S × S by an ordinary resize
+(Pillow's ``resize``, OpenCV's ``cv2.resize``) keeps its outer pixel edges: a point at u moves to
+``s u + (s - 1) / 2``, s = S / W (S / H for v), so K is
+``edge_aligned_scale((S / W, S / H)) @ K_photo`` (:func:`hopose.crop.edge_aligned_scale`:
+fx -> s fx, cx -> s cx + (s - 1) / 2; :meth:`hopose.photo.Photo.working_affine` is the same
+map). :func:`hopose.geometry.scale_intrinsics`'s cx -> s cx is (1 - s) / 2 network px off such
+an image (0.44 px across from 1920 to 224 px): it is the K of an image sampled as ``hopose
+predict`` samples the photo, network pixel q at photo position A⁻¹ q
+(:func:`hopose.crop.warp_image` with A = :func:`hopose.crop.resize_affine`, K = A @ K_photo).
+
+The outputs are whatever the module's output dict holds, in key order, so another head exports
+without change here. The graph is traced by torch's dynamo exporter in eval mode (dropout off,
+batch-norm statistics frozen); the learned adjacencies' normalisation ``D^-1/2 (A + I) D^-1/2``
+(paper Eq. 2) is traced as operators on the stored weights, which is exact and costs a few
+29 × 29 operations per call. ONNX has no matrix inverse: the network inverts K in closed form
 (:func:`hopose.geometry.inverse_3x3`), in PyTorch as in the exported graph.
 
 :func:`compare_onnx` runs a graph in onnxruntime and PyTorch on the same random inputs and

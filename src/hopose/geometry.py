@@ -3,8 +3,12 @@
 Conventions (docs/conventions.md §1): millimetres, OpenCV camera frame (x right, y down, z
 forward), a 3D point
 X projects to ``K @ X / z``. Every function takes arbitrary leading batch dimensions ``...`` and
-works in any float dtype on any device. Shapes are jaxtyping annotations (``*#batch``: leading
-dimensions broadcast against each other), checked at run time in the tests.
+works in float32 and float64 on any device. Half precision is not supported: ``K @ X`` of
+ordinary millimetres overflows float16 (65504), and the SVD and determinant of
+:func:`procrustes_align` and :func:`fit_cuboid` have no float16 or bfloat16 kernels; callers
+that hold half tensors convert them first, as :mod:`hopose.physics` does. Shapes are jaxtyping
+annotations (``*#batch``: leading dimensions broadcast against each other), checked at run time
+in the tests.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hopose.physics import ETA, TOP_K, contact_points
+from hopose.physics import ETA, N_SAMPLES, TOP_K, contact_points
 from hopose.skeleton import JOINT_NAMES, corner_signs
 
 # Guards box_axes' normalisation: a flat box gives a zero axis, not a NaN.
@@ -99,7 +99,11 @@ def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0, move: float = 1.0) 
 
 
 def needs_completion(
-    hand: Tensor, obj: Tensor, grasp_distance: float, n_samples: int, least_contacts: int = 2
+    hand: Tensor,
+    obj: Tensor,
+    grasp_distance: float,
+    n_samples: int = N_SAMPLES,
+    least_contacts: int = 2,
 ) -> Tensor:
     """Which frames get :func:`grip_box`: fewer than ``least_contacts`` valid contacts (Eq. 5,
     on an ``n_samples`` face grid) and the box's centroid within ``grasp_distance`` of the palm
@@ -109,7 +113,10 @@ def needs_completion(
         hand: (B, 21, 3) joints, mm.
         obj: (B, 8, 3) box corners, mm.
         grasp_distance: mm.
-        n_samples: grid points per face side of the contact search.
+        n_samples: grid points per face side of the contact search. The default is the metric's
+            11 (docs/conventions.md §2), which counts the contacts the evaluation scores: a
+            coarser grid finds fewer (a pad between two of its rows is farther than 0.2 L from
+            every grid point) and would call a held grasp free.
         least_contacts: contacts that make a grasp already formed.
 
     Returns:

@@ -11,6 +11,12 @@ The discrete choices (closest face point, top-k pairs, the distance filter, whic
 the axis) are made without gradients. Gradients flow through the chosen support points, which
 are bilinear in the box corners, and through the axis; the hand joints only select contacts, so
 the loss moves the object corners (docs/conventions.md §2, note).
+
+Every public function computes in at least float32 with autocast off, and returns float32 for
+half-precision inputs: autocast runs the contact search's matmul in bfloat16 (CPU) or float16
+(GPU), whose 8 or 11 significant bits cannot rank squared distances of hundreds of mm^2 (other
+contacts are chosen), and float16 flushes the cosine's EPS**2 guard to 0, so a contact on the
+axis gives 0/0.
 """
 
 from __future__ import annotations
@@ -28,6 +34,17 @@ from hopose.skeleton import BOX_FACES, NUM_CORNERS, NUM_JOINTS
 EPS = 1e-6
 
 _NUM_FACES = len(BOX_FACES)
+
+
+def _full_precision(x: Tensor) -> Tensor:
+    """``x`` in at least float32 (float64 stays float64): see the module docstring."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _no_autocast(x: Tensor) -> torch.autocast:
+    """A context with autocast off on ``x``'s device, so matmuls keep their inputs' dtype."""
+    return torch.autocast(x.device.type, enabled=False)
+
 
 # docs/conventions.md §2 defaults: an 11 x 11 grid per face (the authors' code), 10 candidates, eta
 # = 0.2.
@@ -67,7 +84,8 @@ def select_contacts(hand: Tensor, obj: Tensor, n_samples: int, top_k: int) -> Te
         (B, top_k, 3) long: each candidate's joint, face and grid point (``iu * N + iv``), in
         order of increasing distance.
     """
-    with torch.no_grad():
+    with torch.no_grad(), _no_autocast(obj):
+        hand, obj = _full_precision(hand), _full_precision(obj)
         # Distances are taken about the box centre: translation-invariant, and the matmul
         # expansion below loses less precision on small coordinates.
         centre = obj.mean(dim=-2, keepdim=True)
@@ -153,16 +171,19 @@ def contact_points(
         ``(pts, dirs, valid)``: ``pts`` (B, top_k, 3) the candidate support points in order of
         increasing distance, ``dirs`` (B, top_k, 3) the paper's direction vectors v = P - R from
         each point's projection R on the central axis to the point (not normalised), and
-        ``valid`` (B, top_k) bool, the candidates that pass Eq. 5.
+        ``valid`` (B, top_k) bool, the candidates that pass Eq. 5. Points and directions are
+        float32 for half-precision inputs (module docstring), else the inputs' dtype.
     """
     _check_inputs(hand, obj, n_samples, top_k, eta)
     lead = hand.shape[:-2]
-    hand, obj = hand.reshape(-1, NUM_JOINTS, 3), obj.reshape(-1, NUM_CORNERS, 3)
-    if selection is None:
-        selection = select_contacts(hand, obj, n_samples, top_k)
-    else:
-        top_k = selection.shape[-2]
-    pts, dirs, valid = _contacts(hand, obj, selection.reshape(-1, top_k, 3), n_samples, eta)
+    with _no_autocast(obj):
+        hand = _full_precision(hand).reshape(-1, NUM_JOINTS, 3)
+        obj = _full_precision(obj).reshape(-1, NUM_CORNERS, 3)
+        if selection is None:
+            selection = select_contacts(hand, obj, n_samples, top_k)
+        else:
+            top_k = selection.shape[-2]
+        pts, dirs, valid = _contacts(hand, obj, selection.reshape(-1, top_k, 3), n_samples, eta)
     return pts.reshape(*lead, top_k, 3), dirs.reshape(*lead, top_k, 3), valid.reshape(*lead, top_k)
 
 
@@ -188,7 +209,8 @@ def physical_affinity_loss(
             still part of the autograd graph, when none has); ``"none"`` gives (B,) losses.
 
     Returns:
-        A scalar, or (B,) per-sample losses with ``reduction="none"``.
+        A scalar, or (B,) per-sample losses with ``reduction="none"``: float32 for
+        half-precision inputs, else the inputs' dtype, also under autocast (module docstring).
     """
     _, dirs, valid = contact_points(hand, obj, n_samples, top_k, eta, selection)
     return affinity_of_contacts(dirs, valid, reduction)
@@ -205,14 +227,17 @@ def affinity_of_contacts(
         reduction: as in :func:`physical_affinity_loss`.
 
     Returns:
-        A scalar, or (B,) per-sample losses with ``reduction="none"``.
+        A scalar, or (B,) per-sample losses with ``reduction="none"``; in at least float32,
+        as :func:`physical_affinity_loss`.
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     top_k = dirs.shape[-2]
-    # sqrt(|v|^2 + eps^2) is smooth at v = 0, so an on-axis contact has a finite gradient.
-    unit = dirs / (dirs.square().sum(dim=-1, keepdim=True) + EPS**2).sqrt()
-    cosine = unit @ unit.transpose(-1, -2)  # (..., K, K)
+    with _no_autocast(dirs):
+        dirs = _full_precision(dirs)
+        # sqrt(|v|^2 + eps^2) is smooth at v = 0, so an on-axis contact has a finite gradient.
+        unit = dirs / (dirs.square().sum(dim=-1, keepdim=True) + EPS**2).sqrt()
+        cosine = unit @ unit.transpose(-1, -2)  # (..., K, K)
     upper = torch.ones(top_k, top_k, dtype=torch.bool, device=dirs.device).triu(diagonal=1)
     pairs = valid[..., :, None] & valid[..., None, :] & upper  # (..., K, K) i < j, both valid
     count = pairs.sum(dim=(-2, -1))

@@ -45,9 +45,9 @@ from torch import Tensor
 
 from hopose.geometry import box_central_axis, fit_cuboid, project_points
 from hopose.grasp_completion import grip_box, needs_completion
-from hopose.physics import ETA, TOP_K, physical_affinity_loss, select_contacts
+from hopose.physics import ETA, N_SAMPLES, TOP_K, physical_affinity_loss, select_contacts
 from hopose.plausibility import face_planes
-from hopose.skeleton import HAND_BONES, NUM_JOINTS
+from hopose.skeleton import HAND_BONES, NUM_CORNERS, NUM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ class RefineWeights:
     contact_reach: float = 0.4
     """Joints within this many box radii L of the surface are pulled onto it (Eq. 5 uses 0.2)."""
     grid: int = 5
-    """Face grid of the affinity loss during refinement (coarser than the metric's 11, faster)."""
+    """Face grid of the affinity loss during refinement (coarser than the metric's 11, faster).
+    Not used to judge whether a grasp is formed (``complete_grasp``): that uses the metric's."""
     contact_every: int = 4
     """Steps between two searches for the affinity's contacts (Eq. 3-4), a quarter of a step's
     time; in between, the same joint-face pairs and grid points are reused on the moved pose
@@ -275,7 +276,10 @@ def refine_pose(
     with torch.no_grad():
         hand = push_out(hand, obj)
         if weights.complete_grasp:
-            complete = needs_completion(hand, obj, weights.grasp_distance, weights.grid)
+            # Whether a grasp is already formed is judged on the metric's grid, not on the
+            # coarse one of the affinity term (weights.grid): on a 5 x 5 grid a pad between two
+            # grid rows can lie beyond Eq. 5's 0.2 L, and a held box would be moved and grown.
+            complete = needs_completion(hand, obj, weights.grasp_distance, N_SAMPLES)
             complete = complete[:, None, None]
             obj = torch.where(
                 complete, grip_box(hand, obj, weights.grip_shrink, weights.grip_move), obj
@@ -291,7 +295,10 @@ def refine_predictions(
     refined by :func:`refine_pose` from ``pred_hand_2d``, ``pred_obj_2d`` and ``K``; the
     unrefined ones are kept as ``unrefined_hand_3d`` and ``unrefined_obj_3d``."""
     out = dict(predictions)
-    hands, boxes = [], []
+    # Empty float32 arrays (refine_pose's dtype here) first, so that zero frames give (0, 21, 3)
+    # and (0, 8, 3) as refine_pose does for B = 0: np.concatenate of no arrays raises.
+    hands = [np.zeros((0, NUM_JOINTS, 3), dtype=np.float32)]
+    boxes = [np.zeros((0, NUM_CORNERS, 3), dtype=np.float32)]
     for s in range(0, len(predictions["pred_hand_3d"]), chunk):
         part = {k: torch.as_tensor(np.asarray(predictions[k][s : s + chunk])) for k in (
             "pred_hand_3d", "pred_obj_3d", "pred_hand_2d", "pred_obj_2d", "K")}  # fmt: skip

@@ -12,8 +12,9 @@ the rest, the same way for every dataset:
   ``margin`` (a fraction of its side on each side), is cut out (zero padding where it leaves the
   frame) and resized; K's principal point is shifted by the crop's corner, then scaled.
 * Left hands are mirrored to right ones (:func:`mirror_frame`): x is negated in the camera frame,
-  the image is flipped left-right and K's principal point moves to ``W - 1 - cx``, so projection
-  still holds; the record's ``side`` stays ``"left"`` to say it was mirrored.
+  the image is flipped left-right and K's principal point moves to ``W - 1 - cx`` (its skew, if
+  any, negated), so projection still holds; the record's ``side`` stays ``"left"`` to say it was
+  mirrored.
 
 2D keypoints are never read from the datasets: they are recomputed as ``project_points(3D, K)``
 with the final K, so ``hand_2d`` and ``obj_2d`` agree with the 3D annotation exactly.
@@ -178,16 +179,18 @@ def as_intrinsics(value, source: str) -> np.ndarray:
 
 
 def mirror_frame(frame: Frame) -> Frame:
-    """Mirror a frame left-right in the camera frame: x -> -x, cx -> W - 1 - cx.
+    """Mirror a frame left-right in the camera frame: x -> -x, K -> F K diag(-1, 1, 1).
 
-    Pixel centres sit at integer coordinates (the convention of :func:`scale_intrinsics`), so a
-    left-right flip of a W-wide image maps u to ``W - 1 - u``; with ``cx' = W - 1 - cx`` a point
-    (-x, y, z) projects exactly there. Corners are reordered by :data:`MIRROR_CORNER_ORDER`.
-    ``side`` is kept: the caller flips the image pixels (see :func:`frame_to_record`).
+    Pixel centres sit at integer coordinates (docs/conventions.md §1), so a left-right flip of a
+    W-wide image is ``F = [[-1, 0, W - 1], [0, 1, 0], [0, 0, 1]]``, u -> ``W - 1 - u``; a point
+    (-x, y, z) projects there exactly with ``K' = F K diag(-1, 1, 1)``: cx -> ``W - 1 - cx`` and
+    the skew ``K[0, 1]`` negated (:func:`as_intrinsics` accepts a skewed K), fx, fy and cy kept.
+    Corners are reordered by :data:`MIRROR_CORNER_ORDER`. ``side`` is kept: the caller flips the
+    image pixels (see :func:`frame_to_record`).
     """
     flip = np.array([-1.0, 1.0, 1.0])
-    K = np.array(frame.orig_K, dtype=np.float64)
-    K[0, 2] = frame.orig_size[0] - 1 - K[0, 2]
+    F = np.array([[-1.0, 0.0, frame.orig_size[0] - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    K = F @ np.asarray(frame.orig_K, dtype=np.float64) @ np.diag(flip)
     return replace(
         frame,
         orig_K=K,
