@@ -45,6 +45,8 @@ from hopose.skeleton import NUM_JOINTS
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
 EVAL_BATCH_SIZE = 64
+# The evaluation's summary in its folder, written last (beside the report's files).
+METRICS_FILE = "metrics.json"
 
 
 def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -363,7 +365,7 @@ def run_eval(
     out_dir.mkdir(parents=True, exist_ok=True)
     # An earlier evaluation's outputs go first, and metrics.json comes last: a folder holds one
     # evaluation's files, and metrics.json only beside all of them.
-    (out_dir / "metrics.json").unlink(missing_ok=True)
+    (out_dir / METRICS_FILE).unlink(missing_ok=True)
     remove_report(out_dir)
     write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
     # Square records read without self-cropping (asked for, or of a model that reads whole
@@ -404,5 +406,5 @@ def run_eval(
             dataset=None if gt_2d else frames,
             protocol=f"{data.name} {split} split, {protocol}",
         )
-    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out_dir / METRICS_FILE, json.dumps(summary, indent=2) + "\n")
     return summary

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from hopose.geometry import box_central_axis, fit_cuboid, project_points
 from hopose.grasp_completion import grip_box, needs_completion
-from hopose.physics import ETA, N_SAMPLES, TOP_K, physical_affinity_loss, select_contacts
+from hopose.physics import ETA, TOP_K, physical_affinity_loss, select_contacts
 from hopose.plausibility import face_planes
 from hopose.skeleton import HAND_BONES, NUM_CORNERS, NUM_JOINTS
 
@@ -276,10 +276,11 @@ def refine_pose(
     with torch.no_grad():
         hand = push_out(hand, obj)
         if weights.complete_grasp:
-            # Whether a grasp is already formed is judged on the metric's grid, not on the
-            # coarse one of the affinity term (weights.grid): on a 5 x 5 grid a pad between two
-            # grid rows can lie beyond Eq. 5's 0.2 L, and a held box would be moved and grown.
-            complete = needs_completion(hand, obj, weights.grasp_distance, N_SAMPLES)
+            # Whether a grasp is already formed is judged on the metric's grid (the default),
+            # not on the coarse one of the affinity term (weights.grid): on a 5 x 5 grid a pad
+            # between two grid rows can lie beyond Eq. 5's 0.2 L, and a held box would be moved
+            # and grown.
+            complete = needs_completion(hand, obj, weights.grasp_distance)
             complete = complete[:, None, None]
             obj = torch.where(
                 complete, grip_box(hand, obj, weights.grip_shrink, weights.grip_move), obj

@@ -98,6 +98,9 @@ PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
     (FORCE_CLOSURE, "Force-closure frames (epsilon > 0)", "{:.1%}"),
     (CUBOID_MM, "Box corners' mean distance to the best-fitting cuboid (mm)", "{:.2f}"),
 )
+# The files an evaluation's report is written to, in its folder (figures under figures/).
+PER_FRAME_FILE = "per_frame.csv"
+REPORT_FILE = "report.md"
 FIGURES: tuple[tuple[str, str], ...] = (
     ("hand_pck.png", "Hand 3D PCK"),
     ("object_pck.png", "Object 2D correct-pose rate"),
@@ -415,7 +418,7 @@ def remove_report(out_dir: Path) -> None:
     left them: an evaluation that writes no report (or one without some figure) must not leave
     another run's beside its own ``metrics.json``, where ``hopose compare`` would read them. Only
     these names are touched."""
-    for name in ("per_frame.csv", "report.md"):
+    for name in (PER_FRAME_FILE, REPORT_FILE):
         (out_dir / name).unlink(missing_ok=True)
     for name, _ in FIGURES:
         (out_dir / "figures" / name).unlink(missing_ok=True)
@@ -454,7 +457,7 @@ def write_report(
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     columns = frame_metrics(predictions) if columns is None else columns
-    write_per_frame_csv(out_dir / "per_frame.csv", columns)
+    write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)
     runs = {"hopose": summarize(columns)}
     _write_pck_figures(figures, {"hopose": columns}, runs)
     viz.save_figure(_gallery(predictions, columns, dataset), figures / "gallery.png")
@@ -482,7 +485,7 @@ def write_report(
     lines += _tables(table_runs, paper=True)
     lines += _figure_lines(FIGURES)
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
-    return write_text(out_dir / "report.md", "\n".join(lines))
+    return write_text(out_dir / REPORT_FILE, "\n".join(lines))
 
 
 def compare_runs(
@@ -503,7 +506,9 @@ def compare_runs(
     if not run_dirs:
         raise ValueError("compare_runs: give at least one run folder")
     resolved = [Path(d).resolve() for d in run_dirs]
-    repeated = sorted({str(d) for d in run_dirs if resolved.count(Path(d).resolve()) > 1})
+    repeated = sorted(
+        {str(d) for d, r in zip(run_dirs, resolved, strict=True) if resolved.count(r) > 1}
+    )
     if repeated:
         raise ValueError(f"compare: {', '.join(repeated)} given more than once")
     if Path(out_dir).resolve() in resolved:
@@ -513,7 +518,7 @@ def compare_runs(
     if len(set(names)) < len(names):
         names = [str(d) for d in run_dirs]
     folders = dict(zip(names, run_dirs, strict=True))
-    columns = {name: read_per_frame_csv(Path(d) / "per_frame.csv") for name, d in folders.items()}
+    columns = {name: read_per_frame_csv(Path(d) / PER_FRAME_FILE) for name, d in folders.items()}
     runs = {name: summarize(c) for name, c in columns.items()}
 
     out_dir = Path(out_dir)
