@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 import yaml
-from omegaconf import BooleanNode, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from hopose.crop import SELF_CROP_MARGIN
@@ -484,15 +485,16 @@ def _check_sections(schema: DictConfig, values: Mapping[str, Any], prefix: str =
             _check_sections(node, value, f"{prefix}{key}.")
 
 
-def _require_bools(schema: DictConfig, values: Mapping[str, Any], prefix: str = "") -> None:
-    """A bool field given a number (or a list...): OmegaConf's merge would turn any integer into
-    a bool (``optim.amp=2`` into True) without a word."""
+def _require_bools(section: type, values: Mapping[str, Any], prefix: str = "") -> None:
+    """A bool field of the dataclass ``section`` given a number (or a list...): OmegaConf's
+    merge would turn any integer into a bool (``optim.amp=2`` into True) without a word."""
+    types = typing.get_type_hints(section)
     for key, value in values.items():
-        node = schema._get_node(key) if key in schema else None
-        if isinstance(node, DictConfig) and isinstance(value, Mapping):
-            _require_bools(node, value, f"{prefix}{key}.")
+        kind = types.get(key)
+        if dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
+            _require_bools(kind, value, f"{prefix}{key}.")
         # Strings are left to OmegaConf, whose own check names the key and the value.
-        elif isinstance(node, BooleanNode) and not isinstance(value, str | None):
+        elif kind is bool and not isinstance(value, str | None):
             _require(isinstance(value, bool), f"{prefix}{key} must be true or false, got {value!r}")
 
 
@@ -527,14 +529,15 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
         key, sep, _ = item.partition("=")
         _require(bool(sep) and bool(key.strip()), f"override {item!r} must look like key=value")
     _check_sections(schema, values)
-    _require_bools(schema, values)
+    section = OmegaConf.get_type(schema)
+    _require_bools(section, values)
     try:
         merged = OmegaConf.merge(schema, values)
         for item in overrides:
             try:
                 # Read on its own first for its bool fields, which the merge would set from any
                 # number.
-                _require_bools(schema, OmegaConf.to_container(OmegaConf.from_dotlist([item])))
+                _require_bools(section, OmegaConf.to_container(OmegaConf.from_dotlist([item])))
                 merged.merge_with_dotlist([item])
             except yaml.YAMLError as error:
                 key = item.partition("=")[0].strip()
