@@ -240,26 +240,30 @@ def test_a_damaged_cache_names_the_damaged_file(tmp_path, name, damage, message)
         CacheDataset(out)
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize(
     ("info", "refused"),
     [
         ({"name": "fpha", "split": "val", "crop": "square"}, True),
-        ({"name": "fpha", "split": "val", "crop": "resize"}, False),
+        ({"name": "fpha", "split": "val", "crop": "resize"}, True),
         ({"name": "synthetic", "split": "val", "crop": "square"}, False),
     ],
     ids=["real-crops", "real-frames", "synthetic-crops"],
 )
-def test_a_version_1_cache_of_real_crops_is_refused(tmp_path, info, refused):
-    # Version 1 cut a real dataset's square crops with the former shrinking filter, which
-    # self-cropping's views no longer use; its whole frames and synthetic renders still hold.
+def test_an_old_cache_of_real_images_is_refused_but_its_poses_read(
+    tmp_path, info, refused, version
+):
+    # Versions 1 and 2 resampled a real dataset's images with filters that self-cropping's and
+    # predict's views no longer use; their poses and synthetic renders still hold.
     out = write_cache(Records(2), tmp_path / "c", progress=False, info=info)
     meta = json.loads((out / "meta.json").read_text())
-    (out / "meta.json").write_text(json.dumps(meta | {"version": 1}))
+    (out / "meta.json").write_text(json.dumps(meta | {"version": version}))
     if refused:
-        with pytest.raises(DataFileError, match=r"c/meta\.json: square crops .* prepare` again"):
+        with pytest.raises(DataFileError, match=rf"c/meta\.json: .* version {version}\); run"):
             CacheDataset(out)
     else:
         assert len(CacheDataset(out)) == 2
+    assert len(CacheDataset(out, with_images=False)) == 2
     (out / "meta.json").write_text(json.dumps(meta | {"version": 0}))
     with pytest.raises(DataFileError, match=r"cache version 0 unknown"):
         CacheDataset(out)

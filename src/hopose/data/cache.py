@@ -44,12 +44,13 @@ from hopose.files import write_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
-# Version 1 is read but for one kind: a real dataset's square crops, which it cut with an
-# antialiased bilinear shrink where hopose.crop.warp_image, which self-cropping's views of the
-# same frames use, now takes block means (docs/from_pixels.md, "Block means when a view shrinks
-# the photo"). Its whole frames (PIL's box filter) and synthetic renders are unchanged.
-OLD_FILTER_VERSION = 1
+CACHE_VERSION = 3
+# Versions 1 and 2 are read but for a real dataset's images: they were resampled by filters that
+# self-cropping's and predict's views (hopose.crop.FrameWarp) do not use (version 1's square
+# crops by an antialiased bilinear shrink, version 2's whole frames and crops of fixed squares by
+# Pillow's bilinear resize; docs/from_pixels.md, "Block means when a view shrinks the photo").
+# Their poses, and synthetic renders, are unchanged.
+OLD_FILTER_VERSIONS: tuple[int, ...] = (1, 2)
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
 
 
@@ -366,13 +367,13 @@ class CacheDataset(Dataset):
             )
         self.meta = _read_json(meta_path, ("version", "num_samples", "image_size", "info"))
         version, info = self.meta["version"], self.meta["info"]
-        if version not in (OLD_FILTER_VERSION, CACHE_VERSION):
+        if version not in (*OLD_FILTER_VERSIONS, CACHE_VERSION):
             raise DataFileError(f"{meta_path}: cache version {version} unknown")
-        real_crops = info.get("crop") == "square" and info.get("name") != "synthetic"
-        if version == OLD_FILTER_VERSION and real_crops:
+        if version in OLD_FILTER_VERSIONS and with_images and info.get("name") != "synthetic":
             raise DataFileError(
-                f"{meta_path}: square crops shrunk by the former filter, not the block means of "
-                "self-cropping's views (cache version 1); run `hopose prepare` again"
+                f"{meta_path}: images resampled by a former filter, not the block means and "
+                f"bilinear sampling of self-cropping's views (cache version {version}); run "
+                "`hopose prepare` again"
             )
         self.with_images = with_images
         self.arrays = {key: _load_npy(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}

@@ -289,7 +289,7 @@ def view_frames(frame: Frame, affines: np.ndarray, image_size: int) -> np.ndarra
 
     The frame's image is read once for all V views (self-cropping's 7 views of its last crop),
     a JPEG decoded no finer than the most detailed view needs (libjpeg's 1/2, 1/4 or 1/8
-    scaling, as :func:`load_network_image` does): a whole 1920×1080 frame seen at 224 px is
+    scaling): a whole 1920×1080 frame seen at 224 px is
     decoded at 240×135, a crop at half size or less at 960×540: 7 to 10 times faster than a
     full-size decode (BENCHMARKS.md, ``benchmarks/bench_views.py``).
     """
@@ -308,37 +308,6 @@ def view_frames(frame: Frame, affines: np.ndarray, image_size: int) -> np.ndarra
     maps = torch.from_numpy(A)[:, None]  # (V, 1, 3, 3): V views of the one frame
     warped = FrameWarp(image, image_size).views(maps)[:, 0]  # (V, 3, S, S) in [0, 1]
     return (warped * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def load_network_image(
-    frame: Frame, image_size: int, box: tuple[float, float, float, float]
-) -> np.ndarray:
-    """Decode the frame's image, cut ``box`` (zero padded outside), resize to a square, uint8.
-
-    ``box`` is in PIL's coordinates of the frame's image, pixel edges at integers
-    (:func:`_sampling_box` turns an :func:`image_geometry` box into it).
-
-    The image must have the size the annotation assumes (``frame.orig_size``); a mismatch means
-    a wrong file or layout and raises DataFileError naming it.
-    """
-    width, height = frame.orig_size
-    # Decode no finer than needed: the box must keep at least image_size pixels a side.
-    min_size = (
-        int(np.ceil(width * image_size / (box[2] - box[0]))),
-        int(np.ceil(height * image_size / (box[3] - box[1]))),
-    )
-    image, scale = read_frame_image(frame, min_size)
-    # Pixel edges (PIL's coordinates, in which ``box`` is given) scale exactly with the decode.
-    box = tuple(value * scale for value in box)
-    # PIL's resize with ``box`` samples the exact (possibly fractional) source region; a region
-    # leaving the frame is first padded by cropping with integer bounds that cover it.
-    left, top = int(np.floor(box[0])), int(np.floor(box[1]))
-    right, bottom = int(np.ceil(box[2])), int(np.ceil(box[3]))
-    if left < 0 or top < 0 or right > image.size[0] or bottom > image.size[1]:
-        image = image.crop((left, top, right, bottom))
-        box = (box[0] - left, box[1] - top, box[2] - left, box[3] - top)
-    resized = image.resize((image_size, image_size), Image.BILINEAR, box=box)
-    return np.asarray(resized, dtype=np.uint8)
 
 
 def frame_to_record(
@@ -374,14 +343,12 @@ def frame_to_record(
         side = torch.tensor([box[2] - box[0]], dtype=torch.float64)
         affine = jittered_square(centre, side, frame.orig_size, image_size, jitter)[0].numpy()
         K = affine @ np.asarray(seen.orig_K, dtype=np.float64)
-        if with_images:
-            image = view_frames(frame, affine[None], image_size)[0]
-        else:
-            image = np.zeros((0, 0, 3), dtype=np.uint8)
-    elif with_images:
-        image = load_network_image(frame, image_size, _sampling_box(box, seen, frame, image_size))
-        if frame.side == "left":
-            image = np.ascontiguousarray(image[:, ::-1])
+    else:
+        # The map of the (mirrored) frame's pixels onto the network image's that K implies.
+        affine = K @ np.linalg.inv(np.asarray(seen.orig_K, dtype=np.float64))
+    if with_images:
+        # The same resampling as predict's and self-cropping's views (hopose.crop.FrameWarp).
+        image = view_frames(frame, affine[None], image_size)[0]
     else:
         image = np.zeros((0, 0, 3), dtype=np.uint8)
     K_t = torch.as_tensor(K)
@@ -402,29 +369,6 @@ def frame_to_record(
         "object": frame.object,
         "id": frame.id,
     }
-
-
-def _sampling_box(
-    box: tuple[float, float, float, float], seen: Frame, frame: Frame, image_size: int
-) -> tuple[float, float, float, float]:
-    """The region of the unflipped image, in PIL's pixel-edge coordinates, whose resize to
-    ``image_size`` shows each point where the record's K projects it.
-
-    :func:`image_geometry` puts network pixel i (centre at i, docs/conventions.md §6) at frame
-    coordinate ``x0 + i / s``, s = image_size / (x1 - x0) network pixels per frame pixel. PIL's
-    resize samples output pixel i at the edge coordinate ``b0 + (i + 0.5) / s``, and frame pixel
-    centres sit at edge coordinates ``u + 0.5``: so ``b0 = x0 + 0.5 - 0.5 / s``. The box taken as
-    it is left the content 0.5 (1 - s) network pixels from K's projection (0.46 px at 64 px
-    from a 1920-px frame, the other way when enlarging). Under a left hand's flip
-    u -> W - 1 - u the region's edges [b0, b1) become [W - b1, W - b0).
-    """
-    shift_x = 0.5 - 0.5 * (box[2] - box[0]) / image_size
-    shift_y = 0.5 - 0.5 * (box[3] - box[1]) / image_size
-    x0, y0, x1, y1 = box[0] + shift_x, box[1] + shift_y, box[2] + shift_x, box[3] + shift_y
-    if seen is frame:
-        return (x0, y0, x1, y1)
-    width = frame.orig_size[0]
-    return (width - x1, y0, width - x0, y1)
 
 
 class FrameDataset(Dataset):
