@@ -101,9 +101,9 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
 def test_camera_from_options_exif_or_default(tmp_path, focal, options, source, f):
     _save(tmp_path / "p.jpg", np.zeros((240, 360, 3), np.uint8), focal=focal)
     camera = photo_camera(read_photo(tmp_path / "p.jpg"), **options)
-    # Principal point (W / 2, H / 2) = (180, 120), half a pixel off the centre (179.5, 119.5):
-    # harmless and kept (hopose.photo's docstring).
-    expected = torch.tensor([[f, 0, 180.0], [0, f, 120.0], [0, 0, 1]], dtype=torch.float64)
+    # Principal point at the centre of a 360 x 240 photo whose pixel centres are the integers
+    # 0 ... 359 and 0 ... 239: ((360 - 1) / 2, (240 - 1) / 2) = (179.5, 119.5).
+    expected = torch.tensor([[f, 0, 179.5], [0, f, 119.5], [0, 0, 1]], dtype=torch.float64)
     assert camera.source == source
     torch.testing.assert_close(camera.K, expected)
 

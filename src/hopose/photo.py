@@ -31,14 +31,12 @@ Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first f
 5. the default, :data:`DEFAULT_FOCAL_35MM` = 26 mm equivalent, the wide camera of most phones
    (a horizontal field of view of about 69° on a 3:2 frame, close to FPHA's 69.0°).
 
-In 2-5 pixels are square and the principal point is (W / 2, H / 2). With pixel centres at
-integers (docs/conventions.md §1) the photo spans -0.5 ... W - 0.5, so its centre is
-((W - 1) / 2, (H - 1) / 2), the point every edge-aligned resize (Pillow's, the working copy's
-:meth:`Photo.working_affine`) keeps at the copy's centre: the assumed principal point lies half a
-pixel right of and below it. That tilts every ray by at most 0.5 / f rad along each axis,
-0.0095° for the default lens on a 4032 × 3024 photo (f = 3029 px), far below what assuming a
-principal point at all costs (a real camera's lies up to tens of pixels off the centre): it is
-harmless, and kept as every prediction so far has had it.
+In 2-5 pixels are square and the principal point is the photo's centre ((W - 1) / 2,
+(H - 1) / 2): with pixel centres at integers (docs/conventions.md §1) the photo spans
+-0.5 ... W - 0.5, and this is the point every edge-aligned resize (Pillow's, the working copy's
+:meth:`Photo.working_affine`) keeps at the copy's centre. Until 2026-12-04 it was (W / 2, H / 2),
+half a pixel right of and below it (rays tilted by 0.5 / f rad, 0.0095° for the default lens on a
+4032 × 3024 photo).
 """
 
 from __future__ import annotations
@@ -227,8 +225,7 @@ def photo_camera(
             )
         return Camera(intrinsics(*K), "--K")
     width, height = photo.size
-    # Half a pixel off the centre ((W - 1) / 2, (H - 1) / 2); harmless (module docstring).
-    cx, cy = width / 2, height / 2
+    cx, cy = (width - 1) / 2, (height - 1) / 2  # the centre, pixel centres at integers
     if fov is not None:
         if not 0 < fov < 180:
             raise ValueError(
