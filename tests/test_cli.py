@@ -141,6 +141,15 @@ def test_lifter_ablation_has_table_2s_rows_and_dashes(tmp_path, monkeypatch):
     assert (tmp_path / "ablation_lifter.md").read_text() == table
 
 
+def test_lifter_ablation_shows_a_diverged_row_as_inf_and_no_value_as_a_dash(tmp_path, monkeypatch):
+    # The ablation tables format their cells as the report does (hopose.report.format_number):
+    # an infinite mean (a diverged run) reads "inf", a NaN one (no ground truth) "–".
+    errors = {key: (10.0, 11.0) for key in ("graph_unet", "hand", "object")}
+    _fake_run(monkeypatch, errors | {"full": (float("inf"), float("nan"))})
+    table = ablate.run_ablation("lifter", tmp_path, seed=0)
+    assert "| Full Graph | inf | – | 10.38 | 13.85 |" in table.splitlines()
+
+
 def test_lifter_ablation_trains_every_row_from_scratch(tmp_path, monkeypatch):
     """fpha/lifter fine-tunes the ObMan checkpoint, a full context lifter: loaded into the Graph
     U-Net or a one-part variant, its weights do not fit (the study stopped at its first row)."""

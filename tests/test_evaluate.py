@@ -297,14 +297,14 @@ def test_predict_feeds_the_network_the_resized_photo_and_scales_2d_back(checkpoi
     (result, small_result) = _predict(checkpoint, [photo, small], tmp_path / "out", "--fov", "60")
     # What predict must do, step by step: the whole 160x90 photo (its own working copy, under
     # MAX_SIDE) resized to the 32 px input with pixel centres at integers (warp_image), the
-    # camera (f = 80 / tan 30° = 138.56 px, centre (80, 45)) scaled by 32/160 and 32/90, the 2D
-    # scaled back by 160/32 = 5 and 90/32 = 2.8125.
+    # camera (f = 80 / tan 30° = 138.56 px, centre ((160 - 1) / 2, (90 - 1) / 2) = (79.5, 44.5))
+    # scaled by 32/160 and 32/90, the 2D scaled back by 160/32 = 5 and 90/32 = 2.8125.
     model, _ = load_model(checkpoint)
     model.eval()
     pixels = torch.from_numpy(np.array(Image.open(photo).convert("RGB"))).permute(2, 0, 1)[None]
     resize = torch.diag(torch.tensor([32 / 160, 32 / 90, 1.0], dtype=torch.float64))
     f = 80 / np.tan(np.radians(30))
-    K = torch.tensor([[f, 0, 80.0], [0, f, 45.0], [0, 0, 1]], dtype=torch.float64)
+    K = torch.tensor([[f, 0, 79.5], [0, f, 44.5], [0, 0, 1]], dtype=torch.float64)
     with torch.inference_mode():
         out = model(
             warp_image(pixels, resize[None], 32),

@@ -51,6 +51,18 @@ def test_penetration_hand_computed():
     assert (depth[0, 4:] == 0).all()
 
 
+def test_inward_distances_hand_computed():
+    # Box 60 x 40 x 100 mm centred at the origin: faces at x = +-30, y = +-20, z = +-50.
+    # (25, 0, 0): x+ 30 - 25 = 5, x- 25 + 30 = 55, y+- 20, z+- 50, all positive (inside).
+    # (35, 0, 0): x+ 30 - 35 = -5 (outside, 5 mm beyond it), x- 65, y+- 20, z+- 50.
+    # Sorted, so the test does not depend on the order of the faces.
+    points = torch.tensor([[[25.0, 0.0, 0.0], [35.0, 0.0, 0.0]]], dtype=torch.float64)
+    table = plausibility.inward_distances(points, _box())
+    assert table.shape == (1, 2, 6)
+    expected = [[5.0, 20.0, 20.0, 50.0, 50.0, 55.0], [-5.0, 20.0, 20.0, 50.0, 50.0, 65.0]]
+    torch.testing.assert_close(table[0].sort(dim=-1).values, torch.tensor(expected).double())
+
+
 def test_penetration_rigid_motion_and_exact_box_reference():
     # Reference for an exact box: in the box's own frame, depth = min over axes of
     # (half side - |coordinate|), clamped at 0.
@@ -306,7 +318,7 @@ def test_summarize_affinity_leaves_out_a_frame_whose_box_is_out_of_reach():
 def test_summarize_missing_key_is_named():
     predictions = make_predictions(2)
     del predictions["gt_obj_3d"]
-    with pytest.raises(KeyError, match="gt_obj_3d"):
+    with pytest.raises(ValueError, match="missing 'gt_obj_3d'"):
         plausibility_columns(predictions)
 
 

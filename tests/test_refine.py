@@ -27,6 +27,7 @@ from hopose.refine import (
     refine_predictions,
     refine_weights,
     refinement_energy,
+    signed_box_distance,
 )
 from hopose.scoring import score
 
@@ -226,6 +227,14 @@ def test_refinement_keeps_a_plausible_grasp_close():
     refined_hand, refined_obj = refine_pose(hand, obj, kp2d, torch.from_numpy(predictions["K"]))
     assert (refined_hand - hand).norm(dim=-1).mean() < 5
     assert (refined_obj - obj).norm(dim=-1).max() < 3
+    # The pull onto the surface: the five fingertips start 2 mm off their faces and end within
+    # 1.1 mm (measured 0.38 to 1.02 mm; the 2D and anchor terms hold them back from 0). Without
+    # E_contact (w_contact = 0) they stay 2 mm off.
+    tips = [4, 8, 12, 16, 20]
+    torch.testing.assert_close(
+        signed_box_distance(hand, obj)[:, tips], torch.full((2, 5), 2.0).double()
+    )
+    assert (signed_box_distance(refined_hand, refined_obj)[:, tips] < 1.1).all()
     moved = {
         **predictions,
         "pred_hand_3d": refined_hand.numpy(),
@@ -303,6 +312,60 @@ def test_refine_predictions_of_no_frames_is_empty(complete_grasp):
 def test_refine_weights_reject_a_count_below_one(field):
     with pytest.raises(ValueError, match=f"RefineWeights.{field}"):
         RefineWeights(**{field: 0})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("w_2d", -1.0),
+        ("w_anchor", -5.0),
+        ("w_bone", float("nan")),
+        ("w_contact", float("inf")),
+        ("w_penetration", -0.5),
+        ("w_affinity", float("nan")),
+        ("step", 0.0),
+        ("step", -0.15),
+        ("step", float("nan")),
+        ("contact_reach", -1.0),
+        ("contact_reach", float("inf")),
+    ],
+)
+def test_refine_weights_reject_a_negative_or_non_finite_weight_step_or_reach(field, value):
+    # A negative step or weight climbs the energy (a step of -0.15 moved the joints 6.5 m), a
+    # NaN one makes the pose NaN: refused, naming the field. 0 is a weight's "off".
+    with pytest.raises(ValueError, match=rf"^RefineWeights\.{field} must be finite and >"):
+        RefineWeights(**{field: value})
+    if field != "step":
+        RefineWeights(**{field: 0.0})  # 0 is accepted: the term (or the pull) is off
+
+
+@pytest.mark.parametrize(
+    ("argument", "bad", "message"),
+    [
+        ("obj", (2, 9, 3), r"obj_3d must be \(B, 8, 3\), got \(2, 9, 3\)"),
+        ("obj", (2, 8, 2), r"obj_3d must be \(B, 8, 3\), got \(2, 8, 2\)"),
+        ("obj", (3, 8, 3), r"obj_3d holds 3 frames, hand_3d 2"),
+        ("K", (2, 2, 3), r"K must be \(B, 3, 3\), got \(2, 2, 3\)"),
+        ("K", (3, 3), r"K must be \(B, 3, 3\), got \(3, 3\)"),
+        ("kp2d", (1, 29, 2), r"kp2d holds 1 frames, hand_3d 2"),
+        ("hand", (2, 20, 3), r"hand_3d must be \(B, 21, 3\), got \(2, 20, 3\)"),
+    ],
+)
+def test_refine_pose_refuses_inputs_of_another_shape_or_batch(argument, bad, message):
+    # Two frames of eval_cases' grasp; one argument replaced by zeros of a wrong shape. A kp2d
+    # of one frame used to be broadcast to both.
+    predictions = make_predictions(2)
+    inputs = {
+        "hand": torch.from_numpy(predictions["gt_hand_3d"]),
+        "obj": torch.from_numpy(predictions["gt_obj_3d"]),
+        "kp2d": torch.from_numpy(
+            np.concatenate([predictions["gt_hand_2d"], predictions["gt_obj_2d"]], 1)
+        ),
+        "K": torch.from_numpy(predictions["K"]),
+    }
+    inputs[argument] = torch.zeros(bad, dtype=torch.float64)
+    with pytest.raises(ValueError, match=rf"^refine_pose: {message}$"):
+        refine_pose(inputs["hand"], inputs["obj"], inputs["kp2d"], inputs["K"])
 
 
 def test_image_weights_trust_a_shrunk_2d_box_less():

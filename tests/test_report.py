@@ -15,13 +15,17 @@ from hopose.report import (
     FIGURES,
     PAPER_TABLE1,
     compare_runs,
+    format_number,
     read_per_frame_csv,
+    table1_lines,
     write_per_frame_csv,
     write_report,
 )
 from hopose.scoring import (
     ACCURACY_COLUMNS,
     COLUMNS,
+    HAND_MEAN_MM,
+    OBJECT_MEAN_MM,
     frame_metrics,
     plausibility_columns,
     summarize,
@@ -110,6 +114,24 @@ def test_report_without_plausibility_leaves_its_rows_empty(tmp_path):
     assert "| Valid contacts per frame | – | – |" in text
     written = read_per_frame_csv(tmp_path / "per_frame.csv")
     assert "pred_grasp_epsilon" not in written and "hand_mm" in written
+
+
+def test_a_diverged_run_shows_inf_and_a_run_without_a_value_a_dash():
+    # None (not computed) and NaN (no frame has ground truth) have no value: "–". An infinite
+    # mean (a diverged prediction, docs/evaluation.md) is a value, and must not look like them.
+    cells = [format_number(v, "{:.2f}") for v in (None, np.nan, np.inf, -np.inf, 12.5, 0.0)]
+    assert cells == ["–", "–", "inf", "-inf", "12.50", "0.00"]
+    assert format_number(0.25, "{:.1%}") == "25.0%"
+    # In a table: the first run diverged on the hand and has no object ground truth.
+    summaries = {
+        "a": {HAND_MEAN_MM: np.inf, OBJECT_MEAN_MM: np.nan},
+        "b": {HAND_MEAN_MM: 10.0, OBJECT_MEAN_MM: 20.0},
+    }
+    lines = table1_lines(summaries, paper=False)
+    assert lines[2:] == [
+        "| Hand pose error (mm) | inf | 10.00 |",
+        "| Object pose error (mm) | – | 20.00 |",
+    ]
 
 
 def test_report_without_images_uses_default_protocol(runs):

@@ -159,6 +159,37 @@ def test_paired_difference_by_hand():
     assert np.isnan(mean) and np.isnan(se)
 
 
+def test_arrays_of_other_frame_counts_are_refused_by_name():
+    # Three frames: a single id would write one row of per_frame.csv while the summary counts
+    # three; a ground truth of two would be split at 5 // 2 = 2 after the concatenation, so
+    # the third prediction and the first ground truth would be judged as a pair.
+    predictions = _predictions(3)
+    short_id = {**predictions, "id": predictions["id"][:1]}
+    with pytest.raises(ValueError, match=r"^predictions: 'id' holds 1 frames, 'pred_hand_3d' 3$"):
+        frame_metrics(short_id, plausibility=False)
+    short_2d = {**predictions, "gt_obj_2d": predictions["gt_obj_2d"][:2]}
+    with pytest.raises(ValueError, match=r"'gt_obj_2d' holds 2 frames, 'pred_hand_3d' 3"):
+        frame_metrics(short_2d, plausibility=False)
+    short_truth = {**predictions, "gt_hand_3d": predictions["gt_hand_3d"][:2]}
+    with pytest.raises(ValueError, match=r"'gt_hand_3d' holds 2 frames, 'pred_hand_3d' 3"):
+        scoring.plausibility_columns(short_truth, workers=1)
+    no_id = {key: value for key, value in predictions.items() if key != "id"}
+    with pytest.raises(ValueError, match=r"^predictions: missing 'id' \(have \['K', "):
+        frame_metrics(no_id, plausibility=False)
+
+
+def test_force_closure_rate_counts_only_a_positive_epsilon():
+    # Five frames, the last not judged (a pose that is not finite: NaN). Of the four judged,
+    # epsilon 0.02 and 0.01 are force closure, the two zeros (the origin on or outside the
+    # wrench hull) are not: rate 2 / 4 = 0.5; mean epsilon (0.02 + 0 + 0 + 0.01) / 4 = 0.0075.
+    columns = {plausibility_key("pred", name): np.zeros(5) for name in scoring.PLAUSIBILITY_NAMES}
+    columns["pred_valid_contacts"] = np.array([4.0, 1.0, 0.0, 3.0, np.nan])
+    columns["pred_grasp_epsilon"] = np.array([0.02, 0.0, 0.0, 0.01, np.nan])
+    summary = scoring.summarize_plausibility(columns)
+    assert summary["pred_force_closure"] == pytest.approx(0.5)
+    assert summary["pred_grasp_epsilon"] == pytest.approx(0.0075)
+
+
 def test_a_diverged_prediction_counts_as_wrong():
     # Frame 1's predicted hand is NaN with its ground truth finite: infinitely wrong, so the
     # mean is infinite and the PCK curve counts it as a failure at every threshold.

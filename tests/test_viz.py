@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d import proj3d
+from mpl_toolkits.mplot3d.axes3d import Axes3D
 from PIL import Image
 
 from eval_cases import make_dataset, make_predictions
@@ -57,14 +59,53 @@ def test_draw_pose_2d_lines_colours_and_styles():
     ]
 
 
-def test_set_equal_3d_cube_limits_and_y_down():
+def test_show_image_puts_pixel_centres_at_integers():
+    # docs/conventions.md §1: pixel (0, 0)'s centre is at (0, 0), so a 6-pixel-wide,
+    # 4-pixel-high image spans u from -0.5 to 6 - 0.5 = 5.5 and v from -0.5 to 4 - 0.5 = 3.5,
+    # v down: exactly imshow's extent (left, right, bottom, top), no half pixel cut off.
+    ax = Figure().add_subplot()
+    viz.show_image(ax, np.zeros((4, 6, 3), np.uint8), (224, 224))  # size: the image's wins
+    np.testing.assert_allclose(ax.get_xlim(), (-0.5, 5.5))
+    np.testing.assert_allclose(ax.get_ylim(), (3.5, -0.5))
+    np.testing.assert_allclose(ax.get_images()[0].get_extent(), (-0.5, 5.5, 3.5, -0.5))
+    # A blank 224 x 100 canvas the same way: u from -0.5 to 223.5, v from 99.5 down to -0.5.
+    blank = Figure().add_subplot()
+    viz.show_image(blank, None, (224, 100))
+    np.testing.assert_allclose(blank.get_xlim(), (-0.5, 223.5))
+    np.testing.assert_allclose(blank.get_ylim(), (99.5, -0.5))
+
+
+def _screen_axes(ax) -> np.ndarray:
+    """(3, 3): rows the images of the unit x, y, z (mm) at the scene's centre under ``ax``'s
+    projection, columns screen right, screen up and depth."""
+    centre = np.array([np.mean(lim) for lim in (ax.get_xlim(), ax.get_ylim(), ax.get_zlim())])
+    ends = centre + np.concatenate([np.zeros((1, 3)), np.eye(3)])  # centre, then centre + e_k
+    screen = np.array([proj3d.proj_transform(*end, ax.get_proj()) for end in ends])
+    return screen[1:] - screen[0]
+
+
+def test_set_equal_3d_cube_limits_and_a_right_handed_view_from_the_camera_side():
     ax = Figure().add_subplot(projection="3d")
     points = np.array([[0.0, 0.0, 300.0], [100.0, 20.0, 340.0]])
     viz.set_equal_3d(ax, points)
-    # Centre (50, 10, 320), half of the largest extent (100) = 50 on every axis; y inverted.
+    # Centre (50, 10, 320), half of the largest extent (100) = 50 on every axis; y reversed so
+    # that it points down, z reversed with it.
     np.testing.assert_allclose(ax.get_xlim(), (0, 100))
     np.testing.assert_allclose(ax.get_ylim(), (60, -40))
-    np.testing.assert_allclose(ax.get_zlim(), (270, 370))
+    np.testing.assert_allclose(ax.get_zlim(), (370, 270))
+    x, y, z = _screen_axes(ax)
+    # Not a mirror image: the camera frame is right-handed, and a faithful drawing keeps the
+    # handedness of the screen images of x, y, z that a plain 3D axes (nothing reversed) gives.
+    # Reversing y alone flips the sign of this determinant.
+    plain = Figure().add_subplot(projection="3d")
+    plain.set_xlim(0, 100), plain.set_ylim(-40, 60), plain.set_zlim(270, 370)
+    assert np.sign(np.linalg.det([x, y, z])) == np.sign(np.linalg.det(_screen_axes(plain)))
+    # As in the image: +x points right on the screen, +y (down in the camera frame) down.
+    assert x[0] > abs(x[1]) and -y[1] > abs(y[0])
+    # The viewer is above and to the left of the camera, on its side of the scene: +z, away
+    # from the camera, rises on the screen (seen from above) and runs to the left (from the
+    # left). From behind the scene it would sink.
+    assert z[1] > 0 and z[0] < 0
 
 
 def test_pck_figure_written(tmp_path):
@@ -112,16 +153,36 @@ def test_gallery_figure_written_with_and_without_images(tmp_path):
     _assert_png(viz.save_figure(blank, tmp_path / "blank.png"), (600, 600))
 
 
-def test_contacts_figure_written(tmp_path):
+def test_contacts_figure_written(tmp_path, monkeypatch):
     predictions = make_predictions(2)
-    rows = [
-        (who, contact_panels(predictions[f"{who}_hand_3d"], predictions[f"{who}_obj_3d"], "ab"))
-        for who in ("pred", "gt")
-    ]
+    # The predicted row is the ground-truth hand moved 10 mm along the camera's x: part of its
+    # joints leave the contact filter's reach, so both drawings, valid and rejected, show.
+    hands = {"pred": predictions["gt_hand_3d"] + [10.0, 0.0, 0.0], "gt": predictions["gt_hand_3d"]}
+    rows = [(who, contact_panels(hands[who], predictions["gt_obj_3d"], "ab")) for who in hands]
     # The hand-built ground truth has 10 valid contacts in every frame (see test_plausibility).
     assert rows[1][1][0]["title"] == "a: 10 valid contacts"
+    arrows = []  # the arguments of every quiver call: X, Y, Z, U, V, W
+
+    def quiver(ax, *args, **kwargs):
+        arrows.append(np.stack(args[:6], axis=-1))  # (K, 6)
+        return original_quiver(ax, *args, **kwargs)
+
+    original_quiver = Axes3D.quiver
+    monkeypatch.setattr(Axes3D, "quiver", quiver)
     fig = viz.contacts_figure(rows)
     assert len(fig.axes) == 4
+    panels = [panel for _, row in rows for panel in row]
+    for ax, panel, drawn in zip(fig.axes, panels, arrows, strict=True):
+        valid = panel["valid"]
+        # 10 candidates (TOP_K), every one drawn: the valid ones gold, the others grey.
+        (grey,) = [c for c in ax.collections if c.get_label() == "rejected candidate"]
+        assert len(grey.get_offsets()) == 10 - valid.sum()
+        # Each valid contact's arrow is its direction v = P - R, drawn from its foot R on the
+        # axis, P - v, so that it ends at the contact P.
+        chosen, directions = panel["contacts"][valid], panel["directions"][valid]
+        np.testing.assert_allclose(drawn[:, :3], chosen - directions)
+        np.testing.assert_allclose(drawn[:, 3:], directions)
+    assert 0 < panels[0]["valid"].sum() < 10  # the moved hand: both kinds are checked above
     # The ground truth's first panel shows its 10 valid contacts as one gold scatter.
     (gold,) = [c for c in fig.axes[2].collections if c.get_label() == "valid contact"]
     assert len(gold.get_offsets()) == 10

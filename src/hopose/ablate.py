@@ -34,7 +34,7 @@ from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
 from hopose.evaluate import run_eval, without_jitter
 from hopose.files import write_text
-from hopose.report import markdown_table
+from hopose.report import format_number, markdown_table
 from hopose.scoring import (
     AFFINITY,
     FORCE_CLOSURE,
@@ -77,19 +77,15 @@ QUICK_OVERRIDES: dict[str, list[str]] = {
 }  # fmt: skip
 
 
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
 def _table(first_column: str, rows: list[dict[str, Any]]) -> str:
     header = [first_column, "Hand error (mm)", "Object error (mm)", "Paper hand", "Paper object"]
     body = [
         [
             row["name"],
-            _cell(row["hand"]),
-            _cell(row["object"]),
-            _cell(row["paper"][0]),
-            _cell(row["paper"][1]),
+            format_number(row["hand"], "{:.2f}"),
+            format_number(row["object"], "{:.2f}"),
+            format_number(row["paper"][0], "{:.2f}"),
+            format_number(row["paper"][1], "{:.2f}"),
         ]
         for row in rows
     ]
@@ -198,7 +194,7 @@ def physics_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     for key, gt_key, label in PHYSICS_METRICS:
         a = [run[key] for run in mse]
         b = [run[key] for run in physical]
-        truth = "–" if gt_key is None else f"{mse[0][gt_key]:.3f}"
+        truth = format_number(None if gt_key is None else mse[0][gt_key], "{:.3f}")
         diff = [y - x for x, y in zip(a, b, strict=True)]
         body.append([label, _mean_std(a), _mean_std(b), _mean_std(diff), truth])
     return "\n".join(markdown_table(header, body))

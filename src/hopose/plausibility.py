@@ -108,12 +108,32 @@ def face_planes(obj: Tensor) -> tuple[Tensor, Tensor]:
     return centres, normals / length.clamp(min=torch.finfo(obj.dtype).tiny)
 
 
+def inward_distances(points: Tensor, obj: Tensor) -> Tensor:
+    """Signed distance of each point to each face plane of a box, positive on the box's side.
+
+    ``(p - c_j) . n_j`` for the six planes (centre c_j, inward unit normal n_j) of
+    :func:`face_planes`. A point lies inside a convex box when all six are positive, and the
+    least of them is then its distance to the nearest face; outside, the largest negative one
+    is a lower bound of its distance to the box (exact beside a face).
+
+    Args:
+        points: (..., P, 3).
+        obj: (..., 8, 3) box corners, same leading shape, frame and units.
+
+    Returns:
+        (..., P, 6) distances, the points' unit.
+    """
+    centres, normals = face_planes(obj)  # (..., 6, 3) each
+    offsets = points[..., :, None, :] - centres[..., None, :, :]  # (..., P, 6, 3)
+    return (offsets * normals[..., None, :, :]).sum(dim=-1)
+
+
 def penetration_depth(hand: Tensor, obj: Tensor) -> Tensor:
     """Depth of each hand joint inside the box, 0 outside.
 
     Depth = ``max(0, min_j (p - c_j) . n_j)`` over the six face planes (centre c_j, inward unit
-    normal n_j from :func:`face_planes`): the distance to the nearest face for a joint inside a
-    convex box.
+    normal n_j, :func:`inward_distances`): the distance to the nearest face for a joint inside
+    a convex box.
 
     Args:
         hand: (B, 21, 3) joints (any leading batch shape), mm.
@@ -127,10 +147,7 @@ def penetration_depth(hand: Tensor, obj: Tensor) -> Tensor:
             f"hand and obj must be (B, {NUM_JOINTS}, 3) and (B, {NUM_CORNERS}, 3), "
             f"got {tuple(hand.shape)} and {tuple(obj.shape)}"
         )
-    centres, normals = face_planes(obj)  # (B, 6, 3) each
-    # inside[..., i, j] = (p_i - c_j) . n_j, positive on the inner side of face j.
-    inside = ((hand[..., :, None, :] - centres[..., None, :, :]) * normals[..., None, :, :]).sum(-1)
-    return inside.min(dim=-1).values.clamp(min=0)  # (B, 21)
+    return inward_distances(hand, obj).amin(dim=-1).clamp(min=0)  # (B, 21)
 
 
 def contact_normals(pts: Tensor, obj: Tensor, n_samples: int = N_SAMPLES) -> Tensor:

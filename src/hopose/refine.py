@@ -35,6 +35,7 @@ without gradient, so a degenerate box gives finite gradients.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -46,7 +47,7 @@ from torch import Tensor
 from hopose.geometry import box_central_axis, fit_cuboid, project_points
 from hopose.grasp_completion import grip_box, needs_completion
 from hopose.physics import ETA, TOP_K, physical_affinity_loss, select_contacts
-from hopose.plausibility import face_planes
+from hopose.plausibility import face_planes, inward_distances
 from hopose.skeleton import HAND_BONES, NUM_CORNERS, NUM_JOINTS
 
 
@@ -56,7 +57,8 @@ class RefineWeights:
 
     The step is plain gradient descent, ``x <- x - step * dE/dx``: with the total curvature of
     a joint's terms (twice the sum of its weights) times ``step`` below 2 every quadratic term
-    shrinks monotonically.
+    shrinks monotonically. Every weight and ``contact_reach`` must be finite and >= 0 (0 turns
+    a term off), ``step`` finite and > 0; a bad field raises ValueError naming it.
     """
 
     w_2d: float = 1.0
@@ -94,6 +96,15 @@ class RefineWeights:
     """mm: a box centre farther than this from the palm centre is a free frame, not completed."""
 
     def __post_init__(self) -> None:
+        # A negative weight or step climbs the energy instead of descending it (moves of metres),
+        # a NaN one makes every output NaN; a weight (or the reach) of 0 turns its term off.
+        weights = ("w_2d", "w_anchor", "w_bone", "w_contact", "w_penetration", "w_affinity")
+        for name in (*weights, "contact_reach"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"RefineWeights.{name} must be finite and >= 0, got {value}")
+        if not (math.isfinite(self.step) and self.step > 0):
+            raise ValueError(f"RefineWeights.step must be finite and > 0, got {self.step}")
         for name in ("steps", "contact_every", "fit_iterations", "grid"):
             least = 0 if name == "steps" else 1
             if getattr(self, name) < least:
@@ -144,9 +155,9 @@ def refinement(refine: bool, complete_grasp: bool, *, from_images: bool) -> Refi
 def signed_box_distance(points: Tensor, obj: Tensor) -> Tensor:
     """Signed distance of points to a box's face planes: positive outside, negative inside.
 
-    ``max_j (c_j - p) . n_j`` over the six faces (centre c_j, inward unit normal n_j): exact for
-    a point inside a cuboid or beside one face, a lower bound beside an edge or corner. The
-    planes are taken without gradient.
+    ``-min_j (p - c_j) . n_j`` over the six faces (centre c_j, inward unit normal n_j,
+    :func:`hopose.plausibility.inward_distances`): exact for a point inside a cuboid or beside
+    one face, a lower bound beside an edge or corner. The planes are taken without gradient.
 
     Args:
         points: (B, P, 3).
@@ -155,10 +166,7 @@ def signed_box_distance(points: Tensor, obj: Tensor) -> Tensor:
     Returns:
         (B, P) distances, the points' unit.
     """
-    with torch.no_grad():
-        centres, normals = face_planes(obj)  # (B, 6, 3) each
-    outward = ((centres[:, None] - points[:, :, None]) * normals[:, None]).sum(dim=-1)
-    return outward.amax(dim=-1)  # (B, P)
+    return -inward_distances(points, obj.detach()).amin(dim=-1)  # (B, P)
 
 
 def _bone_lengths(hand: Tensor) -> Tensor:
@@ -225,9 +233,8 @@ def push_out(hand: Tensor, obj: Tensor) -> Tensor:
     Returns:
         (B, 21, 3) joints, none inside.
     """
-    centres, normals = face_planes(obj)  # (B, 6, 3)
-    inside = ((hand[:, :, None] - centres[:, None]) * normals[:, None]).sum(dim=-1)  # (B, 21, 6)
-    depth, face = inside.min(dim=-1)  # (B, 21): distance to the nearest face's plane
+    _, normals = face_planes(obj)  # (B, 6, 3)
+    depth, face = inward_distances(hand, obj).min(dim=-1)  # (B, 21): to the nearest face's plane
     outward = -torch.gather(normals, 1, face[..., None].expand(-1, -1, 3))  # (B, 21, 3)
     return hand + depth.clamp(min=0)[..., None] * outward
 
@@ -251,13 +258,25 @@ def refine_pose(
 
     Returns:
         ``(hand, obj)``: (B, 21, 3) joints and (B, 8, 3) corners of an exact cuboid, detached.
+
+    Raises:
+        ValueError: an input of another shape, or of another batch size B than ``hand_3d``.
     """
-    if hand_3d.shape[1:] != (NUM_JOINTS, 3) or kp2d.shape[1:] != (NUM_JOINTS + 8, 2):
-        raise ValueError(
-            f"refine_pose: need hand_3d (B, 21, 3), obj_3d (B, 8, 3), kp2d (B, 29, 2), K (B, 3, 3);"
-            f" got {tuple(hand_3d.shape)}, {tuple(obj_3d.shape)}, {tuple(kp2d.shape)}, "
-            f"{tuple(K.shape)}"
-        )
+    inputs = {
+        "hand_3d": (hand_3d, (NUM_JOINTS, 3)),
+        "obj_3d": (obj_3d, (NUM_CORNERS, 3)),
+        "kp2d": (kp2d, (NUM_JOINTS + NUM_CORNERS, 2)),
+        "K": (K, (3, 3)),
+    }
+    for name, (tensor, shape) in inputs.items():
+        if tensor.ndim != 3 or tensor.shape[1:] != shape:
+            expected = f"(B, {shape[0]}, {shape[1]})"
+            raise ValueError(f"refine_pose: {name} must be {expected}, got {tuple(tensor.shape)}")
+        # Each frame's own: a batch of 1 would otherwise be broadcast to every frame.
+        if tensor.shape[0] != hand_3d.shape[0]:
+            raise ValueError(
+                f"refine_pose: {name} holds {tensor.shape[0]} frames, hand_3d {hand_3d.shape[0]}"
+            )
     with torch.no_grad():
         start = (hand_3d.detach(), fit_cuboid(obj_3d.detach()))
     hand, obj = start[0].clone(), start[1].clone()

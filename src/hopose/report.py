@@ -191,8 +191,13 @@ def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
     return {"id": np.array([row[index["id"]] for _, row in rows]), **columns}
 
 
-def _format(value: float | None, fmt: str) -> str:
-    return "–" if value is None or not np.isfinite(value) else fmt.format(value)
+def format_number(value: float | None, fmt: str) -> str:
+    """A table cell: ``value`` formatted with ``fmt``, "–" where there is none (None: not
+    computed; NaN: no frame has one), "inf" or "-inf" where a run diverged (docs/evaluation.md),
+    so a diverged run is not mistaken for one without ground truth."""
+    if value is None or np.isnan(value):
+        return "–"
+    return str(float(value)) if np.isinf(value) else fmt.format(value)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -212,8 +217,8 @@ def table1_lines(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> lis
             obj.append(f"{object_mm:.2f}")
     for name, summary in runs.items():
         header.append(name)
-        hand.append(_format(summary[HAND_MEAN_MM], "{:.2f}"))
-        obj.append(_format(summary[OBJECT_MEAN_MM], "{:.2f}"))
+        hand.append(format_number(summary[HAND_MEAN_MM], "{:.2f}"))
+        obj.append(format_number(summary[OBJECT_MEAN_MM], "{:.2f}"))
     lines = markdown_table(header, [hand, obj])
     if paper:
         lines += ["", f"† Published in the paper's Table 1, protocol {PAPER_PROTOCOL}."]
@@ -223,7 +228,8 @@ def table1_lines(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> lis
 def metric_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Accuracy rows, one column per run."""
     rows = [
-        [label] + [_format(s[key], fmt) for s in runs.values()] for key, label, fmt in ACCURACY_ROWS
+        [label] + [format_number(s[key], fmt) for s in runs.values()]
+        for key, label, fmt in ACCURACY_ROWS
     ]
     return markdown_table(["Metric", *runs], rows)
 
@@ -264,8 +270,8 @@ def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     # .get: a run scored without plausibility (--no-plausibility) has none of these keys; "–".
     rows = [
         [label]
-        + [_format(s.get(plausibility_key("pred", name)), fmt) for s in runs.values()]
-        + [_format(first.get(plausibility_key("gt", name)), fmt)]
+        + [format_number(s.get(plausibility_key("pred", name)), fmt) for s in runs.values()]
+        + [format_number(first.get(plausibility_key("gt", name)), fmt)]
         for name, label, fmt in PLAUSIBILITY_ROWS
     ]
     return markdown_table(header, rows)

@@ -104,13 +104,34 @@ PLAUSIBILITY_KEYS = tuple(
 COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAUSIBILITY_COLUMNS)
 
 
-def _array(predictions: Mapping[str, Any], key: str) -> NDArray:
+def _value(predictions: Mapping[str, Any], key: str) -> Any:
     if key not in predictions:
-        raise KeyError(f"predictions: missing '{key}' (have {sorted(predictions)})")
+        raise ValueError(f"predictions: missing '{key}' (have {sorted(predictions)})")
     value = predictions[key]
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float64)
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+def _array(predictions: Mapping[str, Any], key: str) -> NDArray:
+    return np.asarray(_value(predictions, key), dtype=np.float64)
+
+
+def _check_frame_counts(arrays: Mapping[str, NDArray]) -> None:
+    """Every array holds as many frames (first dimension) as the first one.
+
+    Raises:
+        ValueError: naming the first array that does not, and both counts: a shorter ``id``
+            would drop rows of ``per_frame.csv``, a shorter ground truth pair the wrong frames.
+    """
+
+    def frames(array: NDArray) -> int | str:
+        return array.shape[0] if array.ndim else "no"
+
+    (first, reference), *rest = arrays.items()
+    for key, array in rest:
+        if array.shape[:1] != reference.shape[:1]:
+            raise ValueError(
+                f"predictions: '{key}' holds {frames(array)} frames, '{first}' {frames(reference)}"
+            )
 
 
 def accuracy_columns(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
@@ -120,23 +141,36 @@ def accuracy_columns(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
         predictions: ``id`` (N,), ``{pred,gt}_hand_3d`` (N, 21, 3), ``{pred,gt}_obj_3d``
             (N, 8, 3) in mm, ``orig_K`` or ``K`` (N, 3, 3), optionally ``{pred,gt}_hand_2d``
             (N, 21, 2) and ``{pred,gt}_obj_2d`` (N, 8, 2) pixels.
+
+    Raises:
+        ValueError: a key is missing, or an array (``id`` included) holds another number of
+            frames than ``pred_hand_3d``.
     """
-    pred_hand, gt_hand = _array(predictions, "pred_hand_3d"), _array(predictions, "gt_hand_3d")
-    pred_obj, gt_obj = _array(predictions, "pred_obj_3d"), _array(predictions, "gt_obj_3d")
+    keypoints_2d = {
+        column: part
+        for column, part in zip(KEYPOINT_2D_COLUMNS, ("hand_2d", "obj_2d"), strict=True)
+        if f"pred_{part}" in predictions and f"gt_{part}" in predictions
+    }
+    arrays = {
+        f"{who}_{part}": _array(predictions, f"{who}_{part}")
+        for part in ("hand_3d", "obj_3d", *keypoints_2d.values())
+        for who in ("pred", "gt")
+    }
+    ids = np.asarray(_value(predictions, "id")).astype(str)
+    _check_frame_counts(arrays | {"id": ids})
+    pred_hand, gt_hand = arrays["pred_hand_3d"], arrays["gt_hand_3d"]
+    pred_obj, gt_obj = arrays["pred_obj_3d"], arrays["gt_obj_3d"]
     camera = _array(predictions, "orig_K" if "orig_K" in predictions else "K")
     columns = {
-        "id": np.asarray(predictions["id"]).astype(str),
+        "id": ids,
         HAND_MM: metrics.per_frame_error(pred_hand, gt_hand),
         OBJECT_MM: metrics.per_frame_error(pred_obj, gt_obj),
         HAND_RR_MM: metrics.root_relative_error(pred_hand, gt_hand),
         HAND_PA_MM: metrics.procrustes_error(pred_hand, gt_hand),
         OBJECT_2D_PX: metrics.reprojection_error(pred_obj, gt_obj, camera),
     }
-    for column, part in zip(KEYPOINT_2D_COLUMNS, ("hand_2d", "obj_2d"), strict=True):
-        if f"pred_{part}" in predictions and f"gt_{part}" in predictions:
-            columns[column] = metrics.per_frame_error(
-                _array(predictions, f"pred_{part}"), _array(predictions, f"gt_{part}")
-            )
+    for column, part in keypoints_2d.items():
+        columns[column] = metrics.per_frame_error(arrays[f"pred_{part}"], arrays[f"gt_{part}"])
     return columns
 
 
@@ -151,13 +185,24 @@ def plausibility_columns(
 
     Returns:
         (N,) arrays ``{pred,gt}_<name>`` for each name of :data:`PLAUSIBILITY_NAMES`.
+
+    Raises:
+        ValueError: a key is missing, or the four arrays hold different numbers of frames.
     """
     workers = default_workers() if workers is None else workers
-    # Predicted and ground-truth poses in one call, so the hulls of both share one process pool.
-    hand = np.concatenate([_array(predictions, f"{w}_hand_3d") for w in ("pred", "gt")])
-    obj = np.concatenate([_array(predictions, f"{w}_obj_3d") for w in ("pred", "gt")])
+    arrays = {
+        f"{who}_{part}": _array(predictions, f"{who}_{part}")
+        for who in ("pred", "gt")
+        for part in ("hand_3d", "obj_3d")
+    }
+    # Predicted and ground-truth poses in one call, so the hulls of both share one process pool,
+    # split again after the N predicted frames: a ground truth of another length would pair
+    # the wrong frames.
+    _check_frame_counts(arrays)
+    n = len(arrays["pred_hand_3d"])
+    hand = np.concatenate([arrays["pred_hand_3d"], arrays["gt_hand_3d"]])
+    obj = np.concatenate([arrays["pred_obj_3d"], arrays["gt_obj_3d"]])
     both = pose_plausibility(torch.from_numpy(hand), torch.from_numpy(obj), workers=workers)
-    n = len(hand) // 2
     return {
         plausibility_key(who, name): values[part]
         for name, values in both.items()

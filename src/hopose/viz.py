@@ -77,14 +77,17 @@ def show_image(ax: Axes, image: NDArray | None, size: tuple[int, int]) -> None:
         image = np.asarray(image)
         ax.imshow(image)
         size = (image.shape[1], image.shape[0])
-    ax.set_xlim(0, size[0])
-    ax.set_ylim(size[1], 0)
+    # Pixel centres lie at integers (docs/conventions.md §1), so a W-pixel row spans -0.5 to
+    # W - 0.5, as imshow draws it.
+    ax.set_xlim(-0.5, size[0] - 0.5)
+    ax.set_ylim(size[1] - 0.5, -0.5)
     ax.set_xlabel("u (px)")
     ax.set_ylabel("v (px)")
 
 
 def set_equal_3d(ax: Axes, points: NDArray) -> None:
-    """Equal-scale 3D limits around (P, 3) points, camera frame with y down and z forward.
+    """Equal-scale 3D limits around (P, 3) points, camera frame with y down and z forward,
+    seen from above and to the left of the camera, x to the right and y down on the screen.
 
     Points that are not finite (a missing annotation, a diverged prediction) are left out; with
     none finite the limits are a 2 mm cube about the origin."""
@@ -95,14 +98,18 @@ def set_equal_3d(ax: Axes, points: NDArray) -> None:
     centre = (points.max(axis=0) + points.min(axis=0)) / 2
     half = max(float((points.max(axis=0) - points.min(axis=0)).max()) / 2, 1.0)
     ax.set_xlim(centre[0] - half, centre[0] + half)
-    ax.set_ylim(centre[1] + half, centre[1] - half)  # y points down in the camera frame
-    ax.set_zlim(centre[2] - half, centre[2] + half)
+    # y points down in the camera frame, so its axis is reversed to point down on the screen.
+    # Reversing one axis alone would draw the mirror image of the scene (a right hand as a left
+    # one); reversing z as well makes the two a rotation by 180 degrees about x.
+    ax.set_ylim(centre[1] + half, centre[1] - half)
+    ax.set_zlim(centre[2] + half, centre[2] - half)
     ax.set_box_aspect((1, 1, 1), zoom=0.85)  # room for the axis labels
     ax.set_xlabel("x (mm)")
     ax.set_ylabel("y (mm)")
     ax.set_zlabel("z (mm)")
-    # From above and to the left of the camera, so that depth errors, which the image hides,
-    # show as offsets.
+    # From above and to the left of the camera, on its side of the scene, so that depth errors,
+    # which the image hides, show as offsets. With y and z reversed, azimuth 0 looks along +z
+    # from the camera's side, and a negative azimuth moves the viewer towards -x (the left).
     ax.view_init(elev=20, azim=-35, vertical_axis="y")
 
 
