@@ -498,9 +498,11 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
 def _run_synth(args: argparse.Namespace) -> int:
     if not args.stats and (args.out is None or args.split is None):
         raise ValueError("--split and --out: both are required unless --stats is given")
-    from hopose.data.synthetic import DEFAULT_FREE_FRACTION
+    from hopose.data.synthetic import DEFAULT_FREE_FRACTION, check_free_fraction
 
     free_fraction = DEFAULT_FREE_FRACTION if args.free_fraction is None else args.free_fraction
+    # Checked here too, to name the option typed rather than the dataset's argument.
+    check_free_fraction(free_fraction, "--free-fraction")
     if args.stats:
         import numpy as np
 
@@ -518,10 +520,6 @@ def _run_synth(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         if ignored:
             raise ValueError(f"{', '.join(ignored)}: not used with --stats (it writes no cache)")
-        # Written to no cache, the fraction meets no dataset's check: a share outside [0, 1]
-        # would pass as all or no free frames.
-        if not 0.0 <= free_fraction <= 1.0:
-            raise ValueError(f"--free-fraction: must be in [0, 1], got {free_fraction}")
         grasps = generate_grasps(args.seed, np.arange(args.num), free_fraction)
         print(comparison_table(compare(grasps.hand_3d, grasps.object)))
         return 0

@@ -6,29 +6,39 @@ import numpy as np
 import pytest
 
 from hopose.cli import main
+from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasp_stats import REAL, Comparison, compare, hand_quantities
 from hopose.data.synthetic import generate_grasps
 
 
-def _planar_hand(mcp_deg: float, pip_deg: float, dip_deg: float) -> np.ndarray:
+def _planar_hand(mcp_deg, pip_deg: float, dip_deg: float, *, parallel: bool = False) -> np.ndarray:
     """(1, 21, 3) a hand 400 mm in front of the camera whose four fingers bend by the angles.
 
     The MCPs lie 60 mm from the wrist along +y at x = -20, 0, 20, 40 mm (middle finger on the
-    y axis); each finger continues its wrist->MCP direction d and bends in the plane of d and
-    +z. The thumb is a straight chain along -x.
+    y axis); each finger continues its wrist->MCP direction d (+y for all with ``parallel``)
+    and bends in the plane of d and +z. ``mcp_deg`` is one angle or one per finger (index
+    first). The thumb is a straight chain along -x.
     """
     hand = np.zeros((21, 3))
+    mcps = np.broadcast_to(mcp_deg, (4,))
     for f, x in enumerate((-20.0, 0.0, 20.0, 40.0)):
         mcp = np.array([x, 60.0, 0.0])
-        d = mcp / np.linalg.norm(mcp)
+        d = np.array([0.0, 1.0, 0.0]) if parallel else mcp / np.linalg.norm(mcp)
         joints, heading = [mcp], 0.0
-        for length, bend in zip((40.0, 25.0, 20.0), (mcp_deg, pip_deg, dip_deg), strict=True):
+        for length, bend in zip((40.0, 25.0, 20.0), (mcps[f], pip_deg, dip_deg), strict=True):
             heading += np.radians(bend)
             step = np.cos(heading) * d + np.sin(heading) * np.array([0.0, 0.0, 1.0])
             joints.append(joints[-1] + length * step)
         hand[5 + 4 * f : 9 + 4 * f] = joints
     hand[1:5] = np.array([[-14.0, 0, 0], [-60.0, 0, 0], [-95.0, 0, 0], [-120.0, 0, 0]])
     return (hand + np.array([0.0, 0.0, 400.0]))[None]
+
+
+# Fingers bent 90 deg at the MCP point along the palm normal: they have no direction in the
+# palm plane, so their palm-plane spreads are NaN (0 / 0), which numpy warns about.
+_NO_PALM_PLANE_DIRECTION = pytest.mark.filterwarnings(
+    "ignore:invalid value encountered in divide:RuntimeWarning"
+)
 
 
 def test_flexion_curl_and_straight_pip_follow_the_definitions():
@@ -45,6 +55,68 @@ def test_flexion_curl_and_straight_pip_follow_the_definitions():
     # Thumb CMC->MCP along -x against the index's wrist->MCP (-20, 60, 0): 90 - atan(20 / 60).
     np.testing.assert_allclose(values["thumb opposition"], [90.0 - np.degrees(np.arctan(1 / 3))])
     np.testing.assert_allclose(values["wrist depth"], [400.0])
+    # Bent PIPs: no finger's recorded straight, while the thumb's MCP still is.
+    bent = hand_quantities(_planar_hand(30.0, 20.0, 45.0))
+    np.testing.assert_array_equal(bent["FPHA PIP recorded straight"], [0.0])
+    np.testing.assert_array_equal(bent["FPHA thumb MCP recorded straight"], [100.0])
+
+
+@_NO_PALM_PLANE_DIRECTION
+def test_lengths_and_distances_follow_the_definitions():
+    straight = hand_quantities(_planar_hand(0.0, 0.0, 0.0))
+    # The middle finger on the y axis: wrist->MCP 60 mm, then 40 + 25 + 20 mm = 145 mm. (The
+    # ring's path would be sqrt(20^2 + 60^2) + 85 = 148.2 mm.)
+    np.testing.assert_allclose(straight["wrist to middle tip along the bones"], [145.0])
+    # Thumb tip (-120, 0) to the middle tip (0, 145): sqrt(120^2 + 145^2) = 188.2 mm (from the
+    # thumb's IP at -95: 173.3 mm).
+    np.testing.assert_allclose(straight["thumb tip to tip middle"], [np.hypot(120.0, 145.0)])
+    # Palm centroid: the mean of the wrist (0, 0) and the MCPs (-20, 60), (0, 60), (20, 60),
+    # (40, 60) is (40 / 5, 240 / 5) = (8, 48); the thumb tip (-120, 0) lies sqrt(128^2 + 48^2)
+    # = 136.7 mm from it (143.2 mm from the MCPs' mean (10, 60)).
+    np.testing.assert_allclose(straight["tip to palm centroid thumb"], [np.hypot(128.0, 48.0)])
+    # Depth span: the flat hand has none; fingers bent 90 deg at their MCPs reach 40 + 25 + 20
+    # = 85 mm further from the camera than the rest (the depths' sd would be 34.3 mm).
+    np.testing.assert_allclose(straight["depth span"], [0.0])
+    bent = hand_quantities(_planar_hand(90.0, 0.0, 0.0))
+    np.testing.assert_allclose(bent["depth span"], [85.0], atol=1e-9)
+
+
+def test_spread_is_between_first_phalanges_in_3d_and_in_the_palm_plane():
+    # Fingers leaving their MCPs in parallel along +y, the index bent 30 deg at its MCP towards
+    # +z: its MCP->PIP (0, cos 30, sin 30) makes 30 deg with the middle's (0, 1, 0) in 3D and
+    # none in the palm plane, whose normal is z. (The wrist->MCP bones (-20, 60, 0), (0, 60, 0)
+    # and (20, 60, 0) differ by atan(20 / 60) = 18.4 deg.)
+    values = hand_quantities(_planar_hand([30.0, 0.0, 0.0, 0.0], 0.0, 0.0, parallel=True))
+    np.testing.assert_allclose(values["spread index-middle"], [30.0], atol=1e-6)
+    np.testing.assert_allclose(values["palm-plane spread index-middle"], [0.0], atol=1e-6)
+    np.testing.assert_allclose(values["spread middle-ring"], [0.0], atol=1e-6)
+    np.testing.assert_allclose(values["palm-plane spread middle-ring"], [0.0], atol=1e-6)
+
+
+def test_image_quantities_through_fphas_colour_camera():
+    fx, fy, cx, cy = FPHA_COLOR_K[0, 0], FPHA_COLOR_K[1, 1], FPHA_COLOR_K[0, 2], FPHA_COLOR_K[1, 2]
+    # The flat hand moved to have its centroid at (40, -30, 400) mm, inside the frame: the
+    # centroid projects to u = fx 40 / 400 + cx = 139.57 + 935.73 = 1075.31 px and
+    # v = fy (-30 / 400) + cy = -104.68 + 540.68 = 436.00 px.
+    hand = _planar_hand(0.0, 0.0, 0.0)[0]
+    hand = hand - hand.mean(axis=0) + np.array([40.0, -30.0, 400.0])
+    # One joint left of the frame (u = fx (-1000 / 400) + cx < 0), one behind the camera: the
+    # latter projects onto (cx, cy), in the frame, but is not seen.
+    left, behind = hand.copy(), hand.copy()
+    left[20] = [-1000.0, 0.0, 400.0]
+    behind[20] = [0.0, 0.0, -400.0]
+    values = hand_quantities(np.stack([hand, left, behind]))
+    np.testing.assert_allclose(values["centroid u"][0], fx * 40 / 400 + cx)
+    np.testing.assert_allclose(values["centroid v"][0], fy * -30 / 400 + cy)
+    # All at depth 400: x spans the thumb tip's -120 mm to the little tip's
+    # 40 + 85 * 40 / sqrt(40^2 + 60^2) = 87.15 mm (207.15 mm, 722.8 px), y the wrist's 0 to
+    # the middle tip's 145 mm (506.0 px).
+    width = fx * (160.0 + 85 * 40 / np.hypot(40.0, 60.0)) / 400
+    np.testing.assert_allclose(values["hand box width"][0], width)
+    np.testing.assert_allclose(values["hand box height"][0], fy * 145.0 / 400)
+    # 20 of 21 joints seen in the last two frames, which are not wholly inside.
+    np.testing.assert_allclose(values["joints inside the image"], [100.0, *[100 * 20 / 21] * 2])
+    np.testing.assert_array_equal(values["frames with all joints inside"], [100.0, 0.0, 0.0])
 
 
 def test_palm_frame_and_the_back_of_the_hand():
@@ -76,6 +148,33 @@ def test_compare_reports_every_published_statistic_at_its_percentiles():
     # Eight copies of one hand: every percentile of the index MCP is its 30 deg.
     index_mcp = [row.synthetic for row in rows if row.name == "index MCP"]
     np.testing.assert_allclose(index_mcp, [30.0] * 3, atol=1e-9)
+
+
+@_NO_PALM_PLANE_DIRECTION
+def test_compare_rows_per_object_use_that_objects_frames():
+    # Milk: fingers bent 90 deg at the MCP, the index tip 85 mm behind its MCP at
+    # (-20, 60, 485); from the thumb tip (-120, 0, 400) that is sqrt(100^2 + 60^2 + 85^2)
+    # = 144.3 mm, and the mean finger flexion (90 + 0 + 0) / 3 = 30 deg.
+    # Salt: straight fingers, the index tip 85 mm along (-1, 3) / sqrt(10) from its MCP, at
+    # (-20 - 85 / sqrt(10), 60 + 255 / sqrt(10)) = (-46.88, 140.64): 158.5 mm from the thumb
+    # tip; flexion 0.
+    milk, salt = _planar_hand(90.0, 0.0, 0.0), _planar_hand(0.0, 0.0, 0.0)
+    hands = np.concatenate([np.repeat(milk, 4, axis=0), np.repeat(salt, 4, axis=0)])
+    rows = compare(hands, ["milk"] * 4 + ["salt"] * 4)
+    got = {(row.name, row.percentile): row.synthetic for row in rows}
+    salt_tip = np.hypot(100 - 85 / np.sqrt(10), 60 + 255 / np.sqrt(10))
+    for name, expected in (
+        ("milk thumb-index tip", np.sqrt(100**2 + 60**2 + 85**2)),
+        ("salt thumb-index tip", salt_tip),
+        ("milk mean finger flexion", 30.0),
+        ("salt mean finger flexion", 0.0),
+    ):
+        # Each object's four frames are alike, so each quartile is that one value (up to the
+        # ~1e-6 deg that arccos keeps near 1).
+        quartiles = [got[name, p] for p in (25, 50, 75)]
+        np.testing.assert_allclose(quartiles, [expected] * 3, atol=1e-5)
+    # The juice bottle has no frames here: no percentile.
+    assert np.isnan(got["juice_bottle thumb-index tip", 50])
 
 
 def test_synth_stats_prints_the_comparison_table(capsys):

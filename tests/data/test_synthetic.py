@@ -31,6 +31,8 @@ from hopose.data.synthetic import (
     _FACE_SIGN,
     BLOCK,
     BONE_LENGTH_P50,
+    DEPTH_HIGH,
+    DEPTH_LOW,
     MAX_OUTSIDE,
     MAX_OUTSIDE_PARTLY,
     MAX_PENETRATION,
@@ -41,7 +43,7 @@ from hopose.data.synthetic import (
     label_in_hand,
 )
 from hopose.geometry import box_corners, project_points, sample_face_points
-from hopose.physics import contact_points, physical_affinity_loss
+from hopose.physics import N_SAMPLES, TOP_K, contact_points, physical_affinity_loss, select_contacts
 from hopose.skeleton import (
     BOX_FACES,
     CORNER_SIGNS,
@@ -137,6 +139,22 @@ def test_contacts_of_grasps_and_free_frames(records):
     assert np.all(count[free] == 0)
 
 
+def test_the_thumb_opposes_a_finger_in_every_grasp(records):
+    """docs/synthetic.md "How a sample is made", 4: of the affinity loss's candidate contacts,
+    a valid one lies on a thumb joint (MCP, IP or tip) and another on a joint of the other
+    fingers (PIP, DIP or tip), as hopose.physics finds them on the float32 records."""
+    hand, obj = _stack(records, "hand_3d"), _stack(records, "obj_3d")
+    selection = select_contacts(hand, obj, N_SAMPLES, TOP_K)
+    _, _, valid = contact_points(hand, obj, selection=selection)
+    joint = selection[..., 0]  # (B, TOP_K) the candidates' joints
+    thumb = torch.isin(joint, torch.tensor(FINGER_CHAINS[0][1:]))
+    fingers = torch.isin(joint, torch.tensor([j for chain in FINGER_CHAINS[1:] for j in chain[1:]]))
+    grasped = torch.tensor([r["grasp"] != "free" for r in records])
+    assert grasped.sum() > NUM // 2
+    assert (valid & thumb).any(dim=-1)[grasped].all()
+    assert (valid & fingers).any(dim=-1)[grasped].all()
+
+
 def test_no_joint_deep_inside_the_box(records):
     depth = [_depth_inside(r["hand_3d"], r["obj_3d"]).max() for r in records]
     assert max(depth) <= MAX_PENETRATION + 0.01  # float32 records of the float64 poses
@@ -212,8 +230,18 @@ def test_samples_depend_only_on_seed_and_index():
             np.testing.assert_array_equal(a[key], b[key])
         assert a["id"] == b["id"] == f"synthetic/3/{a['grasp']}/{index}"
         assert not np.array_equal(a["hand_3d"], other[index]["hand_3d"])
+    # Alone, in a block and in a block drawn backwards: the same numbers, bit for bit (each
+    # sample draws from its own generator, and no row of the vectorised geometry reads another).
     alone = generate_grasps(3, np.array([17]))
-    np.testing.assert_allclose(alone.hand_3d[0], small[17]["hand_3d"], atol=1e-4)
+    forward = generate_grasps(3, np.arange(BLOCK))
+    backward = generate_grasps(3, np.arange(BLOCK)[::-1])
+    np.testing.assert_array_equal(alone.hand_3d[0], forward.hand_3d[17])
+    np.testing.assert_array_equal(alone.obj_3d[0], forward.obj_3d[17])
+    np.testing.assert_array_equal(alone.hand_3d[0].astype(np.float32), small[17]["hand_3d"])
+    for key in ("hand_3d", "obj_3d", "grasp", "object"):
+        np.testing.assert_array_equal(
+            np.asarray(getattr(backward, key))[::-1], np.asarray(getattr(forward, key))
+        )
     assert small[-1]["id"] == small[BLOCK + 4]["id"]
     with pytest.raises(IndexError):
         small[BLOCK + 5]
@@ -301,6 +329,55 @@ def test_focal_scale_range_draws_one_camera_per_sample():
     assert scales.min() >= 0.8 and scales.max() <= 1.6 and scales.std() > 0.1
     again = SyntheticHandObject(40, SEED, 64, with_images=False, focal_scale=(0.8, 1.6))
     np.testing.assert_array_equal(again[7]["K"], dataset[7]["K"])
+
+
+def _keypoints_outside(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """How many of the keypoints (..., P, 3) K projects outside the 1920×1080 frame (...)."""
+    uv = points @ K.T
+    uv = uv[..., :2] / uv[..., 2:]
+    return ((uv < 0) | (uv >= np.array([1920, 1080]))).any(axis=-1).sum(axis=-1)
+
+
+def test_pairs_out_of_view_are_pushed_back_along_their_centroid_ray(monkeypatch):
+    """docs/synthetic.md, "How a sample is made": when none of the drawn placements leaves at
+    most 3 keypoints outside the frame, the one that leaves the fewest is moved back along its
+    centroid's ray by the least factor of PUSH_BACK (1.1, 1.2 ... 2) that does."""
+    # Focal lengths x2.5 see 40% of the field: many drawn placements leave the frame.
+    K = FPHA_COLOR_K * np.array([[2.5, 2.5, 1.0], [2.5, 2.5, 1.0], [1.0, 1.0, 1.0]])
+    monkeypatch.setattr(synthetic, "PARTLY_OUT_FRACTION", 0.0)  # every sample allows 3 out
+    indices = np.arange(2 * BLOCK)
+    pushed = generate_grasps(SEED, indices, camera=K)
+    push_back = synthetic.PUSH_BACK
+    monkeypatch.setattr(synthetic, "PUSH_BACK", np.array([1.0]))  # the placements as drawn
+    drawn = generate_grasps(SEED, indices, camera=K)
+    # Moving back by f puts the hand centroid c at f c: the pair is translated by (f - 1) c.
+    centroid = drawn.hand_3d.mean(axis=1)  # (B, 3)
+    factor = pushed.hand_3d.mean(axis=1)[:, 2] / centroid[:, 2]
+    shift = (factor - 1)[:, None, None] * centroid[:, None]
+    np.testing.assert_allclose(pushed.hand_3d, drawn.hand_3d + shift, atol=1e-9)
+    np.testing.assert_allclose(pushed.obj_3d, drawn.obj_3d + shift, atol=1e-9)
+    # The least factor that fits, by trying each in turn; 1 where the drawn pair fits already
+    # or no factor does.
+    pair = np.concatenate([drawn.hand_3d, drawn.obj_3d], axis=1)  # (B, 29, 3)
+    expected = []
+    for k in range(len(indices)):
+        fitting = [
+            f
+            for f in push_back
+            if _keypoints_outside(pair[k] + (f - 1) * centroid[k], K) <= MAX_OUTSIDE
+        ]
+        expected.append(fitting[0] if fitting else 1.0)
+    np.testing.assert_allclose(factor, expected, atol=1e-12)
+    assert np.sum(factor > 1) > len(indices) // 5  # the fallback was needed, not only allowed
+
+
+def test_hand_centroid_depth_is_clipped_to_280_520(monkeypatch):
+    # No pair moved back (the fallback above), each hand centroid lies at its drawn depth:
+    # N(410, 75) mm clipped to 280-520, which catches about 4% of the draws below and 7% above.
+    monkeypatch.setattr(synthetic, "PUSH_BACK", np.array([1.0]))
+    depth = generate_grasps(SEED, np.arange(4 * BLOCK)).hand_3d.mean(axis=1)[:, 2]
+    assert depth.min() >= DEPTH_LOW - 1e-9 and depth.max() <= DEPTH_HIGH + 1e-9
+    assert np.isclose(depth, DEPTH_LOW).any() and np.isclose(depth, DEPTH_HIGH).any()
 
 
 def test_square_crop_as_the_real_loaders():
@@ -740,6 +817,33 @@ def test_values_of_the_wrong_type_name_the_field(bad):
     field = next(iter(bad))
     with pytest.raises(ValueError, match=f"^{field}: "):
         SyntheticHandObject(args.pop("num_samples"), args.pop("seed"), **args)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (True, "expected a number in [0, 1], got True"),  # YAML's true: every frame free
+        ("0.5", "expected a number in [0, 1], got '0.5'"),
+        (float("nan"), "must be in [0, 1], got nan"),
+        (5.0, "must be in [0, 1], got 5.0"),
+        (-1.0, "must be in [0, 1], got -1.0"),
+    ],
+)
+def test_free_fraction_must_be_a_probability(bad, message):
+    """The dataset took True as 1 (all frames free), and generate_grasps any value at all."""
+    for make in (
+        lambda: SyntheticHandObject(4, 0, with_images=False, free_fraction=bad),
+        lambda: generate_grasps(0, np.arange(4), free_fraction=bad),
+    ):
+        with pytest.raises(ValueError) as error:
+            make()
+        assert str(error.value) == f"free_fraction: {message}"
+
+
+def test_free_fraction_bounds_give_no_and_all_free_frames():
+    # A sample is free when its uniform draw in [0, 1) is below the fraction.
+    assert "free" not in generate_grasps(0, np.arange(16), free_fraction=0).grasp
+    assert set(generate_grasps(0, np.arange(16), free_fraction=1).grasp) == {"free"}
 
 
 def test_numpy_scalars_are_numbers_and_are_recorded_as_json():

@@ -12,8 +12,8 @@ docs/synthetic.md):
 * spread: the angle between neighbouring MCP→PIP bones, in 3D and projected on the palm plane;
   thumb opposition: thumb CMC→MCP vs index wrist→MCP.
 * palm frame: y' = unit(wrist→middle MCP), n = unit((index MCP − wrist) × (little MCP − wrist)),
-  out of a right hand's palm; "back of the hand seen" when n makes less than 90° with the ray
-  to the wrist.
+  out of a right hand's palm (:func:`hopose.data.synthetic.palm_axes`, the frame the generator
+  places); "back of the hand seen" when n makes less than 90° with the ray to the wrist.
 * image quantities in FPHA's 1920×1080 colour frame.
 
 :func:`compare` puts a generator's percentiles beside the real ones with a tolerance of 10% of
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
+from hopose.data.synthetic import palm_axes
 from hopose.skeleton import FINGER_CHAINS, FINGERS, HAND_BONES
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -142,10 +143,6 @@ def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
 def hand_quantities(hand_3d: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame values of every statistic in :data:`REAL` that has percentiles.
 
@@ -188,7 +185,7 @@ def hand_quantities(hand_3d: np.ndarray) -> dict[str, np.ndarray]:
         out[f"{finger} DIP"] = flex[:, f, 2]
         out[f"curl {finger}"] = _angle(bones[:, f, 0], bones[:, f, 3])
     out["mean finger flexion"] = flex[:, 1:].reshape(len(hand), -1).mean(axis=1)
-    palm_n = _unit(np.cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
+    palm_y, palm_n = palm_axes(hand)
     first = bones[:, 1:, 1]  # (B, 4, 3) MCP→PIP of index..little
     in_plane = first - (first * palm_n[:, None]).sum(-1, keepdims=True) * palm_n[:, None]
     for k, name in enumerate(("index-middle", "middle-ring", "ring-little")):
@@ -205,7 +202,6 @@ def hand_quantities(hand_3d: np.ndarray) -> dict[str, np.ndarray]:
     out["wrist depth"] = hand[:, 0, 2]
     out["hand box width"] = np.ptp(uv[..., 0], axis=1)
     out["hand box height"] = np.ptp(uv[..., 1], axis=1)
-    palm_y = _unit(hand[:, 9] - hand[:, 0])
     for axis, name in enumerate("xyz"):
         out[f"palm y' {name}"] = palm_y[:, axis]
         out[f"palm n {name}"] = palm_n[:, axis]

@@ -1,9 +1,10 @@
 """Procedural hands grasping boxes: the dataset hopose ships (docs/conventions.md §6 "Synthetic",
 §7 priors).
 
-Sample i draws every random number from its own generator ``numpy.random.default_rng([seed, i])``
-(pose) and ``default_rng([seed, i, 1])`` (appearance), so it is reproducible, index-addressable
-and the same in every DataLoader worker, and a pose-only dataset (``with_images=False``) holds
+Sample i draws every random number from generators of its own, ``numpy.random.default_rng`` of
+``[seed, i]`` (pose), ``[seed, i, 1]`` (appearance), ``[seed, i, 2]`` (a drawn focal scale) and
+``[seed, i, 3]`` (a training crop's jitter), so it is reproducible, index-addressable and the
+same in every DataLoader worker, and a pose-only dataset (``with_images=False``) holds
 exactly the poses of the rendered one. The geometry is computed for blocks of
 :data:`BLOCK` samples at once (vectorised over the block, each sample with its own numbers) and
 the poses of a block are kept once computed, which makes pose-only records cheap.
@@ -314,9 +315,13 @@ def _frame(x: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.stack([x, _cross(z, x), z], axis=-1)
 
 
-def _palm_axes(hand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def palm_axes(hand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, 3) unit vectors of (B, 21, 3) hands: wrist to middle MCP, and the palm normal
-    (index MCP - wrist) × (little MCP - wrist), out of a right hand's palm."""
+    (index MCP - wrist) × (little MCP - wrist), out of a right hand's palm.
+
+    The one palm frame of the generator's placement and labelling and of the statistics it is
+    compared with (:mod:`hopose.data.grasp_stats`), so both measure the same axes.
+    """
     fingers = _unit(hand[:, 9] - hand[:, 0])
     return fingers, _unit(_cross(hand[:, 5] - hand[:, 0], hand[:, 17] - hand[:, 0]))
 
@@ -688,7 +693,7 @@ def _place_in_camera(
     Returns:
         hand (B, 21, 3) and corners (B, 8, 3) in the camera frame.
     """
-    fingers, palm = _palm_axes(hand)
+    fingers, palm = palm_axes(hand)
     hand_axes = _frame(fingers, _unit(_cross(fingers, _cross(palm, fingers))))  # (B, 3, 3)
     y = _unit(PALM_Y_MEAN + PALM_Y_SD * z[..., :3])  # (B, T, 3) wrist to middle MCP
     n = PALM_N_MEAN + PALM_N_SD * z[..., 6:9]
@@ -752,7 +757,7 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
         (B, 8, 3) the same corners, reordered.
     """
     signs = np.array(CORNER_SIGNS)
-    fingers, normal = _palm_axes(hand)
+    fingers, normal = palm_axes(hand)
     hand_axes = np.stack([fingers, normal, _cross(fingers, normal)], axis=1)  # (B, 3, 3)
 
     def flip(axis: np.ndarray) -> np.ndarray:
@@ -776,6 +781,19 @@ def check_seed(seed: int, field: str = "seed") -> None:
         raise ValueError(f"{field}: must be in [0, 2**32), got {seed}")
 
 
+def check_free_fraction(value: float, field: str = "free_fraction") -> None:
+    """Refuse a free-frame probability that is not a real number in [0, 1], naming ``field``.
+
+    A bool is refused although Python counts it as a number: YAML's ``true`` would make every
+    frame free. NaN fails the range test (every comparison with it is false); as a probability
+    it would make no frame free.
+    """
+    if not isinstance(value, Real) or isinstance(value, bool):
+        raise ValueError(f"{field}: expected a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{field}: must be in [0, 1], got {value}")
+
+
 def generate_grasps(
     seed: int,
     indices: np.ndarray,
@@ -792,6 +810,7 @@ def generate_grasps(
     accepted, then its camera placements), so it does not depend on the other indices.
     """
     check_seed(seed)
+    check_free_fraction(free_fraction)
     rngs = [np.random.default_rng([seed, int(i)]) for i in indices]
     size = len(rngs)
     start = np.stack([rng.random(6) for rng in rngs])
@@ -876,8 +895,7 @@ class SyntheticHandObject(Dataset):
         check_seed(seed)
         if image_size < 8:
             raise ValueError(f"image_size: must be >= 8, got {image_size}")
-        if not isinstance(free_fraction, Real) or not 0.0 <= free_fraction <= 1.0:
-            raise ValueError(f"free_fraction: must be in [0, 1], got {free_fraction}")
+        check_free_fraction(free_fraction)
         if crop not in CROPS:
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
         check_jitter(jitter, crop)
