@@ -95,6 +95,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -370,7 +371,8 @@ class _Hands:
     """B hands in their own frames as five planar chains each (thumb first).
 
     Joint k of a chain is at ``base + sum_{j<=k} L_j (cos phi_j d + sin phi_j n)`` with ``phi_j``
-    the cumulative flexion of the chain's joints 0..j.
+    the cumulative flexion of the chain's joints 0..j. The arrays may also hold other batches of
+    chains (:func:`_close` takes the chains it searches as (N, 1, 3) arrays, one hand each).
     """
 
     base: np.ndarray  # (B, 5, 3) chain roots: thumb CMC, finger MCPs
@@ -379,13 +381,22 @@ class _Hands:
     length: np.ndarray  # (B, 5, 3) segment lengths
 
     def points(self, theta: np.ndarray) -> np.ndarray:
-        """(..., B, 5, 3 F, 3) points at SEGMENT_FRACTIONS of each segment; theta (..., B, 5, 3)."""
-        phi = np.cumsum(theta, axis=-1)[..., None]  # (..., B, 5, 3, 1)
-        step = self.length[..., None] * (
-            np.cos(phi) * self.axis_d[..., None, :] + np.sin(phi) * self.axis_n[..., None, :]
-        )  # (..., B, 5, 3, 3) segment vectors
-        start = self.base[..., None, :] + np.cumsum(step, axis=-2) - step
-        pts = start[..., None, :] + SEGMENT_FRACTIONS[:, None] * step[..., None, :]
+        """(..., B, 5, 3 F, 3) points at SEGMENT_FRACTIONS of each segment; theta (..., B, 5, 3)
+        (or any (..., 3) flexions that broadcast against the chains' arrays)."""
+        fractions = len(SEGMENT_FRACTIONS)
+        pts = np.empty((*theta.shape, fractions, 3))  # (..., B, 5, 3, F, 3)
+        phi = np.cumsum(theta, axis=-1)
+        cos, sin = np.cos(phi), np.sin(phi)
+        # One (..., B, 5) array per coordinate and segment: numpy is several times slower on
+        # arithmetic that broadcasts over the tiny trailing axes of (..., B, 5, 3, 3) arrays.
+        for x in range(3):
+            d, n = self.axis_d[..., x], self.axis_n[..., x]
+            steps = [self.length[..., s] * (cos[..., s] * d + sin[..., s] * n) for s in range(3)]
+            # reach: from the base to the segment's end, summed segment by segment
+            for s, (step, reach) in enumerate(zip(steps, accumulate(steps), strict=True)):
+                start = self.base[..., x] + reach - step
+                for f, fraction in enumerate(SEGMENT_FRACTIONS):
+                    pts[..., s, f, x] = start + fraction * step
         return pts.reshape(*pts.shape[:-3], -1, 3)
 
     def joints(self, theta: np.ndarray) -> np.ndarray:
@@ -418,7 +429,10 @@ def _make_hands(u: np.ndarray, z: np.ndarray) -> _Hands:
 
 def _to_box(points: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
     """Hand-frame points (..., B, P, 3) to the box frame: ``R x + t`` with (B, 3, 3), (B, 3)."""
-    return points @ np.swapaxes(rot, -1, -2) + trans[:, None, :]
+    box = points @ np.swapaxes(rot, -1, -2)
+    for x in range(3):  # in place, per coordinate: broadcasting over the trailing 3 is slow
+        box[..., x] += trans[:, None, x]
+    return box
 
 
 def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
@@ -437,30 +451,43 @@ def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
     Returns:
         (B, C, 3) final flexions.
     """
-    size, chains = theta.shape[:2]
+    theta = theta.copy()  # updated chain by chain
     moving = np.ones(theta.shape, dtype=bool)
     per_segment = len(SEGMENT_FRACTIONS)
     for _ in range(3):
-        goal = np.where(moving, target, theta)
-        low, high = np.zeros((size, chains)), np.ones((size, chains))  # closing fraction bracket
+        # Only the N chains with a joint still moving are searched; the others stay where they
+        # are. Each is a hand of one chain here, its closing steps along the chain axis.
+        b, c = np.nonzero(moving.any(axis=-1))  # (N,) their samples and chains
+        rows = np.arange(len(b))
+        chain = _Hands(
+            hands.base[b, c, None],
+            hands.axis_d[b, c, None],
+            hands.axis_n[b, c, None],
+            hands.length[b, c, None],
+        )
+        start = theta[b, c]
+        goal = np.where(moving[b, c], target[b, c], start)  # (N, 3)
+        low, high = np.zeros(len(b)), np.ones(len(b))  # closing fraction bracket
         for steps in CLOSE_STEPS:
-            t = low + np.linspace(0.0, 1.0, steps)[:, None, None] * (high - low)  # (T, B, 5)
-            candidates = theta + t[..., None] * (goal - theta)  # (T, B, 5, 3)
-            pts = hands.points(candidates).reshape(steps, size, -1, 3)  # (T, B, 5 * 3F, 3)
+            t = low[:, None] + np.linspace(0.0, 1.0, steps) * (high - low)[:, None]  # (N, T)
+            candidates = start[:, None] + t[..., None] * (goal - start)[:, None]  # (N, T, 3)
+            pts = chain.points(candidates).reshape(len(b), -1, 3)  # (N, T * 3F, 3)
             # Chebyshev distance to the box: cheaper than the Euclidean one and never larger,
             # so a chain stops at most skin * (sqrt(3) - 1) early near an edge or corner.
-            gap = (np.abs(_to_box(pts, rot, trans)) - half[:, None, :]).max(axis=-1)
-            hit = (gap < skin[:, None]).reshape(steps, size, chains, -1)  # (T, B, C, 3F)
-            touching = hit.any(axis=-1)  # (T, B, 5)
-            blocked = touching.any(axis=0)
-            first = np.where(blocked, touching.argmax(axis=0), steps - 1)[None]  # (1, B, 5)
-            low = np.take_along_axis(t, np.maximum(first - 1, 0), 0)[0]
-            low = np.where(blocked, low, t[-1])
-            high = np.take_along_axis(t, first, 0)[0]
-        theta = theta + low[..., None] * (goal - theta)
-        first_hit = np.take_along_axis(hit, first[..., None], 0)[0]  # (B, 5, 3F)
-        segment = first_hit.argmax(axis=-1) // per_segment  # (B, 5) the touching segment
-        moving &= blocked[..., None] & (np.arange(3) > segment[..., None])
+            # (Taken per coordinate: numpy reduces a tiny trailing axis slowly.)
+            box = _to_box(pts, rot[b], trans[b])
+            gap = np.abs(box[..., 0]) - half[b, None, 0]
+            for x in (1, 2):
+                gap = np.maximum(gap, np.abs(box[..., x]) - half[b, None, x])
+            hit = (gap < skin[b, None]).reshape(len(b), steps, -1)  # (N, T, 3F)
+            touching = hit.any(axis=-1)  # (N, T)
+            blocked = touching.any(axis=-1)
+            first = np.where(blocked, touching.argmax(axis=-1), steps - 1)  # (N,)
+            low = np.where(blocked, t[rows, np.maximum(first - 1, 0)], t[:, -1])
+            high = t[rows, first]
+        theta[b, c] = start + low[:, None] * (goal - start)
+        segment = hit[rows, first].argmax(axis=-1) // per_segment  # (N,) the touching segment
+        moving[b, c] &= blocked[:, None] & (np.arange(3) > segment[:, None])
         if not moving.any():
             break
     return theta
