@@ -602,6 +602,21 @@ def test_a_diverged_training_is_one_line(tmp_path, capsys, monkeypatch):
         main(["--debug", *args])
 
 
+def test_an_interrupted_command_is_one_line_with_the_sigint_status(tmp_path, capsys, monkeypatch):
+    """Ctrl-C ends a command with one line and 130 (128 + SIGINT's 2), as a shell reports it;
+    --debug keeps the traceback."""
+
+    def interrupted(cfg, out_dir, *, resume):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hopose.train.train", interrupted)
+    args = ["train", "synthetic/lifter", "--out", str(tmp_path)]
+    assert main(args) == 130
+    assert capsys.readouterr().err == "hopose train: interrupted\n"
+    with pytest.raises(KeyboardInterrupt):
+        main(["--debug", *args])
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])

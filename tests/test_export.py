@@ -121,6 +121,9 @@ def test_exported_lifter_matches_torch_at_any_batch(tmp_path):
     model = _trained_like(_tiny_config())
     names = export_onnx(model, tmp_path / "lifter.onnx", graph="lifter", image_size=32)
     assert names == ["kp3d", "kp3d_init"]
+    # One self-contained file: weights kept beside it (lifter.onnx.data) would be lost by whoever
+    # copies the model alone.
+    assert [path.name for path in tmp_path.iterdir()] == ["lifter.onnx"]
     for batch in (1, 7):
         errors = _max_errors(model, tmp_path / "lifter.onnx", "lifter", batch)
         assert max(errors.values()) < MM, errors

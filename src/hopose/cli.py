@@ -613,8 +613,7 @@ def _run_export(args: argparse.Namespace) -> int:
     failed = [name for name, value in differences.items() if not value <= tolerance(name)]
     if failed:
         # A graph that does not compute what the network does is not left behind to be used.
-        for written in (out, out.with_name(out.name + ".data")):
-            written.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
         raise ValueError(f"{out}: outputs {failed} differ from torch beyond tolerance; removed")
     return 0
 
@@ -642,6 +641,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hopose {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        # A training run has kept its last finished epoch; `--resume` continues from it.
+        print(f"hopose {args.command}: interrupted", file=sys.stderr)
+        return 130  # the shell's status for a command ended by SIGINT (128 + 2)
 
 
 if __name__ == "__main__":

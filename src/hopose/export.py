@@ -140,6 +140,9 @@ def export_onnx(
             dynamo=True,
             # One entry, the tuple of the wrapper's *inputs, each with a dynamic first axis.
             dynamic_shapes=(tuple({0: batch} for _ in inputs),),
+            # The weights inside the one file (ONNX's protobuf limit, 2 GB, is far above any
+            # hopose network), not in a ``.data`` file beside it that a copy would leave behind.
+            external_data=False,
             verbose=False,
         )
     return names
