@@ -213,6 +213,24 @@ def test_a_kill_between_last_pt_and_best_pt_is_mended_by_resume(tmp_path, monkey
     assert [row["epoch"] for row in _rows(tmp_path)] == ["1", "2"]
 
 
+def test_a_kill_between_validations_loses_only_the_epoch_it_interrupts(tmp_path, monkeypatch):
+    """val_every 4 of 4 epochs, killed as epoch 3 ends: last.pt holds epoch 2 (before, the
+    first checkpoint came with the validation of epoch 4, and all three epochs were lost), and
+    the resume ends as the run that was not killed."""
+    cfg = tiny("lifter", "optim.epochs=4", "optim.val_every=4")
+    straight = train(cfg, tmp_path / "straight")
+    _kill_at(monkeypatch, "last.pt", 3, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "killed")
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 2
+    assert not (tmp_path / "killed" / "best.pt").exists()
+    monkeypatch.undo()
+    resumed = train(cfg, tmp_path / "killed", resume=True)
+    assert _rows(tmp_path / "killed") == _rows(tmp_path / "straight")
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
 def test_rows_of_an_epoch_without_checkpoint_are_redone_once(tmp_path, monkeypatch):
     """Killed after epoch 2's rows but before its last.pt: resuming redoes epoch 2 and its row
     replaces the unclaimed one. best.pt holds no epoch 2 that the resume redoes (differently,
@@ -428,8 +446,9 @@ def test_a_stage_on_shared_splits_trains_exactly_as_on_its_own(tmp_path):
         assert torch.equal(shared[name], value), name
 
 
-def test_validation_and_checkpoints_every_val_every_epochs_and_after_the_last(tmp_path):
-    """5 epochs, val_every 2: rows and checkpoints after epochs 2, 4 and 5 only."""
+def test_validation_every_val_every_epochs_and_last_pt_after_every_epoch(tmp_path):
+    """5 epochs, val_every 2: rows and best.pt after epochs 2, 4 and 5 only, last.pt after each
+    epoch, so that a kill loses at most the epoch it interrupts."""
     written = []
     save = train_module.save_checkpoint
 
@@ -441,7 +460,8 @@ def test_validation_and_checkpoints_every_val_every_epochs_and_after_the_last(tm
         patch.setattr(train_module, "save_checkpoint", record)
         train(tiny("lifter", "optim.epochs=5", "optim.val_every=2"), tmp_path)
     assert [row["epoch"] for row in _rows(tmp_path)] == ["2", "4", "5"]
-    assert [epoch for name, epoch in written if name == "last.pt"] == [2, 4, 5]
+    assert [epoch for name, epoch in written if name == "last.pt"] == [1, 2, 3, 4, 5]
+    assert {epoch for name, epoch in written if name == "best.pt"} <= {2, 4, 5}
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 5
 
 

@@ -16,12 +16,13 @@ trained weights; a stage starts from the previous one through ``init_from``, whi
 those parts, so pre-training → fine-tuning is a config chain. A run directory holds ``last.pt``
 (for ``--resume``), ``best.pt`` (the weights of the lowest validation error, without the
 optimiser's state), ``config.yaml``, ``metrics.csv``,
-TensorBoard logs under ``tb/`` and ``train.lock``. Validation, the metrics rows and the
-checkpoints come every ``optim.val_every`` epochs and after the last epoch ("checkpoint epochs").
+TensorBoard logs under ``tb/`` and ``train.lock``. Validation, the metrics rows and ``best.pt``
+come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` after every epoch, so
+that a kill loses at most the epoch it interrupts.
 
 Run folders: one training at a time (``train.lock``, an flock the system drops when the process
 dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
-same config (only :data:`RESUME_MAY_CHANGE` may differ). Each checkpoint epoch writes its rows
+same config (only :data:`RESUME_MAY_CHANGE` may differ). Each validated epoch writes its rows
 (CSV and TensorBoard) first, then ``last.pt``, then ``best.pt`` when it is the best: a kill
 leaves either a checkpoint with all its rows, or rows after the last checkpoint, which a resume
 drops and writes again; ``best.pt`` never holds an epoch a resume redoes, and one left behind
@@ -105,7 +106,7 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 """The weights of the run's lowest validation error, without the optimisation state."""
 METRICS_FILE = "metrics.csv"
-"""One row of training and validation terms per checkpoint epoch."""
+"""One row of training and validation terms per validated epoch."""
 CONFIG_FILE = "config.yaml"
 """The run's config, as trained."""
 TENSORBOARD_DIR = "tb"
@@ -610,7 +611,7 @@ def run_lock(out_dir: Path) -> Iterator[None]:
 
 def _killed_before_checkpoint(out_dir: Path) -> bool:
     """Whether ``out_dir`` holds a run stopped before its first ``last.pt``, after writing rows
-    of its first checkpoint epoch: ``--resume`` restarts it from epoch 0, redoing those rows; a
+    of its first epoch: ``--resume`` restarts it from epoch 0, redoing those rows; a
     fresh run refuses the folder for its ``metrics.csv``."""
     return not (out_dir / LAST_CHECKPOINT).exists() and all(
         (out_dir / name).is_file() for name in (METRICS_FILE, CONFIG_FILE)
@@ -761,9 +762,10 @@ def _train(
             distributed=runtime.distributed,
         )  # fmt: skip
         scheduler.step()
-        # Validation, metrics rows and checkpoints every val_every epochs and after the last.
-        checkpointed = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
-        if checkpointed and runtime.is_main:
+        # Validation, metrics rows and best.pt every val_every epochs and after the last; last.pt
+        # after every epoch, so that a kill loses at most the epoch it interrupts.
+        validated = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
+        if validated and runtime.is_main:
             val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
             if val_terms["error"] < best:
                 best, best_epoch = val_terms["error"], epoch
@@ -779,6 +781,7 @@ def _train(
                     f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
                     "no checkpoint written for this epoch"
                 )
+        if runtime.is_main:
             progress = progress_checkpoint(
                 model, cfg, trained=trained, epoch=epoch + 1, best=best, best_epoch=best_epoch
             )
@@ -789,6 +792,7 @@ def _train(
                 training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler),
                 out_dir / LAST_CHECKPOINT,
             )
+        if validated and runtime.is_main:
             if best_epoch == epoch:
                 save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
             tqdm.write(
@@ -796,7 +800,7 @@ def _train(
                 f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
                 f"(best {best:.3f} @ {best_epoch + 1})"
             )
-        if checkpointed and runtime.distributed:
+        if validated and runtime.distributed:
             dist.barrier()  # the other processes wait for rank 0's validation and writes
 
     if writer is not None:
@@ -892,7 +896,7 @@ def _network(
 
 
 def _write_row(writer: SummaryWriter, path: Path, row: Mapping[str, float]) -> None:
-    """One checkpoint epoch's row, to TensorBoard (flushed) and to the metrics CSV."""
+    """One validated epoch's row, to TensorBoard (flushed) and to the metrics CSV."""
     epoch = row["epoch"]
     for key, value in row.items():
         if key != "epoch":
