@@ -214,10 +214,10 @@ def test_a_kill_between_last_pt_and_best_pt_is_mended_by_resume(tmp_path, monkey
 
 
 def test_a_kill_between_validations_loses_only_the_epoch_it_interrupts(tmp_path, monkeypatch):
-    """val_every 4 of 4 epochs, killed as epoch 3 ends: last.pt holds epoch 2 (before, the
-    first checkpoint came with the validation of epoch 4, and all three epochs were lost), and
-    the resume ends as the run that was not killed."""
-    cfg = tiny("lifter", "optim.epochs=4", "optim.val_every=4")
+    """val_every 4 of 4 epochs, last.pt after every epoch, killed as epoch 3 ends: last.pt holds
+    epoch 2 (before, the first checkpoint came with the validation of epoch 4, and all three
+    epochs were lost), and the resume ends as the run that was not killed."""
+    cfg = tiny("lifter", "optim.epochs=4", "optim.val_every=4", "optim.checkpoint_minutes=0")
     straight = train(cfg, tmp_path / "straight")
     _kill_at(monkeypatch, "last.pt", 3, after=False)
     with pytest.raises(KeyboardInterrupt):
@@ -446,9 +446,12 @@ def test_a_stage_on_shared_splits_trains_exactly_as_on_its_own(tmp_path):
         assert torch.equal(shared[name], value), name
 
 
-def test_validation_every_val_every_epochs_and_last_pt_after_every_epoch(tmp_path):
-    """5 epochs, val_every 2: rows and best.pt after epochs 2, 4 and 5 only, last.pt after each
-    epoch, so that a kill loses at most the epoch it interrupts."""
+@pytest.mark.parametrize(("minutes", "last_epochs"), [(1e3, [2, 4, 5]), (0.0, [1, 2, 3, 4, 5])])
+def test_validation_every_val_every_epochs_and_last_pt_as_often_as_asked(
+    tmp_path, minutes, last_epochs
+):
+    """5 epochs, val_every 2: rows and best.pt after epochs 2, 4 and 5 only; last.pt with them
+    and, with optim.checkpoint_minutes 0, after every epoch too (1,000 minutes never come)."""
     written = []
     save = train_module.save_checkpoint
 
@@ -458,9 +461,10 @@ def test_validation_every_val_every_epochs_and_last_pt_after_every_epoch(tmp_pat
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "save_checkpoint", record)
-        train(tiny("lifter", "optim.epochs=5", "optim.val_every=2"), tmp_path)
+        extra = ("optim.epochs=5", "optim.val_every=2", f"optim.checkpoint_minutes={minutes}")
+        train(tiny("lifter", *extra), tmp_path)
     assert [row["epoch"] for row in _rows(tmp_path)] == ["2", "4", "5"]
-    assert [epoch for name, epoch in written if name == "last.pt"] == [1, 2, 3, 4, 5]
+    assert [epoch for name, epoch in written if name == "last.pt"] == last_epochs
     assert {epoch for name, epoch in written if name == "best.pt"} <= {2, 4, 5}
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 5
 

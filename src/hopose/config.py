@@ -288,6 +288,12 @@ class OptimConfig:
     """Epochs between validations, metrics rows and checkpoints; the last epoch always has them.
     At the paper's lifter sizes (11,019 poses, batch 256) one validation and checkpoint cost
     about an epoch's tenth, so 10 keeps them near 1% of the run (BENCHMARKS.md)."""
+    checkpoint_minutes: float = 1.0
+    """Between validations, ``last.pt`` is also written after the first epoch that ends this many
+    minutes after the last write, so a kill loses at most about this much besides the epoch it
+    interrupts; 0: after every epoch. Not after every epoch by default: at the paper's lifter
+    sizes the whole-network checkpoint (a ResNet50 inside) costs 7% of a CPU epoch, more of a
+    GPU's (BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "optim")
@@ -304,6 +310,10 @@ class OptimConfig:
             f"optim.grad_clip must be > 0 or null, got {self.grad_clip}",
         )
         _require(self.val_every > 0, f"optim.val_every must be > 0, got {self.val_every}")
+        _require(
+            self.checkpoint_minutes >= 0,
+            f"optim.checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}",
+        )
         _require(
             self.progressive_size is None
             or (self.progressive_size > 0 and self.progressive_size % 8 == 0),

@@ -17,8 +17,9 @@ those parts, so pre-training → fine-tuning is a config chain. A run directory 
 (for ``--resume``), ``best.pt`` (the weights of the lowest validation error, without the
 optimiser's state), ``config.yaml``, ``metrics.csv``,
 TensorBoard logs under ``tb/`` and ``train.lock``. Validation, the metrics rows and ``best.pt``
-come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` after every epoch, so
-that a kill loses at most the epoch it interrupts.
+come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` with them and, between
+them, after the first epoch that ends ``optim.checkpoint_minutes`` after its last write, so that a
+kill loses little more than the epoch it interrupts.
 
 Run folders: one training at a time (``train.lock``, an flock the system drops when the process
 dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
@@ -52,6 +53,7 @@ import functools
 import math
 import os
 import random
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -120,6 +122,7 @@ PROGRESS_EVERY = 20
 RESUME_MAY_CHANGE: tuple[str, ...] = (
     "optim.epochs",
     "optim.val_every",
+    "optim.checkpoint_minutes",
     "data.num_workers",
     "device",
     "num_threads",
@@ -751,6 +754,7 @@ def _train(
         _drop_rows_after(out_dir / METRICS_FILE, start_epoch)
         writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
 
+    last_written = time.monotonic()
     for epoch in range(start_epoch, cfg.optim.epochs):
         _set_epoch(train_loader, cfg.seed, epoch)
         # Augmentation, perturbation and dropout, reproducible after a resume.
@@ -763,8 +767,10 @@ def _train(
         )  # fmt: skip
         scheduler.step()
         # Validation, metrics rows and best.pt every val_every epochs and after the last; last.pt
-        # after every epoch, so that a kill loses at most the epoch it interrupts.
+        # with them and, between them, once optim.checkpoint_minutes have passed since the last
+        # write, so that a kill loses little more than the epoch it interrupts.
         validated = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
+        due = time.monotonic() - last_written >= 60 * cfg.optim.checkpoint_minutes
         if validated and runtime.is_main:
             val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
             if val_terms["error"] < best:
@@ -781,7 +787,7 @@ def _train(
                     f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
                     "no checkpoint written for this epoch"
                 )
-        if runtime.is_main:
+        if (validated or due) and runtime.is_main:
             progress = progress_checkpoint(
                 model, cfg, trained=trained, epoch=epoch + 1, best=best, best_epoch=best_epoch
             )
@@ -792,6 +798,7 @@ def _train(
                 training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler),
                 out_dir / LAST_CHECKPOINT,
             )
+            last_written = time.monotonic()
         if validated and runtime.is_main:
             if best_epoch == epoch:
                 save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
