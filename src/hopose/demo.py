@@ -118,7 +118,8 @@ def train_stages(
     background (:meth:`~hopose.data.splits.SplitCache.read_ahead`): the demo's encoder crops render
     on the core its one-thread lifter stage leaves idle. With ``resume``, a stage whose folder
     holds a run continues it (a finished stage only returns its checkpoint), so a
-    killed run loses at most its current epoch; the others start afresh.
+    killed run loses little more than its current epoch (``optim.checkpoint_minutes``); the others
+    start afresh.
     """
     split_cache = SplitCache() if split_cache is None else split_cache
     checkpoints, previous = {}, None
