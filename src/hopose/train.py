@@ -771,23 +771,23 @@ def _train(
         # write, so that a kill loses little more than the epoch it interrupts.
         validated = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
         due = time.monotonic() - last_written >= 60 * cfg.optim.checkpoint_minutes
-        if validated and runtime.is_main:
-            val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
-            if val_terms["error"] < best:
-                best, best_epoch = val_terms["error"], epoch
-            # The epoch's rows first, then the checkpoints that claim it: a kill in between
-            # leaves rows that a resume drops and redoes, never a checkpoint without its rows.
-            row = {"epoch": epoch + 1, "lr": lr}
-            row |= {f"train/{k}": v for k, v in train_terms.items()}
-            row |= {f"val/{k}": v for k, v in val_terms.items()}
-            _write_row(writer, out_dir / METRICS_FILE, row)
-            bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
-            if bad:
-                raise FloatingPointError(
-                    f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
-                    "no checkpoint written for this epoch"
-                )
-        if (validated or due) and runtime.is_main:
+        if runtime.is_main and (validated or due):
+            if validated:
+                val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
+                if val_terms["error"] < best:
+                    best, best_epoch = val_terms["error"], epoch
+                # The epoch's rows first, then the checkpoints that claim it: a kill in between
+                # leaves rows that a resume drops and redoes, never a checkpoint without its rows.
+                row = {"epoch": epoch + 1, "lr": lr}
+                row |= {f"train/{k}": v for k, v in train_terms.items()}
+                row |= {f"val/{k}": v for k, v in val_terms.items()}
+                _write_row(writer, out_dir / METRICS_FILE, row)
+                bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
+                if bad:
+                    raise FloatingPointError(
+                        f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
+                        "no checkpoint written for this epoch"
+                    )
             progress = progress_checkpoint(
                 model, cfg, trained=trained, epoch=epoch + 1, best=best, best_epoch=best_epoch
             )
@@ -799,14 +799,14 @@ def _train(
                 out_dir / LAST_CHECKPOINT,
             )
             last_written = time.monotonic()
-        if validated and runtime.is_main:
-            if best_epoch == epoch:
-                save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
-            tqdm.write(
-                f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
-                f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
-                f"(best {best:.3f} @ {best_epoch + 1})"
-            )
+            if validated:
+                if best_epoch == epoch:
+                    save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
+                tqdm.write(
+                    f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
+                    f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
+                    f"(best {best:.3f} @ {best_epoch + 1})"
+                )
         if validated and runtime.distributed:
             dist.barrier()  # the other processes wait for rank 0's validation and writes
 
