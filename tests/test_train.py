@@ -518,7 +518,7 @@ def _as_torchrun_rank(rank: int, world_size: int, port: int) -> None:
 
 def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
     _as_torchrun_rank(rank, world_size, port)
-    result = train(tiny("lifter", "optim.epochs=2", "device=cpu"), Path(out) / "run")
+    result = train(tiny("lifter", "optim.epochs=2"), Path(out) / "run")
     torch.save(result.model.lifter.state_dict(), Path(out) / f"rank{rank}.pt")
 
 
@@ -556,7 +556,7 @@ def _ddp_draws_worker(rank: int, world_size: int, port: int, out: str) -> None:
         return augment(batch, cfg, epoch=epoch)
 
     train_module.train_one_epoch, train_module.augment_batch = spy_epoch, spy_augment
-    cfg = tiny("lifter", "optim.epochs=2", "device=cpu", "perturb.sigma=0.05", "data.num_train=40")
+    cfg = tiny("lifter", "optim.epochs=2", "perturb.sigma=0.05", "data.num_train=40")
     train(cfg, Path(out) / "run")
     torch.save(seen, Path(out) / f"seen{rank}.pt")
 
@@ -593,7 +593,7 @@ def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):
         return ddp(module, **kwargs)
 
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", spy)
-    train(tiny("lifter", "device=cpu"), tmp_path)
+    train(tiny("lifter"), tmp_path)
     assert wrapped == ["ContextLifter"]
     assert not torch.distributed.is_initialized()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1

@@ -19,9 +19,12 @@ TINY: list[str] = [
     "optim.val_every=1",
     "optim.progressive_size=null",
     "optim.progressive_epochs=0",
+    "device=cpu",
 ]
 """Overrides that shrink any stage of the shipped ``synthetic`` configs, validating and writing
-checkpoints every epoch, at one image size throughout (no progressive resizing)."""
+checkpoints every epoch, at one image size throughout (no progressive resizing), on the CPU
+whatever the machine: the tests assert the CPU's behaviour (on a GPU, fp16 autocast's gradient
+scaler skips a tiny run's first steps), and the CUDA tests ask for ``device=cuda``."""
 
 
 def tiny(stage: str, *extra: str) -> TrainConfig:

@@ -186,7 +186,10 @@ def setup_runtime(device: str) -> Runtime:
     launched = "WORLD_SIZE" in os.environ  # torchrun sets it, also for one process
     owns_group = launched and not dist.is_initialized()
     if owns_group:
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # Bound to its GPU: NCCL's barrier would otherwise guess the device (and warn).
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo", device_id=chosen if use_cuda else None
+        )
     return Runtime(
         rank=rank,
         world_size=world_size,
