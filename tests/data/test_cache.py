@@ -7,11 +7,12 @@ import re
 
 import numpy as np
 import pytest
+from dataset_fixtures import write_fpha, write_image
 from torch.utils.data import DataLoader
 
 from hopose.cli import main
-from hopose.data import build_dataset, collate_samples, synthetic_split_seed
-from hopose.data.cache import CacheDataset, write_cache
+from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed
+from hopose.data.cache import CACHE_VERSION, CacheDataset, prepare_cache, write_cache
 from hopose.data.sample import ARRAY_KEYS
 from hopose.data.transforms import DataFileError
 
@@ -267,6 +268,124 @@ def test_an_old_cache_of_real_images_is_refused_but_its_poses_read(
     (out / "meta.json").write_text(json.dumps(meta | {"version": 0}))
     with pytest.raises(DataFileError, match=r"cache version 0 unknown"):
         CacheDataset(out)
+
+
+def _set_version(path, version: int) -> None:
+    """Make the build.json or meta.json at ``path`` say an older hopose wrote it."""
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"version": version}))
+
+
+def test_rerunning_the_build_of_an_old_cache_rebuilds_it(tmp_path):
+    """CacheDataset's refusal of a version-2 cache of real images says to run prepare again;
+    that rerun returned the finished cache as it was, still refused. It is rebuilt now."""
+    info = {"name": "fpha", "split": "val", "crop": "resize"}
+    out = write_cache(Records(10), tmp_path / "c", progress=False, chunk_size=4, info=info)
+    _set_version(out / "meta.json", 2)
+    _set_version(out / "build.json", 2)
+    np.save(out / "images.npy", np.zeros((10, 8, 8, 3), np.uint8))  # the former filter's pixels
+    with pytest.raises(DataFileError, match=r"version 2\); run the same `hopose prepare` again"):
+        CacheDataset(out)
+    # Interrupted at sample 6, the rebuild leaves no finished cache, and none of version 2's
+    # chunks (0-3, 4-7, 8-9, all committed) counts as done: only its own chunk 0 does.
+    with pytest.raises(DataFileError, match=r"frame_0006\.jpg"):
+        write_cache(Records(10, fail={6}), out, progress=False, chunk_size=4, info=info)
+    with pytest.raises(DataFileError, match="not a finished cache"):
+        CacheDataset(out)
+    healed = Records(10)
+    write_cache(healed, out, progress=False, chunk_size=4, info=info)
+    assert sorted(healed.reads) == list(range(4, 10))
+    cache = CacheDataset(out)
+    assert cache.meta["version"] == CACHE_VERSION
+    for index in range(10):
+        assert_same(cache[index], make_record(index))
+    # An old cache of other samples is still refused, not written over.
+    _set_version(out / "meta.json", 2)
+    with pytest.raises(ValueError, match=r"c: holds a finished cache of a different dataset"):
+        write_cache(Records(9), out, progress=False, chunk_size=4, info=info)
+
+
+def test_an_unfinished_build_of_an_old_version_is_started_over(tmp_path):
+    with pytest.raises(DataFileError):
+        write_cache(Records(10, fail={6}), tmp_path / "c", progress=False, chunk_size=4)
+    _set_version(tmp_path / "c" / "build.json", 2)
+    rerun = Records(10)
+    write_cache(rerun, tmp_path / "c", progress=False, chunk_size=4)
+    # Sample 0 twice: once for the cache's layout, once in chunk 0 (not resumed).
+    assert sorted(rerun.reads) == [0, *range(10)]
+    assert CacheDataset(tmp_path / "c").meta["version"] == CACHE_VERSION
+
+
+def test_a_cache_or_build_of_another_root_is_refused_naming_both(tmp_path):
+    """A finished cache was returned as it was to a run reading another root (its samples,
+    not the new root's), and an interrupted build resumed from another root mixed the two."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    finished = write_cache(Records(3), tmp_path / "done", progress=False, root=a)
+    assert json.loads((finished / "meta.json").read_text())["root"] == str(a.resolve())
+    roots = (re.escape(str(a.resolve())), re.escape(str(b.resolve())))
+    other = r"done: holds a cache of root {}, this run reads root {}; remove".format(*roots)
+    with pytest.raises(ValueError, match=other):
+        write_cache(Records(3), finished, progress=False, root=b)
+    same = tmp_path / "x" / ".." / "A"  # A, spelled otherwise
+    assert write_cache(Records(3), finished, progress=False, root=same) == finished
+    with pytest.raises(DataFileError):
+        write_cache(Records(10, fail={6}), tmp_path / "part", progress=False, chunk_size=4, root=a)
+    with pytest.raises(ValueError, match=other.replace("done", "part")):
+        write_cache(Records(10), tmp_path / "part", progress=False, chunk_size=4, root=b)
+
+
+def _fpha_val_with_images(root):
+    """The FPHA fixture tree with the val split's 2 frames (open_milk/1) as black JPEGs."""
+    write_fpha(root)
+    for path in FPHA(root, "val", with_images=False).image_paths:
+        write_image(path, (1920, 1080))
+    return root
+
+
+def test_prepare_records_the_resolved_root_outside_info(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("A", "B"):
+        _fpha_val_with_images(tmp_path / name)
+    out = prepare_cache("fpha", "val", "c", root="A", image_size=16, progress=False)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["root"] == str(tmp_path.resolve() / "A") and "root" not in meta["info"]
+    with pytest.raises(
+        ValueError, match=r"^c: holds a cache of root .*/A, this run reads root .*/B;"
+    ):
+        prepare_cache("fpha", "val", "c", root="B", image_size=16, progress=False)
+    again = prepare_cache(
+        "fpha", "val", "c", root=str(tmp_path / "A"), image_size=16, progress=False
+    )
+    assert again == out
+
+
+def test_a_capped_real_cache_serves_no_more_than_its_cap(tmp_path):
+    """`prepare --num 1` of FPHA's 2 val frames: its cache was read as the whole split."""
+    root = _fpha_val_with_images(tmp_path / "fpha")
+    args = ["prepare", "fpha", "--root", str(root), "--split", "val", "--image-size", "16"]
+    assert main([*args, "--num", "1", "--out", str(tmp_path / "one")]) == 0
+    capped = str(tmp_path / "one")
+    assert CacheDataset(capped).info["num_samples"] == 1
+    for asks, said in ((None, "all of the split"), (2, "2")):
+        refused = r"one holds the first 1 samples of the split \(prepared with --num 1\), "
+        with pytest.raises(ValueError, match=rf"{refused}num_samples asks {said}$"):
+            build_dataset("fpha", "val", cache=capped, image_size=16, num_samples=asks)
+    assert len(build_dataset("fpha", "val", cache=capped, image_size=16, num_samples=1)) == 1
+    # A cap beyond the split's 2 frames cuts nothing: the whole split, recorded as such.
+    assert main([*args, "--num", "5", "--out", str(tmp_path / "all")]) == 0
+    assert "num_samples" not in CacheDataset(tmp_path / "all").info
+    assert len(build_dataset("fpha", "val", cache=str(tmp_path / "all"), image_size=16)) == 2
+
+
+def test_an_option_given_as_a_tuple_reruns_and_reads_its_cache(tmp_path):
+    """info's focal_scale=(0.8, 1.2) is the list [0.8, 1.2] in meta.json: the identical rerun
+    was refused as "a different dataset", and a config giving the tuple as "holds
+    focal_scale=[0.8, 1.2], config asks (0.8, 1.2)"."""
+    options = {"num_samples": 2, "image_size": 16, "focal_scale": (0.8, 1.2)}
+    out = prepare_cache("synthetic", "val", tmp_path / "c", progress=False, **options)
+    meta = (out / "meta.json").read_text()
+    assert prepare_cache("synthetic", "val", out, progress=False, **options) == out
+    assert (out / "meta.json").read_text() == meta  # returned as it was, not rebuilt
+    assert len(build_dataset("synthetic", "val", cache=str(out), **options)) == 2
 
 
 def test_a_cache_file_cut_short_is_refused_before_reading(tmp_path):

@@ -129,6 +129,21 @@ def test_truncated_line_names_file_and_line_or_is_skipped(root, caplog):
         read_annotation_lines(path, 63)
 
 
+def test_only_a_kept_sequence_lists_its_frames_annotated_in_one_file(root):
+    # Train (hope) holds open_milk/2 and close_milk/2, 2 frames each; open_juice_bottle/2 is
+    # added without a juice model, so skipping leaves it out whole. Frame 0002 of juice and of
+    # close_milk/2 has a hand but no object pose: only close_milk/2's is a frame of the split.
+    write_fpha_sequence(root, "Subject_1", "open_juice_bottle", "2", frames=2)
+    extra = "0002 " + " ".join(["1.0"] * 63) + "\n"
+    for subject, action in (("Subject_1", "open_juice_bottle"), ("Subject_2", "close_milk")):
+        path = root / "Hand_pose_annotation_v1" / subject / action / "2" / "skeleton.txt"
+        path.write_text(path.read_text() + extra)
+    dataset = FPHA(root, "train", with_images=False, on_error="skip")
+    assert len(dataset.skipped) == 1 and "juice_bottle_model.ply" in dataset.skipped[0]
+    assert len(dataset) == 2 + 2
+    assert dataset.unannotated == ["fpha/Subject_2/close_milk/2/0002: only a hand"]
+
+
 def test_empty_sequence_names_its_skeleton(root):
     path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
     path.write_text("")

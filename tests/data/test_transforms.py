@@ -292,6 +292,28 @@ def test_a_frames_views_read_its_image_once_at_the_finest_scale_they_need(tmp_pa
         np.testing.assert_allclose(_weighted_centre(view), expected, atol=0.1)
 
 
+def test_a_full_hd_frame_at_224_px_is_decoded_at_the_scales_view_frames_names(
+    tmp_path, monkeypatch
+):
+    # view_frames' docstring. A view needs ceil(size x its largest stretch) pixels on each axis;
+    # the coarsest of libjpeg's 1/1, 1/2, 1/4, 1/8 decodes holding that many is read:
+    #   whole frame in a square, 224 / 1920: needs 224 x 126 -> 1/8, 240 x 135;
+    #   whole frame resized (rows 224 / 1080): needs 399 x 224 -> 1/8's 135 rows too few, 1/4;
+    #   a 500-px square, 224 / 500: needs 861 x 484 -> 1/2, 960 x 540.
+    write_image(tmp_path / "hd.jpg", (1920, 1080))
+    points = np.tile([0.0, 0.0, 500.0], (21, 1))
+    hd_K = np.array([[1400.0, 0.0, 960.0], [0.0, 1400.0, 540.0], [0.0, 0.0, 1.0]])
+    frame = Frame(tmp_path / "hd.jpg", hd_K, (1920, 1080), points, points[:8], "right", "b", "i")
+    like = torch.zeros(1, dtype=torch.float64)
+    whole = crop_affine(*frame_square((1920, 1080), like), 224)
+    square = crop_affine(like.new_tensor([[900.0, 500.0]]), like.new_tensor([500.0]), 224)
+    decoded = _record_decodes(monkeypatch)
+    view_frames(frame, whole.numpy(), 224)
+    frame_to_record(frame, image_size=224, crop="resize")
+    view_frames(frame, square.numpy(), 224)
+    assert decoded == [(1920 // 8, 1080 // 8), (1920 // 4, 1080 // 4), (1920 // 2, 1080 // 2)]
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_a_whole_frame_record_holds_the_image_predict_warps_of_the_photo(tmp_path, side):
     # `hopose predict` shows a model the whole photo through warp_image and resize_affine; a

@@ -118,8 +118,9 @@ def build_dataset(
             tree. What it recorded (dataset, split, image size, crop, synthetic data's base
             seed, the loader's options such as ``protocol``, an option it does not record being
             at its default) must agree with these arguments and their defaults, except
-            :data:`READ_OPTIONS`; a cache that records no dataset name or split, or a
-            synthetic one holding fewer than ``num_samples``, is refused.
+            :data:`READ_OPTIONS`; a cache that records no dataset name or split, a synthetic
+            one holding fewer than ``num_samples``, or a real one capped (``hopose prepare
+            --num``) below ``num_samples`` or read with ``num_samples`` None, is refused.
         image_size: side of the square network image.
         crop: "resize" or "square" (docs/datasets.md; synthetic data render the square directly).
         num_samples: synthetic: how many to generate (required); real data: keep the first
@@ -148,6 +149,15 @@ def build_dataset(
             # A synthetic split is defined by its size: fewer samples are not the split asked.
             raise ValueError(
                 f"cache: {cache} holds {len(dataset)} samples, num_samples asks {num_samples}"
+            )
+        cap = dataset.info.get("num_samples")  # a real dataset's: only where --num cut it
+        if name != "synthetic" and cap is not None and (num_samples is None or num_samples > cap):
+            # Its first `cap` frames only: served as the split, they would be trained or
+            # scored as all of it.
+            asks = "all of the split" if num_samples is None else num_samples
+            raise ValueError(
+                f"cache: {cache} holds the first {cap} samples of the split (prepared with "
+                f"--num {cap}), num_samples asks {asks}"
             )
     elif name == "synthetic":
         if num_samples is None:
@@ -199,6 +209,14 @@ def option_defaults(name: str) -> dict[str, Any]:
     return defaults
 
 
+def _as_recorded(value: Any) -> Any:
+    """``value`` as a cache's JSON ``info`` holds it: a tuple (``focal_scale=(0.8, 1.2)``) is a
+    list there, and would otherwise never equal it."""
+    if isinstance(value, tuple | list):
+        return [_as_recorded(item) for item in value]
+    return value
+
+
 def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images: bool):
     """Open a cache and check that what it recorded (``info``) agrees with the config.
 
@@ -220,7 +238,9 @@ def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images
     defaults = option_defaults(wanted["name"])
     asked, held = defaults | wanted, defaults | info
     for field, value in asked.items():
-        if field not in READ_OPTIONS and field in held and held[field] != value:
+        if field in READ_OPTIONS or field not in held:
+            continue
+        if _as_recorded(held[field]) != _as_recorded(value):
             raise ValueError(
                 f"cache: {cache} holds {field}={held[field]!r}, config asks {value!r}; rebuild "
                 "it with the config's settings"

@@ -2,7 +2,8 @@
 
 Layout of a cache folder::
 
-    build.json            what is being built (sample count, image size, chunking, source info)
+    build.json            what is being built (sample count, image size, chunking, source info
+                          and the raw data's folder)
     images.npy            (N, S, S, 3) uint8, memory-mapped by readers
     maps/<key>.npy        (N, S, S) uint8 for each optional map the records carry (the
                           synthetic ``segmentation``), memory-mapped likewise
@@ -17,12 +18,18 @@ Resuming: ``images.npy`` and the arrays are pre-allocated; a chunk counts as don
 ``chunks/<c>.json`` exists, and that file is renamed into place after the chunk's pixels and
 annotations were flushed. An interrupted build (a crash, Ctrl-C, a bad file) therefore restarts
 at the first chunk without a json and never trusts a half-written one.
+
+Rebuilding: a finished cache, or an unfinished build, of an older :data:`CACHE_VERSION` is
+written again from its first sample (a rerun of the same ``hopose prepare``). Its ``meta.json``
+goes first, so that from then on the folder reads as an unfinished build, then its other files;
+nothing of the old version is resumed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +83,12 @@ def _read_json(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
             f"{path}: not a hopose cache file (no {', '.join(missing) or 'object'})"
         )
     return payload
+
+
+def _as_json(info: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``info`` as build.json and meta.json read it back, so that the two compare equal (a tuple
+    option such as ``focal_scale=(0.8, 1.2)`` is a list there)."""
+    return json.loads(json.dumps(dict(info or {})))
 
 
 def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
@@ -145,6 +158,7 @@ def write_cache(
     workers: int = 0,
     on_error: str = "raise",
     info: Mapping[str, Any] | None = None,
+    root: str | Path | None = None,
 ) -> Path:
     """Convert an index-addressable dataset of docs/conventions.md §6 records into a cache folder.
 
@@ -157,10 +171,18 @@ def write_cache(
         on_error: "raise" stops at the first bad sample (the build stays resumable); "skip"
             marks it invalid, logs a warning and counts it in ``meta.json``.
         info: JSON-able description of the source (dataset, split, protocol...), stored in
-            ``meta.json`` and checked on resume.
+            ``meta.json`` and checked on resume, as JSON reads it back (a tuple as a list).
+        root: the folder the records are read from (None for generated data), recorded resolved
+            in build.json and meta.json beside ``info``.
 
     Returns:
-        The cache folder.
+        The cache folder: a finished one of the same samples, ``info`` and ``root`` as it is;
+        one of an older :data:`CACHE_VERSION` rebuilt (the module docstring).
+
+    Raises:
+        ValueError: naming ``out_dir`` when it holds a cache or an unfinished build of other
+            samples, ``info`` or ``root`` (one recorded before caches named their root is not
+            checked for it).
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
@@ -169,7 +191,8 @@ def write_cache(
     if workers < 0:
         raise ValueError(f"workers: must be >= 0, got {workers}")
     out = Path(out_dir)
-    info = dict(info or {})
+    info = _as_json(info)
+    source = None if root is None else str(Path(root).resolve())
     num_samples = len(dataset)
     if num_samples == 0:
         raise ValueError(f"{out}: the dataset to cache is empty")
@@ -177,8 +200,19 @@ def write_cache(
         meta = _read_json(out / "meta.json", ("num_samples", "info"))
         if meta["num_samples"] != num_samples or meta["info"] != info:
             raise ValueError(f"{out}: holds a finished cache of a different dataset; remove it")
-        return out
-    build = _open_build(dataset, out, num_samples, chunk_size, info, skip=on_error == "skip")
+        _check_root(out, meta, source)
+        if meta.get("version") == CACHE_VERSION:
+            return out
+        log.warning(
+            "%s: a cache of version %s, rebuilt as version %d",
+            out,
+            meta.get("version"),
+            CACHE_VERSION,
+        )
+        _remove_build(out)
+    build = _open_build(
+        dataset, out, num_samples, chunk_size, info, source, skip=on_error == "skip"
+    )
     size = build["image_size"]
     images = _load_npy(out / "images.npy", mmap_mode="r+")
     arrays = {key: _load_npy(out / "arrays" / f"{key}.npy", mmap_mode="r+") for key in ARRAY_KEYS}
@@ -218,7 +252,7 @@ def write_cache(
         )
         bar.update(len(records))
     bar.close()
-    return _finish(out, num_chunks, build, info)
+    return _finish(out, num_chunks, build, info, source)
 
 
 def _store(
@@ -256,26 +290,59 @@ def _first_good_record(dataset: Sequence, skip: bool) -> dict:
     raise ValueError(f"no sample could be read, the last error: {last_error}") from last_error
 
 
+def _check_root(out: Path, recorded: Mapping[str, Any], root: str | None) -> None:
+    """Refuse to keep or resume what ``out`` holds when it was read from another folder than
+    ``root``: its samples would be the other folder's, or a mix of both. A cache recorded before
+    caches named their root (no ``root`` key) cannot be told apart and is not refused."""
+    if "root" in recorded and recorded["root"] != root:
+        raise ValueError(
+            f"{out}: holds a cache of root {recorded['root']}, this run reads root {root}; "
+            "remove the folder or choose another"
+        )
+
+
+def _remove_build(out: Path) -> None:
+    """Remove an earlier build's own files from ``out`` (``images.npy`` and ``arrays/`` are
+    replaced whole by the next allocation). meta.json goes first and build.json last: interrupted,
+    the folder is an unfinished build of the old version, which the next run starts over again;
+    once build.json is gone, no chunk of it is left to count as done."""
+    (out / "meta.json").unlink(missing_ok=True)
+    for name in ("chunks", "maps"):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)  # an error must stop here, not leave old chunks counted
+    for name in ("strings.json", "valid.npy", "build.json"):
+        (out / name).unlink(missing_ok=True)
+
+
 def _open_build(
-    dataset: Sequence, out: Path, num_samples: int, chunk_size: int, info: dict, skip: bool
+    dataset: Sequence,
+    out: Path,
+    num_samples: int,
+    chunk_size: int,
+    info: dict,
+    root: str | None,
+    skip: bool,
 ) -> dict[str, Any]:
-    """Start a build (allocate the arrays, write build.json) or check the unfinished one."""
+    """Start a build (allocate the arrays, write build.json) or check the unfinished one; an
+    unfinished one of an older :data:`CACHE_VERSION` is started over."""
     build_path = out / "build.json"
     if build_path.is_file():
         build = _read_json(build_path, ("image_size", "string_keys"))
-        expected = {
-            "version": CACHE_VERSION,
-            "num_samples": num_samples,
-            "chunk_size": chunk_size,
-            "info": info,
-        }
+        expected = {"num_samples": num_samples, "chunk_size": chunk_size, "info": info}
         found = {key: build.get(key) for key in expected}
         if found != expected:
             raise ValueError(
                 f"{out}: holds an unfinished build of something else ({found} != {expected}); "
                 "remove the folder or rerun with the same dataset and options"
             )
-        return build
+        _check_root(out, build, root)
+        if build.get("version") == CACHE_VERSION:
+            return build
+        log.warning(
+            "%s: an unfinished build of version %s, started over", out, build.get("version")
+        )
+        # Its chunks, above all, must not count as this build's.
+        _remove_build(out)
     first = _first_good_record(dataset, skip)
     height, width, _ = np.asarray(first["image"]).shape
     if height != width:
@@ -310,12 +377,15 @@ def _open_build(
         "string_keys": _string_keys(first),
         "map_keys": map_keys,
         "info": info,
+        "root": root,
     }
     _write_json_atomic(build_path, build)
     return build
 
 
-def _finish(out: Path, num_chunks: int, build: dict[str, Any], info: dict) -> Path:
+def _finish(
+    out: Path, num_chunks: int, build: dict[str, Any], info: dict, root: str | None
+) -> Path:
     """Gather the chunk files into strings.json and valid.npy, then commit meta.json."""
     strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}
     valid: list[bool] = []
@@ -340,6 +410,7 @@ def _finish(out: Path, num_chunks: int, build: dict[str, Any], info: dict) -> Pa
         "skipped": len(errors),
         "errors": errors[:100],
         "info": info,
+        "root": root,
     }
     _write_json_atomic(out / "meta.json", meta)
     return out
@@ -373,7 +444,7 @@ class CacheDataset(Dataset):
             raise DataFileError(
                 f"{meta_path}: images resampled by a former filter, not the block means and "
                 f"bilinear sampling of self-cropping's views (cache version {version}); run "
-                "`hopose prepare` again"
+                "the same `hopose prepare` again to rebuild it"
             )
         self.with_images = with_images
         self.arrays = {key: _load_npy(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
@@ -452,7 +523,9 @@ def prepare_cache(
 ) -> Path:
     """``hopose prepare``: cache one split of a dataset, as :func:`hopose.data.build_dataset`
     would read it. The arguments are recorded in ``meta.json`` (``info``), so a config that
-    reads the cache can check it holds the dataset, split and image size it asks for.
+    reads the cache can check it holds the dataset, split and image size it asks for; a real
+    dataset's ``num_samples`` only where it cut the split short (a cap), and ``root`` beside
+    ``info`` (:func:`write_cache`).
 
     ``on_error="skip"`` skips bad samples while writing and, for a real dataset, the malformed
     annotations its loader finds while indexing (FPHA's truncated lines, for example), which
@@ -473,11 +546,14 @@ def prepare_cache(
         **(skipping | options),
     )
     info = {"name": name, "split": split, "image_size": image_size, "crop": crop, **options}
+    source, _ = uncapped(dataset)
     if name == "synthetic":
         info.update(num_samples=num_samples, seed=seed)
+    elif source is not dataset:
+        # The first num_samples of the split: build_dataset must not serve them as all of it.
+        info.update(num_samples=len(dataset))
     # The loader's defaults that define its samples (FPHA protocol, HO-3D version, DexYCB
     # setup) are recorded even when not given, so every cache names them.
-    source, _ = uncapped(dataset)
     info.update({k: v for k, v in getattr(source, "variant", {}).items() if k not in info})
     return write_cache(
         dataset,
@@ -487,4 +563,6 @@ def prepare_cache(
         workers=workers,
         on_error=on_error,
         info=info,
+        # Generated data are read from no folder: a --root given anyway must not refuse a rerun.
+        root=None if name == "synthetic" else root,
     )

@@ -214,10 +214,12 @@ class FPHA(FrameDataset):
         hands, boxes = [], []
         for subject, action, seq in self.sequences():
             try:
-                frames, hand, box = self._read_sequence(subject, action, seq)
+                frames, hand, box, unannotated = self._read_sequence(subject, action, seq)
             except DataFileError as error:
                 self._skip_or_raise(error)
                 continue
+            # Only a sequence that is kept: a skipped one is left out whole, for its own reason.
+            self.unannotated += unannotated
             video = self.root / "Video_files" / subject / action / seq / "color"
             self.image_paths += [video / f"color_{t:04d}.jpeg" for t in frames]
             self.ids += [f"fpha/{subject}/{action}/{seq}/{t:04d}" for t in frames]
@@ -258,8 +260,9 @@ class FPHA(FrameDataset):
 
     def _read_sequence(
         self, subject: str, action: str, seq: str
-    ) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """Frame indices, (T, 21, 3) joints and (T, 8, 3) corners in the colour camera, mm."""
+    ) -> tuple[list[int], np.ndarray, np.ndarray, list[str]]:
+        """Frame indices, (T, 21, 3) joints and (T, 8, 3) corners in the colour camera, mm, and
+        the frames left out for being in only one of the two annotation files."""
         skeleton_path = self.hand_root / subject / action / seq / "skeleton.txt"
         skeleton = read_annotation_lines(skeleton_path, 63)
         poses = read_annotation_lines(
@@ -268,9 +271,11 @@ class FPHA(FrameDataset):
         frames = sorted(set(skeleton) & set(poses))
         if not frames:
             raise DataFileError(f"{skeleton_path}: no frame has both hand and object annotations")
-        for t in sorted(set(skeleton) ^ set(poses)):
-            has = "hand" if t in skeleton else "object pose"
-            self.unannotated.append(f"fpha/{subject}/{action}/{seq}/{t:04d}: only a {has}")
+        unannotated = [
+            f"fpha/{subject}/{action}/{seq}/{t:04d}: only a "
+            + ("hand" if t in skeleton else "object pose")
+            for t in sorted(set(skeleton) ^ set(poses))
+        ]
         joints = np.stack([skeleton[t] for t in frames]).reshape(-1, 21, 3)  # (T, 21, 3) depth cam
         joints = joints[:, list(FPHA_TO_CANONICAL)]
         # Column-major 4x4: the 16 values fill the columns, so reshape then transpose.
@@ -279,7 +284,7 @@ class FPHA(FrameDataset):
         corners = (
             corners @ model_to_depth[:, :3, :3].transpose(0, 2, 1) + model_to_depth[:, None, :3, 3]
         )
-        return frames, depth_to_color(joints), depth_to_color(corners)
+        return frames, depth_to_color(joints), depth_to_color(corners), unannotated
 
     def model_corners(self, obj: str) -> np.ndarray:
         """(8, 3) canonical corners of an object model's axis-aligned box, model frame, mm."""

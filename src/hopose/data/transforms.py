@@ -289,9 +289,11 @@ def view_frames(frame: Frame, affines: np.ndarray, image_size: int) -> np.ndarra
 
     The frame's image is read once for all V views (self-cropping's 7 views of its last crop),
     a JPEG decoded no finer than the most detailed view needs (libjpeg's 1/2, 1/4 or 1/8
-    scaling): a whole 1920×1080 frame seen at 224 px is
-    decoded at 240×135, a crop at half size or less at 960×540: 7 to 10 times faster than a
-    full-size decode (BENCHMARKS.md, ``benchmarks/bench_views.py``).
+    scaling). At 224 px, a 1920×1080 frame seen whole in a square (self-cropping's first view:
+    1920 columns onto 224, 1/8 is enough) is decoded at 240×135, but resized whole
+    (``crop="resize"``: 1080 rows onto 224, more than 1/8's 135) at 480×270; a square the view
+    shrinks to half or less (448 to 895 px) at 960×540: 7 to 10 times faster than a full-size
+    decode (BENCHMARKS.md, ``benchmarks/bench_views.py``).
     """
     width, height = frame.orig_size
     A = np.asarray(affines, dtype=np.float64)
