@@ -41,7 +41,7 @@ from hopose.cli import at_least
 from hopose.config import TrainConfig, config_from_dict
 from hopose.data.splits import RecordList, build_split, training_poses
 from hopose.data.tensor_split import TensorSplit
-from hopose.losses import compute_losses, total_loss
+from hopose.losses import configured_losses, total_loss
 from hopose.models import BACKBONES, build_model
 
 PAPER_TRAIN_POSES = 11_019
@@ -118,7 +118,7 @@ def floor_seconds(
     for batches in epochs:
         for kp2d, batch in batches:
             out = lifter(kp2d, batch["K"])
-            loss = total_loss(compute_losses(out, batch, parts=parts), cfg.loss)
+            loss = total_loss(configured_losses(out, batch, cfg.loss, parts=parts), cfg.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -9,6 +9,7 @@ import torch
 from beartype import beartype
 from jaxtyping import TypeCheckError, jaxtyped
 
+from hopose.crop import edge_aligned_scale, resize_affine
 from hopose.geometry import (
     MIN_DEPTH,
     axis_angle_to_matrix,
@@ -94,6 +95,17 @@ def test_scale_intrinsics_scales_pixels():
         torch.testing.assert_close(
             batched[b], scale_intrinsics(K_FPHA, float(scales[b]), float(1 / scales[b]))
         )
+
+
+def test_scale_intrinsics_is_the_network_resize_not_an_edge_aligned_one():
+    # The map the network images are sampled with (crop.resize_affine, u -> s u) is K scaled;
+    # an ordinary resize keeping the outer pixel edges (u -> s u + (s - 1) / 2) moves the
+    # principal point by (s - 1) / 2 more: -0.44 and -0.40 px for 1920 x 1080 -> 224.
+    s = torch.tensor([224 / 1920, 224 / 1080], dtype=torch.float64)
+    scaled = scale_intrinsics(K_FPHA, float(s[0]), float(s[1]))
+    torch.testing.assert_close(scaled, resize_affine((1920, 1080), 224, K_FPHA) @ K_FPHA)
+    shift = (edge_aligned_scale(s) @ K_FPHA - scaled)[:2, 2]
+    torch.testing.assert_close(shift, (s - 1) / 2)
 
 
 def test_make_transform_layout():

@@ -42,7 +42,7 @@ def test_mse_terms_by_hand():
         "kp2d": torch.ones(2, 29, 2),
         "kp3d": torch.zeros(2, 29, 3),
     }
-    terms = compute_losses(out, batch)
+    terms = compute_losses(out, batch, original_pixels=False)
     assert set(terms) == {"2d_init", "2d", "3d"}  # no kp3d_init in out, no physical
     # 2d_init: (3^2 + 4^2) / (2 samples * 29 nodes * 2 coords) = 25 / 116.
     torch.testing.assert_close(terms["2d_init"], torch.tensor(25 / 116))
@@ -58,10 +58,12 @@ def test_euclidean_3d_terms_by_hand():
     batch["obj_3d"][1, 7] = torch.tensor([1.0, 2.0, 2.0])  # one corner of sample 1, 3 mm off
     batch["hand_3d"][0, 0] = torch.tensor([0.0, 3.0, 4.0])  # one joint of sample 0, 5 mm off
     out = {"kp3d_init": torch.zeros(2, 29, 3), "kp2d": torch.ones(2, 29, 2)}
-    terms = compute_losses(out, batch, euclidean_3d=True)
+    terms = compute_losses(out, batch, euclidean_3d=True, original_pixels=False)
     # Distances 3 and 5 among 2 samples * 29 nodes: (3 + 5) / 58; squared: (9 + 25) / 174.
     torch.testing.assert_close(terms["3d_init"], torch.tensor(8 / 58))
-    torch.testing.assert_close(compute_losses(out, batch)["3d_init"], torch.tensor(34 / 174))
+    torch.testing.assert_close(
+        compute_losses(out, batch, original_pixels=False)["3d_init"], torch.tensor(34 / 174)
+    )
     # The 2D terms keep their squares: every coordinate off by 1.
     torch.testing.assert_close(terms["2d"], torch.tensor(1.0))
     with pytest.raises(ConfigError, match="l3d_distance"):
@@ -73,7 +75,7 @@ def test_euclidean_3d_gradient_is_a_unit_vector_per_node_and_gradcheck_passes():
     pred[0, :, 0] = torch.linspace(1.0, 5.0, 29, dtype=torch.float64)
     pred[0, 3] = torch.tensor([0.0, -6.0, 8.0], dtype=torch.float64)
     pred.requires_grad_(True)
-    terms = compute_losses({"kp3d": pred}, _batch(1), euclidean_3d=True)
+    terms = compute_losses({"kp3d": pred}, _batch(1), euclidean_3d=True, original_pixels=False)
     terms["3d"].backward()
     # d/dp mean |p - 0| = (p / |p|) / 29: node 3's (0, -0.6, 0.8) / 29, the others (1, 0, 0) / 29.
     expected = torch.zeros(1, 29, 3, dtype=torch.float64)
@@ -81,7 +83,9 @@ def test_euclidean_3d_gradient_is_a_unit_vector_per_node_and_gradcheck_passes():
     expected[0, 3] = torch.tensor([0.0, -0.6, 0.8], dtype=torch.float64) / 29
     torch.testing.assert_close(pred.grad, expected)
     torch.autograd.gradcheck(
-        lambda p: compute_losses({"kp3d": p}, _batch(1), euclidean_3d=True)["3d"],
+        lambda p: compute_losses({"kp3d": p}, _batch(1), euclidean_3d=True, original_pixels=False)[
+            "3d"
+        ],
         (pred.detach().requires_grad_(True),),
     )
 
@@ -90,20 +94,23 @@ def test_parts_restrict_the_supervised_nodes():
     batch = _batch(1)
     batch["obj_3d"] += 10.0  # only the object is wrong
     out = {"kp3d": torch.zeros(1, 29, 3)}
-    assert compute_losses(out, batch, parts=("hand",))["3d"] == 0
+    assert compute_losses(out, batch, parts=("hand",), original_pixels=False)["3d"] == 0
     # Object only: every one of the 8 * 3 coordinates off by 10 -> MSE 100.
     torch.testing.assert_close(
-        compute_losses(out, batch, parts=("object",))["3d"], torch.tensor(100.0)
+        compute_losses(out, batch, parts=("object",), original_pixels=False)["3d"],
+        torch.tensor(100.0),
     )
     # Both parts: 24 of the 87 coordinates off by 10 -> 2400 / 87.
-    torch.testing.assert_close(compute_losses(out, batch)["3d"], torch.tensor(2400 / 87))
+    torch.testing.assert_close(
+        compute_losses(out, batch, original_pixels=False)["3d"], torch.tensor(2400 / 87)
+    )
     with pytest.raises(ValueError, match="parts"):
-        compute_losses(out, batch, parts=("box",))
+        compute_losses(out, batch, parts=("box",), original_pixels=False)
 
 
 def test_float64_predictions_and_gradients():
     out = {"kp3d": torch.ones(1, 29, 3, dtype=torch.float64, requires_grad=True)}
-    terms = compute_losses(out, _batch(1))
+    terms = compute_losses(out, _batch(1), original_pixels=False)
     assert terms["3d"].dtype == torch.float64
     terms["3d"].backward()
     # d/dp mean((p - 0)^2) = 2 p / 87 at p = 1.
@@ -127,13 +134,13 @@ def test_physical_term_of_the_refined_3d_by_hand():
     )
     out = {"kp3d": refined, "kp3d_init": initial}
     batch = _batch(1)
-    assert "physical" not in compute_losses(out, batch)
-    terms = compute_losses(out, batch, physical=True)
+    assert "physical" not in compute_losses(out, batch, original_pixels=False)
+    terms = compute_losses(out, batch, physical=True, original_pixels=False)
     torch.testing.assert_close(terms["physical"], torch.tensor(-1 / 9))
     with pytest.raises(ValueError, match="physical"):
-        compute_losses(out, batch, parts=("hand",), physical=True)
+        compute_losses(out, batch, parts=("hand",), physical=True, original_pixels=False)
     with pytest.raises(ValueError, match="physical"):
-        compute_losses({"kp2d": torch.zeros(1, 29, 2)}, batch, physical=True)
+        compute_losses({"kp2d": torch.zeros(1, 29, 2)}, batch, physical=True, original_pixels=False)
 
 
 def test_total_loss_weights_by_hand():
@@ -183,7 +190,7 @@ def test_2d_terms_in_original_pixels_by_hand():
         "orig_K": torch.diag(torch.tensor([800.0, 400.0, 1.0]))[None],
     }
     out = {"kp2d": torch.ones(1, 29, 2), "kp3d": torch.full((1, 29, 3), 2.0)}
-    network = compute_losses(out, batch)
+    network = compute_losses(out, batch, original_pixels=False)
     original = compute_losses(out, batch, original_pixels=True)
     torch.testing.assert_close(network["2d"], torch.tensor(1.0))
     torch.testing.assert_close(original["2d"], torch.tensor(40.0))
@@ -272,8 +279,8 @@ def test_heatmap_term_is_computed_only_when_asked_and_gradcheck_passes():
     batch["obj_2d"] += 6.0
     logits = torch.randn(1, 29, 4, 4, dtype=torch.float64, requires_grad=True)
     out = {"heatmaps": logits}
-    assert compute_losses(out, batch) == {}
-    terms = compute_losses(out, batch, heatmap=True)
+    assert compute_losses(out, batch, original_pixels=False) == {}
+    terms = compute_losses(out, batch, heatmap=True, original_pixels=False)
     assert set(terms) == {"heatmap"}
     target = torch.full((1, 29, 2), 6.0, dtype=torch.float64)
     assert terms["heatmap"].item() == pytest.approx(heatmap_loss(logits, target, (16, 16)).item())
@@ -309,8 +316,10 @@ def test_segmentation_loss_gradient_is_softmax_minus_target_per_cell():
 def test_segmentation_term_needs_the_batch_maps_and_takes_its_weight():
     logits = torch.zeros(1, 8, 2, 2)
     batch = _batch(1) | {"segmentation": torch.zeros(1, 8, 8, dtype=torch.uint8)}
-    assert compute_losses({"segmentation": logits}, batch) == {}
-    terms = compute_losses({"segmentation": logits}, batch, segmentation=True)
+    assert compute_losses({"segmentation": logits}, batch, original_pixels=False) == {}
+    terms = compute_losses(
+        {"segmentation": logits}, batch, segmentation=True, original_pixels=False
+    )
     assert terms["segment"].item() == pytest.approx(math.log(8))
     # w_2d 0.01 * 100 + w_segmentation 10 * log 8.
     weights = LossConfig(w_segmentation=10.0)
@@ -318,4 +327,56 @@ def test_segmentation_term_needs_the_batch_maps_and_takes_its_weight():
     assert total.item() == pytest.approx(1.0 + 10 * math.log(8))
     del batch["segmentation"]
     with pytest.raises(ValueError, match=r"^loss.w_segmentation > 0 needs segmentation maps"):
-        compute_losses({"segmentation": logits}, batch, segmentation=True)
+        compute_losses({"segmentation": logits}, batch, segmentation=True, original_pixels=False)
+
+
+def test_targets_of_another_batch_raise_naming_them():
+    # Outputs of a batch of 4 against targets of 1 would broadcast to a plausible loss of the
+    # wrong pairs; each check names the tensor and both shapes.
+    out = {"kp2d": torch.zeros(4, 29, 2), "kp3d": torch.zeros(4, 29, 3)}
+    with pytest.raises(ValueError, match=r"hand_2d ‖ obj_2d: shape \(1, 29, 2\) .*\(4, 29, 2\)"):
+        compute_losses(out, _batch(1), original_pixels=False)
+    with pytest.raises(ValueError, match=r"hand_3d ‖ obj_3d: shape \(1, 29, 3\) .*\(4, 29, 3\)"):
+        compute_losses({"kp3d": out["kp3d"]}, _batch(1), original_pixels=False)
+    # Intrinsics of one frame against 4 outputs, each key on its own.
+    eye = torch.eye(3).expand(4, 3, 3)
+    for key in ("K", "orig_K"):
+        batch = _batch(4) | {"K": eye, "orig_K": eye} | {key: eye[:1]}
+        with pytest.raises(ValueError, match=rf"^{key}: shape \(1, 3, 3\) .*\(4, 3, 3\)"):
+            compute_losses(out, batch, original_pixels=True)
+    # The same batch of 4 with every shape right is accepted: zero error everywhere.
+    terms = compute_losses(out, _batch(4) | {"K": eye, "orig_K": eye}, original_pixels=True)
+    assert all(value.item() == 0 for value in terms.values())
+    with pytest.raises(ValueError, match=r"target: shape \(1, 3, 2\) .*\(2, 3, 2\)"):
+        heatmap_loss(torch.zeros(2, 3, 4, 4), torch.zeros(1, 3, 2), (16, 16))
+    with pytest.raises(ValueError, match=r"target: shape \(2, 2, 2\) .*\(2, 3, 2\)"):
+        heatmap_loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 2, 2), (16, 16))
+    with pytest.raises(ValueError, match=r"^segmentation: shape \(1, 8, 8\)"):
+        segmentation_loss(torch.zeros(2, 8, 2, 2), torch.zeros(1, 8, 8, dtype=torch.uint8))
+
+
+def test_heatmap_loss_of_a_missing_keypoint_is_finite_and_equals_leaving_it_out():
+    # A missing annotation (NaN) is outside the image: it must add nothing to the value and,
+    # with a finite stand-in map, nothing (not NaN) to the gradient. Reference: the mean of the
+    # annotated keypoints' cross-entropies, each computed on its own.
+    nan = float("nan")
+    target = torch.tensor(
+        [[[5.0, 9.0], [nan, nan]], [[nan, 3.0], [12.5, 2.0]]], dtype=torch.float64
+    )
+    logits = torch.randn(
+        2, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3)
+    ).requires_grad_(True)
+    loss = heatmap_loss(logits, target, (16, 16))
+    (grad,) = torch.autograd.grad(loss, logits)
+    annotated = [(0, 0), (1, 1)]
+    each = [
+        heatmap_loss(logits[b : b + 1, n : n + 1], target[b : b + 1, n : n + 1], (16, 16))
+        for b, n in annotated
+    ]
+    reference = sum(each) / len(each)
+    (reference_grad,) = torch.autograd.grad(reference, logits)
+    assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    torch.testing.assert_close(loss, reference)
+    torch.testing.assert_close(grad, reference_grad)
+    assert (grad[0, 1] == 0).all() and (grad[1, 0] == 0).all()  # the missing ones' maps
+    assert torch.autograd.gradcheck(lambda x: heatmap_loss(x, target, (16, 16)), (logits,))

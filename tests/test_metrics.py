@@ -268,3 +268,13 @@ def test_mean_distance_is_the_mean_euclidean_distance_per_frame():
     pred = torch.tensor([[[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]], [[1.0, 1.0, 1.0], [0.0, 0.0, 2.0]]])
     gt = torch.zeros(2, 2, 3)
     assert torch.equal(mean_distance(pred, gt), torch.tensor([2.5, (3**0.5 + 2) / 2]))
+
+
+def test_mean_distance_keeps_torch_dtype_device_and_grad():
+    # Unlike the metrics, it works on the tensors as given (training's validation error): the
+    # gradient of a frame's mean distance is each point's unit error vector over K.
+    pred = torch.tensor([[[3.0, 4.0, 0.0], [0.0, 0.0, -2.0]]], requires_grad=True)
+    distance = mean_distance(pred, torch.zeros(1, 2, 3))
+    assert distance.dtype == torch.float32 and distance.device == pred.device
+    (grad,) = torch.autograd.grad(distance.sum(), pred)
+    torch.testing.assert_close(grad, torch.tensor([[[0.6, 0.8, 0.0], [0.0, 0.0, -1.0]]]) / 2)

@@ -90,8 +90,11 @@ def inverse_3x3(A: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch 3 3"]:
 def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor) -> Tensor:
     """Intrinsics of an image resized by (scale_x, scale_y): rows 0 and 1 of K are scaled.
 
-    Pixel coordinates follow the convention that a pixel's centre is at integer coordinates
-    scaled together with the image, as in OpenCV's ``resize`` of keypoints: u' = scale_x * u.
+    The pixel map is u' = scale_x * u, v' = scale_y * v (pixel centres at integers): the map
+    :func:`hopose.crop.resize_affine`, with which :class:`hopose.crop.FrameWarp` samples a
+    resized frame, so these are exactly the intrinsics of its images. It is not the map of an
+    ordinary resize (OpenCV's, Pillow's), which keeps the image's outer pixel edges and takes u
+    to s u + (s - 1) / 2; for such an image use :func:`hopose.crop.edge_aligned_scale` ``@ K``.
 
     Args:
         K: (..., 3, 3) intrinsics.
@@ -253,10 +256,8 @@ def procrustes_align(
     x, y = source - mu_x, target - mu_y
     cov = y.transpose(-1, -2) @ x  # (..., 3, 3) sum_n y_n x_n^T
     U, S, Vh = torch.linalg.svd(cov)
-    sign = torch.sign(torch.linalg.det(U @ Vh))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
     D = torch.ones_like(S)
-    D[..., -1] = sign
+    D[..., -1] = _determinant_sign(U @ Vh)
     R = U @ (D[..., :, None] * Vh)  # (..., 3, 3)
     var_x = x.square().sum(dim=(-2, -1))
     scale = (S * D).sum(dim=-1) / var_x.clamp(min=torch.finfo(source.dtype).tiny)

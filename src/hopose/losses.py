@@ -69,7 +69,19 @@ def _part_nodes(parts: tuple[str, ...]) -> list[int]:
     return [node for part in parts for node in PART_NODES[part]]
 
 
-def _original_pixel_map(batch: Mapping[str, Tensor]) -> Tensor:
+def _check_shape(name: str, tensor: Tensor, expected: tuple[int, ...], against: str) -> None:
+    """Raise a ValueError naming ``name`` unless ``tensor`` has shape ``expected``.
+
+    Elementwise arithmetic would broadcast a batch of 1 against the outputs' batch and give a
+    plausible loss of the wrong pairs, so every target is checked before it is used.
+    """
+    if tuple(tensor.shape) != expected:
+        raise ValueError(
+            f"{name}: shape {tuple(tensor.shape)} differs from the {expected} of {against}"
+        )
+
+
+def _original_pixel_map(batch: Mapping[str, Tensor], batch_size: int) -> Tensor:
     """(B, 2, 2) the linear map from a displacement in network-image pixels to one in
     original-image pixels.
 
@@ -78,7 +90,12 @@ def _original_pixel_map(batch: Mapping[str, Tensor]) -> Tensor:
     part of ``orig_K K⁻¹``, which is that of ``orig_K`` times the inverse of that of ``K`` (both
     have last row (0, 0, 1)). For a resize it is diag(fx, fy of ``orig_K`` over those of ``K``);
     a turned crop turns the error back, where the ratio of focal lengths would be 1/cos off.
+
+    Raises:
+        ValueError: ``K`` or ``orig_K`` is not (``batch_size``, 3, 3).
     """
+    for key in ("K", "orig_K"):
+        _check_shape(key, batch[key], (batch_size, 3, 3), f"a batch of {batch_size} outputs")
     lin = batch["K"][:, :2, :2]
     a, b, c, d = lin[:, 0, 0], lin[:, 0, 1], lin[:, 1, 0], lin[:, 1, 1]
     adjugate = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
@@ -105,10 +122,21 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
         image_size: (W, H) of the image in pixels.
 
     Returns:
-        The mean cross-entropy (nats) over the keypoints inside the image; 0 when none is.
+        The mean cross-entropy (nats) over the keypoints inside the image; 0 when none is. A
+        keypoint outside it, or not finite (a missing annotation), adds nothing to the value
+        nor to the gradient.
+
+    Raises:
+        ValueError: ``target`` is not (B, N, 2) for the (B, N) of ``logits``.
     """
+    _check_shape("target", target, (*logits.shape[:2], 2), f"logits {tuple(logits.shape)}")
     h, w = logits.shape[-2:]
     width, height = image_size
+    border = target.new_tensor([width, height]) - 0.5
+    inside = (target >= -0.5).all(dim=-1) & (target < border).all(dim=-1)  # False for NaN
+    # A left-out keypoint's cross-entropy is masked below, but the mask's zero gradient times
+    # a NaN Gaussian is NaN: build the left-out keypoints' maps at a finite stand-in instead.
+    target = torch.where(inside[..., None], target, 0.0)
     cell = target.new_tensor([width / w, height / h])  # (2,) pixels per cell along x, y
     xs = to_pixels(pixel_centres(w, dtype=target.dtype, device=target.device), width)  # (w,)
     ys = to_pixels(pixel_centres(h, dtype=target.dtype, device=target.device), height)  # (h,)
@@ -116,8 +144,6 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
     gy = torch.exp(-0.5 * ((ys - target[..., 1:]) / cell[1]).square())  # (B, N, h)
     gauss = (gy[..., :, None] * gx[..., None, :]).flatten(2)  # (B, N, h*w), separable
     gauss = gauss / gauss.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    border = target.new_tensor([width, height]) - 0.5
-    inside = (target >= -0.5).all(dim=-1) & (target < border).all(dim=-1)
     cross = -(gauss * logits.flatten(2).log_softmax(dim=-1)).sum(dim=-1)  # (B, N)
     return torch.where(inside, cross, 0.0).sum() / inside.sum().clamp_min(1)
 
@@ -137,7 +163,15 @@ def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:
 
     Returns:
         The mean over cells of ``-Σ_c target_c log softmax(logits)_c`` (nats).
+
+    Raises:
+        ValueError: ``classes`` is not (B, H, W) for the B of ``logits``.
     """
+    if classes.ndim != 3 or len(classes) != len(logits):
+        raise ValueError(
+            f"segmentation: shape {tuple(classes.shape)} is not (B, H, W) for the "
+            f"logits {tuple(logits.shape)}"
+        )
     num_classes, size = logits.shape[1], logits.shape[-2:]
     # (B, H, W) -> (B, C, H, W) one-hot -> (B, C, h, w) class fractions per cell.
     onehot = torch.nn.functional.one_hot(classes.long(), num_classes).permute(0, 3, 1, 2)
@@ -151,7 +185,7 @@ def compute_losses(
     *,
     parts: tuple[str, ...] = ("hand", "object"),
     physical: bool = False,
-    original_pixels: bool = False,
+    original_pixels: bool,
     heatmap: bool = False,
     segmentation: bool = False,
     euclidean_3d: bool = False,
@@ -169,7 +203,9 @@ def compute_losses(
             the authors' code does: each error is mapped by the linear part of ``orig_K K⁻¹``
             (batch keys ``K``, ``orig_K`` (B, 3, 3)), which undoes the resize and a crop's turn
             (and is unchanged by its shift); for a resize, each axis scaled by its focal
-            lengths' ratio.
+            lengths' ratio. False: in the network image's pixels. No default: the unit is the
+            config's choice (``loss.l2d_pixels``, "original" by default), which a default here
+            could silently contradict.
         heatmap: add :func:`heatmap_loss` of ``out["heatmaps"]`` (the heat-map head's logits)
             when present, against the keypoints in the pixels of ``batch["image"]``.
         segmentation: add :func:`segmentation_loss` of ``out["segmentation"]`` when present,
@@ -179,6 +215,11 @@ def compute_losses(
 
     Returns:
         Scalar tensors by term name.
+
+    Raises:
+        ValueError: a target (or ``K``, ``orig_K``, ``segmentation``) does not match the shape
+            of its output, e.g. a batch of 1 against outputs of a larger batch, which would
+            otherwise broadcast.
     """
     nodes = _part_nodes(parts)
     terms: dict[str, Tensor] = {}
@@ -187,10 +228,12 @@ def compute_losses(
             continue
         pred = out[key]
         target = torch.cat([batch[k] for k in target_keys], dim=1)  # (B, 29, D)
+        _check_shape(" ‖ ".join(target_keys), target, tuple(pred.shape), key)
         target = target.to(dtype=pred.dtype, device=pred.device)
         error = pred[:, nodes] - target[:, nodes]
         if original_pixels and key.startswith("kp2d"):
-            error = error @ _original_pixel_map(batch).to(error).transpose(-1, -2)
+            to_original = _original_pixel_map(batch, len(pred)).to(error)
+            error = error @ to_original.transpose(-1, -2)
         if euclidean_3d and key.startswith("kp3d"):
             terms[term] = torch.linalg.vector_norm(error, dim=-1).mean()
         else:
@@ -216,6 +259,28 @@ def compute_losses(
             )
         terms["segment"] = segmentation_loss(out["segmentation"], batch["segmentation"])
     return terms
+
+
+def configured_losses(
+    out: Mapping[str, Tensor],
+    batch: Mapping[str, Tensor],
+    config: LossConfig,
+    *,
+    parts: tuple[str, ...],
+) -> dict[str, Tensor]:
+    """:func:`compute_losses` with the options a config's ``loss`` section sets (the physical
+    term, the 2D terms' pixels, the heat-map and segmentation terms where weighted, the 3D
+    terms' distance): the one place a training step and a benchmark of it read them."""
+    return compute_losses(
+        out,
+        batch,
+        parts=parts,
+        physical=config.physical,
+        original_pixels=config.l2d_pixels == "original",
+        heatmap=config.w_heatmap > 0,
+        segmentation=config.w_segmentation > 0,
+        euclidean_3d=config.l3d_distance == "euclidean",
+    )
 
 
 def total_loss(terms: Mapping[str, Tensor], weights: LossConfig | None = None) -> Tensor:

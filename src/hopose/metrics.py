@@ -1,11 +1,13 @@
 """Pose-estimation metrics of the paper's §4.2 (docs/conventions.md §5), plus the ones modern
 papers add.
 
-Every function takes numpy arrays or torch tensors (any float dtype, any device, with or
+Every metric takes numpy arrays or torch tensors (any float dtype, any device, with or
 without grad) and returns numpy float64 arrays or Python floats, the form reports and plots
 want. Inputs are detached, moved to the CPU and computed in float64 with torch, so that
 projection and Procrustes alignment come from :mod:`hopose.geometry` and are never
-reimplemented here.
+reimplemented here. The exception is :func:`mean_distance`, the distance the metrics share,
+public for training's validation error: it takes and returns torch tensors as they are (dtype,
+device and grad kept).
 
 Units follow the inputs: millimetres for 3D errors, pixels for reprojection errors
 (docs/conventions.md §5

@@ -60,7 +60,7 @@ def test_end_to_end_step_with_every_loss_term_reaches_the_backbone():
         "obj_3d": torch.randn(2, 8, 3) * 50 + 400,
     }
     out = model(torch.rand(2, 3, 64, 64), pinhole(2, 100.0, 32.0))
-    terms = compute_losses(out, batch, physical=True)
+    terms = compute_losses(out, batch, physical=True, original_pixels=False)
     assert set(terms) == {"2d_init", "2d", "3d_init", "3d", "physical"}
     total_loss(terms).backward()
     grad = model.encoder.backbone.conv1.weight.grad

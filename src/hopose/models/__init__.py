@@ -1,9 +1,9 @@
 """Networks: image encoder, graph convolutions, 2D -> 3D lifters and the full model.
 
 :func:`build_model` and :func:`build_lifter` are the only places that map a model config
-(:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``head``, ``lifter``,
-``lifter_variant``, ``hidden``, ``dropout``, ``modulated``, ``segmentation``) to the keyword-only
-constructors.
+(:class:`hopose.config.ModelConfig`: ``backbone``, ``backbone_weights``, ``backbone_stages``,
+``head``, ``lifter``, ``lifter_variant``, ``hidden``, ``dropout``, ``modulated``,
+``segmentation``) to the keyword-only constructors.
 Set the lifter's input and output statistics from the training set before training it
 (:meth:`Lifter.set_input_stats`, :func:`input_stats`, :meth:`Lifter.set_output_stats`,
 :func:`output_stats`; see :mod:`hopose.models.lifter`).

@@ -10,12 +10,15 @@ outputs 3D.
 
 Pooling and unpooling are "adaptive": a learned linear map from the nodes of one level to the
 nodes of the next (:class:`GraphResample`). Every graph convolution learns its own adjacency,
-starting with no edges (``A + I`` = identity, as in the release); the release shares one per
-level between encoder and decoder. Like every lifter here (:mod:`hopose.models.lifter`), it
-reads each keypoint's normalised viewing ray (``in_mean`` / ``in_std``; HOPE-Net read pixels)
-and predicts a normalised pose scaled by ``out_mean`` / ``out_std``. It has one 3D estimate,
-returned as both ``kp3d_init`` and ``kp3d`` so that the 3D loss carries the same total weight
-(two terms) as for :class:`ContextLifter`.
+starting with no edges, as in the release: every entry at the learned adjacencies' 1e-3 floor
+(:mod:`hopose.models.graph_conv`), so that Ã starts near the identity but not at it, each row
+of an N-node level with (N - 1) 1e-3 / (1 + N 1e-3) of its weight off the diagonal (2.7% at
+29 nodes). The release shares one adjacency per level between encoder and decoder. Like
+every lifter here (:mod:`hopose.models.lifter`), it reads each keypoint's normalised viewing
+ray (``in_mean`` / ``in_std``; HOPE-Net read pixels) and predicts a normalised pose scaled by
+``out_mean`` / ``out_std``. It has one 3D estimate, returned as both ``kp3d_init`` and
+``kp3d`` so that the 3D loss carries the same total weight (two terms) as for
+:class:`ContextLifter`.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ class GraphResample(nn.Module):
 def _graph_conv(
     nodes: int, in_features: int, out_features: int, activation: bool = True
 ) -> GraphConv:
-    """A graph convolution over ``nodes`` nodes whose adjacency is learned from no edges."""
+    """A graph convolution over ``nodes`` nodes whose adjacency is learned from no edges (every
+    entry at the floor of :mod:`hopose.models.graph_conv`)."""
     return GraphConv(
         in_features=in_features,
         out_features=out_features,

@@ -33,8 +33,10 @@ Context-aware lifter (:class:`ContextLifter`), with the authors' released widths
    normalised ray and its offset from its part's ray centroid (:func:`part_input`).
 2. Merged graph: each node's features and initial 3D (hidden + 3) pass through 6 graph
    convolutions over all the sub-graphs' nodes, hidden wide, dropout between them, whose
-   adjacencies start with no edges (``A + I`` = identity) so that the hand–object connections
-   are learned. The result is a residual added to the initial 3D.
+   adjacencies start with no edges, every entry at the learned adjacencies' 1e-3 floor, so
+   that the hand–object connections are learned: Ã starts near the identity, not at it, each
+   row of the 29-node graph with 2.7% of its weight spread over the other 28 nodes
+   (:mod:`hopose.models.graph_conv`). The result is a residual added to the initial 3D.
 
 All adjacencies are learned (:class:`~hopose.models.graph_conv.GraphConv`). The ablation
 variants of the paper's Table 2 keep the same depth over fewer nodes: "hand" runs the hand
