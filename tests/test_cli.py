@@ -575,8 +575,10 @@ def test_train_command_runs_a_shipped_config_with_overrides(tmp_path, capsys):
     assert saved["model"]["dropout"] == 0.0
     # ...with every override applied, a later one of a key winning (epochs 3 over TINY's 1).
     for key, value in dict(item.split("=") for item in overrides).items():
-        section, name = key.split(".")
-        assert saved[section][name] == yaml.safe_load(value), key
+        found = saved
+        for name in key.split("."):  # "device", "optim.epochs"
+            found = found[name]
+        assert found == yaml.safe_load(value), key
     assert (saved["optim"]["epochs"], saved["data"]["image_size"]) == (3, 32)
     with (out / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))

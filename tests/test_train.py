@@ -682,6 +682,58 @@ def test_a_missing_backbone_weights_file_is_refused_before_the_data_is_built(tmp
     assert not (tmp_path / "run" / "config.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not a torch file", "cannot read a torch state dict"),
+        ({"conv1.weight": torch.zeros(1)}, "weights do not fit the backbone"),
+    ],
+    ids=["not_torch", "another_network"],
+)
+def test_backbone_weights_the_backbone_cannot_load_are_refused_before_the_data_is_built(
+    tmp_path, monkeypatch, content, reason
+):
+    def read_splits(*args, **kwargs):
+        raise AssertionError("the data was built before the weights were checked")
+
+    monkeypatch.setattr(train_module, "_read_splits", read_splits)
+    weights = tmp_path / "r18.pth"
+    if isinstance(content, bytes):
+        weights.write_bytes(content)
+    else:
+        torch.save(content, weights)
+    cfg = tiny("encoder", f"model.backbone_weights={weights}")
+    with pytest.raises(ValueError, match=rf"^model\.backbone_weights: .*r18\.pth: {reason}"):
+        train(cfg, tmp_path / "run")
+
+
+def test_resuming_a_finished_run_builds_no_data_and_returns_its_network(tmp_path, monkeypatch):
+    """A demo killed in its evaluation resumes its finished stages without rendering their
+    crops again."""
+    done = train(tiny("encoder", "optim.epochs=1"), tmp_path)
+
+    def read_splits(*args, **kwargs):
+        raise AssertionError("a finished run built its data")
+
+    monkeypatch.setattr(train_module, "_read_splits", read_splits)
+    again = train(tiny("encoder", "optim.epochs=1"), tmp_path, resume=True)
+    assert (again.best, again.best_epoch, again.checkpoint) == (
+        done.best,
+        done.best_epoch,
+        done.checkpoint,
+    )
+    for (name, a), (_, b) in zip(
+        done.model.state_dict().items(), again.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_a_training_shard_of_one_sample_is_refused_naming_the_field(tmp_path):
+    # One sample in batches of 16 is a last batch of one, dropped (BatchNorm): no step at all.
+    with pytest.raises(ValueError, match=r"^data\.num_train: .*one sample"):
+        train(tiny("encoder", "data.num_train=1"), tmp_path)
+
+
 def test_validation_error_is_the_metrics_mean_distance():
     """best.pt is picked by the error ``hopose.metrics`` defines: one definition for both."""
     generator = torch.Generator().manual_seed(0)

@@ -37,7 +37,7 @@ Speed: the lifter stage's pose-only records are stacked once into tensors on the
 device (:class:`~hopose.data.tensor_split.TensorSplit`) and batched by index, so an epoch is its
 optimisation steps and little else; image stages read through DataLoader workers that persist
 across epochs, into pinned memory copied to the GPU asynchronously. Loss sums stay on the device
-within an epoch.
+within an epoch; each step reads only whether its loss is finite.
 
 Distributed: under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set; also with one
 process) the trained module is wrapped in DistributedDataParallel (NCCL on GPU, gloo on CPU),
@@ -80,6 +80,7 @@ from hopose.checkpoint import (
 )
 from hopose.config import (
     TRAIN_DEVICES,
+    ModelConfig,
     OptimConfig,
     TrainConfig,
     check_device,
@@ -93,10 +94,10 @@ from hopose.data.tensor_split import TensorSplit
 from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
 from hopose.files import write_atomic, write_text
-from hopose.losses import compute_losses, total_loss
+from hopose.losses import configured_losses, total_loss
 from hopose.metrics import mean_distance
 from hopose.models import HoposeNet, build_model
-from hopose.models.encoder import random_backbone_expected
+from hopose.models.encoder import check_backbone_weights, random_backbone_expected
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
 
@@ -118,7 +119,7 @@ LOCK_FILE = "train.lock"
 RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, METRICS_FILE)
 """Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
 PROGRESS_EVERY = 20
-"""Steps between updates of the progress bar's loss (each reads a value, waiting for the GPU)."""
+"""Steps between updates of the progress bar's loss."""
 RESUME_MAY_CHANGE: tuple[str, ...] = (
     "optim.epochs",
     "optim.val_every",
@@ -331,7 +332,7 @@ def forward_losses(
         ``(out, terms, batch)``: the module's outputs in float32 (any of ``kp2d_init``,
         ``kp2d`` (B, 29, 2) pixels, ``kp3d_init``, ``kp3d`` (B, 29, 3) mm, ``heatmaps``
         (B, 29, H/4, W/4), ``segmentation`` (B, 8, H/4, W/4)), the scalar loss terms of
-        :func:`hopose.losses.compute_losses`, and the batch on ``device``.
+        :func:`hopose.losses.configured_losses`, and the batch on ``device``.
     """
     batch = to_device(batch, device)
     with autocast(device, mixed_precision):
@@ -339,16 +340,7 @@ def forward_losses(
     out = {k: v.float() for k, v in out.items()}
     return (
         out,
-        compute_losses(
-            out,
-            batch,
-            parts=parts,
-            physical=cfg.loss.physical,
-            original_pixels=cfg.loss.l2d_pixels == "original",
-            heatmap=cfg.loss.w_heatmap > 0,
-            segmentation=cfg.loss.w_segmentation > 0,
-            euclidean_3d=cfg.loss.l3d_distance == "euclidean",
-        ),
+        configured_losses(out, batch, cfg.loss, parts=parts),
         batch,
     )
 
@@ -482,6 +474,13 @@ def _loader(
     # A last training batch of one sample stops BatchNorm in training mode ("Expected more than
     # 1 value per channel") where the ResNet's last map is 1x1 (32-px images): it is dropped.
     shard = len(sampler) if sampler is not None else len(dataset)
+    drop_last = train and cfg.optim.batch_size > 1 and shard % cfg.optim.batch_size == 1
+    if drop_last and shard == 1:
+        raise ValueError(
+            f"data.num_train: {runtime.world_size} process(es) leave each a training shard of one "
+            "sample, the last batch of one that is dropped, so no step would be taken; give "
+            "each process at least 2 samples"
+        )
     # Each DataLoader iterator draws its workers' base seed from ``generator``; left None, it
     # would draw from torch's global generator, once per epoch without workers and once in all
     # with persistent ones, so data.num_workers would change the epochs' augmentation and
@@ -492,7 +491,7 @@ def _loader(
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate_samples,
-        drop_last=train and cfg.optim.batch_size > 1 and shard % cfg.optim.batch_size == 1,
+        drop_last=drop_last,
         pin_memory=runtime.device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=ExitWithParent(),
@@ -710,10 +709,15 @@ def _train(
     checkpoint = _resumed_checkpoint(cfg, out_dir, runtime) if resume else None
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
-    _check_backbone_weights(cfg.model.backbone_weights)
+    _check_backbone_weights(cfg.model)
     if runtime.is_main:
         write_text(out_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     stage = STAGES[cfg.stage]
+    if checkpoint is not None and checkpoint["epoch"] == cfg.optim.epochs:
+        # A finished run (a demo resumed after its training): its network, without the data
+        # (thousands of crops to render) that no epoch would read.
+        model = _network(cfg, stage, checkpoint, init, train_set=None)[0].to(runtime.device)
+        return _result(model, checkpoint["best"], checkpoint["best_epoch"], out_dir, runtime)
     train_set, val_set = _read_splits(cfg, split_cache, with_images=stage.reads_images)
     model, trained = _network(cfg, stage, checkpoint, init, train_set)
     model.to(runtime.device, memory_format=memory_format(stage))
@@ -815,6 +819,14 @@ def _train(
 
     if writer is not None:
         writer.close()
+    return _result(model, best, best_epoch, out_dir, runtime)
+
+
+def _result(
+    model: HoposeNet, best: float, best_epoch: int, out_dir: Path, runtime: Runtime
+) -> TrainResult:
+    """What a run in ``out_dir`` returns; ``best_epoch`` counted from 0, as its checkpoints
+    hold it (-1: never validated)."""
     return TrainResult(
         model=model,
         best=best,
@@ -848,11 +860,18 @@ def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> di
     return checkpoint
 
 
-def _check_backbone_weights(path: str | None) -> None:
-    """Refuse a ``model.backbone_weights`` that is not a file, before the data is built: the
-    network reads it only after (and on every stage and resume, whose weights replace it)."""
-    if path is not None and not Path(path).is_file():
+def _check_backbone_weights(model: ModelConfig) -> None:
+    """Refuse a ``model.backbone_weights`` the backbone cannot load, before the data is built:
+    the network reads it only after (and on every stage and resume, whose weights replace it)."""
+    path = model.backbone_weights
+    if path is None:
+        return
+    if not Path(path).is_file():
         raise FileNotFoundError(f"model.backbone_weights: file not found: {path}")
+    try:
+        check_backbone_weights(model.backbone, path)
+    except ValueError as error:
+        raise ValueError(f"model.backbone_weights: {error}") from error
 
 
 def _read_splits(
@@ -880,11 +899,12 @@ def _network(
     stage: Stage,
     checkpoint: Mapping[str, Any] | None,
     init: Mapping[str, Any] | None,
-    train_set: Dataset,
+    train_set: Dataset | None,
 ) -> tuple[HoposeNet, frozenset[str]]:
     """The network a run starts from, and the parts holding trained weights: a resumed
     checkpoint's, or the parts ``init_from`` trained (the rest of it is random and not copied)
-    and this stage's."""
+    and this stage's. ``train_set`` sets a new lifter's statistics; None only with a
+    checkpoint, which holds them."""
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
     # A random backbone is news only to a stage that trains the encoder: the others never use
     # it (the lifter reads ground-truth 2D keypoints).

@@ -64,6 +64,27 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _headless_resnet(backbone: str) -> tuple[nn.Module, int]:
+    """A randomly initialised torchvision ResNet without its classifier, and the width F of
+    its pooled feature."""
+    trunk = getattr(torchvision.models, backbone)(weights=None)
+    width = trunk.fc.in_features
+    trunk.fc = nn.Identity()
+    return trunk, width
+
+
+def check_backbone_weights(backbone: str, path: str | Path) -> None:
+    """Refuse a weights file that ``backbone`` cannot load, as :class:`ImageEncoder` would, for
+    a caller that reads it before anything costly (a training run, before its data).
+
+    Raises:
+        ValueError: not a state dict, or one of another architecture.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    _load_backbone_weights(_headless_resnet(backbone)[0], Path(path))
+
+
 def _load_backbone_weights(trunk: nn.Module, path: Path) -> None:
     """Load a torchvision ResNet state dict from ``path`` into ``trunk`` (classifier dropped)."""
     try:
@@ -133,11 +154,10 @@ class ImageEncoder(nn.Module):
             raise ValueError(f"segmentation needs the heat-map head's features, got head {head!r}")
         if weights_path is not None and not Path(weights_path).is_file():
             raise FileNotFoundError(f"backbone weights file not found: {weights_path}")
-        trunk = getattr(torchvision.models, backbone)(weights=None)
+        trunk, width = _headless_resnet(backbone)
         # Each residual stage doubles the width: layer1..4 give F/8, F/4, F/2 and F channels.
-        channels = tuple(trunk.fc.in_features >> k for k in (3, 2, 1, 0))[:stages]
+        channels = tuple(width >> k for k in (3, 2, 1, 0))[:stages]
         feature_dim = channels[-1]
-        trunk.fc = nn.Identity()
         if weights_path is None:
             warnings.warn(
                 f"{RANDOM_BACKBONE_WARNING}: {backbone} starts from random initialisation, "
