@@ -79,6 +79,12 @@ def _with(path: Path, source: Path, **fields) -> None:
     torch.save(torch.load(source, weights_only=True) | fields, path)
 
 
+def _with_options(path: Path, source: Path, options: object) -> None:
+    """``source``'s checkpoint with its config's ``data.options`` replaced."""
+    config = torch.load(source, weights_only=True)["config"]
+    _with(path, source, config=config | {"data": config["data"] | {"options": options}})
+
+
 def _truncated(path: Path, source: Path) -> None:
     path.write_bytes(source.read_bytes()[:1000])
 
@@ -113,6 +119,16 @@ def test_bad_files_get_one_line_naming_the_file(tmp_path, lifter_run, write, mes
     text = str(error.value)
     assert text.startswith(f"{path}: ") and message in text and "\n" not in text
     assert "weights_only" not in text  # torch's advice to trust the file is not repeated
+
+
+def test_a_config_damaged_inside_is_one_line_naming_the_file_and_field(tmp_path, lifter_run):
+    """A list where the mapping ``data.options`` belongs: OmegaConf's merge raised a bare
+    TypeError ("Cannot merge incompatible container types") naming neither."""
+    path = tmp_path / "bad.pt"
+    _with_options(path, lifter_run, [1])
+    with pytest.raises(CheckpointError) as error:
+        load_model(path, from_images=False)
+    assert str(error.value) == f"{path}: its config: data.options must be a mapping, got [1]"
 
 
 def test_weights_that_do_not_fit_are_named_on_one_line(tmp_path, lifter_run):
@@ -215,8 +231,13 @@ def test_a_lifter_checkpoint_cannot_predict_from_images(tmp_path, lifter_run):
     """Its encoder is random (458-493 mm from images before this was refused); its lifter on
     ground-truth 2D is what it was trained for."""
     data = tiny("lifter").data
-    with pytest.raises(CheckpointError, match=r"lifter-stage checkpoint whose encoder was never"):
+    with pytest.raises(CheckpointError) as error:
         run_eval(lifter_run, data, "test", tmp_path / "images", report=False)
+    assert str(error.value) == (
+        f"{lifter_run}: a lifter-stage checkpoint whose encoder was never trained cannot predict "
+        "from images (train the next stages from it with init_from, or use its lifter alone: "
+        "hopose eval --gt-2d, hopose export --graph lifter)"
+    )
     assert not (tmp_path / "images" / "predictions.npz").exists()
     summary = run_eval(lifter_run, data, "test", tmp_path / "gt_2d", gt_2d=True, report=False)
     assert summary["n"] == 16

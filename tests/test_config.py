@@ -114,6 +114,8 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ("", ["data.options={"], "data.options: value is not YAML: did not find expected node"),
         ("", ["optim.lr=[1"], "optim.lr: value is not YAML: did not find expected ',' or ']'"),
         ("data: 3\n", [], "data must be a mapping"),
+        # A mapping field given a list: OmegaConf's merge raised a bare TypeError naming nothing.
+        ("data:\n  options: [1]\n", [], "data.options must be a mapping, got [1]"),
     ],
 )
 def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, overrides, message):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+from pathlib import Path
 from unittest.mock import patch
 
 import numpy as np
@@ -102,6 +104,16 @@ def test_exported_network_matches_torch_at_any_batch(network_onnx, batch):
 
 
 @pytest.mark.slow
+def test_the_graph_lists_its_outputs_sorted_by_name(network_onnx):
+    """As documented (not the output dict's order, kp2d_init first): users read them by name."""
+    model, folder = network_onnx
+    graph = [output.name for output in onnx_session(folder / "model.onnx").get_outputs()]
+    maps = ["heatmaps"] if model.encoder.head_kind == "heatmap" else []
+    tail = ["segmentation"] if maps else []
+    assert graph == [*maps, "kp2d", "kp2d_init", "kp3d", "kp3d_init", *tail]
+
+
+@pytest.mark.slow
 def test_the_comparison_sees_a_network_that_changed_after_export(network_onnx):
     """The check the command runs is not vacuous: one refinement weight moved after the export
     shows up in the refined 2D (and the 3D lifted from it), not in the initial 2D."""
@@ -171,6 +183,7 @@ def test_a_lifter_stage_checkpoint_exports_no_network(tmp_path, capsys):
     assert main(["export", str(tmp_path / "l.pt"), "--out", str(tmp_path / "m.onnx")]) == 1
     (message,) = capsys.readouterr().err.splitlines()
     assert "l.pt" in message and "encoder was never trained" in message
+    assert message.endswith("hopose export --graph lifter)")  # the export that it can serve
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -187,3 +200,36 @@ def test_an_export_that_fails_its_check_is_one_line_and_leaves_no_file(tmp_path,
     (message,) = capsys.readouterr().err.splitlines()
     assert message.startswith(f"hopose export: error: {out}: outputs ['kp3d', 'kp3d_init'] differ")
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "l.pt"]
+
+
+def test_a_failed_export_names_the_file_and_keeps_the_good_one(tmp_path, capsys):
+    """The graph is written to a temporary file, checked there, then renamed: a check that fails
+    or a disk that fills up half-way leaves the good model.onnx already there as it was, and the
+    full disk's error (ENOSPC, whose message names no file) names it."""
+    cfg = dataclasses.replace(_tiny_config(), stage="lifter")
+    save_checkpoint(
+        model_checkpoint(_trained_like(cfg), cfg, trained={"lifter"}), tmp_path / "l.pt"
+    )
+    out = tmp_path / "lifter.onnx"
+    args = ["export", str(tmp_path / "l.pt"), "--graph", "lifter", "--out", str(out)]
+    assert main(args) == 0
+    good = out.read_bytes()
+    capsys.readouterr()
+
+    with patch("hopose.export.tolerance", return_value=-1.0):
+        assert main(args) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    assert message.endswith("differ from torch beyond tolerance; not written")
+    assert out.read_bytes() == good
+
+    def full_disk(self, destination, **kwargs):
+        Path(destination).write_bytes(b"\x08\x09partial")  # what a write cut short leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with patch.object(torch.onnx.ONNXProgram, "save", full_disk):
+        assert main(args) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    assert message.startswith("hopose export: error: [Errno 28]")
+    assert "No space left on device" in message and str(out) in message
+    assert out.read_bytes() == good
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["l.pt", "lifter.onnx"]

@@ -75,6 +75,40 @@ def test_a_large_photo_is_decoded_small_and_keeps_its_full_size_coordinates(tmp_
     assert abs(int(np.asarray(photo.image)[90, 125, 0]) - 128) <= 3
 
 
+def _stripes() -> np.ndarray:
+    """4000 x 400 px of 1-px black and white vertical stripes, 8-bit greyscale."""
+    return (np.indices((400, 4000))[1] % 2 * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "1"])
+def test_palette_and_one_bit_photos_are_shrunk_by_averaging_as_rgb_ones_are(tmp_path, mode):
+    # Shrunk 4:1 to 1000 px, each working pixel averages 4 photo columns, 2 black and 2 white:
+    # 127.5, rounded to 127 or 128. Pillow resizes modes P and 1 by nearest neighbour only,
+    # which kept every other column: all black (or all white).
+    Image.fromarray(_stripes()).convert(mode).save(tmp_path / "stripes.png")
+    photo = read_photo(tmp_path / "stripes.png", max_side=1000)
+    working = np.asarray(photo.image)
+    assert photo.image.size == (1000, 100)
+    assert working.min() >= 127 and working.max() <= 128
+
+
+def test_a_palette_photo_with_a_transparent_colour_is_shrunk_as_its_rgba_version(tmp_path):
+    # Opaque red columns between transparent white ones: an RGBA photo is resized weighted by
+    # alpha (Pillow's premultiplied resize), so the shrunk copy is red; the palette's colours
+    # averaged regardless of transparency are pink, and nearest neighbour kept the white ones.
+    rgba = np.zeros((400, 4000, 4), np.uint8)
+    rgba[:, 0::2] = [255, 255, 255, 0]
+    rgba[:, 1::2] = [255, 0, 0, 255]
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    palette = Image.fromarray(rgba[..., :3]).convert("P", palette=Image.Palette.ADAPTIVE, colors=2)
+    white = palette.getpixel((0, 0))  # the palette index of the white columns
+    palette.save(tmp_path / "palette.png", transparency=white)
+    expected = np.asarray(read_photo(tmp_path / "rgba.png", max_side=1000).image)
+    got = np.asarray(read_photo(tmp_path / "palette.png", max_side=1000).image)
+    assert (expected == [255, 0, 0]).all()
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_a_file_that_is_not_an_image_is_named(tmp_path):
     (tmp_path / "notes.jpg").write_text("not an image")
     with pytest.raises(ValueError, match=r"notes\.jpg: not a readable image"):

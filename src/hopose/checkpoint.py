@@ -12,7 +12,10 @@ key            value
                those of the ``init_from`` checkpoint it started from
 ``model``      the whole network's state dict
 ``config``     the run's config as a nested dict (:func:`hopose.config.config_to_dict`)
-``epoch``      epochs done (1-based); ``best``, ``best_epoch`` the best validation error so far
+``epoch``      epochs done, so 1-based: the epoch the weights are from
+``best``       the best validation error so far (``inf`` before any validation)
+``best_epoch`` the epoch of ``best``, **0-based** (-1 before any validation): ``best_epoch + 1
+               == epoch`` when the weights are the best ones; ``hopose train`` prints it 1-based
 ``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``; in ``last.pt``
                only (``best.pt`` is read for its weights, and the optimiser's moments would
                triple an image stage's file)
@@ -97,7 +100,10 @@ def progress_checkpoint(
     best: float,
     best_epoch: int,
 ) -> dict[str, Any]:
-    """The network after ``epoch`` epochs of a run and the run's best so far: ``best.pt``."""
+    """The network after ``epoch`` epochs of a run and the run's best so far: ``best.pt``.
+
+    ``epoch`` counts epochs done (1-based); ``best_epoch`` is the best one's 0-based index, -1
+    before any validation (the module docstring's table)."""
     return model_checkpoint(model, cfg, trained=trained) | {
         "epoch": epoch,
         "best": best,
@@ -376,7 +382,8 @@ def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet
         use = "predict from images" if from_images else "lift ground-truth 2D"
         hint = "train the next stages from it with init_from"
         if "lifter" not in untrained:
-            hint += ", or evaluate its lifter with --gt-2d"
+            # Every command's way to the part that was trained, since any of them may load it.
+            hint += ", or use its lifter alone: hopose eval --gt-2d, hopose export --graph lifter"
         raise CheckpointError(
             f"{path}: a {checkpoint['stage']}-stage checkpoint whose {' and '.join(untrained)} "
             f"was never trained cannot {use} ({hint})"

@@ -604,17 +604,22 @@ def _run_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     size = cfg.model.image_size
-    export_onnx(model, out, graph=args.graph, image_size=size)
-    differences = compare_onnx(model, out, graph=args.graph, image_size=size)
-    print(out)
-    for name, difference in differences.items():
-        kind = "difference" if has_unit(name) else "relative difference"
-        print(f"{name}: onnxruntime vs torch, largest {kind} {difference:.2e}")
-    failed = [name for name, value in differences.items() if not value <= tolerance(name)]
-    if failed:
-        # A graph that does not compute what the network does is not left behind to be used.
-        out.unlink(missing_ok=True)
-        raise ValueError(f"{out}: outputs {failed} differ from torch beyond tolerance; removed")
+
+    def check(written: Path) -> None:
+        # Run on the temporary file before its rename to --out: a graph that does not compute
+        # what the network does is never left to be used, nor replaces a good one already there.
+        differences = compare_onnx(model, written, graph=args.graph, image_size=size)
+        print(out)
+        for name, difference in differences.items():
+            kind = "difference" if has_unit(name) else "relative difference"
+            print(f"{name}: onnxruntime vs torch, largest {kind} {difference:.2e}")
+        failed = [name for name, value in differences.items() if not value <= tolerance(name)]
+        if failed:
+            raise ValueError(
+                f"{out}: outputs {failed} differ from torch beyond tolerance; not written"
+            )
+
+    export_onnx(model, out, graph=args.graph, image_size=size, check=check)
     return 0
 
 

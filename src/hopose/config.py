@@ -486,13 +486,16 @@ class TrainConfig:
 
 
 def _check_sections(schema: DictConfig, values: Mapping[str, Any], prefix: str = "") -> None:
-    """A section (a nested dataclass) given as a scalar: OmegaConf's merge error would not name
-    its key."""
+    """A section (a nested dataclass) or a mapping field (``data.options``) given as a scalar or
+    a list: OmegaConf's merge error would not name its key (for a list, a bare TypeError)."""
     for key, value in values.items():
         node = schema.get(key) if key in schema else None
-        if isinstance(node, DictConfig) and OmegaConf.get_type(node) is not dict:
+        if isinstance(node, DictConfig):
             _require(isinstance(value, Mapping), f"{prefix}{key} must be a mapping, got {value!r}")
-            _check_sections(node, value, f"{prefix}{key}.")
+            # A mapping field's own keys are free (the dataset's options): only a section's are
+            # the schema's.
+            if OmegaConf.get_type(node) is not dict:
+                _check_sections(node, value, f"{prefix}{key}.")
 
 
 def _require_bools(section: type, values: Mapping[str, Any], prefix: str = "") -> None:

@@ -447,6 +447,13 @@ def self_crop(
     return {**out, "affine": maps[0]}
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s weights, where its inputs must be; the CPU for a module
+    without weights (a stand-in network that computes its answer)."""
+    weight = next(model.parameters(), None)
+    return torch.device("cpu") if weight is None else weight.device
+
+
 def self_crop_image(
     model: nn.Module,
     image: np.ndarray,
@@ -463,14 +470,19 @@ def self_crop_image(
         image_size: the network's input side. cropping: see :func:`self_crop`.
 
     Returns:
-        kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm.
+        kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm, on the CPU whatever the model's
+        device.
     """
+    # Photo and K on the model's device: the views are warped there and every pass's maps
+    # follow K's device.
+    device = model_device(model)
     # Converted to float once, and each shrink made once, for every pass's views.
-    warp = FrameWarp(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], image_size)
+    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(device)
+    warp = FrameWarp(frame, image_size)
     height, width = image.shape[:2]
     with torch.inference_mode():
         out = self_crop(
-            model, warp.views, K[None].float(), (width, height), image_size=image_size,
-            cropping=cropping,
+            model, warp.views, K[None].float().to(device), (width, height),
+            image_size=image_size, cropping=cropping,
         )  # fmt: skip
-    return out["kp2d"][0].float(), out["kp3d"][0].float()
+    return out["kp2d"][0].float().cpu(), out["kp3d"][0].float().cpu()

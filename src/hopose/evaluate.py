@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
-from hopose.crop import NO_SELF_CROP, SelfCropping, apply_affine, self_crop
+from hopose.crop import NO_SELF_CROP, SelfCropping, apply_affine, model_device, self_crop
 from hopose.data import collate_samples, uncapped
 from hopose.data.splits import build_split
 from hopose.data.workers import ExitWithParent, FrameViews
@@ -73,7 +73,7 @@ def _self_crop_outputs(
     """Self-cropped predictions (:func:`hopose.crop.self_crop`, as ``cropping`` says) of frames
     ``indices`` of the dataset ``render`` shows (:func:`_view_source`); 2D in the records' image
     pixels."""
-    device = next(model.parameters()).device
+    device = model_device(model)
 
     def view(maps: torch.Tensor) -> torch.Tensor:
         images = render(indices, maps.double().cpu().numpy())  # (V, B, S, S, 3)
@@ -115,7 +115,7 @@ def predict_split(
             reads each frame's K.
         cropping: with passes (:class:`hopose.crop.SelfCropping`), run from the images by
             self-cropping (:func:`hopose.crop.self_crop`) on views that ``frames`` renders
-            (``frames.view``: the synthetic data and the real loaders, also under a Subset of
+            (``frames.views``: the synthetic data and the real loaders, also under a Subset of
             them); predicted 2D is returned in the records' image pixels.
         batch_size: frames per forward pass.
         device: where the model lives.

@@ -32,11 +32,13 @@ an image (0.44 px across from 1920 to 224 px): it is the K of an image sampled a
 predict`` samples the photo, network pixel q at photo position A⁻¹ q
 (:func:`hopose.crop.warp_image` with A = :func:`hopose.crop.resize_affine`, K = A @ K_photo).
 
-The outputs are whatever the module's output dict holds, in key order, so another head exports
-without change here. The graph is traced by torch's dynamo exporter in eval mode (dropout off,
-batch-norm statistics frozen); the learned adjacencies' normalisation ``D^-1/2 (A + I) D^-1/2``
-(paper Eq. 2) is traced as operators on the stored weights, which is exact and costs a few
-29 × 29 operations per call. ONNX has no matrix inverse: the network inverts K in closed form
+The outputs are whatever the module's output dict holds, so another head exports without change
+here; the graph lists them sorted by name (``heatmaps``, ``kp2d``, ``kp2d_init``, ...), not in
+the dict's order: read them by name (onnxruntime's ``session.run(names, ...)``). The graph is
+traced by torch's dynamo exporter in eval mode (dropout off, batch-norm statistics frozen); the
+learned adjacencies' normalisation ``D^-1/2 (A + I) D^-1/2`` (paper Eq. 2) is traced as
+operators on the stored weights, which is exact and costs a few 29 × 29 operations per call.
+ONNX has no matrix inverse: the network inverts K in closed form
 (:func:`hopose.geometry.inverse_3x3`), in PyTorch as in the exported graph.
 
 :func:`compare_onnx` runs a graph in onnxruntime and PyTorch on the same random inputs and
@@ -48,12 +50,14 @@ heat-map head's logits, above :data:`DEFAULT_TOLERANCE` of the output's largest 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hopose.files import write_atomic
 from hopose.models import HoposeNet
 from hopose.skeleton import NUM_NODES
 
@@ -69,7 +73,8 @@ OPSET = 18
 
 
 class _Positional(nn.Module):
-    """A module's output dict as a tuple in a fixed key order: ONNX outputs are positional."""
+    """A module's output dict as a tuple in the order ``names`` gives: ONNX outputs are
+    positional."""
 
     def __init__(self, module: nn.Module, names: list[str]) -> None:
         super().__init__()
@@ -113,38 +118,58 @@ def example_inputs(graph: str, *, batch: int, image_size: int, seed: int = 0) ->
 
 
 def export_onnx(
-    model: HoposeNet, path: str | Path, *, graph: str = "network", image_size: int
+    model: HoposeNet,
+    path: str | Path,
+    *,
+    graph: str = "network",
+    image_size: int,
+    check: Callable[[Path], object] | None = None,
 ) -> list[str]:
     """Write ``graph`` of ``model`` to ``path`` as ONNX with a dynamic batch axis.
 
-    ``image_size`` (the config's ``model.image_size``) fixes the network graph's image side.
+    ``image_size`` (the config's ``model.image_size``) fixes the network graph's image side. The
+    file is written whole or not at all (:func:`hopose.files.write_atomic`): the graph goes to a
+    temporary file beside ``path`` (of its suffix), ``check(tmp)`` (if given, e.g. a
+    :func:`compare_onnx` that raises) runs on it, and only then is it renamed to ``path``. A
+    failed write or check leaves a file already at ``path`` as it was and no other file.
 
     Returns:
         The output names, in the graph's order.
+
+    Raises:
+        OSError: the file cannot be written (a full disk), of the original kind, naming ``path``.
     """
     module = graph_module(model, graph).eval()
     inputs = example_inputs(graph, batch=2, image_size=image_size)
     with torch.no_grad():
         names = sorted(module(*inputs.values()))
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():
-        # The exporter reports its progress and torch.export's internal deprecations as warnings.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Positional(module, names),
-            tuple(inputs.values()),
-            str(path),
-            input_names=list(inputs),
-            output_names=names,
-            opset_version=OPSET,
-            dynamo=True,
-            # One entry, the tuple of the wrapper's *inputs, each with a dynamic first axis.
-            dynamic_shapes=(tuple({0: batch} for _ in inputs),),
-            # The weights inside the one file (ONNX's protobuf limit, 2 GB, is far above any
-            # hopose network), not in a ``.data`` file beside it that a copy would leave behind.
-            external_data=False,
-            verbose=False,
-        )
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            # The exporter reports its progress and torch.export's internal deprecations as
+            # warnings.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Positional(module, names),
+                tuple(inputs.values()),
+                str(tmp),
+                input_names=list(inputs),
+                output_names=names,
+                opset_version=OPSET,
+                dynamo=True,
+                # One entry, the tuple of the wrapper's *inputs, each with a dynamic first axis.
+                dynamic_shapes=(tuple({0: batch} for _ in inputs),),
+                # The weights inside the one file (ONNX's protobuf limit, 2 GB, is far above any
+                # hopose network), not in a ``.data`` file beside it that a copy would leave
+                # behind (and that the rename to ``path`` would not carry).
+                external_data=False,
+                verbose=False,
+            )
+        if check is not None:
+            check(tmp)
+
+    write_atomic(path, write)
     return names
 
 

@@ -14,7 +14,9 @@ Reading (:func:`read_photo`):
   most about twice ``max_side`` before the final resampling), so a 48-megapixel JPEG costs
   tens of megabytes, not gigabytes. Other formats have no reduced decoding: a PNG or TIFF is
   decoded at full size (a 48-megapixel PNG about 260 MB) and then shrunk by an integer box
-  reduction before the final resampling.
+  reduction before the final resampling; a palette or 1-bit image is first converted to RGB
+  (RGBA where a colour is transparent) or greyscale, which Pillow resamples: it resizes those
+  modes by nearest neighbour only, so that fine patterns would alias instead of averaging.
 
 Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
 
@@ -58,6 +60,10 @@ DEFAULT_FOCAL_35MM = 26.0
 """35 mm-equivalent focal length (mm) assumed when neither the user nor the EXIF gives one."""
 FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Modes Pillow resizes by nearest neighbour whatever filter is asked (a 1-px pattern aliases
+# instead of averaging), and the modes of the same pixels it filters; RGBA where the palette has
+# a transparent colour, so that it is resized as an RGBA photo is (alpha-weighted).
+NEAREST_ONLY_MODES = {"1": "L", "P": "RGB"}
 # EXIF tags (EXIF 2.32): Orientation in IFD0; the rest in the Exif sub-IFD.
 EXIF_IFD = 0x8769
 FOCAL_LENGTH = 0x920A
@@ -93,7 +99,7 @@ class Photo:
         """(3, 3) float64 map of full-size pixels to working-copy pixels.
 
         Pillow's whole-image resizes map the photo's outer pixel edges onto the copy's, so with
-        pixel centres at integers (docs/conventions.md §6) a point at u lands at
+        pixel centres at integers (docs/conventions.md §1) a point at u lands at
         ``s u + (s - 1) / 2``, s = copy size / full size per axis: half a copy pixel from
         :func:`hopose.geometry.scale_intrinsics`'s ``s u``.
         """
@@ -167,6 +173,10 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
                 # the box draft returns, (0, 0, W / s, H / s), is the photo (as in thumbnail).
                 draft = image.draft("RGB", target)
                 box = draft[1] if draft is not None else None
+                if image.mode in NEAREST_ONLY_MODES:
+                    image = image.convert(
+                        "RGBA" if image.has_transparency_data else NEAREST_ONLY_MODES[image.mode]
+                    )
                 image = image.resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
             working = _to_rgb8(image)
             if max(working.size) > max_side:  # a 16-bit photo, converted at full size

@@ -37,6 +37,7 @@ from hopose.crop import (
     NO_SELF_CROP,
     SelfCropping,
     apply_affine,
+    model_device,
     resize_affine,
     self_crop_image,
     warp_image,
@@ -107,7 +108,8 @@ def predict_photo(
     ``cropping`` with passes (a model trained on crops, :class:`hopose.crop.SelfCropping`):
     after the whole-photo pass, that many passes on squares the model places around its own 2D
     (:func:`hopose.crop.self_crop_image`), the last averaged over its views.
-    ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None."""
+    ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None.
+    The photo goes to ``model``'s device (a GPU's too); what is returned is on the CPU."""
     to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
     K_work = to_working @ camera.K.double()
     if cropping.passes:
@@ -119,10 +121,12 @@ def predict_photo(
         # integers as in training (hopose.crop.warp_image); 2D comes back through the same map.
         frame = torch.from_numpy(np.array(photo.image)).permute(2, 0, 1)[None]  # (1, 3, H, W)
         A = resize_affine(photo.image.size, image_size, K_work)  # (3, 3) float64
+        device = model_device(model)  # the frame is warped where the network reads it
         with torch.inference_mode():
-            out = model(warp_image(frame, A[None], image_size), (A @ K_work)[None].float())
-        kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"][0].double())
-        kp3d = out["kp3d"][0]
+            image = warp_image(frame.to(device), A[None].to(device), image_size)
+            out = model(image, (A @ K_work)[None].float().to(device))
+        kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"][0].double().cpu())
+        kp3d = out["kp3d"][0].cpu()
     kp2d = apply_affine(torch.linalg.inv(to_working), kp2d.double())  # the photo's pixels
     kp3d = kp3d.double()  # (29, 3) mm, in the photo's camera
     if refine is not None:
