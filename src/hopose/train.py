@@ -477,9 +477,9 @@ def _loader(
     drop_last = train and cfg.optim.batch_size > 1 and shard % cfg.optim.batch_size == 1
     if drop_last and shard == 1:
         raise ValueError(
-            f"data.num_train: {runtime.world_size} process(es) leave each a training shard of one "
-            "sample, the last batch of one that is dropped, so no step would be taken; give "
-            "each process at least 2 samples"
+            f"data.num_train: each of the {runtime.world_size} training process(es) gets one "
+            "sample, a last batch of one, which is dropped (BatchNorm), so no step would be "
+            "taken; give each process at least 2 samples"
         )
     # Each DataLoader iterator draws its workers' base seed from ``generator``; left None, it
     # would draw from torch's global generator, once per epoch without workers and once in all
@@ -716,7 +716,8 @@ def _train(
     if checkpoint is not None and checkpoint["epoch"] == cfg.optim.epochs:
         # A finished run (a demo resumed after its training): its network, without the data
         # (thousands of crops to render) that no epoch would read.
-        model = _network(cfg, stage, checkpoint, init, train_set=None)[0].to(runtime.device)
+        model = _network(cfg, stage, checkpoint, init, train_set=None)[0]
+        model.to(runtime.device, memory_format=memory_format(stage))
         return _result(model, checkpoint["best"], checkpoint["best_epoch"], out_dir, runtime)
     train_set, val_set = _read_splits(cfg, split_cache, with_images=stage.reads_images)
     model, trained = _network(cfg, stage, checkpoint, init, train_set)
