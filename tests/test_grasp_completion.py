@@ -34,6 +34,13 @@ def _open_hand() -> torch.Tensor:
     return torch.tensor([joints], dtype=torch.float64)
 
 
+def test_grip_box_refuses_a_box_batch_other_than_the_hands():
+    hand = torch.zeros(3, 21, 3)
+    box = box_corners(torch.tensor([40.0, 60.0, 100.0]))[None].expand(1, 8, 3)
+    with pytest.raises(ValueError, match=r"batch shapes differ: \(3,\) vs \(1,\)"):
+        grip_box(hand, box)
+
+
 def test_palm_centre_is_the_mean_of_the_wrist_and_the_finger_mcps():
     origin = palm_centre(_open_hand())
     torch.testing.assert_close(origin[0], torch.tensor([62.6, 8.0, 0.0], dtype=torch.float64))

@@ -200,6 +200,21 @@ def test_contact_points_of_four_contacts():
     assert_same_rows(dirs[0][valid[0]], expected)
 
 
+def test_a_selection_of_another_batch_or_grid_is_refused():
+    hand, box = random_grasps(torch.Generator().manual_seed(3), [4, 4, 4])
+    selection = select_contacts(hand, box, n_samples=11, top_k=10)  # grid points up to 120
+    # Sample 0's choices on a batch of 3 would score its contacts on every pose.
+    with pytest.raises(ValueError, match=r"selection must have shape \(3, K, 3\).*\(1, 10, 3\)"):
+        physical_affinity_loss(hand, box, selection=selection[:1])
+    # Choices of an 11 x 11 grid read on a 5 x 5 one (25 points) name the grid.
+    coarse = selection.clone()
+    coarse[..., 2] = 25  # one past the 5 x 5 grid's last point (0..24)
+    with pytest.raises(ValueError, match=r"5x5 points: made with another n_samples"):
+        contact_points(hand, box, n_samples=5, selection=coarse)
+    coarse[..., 2] = 24
+    contact_points(hand, box, n_samples=5, selection=coarse)  # in range: accepted
+
+
 def test_reused_selection_follows_the_moved_pose():
     # The choices made on one pose, reused on a moved one: the support points are rebuilt from
     # the moved corners and the filter of Eq. 5 is evaluated on the moved joints.

@@ -51,6 +51,14 @@ def test_penetration_hand_computed():
     assert (depth[0, 4:] == 0).all()
 
 
+def test_a_batch_of_one_against_a_batch_of_three_is_refused():
+    hand, box = torch.zeros(3, 21, 3, dtype=torch.float64), _box()  # box: batch 1
+    with pytest.raises(ValueError, match=r"batch shapes differ: \(3,\) vs \(1,\)"):
+        penetration_depth(hand, box)
+    with pytest.raises(ValueError, match=r"pts must be \(B, K, 3\) for obj's batch \(1,\)"):
+        contact_normals(torch.zeros(3, 10, 3, dtype=torch.float64), box)
+
+
 def test_inward_distances_hand_computed():
     # Box 60 x 40 x 100 mm centred at the origin: faces at x = +-30, y = +-20, z = +-50.
     # (25, 0, 0): x+ 30 - 25 = 5, x- 25 + 30 = 55, y+- 20, z+- 50, all positive (inside).
@@ -91,7 +99,7 @@ def test_penetration_distorted_and_degenerate_boxes_are_finite():
 
 
 def test_penetration_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="hand and obj"):
+    with pytest.raises(ValueError, match=r"^hand must have shape \(B, 21, 3\), got \(1, 20, 3\)$"):
         penetration_depth(torch.zeros(1, 20, 3), torch.zeros(1, 8, 3))
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hopose.physics import ETA, N_SAMPLES, TOP_K, contact_points
+from hopose.physics import ETA, N_SAMPLES, TOP_K, check_hand_object, contact_points
 from hopose.skeleton import JOINT_NAMES, corner_signs
 
 # Guards box_axes' normalisation: a flat box gives a zero axis, not a NaN.
@@ -87,6 +87,7 @@ def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0, move: float = 1.0) 
     Returns:
         (B, 8, 3) corners of an exact cuboid, labelled as ``obj``'s (docs/conventions.md §1).
     """
+    check_hand_object(hand, obj)
     U, centre = box_axes(obj)
     local = (hand[:, _GRIP] - centre[:, None]) @ U  # (B, G, 3) coordinates along the axes
     low, high = local.amin(dim=1), local.amax(dim=1)  # (B, 3)

@@ -10,7 +10,10 @@ best spread of n contacts, 1 all on one side.
 The discrete choices (closest face point, top-k pairs, the distance filter, which face pair is
 the axis) are made without gradients. Gradients flow through the chosen support points, which
 are bilinear in the box corners, and through the axis; the hand joints only select contacts, so
-the loss moves the object corners (docs/conventions.md §2, note).
+the loss moves the object corners (docs/conventions.md §2, note). Of those it can change only
+the box's proportions: the cosines are unchanged when the box and its support points move,
+turn or scale together, so the gradient has no component along translation, rotation or
+uniform scale (below 1e-17 of its size, measured); it cannot carry a box towards a grasp.
 
 Every public function computes in at least float32 with autocast off, and returns float32 for
 half-precision inputs: autocast runs the contact search's matmul in bfloat16 (CPU) or float16
@@ -53,7 +56,9 @@ TOP_K = 10
 ETA = 0.2
 
 
-def _check_inputs(hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: float) -> None:
+def check_hand_object(hand: Tensor, obj: Tensor) -> None:
+    """Refuse a hand (..., 21, 3) and box (..., 8, 3) of other shapes or of other batch shapes
+    (a batch of 1 against one of B would broadcast into B plausible, wrong answers)."""
     if hand.shape[-2:] != (NUM_JOINTS, 3):
         raise ValueError(f"hand must have shape (B, {NUM_JOINTS}, 3), got {tuple(hand.shape)}")
     if obj.shape[-2:] != (NUM_CORNERS, 3):
@@ -62,6 +67,10 @@ def _check_inputs(hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: fl
         raise ValueError(
             f"hand and obj batch shapes differ: {tuple(hand.shape[:-2])} vs {tuple(obj.shape[:-2])}"
         )
+
+
+def _check_inputs(hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: float) -> None:
+    check_hand_object(hand, obj)
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if not 1 <= top_k <= NUM_JOINTS * _NUM_FACES:
@@ -182,9 +191,26 @@ def contact_points(
         if selection is None:
             selection = select_contacts(hand, obj, n_samples, top_k)
         else:
+            _check_selection(selection, lead, n_samples)
             top_k = selection.shape[-2]
         pts, dirs, valid = _contacts(hand, obj, selection.reshape(-1, top_k, 3), n_samples, eta)
     return pts.reshape(*lead, top_k, 3), dirs.reshape(*lead, top_k, 3), valid.reshape(*lead, top_k)
+
+
+def _check_selection(selection: Tensor, lead: torch.Size, n_samples: int) -> None:
+    """Refuse choices of :func:`select_contacts` of another batch (broadcast, they would score
+    one sample's contacts on every pose) or of another grid (read on this one's points)."""
+    if selection.dim() != len(lead) + 2 or selection.shape[:-2] != lead or selection.shape[-1] != 3:
+        raise ValueError(
+            f"selection must have shape ({', '.join(map(str, lead))}, K, 3) for this batch, "
+            f"got {tuple(selection.shape)}"
+        )
+    limits = torch.tensor([NUM_JOINTS, _NUM_FACES, n_samples**2], device=selection.device)
+    if selection.numel() and not ((selection >= 0) & (selection < limits)).all():
+        raise ValueError(
+            f"selection holds joints, faces or grid points outside 21 joints, 6 faces and "
+            f"{n_samples}x{n_samples} points: made with another n_samples?"
+        )
 
 
 def physical_affinity_loss(

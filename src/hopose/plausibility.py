@@ -53,8 +53,14 @@ from scipy.spatial import ConvexHull, QhullError
 from torch import Tensor
 
 from hopose.geometry import cuboid_error, face_corners, sample_face_points
-from hopose.physics import ETA, N_SAMPLES, TOP_K, affinity_of_contacts, contact_points
-from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
+from hopose.physics import (
+    ETA,
+    N_SAMPLES,
+    TOP_K,
+    affinity_of_contacts,
+    check_hand_object,
+    contact_points,
+)
 
 # Coulomb friction coefficient and number of edges of the linearised friction cone.
 MU = 0.5
@@ -142,11 +148,7 @@ def penetration_depth(hand: Tensor, obj: Tensor) -> Tensor:
     Returns:
         (B, 21) depths in mm.
     """
-    if hand.shape[-2:] != (NUM_JOINTS, 3) or obj.shape[-2:] != (NUM_CORNERS, 3):
-        raise ValueError(
-            f"hand and obj must be (B, {NUM_JOINTS}, 3) and (B, {NUM_CORNERS}, 3), "
-            f"got {tuple(hand.shape)} and {tuple(obj.shape)}"
-        )
+    check_hand_object(hand, obj)
     return inward_distances(hand, obj).amin(dim=-1).clamp(min=0)  # (B, 21)
 
 
@@ -165,6 +167,10 @@ def contact_normals(pts: Tensor, obj: Tensor, n_samples: int = N_SAMPLES) -> Ten
     Returns:
         (B, K, 3) unit inward normals.
     """
+    if pts.shape[-1] != 3 or pts.shape[:-2] != obj.shape[:-2]:
+        raise ValueError(
+            f"pts must be (B, K, 3) for obj's batch {tuple(obj.shape[:-2])}, got {tuple(pts.shape)}"
+        )
     grids = sample_face_points(obj, n_samples)  # (B, 6, M, 3)
     # Least distance of each contact to each face's grid, (B, K, 6).
     dist = torch.linalg.vector_norm(pts[..., :, None, None, :] - grids[..., None, :, :, :], dim=-1)
@@ -184,8 +190,10 @@ def _tangent_basis(
 
     The first is the contact's offset from the centre (K, 3) projected on the tangent plane,
     so the friction pyramid turns with the object and the score does not depend on the
-    camera's axes; for an offset along the normal, the coordinate axis least aligned with the
-    normal stands in.
+    camera's axes; for an offset along the normal (a contact on the line through a face's
+    centre), the coordinate axis least aligned with the normal stands in, which does not turn
+    with the object: such a grasp's score moves with the camera (by up to 4% on hand-built
+    grasps, 0.7% at most on 3 of 59 refined synthetic frames, never on exact ones).
     """
     along = (offsets * normals).sum(axis=-1, keepdims=True)
     t1 = offsets - along * normals
@@ -211,7 +219,8 @@ def contact_wrenches(
     Edge k of contact i's friction pyramid is ``f = n_i + mu (cos a_k t1_i + sin a_k t2_i)``,
     a_k = 2 pi k / n_edges, and its wrench is ``(f, (p_i - centre) x f / length)``; t1_i is
     the tangent towards which the contact's offset from the centre leans (see
-    ``_tangent_basis``), which makes the score invariant under rigid motions.
+    ``_tangent_basis``), which makes the score invariant under rigid motions, except for a
+    contact on the line through a face's centre (``_tangent_basis``).
 
     Args:
         contacts: (K, 3) contact points, mm.
