@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from hopose.data.cache import CacheDataset, write_cache
+from hopose.data.cache import CacheDataset, as_recorded, write_cache
 from hopose.data.dexycb import DexYCB
 from hopose.data.fpha import FPHA
 from hopose.data.ho3d import HO3D
@@ -209,14 +209,6 @@ def option_defaults(name: str) -> dict[str, Any]:
     return defaults
 
 
-def _as_recorded(value: Any) -> Any:
-    """``value`` as a cache's JSON ``info`` holds it: a tuple (``focal_scale=(0.8, 1.2)``) is a
-    list there, and would otherwise never equal it."""
-    if isinstance(value, tuple | list):
-        return [_as_recorded(item) for item in value]
-    return value
-
-
 def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images: bool):
     """Open a cache and check that what it recorded (``info``) agrees with the config.
 
@@ -240,7 +232,7 @@ def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images
     for field, value in asked.items():
         if field in READ_OPTIONS or field not in held:
             continue
-        if _as_recorded(held[field]) != _as_recorded(value):
+        if as_recorded(held[field]) != as_recorded(value):  # a default may be a tuple too
             raise ValueError(
                 f"cache: {cache} holds {field}={held[field]!r}, config asks {value!r}; rebuild "
                 "it with the config's settings"

@@ -85,10 +85,15 @@ def _read_json(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
     return payload
 
 
-def _as_json(info: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``info`` as build.json and meta.json read it back, so that the two compare equal (a tuple
-    option such as ``focal_scale=(0.8, 1.2)`` is a list there)."""
-    return json.loads(json.dumps(dict(info or {})))
+def as_recorded(value: Any) -> Any:
+    """``value`` as a cache's JSON files (build.json, meta.json's ``info``) hold it, so that the
+    two compare equal: a tuple, such as ``focal_scale=(0.8, 1.2)``, is a list there, at any
+    depth."""
+    if isinstance(value, Mapping):
+        return {key: as_recorded(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [as_recorded(item) for item in value]
+    return value
 
 
 def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
@@ -191,7 +196,7 @@ def write_cache(
     if workers < 0:
         raise ValueError(f"workers: must be >= 0, got {workers}")
     out = Path(out_dir)
-    info = _as_json(info)
+    info = as_recorded(dict(info or {}))
     source = None if root is None else str(Path(root).resolve())
     num_samples = len(dataset)
     if num_samples == 0:
