@@ -67,6 +67,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def _headless_resnet(backbone: str) -> tuple[nn.Module, int]:
     """A randomly initialised torchvision ResNet without its classifier, and the width F of
     its pooled feature."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
     trunk = getattr(torchvision.models, backbone)(weights=None)
     width = trunk.fc.in_features
     trunk.fc = nn.Identity()
@@ -80,8 +82,6 @@ def check_backbone_weights(backbone: str, path: str | Path) -> None:
     Raises:
         ValueError: not a state dict, or one of another architecture.
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
     _load_backbone_weights(_headless_resnet(backbone)[0], Path(path))
 
 
@@ -144,8 +144,6 @@ class ImageEncoder(nn.Module):
         segmentation: bool = False,
     ) -> None:
         super().__init__()
-        if backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
         if stages not in range(1, len(RESIDUAL_STAGES) + 1):
             raise ValueError(f"stages must be 1, 2, 3 or 4, got {stages}")
         if head not in HEADS:
