@@ -13,6 +13,7 @@ from hopose.crop import edge_aligned_scale, resize_affine
 from hopose.geometry import (
     MIN_DEPTH,
     axis_angle_to_matrix,
+    box_axes,
     box_central_axis,
     box_corners,
     face_corners,
@@ -271,3 +272,20 @@ def test_inverse_3x3_is_the_inverse():
     A = torch.randn(4, 5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(inverse_3x3(A), torch.linalg.inv(A))
     assert torch.autograd.gradcheck(inverse_3x3, (A[0].clone().requires_grad_(),))
+
+
+def test_box_axes_are_the_half_edges_directions_in_label_order():
+    rotation = axis_angle_to_matrix(torch.tensor([0.3, -0.8, 1.2], dtype=torch.float64))
+    centre = torch.tensor([5.0, -7.0, 300.0], dtype=torch.float64)
+    box = box_corners(
+        torch.tensor([60.0, 40.0, 120.0], dtype=torch.float64), make_transform(rotation, centre)
+    )
+    U, found = box_axes(box[None])
+    torch.testing.assert_close(U[0], rotation)
+    torch.testing.assert_close(found[0], centre)
+    # A mirrored labelling (x bit flipped: corners 0<->1, 2<->3, ...) flips the x axis only.
+    relabelled = box[[1, 0, 3, 2, 5, 4, 7, 6]]
+    torch.testing.assert_close(
+        box_axes(relabelled[None])[0][0],
+        rotation * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64),
+    )

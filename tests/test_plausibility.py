@@ -186,6 +186,25 @@ def test_grasp_quality_invariances_and_friction():
     assert _epsilon(contacts, normals) <= _epsilon(contacts, normals, mu=1.0) + 1e-12
 
 
+def test_grasp_epsilon_of_contacts_on_face_centre_lines_turns_with_the_box():
+    # Six joints 2 mm outside the 60 x 40 x 120 box: five over face centres (their offsets from
+    # the box's centre lie along the normals, so the offset gives no tangent) and one off-centre.
+    # Their friction pyramids are oriented by the box's own axes, so a rigid motion of hand and
+    # box leaves epsilon as it was; oriented by the camera's axes (the default of a direct
+    # grasp_quality call, as pose_plausibility was before) it moved by up to 2% here.
+    box = _box((60.0, 40.0, 120.0))
+    hand = _hand_with([32, 0, 0], [-32, 0, 0], [0, 22, 0], [0, -22, 0], [0, 0, 62], [32, 8, 24])
+    base = pose_plausibility(hand, box)
+    assert base["valid_contacts"][0] == 6 and base["grasp_epsilon"][0] > 0.1
+    for axis_angle in ([0.4, -1.1, 0.7], [2.0, 0.3, -0.5]):
+        pose = make_transform(
+            axis_angle_to_matrix(torch.tensor(axis_angle, dtype=torch.float64)),
+            torch.tensor([12.0, -40.0, 300.0], dtype=torch.float64),
+        )
+        moved = pose_plausibility(transform_points(hand, pose), transform_points(box, pose))
+        assert moved["grasp_epsilon"][0] == pytest.approx(base["grasp_epsilon"][0], rel=1e-8)
+
+
 def test_grasp_quality_rejects_bad_parameters():
     contacts, normals = _opposed_grasp()
     with pytest.raises(ValueError, match="mu"):

@@ -9,13 +9,14 @@ import torch
 from eval_cases import BOX_SIZE, K, make_predictions
 from hopose.geometry import (
     axis_angle_to_matrix,
+    box_axes,
     box_corners,
     cuboid_error,
     fit_cuboid,
     make_transform,
     project_points,
 )
-from hopose.grasp_completion import box_axes, grip_box
+from hopose.grasp_completion import grip_box
 from hopose.physics import contact_points
 from hopose.plausibility import penetration_depth
 from hopose.refine import (

@@ -22,6 +22,8 @@ from hopose.skeleton import BOX_FACES, OPPOSITE_FACES, corner_signs
 # Depths below this (mm) are clamped before the perspective division, so a point at or behind
 # the camera gives a large but finite pixel position instead of Inf/NaN.
 MIN_DEPTH = 1e-6
+# Guards box_axes' normalisation: a flat box gives a zero axis, not a NaN.
+AXIS_EPS = 1e-6
 
 
 def project_points(
@@ -323,3 +325,27 @@ def cuboid_error(corners: Tensor) -> Tensor:
         (...,) mean corner distance in the corners' unit, 0 for an exact cuboid.
     """
     return torch.linalg.vector_norm(corners - fit_cuboid(corners), dim=-1).mean(dim=-1)
+
+
+def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
+    """A cuboid's own axes, in its corner labels' order, and its centre.
+
+    With the corner signs g_k (docs/conventions.md §1) and centre c, ``sum_k (X_k - c) g_k^T / 8``
+    is ``R diag(s)`` for an exact cuboid ``X_k = c + R diag(s) g_k`` (the signs of any two axes
+    are orthogonal over the 8 corners): its columns are the half-edge vectors, and normalised
+    they are the box's axes, signed so that corner k lies at ``sum_a g_ka s_a`` along them.
+    A mirrored labelling (a left-handed corner order) keeps its own signs, so rebuilding the
+    corners as ``c' + U diag(h) g_k`` keeps every corner's label. An axis of zero length (a flat
+    box) comes out as the zero vector.
+
+    Args:
+        obj: (..., 8, 3) corners of a cuboid (:func:`fit_cuboid`); of a near-cuboid, the
+            axes are near its best cuboid's and need not be exactly orthogonal.
+
+    Returns:
+        ``(U, centre)``: (..., 3, 3) unit axes as columns, and (..., 3) centres.
+    """
+    centre = obj.mean(dim=-2)
+    half_edges = (obj - centre[..., None, :]).transpose(-1, -2) @ corner_signs().to(obj) / 8
+    length = torch.linalg.vector_norm(half_edges, dim=-2, keepdim=True)  # (..., 1, 3)
+    return half_edges / length.clamp(min=AXIS_EPS), centre

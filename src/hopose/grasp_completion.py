@@ -5,13 +5,13 @@ From 64-pixel images the demo's network predicts a real box, its corner order (t
 data label the box as held in the hand, docs/synthetic.md) right in most frames, but smaller
 than the truth (sides 35 x 19 x 120 mm on average, the truth's 64 x 61 x 164) and 57 mm off
 on average: few joints come within the paper's contact filter (Eq. 5, 0.2 box radii) and the
-refinement has little to pull onto. The data are grasps,
-though, and the hand says where its box is: between the thumb and the fingers.
-:func:`grip_box` keeps the predicted box's own axes (:func:`box_axes`, so its corner labels
-and orientation stay), grows it along each axis to span a fraction of the grip joints' extent
-(thumb IP and tip, each finger's PIP, DIP and tip) and moves it the least along its axes so
-that its span and the grip's nest (or a fraction of that move); :func:`hopose.refine.push_out`
-then brings the joints inside onto its faces.
+refinement has little to pull onto. The data are grasps, though, and the hand says where its box
+is: between the thumb and the fingers. :func:`grip_box` keeps the predicted box's own axes
+(:func:`hopose.geometry.box_axes`, so its corner labels and orientation stay), grows it along
+each axis to span a fraction of the grip joints' extent (thumb IP and tip, each finger's PIP,
+DIP and tip) and moves it the least along its axes so that its span and the grip's nest (or a
+fraction of that move); :func:`hopose.refine.push_out` then brings the joints inside onto its
+faces.
 
 :func:`needs_completion` says which frames get it: those without two valid contacts (Eq. 5) on
 their own box (a grasp already formed is left as it is) whose predicted box centre lies within
@@ -24,11 +24,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hopose.geometry import box_axes
 from hopose.physics import ETA, N_SAMPLES, TOP_K, check_hand_object, contact_points
 from hopose.skeleton import JOINT_NAMES, corner_signs
-
-# Guards box_axes' normalisation: a flat box gives a zero axis, not a NaN.
-EPS = 1e-6
 
 _PALM = [
     JOINT_NAMES.index(n) for n in ("wrist", "index_mcp", "middle_mcp", "ring_mcp", "little_mcp")
@@ -41,37 +39,14 @@ def palm_centre(hand: Tensor) -> Tensor:
     return hand[:, _PALM].mean(dim=1)
 
 
-def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
-    """A cuboid's own axes, in its corner labels' order, and its centre.
-
-    With the corner signs g_k (docs/conventions.md §1) and centre c, ``sum_k (X_k - c) g_k^T / 8``
-    is ``R diag(s)`` for an exact cuboid ``X_k = c + R diag(s) g_k`` (the signs of any two axes
-    are orthogonal over the 8 corners): its columns are the half-edge vectors, and normalised
-    they are the box's axes, signed so that corner k lies at ``sum_a g_ka s_a`` along them.
-    A mirrored labelling (a left-handed corner order) keeps its own signs, so rebuilding the
-    corners as ``c' + U diag(h) g_k`` keeps every corner's label. An axis of zero length (a flat
-    box) comes out as the zero vector.
-
-    Args:
-        obj: (B, 8, 3) corners of an exact cuboid (:func:`hopose.geometry.fit_cuboid`).
-
-    Returns:
-        ``(U, centre)``: (B, 3, 3) unit axes as columns, and (B, 3) centres.
-    """
-    centre = obj.mean(dim=1)
-    half_edges = (obj - centre[:, None]).transpose(-1, -2) @ corner_signs().to(obj) / 8
-    length = torch.linalg.vector_norm(half_edges, dim=-2, keepdim=True)  # (B, 1, 3)
-    return half_edges / length.clamp(min=EPS), centre
-
-
 def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0, move: float = 1.0) -> Tensor:
     """``obj`` grown to span the grip joints and moved the least to hold them: its axes, its
     corner labels and, where it is larger than the grip, its size are kept.
 
-    Along each of ``obj``'s own axes (:func:`box_axes`) the half-size becomes the larger of
-    ``obj``'s and ``(1 - shrink)`` times half the grip joints' extent, and the box moves the
-    least along the axis so that its span and the grip's nest: a box longer than the grip
-    covers it (the hand holds it somewhere along its length), a shorter one lies within it
+    Along each of ``obj``'s own axes (:func:`hopose.geometry.box_axes`) the half-size becomes
+    the larger of ``obj``'s and ``(1 - shrink)`` times half the grip joints' extent, and the box
+    moves the least along the axis so that its span and the grip's nest: a box longer than the
+    grip covers it (the hand holds it somewhere along its length), a shorter one lies within it
     (between the thumb and the fingers). Per axis, with the grip's extent [lo, hi] in ``obj``'s
     frame and the new half-size h, the centre is ``clamp(0, min(lo + h, hi - h), max(lo + h,
     hi - h))``: 0 (no move) when the spans already nest. ``move`` < 1 takes that fraction of the

@@ -52,7 +52,7 @@ from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, QhullError
 from torch import Tensor
 
-from hopose.geometry import cuboid_error, face_corners, sample_face_points
+from hopose.geometry import box_axes, cuboid_error, face_corners, sample_face_points
 from hopose.physics import (
     ETA,
     N_SAMPLES,
@@ -184,21 +184,25 @@ def contact_normals(pts: Tensor, obj: Tensor, n_samples: int = N_SAMPLES) -> Ten
 
 
 def _tangent_basis(
-    normals: NDArray[np.float64], offsets: NDArray[np.float64]
+    normals: NDArray[np.float64], offsets: NDArray[np.float64], axes: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Two unit tangents (K, 3) orthogonal to each unit normal (K, 3) and to each other.
 
-    The first is the contact's offset from the centre (K, 3) projected on the tangent plane,
-    so the friction pyramid turns with the object and the score does not depend on the
-    camera's axes; for an offset along the normal (a contact on the line through a face's
-    centre), the coordinate axis least aligned with the normal stands in, which does not turn
-    with the object: such a grasp's score moves with the camera (by up to 4% on hand-built
-    grasps, 0.7% at most on 3 of 59 refined synthetic frames, never on exact ones).
+    The first is the contact's offset from the centre (K, 3) projected on the tangent plane, so
+    the friction pyramid turns with the object and the score does not depend on the camera's
+    axes. A contact on the line through a face's centre has its offset along the normal; its
+    first tangent is then the first of the object's ``axes`` (3, 3, as columns) whose
+    projection on the tangent plane is at least half as long as the longest: for a box's face,
+    edge or corner normal that is a fixed axis of the box (the first one not along the normal),
+    so these contacts' pyramids turn with the object too.
     """
     along = (offsets * normals).sum(axis=-1, keepdims=True)
     t1 = offsets - along * normals
-    helper = np.eye(3)[np.abs(normals).argmin(axis=-1)]
-    fallback = np.cross(normals, helper)
+    # Each axis projected on each contact's tangent plane, (K, 3 axes, 3).
+    projected = axes.T[None] - (normals @ axes)[..., None] * normals[:, None, :]
+    lengths = np.linalg.norm(projected, axis=-1)  # (K, 3)
+    first = (lengths >= 0.5 * lengths.max(axis=-1, keepdims=True)).argmax(axis=-1)
+    fallback = projected[np.arange(len(normals)), first]
     norm = np.linalg.norm(t1, axis=-1, keepdims=True)
     scale = np.linalg.norm(offsets, axis=-1, keepdims=True)
     t1 = np.where(norm > 1e-9 * (1 + scale), t1, fallback)
@@ -213,14 +217,15 @@ def contact_wrenches(
     length: float,
     mu: float = MU,
     n_edges: int = N_EDGES,
+    axes: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """Primitive wrenches of point contacts with linearised Coulomb friction.
 
     Edge k of contact i's friction pyramid is ``f = n_i + mu (cos a_k t1_i + sin a_k t2_i)``,
     a_k = 2 pi k / n_edges, and its wrench is ``(f, (p_i - centre) x f / length)``; t1_i is
-    the tangent towards which the contact's offset from the centre leans (see
-    ``_tangent_basis``), which makes the score invariant under rigid motions, except for a
-    contact on the line through a face's centre (``_tangent_basis``).
+    the tangent towards which the contact's offset from the centre leans, or for an offset
+    along the normal an object axis (``_tangent_basis``), which makes the score invariant under
+    rigid motions of contacts, normals, centre and axes together.
 
     Args:
         contacts: (K, 3) contact points, mm.
@@ -229,12 +234,14 @@ def contact_wrenches(
         length: characteristic length dividing the torques, mm.
         mu: friction coefficient.
         n_edges: edges of each friction pyramid.
+        axes: (3, 3) the object's own axes as columns (:func:`hopose.geometry.box_axes`);
+            by default the camera's.
 
     Returns:
         (K * n_edges, 6) wrenches (force, scaled torque).
     """
     offsets = contacts - centre
-    t1, t2 = _tangent_basis(normals, offsets)
+    t1, t2 = _tangent_basis(normals, offsets, np.eye(3) if axes is None else axes)
     angles = 2 * np.pi * np.arange(n_edges) / n_edges
     tangential = np.cos(angles)[:, None] * t1[:, None, :] + np.sin(angles)[:, None] * t2[:, None, :]
     forces = normals[:, None, :] + mu * tangential  # (K, E, 3)
@@ -366,6 +373,7 @@ def grasp_quality(
     mu: float = MU,
     n_edges: int = N_EDGES,
     length: NDArray[np.float64] | None = None,
+    axes: NDArray[np.float64] | None = None,
     workers: int = 1,
 ) -> NDArray[np.float64]:
     """Ferrari-Canny epsilon of each sample's valid contacts.
@@ -386,6 +394,9 @@ def grasp_quality(
         n_edges: edges of each linearised friction cone.
         length: (B,) characteristic length dividing the torques, mm; by default the largest
             distance from the centre to a valid contact.
+        axes: (B, 3, 3) the object's own axes as columns (:func:`hopose.geometry.box_axes`),
+            which orient the friction pyramid of a contact on a face's centre line; by default
+            the camera's, and then such a grasp's score moves with the camera.
         workers: processes for the hulls (1: this one).
 
     Returns:
@@ -408,7 +419,15 @@ def grasp_quality(
         scale = np.linalg.norm(pts - centre[b], axis=-1).max() if length is None else length[b]
         samples.append(b)
         wrench_sets.append(
-            contact_wrenches(pts, nrm, centre[b], max(float(scale), 1e-12), mu, n_edges)
+            contact_wrenches(
+                pts,
+                nrm,
+                centre[b],
+                max(float(scale), 1e-12),
+                mu,
+                n_edges,
+                None if axes is None else np.asarray(axes[b], np.float64),
+            )
         )
     quality = np.zeros(len(contacts))
     quality[samples] = _map_epsilon(wrench_sets, workers)
@@ -455,6 +474,7 @@ def pose_plausibility(
         valid.numpy(),
         centre.numpy(),
         length=radius.numpy(),
+        axes=box_axes(obj)[0].numpy(),
         workers=workers,
     )
     return {
