@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from dataset_fixtures import DEXYCB_SERIAL, dexycb_joints, write_dexycb, write_image
+from dataset_fixtures import DEXYCB_POSES, DEXYCB_SERIAL, dexycb_joints, write_dexycb, write_image
 
 from hopose.data import DexYCB
 from hopose.data.check import check_dataset
@@ -150,3 +150,50 @@ def test_a_bad_meta_yml_is_skipped_with_on_error_skip_and_reported_by_data_check
     report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
     assert report.frames == 2
     assert report.problems["bad annotation"] == dataset.skipped
+
+
+def _joints_with_a_nan():
+    joints = dexycb_joints()
+    joints[0, 3, 0] = np.nan
+    return joints
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (
+            {"joint_3d": np.full((1, 21, 3), "x")},
+            r"joint_3d: expected numbers of shape \(1, 21, 3\)",
+        ),
+        ({"joint_3d": _joints_with_a_nan()}, r"joint_3d: expected finite values .* got NaN or inf"),
+        (
+            {"pose_y": np.full(DEXYCB_POSES.shape, "a")},
+            r"pose_y\[1\]: expected numbers of shape \(3, 4\)",
+        ),
+    ],
+)
+def test_non_numeric_or_non_finite_labels_name_the_file_and_field(tmp_path, labels, message):
+    """A malformed label is a one-line DataFileError naming the npz and the field, which
+    `hopose data check` (reading with on_error="skip") reports and walks past; NaN joints were
+    read as they were, and strings stopped the check with a bare ValueError."""
+    write_dexycb(tmp_path)
+    path = _sequence_folder(tmp_path) / DEXYCB_SERIAL / "labels_000000.npz"
+    np.savez(path, **({"joint_3d": dexycb_joints(), "pose_y": DEXYCB_POSES} | labels))
+    with pytest.raises(DataFileError, match=r"labels_000000\.npz " + message) as caught:
+        DexYCB(tmp_path, "val", with_images=False)[0]
+    assert "\n" not in str(caught.value)
+    report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
+    assert report.problems["bad annotation"] == [str(caught.value)]
+
+
+def test_a_mano_side_other_than_right_or_left_names_the_meta_file(tmp_path, caplog):
+    """A side spelt "Left" was read as a right hand, and the left hand went unmirrored."""
+    write_dexycb(tmp_path, sides="Left")
+    expected = r"20200709_140004/meta\.yml: mano_sides\[0\] must be 'right' or 'left', got 'Left'"
+    with pytest.raises(DataFileError, match=expected):
+        DexYCB(tmp_path, "val", with_images=False)
+    dataset = DexYCB(tmp_path, "val", with_images=False, on_error="skip")
+    assert len(dataset) == 0
+    assert len(dataset.skipped) == 20  # subject 01's s0 val sequences, every one "Left"
+    assert "skipped 20 bad annotations, first: " in caplog.text
+    assert "20200709_140004/meta.yml: mano_sides[0]" in caplog.text

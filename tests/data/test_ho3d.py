@@ -131,3 +131,21 @@ def test_eval_of_the_evaluation_split_without_hand_joints_completes(tmp_path):
     assert np.isnan(metrics["hand_mean_mm"]) and np.isnan(metrics["hand_auc_0_80"])
     assert np.isnan(metrics["gt_valid_contacts"]) and np.isnan(metrics["gt_affinity"])
     assert (out / "report.md").is_file() and (out / "figures" / "gallery.png").is_file()
+
+
+def test_a_malformed_frame_list_line_names_the_file_and_line_or_is_skipped(tmp_path, caplog):
+    write_ho3d(tmp_path)
+    (tmp_path / "train.txt").write_text("SEQ1/0000\n\nSEQ1 0001\nSEQ1/0002 extra\n\n")
+    with pytest.raises(
+        DataFileError, match=r"train\.txt:3: expected '<SEQ>/<frame>', got 'SEQ1 0001'$"
+    ):
+        HO3D(tmp_path, "train", with_images=False)
+    dataset = HO3D(tmp_path, "train", with_images=False, on_error="skip")
+    assert dataset.entries == [("SEQ1", "0000")]  # the blank lines name no frame, and no error
+    assert [message.split(": ")[0][-11:] for message in dataset.skipped] == [
+        "train.txt:3",
+        "train.txt:4",
+    ]
+    assert "'SEQ1/0002 extra'" in dataset.skipped[1]
+    assert "HO-3D v3/train: skipped 2 bad annotations, first: " in caplog.text
+    assert "train.txt:3: expected '<SEQ>/<frame>'" in caplog.text

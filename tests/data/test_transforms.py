@@ -395,6 +395,20 @@ def test_a_real_datasets_jitter_is_a_function_of_the_index_and_the_epoch(tmp_pat
         _OneFrame(frame, crop="resize", jitter=True)
 
 
+def test_a_negative_index_is_the_sample_counted_from_the_end_jitter_included(tmp_path):
+    # The jitter's generator is seeded with the index: -1 stopped numpy ("expected non-negative
+    # integer") instead of drawing sample 2's square.
+    dataset = _OneFrame(
+        make_frame(tmp_path), image_size=32, crop="square", with_images=False, jitter=True
+    )
+    np.testing.assert_array_equal(dataset[-1]["K"], dataset[2]["K"])
+    np.testing.assert_array_equal(dataset[-3]["K"], dataset[0]["K"])
+    assert not np.allclose(dataset[-1]["K"], dataset[0]["K"])
+    for index in (3, -4):
+        with pytest.raises(IndexError, match=f"index {index} out of range for 3 samples"):
+            dataset[index]
+
+
 def test_persistent_workers_draw_the_jitter_of_the_epoch_the_training_loop_sets(tmp_path):
     # The worker holds its own copy of the dataset for the whole run; the epoch the training
     # loop sets reaches it through shared memory, past the Subset of the first num_train.

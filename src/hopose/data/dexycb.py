@@ -244,10 +244,15 @@ class DexYCB(FrameDataset):
             if grasp < 0:  # Python would wrap it to another object of ycb_ids
                 raise IndexError(f"ycb_grasp_ind {grasp} is negative")
             ycb_id = int(meta["ycb_ids"][grasp])
-            side = str(meta["mano_sides"][0])
+            side = meta["mano_sides"][0]
             name = YCB_CLASSES[ycb_id]
         except (KeyError, IndexError, TypeError, ValueError) as error:
             raise DataFileError(f"{meta_path}: bad or missing field ({error!r})") from error
+        # Any other value ("Left", say) would be read as a right hand: a left one left unmirrored.
+        if side not in ("right", "left"):
+            raise DataFileError(
+                f"{meta_path}: mano_sides[0] must be 'right' or 'left', got {side!r}"
+            )
         self.sequence_info.append((folder, name, side, grasp))
         sequence = len(self.sequence_info) - 1
         for serial in (DEXYCB_SERIALS[i] for i in serials):
@@ -264,14 +269,13 @@ class DexYCB(FrameDataset):
         folder, name, side, grasp = self.sequence_info[sequence]
         label_path = folder / serial / f"labels_{t:06d}.npz"
         labels = read_labels(label_path)
-        joints = np.asarray(labels["joint_3d"], dtype=np.float64)
-        if joints.shape != (1, 21, 3):
-            raise DataFileError(f"{label_path}: joint_3d must be (1, 21, 3), got {joints.shape}")
+        # The no-hand marker (all -1) is finite, so as_points lets it through to be told apart.
+        joints = as_points(labels["joint_3d"], (1, 21, 3), f"{label_path} joint_3d")
         if np.all(joints == -1):
             raise MissingHand(f"{label_path}: no hand in this frame (joint_3d is all -1)")
-        poses = np.asarray(labels["pose_y"], dtype=np.float64)
-        if poses.ndim != 3 or poses.shape[1:] != (3, 4) or grasp >= len(poses):
-            raise DataFileError(f"{label_path}: pose_y {poses.shape} lacks object {grasp}")
+        poses = labels["pose_y"]  # (objects, 3, 4): only the grasped object's is read
+        if poses.ndim != 3 or grasp >= len(poses):
+            raise DataFileError(f"{label_path} pose_y: {poses.shape} lacks object {grasp}")
         pose = as_points(poses[grasp], (3, 4), f"{label_path} pose_y[{grasp}]")
         corners = mesh_bbox_corners(self.root / "models" / name / "textured_simple.obj")
         corners = corners @ pose[:, :3].T + pose[:, 3]  # camera frame, metres

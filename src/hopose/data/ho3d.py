@@ -84,7 +84,8 @@ class HO3D(FrameDataset):
         split: "train" or "evaluation" (see the module docstring).
         version: "v2" or "v3".
         **options: ``image_size``, ``crop``, ``margin``, ``with_images``, ``on_error`` of
-            :class:`FrameDataset`.
+            :class:`FrameDataset`; with ``on_error="skip"`` a malformed line of the frame list
+            is left out (a counted warning; the reasons are in ``skipped``).
     """
 
     def __init__(
@@ -103,17 +104,25 @@ class HO3D(FrameDataset):
         self.variant["version"] = version
         list_path = self.root / HO3D_SPLITS[split]
         try:
-            lines = list_path.read_text().split()
+            lines = list_path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError as error:
             raise DataFileError(f"{list_path}: frame list not found") from error
         except (OSError, UnicodeDecodeError) as error:
             raise DataFileError(f"{list_path}: cannot read the frame list ({error})") from error
         self.entries: list[tuple[str, str]] = []
-        for line in lines:
-            seq, _, frame = line.partition("/")
-            if not seq or not frame:
-                raise DataFileError(f"{list_path}: expected '<SEQ>/<frame>' lines, got {line!r}")
+        for number, line in enumerate(lines, start=1):
+            tokens = line.split()
+            if not tokens:  # a blank line (a trailing one, say) names no frame
+                continue
+            seq, _, frame = tokens[0].partition("/")
+            if len(tokens) != 1 or not seq or not frame:
+                error = DataFileError(
+                    f"{list_path}:{number}: expected '<SEQ>/<frame>', got {line.strip()!r}"
+                )
+                self._skip_or_raise(error)
+                continue
             self.entries.append((seq, frame))
+        self._warn_skipped(f"HO-3D {version}/{split}")
 
     def __len__(self) -> int:
         return len(self.entries)

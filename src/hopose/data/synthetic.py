@@ -112,6 +112,7 @@ from hopose.data.transforms import (
     Frame,
     check_jitter,
     image_geometry,
+    wrap_index,
 )
 from hopose.geometry import axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
@@ -963,14 +964,8 @@ class SyntheticHandObject(Dataset):
             self._blocks[block] = grasps, cameras
         return self._blocks[block]
 
-    def _wrap(self, index: int) -> int:
-        """``index`` in 0 ... N - 1, negative ones counted from the end as a sequence's."""
-        if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        return index % self.num_samples
-
     def __getitem__(self, index: int) -> dict[str, Any]:
-        index = self._wrap(index)
+        index = wrap_index(index, self.num_samples)
         grasps, cameras = self._grasps(index // BLOCK)
         k = index % BLOCK
         hand_3d, obj_3d = grasps.hand_3d[k], grasps.obj_3d[k]
@@ -1019,7 +1014,7 @@ class SyntheticHandObject(Dataset):
     def view(self, index: int, affine: np.ndarray) -> np.ndarray:
         """Sample ``index`` as the (S, S, 3) uint8 image an affine map (3, 3) of its 1920×1080
         frame shows (for self-cropping: the crop the model's own 2D places)."""
-        index = self._wrap(index)
+        index = wrap_index(index, self.num_samples)
         _, cameras = self._grasps(index // BLOCK)
         return self._render(index, affine @ cameras[index % BLOCK])
 

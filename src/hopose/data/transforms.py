@@ -157,8 +157,10 @@ def as_points(value, shape: tuple[int, ...], source: str) -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:  # strings, ragged lists, objects
         raise DataFileError(f"{source}: expected numbers of shape {shape} ({error})") from error
-    if array.shape != shape or not np.isfinite(array).all():
+    if array.shape != shape:
         raise DataFileError(f"{source}: expected finite values of shape {shape}, got {array.shape}")
+    if not np.isfinite(array).all():
+        raise DataFileError(f"{source}: expected finite values of shape {shape}, got NaN or inf")
     return array
 
 
@@ -238,6 +240,17 @@ def image_geometry(
     scale_x = image_size / (box[2] - box[0])
     scale_y = image_size / (box[3] - box[1])
     return scale_intrinsics(K, scale_x, scale_y).numpy(), box
+
+
+def wrap_index(index: int, length: int) -> int:
+    """``index`` in 0 ... ``length`` - 1, negative ones counted from the end as a sequence's.
+
+    Raises:
+        IndexError: when ``index`` is out of range.
+    """
+    if not -length <= index < length:
+        raise IndexError(f"index {index} out of range for {length} samples")
+    return index % length
 
 
 def check_jitter(jitter: Any, crop: str) -> None:
@@ -453,6 +466,9 @@ class FrameDataset(Dataset):
         return view_frames(self.frame(index), affines, self.image_size)
 
     def __getitem__(self, index: int) -> dict:
+        # The jitter's seed takes the index: -1 must draw what len - 1 does (and a seed word
+        # cannot be negative).
+        index = wrap_index(index, len(self))
         return frame_to_record(
             self.frame(index),
             image_size=self.image_size,
