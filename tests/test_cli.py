@@ -164,12 +164,14 @@ def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
     tmp_path, monkeypatch
 ):
     calls = _fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
-    table = ablate.run_ablation("physics", tmp_path, init="encoder.pt", seeds=2, sources=("image",))
+    init = tmp_path / "encoder.pt"
+    init.touch()
+    table = ablate.run_ablation("physics", tmp_path, init=str(init), seeds=2, sources=("image",))
     assert [(c.stage, c.loss.physical, c.init_from, c.seed) for c in calls] == [
-        ("end2end", False, "encoder.pt", 0),
-        ("end2end", True, "encoder.pt", 0),
-        ("end2end", False, "encoder.pt", 1),
-        ("end2end", True, "encoder.pt", 1),
+        ("end2end", False, str(init), 0),
+        ("end2end", True, str(init), 0),
+        ("end2end", False, str(init), 1),
+        ("end2end", True, str(init), 1),
     ]
     # Both rows train the MSE Table 3 names, though the demo's end-to-end config trains on
     # distances (loss.l3d_distance: euclidean, w_3d 80).
@@ -196,6 +198,25 @@ def test_physics_ablation_on_ground_truth_2d_trains_the_lifter_per_seed(tmp_path
     ]  # fmt: skip
     assert "the lifter on ground-truth 2D" in table
     assert "| Hand error (mm) | 11.000 ± 1.000 | 11.000 ± 1.000 | 0.000 ± 0.000 | – |" in table
+
+
+@pytest.mark.filterwarnings("error")  # numpy warned of the std of an infinite value
+def test_physics_table_shows_a_seed_without_a_value_as_a_dash_and_a_diverged_one_as_inf():
+    # No object ground truth (NaN) in any seed, and seed 1 of MSE diverged on the hand: the cells
+    # read "nan ± nan" and "inf ± nan", not docs/evaluation.md's "–" and "inf".
+    def run(hand: float) -> dict[str, float]:
+        return {key: 0.5 for metric in ablate.PHYSICS_METRICS for key in metric[:2] if key} | {
+            "hand_mean_mm": hand,
+            "object_mean_mm": float("nan"),
+        }
+
+    runs = {"MSE": [run(20.0), run(float("inf"))], "MSE + Physical loss": [run(21.0), run(22.0)]}
+    lines = ablate.physics_table(runs).splitlines()
+    assert lines[2:5] == [
+        "| Hand error (mm) | inf | 21.500 ± 0.707 | -inf | – |",
+        "| Object error (mm) | – | – | – | – |",
+        "| Valid contacts per frame | 0.500 ± 0.000 | 0.500 ± 0.000 | 0.000 ± 0.000 | 0.500 |",
+    ]
 
 
 def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, monkeypatch):
@@ -256,6 +277,78 @@ def test_ablate_refuses_options_it_cannot_use_before_writing(
     err = capsys.readouterr().err
     assert err.startswith(f"hopose ablate: error: {message}") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_ablate_refuses_a_missing_init_before_any_row_trains(tmp_path, capsys, monkeypatch):
+    # With --input both, the gt_2d rows trained first and the missing file was found after.
+    calls = _fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    missing, out = tmp_path / "no_such.pt", tmp_path / "a"
+    args = ["ablate", "physics", "--data", "synthetic", "--input", "both", "--init", str(missing)]
+    assert main([*args, "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"hopose ablate: error: --init: {missing}: no such file\n"
+    assert calls == [] and not out.exists()
+
+
+def test_ablate_set_overrides_every_row_but_not_what_defines_it(tmp_path, monkeypatch):
+    calls = _fake_run(monkeypatch, dict.fromkeys(("graph_unet", "hand", "object", "full"), (1, 1)))
+    # The last two would make every row the Graph U-Net or the hand sub-graph: the rows win.
+    values = ["optim.lr=0.5", "init_from=obman.pt", "model.lifter=graph_unet"]
+    sets = [arg for value in [*values, "model.lifter_variant=hand"] for arg in ("--set", value)]
+    assert main(["ablate", "lifter", "--data", "synthetic", *sets, "--out", str(tmp_path)]) == 0
+    assert [(c.optim.lr, c.init_from, c.model.lifter, c.model.lifter_variant) for c in calls] == [
+        (0.5, "obman.pt", "graph_unet", "full"),
+        (0.5, "obman.pt", "context", "hand"),
+        (0.5, "obman.pt", "context", "object"),
+        (0.5, "obman.pt", "context", "full"),
+    ]
+
+
+def test_ablate_resume_reads_finished_rows_back_and_resumes_the_others(
+    tmp_path, monkeypatch, capsys
+):
+    """A study that failed after its first row's evaluation and its second row's training: a
+    rerun into the same --out is refused without --resume; with it, no row trains again, and
+    only the second row is evaluated."""
+    monkeypatch.setattr(ablate, "QUICK_OVERRIDES", {"lifter": TINY})
+    args = ["ablate", "physics", "--data", "synthetic", "--quick", "--seeds", "1"]
+    args += ["--input", "gt_2d", "--out", str(tmp_path)]
+    evaluated, run_eval = [], ablate.run_eval
+
+    def evaluate(checkpoint, data, split, out_dir, **kwargs):
+        evaluated.append(Path(out_dir).parent.name)
+        if evaluated == ["mse", "mse_physical_loss"]:
+            raise OSError("disk full")
+        return run_eval(checkpoint, data, split, out_dir, **kwargs)
+
+    monkeypatch.setattr(ablate, "run_eval", evaluate)
+    assert main(args) == 1
+    seed_dir = tmp_path / "gt_2d" / "seed0"
+    mse, physical = seed_dir / "mse", seed_dir / "mse_physical_loss"
+    assert (mse / "eval" / "metrics.json").is_file() and (physical / "last.pt").is_file()
+    assert not (physical / "eval").exists() and not (tmp_path / "ablation_physics.md").exists()
+    capsys.readouterr()
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        f"hopose ablate: error: {mse}: holds a run (last.pt); continue it with --resume or "
+        "choose another --out\n"
+    )
+    trained, train = [], ablate.train
+
+    def resumed(cfg, out_dir, **kwargs):
+        trained.append((Path(out_dir).name, kwargs["resume"]))
+        return train(cfg, out_dir, **kwargs)
+
+    monkeypatch.setattr(ablate, "train", resumed)
+    epochs = {run: (run / "metrics.csv").read_text() for run in (mse, physical)}
+    evaluated.clear()
+    assert main([*args, "--resume"]) == 0
+    assert trained == [("mse", True), ("mse_physical_loss", True)]
+    assert evaluated == ["mse_physical_loss"]
+    assert {run: (run / "metrics.csv").read_text() for run in (mse, physical)} == epochs
+    rows = json.loads((tmp_path / "ablation_physics.json").read_text())
+    for row, run in zip(rows, (mse, physical), strict=True):
+        summary = json.loads((run / "eval" / "metrics.json").read_text())
+        assert row["hand"] == summary["hand_mean_mm"]
 
 
 @pytest.mark.parametrize(

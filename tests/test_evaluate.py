@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hopose import evaluate, predict
+from hopose import evaluate, predict, viz
 from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.config import load_config
@@ -215,6 +215,38 @@ def test_eval_from_square_crops_is_labelled_the_ground_truth_box_protocol(
     assert labels == [
         "synthetic test split, from ground-truth-box crops (squares around the true hand and box)"
     ]
+
+
+def test_a_gallery_without_images_is_drawn_on_a_canvas_of_the_records_size(
+    checkpoint, tmp_path, monkeypatch
+):
+    # --gt-2d reads no image: the canvas was twice K's principal point, which a square crop
+    # places anywhere (even below 0), cutting the panels; the records are 32 px squares.
+    sizes, gallery_figure = [], viz.gallery_figure
+
+    def gallery(frames):
+        sizes.extend(frame["size"] for frame in frames)
+        return gallery_figure(frames)
+
+    monkeypatch.setattr(viz, "gallery_figure", gallery)
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", num=4, crop="square")
+    evaluate.run_eval(checkpoint, data, "test", tmp_path, gt_2d=True, plausibility=False)
+    principal = np.load(tmp_path / "predictions.npz")["K"][:, :2, 2]
+    assert not np.allclose(2 * principal, 32)  # the records' K would not have given it
+    assert sizes == [(32, 32)] * 3
+
+
+def test_gt_box_refuses_a_crop_it_would_not_use(checkpoint, tmp_path, capsys):
+    # --gt-box reads squares around the true hand and box: --crop resize was replaced by square
+    # without a word.
+    out = tmp_path / "e"
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "2", "--gt-box"]
+    assert main([*args, "--crop", "resize", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        "hopose eval: error: --crop resize: --gt-box reads square crops around the true hand "
+        "and box; drop --crop or give --crop square\n"
+    )
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("complete_grasp", [False, True], ids=["refine", "complete_grasp"])

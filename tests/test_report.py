@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval_cases import make_dataset, make_predictions
+from eval_cases import IMAGE_SIZE, make_dataset, make_predictions
 from hopose import metrics
 from hopose.cli import main
 from hopose.report import (
     FIGURES,
     PAPER_TABLE1,
+    _ranked_frames,
     compare_runs,
     format_number,
     read_per_frame_csv,
@@ -42,8 +43,14 @@ def runs(tmp_path_factory):
     first = make_predictions(4, seed=0)
     second = make_predictions(4, seed=1)
     summary = {"checkpoint": "runs/demo/last.pt", "split": "test", "n": 4}
-    write_report(root / "a", first, summary, dataset=make_dataset(4), protocol="FPHA-HO, HOPE")
-    write_report(root / "b", second, {}, dataset=None, columns=frame_metrics(second))
+    write_report(
+        root / "a", first, summary, image_size=IMAGE_SIZE, dataset=make_dataset(4),
+        protocol="FPHA-HO, HOPE",
+    )  # fmt: skip
+    write_report(
+        root / "b", second, {}, image_size=IMAGE_SIZE, dataset=None,
+        columns=frame_metrics(second),
+    )  # fmt: skip
     return root, first, second
 
 
@@ -97,7 +104,7 @@ def test_report_numbers_are_hand_computed(tmp_path):
     predictions = make_predictions(2)
     predictions["pred_hand_3d"] = predictions["gt_hand_3d"] + np.array([3.0, 4.0, 0.0])
     predictions["pred_obj_3d"] = predictions["gt_obj_3d"].copy()
-    text = write_report(tmp_path, predictions, {}).read_text()
+    text = write_report(tmp_path, predictions, {}, image_size=IMAGE_SIZE).read_text()
     assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 5.00 |" in text
     assert "| Object pose error (mm) | 24.89 | 21.33 | 19.09 | 0.00 |" in text
     assert "| Object 2D reprojection error (px) | 0.00 |" in text
@@ -110,7 +117,8 @@ def test_report_numbers_are_hand_computed(tmp_path):
 def test_report_without_plausibility_leaves_its_rows_empty(tmp_path):
     predictions = make_predictions(2)
     columns = frame_metrics(predictions, plausibility=False)
-    text = write_report(tmp_path, predictions, {}, columns=columns).read_text()
+    text = write_report(tmp_path, predictions, {}, image_size=IMAGE_SIZE, columns=columns)
+    text = text.read_text()
     assert "| Valid contacts per frame | – | – |" in text
     written = read_per_frame_csv(tmp_path / "per_frame.csv")
     assert "pred_grasp_epsilon" not in written and "hand_mm" in written
@@ -151,6 +159,51 @@ def test_read_per_frame_csv_errors_name_the_file(tmp_path):
     (tmp_path / "per_frame.csv").write_text("id,hand_mm\nx,1.0\n")
     with pytest.raises(ValueError, match="missing columns"):
         read_per_frame_csv(tmp_path / "per_frame.csv")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"\xff\xfeid,hand_mm\n", "'utf-8' codec can't decode byte 0xff in position 0"),
+        (b"id,hand_mm\n" + b"x" * 200_000 + b",1\n", "field larger than field limit (131072)"),
+    ],
+    ids=["utf-16", "huge-cell"],
+)
+def test_a_per_frame_csv_that_is_no_utf8_csv_is_one_line_naming_the_file(
+    tmp_path, content, problem
+):
+    # The decoder's and the csv module's own errors named no file.
+    path = tmp_path / "per_frame.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        read_per_frame_csv(path)
+    message = str(info.value)
+    assert (
+        message.startswith(f"{path}: not a per_frame.csv of hopose eval (") and problem in message
+    )
+    assert "\n" not in message
+
+
+def test_frames_without_an_error_over_all_keypoints_do_not_rank(tmp_path):
+    # Errors grow with the frame (make_predictions). Frame 0, the best, lacks its box's
+    # annotation: its mean over the 29 keypoints is NaN, which was ranked the worst frame.
+    predictions = make_predictions(5)
+    predictions["gt_obj_3d"][0] = np.nan
+    ranked = _ranked_frames(frame_metrics(predictions, plausibility=False), np.arange(5))
+    assert ranked == [("best", 1), ("median", 3), ("worst", 4)]
+    # No frame has the box's ground truth (a hand-only split): ranked by the hand's error.
+    predictions["gt_obj_3d"][:] = np.nan
+    ranked = _ranked_frames(frame_metrics(predictions, plausibility=False), np.arange(5))
+    assert ranked == [("best", 0), ("median", 2), ("worst", 4)]
+    # Nothing to rank by: the report has neither frame figure, nor links to them.
+    predictions["gt_hand_3d"][:] = np.nan
+    columns = frame_metrics(predictions, plausibility=False)
+    text = write_report(tmp_path, predictions, {}, image_size=IMAGE_SIZE, columns=columns)
+    assert sorted(path.name for path in (tmp_path / "figures").iterdir()) == [
+        "hand_pck.png",
+        "object_pck.png",
+    ]
+    assert "gallery.png" not in text.read_text() and "contacts.png" not in text.read_text()
 
 
 @pytest.mark.parametrize(

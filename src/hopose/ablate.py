@@ -17,22 +17,24 @@
 Each writes ``DIR/ablation_<study>.md``: the measured mean errors (mm) beside the paper's
 (FPHA-HO, pre-trained on ObMan), and ``DIR/ablation_<study>.json``. The paper's numbers come
 from real data and 10,000-epoch schedules; the measured ones from whatever data and configs
-are run, so compare the ordering of the rows, not the values.
+are run, so compare the ordering of the rows, not the values. Every run trains and is
+evaluated in its own folder under ``DIR``, where a resumed study (``resume``) finds it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hopose.config import DataConfig, load_config
+from hopose.config import TrainConfig, load_config
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
-from hopose.evaluate import run_eval, without_jitter
+from hopose.evaluate import METRICS_FILE, run_eval, without_jitter
 from hopose.files import write_text
 from hopose.report import format_number, markdown_table
 from hopose.scoring import (
@@ -47,17 +49,22 @@ from hopose.scoring import (
     plausibility_key,
 )
 from hopose.stages import STAGES
-from hopose.train import train
+from hopose.train import LAST_CHECKPOINT, run_file, train
 
-# Table 2 rows: name, config overrides, parts it predicts, the paper's (hand, object) mm.
+# Table 2 rows: name, config overrides, parts it predicts, the paper's (hand, object) mm. Each
+# sets both fields, so that a user's --set of either cannot turn one row into another.
 LIFTER_ROWS: tuple[
     tuple[str, list[str], tuple[str, ...], tuple[float | None, float | None]], ...
 ] = (
-    ("Adaptive Graph U-Net", ["model.lifter=graph_unet"], ("hand", "object"), (14.36, 21.65)),
-    ("Hand Sub-graph Only", ["model.lifter_variant=hand"], ("hand",), (12.22, None)),
-    ("Object Sub-graph Only", ["model.lifter_variant=object"], ("object",), (None, 14.41)),
-    ("Full Graph", [], ("hand", "object"), (10.38, 13.85)),
-)
+    ("Adaptive Graph U-Net", ["model.lifter=graph_unet", "model.lifter_variant=full"],
+     ("hand", "object"), (14.36, 21.65)),
+    ("Hand Sub-graph Only", ["model.lifter=context", "model.lifter_variant=hand"], ("hand",),
+     (12.22, None)),
+    ("Object Sub-graph Only", ["model.lifter=context", "model.lifter_variant=object"],
+     ("object",), (None, 14.41)),
+    ("Full Graph", ["model.lifter=context", "model.lifter_variant=full"], ("hand", "object"),
+     (10.38, 13.85)),
+)  # fmt: skip
 # Eq. 7's 3D MSE at its weight, which Table 3's rows name: a config that trains on distances
 # (the demo's end-to-end stage, loss.l3d_distance) is set back to it here.
 PAPER_3D_LOSS = ["loss.l3d_distance=squared", "loss.w_3d=1.0"]
@@ -106,21 +113,57 @@ def _data_overrides(
     return overrides
 
 
-def _evaluate(checkpoint: str, data: DataConfig, out_dir: Path, *, gt_2d: bool) -> dict[str, Any]:
+def _row_summary(
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    gt_2d: bool,
+    plausibility: bool,
+    resume: bool,
+    split_cache: SplitCache,
+) -> dict[str, Any]:
+    """Train one row's run into ``run_dir`` and evaluate it on the test split into
+    ``run_dir/eval``; returns the evaluation's summary.
+
+    With ``resume``, a run the folder holds is continued by the training's own resume (a
+    finished one is only checked against ``cfg``), and an evaluation written after the run's
+    last checkpoint is read back instead of run again; one written before it evaluated fewer
+    epochs (``optim.epochs`` raised for the resume) and is run again.
+    """
+    result = train(
+        cfg, run_dir, resume=resume and run_file(run_dir) is not None, split_cache=split_cache
+    )
+    evaluated = run_dir / "eval" / METRICS_FILE
+    if (
+        resume
+        and evaluated.is_file()
+        and evaluated.stat().st_mtime_ns > (run_dir / LAST_CHECKPOINT).stat().st_mtime_ns
+    ):
+        return json.loads(evaluated.read_text())
     return run_eval(
-        checkpoint, without_jitter(data), data.test_split, out_dir, gt_2d=gt_2d, report=False
+        result.checkpoint,
+        without_jitter(cfg.data),
+        cfg.data.test_split,
+        run_dir / "eval",
+        gt_2d=gt_2d,
+        report=False,
+        plausibility=plausibility,
     )
 
 
-def ablate_lifter(dataset: str, out_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
-    """Train and evaluate every lifter of Table 2; returns one row per lifter."""
+def ablate_lifter(
+    dataset: str, out_dir: Path, overrides: list[str], *, resume: bool = False
+) -> list[dict[str, Any]]:
+    """Train and evaluate every lifter of Table 2; returns one row per lifter (``resume``:
+    :func:`_row_summary`)."""
     rows, split_cache = [], SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
         run_dir = out_dir / name.lower().replace(" ", "_").replace("-", "_")
         # A user's own --set init_from comes after, and wins.
         cfg = load_config(config_path(dataset, "lifter"), ["init_from=null", *overrides, *extra])
-        result = train(cfg, run_dir, split_cache=split_cache)
-        summary = _evaluate(result.checkpoint, cfg.data, run_dir / "eval", gt_2d=True)
+        summary = _row_summary(
+            cfg, run_dir, gt_2d=True, plausibility=False, resume=resume, split_cache=split_cache
+        )
         measured = {
             part: summary[key] if part in parts else None
             for part, key in (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
@@ -160,28 +203,33 @@ def _train_physics_row(
     source: str,
     seed: int,
     init: str | None,
+    resume: bool,
     split_cache: SplitCache,
 ) -> dict[str, Any]:
     """Train one row of Table 3 with one seed and evaluate it (plausibility included)."""
     stage, before = ("lifter", []) if source == "gt_2d" else ("end2end", [f"init_from={init}"])
     cfg = load_config(
         config_path(dataset, stage),
-        [f"seed={seed}", *stage_overrides.get(stage, []), *extra, *before],
+        [*stage_overrides.get(stage, []), f"seed={seed}", *extra, *before],
     )
-    result = train(cfg, run_dir, split_cache=split_cache)
-    return run_eval(
-        result.checkpoint,
-        without_jitter(cfg.data),
-        cfg.data.test_split,
-        run_dir / "eval",
+    return _row_summary(
+        cfg,
+        run_dir,
         gt_2d=source == "gt_2d",
-        report=False,
         plausibility=True,
+        resume=resume,
+        split_cache=split_cache,
     )
 
 
 def _mean_std(values: list[float]) -> str:
+    """The seeds' mean ± their std, the mean as the tables show it (:func:`format_number`: "–"
+    without a value, "inf" where a seed diverged), which has no spread to show then."""
     array = np.asarray(values, dtype=float)
+    if not np.isfinite(array).all():
+        # errstate: seeds diverged both ways (inf - inf, in a paired difference) have no mean.
+        with np.errstate(invalid="ignore"):
+            return format_number(array.mean(), "{:.3f}")
     std = array.std(ddof=1) if len(array) > 1 else 0.0
     return f"{array.mean():.3f} ± {std:.3f}"
 
@@ -208,12 +256,14 @@ def ablate_physics(
     *,
     source: str = "image",
     seeds: int = 3,
+    resume: bool = False,
 ) -> tuple[list[dict[str, Any]], str]:
     """Train with and without the physical loss over ``seeds`` seeds (Table 3 with statistics).
 
     ``source`` "gt_2d": the lifter stage on ground-truth 2D; "image": the end-to-end stage from
     ``init`` (or stages 1-2 trained per seed). Returns one row per loss (mean errors, the paper's
-    values and every seed's summary) and the statistics table.
+    values and every seed's summary) and the statistics table. ``resume``: each run continued
+    as :func:`_row_summary` (stages 1-2: :func:`hopose.demo.train_stages`) continues it.
     """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in PHYSICS_ROWS}
     split_cache = SplitCache()  # every seed and row trains on the same splits
@@ -227,7 +277,12 @@ def ablate_physics(
             }
             seed_dir = out_dir / source / f"seed{seed}" / "stages"
             seed_init = train_stages(
-                dataset, seed_dir, stage_args, stages=tuple(stage_args), split_cache=split_cache
+                dataset,
+                seed_dir,
+                stage_args,
+                stages=tuple(stage_args),
+                split_cache=split_cache,
+                resume=resume,
             )["encoder"]
         for name, extra, _ in PHYSICS_ROWS:
             slug = name.lower().replace(" + ", "_").replace(" ", "_")
@@ -241,6 +296,7 @@ def ablate_physics(
                     source=source,
                     seed=seed,
                     init=seed_init,
+                    resume=resume,
                     split_cache=split_cache,
                 )
             )
@@ -271,17 +327,28 @@ def run_ablation(
     init: str | None = None,
     seeds: int = 3,
     sources: tuple[str, ...] = PHYSICS_INPUTS,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
 ) -> str:
     """Run one study ("lifter" or "physics"), write its table and numbers; returns the table.
 
     ``num`` sets the frames of every split (synthetic: generated; real data: a cap); it wins
-    over ``quick``'s sizes.
+    over ``quick``'s sizes. ``overrides`` (``--set KEY=VALUE``) apply to the config of every
+    run, after those; what defines a row (its lifter or loss, its seed, the checkpoint it
+    fine-tunes) comes after them and wins.
     The physics study runs each of ``sources`` (:data:`PHYSICS_INPUTS`) over ``seeds`` seeds.
+
+    Every run has its own folder under ``out_dir``, which must hold no run unless ``resume``:
+    then a run it holds is continued (a finished one kept) and an evaluation it holds read back
+    (:func:`_row_summary`), so that a killed or failed study loses little more than the run
+    it was in.
 
     Raises:
         ValueError: an unknown study or source, ``seeds`` < 1, or ``init`` where no run
             fine-tunes it (the lifter study, or the physics study on ground-truth 2D only);
             before anything is written.
+        FileNotFoundError: ``init`` is not a file, before anything is written.
+        RunError: a run's folder holds a run and ``resume`` is False.
     """
     if study not in STUDIES:
         raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
@@ -294,13 +361,16 @@ def run_ablation(
             "--init: only the physics study from the images (--input image or both) fine-tunes "
             "a stage-2 checkpoint"
         )
+    # Checked here, not when the first image row reads it: after every gt_2d row has trained.
+    if init is not None and not Path(init).is_file():
+        raise FileNotFoundError(f"--init: {init}: no such file")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    overrides = _data_overrides(root, cache, seed, num)
+    shared = [*_data_overrides(root, cache, seed, num), *overrides]
     quick_overrides = QUICK_OVERRIDES if quick else {}
-    stage_overrides = {stage: [*quick_overrides.get(stage, []), *overrides] for stage in STAGES}
+    stage_overrides = {stage: [*quick_overrides.get(stage, []), *shared] for stage in STAGES}
     if study == "lifter":
-        rows = ablate_lifter(data, out_dir, stage_overrides["lifter"])
+        rows = ablate_lifter(data, out_dir, stage_overrides["lifter"], resume=resume)
         table = (
             f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split "
             f"({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table('Network', rows)}\n"
@@ -309,7 +379,7 @@ def run_ablation(
         tables, rows = [], []
         for source in sources:
             source_rows, stats = ablate_physics(
-                data, out_dir, stage_overrides, init, source=source, seeds=seeds
+                data, out_dir, stage_overrides, init, source=source, seeds=seeds, resume=resume
             )
             what = "the lifter on ground-truth 2D" if source == "gt_2d" else "from the images"
             n = source_rows[0]["n"]

@@ -284,6 +284,13 @@ def _run_eval(args: argparse.Namespace) -> int:
     # run_eval refuses the flags too; asked here, a bad flag is named before the checkpoint is
     # read by eval_data_config.
     refinement(args.refine, args.complete_grasp, from_images=not args.gt_2d)
+    # --gt-box reads the squares that ground truth places (run_eval sets data.crop "square"):
+    # another crop asked for would be dropped without a word.
+    if args.gt_box and args.crop not in (None, "square"):
+        raise ValueError(
+            f"--crop {args.crop}: --gt-box reads square crops around the true hand and box; "
+            "drop --crop or give --crop square"
+        )
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
         split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
@@ -378,7 +385,16 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
         help="physics: the lifter on ground-truth 2D (gt_2d), end to end from the images "
         "(image), or both (default)",
     )  # fmt: skip
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value of every run, as hopose train's --set (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue a killed or failed study in --out: each run from its last.pt, finished "
+        "ones kept, their evaluations read back",
+    )  # fmt: skip
     parser.set_defaults(func=_run_ablate)
 
 
@@ -397,7 +413,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
         physics["sources"] = PHYSICS_INPUTS if args.input == "both" else (args.input,)
     table = run_ablation(
         args.study, args.out, data=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        num=args.num, quick=args.quick, init=args.init, **physics,
+        num=args.num, quick=args.quick, init=args.init, overrides=args.overrides,
+        resume=args.resume, **physics,
     )  # fmt: skip
     print(table)
     return 0

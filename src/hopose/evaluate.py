@@ -403,6 +403,7 @@ def run_eval(
             predictions,
             summary,
             columns=columns,
+            image_size=data.image_size,
             dataset=None if gt_2d else frames,
             protocol=f"{data.name} {split} split, {protocol}",
         )

@@ -19,9 +19,9 @@ Every number in a report comes from ``per_frame.csv``: the summaries are means o
 and the curves are computed from its error columns, so a report and a comparison of it always
 agree (after ``--refine`` but for the "unrefined" column, ``metrics.json``'s ``unrefined``).
 Frames are ranked for the gallery by their mean error over all 29 keypoints (21 joints and 8
-corners, mm). The object's 2D error is measured with the dataset's original camera (``orig_K``,
-docs/conventions.md §5) when the predictions carry it, else with the network image's ``K``; the
-report says which.
+corners, mm), among those where it is finite (:func:`_ranked_frames`). The object's 2D error
+is measured with the dataset's original camera (``orig_K``, docs/conventions.md §5) when the
+predictions carry it, else with the network image's ``K``; the report says which.
 """
 
 from __future__ import annotations
@@ -165,17 +165,21 @@ def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: one line naming the file, and the line of a row with too few or too many
-            cells, an empty cell or one that is not a number.
+        ValueError: one line naming the file: a file that is not UTF-8 CSV, or the line of a
+            row with too few or too many cells, an empty cell or one that is not a number.
     """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (written by `hopose eval` without --no-report)")
     with path.open(newline="") as file:
         reader = csv.reader(file)
-        header = next(reader, [])
-        # Blank lines are skipped, as csv.DictReader does; line_num, not a row count, because a
-        # quoted id may hold a newline.
-        rows = [(reader.line_num, row) for row in reader if row]
+        try:
+            header = next(reader, [])
+            # Blank lines are skipped, as csv.DictReader does; line_num, not a row count, because
+            # a quoted id may hold a newline.
+            rows = [(reader.line_num, row) for row in reader if row]
+        except (UnicodeDecodeError, csv.Error) as error:
+            # Neither names the file: a binary or foreign-encoded file would be a mystery.
+            raise ValueError(f"{path}: not a per_frame.csv of hopose eval ({error})") from None
     missing = [c for c in ("id", *ACCURACY_COLUMNS) if c not in header]
     if not rows or missing:
         raise ValueError(f"{path}: empty or missing columns {missing}")
@@ -278,30 +282,42 @@ def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
 
 
 def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[tuple[str, int]]:
-    """Best, median and worst of the candidate frames by mean error over all 29 keypoints."""
-    error = (NUM_JOINTS * columns[HAND_MM] + NUM_CORNERS * columns[OBJECT_MM]) / (
-        NUM_JOINTS + NUM_CORNERS
-    )
-    order = candidates[np.argsort(error[candidates], kind="stable")]
-    return [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
+    """Best, median and worst of the candidate frames by mean error over all 29 keypoints.
+
+    Only frames with a finite error rank: a part without ground truth (NaN, a missing
+    annotation) or a diverged prediction (inf) says nothing of how good the frame is. Where no
+    candidate has a finite mean (a dataset without a part's ground truth), they rank by the
+    hand's error, else the object's; empty where no candidate has any."""
+    hand, obj = columns[HAND_MM], columns[OBJECT_MM]
+    combined = (NUM_JOINTS * hand + NUM_CORNERS * obj) / (NUM_JOINTS + NUM_CORNERS)
+    for error in (combined, hand, obj):
+        ranked = candidates[np.isfinite(error[candidates])]
+        if ranked.size:
+            order = ranked[np.argsort(error[ranked], kind="stable")]
+            return [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
+    return []
 
 
 def _frame_title(rank: str, k: int, columns: Mapping[str, NDArray]) -> str:
     return (
-        f"{rank}: {columns['id'][k]}\nhand {columns[HAND_MM][k]:.1f} mm, "
-        f"object {columns[OBJECT_MM][k]:.1f} mm"
+        f"{rank}: {columns['id'][k]}\nhand {format_number(columns[HAND_MM][k], '{:.1f}')} mm, "
+        f"object {format_number(columns[OBJECT_MM][k], '{:.1f}')} mm"
     )
 
 
-def _gallery(predictions: Mapping[str, Any], columns: Mapping[str, NDArray], dataset) -> Any:
+def _gallery(
+    predictions: Mapping[str, Any], columns: Mapping[str, NDArray], dataset, image_size: int
+) -> Any:
+    """The gallery figure, None where no frame ranks (:func:`_ranked_frames`)."""
+    ranked = _ranked_frames(columns, np.arange(len(columns["id"])))
+    if not ranked:
+        return None
     frames = []
-    for rank, k in _ranked_frames(columns, np.arange(len(columns["id"]))):
-        principal = np.asarray(predictions["K"][k])[:2, 2]
+    for rank, k in ranked:
         frame = {
             "title": _frame_title(rank, k, columns),
             "image": None if dataset is None else np.asarray(dataset[int(k)]["image"]),
-            # Without images, a canvas twice the principal point: the network image's size.
-            "size": tuple(round(2 * float(c)) for c in principal),
+            "size": (image_size, image_size),
         }
         for key in ("hand_2d", "obj_2d", "hand_3d", "obj_3d"):
             for who in ("pred", "gt"):
@@ -340,12 +356,15 @@ def contact_panels(hand: NDArray, obj: NDArray, titles: Sequence[str]) -> list[d
 
 
 def _contacts(predictions: Mapping[str, Any], columns: Mapping[str, NDArray]) -> Any:
-    """Contacts of the best, median and worst frames among those whose ground truth grasps."""
+    """Contacts of the best, median and worst frames among those whose ground truth grasps;
+    None where no frame ranks (:func:`_ranked_frames`)."""
     # .get: without plausibility (--no-plausibility) there are no counts; every frame ranks.
     counts = columns.get(plausibility_key("gt", VALID_CONTACTS), np.zeros(len(columns["id"])))
     grasping = np.flatnonzero(counts >= 2)
     candidates = grasping if grasping.size else np.arange(len(columns["id"]))
     ranked = _ranked_frames(columns, candidates)
+    if not ranked:
+        return None
     index = [k for _, k in ranked]
     rows = []
     for who in ("pred", "gt"):
@@ -435,6 +454,7 @@ def write_report(
     predictions: Mapping[str, Any],
     summary: Mapping[str, Any],
     *,
+    image_size: int,
     dataset=None,
     protocol: str = "synthetic",
     columns: Mapping[str, NDArray] | None = None,
@@ -449,6 +469,8 @@ def write_report(
             optionally ``orig_K`` (N, 3, 3), and ``id`` (N,).
         summary: ``metrics.json``'s content; its text entries (checkpoint, split, ...) are
             listed under "Run", its numbers are recomputed from the frames.
+        image_size: the side of the network's square image (``data.image_size``), in whose
+            pixels the 2D is: the size of the gallery's blank canvas.
         dataset: the evaluated dataset, ``dataset[i]["image"]`` the network image of frame i;
             None draws the gallery on a blank canvas.
         protocol: the evaluation protocol, named in the report (e.g. ``"FPHA-HO, HOPE-Net
@@ -457,7 +479,8 @@ def write_report(
             grasp-quality hulls are the slow part of an evaluation); computed when None.
 
     Returns:
-        The path of ``report.md``.
+        The path of ``report.md``. The gallery and contacts figures are left out (of the
+        folder and the report) where no frame has an error to rank it by.
     """
     out_dir = Path(out_dir)
     figures = out_dir / "figures"
@@ -466,8 +489,14 @@ def write_report(
     write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)
     runs = {"hopose": summarize(columns)}
     _write_pck_figures(figures, {"hopose": columns}, runs)
-    viz.save_figure(_gallery(predictions, columns, dataset), figures / "gallery.png")
-    viz.save_figure(_contacts(predictions, columns), figures / "contacts.png")
+    frame_figures = {
+        "gallery.png": _gallery(predictions, columns, dataset, image_size),
+        "contacts.png": _contacts(predictions, columns),
+    }
+    skipped = {name for name, figure in frame_figures.items() if figure is None}
+    for name, figure in frame_figures.items():
+        if name not in skipped:
+            viz.save_figure(figure, figures / name)
 
     camera = "the dataset's original camera" if "orig_K" in predictions else "the network image"
     lines = [
@@ -489,7 +518,7 @@ def write_report(
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
     lines += _tables(table_runs, paper=True)
-    lines += _figure_lines(FIGURES)
+    lines += _figure_lines([(name, title) for name, title in FIGURES if name not in skipped])
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
     return write_text(out_dir / REPORT_FILE, "\n".join(lines))
 
