@@ -79,6 +79,13 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
             "model.lifter_variant must be one of ('full', 'hand', 'object'), got 'both'",
         ),
         ("", ["model.lifter=gcn"], "model.lifter must be one of ('context', 'graph_unet'), got"),
+        # The Graph U-Net has no sub-graphs: it built the full network for "hand" all the same.
+        (
+            "",
+            ["model.lifter=graph_unet", "model.lifter_variant=hand"],
+            "model.lifter_variant must be 'full' with model.lifter: graph_unet (the Graph U-Net "
+            "lifts every node, it has no sub-graphs), got 'hand'",
+        ),
         # Under torchrun each process takes its local rank's GPU: no numbered GPU in a config.
         ("", ["device=cuda:1"], "device must be one of ('auto', 'cpu', 'cuda'), got 'cuda:1'"),
         ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
@@ -124,6 +131,31 @@ def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, overrides, 
         load_config(path, overrides)
     assert message in str(error.value)
     assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**70])
+def test_the_seed_is_one_32_bit_word_as_data_seed(tmp_path, seed):
+    # Accepted before: -1 failed in the first epoch on DDP ranks above 0 (numpy's SeedSequence,
+    # "expected non-negative integer"), 2**70 in seed_everything ("Overflow when unpacking long
+    # long"), neither naming the field.
+    path = _write(tmp_path, f"seed: {seed}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: seed must be in [0, 2**32), got {seed}"
+    with pytest.raises(ConfigError, match=re.escape(f"seed must be in [0, 2**32), got {seed}")):
+        config_from_dict({"seed": seed})
+    assert load_config(path, [f"seed={2**32 - 1}"]).seed == 2**32 - 1
+
+
+def test_the_papers_linear_head_is_one_set_away_from_the_demos_encoder():
+    # The demo's encoder config weighs the heat-map term 1,000 and says the paper's linear head
+    # is `--set model.head=linear --set model.segmentation=false --set loss.w_segmentation=0`,
+    # which leaves that weight: with the linear head it is ignored (no maps), not refused.
+    path = CONFIGS / "synthetic" / "encoder.yaml"
+    assert "--set model.head=linear --set model.segmentation=false" in path.read_text()
+    overrides = ["model.head=linear", "model.segmentation=false", "loss.w_segmentation=0"]
+    cfg = load_config(path, overrides)
+    assert (cfg.model.head, cfg.loss.w_heatmap) == ("linear", 1000.0)
 
 
 @pytest.mark.parametrize(

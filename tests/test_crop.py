@@ -31,6 +31,8 @@ from hopose.crop import (
 )
 from hopose.data.transforms import square_crop_box
 from hopose.geometry import project_points
+from hopose.models import ContextLifter, HoposeNet, ImageEncoder
+from hopose.models.encoder import random_backbone_expected
 
 
 def test_crop_affine_by_hand():
@@ -49,6 +51,46 @@ def test_crop_affine_by_hand():
     torch.testing.assert_close(
         apply_affine(A, torch.tensor([[[110.0, 50.0]]])), torch.tensor([[[10.0, 5.0]]])
     )
+
+
+def test_the_views_grid_is_half_a_network_pixel_off_centre_as_documented():
+    # docs/conventions.md §6: the maps scale about the square's centre and the first pixel's
+    # centre, not about pixel edges, and are kept so (changing them changes every render).
+    # A 1920 x 1080 frame seen whole on S = 224 px: frame_square's square is centred on
+    # (W/2, H/2) = (960, 540) with side 1920, so s = 224 / 1920 = 7/60 and q = s (p - c) + S/2.
+    S, s = 224, 7 / 60
+    centre, side = frame_square((1920, 1080), torch.zeros(1, dtype=torch.float64))
+    torch.testing.assert_close(centre, torch.tensor([[960.0, 540.0]], dtype=torch.float64))
+    A = crop_affine(centre, side, S)
+    points = torch.tensor(
+        [[[960.0, 540.0], [959.5, 539.5], [-0.5, -0.5], [1919.5, 1079.5]]], dtype=torch.float64
+    )
+    expected = [
+        # The square's centre goes to (S/2, S/2) = (112, 112), not the image's centre (111.5,
+        # 111.5); the frame's centre ((W - 1)/2, (H - 1)/2) to 112 - s/2 = 111.9417.
+        [112.0, 112.0],
+        [112 - s / 2, 112 - s / 2],
+        # The frame's edges: x -0.5 goes to s (-0.5 - 960) + 112 = -s/2 = -0.0583, not -0.5;
+        # W - 0.5 to S - s/2 = 223.9417, beyond the image's edge 223.5 by (1 - s)/2 = 0.4417.
+        # y (letterboxed): -0.5 to s (-540.5) + 112 = 48.9417, 1079.5 to s 539.5 + 112.
+        [-s / 2, 112 - 540.5 * s],
+        [S - s / 2, 112 + 539.5 * s],
+    ]
+    torch.testing.assert_close(
+        apply_affine(A, points), torch.tensor([expected], dtype=torch.float64)
+    )
+    # resize_affine is q = s p per axis: -0.5 goes to -s/2 with s = 224/1920 (x), 224/1080 (y).
+    R = resize_affine((1920, 1080), S, torch.zeros((), dtype=torch.float64))
+    torch.testing.assert_close(
+        apply_affine(R[None], points[:, 2:3]),
+        torch.tensor([[[-112 / 1920, -112 / 1080]]], dtype=torch.float64),
+    )
+    # The visible effect: a uniform frame's first column reads 9/16 of it. The frame is shrunk
+    # by int(1 / s) = 8 first, shrunk pixel k centred on frame 8 k + 3.5; network column 0 reads
+    # frame x = 0, shrunk x = -3.5 / 8 = -7/16, so 1 - 7/16 of shrunk pixel 0 and 7/16 of the
+    # zeros beyond. Column 1 and the last column (centred on frame x 223 / s = 1911.4) read 1.
+    view = warp_image(torch.ones(1, 3, 1080, 1920), A.float(), S)[0, 0, 100]
+    torch.testing.assert_close(view[[0, 1, S - 1]], torch.tensor([9 / 16, 1.0, 1.0]))
 
 
 def test_square_around_by_hand():
@@ -357,6 +399,32 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     )
 
 
+def test_self_crop_of_a_float32_network_reads_a_float64_K():
+    # A real float32 network (its lifter reads each view's K) self-cropping frames whose K is
+    # float64: the maps and every view's K are float64, and the network's 2D goes back to the
+    # frame through float64 maps. Its answer is the one with the float32 K, to float32
+    # precision. Before, the lifter stopped on the float64 K ("expected m1 and m2 to have the
+    # same dtype").
+    torch.manual_seed(0)
+    with random_backbone_expected():
+        encoder = ImageEncoder(backbone="resnet18", weights_path=None, hidden=8, stages=1)
+    model = HoposeNet(
+        encoder=encoder, lifter=ContextLifter(hidden=8, dropout=0.0, variant="full")
+    ).eval()
+    frames = torch.randint(0, 256, (2, 3, 60, 100), dtype=torch.uint8)
+    K = torch.tensor([[120.0, 0.0, 49.5], [0.0, 120.0, 29.5], [0.0, 0.0, 1.0]]).expand(2, 3, 3)
+    warp = FrameWarp(frames, 32)
+    with torch.no_grad():
+        single = self_crop(model, warp.views, K, (100, 60), image_size=32, cropping=SelfCropping(1))
+        double = self_crop(
+            model, warp.views, K.double(), (100, 60), image_size=32, cropping=SelfCropping(1)
+        )
+    assert double["kp2d"].dtype == torch.float64 and double["kp3d"].dtype == torch.float32
+    for key in ("kp2d_init", "kp2d", "kp3d"):
+        torch.testing.assert_close(double[key].float(), single[key], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(double["affine"].float(), single["affine"])
+
+
 def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
     # A 1920 x 1080 photo whose hand and box span about a quarter of it; the oracle network
     # sees each view's K, so the 2D that comes back is the photo's projection to float
@@ -429,7 +497,7 @@ def test_jittered_squares_scale_shift_and_turn_within_their_ranges():
         scale = math.hypot(A[0, 0], A[0, 1])
         drawn_side = 64 / scale
         angle = math.degrees(math.atan2(A[0, 1], A[0, 0]))
-        # The frame point that lands on the image's centre (32, 32) is the drawn centre.
+        # The frame point that lands on (S/2, S/2) = (32, 32) is the drawn centre.
         drawn_centre = torch.linalg.solve(A, torch.tensor([32.0, 32.0, 1.0], dtype=A.dtype))[:2]
         if drawn_side > 1920 * 0.8 - 1e-6:
             whole += 1
@@ -462,6 +530,25 @@ def test_shrink_views_by_hand():
     torch.testing.assert_close(out["hand_2d"], torch.tensor([[[-0.5, 39.5]] * 21]))
     torch.testing.assert_close(out["obj_2d"], torch.tensor([[[19.5, -0.1875]] * 8]))
     assert out["segmentation"] is batch["segmentation"]  # its loss pools it to any cells
+
+
+def test_shrink_views_keeps_a_float_images_dtype():
+    # Float64 and bfloat16 views came back float32 though the docstring promised the input's
+    # dtype. Float64 is resampled in float64 (the float32 picture to float32 precision);
+    # bfloat16 in float32, rounded back: exactly the float32 picture of the same values, rounded.
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    batch = {
+        "K": torch.eye(3, dtype=torch.float64).expand(2, 3, 3),
+        "hand_2d": torch.zeros(2, 21, 2, dtype=torch.float64),
+        "obj_2d": torch.zeros(2, 8, 2, dtype=torch.float64),
+    }
+    for dtype, tolerance in ((torch.float64, {}), (torch.bfloat16, {"rtol": 0, "atol": 0})):
+        shown = image.to(dtype)
+        out = shrink_views({**batch, "image": shown}, 8)["image"]
+        reference = shrink_views({**batch, "image": shown.float()}, 8)["image"]
+        assert out.shape == (2, 3, 8, 8) and out.dtype == dtype
+        torch.testing.assert_close(out, reference.to(dtype), **tolerance)
 
 
 def test_shrink_views_moves_the_picture_with_its_keypoints_and_keeps_every_ray():

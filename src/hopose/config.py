@@ -57,6 +57,13 @@ L3D_DISTANCES: tuple[str, ...] = ("squared", "euclidean")
 """Forms of the 3D loss terms (``LossConfig.l3d_distance``)."""
 
 
+def _require_seed(seed: int, name: str) -> None:
+    """Refuse a seed outside one 32-bit word, naming its field: numpy's generators and
+    ``seed_everything`` fail on it only when they first read it, without the field's name (and
+    for the top-level seed only on DDP ranks other than 0)."""
+    _require(0 <= seed < SEED_LIMIT, f"{name} must be in [0, 2**32), got {seed}")
+
+
 def _require_finite(section: Any, prefix: str) -> None:
     """Refuse an infinite or NaN float field of the dataclass ``section``: the range checks
     below compare with finite bounds only, and ``optim.lr=inf`` would train to a NaN loss."""
@@ -177,7 +184,7 @@ class DataConfig:
             0 <= self.self_crop_shift <= 0.5,
             f"data.self_crop_shift must be in [0, 0.5], got {self.self_crop_shift}",
         )
-        _require(0 <= self.seed < SEED_LIMIT, f"data.seed must be in [0, 2**32), got {self.seed}")
+        _require_seed(self.seed, "data.seed")
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")
@@ -199,7 +206,8 @@ class ModelConfig:
     lifter: str = "context"
     """2D-to-3D lifter: "context" (the paper's context-aware graph) or "graph_unet" (HOPE-Net)."""
     lifter_variant: str = "full"
-    """Sub-graphs of the context lifter (paper Table 2): "full", "hand" or "object"."""
+    """Sub-graphs of the context lifter (paper Table 2): "full", "hand" or "object"; the Graph
+    U-Net has no sub-graphs and takes "full" only."""
     head: str = "linear"
     """Initial 2D head of the image encoder: "linear" (the paper's, on the pooled feature) or
     "heatmap" (integral heat maps on the stride-4 feature pyramid, the GCN nodes also reading the
@@ -234,6 +242,11 @@ class ModelConfig:
             self.lifter_variant in VARIANT_PARTS,
             f"model.lifter_variant must be one of {tuple(VARIANT_PARTS)}, "
             f"got {self.lifter_variant!r}",
+        )
+        _require(
+            self.lifter != "graph_unet" or self.lifter_variant == "full",
+            "model.lifter_variant must be 'full' with model.lifter: graph_unet (the Graph U-Net "
+            f"lifts every node, it has no sub-graphs), got {self.lifter_variant!r}",
         )
         _require(
             1 <= self.backbone_stages <= len(RESIDUAL_STAGES),
@@ -347,7 +360,10 @@ class LossConfig:
     w_heatmap: float = 0.0
     """Weight of the heat-map cross-entropy (:func:`hopose.losses.heatmap_loss`, beyond the
     paper) for ``model.head: heatmap``; 0 leaves the maps supervised through their keypoints
-    only."""
+    only. The term applies only to the heat-map head: with ``model.head: linear`` there are no
+    maps and any weight is ignored, not refused, so that a demo config, which weighs it 1,000,
+    switches to the paper's linear head without setting it to 0 too (the switch that
+    ``synthetic/encoder.yaml`` documents; docs/training.md)."""
     w_segmentation: float = 0.0
     """Weight of the segmentation maps' cross-entropy (:func:`hopose.losses.segmentation_loss`,
     beyond the paper) for ``model.segmentation``; every batch must then carry the maps."""
@@ -447,7 +463,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Augmentation of the image stages' training images (off by default, as in the paper)."""
     seed: int = 0
-    """Seed of weight initialisation, shuffling and dropout."""
+    """Seed of weight initialisation, shuffling and dropout, in [0, 2**32) as ``data.seed``."""
     init_from: str | None = None
     """Checkpoint whose model weights start this stage (the previous stage, or pre-training)."""
     device: str = "auto"
@@ -459,6 +475,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.stage in STAGES, f"stage must be one of {tuple(STAGES)}, got {self.stage!r}")
+        _require_seed(self.seed, "seed")
         _require(
             self.model.image_size == self.data.image_size,
             f"model.image_size ({self.model.image_size}) must equal data.image_size "

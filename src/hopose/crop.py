@@ -59,7 +59,16 @@ SELF_CROP_MARGIN = 0.45
 
 
 def resize_affine(frame_size: tuple[int, int], image_size: int, like: Tensor) -> Tensor:
-    """(3, 3) map of a (width, height) frame onto an ``image_size`` square (aspect not kept)."""
+    """(3, 3) map of a (width, height) frame onto an ``image_size`` square (aspect not kept).
+
+    ``q = s p`` per axis, about the first pixel's centre, with ``s = image_size / width``
+    (``/ height`` for y): the frame's edges -0.5 and ``width - 0.5`` go to ``-s / 2`` and
+    ``image_size - s / 2``, not to the image's edges -0.5 and ``image_size - 0.5``. The picture
+    sits ``(1 - s) / 2`` network pixels right of (below) where an edge-aligned resize
+    (:func:`edge_aligned_scale`) puts it: that much of the first column (row) lies beyond the
+    frame, and the frame's last ``(1 - s) / 2`` network pixels are not shown. Labels are exact
+    all the same, as K goes with the view (``A @ K``); docs/conventions.md §6.
+    """
     width, height = frame_size
     return torch.diag(like.new_tensor([image_size / width, image_size / height, 1.0]))
 
@@ -83,8 +92,13 @@ def crop_affine(
     """Maps of rotated squares of frame pixels onto the ``image_size`` network square.
 
     ``q = (image_size / side) R(angle) (p - centre) + image_size / 2``: the square's centre goes
-    to the image's centre, its side to the image's side, and the frame turns by ``angle``
-    (radians, counter-clockwise on screen, whose y axis points down) about the centre.
+    to ``(image_size / 2, image_size / 2)``, the square itself onto ``[0, image_size]²``, and
+    the frame turns by ``angle`` (radians, counter-clockwise on screen, whose y axis points
+    down) about the centre. With pixel centres at integers the image spans -0.5 ...
+    ``image_size - 0.5`` and its centre is ``(image_size - 1) / 2``: the square is shown half a
+    network pixel right of and below the middle, its last half pixel beyond the image's right
+    and bottom edges. Labels are exact all the same, as K goes with the view (``A @ K``);
+    docs/conventions.md §6.
 
     Args:
         centre: (B, 2) frame pixels. side: (B,) frame pixels. angle: (B,) or None for 0.
@@ -118,7 +132,16 @@ def square_around(points: Tensor, margin: float) -> tuple[Tensor, Tensor]:
 
 
 def frame_square(frame_size: tuple[int, int], like: Tensor) -> tuple[Tensor, Tensor]:
-    """Centre (1, 2) and side (1,) of the square of the frame's longer side around its centre."""
+    """Centre (1, 2) and side (1,) of the square of the frame's longer side around
+    ``(width / 2, height / 2)``.
+
+    With pixel centres at integers the frame spans -0.5 ... ``width - 0.5`` and its centre is
+    ``((width - 1) / 2, (height - 1) / 2)``: the square is centred half a frame pixel right of
+    and below it. Through :func:`crop_affine` onto S pixels (``s = S / max(width, height)``)
+    the frame's edges -0.5 and ``width - 0.5`` (of the longer side) go to ``-s / 2`` and
+    ``S - s / 2``: the view's first column is partly beyond the frame (zeros there) and the
+    frame's last ``(1 - s) / 2`` network pixels are not shown (docs/conventions.md §6).
+    """
     width, height = frame_size
     return like.new_tensor([[width / 2, height / 2]]), like.new_tensor([float(max(width, height))])
 
@@ -267,11 +290,12 @@ def shrink_views(batch: Mapping[str, Any], image_size: int) -> dict[str, Any]:
     if height != width:
         raise ValueError(f"shrink_views needs square images, got {height} x {width}")
     size = (image_size, image_size)
-    small = F.interpolate(
-        image.float(), size=size, mode="bilinear", antialias=True, align_corners=False
-    )
+    # Resampled in at least float32 (float64 stays float64), then back to the input's dtype.
+    wide = image.to(torch.promote_types(image.dtype, torch.float32))
+    small = F.interpolate(wide, size=size, mode="bilinear", antialias=True, align_corners=False)
     if image.dtype == torch.uint8:
-        small = small.round().clamp(0, 255).to(torch.uint8)
+        small = small.round().clamp(0, 255)
+    small = small.to(image.dtype)
     A = edge_aligned_scale(batch["K"].new_tensor([image_size / width] * 2))
     return {
         **batch,
@@ -385,7 +409,8 @@ def _mean_over_views(
     model: nn.Module, view: Callable[[Tensor], Tensor], K: Tensor, maps: Tensor
 ) -> dict[str, Tensor]:
     """The model's ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3),
-    each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`).
+    each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`); the 2D is mapped
+    back to the frame in the wider of the network's and the maps' (K's) dtypes.
 
     The V × B views go through the network as one batch (half the time of V batches of one
     photo's view on the CPU, BENCHMARKS.md, "Prediction on photos"), so an evaluation's batch
@@ -394,7 +419,12 @@ def _mean_over_views(
     flat = maps.flatten(0, 1)  # (V*B, 3, 3), in the images' order
     out = model(images, (maps @ K).flatten(0, 1))
     back = torch.linalg.inv(flat)
-    shown = {key: apply_affine(back, out[key]) for key in ("kp2d_init", "kp2d")}
+    shown = {}
+    for key in ("kp2d_init", "kp2d"):
+        # One dtype for the matmul: a float32 network's 2D goes back through float64 maps (a
+        # float64 K) in float64, a bfloat16 network's through float32 maps in float32.
+        dtype = torch.promote_types(back.dtype, out[key].dtype)
+        shown[key] = apply_affine(back.to(dtype), out[key].to(dtype))
     return {
         key: value.unflatten(0, maps.shape[:2]).mean(dim=0)  # (V, B, ...) -> (B, ...)
         for key, value in (shown | {"kp3d": out["kp3d"]}).items()
@@ -428,9 +458,9 @@ def self_crop(
             averaged (:class:`CropViews`).
 
     Returns:
-        ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3) of the
-        last pass (averaged over its views), and ``affine`` (B, 3, 3), the map of its first
-        view.
+        ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels (in the wider of the model's and
+        K's dtypes) and ``kp3d`` (B, 29, 3) of the last pass (averaged over its views), and
+        ``affine`` (B, 3, 3), the map of its first view, in K's dtype.
     """
     maps = crop_affine(*frame_square(frame_size, K), image_size).expand(1, len(K), 3, 3)
     out = _mean_over_views(model, view, K, maps)

@@ -102,6 +102,27 @@ def test_float64_computes_the_same_keypoints_in_float64(head):
     assert torch.autograd.gradcheck(lambda x: encoder(x)["kp2d"], (small,), eps=1e-6, atol=1e-4)
 
 
+@pytest.mark.parametrize("head", ["linear", "heatmap"])
+def test_bfloat16_encoder_computes_the_float32_keypoints_in_bfloat16(head):
+    # A bfloat16 copy of the weights answers in bfloat16, the float32 keypoints within its
+    # rounding: 2^-8 relative is 0.25 px a step near 64 px, over the ResNet and the GCN. The
+    # heat-map head's soft-argmax and sampled features come out in float32; the GCN read them
+    # mixed with the bfloat16 global feature and stopped ("expected m1 and m2 to have the same
+    # dtype") before they were brought to the activations' dtype.
+    torch.manual_seed(0)
+    encoder = _encoder(head=head, stages=2, segmentation=head == "heatmap")
+    image = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    out32 = encoder(image)
+    half = _encoder(head=head, stages=2, segmentation=head == "heatmap")
+    half.load_state_dict(encoder.state_dict())
+    out16 = half.to(torch.bfloat16)(image)
+    assert set(out16) == set(out32)
+    for key in out32:
+        assert out16[key].dtype == torch.bfloat16
+        atol = 1.5 if key.startswith("kp2d") else 0.05  # pixels, or logits
+        torch.testing.assert_close(out16[key].float(), out32[key], rtol=0, atol=atol)
+
+
 def test_no_weights_file_warns_clearly():
     with pytest.warns(UserWarning, match="random initialisation.*no pretrained"):
         ImageEncoder(backbone="resnet18", weights_path=None, hidden=8)

@@ -64,6 +64,25 @@ def test_one_estimate_and_float64_computes_the_float32_pose():
     torch.testing.assert_close(out64["kp3d"].float(), out["kp3d"], rtol=1e-4, atol=1e-3)
 
 
+def test_answers_in_its_own_dtype_whatever_the_inputs():
+    # As every lifter (test_lifter.py): float64 kp2d and K reach a float32 Graph U-Net and give
+    # its float32 pose, and a bfloat16 copy answers in bfloat16 within its rounding of ~450 mm;
+    # both stopped at the first layer before ("expected m1 and m2 to have the same dtype").
+    torch.manual_seed(0)
+    unet = GraphUNet().eval()
+    kp2d, K = torch.rand(3, NUM_NODES, 2) * 64, pinhole(3, 100.0, 32.0)
+    out = unet(kp2d, K)
+    assert (out["kp3d"][0] - out["kp3d"][1]).abs().max() > 1e-2
+    wide = unet(kp2d.double(), K.double())
+    assert wide["kp3d"].dtype == torch.float32
+    torch.testing.assert_close(wide["kp3d"], out["kp3d"], rtol=1e-4, atol=1e-3)
+    half = GraphUNet()
+    half.load_state_dict(unet.state_dict())
+    narrow = half.to(torch.bfloat16).eval()(kp2d.double(), K.double())
+    assert narrow["kp3d"].dtype == torch.bfloat16
+    torch.testing.assert_close(narrow["kp3d"].float(), out["kp3d"], rtol=0, atol=8.0)
+
+
 def test_gradcheck_float64():
     # The gradient with respect to the 2D keypoints, through the viewing rays, every level's
     # learned adjacency, pooling and unpooling, against finite differences in float64.

@@ -258,6 +258,35 @@ def test_float64_computes_the_float32_pose_and_bad_input():
         ContextLifter(hidden=8, dropout=0.0, variant="both")
 
 
+def test_a_lifter_answers_in_its_own_dtype_whatever_the_inputs():
+    # A float32 lifter reads float64 kp2d and K (rays computed in float64, then cast): the
+    # float32 pose to float32 precision, in float32. A bfloat16 copy of the same weights answers
+    # in bfloat16, within bfloat16's rounding of ~450 mm (2^-8 relative, 2 mm a step, over the
+    # layers), and under autocast the float32 lifter keeps answering in float32. The two poses
+    # differ by tens of mm, so none of these agreements is that of a constant. Before, both
+    # float64 input and the bfloat16 lifter stopped at the first layer: "expected m1 and m2 to
+    # have the same dtype".
+    torch.manual_seed(0)
+    lifter = ContextLifter(hidden=8, dropout=0.3, variant="full").eval()
+    kp2d, K, kp3d = pose_batch(2)
+    lifter.set_stats_from_poses(kp3d)
+    out32 = lifter(kp2d, K)
+    assert (out32["kp3d"][0] - out32["kp3d"][1]).abs().max() > 10
+    wide = lifter(kp2d.double(), K.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = lifter(kp2d, K)
+    half = ContextLifter(hidden=8, dropout=0.3, variant="full")
+    half.load_state_dict(lifter.state_dict())
+    half = half.to(torch.bfloat16).eval()
+    narrow = half(kp2d.double(), K.double())
+    for key in ("kp3d_init", "kp3d"):
+        assert wide[key].dtype == mixed[key].dtype == torch.float32
+        torch.testing.assert_close(wide[key], out32[key], rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(mixed[key], out32[key], rtol=0, atol=4.0)
+        assert narrow[key].dtype == torch.bfloat16
+        torch.testing.assert_close(narrow[key].float(), out32[key], rtol=0, atol=8.0)
+
+
 def test_gradcheck_float64():
     torch.manual_seed(0)
     lifter = ContextLifter(hidden=4, dropout=0.3, variant="full").double().eval()

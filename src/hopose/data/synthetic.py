@@ -1005,7 +1005,7 @@ class SyntheticHandObject(Dataset):
         """The square crop ``affine`` (3, 3) (frame -> image) randomly scaled, shifted and turned,
         or the whole frame at one scale (see the module docstring)."""
         S = self.image_size
-        # The square the crop shows: the frame pixels that map onto the image's centre and side.
+        # The square the crop shows: the frame pixels that map onto (S / 2, S / 2) and S pixels.
         centre = torch.as_tensor(np.linalg.solve(affine, [S / 2, S / 2, 1.0])[None, :2])
         side = torch.tensor([S / affine[0, 0]], dtype=torch.float64)
         rng = np.random.default_rng([self.seed, index, 3])

@@ -224,9 +224,12 @@ class ImageEncoder(nn.Module):
             init = self.head(feature).view(-1, NUM_NODES, 2)  # (B, N, 2) in [-1, 1] coordinates
         else:
             init, local, heatmaps = self.head(maps)
-            nodes.append(sample_features(local, init))  # (B, N, HEATMAP_WIDTH)
-        # Autocast's half-precision head output, widened before the pixel conversion: adding 1
-        # in bfloat16 would round the keypoints to 2^-8 of the image side.
+            # Sampled in at least float32 like the keypoints, brought to the activations' dtype
+            # so that the GCN's input is one dtype, its layers' (bfloat16 in a bfloat16 model).
+            nodes.append(sample_features(local, init).to(x.dtype))  # (B, N, HEATMAP_WIDTH)
+        # The head's output in the activations' dtype: under autocast widened before the pixel
+        # conversion, as adding 1 in bfloat16 would round the keypoints to 2^-8 of the image
+        # side; in a bfloat16 model narrowed from soft_argmax's float32 to the layers' dtype.
         init = init.to(x.dtype)
         refined = init + self.refine(torch.cat([init, *nodes], dim=-1))
         size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels

@@ -2,8 +2,9 @@
 
 Every lifter maps ``kp2d`` (B, 29, 2), pixels of the network image, and ``K`` (B, 3, 3), that
 image's intrinsics, to ``kp3d_init`` and ``kp3d`` (B, 29, 3), absolute camera-frame millimetres,
-for the 21 hand joints then the 8 box corners. Its attribute ``parts`` names the parts whose
-nodes it predicts ("hand", "object"); the other nodes are filler that losses and metrics ignore.
+for the 21 hand joints then the 8 box corners, in the lifter's dtype whatever the input's
+(:meth:`Lifter.normalise_input`). Its attribute ``parts`` names the parts whose nodes it
+predicts ("hand", "object"); the other nodes are filler that losses and metrics ignore.
 
 Camera: a lifter reads each keypoint as its viewing ray, the normalised camera coordinates
 ``(x/z, y/z)`` of ``K⁻¹ [u, v, 1]`` (:func:`viewing_rays`), never its pixels. The 3D pose
@@ -236,8 +237,14 @@ class Lifter(nn.Module):
         self.set_output_stats(*output_stats(poses))
 
     def normalise_input(self, kp2d: Tensor, K: Tensor) -> Tensor:
-        """(B, 29, 2) pixels and (B, 3, 3) K -> (B, 29, 2) normalised rays."""
-        return (viewing_rays(kp2d, K) - self.in_mean) / self.in_std
+        """(B, 29, 2) pixels and (B, 3, 3) K -> (B, 29, 2) normalised rays, in the dtype of
+        the lifter's buffers (its layers'): the rays are computed and normalised in at least
+        float32 (:func:`viewing_rays`), then cast, so float64 input reaches a float32 lifter
+        and a bfloat16 lifter gets bfloat16; under autocast the buffers, hence the rays, stay
+        float32."""
+        rays = viewing_rays(kp2d, K)
+        normalised = (rays - self.in_mean.to(rays.dtype)) / self.in_std.to(rays.dtype)
+        return normalised.to(self.in_mean.dtype)
 
     def to_mm(self, pose: Tensor) -> Tensor:
         """(B, 29, 3) normalised pose -> (B, 29, 3) mm."""
