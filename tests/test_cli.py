@@ -476,18 +476,44 @@ def test_a_negative_eval_workers_count_is_a_usage_error_naming_it(tmp_path, caps
         (["synth", "--split", "val", "--num", "2"], "--workers", 0, "-2"),
         (["prepare", "synthetic", "--split", "val"], "--num", 1, "0"),
         (["prepare", "synthetic", "--split", "val", "--num", "2"], "--workers", 0, "-2"),
+        (["synth", "--split", "val", "--num", "2"], "--image-size", 8, "0"),
+        (["prepare", "synthetic", "--split", "val", "--num", "2"], "--image-size", 8, "7"),
     ],
 )  # fmt: skip
 def test_a_count_out_of_range_is_a_usage_error_naming_it(
     tmp_path, capsys, monkeypatch, args, option, minimum, value
 ):
-    """They named data.num_train, failed inside torch after loading, or inside numpy."""
+    """They named data.num_train, failed inside torch after loading, or inside numpy; an image
+    side below 8 named the renderer's argument (image_size: must be >= 8)."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main([*args, option, value, "--out", "o"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"hopose {args[0]}: error: argument {option}: expected an integer >= {minimum}, "
+        f"got {value!r}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "model.pt", "photo.jpg"],
+        ["eval", "model.pt", "--data", "synthetic", "--num", "2"],
+    ],
+)
+def test_a_negative_or_non_finite_self_crop_margin_is_a_usage_error_naming_it(
+    tmp_path, capsys, monkeypatch, args, value
+):
+    """Passed on as data.self_crop_margin, its config check named that field, not the flag."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--self-crop-margin", value, "--out", "o"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hopose {args[0]}: error: argument --self-crop-margin: expected a finite number >= 0, "
         f"got {value!r}"
     )
     assert list(tmp_path.iterdir()) == []

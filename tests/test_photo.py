@@ -47,21 +47,37 @@ def test_sixteen_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
     assert np.asarray(photo.image).tolist() == np.full((4, 6, 3), 117).tolist()
 
 
+def test_sixteen_bit_greyscale_pgm_read_as_mode_i_is_scaled_too(tmp_path):
+    # Pillow widens a 16-bit PGM to mode I (its raw mode I;16B): 16-bit values, scaled as the
+    # 16-bit PNG's are, not refused as 32-bit integers.
+    values = np.full((4, 6), 30000, ">u2")
+    (tmp_path / "g.pgm").write_bytes(b"P5\n6 4\n65535\n" + values.tobytes())
+    assert Image.open(tmp_path / "g.pgm").mode == "I"
+    photo = read_photo(tmp_path / "g.pgm")
+    assert np.asarray(photo.image).tolist() == np.full((4, 6, 3), 117).tolist()
+
+
 @pytest.mark.parametrize(
     ("pixels", "message"),
     [
-        # Floats in [0, 1] became an all-black photo, 32-bit integers an all-white one.
+        # Floats in [0, 1] became an all-black photo, 32-bit integers beyond 16 bits an
+        # all-white one, and 32-bit integers of 8-bit values (200 * 255 / 65535 = 0.8) one
+        # almost black.
         (np.full((4, 6), 0.5, np.float32), "32-bit float pixels"),
-        (np.full((4, 6), 2**20, np.int32), "integer pixels from 1.04858e+06 to 1.04858e+06"),
+        (np.full((4, 6), 2**20, np.int32), "32-bit integer pixels"),
+        (np.full((4, 6), 200, np.int32), "32-bit integer pixels"),
     ],
-    ids=["float", "int32"],
+    ids=["float", "int32", "int32-of-8-bit-values"],
 )
 def test_pixels_of_no_fixed_white_are_refused_naming_the_file(tmp_path, pixels, message):
     Image.fromarray(pixels).save(tmp_path / "data.tif")
+    assert Image.open(tmp_path / "data.tif").mode == ("F" if pixels.dtype.kind == "f" else "I")
     with pytest.raises(ValueError) as error:
         read_photo(tmp_path / "data.tif")
-    assert str(error.value).startswith(f"{tmp_path / 'data.tif'}: not a photo hopose reads")
-    assert message in str(error.value)
+    assert str(error.value) == (
+        f"{tmp_path / 'data.tif'}: not a photo hopose reads ({message}; save the photo with 8 "
+        "or 16 bits)"
+    )
 
 
 def test_a_large_photo_is_decoded_small_and_keeps_its_full_size_coordinates(tmp_path):

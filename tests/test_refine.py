@@ -430,3 +430,31 @@ def test_refine_pose_keeps_a_non_finite_frame_to_itself(where: str, dtype: torch
     torch.testing.assert_close(out_hand[[0, 2]], alone[0], rtol=0, atol=0)
     torch.testing.assert_close(out_obj[[0, 2]], alone[1], rtol=0, atol=0)
     assert not out_hand[1].isfinite().all()
+
+
+def test_2d_energy_weighs_a_millimetre_alike_along_x_and_y_when_fx_differs_from_fy():
+    # A whole 640x480 frame resized to the 256 network square (hopose eval --gt-2d --refine):
+    # fx 46.5, fy 82.7. All 29 keypoints on the optical axis (cosine 1) at depths 300..580 mm,
+    # the 2D their starting projection, every other term off. A 1 mm shift of every keypoint
+    # moves its projection by f / z pixels, which E_2d turns back into z / f mm: 1 mm per
+    # keypoint along either axis, E = 29 * 1 mm^2 = 29. The mean focal length (64.6) gave
+    # 29 * (46.5 / 64.6)^2 = 15.0 along x and 29 * (82.7 / 64.6)^2 = 47.5 along y.
+    intrinsics = torch.tensor(
+        [[[46.5, 0.0, 128.0], [0.0, 82.7, 128.0], [0.0, 0.0, 1.0]]], dtype=torch.float64
+    )
+    depths = 300.0 + 10.0 * torch.arange(29, dtype=torch.float64)
+    nodes = torch.zeros(1, 29, 3, dtype=torch.float64)
+    nodes[..., 2] = depths
+    kp2d = project_points(nodes, intrinsics)
+    only_2d = RefineWeights(
+        w_2d=1.0, w_anchor=0.0, w_bone=0.0, w_contact=0.0, w_penetration=0.0, w_affinity=0.0
+    )
+    energies = []
+    for axis in (0, 1):
+        moved = nodes.clone()
+        moved[..., axis] += 1.0
+        energy = refinement_energy(
+            moved[:, :21], moved[:, 21:], (nodes[:, :21], nodes[:, 21:]), kp2d, intrinsics, only_2d
+        )
+        energies.append(energy.item())
+    np.testing.assert_allclose(energies, [29.0, 29.0], rtol=1e-12)

@@ -177,6 +177,18 @@ def test_a_second_training_into_a_locked_folder_is_refused(tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
 
+def test_a_run_that_fails_before_training_leaves_a_folder_a_rerun_uses(tmp_path):
+    """A missing init_from (hopose ablate physics --data fpha without the ObMan checkpoint)
+    stops the run inside its lock: the folder keeps train.lock, an flock released with the
+    process's hold on it, which marks no run, so the same folder trains without --resume."""
+    missing = tmp_path / "obman" / "best.pt"
+    with pytest.raises(FileNotFoundError, match=f"^checkpoint not found: {missing}$"):
+        train(tiny("lifter", f"init_from={missing}"), tmp_path / "run")
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["train.lock"]
+    train(tiny("lifter"), tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+
+
 def _kill_at(monkeypatch, name: str, epoch: int, *, after: bool) -> None:
     """Make the write of ``name`` for ``epoch`` die, just before or just after it lands."""
     save = train_module.save_checkpoint

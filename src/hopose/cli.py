@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,10 @@ from hopose import __version__
 # Errors reported as one line (see the module docstring); anything else is a bug and shows its
 # traceback.
 USER_ERRORS = (ValueError, OSError, FloatingPointError)
+
+# Least --image-size of synth and prepare: the synthetic renderer refuses a smaller side (naming
+# its argument, image_size), and the heat-map head's image sides are multiples of 8.
+MIN_IMAGE_SIZE = 8
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -143,6 +148,18 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return check
 
 
+def non_negative(text: str) -> float:
+    """argparse ``type=`` of a margin: a finite number >= 0, else argparse's one-line usage
+    error naming the option (the config's own check names its field, data.self_crop_margin)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 def _refuse_given(args: argparse.Namespace, names: Sequence[str], why: str) -> None:
     """Refuse the options among ``names`` (argparse dests) that were given, naming them: set
     where they do not apply, they would be ignored without a word. Unset options are None."""
@@ -198,7 +215,7 @@ def _add_self_crop_arguments(parser: argparse.ArgumentParser) -> None:
     """``--self-crop-margin`` and ``--single-view``, for eval and predict of a model that
     self-crops."""
     parser.add_argument(
-        "--self-crop-margin", type=float, metavar="M",
+        "--self-crop-margin", type=non_negative, metavar="M",
         help="margin of the self-crops instead of the checkpoint's data.self_crop_margin "
         "(docs/training.md, \"Self-crop margin\")",
     )  # fmt: skip
@@ -456,7 +473,9 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument("--split", required=True, help="split to convert, e.g. train")
     parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
-    parser.add_argument("--image-size", type=int, help="network image side (px)")
+    parser.add_argument(
+        "--image-size", type=at_least(MIN_IMAGE_SIZE), help="network image side (px)"
+    )
     parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
     parser.add_argument(
         "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
@@ -501,7 +520,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seed", type=at_least(0), default=0, help="base seed of the splits (0 to 2**32 - 1)"
     )
-    parser.add_argument("--image-size", type=int, help="image side (px)")
+    parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
     parser.add_argument("--workers", type=at_least(0), default=0, help="rendering processes")
     parser.add_argument(

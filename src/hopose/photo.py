@@ -4,11 +4,12 @@ Reading (:func:`read_photo`):
 
 - The EXIF orientation is applied, so the photo is upright as a viewer shows it; every pixel
   coordinate hopose returns refers to that upright image at its full size.
-- 16-bit greyscale PNGs (Pillow's modes ``I;16*`` and ``I``) are scaled by 255/65535 to 8 bits;
-  a plain conversion clips every value above 255 and turns the photo almost white. (16-bit RGB
-  PNGs are already reduced to their high byte by Pillow.) 32-bit float pixels (TIFF mode ``F``)
-  and integers beyond 16 bits are refused, naming the file: they have no fixed white, and a
-  conversion would make them black or white.
+- 16-bit greyscale images (Pillow's modes ``I;16*``, and mode ``I`` where the file's pixels
+  are 16-bit, as a 16-bit PGM's) are scaled by 255/65535 to 8 bits; a plain conversion clips
+  every value above 255 and turns the photo almost white. (16-bit RGB PNGs are already reduced
+  to their high byte by Pillow.) 32-bit float pixels (TIFF mode ``F``) and 32-bit integers
+  (mode ``I`` of 32-bit pixels) are refused, naming the file: they have no fixed white, and a
+  conversion would make them black or white, or, scaled as 16-bit, almost black.
 - The network reads a working copy whose longest side is at most ``max_side``. A JPEG is
   decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's ``draft``; at
   most about twice ``max_side`` before the final resampling), so a 48-megapixel JPEG costs
@@ -59,7 +60,7 @@ MAX_SIDE = 1920
 DEFAULT_FOCAL_35MM = 26.0
 """35 mm-equivalent focal length (mm) assumed when neither the user nor the EXIF gives one."""
 FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 # Modes Pillow resizes by nearest neighbour whatever filter is asked (a 1-px pattern aliases
 # instead of averaging), and the modes of the same pixels it filters; RGBA where the palette has
 # a transparent colour, so that it is resized as an RGBA photo is (alpha-weighted).
@@ -111,17 +112,35 @@ class UnsupportedPixels(ValueError):
     """Pixels whose brightness scale is not a photo's (32-bit float or integer data)."""
 
 
-def _to_rgb8(image: Image.Image) -> Image.Image:
-    """8-bit RGB; 16-bit greyscale scaled by 255 / 65535 instead of clipped.
+def _sixteen_bit(image: Image.Image) -> bool:
+    """Whether ``image``, not yet loaded, holds 16-bit greyscale: a mode of
+    :data:`SIXTEEN_BIT_MODES`, or mode ``I`` decoded from 16-bit pixels (its tiles' raw mode
+    ``I;16*``, as a 16-bit PGM's), which Pillow widens to 32 bits."""
+    if image.mode != "I":
+        return image.mode in SIXTEEN_BIT_MODES
+    # A tile's args: its raw mode, or a tuple that starts with it (Pillow's raw decoder); a
+    # decoder without one is not taken for 16-bit.
+    raw = [
+        tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0] for tile in image.tile
+    ]
+    return bool(raw) and all(str(mode).startswith("I;16") for mode in raw)
+
+
+def _to_rgb8(image: Image.Image, sixteen_bit: bool) -> Image.Image:
+    """8-bit RGB; 16-bit greyscale (``sixteen_bit``, :func:`_sixteen_bit` of the image as
+    opened) scaled by 255 / 65535 instead of clipped.
 
     Raises:
-        UnsupportedPixels: 32-bit float pixels (mode ``F``) or integers beyond 16 bits (mode
-            ``I``): their range has no fixed white, and Pillow's conversion would turn them
-            silently black or white.
+        UnsupportedPixels: 32-bit float pixels (mode ``F``), 32-bit integers (mode ``I`` not
+            ``sixteen_bit``) or 16-bit ones beyond [0, 65535]: their range has no fixed white,
+            and Pillow's conversion would turn them silently black or white (scaled as 16-bit,
+            a 32-bit image of 8-bit values would read almost black).
     """
     if image.mode == "F":
         raise UnsupportedPixels("32-bit float pixels; save the photo with 8 or 16 bits")
-    if image.mode in SIXTEEN_BIT_MODES:
+    if image.mode == "I" and not sixteen_bit:
+        raise UnsupportedPixels("32-bit integer pixels; save the photo with 8 or 16 bits")
+    if sixteen_bit:
         values = np.asarray(image, dtype=np.float32)
         if values.size and (values.min() < 0 or values.max() > 65535):
             raise UnsupportedPixels(
@@ -159,13 +178,15 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
         raise FileNotFoundError(f"image not found: {path}")
     try:
         with Image.open(path) as image:
+            # First: the tiles name the raw mode until the pixels load (getexif loads a PNG's).
+            sixteen_bit = _sixteen_bit(image)
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             width, height = image.size
             if orientation in SWAPPING_ORIENTATIONS:
                 width, height = height, width
             exif = _focal_tags(image)
             scale = max_side / max(image.size)
-            if scale < 1 and image.mode not in SIXTEEN_BIT_MODES:
+            if scale < 1 and not sixteen_bit:
                 # JPEG: decode at the smallest DCT scale still >= the target (draft); other
                 # formats: integer box reduction first (reducing_gap), then resampling.
                 target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -178,7 +199,7 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
                         "RGBA" if image.has_transparency_data else NEAREST_ONLY_MODES[image.mode]
                     )
                 image = image.resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
-            working = _to_rgb8(image)
+            working = _to_rgb8(image, sixteen_bit)
             if max(working.size) > max_side:  # a 16-bit photo, converted at full size
                 working.thumbnail((max_side, max_side), Image.BILINEAR)
             if orientation in UPRIGHT:

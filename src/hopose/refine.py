@@ -9,11 +9,11 @@ gradient descent on
 + w_affinity L_physical``
 
 - ``E_2d``: each keypoint's reprojection error against the predicted 2D, in mm at the
-  keypoint's starting depth (pixels times z / f), so every term is in squared millimetres,
-  and foreshortened by the cosine of the keypoint's ray to the optical axis (z / |X|): a
-  projection's sensitivity to depth grows as x / z off the axis, and the cosine keeps the
-  term's curvature in every direction at most its on-axis value, so the fixed step stays
-  stable for keypoints far off the axis (unchanged near it);
+  keypoint's starting depth (pixels times z / fx along x, z / fy along y), so every term is
+  in squared millimetres, and foreshortened by the cosine of the keypoint's ray to the
+  optical axis (z / |X|): a projection's sensitivity to depth grows as x / z off the axis,
+  and the cosine keeps the term's curvature in every direction at most its on-axis value,
+  so the fixed step stays stable for keypoints far off the axis (unchanged near it);
 - ``E_anchor``: squared distance to the starting position (the depth is what 2D leaves free);
 - ``E_bone``: squared change of the 20 bone lengths;
 - ``E_contact``: squared distance to the box of the joints outside it but within
@@ -201,12 +201,14 @@ def refinement_energy(
     hand0, obj0 = start
     nodes, nodes0 = torch.cat([hand, obj], dim=1), torch.cat([hand0, obj0], dim=1)  # (B, 29, 3)
     # Pixels to mm at each keypoint's starting depth, times the cosine of its ray to the axis
-    # (module docstring); a point at or behind the camera counts 0.
-    focal = (K[:, 0, 0] + K[:, 1, 1])[:, None] / 2  # (B, 1)
+    # (module docstring); a point at or behind the camera counts 0. Each axis by its own focal
+    # length: with fx != fy (a frame resized to a square) a mean one would weigh a millimetre
+    # along one axis more than along the other.
+    focal = torch.stack([K[:, 0, 0], K[:, 1, 1]], dim=-1)[:, None]  # (B, 1, 2)
     depth = nodes0[..., 2].clamp(min=0)  # (B, 29)
     cosine = depth / nodes0.norm(dim=-1).clamp(min=1e-6)
-    mm_per_px = (depth * cosine / focal.clamp(min=1e-6)).detach()  # (B, 29)
-    reprojection = (project_points(nodes, K) - kp2d) * mm_per_px[..., None]
+    mm_per_px = ((depth * cosine)[..., None] / focal.clamp(min=1e-6)).detach()  # (B, 29, 2)
+    reprojection = (project_points(nodes, K) - kp2d) * mm_per_px
     energy = weights.w_2d * reprojection.square().sum(dim=(-2, -1))
     energy = energy + weights.w_anchor * (nodes - nodes0).square().sum(dim=(-2, -1))
     bone_change = _bone_lengths(hand) - _bone_lengths(hand0)
