@@ -287,7 +287,8 @@ def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[
     Only frames with a finite error rank: a part without ground truth (NaN, a missing
     annotation) or a diverged prediction (inf) says nothing of how good the frame is. Where no
     candidate has a finite mean (a dataset without a part's ground truth), they rank by the
-    hand's error, else the object's; empty where no candidate has any."""
+    hand's error, else the object's; where no candidate has either (a split without ground
+    truth), the first, middle and last candidates show the predictions unranked."""
     hand, obj = columns[HAND_MM], columns[OBJECT_MM]
     combined = (NUM_JOINTS * hand + NUM_CORNERS * obj) / (NUM_JOINTS + NUM_CORNERS)
     for error in (combined, hand, obj):
@@ -295,7 +296,8 @@ def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[
         if ranked.size:
             order = ranked[np.argsort(error[ranked], kind="stable")]
             return [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
-    return []
+    middle = candidates[len(candidates) // 2]
+    return [("first", candidates[0]), ("middle", middle), ("last", candidates[-1])]
 
 
 def _frame_title(rank: str, k: int, columns: Mapping[str, NDArray]) -> str:
@@ -308,12 +310,9 @@ def _frame_title(rank: str, k: int, columns: Mapping[str, NDArray]) -> str:
 def _gallery(
     predictions: Mapping[str, Any], columns: Mapping[str, NDArray], dataset, image_size: int
 ) -> Any:
-    """The gallery figure, None where no frame ranks (:func:`_ranked_frames`)."""
-    ranked = _ranked_frames(columns, np.arange(len(columns["id"])))
-    if not ranked:
-        return None
+    """The gallery figure of the frames :func:`_ranked_frames` picks."""
     frames = []
-    for rank, k in ranked:
+    for rank, k in _ranked_frames(columns, np.arange(len(columns["id"]))):
         frame = {
             "title": _frame_title(rank, k, columns),
             "image": None if dataset is None else np.asarray(dataset[int(k)]["image"]),
@@ -356,15 +355,12 @@ def contact_panels(hand: NDArray, obj: NDArray, titles: Sequence[str]) -> list[d
 
 
 def _contacts(predictions: Mapping[str, Any], columns: Mapping[str, NDArray]) -> Any:
-    """Contacts of the best, median and worst frames among those whose ground truth grasps;
-    None where no frame ranks (:func:`_ranked_frames`)."""
+    """Contacts of the best, median and worst frames among those whose ground truth grasps."""
     # .get: without plausibility (--no-plausibility) there are no counts; every frame ranks.
     counts = columns.get(plausibility_key("gt", VALID_CONTACTS), np.zeros(len(columns["id"])))
     grasping = np.flatnonzero(counts >= 2)
     candidates = grasping if grasping.size else np.arange(len(columns["id"]))
     ranked = _ranked_frames(columns, candidates)
-    if not ranked:
-        return None
     index = [k for _, k in ranked]
     rows = []
     for who in ("pred", "gt"):
@@ -479,8 +475,7 @@ def write_report(
             grasp-quality hulls are the slow part of an evaluation); computed when None.
 
     Returns:
-        The path of ``report.md``. The gallery and contacts figures are left out (of the
-        folder and the report) where no frame has an error to rank it by.
+        The path of ``report.md``.
     """
     out_dir = Path(out_dir)
     figures = out_dir / "figures"
@@ -489,14 +484,8 @@ def write_report(
     write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)
     runs = {"hopose": summarize(columns)}
     _write_pck_figures(figures, {"hopose": columns}, runs)
-    frame_figures = {
-        "gallery.png": _gallery(predictions, columns, dataset, image_size),
-        "contacts.png": _contacts(predictions, columns),
-    }
-    skipped = {name for name, figure in frame_figures.items() if figure is None}
-    for name, figure in frame_figures.items():
-        if name not in skipped:
-            viz.save_figure(figure, figures / name)
+    viz.save_figure(_gallery(predictions, columns, dataset, image_size), figures / "gallery.png")
+    viz.save_figure(_contacts(predictions, columns), figures / "contacts.png")
 
     camera = "the dataset's original camera" if "orig_K" in predictions else "the network image"
     lines = [
@@ -518,7 +507,7 @@ def write_report(
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
     lines += _tables(table_runs, paper=True)
-    lines += _figure_lines([(name, title) for name, title in FIGURES if name not in skipped])
+    lines += _figure_lines(FIGURES)
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
     return write_text(out_dir / REPORT_FILE, "\n".join(lines))
 
