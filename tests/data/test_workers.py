@@ -17,22 +17,33 @@ import pytest
 from hopose.data.synthetic import SyntheticHandObject
 from hopose.data.workers import FrameViews
 
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 # A main process whose two workers collate records of numpy arrays (pickled through the queue's
 # pipe, as hopose.data.splits.materialize does) faster than it reads them: after its SIGKILL, the
 # workers are blocked writing to a pipe nobody reads. Without worker_init_fn both were still
-# there after 5 s (and 18 s), with it they end within a second.
+# there after 5 s (and 18 s), with it they end within a second. Under the fork server (Linux's
+# default from Python 3.14) a worker's parent is the server: watching the parent id instead of
+# the main process ended every worker at its start.
 MAIN = textwrap.dedent(
     """
+    import multiprocessing
     import time
     import numpy as np
     from torch.utils.data import DataLoader
-    from hopose.data.workers import ExitWithParent
+    from hopose.data.workers import ExitWithParent, as_collected
 
-    def identity(items):
-        return items
-
-    records = [{"image": np.zeros((64, 64, 3), np.uint8)} for _ in range(5000)]
-    loader = iter(DataLoader(records, batch_size=64, num_workers=2, collate_fn=identity,
+    multiprocessing.set_start_method({method!r})
+    records = [{{"image": np.zeros((64, 64, 3), np.uint8)}} for _ in range(5000)]
+    loader = iter(DataLoader(records, batch_size=64, num_workers=2, collate_fn=as_collected,
                              worker_init_fn=ExitWithParent()))
     next(loader)
     print(*(worker.pid for worker in loader._workers), flush=True)
@@ -58,21 +69,21 @@ VIEWS_MAIN = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 @pytest.mark.parametrize(
     "script",
-    [MAIN, *(VIEWS_MAIN.format(method=method) for method in ("fork", "spawn", "forkserver"))],
-    ids=["dataloader", "frame_views_forked", "frame_views_spawned", "frame_views_forkserver"],
+    [
+        *(MAIN.format(method=method) for method in ("fork", "forkserver")),
+        *(VIEWS_MAIN.format(method=method) for method in ("fork", "spawn", "forkserver")),
+    ],
+    ids=[
+        "dataloader_forked",
+        "dataloader_forkserver",
+        "frame_views_forked",
+        "frame_views_spawned",
+        "frame_views_forkserver",
+    ],
 )
 def test_workers_exit_after_their_main_process_is_killed(script):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,10 +35,29 @@ def as_collected(item: Any) -> Any:
     return item
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and, where ``/proc`` tells (Linux), is no zombie
+    (a killed process its own parent has not reaped yet has ended all the same)."""
+    try:
+        os.kill(pid, 0)  # signal 0: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's (the pid reused)
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS), or it ended meanwhile
+        return True
+    return state != "Z"
+
+
 class ExitWithParent:
     """``worker_init_fn`` that ends a worker when the process that created this object exits.
 
-    Created in the main process (it records that process's id), called in each worker.
+    Created in the main process (it records that process's id), called in each worker. The
+    worker watches that process itself, not its own parent: under the fork server (Linux's
+    default start method from Python 3.14) a worker's parent is the server, and comparing
+    parent ids ended every worker at once.
     """
 
     def __init__(self) -> None:
@@ -47,8 +67,7 @@ class ExitWithParent:
         threading.Thread(target=self._watch, name="exit-with-parent", daemon=True).start()
 
     def _watch(self) -> None:
-        # An orphan is re-parented (to init or a subreaper), so its parent id changes.
-        while os.getppid() == self.parent:
+        while process_alive(self.parent):
             time.sleep(POLL_SECONDS)
         os._exit(1)  # skips the queue's feeder join that keeps a blocked worker alive
 
