@@ -209,6 +209,27 @@ def test_an_unknown_dataset_option_is_named(tmp_path, text, override, message):
     load_config(path, ["data.options.margin=0.2" if "fpha" in text else "data.options.jitter=1"])
 
 
+def test_validating_on_the_training_split_is_refused(tmp_path):
+    # Accepted before: the training split was read with num_val samples and best.pt was chosen
+    # on training frames.
+    path = _write(tmp_path, "")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["data.val_split=train"])
+    assert str(error.value) == (
+        f"{path}: data.train_split and data.val_split must differ, both are 'train'"
+    )
+    # `hopose eval --split val` (or train) reads that split as the test split.
+    assert load_config(path, ["data.test_split=val"]).data.test_split == "val"
+    assert load_config(path, ["data.test_split=train"]).data.test_split == "train"
+    # One split asked two sizes: evaluating the test split read num_val frames of it.
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["data.test_split=val", "data.num_val=10", "data.num_test=20"])
+    assert str(error.value) == (
+        f"{path}: data.val_split and data.test_split are both 'val': data.num_val (10) and "
+        "data.num_test (20) must agree"
+    )
+
+
 def test_a_gpu_config_loads_on_a_machine_without_a_gpu(tmp_path, monkeypatch):
     """A checkpoint trained on a GPU keeps device: cuda in its config; reading it elsewhere must
     work (training there is refused: tests/test_train.py)."""

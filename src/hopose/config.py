@@ -163,6 +163,21 @@ class DataConfig:
         _require_finite(self, "data")
         _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
         _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
+        # Validating on the training split would choose the best checkpoint on training frames
+        # (and train on num_val of them: hopose.data.splits looks sizes up by split name). A
+        # test_split equal to either stays allowed (`hopose eval --split val` reads that split
+        # as its test split) where both ask the same number of frames: one split, one size.
+        _require(
+            self.train_split != self.val_split,
+            f"data.train_split and data.val_split must differ, both are {self.train_split!r}",
+        )
+        for role in ("train", "val"):
+            size = getattr(self, f"num_{role}")
+            _require(
+                getattr(self, f"{role}_split") != self.test_split or size == self.num_test,
+                f"data.{role}_split and data.test_split are both {self.test_split!r}: "
+                f"data.num_{role} ({size}) and data.num_test ({self.num_test}) must agree",
+            )
         allowed = dataset_options(self.name)
         for key in self.options:
             _require(

@@ -141,3 +141,27 @@ def test_check_of_the_action_protocol_walks_its_train_and_test_splits(tmp_path, 
     assert report.problems.keys() == {"missing image"}
     assert main(["data", "check", "fpha", "--root", str(root), "--protocol", "action"]) == 1
     assert "fpha at" in capsys.readouterr().out
+
+
+def test_check_reports_a_frame_in_two_splits(tmp_path, monkeypatch, capsys):
+    """Each split was walked on its own: frames trained and tested on passed the check."""
+    root = write_fpha(tmp_path / "fpha")
+    monkeypatch.setattr(FPHA, "sequences", lambda self: [("Subject_1", "open_milk", "1")])
+    report = check_dataset("fpha", str(root), progress=False)
+    assert report.problems["split overlap"] == [
+        "fpha/Subject_1/open_milk/1/0000: in train and val",
+        "fpha/Subject_1/open_milk/1/0001: in train and val",
+        "fpha/Subject_1/open_milk/1/0000: in train and test",
+        "fpha/Subject_1/open_milk/1/0001: in train and test",
+    ]
+    assert main(["data", "check", "fpha", "--root", str(root)]) == 1
+    assert "split overlap: 4" in capsys.readouterr().out
+
+
+def test_check_reports_a_folder_in_place_of_an_image_as_not_a_file(tmp_path):
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    val.image_paths[0].mkdir(parents=True)
+    write_image(val.image_paths[1], (1920, 1080))
+    report = check_dataset("fpha", str(root), splits=("val",), progress=False)
+    assert report.problems == {"unreadable image": [f"{val.image_paths[0]}: not a file"]}

@@ -77,6 +77,27 @@ def test_action_protocol_reads_the_official_split_file(root):
         FPHA(root, "train", protocol="subjects")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Read before as two copies of its frames in the training split.
+        ("Training 2\nSubject_1/open_milk/1 5\nSubject_1/open_milk/1 5\nTest 0\n",
+         "3: sequence Subject_1/open_milk/1 again (first on line 2)"),
+        # Read before as frames in both the training and the test split.
+        ("Training 1\nSubject_1/open_milk/1 5\nTest 1\nSubject_1/open_milk/1 5\n",
+         "4: sequence Subject_1/open_milk/1 again (first on line 2, under Training)"),
+    ],
+    ids=["twice under Training", "under Training and Test"],
+)  # fmt: skip
+def test_a_sequence_listed_twice_in_the_split_file_is_refused(root, text, message):
+    split_file = root / "data_split_action_recognition.txt"
+    split_file.write_text(text)
+    for split in ("train", "test"):
+        with pytest.raises(DataFileError) as error:
+            FPHA(root, split, protocol="action", with_images=False)
+        assert str(error.value) == f"{split_file}:{message}"
+
+
 def test_joints_are_reordered_and_moved_to_the_colour_camera(root):
     record = FPHA(root, "val", with_images=False)[1]  # frame t = 1
     depth = fpha_joints(1)

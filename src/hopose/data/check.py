@@ -9,8 +9,10 @@ header by default, the full pixels with ``decode=True``. Problems are grouped by
 * ``bad annotation`` — a missing, truncated or unparsable annotation file or mesh;
 * ``no annotation`` — a frame without a hand annotation (DexYCB frames before the grasp,
   FPHA frames with only one of the two annotation files);
-* ``missing image`` / ``unreadable image`` — the RGB file is absent, corrupt or of the wrong size;
-* ``empty split`` — a split that yields no frame at all (nothing to train or evaluate on).
+* ``missing image`` / ``unreadable image`` — the RGB file is absent, or corrupt, of the wrong
+  size or no file (a folder);
+* ``empty split`` — a split that yields no frame at all (nothing to train or evaluate on);
+* ``split overlap`` — a frame in two of the splits walked (trained and tested on, say).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def check_dataset(
         protocol = options.get("protocol", "hope")
         fpha = name == "fpha" and protocol in PROTOCOL_SPLITS  # a bad one: the loader names it
         splits = PROTOCOL_SPLITS[protocol] if fpha else CHECK_SPLITS[name]
+    first_split: dict[str, str] = {}  # frame id -> the first split walked that holds it
     for split in splits:
         try:
             dataset = REAL_DATASETS[name](
@@ -116,14 +119,20 @@ def check_dataset(
             except DataFileError as error:
                 report.problems["bad annotation"].append(str(error))
                 continue
+            seen_in = first_split.setdefault(frame.id, split)
+            if seen_in != split:
+                report.problems["split overlap"].append(f"{frame.id}: in {seen_in} and {split}")
             _check_image(frame.image_path, frame.orig_size, decode, report)
     report.problems = {kind: messages for kind, messages in report.problems.items() if messages}
     return report
 
 
 def _check_image(path, size: tuple[int, int], decode: bool, report: CheckReport) -> None:
-    if not path.is_file():
+    if not path.exists():
         report.problems["missing image"].append(f"{path}: image file not found")
+        return
+    if not path.is_file():
+        report.problems["unreadable image"].append(f"{path}: not a file")
         return
     try:
         found = read_image(path).size if decode else read_image_size(path)

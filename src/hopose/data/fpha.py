@@ -151,7 +151,8 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
     """``data_split_action_recognition.txt``: split -> ``Subject_k/<action>/<seq>`` entries.
 
     The file has a ``Training <count>`` header, one ``<sequence path> <label>`` line per sequence,
-    then a ``Test <count>`` header and the test sequences.
+    then a ``Test <count>`` header and the test sequences. A sequence listed twice, in one
+    section or in both, raises :class:`DataFileError` naming the second line.
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -160,17 +161,27 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
     except (OSError, UnicodeDecodeError) as error:
         raise DataFileError(f"{path}: {_unreadable(error)}") from error
     splits: dict[str, list[str]] = {split: [] for split in ACTION_SPLIT_SECTIONS.values()}
-    current = None
+    current = section = None
+    # entry -> (line, section) where first listed: a sequence listed again would be read twice,
+    # and one under both headers would be trained and tested on.
+    listed: dict[str, tuple[int, str]] = {}
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:
             continue
         if tokens[0] in ACTION_SPLIT_SECTIONS:
-            current = ACTION_SPLIT_SECTIONS[tokens[0]]
+            section, current = tokens[0], ACTION_SPLIT_SECTIONS[tokens[0]]
         elif current is None or len(tokens) != 2 or tokens[0].count("/") != 2:
             raise DataFileError(f"{path}:{number}: expected '<Subject>/<action>/<seq> <label>'")
+        elif tokens[0] in listed:
+            first, first_section = listed[tokens[0]]
+            where = "" if first_section == section else f", under {first_section}"
+            raise DataFileError(
+                f"{path}:{number}: sequence {tokens[0]} again (first on line {first}{where})"
+            )
         else:
             splits[current].append(tokens[0])
+            listed[tokens[0]] = (number, section)
     return splits
 
 
