@@ -240,6 +240,45 @@ def test_procrustes_align_recovers_a_similarity():
     assert (residual > 1.0).all()
 
 
+def test_procrustes_align_of_a_mirror_image_by_hand_and_at_the_best_scale():
+    # Target: the six points (+-3, 0, 0), (0, +-2, 0), (0, 0, +-1) about (100, 0, 0); source:
+    # their mirror image in x (a reflection, no rotation reaches it) about (10, 20, 30). Both
+    # centred, x_n = M y_n with M = diag(-1, 1, 1), so sum_n y_n x_n^T = diag(2 * 9, 2 * 4,
+    # 2 * 1) M = diag(-18, 8, 2): singular values 18, 8, 2 with det(U Vh) = -1, so the sign
+    # correction flips the weakest direction, z: R = diag(-1, 1, -1) (a half-turn about y),
+    # and R M = diag(1, 1, -1). The scale is (18 + 8 - 2) / sum |x_n|^2
+    # = 24 / (9 + 9 + 4 + 4 + 1 + 1) = 24 / 28 = 6/7 (the flipped direction's singular value
+    # counts negative; (18 + 8 + 2) / 28 = 1 if it did not).
+    y = torch.tensor(
+        [[3.0, 0, 0], [-3, 0, 0], [0, 2, 0], [0, -2, 0], [0, 0, 1], [0, 0, -1]], dtype=torch.float64
+    )
+    mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    target = y + torch.tensor([100.0, 0.0, 0.0], dtype=torch.float64)
+    source = y * mirror + torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64)
+    flip_z = torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
+    expected = 6 / 7 * y * flip_z + torch.tensor([100.0, 0.0, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(procrustes_align(source, target), expected, atol=1e-12, rtol=0)
+
+    # Random mirror images: the returned pose is the least-squares one, so its scale about the
+    # target's mean cannot be bettered. For the aligned offsets a_n = aligned_n - mean(target)
+    # and the target's y_n, |c a - y|^2 is least at c = sum a.y / sum a.a (closed form), which
+    # must be 1; rescaling by 1 +- 1e-3 must not lower the residual.
+    generator = torch.Generator().manual_seed(7)
+    target = torch.randn(5, 21, 3, generator=generator, dtype=torch.float64) * 50
+    pose = random_rigid(generator, 5)
+    source = transform_points(0.4 * target * mirror, pose)
+    aligned = procrustes_align(source, target)
+    mean = target.mean(dim=-2, keepdim=True)
+    a, y = aligned - mean, target - mean
+    best = (a * y).sum(dim=(-2, -1)) / a.square().sum(dim=(-2, -1))
+    torch.testing.assert_close(best, torch.ones(5, dtype=torch.float64), atol=1e-9, rtol=0)
+    residual = (a - y).square().sum(dim=(-2, -1))
+    for c in (1 - 1e-3, 1 + 1e-3):
+        assert ((c * a - y).square().sum(dim=(-2, -1)) >= residual).all()
+    # The aligned points are centred on the target's mean (the best translation).
+    torch.testing.assert_close(aligned.mean(dim=-2), target.mean(dim=-2))
+
+
 def test_shape_annotations_hold_at_run_time():
     """The jaxtyping annotations, checked by beartype: batched calls (one K broadcast over the
     batch) satisfy them, wrong trailing sizes are caught."""

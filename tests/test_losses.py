@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -380,3 +381,82 @@ def test_heatmap_loss_of_a_missing_keypoint_is_finite_and_equals_leaving_it_out(
     torch.testing.assert_close(grad, reference_grad)
     assert (grad[0, 1] == 0).all() and (grad[1, 0] == 0).all()  # the missing ones' maps
     assert torch.autograd.gradcheck(lambda x: heatmap_loss(x, target, (16, 16)), (logits,))
+
+
+def _naive_heatmap_loss(logits: torch.Tensor, target: torch.Tensor, width: int, height: int):
+    """Reference heat-map cross-entropy, cell by cell in plain Python: cell (i, j) of an h x w
+    map centred on pixel ((j + 0.5) W / w - 0.5, (i + 0.5) H / h - 0.5), the Gaussian's sd one
+    cell along each axis (W / w across, H / h down), normalised over the cells; the mean over
+    the keypoints inside [-0.5, W - 0.5) x [-0.5, H - 0.5) of -sum(target * log softmax)."""
+    _, _, h, w = logits.shape
+    cell_x, cell_y = width / w, height / h
+    losses = []
+    for b, n in itertools.product(range(logits.shape[0]), range(logits.shape[1])):
+        tx, ty = target[b, n].tolist()
+        if not (-0.5 <= tx < width - 0.5 and -0.5 <= ty < height - 0.5):
+            continue
+        gauss = {
+            (i, j): math.exp(
+                -0.5 * (((j + 0.5) * cell_x - 0.5 - tx) / cell_x) ** 2
+                - 0.5 * (((i + 0.5) * cell_y - 0.5 - ty) / cell_y) ** 2
+            )
+            for i, j in itertools.product(range(h), range(w))
+        }
+        norm = sum(gauss.values())
+        values = logits[b, n].tolist()
+        log_norm = math.log(sum(math.exp(v) for row in values for v in row))
+        losses.append(-sum(g / norm * (values[i][j] - log_norm) for (i, j), g in gauss.items()))
+    return sum(losses) / max(len(losses), 1)
+
+
+def test_heatmap_loss_of_non_square_images_and_maps_against_a_naive_reference():
+    # The package's images are square (data.image_size, model.image_size), but heatmap_loss
+    # takes any (W, H) and any h x w maps: each axis must use its own cell size. Case 1: an
+    # image 16 wide x 8 high, 4 x 4 maps, cells 16 / 4 = 4 px wide and 8 / 4 = 2 px high.
+    # Case 2: a square 16 x 16 image, 2 x 8 maps, cells 16 / 8 = 2 px wide, 16 / 2 = 8 px high.
+    # Swapping the axes' cell sizes changes each Gaussian's widths (4 <-> 2, 2 <-> 8).
+    generator = torch.Generator().manual_seed(7)
+    for (width, height), (h, w), target in [
+        ((16, 8), (4, 4), [[[3.0, 5.0], [12.5, 1.0], [7.2, 6.9]]]),  # all inside 15.5 x 7.5
+        ((16, 16), (2, 8), [[[3.0, 5.0], [12.5, 11.0], [0.4, 15.2]]]),
+    ]:
+        target = torch.tensor(target, dtype=torch.float64)
+        logits = torch.randn(1, 3, h, w, dtype=torch.float64, generator=generator) * 2
+        expected = _naive_heatmap_loss(logits, target, width, height)
+        assert heatmap_loss(logits, target, (width, height)).item() == pytest.approx(
+            expected, rel=1e-10
+        )
+        # The loss's own target map, a Gaussian of one cell per axis, costs exactly its entropy;
+        # the same Gaussian with the x and y sds swapped costs more.
+        cell_x, cell_y = width / w, height / h
+        xs = (torch.arange(w, dtype=torch.float64) + 0.5) * cell_x - 0.5  # cell centres, px
+        ys = (torch.arange(h, dtype=torch.float64) + 0.5) * cell_y - 0.5
+
+        def log_gaussian(sd_x: float, sd_y: float, target=target, xs=xs, ys=ys):
+            lx = -0.5 * ((xs - target[..., :1]) / sd_x) ** 2  # (1, 3, w)
+            ly = -0.5 * ((ys - target[..., 1:]) / sd_y) ** 2  # (1, 3, h)
+            return ly[..., :, None] + lx[..., None, :]  # (1, 3, h, w)
+
+        own = log_gaussian(cell_x, cell_y)
+        prob = own.flatten(2).softmax(-1)
+        entropy = -(prob * prob.log()).sum(-1).mean()
+        best = heatmap_loss(own, target, (width, height))
+        assert best.item() == pytest.approx(entropy.item(), rel=1e-10)
+        swapped = heatmap_loss(log_gaussian(cell_y, cell_x), target, (width, height))
+        assert swapped > best + 0.01
+
+
+def test_heatmap_term_of_a_non_square_batch_reads_width_then_height():
+    # batch["image"] is (B, 3, H, W) = (1, 3, 8, 16): the heat-map term must use (W, H) =
+    # (16, 8), cells 16 / 4 = 4 px wide and 8 / 2 = 4 px high for (1, 29, 2, 4) maps. Keypoints
+    # at x = 10 px are inside a 16-wide image but would be outside an 8-wide one.
+    batch = _batch(1) | {"image": torch.zeros(1, 3, 8, 16)}
+    batch["hand_2d"][0] = torch.tensor([10.0, 2.0])
+    batch["obj_2d"][0] = torch.tensor([3.0, 6.5])
+    logits = torch.randn(
+        1, 29, 2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+    )
+    terms = compute_losses({"heatmaps": logits}, batch, heatmap=True, original_pixels=False)
+    target = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1).double()
+    expected = _naive_heatmap_loss(logits, target, width=16, height=8)
+    assert terms["heatmap"].item() == pytest.approx(expected, rel=1e-10)

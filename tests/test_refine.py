@@ -458,3 +458,71 @@ def test_2d_energy_weighs_a_millimetre_alike_along_x_and_y_when_fx_differs_from_
         )
         energies.append(energy.item())
     np.testing.assert_allclose(energies, [29.0, 29.0], rtol=1e-12)
+
+
+def _only(**weight: float) -> RefineWeights:
+    """RefineWeights with every energy weight 0 but the one(s) given."""
+    off = dict.fromkeys(
+        ("w_2d", "w_anchor", "w_bone", "w_contact", "w_penetration", "w_affinity"), 0.0
+    )
+    return RefineWeights(**(off | weight))
+
+
+def test_affinity_energy_is_w_affinity_times_eq6_on_hand_built_grasps():
+    # A 100 x 100 x 300 mm box, long axis along z, centred 600 mm in front of the camera: the
+    # axis runs through the end-face centres, the radius L is the mean side of the 100 x 100
+    # end faces, 100, so Eq. 5 keeps contacts within 0.2 * 100 = 20 mm. The refinement's 5 x 5
+    # face grid steps 100 / 4 = 25 mm across x and y and 300 / 4 = 75 mm along z, so a joint
+    # 2 mm outside a side face at x or y = 0, z in {-75, 0, 75} touches a grid point at 2 mm,
+    # and its direction from the axis is that grid point's (50, 0, 0) or (0, 50, 0). The other
+    # joints are parked 1000 mm off, so the ten candidates hold only these valid contacts.
+    # Frame 0: two contacts on the x+ face (z = -75 and 75) and one on the y+ face: cosines
+    # 1, 0, 0, Eq. 6 = (1 + 0 + 0) / 3 = 1/3. Frame 1: x+ and x- opposed: cosine -1, Eq. 6 = -1.
+    # With only w_affinity = 6: E = 6 * 1/3 + 6 * (-1) = 2 - 6 = -4.
+    centre = torch.tensor([0.0, 0.0, 600.0], dtype=torch.float64)
+    box = box_corners(torch.tensor([100.0, 100.0, 300.0], dtype=torch.float64)) + centre
+    touching = (
+        {4: (52.0, 0.0, -75.0), 8: (52.0, 0.0, 75.0), 12: (0.0, 52.0, 0.0)},
+        {4: (52.0, 0.0, 0.0), 8: (-52.0, 0.0, 0.0)},
+    )
+    hands = []
+    for contacts in touching:
+        hand = torch.tensor([[1000.0 + 10 * k, 1000.0, 1000.0] for k in range(21)]).double()
+        for joint, position in contacts.items():
+            hand[joint] = torch.tensor(position, dtype=torch.float64)
+        hands.append(hand + centre)
+    hand, obj = torch.stack(hands), torch.stack([box, box])
+    K_t = torch.from_numpy(K).expand(2, 3, 3)
+    kp2d = project_points(torch.cat([hand, obj], dim=1), K_t)
+    energy = refinement_energy(hand, obj, (hand, obj), kp2d, K_t, _only(w_affinity=6.0))
+    assert energy.item() == pytest.approx(-4.0, abs=1e-9)
+    # Each frame alone: 6 * 1/3 = 2 and 6 * (-1) = -6.
+    for frame, expected in ((0, 2.0), (1, -6.0)):
+        one = slice(frame, frame + 1)
+        energy = refinement_energy(
+            hand[one], obj[one], (hand[one], obj[one]), kp2d[one], K_t[one], _only(w_affinity=6.0)
+        )
+        assert energy.item() == pytest.approx(expected, abs=1e-9)
+
+
+def test_bone_energy_is_w_bone_times_the_squared_length_changes():
+    # eval_cases' grasp at 400 mm. The thumb tip (joint 4) slides 2 mm outward along its bone
+    # from the IP (joint 3): that bone grows by 2 mm. The index tip (joint 8) slides 1 mm back
+    # along its bone towards the DIP (joint 7): that bone shrinks by 1 mm. No other bone ends
+    # at either tip, so with only w_bone = 3: E = 3 * (2^2 + (-1)^2) = 3 * 5 = 15.
+    predictions = make_predictions(1)
+    start = torch.from_numpy(predictions["gt_hand_3d"])
+    obj = torch.from_numpy(predictions["gt_obj_3d"])
+    hand = start.clone()
+    thumb = (start[0, 4] - start[0, 3]) / (start[0, 4] - start[0, 3]).norm()
+    index = (start[0, 8] - start[0, 7]) / (start[0, 8] - start[0, 7]).norm()
+    hand[0, 4] += 2.0 * thumb
+    hand[0, 8] -= 1.0 * index
+    K_t = torch.from_numpy(K)[None]
+    kp2d = project_points(torch.cat([start, obj], dim=1), K_t)
+    energy = refinement_energy(hand, obj, (start, obj), kp2d, K_t, _only(w_bone=3.0))
+    assert energy.item() == pytest.approx(15.0, rel=1e-9)
+    # A bone-preserving move (the whole hand shifted 5 mm) costs nothing.
+    shifted = start + torch.tensor([5.0, 0.0, 0.0], dtype=torch.float64)
+    energy = refinement_energy(shifted, obj, (start, obj), kp2d, K_t, _only(w_bone=3.0))
+    assert energy.item() == pytest.approx(0.0, abs=1e-9)

@@ -202,3 +202,51 @@ def test_a_diverged_prediction_counts_as_wrong():
     assert summary[scoring.HAND_MEAN_MM] == np.inf
     # Frame 0 correct from 0 mm on, frame 1 never: PCK 1/2 at every threshold.
     assert summary[scoring.HAND_AUC_0_80] == pytest.approx(0.5)
+
+
+def test_every_accuracy_summary_reads_its_own_column():
+    # Column k (1..7) holds the errors k and 3k on two frames: mean 2k, sample sd
+    # sqrt(k^2 + k^2) = k sqrt(2), standard error k sqrt(2) / sqrt(2) = k. On the integer
+    # thresholds 0..80 the trapezoidal PCK curve of integer errors e_i in [1, 80] rises by 1/n
+    # over [e_i - 1, e_i], each adding (80 - e_i + 1/2) / n: AUC = (80.5 - mean) / 80.
+    # No two columns share a value, so a summary read from another column fails.
+    order = (scoring.HAND_MM, scoring.OBJECT_MM, scoring.HAND_RR_MM, scoring.HAND_PA_MM,
+             scoring.OBJECT_2D_PX, scoring.HAND_KP2D_PX, scoring.OBJECT_KP2D_PX)  # fmt: skip
+    assert set(order) == {*scoring.ACCURACY_COLUMNS, *scoring.KEYPOINT_2D_COLUMNS}
+    columns = {column: np.array([k, 3.0 * k]) for k, column in enumerate(order, start=1)}
+    expected = {
+        scoring.N_FRAMES: 2,
+        scoring.HAND_MEAN_MM: 2.0,  # hand_mm, k = 1
+        scoring.HAND_MEAN_MM_SE: 1.0,
+        scoring.HAND_AUC_0_80: (80.5 - 2.0) / 80,
+        scoring.OBJECT_MEAN_MM: 4.0,  # object_mm, k = 2
+        scoring.OBJECT_MEAN_MM_SE: 2.0,
+        scoring.HAND_ROOT_RELATIVE_MM: 6.0,  # hand_rr_mm, k = 3
+        scoring.HAND_PROCRUSTES_MM: 8.0,  # hand_pa_mm, k = 4
+        scoring.OBJECT_REPROJ_MEAN_PX: 10.0,  # object_2d_px, k = 5
+        scoring.OBJECT_2D_AUC_0_80: (80.5 - 10.0) / 80,
+        scoring.HAND_KP2D_MEAN_PX: 12.0,  # hand_kp2d_px, k = 6
+        scoring.OBJECT_KP2D_MEAN_PX: 14.0,  # object_kp2d_px, k = 7
+    }
+    summary = scoring.summarize(columns)
+    assert set(summary) == set(expected)
+    for key, value in expected.items():
+        assert summary[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_object_2d_error_uses_the_original_camera_when_given():
+    # Every box corner at depth 500 mm; the predicted corners are the truth moved 5 mm along x
+    # in frame 0 and 5 mm along y in frame 1, so each projection moves f * 5 / 500 pixels.
+    # The original camera (fx 1000, fy 800): 1000 * 5 / 500 = 10 px and 800 * 5 / 500 = 8 px.
+    # The network image's K (fx = fy = 500): 5 px each, what is scored without orig_K.
+    predictions = _predictions(2, keypoints_2d=False)
+    rng = np.random.default_rng(1)
+    gt_obj = np.concatenate([rng.uniform(-60, 60, (2, 8, 2)), np.full((2, 8, 1), 500.0)], -1)
+    predictions["gt_obj_3d"] = gt_obj
+    predictions["pred_obj_3d"] = gt_obj + np.array([[[5.0, 0, 0]], [[0, 5.0, 0]]])
+    orig_K = np.array([[1000.0, 0, 960], [0, 800, 540], [0, 0, 1]])
+    with_orig = {**predictions, "orig_K": np.repeat(orig_K[None], 2, axis=0)}
+    columns = scoring.accuracy_columns(with_orig)
+    np.testing.assert_allclose(columns[scoring.OBJECT_2D_PX], [10.0, 8.0], rtol=1e-12)
+    columns = scoring.accuracy_columns(predictions)
+    np.testing.assert_allclose(columns[scoring.OBJECT_2D_PX], [5.0, 5.0], rtol=1e-12)

@@ -64,3 +64,60 @@ def test_perturb_batch_splits_hand_and_box_back():
     assert not torch.equal(out["hand_2d"], batch["hand_2d"])
     # Jitter only: within 6 standard deviations of the largest sigma, 0.05 * 64 = 3.2 px.
     assert (out["obj_2d"] - batch["obj_2d"]).abs().max() < 6 * 3.2
+
+
+def test_jitter_sigma_is_drawn_per_sample_not_per_keypoint():
+    # Each sample's own noise sd, the root mean square of its 29 x 2 = 58 jitter values, is its
+    # sigma s ~ U(0, 0.04 * 100 px = 4 px) (estimated to a relative sd of 1 / sqrt(2 * 58) =
+    # 9%). Over 2000 samples: mean E[s] = 4 / 2 = 2 px, spread sd(s) = 4 / sqrt(12) = 1.15 px
+    # (1.17 with the 9% estimation error), P(s < 0.5 px) = P(s > 3.5 px) = 0.5 / 4 = 0.125
+    # (binomial sd sqrt(0.125 * 0.875 / 2000) = 0.0074). A sigma drawn per keypoint instead
+    # would average 29 draws in every sample: each sample's sd near sqrt(E[s^2]) =
+    # sqrt(16 / 3) = 2.31 px, spread about 0.35 px, no sample below 0.5 px or above 3.5 px.
+    kp = _keypoints(2000)
+    noise = perturb_keypoints(kp, image_size=100, sigma=0.04, generator=_gen()) - kp
+    per_sample_sd = noise.square().mean(dim=(1, 2)).sqrt()  # (2000,) px
+    assert 1.85 < per_sample_sd.mean() < 2.15
+    assert 1.05 < per_sample_sd.std() < 1.30
+    assert 0.09 < (per_sample_sd < 0.5).double().mean() < 0.16  # some samples nearly clean
+    assert 0.09 < (per_sample_sd > 3.5).double().mean() < 0.16
+
+
+def _perturbed_batch(settings: PerturbConfig, b: int = 500):
+    kp = _keypoints(b)
+    batch = {"hand_2d": kp[:, :21], "obj_2d": kp[:, 21:]}
+    torch.manual_seed(5)  # perturb_batch draws from torch's global generator
+    out = perturb_batch(batch, settings, 100)
+    noisy = torch.cat([out["hand_2d"], out["obj_2d"]], dim=1)  # (B, 29, 2)
+    changed = (noisy != kp).any(dim=-1)  # (B, 29)
+    return kp, noisy, changed
+
+
+def test_perturb_batch_passes_the_outlier_probability():
+    # Only outlier_prob = 0.2 (outlier_sigma 0.1 * 100 px = 10 px): of 500 * 29 = 14500
+    # keypoints a fraction 0.2 moves, binomial sd sqrt(0.2 * 0.8 / 14500) = 0.0033; the bounds
+    # are 0.2 +- 0.017, about 5 sd. (Passing drop_prob = 0 instead would move none.)
+    settings = PerturbConfig(outlier_prob=0.2, outlier_sigma=0.1)
+    _, _, changed = _perturbed_batch(settings)
+    assert abs(changed.double().mean() - 0.2) < 0.017
+    # With drop_prob = 0.3 as well, a keypoint is left alone only when it is neither an outlier
+    # nor dropped: changed 1 - 0.8 * 0.7 = 0.44 +- 5 * sqrt(0.44 * 0.56 / 14500) = 0.44 +- 0.021.
+    # (drop_prob passed as the outlier probability would give 1 - 0.7 * 0.7 = 0.51.)
+    settings = PerturbConfig(outlier_prob=0.2, outlier_sigma=0.1, drop_prob=0.3)
+    _, _, changed = _perturbed_batch(settings)
+    assert abs(changed.double().mean() - 0.44) < 0.021
+
+
+def test_perturb_batch_drops_keypoints_to_their_part_mean_at_drop_prob():
+    # Only drop_prob = 0.3: a fraction 0.3 +- 5 * sqrt(0.3 * 0.7 / 14500) = 0.3 +- 0.019 of the
+    # keypoints changes, each to the mean of its part's (hand: nodes 0-20, box: 21-28)
+    # keypoints, nothing else moving (no outliers, no jitter).
+    settings = PerturbConfig(drop_prob=0.3)
+    kp, noisy, changed = _perturbed_batch(settings)
+    assert abs(changed.double().mean() - 0.3) < 0.019
+    hand_mean, box_mean = kp[:, :21].mean(dim=1), kp[:, 21:].mean(dim=1)  # (B, 2)
+    part_mean = torch.cat(
+        [hand_mean[:, None].expand(-1, 21, -1), box_mean[:, None].expand(-1, 8, -1)], dim=1
+    )
+    torch.testing.assert_close(noisy[changed], part_mean[changed], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(noisy[~changed], kp[~changed], rtol=0, atol=0)
