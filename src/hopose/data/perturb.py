@@ -49,7 +49,9 @@ def perturb_keypoints(
         sigma: largest per-sample jitter standard deviation (fraction of the side).
         outlier_prob: probability of each keypoint being an outlier.
         outlier_sigma: outliers' displacement standard deviation (fraction of the side).
-        drop_prob: probability of each keypoint being replaced by its part's mean.
+        drop_prob: probability of each keypoint being replaced by its part's mean (the mean of
+            the jittered keypoints, outliers included: where the encoder would put a keypoint
+            it cannot see).
         generator: torch generator of the random numbers (None: torch's global one).
 
     Returns:
