@@ -26,9 +26,8 @@ from hopose import __version__
 # traceback.
 USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
-# Least --image-size of synth and prepare: the synthetic renderer refuses a smaller side (naming
-# its argument, image_size), and the heat-map head's image sides are multiples of 8.
-MIN_IMAGE_SIZE = 8
+# Where --image-size's least value lives (synth and prepare), imported when one is checked.
+IMAGE_SIZE_BOUND = ("hopose.data.synthetic", "MIN_IMAGE_SIZE")
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -131,18 +130,23 @@ def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
     return check
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
+def at_least(minimum: int | tuple[str, str]) -> Callable[[str], int]:
     """argparse ``type=`` of a count or seed: an integer >= ``minimum``, else argparse's one-line
     usage error naming the option (the synthetic splits' seed sequences take no negative
-    entropy, and numpy's own message names no option; the benchmarks' counts likewise)."""
+    entropy, and numpy's own message names no option; the benchmarks' counts likewise).
+    ``minimum`` may be a ``(module, constant)`` pair, imported when a value is checked (as
+    :func:`_one_of`'s list), so that the bound has one home."""
 
     def check(text: str) -> int:
+        least = minimum
+        if isinstance(least, tuple):
+            least = getattr(importlib.import_module(least[0]), least[1])
         try:
             value = int(text)
         except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
         return value
 
     return check
@@ -474,7 +478,7 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", required=True, help="split to convert, e.g. train")
     parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
     parser.add_argument(
-        "--image-size", type=at_least(MIN_IMAGE_SIZE), help="network image side (px)"
+        "--image-size", type=at_least(IMAGE_SIZE_BOUND), help="network image side (px)"
     )
     parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
     parser.add_argument(
@@ -520,7 +524,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seed", type=at_least(0), default=0, help="base seed of the splits (0 to 2**32 - 1)"
     )
-    parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), help="image side (px)")
+    parser.add_argument("--image-size", type=at_least(IMAGE_SIZE_BOUND), help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
     parser.add_argument("--workers", type=at_least(0), default=0, help="rendering processes")
     parser.add_argument(

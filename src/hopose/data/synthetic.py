@@ -131,6 +131,9 @@ GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # pads short entropy with zeros, so [s + 2**32, 0] would be the same stream as [s, 1] (seed
 # 2**32's sample 0 would be seed 0's sample 1, and a split's seed another split's).
 SEED_LIMIT = 2**32
+# Least image side: the heat-map head's images are multiples of 8, and a smaller render would
+# show the hand in a few pixels (hopose synth and prepare check --image-size against it).
+MIN_IMAGE_SIZE = 8
 # Default probability of a free (approach/release) frame, without contact (module docstring, 4).
 DEFAULT_FREE_FRACTION = 0.2
 
@@ -921,8 +924,8 @@ class SyntheticHandObject(Dataset):
         if num_samples < 0:
             raise ValueError(f"num_samples: must be >= 0, got {num_samples}")
         check_seed(seed)
-        if image_size < 8:
-            raise ValueError(f"image_size: must be >= 8, got {image_size}")
+        if image_size < MIN_IMAGE_SIZE:
+            raise ValueError(f"image_size: must be >= {MIN_IMAGE_SIZE}, got {image_size}")
         check_free_fraction(free_fraction)
         if crop not in CROPS:
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
