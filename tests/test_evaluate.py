@@ -33,7 +33,7 @@ from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unpr
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 from hopose.refine import refine_pose, refine_predictions, refine_weights
-from hopose.scoring import score
+from hopose.scoring import PLAUSIBILITY_SUMMARY_NAMES, plausibility_key, score
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -811,3 +811,39 @@ def test_eval_refuses_a_crop_a_self_cropping_model_would_not_use(tmp_path, capsy
     )
     assert not (tmp_path / "refused").exists()
     assert main([*args, "--gt-2d", "--crop", "square", "--out", str(tmp_path / "e")]) == 0
+
+
+def test_gt_box_reads_a_whole_frame_model_through_square_records(checkpoint, tmp_path):
+    # The fixture was trained on whole frames (crop "resize") and the data asks for "resize"
+    # too: gt_box alone must switch the records to the squares ground truth places, so the K
+    # saved is the square records' K, not the whole frame's.
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", num=2, crop="resize")
+    assert data.crop == "resize"
+    summary = evaluate.run_eval(
+        checkpoint, data, "test", tmp_path, gt_box=True, report=False, plausibility=False
+    )
+    assert (summary["protocol"], summary["crop"], summary["self_crop"]) == ("gt_box", "square", 0)
+    seed = synthetic_split_seed(0, "test")
+    square = SyntheticHandObject(2, seed, image_size=32, crop="square")
+    whole = SyntheticHandObject(2, seed, image_size=32, crop="resize")
+    saved_K = np.load(tmp_path / "predictions.npz")["K"]
+    square_K = np.stack([square[i]["K"] for i in range(2)])
+    assert not np.allclose(square_K, np.stack([whole[i]["K"] for i in range(2)]))
+    np.testing.assert_allclose(saved_K, square_K, rtol=1e-6)
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_plausibility_follows_report_when_not_given(checkpoint, tmp_path, monkeypatch, report):
+    # plausibility=None (the default) means "only when writing the report". The report's
+    # figures are slow and not what is tested: write_report is replaced by a no-op.
+    monkeypatch.setattr(evaluate, "write_report", lambda *a, **k: None)
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", num=2)
+    summary = evaluate.run_eval(checkpoint, data, "test", tmp_path, gt_2d=True, report=report)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == summary
+    keys = {plausibility_key(who, n) for who in ("pred", "gt") for n in PLAUSIBILITY_SUMMARY_NAMES}
+    assert len(keys) == 12
+    if report:
+        assert keys <= set(written)
+    else:
+        assert not keys & set(written)

@@ -210,3 +210,23 @@ def test_completion_leaves_a_pinch_between_the_coarse_grid_rows_alone():
 def test_refine_weights_reject_completion_settings_out_of_range(field, value):
     with pytest.raises(ValueError, match=f"RefineWeights.{field}"):
         RefineWeights(**{field: value})
+
+
+@pytest.mark.parametrize("contacts", [0, 1, 2, 3])
+def test_completion_needs_fewer_than_two_valid_contacts(contacts):
+    # The 60 x 40 x 180 box at the origin (L = (60 + 40) / 2 = 50: contacts within 0.2 L =
+    # 10 mm). Every joint sits at (70, 0, 0), 40 mm beyond the x+ face, except the first
+    # `contacts` of: thumb tip 2 mm off the x- face at (-32, 0, 0), index tip 2 mm off the x+
+    # face at (32, 0, 0), middle tip 2 mm off the y+ face at (0, 22, 0), each 2 mm from a point
+    # of the 11 x 11 face grids (the face centres). Palm centre = mean of the wrist and the four
+    # MCPs = (70, 0, 0), 70 mm from the box centre: near for grasp_distance 130, far for 69.
+    obj = box_corners(torch.tensor([[60.0, 40.0, 180.0]], dtype=torch.float64))
+    hand = torch.tensor([70.0, 0.0, 0.0], dtype=torch.float64).repeat(1, 21, 1)
+    pads = [(4, [-32.0, 0.0, 0.0]), (8, [32.0, 0.0, 0.0]), (12, [0.0, 22.0, 0.0])]
+    for joint, point in pads[:contacts]:
+        hand[0, joint] = torch.tensor(point, dtype=torch.float64)
+    assert int(_valid_contacts(hand, obj)) == contacts
+    torch.testing.assert_close(palm_centre(hand), torch.tensor([[70.0, 0.0, 0.0]]).double())
+    # Fewer than two contacts: no grasp formed yet, so a box near the palm is completed.
+    assert bool(needs_completion(hand, obj, 130.0)) == (contacts < 2)
+    assert not needs_completion(hand, obj, 69.0)

@@ -10,6 +10,7 @@ from eval_cases import make_predictions
 from hopose import plausibility
 from hopose.data.synthetic import generate_grasps
 from hopose.geometry import axis_angle_to_matrix, box_corners, make_transform, transform_points
+from hopose.physics import contact_points
 from hopose.plausibility import (
     contact_normals,
     contact_wrenches,
@@ -392,3 +393,73 @@ def test_grasp_epsilon_of_noisy_synthetic_grasps_matches_the_naive_hull(monkeypa
     np.testing.assert_allclose(fast, naive, rtol=1e-7, atol=1e-9)
     np.testing.assert_array_equal(fast > 0, naive > 1e-9)
     assert 0.2 < (fast > 0).mean() < 0.8  # both kinds occur
+
+
+def test_pose_plausibility_divides_torques_by_the_boxs_circumscribed_radius():
+    # The 60 x 40 x 100 box at the origin; six pads 2 mm off the x+ and x- faces, each over a
+    # point of the 11 x 11 face grids (y every 4 mm, z every 10 mm), two opposed triangles:
+    # x- at (-30, +-8, -10), (-30, 0, 10); x+ at (30, +-8, 10), (30, 0, -10). The other joints
+    # sit at (70, 0, 0), 40 mm off the x+ face, beyond Eq. 5's 0.2 L = 10 mm.
+    obj = _box()
+    hand = torch.tensor([70.0, 0.0, 0.0], dtype=torch.float64).repeat(1, 21, 1)
+    pads = {
+        2: [-32.0, 8.0, -10.0], 3: [-32.0, -8.0, -10.0], 4: [-32.0, 0.0, 10.0],
+        6: [32.0, 8.0, 10.0], 7: [32.0, -8.0, 10.0], 8: [32.0, 0.0, -10.0],
+    }  # fmt: skip
+    for joint, point in pads.items():
+        hand[0, joint] = torch.tensor(point, dtype=torch.float64)
+    pts, _, valid = contact_points(hand, obj)
+    expected = sorted((x - 2 * np.sign(x), y, z) for x, y, z in pads.values())
+    np.testing.assert_allclose(sorted(pts[valid].numpy().round(6).tolist()), expected, atol=1e-6)
+    # The radius: half-sizes (30, 20, 50), sqrt(30^2 + 20^2 + 50^2) = sqrt(3800) = 61.64 mm;
+    # the farthest contact is only sqrt(30^2 + 8^2 + 10^2) = sqrt(1064) = 32.62 mm away.
+    radius = np.sqrt(30.0**2 + 20.0**2 + 50.0**2)
+    args = (
+        pts.numpy(),
+        contact_normals(pts, obj).numpy(),
+        valid.numpy(),
+        np.zeros((1, 3)),
+    )
+    axes = np.eye(3)[None]
+    by_radius = grasp_quality(*args, length=np.array([radius]), axes=axes)
+    by_contacts = grasp_quality(*args, axes=axes)
+    assert by_radius[0] > 0 and by_contacts[0] > 0
+    assert abs(by_radius[0] - by_contacts[0]) > 1e-3 * by_radius[0]
+    np.testing.assert_allclose(pose_plausibility(hand, obj)["grasp_epsilon"], by_radius, rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_contact_normals_of_edge_and_corner_contacts_on_a_turned_far_box(dtype):
+    # A 60 x 40 x 100 box turned and moved about 400 mm from the camera: an edge point of
+    # contact_points comes out of the two faces' turned grids with different rounding (one face
+    # walks the edge from the other end, 1 - 0.7 != 0.3), and must still count as a point of
+    # both. In the box's frame, three pads 2 mm outside the box (so 2 mm from a grid point):
+    # the thumb tip off the corner (30, 20, 50) along (1, 1, 1) / sqrt3; the index tip off the
+    # x+/y+ edge at (30, 20, -30) along (1, 1, 0) / sqrt2; the middle tip off the y+/z- edge at
+    # (-12, 20, -50) along (0, 1, -1) / sqrt2. Every other joint is at (100, 0, 0), 70 mm away.
+    rotation = axis_angle_to_matrix(torch.tensor([0.4, -0.3, 0.7], dtype=torch.float64))
+    pose = make_transform(rotation, torch.tensor([20.0, -30.0, 400.0], dtype=torch.float64))
+    x, y, z = rotation.T  # the box's axes in the camera frame
+    # (pad joint, point on the box, outward direction, inward normal = -(sum of the faces'
+    # outward axes) / sqrt(number of faces)).
+    pads = [
+        (4, [30.0, 20.0, 50.0], [1.0, 1.0, 1.0], -(x + y + z) / 3**0.5),
+        (8, [30.0, 20.0, -30.0], [1.0, 1.0, 0.0], -(x + y) / 2**0.5),
+        (12, [-12.0, 20.0, -50.0], [0.0, 1.0, -1.0], -(y - z) / 2**0.5),
+    ]
+    local = torch.tensor([100.0, 0.0, 0.0], dtype=torch.float64).repeat(21, 1)
+    for joint, point, out, _ in pads:
+        out = torch.tensor(out, dtype=torch.float64)
+        local[joint] = torch.tensor(point, dtype=torch.float64) + 2 * out / out.norm()
+    hand = transform_points(local, pose)[None].to(dtype)
+    obj = _box(pose=pose).to(dtype)
+    pts, _, valid = contact_points(hand, obj)
+    normals = contact_normals(pts, obj)
+    assert pts.dtype == normals.dtype == dtype
+    targets = [(transform_points(torch.tensor(p).double(), pose), n) for _, p, _, n in pads]
+    seen = set()
+    for point, normal in zip(pts[valid].double(), normals[valid].double(), strict=True):
+        (kind,) = [i for i, (at, _) in enumerate(targets) if (point - at).norm() < 1e-3]
+        seen.add(kind)
+        torch.testing.assert_close(normal, targets[kind][1], atol=1e-5, rtol=0)
+    assert seen == {0, 1, 2}

@@ -772,3 +772,77 @@ def test_only_a_stage_that_trains_the_encoder_warns_of_a_random_backbone(tmp_pat
     """The lifter stage never uses the encoder, whose random start is then no news."""
     assert _backbone_warnings(tiny("lifter"), tmp_path / "lifter") == []
     assert len(_backbone_warnings(tiny("encoder"), tmp_path / "encoder")) == 1
+
+
+def _scripted_validation(monkeypatch, errors: list[float]) -> dict[tuple[str, int], dict]:
+    """Make the validations report ``errors`` in turn (the other terms measured as before), and
+    record the weights of every checkpoint write, by file name and epoch done (1-based)."""
+    script = iter(errors)
+    evaluate, save = train_module.evaluate, train_module.save_checkpoint
+
+    def scripted_evaluate(*args, **kwargs):
+        return evaluate(*args, **kwargs) | {"error": next(script)}
+
+    written = {}
+
+    def recording_save(state, path):
+        weights = {name: value.clone() for name, value in state["model"].items()}
+        written[Path(path).name, state["epoch"]] = weights
+        save(state, path)
+
+    monkeypatch.setattr(train_module, "evaluate", scripted_evaluate)
+    monkeypatch.setattr(train_module, "save_checkpoint", recording_save)
+    return written
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_best_pt_holds_the_lowest_error_epoch_not_the_last(tmp_path, monkeypatch):
+    """Validation errors 3.0, 1.0, 2.0 over 3 epochs: the best is epoch 2 (1-based; 0-based 1 in
+    the checkpoint), best.pt is written after epochs 1 and 2 only (each a new lowest error), and
+    holds the weights last.pt held after epoch 2, not those of epoch 3."""
+    written = _scripted_validation(monkeypatch, [3.0, 1.0, 2.0])
+    result = train(tiny("lifter", "optim.epochs=3"), tmp_path)
+    assert [float(row["val/error"]) for row in _rows(tmp_path)] == [3.0, 1.0, 2.0]
+    assert (result.best, result.best_epoch) == (1.0, 2)  # min(3, 1, 2) at the 2nd epoch
+    assert sorted(epoch for name, epoch in written if name == "best.pt") == [1, 2]
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert (best["epoch"], best["best"], best["best_epoch"]) == (2, 1.0, 2 - 1)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert (last["epoch"], last["best"], last["best_epoch"]) == (3, 1.0, 2 - 1)
+    # The epochs' weights differ (lr 3e-3 moves them), so best.pt names the epoch it holds.
+    assert not _same_weights(written["last.pt", 2], written["last.pt", 3])
+    assert _same_weights(best["model"], written["last.pt", 2])
+
+
+def test_resume_keeps_the_best_of_the_epochs_before_it(tmp_path, monkeypatch):
+    """1 epoch with error 1.0, then resumed to 2 with error 2.0: the best stays epoch 1's 1.0
+    (a resume that forgot it would take 2.0 < inf), and best.pt keeps epoch 1's weights."""
+    written = _scripted_validation(monkeypatch, [1.0])
+    train(tiny("lifter", "optim.epochs=1"), tmp_path)
+    first_epoch = written["last.pt", 1]
+    monkeypatch.undo()  # the real validation and save again, then scripted anew
+    written = _scripted_validation(monkeypatch, [2.0])
+    result = train(tiny("lifter", "optim.epochs=2"), tmp_path, resume=True)
+    assert [float(row["val/error"]) for row in _rows(tmp_path)] == [1.0, 2.0]
+    assert (result.best, result.best_epoch) == (1.0, 1)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert (last["epoch"], last["best"], last["best_epoch"]) == (2, 1.0, 1 - 1)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert (best["epoch"], best["best"], best["best_epoch"]) == (1, 1.0, 1 - 1)
+    assert not _same_weights(first_epoch, written["last.pt", 2])
+    assert _same_weights(best["model"], first_epoch)
+
+
+def test_each_metrics_row_logs_the_lr_its_epoch_trained_with(tmp_path):
+    """StepLR with gamma 0.5 every epoch: epochs 1, 2, 3 train at lr, lr/2, lr/4, and each row
+    logs its own epoch's lr, not the next one's (read after scheduler.step())."""
+    cfg = tiny("lifter", "optim.epochs=3", "optim.gamma=0.5", "optim.step_size=1")
+    lr = cfg.optim.lr
+    assert lr == 3e-3  # the synthetic lifter's
+    train(cfg, tmp_path)
+    rows = _rows(tmp_path)
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert [float(row["lr"]) for row in rows] == [lr, lr / 2, lr / 4]

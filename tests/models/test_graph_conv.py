@@ -179,3 +179,42 @@ def test_graph_stack_widths_dropout_and_last_activation():
     assert not torch.equal(stack(x), stack(x))
     with pytest.raises(ValueError, match="widths"):
         GraphStack(widths=(2,), adjacency=PATH_3)
+
+
+def test_graph_stack_activate_last_applies_relu_after_the_last_layer():
+    # W = I, b = 0 and every input -1: the last layer's pre-activation is Ã X, whose entries
+    # are sums of non-negative Ã_ij times -1, so negative (row 0: -(1/2 + 1/sqrt6)); ReLU -> 0.
+    x = -torch.ones(1, 3, 2)
+    stacks = {}
+    for activate_last in (False, True):
+        stack = GraphStack(
+            widths=(2, 2, 2), adjacency=PATH_3, learn_adjacency=False, activate_last=activate_last
+        )
+        with torch.no_grad():
+            for layer in stack.layers:
+                layer.linear.weight.copy_(torch.eye(2))
+        stacks[activate_last] = stack
+    assert [layer.activation for layer in stacks[True].layers] == [True, True]
+    assert [layer.activation for layer in stacks[False].layers] == [True, False]
+    # The first layer's ReLU already zeroes -1s: feed the last layer alone to see its sign.
+    s = 1 / math.sqrt(6)
+    expected_pre = -torch.tensor([0.5 + s, 1 / 3 + 2 * s, 0.5 + s])[None, :, None].expand(1, 3, 2)
+    torch.testing.assert_close(stacks[False].layers[-1](x), expected_pre)
+    torch.testing.assert_close(stacks[True].layers[-1](x), torch.zeros(1, 3, 2))
+    assert (stacks[True](x) >= 0).all()
+
+
+def test_graph_stack_drops_out_only_between_layers():
+    # The docstring: dropout "after each hidden layer's activation". A one-layer stack has no
+    # hidden layer, so even p = 0.9 in training mode leaves its output alone: twice the same,
+    # and equal to the layer itself (an inverted dropout would zero ~90% and scale the rest x10).
+    torch.manual_seed(0)
+    stack = GraphStack(widths=(2, 4), adjacency=PATH_3, dropout=0.9)
+    stack.train()
+    x = torch.randn(5, 3, 2)
+    with torch.no_grad():
+        stack.layers[0].bias.fill_(1.0)
+        plain = stack.layers[0](x)
+        assert (plain != 0).all()
+        torch.testing.assert_close(stack(x), plain, rtol=0, atol=0)
+        torch.testing.assert_close(stack(x), plain, rtol=0, atol=0)
