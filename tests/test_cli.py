@@ -1,5 +1,5 @@
-"""The command line: a tiny training and a smoke-sized demo end to end, the ablation tables'
-layout, one-line errors."""
+"""The command line: a tiny training and a smoke-sized demo end to end, the options of
+``hopose ablate`` (the studies themselves: tests/test_ablate.py), one-line errors."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from hopose.evaluate import EVAL_BATCH_SIZE, run_eval
 from hopose.export import GRAPHS
 from hopose.models import build_model
 from hopose.predict import predict_images
+from test_ablate import fake_run
 from tiny_runs import TINY, tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -86,172 +87,6 @@ def test_demo_exits_1_naming_its_failed_checks_and_passes_resume_on(monkeypatch,
     )
 
 
-def _fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):
-    """Replace training and evaluation with records of what the ablation asked for."""
-    calls = []
-
-    class Result:
-        checkpoint = "best.pt"
-
-    def fake_train(cfg, out_dir, *, split_cache, resume=False):
-        calls.append(cfg)
-        return Result()
-
-    def fake_eval(checkpoint, data, split, out_dir, *, gt_2d, report, plausibility=None):
-        cfg = calls[-1]
-        key = cfg.model.lifter if cfg.model.lifter == "graph_unet" else cfg.model.lifter_variant
-        if "physical" in errors:  # the physics study: rows by loss, errors grow with the seed
-            key = "physical" if cfg.loss.physical else "mse"
-        hand, obj = errors[key]
-        hand, obj = hand + cfg.seed, obj + 2 * cfg.seed
-        # Every plausibility number of the prediction is the hand error, the truth's 7.
-        metrics = {f"{who}_{name}": hand if who == "pred" else 7.0 for who in ("pred", "gt")
-                   for name in ("valid_contacts", "affinity", "penetration_mm", "force_closure",
-                                "grasp_epsilon")}  # fmt: skip
-        return {"hand_mean_mm": hand, "object_mean_mm": obj, "n": 5, "gt_2d": gt_2d, **metrics}
-
-    monkeypatch.setattr(ablate, "train", fake_train)
-    monkeypatch.setattr(demo, "train", fake_train)  # stages 1-2 of the physics study
-    monkeypatch.setattr(ablate, "run_eval", fake_eval)
-    return calls
-
-
-def test_lifter_ablation_has_table_2s_rows_and_dashes(tmp_path, monkeypatch):
-    errors = {
-        "graph_unet": (20.0, 30.0),
-        "hand": (11.0, 99.0),
-        "object": (99.0, 12.0),
-        "full": (10.0, 11.0),
-    }
-    calls = _fake_run(monkeypatch, errors)
-    table = ablate.run_ablation("lifter", tmp_path, seed=3)
-    assert [(c.stage, c.model.lifter, c.model.lifter_variant) for c in calls] == [
-        ("lifter", "graph_unet", "full"),
-        ("lifter", "context", "hand"),
-        ("lifter", "context", "object"),
-        ("lifter", "context", "full"),
-    ]
-    assert all(c.data.seed == 3 for c in calls)
-    lines = table.splitlines()
-    # A variant without a part has no error for it (the 99s never show), as in the paper.
-    assert "| Adaptive Graph U-Net | 20.00 | 30.00 | 14.36 | 21.65 |" in lines
-    assert "| Hand Sub-graph Only | 11.00 | – | 12.22 | – |" in lines
-    assert "| Object Sub-graph Only | – | 12.00 | – | 14.41 |" in lines
-    assert "| Full Graph | 10.00 | 11.00 | 10.38 | 13.85 |" in lines
-    assert (tmp_path / "ablation_lifter.md").read_text() == table
-
-
-def test_lifter_ablation_shows_a_diverged_row_as_inf_and_no_value_as_a_dash(tmp_path, monkeypatch):
-    # The ablation tables format their cells as the report does (hopose.report.format_number):
-    # an infinite mean (a diverged run) reads "inf", a NaN one (no ground truth) "–".
-    errors = {key: (10.0, 11.0) for key in ("graph_unet", "hand", "object")}
-    _fake_run(monkeypatch, errors | {"full": (float("inf"), float("nan"))})
-    table = ablate.run_ablation("lifter", tmp_path, seed=0)
-    assert "| Full Graph | inf | – | 10.38 | 13.85 |" in table.splitlines()
-
-
-def test_lifter_ablation_trains_every_row_from_scratch(tmp_path, monkeypatch):
-    """fpha/lifter fine-tunes the ObMan checkpoint, a full context lifter: loaded into the Graph
-    U-Net or a one-part variant, its weights do not fit (the study stopped at its first row)."""
-    errors = {key: (1.0, 1.0) for key in ("graph_unet", "hand", "object", "full")}
-    calls = _fake_run(monkeypatch, errors)
-    assert find_config("fpha/lifter").read_text().count("init_from: runs/obman/end2end") == 1
-    ablate.run_ablation("lifter", tmp_path, data="fpha", root=str(tmp_path))
-    assert [(c.data.name, c.init_from) for c in calls] == [("fpha", None)] * 4
-
-
-def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
-    tmp_path, monkeypatch
-):
-    calls = _fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
-    init = tmp_path / "encoder.pt"
-    init.touch()
-    table = ablate.run_ablation("physics", tmp_path, init=str(init), seeds=2, sources=("image",))
-    assert [(c.stage, c.loss.physical, c.init_from, c.seed) for c in calls] == [
-        ("end2end", False, str(init), 0),
-        ("end2end", True, str(init), 0),
-        ("end2end", False, str(init), 1),
-        ("end2end", True, str(init), 1),
-    ]
-    # Both rows train the MSE Table 3 names, though the demo's end-to-end config trains on
-    # distances (loss.l3d_distance: euclidean, w_3d 80).
-    assert {(c.loss.l3d_distance, c.loss.w_3d) for c in calls} == {("squared", 1.0)}
-    lines = table.splitlines()
-    # Hand errors 13, 14 (MSE) and 12.5, 13.5 (physical) over seeds 0, 1: means 13.5 and 13.0.
-    assert "| MSE | 13.50 | 22.00 | 12.83 | 20.83 |" in lines
-    assert "| MSE + Physical loss | 13.00 | 20.50 | 12.53 | 19.09 |" in lines
-    # std of (13, 14) with ddof 1 = sqrt(0.5) = 0.707; the paired differences are -0.5 twice.
-    assert "| Hand error (mm) | 13.500 ± 0.707 | 13.000 ± 0.707 | -0.500 ± 0.000 | – |" in lines
-    # Objects 21, 23 against 19.5, 21.5: difference -1.5 for both seeds.
-    assert "| Object error (mm) | 22.000 ± 1.414 | 20.500 ± 1.414 | -1.500 ± 0.000 | – |" in lines
-    assert (
-        "| Force-closure rate | 13.500 ± 0.707 | 13.000 ± 0.707 | -0.500 ± 0.000 | 7.000 |" in lines
-    )
-
-
-def test_physics_ablation_on_ground_truth_2d_trains_the_lifter_per_seed(tmp_path, monkeypatch):
-    calls = _fake_run(monkeypatch, {"mse": (10.0, 11.0), "physical": (10.0, 11.0)})
-    table = ablate.run_ablation("physics", tmp_path, seeds=3, sources=("gt_2d",))
-    assert [(c.stage, c.loss.physical, c.seed) for c in calls] == [
-        (stage, physical, seed) for seed in range(3) for stage, physical in
-        (("lifter", False), ("lifter", True))
-    ]  # fmt: skip
-    assert "the lifter on ground-truth 2D" in table
-    assert "| Hand error (mm) | 11.000 ± 1.000 | 11.000 ± 1.000 | 0.000 ± 0.000 | – |" in table
-
-
-@pytest.mark.filterwarnings("error")  # numpy warned of the std of an infinite value
-def test_physics_table_shows_a_seed_without_a_value_as_a_dash_and_a_diverged_one_as_inf():
-    # No object ground truth (NaN) in any seed, and seed 1 of MSE diverged on the hand: the cells
-    # read "nan ± nan" and "inf ± nan", not docs/evaluation.md's "–" and "inf".
-    def run(hand: float) -> dict[str, float]:
-        return {key: 0.5 for metric in ablate.PHYSICS_METRICS for key in metric[:2] if key} | {
-            "hand_mean_mm": hand,
-            "object_mean_mm": float("nan"),
-        }
-
-    runs = {"MSE": [run(20.0), run(float("inf"))], "MSE + Physical loss": [run(21.0), run(22.0)]}
-    lines = ablate.physics_table(runs).splitlines()
-    assert lines[2:5] == [
-        "| Hand error (mm) | inf | 21.500 ± 0.707 | -inf | – |",
-        "| Object error (mm) | – | – | – | – |",
-        "| Valid contacts per frame | 0.500 ± 0.000 | 0.500 ± 0.000 | 0.000 ± 0.000 | 0.500 |",
-    ]
-
-
-def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, monkeypatch):
-    calls = _fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
-    caches, fake_train = [], ablate.train
-
-    def train(cfg, out_dir, *, split_cache, resume=False):
-        caches.append(split_cache)
-        return fake_train(cfg, out_dir, split_cache=split_cache, resume=resume)
-
-    monkeypatch.setattr(ablate, "train", train)
-    monkeypatch.setattr(demo, "train", train)
-    ablate.run_ablation("physics", tmp_path, seeds=2, sources=("image",))
-    # Per seed: the lifter and encoder stages, then both rows from that seed's encoder.
-    assert [(c.stage, c.loss.physical, c.seed) for c in calls] == [
-        (stage, physical, seed) for seed in range(2) for stage, physical in
-        (("lifter", False), ("encoder", False), ("end2end", False), ("end2end", True))
-    ]  # fmt: skip
-    assert calls[2].init_from == calls[3].init_from == "best.pt"
-    # One study, one set of splits: every stage of every seed shares the same cache.
-    assert len(caches) == 8 and all(cache is caches[0] for cache in caches)
-
-
-def test_ablate_num_sizes_every_split_over_quick(monkeypatch, tmp_path):
-    calls = _fake_run(
-        monkeypatch,
-        {k: (1.0, 1.0) for k in ("graph_unet", "hand", "object", "full")},
-    )
-    args = ["ablate", "lifter", "--data", "synthetic", "--num", "40", "--quick"]
-    assert main([*args, "--out", str(tmp_path)]) == 0
-    assert len(calls) == 4
-    # --quick alone gives 512 / 64 / 64 frames; --num replaces all three.
-    assert {(c.data.num_train, c.data.num_val, c.data.num_test) for c in calls} == {(40, 40, 40)}
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -270,85 +105,13 @@ def test_ablate_refuses_options_it_cannot_use_before_writing(
     tmp_path, capsys, monkeypatch, args, message
 ):
     errors = {key: (1.0, 1.0) for key in ("graph_unet", "hand", "object", "full")}
-    _fake_run(monkeypatch, errors | {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    fake_run(monkeypatch, errors | {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
     monkeypatch.setattr(ablate, "train_stages", lambda *a, **k: {"encoder": "enc.pt"})
     out = tmp_path / "a"
     assert main(["ablate", *args, "--data", "synthetic", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"hopose ablate: error: {message}") and err.count("\n") == 1
     assert not out.exists()
-
-
-def test_ablate_refuses_a_missing_init_before_any_row_trains(tmp_path, capsys, monkeypatch):
-    # With --input both, the gt_2d rows trained first and the missing file was found after.
-    calls = _fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
-    missing, out = tmp_path / "no_such.pt", tmp_path / "a"
-    args = ["ablate", "physics", "--data", "synthetic", "--input", "both", "--init", str(missing)]
-    assert main([*args, "--out", str(out)]) == 1
-    assert capsys.readouterr().err == f"hopose ablate: error: --init: {missing}: no such file\n"
-    assert calls == [] and not out.exists()
-
-
-def test_ablate_set_overrides_every_row_but_not_what_defines_it(tmp_path, monkeypatch):
-    calls = _fake_run(monkeypatch, dict.fromkeys(("graph_unet", "hand", "object", "full"), (1, 1)))
-    # The last two would make every row the Graph U-Net or the hand sub-graph: the rows win.
-    values = ["optim.lr=0.5", "init_from=obman.pt", "model.lifter=graph_unet"]
-    sets = [arg for value in [*values, "model.lifter_variant=hand"] for arg in ("--set", value)]
-    assert main(["ablate", "lifter", "--data", "synthetic", *sets, "--out", str(tmp_path)]) == 0
-    assert [(c.optim.lr, c.init_from, c.model.lifter, c.model.lifter_variant) for c in calls] == [
-        (0.5, "obman.pt", "graph_unet", "full"),
-        (0.5, "obman.pt", "context", "hand"),
-        (0.5, "obman.pt", "context", "object"),
-        (0.5, "obman.pt", "context", "full"),
-    ]
-
-
-def test_ablate_resume_reads_finished_rows_back_and_resumes_the_others(
-    tmp_path, monkeypatch, capsys
-):
-    """A study that failed after its first row's evaluation and its second row's training: a
-    rerun into the same --out is refused without --resume; with it, no row trains again, and
-    only the second row is evaluated."""
-    monkeypatch.setattr(ablate, "QUICK_OVERRIDES", {"lifter": TINY})
-    args = ["ablate", "physics", "--data", "synthetic", "--quick", "--seeds", "1"]
-    args += ["--input", "gt_2d", "--out", str(tmp_path)]
-    evaluated, run_eval = [], ablate.run_eval
-
-    def evaluate(checkpoint, data, split, out_dir, **kwargs):
-        evaluated.append(Path(out_dir).parent.name)
-        if evaluated == ["mse", "mse_physical_loss"]:
-            raise OSError("disk full")
-        return run_eval(checkpoint, data, split, out_dir, **kwargs)
-
-    monkeypatch.setattr(ablate, "run_eval", evaluate)
-    assert main(args) == 1
-    seed_dir = tmp_path / "gt_2d" / "seed0"
-    mse, physical = seed_dir / "mse", seed_dir / "mse_physical_loss"
-    assert (mse / "eval" / "metrics.json").is_file() and (physical / "last.pt").is_file()
-    assert not (physical / "eval").exists() and not (tmp_path / "ablation_physics.md").exists()
-    capsys.readouterr()
-    assert main(args) == 1
-    assert capsys.readouterr().err == (
-        f"hopose ablate: error: {mse}: holds a run (last.pt); continue it with --resume or "
-        "choose another --out\n"
-    )
-    trained, train = [], ablate.train
-
-    def resumed(cfg, out_dir, **kwargs):
-        trained.append((Path(out_dir).name, kwargs["resume"]))
-        return train(cfg, out_dir, **kwargs)
-
-    monkeypatch.setattr(ablate, "train", resumed)
-    epochs = {run: (run / "metrics.csv").read_text() for run in (mse, physical)}
-    evaluated.clear()
-    assert main([*args, "--resume"]) == 0
-    assert trained == [("mse", True), ("mse_physical_loss", True)]
-    assert evaluated == ["mse_physical_loss"]
-    assert {run: (run / "metrics.csv").read_text() for run in (mse, physical)} == epochs
-    rows = json.loads((tmp_path / "ablation_physics.json").read_text())
-    for row, run in zip(rows, (mse, physical), strict=True):
-        summary = json.loads((run / "eval" / "metrics.json").read_text())
-        assert row["hand"] == summary["hand_mean_mm"]
 
 
 @pytest.mark.parametrize(
@@ -362,7 +125,7 @@ def test_ablate_resume_reads_finished_rows_back_and_resumes_the_others(
 def test_ablate_physics_defaults_are_three_seeds_and_both_inputs(
     tmp_path, monkeypatch, args, seeds, sources
 ):
-    calls = _fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
     monkeypatch.setattr(ablate, "train_stages", lambda *a, **k: {"encoder": "enc.pt"})
     assert main(["ablate", "physics", *args, "--data", "synthetic", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "ablation_physics.json").read_text())

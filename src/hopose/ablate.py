@@ -18,18 +18,22 @@ Each writes ``DIR/ablation_<study>.md``: the measured mean errors (mm) beside th
 (FPHA-HO, pre-trained on ObMan), and ``DIR/ablation_<study>.json``. The paper's numbers come
 from real data and 10,000-epoch schedules; the measured ones from whatever data and configs
 are run, so compare the ordering of the rows, not the values. Every run trains and is
-evaluated in its own folder under ``DIR``, where a resumed study (``resume``) finds it.
+evaluated in its own folder under ``DIR``, where a resumed study (``resume``) finds it. Both
+files are rewritten (atomically) after every finished run, marked partial (:data:`PARTIAL`)
+until the last, so that a study killed part-way leaves the rows it finished.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hopose.checkpoint import load_checkpoint
 from hopose.config import TrainConfig, load_config
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
@@ -113,6 +117,21 @@ def _data_overrides(
     return overrides
 
 
+EVALUATED_FILE = "evaluated.json"
+"""Written beside a row's ``eval/metrics.json`` once that is: the :data:`EVALUATED_FIELDS` of
+the run's ``last.pt`` when it was evaluated. A resume reads the evaluation back only where they
+equal ``last.pt``'s of now (:func:`_row_summary`), whatever the files' times say."""
+EVALUATED_FIELDS: tuple[str, ...] = ("epoch", "best_epoch", "best")
+"""Fields of ``last.pt`` (:mod:`hopose.checkpoint`'s table) that tell its runs apart: epochs
+done, and the epoch and validation error of the weights in ``best.pt``, which is evaluated."""
+
+
+def _last_progress(run_dir: Path) -> dict[str, Any]:
+    """The :data:`EVALUATED_FIELDS` of ``run_dir``'s last checkpoint."""
+    checkpoint = load_checkpoint(run_dir / LAST_CHECKPOINT)
+    return {key: checkpoint[key] for key in EVALUATED_FIELDS}
+
+
 def _row_summary(
     cfg: TrainConfig,
     run_dir: Path,
@@ -126,37 +145,56 @@ def _row_summary(
     ``run_dir/eval``; returns the evaluation's summary.
 
     With ``resume``, a run the folder holds is continued by the training's own resume (a
-    finished one is only checked against ``cfg``), and an evaluation written after the run's
-    last checkpoint is read back instead of run again; one written before it evaluated fewer
-    epochs (``optim.epochs`` raised for the resume) and is run again.
+    finished one is only checked against ``cfg``), and its evaluation is read back where its
+    record (:data:`EVALUATED_FILE`) equals the run's last checkpoint now; else (none, killed
+    before its record, or one of fewer epochs: ``optim.epochs`` raised for the resume) it is
+    run again.
     """
     result = train(
         cfg, run_dir, resume=resume and run_file(run_dir) is not None, split_cache=split_cache
     )
-    evaluated = run_dir / "eval" / METRICS_FILE
-    if (
-        resume
-        and evaluated.is_file()
-        and evaluated.stat().st_mtime_ns > (run_dir / LAST_CHECKPOINT).stat().st_mtime_ns
-    ):
-        return json.loads(evaluated.read_text())
-    return run_eval(
+    eval_dir = run_dir / "eval"
+    progress = _last_progress(run_dir)
+    if resume and _recorded(eval_dir) == progress:
+        return json.loads((eval_dir / METRICS_FILE).read_text())
+    summary = run_eval(
         result.checkpoint,
         without_jitter(cfg.data),
         cfg.data.test_split,
-        run_dir / "eval",
+        eval_dir,
         gt_2d=gt_2d,
         report=False,
         plausibility=plausibility,
     )
+    # After metrics.json: a kill in between leaves no record, and the evaluation is redone.
+    write_text(eval_dir / EVALUATED_FILE, json.dumps(progress) + "\n")
+    return summary
+
+
+def _recorded(eval_dir: Path) -> dict[str, Any] | None:
+    """What the evaluation in ``eval_dir`` evaluated (:data:`EVALUATED_FILE`); None where it
+    has no record, or no ``metrics.json`` to read back, or a record damaged by hand."""
+    record = eval_dir / EVALUATED_FILE
+    if not (record.is_file() and (eval_dir / METRICS_FILE).is_file()):
+        return None
+    try:
+        return json.loads(record.read_text())
+    except ValueError:
+        return None
 
 
 def ablate_lifter(
-    dataset: str, out_dir: Path, overrides: list[str], *, resume: bool = False
+    dataset: str,
+    out_dir: Path,
+    overrides: list[str],
+    *,
+    resume: bool = False,
+    finished: Callable[[list[dict[str, Any]]], object] | None = None,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every lifter of Table 2; returns one row per lifter (``resume``:
-    :func:`_row_summary`)."""
-    rows, split_cache = [], SplitCache()
+    :func:`_row_summary`). ``finished`` is called with the rows so far after each row."""
+    rows: list[dict[str, Any]] = []
+    split_cache = SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
         run_dir = out_dir / name.lower().replace(" ", "_").replace("-", "_")
         # A user's own --set init_from comes after, and wins.
@@ -169,6 +207,8 @@ def ablate_lifter(
             for part, key in (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
         }
         rows.append({"name": name, **measured, "paper": paper, "n": summary[N_FRAMES]})
+        if finished is not None:
+            finished(rows)
     return rows
 
 
@@ -257,13 +297,16 @@ def ablate_physics(
     source: str = "image",
     seeds: int = 3,
     resume: bool = False,
+    finished: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Train with and without the physical loss over ``seeds`` seeds (Table 3 with statistics).
 
     ``source`` "gt_2d": the lifter stage on ground-truth 2D; "image": the end-to-end stage from
     ``init`` (or stages 1-2 trained per seed). Returns one row per loss (mean errors, the paper's
-    values and every seed's summary) and the statistics table. ``resume``: each run continued
-    as :func:`_row_summary` (stages 1-2: :func:`hopose.demo.train_stages`) continues it.
+    values and every seed's summary, :func:`physics_rows`) and the statistics table. ``resume``:
+    each run continued as :func:`_row_summary` (stages 1-2: :func:`hopose.demo.train_stages`)
+    continues it. ``finished`` is called after each run with every row's summaries so far (per
+    seed, MSE first).
     """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in PHYSICS_ROWS}
     split_cache = SplitCache()  # every seed and row trains on the same splits
@@ -300,7 +343,15 @@ def ablate_physics(
                     split_cache=split_cache,
                 )
             )
-    rows = [
+            if finished is not None:
+                finished(runs)
+    return physics_rows(runs), physics_table(runs)
+
+
+def physics_rows(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per loss with a finished run: its mean errors over the seeds, the paper's values
+    and every seed's summary."""
+    return [
         {
             "name": name,
             "hand": float(np.mean([r[HAND_MEAN_MM] for r in runs[name]])),
@@ -310,8 +361,57 @@ def ablate_physics(
             "seeds": runs[name],
         }
         for name, _, paper in PHYSICS_ROWS
+        if runs[name]
     ]
-    return rows, physics_table(runs)
+
+
+def _physics_section(data: str, source: str, runs: dict[str, list[dict[str, Any]]]) -> str:
+    """The tables of one input of the physics study: the means of each row with a finished run
+    and, over the seeds both rows finished, the statistics (:func:`physics_table`)."""
+    rows = physics_rows(runs)
+    what = "the lifter on ground-truth 2D" if source == "gt_2d" else "from the images"
+    counts = {len(seeds) for seeds in runs.values()}
+    # Every row over the same seeds (a finished input): their number; else a partial table's.
+    over = f"{counts.pop()} seeds" if len(counts) == 1 else "the seeds finished so far"
+    section = (
+        f"Table 3 layout, {what}, {data} test split ({rows[0]['n']} frames), mean over {over}; "
+        f"paper: FPHA-HO.\n\n{_table('Loss function', rows)}\n"
+    )
+    paired = min(len(seeds) for seeds in runs.values())
+    if paired:
+        stats = physics_table({name: seeds[:paired] for name, seeds in runs.items()})
+        section += (
+            "\nMean ± std over the seeds; paired difference = physical - MSE, same seed.\n\n"
+            f"{stats}\n"
+        )
+    return section
+
+
+PARTIAL = "Partial:"
+"""The first word of a study's table while runs are still to come; its numbers are then a dict
+(``partial``: true, ``missing``: those runs, ``rows``: the rows so far), not the list of rows."""
+
+
+def _write_tables(
+    out_dir: Path,
+    study: str,
+    table: str,
+    rows: list[dict[str, Any]],
+    planned: list[str],
+    done: int,
+) -> None:
+    """Write ``DIR/ablation_<study>.md`` and ``.json``, each whole or not at all
+    (:func:`hopose.files.write_text`), after ``done`` of the ``planned`` runs: marked
+    :data:`PARTIAL`, naming the runs still missing, until the last."""
+    numbers: Any = rows
+    if missing := planned[done:]:
+        table = (
+            f"{PARTIAL} {done} of {len(planned)} runs finished; still missing: "
+            f"{', '.join(missing)}.\n\n{table}"
+        )
+        numbers = {"partial": True, "missing": missing, "rows": rows}
+    write_text(out_dir / f"ablation_{study}.md", table)
+    write_text(out_dir / f"ablation_{study}.json", json.dumps(numbers, indent=2) + "\n")
 
 
 def run_ablation(
@@ -330,7 +430,8 @@ def run_ablation(
     overrides: Sequence[str] = (),
     resume: bool = False,
 ) -> str:
-    """Run one study ("lifter" or "physics"), write its table and numbers; returns the table.
+    """Run one study ("lifter" or "physics"), write its table and numbers after every run
+    (:func:`_write_tables`: partial until the last); returns the table.
 
     ``num`` sets the frames of every split (synthetic: generated; real data: a cap); it wins
     over ``quick``'s sizes. ``overrides`` (``--set KEY=VALUE``) apply to the config of every
@@ -370,27 +471,63 @@ def run_ablation(
     quick_overrides = QUICK_OVERRIDES if quick else {}
     stage_overrides = {stage: [*quick_overrides.get(stage, []), *shared] for stage in STAGES}
     if study == "lifter":
-        rows = ablate_lifter(data, out_dir, stage_overrides["lifter"], resume=resume)
-        table = (
+        return _lifter_study(data, out_dir, stage_overrides["lifter"], resume=resume)
+    return _physics_study(
+        data, out_dir, stage_overrides, init, sources=sources, seeds=seeds, resume=resume
+    )
+
+
+def _lifter_study(data: str, out_dir: Path, overrides: list[str], *, resume: bool) -> str:
+    """:func:`ablate_lifter`, its tables written after every row; returns the table."""
+    planned = [name for name, *_ in LIFTER_ROWS]
+
+    def table(rows: list[dict[str, Any]]) -> str:
+        return (
             f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split "
             f"({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table('Network', rows)}\n"
         )
-    else:
-        tables, rows = [], []
-        for source in sources:
-            source_rows, stats = ablate_physics(
-                data, out_dir, stage_overrides, init, source=source, seeds=seeds, resume=resume
-            )
-            what = "the lifter on ground-truth 2D" if source == "gt_2d" else "from the images"
-            n = source_rows[0]["n"]
-            tables.append(
-                f"Table 3 layout, {what}, {data} test split ({n} frames), mean over {seeds} "
-                f"seeds; paper: FPHA-HO.\n\n{_table('Loss function', source_rows)}\n\n"
-                f"Mean ± std over the seeds; paired difference = physical - MSE, same seed.\n\n"
-                f"{stats}\n"
-            )
-            rows += [{**row, "input": source} for row in source_rows]
-        table = "\n".join(tables)
-    write_text(out_dir / f"ablation_{study}.md", table)
-    write_text(out_dir / f"ablation_{study}.json", json.dumps(rows, indent=2) + "\n")
-    return table
+
+    def finished(rows: list[dict[str, Any]]) -> None:
+        _write_tables(out_dir, "lifter", table(rows), rows, planned, len(rows))
+
+    return table(ablate_lifter(data, out_dir, overrides, resume=resume, finished=finished))
+
+
+def _physics_study(
+    data: str,
+    out_dir: Path,
+    stage_overrides: dict[str, list[str]],
+    init: str | None,
+    *,
+    sources: Sequence[str],
+    seeds: int,
+    resume: bool,
+) -> str:
+    """:func:`ablate_physics` for each of ``sources``, the tables written after every run;
+    returns the tables."""
+    planned = [
+        f"{name} ({source}, seed {k})"
+        for source in sources
+        for k in range(seeds)
+        for name, _, _ in PHYSICS_ROWS
+    ]
+    # The inputs already finished: their tables and rows.
+    sections: list[str] = []
+    rows: list[dict[str, Any]] = []
+
+    def finished(source: str, runs: dict[str, list[dict[str, Any]]]) -> None:
+        done = len(sections) * seeds * len(PHYSICS_ROWS) + sum(map(len, runs.values()))
+        table = "\n".join([*sections, _physics_section(data, source, runs)])
+        source_rows = [{**row, "input": source} for row in physics_rows(runs)]
+        _write_tables(out_dir, "physics", table, [*rows, *source_rows], planned, done)
+
+    for source in sources:
+        source_rows, _ = ablate_physics(
+            data, out_dir, stage_overrides, init, source=source, seeds=seeds, resume=resume,
+            finished=functools.partial(finished, source),
+        )  # fmt: skip
+        sections.append(
+            _physics_section(data, source, {r["name"]: r["seeds"] for r in source_rows})
+        )
+        rows += [{**row, "input": source} for row in source_rows]
+    return "\n".join(sections)
