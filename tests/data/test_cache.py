@@ -513,3 +513,115 @@ def test_negative_workers_name_the_field(tmp_path, capsys):
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == "hopose synth: error: argument --workers: expected an integer >= 0, got '-1'"
     assert not any(tmp_path.iterdir())
+
+
+class MappedRecords(Records):
+    """:class:`Records` whose records also carry a segmentation map filled with their index."""
+
+    def __getitem__(self, index: int) -> dict:
+        return super().__getitem__(index) | {"segmentation": np.full((8, 8), index, np.uint8)}
+
+
+def test_a_skipped_sample_shifts_no_pixels_or_maps_of_the_kept_ones(tmp_path):
+    """The kept samples' images and maps are read at their own rows of the memory maps, as
+    their annotations are: item 1 of a cache skipping sample 1 is sample 2, pixels and all."""
+    out = write_cache(
+        MappedRecords(5, fail={1}), tmp_path / "c", progress=False, chunk_size=2, on_error="skip"
+    )
+    cache = CacheDataset(out)
+    kept = (0, 2, 3, 4)
+    assert len(cache) == len(kept)
+    for item, index in enumerate(kept):
+        assert_same(cache[item], make_record(index))
+        np.testing.assert_array_equal(cache[item]["segmentation"], np.full((8, 8), index))
+
+
+def test_negative_indices_count_from_the_last_kept_sample(tmp_path):
+    """As a sequence's: item -1 is the last kept sample (4), -4 the first (0); -5 is past it."""
+    out = write_cache(Records(5, fail={3}), tmp_path / "c", progress=False, on_error="skip")
+    cache = CacheDataset(out)
+    assert_same(cache[-1], make_record(4))
+    assert_same(cache[-2], make_record(2))
+    assert_same(cache[-4], make_record(0))
+    with pytest.raises(IndexError, match="index -5 out of range for 4 samples"):
+        cache[-5]
+
+
+def test_every_skipped_sample_is_counted_and_named_two_in_one_chunk(tmp_path):
+    """Samples 1 and 2 fail in the same chunk (0-3): both are counted and named in meta.json."""
+    out = write_cache(
+        Records(6, fail={1, 2}), tmp_path / "c", progress=False, chunk_size=4, on_error="skip"
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    assert (meta["skipped"], meta["num_valid"]) == (2, 4)
+    assert len(meta["errors"]) == 2
+    assert "frame_0001.jpg" in meta["errors"][0] and "frame_0002.jpg" in meta["errors"][1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"chunk_size": 0}, r"chunk_size: must be >= 1, got 0"),
+        ({"on_error": "ignore"}, r"on_error: expected one of \('raise', 'skip'\), got 'ignore'"),
+    ],
+    ids=["chunk_size 0", "unknown on_error"],
+)
+def test_bad_build_options_are_refused_before_anything_is_written(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        write_cache(Records(3, fail={1}), tmp_path / "c", progress=False, **options)
+    assert not (tmp_path / "c").exists()
+
+
+def test_non_square_images_are_refused_naming_the_record(tmp_path):
+    """The cache holds S x S images (the first record's S): an 8 x 6 one is refused as such."""
+    records = [make_record(i) | {"image": np.zeros((8, 6, 3), np.uint8)} for i in range(2)]
+    with pytest.raises(ValueError, match=r"^test/s/q/0000: cached images must be square, got 8x6"):
+        write_cache(records, tmp_path / "c", progress=False)
+
+
+def test_a_finished_cache_of_other_info_is_refused_not_returned(tmp_path):
+    """Same sample count, another split: the finished cache holds other samples."""
+    out = write_cache(Records(3), tmp_path / "c", progress=False, info={"split": "val"})
+    with pytest.raises(ValueError, match=r"c: holds a finished cache of a different dataset"):
+        write_cache(Records(3), out, progress=False, info={"split": "test"})
+    assert CacheDataset(out).info == {"split": "val"}
+
+
+@pytest.mark.parametrize(
+    "rerun",
+    [{"chunk_size": 3, "info": {"split": "val"}}, {"chunk_size": 4, "info": {"split": "test"}}],
+    ids=["other chunk size", "other info"],
+)
+def test_resuming_a_build_of_other_chunks_or_info_is_refused(tmp_path, rerun):
+    """Chunk 0 of the interrupted build is samples 0-3: with chunks of 3 its json would count
+    samples 0-2 as done and leave 3 unwritten; with other info it holds other samples."""
+    with pytest.raises(DataFileError):
+        write_cache(
+            Records(10, fail={6}), tmp_path / "c", progress=False, chunk_size=4,
+            info={"split": "val"},
+        )  # fmt: skip
+    healed = Records(10)
+    with pytest.raises(ValueError, match=r"c: holds an unfinished build of something else"):
+        write_cache(healed, tmp_path / "c", progress=False, **rerun)
+    assert healed.reads == []
+
+
+def test_a_cache_recorded_without_a_root_is_kept_for_any_root(tmp_path):
+    """A cache written before caches named their root cannot be told apart: it is returned as
+    it is, not refused for the root it does not record."""
+    out = write_cache(Records(3), tmp_path / "c", progress=False, root=tmp_path / "A")
+    meta = json.loads((out / "meta.json").read_text())
+    del meta["root"]
+    (out / "meta.json").write_text(json.dumps(meta))
+    again = Records(3)
+    assert write_cache(again, out, progress=False, root=tmp_path / "B") == out
+    assert again.reads == []
+
+
+def test_prepare_synthetic_records_no_root_even_when_given_one(tmp_path):
+    """Generated data are read from no folder: a root given anyway is not recorded, so a rerun
+    naming another one returns the cache rather than refusing it."""
+    options = {"num_samples": 2, "image_size": 16, "progress": False}
+    out = prepare_cache("synthetic", "val", tmp_path / "c", root=str(tmp_path / "A"), **options)
+    assert json.loads((out / "meta.json").read_text())["root"] is None
+    assert prepare_cache("synthetic", "val", out, root=str(tmp_path / "B"), **options) == out

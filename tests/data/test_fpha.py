@@ -346,3 +346,65 @@ def test_training_with_an_empty_validation_split_is_refused_before_it_starts(tmp
     with pytest.raises(ValueError, match=r"data.val_split: fpha split 'val' at .* has no samples"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_a_line_with_extra_fields_names_file_and_line(root):
+    """64 values where a skeleton line has 63 (a frame index and 21 x 3 joints): refused, not
+    read as the first 63."""
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1] + " 7.0"]) + "\n")
+    with pytest.raises(
+        DataFileError, match=r"skeleton\.txt:2: expected a frame index and 63 values, got 65 fields"
+    ):
+        FPHA(root, "test", with_images=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("Subject_1/open_milk/1 5\nTraining 1\nTest 0\n", 1),
+        ("Training 1\nSubject_1/open_milk/1\nTest 0\n", 2),
+        ("Training 1\nSubject_1/open_milk 5\nTest 0\n", 2),
+    ],
+    ids=["before any header", "no label", "no sequence folder"],
+)
+def test_a_malformed_split_file_line_names_file_and_line(root, text, number):
+    split_file = root / "data_split_action_recognition.txt"
+    split_file.write_text(text)
+    with pytest.raises(DataFileError) as error:
+        FPHA(root, "train", protocol="action", with_images=False)
+    assert str(error.value) == (
+        f"{split_file}:{number}: expected '<Subject>/<action>/<seq> <label>'"
+    )
+
+
+def test_with_both_folder_spellings_the_preferred_ones_are_read(root):
+    """Hand_pose_annotation_v1 and Object_6D_pose_annotation_v1_1 (the corrected object poses)
+    are read when the other spellings exist too, here holding other numbers (every value + 7)."""
+    expected = FPHA(root, "test", with_images=False)
+    for preferred, other in (
+        ("Hand_pose_annotation_v1", "Hand_pose_annotation_v1_1"),
+        ("Object_6D_pose_annotation_v1_1", "Object_6D_pose_annotation_v1"),
+    ):
+        shutil.copytree(root / preferred, root / other)
+        for path in (root / other).rglob("*.txt"):
+            rows = [line.split() for line in path.read_text().splitlines()]
+            shifted = [[t] + [f"{float(v) + 7:.6f}" for v in values] for t, *values in rows]
+            path.write_text("\n".join(" ".join(row) for row in shifted) + "\n")
+    both = FPHA(root, "test", with_images=False)
+    assert both.ids == expected.ids
+    np.testing.assert_array_equal(both.hand_3d, expected.hand_3d)
+    np.testing.assert_array_equal(both.obj_3d, expected.obj_3d)
+
+
+def test_juice_bottle_model_is_preferred_to_juice_model(root):
+    """With both folders, juice_bottle_model holds the box (the milk's, posed alike, so the
+    corners equal the milk frame's); juice_model's, twice as large, is not read."""
+    write_fpha_sequence(root, "Subject_3", "pour_juice_bottle", "5", frames=1)
+    box = box_vertices(BOX_LOW_M, BOX_HIGH_M)
+    write_ply(root / "Object_models" / "juice_bottle_model" / "juice_bottle_model.ply", box)
+    write_ply(root / "Object_models" / "juice_model" / "juice_model.ply", 2 * box)
+    train = FPHA(root, "train", with_images=False)
+    assert train.objects[-1] == "juice_bottle" and train.objects[0] == "milk"
+    np.testing.assert_allclose(train.obj_3d[-1], train.obj_3d[0], atol=1e-6)

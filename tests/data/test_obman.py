@@ -88,3 +88,57 @@ def test_projection_with_orig_K_reproduces_the_datasets_coords_2d(roots):
     record = ObMan(roots[0], "train", shapenet_root=roots[1], with_images=False)[0]
     projected = project_points(torch.tensor(record["hand_3d"]), torch.tensor(record["orig_K"]))
     np.testing.assert_allclose(projected.numpy(), coords_2d, atol=1e-3)
+
+
+def _rewrite_meta(root, index: int, **changes) -> None:
+    """Change (or, with None, remove) keys of sample ``index``'s meta pickle."""
+    path = root / "train" / "meta" / f"{index:08d}.pkl"
+    meta = pickle.loads(path.read_bytes())
+    for key, value in changes.items():
+        if value is None:
+            del meta[key]
+        else:
+            meta[key] = value
+    path.write_bytes(pickle.dumps(meta))
+
+
+def test_a_rotating_affine_transform_is_applied_as_a_matrix_not_its_transpose(roots):
+    """The fixture's affine only scales (a symmetric matrix); a quarter turn about z tells
+    ``R x`` from ``R^T x``."""
+    root, shapenet = roots
+    affine = np.array(
+        [[0.0, -1.0, 0.0, 0.01], [1.0, 0.0, 0.0, 0.02], [0.0, 0.0, 1.0, -0.4], [0, 0, 0, 1.0]]
+    )
+    _rewrite_meta(root, 0, affine_transform=affine)
+    record = ObMan(root, "train", shapenet_root=shapenet, with_images=False)[0]
+    # Corner 6 (+,+,+) = (0.1, 0.2, 0.05); turned (x, y) -> (-y, x): (-0.2, 0.1, 0.05); plus
+    # (0.01, 0.02, -0.4): (-0.19, 0.12, -0.35) m; flip, mm: (-190, -120, 350).
+    np.testing.assert_allclose(record["obj_3d"][6], [-190.0, -120.0, 350.0], atol=1e-3)
+
+
+def test_obj_path_is_read_as_written_without_shapenet_root(roots):
+    """Without ``shapenet_root`` the pickle's ``obj_path`` names the mesh itself; its class is
+    still the folder four levels up."""
+    root, shapenet = roots
+    mesh = shapenet / "02876657" / "abc123" / "models" / "model_normalized.obj"
+    _rewrite_meta(root, 0, obj_path=str(mesh))
+    record = ObMan(root, "train", with_images=False)[0]
+    np.testing.assert_allclose(record["obj_3d"][6], [60.0, -120.0, 375.0], atol=1e-3)
+    assert record["object"] == "02876657"
+
+
+def test_a_pickle_without_obj_path_or_ids_names_what_is_needed(roots):
+    """Neither ``obj_path`` nor ``class_id``: a DataFileError naming the pickle, even with a
+    ``shapenet_root`` to look under (not a bare KeyError)."""
+    root, shapenet = roots
+    _rewrite_meta(root, 0, obj_path=None, class_id=None)
+    with pytest.raises(DataFileError, match=r"00000000\.pkl: no obj_path; class_id, sample_id"):
+        ObMan(root, "train", shapenet_root=shapenet, with_images=False)[0]
+
+
+def test_a_side_other_than_right_or_left_is_refused_naming_the_pickle(roots):
+    """An unknown side would be read as a right hand, never mirrored."""
+    root, shapenet = roots
+    _rewrite_meta(root, 1, side="both")
+    with pytest.raises(DataFileError, match=r"00000001\.pkl: side must be 'right' or 'left'"):
+        ObMan(root, "train", shapenet_root=shapenet, with_images=False)[1]
