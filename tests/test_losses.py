@@ -460,3 +460,45 @@ def test_heatmap_term_of_a_non_square_batch_reads_width_then_height():
     target = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1).double()
     expected = _naive_heatmap_loss(logits, target, width=16, height=8)
     assert terms["heatmap"].item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_2d_terms_undo_a_turned_and_unevenly_scaled_map():
+    """The 2D error is mapped by the linear part of ``orig_K K⁻¹`` (A⁻¹ for K = A orig_K), not by
+    its transpose: the two agree for a resize (diagonal) and a turned crop (a scaled rotation,
+    the same norm either way), and differ once a turn is followed by uneven scales."""
+    # A's linear part: a quarter turn, then x scaled by 0.2 and y by 0.1:
+    # [[0.2, 0], [0, 0.1]] @ [[0, -1], [1, 0]] = [[0, -0.2], [0.1, 0]], whose inverse is
+    # [[0, 10], [-5, 0]]. A (1, 0) px error in the network image is A⁻¹ (1, 0) = (0, -5) original
+    # px: MSE (0 + 25) / 2 = 12.5. The transpose (0, 10) would give 100 / 2 = 50.
+    A = torch.tensor([[0.0, -0.2, 40.0], [0.1, 0.0, 7.0], [0.0, 0.0, 1.0]])
+    orig_K = torch.tensor([[1000.0, 0.0, 960.0], [0.0, 1000.0, 540.0], [0.0, 0.0, 1.0]])
+    batch = _batch(1) | {"K": (A @ orig_K)[None], "orig_K": orig_K[None]}
+    out = {"kp2d": torch.tensor([1.0, 0.0]).expand(1, 29, 2)}
+    original = compute_losses(out, batch, original_pixels=True)
+    torch.testing.assert_close(original["2d"], torch.tensor(12.5))
+
+
+def test_targets_are_the_hand_then_the_object_in_node_order():
+    """Every supervised term compares node n of the output with node n of ``hand ‖ obj``
+    (docs/conventions.md §1 "Nodes": the 21 joints, then the 8 corners), whatever the part."""
+    # Distinct values per node (joint k at k, corner c at 100 + c), so any other order of the
+    # targets leaves a non-zero error against outputs that are exactly right.
+    batch = {
+        "hand_2d": torch.arange(21.0)[None, :, None].expand(1, 21, 2),
+        "obj_2d": (100.0 + torch.arange(8.0))[None, :, None].expand(1, 8, 2),
+        "hand_3d": torch.arange(21.0)[None, :, None].expand(1, 21, 3),
+        "obj_3d": (100.0 + torch.arange(8.0))[None, :, None].expand(1, 8, 3),
+    }
+    kp2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
+    kp3d = torch.cat([batch["hand_3d"], batch["obj_3d"]], dim=1)
+    out = {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d_init": kp3d, "kp3d": kp3d}
+    for parts in (("hand", "object"), ("hand",), ("object",)):
+        terms = compute_losses(out, batch, parts=parts, original_pixels=False)
+        assert set(terms) == {"2d_init", "2d", "3d_init", "3d"}
+        assert all(value.item() == 0.0 for value in terms.values()), (parts, terms)
+    # And a wrong node costs by hand: corner 0 of kp2d_init predicted at joint 0's (0, 0) instead
+    # of (100, 100) -> 2 * 100^2 / (29 nodes * 2 coords) = 20000 / 58.
+    wrong = kp2d.clone()
+    wrong[0, 21] = 0.0
+    terms = compute_losses(out | {"kp2d_init": wrong}, batch, original_pixels=False)
+    torch.testing.assert_close(terms["2d_init"], torch.tensor(20000 / 58))

@@ -3,6 +3,8 @@ progressive epochs show the views smaller."""
 
 from __future__ import annotations
 
+import colorsys
+
 import torch
 
 from hopose.config import (
@@ -36,6 +38,36 @@ def test_each_image_gets_its_own_colour_jitter():
     means = out.float().mean(dim=(1, 2, 3))
     assert len(set(means.tolist())) == 6
     assert (out == out[:, :, :1, :1]).all()
+
+
+def test_hue_jitter_turns_colours_by_at_most_a_quarter_of_colour():
+    """Hue is jittered by ``colour / 4`` of a turn (module docstring), the other three by
+    ``colour``: with colour 0.4 no hue moves by more than 0.1 of a turn."""
+    # A flat (150, 80, 80) image has hue 0. Brightness, contrast and saturation scale or blend
+    # every pixel towards a grey, which keeps a hue (and nothing here reaches 0 or 255 to be
+    # clamped), so each output's hue is its hue draw, uniform in [-0.1, 0.1] (hue jitter 0.4
+    # would reach 0.4). 0.005 of slack for the rounding to uint8.
+    image = torch.tensor([150, 80, 80], dtype=torch.uint8)[None, :, None, None]
+    torch.manual_seed(0)
+    out = augment_images(image.expand(100, 3, 4, 4).contiguous(), AugmentConfig(colour=0.4))
+    hues = [colorsys.rgb_to_hsv(*(c / 255 for c in px))[0] for px in out[:, :, 0, 0].tolist()]
+    turns = torch.tensor([min(h, 1 - h) for h in hues])  # distance from hue 0, in turns
+    assert turns.max() <= 0.1 + 0.005
+    assert turns.max() > 0.08  # the draws do reach towards the bound
+
+
+def test_blur_is_applied_with_its_probability():
+    """``blur_prob`` is the share of images blurred (each image's own draw)."""
+    # An 8 x 8 checkerboard of 0 and 255 changes under any blur but the weakest sigmas (about
+    # 0.1-0.25 px, whose neighbour weights round away: some 10% of the draws). With blur_prob
+    # 0.25, about 0.25 * 0.9 = 23% of 100 images change (binomial sd 4%); blurring every
+    # image would change about 90% of them.
+    board = ((torch.arange(8)[:, None] + torch.arange(8)) % 2 * 255).to(torch.uint8)
+    images = board.expand(100, 3, 8, 8).contiguous()
+    torch.manual_seed(0)
+    out = augment_images(images, AugmentConfig(blur_prob=0.25))
+    changed = (out != images).flatten(1).any(dim=1).float().mean()
+    assert 0.1 <= changed <= 0.4, changed
 
 
 def test_occlusion_patch_covers_a_bounded_part_of_the_image():
