@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hopose.files import copy_file, temporary_path, write_atomic, write_text
@@ -91,3 +92,61 @@ def test_the_file_is_synced_before_the_rename_and_the_folder_after(tmp_path, mon
     write_text(tmp_path / "config.yaml", "seed: 0\n")
     folder = ["fsync folder"] if hasattr(os, "O_DIRECTORY") else []
     assert events == ["fsync file", "replace", *folder]
+
+
+def _fsync_failing(kind: str, code: int):
+    """os.fsync that fails with ``code`` on a folder ("folder") or a file ("file")."""
+    fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        is_folder = stat.S_ISDIR(os.fstat(fd).st_mode)
+        if is_folder == (kind == "folder"):
+            raise OSError(code, os.strerror(code))
+        fsync(fd)
+
+    return failing
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="folders are synced only with it")
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.ENOTSUP], ids=["EINVAL", "ENOTSUP"])
+def test_a_file_system_that_cannot_sync_folders_still_gets_the_file(tmp_path, monkeypatch, code):
+    """Some file systems refuse to sync a folder (EINVAL, ENOTSUP) after the rename has been
+    done: the write succeeded, so it is not reported as failed."""
+    monkeypatch.setattr(os, "fsync", _fsync_failing("folder", code))
+    path = tmp_path / "config.yaml"
+    assert write_text(path, "seed: 0\n") == path
+    assert path.read_text() == "seed: 0\n"
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.EIO], ids=["EINVAL", "EIO"])
+def test_a_file_that_cannot_be_synced_is_not_renamed_over_the_old_one(tmp_path, monkeypatch, code):
+    """The tolerance is the folder's alone: a file whose data cannot be synced is an error
+    naming the target, the old file stays and the temporary is removed."""
+    path = tmp_path / "metrics.json"
+    path.write_text("old")
+    monkeypatch.setattr(os, "fsync", _fsync_failing("file", code))
+    with pytest.raises(OSError, match=r"metrics\.json") as info:
+        write_text(path, "new")
+    assert info.value.errno == code
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_writer_that_picks_its_format_from_the_suffix_writes_the_target(tmp_path):
+    """numpy appends ".npz" to a name without it: the temporary keeps the target's suffix, so
+    the archive lands in the temporary and then under the target's name, nothing else."""
+    path = tmp_path / "predictions.npz"
+    write_atomic(path, lambda tmp: np.savez(tmp, hand=np.arange(6.0)))
+    with np.load(path) as archive:
+        assert archive["hand"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.npz"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
+def test_writes_leave_no_file_descriptor_open(tmp_path):
+    """Each sync closes what it opened: a long run writing many files must not run out of file
+    descriptors."""
+    before = len(os.listdir("/proc/self/fd"))
+    for index in range(20):
+        write_text(tmp_path / f"{index}.txt", "x")
+    assert len(os.listdir("/proc/self/fd")) == before

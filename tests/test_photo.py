@@ -217,3 +217,113 @@ def test_the_working_affine_puts_a_point_where_the_working_copy_shows_it(tmp_pat
     shown = np.array([(weight * wx).sum(), (weight * wy).sum()]) / weight.sum()
     expected = photo.working_affine() @ torch.tensor([u, v, 1.0], dtype=torch.float64)
     np.testing.assert_allclose(shown, expected[:2].numpy(), atol=0.05)
+
+
+# Upright (width, height) and the corners where the stored top-left (red) and top-right (green)
+# blocks show, per EXIF orientation (EXIF 2.32: e.g. 5 = row 0 is the visual left side and
+# column 0 the visual top, a transpose; 8 = row 0 on the left, column 0 at the bottom).
+UPRIGHT_CORNERS = {
+    1: ((60, 40), "top-left", "top-right"),
+    2: ((60, 40), "top-right", "top-left"),
+    3: ((60, 40), "bottom-right", "bottom-left"),
+    4: ((60, 40), "bottom-left", "bottom-right"),
+    5: ((40, 60), "top-left", "bottom-left"),
+    6: ((40, 60), "top-right", "bottom-right"),
+    7: ((40, 60), "bottom-right", "top-right"),
+    8: ((40, 60), "bottom-left", "top-left"),
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(UPRIGHT_CORNERS))
+def test_each_exif_orientation_puts_the_stored_corners_where_a_viewer_shows_them(
+    tmp_path, orientation
+):
+    """All eight orientations, each told apart from the others by two coloured corners (one
+    corner alone leaves a flip and a turn that agree on it)."""
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:10, :10] = [255, 0, 0]
+    stored[:10, -10:] = [0, 255, 0]
+    _save(tmp_path / "p.jpg", stored, orientation=orientation)
+    photo = read_photo(tmp_path / "p.jpg")
+    size, red, green = UPRIGHT_CORNERS[orientation]
+    assert photo.size == size and photo.image.size == size
+    upright = np.asarray(photo.image).astype(int)
+    w, h = size
+    inset = {  # a pixel 4 px inside each corner, well within its 10 x 10 block
+        "top-left": (4, 4),
+        "top-right": (4, w - 5),
+        "bottom-left": (h - 5, 4),
+        "bottom-right": (h - 5, w - 5),
+    }
+    shown = {}
+    for corner, (row, col) in inset.items():
+        r, g, _ = upright[row, col]
+        shown[corner] = "red" if r > 200 and g < 50 else "green" if g > 200 and r < 50 else "dark"
+    assert shown[red] == "red" and shown[green] == "green"
+    assert list(shown.values()).count("dark") == 2
+
+
+@pytest.mark.parametrize(
+    ("focal", "source", "f"),
+    [
+        # 400x300 (4:3) has the diagonal 500 px; the 36x24 film hypot(36, 24) = 43.27 mm: f =
+        # 26 * 500 / 43.27 = 300.46 px (26 * 400 / 36 = 288.9 would be matching widths instead).
+        ({FOCAL_LENGTH_35MM: 26}, "exif FocalLengthIn35mmFilm", 26 * 500 / math.hypot(36, 24)),
+        # No resolution unit: EXIF's default is the inch, 6350 px / 25.4 mm: 4 * 6350 / 25.4 = 1000.
+        ({FOCAL_LENGTH: 4.0, FOCAL_PLANE_X_RESOLUTION: 6350.0}, "exif FocalLength", 1000.0),
+        # Unit 4, millimetres: 4 mm * 250 px/mm = 1000 px.
+        (
+            {FOCAL_LENGTH: 4.0, FOCAL_PLANE_X_RESOLUTION: 250.0, FOCAL_PLANE_RESOLUTION_UNIT: 4},
+            "exif FocalLength",
+            1000.0,
+        ),
+        # Unit 1 ("no absolute unit") cannot give a focal length: the 26 mm default, as above.
+        (
+            {FOCAL_LENGTH: 4.0, FOCAL_PLANE_X_RESOLUTION: 250.0, FOCAL_PLANE_RESOLUTION_UNIT: 1},
+            "default",
+            26 * 500 / math.hypot(36, 24),
+        ),
+        # Cameras write FocalLengthIn35mmFilm 0 for "unknown": not a focal length of 0 px.
+        ({FOCAL_LENGTH_35MM: 0}, "default", 26 * 500 / math.hypot(36, 24)),
+    ],
+    ids=["35mm-equivalent-4:3", "inch-default-unit", "mm-unit", "no-unit", "35mm-unknown"],
+)
+def test_exif_camera_of_a_four_by_three_photo(tmp_path, focal, source, f):
+    """The EXIF focal lengths in pixels of a 4:3 photo (unlike the 3:2 ones above, where
+    matching the film's diagonal and matching its width agree), each resolution unit, and the
+    tag values that mean "unknown"."""
+    _save(tmp_path / "p.jpg", np.zeros((300, 400, 3), np.uint8), focal=focal)
+    camera = photo_camera(read_photo(tmp_path / "p.jpg"))
+    expected = torch.tensor([[f, 0, 199.5], [0, f, 149.5], [0, 0, 1]], dtype=torch.float64)
+    assert camera.source == source
+    torch.testing.assert_close(camera.K, expected)
+
+
+def test_sixteen_bit_values_round_to_the_nearest_eight_bit_level(tmp_path):
+    """v * 255 / 65535 is v / 257 exactly; values just either side of a half level pin the
+    divisor and the rounding: 128 / 257 = 0.498 -> 0, 129 / 257 = 0.502 -> 1, 65407 / 257 =
+    254.502 -> 255 (scaled by 255 / 65536 it would be 254.498 -> 254), 65535 -> 255."""
+    values = np.array([[0, 128, 129, 65407, 65535]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "g.png")
+    photo = read_photo(tmp_path / "g.png")
+    assert np.asarray(photo.image)[..., 0].tolist() == [[0, 0, 1, 255, 255]]
+
+
+def test_a_large_sixteen_bit_photo_is_scaled_then_shrunk_to_the_size_bound(tmp_path):
+    """16-bit photos are converted at full size (no reduced decoding) and still end within
+    max_side, keeping their full-size coordinates."""
+    Image.fromarray(np.full((100, 400), 30000, np.uint16)).save(tmp_path / "g.png")
+    photo = read_photo(tmp_path / "g.png", max_side=100)
+    assert photo.size == (400, 100) and photo.image.size == (100, 25)
+    assert (np.asarray(photo.image) == 117).all()  # 30000 / 257 = 116.7, as in the small one
+
+
+def test_a_zero_focal_length_or_field_of_view_is_refused(tmp_path):
+    """fx, fy > 0 and 0 < fov: a camera of focal length 0 (or a field of view of 0, whose
+    focal length is infinite) projects nothing."""
+    _save(tmp_path / "p.jpg", np.zeros((24, 36, 3), np.uint8))
+    photo = read_photo(tmp_path / "p.jpg")
+    with pytest.raises(ValueError, match="--K: expected fx,fy,cx,cy with fx, fy > 0"):
+        photo_camera(photo, K=(0.0, 500.0, 17.5, 11.5))
+    with pytest.raises(ValueError, match="--fov: expected a horizontal field of view"):
+        photo_camera(photo, fov=0.0)

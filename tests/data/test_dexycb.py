@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 
 import numpy as np
@@ -197,3 +198,77 @@ def test_a_mano_side_other_than_right_or_left_names_the_meta_file(tmp_path, capl
     assert len(dataset.skipped) == 20  # subject 01's s0 val sequences, every one "Left"
     assert "skipped 20 bad annotations, first: " in caplog.text
     assert "20200709_140004/meta.yml: mano_sides[0]" in caplog.text
+
+
+def _write_labels(root, joints=None, poses=None) -> None:
+    """Replace frame 0 of s0 val's sequence (the fixture's only annotated camera)."""
+    path = _sequence_folder(root) / DEXYCB_SERIAL / "labels_000000.npz"
+    joints = dexycb_joints() if joints is None else joints
+    np.savez(path, joint_3d=joints, pose_y=DEXYCB_POSES if poses is None else poses)
+
+
+def test_the_grasped_object_pose_rotates_the_model_box_into_the_camera(tmp_path):
+    """pose_y maps model points p to R p + t, not R^T p + t (the fixture's rotations are the
+    identity, where the two agree)."""
+    write_dexycb(tmp_path)
+    poses = DEXYCB_POSES.copy()
+    poses[1, :, :3] = [[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]  # 90 deg about z
+    _write_labels(tmp_path, poses=poses)
+    record = DexYCB(tmp_path, "val", with_images=False)[0]
+    # Model corner 6 (+,+,+) = (0.04, 0.03, 0.09) m; R p = (-0.03, 0.04, 0.09); + t (0.05, 0, 0.7)
+    # = (0.02, 0.04, 0.79) m = (20, 40, 790) mm. R^T p + t would give (80, -40, 790).
+    np.testing.assert_allclose(record["obj_3d"][6], [20.0, 40.0, 790.0], atol=1e-3)
+
+
+def test_a_grasp_index_of_zero_picks_the_first_object_and_its_pose(tmp_path):
+    """ycb_grasp_ind 0 is a valid index (only negative ones are refused): the grasped object is
+    ycb_ids[0] and its pose pose_y[0]."""
+    write_dexycb(tmp_path)
+    meta = _sequence_folder(tmp_path) / "meta.yml"
+    meta.write_text("num_frames: 2\nycb_ids: [5, 2]\nycb_grasp_ind: 0\nmano_sides: [right]\n")
+    record = DexYCB(tmp_path, "val", with_images=False)[0]
+    assert record["object"] == "006_mustard_bottle"  # YCB id 5
+    # pose_y[0] shifts by (0, 0, 0.5) m: corner 6 (0.04, 0.03, 0.09) -> (40, 30, 590) mm.
+    np.testing.assert_allclose(record["obj_3d"][6], [40.0, 30.0, 590.0], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("poses", "shape"),
+    [
+        (DEXYCB_POSES[:1], r"\(1, 3, 4\)"),  # one object, the grasped index 1 is beyond it
+        (DEXYCB_POSES[1], r"\(3, 4\)"),  # one pose saved without its object axis
+        (np.float32(0.7), r"\(\)"),  # a scalar, which has no length
+    ],
+    ids=["one-object", "no-object-axis", "scalar"],
+)
+def test_pose_y_without_the_grasped_object_names_the_file(tmp_path, poses, shape):
+    """pose_y must hold object ycb_grasp_ind (1 here) along its first of three axes; else a
+    DataFileError names the npz and the shape, not an IndexError or TypeError, nor a row of
+    the single pose read as the object's."""
+    write_dexycb(tmp_path)
+    _write_labels(tmp_path, poses=poses)
+    with pytest.raises(DataFileError, match=r"labels_000000\.npz pose_y: " + shape + " lacks"):
+        DexYCB(tmp_path, "val", with_images=False)[0]
+
+
+def test_a_joint_at_minus_one_metre_is_not_taken_for_the_no_hand_marker(tmp_path):
+    """Only joint_3d all -1 marks a frame without a hand; one coordinate equal to -1 is a
+    position (here the wrist 1 m to the camera's left)."""
+    write_dexycb(tmp_path)
+    joints = dexycb_joints()
+    joints[0, 0, 0] = -1.0
+    _write_labels(tmp_path, joints=joints)
+    record = DexYCB(tmp_path, "val", with_images=False)[0]
+    np.testing.assert_allclose(record["hand_3d"][0], [-1000.0, 0.0, 600.0], atol=1e-3)
+
+
+@pytest.mark.parametrize("setup", sorted(DEXYCB_SETUPS))
+def test_every_setup_puts_each_subject_camera_and_sequence_in_exactly_one_split(setup):
+    """The toolkit's setups partition the 10 x 8 x 100 (subject, camera, sequence) triples:
+    no grasp is both trained and evaluated on, and none is left out."""
+    counts: dict[tuple[int, int, int], int] = {}
+    for subjects, serials, sequences in DEXYCB_SETUPS[setup].values():
+        for triple in itertools.product(subjects, serials, sequences):
+            counts[triple] = counts.get(triple, 0) + 1
+    assert len(counts) == 10 * 8 * 100
+    assert set(counts.values()) == {1}

@@ -149,3 +149,71 @@ def test_a_malformed_frame_list_line_names_the_file_and_line_or_is_skipped(tmp_p
     assert "'SEQ1/0002 extra'" in dataset.skipped[1]
     assert "HO-3D v3/train: skipped 2 bad annotations, first: " in caplog.text
     assert "train.txt:3: expected '<SEQ>/<frame>'" in caplog.text
+
+
+def test_object_corners_flipped_to_opencv_mm(tmp_path):
+    """objCorners3D goes through the same OpenGL -> OpenCV flip and metres -> mm as the joints."""
+    write_ho3d(tmp_path)
+    record = HO3D(tmp_path, "train", with_images=False)[0]
+    # The fixture box is +-(0.03, 0.05, 0.02) m about (0, 0, -0.6) in OpenGL: canonical corner 6
+    # (+,+,+) is (0.03, 0.05, -0.58) m -> diag(1, -1, -1), x1000: (30, -50, 580) mm; corner 0
+    # (-,-,-) is (-0.03, -0.05, -0.62) m -> (-30, 50, 620) mm.
+    np.testing.assert_allclose(record["obj_3d"][6], [30.0, -50.0, 580.0], atol=1e-6)
+    np.testing.assert_allclose(record["obj_3d"][0], [-30.0, 50.0, 620.0], atol=1e-6)
+
+
+def test_every_mano_joint_lands_on_its_canonical_finger_and_rank(tmp_path):
+    """All 21 joints, not only a few, follow MANO's layout as HO-3D stores it: wrist 0; three
+    joints per finger in the order index 1-3, middle 4-6, little 7-9, ring 10-12, thumb 13-15;
+    then the tips thumb 16, index 17, middle 18, ring 19, little 20."""
+    write_ho3d(tmp_path)
+    record = HO3D(tmp_path, "train", with_images=False)[0]
+    mano = {  # finger -> its MANO joints from the palm out, tip last
+        "thumb": (13, 14, 15, 16),
+        "index": (1, 2, 3, 17),
+        "middle": (4, 5, 6, 18),
+        "ring": (10, 11, 12, 19),
+        "little": (7, 8, 9, 20),
+    }
+    expected = [0]
+    for finger in ("thumb", "index", "middle", "ring", "little"):  # canonical finger order
+        expected += mano[finger]
+    # The fixture's MANO joint m has x = 0.01 m = 10 mm, so x / 10 names the MANO joint read.
+    np.testing.assert_allclose(record["hand_3d"][:, 0] / 10.0, expected, atol=1e-9)
+
+
+def test_rest_corners_off_the_object_origin_give_the_order_from_their_signs():
+    """The signs are taken about the box's centre: a rest box that does not contain its frame's
+    origin (every coordinate positive here) still gives the order."""
+    signs = np.array(CORNER_SIGNS, dtype=float)[::-1]
+    rest = (signs + np.array([3.0, 2.0, 1.5])) * [0.01, 0.02, 0.03]  # 0.015 ... 0.075
+    order = corner_order_from_rest(rest)
+    assert order == (7, 6, 5, 4, 3, 2, 1, 0)  # the rows were the canonical corners reversed
+
+
+def test_a_pickle_in_another_corner_order_is_read_in_the_order_of_its_rest_corners(tmp_path):
+    """With objCorners3DRest present, the corner order is read from it rather than assumed: the
+    same box, its corners listed in another order in both fields, gives the same record."""
+    import pickle
+
+    write_ho3d(tmp_path)
+    expected = HO3D(tmp_path, "train", with_images=False)[0]["obj_3d"]
+    path = tmp_path / "train" / "SEQ1" / "meta" / "0000.pkl"
+    meta = pickle.loads(path.read_bytes())
+    shuffle = [3, 0, 6, 1, 7, 2, 5, 4]
+    meta["objCorners3D"] = meta["objCorners3D"][shuffle]
+    meta["objCorners3DRest"] = meta["objCorners3DRest"][shuffle]
+    path.write_bytes(pickle.dumps(meta))
+    record = HO3D(tmp_path, "train", with_images=False)[0]
+    np.testing.assert_allclose(record["obj_3d"], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("line", ["SEQ1", "SEQ1/", "/0000"])
+def test_a_frame_list_line_without_sequence_or_frame_is_refused(tmp_path, line):
+    """Both halves of '<SEQ>/<frame>' must be there: a line missing one names no meta pickle."""
+    write_ho3d(tmp_path)
+    (tmp_path / "train.txt").write_text(f"SEQ1/0000\n{line}\n")
+    with pytest.raises(
+        DataFileError, match=rf"train\.txt:2: expected '<SEQ>/<frame>', got '{line}'"
+    ):
+        HO3D(tmp_path, "train", with_images=False)
