@@ -10,6 +10,8 @@ import torch
 import torchvision
 
 from hopose.models.encoder import ImageEncoder
+from hopose.models.graph_conv import LEARNED_ADJACENCY_FLOOR
+from hopose.skeleton import hand_object_adjacency
 
 
 def _encoder(**kwargs) -> ImageEncoder:
@@ -84,6 +86,38 @@ def test_refinement_sees_image_features():
     assert not torch.allclose(out["kp2d"][0], out["kp2d"][1])
 
 
+def test_refinement_nodes_read_their_initial_keypoint_and_the_global_feature():
+    """Each node of the refinement GCN reads its initial (x, y) in [-1, 1] then the pooled
+    feature g, the same for every node (paper §3.2): the GCN corrects the head's keypoints
+    knowing where they are."""
+    torch.manual_seed(0)
+    encoder = _encoder()
+    seen = []
+    encoder.refine.layers[0].register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+    image = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        out = encoder(image)
+        feature, _ = encoder._features((image - encoder.mean) / encoder.std)
+    nodes = seen[0]  # (B, 29, 2 + 512)
+    # Inverse of the pixel mapping of a 96 x 64 image: n = (p + 0.5) / size * 2 - 1.
+    init = (out["kp2d_init"] + 0.5) / torch.tensor([96.0, 64.0]) * 2 - 1
+    assert init.abs().max() > 0.01  # the head's keypoints are not all at the centre
+    torch.testing.assert_close(nodes[..., :2], init)
+    torch.testing.assert_close(nodes[..., 2:], feature[:, None].expand(-1, 29, -1))
+
+
+def test_refinement_adjacency_starts_from_the_hand_and_box_graphs():
+    """Every refinement layer's learned A starts at the hand's bones and the box's edges (1),
+    every other entry, hand-object links and diagonal included, at the learned floor (1e-3),
+    so the GCN starts by smoothing along the skeleton, not over unrelated nodes."""
+    encoder = _encoder()
+    skeleton = hand_object_adjacency()
+    assert skeleton.sum() == 2 * (20 + 12)  # 20 bones and 12 box edges, each entered twice
+    expected = torch.where(skeleton > 0, 1.0, LEARNED_ADJACENCY_FLOOR)
+    for layer in encoder.refine.layers:
+        torch.testing.assert_close(layer.adjacency().detach(), expected)
+
+
 @pytest.mark.parametrize("head", ["linear", "heatmap"])
 def test_float64_computes_the_same_keypoints_in_float64(head):
     # The same weights in float64 give the float32 keypoints to float32 precision, and a float64
@@ -148,6 +182,17 @@ def test_missing_weights_file_names_the_path(tmp_path):
 def test_weights_of_another_architecture_name_the_path(resnet18_weights):
     with pytest.raises(ValueError, match=r"resnet18\.pth.*do not fit"):
         ImageEncoder(backbone="resnet34", weights_path=resnet18_weights, hidden=8)
+
+
+def test_weights_with_extra_tensors_are_refused(resnet18_weights, tmp_path):
+    """A file holding more than the backbone (a ResNet34's extra block of layer1) is of another
+    architecture too: its extra keys are named, not silently ignored by the non-strict load."""
+    state = torch.load(resnet18_weights, weights_only=True)
+    state["layer1.2.conv1.weight"] = torch.zeros(64, 64, 3, 3)  # ResNet34's third layer1 block
+    path = tmp_path / "resnet18_plus.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"resnet18_plus\.pth.*unexpected keys.*layer1\.2"):
+        ImageEncoder(backbone="resnet18", weights_path=path, hidden=8)
 
 
 def test_corrupt_weights_file_names_the_path(tmp_path):

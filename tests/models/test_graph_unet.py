@@ -25,6 +25,61 @@ def test_graph_resample_matches_naive_loop():
     torch.testing.assert_close(resample(x), expected)
 
 
+def test_first_level_reads_the_normalised_rays():
+    """Like every lifter, the U-Net's first graph convolution reads the viewing rays normalised
+    by in_mean / in_std, not the rays or pixels themselves."""
+    torch.manual_seed(0)
+    unet = GraphUNet()
+    unet.set_input_stats(torch.tensor([0.05, -0.1]), torch.tensor([0.2, 0.4]))
+    kp2d, K = torch.rand(2, NUM_NODES, 2) * 64, pinhole(2, 100.0, 32.0)
+    seen = []
+    unet.down[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        unet(kp2d, K)
+    # Pinhole f = 100, centre 32: ray = (p - 32) / 100, then (ray - mean) / std.
+    rays = (kp2d - 32) / 100
+    expected = (rays - torch.tensor([0.05, -0.1])) / torch.tensor([0.2, 0.4])
+    torch.testing.assert_close(seen[0], expected)
+
+
+def test_decoder_levels_read_the_skip_then_the_unpooled_level_below():
+    """U-Net wiring: decoder level k reads the encoder's level-k features (the skip) then the
+    unpooling of what the level below produced (the bottleneck's output at the bottom)."""
+    torch.manual_seed(0)
+    unet = GraphUNet()
+    down, up_in, up_out, expand = {}, {}, {}, []
+    for k in range(len(unet.down)):
+        unet.down[k].register_forward_hook(lambda _m, _a, out, k=k: down.update({k: out}))
+        unet.up[k].register_forward_pre_hook(lambda _m, args, k=k: up_in.update({k: args[0]}))
+        unet.up[k].register_forward_hook(lambda _m, _a, out, k=k: up_out.update({k: out}))
+    unet.expand.register_forward_hook(lambda _m, _a, out: expand.append(out))
+    with torch.no_grad():
+        unet(torch.rand(2, NUM_NODES, 2) * 64, pinhole(2, 100.0, 32.0))
+        last = len(unet.down) - 1
+        for k in range(len(unet.down)):
+            below = torch.relu(expand[0]) if k == last else up_out[k + 1]
+            expected = torch.cat([down[k], unet.unpool[k](below)], dim=-1)
+            assert expected[..., down[k].shape[-1] :].abs().max() > 0, k  # not a blank half
+            torch.testing.assert_close(up_in[k], expected, msg=f"level {k}")
+
+
+def test_top_level_outputs_a_signed_normalised_pose():
+    """The top graph convolution has no ReLU: its output z, of either sign, becomes
+    out_mean + out_std * z mm. A top layer reduced to its bias b = (-1, 0.5, 2), with spreads
+    (10, 20, 30) mm, puts every node at out_mean + (-10, 10, 60)."""
+    torch.manual_seed(0)
+    unet = GraphUNet()
+    mean = torch.randn(NUM_NODES, 3) * 50 + torch.tensor([0.0, 0.0, 400.0])
+    unet.set_output_stats(mean, torch.tensor([10.0, 20.0, 30.0]))
+    with torch.no_grad():
+        unet.up[0].linear.weight.zero_()
+        unet.up[0].bias.copy_(torch.tensor([-1.0, 0.5, 2.0]))
+        out = unet(torch.rand(2, NUM_NODES, 2) * 64, pinhole(2, 100.0, 32.0))
+    torch.testing.assert_close(
+        out["kp3d"], (mean + torch.tensor([-10.0, 10.0, 60.0])).expand(2, -1, -1)
+    )
+
+
 def test_levels_follow_hope_net():
     unet = GraphUNet()
     assert unet.parts == ("hand", "object")

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from hopose.models.encoder import ImageEncoder
-from hopose.models.heads import pixel_centres, sample_features, soft_argmax, to_pixels
+from hopose.models.heads import (
+    HeatmapHead,
+    pixel_centres,
+    sample_features,
+    soft_argmax,
+    to_pixels,
+)
 
 
 def test_pixel_centres_by_hand():
@@ -103,6 +109,32 @@ def test_sample_features_gradcheck_float64():
     features = torch.randn(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     points = (torch.rand(1, 5, 2, dtype=torch.float64) * 1.2 - 0.6).requires_grad_()
     assert torch.autograd.gradcheck(sample_features, (features, points))
+
+
+def test_heatmap_head_sums_every_level_upsampled_bilinearly():
+    """The pyramid fuses every level it is given, each upsampled to stride 4 bilinearly (half-
+    pixel centres, as the keypoints): a coarse level dropped, or upsampled by nearest cells,
+    would move the heat maps away from what the deeper features say."""
+    head = HeatmapHead(in_channels=(1, 1, 1), width=1).eval()
+    with torch.no_grad():
+        for lateral in head.lateral:  # 1 x 1 identity projections: the fused map is the sum
+            lateral.weight.fill_(1.0)
+            lateral.bias.zero_()
+    fused = []
+    head.fuse.register_forward_pre_hook(lambda _module, args: fused.append(args[0]))
+    # Strides 4, 8, 16 over a 1 x 4 stride-4 grid: rows of 4, 2 and 1 cells.
+    maps = [
+        torch.tensor([[[[10.0, 20.0, 30.0, 40.0]]]]),
+        torch.tensor([[[[0.0, 4.0]]]]),
+        torch.tensor([[[[2.0]]]]),
+    ]
+    with torch.no_grad():
+        head(maps)
+    # Bilinear 2 -> 4 cells with align_corners=False: output cell i reads source position
+    # (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25, clamped to [0, 1]: 0, 0.25 * 4 = 1,
+    # 0.75 * 4 = 3, 4. The single stride-16 cell adds 2 everywhere. Sum: 10 + 0 + 2,
+    # 20 + 1 + 2, 30 + 3 + 2, 40 + 4 + 2.
+    torch.testing.assert_close(fused[0], torch.tensor([[[[12.0, 23.0, 35.0, 46.0]]]]))
 
 
 def _heatmap_encoder() -> ImageEncoder:

@@ -11,6 +11,7 @@ import torch
 from model_cases import pinhole
 
 from hopose.geometry import project_points
+from hopose.models.graph_conv import LEARNED_ADJACENCY_FLOOR
 from hopose.models.lifter import (
     DEFAULT_DEPTH_MM,
     CheckpointVersionError,
@@ -21,7 +22,7 @@ from hopose.models.lifter import (
     part_input,
     viewing_rays,
 )
-from hopose.skeleton import NUM_NODES, PART_NODES
+from hopose.skeleton import NUM_NODES, PART_NODES, box_adjacency, hand_adjacency
 
 VARIANTS = {"full": ("hand", "object"), "hand": ("hand",), "object": ("object",)}
 
@@ -93,6 +94,83 @@ def test_context_flows_between_parts_only_in_the_full_graph():
         assert (not torch.allclose(a, b)) == changes
 
 
+def test_sub_graphs_start_from_their_part_graph_and_the_merged_graph_from_none():
+    """Paper §3.2: each sub-graph's layers start at its part's edges (the hand's 20 bones, the
+    box's 12 edges), every other entry at the learned floor; the merged graph starts with no
+    edges at all, every entry at the floor, so that hand-object links are learned."""
+    lifter = ContextLifter(hidden=8, dropout=0.0, variant="full")
+    for part, graph in (("hand", hand_adjacency()), ("object", box_adjacency())):
+        expected = torch.where(graph > 0, 1.0, LEARNED_ADJACENCY_FLOOR)
+        for layer in (*lifter.features[part].layers, lifter.initial[part]):
+            torch.testing.assert_close(layer.adjacency().detach(), expected)
+    for layer in lifter.merged.layers:
+        torch.testing.assert_close(
+            layer.adjacency().detach(), torch.full((NUM_NODES, NUM_NODES), LEARNED_ADJACENCY_FLOOR)
+        )
+
+
+def test_the_merged_graph_adds_a_residual_to_the_sub_graphs_estimate():
+    """kp3d_init is the sub-graphs' estimate and kp3d adds the merged graph's output to it, in
+    normalised units: a merged graph whose last layer outputs only its bias b moves every node
+    of the parts by out_std * b mm from kp3d_init, and by nothing with b = 0."""
+    torch.manual_seed(0)
+    lifter = ContextLifter(hidden=8, dropout=0.0, variant="full")
+    kp2d, K, _ = pose_batch(2)
+    last = lifter.merged.layers[-1]
+    with torch.no_grad():
+        last.linear.weight.zero_()
+        last.bias.zero_()
+        out = lifter(kp2d, K)
+        torch.testing.assert_close(out["kp3d"], out["kp3d_init"])
+        assert (out["kp3d_init"] - lifter.out_mean).abs().max() > 1.0  # not the mean pose
+        # b = (1, 2, -3) with the default 100 mm spread: (100, 200, -300) mm.
+        last.bias.copy_(torch.tensor([1.0, 2.0, -3.0]))
+        moved = lifter(kp2d, K)
+    torch.testing.assert_close(moved["kp3d_init"], out["kp3d_init"])
+    offset = torch.tensor([100.0, 200.0, -300.0]).expand(2, NUM_NODES, 3)
+    torch.testing.assert_close(moved["kp3d"] - moved["kp3d_init"], offset)
+
+
+def test_the_merged_graph_reads_each_nodes_features_and_initial_3d():
+    """Each merged-graph node reads its sub-graph features (the second layer's output) then its
+    initial 3D, in normalised units: (kp3d_init - out_mean) / out_std."""
+    torch.manual_seed(0)
+    lifter = ContextLifter(hidden=8, dropout=0.0, variant="full")
+    lifter.set_output_stats(torch.randn(NUM_NODES, 3) * 10, torch.tensor([20.0, 30.0, 50.0]))
+    kp2d, K, _ = pose_batch(2)
+    features, merged_input = {}, []
+    for part in lifter.parts:
+        lifter.features[part].register_forward_hook(
+            lambda _m, _args, out, part=part: features.update({part: out})
+        )
+    lifter.merged.register_forward_pre_hook(lambda _m, args: merged_input.append(args[0]))
+    with torch.no_grad():
+        out = lifter(kp2d, K)
+    seen = merged_input[0]  # (B, 29, hidden + 3), hand joints then corners
+    torch.testing.assert_close(seen[..., :8], torch.cat([features["hand"], features["object"]], 1))
+    initial = (out["kp3d_init"] - lifter.out_mean) / lifter.out_std
+    torch.testing.assert_close(seen[..., 8:], initial)
+
+
+def test_stats_from_poses_read_the_poses_rays_by_hand():
+    """set_stats_from_poses sets the input statistics of the poses' rays (x/z, y/z), not of
+    their millimetres: every node at (100, -200, 500) mm and at (0, 0, 250) mm gives rays
+    (0.2, -0.4) and (0, 0), mean (0.1, -0.2) and std (0.1, 0.2) * sqrt(58 / 57) as in
+    test_input_stats_by_hand_and_they_normalise_the_rays."""
+    poses = torch.stack(
+        [
+            torch.tensor([100.0, -200.0, 500.0]).expand(29, 3),
+            torch.tensor([0.0, 0.0, 250.0]).expand(29, 3),
+        ]
+    )
+    lifter = ContextLifter(hidden=8, dropout=0.0, variant="full")
+    lifter.set_stats_from_poses(poses)
+    torch.testing.assert_close(lifter.in_mean, torch.tensor([0.1, -0.2]))
+    torch.testing.assert_close(lifter.in_std, torch.tensor([0.1, 0.2]) * (58 / 57) ** 0.5)
+    # The output statistics are the poses' own (test_output_stats_by_hand).
+    torch.testing.assert_close(lifter.out_mean, torch.tensor([50.0, -100.0, 375.0]).expand(29, 3))
+
+
 def test_viewing_rays_by_hand():
     # fx = 100, fy = 50, cx = 10, cy = 20: pixel (110, 70) -> ((110 - 10) / 100, (70 - 20) / 50)
     # = (1, 1). With skew s = 25: u = fx x + s y + cx, so the same ray moves to u = 135.
@@ -108,6 +186,23 @@ def test_viewing_rays_by_hand():
     torch.testing.assert_close(viewing_rays(kp2d, skewed)[0, 0], torch.tensor([1.0, 1.0]))
     with pytest.raises(ValueError, match="K must be"):
         viewing_rays(kp2d, K[0])
+
+
+def test_viewing_rays_under_autocast_are_the_float32_rays():
+    """Under bfloat16 autocast the rays are still computed in float32: u / fx - cx / fx for
+    FPHA's camera (fx = 1395.7, cx = 935.7) near the principal point cancels to a few hundredths
+    of terms of ~0.7, which bfloat16's 8 significant bits (steps of 2^-9 near 0.7, 0.002) would
+    round to a few percent of the rays' spread."""
+    K = torch.tensor([[[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.4], [0.0, 0.0, 1.0]]])
+    kp2d = (
+        torch.tensor([900.0, 520.0])
+        + torch.rand(1, NUM_NODES, 2, generator=torch.Generator().manual_seed(0)) * 80
+    )
+    expected = viewing_rays(kp2d, K)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rays = viewing_rays(kp2d, K)
+    assert rays.dtype == torch.float32
+    torch.testing.assert_close(rays, expected, rtol=0, atol=1e-6)
 
 
 def test_the_camera_does_not_change_the_3d():
@@ -165,6 +260,11 @@ def test_a_pixel_input_lifter_state_is_refused():
     with pytest.raises(CheckpointVersionError, match=r"lifter\.in_mean"):
         network.load_state_dict({f"lifter.{k}": v for k, v in old.items()})
     check_lifter_state(lifter.state_dict())  # a current state dict passes
+    # Either statistic missing is enough: without in_std the load would silently keep the
+    # default spread.
+    partial = {k: v for k, v in lifter.state_dict().items() if k != "in_std"}
+    with pytest.raises(CheckpointVersionError, match="in_std"):
+        check_lifter_state(partial)
 
 
 def test_output_stats_of_one_pose_keep_the_default_spread():
