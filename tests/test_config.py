@@ -11,6 +11,7 @@ import torch
 from hopose.config import (
     ConfigError,
     TrainConfig,
+    check_device,
     config_from_dict,
     config_to_dict,
     dataset_options,
@@ -383,3 +384,111 @@ def test_a_bool_field_refuses_a_value_that_is_not_a_bool(tmp_path, value):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(path)
     assert load_config(_write(tmp_path, "optim: {}\n"), ["optim.amp=true"]).optim.amp is True
+
+
+def test_the_defaults_are_the_papers_batch_and_network():
+    """Paper §4.3: batch 256, the context-aware lifter with all its sub-graphs on the linear
+    head; one whole-frame pass and no test-time views when predicting from images."""
+    cfg = TrainConfig()
+    assert (cfg.optim.batch_size, cfg.optim.lr) == (256, 1e-3)
+    assert (cfg.model.lifter, cfg.model.lifter_variant, cfg.model.head) == (
+        "context",
+        "full",
+        "linear",
+    )
+    assert (cfg.data.self_crop, cfg.data.self_crop_turn, cfg.data.self_crop_shift) == (1, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # Each value one past the end of its field's range; the end itself is accepted below.
+        (["data.self_crop=0"], "data.self_crop must be >= 1, got 0"),
+        (["data.self_crop_margin=-0.1"], "data.self_crop_margin must be >= 0, got -0.1"),
+        (["data.num_workers=-1"], "data.num_workers must be >= 0, got -1"),
+        (["data.num_train=0"], "data.num_train must be > 0 or null, got 0"),
+        (["data.num_val=0"], "data.num_val must be > 0 or null, got 0"),
+        (["data.num_test=0"], "data.num_test must be > 0 or null, got 0"),
+        (["data.image_size=0", "model.image_size=0"], "data.image_size must be > 0, got 0"),
+        (["model.hidden=0"], "model.hidden must be > 0, got 0"),
+        (["model.dropout=1"], "model.dropout must be in [0, 1), got 1.0"),
+        (["optim.grad_clip=0"], "optim.grad_clip must be > 0 or null, got 0.0"),
+        (["optim.val_every=0"], "optim.val_every must be > 0, got 0"),
+        (["optim.checkpoint_minutes=-1"], "optim.checkpoint_minutes must be >= 0, got -1.0"),
+        (["optim.step_size=0"], "optim.step_size must be > 0, got 0"),
+        (["optim.gamma=0"], "optim.gamma must be > 0, got 0.0"),
+        (["loss.w_heatmap=-1"], "loss.w_heatmap must be >= 0, got -1.0"),
+        (["perturb.outlier_prob=1.01"], "perturb.outlier_prob must be in [0, 1], got 1.01"),
+        (["augment.colour=-0.5"], "augment.colour must be >= 0, got -0.5"),
+        (["num_threads=0"], "num_threads must be > 0 or null, got 0"),
+        # A negative count of progressive epochs with a size: the size-and-epochs pairing check
+        # alone lets it through (-1 is not 0).
+        (
+            ["optim.epochs=4", "optim.progressive_size=32", "optim.progressive_epochs=-1"],
+            "optim.progressive_epochs must be >= 0 and below optim.epochs (4), got -1",
+        ),
+    ],
+)
+def test_a_value_just_past_its_fields_range_is_refused_naming_the_field(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIGS / "synthetic" / "encoder.yaml", overrides)
+    assert str(error.value).endswith(f": {message}")
+
+
+def test_the_ends_of_each_fields_range_are_accepted():
+    """The closed ends of the ranges the messages above state: 0 for amounts (0 turns a margin,
+    a noise or the between-validation checkpoints off), 1 for probabilities, half the side for
+    the test-time shift, one self-crop, no worker process."""
+    overrides = [
+        "data.self_crop=1",
+        "data.self_crop_margin=0",
+        "data.self_crop_shift=0.5",
+        "data.self_crop_turn=0",
+        "data.num_workers=0",
+        "data.num_train=1",
+        "model.dropout=0",
+        "optim.checkpoint_minutes=0",
+        "optim.weight_decay=0",
+        "perturb.outlier_prob=1",
+        "perturb.drop_prob=1",
+        "augment.blur_prob=1",
+        "augment.occlusion_prob=1",
+        "augment.noise=0",
+        "loss.w_heatmap=0",
+        "num_threads=1",
+    ]
+    cfg = load_config(CONFIGS / "synthetic" / "encoder.yaml", overrides)
+    assert (cfg.data.self_crop_margin, cfg.data.self_crop_shift) == (0.0, 0.5)
+    assert (cfg.optim.checkpoint_minutes, cfg.perturb.drop_prob, cfg.augment.blur_prob) == (
+        0.0,
+        1.0,
+        1.0,
+    )
+
+
+def test_a_training_split_read_as_the_test_split_must_ask_one_size():
+    """As for the validation split: `hopose eval --split train` reads the training split as its
+    test split, and one split asked two sizes would be evaluated on num_train frames of it."""
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({"data": {"test_split": "train", "num_train": 10, "num_test": 20}})
+    assert str(error.value) == (
+        "data.train_split and data.test_split are both 'train': data.num_train (10) and "
+        "data.num_test (20) must agree"
+    )
+    cfg = config_from_dict({"data": {"test_split": "train", "num_train": 10, "num_test": 10}})
+    assert (cfg.data.test_split, cfg.data.num_test) == ("train", 10)
+
+
+def test_an_eval_device_beyond_the_machines_gpus_is_named(monkeypatch):
+    """GPUs are numbered from 0: on a machine with two, cuda:1 is the last one and cuda:2 is
+    refused with the field's name; without a GPU even plain cuda is refused."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_device("cuda:1", "--device")
+    check_device("cuda", "--device")
+    with pytest.raises(ConfigError) as error:
+        check_device("cuda:2", "--device")
+    assert str(error.value) == "--device: 'cuda:2' asked, but this machine has 2 CUDA device(s)"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ConfigError, match="--device: 'cuda' asked, but no CUDA device"):
+        check_device("cuda", "--device")
+    check_device("cuda:7", "--device", present=False)  # only read: a GPU checkpoint's config

@@ -230,3 +230,27 @@ def test_completion_needs_fewer_than_two_valid_contacts(contacts):
     # Fewer than two contacts: no grasp formed yet, so a box near the palm is completed.
     assert bool(needs_completion(hand, obj, 130.0)) == (contacts < 2)
     assert not needs_completion(hand, obj, 69.0)
+
+
+def test_a_box_exactly_grasp_distance_from_the_palm_is_still_completed():
+    # As above with no contact: the palm centre (70, 0, 0) is exactly 70 mm from the box centre
+    # (the origin). "Within grasp_distance" includes it; only a box farther away is free.
+    obj = box_corners(torch.tensor([[60.0, 40.0, 180.0]], dtype=torch.float64))
+    hand = torch.tensor([70.0, 0.0, 0.0], dtype=torch.float64).repeat(1, 21, 1)
+    assert (palm_centre(hand) - obj.mean(dim=1)).norm().item() == 70.0
+    assert bool(needs_completion(hand, obj, 70.0))
+    assert not needs_completion(hand, obj, 69.99)
+
+
+@pytest.mark.parametrize(("gap", "completed"), [(9.0, False), (11.0, True)])
+def test_a_contact_is_a_pad_within_eta_box_radii_of_the_face(gap, completed):
+    # The 60 x 40 x 180 box of the test above (L = 50: Eq. 5's 0.2 L = 10 mm), the other
+    # joints parked 40 mm beyond the x+ face, the palm centre 70 mm from the box (near). The
+    # thumb and index tips `gap` mm off the x- and x+ face centres (grid points of the 11 x 11
+    # grid): at 9 mm both are valid contacts and the grasp is formed; at 11 mm neither is, and
+    # the box is completed. A threshold of 0.1 L (5 mm) or 0.4 L (20 mm) would swap the two.
+    obj = box_corners(torch.tensor([[60.0, 40.0, 180.0]], dtype=torch.float64))
+    hand = torch.tensor([70.0, 0.0, 0.0], dtype=torch.float64).repeat(1, 21, 1)
+    hand[0, 4] = torch.tensor([-30.0 - gap, 0.0, 0.0], dtype=torch.float64)
+    hand[0, 8] = torch.tensor([30.0 + gap, 0.0, 0.0], dtype=torch.float64)
+    assert bool(needs_completion(hand, obj, 130.0)) == completed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,7 @@ from hopose.geometry import (
     project_points,
 )
 from hopose.grasp_completion import grip_box
-from hopose.physics import contact_points
+from hopose.physics import TOP_K, contact_points, select_contacts
 from hopose.plausibility import penetration_depth
 from hopose.refine import (
     IMAGE_W_2D,
@@ -27,6 +29,7 @@ from hopose.refine import (
     refine_pose,
     refine_predictions,
     refine_weights,
+    refinement,
     refinement_energy,
     signed_box_distance,
 )
@@ -526,3 +529,131 @@ def test_bone_energy_is_w_bone_times_the_squared_length_changes():
     shifted = start + torch.tensor([5.0, 0.0, 0.0], dtype=torch.float64)
     energy = refinement_energy(shifted, obj, (start, obj), kp2d, K_t, _only(w_bone=3.0))
     assert energy.item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_anchor_energy_is_w_anchor_times_the_squared_moves():
+    # eval_cases' grasp at 400 mm; every joint moved 3 mm along x and every corner 4 mm along z,
+    # the 2D and everything else unchanged. With only w_anchor = 0.5:
+    # E = 0.5 * (21 * 3^2 + 8 * 4^2) = 0.5 * (189 + 128) = 158.5.
+    predictions = make_predictions(1)
+    hand0 = torch.from_numpy(predictions["gt_hand_3d"])
+    obj0 = torch.from_numpy(predictions["gt_obj_3d"])
+    K_t = torch.from_numpy(K)[None]
+    kp2d = project_points(torch.cat([hand0, obj0], dim=1), K_t)
+    hand = hand0 + torch.tensor([3.0, 0.0, 0.0], dtype=torch.float64)
+    obj = obj0 + torch.tensor([0.0, 0.0, 4.0], dtype=torch.float64)
+    energy = refinement_energy(hand, obj, (hand0, obj0), kp2d, K_t, _only(w_anchor=0.5))
+    assert energy.item() == pytest.approx(158.5, rel=1e-12)
+
+
+def _box_with_joints(joints: dict[int, tuple[float, float, float]]):
+    """The 100 x 100 x 300 mm box 600 mm in front of the camera (radius L = 100, as above) and
+    a hand whose given joints sit at those box-frame positions, the others parked 1000 mm off."""
+    centre = torch.tensor([0.0, 0.0, 600.0], dtype=torch.float64)
+    box = box_corners(torch.tensor([100.0, 100.0, 300.0], dtype=torch.float64)) + centre
+    hand = torch.tensor([[1000.0 + 10 * k, 1000.0, 1000.0] for k in range(21)]).double()
+    for joint, position in joints.items():
+        hand[joint] = torch.tensor(position, dtype=torch.float64)
+    hand, obj = (hand + centre)[None], box[None]
+    K_t = torch.from_numpy(K)[None]
+    return hand, obj, project_points(torch.cat([hand, obj], dim=1), K_t), K_t
+
+
+def test_contact_energy_pulls_the_joints_within_contact_reach_radii_and_penalises_the_ones_inside():
+    # Joint 4 10 mm outside the x+ face (x = 50), joint 8 30 mm outside it, joint 12 45 mm
+    # outside the y+ face, joint 16 5 mm inside the x+ face. contact_reach 0.4 pulls joints
+    # within 0.4 * 100 = 40 mm: E_contact = 10^2 + 30^2 = 1000 (joint 12 is beyond the reach,
+    # joint 16 inside); with the reach at 0.2 (20 mm) only joint 4: 100. E_pen with
+    # w_penetration = 2: 2 * 5^2 = 50, the outside joints adding nothing.
+    hand, obj, kp2d, K_t = _box_with_joints(
+        {4: (60.0, 0.0, 0.0), 8: (80.0, 0.0, 0.0), 12: (0.0, 95.0, 0.0), 16: (45.0, 0.0, 0.0)}
+    )
+    start = (hand, obj)
+    for weights, expected in (
+        (_only(w_contact=1.0), 1000.0),
+        (replace(_only(w_contact=1.0), contact_reach=0.2), 100.0),
+        (_only(w_penetration=2.0), 50.0),
+    ):
+        energy = refinement_energy(hand, obj, start, kp2d, K_t, weights)
+        assert energy.item() == pytest.approx(expected, rel=1e-9)
+
+
+def _naive_refinement(hand, obj, kp2d, K_t, weights):
+    """refine_pose written out: `steps` plain gradient steps on the energy, the contacts searched
+    on the pose of every `contact_every`-th step, the box refitted to a cuboid after each step,
+    then the joints inside pushed out."""
+    start = (hand, fit_cuboid(obj))
+    hand, obj = (tensor.clone() for tensor in start)
+    for step in range(weights.steps):
+        if step % weights.contact_every == 0:
+            selection = select_contacts(hand, obj, weights.grid, TOP_K)
+        hand, obj = hand.requires_grad_(True), obj.requires_grad_(True)
+        energy = refinement_energy(hand, obj, start, kp2d, K_t, weights, selection)
+        grad_hand, grad_obj = torch.autograd.grad(energy, (hand, obj))
+        with torch.no_grad():
+            hand = hand - weights.step * grad_hand
+            obj = fit_cuboid(obj - weights.step * grad_obj, iterations=weights.fit_iterations)
+    return push_out(hand.detach(), obj.detach()), obj.detach()
+
+
+def test_refine_pose_takes_its_steps_searching_contacts_every_contact_every_steps():
+    # The ground-truth grasp with its hand's 2D moved 40 mm along the box's long axis: the 2D
+    # term slides the fingers along the faces, far enough within 3 steps for other grid points
+    # (and joint-face pairs) to become the nearest, so a search on every step and one search
+    # at the first step give poses some micrometres apart.
+    predictions = make_predictions(2)
+    hand = torch.from_numpy(predictions["gt_hand_3d"])
+    obj = torch.from_numpy(predictions["gt_obj_3d"])
+    axis = obj[:, 4] - obj[:, 0]
+    axis = axis / axis.norm(dim=-1, keepdim=True)
+    K_t = torch.from_numpy(K).expand(2, 3, 3)
+    kp2d = project_points(torch.cat([hand + 40 * axis[:, None], obj], dim=1), K_t)
+    outputs = {}
+    for every in (1, 3):
+        weights = RefineWeights(steps=3, contact_every=every)
+        outputs[every] = refine_pose(hand, obj, kp2d, K_t, weights)
+        expected = _naive_refinement(hand, obj, kp2d, K_t, weights)
+        for got, want in zip(outputs[every], expected, strict=True):
+            torch.testing.assert_close(got, want, atol=1e-9, rtol=0)
+    assert (outputs[1][0] - outputs[3][0]).abs().max() > 1e-3  # the case tells them apart
+
+
+def test_zero_steps_fit_the_box_and_push_the_joints_out_only():
+    """steps = 0 is allowed (>= 0): no gradient step, the box becomes its best-fitting cuboid
+    and the joints inside it are moved onto its faces."""
+    hand, obj, kp2d, K_t = _penetrating_cases()
+    noisy = obj + torch.randn(obj.shape, generator=torch.Generator().manual_seed(7)).double()
+    out_hand, out_obj = refine_pose(hand, noisy, kp2d, K_t, RefineWeights(steps=0))
+    fitted = fit_cuboid(noisy)
+    torch.testing.assert_close(out_obj, fitted, atol=0, rtol=0)
+    torch.testing.assert_close(out_hand, push_out(hand, fitted), atol=0, rtol=0)
+    assert (out_hand != hand).any()  # the penetrating joints did move
+
+
+def test_refinement_weights_follow_the_command_line_flags():
+    """--refine gives the defaults from ground-truth 2D and w_2d = IMAGE_W_2D from images;
+    --complete-grasp, a stage of the refinement, is refused without --refine instead of being
+    silently skipped."""
+    assert refinement(False, False, from_images=True) is None
+    assert refinement(True, False, from_images=False) == REFINE_WEIGHTS
+    assert refinement(True, True, from_images=True) == RefineWeights(
+        w_2d=IMAGE_W_2D, complete_grasp=True
+    )
+    with pytest.raises(ValueError, match="--complete-grasp: a stage of the refinement"):
+        refinement(False, True, from_images=True)
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_refine_predictions_in_chunks_is_refine_pose_of_every_frame(chunk):
+    # Three frames in chunks of 1 or 2: every frame refined once, in order, as refine_pose of the
+    # whole batch (each frame is refined on its own).
+    predictions = make_predictions(3)
+    refined = refine_predictions(predictions, chunk=chunk)
+    kp2d = np.concatenate([predictions["pred_hand_2d"], predictions["pred_obj_2d"]], 1)
+    hand, obj = refine_pose(
+        *(torch.from_numpy(predictions[k]).float() for k in ("pred_hand_3d", "pred_obj_3d")),
+        torch.from_numpy(kp2d).float(),
+        torch.from_numpy(predictions["K"]),
+    )
+    torch.testing.assert_close(torch.from_numpy(refined["pred_hand_3d"]), hand)
+    torch.testing.assert_close(torch.from_numpy(refined["pred_obj_3d"]), obj)
