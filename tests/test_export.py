@@ -17,6 +17,7 @@ from hopose.cli import main
 from hopose.config import ModelConfig, TrainConfig
 from hopose.crop import edge_aligned_scale
 from hopose.export import (
+    GRAPHS,
     compare_onnx,
     example_inputs,
     export_onnx,
@@ -187,6 +188,24 @@ def test_a_lifter_stage_checkpoint_exports_no_network(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_a_checkpoint_whose_lifter_was_never_trained_exports_no_graph(tmp_path, capsys, graph):
+    """An encoder stage run without init_from: its lifter is random, and both graphs lift with
+    it (the network's 3D, the lifter's everything), so either export is refused in one line."""
+    cfg = dataclasses.replace(_tiny_config(), stage="encoder")
+    save_checkpoint(
+        model_checkpoint(build_model(cfg.model), cfg, trained={"encoder"}), tmp_path / "e.pt"
+    )
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(tmp_path / "e.pt"), "--graph", graph, "--out", str(out)]) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    use = "predict from images" if graph == "network" else "lift ground-truth 2D"
+    assert f": an encoder-stage checkpoint whose lifter was never trained cannot {use}" in message
+    # No way to the lifter alone is offered: it is the part that was never trained.
+    assert "e.pt" in message and message.endswith("(train the next stages from it with init_from)")
+    assert not out.exists()
+
+
 def test_an_export_that_fails_its_check_is_one_line_and_leaves_no_file(tmp_path, capsys):
     # With every tolerance below zero no difference passes (differences are >= 0): the
     # command names the file and the outputs on stderr, exits 1, and the .onnx is gone.
@@ -233,3 +252,46 @@ def test_a_failed_export_names_the_file_and_keeps_the_good_one(tmp_path, capsys)
     assert "No space left on device" in message and str(out) in message
     assert out.read_bytes() == good
     assert sorted(path.name for path in tmp_path.iterdir()) == ["l.pt", "lifter.onnx"]
+
+
+def test_an_unknown_graph_is_refused_naming_the_known_ones(tmp_path):
+    """Not silently the lifter (anything not "network" would be): export and comparison name
+    the graphs there are, and nothing is written."""
+    model = build_model(_tiny_config().model)
+    with pytest.raises(ValueError, match=r"graph must be one of \('network', 'lifter'\), got 'enc"):
+        graph_module(model, "encoder")
+    with pytest.raises(ValueError, match="graph must be one of"):
+        export_onnx(model, tmp_path / "e.onnx", graph="encoder", image_size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [32, 224])
+def test_example_inputs_are_an_image_or_2d_inside_it_and_a_plausible_camera(size):
+    """What the export traces and the check compares on is what the graph is fed in use: 2D in
+    the S x S image's pixels (not in [0, 1]), images in [0, 1], and K in those pixels, a focal
+    of 0.7 S to 1.4 S (f = (S / 2) / tan(fov / 2): a field of view of 71° down to 39°) and the
+    principal point within 5% of S of the middle."""
+    lifter = example_inputs("lifter", batch=64, image_size=size)
+    network = example_inputs("network", batch=2, image_size=size)
+    assert list(lifter) == ["kp2d", "K"] and list(network) == ["image", "K"]
+    kp2d = lifter["kp2d"]
+    assert kp2d.shape == (64, 29, 2)
+    # 64 * 29 * 2 uniform values spread over the whole image.
+    assert kp2d.min() >= 0 and kp2d.max() <= size
+    assert kp2d.min() < 0.01 * size and kp2d.max() > 0.99 * size
+    image = network["image"]
+    assert image.shape == (2, 3, size, size) and image.min() >= 0 and image.max() <= 1
+    for K in (lifter["K"], network["K"]):
+        f = K[:, 0, 0]
+        assert torch.equal(K[:, 1, 1], f)
+        assert f.min() >= 0.7 * size and f.max() <= 1.4 * size
+        centre = K[:, :2, 2]
+        assert centre.min() >= 0.45 * size and centre.max() <= 0.55 * size
+        assert torch.equal(K[:, 2], torch.tensor([0.0, 0, 1]).expand(len(K), 3))
+        assert not K[:, 0, 1].any() and not K[:, 1, 0].any()
+    # The seed makes a check repeatable, and another seed draws other values.
+    again = example_inputs("lifter", batch=64, image_size=size)
+    assert torch.equal(again["kp2d"], kp2d) and torch.equal(again["K"], lifter["K"])
+    assert not torch.equal(
+        example_inputs("lifter", batch=64, image_size=size, seed=1)["K"], lifter["K"]
+    )

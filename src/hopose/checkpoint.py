@@ -384,8 +384,10 @@ def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet
         if "lifter" not in untrained:
             # Every command's way to the part that was trained, since any of them may load it.
             hint += ", or use its lifter alone: hopose eval --gt-2d, hopose export --graph lifter"
+        stage = checkpoint["stage"]
+        article = "an" if stage[0] in "aeiou" else "a"
         raise CheckpointError(
-            f"{path}: a {checkpoint['stage']}-stage checkpoint whose {' and '.join(untrained)} "
+            f"{path}: {article} {stage}-stage checkpoint whose {' and '.join(untrained)} "
             f"was never trained cannot {use} ({hint})"
         )
     cfg = checkpoint_config(path, checkpoint)
