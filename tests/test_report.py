@@ -9,14 +9,18 @@ import pytest
 from PIL import Image
 
 from eval_cases import IMAGE_SIZE, make_dataset, make_predictions
-from hopose import metrics
+from hopose import metrics, viz
 from hopose.cli import main
 from hopose.report import (
     FIGURES,
     PAPER_TABLE1,
+    _contacts,
+    _gallery,
     _ranked_frames,
     compare_runs,
     format_number,
+    metric_lines,
+    plausibility_lines,
     read_per_frame_csv,
     table1_lines,
     write_per_frame_csv,
@@ -25,10 +29,21 @@ from hopose.report import (
 from hopose.scoring import (
     ACCURACY_COLUMNS,
     COLUMNS,
+    HAND_AUC_0_80,
     HAND_MEAN_MM,
+    HAND_MEAN_MM_SE,
+    HAND_MM,
+    HAND_PROCRUSTES_MM,
+    HAND_ROOT_RELATIVE_MM,
+    OBJECT_2D_AUC_0_80,
     OBJECT_MEAN_MM,
+    OBJECT_MEAN_MM_SE,
+    OBJECT_MM,
+    OBJECT_REPROJ_MEAN_PX,
+    VALID_CONTACTS,
     frame_metrics,
     plausibility_columns,
+    plausibility_key,
     summarize,
 )
 
@@ -304,3 +319,132 @@ def test_compare_same_folder_names_use_paths(runs, tmp_path):
     (twin / "per_frame.csv").write_text((root / "a" / "per_frame.csv").read_text())
     text = compare_runs([root / "a", twin], tmp_path / "cmp").read_text()
     assert f"| Metric | {root / 'a'} | {twin} |" in text
+
+
+def _write_run(folder, ids, hand_mm, object_mm):
+    """A per_frame.csv of the accuracy columns: the given hand and object errors, the others 1."""
+    n = len(ids)
+    columns = {"id": np.array(ids), **{name: np.ones(n) for name in ACCURACY_COLUMNS}}
+    columns |= {HAND_MM: np.array(hand_mm, float), OBJECT_MM: np.array(object_mm, float)}
+    folder.mkdir()
+    write_per_frame_csv(folder / "per_frame.csv", columns)
+    return folder
+
+
+def test_compare_differences_are_paired_by_frame_id_with_their_standard_error(tmp_path):
+    """Each later run minus the first, on the hand's and the object's own columns; a run of
+    other frames has no paired difference, and one that diverged on a frame differs by +inf."""
+    ids = ["f0", "f1", "f2", "f3"]
+    a = _write_run(tmp_path / "a", ids, [1, 2, 3, 4], [5, 5, 5, 5])
+    # b - a, hand: 1, 2, 0, 4: mean 7 / 4 = 1.75; squared deviations 0.5625 + 0.0625 + 3.0625
+    # + 5.0625 = 8.75, sample sd sqrt(8.75 / 3) = 1.708, over sqrt(4): se 0.854. Object: 2 each.
+    b = _write_run(tmp_path / "b", ids, [2, 4, 3, 8], [7, 7, 7, 7])
+    # The same errors for frames in another order: not the same frames position by position.
+    c = _write_run(tmp_path / "c", ids[::-1], [2, 4, 3, 8], [7, 7, 7, 7])
+    d = _write_run(tmp_path / "d", ids, [1, 2, np.inf, 4], [5, 5, 5, 5])
+    text = compare_runs([a, b, c, d], tmp_path / "cmp").read_text()
+    assert "| Metric | b - a | c - a | d - a |" in text
+    hand = "| Hand mean joint error (mm) | +1.75 ± 0.85 | – (other frames) | +inf |"
+    obj = "| Object mean corner error (mm) | +2.00 ± 0.00 | – (other frames) | +0.00 ± 0.00 |"
+    assert hand in text and obj in text
+
+
+def test_accuracy_rows_show_their_own_summary_numbers():
+    """Each accuracy row of the tables shows the number of its own summary key."""
+    # One distinct number per summary key: each labelled row must show its key's.
+    summary = {
+        HAND_MEAN_MM: 11.0, HAND_MEAN_MM_SE: 1.1, HAND_ROOT_RELATIVE_MM: 9.0,
+        HAND_PROCRUSTES_MM: 7.0, HAND_AUC_0_80: 0.6, OBJECT_MEAN_MM: 22.0,
+        OBJECT_MEAN_MM_SE: 2.2, OBJECT_REPROJ_MEAN_PX: 13.0, OBJECT_2D_AUC_0_80: 0.4,
+    }  # fmt: skip
+    assert metric_lines({"run": summary})[2:] == [
+        "| Hand mean joint error (mm) | 11.00 |",
+        "| its standard error over the frames (mm) | 1.10 |",
+        "| Hand root-relative error (mm) | 9.00 |",
+        "| Hand Procrustes-aligned error (mm) | 7.00 |",
+        "| Hand 3D PCK AUC, 0-80 mm | 0.600 |",
+        "| Object mean corner error (mm) | 22.00 |",
+        "| its standard error over the frames (mm) | 2.20 |",
+        "| Object 2D reprojection error (px) | 13.00 |",
+        "| Object 2D correct-pose AUC, 0-80 px | 0.400 |",
+    ]
+
+
+def test_plausibility_rows_show_each_runs_prediction_and_the_first_runs_ground_truth():
+    """Plausibility rows: one prediction column per run, then the first run's ground truth."""
+    pred, gt = plausibility_key("pred", VALID_CONTACTS), plausibility_key("gt", VALID_CONTACTS)
+    runs = {"a": {pred: 3.0, gt: 10.0}, "b": {pred: 4.0, gt: 9.0}}
+    lines = plausibility_lines(runs)
+    assert lines[0] == "| Metric | a: prediction | b: prediction | ground truth |"
+    assert "| Valid contacts per frame | 3.00 | 4.00 | 10.00 |" in lines
+    # Affinity was computed in neither run: dashes, not another row's numbers.
+    assert "| Affinity loss, Eq. 6 (lower: contacts spread around the axis) | – | – | – |" in lines
+
+
+def test_frames_rank_by_the_keypoint_weighted_mean_of_hand_and_object():
+    """The gallery ranks frames by (21 hand + 8 object errors) / 29, not by one part."""
+    # Combined error (21 hand + 8 object) / 29: frame 0 (10, 0) 210 / 29 = 7.24, frame 1 (0, 30)
+    # 240 / 29 = 8.28, frame 2 (5, 10) 185 / 29 = 6.38. By the hand alone the best would be
+    # frame 1, by the object alone (or with the weights swapped) frame 0.
+    columns = {HAND_MM: np.array([10.0, 0.0, 5.0]), OBJECT_MM: np.array([0.0, 30.0, 10.0])}
+    assert _ranked_frames(columns, np.arange(3)) == [("best", 2), ("median", 0), ("worst", 1)]
+
+
+def test_frames_without_a_combined_error_rank_by_the_hand_before_the_object():
+    """With no combined error, frames rank by the hand's error before the object's."""
+    # No frame has both parts: frames 2 and 3 have a hand error (3, 1), frames 0 and 1 an
+    # object error. The hand's ranks: best 3, median (of 2) and worst 2.
+    columns = {
+        HAND_MM: np.array([np.nan, np.nan, 3.0, 1.0]),
+        OBJECT_MM: np.array([2.0, 1.0, np.nan, np.nan]),
+    }
+    assert _ranked_frames(columns, np.arange(4)) == [("best", 3), ("median", 2), ("worst", 2)]
+
+
+def test_gallery_panels_show_the_ranked_frames_image_and_poses(monkeypatch):
+    """Each gallery panel holds its ranked frame's id, image and poses."""
+    # Errors grow with the frame (make_predictions): best 0, median 2, worst 3 of four.
+    predictions, dataset = make_predictions(4), make_dataset(4)
+    columns = frame_metrics(predictions, plausibility=False)
+    drawn = []
+    monkeypatch.setattr(viz, "gallery_figure", drawn.extend)
+    _gallery(predictions, columns, dataset, IMAGE_SIZE)
+    assert [frame["title"].split("\n")[0] for frame in drawn] == [
+        f"{rank}: synthetic/s0/seq0/{k:04d}"
+        for rank, k in (("best", 0), ("median", 2), ("worst", 3))
+    ]
+    for frame, k in zip(drawn, (0, 2, 3), strict=True):
+        np.testing.assert_array_equal(frame["image"], dataset[k]["image"])
+        for key in ("pred_hand_2d", "gt_obj_2d", "pred_hand_3d", "gt_hand_3d"):
+            np.testing.assert_array_equal(frame[key], predictions[key][k], err_msg=key)
+
+
+def test_contacts_figure_shows_both_poses_of_the_grasping_frames_only(monkeypatch):
+    """The contacts figure ranks grasping frames only and shows their predicted and true poses."""
+    # Frames 0 and 3 have fewer than two true contacts (no grasp to show); of the grasping
+    # frames 1, 2 and 4, errors growing with the frame, 1 is best, 2 median, 4 worst.
+    predictions = make_predictions(5)
+    columns = frame_metrics(predictions, plausibility=False)
+    columns[plausibility_key("gt", VALID_CONTACTS)] = np.array([0.0, 10.0, 10.0, 1.0, 10.0])
+    drawn = []
+    monkeypatch.setattr(viz, "contacts_figure", drawn.extend)
+    _contacts(predictions, columns)
+    assert [who for who, _ in drawn] == ["pred", "gt"]
+    for who, panels in drawn:
+        assert [p["title"].split(" (")[0] for p in panels] == ["best", "median", "worst"]
+        for panel, k in zip(panels, (1, 2, 4), strict=True):
+            np.testing.assert_array_equal(panel["hand"], predictions[f"{who}_hand_3d"][k])
+            np.testing.assert_array_equal(panel["obj"], predictions[f"{who}_obj_3d"][k])
+
+
+def test_per_frame_csv_columns_are_read_by_their_header_names(tmp_path):
+    """read_per_frame_csv finds each column by its header name, in any order."""
+    # The same table with its columns in another order, id last: each is read by name.
+    path = tmp_path / "per_frame.csv"
+    names = ACCURACY_COLUMNS[::-1]
+    rows = [",".join([*names, "id"]), ",".join([*(str(k) for k in range(5)), "f0"])]
+    path.write_text("\n".join(rows) + "\n")
+    read = read_per_frame_csv(path)
+    assert list(read["id"]) == ["f0"]
+    for k, name in enumerate(names):
+        np.testing.assert_array_equal(read[name], [float(k)], err_msg=name)

@@ -205,3 +205,78 @@ def test_a_figure_that_cannot_be_written_keeps_the_old_file(tmp_path):
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["pck.png"]
+
+
+def test_pck_curves_are_drawn_against_the_thresholds_given():
+    """A PCK curve's x values and the axis's span are the thresholds themselves."""
+    # Thresholds 10, 20, ..., 50 mm: the curve's x values are those, not their positions
+    # 0 ... 4, and the axis spans the first to the last threshold, 10 to 50 (not from 0).
+    thresholds = np.linspace(10.0, 50.0, 5)
+    fig = viz.pck_figure(
+        thresholds, {"run": np.linspace(0.2, 1.0, 5)}, xlabel="mm", ylabel="%", title=""
+    )
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [10, 20, 30, 40, 50])
+    np.testing.assert_allclose(ax.get_xlim(), (10.0, 50.0))
+
+
+def test_set_equal_3d_leaves_out_points_that_are_not_finite():
+    """NaN and inf points do not move the 3D limits; with none finite, a 2 mm cube."""
+    # The two finite points of the cube test give the same cube when a missing annotation (NaN)
+    # and a diverged prediction (inf) are drawn beside them; with no finite point at all, the
+    # cube is 2 mm about the origin: half = 1 on every axis, y and z reversed.
+    ax = Figure().add_subplot(projection="3d")
+    points = [[0.0, 0.0, 300.0], [np.nan, 1.0, 1.0], [100.0, 20.0, 340.0], [np.inf, 0.0, 0.0]]
+    viz.set_equal_3d(ax, np.array(points))
+    np.testing.assert_allclose(ax.get_xlim(), (0, 100))
+    np.testing.assert_allclose(ax.get_ylim(), (60, -40))
+    np.testing.assert_allclose(ax.get_zlim(), (370, 270))
+    empty = Figure().add_subplot(projection="3d")
+    viz.set_equal_3d(empty, np.full((29, 3), np.nan))
+    np.testing.assert_allclose(empty.get_xlim(), (-1, 1))
+    np.testing.assert_allclose(empty.get_ylim(), (1, -1))
+    np.testing.assert_allclose(empty.get_zlim(), (1, -1))
+
+
+def test_gallery_3d_panel_holds_the_ground_truth_far_from_the_prediction():
+    """The gallery's 3D limits hold the ground truth as well as the prediction."""
+    # Ground truth 500 mm to the right of the prediction (a bad prediction, the worst frame's
+    # case): the 3D limits must hold both poses, not the prediction alone.
+    predictions = make_predictions(1)
+    predictions["gt_hand_3d"] = predictions["pred_hand_3d"] + [500.0, 0.0, 0.0]
+    predictions["gt_obj_3d"] = predictions["pred_obj_3d"] + [500.0, 0.0, 0.0]
+    fig = viz.gallery_figure([_gallery_frame(predictions, None, 0)])
+    ax3d = fig.axes[1]
+    for key in ("pred_hand_3d", "gt_hand_3d", "pred_obj_3d", "gt_obj_3d"):
+        x = predictions[key][0][:, 0]
+        assert ax3d.get_xlim()[0] <= x.min() and x.max() <= ax3d.get_xlim()[1], key
+
+
+def _plain_panel(title: str) -> dict:
+    """A contact panel of arbitrary finite points: 2 of its 3 candidates valid."""
+    rng = np.random.default_rng(0)
+    contacts = rng.normal(size=(3, 3))
+    return {
+        "title": title,
+        "hand": rng.normal(size=(21, 3)),
+        "obj": rng.normal(size=(8, 3)),
+        "contacts": contacts,
+        "directions": 0.1 * contacts,
+        "valid": np.array([True, True, False]),
+        "axis": (np.zeros(3), np.ones(3)),
+    }
+
+
+def test_contacts_figure_puts_each_source_on_its_row_and_each_frame_in_its_column():
+    """Contact panel (source r, frame c) is drawn in grid row r, column c."""
+    # 2 sources x 3 frames: panel (r, c) sits in grid row r, column c (prediction row on top),
+    # whatever the number of rows and columns.
+    rows = [(who, [_plain_panel(f"{who} {c}") for c in range(3)]) for who in ("pred", "gt")]
+    fig = viz.contacts_figure(rows)
+    places = {
+        ax.get_title(): (ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start)
+        for ax in fig.axes
+    }
+    assert places == {
+        f"{who} {c}": (r, c) for r, who in enumerate(("pred", "gt")) for c in range(3)
+    }

@@ -4,6 +4,7 @@ the pixels."""
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -473,12 +474,13 @@ def test_pinhole_intrinsics_are_kept_as_read():
     "K",
     [
         [[0.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 1.0]],  # fx 0: det K = 0
+        [[600.0, 0.0, 320.0], [0.0, 0.0, 240.0], [0.0, 0.0, 1.0]],  # fy 0: det K = 0
         [[600.0, 0.0, 320.0], [0.0, -610.0, 240.0], [0.0, 0.0, 1.0]],  # fy < 0: y flipped
         [[600.0, 0.0, 320.0], [3.0, 610.0, 240.0], [0.0, 0.0, 1.0]],  # not upper triangular
         [[600.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 0.0]],  # last row 0 0 0: singular
         [[600.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 2.0]],  # not normalised
     ],
-    ids=["fx-zero", "fy-negative", "lower-triangle", "singular-row", "scaled"],
+    ids=["fx-zero", "fy-zero", "fy-negative", "lower-triangle", "singular-row", "scaled"],
 )
 def test_intrinsics_that_are_not_a_pinhole_name_the_source(K):
     with pytest.raises(DataFileError, match=r"meta/0001\.pkl camMat: expected pinhole intrinsics"):
@@ -503,3 +505,58 @@ def test_a_margin_that_is_not_a_share_names_the_field(margin):
     # the side would cut a square of negative or NaN size.
     with pytest.raises(ValueError, match="margin: expected a share"):
         FrameDataset(margin=margin)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ([[1.0, 2.0, 3.0]], r"got \(1, 3\)"),  # one joint where two are expected
+        ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]], r"got \(3, 3\)"),
+        ([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0]], "got NaN or inf"),  # an unannotated joint
+        ([[1.0, 2.0, 3.0], [4.0, 5.0, np.inf]], "got NaN or inf"),
+    ],
+    ids=["too-few", "too-many", "nan", "inf"],
+)
+def test_points_of_another_shape_or_not_finite_name_the_source(value, problem):
+    """as_points refuses a wrong shape and NaN or inf, naming the source and the problem."""
+    with pytest.raises(DataFileError, match=r"meta/0001\.pkl coords_3d: expected finite values"):
+        as_points(value, (2, 3), "meta/0001.pkl coords_3d")
+    with pytest.raises(DataFileError, match=problem):
+        as_points(value, (2, 3), "meta/0001.pkl coords_3d")
+
+
+def test_a_pickle_key_that_is_none_counts_as_missing(tmp_path):
+    """read_pickle treats a key holding None like an absent one."""
+    # Unannotated frames of the real data hold the key with None: as unusable as no key.
+    path = tmp_path / "0000.pkl"
+    path.write_bytes(pickle.dumps({"coords_3d": None, "cam": [1.0]}))
+    with pytest.raises(DataFileError, match=r"0000\.pkl: missing or empty keys \['coords_3d'\]"):
+        read_pickle(path, ("coords_3d", "cam"))
+    with pytest.raises(DataFileError, match=r"missing or empty keys \['side'\]"):
+        read_pickle(path, ("cam", "side"))
+    assert read_pickle(path, ("cam",)) == {"coords_3d": None, "cam": [1.0]}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"image_size": 0}, "image_size: must be >= 1, got 0"),
+        ({"on_error": "ignore"}, "on_error: expected 'raise' or 'skip', got 'ignore'"),
+    ],
+    ids=["image-size-zero", "on-error-unknown"],
+)
+def test_a_loader_option_out_of_range_names_the_field(options, message):
+    """FrameDataset refuses image_size < 1 and an unknown on_error, naming the field."""
+    with pytest.raises(ValueError, match=message):
+        FrameDataset(**options)
+
+
+def test_a_bad_annotation_is_raised_or_recorded_as_on_error_says(tmp_path):
+    """_skip_or_raise raises under on_error='raise' and records under 'skip'."""
+    # on_error="raise" stops at the first bad annotation; "skip" lists it in `skipped`.
+    error = DataFileError("seq/0003.txt: truncated line")
+    with pytest.raises(DataFileError, match="truncated line"):
+        _OneFrame(make_frame(tmp_path))._skip_or_raise(error)
+    skipping = _OneFrame(make_frame(tmp_path), on_error="skip")
+    skipping._skip_or_raise(error)
+    assert skipping.skipped == ["seq/0003.txt: truncated line"]
