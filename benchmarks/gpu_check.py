@@ -272,7 +272,7 @@ def throughput_rows(
         for stage in ("encoder", "end2end"):
             step = stage_step(stage, data, amp, backbone)
             rate = images_per_second(step, batch=batch, steps=steps, device=device, clock=clock)
-            result = f"{_rate(rate)} img/s, {rate / bare:.2f}x the bare {backbone}"
+            result = f"{_rate(rate)} img/s, {rate / bare:.3g}x the bare {backbone}"
             rows.append(Row(f"{stage} stage step, {precision}", result))
     return rows
 
