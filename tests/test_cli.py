@@ -329,8 +329,10 @@ def test_synth_stats_refuses_a_free_fraction_outside_0_1(capsys, fraction):
     )
 
 
-def test_unset_options_take_the_library_defaults(tmp_path, monkeypatch, capsys):
-    assert (DEFAULT_IMAGE_SIZE, DEFAULT_FREE_FRACTION, EVAL_BATCH_SIZE) == (224, 0.2, 64)
+@pytest.fixture
+def library_calls(monkeypatch) -> list[dict]:
+    """The keyword arguments of each call the CLI makes to prepare_cache, eval_data_config and
+    run_eval, which are replaced by a recorder."""
     calls = []
 
     def record(*args, **kwargs):
@@ -340,6 +342,12 @@ def test_unset_options_take_the_library_defaults(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("hopose.data.cache.prepare_cache", record)
     monkeypatch.setattr("hopose.evaluate.eval_data_config", record)
     monkeypatch.setattr("hopose.evaluate.run_eval", record)
+    return calls
+
+
+def test_unset_options_take_the_library_defaults(tmp_path, library_calls, capsys):
+    assert (DEFAULT_IMAGE_SIZE, DEFAULT_FREE_FRACTION, EVAL_BATCH_SIZE) == (224, 0.2, 64)
+    calls = library_calls
     out = str(tmp_path / "e")
     assert main(["synth", "--split", "val", "--num", "3", "--out", out]) == 0
     assert main(["prepare", "synthetic", "--split", "val", "--out", out]) == 0
@@ -532,3 +540,103 @@ def test_exit_on_user_error_ends_in_one_line_and_lets_bugs_through(capsys):
     assert capsys.readouterr().err == "script.py: error: data.yaml: line 3 not a mapping\n"
     with pytest.raises(KeyError):  # a bug keeps its traceback
         exit_on_user_error(parser, lambda: {}["missing"])
+
+
+def test_a_missing_file_is_a_one_line_error_and_debug_shows_the_traceback(tmp_path, capsys):
+    """A config that is neither a file nor a shipped name is an OSError (FileNotFoundError), a
+    user error as a ValueError is: one line naming it and status 1, not a traceback."""
+    missing = tmp_path / "nope.yaml"
+    args = ["train", str(missing), "--out", str(tmp_path / "run")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hopose train: error: config not found: {missing} (neither a file")
+    assert err.count("\n") == 1
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", *args])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--num", "abc", "expected an integer >= 1"),
+        ("--num", "2.5", "expected an integer >= 1"),
+        ("--seed", "", "expected an integer >= 0"),
+        ("--self-crop-margin", "wide", "expected a finite number >= 0"),
+        ("--K", "500,500,320,240,1", "expected fx,fy,cx,cy (four numbers)"),
+        ("--K", "500,500,320", "expected fx,fy,cx,cy (four numbers)"),
+        ("--K", "500,500,320,x", "expected fx,fy,cx,cy (four numbers)"),
+        ("--option", "1x=3", "expected KEY=VALUE"),
+        ("--option", "a.b=3", "expected KEY=VALUE"),
+        ("--option", "jitter", "expected KEY=VALUE"),
+    ],
+)
+def test_a_value_that_is_no_number_or_no_key_is_a_usage_error_naming_the_option(
+    capsys, option, value, expected
+):
+    """Not a value of the option's type at all (not only out of range): argparse's usage error
+    naming the option, status 2, not a later failure or a value taken as the least one."""
+    args = {
+        "--K": ["predict", "model.pt", "photo.jpg"],
+        "--option": ["eval", "model.pt", "--data", "synthetic"],
+    }.get(option, ["eval", "model.pt", "--data", "synthetic"])
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, f"{option}={value}", "--out", "o"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hopose {args[0]}: error: argument {option}: {expected}, got {value!r}"
+    )
+
+
+def test_the_least_value_of_each_option_is_accepted():
+    """The bounds are inclusive: a count of 1, a seed or a worker count of 0, an image side of
+    8 (MIN_IMAGE_SIZE), a margin of 0; --K's four numbers become floats."""
+    parse = build_parser().parse_args
+    least = ["--num", "1", "--seed", "0", "--workers", "0", "--batch-size", "1"]
+    args = parse(
+        ["eval", "m.pt", "--data", "synthetic", *least, "--self-crop-margin", "0", "--out", "e"]
+    )
+    assert (args.num, args.seed, args.workers, args.batch_size) == (1, 0, 0, 1)
+    assert args.self_crop_margin == 0.0
+    args = parse(["synth", "--split", "val", "--num", "1", "--image-size", "8", "--out", "c"])
+    assert (args.num, args.image_size) == (1, 8)
+    args = parse(["predict", "m.pt", "p.jpg", "--K", "500,501.5,320,240", "--out", "o"])
+    assert args.K == (500.0, 501.5, 320.0, 240.0)
+    args = parse(["eval", "m.pt", "--data", "synthetic", "--option", "focal_scale=1.6",
+                  "--option", "jitter=true", "--out", "e"])  # fmt: skip
+    assert args.options == [("focal_scale", 1.6), ("jitter", True)]
+
+
+def test_given_options_reach_the_library_arguments_they_name(tmp_path, library_calls):
+    """Each option set to a value other than its default arrives in the argument it names
+    (a seed passed as the worker count would go unnoticed with both at 0)."""
+    calls = library_calls
+    out = str(tmp_path / "e")
+    synth = ["synth", "--split", "val", "--num", "3", "--seed", "7", "--workers", "2"]
+    assert main([*synth, "--image-size", "16", "--free-fraction", "0.5", "--out", out]) == 0
+    prepare = ["prepare", "synthetic", "--split", "val", "--num", "4", "--seed", "5"]
+    assert main([*prepare, "--workers", "3", "--image-size", "24", "--out", out]) == 0
+    evaluate = ["eval", "model.pt", "--data", "synthetic", "--num", "2", "--out", out]
+    assert main([*evaluate, "--batch-size", "3", "--seed", "9", "--workers", "1"]) == 0
+    assert main([*evaluate, "--no-report"]) == 0
+    assert main([*evaluate, "--no-plausibility"]) == 0
+    synth, prepare, data, evaluate, _, no_report, _, no_plausibility = calls
+    assert (synth["num_samples"], synth["seed"], synth["workers"]) == (3, 7, 2)
+    assert (synth["image_size"], synth["free_fraction"]) == (16, 0.5)
+    assert (prepare["num_samples"], prepare["seed"], prepare["workers"]) == (4, 5, 3)
+    assert prepare["image_size"] == 24
+    assert (data["num"], data["seed"], data["num_workers"]) == (2, 9, 1)
+    assert evaluate["batch_size"] == 3
+    assert (evaluate["report"], evaluate["plausibility"]) == (True, True)
+    # --no-report skips the plausibility metrics too (they are part of the report).
+    assert (no_report["report"], no_report["plausibility"]) == (False, False)
+    assert (no_plausibility["report"], no_plausibility["plausibility"]) == (True, False)
+
+
+def test_synth_stats_refuses_a_workers_count_it_would_not_use(capsys):
+    """--stats writes no cache: a rendering worker count given with it is named, not ignored."""
+    assert main(["synth", "--stats", "--num", "2", "--workers", "2"]) == 1
+    assert capsys.readouterr() == (
+        "",
+        "hopose synth: error: --workers: not used with --stats (it writes no cache)\n",
+    )

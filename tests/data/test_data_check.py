@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from dataset_fixtures import write_dexycb, write_fpha, write_image
 
 from hopose.cli import main
 from hopose.data import FPHA
 from hopose.data.cache import CacheDataset
-from hopose.data.check import check_dataset
+from hopose.data.check import CheckReport, check_dataset
 
 
 def test_check_reports_every_problem_without_stopping(tmp_path, capsys):
@@ -165,3 +166,94 @@ def test_check_reports_a_folder_in_place_of_an_image_as_not_a_file(tmp_path):
     write_image(val.image_paths[1], (1920, 1080))
     report = check_dataset("fpha", str(root), splits=("val",), progress=False)
     assert report.problems == {"unreadable image": [f"{val.image_paths[0]}: not a file"]}
+
+
+def test_a_frame_without_a_hand_is_counted_among_the_frames_checked(tmp_path):
+    """DexYCB's val frame 1 has no hand (its labels say so when read): it was examined, so the
+    count is both frames, not only the one that had a hand."""
+    write_dexycb(tmp_path)
+    folder = tmp_path / "20200709-subject-01" / "20200709_140004" / "836212060125"
+    for t in range(2):
+        write_image(folder / f"color_{t:06d}.jpg", (640, 480))
+    report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
+    assert len(report.problems["no annotation"]) == 1
+    assert report.frames == 2
+    assert report.summary().splitlines()[0] == f"dexycb at {tmp_path}: 2 frames checked"
+
+
+def test_a_folder_without_the_datasets_layout_is_a_problem_of_every_split(tmp_path, capsys):
+    """No annotation folder at all: each split the loader cannot build is a layout problem
+    (not a clean report of 0 frames), and the command exits 1."""
+    expected = "none of the folders ('Hand_pose_annotation_v1', 'Hand_pose_annotation_v1_1')"
+    report = check_dataset("fpha", str(tmp_path), progress=False)
+    assert not report.ok and report.frames == 0
+    assert report.problems.keys() == {"layout"}
+    assert [m.split(": ")[0] for m in report.problems["layout"]] == ["train", "val", "test"]
+    assert all(expected in message for message in report.problems["layout"])
+    assert main(["data", "check", "fpha", "--root", str(tmp_path)]) == 1
+    assert "layout: 3" in capsys.readouterr().out
+
+
+def test_the_summary_shows_five_messages_of_a_kind_and_counts_the_rest():
+    """7 messages of a kind: the first 5 shown, then '... and 2 more' (7 - 5); kinds sorted."""
+    report = CheckReport(dataset="fpha", root="/d", frames=9)
+    report.problems = {
+        "missing image": [f"m{i}" for i in range(7)],
+        "bad annotation": ["b0"],
+    }
+    assert report.summary().splitlines() == [
+        "fpha at /d: 9 frames checked",
+        "bad annotation: 1", "  b0",
+        "missing image: 7", "  m0", "  m1", "  m2", "  m3", "  m4", "  ... and 2 more",
+    ]  # fmt: skip
+
+
+def test_an_image_of_the_right_width_but_another_height_is_unreadable(tmp_path):
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    write_image(val.image_paths[0], (1920, 1000))  # FPHA's frames are 1920 x 1080
+    write_image(val.image_paths[1], (1920, 1080))
+    report = check_dataset("fpha", str(root), splits=("val",), progress=False)
+    assert report.problems.keys() == {"unreadable image"}
+    [message] = report.problems["unreadable image"]
+    assert message.startswith(f"{val.image_paths[0]}: size (1920, 1000), expected")
+
+
+@pytest.mark.parametrize("decode", [False, True])
+def test_a_png_with_a_broken_checksum_is_unreadable_though_its_header_reads(tmp_path, decode):
+    """Without --decode only the header is read, then PIL's verify() checks the file's chunks:
+    an IDAT chunk whose CRC was flipped is reported (PIL reads the content, whatever the
+    suffix). Decoding the pixels checks no CRC, so --decode verifies too (it missed this)."""
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    write_image(val.image_paths[0], (1920, 1080))
+    broken = tmp_path / "frame.png"
+    write_image(broken, (1920, 1080))
+    data = bytearray(broken.read_bytes())
+    start = data.find(b"IDAT")  # 4-byte length before it, the CRC after its data
+    length = int.from_bytes(data[start - 4 : start], "big")
+    data[start + 4 + length] ^= 0xFF
+    val.image_paths[1].write_bytes(bytes(data))
+    report = check_dataset("fpha", str(root), splits=("val",), decode=decode, progress=False)
+    assert report.problems.keys() == {"unreadable image"}
+    [message] = report.problems["unreadable image"]
+    assert message.startswith(f"{val.image_paths[1]}: ") and "broken PNG file" in message
+
+
+def test_data_check_walks_the_splits_asked_and_decodes_every_image_with_decode(tmp_path, capsys):
+    """val's two frames only (train's and test's images are not written); a JPEG cut in half
+    keeps its header, so only --decode finds it."""
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    for path in val.image_paths:
+        write_image(path, (1920, 1080))
+    data = val.image_paths[1].read_bytes()
+    val.image_paths[1].write_bytes(data[: len(data) // 2])
+    args = ["data", "check", "fpha", "--root", str(root), "--split", "val"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out == f"fpha at {root}: 2 frames checked\nno problems found\n"
+    assert main([*args, "--decode"]) == 1
+    out = capsys.readouterr().out
+    assert "unreadable image: 1" in out and "image file is truncated" in out
+    assert f"{val.image_paths[1]}: cannot decode image" in out

@@ -115,3 +115,52 @@ def test_a_read_ahead_leaves_torchs_global_generator_to_the_stage_that_trains(mo
     drawn = torch.rand(3)
     torch.manual_seed(0)
     assert torch.equal(drawn, torch.rand(3))
+
+
+@pytest.mark.parametrize(("field", "value"), [("seed", 1), ("crop", "square")])
+def test_a_split_of_another_seed_or_crop_is_read_anew_and_pose_only_splits_are_kept(
+    monkeypatch, field, value
+):
+    """The seed draws other grasps and the crop gives the 2D another camera: a split read with
+    one is not the split of the other, so the cache reads it anew, and it is the split a read
+    without any cache gives. Pose-only records are kept in memory even when data.in_memory is
+    off (the lifter stage's), so a second read of the first split reads nothing."""
+    reads = []
+    real_build = splits.build_dataset
+    monkeypatch.setattr(
+        splits, "build_dataset", lambda *a, **k: reads.append(k) or real_build(*a, **k)
+    )
+    data = tiny("lifter").data  # 48 pose-only train records, seed 0, resized 32-px images
+    assert not data.in_memory and (data.seed, data.crop) == (0, "resize")
+    other = replace(data, **{field: value})
+    cache = SplitCache()
+    first = build_split(data, "train", with_images=False, cache=cache)
+    second = build_split(other, "train", with_images=False, cache=cache)
+    assert len(reads) == 2 and reads[1][field] == value
+    alone = build_split(other, "train", with_images=False)
+    for b, c in zip(second, alone, strict=True):
+        assert b["id"] == c["id"] and np.array_equal(b["hand_2d"], c["hand_2d"])
+    pairs = zip(first, second, strict=True)
+    assert not any(np.array_equal(a["hand_2d"], b["hand_2d"]) for a, b in pairs)
+    again = build_split(data, "train", with_images=False, cache=cache)
+    assert isinstance(again, RecordList) and len(reads) == 3  # only `alone` was read since
+    assert [r["id"] for r in again] == [r["id"] for r in first]
+
+
+def test_training_poses_are_the_hand_joints_then_the_box_corners_of_every_record():
+    """(M, 29, 3) float32: rows 0-20 the record's hand_3d, rows 21-28 its obj_3d, in order."""
+    records = [
+        {
+            "hand_3d": np.arange(63, dtype=np.float64).reshape(21, 3) + 100 * m,
+            "obj_3d": -np.arange(24, dtype=np.float64).reshape(8, 3) - 100 * m,
+        }
+        for m in range(2)
+    ]
+    poses = splits.training_poses(RecordList(records))
+    assert poses.dtype == torch.float32 and poses.shape == (2, 29, 3)
+    # Record 1's wrist is (0, 1, 2) + 100 and its last corner -(21, 22, 23) - 100.
+    assert poses[1, 0].tolist() == [100.0, 101.0, 102.0]
+    assert poses[1, 28].tolist() == [-121.0, -122.0, -123.0]
+    for m, record in enumerate(records):
+        np.testing.assert_array_equal(poses[m, :21].numpy(), record["hand_3d"])
+        np.testing.assert_array_equal(poses[m, 21:].numpy(), record["obj_3d"])

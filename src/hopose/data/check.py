@@ -136,9 +136,9 @@ def _check_image(path, size: tuple[int, int], decode: bool, report: CheckReport)
         return
     try:
         found = read_image(path).size if decode else read_image_size(path)
-        if not decode:
-            with Image.open(path) as image:
-                image.verify()
+        # Decoding does not check a PNG's checksums: verify() does, in either mode.
+        with Image.open(path) as image:
+            image.verify()
     except (DataFileError, OSError, SyntaxError) as error:
         report.problems["unreadable image"].append(f"{path}: {error}")
         return

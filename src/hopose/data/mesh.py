@@ -4,7 +4,8 @@
 FPHA, ObMan and DexYCB give an object model and its pose; the 8 canonical corners are the
 axis-aligned box of the model's vertices in model coordinates, posed like the model. Only the
 vertices matter, so a vertex-only file (a point cloud) and a multi-part scene are read as well
-as a triangle mesh.
+as a triangle mesh. Of an OBJ file with faces, trimesh keeps only the vertices some face uses:
+a stray vertex off the surface does not widen the box.
 """
 
 from __future__ import annotations
