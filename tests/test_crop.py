@@ -25,6 +25,7 @@ from hopose.crop import (
     resize_affine,
     self_crop,
     self_crop_image,
+    shrink_factor,
     shrink_views,
     square_around,
     warp_image,
@@ -155,6 +156,32 @@ def test_warp_of_a_quarter_turn_is_rot90_and_resize_shows_the_frame():
     # The whole-frame map at unit scale is the identity.
     whole = resize_affine((8, 8), 8, image)[None]
     torch.testing.assert_close(warp_image(image, whole, 8), image)
+
+
+def test_a_uint8_frame_is_read_in_zero_to_one():
+    """warp_image of uint8 frames gives floats in [0, 1]: pixel value / 255."""
+    # At unit scale (the crop of test_warp_at_unit_scale_copies_the_pixels) the view copies
+    # frame pixels (row j + 2, col i + 4): 255 -> 1.0, 51 -> 51 / 255 = 0.2, 0 -> 0.
+    image = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
+    image[..., 2:10, 4:8], image[..., 2:10, 8:12] = 255, 51
+    out = warp_image(image, crop_affine(torch.tensor([[8.0, 6.0]]), torch.tensor([8.0]), 8), 8)
+    expected = torch.zeros(1, 3, 8, 8)
+    expected[..., :4], expected[..., 4:] = 1.0, 0.2
+    torch.testing.assert_close(out, expected)
+
+
+def test_a_batch_of_views_is_shrunk_for_its_closest_view():
+    """The frames of one warp are shrunk for the view with the most network pixels per frame
+    pixel, so a close view is not blurred by a far one in the same batch."""
+    # Frame 0 seen at unit scale (centre (8, 6), side 8 onto 8 px: network pixel (j, i) is
+    # frame pixel (j + 2, i + 4)); frame 1 seen whole from afar (side 32 onto 8: 4 frame pixels
+    # per network pixel, which alone would shrink the frames by 4). The batch is shrunk by
+    # int(1 / max(1, 1/4)) = 1, and frame 0's view is still an exact copy of its pixels.
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 16, 16)
+    A = crop_affine(torch.tensor([[8.0, 6.0], [8.0, 8.0]]), torch.tensor([8.0, 32.0]), 8)
+    out = warp_image(image, A, 8)
+    torch.testing.assert_close(out[0], image[0, :, 2:10, 4:12])
 
 
 @pytest.mark.parametrize(("height", "width"), [(8, 12), (7, 11)], ids=["whole", "partial"])
@@ -439,6 +466,33 @@ def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
     torch.testing.assert_close(kp3d, points[0])
 
 
+def test_self_crop_image_first_sees_the_whole_photo_letterboxed():
+    """The first view of a photo (W x H) is frame_square((W, H)): the longer side across the
+    view, the picture centred vertically, and that view's K is A @ K."""
+    # 1920 x 1080 onto 64 px: s = 64 / 1920 = 1/30, centre (960, 540), so A p = p / 30 + (32 -
+    # 32, 32 - 18) = p / 30 + (0, 14): the photo's 1080 / 30 = 36 rows land on view rows
+    # 14 ... 50 (the edge rows 14 and 50-51 are partly photo, blurred by the block means), so
+    # rows 15 ... 49 are all photo (white) and rows 0 ... 13 and 52 ... 63 beyond it (black).
+    # With the frame's width and height swapped the photo would fill view columns 14 ... 50 and
+    # every row instead.
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Recorder(_Oracle):
+        def forward(self, image, K):
+            seen.append((image.clone(), K.clone()))
+            return super().forward(image, K)
+
+    photo = np.full((1080, 1920, 3), 255, dtype=np.uint8)
+    points = torch.tensor([[0.0, 0.0, 400.0]]).expand(1, 29, 3)
+    self_crop_image(Recorder(points), photo, K, image_size=64, cropping=SelfCropping(0))
+    ((image, view_K),) = seen
+    A = torch.tensor([[1 / 30, 0.0, 0.0], [0.0, 1 / 30, 14.0], [0.0, 0.0, 1.0]])
+    torch.testing.assert_close(view_K[0], A @ K)
+    torch.testing.assert_close(image[0, :, 15:50, 1:], torch.ones(3, 35, 63))
+    assert (image[0, :, :14] == 0).all() and (image[0, :, 52:] == 0).all()
+
+
 def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
     # A diverged frame (NaN or infinite 2D) places no square: it keeps its view, its output
     # stays non-finite (an infinite error for the metrics) and the other frames are untouched.
@@ -574,3 +628,23 @@ def test_shrink_views_moves_the_picture_with_its_keypoints_and_keeps_every_ray()
     ray = torch.linalg.solve(K[0], torch.tensor([9.5, 5.5, 1.0], dtype=torch.float64))
     small_ray = torch.linalg.solve(out["K"][0], torch.tensor([4.5, 2.5, 1.0], dtype=torch.float64))
     torch.testing.assert_close(small_ray, ray)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("width", "size", "factor"),
+    # Whole frames seen in the square of their longer side: width / size frame pixels per
+    # network pixel, an integer in every case but the last (1920 / 65 = 29.54).
+    [(1920, 64, 30), (1920, 32, 60), (1920, 128, 15), (3840, 256, 15), (1920, 65, 29)],
+)
+def test_a_whole_frame_shrinks_by_its_whole_pixels_per_network_pixel(dtype, width, size, factor):
+    """In float32, 1 / sqrt|det A| of the 1920 -> 64 map is 29.999998: rounding down gave a
+    shrink of 29, not 30 (block means over 29 x 29 pixels, then resampled by 29/30)."""
+    A = crop_affine(*frame_square((width, width * 9 // 16), torch.zeros(1, dtype=dtype)), size)
+    assert shrink_factor(A) == factor
+
+
+def test_a_view_larger_than_its_frame_is_not_shrunk():
+    """Fewer than one frame pixel per network pixel (an enlarging crop): factor 1."""
+    A = crop_affine(torch.tensor([[10.0, 10.0]]), torch.tensor([32.0]), 64)  # 0.5 px each
+    assert shrink_factor(A) == 1

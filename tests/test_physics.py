@@ -131,6 +131,41 @@ def test_top_k_keeps_the_closest_candidates():
     assert hand_computed_loss(touching, top_k=4) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_candidates_come_in_order_of_increasing_distance():
+    """select_contacts and contact_points list the top_k pairs nearest first (their documented
+    order), not merely the right set."""
+    # Joints 4, 8, 12 are 1, 2, 3 mm outside the x+ face at z = -60, 0, 60 and joint 16 is 4 mm
+    # outside the x- face: nearest first, the joints are 4, 8, 12, 16 and the supports
+    # (50, 0, -60), (50, 0, 0), (50, 0, 60), (-50, 0, 0).
+    touching = {
+        4: (51.0, 0.0, -60.0),
+        8: (52.0, 0.0, 0.0),
+        12: (53.0, 0.0, 60.0),
+        16: (-54.0, 0.0, 0.0),
+    }
+    hand, box = parked_hand(touching)[None], long_box()[None]
+    selection = select_contacts(hand, box, n_samples=11, top_k=4)
+    assert selection[0, :, 0].tolist() == [4, 8, 12, 16]
+    pts, _, valid = contact_points(hand, box, top_k=4)
+    expected = torch.tensor(
+        [[50.0, 0.0, -60.0], [50.0, 0.0, 0.0], [50.0, 0.0, 60.0], [-50.0, 0.0, 0.0]],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(pts[0], expected, atol=1e-9, rtol=0)
+    assert valid.all()
+
+
+def test_a_contact_exactly_eta_times_l_away_is_valid():
+    """Eq. 5 keeps d <= eta * L (docs/conventions.md §2 step 5): the boundary itself counts."""
+    # (70, 0, 0) is 70 - 50 = 20 mm from its support (50, 0, 0), exactly eta * L = 0.2 * 100 =
+    # 20 (both exact in float64); (-52, 0, 0) is 2 mm from (-50, 0, 0). Both valid: the two
+    # directions are opposite, loss -1; with a strict d < eta * L only one is left: loss 0.
+    touching = {4: (70.0, 0.0, 0.0), 8: MINUS_X}
+    _, _, valid = contact_points(parked_hand(touching)[None], long_box()[None])
+    assert int(valid.sum()) == 2
+    assert hand_computed_loss(touching) == pytest.approx(-1.0, abs=1e-9)
+
+
 def test_eta_filters_by_the_end_face_radius():
     # A contact at distance 2 and an opposite one at 15: both within eta*L = 0.2*100 = 20, so
     # the loss is cos(180) = -1; with eta = 0.1 the limit is 10 and only one contact remains: 0.

@@ -212,6 +212,80 @@ def test_grasp_quality_rejects_bad_parameters():
         _epsilon(contacts, normals, mu=-0.1)
 
 
+def test_grasp_quality_rejects_a_pyramid_of_fewer_than_three_edges():
+    """A friction pyramid needs n_edges >= 3 (two edges span a line, not a cone)."""
+    contacts, normals = _opposed_grasp()
+    with pytest.raises(ValueError, match="n_edges=2"):
+        _epsilon(contacts, normals, n_edges=2)
+    assert _epsilon(contacts, normals, n_edges=3) >= 0.0  # the smallest pyramid is accepted
+
+
+def test_contact_wrenches_by_hand():
+    """Edge k of the pyramid is n + mu (cos a_k t1 + sin a_k t2), a_k = 2 pi k / n_edges, its
+    torque (p - centre) x f / length; rows contact by contact, edges in angle order."""
+    # Contact p = (30, 10, 0) with inward normal n = (-1, 0, 0), centre 0, length 10, mu 0.2, 4
+    # edges. The offset's tangential part: p - (p.n) n = (30, 10, 0) - (30, 0, 0) = (0, 10, 0),
+    # so t1 = (0, 1, 0) and t2 = n x t1 = (0, 0, -1). Angles 0, 90, 180, 270 degrees:
+    # f = (-1, 0.2, 0), (-1, 0, -0.2), (-1, -0.2, 0), (-1, 0, 0.2), and p x f / 10:
+    # (30, 10, 0) x (-1, 0.2, 0) = (0, 0, 6 + 10) -> (0, 0, 1.6);
+    # (30, 10, 0) x (-1, 0, -0.2) = (-2, 6, 10) -> (-0.2, 0.6, 1);
+    # (30, 10, 0) x (-1, -0.2, 0) = (0, 0, -6 + 10) -> (0, 0, 0.4);
+    # (30, 10, 0) x (-1, 0, 0.2) = (2, -6, 10) -> (0.2, -0.6, 1).
+    wrenches = contact_wrenches(
+        np.array([[30.0, 10.0, 0.0]]),
+        np.array([[-1.0, 0.0, 0.0]]),
+        np.zeros(3),
+        10.0,
+        mu=0.2,
+        n_edges=4,
+    )
+    expected = np.array(
+        [
+            [-1.0, 0.2, 0.0, 0.0, 0.0, 1.6],
+            [-1.0, 0.0, -0.2, -0.2, 0.6, 1.0],
+            [-1.0, -0.2, 0.0, 0.0, 0.0, 0.4],
+            [-1.0, 0.0, 0.2, 0.2, -0.6, 1.0],
+        ]
+    )
+    np.testing.assert_allclose(wrenches, expected, atol=1e-12)
+
+
+def test_the_default_friction_is_mu_one_half_over_eight_edges():
+    """docs/evaluation.md: mu = 0.5, the cone linearised into a pyramid of 8 edges."""
+    # One contact: 8 wrenches, each force the unit normal plus a tangent of length mu = 0.5.
+    normal = np.array([[-1.0, 0.0, 0.0]])
+    wrenches = contact_wrenches(np.array([[30.0, 10.0, 0.0]]), normal, np.zeros(3), 10.0)
+    assert wrenches.shape == (8, 6)
+    np.testing.assert_allclose(np.linalg.norm(wrenches[:, :3] - normal, axis=-1), 0.5)
+    # grasp_quality's defaults (which pose_plausibility uses) are the same pyramid.
+    contacts, normals = _opposed_grasp()
+    assert _epsilon(contacts, normals) == pytest.approx(
+        _epsilon(contacts, normals, mu=0.5, n_edges=8), rel=1e-12
+    )
+
+
+def test_grasp_quality_divides_torques_by_the_farthest_valid_contact_by_default():
+    """Without ``length``, torques are divided by the largest distance from the centre to a
+    valid contact."""
+    # The opposed grasp's contacts lie sqrt(30^2 + 10^2 + 20^2) = sqrt(1400) = 37.42 mm (four of
+    # them) and sqrt(30^2 + 20^2) = sqrt(1300) = 36.06 mm (two) from the centre; an invalid
+    # seventh contact at (30, 0, 60), sqrt(4500) = 67.08 mm away, must not set the length.
+    contacts, normals = _opposed_grasp()
+    contacts = np.concatenate([contacts, [[30.0, 0.0, 60.0]]])
+    normals = np.concatenate([normals, [[-1.0, 0.0, 0.0]]])
+    valid = np.array([[True] * 6 + [False]])
+
+    def epsilon(length=None):
+        args = (contacts[None], normals[None], valid, np.zeros((1, 3)))
+        return float(grasp_quality(*args, length=length)[0])
+
+    by_default = epsilon()
+    assert by_default == pytest.approx(epsilon(np.array([np.sqrt(1400.0)])), rel=1e-9)
+    # The length matters: the mean distance (4 sqrt(1400) + 2 sqrt(1300)) / 6 gives another score.
+    mean = (4 * np.sqrt(1400.0) + 2 * np.sqrt(1300.0)) / 6
+    assert abs(epsilon(np.array([mean])) - by_default) > 1e-4 * by_default
+
+
 def test_plausibility_columns_of_the_hand_built_grasp():
     # The ground truth of eval_cases: 10 valid contacts (5 tips at 2 mm, the thumb IP at 4 mm,
     # 4 DIPs at 6 mm; eta * L = 10 mm), 8 of them on x+ and 2 on x-, all at y = 0, so their

@@ -202,6 +202,18 @@ def _block_means(x: Tensor, shrink: int) -> Tensor:
     return F.avg_pool2d(x, shrink)
 
 
+def shrink_factor(A: Tensor) -> int:
+    """The integer factor by which frames are shrunk (block means) before views through the
+    frame -> network maps A (B, 3, 3) sample them: whole frame pixels per network pixel along a
+    side (the square root of |det| of A's linear part), at the closest view, at least 1.
+
+    A ratio within 1e-3 below an integer counts as that integer: in float32 the map of a
+    1920-px-wide frame onto 64 px gives 1920 / 64 = 29.999998, which must shrink by 30.
+    """
+    ratio = float(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6))
+    return max(1, math.floor(ratio + 1e-3))
+
+
 class FrameWarp:
     """The network images that affine maps show of a batch of frames (:func:`warp_image`),
     each block-mean shrink of the frames made once.
@@ -221,8 +233,7 @@ class FrameWarp:
 
     def __call__(self, A: Tensor) -> Tensor:
         """(B, 3, S, S) views through frame -> network maps A (B, 3, 3)."""
-        # Frame pixels per network pixel: |det| of A's linear part is the area scale.
-        shrink = max(1, int(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6)))
+        shrink = shrink_factor(A)
         if shrink not in self._shrunk:
             self._shrunk[shrink] = _block_means(self._shrunk[1], shrink)
         if shrink > 1:
