@@ -98,6 +98,21 @@ def test_mean_pose_baseline_predicts_the_mean_everywhere():
     )
 
 
+def test_mean_pose_baseline_predicts_each_joint_and_corner_at_its_own_mean():
+    """Every frame's prediction is the mean hand and mean box as given, joint by joint and
+    corner by corner (not a constant, not another order)."""
+    predictions = _predictions(3)
+    mean_hand = np.arange(63.0).reshape(21, 3)  # every joint a different point
+    mean_obj = np.arange(24.0).reshape(8, 3) * 10
+    # Truth: the mean moved by (3, 4, 0) for every joint of every frame -> 5 mm off each.
+    predictions["gt_hand_3d"] = np.repeat((mean_hand + np.array([3.0, 4.0, 0.0]))[None], 3, axis=0)
+    baseline = mean_pose_predictions(predictions, mean_hand, mean_obj)
+    for k in range(3):
+        assert np.array_equal(baseline["pred_hand_3d"][k], mean_hand)
+        assert np.array_equal(baseline["pred_obj_3d"][k], mean_obj)
+    assert score(baseline, plausibility=False)["hand_mean_mm"] == pytest.approx(5.0)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """An untrained 32 px network saved as a checkpoint (enough to exercise the plumbing), its
@@ -170,6 +185,22 @@ def test_an_eval_into_a_used_folder_leaves_none_of_the_earlier_runs_report(check
         left == ["metrics.json"] and json.loads((tmp_path / "metrics.json").read_text())["n"] == 2
     )
     assert (tmp_path / "notes.txt").read_text() == "earlier"
+
+
+def test_metrics_json_of_a_whole_frame_model_describes_no_self_crop(checkpoint, tmp_path):
+    """Without self-cropping, metrics.json says so: 0 crops, and no margin or views (null),
+    rather than the defaults of a self-crop that never ran."""
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+    summary = evaluate.run_eval(checkpoint, data, "test", tmp_path, gt_2d=True, report=False)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    described = ("self_crop", "self_crop_margin", "self_crop_views", "refined", "grasp_completed")
+    assert [written[key] for key in described] == [0, None, None, False, False]
+    assert (written["dataset"], written["split"], written["checkpoint"]) == (
+        "synthetic",
+        "test",
+        str(checkpoint),
+    )
+    assert written == pytest.approx(summary, nan_ok=True)
 
 
 def test_eval_crop_and_options_reach_the_dataset(checkpoint, tmp_path):
@@ -686,6 +717,22 @@ def test_eval_and_predict_of_a_crop_trained_model_self_crop(tmp_path, monkeypatc
     np.testing.assert_allclose(
         result["hand_2d"], apply_affine(to_photo, kp2d_last)[0, :21].numpy(), atol=1e-3
     )
+
+
+def test_a_self_cropping_eval_reads_whole_frame_records(tmp_path):
+    """A model trained on crops self-crops its test frames from records of the whole frame
+    (crop "resize"), never from squares that ground truth places, whatever it was trained on;
+    metrics.json says so and predictions.npz holds the whole frame's resized K."""
+    path = _crop_trained_model(tmp_path, self_crop=1)
+    data = evaluate.eval_data_config(path, name="synthetic", num=2)
+    assert data.crop == "square"  # the training crop, which self-cropping replaces
+    metrics = evaluate.run_eval(path, data, "test", tmp_path / "e", report=False)
+    assert (metrics["crop"], metrics["self_crop"], metrics["protocol"]) == ("resize", 1, "image")
+    predictions = dict(np.load(tmp_path / "e" / "predictions.npz"))
+    # The whole W x H frame resized to 32 x 32: K scaled by (32 / W, 32 / H).
+    (width, height), orig_K = predictions["orig_size"][0], torch.from_numpy(predictions["orig_K"])
+    expected = scale_intrinsics(orig_K, 32 / float(width), 32 / float(height)).numpy()
+    np.testing.assert_allclose(predictions["K"], expected, rtol=1e-6)
 
 
 def test_eval_and_predict_average_the_test_time_views_unless_asked_for_one(

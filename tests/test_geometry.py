@@ -215,6 +215,22 @@ def test_box_central_axis_hand_computed():
     assert float(radius) == pytest.approx(80.0)
 
 
+def test_box_central_axis_radius_averages_the_sides_of_both_end_faces():
+    """The radius is the mean of all 8 sides of the two end faces, not of one of them: a
+    predicted box need not be a cuboid, and its two ends can differ."""
+    # A 100 x 60 x 300 box whose z+ end is shrunk to 50 x 30 about the axis (a frustum). The z
+    # face centres stay (0, 0, -+150), 300 apart; the x faces' centres are (+-(50 + 50 + 25 +
+    # 25) / 4, 0, 0), 75 apart, the y faces' 45: the axis still joins the z faces. Sides:
+    # 100, 60, 100, 60 at z- (mean 80) and 50, 30, 50, 30 at z+ (mean 40): radius 60.
+    corners = box_corners(torch.tensor([100.0, 60.0, 300.0], dtype=torch.float64))
+    shrink = torch.where(corners[:, 2:] > 0, 0.5, 1.0)
+    corners = torch.cat([corners[:, :2] * shrink, corners[:, 2:]], dim=-1)
+    upper, lower, radius = box_central_axis(corners)
+    torch.testing.assert_close(upper, torch.tensor([0.0, 0.0, -150.0], dtype=torch.float64))
+    torch.testing.assert_close(lower, torch.tensor([0.0, 0.0, 150.0], dtype=torch.float64))
+    assert float(radius) == pytest.approx(60.0)
+
+
 def test_box_central_axis_moves_with_the_box():
     generator = torch.Generator().manual_seed(4)
     T = random_rigid(generator, 3)

@@ -92,6 +92,19 @@ def test_root_relative_error_hand_computed():
     np.testing.assert_allclose(per_frame_error(pred, gt), [(75**0.5 + 131**0.5) / 2])
 
 
+def test_root_relative_error_subtracts_the_joint_it_is_given():
+    """``root`` picks the joint subtracted from both poses; with two joints any root gives the
+    same error, so three are needed to tell the roots apart."""
+    gt = np.array([[[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [20.0, 0.0, 0.0]]])
+    pred = np.array([[[0.0, 0.0, 0.0], [10.0, 0.0, 3.0], [20.0, 0.0, 0.0]]])  # joint 1 3 mm off
+    # Root 0: only joint 1 is off, by 3 -> (0 + 3 + 0) / 3 = 1.
+    np.testing.assert_allclose(root_relative_error(pred, gt, root=0), [1.0])
+    # Root 1: pred -> (-10,0,-3), 0, (10,0,-3); gt -> (-10,0,0), 0, (10,0,0): (3 + 0 + 3) / 3 = 2.
+    np.testing.assert_allclose(root_relative_error(pred, gt, root=1), [2.0])
+    # Root 2: pred -> (-20,0,0), (-10,0,3), 0; gt -> (-20,0,0), (-10,0,0), 0: 3 / 3 = 1.
+    np.testing.assert_allclose(root_relative_error(pred, gt, root=2), [1.0])
+
+
 def test_procrustes_error_hand_computed_saddle():
     # A square in the z = 0 plane against the same square bent into a saddle (z = +-1).
     gt = np.array([[[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]]])

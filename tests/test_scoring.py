@@ -250,3 +250,50 @@ def test_object_2d_error_uses_the_original_camera_when_given():
     np.testing.assert_allclose(columns[scoring.OBJECT_2D_PX], [10.0, 8.0], rtol=1e-12)
     columns = scoring.accuracy_columns(predictions)
     np.testing.assert_allclose(columns[scoring.OBJECT_2D_PX], [5.0, 5.0], rtol=1e-12)
+
+
+def test_the_root_relative_column_moves_the_wrist_to_the_origin():
+    """``hand_rr_mm`` subtracts joint 0, the wrist (docs/conventions.md §1), not another joint."""
+    # The prediction is the truth but for the wrist, 21 mm off along x. Minus each wrist, the
+    # other 20 joints are all 21 mm off and the wrist 0: 20 * 21 / 21 = 20 mm. Unaligned only
+    # the wrist is off: 21 / 21 = 1 mm (and minus any other joint it would be 1 mm too).
+    predictions = _predictions(2, keypoints_2d=False)
+    predictions["pred_hand_3d"] = predictions["gt_hand_3d"].copy()
+    predictions["pred_hand_3d"][:, 0, 0] += 21.0
+    columns = scoring.accuracy_columns(predictions)
+    np.testing.assert_allclose(columns[scoring.HAND_RR_MM], [20.0, 20.0], rtol=1e-12)
+    np.testing.assert_allclose(columns[scoring.HAND_MM], [1.0, 1.0], rtol=1e-12)
+
+
+def test_paired_difference_leaves_out_a_frame_either_run_has_no_value_for():
+    """A frame counts only where both runs have a value: a NaN in either table drops it."""
+    # Frames 0-2 as in test_paired_difference_by_hand (differences 1, 0, 3: mean 4/3, standard
+    # error 0.8819); frame 3 has a value in one table only, so it is left out either way round.
+    ids = np.array(["f0", "f1", "f2", "f3"])
+    first = {"id": ids, scoring.HAND_MM: np.array([1.0, 3.0, 5.0, 7.0])}
+    second = {"id": ids, scoring.HAND_MM: np.array([2.0, 3.0, 8.0, np.nan])}
+    mean, se = scoring.paired_difference(first, second, scoring.HAND_MM)
+    assert mean == pytest.approx(4 / 3) and se == pytest.approx(0.8819, abs=1e-4)
+    # Reversed, the differences are -1, 0, -3: mean -4/3, the same standard error.
+    mean, se = scoring.paired_difference(second, first, scoring.HAND_MM)
+    assert mean == pytest.approx(-4 / 3) and se == pytest.approx(0.8819, abs=1e-4)
+
+
+def test_affinity_is_averaged_over_the_frames_with_two_contacts_or_more():
+    """The affinity summary is the mean over judged frames with at least two valid contacts;
+    0 when no judged frame has two, NaN when no frame is judged at all (docs/evaluation.md)."""
+    columns = {plausibility_key("pred", name): np.zeros(5) for name in scoring.PLAUSIBILITY_NAMES}
+    # Contacts 2, 1, 3, 0 and a frame not judged: the frames with 2 and 3 contacts count,
+    # (0.5 + 0.2) / 2 = 0.35; the frames with fewer (affinity 0, Eq. 6 needs a pair) and the
+    # unjudged one are left out, which would give (0.5 + 0 + 0.2 + 0) / 4 = 0.175.
+    columns["pred_valid_contacts"] = np.array([2.0, 1.0, 3.0, 0.0, np.nan])
+    columns["pred_affinity"] = np.array([0.5, 0.0, 0.2, 0.0, np.nan])
+    summary = scoring.summarize_plausibility(columns)
+    assert summary["pred_affinity"] == pytest.approx(0.35)
+    assert summary["pred_valid_contacts"] == pytest.approx(6 / 4)  # (2 + 1 + 3 + 0) / 4
+    # Judged frames, none with two contacts: 0, as the loss's batch mean.
+    columns["pred_valid_contacts"] = np.array([1.0, 0.0, 1.0, 0.0, np.nan])
+    assert scoring.summarize_plausibility(columns)["pred_affinity"] == 0.0
+    # No frame judged: nothing to average.
+    columns["pred_valid_contacts"] = np.full(5, np.nan)
+    assert np.isnan(scoring.summarize_plausibility(columns)["pred_affinity"])
