@@ -11,12 +11,14 @@ import torch
 import torchvision
 
 from hopose.checkpoint import (
+    FORMAT,
     CheckpointError,
     checkpoint_config,
     load_checkpoint,
     load_model,
     load_trained_parts,
     model_checkpoint,
+    progress_of,
     restore_training_state,
     save_checkpoint,
     training_state,
@@ -326,3 +328,62 @@ def test_a_checkpoint_of_torchs_default_adam_resumes_into_the_fused_adam():
     optimizer.step()
     old.step()
     torch.testing.assert_close(resumed, weight)  # the same update, fused
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"stage": "lifter"}, "checkpoint lacks ['trained', 'model', 'config']"),
+        (
+            {"stage": "decoder", "trained": [], "model": {}, "config": {}},
+            "unknown stage 'decoder' (expected one of ('lifter', 'encoder', 'end2end'))",
+        ),
+        (
+            {"stage": "lifter", "trained": ["lifter", "wings"], "model": {}, "config": {}},
+            "'trained' must list parts of",
+        ),
+    ],
+    ids=["missing_keys", "unknown_stage", "unknown_part"],
+)
+def test_a_checkpoint_of_this_format_with_missing_or_unknown_fields_is_refused(
+    tmp_path, fields, message
+):
+    """The right format key is not enough: every required key is there, the stage is one of
+    hopose's and every trained part is one of the network's, each checked by value, not only by
+    type (a string stage or part of another name would fail later, far from the file)."""
+    path = tmp_path / "odd.pt"
+    torch.save({"format": FORMAT, **fields}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    text = str(error.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_progress_of_last_pt_is_exactly_the_progress_it_was_made_from():
+    """A resume writes best.pt from last.pt: without any of the optimisation state (the three
+    keys ``training_state`` adds), and with everything else as it was."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    scaler = torch.amp.GradScaler("cpu", enabled=True)  # a non-empty state, as on a GPU
+    progress = {"format": FORMAT, "stage": "lifter", "epoch": 3, "best": 1.5, "best_epoch": 1}
+    state = training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+    assert set(state) == set(progress) | {"optimizer", "scheduler", "scaler"}
+    assert all(state[key] for key in ("optimizer", "scheduler", "scaler"))
+    assert progress_of(state) == progress
+
+
+def test_an_encoder_stage_checkpoint_serves_neither_use_and_offers_no_lifter_alone(tmp_path):
+    """An encoder stage trained without init_from leaves a random lifter: refused to predict
+    from images and to lift ground-truth 2D, naming the lifter, with "an" before the stage, and
+    without the hint to use its lifter alone (which is the random part)."""
+    cfg = tiny("encoder")
+    path = tmp_path / "encoder.pt"
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=("encoder",)), path)
+    for from_images, use in ((True, "predict from images"), (False, "lift ground-truth 2D")):
+        with pytest.raises(CheckpointError) as error:
+            load_model(path, from_images=from_images)
+        assert str(error.value) == (
+            f"{path}: an encoder-stage checkpoint whose lifter was never trained cannot {use} "
+            "(train the next stages from it with init_from)"
+        )

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,13 @@ import torch
 import torch.multiprocessing as mp
 
 from hopose import train as train_module
-from hopose.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model
-from hopose.config import ConfigError, config_from_dict
+from hopose.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model, model_checkpoint
+from hopose.config import ConfigError, config_from_dict, config_to_dict
 from hopose.data.splits import SplitCache, build_split
 from hopose.evaluate import run_eval
 from hopose.metrics import mean_distance
 from hopose.models import build_model
+from hopose.stages import STAGES
 from hopose.train import RunError, train
 from tiny_runs import tiny
 
@@ -846,3 +848,239 @@ def test_each_metrics_row_logs_the_lr_its_epoch_trained_with(tmp_path):
     rows = _rows(tmp_path)
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     assert [float(row["lr"]) for row in rows] == [lr, lr / 2, lr / 4]
+
+
+def test_a_held_run_lock_refuses_a_second_holder_and_is_released_on_exit(tmp_path):
+    """The lock is exclusive: a second holder is refused while the first holds it (two shared
+    locks would both be granted, and two trainings would write one folder), and it is released
+    when the first one's run ends."""
+    refused = pytest.raises(RunError, match="another training is writing to this folder")
+    with train_module.run_lock(tmp_path), refused, train_module.run_lock(tmp_path):
+        pass
+    with train_module.run_lock(tmp_path):  # released: taken again
+        pass
+
+
+def test_resume_accepts_a_change_of_every_field_it_may_change_and_of_no_other(tmp_path):
+    """Each of RESUME_MAY_CHANGE changed at once passes; one other field changed (the batch
+    size, which changes what an epoch computes) is refused, naming both values."""
+    path = tmp_path / "last.pt"
+    saved = {"config": config_to_dict(tiny("lifter"))}
+    changed = tiny(
+        "lifter", "optim.epochs=7", "optim.val_every=3", "optim.checkpoint_minutes=5",
+        "data.num_workers=2", "device=auto", "num_threads=2",
+    )  # fmt: skip
+    # Not vacuous: the two configs differ in exactly the fields that may change.
+    old, new = (
+        train_module._flatten(saved["config"]),
+        train_module._flatten(config_to_dict(changed)),
+    )
+    assert {key for key in old if old[key] != new[key]} == set(train_module.RESUME_MAY_CHANGE)
+    train_module.check_resumable(changed, saved, path)
+    with pytest.raises(RunError, match=r"with optim\.batch_size=16, the config asks 32;"):
+        train_module.check_resumable(tiny("lifter", "optim.batch_size=32"), saved, path)
+
+
+def test_resume_refuses_a_field_the_runs_config_lacks(tmp_path):
+    """A field the run's saved config does not hold (written before the field existed) differs
+    from the config's value: refused like any other change, not skipped, as the run cannot say
+    it trained with that value."""
+    cfg = tiny("lifter")
+    saved = {"config": config_to_dict(cfg)}
+    del saved["config"]["optim"]["step_size"]
+    step = cfg.optim.step_size
+    with pytest.raises(RunError, match=rf"with optim\.step_size=None, the config asks {step};"):
+        train_module.check_resumable(cfg, saved, tmp_path / "last.pt")
+
+
+@pytest.mark.parametrize("left", ["config.yaml", "metrics.csv"])
+def test_a_folder_with_config_or_metrics_alone_is_no_run_to_resume(tmp_path, left):
+    """A run restarts with --resume only when killed after its first rows, before its first
+    last.pt: it left both config.yaml (the config to restart with) and metrics.csv. Either
+    alone (killed in its first epoch; files copied by hand) is no run to continue."""
+    (tmp_path / left).write_text("x\n")
+    with pytest.raises(RunError, match=r"last\.pt not found, there is no run to continue"):
+        train_module.check_run_folder(tmp_path, resume=True)
+
+
+def test_a_resumed_network_keeps_the_parts_its_checkpoint_records_as_trained():
+    """An encoder stage started from a lifter checkpoint records both parts as trained; resumed,
+    its network still does (not only the encoder its stage trains), so that its next
+    checkpoint can lift and predict from images."""
+    cfg = tiny("encoder")
+    torch.manual_seed(7)  # other weights than those the resume's seed would build
+    saved = build_model(cfg.model)
+    checkpoint = model_checkpoint(saved, cfg, trained=("encoder", "lifter"))
+    model, trained = train_module._network(cfg, STAGES["encoder"], checkpoint, None, None)
+    assert trained == {"encoder", "lifter"}
+    for name, value in saved.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
+def _scripted_steps(monkeypatch, module: torch.nn.Module) -> None:
+    """Make a training step's loss the batch mean of ``module(batch["x"])`` (term "3d"), with
+    no augmentation: train_one_epoch's own arithmetic on a network small enough to check."""
+
+    def forward_losses(module, batch, cfg, *, parts, device, mixed_precision):
+        return {}, {"3d": module(batch["x"]).mean()}, batch
+
+    monkeypatch.setattr(train_module, "augment_batch", lambda batch, cfg, *, epoch: batch)
+    monkeypatch.setattr(train_module, "forward_losses", forward_losses)
+    monkeypatch.setattr(train_module, "total_loss", lambda terms, weights: terms["3d"])
+
+
+@pytest.mark.parametrize(
+    ("grad_clip", "expected"),
+    [("null", [-30.0, -40.0]), ("100", [-30.0, -40.0]), ("5", [-3.0, -4.0])],
+)
+def test_grad_clip_bounds_the_unscaled_gradient_norm(monkeypatch, grad_clip, expected):
+    """Loss w . x with x = (30, 40) at w = 0: the gradient is x, norm 50. One SGD step of lr 1
+    moves w by -x, or by -x * 5/50 = (-3, -4) with optim.grad_clip 5 (100 clips nothing). The
+    clip applies to the true gradient, after the scaler's unscale, not to the scaled one (the
+    scaler is enabled, at 1024, as on a GPU under optim.amp)."""
+    linear = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(linear.weight)
+    _scripted_steps(monkeypatch, linear)
+    batch = {"x": torch.tensor([[30.0, 40.0]]), "hand_3d": torch.zeros(1, 21, 3)}
+    scaler = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    cfg = tiny("lifter", f"optim.grad_clip={grad_clip}")
+    optimizer = torch.optim.SGD(linear.parameters(), lr=1.0)
+    train_module.train_one_epoch(
+        linear, [batch], optimizer, scaler, cfg,
+        parts=("hand", "object"), device=torch.device("cpu"), epoch=0, show_progress=False,
+    )  # fmt: skip
+    assert linear.weight.detach().flatten().tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_distributed_epoch_means_are_over_every_ranks_samples(monkeypatch):
+    """This rank's batch: x = (1, 2), (3, 4) through w = (1, 1), outputs 3 and 7, mean loss 5
+    over 2 samples (sum 10). The other rank (the stand-in all-reduce adds its sums) had 2
+    samples of mean 10 (sum 20). The epoch's means: (10 + 20) / (2 + 2) = 7.5 on every rank,
+    neither this rank's 5 nor the sums over this rank's count alone, 15."""
+    linear = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.ones_(linear.weight)
+    _scripted_steps(monkeypatch, linear)
+
+    def all_reduce(packed):  # packed: the sums of "3d" and "total", then the count
+        packed += torch.tensor([20.0, 20.0, 2.0], dtype=packed.dtype)
+
+    monkeypatch.setattr(train_module.dist, "all_reduce", all_reduce)
+    batch = {"x": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "hand_3d": torch.zeros(2, 21, 3)}
+    means = train_module.train_one_epoch(
+        linear, [batch], torch.optim.SGD(linear.parameters(), lr=0.0),
+        torch.amp.GradScaler("cpu", enabled=False), tiny("lifter", "optim.grad_clip=null"),
+        parts=("hand", "object"), device=torch.device("cpu"), epoch=0, show_progress=False,
+        distributed=True,
+    )  # fmt: skip
+    assert means == {"3d": 7.5, "total": 7.5}
+
+
+def test_last_pt_comes_between_validations_once_checkpoint_minutes_have_passed(
+    tmp_path, monkeypatch
+):
+    """A clock that moves 40 s per epoch, optim.checkpoint_minutes 1, validation after epoch 4
+    only: last.pt after epoch 2 (80 s >= 60 s since the start), not 3 (40 s since that write),
+    then with the validation of epoch 4."""
+    clock = [0.0]
+    one_epoch = train_module.train_one_epoch
+
+    def forty_seconds(*args, **kwargs):
+        clock[0] += 40.0
+        return one_epoch(*args, **kwargs)
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return clock[0]
+
+    monkeypatch.setattr(train_module, "train_one_epoch", forty_seconds)
+    monkeypatch.setattr(train_module, "time", Clock)
+    written = []
+    save = train_module.save_checkpoint
+
+    def record(state, path):
+        written.append((Path(path).name, state["epoch"]))
+        save(state, path)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", record)
+    extra = ("optim.epochs=4", "optim.val_every=4", "optim.checkpoint_minutes=1")
+    train(tiny("lifter", *extra), tmp_path)
+    assert [epoch for name, epoch in written if name == "last.pt"] == [2, 4]
+
+
+def test_amp_on_a_cpu_trains_in_bf16_validates_in_float32_and_scales_no_loss(tmp_path, monkeypatch):
+    """optim.amp on a CPU with bf16 instructions: training steps run under autocast, the
+    validation that picks best.pt does not (it is the error hopose eval measures), and the
+    gradient scaler, which bf16 does not need, stays disabled (last.pt holds its empty state)."""
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)
+    seen = []
+    forward = train_module.forward_losses
+
+    def spy(module, batch, cfg, **kwargs):
+        seen.append(("train" if module.training else "val", kwargs["mixed_precision"]))
+        return forward(module, batch, cfg, **kwargs)
+
+    monkeypatch.setattr(train_module, "forward_losses", spy)
+    train(tiny("lifter", "optim.amp=true"), tmp_path)
+    assert seen == [("train", True)] * 3 + [("val", False)]  # 48 / 16 steps, 16 to validate
+    assert load_checkpoint(tmp_path / "last.pt")["scaler"] == {}
+
+
+def test_amp_is_on_where_asked_on_a_gpu_and_float16_there(monkeypatch):
+    """amp_active: off when not asked, on when asked on a GPU (and on this CPU with bf16
+    instructions); autocast: float16 on a GPU, bfloat16 on a CPU, none where amp is off. No
+    GPU is needed: torch.autocast is replaced by a recorder."""
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    active = [train_module.amp_active(d, asked) for d in (cpu, cuda) for asked in (False, True)]
+    assert active == [False, True, False, True]
+    seen = []
+
+    def autocast(device_type, dtype):
+        seen.append((device_type, dtype))
+        return nullcontext()
+
+    monkeypatch.setattr(torch, "autocast", autocast)
+    for device, enabled in ((cuda, True), (cpu, True), (cuda, False), (cpu, False)):
+        train_module.autocast(device, enabled)
+    assert seen == [("cuda", torch.float16), ("cpu", torch.bfloat16)]
+
+
+def test_tensorboard_drops_the_scalars_of_an_epoch_a_resume_redoes(tmp_path, monkeypatch):
+    """Killed after epoch 2's rows, before its last.pt: the resume redoes epoch 2 and purges the
+    unclaimed TensorBoard scalars from step 2 on, as it drops the CSV row, so TensorBoard shows
+    one value per epoch, the CSV's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny("lifter", "optim.epochs=2")
+    _kill_at(monkeypatch, "last.pt", 2, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path)
+    monkeypatch.undo()
+    train(cfg, tmp_path, resume=True)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    scalars = events.Scalars("val/error")
+    assert [scalar.step for scalar in scalars] == [1, 2]
+    logged = [float(row["val/error"]) for row in _rows(tmp_path)]
+    assert [scalar.value for scalar in scalars] == pytest.approx(logged)
+
+
+def test_ddp_ranks_meet_after_each_validated_epochs_writes(tmp_path, monkeypatch):
+    """The other ranks wait at a barrier for rank 0's validation and writes, so that what they
+    do next (the next stage's init_from) finds them. One-process torchrun, 3 epochs, val_every
+    2: the barrier comes after epochs 2 and 3, each once its last.pt is written."""
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(key, value)
+    seen = []
+    barrier = train_module.dist.barrier
+
+    def spy(*args, **kwargs):
+        seen.append(load_checkpoint(tmp_path / "last.pt")["epoch"])
+        return barrier(*args, **kwargs)
+
+    monkeypatch.setattr(train_module.dist, "barrier", spy)
+    extra = ("optim.epochs=3", "optim.val_every=2", "optim.checkpoint_minutes=1000")
+    train(tiny("lifter", *extra), tmp_path)
+    assert seen == [2, 3]
