@@ -298,12 +298,12 @@ def ablate_physics(
     seeds: int = 3,
     resume: bool = False,
     finished: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
-) -> tuple[list[dict[str, Any]], str]:
+) -> dict[str, list[dict[str, Any]]]:
     """Train with and without the physical loss over ``seeds`` seeds (Table 3 with statistics).
 
     ``source`` "gt_2d": the lifter stage on ground-truth 2D; "image": the end-to-end stage from
-    ``init`` (or stages 1-2 trained per seed). Returns one row per loss (mean errors, the paper's
-    values and every seed's summary, :func:`physics_rows`) and the statistics table. ``resume``:
+    ``init`` (or stages 1-2 trained per seed). Returns each loss's summaries, one per seed (its
+    rows: :func:`physics_rows`; its statistics: :func:`physics_table`). ``resume``:
     each run continued as :func:`_row_summary` (stages 1-2: :func:`hopose.demo.train_stages`)
     continues it. ``finished`` is called after each run with every row's summaries so far (per
     seed, MSE first).
@@ -345,7 +345,7 @@ def ablate_physics(
             )
             if finished is not None:
                 finished(runs)
-    return physics_rows(runs), physics_table(runs)
+    return runs
 
 
 def physics_rows(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -522,12 +522,10 @@ def _physics_study(
         _write_tables(out_dir, "physics", table, [*rows, *source_rows], planned, done)
 
     for source in sources:
-        source_rows, _ = ablate_physics(
+        runs = ablate_physics(
             data, out_dir, stage_overrides, init, source=source, seeds=seeds, resume=resume,
             finished=functools.partial(finished, source),
         )  # fmt: skip
-        sections.append(
-            _physics_section(data, source, {r["name"]: r["seeds"] for r in source_rows})
-        )
-        rows += [{**row, "input": source} for row in source_rows]
+        sections.append(_physics_section(data, source, runs))
+        rows += [{**row, "input": source} for row in physics_rows(runs)]
     return "\n".join(sections)
