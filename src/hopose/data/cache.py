@@ -45,7 +45,7 @@ from hopose.data.sample import (
     SAMPLE_KEYS,
     check_sample,
 )
-from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError
+from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError, wrap_index
 from hopose.data.workers import ExitWithParent, as_collected
 from hopose.files import write_text
 
@@ -487,9 +487,7 @@ class CacheDataset(Dataset):
         return state
 
     def __getitem__(self, item: int) -> dict[str, Any]:
-        if not -len(self) <= item < len(self):
-            raise IndexError(f"index {item} out of range for {len(self)} samples")
-        row = int(self.index[item])
+        row = int(self.index[wrap_index(item, len(self))])
         maps: dict[str, np.ndarray] = {}
         if self.with_images:
             if self._images is None:
