@@ -1066,6 +1066,33 @@ def test_tensorboard_drops_the_scalars_of_an_epoch_a_resume_redoes(tmp_path, mon
     assert [scalar.value for scalar in scalars] == pytest.approx(logged)
 
 
+def test_every_epoch_prints_a_line_and_logs_its_training_terms_validated_or_not(tmp_path, capsys):
+    """3 epochs, val_every 2: a line for each epoch (a log file sees epochs between
+    validations), the validation error on epochs 2 and 3 alone; TensorBoard holds the training
+    terms and the time of all 3 epochs, the validation's of 2 and 3, the CSV's values."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny("lifter", "optim.epochs=3", "optim.val_every=2"), tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert [line.split(" lr ")[0] for line in lines] == [
+        "[lifter] epoch 1/3", "[lifter] epoch 2/3", "[lifter] epoch 3/3"
+    ]  # fmt: skip
+    assert ["val error" in line for line in lines] == [False, True, True]
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    for name, steps in (("train/total", [1, 2, 3]), ("time/train_seconds", [1, 2, 3])):
+        assert [scalar.step for scalar in events.Scalars(name)] == steps
+    assert all(scalar.value > 0 for scalar in events.Scalars("time/train_seconds"))
+    rows = _rows(tmp_path)
+    assert [scalar.step for scalar in events.Scalars("val/error")] == [2, 3]
+    for name in ("val/error", "train/total"):
+        logged = [float(row[name]) for row in rows]
+        assert [s.value for s in events.Scalars(name) if s.step >= 2] == pytest.approx(logged)
+    seconds = [scalar.value for scalar in events.Scalars("time/train_seconds")]
+    printed = [float(line.rsplit(", ", 1)[1].removesuffix(" s")) for line in lines]
+    assert printed == pytest.approx(seconds, abs=0.051)  # printed to 0.1 s
+
+
 def test_ddp_ranks_meet_after_each_validated_epochs_writes(tmp_path, monkeypatch):
     """The other ranks wait at a barrier for rank 0's validation and writes, so that what they
     do next (the next stage's init_from) finds them. One-process torchrun, 3 epochs, val_every

@@ -16,7 +16,8 @@ trained weights; a stage starts from the previous one through ``init_from``, whi
 those parts, so pre-training → fine-tuning is a config chain. A run directory holds ``last.pt``
 (for ``--resume``), ``best.pt`` (the weights of the lowest validation error, without the
 optimiser's state), ``config.yaml``, ``metrics.csv``,
-TensorBoard logs under ``tb/`` and ``train.lock``. Validation, the metrics rows and ``best.pt``
+TensorBoard logs under ``tb/`` and ``train.lock``. Every epoch prints one line and logs its
+training terms and time to TensorBoard. Validation, the metrics rows and ``best.pt``
 come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` with them and, between
 them, after the first epoch that ends ``optim.checkpoint_minutes`` after its last write, so that a
 kill loses little more than the epoch it interrupts.
@@ -768,12 +769,19 @@ def _train(
         # Augmentation, perturbation and dropout, reproducible after a resume.
         torch.manual_seed(epoch_seed(cfg.seed, epoch, runtime.rank))
         lr = optimizer.param_groups[0]["lr"]
+        epoch_start = time.monotonic()
         train_terms = train_one_epoch(
             trained_module, train_loader, optimizer, scaler, cfg,
             parts=parts, device=runtime.device, epoch=epoch, show_progress=runtime.is_main,
             distributed=runtime.distributed,
         )  # fmt: skip
+        train_seconds = time.monotonic() - epoch_start
         scheduler.step()
+        if runtime.is_main:
+            # Every epoch's training terms and time reach TensorBoard, validated or not: a run
+            # between validations (9 epochs of the demo encoder's first 10) is not silent there.
+            scalars = {"lr": lr, "time/train_seconds": train_seconds}
+            _add_scalars(writer, epoch + 1, scalars | _prefixed("train", train_terms))
         # Validation, metrics rows and best.pt every val_every epochs and after the last; last.pt
         # with them and, between them, once optim.checkpoint_minutes have passed since the last
         # write, so that a kill loses little more than the epoch it interrupts.
@@ -786,10 +794,10 @@ def _train(
                     best, best_epoch = val_terms["error"], epoch
                 # The epoch's rows first, then the checkpoints that claim it: a kill in between
                 # leaves rows that a resume drops and redoes, never a checkpoint without its rows.
+                _add_scalars(writer, epoch + 1, _prefixed("val", val_terms))
                 row = {"epoch": epoch + 1, "lr": lr}
-                row |= {f"train/{k}": v for k, v in train_terms.items()}
-                row |= {f"val/{k}": v for k, v in val_terms.items()}
-                _write_row(writer, out_dir / METRICS_FILE, row)
+                row |= _prefixed("train", train_terms) | _prefixed("val", val_terms)
+                _append_csv(out_dir / METRICS_FILE, row)
                 bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
                 if bad:
                     raise FloatingPointError(
@@ -807,14 +815,15 @@ def _train(
                 out_dir / LAST_CHECKPOINT,
             )
             last_written = time.monotonic()
+            if validated and best_epoch == epoch:
+                save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
+        if runtime.is_main:
+            # One line an epoch, also where the progress bar is quiet (a log file, a batch job).
+            said = f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
+            said += f"train loss {train_terms['total']:.4g}"
             if validated:
-                if best_epoch == epoch:
-                    save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
-                tqdm.write(
-                    f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
-                    f"train loss {train_terms['total']:.4g} val error {val_terms['error']:.3f} "
-                    f"(best {best:.3f} @ {best_epoch + 1})"
-                )
+                said += f" val error {val_terms['error']:.3f} (best {best:.3f} @ {best_epoch + 1})"
+            tqdm.write(f"{said}, {train_seconds:.1f} s")
         if validated and runtime.distributed:
             dist.barrier()  # the other processes wait for rank 0's validation and writes
 
@@ -926,11 +935,13 @@ def _network(
     return model, trained | stage.trains
 
 
-def _write_row(writer: SummaryWriter, path: Path, row: Mapping[str, float]) -> None:
-    """One validated epoch's row, to TensorBoard (flushed) and to the metrics CSV."""
-    epoch = row["epoch"]
-    for key, value in row.items():
-        if key != "epoch":
-            writer.add_scalar(key, value, epoch)
+def _prefixed(prefix: str, terms: Mapping[str, float]) -> dict[str, float]:
+    """``terms`` named as the metrics CSV and TensorBoard name them: ``train/2d``, ``val/error``."""
+    return {f"{prefix}/{name}": value for name, value in terms.items()}
+
+
+def _add_scalars(writer: SummaryWriter, epoch: int, scalars: Mapping[str, float]) -> None:
+    """``scalars`` at step ``epoch`` (1-based, as the CSV's rows) in TensorBoard, flushed."""
+    for key, value in scalars.items():
+        writer.add_scalar(key, value, epoch)
     writer.flush()
-    _append_csv(path, row)
