@@ -7,8 +7,9 @@ import pytest
 
 from hopose.cli import main
 from hopose.data.fpha import FPHA_COLOR_K
-from hopose.data.grasp_stats import REAL, Comparison, compare, hand_quantities
+from hopose.data.grasp_stats import REAL, Comparison, compare, comparison_table, hand_quantities
 from hopose.data.synthetic import generate_grasps
+from hopose.skeleton import FINGERS
 
 
 def _planar_hand(mcp_deg, pip_deg: float, dip_deg: float, *, parallel: bool = False) -> np.ndarray:
@@ -235,3 +236,146 @@ def test_synth_stats_refuses_the_options_it_would_ignore(
         f"hopose synth: error: {named}: not used with --stats (it writes no cache)\n",
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def _bent_thumb(hand: np.ndarray, cmc_deg: float, mcp_deg: float, ip_deg: float) -> np.ndarray:
+    """``hand`` (1, 21, 3) with its thumb rebuilt: wrist->CMC 14 mm along -x, then CMC->MCP
+    46 mm, MCP->IP 35 mm and IP->tip 25 mm, each turned by its joint's angle in the plane of -x
+    and +z."""
+    hand = hand.copy()
+    joints, heading = [hand[0, 0] + np.array([-14.0, 0.0, 0.0])], 0.0
+    for length, bend in zip((46.0, 35.0, 25.0), (cmc_deg, mcp_deg, ip_deg), strict=True):
+        heading += np.radians(bend)
+        step = -np.cos(heading) * np.array([1.0, 0.0, 0.0]) + np.sin(heading) * np.array([0, 0, 1])
+        joints.append(joints[-1] + length * step)
+    hand[0, 1:5] = joints
+    return hand
+
+
+def test_thumb_angles_follow_the_definitions():
+    """Thumb CMC, MCP and IP are the angles at its three chain joints, and the opposition is
+    taken from the thumb's CMC->MCP bone (not its wrist->CMC bone)."""
+    values = hand_quantities(_bent_thumb(_planar_hand(30.0, 20.0, 45.0), 20.0, 30.0, 40.0))
+    # CMC: wrist->CMC vs CMC->MCP; MCP: CMC->MCP vs MCP->IP; IP: MCP->IP vs IP->tip.
+    np.testing.assert_allclose(values["thumb CMC"], [20.0], atol=1e-9)
+    np.testing.assert_allclose(values["thumb MCP, bent"], [30.0], atol=1e-9)
+    np.testing.assert_allclose(values["thumb IP"], [40.0], atol=1e-9)
+    np.testing.assert_array_equal(values["FPHA thumb MCP recorded straight"], [0.0])
+    # CMC->MCP (-cos 20, 0, sin 20) against the index's wrist->MCP (-20, 60, 0) / sqrt(4000):
+    # cos = 20 cos 20 / sqrt(4000) = 0.2972, 72.71 deg (the wrist->CMC bone along -x: 71.57).
+    expected = np.degrees(np.arccos(20 * np.cos(np.radians(20.0)) / np.sqrt(4000.0)))
+    np.testing.assert_allclose(values["thumb opposition"], [expected], atol=1e-9)
+
+
+def test_bone_lengths_are_named_chain_by_chain_from_the_wrist():
+    """Each "bone ..." statistic is that bone's length: base (from the wrist), then b1-b3."""
+    values = hand_quantities(_planar_hand(0.0, 0.0, 0.0))
+    # Thumb: wrist (0) -> -14 -> -60 -> -95 -> -120 mm along x: 14, 46, 35, 25 mm. A finger: its
+    # MCP (x, 60) from the wrist, sqrt(x^2 + 60^2), then 40, 25 and 20 mm.
+    expected = {"thumb": (14.0, 46.0, 35.0, 25.0)}
+    for finger, x in zip(FINGERS[1:], (-20.0, 0.0, 20.0, 40.0), strict=True):
+        expected[finger] = (np.hypot(x, 60.0), 40.0, 25.0, 20.0)
+    for finger, lengths in expected.items():
+        for part, length in zip(("base", "b1", "b2", "b3"), lengths, strict=True):
+            np.testing.assert_allclose(values[f"bone {finger} {part}"], [length], err_msg=part)
+
+
+@_NO_PALM_PLANE_DIRECTION
+def test_wrist_position_and_the_hand_centroids_depth_and_pixel():
+    """Wrist x/y/z are joint 0's coordinates; the centroid is the mean of the 21 joints in 3D,
+    its depth that mean's z and its pixel that mean projected (not the mean of the joints'
+    pixels, which differ once the joints' depths differ)."""
+    # Fingers bent 90 deg at the MCPs, the hand moved by (10, -20, 0) mm. Coordinate sums over
+    # the 21 joints: x: thumb -14 - 60 - 95 - 120 = -289, each finger's 4 joints at its MCP's
+    # x: 4 (-20 + 0 + 20 + 40) = 160, moved 21 * 10: -289 + 160 + 210 = 81; y: 16 finger
+    # joints at 60 mm, moved 21 * -20: 960 - 420 = 540; z: 21 * 400 + 4 (40 + 65 + 85) = 9160.
+    hand = _planar_hand(90.0, 0.0, 0.0) + np.array([10.0, -20.0, 0.0])
+    values = hand_quantities(hand)
+    for name, expected in zip("xyz", (10.0, -20.0, 400.0), strict=True):
+        np.testing.assert_allclose(values[f"wrist {name}"], [expected])
+    # Mean depth 9160 / 21 = 436.19 mm (the median joint depth would be 440 mm).
+    np.testing.assert_allclose(values["hand centroid depth"], [9160 / 21])
+    fx, fy, cx, cy = FPHA_COLOR_K[0, 0], FPHA_COLOR_K[1, 1], FPHA_COLOR_K[0, 2], FPHA_COLOR_K[1, 2]
+    np.testing.assert_allclose(values["centroid u"], [cx + fx * 81 / 9160])
+    np.testing.assert_allclose(values["centroid v"], [cy + fy * 540 / 9160])
+
+
+def test_palm_normal_angle_is_taken_to_the_wrists_ray():
+    # The flat hand moved by 400 mm along x: wrist at (400, 0, 400), n = (0, 0, -1), so the
+    # angle to the wrist's ray (1, 0, 1) / sqrt 2 is 135 deg. (To the middle MCP's ray
+    # (400, 60, 400): 180 - acos(400 / 568.9) = 134.67 deg.)
+    values = hand_quantities(_planar_hand(0.0, 0.0, 0.0) + np.array([400.0, 0.0, 0.0]))
+    np.testing.assert_allclose(values["palm normal to wrist ray"], [135.0], atol=1e-9)
+
+
+def test_a_pip_counts_as_bent_from_one_degree():
+    """FPHA's "recorded straight" PIPs are those under PIP_BENT_DEG = 1 deg."""
+    nearly = hand_quantities(_planar_hand(30.0, 0.9, 45.0))
+    assert np.isnan(nearly["index PIP, bent"][0])
+    np.testing.assert_array_equal(nearly["FPHA PIP recorded straight"], [100.0])
+    bent = hand_quantities(_planar_hand(30.0, 1.1, 45.0))
+    np.testing.assert_allclose(bent["index PIP, bent"], [1.1], atol=1e-6)
+    np.testing.assert_array_equal(bent["FPHA PIP recorded straight"], [0.0])
+
+
+def test_tolerance_floor_of_each_unit_and_its_edge():
+    """Every unit's floor (20 px, 0.087 for a unit vector's component, 5 points), both
+    tolerances inclusive: a distance equal to the tolerance passes."""
+    # 10% of the real value is under each floor here: 10 px < 20 px, 0.05 < 0.087, 4 < 5.
+    for unit, real, inside, outside in (
+        ("px", 100.0, 119.5, 120.5),
+        ("unit", 0.5, 0.585, 0.59),
+        ("%", 40.0, 44.5, 45.5),
+    ):
+        assert Comparison("a", 50, unit, inside, real).passed, unit
+        assert not Comparison("a", 50, unit, outside, real).passed, unit
+    # Exactly at the tolerance: 5 mm off a 20 mm real value (floor 5 mm); 10 deg off 100 deg
+    # (10% of it).
+    assert Comparison("b", 50, "mm", 25.0, 20.0).passed
+    assert Comparison("c", 50, "deg", 110.0, 100.0).passed
+
+
+def test_compare_percentiles_interpolate_between_frames():
+    # Eight frames with index MCPs 10, 20, ..., 80 deg. numpy's linear percentile at p sits at
+    # rank p / 100 * 7: p25 at 1.75, 20 + 0.75 * 10 = 27.5 deg; p50 at 3.5, 45 deg; p75 at
+    # 5.25, 62.5 deg. (Nearest rank: 30 / 40 / 60; p25 and p75 swapped: 62.5 / 45 / 27.5.)
+    hands = np.concatenate([_planar_hand(m, 20.0, 45.0) for m in range(10, 90, 10)])
+    rows = compare(hands, ["milk"] * 8)
+    got = [(row.percentile, row.synthetic) for row in rows if row.name == "index MCP"]
+    assert [p for p, _ in got] == [25, 50, 75]
+    np.testing.assert_allclose([s for _, s in got], [27.5, 45.0, 62.5], atol=1e-9)
+
+
+def test_compare_leaves_straight_pips_out_of_the_bent_rows():
+    # Four frames with PIPs bent 20 deg, four straight: the "PIP, bent" rows see only the four
+    # bent frames, 20 deg at every quartile (with the straight frames' NaNs: NaN).
+    hands = np.concatenate(
+        [np.repeat(_planar_hand(30.0, 20.0, 45.0), 4, 0), np.repeat(_planar_hand(30, 0, 45), 4, 0)]
+    )
+    rows = compare(hands, ["milk"] * 8)
+    bent = [row.synthetic for row in rows if row.name == "ring PIP, bent"]
+    np.testing.assert_allclose(bent, [20.0] * 3, atol=1e-9)
+
+
+def test_compare_reports_fractions_as_the_percentage_of_frames():
+    # Three of eight frames show the back of the hand (the mirrored ones): 3 / 8 = 37.5%, one
+    # row without a percentile. (The median of five 0s and three 100s would be 0.)
+    hand = _planar_hand(30.0, 20.0, 45.0)
+    mirrored = hand * np.array([-1.0, 1.0, 1.0])
+    hands = np.concatenate([np.repeat(hand, 5, 0), np.repeat(mirrored, 3, 0)])
+    rows = [row for row in compare(hands, ["milk"] * 8) if row.name == "back of the hand seen"]
+    assert [(row.percentile, row.unit) for row in rows] == [(None, "%")]
+    assert rows[0].synthetic == 37.5 and rows[0].real == 74.0
+
+
+def test_comparison_table_passes_a_statistic_only_when_every_row_does():
+    # "x" passes at p25 and misses at p50 (20 deg off, tolerance 5): a miss; "y" passes.
+    rows = [
+        Comparison("x", 25, "deg", 10.0, 10.0),
+        Comparison("x", 50, "deg", 30.0, 10.0),
+        Comparison("y", 50, "deg", 11.0, 10.0),
+    ]
+    lines = comparison_table(rows).splitlines()
+    assert lines[2] == "| x | deg | p25 / p50 | 10 / 30 | 10 / 10 | 20 / 5 | **miss** |"
+    assert lines[3] == "| y | deg | p50 | 11 | 10 | 1 / 5 | pass |"
+    assert lines[-1] == "1 of 2 statistics within tolerance at every percentile."

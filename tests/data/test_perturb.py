@@ -121,3 +121,60 @@ def test_perturb_batch_drops_keypoints_to_their_part_mean_at_drop_prob():
     )
     torch.testing.assert_close(noisy[changed], part_mean[changed], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(noisy[~changed], kp[~changed], rtol=0, atol=0)
+
+
+def test_outliers_are_displaced_from_the_jittered_keypoints():
+    """An outlier's displacement adds to the jitter: the encoder's gross errors come on top of
+    its small ones, they do not replace them."""
+    # Every keypoint an outlier (outlier_prob 1): jitter variance E[s^2] with s ~ U(0, 0.1 *
+    # 100 px = 10 px) is 10^2 / 3 = 33.3 px^2, the outlier's (0.05 * 100 px)^2 = 25 px^2, so
+    # the pooled variance is 58.3 px^2. (Outliers displaced from the clean keypoints: 25.)
+    kp = _keypoints()
+    out = perturb_keypoints(
+        kp, image_size=100, sigma=0.1, outlier_prob=1.0, outlier_sigma=0.05, generator=_gen()
+    )
+    assert abs((out - kp).var() - (100 / 3 + 25)) < 4
+
+
+def test_dropped_keypoints_sit_at_the_mean_of_their_jittered_part():
+    """The mean a dropped keypoint takes is that of its part's jittered keypoints (the module
+    docstring), not the clean ground truth's: a dropped keypoint carries the jitter too."""
+    # drop_prob 1: every keypoint is its part's mean, so a part's keypoints coincide. Jitter
+    # s ~ U(0, 0.04 * 100 px = 4 px) averaged over the hand's 21 keypoints leaves a variance
+    # E[s^2] / 21 = (16 / 3) / 21 = 0.254 px^2 about the clean hand mean, over the box's 8
+    # keypoints (16 / 3) / 8 = 0.667 px^2. (The clean keypoints' mean: exactly 0.)
+    kp = _keypoints()
+    out = perturb_keypoints(kp, image_size=100, sigma=0.04, drop_prob=1.0, generator=_gen())
+    hand, box = out[:, :21], out[:, 21:]
+    torch.testing.assert_close(hand, hand[:, :1].expand(-1, 21, -1), rtol=0, atol=0)
+    torch.testing.assert_close(box, box[:, :1].expand(-1, 8, -1), rtol=0, atol=0)
+    hand_dev = hand[:, 0] - kp[:, :21].mean(dim=1)  # (B, 2)
+    box_dev = box[:, 0] - kp[:, 21:].mean(dim=1)
+    assert abs(hand_dev.var() - 16 / 3 / 21) < 0.03
+    assert abs(box_dev.var() - 16 / 3 / 8) < 0.08
+
+
+def test_perturb_batch_measures_lengths_in_the_images_pixels():
+    """perturb_batch passes the image side: sigma is a fraction of it, not of one pixel."""
+    # sigma 0.04 of a 100 px image: s ~ U(0, 4 px), pooled variance E[s^2] = 16 / 3 = 5.33 px^2
+    # (sd of the estimate over 4000 samples about 0.08 px^2). Lengths taken in units of one
+    # pixel instead would give (0.04)^2 / 3 = 0.0005 px^2.
+    kp, noisy, _ = _perturbed_batch(PerturbConfig(sigma=0.04), b=4000)
+    assert abs((noisy - kp).var() - 16 / 3) < 0.6
+
+
+def test_a_seeded_generator_alone_decides_every_perturbation():
+    """Every random draw (jitter scale and noise, outlier and drop choices, outlier offsets)
+    comes from ``generator``: the same seed gives the same keypoints whatever the global
+    generator's state, so a perturbation can be replayed."""
+    kp = _keypoints(50)
+    settings = dict(sigma=0.05, outlier_prob=0.2, outlier_sigma=0.1, drop_prob=0.2)
+    torch.manual_seed(10)
+    first = perturb_keypoints(kp, image_size=64, generator=_gen(), **settings)
+    torch.manual_seed(11)
+    again = perturb_keypoints(kp, image_size=64, generator=_gen(), **settings)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    other = perturb_keypoints(
+        kp, image_size=64, generator=torch.Generator().manual_seed(2), **settings
+    )
+    assert not torch.equal(first, other)
