@@ -1,6 +1,6 @@
 """What scoring an evaluation costs: every metric of ``hopose eval`` on ``--num`` frames.
 
-The frames are synthetic grasps (:func:`hopose.data.synthetic.generate_grasps`, free frames
+The frames are synthetic grasps (:func:`hopose.data.grasps.generate_grasps`, free frames
 included) with predictions = ground truth + Gaussian noise (``--noise`` mm on every joint and
 corner), projected with the synthetic camera for the 2D columns. Timed: building the per-frame
 table once (:func:`hopose.scoring.frame_metrics`: accuracy, 2D, and the plausibility of the
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from hopose import plausibility
 from hopose.cli import at_least
-from hopose.data.synthetic import generate_grasps
+from hopose.data.grasps import generate_grasps
 from hopose.geometry import project_points
 from hopose.plausibility import default_workers
 from hopose.scoring import (

@@ -1,6 +1,6 @@
 """What the physical-plausibility metrics cost per pose, as ratios to the contact search.
 
-The poses are ``--num`` synthetic grasps (:func:`hopose.data.synthetic.generate_grasps`, free
+The poses are ``--num`` synthetic grasps (:func:`hopose.data.grasps.generate_grasps`, free
 frames included), in one batch. Cases, each timed over all poses:
 
 - ``contact search``: :func:`hopose.physics.contact_points` (the baseline, batched);
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from hopose.cli import at_least
-from hopose.data.synthetic import generate_grasps
+from hopose.data.grasps import generate_grasps
 from hopose.physics import contact_points
 from hopose.plausibility import contact_normals, grasp_quality, penetration_depth
 

@@ -9,7 +9,7 @@ the box's 8 corners (pixels of the records' image, as ``hand_kp2d_mean_px`` and
   similarity (turn and scale) of the predicted shape onto the true one;
 - for the box: the error of the corners the box itself hides against those on a face turned to
   the camera, the error had the corners been labelled in the best of the box's four look-alike
-  orientations (half turns about its axes, :func:`hopose.data.synthetic.label_in_hand`), and the
+  orientations (half turns about its axes, :func:`hopose.data.grasps.label_in_hand`), and the
   error by the box's size in the image;
 - for synthetic ids (``synthetic/SEED/KIND/INDEX``): the errors by grasp kind and by object.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hopose.cli import exit_on_user_error
-from hopose.data.synthetic import generate_grasps
+from hopose.data.grasps import generate_grasps
 from hopose.skeleton import BOX_FACES, CORNER_SIGNS
 
 # The box's half turns about its own x, y and z axes, as factors of the corners' sign bits.

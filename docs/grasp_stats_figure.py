@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from hopose.cli import at_least
 from hopose.data.grasp_stats import compare
-from hopose.data.synthetic import generate_grasps
+from hopose.data.grasps import generate_grasps
 from hopose.viz import DPI, save_figure
 
 MARKERS = {5: "<", 25: "o", 50: "s", 75: "o", 95: ">", None: "D"}

@@ -21,7 +21,7 @@ from hopose.checkpoint import load_model, model_checkpoint, save_checkpoint
 from hopose.cli import build_parser, exit_on_user_error, main
 from hopose.configs import CONFIG_DIR, find_config
 from hopose.data import CROPS, DATASETS, REAL_DATASETS, SYNTHETIC_SPLIT_KEYS
-from hopose.data.synthetic import DEFAULT_FREE_FRACTION
+from hopose.data.grasps import DEFAULT_FREE_FRACTION
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.evaluate import EVAL_BATCH_SIZE, run_eval
 from hopose.export import GRAPHS

@@ -26,8 +26,9 @@ from hopose.crop import (
 )
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_COLOR_K
+from hopose.data.grasps import generate_grasps
 from hopose.data.splits import RecordList
-from hopose.data.synthetic import SyntheticHandObject, generate_grasps
+from hopose.data.synthetic import SyntheticHandObject
 from hopose.evaluate import mean_pose_predictions, predict_split
 from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unproject_points
 from hopose.models import build_model

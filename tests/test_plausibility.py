@@ -8,7 +8,7 @@ import torch
 
 from eval_cases import make_predictions
 from hopose import plausibility
-from hopose.data.synthetic import generate_grasps
+from hopose.data.grasps import generate_grasps
 from hopose.geometry import axis_angle_to_matrix, box_corners, make_transform, transform_points
 from hopose.physics import contact_points
 from hopose.plausibility import (

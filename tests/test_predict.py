@@ -11,7 +11,7 @@ from PIL import Image, ImageColor
 
 from hopose import crop, predict, viz
 from hopose.crop import CropViews, SelfCropping
-from hopose.data.synthetic import generate_grasps
+from hopose.data.grasps import generate_grasps
 from hopose.geometry import project_points
 from hopose.models import build_model
 from hopose.photo import Photo, photo_camera

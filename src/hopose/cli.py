@@ -538,7 +538,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
 def _run_synth(args: argparse.Namespace) -> int:
     if not args.stats and (args.out is None or args.split is None):
         raise ValueError("--split and --out: both are required unless --stats is given")
-    from hopose.data.synthetic import DEFAULT_FREE_FRACTION, check_free_fraction
+    from hopose.data.grasps import DEFAULT_FREE_FRACTION, check_free_fraction
 
     free_fraction = DEFAULT_FREE_FRACTION if args.free_fraction is None else args.free_fraction
     # Checked here too, to name the option typed rather than the dataset's argument.
@@ -547,7 +547,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         import numpy as np
 
         from hopose.data.grasp_stats import compare, comparison_table
-        from hopose.data.synthetic import generate_grasps
+        from hopose.data.grasps import generate_grasps
 
         # The statistics are of the poses of --seed itself, not of a split's, and write nothing.
         ignored = [

@@ -31,7 +31,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from hopose.crop import SELF_CROP_MARGIN
 from hopose.data import CROPS, DATASETS, option_defaults
-from hopose.data.synthetic import SEED_LIMIT
+from hopose.data.grasps import SEED_LIMIT
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
 from hopose.stages import STAGES

@@ -33,10 +33,11 @@ from torch.utils.data import Dataset, Subset
 from hopose.data.cache import CacheDataset, as_recorded, write_cache
 from hopose.data.dexycb import DexYCB
 from hopose.data.fpha import FPHA
+from hopose.data.grasps import check_seed
 from hopose.data.ho3d import HO3D
 from hopose.data.obman import ObMan
 from hopose.data.sample import SAMPLE_KEYS, check_sample, collate_samples
-from hopose.data.synthetic import SyntheticHandObject, check_seed
+from hopose.data.synthetic import SyntheticHandObject
 from hopose.data.transforms import (
     CROPS,
     DEFAULT_IMAGE_SIZE,

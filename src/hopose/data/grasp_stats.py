@@ -12,7 +12,7 @@ docs/synthetic.md):
 * spread: the angle between neighbouring MCP→PIP bones, in 3D and projected on the palm plane;
   thumb opposition: thumb CMC→MCP vs index wrist→MCP.
 * palm frame: y' = unit(wrist→middle MCP), n = unit((index MCP − wrist) × (little MCP − wrist)),
-  out of a right hand's palm (:func:`hopose.data.synthetic.palm_axes`, the frame the generator
+  out of a right hand's palm (:func:`hopose.data.grasps.palm_axes`, the frame the generator
   places); "back of the hand seen" when n makes less than 90° with the ray to the wrist.
 * image quantities in FPHA's 1920×1080 colour frame.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
-from hopose.data.synthetic import palm_axes
+from hopose.data.grasps import palm_axes
 from hopose.skeleton import FINGER_CHAINS, FINGERS, HAND_BONES
 
 PERCENTILES = (5, 25, 50, 75, 95)
