@@ -17,7 +17,7 @@ from hopose.checkpoint import load_checkpoint, progress_checkpoint, save_checkpo
 from hopose.cli import main
 from hopose.configs import find_config
 from hopose.evaluate import METRICS_FILE
-from hopose.train import LAST_CHECKPOINT
+from hopose.run_folder import LAST_CHECKPOINT
 from tiny_runs import TINY
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")

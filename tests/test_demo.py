@@ -16,6 +16,7 @@ from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.demo import train_stages
 from hopose.evaluate import without_jitter
+from hopose.run_folder import RunError
 from hopose.scoring import (
     HAND_AUC_0_80,
     HAND_MEAN_MM,
@@ -26,7 +27,6 @@ from hopose.scoring import (
     OBJECT_MEAN_MM,
     OBJECT_MEAN_MM_SE,
 )
-from hopose.train import RunError
 from tiny_runs import TINY
 
 

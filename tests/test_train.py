@@ -19,13 +19,14 @@ import torch.multiprocessing as mp
 
 from hopose import train as train_module
 from hopose.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model, model_checkpoint
-from hopose.config import ConfigError, config_from_dict, config_to_dict
+from hopose.config import ConfigError, config_from_dict
 from hopose.data.splits import SplitCache, build_split
 from hopose.evaluate import run_eval
 from hopose.metrics import mean_distance
 from hopose.models import build_model
+from hopose.run_folder import RunError
 from hopose.stages import STAGES
-from hopose.train import RunError, train
+from hopose.train import train
 from tiny_runs import tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -159,14 +160,6 @@ def test_resume_refuses_a_changed_config_naming_the_field(tmp_path, override, fi
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
 
-def test_metrics_rows_never_land_under_another_header(tmp_path):
-    path = tmp_path / "metrics.csv"
-    train_module._append_csv(path, {"epoch": 1, "train/2d": 0.5})
-    with pytest.raises(RunError, match=r"metrics\.csv: its columns"):
-        train_module._append_csv(path, {"epoch": 2, "train/2d": 0.4, "train/physical": 0.1})
-    assert path.read_text().splitlines() == ["epoch,train/2d", "1,0.5"]
-
-
 def test_a_second_training_into_a_locked_folder_is_refused(tmp_path):
     """Another process training into the folder holds its lock (an flock: released by the
     system when that process dies, even by SIGKILL)."""
@@ -287,23 +280,6 @@ def test_a_run_killed_before_its_first_last_pt_restarts_with_resume(tmp_path, mo
     assert _rows(tmp_path / "killed") == _rows(tmp_path / "straight")
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
-
-
-def test_a_failed_row_write_leaves_the_metrics_as_they_were(tmp_path, monkeypatch):
-    """A full disk (or a kill) while a row is written leaves the old rows, no partial row."""
-    path = tmp_path / "metrics.csv"
-    train_module._append_csv(path, {"epoch": 1, "train/2d": 0.5})
-    before = path.read_text()
-
-    def disk_full(self, row):
-        self.writer.writerow([row["epoch"]])  # part of the row, then the error
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(train_module.csv.DictWriter, "writerow", disk_full)
-    with pytest.raises(OSError):
-        train_module._append_csv(path, {"epoch": 2, "train/2d": 0.4})
-    assert path.read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]  # no temporary file left
 
 
 @pytest.mark.slow
@@ -848,59 +824,6 @@ def test_each_metrics_row_logs_the_lr_its_epoch_trained_with(tmp_path):
     rows = _rows(tmp_path)
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     assert [float(row["lr"]) for row in rows] == [lr, lr / 2, lr / 4]
-
-
-def test_a_held_run_lock_refuses_a_second_holder_and_is_released_on_exit(tmp_path):
-    """The lock is exclusive: a second holder is refused while the first holds it (two shared
-    locks would both be granted, and two trainings would write one folder), and it is released
-    when the first one's run ends."""
-    refused = pytest.raises(RunError, match="another training is writing to this folder")
-    with train_module.run_lock(tmp_path), refused, train_module.run_lock(tmp_path):
-        pass
-    with train_module.run_lock(tmp_path):  # released: taken again
-        pass
-
-
-def test_resume_accepts_a_change_of_every_field_it_may_change_and_of_no_other(tmp_path):
-    """Each of RESUME_MAY_CHANGE changed at once passes; one other field changed (the batch
-    size, which changes what an epoch computes) is refused, naming both values."""
-    path = tmp_path / "last.pt"
-    saved = {"config": config_to_dict(tiny("lifter"))}
-    changed = tiny(
-        "lifter", "optim.epochs=7", "optim.val_every=3", "optim.checkpoint_minutes=5",
-        "data.num_workers=2", "device=auto", "num_threads=2",
-    )  # fmt: skip
-    # Not vacuous: the two configs differ in exactly the fields that may change.
-    old, new = (
-        train_module._flatten(saved["config"]),
-        train_module._flatten(config_to_dict(changed)),
-    )
-    assert {key for key in old if old[key] != new[key]} == set(train_module.RESUME_MAY_CHANGE)
-    train_module.check_resumable(changed, saved, path)
-    with pytest.raises(RunError, match=r"with optim\.batch_size=16, the config asks 32;"):
-        train_module.check_resumable(tiny("lifter", "optim.batch_size=32"), saved, path)
-
-
-def test_resume_refuses_a_field_the_runs_config_lacks(tmp_path):
-    """A field the run's saved config does not hold (written before the field existed) differs
-    from the config's value: refused like any other change, not skipped, as the run cannot say
-    it trained with that value."""
-    cfg = tiny("lifter")
-    saved = {"config": config_to_dict(cfg)}
-    del saved["config"]["optim"]["step_size"]
-    step = cfg.optim.step_size
-    with pytest.raises(RunError, match=rf"with optim\.step_size=None, the config asks {step};"):
-        train_module.check_resumable(cfg, saved, tmp_path / "last.pt")
-
-
-@pytest.mark.parametrize("left", ["config.yaml", "metrics.csv"])
-def test_a_folder_with_config_or_metrics_alone_is_no_run_to_resume(tmp_path, left):
-    """A run restarts with --resume only when killed after its first rows, before its first
-    last.pt: it left both config.yaml (the config to restart with) and metrics.csv. Either
-    alone (killed in its first epoch; files copied by hand) is no run to continue."""
-    (tmp_path / left).write_text("x\n")
-    with pytest.raises(RunError, match=r"last\.pt not found, there is no run to continue"):
-        train_module.check_run_folder(tmp_path, resume=True)
 
 
 def test_a_resumed_network_keeps_the_parts_its_checkpoint_records_as_trained():

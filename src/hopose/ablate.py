@@ -41,6 +41,7 @@ from hopose.demo import train_stages
 from hopose.evaluate import METRICS_FILE, run_eval, without_jitter
 from hopose.files import write_text
 from hopose.report import format_number, markdown_table
+from hopose.run_folder import LAST_CHECKPOINT, run_file
 from hopose.scoring import (
     AFFINITY,
     FORCE_CLOSURE,
@@ -53,7 +54,7 @@ from hopose.scoring import (
     plausibility_key,
 )
 from hopose.stages import STAGES
-from hopose.train import LAST_CHECKPOINT, run_file, train
+from hopose.train import train
 
 # Table 2 rows: name, config overrides, parts it predicts, the paper's (hand, object) mm. Each
 # sets both fields, so that a user's --set of either cannot turn one row into another.

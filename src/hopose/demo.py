@@ -42,6 +42,7 @@ from hopose.data.splits import SplitCache
 from hopose.evaluate import mean_pose_predictions, run_eval, without_jitter
 from hopose.files import copy_file, write_text
 from hopose.report import markdown_table
+from hopose.run_folder import run_file
 from hopose.scoring import (
     HAND_AUC_0_80,
     HAND_MEAN_MM,
@@ -55,7 +56,7 @@ from hopose.scoring import (
 )
 from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
-from hopose.train import run_file, train
+from hopose.train import train
 
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {

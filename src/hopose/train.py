@@ -22,13 +22,8 @@ come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` with
 them, after the first epoch that ends ``optim.checkpoint_minutes`` after its last write, so that a
 kill loses little more than the epoch it interrupts.
 
-Run folders: one training at a time (``train.lock``, an flock the system drops when the process
-dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
-same config (only :data:`RESUME_MAY_CHANGE` may differ). Each validated epoch writes its rows
-(CSV and TensorBoard) first, then ``last.pt``, then ``best.pt`` when it is the best: a kill
-leaves either a checkpoint with all its rows, or rows after the last checkpoint, which a resume
-drops and writes again; ``best.pt`` never holds an epoch a resume redoes, and one left behind
-by a kill after ``last.pt`` is written again from it by the resume.
+Run folders (one training at a time, ``--resume``, the order of a validated epoch's writes)
+follow the rules of :mod:`hopose.run_folder`.
 
 The validation error that picks ``best.pt`` is the mean 3D error in mm (averaged over the parts
 the lifter predicts) for ``lifter`` and ``end2end``, and the mean 2D error in pixels for
@@ -48,15 +43,13 @@ shard), ``optim.batch_size`` is per process, and only rank 0 validates and write
 
 from __future__ import annotations
 
-import csv
-import fcntl
 import functools
 import math
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,46 +87,33 @@ from hopose.data.splits import RecordList, SplitCache, build_split, training_pos
 from hopose.data.tensor_split import TensorSplit
 from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
-from hopose.files import write_atomic, write_text
+from hopose.files import write_text
 from hopose.losses import configured_losses, total_loss
 from hopose.metrics import mean_distance
 from hopose.models import HoposeNet, build_model
 from hopose.models.encoder import check_backbone_weights, random_backbone_expected
+from hopose.run_folder import (
+    BEST_CHECKPOINT,
+    CONFIG_FILE,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    TENSORBOARD_DIR,
+    RunError,
+    append_csv,
+    check_resumable,
+    check_run_folder,
+    drop_rows_after,
+    killed_before_checkpoint,
+    run_lock,
+)
 from hopose.skeleton import PART_NODES
 from hopose.stages import STAGES, Stage
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-LAST_CHECKPOINT = "last.pt"
-"""The run's latest checkpoint, with the optimisation state: what ``--resume`` continues from."""
-BEST_CHECKPOINT = "best.pt"
-"""The weights of the run's lowest validation error, without the optimisation state."""
-METRICS_FILE = "metrics.csv"
-"""One row of training and validation terms per validated epoch."""
-CONFIG_FILE = "config.yaml"
-"""The run's config, as trained."""
-TENSORBOARD_DIR = "tb"
-"""TensorBoard logs of the metrics rows."""
-LOCK_FILE = "train.lock"
-"""Held (flock) by the training writing to the folder (:func:`run_lock`)."""
-RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, METRICS_FILE)
-"""Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
 PROGRESS_EVERY = 20
 """Steps between updates of the progress bar's loss."""
-RESUME_MAY_CHANGE: tuple[str, ...] = (
-    "optim.epochs",
-    "optim.val_every",
-    "optim.checkpoint_minutes",
-    "data.num_workers",
-    "device",
-    "num_threads",
-)
-"""Config fields ``--resume`` accepts changed: more epochs, and how (not what) it computes."""
-
-
-class RunError(ValueError):
-    """A run folder cannot be used as asked: locked, already used, or resumed differently."""
 
 
 @dataclass(frozen=True)
@@ -525,127 +505,6 @@ def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
         sampler.generator.manual_seed(seed + epoch)
 
 
-def _append_csv(path: Path, row: Mapping[str, float]) -> None:
-    """Append ``row`` to the CSV at ``path`` (its header first when new); refuse a file whose
-    header names other columns, so no row ever lands under the wrong header."""
-    before = ""
-    if path.exists():
-        with path.open(newline="") as handle:
-            before = handle.read()
-        header = next(csv.reader(before.splitlines()), [])
-        if header != list(row):
-            raise RunError(f"{path}: its columns {header} are not this run's {list(row)}")
-
-    # The whole file again, renamed over the old one: a kill or a full disk leaves the old rows
-    # or the new ones, never a partial row.
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as handle:
-            handle.write(before)
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if not before:
-                writer.writeheader()
-            writer.writerow(row)
-
-    write_atomic(path, write)
-
-
-def _drop_rows_after(path: Path, epoch: int) -> None:
-    """Keep the rows of epochs 1..``epoch`` in the CSV at ``path``: later rows were written by
-    epochs whose checkpoint never came (a kill in between) and will be written again."""
-    if not path.exists():
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [row for row in rows[1:] if int(row[0]) <= epoch]
-    if len(kept) < len(rows) - 1:
-
-        def write(tmp: Path) -> None:
-            with tmp.open("w", newline="") as handle:
-                csv.writer(handle).writerows([rows[0], *kept])
-
-        write_atomic(path, write)
-
-
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config dict to ``{"optim.lr": 0.001, ...}``."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path) -> None:
-    """Refuse to resume the run of ``checkpoint`` with a config that differs from its own in any
-    field but :data:`RESUME_MAY_CHANGE`, naming the first such field."""
-    old = _flatten(checkpoint["config"])
-    new = _flatten(config_to_dict(cfg))
-    for key in sorted(old.keys() | new.keys()):
-        if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key):
-            raise RunError(
-                f"{path}: was trained with {key}={old.get(key)!r}, the config asks "
-                f"{new.get(key)!r}; --resume continues a run with its own config (only "
-                f"{', '.join(RESUME_MAY_CHANGE)} may change), start a new --out to change it"
-            )
-
-
-@contextmanager
-def run_lock(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out_dir`` for a run; refuse when another process holds it.
-
-    An advisory ``flock`` on ``out_dir/train.lock``: the system releases it when the process
-    ends, even by SIGKILL, so a crashed run never leaves the folder locked.
-    """
-    path = out_dir / LOCK_FILE
-    handle = path.open("a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RunError(
-            f"{out_dir}: another training is writing to this folder (it holds {path.name}); "
-            "wait for it to end or choose another --out"
-        ) from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
-def _killed_before_checkpoint(out_dir: Path) -> bool:
-    """Whether ``out_dir`` holds a run stopped before its first ``last.pt``, after writing rows
-    of its first epoch: ``--resume`` restarts it from epoch 0, redoing those rows; a
-    fresh run refuses the folder for its ``metrics.csv``."""
-    return not (out_dir / LAST_CHECKPOINT).exists() and all(
-        (out_dir / name).is_file() for name in (METRICS_FILE, CONFIG_FILE)
-    )
-
-
-def check_run_folder(out_dir: Path, *, resume: bool) -> None:
-    """``--resume`` needs ``last.pt``; a fresh run needs a folder that holds no run, so that
-    nothing of an earlier run (its metrics, its checkpoints) is replaced before training."""
-    if resume:
-        if not (out_dir / LAST_CHECKPOINT).is_file() and not _killed_before_checkpoint(out_dir):
-            raise RunError(
-                f"--resume: {out_dir / LAST_CHECKPOINT} not found, there is no run to continue "
-                "(drop --resume to start one)"
-            )
-        return
-    name = run_file(out_dir)
-    if name is not None:
-        raise RunError(
-            f"{out_dir}: holds a run ({name}); continue it with --resume or choose another --out"
-        )
-
-
-def run_file(out_dir: Path) -> str | None:
-    """The first of :data:`RUN_FILES` that ``out_dir`` holds, or None where it holds no run."""
-    return next((name for name in RUN_FILES if (out_dir / name).exists()), None)
-
-
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -657,11 +516,12 @@ def train(
 
     Args:
         cfg: the stage's config.
-        out_dir: run directory (created); it must hold no run (:data:`RUN_FILES`) unless
-            ``resume``, and no other training may be writing to it.
+        out_dir: run directory (created); it must hold no run
+            (:data:`~hopose.run_folder.RUN_FILES`) unless ``resume``, and no other training may
+            be writing to it.
         resume: continue from ``out_dir/last.pt`` (its epoch, weights, optimiser, scheduler and
-            best score), with the config it was trained with (only :data:`RESUME_MAY_CHANGE`
-            may differ).
+            best score), with the config it was trained with (only
+            :data:`~hopose.run_folder.RESUME_MAY_CHANGE` may differ).
         split_cache: splits held in memory (``data.in_memory``, pose-only records) are taken
             from it when an earlier stage read them, and kept in it (:class:`SplitCache`).
 
@@ -760,7 +620,7 @@ def _train(
         from torch.utils.tensorboard import SummaryWriter
 
         # Rows of epochs after the checkpoint were never claimed by it: they are redone.
-        _drop_rows_after(out_dir / METRICS_FILE, start_epoch)
+        drop_rows_after(out_dir / METRICS_FILE, start_epoch)
         writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
 
     last_written = time.monotonic()
@@ -797,7 +657,7 @@ def _train(
                 _add_scalars(writer, epoch + 1, _prefixed("val", val_terms))
                 row = {"epoch": epoch + 1, "lr": lr}
                 row |= _prefixed("train", train_terms) | _prefixed("val", val_terms)
-                _append_csv(out_dir / METRICS_FILE, row)
+                append_csv(out_dir / METRICS_FILE, row)
                 bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
                 if bad:
                     raise FloatingPointError(
@@ -849,7 +709,7 @@ def _result(
 def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> dict[str, Any] | None:
     """The ``last.pt`` a resume continues from, checked against ``cfg``; None for a run killed
     before its first checkpoint, which starts again."""
-    if _killed_before_checkpoint(out_dir):
+    if killed_before_checkpoint(out_dir):
         # No checkpoint to continue from: the run starts again, with the config it began with.
         # Read as any config (a damaged file is one line naming it), compared as a checkpoint's.
         config_path = out_dir / CONFIG_FILE

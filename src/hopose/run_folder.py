@@ -1,0 +1,172 @@
+"""The folder of a training run (``--out``): the files a training writes there, and the rules
+that keep one folder to one run.
+
+One training at a time (``train.lock``, an flock the system drops when the process
+dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
+same config (only :data:`RESUME_MAY_CHANGE` may differ). Each validated epoch writes its rows
+(CSV and TensorBoard) first, then ``last.pt``, then ``best.pt`` when it is the best: a kill
+leaves either a checkpoint with all its rows, or rows after the last checkpoint, which a resume
+drops and writes again; ``best.pt`` never holds an epoch a resume redoes, and one left behind
+by a kill after ``last.pt`` is written again from it by the resume.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hopose.config import TrainConfig, config_to_dict
+from hopose.files import write_atomic
+
+LAST_CHECKPOINT = "last.pt"
+"""The run's latest checkpoint, with the optimisation state: what ``--resume`` continues from."""
+BEST_CHECKPOINT = "best.pt"
+"""The weights of the run's lowest validation error, without the optimisation state."""
+METRICS_FILE = "metrics.csv"
+"""One row of training and validation terms per validated epoch."""
+CONFIG_FILE = "config.yaml"
+"""The run's config, as trained."""
+TENSORBOARD_DIR = "tb"
+"""TensorBoard logs: the metrics rows, and every epoch's training terms and time."""
+LOCK_FILE = "train.lock"
+"""Held (flock) by the training writing to the folder (:func:`run_lock`)."""
+RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, METRICS_FILE)
+"""Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
+RESUME_MAY_CHANGE: tuple[str, ...] = (
+    "optim.epochs",
+    "optim.val_every",
+    "optim.checkpoint_minutes",
+    "data.num_workers",
+    "device",
+    "num_threads",
+)
+"""Config fields ``--resume`` accepts changed: more epochs, and how (not what) it computes."""
+
+
+class RunError(ValueError):
+    """A run folder cannot be used as asked: locked, already used, or resumed differently."""
+
+
+def append_csv(path: Path, row: Mapping[str, float]) -> None:
+    """Append ``row`` to the CSV at ``path`` (its header first when new); refuse a file whose
+    header names other columns, so no row ever lands under the wrong header."""
+    before = ""
+    if path.exists():
+        with path.open(newline="") as handle:
+            before = handle.read()
+        header = next(csv.reader(before.splitlines()), [])
+        if header != list(row):
+            raise RunError(f"{path}: its columns {header} are not this run's {list(row)}")
+
+    # The whole file again, renamed over the old one: a kill or a full disk leaves the old rows
+    # or the new ones, never a partial row.
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            handle.write(before)
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if not before:
+                writer.writeheader()
+            writer.writerow(row)
+
+    write_atomic(path, write)
+
+
+def drop_rows_after(path: Path, epoch: int) -> None:
+    """Keep the rows of epochs 1..``epoch`` in the CSV at ``path``: later rows were written by
+    epochs whose checkpoint never came (a kill in between) and will be written again."""
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [row for row in rows[1:] if int(row[0]) <= epoch]
+    if len(kept) < len(rows) - 1:
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as handle:
+                csv.writer(handle).writerows([rows[0], *kept])
+
+        write_atomic(path, write)
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config dict to ``{"optim.lr": 0.001, ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path) -> None:
+    """Refuse to resume the run of ``checkpoint`` with a config that differs from its own in any
+    field but :data:`RESUME_MAY_CHANGE`, naming the first such field."""
+    old = _flatten(checkpoint["config"])
+    new = _flatten(config_to_dict(cfg))
+    for key in sorted(old.keys() | new.keys()):
+        if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key):
+            raise RunError(
+                f"{path}: was trained with {key}={old.get(key)!r}, the config asks "
+                f"{new.get(key)!r}; --resume continues a run with its own config (only "
+                f"{', '.join(RESUME_MAY_CHANGE)} may change), start a new --out to change it"
+            )
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` for a run; refuse when another process holds it.
+
+    An advisory ``flock`` on ``out_dir/train.lock``: the system releases it when the process
+    ends, even by SIGKILL, so a crashed run never leaves the folder locked.
+    """
+    path = out_dir / LOCK_FILE
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(
+            f"{out_dir}: another training is writing to this folder (it holds {path.name}); "
+            "wait for it to end or choose another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def killed_before_checkpoint(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a run stopped before its first ``last.pt``, after writing rows
+    of its first epoch: ``--resume`` restarts it from epoch 0, redoing those rows; a
+    fresh run refuses the folder for its ``metrics.csv``."""
+    return not (out_dir / LAST_CHECKPOINT).exists() and all(
+        (out_dir / name).is_file() for name in (METRICS_FILE, CONFIG_FILE)
+    )
+
+
+def check_run_folder(out_dir: Path, *, resume: bool) -> None:
+    """``--resume`` needs ``last.pt``; a fresh run needs a folder that holds no run, so that
+    nothing of an earlier run (its metrics, its checkpoints) is replaced before training."""
+    if resume:
+        if not (out_dir / LAST_CHECKPOINT).is_file() and not killed_before_checkpoint(out_dir):
+            raise RunError(
+                f"--resume: {out_dir / LAST_CHECKPOINT} not found, there is no run to continue "
+                "(drop --resume to start one)"
+            )
+        return
+    name = run_file(out_dir)
+    if name is not None:
+        raise RunError(
+            f"{out_dir}: holds a run ({name}); continue it with --resume or choose another --out"
+        )
+
+
+def run_file(out_dir: Path) -> str | None:
+    """The first of :data:`RUN_FILES` that ``out_dir`` holds, or None where it holds no run."""
+    return next((name for name in RUN_FILES if (out_dir / name).exists()), None)

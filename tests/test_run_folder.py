@@ -1,0 +1,89 @@
+"""Run folders: the metrics CSV's rows, the folder's lock, and what a fresh run and a resume
+accept."""
+
+from __future__ import annotations
+
+import pytest
+
+from hopose import run_folder
+from hopose.config import config_to_dict
+from hopose.run_folder import RunError
+from tiny_runs import tiny
+
+
+def test_metrics_rows_never_land_under_another_header(tmp_path):
+    path = tmp_path / "metrics.csv"
+    run_folder.append_csv(path, {"epoch": 1, "train/2d": 0.5})
+    with pytest.raises(RunError, match=r"metrics\.csv: its columns"):
+        run_folder.append_csv(path, {"epoch": 2, "train/2d": 0.4, "train/physical": 0.1})
+    assert path.read_text().splitlines() == ["epoch,train/2d", "1,0.5"]
+
+
+def test_a_failed_row_write_leaves_the_metrics_as_they_were(tmp_path, monkeypatch):
+    """A full disk (or a kill) while a row is written leaves the old rows, no partial row."""
+    path = tmp_path / "metrics.csv"
+    run_folder.append_csv(path, {"epoch": 1, "train/2d": 0.5})
+    before = path.read_text()
+
+    def disk_full(self, row):
+        self.writer.writerow([row["epoch"]])  # part of the row, then the error
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_folder.csv.DictWriter, "writerow", disk_full)
+    with pytest.raises(OSError):
+        run_folder.append_csv(path, {"epoch": 2, "train/2d": 0.4})
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]  # no temporary file left
+
+
+def test_a_held_run_lock_refuses_a_second_holder_and_is_released_on_exit(tmp_path):
+    """The lock is exclusive: a second holder is refused while the first holds it (two shared
+    locks would both be granted, and two trainings would write one folder), and it is released
+    when the first one's run ends."""
+    refused = pytest.raises(RunError, match="another training is writing to this folder")
+    with run_folder.run_lock(tmp_path), refused, run_folder.run_lock(tmp_path):
+        pass
+    with run_folder.run_lock(tmp_path):  # released: taken again
+        pass
+
+
+def test_resume_accepts_a_change_of_every_field_it_may_change_and_of_no_other(tmp_path):
+    """Each of RESUME_MAY_CHANGE changed at once passes; one other field changed (the batch
+    size, which changes what an epoch computes) is refused, naming both values."""
+    path = tmp_path / "last.pt"
+    saved = {"config": config_to_dict(tiny("lifter"))}
+    changed = tiny(
+        "lifter", "optim.epochs=7", "optim.val_every=3", "optim.checkpoint_minutes=5",
+        "data.num_workers=2", "device=auto", "num_threads=2",
+    )  # fmt: skip
+    # Not vacuous: the two configs differ in exactly the fields that may change.
+    old, new = (
+        run_folder._flatten(saved["config"]),
+        run_folder._flatten(config_to_dict(changed)),
+    )
+    assert {key for key in old if old[key] != new[key]} == set(run_folder.RESUME_MAY_CHANGE)
+    run_folder.check_resumable(changed, saved, path)
+    with pytest.raises(RunError, match=r"with optim\.batch_size=16, the config asks 32;"):
+        run_folder.check_resumable(tiny("lifter", "optim.batch_size=32"), saved, path)
+
+
+def test_resume_refuses_a_field_the_runs_config_lacks(tmp_path):
+    """A field the run's saved config does not hold (written before the field existed) differs
+    from the config's value: refused like any other change, not skipped, as the run cannot say
+    it trained with that value."""
+    cfg = tiny("lifter")
+    saved = {"config": config_to_dict(cfg)}
+    del saved["config"]["optim"]["step_size"]
+    step = cfg.optim.step_size
+    with pytest.raises(RunError, match=rf"with optim\.step_size=None, the config asks {step};"):
+        run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
+
+
+@pytest.mark.parametrize("left", ["config.yaml", "metrics.csv"])
+def test_a_folder_with_config_or_metrics_alone_is_no_run_to_resume(tmp_path, left):
+    """A run restarts with --resume only when killed after its first rows, before its first
+    last.pt: it left both config.yaml (the config to restart with) and metrics.csv. Either
+    alone (killed in its first epoch; files copied by hand) is no run to continue."""
+    (tmp_path / left).write_text("x\n")
+    with pytest.raises(RunError, match=r"last\.pt not found, there is no run to continue"):
+        run_folder.check_run_folder(tmp_path, resume=True)
