@@ -8,7 +8,7 @@ import pytest
 from hopose.cli import main
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasp_stats import REAL, Comparison, compare, comparison_table, hand_quantities
-from hopose.data.synthetic import generate_grasps
+from hopose.data.grasps import generate_grasps
 from hopose.skeleton import FINGERS
 
 
