@@ -23,7 +23,10 @@ from hopose.skeleton import (
     NUM_CORNERS,
     NUM_JOINTS,
     NUM_NODES,
+    NUM_SEGMENTATION_CLASSES,
     OPPOSITE_FACES,
+    PART_NODES,
+    SEGMENTATION_CLASSES,
     box_adjacency,
     corner_signs,
     hand_adjacency,
@@ -176,3 +179,40 @@ def test_convention_adjacencies():
     # Hand first, corners after, no edge between them.
     assert torch.equal(both[:21, :21], hand) and torch.equal(both[21:, 21:], box)
     assert both[:21, 21:].abs().sum() == 0
+
+
+def test_convention_part_nodes_are_the_hand_joints_then_the_corners():
+    """The 29-node graph's parts: nodes 0..20 are the hand's joints 0..20, nodes 21..28 the
+    box's corners 0..7 (corner c is node 21 + c), each node in exactly one part."""
+    assert list(PART_NODES) == ["hand", "object"]
+    assert list(PART_NODES["hand"]) == list(range(21))
+    assert list(PART_NODES["object"]) == [21 + c for c in range(8)]
+
+
+def test_convention_segmentation_classes_name_the_box_faces_in_order():
+    """Class 0 is the background, 1 the hand, 2 + f the face BOX_FACES[f], named by the plane
+    its four corners share: face 0 = (0, 1, 2, 3) has z = -1 at all four, so class 2 is
+    "box z-"; the encoder's head has one output per class."""
+    assert SEGMENTATION_CLASSES[:2] == ("background", "hand")
+    assert NUM_SEGMENTATION_CLASSES == len(SEGMENTATION_CLASSES) == 2 + len(BOX_FACES) == 8
+    for f, face in enumerate(BOX_FACES):
+        (axis,) = [a for a in range(3) if len({CORNER_SIGNS[c][a] for c in face}) == 1]
+        sign = "-" if CORNER_SIGNS[face[0]][axis] < 0 else "+"
+        assert SEGMENTATION_CLASSES[2 + f] == f"box {'xyz'[axis]}{sign}", face
+
+
+def test_adjacency_sums_the_float32_features_of_each_nodes_neighbours():
+    """A @ X, as a graph convolution applies the adjacency to float32 node features, gives each
+    node the sum of its neighbours' features. With feature = node index: the wrist (node 0) gets
+    its finger bases 1 + 5 + 9 + 13 + 17 = 45, the thumb CMC (1) gets 0 + 2 = 2, the thumb tip
+    (4) gets 3, box corner 0 (node 21) gets corners 1, 3, 4: 22 + 24 + 25 = 71."""
+    features = torch.arange(NUM_NODES, dtype=torch.float32)[:, None]
+    summed = (hand_object_adjacency() @ features)[:, 0]  # a float64 adjacency raises here
+    assert summed[[0, 1, 4, 21]].tolist() == [45.0, 2.0, 3.0, 71.0]
+    # Naive reference: every edge adds each end's index to the other end.
+    expected = [0.0] * NUM_NODES
+    box_nodes = [(NUM_JOINTS + a, NUM_JOINTS + b) for a, b in BOX_EDGES]
+    for a, b in [*HAND_BONES, *box_nodes]:
+        expected[a] += b
+        expected[b] += a
+    assert summed.tolist() == expected

@@ -91,3 +91,21 @@ def test_more_processes_than_records_still_step_together():
         got = torch.cat([b["hand_3d"][:, 0, 0] for b in split]).long().tolist()
         assert got == list(sampler) == [rank % 2]
         assert len(split) == len(list(split)) == 1
+
+
+def test_an_empty_split_is_refused_with_a_message_that_names_it():
+    """No records: refused by the TensorSplit itself, not by numpy's "need at least one array to
+    stack" deep in the collate, which names nothing."""
+    with pytest.raises(ValueError, match="a TensorSplit needs at least one record"):
+        TensorSplit([], device=torch.device("cpu"), batch_size=2, shuffle=False)
+
+
+def test_the_tensors_live_and_the_batches_are_cut_on_the_given_device():
+    """The split is moved to its device once: every stored tensor and every batch is there. The
+    meta device stands in for a GPU on a machine without one: a tensor left on the CPU, indexed
+    with the device's indices, would come back on the CPU."""
+    split = TensorSplit(_records(5), device=torch.device("meta"), batch_size=2, shuffle=True)
+    assert {value.device.type for value in split.tensors.values()} == {"meta"}
+    batches = list(split)
+    assert [len(b["hand_3d"]) for b in batches] == [2, 2, 1]  # 5 = 2 + 2 + 1
+    assert {value.device.type for b in batches for value in b.values()} == {"meta"}

@@ -13,9 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
 from hopose.data.synthetic import SyntheticHandObject
-from hopose.data.workers import FrameViews
+from hopose.data.workers import (
+    POLL_SECONDS,
+    ExitWithParent,
+    FrameViews,
+    as_collected,
+    process_alive,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -189,3 +197,112 @@ def test_frame_views_render_the_same_views_in_processes_that_are_not_forked(meth
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["(4,", "32,", "32,", "3)", "0"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_process_alive_tells_a_sleeping_child_from_a_zombie_and_a_reaped_one(tmp_path):
+    """A sleeping child runs, even one named "x) Z (y": /proc/PID/stat's state is the field
+    after the last ")" of the name, here S, not the "Z" after the first. Killed and not yet
+    reaped (a zombie) it has ended, and once reaped (no such pid) too."""
+    name = tmp_path / "x) Z (y"
+    name.symlink_to(os.path.realpath(sys.executable))
+    script = "import time; print(flush=True); time.sleep(30)"
+    child = subprocess.Popen([str(name), "-I", "-c", script], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()
+        time.sleep(0.2)  # from its print into its sleep: state S, not R
+        assert process_alive(child.pid)
+        child.kill()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, left unreaped
+        assert not process_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not process_alive(child.pid)
+
+
+def test_process_alive_trusts_the_signal_check_where_proc_cannot_tell(monkeypatch):
+    """Without a readable /proc/PID/stat (macOS, or the process ended meanwhile) or with one
+    that cannot be parsed, a process that signal 0 finds runs; one that signal 0 may not reach
+    (another user's: PermissionError) exists all the same."""
+    pid = os.getpid()
+
+    def unreadable(path, *args, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(Path, "read_text", unreadable)
+    assert process_alive(pid)
+    monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: "")
+    assert process_alive(pid)
+
+    def refused(pid, signal):
+        raise PermissionError(pid)
+
+    monkeypatch.setattr(os, "kill", refused)
+    assert process_alive(pid)
+
+
+def test_workers_that_watch_their_main_process_serve_the_epoch_and_end_by_themselves():
+    """While the main process lives, ExitWithParent leaves a worker alone: one idle past its
+    next poll (the main process asleep, state S) still serves the rest of the epoch. At the
+    epoch's end the worker exits as soon as the loader tells it to: its watcher is a daemon
+    thread, where a non-daemon one would keep the worker alive until the loader gave up
+    joining it (a 5 s timeout) and sent SIGTERM."""
+    loader = DataLoader(
+        range(6), batch_size=1, num_workers=1, collate_fn=as_collected,
+        worker_init_fn=ExitWithParent(), multiprocessing_context="fork", prefetch_factor=1,
+    )  # fmt: skip
+    batches = iter(loader)
+    first = next(batches)
+    time.sleep(POLL_SECONDS + 0.2)
+    start = time.monotonic()
+    rest = list(batches)  # the last 5 batches, then the workers' shutdown
+    elapsed = time.monotonic() - start
+    assert [first, *rest] == [[i] for i in range(6)]
+    (worker,) = batches._workers
+    assert not worker.is_alive()
+    assert elapsed < 4.0, f"the worker took {elapsed:.1f} s to end"  # ~0.05 s; 5+ s if stuck
+
+
+class _ThreadViews:
+    """A view source whose view of frame i through A shows i, how many threads torch uses where
+    it was rendered, and A[0, 2]; returned transposed, as a real frame's views are (a permuted
+    tensor, view_frames)."""
+
+    def views(self, index: int, affines: np.ndarray) -> np.ndarray:
+        images = np.zeros((3, 2, 2, len(affines)), np.uint8)  # channels first, views last
+        images[0], images[1], images[2] = index, torch.get_num_threads(), affines[:, 0, 2]
+        return images.transpose(3, 1, 2, 0)
+
+
+def _maps(views: int, frames: int) -> np.ndarray:
+    """(views, frames, 3, 3) translations whose x shift is 10 + v * frames + b."""
+    affines = np.tile(np.eye(3), (views, frames, 1, 1))
+    affines[:, :, 0, 2] = 10 + np.arange(views * frames).reshape(views, frames)
+    return affines
+
+
+def test_frame_views_are_c_contiguous_and_more_frames_than_maps_are_refused():
+    """In this process the source's transposed views are stacked into one C-contiguous array
+    (the layout pickled ones come back in); 3 frames for maps of 2 are refused by name."""
+    with FrameViews(_ThreadViews()) as render:
+        images = render([4, 5, 6], _maps(2, 3))
+        assert images.flags.c_contiguous
+        np.testing.assert_array_equal(images[..., 0, 0, 0], [[4, 5, 6], [4, 5, 6]])
+        np.testing.assert_array_equal(images[..., 0, 0, 2], [[10, 11, 12], [13, 14, 15]])
+        with pytest.raises(ValueError, match="3 frames, but maps of 2"):
+            render([0, 1, 2], _maps(2, 2))
+
+
+def test_a_single_view_process_renders_there_on_one_torch_thread():
+    """workers=1 renders in a process, not here, and there torch uses one thread (the processes
+    share the cores), whatever this process uses: 2 here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with FrameViews(_ThreadViews(), workers=1) as render:
+            images = render([4, 5], _maps(2, 2))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(images[..., 0, 0, 0], [[4, 5], [4, 5]])
+    np.testing.assert_array_equal(images[..., 0, 0, 1], 1)
