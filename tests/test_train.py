@@ -127,6 +127,21 @@ def test_resume_from_a_checkpoint_without_optimiser_state_names_the_file(tmp_pat
     assert (tmp_path / "metrics.csv").read_text() == before
 
 
+def test_resume_from_weights_that_do_not_fit_is_one_line_naming_last_pt(tmp_path):
+    """A last.pt whose weights do not fit the network (a code change without a FORMAT bump, or
+    an edited file) is refused as every other checkpoint read is: one CheckpointError naming
+    the file (the CLI prints it as one line), not torch's multi-line RuntimeError."""
+    train(tiny("lifter"), tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    last["model"] = {k: v for k, v in last["model"].items() if not k.startswith("lifter.")}
+    torch.save(last, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError) as error:
+        train(tiny("lifter", "optim.epochs=2"), tmp_path, resume=True)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'last.pt'}: its weights do not fit the network")
+    assert "\n" not in message
+
+
 def test_training_on_a_missing_gpu_is_refused_before_anything_changes(tmp_path, monkeypatch):
     # A GPU machine answers as one without a GPU would; the config itself loads there.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)

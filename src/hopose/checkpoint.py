@@ -54,6 +54,8 @@ FORMAT = 1
 """Version of the checkpoint layout; bump it when the layout or the network's state changes."""
 
 _REQUIRED = ("format", "stage", "trained", "model", "config")
+PROGRESS_KEYS: tuple[str, ...] = ("epoch", "best", "best_epoch")
+"""Keys of a run's progress that ``best.pt`` and ``last.pt`` hold (:func:`progress_checkpoint`)."""
 OPTIMISATION_STATE: tuple[str, ...] = ("optimizer", "scheduler", "scaler")
 """Keys of the optimisation state that only ``last.pt`` holds (:func:`training_state`)."""
 # Optimiser options that choose how the update is computed, not what it is.
@@ -104,11 +106,8 @@ def progress_checkpoint(
 
     ``epoch`` counts epochs done (1-based); ``best_epoch`` is the best one's 0-based index, -1
     before any validation (the module docstring's table)."""
-    return model_checkpoint(model, cfg, trained=trained) | {
-        "epoch": epoch,
-        "best": best,
-        "best_epoch": best_epoch,
-    }
+    progress = dict(zip(PROGRESS_KEYS, (epoch, best, best_epoch), strict=True))
+    return model_checkpoint(model, cfg, trained=trained) | progress
 
 
 def training_state(
@@ -124,6 +123,12 @@ def training_state(
     return dict(progress) | {
         key: state.state_dict() for key, state in zip(OPTIMISATION_STATE, states, strict=True)
     }
+
+
+def holds_best(state: Mapping[str, Any]) -> bool:
+    """Whether the weights of ``state`` (a :func:`progress_checkpoint` or ``last.pt``) are its
+    run's best: its epoch is the best one (the module docstring's table)."""
+    return state["best_epoch"] + 1 == state["epoch"]
 
 
 def progress_of(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -255,16 +260,12 @@ def checkpoint_config(path: str | Path, checkpoint: Mapping[str, Any]) -> TrainC
         raise CheckpointError(f"{path}: its config: {error}") from None
 
 
-def rebuild_model(cfg: TrainConfig) -> HoposeNet:
-    """An untrained network of ``cfg.model``'s architecture, for a checkpoint's weights.
+def _untrained(cfg: ModelConfig) -> HoposeNet:
+    """An untrained network of ``cfg``'s architecture, for a checkpoint's weights.
 
     ``backbone_weights`` is dropped: the checkpoint's weights replace the backbone's anyway, and
     the file named on the training machine need not exist here.
     """
-    return _untrained(cfg.model)
-
-
-def _untrained(cfg: ModelConfig) -> HoposeNet:
     with random_backbone_expected():
         return build_model(dataclasses.replace(cfg, backbone_weights=None))
 
@@ -301,6 +302,12 @@ def _load_state(
         if why is not None and (more := why()):
             reason += f"; {more}"
         raise CheckpointError(f"{path}: its weights do not fit the network ({reason})") from None
+
+
+def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], path: str | Path) -> None:
+    """Load the whole network's weights of ``checkpoint`` (read from ``path``) into ``model``;
+    weights that do not fit are one line naming ``path`` (:class:`CheckpointError`)."""
+    _load_state(model, checkpoint["model"], Path(path))
 
 
 def _shapes(cfg: ModelConfig, part: str) -> dict[str, torch.Size]:
@@ -391,8 +398,8 @@ def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet
             f"was never trained cannot {use} ({hint})"
         )
     cfg = checkpoint_config(path, checkpoint)
-    model = rebuild_model(cfg)
-    _load_state(model, checkpoint["model"], path)
+    model = _untrained(cfg.model)
+    load_weights(model, checkpoint, path)
     return model, cfg
 
 

@@ -63,9 +63,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm import tqdm
 
 from hopose.checkpoint import (
+    holds_best,
     load_checkpoint,
     load_trained_parts,
     load_training_state,
+    load_weights,
     progress_checkpoint,
     progress_of,
     restore_training_state,
@@ -140,7 +142,8 @@ class TrainResult:
 
     model: HoposeNet
     best: float
-    """Lowest validation error (rank 0; inf on other ranks)."""
+    """Lowest validation error: rank 0's; other ranks keep the value they started with (inf, or
+    that of the ``last.pt`` they resumed)."""
     best_epoch: int
     """Epoch (1-based) of the best validation error."""
     checkpoint: str
@@ -577,11 +580,11 @@ def _train(
     if checkpoint is not None and checkpoint["epoch"] == cfg.optim.epochs:
         # A finished run (a demo resumed after its training): its network, without the data
         # (thousands of crops to render) that no epoch would read.
-        model = _network(cfg, stage, checkpoint, init, train_set=None)[0]
+        model = _network(cfg, stage, checkpoint, init, train_set=None, out_dir=out_dir)[0]
         model.to(runtime.device, memory_format=memory_format(stage))
         return _result(model, checkpoint["best"], checkpoint["best_epoch"], out_dir, runtime)
     train_set, val_set = _read_splits(cfg, split_cache, with_images=stage.reads_images)
-    model, trained = _network(cfg, stage, checkpoint, init, train_set)
+    model, trained = _network(cfg, stage, checkpoint, init, train_set, out_dir=out_dir)
     model.to(runtime.device, memory_format=memory_format(stage))
     parts = tuple(model.lifter.parts)
 
@@ -724,7 +727,7 @@ def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> di
             f"{last_path}: optim.epochs={cfg.optim.epochs} is below the {checkpoint['epoch']} "
             "epochs this run has done; --resume continues to a later epoch, not an earlier one"
         )
-    if runtime.is_main and checkpoint["best_epoch"] + 1 == checkpoint["epoch"]:
+    if runtime.is_main and holds_best(checkpoint):
         # The best epoch is last.pt's own: a kill after last.pt may have left best.pt behind.
         save_checkpoint(progress_of(checkpoint), out_dir / BEST_CHECKPOINT)
     return checkpoint
@@ -770,11 +773,13 @@ def _network(
     checkpoint: Mapping[str, Any] | None,
     init: Mapping[str, Any] | None,
     train_set: Dataset | None,
+    *,
+    out_dir: Path,
 ) -> tuple[HoposeNet, frozenset[str]]:
     """The network a run starts from, and the parts holding trained weights: a resumed
-    checkpoint's, or the parts ``init_from`` trained (the rest of it is random and not copied)
-    and this stage's. ``train_set`` sets a new lifter's statistics; None only with a
-    checkpoint, which holds them."""
+    checkpoint's (``out_dir``'s ``last.pt``), or the parts ``init_from`` trained (the rest of it
+    is random and not copied) and this stage's. ``train_set`` sets a new lifter's statistics;
+    None only with a checkpoint, which holds them."""
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
     # A random backbone is news only to a stage that trains the encoder: the others never use
     # it (the lifter reads ground-truth 2D keypoints).
@@ -782,7 +787,7 @@ def _network(
     with random_backbone_expected() if quiet else nullcontext():
         model = build_model(cfg.model)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
+        load_weights(model, checkpoint, out_dir / LAST_CHECKPOINT)
         return model, frozenset(checkpoint["trained"])
     trained = (
         frozenset() if init is None else load_trained_parts(model, init, cfg.init_from, cfg.model)
