@@ -16,7 +16,7 @@ from hopose import ablate, demo
 from hopose.checkpoint import load_checkpoint, progress_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.configs import find_config
-from hopose.evaluate import METRICS_FILE
+from hopose.evaluate import EVAL_METRICS_FILE
 from hopose.run_folder import LAST_CHECKPOINT
 from tiny_runs import TINY
 
@@ -58,7 +58,7 @@ def fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):
                                 "grasp_epsilon")}  # fmt: skip
         summary = {"hand_mean_mm": hand, "object_mean_mm": obj, "n": 5, "gt_2d": gt_2d, **metrics}
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / METRICS_FILE).write_text(json.dumps(summary))
+        (Path(out_dir) / EVAL_METRICS_FILE).write_text(json.dumps(summary))
         return summary
 
     monkeypatch.setattr(ablate, "train", fake_train)
@@ -406,7 +406,7 @@ def test_a_resume_evaluates_again_a_row_whose_record_is_of_fewer_epochs_than_las
         "best_epoch": 29,
         "best": 1.0,
     }
-    for name in (METRICS_FILE, ablate.EVALUATED_FILE):
+    for name in (EVAL_METRICS_FILE, ablate.EVALUATED_FILE):
         _set_times(tmp_path, name, 86400)
     evaluated, table = _evaluations_of_a_resume(monkeypatch, tmp_path, ["optim.epochs=31"])
     assert evaluated == ["adaptive_graph_u_net", "hand_sub_graph_only",
@@ -424,7 +424,7 @@ def test_a_resume_reads_back_an_evaluation_whose_record_matches_last_pt_whatever
     before last.pt (a copied folder, a coarse clock)."""
     fake_run(monkeypatch, LIFTER_ERRORS)
     table = ablate.run_ablation("lifter", tmp_path)
-    _set_times(tmp_path, METRICS_FILE, -86400)
+    _set_times(tmp_path, EVAL_METRICS_FILE, -86400)
     evaluated, resumed = _evaluations_of_a_resume(monkeypatch, tmp_path)
     assert evaluated == [] and resumed == table
 
@@ -437,8 +437,16 @@ def test_a_resume_evaluates_again_a_row_killed_before_its_evaluation_was_recorde
     fake_run(monkeypatch, LIFTER_ERRORS)
     ablate.run_ablation("lifter", tmp_path)
     (tmp_path / "hand_sub_graph_only" / "eval" / ablate.EVALUATED_FILE).unlink()
-    _set_times(tmp_path, METRICS_FILE, 86400)
+    _set_times(tmp_path, EVAL_METRICS_FILE, 86400)
     evaluated, table = _evaluations_of_a_resume(monkeypatch, tmp_path)
     assert evaluated == ["hand_sub_graph_only"]
     assert "| Hand Sub-graph Only | 50.00 | – | 12.22 | – |" in table.splitlines()
     assert "| Full Graph | 10.00 | 11.00 | 10.38 | 13.85 |" in table.splitlines()
+
+
+def test_the_physics_table_labels_every_plausibility_metric_the_report_shows():
+    """Table 3's rows come from the report's plausibility metrics: one the report adds needs a
+    label (or None, no row) here, so the two tables cannot drift apart."""
+    from hopose.report import PLAUSIBILITY_ROWS
+
+    assert set(ablate.PHYSICS_LABELS) == {name for name, _, _ in PLAUSIBILITY_ROWS}

@@ -33,17 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from hopose.checkpoint import load_checkpoint
+from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint
 from hopose.config import TrainConfig, load_config
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
-from hopose.evaluate import METRICS_FILE, run_eval, without_jitter
+from hopose.evaluate import EVAL_METRICS_FILE, run_eval, without_jitter
 from hopose.files import write_text
 from hopose.report import format_number, markdown_table
 from hopose.run_folder import LAST_CHECKPOINT, run_file
 from hopose.scoring import (
     AFFINITY,
+    CUBOID_MM,
     FORCE_CLOSURE,
     GRASP_EPSILON,
     HAND_MEAN_MM,
@@ -78,6 +79,10 @@ PHYSICS_ROWS: tuple[tuple[str, list[str], tuple[float, float]], ...] = (
     ("MSE", ["loss.physical=false", *PAPER_3D_LOSS], (12.83, 20.83)),
     ("MSE + Physical loss", ["loss.physical=true", *PAPER_3D_LOSS], (12.53, 19.09)),
 )
+# The physics study's training seeds per row unless asked otherwise (``hopose ablate --seeds``).
+SEEDS = 3
+# Each part of the tables' rows and its mean error's key in metrics.json.
+PART_MEANS = (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
 # Smaller runs for --quick (smoke tests of the command).
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=512", "data.num_val=64", "data.num_test=64", "optim.epochs=2"],
@@ -119,18 +124,23 @@ def _data_overrides(
 
 
 EVALUATED_FILE = "evaluated.json"
-"""Written beside a row's ``eval/metrics.json`` once that is: the :data:`EVALUATED_FIELDS` of
-the run's ``last.pt`` when it was evaluated. A resume reads the evaluation back only where they
-equal ``last.pt``'s of now (:func:`_row_summary`), whatever the files' times say."""
-EVALUATED_FIELDS: tuple[str, ...] = ("epoch", "best_epoch", "best")
-"""Fields of ``last.pt`` (:mod:`hopose.checkpoint`'s table) that tell its runs apart: epochs
-done, and the epoch and validation error of the weights in ``best.pt``, which is evaluated."""
+"""Written beside a row's ``eval/metrics.json`` once that is: the progress
+(:data:`hopose.checkpoint.PROGRESS_KEYS`: epochs done, and the epoch and validation error of
+the weights in ``best.pt``, which is evaluated) of the run's ``last.pt`` when it was
+evaluated. A resume reads the evaluation back only where it equals ``last.pt``'s of now
+(:func:`_row_summary`), whatever the files' times say."""
+
+
+def _slug(name: str) -> str:
+    """A row's folder name: "Hand Sub-graph Only" -> hand_sub_graph_only, "MSE + Physical loss"
+    -> mse_physical_loss."""
+    return name.lower().replace(" + ", "_").replace(" ", "_").replace("-", "_")
 
 
 def _last_progress(run_dir: Path) -> dict[str, Any]:
-    """The :data:`EVALUATED_FIELDS` of ``run_dir``'s last checkpoint."""
+    """The progress (:data:`hopose.checkpoint.PROGRESS_KEYS`) of ``run_dir``'s last checkpoint."""
     checkpoint = load_checkpoint(run_dir / LAST_CHECKPOINT)
-    return {key: checkpoint[key] for key in EVALUATED_FIELDS}
+    return {key: checkpoint[key] for key in PROGRESS_KEYS}
 
 
 def _row_summary(
@@ -157,7 +167,7 @@ def _row_summary(
     eval_dir = run_dir / "eval"
     progress = _last_progress(run_dir)
     if resume and _recorded(eval_dir) == progress:
-        return json.loads((eval_dir / METRICS_FILE).read_text())
+        return json.loads((eval_dir / EVAL_METRICS_FILE).read_text())
     summary = run_eval(
         result.checkpoint,
         without_jitter(cfg.data),
@@ -176,7 +186,7 @@ def _recorded(eval_dir: Path) -> dict[str, Any] | None:
     """What the evaluation in ``eval_dir`` evaluated (:data:`EVALUATED_FILE`); None where it
     has no record, or no ``metrics.json`` to read back, or a record damaged by hand."""
     record = eval_dir / EVALUATED_FILE
-    if not (record.is_file() and (eval_dir / METRICS_FILE).is_file()):
+    if not (record.is_file() and (eval_dir / EVAL_METRICS_FILE).is_file()):
         return None
     try:
         return json.loads(record.read_text())
@@ -197,22 +207,31 @@ def ablate_lifter(
     rows: list[dict[str, Any]] = []
     split_cache = SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
-        run_dir = out_dir / name.lower().replace(" ", "_").replace("-", "_")
+        run_dir = out_dir / _slug(name)
         # A user's own --set init_from comes after, and wins.
         cfg = load_config(config_path(dataset, "lifter"), ["init_from=null", *overrides, *extra])
         summary = _row_summary(
             cfg, run_dir, gt_2d=True, plausibility=False, resume=resume, split_cache=split_cache
         )
-        measured = {
-            part: summary[key] if part in parts else None
-            for part, key in (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
-        }
+        measured = {part: summary[key] if part in parts else None for part, key in PART_MEANS}
         rows.append({"name": name, **measured, "paper": paper, "n": summary[N_FRAMES]})
         if finished is not None:
             finished(rows)
     return rows
 
 
+# Table 3's label of each plausibility metric of the report (report.PLAUSIBILITY_ROWS), in
+# Table 3's order: shorter than the report's, for a table of five columns with every number to
+# three decimals; None: no row (the box's cuboid-ness). Every metric of the report has an entry
+# (tests/test_ablate.py checks).
+PHYSICS_LABELS: dict[str, str | None] = {
+    VALID_CONTACTS: "Valid contacts per frame",
+    AFFINITY: "Affinity loss (Eq. 6)",
+    PENETRATION_MM: "Deepest penetration (mm)",
+    FORCE_CLOSURE: "Force-closure rate",
+    GRASP_EPSILON: "Grasp quality (Ferrari-Canny epsilon)",
+    CUBOID_MM: None,
+}
 # Table 3 with statistics: the numbers compared, their key in metrics.json, the key of the
 # ground truth's value (None: no such value, "–") and label.
 PHYSICS_METRICS: tuple[tuple[str, str | None, str], ...] = (
@@ -220,13 +239,8 @@ PHYSICS_METRICS: tuple[tuple[str, str | None, str], ...] = (
     (OBJECT_MEAN_MM, None, "Object error (mm)"),
     *(
         (plausibility_key("pred", name), plausibility_key("gt", name), label)
-        for name, label in (
-            (VALID_CONTACTS, "Valid contacts per frame"),
-            (AFFINITY, "Affinity loss (Eq. 6)"),
-            (PENETRATION_MM, "Deepest penetration (mm)"),
-            (FORCE_CLOSURE, "Force-closure rate"),
-            (GRASP_EPSILON, "Grasp quality (Ferrari-Canny epsilon)"),
-        )
+        for name, label in PHYSICS_LABELS.items()
+        if label is not None
     ),
 )
 # The two inputs of the physics study: the lifter on ground-truth 2D, the network from pixels.
@@ -296,7 +310,7 @@ def ablate_physics(
     init: str | None,
     *,
     source: str = "image",
-    seeds: int = 3,
+    seeds: int = SEEDS,
     resume: bool = False,
     finished: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -329,8 +343,7 @@ def ablate_physics(
                 resume=resume,
             )["encoder"]
         for name, extra, _ in PHYSICS_ROWS:
-            slug = name.lower().replace(" + ", "_").replace(" ", "_")
-            run_dir = out_dir / source / f"seed{seed}" / slug
+            run_dir = out_dir / source / f"seed{seed}" / _slug(name)
             runs[name].append(
                 _train_physics_row(
                     dataset,
@@ -355,8 +368,7 @@ def physics_rows(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
-            "hand": float(np.mean([r[HAND_MEAN_MM] for r in runs[name]])),
-            "object": float(np.mean([r[OBJECT_MEAN_MM] for r in runs[name]])),
+            **{part: float(np.mean([r[key] for r in runs[name]])) for part, key in PART_MEANS},
             "paper": paper,
             "n": runs[name][0][N_FRAMES],
             "seeds": runs[name],
@@ -426,7 +438,7 @@ def run_ablation(
     num: int | None = None,
     quick: bool = False,
     init: str | None = None,
-    seeds: int = 3,
+    seeds: int = SEEDS,
     sources: tuple[str, ...] = PHYSICS_INPUTS,
     overrides: Sequence[str] = (),
     resume: bool = False,

@@ -39,7 +39,7 @@ from hopose.checkpoint import load_model
 from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
-from hopose.evaluate import mean_pose_predictions, run_eval, without_jitter
+from hopose.evaluate import PREDICTIONS_FILE, mean_pose_predictions, run_eval, without_jitter
 from hopose.files import copy_file, write_text
 from hopose.report import markdown_table
 from hopose.run_folder import run_file
@@ -58,6 +58,10 @@ from hopose.skeleton import NUM_JOINTS
 from hopose.stages import STAGES
 from hopose.train import train
 
+# The final model and the demo's summary, in its folder (beside results.md and a folder per stage
+# and per evaluation).
+MODEL_FILE = "model.pt"
+SUMMARY_FILE = "metrics.json"
 # Smaller data and fewer epochs for `hopose demo --quick`, as config overrides per stage.
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=2000", "data.num_val=200", "optim.epochs=32", "optim.step_size=22"],
@@ -169,7 +173,8 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, resume: bool = False) 
     checkpoints = train_stages(
         "synthetic", out_dir, QUICK_OVERRIDES if quick else {}, read_ahead=True, resume=resume
     )
-    copy_file(checkpoints["end2end"], out_dir / "model.pt")
+    model_path = out_dir / MODEL_FILE
+    copy_file(checkpoints["end2end"], model_path)
     data = without_jitter(
         load_config(
             config_path("synthetic", "end2end"), QUICK_OVERRIDES["end2end"] if quick else []
@@ -180,18 +185,17 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, resume: bool = False) 
     # key: (checkpoint, feed ground-truth 2D, write the report)
     evaluations = {
         "lifter_gt_2d": (checkpoints["lifter"], True, False),
-        "final_gt_2d": (out_dir / "model.pt", True, False),
-        "final_image": (out_dir / "model.pt", False, True),
+        "final_gt_2d": (model_path, True, False),
+        "final_image": (model_path, False, True),
     }
+    eval_dirs = {key: out_dir / f"eval_{key}" for key in evaluations}
     results = {
-        key: run_eval(
-            ckpt, data, data.test_split, out_dir / f"eval_{key}", gt_2d=gt_2d, report=report
-        )
+        key: run_eval(ckpt, data, data.test_split, eval_dirs[key], gt_2d=gt_2d, report=report)
         for key, (ckpt, gt_2d, report) in evaluations.items()
     }
     lifter_stage, _ = load_model(checkpoints["lifter"], from_images=False)
     out_mean = lifter_stage.lifter.out_mean.numpy()  # (29, 3)
-    predictions = dict(np.load(out_dir / "eval_final_gt_2d" / "predictions.npz"))
+    predictions = dict(np.load(eval_dirs["final_gt_2d"] / PREDICTIONS_FILE))
     baseline = mean_pose_predictions(predictions, out_mean[:NUM_JOINTS], out_mean[NUM_JOINTS:])
     results["mean_pose_baseline"] = score(baseline, plausibility=False)
 
@@ -214,11 +218,13 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, resume: bool = False) 
         "checks": checks,
         "checkpoints": checkpoints,
     }
-    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     write_text(out_dir / "results.md", table + "\n")
     print(f"\nSynthetic test split, {summary['n_test']} frames never trained on:\n\n{table}\n")
     for name, passed in checks.items():
         print(f"{'PASS' if passed else 'FAIL'}  {name}")
     minutes = summary["total_minutes"]
-    print(f"\n{minutes:.1f} min; numbers in {out_dir}/metrics.json, model in {out_dir}/model.pt")
+    print(
+        f"\n{minutes:.1f} min; numbers in {out_dir}/{SUMMARY_FILE}, model in {out_dir}/{MODEL_FILE}"
+    )
     return summary

@@ -40,13 +40,17 @@ from hopose.files import write_atomic, write_text
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
 from hopose.report import remove_report, write_report
-from hopose.scoring import frame_metrics, summarize
+from hopose.scoring import frame_metrics, score, summarize
 from hopose.skeleton import NUM_JOINTS
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
 EVAL_BATCH_SIZE = 64
 # The evaluation's summary in its folder, written last (beside the report's files).
-METRICS_FILE = "metrics.json"
+EVAL_METRICS_FILE = "metrics.json"
+# The predictions in its folder (the arrays of :func:`predict_split`, refined ones included).
+PREDICTIONS_FILE = "predictions.npz"
+# The predicted 2D keypoints' arrays: not scored where they are not the network's own.
+PREDICTED_2D = ("pred_hand_2d", "pred_obj_2d")
 
 
 def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +180,7 @@ def mean_pose_predictions(
     It predicts no 2D keypoints, so none are scored: ``predictions``' own 2D (the truth itself
     after ``--gt-2d``, as the demo's are) would give it a 2D error that is not its own."""
     n = len(predictions["gt_hand_3d"])
-    baseline = _without(predictions, ("pred_hand_2d", "pred_obj_2d"))
+    baseline = _without(predictions, PREDICTED_2D)
     baseline["pred_hand_3d"] = np.broadcast_to(mean_hand, (n, *mean_hand.shape)).copy()
     baseline["pred_obj_3d"] = np.broadcast_to(mean_obj, (n, *mean_obj.shape)).copy()
     return baseline
@@ -355,19 +359,19 @@ def run_eval(
     plausibility = report if plausibility is None else plausibility
     # Fed the true 2D, the lifter's "predicted" 2D is the truth: no 2D error is scored (it
     # would read 0 px), though predictions.npz keeps the 2D the lifter read.
-    unscored = ("pred_hand_2d", "pred_obj_2d") if gt_2d else ()
+    unscored = PREDICTED_2D if gt_2d else ()
     unrefined = None
     if weights is not None:
         predictions = refine_predictions(predictions, weights)
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
-        unrefined = summarize(frame_metrics(_without(raw, unscored), plausibility=plausibility))
+        unrefined = score(_without(raw, unscored), plausibility=plausibility)
     out_dir.mkdir(parents=True, exist_ok=True)
     # An earlier evaluation's outputs go first, and metrics.json comes last: a folder holds one
     # evaluation's files, and metrics.json only beside all of them.
-    (out_dir / METRICS_FILE).unlink(missing_ok=True)
+    (out_dir / EVAL_METRICS_FILE).unlink(missing_ok=True)
     remove_report(out_dir)
-    write_atomic(out_dir / "predictions.npz", lambda tmp: np.savez_compressed(tmp, **predictions))
+    write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
     # Square records read without self-cropping (asked for, or of a model that reads whole
     # frames) are cut around the true hand and box: ground truth places them (the
     # ground-truth-box protocol), which the label must say.
@@ -407,5 +411,5 @@ def run_eval(
             dataset=None if gt_2d else frames,
             protocol=f"{data.name} {split} split, {protocol}",
         )
-    write_text(out_dir / METRICS_FILE, json.dumps(summary, indent=2) + "\n")
+    write_text(out_dir / EVAL_METRICS_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
