@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from hopose.report import (
     metric_lines,
     plausibility_lines,
     read_per_frame_csv,
+    remove_report,
     table1_lines,
     write_per_frame_csv,
     write_report,
@@ -109,6 +112,22 @@ def test_report_tables_name_protocol_and_paper(runs):
         assert f"](figures/{name})" in text
         with Image.open(root / "a" / "figures" / name) as image:
             assert min(image.size) >= 300
+
+
+def _linked_figures(text: str) -> set[str]:
+    """The file names of the figures a report or comparison links, under figures/."""
+    return set(re.findall(r"\]\(figures/([^)]+)\)", text))
+
+
+def test_a_report_links_exactly_the_figures_it_writes_and_removes_them_all(runs, tmp_path):
+    """report.md links every figure in figures/ and no other; remove_report deletes them all,
+    with per_frame.csv and report.md, so no file of an earlier evaluation survives."""
+    root, _, _ = runs
+    written = {p.name for p in (root / "a" / "figures").iterdir()}
+    assert _linked_figures((root / "a" / "report.md").read_text()) == written
+    run = shutil.copytree(root / "a", tmp_path / "a")  # the fixture's folder stays whole
+    remove_report(run)
+    assert sorted(p.name for p in run.rglob("*") if p.is_file()) == []
 
 
 def test_report_numbers_are_hand_computed(tmp_path):
@@ -290,6 +309,9 @@ def test_compare_runs_side_by_side(runs, tmp_path):
     for name in ("hand_pck.png", "object_pck.png"):
         with Image.open(tmp_path / "cmp" / "figures" / name) as image:
             assert min(image.size) >= 300
+    # compare.md links the figures the comparison draws, not others of a report's.
+    written = {p.name for p in (tmp_path / "cmp" / "figures").iterdir()}
+    assert _linked_figures(text) == written == {"hand_pck.png", "object_pck.png"}
 
 
 def test_compare_cli_with_paper(runs, tmp_path, capsys):

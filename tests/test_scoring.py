@@ -57,7 +57,7 @@ def _read_always() -> set[str]:
     """The summary keys that the report, the demo and the ablations index directly."""
     return {
         *(key for key, _, _ in report.ACCURACY_ROWS),
-        *(auc_key for _, _, _, auc_key, _, _ in report.PCK_PLOTS),
+        *(auc_key for _, _, _, auc_key, *_ in report.PCK_PLOTS),
         scoring.HAND_MEAN_MM,  # Table 1
         scoring.OBJECT_MEAN_MM,
         scoring.N_FRAMES,
@@ -138,6 +138,20 @@ def test_standard_errors_of_the_mean_errors_by_hand():
     summary = scoring.summarize(columns)
     assert np.isnan(summary[scoring.HAND_MEAN_MM_SE])
     assert summary[scoring.OBJECT_MEAN_MM_SE] == np.inf
+
+
+def test_keypoint_mean_error_weighs_each_part_by_its_keypoints():
+    """The gallery's ranking error is the mean over all 29 keypoints, not of the two parts."""
+    # Frame 0: hand 1 mm over 21 joints, object 30 mm over 8 corners: (21 * 1 + 8 * 30) / 29
+    # = 261 / 29 = 9 (the parts' plain mean would be 15.5). Frame 1: (21 * 29 + 8 * 0) / 29
+    # = 21. Frame 2: no hand ground truth (NaN), so no mean; frame 3: a diverged hand (inf).
+    columns = {
+        scoring.HAND_MM: np.array([1.0, 29.0, np.nan, np.inf]),
+        scoring.OBJECT_MM: np.array([30.0, 0.0, 4.0, 2.0]),
+    }
+    error = scoring.keypoint_mean_error(columns)
+    np.testing.assert_allclose(error[:2], [9.0, 21.0])
+    assert np.isnan(error[2]) and error[3] == np.inf
 
 
 def test_paired_difference_by_hand():

@@ -34,6 +34,7 @@ from hopose.data import CROPS, DATASETS, option_defaults
 from hopose.data.grasps import SEED_LIMIT
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
+from hopose.models.heads import HEATMAP_TILE
 from hopose.stages import STAGES
 
 
@@ -276,9 +277,9 @@ class ModelConfig:
         _require(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         _require(self.image_size > 0, f"model.image_size must be > 0, got {self.image_size}")
         _require(
-            self.head != "heatmap" or self.image_size % 8 == 0,
-            "model.image_size must be a multiple of 8 with the heat-map head (its stride-4 and "
-            f"stride-8 cells tile the image), got {self.image_size}",
+            self.head != "heatmap" or self.image_size % HEATMAP_TILE == 0,
+            f"model.image_size must be a multiple of {HEATMAP_TILE} with the heat-map head (its "
+            f"stride-4 and stride-8 cells tile the image), got {self.image_size}",
         )
 
 
@@ -308,7 +309,8 @@ class OptimConfig:
     batch is shown that much smaller (:func:`hopose.crop.shrink_views`: images resized with
     antialiasing, K and the 2D mapped with them), and the later epochs train at
     ``data.image_size`` (progressive resizing; docs/training.md). Validation is always at
-    ``data.image_size``. A multiple of 8 below it; None: off."""
+    ``data.image_size``. A multiple of :data:`hopose.models.heads.HEATMAP_TILE` below it; None:
+    off."""
     progressive_epochs: int = 0
     """Epochs at ``progressive_size`` at the start of the stage: fewer than ``epochs``, and 0
     exactly when ``progressive_size`` is null."""
@@ -344,9 +346,9 @@ class OptimConfig:
         )
         _require(
             self.progressive_size is None
-            or (self.progressive_size > 0 and self.progressive_size % 8 == 0),
-            "optim.progressive_size must be a positive multiple of 8 (the heat maps' stride-4 "
-            f"and stride-8 cells tile it) or null, got {self.progressive_size}",
+            or (self.progressive_size > 0 and self.progressive_size % HEATMAP_TILE == 0),
+            f"optim.progressive_size must be a positive multiple of {HEATMAP_TILE} (the heat "
+            f"maps' stride-4 and stride-8 cells tile it) or null, got {self.progressive_size}",
         )
         _require(
             0 <= self.progressive_epochs < self.epochs,

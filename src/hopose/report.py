@@ -63,11 +63,11 @@ from hopose.scoring import (
     PENETRATION_MM,
     VALID_CONTACTS,
     frame_metrics,
+    keypoint_mean_error,
     paired_difference,
     plausibility_key,
     summarize,
 )
-from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 
 # The paper's Table 1 (mean 3D error in mm, hand then object), measured on FPHA-HO with the
 # HOPE-Net split; HOPE-Net's row is the paper's re-implementation.
@@ -98,15 +98,12 @@ PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
     (FORCE_CLOSURE, "Force-closure frames (epsilon > 0)", "{:.1%}"),
     (CUBOID_MM, "Box corners' mean distance to the best-fitting cuboid (mm)", "{:.2f}"),
 )
-# The files an evaluation's report is written to, in its folder (figures under figures/).
+# The files an evaluation's report is written to, in its folder (figures under FIGURES_DIR).
 PER_FRAME_FILE = "per_frame.csv"
 REPORT_FILE = "report.md"
-FIGURES: tuple[tuple[str, str], ...] = (
-    ("hand_pck.png", "Hand 3D PCK"),
-    ("object_pck.png", "Object 2D correct-pose rate"),
-    ("gallery.png", "Best, median and worst frames"),
-    ("contacts.png", "Contact points"),
-)
+FIGURES_DIR = "figures"
+GALLERY_FIGURE = "gallery.png"
+CONTACTS_FIGURE = "contacts.png"
 HAND_PCK_LABELS = {
     "xlabel": "error threshold (mm)",
     "ylabel": "3D PCK (%)",
@@ -117,13 +114,22 @@ OBJECT_PCK_LABELS = {
     "ylabel": "correct poses (%)",
     "title": "Object: frames with mean 2D corner error ≤ threshold",
 }
-# The PCK plots: file, error column, thresholds, AUC key, labels, colour of a lone run.
+# The PCK plots: file, error column, thresholds, AUC key, labels, colour of a lone run, title
+# of the figure's link.
 PCK_PLOTS = (
     ("hand_pck.png", HAND_MM, metrics.THRESHOLDS_MM, HAND_AUC_0_80, HAND_PCK_LABELS,
-     viz.HAND_COLOUR["pred"]),
+     viz.HAND_COLOUR["pred"], "Hand 3D PCK"),
     ("object_pck.png", OBJECT_2D_PX, metrics.THRESHOLDS_PX, OBJECT_2D_AUC_0_80,
-     OBJECT_PCK_LABELS, viz.OBJECT_COLOUR["pred"]),
+     OBJECT_PCK_LABELS, viz.OBJECT_COLOUR["pred"], "Object 2D correct-pose rate"),
 )  # fmt: skip
+# The figures and the titles of their links: a comparison's (the PCK plots that
+# _write_pck_figures draws), and a report's (those, then the frames').
+PCK_FIGURES: tuple[tuple[str, str], ...] = tuple((name, title) for name, *_, title in PCK_PLOTS)
+FIGURES: tuple[tuple[str, str], ...] = (
+    *PCK_FIGURES,
+    (GALLERY_FIGURE, "Best, median and worst frames"),
+    (CONTACTS_FIGURE, "Contact points"),
+)
 
 
 def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
@@ -282,7 +288,8 @@ def plausibility_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
 
 
 def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[tuple[str, int]]:
-    """Best, median and worst of the candidate frames by mean error over all 29 keypoints.
+    """Best, median and worst of the candidate frames by mean error over all 29 keypoints
+    (:func:`hopose.scoring.keypoint_mean_error`).
 
     Only frames with a finite error rank: a part without ground truth (NaN, a missing
     annotation) or a diverged prediction (inf) says nothing of how good the frame is. Where no
@@ -290,8 +297,7 @@ def _ranked_frames(columns: Mapping[str, NDArray], candidates: NDArray) -> list[
     hand's error, else the object's; where no candidate has either (a split without ground
     truth), the first, middle and last candidates show the predictions unranked."""
     hand, obj = columns[HAND_MM], columns[OBJECT_MM]
-    combined = (NUM_JOINTS * hand + NUM_CORNERS * obj) / (NUM_JOINTS + NUM_CORNERS)
-    for error in (combined, hand, obj):
+    for error in (keypoint_mean_error(columns), hand, obj):
         ranked = candidates[np.isfinite(error[candidates])]
         if ranked.size:
             order = ranked[np.argsort(error[ranked], kind="stable")]
@@ -378,7 +384,7 @@ def _write_pck_figures(
     note: str | None = None,
 ) -> None:
     """Hand and object PCK plots with one curve per run; a lone run in the part's colour."""
-    for name, column, thresholds, auc_key, labels, colour in PCK_PLOTS:
+    for name, column, thresholds, auc_key, labels, colour, _ in PCK_PLOTS:
         curves = {
             f"{run} (AUC {runs[run][auc_key]:.3f})": metrics.pck_curve(c[column], thresholds)
             for run, c in columns.items()
@@ -431,7 +437,7 @@ def _difference_section(columns: Mapping[str, Mapping[str, NDArray]]) -> list[st
 
 
 def _figure_lines(figures: Sequence[tuple[str, str]]) -> list[str]:
-    return ["## Figures", "", *(f"![{title}](figures/{name})\n" for name, title in figures)]
+    return ["## Figures", "", *(f"![{title}]({FIGURES_DIR}/{name})\n" for name, title in figures)]
 
 
 def remove_report(out_dir: Path) -> None:
@@ -442,7 +448,7 @@ def remove_report(out_dir: Path) -> None:
     for name in (PER_FRAME_FILE, REPORT_FILE):
         (out_dir / name).unlink(missing_ok=True)
     for name, _ in FIGURES:
-        (out_dir / "figures" / name).unlink(missing_ok=True)
+        (out_dir / FIGURES_DIR / name).unlink(missing_ok=True)
 
 
 def write_report(
@@ -478,14 +484,14 @@ def write_report(
         The path of ``report.md``.
     """
     out_dir = Path(out_dir)
-    figures = out_dir / "figures"
+    figures = out_dir / FIGURES_DIR
     figures.mkdir(parents=True, exist_ok=True)
     columns = frame_metrics(predictions) if columns is None else columns
     write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)
     runs = {"hopose": summarize(columns)}
     _write_pck_figures(figures, {"hopose": columns}, runs)
-    viz.save_figure(_gallery(predictions, columns, dataset, image_size), figures / "gallery.png")
-    viz.save_figure(_contacts(predictions, columns), figures / "contacts.png")
+    viz.save_figure(_gallery(predictions, columns, dataset, image_size), figures / GALLERY_FIGURE)
+    viz.save_figure(_contacts(predictions, columns), figures / CONTACTS_FIGURE)
 
     camera = "the dataset's original camera" if "orig_K" in predictions else "the network image"
     lines = [
@@ -551,7 +557,7 @@ def compare_runs(
         note = "Paper Table 1, mean hand error:\n" + "\n".join(
             f"{name}: {hand:.2f} mm" for name, (hand, _) in PAPER_TABLE1.items()
         )
-    _write_pck_figures(out_dir / "figures", columns, runs, note)
+    _write_pck_figures(out_dir / FIGURES_DIR, columns, runs, note)
     lines = [
         "# hopose comparison",
         "",
@@ -561,6 +567,6 @@ def compare_runs(
         "Ground truth is that of the first run.",
         "",
         *_difference_section(columns),
-        *_figure_lines(FIGURES[:2]),
+        *_figure_lines(PCK_FIGURES),
     ]
     return write_text(out_dir / "compare.md", "\n".join(lines))

@@ -39,6 +39,7 @@ from hopose.plausibility import (
     default_workers,
     pose_plausibility,
 )
+from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 
 # The names below are the one home of every column and summary key: the report, the demo and
 # the ablations import them, so a renamed key fails where it is read instead of showing "–".
@@ -313,6 +314,18 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
         if column in columns:
             summary[key] = _mean(columns[column])
     return summary | summarize_plausibility(columns)
+
+
+def keypoint_mean_error(columns: Mapping[str, NDArray]) -> NDArray[np.float64]:
+    """Each frame's mean 3D error over all 29 keypoints (21 joints and 8 corners), mm.
+
+    ``hand_mm`` is the mean of the frame's 21 joint errors and ``object_mm`` of its 8 corner
+    errors, so the mean of all 29 weighs each by its count:
+    ``(21 * hand_mm + 8 * object_mm) / 29``. NaN where either part has no ground truth (NaN),
+    inf where a part diverged (inf) and the other has a value.
+    """
+    hand, obj = columns[HAND_MM], columns[OBJECT_MM]
+    return (NUM_JOINTS * hand + NUM_CORNERS * obj) / (NUM_JOINTS + NUM_CORNERS)
 
 
 def paired_difference(

@@ -24,10 +24,8 @@ from dataclasses import dataclass
 
 # The submodules of HoposeNet a stage can train, by attribute name.
 PARTS: tuple[str, ...] = ("encoder", "lifter")
-IMAGE_PARTS: frozenset[str] = frozenset({"encoder", "lifter"})
-"""Parts that must be trained to predict 3D from an image."""
-GT_2D_PARTS: frozenset[str] = frozenset({"lifter"})
-"""Parts that must be trained to lift ground-truth 2D keypoints to 3D."""
+IMAGE_PARTS: frozenset[str] = frozenset(PARTS)
+"""Parts that must be trained to predict 3D from an image: all of them."""
 
 
 @dataclass(frozen=True)
@@ -49,3 +47,6 @@ STAGES: dict[str, Stage] = {
         Stage("end2end", frozenset(PARTS), reads_images=True),
     )
 }
+GT_2D_PARTS: frozenset[str] = STAGES["lifter"].trains
+"""Parts that must be trained to lift ground-truth 2D keypoints to 3D: those the lifter stage,
+which reads them, trains."""
