@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
+import inspect
 import json
 import re
 import subprocess
@@ -18,14 +20,18 @@ import yaml
 import hopose
 from hopose import ablate, demo
 from hopose.checkpoint import load_model, model_checkpoint, save_checkpoint
-from hopose.cli import build_parser, exit_on_user_error, main
+from hopose.cli import SEED_RANGE, build_parser, exit_on_user_error, main
 from hopose.configs import CONFIG_DIR, find_config
 from hopose.data import CROPS, DATASETS, REAL_DATASETS, SYNTHETIC_SPLIT_KEYS
-from hopose.data.grasps import DEFAULT_FREE_FRACTION
-from hopose.data.transforms import DEFAULT_IMAGE_SIZE
+from hopose.data.dexycb import DEXYCB_SETUPS
+from hopose.data.fpha import PROTOCOL_SPLITS
+from hopose.data.grasps import DEFAULT_FREE_FRACTION, SEED_LIMIT
+from hopose.data.ho3d import HO3D_VERSIONS
+from hopose.data.transforms import DEFAULT_IMAGE_SIZE, ON_ERROR
 from hopose.evaluate import EVAL_BATCH_SIZE, run_eval
 from hopose.export import GRAPHS
 from hopose.models import build_model
+from hopose.photo import DEFAULT_FOCAL_35MM
 from hopose.predict import predict_images
 from test_ablate import fake_run
 from tiny_runs import TINY, tiny
@@ -170,6 +176,16 @@ NAMED_VALUES = [
         ["ablate", "physics", "--data", "synthetic", "--out", "e", "--input"],
         "--input", (*ablate.PHYSICS_INPUTS, "both"),
     ),
+    (
+        ["prepare", "fpha", "--split", "train", "--out", "e", "--protocol"],
+        "--protocol", tuple(PROTOCOL_SPLITS),
+    ),
+    (["data", "check", "ho3d", "--root", "r", "--version"], "--version", tuple(HO3D_VERSIONS)),
+    (
+        ["prepare", "dexycb", "--split", "train", "--out", "e", "--setup"],
+        "--setup", tuple(DEXYCB_SETUPS),
+    ),
+    (["prepare", "fpha", "--split", "train", "--out", "e", "--on-error"], "--on-error", ON_ERROR),
 ]  # fmt: skip
 
 
@@ -192,7 +208,7 @@ def test_an_unknown_value_is_a_usage_error_naming_the_allowed_ones(
 
 @pytest.mark.parametrize(("args", "option", "allowed"), NAMED_VALUES)
 def test_every_allowed_value_is_accepted(args, option, allowed):
-    dest = option.removeprefix("--")
+    dest = option.removeprefix("--").replace("-", "_")
     for value in allowed:
         assert getattr(build_parser().parse_args([*args, value]), dest) == value
 
@@ -332,16 +348,27 @@ def test_synth_stats_refuses_a_free_fraction_outside_0_1(capsys, fraction):
 @pytest.fixture
 def library_calls(monkeypatch) -> list[dict]:
     """The keyword arguments of each call the CLI makes to prepare_cache, eval_data_config and
-    run_eval, which are replaced by a recorder."""
+    run_eval, which are replaced by a recorder: those passed, over the function's defaults for
+    those not (the CLI leaves some unset options to them)."""
     calls = []
 
-    def record(*args, **kwargs):
-        calls.append(kwargs)
-        return {}
+    def recorder(function):
+        parameters = inspect.signature(function).parameters.values()
+        defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
 
-    monkeypatch.setattr("hopose.data.cache.prepare_cache", record)
-    monkeypatch.setattr("hopose.evaluate.eval_data_config", record)
-    monkeypatch.setattr("hopose.evaluate.run_eval", record)
+        def record(*args, **kwargs):
+            calls.append(defaults | kwargs)
+            return {}
+
+        return record
+
+    for target in (
+        "hopose.data.cache.prepare_cache",
+        "hopose.evaluate.eval_data_config",
+        "hopose.evaluate.run_eval",
+    ):
+        module, name = target.rsplit(".", 1)
+        monkeypatch.setattr(target, recorder(getattr(importlib.import_module(module), name)))
     return calls
 
 
@@ -355,8 +382,34 @@ def test_unset_options_take_the_library_defaults(tmp_path, library_calls, capsys
     synth, prepare, _, evaluate = calls
     assert synth["image_size"] == prepare["image_size"] == DEFAULT_IMAGE_SIZE
     assert synth["free_fraction"] == DEFAULT_FREE_FRACTION
-    assert prepare["crop"] == "resize"
+    assert (prepare["crop"], prepare["on_error"]) == ("resize", "raise")
     assert evaluate["batch_size"] == EVAL_BATCH_SIZE
+
+
+def test_numbers_in_the_help_are_the_constants_they_restate():
+    """The help is built without importing the implementation, so the seed range, the default
+    lens and the ablation's seeds are written out there: each must still be the constant's
+    value (hopose.data.grasps.SEED_LIMIT, hopose.photo.DEFAULT_FOCAL_35MM, hopose.ablate.SEEDS)."""
+    commands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices
+    # SEED_RANGE is "0 to 2**32 - 1": seeds below SEED_LIMIT = 2**32.
+    exponent = re.fullmatch(r"0 to 2\*\*(\d+) - 1", SEED_RANGE).group(1)
+    assert 2 ** int(exponent) == SEED_LIMIT
+    seed_helps = {
+        name: action.help
+        for name, parser in commands.items()
+        for action in parser._actions
+        if "--seed" in action.option_strings
+    }
+    assert set(seed_helps) == {"eval", "ablate", "prepare", "synth"}
+    assert all(f"({SEED_RANGE})" in text for text in seed_helps.values())
+    # The epilog's "a 26 mm (35 mm-equivalent) lens" is DEFAULT_FOCAL_35MM = 26.0.
+    focal = re.search(r"a (\d+(?:\.\d+)?) mm \(35 mm-equivalent\)", commands["predict"].epilog)
+    assert float(focal.group(1)) == DEFAULT_FOCAL_35MM
+    # ablate --seeds: "(default: 3)" is hopose.ablate.SEEDS.
+    (seeds,) = (a.help for a in commands["ablate"]._actions if "--seeds" in a.option_strings)
+    assert f"(default: {ablate.SEEDS})" in seeds
 
 
 HELP_IMPORTS = """
@@ -615,6 +668,7 @@ def test_given_options_reach_the_library_arguments_they_name(tmp_path, library_c
     synth = ["synth", "--split", "val", "--num", "3", "--seed", "7", "--workers", "2"]
     assert main([*synth, "--image-size", "16", "--free-fraction", "0.5", "--out", out]) == 0
     prepare = ["prepare", "synthetic", "--split", "val", "--num", "4", "--seed", "5"]
+    prepare += ["--crop", "square", "--on-error", "skip"]
     assert main([*prepare, "--workers", "3", "--image-size", "24", "--out", out]) == 0
     evaluate = ["eval", "model.pt", "--data", "synthetic", "--num", "2", "--out", out]
     assert main([*evaluate, "--batch-size", "3", "--seed", "9", "--workers", "1"]) == 0
@@ -624,7 +678,7 @@ def test_given_options_reach_the_library_arguments_they_name(tmp_path, library_c
     assert (synth["num_samples"], synth["seed"], synth["workers"]) == (3, 7, 2)
     assert (synth["image_size"], synth["free_fraction"]) == (16, 0.5)
     assert (prepare["num_samples"], prepare["seed"], prepare["workers"]) == (4, 5, 3)
-    assert prepare["image_size"] == 24
+    assert (prepare["image_size"], prepare["crop"], prepare["on_error"]) == (24, "square", "skip")
     assert (data["num"], data["seed"], data["num_workers"]) == (2, 9, 1)
     assert evaluate["batch_size"] == 3
     assert (evaluate["report"], evaluate["plausibility"]) == (True, True)

@@ -29,6 +29,10 @@ USER_ERRORS = (ValueError, OSError, FloatingPointError)
 # Where --image-size's least value lives (synth and prepare), imported when one is checked.
 IMAGE_SIZE_BOUND = ("hopose.data.synthetic", "MIN_IMAGE_SIZE")
 
+# The seeds --seed takes, hopose.data.grasps.SEED_LIMIT - 1 at most: written out, as importing
+# it would import the implementation (the module docstring); tests/test_cli.py pins the two.
+SEED_RANGE = "0 to 2**32 - 1"
+
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
@@ -62,13 +66,17 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "config", help="a YAML file, or a shipped config by name, e.g. synthetic/lifter"
     )
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)",
-    )  # fmt: skip
+    _add_set_argument(parser, "override a config value, e.g. --set optim.lr=1e-4 (repeatable)")
     parser.add_argument("--out", required=True, help="run directory for checkpoints and logs")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.set_defaults(func=_run_train)
+
+
+def _add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE`` (repeatable), the config overrides, in ``args.overrides``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -178,6 +186,20 @@ def _refuse_root_of_synthetic(args: argparse.Namespace, dataset: str) -> None:
         _refuse_given(args, ("root",), "a folder of a real dataset; synthetic data is generated")
 
 
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--root``, ``--seed`` and ``--num``: where a dataset's frames come from, and how many."""
+    parser.add_argument("--root", help="dataset folder (real datasets)")
+    parser.add_argument(
+        "--seed",
+        type=at_least(0),
+        default=0,
+        help=f"synthetic: base seed of the splits ({SEED_RANGE})",
+    )
+    parser.add_argument(
+        "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
+    )
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -185,17 +207,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         type=_one_of("hopose.data", "DATASETS"),
         help="the dataset, e.g. synthetic or fpha",
     )
-    parser.add_argument("--root", help="dataset folder (real datasets)")
+    _add_source_arguments(parser)
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
-    parser.add_argument(
-        "--seed",
-        type=at_least(0),
-        default=0,
-        help="synthetic: base seed of the splits (0 to 2**32 - 1)",
-    )
-    parser.add_argument(
-        "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
-    )
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -406,10 +419,9 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
         help="physics: the lifter on ground-truth 2D (gt_2d), end to end from the images "
         "(image), or both (default)",
     )  # fmt: skip
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value of every run, as hopose train's --set (repeatable)",
-    )  # fmt: skip
+    _add_set_argument(
+        parser, "override a config value of every run, as hopose train's --set (repeatable)"
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(
         "--resume", action="store_true",
@@ -441,22 +453,30 @@ def _run_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_loader_options(parser: argparse.ArgumentParser) -> None:
-    """Each real dataset's own options (docs/conventions.md §6); only the named dataset's are
-    passed on."""
-    parser.add_argument("--protocol", choices=("hope", "action"), help="FPHA split protocol")
-    parser.add_argument("--version", choices=("v2", "v3"), help="HO-3D version")
-    parser.add_argument("--setup", choices=("s0", "s1", "s2", "s3"), help="DexYCB setup")
-    parser.add_argument("--shapenet-root", help="ObMan: the ShapeNetCore.v2 folder")
+# Each real dataset's own options (docs/conventions.md §6): the dataset, the option's argparse
+# dest, the (module, constant) naming its values (None: any value), its help.
+_LOADER_OPTION_TABLE = (
+    ("fpha", "protocol", ("hopose.data.fpha", "PROTOCOL_SPLITS"), "FPHA split protocol"),
+    ("ho3d", "version", ("hopose.data.ho3d", "HO3D_VERSIONS"), "HO-3D version"),
+    ("dexycb", "setup", ("hopose.data.dexycb", "DEXYCB_SETUPS"), "DexYCB setup"),
+    ("obman", "shapenet_root", None, "ObMan: the ShapeNetCore.v2 folder"),
+)
 
-
-# Each real dataset's own options (argparse dests), as _add_loader_options adds them.
+# Each real dataset's own options (argparse dests).
 _LOADER_OPTIONS = {
-    "fpha": ("protocol",),
-    "ho3d": ("version",),
-    "dexycb": ("setup",),
-    "obman": ("shapenet_root",),
+    dataset: tuple(dest for owner, dest, _, _ in _LOADER_OPTION_TABLE if owner == dataset)
+    for dataset, _, _, _ in _LOADER_OPTION_TABLE
 }
+
+
+def _add_loader_options(parser: argparse.ArgumentParser) -> None:
+    """Each real dataset's own options; only the named dataset's are passed on."""
+    for _, dest, values, help_text in _LOADER_OPTION_TABLE:
+        option = f"--{dest.replace('_', '-')}"
+        if values is None:
+            parser.add_argument(option, help=help_text)
+        else:
+            parser.add_argument(option, type=_one_of(*values), help=help_text)
 
 
 def _loader_options(args: argparse.Namespace) -> dict:
@@ -474,37 +494,37 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
         "prepare", help="convert a dataset split once into a fast memory-mapped cache (resumable)"
     )
     parser.add_argument("dataset", type=_one_of("hopose.data", "DATASETS"))
-    parser.add_argument("--root", help="dataset folder (real datasets)")
+    _add_source_arguments(parser)
     parser.add_argument("--split", required=True, help="split to convert, e.g. train")
     parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
+    # Unset, --image-size, --crop and --on-error take prepare_cache's defaults (_given).
     parser.add_argument(
         "--image-size", type=at_least(IMAGE_SIZE_BOUND), help="network image side (px)"
     )
-    parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"), default="resize")
-    parser.add_argument(
-        "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
-    )
-    parser.add_argument(
-        "--seed", type=at_least(0), default=0, help="synthetic: base seed (0 to 2**32 - 1)"
-    )
+    parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"))
     parser.add_argument("--workers", type=at_least(0), default=0, help="decoding processes")
     parser.add_argument(
-        "--on-error", choices=("raise", "skip"), default="raise",
+        "--on-error", type=_one_of("hopose.data.transforms", "ON_ERROR"),
         help="stop at a bad sample (resumable), or skip and count it",
     )  # fmt: skip
     _add_loader_options(parser)
     parser.set_defaults(func=_run_prepare)
 
 
+def _given(**options: object) -> dict:
+    """The options that were given (unset ones are None): those left out take the defaults of
+    the function they are passed to, their one home."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def _run_prepare(args: argparse.Namespace) -> int:
     from hopose.data.cache import prepare_cache
-    from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 
     out = prepare_cache(
-        args.dataset, args.split, args.out, root=args.root,
-        image_size=DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size,
-        crop=args.crop, num_samples=args.num, seed=args.seed, workers=args.workers,
-        on_error=args.on_error, **_loader_options(args),
+        args.dataset, args.split, args.out, root=args.root, num_samples=args.num,
+        seed=args.seed, workers=args.workers,
+        **_given(image_size=args.image_size, crop=args.crop, on_error=args.on_error),
+        **_loader_options(args),
     )  # fmt: skip
     print(out)
     return 0
@@ -522,7 +542,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
     parser.add_argument("--num", type=at_least(1), required=True, help="number of samples")
     parser.add_argument(
-        "--seed", type=at_least(0), default=0, help="base seed of the splits (0 to 2**32 - 1)"
+        "--seed", type=at_least(0), default=0, help=f"base seed of the splits ({SEED_RANGE})"
     )
     parser.add_argument("--image-size", type=at_least(IMAGE_SIZE_BOUND), help="image side (px)")
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
@@ -564,12 +584,10 @@ def _run_synth(args: argparse.Namespace) -> int:
         print(comparison_table(compare(grasps.hand_3d, grasps.object)))
         return 0
     from hopose.data.cache import prepare_cache
-    from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 
     out = prepare_cache(
-        "synthetic", args.split, args.out,
-        image_size=DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size,
-        num_samples=args.num, seed=args.seed, workers=args.workers, free_fraction=free_fraction,
+        "synthetic", args.split, args.out, num_samples=args.num, seed=args.seed,
+        workers=args.workers, free_fraction=free_fraction, **_given(image_size=args.image_size),
     )  # fmt: skip
     print(out)
     return 0

@@ -541,7 +541,7 @@ def test_a_pickle_key_that_is_none_counts_as_missing(tmp_path):
     ("options", "message"),
     [
         ({"image_size": 0}, "image_size: must be >= 1, got 0"),
-        ({"on_error": "ignore"}, "on_error: expected 'raise' or 'skip', got 'ignore'"),
+        ({"on_error": "ignore"}, r"on_error: expected one of \('raise', 'skip'\), got 'ignore'"),
     ],
     ids=["image-size-zero", "on-error-unknown"],
 )

@@ -45,7 +45,7 @@ from hopose.data.sample import (
     SAMPLE_KEYS,
     check_sample,
 )
-from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError, wrap_index
+from hopose.data.transforms import DEFAULT_IMAGE_SIZE, ON_ERROR, DataFileError, wrap_index
 from hopose.data.workers import ExitWithParent, as_collected
 from hopose.files import write_text
 
@@ -58,7 +58,6 @@ CACHE_VERSION = 3
 # Pillow's bilinear resize; docs/from_pixels.md, "Block means when a view shrinks the photo").
 # Their poses, and synthetic renders, are unchanged.
 OLD_FILTER_VERSIONS: tuple[int, ...] = (1, 2)
-ON_ERROR: tuple[str, ...] = ("raise", "skip")
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:

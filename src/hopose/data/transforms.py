@@ -41,6 +41,8 @@ from hopose.skeleton import CORNER_SIGNS
 log = logging.getLogger(__name__)
 
 CROPS: tuple[str, ...] = ("resize", "square")
+# What a loader does with a record it cannot read: stop, or skip it and go on.
+ON_ERROR: tuple[str, ...] = ("raise", "skip")
 # Side of the square network image in pixels (the paper's 224), the default of every loader.
 DEFAULT_IMAGE_SIZE = 224
 # Fraction of the hand-object square added on each side by ``crop="square"``.
@@ -420,8 +422,8 @@ class FrameDataset(Dataset):
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
         if image_size < 1:
             raise ValueError(f"image_size: must be >= 1, got {image_size}")
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
             raise ValueError(f"margin: expected a share of the square's side >= 0, got {margin!r}")
         check_jitter(jitter, crop)
