@@ -841,7 +841,7 @@ def test_each_metrics_row_logs_the_lr_its_epoch_trained_with(tmp_path):
     assert [float(row["lr"]) for row in rows] == [lr, lr / 2, lr / 4]
 
 
-def test_a_resumed_network_keeps_the_parts_its_checkpoint_records_as_trained():
+def test_a_resumed_network_keeps_the_parts_its_checkpoint_records_as_trained(tmp_path):
     """An encoder stage started from a lifter checkpoint records both parts as trained; resumed,
     its network still does (not only the encoder its stage trains), so that its next
     checkpoint can lift and predict from images."""
@@ -849,7 +849,8 @@ def test_a_resumed_network_keeps_the_parts_its_checkpoint_records_as_trained():
     torch.manual_seed(7)  # other weights than those the resume's seed would build
     saved = build_model(cfg.model)
     checkpoint = model_checkpoint(saved, cfg, trained=("encoder", "lifter"))
-    model, trained = train_module._network(cfg, STAGES["encoder"], checkpoint, None, None)
+    network = train_module._network
+    model, trained = network(cfg, STAGES["encoder"], checkpoint, None, None, out_dir=tmp_path)
     assert trained == {"encoder", "lifter"}
     for name, value in saved.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
