@@ -50,6 +50,7 @@ from hopose.scoring import (
     HAND_MEAN_MM,
     N_FRAMES,
     OBJECT_MEAN_MM,
+    PART_MEANS,
     PENETRATION_MM,
     VALID_CONTACTS,
     plausibility_key,
@@ -81,8 +82,6 @@ PHYSICS_ROWS: tuple[tuple[str, list[str], tuple[float, float]], ...] = (
 )
 # The physics study's training seeds per row unless asked otherwise (``hopose ablate --seeds``).
 SEEDS = 3
-# Each part of the tables' rows and its mean error's key in metrics.json.
-PART_MEANS = (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
 # Smaller runs for --quick (smoke tests of the command).
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=512", "data.num_val=64", "data.num_test=64", "optim.epochs=2"],

@@ -52,6 +52,7 @@ from hopose.scoring import (
     OBJECT_2D_AUC_0_80,
     OBJECT_MEAN_MM,
     OBJECT_MEAN_MM_SE,
+    PART_MEANS,
     score,
 )
 from hopose.skeleton import NUM_JOINTS
@@ -206,7 +207,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, resume: bool = False) 
             ("lifter_gt_2d", "half_baseline", 0.5),
             ("final_image", "baseline", 1.0),
         )
-        for part, mean_key in (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
+        for part, mean_key in PART_MEANS
     }
     table = results_table(results)
     summary = {

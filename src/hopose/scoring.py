@@ -67,6 +67,8 @@ OBJECT_2D_AUC_0_80 = "object_2d_auc_0_80"
 # the same distribution could move them (docs/evaluation.md).
 HAND_MEAN_MM_SE = "hand_mean_mm_se"
 OBJECT_MEAN_MM_SE = "object_mean_mm_se"
+# Each part the tables compare and the key of its mean 3D error.
+PART_MEANS: tuple[tuple[str, str], ...] = (("hand", HAND_MEAN_MM), ("object", OBJECT_MEAN_MM))
 # ... and present only when the columns hold the 2D keypoints' errors.
 HAND_KP2D_MEAN_PX = "hand_kp2d_mean_px"
 OBJECT_KP2D_MEAN_PX = "object_kp2d_mean_px"
