@@ -7,7 +7,7 @@
    overlay alone drawn with PIL (what predict does) and with matplotlib (what it did before:
    a figure at the photo's resolution saved as PNG), on the same image and keypoints.
 2. A model that self-crops (the demo's): one photo's self-cropping
-   (:func:`hopose.crop.self_crop_image`, three passes, the last one's 7 views), against the
+   (:func:`hopose.self_crop.self_crop_image`, three passes, the last one's 7 views), against the
    former way in the same run: each view's frame shrunk anew (``warp_image`` per view) and each
    view read by the network alone. The network's 2D is replaced by fixed points spanning a
    third of the frame (:class:`Placed`), so that the crops are a real photo's size. Goal: at
@@ -49,11 +49,12 @@ from hopose.checkpoint import model_checkpoint, save_checkpoint
 from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import find_config
-from hopose.crop import SelfCropping, self_crop, self_crop_image, warp_image
+from hopose.crop import warp_image
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.geometry import project_points
 from hopose.models import build_model
 from hopose.predict import draw_overlay, predict_images
+from hopose.self_crop import SelfCropping, self_crop, self_crop_image
 from hopose.skeleton import NUM_JOINTS
 
 # Run in a fresh interpreter: warm up on a small photo, predict one photo, print the peak

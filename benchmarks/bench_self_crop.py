@@ -32,10 +32,10 @@ from bench_model import paired_ratio
 from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import config_path
-from hopose.crop import SelfCropping
 from hopose.data.splits import build_split
 from hopose.evaluate import predict_split, without_jitter
 from hopose.models import build_model
+from hopose.self_crop import SelfCropping
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ rounds of ``--views`` views, alternating the two paths. Goal: the reduced decode
 the full one for both views, with the same geometry (tests/data/test_transforms.py).
 
 Then self-cropping's 7 views of its last crop (the square turned by ±15° and shifted by ±8%,
-``hopose.crop.CropViews``), cut from one frame read once for all of them (what ``hopose eval``
+``hopose.self_crop.CropViews``), cut from one frame read once for all of them (what ``hopose eval``
 does), against each view cut alone (the baseline: the frame read and shrunk 7 times). Goal:
 the 7 views together in at most half the time.
 
@@ -35,10 +35,11 @@ import torch
 from bench_model import CLOCKS
 from bench_predict import write_photo
 from hopose.cli import at_least
-from hopose.crop import CropViews, crop_affine, frame_square
+from hopose.crop import crop_affine, frame_square
 from hopose.data import transforms
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.data.transforms import Frame, view_frames
+from hopose.self_crop import CropViews
 
 READ_IMAGE = transforms.read_image
 

@@ -29,13 +29,14 @@ from PIL import Image
 
 from hopose.checkpoint import load_model
 from hopose.cli import at_least, exit_on_user_error
-from hopose.crop import SelfCropping, edge_aligned_scale
+from hopose.crop import edge_aligned_scale
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_IMAGE_SIZE
 from hopose.data.synthetic import SyntheticHandObject
 from hopose.evaluate import predict_split
 from hopose.photo import photo_camera, read_photo
 from hopose.predict import predict_photo
+from hopose.self_crop import SelfCropping
 from hopose.skeleton import NUM_JOINTS
 
 WITHIN = 0.03

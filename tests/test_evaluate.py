@@ -15,15 +15,7 @@ from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, sav
 from hopose.cli import main
 from hopose.config import load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
-from hopose.crop import (
-    CropViews,
-    SelfCropping,
-    apply_affine,
-    crop_affine,
-    frame_square,
-    square_around,
-    warp_image,
-)
+from hopose.crop import apply_affine, crop_affine, frame_square, square_around, warp_image
 from hopose.data import synthetic_split_seed
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasps import generate_grasps
@@ -35,6 +27,7 @@ from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 from hopose.refine import refine_pose, refine_predictions, refine_weights
 from hopose.scoring import PLAUSIBILITY_SUMMARY_NAMES, plausibility_key, score
+from hopose.self_crop import CropViews, SelfCropping
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -665,7 +658,7 @@ def test_self_cropping_from_cached_records_is_refused_naming_the_cache(
 def _crop_trained_model(tmp_path, self_crop: int, turn: float = 0.0, shift: float = 0.0) -> Path:
     """An untrained small model saved as one trained on square crops, self-cropping
     ``self_crop`` times at margin 0.3, the last averaged over the views of ``turn`` and
-    ``shift`` (:class:`hopose.crop.CropViews`)."""
+    ``shift`` (:class:`hopose.self_crop.CropViews`)."""
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",

@@ -10,7 +10,6 @@ import torch
 from PIL import Image, ImageColor
 
 from hopose import crop, predict, viz
-from hopose.crop import CropViews, SelfCropping
 from hopose.data.grasps import generate_grasps
 from hopose.geometry import project_points
 from hopose.models import build_model
@@ -18,6 +17,7 @@ from hopose.photo import Photo, photo_camera
 from hopose.physics import contact_points
 from hopose.predict import draw_overlay, predict_photo
 from hopose.refine import refine_pose, refine_weights
+from hopose.self_crop import CropViews, SelfCropping
 from tiny_runs import tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")

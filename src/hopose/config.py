@@ -29,12 +29,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from hopose.crop import SELF_CROP_MARGIN
 from hopose.data import CROPS, DATASETS, option_defaults
 from hopose.data.grasps import SEED_LIMIT
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
 from hopose.models.heads import HEATMAP_TILE
+from hopose.self_crop import SELF_CROP_MARGIN
 from hopose.stages import STAGES
 
 
@@ -132,15 +132,15 @@ class DataConfig:
     self_crop: int = 1
     """Crops after the whole-frame pass when a model trained on "square" crops predicts from
     images (``hopose eval``, ``hopose predict``), each placed around the previous pass's 2D
-    (:func:`hopose.crop.self_crop`); no ground truth places them."""
+    (:func:`hopose.self_crop.self_crop`); no ground truth places them."""
     self_crop_margin: float = SELF_CROP_MARGIN
     """Margin of those self-crop squares, a share of the 2D's tight side added on each side
     (:func:`hopose.crop.square_around`); wider than the training crops' (why:
-    :data:`hopose.crop.SELF_CROP_MARGIN`)."""
+    :data:`hopose.self_crop.SELF_CROP_MARGIN`)."""
     self_crop_turn: float = 0.0
     """Test-time views of the last self-crop (beyond the paper; docs/from_pixels.md, "Test-time
     views"): above 0, its square is also shown turned by ± this many degrees (below 90), and
-    the predictions of all views are averaged (:class:`hopose.crop.CropViews`)."""
+    the predictions of all views are averaged (:class:`hopose.self_crop.CropViews`)."""
     self_crop_shift: float = 0.0
     """As ``self_crop_turn``: above 0 (at most 0.5), the square is also shown moved by ± this
     share of its side along x and along y, unturned (4 more views)."""

@@ -1,4 +1,4 @@
-"""Square crops around hand and object as 2D affine maps, and self-cropping at inference.
+"""Square crops around hand and object as 2D affine maps, and the network images they show.
 
 A network image is a 2D affine view of a frame: an affine map A (3×3, last row 0 0 1) takes a
 frame pixel p to the network-image pixel A p. Its intrinsics are ``A @ K`` (a pinhole camera
@@ -18,14 +18,8 @@ scaled, shifted or rotated, exactly (docs/training.md).
 - :func:`warp_image`: the network image an affine map shows of a frame's pixels
   (:class:`FrameWarp`: many such views of the same frames).
 - :func:`shrink_views`: a training batch's views shown smaller (progressive resizing).
-- :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
-  truth placing the crop: a first pass on the
-  whole frame (:func:`frame_square`) gives 2D keypoints, the square around them is cropped
-  and the network runs again (``SelfCropping.passes`` times); 2D comes back in frame pixels.
-- :class:`CropViews`: test-time augmentation of the last self-crop pass, its square also
-  turned and shifted, the predictions of all views averaged.
-- :class:`SelfCropping`: how a model self-crops at inference (passes, margin, views), read
-  from the config it was trained with.
+
+Self-cropping at inference, squares placed by the model's own 2D, is :mod:`hopose.self_crop`.
 
 Pixel centres sit at integer coordinates (docs/datasets.md,
 :func:`hopose.geometry.scale_intrinsics`, the renderer of :mod:`hopose.data.render`): pixel
@@ -36,26 +30,14 @@ view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic dat
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from hopose.config import DataConfig
-
-
-# Fraction of the keypoints' tight square added on each side of the squares self-cropping places
-# around a model's own 2D, the default of ``data.self_crop_margin``: wider than the training
-# crops' (:data:`hopose.data.transforms.DEFAULT_MARGIN`), because a model's own 2D spans less
-# than the truth's (under uncertainty each keypoint's estimate leans to the middle); chosen on
-# the validation split (docs/from_pixels.md, "Self-crop margin").
-SELF_CROP_MARGIN = 0.45
+from torch import Tensor
 
 
 def resize_affine(frame_size: tuple[int, int], image_size: int, like: Tensor) -> Tensor:
@@ -253,7 +235,7 @@ class FrameWarp:
 
     def views(self, maps: Tensor) -> Tensor:
         """(V, B, 3, S, S) views through maps (V, B, 3, 3), V views of each frame: the ``view``
-        of :func:`self_crop`."""
+        of :func:`hopose.self_crop.self_crop`."""
         return torch.stack([self(A) for A in maps])
 
 
@@ -315,215 +297,3 @@ def shrink_views(batch: Mapping[str, Any], image_size: int) -> dict[str, Any]:
         "hand_2d": apply_affine(A, batch["hand_2d"]),
         "obj_2d": apply_affine(A, batch["obj_2d"]),
     }
-
-
-@dataclasses.dataclass(frozen=True)
-class CropViews:
-    """The views of a self-crop square whose predictions the last pass averages (test-time
-    augmentation, beyond the paper; docs/from_pixels.md, "Test-time views").
-
-    The square itself; with ``turn`` > 0 also the square turned by -``turn`` and +``turn``
-    degrees; with ``shift`` > 0 also the square moved by +``shift`` and -``shift`` × its side
-    along x, then along y: ``1 + 2 [turn > 0] + 4 [shift > 0]`` views, each one change from
-    the square (the turned and shifted combinations gain nothing more, docs/from_pixels.md). Each
-    view's intrinsics are its map times the frame's K (module docstring), so the rays are
-    exact in every view: the 3D of all views is in the one camera frame and averages as it
-    is, and the 2D averages in frame pixels. The model was trained on squares turned by up to
-    ±30° and shifted by up to ±10% (:func:`jittered_square`), so such views are ones it knows.
-    """
-
-    turn: float = 0.0
-    shift: float = 0.0
-
-    def __len__(self) -> int:
-        return 1 + 2 * (self.turn > 0) + 4 * (self.shift > 0)
-
-    def affines(self, centre: Tensor, side: Tensor, image_size: int) -> Tensor:
-        """(V, B, 3, 3) maps of the views of the squares of ``centre`` (B, 2) and ``side``
-        (B,), in the order above, the first the square itself (:func:`crop_affine`)."""
-        t, s = self.turn, self.shift
-        # (shift along x, shift along y, turn in degrees) of each view.
-        changes = [(0.0, 0.0, 0.0)]
-        changes += [(0.0, 0.0, -t), (0.0, 0.0, t)] if t > 0 else []
-        changes += [(s, 0.0, 0.0), (-s, 0.0, 0.0), (0.0, s, 0.0), (0.0, -s, 0.0)] if s > 0 else []
-        return torch.stack([
-            crop_affine(
-                centre + side[:, None] * centre.new_tensor([dx, dy]), side, image_size,
-                torch.full_like(side, math.radians(turn)),
-            )
-            for dx, dy, turn in changes
-        ])  # fmt: skip
-
-
-# The one square, no extra views: the paper's single prediction.
-SINGLE_VIEW = CropViews()
-
-
-# Why a self-crop option given to ``hopose eval`` or ``hopose predict`` has nothing to act on.
-_NOTHING_SELF_CROPPED = (
-    "nothing is self-cropped here (ground-truth 2D, ground-truth boxes, or a model trained on "
-    "whole frames)"
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class SelfCropping:
-    """How a model self-crops at inference (:func:`self_crop`): ``passes`` crops after the
-    whole-frame pass (0: none), at ``margin`` (:func:`square_around`), the last one's
-    predictions averaged over ``views``. :meth:`of` reads it from the model's config."""
-
-    passes: int = 0
-    margin: float = SELF_CROP_MARGIN
-    views: CropViews = SINGLE_VIEW
-
-    @classmethod
-    def of(
-        cls,
-        data: DataConfig,
-        *,
-        enabled: bool = True,
-        margin: float | None = None,
-        single_view: bool = False,
-    ) -> SelfCropping:
-        """The self-cropping of a model trained with ``data``: ``data.self_crop`` passes when
-        it was trained on square crops (none when it reads whole frames, or where ``enabled``
-        is False: ground-truth 2D or boxes), at ``margin`` where one is given (to choose a
-        margin on a validation split, docs/training.md, "Self-crop margin") or else
-        ``data.self_crop_margin``, the last crop seen through ``data.self_crop_turn`` and
-        ``data.self_crop_shift``'s views, or as the one square with ``single_view`` (to measure
-        what the views give, docs/from_pixels.md, "Test-time views").
-
-        Raises:
-            ConfigError: ``margin`` is not a margin ``data.self_crop_margin`` may hold
-                (checked by :class:`hopose.config.DataConfig` itself).
-            ValueError: ``margin`` or ``single_view`` given where nothing is self-cropped.
-        """
-        passes = data.self_crop if enabled and data.crop == "square" else 0
-        for name, given in (("self_crop_margin", margin is not None), ("single_view", single_view)):
-            if given and passes == 0:
-                raise ValueError(f"{name}: {_NOTHING_SELF_CROPPED}")
-        if margin is not None:
-            margin = dataclasses.replace(data, self_crop_margin=margin).self_crop_margin
-        views = CropViews(data.self_crop_turn, data.self_crop_shift)
-        return cls(
-            passes,
-            data.self_crop_margin if margin is None else margin,
-            SINGLE_VIEW if passes == 0 or single_view else views,
-        )
-
-
-# Whole frames, or ground truth fed: nothing self-cropped.
-NO_SELF_CROP = SelfCropping()
-
-
-def _mean_over_views(
-    model: nn.Module, view: Callable[[Tensor], Tensor], K: Tensor, maps: Tensor
-) -> dict[str, Tensor]:
-    """The model's ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3),
-    each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`); the 2D is mapped
-    back to the frame in the wider of the network's and the maps' (K's) dtypes.
-
-    The V × B views go through the network as one batch (half the time of V batches of one
-    photo's view on the CPU, BENCHMARKS.md, "Prediction on photos"), so an evaluation's batch
-    of frames takes V times the memory of its single view."""
-    images = view(maps).flatten(0, 1)  # (V*B, 3, S, S), view by view
-    flat = maps.flatten(0, 1)  # (V*B, 3, 3), in the images' order
-    out = model(images, (maps @ K).flatten(0, 1))
-    back = torch.linalg.inv(flat)
-    shown = {}
-    for key in ("kp2d_init", "kp2d"):
-        # One dtype for the matmul: a float32 network's 2D goes back through float64 maps (a
-        # float64 K) in float64, a bfloat16 network's through float32 maps in float32.
-        dtype = torch.promote_types(back.dtype, out[key].dtype)
-        shown[key] = apply_affine(back.to(dtype), out[key].to(dtype))
-    return {
-        key: value.unflatten(0, maps.shape[:2]).mean(dim=0)  # (V, B, ...) -> (B, ...)
-        for key, value in (shown | {"kp3d": out["kp3d"]}).items()
-    }
-
-
-def self_crop(
-    model: nn.Module,
-    view: Callable[[Tensor], Tensor],
-    K: Tensor,
-    frame_size: tuple[int, int],
-    *,
-    image_size: int,
-    cropping: SelfCropping,
-) -> dict[str, Tensor]:
-    """Predict with crops placed by the model's own 2D keypoints (no ground truth).
-
-    The first view is the whole frame at one scale (:func:`frame_square`), as the crop-trained
-    model saw a share of its training images (:mod:`hopose.data.synthetic`).
-
-    Args:
-        model: a :class:`~hopose.models.HoposeNet` (``model(image, K)``).
-        view: maps affine maps (V, B, 3, 3) to the network images (V, B, 3, S, S) they show
-            (a pass's V views of the B frames asked for together, so that a frame is read once
-            for all of them).
-        K: (B, 3, 3) intrinsics of the frames.
-        frame_size: (width, height) of the frames in pixels.
-        image_size: S, the network's input side.
-        cropping: the crops after the whole-frame pass (0: the whole frame only), their margin
-            (:func:`square_around`) and the views of the last one whose predictions are
-            averaged (:class:`CropViews`).
-
-    Returns:
-        ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels (in the wider of the model's and
-        K's dtypes) and ``kp3d`` (B, 29, 3) of the last pass (averaged over its views), and
-        ``affine`` (B, 3, 3), the map of its first view, in K's dtype.
-    """
-    maps = crop_affine(*frame_square(frame_size, K), image_size).expand(1, len(K), 3, 3)
-    out = _mean_over_views(model, view, K, maps)
-    for index in range(cropping.passes):
-        shown = cropping.views if index == cropping.passes - 1 else SINGLE_VIEW
-        square = square_around(out["kp2d"], cropping.margin)
-        placed = shown.affines(*square, image_size)  # (V, B, 3, 3)
-        # A frame whose 2D is not finite (a diverged prediction) places no square: it keeps its
-        # view, so its output stays non-finite (scored as an infinite error) and no view is
-        # asked for a map of NaNs (the synthetic renderer raises on one).
-        finite = placed.flatten(-2).isfinite().all(dim=-1).all(dim=0)[None, :, None, None]
-        maps = torch.where(finite, placed, maps[:1])  # (V, B, 3, 3)
-        out = _mean_over_views(model, view, K, maps)
-    return {**out, "affine": maps[0]}
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s weights, where its inputs must be; the CPU for a module
-    without weights (a stand-in network that computes its answer)."""
-    weight = next(model.parameters(), None)
-    return torch.device("cpu") if weight is None else weight.device
-
-
-def self_crop_image(
-    model: nn.Module,
-    image: np.ndarray,
-    K: Tensor,
-    *,
-    image_size: int,
-    cropping: SelfCropping,
-) -> tuple[Tensor, Tensor]:
-    """:func:`self_crop` on one photo of any size, its views warped from its pixels.
-
-    Args:
-        model: a :class:`~hopose.models.HoposeNet`.
-        image: (H, W, 3) uint8 RGB. K: (3, 3) the photo's intrinsics.
-        image_size: the network's input side. cropping: see :func:`self_crop`.
-
-    Returns:
-        kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm, on the CPU whatever the model's
-        device.
-    """
-    # Photo and K on the model's device: the views are warped there and every pass's maps
-    # follow K's device.
-    device = model_device(model)
-    # Converted to float once, and each shrink made once, for every pass's views.
-    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(device)
-    warp = FrameWarp(frame, image_size)
-    height, width = image.shape[:2]
-    with torch.inference_mode():
-        out = self_crop(
-            model, warp.views, K[None].float().to(device), (width, height),
-            image_size=image_size, cropping=cropping,
-        )  # fmt: skip
-    return out["kp2d"][0].float().cpu(), out["kp3d"][0].float().cpu()

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
-from hopose.crop import NO_SELF_CROP, SelfCropping, apply_affine, model_device, self_crop
+from hopose.crop import apply_affine
 from hopose.data import collate_samples, uncapped
 from hopose.data.splits import build_split
 from hopose.data.workers import ExitWithParent, FrameViews
@@ -41,6 +41,7 @@ from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
 from hopose.report import remove_report, write_report
 from hopose.scoring import frame_metrics, score, summarize
+from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop
 from hopose.skeleton import NUM_JOINTS
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
@@ -74,7 +75,7 @@ def _self_crop_outputs(
     indices: Sequence[int],
     cropping: SelfCropping,
 ) -> dict[str, torch.Tensor]:
-    """Self-cropped predictions (:func:`hopose.crop.self_crop`, as ``cropping`` says) of frames
+    """Self-cropped predictions (:func:`hopose.self_crop.self_crop`, as ``cropping`` says) of frames
     ``indices`` of the dataset ``render`` shows (:func:`_view_source`); 2D in the records' image
     pixels."""
     device = model_device(model)
@@ -117,8 +118,8 @@ def predict_split(
         gt_2d: feed the ground-truth 2D keypoints (B, 29, 2) to the lifter instead of running
             the image encoder; the predicted 2D is then the ground truth. Either way the lifter
             reads each frame's K.
-        cropping: with passes (:class:`hopose.crop.SelfCropping`), run from the images by
-            self-cropping (:func:`hopose.crop.self_crop`) on views that ``frames`` renders
+        cropping: with passes (:class:`hopose.self_crop.SelfCropping`), run from the images by
+            self-cropping (:func:`hopose.self_crop.self_crop`) on views that ``frames`` renders
             (``frames.views``: the synthetic data and the real loaders, also under a Subset of
             them); predicted 2D is returned in the records' image pixels.
         batch_size: frames per forward pass.
@@ -298,7 +299,7 @@ def run_eval(
             ``data.self_crop_margin``, to choose one on a validation split (docs/training.md,
             "Self-crop margin"); None: the checkpoint's.
         single_view: predict from the last self-crop's one square, not averaged over the
-            checkpoint's test-time views (:meth:`hopose.crop.SelfCropping.of`).
+            checkpoint's test-time views (:meth:`hopose.self_crop.SelfCropping.of`).
 
     Returns:
         The summary written to ``metrics.json``: :func:`hopose.scoring.summarize`'s numbers and

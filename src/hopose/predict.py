@@ -33,21 +33,14 @@ from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
-from hopose.crop import (
-    NO_SELF_CROP,
-    SelfCropping,
-    apply_affine,
-    model_device,
-    resize_affine,
-    self_crop_image,
-    warp_image,
-)
+from hopose.crop import apply_affine, resize_affine, warp_image
 from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
 from hopose.photo import Camera, Photo, photo_camera, read_photo
 from hopose.physics import contact_points
 from hopose.refine import RefineWeights, refine_pose, refinement
+from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop_image
 from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
 
 LINE_WIDTH_FRACTION = 1 / 400
@@ -105,9 +98,9 @@ def predict_photo(
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
     plus ``to_working`` (3, 3), full-size pixels -> working-copy pixels (the overlay's).
 
-    ``cropping`` with passes (a model trained on crops, :class:`hopose.crop.SelfCropping`):
+    ``cropping`` with passes (a model trained on crops, :class:`hopose.self_crop.SelfCropping`):
     after the whole-photo pass, that many passes on squares the model places around its own 2D
-    (:func:`hopose.crop.self_crop_image`), the last averaged over its views.
+    (:func:`hopose.self_crop.self_crop_image`), the last averaged over its views.
     ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None.
     The photo goes to ``model``'s device (a GPU's too); what is returned is on the CPU."""
     to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
@@ -182,10 +175,9 @@ def predict_images(
 
     Raises:
         ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); a
-            ``self_crop_margin`` or ``single_view`` :meth:`hopose.crop.SelfCropping.of` refuses;
-            an image
-            that is not readable, naming it; a ``K`` or ``fov`` that is not a camera
-            (:func:`hopose.photo.photo_camera`).
+            ``self_crop_margin`` or ``single_view``
+            :meth:`hopose.self_crop.SelfCropping.of` refuses; an image that is not readable,
+            naming it; a ``K`` or ``fov`` that is not a camera (:func:`hopose.photo.photo_camera`).
     """
     weights = refinement(refine, complete_grasp, from_images=True)
     out_dir = Path(out_dir)

@@ -1,0 +1,275 @@
+"""Self-cropping at inference: crops placed by the model's own 2D, test-time views."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hopose.config import load_config
+from hopose.configs import config_path
+from hopose.crop import FrameWarp, apply_affine, crop_affine
+from hopose.geometry import project_points
+from hopose.models import ContextLifter, HoposeNet, ImageEncoder
+from hopose.models.encoder import random_backbone_expected
+from hopose.self_crop import (
+    SINGLE_VIEW,
+    CropViews,
+    SelfCropping,
+    self_crop,
+    self_crop_image,
+)
+
+
+def _per_image(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """The (B, 29, 3) points of B frames for a batch of V × B views, which come view by view
+    (:func:`hopose.self_crop.self_crop` reads all views of a pass in one batch)."""
+    return points.repeat(len(K) // len(points), 1, 1)
+
+
+class _Oracle(torch.nn.Module):
+    """A perfect network: the projection of fixed 3D points with the image's K."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        super().__init__()
+        self.points = points
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.seen.append(K)
+        points = _per_image(self.points, K)
+        kp2d = project_points(points, K)
+        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": points}
+
+
+@pytest.mark.parametrize("margin", [0.2, 0.45])
+def test_self_crop_maps_keypoints_back_to_the_frame(margin):
+    torch.manual_seed(0)
+    points = (
+        torch.rand(2, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0]).double()
+    )
+    K = (
+        torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+        .double()
+        .expand(2, 3, 3)
+    )
+    oracle = _Oracle(points)
+    out = self_crop(
+        oracle,
+        lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64),
+        K,
+        (1920, 1080),
+        image_size=64,
+        cropping=SelfCropping(2, margin),
+    )
+    torch.testing.assert_close(out["kp2d"], project_points(points, K))
+    assert len(oracle.seen) == 3  # the whole frame, then two crops
+    # The last crop is the square around the points with the margin m: the tight square spans
+    # 1 of the crop's 1 + 2m sides, so along its longer axis the points reach from 64 m / (1 + 2m)
+    # to 64 (1 + m) / (1 + 2m) (margin 0.45: 15.1 to 48.9 px), and no point lies beyond.
+    inside = apply_affine(out["affine"], out["kp2d"])  # (2, 29, 2) crop pixels
+    low, high = 64 * margin / (1 + 2 * margin), 64 * (1 + margin) / (1 + 2 * margin)
+    assert (inside > low - 1e-6).all() and (inside < high + 1e-6).all()
+    longer = (inside.amax(1) - inside.amin(1)).argmax(-1)  # (2,) the longer axis of each frame
+    reach = torch.stack([inside[i, :, a] for i, a in enumerate(longer)])  # (2, 29)
+    torch.testing.assert_close(reach.amin(1), reach.new_full((2,), low))
+    torch.testing.assert_close(reach.amax(1), reach.new_full((2,), high))
+
+
+def test_crop_views_by_hand():
+    # The square of centre (100, 50) and side 40 on a 64-px network image: scale 64 / 40 = 1.6.
+    centre, side = torch.tensor([[100.0, 50.0]]).double(), torch.tensor([40.0]).double()
+    counts = [len(CropViews(t, s)) for t, s in ((0, 0), (15, 0), (0, 0.1), (15, 0.1))]
+    assert counts == [1, 3, 5, 7]
+    maps = CropViews(15.0, 0.1).affines(centre, side, 64)  # (7, 1, 3, 3)
+    assert maps.shape[:2] == (7, 1)
+    torch.testing.assert_close(maps[0], crop_affine(centre, side, 64))
+    # Views 1 and 2 turn the square by -15° and +15° (counter-clockwise on the y-down screen)
+    # about its centre: the frame point 20 px right of it goes to 32 + 1.6 × 20 (cos 15°,
+    # ±sin 15°) = (62.909, 40.282) and (62.909, 23.718).
+    c, s = 32 * math.cos(math.radians(15)), 32 * math.sin(math.radians(15))
+    assert abs(32 + c - 62.909) < 1e-3 and abs(32 - s - 23.718) < 1e-3
+    right = torch.tensor([[[120.0, 50.0]]]).double()
+    expected = torch.tensor([[32 + c, 32 + s], [32 + c, 32 - s]]).double()
+    torch.testing.assert_close(apply_affine(maps[1:3, 0], right.expand(2, 1, 2))[:, 0], expected)
+    # Views 3-6 shift it by ±0.1 × 40 = ±4 px along x, then y, unturned: their centres, which
+    # go to the image's centre (32, 32), are (104, 50), (96, 50), (100, 54), (100, 46).
+    centres = apply_affine(torch.linalg.inv(maps[3:, 0]), torch.full((4, 1, 2), 32.0).double())
+    expected = torch.tensor([[104.0, 50.0], [96.0, 50.0], [100.0, 54.0], [100.0, 46.0]]).double()
+    torch.testing.assert_close(centres[:, 0], expected)
+    torch.testing.assert_close(maps[3:, 0, :2, :2], maps[:1, 0, :2, :2].expand(4, 2, 2))
+
+
+def test_self_cropping_read_from_the_training_config():
+    # The demo's end-to-end config: 2 crops after the whole frame at margin 0.3, the last seen
+    # through 1 + 2 turned + 4 shifted = 7 views; a whole-frame model self-crops nothing.
+    data = load_config(config_path("synthetic", "end2end")).data
+    assert SelfCropping.of(data) == SelfCropping(2, 0.3, CropViews(15.0, 0.08))
+    assert len(SelfCropping.of(data).views) == 7
+    assert SelfCropping.of(data, margin=0.6, single_view=True) == SelfCropping(2, 0.6, SINGLE_VIEW)
+    for nothing in (
+        SelfCropping.of(data, enabled=False),
+        SelfCropping.of(whole := dataclasses.replace(data, crop="resize")),
+    ):
+        assert (nothing.passes, nothing.views) == (0, SINGLE_VIEW)
+    for kwargs, name in (
+        ({"margin": 0.6}, "self_crop_margin"),
+        ({"single_view": True}, "single_view"),
+    ):
+        with pytest.raises(ValueError, match=f"^{name}: nothing is self-cropped"):
+            SelfCropping.of(whole, **kwargs)
+
+
+class _Biased(torch.nn.Module):
+    """A network off by one pixel along its own image's x axis, whose 3D is the point 100 mm
+    deep on the ray through its image's centre: both depend on the view it is shown."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        super().__init__()
+        self.points = points
+        self.batches: list[int] = []
+
+    def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.batches.append(len(image))
+        kp2d = project_points(_per_image(self.points, K), K) + K.new_tensor([1.0, 0.0])
+        ray = torch.linalg.solve(K, K.new_tensor([32.0, 32.0, 1.0]).expand(len(K), 3))  # z = 1
+        kp3d = (100 * ray)[:, None].expand(-1, 29, -1)
+        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d": kp3d}
+
+
+def test_self_crop_averages_the_views_of_its_last_crop():
+    torch.manual_seed(0)
+    points = torch.rand(2, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0])
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()
+    K = K.expand(2, 3, 3)
+    views, turn = CropViews(20.0, 0.1), math.radians(20)
+    model = _Biased(points)
+    blank = lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64)  # noqa: E731
+    out = self_crop(
+        model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2, views=views)
+    )
+    # The whole frame, the first crop, the last crop's 7 views in one batch, for 2 frames.
+    assert model.batches == [2, 2, 7 * 2]
+    # The 1-px bias in a view turned by a (map s R(a)) is s⁻¹ R(a)ᵀ (1, 0) = (cos a, sin a) / s
+    # frame px: over the 5 unturned views and the turns ±a the sines cancel, (5 + 2 cos a) / 7
+    # / s along x, where s = 64 / side is the last square's scale, read from its first view.
+    scale = out["affine"][:, :2, :2].det().sqrt()  # (2,)
+    bias = (5 + 2 * math.cos(turn)) / 7 / scale
+    torch.testing.assert_close(
+        out["kp2d"] - project_points(points, K),
+        torch.stack([bias, torch.zeros_like(bias)], -1)[:, None].expand(2, 29, 2),
+    )
+    # Each view's 3D is 100 z on the ray through its centre; the centres are the square's
+    # centre c (the square and its turns) and c ± 0.1 side along x and y, symmetric, and the
+    # depth is fixed, so the mean is the point on c's ray, where no shifted view is.
+    c = apply_affine(torch.linalg.inv(out["affine"]), torch.full((2, 1, 2), 32.0).double())
+    on_ray = 100 * torch.linalg.solve(K, torch.cat([c[:, 0], torch.ones(2, 1).double()], -1))
+    torch.testing.assert_close(out["kp3d"], on_ray[:, None].expand(2, 29, 3))
+    single = self_crop(model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2))
+    assert model.batches[3:] == [2, 2, 2]
+    torch.testing.assert_close(out["affine"], single["affine"])  # the same square, one view
+    torch.testing.assert_close(
+        single["kp2d"] - project_points(points, K),
+        torch.stack([1 / scale, torch.zeros_like(bias)], -1)[:, None].expand(2, 29, 2),
+    )
+
+
+def test_self_crop_of_a_float32_network_reads_a_float64_K():
+    # A real float32 network (its lifter reads each view's K) self-cropping frames whose K is
+    # float64: the maps and every view's K are float64, and the network's 2D goes back to the
+    # frame through float64 maps. Its answer is the one with the float32 K, to float32
+    # precision. Before, the lifter stopped on the float64 K ("expected m1 and m2 to have the
+    # same dtype").
+    torch.manual_seed(0)
+    with random_backbone_expected():
+        encoder = ImageEncoder(backbone="resnet18", weights_path=None, hidden=8, stages=1)
+    model = HoposeNet(
+        encoder=encoder, lifter=ContextLifter(hidden=8, dropout=0.0, variant="full")
+    ).eval()
+    frames = torch.randint(0, 256, (2, 3, 60, 100), dtype=torch.uint8)
+    K = torch.tensor([[120.0, 0.0, 49.5], [0.0, 120.0, 29.5], [0.0, 0.0, 1.0]]).expand(2, 3, 3)
+    warp = FrameWarp(frames, 32)
+    with torch.no_grad():
+        single = self_crop(model, warp.views, K, (100, 60), image_size=32, cropping=SelfCropping(1))
+        double = self_crop(
+            model, warp.views, K.double(), (100, 60), image_size=32, cropping=SelfCropping(1)
+        )
+    assert double["kp2d"].dtype == torch.float64 and double["kp3d"].dtype == torch.float32
+    for key in ("kp2d_init", "kp2d", "kp3d"):
+        torch.testing.assert_close(double[key].float(), single[key], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(double["affine"].float(), single["affine"])
+
+
+def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
+    # A 1920 x 1080 photo whose hand and box span about a quarter of it; the oracle network
+    # sees each view's K, so the 2D that comes back is the photo's projection to float
+    # precision: far inside the 3% of the width (57.6 px) that a trained model must reach.
+    points = torch.rand(1, 29, 3) * 150 + torch.tensor([-60.0, -40.0, 350.0])
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+    photo = np.zeros((1080, 1920, 3), dtype=np.uint8)
+    kp2d, kp3d = self_crop_image(_Oracle(points), photo, K, image_size=64, cropping=SelfCropping(1))
+    truth = project_points(points, K)[0]
+    assert (truth.amax(0) - truth.amin(0)).amax() > 400  # about a quarter of the frame
+    assert (kp2d - truth).norm(dim=-1).max() < 1e-2
+    torch.testing.assert_close(kp3d, points[0])
+
+
+def test_self_crop_image_first_sees_the_whole_photo_letterboxed():
+    """The first view of a photo (W x H) is frame_square((W, H)): the longer side across the
+    view, the picture centred vertically, and that view's K is A @ K."""
+    # 1920 x 1080 onto 64 px: s = 64 / 1920 = 1/30, centre (960, 540), so A p = p / 30 + (32 -
+    # 32, 32 - 18) = p / 30 + (0, 14): the photo's 1080 / 30 = 36 rows land on view rows
+    # 14 ... 50 (the edge rows 14 and 50-51 are partly photo, blurred by the block means), so
+    # rows 15 ... 49 are all photo (white) and rows 0 ... 13 and 52 ... 63 beyond it (black).
+    # With the frame's width and height swapped the photo would fill view columns 14 ... 50 and
+    # every row instead.
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Recorder(_Oracle):
+        def forward(self, image, K):
+            seen.append((image.clone(), K.clone()))
+            return super().forward(image, K)
+
+    photo = np.full((1080, 1920, 3), 255, dtype=np.uint8)
+    points = torch.tensor([[0.0, 0.0, 400.0]]).expand(1, 29, 3)
+    self_crop_image(Recorder(points), photo, K, image_size=64, cropping=SelfCropping(0))
+    ((image, view_K),) = seen
+    A = torch.tensor([[1 / 30, 0.0, 0.0], [0.0, 1 / 30, 14.0], [0.0, 0.0, 1.0]])
+    torch.testing.assert_close(view_K[0], A @ K)
+    torch.testing.assert_close(image[0, :, 15:50, 1:], torch.ones(3, 35, 63))
+    assert (image[0, :, :14] == 0).all() and (image[0, :, 52:] == 0).all()
+
+
+def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
+    # A diverged frame (NaN or infinite 2D) places no square: it keeps its view, its output
+    # stays non-finite (an infinite error for the metrics) and the other frames are untouched.
+    # Its square was a map of NaNs, on which the synthetic renderer (hopose eval's views) raised
+    # "cannot convert float NaN to integer" and stopped the whole evaluation.
+    torch.manual_seed(0)
+    points = torch.rand(3, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0])
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()
+    K = K.expand(3, 3, 3)
+
+    class Diverged(_Oracle):
+        def forward(self, image, K):
+            out = super().forward(image, K)
+            kp2d = out["kp2d"].clone()
+            kp2d[0], kp2d[1] = float("nan"), float("inf")
+            return {**out, "kp2d_init": kp2d, "kp2d": kp2d}
+
+    def view(maps: torch.Tensor) -> torch.Tensor:
+        assert maps.isfinite().all(), "a view was asked for a non-finite map"
+        return torch.zeros(*maps.shape[:2], 3, 64, 64)
+
+    oracle = Diverged(points)
+    out = self_crop(oracle, view, K, (1920, 1080), image_size=64, cropping=SelfCropping(2))
+    assert not out["kp2d"][:2].isfinite().any()
+    torch.testing.assert_close(out["kp2d"][2], project_points(points[2], K[2]))
+    # Frames 0 and 1 kept the whole-frame view, frame 2 moved to its own crop.
+    first = oracle.seen[0]
+    torch.testing.assert_close(oracle.seen[-1][:2], first[:2])
+    assert not torch.allclose(oracle.seen[-1][2], first[2])
