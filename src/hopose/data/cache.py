@@ -45,7 +45,7 @@ from hopose.data.sample import (
     SAMPLE_KEYS,
     check_sample,
 )
-from hopose.data.transforms import DEFAULT_IMAGE_SIZE, ON_ERROR, DataFileError, wrap_index
+from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError, check_on_error, wrap_index
 from hopose.data.workers import ExitWithParent, as_collected
 from hopose.files import write_text
 
@@ -188,8 +188,7 @@ def write_cache(
             samples, ``info`` or ``root`` (one recorded before caches named their root is not
             checked for it).
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
+    check_on_error(on_error)
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
     if workers < 0:

@@ -255,6 +255,12 @@ def wrap_index(index: int, length: int) -> int:
     return index % length
 
 
+def check_on_error(on_error: Any) -> None:
+    """Refuse an ``on_error`` outside :data:`ON_ERROR`, naming the field."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
+
+
 def check_jitter(jitter: Any, crop: str) -> None:
     """Refuse a ``jitter`` option that is not a boolean, or on without square crops.
 
@@ -422,8 +428,7 @@ class FrameDataset(Dataset):
             raise ValueError(f"crop: expected one of {CROPS}, got {crop!r}")
         if image_size < 1:
             raise ValueError(f"image_size: must be >= 1, got {image_size}")
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
+        check_on_error(on_error)
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
             raise ValueError(f"margin: expected a share of the square's side >= 0, got {margin!r}")
         check_jitter(jitter, crop)
