@@ -131,7 +131,14 @@ def _epsilon(contacts, normals, **kwargs) -> float:
 
 
 def test_grasp_quality_force_closure_is_positive():
-    assert _epsilon(*_opposed_grasp()) > 0.01
+    """Two opposed triangles of contacts are force closure, and epsilon is the naive hull's."""
+    # The farthest contact from the centre, (30, +-10, 20) or (-30, +-10, -20), sets the default
+    # length: sqrt(30^2 + 10^2 + 20^2) = sqrt(1400) mm.
+    contacts, normals = _opposed_grasp()
+    wrenches = contact_wrenches(contacts, normals, np.zeros(3), np.sqrt(1400.0))
+    epsilon = _epsilon(contacts, normals)
+    assert epsilon > 0.01
+    assert epsilon == pytest.approx(hull_epsilon_naive(wrenches), rel=1e-9)
 
 
 def test_grasp_quality_one_face_is_zero():

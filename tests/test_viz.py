@@ -129,8 +129,12 @@ def test_pck_figure_written(tmp_path):
 
 
 def test_run_colours_avoid_part_colours():
-    colours = {to_hex(c) for c in viz.run_colours(12)}
-    assert not colours & {viz.HAND_COLOUR["pred"], viz.OBJECT_COLOUR["pred"]}
+    """One colour per run, none the hand's or the object's; runs are told apart by colour as
+    far as matplotlib's palette goes (10 colours, less C0 and C1, the parts': 8)."""
+    colours = [to_hex(c) for c in viz.run_colours(12)]
+    assert len(colours) == 12
+    assert not set(colours) & {viz.HAND_COLOUR["pred"], viz.OBJECT_COLOUR["pred"]}
+    assert len(set(colours[:8])) == 8  # the first 8 runs all differ
 
 
 def _gallery_frame(predictions, dataset, k):
@@ -142,13 +146,46 @@ def _gallery_frame(predictions, dataset, k):
     return frame
 
 
+def _segments(ax) -> list[np.ndarray]:
+    """Every line of ``ax`` as its (2, D) end points, in drawing order."""
+    if hasattr(ax, "get_zlim"):
+        return [np.stack(line.get_data_3d(), axis=-1) for line in ax.get_lines()]
+    return [line.get_xydata() for line in ax.get_lines()]
+
+
 def test_gallery_figure_written_with_and_without_images(tmp_path):
+    """Frame k fills column k: its title and image (or a blank canvas of its size) under its 2D
+    poses in row 0, its 3D poses in row 1; prediction drawn first, then the ground truth."""
     predictions, dataset = make_predictions(3), make_dataset(3)
-    with_images = viz.gallery_figure([_gallery_frame(predictions, dataset, k) for k in range(3)])
+    frames = [_gallery_frame(predictions, dataset, k) for k in range(3)]
+    with_images = viz.gallery_figure(frames)
     blank = viz.gallery_figure([_gallery_frame(predictions, None, k) for k in range(2)])
-    # One image panel and one 3D panel per frame.
     assert len(with_images.axes) == 6 and len(blank.axes) == 4
-    assert len(with_images.axes[0].get_images()) == 1 and not blank.axes[0].get_images()
+    # Each pose is 20 bones then 12 edges: line 0 is the predicted wrist-to-thumb-base bone,
+    # line 20 the predicted box's first edge, line 32 the true wrist-to-thumb-base bone.
+    (i, j), n_lines = BOX_EDGES[0], len(HAND_BONES) + len(BOX_EDGES)
+    for fig, n, images in ((with_images, 3, True), (blank, 2, False)):
+        places = {
+            (ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start): ax
+            for ax in fig.axes
+        }
+        assert sorted(places) == [(r, c) for r in range(2) for c in range(n)]
+        for k in range(n):
+            flat, deep = places[0, k], places[1, k]
+            assert flat.get_title() == f"frame {k}"
+            if images:
+                np.testing.assert_array_equal(flat.get_images()[0].get_array(), dataset[k]["image"])
+            else:  # the 224 x 224 canvas the frame names: pixel centres 0 ... 223
+                assert not flat.get_images()
+                np.testing.assert_allclose(flat.get_xlim(), (-0.5, 223.5))
+            for ax, dim in ((flat, "2d"), (deep, "3d")):
+                lines = _segments(ax)
+                assert len(lines) == 2 * n_lines
+                np.testing.assert_allclose(lines[0], predictions[f"pred_hand_{dim}"][k][[0, 1]])
+                np.testing.assert_allclose(
+                    lines[len(HAND_BONES)], predictions[f"pred_obj_{dim}"][k][[i, j]]
+                )
+                np.testing.assert_allclose(lines[n_lines], predictions[f"gt_hand_{dim}"][k][[0, 1]])
     _assert_png(viz.save_figure(with_images, tmp_path / "gallery.png"), (900, 600))
     _assert_png(viz.save_figure(blank, tmp_path / "blank.png"), (600, 600))
 

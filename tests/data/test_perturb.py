@@ -55,15 +55,20 @@ def test_dropped_keypoints_sit_at_their_part_mean():
 
 
 def test_perturb_batch_splits_hand_and_box_back():
+    """perturb_batch perturbs the 29 keypoints of a sample together (one sigma per sample, hand
+    and box alike) and splits them back at joint 21: exactly perturb_keypoints of the
+    concatenation, from the same draws of torch's global generator."""
     kp = _keypoints(8).float()
     batch = {"hand_2d": kp[:, :21], "obj_2d": kp[:, 21:], "hand_3d": torch.zeros(8, 21, 3)}
     torch.manual_seed(3)
-    out = perturb_batch(batch, PerturbConfig(sigma=0.05), 64)
+    out = perturb_batch(batch, PerturbConfig(sigma=0.05, outlier_prob=0.2, outlier_sigma=0.1), 64)
+    torch.manual_seed(3)
+    expected = perturb_keypoints(kp, image_size=64, sigma=0.05, outlier_prob=0.2, outlier_sigma=0.1)
     assert out["hand_3d"] is batch["hand_3d"]
-    assert out["hand_2d"].shape == (8, 21, 2) and out["obj_2d"].shape == (8, 8, 2)
-    assert not torch.equal(out["hand_2d"], batch["hand_2d"])
-    # Jitter only: within 6 standard deviations of the largest sigma, 0.05 * 64 = 3.2 px.
-    assert (out["obj_2d"] - batch["obj_2d"]).abs().max() < 6 * 3.2
+    torch.testing.assert_close(out["hand_2d"], expected[:, :21], rtol=0, atol=0)
+    torch.testing.assert_close(out["obj_2d"], expected[:, 21:], rtol=0, atol=0)
+    # Both parts moved (a box passed through unperturbed would match nothing above).
+    assert (out["obj_2d"] != batch["obj_2d"]).all() and (out["hand_2d"] != batch["hand_2d"]).all()
 
 
 def test_jitter_sigma_is_drawn_per_sample_not_per_keypoint():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from model_cases import pinhole
 
+from eval_cases import make_predictions
 from hopose.config import ModelConfig
 from hopose.losses import compute_losses, total_loss
 from hopose.models import ContextLifter, GraphUNet, HoposeNet, build_lifter, build_model
@@ -51,8 +53,16 @@ def test_outputs_and_the_lifter_reads_the_refined_2d(lifter, device):
 
 
 def test_end_to_end_step_with_every_loss_term_reaches_the_backbone():
+    """Each term alone, the 3D and physical ones through the lifter, moves the first conv."""
     torch.manual_seed(0)
     model = _model().train()
+    # The lifter's output is out_mean + out_std * z: centred on the hand-built grasp of
+    # eval_cases (10 valid contacts, affinity 13 / 45) with a 1 mm spread, the predicted pose
+    # grasps its box, so the physical term is not the 0 (and zero gradient) of a pose without
+    # two contacts, which a random network's pose is.
+    grasp = make_predictions(1)
+    mean = np.concatenate([grasp["gt_hand_3d"][0], grasp["gt_obj_3d"][0]])
+    model.lifter.set_output_stats(torch.from_numpy(mean).float(), 1.0)
     batch = {
         "hand_2d": torch.rand(2, 21, 2) * 64,
         "obj_2d": torch.rand(2, 8, 2) * 64,
@@ -62,9 +72,15 @@ def test_end_to_end_step_with_every_loss_term_reaches_the_backbone():
     out = model(torch.rand(2, 3, 64, 64), pinhole(2, 100.0, 32.0))
     terms = compute_losses(out, batch, physical=True, original_pixels=False)
     assert set(terms) == {"2d_init", "2d", "3d_init", "3d", "physical"}
+    assert 0 < abs(float(terms["physical"].detach())) < 1  # a mean of cosines of a grasp
+    weight = model.encoder.backbone.conv1.weight
+    for name, term in terms.items():
+        # A 2D estimate detached on its way to the lifter would leave the 3D terms no path.
+        (grad,) = torch.autograd.grad(term, weight, retain_graph=True, allow_unused=True)
+        assert grad is not None and torch.isfinite(grad).all(), name
+        assert grad.abs().sum() > 0, name
     total_loss(terms).backward()
-    grad = model.encoder.backbone.conv1.weight.grad
-    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    assert torch.isfinite(weight.grad).all() and weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("lifter", ["context", "graph_unet"])
