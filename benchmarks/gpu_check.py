@@ -13,7 +13,9 @@
    scaler, all channels-last as ``train`` runs them, the stages as a ratio to the bare ResNet
    in the same precision;
 4. the lifter stage's epoch against its floor, the bare optimisation steps
-   (``bench_train.py``), at the paper's sizes.
+   (``bench_train.py``), at the paper's sizes;
+5. the demo's encoder epoch over 2,000 crops held in memory on the GPU, batched by index,
+   against the same fed by a DataLoader (``bench_in_memory.py``).
 
 It prints a markdown table for ``BENCHMARKS.md`` and exits non-zero when a check fails. Without
 a CUDA device it says so in one line and exits with status 2, having checked nothing.
@@ -25,18 +27,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torchvision
 
+from bench_model import paired_ratio
 from bench_train import lifter_config, measure
 from hopose import train as train_module
 from hopose.cli import at_least
@@ -211,14 +215,20 @@ def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[]
 
 
 def config_step(cfg: TrainConfig, batch: dict, epoch: int | None = None) -> Callable[[], object]:
-    """One training step of ``cfg``'s stage through ``train_one_epoch`` (one batch an epoch),
-    the network placed as ``train`` places it, as in epoch ``epoch`` (from 0); None: the
-    first epoch at ``data.image_size``, after any progressive-resizing epochs
+    """One training step of ``cfg``'s stage on ``batch`` (:func:`config_epoch` of one batch)."""
+    return config_epoch(cfg, [batch], batch["image"].device, epoch)
+
+
+def config_epoch(
+    cfg: TrainConfig, batches: Iterable[dict], device: torch.device, epoch: int | None = None
+) -> Callable[[], object]:
+    """One training epoch of ``cfg``'s stage over ``batches`` through ``train_one_epoch``, the
+    network placed on ``device`` as ``train`` places it, as in epoch ``epoch`` (from 0); None:
+    the first epoch at ``data.image_size``, after any progressive-resizing epochs
     (``optim.progressive_epochs``), whose steps would read smaller images."""
     epoch = cfg.optim.progressive_epochs if epoch is None else epoch
     stage = cfg.stage
     amp = cfg.optim.amp
-    device = batch["image"].device
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         model = build_model(cfg.model)
@@ -228,13 +238,13 @@ def config_step(cfg: TrainConfig, batch: dict, epoch: int | None = None) -> Call
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     parts = tuple(model.lifter.parts)
 
-    def step() -> None:
+    def run() -> None:
         train_module.train_one_epoch(
-            module, [batch], optimizer, scaler, cfg,
+            module, batches, optimizer, scaler, cfg,
             parts=parts, device=device, epoch=epoch, show_progress=False,
         )  # fmt: skip
 
-    return step
+    return run
 
 
 def _rate(value: float) -> str:
@@ -290,6 +300,23 @@ def lifter_row(args: argparse.Namespace) -> Row:
     )
 
 
+def in_memory_row(num: int = 2000) -> Row:
+    """The demo's encoder epoch over ``num`` crops held in memory on the GPU, batched by index,
+    against the same fed by a DataLoader (``bench_in_memory.py``)."""
+    from bench_in_memory import epoch_seconds  # which imports this module
+
+    seconds = epoch_seconds(num=num, rounds=3, device=torch.device("cuda"))
+    split, loader = (
+        statistics.median(seconds["TensorSplit"]),
+        statistics.median(seconds["DataLoader"]),
+    )
+    ratio = paired_ratio(seconds["TensorSplit"], seconds["DataLoader"])
+    return Row(
+        f"synthetic/encoder epoch, {num:,} crops in memory: TensorSplit vs DataLoader",
+        f"{split:.2f} s vs {loader:.2f} s: **{ratio:.2f}x**",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--batch", type=at_least(1), default=256)
@@ -316,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=torch.device("cuda"),
     )  # fmt: skip
     rows.append(lifter_row(args))
+    rows.append(in_memory_row())
     print(format_table(rows))
     return 0 if all(row.ok for row in rows) else 1
 

@@ -1,5 +1,5 @@
-"""The CPU side of the GPU check and of the lifter-stage benchmark: the table, the no-CUDA exit,
-the floor's steps, and the throughput cases on a tiny network."""
+"""The CPU side of the GPU check and of the training benchmarks: the table, the no-CUDA exit,
+the floor's steps, the throughput cases on a tiny network, and the in-memory feeds."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from contextlib import nullcontext
 import pytest
 import torch
 
+import bench_in_memory
 import bench_train
 import gpu_check
+from hopose.data.splits import build_split
+from tiny_runs import tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -101,3 +104,18 @@ def test_throughput_rows_name_no_bf16_run_on_a_cpu_without_bf16(monkeypatch):
     )
     assert [row.check for row in rows] == [*FP32_ROWS, "training steps, bf16 autocast"]
     assert rows[-1].result.startswith("not run: this CPU has no bf16 instructions")
+
+
+def test_the_in_memory_benchmark_times_two_feeds_of_the_same_batches():
+    """The two cases differ only in how the batches are made: a DataLoader collating records and
+    a TensorSplit indexing stacked tensors serve the same tensors in the same order (20 crops in
+    batches of 16: 16 + 4), else the ratio would compare different work."""
+    cfg = tiny("encoder", "data.num_train=20")
+    records = build_split(cfg.data, cfg.data.train_split, with_images=True)
+    feeds = bench_in_memory.feeds(cfg, records, torch.device("cpu"))
+    loader, split = (list(feeds[name]) for name in ("DataLoader", "TensorSplit"))
+    assert [len(batch["image"]) for batch in split] == [16, 4]
+    for theirs, ours in zip(loader, split, strict=True):
+        assert set(ours) == {key for key, value in theirs.items() if torch.is_tensor(value)}
+        for key, value in ours.items():
+            assert torch.equal(value, theirs[key]), key

@@ -639,6 +639,41 @@ def test_a_last_batch_of_one_image_is_dropped_not_a_batchnorm_error(tmp_path):
     assert Path(result.checkpoint).exists() and len(_rows(tmp_path / "run")) == 1
 
 
+def test_crops_held_in_memory_train_exactly_as_the_same_crops_streamed(tmp_path):
+    """An in-memory split (a TensorSplit: stacked once, batched by index) and the same synthetic
+    crops streamed through a DataLoader give the same weights to the last bit: the same order in
+    each epoch, the same batches, the same last batch of one dropped (17 crops in batches of 16).
+    The in-memory path is the demo's; the streamed one is the reference."""
+    cfgs = {
+        held: tiny("encoder", f"data.in_memory={held}", "data.num_train=17", "optim.epochs=2")
+        for held in ("true", "false")
+    }
+    runs = {held: train(cfg, tmp_path / held).model.state_dict() for held, cfg in cfgs.items()}
+    torch.manual_seed(cfgs["true"].seed)
+    initial = build_model(cfgs["true"].model).state_dict()
+    moved = [name for name, value in runs["true"].items() if not torch.equal(value, initial[name])]
+    assert any(name.startswith("encoder.") for name in moved)  # it trained
+    for name, value in runs["true"].items():
+        assert torch.equal(value, runs["false"][name]), name
+
+
+@pytest.mark.parametrize(
+    ("free", "where"),
+    # 10 records of a 4x4x3 uint8 image (48 B) and a 3x3 float32 K (36 B): 840 B, a quarter of
+    # 3,360 B of free GPU memory exactly; one byte less and the split stays in host memory.
+    [(3360, "cuda"), (3359, "cpu")],
+)
+def test_a_split_too_large_for_a_quarter_of_the_free_gpu_memory_stays_in_host_memory(
+    monkeypatch, free, where
+):
+    records = train_module.RecordList(
+        [{"image": np.zeros((4, 4, 3), np.uint8), "K": np.eye(3, dtype=np.float32), "id": "x"}] * 10
+    )
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free, 10 * free))
+    assert train_module.split_device(records, torch.device("cuda")).type == where
+    assert train_module.split_device(records, torch.device("cpu")).type == "cpu"
+
+
 def test_resume_of_a_folder_that_does_not_exist_creates_nothing(tmp_path):
     with pytest.raises(RunError, match="there is no run to continue"):
         train(tiny("lifter"), tmp_path / "typo", resume=True)

@@ -29,11 +29,12 @@ The validation error that picks ``best.pt`` is the mean 3D error in mm (averaged
 the lifter predicts) for ``lifter`` and ``end2end``, and the mean 2D error in pixels for
 ``encoder``.
 
-Speed: the lifter stage's pose-only records are stacked once into tensors on the training
-device (:class:`~hopose.data.tensor_split.TensorSplit`) and batched by index, so an epoch is its
-optimisation steps and little else; image stages read through DataLoader workers that persist
-across epochs, into pinned memory copied to the GPU asynchronously. Loss sums stay on the device
-within an epoch; each step reads only whether its loss is finite.
+Speed: a split held in memory (the lifter stage's pose-only records, an image stage's with
+``data.in_memory``) is stacked once into tensors on the training device
+(:class:`~hopose.data.tensor_split.TensorSplit`) and batched by index, so an epoch is its
+optimisation steps and little else; other image splits stream through DataLoader workers that
+persist across epochs, into pinned memory copied to the GPU asynchronously. Loss sums stay on
+the device within an epoch; each step reads only whether its loss is finite.
 
 Distributed: under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set; also with one
 process) the trained module is wrapped in DistributedDataParallel (NCCL on GPU, gloo on CPU),
@@ -433,18 +434,38 @@ def evaluate(
 def _loader(
     dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool
 ) -> DataLoader | TensorSplit:
-    """Batches of a split: pose-only records stacked once on the device (:class:`TensorSplit`),
-    images through a DataLoader whose workers outlive the epoch and whose batches are pinned for
-    asynchronous copies to the GPU."""
-    if not STAGES[cfg.stage].reads_images:
+    """Batches of a split. One held in memory (pose-only records, or images read with
+    ``data.in_memory``) is stacked once into tensors (:class:`TensorSplit`) where
+    :func:`split_device` puts it and batched by index: no collate in the main process at each
+    step, and on a GPU the batch and its augmentation stay there. Other datasets stream through a
+    DataLoader whose workers outlive the epoch and whose batches are pinned for asynchronous
+    copies to the GPU. Both draw the same order for the same seed and epoch."""
+    world_size = runtime.world_size if train else 1
+    shard = math.ceil(len(dataset) / world_size)  # each process's samples, padded alike
+    # A last training batch of one sample stops BatchNorm in training mode ("Expected more than
+    # 1 value per channel") where the ResNet's last map is 1x1 (32-px images): it is dropped.
+    drop_last = (
+        train
+        and STAGES[cfg.stage].reads_images
+        and cfg.optim.batch_size > 1
+        and shard % cfg.optim.batch_size == 1
+    )
+    if drop_last and shard == 1:
+        raise ValueError(
+            f"data.num_train: each of the {world_size} training process(es) gets one "
+            "sample, a last batch of one, which is dropped (BatchNorm), so no step would be "
+            "taken; give each process at least 2 samples"
+        )
+    if isinstance(dataset, RecordList):
         return TensorSplit(
             dataset.records,
-            device=runtime.device,
+            device=split_device(dataset, runtime.device),
             batch_size=cfg.optim.batch_size,
             shuffle=train,
             seed=cfg.seed,
             rank=runtime.rank if train else 0,
-            world_size=runtime.world_size if train else 1,
+            world_size=world_size,
+            drop_last=drop_last,
         )
     sampler = None
     if train:
@@ -454,17 +475,7 @@ def _loader(
             )
         else:
             sampler = RandomSampler(dataset, generator=torch.Generator())
-    workers = 0 if isinstance(dataset, RecordList) else cfg.data.num_workers
-    # A last training batch of one sample stops BatchNorm in training mode ("Expected more than
-    # 1 value per channel") where the ResNet's last map is 1x1 (32-px images): it is dropped.
-    shard = len(sampler) if sampler is not None else len(dataset)
-    drop_last = train and cfg.optim.batch_size > 1 and shard % cfg.optim.batch_size == 1
-    if drop_last and shard == 1:
-        raise ValueError(
-            f"data.num_train: each of the {runtime.world_size} training process(es) gets one "
-            "sample, a last batch of one, which is dropped (BatchNorm), so no step would be "
-            "taken; give each process at least 2 samples"
-        )
+    workers = cfg.data.num_workers
     # Each DataLoader iterator draws its workers' base seed from ``generator``; left None, it
     # would draw from torch's global generator, once per epoch without workers and once in all
     # with persistent ones, so data.num_workers would change the epochs' augmentation and
@@ -481,6 +492,24 @@ def _loader(
         worker_init_fn=ExitWithParent(),
         generator=torch.Generator().manual_seed(cfg.seed),
     )
+
+
+# The share of a GPU's free memory a split held in memory may take there (the rest: the network,
+# its activations and the optimiser's state).
+SPLIT_MEMORY_SHARE = 0.25
+
+
+def split_device(records: RecordList, device: torch.device) -> torch.device:
+    """Where a split held in memory is stacked: the training device, unless it is a GPU on which
+    the split's arrays would take more than :data:`SPLIT_MEMORY_SHARE` of its free memory (a real
+    dataset's full-size images read with ``data.in_memory``), which keeps them in host memory and
+    copies each batch."""
+    if device.type != "cuda":
+        return device
+    first = records[0].values()
+    nbytes = len(records) * sum(value.nbytes for value in first if isinstance(value, np.ndarray))
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if nbytes <= SPLIT_MEMORY_SHARE * free else torch.device("cpu")
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:

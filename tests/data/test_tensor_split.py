@@ -93,6 +93,33 @@ def test_more_processes_than_records_still_step_together():
         assert len(split) == len(list(split)) == 1
 
 
+@pytest.mark.parametrize(("world_size", "sizes"), [(1, [8, 8]), (2, [4, 4])])
+def test_drop_last_leaves_out_the_short_last_batch_as_a_dataloader_does(world_size, sizes):
+    """17 records in batches of 8: [8, 8] and a last batch of 1, left out with ``drop_last`` as
+    a DataLoader's ``drop_last`` leaves it out; under 2 processes each shard is 9 (17 padded to
+    18) in batches of 4, [4, 4] and a 1 left out. The kept batches are the DataLoader's."""
+    records = _records(17)
+    batch_size = 8 // world_size
+    for rank in range(world_size):
+        split = TensorSplit(
+            records, device=torch.device("cpu"), batch_size=batch_size, shuffle=True, seed=3,
+            rank=rank, world_size=world_size, drop_last=True,
+        )  # fmt: skip
+        split.set_epoch(2)
+        if world_size == 1:
+            sampler = RandomSampler(records, generator=torch.Generator().manual_seed(3 + 2))
+        else:
+            sampler = DistributedSampler(records, num_replicas=world_size, rank=rank, seed=3)
+            sampler.set_epoch(2)
+        loader = DataLoader(
+            records, batch_size=batch_size, sampler=sampler, collate_fn=collate_samples,
+            drop_last=True,
+        )  # fmt: skip
+        ours = [b["hand_3d"][:, 0, 0].long().tolist() for b in split]
+        assert [len(b) for b in ours] == sizes and len(split) == len(sizes)
+        assert ours == [b["hand_3d"][:, 0, 0].long().tolist() for b in loader]
+
+
 def test_an_empty_split_is_refused_with_a_message_that_names_it():
     """No records: refused by the TensorSplit itself, not by numpy's "need at least one array to
     stack" deep in the collate, which names nothing."""

@@ -1,16 +1,18 @@
-"""A whole split stacked once into tensors on the training device and served in batches by index.
+"""A whole split stacked once into tensors and served in batches by index.
 
 The lifter stage reads pose-only records (ground-truth 2D, 3D and K, no image): a few hundred
-bytes a sample, 11,019 poses for FPHA-HO. A DataLoader would collate 256 Python records into a
-batch at every step and copy it to the device, as long as the step itself on a GPU. Here the
-records are collated once (:func:`~hopose.data.sample.collate_samples`), moved to the device
-once, and each batch is one index into every tensor: no per-sample Python after the start.
-
-Batches are the DataLoader's (same keys, shapes and dtypes) minus the string fields, which no
-loss reads. The order of an epoch is a function of ``(seed, epoch)`` (:meth:`set_epoch`), so a
-resumed run repeats it; under ``world_size`` processes each takes every ``world_size``-th sample
-of the epoch's order, padded like a ``DistributedSampler`` so that every process makes the same
-number of steps.
+bytes a sample, 11,019 poses for FPHA-HO; an image stage with ``data.in_memory`` reads rendered
+crops held in memory. A DataLoader would collate the batch's Python records at every step, in
+the main process, and copy the batch to the device, as long as the step itself on a GPU. Here
+the records are collated once (:func:`~hopose.data.sample.collate_samples`), moved once to where
+the split lives (the training device, or host memory for images too large for the GPU;
+:func:`hopose.train.split_device`), and each batch is one index into every tensor: no
+per-sample Python after the start, and on a GPU whatever follows the batch (augmentation,
+:mod:`hopose.data.augment`) runs there too. Batches are the DataLoader's (same
+keys, shapes and dtypes) minus the string fields, which no loss reads. The order of an epoch is
+a function of ``(seed, epoch)`` (:meth:`set_epoch`), so a resumed run repeats it; under
+``world_size`` processes each takes every ``world_size``-th sample of the epoch's order, padded
+like a ``DistributedSampler`` so that every process makes the same number of steps.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class TensorSplit:
         seed: base seed of the shuffle.
         rank: this process's rank.
         world_size: number of processes sharing the split.
+        drop_last: leave out a last batch smaller than ``batch_size``, as a DataLoader's
+            ``drop_last``.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class TensorSplit:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        drop_last: bool = False,
     ) -> None:
         if not records:
             raise ValueError("a TensorSplit needs at least one record")
@@ -62,6 +67,7 @@ class TensorSplit:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.drop_last = drop_last
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -83,8 +89,10 @@ class TensorSplit:
         return order
 
     def __len__(self) -> int:
-        return math.ceil(math.ceil(self.size / self.world_size) / self.batch_size)
+        shard = math.ceil(self.size / self.world_size)
+        return shard // self.batch_size if self.drop_last else math.ceil(shard / self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        for index in self.indices().to(self.device).split(self.batch_size):
+        batches = self.indices().to(self.device).split(self.batch_size)
+        for index in batches[: len(self)]:
             yield {key: value[index] for key, value in self.tensors.items()}
