@@ -270,6 +270,22 @@ def test_an_old_cache_of_real_images_is_refused_but_its_poses_read(
         CacheDataset(out)
 
 
+@pytest.mark.parametrize("name", ["obman", "fpha"])
+def test_a_version_3_cache_of_obman_is_refused_poses_too_and_other_datasets_read(tmp_path, name):
+    """Version 3 wrote ObMan's K with the renderer's principal point (128, half a pixel off its
+    images in hopose's pixel-centre coordinates): refused with and without images, since the
+    lifter's rays read K; another dataset's version-3 cache holds nothing of ObMan's camera."""
+    info = {"name": name, "split": "val", "crop": "resize"}
+    out = write_cache(Records(2), tmp_path / "c", progress=False, info=info)
+    _set_version(out / "meta.json", 3)
+    for with_images in (True, False):
+        if name == "obman":
+            with pytest.raises(DataFileError, match=r"c/meta\.json: ObMan's principal .* run"):
+                CacheDataset(out, with_images=with_images)
+        else:
+            assert len(CacheDataset(out, with_images=with_images)) == 2
+
+
 def _set_version(path, version: int) -> None:
     """Make the build.json or meta.json at ``path`` say an older hopose wrote it."""
     path.write_text(json.dumps(json.loads(path.read_text()) | {"version": version}))

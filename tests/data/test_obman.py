@@ -10,7 +10,6 @@ import torch
 from dataset_fixtures import OBMAN_AFFINE, obman_joints, write_image, write_obman
 
 from hopose.data import ObMan
-from hopose.data.obman import OBMAN_K
 from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
 
@@ -47,10 +46,11 @@ def test_left_hand_is_mirrored_and_2d_is_K_times_3d(roots):
     right, left = dataset[0], dataset[1]
     assert left["side"] == "left"
     np.testing.assert_allclose(left["hand_3d"][:, 0], -right["hand_3d"][:, 0], atol=1e-4)
-    # 256 -> 128 halves K: fx 480 -> 240; the mirrored principal point is 255 - 128 = 127 -> 63.5.
-    np.testing.assert_allclose(right["K"], [[240, 0, 64], [0, 240, 64], [0, 0, 1]])
-    np.testing.assert_allclose(left["K"][0, 2], 63.5)
-    np.testing.assert_allclose(right["orig_K"], OBMAN_K)
+    # 256 -> 128 halves K: fx 480 -> 240, cx 127.5 -> 63.75; the mirrored principal point is
+    # 255 - 127.5 = 127.5, the image's centre, where a mirror leaves it.
+    np.testing.assert_allclose(right["K"], [[240, 0, 63.75], [0, 240, 63.75], [0, 0, 1]])
+    np.testing.assert_allclose(left["K"][0, 2], 63.75)
+    np.testing.assert_allclose(right["orig_K"], [[480, 0, 127.5], [0, 480, 127.5], [0, 0, 1]])
     for record in (right, left):
         projected = project_points(torch.tensor(record["obj_3d"]), torch.tensor(record["K"]))
         np.testing.assert_allclose(record["obj_2d"], projected.numpy(), atol=1e-3)
@@ -79,15 +79,17 @@ def test_missing_mesh_and_bad_pickle_name_the_file(roots, tmp_path):
         ObMan(root, "training")
 
 
-def test_projection_with_orig_K_reproduces_the_datasets_coords_2d(roots):
-    # ObMan's renderer writes coords_2d = K [diag(1, -1, -1) | 0] coords_3d with K = 480 / 128
-    # (obman_render coordutils.get_coords_2d); the record's 3D through orig_K must land there.
-    blender = obman_joints()
-    camera = blender * [1.0, -1.0, -1.0]
-    coords_2d = (camera @ OBMAN_K.T)[:, :2] / camera[:, 2:]
+def test_projection_with_orig_K_is_the_datasets_coords_2d_in_pixel_centre_coordinates(roots):
+    """ObMan's renderer writes coords_2d = K [diag(1, -1, -1) | 0] coords_3d with fx = fy = 480
+    and u0 = v0 = 128 (obman_render coordutils.get_coords_2d), pixel-edge coordinates, in which a
+    256-px raster's centre is 128; hopose's pixel centres are integers, so the record's 3D through
+    orig_K lands half a pixel up and left of coords_2d, at the same point of the image."""
+    camera = obman_joints() * [1.0, -1.0, -1.0]
+    renderer_K = np.array([[480.0, 0.0, 128.0], [0.0, 480.0, 128.0], [0.0, 0.0, 1.0]])
+    coords_2d = (camera @ renderer_K.T)[:, :2] / camera[:, 2:]
     record = ObMan(roots[0], "train", shapenet_root=roots[1], with_images=False)[0]
     projected = project_points(torch.tensor(record["hand_3d"]), torch.tensor(record["orig_K"]))
-    np.testing.assert_allclose(projected.numpy(), coords_2d, atol=1e-3)
+    np.testing.assert_allclose(projected.numpy(), coords_2d - 0.5, atol=1e-3)
 
 
 def _rewrite_meta(root, index: int, **changes) -> None:

@@ -51,13 +51,17 @@ from hopose.files import write_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 # Versions 1 and 2 are read but for a real dataset's images: they were resampled by filters that
 # self-cropping's and predict's views (hopose.crop.FrameWarp) do not use (version 1's square
 # crops by an antialiased bilinear shrink, version 2's whole frames and crops of fixed squares by
 # Pillow's bilinear resize; docs/from_pixels.md, "Block means when a view shrinks the photo").
 # Their poses, and synthetic renders, are unchanged.
 OLD_FILTER_VERSIONS: tuple[int, ...] = (1, 2)
+# Versions 1 to 3 hold ObMan's K with the principal point of the renderer's pixel-edge
+# coordinates, half a pixel off its images (hopose.data.obman.OBMAN_K): an ObMan cache of them is
+# refused, its poses too (the lifter's rays read K). Other datasets' version-3 caches hold.
+OLD_OBMAN_K_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
@@ -441,8 +445,13 @@ class CacheDataset(Dataset):
             )
         self.meta = _read_json(meta_path, ("version", "num_samples", "image_size", "info"))
         version, info = self.meta["version"], self.meta["info"]
-        if version not in (*OLD_FILTER_VERSIONS, CACHE_VERSION):
+        if version not in (*OLD_OBMAN_K_VERSIONS, CACHE_VERSION):
             raise DataFileError(f"{meta_path}: cache version {version} unknown")
+        if version in OLD_OBMAN_K_VERSIONS and info.get("name") == "obman":
+            raise DataFileError(
+                f"{meta_path}: ObMan's principal point half a pixel off its images (cache "
+                f"version {version}); run the same `hopose prepare` again to rebuild it"
+            )
         if version in OLD_FILTER_VERSIONS and with_images and info.get("name") != "synthetic":
             raise DataFileError(
                 f"{meta_path}: images resampled by a former filter, not the block means and "

@@ -31,7 +31,11 @@ from hopose.data.mesh import mesh_bbox_corners
 from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_points, read_pickle
 
 OBMAN_IMAGE_SIZE = (256, 256)
-OBMAN_K = np.array([[480.0, 0.0, 128.0], [0.0, 480.0, 128.0], [0.0, 0.0, 1.0]])
+# Blender puts the optical axis at the raster's centre, 128 in pixel-edge coordinates (obman_render
+# writes u0 = v0 = 256 / 2), which is (256 - 1) / 2 = 127.5 in hopose's, whose pixel centres are
+# integers (docs/conventions.md §1): with 128 every label lay half a pixel right of and below what
+# the image shows, and a mirrored left hand's principal point (W - 1 - cx) moved to 127.
+OBMAN_K = np.array([[480.0, 0.0, 127.5], [0.0, 480.0, 127.5], [0.0, 0.0, 1.0]])
 BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 METRES_TO_MM = 1000.0
 OBMAN_SPLITS: tuple[str, ...] = ("train", "val", "test")
