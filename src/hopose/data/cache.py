@@ -445,7 +445,7 @@ class CacheDataset(Dataset):
             )
         self.meta = _read_json(meta_path, ("version", "num_samples", "image_size", "info"))
         version, info = self.meta["version"], self.meta["info"]
-        if version not in (*OLD_OBMAN_K_VERSIONS, CACHE_VERSION):
+        if version not in range(1, CACHE_VERSION + 1):  # every version hopose wrote
             raise DataFileError(f"{meta_path}: cache version {version} unknown")
         if version in OLD_OBMAN_K_VERSIONS and info.get("name") == "obman":
             raise DataFileError(
