@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import torch
 import yaml
 
 import hopose
-from hopose import ablate, demo
+from hopose import ablate, cli, demo
 from hopose.checkpoint import load_model, model_checkpoint, save_checkpoint
 from hopose.cli import SEED_RANGE, build_parser, exit_on_user_error, main
 from hopose.configs import CONFIG_DIR, find_config
@@ -148,6 +149,28 @@ def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_
     with pytest.raises(ValueError, match="--root"):
         main(["--debug", *args])
     assert not (tmp_path / "e").exists()
+
+
+def test_a_warning_is_one_line_naming_the_command_and_debug_leaves_pythons_own(monkeypatch, capsys):
+    """A library's warning (a --K off the photo, a random backbone) reads like the errors: one
+    line, the command named, its message's line breaks folded; with --debug Python's warning
+    machinery shows it as it would (here pytest's recorder), and main leaves it as it found it."""
+
+    def warn(args):
+        warnings.warn(f"principal point {args.checkpoint}\n  outside the photo", stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_predict", warn)
+    shown = warnings.showwarning
+    assert main(["predict", "one", "p.jpg", "--out", "o"]) == 0
+    assert (
+        capsys.readouterr().err
+        == "hopose predict: warning: principal point one outside the photo\n"
+    )
+    assert warnings.showwarning is shown
+    with pytest.warns(UserWarning, match="principal point two"):
+        assert main(["--debug", "predict", "two", "p.jpg", "--out", "o"]) == 0
+    assert "warning:" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["eval", "ablate"])

@@ -506,6 +506,16 @@ def test_predict_names_a_file_that_is_not_an_image(checkpoint, tmp_path, capsys)
     assert capsys.readouterr().err.startswith(f"hopose predict: error: {bad}: not a readable image")
 
 
+def test_predict_finds_every_photo_before_it_writes_one(checkpoint, tmp_path, capsys):
+    """A mistyped second photo stops the run before the first is predicted: the error names it,
+    and no output of the first is left (the output folder is not even made)."""
+    photo, missing, out = tmp_path / "photo.png", tmp_path / "other.png", tmp_path / "out"
+    Image.new("RGB", (60, 40), "white").save(photo)
+    assert main(["predict", str(checkpoint), str(photo), str(missing), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"hopose predict: error: image not found: {missing}\n"
+    assert not out.exists()
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_predict_on_a_full_disk_names_the_file_and_leaves_no_json(checkpoint, tmp_path, capsys):
     photo = tmp_path / "photo.png"

@@ -169,7 +169,8 @@ def test_predict_images_writes_full_size_outputs_and_draws_on_the_working_copy(
         return image
 
     monkeypatch.setattr(predict, "draw_overlay", record)
-    (path,) = predict.predict_images("model.pt", ["photo.jpg"], tmp_path, fov=60)
+    (tmp_path / "photo.jpg").touch()  # read_photo stands in for reading it
+    (path,) = predict.predict_images("model.pt", [tmp_path / "photo.jpg"], tmp_path, fov=60)
     result = json.loads(path.read_text())
     assert result["size"] == [320, 180]
     np.testing.assert_allclose(result["camera"]["K"], _K_PHOTO.numpy())

@@ -15,9 +15,11 @@ traceback instead. Progress bars draw only when stderr is a terminal.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from hopose import __version__
@@ -686,6 +688,12 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _show_warning(command: str, message: Warning, *_: object, **__: object) -> None:
+    """A warning as one line, ``hopose <command>: warning: ...``, as errors are shown (Python's
+    own format adds the file, line and source of the call; ``--debug`` keeps it)."""
+    print(f"hopose {command}: warning: {one_line(message)}", file=sys.stderr)
+
+
 def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], object]) -> None:
     """Call ``run``; a user error (:data:`USER_ERRORS`) ends the program as ``hopose``'s own
     commands end: one line naming ``parser.prog``, exit status 1 (the docs' scripts)."""
@@ -698,7 +706,10 @@ def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], object
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the way warnings are shown afterwards
+            if not args.debug:
+                warnings.showwarning = functools.partial(_show_warning, args.command)
+            return int(args.func(args) or 0)
     except USER_ERRORS as error:
         if args.debug:
             raise

@@ -166,6 +166,14 @@ def _focal_tags(image: Image.Image) -> dict[int, float]:
     return found
 
 
+def require_file(path: str | Path) -> Path:
+    """``path`` as a Path; FileNotFoundError naming it when it is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    return path
+
+
 def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     """Open a JPEG/PNG/... upright, as 8-bit RGB, decoding at most ~``max_side`` pixels wide.
 
@@ -173,9 +181,7 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
         FileNotFoundError: when ``path`` does not exist.
         ValueError: naming the file when it is not a readable image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
+    path = require_file(path)
     try:
         with Image.open(path) as image:
             # First: the tiles name the raw mode until the pixels load (getexif loads a PNG's).

@@ -37,7 +37,7 @@ from hopose.crop import apply_affine, resize_affine, warp_image
 from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
-from hopose.photo import Camera, Photo, photo_camera, read_photo
+from hopose.photo import Camera, Photo, photo_camera, read_photo, require_file
 from hopose.physics import contact_points
 from hopose.refine import RefineWeights, refine_pose, refinement
 from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop_image
@@ -174,12 +174,17 @@ def predict_images(
             checkpoint's test-time views.
 
     Raises:
+        FileNotFoundError: any of ``images`` missing, before anything is written.
         ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); a
             ``self_crop_margin`` or ``single_view``
             :meth:`hopose.self_crop.SelfCropping.of` refuses; an image that is not readable,
             naming it; a ``K`` or ``fov`` that is not a camera (:func:`hopose.photo.photo_camera`).
     """
     weights = refinement(refine, complete_grasp, from_images=True)
+    # Every photo is there before the first is predicted: a mistyped name among several stops
+    # the run at once, without the outputs of the photos before it.
+    for path in images:
+        require_file(path)
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
     model.eval()
