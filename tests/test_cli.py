@@ -173,6 +173,26 @@ def test_a_warning_is_one_line_naming_the_command_and_debug_leaves_pythons_own(m
     assert "warning:" not in capsys.readouterr().err
 
 
+def test_a_command_runs_with_subnormal_floats_flushed_and_restores_them(monkeypatch):
+    """1e-39 is a float32 subnormal (below 1.18e-38): inside a command the CPU reads it as zero
+    (denormals-are-zero), so 1e-39 * 1 is 0; outside, the same product is 1e-39 again, for the
+    Python caller's own arithmetic. Also after an error."""
+    subnormal = torch.tensor([1e-39])
+    seen = []
+
+    def product(args):
+        seen.append(float(subnormal * 1.0))
+        if args.checkpoint == "fails":
+            raise ValueError("bad")
+        return 0
+
+    monkeypatch.setattr(cli, "_run_predict", product)
+    assert main(["predict", "runs", "p.jpg", "--out", "o"]) == 0
+    assert main(["predict", "fails", "p.jpg", "--out", "o"]) == 1
+    assert seen == [0.0, 0.0]
+    assert float(subnormal * 1.0) == pytest.approx(1e-39, rel=1e-3)
+
+
 @pytest.mark.parametrize("command", ["eval", "ablate"])
 def test_an_unknown_dataset_is_a_usage_error_naming_the_known_ones(tmp_path, capsys, command):
     first = "lifter" if command == "ablate" else str(tmp_path / "model.pt")

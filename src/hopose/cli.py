@@ -705,6 +705,15 @@ def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], object
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # After parsing, so that --help and --version stay quick; every sub-command imports torch.
+    import torch
+
+    # Subnormal floats (below 1.2e-38 in float32) read and written as zero, as TensorFlow's CPU
+    # thread pools do: a trained lifter holds thousands in its weights and Adam's state, and on
+    # Intel CPUs each operation on one is many times slower (the demo's lifter epochs took 12 s
+    # instead of 2.5; BENCHMARKS.md, "Training: subnormal floats"). Set before torch's first
+    # parallel region, whose worker threads inherit it; switched off again for a Python caller.
+    torch.set_flush_denormal(True)
     try:
         with warnings.catch_warnings():  # restores the way warnings are shown afterwards
             if not args.debug:
@@ -721,6 +730,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A training run has kept its last finished epoch; `--resume` continues from it.
         print(f"hopose {args.command}: interrupted", file=sys.stderr)
         return 130  # the shell's status for a command ended by SIGINT (128 + 2)
+    finally:
+        torch.set_flush_denormal(False)
 
 
 if __name__ == "__main__":
