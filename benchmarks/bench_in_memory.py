@@ -1,15 +1,15 @@
 """An in-memory image split's training epoch batched by index against the same through a DataLoader.
 
 ``data.in_memory`` holds an image stage's rendered crops in memory. ``hopose.train`` stacks them
-once into tensors where :func:`hopose.train.split_device` puts them (a ``TensorSplit``, as the
-lifter stage's poses) and cuts each batch by index; before, a DataLoader without workers collated
-each batch's records in the main process (and, on a GPU, copied it there). The benchmark times
-one epoch of the demo's encoder stage (``synthetic/encoder`` at 64 px, batch 32, as ``train``
-runs it; ``train_one_epoch``, the first epoch at the full size) over ``--num`` rendered crops, fed
-by each of the two, in the same order. Cases alternate over ``--rounds`` rounds
-(``bench_model``'s ``interleaved_seconds``, one epoch per case per round); the ratio is the
-median of the per-round ratios. ``gpu_check.py`` runs it on the GPU, where a step is short
-beside the collate and the copy.
+once into tensors on the training device (a ``TensorSplit``, as the lifter stage's poses; on a GPU
+when they fit, :func:`hopose.train.fits_on_device`) and cuts each batch by index; before, a
+DataLoader without workers collated each batch's records in the main process (and, on a GPU, copied
+it there). The benchmark times one epoch of the demo's encoder stage (``synthetic/encoder`` at 64
+px, batch 32, as ``train`` runs it; ``train_one_epoch``, the first epoch at the full size) over
+``--num`` rendered crops, fed by each of the two (in the same order in the first round; later rounds
+draw other orders, which cost the same). Cases alternate over ``--rounds`` rounds (``bench_model``'s
+``interleaved_seconds``, one epoch per case per round); the ratio is the median of the per-round
+ratios. ``gpu_check.py`` runs it on the GPU, where a step is short beside the collate and the copy.
 
 Usage: ``python benchmarks/bench_in_memory.py [--num 1000] [--rounds 5] [--threads N]
 [--device cpu|cuda] [--clock wall|cpu]``
@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from bench_model import CLOCKS, interleaved_seconds, paired_ratio, usable_device
 from gpu_check import config_epoch
-from hopose import train as train_module
 from hopose.cli import at_least
 from hopose.config import TrainConfig, load_config
 from hopose.configs import config_path
@@ -46,8 +45,7 @@ def feeds(cfg: TrainConfig, records: RecordList, device: torch.device) -> dict[s
             pin_memory=device.type == "cuda",
         ),
         "TensorSplit": TensorSplit(
-            records.records, device=train_module.split_device(records, device),
-            batch_size=batch_size, shuffle=True, seed=cfg.seed,
+            records.records, device=device, batch_size=batch_size, shuffle=True, seed=cfg.seed,
         ),
     }  # fmt: skip
 

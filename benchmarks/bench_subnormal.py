@@ -12,8 +12,10 @@ subnormal: as stored, flushed, and with those entries zero (no subnormals: the f
 alternate over ``--rounds`` rounds of ``--repeats`` passes (``bench_model``'s
 ``interleaved_seconds``); ratios are the medians of the per-round ratios.
 
-Usage: ``python benchmarks/bench_subnormal.py [--rounds 5] [--repeats 20] [--threads N]
-[--clock wall|cpu]``
+It runs on one thread: the flush is set on the calling thread, and torch's worker threads take
+it only when they start after it.
+
+Usage: ``python benchmarks/bench_subnormal.py [--rounds 5] [--repeats 20] [--clock wall|cpu]``
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def lifter_pass(fraction: float, *, zeroed: bool, flushed: bool) -> Callable[[],
 
 def main() -> None:
     args, timing = parse_timing(__doc__, repeats=20, unit="passes")
+    torch.set_num_threads(1)  # the module docstring: the flush reaches the calling thread only
     cases = {
         "subnormal weights, as stored": lifter_pass(FRACTION, zeroed=False, flushed=False),
         "subnormal weights, flushed": lifter_pass(FRACTION, zeroed=False, flushed=True),

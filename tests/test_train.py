@@ -658,20 +658,40 @@ def test_crops_held_in_memory_train_exactly_as_the_same_crops_streamed(tmp_path)
 
 
 @pytest.mark.parametrize(
-    ("free", "where"),
+    ("free", "fits"),
     # 10 records of a 4x4x3 uint8 image (48 B) and a 3x3 float32 K (36 B): 840 B, a quarter of
-    # 3,360 B of free GPU memory exactly; one byte less and the split stays in host memory.
-    [(3360, "cuda"), (3359, "cpu")],
+    # 3,360 B of free GPU memory exactly; one byte less and the split does not fit.
+    [(3360, True), (3359, False)],
 )
-def test_a_split_too_large_for_a_quarter_of_the_free_gpu_memory_stays_in_host_memory(
-    monkeypatch, free, where
+def test_a_split_held_in_memory_goes_to_the_gpu_within_a_quarter_of_its_free_memory(
+    monkeypatch, free, fits
 ):
+    """The quarter rule of fits_on_device, in bytes; on the CPU a split always fits."""
     records = train_module.RecordList(
         [{"image": np.zeros((4, 4, 3), np.uint8), "K": np.eye(3, dtype=np.float32), "id": "x"}] * 10
     )
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free, 10 * free))
-    assert train_module.split_device(records, torch.device("cuda")).type == where
-    assert train_module.split_device(records, torch.device("cpu")).type == "cpu"
+    assert train_module.fits_on_device(records, torch.device("cuda")) is fits
+    assert train_module.fits_on_device(records, torch.device("cpu")) is True
+
+
+def test_a_split_held_in_memory_that_does_not_fit_goes_through_a_dataloader(monkeypatch):
+    """Too large for the GPU, the records are batched by a DataLoader without workers (they are
+    in this process already), with pinned batches on a GPU, as before TensorSplits held images;
+    a split that fits is a TensorSplit on the device."""
+    cfg = tiny("encoder", "data.num_train=20")
+    records = build_split(cfg.data, cfg.data.train_split, with_images=True)
+    runtime = train_module.Runtime(rank=0, world_size=1, device=torch.device("cpu"))
+    held = train_module._loader(records, cfg, runtime, train=True)
+    assert isinstance(held, train_module.TensorSplit)
+    monkeypatch.setattr(train_module, "fits_on_device", lambda records, device: False)
+    loader = train_module._loader(records, cfg, runtime, train=True)
+    assert isinstance(loader, train_module.DataLoader) and loader.num_workers == 0
+    # Either way the same batches of an epoch the loop has seeded: 20 crops in batches of 16.
+    for feed in (held, loader):
+        train_module._set_epoch(feed, cfg.seed, 0)
+    for ours, theirs in zip(held, loader, strict=True):
+        assert torch.equal(ours["image"], theirs["image"])
 
 
 def test_resume_of_a_folder_that_does_not_exist_creates_nothing(tmp_path):

@@ -712,7 +712,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # thread pools do: a trained lifter holds thousands in its weights and Adam's state, and on
     # Intel CPUs each operation on one is many times slower (the demo's lifter epochs took 12 s
     # instead of 2.5; BENCHMARKS.md, "Training: subnormal floats"). Set before torch's first
-    # parallel region, whose worker threads inherit it; switched off again for a Python caller.
+    # parallel region, whose worker threads inherit it when they start; off again after the
+    # command on the calling thread (threads started during the command keep it).
     torch.set_flush_denormal(True)
     try:
         with warnings.catch_warnings():  # restores the way warnings are shown afterwards

@@ -87,7 +87,7 @@ from hopose.config import (
 from hopose.data import collate_samples, uncapped
 from hopose.data.augment import augment_batch
 from hopose.data.splits import RecordList, SplitCache, build_split, training_poses
-from hopose.data.tensor_split import TensorSplit
+from hopose.data.tensor_split import TensorSplit, shard_size
 from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
 from hopose.files import write_text
@@ -117,6 +117,9 @@ if TYPE_CHECKING:
 
 PROGRESS_EVERY = 20
 """Steps between updates of the progress bar's loss."""
+SPLIT_MEMORY_SHARE = 0.25
+"""The share of a GPU's free memory one split held in memory may take there, measured when it is
+stacked (the rest: the other split, the network, its activations and the optimiser's state)."""
 
 
 @dataclass(frozen=True)
@@ -435,13 +438,14 @@ def _loader(
     dataset: Dataset, cfg: TrainConfig, runtime: Runtime, *, train: bool
 ) -> DataLoader | TensorSplit:
     """Batches of a split. One held in memory (pose-only records, or images read with
-    ``data.in_memory``) is stacked once into tensors (:class:`TensorSplit`) where
-    :func:`split_device` puts it and batched by index: no collate in the main process at each
-    step, and on a GPU the batch and its augmentation stay there. Other datasets stream through a
-    DataLoader whose workers outlive the epoch and whose batches are pinned for asynchronous
-    copies to the GPU. Both draw the same order for the same seed and epoch."""
+    ``data.in_memory``) is stacked once into tensors on the training device (:class:`TensorSplit`)
+    and batched by index: no collate in the main process at each step, and on a GPU the batch
+    and its augmentation stay there; on a GPU it must fit :func:`fits_on_device`. Other datasets,
+    and a split held in memory too large for the GPU, go through a DataLoader whose batches are
+    pinned for asynchronous copies to the GPU (its workers outliving the epoch). Both draw the
+    same order for the same seed and epoch."""
     world_size = runtime.world_size if train else 1
-    shard = math.ceil(len(dataset) / world_size)  # each process's samples, padded alike
+    shard = shard_size(len(dataset), world_size)
     # A last training batch of one sample stops BatchNorm in training mode ("Expected more than
     # 1 value per channel") where the ResNet's last map is 1x1 (32-px images): it is dropped.
     drop_last = (
@@ -456,10 +460,11 @@ def _loader(
             "sample, a last batch of one, which is dropped (BatchNorm), so no step would be "
             "taken; give each process at least 2 samples"
         )
-    if isinstance(dataset, RecordList):
+    held = isinstance(dataset, RecordList)
+    if held and fits_on_device(dataset, runtime.device):
         return TensorSplit(
             dataset.records,
-            device=split_device(dataset, runtime.device),
+            device=runtime.device,
             batch_size=cfg.optim.batch_size,
             shuffle=train,
             seed=cfg.seed,
@@ -475,7 +480,7 @@ def _loader(
             )
         else:
             sampler = RandomSampler(dataset, generator=torch.Generator())
-    workers = cfg.data.num_workers
+    workers = 0 if held else cfg.data.num_workers
     # Each DataLoader iterator draws its workers' base seed from ``generator``; left None, it
     # would draw from torch's global generator, once per epoch without workers and once in all
     # with persistent ones, so data.num_workers would change the epochs' augmentation and
@@ -494,22 +499,16 @@ def _loader(
     )
 
 
-# The share of a GPU's free memory a split held in memory may take there (the rest: the network,
-# its activations and the optimiser's state).
-SPLIT_MEMORY_SHARE = 0.25
-
-
-def split_device(records: RecordList, device: torch.device) -> torch.device:
-    """Where a split held in memory is stacked: the training device, unless it is a GPU on which
-    the split's arrays would take more than :data:`SPLIT_MEMORY_SHARE` of its free memory (a real
-    dataset's full-size images read with ``data.in_memory``), which keeps them in host memory and
-    copies each batch."""
+def fits_on_device(records: RecordList, device: torch.device) -> bool:
+    """Whether a split held in memory is stacked on ``device``: always on the CPU; on a GPU when
+    its arrays take at most :data:`SPLIT_MEMORY_SHARE` of the GPU's free memory (not a real
+    dataset's full-size images read with ``data.in_memory`` onto a small GPU)."""
     if device.type != "cuda":
-        return device
+        return True
     first = records[0].values()
     nbytes = len(records) * sum(value.nbytes for value in first if isinstance(value, np.ndarray))
     free, _ = torch.cuda.mem_get_info(device)
-    return device if nbytes <= SPLIT_MEMORY_SHARE * free else torch.device("cpu")
+    return nbytes <= SPLIT_MEMORY_SHARE * free
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:

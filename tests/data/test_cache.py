@@ -320,6 +320,28 @@ def test_rerunning_the_build_of_an_old_cache_rebuilds_it(tmp_path):
         write_cache(Records(9), out, progress=False, chunk_size=4, info=info)
 
 
+@pytest.mark.parametrize(("name", "rebuilt"), [("fpha", False), ("obman", True)])
+def test_a_rerun_rebuilds_an_old_cache_only_where_it_is_refused(tmp_path, name, rebuilt):
+    """A finished version-3 cache that the reader takes as it is (FPHA's) is returned by a rerun
+    of its build without a read; ObMan's, refused for its principal point, is built again."""
+    info = {"name": name, "split": "val", "crop": "resize"}
+    out = write_cache(Records(5), tmp_path / "c", progress=False, info=info)
+    _set_version(out / "meta.json", 3)
+    rerun = Records(5)
+    write_cache(rerun, out, progress=False, info=info)
+    assert bool(rerun.reads) is rebuilt
+    assert CacheDataset(out).meta["version"] == (CACHE_VERSION if rebuilt else 3)
+
+
+@pytest.mark.parametrize("version", [True, 3.0, "3", None])
+def test_a_version_that_is_not_an_integer_is_unknown(tmp_path, version):
+    """JSON's true equals 1 and 3.0 equals 3 in Python; neither was written by hopose."""
+    out = write_cache(Records(2), tmp_path / "c", progress=False, info={"name": "fpha"})
+    _set_version(out / "meta.json", version)
+    with pytest.raises(DataFileError, match=rf"cache version {version} unknown"):
+        CacheDataset(out)
+
+
 def test_an_unfinished_build_of_an_old_version_is_started_over(tmp_path):
     with pytest.raises(DataFileError):
         write_cache(Records(10, fail={6}), tmp_path / "c", progress=False, chunk_size=4)

@@ -19,10 +19,12 @@ Resuming: ``images.npy`` and the arrays are pre-allocated; a chunk counts as don
 annotations were flushed. An interrupted build (a crash, Ctrl-C, a bad file) therefore restarts
 at the first chunk without a json and never trusts a half-written one.
 
-Rebuilding: a finished cache, or an unfinished build, of an older :data:`CACHE_VERSION` is
-written again from its first sample (a rerun of the same ``hopose prepare``). Its ``meta.json``
-goes first, so that from then on the folder reads as an unfinished build, then its other files;
-nothing of the old version is resumed.
+Rebuilding: a finished cache that :class:`CacheDataset` refuses (:func:`refusal`: a version it
+does not know, or an older one whose images or ObMan camera changed since), or an unfinished
+build of an older :data:`CACHE_VERSION`, is written again from its first sample by a rerun of
+the same ``hopose prepare``; an older finished cache the reader takes as it is is returned as
+it is. Its ``meta.json`` goes first, so that from then on the folder reads as an unfinished
+build, then its other files; nothing of the old version is resumed.
 """
 
 from __future__ import annotations
@@ -62,6 +64,21 @@ OLD_FILTER_VERSIONS: tuple[int, ...] = (1, 2)
 # coordinates, half a pixel off its images (hopose.data.obman.OBMAN_K): an ObMan cache of them is
 # refused, its poses too (the lifter's rays read K). Other datasets' version-3 caches hold.
 OLD_OBMAN_K_VERSIONS: tuple[int, ...] = (1, 2, 3)
+
+
+def refusal(version: Any, info: Mapping[str, Any], *, with_images: bool) -> str | None:
+    """Why a finished cache of ``version`` holding ``info``'s dataset is not read as it is (None:
+    it is); :class:`CacheDataset` refuses it and a rerun of its build rebuilds it."""
+    if type(version) is not int or not 1 <= version <= CACHE_VERSION:  # JSON's true is no 1
+        return f"cache version {version} unknown"
+    if version in OLD_OBMAN_K_VERSIONS and info.get("name") == "obman":
+        return f"ObMan's principal point half a pixel off its images (cache version {version})"
+    if version in OLD_FILTER_VERSIONS and with_images and info.get("name") != "synthetic":
+        return (
+            "images resampled by a former filter, not the block means and bilinear sampling of "
+            f"self-cropping's views (cache version {version})"
+        )
+    return None
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
@@ -208,14 +225,10 @@ def write_cache(
         if meta["num_samples"] != num_samples or meta["info"] != info:
             raise ValueError(f"{out}: holds a finished cache of a different dataset; remove it")
         _check_root(out, meta, source)
-        if meta.get("version") == CACHE_VERSION:
+        refused = refusal(meta.get("version"), info, with_images=True)
+        if refused is None:
             return out
-        log.warning(
-            "%s: a cache of version %s, rebuilt as version %d",
-            out,
-            meta.get("version"),
-            CACHE_VERSION,
-        )
+        log.warning("%s: %s, rebuilt as version %d", out, refused, CACHE_VERSION)
         _remove_build(out)
     build = _open_build(
         dataset, out, num_samples, chunk_size, info, source, skip=on_error == "skip"
@@ -444,20 +457,9 @@ class CacheDataset(Dataset):
                 "(rerun the same `hopose prepare` command to resume it)"
             )
         self.meta = _read_json(meta_path, ("version", "num_samples", "image_size", "info"))
-        version, info = self.meta["version"], self.meta["info"]
-        if version not in range(1, CACHE_VERSION + 1):  # every version hopose wrote
-            raise DataFileError(f"{meta_path}: cache version {version} unknown")
-        if version in OLD_OBMAN_K_VERSIONS and info.get("name") == "obman":
-            raise DataFileError(
-                f"{meta_path}: ObMan's principal point half a pixel off its images (cache "
-                f"version {version}); run the same `hopose prepare` again to rebuild it"
-            )
-        if version in OLD_FILTER_VERSIONS and with_images and info.get("name") != "synthetic":
-            raise DataFileError(
-                f"{meta_path}: images resampled by a former filter, not the block means and "
-                f"bilinear sampling of self-cropping's views (cache version {version}); run "
-                "the same `hopose prepare` again to rebuild it"
-            )
+        refused = refusal(self.meta["version"], self.meta["info"], with_images=with_images)
+        if refused is not None:
+            raise DataFileError(f"{meta_path}: {refused}; run the same `hopose prepare` again")
         self.with_images = with_images
         self.arrays = {key: _load_npy(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
         self.strings: dict[str, list[str]] = _read_json(self.root / "strings.json")

@@ -1,18 +1,17 @@
 """A whole split stacked once into tensors and served in batches by index.
 
-The lifter stage reads pose-only records (ground-truth 2D, 3D and K, no image): a few hundred
-bytes a sample, 11,019 poses for FPHA-HO; an image stage with ``data.in_memory`` reads rendered
-crops held in memory. A DataLoader would collate the batch's Python records at every step, in
-the main process, and copy the batch to the device, as long as the step itself on a GPU. Here
-the records are collated once (:func:`~hopose.data.sample.collate_samples`), moved once to where
-the split lives (the training device, or host memory for images too large for the GPU;
-:func:`hopose.train.split_device`), and each batch is one index into every tensor: no
-per-sample Python after the start, and on a GPU whatever follows the batch (augmentation,
-:mod:`hopose.data.augment`) runs there too. Batches are the DataLoader's (same
-keys, shapes and dtypes) minus the string fields, which no loss reads. The order of an epoch is
-a function of ``(seed, epoch)`` (:meth:`set_epoch`), so a resumed run repeats it; under
-``world_size`` processes each takes every ``world_size``-th sample of the epoch's order, padded
-like a ``DistributedSampler`` so that every process makes the same number of steps.
+The lifter stage reads pose-only records (ground-truth 2D, 3D and K, no image): a few hundred bytes
+a sample, 11,019 poses for FPHA-HO; an image stage with ``data.in_memory`` reads rendered crops held
+in memory. A DataLoader would collate the batch's Python records at every step, in the main process,
+and copy the batch to the device, as long as the step itself on a GPU. Here the records are collated
+once (:func:`~hopose.data.sample.collate_samples`), moved once to the training device, and each
+batch is one index into every tensor: no per-sample Python after the start, and on a GPU whatever
+follows the batch (augmentation, :mod:`hopose.data.augment`) runs there too (``hopose.train`` keeps
+a split too large for the GPU in a DataLoader). Batches are the DataLoader's (same keys, shapes and
+dtypes) minus the string fields, which no loss reads. The order of an epoch is a function of
+``(seed, epoch)`` (:meth:`set_epoch`), so a resumed run repeats it; under ``world_size`` processes
+each takes every ``world_size``-th sample of the epoch's order, padded like a ``DistributedSampler``
+so that every process makes the same number of steps.
 """
 
 from __future__ import annotations
@@ -25,6 +24,12 @@ import torch
 from torch import Tensor
 
 from hopose.data.sample import collate_samples
+
+
+def shard_size(size: int, world_size: int) -> int:
+    """Samples of each of ``world_size`` processes sharing ``size``: the split padded to a
+    multiple of ``world_size``, as a ``DistributedSampler`` pads it."""
+    return math.ceil(size / world_size)
 
 
 class TensorSplit:
@@ -89,7 +94,7 @@ class TensorSplit:
         return order
 
     def __len__(self) -> int:
-        shard = math.ceil(self.size / self.world_size)
+        shard = shard_size(self.size, self.world_size)
         return shard // self.batch_size if self.drop_last else math.ceil(shard / self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
