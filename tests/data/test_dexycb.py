@@ -251,6 +251,23 @@ def test_pose_y_without_the_grasped_object_names_the_file(tmp_path, poses, shape
         DexYCB(tmp_path, "val", with_images=False)[0]
 
 
+def test_an_all_zero_pose_of_the_grasped_object_names_the_file(tmp_path):
+    """The toolkit marks an object it did not pose with an all-zero pose_y; read as a pose it
+    puts all 8 corners at the camera's centre (R = 0, t = 0: every corner (0, 0, 0)), whose 2D
+    is 0 / 0. A one-line DataFileError names the npz, and `hopose data check` reports it."""
+    write_dexycb(tmp_path)
+    poses = DEXYCB_POSES.copy()
+    poses[1] = 0.0
+    _write_labels(tmp_path, poses=poses)
+    with pytest.raises(DataFileError) as caught:
+        DexYCB(tmp_path, "val", with_images=False)[0]
+    assert str(caught.value).endswith(
+        "labels_000000.npz pose_y[1]: all zero, no pose of the grasped object"
+    )
+    report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
+    assert report.problems["bad annotation"] == [str(caught.value)]
+
+
 def test_a_joint_at_minus_one_metre_is_not_taken_for_the_no_hand_marker(tmp_path):
     """Only joint_3d all -1 marks a frame without a hand; one coordinate equal to -1 is a
     position (here the wrist 1 m to the camera's left)."""

@@ -90,6 +90,27 @@ def test_left_hand_is_mirrored_in_3d_image_and_corner_order(tmp_path):
     np.testing.assert_array_equal(np.sign(offsets), np.array(CORNER_SIGNS, dtype=float))
 
 
+@pytest.mark.parametrize(("depth", "count"), [(-10.0, 1), (0.0, 1), (None, 8)])
+def test_a_frame_with_a_keypoint_at_or_behind_the_camera_names_its_image(tmp_path, depth, count):
+    """A point with z < 0 projects through the centre to the wrong side of the image, finite and
+    wrong (corner 0 at (-30 + 30, 10 - 20, -10) would land at u = 100 + 100 * 0 / -10 = 100,
+    v = 50 + 100 * -10 / -10 = 150, below a frame it is not in); z = 0 projects to infinity.
+    Either is a broken label or a misread convention, refused when the frame is made. None:
+    the box mirrored through the camera's plane (z negated), all 8 corners behind it."""
+    frame = make_frame(tmp_path)
+    obj = frame.obj_3d.copy()
+    if depth is None:
+        obj[:, 2] *= -1
+    else:
+        obj[0, 2] = depth
+    with pytest.raises(DataFileError) as caught:
+        Frame(frame.image_path, K, (200, 100), frame.hand_3d, obj, "right", "box", "t/s/q/9")
+    assert str(caught.value) == (
+        f"{frame.image_path}: its labels (t/s/q/9) put {count} of the 29 keypoints at or behind "
+        "the camera (z <= 0)"
+    )
+
+
 def test_mirror_twice_is_identity(tmp_path):
     frame = make_frame(tmp_path)
     twice = mirror_frame(mirror_frame(frame))
@@ -232,7 +253,7 @@ def _odd_blob_frame(tmp_path, side: str) -> Frame:
     blob = 255 * np.exp(-((xs - BLOB_U) ** 2 + (ys - BLOB_V) ** 2) / (2 * 25.0**2))
     path = tmp_path / "odd.jpg"
     Image.fromarray(np.repeat(blob[..., None], 3, axis=2).astype(np.uint8)).save(path, quality=95)
-    points = np.zeros((21, 3))
+    points = np.tile([0.0, 0.0, 500.0], (21, 1))  # in front of the camera; views ignore them
     return Frame(path, K, ODD_SIZE, points, points[:8], side, "box", "t/s/q/3")
 
 

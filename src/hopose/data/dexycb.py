@@ -277,6 +277,11 @@ class DexYCB(FrameDataset):
         if poses.ndim != 3 or grasp >= len(poses):
             raise DataFileError(f"{label_path} pose_y: {poses.shape} lacks object {grasp}")
         pose = as_points(poses[grasp], (3, 4), f"{label_path} pose_y[{grasp}]")
+        if not pose.any():
+            # The toolkit's viewers skip an object whose pose is all zero: it was not posed.
+            raise DataFileError(
+                f"{label_path} pose_y[{grasp}]: all zero, no pose of the grasped object"
+            )
         corners = mesh_bbox_corners(self.root / "models" / name / "textured_simple.obj")
         corners = corners @ pose[:, :3].T + pose[:, 3]  # camera frame, metres
         return Frame(

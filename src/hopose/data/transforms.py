@@ -75,6 +75,10 @@ class Frame:
         side: "right" or "left", the hand as recorded.
         object: object name.
         id: "dataset/subject/sequence/frame".
+
+    Raises:
+        DataFileError: naming the image, when a joint or corner lies at or behind the camera
+            (NaN, a point not annotated, is let through).
     """
 
     image_path: Path
@@ -85,6 +89,19 @@ class Frame:
     side: str
     object: str
     id: str
+
+    def __post_init__(self):
+        # A point at or behind the camera projects to infinity, or through the centre to the
+        # wrong side of the image: finite 2D that no later check could tell from a label. Only
+        # a broken label or a misread convention (an extrinsic's sign, OpenGL's -z) makes one.
+        # NaN is a point not annotated (HO-3D's evaluation split), not one behind the camera.
+        depths = np.concatenate([np.asarray(self.hand_3d)[:, 2], np.asarray(self.obj_3d)[:, 2]])
+        outside = int(np.count_nonzero(depths <= 0))
+        if outside:
+            raise DataFileError(
+                f"{self.image_path}: its labels ({self.id}) put {outside} of the "
+                f"{len(depths)} keypoints at or behind the camera (z <= 0)"
+            )
 
 
 def read_image(path: Path, min_size: tuple[int, int] | None = None) -> Image.Image:
