@@ -43,6 +43,7 @@ from hopose.report import remove_report, write_report
 from hopose.scoring import frame_metrics, score, summarize
 from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop
 from hopose.skeleton import NUM_JOINTS
+from hopose.submission import SUBMISSION_FILE, write_submission
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
 EVAL_BATCH_SIZE = 64
@@ -270,7 +271,9 @@ def run_eval(
     self_crop_margin: float | None = None,
     single_view: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json`` and a report.
+    """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json``, a report
+    and, on a split whose labels a server withholds (HO-3D's ``evaluation``), the file to upload
+    (:func:`hopose.submission.write_submission`).
 
     Args:
         checkpoint: a checkpoint written by :mod:`hopose.train`.
@@ -371,12 +374,15 @@ def run_eval(
     # An earlier evaluation's outputs go first, and metrics.json comes last: a folder holds one
     # evaluation's files, and metrics.json only beside all of them.
     (out_dir / EVAL_METRICS_FILE).unlink(missing_ok=True)
+    (out_dir / SUBMISSION_FILE).unlink(missing_ok=True)
     remove_report(out_dir)
     write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
     # Square records read without self-cropping (asked for, or of a model that reads whole
     # frames) are cut around the true hand and box: ground truth places them (the
     # ground-truth-box protocol), which the label must say.
     boxed = not gt_2d and not iterations and data.crop == "square"
+    if not (gt_2d or boxed):  # a server's file holds predictions that read no ground truth
+        write_submission(data, split, predictions, out_dir)
     views = len(cropping.views)
     averaged = f", the last averaged over {views} views" if views > 1 else ""
     protocol = (

@@ -55,6 +55,12 @@ HO3D_TO_CANONICAL_CORNERS: tuple[int, ...] = tuple(
 HO3D_META_KEYS: tuple[str, ...] = ("handJoints3D", "objCorners3D", "camMat")
 
 
+def frame_id(version: str, seq: str, name: str) -> str:
+    """The record id of frame ``name`` of sequence ``seq`` (a line ``<seq>/<name>`` of a frame
+    list) of HO-3D ``version``."""
+    return f"ho3d_{version}/{seq}/{name}"
+
+
 def corner_order_from_rest(rest: np.ndarray) -> tuple[int, ...] | None:
     """The canonical order of a box given in its own frame, from each corner's signs about the
     centre.
@@ -102,13 +108,16 @@ class HO3D(FrameDataset):
             raise ValueError(f"version: HO-3D has {tuple(HO3D_VERSIONS)}, got {version!r}")
         self.root, self.split, self.version = Path(root), split, version
         self.variant["version"] = version
-        list_path = self.root / HO3D_SPLITS[split]
+        # The split's frame list: its lines, in order, are the split's frames.
+        self.list_path = self.root / HO3D_SPLITS[split]
         try:
-            lines = list_path.read_text(encoding="utf-8").splitlines()
+            lines = self.list_path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError as error:
-            raise DataFileError(f"{list_path}: frame list not found") from error
+            raise DataFileError(f"{self.list_path}: frame list not found") from error
         except (OSError, UnicodeDecodeError) as error:
-            raise DataFileError(f"{list_path}: cannot read the frame list ({error})") from error
+            raise DataFileError(
+                f"{self.list_path}: cannot read the frame list ({error})"
+            ) from error
         self.entries: list[tuple[str, str]] = []
         for number, line in enumerate(lines, start=1):
             tokens = line.split()
@@ -117,7 +126,7 @@ class HO3D(FrameDataset):
             seq, _, frame = tokens[0].partition("/")
             if len(tokens) != 1 or not seq or not frame:
                 error = DataFileError(
-                    f"{list_path}:{number}: expected '<SEQ>/<frame>', got {line.strip()!r}"
+                    f"{self.list_path}:{number}: expected '<SEQ>/<frame>', got {line.strip()!r}"
                 )
                 self._skip_or_raise(error)
                 continue
@@ -152,5 +161,5 @@ class HO3D(FrameDataset):
             obj_3d=corners[list(order)] @ OPENGL_TO_OPENCV.T * METRES_TO_MM,
             side="right",
             object=str(meta.get("objName", "")),
-            id=f"ho3d_{self.version}/{seq}/{name}",
+            id=frame_id(self.version, seq, name),
         )

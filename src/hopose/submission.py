@@ -1,0 +1,122 @@
+"""The prediction file a benchmark's server scores where the test labels are withheld: HO-3D's.
+
+HO-3D's ``evaluation`` split holds the wrist alone (docs/datasets.md, HO-3D): its hand errors
+come from the challenge's server (CodaLab), which reads ``pred.json`` from an uploaded zip.
+``hopose eval`` on that split, from the images, writes :data:`SUBMISSION_FILE` beside its
+predictions (:func:`write_submission`).
+
+The format, as the dataset's own ``pred.py`` writes it and its ``eval.py`` reads it
+(github.com/shreyashampali/ho3d): a JSON array ``[xyz, verts]`` of two lists with one entry per
+line of ``evaluation.txt``, in its order; ``xyz[i]`` the 21 joints and ``verts[i]`` the hand
+mesh's vertices, in metres in HO-3D's OpenGL camera frame (y up, z backwards, so a point in front
+of the camera has z < 0), the joints in HO-3D's order (MANO's, :data:`MANO_TO_CANONICAL`'s
+source). hopose predicts no mesh: each frame's ``verts`` holds its 21 joints, a point count other
+than MANO's 778, for which the server scores no mesh error (its mesh rows read -1) and computes
+its F-scores over those 21 points. Coordinates are rounded to 0.1 mm.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from hopose.config import DataConfig
+from hopose.data.ho3d import HO3D, METRES_TO_MM, OPENGL_TO_OPENCV, frame_id
+from hopose.files import write_atomic
+from hopose.skeleton import MANO_TO_CANONICAL
+
+# The upload, in an evaluation's folder, and the one file in it that the server reads.
+SUBMISSION_FILE = "ho3d_submission.zip"
+PREDICTION_JSON = "pred.json"
+# HO-3D joint j is canonical joint CANONICAL_TO_MANO[j] (the inverse of MANO_TO_CANONICAL).
+CANONICAL_TO_MANO: tuple[int, ...] = tuple(int(i) for i in np.argsort(MANO_TO_CANONICAL))
+# Metres kept in the file: 4 decimals, 0.1 mm.
+DECIMALS = 4
+
+
+def ho3d_joints(hand_3d: np.ndarray) -> np.ndarray:
+    """hopose's hands as HO-3D's server reads them.
+
+    Args:
+        hand_3d: (N, 21, 3) joints in mm, OpenCV camera frame, canonical order.
+
+    Returns:
+        (N, 21, 3) float64 joints in metres, OpenGL camera frame, HO-3D's (MANO's) order: the
+        inverse of :class:`hopose.data.ho3d.HO3D`'s reading of ``handJoints3D``.
+    """
+    hand = np.asarray(hand_3d, dtype=np.float64)[:, list(CANONICAL_TO_MANO)]
+    # diag(1, -1, -1) is its own inverse: OpenCV to OpenGL as OpenGL to OpenCV.
+    return hand @ OPENGL_TO_OPENCV.T / METRES_TO_MM
+
+
+class NotSubmittable(ValueError):
+    """Predictions that the server would refuse or misread; the message says why."""
+
+
+def listed_hands(predictions: Mapping[str, np.ndarray], listed: list[str]) -> np.ndarray:
+    """The predicted hands of the frames ``listed`` names, in its order.
+
+    Args:
+        predictions: arrays with ``id`` (N,) and ``pred_hand_3d`` (N, 21, 3), in any order.
+        listed: the frame ids of the split's list, in its order.
+
+    Returns:
+        (len(listed), 21, 3) hands, finite.
+
+    Raises:
+        NotSubmittable: a listed frame has no prediction (the server scores every one), or a
+            hand is not finite.
+    """
+    where = {str(name): row for row, name in enumerate(predictions["id"])}
+    missing = [name for name in listed if name not in where]
+    if missing:
+        raise NotSubmittable(
+            f"{len(missing)} of its {len(listed)} frames have no prediction (first "
+            f"{missing[0]}); the server scores every frame, so evaluate the whole split"
+        )
+    hand = np.asarray(predictions["pred_hand_3d"])[[where[name] for name in listed]]
+    bad = ~np.isfinite(hand).all(axis=(1, 2))
+    if bad.any():
+        raise NotSubmittable(f"the predicted hand of {listed[int(np.argmax(bad))]} is not finite")
+    return hand
+
+
+def write_submission(
+    data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: str | Path
+) -> Path | None:
+    """Write ``out_dir``/:data:`SUBMISSION_FILE` where ``data`` and ``split`` are HO-3D's
+    withheld ``evaluation`` split read from its folder (``data.root``).
+
+    Args:
+        data: the evaluation's dataset.
+        split: its split.
+        predictions: :func:`hopose.evaluate.predict_split`'s arrays (``id``, ``pred_hand_3d``),
+            from the images: a protocol that reads ground truth is no submission.
+        out_dir: the evaluation's folder.
+
+    Returns:
+        The zip's path; None where the split has no server, or (with a warning saying why,
+        :class:`NotSubmittable`) where the predictions cannot be uploaded.
+    """
+    if data.name != "ho3d" or split != "evaluation" or data.root is None:
+        return None
+    dataset = HO3D(data.root, split, with_images=False, **data.options)
+    listed = [frame_id(dataset.version, seq, name) for seq, name in dataset.entries]
+    try:
+        hand = listed_hands(predictions, listed)
+    except NotSubmittable as error:
+        warnings.warn(f"{dataset.list_path}: no {SUBMISSION_FILE} written: {error}", stacklevel=2)
+        return None
+    xyz = np.round(ho3d_joints(hand), DECIMALS).tolist()
+    text = json.dumps([xyz, xyz])
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(PREDICTION_JSON, text)
+
+    return write_atomic(Path(out_dir) / SUBMISSION_FILE, write)

@@ -1,0 +1,124 @@
+"""HO-3D's upload: pred.json in a zip, metres in OpenGL, HO-3D's joint order, the list's order."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from dataset_fixtures import write_ho3d, write_image
+
+from hopose.checkpoint import model_checkpoint, save_checkpoint
+from hopose.cli import main
+from hopose.config import load_config
+from hopose.configs import CONFIG_DIR
+from hopose.data import HO3D
+from hopose.models import build_model
+from hopose.submission import (
+    CANONICAL_TO_MANO,
+    PREDICTION_JSON,
+    SUBMISSION_FILE,
+    NotSubmittable,
+    ho3d_joints,
+    listed_hands,
+)
+
+
+def canonical_hand() -> np.ndarray:
+    """(1, 21, 3) mm, OpenCV: canonical joint c at (c, -2c, 500 + c)."""
+    c = np.arange(21, dtype=float)
+    return np.stack([c, -2 * c, 500 + c], axis=1)[None]
+
+
+def test_a_hand_becomes_metres_in_opengl_in_ho3ds_joint_order():
+    """HO-3D's joint 13 is the thumb's base, canonical joint 1 at (1, -2, 501) mm: in metres
+    with y and z negated, (0.001, 0.002, -0.501). Its joint 17, the index tip, is canonical 8
+    at (8, -16, 508) mm: (0.008, 0.016, -0.508). The wrist stays joint 0."""
+    joints = ho3d_joints(canonical_hand())[0]
+    np.testing.assert_allclose(joints[13], [0.001, 0.002, -0.501])
+    np.testing.assert_allclose(joints[17], [0.008, 0.016, -0.508])
+    np.testing.assert_allclose(joints[0], [0.0, 0.0, -0.5])
+    assert CANONICAL_TO_MANO[:5] == (0, 5, 6, 7, 9)  # wrist, index MCP, PIP, DIP, middle MCP
+
+
+def test_the_loader_reads_an_uploaded_hand_back_as_the_prediction(tmp_path):
+    """A round trip through HO-3D's own annotation format: the uploaded joints saved as a
+    train frame's handJoints3D are read by the loader as the hand that was predicted."""
+    write_ho3d(tmp_path)
+    meta = tmp_path / "train" / "SEQ1" / "meta" / "0000.pkl"
+    annotation = pickle.loads(meta.read_bytes())
+    annotation["handJoints3D"] = ho3d_joints(canonical_hand())[0]
+    meta.write_bytes(pickle.dumps(annotation))
+    record = HO3D(tmp_path, "train", with_images=False)[0]
+    np.testing.assert_allclose(record["hand_3d"], canonical_hand()[0], atol=1e-4)
+
+
+def test_the_hands_are_taken_in_the_lists_order_and_every_listed_frame_is_needed():
+    hands = canonical_hand() + np.array([[[0.0]], [[100.0]], [[200.0]]])  # (3, 21, 3)
+    predictions = {"id": np.array(["a", "b", "c"]), "pred_hand_3d": hands}
+    np.testing.assert_array_equal(listed_hands(predictions, ["c", "a"]), hands[[2, 0]])
+    with pytest.raises(NotSubmittable, match=r"^1 of its 2 frames have no prediction \(first d\)"):
+        listed_hands(predictions, ["a", "d"])
+    hands[1, 4, 2] = np.nan
+    with pytest.raises(NotSubmittable, match=r"^the predicted hand of b is not finite$"):
+        listed_hands(predictions, ["a", "b"])
+
+
+@pytest.fixture
+def ho3d_evaluation(tmp_path):
+    """The fixture tree with a second evaluation frame listed first, images for both, and a
+    tiny untrained network (the upload's content, not its accuracy, is under test)."""
+    root = tmp_path / "ho3d"
+    write_ho3d(root)
+    meta = root / "evaluation" / "SEQ2" / "meta"
+    (meta / "0001.pkl").write_bytes((meta / "0000.pkl").read_bytes())
+    (root / "evaluation.txt").write_text("SEQ2/0001\nSEQ2/0000\n")
+    for name in ("0000", "0001"):
+        write_image(root / "evaluation" / "SEQ2" / "rgb" / f"{name}.jpg", (640, 480))
+    overrides = ["data.image_size=32", "model.image_size=32", "model.hidden=16"]
+    cfg = load_config(CONFIG_DIR / "synthetic" / "end2end.yaml", overrides)
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "model.pt"
+    trained = ("lifter", "encoder")
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=trained), checkpoint)
+    return root, checkpoint
+
+
+@pytest.mark.filterwarnings("ignore:no backbone weights file given")
+def test_eval_of_the_evaluation_split_writes_the_upload_in_the_lists_order(ho3d_evaluation):
+    root, checkpoint = ho3d_evaluation
+    out = root.parent / "eval"
+    args = ["eval", str(checkpoint), "--data", "ho3d", "--root", str(root), "--split"]
+    assert main([*args, "evaluation", "--no-report", "--out", str(out)]) == 0
+    with zipfile.ZipFile(out / SUBMISSION_FILE) as archive:
+        assert archive.namelist() == [PREDICTION_JSON]
+        xyz, verts = json.loads(archive.read(PREDICTION_JSON))
+    predictions = np.load(out / "predictions.npz")
+    assert list(predictions["id"]) == ["ho3d_v3/SEQ2/0001", "ho3d_v3/SEQ2/0000"]
+    expected = np.round(ho3d_joints(predictions["pred_hand_3d"]), 4)
+    np.testing.assert_array_equal(np.array(xyz), expected)
+    assert verts == xyz  # no mesh: the joints stand for it
+    assert (np.array(xyz)[..., 2] < 0).all()  # in front of an OpenGL camera
+
+
+@pytest.mark.filterwarnings("ignore:no backbone weights file given")
+def test_no_upload_from_part_of_the_split_or_from_ground_truth_2d(ho3d_evaluation, capsys):
+    """A first frames' evaluation (--num) or one fed the true 2D is no submission: none is
+    written, and one left by an earlier evaluation in the folder is removed."""
+    root, checkpoint = ho3d_evaluation
+    out = root.parent / "eval"
+    out.mkdir()
+    (out / SUBMISSION_FILE).write_bytes(b"an earlier evaluation's")
+    args = ["eval", str(checkpoint), "--data", "ho3d", "--root", str(root), "--split"]
+    assert main([*args, "evaluation", "--no-report", "--num", "1", "--out", str(out)]) == 0
+    assert not (out / SUBMISSION_FILE).exists()
+    assert (
+        f"hopose eval: warning: {root / 'evaluation.txt'}: no {SUBMISSION_FILE} written: 1 of "
+        "its 2 frames have no prediction (first ho3d_v3/SEQ2/0000)"
+    ) in capsys.readouterr().err
+    (out / SUBMISSION_FILE).write_bytes(b"an earlier evaluation's")
+    assert main([*args, "evaluation", "--no-report", "--gt-2d", "--out", str(out)]) == 0
+    assert not (out / SUBMISSION_FILE).exists()
