@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dataset_fixtures import write_fpha
 from PIL import Image
 
 from hopose import evaluate, predict, viz
@@ -194,6 +195,15 @@ def test_metrics_json_of_a_whole_frame_model_describes_no_self_crop(checkpoint, 
         "test",
         str(checkpoint),
     )
+    # Every option of the synthetic data, at its default (the checkpoint's jitter dropped).
+    assert (
+        written.pop("options")
+        == summary.pop("options")
+        == {
+            "free_fraction": 0.2,
+            "focal_scale": 1.0,
+        }
+    )
     assert written == pytest.approx(summary, nan_ok=True)
 
 
@@ -223,6 +233,46 @@ def test_eval_crop_and_options_reach_the_dataset(checkpoint, tmp_path):
     np.testing.assert_allclose(zoom["orig_K"][:, 0, 0], 1.6 * FPHA_COLOR_K[0, 0], rtol=1e-6)
     with pytest.raises(SystemExit):  # argparse's one-line usage error
         main([*args, "--option", "focal_scale", "--out", str(tmp_path / "bad")])
+
+
+def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report_says_so(
+    tmp_path,
+):
+    """A model trained on FPHA's action split is evaluated on that protocol's test frames
+    unless --option says otherwise: the fixture's action test split is open_milk/2, the HOPE-Net
+    split's is sequence 3 (docs/datasets.md), whose frames the action model trained on.
+    metrics.json and the report name the protocol, and the paper's published Table 1 stands
+    beside the run only on the HOPE-Net split's test frames it was measured on."""
+    root = write_fpha(tmp_path / "fpha")
+    cfg = load_config(
+        CONFIGS / "synthetic" / "end2end.yaml",
+        ["data.name=fpha", f"data.root={root}", "data.options={protocol: action}",
+         "data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=resize"],
+    )  # fmt: skip
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(
+        model_checkpoint(build_model(cfg.model), cfg, trained=("encoder", "lifter")), checkpoint
+    )
+    args = ["eval", str(checkpoint), "--data", "fpha", "--root", str(root), "--gt-2d"]
+    hope = ["--option", "protocol=hope"]
+    for name, extra in (("action", []), ("hope", hope)):
+        assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
+    sequences = {}
+    for name in ("action", "hope"):
+        ids = np.load(tmp_path / name / "predictions.npz")["id"]
+        sequences[name] = sorted({frame.rsplit("/", 1)[0] for frame in ids})
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert metrics["options"] == {"protocol": name, "margin": 0.2, "on_error": "raise"}
+    assert sequences == {
+        "action": ["fpha/Subject_1/open_milk/2"],  # close_milk/4 is excluded (its fixture)
+        "hope": ["fpha/Subject_1/open_milk/3"],
+    }
+    action = (tmp_path / "action" / "report.md").read_text()
+    assert "Protocol: **fpha test split (protocol=action), ground-truth 2D" in action
+    assert "12.53" not in action and "Published in the paper" not in action
+    hope_report = (tmp_path / "hope" / "report.md").read_text()
+    assert "Protocol: **fpha test split, ground-truth 2D" in hope_report  # the default protocol
+    assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 |" in hope_report
 
 
 def test_eval_from_square_crops_is_labelled_the_ground_truth_box_protocol(

@@ -63,7 +63,7 @@ def runs(tmp_path_factory):
     summary = {"checkpoint": "runs/demo/last.pt", "split": "test", "n": 4}
     write_report(
         root / "a", first, summary, image_size=IMAGE_SIZE, dataset=make_dataset(4),
-        protocol="FPHA-HO, HOPE",
+        protocol="FPHA-HO, HOPE", paper=True,
     )  # fmt: skip
     write_report(
         root / "b", second, {}, image_size=IMAGE_SIZE, dataset=None,
@@ -138,7 +138,7 @@ def test_report_numbers_are_hand_computed(tmp_path):
     predictions = make_predictions(2)
     predictions["pred_hand_3d"] = predictions["gt_hand_3d"] + np.array([3.0, 4.0, 0.0])
     predictions["pred_obj_3d"] = predictions["gt_obj_3d"].copy()
-    text = write_report(tmp_path, predictions, {}, image_size=IMAGE_SIZE).read_text()
+    text = write_report(tmp_path, predictions, {}, image_size=IMAGE_SIZE, paper=True).read_text()
     assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 5.00 |" in text
     assert "| Object pose error (mm) | 24.89 | 21.33 | 19.09 | 0.00 |" in text
     assert "| Object 2D reprojection error (px) | 0.00 |" in text
@@ -184,6 +184,10 @@ def test_report_without_images_uses_default_protocol(runs):
     text = (root / "b" / "report.md").read_text()
     assert "Protocol: **synthetic**" in text
     assert "## Run" not in text  # no text entries in its summary
+    # Not the paper's frames: its Table 1 holds this run alone, without the published columns.
+    hand_mean = metrics.per_frame_error(second["pred_hand_3d"], second["gt_hand_3d"])
+    assert f"| Hand pose error (mm) | {hand_mean.mean():.2f} |" in text
+    assert "12.53" not in text and "Published in the paper" not in text
     assert (root / "b" / "figures" / "gallery.png").stat().st_size > 10_000
 
 

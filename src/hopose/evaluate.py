@@ -33,7 +33,7 @@ from tqdm import tqdm
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import DataConfig, check_device
 from hopose.crop import apply_affine
-from hopose.data import collate_samples, uncapped
+from hopose.data import collate_samples, option_defaults, uncapped
 from hopose.data.splits import build_split
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import write_atomic, write_text
@@ -214,7 +214,10 @@ def eval_data_config(
         crop: "resize" or "square"; None: the checkpoint's. The lifter reads each frame's K,
             so a crop it was not trained with still gives 3D in the camera frame.
         options: the dataset constructor's own keyword arguments, as ``data.options`` in a
-            config (e.g. ``{"focal_scale": 1.6}`` for synthetic data).
+            config (e.g. ``{"focal_scale": 1.6}`` for synthetic data), over the checkpoint's
+            own where ``name`` is the dataset it was trained on (less the training crops'
+            jitter): its FPHA protocol, DexYCB setup or HO-3D version says which frames its
+            test split holds.
         num_workers: processes that read the frames or render the self-crops' views.
         self_cropping: False where the protocol self-crops nothing (``gt_2d`` or ``gt_box`` of
             :func:`run_eval`).
@@ -231,6 +234,9 @@ def eval_data_config(
             f"crop: {checkpoint} self-crops its test frames from whole frames, so {crop!r} "
             "would not be used; for squares around the true hand and box use --gt-box"
         )
+    # Another protocol's default test split could hold the model's training frames (FPHA's
+    # action split against the HOPE-Net split's, say), and its score would not say so.
+    inherited = without_jitter(trained).options if trained.name == name else {}
     return DataConfig(
         name=name,
         root=root,
@@ -243,7 +249,7 @@ def eval_data_config(
         num_test=num,
         seed=seed,
         num_workers=num_workers,
-        options=dict(options or {}),
+        options={**inherited, **(options or {})},
     )
 
 
@@ -311,7 +317,8 @@ def run_eval(
         self-cropping; "image": from the images, whole frames or self-cropped), ``crop`` (the
         records' geometry), ``self_crop`` (self-cropping passes, 0 for none),
         ``self_crop_margin`` and ``self_crop_views`` (the last crop's views), ``refined``,
-        ``grasp_completed``, ``dataset``, ``split`` and ``checkpoint``.
+        ``grasp_completed``, ``dataset``, ``split``, ``options`` (every loader option of the
+        dataset, defaults included, but the jitter no evaluation takes) and ``checkpoint``.
 
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
@@ -391,6 +398,9 @@ def run_eval(
         else "from ground-truth-box crops (squares around the true hand and box)" if boxed
         else f"from the images ({data.crop})"
     )  # fmt: skip
+    defaults = option_defaults(data.name)
+    options = {k: v for k, v in {**defaults, **data.options}.items() if k != "jitter"}
+    chosen = ", ".join(f"{k}={v}" for k, v in options.items() if v != defaults[k])
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
     columns = frame_metrics(_without(predictions, unscored), plausibility=plausibility)
     summary = {
@@ -404,6 +414,9 @@ def run_eval(
         "grasp_completed": refine and complete_grasp,
         "dataset": data.name,
         "split": split,
+        # Every loader option, defaults included: the protocol, setup or version that says
+        # which frames the split holds (docs/datasets.md: every result names its protocol).
+        "options": options,
         "checkpoint": str(checkpoint),
     }
     if unrefined is not None:
@@ -416,7 +429,9 @@ def run_eval(
             columns=columns,
             image_size=data.image_size,
             dataset=None if gt_2d else frames,
-            protocol=f"{data.name} {split} split, {protocol}",
+            protocol=f"{data.name} {split} split{f' ({chosen})' if chosen else ''}, {protocol}",
+            # The published rows were measured on FPHA-HO's test frames of the HOPE-Net split.
+            paper=data.name == "fpha" and options["protocol"] == "hope" and split == "test",
         )
     write_text(out_dir / EVAL_METRICS_FILE, json.dumps(summary, indent=2) + "\n")
     return summary

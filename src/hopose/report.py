@@ -9,8 +9,9 @@
   (Fig. 7: object 2D correct-pose rate over 0-80 px), ``figures/gallery.png`` (Fig. 8-10: the
   best, median and worst frames, on the image and in 3D) and ``figures/contacts.png``
   (Fig. 11: contact points and their directions from the object's axis);
-- ``report.md``: the paper's Table 1 with its published rows for reference, then the fuller
-  accuracy and plausibility tables, and the figures.
+- ``report.md``: the paper's Table 1 (with its published rows for reference where the frames
+  are FPHA-HO's of the HOPE-Net split, ``paper``), then the fuller accuracy and plausibility
+  tables, and the figures.
 
 :func:`compare_runs` (``hopose compare``) reads several such folders and puts their curves on
 one plot and their tables side by side.
@@ -460,6 +461,7 @@ def write_report(
     dataset=None,
     protocol: str = "synthetic",
     columns: Mapping[str, NDArray] | None = None,
+    paper: bool = False,
 ) -> Path:
     """Write ``per_frame.csv``, ``figures/*.png`` and ``report.md`` into ``out_dir``.
 
@@ -479,6 +481,8 @@ def write_report(
             split"``).
         columns: :func:`frame_metrics` of ``predictions`` if the caller already has them (the
             grasp-quality hulls are the slow part of an evaluation); computed when None.
+        paper: add the paper's published Table 1 (:data:`PAPER_TABLE1`) as reference columns:
+            only where the frames are those it was measured on (:data:`PAPER_PROTOCOL`).
 
     Returns:
         The path of ``report.md``.
@@ -512,7 +516,7 @@ def write_report(
     unrefined = summary.get("unrefined")
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
-    lines += _tables(table_runs, paper=True)
+    lines += _tables(table_runs, paper=paper)
     lines += _figure_lines(FIGURES)
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
     return write_text(out_dir / REPORT_FILE, "\n".join(lines))
