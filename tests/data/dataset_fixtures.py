@@ -213,7 +213,8 @@ DEXYCB_SERIAL = "836212060125"
 def write_dexycb(root: Path, *, sides: str = "right", sequences: int = 100) -> None:
     """Subject 01 with ``sequences`` sequence folders (100, as in the real dataset) holding a
     meta.yml; the first 5 (s0 val keeps the 5th) have one camera with frames 0 (a hand) and 1
-    (no hand). Plus the intrinsics of all 8 cameras and the grasped YCB model."""
+    (no hand), and the pose.npz saying so. Plus the intrinsics of all 8 cameras and the
+    grasped YCB model."""
     from hopose.data.dexycb import DEXYCB_SERIALS
 
     for serial in DEXYCB_SERIALS:
@@ -239,6 +240,7 @@ def write_dexycb(root: Path, *, sides: str = "right", sequences: int = 100) -> N
         (folder / "meta.yml").write_text(yaml.safe_dump(meta))
         if index >= 5:
             continue
+        write_dexycb_pose(folder, DEXYCB_HAND_FRAMES)
         camera = folder / DEXYCB_SERIAL
         camera.mkdir()
         for t in range(2):
@@ -251,6 +253,21 @@ def write_dexycb(root: Path, *, sides: str = "right", sequences: int = 100) -> N
                 joint_3d=joints.astype(np.float32),
                 joint_2d=np.zeros((1, 21, 2), dtype=np.float32),
             )
+
+
+# Which of the fixture's 2 frames have a hand: frame 0 does, frame 1 not (its joint_3d is -1).
+DEXYCB_HAND_FRAMES = (True, False)
+
+
+def write_dexycb_pose(folder: Path, hand_frames: tuple[bool, ...], **arrays: np.ndarray) -> None:
+    """A sequence's pose.npz: pose_y (frames, 2 objects, 7: quaternion x y z w, translation) and
+    pose_m (frames, 1 hand, 51), all zero in the frames without a hand; ``arrays`` replace them."""
+    frames = len(hand_frames)
+    pose_y = np.tile([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.5], (frames, 2, 1))
+    pose_m = np.zeros((frames, 1, 51))
+    pose_m[list(hand_frames), 0, 48:] = [0.01, 0.02, 0.6]  # a hand: its translation, metres
+    data = {"pose_y": pose_y.astype(np.float32), "pose_m": pose_m.astype(np.float32)} | arrays
+    np.savez_compressed(folder / "pose.npz", **data)
 
 
 def dexycb_joints() -> np.ndarray:

@@ -168,17 +168,17 @@ def test_check_reports_a_folder_in_place_of_an_image_as_not_a_file(tmp_path):
     assert report.problems == {"unreadable image": [f"{val.image_paths[0]}: not a file"]}
 
 
-def test_a_frame_without_a_hand_is_counted_among_the_frames_checked(tmp_path):
-    """DexYCB's val frame 1 has no hand (its labels say so when read): it was examined, so the
-    count is both frames, not only the one that had a hand."""
+def test_a_frame_without_a_hand_is_listed_not_checked(tmp_path):
+    """DexYCB's val frame 1 has no hand (its sequence's pose.npz says so): it is left out of the
+    index, listed under "no annotation", and only frame 0 is checked."""
     write_dexycb(tmp_path)
     folder = tmp_path / "20200709-subject-01" / "20200709_140004" / "836212060125"
     for t in range(2):
         write_image(folder / f"color_{t:06d}.jpg", (640, 480))
     report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
     assert len(report.problems["no annotation"]) == 1
-    assert report.frames == 2
-    assert report.summary().splitlines()[0] == f"dexycb at {tmp_path}: 2 frames checked"
+    assert report.frames == 1
+    assert report.summary().splitlines()[0] == f"dexycb at {tmp_path}: 1 frames checked"
 
 
 def test_a_folder_without_the_datasets_layout_is_a_problem_of_every_split(tmp_path, capsys):

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import itertools
+import shutil
 import zipfile
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from dataset_fixtures import DEXYCB_POSES, DEXYCB_SERIAL, dexycb_joints, write_dexycb, write_image
+from dataset_fixtures import (
+    DEXYCB_POSES,
+    DEXYCB_SERIAL,
+    dexycb_joints,
+    write_dexycb,
+    write_dexycb_pose,
+    write_image,
+)
 
 from hopose.data import DexYCB
 from hopose.data.check import check_dataset
@@ -23,14 +31,14 @@ def test_s0_val_takes_every_fifth_sequence_and_present_cameras(tmp_path, caplog)
     write_dexycb(tmp_path)
     dataset = DexYCB(tmp_path, "val", with_images=False)
     # s0 val: subjects 01-02, sequences i % 5 == 4 (4, 9, ..., 99 of subject 01's 100); only
-    # sequence 4 has a camera on disk (1 of 8), 2 frames. Subject 02 and the other cameras are
-    # missing (warned, listed).
-    assert len(dataset) == 2
+    # sequence 4 has a camera on disk (1 of 8), 2 frames, of which frame 0 has a hand. Subject
+    # 02 and the other cameras are missing (warned, listed).
+    assert len(dataset) == 1
     assert dataset[0]["id"] == f"dexycb/20200709-subject-01/20200709_140004/{DEXYCB_SERIAL}/000000"
     assert any("20200813-subject-02" in m for m in dataset.missing)
     assert len(dataset.missing) == 1 + 7 + 19 * 8
     assert "folders missing" in caplog.text
-    assert len(DexYCB(tmp_path, "train", with_images=False)) == 4 * 2  # sequences 0-3 on disk
+    assert len(DexYCB(tmp_path, "train", with_images=False)) == 4 * 1  # sequences 0-3 on disk
     assert DEXYCB_SETUPS["s3"]["test"][2][:5] == (35, 36, 37, 38, 39)
 
 
@@ -44,10 +52,77 @@ def test_joints_in_mm_and_grasped_object_corners(tmp_path):
     assert record["object"] == "006_mustard_bottle"
 
 
-def test_frame_without_hand_raises_missing_hand(tmp_path):
+def test_a_frame_reached_whose_labels_hold_no_hand_raises_missing_hand(tmp_path):
+    """pose.npz puts a hand in both frames, but frame 1's labels say none (joint_3d all -1):
+    the frame is indexed, and reading it raises MissingHand naming the labels file."""
     write_dexycb(tmp_path)
-    with pytest.raises(MissingHand, match=r"labels_000001\.npz"):
-        DexYCB(tmp_path, "val", with_images=False)[1]
+    write_dexycb_pose(_sequence_folder(tmp_path), (True, True))
+    dataset = DexYCB(tmp_path, "val", with_images=False)
+    assert len(dataset) == 2
+    with pytest.raises(MissingHand, match=r"labels_000001\.npz: no hand in this frame"):
+        dataset[1]
+
+
+def _add_camera(root, serial="839512060362"):
+    """A second camera of s0 val's sequence: a copy of the fixture's one (same labels)."""
+    folder = _sequence_folder(root)
+    shutil.copytree(folder / DEXYCB_SERIAL, folder / serial)
+    return serial
+
+
+def test_frames_without_a_hand_are_left_out_of_every_camera_and_listed(tmp_path):
+    """pose.npz's pose_m is all zero in frame 1 (fitted once per frame for all cameras): frame 1
+    is left out of both cameras' entries, so a walk over the split (a DataLoader's) reads no
+    frame without a hand; the two are counted and listed, naming labels file and pose.npz."""
+    write_dexycb(tmp_path)
+    serial = _add_camera(tmp_path)
+    dataset = DexYCB(tmp_path, "val", with_images=False)
+    # 2 cameras x 2 frames = 4 frames, of which frame 0 of each camera has a hand: 2 indexed.
+    ids = [dataset[i]["id"] for i in range(len(dataset))]
+    base = "dexycb/20200709-subject-01/20200709_140004"
+    assert ids == [f"{base}/{DEXYCB_SERIAL}/000000", f"{base}/{serial}/000000"]
+    folder = _sequence_folder(tmp_path)
+    assert dataset.num_unannotated == 2
+    assert dataset.unannotated == [
+        f"{folder / s / 'labels_000001.npz'}: no hand in this frame "
+        f"({folder / 'pose.npz'} pose_m[1] is all zero)"
+        for s in (DEXYCB_SERIAL, serial)
+    ]
+
+
+def test_data_check_lists_the_frames_without_a_hand_as_not_annotated(tmp_path):
+    """`hopose data check` reports the frames left out for having no hand under "no
+    annotation" (from the index, their labels unread) and checks the one frame indexed."""
+    write_dexycb(tmp_path)
+    report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
+    assert report.frames == 1
+    folder = _sequence_folder(tmp_path)
+    labels, pose = folder / DEXYCB_SERIAL / "labels_000001.npz", folder / "pose.npz"
+    expected = f"{labels}: no hand in this frame ({pose} pose_m[1] is all zero)"
+    assert report.problems["no annotation"] == [expected]
+
+
+def test_indexing_reads_one_pose_npz_per_sequence_and_no_labels(tmp_path, monkeypatch):
+    """Which frames have a hand is read from each sequence's pose.npz, once, whatever its
+    number of cameras and frames, and only for a sequence with a camera on disk: never from
+    the labels npz (8 cameras x ~72 frames of them per sequence in the real dataset)."""
+    write_dexycb(tmp_path)
+    _add_camera(tmp_path)
+    loaded = []
+    load = np.load
+
+    def recording_load(path, *args, **kwargs):
+        loaded.append(path)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", recording_load)
+    DexYCB(tmp_path, "val", with_images=False)
+    # s0 val's 20 sequences of subject 01: only sequence 4 (20200709_140004) has cameras.
+    assert loaded == [_sequence_folder(tmp_path) / "pose.npz"]
+    loaded.clear()
+    DexYCB(tmp_path, "train", with_images=False)  # sequences 0-3 have a camera
+    names = [f"20200709_14{i:04d}" for i in range(4)]
+    assert loaded == [tmp_path / "20200709-subject-01" / n / "pose.npz" for n in names]
 
 
 def test_left_hand_projection_and_intrinsics(tmp_path):
@@ -144,13 +219,46 @@ def test_a_bad_meta_yml_is_skipped_with_on_error_skip_and_reported_by_data_check
     bad = tmp_path / "20200709-subject-01" / "20200709_140009" / "meta.yml"  # s0 val's 2nd
     bad.write_text("num_frames: [2\n")
     dataset = DexYCB(tmp_path, "val", with_images=False, on_error="skip")
-    assert len(dataset) == 2  # sequence 4's camera, frames 0 and 1
+    assert len(dataset) == 1  # sequence 4's camera, frame 0 (frame 1 has no hand)
     assert (
         len(dataset.skipped) == 1 and "20200709_140009/meta.yml: invalid YAML" in dataset.skipped[0]
     )
     report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
-    assert report.frames == 2
+    assert report.frames == 1
     assert report.problems["bad annotation"] == dataset.skipped
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        (None, r"pose\.npz: hand pose file not found"),
+        ({"pose_m": np.zeros((1, 1, 51))}, r"pose\.npz pose_m: \(1, 1, 51\), expected \(2, hands"),
+        ({"pose_m": np.zeros((2, 1, 48))}, r"pose\.npz pose_m: \(2, 1, 48\), expected 51 values"),
+        ({"pose_m": np.full((2, 1, 51), "x")}, r"pose\.npz pose_m: expected numbers"),
+        ({"pose_m": None}, r"pose\.npz: missing key 'pose_m'$"),
+    ],
+    ids=["missing", "fewer-frames", "no-translation", "strings", "no-pose_m"],
+)
+def test_a_missing_or_malformed_pose_npz_names_the_file(tmp_path, arrays, message):
+    """Without a pose.npz whose pose_m holds meta.yml's num_frames (2) frames of 51 numbers,
+    which frames have a hand is unknown: one line names the file (and field), and with
+    on_error="skip" the sequence is left out and `hopose data check` lists it."""
+    write_dexycb(tmp_path)
+    path = _sequence_folder(tmp_path) / "pose.npz"
+    if arrays is None:
+        path.unlink()
+    elif arrays["pose_m"] is None:
+        np.savez(path, pose_y=np.zeros((2, 2, 7)))
+    else:
+        write_dexycb_pose(path.parent, (True, False), **arrays)
+    with pytest.raises(DataFileError, match=message) as caught:
+        DexYCB(tmp_path, "val", with_images=False)
+    assert "\n" not in str(caught.value)
+    dataset = DexYCB(tmp_path, "val", with_images=False, on_error="skip")
+    assert len(dataset) == 0 and dataset.skipped == [str(caught.value)]
+    assert dataset.sequence_info == [] and dataset.num_unannotated == 0
+    report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
+    assert report.problems["bad annotation"] == [str(caught.value)]
 
 
 def _joints_with_a_nan():

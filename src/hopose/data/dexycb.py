@@ -4,6 +4,7 @@ CVPR 2021): 10 subjects grasping YCB objects, 8 RealSense views (docs/convention
 Layout (as distributed, see NVlabs/dex-ycb-toolkit ``dex_ycb_toolkit/dex_ycb.py``)::
 
     <subject>/<sequence>/meta.yml                    num_frames, ycb_ids, ycb_grasp_ind, mano_sides
+    <subject>/<sequence>/pose.npz                    pose_m (num_frames, hands, 51), pose_y
     <subject>/<sequence>/<serial>/color_%06d.jpg     640×480
     <subject>/<sequence>/<serial>/labels_%06d.npz    joint_3d, joint_2d, pose_y, pose_m, seg
     calibration/intrinsics/<serial>_640x480.yml      color: {fx, fy, ppx, ppy}
@@ -18,9 +19,13 @@ Splits: the toolkit's setups s0 (seen subjects, views and objects), s1 (unseen s
 sorted order of a subject's folder, which must hold all 100 (as the toolkit asserts): with one
 missing, every later index would name another grasp and the split would be silently wrong.
 
-Frames without a hand (``joint_3d`` all −1, the dataset's marker, before the grasp starts) raise
-:class:`MissingHand`; build a cache with ``hopose prepare dexycb ... --on-error skip`` to keep
-only annotated frames (scanning all labels up front would read every npz of the split).
+Frames without a hand (before the hand comes into view) are left out of the index, and listed in
+``unannotated``. The sequence's ``pose.npz`` holds the MANO pose fitted once per frame, in the
+master camera's frame, for all 8 cameras: all zero where there is no hand (as the toolkit's
+``sequence_loader.py`` reads it), and every camera's labels are derived from it (there
+``joint_3d`` is all −1, the marker the toolkit's ``hpe_eval.py`` leaves out of the evaluation).
+So one read per sequence, not one per labels npz (8 cameras x ~72 frames) tells which frames
+have a hand. A frame reached anyway whose labels hold no hand raises :class:`MissingHand`.
 Subjects or camera folders of a setup that are not on disk are left out with a warning (and
 reported by ``hopose data check``). Left hands are mirrored to right ones.
 """
@@ -155,21 +160,53 @@ def read_intrinsics(path: Path) -> np.ndarray:
     return as_intrinsics([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], f"{path} color")
 
 
-def read_labels(path: Path) -> dict[str, np.ndarray]:
-    """``joint_3d`` and ``pose_y`` of a ``labels_%06d.npz``, or a DataFileError naming it."""
+def read_npz(path: Path, keys: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an npz archive (only those members are decompressed), or a
+    DataFileError naming it; ``what`` names its content in the messages."""
     try:
-        labels = np.load(path)
-        if isinstance(labels, np.lib.npyio.NpzFile):
-            with labels:
-                return {key: labels[key] for key in ("joint_3d", "pose_y")}
+        archive = np.load(path)
+        if isinstance(archive, np.lib.npyio.NpzFile):
+            with archive:
+                for key in keys:
+                    if key not in archive.files:  # numpy's own KeyError says more than the key
+                        raise KeyError(key)
+                return {key: archive[key] for key in keys}
     except FileNotFoundError as error:
-        raise DataFileError(f"{path}: labels file not found") from error
+        raise DataFileError(f"{path}: {what} file not found") from error
     except KeyError as error:
-        raise DataFileError(f"{path}: missing key {error}") from error
+        raise DataFileError(f"{path}: missing key {error.args[0]!r}") from error
     # zlib.error: a damaged deflate stream inside the archive (the CRC check comes after it).
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
-        raise DataFileError(f"{path}: cannot read labels ({error})") from error
+        raise DataFileError(f"{path}: cannot read {what} ({error})") from error
     raise DataFileError(f"{path}: expected an npz archive, got a single .npy array")
+
+
+def read_labels(path: Path) -> dict[str, np.ndarray]:
+    """``joint_3d`` and ``pose_y`` of a ``labels_%06d.npz``, or a DataFileError naming it."""
+    return read_npz(path, ("joint_3d", "pose_y"), "labels")
+
+
+def read_hand_presence(path: Path, num_frames: int) -> np.ndarray:
+    """(num_frames,) bool: which frames of a sequence have a hand, from its ``pose.npz``.
+
+    ``pose_m`` is (num_frames, hands, 51), the MANO pose and translation of each frame, fitted
+    once for all cameras (in the master camera's frame); all zero marks a frame without the
+    hand. Only the first hand is read, as ``mano_sides[0]`` is (DexYCB has one per sequence).
+    """
+    pose_m = read_npz(path, ("pose_m",), "hand pose")["pose_m"]
+    try:
+        pose_m = np.asarray(pose_m, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise DataFileError(f"{path} pose_m: expected numbers ({error})") from error
+    if pose_m.ndim != 3 or pose_m.shape[0] != num_frames or pose_m.shape[1:2] == (0,):
+        raise DataFileError(
+            f"{path} pose_m: {pose_m.shape}, expected ({num_frames}, hands, 51) for meta.yml's "
+            f"num_frames {num_frames}"
+        )
+    if pose_m.shape[2] != 51:
+        raise DataFileError(f"{path} pose_m: {pose_m.shape}, expected 51 values per hand")
+    # NaN != 0: a damaged pose counts as a hand, and its labels are read (and checked) as such.
+    return np.any(pose_m[:, 0] != 0.0, axis=1)
 
 
 class DexYCB(FrameDataset):
@@ -180,9 +217,12 @@ class DexYCB(FrameDataset):
         split: "train", "val" or "test".
         setup: "s0" (default, the common benchmark), "s1", "s2" or "s3".
         **options: ``image_size``, ``crop``, ``margin``, ``with_images``, ``on_error`` of
-            :class:`FrameDataset`; with ``on_error="skip"`` a sequence whose ``meta.yml`` is
-            missing or malformed is left out (a counted warning; the reasons are in
-            ``skipped``).
+            :class:`FrameDataset`; with ``on_error="skip"`` a sequence whose ``meta.yml`` or
+            ``pose.npz`` is missing or malformed is left out (a counted warning; the reasons
+            are in ``skipped``).
+
+    Only frames with a hand are indexed (read from each sequence's ``pose.npz``, once); the
+    others are counted in ``num_unannotated`` and listed by ``unannotated``.
     """
 
     def __init__(
@@ -208,6 +248,10 @@ class DexYCB(FrameDataset):
         # One entry per (sequence folder, serial, frame); sequence facts are kept per sequence.
         self.sequence_info: list[tuple[Path, str, str, int]] = []  # folder, object, side, grasp
         self.entries: list[tuple[int, str, int]] = []
+        # Frames without a hand, kept compact (a split has up to ~10^5 of them): (sequence,
+        # serials on disk, frame indices); ``unannotated`` spells them out when asked.
+        self._handless: list[tuple[int, tuple[str, ...], np.ndarray]] = []
+        self.num_unannotated = 0
         for subject in (DEXYCB_SUBJECTS[i] for i in subjects):
             folder = self.root / subject
             if not folder.is_dir():
@@ -226,6 +270,15 @@ class DexYCB(FrameDataset):
                 except DataFileError as error:
                     self._skip_or_raise(error)
         self._warn_skipped(f"DexYCB {setup}/{split}")
+        if self.num_unannotated:
+            # Not a warning: every sequence starts before the hand is in view.
+            log.info(
+                "DexYCB %s/%s: left out %d frames without a hand, first: %s",
+                setup,
+                split,
+                self.num_unannotated,
+                self.unannotated[0],
+            )
         if self.missing:
             log.warning(
                 "DexYCB %s/%s: %d folders missing, e.g. %s",
@@ -253,13 +306,41 @@ class DexYCB(FrameDataset):
             raise DataFileError(
                 f"{meta_path}: mano_sides[0] must be 'right' or 'left', got {side!r}"
             )
+        present = []
+        for serial in (DEXYCB_SERIALS[i] for i in serials):
+            if (folder / serial).is_dir():
+                present.append(serial)
+            else:
+                self.missing.append(str(folder / serial))
+        if not present:
+            return  # nothing to index: its pose.npz is not read
+        # Read before anything is recorded: a sequence skipped for its pose.npz leaves no trace.
+        has_hand = read_hand_presence(folder / "pose.npz", num_frames)
         self.sequence_info.append((folder, name, side, grasp))
         sequence = len(self.sequence_info) - 1
-        for serial in (DEXYCB_SERIALS[i] for i in serials):
-            if not (folder / serial).is_dir():
-                self.missing.append(str(folder / serial))
-                continue
-            self.entries += [(sequence, serial, t) for t in range(num_frames)]
+        # The hand is posed once per frame for all cameras: present in one view, in all.
+        frames = np.flatnonzero(has_hand).tolist()
+        for serial in present:
+            self.entries += [(sequence, serial, t) for t in frames]
+        handless = np.flatnonzero(~has_hand)
+        if len(handless):
+            self._handless.append((sequence, tuple(present), handless))
+            self.num_unannotated += len(handless) * len(present)
+
+    @property
+    def unannotated(self) -> list[str]:
+        """One line per frame and camera left out for having no hand, naming its labels file
+        (as :class:`MissingHand` does) and the ``pose.npz`` that says so."""
+        lines = []
+        for sequence, serials, frames in self._handless:
+            folder = self.sequence_info[sequence][0]
+            lines += [
+                f"{folder / serial / f'labels_{t:06d}.npz'}: no hand in this frame "
+                f"({folder / 'pose.npz'} pose_m[{t}] is all zero)"
+                for serial in serials
+                for t in frames
+            ]
+        return lines
 
     def __len__(self) -> int:
         return len(self.entries)
