@@ -11,9 +11,11 @@ import torch
 
 from hopose.geometry import axis_angle_to_matrix
 from hopose.metrics import (
+    THRESHOLDS_KEYPOINT_MM,
     THRESHOLDS_MM,
     THRESHOLDS_PX,
     auc,
+    keypoint_auc,
     mean_distance,
     pck_curve,
     per_frame_error,
@@ -291,3 +293,80 @@ def test_mean_distance_keeps_torch_dtype_device_and_grad():
     assert distance.dtype == torch.float32 and distance.device == pred.device
     (grad,) = torch.autograd.grad(distance.sum(), pred)
     torch.testing.assert_close(grad, torch.tensor([[[0.6, 0.8, 0.0], [0.0, 0.0, -1.0]]]) / 2)
+
+
+def keypoint_auc_naive(pred: np.ndarray, gt: np.ndarray, thresholds: np.ndarray) -> float:
+    """The hand benchmarks' AUC as their EvalUtil computes it, written out: per joint, the
+    fraction of frames within each threshold; each joint's curve integrated by trapezoids and
+    divided by the range; the mean over joints."""
+    areas = []
+    for joint in range(gt.shape[1]):
+        distances = [math.dist(p, g) for p, g in zip(pred[:, joint], gt[:, joint], strict=True)]
+        curve = [np.mean([d <= t for d in distances]) for t in thresholds]
+        area = sum(
+            (curve[i] + curve[i + 1]) / 2 * (thresholds[i + 1] - thresholds[i])
+            for i in range(len(thresholds) - 1)
+        )
+        areas.append(area / (thresholds[-1] - thresholds[0]))
+    return float(np.mean(areas))
+
+
+def test_keypoint_auc_hand_computed():
+    """One frame of two joints 25 and 60 mm off, thresholds 0, 1, ..., 50: the curve is 0 below
+    25 mm and 1/2 from 25 on (the 60-mm joint never counts). Trapezoids: the step from 24 to 25
+    mm gives (0 + 1/2) / 2 = 1/4, the 25 steps from 25 to 50 give 1/2 each, 12.5: 12.75 / 50 =
+    0.255. Both joints exact: 1; both beyond 50 mm: 0."""
+    gt = np.zeros((1, 2, 3))
+    pred = np.array([[[25.0, 0.0, 0.0], [0.0, 60.0, 0.0]]])
+    thresholds = np.linspace(0.0, 50.0, 51)
+    assert keypoint_auc(pred, gt, thresholds=thresholds) == pytest.approx([0.255])
+    assert keypoint_auc(gt, gt, thresholds=thresholds) == pytest.approx([1.0])
+    assert keypoint_auc(gt + 51.0, gt, thresholds=thresholds) == pytest.approx([0.0])
+    np.testing.assert_array_equal(THRESHOLDS_KEYPOINT_MM, np.linspace(0.0, 50.0, 100))
+
+
+@pytest.mark.parametrize("alignment", ["none", "root", "procrustes"])
+def test_the_mean_keypoint_auc_over_frames_is_the_benchmarks_per_joint_auc(alignment):
+    """Averaged over frames it is the per-joint AUC of DexYCB's and HO-3D's evaluations, with
+    the pose aligned as theirs do first: the wrist moved to the origin (root) or the best
+    similarity transform (procrustes, checked against procrustes_error's alignment)."""
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0.0, 40.0, (30, 21, 3)) + np.array([0.0, 0.0, 500.0])
+    pred = gt + rng.normal(0.0, 15.0, (30, 21, 3)) + rng.normal(0.0, 20.0, (30, 1, 3))
+    if alignment == "root":
+        expected_pred, expected_gt = pred - pred[:, :1], gt - gt[:, :1]
+    elif alignment == "procrustes":
+        expected_pred, expected_gt = [], gt
+        for frame_pred, frame_gt in zip(pred, gt, strict=True):
+            # scipy-free similarity Procrustes (Umeyama): the SVD of the centred covariance.
+            p, g = frame_pred - frame_pred.mean(0), frame_gt - frame_gt.mean(0)
+            u, sigma, vt = np.linalg.svd(g.T @ p)
+            d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+            rotation = u @ d @ vt
+            scale = np.trace(np.diag(sigma) @ d) / (p**2).sum()
+            expected_pred.append(scale * p @ rotation.T + frame_gt.mean(0))
+        expected_pred = np.array(expected_pred)
+    else:
+        expected_pred, expected_gt = pred, gt
+    naive = keypoint_auc_naive(expected_pred, expected_gt, THRESHOLDS_KEYPOINT_MM)
+    assert keypoint_auc(pred, gt, alignment).mean() == pytest.approx(naive, rel=1e-12)
+    assert 0.05 < naive < 0.95  # the thresholds cut through the errors: a curve, not a step
+
+
+def test_keypoint_auc_is_nan_without_ground_truth_and_zero_for_a_diverged_prediction():
+    """Frame 0 has no ground truth for a joint: no AUC. Frame 1's prediction diverged at one
+    joint: that joint is never correct (20 of 21 exact joints: an AUC of 20/21 unaligned or
+    wrist-aligned), and no similarity aligns it (0). Frame 2 is exact: 1, where an alignment's
+    rounding (about 1e-13 mm) can miss the 0-mm threshold alone: one trapezoid of 50/99 mm at
+    half height, 0.5 * (50/99) / 50 = 0.00505 off at most."""
+    gt = np.random.default_rng(0).normal(0.0, 40.0, (3, 21, 3)) + np.array([0.0, 0.0, 500.0])
+    pred = gt.copy()
+    gt[0, 5, 0] = np.nan
+    pred[1, 7, 2] = np.inf
+    expected = {"none": 20 / 21, "root": 20 / 21, "procrustes": 0.0}
+    for alignment, diverged in expected.items():
+        aucs = keypoint_auc(pred, gt, alignment)
+        assert np.isnan(aucs[0]), alignment
+        assert aucs[1:] == pytest.approx([diverged, 1.0], abs=0.00506), alignment
+    with pytest.raises(ValueError, match=r"alignment: expected one of .* got 'wrist'"):
+        keypoint_auc(pred, gt, "wrist")

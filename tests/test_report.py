@@ -36,8 +36,11 @@ from hopose.scoring import (
     HAND_MEAN_MM,
     HAND_MEAN_MM_SE,
     HAND_MM,
+    HAND_PA_KP_AUC_0_50,
     HAND_PROCRUSTES_MM,
     HAND_ROOT_RELATIVE_MM,
+    HAND_RR_KP_AUC_0_50,
+    KEYPOINT_AUC_COLUMNS,
     OBJECT_2D_AUC_0_80,
     OBJECT_MEAN_MM,
     OBJECT_MEAN_MM_SE,
@@ -88,6 +91,9 @@ def test_per_frame_csv_matches_metrics(runs):
         # The object's 2D error in the original 1920 x 1080 camera, not the 224 x 224 one.
         "object_2d_px": metrics.reprojection_error(p["pred_obj_3d"], p["gt_obj_3d"], p["orig_K"]),
         "hand_kp2d_px": metrics.per_frame_error(p["pred_hand_2d"], p["gt_hand_2d"]),
+        "hand_kp_auc": metrics.keypoint_auc(p["pred_hand_3d"], p["gt_hand_3d"]),
+        "hand_rr_kp_auc": metrics.keypoint_auc(p["pred_hand_3d"], p["gt_hand_3d"], "root"),
+        "hand_pa_kp_auc": metrics.keypoint_auc(p["pred_hand_3d"], p["gt_hand_3d"], "procrustes"),
         **plausibility_columns(p),
     }
     for name, values in expected.items():
@@ -382,6 +388,7 @@ def test_accuracy_rows_show_their_own_summary_numbers():
         HAND_MEAN_MM: 11.0, HAND_MEAN_MM_SE: 1.1, HAND_ROOT_RELATIVE_MM: 9.0,
         HAND_PROCRUSTES_MM: 7.0, HAND_AUC_0_80: 0.6, OBJECT_MEAN_MM: 22.0,
         OBJECT_MEAN_MM_SE: 2.2, OBJECT_REPROJ_MEAN_PX: 13.0, OBJECT_2D_AUC_0_80: 0.4,
+        HAND_RR_KP_AUC_0_50: 0.7, HAND_PA_KP_AUC_0_50: 0.8,
     }  # fmt: skip
     assert metric_lines({"run": summary})[2:] == [
         "| Hand mean joint error (mm) | 11.00 |",
@@ -389,6 +396,10 @@ def test_accuracy_rows_show_their_own_summary_numbers():
         "| Hand root-relative error (mm) | 9.00 |",
         "| Hand Procrustes-aligned error (mm) | 7.00 |",
         "| Hand 3D PCK AUC, 0-80 mm | 0.600 |",
+        # Not in the summary (a per_frame.csv of an older hopose): a dash.
+        "| Hand joints' PCK AUC, 0-50 mm (DexYCB, HO-3D) | – |",
+        "| the same, root-relative | 0.700 |",
+        "| the same, Procrustes-aligned | 0.800 |",
         "| Object mean corner error (mm) | 22.00 |",
         "| its standard error over the frames (mm) | 2.20 |",
         "| Object 2D reprojection error (px) | 13.00 |",
@@ -474,3 +485,22 @@ def test_per_frame_csv_columns_are_read_by_their_header_names(tmp_path):
     assert list(read["id"]) == ["f0"]
     for k, name in enumerate(names):
         np.testing.assert_array_equal(read[name], [float(k)], err_msg=name)
+
+
+def test_a_per_frame_csv_without_the_joints_aucs_still_compares(runs, tmp_path):
+    """A per_frame.csv written before the joints' AUC columns existed (an older hopose) is read
+    and compared: its accuracy rows show the AUCs as "–", the other numbers as before."""
+    root, first, _ = runs
+    old = tmp_path / "old"
+    old.mkdir()
+    with (root / "a" / "per_frame.csv").open() as file:
+        rows = list(csv.reader(file))
+    keep = [k for k, name in enumerate(rows[0]) if name not in KEYPOINT_AUC_COLUMNS]
+    (old / "per_frame.csv").write_text(
+        "\n".join(",".join(row[k] for k in keep) for row in rows) + "\n"
+    )
+    text = compare_runs([root / "a", old], tmp_path / "cmp").read_text()
+    hand_mean = metrics.per_frame_error(first["pred_hand_3d"], first["gt_hand_3d"]).mean()
+    assert f"| Hand mean joint error (mm) | {hand_mean:.2f} | {hand_mean:.2f} |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| the same, root-relative"))
+    assert row.endswith(" | – |") and not row.endswith("| – | – |")

@@ -28,6 +28,12 @@ Choices where the paper is silent, as the field uses them:
   frames that have an error: an infinite error is never correct, a NaN one is left out (a curve
   of NaN when every frame's is). Its AUC is the trapezoidal area divided by the threshold range,
   so a perfect estimator scores 1.
+- The hand benchmarks of DexYCB, HO-3D and FreiHAND count keypoints instead (their toolkits'
+  ``EvalUtil``): each joint's PCK over the frames, on 100 thresholds from 0 to 50 mm
+  (:data:`THRESHOLDS_KEYPOINT_MM`), its AUC, averaged over the joints; absolute, root-relative
+  and Procrustes-aligned. :func:`keypoint_auc` gives each frame the AUC of its own joints'
+  curve: the AUC is linear in the curve, so the mean over frames with every joint annotated is
+  the benchmarks' number.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ from hopose.geometry import procrustes_align, project_points
 # The 0-80 threshold ranges of the paper's Fig. 6 (hand, mm) and Fig. 7 (object, pixels), 1 apart.
 THRESHOLDS_MM: NDArray[np.float64] = np.linspace(0.0, 80.0, 81)
 THRESHOLDS_PX: NDArray[np.float64] = np.linspace(0.0, 80.0, 81)
+# The keypoint PCK of the DexYCB, HO-3D and FreiHAND evaluations: 100 thresholds, 0-50 mm.
+THRESHOLDS_KEYPOINT_MM: NDArray[np.float64] = np.linspace(0.0, 50.0, 100)
+# How a predicted hand is aligned to its ground truth before its joints are measured.
+ALIGNMENTS = ("none", "root", "procrustes")
 
 Array = ArrayLike | torch.Tensor
 
@@ -111,6 +121,28 @@ def per_frame_error(pred: Array, gt: Array) -> NDArray[np.float64]:
     return _frame_errors(mean_distance(pred_t, gt_t), _finite_frames(gt_t))
 
 
+def _aligned(
+    pred: torch.Tensor, gt: torch.Tensor, alignment: str, root: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K, 3) ``pred`` and ``gt`` after :data:`ALIGNMENTS`' ``alignment``: "root" moves each
+    pose's joint ``root`` to the origin, "procrustes" maps each prediction by the similarity
+    transform (scale, rotation, translation) that best fits it to its ground truth in the
+    least-squares sense (NaN where either pose has a non-finite point: no alignment exists)."""
+    if alignment == "root":
+        if not 0 <= root < pred.shape[1]:
+            raise ValueError(f"root: index {root} is out of range for {pred.shape[1]} joints")
+        root_at = slice(root, root + 1)  # keeps the joint axis, (N, 1, 3), to broadcast
+        return pred - pred[:, root_at], gt - gt[:, root_at]
+    if alignment == "procrustes":
+        both = _finite_frames(pred) & _finite_frames(gt)
+        aligned = torch.full_like(pred, torch.nan)
+        aligned[both] = procrustes_align(pred[both], gt[both])
+        return aligned, gt
+    if alignment != "none":
+        raise ValueError(f"alignment: expected one of {ALIGNMENTS}, got {alignment!r}")
+    return pred, gt
+
+
 def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.float64]:
     """Per-frame mean joint error after moving each pose's root joint to the origin.
 
@@ -124,10 +156,7 @@ def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.flo
         inf as in :func:`per_frame_error`.
     """
     pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
-    if not 0 <= root < pred_t.shape[1]:
-        raise ValueError(f"root: index {root} is out of range for {pred_t.shape[1]} joints")
-    root_at = slice(root, root + 1)  # keeps the joint axis, (N, 1, 3), to broadcast
-    errors = mean_distance(pred_t - pred_t[:, root_at], gt_t - gt_t[:, root_at])
+    errors = mean_distance(*_aligned(pred_t, gt_t, "root", root))
     return _frame_errors(errors, _finite_frames(gt_t))
 
 
@@ -146,10 +175,41 @@ def procrustes_error(pred: Array, gt: Array) -> NDArray[np.float64]:
         point has no alignment: the SVD is computed for the finite frames only).
     """
     pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
-    both = _finite_frames(pred_t) & _finite_frames(gt_t)
-    errors = torch.full(pred_t.shape[:1], torch.nan, dtype=torch.float64)
-    errors[both] = mean_distance(procrustes_align(pred_t[both], gt_t[both]), gt_t[both])
+    errors = mean_distance(*_aligned(pred_t, gt_t, "procrustes"))
     return _frame_errors(errors, _finite_frames(gt_t))
+
+
+def keypoint_auc(
+    pred: Array,
+    gt: Array,
+    alignment: str = "none",
+    thresholds: Array = THRESHOLDS_KEYPOINT_MM,
+) -> NDArray[np.float64]:
+    """Per frame, the AUC of the PCK curve of its joints: the fraction of its K joints at most
+    each threshold from their ground truth, after ``alignment``.
+
+    The mean over frames is the AUC of the DexYCB, HO-3D and FreiHAND evaluations (the module
+    docstring): each joint's PCK over the frames, its AUC, averaged over the joints.
+
+    Args:
+        pred: (N, K, 3) predicted joints, mm.
+        gt: (N, K, 3) ground-truth joints, mm.
+        alignment: one of :data:`ALIGNMENTS` (root: joint 0, the wrist).
+        thresholds: (T,) strictly increasing thresholds in mm, T >= 2.
+
+    Returns:
+        (N,) AUCs in [0, 1]; NaN for a frame whose ground truth is not finite, 0 for one whose
+        prediction is not (a diverged joint is never correct).
+    """
+    pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
+    t = _as_tensor(thresholds, "thresholds")
+    if t.ndim != 1 or t.numel() < 2 or not bool((t[1:] > t[:-1]).all()):
+        raise ValueError(f"thresholds: expected (T,) increasing values, T >= 2, got {t.tolist()}")
+    distances = torch.linalg.vector_norm(torch.sub(*_aligned(pred_t, gt_t, alignment)), dim=-1)
+    # A NaN distance (a diverged prediction) compares False: never within a threshold.
+    curves = (distances[:, :, None] <= t).double().mean(dim=1)  # (N, T): joints within each t
+    areas = torch.trapezoid(curves, t, dim=1) / (t[-1] - t[0])
+    return torch.where(_finite_frames(gt_t), areas, torch.nan).numpy()
 
 
 def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.float64]:

@@ -49,11 +49,14 @@ from hopose.scoring import (
     FORCE_CLOSURE,
     GRASP_EPSILON,
     HAND_AUC_0_80,
+    HAND_KP_AUC_0_50,
     HAND_MEAN_MM,
     HAND_MEAN_MM_SE,
     HAND_MM,
+    HAND_PA_KP_AUC_0_50,
     HAND_PROCRUSTES_MM,
     HAND_ROOT_RELATIVE_MM,
+    HAND_RR_KP_AUC_0_50,
     N_FRAMES,
     OBJECT_2D_AUC_0_80,
     OBJECT_2D_PX,
@@ -86,6 +89,9 @@ ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
     (HAND_ROOT_RELATIVE_MM, "Hand root-relative error (mm)", "{:.2f}"),
     (HAND_PROCRUSTES_MM, "Hand Procrustes-aligned error (mm)", "{:.2f}"),
     (HAND_AUC_0_80, "Hand 3D PCK AUC, 0-80 mm", "{:.3f}"),
+    (HAND_KP_AUC_0_50, "Hand joints' PCK AUC, 0-50 mm (DexYCB, HO-3D)", "{:.3f}"),
+    (HAND_RR_KP_AUC_0_50, "the same, root-relative", "{:.3f}"),
+    (HAND_PA_KP_AUC_0_50, "the same, Procrustes-aligned", "{:.3f}"),
     (OBJECT_MEAN_MM, "Object mean corner error (mm)", "{:.2f}"),
     (OBJECT_MEAN_MM_SE, "its standard error over the frames (mm)", "{:.2f}"),
     (OBJECT_REPROJ_MEAN_PX, "Object 2D reprojection error (px)", "{:.2f}"),
@@ -239,7 +245,8 @@ def table1_lines(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> lis
 def metric_lines(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Accuracy rows, one column per run."""
     rows = [
-        [label] + [format_number(s[key], fmt) for s in runs.values()]
+        # .get: a run scored from an older per_frame.csv lacks the joints' AUCs ("–").
+        [label] + [format_number(s.get(key), fmt) for s in runs.values()]
         for key, label, fmt in ACCURACY_ROWS
     ]
     return markdown_table(["Metric", *runs], rows)

@@ -9,6 +9,10 @@ row per frame (``per_frame.csv``); :func:`summarize` reduces any such table to t
   corners reprojected with the dataset's original camera ``orig_K`` when the predictions carry
   it, else with the network image's ``K``) and, when the predictions hold 2D keypoints,
   ``hand_kp2d_px`` and ``object_kp2d_px`` (2D errors in the network image);
+- the hand benchmarks' counts (DexYCB, HO-3D, FreiHAND): ``hand_kp_auc``, ``hand_rr_kp_auc``
+  and ``hand_pa_kp_auc``, each frame's AUC of its joints' PCK over 0-50 mm, unaligned,
+  wrist-aligned and Procrustes-aligned (:func:`hopose.metrics.keypoint_auc`; NaN without
+  ground truth, 0 for a diverged prediction);
 - plausibility (:mod:`hopose.plausibility`, docs/evaluation.md), for ``pred`` and ``gt`` each:
   ``valid_contacts``, ``affinity``, ``penetration_mm``, ``grasp_epsilon`` and ``cuboid_mm``.
   The grasp quality's 6-D hulls dominate the cost; ``plausibility=False`` skips the whole group.
@@ -53,6 +57,11 @@ HAND_PA_MM = "hand_pa_mm"
 OBJECT_2D_PX = "object_2d_px"
 HAND_KP2D_PX = "hand_kp2d_px"
 OBJECT_KP2D_PX = "object_kp2d_px"
+# Each frame's AUC of its joints' PCK, 0-50 mm (metrics.keypoint_auc): absolute, root-relative,
+# Procrustes-aligned, as the DexYCB, HO-3D and FreiHAND evaluations count them.
+HAND_KP_AUC = "hand_kp_auc"
+HAND_RR_KP_AUC = "hand_rr_kp_auc"
+HAND_PA_KP_AUC = "hand_pa_kp_auc"
 
 # Summary keys (metrics.json): always present...
 N_FRAMES = "n"
@@ -72,6 +81,10 @@ PART_MEANS: tuple[tuple[str, str], ...] = (("hand", HAND_MEAN_MM), ("object", OB
 # ... and present only when the columns hold the 2D keypoints' errors.
 HAND_KP2D_MEAN_PX = "hand_kp2d_mean_px"
 OBJECT_KP2D_MEAN_PX = "object_kp2d_mean_px"
+# ... and where the columns hold the joints' AUCs (a per_frame.csv of an older hopose does not).
+HAND_KP_AUC_0_50 = "hand_kp_auc_0_50"
+HAND_RR_KP_AUC_0_50 = "hand_rr_kp_auc_0_50"
+HAND_PA_KP_AUC_0_50 = "hand_pa_kp_auc_0_50"
 
 # Plausibility names: columns and summary keys are plausibility_key(who, name), who "pred" or
 # "gt"; absent when the plausibility was not computed (plausibility=False, --no-plausibility).
@@ -81,11 +94,21 @@ FORCE_CLOSURE = "force_closure"  # summary only: the fraction of frames with eps
 
 ACCURACY_COLUMNS = (HAND_MM, OBJECT_MM, HAND_RR_MM, HAND_PA_MM, OBJECT_2D_PX)
 KEYPOINT_2D_COLUMNS = (HAND_KP2D_PX, OBJECT_KP2D_PX)
+# The joints' AUC columns, each with its alignment (metrics.ALIGNMENTS) and its summary key.
+KEYPOINT_AUCS: tuple[tuple[str, str, str], ...] = (
+    (HAND_KP_AUC, "none", HAND_KP_AUC_0_50),
+    (HAND_RR_KP_AUC, "root", HAND_RR_KP_AUC_0_50),
+    (HAND_PA_KP_AUC, "procrustes", HAND_PA_KP_AUC_0_50),
+)
+KEYPOINT_AUC_COLUMNS = tuple(column for column, _, _ in KEYPOINT_AUCS)
+KEYPOINT_AUC_KEYS = tuple(key for _, _, key in KEYPOINT_AUCS)
 PLAUSIBILITY_NAMES = (VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, CUBOID_MM)
 PLAUSIBILITY_SUMMARY_NAMES = (
     VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, FORCE_CLOSURE, CUBOID_MM
 )  # fmt: skip
-# Every summary holds SUMMARY_KEYS; KEYPOINT_2D_KEYS and PLAUSIBILITY_KEYS only when computed.
+# Every summary holds SUMMARY_KEYS; KEYPOINT_AUC_KEYS when the columns hold them (always where
+# they are scored, not in an older per_frame.csv); KEYPOINT_2D_KEYS and PLAUSIBILITY_KEYS only
+# when computed.
 SUMMARY_KEYS = (
     N_FRAMES, HAND_MEAN_MM, HAND_MEAN_MM_SE, HAND_ROOT_RELATIVE_MM, HAND_PROCRUSTES_MM,
     HAND_AUC_0_80, OBJECT_MEAN_MM, OBJECT_MEAN_MM_SE, OBJECT_REPROJ_MEAN_PX, OBJECT_2D_AUC_0_80,
@@ -104,7 +127,7 @@ PLAUSIBILITY_COLUMNS = tuple(
 PLAUSIBILITY_KEYS = tuple(
     plausibility_key(who, name) for who in ("pred", "gt") for name in PLAUSIBILITY_SUMMARY_NAMES
 )
-COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAUSIBILITY_COLUMNS)
+COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_AUC_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAUSIBILITY_COLUMNS)
 
 
 def _value(predictions: Mapping[str, Any], key: str) -> Any:
@@ -172,6 +195,8 @@ def accuracy_columns(predictions: Mapping[str, Any]) -> dict[str, NDArray]:
         HAND_PA_MM: metrics.procrustes_error(pred_hand, gt_hand),
         OBJECT_2D_PX: metrics.reprojection_error(pred_obj, gt_obj, camera),
     }
+    for column, alignment, _ in KEYPOINT_AUCS:
+        columns[column] = metrics.keypoint_auc(pred_hand, gt_hand, alignment)
     for column, part in keypoints_2d.items():
         columns[column] = metrics.per_frame_error(arrays[f"pred_{part}"], arrays[f"gt_{part}"])
     return columns
@@ -296,8 +321,10 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
         errors ``hand_mean_mm_se``, ``object_mean_mm_se``; ``hand_auc_0_80`` (AUC of
         the hand's 3D PCK, 0–80 mm); ``object_reproj_mean_px`` and ``object_2d_auc_0_80`` (the
         corners' 2D error and its PCK AUC, 0–80 px); ``hand_root_relative_mm``,
-        ``hand_procrustes_mm``; ``hand_kp2d_mean_px`` and ``object_kp2d_mean_px`` when the
-        columns hold them; and :func:`summarize_plausibility`. Each accuracy number is over the
+        ``hand_procrustes_mm``; ``hand_kp2d_mean_px`` and ``object_kp2d_mean_px``, and
+        ``hand_kp_auc_0_50``, ``hand_rr_kp_auc_0_50``, ``hand_pa_kp_auc_0_50`` (the joints' PCK
+        AUCs of the DexYCB and HO-3D evaluations), when the columns hold them; and
+        :func:`summarize_plausibility`. Each accuracy number is over the
         frames with ground truth (the module docstring).
     """
     summary = {
@@ -312,7 +339,10 @@ def summarize(columns: Mapping[str, NDArray]) -> dict[str, float]:
         OBJECT_REPROJ_MEAN_PX: _mean(columns[OBJECT_2D_PX]),
         OBJECT_2D_AUC_0_80: _auc(columns[OBJECT_2D_PX], metrics.THRESHOLDS_PX),
     }
-    for column, key in zip(KEYPOINT_2D_COLUMNS, KEYPOINT_2D_KEYS, strict=True):
+    for column, key in (
+        *zip(KEYPOINT_2D_COLUMNS, KEYPOINT_2D_KEYS, strict=True),
+        *((column, key) for column, _, key in KEYPOINT_AUCS),
+    ):
         if column in columns:
             summary[key] = _mean(columns[column])
     return summary | summarize_plausibility(columns)
