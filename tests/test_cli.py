@@ -504,8 +504,8 @@ def test_library_refuses_grasp_completion_without_refinement(tmp_path):
 @pytest.mark.parametrize(
     ("device", "gpus", "message"),
     [
-        ("foo", 0, "device must be one of ('cpu', 'cuda', 'cuda:N'), got 'foo'"),
-        ("cuda:x", 1, "device must be one of ('cpu', 'cuda', 'cuda:N'), got 'cuda:x'"),
+        ("foo", 0, "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N'), got 'foo'"),
+        ("cuda:x", 1, "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N'), got 'cuda:x'"),
         ("cuda", 0, "device: 'cuda' asked, but no CUDA device is available"),
         ("cuda:1", 1, "device: 'cuda:1' asked, but this machine has 1 CUDA device(s)"),
     ],
@@ -521,6 +521,51 @@ def test_a_bad_device_is_a_one_line_error(tmp_path, capsys, monkeypatch, device,
     assert main([*args, "--out", str(tmp_path / "e")]) == 1
     assert capsys.readouterr().err == f"hopose eval: error: {message}\n"
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "message"),
+    [
+        ("foo", 0, "--device must be one of ('auto', 'cpu', 'cuda', 'cuda:N'), got 'foo'"),
+        ("cuda", 0, "--device: 'cuda' asked, but no CUDA device is available"),
+        ("cuda:1", 1, "--device: 'cuda:1' asked, but this machine has 1 CUDA device(s)"),
+    ],
+)
+def test_predict_refuses_a_bad_device_in_one_line_before_reading_anything(
+    tmp_path, capsys, monkeypatch, device, gpus, message
+):
+    """predict takes eval's devices and "auto", checked as eval's are (a GPU the machine lacks
+    too), named as the option: before the checkpoint or the photos, neither of which exists
+    here, are looked for."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    args = ["predict", str(tmp_path / "model.pt"), str(tmp_path / "photo.jpg")]
+    assert main([*args, "--device", device, "--out", str(tmp_path / "p")]) == 1
+    assert capsys.readouterr().err == f"hopose predict: error: {message}\n"
+    assert not (tmp_path / "p").exists()
+
+
+def test_eval_and_predict_run_on_a_gpu_when_there_is_one_unless_told_otherwise(
+    tmp_path, library_calls, monkeypatch
+):
+    """--device defaults to "auto", as training's device does (eval was given the CPU on a
+    machine with a GPU): eval and predict pass it on to run_eval and predict_images, which
+    resolve it (hopose.config.resolve_device, tests/test_config.py; tests/test_predict.py);
+    --device cpu keeps both on the CPU of a GPU machine."""
+    asked = []
+
+    def record(*args, **kwargs):
+        asked.append(kwargs["device"])
+        return []
+
+    monkeypatch.setattr("hopose.predict.predict_images", record)
+    evaluate = ["eval", "model.pt", "--data", "synthetic", "--num", "2"]
+    evaluate += ["--out", str(tmp_path / "e")]
+    assert main(evaluate) == 0 and main([*evaluate, "--device", "cpu"]) == 0
+    predicting = ["predict", "model.pt", "photo.jpg", "--out", str(tmp_path / "p")]
+    assert main(predicting) == 0 and main([*predicting, "--device", "cpu"]) == 0
+    _, unasked, _, cpu = library_calls  # eval_data_config, run_eval, twice
+    assert (unasked["device"], cpu["device"]) == ("auto", "cpu")
+    assert asked == ["auto", "cpu"]
 
 
 def test_an_option_value_that_is_not_yaml_is_a_one_line_usage_error(capsys):
@@ -573,6 +618,17 @@ def test_train_command_runs_a_shipped_config_with_overrides(tmp_path, capsys):
     printed = re.findall(r"^best validation error (\S+) at epoch (\d+)$", capsys.readouterr().out,
                          re.MULTILINE)  # fmt: skip
     assert printed == [(f"{float(best['val/error']):.3f}", best["epoch"])]
+
+
+def test_a_run_without_a_validation_split_says_best_pt_is_its_last_epoch(tmp_path, capsys):
+    """Without validation there is no best error to print (it stayed inf): the command says
+    which epoch best.pt holds, the last."""
+    args = ["train", "synthetic/lifter", *(f"--set={item}" for item in TINY)]
+    args += ["--set=optim.epochs=2", "--set=data.val_split=null", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "no validation split: best.pt holds the last epoch's network (2)"
+    )
 
 
 def test_a_diverged_training_is_one_line(tmp_path, capsys, monkeypatch):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from hopose.config import (
     ConfigError,
@@ -16,10 +17,11 @@ from hopose.config import (
     config_to_dict,
     dataset_options,
     load_config,
+    resolve_device,
 )
 from hopose.configs import CONFIG_DIR as CONFIGS
 
-REAL = ("obman", "fpha")
+REAL = ("obman", "fpha", "ho3d", "dexycb")
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -231,6 +233,20 @@ def test_validating_on_the_training_split_is_refused(tmp_path):
     )
 
 
+def test_training_without_a_validation_split_is_asked_with_null(tmp_path):
+    """data.val_split: null (HO-3D, FPHA's action protocol) is read from a YAML file, from
+    --set, and from the config.yaml a run writes (which a resume killed before its first
+    last.pt reads back); num_val is then unused, not refused. The default stays "val"."""
+    assert TrainConfig().data.val_split == "val"
+    from_yaml = load_config(_write(tmp_path, "data:\n  val_split: null\n  num_val: 5\n"))
+    assert from_yaml.data.val_split is None and from_yaml.data.num_val == 5
+    from_set = load_config(_write(tmp_path, ""), ["data.val_split=null"])
+    assert from_set.data.val_split is None
+    written = tmp_path / "config.yaml"
+    written.write_text(yaml.safe_dump(config_to_dict(from_set), sort_keys=False))
+    assert load_config(written) == from_set
+
+
 def test_a_gpu_config_loads_on_a_machine_without_a_gpu(tmp_path, monkeypatch):
     """A checkpoint trained on a GPU keeps device: cuda in its config; reading it elsewhere must
     work (training there is refused: tests/test_train.py)."""
@@ -315,6 +331,29 @@ def test_pretraining_then_fine_tuning_is_a_chain_of_checkpoints():
         cfg = load_config(CONFIGS / dataset / f"{stage}.yaml")
         assert cfg.init_from == previous
         previous = f"runs/{dataset}/{stage}/best.pt"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "splits", "options"),
+    [
+        # HO-3D's evaluation split holds only the wrist: nothing to validate on, and the test
+        # split is the one whose predictions go to the HO-3D server.
+        ("ho3d", ("train", None, "evaluation"), {"version": "v3"}),
+        ("dexycb", ("train", "val", "test"), {"setup": "s0"}),
+    ],
+)
+def test_ho3d_and_dexycb_configs_chain_their_own_three_stages(dataset, splits, options):
+    """Each trained from scratch (no ObMan run assumed: init_from null) on whole frames with the
+    paper's linear head, the encoder stage from the lifter's best.pt, end to end from the
+    encoder's, as FPHA's stages chain."""
+    previous = None
+    for stage in ("lifter", "encoder", "end2end"):
+        cfg = load_config(CONFIGS / dataset / f"{stage}.yaml")
+        assert cfg.init_from == previous
+        previous = f"runs/{dataset}/{stage}/best.pt"
+        data = cfg.data
+        assert (data.train_split, data.val_split, data.test_split) == splits
+        assert (data.options, data.root, cfg.model.head) == (options, f"data/{dataset}", "linear")
 
 
 @pytest.mark.parametrize(
@@ -477,6 +516,15 @@ def test_a_training_split_read_as_the_test_split_must_ask_one_size():
     )
     cfg = config_from_dict({"data": {"test_split": "train", "num_train": 10, "num_test": 10}})
     assert (cfg.data.test_split, cfg.data.num_test) == ("train", 10)
+
+
+@pytest.mark.parametrize("gpu", [False, True], ids=["no_gpu", "gpu"])
+def test_auto_is_the_gpu_when_there_is_one_and_other_devices_are_kept(monkeypatch, gpu):
+    """ "auto" (eval's, predict's and training's default) is "cuda" on a machine with a GPU and
+    "cpu" without; a device asked for is kept as it is, for check_device to judge."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert resolve_device("auto") == ("cuda" if gpu else "cpu")
+    assert [resolve_device(d) for d in ("cpu", "cuda:1", "foo")] == ["cpu", "cuda:1", "foo"]
 
 
 def test_an_eval_device_beyond_the_machines_gpus_is_named(monkeypatch):

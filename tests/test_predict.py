@@ -10,10 +10,12 @@ import torch
 from PIL import Image, ImageColor
 
 from hopose import crop, predict, viz
+from hopose.cli import main
 from hopose.data.grasps import generate_grasps
+from hopose.data.transforms import MIRROR_CORNER_ORDER
 from hopose.geometry import project_points
 from hopose.models import build_model
-from hopose.photo import Photo, photo_camera
+from hopose.photo import Camera, Photo, intrinsics, photo_camera
 from hopose.physics import contact_points
 from hopose.predict import draw_overlay, predict_photo
 from hopose.refine import refine_pose, refine_weights
@@ -235,3 +237,216 @@ def test_the_refinement_reads_the_2d_with_the_full_size_photos_camera():
     torch.testing.assert_close(result["hand_3d"], hand[0], atol=1e-3, rtol=0)
     torch.testing.assert_close(result["obj_3d"], obj[0], atol=1e-3, rtol=0)
     assert (result["hand_3d"] - pose[:21]).norm(dim=-1).max() > 1  # the refinement did move it
+
+
+class _SpotNet(torch.nn.Module):
+    """A network that reads its image: the wrist of a fixed right-hand grasp 500 mm deep on the
+    ray (through the K it is given) of the centroid of the image's lit pixels, the grasp's other
+    nodes where they are relative to the wrist. Unlike :class:`_ProjectingNet` its answer moves
+    with the picture: a photo of a left hand not flipped, or its camera not mirrored, puts the
+    hand on another ray."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        pose = _ProjectingNet().pose.double()
+        self.pose = pose - pose[0]  # the wrist at the origin
+
+    def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        weight = image.double().sum(dim=1)  # (B, S, S) brightness, rows then columns
+        grid = torch.arange(weight.shape[-1], dtype=torch.float64)
+        total = weight.sum(dim=(1, 2))
+        u = (weight.sum(dim=1) * grid).sum(dim=-1) / total  # column centroid
+        v = (weight.sum(dim=2) * grid).sum(dim=-1) / total  # row centroid
+        pixel = torch.stack([u, v, torch.ones_like(u)], dim=-1)  # (B, 3)
+        ray = torch.linalg.solve(K.double(), pixel[..., None])[..., 0]
+        wrist = 500 * ray / ray[:, 2:]
+        kp3d = (self.pose + wrist[:, None]).to(K.dtype)
+        kp2d = project_points(kp3d, K)
+        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d_init": kp3d, "kp3d": kp3d}
+
+
+def _spot_image(column: int) -> Image.Image:
+    """A black 32x32 photo with one white pixel, at row 12 and ``column``."""
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[12, column] = 255
+    return Image.fromarray(pixels)
+
+
+def _spot_photo(column: int) -> Photo:
+    # 32x32 read at its size onto the 32-px network input: the working copy and the resize are
+    # identity maps, so the network's view is the photo itself.
+    return Photo(image=_spot_image(column), size=(32, 32), exif={})
+
+
+# A right hand's photo, lit at column 5, and its mirror image, lit at column 31 - 5 = 26, with
+# the mirrored camera: cx 10 -> 31 - 10 = 21 (mirror_frame's W - 1 - cx).
+_RIGHT_K = intrinsics(20.0, 20.0, 10.0, 14.0)
+_LEFT_K = intrinsics(20.0, 20.0, 21.0, 14.0)
+_FLIP_X = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+
+
+def _mirror_2d(points: torch.Tensor) -> torch.Tensor:
+    """2D of the 32-px photo in its mirror image: u -> 31 - u."""
+    return torch.stack([31 - points[:, 0], points[:, 1]], dim=-1)
+
+
+def test_a_left_hands_wrist_is_where_its_photo_shows_it():
+    """The left hand's photo is lit at (26, 12): with --left its wrist comes back on that
+    pixel's ray in the photo's own camera, 500 mm deep: x = 500 (26 - 21) / 20 = 125 mm,
+    y = 500 (12 - 14) / 20 = -50 mm, drawn at (26, 12). Predicted unmirrored, the right-hand
+    model sees the same pixel and puts the wrist there too (the model ignores handedness here):
+    what --left changes is how the grasp around it is laid out."""
+    net = _SpotNet()
+    photo = _spot_photo(26)
+    result = predict_photo(net, 32, photo, Camera(_LEFT_K, "--K"), left=True)
+    wrist_3d = torch.tensor([125.0, -50.0, 500.0], dtype=torch.float64)
+    torch.testing.assert_close(result["hand_3d"][0], wrist_3d, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        result["hand_2d"][0], torch.tensor([26.0, 12.0], dtype=torch.float64), atol=1e-6, rtol=0
+    )
+    # The grasp around the wrist is the right hand's mirrored: x offsets from the wrist negated
+    # (to the float32 round-off of the network's output, 3e-5 mm at 500 mm).
+    torch.testing.assert_close(
+        result["hand_3d"] - result["hand_3d"][0], net.pose[:21] * _FLIP_X, atol=1e-3, rtol=0
+    )
+    plain = predict_photo(net, 32, photo, Camera(_LEFT_K, "--K"))
+    torch.testing.assert_close(plain["hand_3d"][0], wrist_3d, atol=1e-6, rtol=0)
+    assert (plain["hand_3d"] - result["hand_3d"]).abs().max() > 10  # a mirror apart
+
+
+@pytest.mark.parametrize(
+    ("passes", "refined"),
+    [(0, False), (1, False), (0, True)],
+    ids=["resize", "self_crop", "refined"],
+)
+def test_a_left_hand_is_predicted_as_the_mirror_of_its_mirror_image(passes, refined):
+    """--left on a photo is the right-hand prediction of its mirror image, mirrored back: 2D
+    u -> 31 - u, 3D x -> -x, the box corners reordered by MIRROR_CORNER_ORDER (so that they stay
+    in docs/conventions.md §1 order), the contacts with them; refinement and contacts computed
+    on the right hand the model knows. Exact whatever the cropping: --left flips the left
+    photo back into the right one pixel for pixel, and its camera into the right one's."""
+    net, cropping = _SpotNet(), SelfCropping(passes)
+    weights = refine_weights(from_images=True) if refined else None
+    right = predict_photo(
+        net, 32, _spot_photo(5), Camera(_RIGHT_K, "--K"), cropping=cropping, refine=weights
+    )
+    left = predict_photo(
+        net, 32, _spot_photo(26), Camera(_LEFT_K, "--K"), cropping=cropping, refine=weights,
+        left=True,
+    )  # fmt: skip
+    order = list(MIRROR_CORNER_ORDER)
+    expected = {
+        "hand_2d": _mirror_2d(right["hand_2d"]),
+        "obj_2d": _mirror_2d(right["obj_2d"])[order],
+        "hand_3d": right["hand_3d"] * _FLIP_X,
+        "obj_3d": (right["obj_3d"] * _FLIP_X)[order],
+        "contacts_3d": right["contacts_3d"] * _FLIP_X,
+        "contacts_2d": _mirror_2d(right["contacts_2d"]),
+        "to_working": right["to_working"],
+    }
+    assert set(left) == set(expected)
+    assert len(left["contacts_3d"]) > 0
+    for key, value in expected.items():
+        torch.testing.assert_close(left[key], value, atol=1e-9, rtol=0, msg=key)
+    if not refined:  # the network's 2D is its 3D projected: the left photo's camera's still
+        # (to the float32 round-off of the self-crops' outputs)
+        torch.testing.assert_close(
+            left["hand_2d"], project_points(left["hand_3d"], _LEFT_K), atol=1e-4, rtol=0
+        )
+
+
+def test_predict_left_writes_the_mirror_of_the_right_hands_json_and_draws_on_its_own_photo(
+    tmp_path, monkeypatch
+):
+    """``hopose predict --left`` of the mirror image of a photo writes the mirror of that
+    photo's JSON (``side`` "left"), with the camera it was given, and draws on the photo it
+    read, unmirrored (lit at column 26), where its JSON's 2D is."""
+    net = _SpotNet()
+    monkeypatch.setattr(predict, "load_model", lambda path: (net, tiny("end2end")))
+    drawn = []
+
+    def record(image, hand_2d, obj_2d, contacts_2d):
+        drawn.append((np.array(image), hand_2d, obj_2d, contacts_2d))
+        return image
+
+    monkeypatch.setattr(predict, "draw_overlay", record)
+    _spot_image(5).save(tmp_path / "right.png")
+    _spot_image(26).save(tmp_path / "left.png")
+    out = tmp_path / "out"
+    assert main(["predict", "m.pt", str(tmp_path / "right.png"), "--K", "20,20,10,14",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert main(["predict", "m.pt", str(tmp_path / "left.png"), "--K", "20,20,21,14", "--left",
+                 "--out", str(out)]) == 0  # fmt: skip
+    right = json.loads((out / "right.json").read_text())
+    left = json.loads((out / "left.json").read_text())
+    assert (right["side"], left["side"]) == ("right", "left")
+    np.testing.assert_array_equal(left["camera"]["K"], _LEFT_K.numpy())
+    order = list(MIRROR_CORNER_ORDER)
+    flip_2d = np.array([-1.0, 1.0])
+    np.testing.assert_allclose(left["hand_2d"], np.array(right["hand_2d"]) * flip_2d + [31, 0])
+    np.testing.assert_allclose(
+        left["obj_2d"], (np.array(right["obj_2d"]) * flip_2d + [31, 0])[order]
+    )
+    np.testing.assert_allclose(left["hand_3d"], np.array(right["hand_3d"]) * _FLIP_X.numpy())
+    np.testing.assert_allclose(left["obj_3d"], (np.array(right["obj_3d"]) * _FLIP_X.numpy())[order])
+    assert len(drawn) == 2
+    image, hand, obj, contacts = drawn[1]
+    np.testing.assert_array_equal(image, np.array(_spot_image(26)))
+    # The working copy is the photo itself (32 px): drawn where the JSON says.
+    np.testing.assert_allclose(hand, left["hand_2d"], atol=1e-9)
+    np.testing.assert_allclose(obj, left["obj_2d"], atol=1e-9)
+    np.testing.assert_allclose(contacts, np.reshape(left["contacts_2d"], (-1, 2)), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("device", "gpu", "placed"),
+    [(None, True, "cuda"), (None, False, "cpu"), ("cpu", True, "cpu")],
+    ids=["default_gpu", "default_no_gpu", "cpu_on_gpu_machine"],
+)
+def test_predict_images_puts_the_network_on_the_device_asked_a_gpu_by_default(
+    tmp_path, monkeypatch, device, gpu, placed
+):
+    """Unasked, the device is "auto", as training's: the GPU when the machine has one, else the
+    CPU (the network stayed on the CPU whatever the machine); "cpu" keeps it there on a GPU
+    machine. A stand-in network records where it is sent and stays on the CPU."""
+    places: list[str] = []
+
+    class Placed(_SpotNet):
+        def to(self, *args, **kwargs):
+            places.append(str(args[0]))
+            return self
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(predict, "load_model", lambda path: (Placed(), tiny("end2end")))
+    _spot_image(5).save(tmp_path / "photo.png")
+    chosen = {} if device is None else {"device": device}
+    predict.predict_images("m.pt", [tmp_path / "photo.png"], tmp_path, K=(20, 20, 10, 14), **chosen)
+    assert places == [placed]
+
+
+@pytest.mark.cuda
+def test_predict_on_the_gpu_runs_the_network_there_and_writes_what_the_cpu_does(
+    tmp_path, monkeypatch
+):
+    # cuDNN's TF32 convolutions off: the GPU then computes as the CPU does, to float32 round-off.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(0)
+    cfg = tiny("end2end")
+    model = build_model(cfg.model)
+    seen: list[str] = []
+    model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].device.type))
+    monkeypatch.setattr(predict, "load_model", lambda path: (model, cfg))
+    pixels = (torch.rand(90, 160, 3) * 255).byte().numpy()
+    Image.fromarray(pixels).save(tmp_path / "photo.png")
+    written = {}
+    for device in (DEVICE, "cpu"):
+        seen.clear()
+        (path,) = predict.predict_images(
+            "m.pt", [tmp_path / "photo.png"], tmp_path / device, fov=60, device=device
+        )
+        assert seen and set(seen) == {device}
+        written[device] = json.loads(path.read_text())
+    for key in ("hand_2d", "obj_2d", "hand_3d", "obj_3d"):  # px of the photo, mm
+        np.testing.assert_allclose(
+            written[DEVICE][key], written["cpu"][key], atol=0.05, rtol=1e-4, err_msg=key
+        )

@@ -451,12 +451,9 @@ def test_a_stage_on_shared_splits_trains_exactly_as_on_its_own(tmp_path):
         assert torch.equal(shared[name], value), name
 
 
-@pytest.mark.parametrize(("minutes", "last_epochs"), [(1e3, [2, 4, 5]), (0.0, [1, 2, 3, 4, 5])])
-def test_validation_every_val_every_epochs_and_last_pt_as_often_as_asked(
-    tmp_path, minutes, last_epochs
-):
-    """5 epochs, val_every 2: rows and best.pt after epochs 2, 4 and 5 only; last.pt with them
-    and, with optim.checkpoint_minutes 0, after every epoch too (1,000 minutes never come)."""
+def _record_saves(monkeypatch) -> list[tuple[str, int]]:
+    """The checkpoints a training writes from now on, (file name, epoch) in order; each is still
+    written."""
     written = []
     save = train_module.save_checkpoint
 
@@ -464,8 +461,18 @@ def test_validation_every_val_every_epochs_and_last_pt_as_often_as_asked(
         written.append((Path(path).name, state["epoch"]))
         save(state, path)
 
+    monkeypatch.setattr(train_module, "save_checkpoint", record)
+    return written
+
+
+@pytest.mark.parametrize(("minutes", "last_epochs"), [(1e3, [2, 4, 5]), (0.0, [1, 2, 3, 4, 5])])
+def test_validation_every_val_every_epochs_and_last_pt_as_often_as_asked(
+    tmp_path, minutes, last_epochs
+):
+    """5 epochs, val_every 2: rows and best.pt after epochs 2, 4 and 5 only; last.pt with them
+    and, with optim.checkpoint_minutes 0, after every epoch too (1,000 minutes never come)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "save_checkpoint", record)
+        written = _record_saves(patch)
         extra = ("optim.epochs=5", "optim.val_every=2", f"optim.checkpoint_minutes={minutes}")
         train(tiny("lifter", *extra), tmp_path)
     assert [row["epoch"] for row in _rows(tmp_path)] == ["2", "4", "5"]
@@ -884,6 +891,40 @@ def test_resume_keeps_the_best_of_the_epochs_before_it(tmp_path, monkeypatch):
     assert _same_weights(best["model"], first_epoch)
 
 
+def test_without_a_validation_split_best_pt_is_the_last_epoch_and_resumes_exactly(
+    tmp_path, monkeypatch
+):
+    """data.val_split null (HO-3D has no labelled validation split), 3 epochs, val_every 2:
+    nothing is validated; epochs 2 and 3 write their rows (training terms, no val/ column),
+    then last.pt, then best.pt with the same weights, so that best.pt ends as the last epoch's
+    network bit for bit, for the next stage's init_from. Run to epoch 2 and resumed to 3, the
+    run ends with the uninterrupted run's rows and best.pt."""
+
+    def no_validation(*args, **kwargs):
+        raise AssertionError("validated without a validation split")
+
+    monkeypatch.setattr(train_module, "evaluate", no_validation)
+    written = _record_saves(monkeypatch)
+    extra = ("data.val_split=null", "optim.val_every=2", "optim.checkpoint_minutes=1000")
+    straight = train(tiny("lifter", "optim.epochs=3", *extra), tmp_path / "straight")
+    assert written == [("last.pt", 2), ("best.pt", 2), ("last.pt", 3), ("best.pt", 3)]
+    rows = _rows(tmp_path / "straight")
+    assert [row["epoch"] for row in rows] == ["2", "3"]
+    assert [name for name in rows[0] if not name.startswith("train/")] == ["epoch", "lr"]
+    assert all(math.isfinite(float(row["train/total"])) for row in rows)
+    best = load_checkpoint(tmp_path / "straight" / "best.pt")
+    last = load_checkpoint(tmp_path / "straight" / "last.pt")
+    assert (best["epoch"], best["best"], best["best_epoch"]) == (3, math.inf, 3 - 1)
+    assert _same_weights(best["model"], last["model"])
+    assert (straight.best, straight.best_epoch) == (math.inf, 3)
+
+    train(tiny("lifter", "optim.epochs=2", *extra), tmp_path / "resumed")
+    train(tiny("lifter", "optim.epochs=3", *extra), tmp_path / "resumed", resume=True)
+    assert _rows(tmp_path / "resumed") == rows
+    resumed = load_checkpoint(tmp_path / "resumed" / "best.pt")
+    assert resumed["epoch"] == 3 and _same_weights(resumed["model"], best["model"])
+
+
 def test_each_metrics_row_logs_the_lr_its_epoch_trained_with(tmp_path):
     """StepLR with gamma 0.5 every epoch: epochs 1, 2, 3 train at lr, lr/2, lr/4, and each row
     logs its own epoch's lr, not the next one's (read after scheduler.step())."""
@@ -989,14 +1030,7 @@ def test_last_pt_comes_between_validations_once_checkpoint_minutes_have_passed(
 
     monkeypatch.setattr(train_module, "train_one_epoch", forty_seconds)
     monkeypatch.setattr(train_module, "time", Clock)
-    written = []
-    save = train_module.save_checkpoint
-
-    def record(state, path):
-        written.append((Path(path).name, state["epoch"]))
-        save(state, path)
-
-    monkeypatch.setattr(train_module, "save_checkpoint", record)
+    written = _record_saves(monkeypatch)
     extra = ("optim.epochs=4", "optim.val_every=4", "optim.checkpoint_minutes=1")
     train(tiny("lifter", *extra), tmp_path)
     assert [epoch for name, epoch in written if name == "last.pt"] == [2, 4]

@@ -13,9 +13,11 @@ key            value
 ``model``      the whole network's state dict
 ``config``     the run's config as a nested dict (:func:`hopose.config.config_to_dict`)
 ``epoch``      epochs done, so 1-based: the epoch the weights are from
-``best``       the best validation error so far (``inf`` before any validation)
+``best``       the best validation error so far (``inf`` before any validation, and throughout
+               a run without a validation split)
 ``best_epoch`` the epoch of ``best``, **0-based** (-1 before any validation): ``best_epoch + 1
-               == epoch`` when the weights are the best ones; ``hopose train`` prints it 1-based
+               == epoch`` when the weights are the best ones (without a validation split, each
+               epoch that would be validated is); ``hopose train`` prints it 1-based
 ``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``; in ``last.pt``
                only (``best.pt`` is read for its weights, and the optimiser's moments would
                triple an image stage's file)

@@ -88,7 +88,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(find_config(args.config), args.overrides)
     result = train(cfg, args.out, resume=args.resume)
-    if result.rank == 0:
+    if result.rank == 0 and cfg.data.val_split is None:
+        print(f"no validation split: best.pt holds the last epoch's network ({result.best_epoch})")
+    elif result.rank == 0:
         print(f"best validation error {result.best:.3f} at epoch {result.best_epoch}")
     return 0
 
@@ -246,6 +248,15 @@ def _add_self_crop_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, for eval and predict: "auto" (the default, as training's) or a device of
+    :data:`hopose.config.DEVICES`, checked by the command (a GPU this machine lacks too)."""
+    parser.add_argument(
+        "--device", default="auto",
+        help="auto (a GPU when there is one, else the CPU; the default), cpu, cuda or cuda:N",
+    )  # fmt: skip
+
+
 @subcommand
 def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split")
@@ -277,7 +288,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         help="frames per forward pass (a self-crop's test-time views go in the same pass: "
         "that many images a frame)",
     )  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    _add_device_argument(parser)
     parser.add_argument(
         "--workers", type=at_least(0), default=0,
         help="processes that read the frames or render the self-crops' views (0: this one)",
@@ -381,6 +392,12 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
         "(RefineWeights.complete_grasp; docs/evaluation.md)",
     )  # fmt: skip
     _add_self_crop_arguments(parser)
+    parser.add_argument(
+        "--left", action="store_true",
+        help="the photos show a left hand: predicted mirrored, as the right hand the models "
+        "are trained on, and mirrored back (the JSON says side: left)",
+    )  # fmt: skip
+    _add_device_argument(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
     parser.epilog = (
@@ -395,7 +412,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     for path in predict_images(
         args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,
         complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
-        single_view=args.single_view,
+        single_view=args.single_view, left=args.left, device=args.device,
     ):  # fmt: skip
         print(path)
     return 0

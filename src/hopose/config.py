@@ -51,6 +51,9 @@ NUMBERED_GPU = "cuda:N"
 """Stands in a list of devices for any GPU number N: cuda:0, cuda:1..."""
 DEVICES: tuple[str, ...] = ("cpu", "cuda", NUMBERED_GPU)
 """Devices ``hopose eval`` runs on: the CPU, the current GPU, or GPU number N."""
+AUTO_DEVICES: tuple[str, ...] = ("auto", *DEVICES)
+"""Devices ``hopose eval`` and ``hopose predict`` take: "auto" (:func:`resolve_device`) and
+:data:`DEVICES`."""
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Values of ``TrainConfig.device``: no numbered GPU, since under torchrun each process takes the
 GPU of its local rank."""
@@ -81,6 +84,14 @@ def dataset_options(name: str) -> tuple[str, ...]:
     constructor (followed through ``**options`` into the base class that receives them), less
     those :func:`hopose.data.build_dataset` sets itself from the other ``data`` fields."""
     return tuple(option_defaults(name))
+
+
+def resolve_device(device: str) -> str:
+    """``device`` with "auto" made the GPU when there is one ("cuda"), else the CPU; any other
+    value as it is, for :func:`check_device` to judge."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_device(
@@ -118,8 +129,11 @@ class DataConfig:
     """Optional cache folder of pre-processed samples (``hopose.data.cache``)."""
     train_split: str = "train"
     """Split trained on."""
-    val_split: str = "val"
-    """Split validated on after every epoch (the best checkpoint is chosen on it)."""
+    val_split: str | None = "val"
+    """Split validated on every ``optim.val_every`` epochs (``best.pt`` is chosen on it); None
+    for a dataset without a labelled one (HO-3D, FPHA's action protocol): nothing is validated,
+    ``num_val`` is unused, and ``best.pt`` holds the weights of the latest epoch that writes
+    metrics rows, at the end the last epoch's (:mod:`hopose.train`)."""
     test_split: str = "test"
     """Split ``hopose eval`` reports by default."""
     image_size: int = DEFAULT_IMAGE_SIZE

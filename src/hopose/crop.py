@@ -18,6 +18,9 @@ scaled, shifted or rotated, exactly (docs/training.md).
 - :func:`warp_image`: the network image an affine map shows of a frame's pixels
   (:class:`FrameWarp`: many such views of the same frames).
 - :func:`shrink_views`: a training batch's views shown smaller (progressive resizing).
+- :func:`mirror_affine`, :func:`mirror_camera`: an image and its camera mirrored left-right, as
+  the loaders show a left hand (a right hand's mirror image) and ``hopose predict --left`` reads
+  one.
 
 Self-cropping at inference, squares placed by the model's own 2D, is :mod:`hopose.self_crop`.
 
@@ -164,6 +167,28 @@ def jittered_square(
     centre = centre + side.new_tensor(rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, 2)) * side
     angle = side.new_tensor([rng.uniform(-1.0, 1.0) * turn])
     return crop_affine(centre, side, image_size, angle)
+
+
+# x -> -x: the camera-frame half of a left-right mirror (:func:`mirror_camera`).
+MIRROR_X = (-1.0, 1.0, 1.0)
+
+
+def mirror_affine(width: int, like: Tensor | None = None) -> Tensor:
+    """(3, 3) left-right flip of a ``width``-wide image's pixels, u -> W - 1 - u (pixel centres
+    at integers), in ``like``'s dtype and device (float64 on the CPU when None); its own
+    inverse."""
+    flip = [[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    if like is None:
+        return torch.tensor(flip, dtype=torch.float64)
+    return torch.tensor(flip, dtype=like.dtype, device=like.device)
+
+
+def mirror_camera(K: Tensor, width: int) -> Tensor:
+    """(3, 3) intrinsics of the mirror image of a ``width``-wide image with intrinsics ``K``:
+    ``F K diag(-1, 1, 1)``, F the :func:`mirror_affine`, so that a point (-x, y, z) projects
+    at W - 1 - u where (x, y, z) projected at u: cx -> W - 1 - cx, the skew negated, fx, fy and
+    cy kept. Its own inverse."""
+    return mirror_affine(width, K) @ K @ torch.diag(K.new_tensor(MIRROR_X))
 
 
 def apply_affine(A: Tensor, points: Tensor) -> Tensor:

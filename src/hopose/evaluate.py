@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
-from hopose.config import DataConfig, check_device
+from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
 from hopose.crop import apply_affine
 from hopose.data import collate_samples, option_defaults, uncapped
 from hopose.data.splits import build_split
@@ -327,7 +327,8 @@ def run_eval(
             ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped,
             as ``single_view``.
     """
-    check_device(str(device), "device")
+    check_device(str(device), "device", AUTO_DEVICES)
+    device = resolve_device(str(device))
     if (jitter := data.options.get("jitter", False)) is not False:  # a string too: refused
         raise ValueError(
             f"data.options.jitter: {jitter!r}: jittered crops are a training augmentation; an "

@@ -14,14 +14,26 @@ Outputs per image, under a name unique among the inputs (``photo``, then ``photo
 ``photo.jpg`` from another folder): ``<name>.json`` with ``image`` (the input path), ``size``
 (upright width, height), ``camera`` (``source`` and ``K``, (3, 3) in the photo's pixels),
 ``hand_2d`` (21, 2) and ``obj_2d`` (8, 2) in those pixels, ``hand_3d`` (21, 3) and ``obj_3d``
-(8, 3) in mm, ``contacts_3d`` and ``contacts_2d``; and ``<name>_overlay.jpg``, the photo at its
-working size (longest side at most :data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box
-in orange and the contacts in gold, lines :data:`LINE_WIDTH_FRACTION` of its longest side wide.
-Each file is written whole or not at all (:mod:`hopose.files`).
+(8, 3) in mm, ``contacts_3d`` and ``contacts_2d``, and ``side`` ("right" or "left"); and
+``<name>_overlay.jpg``, the photo at its working size (longest side at most
+:data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box in orange and the contacts in gold,
+lines :data:`LINE_WIDTH_FRACTION` of its longest side wide. Each file is written whole or not at
+all (:mod:`hopose.files`).
+
+Left hands: the models are trained on right hands, the datasets' left ones mirrored
+(:func:`hopose.data.transforms.mirror_frame`, docs/conventions.md). A photo of a left hand
+(``left``, ``--left``) is mirrored the same way, predicted as a right hand, and every output
+mirrored back into the photo's own pixels and camera: u -> W - 1 - u, x -> -x, the box corners
+reordered by :data:`hopose.data.transforms.MIRROR_CORNER_ORDER` (:func:`predict_photo`).
+
+Device: ``device`` (``--device``) is one of :data:`hopose.config.AUTO_DEVICES`, "auto" the GPU
+when there is one, else the CPU (:func:`hopose.config.resolve_device`, as training's
+``device: auto``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +45,16 @@ from PIL import Image, ImageDraw
 
 from hopose import viz
 from hopose.checkpoint import load_model
-from hopose.crop import apply_affine, resize_affine, warp_image
+from hopose.config import AUTO_DEVICES, check_device, resolve_device
+from hopose.crop import (
+    MIRROR_X,
+    apply_affine,
+    mirror_affine,
+    mirror_camera,
+    resize_affine,
+    warp_image,
+)
+from hopose.data.transforms import MIRROR_CORNER_ORDER
 from hopose.files import write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
@@ -86,6 +107,25 @@ def draw_overlay(
     return overlay
 
 
+def _mirrored(result: dict, flip: torch.Tensor) -> dict:
+    """:func:`predict_photo`'s ``result`` in the mirror image of its photo, ``flip`` that photo's
+    :func:`hopose.crop.mirror_affine`: 2D flipped, 3D x negated, the box corners reordered by
+    :data:`~hopose.data.transforms.MIRROR_CORNER_ORDER` (which keeps them in docs/conventions.md
+    §1 order); its own inverse, as every part of it is."""
+    order = list(MIRROR_CORNER_ORDER)
+    x_flip = torch.tensor(MIRROR_X, dtype=torch.float64)
+    return {
+        "hand_2d": apply_affine(flip, result["hand_2d"]),
+        "obj_2d": apply_affine(flip, result["obj_2d"])[order],
+        "hand_3d": result["hand_3d"] * x_flip,
+        "obj_3d": (result["obj_3d"] * x_flip)[order],
+        "contacts_3d": result["contacts_3d"] * x_flip,
+        "contacts_2d": apply_affine(flip, result["contacts_2d"]),
+        # The mirror image's working copy is the working copy mirrored: the same scales.
+        "to_working": result["to_working"],
+    }
+
+
 def predict_photo(
     model: HoposeNet,
     image_size: int,
@@ -94,6 +134,7 @@ def predict_photo(
     *,
     cropping: SelfCropping = NO_SELF_CROP,
     refine: RefineWeights | None = None,
+    left: bool = False,
 ) -> dict:
     """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
     plus ``to_working`` (3, 3), full-size pixels -> working-copy pixels (the overlay's).
@@ -102,7 +143,28 @@ def predict_photo(
     after the whole-photo pass, that many passes on squares the model places around its own 2D
     (:func:`hopose.self_crop.self_crop_image`), the last averaged over its views.
     ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None.
+    ``left``: the photo shows a left hand: the photo and its camera are mirrored as the datasets'
+    left hands are (:func:`hopose.data.transforms.mirror_frame`: K -> F K diag(-1, 1, 1)), all of
+    the above done on that right hand, refinement and contacts included, and the outputs mirrored
+    back into the photo's pixels and camera.
     The photo goes to ``model``'s device (a GPU's too); what is returned is on the CPU."""
+    if left:
+        flip = mirror_affine(photo.size[0])
+        # The working copy flipped is the full-size photo's flip seen through the same scales
+        # (Photo.working_affine): W - 1 - u lands at w - 1 - u' for w = s W.
+        seen = dataclasses.replace(
+            photo, image=photo.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        )
+        K = mirror_camera(camera.K.double(), photo.size[0])
+        result = predict_photo(
+            model,
+            image_size,
+            seen,
+            dataclasses.replace(camera, K=K),
+            cropping=cropping,
+            refine=refine,
+        )
+        return _mirrored(result, flip)
     to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
     K_work = to_working @ camera.K.double()
     if cropping.passes:
@@ -155,6 +217,8 @@ def predict_images(
     complete_grasp: bool = False,
     self_crop_margin: float | None = None,
     single_view: bool = False,
+    left: bool = False,
+    device: str = "auto",
 ) -> list[Path]:
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
 
@@ -172,8 +236,15 @@ def predict_images(
             ``data.self_crop_margin``; None: the checkpoint's.
         single_view: predict from the last self-crop's one square, not averaged over the
             checkpoint's test-time views.
+        left: the photos show a left hand: each is predicted mirrored, as a right hand, and its
+            outputs mirrored back (:func:`predict_photo`); the JSON says ``side``.
+        device: where the network runs, one of :data:`hopose.config.AUTO_DEVICES`: "auto"
+            (the GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N".
 
     Raises:
+        ConfigError: naming ``--device``, a ``device`` not of
+            :data:`hopose.config.AUTO_DEVICES` or a GPU this machine lacks, before anything is
+            read.
         FileNotFoundError: any of ``images`` missing, before anything is written.
         ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); a
             ``self_crop_margin`` or ``single_view``
@@ -181,13 +252,14 @@ def predict_images(
             naming it; a ``K`` or ``fov`` that is not a camera (:func:`hopose.photo.photo_camera`).
     """
     weights = refinement(refine, complete_grasp, from_images=True)
+    check_device(device, "--device", AUTO_DEVICES)
     # Every photo is there before the first is predicted: a mistyped name among several stops
     # the run at once, without the outputs of the photos before it.
     for path in images:
         require_file(path)
     out_dir = Path(out_dir)
     model, cfg = load_model(checkpoint)
-    model.eval()
+    model.to(resolve_device(device)).eval()
     cropping = SelfCropping.of(cfg.data, margin=self_crop_margin, single_view=single_view)
     written = []
     for path, name in zip(images, output_names(images), strict=True):
@@ -200,6 +272,7 @@ def predict_images(
             camera,
             cropping=cropping,
             refine=weights,
+            left=left,
         )
         to_working = result.pop("to_working")
         overlay = draw_overlay(
@@ -212,6 +285,7 @@ def predict_images(
         record: dict[str, Any] = {
             "image": str(path),
             "size": list(photo.size),
+            "side": "left" if left else "right",
             "camera": {"source": camera.source, "K": camera.K.tolist()},
             "refined": refine,
             "grasp_completed": refine and complete_grasp,

@@ -15,9 +15,9 @@ A checkpoint (:mod:`hopose.checkpoint`) holds the whole network and records whic
 trained weights; a stage starts from the previous one through ``init_from``, which copies only
 those parts, so pre-training → fine-tuning is a config chain. A run directory holds ``last.pt``
 (for ``--resume``), ``best.pt`` (the weights of the lowest validation error, without the
-optimiser's state), ``config.yaml``, ``metrics.csv``,
-TensorBoard logs under ``tb/`` and ``train.lock``. Every epoch prints one line and logs its
-training terms and time to TensorBoard. Validation, the metrics rows and ``best.pt``
+optimiser's state; without a validation split, below, the last epoch's), ``config.yaml``,
+``metrics.csv``, TensorBoard logs under ``tb/`` and ``train.lock``. Every epoch prints one line
+and logs its training terms and time to TensorBoard. Validation, the metrics rows and ``best.pt``
 come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` with them and, between
 them, after the first epoch that ends ``optim.checkpoint_minutes`` after its last write, so that a
 kill loses little more than the epoch it interrupts.
@@ -28,6 +28,14 @@ follow the rules of :mod:`hopose.run_folder`.
 The validation error that picks ``best.pt`` is the mean 3D error in mm (averaged over the parts
 the lifter predicts) for ``lifter`` and ``end2end``, and the mean 2D error in pixels for
 ``encoder``.
+
+Without a validation split (``data.val_split: null``, for HO-3D and FPHA's action protocol, which
+have no labelled one) nothing is validated. The epochs that would be (every ``optim.val_every``
+and the last) still write their metrics rows, with the training terms and no ``val/`` column,
+then ``last.pt`` and ``best.pt`` with the same weights: at the end the last epoch's, bit for bit
+``last.pt``'s network, so the next stage's ``init_from: .../best.pt`` reads it as after a
+validated run. Its ``best`` stays ``inf`` (no error was measured) and its ``best_epoch`` is its
+own epoch.
 
 Speed: a split held in memory (the lifter stage's pose-only records, an image stage's with
 ``data.in_memory``) is stacked once into tensors on the training device
@@ -83,6 +91,7 @@ from hopose.config import (
     check_device,
     config_to_dict,
     load_config,
+    resolve_device,
 )
 from hopose.data import collate_samples, uncapped
 from hopose.data.augment import augment_batch
@@ -147,9 +156,10 @@ class TrainResult:
     model: HoposeNet
     best: float
     """Lowest validation error: rank 0's; other ranks keep the value they started with (inf, or
-    that of the ``last.pt`` they resumed)."""
+    that of the ``last.pt`` they resumed). Inf without a validation split."""
     best_epoch: int
-    """Epoch (1-based) of the best validation error."""
+    """Epoch (1-based) of the best validation error; without a validation split, that of
+    ``best.pt``'s weights (the last epoch)."""
     checkpoint: str
     """Path of ``best.pt``."""
     rank: int = 0
@@ -166,7 +176,7 @@ def setup_runtime(device: str) -> Runtime:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = resolve_device(device) == "cuda"
     if use_cuda:
         torch.cuda.set_device(local_rank)
         chosen = torch.device("cuda", local_rank)
@@ -564,7 +574,7 @@ def train(
         CheckpointError: ``last.pt`` holds no optimisation state to resume (a ``best.pt``
             copied over it), or ``init_from`` is not a readable checkpoint.
         ConfigError: ``cfg.device`` is "cuda" on a machine without a CUDA device.
-        ValueError: the training or validation split has no samples.
+        ValueError: the training or validation split (when there is one) has no samples.
         FloatingPointError: a training loss or the validation error is NaN or infinite.
 
     ``cfg.num_threads``, when set, holds torch's CPU threads for the run and is restored after.
@@ -645,7 +655,7 @@ def _train(
         trained_module = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
     train_loader = _loader(train_set, cfg, runtime, train=True)
-    val_loader = _loader(val_set, cfg, runtime, train=False)
+    val_loader = None if val_set is None else _loader(val_set, cfg, runtime, train=False)
     writer = None
     if runtime.is_main:
         from torch.utils.tensorboard import SummaryWriter
@@ -680,9 +690,16 @@ def _train(
         due = time.monotonic() - last_written >= 60 * cfg.optim.checkpoint_minutes
         if runtime.is_main and (validated or due):
             if validated:
-                val_terms = evaluate(module, val_loader, cfg, parts=parts, device=runtime.device)
-                if val_terms["error"] < best:
-                    best, best_epoch = val_terms["error"], epoch
+                val_terms = {}
+                if val_loader is None:
+                    # Nothing to choose on: best.pt follows the rows' epochs (module docstring).
+                    best_epoch = epoch
+                else:
+                    val_terms = evaluate(
+                        module, val_loader, cfg, parts=parts, device=runtime.device
+                    )
+                    if val_terms["error"] < best:
+                        best, best_epoch = val_terms["error"], epoch
                 # The epoch's rows first, then the checkpoints that claim it: a kill in between
                 # leaves rows that a resume drops and redoes, never a checkpoint without its rows.
                 _add_scalars(writer, epoch + 1, _prefixed("val", val_terms))
@@ -712,7 +729,7 @@ def _train(
             # One line an epoch, also where the progress bar is quiet (a log file, a batch job).
             said = f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
             said += f"train loss {train_terms['total']:.4g}"
-            if validated:
+            if validated and val_loader is not None:
                 said += f" val error {val_terms['error']:.3f} (best {best:.3f} @ {best_epoch + 1})"
             tqdm.write(f"{said}, {train_seconds:.1f} s")
         if validated and runtime.distributed:
@@ -777,16 +794,19 @@ def _check_backbone_weights(model: ModelConfig) -> None:
 
 def _read_splits(
     cfg: TrainConfig, split_cache: SplitCache | None, *, with_images: bool
-) -> tuple[Dataset, Dataset]:
-    """The training and validation splits; refused, naming the field, when one is empty."""
+) -> tuple[Dataset, Dataset | None]:
+    """The training and validation splits (None without ``data.val_split``); refused, naming
+    the field, when one is empty."""
     data = cfg.data
     splits = tuple(
-        build_split(data, split, with_images=with_images, cache=split_cache)
+        None
+        if split is None
+        else build_split(data, split, with_images=with_images, cache=split_cache)
         for split in (data.train_split, data.val_split)
     )
     for field, dataset in zip(("train_split", "val_split"), splits, strict=True):
         # Before any epoch: an empty split would train nothing, or validate nothing after it.
-        if len(dataset) == 0:
+        if dataset is not None and len(dataset) == 0:
             raise ValueError(
                 f"data.{field}: {data.name} split {getattr(data, field)!r} at "
                 f"{data.cache or data.root} has no samples (`hopose data check` lists what is "

@@ -1,10 +1,11 @@
 """The config files shipped with hopose, ``<dataset>/<stage>.yaml``.
 
 ``synthetic/`` (the demo, sized for a 2-core CPU), ``obman/`` and ``fpha/`` (the paper's
-settings), each with ``lifter.yaml``, ``encoder.yaml`` and ``end2end.yaml``. They are package
-data, so an installed wheel has them as well as a source checkout: ``hopose train`` and
-``hopose demo`` find them by name (``fpha/lifter``) wherever they run. A config of one's own is
-any YAML file, given by its path; copy a shipped one (``src/hopose/configs/...``) to start.
+settings), ``ho3d/`` and ``dexycb/`` (the same settings on those datasets), each with
+``lifter.yaml``, ``encoder.yaml`` and ``end2end.yaml``. They are package data, so an installed
+wheel has them as well as a source checkout: ``hopose train`` and ``hopose demo`` find them by
+name (``fpha/lifter``) wherever they run. A config of one's own is any YAML file, given by its
+path; copy a shipped one (``src/hopose/configs/...``) to start.
 """
 
 from __future__ import annotations

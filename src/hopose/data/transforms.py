@@ -34,7 +34,15 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from hopose.crop import FrameWarp, edge_aligned_scale, jittered_square, square_around
+from hopose.crop import (
+    MIRROR_X,
+    FrameWarp,
+    edge_aligned_scale,
+    jittered_square,
+    mirror_affine,
+    mirror_camera,
+    square_around,
+)
 from hopose.geometry import project_points, scale_intrinsics
 from hopose.skeleton import CORNER_SIGNS
 
@@ -205,16 +213,15 @@ def mirror_frame(frame: Frame) -> Frame:
     Pixel centres sit at integer coordinates (docs/conventions.md §1), so a left-right flip of a
     W-wide image is ``F = [[-1, 0, W - 1], [0, 1, 0], [0, 0, 1]]``, u -> ``W - 1 - u``; a point
     (-x, y, z) projects there exactly with ``K' = F K diag(-1, 1, 1)``: cx -> ``W - 1 - cx`` and
-    the skew ``K[0, 1]`` negated (:func:`as_intrinsics` accepts a skewed K), fx, fy and cy kept.
-    Corners are reordered by :data:`MIRROR_CORNER_ORDER`. ``side`` is kept: the caller flips the
-    image pixels (see :func:`frame_to_record`).
+    the skew ``K[0, 1]`` negated (:func:`as_intrinsics` accepts a skewed K), fx, fy and cy kept
+    (:func:`hopose.crop.mirror_camera`). Corners are reordered by :data:`MIRROR_CORNER_ORDER`.
+    ``side`` is kept: the caller flips the image pixels (see :func:`frame_to_record`).
     """
-    flip = np.array([-1.0, 1.0, 1.0])
-    F = np.array([[-1.0, 0.0, frame.orig_size[0] - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    K = F @ np.asarray(frame.orig_K, dtype=np.float64) @ np.diag(flip)
+    flip = np.array(MIRROR_X)
+    K = mirror_camera(torch.as_tensor(frame.orig_K, dtype=torch.float64), frame.orig_size[0])
     return replace(
         frame,
-        orig_K=K,
+        orig_K=K.numpy(),
         hand_3d=frame.hand_3d * flip,
         obj_3d=(frame.obj_3d * flip)[list(MIRROR_CORNER_ORDER)],
     )
@@ -336,7 +343,7 @@ def view_frames(frame: Frame, affines: np.ndarray, image_size: int) -> np.ndarra
     width, height = frame.orig_size
     A = np.asarray(affines, dtype=np.float64)
     if frame.side == "left":  # the image's column u is the mirrored frame's W - 1 - u
-        A = A @ np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        A = A @ mirror_affine(width).numpy()
     # Network px per frame px, in the most detailed view: each map's largest singular value.
     stretch = float(np.linalg.svd(A[:, :2, :2], compute_uv=False)[:, 0].max())
     min_size = (max(1, math.ceil(width * stretch)), max(1, math.ceil(height * stretch)))
