@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dataset_fixtures import write_fpha
+from dataset_fixtures import write_dexycb, write_fpha
 from PIL import Image
 
 from hopose import evaluate, predict, viz
@@ -275,6 +275,19 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
     hope_report = (tmp_path / "hope" / "report.md").read_text()
     assert "Protocol: **fpha test split, ground-truth 2D" in hope_report  # the default protocol
     assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 |" in hope_report
+
+
+def test_predictions_say_which_frames_a_left_hand_shows_mirrored(checkpoint, tmp_path):
+    """A left hand's frame is scored as its mirror image, a right hand: predictions.npz says
+    so (side "left"), so that its arrays can be mirrored back. The fixture's left wrist lies at
+    x = 0 m and its joint 20 at x = 0.004 * 20 = 0.08 m: in the file, -80 mm."""
+    root = tmp_path / "dexycb"
+    write_dexycb(root, sides="left")
+    args = ["eval", str(checkpoint), "--data", "dexycb", "--root", str(root), "--split", "val"]
+    assert main([*args, "--gt-2d", "--no-report", "--out", str(tmp_path / "e")]) == 0
+    predictions = np.load(tmp_path / "e" / "predictions.npz")
+    assert list(predictions["side"]) == ["left"]
+    assert predictions["gt_hand_3d"][0, 20, 0] == pytest.approx(-80.0, abs=1e-3)
 
 
 def test_eval_from_square_crops_is_labelled_the_ground_truth_box_protocol(

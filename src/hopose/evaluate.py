@@ -6,7 +6,10 @@
 (the protocol of the paper's Table 2). The predictions are numpy arrays under fixed names,
 ``pred_hand_3d`` (N, 21, 3), ``gt_hand_3d``, ``pred_obj_3d`` (N, 8, 3), ``gt_obj_3d``,
 ``pred_hand_2d`` (N, 21, 2), ``gt_hand_2d``, ``pred_obj_2d`` (N, 8, 2), ``gt_obj_2d`` (pixels of
-the network's image), ``K``, ``orig_K`` (N, 3, 3), ``orig_size`` (N, 2) and ``id`` (N,).
+the network's image), ``K``, ``orig_K`` (N, 3, 3), ``orig_size`` (N, 2), ``id`` (N,) and
+``side`` (N,): "left" for a frame of a left hand, which its record and so every array here show
+mirrored, as a right hand (docs/datasets.md: x negated, the corners reordered, ``orig_K`` the
+mirrored camera's; :func:`hopose.data.transforms.mirror_frame`).
 
 :func:`run_eval` scores them once (:mod:`hopose.scoring`: the paper's numbers, the modern hand
 errors and the physical plausibility), optionally after the physical refinement of
@@ -171,6 +174,7 @@ def predict_split(
             for name in ("K", "orig_K", "orig_size"):
                 keep(name, batch[name].numpy())
             keep("id", np.asarray(batch["id"]))
+            keep("side", np.asarray(batch["side"]))
     return {name: np.concatenate(values) for name, values in chunks.items()}
 
 
