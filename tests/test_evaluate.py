@@ -277,6 +277,37 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
     assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 |" in hope_report
 
 
+def test_eval_reads_a_checkpoints_loader_options_and_test_split_not_its_sample_options(tmp_path):
+    """On the dataset it was trained on, an evaluation takes the checkpoint's loader options
+    (HO-3D's version) and test split (HO-3D's evaluation), not its crops' margin, on_error or
+    jitter, nor synthetic data's camera; given ones win, and another dataset inherits none."""
+    small = ["data.image_size=32", "model.image_size=32", "model.hidden=16"]
+    trained = {
+        "ho3d": [
+            "data.name=ho3d", "data.root=ho3d", "data.val_split=null",
+            "data.test_split=evaluation",
+            "data.options={version: v2, margin: 0.3, on_error: skip, jitter: true}",
+        ],
+        "synthetic": ["data.options={focal_scale: 1.6, free_fraction: 0.5, jitter: true}"],
+    }  # fmt: skip
+    checkpoints = {}
+    for name, overrides in trained.items():
+        cfg = load_config(CONFIGS / "synthetic" / "end2end.yaml", [*small, *overrides])
+        checkpoints[name] = tmp_path / f"{name}.pt"
+        model = build_model(cfg.model)
+        save_checkpoint(model_checkpoint(model, cfg, trained=("lifter",)), checkpoints[name])
+    data = evaluate.eval_data_config(checkpoints["ho3d"], name="ho3d", root="ho3d")
+    assert (data.options, data.test_split) == ({"version": "v2"}, "evaluation")
+    data = evaluate.eval_data_config(
+        checkpoints["ho3d"], name="ho3d", root="ho3d", split="train", options={"version": "v3"}
+    )
+    assert (data.options, data.test_split) == ({"version": "v3"}, "train")
+    data = evaluate.eval_data_config(checkpoints["ho3d"], name="dexycb", root="dexycb")
+    assert (data.options, data.test_split) == ({}, "test")
+    data = evaluate.eval_data_config(checkpoints["synthetic"], name="synthetic", num=2)
+    assert (data.options, data.test_split) == ({}, "test")
+
+
 def test_predictions_say_which_frames_a_left_hand_shows_mirrored(checkpoint, tmp_path):
     """A left hand's frame is scored as its mirror image, a right hand: predictions.npz says
     so (side "left"), so that its arrays can be mirrored back. The fixture's left wrist lies at

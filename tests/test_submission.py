@@ -122,3 +122,11 @@ def test_no_upload_from_part_of_the_split_or_from_ground_truth_2d(ho3d_evaluatio
     (out / SUBMISSION_FILE).write_bytes(b"an earlier evaluation's")
     assert main([*args, "evaluation", "--no-report", "--gt-2d", "--out", str(out)]) == 0
     assert not (out / SUBMISSION_FILE).exists()
+    # A line of the list skipped (on_error=skip): the server would find one prediction short.
+    (root / "evaluation.txt").write_text("SEQ2/0001\nSEQ2/0000\nSEQ2 0002\n")
+    skip = ["--option", "on_error=skip", "--no-report", "--out", str(out)]
+    assert main([*args, "evaluation", *skip]) == 0
+    assert not (out / SUBMISSION_FILE).exists()
+    assert f"no {SUBMISSION_FILE} written: lines were skipped (on_error=skip), first: " in (
+        capsys.readouterr().err
+    )

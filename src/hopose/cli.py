@@ -262,7 +262,11 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split")
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
     _add_data_arguments(parser)
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument(
+        "--split",
+        help="split to evaluate (default: the checkpoint's data.test_split on the dataset it "
+        "was trained on, HO-3D's evaluation; else test)",
+    )
     parser.add_argument(
         "--crop", type=_one_of("hopose.data", "CROPS"),
         help="image geometry (default: the checkpoint's)",

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
 from hopose.crop import apply_affine
-from hopose.data import collate_samples, option_defaults, uncapped
+from hopose.data import collate_samples, loader_options, option_defaults, uncapped
 from hopose.data.splits import build_split
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import write_atomic, write_text
@@ -199,7 +199,7 @@ def eval_data_config(
     root: str | None = None,
     cache: str | None = None,
     seed: int = 0,
-    split: str = "test",
+    split: str | None = None,
     num: int | None = None,
     crop: str | None = None,
     options: Mapping[str, Any] | None = None,
@@ -213,15 +213,18 @@ def eval_data_config(
             the default ``crop``).
         name, root, cache: the dataset, as in :class:`~hopose.config.DataConfig`.
         seed: synthetic: the base seed of the splits.
-        split: the split to read.
+        split: the split to read (``test_split`` of the result); None: the checkpoint's
+            ``data.test_split`` where ``name`` is the dataset it was trained on (HO-3D's
+            ``evaluation``), else "test".
         num: synthetic: frames to generate; real data: keep the first ``num`` (None: all).
         crop: "resize" or "square"; None: the checkpoint's. The lifter reads each frame's K,
             so a crop it was not trained with still gives 3D in the camera frame.
         options: the dataset constructor's own keyword arguments, as ``data.options`` in a
             config (e.g. ``{"focal_scale": 1.6}`` for synthetic data), over the checkpoint's
-            own where ``name`` is the dataset it was trained on (less the training crops'
-            jitter): its FPHA protocol, DexYCB setup or HO-3D version says which frames its
-            test split holds.
+            :func:`hopose.data.loader_options` where ``name`` is the dataset it was trained
+            on: its FPHA protocol, DexYCB setup or HO-3D version says which frames its test
+            split holds (ObMan's ``shapenet_root`` where they lie). Synthetic data's camera
+            and grasp mix, the crops' margin and ``on_error`` are not inherited.
         num_workers: processes that read the frames or render the self-crops' views.
         self_cropping: False where the protocol self-crops nothing (``gt_2d`` or ``gt_box`` of
             :func:`run_eval`).
@@ -240,12 +243,13 @@ def eval_data_config(
         )
     # Another protocol's default test split could hold the model's training frames (FPHA's
     # action split against the HOPE-Net split's, say), and its score would not say so.
-    inherited = without_jitter(trained).options if trained.name == name else {}
+    own = trained.name == name
+    inherited = {k: v for k, v in trained.options.items() if own and k in loader_options(name)}
     return DataConfig(
         name=name,
         root=root,
         cache=cache,
-        test_split=split,
+        test_split=split or (trained.test_split if own else "test"),
         image_size=trained.image_size,
         crop=trained.crop if crop is None else crop,
         num_train=num,
@@ -267,13 +271,13 @@ def without_jitter(data: DataConfig) -> DataConfig:
 def run_eval(
     checkpoint: str | Path,
     data: DataConfig,
-    split: str,
+    split: str | None,
     out_dir: str | Path,
     *,
     gt_2d: bool = False,
     gt_box: bool = False,
     batch_size: int = EVAL_BATCH_SIZE,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "auto",
     report: bool = True,
     plausibility: bool | None = None,
     refine: bool = False,
@@ -290,14 +294,16 @@ def run_eval(
         data: the dataset (its ``image_size`` and ``crop`` should match the training run's),
             without ``options.jitter`` (a training config's: :func:`without_jitter`); its
             ``num_workers`` processes read the records or render the self-crops' views.
-        split: the split to evaluate.
+        split: the split to evaluate; None: ``data.test_split`` (:func:`eval_data_config`
+            sets it).
         out_dir: output folder (created).
         gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
         gt_box: from the images of the squares ground truth places around hand and object
             (``data.crop`` set to "square"), not self-cropped, whatever the model was trained
             on: the ground-truth-box protocol of papers that crop so, labelled ``gt_box``.
         batch_size: frames per forward pass.
-        device: where to run: "cpu", "cuda" or "cuda:N" (:data:`hopose.config.DEVICES`) of a
+        device: where to run: "auto" (a GPU when there is one, else the CPU; the default, as
+            training's), "cpu", "cuda" or "cuda:N" (:data:`hopose.config.AUTO_DEVICES`) of a
             GPU this machine has.
         report: also write report.md, per_frame.csv and the figures of :mod:`hopose.report`.
         plausibility: score the physical plausibility (contacts, affinity, penetration, grasp
@@ -331,6 +337,7 @@ def run_eval(
             ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped,
             as ``single_view``.
     """
+    split = data.test_split if split is None else split
     check_device(str(device), "device", AUTO_DEVICES)
     device = resolve_device(str(device))
     if (jitter := data.options.get("jitter", False)) is not False:  # a string too: refused

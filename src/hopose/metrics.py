@@ -198,8 +198,10 @@ def keypoint_auc(
         thresholds: (T,) strictly increasing thresholds in mm, T >= 2.
 
     Returns:
-        (N,) AUCs in [0, 1]; NaN for a frame whose ground truth is not finite, 0 for one whose
-        prediction is not (a diverged joint is never correct).
+        (N,) AUCs in [0, 1]; NaN for a frame whose ground truth is not finite. A joint whose
+        prediction is not finite (diverged) is never within a threshold, so a frame with one of
+        21 such joints scores at most 20/21, and 0 under Procrustes alignment (a non-finite
+        pose has none).
     """
     pred_t, gt_t = _as_pose_pair(pred, gt, dim=3)
     t = _as_tensor(thresholds, "thresholds")

@@ -12,7 +12,7 @@ row per frame (``per_frame.csv``); :func:`summarize` reduces any such table to t
 - the hand benchmarks' counts (DexYCB, HO-3D, FreiHAND): ``hand_kp_auc``, ``hand_rr_kp_auc``
   and ``hand_pa_kp_auc``, each frame's AUC of its joints' PCK over 0-50 mm, unaligned,
   wrist-aligned and Procrustes-aligned (:func:`hopose.metrics.keypoint_auc`; NaN without
-  ground truth, 0 for a diverged prediction);
+  ground truth, a diverged joint never correct);
 - plausibility (:mod:`hopose.plausibility`, docs/evaluation.md), for ``pred`` and ``gt`` each:
   ``valid_contacts``, ``affinity``, ``penetration_mm``, ``grasp_epsilon`` and ``cuboid_mm``.
   The grasp quality's 6-D hulls dominate the cost; ``plausibility=False`` skips the whole group.

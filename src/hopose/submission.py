@@ -108,6 +108,8 @@ def write_submission(
     dataset = HO3D(data.root, split, with_images=False, **data.options)
     listed = [frame_id(dataset.version, seq, name) for seq, name in dataset.entries]
     try:
+        if dataset.skipped:  # the server scores a line of the list for each of its frames
+            raise NotSubmittable(f"lines were skipped (on_error=skip), first: {dataset.skipped[0]}")
         hand = listed_hands(predictions, listed)
     except NotSubmittable as error:
         warnings.warn(f"{dataset.list_path}: no {SUBMISSION_FILE} written: {error}", stacklevel=2)

@@ -47,8 +47,8 @@ def test_check_of_a_clean_split_passes(tmp_path):
     for t in range(2):
         write_image(folder / f"color_{t:06d}.jpg", (640, 480))
     report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
-    assert report.problems.keys() == {"missing folder", "no annotation"}
-    assert "labels_000001.npz" in report.problems["no annotation"][0]
+    assert report.problems.keys() == {"missing folder", "without a hand"}
+    assert "labels_000001.npz" in report.problems["without a hand"][0]
 
 
 def test_prepare_writes_a_cache_equal_to_the_raw_records(tmp_path):
@@ -170,13 +170,13 @@ def test_check_reports_a_folder_in_place_of_an_image_as_not_a_file(tmp_path):
 
 def test_a_frame_without_a_hand_is_listed_not_checked(tmp_path):
     """DexYCB's val frame 1 has no hand (its sequence's pose.npz says so): it is left out of the
-    index, listed under "no annotation", and only frame 0 is checked."""
+    index, listed under "without a hand", and only frame 0 is checked."""
     write_dexycb(tmp_path)
     folder = tmp_path / "20200709-subject-01" / "20200709_140004" / "836212060125"
     for t in range(2):
         write_image(folder / f"color_{t:06d}.jpg", (640, 480))
     report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
-    assert len(report.problems["no annotation"]) == 1
+    assert len(report.problems["without a hand"]) == 1
     assert report.frames == 1
     assert report.summary().splitlines()[0] == f"dexycb at {tmp_path}: 1 frames checked"
 

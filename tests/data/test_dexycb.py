@@ -82,24 +82,31 @@ def test_frames_without_a_hand_are_left_out_of_every_camera_and_listed(tmp_path)
     base = "dexycb/20200709-subject-01/20200709_140004"
     assert ids == [f"{base}/{DEXYCB_SERIAL}/000000", f"{base}/{serial}/000000"]
     folder = _sequence_folder(tmp_path)
-    assert dataset.num_unannotated == 2
-    assert dataset.unannotated == [
+    assert dataset.num_handless == 2
+    assert dataset.handless == [
         f"{folder / s / 'labels_000001.npz'}: no hand in this frame "
         f"({folder / 'pose.npz'} pose_m[1] is all zero)"
         for s in (DEXYCB_SERIAL, serial)
     ]
 
 
-def test_data_check_lists_the_frames_without_a_hand_as_not_annotated(tmp_path):
-    """`hopose data check` reports the frames left out for having no hand under "no
-    annotation" (from the index, their labels unread) and checks the one frame indexed."""
+def test_data_check_lists_the_frames_without_a_hand_and_passes(tmp_path, capsys):
+    """`hopose data check` lists the frames left out for having no hand under "without a hand"
+    (from the index, their labels unread), checks the one frame indexed, and finds no problem
+    in a sound tree: every real sequence has such frames, so counting them as problems made
+    the check fail on every DexYCB tree."""
     write_dexycb(tmp_path)
+    folder = _sequence_folder(tmp_path)
+    write_image(folder / DEXYCB_SERIAL / "color_000000.jpg", (640, 480))
     report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
     assert report.frames == 1
-    folder = _sequence_folder(tmp_path)
     labels, pose = folder / DEXYCB_SERIAL / "labels_000001.npz", folder / "pose.npz"
     expected = f"{labels}: no hand in this frame ({pose} pose_m[1] is all zero)"
-    assert report.problems["no annotation"] == [expected]
+    assert report.problems["without a hand"] == [expected]
+    assert "no annotation" not in report.problems
+    assert set(report.problems) == {"missing folder", "without a hand"}  # the other cameras
+    del report.problems["missing folder"]
+    assert report.ok and "no problems found" in report.summary()
 
 
 def test_indexing_reads_one_pose_npz_per_sequence_and_no_labels(tmp_path, monkeypatch):
@@ -256,7 +263,7 @@ def test_a_missing_or_malformed_pose_npz_names_the_file(tmp_path, arrays, messag
     assert "\n" not in str(caught.value)
     dataset = DexYCB(tmp_path, "val", with_images=False, on_error="skip")
     assert len(dataset) == 0 and dataset.skipped == [str(caught.value)]
-    assert dataset.sequence_info == [] and dataset.num_unannotated == 0
+    assert dataset.sequence_info == [] and dataset.num_handless == 0
     report = check_dataset("dexycb", str(tmp_path), splits=("val",), progress=False)
     assert report.problems["bad annotation"] == [str(caught.value)]
 

@@ -65,6 +65,7 @@ __all__ = [
     "check_sample",
     "collate_samples",
     "frame_to_record",
+    "loader_options",
     "option_defaults",
     "synthetic_split_seed",
     "uncapped",
@@ -208,6 +209,19 @@ def option_defaults(name: str) -> dict[str, Any]:
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
             break
     return defaults
+
+
+def loader_options(name: str) -> tuple[str, ...]:
+    """The options of a real dataset's own class: those that say which frames its splits hold
+    or where they lie (FPHA's ``protocol``, DexYCB's ``setup``, HO-3D's ``version``, ObMan's
+    ``shapenet_root``), not those it passes on to :class:`FrameDataset` (the crops' margin,
+    ``on_error``, ``jitter``); none for synthetic data, whose options shape the samples."""
+    if name == "synthetic":
+        return ()
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    own = set(inspect.signature(build_dataset).parameters)
+    parameters = list(inspect.signature(REAL_DATASETS[name].__init__).parameters.values())[1:]
+    return tuple(p.name for p in parameters if p.kind in keyword and p.name not in own)
 
 
 def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images: bool):

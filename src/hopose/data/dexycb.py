@@ -20,7 +20,7 @@ sorted order of a subject's folder, which must hold all 100 (as the toolkit asse
 missing, every later index would name another grasp and the split would be silently wrong.
 
 Frames without a hand (before the hand comes into view) are left out of the index, and listed in
-``unannotated``. The sequence's ``pose.npz`` holds the MANO pose fitted once per frame, in the
+``handless``. The sequence's ``pose.npz`` holds the MANO pose fitted once per frame, in the
 master camera's frame, for all 8 cameras: all zero where there is no hand (as the toolkit's
 ``sequence_loader.py`` reads it), and every camera's labels are derived from it (there
 ``joint_3d`` is all −1, the marker the toolkit's ``hpe_eval.py`` leaves out of the evaluation).
@@ -222,7 +222,7 @@ class DexYCB(FrameDataset):
             are in ``skipped``).
 
     Only frames with a hand are indexed (read from each sequence's ``pose.npz``, once); the
-    others are counted in ``num_unannotated`` and listed by ``unannotated``.
+    others are counted in ``num_handless`` and listed by ``handless``.
     """
 
     def __init__(
@@ -249,9 +249,9 @@ class DexYCB(FrameDataset):
         self.sequence_info: list[tuple[Path, str, str, int]] = []  # folder, object, side, grasp
         self.entries: list[tuple[int, str, int]] = []
         # Frames without a hand, kept compact (a split has up to ~10^5 of them): (sequence,
-        # serials on disk, frame indices); ``unannotated`` spells them out when asked.
+        # serials on disk, frame indices); ``handless`` spells them out when asked.
         self._handless: list[tuple[int, tuple[str, ...], np.ndarray]] = []
-        self.num_unannotated = 0
+        self.num_handless = 0
         for subject in (DEXYCB_SUBJECTS[i] for i in subjects):
             folder = self.root / subject
             if not folder.is_dir():
@@ -270,14 +270,15 @@ class DexYCB(FrameDataset):
                 except DataFileError as error:
                     self._skip_or_raise(error)
         self._warn_skipped(f"DexYCB {setup}/{split}")
-        if self.num_unannotated:
+        if self.num_handless:
             # Not a warning: every sequence starts before the hand is in view.
+            sequence, serials, frames = self._handless[0]
             log.info(
                 "DexYCB %s/%s: left out %d frames without a hand, first: %s",
                 setup,
                 split,
-                self.num_unannotated,
-                self.unannotated[0],
+                self.num_handless,
+                self._handless_line(sequence, serials[0], int(frames[0])),
             )
         if self.missing:
             log.warning(
@@ -325,22 +326,25 @@ class DexYCB(FrameDataset):
         handless = np.flatnonzero(~has_hand)
         if len(handless):
             self._handless.append((sequence, tuple(present), handless))
-            self.num_unannotated += len(handless) * len(present)
+            self.num_handless += len(handless) * len(present)
 
     @property
-    def unannotated(self) -> list[str]:
+    def handless(self) -> list[str]:
         """One line per frame and camera left out for having no hand, naming its labels file
         (as :class:`MissingHand` does) and the ``pose.npz`` that says so."""
-        lines = []
-        for sequence, serials, frames in self._handless:
-            folder = self.sequence_info[sequence][0]
-            lines += [
-                f"{folder / serial / f'labels_{t:06d}.npz'}: no hand in this frame "
-                f"({folder / 'pose.npz'} pose_m[{t}] is all zero)"
-                for serial in serials
-                for t in frames
-            ]
-        return lines
+        return [
+            self._handless_line(sequence, serial, t)
+            for sequence, serials, frames in self._handless
+            for serial in serials
+            for t in frames
+        ]
+
+    def _handless_line(self, sequence: int, serial: str, t: int) -> str:
+        folder = self.sequence_info[sequence][0]
+        return (
+            f"{folder / serial / f'labels_{t:06d}.npz'}: no hand in this frame "
+            f"({folder / 'pose.npz'} pose_m[{t}] is all zero)"
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
