@@ -9,21 +9,31 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from dataset_fixtures import write_ho3d, write_image
+from dataset_fixtures import (
+    DEXYCB_HAND_FRAMES,
+    write_dexycb,
+    write_dexycb_pose,
+    write_ho3d,
+    write_image,
+)
 
 from hopose.checkpoint import model_checkpoint, save_checkpoint
 from hopose.cli import main
-from hopose.config import load_config
+from hopose.config import DataConfig, load_config
 from hopose.configs import CONFIG_DIR
-from hopose.data import HO3D
+from hopose.data import HO3D, DexYCB
+from hopose.data.dexycb import DEXYCB_SERIALS
 from hopose.models import build_model
 from hopose.submission import (
     CANONICAL_TO_MANO,
+    DEXYCB_RESULTS_FILE,
     PREDICTION_JSON,
     SUBMISSION_FILE,
     NotSubmittable,
     ho3d_joints,
     listed_hands,
+    write_dexycb_results,
+    write_submission,
 )
 
 
@@ -130,3 +140,68 @@ def test_no_upload_from_part_of_the_split_or_from_ground_truth_2d(ho3d_evaluatio
     assert f"no {SUBMISSION_FILE} written: lines were skipped (on_error=skip), first: " in (
         capsys.readouterr().err
     )
+
+
+def _whole_dexycb_val(root) -> DexYCB:
+    """s0's val split whole on disk: subjects 01 and 02, their 20 val sequences (sorted index
+    4, 9, ..., 99) with all 8 cameras (empty: no label is read) and a pose.npz; each sequence
+    2 frames, a hand in frame 0 only, subject 02's hands left."""
+    write_dexycb(root)
+    for subject, side in (("20200709-subject-01", "right"), ("20200813-subject-02", "left")):
+        for index in range(100):
+            folder = root / subject / f"{subject[:8]}_14{index:04d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            meta = (root / "20200709-subject-01" / "20200709_140000" / "meta.yml").read_text()
+            (folder / "meta.yml").write_text(meta.replace("- right", f"- {side}"))
+            if index % 5 == 4:
+                write_dexycb_pose(folder, DEXYCB_HAND_FRAMES)
+                for serial in DEXYCB_SERIALS:
+                    (folder / serial).mkdir(exist_ok=True)
+    return DexYCB(root, "val", with_images=False)
+
+
+def test_dexycb_frames_carry_the_toolkits_image_ids(tmp_path):
+    """The toolkit's DexYCBDataset counts every frame of every camera, sequence by sequence,
+    camera by camera: with 2 frames and 8 cameras a sequence spans 16 ids. Subject 01's second
+    val sequence (index 9) starts at 16; its camera 2, frame 0 is 16 + 2 * 2 + 0 = 20. Subject
+    02's first starts after subject 01's 20 sequences, at 320."""
+    dataset = _whole_dexycb_val(tmp_path)
+    assert len(dataset) == 2 * 20 * 8  # the frames with a hand: frame 0 of each
+    ids = {dataset.frame_id(i): dataset.toolkit_id(i) for i in range(len(dataset))}
+    assert ids[f"dexycb/20200709-subject-01/20200709_140009/{DEXYCB_SERIALS[2]}/000000"] == 20
+    assert ids[f"dexycb/20200813-subject-02/20200813_140004/{DEXYCB_SERIALS[0]}/000000"] == 320
+    assert sorted(ids.values()) == list(range(0, 640, 2))  # frame 1 of each camera has no hand
+
+
+def test_dexycb_results_are_the_toolkits_lines_with_left_hands_mirrored_back(tmp_path):
+    """One line per frame with a hand, by image id: the id, then the 63 coordinates in mm. A
+    right hand is written as predicted; a left hand was predicted mirrored (as a right hand),
+    so its x is negated back."""
+    dataset = _whole_dexycb_val(tmp_path / "dexycb")
+    n = len(dataset)
+    hands = np.arange(n * 63, dtype=float).reshape(n, 21, 3) / 10
+    predictions = {
+        "id": np.array([dataset.frame_id(i) for i in range(n)]),
+        "side": np.array([dataset.sequence_info[dataset.entries[i][0]][2] for i in range(n)]),
+        "pred_hand_3d": hands,
+    }
+    data = DataConfig(name="dexycb", root=str(tmp_path / "dexycb"), test_split="val")
+    path = write_dexycb_results(data, "val", predictions, tmp_path)
+    lines = path.read_text().splitlines()
+    assert len(lines) == n and all(len(line.split(",")) == 64 for line in lines)
+    rows = {int(line.split(",")[0]): line.split(",")[1:] for line in lines}
+    right, left = 0, n - 1  # frames of subject 01 and of subject 02
+    for index, x_sign in ((right, 1.0), (left, -1.0)):
+        expected = hands[index] * [x_sign, 1.0, 1.0]
+        written = np.array(rows[dataset.toolkit_id(index)], dtype=float).reshape(21, 3)
+        np.testing.assert_allclose(written, expected, atol=0.05)
+    assert predictions["side"][left] == "left" and predictions["side"][right] == "right"
+    # What hopose eval calls for any dataset: DexYCB's file for a DexYCB split.
+    (tmp_path / "via").mkdir()
+    via = write_submission(data, "val", predictions, tmp_path / "via")
+    assert via == tmp_path / "via" / DEXYCB_RESULTS_FILE and via.read_text() == path.read_text()
+    del predictions["pred_hand_3d"]  # a frame without a prediction: the toolkit would stop
+    predictions["pred_hand_3d"] = hands[:-1]
+    predictions["id"] = predictions["id"][:-1]
+    with pytest.warns(UserWarning, match=f"no {DEXYCB_RESULTS_FILE} written: 1 of its 320"):
+        assert write_dexycb_results(data, "val", predictions, tmp_path / "again") is None

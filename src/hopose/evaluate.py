@@ -46,7 +46,7 @@ from hopose.report import remove_report, write_report
 from hopose.scoring import frame_metrics, score, summarize
 from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop
 from hopose.skeleton import NUM_JOINTS
-from hopose.submission import SUBMISSION_FILE, write_submission
+from hopose.submission import BENCHMARK_FILES, write_submission
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
 EVAL_BATCH_SIZE = 64
@@ -393,7 +393,8 @@ def run_eval(
     # An earlier evaluation's outputs go first, and metrics.json comes last: a folder holds one
     # evaluation's files, and metrics.json only beside all of them.
     (out_dir / EVAL_METRICS_FILE).unlink(missing_ok=True)
-    (out_dir / SUBMISSION_FILE).unlink(missing_ok=True)
+    for name in BENCHMARK_FILES:
+        (out_dir / name).unlink(missing_ok=True)
     remove_report(out_dir)
     write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
     # Square records read without self-cropping (asked for, or of a model that reads whole

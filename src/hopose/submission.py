@@ -1,18 +1,26 @@
-"""The prediction file a benchmark's server scores where the test labels are withheld: HO-3D's.
+"""The files a benchmark's own evaluation code reads: HO-3D's upload and DexYCB's results.
 
-HO-3D's ``evaluation`` split holds the wrist alone (docs/datasets.md, HO-3D): its hand errors
-come from the challenge's server (CodaLab), which reads ``pred.json`` from an uploaded zip.
-``hopose eval`` on that split, from the images, writes :data:`SUBMISSION_FILE` beside its
-predictions (:func:`write_submission`).
+**HO-3D.** Its ``evaluation`` split holds the wrist alone (docs/datasets.md, HO-3D): its hand
+errors come from the challenge's server (CodaLab), which reads ``pred.json`` from an uploaded
+zip. ``hopose eval`` on that split, from the images, writes :data:`SUBMISSION_FILE` beside its
+predictions (:func:`write_submission`). The format, as the dataset's own ``pred.py`` writes it
+and its ``eval.py`` reads it (github.com/shreyashampali/ho3d): a JSON array ``[xyz, verts]`` of
+two lists with one entry per line of ``evaluation.txt``, in its order; ``xyz[i]`` the 21 joints
+and ``verts[i]`` the hand mesh's vertices, in metres in HO-3D's OpenGL camera frame (y up, z
+backwards, so a point in front of the camera has z < 0), the joints in HO-3D's order (MANO's,
+:data:`MANO_TO_CANONICAL`'s source). hopose predicts no mesh: each frame's ``verts`` holds its
+21 joints, a point count other than MANO's 778, for which the server scores no mesh error (its
+mesh rows read -1) and computes its F-scores over those 21 points. Coordinates are rounded to
+0.1 mm.
 
-The format, as the dataset's own ``pred.py`` writes it and its ``eval.py`` reads it
-(github.com/shreyashampali/ho3d): a JSON array ``[xyz, verts]`` of two lists with one entry per
-line of ``evaluation.txt``, in its order; ``xyz[i]`` the 21 joints and ``verts[i]`` the hand
-mesh's vertices, in metres in HO-3D's OpenGL camera frame (y up, z backwards, so a point in front
-of the camera has z < 0), the joints in HO-3D's order (MANO's, :data:`MANO_TO_CANONICAL`'s
-source). hopose predicts no mesh: each frame's ``verts`` holds its 21 joints, a point count other
-than MANO's 778, for which the server scores no mesh error (its mesh rows read -1) and computes
-its F-scores over those 21 points. Coordinates are rounded to 0.1 mm.
+**DexYCB.** Its labels are public, so ``hopose eval`` scores it itself (with the toolkit's
+joint AUCs, :func:`hopose.metrics.keypoint_auc`); for the toolkit's own numbers, an evaluation
+of a whole DexYCB split from the images also writes :data:`DEXYCB_RESULTS_FILE`, the results
+file its ``hpe_eval.py`` reads (github.com/NVlabs/dex-ycb-toolkit): a line per frame with a hand,
+``image_id,x1,y1,z1,...,x21,y21,z21``, the image id the frame's index in the toolkit's
+``DexYCBDataset`` of the same setup and split (:meth:`hopose.data.dexycb.DexYCB.toolkit_id`),
+the joints in mm in the camera's frame, in the toolkit's order (hopose's canonical one), a left
+hand mirrored back to the left hand it is (hopose scores it mirrored, as a right hand).
 """
 
 from __future__ import annotations
@@ -26,17 +34,24 @@ from pathlib import Path
 import numpy as np
 
 from hopose.config import DataConfig
+from hopose.crop import MIRROR_X
+from hopose.data.dexycb import DexYCB
 from hopose.data.ho3d import HO3D, METRES_TO_MM, OPENGL_TO_OPENCV, frame_id
-from hopose.files import write_atomic
+from hopose.files import write_atomic, write_text
 from hopose.skeleton import MANO_TO_CANONICAL
 
 # The upload, in an evaluation's folder, and the one file in it that the server reads.
 SUBMISSION_FILE = "ho3d_submission.zip"
 PREDICTION_JSON = "pred.json"
+# DexYCB's results for its toolkit's hpe_eval.py, in an evaluation's folder.
+DEXYCB_RESULTS_FILE = "dexycb_hpe_results.txt"
+# Every file of this module, which an evaluation removes before it writes its own.
+BENCHMARK_FILES = (SUBMISSION_FILE, DEXYCB_RESULTS_FILE)
 # HO-3D joint j is canonical joint CANONICAL_TO_MANO[j] (the inverse of MANO_TO_CANONICAL).
 CANONICAL_TO_MANO: tuple[int, ...] = tuple(int(i) for i in np.argsort(MANO_TO_CANONICAL))
-# Metres kept in the file: 4 decimals, 0.1 mm.
+# Metres kept in HO-3D's file: 4 decimals, 0.1 mm; millimetres in DexYCB's: 1 decimal.
 DECIMALS = 4
+MM_DECIMALS = 1
 
 
 def ho3d_joints(hand_3d: np.ndarray) -> np.ndarray:
@@ -89,8 +104,10 @@ def listed_hands(predictions: Mapping[str, np.ndarray], listed: list[str]) -> np
 def write_submission(
     data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: str | Path
 ) -> Path | None:
-    """Write ``out_dir``/:data:`SUBMISSION_FILE` where ``data`` and ``split`` are HO-3D's
-    withheld ``evaluation`` split read from its folder (``data.root``).
+    """Write the file a benchmark's code reads, where ``data`` and ``split`` have one: HO-3D's
+    withheld ``evaluation`` split (:data:`SUBMISSION_FILE`) or a DexYCB split
+    (:data:`DEXYCB_RESULTS_FILE`, :func:`write_dexycb_results`), read from its folder
+    (``data.root``).
 
     Args:
         data: the evaluation's dataset.
@@ -103,6 +120,8 @@ def write_submission(
         The zip's path; None where the split has no server, or (with a warning saying why,
         :class:`NotSubmittable`) where the predictions cannot be uploaded.
     """
+    if data.name == "dexycb" and data.root is not None:
+        return write_dexycb_results(data, split, predictions, out_dir)
     if data.name != "ho3d" or split != "evaluation" or data.root is None:
         return None
     dataset = HO3D(data.root, split, with_images=False, **data.options)
@@ -122,3 +141,35 @@ def write_submission(
             archive.writestr(PREDICTION_JSON, text)
 
     return write_atomic(Path(out_dir) / SUBMISSION_FILE, write)
+
+
+def write_dexycb_results(
+    data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: str | Path
+) -> Path | None:
+    """Write ``out_dir``/:data:`DEXYCB_RESULTS_FILE` for the toolkit's ``hpe_eval.py`` (module
+    docstring); None, with a warning saying why, where it would not score them all: a folder
+    of the split missing or a sequence skipped (its image ids would shift), or a frame with a
+    hand without a prediction (:class:`NotSubmittable`)."""
+    dataset = DexYCB(data.root, split, with_images=False, **data.options)
+    listed = [dataset.frame_id(index) for index in range(len(dataset))]
+    where = f"{data.root} ({dataset.setup}/{split})"
+    try:
+        if dataset.missing or dataset.skipped:
+            first = (dataset.missing or dataset.skipped)[0]
+            raise NotSubmittable(f"the split is not whole on disk (first: {first})")
+        hand = listed_hands(predictions, listed)
+    except NotSubmittable as error:
+        warnings.warn(f"{where}: no {DEXYCB_RESULTS_FILE} written: {error}", stacklevel=2)
+        return None
+    sides = {str(name): str(side) for name, side in zip(
+        predictions["id"], predictions["side"], strict=True
+    )}  # fmt: skip
+    # A left hand was scored mirrored (x negated); its joints keep their order.
+    left = np.array([sides[name] == "left" for name in listed])
+    hand = np.where(left[:, None, None], hand * np.array(MIRROR_X), hand)
+    ids = [dataset.toolkit_id(index) for index in range(len(dataset))]
+    lines = [
+        ",".join([str(image_id), *(f"{value:.{MM_DECIMALS}f}" for value in joints.ravel())])
+        for image_id, joints in sorted(zip(ids, hand, strict=True), key=lambda row: row[0])
+    ]
+    return write_text(Path(out_dir) / DEXYCB_RESULTS_FILE, "\n".join(lines) + "\n")

@@ -252,6 +252,12 @@ class DexYCB(FrameDataset):
         # serials on disk, frame indices); ``handless`` spells them out when asked.
         self._handless: list[tuple[int, tuple[str, ...], np.ndarray]] = []
         self.num_handless = 0
+        # The toolkit's image ids (its DexYCBDataset's index: every frame of every camera of the
+        # setup's split, sequence by sequence, camera by camera): each indexed sequence's first
+        # id and frame count, and the split's count so far.
+        self._serials = tuple(DEXYCB_SERIALS[i] for i in serials)
+        self._toolkit_ids: list[tuple[int, int]] = []
+        self._toolkit_count = 0
         for subject in (DEXYCB_SUBJECTS[i] for i in subjects):
             folder = self.root / subject
             if not folder.is_dir():
@@ -307,6 +313,8 @@ class DexYCB(FrameDataset):
             raise DataFileError(
                 f"{meta_path}: mano_sides[0] must be 'right' or 'left', got {side!r}"
             )
+        first_id = self._toolkit_count
+        self._toolkit_count += len(serials) * num_frames
         present = []
         for serial in (DEXYCB_SERIALS[i] for i in serials):
             if (folder / serial).is_dir():
@@ -318,6 +326,7 @@ class DexYCB(FrameDataset):
         # Read before anything is recorded: a sequence skipped for its pose.npz leaves no trace.
         has_hand = read_hand_presence(folder / "pose.npz", num_frames)
         self.sequence_info.append((folder, name, side, grasp))
+        self._toolkit_ids.append((first_id, num_frames))
         sequence = len(self.sequence_info) - 1
         # The hand is posed once per frame for all cameras: present in one view, in all.
         frames = np.flatnonzero(has_hand).tolist()
@@ -345,6 +354,22 @@ class DexYCB(FrameDataset):
             f"{folder / serial / f'labels_{t:06d}.npz'}: no hand in this frame "
             f"({folder / 'pose.npz'} pose_m[{t}] is all zero)"
         )
+
+    def frame_id(self, index: int) -> str:
+        """The record id of frame ``index``: ``dexycb/<subject>/<sequence>/<serial>/<frame>``."""
+        sequence, serial, t = self.entries[index]
+        folder = self.sequence_info[sequence][0]
+        return f"dexycb/{folder.parent.name}/{folder.name}/{serial}/{t:06d}"
+
+    def toolkit_id(self, index: int) -> int:
+        """The image id of frame ``index`` in the dex-ycb-toolkit's ``DexYCBDataset`` of the
+        same setup and split, which its ``hpe_eval.py`` reads results by: the frame's place
+        among every frame of every camera of the split, sequence by sequence, camera by camera.
+        Only meaningful where no folder is missing and no sequence was skipped (the toolkit
+        counts them all)."""
+        sequence, serial, t = self.entries[index]
+        first, num_frames = self._toolkit_ids[sequence]
+        return first + self._serials.index(serial) * num_frames + t
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -377,5 +402,5 @@ class DexYCB(FrameDataset):
             obj_3d=corners * METRES_TO_MM,
             side=side,
             object=name,
-            id=f"dexycb/{folder.parent.name}/{folder.name}/{serial}/{t:06d}",
+            id=self.frame_id(index),
         )
