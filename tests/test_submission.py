@@ -126,7 +126,7 @@ def test_no_upload_from_part_of_the_split_or_from_ground_truth_2d(ho3d_evaluatio
     assert main([*args, "evaluation", "--no-report", "--num", "1", "--out", str(out)]) == 0
     assert not (out / SUBMISSION_FILE).exists()
     assert (
-        f"hopose eval: warning: {root / 'evaluation.txt'}: no {SUBMISSION_FILE} written: 1 of "
+        f"hopose eval: warning: {root} (evaluation): no {SUBMISSION_FILE} written: 1 of "
         "its 2 frames have no prediction (first ho3d_v3/SEQ2/0000)"
     ) in capsys.readouterr().err
     (out / SUBMISSION_FILE).write_bytes(b"an earlier evaluation's")
@@ -203,5 +203,14 @@ def test_dexycb_results_are_the_toolkits_lines_with_left_hands_mirrored_back(tmp
     del predictions["pred_hand_3d"]  # a frame without a prediction: the toolkit would stop
     predictions["pred_hand_3d"] = hands[:-1]
     predictions["id"] = predictions["id"][:-1]
+    with pytest.raises(NotSubmittable, match=r"^1 of its 320 frames have no prediction"):
+        write_dexycb_results(data, "val", predictions, tmp_path / "again")
     with pytest.warns(UserWarning, match=f"no {DEXYCB_RESULTS_FILE} written: 1 of its 320"):
-        assert write_dexycb_results(data, "val", predictions, tmp_path / "again") is None
+        assert write_submission(data, "val", predictions, tmp_path / "again") is None
+    # A dataset file that cannot be read again (the frames came from elsewhere, a cache say):
+    # a warning at the end of the evaluation, not an error after its whole inference.
+    meta = tmp_path / "dexycb" / "20200709-subject-01" / "20200709_140009" / "meta.yml"
+    meta.write_text("num_frames: [2\n")
+    with pytest.warns(UserWarning, match=r"no dexycb_hpe_results\.txt written: .*invalid YAML"):
+        assert write_submission(data, "val", predictions, tmp_path / "again") is None
+    assert not (tmp_path / "again").exists()

@@ -286,8 +286,8 @@ def run_eval(
     single_view: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json``, a report
-    and, on a split whose labels a server withholds (HO-3D's ``evaluation``), the file to upload
-    (:func:`hopose.submission.write_submission`).
+    and, where a benchmark's own code reads one, its file (HO-3D's upload of its withheld
+    ``evaluation`` split, DexYCB's toolkit results: :func:`hopose.submission.write_submission`).
 
     Args:
         checkpoint: a checkpoint written by :mod:`hopose.train`.

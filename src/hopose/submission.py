@@ -3,15 +3,15 @@
 **HO-3D.** Its ``evaluation`` split holds the wrist alone (docs/datasets.md, HO-3D): its hand
 errors come from the challenge's server (CodaLab), which reads ``pred.json`` from an uploaded
 zip. ``hopose eval`` on that split, from the images, writes :data:`SUBMISSION_FILE` beside its
-predictions (:func:`write_submission`). The format, as the dataset's own ``pred.py`` writes it
-and its ``eval.py`` reads it (github.com/shreyashampali/ho3d): a JSON array ``[xyz, verts]`` of
-two lists with one entry per line of ``evaluation.txt``, in its order; ``xyz[i]`` the 21 joints
-and ``verts[i]`` the hand mesh's vertices, in metres in HO-3D's OpenGL camera frame (y up, z
-backwards, so a point in front of the camera has z < 0), the joints in HO-3D's order (MANO's,
-:data:`MANO_TO_CANONICAL`'s source). hopose predicts no mesh: each frame's ``verts`` holds its
-21 joints, a point count other than MANO's 778, for which the server scores no mesh error (its
-mesh rows read -1) and computes its F-scores over those 21 points. Coordinates are rounded to
-0.1 mm.
+predictions (:func:`write_submission`, :func:`write_ho3d_upload`). The format, as the dataset's
+own ``pred.py`` writes it and its ``eval.py`` reads it (github.com/shreyashampali/ho3d): a JSON
+array ``[xyz, verts]`` of two lists with one entry per line of ``evaluation.txt``, in its
+order; ``xyz[i]`` the 21 joints and ``verts[i]`` the hand mesh's vertices, in metres in HO-3D's
+OpenGL camera frame (y up, z backwards, so a point in front of the camera has z < 0), the joints
+in HO-3D's order (MANO's, :data:`MANO_TO_CANONICAL`'s source). hopose predicts no mesh: each
+frame's ``verts`` holds its 21 joints, a point count other than MANO's 778, for which the server
+scores no mesh error (its mesh rows read -1) and computes its F-scores over those 21 points.
+Coordinates are rounded to 0.1 mm.
 
 **DexYCB.** Its labels are public, so ``hopose eval`` scores it itself (with the toolkit's
 joint AUCs, :func:`hopose.metrics.keypoint_auc`); for the toolkit's own numbers, an evaluation
@@ -37,6 +37,7 @@ from hopose.config import DataConfig
 from hopose.crop import MIRROR_X
 from hopose.data.dexycb import DexYCB
 from hopose.data.ho3d import HO3D, METRES_TO_MM, OPENGL_TO_OPENCV, frame_id
+from hopose.data.transforms import DataFileError
 from hopose.files import write_atomic, write_text
 from hopose.skeleton import MANO_TO_CANONICAL
 
@@ -84,15 +85,15 @@ def listed_hands(predictions: Mapping[str, np.ndarray], listed: list[str]) -> np
         (len(listed), 21, 3) hands, finite.
 
     Raises:
-        NotSubmittable: a listed frame has no prediction (the server scores every one), or a
-            hand is not finite.
+        NotSubmittable: a listed frame has no prediction (the benchmark scores every one), or
+            a hand is not finite.
     """
     where = {str(name): row for row, name in enumerate(predictions["id"])}
     missing = [name for name in listed if name not in where]
     if missing:
         raise NotSubmittable(
             f"{len(missing)} of its {len(listed)} frames have no prediction (first "
-            f"{missing[0]}); the server scores every frame, so evaluate the whole split"
+            f"{missing[0]}); the benchmark scores every frame, so evaluate the whole split"
         )
     hand = np.asarray(predictions["pred_hand_3d"])[[where[name] for name in listed]]
     bad = ~np.isfinite(hand).all(axis=(1, 2))
@@ -105,62 +106,80 @@ def write_submission(
     data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: str | Path
 ) -> Path | None:
     """Write the file a benchmark's code reads, where ``data`` and ``split`` have one: HO-3D's
-    withheld ``evaluation`` split (:data:`SUBMISSION_FILE`) or a DexYCB split
-    (:data:`DEXYCB_RESULTS_FILE`, :func:`write_dexycb_results`), read from its folder
-    (``data.root``).
+    withheld ``evaluation`` split (:data:`SUBMISSION_FILE`, :func:`write_ho3d_upload`) or a
+    DexYCB split (:data:`DEXYCB_RESULTS_FILE`, :func:`write_dexycb_results`), whose frames are
+    listed again from the dataset's folder (``data.root``; an evaluation from ``--cache``
+    alone writes none).
 
     Args:
         data: the evaluation's dataset.
         split: its split.
-        predictions: :func:`hopose.evaluate.predict_split`'s arrays (``id``, ``pred_hand_3d``),
-            from the images: a protocol that reads ground truth is no submission.
+        predictions: :func:`hopose.evaluate.predict_split`'s arrays (``id``, ``side``,
+            ``pred_hand_3d``), from the images: a protocol that reads ground truth writes none.
         out_dir: the evaluation's folder.
 
     Returns:
-        The zip's path; None where the split has no server, or (with a warning saying why,
-        :class:`NotSubmittable`) where the predictions cannot be uploaded.
+        The file's path; None where the split has none, or (with a one-line warning saying
+        why: :class:`NotSubmittable`, or a dataset file that cannot be read again) where the
+        predictions would not be scored whole.
     """
-    if data.name == "dexycb" and data.root is not None:
-        return write_dexycb_results(data, split, predictions, out_dir)
-    if data.name != "ho3d" or split != "evaluation" or data.root is None:
+    if data.root is None:
         return None
-    dataset = HO3D(data.root, split, with_images=False, **data.options)
-    listed = [frame_id(dataset.version, seq, name) for seq, name in dataset.entries]
+    if data.name == "dexycb":
+        name, write = DEXYCB_RESULTS_FILE, write_dexycb_results
+    elif data.name == "ho3d" and split == "evaluation":
+        name, write = SUBMISSION_FILE, write_ho3d_upload
+    else:
+        return None
     try:
-        if dataset.skipped:  # the server scores a line of the list for each of its frames
-            raise NotSubmittable(f"lines were skipped (on_error=skip), first: {dataset.skipped[0]}")
-        hand = listed_hands(predictions, listed)
-    except NotSubmittable as error:
-        warnings.warn(f"{dataset.list_path}: no {SUBMISSION_FILE} written: {error}", stacklevel=2)
+        return write(data, split, predictions, Path(out_dir))
+    except (NotSubmittable, DataFileError) as error:
+        # After the whole inference: the evaluation's own files still come.
+        warnings.warn(f"{data.root} ({split}): no {name} written: {error}", stacklevel=2)
         return None
-    xyz = np.round(ho3d_joints(hand), DECIMALS).tolist()
+
+
+def write_ho3d_upload(
+    data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: Path
+) -> Path:
+    """``out_dir``/:data:`SUBMISSION_FILE` of HO-3D's ``split`` at ``data.root`` (module
+    docstring).
+
+    Raises:
+        NotSubmittable: a line of the frame list was skipped (``on_error="skip"``), or
+            :func:`listed_hands`'s reasons.
+    """
+    dataset = HO3D(data.root, split, with_images=False, **data.options)
+    if dataset.skipped:  # the server scores a line of the list for each of its frames
+        raise NotSubmittable(f"lines were skipped (on_error=skip), first: {dataset.skipped[0]}")
+    listed = [frame_id(dataset.version, seq, name) for seq, name in dataset.entries]
+    xyz = np.round(ho3d_joints(listed_hands(predictions, listed)), DECIMALS).tolist()
     text = json.dumps([xyz, xyz])
 
     def write(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(PREDICTION_JSON, text)
 
-    return write_atomic(Path(out_dir) / SUBMISSION_FILE, write)
+    return write_atomic(out_dir / SUBMISSION_FILE, write)
 
 
 def write_dexycb_results(
-    data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: str | Path
-) -> Path | None:
-    """Write ``out_dir``/:data:`DEXYCB_RESULTS_FILE` for the toolkit's ``hpe_eval.py`` (module
-    docstring); None, with a warning saying why, where it would not score them all: a folder
-    of the split missing or a sequence skipped (its image ids would shift), or a frame with a
-    hand without a prediction (:class:`NotSubmittable`)."""
+    data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: Path
+) -> Path:
+    """``out_dir``/:data:`DEXYCB_RESULTS_FILE` of DexYCB's ``split`` at ``data.root``, for the
+    toolkit's ``hpe_eval.py`` (module docstring).
+
+    Raises:
+        NotSubmittable: a folder of the split missing or a sequence skipped (the toolkit counts
+            them: its image ids would shift), or :func:`listed_hands`'s reasons (a frame with a
+            hand without a prediction would stop the toolkit).
+    """
     dataset = DexYCB(data.root, split, with_images=False, **data.options)
+    if dataset.missing or dataset.skipped:
+        first = (dataset.missing or dataset.skipped)[0]
+        raise NotSubmittable(f"the split is not whole on disk (first: {first})")
     listed = [dataset.frame_id(index) for index in range(len(dataset))]
-    where = f"{data.root} ({dataset.setup}/{split})"
-    try:
-        if dataset.missing or dataset.skipped:
-            first = (dataset.missing or dataset.skipped)[0]
-            raise NotSubmittable(f"the split is not whole on disk (first: {first})")
-        hand = listed_hands(predictions, listed)
-    except NotSubmittable as error:
-        warnings.warn(f"{where}: no {DEXYCB_RESULTS_FILE} written: {error}", stacklevel=2)
-        return None
+    hand = listed_hands(predictions, listed)
     sides = {str(name): str(side) for name, side in zip(
         predictions["id"], predictions["side"], strict=True
     )}  # fmt: skip
@@ -172,4 +191,4 @@ def write_dexycb_results(
         ",".join([str(image_id), *(f"{value:.{MM_DECIMALS}f}" for value in joints.ravel())])
         for image_id, joints in sorted(zip(ids, hand, strict=True), key=lambda row: row[0])
     ]
-    return write_text(Path(out_dir) / DEXYCB_RESULTS_FILE, "\n".join(lines) + "\n")
+    return write_text(out_dir / DEXYCB_RESULTS_FILE, "\n".join(lines) + "\n")
