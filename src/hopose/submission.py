@@ -74,19 +74,16 @@ class NotSubmittable(ValueError):
     """Predictions that the server would refuse or misread; the message says why."""
 
 
-def listed_hands(predictions: Mapping[str, np.ndarray], listed: list[str]) -> np.ndarray:
-    """The predicted hands of the frames ``listed`` names, in its order.
+def listed_rows(predictions: Mapping[str, np.ndarray], listed: list[str]) -> list[int]:
+    """The rows of ``predictions`` that hold the frames ``listed`` names, in its order.
 
     Args:
         predictions: arrays with ``id`` (N,) and ``pred_hand_3d`` (N, 21, 3), in any order.
         listed: the frame ids of the split's list, in its order.
 
-    Returns:
-        (len(listed), 21, 3) hands, finite.
-
     Raises:
         NotSubmittable: a listed frame has no prediction (the benchmark scores every one), or
-            a hand is not finite.
+            its hand is not finite.
     """
     where = {str(name): row for row, name in enumerate(predictions["id"])}
     missing = [name for name in listed if name not in where]
@@ -95,11 +92,17 @@ def listed_hands(predictions: Mapping[str, np.ndarray], listed: list[str]) -> np
             f"{len(missing)} of its {len(listed)} frames have no prediction (first "
             f"{missing[0]}); the benchmark scores every frame, so evaluate the whole split"
         )
-    hand = np.asarray(predictions["pred_hand_3d"])[[where[name] for name in listed]]
-    bad = ~np.isfinite(hand).all(axis=(1, 2))
+    rows = [where[name] for name in listed]
+    bad = ~np.isfinite(np.asarray(predictions["pred_hand_3d"])[rows]).all(axis=(1, 2))
     if bad.any():
         raise NotSubmittable(f"the predicted hand of {listed[int(np.argmax(bad))]} is not finite")
-    return hand
+    return rows
+
+
+def listed_hands(predictions: Mapping[str, np.ndarray], listed: list[str]) -> np.ndarray:
+    """(len(listed), 21, 3) the finite predicted hands of the frames ``listed`` names, in its
+    order (:func:`listed_rows`, whose :class:`NotSubmittable` it raises)."""
+    return np.asarray(predictions["pred_hand_3d"])[listed_rows(predictions, listed)]
 
 
 def write_submission(
@@ -171,22 +174,19 @@ def write_dexycb_results(
 
     Raises:
         NotSubmittable: a folder of the split missing or a sequence skipped (the toolkit counts
-            them: its image ids would shift), or :func:`listed_hands`'s reasons (a frame with a
+            them: its image ids would shift), or :func:`listed_rows`'s reasons (a frame with a
             hand without a prediction would stop the toolkit).
     """
     dataset = DexYCB(data.root, split, with_images=False, **data.options)
     if dataset.missing or dataset.skipped:
         first = (dataset.missing or dataset.skipped)[0]
         raise NotSubmittable(f"the split is not whole on disk (first: {first})")
-    listed = [dataset.frame_id(index) for index in range(len(dataset))]
-    hand = listed_hands(predictions, listed)
-    sides = {str(name): str(side) for name, side in zip(
-        predictions["id"], predictions["side"], strict=True
-    )}  # fmt: skip
+    rows = listed_rows(predictions, [dataset.frame_id(i) for i in range(len(dataset))])
+    hand = np.asarray(predictions["pred_hand_3d"])[rows]
     # A left hand was scored mirrored (x negated); its joints keep their order.
-    left = np.array([sides[name] == "left" for name in listed])
+    left = np.asarray(predictions["side"])[rows] == "left"
     hand = np.where(left[:, None, None], hand * np.array(MIRROR_X), hand)
-    ids = [dataset.toolkit_id(index) for index in range(len(dataset))]
+    ids = [dataset.toolkit_id(i) for i in range(len(dataset))]
     lines = [
         ",".join([str(image_id), *(f"{value:.{MM_DECIMALS}f}" for value in joints.ravel())])
         for image_id, joints in sorted(zip(ids, hand, strict=True), key=lambda row: row[0])

@@ -191,22 +191,31 @@ def uncapped(dataset: Dataset) -> tuple[Dataset, Sequence[int]]:
     return dataset, range(len(dataset))
 
 
+def _constructor_options(cls: type) -> tuple[dict[str, Any], bool]:
+    """The keyword arguments ``cls.__init__`` declares itself, less those :func:`build_dataset`
+    sets, each with its default; and whether it passes others on (``**options``)."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    set_by_build = set(inspect.signature(build_dataset).parameters)
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    declared = {
+        p.name: p.default for p in parameters if p.kind in keyword and p.name not in set_by_build
+    }
+    return declared, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 def option_defaults(name: str) -> dict[str, Any]:
     """The keyword arguments of dataset ``name``'s class (followed through ``**options`` into the
     base class that receives them), less those :func:`build_dataset` sets itself, each with its
     default (``inspect.Parameter.empty`` where it has none)."""
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    own = set(inspect.signature(build_dataset).parameters)
     cls = SyntheticHandObject if name == "synthetic" else REAL_DATASETS[name]
     defaults: dict[str, Any] = {}
     for base in cls.__mro__:
         if "__init__" not in vars(base) or base is object:
             continue
-        parameters = list(inspect.signature(base.__init__).parameters.values())[1:]
-        for p in parameters:
-            if p.kind in keyword and p.name not in own:
-                defaults.setdefault(p.name, p.default)
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        declared, passes_on = _constructor_options(base)
+        for option, default in declared.items():  # a subclass's default stands over its base's
+            defaults.setdefault(option, default)
+        if not passes_on:
             break
     return defaults
 
@@ -218,10 +227,7 @@ def loader_options(name: str) -> tuple[str, ...]:
     ``on_error``, ``jitter``); none for synthetic data, whose options shape the samples."""
     if name == "synthetic":
         return ()
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    own = set(inspect.signature(build_dataset).parameters)
-    parameters = list(inspect.signature(REAL_DATASETS[name].__init__).parameters.values())[1:]
-    return tuple(p.name for p in parameters if p.kind in keyword and p.name not in own)
+    return tuple(_constructor_options(REAL_DATASETS[name])[0])
 
 
 def _open_cache(cache: str, wanted: dict[str, Any], image_size: int, with_images: bool):
