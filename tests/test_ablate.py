@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from hopose import ablate, demo
+from hopose import ablate, demo, viz
 from hopose.checkpoint import load_checkpoint, progress_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.configs import find_config
@@ -45,7 +45,9 @@ def fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):
             save_checkpoint(progress, last)
         return Result()
 
-    def fake_eval(checkpoint, data, split, out_dir, *, gt_2d, report, plausibility=None):
+    def fake_eval(
+        checkpoint, data, split, out_dir, *, gt_2d, report, per_frame=False, plausibility=None
+    ):
         cfg = calls[-1]
         key = cfg.model.lifter if cfg.model.lifter == "graph_unet" else cfg.model.lifter_variant
         if "physical" in errors:  # the physics study: rows by loss, errors grow with the seed
@@ -117,6 +119,7 @@ def test_physics_ablation_fine_tunes_one_checkpoint_with_and_without_the_loss(
     calls = fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
     init = tmp_path / "encoder.pt"
     init.touch()
+    monkeypatch.setattr(ablate, "load_model", lambda path, from_images: None)  # read up front
     table = ablate.run_ablation("physics", tmp_path, init=str(init), seeds=2, sources=("image",))
     assert [(c.stage, c.loss.physical, c.init_from, c.seed) for c in calls] == [
         ("end2end", False, str(init), 0),
@@ -213,6 +216,19 @@ def test_ablate_refuses_a_missing_init_before_any_row_trains(tmp_path, capsys, m
     assert calls == [] and not out.exists()
 
 
+def test_ablate_refuses_an_unreadable_init_before_any_row_trains(tmp_path, capsys, monkeypatch):
+    """A truncated --init was only checked for existence: its error came after every gt_2d row
+    had trained. It is read first, and the error names it."""
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    broken, out = tmp_path / "half.pt", tmp_path / "a"
+    broken.write_bytes(b"PK\x03\x04 not the rest of a checkpoint")
+    args = ["ablate", "physics", "--data", "synthetic", "--input", "both", "--init", str(broken)]
+    assert main([*args, "--out", str(out)]) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    assert message.startswith(f"hopose ablate: error: {broken}: ")
+    assert calls == [] and not out.exists()
+
+
 def test_ablate_set_overrides_every_row_but_not_what_defines_it(tmp_path, monkeypatch):
     calls = fake_run(monkeypatch, dict.fromkeys(("graph_unet", "hand", "object", "full"), (1, 1)))
     # The last two would make every row the Graph U-Net or the hand sub-graph: the rows win.
@@ -225,6 +241,47 @@ def test_ablate_set_overrides_every_row_but_not_what_defines_it(tmp_path, monkey
         (0.5, "obman.pt", "context", "object"),
         (0.5, "obman.pt", "context", "full"),
     ]
+
+
+def test_an_ablations_set_reaches_the_runs_whose_stage_reads_the_field(tmp_path, monkeypatch):
+    """A stage refuses a field it never reads set away from its default: the perturbation of
+    ground-truth 2D goes to the lifter's runs only, the image augmentation to the image
+    stages' only, and the rest to every run."""
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    values = ["perturb.sigma=0.05", "augment.noise=0.01", "optim.lr=0.5"]
+    sets = [arg for value in values for arg in ("--set", value)]
+    args = ["ablate", "physics", "--data", "synthetic", "--seeds", "1", *sets]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    stages = {c.stage: (c.perturb.sigma, c.augment.noise, c.optim.lr) for c in calls}
+    assert stages == {
+        "lifter": (0.05, 0.0, 0.5),
+        "encoder": (0.0, 0.01, 0.5),
+        "end2end": (0.0, 0.01, 0.5),
+    }
+
+
+@pytest.mark.parametrize(
+    ("study", "inputs", "value"),
+    [
+        ("lifter", [], "augment.colour=0.3"),
+        ("physics", ["--input", "image", "--init", "e.pt"], "perturb.sigma=0.05"),
+    ],
+    ids=["lifter-augment", "fine-tuning-perturb"],
+)
+def test_an_ablations_set_that_no_run_reads_is_refused(
+    tmp_path, capsys, monkeypatch, study, inputs, value
+):
+    """The lifter study reads no images, and fine-tuning from --init reads no ground-truth 2D:
+    such a --set would change no run, and is refused before any row trains."""
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    monkeypatch.setattr(ablate, "load_model", lambda path, from_images: None)
+    (tmp_path / "e.pt").touch()
+    monkeypatch.chdir(tmp_path)
+    args = ["ablate", study, "--data", "synthetic", *inputs, "--set", value]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    key = value.split("=")[0]
+    assert capsys.readouterr().err.startswith(f"hopose ablate: error: --set {key}: no run of the")
+    assert calls == [] and not (tmp_path / "a").exists()
 
 
 def test_ablate_resume_reads_finished_rows_back_and_resumes_the_others(
@@ -450,3 +507,26 @@ def test_the_physics_table_labels_every_plausibility_metric_the_report_shows():
     from hopose.report import PLAUSIBILITY_ROWS
 
     assert set(ablate.PHYSICS_LABELS) == {name for name, _, _ in PLAUSIBILITY_ROWS}
+
+
+@pytest.mark.slow  # two tiny trainings: about 3 s
+def test_hopose_compare_reads_two_rows_of_a_study(tmp_path, monkeypatch):
+    """Each row's evaluation writes per_frame.csv beside its metrics.json, without the report's
+    figures, so `hopose compare` reads the rows (it stopped at ".../per_frame.csv: not found"):
+    here the two losses of a one-seed physics study on ground-truth 2D, each shown with its own
+    mean hand error and how it was evaluated, its plausibility columns kept (computed anyway)."""
+    monkeypatch.setattr(ablate, "QUICK_OVERRIDES", {"lifter": TINY})
+    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)  # the comparison's plots
+    args = ["ablate", "physics", "--data", "synthetic", "--quick", "--seeds", "1"]
+    assert main([*args, "--input", "gt_2d", "--out", str(tmp_path / "abl")]) == 0
+    seed_dir = tmp_path / "abl" / "gt_2d" / "seed0"
+    rows = [seed_dir / name / "eval" for name in ("mse", "mse_physical_loss")]
+    assert main(["compare", *map(str, rows), "--out", str(tmp_path / "cmp")]) == 0
+    text = (tmp_path / "cmp" / "compare.md").read_text()
+    hands = [json.loads((row / EVAL_METRICS_FILE).read_text())["hand_mean_mm"] for row in rows]
+    assert f"| Hand pose error (mm) | {hands[0]:.2f} | {hands[1]:.2f} |" in text
+    assert text.count("(16 frames): synthetic test split, ground-truth 2D to the lifter") == 2
+    for row in rows:
+        header = (row / "per_frame.csv").read_text().splitlines()[0].split(",")
+        assert "pred_grasp_epsilon" in header
+        assert not (row / "figures").exists() and not (row / "report.md").exists()

@@ -147,6 +147,37 @@ def test_weights_that_do_not_fit_are_named_on_one_line(tmp_path, lifter_run):
     assert f'"{name}"' in text and "\n" not in text
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_weights_holding_nan_or_inf_are_refused_naming_the_file_and_key(
+    tmp_path, lifter_run, value
+):
+    """Such a checkpoint predicted NaN keypoints into the JSON and infinite metrics, and export
+    blamed the export; loaded for use (load_model) or by init_from, it is one line now."""
+    checkpoint = load_checkpoint(lifter_run)
+    weights = checkpoint["model"].items()
+    name = next(k for k, v in weights if k.startswith("lifter.") and v.is_floating_point())
+    checkpoint["model"][name].view(-1)[-1] = value
+    path = tmp_path / "diverged.pt"
+    torch.save(checkpoint, path)
+    message = f"{path}: model weights hold non-finite values ({name})"
+    with pytest.raises(CheckpointError) as error:
+        load_model(path, from_images=False)
+    assert str(error.value) == message
+    cfg = tiny("lifter")
+    with pytest.raises(CheckpointError) as error:
+        load_trained_parts(build_model(cfg.model), load_checkpoint(path), path, cfg.model)
+    assert str(error.value) == message
+
+
+def test_a_directory_named_as_the_checkpoint_is_refused_as_one(tmp_path):
+    """It was "checkpoint not found", which it is not."""
+    path = tmp_path / "d.pt"
+    path.mkdir()
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert str(error.value) == f"{path}: a directory, not a checkpoint file"
+
+
 def test_init_from_a_lifter_of_the_other_modulation_names_the_field(tmp_path, lifter_run):
     """The shipped synthetic configs modulate their graph layers; a stage that does not cannot
     start from their lifter, and the one line says which field differs and how. The encoder

@@ -14,9 +14,11 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 import hopose
 from hopose import ablate, cli, demo
@@ -420,7 +422,7 @@ def test_unset_options_take_the_library_defaults(tmp_path, library_calls, capsys
     calls = library_calls
     out = str(tmp_path / "e")
     assert main(["synth", "--split", "val", "--num", "3", "--out", out]) == 0
-    assert main(["prepare", "synthetic", "--split", "val", "--out", out]) == 0
+    assert main(["prepare", "synthetic", "--split", "val", "--num", "2", "--out", out]) == 0
     assert main(["eval", "model.pt", "--data", "synthetic", "--num", "2", "--out", out]) == 0
     synth, prepare, _, evaluate = calls
     assert synth["image_size"] == prepare["image_size"] == DEFAULT_IMAGE_SIZE
@@ -793,3 +795,129 @@ def test_synth_stats_refuses_a_workers_count_it_would_not_use(capsys):
         "",
         "hopose synth: error: --workers: not used with --stats (it writes no cache)\n",
     )
+
+
+def _whole_frame_network(monkeypatch) -> None:
+    """predict's load_model gives a tiny untrained whole-frame network (one pass per photo)."""
+    cfg = tiny("end2end", "data.crop=resize")
+    model = build_model(cfg.model)
+    monkeypatch.setattr("hopose.predict.load_model", lambda path: (model, cfg))
+
+
+def _noise_png(path: Path) -> None:
+    pixels = torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8, generator=torch.Generator())
+    Image.fromarray(pixels.numpy()).save(path)
+
+
+def test_predict_of_a_folder_skips_an_unreadable_image_and_exits_1_counting_it(
+    tmp_path, monkeypatch, capsys
+):
+    """stdout lists the JSONs written, as each is; stderr has one warning line naming the file
+    that is not an image, then one error line counting it; the status is 1."""
+    _whole_frame_network(monkeypatch)
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    _noise_png(photos / "a.png")
+    (photos / "b.jpg").write_text("not an image")
+    _noise_png(photos / "c.png")
+    assert main(["predict", "m.pt", str(photos), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == f"{out / 'a.json'}\n{out / 'c.json'}\n"
+    bad = photos / "b.jpg"
+    assert captured.err == (
+        f"hopose predict: warning: {bad}: not a readable image (cannot identify image file "
+        f"'{bad}'); skipped\n"
+        f"hopose predict: error: 1 of 3 images not readable (named above); the other 2 "
+        f"predicted into {out}\n"
+    )
+
+
+def test_predict_no_overlay_writes_only_the_jsons(tmp_path, monkeypatch, capsys):
+    _whole_frame_network(monkeypatch)
+    _noise_png(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    assert main(["predict", "m.pt", str(tmp_path / "photo.png"), "--no-overlay",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert capsys.readouterr().out == f"{out / 'photo.json'}\n"
+    assert list(out.iterdir()) == [out / "photo.json"]
+    assert json.loads((out / "photo.json").read_text())["overlay"] is None
+
+
+def _predictions_file(path: Path, **arrays) -> Path:
+    """A predictions.npz of 2 frames of the shapes hopose eval writes (zeros), ``arrays`` over
+    them (None: left out)."""
+    shapes = {"pred_hand_3d": (21, 3), "gt_hand_3d": (21, 3), "pred_obj_3d": (8, 3),
+              "gt_obj_3d": (8, 3), "pred_hand_2d": (21, 2), "gt_hand_2d": (21, 2),
+              "pred_obj_2d": (8, 2), "gt_obj_2d": (8, 2), "K": (3, 3)}  # fmt: skip
+    written = {key: np.zeros((2, *shape)) for key, shape in shapes.items()}
+    written |= {"id": np.array(["f0", "f1"]), **arrays}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{key: value for key, value in written.items() if value is not None})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"gt_obj_3d": None}, "no 'gt_obj_3d' array, (N, 8, 3)"),
+        (
+            {"pred_hand_3d": np.zeros((2, 20, 3))},
+            "'pred_hand_3d' has shape (2, 20, 3), not (N, 21, 3)",
+        ),
+        ({"id": np.array(["f0", "f1", "f2"])}, "'pred_hand_3d' holds 2 frames, 'id' 3"),
+    ],
+    ids=["missing", "shape", "frames"],
+)
+def test_score_names_the_file_and_the_array_it_cannot_read(tmp_path, capsys, arrays, message):
+    """hopose score refuses, in one line naming the file and the array, a predictions.npz
+    without an array it scores, with one of another shape, or of another number of frames;
+    and writes nothing."""
+    path = _predictions_file(tmp_path / "run" / "predictions.npz", **arrays)
+    assert main(["score", str(path), "--out", str(tmp_path / "score")]) == 1
+    assert capsys.readouterr().err.startswith(f"hopose score: error: {path}: {message}")
+    assert not (tmp_path / "score").exists()
+
+
+def test_score_refuses_the_folder_of_the_evaluation_it_reads(tmp_path, capsys):
+    """--out the folder of the predictions.npz would replace its evaluation's metrics.json."""
+    path = _predictions_file(tmp_path / "run" / "predictions.npz")
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    assert main(["score", str(path), "--out", str(tmp_path / "run")]) == 1
+    assert f"--out: {tmp_path / 'run'} holds predictions.npz" in capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.json").read_text() == "{}"
+
+
+def test_score_of_a_file_that_is_no_npz_is_one_line_naming_it(tmp_path, capsys):
+    path = tmp_path / "predictions.npz"
+    path.write_text("not an archive")
+    assert main(["score", str(path), "--out", str(tmp_path / "score")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"hopose score: error: {path}: not a predictions.npz")
+        and err.count("\n") == 1
+    )
+
+
+def test_score_of_a_folder_asks_for_the_file_in_it(tmp_path, capsys):
+    """An evaluation's folder given for its predictions.npz was "not found"."""
+    path = _predictions_file(tmp_path / "run" / "predictions.npz")
+    assert main(["score", str(path.parent), "--out", str(tmp_path / "score")]) == 1
+    assert capsys.readouterr().err == (
+        f"hopose score: error: {path.parent}: a folder; give the predictions.npz in it\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["synthetic"], "--num: preparing synthetic data needs the number of samples"),
+        (["fpha"], "--root: preparing fpha needs its folder"),
+    ],
+)
+def test_prepare_without_its_source_names_the_option(tmp_path, capsys, args, message):
+    """The dataset's own refusals named its constructor arguments (num_samples, root), which
+    prepare has not; eval's name the options."""
+    out = tmp_path / "c"
+    assert main(["prepare", *args, "--split", "test", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"hopose prepare: error: {message}\n"
+    assert not out.exists()

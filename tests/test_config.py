@@ -22,6 +22,8 @@ from hopose.config import (
 from hopose.configs import CONFIG_DIR as CONFIGS
 
 REAL = ("obman", "fpha", "ho3d", "dexycb")
+# The least a config file holds: an empty one is refused (it would train every default).
+MINIMAL = "stage: lifter\n"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -38,7 +40,7 @@ def test_defaults_are_the_papers_loss_weights_and_optimiser():
 
 
 def test_overrides_are_parsed_to_the_field_types(tmp_path):
-    path = _write(tmp_path, "stage: encoder\noptim:\n  lr: 1e-3\n")
+    path = _write(tmp_path, "stage: end2end\noptim:\n  lr: 1e-3\n")
     cfg = load_config(
         path,
         [
@@ -50,7 +52,7 @@ def test_overrides_are_parsed_to_the_field_types(tmp_path):
             "model.backbone_weights=weights/r18.pth",
         ],
     )
-    assert cfg.stage == "encoder"
+    assert cfg.stage == "end2end"
     assert cfg.optim.lr == pytest.approx(1e-4) and isinstance(cfg.optim.lr, float)
     assert cfg.data.num_train == 64 and isinstance(cfg.data.num_train, int)
     assert cfg.loss.physical is True
@@ -68,61 +70,89 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
     ("text", "overrides", "message"),
     [
         ("optim:\n  lrr: 1\n", [], "unknown key optim.lrr"),
-        ("", ["optim.lr=-1"], "optim.lr must be > 0, got -1"),
+        (MINIMAL, ["optim.lr=-1"], "optim.lr must be > 0, got -1"),
         (
-            "",
+            MINIMAL,
             ["optim.epochs=abc"],
             "optim.epochs: Value 'abc' of type 'str' could not be converted",
         ),
-        ("", ["data.num_train=1.5"], "data.num_train: Value '1.5' of type 'float' could not be"),
-        ("", ["stage=pretrain"], "stage must be one of"),
         (
-            "",
+            MINIMAL,
+            ["data.num_train=1.5"],
+            "data.num_train: Value '1.5' of type 'float' could not be",
+        ),
+        (MINIMAL, ["stage=pretrain"], "stage must be one of"),
+        (
+            MINIMAL,
             ["model.lifter_variant=both"],
             "model.lifter_variant must be one of ('full', 'hand', 'object'), got 'both'",
         ),
-        ("", ["model.lifter=gcn"], "model.lifter must be one of ('context', 'graph_unet'), got"),
+        (
+            MINIMAL,
+            ["model.lifter=gcn"],
+            "model.lifter must be one of ('context', 'graph_unet'), got",
+        ),
         # The Graph U-Net has no sub-graphs: it built the full network for "hand" all the same.
         (
-            "",
+            MINIMAL,
             ["model.lifter=graph_unet", "model.lifter_variant=hand"],
             "model.lifter_variant must be 'full' with model.lifter: graph_unet (the Graph U-Net "
             "lifts every node, it has no sub-graphs), got 'hand'",
         ),
         # Under torchrun each process takes its local rank's GPU: no numbered GPU in a config.
-        ("", ["device=cuda:1"], "device must be one of ('auto', 'cpu', 'cuda'), got 'cuda:1'"),
-        ("", ["model.backbone=resnet99"], "model.backbone must be one of"),
-        ("", ["model.backbone_stages=5"], "model.backbone_stages must be 1, 2, 3 or 4, got 5"),
-        ("", ["data.name=imagenet"], "data.name must be one of"),
-        ("", ["data.crop=centre"], "data.crop must be one of"),
+        (MINIMAL, ["device=cuda:1"], "device must be one of ('auto', 'cpu', 'cuda'), got 'cuda:1'"),
+        (MINIMAL, ["model.backbone=resnet99"], "model.backbone must be one of"),
+        (MINIMAL, ["model.backbone_stages=5"], "model.backbone_stages must be 1, 2, 3 or 4, got 5"),
+        (MINIMAL, ["data.name=imagenet"], "data.name must be one of"),
+        (MINIMAL, ["data.crop=centre"], "data.crop must be one of"),
         # The synthetic splits' seed sequences take no negative entropy (a numpy message).
-        ("", ["data.seed=-1"], "data.seed must be in [0, 2**32), got -1"),
+        (MINIMAL, ["data.seed=-1"], "data.seed must be in [0, 2**32), got -1"),
         # numpy pads short seed entropy with zeros: seed 2**32's split would be seed 0's another.
-        ("", ["data.seed=4294967296"], "data.seed must be in [0, 2**32), got 4294967296"),
+        (MINIMAL, ["data.seed=4294967296"], "data.seed must be in [0, 2**32), got 4294967296"),
         # A 66-px image has 17 stride-4 cells covering 68 px: the soft-argmax would read its
         # cells 3.88 px apart instead of 4.
         (
-            "",
+            MINIMAL,
             ["model.head=heatmap", "model.image_size=66", "data.image_size=66"],
             "model.image_size must be a multiple of 8 with the heat-map head",
         ),
         # Test-time views: a turn of 90° or more is another square; a shift over half the side
         # moves the view off the hand and box.
-        ("", ["data.self_crop_turn=90"], "data.self_crop_turn must be in [0, 90) degrees, got 90."),
-        ("", ["data.self_crop_turn=-5"], "data.self_crop_turn must be in [0, 90) degrees, got -5."),
-        ("", ["data.self_crop_shift=0.6"], "data.self_crop_shift must be in [0, 0.5], got 0.6"),
-        ("", ["data.image_size=128"], "model.image_size (224) must equal data.image_size (128)"),
-        ("", ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
         (
-            "",
+            MINIMAL,
+            ["data.self_crop_turn=90"],
+            "data.self_crop_turn must be in [0, 90) degrees, got 90.",
+        ),
+        (
+            MINIMAL,
+            ["data.self_crop_turn=-5"],
+            "data.self_crop_turn must be in [0, 90) degrees, got -5.",
+        ),
+        (
+            MINIMAL,
+            ["data.self_crop_shift=0.6"],
+            "data.self_crop_shift must be in [0, 0.5], got 0.6",
+        ),
+        (
+            MINIMAL,
+            ["data.image_size=128"],
+            "model.image_size (224) must equal data.image_size (128)",
+        ),
+        (MINIMAL, ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
+        (
+            MINIMAL,
             ["optim.lrr=1"],
             "unknown key optim.lrr: Key 'lrr' not in 'OptimConfig'. Did you mean",
         ),
-        ("", ["data.options=3"], "data.options: Cannot assign int to Dict[str, Any]"),
-        ("", ["optim"], "must look like key=value"),
+        (MINIMAL, ["data.options=3"], "data.options: Cannot assign int to Dict[str, Any]"),
+        (MINIMAL, ["optim"], "must look like key=value"),
         # A value is read as YAML: PyYAML's multi-line message is cut to its problem.
-        ("", ["data.options={"], "data.options: value is not YAML: did not find expected node"),
-        ("", ["optim.lr=[1"], "optim.lr: value is not YAML: did not find expected ',' or ']'"),
+        (
+            MINIMAL,
+            ["data.options={"],
+            "data.options: value is not YAML: did not find expected node",
+        ),
+        (MINIMAL, ["optim.lr=[1"], "optim.lr: value is not YAML: did not find expected ',' or ']'"),
         ("data: 3\n", [], "data must be a mapping"),
         # A mapping field given a list: OmegaConf's merge raised a bare TypeError naming nothing.
         ("data:\n  options: [1]\n", [], "data.options must be a mapping, got [1]"),
@@ -180,7 +210,7 @@ def test_an_infinite_or_nan_number_is_refused(tmp_path, override):
     key, _, value = override.partition("=")
     shown = {"inf": "inf", "-.inf": "-inf", "nan": "nan"}[value]
     with pytest.raises(ConfigError) as error:
-        load_config(_write(tmp_path, ""), [override])
+        load_config(_write(tmp_path, MINIMAL), [override])
     assert str(error.value).endswith(f": {key} must be finite, got {shown}")
 
 
@@ -197,8 +227,8 @@ def test_dataset_options_are_the_constructor_arguments_the_config_does_not_set()
 @pytest.mark.parametrize(
     ("text", "override", "message"),
     [
-        ("", "data.options.foo=1", "unknown key data.options.foo: the synthetic dataset takes "
-         "('free_fraction', 'focal_scale', 'jitter')"),
+        (MINIMAL, "data.options.foo=1", "unknown key data.options.foo: the synthetic dataset "
+         "takes ('free_fraction', 'focal_scale', 'jitter')"),
         # build_dataset passes the crop itself: as an option it was a TypeError traceback too.
         ("data:\n  name: fpha\n", "data.options.crop=square", "unknown key data.options.crop: "
          "the fpha dataset takes ('protocol', 'margin', 'on_error', 'jitter')"),
@@ -215,7 +245,7 @@ def test_an_unknown_dataset_option_is_named(tmp_path, text, override, message):
 def test_validating_on_the_training_split_is_refused(tmp_path):
     # Accepted before: the training split was read with num_val samples and best.pt was chosen
     # on training frames.
-    path = _write(tmp_path, "")
+    path = _write(tmp_path, MINIMAL)
     with pytest.raises(ConfigError) as error:
         load_config(path, ["data.val_split=train"])
     assert str(error.value) == (
@@ -240,7 +270,7 @@ def test_training_without_a_validation_split_is_asked_with_null(tmp_path):
     assert TrainConfig().data.val_split == "val"
     from_yaml = load_config(_write(tmp_path, "data:\n  val_split: null\n  num_val: 5\n"))
     assert from_yaml.data.val_split is None and from_yaml.data.num_val == 5
-    from_set = load_config(_write(tmp_path, ""), ["data.val_split=null"])
+    from_set = load_config(_write(tmp_path, MINIMAL), ["data.val_split=null"])
     assert from_set.data.val_split is None
     written = tmp_path / "config.yaml"
     written.write_text(yaml.safe_dump(config_to_dict(from_set), sort_keys=False))
@@ -386,7 +416,7 @@ def test_bad_pixel_stage_fields_name_the_field(override, message):
         ("encoder", ["optim.progressive_size=32", "optim.progressive_epochs=0"],
          "optim.progressive_size and optim.progressive_epochs go together"),
         ("lifter", ["optim.progressive_size=32", "optim.progressive_epochs=2"],
-         "optim.progressive_size resizes images; the lifter stage reads none"),
+         "optim.progressive_size: the lifter stage reads no images"),
     ],
 )  # fmt: skip
 def test_bad_progressive_resizing_names_the_field(config, overrides, message):
@@ -395,6 +425,94 @@ def test_bad_progressive_resizing_names_the_field(config, overrides, message):
             CONFIGS / "synthetic" / f"{config}.yaml",
             ["optim.progressive_size=null", "optim.progressive_epochs=0", *overrides],
         )
+
+
+@pytest.mark.parametrize(
+    ("stage", "override", "message"),
+    [
+        # The encoder stage trains the encoder alone, on 2D: the physical loss failed only at
+        # the first step, after the run folder and the data, with a self-contradictory message.
+        ("encoder", "loss.w_3d=50", "loss.w_3d: the encoder stage predicts no 3D, so it would "
+         "have no effect; leave it at 1.0"),
+        ("encoder", "loss.physical=true", "loss.physical: the encoder stage predicts no 3D, so "
+         "it would have no effect; leave it at false"),
+        ("encoder", "loss.l3d_distance=euclidean", "loss.l3d_distance: the encoder stage "
+         "predicts no 3D, so it would have no effect; leave it at squared"),
+        ("lifter", "loss.w_2d=1", "loss.w_2d: the lifter stage predicts no 2D, so it would "
+         "have no effect; leave it at 0.01"),
+        *(
+            ("lifter", f"augment.{name}=0.2", f"augment.{name}: the lifter stage reads no "
+             "images, so it would have no effect; leave it at 0.0")
+            for name in ("colour", "blur_prob", "noise", "occlusion_prob")
+        ),
+        # perturb alters the ground-truth 2D the lifter stage reads; the end-to-end stage's
+        # lifter reads the encoder's 2D (hopose.data.augment.augment_batch).
+        *(
+            (stage, "perturb.sigma=0.05", f"perturb.sigma: the {stage} stage reads images, not "
+             "ground-truth 2D, so it would have no effect; leave it at 0.0")
+            for stage in ("encoder", "end2end")
+        ),
+    ],
+)  # fmt: skip
+def test_a_setting_its_stage_never_reads_is_refused_naming_the_field(stage, override, message):
+    """It was accepted and changed nothing. Set to its default, as the shipped configs' encoder
+    stages set loss.physical: false, it is accepted."""
+    path = CONFIGS / "synthetic" / f"{stage}.yaml"
+    with pytest.raises(ConfigError) as error:
+        load_config(path, [override])
+    assert str(error.value) == f"{path}: {message}"
+    key = override.partition("=")[0]
+    default = message.rpartition("leave it at ")[2]
+    assert load_config(path, [f"{key}={default}"]).stage == stage
+
+
+def test_a_checkpoints_setting_its_stage_never_read_is_read_at_its_default():
+    """A checkpoint written before those settings were refused may hold one: its config still
+    loads (eval, predict, init_from), the setting at the default that it acted as, the rest as
+    saved."""
+    saved = config_to_dict(load_config(CONFIGS / "synthetic" / "encoder.yaml"))
+    saved["loss"] |= {"w_3d": 50.0, "physical": True}
+    saved["perturb"]["sigma"] = 0.1
+    cfg = config_from_dict(saved)
+    assert (cfg.loss.w_3d, cfg.loss.physical, cfg.perturb.sigma) == (1.0, False, 0.0)
+    assert (cfg.loss.w_heatmap, cfg.loss.w_segmentation) == (1000.0, 3000.0)
+    lifter = config_to_dict(load_config(CONFIGS / "synthetic" / "lifter.yaml"))
+    lifter["augment"]["noise"] = 0.02
+    assert config_from_dict(lifter).augment.noise == 0.0
+
+
+def test_the_physical_loss_on_one_lifted_part_is_refused():
+    """The loss is between the hand and the box: with the hand sub-graph alone it failed at the
+    first training step, after the data was read."""
+    path = CONFIGS / "synthetic" / "lifter.yaml"
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["loss.physical=true", "model.lifter_variant=hand"])
+    assert str(error.value) == (
+        f"{path}: loss.physical needs model.lifter_variant: full (the physical loss is between "
+        "the lifted hand and box), got 'hand'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty config (no stage, data or model is set)"),
+        ("# stage: lifter\n", "empty config (no stage, data or model is set)"),
+        ("{}\n", "empty config (no stage, data or model is set)"),
+        ("- stage\n- lifter\n", "the top level must be a mapping of config keys, got a list"),
+        # OmegaConf refused a number naming neither file nor line, and read a word as a key.
+        ("5\n", "the top level must be a mapping of config keys, got a single value"),
+        ("lifter\n", "the top level must be a mapping of config keys, got a single value"),
+    ],
+    ids=["empty", "comment only", "empty mapping", "list", "number", "word"],
+)
+def test_a_config_file_without_a_mapping_of_keys_is_refused_naming_it(tmp_path, text, message):
+    """An empty file trained the default stage on the default data, every field at its
+    default, until the dataset asked for a field no file had set."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["optim.epochs=1"])
+    assert str(error.value) == f"{path}: {message}"
 
 
 @pytest.mark.parametrize(
@@ -458,7 +576,9 @@ def test_the_defaults_are_the_papers_batch_and_network():
         (["optim.gamma=0"], "optim.gamma must be > 0, got 0.0"),
         (["loss.w_heatmap=-1"], "loss.w_heatmap must be >= 0, got -1.0"),
         (["perturb.outlier_prob=1.01"], "perturb.outlier_prob must be in [0, 1], got 1.01"),
-        (["augment.colour=-0.5"], "augment.colour must be >= 0, got -0.5"),
+        (["augment.colour=-0.5"], "augment.colour must be in [0, 1], got -0.5"),
+        # Past 1 the brightness, contrast and saturation factor 1 - colour would be negative.
+        (["augment.colour=1.5"], "augment.colour must be in [0, 1], got 1.5"),
         (["num_threads=0"], "num_threads must be > 0 or null, got 0"),
         # A negative count of progressive epochs with a size: the size-and-epochs pairing check
         # alone lets it through (-1 is not 0).
@@ -488,21 +608,21 @@ def test_the_ends_of_each_fields_range_are_accepted():
         "model.dropout=0",
         "optim.checkpoint_minutes=0",
         "optim.weight_decay=0",
-        "perturb.outlier_prob=1",
-        "perturb.drop_prob=1",
         "augment.blur_prob=1",
         "augment.occlusion_prob=1",
+        "augment.colour=1",
         "augment.noise=0",
         "loss.w_heatmap=0",
         "num_threads=1",
     ]
     cfg = load_config(CONFIGS / "synthetic" / "encoder.yaml", overrides)
     assert (cfg.data.self_crop_margin, cfg.data.self_crop_shift) == (0.0, 0.5)
-    assert (cfg.optim.checkpoint_minutes, cfg.perturb.drop_prob, cfg.augment.blur_prob) == (
-        0.0,
-        1.0,
-        1.0,
+    assert (cfg.optim.checkpoint_minutes, cfg.augment.blur_prob) == (0.0, 1.0)
+    # The perturbation of ground-truth 2D on the stage that reads it.
+    lifter = load_config(
+        CONFIGS / "synthetic" / "lifter.yaml", ["perturb.outlier_prob=1", "perturb.drop_prob=1"]
     )
+    assert (lifter.perturb.outlier_prob, lifter.perturb.drop_prob) == (1.0, 1.0)
 
 
 def test_a_training_split_read_as_the_test_split_must_ask_one_size():

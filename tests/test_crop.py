@@ -15,6 +15,7 @@ from hopose.crop import (
     crop_affine,
     edge_aligned_scale,
     frame_square,
+    inside_frame,
     jittered_square,
     resize_affine,
     shrink_factor,
@@ -386,3 +387,20 @@ def test_a_view_larger_than_its_frame_is_not_shrunk():
     """Fewer than one frame pixel per network pixel (an enlarging crop): factor 1."""
     A = crop_affine(torch.tensor([[10.0, 10.0]]), torch.tensor([32.0]), 64)  # 0.5 px each
     assert shrink_factor(A) == 1
+
+
+def test_inside_frame_by_hand_on_tensors_and_arrays():
+    """A 4 x 3 image's pixel centres are u = 0..3, v = 0..2, so its outer edges are -0.5 and
+    3.5 (2.5): the first edge is in, the last out, and a NaN coordinate is outside."""
+    uv = [
+        [-0.5, -0.5],  # the top-left corner of pixel (0, 0): in
+        [-0.3, 1.0],  # left of pixel 0's centre, on the pixel: in
+        [3.49, 2.49],  # just before the far edges: in
+        [-0.51, 1.0],  # just before the first edge: out
+        [3.5, 1.0],  # on the right edge (3 + 0.5): out
+        [1.0, 2.5],  # on the bottom edge (2 + 0.5): out
+        [float("nan"), 1.0],
+    ]
+    expected = [True, True, True, False, False, False, False]
+    assert inside_frame(torch.tensor(uv), (4, 3)).tolist() == expected
+    assert inside_frame(np.array(uv), (4, 3)).tolist() == expected

@@ -11,6 +11,7 @@ import torch
 from dataset_fixtures import write_dexycb, write_fpha
 from PIL import Image
 
+import hopose
 from hopose import evaluate, predict, viz
 from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, save_checkpoint
 from hopose.cli import main
@@ -27,7 +28,7 @@ from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unpr
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 from hopose.refine import refine_pose, refine_predictions, refine_weights
-from hopose.scoring import PLAUSIBILITY_SUMMARY_NAMES, plausibility_key, score
+from hopose.scoring import PLAUSIBILITY_SUMMARY_NAMES, SCORE_KEYS, plausibility_key, score
 from hopose.self_crop import CropViews, SelfCropping
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -207,6 +208,95 @@ def test_metrics_json_of_a_whole_frame_model_describes_no_self_crop(checkpoint, 
     assert written == pytest.approx(summary, nan_ok=True)
 
 
+def test_metrics_json_records_what_reads_the_same_frames_and_what_computed_them(
+    checkpoint, tmp_path
+):
+    """metrics.json holds what reproduces the evaluation: synthetic data's seed, the frames
+    asked for, where they were read from, the network's image size, and the versions of hopose
+    and torch and the device the network ran on."""
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+    evaluate.run_eval(checkpoint, data, "test", tmp_path, gt_2d=True, report=False, device="cpu")
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    reproduces = ("seed", "num", "root", "cache", "image_size")
+    assert [written[key] for key in reproduces] == [3, 2, None, None, 32]
+    computed = ("hopose_version", "torch_version", "device")
+    assert [written[key] for key in computed] == [hopose.__version__, torch.__version__, "cpu"]
+
+
+@pytest.mark.parametrize("gt_2d", [False, True], ids=["images", "gt_2d"])
+def test_score_of_an_evaluations_own_predictions_reproduces_its_metrics(
+    checkpoint, tmp_path, monkeypatch, gt_2d
+):
+    """hopose score on the predictions.npz of an evaluation gives its very scores (after
+    --gt-2d, no 2D error, as the evaluation scores none, not 0 px), carries over the
+    description of its frames (not of its network), and leaves no other evaluation's
+    predictions.npz in its folder."""
+    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+    summary = evaluate.run_eval(
+        checkpoint, data, "test", tmp_path / "eval", gt_2d=gt_2d, report=False, plausibility=True
+    )
+    path = tmp_path / "eval" / "predictions.npz"
+    (tmp_path / "score").mkdir()
+    (tmp_path / "score" / "predictions.npz").write_bytes(b"an earlier evaluation's")
+    scored = evaluate.score_file(path, tmp_path / "score")
+    assert not (tmp_path / "score" / "predictions.npz").exists()
+    assert ("hand_kp2d_mean_px" in scored) == (not gt_2d)
+    np.testing.assert_equal(
+        {key: scored[key] for key in SCORE_KEYS if key in scored},
+        {key: summary[key] for key in SCORE_KEYS if key in summary},
+    )
+    assert scored["pred_grasp_epsilon"] == summary["pred_grasp_epsilon"]  # plausibility scored
+    assert {key: scored[key] for key in evaluate.FRAME_KEYS} == {
+        key: summary[key] for key in evaluate.FRAME_KEYS
+    }
+    assert scored["scored"] == str(path) and "checkpoint" not in scored
+    assert "device" not in scored
+    written = json.loads((tmp_path / "score" / "metrics.json").read_text())
+    np.testing.assert_equal(written, scored)
+    assert (tmp_path / "score" / "per_frame.csv").is_file()
+    report = (tmp_path / "score" / "report.md").read_text()
+    assert f"predictions scored from {path}" in report
+
+
+def test_the_ground_truth_scored_as_predictions_is_0_mm_off(tmp_path, monkeypatch):
+    """A file whose pred_* arrays are its gt_* ones scores no error anywhere, and every frame
+    correct at every threshold; without an evaluation's metrics.json beside it, its frames
+    are not described."""
+    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
+    p = _predictions()
+    p |= {f"pred_{part}": p[f"gt_{part}"] for part in ("hand_3d", "obj_3d", "hand_2d", "obj_2d")}
+    np.savez(tmp_path / "predictions.npz", **p)
+    scored = evaluate.score_file(tmp_path / "predictions.npz", tmp_path / "score")
+    errors = ("hand_mean_mm", "object_mean_mm", "hand_root_relative_mm", "object_reproj_mean_px")
+    errors += ("hand_kp2d_mean_px", "object_kp2d_mean_px")
+    assert [scored[key] for key in errors] == pytest.approx([0.0] * len(errors), abs=1e-9)
+    # The truth's plausibility is the prediction's: scored from the same poses.
+    for name in ("valid_contacts", "penetration_mm", "grasp_epsilon"):
+        assert scored[f"pred_{name}"] == scored[f"gt_{name}"], name
+    assert scored["hand_auc_0_80"] == scored["object_2d_auc_0_80"] == 1.0
+    assert "dataset" not in scored and "protocol" not in scored
+
+
+def test_an_eval_whose_out_is_a_file_stops_before_its_inference(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    """--out a file: the folder was made after the whole inference (and refinement), which the
+    error then threw away. It is made first, and the error names it."""
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("the inference ran")
+
+    monkeypatch.setattr(evaluate, "predict_split", no_inference)
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "2", "--out", str(taken)]
+    assert main(args) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    assert message.startswith("hopose eval: error: [Errno 20] a file is in the way")
+    assert str(taken) in message
+
+
 def test_eval_crop_and_options_reach_the_dataset(checkpoint, tmp_path):
     # --option focal_scale=1.6 zooms the synthetic camera; --crop square crops around hand and
     # box. The square crop changes the pixels and K but not the 3D, so the lifter, which reads
@@ -242,7 +332,8 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
     unless --option says otherwise: the fixture's action test split is open_milk/2, the HOPE-Net
     split's is sequence 3 (docs/datasets.md), whose frames the action model trained on.
     metrics.json and the report name the protocol, and the paper's published Table 1 stands
-    beside the run only on the HOPE-Net split's test frames it was measured on."""
+    beside the run only on the HOPE-Net split's test frames from the images, as it was
+    measured (hopose.report.paper_comparable; below), not beside ground-truth 2D there."""
     root = write_fpha(tmp_path / "fpha")
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
@@ -274,7 +365,26 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
     assert "12.53" not in action and "Published in the paper" not in action
     hope_report = (tmp_path / "hope" / "report.md").read_text()
     assert "Protocol: **fpha test split, ground-truth 2D" in hope_report  # the default protocol
-    assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 |" in hope_report
+    # The paper's Table 1 is from the images: not beside ground-truth 2D, even on its frames.
+    assert "12.53" not in hope_report and "Published in the paper" not in hope_report
+
+
+def test_the_reports_paper_columns_follow_the_runs_protocol(tmp_path, monkeypatch):
+    """write_scores sets the paper's Table 1 beside a run by its summary
+    (hopose.report.paper_comparable): beside FPHA's HOPE-Net test split from the images, not
+    beside the same frames fed ground-truth 2D."""
+    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
+    frames = {"dataset": "fpha", "split": "test", "options": {"protocol": "hope"}, "crop": "resize"}
+    # _predictions: every joint 5 mm off, the box exact.
+    row = "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 5.00 |"
+    for protocol, shown in (("image", True), ("gt_2d", False)):
+        out = tmp_path / protocol
+        description = {**frames, "protocol": protocol}
+        evaluate.clear_evaluation(out)
+        evaluate.write_scores(
+            out, _predictions(), description, plausibility=False, report=True, image_size=1000
+        )
+        assert (row in (out / "report.md").read_text()) == shown, protocol
 
 
 def test_eval_reads_a_checkpoints_loader_options_and_test_split_not_its_sample_options(tmp_path):

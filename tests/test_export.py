@@ -295,3 +295,59 @@ def test_example_inputs_are_an_image_or_2d_inside_it_and_a_plausible_camera(size
     assert not torch.equal(
         example_inputs("lifter", batch=64, image_size=size, seed=1)["K"], lifter["K"]
     )
+
+
+@pytest.mark.parametrize(
+    ("crop", "graph", "warned"),
+    [("square", "network", True), ("resize", "network", False), ("square", "lifter", False)],
+    ids=["self-cropping", "whole-frame", "lifter"],
+)
+def test_exporting_a_self_cropping_network_says_the_graph_is_one_pass(
+    tmp_path, capsys, crop, graph, warned
+):
+    """A network trained on crops is predicted by hopose predict in self-cropping passes; its
+    ONNX graph is one: the export says so in one line (and still exports). A whole-frame
+    network, or the lifter, is exported as hopose predict runs it, without a word. The export
+    itself is stubbed: the note comes before it."""
+    cfg = _tiny_config()
+    cfg.data.crop = crop  # data.self_crop: 1 pass after the whole frame
+    save_checkpoint(
+        model_checkpoint(build_model(cfg.model), cfg, trained={"encoder", "lifter"}),
+        tmp_path / "m.pt",
+    )
+    out = tmp_path / "m.onnx"
+    with patch("hopose.export.export_onnx") as export:
+        assert main(["export", str(tmp_path / "m.pt"), "--graph", graph, "--out", str(out)]) == 0
+    export.assert_called_once()
+    note = (
+        "hopose export: warning: the exported graph is one pass of the network; hopose predict "
+        "runs it on the whole frame, then on 1 square(s) around its own 2D (self-cropping, "
+        "hopose.self_crop): reimplement that around the graph to match hopose predict\n"
+    )
+    assert capsys.readouterr().err == (note if warned else "")
+
+
+def test_export_prints_the_file_only_once_it_is_written(tmp_path, capsys):
+    """stdout's path is the graph's, printed after the check: a failed check prints the
+    differences, not the path of a file never written; --out a folder is refused before the
+    export, in one line naming it."""
+    cfg = dataclasses.replace(_tiny_config(), stage="lifter")
+    save_checkpoint(
+        model_checkpoint(_trained_like(cfg), cfg, trained={"lifter"}), tmp_path / "l.pt"
+    )
+    out = tmp_path / "lifter.onnx"
+    args = ["export", str(tmp_path / "l.pt"), "--graph", "lifter", "--out", str(out)]
+    with patch("hopose.export.tolerance", return_value=-1.0):
+        assert main(args) == 1
+    assert str(out) not in capsys.readouterr().out
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == str(out)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert main([*args[:-1], str(folder)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        captured.err
+        == f"hopose export: error: --out: {folder} is a folder; give the ONNX file's path\n"
+    )

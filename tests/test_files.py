@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hopose.files import copy_file, temporary_path, write_atomic, write_text
+from hopose.files import copy_file, output_folder, temporary_path, write_atomic, write_text
 
 
 def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -150,3 +150,16 @@ def test_writes_leave_no_file_descriptor_open(tmp_path):
     for index in range(20):
         write_text(tmp_path / f"{index}.txt", "x")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_output_folder_makes_the_folder_or_names_the_file_in_its_way(tmp_path):
+    """A command's --out is made a folder (parents too) before its work; a file at that path,
+    or at a parent's, is one error naming the path, the file left as it was."""
+    assert output_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "taken").write_text("keep")
+    for path in (tmp_path / "taken", tmp_path / "taken" / "below"):
+        with pytest.raises(NotADirectoryError, match="a file is in the way") as caught:
+            output_folder(path)
+        assert caught.value.filename == str(path)
+    assert (tmp_path / "taken").read_text() == "keep"

@@ -109,12 +109,15 @@ def test_scale_intrinsics_is_the_network_resize_not_an_edge_aligned_one():
     torch.testing.assert_close(shift, (s - 1) / 2)
 
 
-def test_make_transform_layout():
-    R = axis_angle_to_matrix(torch.tensor([0.1, 0.2, 0.3]))
-    t = torch.tensor([1.0, 2.0, 3.0])
-    T = make_transform(R, t)
-    assert torch.equal(T[:3, :3], R) and torch.equal(T[:3, 3], t)
-    assert torch.equal(T[3], torch.tensor([0.0, 0.0, 0.0, 1.0]))
+def test_a_transform_rotates_then_translates_by_hand():
+    """make_transform(R, t) maps X to R X + t: a quarter turn about z takes x to y and y to -x,
+    then t = (1, 2, 3) is added: (1, 0, 0) -> (0, 1, 0) + t = (1, 3, 3) and
+    (0, 2, 5) -> (-2, 0, 5) + t = (-1, 2, 8)."""
+    R = axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
+    T = make_transform(R, torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    points = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 5.0]], dtype=torch.float64)
+    expected = torch.tensor([[1.0, 3.0, 3.0], [-1.0, 2.0, 8.0]], dtype=torch.float64)
+    torch.testing.assert_close(transform_points(points, T), expected)
 
 
 def test_transform_inverse_round_trip():
@@ -344,3 +347,15 @@ def test_box_axes_are_the_half_edges_directions_in_label_order():
         box_axes(relabelled[None])[0][0],
         rotation * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64),
     )
+
+
+def test_box_axes_of_a_flat_box_give_a_zero_axis_not_nan():
+    """A box of zero height has no y half-edge: its y axis comes out as the zero vector (the
+    docstring), the other two as the unit axes, where 0 / 0 would make it NaN."""
+    flat = box_corners(
+        torch.tensor([60.0, 0.0, 120.0], dtype=torch.float64),
+        make_transform(torch.eye(3, dtype=torch.float64), torch.tensor([0.0, 0.0, 300.0])),
+    )
+    U, centre = box_axes(flat[None])
+    torch.testing.assert_close(U[0], torch.diag(torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)))
+    torch.testing.assert_close(centre[0], torch.tensor([0.0, 0.0, 300.0], dtype=torch.float64))

@@ -39,7 +39,7 @@ def test_grip_box_refuses_a_box_batch_other_than_the_hands():
     hand = torch.zeros(3, 21, 3)
     box = box_corners(torch.tensor([40.0, 60.0, 100.0]))[None].expand(1, 8, 3)
     with pytest.raises(ValueError, match=r"batch shapes differ: \(3,\) vs \(1,\)"):
-        grip_box(hand, box)
+        grip_box(hand, box, shrink=0.0, move=1.0)
 
 
 def test_palm_centre_is_the_mean_of_the_wrist_and_the_finger_mcps():
@@ -71,7 +71,7 @@ def test_grip_box_of_a_hand_built_along_the_box_axes(shrink, move, centre, size)
     # shrink 0.5: (100, max(10, 18.75), max(15, 9.25)); y clamp(0, -16.25, 21.25) = 0 (the box
     # lies within the grip), z clamp(0, 3, 10) = 3. move 0.5 takes half of each move.
     obj = _axis_box((60.0, 0.0, 20.0), (200.0, 20.0, 30.0))
-    box = grip_box(_open_hand(), obj, shrink, move)
+    box = grip_box(_open_hand(), obj, shrink=shrink, move=move)
     torch.testing.assert_close(box, _axis_box(centre, size))
 
 
@@ -91,29 +91,32 @@ def _turned_case() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_grip_box_moves_with_the_scene_and_keeps_the_boxs_labels():
     hand, obj = _turned_case()
-    box = grip_box(hand, obj, 0.2, 0.5)
+    box = grip_box(hand, obj, shrink=0.2, move=0.5)
     rotation = axis_angle_to_matrix(torch.tensor([0.7, -1.1, 0.4], dtype=torch.float64))
     shift = torch.tensor([30.0, -50.0, 200.0], dtype=torch.float64)
-    moved = grip_box(hand @ rotation.T + shift, obj @ rotation.T + shift, 0.2, 0.5)
+    moved = grip_box(hand @ rotation.T + shift, obj @ rotation.T + shift, shrink=0.2, move=0.5)
     torch.testing.assert_close(moved, box @ rotation.T + shift)
     # A mirrored scene (a left hand) gives the mirrored box, corner for corner.
     mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
-    torch.testing.assert_close(grip_box(hand * mirror, obj * mirror, 0.2, 0.5), box * mirror)
+    torch.testing.assert_close(
+        grip_box(hand * mirror, obj * mirror, shrink=0.2, move=0.5), box * mirror
+    )
     # Relabelling the predicted box's corners relabels the completed box the same way.
     order = [1, 0, 3, 2, 5, 4, 7, 6]
-    torch.testing.assert_close(grip_box(hand, obj[:, order], 0.2, 0.5), box[:, order])
+    torch.testing.assert_close(grip_box(hand, obj[:, order], shrink=0.2, move=0.5), box[:, order])
     # The completed box keeps the predicted box's axes.
     torch.testing.assert_close(box_axes(box)[0], box_axes(obj)[0])
 
 
 def test_grip_box_is_an_exact_cuboid_holding_the_grip():
     hand, obj = _turned_case()
-    box = grip_box(hand, obj)
+    # The whole grip and the whole move: the box then holds every grip joint.
+    box = grip_box(hand, obj, shrink=0.0, move=1.0)
     np.testing.assert_allclose(cuboid_error(box).numpy(), 0, atol=1e-9)
     grip = [i for i in range(21) if i not in (0, 1, 2, 5, 9, 13, 17)]
     assert (signed_box_distance(hand[:, grip], box) <= 1e-9).all()
     # A box that already spans the grip along every axis stays where it is.
-    assert (grip_box(hand, box) - box).abs().amax() < 1e-9
+    assert (grip_box(hand, box, shrink=0.0, move=1.0) - box).abs().amax() < 1e-9
 
 
 def _collapsed_box_case(offset: float) -> tuple[torch.Tensor, ...]:

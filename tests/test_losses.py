@@ -274,6 +274,19 @@ def test_heatmap_loss_centres_a_keypoint_in_the_middle_of_its_cells_pixels():
     )
 
 
+def test_heatmap_loss_counts_keypoints_on_the_first_pixels_outer_half():
+    """Pixel 0 covers [-0.5, 0.5] (centres at integers): keypoints at x = -0.3 and on the edge
+    y = -0.5 lie in the image and are supervised, as in the naive reference; were they left out
+    (an edge at 0), no keypoint would count and the loss would be 0."""
+    target = torch.tensor([[[-0.3, 4.0], [7.0, -0.5]]], dtype=torch.float64)
+    logits = torch.randn(
+        1, 2, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    expected = _naive_heatmap_loss(logits, target, width=16, height=16)
+    assert expected > 0
+    assert heatmap_loss(logits, target, (16, 16)).item() == pytest.approx(expected, rel=1e-10)
+
+
 def test_heatmap_term_is_computed_only_when_asked_and_gradcheck_passes():
     batch = _batch(1) | {"image": torch.zeros(1, 3, 16, 16)}
     batch["hand_2d"] += 6.0

@@ -10,15 +10,24 @@ import pytest
 import torch
 from PIL import Image
 
+from hopose import photo as photo_module
 from hopose.photo import (
     EXIF_IFD,
     FOCAL_LENGTH,
     FOCAL_LENGTH_35MM,
     FOCAL_PLANE_RESOLUTION_UNIT,
     FOCAL_PLANE_X_RESOLUTION,
+    MIN_SIDE,
     photo_camera,
+    photo_from_image,
     read_photo,
 )
+
+
+def _enlarged(pixels: np.ndarray) -> np.ndarray:
+    """Each pixel of ``pixels`` (H, W, ...) a MIN_SIDE-wide block: a pattern of a few pixels as
+    a photo large enough to read, which holds the same values."""
+    return pixels.repeat(MIN_SIDE, axis=0).repeat(MIN_SIDE, axis=1)
 
 
 def _save(path, pixels: np.ndarray, *, orientation: int = 1, focal: dict | None = None) -> None:
@@ -41,20 +50,20 @@ def test_exif_orientation_makes_the_photo_upright(tmp_path):
 
 
 def test_sixteen_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
-    Image.fromarray(np.full((4, 6), 30000, np.uint16)).save(tmp_path / "g.png")
+    Image.fromarray(np.full((16, 24), 30000, np.uint16)).save(tmp_path / "g.png")
     photo = read_photo(tmp_path / "g.png")
     # 30000 * 255 / 65535 = 116.7 -> 117 in every channel (a plain convert gives 255).
-    assert np.asarray(photo.image).tolist() == np.full((4, 6, 3), 117).tolist()
+    assert np.asarray(photo.image).tolist() == np.full((16, 24, 3), 117).tolist()
 
 
 def test_sixteen_bit_greyscale_pgm_read_as_mode_i_is_scaled_too(tmp_path):
     # Pillow widens a 16-bit PGM to mode I (its raw mode I;16B): 16-bit values, scaled as the
     # 16-bit PNG's are, not refused as 32-bit integers.
-    values = np.full((4, 6), 30000, ">u2")
-    (tmp_path / "g.pgm").write_bytes(b"P5\n6 4\n65535\n" + values.tobytes())
+    values = np.full((16, 24), 30000, ">u2")
+    (tmp_path / "g.pgm").write_bytes(b"P5\n24 16\n65535\n" + values.tobytes())
     assert Image.open(tmp_path / "g.pgm").mode == "I"
     photo = read_photo(tmp_path / "g.pgm")
-    assert np.asarray(photo.image).tolist() == np.full((4, 6, 3), 117).tolist()
+    assert np.asarray(photo.image).tolist() == np.full((16, 24, 3), 117).tolist()
 
 
 @pytest.mark.parametrize(
@@ -63,9 +72,9 @@ def test_sixteen_bit_greyscale_pgm_read_as_mode_i_is_scaled_too(tmp_path):
         # Floats in [0, 1] became an all-black photo, 32-bit integers beyond 16 bits an
         # all-white one, and 32-bit integers of 8-bit values (200 * 255 / 65535 = 0.8) one
         # almost black.
-        (np.full((4, 6), 0.5, np.float32), "32-bit float pixels"),
-        (np.full((4, 6), 2**20, np.int32), "32-bit integer pixels"),
-        (np.full((4, 6), 200, np.int32), "32-bit integer pixels"),
+        (np.full((16, 24), 0.5, np.float32), "32-bit float pixels"),
+        (np.full((16, 24), 2**20, np.int32), "32-bit integer pixels"),
+        (np.full((16, 24), 200, np.int32), "32-bit integer pixels"),
     ],
     ids=["float", "int32", "int32-of-8-bit-values"],
 )
@@ -110,8 +119,9 @@ def test_palette_and_one_bit_photos_are_shrunk_by_averaging_as_rgb_ones_are(tmp_
 
 def test_a_palette_photo_with_a_transparent_colour_is_shrunk_as_its_rgba_version(tmp_path):
     # Opaque red columns between transparent white ones: an RGBA photo is resized weighted by
-    # alpha (Pillow's premultiplied resize), so the shrunk copy is red; the palette's colours
-    # averaged regardless of transparency are pink, and nearest neighbour kept the white ones.
+    # alpha (Pillow's premultiplied resize), so the shrunk copy is red, half covered (alpha
+    # 127.5 -> 128), over black: 255 * 128 / 255 = 128. The palette's colours averaged
+    # regardless of transparency are pink, and nearest neighbour kept the white ones.
     rgba = np.zeros((400, 4000, 4), np.uint8)
     rgba[:, 0::2] = [255, 255, 255, 0]
     rgba[:, 1::2] = [255, 0, 0, 255]
@@ -121,7 +131,7 @@ def test_a_palette_photo_with_a_transparent_colour_is_shrunk_as_its_rgba_version
     palette.save(tmp_path / "palette.png", transparency=white)
     expected = np.asarray(read_photo(tmp_path / "rgba.png", max_side=1000).image)
     got = np.asarray(read_photo(tmp_path / "palette.png", max_side=1000).image)
-    assert (expected == [255, 0, 0]).all()
+    assert (expected == [128, 0, 0]).all()
     np.testing.assert_array_equal(got, expected)
 
 
@@ -304,9 +314,10 @@ def test_sixteen_bit_values_round_to_the_nearest_eight_bit_level(tmp_path):
     divisor and the rounding: 128 / 257 = 0.498 -> 0, 129 / 257 = 0.502 -> 1, 65407 / 257 =
     254.502 -> 255 (scaled by 255 / 65536 it would be 254.498 -> 254), 65535 -> 255."""
     values = np.array([[0, 128, 129, 65407, 65535]], np.uint16)
-    Image.fromarray(values).save(tmp_path / "g.png")
+    Image.fromarray(_enlarged(values)).save(tmp_path / "g.png")
     photo = read_photo(tmp_path / "g.png")
-    assert np.asarray(photo.image)[..., 0].tolist() == [[0, 0, 1, 255, 255]]
+    levels = np.array([[0, 0, 1, 255, 255]])
+    np.testing.assert_array_equal(np.asarray(photo.image)[..., 0], _enlarged(levels))
 
 
 def test_a_large_sixteen_bit_photo_is_scaled_then_shrunk_to_the_size_bound(tmp_path):
@@ -327,3 +338,147 @@ def test_a_zero_focal_length_or_field_of_view_is_refused(tmp_path):
         photo_camera(photo, K=(0.0, 500.0, 17.5, 11.5))
     with pytest.raises(ValueError, match="--fov: expected a horizontal field of view"):
         photo_camera(photo, fov=0.0)
+
+
+def _with_hidden_white(mode: str) -> Image.Image:
+    """A 2x1 image of ``mode``: a fully transparent white pixel, then an opaque (10, 200, 30)
+    one (its grey in LA); the transparency as alpha (RGBA, LA), a palette's transparent
+    index (P) or an RGB colour key (PNG's tRNS). :func:`_enlarged` as a photo."""
+    rgba = np.array([[[255, 255, 255, 0], [10, 200, 30, 255]]], np.uint8)
+    if mode in ("RGBA", "LA"):
+        return Image.fromarray(rgba).convert(mode)
+    if mode == "P":
+        image = Image.new("P", (2, 1))
+        image.putpalette([255, 255, 255, 10, 200, 30])
+        image.putdata([0, 1])
+        image.info["transparency"] = 0
+        return image
+    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]))
+    image.info["transparency"] = (255, 255, 255)
+    return image
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "RGB-key"])
+def test_a_transparent_pixel_reads_as_the_black_background_not_its_hidden_colour(tmp_path, mode):
+    """From a PNG file and from memory alike the transparent pixel is black, as the network's
+    views are beyond a photo (hopose.photo.BACKGROUND); it read as the white it hid. The opaque
+    pixel keeps its colour."""
+    pattern = _with_hidden_white(mode.removesuffix("-key"))
+    # Each pixel a block, by nearest neighbour: the palette and the colour key are kept.
+    image = pattern.resize((2 * MIN_SIDE, MIN_SIDE), Image.NEAREST)
+    image.save(tmp_path / "cut-out.png")  # its transparency saved with it (alpha, tRNS)
+    opaque = pattern.convert("RGB").getpixel((1, 0))
+    expected = _enlarged(np.array([[[0, 0, 0], opaque]], np.uint8))
+    for photo in (read_photo(tmp_path / "cut-out.png"), photo_from_image(image)):
+        np.testing.assert_array_equal(np.asarray(photo.image), expected)
+
+
+def test_a_half_transparent_pixel_is_its_colour_laid_over_black(tmp_path):
+    # Alpha 128 of 255 over black: (200, 100, 50) * 128 / 255 = (100.4, 50.2, 25.1) -> (100,
+    # 50, 25); kept as (200, 100, 50) when the alpha was dropped.
+    Image.fromarray(np.full((MIN_SIDE, MIN_SIDE, 4), [200, 100, 50, 128], np.uint8)).save(
+        tmp_path / "half.png"
+    )
+    assert (np.asarray(read_photo(tmp_path / "half.png").image) == [100, 50, 25]).all()
+
+
+def test_a_photo_above_pillows_decompression_bomb_limit_is_read_leaving_the_limit(
+    tmp_path, monkeypatch
+):
+    """Pillow refuses an image of more than twice Image.MAX_IMAGE_PIXELS and warns above it (a
+    200-megapixel phone photo was refused): with the limit patched to 1,000 pixels, a 60x40
+    photo (2,400 pixels) is read without a warning, and a 40x30 one (1,200) too, as PNGs and as
+    LZW-compressed TIFFs; the limit is as it was afterwards."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    # A compressed TIFF's decoder checks the limit again when its pixels load.
+    for name, options in (("large.png", {}), ("large.tif", {"compression": "tiff_lzw"})):
+        for width, height in ((60, 40), (40, 30)):
+            Image.new("RGB", (width, height), "red").save(tmp_path / name, **options)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a DecompressionBombWarning fails the test
+                photo = read_photo(tmp_path / name)
+            assert photo.size == (width, height)
+            assert (np.asarray(photo.image) == [255, 0, 0]).all()
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+def test_a_photo_above_max_pixels_is_refused_naming_the_file_and_one_below_read_quietly(
+    tmp_path, monkeypatch
+):
+    """With MAX_PIXELS at 2,000 a 60x40 photo (2,400 pixels) is refused naming the file, and a
+    40x30 one (1,200) is read without Pillow's warning, which it gives from half the limit it
+    refuses at (1,000 here)."""
+    monkeypatch.setattr(photo_module, "MAX_PIXELS", 2000)
+    Image.new("RGB", (60, 40)).save(tmp_path / "huge.png")
+    with pytest.raises(ValueError, match=r"huge\.png: too large to read \(Image size \(2400 "):
+        read_photo(tmp_path / "huge.png")
+    Image.new("RGB", (40, 30)).save(tmp_path / "large.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a DecompressionBombWarning fails the test
+        assert read_photo(tmp_path / "large.png").size == (40, 30)
+
+
+@pytest.mark.parametrize("shape", [(30, 50, 3), (30, 50)], ids=["rgb", "grey"])
+def test_an_array_reads_as_the_same_pixels_saved_as_a_png_do(tmp_path, shape):
+    """Round trip: an array and the PNG of it give the same working copy (shrunk to 20 px
+    here, through the same resize), full size and no EXIF."""
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "p.png")
+    for max_side in (64, 20):
+        from_file = read_photo(tmp_path / "p.png", max_side=max_side)
+        in_memory = photo_from_image(pixels, max_side=max_side)
+        assert in_memory.size == from_file.size == (50, 30) and in_memory.exif == {}
+        np.testing.assert_array_equal(np.asarray(in_memory.image), np.asarray(from_file.image))
+    # Under max_side, the pixels themselves (grey in each of R, G and B).
+    rgb = np.broadcast_to(pixels.reshape(30, 50, -1), (30, 50, 3))
+    np.testing.assert_array_equal(np.asarray(photo_from_image(pixels).image), rgb)
+
+
+@pytest.mark.parametrize(
+    ("image", "got"),
+    [
+        (np.zeros((4, 6, 3), np.float32), "float32 of shape (4, 6, 3)"),
+        (np.zeros((4, 6, 4), np.uint8), "uint8 of shape (4, 6, 4)"),
+        (np.zeros((4, 6, 3, 1), np.uint8), "uint8 of shape (4, 6, 3, 1)"),
+        (np.zeros((0, 6, 3), np.uint8), "uint8 of shape (0, 6, 3)"),
+    ],
+    ids=["float", "four-channels", "four-axes", "empty"],
+)
+def test_an_array_of_another_dtype_or_shape_is_refused_naming_the_argument(image, got):
+    with pytest.raises(ValueError) as error:
+        photo_from_image(image)
+    assert str(error.value) == (
+        f"image: expected an (H, W, 3) RGB or (H, W) greyscale array of uint8, got {got}"
+    )
+    with pytest.raises(ValueError, match="image: expected a file, a PIL image or a uint8 array"):
+        photo_from_image([[0, 0, 0]])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (160, 2), (MIN_SIDE - 1, 90)], ids=str)
+def test_a_photo_below_the_least_side_is_refused_naming_it_and_its_size(tmp_path, size):
+    """A 1x1 or a 160x2 photo, stretched to the network's input, gave keypoints that looked
+    plausible; from a file and from memory alike it is refused. A photo of exactly the least
+    side on its shorter side is read."""
+    width, height = size
+    pixels = np.zeros((height, width, 3), np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "tiny.png")
+    least = f"a {width}x{height} photo; hopose reads photos of at least {MIN_SIDE} px on their"
+    with pytest.raises(ValueError) as error:
+        read_photo(tmp_path / "tiny.png")
+    assert str(error.value) == f"{tmp_path / 'tiny.png'}: {least} shorter side"
+    for image in (pixels, Image.fromarray(pixels)):
+        with pytest.raises(ValueError) as error:
+            photo_from_image(image)
+        assert str(error.value) == f"image: {least} shorter side"
+    side = np.zeros((MIN_SIDE, max(width, MIN_SIDE), 3), np.uint8)
+    Image.fromarray(side).save(tmp_path / "least.png")
+    assert read_photo(tmp_path / "least.png").size == photo_from_image(side).size
+
+
+def test_a_directory_given_as_a_photo_is_named_as_one(tmp_path):
+    """It was "image not found", which it is not."""
+    folder = tmp_path / "photo.png"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as error:
+        read_photo(folder)
+    assert str(error.value) == f"{folder}: a directory, not an image file"

@@ -165,6 +165,20 @@ def test_grasp_quality_invalid_contacts_do_not_count():
     assert quality[0] == 0.0
 
 
+def test_grasp_quality_leaves_out_contacts_without_a_normal_or_a_finite_position():
+    """Contacts marked valid but with a zero normal (on a degenerate box) or a non-finite
+    position cannot push: epsilon is that of the other contacts. The zero-normal one, 100 mm
+    out, would also set the default torque length (100 mm instead of sqrt(1400)) if it
+    counted."""
+    contacts, normals = _opposed_grasp()
+    extra = np.array([[100.0, 0.0, 0.0], [np.nan, 0.0, 0.0], [0.0, np.inf, 0.0]])
+    extra_normals = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    with_extra = _epsilon(
+        np.concatenate([contacts, extra]), np.concatenate([normals, extra_normals])
+    )
+    assert with_extra == pytest.approx(_epsilon(contacts, normals), rel=1e-12)
+
+
 def test_grasp_quality_repeated_contacts_count_once():
     # Two joints may share a support point; the hull of the wrenches is the same set.
     contacts, normals = _opposed_grasp()

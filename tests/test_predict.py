@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ from hopose.data.grasps import generate_grasps
 from hopose.data.transforms import MIRROR_CORNER_ORDER
 from hopose.geometry import project_points
 from hopose.models import build_model
-from hopose.photo import Camera, Photo, intrinsics, photo_camera
+from hopose.photo import Camera, Photo, intrinsics, photo_camera, photo_from_image
 from hopose.physics import contact_points
 from hopose.predict import draw_overlay, predict_photo
 from hopose.refine import refine_pose, refine_weights
@@ -135,10 +136,6 @@ def test_the_2d_comes_back_to_the_full_size_photo_through_its_working_copy(passe
     camera = photo_camera(photo, fov=60)
     torch.testing.assert_close(camera.K, _K_PHOTO)
     result = predict_photo(net, 32, photo, camera, cropping=SelfCropping(passes))
-    torch.testing.assert_close(
-        result["to_working"],
-        torch.tensor([[0.5, 0, -0.25], [0, 0.5, -0.25], [0, 0, 1]], dtype=torch.float64),
-    )
     # 3D: the grasp itself, in mm (float32 through the self-crops).
     torch.testing.assert_close(result["hand_3d"], net.pose[:21], atol=1e-3, rtol=0)
     torch.testing.assert_close(result["obj_3d"], net.pose[21:], atol=1e-3, rtol=0)
@@ -342,7 +339,6 @@ def test_a_left_hand_is_predicted_as_the_mirror_of_its_mirror_image(passes, refi
         "obj_3d": (right["obj_3d"] * _FLIP_X)[order],
         "contacts_3d": right["contacts_3d"] * _FLIP_X,
         "contacts_2d": _mirror_2d(right["contacts_2d"]),
-        "to_working": right["to_working"],
     }
     assert set(left) == set(expected)
     assert len(left["contacts_3d"]) > 0
@@ -450,3 +446,158 @@ def test_predict_on_the_gpu_runs_the_network_there_and_writes_what_the_cpu_does(
         np.testing.assert_allclose(
             written[DEVICE][key], written["cpu"][key], atol=0.05, rtol=1e-4, err_msg=key
         )
+
+
+def _random_pixels(height: int = 45, width: int = 80, seed: int = 0) -> np.ndarray:
+    """(H, W, 3) uint8 noise: a photo every network reads differently from another."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _tiny_network(monkeypatch) -> tuple[torch.nn.Module, object]:
+    """A tiny end-to-end network as build_model leaves it, in training mode (batch norm on
+    each image's own statistics, dropout on), given to every load_model of predict."""
+    torch.manual_seed(0)
+    cfg = tiny("end2end")
+    model = build_model(cfg.model)
+    assert model.training
+    monkeypatch.setattr(predict, "load_model", lambda path: (model, cfg))
+    return model, cfg
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["right", "left"])
+def test_a_predictor_on_an_array_gives_the_json_predict_images_writes_for_its_png(
+    tmp_path, monkeypatch, left
+):
+    """Round trip: the Python API on pixels in memory and hopose predict on the same pixels
+    saved as a PNG give the same keypoints, camera, size and side (to 1e-6: the same float64
+    arithmetic on the same working copy)."""
+    _tiny_network(monkeypatch)
+    pixels = _random_pixels()
+    Image.fromarray(pixels).save(tmp_path / "photo.png")
+    (path,) = predict.predict_images(
+        "m.pt", [tmp_path / "photo.png"], tmp_path / "out", fov=60, left=left, device="cpu"
+    )
+    written = json.loads(path.read_text())
+    result = predict.Predictor("m.pt", device="cpu")(pixels, fov=60, left=left)
+    for key in predict.KEYPOINTS:
+        value = getattr(result, key)
+        assert value.dtype == np.float64
+        # (M, 2) or (M, 3): the JSON's [] of no contacts has no second axis to read.
+        expected = np.reshape(written[key], (-1, value.shape[-1]))
+        np.testing.assert_allclose(value, expected, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(result.K, written["camera"]["K"], atol=1e-9)
+    assert (result.camera_source, written["camera"]["source"]) == ("--fov", "--fov")
+    assert list(result.size) == written["size"] == [80, 45]
+    assert result.side == written["side"] == ("left" if left else "right")
+
+
+def test_a_predictor_runs_the_network_in_eval_mode(monkeypatch):
+    """The network is loaded in training mode here: the predictor predicts as the network in
+    eval mode does (batch-norm running statistics, no dropout), and the same twice. In training
+    mode each photo was normalised by its own statistics and part of the graph dropped."""
+    model, cfg = _tiny_network(monkeypatch)
+    reference = copy.deepcopy(model).eval()
+    predictor = predict.Predictor("m.pt", device="cpu")
+    pixels = _random_pixels(seed=1)
+    first, second = predictor(pixels, fov=60), predictor(pixels, fov=60)
+    photo = photo_from_image(pixels)
+    expected = predict_photo(
+        reference, 32, photo, photo_camera(photo, fov=60), cropping=SelfCropping.of(cfg.data)
+    )
+    for key in predict.KEYPOINTS:
+        np.testing.assert_allclose(getattr(first, key), expected[key].numpy(), atol=1e-9)
+        np.testing.assert_array_equal(getattr(second, key), getattr(first, key))
+
+
+def test_a_predictor_names_an_array_of_another_dtype_or_shape(monkeypatch):
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    predictor = predict.Predictor("m.pt", device="cpu")
+    with pytest.raises(ValueError) as error:
+        predictor(np.zeros((32, 32, 3), np.float32))
+    assert str(error.value) == (
+        "image: expected an (H, W, 3) RGB or (H, W) greyscale array of uint8, got float32 of "
+        "shape (32, 32, 3)"
+    )
+    # A PIL image and a file of the same pixels predict alike.
+    image = _spot_image(5)
+    assert np.array_equal(predictor(image, K=(20, 20, 10, 14)).hand_2d,
+                          predictor(np.asarray(image), K=(20, 20, 10, 14)).hand_2d)  # fmt: skip
+
+
+def _spot_folder(folder, names) -> None:
+    folder.mkdir()
+    for k, name in enumerate(names):
+        _spot_image(3 + k).save(folder / name, format="PNG")
+
+
+def test_a_folder_is_read_for_its_image_files_by_name(tmp_path, monkeypatch):
+    """Image suffixes in any case, sorted by name; other files, hidden ones (macOS's ._ files)
+    and subfolders left out; a folder and a file given together; names kept unique."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    _spot_folder(tmp_path / "photos", ["b.png", "a.JPG", "c.Tiff", "._a.jpg"])
+    (tmp_path / "photos" / "notes.txt").write_text("not read")
+    _spot_folder(tmp_path / "photos" / "sub", ["d.png"])
+    _spot_folder(tmp_path / "more", ["b.webp"])
+    printed = []
+    written = predict.predict_images(
+        "m.pt", [tmp_path / "photos", tmp_path / "more" / "b.webp"], tmp_path / "out",
+        K=(20, 20, 10, 14), on_written=printed.append,
+    )  # fmt: skip
+    assert [path.name for path in written] == ["a.json", "b.json", "c.json", "b-2.json"]
+    assert printed == written
+    images = [json.loads(path.read_text())["image"] for path in written]
+    folder = tmp_path / "photos"
+    assert images == [str(folder / "a.JPG"), str(folder / "b.png"), str(folder / "c.Tiff"),
+                      str(tmp_path / "more" / "b.webp")]  # fmt: skip
+
+
+def test_a_folder_without_image_files_is_named_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    _spot_folder(tmp_path / "photos", ["a.png"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    with pytest.raises(FileNotFoundError) as error:
+        predict.predict_images("m.pt", [tmp_path / "photos", tmp_path / "empty"], tmp_path / "o")
+    assert str(error.value) == (
+        f"{tmp_path / 'empty'}: no image files (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unreadable_image_among_several_is_skipped_and_counted(tmp_path, monkeypatch):
+    """It is named in a warning and the others are predicted; the run then ends with an error
+    counting it. Given alone, it is the error itself."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    _spot_folder(tmp_path / "photos", ["a.png", "c.png"])
+    bad = tmp_path / "photos" / "b.jpg"
+    bad.write_text("not an image")
+    printed = []
+    with pytest.warns(UserWarning) as warned, pytest.raises(ValueError) as error:
+        predict.predict_images(
+            "m.pt", [tmp_path / "photos"], tmp_path / "out", K=(20, 20, 10, 14),
+            on_written=printed.append,
+        )  # fmt: skip
+    assert [str(w.message) for w in warned] == [
+        f"{bad}: not a readable image (cannot identify image file '{bad}'); skipped"
+    ]
+    assert str(error.value) == (
+        f"1 of 3 images not readable (named above); the other 2 predicted into {tmp_path / 'out'}"
+    )
+    assert [path.name for path in printed] == ["a.json", "c.json"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "a.json", "a_overlay.jpg", "c.json", "c_overlay.jpg"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"b\.jpg: not a readable image"):
+        predict.predict_images("m.pt", [bad], tmp_path / "alone")
+    assert not (tmp_path / "alone").exists()
+
+
+def test_no_overlay_writes_the_json_alone_its_overlay_null(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    _spot_image(5).save(tmp_path / "photo.png")
+    drawn = []
+    monkeypatch.setattr(predict, "draw_overlay", lambda *args: drawn.append(args))
+    args = ("m.pt", [tmp_path / "photo.png"], tmp_path / "out")
+    (path,) = predict.predict_images(*args, K=(20, 20, 10, 14), overlay=False)
+    assert json.loads(path.read_text())["overlay"] is None
+    assert list((tmp_path / "out").iterdir()) == [path] and drawn == []

@@ -195,7 +195,9 @@ def test_completion_changes_only_the_frame_without_a_grasp():
     torch.testing.assert_close(done_obj[:3], plain_obj[:3], atol=0, rtol=0)
     # Frame 3: the grip box (its defaults: 0.15 off half the grip, half the nesting move) of the
     # refined hand around the refined box's axes, then the joints inside pushed onto its faces.
-    grip = grip_box(plain_hand[3:], plain_obj[3:], weights.grip_shrink, weights.grip_move)
+    grip = grip_box(
+        plain_hand[3:], plain_obj[3:], shrink=weights.grip_shrink, move=weights.grip_move
+    )
     torch.testing.assert_close(done_obj[3:], grip, atol=1e-9, rtol=0)
     torch.testing.assert_close(done_hand[3:], push_out(plain_hand[3:], grip), atol=1e-9, rtol=0)
     torch.testing.assert_close(box_axes(done_obj[3:])[0], box_axes(plain_obj[3:])[0])

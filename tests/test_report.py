@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 
@@ -22,6 +23,7 @@ from hopose.report import (
     compare_runs,
     format_number,
     metric_lines,
+    paper_comparable,
     plausibility_lines,
     read_per_frame_csv,
     remove_report,
@@ -324,14 +326,106 @@ def test_compare_runs_side_by_side(runs, tmp_path):
     assert _linked_figures(text) == written == {"hand_pck.png", "object_pck.png"}
 
 
-def test_compare_cli_with_paper(runs, tmp_path, capsys):
-    root, _, _ = runs
+# metrics.json of runs evaluated so (hopose.evaluate.run_eval's entries that say how).
+FPHA_HOPE = {"dataset": "fpha", "split": "test", "options": {"protocol": "hope", "margin": 0.2}}
+FPHA_FROM_IMAGES = {**FPHA_HOPE, "protocol": "image", "crop": "resize", "self_crop": 0}
+
+
+def _write_metrics(folder, **summary):
+    (folder / "metrics.json").write_text(json.dumps(summary))
+
+
+def test_compare_describes_each_run_and_sets_the_paper_beside_the_comparable_ones(tmp_path, capsys):
+    """compare.md says how each run was evaluated (its metrics.json: dataset, split, options
+    not at their defaults, protocol, refinement; a folder of per_frame.csv alone still
+    compares), and --paper puts the published Table 1 beside the run of FPHA-HO's HOPE-Net
+    test split from the images alone, saying it is not comparable with the others."""
+    ids = ["f0", "f1"]
+    image = _write_run(tmp_path / "image", ids, [10, 12], [20, 22])  # means 11, 21
+    _write_metrics(image, **FPHA_FROM_IMAGES, hand_mean_mm=99.0)  # scores come from the csv
+    gt_2d = _write_run(tmp_path / "gt_2d", ids, [4, 6], [8, 10])  # means 5, 9
+    _write_metrics(gt_2d, **FPHA_HOPE, protocol="gt_2d", refined=True, grasp_completed=True)
+    synthetic = _write_run(tmp_path / "synthetic", ids, [1, 3], [2, 4])  # means 2, 3
+    _write_metrics(
+        synthetic, dataset="synthetic", split="test", protocol="image", crop="resize",
+        self_crop=2, self_crop_views=7, options={"focal_scale": 1.6, "free_fraction": 0.2},
+    )  # fmt: skip
+    old = _write_run(tmp_path / "old", ids, [2, 2], [3, 3])  # an older folder: no metrics.json
     out = tmp_path / "cmp"
-    assert main(["compare", str(root / "a"), str(root / "b"), "--out", str(out), "--paper"]) == 0
+    runs = [str(image), str(gt_2d), str(synthetic), str(old)]
+    assert main(["compare", *runs, "--out", str(out), "--paper"]) == 0
     assert capsys.readouterr().out.strip() == str(out / "compare.md")
-    text = (out / "compare.md").read_text()
-    assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 |" in text
-    assert all(name in text for name in PAPER_TABLE1)
+    lines = (out / "compare.md").read_text().splitlines()
+    assert lines[4:8] == [
+        f"- `{image}` (2 frames): fpha test split, from the images (resize)",
+        f"- `{gt_2d}` (2 frames): fpha test split, ground-truth 2D to the lifter, refined with "
+        "grasp completion",
+        f"- `{synthetic}` (2 frames): synthetic test split (focal_scale=1.6), from the images, "
+        "self-cropped (2 crops, the last averaged over 7 views)",
+        f"- `{old}` (2 frames): how it was evaluated is unknown (no metrics.json)",
+    ]
+    published = " | ".join(f"{name} †" for name in PAPER_TABLE1)
+    assert f"| Network | {published} | image |" in lines
+    assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 11.00 |" in lines
+    # The others in a Table 1 of their own, no published column beside them.
+    assert "| Network | gt_2d | synthetic | old |" in lines
+    assert "| Object pose error (mm) | 9.00 | 3.00 | 3.00 |" in lines
+    assert (
+        "The paper's figures are not comparable with `gt_2d`, `synthetic`, `old`: they were "
+        "measured from the images on FPHA-HO, HOPE-Net split (5,040 test frames)"
+    ) in "\n".join(lines)
+
+
+def test_compare_without_a_comparable_run_shows_no_published_column(tmp_path):
+    """--paper with only runs the paper's figures are not comparable with: Table 1 holds the
+    runs alone, and the note names them."""
+    run = _write_run(tmp_path / "gt_2d", ["f0"], [4], [8])
+    _write_metrics(run, **FPHA_HOPE, protocol="gt_2d")
+    text = compare_runs([run], tmp_path / "cmp", paper=True).read_text()
+    assert "| Network | gt_2d |" in text and "15.81" not in text
+    assert "The paper's figures are not comparable with `gt_2d`" in text
+
+
+def test_the_paper_is_comparable_only_with_fphas_hope_test_split_from_the_images():
+    assert paper_comparable(FPHA_FROM_IMAGES)
+    for changed in (
+        {"dataset": "synthetic"},
+        {"split": "val"},
+        {"options": {"protocol": "action"}},
+        {"protocol": "gt_2d"},
+        {"protocol": "gt_box"},
+    ):
+        assert not paper_comparable(FPHA_FROM_IMAGES | changed), changed
+    # An older metrics.json without the protocol or the options does not say so.
+    assert not paper_comparable({k: v for k, v in FPHA_FROM_IMAGES.items() if k != "protocol"})
+    assert not paper_comparable({k: v for k, v in FPHA_FROM_IMAGES.items() if k != "options"})
+
+
+def test_a_reports_run_table_lists_what_reproduces_it_but_not_the_scores(tmp_path, monkeypatch):
+    """The "Run" table lists every entry of the summary that is not a score, numbers and
+    nothing included (seed, num, root, device, ...), and none of the scores."""
+    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
+    predictions = make_predictions(2)
+    columns = frame_metrics(predictions, plausibility=False)
+    scores = summarize(columns)
+    summary = {
+        **scores, "unrefined": scores, "dataset": "synthetic", "seed": 3, "num": 2,
+        "root": None, "options": {"focal_scale": 1.0}, "hopose_version": "0.1.0",
+        "device": "cuda:0 (NVIDIA H200)",
+    }  # fmt: skip
+    path = write_report(tmp_path, predictions, summary, image_size=IMAGE_SIZE, columns=columns)
+    lines = path.read_text().splitlines()
+    start = lines.index("## Run")
+    assert lines[start + 4 : start + 11] == [
+        "| dataset | `synthetic` |",
+        "| seed | `3` |",
+        "| num | `2` |",
+        "| root | `null` |",
+        '| options | `{"focal_scale": 1.0}` |',
+        "| hopose_version | `0.1.0` |",
+        "| device | `cuda:0 (NVIDIA H200)` |",
+    ]
+    assert lines[start + 11] == ""
 
 
 def test_compare_refuses_a_run_twice_and_an_out_among_its_runs(runs, tmp_path):

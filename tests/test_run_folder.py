@@ -79,6 +79,21 @@ def test_resume_refuses_a_field_the_runs_config_lacks(tmp_path):
         run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
 
 
+def test_resume_passes_over_a_field_the_stage_never_reads(tmp_path):
+    """An end-to-end run of an older hopose saved perturb.sigma=0.02, which its stage never read
+    and a config may no longer set: it resumes with the default. The same change on the lifter
+    stage, which reads it, is refused."""
+    for stage, resumes in (("end2end", True), ("lifter", False)):
+        cfg = tiny(stage)
+        saved = {"config": config_to_dict(cfg)}
+        saved["config"]["perturb"]["sigma"] = 0.02
+        if resumes:
+            run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
+        else:
+            with pytest.raises(RunError, match=r"with perturb\.sigma=0\.02, the config asks 0"):
+                run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
+
+
 @pytest.mark.parametrize("left", ["config.yaml", "metrics.csv"])
 def test_a_folder_with_config_or_metrics_alone_is_no_run_to_resume(tmp_path, left):
     """A run restarts with --resume only when killed after its first rows, before its first

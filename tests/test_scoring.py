@@ -11,6 +11,7 @@ from hopose.scoring import (
     KEYPOINT_2D_KEYS,
     KEYPOINT_AUC_KEYS,
     PLAUSIBILITY_KEYS,
+    SCORE_KEYS,
     SUMMARY_KEYS,
     frame_metrics,
     plausibility_key,
@@ -54,6 +55,8 @@ def test_the_key_constants_are_the_keys_score_writes(produced):
         *SUMMARY_KEYS, *KEYPOINT_AUC_KEYS, *KEYPOINT_2D_KEYS, *PLAUSIBILITY_KEYS
     }  # fmt: skip
     assert produced["least"] == {*SUMMARY_KEYS, *KEYPOINT_AUC_KEYS}
+    # The report's "Run" table lists every other entry of a metrics.json.
+    assert produced["full"] == set(SCORE_KEYS)
 
 
 def _read_always() -> set[str]:

@@ -123,6 +123,23 @@ def test_self_cropping_read_from_the_training_config():
             SelfCropping.of(whole, **kwargs)
 
 
+def test_single_view_is_refused_where_the_last_crop_has_no_other_views():
+    """A model trained on squares without test-time views already predicts from the one square:
+    asked for it, predict and eval gave byte-identical outputs without a word."""
+    data = load_config(config_path("synthetic", "end2end")).data
+    alone = dataclasses.replace(data, self_crop_turn=0.0, self_crop_shift=0.0)
+    with pytest.raises(ValueError) as error:
+        SelfCropping.of(alone, single_view=True)
+    assert str(error.value) == (
+        "single_view: this model already predicts from the one square (its data.self_crop_turn "
+        "and data.self_crop_shift are 0: no test-time views)"
+    )
+    # One of the two is enough for views to leave out.
+    shifted = dataclasses.replace(alone, self_crop_shift=0.08)
+    assert SelfCropping.of(shifted, single_view=True).views == SINGLE_VIEW
+    assert len(SelfCropping.of(shifted).views) == 5
+
+
 class _Biased(torch.nn.Module):
     """A network off by one pixel along its own image's x axis, whose 3D is the point 100 mm
     deep on the ray through its image's centre: both depend on the view it is shown."""

@@ -102,10 +102,12 @@ def test_convention_corner_signs():
         for bits in re.findall(r"\((.),(.),(.)\)", CONVENTION_CORNERS)
     ]
     assert len(expected) == 8 and expected == list(CORNER_SIGNS)
+    # Each axis has four corners of each sign, and any two axes agree on four corners and differ
+    # on the other four: the sign columns are orthogonal, signsᵀ signs = 8 I, which
+    # hopose.geometry.box_axes relies on to read a cuboid's half-edges.
     signs = corner_signs()
-    assert signs.dtype == torch.float32 and torch.equal(
-        signs, torch.tensor(CORNER_SIGNS, dtype=torch.float32)
-    )
+    assert torch.equal(signs, torch.tensor(expected, dtype=torch.float32))
+    torch.testing.assert_close(signs.T @ signs, 8 * torch.eye(3))
 
 
 def test_convention_faces_are_cyclic_quads_of_box_edges():

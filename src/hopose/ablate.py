@@ -33,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint
-from hopose.config import TrainConfig, load_config
+from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint, load_model
+from hopose.config import TrainConfig, load_config, stage_unused_fields
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
 from hopose.evaluate import EVAL_METRICS_FILE, run_eval, without_jitter
-from hopose.files import write_text
-from hopose.report import format_number, markdown_table
+from hopose.files import output_folder, write_text
+from hopose.report import PAPER_METHOD, PAPER_TABLE1, format_number, markdown_table
 from hopose.run_folder import LAST_CHECKPOINT, run_file
 from hopose.scoring import (
     AFFINITY,
@@ -75,10 +75,11 @@ LIFTER_ROWS: tuple[
 # Eq. 7's 3D MSE at its weight, which Table 3's rows name: a config that trains on distances
 # (the demo's end-to-end stage, loss.l3d_distance) is set back to it here.
 PAPER_3D_LOSS = ["loss.l3d_distance=squared", "loss.w_3d=1.0"]
-# Table 3 rows: name, config overrides, the paper's (hand, object) mm.
+# Table 3 rows: name, config overrides, the paper's (hand, object) mm; its last row is the
+# paper's final model, Table 1's.
 PHYSICS_ROWS: tuple[tuple[str, list[str], tuple[float, float]], ...] = (
     ("MSE", ["loss.physical=false", *PAPER_3D_LOSS], (12.83, 20.83)),
-    ("MSE + Physical loss", ["loss.physical=true", *PAPER_3D_LOSS], (12.53, 19.09)),
+    ("MSE + Physical loss", ["loss.physical=true", *PAPER_3D_LOSS], PAPER_TABLE1[PAPER_METHOD]),
 )
 # The physics study's training seeds per row unless asked otherwise (``hopose ablate --seeds``).
 SEEDS = 3
@@ -106,6 +107,37 @@ def _table(first_column: str, rows: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     return "\n".join(markdown_table(header, body))
+
+
+def _stages_run(study: str, sources: Sequence[str], init: str | None) -> tuple[str, ...]:
+    """The stages whose runs a study trains: the lifter study's rows and the physics study's
+    ``gt_2d`` rows the lifter, its image rows the end-to-end stage, after stages 1 and 2 where
+    no ``init`` is given."""
+    if study == "lifter":
+        return ("lifter",)
+    stages = {"lifter"} if "gt_2d" in sources else set()
+    if "image" in sources:
+        stages |= {"end2end"} if init is not None else {"lifter", "encoder", "end2end"}
+    return tuple(stage for stage in STAGES if stage in stages)
+
+
+def _check_read(overrides: Sequence[str], stages: Sequence[str], study: str) -> None:
+    """Refuse a ``--set`` of a field none of ``stages`` reads: it would change no run."""
+    for text in overrides:
+        key = text.split("=", 1)[0].strip()
+        if all(key in stage_unused_fields(stage) for stage in stages):
+            raise ValueError(
+                f"--set {key}: no run of the {study} study reads it (its stages: "
+                f"{', '.join(stages)}), so it would change nothing"
+            )
+
+
+def _read_by(stage: str, overrides: Sequence[str]) -> list[str]:
+    """The ``KEY=VALUE`` of ``overrides`` whose field ``stage`` reads: a stage refuses a field
+    it never reads set away from its default (:func:`hopose.config.stage_unused_fields`), and a
+    study's ``--set`` is meant for every run it can change."""
+    unused = stage_unused_fields(stage)
+    return [text for text in overrides if text.split("=", 1)[0].strip() not in unused]
 
 
 def _data_overrides(
@@ -152,7 +184,8 @@ def _row_summary(
     split_cache: SplitCache,
 ) -> dict[str, Any]:
     """Train one row's run into ``run_dir`` and evaluate it on the test split into
-    ``run_dir/eval``; returns the evaluation's summary.
+    ``run_dir/eval`` (``metrics.json`` and ``per_frame.csv``, which ``hopose compare`` reads);
+    returns the evaluation's summary.
 
     With ``resume``, a run the folder holds is continued by the training's own resume (a
     finished one is only checked against ``cfg``), and its evaluation is read back where its
@@ -173,7 +206,9 @@ def _row_summary(
         cfg.data.test_split,
         eval_dir,
         gt_2d=gt_2d,
+        # No figures, but per_frame.csv: `hopose compare` reads the rows' evaluations.
         report=False,
+        per_frame=True,
         plausibility=plausibility,
     )
     # After metrics.json: a kill in between leaves no record, and the evaluation is redone.
@@ -447,7 +482,9 @@ def run_ablation(
 
     ``num`` sets the frames of every split (synthetic: generated; real data: a cap); it wins
     over ``quick``'s sizes. ``overrides`` (``--set KEY=VALUE``) apply to the config of every
-    run, after those; what defines a row (its lifter or loss, its seed, the checkpoint it
+    run whose stage reads the field (:func:`hopose.config.stage_unused_fields`: a
+    ``perturb.sigma`` to the lifter's runs, an ``augment.colour`` to the image stages'), after
+    those; what defines a row (its lifter or loss, its seed, the checkpoint it
     fine-tunes) comes after them and wins.
     The physics study runs each of ``sources`` (:data:`PHYSICS_INPUTS`) over ``seeds`` seeds.
 
@@ -461,6 +498,10 @@ def run_ablation(
             fine-tunes it (the lifter study, or the physics study on ground-truth 2D only);
             before anything is written.
         FileNotFoundError: ``init`` is not a file, before anything is written.
+        CheckpointError: ``init`` unreadable, or its encoder or lifter never trained, before
+            anything is written.
+        ValueError: an ``overrides`` field that no stage of the study reads, before anything is
+            written.
         RunError: a run's folder holds a run and ``resume`` is False.
     """
     if study not in STUDIES:
@@ -474,14 +515,20 @@ def run_ablation(
             "--init: only the physics study from the images (--input image or both) fine-tunes "
             "a stage-2 checkpoint"
         )
-    # Checked here, not when the first image row reads it: after every gt_2d row has trained.
-    if init is not None and not Path(init).is_file():
-        raise FileNotFoundError(f"--init: {init}: no such file")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shared = [*_data_overrides(root, cache, seed, num), *overrides]
+    # Read here, not when the first image row fine-tunes it: after every gt_2d row has trained.
+    # The rows need its encoder and lifter trained, as predicting from images does.
+    if init is not None:
+        if not Path(init).is_file():
+            raise FileNotFoundError(f"--init: {init}: no such file")
+        load_model(init, from_images=True)
+    _check_read(overrides, _stages_run(study, sources, init), study)
+    out_dir = output_folder(out_dir)
+    shared = _data_overrides(root, cache, seed, num)
     quick_overrides = QUICK_OVERRIDES if quick else {}
-    stage_overrides = {stage: [*quick_overrides.get(stage, []), *shared] for stage in STAGES}
+    stage_overrides = {
+        stage: [*quick_overrides.get(stage, []), *shared, *_read_by(stage, overrides)]
+        for stage in STAGES
+    }
     if study == "lifter":
         return _lifter_study(data, out_dir, stage_overrides["lifter"], resume=resume)
     return _physics_study(

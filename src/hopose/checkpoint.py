@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -46,7 +45,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from hopose.config import ConfigError, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from hopose.config import (
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    as_yaml,
+    config_from_dict,
+    config_to_dict,
+)
 from hopose.files import write_atomic
 from hopose.models import HoposeNet, build_model
 from hopose.models.encoder import random_backbone_expected
@@ -191,10 +197,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is not a readable hopose checkpoint of :data:`FORMAT`, one
-            line naming the file.
+        CheckpointError: ``path`` is a directory, or the file is not a readable hopose
+            checkpoint of :data:`FORMAT`, one line naming it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a directory, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):
@@ -306,9 +314,20 @@ def _load_state(
         raise CheckpointError(f"{path}: its weights do not fit the network ({reason})") from None
 
 
+def _require_finite(state: Mapping[str, Any], path: str | Path) -> None:
+    """Refuse weights holding NaN or an infinity, naming ``path`` and the first such key: they
+    would load and predict NaN, or fail later in whatever reads the predictions."""
+    for key, value in state.items():
+        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
+        if floating and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: model weights hold non-finite values ({key})")
+
+
 def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], path: str | Path) -> None:
     """Load the whole network's weights of ``checkpoint`` (read from ``path``) into ``model``;
-    weights that do not fit are one line naming ``path`` (:class:`CheckpointError`)."""
+    weights that do not fit, or hold NaN or infinities, are one line naming ``path``
+    (:class:`CheckpointError`)."""
+    _require_finite(checkpoint["model"], path)
     _load_state(model, checkpoint["model"], Path(path))
 
 
@@ -328,11 +347,6 @@ def _changes_shapes(
     except ConfigError:
         return False
     return _shapes(changed, part) != shapes
-
-
-def _yaml(value: object) -> str:
-    """``value`` as ``--set`` writes it: true, null, resnet18."""
-    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
 
 def _differing_fields(
@@ -363,7 +377,7 @@ def _differing_fields(
         )
     ]
     named = [
-        f"model.{name}={_yaml(getattr(theirs, name))} ({_yaml(getattr(ours, name))} here)"
+        f"model.{name}={as_yaml(getattr(theirs, name))} ({as_yaml(getattr(ours, name))} here)"
         for name in fields[:_FIELDS_SHOWN]
     ]
     if len(fields) > _FIELDS_SHOWN:
@@ -380,8 +394,9 @@ def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet
             trained; False: it will lift ground-truth 2D, which needs the lifter only.
 
     Raises:
-        CheckpointError: the file is unreadable, or a part the use needs was never trained
-            (e.g. images through a lifter-stage checkpoint's random encoder).
+        CheckpointError: the file is unreadable, a part the use needs was never trained (e.g.
+            images through a lifter-stage checkpoint's random encoder), or the weights hold NaN
+            or infinities.
     """
     path = Path(path)
     checkpoint = load_checkpoint(path)
@@ -418,7 +433,8 @@ def load_trained_parts(
         The parts copied (to be recorded as trained by the new run).
 
     Raises:
-        CheckpointError: a part's weights do not fit ``model``, one line naming the file, torch's
+        CheckpointError: a part's weights hold NaN or infinities (one line naming the file and
+            the first such key), or do not fit ``model``: one line naming the file, torch's
             reason and the ``model`` fields that the run that wrote it set otherwise and that
             shape the part's weights (none for weights edited by hand).
     """
@@ -426,9 +442,9 @@ def load_trained_parts(
     trained = frozenset(checkpoint["trained"])
     for part in sorted(trained):
         prefix = f"{part}."
-        state = {
-            k[len(prefix) :]: v for k, v in checkpoint["model"].items() if k.startswith(prefix)
-        }
+        weights = {k: v for k, v in checkpoint["model"].items() if k.startswith(prefix)}
+        _require_finite(weights, path)
+        state = {k[len(prefix) :]: v for k, v in weights.items()}
         why = functools.partial(_differing_fields, part, model_cfg, path, checkpoint)
         _load_state(getattr(model, part), state, path, why)
     return trained

@@ -257,6 +257,27 @@ def _add_device_argument(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_no_plausibility_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-plausibility", action="store_true",
+        help="skip the physical-plausibility metrics (the grasp quality is most of the time)",
+    )  # fmt: skip
+
+
+def _add_refine_arguments(parser: argparse.ArgumentParser, *, when: str, what: str) -> None:
+    """``--refine`` and ``--complete-grasp``, worded for the command's frames or photos."""
+    parser.add_argument(
+        "--refine", action="store_true",
+        help=f"refine the predicted 3D physically {when} (hopose.refine.refine_pose; "
+        "docs/evaluation.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--complete-grasp", action="store_true",
+        help=f"with --refine: move the box of {what} into the hand's grip "
+        "(RefineWeights.complete_grasp; docs/evaluation.md)",
+    )  # fmt: skip
+
+
 @subcommand
 def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split")
@@ -301,19 +322,8 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
         "--no-report", action="store_true",
         help="skip report.md, per_frame.csv and the figures (and the plausibility metrics)",
     )  # fmt: skip
-    parser.add_argument(
-        "--no-plausibility", action="store_true",
-        help="skip the physical-plausibility metrics (the grasp quality is most of the time)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--refine", action="store_true",
-        help="refine the predicted 3D physically before scoring (docs/evaluation.md)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--complete-grasp", action="store_true",
-        help="with --refine: move the box of frames without a grasp into their hand's grip "
-        "(RefineWeights.complete_grasp; docs/evaluation.md)",
-    )  # fmt: skip
+    _add_no_plausibility_argument(parser)
+    _add_refine_arguments(parser, when="before scoring", what="frames without a grasp")
     _add_self_crop_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_eval)
@@ -377,7 +387,11 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="keypoints, contacts and an overlay for image files of any size"
     )
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
-    parser.add_argument("images", nargs="+", help="JPEG or PNG files")
+    parser.add_argument(
+        "images", nargs="+",
+        help="image files (JPEG, PNG, BMP, WebP, TIFF) and folders of them (their image files, "
+        "by name, not their subfolders)",
+    )  # fmt: skip
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument(
         "--K", type=_camera_values, metavar="FX,FY,CX,CY",
@@ -386,15 +400,7 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     camera.add_argument(
         "--fov", type=float, metavar="DEG", help="the photos' horizontal field of view (degrees)"
     )
-    parser.add_argument(
-        "--refine", action="store_true",
-        help="refine the 3D physically (hopose.refine.refine_pose; docs/evaluation.md)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--complete-grasp", action="store_true",
-        help="with --refine: move the box of a photo without a grasp into its hand's grip "
-        "(RefineWeights.complete_grasp; docs/evaluation.md)",
-    )  # fmt: skip
+    _add_refine_arguments(parser, when="before writing it", what="a photo without a grasp")
     _add_self_crop_arguments(parser)
     parser.add_argument(
         "--left", action="store_true",
@@ -402,23 +408,30 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
         "are trained on, and mirrored back (the JSON says side: left)",
     )  # fmt: skip
     _add_device_argument(parser)
+    parser.add_argument(
+        "--no-overlay", action="store_true",
+        help="write no overlay image (about half the time and disk of a large batch); the "
+        "JSON's overlay is then null",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
     parser.epilog = (
         "Without --K or --fov the camera comes from the EXIF focal length, else a 26 mm "
-        "(35 mm-equivalent) lens is assumed; the JSON says which."
+        "(35 mm-equivalent) lens is assumed; the JSON says which. Among several images, one "
+        "that is not readable is skipped with a warning, and the command exits with status 1."
     )
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from hopose.predict import predict_images
 
-    for path in predict_images(
+    # Each JSON printed as it is written: the progress of a folder of photos.
+    predict_images(
         args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,
         complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
         single_view=args.single_view, left=args.left, device=args.device,
-    ):  # fmt: skip
-        print(path)
+        overlay=not args.no_overlay, on_written=functools.partial(print, flush=True),
+    )  # fmt: skip
     return 0
 
 
@@ -543,6 +556,12 @@ def _given(**options: object) -> dict:
 def _run_prepare(args: argparse.Namespace) -> int:
     from hopose.data.cache import prepare_cache
 
+    # Named as the options here: the dataset's own refusals name its arguments (root,
+    # num_samples), which this command does not have.
+    if args.dataset != "synthetic" and args.root is None:
+        raise ValueError(f"--root: preparing {args.dataset} needs its folder")
+    if args.dataset == "synthetic" and args.num is None:
+        raise ValueError("--num: preparing synthetic data needs the number of samples")
     out = prepare_cache(
         args.dataset, args.split, args.out, root=args.root, num_samples=args.num,
         seed=args.seed, workers=args.workers,
@@ -679,18 +698,21 @@ def _run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hopose.checkpoint import load_model
-    from hopose.export import compare_onnx, export_onnx, has_unit, tolerance
+    from hopose.export import compare_onnx, export_onnx, has_unit, tolerance, warn_single_pass
+    from hopose.files import output_folder
 
-    model, cfg = load_model(args.checkpoint, from_images=args.graph == "network")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out: {out} is a folder; give the ONNX file's path")
+    model, cfg = load_model(args.checkpoint, from_images=args.graph == "network")
+    warn_single_pass(cfg, args.graph)
+    output_folder(out.parent)
     size = cfg.model.image_size
 
     def check(written: Path) -> None:
         # Run on the temporary file before its rename to --out: a graph that does not compute
         # what the network does is never left to be used, nor replaces a good one already there.
         differences = compare_onnx(model, written, graph=args.graph, image_size=size)
-        print(out)
         for name, difference in differences.items():
             kind = "difference" if has_unit(name) else "relative difference"
             print(f"{name}: onnxruntime vs torch, largest {kind} {difference:.2e}")
@@ -701,6 +723,38 @@ def _run_export(args: argparse.Namespace) -> int:
             )
 
     export_onnx(model, out, graph=args.graph, image_size=size, check=check)
+    print(out)  # only once the checked graph is there
+    return 0
+
+
+@subcommand
+def _register_score(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score a predictions.npz (another method's, on an evaluation's frames) as "
+        "hopose eval scores its own",
+    )  # fmt: skip
+    parser.add_argument(
+        "predictions",
+        help="a predictions.npz of hopose eval, its pred_* arrays replaced by yours "
+        '(docs/evaluation.md, "Scoring other predictions")',
+    )
+    parser.add_argument(
+        "--out", required=True, help="output directory (metrics.json, per_frame.csv, report.md)"
+    )
+    _add_no_plausibility_argument(parser)
+    parser.set_defaults(func=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hopose.evaluate import EVAL_METRICS_FILE, score_file
+
+    summary = score_file(args.predictions, args.out, plausibility=not args.no_plausibility)
+    print(
+        f"{summary['n']} frames: hand {summary['hand_mean_mm']:.2f} mm, object "
+        f"{summary['object_mean_mm']:.2f} mm; {Path(args.out) / EVAL_METRICS_FILE}"
+    )
     return 0
 
 

@@ -16,6 +16,7 @@ value raises a one-line :class:`ConfigError` naming the file and the full key.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import typing
@@ -460,8 +461,8 @@ class AugmentConfig:
     all 0 (off) in the paper's configs."""
 
     colour: float = 0.0
-    """Colour jitter strength: brightness, contrast and saturation factors in [1 - c, 1 + c], hue
-    shifted by up to c / 4."""
+    """Colour jitter strength c in [0, 1]: brightness, contrast and saturation factors in
+    [1 - c, 1 + c], hue shifted by up to c / 4 of a turn."""
     blur_prob: float = 0.0
     """Probability of a Gaussian blur (sigma 0.1-1.5 px)."""
     noise: float = 0.0
@@ -471,7 +472,51 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         _require_finite(self, "augment")
-        _require_amounts(self, "augment", ("colour", "noise"), ("blur_prob", "occlusion_prob"))
+        _require_amounts(self, "augment", ("noise",), ("blur_prob", "occlusion_prob"))
+        # Past 1 the factor 1 - c would be negative, which torchvision floors at 0 without a word
+        # (and past 2 the hue shift c / 4 would leave its range of half a turn).
+        _require(0 <= self.colour <= 1, f"augment.colour must be in [0, 1], got {self.colour}")
+
+
+def as_yaml(value: object) -> str:
+    """``value`` as ``--set`` writes it: true, null, resnet18."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+
+
+def _default(section: Any, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``section``."""
+    return next(item.default for item in dataclasses.fields(section) if item.name == name)
+
+
+def _fields_of(section: type, prefix: str) -> tuple[str, ...]:
+    """The full keys ("prefix.name") of the fields of the dataclass ``section``."""
+    return tuple(f"{prefix}.{item.name}" for item in dataclasses.fields(section))
+
+
+def stage_unused_fields(stage: str) -> dict[str, str]:
+    """The config fields ("section.name") that the stage ``stage`` never reads, each with why,
+    from what it trains and reads (:data:`hopose.stages.STAGES`): the 3D loss terms where no
+    lifter is trained, the 2D ones where no encoder is, the image augmentation and progressive
+    resizing where no image is read, the perturbation of ground-truth 2D where images are.
+
+    :class:`TrainConfig` refuses them away from their defaults, where they would change
+    nothing; :func:`config_from_dict` reads a saved config's at their defaults."""
+    spec = STAGES[stage]
+    unused: dict[str, str] = {}
+    if "lifter" not in spec.trains:
+        names = ("loss.w_3d", "loss.w_physical", "loss.physical", "loss.l3d_distance")
+        unused |= dict.fromkeys(names, "predicts no 3D")
+    if "encoder" not in spec.trains:
+        names = ("loss.w_2d", "loss.l2d_pixels", "loss.w_heatmap", "loss.w_segmentation")
+        unused |= dict.fromkeys(names, "predicts no 2D")
+    if spec.reads_images:
+        unused |= dict.fromkeys(
+            _fields_of(PerturbConfig, "perturb"), "reads images, not ground-truth 2D"
+        )
+    else:
+        names = ("optim.progressive_size", "optim.progressive_epochs")
+        unused |= dict.fromkeys((*names, *_fields_of(AugmentConfig, "augment")), "reads no images")
+    return unused
 
 
 @dataclass
@@ -516,16 +561,26 @@ class TrainConfig:
             self.loss.w_segmentation == 0 or self.model.segmentation,
             f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
         )
-        if self.optim.progressive_size is not None:
+        for name, why in stage_unused_fields(self.stage).items():
+            section, _, key = name.partition(".")
+            default = _default(getattr(self, section), key)
             _require(
-                STAGES[self.stage].reads_images,
-                f"optim.progressive_size resizes images; the {self.stage} stage reads none",
+                getattr(getattr(self, section), key) == default,
+                f"{name}: the {self.stage} stage {why}, so it would have no effect; leave it "
+                f"at {as_yaml(default)}",
             )
-            _require(
-                self.optim.progressive_size < self.data.image_size,
-                f"optim.progressive_size ({self.optim.progressive_size}) must be below "
-                f"data.image_size ({self.data.image_size})",
-            )
+        # Else refused by the loss only at the first training step, after the data is read.
+        _require(
+            not self.loss.physical or self.model.lifter_variant == "full",
+            "loss.physical needs model.lifter_variant: full (the physical loss is between the "
+            f"lifted hand and box), got {self.model.lifter_variant!r}",
+        )
+        _require(
+            self.optim.progressive_size is None
+            or self.optim.progressive_size < self.data.image_size,
+            f"optim.progressive_size ({self.optim.progressive_size}) must be below "
+            f"data.image_size ({self.data.image_size})",
+        )
         _require(
             self.num_threads is None or self.num_threads > 0,
             f"num_threads must be > 0 or null, got {self.num_threads}",
@@ -565,6 +620,11 @@ def _one_line(error: OmegaConfBaseException) -> str:
     if isinstance(error, ConfigKeyError | ConfigAttributeError):
         return f"unknown key {error.full_key}: {message}"
     return f"{error.full_key}: {message}" if error.full_key else message
+
+
+# The loader OmegaConf builds its own on (libyaml's where installed): a syntax error found by
+# load_config's first reading is worded as OmegaConf's would be.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:
@@ -609,10 +669,24 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
 
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from a nested mapping (e.g. a checkpoint's)."""
+    """Build and validate a :class:`TrainConfig` from a nested mapping (a checkpoint's).
+
+    The fields its stage never reads (:func:`stage_unused_fields`) are read at their defaults:
+    a checkpoint written before they were refused may hold one set to no effect, and must still
+    load; nothing reads them from a trained model's config."""
     _require(
         isinstance(values, Mapping), f"the config must be a mapping, got {type(values).__name__}"
     )
+    stage = values.get("stage", TrainConfig.stage)
+    if isinstance(stage, str) and stage in STAGES:
+        values = {
+            key: dict(value) if isinstance(value, Mapping) else value
+            for key, value in values.items()
+        }
+        for name in stage_unused_fields(stage):
+            section, _, key = name.partition(".")
+            if isinstance(values.get(section), dict):
+                values[section].pop(key, None)
     return _to_config(OmegaConf.structured(TrainConfig), values, ())
 
 
@@ -631,22 +705,31 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
 
     Raises:
         ConfigError: one line naming the file and the full key when a key is unknown or a value
-            is invalid, or the file and line of a YAML syntax error, or a file not in UTF-8.
+            is invalid, or the file and line of a YAML syntax error, or a file not in UTF-8,
+            empty, or whose top level is not a mapping.
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        values = OmegaConf.load(path)
+        text = path.read_text(encoding="utf-8")
+        # The document's structure first: OmegaConf reads a lone word as a key without a value
+        # and refuses a lone number naming neither the file nor the line.
+        root = yaml.compose(text, Loader=_YAML_LOADER)
+        values = OmegaConf.create(text) if isinstance(root, yaml.MappingNode) else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: YAML syntax error: {yaml_problem(error)}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason})") from None
-    if not isinstance(values, DictConfig):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+    if root is None or (values is not None and not values):
+        # Every field at its default would train the default stage on the default data.
+        raise ConfigError(f"{path}: empty config (no stage, data or model is set)")
+    if values is None:
+        kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+        raise ConfigError(f"{path}: the top level must be a mapping of config keys, got {kind}")
     try:
         return _to_config(
             OmegaConf.structured(TrainConfig), OmegaConf.to_container(values), overrides

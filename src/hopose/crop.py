@@ -21,6 +21,8 @@ scaled, shifted or rotated, exactly (docs/training.md).
 - :func:`mirror_affine`, :func:`mirror_camera`: an image and its camera mirrored left-right, as
   the loaders show a left hand (a right hand's mirror image) and ``hopose predict --left`` reads
   one.
+- :func:`inside_frame`: which pixel coordinates lie inside an image (the rule of the heat-map
+  loss and of the renderer's black beyond the frame).
 
 Self-cropping at inference, squares placed by the model's own 2D, is :mod:`hopose.self_crop`.
 
@@ -189,6 +191,22 @@ def mirror_camera(K: Tensor, width: int) -> Tensor:
     at W - 1 - u where (x, y, z) projected at u: cx -> W - 1 - cx, the skew negated, fx, fy and
     cy kept. Its own inverse."""
     return mirror_affine(width, K) @ K @ torch.diag(K.new_tensor(MIRROR_X))
+
+
+def inside_frame(uv: Tensor | np.ndarray, size: tuple[int, int]) -> Tensor | np.ndarray:
+    """Which pixel coordinates lie inside an image, pixel centres at integers: its outer edges
+    are -0.5 and ``width - 0.5`` (``height - 0.5``), the first edge in, the last out.
+
+    Args:
+        uv: (..., 2) pixel coordinates, a tensor or a numpy array.
+        size: (width, height) of the image in pixels.
+
+    Returns:
+        (...) bool of ``uv``'s kind; False where a coordinate is NaN.
+    """
+    width, height = size
+    u, v = uv[..., 0], uv[..., 1]
+    return (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
 
 
 def apply_affine(A: Tensor, points: Tensor) -> Tensor:

@@ -13,7 +13,9 @@ mirrored camera's; :func:`hopose.data.transforms.mirror_frame`).
 
 :func:`run_eval` scores them once (:mod:`hopose.scoring`: the paper's numbers, the modern hand
 errors and the physical plausibility), optionally after the physical refinement of
-:mod:`hopose.refine`, and writes ``metrics.json`` and the report.
+:mod:`hopose.refine`, and writes ``metrics.json`` and the report (:func:`write_scores`, which
+:func:`score_file`, ``hopose score``, runs on the predictions of a file: another method's in
+place of the network's).
 
 The mean-pose baseline (:func:`mean_pose_predictions`) predicts the training split's mean hand
 and mean box for every frame; a network that has learnt anything beats it.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,29 +36,64 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from hopose import __version__
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
 from hopose.crop import apply_affine
 from hopose.data import collate_samples, loader_options, option_defaults, uncapped
-from hopose.data.splits import build_split
+from hopose.data.splits import build_split, split_size
 from hopose.data.workers import ExitWithParent, FrameViews
-from hopose.files import write_atomic, write_text
+from hopose.files import output_folder, write_atomic, write_text
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
-from hopose.report import remove_report, write_report
+from hopose.report import (
+    METRICS_FILE,
+    PER_FRAME_FILE,
+    describe_run,
+    paper_comparable,
+    read_summary,
+    remove_report,
+    write_per_frame_csv,
+    write_report,
+)
 from hopose.scoring import frame_metrics, score, summarize
 from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop
-from hopose.skeleton import NUM_JOINTS
+from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 from hopose.submission import BENCHMARK_FILES, write_submission
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
 EVAL_BATCH_SIZE = 64
 # The evaluation's summary in its folder, written last (beside the report's files).
-EVAL_METRICS_FILE = "metrics.json"
+EVAL_METRICS_FILE = METRICS_FILE
 # The predictions in its folder (the arrays of :func:`predict_split`, refined ones included).
 PREDICTIONS_FILE = "predictions.npz"
 # The predicted 2D keypoints' arrays: not scored where they are not the network's own.
 PREDICTED_2D = ("pred_hand_2d", "pred_obj_2d")
+# The arrays of predictions.npz that `hopose score` reads, each with its shape after the
+# frames' axis (docs/evaluation.md, "Scoring other predictions"); all but OPTIONAL_ARRAYS must be
+# there (the report draws the 2D keypoints too).
+PREDICTION_ARRAYS: dict[str, tuple[int, ...]] = {
+    "id": (),
+    "pred_hand_3d": (NUM_JOINTS, 3),
+    "gt_hand_3d": (NUM_JOINTS, 3),
+    "pred_obj_3d": (NUM_CORNERS, 3),
+    "gt_obj_3d": (NUM_CORNERS, 3),
+    "pred_hand_2d": (NUM_JOINTS, 2),
+    "gt_hand_2d": (NUM_JOINTS, 2),
+    "pred_obj_2d": (NUM_CORNERS, 2),
+    "gt_obj_2d": (NUM_CORNERS, 2),
+    "K": (3, 3),
+    "orig_K": (3, 3),
+}
+# orig_K is read instead of K for the object's 2D error where it is given.
+OPTIONAL_ARRAYS = ("orig_K",)
+# The entries of an evaluation's summary that describe its frames (the ground truth its
+# predictions.npz holds, and their geometry), which `hopose score` carries over from the
+# metrics.json beside the file it scores; the others describe the network that predicted.
+FRAME_KEYS = (
+    "protocol", "crop", "image_size", "dataset", "split", "options", "seed", "num", "root",
+    "cache",
+)  # fmt: skip
 
 
 def _split_nodes(kp: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -279,6 +317,7 @@ def run_eval(
     batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str = "auto",
     report: bool = True,
+    per_frame: bool = False,
     plausibility: bool | None = None,
     refine: bool = False,
     complete_grasp: bool = False,
@@ -306,6 +345,8 @@ def run_eval(
             training's), "cpu", "cuda" or "cuda:N" (:data:`hopose.config.AUTO_DEVICES`) of a
             GPU this machine has.
         report: also write report.md, per_frame.csv and the figures of :mod:`hopose.report`.
+        per_frame: without ``report``, still write per_frame.csv (what ``hopose compare``
+            reads; the ablations' rows), without the figures.
         plausibility: score the physical plausibility (contacts, affinity, penetration, grasp
             quality, cuboid-ness); the grasp quality's hulls are most of an evaluation's time.
             None: only when writing the report.
@@ -327,8 +368,12 @@ def run_eval(
         self-cropping; "image": from the images, whole frames or self-cropped), ``crop`` (the
         records' geometry), ``self_crop`` (self-cropping passes, 0 for none),
         ``self_crop_margin`` and ``self_crop_views`` (the last crop's views), ``refined``,
-        ``grasp_completed``, ``dataset``, ``split``, ``options`` (every loader option of the
-        dataset, defaults included, but the jitter no evaluation takes) and ``checkpoint``.
+        ``grasp_completed``, ``image_size`` (the network's), ``dataset``, ``split``,
+        ``options`` (every loader option of the dataset, defaults included, but the jitter no
+        evaluation takes), ``seed`` (synthetic data's), ``num`` (the frames asked for, None
+        for all), ``root`` and ``cache`` (where they were read from), ``checkpoint``,
+        ``hopose_version``, ``torch_version`` and ``device`` (where the network ran, a GPU
+        with its name).
 
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
@@ -349,7 +394,6 @@ def run_eval(
         raise ValueError("gt_box: the ground-truth 2D protocol reads no image to crop")
     weights = refinement(refine, complete_grasp, from_images=not gt_2d)
     model, trained = load_model(checkpoint, from_images=not gt_2d)
-    out_dir = Path(out_dir)
     model.to(device)
     # A model trained on crops reads test frames by self-cropping, never through a crop that
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
@@ -375,6 +419,8 @@ def run_eval(
             f"these cached records do not hold: evaluate {data.name} without the cache (from "
             f"data.root, or rendered for synthetic data), or with --gt-2d"
         )
+    # Made before the inference, which a path that cannot be a folder would otherwise lose.
+    out_dir = output_folder(out_dir)
     predictions = predict_split(
         model, dataset, gt_2d=gt_2d, cropping=cropping, batch_size=batch_size, device=device,
         num_workers=data.num_workers, frames=frames,
@@ -389,13 +435,7 @@ def run_eval(
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
         unrefined = score(_without(raw, unscored), plausibility=plausibility)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # An earlier evaluation's outputs go first, and metrics.json comes last: a folder holds one
-    # evaluation's files, and metrics.json only beside all of them.
-    (out_dir / EVAL_METRICS_FILE).unlink(missing_ok=True)
-    for name in BENCHMARK_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    remove_report(out_dir)
+    clear_evaluation(out_dir)
     write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
     # Square records read without self-cropping (asked for, or of a model that reads whole
     # frames) are cut around the true hand and box: ground truth places them (the
@@ -403,48 +443,190 @@ def run_eval(
     boxed = not gt_2d and not iterations and data.crop == "square"
     if not (gt_2d or boxed):  # a server's file holds predictions that read no ground truth
         write_submission(data, split, predictions, out_dir)
-    views = len(cropping.views)
-    averaged = f", the last averaged over {views} views" if views > 1 else ""
-    protocol = (
-        "ground-truth 2D to the lifter" if gt_2d
-        else f"from the images, self-cropped ({iterations} crops{averaged})" if iterations
-        else "from ground-truth-box crops (squares around the true hand and box)" if boxed
-        else f"from the images ({data.crop})"
-    )  # fmt: skip
-    defaults = option_defaults(data.name)
-    options = {k: v for k, v in {**defaults, **data.options}.items() if k != "jitter"}
-    chosen = ", ".join(f"{k}={v}" for k, v in options.items() if v != defaults[k])
-    # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
-    columns = frame_metrics(_without(predictions, unscored), plausibility=plausibility)
-    summary = {
-        **summarize(columns),
+    description = {
         "protocol": "gt_2d" if gt_2d else "gt_box" if boxed else "image",
         "crop": data.crop,
         "self_crop": iterations,
         "self_crop_margin": cropping.margin if iterations else None,
-        "self_crop_views": views if iterations else None,
+        "self_crop_views": len(cropping.views) if iterations else None,
         "refined": refine,
         "grasp_completed": refine and complete_grasp,
+        "image_size": data.image_size,
         "dataset": data.name,
         "split": split,
         # Every loader option, defaults included: the protocol, setup or version that says
         # which frames the split holds (docs/datasets.md: every result names its protocol).
-        "options": options,
+        "options": {k: v for k, v in {**option_defaults(data.name), **data.options}.items()
+                    if k != "jitter"},
+        # What reads the same frames again: synthetic data's seed, the frames asked for (None:
+        # all) and where they were read from.
+        "seed": data.seed,
+        "num": split_size(data, split),
+        "root": data.root,
+        "cache": data.cache,
         "checkpoint": str(checkpoint),
-    }
+        **_environment(device),
+    }  # fmt: skip
+    return write_scores(
+        out_dir, predictions, description, unscored=unscored, plausibility=plausibility,
+        report=report, per_frame=per_frame, image_size=data.image_size,
+        dataset=None if gt_2d else frames, unrefined=unrefined,
+    )  # fmt: skip
+
+
+def _versions() -> dict[str, str]:
+    """The software that scores (and, in an evaluation, predicts)."""
+    return {"hopose_version": __version__, "torch_version": str(torch.__version__)}
+
+
+def _environment(device: str) -> dict[str, str]:
+    """The software and the device that computed an evaluation's predictions."""
+    name = (
+        f"{device} ({torch.cuda.get_device_name(device)})" if device.startswith("cuda") else device
+    )
+    return {**_versions(), "device": name}
+
+
+def clear_evaluation(out_dir: Path) -> None:
+    """Create ``out_dir`` and delete an earlier evaluation's outputs from it: ``metrics.json``,
+    the benchmarks' files and the report's (:func:`hopose.report.remove_report`). A folder holds
+    one evaluation's files, and ``metrics.json``, written last, only beside all of them."""
+    output_folder(out_dir)
+    for name in (EVAL_METRICS_FILE, *BENCHMARK_FILES):
+        (out_dir / name).unlink(missing_ok=True)
+    remove_report(out_dir)
+
+
+def write_scores(
+    out_dir: Path,
+    predictions: Mapping[str, Any],
+    description: Mapping[str, Any],
+    *,
+    unscored: tuple[str, ...] = (),
+    plausibility: bool,
+    report: bool,
+    per_frame: bool = False,
+    image_size: int,
+    dataset: Dataset | None = None,
+    unrefined: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Score ``predictions`` and write their ``metrics.json`` (last) and report into
+    ``out_dir``: what ``hopose eval`` does after its inference, and ``hopose score`` with a
+    file's predictions.
+
+    Args:
+        out_dir: the folder, cleared (:func:`clear_evaluation`).
+        predictions: the arrays of :func:`predict_split` (:data:`PREDICTION_ARRAYS`).
+        description: the run's entries of the summary (:func:`run_eval`'s Returns), after the
+            scores.
+        unscored: arrays of ``predictions`` left out of the scoring (:data:`PREDICTED_2D` where
+            the lifter read the true 2D).
+        plausibility: also score the physical plausibility (the slow part).
+        report: write the report (:func:`hopose.report.write_report`).
+        per_frame: without the report, still write ``per_frame.csv`` (what ``hopose compare``
+            reads).
+        image_size, dataset: the report's (the gallery's canvas, and its images if any).
+        unrefined: the unrefined predictions' scores, after ``--refine``.
+
+    Returns:
+        The summary written to ``metrics.json``.
+    """
+    # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
+    columns = frame_metrics(_without(predictions, unscored), plausibility=plausibility)
+    summary = {**summarize(columns), **description}
     if unrefined is not None:
-        summary["unrefined"] = unrefined
+        summary["unrefined"] = dict(unrefined)
     if report:
         write_report(
-            out_dir,
-            predictions,
-            summary,
-            columns=columns,
-            image_size=data.image_size,
-            dataset=None if gt_2d else frames,
-            protocol=f"{data.name} {split} split{f' ({chosen})' if chosen else ''}, {protocol}",
-            # The published rows were measured on FPHA-HO's test frames of the HOPE-Net split.
-            paper=data.name == "fpha" and options["protocol"] == "hope" and split == "test",
-        )
+            out_dir, predictions, summary, columns=columns, image_size=image_size,
+            dataset=dataset, protocol=describe_run(summary) or "frames of unknown origin",
+            paper=paper_comparable(summary),
+        )  # fmt: skip
+    elif per_frame:
+        write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)
     write_text(out_dir / EVAL_METRICS_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """An array's expected shape with N frames: ``(N, 21, 3)``, ``(N,)``."""
+    return f"(N, {', '.join(map(str, shape))})" if shape else "(N,)"
+
+
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``predictions.npz``, checked against :data:`PREDICTION_ARRAYS`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: one line naming the file (and the array): not an ``.npz`` of named arrays,
+            an array missing, of another shape, not of numbers (``id``: any), or of another
+            number of frames than ``id``.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a folder; give the predictions.npz in it")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("one array, not named arrays")
+        with loaded:
+            arrays = {key: loaded[key] for key in loaded.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: not a predictions.npz of hopose eval ({error})") from None
+    frames = None
+    for key, shape in PREDICTION_ARRAYS.items():
+        if key not in arrays:
+            if key in OPTIONAL_ARRAYS:
+                continue
+            where = 'docs/evaluation.md, "Scoring other predictions"'
+            raise ValueError(f"{path}: no '{key}' array, {_shape_text(shape)} ({where})")
+        array = arrays[key]
+        if array.shape[1:] != shape or array.ndim != len(shape) + 1:
+            raise ValueError(f"{path}: '{key}' has shape {array.shape}, not {_shape_text(shape)}")
+        if key != "id" and array.dtype.kind not in "fiu":
+            raise ValueError(f"{path}: '{key}' holds {array.dtype} values, not numbers")
+        frames = len(array) if frames is None else frames
+        if len(array) != frames:
+            raise ValueError(f"{path}: '{key}' holds {len(array)} frames, 'id' {frames}")
+    return arrays
+
+
+def score_file(
+    path: str | Path, out_dir: str | Path, *, plausibility: bool = True
+) -> dict[str, Any]:
+    """Score a ``predictions.npz`` as ``hopose eval`` scores its own predictions
+    (:func:`write_scores`) into ``out_dir``: ``metrics.json``, ``per_frame.csv`` and the report
+    (``hopose score``; docs/evaluation.md, "Scoring other predictions").
+
+    The file is one ``hopose eval`` wrote, its ``pred_*`` arrays replaced by another method's.
+    The frames' description (:data:`FRAME_KEYS`: dataset, split, protocol, ...) is carried
+    over from the ``metrics.json`` beside it, where there is one, and ``scored`` names the
+    file; the network's (``checkpoint``, self-cropping, refinement, device) is not.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_predictions`; ``out_dir`` the file's own
+            folder, whose evaluation it would replace.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    if out_dir.resolve() == path.parent.resolve():
+        raise ValueError(
+            f"--out: {out_dir} holds {path.name}, whose evaluation's files would be replaced; "
+            "choose another folder"
+        )
+    predictions = read_predictions(path)
+    evaluation = read_summary(path.parent)
+    description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
+    description |= {"scored": str(path), **_versions()}
+    # The gallery's blank canvas: the network image's side, or (a file without its evaluation's
+    # metrics.json) twice the largest principal point, about as large.
+    canvas = int(np.ceil(2 * np.max(predictions["K"][:, :2, 2], initial=1.0)))
+    clear_evaluation(out_dir)
+    # An evaluation's predictions left there would stand beside another file's scores.
+    (out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
+    # As run_eval: where the lifter read the true 2D, its "predicted" 2D is that truth.
+    unscored = PREDICTED_2D if description.get("protocol") == "gt_2d" else ()
+    return write_scores(
+        out_dir, predictions, description, unscored=unscored, plausibility=plausibility,
+        report=True, image_size=int(evaluation.get("image_size", canvas)),
+    )  # fmt: skip

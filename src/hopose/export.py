@@ -41,6 +41,13 @@ operators on the stored weights, which is exact and costs a few 29 × 29 operati
 ONNX has no matrix inverse: the network inverts K in closed form
 (:func:`hopose.geometry.inverse_3x3`), in PyTorch as in the exported graph.
 
+A checkpoint trained on square crops (``data.crop: square``) is predicted by ``hopose
+predict`` and ``hopose eval`` in several passes (:mod:`hopose.self_crop`): the whole frame, then
+``data.self_crop`` squares the network places around its own 2D, the last one averaged over the
+test-time views. The ``network`` graph is one pass: a program running it must crop around it as
+:func:`hopose.self_crop.self_crop_image` does to get their predictions; on the whole frame alone
+such a model is far less accurate. :func:`warn_single_pass` says so when one is exported.
+
 :func:`compare_onnx` runs a graph in onnxruntime and PyTorch on the same random inputs and
 returns each output's largest difference; the command line refuses an export above
 :data:`TOLERANCES` (0.01 px in 2D, 0.1 mm in 3D) or, for an output without a unit such as the
@@ -57,8 +64,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hopose.config import TrainConfig
 from hopose.files import write_atomic
 from hopose.models import HoposeNet
+from hopose.self_crop import SelfCropping
 from hopose.skeleton import NUM_NODES
 
 GRAPHS: tuple[str, ...] = ("network", "lifter")
@@ -91,6 +100,19 @@ def graph_module(model: HoposeNet, graph: str) -> nn.Module:
     if graph not in GRAPHS:
         raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
     return model if graph == "network" else model.lifter
+
+
+def warn_single_pass(cfg: TrainConfig, graph: str) -> None:
+    """Warn that the ``network`` graph of a model that self-crops (trained on crops, ``cfg``) is
+    one pass of it, not the passes ``hopose predict`` runs (module docstring)."""
+    passes = SelfCropping.of(cfg.data).passes
+    if graph == "network" and passes:
+        warnings.warn(
+            f"the exported graph is one pass of the network; hopose predict runs it on the "
+            f"whole frame, then on {passes} square(s) around its own 2D (self-cropping, "
+            "hopose.self_crop): reimplement that around the graph to match hopose predict",
+            stacklevel=2,
+        )
 
 
 def example_inputs(graph: str, *, batch: int, image_size: int, seed: int = 0) -> dict[str, Tensor]:

@@ -63,6 +63,28 @@ def _fsync(path: Path, flags: int, *, optional: bool = False) -> None:
         os.close(fd)
 
 
+def output_folder(path: str | Path) -> Path:
+    """``path`` made a folder (with its parents) before a command's work, so that a path where
+    no folder can be loses no finished work: an evaluation's inference, say.
+
+    Raises:
+        NotADirectoryError: ``path`` or one of its parents is a file, naming ``path``.
+        OSError: any other reason it cannot be made (permissions), naming ``path``.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(
+            errno.ENOTDIR, "a file is in the way of the output folder", str(path)
+        ) from None
+    except OSError as error:
+        raise OSError(
+            error.errno, f"cannot make the output folder ({error.strerror or error})", str(path)
+        ) from None
+    return path
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """:func:`write_atomic` for a text file."""
     return write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from hopose.skeleton import BOX_FACES, OPPOSITE_FACES, corner_signs
+from hopose.skeleton import BOX_FACES, NUM_CORNERS, OPPOSITE_FACES, corner_signs
 
 # Depths below this (mm) are clamped before the perspective division, so a point at or behind
 # the camera gives a large but finite pixel position instead of Inf/NaN.
@@ -346,6 +346,8 @@ def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
         ``(U, centre)``: (..., 3, 3) unit axes as columns, and (..., 3) centres.
     """
     centre = obj.mean(dim=-2)
-    half_edges = (obj - centre[..., None, :]).transpose(-1, -2) @ corner_signs().to(obj) / 8
+    half_edges = (
+        (obj - centre[..., None, :]).transpose(-1, -2) @ corner_signs().to(obj) / NUM_CORNERS
+    )
     length = torch.linalg.vector_norm(half_edges, dim=-2, keepdim=True)  # (..., 1, 3)
     return half_edges / length.clamp(min=AXIS_EPS), centre

@@ -39,7 +39,7 @@ def palm_centre(hand: Tensor) -> Tensor:
     return hand[:, _PALM].mean(dim=1)
 
 
-def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0, move: float = 1.0) -> Tensor:
+def grip_box(hand: Tensor, obj: Tensor, *, shrink: float, move: float) -> Tensor:
     """``obj`` grown to span the grip joints and moved the least to hold them: its axes, its
     corner labels and, where it is larger than the grip, its size are kept.
 
@@ -56,8 +56,9 @@ def grip_box(hand: Tensor, obj: Tensor, shrink: float = 0.0, move: float = 1.0) 
     Args:
         hand: (B, 21, 3) joints.
         obj: (B, 8, 3) corners of an exact cuboid, giving the axes, size and corner labels.
-        shrink: fraction in [0, 1) taken off half the grip's extent.
-        move: fraction in [0, 1] of the move that nests the spans.
+        shrink: fraction in [0, 1) taken off half the grip's extent (refinement's
+            ``grip_shrink``, :class:`hopose.refine.RefineWeights`).
+        move: fraction in [0, 1] of the move that nests the spans (``grip_move``).
 
     Returns:
         (B, 8, 3) corners of an exact cuboid, labelled as ``obj``'s (docs/conventions.md §1).

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from hopose.config import LossConfig
+from hopose.crop import inside_frame
 from hopose.models.heads import pixel_centres, to_pixels
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import PART_NODES
@@ -132,8 +133,7 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
     _check_shape("target", target, (*logits.shape[:2], 2), f"logits {tuple(logits.shape)}")
     h, w = logits.shape[-2:]
     width, height = image_size
-    border = target.new_tensor([width, height]) - 0.5
-    inside = (target >= -0.5).all(dim=-1) & (target < border).all(dim=-1)  # False for NaN
+    inside = inside_frame(target, image_size)  # False for NaN
     # A left-out keypoint's cross-entropy is masked below, but the mask's zero gradient times
     # a NaN Gaussian is NaN: build the left-out keypoints' maps at a finite stand-in instead.
     target = torch.where(inside[..., None], target, 0.0)

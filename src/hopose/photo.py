@@ -16,8 +16,26 @@ Reading (:func:`read_photo`):
   tens of megabytes, not gigabytes. Other formats have no reduced decoding: a PNG or TIFF is
   decoded at full size (a 48-megapixel PNG about 260 MB) and then shrunk by an integer box
   reduction before the final resampling; a palette or 1-bit image is first converted to RGB
-  (RGBA where a colour is transparent) or greyscale, which Pillow resamples: it resizes those
-  modes by nearest neighbour only, so that fine patterns would alias instead of averaging.
+  or greyscale, which Pillow resamples: it resizes those modes by nearest neighbour only, so
+  that fine patterns would alias instead of averaging.
+- Transparency (an alpha channel, RGBA or LA, or a transparent colour, a palette's or a PNG's
+  ``tRNS`` key) is kept as alpha through the resize (Pillow's is alpha-weighted), then the
+  photo is laid over :data:`BACKGROUND`, black: the network only knows black where its views
+  hold no photo, as ``hopose predict`` pads a view reaching past the photo's edge
+  (:func:`hopose.crop.warp_image`) and the synthetic renders are black beyond the camera's frame
+  (docs/from_pixels.md, "Renders that look like photos"). Without it a transparent pixel
+  showed whatever colour it hid (often white, or the remains of a cut-out background).
+  16-bit greyscale keeps no transparency (a ``tRNS`` grey level is ignored).
+- Photos up to :data:`MAX_PIXELS` (1 gigapixel) are opened: Pillow refuses about 179
+  megapixels and warns from 89 (its ``MAX_IMAGE_PIXELS``, a guard against decompression bombs),
+  which a 200-megapixel phone photo exceeds. Its limit is raised for the open alone and its
+  warning silenced there; Pillow's own limit is left as it was for any other code.
+- Photos below :data:`MIN_SIDE` (16 px) on their shorter side are refused, naming the file.
+
+Pixels already in memory (:func:`photo_from_image`: a PIL image, or a (H, W, 3) RGB or (H, W)
+greyscale uint8 array) go through the same working copy, taken as they are: there is no file,
+so no EXIF orientation is applied (for a PIL image opened from a file,
+``PIL.ImageOps.exif_transpose`` turns it upright first) and no EXIF focal length is known.
 
 Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
 
@@ -44,8 +62,10 @@ half a pixel right of and below it (rays tilted by 0.5 / f rad, 0.0095° for the
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,14 +77,25 @@ from hopose.crop import edge_aligned_scale
 
 MAX_SIDE = 1920
 """Longest side (px) of the working copy a photo is decoded to."""
+MIN_SIDE = 16
+"""Shortest side (px) of a photo read, at full size: below it a hand and its box would span a
+few pixels each, nothing to place 29 keypoints by, yet the photo, stretched to the network's
+input, still gave keypoints that look plausible (a 1x1 photo, a 160x2 strip)."""
+MAX_PIXELS = 1_000_000_000
+"""Largest photo (width × height at full size) :func:`read_photo` opens: 1 gigapixel, five
+times a 200-megapixel phone photo. A JPEG is decoded at down to 1/8 scale (tens of megabytes);
+a PNG or TIFF at full size, 3 GB for an RGB one of a gigapixel."""
+BACKGROUND = (0, 0, 0)
+"""RGB a transparent photo is laid over (module docstring: black, as beyond a view's photo)."""
 DEFAULT_FOCAL_35MM = 26.0
 """35 mm-equivalent focal length (mm) assumed when neither the user nor the EXIF gives one."""
 FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 # Modes Pillow resizes by nearest neighbour whatever filter is asked (a 1-px pattern aliases
-# instead of averaging), and the modes of the same pixels it filters; RGBA where the palette has
-# a transparent colour, so that it is resized as an RGBA photo is (alpha-weighted).
+# instead of averaging), and the modes of the same pixels it filters.
 NEAREST_ONLY_MODES = {"1": "L", "P": "RGB"}
+# Modes whose alpha Pillow's resize weighs the colours by; any other transparency is made RGBA.
+ALPHA_MODES = ("RGBA", "LA")
 # EXIF tags (EXIF 2.32): Orientation in IFD0; the rest in the Exif sub-IFD.
 EXIF_IFD = 0x8769
 FOCAL_LENGTH = 0x920A
@@ -128,7 +159,8 @@ def _sixteen_bit(image: Image.Image) -> bool:
 
 def _to_rgb8(image: Image.Image, sixteen_bit: bool) -> Image.Image:
     """8-bit RGB; 16-bit greyscale (``sixteen_bit``, :func:`_sixteen_bit` of the image as
-    opened) scaled by 255 / 65535 instead of clipped.
+    opened) scaled by 255 / 65535 instead of clipped; a transparent image laid over
+    :data:`BACKGROUND`.
 
     Raises:
         UnsupportedPixels: 32-bit float pixels (mode ``F``), 32-bit integers (mode ``I`` not
@@ -149,6 +181,10 @@ def _to_rgb8(image: Image.Image, sixteen_bit: bool) -> Image.Image:
             )
         grey = values * (255.0 / 65535.0)
         return Image.fromarray(np.rint(grey).clip(0, 255).astype(np.uint8)).convert("RGB")
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
 
 
@@ -167,54 +203,155 @@ def _focal_tags(image: Image.Image) -> dict[int, float]:
 
 
 def require_file(path: str | Path) -> Path:
-    """``path`` as a Path; FileNotFoundError naming it when it is not a file."""
+    """``path`` as a Path; IsADirectoryError naming a directory, FileNotFoundError naming
+    anything else that is not a file."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a directory, not an image file")
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     return path
+
+
+def _require_side(size: tuple[int, int], name: str) -> None:
+    """Refuse a photo of ``size`` (width, height) below :data:`MIN_SIDE`, naming ``name``."""
+    if min(size) < MIN_SIDE:
+        raise ValueError(
+            f"{name}: a {size[0]}x{size[1]} photo; hopose reads photos of at least {MIN_SIDE} "
+            "px on their shorter side"
+        )
+
+
+def _resizable(image: Image.Image) -> Image.Image:
+    """``image`` in a mode Pillow resizes by filtering, any transparency as alpha (which its
+    resize weighs the colours by, so a transparent pixel's hidden colour does not bleed)."""
+    if image.has_transparency_data and image.mode not in ALPHA_MODES:
+        return image.convert("RGBA")
+    if image.mode in NEAREST_ONLY_MODES:
+        return image.convert(NEAREST_ONLY_MODES[image.mode])
+    return image
+
+
+def _working_copy(
+    image: Image.Image, max_side: int, *, sixteen_bit: bool, draft: bool
+) -> Image.Image:
+    """The 8-bit RGB working copy of ``image`` (module docstring), longest side at most
+    ``max_side``, not turned upright.
+
+    ``sixteen_bit``: :func:`_sixteen_bit` of the image as opened. ``draft``: ``image`` is a file
+    not yet decoded, which a JPEG may be at a reduced scale (Pillow's ``draft`` changes the image
+    in place, so not for a caller's image).
+
+    Raises:
+        UnsupportedPixels: see :func:`_to_rgb8`.
+    """
+    scale = max_side / max(image.size)
+    if scale < 1 and not sixteen_bit:
+        # JPEG: decode at the smallest DCT scale still >= the target (draft); other formats:
+        # integer box reduction first (reducing_gap), then resampling.
+        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        # A 1/s draft is ceil(W / s) wide, its last column padding beyond the photo: only the
+        # box draft returns, (0, 0, W / s, H / s), is the photo (as in thumbnail).
+        reduced = image.draft("RGB", target) if draft else None
+        box = reduced[1] if reduced is not None else None
+        image = _resizable(image).resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
+    working = _to_rgb8(image, sixteen_bit)
+    if max(working.size) > max_side:  # a 16-bit photo, converted at full size
+        working.thumbnail((max_side, max_side), Image.BILINEAR)
+    return working
+
+
+@contextlib.contextmanager
+def _open_large(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)`` accepting up to :data:`MAX_PIXELS`: Pillow refuses an image above
+    twice its ``MAX_IMAGE_PIXELS`` and warns above it, when the file is opened and again when
+    some decoders load its pixels (a compressed TIFF's), so the limit is set to half of ours
+    and its warning silenced while the image is open, then restored (Pillow's limit is a module
+    global: another thread opening an image meanwhile gets ours too).
+
+    Raises:
+        PIL.Image.DecompressionBombError: a photo above :data:`MAX_PIXELS`.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                yield image
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     """Open a JPEG/PNG/... upright, as 8-bit RGB, decoding at most ~``max_side`` pixels wide.
 
     Raises:
-        FileNotFoundError: when ``path`` does not exist.
-        ValueError: naming the file when it is not a readable image.
+        FileNotFoundError: when ``path`` does not exist (IsADirectoryError: is a directory).
+        ValueError: naming the file when it is not a readable image, above
+            :data:`MAX_PIXELS`, or below :data:`MIN_SIDE` on its shorter side.
     """
     path = require_file(path)
     try:
-        with Image.open(path) as image:
+        with _open_large(path) as image:
             # First: the tiles name the raw mode until the pixels load (getexif loads a PNG's).
             sixteen_bit = _sixteen_bit(image)
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             width, height = image.size
             if orientation in SWAPPING_ORIENTATIONS:
                 width, height = height, width
+            _require_side((width, height), str(path))  # before its pixels are decoded
             exif = _focal_tags(image)
-            scale = max_side / max(image.size)
-            if scale < 1 and not sixteen_bit:
-                # JPEG: decode at the smallest DCT scale still >= the target (draft); other
-                # formats: integer box reduction first (reducing_gap), then resampling.
-                target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-                # A 1/s draft is ceil(W / s) wide, its last column padding beyond the photo: only
-                # the box draft returns, (0, 0, W / s, H / s), is the photo (as in thumbnail).
-                draft = image.draft("RGB", target)
-                box = draft[1] if draft is not None else None
-                if image.mode in NEAREST_ONLY_MODES:
-                    image = image.convert(
-                        "RGBA" if image.has_transparency_data else NEAREST_ONLY_MODES[image.mode]
-                    )
-                image = image.resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
-            working = _to_rgb8(image, sixteen_bit)
-            if max(working.size) > max_side:  # a 16-bit photo, converted at full size
-                working.thumbnail((max_side, max_side), Image.BILINEAR)
+            working = _working_copy(image, max_side, sixteen_bit=sixteen_bit, draft=True)
             if orientation in UPRIGHT:
                 working = working.transpose(UPRIGHT[orientation])
-    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        # Pillow's message gives the photo's pixels and the limit, MAX_PIXELS.
+        raise ValueError(f"{path}: too large to read ({error})") from None
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
     except UnsupportedPixels as error:
         raise ValueError(f"{path}: not a photo hopose reads ({error})") from None
     return Photo(image=working, size=(width, height), exif=exif)
+
+
+def _array_image(array: np.ndarray) -> Image.Image:
+    """A PIL image of an (H, W, 3) RGB or (H, W) greyscale uint8 array; ValueError naming the
+    argument ``image`` otherwise."""
+    shaped = array.ndim == 2 or array.shape[2:] == (3,)
+    if array.dtype != np.uint8 or not shaped or 0 in array.shape:
+        raise ValueError(
+            "image: expected an (H, W, 3) RGB or (H, W) greyscale array of uint8, got "
+            f"{array.dtype} of shape {array.shape}"
+        )
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def photo_from_image(image: Image.Image | np.ndarray, max_side: int = MAX_SIDE) -> Photo:
+    """A photo from pixels in memory: a PIL image (any mode :func:`read_photo` reads) or an
+    (H, W, 3) RGB or (H, W) greyscale uint8 array, at a working copy as :func:`read_photo`'s.
+
+    Taken as it is: no EXIF orientation is applied and no EXIF focal length read (module
+    docstring), so its camera is a given K or field of view, else the default lens.
+
+    Raises:
+        ValueError: naming the argument ``image``: not a PIL image or an array of that dtype
+            and shape, or pixels or a size :func:`read_photo` refuses.
+    """
+    if isinstance(image, np.ndarray):
+        image = _array_image(image)
+    elif not isinstance(image, Image.Image):
+        raise ValueError(
+            f"image: expected a file, a PIL image or a uint8 array, got {type(image).__name__}"
+        )
+    _require_side(image.size, "image")
+    try:
+        working = _working_copy(image, max_side, sixteen_bit=_sixteen_bit(image), draft=False)
+    except OSError as error:  # a lazily opened image whose file does not decode
+        raise ValueError(f"image: not a readable image ({error})") from None
+    except UnsupportedPixels as error:
+        raise ValueError(f"image: not a photo hopose reads ({error})") from None
+    return Photo(image=working, size=image.size, exif={})
 
 
 @dataclass(frozen=True)

@@ -208,8 +208,8 @@ def _check_selection(selection: Tensor, lead: torch.Size, n_samples: int) -> Non
     limits = torch.tensor([NUM_JOINTS, _NUM_FACES, n_samples**2], device=selection.device)
     if selection.numel() and not ((selection >= 0) & (selection < limits)).all():
         raise ValueError(
-            f"selection holds joints, faces or grid points outside 21 joints, 6 faces and "
-            f"{n_samples}x{n_samples} points: made with another n_samples?"
+            f"selection holds joints, faces or grid points outside {NUM_JOINTS} joints, "
+            f"{_NUM_FACES} faces and {n_samples}x{n_samples} points: made with another n_samples?"
         )
 
 

@@ -10,15 +10,24 @@ keypoints come back to the full-size photo's pixels through the inverse maps. Th
 points of the physical affinity loss (paper §3.3) are drawn by projecting them with the same
 camera.
 
-Outputs per image, under a name unique among the inputs (``photo``, then ``photo-2`` for a second
-``photo.jpg`` from another folder): ``<name>.json`` with ``image`` (the input path), ``size``
-(upright width, height), ``camera`` (``source`` and ``K``, (3, 3) in the photo's pixels),
-``hand_2d`` (21, 2) and ``obj_2d`` (8, 2) in those pixels, ``hand_3d`` (21, 3) and ``obj_3d``
-(8, 3) in mm, ``contacts_3d`` and ``contacts_2d``, and ``side`` ("right" or "left"); and
-``<name>_overlay.jpg``, the photo at its working size (longest side at most
-:data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box in orange and the contacts in gold,
-lines :data:`LINE_WIDTH_FRACTION` of its longest side wide. Each file is written whole or not at
-all (:mod:`hopose.files`).
+From Python, :class:`Predictor` loads a checkpoint once and predicts a photo file, a PIL image or
+an (H, W, 3) uint8 array (:func:`hopose.photo.photo_from_image`) into a :class:`Prediction`.
+The network always returns one hand and one box: it gives no confidence and does not tell a
+photo without them.
+
+:func:`predict_images` (``hopose predict``) runs one over files and folders (a folder: its files
+of :data:`IMAGE_SUFFIXES`, by name, not its subfolders). Outputs per image, under a name unique
+among the inputs (``photo``, then ``photo-2`` for a second ``photo.jpg`` from another folder):
+``<name>.json`` with ``image`` (the input path), ``size`` (upright width, height), ``camera``
+(``source`` and ``K``, (3, 3) in the photo's pixels), ``hand_2d`` (21, 2) and ``obj_2d`` (8, 2)
+in those pixels, ``hand_3d`` (21, 3) and ``obj_3d`` (8, 3) in mm, ``contacts_3d`` and
+``contacts_2d``, ``side`` ("right" or "left") and ``overlay``, the name of
+``<name>_overlay.jpg`` (null with ``overlay=False``, ``--no-overlay``): the photo at its working
+size (longest side at most :data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box in
+orange and the contacts in gold, lines :data:`LINE_WIDTH_FRACTION` of its longest side wide.
+Each file is written whole or not at all (:mod:`hopose.files`). Among several images, one that is
+not a readable image is skipped with a warning naming it, and the run ends with a ValueError
+counting them.
 
 Left hands: the models are trained on right hands, the datasets' left ones mirrored
 (:func:`hopose.data.transforms.mirror_frame`, docs/conventions.md). A photo of a left hand
@@ -35,7 +44,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+import os
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +66,17 @@ from hopose.crop import (
     warp_image,
 )
 from hopose.data.transforms import MIRROR_CORNER_ORDER
-from hopose.files import write_atomic, write_text
+from hopose.files import output_folder, write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
-from hopose.photo import Camera, Photo, photo_camera, read_photo, require_file
+from hopose.photo import (
+    Camera,
+    Photo,
+    photo_camera,
+    photo_from_image,
+    read_photo,
+    require_file,
+)
 from hopose.physics import contact_points
 from hopose.refine import RefineWeights, refine_pose, refinement
 from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop_image
@@ -68,6 +86,37 @@ LINE_WIDTH_FRACTION = 1 / 400
 """Overlay line width as a fraction of the overlay's longest side (about 5 px at 1920)."""
 MIN_LINE_WIDTH = 2
 JPEG_QUALITY = 90
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""The files a folder given to :func:`predict_images` is read for (any case)."""
+KEYPOINTS = ("hand_2d", "obj_2d", "hand_3d", "obj_3d", "contacts_3d", "contacts_2d")
+"""The arrays of a :class:`Prediction`, in the JSON's order."""
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The image files ``paths`` name: a file as it is, a folder as its files whose suffix is
+    one of :data:`IMAGE_SUFFIXES` (any case), sorted by name; hidden files (a name starting
+    with ".", as the ``._photo.jpg`` macOS leaves on other disks) and subfolders left out.
+
+    Raises:
+        FileNotFoundError: naming the first path that is neither a file nor a folder, or a
+            folder without image files.
+    """
+    files = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(require_file(path))
+            continue
+        found = sorted(
+            entry
+            for entry in path.iterdir()
+            if entry.suffix.lower() in IMAGE_SUFFIXES
+            and not entry.name.startswith(".")
+            and entry.is_file()
+        )
+        if not found:
+            raise FileNotFoundError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        files += found
+    return files
 
 
 def output_names(paths: Sequence[str | Path]) -> list[str]:
@@ -121,8 +170,6 @@ def _mirrored(result: dict, flip: torch.Tensor) -> dict:
         "obj_3d": (result["obj_3d"] * x_flip)[order],
         "contacts_3d": result["contacts_3d"] * x_flip,
         "contacts_2d": apply_affine(flip, result["contacts_2d"]),
-        # The mirror image's working copy is the working copy mirrored: the same scales.
-        "to_working": result["to_working"],
     }
 
 
@@ -136,8 +183,8 @@ def predict_photo(
     refine: RefineWeights | None = None,
     left: bool = False,
 ) -> dict:
-    """Run the network on one photo; returns the JSON fields (module docstring) as tensors,
-    plus ``to_working`` (3, 3), full-size pixels -> working-copy pixels (the overlay's).
+    """Run the network on one photo; returns :data:`KEYPOINTS` (module docstring), float64
+    tensors in the full-size photo's pixels and its camera's frame (mm).
 
     ``cropping`` with passes (a model trained on crops, :class:`hopose.self_crop.SelfCropping`):
     after the whole-photo pass, that many passes on squares the model places around its own 2D
@@ -202,8 +249,153 @@ def predict_photo(
         "obj_3d": kp3d[NUM_JOINTS:],
         "contacts_3d": contacts_3d,
         "contacts_2d": project_points(contacts_3d, camera.K),
-        "to_working": to_working,
     }
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Prediction:
+    """One photo's prediction: float64 arrays in the upright full-size photo's pixels (2D) and
+    its camera's frame, in mm (3D), and the camera they are in."""
+
+    hand_2d: np.ndarray
+    """(21, 2) joints, px."""
+    obj_2d: np.ndarray
+    """(8, 2) box corners, px."""
+    hand_3d: np.ndarray
+    """(21, 3) joints, mm."""
+    obj_3d: np.ndarray
+    """(8, 3) box corners, mm."""
+    contacts_3d: np.ndarray
+    """(M, 3) the valid contact points of the physical affinity loss, mm (M may be 0)."""
+    contacts_2d: np.ndarray
+    """(M, 2) those points projected, px."""
+    K: np.ndarray
+    """(3, 3) the photo's intrinsics, px."""
+    camera_source: str
+    """Where K came from (:attr:`hopose.photo.Camera.source`)."""
+    size: tuple[int, int]
+    """(width, height) of the upright photo at full size."""
+    side: str
+    """"right", or "left" for a photo predicted as a left hand."""
+
+
+class Predictor:
+    """A checkpoint loaded once to predict photos (:meth:`__call__`), as ``hopose predict`` does.
+
+    Args:
+        checkpoint: a checkpoint written by ``hopose train`` or ``hopose demo``.
+        refine: refine the predicted 3D with :func:`hopose.refine.refine_pose` (the box an exact
+            cuboid, joints on its surface, projections kept near the predicted 2D).
+        complete_grasp: with ``refine``, its grasp-completion stage
+            (:attr:`hopose.refine.RefineWeights.complete_grasp`).
+        self_crop_margin: the self-crops' margin instead of the checkpoint's
+            ``data.self_crop_margin``; None: the checkpoint's.
+        single_view: predict from the last self-crop's one square, not averaged over the
+            checkpoint's test-time views.
+        device: where the network runs, one of :data:`hopose.config.AUTO_DEVICES`: "auto"
+            (the GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N".
+
+    The network is put in eval mode (dropout off, batch-norm statistics frozen) on that device.
+
+    Raises:
+        ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`), then a
+            ``device`` not of :data:`hopose.config.AUTO_DEVICES` or a GPU this machine lacks
+            (a ConfigError naming ``--device``), both before the checkpoint is read; a
+            ``self_crop_margin`` or ``single_view`` :meth:`hopose.self_crop.SelfCropping.of`
+            refuses.
+        CheckpointError: an unreadable checkpoint, or one whose encoder or lifter was never
+            trained (:func:`hopose.checkpoint.load_model`).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        refine: bool = False,
+        complete_grasp: bool = False,
+        self_crop_margin: float | None = None,
+        single_view: bool = False,
+        device: str = "auto",
+    ) -> None:
+        self.refine_weights = refinement(refine, complete_grasp, from_images=True)
+        check_device(device, "--device", AUTO_DEVICES)
+        self.model, self.config = load_model(checkpoint)
+        self.model.to(resolve_device(device)).eval()
+        self.cropping = SelfCropping.of(
+            self.config.data, margin=self_crop_margin, single_view=single_view
+        )
+
+    def __call__(
+        self,
+        image: str | os.PathLike | Image.Image | np.ndarray,
+        *,
+        K: tuple[float, ...] | None = None,
+        fov: float | None = None,
+        left: bool = False,
+    ) -> Prediction:
+        """Predict one photo.
+
+        Args:
+            image: a photo file (read upright, its EXIF focal length used:
+                :func:`hopose.photo.read_photo`), a PIL image, or an (H, W, 3) RGB or (H, W)
+                greyscale uint8 array (taken as it is: :func:`hopose.photo.photo_from_image`).
+            K: (fx, fy, cx, cy) of the photo, in its upright full-size pixels.
+            fov: its horizontal field of view in degrees (instead of ``K``); with neither, the
+                EXIF focal length of a file, else :data:`hopose.photo.DEFAULT_FOCAL_35MM`.
+            left: the photo shows a left hand: it is predicted mirrored, as a right hand, and
+                its outputs mirrored back (:func:`predict_photo`).
+
+        Raises:
+            FileNotFoundError: a file that does not exist.
+            ValueError: an image that is not readable, or an array of another dtype or shape,
+                naming it; a ``K`` or ``fov`` that is not a camera
+                (:func:`hopose.photo.photo_camera`).
+        """
+        if isinstance(image, str | os.PathLike):
+            photo = read_photo(image)
+        else:
+            photo = photo_from_image(image)
+        return self.predict(photo, K=K, fov=fov, left=left)
+
+    def predict(
+        self,
+        photo: Photo,
+        *,
+        K: tuple[float, ...] | None = None,
+        fov: float | None = None,
+        left: bool = False,
+    ) -> Prediction:
+        """:meth:`__call__` on a photo already read."""
+        camera = photo_camera(photo, K=K, fov=fov)
+        result = predict_photo(
+            self.model,
+            self.config.model.image_size,
+            photo,
+            camera,
+            cropping=self.cropping,
+            refine=self.refine_weights,
+            left=left,
+        )
+        return Prediction(
+            **{key: result[key].numpy() for key in KEYPOINTS},
+            K=camera.K.double().numpy(),
+            camera_source=camera.source,
+            size=photo.size,
+            side="left" if left else "right",
+        )
+
+
+def prediction_overlay(photo: Photo, prediction: Prediction) -> Image.Image:
+    """:func:`draw_overlay` of ``prediction`` on ``photo``'s working copy, its 2D mapped there
+    (:meth:`hopose.photo.Photo.working_affine`)."""
+    to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
+    return draw_overlay(
+        photo.image,
+        *(
+            apply_affine(to_working, torch.from_numpy(getattr(prediction, key))).numpy()
+            for key in ("hand_2d", "obj_2d", "contacts_2d")
+        ),
+    )
 
 
 def predict_images(
@@ -219,83 +411,80 @@ def predict_images(
     single_view: bool = False,
     left: bool = False,
     device: str = "auto",
+    overlay: bool = True,
+    on_written: Callable[[Path], object] | None = None,
 ) -> list[Path]:
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
 
     Args:
-        checkpoint: a checkpoint written by ``hopose train`` or ``hopose demo``.
-        images: photo files.
+        checkpoint, refine, complete_grasp, self_crop_margin, single_view, device: the
+            :class:`Predictor`'s.
+        images: photo files, and folders of them (:func:`image_files`).
         out_dir: output folder (created).
-        K: (fx, fy, cx, cy) of every photo, in its upright full-size pixels.
-        fov: horizontal field of view in degrees of every photo (instead of ``K``).
-        refine: refine the predicted 3D with :func:`hopose.refine.refine_pose` (the box an exact
-            cuboid, joints on its surface, projections kept near the predicted 2D).
-        complete_grasp: with ``refine``, its grasp-completion stage
-            (:attr:`hopose.refine.RefineWeights.complete_grasp`).
-        self_crop_margin: the self-crops' margin instead of the checkpoint's
-            ``data.self_crop_margin``; None: the checkpoint's.
-        single_view: predict from the last self-crop's one square, not averaged over the
-            checkpoint's test-time views.
-        left: the photos show a left hand: each is predicted mirrored, as a right hand, and its
-            outputs mirrored back (:func:`predict_photo`); the JSON says ``side``.
-        device: where the network runs, one of :data:`hopose.config.AUTO_DEVICES`: "auto"
-            (the GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N".
+        K, fov, left: each photo's, as :meth:`Predictor.__call__` takes them.
+        overlay: write each photo's overlay; False: none, the JSON's ``overlay`` null.
+        on_written: called with each JSON as soon as it is written (``hopose predict`` prints
+            it).
 
     Raises:
-        ConfigError: naming ``--device``, a ``device`` not of
-            :data:`hopose.config.AUTO_DEVICES` or a GPU this machine lacks, before anything is
-            read.
-        FileNotFoundError: any of ``images`` missing, before anything is written.
-        ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`); a
-            ``self_crop_margin`` or ``single_view``
-            :meth:`hopose.self_crop.SelfCropping.of` refuses; an image that is not readable,
-            naming it; a ``K`` or ``fov`` that is not a camera (:func:`hopose.photo.photo_camera`).
+        ValueError, CheckpointError: as :class:`Predictor` raises them, before any image is
+            looked for.
+        FileNotFoundError: any of ``images`` missing, or a folder without image files, before
+            anything is written.
+        ValueError: the one image given not readable, naming it; among several, after the
+            others are predicted, counting those that were not (each named in a warning when
+            it is skipped); a ``K`` or ``fov`` that is not a camera
+            (:func:`hopose.photo.photo_camera`).
     """
-    weights = refinement(refine, complete_grasp, from_images=True)
-    check_device(device, "--device", AUTO_DEVICES)
+    predictor = Predictor(
+        checkpoint,
+        refine=refine,
+        complete_grasp=complete_grasp,
+        self_crop_margin=self_crop_margin,
+        single_view=single_view,
+        device=device,
+    )
     # Every photo is there before the first is predicted: a mistyped name among several stops
     # the run at once, without the outputs of the photos before it.
-    for path in images:
-        require_file(path)
+    files = image_files(images)
     out_dir = Path(out_dir)
-    model, cfg = load_model(checkpoint)
-    model.to(resolve_device(device)).eval()
-    cropping = SelfCropping.of(cfg.data, margin=self_crop_margin, single_view=single_view)
-    written = []
-    for path, name in zip(images, output_names(images), strict=True):
-        photo = read_photo(path)
-        camera = photo_camera(photo, K=K, fov=fov)
-        result = predict_photo(
-            model,
-            cfg.model.image_size,
-            photo,
-            camera,
-            cropping=cropping,
-            refine=weights,
-            left=left,
-        )
-        to_working = result.pop("to_working")
-        overlay = draw_overlay(
-            photo.image,
-            *(
-                apply_affine(to_working, result[key]).numpy()
-                for key in ("hand_2d", "obj_2d", "contacts_2d")
-            ),
-        )
+    written, unread = [], 0
+    for path, name in zip(files, output_names(files), strict=True):
+        try:
+            photo = read_photo(path)
+        except ValueError as error:
+            if len(files) == 1:
+                raise
+            # One bad file of a folder costs its own outputs, not the others'.
+            warnings.warn(f"{error}; skipped", stacklevel=2)
+            unread += 1
+            continue
+        prediction = predictor.predict(photo, K=K, fov=fov, left=left)
         record: dict[str, Any] = {
             "image": str(path),
-            "size": list(photo.size),
-            "side": "left" if left else "right",
-            "camera": {"source": camera.source, "K": camera.K.tolist()},
+            "size": list(prediction.size),
+            "side": prediction.side,
+            "camera": {"source": prediction.camera_source, "K": prediction.K.tolist()},
             "refined": refine,
             "grasp_completed": refine and complete_grasp,
-            **{key: value.tolist() for key, value in result.items()},
-            "overlay": f"{name}_overlay.jpg",
+            **{key: getattr(prediction, key).tolist() for key in KEYPOINTS},
+            "overlay": f"{name}_overlay.jpg" if overlay else None,
         }
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(
-            out_dir / record["overlay"],
-            lambda tmp, overlay=overlay: overlay.save(tmp, quality=JPEG_QUALITY),
-        )
+        # Made at the first write: a run that predicts nothing leaves no folder, and a path
+        # where no folder can be costs one photo's prediction.
+        output_folder(out_dir)
+        if overlay:
+            drawn = prediction_overlay(photo, prediction)
+            write_atomic(
+                out_dir / record["overlay"],
+                lambda tmp, drawn=drawn: drawn.save(tmp, quality=JPEG_QUALITY),
+            )
         written.append(write_text(out_dir / f"{name}.json", json.dumps(record, indent=1) + "\n"))
+        if on_written is not None:
+            on_written(written[-1])
+    if unread:
+        raise ValueError(
+            f"{unread} of {len(files)} images not readable (named above); the other "
+            f"{len(written)} predicted into {out_dir}"
+        )
     return written

@@ -50,6 +50,12 @@ from hopose.physics import ETA, TOP_K, physical_affinity_loss, select_contacts
 from hopose.plausibility import face_planes, inward_distances
 from hopose.skeleton import HAND_BONES, NUM_CORNERS, NUM_JOINTS
 
+# Floors of the pixel-to-mm scale's denominators: a node at the camera's centre (distance 0 mm,
+# whose depth, the numerator, is 0 too) gets the scale 0, not 0 / 0 = NaN; a focal length of
+# 0 px (a degenerate K) a huge but finite scale, not inf.
+CAMERA_DISTANCE_FLOOR_MM = 1e-6
+FOCAL_FLOOR_PX = 1e-6
+
 
 @dataclass(frozen=True)
 class RefineWeights:
@@ -192,7 +198,7 @@ def refinement_energy(
         kp2d: (B, 29, 2) predicted 2D keypoints, pixels of the image K belongs to.
         K: (B, 3, 3) intrinsics.
         weights: the terms' weights.
-        selection: (B, 10, 3) contact choices of :func:`hopose.physics.select_contacts` for
+        selection: (B, TOP_K, 3) contact choices of :func:`hopose.physics.select_contacts` for
             the affinity term; by default they are made on this pose.
 
     Returns:
@@ -206,8 +212,8 @@ def refinement_energy(
     # along one axis more than along the other.
     focal = torch.stack([K[:, 0, 0], K[:, 1, 1]], dim=-1)[:, None]  # (B, 1, 2)
     depth = nodes0[..., 2].clamp(min=0)  # (B, 29)
-    cosine = depth / nodes0.norm(dim=-1).clamp(min=1e-6)
-    mm_per_px = ((depth * cosine)[..., None] / focal.clamp(min=1e-6)).detach()  # (B, 29, 2)
+    cosine = depth / nodes0.norm(dim=-1).clamp(min=CAMERA_DISTANCE_FLOOR_MM)
+    mm_per_px = ((depth * cosine)[..., None] / focal.clamp(min=FOCAL_FLOOR_PX)).detach()
     reprojection = (project_points(nodes, K) - kp2d) * mm_per_px
     energy = weights.w_2d * reprojection.square().sum(dim=(-2, -1))
     energy = energy + weights.w_anchor * (nodes - nodes0).square().sum(dim=(-2, -1))
@@ -304,7 +310,9 @@ def refine_pose(
             complete = needs_completion(hand, obj, weights.grasp_distance)
             complete = complete[:, None, None]
             obj = torch.where(
-                complete, grip_box(hand, obj, weights.grip_shrink, weights.grip_move), obj
+                complete,
+                grip_box(hand, obj, shrink=weights.grip_shrink, move=weights.grip_move),
+                obj,
             )
             hand = torch.where(complete, push_out(hand, obj), hand)
         return hand, obj

@@ -28,7 +28,8 @@ predictions carry it, else with the network image's ``K``; the report says which
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ import torch
 from numpy.typing import NDArray
 
 from hopose import metrics, viz
-from hopose.files import write_atomic, write_text
+from hopose.data import DATASETS, option_defaults
+from hopose.files import output_folder, write_atomic, write_text
 from hopose.geometry import box_central_axis
 from hopose.physics import ETA, N_SAMPLES, TOP_K, contact_points
 from hopose.plausibility import MU
@@ -65,6 +67,7 @@ from hopose.scoring import (
     OBJECT_MM,
     OBJECT_REPROJ_MEAN_PX,
     PENETRATION_MM,
+    SCORE_KEYS,
     VALID_CONTACTS,
     frame_metrics,
     keypoint_mean_error,
@@ -76,11 +79,15 @@ from hopose.scoring import (
 # The paper's Table 1 (mean 3D error in mm, hand then object), measured on FPHA-HO with the
 # HOPE-Net split; HOPE-Net's row is the paper's re-implementation.
 PAPER_PROTOCOL = "FPHA-HO, HOPE-Net split (5,040 test frames)"
+PAPER_METHOD = "Zhuang & Mu 2021"
 PAPER_TABLE1: dict[str, tuple[float, float]] = {
     "H+O (Tekin et al. 2019)": (15.81, 24.89),
     "HOPE-Net (Doosti et al. 2020)": (15.04, 21.33),
-    "Zhuang & Mu 2021": (12.53, 19.09),
+    PAPER_METHOD: (12.53, 19.09),
 }
+# An evaluation's summary in its folder (hopose.evaluate.EVAL_METRICS_FILE): what hopose compare
+# reads, where there is one, to say how each run was evaluated.
+METRICS_FILE = "metrics.json"
 
 # Summary rows of the tables: key (plausibility: name), label, number format.
 ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -206,6 +213,87 @@ def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
         for c in names:
             columns[c][k] = _cell_value(row[index[c]], c, where)
     return {"id": np.array([row[index["id"]] for _, row in rows]), **columns}
+
+
+def paper_comparable(summary: Mapping[str, Any]) -> bool:
+    """Whether the paper's published Table 1 (:data:`PAPER_TABLE1`) may stand beside a run:
+    its summary (``metrics.json``, :func:`hopose.evaluate.run_eval`) says it predicted
+    FPHA-HO's test frames of the HOPE-Net split from the images, as the paper's networks did
+    (:data:`PAPER_PROTOCOL`). The one rule of the report and of ``hopose compare``; False for
+    a summary that does not say so (an older ``metrics.json``, or none)."""
+    options = summary.get("options") or {}
+    return (
+        summary.get("dataset") == "fpha"
+        and options.get("protocol") == "hope"
+        and summary.get("split") == "test"
+        and summary.get("protocol") == "image"
+    )
+
+
+# A run's protocol in words (describe_run), by its summary's "protocol"; "image" has its own.
+PROTOCOL_WORDS = {
+    "gt_2d": "ground-truth 2D to the lifter",
+    "gt_box": "from ground-truth-box crops (squares around the true hand and box)",
+}
+
+
+def _from_images(summary: Mapping[str, Any]) -> str:
+    """The words of the "image" protocol: whole frames in ``crop``'s geometry, or self-cropped."""
+    crops = summary.get("self_crop") or 0
+    if not crops:
+        return f"from the images ({summary.get('crop')})"
+    views = summary.get("self_crop_views") or 1
+    averaged = f", the last averaged over {views} views" if views > 1 else ""
+    return f"from the images, self-cropped ({crops} crops{averaged})"
+
+
+def describe_run(summary: Mapping[str, Any]) -> str | None:
+    """How a run was evaluated, in words, from its summary (``metrics.json``): the dataset and
+    split, their options not at their defaults, the protocol and the refinement, e.g. "fpha
+    test split (protocol=action), ground-truth 2D to the lifter". None where the summary names
+    no dataset (a folder with ``per_frame.csv`` alone, or predictions scored without the
+    ``metrics.json`` of the evaluation that wrote them); a key an older ``metrics.json`` lacks
+    is left out."""
+    name = summary.get("dataset")
+    if name is None:
+        return None
+    defaults = option_defaults(name) if name in DATASETS else {}
+    options = summary.get("options") or {}
+    chosen = ", ".join(
+        f"{k}={v}" for k, v in options.items() if k not in defaults or v != defaults[k]
+    )
+    words = [f"{name} {summary.get('split')} split" + (f" ({chosen})" if chosen else "")]
+    protocol = summary.get("protocol")
+    if protocol is not None:
+        how = PROTOCOL_WORDS.get(protocol, str(protocol))
+        words.append(_from_images(summary) if protocol == "image" else how)
+    if summary.get("refined"):
+        completed = " with grasp completion" if summary.get("grasp_completed") else ""
+        words.append(f"refined{completed}")
+    if "scored" in summary:
+        words.append(f"predictions scored from {summary['scored']}")
+    return ", ".join(words)
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    """The ``metrics.json`` of an evaluation's folder; empty where there is none (a folder of
+    an older hopose with ``per_frame.csv`` alone).
+
+    Raises:
+        ValueError: one line naming the file, where it is not a JSON object.
+    """
+    path = folder / METRICS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path}: not a metrics.json of hopose eval ({error})") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path}: not a metrics.json of hopose eval (not a JSON object)")
+    if not isinstance(summary.get("options", {}), dict):
+        raise ValueError(f"{path}: not a metrics.json of hopose eval (options not an object)")
+    return summary
 
 
 def format_number(value: float | None, fmt: str) -> str:
@@ -408,12 +496,24 @@ def _write_pck_figures(
         viz.save_figure(figure, figures / name)
 
 
-def _tables(runs: Mapping[str, Mapping[str, float]], *, paper: bool) -> list[str]:
-    """The Markdown sections with Table 1, the accuracy and the plausibility tables."""
+def _table1(runs: Mapping[str, Mapping[str, float]], beside: Collection[str]) -> list[str]:
+    """Table 1 of the runs: the paper's published columns beside those ``beside`` names, the
+    others in a table of their own without them."""
+    paired = {name: summary for name, summary in runs.items() if name in beside}
+    others = {name: summary for name, summary in runs.items() if name not in beside}
+    lines = table1_lines(paired, paper=True) if paired else []
+    if others:
+        lines += [*([""] if lines else []), *table1_lines(others, paper=False)]
+    return lines
+
+
+def _tables(runs: Mapping[str, Mapping[str, float]], *, paper: Collection[str]) -> list[str]:
+    """The Markdown sections with Table 1 (the paper's columns beside the runs ``paper``
+    names), the accuracy and the plausibility tables."""
     return [
         "## Table 1: mean 3D error",
         "",
-        *table1_lines(runs, paper=paper),
+        *_table1(runs, paper),
         "",
         "## Accuracy",
         "",
@@ -478,8 +578,9 @@ def write_report(
             ``{pred,gt}_obj_3d`` (N, 8, 3) in mm, ``{pred,gt}_hand_2d`` (N, 21, 2),
             ``{pred,gt}_obj_2d`` (N, 8, 2) in pixels of the network image, ``K`` (N, 3, 3),
             optionally ``orig_K`` (N, 3, 3), and ``id`` (N,).
-        summary: ``metrics.json``'s content; its text entries (checkpoint, split, ...) are
-            listed under "Run", its numbers are recomputed from the frames.
+        summary: ``metrics.json``'s content; its entries that describe the run (checkpoint,
+            split, versions, ...: all but :data:`hopose.scoring.SCORE_KEYS` and ``unrefined``)
+            are listed under "Run", its scores are recomputed from the frames.
         image_size: the side of the network's square image (``data.image_size``), in whose
             pixels the 2D is: the size of the gallery's blank canvas.
         dataset: the evaluated dataset, ``dataset[i]["image"]`` the network image of frame i;
@@ -489,7 +590,7 @@ def write_report(
         columns: :func:`frame_metrics` of ``predictions`` if the caller already has them (the
             grasp-quality hulls are the slow part of an evaluation); computed when None.
         paper: add the paper's published Table 1 (:data:`PAPER_TABLE1`) as reference columns:
-            only where the frames are those it was measured on (:data:`PAPER_PROTOCOL`).
+            only where the run is comparable with it (:func:`paper_comparable`).
 
     Returns:
         The path of ``report.md``.
@@ -512,21 +613,30 @@ def write_report(
         f"measured in pixels of {camera}.",
         "",
     ]
-    info = {key: value for key, value in summary.items() if isinstance(value, str)}
+    # Everything but the scores: what the run was and what reproduces it (hopose.evaluate).
+    info = {k: v for k, v in summary.items() if k not in (*SCORE_KEYS, "unrefined")}
     if info:
-        lines += [
-            "## Run",
-            "",
-            *markdown_table(["", ""], [[k, f"`{v}`"] for k, v in info.items()]),
-            "",
-        ]
+        cells = [[k, f"`{v if isinstance(v, str) else json.dumps(v)}`"] for k, v in info.items()]
+        lines += ["## Run", "", *markdown_table(["", ""], cells), ""]
     unrefined = summary.get("unrefined")
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
-    lines += _tables(table_runs, paper=paper)
+    lines += _tables(table_runs, paper=table_runs if paper else ())
     lines += _figure_lines(FIGURES)
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
     return write_text(out_dir / REPORT_FILE, "\n".join(lines))
+
+
+def _not_comparable(paper: bool, names: Sequence[str]) -> list[str]:
+    """Where the paper's figures were asked for, the runs they are not comparable with."""
+    if not (paper and names):
+        return []
+    return [
+        f"The paper's figures are not comparable with {', '.join(f'`{n}`' for n in names)}: "
+        f"they were measured from the images on {PAPER_PROTOCOL}, which these runs' "
+        f'{METRICS_FILE} do not say they evaluated (docs/evaluation.md, "Comparing runs").',
+        "",
+    ]
 
 
 def compare_runs(
@@ -535,11 +645,15 @@ def compare_runs(
     """Several evaluations side by side: ``compare.md`` and ``figures/{hand,object}_pck.png``.
 
     Args:
-        run_dirs: folders written by ``hopose eval`` (each with ``per_frame.csv``); a run is
-            named by its folder's name, or its path where two names are the same.
+        run_dirs: folders written by ``hopose eval`` or ``hopose score`` (each with
+            ``per_frame.csv``, and ``metrics.json`` to say how it was evaluated: a folder
+            without one still compares); a run is named by its folder's name, or its path
+            where two names are the same.
         out_dir: where to write (created if missing).
-        paper: add the paper's Table 1 as reference columns, and its hand errors as a note on
-            the hand PCK plot (the paper publishes no curve values, only figures).
+        paper: add the paper's Table 1 as reference columns beside the runs comparable with it
+            (:func:`paper_comparable`), saying that it is not for the others, and its hand
+            errors as a note on the hand PCK plot where a run is (the paper publishes no curve
+            values, only figures).
 
     Returns:
         The path of ``compare.md``.
@@ -561,22 +675,32 @@ def compare_runs(
     folders = dict(zip(names, run_dirs, strict=True))
     columns = {name: read_per_frame_csv(Path(d) / PER_FRAME_FILE) for name, d in folders.items()}
     runs = {name: summarize(c) for name, c in columns.items()}
+    summaries = {name: read_summary(Path(d)) for name, d in folders.items()}
+    comparable = [name for name in names if paper and paper_comparable(summaries[name])]
 
-    out_dir = Path(out_dir)
+    out_dir = output_folder(out_dir)
     note = None
-    if paper:
+    if comparable:
         note = "Paper Table 1, mean hand error:\n" + "\n".join(
             f"{name}: {hand:.2f} mm" for name, (hand, _) in PAPER_TABLE1.items()
         )
     _write_pck_figures(out_dir / FIGURES_DIR, columns, runs, note)
+    unknown = {True: f"its {METRICS_FILE} names no dataset", False: f"no {METRICS_FILE}"}
+    described = {
+        name: describe_run(summary) or f"how it was evaluated is unknown ({unknown[bool(summary)]})"
+        for name, summary in summaries.items()
+    }
     lines = [
         "# hopose comparison",
         "",
-        "Runs: " + ", ".join(f"`{d}` ({runs[n][N_FRAMES]} frames)" for n, d in folders.items()),
+        "Runs:",
         "",
-        *_tables(runs, paper=paper),
+        *(f"- `{d}` ({runs[n][N_FRAMES]} frames): {described[n]}" for n, d in folders.items()),
+        "",
+        *_tables(runs, paper=comparable),
         "Ground truth is that of the first run.",
         "",
+        *_not_comparable(paper, [name for name in names if name not in comparable]),
         *_difference_section(columns),
         *_figure_lines(PCK_FIGURES),
     ]

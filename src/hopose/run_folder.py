@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hopose.config import TrainConfig, config_to_dict
+from hopose.config import TrainConfig, config_to_dict, stage_unused_fields
 from hopose.files import write_atomic
 
 LAST_CHECKPOINT = "last.pt"
@@ -105,11 +105,15 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path) -> None:
     """Refuse to resume the run of ``checkpoint`` with a config that differs from its own in any
-    field but :data:`RESUME_MAY_CHANGE`, naming the first such field."""
+    field but :data:`RESUME_MAY_CHANGE`, naming the first such field. Fields the stage never
+    reads (:func:`hopose.config.stage_unused_fields`) are not compared: a run of an older hopose
+    may hold one away from its default, which a config may no longer set and which changed
+    nothing."""
     old = _flatten(checkpoint["config"])
     new = _flatten(config_to_dict(cfg))
+    free = {*RESUME_MAY_CHANGE, *stage_unused_fields(cfg.stage)}
     for key in sorted(old.keys() | new.keys()):
-        if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key):
+        if key not in free and old.get(key) != new.get(key):
             raise RunError(
                 f"{path}: was trained with {key}={old.get(key)!r}, the config asks "
                 f"{new.get(key)!r}; --resume continues a run with its own config (only "

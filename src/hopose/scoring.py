@@ -128,6 +128,9 @@ PLAUSIBILITY_KEYS = tuple(
     plausibility_key(who, name) for who in ("pred", "gt") for name in PLAUSIBILITY_SUMMARY_NAMES
 )
 COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_AUC_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAUSIBILITY_COLUMNS)
+# Every key summarize can write: the rest of a metrics.json describes the run (the report's
+# "Run" table).
+SCORE_KEYS = (*SUMMARY_KEYS, *KEYPOINT_AUC_KEYS, *KEYPOINT_2D_KEYS, *PLAUSIBILITY_KEYS)
 
 
 def _value(predictions: Mapping[str, Any], key: str) -> Any:

@@ -115,7 +115,8 @@ class SelfCropping:
         Raises:
             ConfigError: ``margin`` is not a margin ``data.self_crop_margin`` may hold
                 (checked by :class:`hopose.config.DataConfig` itself).
-            ValueError: ``margin`` or ``single_view`` given where nothing is self-cropped.
+            ValueError: ``margin`` or ``single_view`` given where nothing is self-cropped, or
+                ``single_view`` where the last crop has no other views.
         """
         passes = data.self_crop if enabled and data.crop == "square" else 0
         for name, given in (("self_crop_margin", margin is not None), ("single_view", single_view)):
@@ -124,6 +125,11 @@ class SelfCropping:
         if margin is not None:
             margin = dataclasses.replace(data, self_crop_margin=margin).self_crop_margin
         views = CropViews(data.self_crop_turn, data.self_crop_shift)
+        if single_view and views == SINGLE_VIEW:
+            raise ValueError(
+                "single_view: this model already predicts from the one square (its "
+                "data.self_crop_turn and data.self_crop_shift are 0: no test-time views)"
+            )
         return cls(
             passes,
             data.self_crop_margin if margin is None else margin,

@@ -36,8 +36,8 @@ import numpy as np
 from hopose.config import DataConfig
 from hopose.crop import MIRROR_X
 from hopose.data.dexycb import DexYCB
-from hopose.data.ho3d import HO3D, METRES_TO_MM, OPENGL_TO_OPENCV, frame_id
-from hopose.data.transforms import DataFileError
+from hopose.data.ho3d import HO3D, OPENGL_TO_OPENCV, frame_id
+from hopose.data.transforms import METRES_TO_MM, DataFileError
 from hopose.files import write_atomic, write_text
 from hopose.skeleton import MANO_TO_CANONICAL
 

@@ -99,7 +99,7 @@ from hopose.data.splits import RecordList, SplitCache, build_split, training_pos
 from hopose.data.tensor_split import TensorSplit, shard_size
 from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
-from hopose.files import write_text
+from hopose.files import output_folder, write_text
 from hopose.losses import configured_losses, total_loss
 from hopose.metrics import mean_distance
 from hopose.models import HoposeNet, build_model
@@ -590,7 +590,7 @@ def train(
             return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
         if resume and not out_dir.is_dir():
             check_run_folder(out_dir, resume=True)  # refused before the folder is made
-        out_dir.mkdir(parents=True, exist_ok=True)
+        output_folder(out_dir)
         with run_lock(out_dir):
             return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
     finally:

@@ -316,7 +316,7 @@ def test_rerunning_the_build_of_an_old_cache_rebuilds_it(tmp_path):
         assert_same(cache[index], make_record(index))
     # An old cache of other samples is still refused, not written over.
     _set_version(out / "meta.json", 2)
-    with pytest.raises(ValueError, match=r"c: holds a finished cache of a different dataset"):
+    with pytest.raises(ValueError, match=r"c: holds a finished cache of num_samples=10, this run "):
         write_cache(Records(9), out, progress=False, chunk_size=4, info=info)
 
 
@@ -618,29 +618,52 @@ def test_non_square_images_are_refused_naming_the_record(tmp_path):
 
 
 def test_a_finished_cache_of_other_info_is_refused_not_returned(tmp_path):
-    """Same sample count, another split: the finished cache holds other samples."""
-    out = write_cache(Records(3), tmp_path / "c", progress=False, info={"split": "val"})
-    with pytest.raises(ValueError, match=r"c: holds a finished cache of a different dataset"):
-        write_cache(Records(3), out, progress=False, info={"split": "test"})
-    assert CacheDataset(out).info == {"split": "val"}
+    """Same sample count, another split: the finished cache holds other samples. The one line
+    names the fields that differ and both values ("a different dataset" named none)."""
+    info = {"split": "val", "image_size": 8, "seed": 0}
+    out = write_cache(Records(3), tmp_path / "c", progress=False, info=info)
+    with pytest.raises(ValueError) as error:
+        write_cache(Records(3), out, progress=False, info=info | {"split": "test"})
+    assert str(error.value) == (
+        f"{out}: holds a finished cache of split='val', this run asks split='test'; remove the "
+        "folder or choose another"
+    )
+    # Every field that differs, a field one side records alone too.
+    asked = {"split": "val", "image_size": 16, "crop": "square"}
+    with pytest.raises(ValueError) as error:
+        write_cache(Records(2), out, progress=False, info=asked)
+    assert str(error.value) == (
+        f"{out}: holds a finished cache of num_samples=3 and image_size=8 and seed=0 and no "
+        "crop, this run asks num_samples=2 and image_size=16 and no seed and crop='square'; "
+        "remove the folder or choose another"
+    )
+    assert CacheDataset(out).info == info
 
 
 @pytest.mark.parametrize(
-    "rerun",
-    [{"chunk_size": 3, "info": {"split": "val"}}, {"chunk_size": 4, "info": {"split": "test"}}],
+    ("rerun", "differing"),
+    [
+        ({"chunk_size": 3, "info": {"split": "val"}}, "chunk_size=4, this run asks chunk_size=3"),
+        ({"chunk_size": 4, "info": {"split": "test"}}, "split='val', this run asks split='test'"),
+    ],
     ids=["other chunk size", "other info"],
 )
-def test_resuming_a_build_of_other_chunks_or_info_is_refused(tmp_path, rerun):
+def test_resuming_a_build_of_other_chunks_or_info_is_refused(tmp_path, rerun, differing):
     """Chunk 0 of the interrupted build is samples 0-3: with chunks of 3 its json would count
-    samples 0-2 as done and leave 3 unwritten; with other info it holds other samples."""
+    samples 0-2 as done and leave 3 unwritten; with other info it holds other samples. The one
+    line names what differs, not both whole records."""
     with pytest.raises(DataFileError):
         write_cache(
             Records(10, fail={6}), tmp_path / "c", progress=False, chunk_size=4,
             info={"split": "val"},
         )  # fmt: skip
     healed = Records(10)
-    with pytest.raises(ValueError, match=r"c: holds an unfinished build of something else"):
+    with pytest.raises(ValueError) as error:
         write_cache(healed, tmp_path / "c", progress=False, **rerun)
+    assert str(error.value) == (
+        f"{tmp_path / 'c'}: holds an unfinished build of {differing}; remove the folder or rerun "
+        "with the same dataset and options"
+    )
     assert healed.reads == []
 
 
@@ -663,3 +686,17 @@ def test_prepare_synthetic_records_no_root_even_when_given_one(tmp_path):
     out = prepare_cache("synthetic", "val", tmp_path / "c", root=str(tmp_path / "A"), **options)
     assert json.loads((out / "meta.json").read_text())["root"] is None
     assert prepare_cache("synthetic", "val", out, root=str(tmp_path / "B"), **options) == out
+
+
+def test_synth_into_a_cache_of_another_size_names_both_sizes(tmp_path, capsys):
+    """The rerun of `hopose synth` with another --num or --image-size was "a different
+    dataset; remove it", naming neither."""
+    out = tmp_path / "c"
+    args = ["synth", "--split", "test", "--out", str(out), "--num", "3", "--image-size", "8"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args[:-4], "--num", "2", "--image-size", "16"]) == 1
+    assert capsys.readouterr().err == (
+        f"hopose synth: error: {out}: holds a finished cache of num_samples=3 and image_size=8, "
+        "this run asks num_samples=2 and image_size=16; remove the folder or choose another\n"
+    )

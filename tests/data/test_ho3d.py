@@ -217,3 +217,20 @@ def test_a_frame_list_line_without_sequence_or_frame_is_refused(tmp_path, line):
         DataFileError, match=rf"train\.txt:2: expected '<SEQ>/<frame>', got '{line}'"
     ):
         HO3D(tmp_path, "train", with_images=False)
+
+
+def test_rest_corners_that_are_not_a_box_name_the_pickle_and_key(tmp_path):
+    """A rest box the corner order cannot be read from (one corner copied onto another, so one
+    sign pattern has two corners and another none) is refused rather than read in the assumed
+    HO-3D order."""
+    import pickle
+
+    write_ho3d(tmp_path)
+    path = tmp_path / "train" / "SEQ1" / "meta" / "0000.pkl"
+    meta = pickle.loads(path.read_bytes())
+    meta["objCorners3DRest"][1] = meta["objCorners3DRest"][0]  # corners 0 and 1 now coincide
+    path.write_bytes(pickle.dumps(meta))
+    with pytest.raises(
+        DataFileError, match=r"0000\.pkl objCorners3DRest: expected an axis-aligned"
+    ):
+        HO3D(tmp_path, "train", with_images=False)[0]

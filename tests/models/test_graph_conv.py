@@ -18,6 +18,14 @@ from hopose.skeleton import hand_adjacency
 PATH_3 = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # 0 - 1 - 2
 
 
+def _at_path_3(*layers: GraphConv) -> None:
+    """Set the layers' learned A to PATH_3 itself, without the floor on its zeros, so that Ã is
+    the hand-computed one of test_normalize_adjacency_path_graph_by_hand."""
+    with torch.no_grad():
+        for layer in layers:
+            layer.adj.copy_(PATH_3)
+
+
 def test_normalize_adjacency_path_graph_by_hand():
     # A + I = [[1,1,0],[1,1,1],[0,1,1]]; degrees d = (2, 3, 2);
     # Ã_ij = (A + I)_ij / sqrt(d_i d_j): Ã_00 = 1/sqrt(2*2) = 1/2, Ã_01 = 1/sqrt(2*3) = 1/sqrt6,
@@ -53,18 +61,12 @@ def naive_graph_conv(layer: GraphConv, x: torch.Tensor) -> torch.Tensor:
     return out.clamp(min=0) if layer.activation else out
 
 
-@pytest.mark.parametrize("learn", [False, True])
 @pytest.mark.parametrize("activation", [False, True])
 @pytest.mark.parametrize("modulate", [False, True])
-def test_graph_conv_matches_naive_loop(learn, activation, modulate):
+def test_graph_conv_matches_naive_loop(activation, modulate):
     torch.manual_seed(0)
     layer = GraphConv(
-        in_features=4,
-        out_features=5,
-        adjacency=PATH_3,
-        learn_adjacency=learn,
-        activation=activation,
-        modulate=modulate,
+        in_features=4, out_features=5, adjacency=PATH_3, activation=activation, modulate=modulate
     )
     with torch.no_grad():
         layer.bias.normal_()
@@ -81,6 +83,7 @@ def test_modulation_starts_as_the_plain_layer_and_can_tell_nodes_apart():
         in_features=2, out_features=1, adjacency=PATH_3, activation=False, modulate=True
     )
     modulated.linear.load_state_dict(plain.linear.state_dict())
+    _at_path_3(plain, modulated)
     x = torch.randn(4, 3, 2)
     torch.testing.assert_close(modulated(x), plain(x))  # M = ones: the same layer
     # Every node reads the same input, as the refinement GCN's nodes read the global feature:
@@ -100,22 +103,16 @@ def test_modulation_starts_as_the_plain_layer_and_can_tell_nodes_apart():
     torch.testing.assert_close(modulated(same)[0, :, 0], torch.tensor([0.5, 0.0, -0.5]))
 
 
-def test_fixed_adjacency_is_a_buffer_and_learned_one_a_parameter():
-    fixed = GraphConv(in_features=2, out_features=2, adjacency=PATH_3)
-    learned = GraphConv(in_features=2, out_features=2, adjacency=PATH_3, learn_adjacency=True)
-    assert "adj" in dict(fixed.named_buffers()) and "adj" not in dict(fixed.named_parameters())
+def test_adjacency_is_learned_from_the_given_graph_its_zeros_raised_to_the_floor():
+    learned = GraphConv(in_features=2, out_features=2, adjacency=PATH_3)
     assert "adj" in dict(learned.named_parameters())
-    torch.testing.assert_close(fixed.adjacency(), PATH_3)
-    # The learned one starts at the given graph, its zeros raised to the floor.
     floor = LEARNED_ADJACENCY_FLOOR
     torch.testing.assert_close(learned.adjacency().detach(), PATH_3.clamp(min=floor))
 
 
 def test_learned_adjacency_stays_symmetric_nonnegative_and_learns_absent_edges():
     torch.manual_seed(0)
-    layer = GraphConv(
-        in_features=3, out_features=3, adjacency=hand_adjacency(), learn_adjacency=True
-    )
+    layer = GraphConv(in_features=3, out_features=3, adjacency=hand_adjacency())
     initial = layer.adjacency().detach().clone()
     with torch.no_grad():  # an asymmetric raw parameter, e.g. after weight decay or a bad load
         layer.adj.add_(0.01 * torch.randn(21, 21))
@@ -149,8 +146,8 @@ def test_bad_adjacency_raises(adjacency):
 
 def test_graph_conv_gradcheck_float64():
     torch.manual_seed(0)
-    # Every optional part on: a learned adjacency and a modulation, no ReLU kink.
-    options = {"learn_adjacency": True, "activation": False, "modulate": True}
+    # The modulation on, no ReLU kink.
+    options = {"activation": False, "modulate": True}
     layer = GraphConv(in_features=2, out_features=3, adjacency=PATH_3, **options).double()
     x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(layer, (x,))
@@ -187,9 +184,8 @@ def test_graph_stack_activate_last_applies_relu_after_the_last_layer():
     x = -torch.ones(1, 3, 2)
     stacks = {}
     for activate_last in (False, True):
-        stack = GraphStack(
-            widths=(2, 2, 2), adjacency=PATH_3, learn_adjacency=False, activate_last=activate_last
-        )
+        stack = GraphStack(widths=(2, 2, 2), adjacency=PATH_3, activate_last=activate_last)
+        _at_path_3(*stack.layers)
         with torch.no_grad():
             for layer in stack.layers:
                 layer.linear.weight.copy_(torch.eye(2))

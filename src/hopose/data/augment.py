@@ -33,27 +33,28 @@ if TYPE_CHECKING:
     from hopose.config import AugmentConfig, TrainConfig
 
 
+# The occluding patch's share of the image's area and its aspect (height / width) ranges.
+PATCH_AREA: tuple[float, float] = (0.02, 0.12)
+PATCH_ASPECT: tuple[float, float] = (0.3, 3.3)
+
+
 class ColourPatch(nn.Module):
     """Random erasing (Zhong et al.) with one colour per patch: with probability ``p`` a
-    rectangle of ``scale`` of the image's area, aspect ``ratio``, is filled with a colour drawn
-    uniformly in [0, 1]³. torchvision's ``value="random"`` fills each pixel with standard normal
-    noise, meant for normalised images: on [0, 1] images, clamped, half its pixels are black."""
+    rectangle of :data:`PATCH_AREA` of the image's area, aspect :data:`PATCH_ASPECT`, is filled
+    with a colour drawn uniformly in [0, 1]³. torchvision's ``value="random"`` fills each pixel
+    with standard normal noise, meant for normalised images: on [0, 1] images, clamped, half its
+    pixels are black."""
 
-    def __init__(
-        self,
-        p: float,
-        scale: tuple[float, float] = (0.02, 0.12),
-        ratio: tuple[float, float] = (0.3, 3.3),
-    ) -> None:
+    def __init__(self, p: float) -> None:
         super().__init__()
-        self.p, self.scale, self.ratio = p, scale, ratio
+        self.p = p
 
     def forward(self, image: Tensor) -> Tensor:
         if float(torch.rand(())) >= self.p:
             return image
         colour = torch.rand(image.shape[-3]).tolist()
         # (i, j, h, w, the patch's values); the whole image itself when no patch fits.
-        i, j, h, w, value = RandomErasing.get_params(image, self.scale, self.ratio, value=colour)
+        i, j, h, w, value = RandomErasing.get_params(image, PATCH_AREA, PATCH_ASPECT, value=colour)
         out = image.clone()
         out[..., i : i + h, j : j + w] = value.to(image)
         return out
@@ -64,13 +65,13 @@ def image_transform(settings: AugmentConfig) -> v2.Transform | None:
     steps: list[Callable[[Tensor], Tensor]] = []
     if settings.colour > 0:
         c = settings.colour
-        steps.append(v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(c / 4, 0.5)))
+        steps.append(v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=c / 4))
     if settings.blur_prob > 0:
         steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=settings.blur_prob))
     if settings.noise > 0:
         steps.append(v2.GaussianNoise(sigma=settings.noise, clip=True))
     if settings.occlusion_prob > 0:
-        steps.append(ColourPatch(settings.occlusion_prob, scale=(0.02, 0.12)))
+        steps.append(ColourPatch(settings.occlusion_prob))
     return v2.Compose(steps) if steps else None
 
 

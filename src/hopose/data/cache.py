@@ -222,8 +222,13 @@ def write_cache(
         raise ValueError(f"{out}: the dataset to cache is empty")
     if (out / "meta.json").is_file():
         meta = _read_json(out / "meta.json", ("num_samples", "info"))
-        if meta["num_samples"] != num_samples or meta["info"] != info:
-            raise ValueError(f"{out}: holds a finished cache of a different dataset; remove it")
+        asked = {"num_samples": num_samples, "info": info}
+        held = {key: meta[key] for key in asked}
+        if held != asked:
+            raise ValueError(
+                f"{out}: holds a finished cache of {_differences(held, asked)}; remove the "
+                "folder or choose another"
+            )
         _check_root(out, meta, source)
         refused = refusal(meta.get("version"), info, with_images=True)
         if refused is None:
@@ -310,6 +315,30 @@ def _first_good_record(dataset: Sequence, skip: bool) -> dict:
     raise ValueError(f"no sample could be read, the last error: {last_error}") from last_error
 
 
+def _differences(held: Mapping[str, Any], asked: Mapping[str, Any]) -> str:
+    """The fields on which what a cache folder records (``held``) and what this run asks differ,
+    ``info``'s compared one by one: "num_samples=8 and image_size=32, this run asks
+    num_samples=6 and image_size=48" ("no seed" where one side records none)."""
+    held, asked = _flat_record(held), _flat_record(asked)
+    missing = object()
+    differing = [key for key in held | asked if held.get(key, missing) != asked.get(key, missing)]
+
+    def listed(record: dict[str, Any]) -> str:
+        return " and ".join(
+            f"{key}={record[key]!r}" if key in record else f"no {key}" for key in differing
+        )
+
+    return f"{listed(held)}, this run asks {listed(asked)}"
+
+
+def _flat_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with the fields of its ``info`` mapping beside its own."""
+    info = record.get("info")
+    if not isinstance(info, dict):
+        return dict(record)
+    return {key: value for key, value in record.items() if key != "info"} | info
+
+
 def _check_root(out: Path, recorded: Mapping[str, Any], root: str | None) -> None:
     """Refuse to keep or resume what ``out`` holds when it was read from another folder than
     ``root``: its samples would be the other folder's, or a mix of both. A cache recorded before
@@ -349,11 +378,11 @@ def _open_build(
     if build_path.is_file():
         build = _read_json(build_path, ("image_size", "string_keys"))
         expected = {"num_samples": num_samples, "chunk_size": chunk_size, "info": info}
-        found = {key: build.get(key) for key in expected}
+        found = {key: build[key] for key in expected if key in build}
         if found != expected:
             raise ValueError(
-                f"{out}: holds an unfinished build of something else ({found} != {expected}); "
-                "remove the folder or rerun with the same dataset and options"
+                f"{out}: holds an unfinished build of {_differences(found, expected)}; remove "
+                "the folder or rerun with the same dataset and options"
             )
         _check_root(out, build, root)
         if build.get("version") == CACHE_VERSION:

@@ -91,13 +91,13 @@ def check_dataset(
         **options: the loader's own options (``protocol``, ``version``, ``setup``,
             ``shapenet_root``).
     """
-    from hopose.data import REAL_DATASETS
+    from hopose.data import REAL_DATASETS, option_defaults
 
     if name not in REAL_DATASETS:
         raise ValueError(f"dataset: expected one of {tuple(REAL_DATASETS)}, got {name!r}")
     report = CheckReport(dataset=name, root=str(root))
     if not splits:
-        protocol = options.get("protocol", "hope")
+        protocol = options.get("protocol", option_defaults(name).get("protocol"))
         fpha = name == "fpha" and protocol in PROTOCOL_SPLITS  # a bad one: the loader names it
         splits = PROTOCOL_SPLITS[protocol] if fpha else CHECK_SPLITS[name]
     first_split: dict[str, str] = {}  # frame id -> the first split walked that holds it

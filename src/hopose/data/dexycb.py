@@ -42,12 +42,19 @@ import numpy as np
 import yaml
 
 from hopose.data.mesh import mesh_bbox_corners
-from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_intrinsics, as_points
+from hopose.data.transforms import (
+    METRES_TO_MM,
+    DataFileError,
+    Frame,
+    FrameDataset,
+    as_intrinsics,
+    as_points,
+)
+from hopose.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 
 DEXYCB_IMAGE_SIZE = (640, 480)
-METRES_TO_MM = 1000.0
 DEXYCB_SUBJECTS: tuple[str, ...] = (
     "20200709-subject-01",
     "20200813-subject-02",
@@ -380,7 +387,7 @@ class DexYCB(FrameDataset):
         label_path = folder / serial / f"labels_{t:06d}.npz"
         labels = read_labels(label_path)
         # The no-hand marker (all -1) is finite, so as_points lets it through to be told apart.
-        joints = as_points(labels["joint_3d"], (1, 21, 3), f"{label_path} joint_3d")
+        joints = as_points(labels["joint_3d"], (1, NUM_JOINTS, 3), f"{label_path} joint_3d")
         if np.all(joints == -1):
             raise MissingHand(f"{label_path}: no hand in this frame (joint_3d is all -1)")
         poses = labels["pose_y"]  # (objects, 3, 4): only the grasped object's is read

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from hopose.data.mesh import mesh_bbox_corners
-from hopose.data.transforms import DataFileError, Frame, FrameDataset
+from hopose.data.transforms import METRES_TO_MM, DataFileError, Frame, FrameDataset
 from hopose.skeleton import FPHA_TO_CANONICAL
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,6 @@ FPHA_DEPTH_TO_COLOR_R = np.array(
     ]
 )
 FPHA_DEPTH_TO_COLOR_T = np.array([25.7, 1.22, 3.902])
-MODEL_TO_MM = 1000.0  # Object_models are in metres
-
 # The 10 actions with object pose annotations; the object is the action minus its first word.
 FPHA_HO_ACTIONS: tuple[str, ...] = (
     "open_juice_bottle",
@@ -303,8 +301,8 @@ class FPHA(FrameDataset):
         for name in MODEL_NAMES.get(obj, (obj,)):
             path = models / f"{name}_model" / f"{name}_model.ply"
             if path.is_file():
-                return mesh_bbox_corners(path, MODEL_TO_MM)
-        return mesh_bbox_corners(models / f"{obj}_model" / f"{obj}_model.ply", MODEL_TO_MM)
+                return mesh_bbox_corners(path, METRES_TO_MM)
+        return mesh_bbox_corners(models / f"{obj}_model" / f"{obj}_model.ply", METRES_TO_MM)
 
     def __len__(self) -> int:
         return len(self.ids)

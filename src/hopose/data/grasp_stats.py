@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
-from hopose.data.grasps import palm_axes
+from hopose.data.fpha import FPHA_COLOR_K
+from hopose.data.grasps import BONE_LENGTH_P50, FPHA_OBJECTS, in_fpha_image, palm_axes
 from hopose.skeleton import FINGER_CHAINS, FINGERS, HAND_BONES
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -36,7 +36,6 @@ PERCENTILES = (5, 25, 50, 75, 95)
 TOLERANCE_FLOOR: dict[str, float] = {"deg": 5.0, "mm": 5.0, "px": 20.0, "unit": 0.087, "%": 5.0}
 RELATIVE_TOLERANCE = 0.10
 PIP_BENT_DEG = 1.0
-FPHA_OBJECT_NAMES = ("juice_bottle", "milk", "liquid_soap", "salt")
 
 
 @dataclass(frozen=True)
@@ -66,12 +65,12 @@ _FINGER_NAMES = FINGERS[1:]
 _BONE_NAMES = tuple(
     f"{FINGERS[b // 4]} {('base', 'b1', 'b2', 'b3')[b % 4]}" for b in range(len(HAND_BONES))
 )
-# FPHA-HO bone lengths, p5/p50/p95 (mm), in HAND_BONES order (chain by chain from the wrist).
+# FPHA-HO bone lengths, p5/p50/p95 (mm), in HAND_BONES order (chain by chain from the wrist);
+# the medians are the generator's (docs/conventions.md §7).
 _BONES = [
     (13.6, 51.0, 33.3, 27.0, 70.0, 39.6, 23.0, 18.0, 66.0, 41.5, 25.0, 20.0, 63.0, 37.0, 21.0,
      21.0, 60.0, 32.0, 18.0, 18.0),
-    (13.7, 56.7, 37.9, 29.0, 74.0, 45.2, 27.6, 21.0, 67.0, 48.5, 30.0, 21.0, 65.0, 44.0, 28.0,
-     21.0, 63.0, 37.2, 24.0, 18.0),
+    tuple(BONE_LENGTH_P50.reshape(-1).tolist()),
     (15.8, 59.6, 45.1, 30.0, 80.0, 54.0, 33.3, 22.0, 77.0, 56.0, 36.3, 24.0, 73.0, 49.7, 36.1,
      25.0, 76.0, 43.9, 32.6, 22.0),
 ]  # fmt: skip
@@ -130,9 +129,10 @@ REAL: dict[str, RealStatistic] = {
     "back of the hand seen": RealStatistic("%", {50: 74.0}),
     "FPHA PIP recorded straight": RealStatistic("%", {50: 63.5}),
     "FPHA thumb MCP recorded straight": RealStatistic("%", {50: 86.0}),
-    **_rows("", [f"{n} thumb-index tip" for n in FPHA_OBJECT_NAMES], "mm", [
+    # Per object, columns in FPHA_OBJECTS order: juice bottle, milk, liquid soap, salt.
+    **_rows("", [f"{n} thumb-index tip" for n in FPHA_OBJECTS], "mm", [
         (30.9, 37.4, 45.7, 67.7), (39.2, 44.1, 52.7, 70.8), (93.9, 55.2, 67.4, 74.5)], _QUARTILES),
-    **_rows("", [f"{n} mean finger flexion" for n in FPHA_OBJECT_NAMES], "deg", [
+    **_rows("", [f"{n} mean finger flexion" for n in FPHA_OBJECTS], "deg", [
         (25.1, 33.3, 21.5, 24.5), (34.4, 46.7, 25.5, 28.0), (40.6, 63.5, 28.1, 33.1)], _QUARTILES),
 }  # fmt: skip
 
@@ -172,7 +172,7 @@ def hand_quantities(hand_3d: np.ndarray) -> dict[str, np.ndarray]:
         centroid[:, 0] / centroid[:, 2],
         centroid[:, 1] / centroid[:, 2],
     )
-    inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1) & (hand[..., 2] > 0)
+    inside = in_fpha_image(uv) & (hand[..., 2] > 0)
     out["joints inside the image"] = 100.0 * inside.mean(axis=1)
     out["frames with all joints inside"] = 100.0 * inside.all(axis=1)
     straight = flex[:, :, 1] < PIP_BENT_DEG  # (B, 5): thumb MCP and finger PIPs
@@ -248,7 +248,7 @@ def compare(hand_3d: np.ndarray, objects: list[str]) -> list[Comparison]:
     """
     values = hand_quantities(hand_3d)
     objects_arr = np.asarray(objects)
-    for name in FPHA_OBJECT_NAMES:
+    for name in FPHA_OBJECTS:
         mine = objects_arr == name
         values[f"{name} thumb-index tip"] = values["thumb tip to tip index"][mine]
         values[f"{name} mean finger flexion"] = values["mean finger flexion"][mine]

@@ -668,6 +668,18 @@ def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return project_points(torch.from_numpy(points), torch.from_numpy(K)).numpy()
 
 
+def in_fpha_image(uv: np.ndarray) -> np.ndarray:
+    """Which pixels (..., 2) of FPHA's 1920×1080 colour frame lie in it: 0 <= u < 1920 and
+    0 <= v < 1080, the rule of the "joints inside the image" statistic compared with FPHA-HO's
+    (:mod:`hopose.data.grasp_stats`), by which the generator keeps a placement in view.
+
+    Not :func:`hopose.crop.inside_frame`, whose edges are half a pixel out (pixel centres at
+    integers): the statistic keeps the definition its FPHA-HO value was summarised with, and the
+    generator keeps the placements, hence the synthetic samples and every number measured on
+    them, that it accepted with this rule."""
+    return ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)
+
+
 def _place_in_camera(
     hand: np.ndarray, corners: np.ndarray, z: np.ndarray, u: np.ndarray, camera: np.ndarray
 ):
@@ -702,7 +714,7 @@ def _place_in_camera(
     pair = np.concatenate([hand, corners], axis=1)[:, None]  # (B, 1, 29, 3)
     points = pair @ np.swapaxes(rot, -1, -2) + trans[:, :, None]  # (B, T, 29, 3)
     uv = project(points, camera[:, None])  # points nearer than 50 mm are rejected below
-    inside = ((uv >= 0) & (uv < np.array(FPHA_IMAGE_SIZE))).all(axis=-1)  # (B, T, 29)
+    inside = in_fpha_image(uv)  # (B, T, 29)
     allowed = np.where(u < PARTLY_OUT_FRACTION, MAX_OUTSIDE_PARTLY, MAX_OUTSIDE)  # (B,)
     in_front = (points[..., 2] > 50.0).all(axis=-1)
     outside = np.where(in_front, (~inside).sum(axis=-1), NUM_NODES + 1)  # (B, T)
@@ -714,7 +726,7 @@ def _place_in_camera(
     # ... moved back along its centroid's ray by the least of PUSH_BACK that brings it in view.
     pushed = chosen[:, None] + (PUSH_BACK[:, None, None] - 1) * centroid[:, None, None]
     uv = project(pushed, camera[:, None])  # (B, P, 29, 2)
-    fits = ((uv < 0) | (uv >= np.array(FPHA_IMAGE_SIZE))).any(-1).sum(-1) <= allowed[:, None]
+    fits = (~in_fpha_image(uv)).sum(-1) <= allowed[:, None]
     step = np.where(ok.any(axis=1) | ~fits.any(axis=1), 0, fits.argmax(axis=1))
     chosen = pushed[rows, step]
     return chosen[:, :NUM_JOINTS], chosen[:, NUM_JOINTS:]

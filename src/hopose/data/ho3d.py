@@ -18,7 +18,8 @@ faces its own viewer (shreyashampali/ho3d ``utils/vis_utils.py`` ``showObjJoints
 canonical
 order. When a pickle also holds ``objCorners3DRest`` (the box in the object's own frame), the
 order is read from it instead (the corner with the sign pattern of canonical corner c becomes c), so
-a dataset that breaks the assumption is still read right.
+a dataset that breaks the assumption is still read right; a rest box without one corner per sign
+pattern is refused (a DataFileError naming the pickle), never read in the assumed order.
 
 The ``evaluation`` split has no hand annotation except the wrist (``handJoints3D`` is one
 point): its records hold the wrist in joint 0 and NaN for joints 1-20 (and their 2D). They are
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from hopose.data.transforms import (
+    METRES_TO_MM,
     DataFileError,
     Frame,
     FrameDataset,
@@ -41,11 +43,10 @@ from hopose.data.transforms import (
     as_points,
     read_pickle,
 )
-from hopose.skeleton import CORNER_SIGNS, MANO_TO_CANONICAL
+from hopose.skeleton import CORNER_SIGNS, MANO_TO_CANONICAL, NUM_CORNERS, NUM_JOINTS
 
 HO3D_IMAGE_SIZE = (640, 480)
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
-METRES_TO_MM = 1000.0
 HO3D_VERSIONS: dict[str, str] = {"v2": ".png", "v3": ".jpg"}
 HO3D_SPLITS: dict[str, str] = {"train": "train.txt", "evaluation": "evaluation.txt"}
 # canonical corner c takes HO-3D corner HO3D_TO_CANONICAL_CORNERS[c] (HO-3D index 4*bx + 2*by + bz).
@@ -142,17 +143,24 @@ class HO3D(FrameDataset):
         meta_path = folder / "meta" / f"{name}.pkl"
         meta = read_pickle(meta_path, HO3D_META_KEYS)
         if self.split == "train":
-            joints = as_points(meta["handJoints3D"], (21, 3), f"{meta_path} handJoints3D")
+            joints = as_points(meta["handJoints3D"], (NUM_JOINTS, 3), f"{meta_path} handJoints3D")
             joints = joints[list(MANO_TO_CANONICAL)]
         else:
             wrist = as_points(meta["handJoints3D"], (3,), f"{meta_path} handJoints3D")
-            joints = np.full((21, 3), np.nan)
+            joints = np.full((NUM_JOINTS, 3), np.nan)
             joints[0] = wrist
-        corners = as_points(meta["objCorners3D"], (8, 3), f"{meta_path} objCorners3D")
+        corners = as_points(meta["objCorners3D"], (NUM_CORNERS, 3), f"{meta_path} objCorners3D")
         order = HO3D_TO_CANONICAL_CORNERS
         if meta.get("objCorners3DRest") is not None:
-            rest = as_points(meta["objCorners3DRest"], (8, 3), f"{meta_path} objCorners3DRest")
-            order = corner_order_from_rest(rest) or order
+            rest = as_points(
+                meta["objCorners3DRest"], (NUM_CORNERS, 3), f"{meta_path} objCorners3DRest"
+            )
+            order = corner_order_from_rest(rest)
+            if order is None:
+                raise DataFileError(
+                    f"{meta_path} objCorners3DRest: expected an axis-aligned box with one corner"
+                    " per sign pattern about its centre"
+                )
         return Frame(
             image_path=folder / "rgb" / f"{name}{HO3D_VERSIONS[self.version]}",
             orig_K=as_intrinsics(meta["camMat"], f"{meta_path} camMat"),

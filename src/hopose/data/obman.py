@@ -28,7 +28,15 @@ from typing import Any
 import numpy as np
 
 from hopose.data.mesh import mesh_bbox_corners
-from hopose.data.transforms import DataFileError, Frame, FrameDataset, as_points, read_pickle
+from hopose.data.transforms import (
+    METRES_TO_MM,
+    DataFileError,
+    Frame,
+    FrameDataset,
+    as_points,
+    read_pickle,
+)
+from hopose.skeleton import NUM_JOINTS
 
 OBMAN_IMAGE_SIZE = (256, 256)
 # Blender puts the optical axis at the raster's centre, 128 in pixel-edge coordinates (obman_render
@@ -37,7 +45,6 @@ OBMAN_IMAGE_SIZE = (256, 256)
 # the image shows, and a mirrored left hand's principal point (W - 1 - cx) moved to 127.
 OBMAN_K = np.array([[480.0, 0.0, 127.5], [0.0, 480.0, 127.5], [0.0, 0.0, 1.0]])
 BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
-METRES_TO_MM = 1000.0
 OBMAN_SPLITS: tuple[str, ...] = ("train", "val", "test")
 OBMAN_META_KEYS: tuple[str, ...] = ("coords_3d", "affine_transform", "side")
 # Where a ShapeNetCore.v2 mesh lives below its root (the dataset loader's template).
@@ -95,7 +102,7 @@ class ObMan(FrameDataset):
         prefix = self.prefixes[index]
         meta_path = self.root / self.split / "meta" / f"{prefix}.pkl"
         meta = read_pickle(meta_path, OBMAN_META_KEYS)
-        joints = as_points(meta["coords_3d"], (21, 3), f"{meta_path} coords_3d")
+        joints = as_points(meta["coords_3d"], (NUM_JOINTS, 3), f"{meta_path} coords_3d")
         affine = as_points(meta["affine_transform"], (4, 4), f"{meta_path} affine_transform")
         side = str(meta["side"])
         if side not in ("right", "left"):

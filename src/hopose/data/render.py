@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from hopose.crop import edge_aligned_scale
+from hopose.crop import edge_aligned_scale, inside_frame
 from hopose.geometry import project_points
 from hopose.skeleton import (
     FINGER_CHAINS,
@@ -397,8 +397,7 @@ def outside_frame(affine: np.ndarray, frame_size: tuple[int, int], image_size: i
     u, v = np.meshgrid(centres, centres)  # (S, S): column, row
     q = np.stack([u, v, np.ones_like(u)], axis=-1)  # (S, S, 3) homogeneous view pixels
     p = q @ np.linalg.inv(affine).T  # frame pixels (affine: last row 0 0 1)
-    size = np.asarray(frame_size, dtype=np.float64)
-    return ((p[..., :2] < -0.5) | (p[..., :2] >= size - 0.5)).any(axis=-1)
+    return ~inside_frame(p[..., :2], frame_size)
 
 
 def render_grasp(

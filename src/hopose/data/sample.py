@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
+
 ARRAY_KEYS: tuple[str, ...] = ("K", "hand_3d", "obj_3d", "hand_2d", "obj_2d", "orig_K", "orig_size")
 STRING_KEYS: tuple[str, ...] = ("side", "object", "id")
 SAMPLE_KEYS: tuple[str, ...] = ("image", *ARRAY_KEYS, *STRING_KEYS)
@@ -48,10 +50,10 @@ SAMPLE_KEYS: tuple[str, ...] = ("image", *ARRAY_KEYS, *STRING_KEYS)
 OPTIONAL_MAP_KEYS: tuple[str, ...] = ("segmentation",)
 ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
     "K": (3, 3),
-    "hand_3d": (21, 3),
-    "obj_3d": (8, 3),
-    "hand_2d": (21, 2),
-    "obj_2d": (8, 2),
+    "hand_3d": (NUM_JOINTS, 3),
+    "obj_3d": (NUM_CORNERS, 3),
+    "hand_2d": (NUM_JOINTS, 2),
+    "obj_2d": (NUM_CORNERS, 2),
     "orig_K": (3, 3),
     "orig_size": (2,),
 }

@@ -119,7 +119,7 @@ class SplitCache:
         other core renders the encoder stage's crops, which otherwise cost that stage about a
         minute of both cores (docs/training.md, "Speed").
         """
-        num = _split_size(data, split)
+        num = split_size(data, split)
         key = self.key(data, split, with_images=with_images)
         if key in self._reading or self._holds(key, num):
             return
@@ -141,7 +141,7 @@ def build_split(
 ) -> Dataset:
     """The dataset of ``split`` as the config describes it (kept in memory when asked, and then
     taken from and kept in ``cache`` when one is given)."""
-    num = _split_size(data, split)
+    num = split_size(data, split)
     in_memory = data.in_memory or not with_images
     cached = in_memory and cache is not None
     key = SplitCache.key(data, split, with_images=with_images) if cached else ""
@@ -155,7 +155,7 @@ def build_split(
     return records
 
 
-def _split_size(data: DataConfig, split: str) -> int | None:
+def split_size(data: DataConfig, split: str) -> int | None:
     """The number of samples ``data`` asks of ``split`` (None: all)."""
     sizes = {data.train_split: data.num_train, data.val_split: data.num_val}
     return sizes.get(split, data.num_test)

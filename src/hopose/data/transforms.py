@@ -57,6 +57,9 @@ DEFAULT_IMAGE_SIZE = 224
 DEFAULT_MARGIN = 0.2
 # Last seed word of a real sample's jitter generator, default_rng([index, epoch, JITTER_STREAM]).
 JITTER_STREAM = 3
+# Records are in mm (docs/conventions.md §1); HO-3D, DexYCB, ObMan and FPHA's object models are
+# in metres.
+METRES_TO_MM = 1000.0
 
 # Negating x maps the box corner with signs (sx, sy, sz) to the one with (-sx, sy, sz): reordering
 # by this index after a mirror keeps the corners in docs/conventions.md §1 order in a right-handed

@@ -1,10 +1,11 @@
-"""Graph convolution with a fixed or learned adjacency (paper §3.1, Eq. 1–2).
+"""Graph convolution with a learned adjacency (paper §3.1, Eq. 1–2).
 
 A layer computes ``Y = σ(Ã X W + b)`` with the renormalised adjacency
 ``Ã = D^-1/2 (A + I) D^-1/2`` of Kipf & Welling, where D is the degree matrix of ``A + I``.
 The bias b is added after the propagation, as in Kipf & Welling's released layers.
 
-A learned adjacency is the parameter P with ``A = |P + Pᵀ| / 2``: symmetric and non-negative for
+Every layer learns its adjacency (the paper's GCNs all do, docs/conventions.md §3): the
+parameter P with ``A = |P + Pᵀ| / 2``: symmetric and non-negative for
 every P, so Ã stays well defined (every degree is at least 1) whatever the optimiser does. P
 starts at the given adjacency with its zero entries raised to :data:`LEARNED_ADJACENCY_FLOOR`:
 at an exact zero, ``|·|`` (like ``relu``) passes no gradient and the connection could never be
@@ -63,8 +64,8 @@ class GraphConv(nn.Module):
     Args:
         in_features: k, the input width of each node.
         out_features: l, the output width of each node.
-        adjacency: (N, N) symmetric non-negative A without self-loops; Eq. 2 adds them.
-        learn_adjacency: learn A (initialised from ``adjacency``) instead of keeping it fixed.
+        adjacency: (N, N) symmetric non-negative initial A without self-loops (Eq. 2 adds
+            them), learned from there.
         activation: apply σ = ReLU; off for a layer that outputs coordinates.
         modulate: learn the per-node modulation M (module docstring).
     """
@@ -75,7 +76,6 @@ class GraphConv(nn.Module):
         in_features: int,
         out_features: int,
         adjacency: Tensor,
-        learn_adjacency: bool = False,
         activation: bool = True,
         modulate: bool = False,
     ) -> None:
@@ -86,25 +86,16 @@ class GraphConv(nn.Module):
         # Glorot initialisation, as Kipf & Welling use for W.
         nn.init.xavier_uniform_(self.linear.weight)
         self.bias = nn.Parameter(torch.zeros(out_features))
-        adjacency = adjacency.detach().to(torch.get_default_dtype()).clone()
-        if learn_adjacency:
-            floor = torch.full_like(adjacency, LEARNED_ADJACENCY_FLOOR)
-            self.adj = nn.Parameter(torch.where(adjacency > 0, adjacency, floor))
-        else:
-            self.register_buffer("adj", adjacency)
+        adjacency = adjacency.detach().to(torch.get_default_dtype())
+        floor = torch.full_like(adjacency, LEARNED_ADJACENCY_FLOOR)
+        self.adj = nn.Parameter(torch.where(adjacency > 0, adjacency, floor))
         self.modulation = (
             nn.Parameter(torch.ones(len(adjacency), out_features)) if modulate else None
         )
 
-    @property
-    def learn_adjacency(self) -> bool:
-        return isinstance(self.adj, nn.Parameter)
-
     def adjacency(self) -> Tensor:
         """(N, N) the current A: symmetric and non-negative."""
-        if self.learn_adjacency:
-            return (self.adj + self.adj.T).abs() / 2
-        return self.adj
+        return (self.adj + self.adj.T).abs() / 2
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, N, in_features) node features -> (B, N, out_features)."""
@@ -127,7 +118,6 @@ class GraphStack(nn.Module):
     Args:
         widths: (in, hidden..., out) node widths; ``len(widths) - 1`` layers.
         adjacency: (N, N) initial A of every layer (each layer learns its own copy).
-        learn_adjacency: learn each layer's A.
         dropout: dropout probability after each hidden layer's activation.
         activate_last: apply ReLU after the last layer too (off when it outputs coordinates).
         modulate: each layer learns a per-node weight modulation (:class:`GraphConv`).
@@ -138,7 +128,6 @@ class GraphStack(nn.Module):
         *,
         widths: Sequence[int],
         adjacency: Tensor,
-        learn_adjacency: bool = True,
         dropout: float = 0.0,
         activate_last: bool = False,
         modulate: bool = False,
@@ -152,7 +141,6 @@ class GraphStack(nn.Module):
                 in_features=widths[i],
                 out_features=widths[i + 1],
                 adjacency=adjacency,
-                learn_adjacency=learn_adjacency,
                 activation=activate_last or i < n_layers - 1,
                 modulate=modulate,
             )

@@ -23,8 +23,6 @@ ray (``in_mean`` / ``in_std``; HOPE-Net read pixels) and predicts a normalised p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -64,33 +62,18 @@ def _graph_conv(
         in_features=in_features,
         out_features=out_features,
         adjacency=torch.zeros(nodes, nodes),
-        learn_adjacency=True,
         activation=activation,
     )
 
 
 class GraphUNet(Lifter):
-    """Adaptive Graph U-Net over the 29 nodes (HOPE-Net).
+    """Adaptive Graph U-Net over the 29 nodes (HOPE-Net), at the release's sizes:
+    :data:`HOPE_NODE_COUNTS` nodes per level, :data:`HOPE_WIDTHS` node widths of the encoder's
+    levels, a :data:`HOPE_BOTTLENECK`-wide fully connected layer at the bottom."""
 
-    Args:
-        node_counts: nodes per level, from the 29 input nodes down to the bottleneck's 1.
-        widths: node width of the encoder's graph convolution at each level above the last.
-        bottleneck: width of the fully connected layer between the two at the bottom.
-    """
-
-    def __init__(
-        self,
-        *,
-        node_counts: Sequence[int] = HOPE_NODE_COUNTS,
-        widths: Sequence[int] = HOPE_WIDTHS,
-        bottleneck: int = HOPE_BOTTLENECK,
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__(parts=("hand", "object"))
-        if node_counts[0] != NUM_NODES or len(node_counts) != len(widths) + 1:
-            raise ValueError(
-                f"node_counts must start at {NUM_NODES} and have one entry more than widths, "
-                f"got {tuple(node_counts)} and {tuple(widths)}"
-            )
+        node_counts, widths = HOPE_NODE_COUNTS, HOPE_WIDTHS
         levels = range(len(widths))
         in_widths = (2, *widths[:-1])
         self.down = nn.ModuleList(
@@ -99,8 +82,8 @@ class GraphUNet(Lifter):
         self.pool = nn.ModuleList(
             GraphResample(in_nodes=node_counts[k], out_nodes=node_counts[k + 1]) for k in levels
         )
-        self.squeeze = nn.Linear(widths[-1], bottleneck)
-        self.expand = nn.Linear(bottleneck, widths[-1])
+        self.squeeze = nn.Linear(widths[-1], HOPE_BOTTLENECK)
+        self.expand = nn.Linear(HOPE_BOTTLENECK, widths[-1])
         self.unpool = nn.ModuleList(
             GraphResample(in_nodes=node_counts[k + 1], out_nodes=node_counts[k]) for k in levels
         )

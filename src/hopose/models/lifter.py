@@ -304,7 +304,6 @@ class ContextLifter(Lifter):
                     in_features=hidden,
                     out_features=3,
                     adjacency=_PART_ADJACENCY[part](),
-                    learn_adjacency=True,
                     activation=False,
                     modulate=modulated,
                 )
