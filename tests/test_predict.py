@@ -259,7 +259,11 @@ class _SpotNet(torch.nn.Module):
         wrist = 500 * ray / ray[:, 2:]
         kp3d = (self.pose + wrist[:, None]).to(K.dtype)
         kp2d = project_points(kp3d, K)
-        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d_init": kp3d, "kp3d": kp3d}
+        # Heat maps whose peaks differ node by node (logit n / 10 on one cell of node n), so
+        # that a reordering of the nodes shows.
+        maps = torch.zeros(len(image), 29, 4, 4)
+        maps[:, :, 0, 0] = torch.arange(29) / 10
+        return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d_init": kp3d, "kp3d": kp3d, "heatmaps": maps}
 
 
 def _spot_image(column: int) -> Image.Image:
@@ -339,8 +343,11 @@ def test_a_left_hand_is_predicted_as_the_mirror_of_its_mirror_image(passes, refi
         "obj_3d": (right["obj_3d"] * _FLIP_X)[order],
         "contacts_3d": right["contacts_3d"] * _FLIP_X,
         "contacts_2d": _mirror_2d(right["contacts_2d"]),
+        "hand_peak": right["hand_peak"],
+        "obj_peak": right["obj_peak"][order],
     }
     assert set(left) == set(expected)
+    assert len(set(right["obj_peak"].tolist())) == 8  # distinct: a reordering would show
     assert len(left["contacts_3d"]) > 0
     for key, value in expected.items():
         torch.testing.assert_close(left[key], value, atol=1e-9, rtol=0, msg=key)
@@ -485,6 +492,9 @@ def test_a_predictor_on_an_array_gives_the_json_predict_images_writes_for_its_pn
         # (M, 2) or (M, 3): the JSON's [] of no contacts has no second axis to read.
         expected = np.reshape(written[key], (-1, value.shape[-1]))
         np.testing.assert_allclose(value, expected, atol=1e-6, err_msg=key)
+    for key in predict.PEAKS:  # the heat-map head's, in (1 / cells, 1]
+        np.testing.assert_allclose(getattr(result, key), written[key], atol=1e-6, err_msg=key)
+        assert ((getattr(result, key) > 0) & (getattr(result, key) <= 1)).all()
     np.testing.assert_allclose(result.K, written["camera"]["K"], atol=1e-9)
     assert (result.camera_source, written["camera"]["source"]) == ("--fov", "--fov")
     assert list(result.size) == written["size"] == [80, 45]

@@ -227,11 +227,38 @@ def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
     points = torch.rand(1, 29, 3) * 150 + torch.tensor([-60.0, -40.0, 350.0])
     K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
     photo = np.zeros((1080, 1920, 3), dtype=np.uint8)
-    kp2d, kp3d = self_crop_image(_Oracle(points), photo, K, image_size=64, cropping=SelfCropping(1))
+    out = self_crop_image(_Oracle(points), photo, K, image_size=64, cropping=SelfCropping(1))
+    kp2d, kp3d = out["kp2d"], out["kp3d"]
+    assert "heatmap_peak" not in out  # a network without heat maps has no peaks
     truth = project_points(points, K)[0]
     assert (truth.amax(0) - truth.amin(0)).amax() > 400  # about a quarter of the frame
     assert (kp2d - truth).norm(dim=-1).max() < 1e-2
     torch.testing.assert_close(kp3d, points[0])
+
+
+def test_the_heat_maps_peaks_are_the_last_passs_averaged_over_its_views():
+    """Each view's maps are flat but for one cell of logit log(3 * 15): over 16 cells its
+    softmax is 45 / (45 + 15) = 0.75; flat maps give 1 / 16. Views alternating the two average
+    to (4 * 0.75 + 3 * 0.0625) / 7 = 0.455357 over the 7 views of the last crop, and a first
+    pass of flat maps alone does not count."""
+    points = torch.tensor([[0.0, 0.0, 400.0]]).expand(1, 29, 3)
+    K = torch.tensor([[500.0, 0.0, 100.0], [0.0, 500.0, 80.0], [0.0, 0.0, 1.0]])
+    calls = []
+
+    class Peaked(_Oracle):
+        def forward(self, image, K):
+            out = super().forward(image, K)
+            maps = torch.zeros(len(image), 29, 4, 4)
+            if calls:  # the crop's views: peaked, flat, peaked, ...
+                maps[0::2, :, 1, 2] = math.log(45.0)
+            calls.append(len(image))
+            return {**out, "heatmaps": maps}
+
+    cropping = SelfCropping(1, views=CropViews(turn=15.0, shift=0.08))
+    photo = np.zeros((160, 200, 3), dtype=np.uint8)
+    out = self_crop_image(Peaked(points), photo, K, image_size=64, cropping=cropping)
+    assert calls == [1, 7]
+    torch.testing.assert_close(out["heatmap_peak"], torch.full((29,), (4 * 0.75 + 3 / 16) / 7))
 
 
 def test_self_crop_image_first_sees_the_whole_photo_letterboxed():

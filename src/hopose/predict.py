@@ -21,7 +21,9 @@ among the inputs (``photo``, then ``photo-2`` for a second ``photo.jpg`` from an
 ``<name>.json`` with ``image`` (the input path), ``size`` (upright width, height), ``camera``
 (``source`` and ``K``, (3, 3) in the photo's pixels), ``hand_2d`` (21, 2) and ``obj_2d`` (8, 2)
 in those pixels, ``hand_3d`` (21, 3) and ``obj_3d`` (8, 3) in mm, ``contacts_3d`` and
-``contacts_2d``, ``side`` ("right" or "left") and ``overlay``, the name of
+``contacts_2d``, ``hand_peak`` (21) and ``obj_peak`` (8), the heat maps' peaks
+(:attr:`Prediction.hand_peak`; null without the heat-map head), ``side`` ("right" or "left")
+and ``overlay``, the name of
 ``<name>_overlay.jpg`` (null with ``overlay=False``, ``--no-overlay``): the photo at its working
 size (longest side at most :data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box in
 orange and the contacts in gold, lines :data:`LINE_WIDTH_FRACTION` of its longest side wide.
@@ -69,6 +71,7 @@ from hopose.data.transforms import MIRROR_CORNER_ORDER
 from hopose.files import output_folder, write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
+from hopose.models.heads import heatmap_peak
 from hopose.photo import (
     Camera,
     Photo,
@@ -90,6 +93,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """The files a folder given to :func:`predict_images` is read for (any case)."""
 KEYPOINTS = ("hand_2d", "obj_2d", "hand_3d", "obj_3d", "contacts_3d", "contacts_2d")
 """The arrays of a :class:`Prediction`, in the JSON's order."""
+PEAKS = ("hand_peak", "obj_peak")
+"""The heat maps' peaks of a :class:`Prediction` (None without the heat-map head)."""
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -170,6 +175,8 @@ def _mirrored(result: dict, flip: torch.Tensor) -> dict:
         "obj_3d": (result["obj_3d"] * x_flip)[order],
         "contacts_3d": result["contacts_3d"] * x_flip,
         "contacts_2d": apply_affine(flip, result["contacts_2d"]),
+        "hand_peak": result["hand_peak"],
+        "obj_peak": None if result["obj_peak"] is None else result["obj_peak"][order],
     }
 
 
@@ -184,7 +191,8 @@ def predict_photo(
     left: bool = False,
 ) -> dict:
     """Run the network on one photo; returns :data:`KEYPOINTS` (module docstring), float64
-    tensors in the full-size photo's pixels and its camera's frame (mm).
+    tensors in the full-size photo's pixels and its camera's frame (mm), and :data:`PEAKS`
+    (:class:`Prediction`; None without the heat-map head).
 
     ``cropping`` with passes (a model trained on crops, :class:`hopose.self_crop.SelfCropping`):
     after the whole-photo pass, that many passes on squares the model places around its own 2D
@@ -215,9 +223,10 @@ def predict_photo(
     to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
     K_work = to_working @ camera.K.double()
     if cropping.passes:
-        kp2d, kp3d = self_crop_image(
+        out = self_crop_image(
             model, np.asarray(photo.image), K_work, image_size=image_size, cropping=cropping
         )
+        kp2d, kp3d, peak = out["kp2d"], out["kp3d"], out.get("heatmap_peak")
     else:
         # The whole working copy resized to the network's square, pixel centres kept at
         # integers as in training (hopose.crop.warp_image); 2D comes back through the same map.
@@ -229,6 +238,7 @@ def predict_photo(
             out = model(image, (A @ K_work)[None].float().to(device))
         kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"][0].double().cpu())
         kp3d = out["kp3d"][0].cpu()
+        peak = heatmap_peak(out["heatmaps"])[0].cpu() if "heatmaps" in out else None
     kp2d = apply_affine(torch.linalg.inv(to_working), kp2d.double())  # the photo's pixels
     kp3d = kp3d.double()  # (29, 3) mm, in the photo's camera
     if refine is not None:
@@ -249,6 +259,8 @@ def predict_photo(
         "obj_3d": kp3d[NUM_JOINTS:],
         "contacts_3d": contacts_3d,
         "contacts_2d": project_points(contacts_3d, camera.K),
+        "hand_peak": None if peak is None else peak[:NUM_JOINTS].double(),
+        "obj_peak": None if peak is None else peak[NUM_JOINTS:].double(),
     }
 
 
@@ -277,6 +289,13 @@ class Prediction:
     """(width, height) of the upright photo at full size."""
     side: str
     """"right", or "left" for a photo predicted as a left hand."""
+    hand_peak: np.ndarray | None = None
+    """(21,) each joint's heat-map peak (:func:`hopose.models.heads.heatmap_peak`: 1 for a map
+    sure of one cell, 1 / (H W) for a flat one), of the last pass, averaged over its views;
+    None for a model without the heat-map head. A low value says the network could not place
+    the joint (no hand in view, say); it is not a calibrated probability."""
+    obj_peak: np.ndarray | None = None
+    """(8,) the box corners' peaks, as :attr:`hand_peak`."""
 
 
 class Predictor:
@@ -382,6 +401,7 @@ class Predictor:
             camera_source=camera.source,
             size=photo.size,
             side="left" if left else "right",
+            **{key: None if result[key] is None else result[key].numpy() for key in PEAKS},
         )
 
 
@@ -468,6 +488,10 @@ def predict_images(
             "refined": refine,
             "grasp_completed": refine and complete_grasp,
             **{key: getattr(prediction, key).tolist() for key in KEYPOINTS},
+            **{
+                key: None if (value := getattr(prediction, key)) is None else value.tolist()
+                for key in PEAKS
+            },
             "overlay": f"{name}_overlay.jpg" if overlay else None,
         }
         # Made at the first write: a run that predicts nothing leaves no folder, and a path

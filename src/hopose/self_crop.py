@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from hopose.crop import FrameWarp, apply_affine, crop_affine, frame_square, square_around
+from hopose.models.heads import heatmap_peak
 
 if TYPE_CHECKING:
     from hopose.config import DataConfig
@@ -146,7 +147,9 @@ def _mean_over_views(
 ) -> dict[str, Tensor]:
     """The model's ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3),
     each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`); the 2D is mapped
-    back to the frame in the wider of the network's and the maps' (K's) dtypes.
+    back to the frame in the wider of the network's and the maps' (K's) dtypes. With the
+    heat-map head also ``heatmap_peak`` (B, 29) (:func:`hopose.models.heads.heatmap_peak`),
+    averaged the same way.
 
     The V × B views go through the network as one batch (half the time of V batches of one
     photo's view on the CPU, BENCHMARKS.md, "Prediction on photos"), so an evaluation's batch
@@ -161,9 +164,12 @@ def _mean_over_views(
         # float64 K) in float64, a bfloat16 network's through float32 maps in float32.
         dtype = torch.promote_types(back.dtype, out[key].dtype)
         shown[key] = apply_affine(back.to(dtype), out[key].to(dtype))
+    shown["kp3d"] = out["kp3d"]
+    if "heatmaps" in out:
+        shown["heatmap_peak"] = heatmap_peak(out["heatmaps"])
     return {
         key: value.unflatten(0, maps.shape[:2]).mean(dim=0)  # (V, B, ...) -> (B, ...)
-        for key, value in (shown | {"kp3d": out["kp3d"]}).items()
+        for key, value in shown.items()
     }
 
 
@@ -195,7 +201,8 @@ def self_crop(
 
     Returns:
         ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels (in the wider of the model's and
-        K's dtypes) and ``kp3d`` (B, 29, 3) of the last pass (averaged over its views), and
+        K's dtypes) and ``kp3d`` (B, 29, 3) of the last pass (averaged over its views), with
+        the heat-map head its ``heatmap_peak`` (B, 29) (:func:`_mean_over_views`), and
         ``affine`` (B, 3, 3), the map of its first view, in K's dtype.
     """
     maps = crop_affine(*frame_square(frame_size, K), image_size).expand(1, len(K), 3, 3)
@@ -236,8 +243,9 @@ def self_crop_image(
         image_size: the network's input side. cropping: see :func:`self_crop`.
 
     Returns:
-        kp2d (29, 2) in the photo's pixels and kp3d (29, 3) mm, on the CPU whatever the model's
-        device.
+        ``kp2d`` (29, 2) in the photo's pixels and ``kp3d`` (29, 3) mm, and with the heat-map
+        head ``heatmap_peak`` (29,) (:func:`self_crop`), float32 on the CPU whatever the
+        model's device.
     """
     # Photo and K on the model's device: the views are warped there and every pass's maps
     # follow K's device.
@@ -251,4 +259,5 @@ def self_crop_image(
             model, warp.views, K[None].float().to(device), (width, height),
             image_size=image_size, cropping=cropping,
         )  # fmt: skip
-    return out["kp2d"][0].float().cpu(), out["kp3d"][0].float().cpu()
+    kept = ("kp2d", "kp3d", "heatmap_peak")
+    return {key: out[key][0].float().cpu() for key in kept if key in out}

@@ -10,6 +10,7 @@ import torch
 from hopose.models.encoder import ImageEncoder
 from hopose.models.heads import (
     HeatmapHead,
+    heatmap_peak,
     pixel_centres,
     sample_features,
     soft_argmax,
@@ -189,3 +190,14 @@ def test_heatmap_encoder_returns_the_maps_its_initial_keypoints_come_from():
 def test_unknown_head_raises():
     with pytest.raises(ValueError, match="head must be one of"):
         ImageEncoder(backbone="resnet18", weights_path=None, hidden=8, head="conv")
+
+
+def test_heatmap_peak_by_hand():
+    """A flat 2 x 2 map: each cell 1 / 4. Logit log 3 on one cell and 0 on three: its softmax
+    is 3 / (3 + 3) = 0.5. A bfloat16 map's peak comes back in float32."""
+    maps = torch.zeros(1, 2, 2, 2)
+    maps[0, 1, 0, 1] = torch.log(torch.tensor(3.0))
+    torch.testing.assert_close(heatmap_peak(maps), torch.tensor([[0.25, 0.5]]))
+    peak = heatmap_peak(maps.bfloat16())
+    assert peak.dtype == torch.float32
+    torch.testing.assert_close(peak, torch.tensor([[0.25, 0.5]]), atol=4e-3, rtol=0)

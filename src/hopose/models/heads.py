@@ -75,6 +75,22 @@ def soft_argmax(heatmaps: Tensor) -> Tensor:
     return torch.stack([x, y], dim=-1)
 
 
+def heatmap_peak(heatmaps: Tensor) -> Tensor:
+    """Each map's largest softmax probability: how sure the head is of where its keypoint is.
+
+    1 for a map peaked on one cell, 1 / (H W) for a flat one (a keypoint the head cannot place:
+    on a photo without a hand, say). Not calibrated as a probability of being right.
+
+    Args:
+        heatmaps: (B, N, H, W) logits.
+
+    Returns:
+        (B, N) in [1 / (H W), 1], in at least float32 (as :func:`soft_argmax`).
+    """
+    heatmaps = heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32))
+    return heatmaps.flatten(2).softmax(dim=-1).amax(dim=-1)
+
+
 def sample_features(features: Tensor, points: Tensor) -> Tensor:
     """Bilinear samples of a feature map at points.
 
