@@ -124,7 +124,7 @@ def _stages_run(study: str, sources: Sequence[str], init: str | None) -> tuple[s
 def _check_read(overrides: Sequence[str], stages: Sequence[str], study: str) -> None:
     """Refuse a ``--set`` of a field none of ``stages`` reads: it would change no run."""
     for text in overrides:
-        key = text.split("=", 1)[0].strip()
+        key = _override_key(text)
         if all(key in stage_unused_fields(stage) for stage in stages):
             raise ValueError(
                 f"--set {key}: no run of the {study} study reads it (its stages: "
@@ -137,7 +137,12 @@ def _read_by(stage: str, overrides: Sequence[str]) -> list[str]:
     it never reads set away from its default (:func:`hopose.config.stage_unused_fields`), and a
     study's ``--set`` is meant for every run it can change."""
     unused = stage_unused_fields(stage)
-    return [text for text in overrides if text.split("=", 1)[0].strip() not in unused]
+    return [text for text in overrides if _override_key(text) not in unused]
+
+
+def _override_key(text: str) -> str:
+    """The field a ``--set KEY=VALUE`` sets: "perturb.sigma" of "perturb.sigma=0.05"."""
+    return text.split("=", 1)[0].strip()
 
 
 def _data_overrides(

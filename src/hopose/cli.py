@@ -749,11 +749,12 @@ def _run_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hopose.evaluate import EVAL_METRICS_FILE, score_file
+    from hopose.scoring import HAND_MEAN_MM, N_FRAMES, OBJECT_MEAN_MM
 
     summary = score_file(args.predictions, args.out, plausibility=not args.no_plausibility)
     print(
-        f"{summary['n']} frames: hand {summary['hand_mean_mm']:.2f} mm, object "
-        f"{summary['object_mean_mm']:.2f} mm; {Path(args.out) / EVAL_METRICS_FILE}"
+        f"{summary[N_FRAMES]} frames: hand {summary[HAND_MEAN_MM]:.2f} mm, object "
+        f"{summary[OBJECT_MEAN_MM]:.2f} mm; {Path(args.out) / EVAL_METRICS_FILE}"
     )
     return 0
 

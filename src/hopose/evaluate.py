@@ -426,14 +426,12 @@ def run_eval(
         num_workers=data.num_workers, frames=frames,
     )  # fmt: skip
     plausibility = report if plausibility is None else plausibility
-    # Fed the true 2D, the lifter's "predicted" 2D is the truth: no 2D error is scored (it
-    # would read 0 px), though predictions.npz keeps the 2D the lifter read.
-    unscored = PREDICTED_2D if gt_2d else ()
     unrefined = None
     if weights is not None:
         predictions = refine_predictions(predictions, weights)
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
+        unscored = unscored_arrays("gt_2d" if gt_2d else None)
         unrefined = score(_without(raw, unscored), plausibility=plausibility)
     clear_evaluation(out_dir)
     write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
@@ -468,10 +466,17 @@ def run_eval(
         **_environment(device),
     }  # fmt: skip
     return write_scores(
-        out_dir, predictions, description, unscored=unscored, plausibility=plausibility,
-        report=report, per_frame=per_frame, image_size=data.image_size,
-        dataset=None if gt_2d else frames, unrefined=unrefined,
+        out_dir, predictions, description, plausibility=plausibility, report=report,
+        per_frame=per_frame, image_size=data.image_size, dataset=None if gt_2d else frames,
+        unrefined=unrefined,
     )  # fmt: skip
+
+
+def unscored_arrays(protocol: str | None) -> tuple[str, ...]:
+    """The arrays of predictions not scored under ``protocol`` (a summary's): fed the true 2D
+    ("gt_2d"), the lifter's "predicted" 2D is that truth, and no 2D error is scored (it would
+    read 0 px), though predictions.npz keeps the 2D the lifter read."""
+    return PREDICTED_2D if protocol == "gt_2d" else ()
 
 
 def _versions() -> dict[str, str]:
@@ -502,7 +507,6 @@ def write_scores(
     predictions: Mapping[str, Any],
     description: Mapping[str, Any],
     *,
-    unscored: tuple[str, ...] = (),
     plausibility: bool,
     report: bool,
     per_frame: bool = False,
@@ -515,12 +519,10 @@ def write_scores(
     file's predictions.
 
     Args:
-        out_dir: the folder, cleared (:func:`clear_evaluation`).
+        out_dir: the folder, made and cleared by the caller (:func:`clear_evaluation`).
         predictions: the arrays of :func:`predict_split` (:data:`PREDICTION_ARRAYS`).
         description: the run's entries of the summary (:func:`run_eval`'s Returns), after the
-            scores.
-        unscored: arrays of ``predictions`` left out of the scoring (:data:`PREDICTED_2D` where
-            the lifter read the true 2D).
+            scores; its ``protocol`` says which arrays are not scored (:func:`unscored_arrays`).
         plausibility: also score the physical plausibility (the slow part).
         report: write the report (:func:`hopose.report.write_report`).
         per_frame: without the report, still write ``per_frame.csv`` (what ``hopose compare``
@@ -532,6 +534,7 @@ def write_scores(
         The summary written to ``metrics.json``.
     """
     # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
+    unscored = unscored_arrays(description.get("protocol"))
     columns = frame_metrics(_without(predictions, unscored), plausibility=plausibility)
     summary = {**summarize(columns), **description}
     if unrefined is not None:
@@ -624,9 +627,7 @@ def score_file(
     clear_evaluation(out_dir)
     # An evaluation's predictions left there would stand beside another file's scores.
     (out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
-    # As run_eval: where the lifter read the true 2D, its "predicted" 2D is that truth.
-    unscored = PREDICTED_2D if description.get("protocol") == "gt_2d" else ()
     return write_scores(
-        out_dir, predictions, description, unscored=unscored, plausibility=plausibility,
-        report=True, image_size=int(evaluation.get("image_size", canvas)),
+        out_dir, predictions, description, plausibility=plausibility, report=True,
+        image_size=int(evaluation.get("image_size", canvas)),
     )  # fmt: skip

@@ -28,8 +28,9 @@ Reading (:func:`read_photo`):
   16-bit greyscale keeps no transparency (a ``tRNS`` grey level is ignored).
 - Photos up to :data:`MAX_PIXELS` (1 gigapixel) are opened: Pillow refuses about 179
   megapixels and warns from 89 (its ``MAX_IMAGE_PIXELS``, a guard against decompression bombs),
-  which a 200-megapixel phone photo exceeds. Its limit is raised for the open alone and its
-  warning silenced there; Pillow's own limit is left as it was for any other code.
+  which a 200-megapixel phone photo exceeds. Its limit is raised and its warning silenced while
+  the photo is open (some decoders check again as they load it); Pillow's own limit is left as
+  it was for any other code.
 - Photos below :data:`MIN_SIDE` (16 px) on their shorter side are refused, naming the file.
 
 Pixels already in memory (:func:`photo_from_image`: a PIL image, or a (H, W, 3) RGB or (H, W)

@@ -496,7 +496,8 @@ def predict_images(
         }
         # Made at the first write: a run that predicts nothing leaves no folder, and a path
         # where no folder can be costs one photo's prediction.
-        output_folder(out_dir)
+        if not written:
+            output_folder(out_dir)
         if overlay:
             drawn = prediction_overlay(photo, prediction)
             write_atomic(
