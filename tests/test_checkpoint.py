@@ -232,7 +232,13 @@ def test_init_from_an_encoder_with_segmentation_maps_names_the_field(tmp_path):
     path = tmp_path / "encoder.pt"
     model = build_model(theirs.model)
     save_checkpoint(model_checkpoint(model, theirs, trained=("encoder", "lifter")), path)
-    ours = tiny("end2end", "model.head=linear", "model.segmentation=false", "loss.w_segmentation=0")
+    ours = tiny(
+        "end2end",
+        "model.head=linear",
+        "loss.w_heatmap=0",
+        "model.segmentation=false",
+        "loss.w_segmentation=0",
+    )
     with pytest.raises(CheckpointError) as error:
         load_trained_parts(build_model(ours.model), load_checkpoint(path), path, ours.model)
     text = str(error.value)

@@ -19,13 +19,14 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 import hopose
-from hopose import ablate, cli, demo
+from hopose import ablate, cli, demo, evaluate
 from hopose.checkpoint import load_model, model_checkpoint, save_checkpoint
 from hopose.cli import SEED_RANGE, build_parser, exit_on_user_error, main
 from hopose.configs import CONFIG_DIR, find_config
-from hopose.data import CROPS, DATASETS, REAL_DATASETS, SYNTHETIC_SPLIT_KEYS
+from hopose.data import CROPS, DATASETS, REAL_DATASETS, SYNTHETIC_SPLIT_KEYS, DataFileError
 from hopose.data.dexycb import DEXYCB_SETUPS
 from hopose.data.fpha import PROTOCOL_SPLITS
 from hopose.data.grasps import DEFAULT_FREE_FRACTION, SEED_LIMIT
@@ -151,6 +152,33 @@ def test_errors_are_one_line_naming_the_field_and_debug_shows_the_traceback(tmp_
     with pytest.raises(ValueError, match="--root"):
         main(["--debug", *args])
     assert not (tmp_path / "e").exists()
+
+
+class _UnreadableFrame(Dataset):
+    """One frame whose image cannot be decoded, the error chained to its cause as
+    hopose.data.transforms.read_frame_image chains it."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int):
+        try:
+            raise DataFileError("a.jpg: cannot decode image (image file is truncated)")
+        except DataFileError as error:
+            raise DataFileError(f"{error}; `hopose data check` lists them") from error
+
+
+def test_an_error_in_a_dataloader_worker_is_one_line_of_its_own_message():
+    """PyTorch raises a DataLoader worker's error again with the worker's traceback as its
+    message (training's data.num_workers, eval --workers): the line shown is the original
+    message, the worker named after it, not the traceback folded into one line."""
+    with pytest.raises(DataFileError) as caught:
+        next(iter(DataLoader(_UnreadableFrame(), num_workers=1)))
+    assert "Original Traceback" in str(caught.value)  # as PyTorch raises it
+    assert cli.one_line(caught.value) == (
+        "a.jpg: cannot decode image (image file is truncated); `hopose data check` lists them "
+        "(in DataLoader worker process 0)"
+    )
 
 
 def test_a_warning_is_one_line_naming_the_command_and_debug_leaves_pythons_own(monkeypatch, capsys):
@@ -455,6 +483,75 @@ def test_numbers_in_the_help_are_the_constants_they_restate():
     # ablate --seeds: "(default: 3)" is hopose.ablate.SEEDS.
     (seeds,) = (a.help for a in commands["ablate"]._actions if "--seeds" in a.option_strings)
     assert f"(default: {ablate.SEEDS})" in seeds
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "hopose"):
+    """``(name, parser)`` of ``parser`` and of each sub-command below it, ``data check`` too."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {command}")
+
+
+def _help(command: str, option: str) -> str:
+    """The help text of ``option`` (a flag, or a positional's name) of ``hopose <command>``."""
+    parsers = dict(_parsers(build_parser()))
+    (text,) = (
+        a.help
+        for a in parsers[f"hopose {command}"]._actions
+        if option in a.option_strings or option == a.dest
+    )
+    return text
+
+
+def test_every_argument_and_sub_command_has_help():
+    """``--help`` explains each argument of each command, positional ones too, and lists each
+    sub-command with a line of its own."""
+    lacking = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, parser in _parsers(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    lacking += [
+        f"{name} {choice.dest}"
+        for name, parser in _parsers(build_parser())
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for choice in action._choices_actions
+        if not choice.help
+    ]
+    assert lacking == []
+
+
+def test_name_lists_and_defaults_in_the_help_are_the_constants_they_restate():
+    """The help is built without importing hopose.data, so the datasets, crops, on_error values,
+    synthetic splits and default image size are written out in hopose.cli: each must still be
+    the constant's, and the help of each option that takes them lists them."""
+    written_out = (
+        cli.DATASET_NAMES, cli.REAL_DATASET_NAMES, cli.CROP_NAMES, cli.ON_ERROR_NAMES,
+        cli.SYNTHETIC_SPLIT_NAMES, cli.DEFAULT_IMAGE_SIZE,
+    )  # fmt: skip
+    assert written_out == (
+        DATASETS, tuple(REAL_DATASETS), CROPS, ON_ERROR, tuple(SYNTHETIC_SPLIT_KEYS),
+        DEFAULT_IMAGE_SIZE,
+    )  # fmt: skip
+    assert _help("prepare", "dataset") == "the dataset: synthetic, fpha, obman, ho3d, dexycb"
+    assert _help("data check", "dataset") == "the dataset: fpha, obman, ho3d, dexycb"
+    assert _help("eval", "--data") == _help("prepare", "dataset")
+    assert "resize or square" in _help("eval", "--crop")
+    assert "resize or square" in _help("prepare", "--crop")
+    assert "(the default)" in _help("prepare", "--crop")
+    assert _help("prepare", "--on-error").startswith(
+        "raise or skip: stop at a bad sample (the default"
+    )
+    assert f"default {DEFAULT_IMAGE_SIZE})" in _help("prepare", "--image-size")
+    assert f"default {DEFAULT_IMAGE_SIZE})" in _help("synth", "--image-size")
+    assert _help("synth", "--split").startswith(
+        "the split to write: train, val, test; required unless --stats"
+    )
+    assert "required unless --stats" in _help("synth", "--out")
 
 
 HELP_IMPORTS = """
@@ -865,13 +962,17 @@ def _predictions_file(path: Path, **arrays) -> Path:
             "'pred_hand_3d' has shape (2, 20, 3), not (N, 21, 3)",
         ),
         ({"id": np.array(["f0", "f1", "f2"])}, "'pred_hand_3d' holds 2 frames, 'id' 3"),
+        (
+            {key: np.zeros((0, *shape)) for key, shape in evaluate.PREDICTION_ARRAYS.items()},
+            "no frames (its arrays are empty)",
+        ),
     ],
-    ids=["missing", "shape", "frames"],
+    ids=["missing", "shape", "frames", "empty"],
 )
 def test_score_names_the_file_and_the_array_it_cannot_read(tmp_path, capsys, arrays, message):
     """hopose score refuses, in one line naming the file and the array, a predictions.npz
-    without an array it scores, with one of another shape, or of another number of frames;
-    and writes nothing."""
+    without an array it scores, with one of another shape, of another number of frames, or
+    with no frames; and writes nothing."""
     path = _predictions_file(tmp_path / "run" / "predictions.npz", **arrays)
     assert main(["score", str(path), "--out", str(tmp_path / "score")]) == 1
     assert capsys.readouterr().err.startswith(f"hopose score: error: {path}: {message}")

@@ -181,14 +181,41 @@ def test_the_seed_is_one_32_bit_word_as_data_seed(tmp_path, seed):
 
 
 def test_the_papers_linear_head_is_one_set_away_from_the_demos_encoder():
-    # The demo's encoder config weighs the heat-map term 1,000 and says the paper's linear head
-    # is `--set model.head=linear --set model.segmentation=false --set loss.w_segmentation=0`,
-    # which leaves that weight: with the linear head it is ignored (no maps), not refused.
+    # The demo's encoder config weighs the heat-map term 1,000 and says how to switch to the
+    # paper's linear head, which makes no heat maps: the switch sets that weight to 0 too.
     path = CONFIGS / "synthetic" / "encoder.yaml"
-    assert "--set model.head=linear --set model.segmentation=false" in path.read_text()
-    overrides = ["model.head=linear", "model.segmentation=false", "loss.w_segmentation=0"]
-    cfg = load_config(path, overrides)
-    assert (cfg.model.head, cfg.loss.w_heatmap) == ("linear", 1000.0)
+    switch = [
+        "model.head=linear",
+        "loss.w_heatmap=0",
+        "model.segmentation=false",
+        "loss.w_segmentation=0",
+    ]
+    comment = " ".join(line.lstrip("# ") for line in path.read_text().splitlines())
+    assert " ".join(f"--set {override}" for override in switch) in comment
+    cfg = load_config(path, switch)
+    assert (cfg.model.head, cfg.loss.w_heatmap, cfg.model.segmentation) == ("linear", 0.0, False)
+
+
+def test_a_heat_map_weight_without_the_heat_map_head_is_refused_naming_the_field():
+    """The linear head makes no heat maps, so loss.w_heatmap changed nothing with it (the loss
+    adds the term only when there are maps), and was accepted. A checkpoint's config saved so
+    is read with it at its default, as a field its stage never reads is; where the stage reads
+    no 2D at all, that is the reason given."""
+    path = CONFIGS / "synthetic" / "encoder.yaml"
+    linear = ["model.head=linear", "model.segmentation=false", "loss.w_segmentation=0"]
+    with pytest.raises(ConfigError) as error:
+        load_config(path, linear)
+    assert str(error.value) == (
+        f"{path}: loss.w_heatmap: model.head linear makes no heat maps, so it would have no "
+        "effect; leave it at 0.0"
+    )
+    saved = config_to_dict(load_config(path, [*linear, "loss.w_heatmap=0"]))
+    saved["loss"]["w_heatmap"] = 1000.0
+    assert config_from_dict(saved).loss.w_heatmap == 0.0
+    lifter = CONFIGS / "synthetic" / "lifter.yaml"
+    assert load_config(lifter).model.head == "linear"
+    with pytest.raises(ConfigError, match=r"w_heatmap: the lifter stage predicts no 2D, so"):
+        load_config(lifter, ["loss.w_heatmap=1"])
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,37 @@ def test_resume_continues_a_stage_and_starts_the_missing_ones(tmp_path):
     assert _epochs(tmp_path / "lifter") == ["1", "2"]
 
 
+class _Trained(Exception):
+    """Raised by a stand-in training: the demo got past its checks, the rest not run."""
+
+
+def test_resume_of_a_folder_without_a_demo_run_is_refused_before_any_work(tmp_path, monkeypatch):
+    """`hopose demo --resume` where no stage ran (a typo in --out, a demo never started) is
+    refused as `hopose train --resume` refuses a missing run, one line naming the folder,
+    before anything is trained or made; it was a whole fresh demo. Once one stage holds a run
+    the demo resumes, and the stages after it start afresh (train_stages)."""
+    resumes = []
+
+    def train_stages(dataset, out_dir, overrides, *, read_ahead, resume):
+        resumes.append(resume)
+        raise _Trained
+
+    monkeypatch.setattr(demo, "train_stages", train_stages)
+    out = tmp_path / "out"
+    with pytest.raises(RunError) as error:
+        demo.run_demo(out, resume=True)
+    assert str(error.value) == (
+        f"--resume: {out} holds no demo to continue (none of its stage folders lifter, "
+        "encoder, end2end holds last.pt or metrics.csv); drop --resume to start one"
+    )
+    assert resumes == [] and not out.exists()
+    (out / "lifter").mkdir(parents=True)
+    (out / "lifter" / "last.pt").write_bytes(b"")
+    with pytest.raises(_Trained):
+        demo.run_demo(out, resume=True)
+    assert resumes == [True]
+
+
 def _fake_training(monkeypatch, events: list) -> None:
     """Replace the demo's training by a record of each stage's config: (stage, init_from,
     epochs, resume), with its best checkpoint at ``<stage dir>/best.pt``."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +122,8 @@ def checkpoint(tmp_path_factory) -> Path:
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.image_size=32", "model.image_size=32", "model.hidden=16", "model.head=linear",
-         "model.segmentation=false", "loss.w_segmentation=0", "data.crop=resize",
-         "data.options.jitter=false"],
+         "loss.w_heatmap=0", "model.segmentation=false", "loss.w_segmentation=0",
+         "data.crop=resize", "data.options.jitter=false"],
     )  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg.model)
@@ -221,6 +223,37 @@ def test_metrics_json_records_what_reads_the_same_frames_and_what_computed_them(
     assert [written[key] for key in reproduces] == [3, 2, None, None, 32]
     computed = ("hopose_version", "torch_version", "device")
     assert [written[key] for key in computed] == [hopose.__version__, torch.__version__, "cpu"]
+
+
+def _no_figures(monkeypatch) -> None:
+    """Reports without their figures, drawn nor saved: the slow part of a report, which the
+    tests of its tables and of metrics.json do not read."""
+    for name in ("pck_figure", "gallery_figure", "contacts_figure", "save_figure"):
+        monkeypatch.setattr(viz, name, lambda *args, **kwargs: None)
+
+
+def test_metrics_json_records_its_inputs_resolved_and_score_carries_them_over(
+    checkpoint, tmp_path, monkeypatch
+):
+    """Paths given relative to the working folder (checkpoint, root, cache) are recorded
+    resolved, so metrics.json still names its inputs when read from another folder; hopose
+    score carries the frames' root and cache over, and names the file it scored resolved."""
+    records = RecordList([SyntheticHandObject(2, 0, image_size=32)[i] for i in range(2)])
+    monkeypatch.setattr(evaluate, "build_split", lambda data, split, with_images: records)
+    _no_figures(monkeypatch)  # hopose score's report: its tables alone
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(checkpoint, tmp_path / "model.pt")
+    data = evaluate.eval_data_config(
+        "model.pt", name="synthetic", root="data/raw", cache="data/cache", num=2
+    )
+    evaluate.run_eval("model.pt", data, "test", "eval", gt_2d=True, report=False)
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    recorded = [written[key] for key in ("checkpoint", "root", "cache")]
+    here = tmp_path.resolve()
+    assert recorded == [str(here / "model.pt"), str(here / "data/raw"), str(here / "data/cache")]
+    scored = evaluate.score_file("eval/predictions.npz", "score", plausibility=False)
+    assert [scored["root"], scored["cache"]] == recorded[1:]
+    assert scored["scored"] == str(here / "eval" / "predictions.npz")
 
 
 @pytest.mark.parametrize("gt_2d", [False, True], ids=["images", "gt_2d"])
@@ -360,6 +393,11 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
         "action": ["fpha/Subject_1/open_milk/2"],  # close_milk/4 is excluded (its fixture)
         "hope": ["fpha/Subject_1/open_milk/3"],
     }
+    # The report's groups read the loader's ids: the HOPE-Net split's two frames of sequence
+    # 3 are Subject_1's, of open_milk.
+    with (tmp_path / "hope" / "per_group.csv").open() as file:
+        groups = [(row["key"], row["group"], row["frames"]) for row in csv.DictReader(file)]
+    assert groups == [("subject", "Subject_1", "2"), ("action", "open_milk", "2")]
     action = (tmp_path / "action" / "report.md").read_text()
     assert "Protocol: **fpha test split (protocol=action), ground-truth 2D" in action
     assert "12.53" not in action and "Published in the paper" not in action
@@ -372,19 +410,27 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
 def test_the_reports_paper_columns_follow_the_runs_protocol(tmp_path, monkeypatch):
     """write_scores sets the paper's Table 1 beside a run by its summary
     (hopose.report.paper_comparable): beside FPHA's HOPE-Net test split from the images, not
-    beside the same frames fed ground-truth 2D."""
-    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
+    beside the same frames fed ground-truth 2D, nor beside the first frames of that split
+    alone (--num), where the report says why."""
+    _no_figures(monkeypatch)
     frames = {"dataset": "fpha", "split": "test", "options": {"protocol": "hope"}, "crop": "resize"}
     # _predictions: every joint 5 mm off, the box exact.
     row = "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 5.00 |"
-    for protocol, shown in (("image", True), ("gt_2d", False)):
-        out = tmp_path / protocol
-        description = {**frames, "protocol": protocol}
+    partial = "this run, which asked for the first 4 frames of the test split (`--num 4`)"
+    for protocol, num, shown in (
+        ("image", None, True),
+        ("gt_2d", None, False),
+        ("image", 4, False),
+    ):
+        out = tmp_path / f"{protocol}_{num}"
+        description = {**frames, "protocol": protocol, "num": num}
         evaluate.clear_evaluation(out)
         evaluate.write_scores(
             out, _predictions(), description, plausibility=False, report=True, image_size=1000
         )
-        assert (row in (out / "report.md").read_text()) == shown, protocol
+        text = (out / "report.md").read_text()
+        assert (row in text) == shown, (protocol, num)
+        assert (partial in text) == (num is not None), (protocol, num)
 
 
 def test_eval_reads_a_checkpoints_loader_options_and_test_split_not_its_sample_options(tmp_path):

@@ -16,7 +16,9 @@ from hopose.geometry import (
     box_axes,
     box_central_axis,
     box_corners,
+    cuboid_error,
     face_corners,
+    fit_cuboid,
     inverse_3x3,
     invert_transform,
     make_transform,
@@ -27,7 +29,7 @@ from hopose.geometry import (
     transform_points,
     unproject_points,
 )
-from hopose.skeleton import BOX_FACES, CORNER_SIGNS
+from hopose.skeleton import BOX_FACES, CORNER_SIGNS, corner_signs
 
 # FPHA's colour camera (docs/conventions.md §6), and a generic one with skew for the round trips.
 K_FPHA = torch.tensor(
@@ -359,3 +361,19 @@ def test_box_axes_of_a_flat_box_give_a_zero_axis_not_nan():
     U, centre = box_axes(flat[None])
     torch.testing.assert_close(U[0], torch.diag(torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)))
     torch.testing.assert_close(centre[0], torch.tensor([0.0, 0.0, 300.0], dtype=torch.float64))
+
+
+def test_cuboid_error_is_the_mean_corner_distance_by_hand():
+    """A 40 x 60 x 100 mm box at (10, -20, 500) whose corner k moves by p_k (0, 0, 2) mm, p_k =
+    sx sy sz its sign parity. Over the 8 corners p is orthogonal to 1, sx, sy and sz, so the
+    centroid and the moment A = sum (X_k - c) g_k^T do not change, and for any cuboid
+    Y_k = c' + M g_k: sum |X_k + p_k v - Y_k|^2 = sum |X_k - Y_k|^2 + 8 |v|^2 (the cross terms
+    vanish). The best cuboid is the unmoved box, every corner exactly |v| = 2 mm from it: the
+    mean distance is 2 mm (a sum over the corners would give 8 x 2 = 16)."""
+    signs = corner_signs().double()
+    half = torch.tensor([20.0, 30.0, 50.0], dtype=torch.float64)
+    box = signs * half + torch.tensor([10.0, -20.0, 500.0], dtype=torch.float64)
+    parity = signs.prod(dim=-1, keepdim=True)  # (8, 1) of +-1
+    moved = box + parity * torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(fit_cuboid(moved), box)
+    assert float(cuboid_error(moved)) == pytest.approx(2.0, abs=1e-9)

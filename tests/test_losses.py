@@ -515,3 +515,18 @@ def test_targets_are_the_hand_then_the_object_in_node_order():
     wrong[0, 21] = 0.0
     terms = compute_losses(out | {"kp2d_init": wrong}, batch, original_pixels=False)
     torch.testing.assert_close(terms["2d_init"], torch.tensor(20000 / 58))
+
+
+def test_both_2d_terms_are_measured_in_original_pixels():
+    """As test_2d_terms_in_original_pixels_by_hand: a (1, 1) network px error is (8, 4)
+    original px, MSE (64 + 16) / 2 = 40, for the initial 2D as for the refined."""
+    batch = {
+        "hand_2d": torch.zeros(1, 21, 2),
+        "obj_2d": torch.zeros(1, 8, 2),
+        "K": torch.diag(torch.tensor([100.0, 100.0, 1.0]))[None],
+        "orig_K": torch.diag(torch.tensor([800.0, 400.0, 1.0]))[None],
+    }
+    out = {"kp2d_init": torch.ones(1, 29, 2), "kp2d": torch.ones(1, 29, 2)}
+    terms = compute_losses(out, batch, original_pixels=True)
+    torch.testing.assert_close(terms["2d_init"], torch.tensor(40.0))
+    torch.testing.assert_close(terms["2d"], torch.tensor(40.0))

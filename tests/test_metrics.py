@@ -370,3 +370,18 @@ def test_keypoint_auc_is_nan_without_ground_truth_and_zero_for_a_diverged_predic
         assert aucs[1:] == pytest.approx([diverged, 1.0], abs=0.00506), alignment
     with pytest.raises(ValueError, match=r"alignment: expected one of .* got 'wrist'"):
         keypoint_auc(pred, gt, "wrist")
+
+
+def test_keypoint_auc_normalises_by_the_threshold_range_not_its_end():
+    """Two joints 15 and 25 mm off, thresholds 10, 20, 30 mm: the curve is 0, 1/2, 1.
+    Trapezoids (0 + 1/2) / 2 * 10 + (1/2 + 1) / 2 * 10 = 2.5 + 7.5 = 10 over the range
+    30 - 10 = 20: 0.5 (dividing by the last threshold, 30, would give 1/3)."""
+    gt = np.zeros((1, 2, 3))
+    pred = np.array([[[15.0, 0.0, 0.0], [0.0, 25.0, 0.0]]])
+    assert keypoint_auc(pred, gt, thresholds=[10.0, 20.0, 30.0]) == pytest.approx([0.5])
+
+
+@pytest.mark.parametrize("thresholds", [[0.0, 20.0, 10.0], [5.0], [[0.0, 1.0]]])
+def test_keypoint_auc_rejects_thresholds_that_are_not_increasing(thresholds):
+    with pytest.raises(ValueError, match="thresholds"):
+        keypoint_auc(np.zeros((1, 21, 3)), np.zeros((1, 21, 3)), thresholds=thresholds)

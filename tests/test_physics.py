@@ -32,7 +32,7 @@ from hopose.physics import (
     physical_affinity_loss,
     select_contacts,
 )
-from hopose.skeleton import NUM_JOINTS
+from hopose.skeleton import NUM_JOINTS, corner_signs
 from physics_reference import contacts_naive, physical_affinity_loss_naive, random_grasps
 
 # ---------------------------------------------------------------------------------------------
@@ -572,3 +572,10 @@ def test_cuda_matches_cpu():
         physical_affinity_loss(hand.cuda(), obj.cuda(), reduction="none").cpu(),
         physical_affinity_loss(hand, obj, reduction="none"),
     )
+
+
+def test_a_negative_eta_is_refused():
+    hand = torch.zeros(1, 21, 3)
+    obj = corner_signs()[None] * 10.0
+    with pytest.raises(ValueError, match="eta"):
+        physical_affinity_loss(hand, obj, eta=-0.1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from hopose.plausibility import (
     pose_plausibility,
 )
 from hopose.scoring import PLAUSIBILITY_NAMES, plausibility_columns, summarize_plausibility
+from hopose.skeleton import corner_signs
 from physics_reference import hull_epsilon_naive
 
 
@@ -558,3 +561,18 @@ def test_contact_normals_of_edge_and_corner_contacts_on_a_turned_far_box(dtype):
         seen.add(kind)
         torch.testing.assert_close(normal, targets[kind][1], atol=1e-5, rtol=0)
     assert seen == {0, 1, 2}
+
+
+def test_penetration_of_a_box_with_a_bent_face_uses_the_plane_through_the_faces_mean():
+    """The 20 mm cube about the origin with corner 0 raised from z = -10 to -6: face z- (corners
+    0, 1, 2, 3) is no longer planar. Its diagonals c2 - c0 = (20, 20, -4) and c3 - c1 =
+    (-20, 20, 0) have the cross product (80, 80, 800), |.| = sqrt(652800) = 807.96; the
+    corners' mean is (0, 0, -9). A joint at the origin is (0, 0, 9) . (80, 80, 800) / 807.96 =
+    7200 / 807.96 = 8.911 mm above that plane and 10 mm from the five other (planar) faces: depth
+    8.911. Through corner 0 instead: (10, 10, 6) . (80, 80, 800) / 807.96 = 6400 / 807.96 =
+    7.921."""
+    obj = corner_signs().double() * 10.0
+    obj[0, 2] = -6.0
+    hand = torch.zeros(1, 21, 3, dtype=torch.float64)
+    depth = penetration_depth(hand, obj[None])
+    torch.testing.assert_close(depth, torch.full((1, 21), 7200 / math.sqrt(652800.0)).double())

@@ -34,6 +34,7 @@ from hopose.refine import (
     signed_box_distance,
 )
 from hopose.scoring import score
+from hopose.skeleton import corner_signs
 
 
 def _boxes(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -659,3 +660,22 @@ def test_refine_predictions_in_chunks_is_refine_pose_of_every_frame(chunk):
     )
     torch.testing.assert_close(torch.from_numpy(refined["pred_hand_3d"]), hand)
     torch.testing.assert_close(torch.from_numpy(refined["pred_obj_3d"]), obj)
+
+
+def test_2d_energy_of_keypoints_behind_the_camera_is_zero():
+    """The module says a point at or behind the camera counts 0 in E_2d: its mm-per-pixel scale
+    is max(z, 0) cos / f = 0. With only w_2d on, a pose 300 mm behind the camera whose 2D is
+    far off costs nothing; the same pose mirrored to 300 mm in front costs something."""
+    weights = RefineWeights(
+        w_2d=1.0, w_anchor=0.0, w_bone=0.0, w_contact=0.0, w_penetration=0.0, w_affinity=0.0
+    )
+    torch.manual_seed(0)
+    hand = torch.rand(1, 21, 3, dtype=torch.float64) * 40 - 20
+    obj = corner_signs().double()[None] * 30.0
+    K = torch.tensor([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]]).double()[None]
+    kp2d = torch.full((1, 29, 2), 10.0, dtype=torch.float64)
+    depth = torch.tensor([0.0, 0.0, 300.0], dtype=torch.float64)
+    behind = (hand - depth, obj - depth)
+    front = (hand + depth, obj + depth)
+    assert float(refinement_energy(*behind, behind, kp2d, K, weights)) == 0.0
+    assert float(refinement_energy(*front, front, kp2d, K, weights)) > 1.0

@@ -34,6 +34,7 @@ from hopose.report import (
 from hopose.scoring import (
     ACCURACY_COLUMNS,
     COLUMNS,
+    GROUP_COLUMNS,
     HAND_AUC_0_80,
     HAND_MEAN_MM,
     HAND_MEAN_MM_SE,
@@ -394,11 +395,115 @@ def test_the_paper_is_comparable_only_with_fphas_hope_test_split_from_the_images
         {"options": {"protocol": "action"}},
         {"protocol": "gt_2d"},
         {"protocol": "gt_box"},
+        {"num": 3},  # the first 3 frames of the split (--num), not the paper's 5,040
     ):
         assert not paper_comparable(FPHA_FROM_IMAGES | changed), changed
+    assert paper_comparable(FPHA_FROM_IMAGES | {"num": None})  # every frame, as run_eval says
     # An older metrics.json without the protocol or the options does not say so.
     assert not paper_comparable({k: v for k, v in FPHA_FROM_IMAGES.items() if k != "protocol"})
     assert not paper_comparable({k: v for k, v in FPHA_FROM_IMAGES.items() if k != "options"})
+
+
+@pytest.fixture
+def no_figures(monkeypatch):
+    """Reports without their figures, drawn nor saved: the slow part of a report, which these
+    tests of its tables do not read."""
+    for name in ("pck_figure", "gallery_figure", "contacts_figure", "save_figure"):
+        monkeypatch.setattr(viz, name, lambda *args, **kwargs: None)
+
+
+def test_a_run_of_part_of_the_papers_split_stands_without_the_paper_saying_why(
+    tmp_path, no_figures
+):
+    """A run of FPHA-HO's HOPE-Net test split from the images that scored only its first
+    frames (--num: metrics.json's num) is not set beside the paper's Table 1, in compare.md
+    or in its own report, and both say that the paper's figures are over the whole split."""
+    whole = _write_run(tmp_path / "whole", ["f0", "f1"], [10, 12], [20, 22])
+    _write_metrics(whole, **FPHA_FROM_IMAGES, num=None)
+    part = _write_run(tmp_path / "part", ["f0", "f1"], [4, 6], [8, 10])
+    _write_metrics(part, **FPHA_FROM_IMAGES, num=2)
+    text = compare_runs([whole, part], tmp_path / "cmp", paper=True).read_text()
+    published = " | ".join(f"{name} †" for name in PAPER_TABLE1)
+    assert f"| Network | {published} | whole |" in text
+    assert "| Network | part |" in text
+    why = (
+        "The paper's figures are not comparable with `part`, which asked for the first 2 "
+        "frames of the test split (`--num 2`), not for all of it: they are over the whole of "
+        "FPHA-HO, HOPE-Net split (5,040 test frames)."
+    )
+    assert why in text
+    assert "`whole`" not in text.split("## Table 1")[1]  # the whole split's run is comparable
+
+    predictions = make_predictions(2)
+    summary = {**FPHA_FROM_IMAGES, "num": 2}
+    report = write_report(
+        tmp_path / "report", predictions, summary, image_size=IMAGE_SIZE,
+        columns=frame_metrics(predictions, plausibility=False), paper=paper_comparable(summary),
+    ).read_text()  # fmt: skip
+    assert "15.81" not in report
+    assert why.replace("`part`", "this run") in report
+
+
+def test_a_report_breaks_its_errors_down_by_the_datasets_groups(tmp_path, no_figures):
+    """An FPHA report has a table per grouping key (subject, action) with each group's frames
+    and mean errors, and per_group.csv holds the same numbers exactly; remove_report deletes
+    it. A dataset without groups (synthetic) has neither, nor do ids that are not the
+    dataset's, which the report says."""
+    predictions = make_predictions(4)
+    predictions["id"] = np.array([
+        "fpha/Subject_1/open_milk/1/0000", "fpha/Subject_1/close_milk/1/0000",
+        "fpha/Subject_2/open_milk/1/0000", "fpha/Subject_2/close_milk/2/0000",
+    ])  # fmt: skip
+    columns = frame_metrics(predictions, plausibility=False)
+    columns |= {name: np.ones(4) for name in GROUP_COLUMNS}
+    columns[HAND_MM] = np.array([2.0, 10.0, 4.0, 20.0])
+    columns[OBJECT_MM] = np.array([1.0, 5.0, 3.0, 7.0])
+    summary = {"dataset": "fpha", "split": "test"}
+    text = write_report(
+        tmp_path / "fpha", predictions, summary, image_size=IMAGE_SIZE, columns=columns
+    ).read_text()
+    header = (
+        "| frames | hand (mm) | hand root-relative (mm) | hand Procrustes (mm) | object (mm) "
+        "| object 2D (px) |"
+    )
+    lines = text.splitlines()
+    start = lines.index(f"| subject {header}")
+    # Subject_1: frames 0, 1: hand (2 + 10) / 2 = 6, object (1 + 5) / 2 = 3; Subject_2:
+    # frames 2, 3: hand (4 + 20) / 2 = 12, object (3 + 7) / 2 = 5.
+    assert lines[start + 2 : start + 4] == [
+        "| Subject_1 | 2 | 6.00 | 1.00 | 1.00 | 3.00 | 1.00 |",
+        "| Subject_2 | 2 | 12.00 | 1.00 | 1.00 | 5.00 | 1.00 |",
+    ]
+    start = lines.index(f"| action {header}")
+    # close_milk: frames 1, 3: hand (10 + 20) / 2 = 15, object (5 + 7) / 2 = 6; open_milk:
+    # frames 0, 2: hand (2 + 4) / 2 = 3, object (1 + 3) / 2 = 2.
+    assert lines[start + 2 : start + 4] == [
+        "| close_milk | 2 | 15.00 | 1.00 | 1.00 | 6.00 | 1.00 |",
+        "| open_milk | 2 | 3.00 | 1.00 | 1.00 | 2.00 | 1.00 |",
+    ]
+    with (tmp_path / "fpha" / "per_group.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert tuple(rows[0]) == ("key", "group", "frames", *GROUP_COLUMNS)
+    assert [(r["key"], r["group"], r["frames"], r[HAND_MM], r[OBJECT_MM]) for r in rows] == [
+        ("subject", "Subject_1", "2", "6.0", "3.0"),
+        ("subject", "Subject_2", "2", "12.0", "5.0"),
+        ("action", "close_milk", "2", "15.0", "6.0"),
+        ("action", "open_milk", "2", "3.0", "2.0"),
+    ]
+    remove_report(tmp_path / "fpha")
+    assert not (tmp_path / "fpha" / "per_group.csv").exists()
+
+    synthetic = write_report(
+        tmp_path / "synthetic", predictions, {"dataset": "synthetic"}, image_size=IMAGE_SIZE,
+        columns=columns,
+    ).read_text()  # fmt: skip
+    assert "| frames |" not in synthetic and not (tmp_path / "synthetic" / "per_group.csv").exists()
+    columns["id"] = predictions["id"] = np.array(["f0", "f1", "f2", "f3"])
+    foreign = write_report(
+        tmp_path / "foreign", predictions, summary, image_size=IMAGE_SIZE, columns=columns
+    ).read_text()
+    assert "No groups: id 'f0' has no subject (not an id of fpha's frames)." in foreign
+    assert "| frames |" not in foreign and not (tmp_path / "foreign" / "per_group.csv").exists()
 
 
 def test_a_reports_run_table_lists_what_reproduces_it_but_not_the_scores(tmp_path, monkeypatch):

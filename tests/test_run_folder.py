@@ -3,6 +3,8 @@ accept."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hopose import run_folder
@@ -79,19 +81,50 @@ def test_resume_refuses_a_field_the_runs_config_lacks(tmp_path):
         run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
 
 
-def test_resume_passes_over_a_field_the_stage_never_reads(tmp_path):
-    """An end-to-end run of an older hopose saved perturb.sigma=0.02, which its stage never read
-    and a config may no longer set: it resumes with the default. The same change on the lifter
-    stage, which reads it, is refused."""
-    for stage, resumes in (("end2end", True), ("lifter", False)):
-        cfg = tiny(stage)
-        saved = {"config": config_to_dict(cfg)}
-        saved["config"]["perturb"]["sigma"] = 0.02
-        if resumes:
+LINEAR_HEAD = ("model.head=linear", "model.segmentation=false", "loss.w_segmentation=0")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "saved_value", "resumes"),
+    [
+        # An end-to-end run of an older hopose saved perturb.sigma=0.02, which its stage never
+        # read; the lifter stage reads it.
+        (("end2end",), "perturb.sigma", 0.02, True),
+        (("lifter",), "perturb.sigma", 0.02, False),
+        # A run with the paper's linear head saved the demo's loss.w_heatmap, which it never
+        # read (no heat maps); the heat-map head reads it.
+        (("encoder", *LINEAR_HEAD, "loss.w_heatmap=0"), "loss.w_heatmap", 1000.0, True),
+        (("encoder", "loss.w_heatmap=0"), "loss.w_heatmap", 1000.0, False),
+    ],
+    ids=["end2end-sigma", "lifter-sigma", "linear-heatmap-weight", "heatmap-weight"],
+)
+def test_resume_passes_over_a_field_the_run_never_reads(
+    tmp_path, overrides, field, saved_value, resumes
+):
+    """A run of an older hopose may have saved a field away from its default that the run never
+    read and a config may no longer set: it resumes with the default. The same change where the
+    run reads the field is refused, naming it."""
+    cfg = tiny(*overrides)
+    saved = {"config": config_to_dict(cfg)}
+    section, _, key = field.partition(".")
+    saved["config"][section][key] = saved_value
+    if resumes:
+        run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
+    else:
+        with pytest.raises(RunError, match=rf"with {re.escape(f'{field}={saved_value}')}, "):
             run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
-        else:
-            with pytest.raises(RunError, match=r"with perturb\.sigma=0\.02, the config asks 0"):
-                run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
+
+
+def test_resume_needs_the_runs_number_of_processes_one_for_an_older_run(tmp_path):
+    """last.pt records how many processes trained it; a checkpoint of an older hopose, which
+    recorded none, was trained by one (torchrun runs were resumed unchecked then)."""
+    path = tmp_path / "last.pt"
+    run_folder.check_processes({"world_size": 2}, 2, path)
+    run_folder.check_processes({}, 1, path)
+    with pytest.raises(RunError, match=r"last\.pt: was trained by 2 processes, this run has 1;"):
+        run_folder.check_processes({"world_size": 2}, 1, path)
+    with pytest.raises(RunError, match=r"last\.pt: was trained by 1 process, this run has 4;"):
+        run_folder.check_processes({}, 4, path)
 
 
 @pytest.mark.parametrize("left", ["config.yaml", "metrics.csv"])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hopose import ablate, demo, report, scoring
+from hopose.data import ho3d
 from hopose.scoring import (
     KEYPOINT_2D_KEYS,
     KEYPOINT_AUC_KEYS,
@@ -317,3 +318,71 @@ def test_affinity_is_averaged_over_the_frames_with_two_contacts_or_more():
     # No frame judged: nothing to average.
     columns["pred_valid_contacts"] = np.full(5, np.nan)
     assert np.isnan(scoring.summarize_plausibility(columns)["pred_affinity"])
+
+
+def test_group_means_by_hand():
+    """Frames are grouped by their id's component that the dataset's key names, each group
+    with its count of frames and the means of its accuracy columns over the frames that have
+    a value, groups in the order of their names."""
+    ids = np.array([
+        "fpha/Subject_1/open_milk/1/0000", "fpha/Subject_1/close_milk/1/0000",
+        "fpha/Subject_2/open_milk/1/0000", "fpha/Subject_2/close_milk/2/0007",
+    ])  # fmt: skip
+    columns = {"id": ids, **{name: np.ones(4) for name in scoring.GROUP_COLUMNS}}
+    columns[scoring.HAND_MM] = np.array([2.0, 10.0, 4.0, 20.0])
+    columns[scoring.OBJECT_MM] = np.array([1.0, 5.0, np.nan, 7.0])  # frame 2: no box truth
+    actions = scoring.group_means(columns, "fpha", "action")
+    assert list(actions) == ["close_milk", "open_milk"]
+    # close_milk: frames 1 and 3, hand (10 + 20) / 2 = 15, object (5 + 7) / 2 = 6.
+    assert actions["close_milk"] == {
+        scoring.GROUP_FRAMES: 2, scoring.HAND_MM: 15.0, scoring.HAND_RR_MM: 1.0,
+        scoring.HAND_PA_MM: 1.0, scoring.OBJECT_MM: 6.0, scoring.OBJECT_2D_PX: 1.0,
+    }  # fmt: skip
+    # open_milk: frames 0 and 2, hand (2 + 4) / 2 = 3, object 1 (frame 2 has none).
+    assert actions["open_milk"][scoring.GROUP_FRAMES] == 2
+    assert actions["open_milk"][scoring.HAND_MM] == 3.0
+    assert actions["open_milk"][scoring.OBJECT_MM] == 1.0
+    # Subject_1: frames 0 and 1, hand (2 + 10) / 2 = 6; Subject_2: (4 + 20) / 2 = 12.
+    subjects = scoring.group_means(columns, "fpha", "subject")
+    assert {name: group[scoring.HAND_MM] for name, group in subjects.items()} == {
+        "Subject_1": 6.0,
+        "Subject_2": 12.0,
+    }
+
+
+def test_groups_are_in_the_order_of_the_numbers_in_their_names():
+    """FPHA-HO's subjects 1 to 10 come in that order, not Subject_10 before Subject_2 as
+    comparing the names' characters would put them."""
+    ids = np.array([f"fpha/Subject_{n}/open_milk/1/0000" for n in (10, 2, 1, 9)])
+    columns = {"id": ids, **{name: np.ones(4) for name in scoring.GROUP_COLUMNS}}
+    subjects = scoring.group_means(columns, "fpha", "subject")
+    assert list(subjects) == ["Subject_1", "Subject_2", "Subject_9", "Subject_10"]
+
+
+def test_group_keys_name_the_components_of_each_loaders_ids():
+    """Each dataset's keys read the parts of the ids its loader writes (an FPHA id as
+    tests/test_evaluate.py's fixture gives, DexYCB's as tests/data/test_dexycb.py's, HO-3D's
+    from its loader's own function); a dataset without groups has no key, and an id without
+    the part asked for is refused naming it."""
+    examples = {
+        "fpha": (
+            "fpha/Subject_1/open_milk/3/0001",
+            {"subject": "Subject_1", "action": "open_milk"},
+        ),
+        "dexycb": (
+            "dexycb/20200709-subject-01/20200709_140004/836212060125/000000",
+            {"subject": "20200709-subject-01", "camera": "836212060125"},
+        ),
+        "ho3d": (ho3d.frame_id("v3", "MC1", "0042"), {"sequence": "MC1"}),
+    }
+    assert set(scoring.GROUP_KEYS) == set(examples)
+    for dataset, (frame, groups) in examples.items():
+        columns = {"id": np.array([frame]), **{c: np.zeros(1) for c in scoring.GROUP_COLUMNS}}
+        found = {key: list(scoring.group_means(columns, dataset, key)) for key in groups}
+        assert found == {key: [group] for key, group in groups.items()}, dataset
+    columns = {
+        "id": np.array(["fpha/Subject_1"]),
+        **{c: np.zeros(1) for c in scoring.GROUP_COLUMNS},
+    }
+    with pytest.raises(ValueError, match="'fpha/Subject_1' has no action"):
+        scoring.group_means(columns, "fpha", "action")

@@ -11,7 +11,7 @@ import torch
 
 from hopose.config import load_config
 from hopose.configs import config_path
-from hopose.crop import FrameWarp, apply_affine, crop_affine
+from hopose.crop import FrameWarp, apply_affine, crop_affine, square_around
 from hopose.geometry import project_points
 from hopose.models import ContextLifter, HoposeNet, ImageEncoder
 from hopose.models.encoder import random_backbone_expected
@@ -317,3 +317,32 @@ def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
     first = oracle.seen[0]
     torch.testing.assert_close(oracle.seen[-1][:2], first[:2])
     assert not torch.allclose(oracle.seen[-1][2], first[2])
+
+
+class _RefinedIsRight(torch.nn.Module):
+    """Refined 2D exact; initial 2D 500 network px off, to tell which one places the crop."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        super().__init__()
+        self.points = points
+
+    def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        points = self.points.repeat(len(K) // len(self.points), 1, 1)
+        kp2d = project_points(points, K)
+        return {"kp2d_init": kp2d + 500.0, "kp2d": kp2d, "kp3d": points}
+
+
+def test_self_crop_places_its_square_around_the_refined_2d():
+    torch.manual_seed(0)
+    points = torch.rand(1, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0])
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()[None]
+    out = self_crop(
+        _RefinedIsRight(points),
+        lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64),
+        K,
+        (1920, 1080),
+        image_size=64,
+        cropping=SelfCropping(1, 0.2),
+    )
+    expected = crop_affine(*square_around(project_points(points, K), 0.2), 64)
+    torch.testing.assert_close(out["affine"], expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fcntl
 import math
 import os
@@ -24,6 +25,7 @@ from hopose.data.splits import SplitCache, build_split
 from hopose.evaluate import run_eval
 from hopose.metrics import mean_distance
 from hopose.models import build_model
+from hopose.models.encoder import random_backbone_expected
 from hopose.run_folder import RunError
 from hopose.stages import STAGES
 from hopose.train import train
@@ -48,7 +50,9 @@ def test_lifter_stage_trains_only_the_lifter_and_writes_a_run(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} >= {"best.pt", "last.pt", "config.yaml", "tb"}
     checkpoint = load_checkpoint(tmp_path / "best.pt")
     progress = {"format", "stage", "trained", "model", "config", "epoch", "best", "best_epoch"}
+    progress |= {"world_size"}  # the processes that trained it: one, without torchrun
     assert set(checkpoint) == progress  # weights and progress; no optimiser state to resume
+    assert checkpoint["world_size"] == 1
     last = load_checkpoint(tmp_path / "last.pt")
     assert set(last) == progress | {"optimizer", "scheduler", "scaler"}
     assert config_from_dict(checkpoint["config"]) == cfg
@@ -728,6 +732,34 @@ def test_sums_over_ranks_are_packed_on_the_sums_device(monkeypatch):
     assert seen == [meta]
 
 
+def test_resume_with_another_number_of_processes_is_refused_naming_both(tmp_path, monkeypatch):
+    """optim.batch_size is per process and each process trains its shard of the split: a run
+    of two torchrun processes resumed by one would go on with half the batch and another
+    order. last.pt records the processes; a resume with another count is one line naming both,
+    before anything is written. A finished run, which trains nothing more, still returns its
+    network (a demo or a chain of stages resumed on one machine)."""
+    setup = train_module.setup_runtime
+
+    def rank_0_of_two(device):
+        return dataclasses.replace(setup(device), world_size=2)
+
+    monkeypatch.setattr(train_module, "setup_runtime", rank_0_of_two)
+    train(tiny("lifter"), tmp_path)  # as rank 0 of `torchrun --nproc_per_node=2` records it
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "last.pt")["world_size"] == 2
+    before = (tmp_path / "metrics.csv").read_text()
+    with pytest.raises(RunError) as error:
+        train(tiny("lifter", "optim.epochs=2"), tmp_path, resume=True)
+    assert str(error.value) == (
+        f"{tmp_path / 'last.pt'}: was trained by 2 processes, this run has 1; "
+        "optim.batch_size is per process and each process trains its shard of the data, so "
+        "--resume needs as many processes as the run had (start a new --out to change them)"
+    )
+    assert (tmp_path / "metrics.csv").read_text() == before
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    assert train(tiny("lifter"), tmp_path, resume=True).best_epoch == 1
+
+
 def test_resume_below_the_epochs_done_is_refused_naming_both(tmp_path):
     train(tiny("lifter", "optim.epochs=2"), tmp_path)
     config = (tmp_path / "config.yaml").read_text()
@@ -827,6 +859,32 @@ def test_only_a_stage_that_trains_the_encoder_warns_of_a_random_backbone(tmp_pat
     """The lifter stage never uses the encoder, whose random start is then no news."""
     assert _backbone_warnings(tiny("lifter"), tmp_path / "lifter") == []
     assert len(_backbone_warnings(tiny("encoder"), tmp_path / "encoder")) == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "warnings_expected"),
+    [("fresh", 1), ("init_from_a_lifter", 1), ("init_from_an_encoder", 0), ("resume", 0)],
+)
+def test_a_random_backbone_is_warned_of_only_where_the_encoder_starts_random(
+    tmp_path, start, warnings_expected
+):
+    """The warning says the encoder's ResNet starts from random initialisation: so it does on a
+    fresh image stage and on one whose init_from trained no encoder (a lifter-stage checkpoint),
+    not where a checkpoint's trained encoder replaces it (init_from of an encoder or end-to-end
+    stage, and every --resume), where the warning made the pre-training look lost."""
+    from_init = start.startswith("init_from")
+    cfg = tiny("encoder", *([f"init_from={tmp_path / 'start.pt'}"] if from_init else []))
+    with random_backbone_expected():
+        saved = build_model(cfg.model)
+    parts = ("lifter",) if start == "init_from_a_lifter" else ("encoder", "lifter")
+    checkpoint = model_checkpoint(saved, cfg, trained=parts)
+    resumed = checkpoint if start == "resume" else None
+    init = checkpoint if from_init else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_module._network(cfg, STAGES["encoder"], resumed, init, None, out_dir=tmp_path)
+    backbone = [w for w in caught if "no backbone weights file given" in str(w.message)]
+    assert len(backbone) == warnings_expected
 
 
 def _scripted_validation(monkeypatch, errors: list[float]) -> dict[tuple[str, int], dict]:

@@ -18,6 +18,9 @@ key            value
 ``best_epoch`` the epoch of ``best``, **0-based** (-1 before any validation): ``best_epoch + 1
                == epoch`` when the weights are the best ones (without a validation split, each
                epoch that would be validated is); ``hopose train`` prints it 1-based
+``world_size`` the number of processes that trained it (torchrun's ``WORLD_SIZE``; 1 without
+               torchrun), which ``--resume`` must match; absent from a file of an older
+               hopose, read as 1 (:func:`trained_processes`)
 ``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``; in ``last.pt``
                only (``best.pt`` is read for its weights, and the optimiser's moments would
                triple an image stage's file)
@@ -109,13 +112,22 @@ def progress_checkpoint(
     epoch: int,
     best: float,
     best_epoch: int,
+    world_size: int = 1,
 ) -> dict[str, Any]:
-    """The network after ``epoch`` epochs of a run and the run's best so far: ``best.pt``.
+    """The network after ``epoch`` epochs of a run of ``world_size`` processes and the run's
+    best so far: ``best.pt``.
 
     ``epoch`` counts epochs done (1-based); ``best_epoch`` is the best one's 0-based index, -1
     before any validation (the module docstring's table)."""
     progress = dict(zip(PROGRESS_KEYS, (epoch, best, best_epoch), strict=True))
-    return model_checkpoint(model, cfg, trained=trained) | progress
+    return model_checkpoint(model, cfg, trained=trained) | progress | {"world_size": world_size}
+
+
+def trained_processes(checkpoint: Mapping[str, Any]) -> int:
+    """How many processes trained ``checkpoint`` (its ``world_size``)."""
+    # Older hopose recorded no count: read as one process, the plain run (its torchrun runs
+    # were resumed unchecked).
+    return checkpoint.get("world_size", 1)
 
 
 def training_state(

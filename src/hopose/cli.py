@@ -18,6 +18,7 @@ import argparse
 import functools
 import importlib
 import math
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,6 +35,20 @@ IMAGE_SIZE_BOUND = ("hopose.data.synthetic", "MIN_IMAGE_SIZE")
 # The seeds --seed takes, hopose.data.grasps.SEED_LIMIT - 1 at most: written out, as importing
 # it would import the implementation (the module docstring); tests/test_cli.py pins the two.
 SEED_RANGE = "0 to 2**32 - 1"
+
+# Name lists and a default of hopose.data that the help restates, written out as SEED_RANGE is;
+# tests/test_cli.py pins each to its constant (named beside it). The values an option takes are
+# still checked against the constant itself (_one_of).
+DATASET_NAMES = ("synthetic", "fpha", "obman", "ho3d", "dexycb")  # hopose.data.DATASETS
+REAL_DATASET_NAMES = DATASET_NAMES[1:]  # hopose.data.REAL_DATASETS
+CROP_NAMES = ("resize", "square")  # hopose.data.CROPS
+ON_ERROR_NAMES = ("raise", "skip")  # hopose.data.transforms.ON_ERROR
+SYNTHETIC_SPLIT_NAMES = ("train", "val", "test")  # hopose.data.SYNTHETIC_SPLIT_KEYS
+DEFAULT_IMAGE_SIZE = 224  # hopose.data.transforms.DEFAULT_IMAGE_SIZE
+
+# The message PyTorch gives an error it raises again from a DataLoader worker
+# (torch.utils.data._utils.worker, ExceptionWrapper): the worker's traceback follows.
+_WORKER_ERROR = re.compile(r"Caught (\w+) in DataLoader worker process (\d+)\.\nOriginal Traceback")
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -209,7 +224,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         required=True,
         type=_one_of("hopose.data", "DATASETS"),
-        help="the dataset, e.g. synthetic or fpha",
+        help=f"the dataset: {', '.join(DATASET_NAMES)}",
     )
     _add_source_arguments(parser)
     parser.add_argument("--cache", help="cache folder written by hopose prepare")
@@ -290,7 +305,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--crop", type=_one_of("hopose.data", "CROPS"),
-        help="image geometry (default: the checkpoint's)",
+        help=f"image geometry, {' or '.join(CROP_NAMES)} (default: the checkpoint's)",
     )  # fmt: skip
     parser.add_argument(
         "--option", dest="options", action="append", default=[], type=_option,
@@ -529,19 +544,28 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "prepare", help="convert a dataset split once into a fast memory-mapped cache (resumable)"
     )
-    parser.add_argument("dataset", type=_one_of("hopose.data", "DATASETS"))
+    parser.add_argument(
+        "dataset", type=_one_of("hopose.data", "DATASETS"),
+        help=f"the dataset: {', '.join(DATASET_NAMES)}",
+    )  # fmt: skip
     _add_source_arguments(parser)
     parser.add_argument("--split", required=True, help="split to convert, e.g. train")
     parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
     # Unset, --image-size, --crop and --on-error take prepare_cache's defaults (_given).
     parser.add_argument(
-        "--image-size", type=at_least(IMAGE_SIZE_BOUND), help="network image side (px)"
-    )
-    parser.add_argument("--crop", type=_one_of("hopose.data", "CROPS"))
+        "--image-size", type=at_least(IMAGE_SIZE_BOUND),
+        help=f"network image side (px; default {DEFAULT_IMAGE_SIZE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--crop", type=_one_of("hopose.data", "CROPS"),
+        help=f"image geometry, {' or '.join(CROP_NAMES)}: the whole frame resized (the default) "
+        "or a square around hand and object (docs/datasets.md)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=at_least(0), default=0, help="decoding processes")
     parser.add_argument(
         "--on-error", type=_one_of("hopose.data.transforms", "ON_ERROR"),
-        help="stop at a bad sample (resumable), or skip and count it",
+        help=f"{' or '.join(ON_ERROR_NAMES)}: stop at a bad sample (the default; resumable), or "
+        "skip and count it",
     )  # fmt: skip
     _add_loader_options(parser)
     parser.set_defaults(func=_run_prepare)
@@ -579,14 +603,20 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--split", type=_one_of("hopose.data", "SYNTHETIC_SPLIT_KEYS"),
-        help="the split to write (its seed is derived from --seed and the split's name)",
+        help=f"the split to write: {', '.join(SYNTHETIC_SPLIT_NAMES)}; required unless --stats "
+        "(its seed is derived from --seed and the split's name)",
     )  # fmt: skip
-    parser.add_argument("--out", help="cache folder (an unfinished one is resumed)")
+    parser.add_argument(
+        "--out", help="cache folder, required unless --stats (an unfinished one is resumed)"
+    )
     parser.add_argument("--num", type=at_least(1), required=True, help="number of samples")
     parser.add_argument(
         "--seed", type=at_least(0), default=0, help=f"base seed of the splits ({SEED_RANGE})"
     )
-    parser.add_argument("--image-size", type=at_least(IMAGE_SIZE_BOUND), help="image side (px)")
+    parser.add_argument(
+        "--image-size", type=at_least(IMAGE_SIZE_BOUND),
+        help=f"image side (px; default {DEFAULT_IMAGE_SIZE})",
+    )  # fmt: skip
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
     parser.add_argument("--workers", type=at_least(0), default=0, help="rendering processes")
     parser.add_argument(
@@ -640,10 +670,17 @@ def _register_data(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="dataset tools")
     tools = parser.add_subparsers(dest="tool", required=True)
     check = tools.add_parser("check", help="report missing/unreadable files and unlabelled frames")
-    check.add_argument("dataset", type=_one_of("hopose.data", "REAL_DATASETS"))
+    check.add_argument(
+        "dataset", type=_one_of("hopose.data", "REAL_DATASETS"),
+        help=f"the dataset: {', '.join(REAL_DATASET_NAMES)}",
+    )  # fmt: skip
     check.add_argument("--root", required=True, help="dataset folder")
     check.add_argument("--split", action="append", help="split to walk (repeatable; default all)")
-    check.add_argument("--decode", action="store_true", help="decode every image fully (slow)")
+    check.add_argument(
+        "--decode", action="store_true",
+        help="decode every image fully (slow); without it, each image's header is read and its "
+        "end (JPEG) or chunks (PNG) checked (docs/datasets.md, \"Commands\")",
+    )  # fmt: skip
     _add_loader_options(check)
     check.set_defaults(func=_run_data_check)
 
@@ -760,8 +797,22 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def one_line(error: BaseException) -> str:
-    """An error's message on one line (YAML and some library messages span several)."""
-    return " ".join(str(error).split()) or type(error).__name__
+    """An error's message on one line (YAML and some library messages span several).
+
+    An error raised in a DataLoader worker (an unreadable frame while training or evaluating)
+    is raised again by PyTorch with the worker's whole traceback as its message: only the
+    original message is kept, and the worker named after it.
+    """
+    text = str(error)
+    caught = _WORKER_ERROR.match(text)
+    if caught:
+        # The traceback's last line is "<module>.<type>: <message>", the message possibly on
+        # several lines; a chained error's tracebacks come before it.
+        name, worker = caught.groups()
+        starts = [m.end() for m in re.finditer(rf"^(?:[\w.]+\.)?{name}: ", text, re.MULTILINE)]
+        if starts:
+            text = f"{text[starts[-1] :]} (in DataLoader worker process {worker})"
+    return " ".join(text.split()) or type(error).__name__
 
 
 def _show_warning(command: str, message: Warning, *_: object, **__: object) -> None:

@@ -392,10 +392,10 @@ class LossConfig:
     w_heatmap: float = 0.0
     """Weight of the heat-map cross-entropy (:func:`hopose.losses.heatmap_loss`, beyond the
     paper) for ``model.head: heatmap``; 0 leaves the maps supervised through their keypoints
-    only. The term applies only to the heat-map head: with ``model.head: linear`` there are no
-    maps and any weight is ignored, not refused, so that a demo config, which weighs it 1,000,
-    switches to the paper's linear head without setting it to 0 too (the switch that
-    ``synthetic/encoder.yaml`` documents; docs/training.md)."""
+    only. The term applies only to the heat-map head: ``model.head: linear`` makes no maps, and
+    a weight above 0 with it, which would change nothing, is refused (:func:`unused_fields`), so
+    a demo config, which weighs it 1,000, switches to the paper's linear head with
+    ``loss.w_heatmap=0`` too (the switch that ``synthetic/encoder.yaml`` documents)."""
     w_segmentation: float = 0.0
     """Weight of the segmentation maps' cross-entropy (:func:`hopose.losses.segmentation_loss`,
     beyond the paper) for ``model.segmentation``; every batch must then carry the maps."""
@@ -499,8 +499,7 @@ def stage_unused_fields(stage: str) -> dict[str, str]:
     lifter is trained, the 2D ones where no encoder is, the image augmentation and progressive
     resizing where no image is read, the perturbation of ground-truth 2D where images are.
 
-    :class:`TrainConfig` refuses them away from their defaults, where they would change
-    nothing; :func:`config_from_dict` reads a saved config's at their defaults."""
+    :func:`unused_fields` adds the fields the model's settings leave unread."""
     spec = STAGES[stage]
     unused: dict[str, str] = {}
     if "lifter" not in spec.trains:
@@ -517,6 +516,23 @@ def stage_unused_fields(stage: str) -> dict[str, str]:
         names = ("optim.progressive_size", "optim.progressive_epochs")
         unused |= dict.fromkeys((*names, *_fields_of(AugmentConfig, "augment")), "reads no images")
     return unused
+
+
+def unused_fields(stage: str, head: str) -> dict[str, str]:
+    """The config fields ("section.name") that a run of the stage ``stage`` with ``model.head``
+    ``head`` never reads, each with why: those of :func:`stage_unused_fields`, and the heat-map
+    term's weight with a head that makes no heat maps (the linear one), which the loss then
+    leaves out (:func:`hopose.losses.compute_losses`).
+
+    :class:`TrainConfig` refuses them away from their defaults, where they would change
+    nothing; :func:`config_from_dict` reads a saved config's at their defaults, and ``--resume``
+    does not compare them (:func:`hopose.run_folder.check_resumable`)."""
+    unused = (
+        {} if head == "heatmap" else {"loss.w_heatmap": f"model.head {head} makes no heat maps"}
+    )
+    # Where the stage reads no 2D at all, that is the reason given.
+    stage_reasons = stage_unused_fields(stage).items()
+    return unused | {name: f"the {stage} stage {why}" for name, why in stage_reasons}
 
 
 @dataclass
@@ -561,13 +577,12 @@ class TrainConfig:
             self.loss.w_segmentation == 0 or self.model.segmentation,
             f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
         )
-        for name, why in stage_unused_fields(self.stage).items():
+        for name, why in unused_fields(self.stage, self.model.head).items():
             section, _, key = name.partition(".")
             default = _default(getattr(self, section), key)
             _require(
                 getattr(getattr(self, section), key) == default,
-                f"{name}: the {self.stage} stage {why}, so it would have no effect; leave it "
-                f"at {as_yaml(default)}",
+                f"{name}: {why}, so it would have no effect; leave it at {as_yaml(default)}",
             )
         # Else refused by the loss only at the first training step, after the data is read.
         _require(
@@ -671,19 +686,21 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     """Build and validate a :class:`TrainConfig` from a nested mapping (a checkpoint's).
 
-    The fields its stage never reads (:func:`stage_unused_fields`) are read at their defaults:
-    a checkpoint written before they were refused may hold one set to no effect, and must still
+    The fields the run never read (:func:`unused_fields`) are read at their defaults: a
+    checkpoint written before they were refused may hold one set to no effect, and must still
     load; nothing reads them from a trained model's config."""
     _require(
         isinstance(values, Mapping), f"the config must be a mapping, got {type(values).__name__}"
     )
     stage = values.get("stage", TrainConfig.stage)
+    model = values.get("model")
+    head = model.get("head", ModelConfig.head) if isinstance(model, Mapping) else ModelConfig.head
     if isinstance(stage, str) and stage in STAGES:
         values = {
             key: dict(value) if isinstance(value, Mapping) else value
             for key, value in values.items()
         }
-        for name in stage_unused_fields(stage):
+        for name in unused_fields(stage, head):
             section, _, key = name.partition(".")
             if isinstance(values.get(section), dict):
                 values[section].pop(key, None)

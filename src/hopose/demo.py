@@ -42,7 +42,7 @@ from hopose.data.splits import SplitCache
 from hopose.evaluate import PREDICTIONS_FILE, mean_pose_predictions, run_eval, without_jitter
 from hopose.files import copy_file, write_text
 from hopose.report import markdown_table
-from hopose.run_folder import run_file
+from hopose.run_folder import RUN_FILES, RunError, run_file
 from hopose.scoring import (
     HAND_AUC_0_80,
     HAND_MEAN_MM,
@@ -149,6 +149,18 @@ def train_stages(
     return checkpoints
 
 
+def check_demo_resumable(out_dir: Path) -> None:
+    """Refuse to resume a demo in ``out_dir`` when none of its stage folders holds a run (a typo
+    in ``--out``, a demo never started): as ``hopose train --resume`` refuses a folder without
+    one, an error, not a whole fresh demo. Once one stage holds a run, the stages after it that
+    never began start afresh (:func:`train_stages`)."""
+    if all(run_file(out_dir / stage) is None for stage in STAGES):
+        raise RunError(
+            f"--resume: {out_dir} holds no demo to continue (none of its stage folders "
+            f"{', '.join(STAGES)} holds {' or '.join(RUN_FILES)}); drop --resume to start one"
+        )
+
+
 def _cell(result: dict[str, Any], column: str) -> str:
     if column in AUC_KEYS:
         return f"{result[column]:.3f}"
@@ -168,8 +180,13 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, resume: bool = False) 
 
     With ``resume`` the stages continue a killed run in ``out_dir`` (:func:`train_stages`); its
     ``train_minutes`` then count this invocation only.
+
+    Raises:
+        RunError: ``resume`` where no stage folder of ``out_dir`` holds a run, before any work.
     """
     out_dir = Path(out_dir)
+    if resume:
+        check_demo_resumable(out_dir)
     start = time.perf_counter()
     checkpoints = train_stages(
         "synthetic", out_dir, QUICK_OVERRIDES if quick else {}, read_ahead=True, resume=resume

@@ -371,7 +371,8 @@ def run_eval(
         ``grasp_completed``, ``image_size`` (the network's), ``dataset``, ``split``,
         ``options`` (every loader option of the dataset, defaults included, but the jitter no
         evaluation takes), ``seed`` (synthetic data's), ``num`` (the frames asked for, None
-        for all), ``root`` and ``cache`` (where they were read from), ``checkpoint``,
+        for all), ``root`` and ``cache`` (where they were read from), ``checkpoint`` (the three
+        resolved: absolute, as ``hopose prepare`` records its root),
         ``hopose_version``, ``torch_version`` and ``device`` (where the network ran, a GPU
         with its name).
 
@@ -457,12 +458,13 @@ def run_eval(
         "options": {k: v for k, v in {**option_defaults(data.name), **data.options}.items()
                     if k != "jitter"},
         # What reads the same frames again: synthetic data's seed, the frames asked for (None:
-        # all) and where they were read from.
+        # all) and where they were read from; the paths resolved, so that the record names its
+        # inputs wherever it is read from.
         "seed": data.seed,
         "num": split_size(data, split),
-        "root": data.root,
-        "cache": data.cache,
-        "checkpoint": str(checkpoint),
+        "root": _resolved(data.root),
+        "cache": _resolved(data.cache),
+        "checkpoint": _resolved(checkpoint),
         **_environment(device),
     }  # fmt: skip
     return write_scores(
@@ -470,6 +472,11 @@ def run_eval(
         per_frame=per_frame, image_size=data.image_size, dataset=None if gt_2d else frames,
         unrefined=unrefined,
     )  # fmt: skip
+
+
+def _resolved(path: str | Path | None) -> str | None:
+    """``path`` made absolute, its links resolved (:meth:`pathlib.Path.resolve`); None stays."""
+    return None if path is None else str(Path(path).resolve())
 
 
 def unscored_arrays(protocol: str | None) -> tuple[str, ...]:
@@ -563,7 +570,7 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
         FileNotFoundError: ``path`` does not exist.
         ValueError: one line naming the file (and the array): not an ``.npz`` of named arrays,
             an array missing, of another shape, not of numbers (``id``: any), or of another
-            number of frames than ``id``.
+            number of frames than ``id``; no frames.
     """
     if path.is_dir():
         raise IsADirectoryError(f"{path}: a folder; give the predictions.npz in it")
@@ -592,6 +599,8 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
         frames = len(array) if frames is None else frames
         if len(array) != frames:
             raise ValueError(f"{path}: '{key}' holds {len(array)} frames, 'id' {frames}")
+    if not frames:
+        raise ValueError(f"{path}: no frames (its arrays are empty)")
     return arrays
 
 
@@ -605,7 +614,7 @@ def score_file(
     The file is one ``hopose eval`` wrote, its ``pred_*`` arrays replaced by another method's.
     The frames' description (:data:`FRAME_KEYS`: dataset, split, protocol, ...) is carried
     over from the ``metrics.json`` beside it, where there is one, and ``scored`` names the
-    file; the network's (``checkpoint``, self-cropping, refinement, device) is not.
+    file (resolved); the network's (``checkpoint``, self-cropping, refinement, device) is not.
 
     Raises:
         FileNotFoundError, ValueError: as :func:`read_predictions`; ``out_dir`` the file's own
@@ -620,7 +629,7 @@ def score_file(
     predictions = read_predictions(path)
     evaluation = read_summary(path.parent)
     description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
-    description |= {"scored": str(path), **_versions()}
+    description |= {"scored": _resolved(path), **_versions()}
     # The gallery's blank canvas: the network image's side, or (a file without its evaluation's
     # metrics.json) twice the largest principal point, about as large.
     canvas = int(np.ceil(2 * np.max(predictions["K"][:, :2, 2], initial=1.0)))

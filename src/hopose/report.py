@@ -5,13 +5,16 @@
 - ``per_frame.csv``: one row per frame, its id, the accuracy metrics of docs/conventions.md §5
   and the physical plausibility of its predicted and ground-truth pose
   (:mod:`hopose.plausibility`);
+- ``per_group.csv``, for a dataset whose frames fall in groups (FPHA-HO's subjects and actions,
+  DexYCB's subjects and cameras, HO-3D's sequences: :data:`hopose.scoring.GROUP_KEYS`): one
+  row per group, its frames and mean errors (:func:`hopose.scoring.group_means`);
 - ``figures/hand_pck.png`` (paper Fig. 6: hand 3D PCK over 0-80 mm), ``figures/object_pck.png``
   (Fig. 7: object 2D correct-pose rate over 0-80 px), ``figures/gallery.png`` (Fig. 8-10: the
   best, median and worst frames, on the image and in 3D) and ``figures/contacts.png``
   (Fig. 11: contact points and their directions from the object's axis);
 - ``report.md``: the paper's Table 1 (with its published rows for reference where the frames
   are FPHA-HO's of the HOPE-Net split, ``paper``), then the fuller accuracy and plausibility
-  tables, and the figures.
+  tables, the groups' table per grouping key, and the figures.
 
 :func:`compare_runs` (``hopose compare``) reads several such folders and puts their curves on
 one plot and their tables side by side.
@@ -50,15 +53,20 @@ from hopose.scoring import (
     CUBOID_MM,
     FORCE_CLOSURE,
     GRASP_EPSILON,
+    GROUP_COLUMNS,
+    GROUP_FRAMES,
+    GROUP_KEYS,
     HAND_AUC_0_80,
     HAND_KP_AUC_0_50,
     HAND_MEAN_MM,
     HAND_MEAN_MM_SE,
     HAND_MM,
     HAND_PA_KP_AUC_0_50,
+    HAND_PA_MM,
     HAND_PROCRUSTES_MM,
     HAND_ROOT_RELATIVE_MM,
     HAND_RR_KP_AUC_0_50,
+    HAND_RR_MM,
     N_FRAMES,
     OBJECT_2D_AUC_0_80,
     OBJECT_2D_PX,
@@ -70,6 +78,7 @@ from hopose.scoring import (
     SCORE_KEYS,
     VALID_CONTACTS,
     frame_metrics,
+    group_means,
     keypoint_mean_error,
     paired_difference,
     plausibility_key,
@@ -112,8 +121,17 @@ PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
     (FORCE_CLOSURE, "Force-closure frames (epsilon > 0)", "{:.1%}"),
     (CUBOID_MM, "Box corners' mean distance to the best-fitting cuboid (mm)", "{:.2f}"),
 )
+# The groups' tables (group_lines): the header of each column of hopose.scoring.GROUP_COLUMNS.
+GROUP_HEADERS = {
+    HAND_MM: "hand (mm)",
+    HAND_RR_MM: "hand root-relative (mm)",
+    HAND_PA_MM: "hand Procrustes (mm)",
+    OBJECT_MM: "object (mm)",
+    OBJECT_2D_PX: "object 2D (px)",
+}
 # The files an evaluation's report is written to, in its folder (figures under FIGURES_DIR).
 PER_FRAME_FILE = "per_frame.csv"
+PER_GROUP_FILE = "per_group.csv"
 REPORT_FILE = "report.md"
 FIGURES_DIR = "figures"
 GALLERY_FIGURE = "gallery.png"
@@ -167,6 +185,26 @@ def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
     return write_atomic(path, write)
 
 
+def write_per_group_csv(
+    path: Path, groups: Mapping[str, Mapping[str, Mapping[str, float]]]
+) -> Path:
+    """Write the groups of each grouping key (:func:`hopose.scoring.group_means` by key), a row
+    per group: ``key``, ``group``, ``frames`` and the mean of each column of
+    :data:`hopose.scoring.GROUP_COLUMNS`, each number exact (as :func:`write_per_frame_csv`),
+    through :func:`hopose.files.write_atomic`."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["key", "group", GROUP_FRAMES, *GROUP_COLUMNS])
+            for key, table in groups.items():
+                for group, values in table.items():
+                    means = [repr(float(values[c])) for c in GROUP_COLUMNS]
+                    writer.writerow([key, group, values[GROUP_FRAMES], *means])
+
+    return write_atomic(path, write)
+
+
 def _cell_value(cell: str, column: str, where: str) -> float:
     """A number cell of ``per_frame.csv``; ``where`` is ``"<path>:<line>"`` for the error.
 
@@ -215,12 +253,9 @@ def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
     return {"id": np.array([row[index["id"]] for _, row in rows]), **columns}
 
 
-def paper_comparable(summary: Mapping[str, Any]) -> bool:
-    """Whether the paper's published Table 1 (:data:`PAPER_TABLE1`) may stand beside a run:
-    its summary (``metrics.json``, :func:`hopose.evaluate.run_eval`) says it predicted
-    FPHA-HO's test frames of the HOPE-Net split from the images, as the paper's networks did
-    (:data:`PAPER_PROTOCOL`). The one rule of the report and of ``hopose compare``; False for
-    a summary that does not say so (an older ``metrics.json``, or none)."""
+def _of_the_papers_frames(summary: Mapping[str, Any]) -> bool:
+    """Whether a run's summary says it predicted FPHA-HO's test frames of the HOPE-Net split
+    from the images, as the paper's networks did: all of them, or the first ``num``."""
     options = summary.get("options") or {}
     return (
         summary.get("dataset") == "fpha"
@@ -228,6 +263,34 @@ def paper_comparable(summary: Mapping[str, Any]) -> bool:
         and summary.get("split") == "test"
         and summary.get("protocol") == "image"
     )
+
+
+def paper_comparable(summary: Mapping[str, Any]) -> bool:
+    """Whether the paper's published Table 1 (:data:`PAPER_TABLE1`) may stand beside a run:
+    its summary (``metrics.json``, :func:`hopose.evaluate.run_eval`) says it predicted
+    every one of FPHA-HO's test frames of the HOPE-Net split from the images, as the paper's
+    networks did (:data:`PAPER_PROTOCOL`): ``num`` null (or absent), not the first ``num``
+    frames alone (``--num``, :func:`_part_of_the_papers_split`). The one rule of the report
+    and of ``hopose compare``; False for a summary that does not say so (an older
+    ``metrics.json``, or none)."""
+    return _of_the_papers_frames(summary) and summary.get("num") is None
+
+
+def _part_of_the_papers_split(summary: Mapping[str, Any]) -> int | None:
+    """The frames a run of the paper's frames asked for (``num``) where it asked for the first
+    few, not the whole split; None for any other run."""
+    return summary.get("num") if _of_the_papers_frames(summary) else None
+
+
+def _partial_lines(who: str, num: int) -> list[str]:
+    """Why the paper's figures do not stand beside ``who`` (a run's name in ``compare.md``, "this
+    run" in its report), which asked for the first ``num`` frames of the paper's split."""
+    return [
+        f"The paper's figures are not comparable with {who}, which asked for the first {num} "
+        f"frames of the test split (`--num {num}`), not for all of it: they are over the whole "
+        f"of {PAPER_PROTOCOL}.",
+        "",
+    ]
 
 
 # A run's protocol in words (describe_run), by its summary's "protocol"; "image" has its own.
@@ -507,14 +570,20 @@ def _table1(runs: Mapping[str, Mapping[str, float]], beside: Collection[str]) ->
     return lines
 
 
-def _tables(runs: Mapping[str, Mapping[str, float]], *, paper: Collection[str]) -> list[str]:
+def _tables(
+    runs: Mapping[str, Mapping[str, float]],
+    *,
+    paper: Collection[str],
+    notes: Sequence[str] = (),
+) -> list[str]:
     """The Markdown sections with Table 1 (the paper's columns beside the runs ``paper``
-    names), the accuracy and the plausibility tables."""
+    names, then the lines ``notes``), the accuracy and the plausibility tables."""
     return [
         "## Table 1: mean 3D error",
         "",
         *_table1(runs, paper),
         "",
+        *notes,
         "## Accuracy",
         "",
         *metric_lines(runs),
@@ -544,6 +613,29 @@ def _difference_section(columns: Mapping[str, Mapping[str, NDArray]]) -> list[st
     ]
 
 
+def group_lines(groups: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[str]:
+    """The section of the groups (:func:`hopose.scoring.group_means` by grouping key): a table
+    per key, a row per group with its frames and mean errors; none without groups."""
+    if not groups:
+        return []
+    lines = [
+        "## Results by group",
+        "",
+        "Each group's frames and mean errors, over its frames with ground truth "
+        '(docs/evaluation.md, "Results by group"); also in [per_group.csv](per_group.csv).',
+        "",
+    ]
+    header = [GROUP_FRAMES, *(GROUP_HEADERS[column] for column in GROUP_COLUMNS)]
+    for key, table in groups.items():
+        rows = [
+            [group, str(values[GROUP_FRAMES])]
+            + [format_number(values[column], "{:.2f}") for column in GROUP_COLUMNS]
+            for group, values in table.items()
+        ]
+        lines += [*markdown_table([key, *header], rows), ""]
+    return lines
+
+
 def _figure_lines(figures: Sequence[tuple[str, str]]) -> list[str]:
     return ["## Figures", "", *(f"![{title}]({FIGURES_DIR}/{name})\n" for name, title in figures)]
 
@@ -553,7 +645,7 @@ def remove_report(out_dir: Path) -> None:
     left them: an evaluation that writes no report (or one without some figure) must not leave
     another run's beside its own ``metrics.json``, where ``hopose compare`` would read them. Only
     these names are touched."""
-    for name in (PER_FRAME_FILE, REPORT_FILE):
+    for name in (PER_FRAME_FILE, PER_GROUP_FILE, REPORT_FILE):
         (out_dir / name).unlink(missing_ok=True)
     for name, _ in FIGURES:
         (out_dir / FIGURES_DIR / name).unlink(missing_ok=True)
@@ -570,7 +662,8 @@ def write_report(
     columns: Mapping[str, NDArray] | None = None,
     paper: bool = False,
 ) -> Path:
-    """Write ``per_frame.csv``, ``figures/*.png`` and ``report.md`` into ``out_dir``.
+    """Write ``per_frame.csv``, ``per_group.csv`` (a dataset with groups), ``figures/*.png``
+    and ``report.md`` into ``out_dir``.
 
     Args:
         out_dir: the evaluation's folder (created if missing).
@@ -580,7 +673,9 @@ def write_report(
             optionally ``orig_K`` (N, 3, 3), and ``id`` (N,).
         summary: ``metrics.json``'s content; its entries that describe the run (checkpoint,
             split, versions, ...: all but :data:`hopose.scoring.SCORE_KEYS` and ``unrefined``)
-            are listed under "Run", its scores are recomputed from the frames.
+            are listed under "Run", its scores are recomputed from the frames. Its ``dataset``
+            says how the frames group (:data:`hopose.scoring.GROUP_KEYS`), its ``num`` whether
+            a run of the paper's frames scored them all (:func:`paper_comparable`).
         image_size: the side of the network's square image (``data.image_size``), in whose
             pixels the 2D is: the size of the gallery's blank canvas.
         dataset: the evaluated dataset, ``dataset[i]["image"]`` the network image of frame i;
@@ -590,16 +685,27 @@ def write_report(
         columns: :func:`frame_metrics` of ``predictions`` if the caller already has them (the
             grasp-quality hulls are the slow part of an evaluation); computed when None.
         paper: add the paper's published Table 1 (:data:`PAPER_TABLE1`) as reference columns:
-            only where the run is comparable with it (:func:`paper_comparable`).
+            only where the run is comparable with it (:func:`paper_comparable`). Without them,
+            a run of the first frames of the paper's split says why.
 
     Returns:
         The path of ``report.md``.
     """
     out_dir = Path(out_dir)
+    columns = frame_metrics(predictions) if columns is None else columns
+    name = summary.get("dataset")
+    try:
+        groups = {key: group_means(columns, name, key) for key in GROUP_KEYS.get(name, {})}
+        by_group = group_lines(groups)
+    except ValueError as error:
+        # Ids that are not the dataset's (a scored file's own): no groups, and the report says
+        # why rather than failing after the whole inference.
+        groups, by_group = {}, ["## Results by group", "", f"No groups: {error}.", ""]
     figures = out_dir / FIGURES_DIR
     figures.mkdir(parents=True, exist_ok=True)
-    columns = frame_metrics(predictions) if columns is None else columns
     write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)
+    if groups:
+        write_per_group_csv(out_dir / PER_GROUP_FILE, groups)
     runs = {"hopose": summarize(columns)}
     _write_pck_figures(figures, {"hopose": columns}, runs)
     viz.save_figure(_gallery(predictions, columns, dataset, image_size), figures / GALLERY_FIGURE)
@@ -621,7 +727,10 @@ def write_report(
     unrefined = summary.get("unrefined")
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
-    lines += _tables(table_runs, paper=table_runs if paper else ())
+    num = None if paper else _part_of_the_papers_split(summary)
+    notes = [] if num is None else _partial_lines("this run", num)
+    lines += _tables(table_runs, paper=table_runs if paper else (), notes=notes)
+    lines += by_group
     lines += _figure_lines(FIGURES)
     lines += ["Per-frame values: [per_frame.csv](per_frame.csv).", ""]
     return write_text(out_dir / REPORT_FILE, "\n".join(lines))
@@ -651,7 +760,8 @@ def compare_runs(
             where two names are the same.
         out_dir: where to write (created if missing).
         paper: add the paper's Table 1 as reference columns beside the runs comparable with it
-            (:func:`paper_comparable`), saying that it is not for the others, and its hand
+            (:func:`paper_comparable`), saying that it is not for the others (and why, for a
+            run of the first frames of the paper's split), and its hand
             errors as a note on the hand PCK plot where a run is (the paper publishes no curve
             values, only figures).
 
@@ -677,6 +787,12 @@ def compare_runs(
     runs = {name: summarize(c) for name, c in columns.items()}
     summaries = {name: read_summary(Path(d)) for name, d in folders.items()}
     comparable = [name for name in names if paper and paper_comparable(summaries[name])]
+    # Runs of the paper's frames that asked for the first few alone, each with how many.
+    partial = {
+        name: num
+        for name in names
+        if paper and (num := _part_of_the_papers_split(summaries[name])) is not None
+    }
 
     out_dir = output_folder(out_dir)
     note = None
@@ -700,7 +816,8 @@ def compare_runs(
         *_tables(runs, paper=comparable),
         "Ground truth is that of the first run.",
         "",
-        *_not_comparable(paper, [name for name in names if name not in comparable]),
+        *_not_comparable(paper, [n for n in names if n not in comparable and n not in partial]),
+        *(line for name, num in partial.items() for line in _partial_lines(f"`{name}`", num)),
         *_difference_section(columns),
         *_figure_lines(PCK_FIGURES),
     ]

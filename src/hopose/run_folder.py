@@ -2,12 +2,13 @@
 that keep one folder to one run.
 
 One training at a time (``train.lock``, an flock the system drops when the process
-dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` and the
-same config (only :data:`RESUME_MAY_CHANGE` may differ). Each validated epoch writes its rows
-(CSV and TensorBoard) first, then ``last.pt``, then ``best.pt`` when it is the best: a kill
-leaves either a checkpoint with all its rows, or rows after the last checkpoint, which a resume
-drops and writes again; ``best.pt`` never holds an epoch a resume redoes, and one left behind
-by a kill after ``last.pt`` is written again from it by the resume.
+dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt``, the
+same config (only :data:`RESUME_MAY_CHANGE` may differ) and, to train on, as many processes
+as the run had. Each validated epoch writes its rows (CSV and TensorBoard) first, then
+``last.pt``, then ``best.pt`` when it is the best: a kill leaves either a checkpoint with all
+its rows, or rows after the last checkpoint, which a resume drops and writes again;
+``best.pt`` never holds an epoch a resume redoes, and one left behind by a kill after
+``last.pt`` is written again from it by the resume.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hopose.config import TrainConfig, config_to_dict, stage_unused_fields
+from hopose.checkpoint import trained_processes
+from hopose.config import TrainConfig, config_to_dict, unused_fields
 from hopose.files import write_atomic
 
 LAST_CHECKPOINT = "last.pt"
@@ -44,7 +46,8 @@ RESUME_MAY_CHANGE: tuple[str, ...] = (
     "device",
     "num_threads",
 )
-"""Config fields ``--resume`` accepts changed: more epochs, and how (not what) it computes."""
+"""Config fields ``--resume`` accepts changed: more epochs, and how (not what) it computes. The
+number of processes is not one of them (:func:`check_processes`)."""
 
 
 class RunError(ValueError):
@@ -105,13 +108,13 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path) -> None:
     """Refuse to resume the run of ``checkpoint`` with a config that differs from its own in any
-    field but :data:`RESUME_MAY_CHANGE`, naming the first such field. Fields the stage never
-    reads (:func:`hopose.config.stage_unused_fields`) are not compared: a run of an older hopose
+    field but :data:`RESUME_MAY_CHANGE`, naming the first such field. Fields the run never
+    reads (:func:`hopose.config.unused_fields`) are not compared: a run of an older hopose
     may hold one away from its default, which a config may no longer set and which changed
     nothing."""
     old = _flatten(checkpoint["config"])
     new = _flatten(config_to_dict(cfg))
-    free = {*RESUME_MAY_CHANGE, *stage_unused_fields(cfg.stage)}
+    free = {*RESUME_MAY_CHANGE, *unused_fields(cfg.stage, cfg.model.head)}
     for key in sorted(old.keys() | new.keys()):
         if key not in free and old.get(key) != new.get(key):
             raise RunError(
@@ -119,6 +122,25 @@ def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path)
                 f"{new.get(key)!r}; --resume continues a run with its own config (only "
                 f"{', '.join(RESUME_MAY_CHANGE)} may change), start a new --out to change it"
             )
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
+
+
+def check_processes(checkpoint: Mapping[str, Any], world_size: int, path: Path) -> None:
+    """Refuse to resume the run of ``checkpoint`` with ``world_size`` processes where it was
+    trained by another number (:func:`hopose.checkpoint.trained_processes`), naming both: the
+    batch is per process and each process trains its shard, so another count trains on with
+    another batch and another order of samples."""
+    trained = trained_processes(checkpoint)
+    if trained != world_size:
+        raise RunError(
+            f"{path}: was trained by {_processes(trained)}, this run has "
+            f"{world_size}; optim.batch_size is per process and each process trains its shard "
+            "of the data, so --resume needs as many processes as the run had (start a new "
+            "--out to change them)"
+        )
 
 
 @contextmanager

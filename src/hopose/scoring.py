@@ -2,7 +2,9 @@
 
 :func:`frame_metrics` turns the arrays ``hopose eval`` collects into one column per metric, one
 row per frame (``per_frame.csv``); :func:`summarize` reduces any such table to the numbers of
-``metrics.json``, the report and ``hopose compare``, so they always agree. Columns:
+``metrics.json``, the report and ``hopose compare``, so they always agree, and
+:func:`group_means` to each group's (a dataset's subjects, actions, cameras or sequences:
+:data:`GROUP_KEYS`; ``per_group.csv``). Columns:
 
 - accuracy (paper §4.2): ``hand_mm`` and ``object_mm`` (mean 3D error of joints and corners),
   ``hand_rr_mm`` (root-relative), ``hand_pa_mm`` (Procrustes-aligned), ``object_2d_px`` (the
@@ -26,6 +28,7 @@ prediction makes a mean infinite and is never correct in a PCK curve.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,6 +134,18 @@ COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_AUC_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAU
 # Every key summarize can write: the rest of a metrics.json describes the run (the report's
 # "Run" table).
 SCORE_KEYS = (*SUMMARY_KEYS, *KEYPOINT_AUC_KEYS, *KEYPOINT_2D_KEYS, *PLAUSIBILITY_KEYS)
+
+# The groups each dataset's results are discussed by (group_means): each key with the part of
+# the frames' ids, split at "/", that names a frame's group, as the loaders write the ids.
+# Synthetic data and ObMan have none.
+GROUP_KEYS: dict[str, dict[str, int]] = {
+    "fpha": {"subject": 1, "action": 2},  # fpha/<subject>/<action>/<sequence>/<frame>
+    "dexycb": {"subject": 1, "camera": 3},  # dexycb/<subject>/<sequence>/<serial>/<frame>
+    "ho3d": {"sequence": 1},  # ho3d_<version>/<sequence>/<frame>
+}
+# A group's count of frames, beside the means of GROUP_COLUMNS (per_group.csv).
+GROUP_FRAMES = "frames"
+GROUP_COLUMNS = (HAND_MM, HAND_RR_MM, HAND_PA_MM, OBJECT_MM, OBJECT_2D_PX)
 
 
 def _value(predictions: Mapping[str, Any], key: str) -> Any:
@@ -361,6 +376,48 @@ def keypoint_mean_error(columns: Mapping[str, NDArray]) -> NDArray[np.float64]:
     """
     hand, obj = columns[HAND_MM], columns[OBJECT_MM]
     return (NUM_JOINTS * hand + NUM_CORNERS * obj) / (NUM_JOINTS + NUM_CORNERS)
+
+
+def _natural_order(name: str) -> list[tuple[int, int | str]]:
+    """A sort key reading each run of digits in ``name`` as a number."""
+    return [(0, int(run)) if run.isdigit() else (1, run) for run in re.split(r"(\d+)", name) if run]
+
+
+def group_means(
+    columns: Mapping[str, NDArray], dataset: str, key: str
+) -> dict[str, dict[str, float]]:
+    """The frames of a per-frame table grouped by ``key`` of ``dataset`` (:data:`GROUP_KEYS`):
+    each group's count of frames and its mean errors.
+
+    Args:
+        columns: a per-frame table (:func:`frame_metrics`, ``per_frame.csv``) with ``id`` and
+            :data:`GROUP_COLUMNS`.
+        dataset, key: e.g. "fpha" and "action".
+
+    Returns:
+        Per group, in the order of the groups' names (numbers in them read as numbers):
+        ``frames`` (:data:`GROUP_FRAMES`) and the mean of each column of :data:`GROUP_COLUMNS`
+        over the group's frames that have a value (NaN where none has, inf where one diverged,
+        as in :func:`summarize`).
+
+    Raises:
+        ValueError: an id without the part ``key`` names, naming it (the id of another dataset).
+    """
+    part = GROUP_KEYS[dataset][key]
+    split = [frame.split("/") for frame in np.asarray(columns["id"]).astype(str)]
+    for parts in split:
+        if len(parts) <= part + 1:  # the group's part, then at least the frame's own name
+            frame = "/".join(parts)
+            raise ValueError(f"id {frame!r} has no {key} (not an id of {dataset}'s frames)")
+    names = np.array([parts[part] for parts in split])
+    groups = {}
+    # Numbers within names in their order: Subject_2 before Subject_10.
+    for group in sorted(set(names), key=_natural_order):
+        chosen = names == group
+        groups[group] = {GROUP_FRAMES: int(chosen.sum())} | {
+            column: _mean(np.asarray(columns[column])[chosen]) for column in GROUP_COLUMNS
+        }
+    return groups
 
 
 def paired_difference(

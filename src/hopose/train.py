@@ -47,7 +47,8 @@ the device within an epoch; each step reads only whether its loss is finite.
 Distributed: under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set; also with one
 process) the trained module is wrapped in DistributedDataParallel (NCCL on GPU, gloo on CPU),
 each process sees its shard of the training split (a DistributedSampler, or the TensorSplit's
-shard), ``optim.batch_size`` is per process, and only rank 0 validates and writes.
+shard), ``optim.batch_size`` is per process, and only rank 0 validates and writes. The
+checkpoints record the number of processes, and ``--resume`` trains on only with as many.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ from hopose.run_folder import (
     TENSORBOARD_DIR,
     RunError,
     append_csv,
+    check_processes,
     check_resumable,
     check_run_folder,
     drop_rows_after,
@@ -570,7 +572,8 @@ def train(
         The trained network and its best validation error.
 
     Raises:
-        RunError: the folder is locked or used, ``last.pt`` is missing or of another config.
+        RunError: the folder is locked or used, ``last.pt`` is missing, of another config, or
+            (with epochs left to train) of another number of processes.
         CheckpointError: ``last.pt`` holds no optimisation state to resume (a ``best.pt``
             copied over it), or ``init_from`` is not a readable checkpoint.
         ConfigError: ``cfg.device`` is "cuda" on a machine without a CUDA device.
@@ -713,7 +716,13 @@ def _train(
                         "no checkpoint written for this epoch"
                     )
             progress = progress_checkpoint(
-                model, cfg, trained=trained, epoch=epoch + 1, best=best, best_epoch=best_epoch
+                model,
+                cfg,
+                trained=trained,
+                epoch=epoch + 1,
+                best=best,
+                best_epoch=best_epoch,
+                world_size=runtime.world_size,
             )
             # last.pt before best.pt: best.pt never holds an epoch that last.pt does not, which
             # a resume would redo (differently, where it is not bit-identical); a kill in
@@ -766,6 +775,9 @@ def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> di
     last_path = out_dir / LAST_CHECKPOINT
     checkpoint = load_training_state(last_path)
     check_resumable(cfg, checkpoint, last_path)
+    if cfg.optim.epochs > checkpoint["epoch"]:
+        # Only a run that trains on: a finished one returns its network, whoever trained it.
+        check_processes(checkpoint, runtime.world_size, last_path)
     if cfg.optim.epochs < checkpoint["epoch"]:
         # Before config.yaml is rewritten: the loop would run no epoch and exit as if done.
         raise RunError(
@@ -829,9 +841,11 @@ def _network(
     is random and not copied) and this stage's. ``train_set`` sets a new lifter's statistics;
     None only with a checkpoint, which holds them."""
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
-    # A random backbone is news only to a stage that trains the encoder: the others never use
-    # it (the lifter reads ground-truth 2D keypoints).
-    quiet = "encoder" not in stage.trains
+    # A random backbone is news only to a stage that trains the encoder from it: the others
+    # never use it (the lifter reads ground-truth 2D keypoints), and a checkpoint's trained
+    # encoder (the resumed one, or init_from's) replaces it below.
+    replaced = checkpoint is not None or (init is not None and "encoder" in init["trained"])
+    quiet = "encoder" not in stage.trains or replaced
     with random_backbone_expected() if quiet else nullcontext():
         model = build_model(cfg.model)
     if checkpoint is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dataset_fixtures import write_dexycb, write_fpha, write_image
+from dataset_fixtures import OBMAN_OBJ_PATH, write_dexycb, write_fpha, write_image, write_obman
 
 from hopose.cli import main
 from hopose.data import FPHA
 from hopose.data.cache import CacheDataset
 from hopose.data.check import CheckReport, check_dataset
+from hopose.data.transforms import read_image
 
 
 def test_check_reports_every_problem_without_stopping(tmp_path, capsys):
@@ -241,19 +242,114 @@ def test_a_png_with_a_broken_checksum_is_unreadable_though_its_header_reads(tmp_
 
 
 def test_data_check_walks_the_splits_asked_and_decodes_every_image_with_decode(tmp_path, capsys):
-    """val's two frames only (train's and test's images are not written); a JPEG cut in half
-    keeps its header, so only --decode finds it."""
+    """val's two frames only (train's and test's images are not written); a JPEG whose
+    compressed data holds a stray marker keeps its header and its end marker, so only --decode
+    finds it, in a line naming the file once."""
     root = write_fpha(tmp_path / "fpha")
     val = FPHA(root, "val", with_images=False)
     for path in val.image_paths:
         write_image(path, (1920, 1080))
     data = val.image_paths[1].read_bytes()
-    val.image_paths[1].write_bytes(data[: len(data) // 2])
+    middle = len(data) // 2  # well past the header (its scan starts at byte 609)
+    val.image_paths[1].write_bytes(data[:middle] + b"\xff\xc4" + data[middle + 2 :])
     args = ["data", "check", "fpha", "--root", str(root), "--split", "val"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out == f"fpha at {root}: 2 frames checked\nno problems found\n"
     assert main([*args, "--decode"]) == 1
     out = capsys.readouterr().out
-    assert "unreadable image: 1" in out and "image file is truncated" in out
-    assert f"{val.image_paths[1]}: cannot decode image" in out
+    assert "unreadable image: 1" in out
+    # The loader's message already starts with the path: the check does not prefix it again.
+    [line] = [line for line in out.splitlines() if str(val.image_paths[1]) in line]
+    assert line.startswith(f"  {val.image_paths[1]}: cannot decode image (broken data stream")
+
+
+@pytest.mark.parametrize("cut", [2000, 16000], ids=["in-the-scan", "half"])
+def test_a_jpeg_cut_short_is_found_without_decoding(tmp_path, capsys, cut):
+    """A JPEG cut short (an interrupted download) keeps its header, so reading the header passed
+    it and `hopose eval` stopped at the frame: without --decode the check reads the file's end,
+    which lacks JPEG's end marker FF D9. The fixture's black 1920x1080 JPEG is about 33 kB."""
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    for path in val.image_paths:
+        write_image(path, (1920, 1080))
+    cut_short = val.image_paths[1]
+    cut_short.write_bytes(cut_short.read_bytes()[:cut])
+    report = check_dataset("fpha", str(root), splits=("val",), progress=False)
+    assert report.problems == {
+        "unreadable image": [
+            f"{cut_short}: truncated: the file does not end with JPEG's end marker (FF D9)"
+        ]
+    }
+    assert main(["data", "check", "fpha", "--root", str(root), "--split", "val"]) == 1
+    assert "unreadable image: 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("tail", "found"),
+    [
+        (b"", False),
+        (b"\x00" * 100, False),  # padded to a block: the image is whole
+        (b"\r\n", False),
+        (None, True),  # the first half, then zeros to the full length: a preallocated download
+    ],
+    ids=["nothing", "zeros", "newline", "cut-then-zeros"],
+)
+def test_padding_after_a_jpegs_end_marker_is_no_cut(tmp_path, tail, found):
+    """Zero bytes and whitespace after the end marker are padding, and the image decodes whole;
+    zeros after a cut, as a download into a preallocated file leaves them, are a cut still."""
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    for path in val.image_paths:
+        write_image(path, (1920, 1080))
+    data = val.image_paths[1].read_bytes()
+    if tail is None:
+        half = len(data) // 2
+        val.image_paths[1].write_bytes(data[:half] + bytes(len(data) - half))
+    else:
+        val.image_paths[1].write_bytes(data + tail)
+    report = check_dataset("fpha", str(root), splits=("val",), progress=False)
+    assert report.ok is not found
+    if not found:  # the premise: Pillow decodes the padded file whole
+        assert read_image(val.image_paths[1]).size == (1920, 1080)
+
+
+@pytest.mark.parametrize("decode", [False, True])
+def test_a_png_cut_short_is_unreadable_with_or_without_decode(tmp_path, decode):
+    """verify() reads a PNG's chunks up to IEND: a PNG cut in half is found from its header
+    on, without decoding it."""
+    root = write_fpha(tmp_path / "fpha")
+    val = FPHA(root, "val", with_images=False)
+    write_image(val.image_paths[0], (1920, 1080))
+    png = tmp_path / "frame.png"
+    write_image(png, (1920, 1080))
+    data = png.read_bytes()
+    val.image_paths[1].write_bytes(data[: len(data) // 2])  # PIL reads the content, not the suffix
+    report = check_dataset("fpha", str(root), splits=("val",), decode=decode, progress=False)
+    assert report.problems.keys() == {"unreadable image"}
+    [message] = report.problems["unreadable image"]
+    assert message.startswith(f"{val.image_paths[1]}: ") and "truncated" in message.lower()
+
+
+def test_obman_without_shapenet_root_is_one_layout_line_naming_the_option(tmp_path, capsys):
+    """The pickles' obj_path is on the authors' disk: without --shapenet-root no sample's mesh
+    is found. That is reported once per split as a layout problem naming the option, not as a
+    bad annotation of each sample (about 150,000 identical lines on the real dataset)."""
+    root, shapenet = tmp_path / "obman", tmp_path / "ShapeNetCore.v2"
+    write_obman(root, shapenet, sides=("right", "left"))
+    for index in range(2):
+        write_image(root / "train" / "rgb" / f"{index:08d}.jpg", (256, 256))
+    report = check_dataset("obman", str(root), splits=("train",), progress=False)
+    meta = root / "train" / "meta" / "00000000.pkl"
+    assert report.problems == {
+        "layout": [
+            f"train: the meshes of 2 of 2 samples are not found (first: {meta}: obj_path "
+            f"{OBMAN_OBJ_PATH} not found, a path on the authors' disk (shapenet_root, the "
+            "ShapeNetCore.v2 folder, maps it)): pass --shapenet-root, the ShapeNetCore.v2 folder"
+        ]
+    }
+    args = ["data", "check", "obman", "--root", str(root), "--split", "train"]
+    assert main(args) == 1
+    assert "layout: 1" in capsys.readouterr().out
+    assert main([*args, "--shapenet-root", str(shapenet)]) == 0
+    assert "no problems found" in capsys.readouterr().out

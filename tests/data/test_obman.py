@@ -7,9 +7,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from dataset_fixtures import OBMAN_AFFINE, obman_joints, write_image, write_obman
+from dataset_fixtures import OBMAN_AFFINE, OBMAN_OBJ_PATH, obman_joints, write_image, write_obman
 
 from hopose.data import ObMan
+from hopose.data.obman import UnmappedMesh
 from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
 
@@ -127,6 +128,18 @@ def test_obj_path_is_read_as_written_without_shapenet_root(roots):
     record = ObMan(root, "train", with_images=False)[0]
     np.testing.assert_allclose(record["obj_3d"][6], [60.0, -120.0, 375.0], atol=1e-3)
     assert record["object"] == "02876657"
+
+
+def test_an_obj_path_on_the_authors_disk_without_shapenet_root_says_so(roots):
+    """The fixture's obj_path, as the real pickles', is under /sequoia on the authors' machine:
+    without ``shapenet_root`` the error names the pickle and the path, and says what maps it."""
+    root, _ = roots
+    with pytest.raises(UnmappedMesh) as caught:
+        ObMan(root, "train", with_images=False)[0]
+    assert str(caught.value) == (
+        f"{root / 'train' / 'meta' / '00000000.pkl'}: obj_path {OBMAN_OBJ_PATH} not found, a "
+        "path on the authors' disk (shapenet_root, the ShapeNetCore.v2 folder, maps it)"
+    )
 
 
 def test_a_pickle_without_obj_path_or_ids_names_what_is_needed(roots):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -458,6 +459,25 @@ def test_corrupt_and_missing_images_name_the_file(tmp_path):
         read_image(bad)
     with pytest.raises(DataFileError, match=r"absent\.png"):
         read_image(tmp_path / "absent.png")
+
+
+def test_a_frame_whose_image_cannot_be_decoded_names_it_and_how_to_find_the_others(tmp_path):
+    """Training and evaluation decode each image when its frame is read, long after the loader
+    indexed the annotations (``on_error`` skips nothing then): the error names the file and
+    the commands that list every such image and leave them out of a cache."""
+    frame = make_frame(tmp_path)
+    path = tmp_path / "frame.jpg"
+    write_image(path, (200, 100))
+    path.write_bytes(path.read_bytes()[:-200])  # cut short: the header is whole
+    frame = replace(frame, image_path=path)
+    with pytest.raises(DataFileError) as caught:
+        frame_to_record(frame, image_size=32)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cannot decode image (image file is truncated")
+    assert message.endswith(
+        "; `hopose data check <dataset> --root <root> --decode` lists every such image, and "
+        "`hopose prepare ... --on-error skip` writes a cache without them"
+    )
 
 
 @pytest.mark.parametrize(

@@ -214,3 +214,13 @@ def test_graph_stack_drops_out_only_between_layers():
         assert (plain != 0).all()
         torch.testing.assert_close(stack(x), plain, rtol=0, atol=0)
         torch.testing.assert_close(stack(x), plain, rtol=0, atol=0)
+
+
+def test_an_empty_29_node_graph_starts_at_the_documented_near_identity():
+    """Every entry of A starts at the floor 1e-3, so A + I has 1.001 on the diagonal and 28
+    entries 1e-3 off it: every degree is 1 + 29e-3 = 1.029, Ã = (A + I) / 1.029, diagonal
+    1.001 / 1.029 = 0.97279 and each off-diagonal entry 1e-3 / 1.029 (2.72% of a row in all)."""
+    layer = GraphConv(in_features=1, out_features=1, adjacency=torch.zeros(29, 29))
+    a = normalize_adjacency(layer.adjacency())
+    torch.testing.assert_close(a.diagonal(), torch.full((29,), 1.001 / 1.029))
+    torch.testing.assert_close(a[0, 1:], torch.full((28,), 1e-3 / 1.029))

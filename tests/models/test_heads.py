@@ -201,3 +201,16 @@ def test_heatmap_peak_by_hand():
     peak = heatmap_peak(maps.bfloat16())
     assert peak.dtype == torch.float32
     torch.testing.assert_close(peak, torch.tensor([[0.25, 0.5]]), atol=4e-3, rtol=0)
+
+
+def test_sample_features_of_several_points_reads_each_points_cell():
+    """Cell (row 2, col 1) of a 4 x 5 map has its centre at (3/5 - 1, 5/4 - 1) = (-0.4, 0.25),
+    cell (row 0, col 3) at (7/5 - 1, 1/4 - 1) = (0.4, -0.75); 7 channels, so that a reshape of
+    (B, 7, 2) to (B, 2, 7) would mix the channels of the two points."""
+    torch.manual_seed(0)
+    features = torch.randn(2, 7, 4, 5)
+    points = torch.tensor([[-0.4, 0.25], [0.4, -0.75]]).expand(2, 2, 2)
+    sampled = sample_features(features, points)
+    assert sampled.shape == (2, 2, 7)
+    torch.testing.assert_close(sampled[:, 0], features[:, :, 2, 1])
+    torch.testing.assert_close(sampled[:, 1], features[:, :, 0, 3])

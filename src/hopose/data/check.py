@@ -4,7 +4,9 @@ For each split the loader is built with ``on_error="skip"`` (so malformed annota
 collected, not raised), then every frame's annotation is read and its image is opened: the
 header by default, the full pixels with ``decode=True``. Problems are grouped by kind:
 
-* ``layout`` — a folder or list file the loader needs is missing (the split cannot be read);
+* ``layout`` — a folder or list file the loader needs is missing (the split cannot be read),
+  or, once per split, ObMan's meshes are not found without ``shapenet_root`` (each sample
+  names one on the authors' disk: :class:`hopose.data.obman.UnmappedMesh`);
 * ``missing folder`` — a subject/camera folder a split names is absent (DexYCB);
 * ``bad annotation`` — a missing, truncated or unparsable annotation file or mesh;
 * ``no annotation`` — a frame without a hand annotation (a DexYCB frame whose labels say so
@@ -13,16 +15,20 @@ header by default, the full pixels with ``decode=True``. Problems are grouped by
 * ``without a hand`` — DexYCB frames before the hand comes into view, which its loader leaves
   out by design (every sequence has them): listed, counted, and not a problem
   (:data:`NOTED_KINDS`: ``hopose data check`` still exits 0);
-* ``missing image`` / ``unreadable image`` — the RGB file is absent, or corrupt, of the wrong
-  size or no file (a folder);
+* ``missing image`` / ``unreadable image`` — the RGB file is absent, or corrupt, truncated, of
+  the wrong size or no file (a folder). Without ``decode`` a JPEG must end with its end
+  marker (:func:`jpeg_cut_short`; a PNG's chunks are all read by ``verify()``): a file cut
+  short, as an interrupted download leaves it, is found without decoding it;
 * ``empty split`` — a split that yields no frame at all (nothing to train or evaluate on);
 * ``split overlap`` — a frame in two of the splits walked (trained and tested on, say).
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -30,6 +36,7 @@ from tqdm import tqdm
 
 from hopose.data.dexycb import MissingHand
 from hopose.data.fpha import PROTOCOL_SPLITS
+from hopose.data.obman import UnmappedMesh
 from hopose.data.transforms import DataFileError, read_image, read_image_size
 
 # The splits walked by default for each dataset (FPHA: the HOPE-Net protocol's, which cover every
@@ -43,6 +50,15 @@ CHECK_SPLITS: dict[str, tuple[str, ...]] = {
 SHOWN_PER_KIND = 5
 # Kinds listed for the record, not problems: what a loader leaves out of a sound tree by design.
 NOTED_KINDS = frozenset({"without a hand"})
+# A JPEG's last marker, EOI. Compressed data never holds it (an FF byte there is followed by 00
+# or a restart marker D0-D7), so a file cut short ends without it.
+JPEG_END = b"\xff\xd9"
+# What may follow a JPEG's end marker and is not taken for data: zero bytes (a file padded to a
+# block) and whitespace. Pillow decodes such a file whole.
+JPEG_PADDING = b"\x00 \t\r\n"
+# How much of a JPEG's end is read for its end marker: padding beyond it reads as cut short (an
+# interrupted download into a preallocated file ends in zeros).
+JPEG_TAIL_BYTES = 4096
 
 
 @dataclass
@@ -102,6 +118,7 @@ def check_dataset(
         splits = PROTOCOL_SPLITS[protocol] if fpha else CHECK_SPLITS[name]
     first_split: dict[str, str] = {}  # frame id -> the first split walked that holds it
     for split in splits:
+        unmapped: list[str] = []
         try:
             dataset = REAL_DATASETS[name](
                 root, split, with_images=False, on_error="skip", **options
@@ -124,6 +141,9 @@ def check_dataset(
             except MissingHand as error:
                 report.problems["no annotation"].append(str(error))
                 continue
+            except UnmappedMesh as error:  # every sample alike: one layout line, below
+                unmapped.append(str(error))
+                continue
             except DataFileError as error:
                 report.problems["bad annotation"].append(str(error))
                 continue
@@ -131,11 +151,24 @@ def check_dataset(
             if seen_in != split:
                 report.problems["split overlap"].append(f"{frame.id}: in {seen_in} and {split}")
             _check_image(frame.image_path, frame.orig_size, decode, report)
+        if unmapped:
+            report.problems["layout"].append(
+                f"{split}: the meshes of {len(unmapped)} of {len(dataset)} samples are not "
+                f"found (first: {unmapped[0]}): pass --shapenet-root, the ShapeNetCore.v2 folder"
+            )
     report.problems = {kind: messages for kind, messages in report.problems.items() if messages}
     return report
 
 
-def _check_image(path, size: tuple[int, int], decode: bool, report: CheckReport) -> None:
+def jpeg_cut_short(path: Path) -> bool:
+    """Whether the JPEG file at ``path`` lacks its end marker (:data:`JPEG_END`) at its end,
+    after :data:`JPEG_PADDING`: cut short. Reads its last :data:`JPEG_TAIL_BYTES` only."""
+    with open(path, "rb") as file:
+        file.seek(max(file.seek(0, os.SEEK_END) - JPEG_TAIL_BYTES, 0))
+        return not file.read().rstrip(JPEG_PADDING).endswith(JPEG_END)
+
+
+def _check_image(path: Path, size: tuple[int, int], decode: bool, report: CheckReport) -> None:
     if not path.exists():
         report.problems["missing image"].append(f"{path}: image file not found")
         return
@@ -146,9 +179,19 @@ def _check_image(path, size: tuple[int, int], decode: bool, report: CheckReport)
         found = read_image(path).size if decode else read_image_size(path)
         # Decoding does not check a PNG's checksums: verify() does, in either mode.
         with Image.open(path) as image:
+            kind = image.format
             image.verify()
-    except (DataFileError, OSError, SyntaxError) as error:
+    except DataFileError as error:  # its message names the file
+        report.problems["unreadable image"].append(str(error))
+        return
+    except (OSError, SyntaxError) as error:
         report.problems["unreadable image"].append(f"{path}: {error}")
+        return
+    # Decoding finds a JPEG cut short (Pillow reads up to its end marker); the header does not.
+    if not decode and kind == "JPEG" and jpeg_cut_short(path):
+        report.problems["unreadable image"].append(
+            f"{path}: truncated: the file does not end with JPEG's end marker (FF D9)"
+        )
         return
     if tuple(found) != tuple(size):
         report.problems["unreadable image"].append(f"{path}: size {found}, expected {size}")

@@ -51,6 +51,13 @@ OBMAN_META_KEYS: tuple[str, ...] = ("coords_3d", "affine_transform", "side")
 SHAPENET_MESH = "{class_id}/{sample_id}/models/model_normalized.obj"
 
 
+class UnmappedMesh(DataFileError):
+    """A sample's mesh is not found without ``shapenet_root``: its ``obj_path`` (a path on the
+    authors' disk) names no file, or it has no ``obj_path`` to name one. On the real dataset
+    every sample fails so: ``hopose data check`` reports it once per split, as a layout
+    problem."""
+
+
 class ObMan(FrameDataset):
     """ObMan frames as docs/conventions.md §6 records.
 
@@ -60,7 +67,9 @@ class ObMan(FrameDataset):
         shapenet_root: the ShapeNetCore.v2 folder the pickles' ``obj_path`` is remapped to
             (None: use ``obj_path`` as written).
         **options: ``image_size``, ``crop``, ``margin``, ``with_images``, ``on_error`` of
-            :class:`FrameDataset`.
+            :class:`FrameDataset`. The index is the meta folder's file names, so ``on_error``
+            skips nothing here: a bad pickle or a missing mesh raises when its frame is read
+            (:class:`UnmappedMesh` where ``shapenet_root`` is missing).
     """
 
     def __init__(
@@ -85,16 +94,28 @@ class ObMan(FrameDataset):
 
     def mesh_path(self, meta: dict, meta_path: Path) -> Path:
         """The ShapeNet mesh of a sample: its ``obj_path`` (remapped under ``shapenet_root``),
-        or, in pickles without one, ``class_id`` / ``sample_id`` under ``shapenet_root``."""
+        or, in pickles without one, ``class_id`` / ``sample_id`` under ``shapenet_root``.
+
+        Raises:
+            UnmappedMesh: without ``shapenet_root``, when ``obj_path`` names no file or the
+                pickle has none.
+            DataFileError: a pickle without ``obj_path`` lacks ``class_id`` or ``sample_id``.
+        """
         if meta.get("obj_path") is not None:
             path = Path(str(meta["obj_path"]))
-            if self.shapenet_root is None:
-                return path
-            return self.shapenet_root.joinpath(*path.parts[-4:])
-        if self.shapenet_root is None or "class_id" not in meta or "sample_id" not in meta:
-            raise DataFileError(
-                f"{meta_path}: no obj_path; class_id, sample_id and shapenet_root are needed"
-            )
+            if self.shapenet_root is not None:
+                return self.shapenet_root.joinpath(*path.parts[-4:])
+            if not path.exists():
+                raise UnmappedMesh(
+                    f"{meta_path}: obj_path {path} not found, a path on the authors' disk "
+                    "(shapenet_root, the ShapeNetCore.v2 folder, maps it)"
+                )
+            return path
+        error = f"{meta_path}: no obj_path; class_id, sample_id and shapenet_root are needed"
+        if "class_id" not in meta or "sample_id" not in meta:
+            raise DataFileError(error)
+        if self.shapenet_root is None:
+            raise UnmappedMesh(error)
         ids = {"class_id": meta["class_id"], "sample_id": meta["sample_id"]}
         return self.shapenet_root / SHAPENET_MESH.format(**ids)
 

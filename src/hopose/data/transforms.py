@@ -55,6 +55,12 @@ ON_ERROR: tuple[str, ...] = ("raise", "skip")
 DEFAULT_IMAGE_SIZE = 224
 # Fraction of the hand-object square added on each side by ``crop="square"``.
 DEFAULT_MARGIN = 0.2
+# Appended to the error of a frame whose image cannot be read (read_frame_image): on_error
+# skips malformed annotations while a loader indexes, not images, which are read frame by frame.
+UNREADABLE_IMAGE_HINT = (
+    "`hopose data check <dataset> --root <root> --decode` lists every such image, and "
+    "`hopose prepare ... --on-error skip` writes a cache without them"
+)
 # Last seed word of a real sample's jitter generator, default_rng([index, epoch, JITTER_STREAM]).
 JITTER_STREAM = 3
 # Records are in mm (docs/conventions.md §1); HO-3D, DexYCB, ObMan and FPHA's object models are
@@ -316,15 +322,21 @@ def read_frame_image(
 
     Raises:
         DataFileError: naming the file, when it has not the size the annotation assumes
-            (``frame.orig_size``: a wrong file or layout), or cannot be read.
+            (``frame.orig_size``: a wrong file or layout), or cannot be read; the message
+            ends with :data:`UNREADABLE_IMAGE_HINT`.
     """
     width, height = frame.orig_size
-    if read_image_size(frame.image_path) != (width, height):
+    try:
         found = read_image_size(frame.image_path)
-        raise DataFileError(
-            f"{frame.image_path}: image is {found[0]}x{found[1]}, expected {width}x{height}"
-        )
-    image = read_image(frame.image_path, min_size)
+        if found != (width, height):
+            raise DataFileError(
+                f"{frame.image_path}: image is {found[0]}x{found[1]}, expected {width}x{height}"
+            )
+        image = read_image(frame.image_path, min_size)
+    except DataFileError as error:
+        # Training, evaluation and prepare stop at the first such frame, hours in perhaps:
+        # say how to find the others at once, and how to go on without them.
+        raise DataFileError(f"{error}; {UNREADABLE_IMAGE_HINT}") from error
     return image, 1.0 / 2.0 ** round(math.log2(width / image.size[0]))
 
 
@@ -433,7 +445,10 @@ class FrameDataset(Dataset):
         crop: "resize" (whole frame, the default) or "square" (hand-object square).
         margin: the square crop's margin, a fraction of its side on each side.
         with_images: False skips reading pixels (``image`` is a (0, 0, 3) placeholder).
-        on_error: "raise" on a malformed annotation found while indexing, or "skip" it.
+        on_error: "raise" on a malformed annotation or frame list line found while indexing
+            (in ``__init__``), or "skip" it. What is read later, frame by frame (images, and
+            the annotations a loader does not index), raises whatever it says (an image's
+            error ends with :data:`UNREADABLE_IMAGE_HINT`).
         jitter: with ``crop="square"``, jitter the square (a training augmentation,
             :func:`hopose.crop.jittered_square`, as the synthetic data's): sample ``i``'s draws
             in epoch ``e`` (:meth:`set_epoch`) come from a generator seeded with ``(i, e)``, so

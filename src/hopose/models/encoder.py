@@ -108,7 +108,8 @@ def _load_backbone_weights(trunk: nn.Module, path: Path) -> None:
 @contextmanager
 def random_backbone_expected() -> Iterator[None]:
     """Silence the random-backbone warning where the backbone's start does not matter: its
-    weights are replaced (a checkpoint's) or never used (the lifter stage)."""
+    weights are replaced (a checkpoint's: a loaded model, a resumed run, ``init_from``'s trained
+    encoder) or never used (the lifter stage)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=RANDOM_BACKBONE_WARNING)
         yield
