@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -281,6 +282,26 @@ def test_an_ablations_set_that_no_run_reads_is_refused(
     assert main([*args, "--out", str(tmp_path / "a")]) == 1
     key = value.split("=")[0]
     assert capsys.readouterr().err.startswith(f"hopose ablate: error: --set {key}: no run of the")
+    assert calls == [] and not (tmp_path / "a").exists()
+
+
+def test_an_ablations_set_that_a_stages_config_refuses_stops_it_before_any_row_trains(
+    tmp_path, capsys, monkeypatch
+):
+    """The paper's linear head without ``loss.w_heatmap=0``: the encoder and end-to-end configs
+    refuse the demo's heat-map weight with it, which was found only at the encoder stage, after
+    every ground-truth-2D row had trained; every stage's config is now read first."""
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    sets = ["--set", "model.head=linear", "--set", "model.segmentation=false"]
+    sets += ["--set", "loss.w_segmentation=0"]
+    args = ["ablate", "physics", "--data", "synthetic", "--input", "both", *sets]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    assert re.match(
+        r"hopose ablate: error: \S+/synthetic/encoder\.yaml: loss\.w_heatmap: model\.head linear "
+        "makes no heat maps",
+        message,
+    )
     assert calls == [] and not (tmp_path / "a").exists()
 
 

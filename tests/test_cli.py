@@ -181,6 +181,24 @@ def test_an_error_in_a_dataloader_worker_is_one_line_of_its_own_message():
     )
 
 
+class _SilentFailure(Dataset):
+    """A frame whose reading fails with an error that has no message."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int):
+        raise RuntimeError
+
+
+def test_a_dataloader_workers_error_without_a_message_is_its_type_not_the_traceback():
+    """Its traceback ends with "RuntimeError" alone, no "RuntimeError: " to take the message
+    from: the line is the type's name, the worker named after it."""
+    with pytest.raises(RuntimeError) as caught:
+        next(iter(DataLoader(_SilentFailure(), num_workers=1)))
+    assert cli.one_line(caught.value) == "RuntimeError (in DataLoader worker process 0)"
+
+
 def test_a_warning_is_one_line_naming_the_command_and_debug_leaves_pythons_own(monkeypatch, capsys):
     """A library's warning (a --K off the photo, a random backbone) reads like the errors: one
     line, the command named, its message's line breaks folded; with --debug Python's warning

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from hopose import ablate, demo, report, scoring
 from hopose.data import ho3d
@@ -199,6 +200,24 @@ def test_arrays_of_other_frame_counts_are_refused_by_name():
         frame_metrics(no_id, plausibility=False)
 
 
+def test_predictions_of_a_bfloat16_network_are_scored_as_their_float64_values():
+    """Tensors in any float dtype are scored in float64: a bfloat16 network's predictions (which
+    numpy cannot hold) give the columns of the same values widened first."""
+    predictions = _predictions()
+    narrow = {
+        key: torch.from_numpy(value).to(torch.bfloat16) if key.startswith("pred_") else value
+        for key, value in predictions.items()
+    }
+    widened = {
+        key: value.double().numpy() if isinstance(value, torch.Tensor) else value
+        for key, value in narrow.items()
+    }
+    columns = frame_metrics(narrow, plausibility=False)
+    expected = frame_metrics(widened, plausibility=False)
+    for column, values in expected.items():
+        np.testing.assert_array_equal(columns[column], values, err_msg=column)
+
+
 def test_force_closure_rate_counts_only_a_positive_epsilon():
     # Five frames, the last not judged (a pose that is not finite: NaN). Of the four judged,
     # epsilon 0.02 and 0.01 are force closure, the two zeros (the origin on or outside the
@@ -380,9 +399,9 @@ def test_group_keys_name_the_components_of_each_loaders_ids():
         columns = {"id": np.array([frame]), **{c: np.zeros(1) for c in scoring.GROUP_COLUMNS}}
         found = {key: list(scoring.group_means(columns, dataset, key)) for key in groups}
         assert found == {key: [group] for key, group in groups.items()}, dataset
-    columns = {
-        "id": np.array(["fpha/Subject_1"]),
-        **{c: np.zeros(1) for c in scoring.GROUP_COLUMNS},
-    }
-    with pytest.raises(ValueError, match="'fpha/Subject_1' has no action"):
-        scoring.group_means(columns, "fpha", "action")
+    # Too short for the action's part, and long enough for it but with no frame's own name
+    # after it (another dataset's id, whose last part is its frame): both refused.
+    for frame in ("fpha/Subject_1", "fpha/Subject_1/open_milk"):
+        columns = {"id": np.array([frame]), **{c: np.zeros(1) for c in scoring.GROUP_COLUMNS}}
+        with pytest.raises(ValueError, match=f"'{frame}' has no action"):
+            scoring.group_means(columns, "fpha", "action")

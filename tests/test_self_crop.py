@@ -320,7 +320,8 @@ def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
 
 
 class _RefinedIsRight(torch.nn.Module):
-    """Refined 2D exact; initial 2D 500 network px off, to tell which one places the crop."""
+    """Refined 2D exact; initial 2D 500 network px off, to tell which one places the crop. It
+    computes in its points' dtype, whatever K's, as a network in that dtype does."""
 
     def __init__(self, points: torch.Tensor) -> None:
         super().__init__()
@@ -328,21 +329,26 @@ class _RefinedIsRight(torch.nn.Module):
 
     def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
         points = self.points.repeat(len(K) // len(self.points), 1, 1)
-        kp2d = project_points(points, K)
+        kp2d = project_points(points, K.to(points.dtype))
         return {"kp2d_init": kp2d + 500.0, "kp2d": kp2d, "kp3d": points}
 
 
-def test_self_crop_places_its_square_around_the_refined_2d():
+@pytest.mark.parametrize("k_dtype", [torch.float64, torch.float32])
+def test_self_crop_places_its_square_around_the_refined_2d_in_ks_dtype(k_dtype):
+    """The squares are placed around the refined 2D, not the initial 2D (500 px off); and a
+    float64 network (``model.double()``) reading a float32 K makes them in K's dtype, as the
+    docstring says, so the views' K (the maps times K) mixes no dtypes."""
     torch.manual_seed(0)
     points = torch.rand(1, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0])
-    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()[None]
+    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])[None]
     out = self_crop(
         _RefinedIsRight(points),
         lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64),
-        K,
+        K.to(k_dtype),
         (1920, 1080),
         image_size=64,
-        cropping=SelfCropping(1, 0.2),
+        cropping=SelfCropping(2, 0.2),
     )
-    expected = crop_affine(*square_around(project_points(points, K), 0.2), 64)
-    torch.testing.assert_close(out["affine"], expected)
+    assert out["affine"].dtype == k_dtype
+    expected = crop_affine(*square_around(project_points(points, K.double()), 0.2), 64)
+    torch.testing.assert_close(out["affine"].double(), expected, rtol=1e-5, atol=1e-4)

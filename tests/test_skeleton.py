@@ -31,6 +31,7 @@ from hopose.skeleton import (
     corner_signs,
     hand_adjacency,
     hand_object_adjacency,
+    layout_tensor,
 )
 
 # The layouts as docs/conventions.md §1 and §6 write them, copied character for character.
@@ -218,3 +219,21 @@ def test_adjacency_sums_the_float32_features_of_each_nodes_neighbours():
         expected[a] += b
         expected[b] += a
     assert summed.tolist() == expected
+
+
+def test_layout_tensor_is_made_once_and_outside_inference_mode():
+    # Made once per table, device and dtype and shared, so that no step copies a table to the
+    # device again. The first call may come under inference mode (a validation pass before any
+    # training step): the table must still index tensors autograd saves the index of.
+    layout_tensor.cache_clear()
+    cpu = torch.device("cpu")
+    with torch.inference_mode():
+        faces = layout_tensor(BOX_FACES, cpu)
+    assert not faces.is_inference()
+    assert layout_tensor(BOX_FACES, cpu) is faces
+    assert torch.equal(faces, torch.tensor(BOX_FACES))
+    corners = torch.zeros(NUM_CORNERS, 3, requires_grad=True)
+    corners[faces].sum().backward()
+    assert torch.equal(corners.grad, torch.full((NUM_CORNERS, 3), 3.0))  # 3 faces a corner
+    signs = layout_tensor(CORNER_SIGNS, cpu, torch.float64)
+    assert signs.dtype == torch.float64 and torch.equal(signs, corner_signs().double())

@@ -247,8 +247,7 @@ def ablate_lifter(
     split_cache = SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
         run_dir = out_dir / _slug(name)
-        # A user's own --set init_from comes after, and wins.
-        cfg = load_config(config_path(dataset, "lifter"), ["init_from=null", *overrides, *extra])
+        cfg = _lifter_config(dataset, overrides, extra)
         summary = _row_summary(
             cfg, run_dir, gt_2d=True, plausibility=False, resume=resume, split_cache=split_cache
         )
@@ -286,6 +285,13 @@ PHYSICS_METRICS: tuple[tuple[str, str | None, str], ...] = (
 PHYSICS_INPUTS = ("gt_2d", "image")
 # The studies of `hopose ablate`: the paper's Table 2 (lifter variants) and Table 3 (physical loss).
 STUDIES = ("lifter", "physics")
+
+
+def _lifter_config(dataset: str, overrides: Sequence[str], extra: Sequence[str]) -> TrainConfig:
+    """The config of a row of Table 2: the lifter stage's, ``overrides`` (the study's), then
+    ``extra`` (what defines the row), which wins."""
+    # A user's own --set init_from comes after the stage's null, and wins.
+    return load_config(config_path(dataset, "lifter"), ["init_from=null", *overrides, *extra])
 
 
 def _train_physics_row(
@@ -507,6 +513,8 @@ def run_ablation(
             anything is written.
         ValueError: an ``overrides`` field that no stage of the study reads, before anything is
             written.
+        ConfigError: a stage's config that refuses the overrides
+            (:func:`hopose.config.load_config`), before anything is written.
         RunError: a run's folder holds a run and ``resume`` is False.
     """
     if study not in STUDIES:
@@ -526,14 +534,24 @@ def run_ablation(
         if not Path(init).is_file():
             raise FileNotFoundError(f"--init: {init}: no such file")
         load_model(init, from_images=True)
-    _check_read(overrides, _stages_run(study, sources, init), study)
-    out_dir = output_folder(out_dir)
+    stages = _stages_run(study, sources, init)
+    _check_read(overrides, stages, study)
     shared = _data_overrides(root, cache, seed, num)
     quick_overrides = QUICK_OVERRIDES if quick else {}
     stage_overrides = {
         stage: [*quick_overrides.get(stage, []), *shared, *_read_by(stage, overrides)]
         for stage in STAGES
     }
+    # Every run's config before any run trains: a --set a config refuses (a field its settings
+    # leave unread, a value out of range) stops the study here, not after the runs before it.
+    # Table 2's rows set the lifter, so each row's is read; Table 3's set only loss weights.
+    if study == "lifter":
+        for _, extra, *_ in LIFTER_ROWS:
+            _lifter_config(data, stage_overrides["lifter"], extra)
+    else:
+        for stage in stages:
+            load_config(config_path(data, stage), stage_overrides[stage])
+    out_dir = output_folder(out_dir)
     if study == "lifter":
         return _lifter_study(data, out_dir, stage_overrides["lifter"], resume=resume)
     return _physics_study(

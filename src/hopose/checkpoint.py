@@ -20,7 +20,7 @@ key            value
                epoch that would be validated is); ``hopose train`` prints it 1-based
 ``world_size`` the number of processes that trained it (torchrun's ``WORLD_SIZE``; 1 without
                torchrun), which ``--resume`` must match; absent from a file of an older
-               hopose, read as 1 (:func:`trained_processes`)
+               hopose, read as unknown (:func:`trained_processes`)
 ``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``; in ``last.pt``
                only (``best.pt`` is read for its weights, and the optimiser's moments would
                triple an image stage's file)
@@ -123,11 +123,10 @@ def progress_checkpoint(
     return model_checkpoint(model, cfg, trained=trained) | progress | {"world_size": world_size}
 
 
-def trained_processes(checkpoint: Mapping[str, Any]) -> int:
-    """How many processes trained ``checkpoint`` (its ``world_size``)."""
-    # Older hopose recorded no count: read as one process, the plain run (its torchrun runs
-    # were resumed unchecked).
-    return checkpoint.get("world_size", 1)
+def trained_processes(checkpoint: Mapping[str, Any]) -> int | None:
+    """How many processes trained ``checkpoint`` (its ``world_size``); None where it does not
+    say (an older hopose recorded no count, for a plain run as for a torchrun's)."""
+    return checkpoint.get("world_size")
 
 
 def training_state(

@@ -335,7 +335,8 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--no-report", action="store_true",
-        help="skip report.md, per_frame.csv and the figures (and the plausibility metrics)",
+        help="skip report.md, per_frame.csv, per_group.csv and the figures (and the plausibility "
+        "metrics)",
     )  # fmt: skip
     _add_no_plausibility_argument(parser)
     _add_refine_arguments(parser, when="before scoring", what="frames without a grasp")
@@ -776,7 +777,9 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
         '(docs/evaluation.md, "Scoring other predictions")',
     )
     parser.add_argument(
-        "--out", required=True, help="output directory (metrics.json, per_frame.csv, report.md)"
+        "--out",
+        required=True,
+        help="output directory (metrics.json, per_frame.csv, per_group.csv, report.md)",
     )
     _add_no_plausibility_argument(parser)
     parser.set_defaults(func=_run_score)
@@ -810,8 +813,9 @@ def one_line(error: BaseException) -> str:
         # several lines; a chained error's tracebacks come before it.
         name, worker = caught.groups()
         starts = [m.end() for m in re.finditer(rf"^(?:[\w.]+\.)?{name}: ", text, re.MULTILINE)]
-        if starts:
-            text = f"{text[starts[-1] :]} (in DataLoader worker process {worker})"
+        # An error without a message ends its traceback with its type's name alone.
+        message = text[starts[-1] :] if starts else name
+        text = f"{message} (in DataLoader worker process {worker})"
     return " ".join(text.split()) or type(error).__name__
 
 

@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from hopose.skeleton import BOX_FACES, NUM_CORNERS, OPPOSITE_FACES, corner_signs
+from hopose.skeleton import BOX_FACES, CORNER_SIGNS, NUM_CORNERS, OPPOSITE_FACES, layout_tensor
 
 # Depths below this (mm) are clamped before the perspective division, so a point at or behind
 # the camera gives a large but finite pixel position instead of Inf/NaN.
@@ -173,7 +173,7 @@ def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
     Returns:
         (..., 8, 3) corners.
     """
-    signs = corner_signs().to(size)
+    signs = layout_tensor(CORNER_SIGNS, size.device, size.dtype)
     corners = signs * size[..., None, :] / 2
     return corners if T is None else transform_points(corners, T)
 
@@ -181,8 +181,7 @@ def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
 def face_corners(corners: Tensor) -> Tensor:
     """(..., 8, 3) box corners to (..., 6, 4, 3): each face's quad (a, b, c, d) in canonical
     order."""
-    index = torch.tensor(BOX_FACES, device=corners.device)
-    return corners[..., index, :]
+    return corners[..., layout_tensor(BOX_FACES, corners.device), :]
 
 
 def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
@@ -223,16 +222,13 @@ def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     Returns:
         ``(upper, lower, radius)``: (..., 3) centres of the two end faces and (...,) radius.
     """
-    quads = face_corners(corners)  # (..., 6, 4, 3)
-    centres = quads.mean(dim=-2)  # (..., 6, 3)
-    pairs = torch.tensor(OPPOSITE_FACES, device=corners.device)  # (3, 2)
-    gaps = torch.linalg.vector_norm(
-        centres[..., pairs[:, 0], :] - centres[..., pairs[:, 1], :], dim=-1
-    )
+    # OPPOSITE_FACES pairs face 2i with face 2i + 1: the pairs are the faces two by two.
+    pairs = face_corners(corners).unflatten(-3, (len(OPPOSITE_FACES), 2))  # (..., 3, 2, 4, 3)
+    centres = pairs.mean(dim=-2)  # (..., 3, 2, 3)
+    gaps = torch.linalg.vector_norm(centres[..., 0, :] - centres[..., 1, :], dim=-1)  # (..., 3)
     best = gaps.argmax(dim=-1)  # (...,)
-    end_faces = pairs[best]  # (..., 2) face indices of the upper and lower surfaces
-    gather_index = end_faces[..., :, None, None].expand(*end_faces.shape, 4, 3)
-    ends = torch.gather(quads, -3, gather_index)  # (..., 2, 4, 3)
+    gather_index = best[..., None, None, None, None].expand(*best.shape, 1, *pairs.shape[-3:])
+    ends = torch.gather(pairs, -4, gather_index).squeeze(-4)  # (..., 2, 4, 3) upper, lower
     sides = torch.linalg.vector_norm(ends - ends.roll(1, dims=-2), dim=-1)  # (..., 2, 4)
     radius = sides.mean(dim=(-2, -1))
     upper, lower = ends.mean(dim=-2).unbind(-2)
@@ -300,7 +296,7 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     """
     finite = corners.isfinite().flatten(-2).all(dim=-1)[..., None, None]  # (..., 1, 1)
     corners = torch.where(finite, corners, torch.zeros_like(corners))
-    signs = corner_signs().to(corners)  # (8, 3)
+    signs = layout_tensor(CORNER_SIGNS, corners.device, corners.dtype)  # (8, 3)
     centre = corners.mean(dim=-2, keepdim=True)
     A = (corners - centre).transpose(-1, -2) @ signs  # (..., 3, 3) column a: sum_k g_ka Y_k
     half = torch.ones_like(A[..., 0, :])  # (..., 3)
@@ -346,8 +342,7 @@ def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
         ``(U, centre)``: (..., 3, 3) unit axes as columns, and (..., 3) centres.
     """
     centre = obj.mean(dim=-2)
-    half_edges = (
-        (obj - centre[..., None, :]).transpose(-1, -2) @ corner_signs().to(obj) / NUM_CORNERS
-    )
+    signs = layout_tensor(CORNER_SIGNS, obj.device, obj.dtype)
+    half_edges = (obj - centre[..., None, :]).transpose(-1, -2) @ signs / NUM_CORNERS
     length = torch.linalg.vector_norm(half_edges, dim=-2, keepdim=True)  # (..., 1, 3)
     return half_edges / length.clamp(min=AXIS_EPS), centre

@@ -63,11 +63,16 @@ _TERM_WEIGHT = {term: weight for term, (_, _, weight) in _SUPERVISED_TERMS.items
 }
 
 
-def _part_nodes(parts: tuple[str, ...]) -> list[int]:
+def _part_nodes(parts: tuple[str, ...]) -> slice:
+    """The nodes of ``parts`` in the 29-node graph, as a slice: a list would be an index tensor
+    made on the host and copied to the device at every use. The hand's nodes and the box's are
+    adjacent, so those of any parts are one run, taken in the graph's order whatever the order
+    of ``parts`` (every term is a mean over the nodes)."""
     unknown = [part for part in parts if part not in PART_NODES]
     if unknown or not parts:
         raise ValueError(f"parts must be a non-empty subset of {tuple(PART_NODES)}, got {parts}")
-    return [node for part in parts for node in PART_NODES[part]]
+    nodes = [PART_NODES[part] for part in parts]
+    return slice(min(r.start for r in nodes), max(r.stop for r in nodes))
 
 
 def _check_shape(name: str, tensor: Tensor, expected: tuple[int, ...], against: str) -> None:
@@ -137,11 +142,11 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
     # A left-out keypoint's cross-entropy is masked below, but the mask's zero gradient times
     # a NaN Gaussian is NaN: build the left-out keypoints' maps at a finite stand-in instead.
     target = torch.where(inside[..., None], target, 0.0)
-    cell = target.new_tensor([width / w, height / h])  # (2,) pixels per cell along x, y
     xs = to_pixels(pixel_centres(w, dtype=target.dtype, device=target.device), width)  # (w,)
     ys = to_pixels(pixel_centres(h, dtype=target.dtype, device=target.device), height)  # (h,)
-    gx = torch.exp(-0.5 * ((xs - target[..., :1]) / cell[0]).square())  # (B, N, w)
-    gy = torch.exp(-0.5 * ((ys - target[..., 1:]) / cell[1]).square())  # (B, N, h)
+    # Pixels per cell as Python numbers: a tensor of them would be a copy to the device.
+    gx = torch.exp(-0.5 * ((xs - target[..., :1]) / (width / w)).square())  # (B, N, w)
+    gy = torch.exp(-0.5 * ((ys - target[..., 1:]) / (height / h)).square())  # (B, N, h)
     gauss = (gy[..., :, None] * gx[..., None, :]).flatten(2)  # (B, N, h*w), separable
     gauss = gauss / gauss.sum(dim=-1, keepdim=True).clamp_min(1e-12)
     cross = -(gauss * logits.flatten(2).log_softmax(dim=-1)).sum(dim=-1)  # (B, N)

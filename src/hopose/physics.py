@@ -205,8 +205,14 @@ def _check_selection(selection: Tensor, lead: torch.Size, n_samples: int) -> Non
             f"selection must have shape ({', '.join(map(str, lead))}, K, 3) for this batch, "
             f"got {tuple(selection.shape)}"
         )
-    limits = torch.tensor([NUM_JOINTS, _NUM_FACES, n_samples**2], device=selection.device)
-    if selection.numel() and not ((selection >= 0) & (selection < limits)).all():
+    # Each column against its bound as a Python number: a tensor of the bounds would be a copy
+    # to the device at each call (refine_pose checks its choices at every step).
+    limits = (NUM_JOINTS, _NUM_FACES, n_samples**2)
+    inside = [
+        (column >= 0) & (column < limit)
+        for column, limit in zip(selection.unbind(-1), limits, strict=True)
+    ]
+    if selection.numel() and not torch.stack(inside).all():
         raise ValueError(
             f"selection holds joints, faces or grid points outside {NUM_JOINTS} joints, "
             f"{_NUM_FACES} faces and {n_samples}x{n_samples} points: made with another n_samples?"

@@ -48,7 +48,7 @@ from hopose.geometry import box_central_axis, fit_cuboid, project_points
 from hopose.grasp_completion import grip_box, needs_completion
 from hopose.physics import ETA, TOP_K, physical_affinity_loss, select_contacts
 from hopose.plausibility import face_planes, inward_distances
-from hopose.skeleton import HAND_BONES, NUM_CORNERS, NUM_JOINTS
+from hopose.skeleton import HAND_BONES, NUM_CORNERS, NUM_JOINTS, layout_tensor
 
 # Floors of the pixel-to-mm scale's denominators: a node at the camera's centre (distance 0 mm,
 # whose depth, the numerator, is 0 too) gets the scale 0, not 0 / 0 = NaN; a focal length of
@@ -176,7 +176,7 @@ def signed_box_distance(points: Tensor, obj: Tensor) -> Tensor:
 
 
 def _bone_lengths(hand: Tensor) -> Tensor:
-    bones = torch.tensor(HAND_BONES, device=hand.device)  # (20, 2)
+    bones = layout_tensor(HAND_BONES, hand.device)  # (20, 2)
     return torch.linalg.vector_norm(hand[:, bones[:, 1]] - hand[:, bones[:, 0]], dim=-1)
 
 

@@ -269,17 +269,20 @@ def paper_comparable(summary: Mapping[str, Any]) -> bool:
     """Whether the paper's published Table 1 (:data:`PAPER_TABLE1`) may stand beside a run:
     its summary (``metrics.json``, :func:`hopose.evaluate.run_eval`) says it predicted
     every one of FPHA-HO's test frames of the HOPE-Net split from the images, as the paper's
-    networks did (:data:`PAPER_PROTOCOL`): ``num`` null (or absent), not the first ``num``
-    frames alone (``--num``, :func:`_part_of_the_papers_split`). The one rule of the report
-    and of ``hopose compare``; False for a summary that does not say so (an older
-    ``metrics.json``, or none)."""
-    return _of_the_papers_frames(summary) and summary.get("num") is None
+    networks did (:data:`PAPER_PROTOCOL`), not the first ``num`` frames alone (``--num``,
+    :func:`_part_of_the_papers_split`). The one rule of the report and of ``hopose compare``;
+    False for a summary that does not say so (an older ``metrics.json``, or none)."""
+    return _of_the_papers_frames(summary) and _part_of_the_papers_split(summary) is None
 
 
 def _part_of_the_papers_split(summary: Mapping[str, Any]) -> int | None:
-    """The frames a run of the paper's frames asked for (``num``) where it asked for the first
-    few, not the whole split; None for any other run."""
-    return summary.get("num") if _of_the_papers_frames(summary) else None
+    """The frames a run of the paper's frames asked for (``num``) where that may have cut the
+    split: it scored as many (``n``; a summary without its count is taken to); None for any
+    other run. A ``num`` above the frames scored cut nothing; one equal to them is taken as a
+    cut, since the summary cannot tell."""
+    num = summary.get("num")
+    cut = num is not None and summary.get(N_FRAMES, num) >= num
+    return num if cut and _of_the_papers_frames(summary) else None
 
 
 def _partial_lines(who: str, num: int) -> list[str]:

@@ -134,7 +134,8 @@ def check_processes(checkpoint: Mapping[str, Any], world_size: int, path: Path) 
     batch is per process and each process trains its shard, so another count trains on with
     another batch and another order of samples."""
     trained = trained_processes(checkpoint)
-    if trained != world_size:
+    # A run of an older hopose does not say: it resumes with any count, as it did then.
+    if trained is not None and trained != world_size:
         raise RunError(
             f"{path}: was trained by {_processes(trained)}, this run has "
             f"{world_size}; optim.batch_size is per process and each process trains its shard "

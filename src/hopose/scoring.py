@@ -152,7 +152,11 @@ def _value(predictions: Mapping[str, Any], key: str) -> Any:
     if key not in predictions:
         raise ValueError(f"predictions: missing '{key}' (have {sorted(predictions)})")
     value = predictions[key]
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    # Scored in float64 (_array) whatever the network's dtype; numpy has no bfloat16.
+    return (value.double() if value.is_floating_point() else value).numpy()
 
 
 def _array(predictions: Mapping[str, Any], key: str) -> NDArray:
@@ -378,9 +382,11 @@ def keypoint_mean_error(columns: Mapping[str, NDArray]) -> NDArray[np.float64]:
     return (NUM_JOINTS * hand + NUM_CORNERS * obj) / (NUM_JOINTS + NUM_CORNERS)
 
 
-def _natural_order(name: str) -> list[tuple[int, int | str]]:
-    """A sort key reading each run of digits in ``name`` as a number."""
-    return [(0, int(run)) if run.isdigit() else (1, run) for run in re.split(r"(\d+)", name) if run]
+def _natural_order(name: str) -> tuple[list[tuple[int, int | str]], str]:
+    """A sort key reading each run of digits in ``name`` as a number (then the name itself, so
+    that names equal as numbers, "01" and "1", keep one order)."""
+    runs = [(0, int(run)) if run.isdigit() else (1, run) for run in re.split(r"(\d+)", name) if run]
+    return runs, name
 
 
 def group_means(

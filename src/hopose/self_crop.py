@@ -209,7 +209,9 @@ def self_crop(
     out = _mean_over_views(model, view, K, maps)
     for index in range(cropping.passes):
         shown = cropping.views if index == cropping.passes - 1 else SINGLE_VIEW
-        square = square_around(out["kp2d"], cropping.margin)
+        # In K's dtype: a network wider than K (``model.double()``) would make maps that K
+        # cannot be multiplied by.
+        square = square_around(out["kp2d"].to(K.dtype), cropping.margin)
         placed = shown.affines(*square, image_size)  # (V, B, 3, 3)
         # A frame whose 2D is not finite (a diverged prediction) places no square: it keeps its
         # view, so its output stays non-finite (scored as an infinite error) and no view is

@@ -10,6 +10,7 @@ used by the networks puts the 21 hand joints first and the 8 corners after them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
@@ -68,7 +69,8 @@ BOX_FACES: tuple[tuple[int, int, int, int], ...] = (
     (0, 3, 7, 4),
     (1, 2, 6, 5),
 )
-# Pairs of face indices (into BOX_FACES) that face each other across the box.
+# Pairs of face indices (into BOX_FACES) that face each other across the box: faces 2i and
+# 2i + 1, so that hopose.geometry.box_central_axis takes the faces two by two.
 OPPOSITE_FACES: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (4, 5))
 # The 12 sides of the box: the sides of the face quads, each once.
 BOX_EDGES: tuple[tuple[int, int], ...] = tuple(
@@ -124,3 +126,22 @@ def hand_object_adjacency() -> torch.Tensor:
 def corner_signs() -> torch.Tensor:
     """(8, 3) float32 tensor of the corner sign bits, CORNER_SIGNS."""
     return torch.tensor(CORNER_SIGNS, dtype=torch.float32)
+
+
+@functools.cache
+def layout_tensor(
+    table: tuple[tuple[int, ...], ...], device: torch.device, dtype: torch.dtype = torch.long
+) -> torch.Tensor:
+    """One of this module's tables (``BOX_FACES``, ``HAND_BONES``, ``CORNER_SIGNS``, ...) as a
+    ``dtype`` tensor on ``device``, made once per table, device and dtype and shared by every
+    caller, which must not modify it.
+
+    A table made at each use (``torch.tensor(BOX_FACES, device=x.device)``) is a copy from the
+    host at each call: on a GPU, from pageable memory, one that waits for the work queued on the
+    device before it, a synchronisation point in every training step (BENCHMARKS.md, "Training:
+    host-to-device copies"). Made outside inference mode, so that a table first made under
+    ``torch.inference_mode`` (a validation pass) can still index tensors in an autograd graph,
+    which saves the index.
+    """
+    with torch.inference_mode(False):
+        return torch.tensor(table, dtype=dtype, device=device)

@@ -14,7 +14,7 @@ from hopose.cli import main
 from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed
 from hopose.data.cache import CACHE_VERSION, CacheDataset, prepare_cache, write_cache
 from hopose.data.sample import ARRAY_KEYS
-from hopose.data.transforms import DataFileError
+from hopose.data.transforms import UNREADABLE_IMAGE_HINT, DataFileError
 
 
 def make_record(index: int, size: int = 8) -> dict:
@@ -48,7 +48,10 @@ class Records:
     def __getitem__(self, index: int) -> dict:
         self.reads.append(index)
         if index in self.fail:
-            raise DataFileError(f"/data/frame_{index:04d}.jpg: cannot decode image")
+            # As hopose.data.transforms.read_frame_image words an unreadable image.
+            raise DataFileError(
+                f"/data/frame_{index:04d}.jpg: cannot decode image; {UNREADABLE_IMAGE_HINT}"
+            )
         return make_record(index)
 
 
@@ -119,7 +122,11 @@ def test_skip_counts_bad_samples_and_leaves_them_out(tmp_path, caplog):
     )
     meta = json.loads((out / "meta.json").read_text())
     assert meta["skipped"] == 2 and meta["num_valid"] == 4
-    assert "frame_0001.jpg" in meta["errors"][0]
+    # Each reason without the hint to skip such images, which is what the build does.
+    assert meta["errors"] == [
+        "sample 1: /data/frame_0001.jpg: cannot decode image",
+        "sample 4: /data/frame_0004.jpg: cannot decode image",
+    ]
     assert "2 of 6 samples skipped" in caplog.text
     cache = CacheDataset(out)
     assert [cache[i]["id"] for i in range(len(cache))] == [

@@ -278,7 +278,8 @@ def test_a_jpeg_cut_short_is_found_without_decoding(tmp_path, capsys, cut):
     report = check_dataset("fpha", str(root), splits=("val",), progress=False)
     assert report.problems == {
         "unreadable image": [
-            f"{cut_short}: truncated: the file does not end with JPEG's end marker (FF D9)"
+            f"{cut_short}: truncated: the file does not end with JPEG's end marker (FF D9): cut "
+            "short, or data after the marker (a camera's trailer, which --decode accepts)"
         ]
     }
     assert main(["data", "check", "fpha", "--root", str(root), "--split", "val"]) == 1

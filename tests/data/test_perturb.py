@@ -54,6 +54,19 @@ def test_dropped_keypoints_sit_at_their_part_mean():
     torch.testing.assert_close(out[dropped], part_mean[dropped])
 
 
+def test_draws_come_from_the_generator_of_the_keypoints_device():
+    # Draws made on the CPU and moved to a GPU were a copy there at every training step, which
+    # waits for the GPU's queued work: each is drawn where the keypoints are, by that device's
+    # generator (here meta's, shapes without data), and the CPU's is left as it was. A given
+    # generator draws on its own device, whatever the keypoints'.
+    state = torch.get_rng_state()
+    kp = torch.zeros(2, 29, 2, device="meta")
+    settings = {"sigma": 0.1, "outlier_prob": 0.1, "outlier_sigma": 0.1, "drop_prob": 0.1}
+    assert perturb_keypoints(kp, image_size=64, **settings).is_meta
+    assert torch.equal(torch.get_rng_state(), state)
+    assert perturb_keypoints(kp, image_size=64, generator=_gen(), **settings).is_meta
+
+
 def test_perturb_batch_splits_hand_and_box_back():
     """perturb_batch perturbs the 29 keypoints of a sample together (one sigma per sample, hand
     and box alike) and splits them back at joint 21: exactly perturb_keypoints of the

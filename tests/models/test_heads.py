@@ -74,6 +74,17 @@ def test_a_peaked_cell_reads_the_middle_of_its_pixels():
     torch.testing.assert_close(borders, torch.tensor([[-0.5, 15.5]]).double())
 
 
+def test_to_pixels_of_a_width_and_height_as_numbers():
+    # The encoder gives its image's (W, H) as numbers, which need no tensor on the device: the
+    # same pixels as a (W, H) tensor's, to the bit.
+    points = torch.rand(2, 29, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    out = to_pixels(points, (96, 64))
+    assert torch.equal(out, to_pixels(points, torch.tensor([96.0, 64.0])))
+    torch.testing.assert_close(
+        to_pixels(torch.tensor([-1.0, 1.0]), (96, 64)), torch.tensor([-0.5, 63.5])
+    )
+
+
 def test_soft_argmax_of_bfloat16_logits_is_computed_in_float32():
     # Autocast hands the head's logits over in bfloat16: the keypoints are those of the same
     # logits in float32 (rounding them to bfloat16 put them up to 0.004, half a pixel at 224 px,

@@ -47,7 +47,13 @@ from hopose.data.sample import (
     SAMPLE_KEYS,
     check_sample,
 )
-from hopose.data.transforms import DEFAULT_IMAGE_SIZE, DataFileError, check_on_error, wrap_index
+from hopose.data.transforms import (
+    DEFAULT_IMAGE_SIZE,
+    UNREADABLE_IMAGE_HINT,
+    DataFileError,
+    check_on_error,
+    wrap_index,
+)
 from hopose.data.workers import ExitWithParent, as_collected
 from hopose.files import write_text
 
@@ -148,7 +154,9 @@ class _Chunks(Dataset):
                 if not self.skip:
                     raise
                 records.append(None)
-                errors.append(f"sample {index}: {error}")
+                # Skipping is already what the image's hint would advise: not in each line.
+                reason = str(error).removesuffix(f"; {UNREADABLE_IMAGE_HINT}")
+                errors.append(f"sample {index}: {reason}")
                 continue
             records.append(record)
         return chunk, records, errors

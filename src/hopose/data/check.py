@@ -190,7 +190,8 @@ def _check_image(path: Path, size: tuple[int, int], decode: bool, report: CheckR
     # Decoding finds a JPEG cut short (Pillow reads up to its end marker); the header does not.
     if not decode and kind == "JPEG" and jpeg_cut_short(path):
         report.problems["unreadable image"].append(
-            f"{path}: truncated: the file does not end with JPEG's end marker (FF D9)"
+            f"{path}: truncated: the file does not end with JPEG's end marker (FF D9): cut "
+            "short, or data after the marker (a camera's trailer, which --decode accepts)"
         )
         return
     if tuple(found) != tuple(size):

@@ -52,7 +52,9 @@ def perturb_keypoints(
         drop_prob: probability of each keypoint being replaced by its part's mean (the mean of
             the jittered keypoints, outliers included: where the encoder would put a keypoint
             it cannot see).
-        generator: torch generator of the random numbers (None: torch's global one).
+        generator: torch generator of the random numbers (None: torch's default one of
+            ``kp2d``'s device); a generator of another device than ``kp2d``'s draws there, and
+            the numbers are copied.
 
     Returns:
         (B, 29, 2) perturbed keypoints; ``kp2d`` itself when every probability and sigma is 0.
@@ -60,20 +62,31 @@ def perturb_keypoints(
     if sigma == 0 and outlier_prob == 0 and drop_prob == 0:
         return kp2d
 
+    # Drawn on the keypoints' device by its own generator (a GPU's is seeded by torch.manual_seed
+    # with the CPU's): draws made on the CPU and moved were a copy to the device, which waits
+    # for the device's queued work, at every training step. A given generator draws on its own
+    # device.
+    device = kp2d.device if generator is None else generator.device
+
+    def uniform(*shape: int) -> Tensor:
+        u = torch.rand(shape, generator=generator, dtype=kp2d.dtype, device=device)
+        return u.to(kp2d.device)
+
     def draw(*shape: int) -> Tensor:
-        return torch.randn(shape, generator=generator, dtype=kp2d.dtype).to(kp2d.device)
+        z = torch.randn(shape, generator=generator, dtype=kp2d.dtype, device=device)
+        return z.to(kp2d.device)
 
     def chance(prob: float) -> Tensor:  # (B, 29, 1) True with probability prob
-        u = torch.rand(kp2d.shape[:2], generator=generator, dtype=kp2d.dtype).to(kp2d.device)
-        return (u < prob)[..., None]
+        return (uniform(*kp2d.shape[:2]) < prob)[..., None]
 
     b, n, _ = kp2d.shape
-    scale = torch.rand(b, 1, 1, generator=generator, dtype=kp2d.dtype).to(kp2d.device)
+    scale = uniform(b, 1, 1)
     out = kp2d + draw(b, n, 2) * scale * (sigma * image_size)
     out = torch.where(chance(outlier_prob), out + draw(b, n, 2) * outlier_sigma * image_size, out)
     means = torch.empty_like(out)  # (B, 29, 2): each node's part mean
     for nodes in PART_NODES.values():
-        means[:, nodes] = out[:, nodes].mean(dim=1, keepdim=True)
+        part = slice(nodes.start, nodes.stop)  # a range would be an index tensor, copied
+        means[:, part] = out[:, part].mean(dim=1, keepdim=True)
     return torch.where(chance(drop_prob), means, out)
 
 

@@ -233,7 +233,7 @@ class ImageEncoder(nn.Module):
         # side; in a bfloat16 model narrowed from soft_argmax's float32 to the layers' dtype.
         init = init.to(x.dtype)
         refined = init + self.refine(torch.cat([init, *nodes], dim=-1))
-        size = x.new_tensor([image.shape[3], image.shape[2]])  # (width, height) in pixels
+        size = image.shape[3], image.shape[2]  # (width, height) in pixels
         out = {"kp2d_init": to_pixels(init, size), "kp2d": to_pixels(refined, size)}
         if self.head_kind == "heatmap":
             out["heatmaps"] = heatmaps

@@ -42,11 +42,16 @@ def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Ten
     return (2 * torch.arange(size, dtype=dtype, device=device) + 1) / size - 1
 
 
-def to_pixels(points: Tensor, size: Tensor | float) -> Tensor:
+def to_pixels(points: Tensor, size: float | tuple[float, float] | Tensor) -> Tensor:
     """[-1, 1] coordinates -> pixels of an image ``size`` pixels wide (per axis: (W, H) for
-    (..., 2) points), pixel centres at integers: ``(n + 1) / 2 * W - 0.5``. -1 is the left
-    border, -0.5; cell i's centre (:func:`pixel_centres`) of a map at stride s lands on
-    ``s i + (s - 1) / 2``, the middle of the pixels the cell covers."""
+    (..., 2) points, numbers or a tensor), pixel centres at integers: ``(n + 1) / 2 * W - 0.5``.
+    -1 is the left border, -0.5; cell i's centre (:func:`pixel_centres`) of a map at stride s
+    lands on ``s i + (s - 1) / 2``, the middle of the pixels the cell covers."""
+    if isinstance(size, tuple):
+        # Each axis by its own number: a tensor of (W, H) would be a copy to the device.
+        return torch.stack(
+            [to_pixels(points[..., 0], size[0]), to_pixels(points[..., 1], size[1])], -1
+        )
     return (points + 1) / 2 * size - 0.5
 
 
