@@ -69,7 +69,8 @@ def edge_aligned_scale(scale: Tensor) -> Tensor:
         scale: (2,) the copy's size over the image's, per axis.
     """
     A = torch.eye(3, dtype=scale.dtype, device=scale.device)
-    A[[0, 1], [0, 1]], A[:2, 2] = scale, (scale - 1) / 2
+    # Through the diagonal's view, not a list index, whose index tensor a GPU copies from the host.
+    A.diagonal()[:2], A[:2, 2] = scale, (scale - 1) / 2
     return A
 
 
@@ -332,7 +333,9 @@ def shrink_views(batch: Mapping[str, Any], image_size: int) -> dict[str, Any]:
     if image.dtype == torch.uint8:
         small = small.round().clamp(0, 255)
     small = small.to(image.dtype)
-    A = edge_aligned_scale(batch["K"].new_tensor([image_size / width] * 2))
+    K = batch["K"]
+    # Filled on K's device, not copied from the host: the training step's epochs on smaller views.
+    A = edge_aligned_scale(torch.full((2,), image_size / width, dtype=K.dtype, device=K.device))
     return {
         **batch,
         "image": small,

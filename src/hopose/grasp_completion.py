@@ -26,17 +26,19 @@ from torch import Tensor
 
 from hopose.geometry import box_axes
 from hopose.physics import ETA, N_SAMPLES, TOP_K, check_hand_object, contact_points
-from hopose.skeleton import JOINT_NAMES, corner_signs
+from hopose.skeleton import CORNER_SIGNS, JOINT_NAMES, layout_tensor
 
-_PALM = [
+_PALM = tuple(
     JOINT_NAMES.index(n) for n in ("wrist", "index_mcp", "middle_mcp", "ring_mcp", "little_mcp")
-]
-_GRIP = [i for i, n in enumerate(JOINT_NAMES) if n.endswith(("_pip", "_dip", "_tip", "thumb_ip"))]
+)
+_GRIP = tuple(
+    i for i, n in enumerate(JOINT_NAMES) if n.endswith(("_pip", "_dip", "_tip", "thumb_ip"))
+)
 
 
 def palm_centre(hand: Tensor) -> Tensor:
     """(B, 3) the mean of the wrist and the four finger MCPs of (B, 21, 3) hands."""
-    return hand[:, _PALM].mean(dim=1)
+    return hand[:, layout_tensor(_PALM, hand.device)].mean(dim=1)
 
 
 def grip_box(hand: Tensor, obj: Tensor, *, shrink: float, move: float) -> Tensor:
@@ -65,13 +67,16 @@ def grip_box(hand: Tensor, obj: Tensor, *, shrink: float, move: float) -> Tensor
     """
     check_hand_object(hand, obj)
     U, centre = box_axes(obj)
-    local = (hand[:, _GRIP] - centre[:, None]) @ U  # (B, G, 3) coordinates along the axes
+    local = (
+        hand[:, layout_tensor(_GRIP, hand.device)] - centre[:, None]
+    ) @ U  # (B, G, 3) coordinates along the axes
     low, high = local.amin(dim=1), local.amax(dim=1)  # (B, 3)
     own = (obj - centre[:, None]) @ U  # (B, 8, 3): corner k at g_k * half-size
     half = torch.maximum(own.abs().amax(dim=1), (1 - shrink) * (high - low) / 2)
     ends = torch.stack([low + half, high - half])  # (2, B, 3) the nesting centres' bounds
     middle = move * torch.clamp(torch.zeros_like(low), ends.amin(dim=0), ends.amax(dim=0))
-    corners = middle[:, None] + corner_signs().to(hand) * half[:, None]  # (B, 8, 3)
+    signs = layout_tensor(CORNER_SIGNS, hand.device, hand.dtype)  # (8, 3)
+    corners = middle[:, None] + signs * half[:, None]  # (B, 8, 3)
     return corners @ U.transpose(-1, -2) + centre[:, None]
 
 

@@ -130,11 +130,13 @@ def corner_signs() -> torch.Tensor:
 
 @functools.cache
 def layout_tensor(
-    table: tuple[tuple[int, ...], ...], device: torch.device, dtype: torch.dtype = torch.long
+    table: tuple[int, ...] | tuple[tuple[int, ...], ...],
+    device: torch.device,
+    dtype: torch.dtype = torch.long,
 ) -> torch.Tensor:
-    """One of this module's tables (``BOX_FACES``, ``HAND_BONES``, ``CORNER_SIGNS``, ...) as a
-    ``dtype`` tensor on ``device``, made once per table, device and dtype and shared by every
-    caller, which must not modify it.
+    """One of this module's tables (``BOX_FACES``, ``HAND_BONES``, ``CORNER_SIGNS``, ...), or
+    another module's tuple of joint indices, as a ``dtype`` tensor on ``device``, made once per
+    table, device and dtype and shared by every caller, which must not modify it.
 
     A table made at each use (``torch.tensor(BOX_FACES, device=x.device)``) is a copy from the
     host at each call: on a GPU, from pageable memory, one that waits for the work queued on the
