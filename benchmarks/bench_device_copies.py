@@ -6,12 +6,15 @@ Python list or range, whose index tensor is built on the host and copied) is a c
 pageable memory, which makes the CPU wait until the GPU's stream has drained: a synchronisation
 point in every step. They are counted here without a GPU, on PyTorch's "meta" device (shapes
 without data): every tensor that leaves the CPU for it is such a copy. A
-``TorchFunctionMode`` records the calls whose result is on meta and that either build it from
-Python data (``torch.tensor``, ``torch.as_tensor``, ``torch.asarray``, ``Tensor.new_tensor``),
-index a meta tensor with a Python sequence, or take a CPU tensor (``.to()``, an index tensor
-left on the CPU); a ``TorchDispatchMode`` counts the reads of a meta value by the host
+``TorchFunctionMode`` records the copies the dispatcher does not show: the calls that build a
+meta tensor from Python data (``torch.tensor``, ``torch.as_tensor``, ``torch.asarray``,
+``Tensor.new_tensor``) or index a meta tensor with a Python sequence. A ``TorchDispatchMode``
+records the operators, the backward pass's included, that take a CPU tensor and give a meta one
+(``.to()``, an index tensor left on the CPU), and counts the reads of a meta value by the host
 (``aten._local_scalar_dense``: ``bool(t)``, ``float(t)``, ``.item()``), the other kind of
-synchronisation, and answers them with a stand-in (True, 1) so that the code runs on.
+synchronisation, answering them with a stand-in (True, 1) so that the code runs on. Neither
+sees what PyTorch's own kernels synchronise on a GPU (``torch.linalg.svd``'s check of its error
+flag, for one).
 
 Cases: one training step (``hopose.train.train_one_epoch``: augmentation or perturbation,
 forward, the loss terms of Eq. 7, backward, Adam) of each shipped ``synthetic`` stage, shrunk

@@ -305,6 +305,22 @@ def test_an_ablations_set_that_a_stages_config_refuses_stops_it_before_any_row_t
     assert calls == [] and not (tmp_path / "a").exists()
 
 
+def test_a_set_that_one_row_of_table_3_refuses_stops_the_study_before_its_first_row(
+    tmp_path, capsys, monkeypatch
+):
+    """A lifter of the hand sub-graph alone trains the MSE row but not the physical loss's,
+    which needs hand and box: that row's config, read with its own settings before any row
+    trains, stops the study (the MSE row trained first, then the study failed)."""
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    args = ["ablate", "physics", "--data", "synthetic", "--input", "gt_2d"]
+    args += ["--set", "model.lifter_variant=hand", "--out", str(tmp_path / "a")]
+    assert main(args) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    assert message.endswith("loss.physical needs model.lifter_variant: full (the physical loss "
+                            "is between the lifted hand and box), got 'hand'")  # fmt: skip
+    assert calls == [] and not (tmp_path / "a").exists()
+
+
 def test_ablate_resume_reads_finished_rows_back_and_resumes_the_others(
     tmp_path, monkeypatch, capsys
 ):

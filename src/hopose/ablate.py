@@ -294,6 +294,26 @@ def _lifter_config(dataset: str, overrides: Sequence[str], extra: Sequence[str])
     return load_config(config_path(dataset, "lifter"), ["init_from=null", *overrides, *extra])
 
 
+def _physics_config(
+    dataset: str,
+    stage_overrides: dict[str, list[str]],
+    extra: Sequence[str],
+    *,
+    source: str,
+    seed: int,
+    init: str | None,
+) -> TrainConfig:
+    """The config of a row of Table 3 (``extra``: its loss) with one seed: the lifter stage's on
+    ground-truth 2D, else the end-to-end stage's fine-tuning ``init`` (None: the stage's own
+    ``init_from``, for a check before the checkpoint exists)."""
+    stage = "lifter" if source == "gt_2d" else "end2end"
+    before = [] if source == "gt_2d" or init is None else [f"init_from={init}"]
+    return load_config(
+        config_path(dataset, stage),
+        [*stage_overrides.get(stage, []), f"seed={seed}", *extra, *before],
+    )
+
+
 def _train_physics_row(
     dataset: str,
     run_dir: Path,
@@ -307,11 +327,7 @@ def _train_physics_row(
     split_cache: SplitCache,
 ) -> dict[str, Any]:
     """Train one row of Table 3 with one seed and evaluate it (plausibility included)."""
-    stage, before = ("lifter", []) if source == "gt_2d" else ("end2end", [f"init_from={init}"])
-    cfg = load_config(
-        config_path(dataset, stage),
-        [*stage_overrides.get(stage, []), f"seed={seed}", *extra, *before],
-    )
+    cfg = _physics_config(dataset, stage_overrides, extra, source=source, seed=seed, init=init)
     return _row_summary(
         cfg,
         run_dir,
@@ -544,13 +560,16 @@ def run_ablation(
     }
     # Every run's config before any run trains: a --set a config refuses (a field its settings
     # leave unread, a value out of range) stops the study here, not after the runs before it.
-    # Table 2's rows set the lifter, so each row's is read; Table 3's set only loss weights.
+    # A row's own settings come after the study's and win, so each row's config is read.
     if study == "lifter":
         for _, extra, *_ in LIFTER_ROWS:
             _lifter_config(data, stage_overrides["lifter"], extra)
     else:
-        for stage in stages:
+        for stage in (s for s in stages if s != "end2end"):  # stages 1-2 of the image rows
             load_config(config_path(data, stage), stage_overrides[stage])
+        for source in sources:
+            for _, extra, _ in PHYSICS_ROWS:
+                _physics_config(data, stage_overrides, extra, source=source, seed=0, init=init)
     out_dir = output_folder(out_dir)
     if study == "lifter":
         return _lifter_study(data, out_dir, stage_overrides["lifter"], resume=resume)
