@@ -546,7 +546,7 @@ def test_both_2d_terms_are_measured_in_original_pixels():
 class _HostToMeta(TorchFunctionMode):
     """Records the calls that bring host data to the meta device: a tensor built there from
     Python data, a meta tensor indexed with a Python sequence (whose index tensor is built on
-    the host), a CPU tensor taken in."""
+    the host) or a CPU index tensor, a CPU tensor taken in."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -559,7 +559,12 @@ class _HostToMeta(TorchFunctionMode):
             host = out.is_meta and not isinstance(data, torch.Tensor)
         elif func in (torch.Tensor.__getitem__, torch.Tensor.__setitem__):
             index = args[1] if isinstance(args[1], tuple) else (args[1],)
-            host = args[0].is_meta and any(isinstance(i, list | tuple | range) for i in index)
+            # A sequence, or an index tensor kept on the CPU (a 0-d one is a number).
+            host = args[0].is_meta and any(
+                isinstance(i, list | tuple | range)
+                or (isinstance(i, torch.Tensor) and i.device.type == "cpu" and i.ndim > 0)
+                for i in index
+            )
         else:
             tensors = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
             host = isinstance(out, torch.Tensor) and out.is_meta
