@@ -559,11 +559,12 @@ class _HostToMeta(TorchFunctionMode):
             host = out.is_meta and not isinstance(data, torch.Tensor)
         elif func in (torch.Tensor.__getitem__, torch.Tensor.__setitem__):
             index = args[1] if isinstance(args[1], tuple) else (args[1],)
-            # A sequence, or an index tensor kept on the CPU (a 0-d one is a number).
+            # A sequence, or a CPU tensor (not 0-d: a number) as an index or as the values set.
+            taken = [*index, *args[2:]]
             host = args[0].is_meta and any(
                 isinstance(i, list | tuple | range)
                 or (isinstance(i, torch.Tensor) and i.device.type == "cpu" and i.ndim > 0)
-                for i in index
+                for i in taken
             )
         else:
             tensors = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]

@@ -529,8 +529,8 @@ def run_ablation(
             anything is written.
         ValueError: an ``overrides`` field that no stage of the study reads, before anything is
             written.
-        ConfigError: a stage's config that refuses the overrides
-            (:func:`hopose.config.load_config`), before anything is written.
+        ConfigError: a run's config (a stage's, or a row's with its own settings) that refuses
+            the overrides (:func:`hopose.config.load_config`), before anything is written.
         RunError: a run's folder holds a run and ``resume`` is False.
     """
     if study not in STUDIES:
@@ -565,7 +565,9 @@ def run_ablation(
         for _, extra, *_ in LIFTER_ROWS:
             _lifter_config(data, stage_overrides["lifter"], extra)
     else:
-        for stage in (s for s in stages if s != "end2end"):  # stages 1-2 of the image rows
+        # Stages 1-2, trained as they are for the image rows without --init.
+        plain = ("lifter", "encoder") if "image" in sources and init is None else ()
+        for stage in plain:
             load_config(config_path(data, stage), stage_overrides[stage])
         for source in sources:
             for _, extra, _ in PHYSICS_ROWS:

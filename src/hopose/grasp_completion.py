@@ -67,9 +67,8 @@ def grip_box(hand: Tensor, obj: Tensor, *, shrink: float, move: float) -> Tensor
     """
     check_hand_object(hand, obj)
     U, centre = box_axes(obj)
-    local = (
-        hand[:, layout_tensor(_GRIP, hand.device)] - centre[:, None]
-    ) @ U  # (B, G, 3) coordinates along the axes
+    grip = hand[:, layout_tensor(_GRIP, hand.device)]  # (B, G, 3)
+    local = (grip - centre[:, None]) @ U  # (B, G, 3) coordinates along the axes
     low, high = local.amin(dim=1), local.amax(dim=1)  # (B, 3)
     own = (obj - centre[:, None]) @ U  # (B, 8, 3): corner k at g_k * half-size
     half = torch.maximum(own.abs().amax(dim=1), (1 - shrink) * (high - low) / 2)
