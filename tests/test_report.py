@@ -567,6 +567,32 @@ def _write_run(folder, ids, hand_mm, object_mm):
     return folder
 
 
+def test_compare_sets_each_runs_group_means_side_by_side(tmp_path, no_figures):
+    """Runs of one dataset with groups (FPHA-HO: subjects and actions) get a table per key, a
+    row per group with each run's mean hand and object errors; runs of several datasets, none."""
+    ids = [
+        "fpha/Subject_2/open_milk/1/0000", "fpha/Subject_10/open_milk/1/0000",
+        "fpha/Subject_2/pour_milk/1/0000", "fpha/Subject_10/pour_milk/1/0000",
+    ]  # fmt: skip
+    a = _write_run(tmp_path / "a", ids, [10, 20, 30, 40], [1, 2, 3, 4])
+    b = _write_run(tmp_path / "b", ids, [12, 22, 32, 42], [5, 6, 7, 8])
+    for run in (a, b):
+        _write_metrics(run, **FPHA_FROM_IMAGES)
+    text = compare_runs([a, b], tmp_path / "cmp").read_text()
+    header = "| {} | a hand (mm) | b hand (mm) | a object (mm) | b object (mm) |"
+    # Subject_2: frames 0 and 2, a's hand (10 + 30) / 2 = 20, b's 22, objects 2 and 6;
+    # Subject_10: frames 1 and 3, 30 and 32, 3 and 7 (after Subject_2: numbers read as numbers).
+    subjects = text.index(header.format("subject"))
+    assert text.index("| Subject_2 | 20.00 | 22.00 | 2.00 | 6.00 |") > subjects
+    assert text.index("| Subject_10 | 30.00 | 32.00 | 3.00 | 7.00 |") > text.index("| Subject_2 |")
+    # open_milk: frames 0 and 1, (10 + 20) / 2 = 15 and 17, objects 1.5 and 5.5.
+    assert text.index("| open_milk | 15.00 | 17.00 | 1.50 | 5.50 |") > text.index(
+        header.format("action")
+    )
+    _write_metrics(b, **{**FPHA_FROM_IMAGES, "dataset": "synthetic"})
+    assert "Results by group" not in compare_runs([a, b], tmp_path / "cmp2").read_text()
+
+
 def test_compare_differences_are_paired_by_frame_id_with_their_standard_error(tmp_path):
     """Each later run minus the first, on the hand's and the object's own columns; a run of
     other frames has no paired difference, and one that diverged on a frame differs by +inf."""

@@ -639,6 +639,43 @@ def group_lines(groups: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list
     return lines
 
 
+def _group_comparison(
+    columns: Mapping[str, Mapping[str, NDArray]], summaries: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """``hopose compare``'s groups: where every run is of one dataset with groups
+    (:data:`hopose.scoring.GROUP_KEYS`), a table per grouping key, a row per group with each
+    run's mean hand and object errors; none otherwise, or where a run's ids are not the
+    dataset's (the section says so)."""
+    datasets = {summary.get("dataset") for summary in summaries.values()}
+    dataset = datasets.pop() if len(datasets) == 1 else None
+    if dataset not in GROUP_KEYS:
+        return []
+    lines = ["## Results by group", "", "Each run's mean errors over each group's frames.", ""]
+    for name, table in columns.items():
+        if missing := [column for column in GROUP_COLUMNS if column not in table]:
+            return [*lines, f"No groups: the per_frame.csv of `{name}` has no {missing[0]}.", ""]
+    names = list(columns)
+    header = [f"{name} {part} (mm)" for part in ("hand", "object") for name in names]
+    for key in GROUP_KEYS[dataset]:
+        try:
+            groups = {name: group_means(c, dataset, key) for name, c in columns.items()}
+        except ValueError as error:
+            return [*lines, f"No groups: {error}.", ""]
+        # The first run's groups in their order, then any only another run has.
+        order = list(dict.fromkeys(group for table in groups.values() for group in table))
+        rows = [
+            [group]
+            + [
+                format_number(groups[name].get(group, {}).get(column), "{:.2f}")
+                for column in (HAND_MM, OBJECT_MM)
+                for name in names
+            ]
+            for group in order
+        ]
+        lines += [*markdown_table([key, *header], rows), ""]
+    return lines
+
+
 def _figure_lines(figures: Sequence[tuple[str, str]]) -> list[str]:
     return ["## Figures", "", *(f"![{title}]({FIGURES_DIR}/{name})\n" for name, title in figures)]
 
@@ -822,6 +859,7 @@ def compare_runs(
         *_not_comparable(paper, [n for n in names if n not in comparable and n not in partial]),
         *(line for name, num in partial.items() for line in _partial_lines(f"`{name}`", num)),
         *_difference_section(columns),
+        *_group_comparison(columns, summaries),
         *_figure_lines(PCK_FIGURES),
     ]
     return write_text(out_dir / "compare.md", "\n".join(lines))
