@@ -589,8 +589,35 @@ def test_compare_sets_each_runs_group_means_side_by_side(tmp_path, no_figures):
     assert text.index("| open_milk | 15.00 | 17.00 | 1.50 | 5.50 |") > text.index(
         header.format("action")
     )
+    assert "other frames" not in text
     _write_metrics(b, **{**FPHA_FROM_IMAGES, "dataset": "synthetic"})
     assert "Results by group" not in compare_runs([a, b], tmp_path / "cmp2").read_text()
+    _write_metrics(b, **{**FPHA_FROM_IMAGES, "dataset": ["fpha"]})  # not a name: none
+    assert "Results by group" not in compare_runs([a, b], tmp_path / "cmp3").read_text()
+
+
+def test_compares_groups_of_other_frames_in_name_order_and_says_so(tmp_path, no_figures):
+    """A later run with a group the first lacks: every group in the order of their names, "–"
+    where a run has no frame of it, and a line saying the means are over each run's own
+    frames. A run whose ids are not the dataset's gets no tables, the line naming it."""
+    first = ["fpha/Subject_2/open_milk/1/0000", "fpha/Subject_10/open_milk/1/0000"]
+    a = _write_run(tmp_path / "a", first, [10, 20], [1, 2])
+    later = ["fpha/Subject_1/open_milk/1/0000", "fpha/Subject_10/open_milk/1/0000"]
+    b = _write_run(tmp_path / "b", later, [5, 7], [3, 4])
+    c = _write_run(tmp_path / "c", ["f0", "f1"], [1, 1], [1, 1])
+    for run in (a, b, c):
+        _write_metrics(run, **FPHA_FROM_IMAGES)
+    text = compare_runs([a, b], tmp_path / "cmp").read_text()
+    assert "The runs are of other frames: each mean is over its own run's (– none)." in text
+    rows = [line for line in text.splitlines() if line.startswith("| Subject_")]
+    assert rows == [
+        "| Subject_1 | – | 5.00 | – | 3.00 |",
+        "| Subject_2 | 10.00 | – | 1.00 | – |",
+        "| Subject_10 | 20.00 | 7.00 | 2.00 | 4.00 |",
+    ]
+    text = compare_runs([a, c], tmp_path / "cmp2").read_text()
+    assert "No groups (c): id 'f0' has no subject (not an id of fpha's frames)." in text
+    assert "| subject |" not in text
 
 
 def test_compare_differences_are_paired_by_frame_id_with_their_standard_error(tmp_path):

@@ -80,6 +80,7 @@ from hopose.scoring import (
     frame_metrics,
     group_means,
     keypoint_mean_error,
+    natural_order,
     paired_difference,
     plausibility_key,
     summarize,
@@ -642,31 +643,38 @@ def group_lines(groups: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list
 def _group_comparison(
     columns: Mapping[str, Mapping[str, NDArray]], summaries: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
-    """``hopose compare``'s groups: where every run is of one dataset with groups
-    (:data:`hopose.scoring.GROUP_KEYS`), a table per grouping key, a row per group with each
-    run's mean hand and object errors; none otherwise, or where a run's ids are not the
-    dataset's (the section says so)."""
-    datasets = {summary.get("dataset") for summary in summaries.values()}
+    """``hopose compare``'s groups: where every run's ``metrics.json`` names one dataset with
+    groups (:data:`hopose.scoring.GROUP_KEYS`), a table per grouping key, a row per group (in
+    the order of their names, numbers read as numbers) with each run's mean hand and object
+    errors over its frames of the group; none otherwise. Where a run's ids are not the
+    dataset's, no table, and the section says which run; where the runs are of other frames,
+    it says that each mean is over its own run's."""
+    # A dataset that is not a name (a metrics.json edited by hand) is none.
+    named = (summary.get("dataset") for summary in summaries.values())
+    datasets = {name if isinstance(name, str) else None for name in named}
     dataset = datasets.pop() if len(datasets) == 1 else None
     if dataset not in GROUP_KEYS:
         return []
     lines = ["## Results by group", "", "Each run's mean errors over each group's frames.", ""]
-    for name, table in columns.items():
-        if missing := [column for column in GROUP_COLUMNS if column not in table]:
-            return [*lines, f"No groups: the per_frame.csv of `{name}` has no {missing[0]}.", ""]
+    groups: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for key in GROUP_KEYS[dataset]:
+        groups[key] = {}
+        for name, table in columns.items():
+            try:
+                groups[key][name] = group_means(table, dataset, key)
+            except ValueError as error:
+                return [*lines, f"No groups ({name}): {error}.", ""]
+    ids = [np.asarray(table["id"]).astype(str) for table in columns.values()]
+    if any(len(i) != len(ids[0]) or (i != ids[0]).any() for i in ids[1:]):
+        lines += ["The runs are of other frames: each mean is over its own run's (– none).", ""]
     names = list(columns)
     header = [f"{name} {part} (mm)" for part in ("hand", "object") for name in names]
-    for key in GROUP_KEYS[dataset]:
-        try:
-            groups = {name: group_means(c, dataset, key) for name, c in columns.items()}
-        except ValueError as error:
-            return [*lines, f"No groups: {error}.", ""]
-        # The first run's groups in their order, then any only another run has.
-        order = list(dict.fromkeys(group for table in groups.values() for group in table))
+    for key, by_run in groups.items():
+        order = sorted({group for table in by_run.values() for group in table}, key=natural_order)
         rows = [
             [group]
             + [
-                format_number(groups[name].get(group, {}).get(column), "{:.2f}")
+                format_number(by_run[name].get(group, {}).get(column), "{:.2f}")
                 for column in (HAND_MM, OBJECT_MM)
                 for name in names
             ]

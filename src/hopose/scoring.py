@@ -382,9 +382,9 @@ def keypoint_mean_error(columns: Mapping[str, NDArray]) -> NDArray[np.float64]:
     return (NUM_JOINTS * hand + NUM_CORNERS * obj) / (NUM_JOINTS + NUM_CORNERS)
 
 
-def _natural_order(name: str) -> tuple[list[tuple[int, int | str]], str]:
+def natural_order(name: str) -> tuple[list[tuple[int, int | str]], str]:
     """A sort key reading each run of digits in ``name`` as a number (then the name itself, so
-    that names equal as numbers, "01" and "1", keep one order)."""
+    that names equal as numbers, "01" and "1", keep one order): the groups' order."""
     runs = [(0, int(run)) if run.isdigit() else (1, run) for run in re.split(r"(\d+)", name) if run]
     return runs, name
 
@@ -418,7 +418,7 @@ def group_means(
     names = np.array([parts[part] for parts in split])
     groups = {}
     # Numbers within names in their order: Subject_2 before Subject_10.
-    for group in sorted(set(names), key=_natural_order):
+    for group in sorted(set(names), key=natural_order):
         chosen = names == group
         groups[group] = {GROUP_FRAMES: int(chosen.sum())} | {
             column: _mean(np.asarray(columns[column])[chosen]) for column in GROUP_COLUMNS
