@@ -43,7 +43,7 @@ from hopose.crop import apply_affine
 from hopose.data import collate_samples, loader_options, option_defaults, uncapped
 from hopose.data.splits import build_split, split_size
 from hopose.data.workers import ExitWithParent, FrameViews
-from hopose.files import output_folder, write_atomic, write_text
+from hopose.files import output_folder, recorded_path, write_atomic, write_text
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
 from hopose.report import (
@@ -462,9 +462,9 @@ def run_eval(
         # inputs wherever it is read from.
         "seed": data.seed,
         "num": split_size(data, split),
-        "root": _resolved(data.root),
-        "cache": _resolved(data.cache),
-        "checkpoint": _resolved(checkpoint),
+        "root": recorded_path(data.root),
+        "cache": recorded_path(data.cache),
+        "checkpoint": recorded_path(checkpoint),
         **_environment(device),
     }  # fmt: skip
     return write_scores(
@@ -472,11 +472,6 @@ def run_eval(
         per_frame=per_frame, image_size=data.image_size, dataset=None if gt_2d else frames,
         unrefined=unrefined,
     )  # fmt: skip
-
-
-def _resolved(path: str | Path | None) -> str | None:
-    """``path`` made absolute, its links resolved (:meth:`pathlib.Path.resolve`); None stays."""
-    return None if path is None else str(Path(path).resolve())
 
 
 def unscored_arrays(protocol: str | None) -> tuple[str, ...]:
@@ -629,7 +624,7 @@ def score_file(
     predictions = read_predictions(path)
     evaluation = read_summary(path.parent)
     description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
-    description |= {"scored": _resolved(path), **_versions()}
+    description |= {"scored": recorded_path(path), **_versions()}
     # The gallery's blank canvas: the network image's side, or (a file without its evaluation's
     # metrics.json) twice the largest principal point, about as large.
     canvas = int(np.ceil(2 * np.max(predictions["K"][:, :2, 2], initial=1.0)))

@@ -5,6 +5,8 @@ like a finished one. :func:`write_atomic` writes to a hidden temporary file besi
 (same folder, so the final rename is atomic on POSIX) and renames it over the target only once
 the writer has finished. Write errors such as ENOSPC come out of a ``write()`` call without a
 file name; they are re-raised as the same kind of :class:`OSError` naming the target.
+:func:`recorded_path` is the form in which a record (``metrics.json``, a cache's ``meta.json``)
+names the files it was made from.
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ def output_folder(path: str | Path) -> Path:
             error.errno, f"cannot make the output folder ({error.strerror or error})", str(path)
         ) from None
     return path
+
+
+def recorded_path(path: str | Path | None) -> str | None:
+    """``path`` as a record names it: absolute, its links resolved (:meth:`pathlib.Path.resolve`),
+    so that the record names its inputs wherever it is read from; None stays None."""
+    return None if path is None else str(Path(path).resolve())
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -47,7 +47,7 @@ from hopose.config import LossConfig
 from hopose.crop import inside_frame
 from hopose.models.heads import pixel_centres, to_pixels
 from hopose.physics import physical_affinity_loss
-from hopose.skeleton import PART_NODES
+from hopose.skeleton import PART_NODES, PART_SLICES
 
 # Each term: (the output it reads, the batch keys of its target, the weight field it takes).
 _SUPERVISED_TERMS: dict[str, tuple[str, tuple[str, str], str]] = {
@@ -71,8 +71,8 @@ def _part_nodes(parts: tuple[str, ...]) -> slice:
     unknown = [part for part in parts if part not in PART_NODES]
     if unknown or not parts:
         raise ValueError(f"parts must be a non-empty subset of {tuple(PART_NODES)}, got {parts}")
-    nodes = [PART_NODES[part] for part in parts]
-    return slice(min(r.start for r in nodes), max(r.stop for r in nodes))
+    nodes = [PART_SLICES[part] for part in parts]
+    return slice(min(s.start for s in nodes), max(s.stop for s in nodes))
 
 
 def _check_shape(name: str, tensor: Tensor, expected: tuple[int, ...], against: str) -> None:
@@ -249,8 +249,8 @@ def compute_losses(
                 "the physical loss needs the refined 3D of both hand and object "
                 f"(out['kp3d'] and parts ('hand', 'object')), got parts {parts}"
             )
-        hand = out["kp3d"][:, PART_NODES["hand"].start : PART_NODES["hand"].stop]  # (B, 21, 3)
-        obj = out["kp3d"][:, PART_NODES["object"].start : PART_NODES["object"].stop]  # (B, 8, 3)
+        hand = out["kp3d"][:, PART_SLICES["hand"]]  # (B, 21, 3)
+        obj = out["kp3d"][:, PART_SLICES["object"]]  # (B, 8, 3)
         terms["physical"] = physical_affinity_loss(hand, obj)
     if heatmap and "heatmaps" in out:
         target = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1).to(out["heatmaps"])

@@ -77,8 +77,8 @@ from hopose.scoring import (
     PENETRATION_MM,
     SCORE_KEYS,
     VALID_CONTACTS,
+    dataset_groups,
     frame_metrics,
-    group_means,
     keypoint_mean_error,
     natural_order,
     paired_difference,
@@ -130,6 +130,8 @@ GROUP_HEADERS = {
     OBJECT_MM: "object (mm)",
     OBJECT_2D_PX: "object 2D (px)",
 }
+# The heading of the groups' section, in report.md and compare.md.
+GROUP_SECTION = "## Results by group"
 # The files an evaluation's report is written to, in its folder (figures under FIGURES_DIR).
 PER_FRAME_FILE = "per_frame.csv"
 PER_GROUP_FILE = "per_group.csv"
@@ -623,7 +625,7 @@ def group_lines(groups: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list
     if not groups:
         return []
     lines = [
-        "## Results by group",
+        GROUP_SECTION,
         "",
         "Each group's frames and mean errors, over its frames with ground truth "
         '(docs/evaluation.md, "Results by group"); also in [per_group.csv](per_group.csv).',
@@ -655,15 +657,15 @@ def _group_comparison(
     dataset = datasets.pop() if len(datasets) == 1 else None
     if dataset not in GROUP_KEYS:
         return []
-    lines = ["## Results by group", "", "Each run's mean errors over each group's frames.", ""]
-    groups: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for key in GROUP_KEYS[dataset]:
-        groups[key] = {}
-        for name, table in columns.items():
-            try:
-                groups[key][name] = group_means(table, dataset, key)
-            except ValueError as error:
-                return [*lines, f"No groups ({name}): {error}.", ""]
+    lines = [GROUP_SECTION, "", "Each run's mean errors over each group's frames.", ""]
+    runs = {}
+    for name, table in columns.items():
+        try:
+            runs[name] = dataset_groups(table, dataset)
+        except ValueError as error:
+            return [*lines, f"No groups ({name}): {error}.", ""]
+    # Per grouping key, each run's groups.
+    groups = {key: {name: runs[name][key] for name in runs} for key in GROUP_KEYS[dataset]}
     ids = [np.asarray(table["id"]).astype(str) for table in columns.values()]
     if any(len(i) != len(ids[0]) or (i != ids[0]).any() for i in ids[1:]):
         lines += ["The runs are of other frames: each mean is over its own run's (– none).", ""]
@@ -741,14 +743,13 @@ def write_report(
     """
     out_dir = Path(out_dir)
     columns = frame_metrics(predictions) if columns is None else columns
-    name = summary.get("dataset")
     try:
-        groups = {key: group_means(columns, name, key) for key in GROUP_KEYS.get(name, {})}
+        groups = dataset_groups(columns, summary.get("dataset"))
         by_group = group_lines(groups)
     except ValueError as error:
         # Ids that are not the dataset's (a scored file's own): no groups, and the report says
         # why rather than failing after the whole inference.
-        groups, by_group = {}, ["## Results by group", "", f"No groups: {error}.", ""]
+        groups, by_group = {}, [GROUP_SECTION, "", f"No groups: {error}.", ""]
     figures = out_dir / FIGURES_DIR
     figures.mkdir(parents=True, exist_ok=True)
     write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)

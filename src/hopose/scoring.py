@@ -426,6 +426,20 @@ def group_means(
     return groups
 
 
+def dataset_groups(
+    columns: Mapping[str, NDArray], dataset: Any
+) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`group_means` by each grouping key of ``dataset`` (:data:`GROUP_KEYS`), in their
+    order; none for a dataset without groups, or a ``dataset`` that is no name (a summary's
+    edited by hand).
+
+    Raises:
+        ValueError: as :func:`group_means`, an id that is not the dataset's.
+    """
+    keys = GROUP_KEYS.get(dataset, {}) if isinstance(dataset, str) else {}
+    return {key: group_means(columns, dataset, key) for key in keys}
+
+
 def paired_difference(
     reference: Mapping[str, NDArray], other: Mapping[str, NDArray], column: str
 ) -> tuple[float, float] | None:

@@ -24,6 +24,9 @@ PART_NODES: dict[str, range] = {
     "hand": range(0, NUM_JOINTS),
     "object": range(NUM_JOINTS, NUM_NODES),
 }
+# The same nodes as slices, to index tensors with: a range (or a list) is an index tensor made
+# on the host, which a GPU copies at each use.
+PART_SLICES: dict[str, slice] = {part: slice(r.start, r.stop) for part, r in PART_NODES.items()}
 
 FINGERS = ("thumb", "index", "middle", "ring", "little")
 _FINGER_JOINTS = {

@@ -49,13 +49,13 @@ from hopose.data.sample import (
 )
 from hopose.data.transforms import (
     DEFAULT_IMAGE_SIZE,
-    UNREADABLE_IMAGE_HINT,
     DataFileError,
     check_on_error,
+    without_image_hint,
     wrap_index,
 )
 from hopose.data.workers import ExitWithParent, as_collected
-from hopose.files import write_text
+from hopose.files import recorded_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,7 @@ class _Chunks(Dataset):
                     raise
                 records.append(None)
                 # Skipping is already what the image's hint would advise: not in each line.
-                reason = str(error).removesuffix(f"; {UNREADABLE_IMAGE_HINT}")
-                errors.append(f"sample {index}: {reason}")
+                errors.append(f"sample {index}: {without_image_hint(str(error))}")
                 continue
             records.append(record)
         return chunk, records, errors
@@ -224,7 +223,7 @@ def write_cache(
         raise ValueError(f"workers: must be >= 0, got {workers}")
     out = Path(out_dir)
     info = as_recorded(dict(info or {}))
-    source = None if root is None else str(Path(root).resolve())
+    source = recorded_path(root)
     num_samples = len(dataset)
     if num_samples == 0:
         raise ValueError(f"{out}: the dataset to cache is empty")

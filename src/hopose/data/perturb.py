@@ -19,13 +19,14 @@ Lengths are fractions of the image side, so one setting serves every image size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from hopose.skeleton import NUM_JOINTS, PART_NODES
+from hopose.skeleton import NUM_JOINTS, PART_SLICES
 
 if TYPE_CHECKING:
     from hopose.config import PerturbConfig
@@ -68,13 +69,11 @@ def perturb_keypoints(
     # device.
     device = kp2d.device if generator is None else generator.device
 
-    def uniform(*shape: int) -> Tensor:
-        u = torch.rand(shape, generator=generator, dtype=kp2d.dtype, device=device)
-        return u.to(kp2d.device)
+    def sample(sampler: Callable[..., Tensor], *shape: int) -> Tensor:
+        x = sampler(shape, generator=generator, dtype=kp2d.dtype, device=device)
+        return x.to(kp2d.device)
 
-    def draw(*shape: int) -> Tensor:
-        z = torch.randn(shape, generator=generator, dtype=kp2d.dtype, device=device)
-        return z.to(kp2d.device)
+    uniform, draw = functools.partial(sample, torch.rand), functools.partial(sample, torch.randn)
 
     def chance(prob: float) -> Tensor:  # (B, 29, 1) True with probability prob
         return (uniform(*kp2d.shape[:2]) < prob)[..., None]
@@ -84,8 +83,7 @@ def perturb_keypoints(
     out = kp2d + draw(b, n, 2) * scale * (sigma * image_size)
     out = torch.where(chance(outlier_prob), out + draw(b, n, 2) * outlier_sigma * image_size, out)
     means = torch.empty_like(out)  # (B, 29, 2): each node's part mean
-    for nodes in PART_NODES.values():
-        part = slice(nodes.start, nodes.stop)  # a range would be an index tensor, copied
+    for part in PART_SLICES.values():
         means[:, part] = out[:, part].mean(dim=1, keepdim=True)
     return torch.where(chance(drop_prob), means, out)
 

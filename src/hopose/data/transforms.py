@@ -61,6 +61,7 @@ UNREADABLE_IMAGE_HINT = (
     "`hopose data check <dataset> --root <root> --decode` lists every such image, and "
     "`hopose prepare ... --on-error skip` writes a cache without them"
 )
+_IMAGE_HINT_SUFFIX = f"; {UNREADABLE_IMAGE_HINT}"
 # Last seed word of a real sample's jitter generator, default_rng([index, epoch, JITTER_STREAM]).
 JITTER_STREAM = 3
 # Records are in mm (docs/conventions.md §1); HO-3D, DexYCB, ObMan and FPHA's object models are
@@ -336,8 +337,14 @@ def read_frame_image(
     except DataFileError as error:
         # Training, evaluation and prepare stop at the first such frame, hours in perhaps:
         # say how to find the others at once, and how to go on without them.
-        raise DataFileError(f"{error}; {UNREADABLE_IMAGE_HINT}") from error
+        raise DataFileError(f"{error}{_IMAGE_HINT_SUFFIX}") from error
     return image, 1.0 / 2.0 ** round(math.log2(width / image.size[0]))
+
+
+def without_image_hint(message: str) -> str:
+    """An error's message without the hint :func:`read_frame_image` ends it with, for a caller
+    that already does what it advises (``hopose prepare --on-error skip``)."""
+    return message.removesuffix(_IMAGE_HINT_SUFFIX)
 
 
 def view_frames(frame: Frame, affines: np.ndarray, image_size: int) -> np.ndarray:
