@@ -389,6 +389,7 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
         sequences[name] = sorted({frame.rsplit("/", 1)[0] for frame in ids})
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         assert metrics["options"] == {"protocol": name, "margin": 0.2, "on_error": "raise"}
+        assert metrics["whole_split"] is True  # no --num: every test frame of the protocol
     assert sequences == {
         "action": ["fpha/Subject_1/open_milk/2"],  # close_milk/4 is excluded (its fixture)
         "hope": ["fpha/Subject_1/open_milk/3"],

@@ -397,13 +397,19 @@ def test_the_paper_is_comparable_only_with_fphas_hope_test_split_from_the_images
         {"protocol": "gt_box"},
         {"num": 3},  # the first 3 frames of the split (--num), not the paper's 5,040
         {"num": 3, "n": 3},
-        # As many as the split holds: metrics.json cannot tell that from a cut.
+        {"num": 3, "n": 3, "whole_split": False},
+        # As many as the split holds, in a metrics.json without whole_split (an older
+        # hopose's): it cannot tell that from a cut.
         {"num": 5040, "n": 5040},
+        # --num cut the split, whatever n says.
+        {"num": 6000, "n": 5040, "whole_split": False},
     ):
         assert not paper_comparable(FPHA_FROM_IMAGES | changed), changed
     assert paper_comparable(FPHA_FROM_IMAGES | {"num": None})  # every frame, as run_eval says
     # More than the split holds: 5,040 scored of 6,000 asked, so --num cut nothing.
     assert paper_comparable(FPHA_FROM_IMAGES | {"num": 6000, "n": 5040})
+    # As many as the split holds, and the evaluation says it read the split whole.
+    assert paper_comparable(FPHA_FROM_IMAGES | {"num": 5040, "n": 5040, "whole_split": True})
     # An older metrics.json without the protocol or the options does not say so.
     assert not paper_comparable({k: v for k, v in FPHA_FROM_IMAGES.items() if k != "protocol"})
     assert not paper_comparable({k: v for k, v in FPHA_FROM_IMAGES.items() if k != "options"})

@@ -40,7 +40,7 @@ from hopose import __version__
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
 from hopose.crop import apply_affine
-from hopose.data import collate_samples, loader_options, option_defaults, uncapped
+from hopose.data import collate_samples, loader_options, option_defaults, uncapped, whole_split
 from hopose.data.splits import build_split, split_size
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import output_folder, recorded_path, write_atomic, write_text
@@ -91,8 +91,8 @@ OPTIONAL_ARRAYS = ("orig_K",)
 # predictions.npz holds, and their geometry), which `hopose score` carries over from the
 # metrics.json beside the file it scores; the others describe the network that predicted.
 FRAME_KEYS = (
-    "protocol", "crop", "image_size", "dataset", "split", "options", "seed", "num", "root",
-    "cache",
+    "protocol", "crop", "image_size", "dataset", "split", "options", "seed", "num",
+    "whole_split", "root", "cache",
 )  # fmt: skip
 
 
@@ -371,8 +371,10 @@ def run_eval(
         ``grasp_completed``, ``image_size`` (the network's), ``dataset``, ``split``,
         ``options`` (every loader option of the dataset, defaults included, but the jitter no
         evaluation takes), ``seed`` (synthetic data's), ``num`` (the frames asked for, None
-        for all), ``root`` and ``cache`` (where they were read from), ``checkpoint`` (the three
-        resolved: absolute, as ``hopose prepare`` records its root),
+        for all), ``whole_split`` (whether a real split was read whole, not cut by ``num``
+        nor by a cache's ``hopose prepare --num``; None for synthetic data), ``root`` and
+        ``cache`` (where they were read from), ``checkpoint`` (the three resolved: absolute,
+        as ``hopose prepare`` records its root),
         ``hopose_version``, ``torch_version`` and ``device`` (where the network ran, a GPU
         with its name).
 
@@ -462,6 +464,7 @@ def run_eval(
         # inputs wherever it is read from.
         "seed": data.seed,
         "num": split_size(data, split),
+        "whole_split": whole_split(frames, data.name),
         "root": recorded_path(data.root),
         "cache": recorded_path(data.cache),
         "checkpoint": recorded_path(checkpoint),

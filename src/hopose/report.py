@@ -279,12 +279,16 @@ def paper_comparable(summary: Mapping[str, Any]) -> bool:
 
 
 def _part_of_the_papers_split(summary: Mapping[str, Any]) -> int | None:
-    """The frames a run of the paper's frames asked for (``num``) where that may have cut the
-    split: it scored as many (``n``; a summary without its count is taken to); None for any
-    other run. A ``num`` above the frames scored cut nothing; one equal to them is taken as a
-    cut, since the summary cannot tell."""
+    """The frames a run of the paper's frames asked for (``num``) where that cut the split;
+    None for any other run. The summary's ``whole_split`` says whether it did; a summary of
+    an older hopose without it is taken as cut where it scored as many frames as it asked
+    for (``n``; one without its count is taken to), since a ``num`` above the frames scored
+    cut nothing but one equal to them may have."""
     num = summary.get("num")
-    cut = num is not None and summary.get(N_FRAMES, num) >= num
+    if (whole := summary.get("whole_split")) is not None:
+        cut = not whole
+    else:
+        cut = num is not None and summary.get(N_FRAMES, num) >= num
     return num if cut and _of_the_papers_frames(summary) else None
 
 

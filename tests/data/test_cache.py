@@ -11,7 +11,7 @@ from dataset_fixtures import write_fpha, write_image
 from torch.utils.data import DataLoader
 
 from hopose.cli import main
-from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed
+from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed, whole_split
 from hopose.data.cache import CACHE_VERSION, CacheDataset, prepare_cache, write_cache
 from hopose.data.sample import ARRAY_KEYS
 from hopose.data.transforms import UNREADABLE_IMAGE_HINT, DataFileError
@@ -414,11 +414,24 @@ def test_a_capped_real_cache_serves_no_more_than_its_cap(tmp_path):
         refused = r"one holds the first 1 samples of the split \(prepared with --num 1\), "
         with pytest.raises(ValueError, match=rf"{refused}num_samples asks {said}$"):
             build_dataset("fpha", "val", cache=capped, image_size=16, num_samples=asks)
-    assert len(build_dataset("fpha", "val", cache=capped, image_size=16, num_samples=1)) == 1
+    first = build_dataset("fpha", "val", cache=capped, image_size=16, num_samples=1)
+    assert len(first) == 1
+    assert whole_split(first, "fpha") is False  # what an evaluation records (metrics.json)
     # A cap beyond the split's 2 frames cuts nothing: the whole split, recorded as such.
     assert main([*args, "--num", "5", "--out", str(tmp_path / "all")]) == 0
     assert "num_samples" not in CacheDataset(tmp_path / "all").info
-    assert len(build_dataset("fpha", "val", cache=str(tmp_path / "all"), image_size=16)) == 2
+    every = build_dataset("fpha", "val", cache=str(tmp_path / "all"), image_size=16)
+    assert len(every) == 2 and whole_split(every, "fpha") is True
+    # num_samples cuts the whole cache to its first frame; 2 and more cut nothing.
+    for asks, whole in ((1, False), (2, True), (3, True)):
+        read = build_dataset("fpha", "val", cache=str(tmp_path / "all"), image_size=16,
+                             num_samples=asks)  # fmt: skip
+        assert whole_split(read, "fpha") is whole, asks
+    # From the dataset's folder as from its cache; a synthetic split is its size, never cut.
+    assert whole_split(build_dataset("fpha", "val", root=str(root), image_size=16), "fpha")
+    cut = build_dataset("fpha", "val", root=str(root), image_size=16, num_samples=1)
+    assert whole_split(cut, "fpha") is False
+    assert whole_split(build_dataset("synthetic", "val", num_samples=2), "synthetic") is None
 
 
 def test_an_option_given_as_a_tuple_reruns_and_reads_its_cache(tmp_path):
