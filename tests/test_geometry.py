@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-from beartype import beartype
-from jaxtyping import TypeCheckError, jaxtyped
+from jaxtyping import TypeCheckError
 
 from hopose.crop import edge_aligned_scale, resize_affine
 from hopose.geometry import (
@@ -301,25 +300,21 @@ def test_procrustes_align_of_a_mirror_image_by_hand_and_at_the_best_scale():
 
 
 def test_shape_annotations_hold_at_run_time():
-    """The jaxtyping annotations, checked by beartype: batched calls (one K broadcast over the
-    batch) satisfy them, wrong trailing sizes are caught."""
-    checked = {
-        f.__name__: jaxtyped(typechecker=beartype)(f)
-        for f in (project_points, unproject_points, transform_points, procrustes_align)
-    }
+    """The jaxtyping annotations, checked in the tests (tests/shape_checking.py): batched calls
+    (one K broadcast over the batch) satisfy them, wrong trailing sizes are caught."""
     points = torch.rand(4, 29, 3, dtype=torch.float64) * 100 + torch.tensor([0, 0, 400.0])
-    pixels = checked["project_points"](points, K_FPHA)  # (4, 29, 2), K (3, 3) broadcast
-    back = checked["unproject_points"](pixels, points[..., 2], K_FPHA.expand(4, 3, 3))
+    pixels = project_points(points, K_FPHA)  # (4, 29, 2), K (3, 3) broadcast
+    back = unproject_points(pixels, points[..., 2], K_FPHA.expand(4, 3, 3))
     assert torch.allclose(back, points)
     T = make_transform(torch.eye(3, dtype=torch.float64), torch.tensor([1.0, 2.0, 3.0]).double())
-    shifted = checked["transform_points"](points, T)
-    assert torch.allclose(checked["procrustes_align"](shifted, points), points)
+    shifted = transform_points(points, T)
+    assert torch.allclose(procrustes_align(shifted, points), points)
     with pytest.raises(TypeCheckError):
-        checked["project_points"](points[..., :2], K_FPHA)  # 2D points
+        project_points(points[..., :2], K_FPHA)  # 2D points
     with pytest.raises(TypeCheckError):
-        checked["unproject_points"](pixels, points[..., 2:], K_FPHA)  # depth (4, 29, 1)
+        unproject_points(pixels, points[..., 2:], K_FPHA)  # depth (4, 29, 1)
     with pytest.raises(TypeCheckError):
-        checked["procrustes_align"](points, points[:, :21])  # 29 vs 21 points
+        procrustes_align(points, points[:, :21])  # 29 vs 21 points
 
 
 def test_inverse_3x3_is_the_inverse():

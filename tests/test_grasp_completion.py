@@ -19,6 +19,7 @@ from hopose.grasp_completion import grip_box, needs_completion, palm_centre
 from hopose.physics import contact_points
 from hopose.plausibility import penetration_depth
 from hopose.refine import RefineWeights, refine_pose, signed_box_distance
+from shape_checking import unchecked
 
 
 def _open_hand() -> torch.Tensor:
@@ -38,7 +39,7 @@ def _open_hand() -> torch.Tensor:
 def test_grip_box_refuses_a_box_batch_other_than_the_hands():
     hand = torch.zeros(3, 21, 3)
     box = box_corners(torch.tensor([40.0, 60.0, 100.0]))[None].expand(1, 8, 3)
-    with pytest.raises(ValueError, match=r"batch shapes differ: \(3,\) vs \(1,\)"):
+    with unchecked(), pytest.raises(ValueError, match=r"batch shapes differ: \(3,\) vs \(1,\)"):
         grip_box(hand, box, shrink=0.0, move=1.0)
 
 

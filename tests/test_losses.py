@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 from hopose.config import ConfigError, LossConfig
 from hopose.losses import (
     compute_losses,
-    configured_losses,
     heatmap_loss,
     segmentation_loss,
     total_loss,
 )
-from hopose.models import build_model
-from hopose.models.encoder import random_backbone_expected
 from hopose.physics import physical_affinity_loss
-from hopose.skeleton import NUM_CORNERS, NUM_JOINTS, corner_signs
-from tiny_runs import tiny
+from hopose.skeleton import corner_signs
+from shape_checking import unchecked
 
 
 def _batch(b: int = 2) -> dict[str, torch.Tensor]:
@@ -372,11 +367,11 @@ def test_targets_of_another_batch_raise_naming_them():
     # The same batch of 4 with every shape right is accepted: zero error everywhere.
     terms = compute_losses(out, _batch(4) | {"K": eye, "orig_K": eye}, original_pixels=True)
     assert all(value.item() == 0 for value in terms.values())
-    with pytest.raises(ValueError, match=r"target: shape \(1, 3, 2\) .*\(2, 3, 2\)"):
+    with unchecked(), pytest.raises(ValueError, match=r"target: shape \(1, 3, 2\) .*\(2, 3, 2\)"):
         heatmap_loss(torch.zeros(2, 3, 4, 4), torch.zeros(1, 3, 2), (16, 16))
-    with pytest.raises(ValueError, match=r"target: shape \(2, 2, 2\) .*\(2, 3, 2\)"):
+    with unchecked(), pytest.raises(ValueError, match=r"target: shape \(2, 2, 2\) .*\(2, 3, 2\)"):
         heatmap_loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 2, 2), (16, 16))
-    with pytest.raises(ValueError, match=r"^segmentation: shape \(1, 8, 8\)"):
+    with unchecked(), pytest.raises(ValueError, match=r"^segmentation: shape \(1, 8, 8\)"):
         segmentation_loss(torch.zeros(2, 8, 2, 2), torch.zeros(1, 8, 8, dtype=torch.uint8))
 
 
@@ -541,70 +536,3 @@ def test_both_2d_terms_are_measured_in_original_pixels():
     terms = compute_losses(out, batch, original_pixels=True)
     torch.testing.assert_close(terms["2d_init"], torch.tensor(40.0))
     torch.testing.assert_close(terms["2d"], torch.tensor(40.0))
-
-
-class _HostToMeta(TorchFunctionMode):
-    """Records the calls that bring host data to the meta device: a tensor built there from
-    Python data, a meta tensor indexed with a Python sequence (whose index tensor is built on
-    the host) or a CPU index tensor, a CPU tensor taken in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if func in (torch.tensor, torch.as_tensor, torch.Tensor.new_tensor):
-            data = args[1] if func is torch.Tensor.new_tensor else args[0]
-            host = out.is_meta and not isinstance(data, torch.Tensor)
-        elif func in (torch.Tensor.__getitem__, torch.Tensor.__setitem__):
-            index = args[1] if isinstance(args[1], tuple) else (args[1],)
-            # A sequence, or a CPU tensor (not 0-d: a number) as an index or as the values set.
-            taken = [*index, *args[2:]]
-            host = args[0].is_meta and any(
-                isinstance(i, list | tuple | range)
-                or (isinstance(i, torch.Tensor) and i.device.type == "cpu" and i.ndim > 0)
-                for i in taken
-            )
-        else:
-            tensors = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
-            host = isinstance(out, torch.Tensor) and out.is_meta
-            host = host and any(t.device.type == "cpu" for t in tensors)
-        if host:
-            self.calls.append(func.__name__)
-        return out
-
-
-def test_end_to_end_forward_and_losses_bring_nothing_from_the_host(monkeypatch):
-    # On a GPU, a tensor made on the host and moved there (a constant table, an image's (W, H),
-    # a list of nodes to index with) is a copy from pageable memory, which waits for the work
-    # queued on the device: a synchronisation point in every training step (BENCHMARKS.md,
-    # "Training: host-to-device copies"). On the meta device, each is a tensor brought there
-    # from the CPU. Meta has no autocast, which the lifter and the physical loss turn off.
-    real_autocast = torch.autocast
-
-    def autocast(device_type, *args, **kwargs):
-        if device_type == "meta":
-            return contextlib.nullcontext()
-        return real_autocast(device_type, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "autocast", autocast)
-    cfg = tiny("end2end")  # every term of Eq. 7, the heat maps' and the segmentation's
-    with random_backbone_expected():
-        model = build_model(cfg.model).to("meta")
-    b, size = 2, cfg.model.image_size
-    shapes = {"hand_2d": (NUM_JOINTS, 2), "obj_2d": (NUM_CORNERS, 2), "K": (3, 3)}
-    shapes |= {"orig_K": (3, 3), "hand_3d": (NUM_JOINTS, 3), "obj_3d": (NUM_CORNERS, 3)}
-    batch = {key: torch.zeros(b, *shape, device="meta") for key, shape in shapes.items()}
-    batch["image"] = torch.zeros(b, 3, size, size, dtype=torch.uint8, device="meta")
-    batch["segmentation"] = torch.zeros(b, size, size, dtype=torch.uint8, device="meta")
-
-    def forward_and_losses() -> dict[str, torch.Tensor]:
-        out = model(batch["image"], batch["K"])
-        return configured_losses(out, batch, cfg.loss, parts=model.parts)
-
-    forward_and_losses()  # the first pass makes what is made once per device
-    with _HostToMeta() as copies:
-        terms = forward_and_losses()
-    assert set(terms) == {"2d_init", "2d", "3d_init", "3d", "physical", "heatmap", "segment"}
-    assert copies.calls == []

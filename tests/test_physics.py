@@ -34,6 +34,7 @@ from hopose.physics import (
 )
 from hopose.skeleton import NUM_JOINTS, corner_signs
 from physics_reference import contacts_naive, physical_affinity_loss_naive, random_grasps
+from shape_checking import unchecked
 
 # ---------------------------------------------------------------------------------------------
 # Inputs.
@@ -239,7 +240,10 @@ def test_a_selection_of_another_batch_or_grid_is_refused():
     hand, box = random_grasps(torch.Generator().manual_seed(3), [4, 4, 4])
     selection = select_contacts(hand, box, n_samples=11, top_k=10)  # grid points up to 120
     # Sample 0's choices on a batch of 3 would score its contacts on every pose.
-    with pytest.raises(ValueError, match=r"selection must have shape \(3, K, 3\).*\(1, 10, 3\)"):
+    with (
+        unchecked(),
+        pytest.raises(ValueError, match=r"selection must have shape \(3, K, 3\).*\(1, 10, 3\)"),
+    ):
         physical_affinity_loss(hand, box, selection=selection[:1])
     # Choices of an 11 x 11 grid read on a 5 x 5 one (25 points) name the grid.
     coarse = selection.clone()
@@ -558,9 +562,9 @@ def test_property_random_finite_inputs(hand, obj, float32):
 
 
 def test_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="hand"):
+    with unchecked(), pytest.raises(ValueError, match="hand"):
         physical_affinity_loss(torch.zeros(2, 20, 3), torch.zeros(2, 8, 3))
-    with pytest.raises(ValueError, match="obj"):
+    with unchecked(), pytest.raises(ValueError, match="obj"):
         contact_points(torch.zeros(2, 21, 3), torch.zeros(2, 4, 3))
 
 

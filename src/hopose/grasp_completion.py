@@ -17,11 +17,14 @@ faces.
 their own box (a grasp already formed is left as it is) whose predicted box centre lies within
 ``grasp_distance`` of the palm centre (a box predicted farther away is read as a free frame,
 the hand approaching or releasing it).
+
+Shapes are jaxtyping annotations (B frames), checked at run time in the tests.
 """
 
 from __future__ import annotations
 
 import torch
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 from hopose.geometry import box_axes
@@ -36,12 +39,14 @@ _GRIP = tuple(
 )
 
 
-def palm_centre(hand: Tensor) -> Tensor:
-    """(B, 3) the mean of the wrist and the four finger MCPs of (B, 21, 3) hands."""
+def palm_centre(hand: Float[Tensor, "B 21 3"]) -> Float[Tensor, "B 3"]:
+    """The mean of the wrist and the four finger MCPs of each hand."""
     return hand[:, layout_tensor(_PALM, hand.device)].mean(dim=1)
 
 
-def grip_box(hand: Tensor, obj: Tensor, *, shrink: float, move: float) -> Tensor:
+def grip_box(
+    hand: Float[Tensor, "B 21 3"], obj: Float[Tensor, "B 8 3"], *, shrink: float, move: float
+) -> Float[Tensor, "B 8 3"]:
     """``obj`` grown to span the grip joints and moved the least to hold them: its axes, its
     corner labels and, where it is larger than the grip, its size are kept.
 
@@ -56,14 +61,14 @@ def grip_box(hand: Tensor, obj: Tensor, *, shrink: float, move: float) -> Tensor
     joints then inside the box are what :func:`hopose.refine.push_out` brings onto its faces.
 
     Args:
-        hand: (B, 21, 3) joints.
-        obj: (B, 8, 3) corners of an exact cuboid, giving the axes, size and corner labels.
+        hand: joints.
+        obj: corners of an exact cuboid, giving the axes, size and corner labels.
         shrink: fraction in [0, 1) taken off half the grip's extent (refinement's
             ``grip_shrink``, :class:`hopose.refine.RefineWeights`).
         move: fraction in [0, 1] of the move that nests the spans (``grip_move``).
 
     Returns:
-        (B, 8, 3) corners of an exact cuboid, labelled as ``obj``'s (docs/conventions.md §1).
+        The corners of an exact cuboid, labelled as ``obj``'s (docs/conventions.md §1).
     """
     check_hand_object(hand, obj)
     U, centre = box_axes(obj)
@@ -80,28 +85,25 @@ def grip_box(hand: Tensor, obj: Tensor, *, shrink: float, move: float) -> Tensor
 
 
 def needs_completion(
-    hand: Tensor,
-    obj: Tensor,
+    hand: Float[Tensor, "B 21 3"],
+    obj: Float[Tensor, "B 8 3"],
     grasp_distance: float,
     n_samples: int = N_SAMPLES,
     least_contacts: int = 2,
-) -> Tensor:
+) -> Bool[Tensor, " B"]:
     """Which frames get :func:`grip_box`: fewer than ``least_contacts`` valid contacts (Eq. 5,
     on an ``n_samples`` face grid) and the box's centroid within ``grasp_distance`` of the palm
     centre.
 
     Args:
-        hand: (B, 21, 3) joints, mm.
-        obj: (B, 8, 3) box corners, mm.
+        hand: joints, mm.
+        obj: box corners, mm.
         grasp_distance: mm.
         n_samples: grid points per face side of the contact search. The default is the metric's
             11 (docs/conventions.md §2), which counts the contacts the evaluation scores: a
             coarser grid finds fewer (a pad between two of its rows is farther than 0.2 L from
             every grid point) and would call a held grasp free.
         least_contacts: contacts that make a grasp already formed.
-
-    Returns:
-        (B,) bool.
     """
     _, _, valid = contact_points(hand, obj, n_samples, TOP_K, ETA)
     near = torch.linalg.vector_norm(obj.mean(dim=1) - palm_centre(hand), dim=-1) <= grasp_distance

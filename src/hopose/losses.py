@@ -33,6 +33,9 @@ uncertain input is the mean of the poses it could be, the distance's their media
 nearer to each of them on average (docs/from_pixels.md). A term is computed only when its output
 is present, so the same function serves the lifter alone (stage 1), the encoder alone (stage 2)
 and the full model (stage 3, with ``physical=True``).
+
+The shapes of the losses' tensors are jaxtyping annotations, checked at run time in the tests; the
+dicts of outputs and targets are checked by :func:`compute_losses`, with errors that name the key.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import math
 from collections.abc import Mapping
 
 import torch
+from jaxtyping import Float, Integer
 from torch import Tensor
 
 from hopose.config import LossConfig
@@ -109,7 +113,9 @@ def _original_pixel_map(batch: Mapping[str, Tensor], batch_size: int) -> Tensor:
     return batch["orig_K"][:, :2, :2] @ inverse
 
 
-def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) -> Tensor:
+def heatmap_loss(
+    logits: Float[Tensor, "B N h w"], target: Float[Tensor, "B N 2"], image_size: tuple[int, int]
+) -> Float[Tensor, ""]:
     """Cross-entropy of heat maps against Gaussians at the ground-truth keypoints.
 
     Integral regression (:func:`hopose.models.heads.soft_argmax`) supervised through its
@@ -120,11 +126,11 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
     out.
 
     Args:
-        logits: (B, N, h, w) heat-map logits; the maps cover the image, cell (i, j) the pixels
+        logits: heat-map logits of N nodes; the maps cover the image, cell (i, j) the pixels
             [j W/w, (j+1) W/w] × [i H/h, (i+1) H/h] less 0.5 (the cells' centres mapped to
             pixels as the heat-map head maps them, :func:`hopose.models.heads.to_pixels`).
-        target: (B, N, 2) keypoints in the image's pixels, pixel centres at integers: the image
-            spans [-0.5, W - 0.5] × [-0.5, H - 0.5].
+        target: keypoints in the image's pixels, pixel centres at integers: the image spans
+            [-0.5, W - 0.5] × [-0.5, H - 0.5].
         image_size: (W, H) of the image in pixels.
 
     Returns:
@@ -153,7 +159,9 @@ def heatmap_loss(logits: Tensor, target: Tensor, image_size: tuple[int, int]) ->
     return torch.where(inside, cross, 0.0).sum() / inside.sum().clamp_min(1)
 
 
-def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:
+def segmentation_loss(
+    logits: Float[Tensor, "B classes h w"], classes: Integer[Tensor, "B H W"]
+) -> Float[Tensor, ""]:
     """Cross-entropy of segmentation maps against the classes of the pixels each cell covers.
 
     A cell of the maps covers several pixels of the image (4 × 4 at stride 4), which may show
@@ -161,9 +169,9 @@ def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:
     (adaptive average pooling of the one-hot classes), a soft label.
 
     Args:
-        logits: (B, C, h, w) the classes' logits per cell
-            (:class:`hopose.models.ImageEncoder`'s ``segmentation``).
-        classes: (B, H, W) integer class of each pixel of the image, in 0 ... C - 1
+        logits: the classes' logits per cell (:class:`hopose.models.ImageEncoder`'s
+            ``segmentation``).
+        classes: the class of each pixel of the image, in 0 ... classes - 1
             (:data:`hopose.skeleton.SEGMENTATION_CLASSES`).
 
     Returns:
@@ -288,7 +296,7 @@ def configured_losses(
     )
 
 
-def total_loss(terms: Mapping[str, Tensor], weights: LossConfig | None = None) -> Tensor:
+def total_loss(terms: Mapping[str, Tensor], weights: LossConfig | None = None) -> Float[Tensor, ""]:
     """Weighted sum of the terms (Eq. 7); raises if it is not finite.
 
     Args:

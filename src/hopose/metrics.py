@@ -9,6 +9,10 @@ reimplemented here. The exception is :func:`mean_distance`, the distance the met
 public for training's validation error: it takes and returns torch tensors as they are (dtype,
 device and grad kept).
 
+The shapes of what the metrics return, and :func:`mean_distance`'s, are jaxtyping annotations,
+checked at run time in the tests; the metrics' inputs (lists, numpy arrays or tensors) are checked
+by each metric, with errors that name them.
+
 Units follow the inputs: millimetres for 3D errors, pixels for reprojection errors
 (docs/conventions.md §5
 measures them in the dataset's original image, so pass ``orig_K``).
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from jaxtyping import Float, Float64
 from numpy.typing import ArrayLike, NDArray
 
 from hopose.geometry import procrustes_align, project_points
@@ -84,8 +89,10 @@ def _as_pose_pair(
     return pred_t, gt_t
 
 
-def mean_distance(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """(N, K, D) pairs to the (N,) mean Euclidean distance over the K points.
+def mean_distance(
+    pred: Float[torch.Tensor, "*batch K D"], gt: Float[torch.Tensor, "*batch K D"]
+) -> Float[torch.Tensor, "*batch"]:
+    """The mean Euclidean distance over the K points of each pair of point sets.
 
     Public: the training's validation error (:func:`hopose.train.validation_error`), which
     picks ``best.pt``, is this distance too, so that it is the error the evaluation reports.
@@ -106,7 +113,7 @@ def _frame_errors(errors: torch.Tensor, annotated: torch.Tensor) -> NDArray[np.f
     return torch.where(annotated, diverged, torch.nan).numpy()
 
 
-def per_frame_error(pred: Array, gt: Array) -> NDArray[np.float64]:
+def per_frame_error(pred: Array, gt: Array) -> Float64[np.ndarray, " N"]:
     """Mean Euclidean distance over keypoints, per frame (the MPJPE before averaging frames).
 
     Args:
@@ -143,7 +150,7 @@ def _aligned(
     return pred, gt
 
 
-def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.float64]:
+def root_relative_error(pred: Array, gt: Array, root: int = 0) -> Float64[np.ndarray, " N"]:
     """Per-frame mean joint error after moving each pose's root joint to the origin.
 
     Args:
@@ -160,7 +167,7 @@ def root_relative_error(pred: Array, gt: Array, root: int = 0) -> NDArray[np.flo
     return _frame_errors(errors, _finite_frames(gt_t))
 
 
-def procrustes_error(pred: Array, gt: Array) -> NDArray[np.float64]:
+def procrustes_error(pred: Array, gt: Array) -> Float64[np.ndarray, " N"]:
     """Procrustes-aligned mean joint error per frame (PA-MPJPE before averaging frames).
 
     Each predicted pose is first mapped by the similarity transform (scale, rotation,
@@ -184,7 +191,7 @@ def keypoint_auc(
     gt: Array,
     alignment: str = "none",
     thresholds: Array = THRESHOLDS_KEYPOINT_MM,
-) -> NDArray[np.float64]:
+) -> Float64[np.ndarray, " N"]:
     """Per frame, the AUC of the PCK curve of its joints: the fraction of its K joints at most
     each threshold from their ground truth, after ``alignment``.
 
@@ -214,7 +221,7 @@ def keypoint_auc(
     return torch.where(_finite_frames(gt_t), areas, torch.nan).numpy()
 
 
-def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.float64]:
+def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> Float64[np.ndarray, " N"]:
     """Mean pixel distance between the projections of predicted and ground-truth points.
 
     The paper's object metric (§4.2): the 8 box corners projected with the dataset's original
@@ -240,7 +247,7 @@ def reprojection_error(pred_3d: Array, gt_3d: Array, K: Array) -> NDArray[np.flo
     return _frame_errors(errors, _finite_frames(gt_t) & camera)
 
 
-def pck_curve(errors: Array, thresholds: Array) -> NDArray[np.float64]:
+def pck_curve(errors: Array, thresholds: Array) -> Float64[np.ndarray, " T"]:
     """Fraction of frames whose error is at most each threshold (paper Fig. 6 and 7).
 
     Args:

@@ -20,13 +20,18 @@ half-precision inputs: autocast runs the contact search's matmul in bfloat16 (CP
 (GPU), whose 8 or 11 significant bits cannot rank squared distances of hundreds of mm^2 (other
 contacts are chosen), and float16 flushes the cosine's EPS**2 guard to 0, so a contact on the
 axis gives 0/0.
+
+Shapes are jaxtyping annotations (``*batch``: any leading batch dimensions, the same for every
+argument), checked at run time in the tests.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Literal
 
 import torch
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from hopose.geometry import box_central_axis, face_corners, sample_face_points
@@ -44,7 +49,7 @@ def _full_precision(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def _no_autocast(x: Tensor) -> torch.autocast:
+def _no_autocast(x: Tensor) -> AbstractContextManager:
     """A context with autocast off on ``x``'s device, so matmuls keep their inputs' dtype."""
     return torch.autocast(x.device.type, enabled=False)
 
@@ -79,19 +84,21 @@ def _check_inputs(hand: Tensor, obj: Tensor, n_samples: int, top_k: int, eta: fl
         raise ValueError(f"eta must be >= 0, got {eta}")
 
 
-def select_contacts(hand: Tensor, obj: Tensor, n_samples: int, top_k: int) -> Tensor:
+def select_contacts(
+    hand: Float[Tensor, "B 21 3"], obj: Float[Tensor, "B 8 3"], n_samples: int, top_k: int
+) -> Int[Tensor, "B top_k 3"]:
     """The discrete choices of Eq. 3-4, made without gradient: which joint-face pairs are the
     ``top_k`` candidates and which grid point of the face is each one's support.
 
     Args:
-        hand: (B, 21, 3) joints, one batch dimension.
-        obj: (B, 8, 3) box corners, same frame and units.
+        hand: joints, one batch dimension.
+        obj: box corners, same frame and units.
         n_samples: N, grid points per face side.
         top_k: number of candidate pairs.
 
     Returns:
-        (B, top_k, 3) long: each candidate's joint, face and grid point (``iu * N + iv``), in
-        order of increasing distance.
+        Long: each candidate's joint, face and grid point (``iu * N + iv``), in order of
+        increasing distance.
     """
     with torch.no_grad(), _no_autocast(obj):
         hand, obj = _full_precision(hand), _full_precision(obj)
@@ -157,31 +164,34 @@ def _contacts(
 
 
 def contact_points(
-    hand: Tensor,
-    obj: Tensor,
+    hand: Float[Tensor, "*batch 21 3"],
+    obj: Float[Tensor, "*batch 8 3"],
     n_samples: int = N_SAMPLES,
     top_k: int = TOP_K,
     eta: float = ETA,
-    selection: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
+    selection: Int[Tensor, "*batch top_k 3"] | None = None,
+) -> tuple[
+    Float[Tensor, "*batch top_k 3"], Float[Tensor, "*batch top_k 3"], Bool[Tensor, "*batch top_k"]
+]:
     """Candidate contact points and their direction vectors from the object's central axis.
 
     Args:
-        hand: (B, 21, 3) hand joints (any leading batch shape), same frame and units as ``obj``.
-        obj: (B, 8, 3) box corners in docs/conventions.md §1 order.
+        hand: hand joints, same frame and units as ``obj``.
+        obj: box corners in docs/conventions.md §1 order.
         n_samples: N, grid points per face side (N x N per face).
         top_k: number of candidate joint-face pairs (N_c in Eq. 4).
         eta: distance filter, contacts within ``eta * L`` of the box (Eq. 5).
-        selection: (B, top_k, 3) the choices of :func:`select_contacts` to reuse (made on an
-            earlier pose, say); by default they are made on this one. The support points and
-            the filter of Eq. 5 are always evaluated on this pose.
+        selection: the choices of :func:`select_contacts` to reuse (made on an earlier pose,
+            say), whose number of candidates replaces ``top_k``; by default they are made on
+            this pose. The support points and the filter of Eq. 5 are always evaluated on this
+            pose.
 
     Returns:
-        ``(pts, dirs, valid)``: ``pts`` (B, top_k, 3) the candidate support points in order of
-        increasing distance, ``dirs`` (B, top_k, 3) the paper's direction vectors v = P - R from
-        each point's projection R on the central axis to the point (not normalised), and
-        ``valid`` (B, top_k) bool, the candidates that pass Eq. 5. Points and directions are
-        float32 for half-precision inputs (module docstring), else the inputs' dtype.
+        ``(pts, dirs, valid)``: ``pts`` the candidate support points in order of increasing
+        distance, ``dirs`` the paper's direction vectors v = P - R from each point's projection
+        R on the central axis to the point (not normalised), and ``valid`` the candidates that
+        pass Eq. 5. Points and directions are float32 for half-precision inputs (module
+        docstring), else the inputs' dtype.
     """
     _check_inputs(hand, obj, n_samples, top_k, eta)
     lead = hand.shape[:-2]
@@ -220,47 +230,50 @@ def _check_selection(selection: Tensor, lead: torch.Size, n_samples: int) -> Non
 
 
 def physical_affinity_loss(
-    hand: Tensor,
-    obj: Tensor,
+    hand: Float[Tensor, "*batch 21 3"],
+    obj: Float[Tensor, "*batch 8 3"],
     n_samples: int = N_SAMPLES,
     top_k: int = TOP_K,
     eta: float = ETA,
     reduction: Literal["mean", "none"] = "mean",
-    selection: Tensor | None = None,
-) -> Tensor:
+    selection: Int[Tensor, "*batch top_k 3"] | None = None,
+) -> Float[Tensor, ""] | Float[Tensor, "*batch"]:
     """Mean pairwise cosine of contact directions around the object's axis (Eq. 6).
 
     ``L = 1/Z sum_{i<j} cos(v_i, v_j)``, Z = n(n-1)/2 over the n valid contacts of a sample; 0
     when fewer than two are valid.
 
     Args:
-        hand: (B, 21, 3) hand joints (any leading batch shape).
-        obj: (B, 8, 3) box corners in docs/conventions.md §1 order, same frame and units.
+        hand: hand joints.
+        obj: box corners in docs/conventions.md §1 order, same frame and units.
         n_samples, top_k, eta, selection: as in :func:`contact_points`.
         reduction: ``"mean"`` averages over the samples with at least two valid contacts (0,
-            still part of the autograd graph, when none has); ``"none"`` gives (B,) losses.
+            still part of the autograd graph, when none has); ``"none"`` gives per-sample
+            losses.
 
     Returns:
-        A scalar, or (B,) per-sample losses with ``reduction="none"``: float32 for
-        half-precision inputs, else the inputs' dtype, also under autocast (module docstring).
+        A scalar, or per-sample losses with ``reduction="none"``: float32 for half-precision
+        inputs, else the inputs' dtype, also under autocast (module docstring).
     """
     _, dirs, valid = contact_points(hand, obj, n_samples, top_k, eta, selection)
     return affinity_of_contacts(dirs, valid, reduction)
 
 
 def affinity_of_contacts(
-    dirs: Tensor, valid: Tensor, reduction: Literal["mean", "none"] = "mean"
-) -> Tensor:
+    dirs: Float[Tensor, "*batch K 3"],
+    valid: Bool[Tensor, "*batch K"],
+    reduction: Literal["mean", "none"] = "mean",
+) -> Float[Tensor, ""] | Float[Tensor, "*batch"]:
     """Eq. 6 from :func:`contact_points`' directions, for callers that already have them.
 
     Args:
-        dirs: (B, K, 3) contact directions from the axis (any leading batch shape).
-        valid: (B, K) bool, the contacts that pass Eq. 5.
+        dirs: contact directions from the axis.
+        valid: the contacts that pass Eq. 5.
         reduction: as in :func:`physical_affinity_loss`.
 
     Returns:
-        A scalar, or (B,) per-sample losses with ``reduction="none"``; in at least float32,
-        as :func:`physical_affinity_loss`.
+        A scalar, or per-sample losses with ``reduction="none"``; in at least float32, as
+        :func:`physical_affinity_loss`.
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")

@@ -37,6 +37,9 @@ the same way on predictions and on ground truth so the two can be read side by s
 Contacts use the paper's defaults (docs/conventions.md §2): an 11x11 grid per face, the 10
 closest joint-face
 pairs, kept within 0.2 times the box radius.
+
+Shapes are jaxtyping annotations (``*batch``: any leading batch dimensions, the same for every
+argument), checked at run time in the tests.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from multiprocessing import get_all_start_methods, get_context
 
 import numpy as np
 import torch
+from jaxtyping import Bool, Float, Float64
 from numpy.typing import NDArray
 from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, QhullError
@@ -92,16 +96,18 @@ GRASP_EPSILON = "grasp_epsilon"
 CUBOID_MM = "cuboid_mm"
 
 
-def face_planes(obj: Tensor) -> tuple[Tensor, Tensor]:
+def face_planes(
+    obj: Float[Tensor, "*batch 8 3"],
+) -> tuple[Float[Tensor, "*batch 6 3"], Float[Tensor, "*batch 6 3"]]:
     """Best plane of each face of a (possibly not exactly cuboid) box, normal pointing inwards.
 
     Args:
-        obj: (..., 8, 3) box corners in docs/conventions.md §1 order.
+        obj: box corners in docs/conventions.md §1 order.
 
     Returns:
-        ``(centres, normals)``: (..., 6, 3) mean of each face's corners and (..., 6, 3) unit
-        normals towards the box's centroid; a degenerate face (zero area, or a flat box whose
-        centroid lies in the face's plane) gets a zero normal.
+        ``(centres, normals)``: the mean of each face's corners and the unit normals towards the
+        box's centroid; a degenerate face (zero area, or a flat box whose centroid lies in the
+        face's plane) gets a zero normal.
     """
     quads = face_corners(obj)  # (..., 6, 4, 3)
     centres = quads.mean(dim=-2)
@@ -114,7 +120,9 @@ def face_planes(obj: Tensor) -> tuple[Tensor, Tensor]:
     return centres, normals / length.clamp(min=torch.finfo(obj.dtype).tiny)
 
 
-def inward_distances(points: Tensor, obj: Tensor) -> Tensor:
+def inward_distances(
+    points: Float[Tensor, "*batch P 3"], obj: Float[Tensor, "*batch 8 3"]
+) -> Float[Tensor, "*batch P 6"]:
     """Signed distance of each point to each face plane of a box, positive on the box's side.
 
     ``(p - c_j) . n_j`` for the six planes (centre c_j, inward unit normal n_j) of
@@ -123,18 +131,20 @@ def inward_distances(points: Tensor, obj: Tensor) -> Tensor:
     is a lower bound of its distance to the box (exact beside a face).
 
     Args:
-        points: (..., P, 3).
-        obj: (..., 8, 3) box corners, same leading shape, frame and units.
+        points: points, each against each of the six planes.
+        obj: box corners, same frame and units.
 
     Returns:
-        (..., P, 6) distances, the points' unit.
+        The distances, the points' unit.
     """
     centres, normals = face_planes(obj)  # (..., 6, 3) each
     offsets = points[..., :, None, :] - centres[..., None, :, :]  # (..., P, 6, 3)
     return (offsets * normals[..., None, :, :]).sum(dim=-1)
 
 
-def penetration_depth(hand: Tensor, obj: Tensor) -> Tensor:
+def penetration_depth(
+    hand: Float[Tensor, "*batch 21 3"], obj: Float[Tensor, "*batch 8 3"]
+) -> Float[Tensor, "*batch 21"]:
     """Depth of each hand joint inside the box, 0 outside.
 
     Depth = ``max(0, min_j (p - c_j) . n_j)`` over the six face planes (centre c_j, inward unit
@@ -142,17 +152,19 @@ def penetration_depth(hand: Tensor, obj: Tensor) -> Tensor:
     a convex box.
 
     Args:
-        hand: (B, 21, 3) joints (any leading batch shape), mm.
-        obj: (B, 8, 3) box corners, same frame and units.
+        hand: joints, mm.
+        obj: box corners, same frame and units.
 
     Returns:
-        (B, 21) depths in mm.
+        Each joint's depth in mm.
     """
     check_hand_object(hand, obj)
     return inward_distances(hand, obj).amin(dim=-1).clamp(min=0)  # (B, 21)
 
 
-def contact_normals(pts: Tensor, obj: Tensor, n_samples: int = N_SAMPLES) -> Tensor:
+def contact_normals(
+    pts: Float[Tensor, "*batch K 3"], obj: Float[Tensor, "*batch 8 3"], n_samples: int = N_SAMPLES
+) -> Float[Tensor, "*batch K 3"]:
     """Inward normal at each contact point of :func:`hopose.physics.contact_points`.
 
     A support point is a grid point of one face (docs/conventions.md §2 step 1); on an edge or a
@@ -160,12 +172,12 @@ def contact_normals(pts: Tensor, obj: Tensor, n_samples: int = N_SAMPLES) -> Ten
     belongs to the grids of two or three faces, and its normal is the normalised sum of theirs.
 
     Args:
-        pts: (B, K, 3) contact points, each a point of the box's face grids.
-        obj: (B, 8, 3) box corners.
+        pts: contact points, each a point of the box's face grids.
+        obj: box corners.
         n_samples: the grid size the contacts were found with.
 
     Returns:
-        (B, K, 3) unit inward normals.
+        Unit inward normals.
     """
     if pts.shape[-1] != 3 or pts.shape[:-2] != obj.shape[:-2]:
         raise ValueError(
@@ -211,14 +223,14 @@ def _tangent_basis(
 
 
 def contact_wrenches(
-    contacts: NDArray[np.float64],
-    normals: NDArray[np.float64],
-    centre: NDArray[np.float64],
+    contacts: Float64[np.ndarray, "K 3"],
+    normals: Float64[np.ndarray, "K 3"],
+    centre: Float64[np.ndarray, " 3"],
     length: float,
     mu: float = MU,
     n_edges: int = N_EDGES,
-    axes: NDArray[np.float64] | None = None,
-) -> NDArray[np.float64]:
+    axes: Float64[np.ndarray, "3 3"] | None = None,
+) -> Float64[np.ndarray, "W 6"]:
     """Primitive wrenches of point contacts with linearised Coulomb friction.
 
     Edge k of contact i's friction pyramid is ``f = n_i + mu (cos a_k t1_i + sin a_k t2_i)``,
@@ -228,17 +240,17 @@ def contact_wrenches(
     rigid motions of contacts, normals, centre and axes together.
 
     Args:
-        contacts: (K, 3) contact points, mm.
-        normals: (K, 3) unit inward normals.
-        centre: (3,) point the torques are taken about.
+        contacts: contact points, mm.
+        normals: unit inward normals.
+        centre: the point the torques are taken about.
         length: characteristic length dividing the torques, mm.
         mu: friction coefficient.
         n_edges: edges of each friction pyramid.
-        axes: (3, 3) the object's own axes as columns (:func:`hopose.geometry.box_axes`);
-            by default the camera's.
+        axes: the object's own axes as columns (:func:`hopose.geometry.box_axes`); by default
+            the camera's.
 
     Returns:
-        (K * n_edges, 6) wrenches (force, scaled torque).
+        W = K * n_edges wrenches (force, scaled torque), contact by contact.
     """
     offsets = contacts - centre
     t1, t2 = _tangent_basis(normals, offsets, np.eye(3) if axes is None else axes)
@@ -277,7 +289,7 @@ def _strictly_contains_origin(wrenches: NDArray[np.float64]) -> bool:
         bounds=[(0, None)] * count + [(None, 1)],
         method="highs",
     )
-    return result.status == 0 and result.x[-1] > FORCE_CLOSURE_TOL / count
+    return bool(result.status == 0 and result.x[-1] > FORCE_CLOSURE_TOL / count)
 
 
 def _facets(points: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -304,8 +316,8 @@ def _separated(wrenches: NDArray[np.float64], normals: NDArray[np.float64]) -> b
     return bool((wrenches @ normals.T <= ROUND_OFF).all(axis=0).any())
 
 
-def epsilon_quality(wrenches: NDArray[np.float64]) -> float:
-    """Radius of the largest origin-centred ball in the convex hull of (W, 6) wrenches.
+def epsilon_quality(wrenches: Float64[np.ndarray, "W 6"]) -> float:
+    """Radius of the largest origin-centred ball in the convex hull of the wrenches.
 
     0 when the origin is not strictly inside the hull, including hulls that are not
     full-dimensional and fewer than 7 wrenches.
@@ -366,16 +378,16 @@ def _map_epsilon(wrench_sets: list[NDArray[np.float64]], workers: int) -> list[f
 
 
 def grasp_quality(
-    contacts: NDArray[np.float64],
-    normals: NDArray[np.float64],
-    valid: NDArray[np.bool_],
-    centre: NDArray[np.float64],
+    contacts: Float64[np.ndarray, "B K 3"],
+    normals: Float64[np.ndarray, "B K 3"],
+    valid: Bool[np.ndarray, "B K"],
+    centre: Float64[np.ndarray, "B 3"],
     mu: float = MU,
     n_edges: int = N_EDGES,
-    length: NDArray[np.float64] | None = None,
-    axes: NDArray[np.float64] | None = None,
+    length: Float64[np.ndarray, " B"] | None = None,
+    axes: Float64[np.ndarray, "B 3 3"] | None = None,
     workers: int = 1,
-) -> NDArray[np.float64]:
+) -> Float64[np.ndarray, " B"]:
     """Ferrari-Canny epsilon of each sample's valid contacts.
 
     Each sample has its own number of valid contacts and Qhull builds one hull per call, so
@@ -385,22 +397,22 @@ def grasp_quality(
     costs about 15 ms), spread over ``workers`` processes (BENCHMARKS.md).
 
     Args:
-        contacts: (B, K, 3) contact points, mm.
-        normals: (B, K, 3) unit inward normals at the contacts.
-        valid: (B, K) bool, the contacts that take part; those with a zero normal or a
-            non-finite position are left out too.
-        centre: (B, 3) the object's centre of mass.
+        contacts: contact points, mm.
+        normals: unit inward normals at the contacts.
+        valid: the contacts that take part; those with a zero normal or a non-finite position
+            are left out too.
+        centre: the object's centre of mass.
         mu: Coulomb friction coefficient.
         n_edges: edges of each linearised friction cone.
-        length: (B,) characteristic length dividing the torques, mm; by default the largest
+        length: characteristic length dividing the torques, mm; by default the largest
             distance from the centre to a valid contact.
-        axes: (B, 3, 3) the object's own axes as columns (:func:`hopose.geometry.box_axes`),
-            which orient the friction pyramid of a contact on a face's centre line; by default
-            the camera's, and then such a grasp's score moves with the camera.
+        axes: the object's own axes as columns (:func:`hopose.geometry.box_axes`), which
+            orient the friction pyramid of a contact on a face's centre line; by default the
+            camera's, and then such a grasp's score moves with the camera.
         workers: processes for the hulls (1: this one).
 
     Returns:
-        (B,) epsilon, 0 for grasps that are not force closure.
+        Epsilon, 0 for grasps that are not force closure.
     """
     contacts, normals = np.asarray(contacts, np.float64), np.asarray(normals, np.float64)
     valid, centre = np.asarray(valid, bool), np.asarray(centre, np.float64)
@@ -435,9 +447,9 @@ def grasp_quality(
 
 
 def pose_plausibility(
-    hand: Tensor, obj: Tensor, *, workers: int = 1
-) -> dict[str, NDArray[np.float64]]:
-    """Per-frame plausibility of (B, 21, 3) hands and (B, 8, 3) boxes, one contact search each.
+    hand: Float[Tensor, "B 21 3"], obj: Float[Tensor, "B 8 3"], *, workers: int = 1
+) -> dict[str, Float64[np.ndarray, " B"]]:
+    """Per-frame plausibility of hands and boxes, one contact search each.
 
     Returns:
         (B,) arrays ``valid_contacts``, ``affinity`` (Eq. 6), ``penetration_mm`` (the deepest

@@ -31,6 +31,8 @@ near the palm then has its box moved into the hand's grip, along its own axes an
 span the grip (:mod:`hopose.grasp_completion`), the joints inside it again moved to its faces.
 The distances to the box use its face planes (:func:`hopose.plausibility.face_planes`), taken
 without gradient, so a degenerate box gives finite gradients.
+
+Shapes are jaxtyping annotations (B frames, P points), checked at run time in the tests.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from hopose.geometry import box_central_axis, fit_cuboid, project_points
@@ -158,7 +161,9 @@ def refinement(refine: bool, complete_grasp: bool, *, from_images: bool) -> Refi
     return refine_weights(from_images=from_images, complete_grasp=complete_grasp)
 
 
-def signed_box_distance(points: Tensor, obj: Tensor) -> Tensor:
+def signed_box_distance(
+    points: Float[Tensor, "*batch P 3"], obj: Float[Tensor, "*batch 8 3"]
+) -> Float[Tensor, "*batch P"]:
     """Signed distance of points to a box's face planes: positive outside, negative inside.
 
     ``-min_j (p - c_j) . n_j`` over the six faces (centre c_j, inward unit normal n_j,
@@ -166,13 +171,13 @@ def signed_box_distance(points: Tensor, obj: Tensor) -> Tensor:
     one face, a lower bound beside an edge or corner. The planes are taken without gradient.
 
     Args:
-        points: (B, P, 3).
-        obj: (B, 8, 3) box corners.
+        points: the points.
+        obj: box corners.
 
     Returns:
-        (B, P) distances, the points' unit.
+        The distances, the points' unit.
     """
-    return -inward_distances(points, obj.detach()).amin(dim=-1)  # (B, P)
+    return -inward_distances(points, obj.detach()).amin(dim=-1)
 
 
 def _bone_lengths(hand: Tensor) -> Tensor:
@@ -181,28 +186,26 @@ def _bone_lengths(hand: Tensor) -> Tensor:
 
 
 def refinement_energy(
-    hand: Tensor,
-    obj: Tensor,
-    start: tuple[Tensor, Tensor],
-    kp2d: Tensor,
-    K: Tensor,
+    hand: Float[Tensor, "B 21 3"],
+    obj: Float[Tensor, "B 8 3"],
+    start: tuple[Float[Tensor, "B 21 3"], Float[Tensor, "B 8 3"]],
+    kp2d: Float[Tensor, "B 29 2"],
+    K: Float[Tensor, "B 3 3"],
     weights: RefineWeights = REFINE_WEIGHTS,
-    selection: Tensor | None = None,
-) -> Tensor:
+    selection: Int[Tensor, "B top_k 3"] | None = None,
+) -> Float[Tensor, ""]:
     """The energy E of the module docstring, summed over the batch.
 
     Args:
-        hand: (B, 21, 3) joints, mm.
-        obj: (B, 8, 3) box corners, mm.
+        hand: joints, mm.
+        obj: box corners, mm.
         start: the starting ``(hand, obj)``, anchoring positions, bone lengths and depths.
-        kp2d: (B, 29, 2) predicted 2D keypoints, pixels of the image K belongs to.
-        K: (B, 3, 3) intrinsics.
+        kp2d: predicted 2D keypoints (21 joints then 8 corners), pixels of the image K belongs
+            to.
+        K: intrinsics.
         weights: the terms' weights.
-        selection: (B, TOP_K, 3) contact choices of :func:`hopose.physics.select_contacts` for
-            the affinity term; by default they are made on this pose.
-
-    Returns:
-        A scalar.
+        selection: contact choices of :func:`hopose.physics.select_contacts` for the affinity
+            term; by default they are made on this pose.
     """
     hand0, obj0 = start
     nodes, nodes0 = torch.cat([hand, obj], dim=1), torch.cat([hand0, obj0], dim=1)  # (B, 29, 3)
@@ -231,15 +234,15 @@ def refinement_energy(
     return (energy + weights.w_affinity * affinity).sum()
 
 
-def push_out(hand: Tensor, obj: Tensor) -> Tensor:
+def push_out(hand: Float[Tensor, "B 21 3"], obj: Float[Tensor, "B 8 3"]) -> Float[Tensor, "B 21 3"]:
     """Each joint inside the box moved along its nearest face's normal onto that face.
 
     Args:
-        hand: (B, 21, 3) joints.
-        obj: (B, 8, 3) corners of an exact cuboid (for other boxes the move is approximate).
+        hand: joints.
+        obj: corners of an exact cuboid (for other boxes the move is approximate).
 
     Returns:
-        (B, 21, 3) joints, none inside.
+        The joints, none inside.
     """
     _, normals = face_planes(obj)  # (B, 6, 3)
     depth, face = inward_distances(hand, obj).min(dim=-1)  # (B, 21): to the nearest face's plane
@@ -248,24 +251,24 @@ def push_out(hand: Tensor, obj: Tensor) -> Tensor:
 
 
 def refine_pose(
-    hand_3d: Tensor,
-    obj_3d: Tensor,
-    kp2d: Tensor,
-    K: Tensor,
+    hand_3d: Float[Tensor, "B 21 3"],
+    obj_3d: Float[Tensor, "B 8 3"],
+    kp2d: Float[Tensor, "B 29 2"],
+    K: Float[Tensor, "B 3 3"],
     weights: RefineWeights = REFINE_WEIGHTS,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Float[Tensor, "B 21 3"], Float[Tensor, "B 8 3"]]:
     """Refine predicted joints and corners towards a physically plausible grasp.
 
     Args:
-        hand_3d: (B, 21, 3) predicted joints, mm, camera frame.
-        obj_3d: (B, 8, 3) predicted box corners, same frame.
-        kp2d: (B, 29, 2) predicted 2D keypoints (21 joints then 8 corners), pixels of the image
-            that ``K`` describes.
-        K: (B, 3, 3) intrinsics.
+        hand_3d: predicted joints, mm, camera frame.
+        obj_3d: predicted box corners, same frame.
+        kp2d: predicted 2D keypoints (21 joints then 8 corners), pixels of the image that
+            ``K`` describes.
+        K: intrinsics.
         weights: the energy's weights, steps and step size (:class:`RefineWeights`).
 
     Returns:
-        ``(hand, obj)``: (B, 21, 3) joints and (B, 8, 3) corners of an exact cuboid, detached.
+        ``(hand, obj)``: joints and the corners of an exact cuboid, detached.
 
     Raises:
         ValueError: an input of another shape, or of another batch size B than ``hand_3d``.

@@ -5,7 +5,8 @@ Every order, edge list and adjacency matrix used anywhere in hopose comes from t
 Hand: 21 joints, 0 wrist, then thumb, index, middle, ring, little, each finger as
 (MCP-like base, two middle joints, tip) from palm to tip. Object: the 8 corners of its bounding
 box, corner c given by the sign bits of its (x, y, z) in the box's own axes. The 29-node graph
-used by the networks puts the 21 hand joints first and the 8 corners after them.
+used by the networks puts the 21 hand joints first and the 8 corners after them. Shapes are
+jaxtyping annotations, checked at run time in the tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import functools
 import itertools
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 NUM_JOINTS = 21
 NUM_CORNERS = 8
@@ -111,23 +114,23 @@ def _adjacency(num_nodes: int, edges: tuple[tuple[int, int], ...]) -> torch.Tens
     return adj
 
 
-def hand_adjacency() -> torch.Tensor:
-    """(21, 21) adjacency of the hand's kinematic tree (paper Fig. 3)."""
+def hand_adjacency() -> Float[Tensor, "21 21"]:
+    """The adjacency of the hand's kinematic tree (paper Fig. 3)."""
     return _adjacency(NUM_JOINTS, HAND_BONES)
 
 
-def box_adjacency() -> torch.Tensor:
-    """(8, 8) adjacency of the box's 12 edges (paper Fig. 3)."""
+def box_adjacency() -> Float[Tensor, "8 8"]:
+    """The adjacency of the box's 12 edges (paper Fig. 3)."""
     return _adjacency(NUM_CORNERS, BOX_EDGES)
 
 
-def hand_object_adjacency() -> torch.Tensor:
-    """(29, 29) block-diagonal union: hand joints 0..20, box corners 21..28, no cross edges."""
+def hand_object_adjacency() -> Float[Tensor, "29 29"]:
+    """The block-diagonal union: hand joints 0..20, box corners 21..28, no cross edges."""
     return torch.block_diag(hand_adjacency(), box_adjacency())
 
 
-def corner_signs() -> torch.Tensor:
-    """(8, 3) float32 tensor of the corner sign bits, CORNER_SIGNS."""
+def corner_signs() -> Float[Tensor, "8 3"]:
+    """The corner sign bits, CORNER_SIGNS, as float32."""
     return torch.tensor(CORNER_SIGNS, dtype=torch.float32)
 
 

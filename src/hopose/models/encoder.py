@@ -36,6 +36,8 @@ Choices the paper leaves open:
   torchvision model of the same architecture (``torch.save(resnet50().state_dict(), path)``);
   its classifier (``fc.*``) is dropped. Without a file the ResNet starts from random
   initialisation and a warning says so.
+
+Shapes are jaxtyping annotations, checked at run time in the tests.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from jaxtyping import Float, UInt8
 from torch import Tensor, nn
 
 from hopose.models.graph_conv import GraphStack
@@ -60,6 +63,8 @@ RESIDUAL_STAGES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 HEATMAP_WIDTH = 64
 RANDOM_BACKBONE_WARNING = "no backbone weights file given"
 """How the warning of a randomly initialised backbone begins (:func:`random_backbone_expected`)."""
+# What the networks read: RGB images, uint8 or float in [0, 1].
+ImageBatch = UInt8[Tensor, "B 3 H W"] | Float[Tensor, "B 3 H W"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -202,11 +207,11 @@ class ImageEncoder(nn.Module):
             maps.append(x)
         return torch.flatten(t.avgpool(x), 1), maps
 
-    def forward(self, image: Tensor) -> dict[str, Tensor]:
+    def forward(self, image: ImageBatch) -> dict[str, Tensor]:
         """Predict the 29 nodes' 2D keypoints.
 
         Args:
-            image: (B, 3, H, W) uint8, or float in [0, 1].
+            image: uint8, or float in [0, 1].
 
         Returns:
             ``kp2d_init`` (B, 29, 2) from the head and ``kp2d`` (B, 29, 2) refined by the GCN,

@@ -22,6 +22,9 @@ non-negative Ã, a layer only smooths: it cannot turn one input, such as the ima
 feature that every node of the refinement GCN reads, into different outputs for different
 nodes, nor form differences between nodes. M gives each node its own scaling of every output
 channel, signs included, at N × l parameters.
+
+Shapes are jaxtyping annotations (N nodes, ``*batch`` any leading batch dimensions), checked at
+run time in the tests.
 """
 
 from __future__ import annotations
@@ -30,20 +33,21 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from torch import Tensor, nn
 
 # Initial weight of the absent connections of a learned adjacency (see the module docstring).
 LEARNED_ADJACENCY_FLOOR = 1e-3
 
 
-def normalize_adjacency(adjacency: Tensor) -> Tensor:
+def normalize_adjacency(adjacency: Float[Tensor, "*batch N N"]) -> Float[Tensor, "*batch N N"]:
     """Renormalised adjacency ``Ã = D^-1/2 (A + I) D^-1/2`` (paper Eq. 2).
 
     Args:
-        adjacency: (..., N, N) symmetric, non-negative A without the self-loops Eq. 2 adds.
+        adjacency: symmetric, non-negative A without the self-loops Eq. 2 adds.
 
     Returns:
-        (..., N, N) Ã. The degrees of ``A + I`` are at least 1, so no division can blow up.
+        Ã. The degrees of ``A + I`` are at least 1, so no division can blow up.
     """
     n = adjacency.shape[-1]
     a_hat = adjacency + torch.eye(n, dtype=adjacency.dtype, device=adjacency.device)
@@ -93,12 +97,14 @@ class GraphConv(nn.Module):
             nn.Parameter(torch.ones(len(adjacency), out_features)) if modulate else None
         )
 
-    def adjacency(self) -> Tensor:
-        """(N, N) the current A: symmetric and non-negative."""
+    def adjacency(self) -> Float[Tensor, "N N"]:
+        """The current A: symmetric and non-negative."""
         return (self.adj + self.adj.T).abs() / 2
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, N, in_features) node features -> (B, N, out_features)."""
+    def forward(
+        self, x: Float[Tensor, "*batch N in_features"]
+    ) -> Float[Tensor, "*batch N out_features"]:
+        """Node features of the layer's input width to those of its output width."""
         # Ã (X W) equals (Ã X) W and is cheaper when the layer narrows the features.
         xw = self.linear(x)  # (B, N, out_features)
         if self.modulation is not None:
@@ -148,8 +154,10 @@ class GraphStack(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, N, widths[0]) -> (B, N, widths[-1])."""
+    def forward(
+        self, x: Float[Tensor, "*batch N in_features"]
+    ) -> Float[Tensor, "*batch N out_features"]:
+        """Node features of width ``widths[0]`` to features of width ``widths[-1]``."""
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:

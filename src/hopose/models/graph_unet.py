@@ -19,12 +19,15 @@ ray (``in_mean`` / ``in_std``; HOPE-Net read pixels) and predicts a normalised p
 ``out_mean`` / ``out_std``. It has one 3D estimate, returned as both ``kp3d_init`` and
 ``kp3d`` so that the 3D loss carries the same total weight (two terms) as for
 :class:`ContextLifter`.
+
+Shapes are jaxtyping annotations, checked at run time in the tests.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from hopose.models.graph_conv import GraphConv
@@ -48,8 +51,8 @@ class GraphResample(nn.Module):
         super().__init__()
         self.linear = nn.Linear(in_nodes, out_nodes)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, in_nodes, D) -> (B, out_nodes, D): each output node mixes all input nodes."""
+    def forward(self, x: Float[Tensor, "B in_nodes D"]) -> Float[Tensor, "B out_nodes D"]:
+        """Each output node mixes all input nodes."""
         return self.linear(x.transpose(1, 2)).transpose(1, 2)
 
 
@@ -95,15 +98,17 @@ class GraphUNet(Lifter):
             for k in levels
         )
 
-    def forward(self, kp2d: Tensor, K: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, kp2d: Float[Tensor, "B 29 2"], K: Float[Tensor, "B 3 3"]
+    ) -> dict[str, Float[Tensor, "B 29 3"]]:
         """Lift 2D keypoints to 3D.
 
         Args:
-            kp2d: (B, 29, 2) pixels of the network image.
-            K: (B, 3, 3) that image's intrinsics.
+            kp2d: pixels of the network image.
+            K: that image's intrinsics.
 
         Returns:
-            ``kp3d_init`` and ``kp3d``: the same (B, 29, 3) estimate in mm.
+            ``kp3d_init`` and ``kp3d``: the same estimate in mm.
         """
         x = self.normalise_input(kp2d, K)
         skips = []

@@ -20,12 +20,16 @@ to pixels whose centres are at integer coordinates (docs/datasets.md), where the
 
 :func:`sample_features` reads a feature map at keypoints, so each node of the refinement GCN
 can read the local feature where its keypoint lies besides the global one.
+
+Shapes are jaxtyping annotations (N nodes, D features, h w a map's cells), checked at run time
+in the tests.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from hopose.skeleton import NUM_NODES
@@ -36,13 +40,15 @@ HEATMAP_TILE = 8
 stride-8 cells tile the image (``model.image_size``, ``optim.progressive_size``)."""
 
 
-def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """(size,) normalised coordinates of the cell centres of a ``size``-cell axis spanning
+def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Float[Tensor, " size"]:
+    """The normalised coordinates of the cell centres of a ``size``-cell axis spanning
     [-1, 1]: cell i covers [-1 + 2i/size, -1 + 2(i+1)/size], its centre is (2i + 1)/size - 1."""
     return (2 * torch.arange(size, dtype=dtype, device=device) + 1) / size - 1
 
 
-def to_pixels(points: Tensor, size: float | tuple[float, float] | Tensor) -> Tensor:
+def to_pixels(
+    points: Float[Tensor, "*shape"], size: float | tuple[float, float] | Tensor
+) -> Float[Tensor, "*shape"]:
     """[-1, 1] coordinates -> pixels of an image ``size`` pixels wide (per axis: (W, H) for
     (..., 2) points, numbers or a tensor), pixel centres at integers: ``(n + 1) / 2 * W - 0.5``.
     -1 is the left border, -0.5; cell i's centre (:func:`pixel_centres`) of a map at stride s
@@ -55,7 +61,7 @@ def to_pixels(points: Tensor, size: float | tuple[float, float] | Tensor) -> Ten
     return (points + 1) / 2 * size - 0.5
 
 
-def soft_argmax(heatmaps: Tensor) -> Tensor:
+def soft_argmax(heatmaps: Float[Tensor, "B N h w"]) -> Float[Tensor, "B N 2"]:
     """Integral regression: the expected cell centre under each map's softmax.
 
     Computed in at least float32: under autocast the logits arrive in half precision, and cell
@@ -63,12 +69,12 @@ def soft_argmax(heatmaps: Tensor) -> Tensor:
     half a pixel off at 224 px.
 
     Args:
-        heatmaps: (B, N, H, W) logits.
+        heatmaps: logits.
 
     Returns:
-        (B, N, 2) (x, y) in [-1, 1] coordinates of the map (cell centres as in
-        :func:`pixel_centres`); a map peaked on one cell returns that cell's centre. Float32 for
-        half-precision logits, else their dtype.
+        (x, y) in [-1, 1] coordinates of the map (cell centres as in :func:`pixel_centres`); a
+        map peaked on one cell returns that cell's centre. Float32 for half-precision logits,
+        else their dtype.
     """
     b, n, h, w = heatmaps.shape
     heatmaps = heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32))
@@ -80,32 +86,34 @@ def soft_argmax(heatmaps: Tensor) -> Tensor:
     return torch.stack([x, y], dim=-1)
 
 
-def heatmap_peak(heatmaps: Tensor) -> Tensor:
+def heatmap_peak(heatmaps: Float[Tensor, "B N h w"]) -> Float[Tensor, "B N"]:
     """Each map's largest softmax probability: how sure the head is of where its keypoint is.
 
-    1 for a map peaked on one cell, 1 / (H W) for a flat one (a keypoint the head cannot place:
+    1 for a map peaked on one cell, 1 / (h w) for a flat one (a keypoint the head cannot place:
     on a photo without a hand, say). Not calibrated as a probability of being right.
 
     Args:
-        heatmaps: (B, N, H, W) logits.
+        heatmaps: logits.
 
     Returns:
-        (B, N) in [1 / (H W), 1], in at least float32 (as :func:`soft_argmax`).
+        Peaks in [1 / (h w), 1], in at least float32 (as :func:`soft_argmax`).
     """
     heatmaps = heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32))
     return heatmaps.flatten(2).softmax(dim=-1).amax(dim=-1)
 
 
-def sample_features(features: Tensor, points: Tensor) -> Tensor:
+def sample_features(
+    features: Float[Tensor, "B D h w"], points: Float[Tensor, "B N 2"]
+) -> Float[Tensor, "B N D"]:
     """Bilinear samples of a feature map at points.
 
     Args:
-        features: (B, D, H, W) feature map.
-        points: (B, N, 2) (x, y) in [-1, 1] coordinates; outside the map reads zeros.
+        features: feature map.
+        points: (x, y) in [-1, 1] coordinates; outside the map reads zeros.
 
     Returns:
-        (B, N, D) the features at the points, in the wider of the two dtypes: half-precision
-        features (autocast) are read at the points' full-precision positions.
+        The features at the points, in the wider of the two dtypes: half-precision features
+        (autocast) are read at the points' full-precision positions.
     """
     dtype = torch.promote_types(features.dtype, points.dtype)
     grid = points[:, :, None].to(dtype)  # (B, N, 1, 2): N points, one column
@@ -133,13 +141,14 @@ class HeatmapHead(nn.Module):
         )
         self.heatmap = nn.Conv2d(width, NUM_NODES, kernel_size=1)
 
-    def forward(self, maps: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """Args: maps, the stride-4, 8, 16 and 32 feature maps (B, C_i, H_i, W_i), or the
-        first of them.
+    def forward(
+        self, maps: list[Float[Tensor, "B _ _ _"]]
+    ) -> tuple[Float[Tensor, "B 29 2"], Float[Tensor, "B width h w"], Float[Tensor, "B 29 h w"]]:
+        """Args: maps, the stride-4, 8, 16 and 32 feature maps, or the first of them.
 
         Returns:
-            keypoints (B, N, 2) in [-1, 1], the fused feature map (B, width, H/4, W/4) and the
-            heat maps' logits (B, N, H/4, W/4), which :func:`hopose.losses.heatmap_loss` may
+            keypoints in [-1, 1], the fused feature map (h w the first map's, a quarter of the
+            image's) and the heat maps' logits, which :func:`hopose.losses.heatmap_loss` may
             supervise directly.
         """
         size = maps[0].shape[-2:]

@@ -1,10 +1,14 @@
-"""The full network: image encoder then 2D -> 3D lifter (paper Fig. 2)."""
+"""The full network: image encoder then 2D -> 3D lifter (paper Fig. 2).
+
+Shapes are jaxtyping annotations, checked at run time in the tests.
+"""
 
 from __future__ import annotations
 
+from jaxtyping import Float
 from torch import Tensor, nn
 
-from hopose.models.encoder import ImageEncoder
+from hopose.models.encoder import ImageBatch, ImageEncoder
 from hopose.models.lifter import Lifter
 
 
@@ -30,12 +34,12 @@ class HoposeNet(nn.Module):
         """The parts whose 3D nodes are meaningful (see :attr:`Lifter.parts`)."""
         return self.lifter.parts
 
-    def forward(self, image: Tensor, K: Tensor) -> dict[str, Tensor]:
+    def forward(self, image: ImageBatch, K: Float[Tensor, "B 3 3"]) -> dict[str, Tensor]:
         """Predict 2D and 3D keypoints of the 21 hand joints and 8 box corners.
 
         Args:
-            image: (B, 3, H, W) uint8, or float in [0, 1].
-            K: (B, 3, 3) the image's intrinsics; the 3D is in that camera's frame.
+            image: uint8, or float in [0, 1].
+            K: the image's intrinsics; the 3D is in that camera's frame.
 
         Returns:
             ``kp2d_init``, ``kp2d`` (B, 29, 2) pixels and ``kp3d_init``, ``kp3d`` (B, 29, 3) mm.

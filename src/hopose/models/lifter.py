@@ -59,6 +59,8 @@ Beyond the paper, ``modulated`` gives every graph convolution a per-node weight 
 form such differences itself. On the demo's stage-1 run (``synthetic/lifter``, rays, 400 test
 frames, ground-truth 2D) it brought 25.3 / 32.9 mm to 23.2 / 31.6 (docs/from_pixels.md, "Per-node
 weight modulation").
+
+Shapes are jaxtyping annotations (B frames, M training poses), checked at run time in the tests.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from hopose.geometry import unproject_points
@@ -95,18 +98,17 @@ class CheckpointVersionError(ValueError):
     to do."""
 
 
-def viewing_rays(kp2d: Tensor, K: Tensor) -> Tensor:
+def viewing_rays(
+    kp2d: Float[Tensor, "B 29 2"], K: Float[Tensor, "B 3 3"]
+) -> Float[Tensor, "B 29 2"]:
     """Normalised camera coordinates ``(x/z, y/z)`` of ``K⁻¹ [u, v, 1]`` for each keypoint.
 
     Computed in at least float32 and outside autocast: ``u / fx - cx / fx`` cancels most of its
     digits near the principal point, which half precision cannot afford.
 
     Args:
-        kp2d: (B, N, 2) pixels.
-        K: (B, 3, 3) intrinsics of the image ``kp2d`` refers to; any invertible affine camera.
-
-    Returns:
-        (B, N, 2) rays.
+        kp2d: pixels.
+        K: intrinsics of the image ``kp2d`` refers to; any invertible affine camera.
     """
     if kp2d.ndim != 3 or kp2d.shape[1:] != (NUM_NODES, 2):
         raise ValueError(f"kp2d must be (B, {NUM_NODES}, 2), got {tuple(kp2d.shape)}")
@@ -119,14 +121,16 @@ def viewing_rays(kp2d: Tensor, K: Tensor) -> Tensor:
         return rays[..., :2] / rays[..., 2:]  # z is 1 for an affine K, up to rounding
 
 
-def output_stats(poses: Tensor) -> tuple[Tensor, Tensor]:
+def output_stats(
+    poses: Float[Tensor, "M 29 3"],
+) -> tuple[Float[Tensor, "29 3"], Float[Tensor, " 3"]]:
     """Per-node mean and per-axis spread of training poses, for :meth:`Lifter.set_output_stats`.
 
     Args:
-        poses: (M, 29, 3) poses in mm (hand joints then corners).
+        poses: poses in mm (hand joints then corners).
 
     Returns:
-        mean (29, 3) and std (3,): the standard deviation of ``poses - mean`` along each axis,
+        The mean pose and std: the standard deviation of ``poses - mean`` along each axis,
         pooled over poses and nodes; :data:`DEFAULT_STD_MM` along an axis where the poses do not
         differ (one training pose, as in a check that a run can overfit a sample).
     """
@@ -135,28 +139,28 @@ def output_stats(poses: Tensor) -> tuple[Tensor, Tensor]:
     return mean, torch.where(std > 0, std, torch.full_like(std, DEFAULT_STD_MM))
 
 
-def input_stats(rays: Tensor) -> tuple[Tensor, Tensor]:
+def input_stats(rays: Float[Tensor, "M 29 2"]) -> tuple[Float[Tensor, " 2"], Float[Tensor, " 2"]]:
     """Mean and spread of training rays per axis, for :meth:`Lifter.set_input_stats`.
 
     Args:
-        rays: (M, 29, 2) viewing rays (:func:`viewing_rays`; for ground truth, ``X[:2] / X[2]``
-            of the 3D keypoints, the same numbers).
+        rays: viewing rays (:func:`viewing_rays`; for ground truth, ``X[:2] / X[2]`` of the 3D
+            keypoints, the same numbers).
 
     Returns:
-        mean (2,) and std (2,), pooled over poses and nodes.
+        Mean and std, pooled over poses and nodes.
     """
     flat = rays.reshape(-1, 2)
     return flat.mean(dim=0), flat.std(dim=0)
 
 
-def part_input(x: Tensor) -> Tensor:
+def part_input(x: Float[Tensor, "B n 2"]) -> Float[Tensor, "B n 4"]:
     """Sub-graph input: each node's normalised ray and its offset from the part's centroid.
 
     Args:
-        x: (B, n, 2) normalised rays of one part's n nodes.
+        x: normalised rays of one part's n nodes.
 
     Returns:
-        (B, n, 4) ``[x, x - mean_n(x)]`` per node.
+        ``[x, x - mean_n(x)]`` per node.
     """
     return torch.cat([x, x - x.mean(dim=1, keepdim=True)], dim=-1)
 
@@ -236,18 +240,20 @@ class Lifter(nn.Module):
         self.set_input_stats(*input_stats(poses[..., :2] / poses[..., 2:]))
         self.set_output_stats(*output_stats(poses))
 
-    def normalise_input(self, kp2d: Tensor, K: Tensor) -> Tensor:
-        """(B, 29, 2) pixels and (B, 3, 3) K -> (B, 29, 2) normalised rays, in the dtype of
-        the lifter's buffers (its layers'): the rays are computed and normalised in at least
-        float32 (:func:`viewing_rays`), then cast, so float64 input reaches a float32 lifter
-        and a bfloat16 lifter gets bfloat16; under autocast the buffers, hence the rays, stay
+    def normalise_input(
+        self, kp2d: Float[Tensor, "B 29 2"], K: Float[Tensor, "B 3 3"]
+    ) -> Float[Tensor, "B 29 2"]:
+        """Pixels and their image's K to normalised rays, in the dtype of the lifter's buffers
+        (its layers'): the rays are computed and normalised in at least float32
+        (:func:`viewing_rays`), then cast, so float64 input reaches a float32 lifter and a
+        bfloat16 lifter gets bfloat16; under autocast the buffers, hence the rays, stay
         float32."""
         rays = viewing_rays(kp2d, K)
         normalised = (rays - self.in_mean.to(rays.dtype)) / self.in_std.to(rays.dtype)
         return normalised.to(self.in_mean.dtype)
 
-    def to_mm(self, pose: Tensor) -> Tensor:
-        """(B, 29, 3) normalised pose -> (B, 29, 3) mm."""
+    def to_mm(self, pose: Float[Tensor, "B 29 3"]) -> Float[Tensor, "B 29 3"]:
+        """A normalised pose to mm."""
         return self.out_mean + self.out_std * pose
 
 
@@ -319,16 +325,18 @@ class ContextLifter(Lifter):
             modulate=modulated,
         )
 
-    def forward(self, kp2d: Tensor, K: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, kp2d: Float[Tensor, "B 29 2"], K: Float[Tensor, "B 3 3"]
+    ) -> dict[str, Float[Tensor, "B 29 3"]]:
         """Lift 2D keypoints to 3D.
 
         Args:
-            kp2d: (B, 29, 2) pixels of the network image.
-            K: (B, 3, 3) that image's intrinsics.
+            kp2d: pixels of the network image.
+            K: that image's intrinsics.
 
         Returns:
-            ``kp3d_init`` (B, 29, 3) from the sub-graphs and ``kp3d`` (B, 29, 3) refined by the
-            merged graph, in mm; nodes outside ``parts`` hold ``out_mean``.
+            ``kp3d_init`` from the sub-graphs and ``kp3d`` refined by the merged graph, in mm;
+            nodes outside ``parts`` hold ``out_mean``.
         """
         x = self.normalise_input(kp2d, K)
         features, initial = [], []
