@@ -7,7 +7,7 @@
    overlay alone drawn with PIL (what predict does) and with matplotlib (what it did before:
    a figure at the photo's resolution saved as PNG), on the same image and keypoints.
 2. A model that self-crops (the demo's): one photo's self-cropping
-   (:func:`hopose.self_crop.self_crop_image`, three passes, the last one's 7 views), against the
+   (:func:`hopose.self_crop.self_crop_photos`, three passes, the last one's 7 views), against the
    former way in the same run: each view's frame shrunk anew (``warp_image`` per view) and each
    view read by the network alone. The network's 2D is replaced by fixed points spanning a
    third of the frame (:class:`Placed`), so that the crops are a real photo's size. Goal: at
@@ -54,7 +54,7 @@ from hopose.data.fpha import FPHA_COLOR_K
 from hopose.geometry import project_points
 from hopose.models import build_model
 from hopose.predict import draw_overlay, predict_images
-from hopose.self_crop import SelfCropping, self_crop, self_crop_image
+from hopose.self_crop import SelfCropping, self_crop, self_crop_photos
 from hopose.skeleton import NUM_JOINTS
 
 # Run in a fresh interpreter: warm up on a small photo, predict one photo, print the peak
@@ -136,7 +136,8 @@ def self_crop_seconds(model, image_size: int, cropping: SelfCropping, photo: Pat
             )  # fmt: skip
 
     now = seconds(
-        lambda: self_crop_image(model, image, K, image_size=image_size, cropping=cropping), clock
+        lambda: self_crop_photos(model, [image], K[None], image_size=image_size, cropping=cropping),
+        clock,
     )
     return now, seconds(former, clock)
 

@@ -36,7 +36,7 @@ from hopose.evaluate import EVAL_BATCH_SIZE, run_eval
 from hopose.export import GRAPHS
 from hopose.models import build_model
 from hopose.photo import DEFAULT_FOCAL_35MM
-from hopose.predict import predict_images
+from hopose.predict import PREDICT_BATCH_SIZE, predict_images
 from test_ablate import fake_run
 from tiny_runs import TINY, tiny
 
@@ -348,6 +348,7 @@ def test_a_negative_eval_workers_count_is_a_usage_error_naming_it(tmp_path, caps
         (["prepare", "synthetic", "--split", "val", "--num", "2"], "--workers", 0, "-2"),
         (["synth", "--split", "val", "--num", "2"], "--image-size", 8, "0"),
         (["prepare", "synthetic", "--split", "val", "--num", "2"], "--image-size", 8, "7"),
+        (["predict", "model.pt", "photo.jpg"], "--batch-size", 1, "0"),
     ],
 )  # fmt: skip
 def test_a_count_out_of_range_is_a_usage_error_naming_it(
@@ -608,9 +609,10 @@ def test_grasp_completion_without_refinement_is_a_one_line_error(tmp_path, capsy
 
 
 def test_library_refuses_grasp_completion_without_refinement(tmp_path):
-    """Python callers get the command's refusal too, before anything is read or written."""
+    """Python callers get the command's refusal too, in their parameters' names, before
+    anything is read or written."""
     missing = tmp_path / "model.pt"
-    message = "--complete-grasp: a stage of the refinement, needs --refine"
+    message = r"^complete_grasp: a stage of the refinement, needs refine$"
     with pytest.raises(ValueError, match=message):
         run_eval(missing, tiny("lifter").data, "test", tmp_path / "e", complete_grasp=True)
     with pytest.raises(ValueError, match=message):
@@ -659,6 +661,44 @@ def test_predict_refuses_a_bad_device_in_one_line_before_reading_anything(
     assert main([*args, "--device", device, "--out", str(tmp_path / "p")]) == 1
     assert capsys.readouterr().err == f"hopose predict: error: {message}\n"
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--fov", "0"], "--fov: expected a horizontal field of view in (0, 180) deg, got 0.0"),
+        (["--K", "0,500,320,240"], "--K: expected fx,fy,cx,cy with fx, fy > 0, got (0.0, 500.0, "
+         "320.0, 240.0)"),
+        (["--K", "500,inf,320,240"], "--K: expected fx,fy,cx,cy with fx, fy > 0, got (500.0, "
+         "inf, 320.0, 240.0)"),
+    ],
+)  # fmt: skip
+def test_predict_names_a_camera_that_is_none_as_its_option_before_reading_anything(
+    tmp_path, capsys, option, message
+):
+    """The library names its parameters (K, fov: tests/test_photo.py); the command its
+    options, before the checkpoint or the photos, neither of which exists here, are looked
+    for."""
+    args = ["predict", str(tmp_path / "model.pt"), str(tmp_path / "photo.jpg"), *option]
+    assert main([*args, "--out", str(tmp_path / "p")]) == 1
+    assert capsys.readouterr().err == f"hopose predict: error: {message}\n"
+    assert not (tmp_path / "p").exists()
+
+
+def test_predict_passes_its_batch_size_on_the_librarys_by_default(tmp_path, monkeypatch):
+    """--batch-size reaches predict_images; unset, it is the library's default, written out in
+    the help (hopose.predict.PREDICT_BATCH_SIZE)."""
+    asked = []
+    monkeypatch.setattr(
+        "hopose.predict.predict_images", lambda *args, **kwargs: asked.append(kwargs)
+    )
+    predicting = ["predict", "model.pt", "photo.jpg", "--out", str(tmp_path / "p")]
+    assert main(predicting) == 0 and main([*predicting, "--batch-size", "3"]) == 0
+    assert [kwargs["batch_size"] for kwargs in asked] == [PREDICT_BATCH_SIZE, 3]
+    assert cli.PREDICT_BATCH_SIZE == PREDICT_BATCH_SIZE
+    assert f"(default {PREDICT_BATCH_SIZE}; 1: one photo at a time)" in _help(
+        "predict", "--batch-size"
+    )
 
 
 def test_eval_and_predict_run_on_a_gpu_when_there_is_one_unless_told_otherwise(

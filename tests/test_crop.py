@@ -44,6 +44,18 @@ def test_crop_affine_by_hand():
     )
 
 
+def test_frame_square_of_frames_of_different_sizes_is_each_frames_own():
+    # One square per (width, height): centred on (W/2, H/2), of the longer side. A 1920 x 1080
+    # frame: (960, 540), 1920; a 480 x 640 one: (240, 320), 640; a 17 x 16 one: (8.5, 8), 17.
+    like = torch.zeros(1, dtype=torch.float32)
+    centre, side = frame_square([(1920, 1080), (480, 640), (17, 16)], like)
+    torch.testing.assert_close(centre, torch.tensor([[960.0, 540.0], [240.0, 320.0], [8.5, 8.0]]))
+    torch.testing.assert_close(side, torch.tensor([1920.0, 640.0, 17.0]))
+    # One size is one square, as a sequence of that one size gives.
+    for one in (frame_square((480, 640), like), frame_square([(480, 640)], like)):
+        torch.testing.assert_close(one, (centre[1:2], side[1:2]))
+
+
 def test_the_views_grid_is_half_a_network_pixel_off_centre_as_documented():
     # docs/conventions.md §6: the maps scale about the square's centre and the first pixel's
     # centre, not about pixel edges, and are kept so (changing them changes every render).

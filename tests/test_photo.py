@@ -18,6 +18,7 @@ from hopose.photo import (
     FOCAL_PLANE_RESOLUTION_UNIT,
     FOCAL_PLANE_X_RESOLUTION,
     MIN_SIDE,
+    check_camera,
     photo_camera,
     photo_from_image,
     read_photo,
@@ -169,11 +170,13 @@ def test_camera_from_options_exif_or_default(tmp_path, focal, options, source, f
 
 
 def test_given_K_is_used_as_is_and_bad_cameras_are_named(tmp_path):
+    """The Python API names its parameters, K and fov (the command's options are named by
+    hopose predict itself: tests/test_cli.py)."""
     _save(tmp_path / "p.jpg", np.zeros((24, 36, 3), np.uint8))
     photo = read_photo(tmp_path / "p.jpg")
     camera = photo_camera(photo, K=(500.0, 510.0, 20.0, 11.0))
     assert camera.source == "--K" and camera.K[:2].tolist() == [[500, 0, 20], [0, 510, 11]]
-    with pytest.raises(ValueError, match="--K"):
+    with pytest.raises(ValueError, match=r"^K: expected fx,fy,cx,cy"):
         photo_camera(photo, K=(500.0, -1.0, 20.0, 11.0))
     # The 36x24 photo spans -0.5 ... 35.5 and -0.5 ... 23.5 (pixel centres at integers): its
     # edges pass quietly; a centre beyond them (a K for a 1920x1080 frame, or a crop's) is used
@@ -182,12 +185,14 @@ def test_given_K_is_used_as_is_and_bad_cameras_are_named(tmp_path):
         warnings.simplefilter("error")
         assert photo_camera(photo, K=(500.0, 500.0, -0.5, 23.5)).source == "--K"
     for centre in ((960.0, 540.0), (35.6, 11.0), (20.0, -0.6)):
-        with pytest.warns(UserWarning, match=r"--K: principal point .* outside the 36x24 photo"):
+        with pytest.warns(
+            UserWarning, match=r"principal point .* of the K given lies outside the 36x24 photo"
+        ):
             camera = photo_camera(photo, K=(500.0, 500.0, *centre))
         assert camera.K[:2, 2].tolist() == list(centre)
-    with pytest.raises(ValueError, match="--fov"):
+    with pytest.raises(ValueError, match=r"^fov: expected"):
         photo_camera(photo, fov=180.0)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match=r"^K and fov: give one camera, not both$"):
         photo_camera(photo, K=(1.0, 1.0, 0.0, 0.0), fov=60.0)
     assert math.isclose(photo_camera(photo, fov=60.0).K[0, 0], 18 / math.tan(math.pi / 6))
 
@@ -334,10 +339,15 @@ def test_a_zero_focal_length_or_field_of_view_is_refused(tmp_path):
     focal length is infinite) projects nothing."""
     _save(tmp_path / "p.jpg", np.zeros((24, 36, 3), np.uint8))
     photo = read_photo(tmp_path / "p.jpg")
-    with pytest.raises(ValueError, match="--K: expected fx,fy,cx,cy with fx, fy > 0"):
+    with pytest.raises(ValueError, match=r"^K: expected fx,fy,cx,cy with fx, fy > 0"):
         photo_camera(photo, K=(0.0, 500.0, 17.5, 11.5))
-    with pytest.raises(ValueError, match="--fov: expected a horizontal field of view"):
+    with pytest.raises(ValueError, match=r"^fov: expected a horizontal field of view"):
         photo_camera(photo, fov=0.0)
+    # Named as the caller says: hopose predict checks its options so.
+    with pytest.raises(ValueError, match=r"^--fov: expected a horizontal field of view"):
+        check_camera(None, 0.0, ("--K", "--fov"))
+    with pytest.raises(ValueError, match=r"^--K: expected fx,fy,cx,cy with fx, fy > 0"):
+        check_camera((500.0, math.nan, 17.5, 11.5), None, ("--K", "--fov"))
 
 
 def _with_hidden_white(mode: str) -> Image.Image:

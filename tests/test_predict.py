@@ -460,11 +460,12 @@ def _random_pixels(height: int = 45, width: int = 80, seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def _tiny_network(monkeypatch) -> tuple[torch.nn.Module, object]:
+def _tiny_network(monkeypatch, *overrides: str) -> tuple[torch.nn.Module, object]:
     """A tiny end-to-end network as build_model leaves it, in training mode (batch norm on
-    each image's own statistics, dropout on), given to every load_model of predict."""
+    each image's own statistics, dropout on), given to every load_model of predict: the demo's
+    self-cropping one, or as ``overrides`` of its config make it."""
     torch.manual_seed(0)
-    cfg = tiny("end2end")
+    cfg = tiny("end2end", *overrides)
     model = build_model(cfg.model)
     assert model.training
     monkeypatch.setattr(predict, "load_model", lambda path: (model, cfg))
@@ -574,9 +575,12 @@ def test_a_folder_without_image_files_is_named_before_anything_is_written(tmp_pa
     assert not (tmp_path / "o").exists()
 
 
-def test_an_unreadable_image_among_several_is_skipped_and_counted(tmp_path, monkeypatch):
-    """It is named in a warning and the others are predicted; the run then ends with an error
-    counting it. Given alone, it is the error itself."""
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_an_unreadable_image_among_several_is_skipped_and_counted(
+    tmp_path, monkeypatch, batch_size
+):
+    """It is named in a warning and the others are predicted, those of its batch too; the run
+    then ends with an error counting it. Given alone, it is the error itself."""
     monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
     _spot_folder(tmp_path / "photos", ["a.png", "c.png"])
     bad = tmp_path / "photos" / "b.jpg"
@@ -585,7 +589,7 @@ def test_an_unreadable_image_among_several_is_skipped_and_counted(tmp_path, monk
     with pytest.warns(UserWarning) as warned, pytest.raises(ValueError) as error:
         predict.predict_images(
             "m.pt", [tmp_path / "photos"], tmp_path / "out", K=(20, 20, 10, 14),
-            on_written=printed.append,
+            on_written=printed.append, batch_size=batch_size,
         )  # fmt: skip
     assert [str(w.message) for w in warned] == [
         f"{bad}: not a readable image (cannot identify image file '{bad}'); skipped"
@@ -611,3 +615,150 @@ def test_no_overlay_writes_the_json_alone_its_overlay_null(tmp_path, monkeypatch
     (path,) = predict.predict_images(*args, K=(20, 20, 10, 14), overlay=False)
     assert json.loads(path.read_text())["overlay"] is None
     assert list((tmp_path / "out").iterdir()) == [path] and drawn == []
+
+
+# The photos of a batch: sizes (height, width) that a 32-px network reads at different shrinks
+# (the 120-px side by 3, the 80-px one by 2, the 50-px one not at all), a left hand among right
+# ones, and a camera each: a field of view, a K, the default lens.
+_BATCH = [
+    {"size": (45, 80), "fov": 60.0, "K": None, "left": False},
+    {"size": (50, 36), "fov": None, "K": (40.0, 42.0, 17.0, 26.0), "left": True},
+    {"size": (33, 120), "fov": None, "K": None, "left": False},
+]
+
+
+@pytest.mark.parametrize("refine", [False, True], ids=["plain", "refined"])
+@pytest.mark.parametrize("crop", ["square", "resize"], ids=["self_crop", "whole_frame"])
+def test_a_batch_of_photos_is_predicted_as_each_photo_alone(monkeypatch, crop, refine):
+    """predict_batch reads every pass's views of all photos in one forward (each warped from
+    its own pixels) and refines them as one batch: with the network in eval mode (batch norm
+    frozen) each photo's prediction is the one it gets alone, to float round-off (the photos
+    differ in size, camera and hand)."""
+    model, _ = _tiny_network(monkeypatch, f"data.crop={crop}")
+    forwards: list[int] = []
+    model.register_forward_pre_hook(lambda module, inputs: forwards.append(len(inputs[0])))
+    predictor = predict.Predictor("m.pt", refine=refine, device="cpu")
+    photos = [_random_pixels(*case["size"], seed=k) for k, case in enumerate(_BATCH)]
+    options = {key: [case[key] for case in _BATCH] for key in ("K", "fov", "left")}
+    batch = predictor.predict_batch(photos, **options)
+    passes = forwards.copy()
+    alone = [
+        predictor(photo, K=case["K"], fov=case["fov"], left=case["left"])
+        for photo, case in zip(photos, _BATCH, strict=True)
+    ]
+    # One forward a pass for the three photos: the whole photo, then (self-cropping) the first
+    # crop and the last crop's 7 views of each.
+    assert passes == ([3, 3, 21] if crop == "square" else [3])
+    assert [result.side for result in batch] == ["right", "left", "right"]
+    assert [result.camera_source for result in batch] == ["--fov", "--K", "default"]
+    # To the float32 network's round-off: a batch's convolutions sum in another order, and at
+    # 400 mm deep a float32 step is 3e-5 mm (differences up to 9e-5 seen, 1.8e-4 through the
+    # refinement's steps; refine_pose itself gives a batch what each frame gets alone, to the
+    # bit). A photo given another's size, camera or side would be pixels and millimetres off.
+    for k, (together, single) in enumerate(zip(batch, alone, strict=True)):
+        assert together.size == single.size == _BATCH[k]["size"][::-1]
+        np.testing.assert_array_equal(together.K, single.K)
+        for key in (*predict.KEYPOINTS, *predict.PEAKS):
+            expected = getattr(single, key)
+            np.testing.assert_allclose(
+                getattr(together, key), expected, atol=1e-3, rtol=0, err_msg=f"{k} {key}"
+            )
+    # Not all alike: a photo given another's prediction would show.
+    assert np.abs(batch[0].hand_2d - batch[2].hand_2d).max() > 1
+
+
+def test_predict_batch_takes_one_value_for_all_photos_or_one_a_photo(monkeypatch):
+    """K, fov and left: one value shared, or a sequence of one a photo; a sequence of another
+    length, or one photo given where photos are expected, is named; an image of several that is
+    not a photo is named by its index."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    predictor = predict.Predictor("m.pt", device="cpu")
+    images = [_spot_image(5), _spot_image(9)]
+    shared = predictor.predict_batch(images, K=(20, 20, 10, 14), left=True)
+    options = {"K": [(20, 20, 10, 14)] * 2, "left": [True, True]}
+    each = predictor.predict_batch(images, **options)
+    for one, other in zip(shared, each, strict=True):
+        np.testing.assert_array_equal(one.hand_3d, other.hand_3d)
+        assert one.side == other.side == "left"
+    # A (B, H, W, 3) array is B photos.
+    stacked = predictor.predict_batch(np.stack([np.asarray(image) for image in images]), **options)
+    for one, other in zip(stacked, each, strict=True):
+        np.testing.assert_array_equal(one.hand_3d, other.hand_3d)
+    mixed = predictor.predict_batch(images, K=[(20, 20, 10, 14), None], fov=[None, 60.0])
+    assert [result.camera_source for result in mixed] == ["--K", "--fov"]
+    with pytest.raises(ValueError, match=r"^K: 3 values for 2 photos; give one for all"):
+        predictor.predict_batch(images, K=[(20, 20, 10, 14)] * 3)
+    with pytest.raises(ValueError, match=r"^left: 1 values for 2 photos"):
+        predictor.predict_batch(images, left=[True])
+    with pytest.raises(ValueError, match=r"^images: expected a sequence of photos"):
+        predictor.predict_batch(images[0])
+    with pytest.raises(ValueError, match=r"^images\[1\]: image: expected an \(H, W, 3\) RGB"):
+        predictor.predict_batch([images[0], np.zeros((32, 32, 3), np.float32)])
+    assert predictor.predict_batch([]) == []
+
+
+def test_the_python_api_names_its_parameters_not_the_commands_options(monkeypatch):
+    """A bad device or camera given to Predictor is named as its parameter (hopose predict
+    names its options: tests/test_cli.py)."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    with pytest.raises(ValueError, match=r"^device must be one of \('auto', 'cpu'"):
+        predict.Predictor("m.pt", device="gpu")
+    predictor = predict.Predictor("m.pt", device="cpu")
+    with pytest.raises(ValueError, match=r"^K: expected fx,fy,cx,cy with fx, fy > 0"):
+        predictor(_spot_image(5), K=(0, 20, 10, 14))
+    with pytest.raises(ValueError, match=r"^fov: expected a horizontal field of view"):
+        predictor(_spot_image(5), fov=180)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_predict_images_writes_each_batch_before_reading_the_next(
+    tmp_path, monkeypatch, batch_size
+):
+    """Five photos in batches of ``batch_size``: each batch's photos are read, predicted in one
+    forward (a whole-frame network: one call a batch), and written, each JSON passed on as it
+    is, before the next batch is read; the JSONs are those of one photo at a time."""
+    net = _SpotNet()
+    calls: list[int] = []
+    net.register_forward_pre_hook(lambda module, inputs: calls.append(len(inputs[0])))
+    monkeypatch.setattr(
+        predict, "load_model", lambda path: (net, tiny("end2end", "data.crop=resize"))
+    )
+    events: list[str] = []
+    read = predict.read_photo
+
+    def reading(path):
+        events.append(f"read {path.stem}")
+        return read(path)
+
+    monkeypatch.setattr(predict, "read_photo", reading)
+    names = ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    _spot_folder(tmp_path / "photos", names)
+    kwargs = {"K": (20, 20, 10, 14), "on_written": lambda path: events.append(f"wrote {path.stem}")}
+    written = predict.predict_images(
+        "m.pt", [tmp_path / "photos"], tmp_path / "out", batch_size=batch_size, **kwargs
+    )
+    batches = [names[i : i + batch_size] for i in range(0, len(names), batch_size)]
+    assert calls == [len(batch) for batch in batches]
+    expected = []
+    for batch in batches:
+        expected += [f"read {name[0]}" for name in batch] + [f"wrote {name[0]}" for name in batch]
+    assert events == expected
+    alone = predict.predict_images(
+        "m.pt", [tmp_path / "photos"], tmp_path / "alone", batch_size=1, K=(20, 20, 10, 14)
+    )
+    for path, single in zip(written, alone, strict=True):
+        record, reference = json.loads(path.read_text()), json.loads(single.read_text())
+        for key in predict.KEYPOINTS:
+            np.testing.assert_allclose(record[key], reference[key], atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0, True])
+def test_predict_images_refuses_a_batch_size_below_one_before_reading_anything(
+    tmp_path, batch_size
+):
+    with pytest.raises(ValueError) as error:
+        predict.predict_images(
+            tmp_path / "missing.pt", [tmp_path / "photo.jpg"], tmp_path / "out",
+            batch_size=batch_size,
+        )  # fmt: skip
+    assert str(error.value) == f"batch_size: expected an integer >= 1, got {batch_size!r}"

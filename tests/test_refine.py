@@ -643,8 +643,16 @@ def test_refinement_weights_follow_the_command_line_flags():
     assert refinement(True, True, from_images=True) == RefineWeights(
         w_2d=IMAGE_W_2D, complete_grasp=True
     )
-    with pytest.raises(ValueError, match="--complete-grasp: a stage of the refinement"):
+    with pytest.raises(
+        ValueError, match=r"^complete_grasp: a stage of the refinement, needs refine$"
+    ):
         refinement(False, True, from_images=True)
+    # From the command line, named as its options.
+    flags = ("--refine", "--complete-grasp")
+    with pytest.raises(
+        ValueError, match=r"^--complete-grasp: a stage of the refinement, needs --refine$"
+    ):
+        refinement(False, True, from_images=True, names=flags)
 
 
 @pytest.mark.parametrize("chunk", [1, 2])

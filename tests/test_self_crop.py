@@ -20,7 +20,7 @@ from hopose.self_crop import (
     CropViews,
     SelfCropping,
     self_crop,
-    self_crop_image,
+    self_crop_photos,
 )
 
 
@@ -220,20 +220,28 @@ def test_self_crop_of_a_float32_network_reads_a_float64_K():
     torch.testing.assert_close(double["affine"].float(), single["affine"])
 
 
-def test_self_crop_image_returns_keypoints_in_the_photos_pixels():
-    # A 1920 x 1080 photo whose hand and box span about a quarter of it; the oracle network
-    # sees each view's K, so the 2D that comes back is the photo's projection to float
-    # precision: far inside the 3% of the width (57.6 px) that a trained model must reach.
-    points = torch.rand(1, 29, 3) * 150 + torch.tensor([-60.0, -40.0, 350.0])
-    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
-    photo = np.zeros((1080, 1920, 3), dtype=np.uint8)
-    out = self_crop_image(_Oracle(points), photo, K, image_size=64, cropping=SelfCropping(1))
+def test_self_crop_photos_returns_keypoints_in_each_photos_pixels():
+    # A 1920 x 1080 photo whose hand and box span about a quarter of it, and a 480 x 640 one of
+    # another camera predicted with it; the oracle network sees each view's K, so the 2D that
+    # comes back is each photo's projection to float precision: far inside the 3% of the width
+    # (57.6 px) that a trained model must reach. A photo's 2D mapped back through the other's
+    # views, or its views given the other's K, would be hundreds of pixels off.
+    torch.manual_seed(0)
+    points = torch.rand(2, 29, 3) * 150 + torch.tensor([-60.0, -40.0, 350.0])
+    K = torch.tensor([
+        [[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]],
+        [[500.0, 0.0, 239.5], [0.0, 500.0, 319.5], [0.0, 0.0, 1.0]],
+    ])  # fmt: skip
+    photos = [np.zeros((1080, 1920, 3), dtype=np.uint8), np.zeros((640, 480, 3), dtype=np.uint8)]
+    oracle = _Oracle(points)
+    out = self_crop_photos(oracle, photos, K, image_size=64, cropping=SelfCropping(1))
     kp2d, kp3d = out["kp2d"], out["kp3d"]
     assert "heatmap_peak" not in out  # a network without heat maps has no peaks
-    truth = project_points(points, K)[0]
-    assert (truth.amax(0) - truth.amin(0)).amax() > 400  # about a quarter of the frame
+    assert [len(seen) for seen in oracle.seen] == [2, 2]  # both photos in each pass
+    truth = project_points(points, K)
+    assert (truth[0].amax(0) - truth[0].amin(0)).amax() > 400  # about a quarter of the frame
     assert (kp2d - truth).norm(dim=-1).max() < 1e-2
-    torch.testing.assert_close(kp3d, points[0])
+    torch.testing.assert_close(kp3d, points)
 
 
 def test_the_heat_maps_peaks_are_the_last_passs_averaged_over_its_views():
@@ -256,21 +264,26 @@ def test_the_heat_maps_peaks_are_the_last_passs_averaged_over_its_views():
 
     cropping = SelfCropping(1, views=CropViews(turn=15.0, shift=0.08))
     photo = np.zeros((160, 200, 3), dtype=np.uint8)
-    out = self_crop_image(Peaked(points), photo, K, image_size=64, cropping=cropping)
+    out = self_crop_photos(Peaked(points), [photo], K[None], image_size=64, cropping=cropping)
     assert calls == [1, 7]
-    torch.testing.assert_close(out["heatmap_peak"], torch.full((29,), (4 * 0.75 + 3 / 16) / 7))
+    torch.testing.assert_close(out["heatmap_peak"], torch.full((1, 29), (4 * 0.75 + 3 / 16) / 7))
 
 
-def test_self_crop_image_first_sees_the_whole_photo_letterboxed():
+def test_self_crop_photos_first_sees_the_whole_photo_letterboxed():
     """The first view of a photo (W x H) is frame_square((W, H)): the longer side across the
-    view, the picture centred vertically, and that view's K is A @ K."""
+    view, the picture centred along the shorter one, and that view's K is A @ K; each photo of
+    a batch by its own size."""
     # 1920 x 1080 onto 64 px: s = 64 / 1920 = 1/30, centre (960, 540), so A p = p / 30 + (32 -
     # 32, 32 - 18) = p / 30 + (0, 14): the photo's 1080 / 30 = 36 rows land on view rows
     # 14 ... 50 (the edge rows 14 and 50-51 are partly photo, blurred by the block means), so
     # rows 15 ... 49 are all photo (white) and rows 0 ... 13 and 52 ... 63 beyond it (black).
-    # With the frame's width and height swapped the photo would fill view columns 14 ... 50 and
-    # every row instead.
-    K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])
+    # The 1080 x 1920 photo predicted with it is that turned: A p = p / 30 + (14, 0), columns
+    # 15 ... 49 white. With the first photo's size for both, the second would fill every
+    # column of rows 14 ... 50 instead.
+    K = torch.tensor([
+        [[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]],
+        [[1395.7, 0.0, 540.7], [0.0, 1395.7, 935.7], [0.0, 0.0, 1.0]],
+    ])  # fmt: skip
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     class Recorder(_Oracle):
@@ -278,14 +291,19 @@ def test_self_crop_image_first_sees_the_whole_photo_letterboxed():
             seen.append((image.clone(), K.clone()))
             return super().forward(image, K)
 
-    photo = np.full((1080, 1920, 3), 255, dtype=np.uint8)
-    points = torch.tensor([[0.0, 0.0, 400.0]]).expand(1, 29, 3)
-    self_crop_image(Recorder(points), photo, K, image_size=64, cropping=SelfCropping(0))
+    photos = [np.full((1080, 1920, 3), 255, np.uint8), np.full((1920, 1080, 3), 255, np.uint8)]
+    points = torch.tensor([[0.0, 0.0, 400.0]]).expand(2, 29, 3)
+    self_crop_photos(Recorder(points), photos, K, image_size=64, cropping=SelfCropping(0))
     ((image, view_K),) = seen
-    A = torch.tensor([[1 / 30, 0.0, 0.0], [0.0, 1 / 30, 14.0], [0.0, 0.0, 1.0]])
-    torch.testing.assert_close(view_K[0], A @ K)
+    A = torch.tensor([
+        [[1 / 30, 0.0, 0.0], [0.0, 1 / 30, 14.0], [0.0, 0.0, 1.0]],
+        [[1 / 30, 0.0, 14.0], [0.0, 1 / 30, 0.0], [0.0, 0.0, 1.0]],
+    ])  # fmt: skip
+    torch.testing.assert_close(view_K, A @ K)
     torch.testing.assert_close(image[0, :, 15:50, 1:], torch.ones(3, 35, 63))
     assert (image[0, :, :14] == 0).all() and (image[0, :, 52:] == 0).all()
+    torch.testing.assert_close(image[1, :, 1:, 15:50], torch.ones(3, 63, 35))
+    assert (image[1, :, :, :14] == 0).all() and (image[1, :, :, 52:] == 0).all()
 
 
 def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():

@@ -45,6 +45,8 @@ CROP_NAMES = ("resize", "square")  # hopose.data.CROPS
 ON_ERROR_NAMES = ("raise", "skip")  # hopose.data.transforms.ON_ERROR
 SYNTHETIC_SPLIT_NAMES = ("train", "val", "test")  # hopose.data.SYNTHETIC_SPLIT_KEYS
 DEFAULT_IMAGE_SIZE = 224  # hopose.data.transforms.DEFAULT_IMAGE_SIZE
+# The options of hopose.refine.refinement's parameters, named in its refusal from the commands.
+REFINE_FLAGS = ("--refine", "--complete-grasp")
 
 # The message PyTorch gives an error it raises again from a DataLoader worker
 # (torch.utils.data._utils.worker, ExceptionWrapper): the worker's traceback follows.
@@ -360,7 +362,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--num: evaluating on synthetic data needs the number of frames")
     # run_eval refuses the flags too; asked here, a bad flag is named before the checkpoint is
     # read by eval_data_config.
-    refinement(args.refine, args.complete_grasp, from_images=not args.gt_2d)
+    refinement(args.refine, args.complete_grasp, from_images=not args.gt_2d, names=REFINE_FLAGS)
     # --gt-box reads the squares that ground truth places (run_eval sets data.crop "square"):
     # another crop asked for would be dropped without a word.
     if args.gt_box and args.crop not in (None, "square"):
@@ -397,6 +399,11 @@ def _camera_values(text: str) -> tuple[float, ...]:
     return values
 
 
+# predict's default --batch-size, hopose.predict.PREDICT_BATCH_SIZE, written out as SEED_RANGE is;
+# tests/test_cli.py pins the two.
+PREDICT_BATCH_SIZE = 8
+
+
 @subcommand
 def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -425,6 +432,12 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _add_device_argument(parser)
     parser.add_argument(
+        "--batch-size", type=at_least(1), default=PREDICT_BATCH_SIZE,
+        help=f"photos read and predicted together, each pass of the network reading all their "
+        f"views at once; their outputs are written when the batch is done (default "
+        f"{PREDICT_BATCH_SIZE}; 1: one photo at a time)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-overlay", action="store_true",
         help="write no overlay image (about half the time and disk of a large batch); the "
         "JSON's overlay is then null",
@@ -439,14 +452,23 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from hopose.config import AUTO_DEVICES, check_device
+    from hopose.photo import check_camera
     from hopose.predict import predict_images
+    from hopose.refine import refinement
 
+    # Checked here first so that a bad value is named as the option: the library's own checks,
+    # which the values then pass, name its parameters (device, K, fov, refine, complete_grasp).
+    refinement(args.refine, args.complete_grasp, from_images=True, names=REFINE_FLAGS)
+    check_device(args.device, "--device", AUTO_DEVICES)
+    check_camera(args.K, args.fov, ("--K", "--fov"))
     # Each JSON printed as it is written: the progress of a folder of photos.
     predict_images(
         args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,
         complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
         single_view=args.single_view, left=args.left, device=args.device,
-        overlay=not args.no_overlay, on_written=functools.partial(print, flush=True),
+        overlay=not args.no_overlay, batch_size=args.batch_size,
+        on_written=functools.partial(print, flush=True),
     )  # fmt: skip
     return 0
 

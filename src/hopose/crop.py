@@ -36,7 +36,7 @@ view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic dat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -119,9 +119,12 @@ def square_around(points: Tensor, margin: float) -> tuple[Tensor, Tensor]:
     return (low + high) / 2, side
 
 
-def frame_square(frame_size: tuple[int, int], like: Tensor) -> tuple[Tensor, Tensor]:
-    """Centre (1, 2) and side (1,) of the square of the frame's longer side around
-    ``(width / 2, height / 2)``.
+def frame_square(
+    frame_size: tuple[int, int] | Sequence[tuple[int, int]], like: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Centre (B, 2) and side (B,) of the square of each frame's longer side around
+    ``(width / 2, height / 2)``, in ``like``'s dtype and device: B = 1 for one ``frame_size``
+    (width, height), one per frame for a sequence of them (frames of different sizes).
 
     With pixel centres at integers the frame spans -0.5 ... ``width - 0.5`` and its centre is
     ``((width - 1) / 2, (height - 1) / 2)``: the square is centred half a frame pixel right of
@@ -130,8 +133,8 @@ def frame_square(frame_size: tuple[int, int], like: Tensor) -> tuple[Tensor, Ten
     ``S - s / 2``: the view's first column is partly beyond the frame (zeros there) and the
     frame's last ``(1 - s) / 2`` network pixels are not shown (docs/conventions.md §6).
     """
-    width, height = frame_size
-    return like.new_tensor([[width / 2, height / 2]]), like.new_tensor([float(max(width, height))])
+    size = torch.as_tensor(frame_size, dtype=like.dtype, device=like.device).reshape(-1, 2)
+    return size / 2, size.amax(dim=-1)
 
 
 # Share of jittered square-crop samples that show the whole frame (self-cropping's first view):
@@ -217,15 +220,17 @@ def apply_affine(A: Tensor, points: Tensor) -> Tensor:
 
 def _block_means(x: Tensor, shrink: int) -> Tensor:
     """(B, C, ⌈H / r⌉, ⌈W / r⌉) the means of (B, C, H, W) images' r × r blocks (r = shrink)."""
-    height, width = x.shape[-2:]
     # Whole blocks: zeros beyond the frame's last row and column, as the sampling reads there
     # (a side shorter than the factor, a photo of extreme aspect seen whole, keeps one row or
-    # column, mostly dark).
-    x = F.pad(x, (0, -width % shrink, 0, -height % shrink))
+    # column, mostly dark): ceil_mode keeps the cut blocks and each block's sum is divided by
+    # r², not by its pixels inside the frame. The same to the bit as zero-padding to whole
+    # blocks first, without the padded copy of the frame, which even a pad of nothing made:
+    # 2.4 ms instead of 5.2 for a 1920 x 1080 frame shrunk by 16, one CPU thread
+    # (BENCHMARKS.md, "Prediction: photos per forward pass").
     # Block means (area averaging), not an antialiased bilinear resize, whose triangle spans
     # two blocks: the demo's model read such crops of rendered photos 2 px (hand) and 4 px
     # (box) worse (docs/from_pixels.md, "Block means when a view shrinks the photo").
-    return F.avg_pool2d(x, shrink)
+    return F.avg_pool2d(x, shrink, ceil_mode=True, divisor_override=shrink * shrink)
 
 
 def shrink_factor(A: Tensor) -> int:
@@ -255,7 +260,8 @@ class FrameWarp:
     def __init__(self, image: Tensor, image_size: int) -> None:
         self.image_size = image_size
         # The frames by shrink factor, in [0, 1] (uint8 input) or the input's range.
-        self._shrunk = {1: image.float() / 255 if image.dtype == torch.uint8 else image}
+        # Divided in place: one float copy of the frames, not two (a 1920 x 1080 frame is 25 MB).
+        self._shrunk = {1: image.float().div_(255) if image.dtype == torch.uint8 else image}
 
     def __call__(self, A: Tensor) -> Tensor:
         """(B, 3, S, S) views through frame -> network maps A (B, 3, 3)."""

@@ -45,7 +45,7 @@ A checkpoint trained on square crops (``data.crop: square``) is predicted by ``h
 predict`` and ``hopose eval`` in several passes (:mod:`hopose.self_crop`): the whole frame, then
 ``data.self_crop`` squares the network places around its own 2D, the last one averaged over the
 test-time views. The ``network`` graph is one pass: a program running it must crop around it as
-:func:`hopose.self_crop.self_crop_image` does to get their predictions; on the whole frame alone
+:func:`hopose.self_crop.self_crop_photos` does to get their predictions; on the whole frame alone
 such a model is far less accurate. :func:`warn_single_pass` says so when one is exported.
 
 :func:`compare_onnx` runs a graph in onnxruntime and PyTorch on the same random inputs and

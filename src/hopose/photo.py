@@ -371,6 +371,27 @@ def intrinsics(fx: float, fy: float, cx: float, cy: float) -> torch.Tensor:
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
+def check_camera(
+    K: tuple[float, ...] | None, fov: float | None, names: tuple[str, str] = ("K", "fov")
+) -> None:
+    """Refuse a ``K`` (fx, fy, cx, cy) or ``fov`` (horizontal degrees) that is not a camera, and
+    both given, naming them as ``names`` says: the Python API's parameters by default,
+    ``hopose predict``'s options (``--K``, ``--fov``) from the command line.
+
+    Raises:
+        ValueError: both given; ``K`` not four finite numbers, or fx or fy not positive;
+            ``fov`` not in (0, 180).
+    """
+    if K is not None and fov is not None:
+        raise ValueError(f"{names[0]} and {names[1]}: give one camera, not both")
+    if K is not None and (len(K) != 4 or not all(math.isfinite(v) for v in K) or min(K[:2]) <= 0):
+        raise ValueError(f"{names[0]}: expected fx,fy,cx,cy with fx, fy > 0, got {K}")
+    if fov is not None and not 0 < fov < 180:
+        raise ValueError(
+            f"{names[1]}: expected a horizontal field of view in (0, 180) deg, got {fov}"
+        )
+
+
 def photo_camera(
     photo: Photo, *, K: tuple[float, ...] | None = None, fov: float | None = None
 ) -> Camera:
@@ -378,34 +399,26 @@ def photo_camera(
     else its EXIF focal length, else :data:`DEFAULT_FOCAL_35MM`.
 
     Raises:
-        ValueError: naming ``--K`` or ``--fov`` when the value is not a camera (for ``K``: not
-            four finite numbers, or fx or fy not positive). A principal point outside the photo
-            gets a warning.
+        ValueError: naming ``K`` or ``fov`` when the value is not a camera, or both are given
+            (:func:`check_camera`). A principal point outside the photo gets a warning.
     """
-    if K is not None and fov is not None:
-        raise ValueError("--K and --fov: give one camera, not both")
+    check_camera(K, fov)
     if K is not None:
-        if len(K) != 4 or not all(math.isfinite(v) for v in K) or min(K[:2]) <= 0:
-            raise ValueError(f"--K: expected fx,fy,cx,cy with fx, fy > 0, got {K}")
         width, height = photo.size
         # The photo spans -0.5 ... W - 0.5 (pixel centres at integers). A principal point beyond
         # it is most often a K calibrated at another resolution or for the unrotated sensor,
         # but a crop of a larger photo has one too, so it is said, not refused.
         if not (-0.5 <= K[2] <= width - 0.5 and -0.5 <= K[3] <= height - 0.5):
             warnings.warn(
-                f"--K: principal point ({K[2]:g}, {K[3]:g}) lies outside the {width}x{height} "
-                "photo: right for a crop of a larger photo, wrong for a K of another "
-                "resolution or of the unrotated sensor",
+                f"the principal point ({K[2]:g}, {K[3]:g}) of the K given lies outside the "
+                f"{width}x{height} photo: right for a crop of a larger photo, wrong for a K of "
+                "another resolution or of the unrotated sensor",
                 stacklevel=2,
             )
         return Camera(intrinsics(*K), "--K")
     width, height = photo.size
     cx, cy = (width - 1) / 2, (height - 1) / 2  # the centre, pixel centres at integers
     if fov is not None:
-        if not 0 < fov < 180:
-            raise ValueError(
-                f"--fov: expected a horizontal field of view in (0, 180) deg, got {fov}"
-            )
         focal = (width / 2) / math.tan(math.radians(fov) / 2)
         return Camera(intrinsics(focal, focal, cx, cy), "--fov")
     diagonal = math.hypot(width, height)

@@ -11,12 +11,18 @@ points of the physical affinity loss (paper §3.3) are drawn by projecting them 
 camera.
 
 From Python, :class:`Predictor` loads a checkpoint once and predicts a photo file, a PIL image or
-an (H, W, 3) uint8 array (:func:`hopose.photo.photo_from_image`) into a :class:`Prediction`.
+an (H, W, 3) uint8 array (:func:`hopose.photo.photo_from_image`) into a :class:`Prediction`, or
+several photos of any sizes per forward pass (:meth:`Predictor.predict_batch`,
+:func:`predict_photos`: every pass reads the views of all of them, each warped from its own
+pixels, and each gets what it gets alone, to float round-off). Its errors name its parameters
+(``device``, ``K``, ``fov``), where ``hopose predict`` names its options (``--device``...).
 The network always returns one hand and one box: it gives no confidence and does not tell a
 photo without them.
 
 :func:`predict_images` (``hopose predict``) runs one over files and folders (a folder: its files
-of :data:`IMAGE_SUFFIXES`, by name, not its subfolders). Outputs per image, under a name unique
+of :data:`IMAGE_SUFFIXES`, by name, not its subfolders), ``batch_size`` photos at a time
+(``--batch-size``, default :data:`PREDICT_BATCH_SIZE`): a batch is read, predicted and written
+before the next is read. Outputs per image, under a name unique
 among the inputs (``photo``, then ``photo-2`` for a second ``photo.jpg`` from another folder):
 ``<name>.json`` with ``image`` (the input path), ``size`` (upright width, height), ``camera``
 (``source`` and ``K``, (3, 3) in the photo's pixels), ``hand_2d`` (21, 2) and ``obj_2d`` (8, 2)
@@ -35,7 +41,7 @@ Left hands: the models are trained on right hands, the datasets' left ones mirro
 (:func:`hopose.data.transforms.mirror_frame`, docs/conventions.md). A photo of a left hand
 (``left``, ``--left``) is mirrored the same way, predicted as a right hand, and every output
 mirrored back into the photo's own pixels and camera: u -> W - 1 - u, x -> -x, the box corners
-reordered by :data:`hopose.data.transforms.MIRROR_CORNER_ORDER` (:func:`predict_photo`).
+reordered by :data:`hopose.data.transforms.MIRROR_CORNER_ORDER` (:func:`predict_photos`).
 
 Device: ``device`` (``--device``) is one of :data:`hopose.config.AUTO_DEVICES`, "auto" the GPU
 when there is one, else the CPU (:func:`hopose.config.resolve_device`, as training's
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -65,7 +72,6 @@ from hopose.crop import (
     mirror_affine,
     mirror_camera,
     resize_affine,
-    warp_image,
 )
 from hopose.data.transforms import MIRROR_CORNER_ORDER
 from hopose.files import output_folder, write_atomic, write_text
@@ -82,7 +88,13 @@ from hopose.photo import (
 )
 from hopose.physics import contact_points
 from hopose.refine import RefineWeights, refine_pose, refinement
-from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop_image
+from hopose.self_crop import (
+    NO_SELF_CROP,
+    SelfCropping,
+    model_device,
+    photo_views,
+    self_crop_photos,
+)
 from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
 
 LINE_WIDTH_FRACTION = 1 / 400
@@ -95,6 +107,12 @@ KEYPOINTS = ("hand_2d", "obj_2d", "hand_3d", "obj_3d", "contacts_3d", "contacts_
 """The arrays of a :class:`Prediction`, in the JSON's order."""
 PEAKS = ("hand_peak", "obj_peak")
 """The heat maps' peaks of a :class:`Prediction` (None without the heat-map head)."""
+PREDICT_BATCH_SIZE = 8
+"""Photos :func:`predict_images` reads and predicts together (``hopose predict --batch-size``):
+enough views a pass to keep a GPU's kernels busy where one photo's leave it idle, and about
+300 MB of 1920×1080 photos (40 MB each while predicted: the working copy, its float copy for
+the views). On a CPU the photos' own work outweighs the network's calls, and batches predict
+about as fast as one photo at a time (BENCHMARKS.md, "Prediction: photos per forward pass")."""
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -162,7 +180,7 @@ def draw_overlay(
 
 
 def _mirrored(result: dict, flip: torch.Tensor) -> dict:
-    """:func:`predict_photo`'s ``result`` in the mirror image of its photo, ``flip`` that photo's
+    """A :func:`predict_photos` ``result`` in the mirror image of its photo, ``flip`` that photo's
     :func:`hopose.crop.mirror_affine`: 2D flipped, 3D x negated, the box corners reordered by
     :data:`~hopose.data.transforms.MIRROR_CORNER_ORDER` (which keeps them in docs/conventions.md
     §1 order); its own inverse, as every part of it is."""
@@ -180,6 +198,64 @@ def _mirrored(result: dict, flip: torch.Tensor) -> dict:
     }
 
 
+def predict_photos(
+    model: HoposeNet,
+    image_size: int,
+    photos: Sequence[Photo],
+    cameras: Sequence[Camera],
+    *,
+    cropping: SelfCropping = NO_SELF_CROP,
+    refine: RefineWeights | None = None,
+    left: Sequence[bool] | None = None,
+) -> list[dict]:
+    """Run the network on B photos of any sizes at once, each with its camera; returns one dict
+    a photo of :data:`KEYPOINTS` (module docstring), float64 tensors in the full-size photo's
+    pixels and its camera's frame (mm), and :data:`PEAKS` (:class:`Prediction`; None without
+    the heat-map head).
+
+    Every pass reads the views of all B photos in one forward, each photo's views warped from
+    its own pixels (:func:`hopose.self_crop.photo_views`), and the refinement is one batch:
+    with the network in eval mode a photo's prediction is the one it gets alone, to float
+    round-off.
+
+    ``cropping`` with passes (a model trained on crops, :class:`hopose.self_crop.SelfCropping`):
+    after the whole-photo pass, that many passes on squares the model places around its own 2D
+    (:func:`hopose.self_crop.self_crop_photos`), the last averaged over its views.
+    ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None.
+    ``left``: B flags (None: all False), True where the photo shows a left hand: that photo and
+    its camera are mirrored as the datasets' left hands are
+    (:func:`hopose.data.transforms.mirror_frame`: K -> F K diag(-1, 1, 1)), all of the above done
+    on that right hand, refinement and contacts included, and its outputs mirrored back into the
+    photo's pixels and camera.
+    The photos go to ``model``'s device (a GPU's too); what is returned is on the CPU.
+
+    Raises:
+        ValueError: ``cameras`` or ``left`` not one per photo.
+    """
+    left = [False] * len(photos) if left is None else list(left)
+    for name, values in (("cameras", cameras), ("left", left)):
+        if len(values) != len(photos):
+            raise ValueError(f"{name}: {len(values)} for {len(photos)} photos; give one a photo")
+    if not photos:
+        return []
+    seen, K = [], []
+    for photo, camera, mirrored in zip(photos, cameras, left, strict=True):
+        if mirrored:
+            # The working copy flipped is the full-size photo's flip seen through the same
+            # scales (Photo.working_affine): W - 1 - u lands at w - 1 - u' for w = s W.
+            flipped = photo.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            photo = dataclasses.replace(photo, image=flipped)
+        seen.append(photo)
+        K.append(mirror_camera(camera.K.double(), photo.size[0]) if mirrored else camera.K)
+    results = _predict_right_hands(
+        model, image_size, seen, torch.stack(K).double(), cropping=cropping, refine=refine
+    )
+    return [
+        _mirrored(result, mirror_affine(photo.size[0])) if mirrored else result
+        for result, photo, mirrored in zip(results, photos, left, strict=True)
+    ]
+
+
 def predict_photo(
     model: HoposeNet,
     image_size: int,
@@ -190,78 +266,60 @@ def predict_photo(
     refine: RefineWeights | None = None,
     left: bool = False,
 ) -> dict:
-    """Run the network on one photo; returns :data:`KEYPOINTS` (module docstring), float64
-    tensors in the full-size photo's pixels and its camera's frame (mm), and :data:`PEAKS`
-    (:class:`Prediction`; None without the heat-map head).
+    """:func:`predict_photos` of one photo."""
+    return predict_photos(
+        model, image_size, [photo], [camera], cropping=cropping, refine=refine, left=[left]
+    )[0]
 
-    ``cropping`` with passes (a model trained on crops, :class:`hopose.self_crop.SelfCropping`):
-    after the whole-photo pass, that many passes on squares the model places around its own 2D
-    (:func:`hopose.self_crop.self_crop_image`), the last averaged over its views.
-    ``refine``: the weights of :func:`hopose.refine.refine_pose` to refine the 3D with, or None.
-    ``left``: the photo shows a left hand: the photo and its camera are mirrored as the datasets'
-    left hands are (:func:`hopose.data.transforms.mirror_frame`: K -> F K diag(-1, 1, 1)), all of
-    the above done on that right hand, refinement and contacts included, and the outputs mirrored
-    back into the photo's pixels and camera.
-    The photo goes to ``model``'s device (a GPU's too); what is returned is on the CPU."""
-    if left:
-        flip = mirror_affine(photo.size[0])
-        # The working copy flipped is the full-size photo's flip seen through the same scales
-        # (Photo.working_affine): W - 1 - u lands at w - 1 - u' for w = s W.
-        seen = dataclasses.replace(
-            photo, image=photo.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        )
-        K = mirror_camera(camera.K.double(), photo.size[0])
-        result = predict_photo(
-            model,
-            image_size,
-            seen,
-            dataclasses.replace(camera, K=K),
-            cropping=cropping,
-            refine=refine,
-        )
-        return _mirrored(result, flip)
-    to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
-    K_work = to_working @ camera.K.double()
+
+def _predict_right_hands(
+    model: HoposeNet,
+    image_size: int,
+    photos: Sequence[Photo],
+    K: torch.Tensor,
+    *,
+    cropping: SelfCropping,
+    refine: RefineWeights | None,
+) -> list[dict]:
+    """:func:`predict_photos` of B photos of right hands, ``K`` (B, 3, 3) float64 their
+    cameras."""
+    to_working = torch.stack([photo.working_affine() for photo in photos])  # (B, 3, 3) float64
+    K_work = to_working @ K  # the working copies' cameras
+    images = [np.asarray(photo.image) for photo in photos]
     if cropping.passes:
-        out = self_crop_image(
-            model, np.asarray(photo.image), K_work, image_size=image_size, cropping=cropping
-        )
+        out = self_crop_photos(model, images, K_work, image_size=image_size, cropping=cropping)
         kp2d, kp3d, peak = out["kp2d"], out["kp3d"], out.get("heatmap_peak")
     else:
-        # The whole working copy resized to the network's square, pixel centres kept at
+        # Each whole working copy resized to the network's square, pixel centres kept at
         # integers as in training (hopose.crop.warp_image); 2D comes back through the same map.
-        frame = torch.from_numpy(np.array(photo.image)).permute(2, 0, 1)[None]  # (1, 3, H, W)
-        A = resize_affine(photo.image.size, image_size, K_work)  # (3, 3) float64
-        device = model_device(model)  # the frame is warped where the network reads it
+        A = torch.stack([resize_affine(photo.image.size, image_size, K) for photo in photos])
+        device = model_device(model)  # the photos are warped where the network reads them
         with torch.inference_mode():
-            image = warp_image(frame.to(device), A[None].to(device), image_size)
-            out = model(image, (A @ K_work)[None].float().to(device))
-        kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"][0].double().cpu())
-        kp3d = out["kp3d"][0].cpu()
-        peak = heatmap_peak(out["heatmaps"])[0].cpu() if "heatmaps" in out else None
-    kp2d = apply_affine(torch.linalg.inv(to_working), kp2d.double())  # the photo's pixels
-    kp3d = kp3d.double()  # (29, 3) mm, in the photo's camera
+            views = photo_views(images, image_size, device)(A[None].to(device))[0]
+            out = model(views, (A @ K_work).float().to(device))
+        kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"].double().cpu())
+        kp3d = out["kp3d"].cpu()
+        peak = heatmap_peak(out["heatmaps"]).cpu() if "heatmaps" in out else None
+    kp2d = apply_affine(torch.linalg.inv(to_working), kp2d.double())  # (B, 29, 2) photo pixels
+    kp3d = kp3d.double()  # (B, 29, 3) mm, in each photo's camera
     if refine is not None:
-        hand, obj = refine_pose(
-            kp3d[None, :NUM_JOINTS],
-            kp3d[None, NUM_JOINTS:],
-            kp2d[None],
-            camera.K[None].double(),
-            refine,
-        )
-        kp3d = torch.cat([hand[0], obj[0]])
-    pts, _, valid = contact_points(kp3d[None, :NUM_JOINTS], kp3d[None, NUM_JOINTS:])
-    contacts_3d = pts[0][valid[0]]  # (M, 3)
-    return {
-        "hand_2d": kp2d[:NUM_JOINTS],
-        "obj_2d": kp2d[NUM_JOINTS:],
-        "hand_3d": kp3d[:NUM_JOINTS],
-        "obj_3d": kp3d[NUM_JOINTS:],
-        "contacts_3d": contacts_3d,
-        "contacts_2d": project_points(contacts_3d, camera.K),
-        "hand_peak": None if peak is None else peak[:NUM_JOINTS].double(),
-        "obj_peak": None if peak is None else peak[NUM_JOINTS:].double(),
-    }
+        hand, obj = refine_pose(kp3d[:, :NUM_JOINTS], kp3d[:, NUM_JOINTS:], kp2d, K, refine)
+        kp3d = torch.cat([hand, obj], dim=1)
+    points, _, valid = contact_points(kp3d[:, :NUM_JOINTS], kp3d[:, NUM_JOINTS:])
+    results = []
+    for b in range(len(photos)):
+        contacts_3d = points[b][valid[b]]  # (M, 3)
+        results.append({
+            "hand_2d": kp2d[b, :NUM_JOINTS],
+            "obj_2d": kp2d[b, NUM_JOINTS:],
+            "hand_3d": kp3d[b, :NUM_JOINTS],
+            "obj_3d": kp3d[b, NUM_JOINTS:],
+            "contacts_3d": contacts_3d,
+            "contacts_2d": project_points(contacts_3d, K[b]),
+            "hand_peak": None if peak is None else peak[b, :NUM_JOINTS].double(),
+            "obj_peak": None if peak is None else peak[b, NUM_JOINTS:].double(),
+        })  # fmt: skip
+    return results
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -298,8 +356,40 @@ class Prediction:
     """(8,) the box corners' peaks, as :attr:`hand_peak`."""
 
 
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | Photo
+"""What :class:`Predictor` predicts: a photo file, a PIL image, an (H, W, 3) RGB or (H, W)
+greyscale uint8 array, or a :class:`hopose.photo.Photo` already read."""
+
+
+def _photo(image: ImageInput) -> Photo:
+    """``image`` read as :meth:`Predictor.__call__` reads it."""
+    if isinstance(image, Photo):
+        return image
+    if isinstance(image, str | os.PathLike):
+        return read_photo(image)
+    return photo_from_image(image)
+
+
+def _per_photo(value: Any, shared: bool, count: int, name: str) -> list:
+    """``value`` for each of ``count`` photos: the one value where ``shared``, else a sequence
+    of one a photo.
+
+    Raises:
+        ValueError: naming ``name``, a sequence of another length.
+    """
+    if shared:
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(
+            f"{name}: {len(values)} values for {count} photos; give one for all, or one a photo"
+        )
+    return values
+
+
 class Predictor:
-    """A checkpoint loaded once to predict photos (:meth:`__call__`), as ``hopose predict`` does.
+    """A checkpoint loaded once to predict photos (:meth:`__call__`, or several per forward
+    pass: :meth:`predict_batch`), as ``hopose predict`` does.
 
     Args:
         checkpoint: a checkpoint written by ``hopose train`` or ``hopose demo``.
@@ -319,7 +409,7 @@ class Predictor:
     Raises:
         ValueError: ``complete_grasp`` without ``refine`` (:func:`refinement`), then a
             ``device`` not of :data:`hopose.config.AUTO_DEVICES` or a GPU this machine lacks
-            (a ConfigError naming ``--device``), both before the checkpoint is read; a
+            (a ConfigError naming ``device``), both before the checkpoint is read; a
             ``self_crop_margin`` or ``single_view`` :meth:`hopose.self_crop.SelfCropping.of`
             refuses.
         CheckpointError: an unreadable checkpoint, or one whose encoder or lifter was never
@@ -337,7 +427,7 @@ class Predictor:
         device: str = "auto",
     ) -> None:
         self.refine_weights = refinement(refine, complete_grasp, from_images=True)
-        check_device(device, "--device", AUTO_DEVICES)
+        check_device(device, "device", AUTO_DEVICES)
         self.model, self.config = load_model(checkpoint)
         self.model.to(resolve_device(device)).eval()
         self.cropping = SelfCropping.of(
@@ -346,7 +436,7 @@ class Predictor:
 
     def __call__(
         self,
-        image: str | os.PathLike | Image.Image | np.ndarray,
+        image: ImageInput,
         *,
         K: tuple[float, ...] | None = None,
         fov: float | None = None,
@@ -357,12 +447,13 @@ class Predictor:
         Args:
             image: a photo file (read upright, its EXIF focal length used:
                 :func:`hopose.photo.read_photo`), a PIL image, or an (H, W, 3) RGB or (H, W)
-                greyscale uint8 array (taken as it is: :func:`hopose.photo.photo_from_image`).
+                greyscale uint8 array (taken as it is: :func:`hopose.photo.photo_from_image`),
+                or a :class:`hopose.photo.Photo` already read.
             K: (fx, fy, cx, cy) of the photo, in its upright full-size pixels.
             fov: its horizontal field of view in degrees (instead of ``K``); with neither, the
                 EXIF focal length of a file, else :data:`hopose.photo.DEFAULT_FOCAL_35MM`.
             left: the photo shows a left hand: it is predicted mirrored, as a right hand, and
-                its outputs mirrored back (:func:`predict_photo`).
+                its outputs mirrored back (:func:`predict_photos`).
 
         Raises:
             FileNotFoundError: a file that does not exist.
@@ -370,39 +461,74 @@ class Predictor:
                 naming it; a ``K`` or ``fov`` that is not a camera
                 (:func:`hopose.photo.photo_camera`).
         """
-        if isinstance(image, str | os.PathLike):
-            photo = read_photo(image)
-        else:
-            photo = photo_from_image(image)
-        return self.predict(photo, K=K, fov=fov, left=left)
+        return self.predict_batch([image], K=K, fov=fov, left=left)[0]
 
-    def predict(
+    def predict_batch(
         self,
-        photo: Photo,
+        images: Sequence[ImageInput],
         *,
-        K: tuple[float, ...] | None = None,
-        fov: float | None = None,
-        left: bool = False,
-    ) -> Prediction:
-        """:meth:`__call__` on a photo already read."""
-        camera = photo_camera(photo, K=K, fov=fov)
-        result = predict_photo(
-            self.model,
-            self.config.model.image_size,
-            photo,
-            camera,
-            cropping=self.cropping,
-            refine=self.refine_weights,
-            left=left,
-        )
-        return Prediction(
-            **{key: result[key].numpy() for key in KEYPOINTS},
-            K=camera.K.double().numpy(),
-            camera_source=camera.source,
-            size=photo.size,
-            side="left" if left else "right",
-            **{key: None if result[key] is None else result[key].numpy() for key in PEAKS},
-        )
+        K: tuple[float, ...] | Sequence[tuple[float, ...] | None] | None = None,
+        fov: float | Sequence[float | None] | None = None,
+        left: bool | Sequence[bool] = False,
+    ) -> list[Prediction]:
+        """Predict several photos, of any sizes and cameras, in one forward pass a pass
+        (:func:`predict_photos`): the same predictions as :meth:`__call__` on each, to float
+        round-off, in less time a photo (BENCHMARKS.md, "Prediction: photos per forward pass").
+        The photos are read and their views made together: memory grows with their number.
+
+        Args:
+            images: photos, each as :meth:`__call__` takes one (a (B, H, W, 3) uint8 array is
+                B photos).
+            K: one (fx, fy, cx, cy) for every photo, or a sequence of one a photo (None where
+                the photo's ``fov`` or its own camera is to be used).
+            fov: one horizontal field of view for every photo, or a sequence of one a photo
+                (None: no field of view for that photo).
+            left: one flag for every photo, or a sequence of one a photo.
+
+        Raises:
+            FileNotFoundError, ValueError: as :meth:`__call__` raises them, an image of several
+                named by its index (``images[2]: ...``); ``K``, ``fov`` or ``left`` a
+                sequence of another length than ``images``, naming it.
+        """
+        single = isinstance(images, str | os.PathLike | Image.Image | Photo)
+        if single or (isinstance(images, np.ndarray) and images.ndim != 4):
+            raise ValueError(
+                "images: expected a sequence of photos (or a (B, H, W, 3) array); "
+                "predictor(image) predicts one"
+            )
+        count = len(images)
+        cameras_given = [
+            _per_photo(K, K is None or not len(K) or isinstance(K[0], numbers.Real), count, "K"),
+            _per_photo(fov, fov is None or isinstance(fov, numbers.Real), count, "fov"),
+        ]
+        sides = _per_photo(left, isinstance(left, bool | np.bool_), count, "left")
+        photos = []
+        for index, image in enumerate(images):
+            try:
+                photos.append(_photo(image))
+            except ValueError as error:
+                if count == 1:
+                    raise
+                raise ValueError(f"images[{index}]: {error}") from None
+        cameras = [
+            photo_camera(photo, K=k, fov=f)
+            for photo, k, f in zip(photos, *cameras_given, strict=True)
+        ]
+        results = predict_photos(
+            self.model, self.config.model.image_size, photos, cameras, cropping=self.cropping,
+            refine=self.refine_weights, left=sides,
+        )  # fmt: skip
+        return [
+            Prediction(
+                **{key: result[key].numpy() for key in KEYPOINTS},
+                K=camera.K.double().numpy(),
+                camera_source=camera.source,
+                size=photo.size,
+                side="left" if mirrored else "right",
+                **{key: None if result[key] is None else result[key].numpy() for key in PEAKS},
+            )
+            for result, camera, photo, mirrored in zip(results, cameras, photos, sides, strict=True)
+        ]
 
 
 def prediction_overlay(photo: Photo, prediction: Prediction) -> Image.Image:
@@ -416,6 +542,42 @@ def prediction_overlay(photo: Photo, prediction: Prediction) -> Image.Image:
             for key in ("hand_2d", "obj_2d", "contacts_2d")
         ),
     )
+
+
+def _write_prediction(
+    out_dir: Path,
+    name: str,
+    path: Path,
+    photo: Photo,
+    prediction: Prediction,
+    *,
+    refine: bool,
+    complete_grasp: bool,
+    overlay: bool,
+) -> Path:
+    """Write ``<name>.json`` (module docstring) of ``photo``, read from ``path``, and with
+    ``overlay`` its overlay, under ``out_dir``; returns the JSON."""
+    record: dict[str, Any] = {
+        "image": str(path),
+        "size": list(prediction.size),
+        "side": prediction.side,
+        "camera": {"source": prediction.camera_source, "K": prediction.K.tolist()},
+        "refined": refine,
+        "grasp_completed": refine and complete_grasp,
+        **{key: getattr(prediction, key).tolist() for key in KEYPOINTS},
+        **{
+            key: None if (value := getattr(prediction, key)) is None else value.tolist()
+            for key in PEAKS
+        },
+        "overlay": f"{name}_overlay.jpg" if overlay else None,
+    }
+    if overlay:
+        drawn = prediction_overlay(photo, prediction)
+        write_atomic(
+            out_dir / record["overlay"],
+            lambda tmp: drawn.save(tmp, quality=JPEG_QUALITY),
+        )
+    return write_text(out_dir / f"{name}.json", json.dumps(record, indent=1) + "\n")
 
 
 def predict_images(
@@ -432,6 +594,7 @@ def predict_images(
     left: bool = False,
     device: str = "auto",
     overlay: bool = True,
+    batch_size: int = PREDICT_BATCH_SIZE,
     on_written: Callable[[Path], object] | None = None,
 ) -> list[Path]:
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
@@ -443,12 +606,15 @@ def predict_images(
         out_dir: output folder (created).
         K, fov, left: each photo's, as :meth:`Predictor.__call__` takes them.
         overlay: write each photo's overlay; False: none, the JSON's ``overlay`` null.
+        batch_size: photos read and predicted together (:meth:`Predictor.predict_batch`), their
+            outputs written when the batch is done; 1: one photo at a time. Only a batch's
+            photos are held in memory, whatever the number of images.
         on_written: called with each JSON as soon as it is written (``hopose predict`` prints
             it).
 
     Raises:
-        ValueError, CheckpointError: as :class:`Predictor` raises them, before any image is
-            looked for.
+        ValueError, CheckpointError: a ``batch_size`` below 1, then as :class:`Predictor`
+            raises them, before any image is looked for.
         FileNotFoundError: any of ``images`` missing, or a folder without image files, before
             anything is written.
         ValueError: the one image given not readable, naming it; among several, after the
@@ -456,6 +622,8 @@ def predict_images(
             it is skipped); a ``K`` or ``fov`` that is not a camera
             (:func:`hopose.photo.photo_camera`).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
     predictor = Predictor(
         checkpoint,
         refine=refine,
@@ -467,46 +635,37 @@ def predict_images(
     # Every photo is there before the first is predicted: a mistyped name among several stops
     # the run at once, without the outputs of the photos before it.
     files = image_files(images)
+    named = list(zip(files, output_names(files), strict=True))
     out_dir = Path(out_dir)
     written, unread = [], 0
-    for path, name in zip(files, output_names(files), strict=True):
-        try:
-            photo = read_photo(path)
-        except ValueError as error:
-            if len(files) == 1:
-                raise
-            # One bad file of a folder costs its own outputs, not the others'.
-            warnings.warn(f"{error}; skipped", stacklevel=2)
-            unread += 1
+    for start in range(0, len(named), batch_size):
+        batch = []  # (path, name, photo) of the batch's readable photos
+        for path, name in named[start : start + batch_size]:
+            try:
+                batch.append((path, name, read_photo(path)))
+            except ValueError as error:
+                if len(files) == 1:
+                    raise
+                # One bad file of a folder costs its own outputs, not the others'.
+                warnings.warn(f"{error}; skipped", stacklevel=2)
+                unread += 1
+        if not batch:
             continue
-        prediction = predictor.predict(photo, K=K, fov=fov, left=left)
-        record: dict[str, Any] = {
-            "image": str(path),
-            "size": list(prediction.size),
-            "side": prediction.side,
-            "camera": {"source": prediction.camera_source, "K": prediction.K.tolist()},
-            "refined": refine,
-            "grasp_completed": refine and complete_grasp,
-            **{key: getattr(prediction, key).tolist() for key in KEYPOINTS},
-            **{
-                key: None if (value := getattr(prediction, key)) is None else value.tolist()
-                for key in PEAKS
-            },
-            "overlay": f"{name}_overlay.jpg" if overlay else None,
-        }
+        predictions = predictor.predict_batch(
+            [photo for _, _, photo in batch], K=K, fov=fov, left=left
+        )
         # Made at the first write: a run that predicts nothing leaves no folder, and a path
-        # where no folder can be costs one photo's prediction.
+        # where no folder can be costs one batch's prediction.
         if not written:
             output_folder(out_dir)
-        if overlay:
-            drawn = prediction_overlay(photo, prediction)
-            write_atomic(
-                out_dir / record["overlay"],
-                lambda tmp, drawn=drawn: drawn.save(tmp, quality=JPEG_QUALITY),
-            )
-        written.append(write_text(out_dir / f"{name}.json", json.dumps(record, indent=1) + "\n"))
-        if on_written is not None:
-            on_written(written[-1])
+        for (path, name, photo), prediction in zip(batch, predictions, strict=True):
+            json_path = _write_prediction(
+                out_dir, name, path, photo, prediction, refine=refine,
+                complete_grasp=complete_grasp, overlay=overlay,
+            )  # fmt: skip
+            written.append(json_path)
+            if on_written is not None:
+                on_written(json_path)
     if unread:
         raise ValueError(
             f"{unread} of {len(files)} images not readable (named above); the other "

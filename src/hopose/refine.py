@@ -146,16 +146,24 @@ def refine_weights(*, from_images: bool, complete_grasp: bool = False) -> Refine
     return replace(weights, w_2d=IMAGE_W_2D) if from_images else weights
 
 
-def refinement(refine: bool, complete_grasp: bool, *, from_images: bool) -> RefineWeights | None:
+def refinement(
+    refine: bool,
+    complete_grasp: bool,
+    *,
+    from_images: bool,
+    names: tuple[str, str] = ("refine", "complete_grasp"),
+) -> RefineWeights | None:
     """The weights of the physical refinement ``refine`` asks for
     (:func:`refine_weights`), or None without it.
 
     Raises:
         ValueError: ``complete_grasp`` without ``refine``: grasp completion is a stage of the
-            refinement, and would otherwise be silently skipped.
+            refinement, and would otherwise be silently skipped. It names the two as ``names``
+            says: the Python parameters by default, the options (``--refine``,
+            ``--complete-grasp``) from the command line.
     """
     if complete_grasp and not refine:
-        raise ValueError("--complete-grasp: a stage of the refinement, needs --refine")
+        raise ValueError(f"{names[1]}: a stage of the refinement, needs {names[0]}")
     if not refine:
         return None
     return refine_weights(from_images=from_images, complete_grasp=complete_grasp)

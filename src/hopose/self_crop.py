@@ -1,9 +1,9 @@
 """Self-cropping at inference, on the square crops of :mod:`hopose.crop` (2D affine maps).
 
-- :func:`self_crop` (and :func:`self_crop_image` for a photo): inference without ground
-  truth placing the crop: a first pass on the whole frame (:func:`hopose.crop.frame_square`)
-  gives 2D keypoints, the square around them is cropped and the network runs again
-  (``SelfCropping.passes`` times); 2D comes back in frame pixels.
+- :func:`self_crop` (and :func:`self_crop_photos` for photos of any sizes): inference without
+  ground truth placing the crop: a first pass on the whole frame
+  (:func:`hopose.crop.frame_square`) gives 2D keypoints, the square around them is cropped and
+  the network runs again (``SelfCropping.passes`` times); 2D comes back in frame pixels.
 - :class:`CropViews`: test-time augmentation of the last self-crop pass, its square also
   turned and shifted, the predictions of all views averaged.
 - :class:`SelfCropping`: how a model self-crops at inference (passes, margin, views), read
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -177,7 +177,7 @@ def self_crop(
     model: nn.Module,
     view: Callable[[Tensor], Tensor],
     K: Tensor,
-    frame_size: tuple[int, int],
+    frame_size: tuple[int, int] | Sequence[tuple[int, int]],
     *,
     image_size: int,
     cropping: SelfCropping,
@@ -193,7 +193,8 @@ def self_crop(
             (a pass's V views of the B frames asked for together, so that a frame is read once
             for all of them).
         K: (B, 3, 3) intrinsics of the frames.
-        frame_size: (width, height) of the frames in pixels.
+        frame_size: (width, height) of the frames in pixels, or one such pair per frame
+            (frames of different sizes, :func:`self_crop_photos`).
         image_size: S, the network's input side.
         cropping: the crops after the whole-frame pass (0: the whole frame only), their margin
             (:func:`hopose.crop.square_around`) and the views of the last one whose predictions are
@@ -229,37 +230,61 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu") if weight is None else weight.device
 
 
-def self_crop_image(
+def photo_views(
+    images: Sequence[np.ndarray], image_size: int, device: torch.device | str
+) -> Callable[[Tensor], Tensor]:
+    """The ``view`` of :func:`self_crop` for B photos of any sizes: maps (V, B, 3, 3) to the
+    network images (V, B, 3, S, S) they show, photo b's views warped from its own pixels.
+
+    Each photo is put on ``device`` once and gets its own :class:`hopose.crop.FrameWarp`: a
+    batch of frames is shrunk by the factor of its closest view (:func:`hopose.crop.shrink_factor`),
+    so one warp of several photos would shrink a photo by another's factor, and its views,
+    hence its prediction, would depend on the photos it is predicted with.
+
+    Args:
+        images: B (H, W, 3) uint8 RGB photos, H and W photo by photo.
+        image_size: the views' side S. device: where the views are made.
+    """
+    warps = [
+        FrameWarp(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(device), image_size)
+        for image in images
+    ]
+
+    def view(maps: Tensor) -> Tensor:
+        return torch.cat([warp.views(maps[:, b : b + 1]) for b, warp in enumerate(warps)], dim=1)
+
+    return view
+
+
+def self_crop_photos(
     model: nn.Module,
-    image: np.ndarray,
+    images: Sequence[np.ndarray],
     K: Tensor,
     *,
     image_size: int,
     cropping: SelfCropping,
-) -> tuple[Tensor, Tensor]:
-    """:func:`self_crop` on one photo of any size, its views warped from its pixels.
+) -> dict[str, Tensor]:
+    """:func:`self_crop` on B photos of any sizes at once (every pass's views of all of them in
+    one forward), each photo's views warped from its own pixels (:func:`photo_views`).
 
     Args:
         model: a :class:`~hopose.models.HoposeNet`.
-        image: (H, W, 3) uint8 RGB. K: (3, 3) the photo's intrinsics.
+        images: B (H, W, 3) uint8 RGB photos. K: (B, 3, 3) their intrinsics.
         image_size: the network's input side. cropping: see :func:`self_crop`.
 
     Returns:
-        ``kp2d`` (29, 2) in the photo's pixels and ``kp3d`` (29, 3) mm, and with the heat-map
-        head ``heatmap_peak`` (29,) (:func:`self_crop`), float32 on the CPU whatever the
-        model's device.
+        ``kp2d`` (B, 29, 2) in each photo's pixels and ``kp3d`` (B, 29, 3) mm, and with the
+        heat-map head ``heatmap_peak`` (B, 29) (:func:`self_crop`), float32 on the CPU whatever
+        the model's device.
     """
-    # Photo and K on the model's device: the views are warped there and every pass's maps
+    # The photos and K on the model's device: the views are warped there and every pass's maps
     # follow K's device.
     device = model_device(model)
-    # Converted to float once, and each shrink made once, for every pass's views.
-    frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(device)
-    warp = FrameWarp(frame, image_size)
-    height, width = image.shape[:2]
+    sizes = [(image.shape[1], image.shape[0]) for image in images]  # (width, height)
     with torch.inference_mode():
         out = self_crop(
-            model, warp.views, K[None].float().to(device), (width, height),
+            model, photo_views(images, image_size, device), K.float().to(device), sizes,
             image_size=image_size, cropping=cropping,
         )  # fmt: skip
     kept = ("kp2d", "kp3d", "heatmap_peak")
-    return {key: out[key][0].float().cpu() for key in kept if key in out}
+    return {key: out[key].float().cpu() for key in kept if key in out}
