@@ -424,3 +424,25 @@ def test_an_encoder_stage_checkpoint_serves_neither_use_and_offers_no_lifter_alo
             f"{path}: an encoder-stage checkpoint whose lifter was never trained cannot {use} "
             "(train the next stages from it with init_from)"
         )
+
+
+def test_init_from_copies_every_part_the_checkpoint_trained(tmp_path):
+    """A checkpoint of both parts (an encoder stage's, init_from of the end-to-end stage): every
+    weight and buffer of the new network becomes the checkpoint's, the lifter's as well as the
+    encoder's; copying only the first part would fine-tune from a random lifter."""
+    cfg = tiny("end2end")
+    torch.manual_seed(0)
+    theirs = build_model(cfg.model)
+    path = tmp_path / "both.pt"
+    save_checkpoint(model_checkpoint(theirs, cfg, trained=("encoder", "lifter")), path)
+    torch.manual_seed(1)
+    ours = build_model(cfg.model)
+    before = ours.state_dict()
+    differing = {
+        k.split(".")[0] for k, v in theirs.state_dict().items() if not torch.equal(before[k], v)
+    }
+    assert differing == {"encoder", "lifter"}  # not vacuous: both parts start otherwise
+    copied = load_trained_parts(ours, load_checkpoint(path), path, cfg.model)
+    assert copied == {"encoder", "lifter"}
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key

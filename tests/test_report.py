@@ -767,3 +767,39 @@ def test_a_per_frame_csv_without_the_joints_aucs_still_compares(runs, tmp_path):
     assert f"| Hand mean joint error (mm) | {hand_mean:.2f} | {hand_mean:.2f} |" in text
     row = next(line for line in text.splitlines() if line.startswith("| the same, root-relative"))
     assert row.endswith(" | – |") and not row.endswith("| – | – |")
+
+
+def test_a_diverged_frame_is_not_ranked_worst():
+    """Mean errors over 29 keypoints (21 x hand + 8 x object) / 29: frame 0 (21 + 8) / 29 = 1,
+    frame 1 inf (its hand diverged), frame 2 (21 x 3 + 8) / 29 = 71 / 29 = 2.45. Only the
+    finite ones rank: best 0, median and worst 2 (of [0, 2], the middle is index 1), not the
+    diverged frame 1."""
+    columns = {"hand_mm": np.array([1.0, np.inf, 3.0]), "object_mm": np.ones(3)}
+    ranked = _ranked_frames(columns, np.arange(3))
+    assert ranked == [("best", 0), ("median", 2), ("worst", 2)]
+
+
+def test_a_report_without_the_original_camera_says_its_2d_is_the_network_images(tmp_path):
+    """Predictions without orig_K are reprojected with the network image's K: the report must
+    say so, not claim the dataset's original camera's pixels."""
+    predictions = {k: v for k, v in make_predictions().items() if k != "orig_K"}
+    columns = frame_metrics(predictions, plausibility=False)
+    text = write_report(
+        tmp_path, predictions, {}, image_size=IMAGE_SIZE, columns=columns
+    ).read_text()
+    assert "measured in pixels of the network image." in text
+    assert "original camera" not in text
+
+
+def test_a_refined_runs_report_sets_the_unrefined_scores_beside_the_refined(tmp_path):
+    """metrics.json's "unrefined" (hopose eval --refine) is a column of the tables beside the
+    refined scores: its hand error, 99.99 here, stands in Table 1 and the accuracy table."""
+    predictions = make_predictions()
+    columns = frame_metrics(predictions, plausibility=False)
+    unrefined = summarize(columns) | {"hand_mean_mm": 99.99}
+    text = write_report(
+        tmp_path, predictions, {"unrefined": unrefined}, image_size=IMAGE_SIZE, columns=columns
+    ).read_text()
+    assert "| Network | refined | unrefined |" in text
+    assert "| Metric | refined | unrefined |" in text
+    assert text.count("| 99.99 |") == 2

@@ -137,3 +137,13 @@ def test_a_folder_with_config_or_metrics_alone_is_no_run_to_resume(tmp_path, lef
     (tmp_path / left).write_text("x\n")
     with pytest.raises(RunError, match=r"last\.pt not found, there is no run to continue"):
         run_folder.check_run_folder(tmp_path, resume=True)
+
+
+def test_a_row_of_the_same_columns_in_another_order_is_refused(tmp_path):
+    """The csv writer lays a row out in its own keys' order: the same columns in another order
+    would write 8.0 under train/2d and 0.4 under val/error of the file's header."""
+    path = tmp_path / "metrics.csv"
+    run_folder.append_csv(path, {"epoch": 1, "train/2d": 0.5, "val/error": 9.0})
+    with pytest.raises(RunError, match=r"metrics\.csv: its columns"):
+        run_folder.append_csv(path, {"epoch": 2, "val/error": 8.0, "train/2d": 0.4})
+    assert path.read_text().splitlines() == ["epoch,train/2d,val/error", "1,0.5,9.0"]

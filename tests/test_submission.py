@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import zipfile
 
 import numpy as np
@@ -214,3 +215,58 @@ def test_dexycb_results_are_the_toolkits_lines_with_left_hands_mirrored_back(tmp
     with pytest.warns(UserWarning, match=r"no dexycb_hpe_results\.txt written: .*invalid YAML"):
         assert write_submission(data, "val", predictions, tmp_path / "again") is None
     assert not (tmp_path / "again").exists()
+
+
+def test_dexycb_results_mirror_the_left_hands_whatever_the_predictions_order(tmp_path):
+    """The predictions in reverse order (listed_rows takes them in any order): each written
+    hand is still its own frame's, a right hand (frame 0, subject 01) as predicted and a left
+    one (the last frame, subject 02) with x negated back; the side read in the predictions'
+    order instead would mirror the right hand and not the left."""
+    dataset = _whole_dexycb_val(tmp_path / "dexycb")
+    n = len(dataset)
+    hands = np.arange(n * 63, dtype=float).reshape(n, 21, 3) / 10
+    sides = np.array([dataset.sequence_info[dataset.entries[i][0]][2] for i in range(n)])
+    ids = np.array([dataset.frame_id(i) for i in range(n)])
+    predictions = {"id": ids[::-1], "side": sides[::-1], "pred_hand_3d": hands[::-1]}
+    data = DataConfig(name="dexycb", root=str(tmp_path / "dexycb"), test_split="val")
+    lines = write_dexycb_results(data, "val", predictions, tmp_path).read_text().splitlines()
+    rows = {int(line.split(",")[0]): line.split(",")[1:] for line in lines}
+    for index, x_sign in ((0, 1.0), (n - 1, -1.0)):
+        written = np.array(rows[dataset.toolkit_id(index)], dtype=float).reshape(21, 3)
+        np.testing.assert_allclose(written, hands[index] * [x_sign, 1.0, 1.0], atol=0.05)
+
+
+def test_no_ho3d_upload_for_the_train_split(tmp_path):
+    """Only the withheld evaluation split is scored by the server: an evaluation of the train
+    split, even with a finite prediction for every listed frame, writes no upload."""
+    root = tmp_path / "ho3d"
+    write_ho3d(root)
+    dataset = HO3D(root, "train", with_images=False)
+    n = len(dataset)
+    predictions = {
+        "id": np.array([dataset[i]["id"] for i in range(n)]),
+        "side": np.array(["right"] * n),
+        "pred_hand_3d": np.ones((n, 21, 3)),
+    }
+    data = DataConfig(name="ho3d", root=str(root))
+    assert write_submission(data, "train", predictions, tmp_path) is None
+    assert not (tmp_path / SUBMISSION_FILE).exists()
+
+
+def test_a_dexycb_split_not_whole_on_disk_says_why_it_has_no_results_file(tmp_path):
+    """A camera folder missing: the toolkit's image ids would shift, so no file, and a warning
+    naming the folder, not silence."""
+    dataset = _whole_dexycb_val(tmp_path / "dexycb")
+    n = len(dataset)
+    predictions = {
+        "id": np.array([dataset.frame_id(i) for i in range(n)]),
+        "side": np.array(["right"] * n),
+        "pred_hand_3d": np.ones((n, 21, 3)),
+    }
+    camera = tmp_path / "dexycb" / "20200709-subject-01" / "20200709_140004" / DEXYCB_SERIALS[3]
+    shutil.rmtree(camera)
+    data = DataConfig(name="dexycb", root=str(tmp_path / "dexycb"), test_split="val")
+    message = f"no {DEXYCB_RESULTS_FILE} written: the split is not whole on disk"
+    with pytest.warns(UserWarning, match=message):
+        assert write_submission(data, "val", predictions, tmp_path) is None
+    assert not (tmp_path / DEXYCB_RESULTS_FILE).exists()

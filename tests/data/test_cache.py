@@ -12,7 +12,14 @@ from torch.utils.data import DataLoader
 
 from hopose.cli import main
 from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed, whole_split
-from hopose.data.cache import CACHE_VERSION, CacheDataset, prepare_cache, write_cache
+from hopose.data.cache import (
+    CACHE_VERSION,
+    CacheDataset,
+    as_recorded,
+    prepare_cache,
+    refusal,
+    write_cache,
+)
 from hopose.data.sample import ARRAY_KEYS
 from hopose.data.transforms import UNREADABLE_IMAGE_HINT, DataFileError
 
@@ -720,3 +727,39 @@ def test_synth_into_a_cache_of_another_size_names_both_sizes(tmp_path, capsys):
         f"hopose synth: error: {out}: holds a finished cache of num_samples=3 and image_size=8, "
         "this run asks num_samples=2 and image_size=16; remove the folder or choose another\n"
     )
+
+
+def test_a_cache_of_a_newer_version_is_unknown():
+    """A cache a later hopose wrote (CACHE_VERSION + 1) holds a layout this one cannot know."""
+    version = CACHE_VERSION + 1
+    assert (
+        refusal(version, {"name": "fpha"}, with_images=True) == f"cache version {version} unknown"
+    )
+    assert refusal(CACHE_VERSION, {"name": "fpha"}, with_images=True) is None
+
+
+def test_as_recorded_turns_tuples_into_lists_at_any_depth():
+    """As json.loads reads them back: a tuple in a list in a tuple is a list of lists."""
+    value = {"a": ((1, 2), [3, (4, (5,))]), "b": {"c": (6,)}}
+    expected = {"a": [[1, 2], [3, [4, [5]]]], "b": {"c": [6]}}
+    assert as_recorded(value) == expected
+    assert json.loads(json.dumps(value)) == expected  # what a cache's JSON holds
+
+
+class _BrokenRecord(Records):
+    """Record 1 breaks docs/conventions.md §6 (a NaN joint): check_sample's ValueError, not a
+    DataFileError."""
+
+    def __getitem__(self, index):
+        record = super().__getitem__(index)
+        if index == 1:
+            record["hand_3d"] = np.full_like(record["hand_3d"], np.nan)
+        return record
+
+
+def test_skip_leaves_out_a_record_that_breaks_the_sample_layout(tmp_path):
+    out = write_cache(_BrokenRecord(3), tmp_path / "c", progress=False, on_error="skip")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["skipped"] == 1 and meta["num_valid"] == 2
+    assert meta["errors"] == ["sample 1: sample 1: 'hand_3d' has non-finite values"]
+    assert [CacheDataset(out)[i]["id"] for i in range(2)] == ["test/s/q/0000", "test/s/q/0002"]

@@ -22,7 +22,7 @@ from dataset_fixtures import (
 
 from hopose.data import DexYCB
 from hopose.data.check import check_dataset
-from hopose.data.dexycb import DEXYCB_SETUPS, MissingHand
+from hopose.data.dexycb import DEXYCB_SETUPS, DEXYCB_SUBJECTS, MissingHand
 from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
 
@@ -404,3 +404,31 @@ def test_every_setup_puts_each_subject_camera_and_sequence_in_exactly_one_split(
             counts[triple] = counts.get(triple, 0) + 1
     assert len(counts) == 10 * 8 * 100
     assert set(counts.values()) == {1}
+
+
+def test_s1_and_s2_hold_out_the_toolkits_subjects_and_cameras():
+    """dex-ycb-toolkit's s1 (unseen subjects): train on subjects 01-06 and 10 (indices 0-5 and
+    9), validate on 07 (6), test on 08 and 09 (7, 8), every camera and sequence of each; s2
+    (unseen views): train on cameras 0-5, validate on camera 6, test on camera 7, every subject
+    and sequence."""
+    every_subject, every_camera, every_sequence = (
+        tuple(range(10)),
+        tuple(range(8)),
+        tuple(range(100)),
+    )
+    expected = {
+        "s1": {
+            "train": ((0, 1, 2, 3, 4, 5, 9), every_camera, every_sequence),
+            "val": ((6,), every_camera, every_sequence),
+            "test": ((7, 8), every_camera, every_sequence),
+        },
+        "s2": {
+            "train": (every_subject, tuple(range(6)), every_sequence),
+            "val": (every_subject, (6,), every_sequence),
+            "test": (every_subject, (7,), every_sequence),
+        },
+    }
+    for setup, splits in expected.items():
+        for split, chosen in splits.items():
+            assert DEXYCB_SETUPS[setup][split] == chosen, (setup, split)
+    assert [DEXYCB_SUBJECTS[i][-2:] for i in (7, 8)] == ["08", "09"]

@@ -408,3 +408,14 @@ def test_juice_bottle_model_is_preferred_to_juice_model(root):
     train = FPHA(root, "train", with_images=False)
     assert train.objects[-1] == "juice_bottle" and train.objects[0] == "milk"
     np.testing.assert_allclose(train.obj_3d[-1], train.obj_3d[0], atol=1e-6)
+
+
+def test_ids_and_images_name_the_annotations_frame_numbers(root):
+    """Subject_1/open_milk/3 (test, hope) with frame 0000's object pose removed: its one kept
+    frame is 0001, whose id and image carry its number, not its place (0) in the sequence."""
+    path = root / "Object_6D_pose_annotation_v1_1" / "Subject_1" / "open_milk" / "3"
+    pose = path / "object_pose.txt"
+    pose.write_text(pose.read_text().splitlines()[1] + "\n")
+    dataset = FPHA(root, "test", with_images=False)
+    assert dataset.ids == ["fpha/Subject_1/open_milk/3/0001"]
+    assert dataset.image_paths[0].name == "color_0001.jpeg"
