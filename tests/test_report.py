@@ -16,6 +16,8 @@ from hopose import metrics, viz
 from hopose.cli import main
 from hopose.report import (
     FIGURES,
+    HAND_PCK_LABELS,
+    OBJECT_PCK_LABELS,
     PAPER_TABLE1,
     _contacts,
     _gallery,
@@ -803,3 +805,25 @@ def test_a_refined_runs_report_sets_the_unrefined_scores_beside_the_refined(tmp_
     assert "| Network | refined | unrefined |" in text
     assert "| Metric | refined | unrefined |" in text
     assert text.count("| 99.99 |") == 2
+
+
+def test_compares_hand_pck_note_gives_the_papers_hand_errors(tmp_path, monkeypatch):
+    """With a run comparable with the paper, the hand PCK plot carries the paper's Table 1 hand
+    errors as a note (the paper publishes figures, not curve values): 15.81, 15.04 and 12.53
+    mm, not the object's 24.89, 21.33 and 19.09; the object plot carries none."""
+    notes = {}
+
+    def pck_figure(thresholds, curves, *, note=None, **labels):
+        notes[labels["title"]] = note
+
+    monkeypatch.setattr(viz, "pck_figure", pck_figure)
+    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
+    run = _write_run(tmp_path / "image", ["f0"], [10], [20])
+    _write_metrics(run, **FPHA_FROM_IMAGES)
+    compare_runs([run], tmp_path / "cmp", paper=True)
+    assert notes[OBJECT_PCK_LABELS["title"]] is None
+    assert notes[HAND_PCK_LABELS["title"]] == (
+        "Paper Table 1, mean hand error:\n"
+        "H+O (Tekin et al. 2019): 15.81 mm\nHOPE-Net (Doosti et al. 2020): 15.04 mm\n"
+        "Zhuang & Mu 2021: 12.53 mm"
+    )
