@@ -394,6 +394,10 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
         "action": ["fpha/Subject_1/open_milk/2"],  # close_milk/4 is excluded (its fixture)
         "hope": ["fpha/Subject_1/open_milk/3"],
     }
+    # The first of the HOPE-Net split's 2 test frames, read into memory as --gt-2d reads them.
+    assert main([*args, *hope, "--num", "1", "--out", str(tmp_path / "first")]) == 0
+    first = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    assert (first["num"], first["n"], first["whole_split"]) == (1, 1, False)
     # The report's groups read the loader's ids: the HOPE-Net split's two frames of sequence
     # 3 are Subject_1's, of open_milk.
     with (tmp_path / "hope" / "per_group.csv").open() as file:
@@ -417,7 +421,7 @@ def test_the_reports_paper_columns_follow_the_runs_protocol(tmp_path, monkeypatc
     frames = {"dataset": "fpha", "split": "test", "options": {"protocol": "hope"}, "crop": "resize"}
     # _predictions: every joint 5 mm off, the box exact.
     row = "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 5.00 |"
-    partial = "this run, which asked for the first 4 frames of the test split (`--num 4`)"
+    partial = "this run, which asked for the first 4 frames of the test split (`--num 4`), not all"
     for protocol, num, shown in (
         ("image", None, True),
         ("gt_2d", None, False),

@@ -405,6 +405,8 @@ def test_the_paper_is_comparable_only_with_fphas_hope_test_split_from_the_images
         {"num": 5040, "n": 5040},
         # --num cut the split, whatever n says.
         {"num": 6000, "n": 5040, "whole_split": False},
+        # Every frame asked for, some left out as unreadable (on_error: skip).
+        {"num": None, "n": 5000, "whole_split": False},
     ):
         assert not paper_comparable(FPHA_FROM_IMAGES | changed), changed
     assert paper_comparable(FPHA_FROM_IMAGES | {"num": None})  # every frame, as run_eval says
@@ -441,10 +443,18 @@ def test_a_run_of_part_of_the_papers_split_stands_without_the_paper_saying_why(
     assert "| Network | part |" in text
     why = (
         "The paper's figures are not comparable with `part`, which asked for the first 2 "
-        "frames of the test split (`--num 2`), not for all of it: they are over the whole of "
+        "frames of the test split (`--num 2`), not all of it: they are over the whole of "
         "FPHA-HO, HOPE-Net split (5,040 test frames)."
     )
     assert why in text
+    # Every frame asked for, some left out as unreadable: not the whole split either.
+    skipped = _write_run(tmp_path / "skipped", ["f0"], [4], [8])
+    _write_metrics(skipped, **FPHA_FROM_IMAGES, num=None, whole_split=False)
+    text = compare_runs([whole, skipped], tmp_path / "cmp2", paper=True).read_text()
+    assert (
+        "The paper's figures are not comparable with `skipped`, which left out frames of the "
+        "test split it could not read (`on_error: skip`), not all of it:"
+    ) in text
     assert "`whole`" not in text.split("## Table 1")[1]  # the whole split's run is comparable
 
     predictions = make_predictions(2)

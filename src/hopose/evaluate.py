@@ -40,8 +40,8 @@ from hopose import __version__
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
 from hopose.crop import apply_affine
-from hopose.data import collate_samples, loader_options, option_defaults, uncapped, whole_split
-from hopose.data.splits import build_split, split_size
+from hopose.data import collate_samples, loader_options, option_defaults, uncapped
+from hopose.data.splits import build_split, split_size, whole_split
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import output_folder, recorded_path, write_atomic, write_text
 from hopose.models import HoposeNet
@@ -371,8 +371,8 @@ def run_eval(
         ``grasp_completed``, ``image_size`` (the network's), ``dataset``, ``split``,
         ``options`` (every loader option of the dataset, defaults included, but the jitter no
         evaluation takes), ``seed`` (synthetic data's), ``num`` (the frames asked for, None
-        for all), ``whole_split`` (whether a real split was read whole, not cut by ``num``
-        nor by a cache's ``hopose prepare --num``; None for synthetic data), ``root`` and
+        for all), ``whole_split`` (whether a real split was read whole:
+        :func:`hopose.data.splits.whole_split`; None for synthetic data), ``root`` and
         ``cache`` (where they were read from), ``checkpoint`` (the three resolved: absolute,
         as ``hopose prepare`` records its root),
         ``hopose_version``, ``torch_version`` and ``device`` (where the network ran, a GPU

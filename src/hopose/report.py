@@ -272,33 +272,39 @@ def paper_comparable(summary: Mapping[str, Any]) -> bool:
     """Whether the paper's published Table 1 (:data:`PAPER_TABLE1`) may stand beside a run:
     its summary (``metrics.json``, :func:`hopose.evaluate.run_eval`) says it predicted
     every one of FPHA-HO's test frames of the HOPE-Net split from the images, as the paper's
-    networks did (:data:`PAPER_PROTOCOL`), not the first ``num`` frames alone (``--num``,
-    :func:`_part_of_the_papers_split`). The one rule of the report and of ``hopose compare``;
-    False for a summary that does not say so (an older ``metrics.json``, or none)."""
+    networks did (:data:`PAPER_PROTOCOL`), not the first ``num`` frames alone (``--num``) nor
+    the split less frames left out as unreadable (:func:`_part_of_the_papers_split`). The one
+    rule of the report and of ``hopose compare``; False for a summary that does not say so (an
+    older ``metrics.json``, or none)."""
     return _of_the_papers_frames(summary) and _part_of_the_papers_split(summary) is None
 
 
-def _part_of_the_papers_split(summary: Mapping[str, Any]) -> int | None:
-    """The frames a run of the paper's frames asked for (``num``) where that cut the split;
-    None for any other run. The summary's ``whole_split`` says whether it did; a summary of
-    an older hopose without it is taken as cut where it scored as many frames as it asked
-    for (``n``; one without its count is taken to), since a ``num`` above the frames scored
-    cut nothing but one equal to them may have."""
+def _part_of_the_papers_split(summary: Mapping[str, Any]) -> str | None:
+    """How a run of the paper's frames read part of the split, in words: the first ``num``
+    frames it asked for, or the split less frames left out as unreadable; None for a run of
+    all of it and for any other run. The summary's ``whole_split`` says whether the split was
+    read whole; a summary of an older hopose without it is taken as cut where it scored as
+    many frames as it asked for (``n``; one without its count is taken to), since a ``num``
+    above the frames scored cut nothing but one equal to them may have."""
     num = summary.get("num")
     if (whole := summary.get("whole_split")) is not None:
         cut = not whole
     else:
         cut = num is not None and summary.get(N_FRAMES, num) >= num
-    return num if cut and _of_the_papers_frames(summary) else None
+    if not (cut and _of_the_papers_frames(summary)):
+        return None
+    if num is None:  # all asked for, some left out (on_error: skip)
+        return "left out frames of the test split it could not read (`on_error: skip`)"
+    return f"asked for the first {num} frames of the test split (`--num {num}`)"
 
 
-def _partial_lines(who: str, num: int) -> list[str]:
+def _partial_lines(who: str, part: str) -> list[str]:
     """Why the paper's figures do not stand beside ``who`` (a run's name in ``compare.md``, "this
-    run" in its report), which asked for the first ``num`` frames of the paper's split."""
+    run" in its report), which read ``part`` of the paper's split
+    (:func:`_part_of_the_papers_split`)."""
     return [
-        f"The paper's figures are not comparable with {who}, which asked for the first {num} "
-        f"frames of the test split (`--num {num}`), not for all of it: they are over the whole "
-        f"of {PAPER_PROTOCOL}.",
+        f"The paper's figures are not comparable with {who}, which {part}, not all of it: they "
+        f"are over the whole of {PAPER_PROTOCOL}.",
         "",
     ]
 
@@ -780,8 +786,8 @@ def write_report(
     unrefined = summary.get("unrefined")
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
-    num = None if paper else _part_of_the_papers_split(summary)
-    notes = [] if num is None else _partial_lines("this run", num)
+    part = None if paper else _part_of_the_papers_split(summary)
+    notes = [] if part is None else _partial_lines("this run", part)
     lines += _tables(table_runs, paper=table_runs if paper else (), notes=notes)
     lines += by_group
     lines += _figure_lines(FIGURES)
@@ -840,11 +846,11 @@ def compare_runs(
     runs = {name: summarize(c) for name, c in columns.items()}
     summaries = {name: read_summary(Path(d)) for name, d in folders.items()}
     comparable = [name for name in names if paper and paper_comparable(summaries[name])]
-    # Runs of the paper's frames that asked for the first few alone, each with how many.
+    # Runs of part of the paper's frames, each with which part.
     partial = {
-        name: num
+        name: part
         for name in names
-        if paper and (num := _part_of_the_papers_split(summaries[name])) is not None
+        if paper and (part := _part_of_the_papers_split(summaries[name])) is not None
     }
 
     out_dir = output_folder(out_dir)
@@ -870,7 +876,7 @@ def compare_runs(
         "Ground truth is that of the first run.",
         "",
         *_not_comparable(paper, [n for n in names if n not in comparable and n not in partial]),
-        *(line for name, num in partial.items() for line in _partial_lines(f"`{name}`", num)),
+        *(line for name, part in partial.items() for line in _partial_lines(f"`{name}`", part)),
         *_difference_section(columns),
         *_group_comparison(columns, summaries),
         *_figure_lines(PCK_FIGURES),

@@ -11,7 +11,7 @@ from dataset_fixtures import write_fpha, write_image
 from torch.utils.data import DataLoader
 
 from hopose.cli import main
-from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed, whole_split
+from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed
 from hopose.data.cache import (
     CACHE_VERSION,
     CacheDataset,
@@ -21,6 +21,7 @@ from hopose.data.cache import (
     write_cache,
 )
 from hopose.data.sample import ARRAY_KEYS
+from hopose.data.splits import whole_split
 from hopose.data.transforms import UNREADABLE_IMAGE_HINT, DataFileError
 
 

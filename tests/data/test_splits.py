@@ -9,9 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from dataset_fixtures import write_fpha
 
+from hopose.config import DataConfig
 from hopose.data import splits
-from hopose.data.splits import RecordList, SplitCache, build_split
+from hopose.data.splits import RecordList, SplitCache, build_split, whole_split
 from tiny_runs import tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -164,3 +166,36 @@ def test_training_poses_are_the_hand_joints_then_the_box_corners_of_every_record
     for m, record in enumerate(records):
         np.testing.assert_array_equal(poses[m, :21].numpy(), record["hand_3d"])
         np.testing.assert_array_equal(poses[m, 21:].numpy(), record["obj_3d"])
+
+
+def test_a_split_read_into_memory_knows_whether_it_is_the_whole_split(tmp_path, caplog):
+    """What an evaluation records as whole_split (metrics.json): FPHA-HO's fixture holds 2 val
+    frames (Subject_1/open_milk/1). Read into memory, 1 of them is not the split, 2 or all
+    are; the first records of a whole read kept in a SplitCache are whole only where none is
+    left out; frames skipped as unreadable (on_error: skip) leave the split not whole."""
+    root = write_fpha(tmp_path / "fpha")
+    data = DataConfig(name="fpha", root=str(root), image_size=16, in_memory=True)
+    for num, whole in ((None, True), (2, True), (3, True), (1, False)):
+        read = build_split(replace(data, num_val=num), "val", with_images=False)
+        assert isinstance(read, RecordList) and read.whole_split is whole, num
+        assert whole_split(read, "fpha") is whole, num
+    cache = SplitCache()
+    build_split(data, "val", with_images=False, cache=cache)  # all of it, kept
+    for num, whole in ((None, True), (2, True), (1, False)):
+        kept = build_split(replace(data, num_val=num), "val", with_images=False, cache=cache)
+        assert whole_split(kept, "fpha") is whole, num
+    # Not read into memory: the loader itself (build_dataset's Subset where num cuts it).
+    lazy = build_split(replace(data, in_memory=False, num_val=1), "val", with_images=True)
+    assert whole_split(lazy, "fpha") is False
+    # One skeleton line cut short: on_error=skip drops the sequence's annotations (a file read
+    # whole), its 2 frames.
+    skeleton = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "1" / "skeleton.txt"
+    lines = skeleton.read_text().splitlines()
+    skeleton.write_text("\n".join([lines[0], lines[1][:40]]) + "\n")
+    skipping = replace(data, options={"on_error": "skip"})
+    for in_memory in (True, False):
+        read = build_split(replace(skipping, in_memory=in_memory), "val", with_images=False)
+        assert len(read) == 0 and whole_split(read, "fpha") is False, in_memory
+    assert (
+        whole_split(build_split(tiny("lifter").data, "val", with_images=False), "synthetic") is None
+    )

@@ -191,17 +191,6 @@ def uncapped(dataset: Dataset) -> tuple[Dataset, Sequence[int]]:
     return dataset, range(len(dataset))
 
 
-def whole_split(dataset: Dataset, name: str) -> bool | None:
-    """Whether ``dataset`` (of dataset ``name``, from :func:`build_dataset`) holds every frame
-    of its real split: not capped by ``num_samples``, nor read from a cache that ``hopose
-    prepare --num`` capped. None for synthetic data, whose split is defined by its size."""
-    if name == "synthetic":
-        return None
-    source, _ = uncapped(dataset)
-    capped = isinstance(source, CacheDataset) and source.info.get("num_samples") is not None
-    return source is dataset and not capped
-
-
 def _constructor_options(cls: type) -> tuple[dict[str, Any], bool]:
     """The keyword arguments ``cls.__init__`` declares itself, less those :func:`build_dataset`
     sets, each with its default; and whether it passes others on (``**options``)."""

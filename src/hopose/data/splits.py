@@ -22,15 +22,19 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from hopose.config import DataConfig
-from hopose.data import build_dataset
+from hopose.data import build_dataset, uncapped
+from hopose.data.cache import CacheDataset
+from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent, as_collected
 
 
 class RecordList(Dataset):
-    """A dataset held in memory as a list of records."""
+    """A dataset held in memory as a list of records; ``whole_split`` is :func:`whole_split` of
+    the dataset they were read from (None where not known)."""
 
-    def __init__(self, records: list[Mapping[str, Any]]):
+    def __init__(self, records: list[Mapping[str, Any]], whole_split: bool | None = None):
         self.records = records
+        self.whole_split = whole_split
 
     def __len__(self) -> int:
         return len(self.records)
@@ -76,7 +80,7 @@ class SplitCache:
 
     def __init__(self) -> None:
         # key -> (number asked for when read, None for all; the records)
-        self._splits: dict[str, tuple[int | None, list[Mapping[str, Any]]]] = {}
+        self._splits: dict[str, tuple[int | None, RecordList]] = {}
         # key -> (number asked for; the records once the background read ends)
         self._reading: dict[str, tuple[int | None, Future]] = {}
 
@@ -103,13 +107,15 @@ class SplitCache:
             self.put(key, read, records.result())
         if not self._holds(key, num):
             return None
-        records = self._splits[key][1]
-        return RecordList(records if num is None else records[:num])
+        kept = self._splits[key][1]
+        records = kept.records if num is None else kept.records[:num]
+        # The first records of a whole split are all of it only where none is left out.
+        return RecordList(records, kept.whole_split and len(records) == len(kept.records))
 
     def put(self, key: str, num: int | None, split: RecordList) -> None:
         """Keep ``split``, read with ``num`` asked for, unless a larger read is kept."""
         if not self._holds(key, num):
-            self._splits[key] = (num, split.records)
+            self._splits[key] = (num, split)
 
     def read_ahead(self, data: DataConfig, split: str, *, with_images: bool) -> None:
         """Start reading ``split`` into memory in one background DataLoader worker, for a later
@@ -180,8 +186,29 @@ def _dataset(data: DataConfig, split: str, with_images: bool, num: int | None) -
 def _read_split(
     data: DataConfig, split: str, with_images: bool, num: int | None, *, num_workers: int
 ) -> RecordList:
-    """``num`` samples of ``split`` read into memory by ``num_workers`` workers."""
-    return materialize(_dataset(data, split, with_images, num), num_workers=num_workers)
+    """``num`` samples of ``split`` read into memory by ``num_workers`` workers, knowing
+    whether they are the whole split (:func:`whole_split`)."""
+    dataset = _dataset(data, split, with_images, num)
+    records = materialize(dataset, num_workers=num_workers).records
+    return RecordList(records, whole_split(dataset, data.name))
+
+
+def whole_split(dataset: Dataset, name: str) -> bool | None:
+    """Whether ``dataset`` (of dataset ``name``, from :func:`build_split` or
+    :func:`hopose.data.build_dataset`) holds every frame of its real split: not cut by
+    ``num_samples``, nor read from a cache that ``hopose prepare --num`` capped, and none left
+    out as unreadable (``on_error: skip``, while indexing or in a cache's build). None for
+    synthetic data, whose split is defined by its size."""
+    if name == "synthetic":
+        return None
+    if isinstance(dataset, RecordList):
+        return dataset.whole_split
+    source, _ = uncapped(dataset)
+    if isinstance(source, CacheDataset):
+        cut = source.info.get("num_samples") is not None or source.meta.get("skipped", 0) > 0
+    else:
+        cut = isinstance(source, FrameDataset) and bool(source.skipped)
+    return source is dataset and not cut
 
 
 def training_poses(dataset: Dataset) -> torch.Tensor:
