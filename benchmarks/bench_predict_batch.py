@@ -33,20 +33,13 @@ from unittest import mock
 import torch
 
 from bench_model import CLOCKS
-from bench_predict import Placed, write_photo
+from bench_predict import Placed, seconds, write_photo
 from hopose import predict
 from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import find_config
 from hopose.models import build_model
 from hopose.photo import read_photo
-
-
-def seconds(function, clock) -> float:
-    """Time of one call of ``function`` on ``clock``."""
-    start = clock()
-    function()
-    return clock() - start
 
 
 def main() -> None:
@@ -98,7 +91,7 @@ def main() -> None:
         for _ in range(args.rounds):  # the batch sizes side by side in each round
             for size in args.batch_sizes:
                 for best, run in ((in_memory, predict_in_batches), (from_files, predict_files)):
-                    best[size] = min(best[size], seconds(partial(run, size), clock))
+                    best[size] = min(best[size], seconds(partial(run, size), clock, repeats=1))
     base = args.batch_sizes[0]
     print(
         f"config {args.config}, {torch.get_num_threads()} threads, {args.clock} clock, "

@@ -1,4 +1,4 @@
-"""Prediction on one photo: the network is run where its weights are."""
+"""Prediction on photos, one or a batch at a time: the network is run where its weights are."""
 
 from __future__ import annotations
 
@@ -695,6 +695,11 @@ def test_predict_batch_takes_one_value_for_all_photos_or_one_a_photo(monkeypatch
     with pytest.raises(ValueError, match=r"^images\[1\]: image: expected an \(H, W, 3\) RGB"):
         predictor.predict_batch([images[0], np.zeros((32, 32, 3), np.float32)])
     assert predictor.predict_batch([]) == []
+    # One photo takes its K as any four numbers (a tensor, an array) and any truthy left, as
+    # before batches: its values are that photo's, never read as one value a photo.
+    alone = predictor(images[0], K=(20, 20, 10, 14), left=True)
+    for K in (torch.tensor([20.0, 20, 10, 14]), np.array([20.0, 20, 10, 14])):
+        np.testing.assert_array_equal(predictor(images[0], K=K, left=1).hand_3d, alone.hand_3d)
 
 
 def test_the_python_api_names_its_parameters_not_the_commands_options(monkeypatch):

@@ -15,9 +15,9 @@ an (H, W, 3) uint8 array (:func:`hopose.photo.photo_from_image`) into a :class:`
 several photos of any sizes per forward pass (:meth:`Predictor.predict_batch`,
 :func:`predict_photos`: every pass reads the views of all of them, each warped from its own
 pixels, and each gets what it gets alone, to float round-off). Its errors name its parameters
-(``device``, ``K``, ``fov``), where ``hopose predict`` names its options (``--device``...).
-The network always returns one hand and one box: it gives no confidence and does not tell a
-photo without them.
+(``device``, ``K``, ``fov``, ``refine``, ``complete_grasp``), where ``hopose predict`` names
+its options (``--device``...). The network always returns one hand and one box: it gives no
+confidence and does not tell a photo without them.
 
 :func:`predict_images` (``hopose predict``) runs one over files and folders (a folder: its files
 of :data:`IMAGE_SUFFIXES`, by name, not its subfolders), ``batch_size`` photos at a time
@@ -461,7 +461,8 @@ class Predictor:
                 naming it; a ``K`` or ``fov`` that is not a camera
                 (:func:`hopose.photo.photo_camera`).
         """
-        return self.predict_batch([image], K=K, fov=fov, left=left)[0]
+        # One value a photo, so that nothing is read as a value for each photo.
+        return self.predict_batch([image], K=[K], fov=[fov], left=[left])[0]
 
     def predict_batch(
         self,
@@ -473,8 +474,10 @@ class Predictor:
     ) -> list[Prediction]:
         """Predict several photos, of any sizes and cameras, in one forward pass a pass
         (:func:`predict_photos`): the same predictions as :meth:`__call__` on each, to float
-        round-off, in less time a photo (BENCHMARKS.md, "Prediction: photos per forward pass").
-        The photos are read and their views made together: memory grows with their number.
+        round-off. The photos are read and their views made together: memory grows with their
+        number (about 40 MB a 1920×1080 photo). On a CPU a batch predicts no faster than one
+        photo at a time (0.85–1.04×, BENCHMARKS.md, "Prediction: photos per forward pass"); on
+        a GPU, whose kernels one photo's views leave mostly idle, it should (unmeasured).
 
         Args:
             images: photos, each as :meth:`__call__` takes one (a (B, H, W, 3) uint8 array is
