@@ -34,6 +34,8 @@ CHECKED_MODULES: tuple[str, ...] = (
     "hopose.metrics",
     "hopose.losses",
     "hopose.models",
+    "hopose.crop",
+    "hopose.self_crop",
 )
 # An int where a float is annotated passes, as PEP 484 allows (beartype refuses it by default).
 _BEARTYPE = beartype(conf=BeartypeConf(is_pep484_tower=True))

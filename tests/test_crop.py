@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from jaxtyping import TypeCheckError
+from scripted_draws import ScriptedRng
 
 from hopose import crop
 from hopose.crop import (
@@ -416,3 +418,95 @@ def test_inside_frame_by_hand_on_tensors_and_arrays():
     expected = [True, True, True, False, False, False, False]
     assert inside_frame(torch.tensor(uv), (4, 3)).tolist() == expected
     assert inside_frame(np.array(uv), (4, 3)).tolist() == expected
+
+
+def test_shape_annotations_hold_at_run_time():
+    """The jaxtyping annotations, checked in the tests (tests/shape_checking.py): one map
+    broadcast over a batch of point sets passes; crop_affine's centres and sides must be as
+    many, where one centre broadcast against two sides made two squares without a word."""
+    A = crop_affine(torch.tensor([[100.0, 50.0]]), torch.tensor([40.0]), 20)  # (1, 3, 3)
+    points = torch.tensor([[[100.0, 50.0]], [[80.0, 30.0]]])  # (2, 1, 2)
+    torch.testing.assert_close(
+        apply_affine(A, points), torch.tensor([[[10.0, 10.0]], [[0.0, 0.0]]])
+    )
+    with pytest.raises(TypeCheckError):
+        crop_affine(torch.tensor([[100.0, 50.0]]), torch.tensor([40.0, 80.0]), 20)
+    with pytest.raises(TypeCheckError):
+        warp_image(torch.zeros(1, 16, 16, 3), A, 8)  # channels last
+
+
+def _drawn(A):
+    """(side, centre, angle in degrees) a jittered map shows, read back from it (S = 64)."""
+    side = 64 / math.hypot(A[0, 0], A[0, 1])
+    angle = math.degrees(math.atan2(A[0, 1], A[0, 0]))
+    centre = torch.linalg.solve(A, torch.tensor([32.0, 32.0, 1.0], dtype=A.dtype))[:2]
+    return side, centre, angle
+
+
+def test_jittered_square_draws_map_to_their_scale_shift_and_turn_by_hand():
+    """Draws at fixed fractions of their ranges, in jittered_square's order (whole frame?,
+    scale, shift x and y, turn), around a 300-px square at (900, 500):
+    - 0.5, then all at the top: not the whole frame (0.5 >= 0.15); scale exp(log 1.25) = 1.25,
+      side 375; shift +0.1 x 375 = +37.5 px on both axes, centre (937.5, 537.5); turn +30 deg.
+    - all at the middle: scale exp((log 0.8 + log 1.25) / 2) = exp(0) = 1 (uniform in log: a
+      uniform scale would be 1.025), side 300; no shift; no turn.
+    - all at the bottom: scale 0.8, side 240; shift -24 px, centre (876, 476); turn -30 deg."""
+    centre = torch.tensor([[900.0, 500.0]], dtype=torch.float64)
+    side = torch.tensor([300.0], dtype=torch.float64)
+    cases = [
+        (1.0, 375.0, (937.5, 537.5), 30.0),
+        (0.5, 300.0, (900.0, 500.0), 0.0),
+        (0.0, 240.0, (876.0, 476.0), -30.0),
+    ]
+    for fraction, want_side, want_centre, want_angle in cases:
+        rng = ScriptedRng([0.5] + [fraction] * 4)
+        A = jittered_square(centre, side, (1920, 1080), 64, rng)[0]
+        drawn_side, drawn_centre, angle = _drawn(A)
+        assert math.isclose(drawn_side, want_side, rel_tol=1e-9), fraction
+        torch.testing.assert_close(drawn_centre, torch.tensor(want_centre, dtype=A.dtype))
+        assert math.isclose(angle, want_angle, abs_tol=1e-9), fraction
+
+
+def test_jittered_whole_frame_is_the_frames_square_turned_at_most_10_degrees():
+    """A first draw below 0.15 shows the whole 1920x1080 frame: the square of its longer side,
+    1920, about (960, 540); the other draws at the top: side 1920 x 1.25 = 2400, shift
+    +240 px, centre (1200, 780), turn +10 deg."""
+    centre = torch.tensor([[900.0, 500.0]], dtype=torch.float64)
+    side = torch.tensor([300.0], dtype=torch.float64)
+    A = jittered_square(centre, side, (1920, 1080), 64, ScriptedRng([0.0] + [1.0] * 4))[0]
+    drawn_side, drawn_centre, angle = _drawn(A)
+    assert math.isclose(drawn_side, 2400.0, rel_tol=1e-9)
+    torch.testing.assert_close(drawn_centre, torch.tensor([1200.0, 780.0], dtype=A.dtype))
+    assert math.isclose(angle, 10.0, abs_tol=1e-9)
+
+
+def _views_batch(image):
+    return {
+        "image": image,
+        "K": torch.eye(3).expand(len(image), 3, 3),
+        "hand_2d": torch.zeros(len(image), 21, 2),
+        "obj_2d": torch.zeros(len(image), 8, 2),
+    }
+
+
+def test_shrink_views_rounds_a_uint8_image_to_the_nearest_level():
+    """2 px shown at 1: the antialiased shrink weighs the four pixels 0, 1, 1, 1 equally, mean
+    0.75, which rounds to 1 (truncation, a cast alone, would give 0: every uint8 view darker by
+    half a level on average)."""
+    image = torch.tensor([[0, 1], [1, 1]], dtype=torch.uint8).expand(1, 3, 2, 2)
+    out = shrink_views(_views_batch(image), 1)["image"]
+    assert out.dtype == torch.uint8
+    assert out.flatten().tolist() == [1, 1, 1]
+
+
+def test_shrink_views_antialiases_detail_finer_than_its_new_pixels():
+    """64 px shown at 16, one bright column in every 4 (u = 0, 4, 8, ...): each new pixel
+    averages its footprint, the triangle over input columns 4i - 2 ... 4i + 5 (weights
+    1 - |d| / 4 for d = -3.5 ... 3.5, sum 4), where the bright columns 4i (d = -1.5, weight
+    0.625) and 4i + 4 (d = 2.5, 0.375) give (0.625 + 0.375) / 4 = 0.25, the share of bright
+    columns. A shrink without antialiasing samples between columns 4i + 1 and 4i + 2: all 0."""
+    image = torch.zeros(1, 3, 64, 64, dtype=torch.float64)
+    image[..., ::4] = 1.0
+    out = shrink_views(_views_batch(image), 16)["image"]
+    inner = out[..., 1:-1]  # the first and last columns lose the weights beyond the image
+    torch.testing.assert_close(inner, torch.full_like(inner, 0.25))

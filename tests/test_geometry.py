@@ -315,6 +315,16 @@ def test_shape_annotations_hold_at_run_time():
         unproject_points(pixels, points[..., 2:], K_FPHA)  # depth (4, 29, 1)
     with pytest.raises(TypeCheckError):
         procrustes_align(points, points[:, :21])  # 29 vs 21 points
+    # Broadcast: one box size (1, 3) against 4 poses, one K (3, 3) against 2 scales.
+    boxes = box_corners(torch.tensor([[40.0, 60.0, 80.0]]).double(), T.expand(4, 4, 4))
+    assert torch.allclose(boxes[2], box_corners(torch.tensor([40.0, 60.0, 80.0]).double(), T))
+    scales = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    assert torch.allclose(
+        scale_intrinsics(K_FPHA, scales, scales)[1], scale_intrinsics(K_FPHA, 2.0, 2.0)
+    )
+    # 9 corners: face_corners indexed the first 8 and returned their quads without a word.
+    with pytest.raises(TypeCheckError):
+        face_corners(torch.cat([boxes[0], boxes[0, :1]]))
 
 
 def test_inverse_3x3_is_the_inverse():

@@ -1,6 +1,7 @@
 """The annotation checks of tests/shape_checking.py are on in every checked module: a call with a
 wrong trailing size raises jaxtyping's TypeCheckError (without the import hook these calls
-fail otherwise, or, for palm_centre and mean_distance, return a wrong-shaped answer silently)."""
+fail otherwise, or, for palm_centre, mean_distance and square_around, return a wrong-shaped
+answer silently)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from jaxtyping import TypeCheckError
 
 from hopose import (
+    crop,
     geometry,
     grasp_completion,
     losses,
@@ -21,6 +23,7 @@ from hopose import (
     physics,
     plausibility,
     refine,
+    self_crop,
     skeleton,
 )
 from hopose.models import encoder, graph_conv, graph_unet, heads, hopose_net, lifter
@@ -64,6 +67,12 @@ CASES: dict[str, Callable[[pytest.MonkeyPatch], object]] = {
         encoder=_encoder(), lifter=graph_unet.GraphUNet()
     )(torch.zeros(1, 3, 32, 32), torch.eye(4)[None, :3]),
     "hopose.models.lifter": lambda _: lifter.viewing_rays(torch.zeros(1, 29, 3), K),
+    # 3D points: the square's centre came out with 3 coordinates.
+    "hopose.crop": lambda _: crop.square_around(torch.zeros(2, 5, 3), 0.1),
+    # Two squares' centres and three sides.
+    "hopose.self_crop": lambda _: self_crop.CropViews().affines(
+        torch.zeros(2, 2), torch.ones(3), 32
+    ),
 }
 
 

@@ -31,6 +31,10 @@ Pixel centres sit at integer coordinates (docs/datasets.md,
 (i, j) of an image with intrinsics K shows the ray ``K⁻¹ [i, j, 1]``, so network pixel q of the
 view A shows frame point ``A⁻¹ q`` exactly, as in the views the synthetic data render with
 ``A @ K``.
+
+Shapes are jaxtyping annotations (B frames, M points, V views of each frame, S the views' side;
+``*batch``: the same leading dimensions for every argument, ``*#batch``: broadcast against each
+other), checked at run time in the tests.
 """
 
 from __future__ import annotations
@@ -42,11 +46,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from jaxtyping import Bool, Float, UInt8
 from torch import Tensor
 
 
-def resize_affine(frame_size: tuple[int, int], image_size: int, like: Tensor) -> Tensor:
-    """(3, 3) map of a (width, height) frame onto an ``image_size`` square (aspect not kept).
+def resize_affine(
+    frame_size: tuple[int, int], image_size: int, like: Tensor
+) -> Float[Tensor, "3 3"]:
+    """The map of a (width, height) frame onto an ``image_size`` square (aspect not kept), in
+    ``like``'s dtype and device.
 
     ``q = s p`` per axis, about the first pixel's centre, with ``s = image_size / width``
     (``/ height`` for y): the frame's edges -0.5 and ``width - 0.5`` go to ``-s / 2`` and
@@ -60,13 +68,13 @@ def resize_affine(frame_size: tuple[int, int], image_size: int, like: Tensor) ->
     return torch.diag(like.new_tensor([image_size / width, image_size / height, 1.0]))
 
 
-def edge_aligned_scale(scale: Tensor) -> Tensor:
-    """(3, 3) map of an image onto a copy ``scale`` = (s_x, s_y) times its size whose outer
+def edge_aligned_scale(scale: Float[Tensor, " 2"]) -> Float[Tensor, "3 3"]:
+    """The map of an image onto a copy ``scale`` = (s_x, s_y) times its size whose outer
     pixel edges are the image's (a whole-image resize, or the f x f supersampling of a render
     read the other way): with pixel centres at integers, u goes to ``s u + (s - 1) / 2``.
 
     Args:
-        scale: (2,) the copy's size over the image's, per axis.
+        scale: the copy's size over the image's, per axis.
     """
     A = torch.eye(3, dtype=scale.dtype, device=scale.device)
     # Through the diagonal's view, not a list index, whose index tensor a GPU copies from the host.
@@ -75,8 +83,11 @@ def edge_aligned_scale(scale: Tensor) -> Tensor:
 
 
 def crop_affine(
-    centre: Tensor, side: Tensor, image_size: int, angle: Tensor | None = None
-) -> Tensor:
+    centre: Float[Tensor, "*batch 2"],
+    side: Float[Tensor, "*batch"],
+    image_size: int,
+    angle: Float[Tensor, "*batch"] | None = None,
+) -> Float[Tensor, "*batch 3 3"]:
     """Maps of rotated squares of frame pixels onto the ``image_size`` network square.
 
     ``q = (image_size / side) R(angle) (p - centre) + image_size / 2``: the square's centre goes
@@ -89,30 +100,29 @@ def crop_affine(
     docs/conventions.md §6.
 
     Args:
-        centre: (B, 2) frame pixels. side: (B,) frame pixels. angle: (B,) or None for 0.
-
-    Returns:
-        (B, 3, 3) affine maps.
+        centre, side: the squares' centres and sides, frame pixels. angle: None for 0.
     """
-    scale = image_size / side  # (B,)
+    scale = image_size / side
     angle = torch.zeros_like(side) if angle is None else angle
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
     # Rows of s R with R = [[cos, sin], [-sin, cos]]: counter-clockwise on a y-down screen.
     linear = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
-    shift = image_size / 2 - (linear @ centre[..., None])[..., 0]  # (B, 2)
+    shift = image_size / 2 - (linear @ centre[..., None])[..., 0]  # (..., 2)
     A = torch.zeros(*side.shape, 3, 3, dtype=side.dtype, device=side.device)
     A[..., :2, :2], A[..., :2, 2], A[..., 2, 2] = linear, shift, 1.0
     return A
 
 
-def square_around(points: Tensor, margin: float) -> tuple[Tensor, Tensor]:
-    """Centre (B, 2) and side (B,) of the square around points (B, M, 2), widened by ``margin``
-    × the tight side on each side (at least 1 px).
+def square_around(
+    points: Float[Tensor, "*batch M 2"], margin: float
+) -> tuple[Float[Tensor, "*batch 2"], Float[Tensor, "*batch"]]:
+    """Centre and side of the square around points, widened by ``margin`` × the tight side on
+    each side (at least 1 px).
 
     Points with a NaN coordinate (a real dataset's missing annotation) are left out. The
     training crops (:func:`hopose.data.transforms.square_crop_box`) and self-cropping's squares
     are both placed by this function."""
-    missing = points.isnan().any(dim=-1, keepdim=True)  # (B, M, 1)
+    missing = points.isnan().any(dim=-1, keepdim=True)  # (..., M, 1)
     low = points.masked_fill(missing, float("inf")).amin(dim=-2)
     high = points.masked_fill(missing, float("-inf")).amax(dim=-2)
     side = (high - low).amax(dim=-1).clamp_min(1.0) * (1 + 2 * margin)
@@ -121,8 +131,8 @@ def square_around(points: Tensor, margin: float) -> tuple[Tensor, Tensor]:
 
 def frame_square(
     frame_size: tuple[int, int] | Sequence[tuple[int, int]], like: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Centre (B, 2) and side (B,) of the square of each frame's longer side around
+) -> tuple[Float[Tensor, "B 2"], Float[Tensor, " B"]]:
+    """Centre and side of the square of each frame's longer side around
     ``(width / 2, height / 2)``, in ``like``'s dtype and device: B = 1 for one ``frame_size``
     (width, height), one per frame for a sequence of them (frames of different sizes).
 
@@ -149,19 +159,19 @@ WHOLE_FRAME_TURN = np.pi / 18
 
 
 def jittered_square(
-    centre: Tensor,
-    side: Tensor,
+    centre: Float[Tensor, "1 2"],
+    side: Float[Tensor, " 1"],
     frame_size: tuple[int, int],
     image_size: int,
     rng: np.random.Generator,
-) -> Tensor:
-    """A training crop's map: the square of ``centre`` (1, 2) and ``side`` (1,) frame pixels
-    (around hand and object) randomly scaled, shifted and turned, or, for a share
+) -> Float[Tensor, "1 3 3"]:
+    """A training crop's map: the square of ``centre`` and ``side`` frame pixels (around hand
+    and object) of one frame randomly scaled, shifted and turned, or, for a share
     :data:`WHOLE_FRAME_SHARE` of the draws, the whole frame (:func:`frame_square`), slightly
     jittered, as self-cropping's first pass sees it.
 
     Returns:
-        (1, 3, 3) map of the frame onto the ``image_size`` square (:func:`crop_affine`), in
+        The map of the frame onto the ``image_size`` square (:func:`crop_affine`), in
         ``side``'s dtype; the draws are ``rng``'s, in a fixed order.
     """
     turn = JITTER_TURN
@@ -179,8 +189,8 @@ def jittered_square(
 MIRROR_X = (-1.0, 1.0, 1.0)
 
 
-def mirror_affine(width: int, like: Tensor | None = None) -> Tensor:
-    """(3, 3) left-right flip of a ``width``-wide image's pixels, u -> W - 1 - u (pixel centres
+def mirror_affine(width: int, like: Tensor | None = None) -> Float[Tensor, "3 3"]:
+    """The left-right flip of a ``width``-wide image's pixels, u -> W - 1 - u (pixel centres
     at integers), in ``like``'s dtype and device (float64 on the CPU when None); its own
     inverse."""
     flip = [[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
@@ -189,32 +199,36 @@ def mirror_affine(width: int, like: Tensor | None = None) -> Tensor:
     return torch.tensor(flip, dtype=like.dtype, device=like.device)
 
 
-def mirror_camera(K: Tensor, width: int) -> Tensor:
-    """(3, 3) intrinsics of the mirror image of a ``width``-wide image with intrinsics ``K``:
+def mirror_camera(K: Float[Tensor, "*batch 3 3"], width: int) -> Float[Tensor, "*batch 3 3"]:
+    """The intrinsics of the mirror image of a ``width``-wide image with intrinsics ``K``:
     ``F K diag(-1, 1, 1)``, F the :func:`mirror_affine`, so that a point (-x, y, z) projects
     at W - 1 - u where (x, y, z) projected at u: cx -> W - 1 - cx, the skew negated, fx, fy and
     cy kept. Its own inverse."""
     return mirror_affine(width, K) @ K @ torch.diag(K.new_tensor(MIRROR_X))
 
 
-def inside_frame(uv: Tensor | np.ndarray, size: tuple[int, int]) -> Tensor | np.ndarray:
+def inside_frame(
+    uv: Float[Tensor, "*batch 2"] | Float[np.ndarray, "*batch 2"], size: tuple[int, int]
+) -> Bool[Tensor, "*batch"] | Bool[np.ndarray, "*batch"]:
     """Which pixel coordinates lie inside an image, pixel centres at integers: its outer edges
     are -0.5 and ``width - 0.5`` (``height - 0.5``), the first edge in, the last out.
 
     Args:
-        uv: (..., 2) pixel coordinates, a tensor or a numpy array.
+        uv: pixel coordinates, a tensor or a numpy array.
         size: (width, height) of the image in pixels.
 
     Returns:
-        (...) bool of ``uv``'s kind; False where a coordinate is NaN.
+        Booleans of ``uv``'s kind; False where a coordinate is NaN.
     """
     width, height = size
     u, v = uv[..., 0], uv[..., 1]
     return (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
 
 
-def apply_affine(A: Tensor, points: Tensor) -> Tensor:
-    """Points (B, M, 2) mapped by affine maps (B, 3, 3)."""
+def apply_affine(
+    A: Float[Tensor, "*#batch 3 3"], points: Float[Tensor, "*#batch M 2"]
+) -> Float[Tensor, "*#batch M 2"]:
+    """Points mapped by affine maps, broadcast against each other's batch dimensions."""
     return points @ A[..., :2, :2].transpose(-1, -2) + A[..., None, :2, 2]
 
 
@@ -233,9 +247,9 @@ def _block_means(x: Tensor, shrink: int) -> Tensor:
     return F.avg_pool2d(x, shrink, ceil_mode=True, divisor_override=shrink * shrink)
 
 
-def shrink_factor(A: Tensor) -> int:
+def shrink_factor(A: Float[Tensor, "B 3 3"]) -> int:
     """The integer factor by which frames are shrunk (block means) before views through the
-    frame -> network maps A (B, 3, 3) sample them: whole frame pixels per network pixel along a
+    frame -> network maps A sample them: whole frame pixels per network pixel along a
     side (the square root of |det| of A's linear part), at the closest view, at least 1.
 
     A ratio within 1e-3 below an integer counts as that integer: in float32 the map of a
@@ -254,17 +268,19 @@ class FrameWarp:
     network's pass over the view it makes (BENCHMARKS.md, "Prediction on photos").
 
     Args:
-        image: (B, 3, H, W) uint8 or float frames. image_size: the views' side S.
+        image: uint8 or float frames. image_size: the views' side S.
     """
 
-    def __init__(self, image: Tensor, image_size: int) -> None:
+    def __init__(
+        self, image: UInt8[Tensor, "B 3 H W"] | Float[Tensor, "B 3 H W"], image_size: int
+    ) -> None:
         self.image_size = image_size
         # The frames by shrink factor, in [0, 1] (uint8 input) or the input's range.
         # Divided in place: one float copy of the frames, not two (a 1920 x 1080 frame is 25 MB).
         self._shrunk = {1: image.float().div_(255) if image.dtype == torch.uint8 else image}
 
-    def __call__(self, A: Tensor) -> Tensor:
-        """(B, 3, S, S) views through frame -> network maps A (B, 3, 3)."""
+    def __call__(self, A: Float[Tensor, "B 3 3"]) -> Float[Tensor, "B 3 S S"]:
+        """The views through frame -> network maps A, one a frame."""
         shrink = shrink_factor(A)
         if shrink not in self._shrunk:
             self._shrunk[shrink] = _block_means(self._shrunk[1], shrink)
@@ -283,13 +299,17 @@ class FrameWarp:
         grid = ((2 * p + 1) / size - 1).view(len(A), self.image_size, self.image_size, 2)
         return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
 
-    def views(self, maps: Tensor) -> Tensor:
-        """(V, B, 3, S, S) views through maps (V, B, 3, 3), V views of each frame: the ``view``
-        of :func:`hopose.self_crop.self_crop`."""
+    def views(self, maps: Float[Tensor, "V B 3 3"]) -> Float[Tensor, "V B 3 S S"]:
+        """The views through maps, V views of each frame: the ``view`` of
+        :func:`hopose.self_crop.self_crop`."""
         return torch.stack([self(A) for A in maps])
 
 
-def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
+def warp_image(
+    image: UInt8[Tensor, "B 3 H W"] | Float[Tensor, "B 3 H W"],
+    A: Float[Tensor, "B 3 3"],
+    image_size: int,
+) -> Float[Tensor, "B 3 S S"]:
     """The ``image_size`` square that maps A show of frames.
 
     Each network pixel q (its centre, at integer coordinates) samples the frame bilinearly at
@@ -301,10 +321,10 @@ def warp_image(image: Tensor, A: Tensor, image_size: int) -> Tensor:
     :class:`FrameWarp`.
 
     Args:
-        image: (B, 3, H, W) uint8 or float frames. A: (B, 3, 3) frame -> network maps.
+        image: uint8 or float frames. A: frame -> network maps. image_size: S.
 
     Returns:
-        (B, 3, image_size, image_size) float in [0, 1] (uint8 input) or the input's range.
+        Floats in [0, 1] (uint8 input) or the input's range.
     """
     return FrameWarp(image, image_size)(A)
 

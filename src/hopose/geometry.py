@@ -7,8 +7,8 @@ works in float32 and float64 on any device. Half precision is not supported: ``K
 ordinary millimetres overflows float16 (65504), and the SVD and determinant of
 :func:`procrustes_align` and :func:`fit_cuboid` have no float16 or bfloat16 kernels; callers
 that hold half tensors convert them first, as :mod:`hopose.physics` does. Shapes are jaxtyping
-annotations (``*#batch``: leading dimensions broadcast against each other), checked at run time
-in the tests.
+annotations (``*batch``: the same leading dimensions for every argument; ``*#batch``: leading
+dimensions broadcast against each other), checked at run time in the tests.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ def project_points(
     """Pinhole projection ``K @ X / z``.
 
     Args:
-        points: (..., N, 3) points in the camera frame.
-        K: (..., 3, 3) intrinsics, broadcast against ``points``' batch dimensions.
+        points: points in the camera frame.
+        K: intrinsics, broadcast against ``points``' batch dimensions.
 
     Returns:
-        (..., N, 2) pixel coordinates.
+        Pixel coordinates.
     """
     homogeneous = points @ K.transpose(-1, -2)  # (..., N, 3) rows are (K X)^T
     depth = homogeneous[..., 2:].clamp(min=MIN_DEPTH)
@@ -51,12 +51,12 @@ def unproject_points(
     """Inverse of :func:`project_points` given each point's depth.
 
     Args:
-        pixels: (..., N, 2) pixel coordinates.
-        depth: (..., N) depth z of each point.
-        K: (..., 3, 3) intrinsics.
+        pixels: pixel coordinates.
+        depth: depth z of each point.
+        K: intrinsics.
 
     Returns:
-        (..., N, 3) points in the camera frame.
+        Points in the camera frame.
     """
     ones = torch.ones_like(pixels[..., :1])
     rays = torch.cat([pixels, ones], dim=-1) @ inverse_3x3(K).transpose(-1, -2)
@@ -89,7 +89,11 @@ def inverse_3x3(A: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch 3 3"]:
     return rows / det[..., None, None]
 
 
-def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor) -> Tensor:
+def scale_intrinsics(
+    K: Float[Tensor, "*#batch 3 3"],
+    scale_x: float | Float[Tensor, "*#batch"],
+    scale_y: float | Float[Tensor, "*#batch"],
+) -> Float[Tensor, "*#batch 3 3"]:
     """Intrinsics of an image resized by (scale_x, scale_y): rows 0 and 1 of K are scaled.
 
     The pixel map is u' = scale_x * u, v' = scale_y * v (pixel centres at integers): the map
@@ -99,11 +103,11 @@ def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor
     to s u + (s - 1) / 2; for such an image use :func:`hopose.crop.edge_aligned_scale` ``@ K``.
 
     Args:
-        K: (..., 3, 3) intrinsics.
-        scale_x, scale_y: numbers, or (...) tensors broadcast against K's batch dimensions.
+        K: intrinsics.
+        scale_x, scale_y: numbers, or tensors broadcast against K's batch dimensions.
 
     Returns:
-        (..., 3, 3) intrinsics of the resized image.
+        Intrinsics of the resized image.
     """
     scale_x, scale_y = (
         torch.as_tensor(s, dtype=K.dtype, device=K.device) for s in (scale_x, scale_y)
@@ -113,8 +117,10 @@ def scale_intrinsics(K: Tensor, scale_x: float | Tensor, scale_y: float | Tensor
     return K * rows[..., :, None]
 
 
-def make_transform(R: Tensor, t: Tensor) -> Tensor:
-    """Homogeneous (..., 4, 4) transform from rotation R (..., 3, 3) and translation t (..., 3)."""
+def make_transform(
+    R: Float[Tensor, "*batch 3 3"], t: Float[Tensor, "*batch 3"]
+) -> Float[Tensor, "*batch 4 4"]:
+    """Homogeneous transform from rotation R and translation t."""
     top = torch.cat([R, t[..., :, None]], dim=-1)  # (..., 3, 4)
     bottom = torch.zeros_like(top[..., :1, :])
     bottom[..., 0, 3] = 1.0
@@ -127,23 +133,20 @@ def transform_points(
     """Apply a rigid (or any affine) transform: ``R X + t``.
 
     Args:
-        points: (..., N, 3).
-        T: (..., 4, 4) homogeneous transform.
-
-    Returns:
-        (..., N, 3).
+        points: points to move.
+        T: homogeneous transform, broadcast against ``points``' batch dimensions.
     """
     return points @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]
 
 
-def invert_transform(T: Tensor) -> Tensor:
-    """Inverse of a rigid (..., 4, 4) transform, using R^-1 = R^T."""
+def invert_transform(T: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
+    """Inverse of a rigid transform, using R^-1 = R^T."""
     R_inv = T[..., :3, :3].transpose(-1, -2)
     return make_transform(R_inv, -(R_inv @ T[..., :3, 3:])[..., 0])
 
 
-def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
-    """Rodrigues' formula: rotation (..., 3, 3) by |w| radians about w / |w|, from w (..., 3).
+def axis_angle_to_matrix(axis_angle: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 3 3"]:
+    """Rodrigues' formula: the rotation by |w| radians about w / |w|, from w = ``axis_angle``.
 
     Written in w itself, ``R = I + sin(t)/t [w]_x + (1 - cos t)/t^2 [w]_x^2`` with t = |w|, and
     both coefficients as sinc functions, so that the value and the gradient are exact at and
@@ -162,40 +165,40 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     return eye + first * cross + second * (cross @ cross)
 
 
-def box_corners(size: Tensor, T: Tensor | None = None) -> Tensor:
+def box_corners(
+    size: Float[Tensor, "*#batch 3"], T: Float[Tensor, "*#batch 4 4"] | None = None
+) -> Float[Tensor, "*#batch 8 3"]:
     """The 8 corners of a box in docs/conventions.md §1 order.
 
     Args:
-        size: (..., 3) side lengths along the box's own x, y, z axes.
-        T: optional (..., 4, 4) pose mapping box coordinates (centred at the origin) to the
-            target frame.
-
-    Returns:
-        (..., 8, 3) corners.
+        size: side lengths along the box's own x, y, z axes.
+        T: optional pose mapping box coordinates (centred at the origin) to the target frame,
+            broadcast against ``size``'s batch dimensions.
     """
     signs = layout_tensor(CORNER_SIGNS, size.device, size.dtype)
     corners = signs * size[..., None, :] / 2
     return corners if T is None else transform_points(corners, T)
 
 
-def face_corners(corners: Tensor) -> Tensor:
-    """(..., 8, 3) box corners to (..., 6, 4, 3): each face's quad (a, b, c, d) in canonical
-    order."""
+def face_corners(corners: Float[Tensor, "*batch 8 3"]) -> Float[Tensor, "*batch 6 4 3"]:
+    """Box corners to each face's quad (a, b, c, d) in canonical order."""
     return corners[..., layout_tensor(BOX_FACES, corners.device), :]
 
 
-def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
+def sample_face_points(
+    corners: Float[Tensor, "*batch 8 3"], n_samples: int
+) -> Float[Tensor, "*batch 6 M 3"]:
     """Bilinear grids on the six faces (paper §3.3, docs/conventions.md §2 step 1).
 
     ``P(u, v) = (1-u)(1-v) a + u(1-v) b + uv c + (1-u)v d`` for u, v in ``linspace(0, 1, n)``,
     edges included.
 
     Args:
-        corners: (..., 8, 3) box corners.
+        corners: box corners.
         n_samples: points per side, N.
 
     Returns:
-        (..., 6, N*N, 3) face points, index ``iu * N + iv``.
+        The M = N*N points of each face, index ``iu * N + iv``.
     """
     quads = face_corners(corners)  # (..., 6, 4, 3)
     s = torch.linspace(0, 1, n_samples, dtype=corners.dtype, device=corners.device)
@@ -208,7 +211,9 @@ def sample_face_points(corners: Tensor, n_samples: int) -> Tensor:
     return points.movedim(0, -2)  # (..., 6, N*N, 3)
 
 
-def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def box_central_axis(
+    corners: Float[Tensor, "*batch 8 3"],
+) -> tuple[Float[Tensor, "*batch 3"], Float[Tensor, "*batch 3"], Float[Tensor, "*batch"]]:
     """The box's central axis and radius (docs/conventions.md §2 step 4).
 
     Of the three pairs of opposite faces, the pair whose centres lie farthest apart (the box's
@@ -217,10 +222,10 @@ def box_central_axis(corners: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     The choice of pair is not differentiated; positions and radius are.
 
     Args:
-        corners: (..., 8, 3).
+        corners: box corners.
 
     Returns:
-        ``(upper, lower, radius)``: (..., 3) centres of the two end faces and (...,) radius.
+        ``(upper, lower, radius)``: the centres of the two end faces and the radius.
     """
     # OPPOSITE_FACES pairs face 2i with face 2i + 1: the pairs are the faces two by two.
     pairs = face_corners(corners).unflatten(-3, (len(OPPOSITE_FACES), 2))  # (..., 3, 2, 4, 3)
@@ -244,11 +249,11 @@ def procrustes_align(
     correction that keeps R a proper rotation.
 
     Args:
-        source: (..., N, 3).
-        target: (..., N, 3).
+        source: points to move.
+        target: the points they correspond to.
 
     Returns:
-        (..., N, 3) the aligned source.
+        The aligned source.
     """
     mu_x, mu_y = source.mean(dim=-2, keepdim=True), target.mean(dim=-2, keepdim=True)
     x, y = source - mu_x, target - mu_y
@@ -268,7 +273,9 @@ def _determinant_sign(M: Tensor) -> Tensor:
     return torch.where(sign == 0, torch.ones_like(sign), sign)
 
 
-def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
+def fit_cuboid(
+    corners: Float[Tensor, "*batch 8 3"], iterations: int = 8
+) -> Float[Tensor, "*batch 8 3"]:
     """The exact cuboid nearest to 8 corners: free centre, rotation and side lengths.
 
     Least squares over centre c, rotation R and half-sizes s of ``sum_k |c + R diag(s) g_k -
@@ -288,11 +295,11 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     instead of an error of the SVD.
 
     Args:
-        corners: (..., 8, 3) box corners in the box order.
+        corners: box corners in the box order.
         iterations: alternations of the s and R steps.
 
     Returns:
-        (..., 8, 3) the corners of the fitted cuboid, in the same order.
+        The corners of the fitted cuboid, in the same order.
     """
     finite = corners.isfinite().flatten(-2).all(dim=-1)[..., None, None]  # (..., 1, 1)
     corners = torch.where(finite, corners, torch.zeros_like(corners))
@@ -311,19 +318,21 @@ def fit_cuboid(corners: Tensor, iterations: int = 8) -> Tensor:
     return torch.where(finite, fitted, torch.full_like(fitted, torch.nan))
 
 
-def cuboid_error(corners: Tensor) -> Tensor:
+def cuboid_error(corners: Float[Tensor, "*batch 8 3"]) -> Float[Tensor, "*batch"]:
     """How far 8 corners are from forming a box: mean distance to :func:`fit_cuboid`'s corners.
 
     Args:
-        corners: (..., 8, 3) box corners, mm.
+        corners: box corners, mm.
 
     Returns:
-        (...,) mean corner distance in the corners' unit, 0 for an exact cuboid.
+        The mean corner distance in the corners' unit, 0 for an exact cuboid.
     """
     return torch.linalg.vector_norm(corners - fit_cuboid(corners), dim=-1).mean(dim=-1)
 
 
-def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
+def box_axes(
+    obj: Float[Tensor, "*batch 8 3"],
+) -> tuple[Float[Tensor, "*batch 3 3"], Float[Tensor, "*batch 3"]]:
     """A cuboid's own axes, in its corner labels' order, and its centre.
 
     With the corner signs g_k (docs/conventions.md §1) and centre c, ``sum_k (X_k - c) g_k^T / 8``
@@ -335,11 +344,11 @@ def box_axes(obj: Tensor) -> tuple[Tensor, Tensor]:
     box) comes out as the zero vector.
 
     Args:
-        obj: (..., 8, 3) corners of a cuboid (:func:`fit_cuboid`); of a near-cuboid, the
-            axes are near its best cuboid's and need not be exactly orthogonal.
+        obj: corners of a cuboid (:func:`fit_cuboid`); of a near-cuboid, the axes are near its
+            best cuboid's and need not be exactly orthogonal.
 
     Returns:
-        ``(U, centre)``: (..., 3, 3) unit axes as columns, and (..., 3) centres.
+        ``(U, centre)``: unit axes as columns, and the centres.
     """
     centre = obj.mean(dim=-2)
     signs = layout_tensor(CORNER_SIGNS, obj.device, obj.dtype)

@@ -8,6 +8,9 @@
   turned and shifted, the predictions of all views averaged.
 - :class:`SelfCropping`: how a model self-crops at inference (passes, margin, views), read
   from the config it was trained with.
+
+Shapes are jaxtyping annotations (B frames or photos, V views of each), checked at run time in
+the tests.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from jaxtyping import Float, UInt8
 from torch import Tensor, nn
 
 from hopose.crop import FrameWarp, apply_affine, crop_affine, frame_square, square_around
@@ -58,9 +62,11 @@ class CropViews:
     def __len__(self) -> int:
         return 1 + 2 * (self.turn > 0) + 4 * (self.shift > 0)
 
-    def affines(self, centre: Tensor, side: Tensor, image_size: int) -> Tensor:
-        """(V, B, 3, 3) maps of the views of the squares of ``centre`` (B, 2) and ``side``
-        (B,), in the order above, the first the square itself (:func:`hopose.crop.crop_affine`)."""
+    def affines(
+        self, centre: Float[Tensor, "B 2"], side: Float[Tensor, " B"], image_size: int
+    ) -> Float[Tensor, "V B 3 3"]:
+        """The maps of the V views of the squares of ``centre`` and ``side``, in the order
+        above, the first the square itself (:func:`hopose.crop.crop_affine`)."""
         t, s = self.turn, self.shift
         # (shift along x, shift along y, turn in degrees) of each view.
         changes = [(0.0, 0.0, 0.0)]
@@ -176,7 +182,7 @@ def _mean_over_views(
 def self_crop(
     model: nn.Module,
     view: Callable[[Tensor], Tensor],
-    K: Tensor,
+    K: Float[Tensor, "B 3 3"],
     frame_size: tuple[int, int] | Sequence[tuple[int, int]],
     *,
     image_size: int,
@@ -192,7 +198,7 @@ def self_crop(
         view: maps affine maps (V, B, 3, 3) to the network images (V, B, 3, S, S) they show
             (a pass's V views of the B frames asked for together, so that a frame is read once
             for all of them).
-        K: (B, 3, 3) intrinsics of the frames.
+        K: intrinsics of the frames.
         frame_size: (width, height) of the frames in pixels, or one such pair per frame
             (frames of different sizes, :func:`self_crop_photos`).
         image_size: S, the network's input side.
@@ -231,7 +237,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def photo_views(
-    images: Sequence[np.ndarray], image_size: int, device: torch.device | str
+    images: Sequence[UInt8[np.ndarray, "_ _ 3"]], image_size: int, device: torch.device | str
 ) -> Callable[[Tensor], Tensor]:
     """The ``view`` of :func:`self_crop` for B photos of any sizes: maps (V, B, 3, 3) to the
     network images (V, B, 3, S, S) they show, photo b's views warped from its own pixels.
@@ -242,7 +248,7 @@ def photo_views(
     hence its prediction, would depend on the photos it is predicted with.
 
     Args:
-        images: B (H, W, 3) uint8 RGB photos, H and W photo by photo.
+        images: B RGB photos, (H, W, 3), H and W photo by photo.
         image_size: the views' side S. device: where the views are made.
     """
     warps = [
@@ -250,7 +256,7 @@ def photo_views(
         for image in images
     ]
 
-    def view(maps: Tensor) -> Tensor:
+    def view(maps: Float[Tensor, "V B 3 3"]) -> Float[Tensor, "V B 3 S S"]:
         return torch.cat([warp.views(maps[:, b : b + 1]) for b, warp in enumerate(warps)], dim=1)
 
     return view
@@ -258,8 +264,8 @@ def photo_views(
 
 def self_crop_photos(
     model: nn.Module,
-    images: Sequence[np.ndarray],
-    K: Tensor,
+    images: Sequence[UInt8[np.ndarray, "_ _ 3"]],
+    K: Float[Tensor, "B 3 3"],
     *,
     image_size: int,
     cropping: SelfCropping,
@@ -269,7 +275,7 @@ def self_crop_photos(
 
     Args:
         model: a :class:`~hopose.models.HoposeNet`.
-        images: B (H, W, 3) uint8 RGB photos. K: (B, 3, 3) their intrinsics.
+        images: B RGB photos, (H, W, 3). K: their intrinsics.
         image_size: the network's input side. cropping: see :func:`self_crop`.
 
     Returns:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from dataset_fixtures import write_image
 from PIL import Image
+from scripted_draws import ScriptedRng
 from torch.utils.data import DataLoader, Subset
 
 from hopose.crop import apply_affine, crop_affine, frame_square, resize_affine, warp_image
@@ -24,6 +25,7 @@ from hopose.data.transforms import (
     as_intrinsics,
     as_points,
     frame_to_record,
+    image_geometry,
     mirror_frame,
     read_image,
     read_pickle,
@@ -601,3 +603,37 @@ def test_a_bad_annotation_is_raised_or_recorded_as_on_error_says(tmp_path):
     skipping = _OneFrame(make_frame(tmp_path), on_error="skip")
     skipping._skip_or_raise(error)
     assert skipping.skipped == ["seq/0003.txt: truncated line"]
+
+
+def test_the_square_crop_holds_the_object_as_well_as_the_hand(tmp_path):
+    """At z = 100 mm a point (x, y) projects to (100 + x, 50 + y). The hand spans u, v 40-60;
+    the box's corners u 140-160, v 40-60, right of it. The square around all 29 points
+    (margin 0) has side max(160 - 40, 60 - 40) = 120 about (100, 50): box (40, -10, 160, 110),
+    and onto 120 px (scale 1) K's principal point moves by the box's corner: (100 - 40,
+    50 + 10) = (60, 60). A square around the hand alone would be (40, 40, 60, 60), the object
+    outside the crop."""
+    hand = np.array([[-60.0, -10.0, 100.0]] + [[-40.0, 10.0, 100.0]] * 20)
+    obj = np.array([[40.0, -10.0, 100.0]] * 4 + [[60.0, 10.0, 100.0]] * 4)
+    frame = Frame(tmp_path / "f.png", K, (200, 100), hand, obj, "right", "box", "t/s/q/0")
+    crop_K, box = image_geometry(frame, 120, "square", margin=0.0)
+    np.testing.assert_allclose(box, (40.0, -10.0, 160.0, 110.0))
+    np.testing.assert_allclose(crop_K, [[100.0, 0.0, 60.0], [0.0, 100.0, 60.0], [0.0, 0.0, 1.0]])
+
+
+def test_a_jittered_whole_frame_view_is_the_frames_own_square(tmp_path):
+    """The whole-frame draw (first draw 0 < 0.15), unscaled, unshifted and unturned (the others
+    at the middle of their ranges): the 200x100 frame's square of side 200 about (100, 50)
+    onto 50 px, s = 0.25: A = [[0.25, 0, 25 - 25], [0, 0.25, 25 - 12.5]], and the view's K =
+    A K = [[25, 0, 25], [0, 25, 25]]. About (height / 2, width / 2) = (50, 100) instead, it
+    would be [[25, 0, 37.5], [0, 25, 12.5]]."""
+    hand = np.array([[-40.0 + 4 * k, -20.0 + 2 * k, 500.0] for k in range(21)])
+    obj = np.array([[30.0 + 10 * (c % 2), 10.0, 520.0 + c] for c in range(8)])
+    frame = Frame(tmp_path / "f.png", K, (200, 100), hand, obj, "right", "box", "t/s/q/0")
+    rng = ScriptedRng([0.0, 0.5, 0.5, 0.5, 0.5])
+    record = frame_to_record(frame, image_size=50, crop="square", with_images=False, jitter=rng)
+    np.testing.assert_allclose(record["K"], [[25, 0, 25], [0, 25, 25], [0, 0, 1]], atol=1e-5)
+
+
+def test_a_margin_of_zero_is_a_tight_square():
+    """margin is a share of the square's side >= 0: 0 (the tight square) is one."""
+    assert FrameDataset(crop="square", margin=0.0).margin == 0.0
