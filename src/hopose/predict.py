@@ -654,8 +654,10 @@ def predict_images(
                 unread += 1
         if not batch:
             continue
+        # One value a photo, as Predictor.__call__ passes them: nothing read as one a photo.
+        n = len(batch)
         predictions = predictor.predict_batch(
-            [photo for _, _, photo in batch], K=K, fov=fov, left=left
+            [photo for _, _, photo in batch], K=[K] * n, fov=[fov] * n, left=[left] * n
         )
         # Made at the first write: a run that predicts nothing leaves no folder, and a path
         # where no folder can be costs one batch's prediction.
