@@ -68,7 +68,9 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as folder:
         path = write_photo(Path(folder) / "frame.jpg", FPHA_IMAGE_SIZE)
-        points = np.zeros((21, 3))
+        # Labels 500 mm in front of the camera (a Frame refuses points at or behind it); the
+        # views read none of them.
+        points = np.tile([0.0, 0.0, 500.0], (21, 1))
         frame = Frame(path, FPHA_COLOR_K, FPHA_IMAGE_SIZE, points, points[:8], "right", "box", "x")
         readers = {"reduced": READ_IMAGE, "full": full_size}
         best = {(name, decode): float("inf") for name in maps for decode in readers}
