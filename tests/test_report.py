@@ -455,6 +455,10 @@ def test_a_run_of_part_of_the_papers_split_stands_without_the_paper_saying_why(
         "The paper's figures are not comparable with `skipped`, which left out frames of the "
         "test split it could not read (`on_error: skip`), not all of it:"
     ) in text
+    # A --num above what is left (1 frame scored of 10 asked for) cut nothing: the same why.
+    _write_metrics(skipped, **FPHA_FROM_IMAGES, num=10, n=1, whole_split=False)
+    text = compare_runs([whole, skipped], tmp_path / "cmp3", paper=True).read_text()
+    assert "`skipped`, which left out frames of the test split it could not read" in text
     assert "`whole`" not in text.split("## Table 1")[1]  # the whole split's run is comparable
 
     predictions = make_predictions(2)

@@ -293,7 +293,9 @@ def _part_of_the_papers_split(summary: Mapping[str, Any]) -> str | None:
         cut = num is not None and summary.get(N_FRAMES, num) >= num
     if not (cut and _of_the_papers_frames(summary)):
         return None
-    if num is None:  # all asked for, some left out (on_error: skip)
+    # Fewer frames scored than asked for: --num cut nothing, and frames were left out as
+    # unreadable (on_error: skip); a cut by --num scores as many as it asked for.
+    if num is None or summary.get(N_FRAMES, num) < num:
         return "left out frames of the test split it could not read (`on_error: skip`)"
     return f"asked for the first {num} frames of the test split (`--num {num}`)"
 
