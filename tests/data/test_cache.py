@@ -442,6 +442,30 @@ def test_a_capped_real_cache_serves_no_more_than_its_cap(tmp_path):
     assert whole_split(build_dataset("synthetic", "val", num_samples=2), "synthetic") is None
 
 
+def test_a_cache_of_a_split_whose_loader_left_annotations_out_is_not_the_whole_split(tmp_path):
+    """FPHA's train split (protocol hope) in the fixture is Subject_1/open_milk/2 and
+    Subject_2/close_milk/2, 2 frames each. With close_milk/2's skeleton.txt cut short,
+    `prepare --on-error skip` indexes open_milk/2 alone:
+    its cache holds 2 samples, none skipped while being written, and 2 frames left out while
+    indexing, which an evaluation read from it must not call the whole split."""
+    root = write_fpha(tmp_path / "fpha")
+    for path in FPHA(root, "train", with_images=False).image_paths:
+        write_image(path, (1920, 1080))
+    skeleton = root / "Hand_pose_annotation_v1" / "Subject_2" / "close_milk" / "2" / "skeleton.txt"
+    lines = skeleton.read_text().splitlines()
+    skeleton.write_text("\n".join([lines[0], lines[1][:40]]) + "\n")
+    args = ["prepare", "fpha", "--root", str(root), "--split", "train", "--image-size", "16"]
+    assert main([*args, "--on-error", "skip", "--out", str(tmp_path / "c")]) == 0
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    assert (meta["num_samples"], meta["skipped"], meta["left_out"]) == (2, 0, 1)
+    assert meta["left_out_errors"][0].startswith(str(skeleton))
+    read = build_dataset("fpha", "train", cache=str(tmp_path / "c"), image_size=16)
+    assert len(read) == 2 and whole_split(read, "fpha") is False
+    # The same split read from its folder says the same (the loader's own count).
+    direct = build_dataset("fpha", "train", root=str(root), image_size=16, on_error="skip")
+    assert len(direct) == 2 and whole_split(direct, "fpha") is False
+
+
 def test_an_option_given_as_a_tuple_reruns_and_reads_its_cache(tmp_path):
     """info's focal_scale=(0.8, 1.2) is the list [0.8, 1.2] in meta.json: the identical rerun
     was refused as "a different dataset", and a config giving the tuple as "holds

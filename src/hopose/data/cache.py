@@ -191,6 +191,7 @@ def write_cache(
     on_error: str = "raise",
     info: Mapping[str, Any] | None = None,
     root: str | Path | None = None,
+    left_out: Sequence[str] = (),
 ) -> Path:
     """Convert an index-addressable dataset of docs/conventions.md §6 records into a cache folder.
 
@@ -206,6 +207,11 @@ def write_cache(
             ``meta.json`` and checked on resume, as JSON reads it back (a tuple as a list).
         root: the folder the records are read from (None for generated data), recorded resolved
             in build.json and meta.json beside ``info``.
+        left_out: the ``"file: reason"`` of annotations the dataset's loader left out while
+            indexing (:class:`hopose.data.transforms.FrameDataset`'s ``skipped``), whose frames
+            are not among the samples: counted in ``meta.json`` (``left_out``, the first 100
+            in ``left_out_errors``), so that a reader of the cache knows it is not the whole
+            split (:func:`hopose.data.splits.whole_split`).
 
     Returns:
         The cache folder: a finished one of the same samples, ``info`` and ``root`` as it is;
@@ -284,7 +290,7 @@ def write_cache(
         )
         bar.update(len(records))
     bar.close()
-    return _finish(out, num_chunks, build, info, source)
+    return _finish(out, num_chunks, build, info, source, left_out)
 
 
 def _store(
@@ -440,7 +446,12 @@ def _open_build(
 
 
 def _finish(
-    out: Path, num_chunks: int, build: dict[str, Any], info: dict, root: str | None
+    out: Path,
+    num_chunks: int,
+    build: dict[str, Any],
+    info: dict,
+    root: str | None,
+    left_out: Sequence[str],
 ) -> Path:
     """Gather the chunk files into strings.json and valid.npy, then commit meta.json."""
     strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}
@@ -465,6 +476,8 @@ def _finish(
         "map_keys": build.get("map_keys", []),
         "skipped": len(errors),
         "errors": errors[:100],
+        "left_out": len(left_out),
+        "left_out_errors": list(left_out[:100]),
         "info": info,
         "root": root,
     }
@@ -613,4 +626,5 @@ def prepare_cache(
         info=info,
         # Generated data are read from no folder: a --root given anyway must not refuse a rerun.
         root=None if name == "synthetic" else root,
+        left_out=getattr(source, "skipped", ()),
     )

@@ -205,7 +205,14 @@ def whole_split(dataset: Dataset, name: str) -> bool | None:
         return dataset.whole_split
     source, _ = uncapped(dataset)
     if isinstance(source, CacheDataset):
-        cut = source.info.get("num_samples") is not None or source.meta.get("skipped", 0) > 0
+        meta = source.meta
+        # A cache prepared before meta.json counted the annotations left out while indexing
+        # (``left_out``) reads as not cut by them.
+        cut = (
+            source.info.get("num_samples") is not None
+            or meta.get("skipped", 0) > 0
+            or meta.get("left_out", 0) > 0
+        )
     else:
         cut = isinstance(source, FrameDataset) and bool(source.skipped)
     return source is dataset and not cut
