@@ -702,6 +702,95 @@ def test_predict_batch_takes_one_value_for_all_photos_or_one_a_photo(monkeypatch
         np.testing.assert_array_equal(predictor(images[0], K=K, left=1).hand_3d, alone.hand_3d)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"K": [(20, 20, 10, 14), (0, 20, 10, 14)]},
+         "K[1]: expected fx,fy,cx,cy with fx, fy > 0, got (0, 20, 10, 14)"),
+        ({"fov": [60.0, 200.0]},
+         "fov[1]: expected a horizontal field of view in (0, 180) deg, got 200.0"),
+        ({"K": [None, (20, 20, 10, 14)], "fov": [None, 60.0]},
+         "K[1] and fov[1]: give one camera, not both"),
+        ({"K": (20, 20, 10, 14), "fov": [None, 60.0]}, "K and fov[1]: give one camera, not both"),
+        ({"K": (0, 20, 10, 14)}, "K: expected fx,fy,cx,cy with fx, fy > 0, got (0, 20, 10, 14)"),
+    ],
+    ids=["photos_K", "photos_fov", "photos_K_and_fov", "shared_K_and_photos_fov", "shared_K"],
+)  # fmt: skip
+def test_predict_batch_names_a_photos_bad_camera_as_its_value(monkeypatch, options, message):
+    """Among several photos, a bad camera value of one photo is named as that photo's value
+    (K[1], fov[1]); one shared by all photos as the parameter."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    predictor = predict.Predictor("m.pt", device="cpu")
+    with pytest.raises(ValueError) as error:
+        predictor.predict_batch([_spot_image(5), _spot_image(9)], **options)
+    assert str(error.value) == message
+
+
+def test_predict_batch_names_a_missing_file_by_its_index_and_path(tmp_path, monkeypatch):
+    """Among several photos a file missing, or a folder, is named as images[1] and by its path;
+    predictor(image) names the path alone, as before."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    predictor = predict.Predictor("m.pt", device="cpu")
+    missing = tmp_path / "missing.png"
+    with pytest.raises(FileNotFoundError) as error:
+        predictor.predict_batch([_spot_image(5), missing])
+    assert str(error.value) == f"images[1]: image not found: {missing}"
+    with pytest.raises(IsADirectoryError) as error:
+        predictor.predict_batch([_spot_image(5), tmp_path])
+    assert str(error.value) == f"images[1]: {tmp_path}: a directory, not an image file"
+    with pytest.raises(FileNotFoundError) as error:
+        predictor(missing)
+    assert str(error.value) == f"image not found: {missing}"
+
+
+def _outside(width: int, height: int) -> str:
+    """photo_camera's warning for K = (20, 20, 40, 14) on a photo of ``width`` x ``height``."""
+    return (
+        f"the principal point (40, 14) of the K given lies outside the {width}x{height} photo: "
+        "right for a crop of a larger photo, wrong for a K of another resolution or of the "
+        "unrotated sensor"
+    )
+
+
+def test_a_principal_point_outside_one_photo_of_several_is_said_of_that_photo(monkeypatch):
+    """K's cx = 40 lies beyond the 32-px wide photo (-0.5 ... 31.5), inside the 64-px one: the
+    warning names the first photo; predictor(image) warns as photo_camera does."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    predictor = predict.Predictor("m.pt", device="cpu")
+    images = [_spot_image(5), _random_pixels(32, 64)]
+    with pytest.warns(UserWarning) as warned:
+        predictions = predictor.predict_batch(images, K=(20, 20, 40, 14))
+    assert [str(w.message) for w in warned] == [f"images[0]: {_outside(32, 32)}"]
+    assert [prediction.camera_source for prediction in predictions] == ["--K", "--K"]
+    with pytest.warns(UserWarning) as warned:
+        predictor(images[0], K=(20, 20, 40, 14))
+    assert [str(w.message) for w in warned] == [_outside(32, 32)]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_predict_images_names_the_file_its_principal_point_lies_outside(
+    tmp_path, monkeypatch, batch_size
+):
+    """The files' own paths, not their places in a batch; a K that is no camera is named as
+    the parameter before the checkpoint is read (here missing)."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    _spot_folder(tmp_path / "photos", ["a.png", "b.png"])
+    with pytest.warns(UserWarning) as warned:
+        predict.predict_images(
+            "m.pt", [tmp_path / "photos"], tmp_path / "out", K=(20, 20, 40, 14),
+            batch_size=batch_size,
+        )  # fmt: skip
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'photos' / name}: {_outside(32, 32)}" for name in ("a.png", "b.png")
+    ]
+    monkeypatch.undo()
+    with pytest.raises(ValueError) as error:
+        predict.predict_images(
+            tmp_path / "missing.pt", [tmp_path / "photos"], tmp_path / "o", K=(0, 20, 10, 14)
+        )
+    assert str(error.value) == "K: expected fx,fy,cx,cy with fx, fy > 0, got (0, 20, 10, 14)"
+
+
 def test_the_python_api_names_its_parameters_not_the_commands_options(monkeypatch):
     """A bad device or camera given to Predictor is named as its parameter (hopose predict
     names its options: tests/test_cli.py)."""

@@ -393,14 +393,21 @@ def check_camera(
 
 
 def photo_camera(
-    photo: Photo, *, K: tuple[float, ...] | None = None, fov: float | None = None
+    photo: Photo,
+    *,
+    K: tuple[float, ...] | None = None,
+    fov: float | None = None,
+    name: str | None = None,
 ) -> Camera:
     """The camera of ``photo``: ``K`` (fx, fy, cx, cy), else ``fov`` (horizontal degrees),
     else its EXIF focal length, else :data:`DEFAULT_FOCAL_35MM`.
 
+    A principal point outside the photo gets a warning, which starts with ``name`` where one is
+    given (the photo's file, or ``images[2]``: which photo of several).
+
     Raises:
         ValueError: naming ``K`` or ``fov`` when the value is not a camera, or both are given
-            (:func:`check_camera`). A principal point outside the photo gets a warning.
+            (:func:`check_camera`).
     """
     check_camera(K, fov)
     if K is not None:
@@ -410,7 +417,8 @@ def photo_camera(
         # but a crop of a larger photo has one too, so it is said, not refused.
         if not (-0.5 <= K[2] <= width - 0.5 and -0.5 <= K[3] <= height - 0.5):
             warnings.warn(
-                f"the principal point ({K[2]:g}, {K[3]:g}) of the K given lies outside the "
+                ("" if name is None else f"{name}: ")
+                + f"the principal point ({K[2]:g}, {K[3]:g}) of the K given lies outside the "
                 f"{width}x{height} photo: right for a crop of a larger photo, wrong for a K of "
                 "another resolution or of the unrotated sensor",
                 stacklevel=2,

@@ -81,6 +81,7 @@ from hopose.models.heads import heatmap_peak
 from hopose.photo import (
     Camera,
     Photo,
+    check_camera,
     photo_camera,
     photo_from_image,
     read_photo,
@@ -370,6 +371,19 @@ def _photo(image: ImageInput) -> Photo:
     return photo_from_image(image)
 
 
+def _read(image: ImageInput, name: str | None) -> Photo:
+    """:func:`_photo`, what it raises (a ValueError, or the OSError of a file missing, its type
+    kept) starting with ``name`` where one is given: which photo of several (``images[2]``)."""
+    try:
+        return _photo(image)
+    except (ValueError, OSError) as error:
+        if name is None:
+            raise
+        # A ValueError's subtype may not be made of a message alone; an OSError's type is kept.
+        kind = ValueError if isinstance(error, ValueError) else type(error)
+        raise kind(f"{name}: {error}") from None
+
+
 def _per_photo(value: Any, shared: bool, count: int, name: str) -> list:
     """``value`` for each of ``count`` photos: the one value where ``shared``, else a sequence
     of one a photo.
@@ -488,10 +502,17 @@ class Predictor:
                 (None: no field of view for that photo).
             left: one flag for every photo, or a sequence of one a photo.
 
+        A ``K`` whose principal point lies outside its photo is said in a warning
+        (:func:`hopose.photo.photo_camera`), among several photos naming the photo
+        (``images[2]: the principal point ...``).
+
         Raises:
-            FileNotFoundError, ValueError: as :meth:`__call__` raises them, an image of several
-                named by its index (``images[2]: ...``); ``K``, ``fov`` or ``left`` a
-                sequence of another length than ``images``, naming it.
+            ValueError: ``K``, ``fov`` or ``left`` a sequence of another length than ``images``,
+                naming it; then, before any image is read, a ``K`` or ``fov`` that is not a
+                camera (:func:`hopose.photo.check_camera`), named as it was given: ``K`` for
+                one value of every photo, ``K[2]`` for the third photo's own.
+            FileNotFoundError, ValueError: an image :meth:`__call__` refuses, among several
+                named by its index (``images[2]: image not found: photo.jpg``).
         """
         single = isinstance(images, str | os.PathLike | Image.Image | Photo)
         if single or (isinstance(images, np.ndarray) and images.ndim != 4):
@@ -500,26 +521,44 @@ class Predictor:
                 "predictor(image) predicts one"
             )
         count = len(images)
+        given = {  # each camera parameter: its value, and whether that is one for every photo
+            "K": (K, K is None or not len(K) or isinstance(K[0], numbers.Real)),
+            "fov": (fov, fov is None or isinstance(fov, numbers.Real)),
+        }
         cameras_given = [
-            _per_photo(K, K is None or not len(K) or isinstance(K[0], numbers.Real), count, "K"),
-            _per_photo(fov, fov is None or isinstance(fov, numbers.Real), count, "fov"),
+            _per_photo(value, shared, count, name) for name, (value, shared) in given.items()
         ]
         sides = _per_photo(left, isinstance(left, bool | np.bool_), count, "left")
-        photos = []
-        for index, image in enumerate(images):
-            try:
-                photos.append(_photo(image))
-            except ValueError as error:
-                if count == 1:
-                    raise
-                raise ValueError(f"images[{index}]: {error}") from None
+        # Before any photo is read, each value named as it was given: K for one of every photo
+        # (and for the one photo of __call__), K[2] for the third photo's own.
+        for index, camera in enumerate(zip(*cameras_given, strict=True)):
+            camera_names = tuple(
+                name if shared or count == 1 else f"{name}[{index}]"
+                for name, (_, shared) in given.items()
+            )
+            check_camera(*camera, camera_names)
+        photo_names = [f"images[{index}]" if count > 1 else None for index in range(count)]
+        photos = [_read(image, name) for image, name in zip(images, photo_names, strict=True)]
+        return self._predict(photos, photo_names, *cameras_given, sides)
+
+    def _predict(
+        self,
+        photos: Sequence[Photo],
+        names: Sequence[str | None],
+        K: Sequence[tuple[float, ...] | None],
+        fov: Sequence[float | None],
+        left: Sequence[bool],
+    ) -> list[Prediction]:
+        """:meth:`predict_batch` of photos already read, each with its own ``K``, ``fov`` and
+        ``left``, checked (:func:`hopose.photo.check_camera`); the warnings of a photo's camera
+        name it as ``names`` says (:func:`hopose.photo.photo_camera`)."""
         cameras = [
-            photo_camera(photo, K=k, fov=f)
-            for photo, k, f in zip(photos, *cameras_given, strict=True)
+            photo_camera(photo, K=k, fov=f, name=name)
+            for photo, name, k, f in zip(photos, names, K, fov, strict=True)
         ]
         results = predict_photos(
             self.model, self.config.model.image_size, photos, cameras, cropping=self.cropping,
-            refine=self.refine_weights, left=sides,
+            refine=self.refine_weights, left=left,
         )  # fmt: skip
         return [
             Prediction(
@@ -530,7 +569,7 @@ class Predictor:
                 side="left" if mirrored else "right",
                 **{key: None if result[key] is None else result[key].numpy() for key in PEAKS},
             )
-            for result, camera, photo, mirrored in zip(results, cameras, photos, sides, strict=True)
+            for result, camera, photo, mirrored in zip(results, cameras, photos, left, strict=True)
         ]
 
 
@@ -615,18 +654,22 @@ def predict_images(
         on_written: called with each JSON as soon as it is written (``hopose predict`` prints
             it).
 
+    A principal point of ``K`` outside a photo is said in a warning naming its file
+    (:func:`hopose.photo.photo_camera`).
+
     Raises:
-        ValueError, CheckpointError: a ``batch_size`` below 1, then as :class:`Predictor`
-            raises them, before any image is looked for.
+        ValueError, CheckpointError: a ``batch_size`` below 1, then a ``K`` or ``fov`` that is
+            not a camera (:func:`hopose.photo.check_camera`), then as :class:`Predictor` raises
+            them, before any image is looked for.
         FileNotFoundError: any of ``images`` missing, or a folder without image files, before
             anything is written.
         ValueError: the one image given not readable, naming it; among several, after the
             others are predicted, counting those that were not (each named in a warning when
-            it is skipped); a ``K`` or ``fov`` that is not a camera
-            (:func:`hopose.photo.photo_camera`).
+            it is skipped).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    check_camera(K, fov)
     predictor = Predictor(
         checkpoint,
         refine=refine,
@@ -654,11 +697,13 @@ def predict_images(
                 unread += 1
         if not batch:
             continue
-        # One value a photo, as Predictor.__call__ passes them: nothing read as one a photo.
+        # The values given a photo each (nothing read as one a photo, as a K tensor would be by
+        # predict_batch), and each photo named by its file, not its place in the batch.
         n = len(batch)
-        predictions = predictor.predict_batch(
-            [photo for _, _, photo in batch], K=[K] * n, fov=[fov] * n, left=[left] * n
-        )
+        predictions = predictor._predict(
+            [photo for _, _, photo in batch], [str(path) for path, _, _ in batch],
+            [K] * n, [fov] * n, [left] * n,
+        )  # fmt: skip
         # Made at the first write: a run that predicts nothing leaves no folder, and a path
         # where no folder can be costs one batch's prediction.
         if not written:
