@@ -17,7 +17,7 @@ from hopose import ablate, demo, viz
 from hopose.checkpoint import load_checkpoint, progress_checkpoint, save_checkpoint
 from hopose.cli import main
 from hopose.configs import find_config
-from hopose.evaluate import EVAL_METRICS_FILE
+from hopose.report import METRICS_FILE
 from hopose.run_folder import LAST_CHECKPOINT
 from tiny_runs import TINY
 
@@ -61,7 +61,7 @@ def fake_run(monkeypatch, errors: dict[str, tuple[float, float]]):
                                 "grasp_epsilon")}  # fmt: skip
         summary = {"hand_mean_mm": hand, "object_mean_mm": obj, "n": 5, "gt_2d": gt_2d, **metrics}
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / EVAL_METRICS_FILE).write_text(json.dumps(summary))
+        (Path(out_dir) / METRICS_FILE).write_text(json.dumps(summary))
         return summary
 
     monkeypatch.setattr(ablate, "train", fake_train)
@@ -500,7 +500,7 @@ def test_a_resume_evaluates_again_a_row_whose_record_is_of_fewer_epochs_than_las
         "best_epoch": 29,
         "best": 1.0,
     }
-    for name in (EVAL_METRICS_FILE, ablate.EVALUATED_FILE):
+    for name in (METRICS_FILE, ablate.EVALUATED_FILE):
         _set_times(tmp_path, name, 86400)
     evaluated, table = _evaluations_of_a_resume(monkeypatch, tmp_path, ["optim.epochs=31"])
     assert evaluated == ["adaptive_graph_u_net", "hand_sub_graph_only",
@@ -518,7 +518,7 @@ def test_a_resume_reads_back_an_evaluation_whose_record_matches_last_pt_whatever
     before last.pt (a copied folder, a coarse clock)."""
     fake_run(monkeypatch, LIFTER_ERRORS)
     table = ablate.run_ablation("lifter", tmp_path)
-    _set_times(tmp_path, EVAL_METRICS_FILE, -86400)
+    _set_times(tmp_path, METRICS_FILE, -86400)
     evaluated, resumed = _evaluations_of_a_resume(monkeypatch, tmp_path)
     assert evaluated == [] and resumed == table
 
@@ -531,11 +531,23 @@ def test_a_resume_evaluates_again_a_row_killed_before_its_evaluation_was_recorde
     fake_run(monkeypatch, LIFTER_ERRORS)
     ablate.run_ablation("lifter", tmp_path)
     (tmp_path / "hand_sub_graph_only" / "eval" / ablate.EVALUATED_FILE).unlink()
-    _set_times(tmp_path, EVAL_METRICS_FILE, 86400)
+    _set_times(tmp_path, METRICS_FILE, 86400)
     evaluated, table = _evaluations_of_a_resume(monkeypatch, tmp_path)
     assert evaluated == ["hand_sub_graph_only"]
     assert "| Hand Sub-graph Only | 50.00 | – | 12.22 | – |" in table.splitlines()
     assert "| Full Graph | 10.00 | 11.00 | 10.38 | 13.85 |" in table.splitlines()
+
+
+def test_a_resume_refuses_a_damaged_evaluation_naming_its_file(tmp_path, monkeypatch):
+    """A row's metrics.json cut short (a copy stopped half-way) beside a record that matches
+    its last.pt: the resume stops in one line naming that file, not json's "Expecting ','
+    delimiter" naming none."""
+    fake_run(monkeypatch, LIFTER_ERRORS)
+    ablate.run_ablation("lifter", tmp_path)
+    damaged = tmp_path / "hand_sub_graph_only" / "eval" / METRICS_FILE
+    damaged.write_text(damaged.read_text()[:20])
+    with pytest.raises(ValueError, match=re.escape(f"{damaged}: not a metrics.json of hopose")):
+        _evaluations_of_a_resume(monkeypatch, tmp_path)
 
 
 def test_the_physics_table_labels_every_plausibility_metric_the_report_shows():
@@ -560,7 +572,7 @@ def test_hopose_compare_reads_two_rows_of_a_study(tmp_path, monkeypatch):
     rows = [seed_dir / name / "eval" for name in ("mse", "mse_physical_loss")]
     assert main(["compare", *map(str, rows), "--out", str(tmp_path / "cmp")]) == 0
     text = (tmp_path / "cmp" / "compare.md").read_text()
-    hands = [json.loads((row / EVAL_METRICS_FILE).read_text())["hand_mean_mm"] for row in rows]
+    hands = [json.loads((row / METRICS_FILE).read_text())["hand_mean_mm"] for row in rows]
     assert f"| Hand pose error (mm) | {hands[0]:.2f} | {hands[1]:.2f} |" in text
     assert text.count("(16 frames): synthetic test split, ground-truth 2D to the lifter") == 2
     for row in rows:

@@ -1046,6 +1046,31 @@ def test_score_refuses_the_folder_of_the_evaluation_it_reads(tmp_path, capsys):
     assert (tmp_path / "run" / "metrics.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize(
+    ("image_size", "shown"),
+    [(None, "null"), ("32px", '"32px"')],
+    ids=["null", "text"],
+)
+def test_score_refuses_a_bad_entry_of_the_metrics_json_beside_the_file_before_out_is_cleared(
+    tmp_path, capsys, image_size, shown
+):
+    """The metrics.json beside the file, its image_size (the gallery's canvas) not a number:
+    one line naming that file and the entry (it was a TypeError traceback, or "invalid literal"
+    naming no file), before --out's earlier evaluation is removed."""
+    path = _predictions_file(tmp_path / "run" / "predictions.npz")
+    beside = tmp_path / "run" / "metrics.json"
+    beside.write_text(json.dumps({"dataset": "synthetic", "image_size": image_size}))
+    out = tmp_path / "score"
+    out.mkdir()
+    (out / "metrics.json").write_text("an earlier evaluation's")
+    assert main(["score", str(path), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"hopose score: error: {beside}: not a metrics.json of hopose eval (image_size is "
+        f"{shown}, not a positive whole number)\n"
+    )
+    assert (out / "metrics.json").read_text() == "an earlier evaluation's"
+
+
 def test_score_of_a_file_that_is_no_npz_is_one_line_naming_it(tmp_path, capsys):
     path = tmp_path / "predictions.npz"
     path.write_text("not an archive")

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unpr
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
 from hopose.refine import refine_pose, refine_predictions, refine_weights
+from hopose.report import SUMMARY_ENTRIES, describe_run, read_summary, write_report
 from hopose.scoring import PLAUSIBILITY_SUMMARY_NAMES, SCORE_KEYS, plausibility_key, score
 from hopose.self_crop import CropViews, SelfCropping
 
@@ -292,6 +294,41 @@ def test_score_of_an_evaluations_own_predictions_reproduces_its_metrics(
     assert f"predictions scored from {path}" in report
 
 
+def test_every_entry_score_carries_over_is_checked_when_read():
+    """hopose score carries FRAME_KEYS over from the metrics.json beside the file, computing
+    with them: read_summary checks each one's type (SUMMARY_ENTRIES) before --out is cleared,
+    so an entry added to one list needs its check in the other."""
+    assert set(evaluate.FRAME_KEYS) <= set(SUMMARY_ENTRIES)
+
+
+def test_a_report_written_again_from_a_gt_2d_run_folder_is_the_one_eval_wrote(
+    checkpoint, tmp_path, monkeypatch
+):
+    """docs/evaluation.md's route, write_report from an evaluation's predictions.npz and
+    metrics.json, gives its very per_frame.csv and report.md. After --gt-2d it scored the 2D the
+    lifter was fed (a 0 px error) and named the protocol "synthetic"; each now comes from the
+    summary, as hopose eval's. Nor does it score the plausibility that --no-plausibility left
+    out."""
+    _no_figures(monkeypatch)
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+    for run, plausibility in (("run", True), ("bare", False)):
+        evaluate.run_eval(
+            checkpoint, data, "test", tmp_path / run, gt_2d=True, plausibility=plausibility
+        )
+        predictions = dict(np.load(tmp_path / run / "predictions.npz"))
+        summary = read_summary(tmp_path / run)
+        again_dir = tmp_path / f"{run}_again"
+        write_report(again_dir, predictions, summary, image_size=summary["image_size"])
+        for name in ("per_frame.csv", "report.md"):
+            again, written = again_dir / name, tmp_path / run / name
+            assert again.read_text() == written.read_text(), (run, name)
+        table = (again_dir / "per_frame.csv").read_text()
+        assert "hand_kp2d_px" not in table
+        assert ("pred_valid_contacts" in table) is plausibility
+    protocol = "Protocol: **synthetic test split, ground-truth 2D to the lifter**"
+    assert protocol in (tmp_path / "run_again" / "report.md").read_text()
+
+
 def test_the_ground_truth_scored_as_predictions_is_0_mm_off(tmp_path, monkeypatch):
     """A file whose pred_* arrays are its gt_* ones scores no error anywhere, and every frame
     correct at every threshold; without an evaluation's metrics.json beside it, its frames
@@ -489,7 +526,11 @@ def test_eval_from_square_crops_is_labelled_the_ground_truth_box_protocol(
     # hand and box, which ground truth places: it was labelled "from the images (square)".
     # The report's figures are the slow part: the label it would get is caught instead.
     labels = []
-    monkeypatch.setattr(evaluate, "write_report", lambda *a, protocol, **k: labels.append(protocol))
+
+    def label(out_dir, predictions, summary, **kwargs):
+        labels.append(describe_run(summary))
+
+    monkeypatch.setattr(evaluate, "write_report", label)
     data = evaluate.eval_data_config(checkpoint, name="synthetic", num=2, crop="square")
     summary = evaluate.run_eval(checkpoint, data, "test", tmp_path, plausibility=False)
     assert (summary["protocol"], summary["crop"], summary["self_crop"]) == ("gt_box", "square", 0)
@@ -841,6 +882,38 @@ def test_self_cropped_predictions_come_back_in_the_records_pixels():
     predictions = predict_split(oracle, dataset, cropping=SelfCropping(passes=2), batch_size=8)
     np.testing.assert_allclose(predictions["pred_hand_2d"], predictions["gt_hand_2d"], atol=1e-2)
     np.testing.assert_allclose(predictions["pred_obj_2d"], predictions["gt_obj_2d"], atol=1e-2)
+
+
+def test_self_cropping_frames_of_two_sizes_sees_each_whole_frame_by_its_own_size():
+    """A batch of a 1920 x 1080 frame and a 1080 x 1920 one: each first view is its own whole
+    frame (hopose.crop.frame_square), not the first frame's for both. Onto 64 px, s = 64 / 1920
+    = 1/30 and the frame's centre is (960, 540) for the first, (540, 960) for the second, so
+    A p = p / 30 + (0, 32 - 18) and p / 30 + (32 - 18, 0)."""
+    K = torch.tensor([
+        [[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]],
+        [[1395.7, 0.0, 540.7], [0.0, 1395.7, 935.7], [0.0, 0.0, 1.0]],
+    ]).double()  # fmt: skip
+    shown = []
+
+    class Views:
+        """A renderer of the frames' views (hopose.data.workers.FrameViews) that records the
+        maps it is asked for and shows black images."""
+
+        source = SimpleNamespace(image_size=64)  # the dataset it renders: its network image
+
+        def __call__(self, indices, maps):
+            shown.append(maps)
+            return np.zeros((*maps.shape[:2], 64, 64, 3), np.float32)
+
+    batch = {"orig_K": K, "K": K, "orig_size": torch.tensor([[1920, 1080], [1080, 1920]])}
+    points = torch.tensor([0.0, 0.0, 400.0]).double().expand(2, 29, 3)
+    evaluate._self_crop_outputs(_Oracle(points).double(), Views(), batch, [0, 1], SelfCropping())
+    A = np.array([
+        [[1 / 30, 0.0, 0.0], [0.0, 1 / 30, 14.0], [0.0, 0.0, 1.0]],
+        [[1 / 30, 0.0, 14.0], [0.0, 1 / 30, 0.0], [0.0, 0.0, 1.0]],
+    ])  # fmt: skip
+    ((maps,),) = shown  # one pass (no crop after the whole frame), of one view
+    np.testing.assert_allclose(maps, A, atol=1e-12)
 
 
 def _record_passes(monkeypatch, module) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -28,6 +28,7 @@ from hopose.report import (
     paper_comparable,
     plausibility_lines,
     read_per_frame_csv,
+    read_summary,
     remove_report,
     table1_lines,
     write_per_frame_csv,
@@ -62,17 +63,22 @@ from hopose.scoring import (
 pytestmark = pytest.mark.slow
 
 
+# metrics.json of runs evaluated so (hopose.evaluate.run_eval's entries that say how).
+FPHA_HOPE = {"dataset": "fpha", "split": "test", "options": {"protocol": "hope", "margin": 0.2}}
+FPHA_FROM_IMAGES = {**FPHA_HOPE, "protocol": "image", "crop": "resize", "self_crop": 0}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two evaluations of 4 frames: one with images and a protocol name, one without images."""
+    """Two evaluations of 4 frames: one with images, of the paper's frames from the images (its
+    summary says), one without images or a summary."""
     root = tmp_path_factory.mktemp("runs")
     first = make_predictions(4, seed=0)
     second = make_predictions(4, seed=1)
-    summary = {"checkpoint": "runs/demo/last.pt", "split": "test", "n": 4}
-    write_report(
-        root / "a", first, summary, image_size=IMAGE_SIZE, dataset=make_dataset(4),
-        protocol="FPHA-HO, HOPE", paper=True,
-    )  # fmt: skip
+    # Its summary holds the scores, plausibility included, as hopose eval writes them.
+    summary = {**FPHA_FROM_IMAGES, "checkpoint": "runs/demo/last.pt"}
+    summary |= summarize(frame_metrics(first))
+    write_report(root / "a", first, summary, image_size=IMAGE_SIZE, dataset=make_dataset(4))
     write_report(
         root / "b", second, {}, image_size=IMAGE_SIZE, dataset=None,
         columns=frame_metrics(second),
@@ -108,7 +114,7 @@ def test_per_frame_csv_matches_metrics(runs):
 def test_report_tables_name_protocol_and_paper(runs):
     root, predictions, _ = runs
     text = (root / "a" / "report.md").read_text()
-    assert "Protocol: **FPHA-HO, HOPE**, 4 frames" in text
+    assert "Protocol: **fpha test split, from the images (resize)**, 4 frames" in text
     assert "dataset's original camera" in text
     assert "`runs/demo/last.pt`" in text  # text entries of the summary are listed
     # Table 1 in the paper's layout: a row of hand errors with the published values first.
@@ -149,7 +155,10 @@ def test_report_numbers_are_hand_computed(tmp_path):
     predictions = make_predictions(2)
     predictions["pred_hand_3d"] = predictions["gt_hand_3d"] + np.array([3.0, 4.0, 0.0])
     predictions["pred_obj_3d"] = predictions["gt_obj_3d"].copy()
-    text = write_report(tmp_path, predictions, {}, image_size=IMAGE_SIZE, paper=True).read_text()
+    columns = frame_metrics(predictions)
+    text = write_report(
+        tmp_path, predictions, FPHA_FROM_IMAGES, image_size=IMAGE_SIZE, columns=columns
+    ).read_text()
     assert "| Hand pose error (mm) | 15.81 | 15.04 | 12.53 | 5.00 |" in text
     assert "| Object pose error (mm) | 24.89 | 21.33 | 19.09 | 0.00 |" in text
     assert "| Object 2D reprojection error (px) | 0.00 |" in text
@@ -187,13 +196,13 @@ def test_a_diverged_run_shows_inf_and_a_run_without_a_value_a_dash():
     ]
 
 
-def test_report_without_images_uses_default_protocol(runs):
+def test_report_without_images_or_a_summary_names_no_protocol(runs):
     root, _, second = runs
     # Its columns were computed by the caller and passed in: written as given.
     written = read_per_frame_csv(root / "b" / "per_frame.csv")
     np.testing.assert_allclose(written["hand_mm"], frame_metrics(second)["hand_mm"], rtol=1e-5)
     text = (root / "b" / "report.md").read_text()
-    assert "Protocol: **synthetic**" in text
+    assert "Protocol: **frames of unknown origin**" in text
     assert "## Run" not in text  # no text entries in its summary
     # Not the paper's frames: its Table 1 holds this run alone, without the published columns.
     hand_mean = metrics.per_frame_error(second["pred_hand_3d"], second["gt_hand_3d"])
@@ -329,13 +338,32 @@ def test_compare_runs_side_by_side(runs, tmp_path):
     assert _linked_figures(text) == written == {"hand_pck.png", "object_pck.png"}
 
 
-# metrics.json of runs evaluated so (hopose.evaluate.run_eval's entries that say how).
-FPHA_HOPE = {"dataset": "fpha", "split": "test", "options": {"protocol": "hope", "margin": 0.2}}
-FPHA_FROM_IMAGES = {**FPHA_HOPE, "protocol": "image", "crop": "resize", "self_crop": 0}
-
-
 def _write_metrics(folder, **summary):
     (folder / "metrics.json").write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "words"),
+    [
+        ("seed", True, "a whole number"),  # JSON's true is no number
+        ("num", "2", "a whole number or null"),
+        ("image_size", 0, "a positive whole number"),
+        ("options", [], "an object"),
+        ("whole_split", 1, "true, false or null"),
+        ("root", 3, "a path or null"),
+    ],
+)
+def test_read_summary_names_an_entry_of_another_type(tmp_path, entry, value, words):
+    """An entry that hopose score, the report or hopose compare computes with, of another type:
+    one line naming the file and the entry. Those run_eval writes as null are read."""
+    written = {**FPHA_FROM_IMAGES, "image_size": 32, "seed": 0, "num": None, "whole_split": None,
+               "root": None, "cache": None}  # fmt: skip
+    _write_metrics(tmp_path, **written)
+    assert read_summary(tmp_path) == written
+    _write_metrics(tmp_path, **{**written, entry: value})
+    why = f"{tmp_path / 'metrics.json'}: not a metrics.json of hopose eval ({entry} is "
+    with pytest.raises(ValueError, match=re.escape(f"{why}{json.dumps(value)}, not {words})")):
+        read_summary(tmp_path)
 
 
 def test_compare_describes_each_run_and_sets_the_paper_beside_the_comparable_ones(tmp_path, capsys):
@@ -465,7 +493,7 @@ def test_a_run_of_part_of_the_papers_split_stands_without_the_paper_saying_why(
     summary = {**FPHA_FROM_IMAGES, "num": 2}
     report = write_report(
         tmp_path / "report", predictions, summary, image_size=IMAGE_SIZE,
-        columns=frame_metrics(predictions, plausibility=False), paper=paper_comparable(summary),
+        columns=frame_metrics(predictions, plausibility=False),
     ).read_text()  # fmt: skip
     assert "15.81" not in report
     assert why.replace("`part`", "this run") in report
@@ -614,8 +642,11 @@ def test_compare_sets_each_runs_group_means_side_by_side(tmp_path, no_figures):
     assert "other frames" not in text
     _write_metrics(b, **{**FPHA_FROM_IMAGES, "dataset": "synthetic"})
     assert "Results by group" not in compare_runs([a, b], tmp_path / "cmp2").read_text()
-    _write_metrics(b, **{**FPHA_FROM_IMAGES, "dataset": ["fpha"]})  # not a name: none
-    assert "Results by group" not in compare_runs([a, b], tmp_path / "cmp3").read_text()
+    # A dataset that is not a name (a metrics.json edited by hand): refused, naming it.
+    _write_metrics(b, **{**FPHA_FROM_IMAGES, "dataset": ["fpha"]})
+    why = f'{b / "metrics.json"}: not a metrics.json of hopose eval (dataset is ["fpha"], not a'
+    with pytest.raises(ValueError, match=re.escape(why)):
+        compare_runs([a, b], tmp_path / "cmp3")
 
 
 def test_compares_groups_of_other_frames_in_name_order_and_says_so(tmp_path, no_figures):

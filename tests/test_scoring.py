@@ -218,6 +218,19 @@ def test_predictions_of_a_bfloat16_network_are_scored_as_their_float64_values():
         np.testing.assert_array_equal(columns[column], values, err_msg=column)
 
 
+def test_the_ground_truth_2d_protocol_scores_no_2d_error():
+    """Under "gt_2d" the predicted 2D is the truth the lifter was fed: no 2D error column (it
+    would read 0 px), every other column as without a protocol, which scores each array."""
+    predictions = _predictions()
+    scored = frame_metrics(predictions, plausibility=False)
+    fed = frame_metrics(predictions, protocol="gt_2d", plausibility=False)
+    assert {"hand_kp2d_px", "object_kp2d_px"} <= scored.keys()
+    assert fed.keys() == scored.keys() - {"hand_kp2d_px", "object_kp2d_px"}
+    for column, values in fed.items():
+        np.testing.assert_array_equal(values, scored[column], err_msg=column)
+    assert frame_metrics(predictions, protocol="image", plausibility=False).keys() == scored.keys()
+
+
 def test_force_closure_rate_counts_only_a_positive_epsilon():
     # Five frames, the last not judged (a pose that is not finite: NaN). Of the four judged,
     # epsilon 0.02 and 0.01 are force closure, the two zeros (the origin on or outside the

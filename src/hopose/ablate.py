@@ -25,9 +25,8 @@ until the last, so that a study killed part-way leaves the rows it finished.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,16 @@ from hopose.config import TrainConfig, load_config, stage_unused_fields
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
-from hopose.evaluate import EVAL_METRICS_FILE, run_eval, without_jitter
+from hopose.evaluate import run_eval, without_jitter
 from hopose.files import output_folder, write_text
-from hopose.report import PAPER_METHOD, PAPER_TABLE1, format_number, markdown_table
+from hopose.report import (
+    METRICS_FILE,
+    PAPER_METHOD,
+    PAPER_TABLE1,
+    format_number,
+    markdown_table,
+    read_summary,
+)
 from hopose.run_folder import LAST_CHECKPOINT, run_file
 from hopose.scoring import (
     AFFINITY,
@@ -204,7 +210,7 @@ def _row_summary(
     eval_dir = run_dir / "eval"
     progress = _last_progress(run_dir)
     if resume and _recorded(eval_dir) == progress:
-        return json.loads((eval_dir / EVAL_METRICS_FILE).read_text())
+        return read_summary(eval_dir)
     summary = run_eval(
         result.checkpoint,
         without_jitter(cfg.data),
@@ -225,7 +231,7 @@ def _recorded(eval_dir: Path) -> dict[str, Any] | None:
     """What the evaluation in ``eval_dir`` evaluated (:data:`EVALUATED_FILE`); None where it
     has no record, or no ``metrics.json`` to read back, or a record damaged by hand."""
     record = eval_dir / EVALUATED_FILE
-    if not (record.is_file() and (eval_dir / EVAL_METRICS_FILE).is_file()):
+    if not (record.is_file() and (eval_dir / METRICS_FILE).is_file()):
         return None
     try:
         return json.loads(record.read_text())
@@ -234,15 +240,12 @@ def _recorded(eval_dir: Path) -> dict[str, Any] | None:
 
 
 def ablate_lifter(
-    dataset: str,
-    out_dir: Path,
-    overrides: list[str],
-    *,
-    resume: bool = False,
-    finished: Callable[[list[dict[str, Any]]], object] | None = None,
-) -> list[dict[str, Any]]:
-    """Train and evaluate every lifter of Table 2; returns one row per lifter (``resume``:
-    :func:`_row_summary`). ``finished`` is called with the rows so far after each row."""
+    dataset: str, out_dir: Path, overrides: list[str], *, resume: bool = False
+) -> str:
+    """Train and evaluate every lifter of Table 2 (``resume``: :func:`_row_summary`), one row
+    per lifter, the study's table and rows written after each (:func:`_write_tables`: partial
+    until the last); returns the table."""
+    planned = [name for name, *_ in LIFTER_ROWS]
     rows: list[dict[str, Any]] = []
     split_cache = SplitCache()
     for name, extra, parts, paper in LIFTER_ROWS:
@@ -253,9 +256,12 @@ def ablate_lifter(
         )
         measured = {part: summary[key] if part in parts else None for part, key in PART_MEANS}
         rows.append({"name": name, **measured, "paper": paper, "n": summary[N_FRAMES]})
-        if finished is not None:
-            finished(rows)
-    return rows
+        table = (
+            f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {dataset} test "
+            f"split ({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table('Network', rows)}\n"
+        )
+        _write_tables(out_dir, "lifter", table, rows, planned, len(rows))
+    return table
 
 
 # Table 3's label of each plausibility metric of the report (report.PLAUSIBILITY_ROWS), in
@@ -364,25 +370,24 @@ def physics_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(markdown_table(header, body))
 
 
-def ablate_physics(
+def _physics_runs(
     dataset: str,
     out_dir: Path,
     stage_overrides: dict[str, list[str]],
     init: str | None,
     *,
-    source: str = "image",
-    seeds: int = SEEDS,
-    resume: bool = False,
-    finished: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
-) -> dict[str, list[dict[str, Any]]]:
+    source: str,
+    seeds: int,
+    resume: bool,
+) -> Iterator[dict[str, list[dict[str, Any]]]]:
     """Train with and without the physical loss over ``seeds`` seeds (Table 3 with statistics).
 
     ``source`` "gt_2d": the lifter stage on ground-truth 2D; "image": the end-to-end stage from
-    ``init`` (or stages 1-2 trained per seed). Returns each loss's summaries, one per seed (its
-    rows: :func:`physics_rows`; its statistics: :func:`physics_table`). ``resume``:
-    each run continued as :func:`_row_summary` (stages 1-2: :func:`hopose.demo.train_stages`)
-    continues it. ``finished`` is called after each run with every row's summaries so far (per
-    seed, MSE first).
+    ``init`` (or stages 1-2 trained per seed). Yields, after each run (per seed, MSE first),
+    each loss's summaries so far, one per seed it finished: the last yield holds every seed's
+    (its rows: :func:`physics_rows`; its statistics: :func:`physics_table`). ``resume``: each
+    run continued as :func:`_row_summary` (stages 1-2: :func:`hopose.demo.train_stages`)
+    continues it.
     """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in PHYSICS_ROWS}
     split_cache = SplitCache()  # every seed and row trains on the same splits
@@ -418,9 +423,7 @@ def ablate_physics(
                     split_cache=split_cache,
                 )
             )
-            if finished is not None:
-                finished(runs)
-    return runs
+            yield runs
 
 
 def physics_rows(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -574,40 +577,25 @@ def run_ablation(
                 _physics_config(data, stage_overrides, extra, source=source, seed=0, init=init)
     out_dir = output_folder(out_dir)
     if study == "lifter":
-        return _lifter_study(data, out_dir, stage_overrides["lifter"], resume=resume)
-    return _physics_study(
+        return ablate_lifter(data, out_dir, stage_overrides["lifter"], resume=resume)
+    return ablate_physics(
         data, out_dir, stage_overrides, init, sources=sources, seeds=seeds, resume=resume
     )
 
 
-def _lifter_study(data: str, out_dir: Path, overrides: list[str], *, resume: bool) -> str:
-    """:func:`ablate_lifter`, its tables written after every row; returns the table."""
-    planned = [name for name, *_ in LIFTER_ROWS]
-
-    def table(rows: list[dict[str, Any]]) -> str:
-        return (
-            f"Table 2 layout: mean 3D error (mm) with ground-truth 2D input, {data} test split "
-            f"({rows[0]['n']} frames); paper: FPHA-HO.\n\n{_table('Network', rows)}\n"
-        )
-
-    def finished(rows: list[dict[str, Any]]) -> None:
-        _write_tables(out_dir, "lifter", table(rows), rows, planned, len(rows))
-
-    return table(ablate_lifter(data, out_dir, overrides, resume=resume, finished=finished))
-
-
-def _physics_study(
-    data: str,
+def ablate_physics(
+    dataset: str,
     out_dir: Path,
     stage_overrides: dict[str, list[str]],
     init: str | None,
     *,
-    sources: Sequence[str],
-    seeds: int,
-    resume: bool,
+    sources: Sequence[str] = PHYSICS_INPUTS,
+    seeds: int = SEEDS,
+    resume: bool = False,
 ) -> str:
-    """:func:`ablate_physics` for each of ``sources``, the tables written after every run;
-    returns the tables."""
+    """Table 3 for each of ``sources`` (:func:`_physics_runs`), the study's tables and rows
+    written after every run (:func:`_write_tables`: partial until the last); returns the
+    tables."""
     planned = [
         f"{name} ({source}, seed {k})"
         for source in sources
@@ -617,18 +605,16 @@ def _physics_study(
     # The inputs already finished: their tables and rows.
     sections: list[str] = []
     rows: list[dict[str, Any]] = []
-
-    def finished(source: str, runs: dict[str, list[dict[str, Any]]]) -> None:
-        done = len(sections) * seeds * len(PHYSICS_ROWS) + sum(map(len, runs.values()))
-        table = "\n".join([*sections, _physics_section(data, source, runs)])
-        source_rows = [{**row, "input": source} for row in physics_rows(runs)]
-        _write_tables(out_dir, "physics", table, [*rows, *source_rows], planned, done)
-
     for source in sources:
-        runs = ablate_physics(
-            data, out_dir, stage_overrides, init, source=source, seeds=seeds, resume=resume,
-            finished=functools.partial(finished, source),
-        )  # fmt: skip
-        sections.append(_physics_section(data, source, runs))
-        rows += [{**row, "input": source} for row in physics_rows(runs)]
+        for runs in _physics_runs(
+            dataset, out_dir, stage_overrides, init, source=source, seeds=seeds, resume=resume
+        ):
+            section = _physics_section(dataset, source, runs)
+            source_rows = [{**row, "input": source} for row in physics_rows(runs)]
+            done = len(sections) * seeds * len(PHYSICS_ROWS) + sum(map(len, runs.values()))
+            table = "\n".join([*sections, section])
+            _write_tables(out_dir, "physics", table, [*rows, *source_rows], planned, done)
+        # The input's last run: its whole table and rows.
+        sections.append(section)
+        rows += source_rows
     return "\n".join(sections)

@@ -810,13 +810,14 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
 def _run_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hopose.evaluate import EVAL_METRICS_FILE, score_file
+    from hopose.evaluate import score_file
+    from hopose.report import METRICS_FILE
     from hopose.scoring import HAND_MEAN_MM, N_FRAMES, OBJECT_MEAN_MM
 
     summary = score_file(args.predictions, args.out, plausibility=not args.no_plausibility)
     print(
         f"{summary[N_FRAMES]} frames: hand {summary[HAND_MEAN_MM]:.2f} mm, object "
-        f"{summary[OBJECT_MEAN_MM]:.2f} mm; {Path(args.out) / EVAL_METRICS_FILE}"
+        f"{summary[OBJECT_MEAN_MM]:.2f} mm; {Path(args.out) / METRICS_FILE}"
     )
     return 0
 

@@ -49,26 +49,21 @@ from hopose.refine import refine_predictions, refinement
 from hopose.report import (
     METRICS_FILE,
     PER_FRAME_FILE,
-    describe_run,
-    paper_comparable,
     read_summary,
     remove_report,
     write_per_frame_csv,
     write_report,
 )
-from hopose.scoring import frame_metrics, score, summarize
+from hopose.scoring import PREDICTED_2D, frame_metrics, score, summarize
 from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop
 from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 from hopose.submission import BENCHMARK_FILES, write_submission
 
 # Frames per forward pass unless asked otherwise (``hopose eval --batch-size``).
 EVAL_BATCH_SIZE = 64
-# The evaluation's summary in its folder, written last (beside the report's files).
-EVAL_METRICS_FILE = METRICS_FILE
-# The predictions in its folder (the arrays of :func:`predict_split`, refined ones included).
+# The predictions in an evaluation's folder (the arrays of :func:`predict_split`, refined ones
+# included), beside its metrics.json (hopose.report.METRICS_FILE), written last.
 PREDICTIONS_FILE = "predictions.npz"
-# The predicted 2D keypoints' arrays: not scored where they are not the network's own.
-PREDICTED_2D = ("pred_hand_2d", "pred_obj_2d")
 # The arrays of predictions.npz that `hopose score` reads, each with its shape after the
 # frames' axis (docs/evaluation.md, "Scoring other predictions"); all but OPTIONAL_ARRAYS must be
 # there (the report draws the 2D keypoints too).
@@ -127,9 +122,9 @@ def _self_crop_outputs(
         return torch.from_numpy(images).permute(0, 1, 4, 2, 3).to(device)  # (V, B, 3, S, S)
 
     frame_K = batch["orig_K"].to(device)
-    width, height = (int(v) for v in batch["orig_size"][0])
+    sizes = [(int(width), int(height)) for width, height in batch["orig_size"].tolist()]
     size = render.source.image_size
-    out = self_crop(model, view, frame_K, (width, height), image_size=size, cropping=cropping)
+    out = self_crop(model, view, frame_K, sizes, image_size=size, cropping=cropping)
     # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
     to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
     return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}
@@ -428,24 +423,51 @@ def run_eval(
         model, dataset, gt_2d=gt_2d, cropping=cropping, batch_size=batch_size, device=device,
         num_workers=data.num_workers, frames=frames,
     )  # fmt: skip
+    # Square records read without self-cropping (asked for, or of a model that reads whole
+    # frames) are cut around the true hand and box: ground truth places them (the
+    # ground-truth-box protocol), which the label must say.
+    boxed = not gt_2d and not iterations and data.crop == "square"
+    protocol = "gt_2d" if gt_2d else "gt_box" if boxed else "image"
     plausibility = report if plausibility is None else plausibility
     unrefined = None
     if weights is not None:
         predictions = refine_predictions(predictions, weights)
         raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
                "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
-        unscored = unscored_arrays("gt_2d" if gt_2d else None)
-        unrefined = score(_without(raw, unscored), plausibility=plausibility)
+        unrefined = score(raw, protocol=protocol, plausibility=plausibility)
     clear_evaluation(out_dir)
     write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
-    # Square records read without self-cropping (asked for, or of a model that reads whole
-    # frames) are cut around the true hand and box: ground truth places them (the
-    # ground-truth-box protocol), which the label must say.
-    boxed = not gt_2d and not iterations and data.crop == "square"
-    if not (gt_2d or boxed):  # a server's file holds predictions that read no ground truth
+    if protocol == "image":  # a server's file holds predictions that read no ground truth
         write_submission(data, split, predictions, out_dir)
-    description = {
-        "protocol": "gt_2d" if gt_2d else "gt_box" if boxed else "image",
+    description = _description(
+        data, split, protocol=protocol, cropping=cropping, refine=refine,
+        complete_grasp=complete_grasp, frames=frames, checkpoint=checkpoint, device=device,
+    )  # fmt: skip
+    return write_scores(
+        out_dir, predictions, description, plausibility=plausibility, report=report,
+        per_frame=per_frame, image_size=data.image_size, dataset=None if gt_2d else frames,
+        unrefined=unrefined,
+    )  # fmt: skip
+
+
+def _description(
+    data: DataConfig,
+    split: str,
+    *,
+    protocol: str,
+    cropping: SelfCropping,
+    refine: bool,
+    complete_grasp: bool,
+    frames: Dataset,
+    checkpoint: str | Path,
+    device: str,
+) -> dict[str, Any]:
+    """The entries of an evaluation's summary that describe it (:func:`run_eval`'s Returns):
+    of ``frames``, the records of ``split`` that ``data`` read, predicted by ``checkpoint``
+    on ``device`` under ``protocol``, self-cropped as ``cropping`` says."""
+    iterations = cropping.passes
+    return {
+        "protocol": protocol,
         "crop": data.crop,
         "self_crop": iterations,
         "self_crop_margin": cropping.margin if iterations else None,
@@ -470,18 +492,6 @@ def run_eval(
         "checkpoint": recorded_path(checkpoint),
         **_environment(device),
     }  # fmt: skip
-    return write_scores(
-        out_dir, predictions, description, plausibility=plausibility, report=report,
-        per_frame=per_frame, image_size=data.image_size, dataset=None if gt_2d else frames,
-        unrefined=unrefined,
-    )  # fmt: skip
-
-
-def unscored_arrays(protocol: str | None) -> tuple[str, ...]:
-    """The arrays of predictions not scored under ``protocol`` (a summary's): fed the true 2D
-    ("gt_2d"), the lifter's "predicted" 2D is that truth, and no 2D error is scored (it would
-    read 0 px), though predictions.npz keeps the 2D the lifter read."""
-    return PREDICTED_2D if protocol == "gt_2d" else ()
 
 
 def _versions() -> dict[str, str]:
@@ -502,7 +512,7 @@ def clear_evaluation(out_dir: Path) -> None:
     the benchmarks' files and the report's (:func:`hopose.report.remove_report`). A folder holds
     one evaluation's files, and ``metrics.json``, written last, only beside all of them."""
     output_folder(out_dir)
-    for name in (EVAL_METRICS_FILE, *BENCHMARK_FILES):
+    for name in (METRICS_FILE, *BENCHMARK_FILES):
         (out_dir / name).unlink(missing_ok=True)
     remove_report(out_dir)
 
@@ -527,7 +537,8 @@ def write_scores(
         out_dir: the folder, made and cleared by the caller (:func:`clear_evaluation`).
         predictions: the arrays of :func:`predict_split` (:data:`PREDICTION_ARRAYS`).
         description: the run's entries of the summary (:func:`run_eval`'s Returns), after the
-            scores; its ``protocol`` says which arrays are not scored (:func:`unscored_arrays`).
+            scores; its ``protocol`` says which arrays are scored
+            (:func:`hopose.scoring.frame_metrics`).
         plausibility: also score the physical plausibility (the slow part).
         report: write the report (:func:`hopose.report.write_report`).
         per_frame: without the report, still write ``per_frame.csv`` (what ``hopose compare``
@@ -538,21 +549,20 @@ def write_scores(
     Returns:
         The summary written to ``metrics.json``.
     """
-    # Per-frame columns once: the grasp quality's convex hulls are the slow part of an evaluation.
-    unscored = unscored_arrays(description.get("protocol"))
-    columns = frame_metrics(_without(predictions, unscored), plausibility=plausibility)
+    # Per-frame columns once, for the summary and the report: the grasp quality's convex hulls
+    # are the slow part of an evaluation.
+    protocol = description.get("protocol")
+    columns = frame_metrics(predictions, protocol=protocol, plausibility=plausibility)
     summary = {**summarize(columns), **description}
     if unrefined is not None:
         summary["unrefined"] = dict(unrefined)
     if report:
         write_report(
-            out_dir, predictions, summary, columns=columns, image_size=image_size,
-            dataset=dataset, protocol=describe_run(summary) or "frames of unknown origin",
-            paper=paper_comparable(summary),
-        )  # fmt: skip
+            out_dir, predictions, summary, columns=columns, image_size=image_size, dataset=dataset
+        )
     elif per_frame:
         write_per_frame_csv(out_dir / PER_FRAME_FILE, columns)
-    write_text(out_dir / EVAL_METRICS_FILE, json.dumps(summary, indent=2) + "\n")
+    write_text(out_dir / METRICS_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -615,8 +625,10 @@ def score_file(
     file (resolved); the network's (``checkpoint``, self-cropping, refinement, device) is not.
 
     Raises:
-        FileNotFoundError, ValueError: as :func:`read_predictions`; ``out_dir`` the file's own
-            folder, whose evaluation it would replace.
+        FileNotFoundError, ValueError: as :func:`read_predictions`, and as
+            :func:`hopose.report.read_summary` for the ``metrics.json`` beside the file (an
+            entry of another type, naming it); ``out_dir`` the file's own folder, whose
+            evaluation it would replace. Each before anything in ``out_dir`` is removed.
     """
     path, out_dir = Path(path), Path(out_dir)
     if out_dir.resolve() == path.parent.resolve():
@@ -636,5 +648,5 @@ def score_file(
     (out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
     return write_scores(
         out_dir, predictions, description, plausibility=plausibility, report=True,
-        image_size=int(evaluation.get("image_size", canvas)),
+        image_size=evaluation.get("image_size", canvas),
     )  # fmt: skip

@@ -13,8 +13,8 @@
   best, median and worst frames, on the image and in 3D) and ``figures/contacts.png``
   (Fig. 11: contact points and their directions from the object's axis);
 - ``report.md``: the paper's Table 1 (with its published rows for reference where the frames
-  are FPHA-HO's of the HOPE-Net split, ``paper``), then the fuller accuracy and plausibility
-  tables, the groups' table per grouping key, and the figures.
+  are FPHA-HO's of the HOPE-Net split: :func:`paper_comparable`), then the fuller accuracy and
+  plausibility tables, the groups' table per grouping key, and the figures.
 
 :func:`compare_runs` (``hopose compare``) reads several such folders and puts their curves on
 one plot and their tables side by side.
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ from hopose.scoring import (
     OBJECT_MM,
     OBJECT_REPROJ_MEAN_PX,
     PENETRATION_MM,
+    PLAUSIBILITY_KEYS,
     SCORE_KEYS,
     VALID_CONTACTS,
     dataset_groups,
@@ -95,8 +96,8 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
     "HOPE-Net (Doosti et al. 2020)": (15.04, 21.33),
     PAPER_METHOD: (12.53, 19.09),
 }
-# An evaluation's summary in its folder (hopose.evaluate.EVAL_METRICS_FILE): what hopose compare
-# reads, where there is one, to say how each run was evaluated.
+# An evaluation's summary in its folder, written last (hopose.evaluate.write_scores): what
+# hopose compare reads, where there is one, to say how each run was evaluated.
 METRICS_FILE = "metrics.json"
 
 # Summary rows of the tables: key (plausibility: name), label, number format.
@@ -356,12 +357,39 @@ def describe_run(summary: Mapping[str, Any]) -> str | None:
     return ", ".join(words)
 
 
+def _is_whole(value: Any) -> bool:
+    """Whether a JSON value is a whole number: JSON's true and false are none."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The entries of a metrics.json that are computed with, each with a test of its value and the
+# values it may hold in words: ``hopose score`` carries the frames' over
+# (:data:`hopose.evaluate.FRAME_KEYS`, the gallery's canvas ``image_size``), the report and
+# ``hopose compare`` describe a run by them. read_summary refuses any other value, naming the
+# file and the entry, before anything reads it. An entry a file lacks (an older hopose's) is
+# not checked.
+SUMMARY_ENTRIES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "protocol": (lambda value: isinstance(value, str), "a string"),
+    "crop": (lambda value: isinstance(value, str), "a string"),
+    "image_size": (lambda value: _is_whole(value) and value > 0, "a positive whole number"),
+    "dataset": (lambda value: isinstance(value, str), "a string"),
+    "split": (lambda value: isinstance(value, str), "a string"),
+    "options": (lambda value: isinstance(value, dict), "an object"),
+    "seed": (_is_whole, "a whole number"),
+    "num": (lambda value: value is None or _is_whole(value), "a whole number or null"),
+    "whole_split": (lambda value: value is None or isinstance(value, bool), "true, false or null"),
+    "root": (lambda value: value is None or isinstance(value, str), "a path or null"),
+    "cache": (lambda value: value is None or isinstance(value, str), "a path or null"),
+}
+
+
 def read_summary(folder: Path) -> dict[str, Any]:
     """The ``metrics.json`` of an evaluation's folder; empty where there is none (a folder of
     an older hopose with ``per_frame.csv`` alone).
 
     Raises:
-        ValueError: one line naming the file, where it is not a JSON object.
+        ValueError: one line naming the file, where it is not a JSON object, or an entry of
+            :data:`SUMMARY_ENTRIES` holds another value (naming the entry).
     """
     path = folder / METRICS_FILE
     if not path.is_file():
@@ -372,8 +400,12 @@ def read_summary(folder: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a metrics.json of hopose eval ({error})") from None
     if not isinstance(summary, dict):
         raise ValueError(f"{path}: not a metrics.json of hopose eval (not a JSON object)")
-    if not isinstance(summary.get("options", {}), dict):
-        raise ValueError(f"{path}: not a metrics.json of hopose eval (options not an object)")
+    for key, (valid, words) in SUMMARY_ENTRIES.items():
+        if key in summary and not valid(summary[key]):
+            raise ValueError(
+                f"{path}: not a metrics.json of hopose eval ({key} is "
+                f"{json.dumps(summary[key])}, not {words})"
+            )
     return summary
 
 
@@ -663,9 +695,8 @@ def _group_comparison(
     errors over its frames of the group; none otherwise. Where a run's ids are not the
     dataset's, no table, and the section says which run; where the runs are of other frames,
     it says that each mean is over its own run's."""
-    # A dataset that is not a name (a metrics.json edited by hand) is none.
-    named = (summary.get("dataset") for summary in summaries.values())
-    datasets = {name if isinstance(name, str) else None for name in named}
+    # Each a name or None: read_summary refuses a metrics.json whose dataset is neither.
+    datasets = {summary.get("dataset") for summary in summaries.values()}
     dataset = datasets.pop() if len(datasets) == 1 else None
     if dataset not in GROUP_KEYS:
         return []
@@ -720,12 +751,12 @@ def write_report(
     *,
     image_size: int,
     dataset=None,
-    protocol: str = "synthetic",
     columns: Mapping[str, NDArray] | None = None,
-    paper: bool = False,
 ) -> Path:
     """Write ``per_frame.csv``, ``per_group.csv`` (a dataset with groups), ``figures/*.png``
-    and ``report.md`` into ``out_dir``.
+    and ``report.md`` into ``out_dir``: what ``hopose eval`` and ``hopose score`` write
+    (:func:`hopose.evaluate.write_scores`), and the same again from an evaluation's folder
+    (its ``predictions.npz`` and ``metrics.json``).
 
     Args:
         out_dir: the evaluation's folder (created if missing).
@@ -735,26 +766,32 @@ def write_report(
             optionally ``orig_K`` (N, 3, 3), and ``id`` (N,).
         summary: ``metrics.json``'s content; its entries that describe the run (checkpoint,
             split, versions, ...: all but :data:`hopose.scoring.SCORE_KEYS` and ``unrefined``)
-            are listed under "Run", its scores are recomputed from the frames. Its ``dataset``
-            says how the frames group (:data:`hopose.scoring.GROUP_KEYS`), its ``num`` whether
-            a run of the paper's frames scored them all (:func:`paper_comparable`).
+            are listed under "Run", its scores are recomputed from the frames. It names the
+            protocol in words (:func:`describe_run`); its ``protocol`` says which arrays are
+            scored (:func:`hopose.scoring.frame_metrics`), its ``dataset`` how the frames group
+            (:data:`hopose.scoring.GROUP_KEYS`), and whether the paper's published Table 1
+            (:data:`PAPER_TABLE1`) stands beside the run as reference columns
+            (:func:`paper_comparable`; a run of the first frames of the paper's split says why
+            it does not).
         image_size: the side of the network's square image (``data.image_size``), in whose
             pixels the 2D is: the size of the gallery's blank canvas.
         dataset: the evaluated dataset, ``dataset[i]["image"]`` the network image of frame i;
             None draws the gallery on a blank canvas.
-        protocol: the evaluation protocol, named in the report (e.g. ``"FPHA-HO, HOPE-Net
-            split"``).
-        columns: :func:`frame_metrics` of ``predictions`` if the caller already has them (the
-            grasp-quality hulls are the slow part of an evaluation); computed when None.
-        paper: add the paper's published Table 1 (:data:`PAPER_TABLE1`) as reference columns:
-            only where the run is comparable with it (:func:`paper_comparable`). Without them,
-            a run of the first frames of the paper's split says why.
+        columns: :func:`frame_metrics` of ``predictions`` under the summary's protocol if the
+            caller already has them (the grasp-quality hulls are the slow part of an
+            evaluation); computed when None, the plausibility where the summary holds its
+            scores (not after ``--no-plausibility``).
 
     Returns:
         The path of ``report.md``.
     """
     out_dir = Path(out_dir)
-    columns = frame_metrics(predictions) if columns is None else columns
+    if columns is None:
+        # Scored as the evaluation scored them: plausibility only where its summary holds some.
+        plausibility = any(key in summary for key in PLAUSIBILITY_KEYS)
+        columns = frame_metrics(
+            predictions, protocol=summary.get("protocol"), plausibility=plausibility
+        )
     try:
         groups = dataset_groups(columns, summary.get("dataset"))
         by_group = group_lines(groups)
@@ -773,6 +810,7 @@ def write_report(
     viz.save_figure(_contacts(predictions, columns), figures / CONTACTS_FIGURE)
 
     camera = "the dataset's original camera" if "orig_K" in predictions else "the network image"
+    protocol = describe_run(summary) or "frames of unknown origin"
     lines = [
         "# hopose evaluation report",
         "",
@@ -788,6 +826,7 @@ def write_report(
     unrefined = summary.get("unrefined")
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
+    paper = paper_comparable(summary)
     part = None if paper else _part_of_the_papers_split(summary)
     notes = [] if part is None else _partial_lines("this run", part)
     lines += _tables(table_runs, paper=table_runs if paper else (), notes=notes)

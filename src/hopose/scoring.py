@@ -97,6 +97,10 @@ FORCE_CLOSURE = "force_closure"  # summary only: the fraction of frames with eps
 
 ACCURACY_COLUMNS = (HAND_MM, OBJECT_MM, HAND_RR_MM, HAND_PA_MM, OBJECT_2D_PX)
 KEYPOINT_2D_COLUMNS = (HAND_KP2D_PX, OBJECT_KP2D_PX)
+# The predicted 2D keypoints' arrays, which KEYPOINT_2D_COLUMNS score. Under the ground-truth 2D
+# protocol (an evaluation's "protocol" "gt_2d") they hold the truth the lifter was fed, not a
+# prediction: frame_metrics scores no 2D error there (it would read 0 px).
+PREDICTED_2D = ("pred_hand_2d", "pred_obj_2d")
 # The joints' AUC columns, each with its alignment (metrics.ALIGNMENTS) and its summary key.
 KEYPOINT_AUCS: tuple[tuple[str, str, str], ...] = (
     (HAND_KP_AUC, "none", HAND_KP_AUC_0_50),
@@ -261,15 +265,24 @@ def plausibility_columns(
 
 
 def frame_metrics(
-    predictions: Mapping[str, Any], *, plausibility: bool = True, workers: int | None = None
+    predictions: Mapping[str, Any],
+    *,
+    protocol: str | None = None,
+    plausibility: bool = True,
+    workers: int | None = None,
 ) -> dict[str, NDArray]:
     """Every per-frame column (the module docstring); the plausibility group unless told not to.
 
     Args:
         predictions: as in :func:`accuracy_columns`.
+        protocol: the evaluation's (its summary's ``protocol``): "gt_2d" scores no 2D
+            keypoints' error (:data:`PREDICTED_2D`); None: predictions of unknown origin, each
+            array scored.
         plausibility: also compute :func:`plausibility_columns` (the slow part).
         workers: as in :func:`plausibility_columns`.
     """
+    if protocol == "gt_2d":
+        predictions = {k: v for k, v in predictions.items() if k not in PREDICTED_2D}
     columns = accuracy_columns(predictions)
     if plausibility:
         columns |= plausibility_columns(predictions, workers=workers)
