@@ -184,7 +184,7 @@ def bare_resnet_step(batch: dict, amp: bool, backbone: str) -> Callable[[], obje
     layout = train_module.memory_format(STAGES["encoder"])
     net = getattr(torchvision.models, backbone)(weights=None).to(device, memory_format=layout)
     optimizer = train_module.make_optimizer(net.parameters(), OptimConfig())
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    scaler = train_module.grad_scaler(device, amp)
     labels = torch.randint(0, 1000, (len(batch["image"]),), device=device)
     images = batch["image"].float().div(255).contiguous(memory_format=layout)
 
@@ -235,7 +235,7 @@ def config_epoch(
     model.to(device, memory_format=train_module.memory_format(STAGES[stage]))
     module = train_module.stage_module(model, STAGES[stage])
     optimizer = train_module.make_optimizer(module.parameters(), cfg.optim)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    scaler = train_module.grad_scaler(device, amp)
     parts = tuple(model.lifter.parts)
 
     def run() -> None:

@@ -211,7 +211,11 @@ def test_the_demo_evaluates_its_models_on_the_jitter_free_test_split_and_checks_
         return _summary(*errors[key])
 
     out_mean = torch.arange(29 * 3, dtype=torch.float32).reshape(29, 3)
-    lifter = SimpleNamespace(lifter=SimpleNamespace(out_mean=out_mean))
+    read = []
+
+    def load_checkpoint(path):
+        read.append(path)
+        return {"model": {"lifter.out_mean": out_mean}}
 
     def mean_pose_predictions(predictions, hand, obj):
         baselines.append((sorted(predictions), hand, obj))
@@ -219,7 +223,7 @@ def test_the_demo_evaluates_its_models_on_the_jitter_free_test_split_and_checks_
 
     monkeypatch.setattr(demo, "train_stages", train_stages)
     monkeypatch.setattr(demo, "run_eval", run_eval)
-    monkeypatch.setattr(demo, "load_model", lambda path, from_images: (lifter, None))
+    monkeypatch.setattr(demo, "load_checkpoint", load_checkpoint)
     monkeypatch.setattr(demo, "mean_pose_predictions", mean_pose_predictions)
     monkeypatch.setattr(demo, "score", lambda predictions, plausibility: _summary(100.0, 80.0))
     summary = demo.run_demo(tmp_path / "out", quick=quick)
@@ -238,6 +242,7 @@ def test_the_demo_evaluates_its_models_on_the_jitter_free_test_split_and_checks_
         ("final_gt_2d", b"end2end", tested, "test", True, False),
         ("final_image", b"end2end", tested, "test", False, True),
     ]
+    assert read == [stages["lifter"]]  # the lifter stage's out_mean
     ((keys, hand, obj),) = baselines
     assert keys == ["gt_hand_3d"]
     np.testing.assert_array_equal(hand, out_mean[:21].numpy())

@@ -147,3 +147,25 @@ def test_a_row_of_the_same_columns_in_another_order_is_refused(tmp_path):
     with pytest.raises(RunError, match=r"metrics\.csv: its columns"):
         run_folder.append_csv(path, {"epoch": 2, "val/error": 8.0, "train/2d": 0.4})
     assert path.read_text().splitlines() == ["epoch,train/2d,val/error", "1,0.5,9.0"]
+
+
+def test_a_resume_drops_the_unclaimed_rows_past_a_blank_line(tmp_path):
+    """A metrics.csv edited by hand, a blank line among its rows (csv reads it as an empty row,
+    which had no epoch to read: an IndexError ended the resume): the blank line is no row, the
+    row of epoch 2 after the checkpoint of epoch 1 is dropped all the same."""
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,lr\n1,0.1\n\n2,0.05\n")
+    run_folder.drop_rows_after(path, 1)
+    assert path.read_text().splitlines() == ["epoch,lr", "1,0.1"]
+
+
+def test_a_metrics_row_whose_epoch_is_no_integer_is_one_line_naming_its_line(tmp_path):
+    """Its epoch `x` on line 4, the blank line 3 counted as an editor counts it: refused naming
+    the file, the line and the cell (it was int()'s "invalid literal", naming no file), and the
+    file is left as it was."""
+    path = tmp_path / "metrics.csv"
+    text = "epoch,lr\n1,0.1\n\nx,0.05\n"
+    path.write_text(text)
+    with pytest.raises(RunError, match=r"metrics\.csv:4: epoch 'x' is not an integer"):
+        run_folder.drop_rows_after(path, 1)
+    assert path.read_text() == text

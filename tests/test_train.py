@@ -17,9 +17,17 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+import torchvision
 
 from hopose import train as train_module
-from hopose.checkpoint import FORMAT, CheckpointError, load_checkpoint, load_model, model_checkpoint
+from hopose.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    model_checkpoint,
+    save_checkpoint,
+)
 from hopose.config import ConfigError, config_from_dict
 from hopose.data.splits import SplitCache, build_split
 from hopose.evaluate import run_eval
@@ -779,6 +787,28 @@ def test_a_missing_backbone_weights_file_is_refused_before_the_data_is_built(tmp
     with pytest.raises(FileNotFoundError, match=r"^model\.backbone_weights: .*resnet18\.pth"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_a_stage_whose_encoder_a_checkpoint_replaces_reads_no_backbone_weights(tmp_path):
+    """The backbone file an encoder stage started from is gone (moved, or the run continues on
+    another machine): its --resume, and a stage whose init_from trained the encoder, take the
+    checkpoint's encoder and never read the file (both ended in FileNotFoundError); a stage
+    whose encoder starts from the file (init_from of a lifter-stage checkpoint) is refused
+    naming the field."""
+    weights = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    backbone = f"model.backbone_weights={weights}"
+    encoder = train(tiny("encoder", backbone), tmp_path / "encoder")
+    weights.unlink()
+    train(tiny("encoder", backbone, "optim.epochs=2"), tmp_path / "encoder", resume=True)
+    assert load_checkpoint(tmp_path / "encoder" / "last.pt")["epoch"] == 2
+    train(tiny("end2end", backbone, f"init_from={encoder.checkpoint}"), tmp_path / "end2end")
+    assert load_checkpoint(tmp_path / "end2end" / "last.pt")["trained"] == ["encoder", "lifter"]
+    lifter = tmp_path / "lifter.pt"
+    cfg = tiny("lifter")
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=("lifter",)), lifter)
+    with pytest.raises(FileNotFoundError, match=r"^model\.backbone_weights: .*r18\.pth"):
+        train(tiny("encoder", backbone, f"init_from={lifter}"), tmp_path / "from_lifter")
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,10 @@ key            value
 ============== =================================================================================
 
 Files are written atomically (a temporary file, then a rename), so a crash leaves the old file or
-the new one. The network is rebuilt with ``model.backbone_weights`` unset: the checkpoint holds
-every weight, and the training machine's backbone file need not exist where it is read.
+the new one. The network is rebuilt with ``model.backbone_weights`` unset wherever a checkpoint's
+encoder replaces the backbone (:func:`untrained_network`: a loaded model, a resumed run,
+``init_from``'s trained encoder): the checkpoint holds those weights, and the training machine's
+backbone file need not exist where it is read.
 
 A part that was never trained is random: :func:`load_model` refuses a checkpoint for a use that
 needs such a part (a lifter-stage checkpoint cannot predict from images), and
@@ -281,11 +283,13 @@ def checkpoint_config(path: str | Path, checkpoint: Mapping[str, Any]) -> TrainC
         raise CheckpointError(f"{path}: its config: {error}") from None
 
 
-def _untrained(cfg: ModelConfig) -> HoposeNet:
-    """An untrained network of ``cfg``'s architecture, for a checkpoint's weights.
+def untrained_network(cfg: ModelConfig) -> HoposeNet:
+    """An untrained network of ``cfg``'s architecture, for a checkpoint's weights: a loaded
+    model's, a resumed run's, or those of ``init_from``'s trained encoder.
 
-    ``backbone_weights`` is dropped: the checkpoint's weights replace the backbone's anyway, and
-    the file named on the training machine need not exist here.
+    ``backbone_weights`` is dropped, without the random backbone's warning: the checkpoint's
+    weights replace the backbone's anyway, and the file named on the training machine (or by an
+    earlier stage's run) need not exist here.
     """
     with random_backbone_expected():
         return build_model(dataclasses.replace(cfg, backbone_weights=None))
@@ -344,7 +348,7 @@ def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], path: str | Pa
 
 def _shapes(cfg: ModelConfig, part: str) -> dict[str, torch.Size]:
     """Names and shapes of ``part``'s weights in the network ``cfg`` builds."""
-    return {k: v.shape for k, v in getattr(_untrained(cfg), part).state_dict().items()}
+    return {k: v.shape for k, v in getattr(untrained_network(cfg), part).state_dict().items()}
 
 
 def _changes_shapes(
@@ -426,7 +430,7 @@ def load_model(path: str | Path, *, from_images: bool = True) -> tuple[HoposeNet
             f"was never trained cannot {use} ({hint})"
         )
     cfg = checkpoint_config(path, checkpoint)
-    model = _untrained(cfg.model)
+    model = untrained_network(cfg.model)
     load_weights(model, checkpoint, path)
     return model, cfg
 

@@ -21,8 +21,8 @@ two end-to-end epochs on the same crops, with distances for
 the 3D terms (``loss.l3d_distance``); per-node weight modulation in every graph layer
 (``model.modulated``); mixed precision where the CPU has bf16 instructions; the
 real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule. ``make
-demo`` takes 8 to 10 minutes on 2 cores with bf16 instructions (10.1 on a slow one), about 18
-without them (README).
+demo`` took 5.9 to 9.7 minutes on 2-core CPUs with bf16 instructions and 14.2 to 24.4 on a
+2-core EPYC without them (2026-12-03 to 2026-12-05; README, "Demo results").
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from hopose.checkpoint import load_model
+from hopose.checkpoint import load_checkpoint
 from hopose.config import load_config
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
@@ -211,8 +211,9 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, resume: bool = False) 
         key: run_eval(ckpt, data, data.test_split, eval_dirs[key], gt_2d=gt_2d, report=report)
         for key, (ckpt, gt_2d, report) in evaluations.items()
     }
-    lifter_stage, _ = load_model(checkpoints["lifter"], from_images=False)
-    out_mean = lifter_stage.lifter.out_mean.numpy()  # (29, 3)
+    # The buffer alone, without building the network: run_eval above loaded the same file.
+    lifter_weights = load_checkpoint(checkpoints["lifter"])["model"]
+    out_mean = lifter_weights["lifter.out_mean"].numpy()  # (29, 3)
     predictions = dict(np.load(eval_dirs["final_gt_2d"] / PREDICTIONS_FILE))
     baseline = mean_pose_predictions(predictions, out_mean[:NUM_JOINTS], out_mean[NUM_JOINTS:])
     results["mean_pose_baseline"] = score(baseline, plausibility=False)

@@ -28,15 +28,15 @@ LAST_CHECKPOINT = "last.pt"
 """The run's latest checkpoint, with the optimisation state: what ``--resume`` continues from."""
 BEST_CHECKPOINT = "best.pt"
 """The weights of the run's lowest validation error, without the optimisation state."""
-METRICS_FILE = "metrics.csv"
-"""One row of training and validation terms per validated epoch."""
+METRICS_CSV = "metrics.csv"
+"""One row of training and validation terms per validated epoch, led by the epoch (1-based)."""
 CONFIG_FILE = "config.yaml"
 """The run's config, as trained."""
 TENSORBOARD_DIR = "tb"
 """TensorBoard logs: the metrics rows, and every epoch's training terms and time."""
 LOCK_FILE = "train.lock"
 """Held (flock) by the training writing to the folder (:func:`run_lock`)."""
-RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, METRICS_FILE)
+RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, METRICS_CSV)
 """Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
 RESUME_MAY_CHANGE: tuple[str, ...] = (
     "optim.epochs",
@@ -80,19 +80,40 @@ def append_csv(path: Path, row: Mapping[str, float]) -> None:
 
 def drop_rows_after(path: Path, epoch: int) -> None:
     """Keep the rows of epochs 1..``epoch`` in the CSV at ``path``: later rows were written by
-    epochs whose checkpoint never came (a kill in between) and will be written again."""
+    epochs whose checkpoint never came (a kill in between) and will be written again. A blank
+    line (a file edited by hand) is no row.
+
+    Raises:
+        RunError: a row's epoch is not an integer, naming the file, its line and the cell.
+    """
     if not path.exists():
         return
     with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [row for row in rows[1:] if int(row[0]) <= epoch]
-    if len(kept) < len(rows) - 1:
+        reader = csv.reader(handle)
+        # Each row's line as an editor counts it (the reader's count after the row), for errors.
+        numbered = [(reader.line_num, row) for row in reader if row]
+    if not numbered:
+        return
+    (_, header), *rows = numbered
+    kept = [row for line, row in rows if _row_epoch(row, path, line) <= epoch]
+    if len(kept) < len(rows):
 
         def write(tmp: Path) -> None:
             with tmp.open("w", newline="") as handle:
-                csv.writer(handle).writerows([rows[0], *kept])
+                csv.writer(handle).writerows([header, *kept])
 
         write_atomic(path, write)
+
+
+def _row_epoch(row: list[str], path: Path, line: int) -> int:
+    """The epoch that leads the metrics ``row`` read from ``path``'s ``line``."""
+    try:
+        return int(row[0])
+    except ValueError:
+        raise RunError(
+            f"{path}:{line}: epoch {row[0]!r} is not an integer (each row begins with the epoch "
+            "it was written after; mend or remove the row to resume)"
+        ) from None
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -173,7 +194,7 @@ def killed_before_checkpoint(out_dir: Path) -> bool:
     of its first epoch: ``--resume`` restarts it from epoch 0, redoing those rows; a
     fresh run refuses the folder for its ``metrics.csv``."""
     return not (out_dir / LAST_CHECKPOINT).exists() and all(
-        (out_dir / name).is_file() for name in (METRICS_FILE, CONFIG_FILE)
+        (out_dir / name).is_file() for name in (METRICS_CSV, CONFIG_FILE)
     )
 
 

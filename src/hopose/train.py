@@ -62,7 +62,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -83,6 +83,7 @@ from hopose.checkpoint import (
     restore_training_state,
     save_checkpoint,
     training_state,
+    untrained_network,
 )
 from hopose.config import (
     TRAIN_DEVICES,
@@ -109,7 +110,7 @@ from hopose.run_folder import (
     BEST_CHECKPOINT,
     CONFIG_FILE,
     LAST_CHECKPOINT,
-    METRICS_FILE,
+    METRICS_CSV,
     TENSORBOARD_DIR,
     RunError,
     append_csv,
@@ -166,6 +167,22 @@ class TrainResult:
     """Path of ``best.pt``."""
     rank: int = 0
     """This process's rank (0 when not distributed): only rank 0 validates and writes."""
+
+
+class Best(NamedTuple):
+    """A run's lowest validation error so far and its epoch, counted from 0 as its checkpoints
+    hold it (-1: never validated)."""
+
+    error: float
+    epoch: int
+
+
+class Optimisation(NamedTuple):
+    """What a run optimises with, whose states ``last.pt`` holds (:func:`training_state`)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
 
 
 def setup_runtime(device: str) -> Runtime:
@@ -272,12 +289,27 @@ def amp_active(device: torch.device, requested: bool) -> bool:
     return requested and (device.type != "cpu" or cpu_has_bf16())
 
 
+def amp_dtype(device: torch.device, requested: bool) -> torch.dtype | None:
+    """The type ``optim.amp`` computes in on ``device``: float16 on a GPU, bfloat16 on a CPU with
+    bf16 instructions (float16 is slow on CPUs, and bf16 without those instructions too); None
+    where float32 is kept (:func:`amp_active`)."""
+    if not amp_active(device, requested):
+        return None
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def grad_scaler(device: torch.device, requested: bool) -> torch.amp.GradScaler:
+    """The gradient scaler of ``optim.amp`` on ``device``: on where it computes in float16,
+    whose narrow range needs the loss scaled; off for bfloat16, whose range is float32's."""
+    enabled = amp_dtype(device, requested) == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=enabled)
+
+
 def autocast(device: torch.device, enabled: bool):
-    """Mixed precision context: float16 on GPU, bfloat16 on a CPU with bf16 instructions (float16
-    is slow on CPUs, and bf16 without those instructions too: float32 is kept there)."""
-    if not amp_active(device, enabled):
+    """Mixed precision context in :func:`amp_dtype`'s type; none where that is float32."""
+    dtype = amp_dtype(device, enabled)
+    if dtype is None:
         return nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
@@ -597,7 +629,7 @@ def train(
         with run_lock(out_dir):
             return _train(cfg, out_dir, runtime, resume=resume, split_cache=split_cache)
     finally:
-        if runtime.distributed and runtime.owns_group:
+        if runtime.owns_group:
             dist.destroy_process_group()
         torch.set_num_threads(threads)
 
@@ -614,7 +646,8 @@ def _train(
     checkpoint = _resumed_checkpoint(cfg, out_dir, runtime) if resume else None
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
-    _check_backbone_weights(cfg.model)
+    if not _replaces_encoder(checkpoint, init):
+        _check_backbone_weights(cfg.model)
     if runtime.is_main:
         write_text(out_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     stage = STAGES[cfg.stage]
@@ -623,7 +656,7 @@ def _train(
         # (thousands of crops to render) that no epoch would read.
         model = _network(cfg, stage, checkpoint, init, train_set=None, out_dir=out_dir)[0]
         model.to(runtime.device, memory_format=memory_format(stage))
-        return _result(model, checkpoint["best"], checkpoint["best_epoch"], out_dir, runtime)
+        return _result(model, _best_of(checkpoint), out_dir, runtime)
     train_set, val_set = _read_splits(cfg, split_cache, with_images=stage.reads_images)
     model, trained = _network(cfg, stage, checkpoint, init, train_set, out_dir=out_dir)
     model.to(runtime.device, memory_format=memory_format(stage))
@@ -634,23 +667,9 @@ def _train(
         # A layer no loss reaches gets no gradient: the optimiser would skip it, and DDP (which
         # expects every parameter's) would stop at the second step waiting for it.
         model.encoder.segmentation.requires_grad_(False)
-    optimizer = make_optimizer(module.parameters(), cfg.optim)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma
-    )
-    scaler = torch.amp.GradScaler(
-        runtime.device.type, enabled=cfg.optim.amp and runtime.device.type == "cuda"
-    )
-    if cfg.optim.amp and not amp_active(runtime.device, True) and runtime.is_main:
-        tqdm.write("optim.amp: this CPU has no bfloat16 instructions; training in float32")
-    start_epoch, best, best_epoch = 0, math.inf, -1
-    if checkpoint is not None:
-        restore_training_state(checkpoint, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
-        start_epoch, best, best_epoch = (
-            checkpoint["epoch"],
-            checkpoint["best"],
-            checkpoint["best_epoch"],
-        )
+    optimisation = _optimisation(module, cfg, runtime, checkpoint)
+    start_epoch = 0 if checkpoint is None else checkpoint["epoch"]
+    best = Best(math.inf, -1) if checkpoint is None else _best_of(checkpoint)
 
     trained_module = module
     if runtime.distributed:
@@ -664,7 +683,7 @@ def _train(
         from torch.utils.tensorboard import SummaryWriter
 
         # Rows of epochs after the checkpoint were never claimed by it: they are redone.
-        drop_rows_after(out_dir / METRICS_FILE, start_epoch)
+        drop_rows_after(out_dir / METRICS_CSV, start_epoch)
         writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
 
     last_written = time.monotonic()
@@ -672,92 +691,158 @@ def _train(
         _set_epoch(train_loader, cfg.seed, epoch)
         # Augmentation, perturbation and dropout, reproducible after a resume.
         torch.manual_seed(epoch_seed(cfg.seed, epoch, runtime.rank))
-        lr = optimizer.param_groups[0]["lr"]
+        lr = optimisation.optimizer.param_groups[0]["lr"]
         epoch_start = time.monotonic()
         train_terms = train_one_epoch(
-            trained_module, train_loader, optimizer, scaler, cfg,
+            trained_module, train_loader, optimisation.optimizer, optimisation.scaler, cfg,
             parts=parts, device=runtime.device, epoch=epoch, show_progress=runtime.is_main,
             distributed=runtime.distributed,
         )  # fmt: skip
         train_seconds = time.monotonic() - epoch_start
-        scheduler.step()
-        if runtime.is_main:
-            # Every epoch's training terms and time reach TensorBoard, validated or not: a run
-            # between validations (9 epochs of the demo encoder's first 10) is not silent there.
-            scalars = {"lr": lr, "time/train_seconds": train_seconds}
-            _add_scalars(writer, epoch + 1, scalars | _prefixed("train", train_terms))
+        optimisation.scheduler.step()
         # Validation, metrics rows and best.pt every val_every epochs and after the last; last.pt
         # with them and, between them, once optim.checkpoint_minutes have passed since the last
         # write, so that a kill loses little more than the epoch it interrupts.
         validated = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
         due = time.monotonic() - last_written >= 60 * cfg.optim.checkpoint_minutes
-        if runtime.is_main and (validated or due):
-            if validated:
-                val_terms = {}
-                if val_loader is None:
-                    # Nothing to choose on: best.pt follows the rows' epochs (module docstring).
-                    best_epoch = epoch
-                else:
-                    val_terms = evaluate(
-                        module, val_loader, cfg, parts=parts, device=runtime.device
-                    )
-                    if val_terms["error"] < best:
-                        best, best_epoch = val_terms["error"], epoch
-                # The epoch's rows first, then the checkpoints that claim it: a kill in between
-                # leaves rows that a resume drops and redoes, never a checkpoint without its rows.
-                _add_scalars(writer, epoch + 1, _prefixed("val", val_terms))
-                row = {"epoch": epoch + 1, "lr": lr}
-                row |= _prefixed("train", train_terms) | _prefixed("val", val_terms)
-                append_csv(out_dir / METRICS_FILE, row)
-                bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
-                if bad:
-                    raise FloatingPointError(
-                        f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
-                        "no checkpoint written for this epoch"
-                    )
-            progress = progress_checkpoint(
-                model,
-                cfg,
-                trained=trained,
-                epoch=epoch + 1,
-                best=best,
-                best_epoch=best_epoch,
-                world_size=runtime.world_size,
-            )
-            # last.pt before best.pt: best.pt never holds an epoch that last.pt does not, which
-            # a resume would redo (differently, where it is not bit-identical); a kill in
-            # between leaves the best weights in last.pt, from which a resume writes best.pt.
-            save_checkpoint(
-                training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler),
-                out_dir / LAST_CHECKPOINT,
-            )
-            last_written = time.monotonic()
-            if validated and best_epoch == epoch:
-                save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
         if runtime.is_main:
-            # One line an epoch, also where the progress bar is quiet (a log file, a batch job).
-            said = f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
-            said += f"train loss {train_terms['total']:.4g}"
-            if validated and val_loader is not None:
-                said += f" val error {val_terms['error']:.3f} (best {best:.3f} @ {best_epoch + 1})"
-            tqdm.write(f"{said}, {train_seconds:.1f} s")
+            # Every epoch's training terms and time reach TensorBoard, validated or not: a run
+            # between validations (9 epochs of the demo encoder's first 10) is not silent there.
+            scalars = {"lr": lr, "time/train_seconds": train_seconds}
+            _add_scalars(writer, epoch + 1, scalars | _prefixed("train", train_terms))
+            val_terms = {}
+            if validated:
+                row = {"epoch": epoch + 1, "lr": lr} | _prefixed("train", train_terms)
+                val_terms, best = _validate(
+                    module, val_loader, cfg, best,
+                    parts=parts, device=runtime.device, epoch=epoch, row=row, writer=writer,
+                    metrics=out_dir / METRICS_CSV,
+                )  # fmt: skip
+            if validated or due:
+                progress = progress_checkpoint(
+                    model, cfg, trained=trained, epoch=epoch + 1, best=best.error,
+                    best_epoch=best.epoch, world_size=runtime.world_size,
+                )  # fmt: skip
+                _save_checkpoints(
+                    progress, optimisation, out_dir, is_best=validated and best.epoch == epoch
+                )
+                last_written = time.monotonic()
+            tqdm.write(_epoch_line(cfg, epoch, lr, train_terms, val_terms, best, train_seconds))
         if validated and runtime.distributed:
             dist.barrier()  # the other processes wait for rank 0's validation and writes
 
     if writer is not None:
         writer.close()
-    return _result(model, best, best_epoch, out_dir, runtime)
+    return _result(model, best, out_dir, runtime)
 
 
-def _result(
-    model: HoposeNet, best: float, best_epoch: int, out_dir: Path, runtime: Runtime
-) -> TrainResult:
-    """What a run in ``out_dir`` returns; ``best_epoch`` counted from 0, as its checkpoints
-    hold it (-1: never validated)."""
+def _optimisation(
+    module: nn.Module, cfg: TrainConfig, runtime: Runtime, checkpoint: Mapping[str, Any] | None
+) -> Optimisation:
+    """The optimiser, learning-rate schedule and gradient scaler that train ``module``, in the
+    states the resumed ``checkpoint`` holds, when there is one."""
+    optimizer = make_optimizer(module.parameters(), cfg.optim)
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma
+    )
+    optimisation = Optimisation(optimizer, scheduler, grad_scaler(runtime.device, cfg.optim.amp))
+    if cfg.optim.amp and not amp_active(runtime.device, True) and runtime.is_main:
+        tqdm.write("optim.amp: this CPU has no bfloat16 instructions; training in float32")
+    if checkpoint is not None:
+        restore_training_state(checkpoint, **optimisation._asdict())
+    return optimisation
+
+
+def _best_of(checkpoint: Mapping[str, Any]) -> Best:
+    """The best that ``checkpoint`` (``last.pt``, ``best.pt``) records."""
+    return Best(checkpoint["best"], checkpoint["best_epoch"])
+
+
+def _validate(
+    module: nn.Module,
+    val_loader: DataLoader | TensorSplit | None,
+    cfg: TrainConfig,
+    best: Best,
+    *,
+    parts: tuple[str, ...],
+    device: torch.device,
+    epoch: int,
+    row: Mapping[str, float],
+    writer: SummaryWriter,
+    metrics: Path,
+) -> tuple[dict[str, float], Best]:
+    """Validate ``module`` after ``epoch`` (0-based) and write the epoch's rows: the validation
+    terms to TensorBoard, and ``row`` (the epoch, its lr and training terms) with them to the
+    CSV at ``metrics``.
+
+    Returns:
+        The validation terms (:func:`evaluate`; none without a validation split) and the run's
+        best after this epoch: this epoch where its error is lower than ``best``'s, and always
+        without a validation split, where ``best.pt`` follows the rows' epochs (module
+        docstring).
+
+    Raises:
+        FloatingPointError: a validation term is NaN or infinite, once the rows are written.
+    """
+    val_terms = {}
+    if val_loader is None:
+        best = best._replace(epoch=epoch)
+    else:
+        val_terms = evaluate(module, val_loader, cfg, parts=parts, device=device)
+        if val_terms["error"] < best.error:
+            best = Best(val_terms["error"], epoch)
+    # The epoch's rows first, then the checkpoints that claim it: a kill in between leaves rows
+    # that a resume drops and redoes, never a checkpoint without its rows.
+    _add_scalars(writer, epoch + 1, _prefixed("val", val_terms))
+    append_csv(metrics, dict(row) | _prefixed("val", val_terms))
+    bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
+    if bad:
+        raise FloatingPointError(
+            f"validation after epoch {epoch + 1}: {bad} not finite ({val_terms}); "
+            "no checkpoint written for this epoch"
+        )
+    return val_terms, best
+
+
+def _save_checkpoints(
+    progress: Mapping[str, Any], optimisation: Optimisation, out_dir: Path, *, is_best: bool
+) -> None:
+    """Write ``last.pt`` (``progress``, :func:`progress_checkpoint`, and the optimisation
+    state), then, where ``is_best``, ``best.pt`` (``progress`` alone).
+
+    last.pt before best.pt: best.pt never holds an epoch that last.pt does not, which a resume
+    would redo (differently, where it is not bit-identical); a kill in between leaves the best
+    weights in last.pt, from which a resume writes best.pt."""
+    save_checkpoint(training_state(progress, **optimisation._asdict()), out_dir / LAST_CHECKPOINT)
+    if is_best:
+        save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
+
+
+def _epoch_line(
+    cfg: TrainConfig,
+    epoch: int,
+    lr: float,
+    train_terms: Mapping[str, float],
+    val_terms: Mapping[str, float],
+    best: Best,
+    seconds: float,
+) -> str:
+    """The line printed after ``epoch`` (0-based), also where the progress bar is quiet (a log
+    file, a batch job): its lr, training loss, validation error (where it was validated) and
+    training time."""
+    said = f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
+    said += f"train loss {train_terms['total']:.4g}"
+    if "error" in val_terms:
+        said += f" val error {val_terms['error']:.3f} (best {best.error:.3f} @ {best.epoch + 1})"
+    return f"{said}, {seconds:.1f} s"
+
+
+def _result(model: HoposeNet, best: Best, out_dir: Path, runtime: Runtime) -> TrainResult:
+    """What a run in ``out_dir`` returns."""
     return TrainResult(
         model=model,
-        best=best,
-        best_epoch=best_epoch + 1,
+        best=best.error,
+        best_epoch=best.epoch + 1,
         checkpoint=str(out_dir / BEST_CHECKPOINT),
         rank=runtime.rank,
     )
@@ -790,9 +875,16 @@ def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> di
     return checkpoint
 
 
+def _replaces_encoder(checkpoint: Mapping[str, Any] | None, init: Mapping[str, Any] | None) -> bool:
+    """Whether a checkpoint's trained encoder replaces the new network's: the resumed one's, or
+    ``init_from``'s where it trained the encoder. ``model.backbone_weights`` is then not read:
+    the file (of the run's start, or of an earlier stage) need not exist any more."""
+    return checkpoint is not None or (init is not None and "encoder" in init["trained"])
+
+
 def _check_backbone_weights(model: ModelConfig) -> None:
     """Refuse a ``model.backbone_weights`` the backbone cannot load, before the data is built:
-    the network reads it only after (and on every stage and resume, whose weights replace it)."""
+    the network reads it only after, on every stage whose encoder is not a checkpoint's."""
     path = model.backbone_weights
     if path is None:
         return
@@ -841,13 +933,14 @@ def _network(
     is random and not copied) and this stage's. ``train_set`` sets a new lifter's statistics;
     None only with a checkpoint, which holds them."""
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
-    # A random backbone is news only to a stage that trains the encoder from it: the others
-    # never use it (the lifter reads ground-truth 2D keypoints), and a checkpoint's trained
-    # encoder (the resumed one, or init_from's) replaces it below.
-    replaced = checkpoint is not None or (init is not None and "encoder" in init["trained"])
-    quiet = "encoder" not in stage.trains or replaced
-    with random_backbone_expected() if quiet else nullcontext():
-        model = build_model(cfg.model)
+    if _replaces_encoder(checkpoint, init):
+        # Its backbone is replaced below by the checkpoint's trained encoder.
+        model = untrained_network(cfg.model)
+    else:
+        # A random backbone is news only to a stage that trains the encoder from it: the others
+        # never use it (the lifter reads ground-truth 2D keypoints).
+        with random_backbone_expected() if "encoder" not in stage.trains else nullcontext():
+            model = build_model(cfg.model)
     if checkpoint is not None:
         load_weights(model, checkpoint, out_dir / LAST_CHECKPOINT)
         return model, frozenset(checkpoint["trained"])
