@@ -150,8 +150,8 @@ def frame_square(
 # Share of jittered square-crop samples that show the whole frame (self-cropping's first view):
 # the first pass only places the crop, so most samples train the crop pass (docs/from_pixels.md).
 WHOLE_FRAME_SHARE = 0.15
-# The jitter of the other samples: scale ×0.8-1.25 (uniform in log), shift ±10% of the side per
-# axis, turn ±30°; the whole frame turns ±10° only.
+# The jitter of every sample, the whole frame's too: scale ×0.8-1.25 (uniform in log), shift ±10%
+# of the side per axis, turn ±30° (the whole frame's ±10° only).
 JITTER_SCALE = (0.8, 1.25)
 JITTER_SHIFT = 0.1
 JITTER_TURN = np.pi / 6

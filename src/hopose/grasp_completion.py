@@ -1,17 +1,17 @@
 """Grasp completion: the predicted box moved into the predicted hand's grip, for predictions
 that do not grasp it (beyond the paper; docs/evaluation.md).
 
-From 64-pixel images the demo's network predicts a real box, its corner order (the synthetic
-data label the box as held in the hand, docs/synthetic.md) right in most frames, but smaller
-than the truth (sides 35 x 19 x 120 mm on average, the truth's 64 x 61 x 164) and 57 mm off
-on average: few joints come within the paper's contact filter (Eq. 5, 0.2 box radii) and the
-refinement has little to pull onto. The data are grasps, though, and the hand says where its box
-is: between the thumb and the fingers. :func:`grip_box` keeps the predicted box's own axes
-(:func:`hopose.geometry.box_axes`, so its corner labels and orientation stay), grows it along
-each axis to span a fraction of the grip joints' extent (thumb IP and tip, each finger's PIP,
-DIP and tip) and moves it the least along its axes so that its span and the grip's nest (or a
-fraction of that move); :func:`hopose.refine.push_out` then brings the joints inside onto its
-faces.
+From 64-pixel images the demo's network of 2026-12-01 predicted a real box, its corner order
+(the synthetic data label the box as held in the hand, docs/synthetic.md) right in most frames,
+but smaller than the truth (sides 35 x 19 x 120 mm on average, the truth's 64 x 61 x 164) and
+57 mm off on average (docs/evaluation.md, "Grasp completion"): few joints came within the
+paper's contact filter (Eq. 5, 0.2 box radii) and the refinement had little to pull onto. The
+data are grasps, though, and the hand says where its box is: between the thumb and the
+fingers. :func:`grip_box` keeps the predicted box's own axes (:func:`hopose.geometry.box_axes`,
+so its corner labels and orientation stay), grows it along each axis to span a fraction of the
+grip joints' extent (thumb IP and tip, each finger's PIP, DIP and tip) and moves it the least
+along its axes so that its span and the grip's nest (or a fraction of that move);
+:func:`hopose.refine.push_out` then brings the joints inside onto its faces.
 
 :func:`needs_completion` says which frames get it: those without two valid contacts (Eq. 5) on
 their own box (a grasp already formed is left as it is) whose predicted box centre lies within

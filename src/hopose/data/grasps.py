@@ -1,6 +1,6 @@
 """Procedural right hands grasping boxes, in the camera frame: the poses of the synthetic
-dataset (:class:`hopose.data.synthetic.SyntheticHandObject`, docs/conventions.md §6 "Synthetic",
-§7 priors).
+dataset (:class:`hopose.data.synthetic.SyntheticHandObject`, docs/synthetic.md; the real-data
+priors: docs/conventions.md §7).
 
 Sample i of seed s draws every number of its pose from ``numpy.random.default_rng([s, i])``
 alone (:func:`generate_grasps`), so a pose does not depend on the other samples generated with
@@ -127,8 +127,9 @@ OBJECT_GRASP_WEIGHTS = np.array(
 # nothing stay open (FPHA-HO's salt frames: mean finger flexion p25-p75 25-33°).
 OBJECT_FINGER_GOAL = np.array([1.0, 1.0, 1.0, 0.7, 1.0])
 
-# docs/conventions.md §7 bone-length medians (mm) per chain, bones from the wrist outwards
-# (HAND_BONES order).
+# FPHA-HO's bone-length medians (mm) per chain, bones from the wrist outwards (HAND_BONES
+# order): the p50 of hopose.data.grasp_stats.REAL's bone rows, tabled in docs/synthetic.md,
+# "Comparison with FPHA-HO's annotations".
 BONE_LENGTH_P50 = np.array(
     [
         [13.7, 56.7, 37.9, 29.0],  # thumb: wrist-CMC, CMC-MCP, MCP-IP, IP-tip

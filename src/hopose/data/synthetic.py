@@ -1,5 +1,5 @@
 """The synthetic dataset hopose ships: the procedural grasps of :mod:`hopose.data.grasps`,
-rendered (docs/conventions.md §6 "Synthetic").
+rendered (docs/synthetic.md; the record every dataset yields: docs/conventions.md §6).
 
 Sample i draws every random number from generators of its own, ``numpy.random.default_rng`` of
 ``[seed, i]`` (pose, :func:`hopose.data.grasps.generate_grasps`), ``[seed, i, 1]``
