@@ -10,13 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from dataset_fixtures import (
-    DEXYCB_HAND_FRAMES,
-    write_dexycb,
-    write_dexycb_pose,
-    write_ho3d,
-    write_image,
-)
+from dataset_fixtures import write_ho3d, write_image, write_whole_dexycb_val
 
 from hopose.checkpoint import model_checkpoint, save_checkpoint
 from hopose.cli import main
@@ -144,20 +138,8 @@ def test_no_upload_from_part_of_the_split_or_from_ground_truth_2d(ho3d_evaluatio
 
 
 def _whole_dexycb_val(root) -> DexYCB:
-    """s0's val split whole on disk: subjects 01 and 02, their 20 val sequences (sorted index
-    4, 9, ..., 99) with all 8 cameras (empty: no label is read) and a pose.npz; each sequence
-    2 frames, a hand in frame 0 only, subject 02's hands left."""
-    write_dexycb(root)
-    for subject, side in (("20200709-subject-01", "right"), ("20200813-subject-02", "left")):
-        for index in range(100):
-            folder = root / subject / f"{subject[:8]}_14{index:04d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            meta = (root / "20200709-subject-01" / "20200709_140000" / "meta.yml").read_text()
-            (folder / "meta.yml").write_text(meta.replace("- right", f"- {side}"))
-            if index % 5 == 4:
-                write_dexycb_pose(folder, DEXYCB_HAND_FRAMES)
-                for serial in DEXYCB_SERIALS:
-                    (folder / serial).mkdir(exist_ok=True)
+    """s0's val split whole on disk (:func:`write_whole_dexycb_val`), read pose-only."""
+    write_whole_dexycb_val(root)
     return DexYCB(root, "val", with_images=False)
 
 

@@ -178,9 +178,8 @@ def write_dexycb_results(
             hand without a prediction would stop the toolkit).
     """
     dataset = DexYCB(data.root, split, with_images=False, **data.options)
-    if dataset.missing or dataset.skipped:
-        first = (dataset.missing or dataset.skipped)[0]
-        raise NotSubmittable(f"the split is not whole on disk (first: {first})")
+    if dataset.left_out:
+        raise NotSubmittable(f"the split is not whole on disk (first: {dataset.left_out[0]})")
     rows = listed_rows(predictions, [dataset.frame_id(i) for i in range(len(dataset))])
     hand = np.asarray(predictions["pred_hand_3d"])[rows]
     # A left hand was scored mirrored (x negated); its joints keep their order.

@@ -255,6 +255,26 @@ def write_dexycb(root: Path, *, sides: str = "right", sequences: int = 100) -> N
             )
 
 
+def write_whole_dexycb_val(root: Path) -> None:
+    """:func:`write_dexycb` plus what makes s0's val split whole on disk: subjects 01 and 02,
+    their 20 val sequences (sorted index 4, 9, ..., 99) with all 8 cameras (empty: no label is
+    read while indexing) and a pose.npz; each sequence 2 frames, a hand in frame 0 only,
+    subject 02's hands left."""
+    from hopose.data.dexycb import DEXYCB_SERIALS
+
+    write_dexycb(root)
+    meta = (root / "20200709-subject-01" / "20200709_140000" / "meta.yml").read_text()
+    for subject, side in (("20200709-subject-01", "right"), ("20200813-subject-02", "left")):
+        for index in range(100):
+            folder = root / subject / f"{subject[:8]}_14{index:04d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "meta.yml").write_text(meta.replace("- right", f"- {side}"))
+            if index % 5 == 4:
+                write_dexycb_pose(folder, DEXYCB_HAND_FRAMES)
+                for serial in DEXYCB_SERIALS:
+                    (folder / serial).mkdir(exist_ok=True)
+
+
 # Which of the fixture's 2 frames have a hand: frame 0 does, frame 1 not (its joint_3d is -1).
 DEXYCB_HAND_FRAMES = (True, False)
 

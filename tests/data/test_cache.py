@@ -256,6 +256,58 @@ def test_a_damaged_cache_names_the_damaged_file(tmp_path, name, damage, message)
         CacheDataset(out)
 
 
+@pytest.mark.parametrize(
+    ("name", "field", "value", "message"),
+    [
+        ("meta.json", "info", None, "info is null, not an object"),
+        ("meta.json", "image_size", None, "image_size is null, not an integer"),
+        ("meta.json", "num_samples", True, "num_samples is true, not an integer"),
+        ("meta.json", "map_keys", None, "map_keys is null, not a list of strings"),
+        ("meta.json", "left_out", "1", 'left_out is "1", not an integer'),
+        ("strings.json", "id", 3, "id is 3, not a list of strings"),
+    ],
+)
+def test_a_cache_field_of_another_type_names_the_file_and_field(
+    tmp_path, name, field, value, message
+):
+    """A meta.json or strings.json field of another type, read where build_dataset reads the
+    cache (its info, image size, maps and strings) or whole_split its counts: one line naming
+    the file and field, where it was a TypeError or AttributeError traceback far from the
+    file (or, for num_samples, a count mismatch naming no field)."""
+    out = write_cache(
+        Records(3), tmp_path / "c", progress=False,
+        info={"name": "fpha", "split": "val", "crop": "resize"},
+    )  # fmt: skip
+    payload = json.loads((out / name).read_text())
+    (out / name).write_text(json.dumps(payload | {field: value}))
+    expected = f"{out / name}: damaged cache file, {message}"
+    with pytest.raises(DataFileError, match=f"^{re.escape(expected)}$"):
+        whole_split(build_dataset("fpha", "val", cache=str(out), image_size=8), "fpha")
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value", "message"),
+    [
+        ("build.json", "map_keys", None, "map_keys is null, not a list of strings"),
+        ("build.json", "image_size", None, "image_size is null, not an integer"),
+        ("chunks/000000.json", "valid", None, "valid is null, not a list of true and false"),
+        ("chunks/000000.json", "strings", {"id": None}, 'strings is {"id": null}, not an object'),
+    ],
+)
+def test_resuming_a_build_whose_file_holds_a_field_of_another_type_names_it(
+    tmp_path, name, field, value, message
+):
+    """An interrupted build's build.json or committed chunk damaged: the rerun that resumes it
+    names the file and field, where it was a TypeError or KeyError from where the value is
+    used (or, for the image size, "the cache holds (None, None, 3)" naming a record)."""
+    with pytest.raises(DataFileError, match=r"frame_0006\.jpg"):
+        write_cache(Records(10, fail={6}), tmp_path / "c", progress=False, chunk_size=4)
+    path = tmp_path / "c" / name
+    path.write_text(json.dumps(json.loads(path.read_text()) | {field: value}))
+    with pytest.raises(DataFileError, match=re.escape(f"{path}: damaged cache file, {message}")):
+        write_cache(Records(10), tmp_path / "c", progress=False, chunk_size=4)
+
+
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize(
     ("info", "refused"),

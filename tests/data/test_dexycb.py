@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import shutil
 import zipfile
 
@@ -18,11 +19,14 @@ from dataset_fixtures import (
     write_dexycb,
     write_dexycb_pose,
     write_image,
+    write_whole_dexycb_val,
 )
 
-from hopose.data import DexYCB
+from hopose.data import DexYCB, build_dataset
+from hopose.data.cache import prepare_cache
 from hopose.data.check import check_dataset
-from hopose.data.dexycb import DEXYCB_SETUPS, DEXYCB_SUBJECTS, MissingHand
+from hopose.data.dexycb import DEXYCB_SERIALS, DEXYCB_SETUPS, DEXYCB_SUBJECTS, MissingHand
+from hopose.data.splits import whole_split
 from hopose.data.transforms import DataFileError
 from hopose.geometry import project_points
 
@@ -432,3 +436,39 @@ def test_s1_and_s2_hold_out_the_toolkits_subjects_and_cameras():
         for split, chosen in splits.items():
             assert DEXYCB_SETUPS[setup][split] == chosen, (setup, split)
     assert [DEXYCB_SUBJECTS[i][-2:] for i in (7, 8)] == ["08", "09"]
+
+
+def test_a_split_missing_a_camera_folder_is_not_whole_read_or_cached(tmp_path):
+    """s0's val split whole on disk is the whole split, read from its folder or from a cache
+    `hopose prepare` wrote of it; with one camera folder of it lost (a partial download), its
+    loader goes on without that camera and lists it in ``missing``: read either way, the split
+    is not whole, and the cache's meta.json counts the folder in ``left_out``. It read as whole
+    when only skipped annotations counted. To keep the cache small, only subject 01's first
+    val sequence (index 4) has a hand: frame 0 of its 8 cameras, each with labels and image."""
+    root = tmp_path / "dexycb"
+    write_whole_dexycb_val(root)
+    first = root / "20200709-subject-01" / "20200709_140004"
+    for pose in root.glob("*/*/pose.npz"):
+        if pose.parent != first:
+            write_dexycb_pose(pose.parent, (False, False))
+    for serial in DEXYCB_SERIALS:
+        if serial != DEXYCB_SERIAL:  # the fixture wrote this camera's labels
+            shutil.copy(first / DEXYCB_SERIAL / "labels_000000.npz", first / serial)
+        write_image(first / serial / "color_000000.jpg", (640, 480))
+    lost = first / DEXYCB_SERIALS[3]
+    for name, frames, left_out, whole in (
+        ("whole", 8, [], True),
+        ("camera lost", 7, [str(lost)], False),
+    ):
+        if not whole:
+            shutil.rmtree(lost)
+        direct = build_dataset("dexycb", "val", root=str(root), image_size=16)
+        assert len(direct) == frames and direct.left_out == left_out, name
+        assert whole_split(direct, "dexycb") is whole, name
+        cache = prepare_cache(
+            "dexycb", "val", tmp_path / name, root=str(root), image_size=16, progress=False
+        )
+        meta = json.loads((cache / "meta.json").read_text())
+        assert (meta["left_out"], meta["left_out_errors"]) == (len(left_out), left_out), name
+        cached = build_dataset("dexycb", "val", cache=str(cache), image_size=16)
+        assert len(cached) == frames and whole_split(cached, "dexycb") is whole, name

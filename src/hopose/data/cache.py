@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -45,11 +45,13 @@ from hopose.data.sample import (
     ARRAY_SHAPES,
     OPTIONAL_MAP_KEYS,
     SAMPLE_KEYS,
+    STRING_KEYS,
     check_sample,
 )
 from hopose.data.transforms import (
     DEFAULT_IMAGE_SIZE,
     DataFileError,
+    FrameDataset,
     check_on_error,
     without_image_hint,
     wrap_index,
@@ -92,12 +94,58 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     write_text(path, json.dumps(payload, indent=1))
 
 
-def _read_json(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON object in ``path``, one of a cache's own files.
+class _JsonType(NamedTuple):
+    """What a field of a cache's JSON files must hold where it is read."""
+
+    words: str  # as an error names it
+    holds: Callable[[Any], bool]
+
+
+def _strings(value: Any) -> bool:
+    """Whether ``value`` is a JSON list of strings."""
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+_INTEGER = _JsonType("an integer", lambda value: type(value) is int)  # JSON's true is no count
+_OBJECT = _JsonType("an object", lambda value: isinstance(value, dict))
+_STRINGS = _JsonType("a list of strings", _strings)
+_FLAGS = _JsonType(
+    "a list of true and false",
+    lambda value: isinstance(value, list) and all(type(item) is bool for item in value),
+)
+_STRING_LISTS = _JsonType(
+    "an object of lists of strings",
+    lambda value: isinstance(value, dict) and all(map(_strings, value.values())),
+)
+# The fields of a cache's JSON files (meta.json, build.json, chunks/<c>.json) that are read, and
+# what each must hold, so that a damaged file is refused naming the field rather than failing
+# where the value is used. ``version`` may hold anything: :func:`refusal` names one it does not
+# know; ``root`` is only compared.
+_FIELD_TYPES: dict[str, _JsonType] = {
+    "num_samples": _INTEGER,
+    "chunk_size": _INTEGER,
+    "image_size": _INTEGER,
+    "skipped": _INTEGER,
+    "left_out": _INTEGER,
+    "info": _OBJECT,
+    "string_keys": _STRINGS,
+    "map_keys": _STRINGS,
+    "errors": _STRINGS,
+    "strings": _STRING_LISTS,
+    "valid": _FLAGS,
+}
+
+
+def _read_json(
+    path: Path, keys: Iterable[str] = (), types: Mapping[str, _JsonType] = _FIELD_TYPES
+) -> dict[str, Any]:
+    """The JSON object in ``path``, one of a cache's own files, holding ``keys``, and in each
+    field of ``types`` it holds a value of that type.
 
     Raises:
         DataFileError: naming ``path`` when it is not JSON or not an object holding ``keys``
-            (a damaged file, or a foreign folder given as a cache).
+            (a damaged file, or a foreign folder given as a cache), or naming the field
+            holding a value of another type.
     """
     try:
         payload = json.loads(path.read_text())
@@ -108,6 +156,11 @@ def _read_json(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
         raise DataFileError(
             f"{path}: not a hopose cache file (no {', '.join(missing) or 'object'})"
         )
+    for key, kind in types.items():
+        if key in payload and not kind.holds(payload[key]):
+            found = json.dumps(payload[key])
+            found = found if len(found) <= 40 else f"{found[:37]}..."
+            raise DataFileError(f"{path}: damaged cache file, {key} is {found}, not {kind.words}")
     return payload
 
 
@@ -147,25 +200,35 @@ class _Chunks(Dataset):
         records: list[dict | None] = []
         errors: list[str] = []
         for index in range(start, stop):
-            try:
-                record = self.dataset[index]
-                check_sample(record, f"sample {index}")
-            except ValueError as error:  # DataFileError or a record breaking docs/conventions.md §6
-                if not self.skip:
-                    raise
+            record = _checked_record(self.dataset, index, self.skip)
+            if isinstance(record, ValueError):
                 records.append(None)
                 # Skipping is already what the image's hint would advise: not in each line.
-                errors.append(f"sample {index}: {without_image_hint(str(error))}")
-                continue
-            records.append(record)
+                errors.append(f"sample {index}: {without_image_hint(str(record))}")
+            else:
+                records.append(record)
         return chunk, records, errors
+
+
+def _checked_record(dataset: Sequence, index: int, skip: bool) -> dict | ValueError:
+    """Record ``index`` of ``dataset``, checked against docs/conventions.md §6; when skipping
+    bad records, the error of one that cannot be read or breaks the layout (raised otherwise:
+    a DataFileError or check_sample's ValueError)."""
+    try:
+        record = dataset[index]
+        check_sample(record, f"sample {index}")
+    except ValueError as error:
+        if not skip:
+            raise
+        return error
+    return record
 
 
 def _string_keys(record: Mapping[str, Any]) -> list[str]:
     """The record's string keys (docs/conventions.md §6) plus any extra string-valued keys (e.g. a
     synthetic ``grasp``)."""
     extra = sorted(k for k, v in record.items() if k not in SAMPLE_KEYS and isinstance(v, str))
-    return ["side", "object", "id", *extra]
+    return [*STRING_KEYS, *extra]
 
 
 def _shaped(
@@ -207,11 +270,12 @@ def write_cache(
             ``meta.json`` and checked on resume, as JSON reads it back (a tuple as a list).
         root: the folder the records are read from (None for generated data), recorded resolved
             in build.json and meta.json beside ``info``.
-        left_out: the ``"file: reason"`` of annotations the dataset's loader left out while
-            indexing (:class:`hopose.data.transforms.FrameDataset`'s ``skipped``), whose frames
-            are not among the samples: counted in ``meta.json`` (``left_out``, the first 100
-            in ``left_out_errors``), so that a reader of the cache knows it is not the whole
-            split (:func:`hopose.data.splits.whole_split`).
+        left_out: what the dataset's loader left out of the split while indexing
+            (:attr:`hopose.data.transforms.FrameDataset.left_out`: the folders it found missing,
+            the ``"file: reason"`` of annotations it skipped), whose frames are not among the
+            samples: counted in ``meta.json`` (``left_out``, the first 100 in
+            ``left_out_errors``), so that a reader of the cache knows it is not the whole split
+            (:func:`hopose.data.splits.whole_split`).
 
     Returns:
         The cache folder: a finished one of the same samples, ``info`` and ``root`` as it is;
@@ -233,21 +297,8 @@ def write_cache(
     num_samples = len(dataset)
     if num_samples == 0:
         raise ValueError(f"{out}: the dataset to cache is empty")
-    if (out / "meta.json").is_file():
-        meta = _read_json(out / "meta.json", ("num_samples", "info"))
-        asked = {"num_samples": num_samples, "info": info}
-        held = {key: meta[key] for key in asked}
-        if held != asked:
-            raise ValueError(
-                f"{out}: holds a finished cache of {_differences(held, asked)}; remove the "
-                "folder or choose another"
-            )
-        _check_root(out, meta, source)
-        refused = refusal(meta.get("version"), info, with_images=True)
-        if refused is None:
-            return out
-        log.warning("%s: %s, rebuilt as version %d", out, refused, CACHE_VERSION)
-        _remove_build(out)
+    if _keeps_finished(out, num_samples, info, source):
+        return out
     build = _open_build(
         dataset, out, num_samples, chunk_size, info, source, skip=on_error == "skip"
     )
@@ -258,8 +309,7 @@ def write_cache(
         key: _load_npy(out / "maps" / f"{key}.npy", mmap_mode="r+")
         for key in build.get("map_keys", [])
     }
-    num_chunks = -(-num_samples // chunk_size)
-    pending = [c for c in range(num_chunks) if not (out / "chunks" / f"{c:06d}.json").is_file()]
+    pending = [c for c in range(_num_chunks(build)) if not _chunk_path(out, c).is_file()]
     done = num_samples - sum(min(chunk_size, num_samples - c * chunk_size) for c in pending)
     loader = DataLoader(
         _Chunks(dataset, pending, chunk_size, skip=on_error == "skip"),
@@ -285,12 +335,48 @@ def write_cache(
         for array in [*arrays.values(), *maps.values()]:
             array.flush()
         _write_json_atomic(
-            out / "chunks" / f"{chunk:06d}.json",
-            {"strings": strings, "valid": valid, "errors": errors},
+            _chunk_path(out, chunk), {"strings": strings, "valid": valid, "errors": errors}
         )
         bar.update(len(records))
     bar.close()
-    return _finish(out, num_chunks, build, info, source, left_out)
+    return _finish(out, build, source, left_out)
+
+
+def _keeps_finished(out: Path, num_samples: int, info: dict, root: str | None) -> bool:
+    """Whether ``out`` holds a finished cache of these samples, ``info`` and ``root`` that is
+    kept as it is; one that :func:`refusal` refuses is removed, to be built again.
+
+    Raises:
+        ValueError: naming ``out`` when its finished cache is of other samples, ``info`` or
+            ``root``.
+    """
+    if not (out / "meta.json").is_file():
+        return False
+    meta = _read_json(out / "meta.json", ("num_samples", "info"))
+    asked = {"num_samples": num_samples, "info": info}
+    held = {key: meta[key] for key in asked}
+    if held != asked:
+        raise ValueError(
+            f"{out}: holds a finished cache of {_differences(held, asked)}; remove the "
+            "folder or choose another"
+        )
+    _check_root(out, meta, root)
+    refused = refusal(meta.get("version"), info, with_images=True)
+    if refused is None:
+        return True
+    log.warning("%s: %s, rebuilt as version %d", out, refused, CACHE_VERSION)
+    _remove_build(out)
+    return False
+
+
+def _num_chunks(build: Mapping[str, Any]) -> int:
+    """How many chunks ``build`` (build.json) is written in, the last one perhaps partial."""
+    return -(-build["num_samples"] // build["chunk_size"])
+
+
+def _chunk_path(out: Path, chunk: int) -> Path:
+    """The file whose presence marks ``chunk`` as written (the module docstring)."""
+    return out / "chunks" / f"{chunk:06d}.json"
 
 
 def _store(
@@ -317,14 +403,10 @@ def _first_good_record(dataset: Sequence, skip: bool) -> dict:
     string keys define the cache's layout."""
     last_error: ValueError | None = None
     for index in range(len(dataset)):
-        try:
-            record = dataset[index]
-            check_sample(record, f"sample {index}")
+        record = _checked_record(dataset, index, skip)
+        if not isinstance(record, ValueError):
             return record
-        except ValueError as error:
-            if not skip:
-                raise
-            last_error = error
+        last_error = record
     raise ValueError(f"no sample could be read, the last error: {last_error}") from last_error
 
 
@@ -409,28 +491,15 @@ def _open_build(
     height, width, _ = np.asarray(first["image"]).shape
     if height != width:
         raise ValueError(f"{first['id']}: cached images must be square, got {height}x{width}")
-    (out / "arrays").mkdir(parents=True, exist_ok=True)
-    (out / "chunks").mkdir(exist_ok=True)
-    np.lib.format.open_memmap(
-        out / "images.npy", mode="w+", dtype=np.uint8, shape=(num_samples, height, width, 3)
-    ).flush()
-    for key in ARRAY_KEYS:
-        np.lib.format.open_memmap(
-            out / "arrays" / f"{key}.npy",
-            mode="w+",
-            dtype=np.float32,
-            shape=(num_samples, *ARRAY_SHAPES[key]),
-        ).flush()
     map_keys = [key for key in OPTIONAL_MAP_KEYS if key in first]
-    if map_keys:
-        (out / "maps").mkdir(exist_ok=True)
-    for key in map_keys:
-        np.lib.format.open_memmap(
-            out / "maps" / f"{key}.npy",
-            mode="w+",
-            dtype=np.uint8,
-            shape=(num_samples, height, width),
-        ).flush()
+    # Each file's dtype and per-sample shape (the module docstring's layout).
+    layout = {out / "images.npy": (np.uint8, (height, width, 3))}
+    layout |= {out / "arrays" / f"{k}.npy": (np.float32, ARRAY_SHAPES[k]) for k in ARRAY_KEYS}
+    layout |= {out / "maps" / f"{k}.npy": (np.uint8, (height, width)) for k in map_keys}
+    for path, (dtype, shape) in layout.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(num_samples, *shape)).flush()
+    (out / "chunks").mkdir(exist_ok=True)
     build = {
         "version": CACHE_VERSION,
         "num_samples": num_samples,
@@ -445,20 +514,14 @@ def _open_build(
     return build
 
 
-def _finish(
-    out: Path,
-    num_chunks: int,
-    build: dict[str, Any],
-    info: dict,
-    root: str | None,
-    left_out: Sequence[str],
-) -> Path:
-    """Gather the chunk files into strings.json and valid.npy, then commit meta.json."""
+def _finish(out: Path, build: Mapping[str, Any], root: str | None, left_out: Sequence[str]) -> Path:
+    """Gather the chunk files of ``build`` into strings.json and valid.npy, then commit
+    meta.json."""
     strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}
     valid: list[bool] = []
     errors: list[str] = []
-    for chunk in range(num_chunks):
-        part = _read_json(out / "chunks" / f"{chunk:06d}.json", ("strings", "valid", "errors"))
+    for chunk in range(_num_chunks(build)):
+        part = _read_json(_chunk_path(out, chunk), ("strings", "valid", "errors"))
         for key in strings:
             strings[key].extend(part["strings"][key])
         valid.extend(part["valid"])
@@ -478,7 +541,7 @@ def _finish(
         "errors": errors[:100],
         "left_out": len(left_out),
         "left_out_errors": list(left_out[:100]),
-        "info": info,
+        "info": build["info"],
         "root": root,
     }
     _write_json_atomic(out / "meta.json", meta)
@@ -505,13 +568,18 @@ class CacheDataset(Dataset):
                 f"{meta_path}: missing, {self.root} is not a finished cache "
                 "(rerun the same `hopose prepare` command to resume it)"
             )
-        self.meta = _read_json(meta_path, ("version", "num_samples", "image_size", "info"))
+        self.meta = _read_json(
+            meta_path, ("version", "num_samples", "image_size", "string_keys", "info")
+        )
         refused = refusal(self.meta["version"], self.meta["info"], with_images=with_images)
         if refused is not None:
             raise DataFileError(f"{meta_path}: {refused}; run the same `hopose prepare` again")
         self.with_images = with_images
         self.arrays = {key: _load_npy(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
-        self.strings: dict[str, list[str]] = _read_json(self.root / "strings.json")
+        string_keys = self.meta["string_keys"]
+        self.strings: dict[str, list[str]] = _read_json(
+            self.root / "strings.json", string_keys, dict.fromkeys(string_keys, _STRINGS)
+        )
         valid = _load_npy(self.root / "valid.npy")
         # A file replaced or cut short after the build would otherwise read another sample's
         # values or fail at some index, far from here.
@@ -626,5 +694,5 @@ def prepare_cache(
         info=info,
         # Generated data are read from no folder: a --root given anyway must not refuse a rerun.
         root=None if name == "synthetic" else root,
-        left_out=getattr(source, "skipped", ()),
+        left_out=source.left_out if isinstance(source, FrameDataset) else (),
     )

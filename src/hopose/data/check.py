@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,16 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from hopose.data.dexycb import MissingHand
+from hopose.data.dexycb import DEXYCB_SETUPS, MissingHand
 from hopose.data.fpha import PROTOCOL_SPLITS
-from hopose.data.obman import UnmappedMesh
+from hopose.data.ho3d import HO3D_SPLITS
+from hopose.data.obman import OBMAN_SPLITS, UnmappedMesh
 from hopose.data.transforms import DataFileError, read_image, read_image_size
 
-# The splits walked by default for each dataset (FPHA: the HOPE-Net protocol's, which cover every
-# sequence of the subset; with ``protocol="action"`` that protocol's, which has no val).
-CHECK_SPLITS: dict[str, tuple[str, ...]] = {
-    "fpha": ("train", "val", "test"),
-    "obman": ("train", "val", "test"),
-    "ho3d": ("train", "evaluation"),
-    "dexycb": ("train", "val", "test"),
+# The option that chooses FPHA's and DexYCB's splits, and the splits of each of its values.
+_SPLITS_BY_OPTION: dict[str, tuple[str, Mapping[str, Iterable[str]]]] = {
+    "fpha": ("protocol", PROTOCOL_SPLITS),
+    "dexycb": ("setup", DEXYCB_SETUPS),
 }
 SHOWN_PER_KIND = 5
 # Kinds listed for the record, not problems: what a loader leaves out of a sound tree by design.
@@ -96,26 +95,23 @@ def check_dataset(
     progress: bool = True,
     **options: Any,
 ) -> CheckReport:
-    """Walk the splits of a dataset at ``root`` (default: all, of its protocol for FPHA).
+    """Walk the splits of a dataset at ``root`` (default: all, of its protocol or setup).
 
     Args:
         name: "fpha", "obman", "ho3d" or "dexycb".
         root: the dataset folder.
-        splits: splits to walk (None: :data:`CHECK_SPLITS`, FPHA's those of its protocol).
+        splits: splits to walk (None: :func:`dataset_splits`, all of them).
         decode: decode every image fully (slow) instead of reading its header.
         progress: show a progress bar per split.
         **options: the loader's own options (``protocol``, ``version``, ``setup``,
             ``shapenet_root``).
     """
-    from hopose.data import REAL_DATASETS, option_defaults
+    from hopose.data import REAL_DATASETS
 
     if name not in REAL_DATASETS:
         raise ValueError(f"dataset: expected one of {tuple(REAL_DATASETS)}, got {name!r}")
     report = CheckReport(dataset=name, root=str(root))
-    if not splits:
-        protocol = options.get("protocol", option_defaults(name).get("protocol"))
-        fpha = name == "fpha" and protocol in PROTOCOL_SPLITS  # a bad one: the loader names it
-        splits = PROTOCOL_SPLITS[protocol] if fpha else CHECK_SPLITS[name]
+    splits = splits or dataset_splits(name, **options)
     first_split: dict[str, str] = {}  # frame id -> the first split walked that holds it
     for split in splits:
         unmapped: list[str] = []
@@ -129,7 +125,7 @@ def check_dataset(
         report.problems["bad annotation"] += dataset.skipped
         report.problems["no annotation"] += getattr(dataset, "unannotated", [])
         report.problems["without a hand"] += getattr(dataset, "handless", [])
-        report.problems["missing folder"] += getattr(dataset, "missing", [])
+        report.problems["missing folder"] += dataset.missing
         if len(dataset) == 0:
             report.problems["empty split"].append(f"{split}: no frame to read under {root}")
         for index in tqdm(
@@ -158,6 +154,22 @@ def check_dataset(
             )
     report.problems = {kind: messages for kind, messages in report.problems.items() if messages}
     return report
+
+
+def dataset_splits(name: str, **options: Any) -> tuple[str, ...]:
+    """Every split of real dataset ``name``, as its loader names them: FPHA's those of its
+    ``protocol`` (the HOPE-Net one's cover every sequence of the subset; the action one has no
+    val), DexYCB's those of its ``setup``, as ``options`` give them or at their defaults."""
+    from hopose.data import option_defaults
+
+    if name == "obman":
+        return OBMAN_SPLITS
+    if name == "ho3d":
+        return tuple(HO3D_SPLITS)
+    option, choices = _SPLITS_BY_OPTION[name]
+    default = option_defaults(name)[option]
+    # An unknown one walks the default's splits, where the loader refuses it naming the option.
+    return tuple(choices.get(options.get(option, default), choices[default]))
 
 
 def jpeg_cut_short(path: Path) -> bool:

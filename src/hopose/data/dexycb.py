@@ -26,8 +26,9 @@ master camera's frame, for all 8 cameras: all zero where there is no hand (as th
 ``joint_3d`` is all −1, the marker the toolkit's ``hpe_eval.py`` leaves out of the evaluation).
 So one read per sequence, not one per labels npz (8 cameras x ~72 frames) tells which frames
 have a hand. A frame reached anyway whose labels hold no hand raises :class:`MissingHand`.
-Subjects or camera folders of a setup that are not on disk are left out with a warning (and
-reported by ``hopose data check``). Left hands are mirrored to right ones.
+Subjects or camera folders of a setup that are not on disk are left out with a warning, listed
+in ``missing`` (so the split does not count as whole: ``FrameDataset.left_out``) and reported by
+``hopose data check``. Left hands are mirrored to right ones.
 """
 
 from __future__ import annotations
@@ -247,7 +248,6 @@ class DexYCB(FrameDataset):
         self.root, self.split, self.setup = Path(root), split, setup
         self.variant["setup"] = setup
         subjects, serials, sequences = DEXYCB_SETUPS[setup][split]
-        self.missing: list[str] = []
         self.intrinsics: dict[str, np.ndarray] = {}
         for serial in (DEXYCB_SERIALS[i] for i in serials):
             path = self.root / "calibration" / "intrinsics" / f"{serial}_640x480.yml"
@@ -372,8 +372,8 @@ class DexYCB(FrameDataset):
         """The image id of frame ``index`` in the dex-ycb-toolkit's ``DexYCBDataset`` of the
         same setup and split, which its ``hpe_eval.py`` reads results by: the frame's place
         among every frame of every camera of the split, sequence by sequence, camera by camera.
-        Only meaningful where no folder is missing and no sequence was skipped (the toolkit
-        counts them all)."""
+        Only meaningful where nothing of the split was left out (``left_out``: no folder missing,
+        no sequence skipped), as the toolkit counts them all."""
         sequence, serial, t = self.entries[index]
         first, num_frames = self._toolkit_ids[sequence]
         return first + self._serials.index(serial) * num_frames + t

@@ -19,7 +19,6 @@ Lengths are fractions of the image side, so one setting serves every image size.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -69,23 +68,19 @@ def perturb_keypoints(
     # device.
     device = kp2d.device if generator is None else generator.device
 
-    def sample(sampler: Callable[..., Tensor], *shape: int) -> Tensor:
-        x = sampler(shape, generator=generator, dtype=kp2d.dtype, device=device)
-        return x.to(kp2d.device)
-
-    uniform, draw = functools.partial(sample, torch.rand), functools.partial(sample, torch.randn)
-
-    def chance(prob: float) -> Tensor:  # (B, 29, 1) True with probability prob
-        return (uniform(*kp2d.shape[:2]) < prob)[..., None]
+    def draw(sampler: Callable[..., Tensor], *shape: int) -> Tensor:  # torch.rand or torch.randn
+        return sampler(shape, generator=generator, dtype=kp2d.dtype, device=device).to(kp2d.device)
 
     b, n, _ = kp2d.shape
-    scale = uniform(b, 1, 1)
-    out = kp2d + draw(b, n, 2) * scale * (sigma * image_size)
-    out = torch.where(chance(outlier_prob), out + draw(b, n, 2) * outlier_sigma * image_size, out)
+    scale = draw(torch.rand, b, 1, 1)
+    out = kp2d + draw(torch.randn, b, n, 2) * scale * (sigma * image_size)
+    outlier = (draw(torch.rand, b, n) < outlier_prob)[..., None]  # (B, 29, 1)
+    out = torch.where(outlier, out + draw(torch.randn, b, n, 2) * outlier_sigma * image_size, out)
     means = torch.empty_like(out)  # (B, 29, 2): each node's part mean
     for part in PART_SLICES.values():
         means[:, part] = out[:, part].mean(dim=1, keepdim=True)
-    return torch.where(chance(drop_prob), means, out)
+    dropped = (draw(torch.rand, b, n) < drop_prob)[..., None]
+    return torch.where(dropped, means, out)
 
 
 def perturb_batch(

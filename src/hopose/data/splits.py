@@ -43,8 +43,8 @@ class RecordList(Dataset):
         return self.records[index]
 
 
-def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
-    """Read (or render) every record of ``dataset`` once, in parallel workers.
+def materialize(dataset: Dataset, *, num_workers: int = 0) -> list[Mapping[str, Any]]:
+    """Every record of ``dataset``, read (or rendered) once, in parallel workers.
 
     Used for the synthetic images, whose rendering is slower than training on them, and for the
     pose-only records of the lifter stage, read once instead of every epoch.
@@ -56,7 +56,7 @@ def materialize(dataset: Dataset, *, num_workers: int = 0) -> RecordList:
         dataset, batch_size=64, num_workers=num_workers, collate_fn=as_collected,
         worker_init_fn=ExitWithParent(), generator=torch.Generator(),
     )  # fmt: skip
-    return RecordList([record for chunk in loader for record in chunk])
+    return [record for chunk in loader for record in chunk]
 
 
 # DataConfig fields that do not change a split's records, or only their number.
@@ -189,16 +189,18 @@ def _read_split(
     """``num`` samples of ``split`` read into memory by ``num_workers`` workers, knowing
     whether they are the whole split (:func:`whole_split`)."""
     dataset = _dataset(data, split, with_images, num)
-    records = materialize(dataset, num_workers=num_workers).records
-    return RecordList(records, whole_split(dataset, data.name))
+    return RecordList(
+        materialize(dataset, num_workers=num_workers), whole_split(dataset, data.name)
+    )
 
 
 def whole_split(dataset: Dataset, name: str) -> bool | None:
     """Whether ``dataset`` (of dataset ``name``, from :func:`build_split` or
     :func:`hopose.data.build_dataset`) holds every frame of its real split: not cut by
     ``num_samples``, nor read from a cache that ``hopose prepare --num`` capped, and none left
-    out as unreadable (``on_error: skip``, while indexing or in a cache's build). None for
-    synthetic data, whose split is defined by its size."""
+    out while indexing (:attr:`FrameDataset.left_out`: folders missing, annotations skipped
+    with ``on_error: skip``) or as unreadable in a cache's build. None for synthetic data,
+    whose split is defined by its size."""
     if name == "synthetic":
         return None
     if isinstance(dataset, RecordList):
@@ -206,15 +208,15 @@ def whole_split(dataset: Dataset, name: str) -> bool | None:
     source, _ = uncapped(dataset)
     if isinstance(source, CacheDataset):
         meta = source.meta
-        # A cache prepared before meta.json counted the annotations left out while indexing
-        # (``left_out``) reads as not cut by them.
+        # A cache prepared before meta.json counted what its loader left out while indexing
+        # (``left_out``) reads as not cut by it.
         cut = (
             source.info.get("num_samples") is not None
             or meta.get("skipped", 0) > 0
             or meta.get("left_out", 0) > 0
         )
     else:
-        cut = isinstance(source, FrameDataset) and bool(source.skipped)
+        cut = isinstance(source, FrameDataset) and bool(source.left_out)
     return source is dataset and not cut
 
 
