@@ -30,6 +30,7 @@ from hopose.checkpoint import (
 )
 from hopose.config import ConfigError, config_from_dict
 from hopose.data.splits import SplitCache, build_split
+from hopose.data.transforms import Frame, FrameDataset
 from hopose.evaluate import run_eval
 from hopose.metrics import mean_distance
 from hopose.models import build_model
@@ -598,7 +599,8 @@ def test_ddp_ranks_draw_their_own_noise_and_log_the_whole_split(tmp_path):
     rows = _rows(tmp_path / "run")
     for row, terms in zip(rows, seen[0]["terms"], strict=True):
         assert float(row["train/total"]) == pytest.approx(terms["total"], rel=1e-6)
-    # Rank 0 alone would be epoch seed + epoch, as in a single process.
+    # Rank 0 alone draws from epoch_stream(seed, epoch), as a single process: seed 0's is the
+    # epoch.
     generator = torch.Generator().manual_seed(0 + 1)
     assert torch.equal(seen[0]["rng"][1], generator.get_state())
 
@@ -711,6 +713,83 @@ def test_a_split_held_in_memory_that_does_not_fit_goes_through_a_dataloader(monk
         train_module._set_epoch(feed, cfg.seed, 0)
     for ours, theirs in zip(held, loader, strict=True):
         assert torch.equal(ours["image"], theirs["image"])
+
+
+class _OneFrame(FrameDataset):
+    """A real-data loader of 16 samples, all one frame (its image never read), square-cropped
+    and jittered: what the training loop seeds is all that tells its samples apart."""
+
+    def __init__(self) -> None:
+        super().__init__(image_size=32, crop="square", with_images=False, jitter=True)
+        k = np.arange(21, dtype=float)
+        hand = np.stack([-40 + 4 * k, -20 + 2 * k, np.full(21, 500.0)], axis=1)
+        obj = np.array([[x, y, z] for x in (0, 60) for y in (0, 40) for z in (520, 540)], float)
+        K = np.array([[500.0, 0, 100], [0, 500, 50], [0, 0, 1]])
+        self._frame = Frame(Path("unread.png"), K, (200, 100), hand, obj, "right", "o", "t/0")
+
+    def __len__(self) -> int:
+        return 16
+
+    def frame(self, index: int) -> Frame:
+        return self._frame
+
+
+def _epoch_draws(seed: int, epoch: int) -> dict[str, object]:
+    """What the training loop draws for ``epoch`` of a run seeded ``seed``: a real dataset's
+    shuffle (one process's RandomSampler; each of 2 ranks' DistributedSampler) and square-crop
+    jitter, and the seed of torch's generators on ranks 0 and 1."""
+    cfg = tiny("lifter", f"seed={seed}")
+    draws: dict[str, object] = {}
+    for world_size in (1, 2):
+        for rank in range(world_size):
+            runtime = train_module.Runtime(
+                rank=rank, world_size=world_size, device=torch.device("cpu"),
+                distributed=world_size > 1,
+            )  # fmt: skip
+            dataset = _OneFrame()
+            loader = train_module._loader(dataset, cfg, runtime, train=True)
+            train_module._set_epoch(loader, seed, epoch)
+            draws[f"order {world_size}:{rank}"] = tuple(loader.sampler)
+            draws[f"epoch seed {rank}"] = train_module.epoch_seed(seed, epoch, rank)
+    # The jitter, read without the loader: its sampler's order is drawn apart, above.
+    draws["jitter"] = dataset[0]["K"].tobytes()
+    return draws
+
+
+def test_no_two_seeds_or_epochs_share_a_shuffle_jitter_or_torch_seed():
+    """Seeds 0-3 and epochs 0-4 each draw their own orders, jitter and torch seeds. With
+    ``seed + epoch`` seed s + 1's epoch e replayed seed s's epoch e + 1 (``hopose ablate`` trains
+    seeds 0, 1, 2, whose spread then understated the seed's), and a real dataset's jitter
+    followed the epoch alone: every seed drew the same squares."""
+    grid = {(seed, epoch): _epoch_draws(seed, epoch) for seed in range(4) for epoch in range(5)}
+    for key in grid[0, 0]:
+        for seed in range(3):
+            for epoch in range(4):
+                assert grid[seed + 1, epoch][key] != grid[seed, epoch + 1][key], (key, seed, epoch)
+        # A chance repeat of 16 samples' order, a float K or a 32-bit seed is negligible.
+        assert len({draws[key] for draws in grid.values()}) == len(grid), key
+
+
+def test_seed_0_draws_what_it_always_drew():
+    """Seed 0's stream is the epoch, as ``seed + epoch`` was, and other ranks keep their hash of
+    (seed, epoch, rank): the shipped configs and the demo (seed 0) train bit for bit as before,
+    and the docs' numbers with them."""
+    for epoch in range(4):
+        draws = _epoch_draws(0, epoch)
+        before = torch.Generator().manual_seed(0 + epoch)
+        assert draws["order 1:0"] == tuple(torch.randperm(16, generator=before).tolist())
+        for rank in range(2):
+            sampler = torch.utils.data.DistributedSampler(
+                range(16), num_replicas=2, rank=rank, seed=0
+            )
+            sampler.set_epoch(epoch)
+            assert draws[f"order 2:{rank}"] == tuple(sampler)
+        dataset = _OneFrame()
+        dataset.set_epoch(epoch)
+        assert draws["jitter"] == dataset[0]["K"].tobytes()
+        assert draws["epoch seed 0"] == 0 + epoch
+        hashed = np.random.SeedSequence([0, epoch, 1]).generate_state(1)[0]
+        assert draws["epoch seed 1"] == int(hashed)
 
 
 def test_resume_of_a_folder_that_does_not_exist_creates_nothing(tmp_path):

@@ -98,7 +98,7 @@ from hopose.config import (
 from hopose.data import collate_samples, uncapped
 from hopose.data.augment import augment_batch
 from hopose.data.splits import RecordList, SplitCache, build_split, training_poses
-from hopose.data.tensor_split import TensorSplit, shard_size
+from hopose.data.tensor_split import TensorSplit, epoch_stream, shard_size
 from hopose.data.transforms import FrameDataset
 from hopose.data.workers import ExitWithParent
 from hopose.files import output_folder, write_text
@@ -519,8 +519,12 @@ def _loader(
     sampler = None
     if train:
         if runtime.distributed:
+            # The sampler draws epoch e from its seed + e: epoch_stream(cfg.seed, e).
             sampler = DistributedSampler(
-                dataset, num_replicas=runtime.world_size, rank=runtime.rank, seed=cfg.seed
+                dataset,
+                num_replicas=runtime.world_size,
+                rank=runtime.rank,
+                seed=epoch_stream(cfg.seed, 0),
             )
         else:
             sampler = RandomSampler(dataset, generator=torch.Generator())
@@ -557,27 +561,31 @@ def fits_on_device(records: RecordList, device: torch.device) -> bool:
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     """The seed of torch's generators for ``epoch`` (augmentation, perturbation, dropout):
-    ``seed + epoch`` on rank 0 (a single process's), and another stream on each other rank of a
-    DDP run, whose samples would otherwise all get the same draws as rank 0's."""
+    :func:`~hopose.data.tensor_split.epoch_stream` on rank 0 (a single process's), and another
+    stream on each other rank of a DDP run, whose samples would otherwise all get the same draws
+    as rank 0's. Those are hashed from ``(seed, epoch, rank)``, which differ for every seed and
+    epoch already: the stream number would change the draws of seed 0's other ranks."""
     if rank == 0:
-        return seed + epoch
+        return epoch_stream(seed, epoch)
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
 def _set_epoch(loader: DataLoader | TensorSplit, seed: int, epoch: int) -> None:
-    """Make the shuffle of each epoch a function of (seed, epoch), and a real dataset's jitter
-    one of (sample, epoch), so a resumed run repeats them."""
+    """Draw the shuffle of each epoch from ``epoch_stream(seed, epoch)`` and a real dataset's
+    jitter from (sample, that stream), so a resumed run repeats them and runs of other seeds
+    draw others."""
     if isinstance(loader, TensorSplit):
         loader.set_epoch(epoch)
         return
+    stream = epoch_stream(seed, epoch)
     dataset, _ = uncapped(loader.dataset)  # under the first num_train
     if isinstance(dataset, FrameDataset):
-        dataset.set_epoch(epoch)
+        dataset.set_epoch(stream)
     sampler = loader.sampler
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
     elif isinstance(sampler, RandomSampler):
-        sampler.generator.manual_seed(seed + epoch)
+        sampler.generator.manual_seed(stream)
 
 
 def train(

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from hopose.data.sample import collate_samples
-from hopose.data.tensor_split import TensorSplit
+from hopose.data.tensor_split import SEED_STRIDE, TensorSplit, epoch_stream
 
 
 def _records(n: int) -> list[dict]:
@@ -33,12 +33,13 @@ def _records(n: int) -> list[dict]:
 
 @pytest.mark.parametrize("epoch", [0, 1, 7])
 def test_shuffled_batches_are_the_dataloaders_of_the_same_seed(epoch):
-    """The training loop's DataLoader (RandomSampler reseeded with seed + epoch) and the
-    TensorSplit draw the same order, so switching between them changes no result."""
+    """The training loop's DataLoader (RandomSampler reseeded with epoch_stream(seed, epoch))
+    and the TensorSplit draw the same order, so switching between them changes no result."""
     records = _records(37)
     split = TensorSplit(records, device=torch.device("cpu"), batch_size=8, shuffle=True, seed=5)
     split.set_epoch(epoch)
-    sampler = RandomSampler(records, generator=torch.Generator().manual_seed(5 + epoch))
+    generator = torch.Generator().manual_seed(epoch_stream(5, epoch))
+    sampler = RandomSampler(records, generator=generator)
     loader = DataLoader(records, batch_size=8, sampler=sampler, collate_fn=collate_samples)
     ours, theirs = list(split), list(loader)
     assert len(split) == len(loader) == 5  # 37 = 4 x 8 + 5
@@ -71,11 +72,53 @@ def test_shards_are_the_distributed_samplers():
             rank=rank, world_size=3,
         )  # fmt: skip
         split.set_epoch(4)
-        sampler = DistributedSampler(records, num_replicas=3, rank=rank, seed=2)
+        # The training loop's sampler: seed epoch_stream(2, 0), whose seed + epoch is the stream.
+        sampler = DistributedSampler(records, num_replicas=3, rank=rank, seed=epoch_stream(2, 0))
         sampler.set_epoch(4)
         got = torch.cat([b["hand_3d"][:, 0, 0] for b in split]).long().tolist()
         assert got == list(sampler)
         assert len(split) == 2  # 4 samples in batches of 3
+
+
+def _order(seed: int, epoch: int) -> tuple[int, ...]:
+    split = TensorSplit(
+        _records(16), device=torch.device("cpu"), batch_size=16, shuffle=True, seed=seed
+    )
+    split.set_epoch(epoch)
+    return tuple(split.indices().tolist())
+
+
+def test_no_two_seeds_or_epochs_share_an_order():
+    """Every (seed, epoch) of seeds 0-3 and epochs 0-4 draws its own order of 16 samples. With
+    ``seed + epoch``, seed s + 1's epoch e was seed s's epoch e + 1, so ``hopose ablate``'s
+    seeds 0, 1, 2 saw nearly the same epochs, shifted by one."""
+    orders = {(seed, epoch): _order(seed, epoch) for seed in range(4) for epoch in range(5)}
+    for seed in range(3):
+        for epoch in range(4):
+            assert orders[seed + 1, epoch] != orders[seed, epoch + 1], (seed, epoch)
+    assert len(set(orders.values())) == len(orders)  # 16! orders: a chance repeat is negligible
+
+
+def test_seed_0_draws_the_orders_it_always_drew():
+    """Seed 0's stream is the epoch itself, as ``seed + epoch`` was: every shipped config and
+    the demo (seed 0) keep their shuffles, and the docs' numbers with them."""
+    for epoch in range(5):
+        before = torch.randperm(16, generator=torch.Generator().manual_seed(0 + epoch))
+        assert _order(0, epoch) == tuple(before.tolist())
+
+
+def test_the_stream_of_a_seed_and_an_epoch():
+    # Seed 3's epoch 7 is 3 * 2**20 + 7; an epoch past the stride would reach seed 4's streams.
+    assert SEED_STRIDE == 2**20 and epoch_stream(3, 7) == 3 * 1_048_576 + 7
+    assert epoch_stream(0, 9) == 9
+    # The largest seed a config takes, in its last epoch: still a torch seed, and an int64 (a
+    # FrameDataset holds the stream its jitter is drawn from in one).
+    largest = epoch_stream(2**32 - 1, SEED_STRIDE - 1)
+    torch.Generator().manual_seed(largest)
+    assert torch.tensor(largest, dtype=torch.int64).item() == largest
+    for epoch in (-1, SEED_STRIDE):
+        with pytest.raises(ValueError, match=r"epoch must be in \[0, 1048576\)"):
+            epoch_stream(0, epoch)
 
 
 def test_more_processes_than_records_still_step_together():
@@ -107,9 +150,12 @@ def test_drop_last_leaves_out_the_short_last_batch_as_a_dataloader_does(world_si
         )  # fmt: skip
         split.set_epoch(2)
         if world_size == 1:
-            sampler = RandomSampler(records, generator=torch.Generator().manual_seed(3 + 2))
+            generator = torch.Generator().manual_seed(epoch_stream(3, 2))
+            sampler = RandomSampler(records, generator=generator)
         else:
-            sampler = DistributedSampler(records, num_replicas=world_size, rank=rank, seed=3)
+            sampler = DistributedSampler(
+                records, num_replicas=world_size, rank=rank, seed=epoch_stream(3, 0)
+            )
             sampler.set_epoch(2)
         loader = DataLoader(
             records, batch_size=batch_size, sampler=sampler, collate_fn=collate_samples,

@@ -8,8 +8,9 @@ once (:func:`~hopose.data.sample.collate_samples`), moved once to the training d
 batch is one index into every tensor: no per-sample Python after the start, and on a GPU whatever
 follows the batch (augmentation, :mod:`hopose.data.augment`) runs there too (``hopose.train`` keeps
 a split too large for the GPU in a DataLoader). Batches are the DataLoader's (same keys, shapes and
-dtypes) minus the string fields, which no loss reads. The order of an epoch is a function of
-``(seed, epoch)`` (:meth:`set_epoch`), so a resumed run repeats it; under ``world_size`` processes
+dtypes) minus the string fields, which no loss reads. The order of an epoch is drawn from the stream
+:func:`epoch_stream` of ``(seed, epoch)`` (:meth:`set_epoch`), so a resumed run repeats it and
+runs of other seeds never replay it in another epoch; under ``world_size`` processes
 each takes every ``world_size``-th sample of the epoch's order, padded like a ``DistributedSampler``
 so that every process makes the same number of steps.
 """
@@ -23,7 +24,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hopose.config import MAX_EPOCHS
 from hopose.data.sample import collate_samples
+
+# Epochs a seed's streams span (:func:`epoch_stream`): optim.epochs' bound.
+SEED_STRIDE = MAX_EPOCHS
+
+
+def epoch_stream(seed: int, epoch: int) -> int:
+    """The number every random stream of training epoch ``epoch`` under run seed ``seed`` is
+    drawn from: the shuffle (:class:`TensorSplit`, a DataLoader's sampler), torch's generators
+    on rank 0 (``hopose.train.epoch_seed``) and a real dataset's crop jitter
+    (``FrameDataset.set_epoch``).
+
+    ``seed * SEED_STRIDE + epoch``: distinct for every (seed, epoch) pair, so consecutive seeds
+    do not replay each other's epochs shifted by one, as ``seed + epoch`` did (``hopose ablate``
+    trains seeds 0, 1, 2, ...); and with seed 0 it is ``epoch``, ``seed + epoch``'s streams, so
+    seed 0's runs (the shipped configs', the demo's) draw what they always drew.
+    """
+    if not 0 <= epoch < SEED_STRIDE:
+        raise ValueError(f"epoch must be in [0, {SEED_STRIDE}) (SEED_STRIDE), got {epoch}")
+    return seed * SEED_STRIDE + epoch
 
 
 def shard_size(size: int, world_size: int) -> int:
@@ -40,7 +61,7 @@ class TensorSplit:
         device: where the tensors live and batches are indexed.
         batch_size: samples per batch (the last one may be smaller).
         shuffle: draw a new order every epoch; else the records' order.
-        seed: base seed of the shuffle.
+        seed: the run's seed; epoch ``e``'s order is drawn from ``epoch_stream(seed, e)``.
         rank: this process's rank.
         world_size: number of processes sharing the split.
         drop_last: leave out a last batch smaller than ``batch_size``, as a DataLoader's
@@ -76,13 +97,13 @@ class TensorSplit:
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the order of the next iteration: a function of ``(seed, epoch)``."""
+        """Choose the order of the next iteration, drawn from ``epoch_stream(seed, epoch)``."""
         self.epoch = epoch
 
     def indices(self) -> Tensor:
         """This process's sample indices for the current epoch, in order (on the CPU)."""
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            generator = torch.Generator().manual_seed(epoch_stream(self.seed, self.epoch))
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.arange(self.size)

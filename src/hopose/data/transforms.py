@@ -25,13 +25,15 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from hopose.crop import (
@@ -62,7 +64,8 @@ UNREADABLE_IMAGE_HINT = (
     "`hopose prepare ... --on-error skip` writes a cache without them"
 )
 _IMAGE_HINT_SUFFIX = f"; {UNREADABLE_IMAGE_HINT}"
-# Last seed word of a real sample's jitter generator, default_rng([index, epoch, JITTER_STREAM]).
+# Last seed word of a real sample's jitter generator, default_rng([index, epoch stream,
+# JITTER_STREAM]) (the stream: hopose.data.tensor_split.epoch_stream).
 JITTER_STREAM = 3
 # Records are in mm (docs/conventions.md §1); HO-3D, DexYCB, ObMan and FPHA's object models are
 # in metres.
@@ -122,6 +125,20 @@ class Frame:
             )
 
 
+@contextmanager
+def _opened_image(path: Path, what: str) -> Iterator[Image.Image]:
+    """The image at ``path`` opened with Pillow; a missing file, or one Pillow cannot ``what``
+    ("decode image", say) while open, raises DataFileError naming it."""
+    try:
+        with Image.open(path) as image:
+            yield image
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: image file not found") from error
+    # Pillow's UnidentifiedImageError is an OSError; a damaged header can raise SyntaxError.
+    except (OSError, SyntaxError) as error:
+        raise DataFileError(f"{path}: cannot {what} ({error})") from error
+
+
 def read_image(path: Path, min_size: tuple[int, int] | None = None) -> Image.Image:
     """Open and fully decode an RGB image; a missing or corrupt file raises DataFileError.
 
@@ -130,26 +147,16 @@ def read_image(path: Path, min_size: tuple[int, int] | None = None) -> Image.Ima
         min_size: when given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
             scaling, several times faster) as long as the result is at least this (w, h).
     """
-    try:
-        with Image.open(path) as image:
-            if min_size is not None:
-                image.draft("RGB", min_size)
-            return image.convert("RGB")
-    except FileNotFoundError as error:
-        raise DataFileError(f"{path}: image file not found") from error
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise DataFileError(f"{path}: cannot decode image ({error})") from error
+    with _opened_image(path, "decode image") as image:
+        if min_size is not None:
+            image.draft("RGB", min_size)
+        return image.convert("RGB")
 
 
 def read_image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header only, without decoding the pixels."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except FileNotFoundError as error:
-        raise DataFileError(f"{path}: image file not found") from error
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise DataFileError(f"{path}: cannot read image header ({error})") from error
+    with _opened_image(path, "read image header") as image:
+        return image.size
 
 
 def read_pickle(path: Path, keys: tuple[str, ...]) -> dict:
@@ -445,7 +452,9 @@ class FrameDataset(Dataset):
 
     Subclasses fill ``self`` with their index in ``__init__`` and implement :meth:`frame` and
     ``__len__``. ``skipped`` lists the ``"file: reason"`` of annotations dropped while indexing
-    with ``on_error="skip"`` (FPHA's truncated lines, for example).
+    with ``on_error="skip"`` (FPHA's truncated lines, for example), ``missing`` the folders of
+    the split a loader found absent and went on without (DexYCB's subjects and cameras);
+    :attr:`left_out` both.
 
     Args:
         image_size: side of the square network image, pixels.
@@ -458,7 +467,8 @@ class FrameDataset(Dataset):
             error ends with :data:`UNREADABLE_IMAGE_HINT`).
         jitter: with ``crop="square"``, jitter the square (a training augmentation,
             :func:`hopose.crop.jittered_square`, as the synthetic data's): sample ``i``'s draws
-            in epoch ``e`` (:meth:`set_epoch`) come from a generator seeded with ``(i, e)``, so
+            in epoch ``e`` of a run of seed ``s`` (:meth:`set_epoch`) come from a generator
+            seeded with ``(i, epoch_stream(s, e))``, so
             each epoch shows other squares, and a run, resumed or not, with any number of
             workers, the same ones.
     """
@@ -484,6 +494,7 @@ class FrameDataset(Dataset):
         self.image_size, self.crop, self.margin, self.jitter = image_size, crop, margin, jitter
         self.with_images, self.on_error = with_images, on_error
         self.skipped: list[str] = []
+        self.missing: list[str] = []
         # The options that define which samples a loader yields, recorded in a cache even when
         # left at their defaults: the jitter, and a subclass's own, e.g. {"protocol": "hope"}.
         self.variant: dict[str, Any] = {"jitter": jitter}
@@ -491,10 +502,18 @@ class FrameDataset(Dataset):
         # their own copies of the dataset for the whole run, read what set_epoch writes.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the jitter of the following samples for ``epoch`` (the training loop calls it
-        before each epoch's first batch is asked for)."""
-        self._epoch.fill_(epoch)
+    @property
+    def left_out(self) -> list[str]:
+        """Everything of the split this loader left out while indexing: the folders found
+        ``missing``, then the annotations ``skipped``. Empty where it indexed the whole split
+        (frames a loader leaves out by design, DexYCB's without a hand, are none of it)."""
+        return [*self.missing, *self.skipped]
+
+    def set_epoch(self, stream: int) -> None:
+        """Draw the jitter of the following samples from ``stream``: the training loop passes
+        :func:`hopose.data.tensor_split.epoch_stream` of its seed and epoch (the epoch itself
+        under seed 0) before each epoch's first batch is asked for."""
+        self._epoch.fill_(stream)
 
     def frame(self, index: int) -> Frame:
         raise NotImplementedError
