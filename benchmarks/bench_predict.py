@@ -53,9 +53,10 @@ from hopose.crop import warp_image
 from hopose.data.fpha import FPHA_COLOR_K
 from hopose.geometry import project_points
 from hopose.models import build_model
-from hopose.predict import draw_overlay, predict_images
+from hopose.predict import predict_images
 from hopose.self_crop import SelfCropping, self_crop, self_crop_photos
 from hopose.skeleton import NUM_JOINTS
+from hopose.viz import draw_overlay
 
 # Run in a fresh interpreter: warm up on a small photo, predict one photo, print the peak
 # resident set size and how much the photo raised it (MiB).

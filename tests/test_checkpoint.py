@@ -170,12 +170,16 @@ def test_weights_holding_nan_or_inf_are_refused_naming_the_file_and_key(
 
 
 def test_a_directory_named_as_the_checkpoint_is_refused_as_one(tmp_path):
-    """It was "checkpoint not found", which it is not."""
+    """It was "checkpoint not found", which it is not; refused as a photo or a predictions.npz
+    that is a directory is (hopose.checkpoint.require_file)."""
     path = tmp_path / "d.pt"
     path.mkdir()
-    with pytest.raises(CheckpointError) as error:
+    with pytest.raises(IsADirectoryError) as error:
         load_checkpoint(path)
-    assert str(error.value) == f"{path}: a directory, not a checkpoint file"
+    assert str(error.value) == f"{path}: a directory; give the checkpoint file"
+    with pytest.raises(FileNotFoundError) as error:
+        load_checkpoint(tmp_path / "missing.pt")
+    assert str(error.value) == f"checkpoint not found: {tmp_path / 'missing.pt'}"
 
 
 def test_init_from_a_lifter_of_the_other_modulation_names_the_field(tmp_path, lifter_run):

@@ -1087,7 +1087,7 @@ def test_score_of_a_folder_asks_for_the_file_in_it(tmp_path, capsys):
     path = _predictions_file(tmp_path / "run" / "predictions.npz")
     assert main(["score", str(path.parent), "--out", str(tmp_path / "score")]) == 1
     assert capsys.readouterr().err == (
-        f"hopose score: error: {path.parent}: a folder; give the predictions.npz in it\n"
+        f"hopose score: error: {path.parent}: a directory; give the predictions.npz file\n"
     )
 
 

@@ -294,6 +294,17 @@ def test_score_of_an_evaluations_own_predictions_reproduces_its_metrics(
     assert f"predictions scored from {path}" in report
 
 
+def test_a_predictions_npz_that_is_no_file_is_refused_as_a_photo_or_checkpoint_is(tmp_path):
+    """One rule for an input that is not a file (hopose.checkpoint.require_file): a folder (an
+    evaluation's own, where the file is) is named as one, a missing file as not found."""
+    with pytest.raises(IsADirectoryError) as error:
+        evaluate.read_predictions(tmp_path)
+    assert str(error.value) == f"{tmp_path}: a directory; give the predictions.npz file"
+    with pytest.raises(FileNotFoundError) as error:
+        evaluate.read_predictions(tmp_path / "predictions.npz")
+    assert str(error.value) == f"predictions.npz not found: {tmp_path / 'predictions.npz'}"
+
+
 def test_every_entry_score_carries_over_is_checked_when_read():
     """hopose score carries FRAME_KEYS over from the metrics.json beside the file, computing
     with them: read_summary checks each one's type (SUMMARY_ENTRIES) before --out is cleared,
@@ -689,10 +700,11 @@ def _swap_lifter(monkeypatch, lifter: torch.nn.Module) -> None:
 
 
 class RayLifter(torch.nn.Module):
-    """A lifter exact for its camera: every keypoint 500 mm deep on its viewing ray."""
+    """A lifter exact for its camera: every keypoint 500 mm deep on its viewing ray, in the 2D's
+    dtype whatever K's, as the ContextLifter (predict gives it a photo's float64 K)."""
 
     def forward(self, kp2d: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
-        kp3d = unproject_points(kp2d, kp2d.new_full(kp2d.shape[:-1], 500.0), K)
+        kp3d = unproject_points(kp2d, kp2d.new_full(kp2d.shape[:-1], 500.0), K.to(kp2d.dtype))
         return {"kp3d_init": kp3d, "kp3d": kp3d}
 
 
@@ -907,13 +919,13 @@ def test_self_cropping_frames_of_two_sizes_sees_each_whole_frame_by_its_own_size
 
     batch = {"orig_K": K, "K": K, "orig_size": torch.tensor([[1920, 1080], [1080, 1920]])}
     points = torch.tensor([0.0, 0.0, 400.0]).double().expand(2, 29, 3)
-    evaluate._self_crop_outputs(_Oracle(points).double(), Views(), batch, [0, 1], SelfCropping())
+    evaluate._self_crop_outputs(_Oracle(points).double(), Views(), batch, [0, 1], SelfCropping(1))
     A = np.array([
         [[1 / 30, 0.0, 0.0], [0.0, 1 / 30, 14.0], [0.0, 0.0, 1.0]],
         [[1 / 30, 0.0, 14.0], [0.0, 1 / 30, 0.0], [0.0, 0.0, 1.0]],
     ])  # fmt: skip
-    ((maps,),) = shown  # one pass (no crop after the whole frame), of one view
-    np.testing.assert_allclose(maps, A, atol=1e-12)
+    whole, _ = shown  # the whole frame, then the crop its 2D places: one view each
+    np.testing.assert_allclose(whole[0], A, atol=1e-12)
 
 
 def _record_passes(monkeypatch, module) -> list[tuple[torch.Tensor, torch.Tensor]]:

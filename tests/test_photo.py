@@ -17,6 +17,7 @@ from hopose.photo import (
     FOCAL_LENGTH_35MM,
     FOCAL_PLANE_RESOLUTION_UNIT,
     FOCAL_PLANE_X_RESOLUTION,
+    MAX_SIDE,
     MIN_SIDE,
     check_camera,
     photo_camera,
@@ -57,14 +58,49 @@ def test_sixteen_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
     assert np.asarray(photo.image).tolist() == np.full((16, 24, 3), 117).tolist()
 
 
-def test_sixteen_bit_greyscale_pgm_read_as_mode_i_is_scaled_too(tmp_path):
-    # Pillow widens a 16-bit PGM to mode I (its raw mode I;16B): 16-bit values, scaled as the
-    # 16-bit PNG's are, not refused as 32-bit integers.
-    values = np.full((16, 24), 30000, ">u2")
-    (tmp_path / "g.pgm").write_bytes(b"P5\n24 16\n65535\n" + values.tobytes())
-    assert Image.open(tmp_path / "g.pgm").mode == "I"
-    photo = read_photo(tmp_path / "g.pgm")
-    assert np.asarray(photo.image).tolist() == np.full((16, 24, 3), 117).tolist()
+@pytest.mark.parametrize(
+    ("header", "stored", "level"),
+    [
+        (b"P5\n24 16\n65535\n", np.full((16, 24), 30000, ">u2").tobytes(), 117),
+        # maxval 4095, which Pillow stretches to 16 bits: 2000 / 4095 * 255 = 124.5 -> 125.
+        (b"P5\n24 16\n4095\n", np.full((16, 24), 2000, ">u2").tobytes(), 125),
+        (b"P2\n24 16\n65535\n", b"30000 " * (16 * 24), 117),  # plain (text) PGM
+    ],
+    ids=["raw", "maxval-4095", "plain"],
+)
+def test_sixteen_bit_greyscale_pgm_read_as_mode_i_is_scaled_too(tmp_path, header, stored, level):
+    """Pillow widens a 16-bit PGM to mode I: 16-bit values, scaled as the 16-bit PNG's are
+    (30000 * 255 / 65535 = 116.7 -> 117), not refused as 32-bit integers, from the file, from
+    the file opened, or loaded (whose tiles, which told the raw 16-bit mode, are gone). Those
+    of a maxval other than 65535 and the plain ones were refused from the file too."""
+    (tmp_path / "g.pgm").write_bytes(header + stored)
+    expected = np.full((16, 24, 3), level).tolist()
+    assert np.asarray(read_photo(tmp_path / "g.pgm").image).tolist() == expected
+    with Image.open(tmp_path / "g.pgm") as opened:
+        assert opened.mode == "I"
+        assert np.asarray(photo_from_image(opened).image).tolist() == expected
+        opened.load()
+        assert np.asarray(photo_from_image(opened).image).tolist() == expected
+
+
+def test_mode_i_pixels_in_memory_are_refused_naming_the_argument():
+    """An image of mode I made in memory does not say whether it holds 16-bit values: refused,
+    naming ``image``, where it was an AttributeError (an image in memory has no tiles)."""
+    with pytest.raises(ValueError) as error:
+        photo_from_image(Image.fromarray(np.full((40, 60), 100, np.int32)))
+    assert str(error.value) == (
+        "image: not a photo hopose reads (32-bit integer pixels (mode I) of a depth an image in "
+        "memory does not tell; give its file, or convert it to mode I;16)"
+    )
+
+
+def test_a_premultiplied_alpha_image_reads_laid_over_black():
+    """Mode La (grey premultiplied by alpha), which Pillow converts to LA alone: a pixel of
+    stored grey 50 and alpha 128 is grey 50 / (128 / 255) = 99.6 at that alpha, over black
+    99.6 * 128 / 255 = 50. It was Pillow's "conversion from La to L not supported"."""
+    image = Image.new("La", (MIN_SIDE, MIN_SIDE), (50, 128))
+    grey = np.asarray(photo_from_image(image).image).astype(int)
+    assert np.abs(grey - 50).max() <= 1
 
 
 @pytest.mark.parametrize(
@@ -428,19 +464,19 @@ def test_a_photo_above_max_pixels_is_refused_naming_the_file_and_one_below_read_
         assert read_photo(tmp_path / "large.png").size == (40, 30)
 
 
-@pytest.mark.parametrize("shape", [(30, 50, 3), (30, 50)], ids=["rgb", "grey"])
+@pytest.mark.parametrize("shape", [(32, 60, 3), (32, 60)], ids=["rgb", "grey"])
 def test_an_array_reads_as_the_same_pixels_saved_as_a_png_do(tmp_path, shape):
-    """Round trip: an array and the PNG of it give the same working copy (shrunk to 20 px
+    """Round trip: an array and the PNG of it give the same working copy (shrunk to 30x16
     here, through the same resize), full size and no EXIF."""
     pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "p.png")
-    for max_side in (64, 20):
+    for max_side in (64, 30):
         from_file = read_photo(tmp_path / "p.png", max_side=max_side)
         in_memory = photo_from_image(pixels, max_side=max_side)
-        assert in_memory.size == from_file.size == (50, 30) and in_memory.exif == {}
+        assert in_memory.size == from_file.size == (60, 32) and in_memory.exif == {}
         np.testing.assert_array_equal(np.asarray(in_memory.image), np.asarray(from_file.image))
     # Under max_side, the pixels themselves (grey in each of R, G and B).
-    rgb = np.broadcast_to(pixels.reshape(30, 50, -1), (30, 50, 3))
+    rgb = np.broadcast_to(pixels.reshape(32, 60, -1), (32, 60, 3))
     np.testing.assert_array_equal(np.asarray(photo_from_image(pixels).image), rgb)
 
 
@@ -485,10 +521,73 @@ def test_a_photo_below_the_least_side_is_refused_naming_it_and_its_size(tmp_path
     assert read_photo(tmp_path / "least.png").size == photo_from_image(side).size
 
 
+@pytest.mark.parametrize(
+    ("size", "working"), [((5000, 16), (1920, 6)), ((3841, 31), (1920, 15))], ids=str
+)
+def test_a_photo_whose_working_copy_is_below_the_least_side_is_refused(tmp_path, size, working):
+    """A 5000x16 strip is read at 1920x6, a few pixels across as the photos MIN_SIDE refuses;
+    it was predicted without a word. Refused from the header, before its pixels are decoded:
+    the file here ends after its header. At an aspect ratio of MAX_SIDE / MIN_SIDE = 120:1 the
+    working copy is MIN_SIDE on its shorter side, and read."""
+    width, height = size
+    path = tmp_path / "strip.png"
+    Image.new("RGB", size).save(path)
+    path.write_bytes(path.read_bytes()[:100])  # the IHDR chunk, then cut short
+    least = (
+        f"a {width}x{height} photo, {working[0]}x{working[1]} once its longest side is brought "
+        f"to {MAX_SIDE}; hopose reads photos of at least {MIN_SIDE} px on their shorter side "
+        "there (an aspect ratio of at most 120:1)"
+    )
+    with pytest.raises(ValueError) as error:
+        read_photo(path)
+    assert str(error.value) == f"{path}: {least}"
+    with pytest.raises(ValueError) as error:
+        photo_from_image(np.zeros((height, width, 3), np.uint8))
+    assert str(error.value) == f"image: {least}"
+    for wide in ((1920, 16), (3840, 32)):
+        Image.new("RGB", wide).save(tmp_path / "wide.png")
+        assert read_photo(tmp_path / "wide.png").image.size == (1920, 16)
+
+
+def test_a_sixteen_bit_photo_is_shrunk_as_the_eight_bit_one_of_its_values(tmp_path):
+    """One resize rule: a 16-bit PNG of the values 257 v reads as the 8-bit PNG of v, shrunk
+    to the same size (102x26 to 100x25: Pillow's thumbnail, which 16-bit photos went through,
+    made it 100x26) and the same pixels, to the 8-bit resize's rounding."""
+    values = np.random.default_rng(0).integers(0, 256, (26, 102), dtype=np.uint16)
+    Image.fromarray(values.astype(np.uint8)).save(tmp_path / "g8.png")
+    Image.fromarray(values * 257).save(tmp_path / "g16.png")
+    eight = np.asarray(read_photo(tmp_path / "g8.png", max_side=100).image).astype(int)
+    sixteen = np.asarray(read_photo(tmp_path / "g16.png", max_side=100).image).astype(int)
+    assert eight.shape == sixteen.shape == (25, 100, 3)
+    assert np.abs(eight - sixteen).max() <= 1
+
+
+def test_an_image_of_several_frames_is_read_from_its_first_with_a_warning(tmp_path):
+    """An animated GIF (or a multi-page TIFF) was read from its first frame without a word;
+    a GIF of one frame and an MPO (a camera's JPEG with a preview) are read quietly."""
+    frames = [Image.new("RGB", (MIN_SIDE, MIN_SIDE), colour) for colour in ("red", "blue")]
+    for path, extra in ((tmp_path / "anim.gif", frames[1:]), (tmp_path / "pages.tif", frames)):
+        frames[0].save(path, save_all=True, append_images=extra)
+        count = 1 + len(extra)
+        with pytest.warns(UserWarning) as caught:
+            photo = read_photo(path)
+        assert [str(w.message) for w in caught] == [
+            f"{path}: an image of {count} frames; read from its first"
+        ]
+        assert (np.asarray(photo.image) == [255, 0, 0]).all()
+    frames[0].save(tmp_path / "one.gif")
+    frames[0].save(tmp_path / "camera.mpo", save_all=True, append_images=frames[1:])
+    assert Image.open(tmp_path / "camera.mpo").n_frames == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_photo(tmp_path / "one.gif")
+        read_photo(tmp_path / "camera.mpo")
+
+
 def test_a_directory_given_as_a_photo_is_named_as_one(tmp_path):
     """It was "image not found", which it is not."""
     folder = tmp_path / "photo.png"
     folder.mkdir()
     with pytest.raises(IsADirectoryError) as error:
         read_photo(folder)
-    assert str(error.value) == f"{folder}: a directory, not an image file"
+    assert str(error.value) == f"{folder}: a directory; give the image file"

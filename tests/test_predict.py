@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageColor
+from PIL import Image
 
 from hopose import crop, predict, viz
 from hopose.cli import main
@@ -18,7 +18,7 @@ from hopose.geometry import project_points
 from hopose.models import build_model
 from hopose.photo import Camera, Photo, intrinsics, photo_camera, photo_from_image
 from hopose.physics import contact_points
-from hopose.predict import draw_overlay, predict_photo
+from hopose.predict import predict_photo
 from hopose.refine import refine_pose, refine_weights
 from hopose.self_crop import CropViews, SelfCropping
 from tiny_runs import tiny
@@ -167,7 +167,7 @@ def test_predict_images_writes_full_size_outputs_and_draws_on_the_working_copy(
         drawn.append((image.size, hand_2d, obj_2d, contacts_2d))
         return image
 
-    monkeypatch.setattr(predict, "draw_overlay", record)
+    monkeypatch.setattr(viz, "draw_overlay", record)
     (tmp_path / "photo.jpg").touch()  # read_photo stands in for reading it
     (path,) = predict.predict_images("model.pt", [tmp_path / "photo.jpg"], tmp_path, fov=60)
     result = json.loads(path.read_text())
@@ -184,36 +184,6 @@ def test_predict_images_writes_full_size_outputs_and_draws_on_the_working_copy(
     np.testing.assert_allclose(contacts, 0.5 * np.array(result["contacts_2d"]) - 0.25, atol=1e-9)
     with Image.open(tmp_path / result["overlay"]) as overlay:
         assert overlay.size == (160, 90)
-
-
-def _rgb(colour: str) -> np.ndarray:
-    return np.array(ImageColor.getrgb(colour))
-
-
-def test_the_overlay_draws_each_part_in_its_colour_where_its_points_are():
-    """On a 2000x400 photo the lines are 2000 / 400 = 5 px wide (rows 98 to 102 about a
-    horizontal bone at y = 100), the joints and corners discs of that radius, the contacts
-    of twice it; x is the column, y the row; the photo itself is left as it was."""
-    photo = Image.new("RGB", (2000, 400))
-    # The wrist at (100, 100), every finger joint at (300, 100): the bones from the wrist to
-    # each finger's base run along row 100. The box's corners all at (1000, 300), the one
-    # contact at (1500, 200).
-    hand = np.array([[100.0, 100.0]] + [[300.0, 100.0]] * 20)
-    obj = np.full((8, 2), [1000.0, 300.0])
-    contacts = np.array([[1500.0, 200.0]])
-    overlay = np.asarray(draw_overlay(photo, hand, obj, contacts)).astype(int)
-    assert not np.asarray(photo).any()
-    blue, orange = _rgb(viz.HAND_COLOUR["pred"]), _rgb(viz.OBJECT_COLOUR["pred"])
-    for row in range(98, 103):
-        np.testing.assert_array_equal(overlay[row, 200], blue)
-    assert not overlay[96, 200].any() and not overlay[104, 200].any()
-    # 4 px below the corners: inside their discs (radius 5), beyond the lines' half width.
-    np.testing.assert_array_equal(overlay[304, 1000], orange)
-    np.testing.assert_array_equal(overlay[200, 1500], _rgb(viz.CONTACT_COLOUR))
-    np.testing.assert_array_equal(overlay[200, 1492], _rgb(viz.CONTACT_COLOUR))  # radius 10
-    assert not overlay[200, 1488].any()
-    # Nothing in column 100 between rows 100 and 300, where the bones run with x and y swapped.
-    assert not overlay[200, 100].any()
 
 
 def test_the_refinement_reads_the_2d_with_the_full_size_photos_camera():
@@ -372,7 +342,7 @@ def test_predict_left_writes_the_mirror_of_the_right_hands_json_and_draws_on_its
         drawn.append((np.array(image), hand_2d, obj_2d, contacts_2d))
         return image
 
-    monkeypatch.setattr(predict, "draw_overlay", record)
+    monkeypatch.setattr(viz, "draw_overlay", record)
     _spot_image(5).save(tmp_path / "right.png")
     _spot_image(26).save(tmp_path / "left.png")
     out = tmp_path / "out"
@@ -562,6 +532,41 @@ def test_a_folder_is_read_for_its_image_files_by_name(tmp_path, monkeypatch):
                       str(tmp_path / "more" / "b.webp")]  # fmt: skip
 
 
+def test_names_differing_only_by_case_get_distinct_outputs():
+    """a/IMG.jpg and b/img.png wrote IMG.json and img.json, one file on the case-insensitive
+    disks of macOS and Windows: the second overwrote the first."""
+    names = predict.output_names(["a/IMG.jpg", "b/img.png", "c/Img-2.tif", "d/photo.jpg"])
+    assert names == ["IMG", "img-2", "Img-2-2", "photo"]
+
+
+def test_an_image_of_several_frames_is_predicted_from_its_first_named_or_in_a_folder(
+    tmp_path, monkeypatch
+):
+    """An animated GIF given by name was predicted from its first frame without a word, and
+    skipped without a word in a folder (.gif was no image suffix); now alike, with a warning
+    naming it and its frames."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    folder = tmp_path / "photos"
+    _spot_folder(folder, ["a.png"])
+    frames = [_spot_image(3), _spot_image(5)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    warning = f"{folder / 'anim.gif'}: an image of 2 frames; read from its first"
+    for given, out in (([folder], "in_folder"), ([folder / "anim.gif"], "by_name")):
+        with pytest.warns(UserWarning) as warned:
+            written = predict.predict_images(
+                "m.pt", given, tmp_path / out, K=(20, 20, 10, 14), overlay=False
+            )
+        assert [str(w.message) for w in warned] == [warning]
+        (path,) = [path for path in written if path.name == "anim.json"]
+        # The wrist on the first frame's spot, (3, 12), not the second's, (5, 12) (_SpotNet;
+        # the GIF's palette leaves its black not quite 0, which moves it by 0.003 px).
+        wrist = json.loads(path.read_text())["hand_2d"][0]
+        np.testing.assert_allclose(wrist, [3.0, 12.0], atol=0.01)
+    assert [path.name for path in sorted((tmp_path / "in_folder").iterdir())] == [
+        "a.json", "anim.json"
+    ]  # fmt: skip
+
+
 def test_a_folder_without_image_files_is_named_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
     _spot_folder(tmp_path / "photos", ["a.png"])
@@ -570,7 +575,7 @@ def test_a_folder_without_image_files_is_named_before_anything_is_written(tmp_pa
     with pytest.raises(FileNotFoundError) as error:
         predict.predict_images("m.pt", [tmp_path / "photos", tmp_path / "empty"], tmp_path / "o")
     assert str(error.value) == (
-        f"{tmp_path / 'empty'}: no image files (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)"
+        f"{tmp_path / 'empty'}: no image files (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff, .gif)"
     )
     assert not (tmp_path / "o").exists()
 
@@ -610,7 +615,7 @@ def test_no_overlay_writes_the_json_alone_its_overlay_null(tmp_path, monkeypatch
     monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
     _spot_image(5).save(tmp_path / "photo.png")
     drawn = []
-    monkeypatch.setattr(predict, "draw_overlay", lambda *args: drawn.append(args))
+    monkeypatch.setattr(viz, "draw_overlay", lambda *args: drawn.append(args))
     args = ("m.pt", [tmp_path / "photo.png"], tmp_path / "out")
     (path,) = predict.predict_images(*args, K=(20, 20, 10, 14), overlay=False)
     assert json.loads(path.read_text())["overlay"] is None
@@ -737,7 +742,7 @@ def test_predict_batch_names_a_missing_file_by_its_index_and_path(tmp_path, monk
     assert str(error.value) == f"images[1]: image not found: {missing}"
     with pytest.raises(IsADirectoryError) as error:
         predictor.predict_batch([_spot_image(5), tmp_path])
-    assert str(error.value) == f"images[1]: {tmp_path}: a directory, not an image file"
+    assert str(error.value) == f"images[1]: {tmp_path}: a directory; give the image file"
     with pytest.raises(FileNotFoundError) as error:
         predictor(missing)
     assert str(error.value) == f"image not found: {missing}"

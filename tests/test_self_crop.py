@@ -30,6 +30,19 @@ def _per_image(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return points.repeat(len(K) // len(points), 1, 1)
 
 
+class _Blank:
+    """A ``view`` of :func:`hopose.self_crop.self_crop` that shows nothing (zeros) and records
+    the maps (V, B, 3, 3) of each pass it is asked for, ``image_size`` views around."""
+
+    def __init__(self, image_size: int = 64) -> None:
+        self.image_size = image_size
+        self.maps: list[torch.Tensor] = []
+
+    def __call__(self, maps: torch.Tensor) -> torch.Tensor:
+        self.maps.append(maps)
+        return torch.zeros(*maps.shape[:2], 3, self.image_size, self.image_size)
+
+
 class _Oracle(torch.nn.Module):
     """A perfect network: the projection of fixed 3D points with the image's K."""
 
@@ -56,21 +69,14 @@ def test_self_crop_maps_keypoints_back_to_the_frame(margin):
         .double()
         .expand(2, 3, 3)
     )
-    oracle = _Oracle(points)
-    out = self_crop(
-        oracle,
-        lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64),
-        K,
-        (1920, 1080),
-        image_size=64,
-        cropping=SelfCropping(2, margin),
-    )
+    oracle, view = _Oracle(points), _Blank()
+    out = self_crop(oracle, view, K, (1920, 1080), image_size=64, cropping=SelfCropping(2, margin))
     torch.testing.assert_close(out["kp2d"], project_points(points, K))
     assert len(oracle.seen) == 3  # the whole frame, then two crops
     # The last crop is the square around the points with the margin m: the tight square spans
     # 1 of the crop's 1 + 2m sides, so along its longer axis the points reach from 64 m / (1 + 2m)
     # to 64 (1 + m) / (1 + 2m) (margin 0.45: 15.1 to 48.9 px), and no point lies beyond.
-    inside = apply_affine(out["affine"], out["kp2d"])  # (2, 29, 2) crop pixels
+    inside = apply_affine(view.maps[-1][0], out["kp2d"])  # (2, 29, 2) crop pixels
     low, high = 64 * margin / (1 + 2 * margin), 64 * (1 + margin) / (1 + 2 * margin)
     assert (inside > low - 1e-6).all() and (inside < high + 1e-6).all()
     longer = (inside.amax(1) - inside.amin(1)).argmax(-1)  # (2,) the longer axis of each frame
@@ -163,17 +169,17 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]]).double()
     K = K.expand(2, 3, 3)
     views, turn = CropViews(20.0, 0.1), math.radians(20)
-    model = _Biased(points)
-    blank = lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64)  # noqa: E731
+    model, blank = _Biased(points), _Blank()
     out = self_crop(
         model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2, views=views)
     )
+    square = blank.maps[-1][0]  # (2, 3, 3) the last crop's first view: the square itself
     # The whole frame, the first crop, the last crop's 7 views in one batch, for 2 frames.
     assert model.batches == [2, 2, 7 * 2]
     # The 1-px bias in a view turned by a (map s R(a)) is s⁻¹ R(a)ᵀ (1, 0) = (cos a, sin a) / s
     # frame px: over the 5 unturned views and the turns ±a the sines cancel, (5 + 2 cos a) / 7
     # / s along x, where s = 64 / side is the last square's scale, read from its first view.
-    scale = out["affine"][:, :2, :2].det().sqrt()  # (2,)
+    scale = square[:, :2, :2].det().sqrt()  # (2,)
     bias = (5 + 2 * math.cos(turn)) / 7 / scale
     torch.testing.assert_close(
         out["kp2d"] - project_points(points, K),
@@ -182,12 +188,12 @@ def test_self_crop_averages_the_views_of_its_last_crop():
     # Each view's 3D is 100 z on the ray through its centre; the centres are the square's
     # centre c (the square and its turns) and c ± 0.1 side along x and y, symmetric, and the
     # depth is fixed, so the mean is the point on c's ray, where no shifted view is.
-    c = apply_affine(torch.linalg.inv(out["affine"]), torch.full((2, 1, 2), 32.0).double())
+    c = apply_affine(torch.linalg.inv(square), torch.full((2, 1, 2), 32.0).double())
     on_ray = 100 * torch.linalg.solve(K, torch.cat([c[:, 0], torch.ones(2, 1).double()], -1))
     torch.testing.assert_close(out["kp3d"], on_ray[:, None].expand(2, 29, 3))
     single = self_crop(model, blank, K, (1920, 1080), image_size=64, cropping=SelfCropping(2))
     assert model.batches[3:] == [2, 2, 2]
-    torch.testing.assert_close(out["affine"], single["affine"])  # the same square, one view
+    torch.testing.assert_close(blank.maps[-1], square[None])  # the same square, one view
     torch.testing.assert_close(
         single["kp2d"] - project_points(points, K),
         torch.stack([1 / scale, torch.zeros_like(bias)], -1)[:, None].expand(2, 29, 2),
@@ -208,16 +214,22 @@ def test_self_crop_of_a_float32_network_reads_a_float64_K():
     ).eval()
     frames = torch.randint(0, 256, (2, 3, 60, 100), dtype=torch.uint8)
     K = torch.tensor([[120.0, 0.0, 49.5], [0.0, 120.0, 29.5], [0.0, 0.0, 1.0]]).expand(2, 3, 3)
-    warp = FrameWarp(frames, 32)
+    warp, squares = FrameWarp(frames, 32), []
+
+    def view(maps: torch.Tensor) -> torch.Tensor:
+        squares.append(maps[0])
+        return warp.views(maps)
+
     with torch.no_grad():
-        single = self_crop(model, warp.views, K, (100, 60), image_size=32, cropping=SelfCropping(1))
+        single = self_crop(model, view, K, (100, 60), image_size=32, cropping=SelfCropping(1))
         double = self_crop(
-            model, warp.views, K.double(), (100, 60), image_size=32, cropping=SelfCropping(1)
+            model, view, K.double(), (100, 60), image_size=32, cropping=SelfCropping(1)
         )
     assert double["kp2d"].dtype == torch.float64 and double["kp3d"].dtype == torch.float32
-    for key in ("kp2d_init", "kp2d", "kp3d"):
+    for key in ("kp2d", "kp3d"):
         torch.testing.assert_close(double[key].float(), single[key], rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(double["affine"].float(), single["affine"])
+    assert squares[3].dtype == torch.float64
+    torch.testing.assert_close(squares[3].float(), squares[1])  # the crops' maps
 
 
 def test_self_crop_photos_returns_keypoints_in_each_photos_pixels():
@@ -269,21 +281,18 @@ def test_the_heat_maps_peaks_are_the_last_passs_averaged_over_its_views():
     torch.testing.assert_close(out["heatmap_peak"], torch.full((1, 29), (4 * 0.75 + 3 / 16) / 7))
 
 
-def test_self_crop_photos_first_sees_the_whole_photo_letterboxed():
-    """The first view of a photo (W x H) is frame_square((W, H)): the longer side across the
-    view, the picture centred along the shorter one, and that view's K is A @ K; each photo of
-    a batch by its own size."""
-    # 1920 x 1080 onto 64 px: s = 64 / 1920 = 1/30, centre (960, 540), so A p = p / 30 + (32 -
-    # 32, 32 - 18) = p / 30 + (0, 14): the photo's 1080 / 30 = 36 rows land on view rows
-    # 14 ... 50 (the edge rows 14 and 50-51 are partly photo, blurred by the block means), so
-    # rows 15 ... 49 are all photo (white) and rows 0 ... 13 and 52 ... 63 beyond it (black).
-    # The 1080 x 1920 photo predicted with it is that turned: A p = p / 30 + (14, 0), columns
-    # 15 ... 49 white. With the first photo's size for both, the second would fill every
-    # column of rows 14 ... 50 instead.
-    K = torch.tensor([
-        [[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]],
-        [[1395.7, 0.0, 540.7], [0.0, 1395.7, 935.7], [0.0, 0.0, 1.0]],
-    ])  # fmt: skip
+# A white 1920 x 1080 photo and its quarter turn, each with its own camera.
+TWO_PHOTOS_K = torch.tensor([
+    [[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]],
+    [[1395.7, 0.0, 540.7], [0.0, 1395.7, 935.7], [0.0, 0.0, 1.0]],
+])  # fmt: skip
+
+
+def _views_of_two_white_photos(
+    points: torch.Tensor, cropping: SelfCropping
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], dict]:
+    """self_crop_photos of the two white photos of TWO_PHOTOS_K by an oracle of ``points``:
+    the (image, K) of each network pass, and its output."""
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     class Recorder(_Oracle):
@@ -292,18 +301,49 @@ def test_self_crop_photos_first_sees_the_whole_photo_letterboxed():
             return super().forward(image, K)
 
     photos = [np.full((1080, 1920, 3), 255, np.uint8), np.full((1920, 1080, 3), 255, np.uint8)]
+    out = self_crop_photos(Recorder(points), photos, TWO_PHOTOS_K, image_size=64, cropping=cropping)
+    return seen, out
+
+
+def test_self_crop_photos_first_sees_the_whole_photo_letterboxed():
+    """The first view of a photo (W x H) is frame_square((W, H)): the longer side across the
+    view, the picture centred along the shorter one, and that view's K is A @ K; each photo of
+    a batch by its own size. (A crop-trained model's; a whole-frame model's is resized.)"""
+    # 1920 x 1080 onto 64 px: s = 64 / 1920 = 1/30, centre (960, 540), so A p = p / 30 + (32 -
+    # 32, 32 - 18) = p / 30 + (0, 14): the photo's 1080 / 30 = 36 rows land on view rows
+    # 14 ... 50 (the edge rows 14 and 50-51 are partly photo, blurred by the block means), so
+    # rows 15 ... 49 are all photo (white) and rows 0 ... 13 and 52 ... 63 beyond it (black).
+    # The 1080 x 1920 photo predicted with it is that turned: A p = p / 30 + (14, 0), columns
+    # 15 ... 49 white. With the first photo's size for both, the second would fill every
+    # column of rows 14 ... 50 instead.
     points = torch.tensor([[0.0, 0.0, 400.0]]).expand(2, 29, 3)
-    self_crop_photos(Recorder(points), photos, K, image_size=64, cropping=SelfCropping(0))
-    ((image, view_K),) = seen
+    seen, _ = _views_of_two_white_photos(points, SelfCropping(1))
+    image, view_K = seen[0]
     A = torch.tensor([
         [[1 / 30, 0.0, 0.0], [0.0, 1 / 30, 14.0], [0.0, 0.0, 1.0]],
         [[1 / 30, 0.0, 14.0], [0.0, 1 / 30, 0.0], [0.0, 0.0, 1.0]],
     ])  # fmt: skip
-    torch.testing.assert_close(view_K, A @ K)
+    torch.testing.assert_close(view_K, A @ TWO_PHOTOS_K)
     torch.testing.assert_close(image[0, :, 15:50, 1:], torch.ones(3, 35, 63))
     assert (image[0, :, :14] == 0).all() and (image[0, :, 52:] == 0).all()
     torch.testing.assert_close(image[1, :, 1:, 15:50], torch.ones(3, 63, 35))
     assert (image[1, :, :, :14] == 0).all() and (image[1, :, :, 52:] == 0).all()
+
+
+def test_a_whole_frame_model_sees_each_photo_resized_and_nothing_else():
+    """No passes (a model trained on whole frames, crop "resize"): one view, each photo resized
+    to the square as in training, aspect not kept (hopose.crop.resize_affine): A = diag(64 / W,
+    64 / H), the white photo over the whole view but its first row and column, which reach
+    (1 - s) / 2 px before the photo's edge (docs/conventions.md §6); the view's K is A @ K and
+    the 2D comes back through A. Letterboxed, as a crop-trained model's first view is, rows
+    0 ... 13 were black and the model read a frame it was never trained on."""
+    points = torch.tensor([[30.0, -20.0, 400.0]]).expand(2, 29, 3)
+    seen, out = _views_of_two_white_photos(points, SelfCropping(0))
+    ((image, view_K),) = seen
+    A = torch.diag_embed(torch.tensor([[64 / 1920, 64 / 1080, 1.0], [64 / 1080, 64 / 1920, 1.0]]))
+    torch.testing.assert_close(view_K, A @ TWO_PHOTOS_K)
+    torch.testing.assert_close(image[:, :, 1:, 1:], torch.ones(2, 3, 63, 63))
+    torch.testing.assert_close(out["kp2d"], project_points(points, TWO_PHOTOS_K))
 
 
 def test_self_crop_keeps_the_view_of_a_frame_whose_2d_is_not_finite():
@@ -359,14 +399,12 @@ def test_self_crop_places_its_square_around_the_refined_2d_in_ks_dtype(k_dtype):
     torch.manual_seed(0)
     points = torch.rand(1, 29, 3, dtype=torch.float64) * 80 + torch.tensor([0.0, 0.0, 400.0])
     K = torch.tensor([[1395.7, 0.0, 935.7], [0.0, 1395.7, 540.7], [0.0, 0.0, 1.0]])[None]
-    out = self_crop(
-        _RefinedIsRight(points),
-        lambda maps: torch.zeros(*maps.shape[:2], 3, 64, 64),
-        K.to(k_dtype),
-        (1920, 1080),
-        image_size=64,
+    view = _Blank()
+    self_crop(
+        _RefinedIsRight(points), view, K.to(k_dtype), (1920, 1080), image_size=64,
         cropping=SelfCropping(2, 0.2),
-    )
-    assert out["affine"].dtype == k_dtype
+    )  # fmt: skip
+    square = view.maps[-1][0]
+    assert square.dtype == k_dtype
     expected = crop_affine(*square_around(project_points(points, K.double()), 0.2), 64)
-    torch.testing.assert_close(out["affine"].double(), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(square.double(), expected, rtol=1e-5, atol=1e-4)

@@ -11,7 +11,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d import proj3d
 from mpl_toolkits.mplot3d.axes3d import Axes3D
-from PIL import Image
+from PIL import Image, ImageColor
 
 from eval_cases import make_dataset, make_predictions
 from hopose import viz
@@ -57,6 +57,36 @@ def test_draw_pose_2d_lines_colours_and_styles():
         "hand ground truth",
         "object ground truth",
     ]
+
+
+def _rgb(colour: str) -> np.ndarray:
+    return np.array(ImageColor.getrgb(colour))
+
+
+def test_the_overlay_draws_each_part_in_its_colour_where_its_points_are():
+    """On a 2000x400 photo the lines are 2000 / 400 = 5 px wide (rows 98 to 102 about a
+    horizontal bone at y = 100), the joints and corners discs of that radius, the contacts
+    of twice it; x is the column, y the row; the photo itself is left as it was."""
+    photo = Image.new("RGB", (2000, 400))
+    # The wrist at (100, 100), every finger joint at (300, 100): the bones from the wrist to
+    # each finger's base run along row 100. The box's corners all at (1000, 300), the one
+    # contact at (1500, 200).
+    hand = np.array([[100.0, 100.0]] + [[300.0, 100.0]] * 20)
+    obj = np.full((8, 2), [1000.0, 300.0])
+    contacts = np.array([[1500.0, 200.0]])
+    overlay = np.asarray(viz.draw_overlay(photo, hand, obj, contacts)).astype(int)
+    assert not np.asarray(photo).any()
+    blue, orange = _rgb(viz.HAND_COLOUR["pred"]), _rgb(viz.OBJECT_COLOUR["pred"])
+    for row in range(98, 103):
+        np.testing.assert_array_equal(overlay[row, 200], blue)
+    assert not overlay[96, 200].any() and not overlay[104, 200].any()
+    # 4 px below the corners: inside their discs (radius 5), beyond the lines' half width.
+    np.testing.assert_array_equal(overlay[304, 1000], orange)
+    np.testing.assert_array_equal(overlay[200, 1500], _rgb(viz.CONTACT_COLOUR))
+    np.testing.assert_array_equal(overlay[200, 1492], _rgb(viz.CONTACT_COLOUR))  # radius 10
+    assert not overlay[200, 1488].any()
+    # Nothing in column 100 between rows 100 and 300, where the bones run with x and y swapped.
+    assert not overlay[200, 100].any()
 
 
 def test_show_image_puts_pixel_centres_at_integers():

@@ -205,19 +205,31 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
         ) from None
 
 
+def require_file(path: str | Path, what: str) -> Path:
+    """``path`` as a Path, where it is a file: an input hopose reads (a checkpoint, a photo,
+    a predictions.npz), ``what`` it is in the error.
+
+    Raises:
+        IsADirectoryError: ``<path>: a directory; give the <what> file``.
+        FileNotFoundError: ``<what> not found: <path>``, anything else that is no file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a directory; give the {what} file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and check a checkpoint written by :func:`save_checkpoint`, onto the CPU.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: ``path`` is a directory, or the file is not a readable hopose
-            checkpoint of :data:`FORMAT`, one line naming it.
+        FileNotFoundError, IsADirectoryError: ``path`` is not a file (:func:`require_file`).
+        CheckpointError: the file is not a readable hopose checkpoint of :data:`FORMAT`, one
+            line naming it.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path}: a directory, not a checkpoint file")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    path = require_file(path, "checkpoint")
     if not zipfile.is_zipfile(path):
         # torch.save writes a zip archive; torch's own reason for another file (a config, a
         # text) is a pickle opcode error that says nothing ("pop from empty list").

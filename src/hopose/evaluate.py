@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hopose import __version__
-from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
+from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model, require_file
 from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
 from hopose.crop import apply_affine
 from hopose.data import collate_samples, loader_options, option_defaults, uncapped
@@ -127,7 +127,7 @@ def _self_crop_outputs(
     out = self_crop(model, view, frame_K, sizes, image_size=size, cropping=cropping)
     # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
     to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
-    return out | {key: apply_affine(to_record, out[key]) for key in ("kp2d_init", "kp2d")}
+    return out | {"kp2d": apply_affine(to_record, out["kp2d"])}
 
 
 def _without(predictions: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -575,15 +575,13 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a ``predictions.npz``, checked against :data:`PREDICTION_ARRAYS`.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError, IsADirectoryError: ``path`` is not a file
+            (:func:`hopose.checkpoint.require_file`).
         ValueError: one line naming the file (and the array): not an ``.npz`` of named arrays,
             an array missing, of another shape, not of numbers (``id``: any), or of another
             number of frames than ``id``; no frames.
     """
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: a folder; give the predictions.npz in it")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found")
+    require_file(path, "predictions.npz")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):

@@ -5,11 +5,13 @@ Reading (:func:`read_photo`):
 - The EXIF orientation is applied, so the photo is upright as a viewer shows it; every pixel
   coordinate hopose returns refers to that upright image at its full size.
 - 16-bit greyscale images (Pillow's modes ``I;16*``, and mode ``I`` where the file's pixels
-  are 16-bit, as a 16-bit PGM's) are scaled by 255/65535 to 8 bits; a plain conversion clips
-  every value above 255 and turns the photo almost white. (16-bit RGB PNGs are already reduced
-  to their high byte by Pillow.) 32-bit float pixels (TIFF mode ``F``) and 32-bit integers
-  (mode ``I`` of 32-bit pixels) are refused, naming the file: they have no fixed white, and a
-  conversion would make them black or white, or, scaled as 16-bit, almost black.
+  are 16-bit, as a PGM's) are scaled by 255/65535 to 8 bits; a plain conversion clips
+  every value above 255 and turns the photo almost white. They are resized as 32-bit floats,
+  to the size an 8-bit photo is. (16-bit RGB PNGs are already reduced to their high byte by
+  Pillow.) 32-bit float pixels (TIFF mode ``F``) and 32-bit integers (mode ``I`` of 32-bit
+  pixels, and any mode ``I`` image in memory, which does not tell its depth) are refused,
+  naming the file: they have no fixed white, and a conversion would make them black or white,
+  or, scaled as 16-bit, almost black.
 - The network reads a working copy whose longest side is at most ``max_side``. A JPEG is
   decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's ``draft``; at
   most about twice ``max_side`` before the final resampling), so a 48-megapixel JPEG costs
@@ -31,7 +33,12 @@ Reading (:func:`read_photo`):
   which a 200-megapixel phone photo exceeds. Its limit is raised and its warning silenced while
   the photo is open (some decoders check again as they load it); Pillow's own limit is left as
   it was for any other code.
-- Photos below :data:`MIN_SIDE` (16 px) on their shorter side are refused, naming the file.
+- Photos whose working copy would be below :data:`MIN_SIDE` (16 px) on its shorter side are
+  refused, naming the file, from its header before its pixels are decoded: photos below it
+  themselves, and those longer than ``max_side`` / :data:`MIN_SIDE` times their shorter side
+  (120:1 at 1920), which shrink below it.
+- An image of several frames (an animated GIF, a multi-page TIFF) is read from its first, with
+  a warning naming it (not a camera's MPO, whose first image is the photo).
 
 Pixels already in memory (:func:`photo_from_image`: a PIL image, or a (H, W, 3) RGB or (H, W)
 greyscale uint8 array) go through the same working copy, taken as they are: there is no file,
@@ -74,14 +81,16 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from hopose.checkpoint import require_file
 from hopose.crop import edge_aligned_scale
 
 MAX_SIDE = 1920
 """Longest side (px) of the working copy a photo is decoded to."""
 MIN_SIDE = 16
-"""Shortest side (px) of a photo read, at full size: below it a hand and its box would span a
-few pixels each, nothing to place 29 keypoints by, yet the photo, stretched to the network's
-input, still gave keypoints that look plausible (a 1x1 photo, a 160x2 strip)."""
+"""Shortest side (px) of a photo's working copy: below it a hand and its box would span a few
+pixels each, nothing to place 29 keypoints by, yet the photo, stretched to the network's input,
+still gave keypoints that look plausible (a 1x1 photo, a 160x2 strip, a 5000x16 one read at
+1920x6)."""
 MAX_PIXELS = 1_000_000_000
 """Largest photo (width × height at full size) :func:`read_photo` opens: 1 gigapixel, five
 times a 200-megapixel phone photo. A JPEG is decoded at down to 1/8 scale (tens of megabytes);
@@ -97,6 +106,8 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 NEAREST_ONLY_MODES = {"1": "L", "P": "RGB"}
 # Modes whose alpha Pillow's resize weighs the colours by; any other transparency is made RGBA.
 ALPHA_MODES = ("RGBA", "LA")
+# A premultiplied-alpha mode Pillow converts to its straight-alpha mode alone (not to RGBA).
+STRAIGHT_ALPHA = {"La": "LA"}
 # EXIF tags (EXIF 2.32): Orientation in IFD0; the rest in the Exif sub-IFD.
 EXIF_IFD = 0x8769
 FOCAL_LENGTH = 0x920A
@@ -145,42 +156,42 @@ class UnsupportedPixels(ValueError):
 
 
 def _sixteen_bit(image: Image.Image) -> bool:
-    """Whether ``image``, not yet loaded, holds 16-bit greyscale: a mode of
-    :data:`SIXTEEN_BIT_MODES`, or mode ``I`` decoded from 16-bit pixels (its tiles' raw mode
-    ``I;16*``, as a 16-bit PGM's), which Pillow widens to 32 bits."""
-    if image.mode != "I":
-        return image.mode in SIXTEEN_BIT_MODES
-    # A tile's args: its raw mode, or a tuple that starts with it (Pillow's raw decoder); a
-    # decoder without one is not taken for 16-bit.
-    raw = [
-        tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0] for tile in image.tile
-    ]
-    return bool(raw) and all(str(mode).startswith("I;16") for mode in raw)
-
-
-def _to_rgb8(image: Image.Image, sixteen_bit: bool) -> Image.Image:
-    """8-bit RGB; 16-bit greyscale (``sixteen_bit``, :func:`_sixteen_bit` of the image as
-    opened) scaled by 255 / 65535 instead of clipped; a transparent image laid over
-    :data:`BACKGROUND`.
+    """Whether ``image`` (a file as opened, or an image in memory) holds 16-bit greyscale: a
+    mode of :data:`SIXTEEN_BIT_MODES`, or mode ``I`` of a file of 16-bit pixels, which Pillow
+    widens to 32 bits: a PGM's (its mode ``I`` holds at most 16 bits, maxval < 65536, loaded or
+    not), or one whose tiles' raw mode is ``I;16*`` (they are gone once it is loaded).
 
     Raises:
-        UnsupportedPixels: 32-bit float pixels (mode ``F``), 32-bit integers (mode ``I`` not
-            ``sixteen_bit``) or 16-bit ones beyond [0, 65535]: their range has no fixed white,
-            and Pillow's conversion would turn them silently black or white (scaled as 16-bit,
-            a 32-bit image of 8-bit values would read almost black).
+        UnsupportedPixels: 32-bit float pixels (mode ``F``), or mode ``I`` not known to be
+            16-bit: their range has no fixed white, and Pillow's conversion would turn them
+            silently black or white (scaled as 16-bit, a 32-bit image of 8-bit values would
+            read almost black).
     """
     if image.mode == "F":
         raise UnsupportedPixels("32-bit float pixels; save the photo with 8 or 16 bits")
-    if image.mode == "I" and not sixteen_bit:
+    if image.mode != "I":
+        return image.mode in SIXTEEN_BIT_MODES
+    if image.format == "PPM":
+        return True
+    tiles = getattr(image, "tile", [])  # none in memory, nor in a file once loaded
+    if not tiles:
+        raise UnsupportedPixels(
+            "32-bit integer pixels (mode I) of a depth an image in memory does not tell; give "
+            "its file, or convert it to mode I;16"
+        )
+    # A tile's args: its raw mode, or a tuple that starts with it (Pillow's raw decoder).
+    raw = [tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0] for tile in tiles]
+    if not all(str(mode).startswith("I;16") for mode in raw):
         raise UnsupportedPixels("32-bit integer pixels; save the photo with 8 or 16 bits")
+    return True
+
+
+def _to_rgb8(image: Image.Image, sixteen_bit: bool) -> Image.Image:
+    """8-bit RGB of an image :func:`_resizable` made: 16-bit greyscale (``sixteen_bit``, as
+    floats) scaled by 255 / 65535 instead of clipped; a transparent image laid over
+    :data:`BACKGROUND`."""
     if sixteen_bit:
-        values = np.asarray(image, dtype=np.float32)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise UnsupportedPixels(
-                f"integer pixels from {values.min():g} to {values.max():g}, beyond 16 bits; "
-                "save the photo with 8 or 16 bits"
-            )
-        grey = values * (255.0 / 65535.0)
+        grey = np.asarray(image, dtype=np.float32) * (255.0 / 65535.0)
         return Image.fromarray(np.rint(grey).clip(0, 255).astype(np.uint8)).convert("RGB")
     if image.has_transparency_data:
         rgba = image.convert("RGBA")
@@ -203,29 +214,52 @@ def _focal_tags(image: Image.Image) -> dict[int, float]:
     return found
 
 
-def require_file(path: str | Path) -> Path:
-    """``path`` as a Path; IsADirectoryError naming a directory, FileNotFoundError naming
-    anything else that is not a file."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: a directory, not an image file")
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    return path
+def _working_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(width, height) of the working copy of a photo of ``size``: its longest side brought to
+    ``max_side`` where it is longer, each side rounded, at least 1 px; else ``size``."""
+    scale = max_side / max(size)
+    if scale >= 1:
+        return tuple(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def _require_side(size: tuple[int, int], name: str) -> None:
-    """Refuse a photo of ``size`` (width, height) below :data:`MIN_SIDE`, naming ``name``."""
-    if min(size) < MIN_SIDE:
-        raise ValueError(
-            f"{name}: a {size[0]}x{size[1]} photo; hopose reads photos of at least {MIN_SIDE} "
-            "px on their shorter side"
-        )
+def _require_side(size: tuple[int, int], max_side: int, name: str) -> None:
+    """Refuse a photo of ``size`` (width, height) whose working copy (at ``max_side``) is below
+    :data:`MIN_SIDE` on its shorter side, naming ``name``."""
+    working = _working_size(size, max_side)
+    if min(working) >= MIN_SIDE:
+        return
+    photo = f"{name}: a {size[0]}x{size[1]} photo"
+    least = f"hopose reads photos of at least {MIN_SIDE} px on their shorter side"
+    if working == tuple(size):
+        raise ValueError(f"{photo}; {least}")
+    raise ValueError(
+        f"{photo}, {working[0]}x{working[1]} once its longest side is brought to {max_side}; "
+        f"{least} there (an aspect ratio of at most {max_side / MIN_SIDE:g}:1)"
+    )
 
 
-def _resizable(image: Image.Image) -> Image.Image:
-    """``image`` in a mode Pillow resizes by filtering, any transparency as alpha (which its
-    resize weighs the colours by, so a transparent pixel's hidden colour does not bleed)."""
+def _resizable(image: Image.Image, sixteen_bit: bool) -> Image.Image:
+    """``image`` in a mode Pillow resizes by filtering and :func:`_to_rgb8` converts: 16-bit
+    greyscale (``sixteen_bit``, :func:`_sixteen_bit` of the image as opened) as 32-bit floats,
+    which hold its values exactly (Pillow reduces no 16-bit mode, and converts none but
+    ``I;16`` to floats); premultiplied alpha un-premultiplied (Pillow converts ``La`` to no
+    other mode); any transparency as alpha, which its resize weighs the colours by, so a
+    transparent pixel's hidden colour does not bleed.
+
+    Raises:
+        UnsupportedPixels: 16-bit pixels beyond [0, 65535] (a mode ``I`` file's).
+    """
+    if sixteen_bit:
+        values = np.asarray(image, dtype=np.float32)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise UnsupportedPixels(
+                f"integer pixels from {values.min():g} to {values.max():g}, beyond 16 bits; "
+                "save the photo with 8 or 16 bits"
+            )
+        return Image.fromarray(values)
+    if image.mode in STRAIGHT_ALPHA:
+        image = image.convert(STRAIGHT_ALPHA[image.mode])
     if image.has_transparency_data and image.mode not in ALPHA_MODES:
         return image.convert("RGBA")
     if image.mode in NEAREST_ONLY_MODES:
@@ -236,30 +270,28 @@ def _resizable(image: Image.Image) -> Image.Image:
 def _working_copy(
     image: Image.Image, max_side: int, *, sixteen_bit: bool, draft: bool
 ) -> Image.Image:
-    """The 8-bit RGB working copy of ``image`` (module docstring), longest side at most
-    ``max_side``, not turned upright.
+    """The 8-bit RGB working copy of ``image`` (module docstring), of :func:`_working_size`,
+    not turned upright.
 
     ``sixteen_bit``: :func:`_sixteen_bit` of the image as opened. ``draft``: ``image`` is a file
     not yet decoded, which a JPEG may be at a reduced scale (Pillow's ``draft`` changes the image
     in place, so not for a caller's image).
 
     Raises:
-        UnsupportedPixels: see :func:`_to_rgb8`.
+        UnsupportedPixels: see :func:`_resizable`.
     """
-    scale = max_side / max(image.size)
-    if scale < 1 and not sixteen_bit:
-        # JPEG: decode at the smallest DCT scale still >= the target (draft); other formats:
-        # integer box reduction first (reducing_gap), then resampling.
-        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        # A 1/s draft is ceil(W / s) wide, its last column padding beyond the photo: only the
-        # box draft returns, (0, 0, W / s, H / s), is the photo (as in thumbnail).
-        reduced = image.draft("RGB", target) if draft else None
-        box = reduced[1] if reduced is not None else None
-        image = _resizable(image).resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
-    working = _to_rgb8(image, sixteen_bit)
-    if max(working.size) > max_side:  # a 16-bit photo, converted at full size
-        working.thumbnail((max_side, max_side), Image.BILINEAR)
-    return working
+    target = _working_size(image.size, max_side)
+    # JPEG: decode at the smallest DCT scale still >= the target (draft); other formats:
+    # integer box reduction first (reducing_gap), then resampling. A 1/s draft is ceil(W / s)
+    # wide, its last column padding beyond the photo: only the box draft returns,
+    # (0, 0, W / s, H / s), is the photo (as in thumbnail).
+    shrunk = target != image.size  # before draft, which changes image.size
+    reduced = image.draft("RGB", target) if draft and shrunk else None
+    box = reduced[1] if reduced is not None else None
+    image = _resizable(image, sixteen_bit)
+    if shrunk:
+        image = image.resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
+    return _to_rgb8(image, sixteen_bit)
 
 
 @contextlib.contextmanager
@@ -287,25 +319,33 @@ def _open_large(path: Path) -> Iterator[Image.Image]:
 def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
     """Open a JPEG/PNG/... upright, as 8-bit RGB, decoding at most ~``max_side`` pixels wide.
 
+    An image of several frames (an animated GIF, PNG or WebP, a multi-page TIFF) is read from
+    its first, with a warning naming the file and its frames. An MPO (a JPEG with a
+    multi-picture index, as many cameras write) is not warned of: by its standard (CIPA
+    DC-007) the first image is the photo, the others previews or views of the same scene.
+
     Raises:
         FileNotFoundError: when ``path`` does not exist (IsADirectoryError: is a directory).
         ValueError: naming the file when it is not a readable image, above
-            :data:`MAX_PIXELS`, or below :data:`MIN_SIDE` on its shorter side.
+            :data:`MAX_PIXELS`, or its working copy below :data:`MIN_SIDE` on its shorter side.
     """
-    path = require_file(path)
+    path = require_file(path, "image")
     try:
         with _open_large(path) as image:
             # First: the tiles name the raw mode until the pixels load (getexif loads a PNG's).
             sixteen_bit = _sixteen_bit(image)
+            # From the header, before the pixels are decoded (getexif decodes a PNG's): the
+            # stored size, whose shorter side is the upright photo's.
+            _require_side(image.size, max_side, str(path))
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             width, height = image.size
             if orientation in SWAPPING_ORIENTATIONS:
                 width, height = height, width
-            _require_side((width, height), str(path))  # before its pixels are decoded
             exif = _focal_tags(image)
             working = _working_copy(image, max_side, sixteen_bit=sixteen_bit, draft=True)
             if orientation in UPRIGHT:
                 working = working.transpose(UPRIGHT[orientation])
+            frames = 1 if image.format == "MPO" else getattr(image, "n_frames", 1)
     except Image.DecompressionBombError as error:
         # Pillow's message gives the photo's pixels and the limit, MAX_PIXELS.
         raise ValueError(f"{path}: too large to read ({error})") from None
@@ -313,6 +353,8 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
         raise ValueError(f"{path}: not a readable image ({error})") from None
     except UnsupportedPixels as error:
         raise ValueError(f"{path}: not a photo hopose reads ({error})") from None
+    if frames > 1:
+        warnings.warn(f"{path}: an image of {frames} frames; read from its first", stacklevel=2)
     return Photo(image=working, size=(width, height), exif=exif)
 
 
@@ -345,7 +387,7 @@ def photo_from_image(image: Image.Image | np.ndarray, max_side: int = MAX_SIDE) 
         raise ValueError(
             f"image: expected a file, a PIL image or a uint8 array, got {type(image).__name__}"
         )
-    _require_side(image.size, "image")
+    _require_side(image.size, max_side, "image")
     try:
         working = _working_copy(image, max_side, sixteen_bit=_sixteen_bit(image), draft=False)
     except OSError as error:  # a lazily opened image whose file does not decode

@@ -32,10 +32,13 @@ in those pixels, ``hand_3d`` (21, 3) and ``obj_3d`` (8, 3) in mm, ``contacts_3d`
 and ``overlay``, the name of
 ``<name>_overlay.jpg`` (null with ``overlay=False``, ``--no-overlay``): the photo at its working
 size (longest side at most :data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box in
-orange and the contacts in gold, lines :data:`LINE_WIDTH_FRACTION` of its longest side wide.
+orange and the contacts in gold, lines :data:`hopose.viz.LINE_WIDTH_FRACTION` of its longest
+side wide.
 Each file is written whole or not at all (:mod:`hopose.files`). Among several images, one that is
 not a readable image is skipped with a warning naming it, and the run ends with a ValueError
-counting them.
+counting them. An image of several frames (an animated GIF, a multi-page TIFF), named or in a
+folder alike, is predicted from its first frame with a warning naming it and its frames
+(:func:`hopose.photo.read_photo`).
 
 Left hands: the models are trained on right hands, the datasets' left ones mirrored
 (:func:`hopose.data.transforms.mirror_frame`, docs/conventions.md). A photo of a left hand
@@ -61,23 +64,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from hopose import viz
-from hopose.checkpoint import load_model
+from hopose.checkpoint import load_model, require_file
 from hopose.config import AUTO_DEVICES, check_device, resolve_device
-from hopose.crop import (
-    MIRROR_X,
-    apply_affine,
-    mirror_affine,
-    mirror_camera,
-    resize_affine,
-)
+from hopose.crop import MIRROR_X, apply_affine, mirror_affine, mirror_camera
 from hopose.data.transforms import MIRROR_CORNER_ORDER
 from hopose.files import output_folder, write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
-from hopose.models.heads import heatmap_peak
 from hopose.photo import (
     Camera,
     Photo,
@@ -85,24 +81,14 @@ from hopose.photo import (
     photo_camera,
     photo_from_image,
     read_photo,
-    require_file,
 )
 from hopose.physics import contact_points
 from hopose.refine import RefineWeights, refine_pose, refinement
-from hopose.self_crop import (
-    NO_SELF_CROP,
-    SelfCropping,
-    model_device,
-    photo_views,
-    self_crop_photos,
-)
-from hopose.skeleton import BOX_EDGES, HAND_BONES, NUM_JOINTS
+from hopose.self_crop import NO_SELF_CROP, SelfCropping, self_crop_photos
+from hopose.skeleton import NUM_JOINTS
 
-LINE_WIDTH_FRACTION = 1 / 400
-"""Overlay line width as a fraction of the overlay's longest side (about 5 px at 1920)."""
-MIN_LINE_WIDTH = 2
 JPEG_QUALITY = 90
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 """The files a folder given to :func:`predict_images` is read for (any case)."""
 KEYPOINTS = ("hand_2d", "obj_2d", "hand_3d", "obj_3d", "contacts_3d", "contacts_2d")
 """The arrays of a :class:`Prediction`, in the JSON's order."""
@@ -128,7 +114,7 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
     files = []
     for path in map(Path, paths):
         if not path.is_dir():
-            files.append(require_file(path))
+            files.append(require_file(path, "image"))
             continue
         found = sorted(
             entry
@@ -144,40 +130,20 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def output_names(paths: Sequence[str | Path]) -> list[str]:
-    """One output name per input, unique: the file's stem, then ``stem-2``, ``stem-3``..."""
-    used: set[str] = set()
+    """One output name per input, unique whatever the case (``IMG`` and ``img`` are one file
+    on the case-insensitive disks of macOS and Windows): the file's stem, then ``stem-2``,
+    ``stem-3``..."""
+    used: set[str] = set()  # casefolded
     names = []
     for path in paths:
         stem = Path(path).stem
         name, k = stem, 1
-        while name in used:
+        while name.casefold() in used:
             k += 1
             name = f"{stem}-{k}"
-        used.add(name)
+        used.add(name.casefold())
         names.append(name)
     return names
-
-
-def draw_overlay(
-    image: Image.Image, hand_2d: np.ndarray, obj_2d: np.ndarray, contacts_2d: np.ndarray
-) -> Image.Image:
-    """The hand (21, 2), box (8, 2) and contacts (M, 2), in ``image``'s pixels, drawn on a copy."""
-    overlay = image.copy()
-    draw = ImageDraw.Draw(overlay)
-    width = max(MIN_LINE_WIDTH, round(max(overlay.size) * LINE_WIDTH_FRACTION))
-    radius = width
-    for points, edges, colour in (
-        (obj_2d, BOX_EDGES, viz.OBJECT_COLOUR["pred"]),
-        (hand_2d, HAND_BONES, viz.HAND_COLOUR["pred"]),
-    ):
-        for i, j in edges:
-            draw.line([tuple(points[i]), tuple(points[j])], fill=colour, width=width)
-        for x, y in points:
-            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
-    for x, y in contacts_2d:
-        r = 2 * radius
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=viz.CONTACT_COLOUR, outline="black")
-    return overlay
 
 
 def _mirrored(result: dict, flip: torch.Tensor) -> dict:
@@ -287,22 +253,11 @@ def _predict_right_hands(
     to_working = torch.stack([photo.working_affine() for photo in photos])  # (B, 3, 3) float64
     K_work = to_working @ K  # the working copies' cameras
     images = [np.asarray(photo.image) for photo in photos]
-    if cropping.passes:
-        out = self_crop_photos(model, images, K_work, image_size=image_size, cropping=cropping)
-        kp2d, kp3d, peak = out["kp2d"], out["kp3d"], out.get("heatmap_peak")
-    else:
-        # Each whole working copy resized to the network's square, pixel centres kept at
-        # integers as in training (hopose.crop.warp_image); 2D comes back through the same map.
-        A = torch.stack([resize_affine(photo.image.size, image_size, K) for photo in photos])
-        device = model_device(model)  # the photos are warped where the network reads them
-        with torch.inference_mode():
-            views = photo_views(images, image_size, device)(A[None].to(device))[0]
-            out = model(views, (A @ K_work).float().to(device))
-        kp2d = apply_affine(torch.linalg.inv(A), out["kp2d"].double().cpu())
-        kp3d = out["kp3d"].cpu()
-        peak = heatmap_peak(out["heatmaps"]).cpu() if "heatmaps" in out else None
-    kp2d = apply_affine(torch.linalg.inv(to_working), kp2d.double())  # (B, 29, 2) photo pixels
-    kp3d = kp3d.double()  # (B, 29, 3) mm, in each photo's camera
+    out = self_crop_photos(model, images, K_work, image_size=image_size, cropping=cropping)
+    peak = out.get("heatmap_peak")
+    # (B, 29, 2) photo pixels; (B, 29, 3) mm, in each photo's camera.
+    kp2d = apply_affine(torch.linalg.inv(to_working), out["kp2d"].double())
+    kp3d = out["kp3d"].double()
     if refine is not None:
         hand, obj = refine_pose(kp3d[:, :NUM_JOINTS], kp3d[:, NUM_JOINTS:], kp2d, K, refine)
         kp3d = torch.cat([hand, obj], dim=1)
@@ -521,25 +476,20 @@ class Predictor:
                 "predictor(image) predicts one"
             )
         count = len(images)
-        given = {  # each camera parameter: its value, and whether that is one for every photo
-            "K": (K, K is None or not len(K) or isinstance(K[0], numbers.Real)),
-            "fov": (fov, fov is None or isinstance(fov, numbers.Real)),
-        }
-        cameras_given = [
-            _per_photo(value, shared, count, name) for name, (value, shared) in given.items()
-        ]
+        # Whether each value is one for every photo (else a sequence of one a photo).
+        one_K = K is None or not len(K) or isinstance(K[0], numbers.Real)
+        one_fov = fov is None or isinstance(fov, numbers.Real)
+        Ks = _per_photo(K, one_K, count, "K")
+        fovs = _per_photo(fov, one_fov, count, "fov")
         sides = _per_photo(left, isinstance(left, bool | np.bool_), count, "left")
         # Before any photo is read, each value named as it was given: K for one of every photo
         # (and for the one photo of __call__), K[2] for the third photo's own.
-        for index, camera in enumerate(zip(*cameras_given, strict=True)):
-            camera_names = tuple(
-                name if shared or count == 1 else f"{name}[{index}]"
-                for name, (_, shared) in given.items()
-            )
-            check_camera(*camera, camera_names)
+        for index, (k, f) in enumerate(zip(Ks, fovs, strict=True)):
+            own = "" if count == 1 else f"[{index}]"
+            check_camera(k, f, ("K" if one_K else f"K{own}", "fov" if one_fov else f"fov{own}"))
         photo_names = [f"images[{index}]" if count > 1 else None for index in range(count)]
         photos = [_read(image, name) for image, name in zip(images, photo_names, strict=True)]
-        return self._predict(photos, photo_names, *cameras_given, sides)
+        return self._predict(photos, photo_names, Ks, fovs, sides)
 
     def _predict(
         self,
@@ -574,10 +524,10 @@ class Predictor:
 
 
 def prediction_overlay(photo: Photo, prediction: Prediction) -> Image.Image:
-    """:func:`draw_overlay` of ``prediction`` on ``photo``'s working copy, its 2D mapped there
-    (:meth:`hopose.photo.Photo.working_affine`)."""
+    """:func:`hopose.viz.draw_overlay` of ``prediction`` on ``photo``'s working copy, its 2D
+    mapped there (:meth:`hopose.photo.Photo.working_affine`)."""
     to_working = photo.working_affine()  # (3, 3) full-size pixels -> working-copy pixels
-    return draw_overlay(
+    return viz.draw_overlay(
         photo.image,
         *(
             apply_affine(to_working, torch.from_numpy(getattr(prediction, key))).numpy()

@@ -3,7 +3,9 @@
 - :func:`self_crop` (and :func:`self_crop_photos` for photos of any sizes): inference without
   ground truth placing the crop: a first pass on the whole frame
   (:func:`hopose.crop.frame_square`) gives 2D keypoints, the square around them is cropped and
-  the network runs again (``SelfCropping.passes`` times); 2D comes back in frame pixels.
+  the network runs again (``SelfCropping.passes`` times); 2D comes back in frame pixels. With
+  no passes (a model trained on whole frames) the one pass reads the whole frame as that
+  model was trained to, resized to the square (:func:`hopose.crop.resize_affine`).
 - :class:`CropViews`: test-time augmentation of the last self-crop pass, its square also
   turned and shifted, the predictions of all views averaged.
 - :class:`SelfCropping`: how a model self-crops at inference (passes, margin, views), read
@@ -25,7 +27,14 @@ import torch
 from jaxtyping import Float, UInt8
 from torch import Tensor, nn
 
-from hopose.crop import FrameWarp, apply_affine, crop_affine, frame_square, square_around
+from hopose.crop import (
+    FrameWarp,
+    apply_affine,
+    crop_affine,
+    frame_square,
+    resize_affine,
+    square_around,
+)
 from hopose.models.heads import heatmap_peak
 
 if TYPE_CHECKING:
@@ -95,8 +104,9 @@ _NOTHING_SELF_CROPPED = (
 @dataclasses.dataclass(frozen=True)
 class SelfCropping:
     """How a model self-crops at inference (:func:`self_crop`): ``passes`` crops after the
-    whole-frame pass (0: none), at ``margin`` (:func:`hopose.crop.square_around`), the last one's
-    predictions averaged over ``views``. :meth:`of` reads it from the model's config."""
+    whole-frame pass (0: none, a model trained on whole frames), at ``margin``
+    (:func:`hopose.crop.square_around`), the last one's predictions averaged over ``views``.
+    :meth:`of` reads it from the model's config."""
 
     passes: int = 0
     margin: float = SELF_CROP_MARGIN
@@ -129,8 +139,8 @@ class SelfCropping:
         for name, given in (("self_crop_margin", margin is not None), ("single_view", single_view)):
             if given and passes == 0:
                 raise ValueError(f"{name}: {_NOTHING_SELF_CROPPED}")
-        if margin is not None:
-            margin = dataclasses.replace(data, self_crop_margin=margin).self_crop_margin
+        if margin is not None:  # checked as the config's own field
+            data = dataclasses.replace(data, self_crop_margin=margin)
         views = CropViews(data.self_crop_turn, data.self_crop_shift)
         if single_view and views == SINGLE_VIEW:
             raise ValueError(
@@ -138,9 +148,7 @@ class SelfCropping:
                 "data.self_crop_turn and data.self_crop_shift are 0: no test-time views)"
             )
         return cls(
-            passes,
-            data.self_crop_margin if margin is None else margin,
-            SINGLE_VIEW if passes == 0 or single_view else views,
+            passes, data.self_crop_margin, SINGLE_VIEW if passes == 0 or single_view else views
         )
 
 
@@ -151,11 +159,11 @@ NO_SELF_CROP = SelfCropping()
 def _mean_over_views(
     model: nn.Module, view: Callable[[Tensor], Tensor], K: Tensor, maps: Tensor
 ) -> dict[str, Tensor]:
-    """The model's ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3),
-    each averaged over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`); the 2D is mapped
-    back to the frame in the wider of the network's and the maps' (K's) dtypes. With the
-    heat-map head also ``heatmap_peak`` (B, 29) (:func:`hopose.models.heads.heatmap_peak`),
-    averaged the same way.
+    """The model's ``kp2d`` (B, 29, 2) in frame pixels and ``kp3d`` (B, 29, 3), each averaged
+    over the views ``maps`` (V, B, 3, 3) (:class:`CropViews`); the 2D is mapped back to the
+    frame in the wider of the network's and the maps' (K's) dtypes. With the heat-map head also
+    ``heatmap_peak`` (B, 29) (:func:`hopose.models.heads.heatmap_peak`), averaged the same
+    way.
 
     The V × B views go through the network as one batch (half the time of V batches of one
     photo's view on the CPU, BENCHMARKS.md, "Prediction on photos"), so an evaluation's batch
@@ -163,14 +171,11 @@ def _mean_over_views(
     images = view(maps).flatten(0, 1)  # (V*B, 3, S, S), view by view
     flat = maps.flatten(0, 1)  # (V*B, 3, 3), in the images' order
     out = model(images, (maps @ K).flatten(0, 1))
+    # One dtype for the matmul: a float32 network's 2D goes back through float64 maps (a
+    # float64 K) in float64, a bfloat16 network's through float32 maps in float32.
     back = torch.linalg.inv(flat)
-    shown = {}
-    for key in ("kp2d_init", "kp2d"):
-        # One dtype for the matmul: a float32 network's 2D goes back through float64 maps (a
-        # float64 K) in float64, a bfloat16 network's through float32 maps in float32.
-        dtype = torch.promote_types(back.dtype, out[key].dtype)
-        shown[key] = apply_affine(back.to(dtype), out[key].to(dtype))
-    shown["kp3d"] = out["kp3d"]
+    dtype = torch.promote_types(back.dtype, out["kp2d"].dtype)
+    shown = {"kp2d": apply_affine(back.to(dtype), out["kp2d"].to(dtype)), "kp3d": out["kp3d"]}
     if "heatmaps" in out:
         shown["heatmap_peak"] = heatmap_peak(out["heatmaps"])
     return {
@@ -191,7 +196,9 @@ def self_crop(
     """Predict with crops placed by the model's own 2D keypoints (no ground truth).
 
     The first view is the whole frame at one scale (:func:`hopose.crop.frame_square`), as the
-    crop-trained model saw a share of its training images (:mod:`hopose.data.synthetic`).
+    crop-trained model saw a share of its training images (:mod:`hopose.data.synthetic`); with
+    no passes, a model trained on whole frames, the whole frame resized to the square, aspect
+    not kept, as it was trained (:func:`hopose.crop.resize_affine`), and nothing else.
 
     Args:
         model: a :class:`~hopose.models.HoposeNet` (``model(image, K)``).
@@ -202,17 +209,20 @@ def self_crop(
         frame_size: (width, height) of the frames in pixels, or one such pair per frame
             (frames of different sizes, :func:`self_crop_photos`).
         image_size: S, the network's input side.
-        cropping: the crops after the whole-frame pass (0: the whole frame only), their margin
-            (:func:`hopose.crop.square_around`) and the views of the last one whose predictions are
-            averaged (:class:`CropViews`).
+        cropping: the crops after the whole-frame pass (0: the whole frame only, resized),
+            their margin (:func:`hopose.crop.square_around`) and the views of the last one
+            whose predictions are averaged (:class:`CropViews`).
 
     Returns:
-        ``kp2d_init`` and ``kp2d`` (B, 29, 2) in frame pixels (in the wider of the model's and
-        K's dtypes) and ``kp3d`` (B, 29, 3) of the last pass (averaged over its views), with
-        the heat-map head its ``heatmap_peak`` (B, 29) (:func:`_mean_over_views`), and
-        ``affine`` (B, 3, 3), the map of its first view, in K's dtype.
+        ``kp2d`` (B, 29, 2) in frame pixels (in the wider of the model's and K's dtypes) and
+        ``kp3d`` (B, 29, 3) of the last pass (averaged over its views), with the heat-map head
+        its ``heatmap_peak`` (B, 29) (:func:`_mean_over_views`).
     """
-    maps = crop_affine(*frame_square(frame_size, K), image_size).expand(1, len(K), 3, 3)
+    if cropping.passes:
+        maps = crop_affine(*frame_square(frame_size, K), image_size).expand(1, len(K), 3, 3)
+    else:
+        sizes = torch.as_tensor(frame_size).reshape(-1, 2).expand(len(K), 2).tolist()
+        maps = torch.stack([resize_affine(tuple(size), image_size, K) for size in sizes])[None]
     out = _mean_over_views(model, view, K, maps)
     for index in range(cropping.passes):
         shown = cropping.views if index == cropping.passes - 1 else SINGLE_VIEW
@@ -226,7 +236,7 @@ def self_crop(
         finite = placed.flatten(-2).isfinite().all(dim=-1).all(dim=0)[None, :, None, None]
         maps = torch.where(finite, placed, maps[:1])  # (V, B, 3, 3)
         out = _mean_over_views(model, view, K, maps)
-    return {**out, "affine": maps[0]}
+    return out
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -280,8 +290,9 @@ def self_crop_photos(
 
     Returns:
         ``kp2d`` (B, 29, 2) in each photo's pixels and ``kp3d`` (B, 29, 3) mm, and with the
-        heat-map head ``heatmap_peak`` (B, 29) (:func:`self_crop`), float32 on the CPU whatever
-        the model's device.
+        heat-map head ``heatmap_peak`` (B, 29), in :func:`self_crop`'s dtypes (the 2D in the
+        wider of the model's and K's: a float64 K keeps the maps and the 2D's way back to the
+        photo in float64), on the CPU whatever the model's device.
     """
     # The photos and K on the model's device: the views are warped there and every pass's maps
     # follow K's device.
@@ -289,8 +300,7 @@ def self_crop_photos(
     sizes = [(image.shape[1], image.shape[0]) for image in images]  # (width, height)
     with torch.inference_mode():
         out = self_crop(
-            model, photo_views(images, image_size, device), K.float().to(device), sizes,
+            model, photo_views(images, image_size, device), K.to(device), sizes,
             image_size=image_size, cropping=cropping,
         )  # fmt: skip
-    kept = ("kp2d", "kp3d", "heatmap_peak")
-    return {key: out[key].float().cpu() for key in kept if key in out}
+    return {key: value.cpu() for key, value in out.items()}

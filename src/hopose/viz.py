@@ -1,4 +1,6 @@
-"""Pure drawing of poses, curves and contacts with matplotlib, headless.
+"""Pure drawing of poses, curves and contacts with matplotlib, headless, and of a prediction
+on its photo with PIL (:func:`draw_overlay`, ``hopose predict``'s overlay: a matplotlib figure
+took 0.6 s a photo, docs/robustness.md).
 
 Figures are built with matplotlib's object-oriented API (``Figure`` and its Agg canvas, never
 ``pyplot``), so nothing here touches a display or matplotlib's global backend. One colour per
@@ -19,6 +21,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
+from PIL import Image, ImageDraw
 
 from hopose.files import write_atomic
 from hopose.skeleton import BOX_EDGES, HAND_BONES
@@ -35,6 +38,14 @@ LINE_STYLE: dict[Source, dict[str, Any]] = {
 }
 SOURCE_NAME: dict[Source, str] = {"pred": "prediction", "gt": "ground truth"}
 DPI = 100
+LINE_WIDTH_FRACTION = 1 / 400
+"""Overlay line width as a fraction of the overlay's longest side (about 5 px at 1920)."""
+MIN_LINE_WIDTH = 2
+
+
+def _segments(points: NDArray, edges: Sequence[tuple[int, int]]) -> NDArray:
+    """(E, 2, D): the two ends of each of the E ``edges`` between ``points`` (P, D)."""
+    return np.asarray(points)[np.asarray(edges)]
 
 
 def _draw_segments(
@@ -46,9 +57,9 @@ def _draw_segments(
     label: str,
 ) -> None:
     """One line per edge between ``points`` (P, 2 or 3); only the first carries the label."""
-    for k, (i, j) in enumerate(edges):
-        segment = points[[i, j]].T  # (D, 2): x pair, y pair (, z pair)
-        ax.plot(*segment, color=colour, label=label if k == 0 else None, **LINE_STYLE[source])
+    for k, segment in enumerate(_segments(points, edges)):
+        # segment.T (D, 2): x pair, y pair (, z pair).
+        ax.plot(*segment.T, color=colour, label=label if k == 0 else None, **LINE_STYLE[source])
 
 
 def draw_pose(ax: Axes, hand: NDArray, obj: NDArray, source: Source) -> None:
@@ -63,6 +74,30 @@ def draw_pose(ax: Axes, hand: NDArray, obj: NDArray, source: Source) -> None:
     name = SOURCE_NAME[source]
     _draw_segments(ax, np.asarray(hand), HAND_BONES, HAND_COLOUR[source], source, f"hand {name}")
     _draw_segments(ax, np.asarray(obj), BOX_EDGES, OBJECT_COLOUR[source], source, f"object {name}")
+
+
+def draw_overlay(
+    image: Image.Image, hand_2d: NDArray, obj_2d: NDArray, contacts_2d: NDArray
+) -> Image.Image:
+    """The predicted hand (21, 2), box (8, 2) and contacts (M, 2), in ``image``'s pixels, drawn
+    on a copy in their colours, the hand over the box: lines :data:`LINE_WIDTH_FRACTION` of
+    its longest side wide, joints and corners discs of that radius, contacts of twice it."""
+    overlay = image.copy()
+    draw = ImageDraw.Draw(overlay)
+    width = max(MIN_LINE_WIDTH, round(max(overlay.size) * LINE_WIDTH_FRACTION))
+    radius = width
+    for points, edges, colour in (
+        (obj_2d, BOX_EDGES, OBJECT_COLOUR["pred"]),
+        (hand_2d, HAND_BONES, HAND_COLOUR["pred"]),
+    ):
+        for segment in _segments(points, edges):
+            draw.line(segment.ravel().tolist(), fill=colour, width=width)
+        for x, y in points:
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
+    for x, y in contacts_2d:
+        r = 2 * radius
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=CONTACT_COLOUR, outline="black")
+    return overlay
 
 
 def show_image(ax: Axes, image: NDArray | None, size: tuple[int, int]) -> None:
