@@ -205,7 +205,7 @@ def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[]
     cfg = config_from_dict(
         {
             "stage": stage,
-            "data": {"image_size": size},
+            "data": {"image_size": size, "num_train": len(batch["image"]), "num_val": 1},
             "model": {"backbone": backbone, "image_size": size},
             "optim": {"amp": amp},
             "loss": {"physical": stage == "end2end"},

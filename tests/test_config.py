@@ -11,19 +11,28 @@ import yaml
 
 from hopose.config import (
     ConfigError,
-    TrainConfig,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
     check_device,
     config_from_dict,
     config_to_dict,
-    dataset_options,
     load_config,
+    override_value,
     resolve_device,
+    unused_fields,
 )
 from hopose.configs import CONFIG_DIR as CONFIGS
+from hopose.data import option_defaults
+from hopose.demo import QUICK_OVERRIDES
 
 REAL = ("obman", "fpha", "ho3d", "dexycb")
-# The least a config file holds: an empty one is refused (it would train every default).
-MINIMAL = "stage: lifter\n"
+# The least a config file holds: an empty one is refused (it would train every default), and
+# synthetic data needs the sizes of the splits it generates.
+MINIMAL = "stage: lifter\ndata:\n  num_train: 8\n  num_val: 8\n  num_test: 8\n"
+# The same sizes for config_from_dict.
+SIZES = {"num_train": 8, "num_val": 8, "num_test": 8}
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -33,14 +42,14 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_are_the_papers_loss_weights_and_optimiser():
-    cfg = TrainConfig()
-    assert (cfg.loss.w_2d, cfg.loss.w_3d, cfg.loss.w_physical) == (0.01, 1.0, 10.0)
-    assert cfg.optim.weight_decay == 0.01
-    assert cfg.model.backbone == "resnet50" and cfg.model.image_size == 224
+    loss, model = LossConfig(), ModelConfig()
+    assert (loss.w_2d, loss.w_3d, loss.w_physical) == (0.01, 1.0, 10.0)
+    assert OptimConfig().weight_decay == 0.01
+    assert model.backbone == "resnet50" and model.image_size == 224
 
 
 def test_overrides_are_parsed_to_the_field_types(tmp_path):
-    path = _write(tmp_path, "stage: end2end\noptim:\n  lr: 1e-3\n")
+    path = _write(tmp_path, "stage: end2end\ndata:\n  num_val: 8\noptim:\n  lr: 1e-3\n")
     cfg = load_config(
         path,
         [
@@ -62,7 +71,7 @@ def test_overrides_are_parsed_to_the_field_types(tmp_path):
 
 
 def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
-    cfg = load_config(_write(tmp_path, "optim:\n  lr: 1e-3\n"))
+    cfg = load_config(_write(tmp_path, f"{MINIMAL}optim:\n  lr: 1e-3\n"))
     assert cfg.optim.lr == pytest.approx(1e-3)
 
 
@@ -76,6 +85,8 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
             ["optim.epochs=abc"],
             "optim.epochs: Value 'abc' of type 'str' could not be converted",
         ),
+        # 2**20 + 1 epochs would reach the next seed's random streams (epoch_stream).
+        (MINIMAL, ["optim.epochs=1048577"], "optim.epochs must be in [1, 1048576], got 1048577"),
         (
             MINIMAL,
             ["data.num_train=1.5"],
@@ -171,7 +182,7 @@ def test_the_seed_is_one_32_bit_word_as_data_seed(tmp_path, seed):
     # Accepted before: -1 failed in the first epoch on DDP ranks above 0 (numpy's SeedSequence,
     # "expected non-negative integer"), 2**70 in seed_everything ("Overflow when unpacking long
     # long"), neither naming the field.
-    path = _write(tmp_path, f"seed: {seed}\n")
+    path = _write(tmp_path, f"{MINIMAL}seed: {seed}\n")
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert str(error.value) == f"{path}: seed must be in [0, 2**32), got {seed}"
@@ -246,9 +257,9 @@ def test_dataset_options_are_the_constructor_arguments_the_config_does_not_set()
     focal_scale, crop, jitter): build_dataset sets the others; FPHA(root, split, *, protocol,
     **options) hands the rest to FrameDataset(*, image_size, crop, margin, with_images,
     on_error, jitter)."""
-    assert dataset_options("synthetic") == ("free_fraction", "focal_scale", "jitter")
-    assert dataset_options("fpha") == ("protocol", "margin", "on_error", "jitter")
-    assert dataset_options("obman") == ("shapenet_root", "margin", "on_error", "jitter")
+    assert tuple(option_defaults("synthetic")) == ("free_fraction", "focal_scale", "jitter")
+    assert tuple(option_defaults("fpha")) == ("protocol", "margin", "on_error", "jitter")
+    assert tuple(option_defaults("obman")) == ("shapenet_root", "margin", "on_error", "jitter")
 
 
 @pytest.mark.parametrize(
@@ -294,8 +305,9 @@ def test_training_without_a_validation_split_is_asked_with_null(tmp_path):
     """data.val_split: null (HO-3D, FPHA's action protocol) is read from a YAML file, from
     --set, and from the config.yaml a run writes (which a resume killed before its first
     last.pt reads back); num_val is then unused, not refused. The default stays "val"."""
-    assert TrainConfig().data.val_split == "val"
-    from_yaml = load_config(_write(tmp_path, "data:\n  val_split: null\n  num_val: 5\n"))
+    assert DataConfig().val_split == "val"
+    text = "data:\n  val_split: null\n  num_train: 5\n  num_val: 5\n"
+    from_yaml = load_config(_write(tmp_path, text))
     assert from_yaml.data.val_split is None and from_yaml.data.num_val == 5
     from_set = load_config(_write(tmp_path, MINIMAL), ["data.val_split=null"])
     assert from_set.data.val_split is None
@@ -308,8 +320,8 @@ def test_a_gpu_config_loads_on_a_machine_without_a_gpu(tmp_path, monkeypatch):
     """A checkpoint trained on a GPU keeps device: cuda in its config; reading it elsewhere must
     work (training there is refused: tests/test_train.py)."""
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    assert load_config(_write(tmp_path, "device: cuda\n")).device == "cuda"
-    assert config_from_dict({"device": "cuda"}).device == "cuda"
+    assert load_config(_write(tmp_path, f"{MINIMAL}device: cuda\n")).device == "cuda"
+    assert config_from_dict({"device": "cuda", "data": SIZES}).device == "cuda"
 
 
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
@@ -416,7 +428,7 @@ def test_ho3d_and_dexycb_configs_chain_their_own_three_stages(dataset, splits, o
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("perturb.sigma=-0.1", "perturb.sigma must be >= 0"),
+        ("perturb.sigma=-0.1", r"perturb.sigma must be in \[0, 1\]"),
         ("perturb.drop_prob=1.5", r"perturb.drop_prob must be in \[0, 1\]"),
         ("augment.occlusion_prob=2", r"augment.occlusion_prob must be in \[0, 1\]"),
         ("model.head=conv", r"model.head must be one of \('linear', 'heatmap'\), got 'conv'"),
@@ -435,7 +447,10 @@ def test_bad_pixel_stage_fields_name_the_field(override, message):
     ("config", "overrides", "message"),
     [
         ("encoder", ["optim.progressive_size=36", "optim.progressive_epochs=2"],
-         "optim.progressive_size must be a positive multiple of 8"),
+         r"optim.progressive_size must be a multiple of 8 with the heat-map head \(its stride-4 "
+         r"and stride-8 cells tile the image\), got 36"),
+        ("encoder", ["optim.progressive_size=0", "optim.progressive_epochs=2"],
+         "optim.progressive_size must be > 0 or null, got 0"),
         ("encoder", ["optim.progressive_size=64", "optim.progressive_epochs=2"],
          r"optim.progressive_size \(64\) must be below data.image_size \(64\)"),
         ("encoder", ["optim.epochs=4", "optim.progressive_size=32", "optim.progressive_epochs=4"],
@@ -508,6 +523,47 @@ def test_a_checkpoints_setting_its_stage_never_read_is_read_at_its_default():
     assert config_from_dict(lifter).augment.noise == 0.0
 
 
+@pytest.mark.parametrize(
+    ("stage", "settings", "override", "why", "default", "reads_it"),
+    [
+        ("lifter", [], "loss.w_physical=5", "loss.physical is false", "10.0",
+         ["loss.physical=true"]),
+        # The Graph U-Net has no dropout (the synthetic lifter's is 0).
+        ("lifter", ["model.lifter=graph_unet", "model.dropout=0.3"], "model.dropout=0.1",
+         "model.lifter graph_unet has no dropout", "0.3", ["model.lifter=context"]),
+        ("lifter", [], "perturb.outlier_prob=0.1",
+         "perturb.outlier_sigma is 0 (no outlier is moved)", "0.0", ["perturb.outlier_sigma=0.2"]),
+        ("lifter", [], "perturb.outlier_sigma=0.2",
+         "perturb.outlier_prob is 0 (no keypoint is an outlier)", "0.0",
+         ["perturb.outlier_prob=0.1"]),
+    ],
+)  # fmt: skip
+def test_a_setting_another_field_leaves_unread_is_refused_as_the_heat_map_weight(
+    stage, settings, override, why, default, reads_it
+):
+    """Each was accepted and changed nothing: the physical term's weight without the term, the
+    dropout of a lifter without dropout, an outlier probability with outliers not moved or their
+    spread without outliers, the self-crops of a model that reads whole frames. As
+    loss.w_heatmap with the linear head, it is refused away from its default, naming the field;
+    accepted where the other field reads it; read at its default from a checkpoint's config
+    (saved by an older hopose); and left out of --resume's comparison (unused_fields)."""
+    path = CONFIGS / "synthetic" / f"{stage}.yaml"
+    field, _, value = override.partition("=")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, [*settings, override])
+    assert str(error.value) == (
+        f"{path}: {field}: {why}, so it would have no effect; leave it at {default}"
+    )
+    read = load_config(path, [*settings, override, *reads_it])
+    assert field not in unused_fields(config_to_dict(read))
+    section, _, key = field.partition(".")
+    plain = load_config(path, settings)
+    saved = config_to_dict(plain)
+    saved[section][key] = override_value(value)
+    assert field in unused_fields(saved)
+    assert config_from_dict(saved) == plain
+
+
 def test_the_physical_loss_on_one_lifted_part_is_refused():
     """The loss is between the hand and the box: with the hand sub-graph alone it failed at the
     first training step, after the data was read."""
@@ -518,6 +574,126 @@ def test_the_physical_loss_on_one_lifted_part_is_refused():
         f"{path}: loss.physical needs model.lifter_variant: full (the physical loss is between "
         "the lifted hand and box), got 'hand'"
     )
+
+
+HEAT_MAP_TERMS = ["loss.w_heatmap=0", "loss.w_segmentation=0"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "overrides", "weights", "positive"),
+    [
+        ("lifter", ["loss.w_3d=0"], "loss.w_3d", ["loss.physical=true"]),
+        # The demo's encoder: 2D, heat maps and segmentation maps.
+        ("encoder", ["loss.w_2d=0", *HEAT_MAP_TERMS],
+         "loss.w_2d, loss.w_heatmap, loss.w_segmentation", ["loss.w_segmentation=1"]),
+        # The paper's linear head makes neither maps.
+        ("encoder", ["loss.w_2d=0", "model.head=linear", "model.segmentation=false",
+                     *HEAT_MAP_TERMS], "loss.w_2d", ["loss.w_2d=0.01"]),
+        ("end2end", ["loss.w_2d=0", "loss.w_3d=0", "loss.w_physical=0", *HEAT_MAP_TERMS],
+         "loss.w_2d, loss.w_3d, loss.w_physical, loss.w_heatmap, loss.w_segmentation",
+         ["loss.w_physical=1"]),
+    ],
+)  # fmt: skip
+def test_a_stage_whose_every_loss_term_weighs_nothing_is_refused(
+    stage, overrides, weights, positive
+):
+    """Such a run trained on a loss of 0 (synthetic/lifter --set loss.w_3d=0), its weights
+    never moved. Any one term the stage computes weighed above 0 is a run."""
+    path = CONFIGS / "synthetic" / f"{stage}.yaml"
+    with pytest.raises(ConfigError) as error:
+        load_config(path, overrides)
+    assert str(error.value) == (
+        f"{path}: {weights}: every loss term of the {stage} stage weighs 0, so it would train "
+        "on a loss of 0; set one above 0"
+    )
+    assert load_config(path, [*overrides, *positive]).stage == stage
+
+
+def test_synthetic_data_without_the_sizes_the_run_reads_is_refused_naming_them(tmp_path):
+    """Reading the split failed once the run had started, with "num_samples: required for the
+    synthetic dataset", naming no field. Without a validation split num_val is not read, and a
+    cache of generated data holds its own sizes."""
+    path = _write(tmp_path, "stage: lifter\ndata:\n  num_train: 8\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: data.num_val: synthetic data needs the number of samples to generate (or a "
+        "data.cache), got null"
+    )
+    with pytest.raises(ConfigError, match=r"^data\.num_train: synthetic data needs"):
+        config_from_dict({"data": {"num_val": 8}})
+    assert load_config(path, ["data.val_split=null"]).data.num_val is None
+    assert load_config(path, ["data.cache=prepared"]).data.num_val is None
+    assert config_from_dict({"data": {"name": "fpha"}}).data.num_train is None
+
+
+@pytest.mark.parametrize("head", ["linear", "heatmap"])
+def test_the_progressive_size_is_a_multiple_of_8_only_with_the_heat_map_head(head):
+    """As model.image_size: the heat map's stride-4 and stride-8 cells tile the image, the
+    linear head reads a pooled feature of any size. The rule held for both heads."""
+    path = CONFIGS / "synthetic" / "encoder.yaml"
+    linear = ["model.head=linear", "model.segmentation=false", *HEAT_MAP_TERMS]
+    overrides = [*(linear if head == "linear" else []), "optim.progressive_size=36"]
+    if head == "heatmap":
+        with pytest.raises(ConfigError, match=r"optim\.progressive_size must be a multiple of 8"):
+            load_config(path, overrides)
+    else:
+        assert load_config(path, overrides).optim.progressive_size == 36
+    with pytest.raises(ConfigError, match=r"optim.progressive_size \(64\) must be below"):
+        load_config(path, [*overrides[:-1], "optim.progressive_size=64"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # "Overflow when unpacking long long" from torch, naming no field.
+        (f"optim.batch_size={2**31}", f"optim.batch_size must be in [1, 2**31), got {2**31}"),
+        ("optim.batch_size=99999999999999999999",
+         "optim.batch_size must be in [1, 2**31), got 99999999999999999999"),
+        ("augment.noise=1.5", "augment.noise must be in [0, 1], got 1.5"),
+        ("perturb.sigma=1.5", "perturb.sigma must be in [0, 1], got 1.5"),
+        ("perturb.outlier_sigma=2", "perturb.outlier_sigma must be in [0, 1], got 2.0"),
+        # Read as no checkpoint: the stage started from scratch without a word.
+        ('init_from=""', "init_from must be a checkpoint file or null, got ''"),
+        ("init_from=' '", "init_from must be a checkpoint file or null, got ' '"),
+    ],
+)  # fmt: skip
+def test_a_value_without_meaning_is_refused_naming_the_field(override, message):
+    stage = {"augment": "encoder"}.get(override.partition(".")[0], "lifter")
+    # An outlier spread is read with outliers only.
+    extra = ["perturb.outlier_prob=0.1"] if "outlier" in override else []
+    path = CONFIGS / "synthetic" / f"{stage}.yaml"
+    with pytest.raises(ConfigError) as error:
+        load_config(path, [*extra, override])
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_the_largest_batch_and_amounts_are_accepted():
+    cfg = load_config(CONFIGS / "synthetic" / "encoder.yaml", [f"optim.batch_size={2**31 - 1}"])
+    assert cfg.optim.batch_size == 2**31 - 1
+    assert (
+        load_config(CONFIGS / "synthetic" / "encoder.yaml", ["augment.noise=1"]).augment.noise == 1
+    )
+
+
+def test_the_whole_frame_is_the_switch_the_demos_image_configs_document():
+    """Each image stage of the demo says how to read the paper's whole frame instead of its
+    square crops, and the switch loads (whole frames keep the self-crop fields, unread)."""
+    for stage in ("encoder", "end2end"):
+        path = CONFIGS / "synthetic" / f"{stage}.yaml"
+        comment = " ".join(
+            line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")
+        )
+        switch = re.search(r"whole frame is `([^`]*)`", comment)
+        assert switch is not None, path
+        overrides = [item for item in switch.group(1).split() if item != "--set"]
+        assert load_config(path, overrides).data.crop == "resize"
+
+
+def test_the_demos_quick_stages_load():
+    """hopose demo --quick's overrides on each shipped stage: none is a setting left unread."""
+    for stage, overrides in QUICK_OVERRIDES.items():
+        assert load_config(CONFIGS / "synthetic" / f"{stage}.yaml", overrides).stage == stage
 
 
 @pytest.mark.parametrize(
@@ -563,24 +739,21 @@ def test_a_bool_field_refuses_a_value_that_is_not_a_bool(tmp_path, value):
     """OmegaConf turned any integer into a bool: optim.amp=2 became True."""
     message = f"optim.amp must be true or false, got {value}"
     with pytest.raises(ConfigError, match=re.escape(message)):
-        load_config(_write(tmp_path, "optim: {}\n"), [f"optim.amp={value}"])
-    path = _write(tmp_path, f"optim:\n  amp: {value}\n")
+        load_config(_write(tmp_path, f"{MINIMAL}optim: {{}}\n"), [f"optim.amp={value}"])
+    path = _write(tmp_path, f"{MINIMAL}optim:\n  amp: {value}\n")
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(path)
-    assert load_config(_write(tmp_path, "optim: {}\n"), ["optim.amp=true"]).optim.amp is True
+    cfg = load_config(_write(tmp_path, f"{MINIMAL}optim: {{}}\n"), ["optim.amp=true"])
+    assert cfg.optim.amp is True
 
 
 def test_the_defaults_are_the_papers_batch_and_network():
     """Paper §4.3: batch 256, the context-aware lifter with all its sub-graphs on the linear
     head; one whole-frame pass and no test-time views when predicting from images."""
-    cfg = TrainConfig()
-    assert (cfg.optim.batch_size, cfg.optim.lr) == (256, 1e-3)
-    assert (cfg.model.lifter, cfg.model.lifter_variant, cfg.model.head) == (
-        "context",
-        "full",
-        "linear",
-    )
-    assert (cfg.data.self_crop, cfg.data.self_crop_turn, cfg.data.self_crop_shift) == (1, 0.0, 0.0)
+    optim, model, data = OptimConfig(), ModelConfig(), DataConfig()
+    assert (optim.batch_size, optim.lr) == (256, 1e-3)
+    assert (model.lifter, model.lifter_variant, model.head) == ("context", "full", "linear")
+    assert (data.self_crop, data.self_crop_turn, data.self_crop_shift) == (1, 0.0, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -646,10 +819,10 @@ def test_the_ends_of_each_fields_range_are_accepted():
     assert (cfg.data.self_crop_margin, cfg.data.self_crop_shift) == (0.0, 0.5)
     assert (cfg.optim.checkpoint_minutes, cfg.augment.blur_prob) == (0.0, 1.0)
     # The perturbation of ground-truth 2D on the stage that reads it.
-    lifter = load_config(
-        CONFIGS / "synthetic" / "lifter.yaml", ["perturb.outlier_prob=1", "perturb.drop_prob=1"]
-    )
+    perturb = ["perturb.outlier_prob=1", "perturb.outlier_sigma=1", "perturb.drop_prob=1"]
+    lifter = load_config(CONFIGS / "synthetic" / "lifter.yaml", [*perturb, "perturb.sigma=1"])
     assert (lifter.perturb.outlier_prob, lifter.perturb.drop_prob) == (1.0, 1.0)
+    assert (lifter.perturb.sigma, lifter.perturb.outlier_sigma) == (1.0, 1.0)
 
 
 def test_a_training_split_read_as_the_test_split_must_ask_one_size():
@@ -661,7 +834,8 @@ def test_a_training_split_read_as_the_test_split_must_ask_one_size():
         "data.train_split and data.test_split are both 'train': data.num_train (10) and "
         "data.num_test (20) must agree"
     )
-    cfg = config_from_dict({"data": {"test_split": "train", "num_train": 10, "num_test": 10}})
+    data = {"test_split": "train", "num_train": 10, "num_val": 5, "num_test": 10}
+    cfg = config_from_dict({"data": data})
     assert (cfg.data.test_split, cfg.data.num_test) == ("train", 10)
 
 

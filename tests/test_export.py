@@ -14,7 +14,7 @@ from PIL import Image
 
 from hopose.checkpoint import model_checkpoint, save_checkpoint
 from hopose.cli import main
-from hopose.config import ModelConfig, TrainConfig
+from hopose.config import DataConfig, ModelConfig, TrainConfig
 from hopose.crop import edge_aligned_scale
 from hopose.export import (
     GRAPHS,
@@ -36,13 +36,12 @@ PX, MM = 0.01, 0.1
 
 
 def _tiny_config(head: str = "linear") -> TrainConfig:
-    cfg = TrainConfig(stage="end2end")
-    cfg.data.image_size = 32
     # The heat-map head as the demo has it, with segmentation maps: one more output.
-    cfg.model = ModelConfig(
+    model = ModelConfig(
         backbone="resnet18", image_size=32, hidden=16, head=head, segmentation=head == "heatmap"
     )
-    return cfg
+    data = DataConfig(image_size=32, num_train=1, num_val=1)
+    return TrainConfig(stage="end2end", data=data, model=model)
 
 
 def _trained_like(cfg: TrainConfig) -> torch.nn.Module:

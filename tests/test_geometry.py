@@ -11,6 +11,7 @@ from jaxtyping import TypeCheckError
 from hopose.crop import edge_aligned_scale, resize_affine
 from hopose.geometry import (
     MIN_DEPTH,
+    autocast_off,
     axis_angle_to_matrix,
     box_axes,
     box_central_axis,
@@ -382,3 +383,16 @@ def test_cuboid_error_is_the_mean_corner_distance_by_hand():
     moved = box + parity * torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)
     torch.testing.assert_close(fit_cuboid(moved), box)
     assert float(cuboid_error(moved)) == pytest.approx(2.0, abs=1e-9)
+
+
+def test_autocast_off_turns_it_off_where_the_device_has_it_and_is_a_no_op_where_not():
+    """Inside a bfloat16 autocast a matmul keeps float32; the 'meta' device has no autocast,
+    whose context could not be built there (unsupported scalarType)."""
+    a = torch.rand(4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (a @ a).dtype == torch.bfloat16
+        with autocast_off(a):
+            assert (a @ a).dtype == torch.float32
+    meta = torch.empty(4, 4, device="meta")
+    with autocast_off(meta):
+        assert (meta @ meta).shape == (4, 4)

@@ -115,6 +115,27 @@ def test_parts_restrict_the_supervised_nodes():
         compute_losses(out, batch, parts=("box",), original_pixels=False)
 
 
+def test_the_2d_terms_cover_every_node_whatever_the_lifted_parts():
+    """The encoder predicts all 29 nodes' 2D whatever the lifter lifts: with the hand
+    sub-graph alone (model.lifter_variant: hand) the box corners' 2D and heat maps went
+    untrained, while the encoder stage chose its checkpoint by the 2D error of all 29."""
+    batch = _batch(1) | {"image": torch.zeros(1, 3, 16, 16)}
+    batch["hand_2d"] += 6.0
+    batch["obj_2d"] += 6.0
+    batch["obj_2d"][..., 0] += 4.0  # only the corners' 2D is wrong, by 4 px along x
+    out = {
+        "kp2d": torch.full((1, 29, 2), 6.0),
+        "heatmaps": torch.randn(1, 29, 4, 4, generator=torch.Generator().manual_seed(0)),
+    }
+    target = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
+    for parts in (("hand", "object"), ("hand",), ("object",)):
+        terms = compute_losses(out, batch, parts=parts, original_pixels=False, heatmap=True)
+        # 8 corners' x off by 4 among 29 nodes * 2 coordinates: 8 * 16 / 58.
+        torch.testing.assert_close(terms["2d"], torch.tensor(128 / 58), msg=str(parts))
+        expected = heatmap_loss(out["heatmaps"], target, (16, 16))
+        assert terms["heatmap"].item() == pytest.approx(expected.item(), rel=1e-6), parts
+
+
 def test_float64_predictions_and_gradients():
     out = {"kp3d": torch.ones(1, 29, 3, dtype=torch.float64, requires_grad=True)}
     terms = compute_losses(out, _batch(1), original_pixels=False)
@@ -148,6 +169,16 @@ def test_physical_term_of_the_refined_3d_by_hand():
         compute_losses(out, batch, parts=("hand",), physical=True, original_pixels=False)
     with pytest.raises(ValueError, match="physical"):
         compute_losses({"kp2d": torch.zeros(1, 29, 2)}, batch, physical=True, original_pixels=False)
+
+
+def test_every_term_traces_its_shape_on_the_meta_device():
+    """The physical loss turns autocast off, whose context the 'meta' device (shapes without
+    data) has not: it failed there (unsupported scalarType)."""
+    meta = {key: value.to("meta") for key, value in _batch(2).items()}
+    out = {key: torch.empty(2, 29, int(key[2]), device="meta") for key in ("kp2d", "kp3d")}
+    terms = compute_losses(out, meta, physical=True, original_pixels=False)
+    assert set(terms) == {"2d", "3d", "physical"}
+    assert all(value.device.type == "meta" and value.shape == () for value in terms.values())
 
 
 def test_total_loss_weights_by_hand():

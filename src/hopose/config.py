@@ -58,8 +58,17 @@ AUTO_DEVICES: tuple[str, ...] = ("auto", *DEVICES)
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 """Values of ``TrainConfig.device``: no numbered GPU, since under torchrun each process takes the
 GPU of its local rank."""
+L2D_PIXELS: tuple[str, ...] = ("original", "network")
+"""Units of the 2D loss terms (``LossConfig.l2d_pixels``)."""
 L3D_DISTANCES: tuple[str, ...] = ("squared", "euclidean")
 """Forms of the 3D loss terms (``LossConfig.l3d_distance``)."""
+LOSS_WEIGHTS: tuple[str, ...] = ("w_2d", "w_3d", "w_physical", "w_heatmap", "w_segmentation")
+"""The weight fields of :class:`LossConfig`, one per kind of loss term."""
+MAX_EPOCHS = 2**20
+"""The most epochs a run may have (``optim.epochs``): a run's random streams are
+``seed * MAX_EPOCHS + epoch`` (:func:`hopose.data.tensor_split.epoch_stream`), far above any
+schedule (the paper's longest is 10,000 epochs), so that seed s's epochs never reach seed
+s + 1's."""
 
 
 def _require_seed(seed: int, name: str) -> None:
@@ -78,13 +87,6 @@ def _require_finite(section: Any, prefix: str) -> None:
             not isinstance(value, float) or math.isfinite(value),
             f"{prefix}.{item.name} must be finite, got {value}",
         )
-
-
-def dataset_options(name: str) -> tuple[str, ...]:
-    """The ``data.options`` the dataset ``name`` takes: the keyword arguments of its class's
-    constructor (followed through ``**options`` into the base class that receives them), less
-    those :func:`hopose.data.build_dataset` sets itself from the other ``data`` fields."""
-    return tuple(option_defaults(name))
 
 
 def resolve_device(device: str) -> str:
@@ -147,7 +149,8 @@ class DataConfig:
     self_crop: int = 1
     """Crops after the whole-frame pass when a model trained on "square" crops predicts from
     images (``hopose eval``, ``hopose predict``), each placed around the previous pass's 2D
-    (:func:`hopose.self_crop.self_crop`); no ground truth places them."""
+    (:func:`hopose.self_crop.self_crop`); no ground truth places them. Read, as the other
+    self-crop fields, with ``crop: square`` only."""
     self_crop_margin: float = SELF_CROP_MARGIN
     """Margin of those self-crop squares, a share of the 2D's tight side added on each side
     (:func:`hopose.crop.square_around`); wider than the training crops' (why:
@@ -160,9 +163,11 @@ class DataConfig:
     """As ``self_crop_turn``: above 0 (at most 0.5), the square is also shown moved by ± this
     share of its side along x and along y, unturned (4 more views)."""
     num_train: int | None = None
-    """Number of training samples (synthetic: how many to generate; real data: a cap)."""
+    """Number of training samples (synthetic: how many to generate, required unless ``cache``
+    holds them; real data: a cap)."""
     num_val: int | None = None
-    """Number of validation samples, as ``num_train``."""
+    """Number of validation samples, as ``num_train`` (not read, so not required, without a
+    ``val_split``)."""
     num_test: int | None = None
     """Number of test samples, as ``num_train``."""
     seed: int = 0
@@ -173,7 +178,8 @@ class DataConfig:
     """Read (or render) every sample once and keep them in memory, for data that is slower to
     produce than to train on, like the rendered synthetic images."""
     options: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments passed to the dataset's constructor (:func:`dataset_options`)."""
+    """Extra keyword arguments passed to the dataset's constructor
+    (:func:`hopose.data.option_defaults`)."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "data")
@@ -194,7 +200,7 @@ class DataConfig:
                 f"data.{role}_split and data.test_split are both {self.test_split!r}: "
                 f"data.num_{role} ({size}) and data.num_test ({self.num_test}) must agree",
             )
-        allowed = dataset_options(self.name)
+        allowed = tuple(option_defaults(self.name))
         for key in self.options:
             _require(
                 key in allowed,
@@ -246,7 +252,7 @@ class ModelConfig:
     hidden: int = 128
     """Hidden width of the graph layers."""
     dropout: float = 0.3
-    """Dropout between the merged graph layers."""
+    """Dropout between the context lifter's merged graph layers; the Graph U-Net has none."""
     modulated: bool = False
     """Beyond the paper: every graph convolution of the encoder's refinement GCN and of the
     context lifter learns a per-node weight modulation (Zou & Tang, ICCV 2021;
@@ -307,9 +313,9 @@ class OptimConfig:
     weight_decay: float = 0.01
     """Adam weight decay (the authors' released code: 0.01)."""
     epochs: int = 1
-    """Number of epochs (passes over the training split)."""
+    """Number of epochs (passes over the training split), at most :data:`MAX_EPOCHS`."""
     batch_size: int = 256
-    """Samples per step on each process (paper: 256)."""
+    """Samples per step on each process (paper: 256), below 2**31."""
     step_size: int = 1
     """Epochs between learning-rate decays."""
     gamma: float = 1.0
@@ -324,8 +330,8 @@ class OptimConfig:
     batch is shown that much smaller (:func:`hopose.crop.shrink_views`: images resized with
     antialiasing, K and the 2D mapped with them), and the later epochs train at
     ``data.image_size`` (progressive resizing; docs/training.md). Validation is always at
-    ``data.image_size``. A multiple of :data:`hopose.models.heads.HEATMAP_TILE` below it; None:
-    off."""
+    ``data.image_size``. Below it, and with the heat-map head a multiple of
+    :data:`hopose.models.heads.HEATMAP_TILE`, as ``model.image_size``; None: off."""
     progressive_epochs: int = 0
     """Epochs at ``progressive_size`` at the start of the stage: fewer than ``epochs``, and 0
     exactly when ``progressive_size`` is null."""
@@ -346,8 +352,16 @@ class OptimConfig:
         _require(
             self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}"
         )
-        _require(self.epochs > 0, f"optim.epochs must be > 0, got {self.epochs}")
-        _require(self.batch_size > 0, f"optim.batch_size must be > 0, got {self.batch_size}")
+        _require(
+            0 < self.epochs <= MAX_EPOCHS,
+            f"optim.epochs must be in [1, {MAX_EPOCHS}], got {self.epochs}",
+        )
+        # torch reads sizes as 64-bit integers and fails past them naming no field; a batch of
+        # 2**31 samples is past any machine's memory already.
+        _require(
+            0 < self.batch_size < 2**31,
+            f"optim.batch_size must be in [1, 2**31), got {self.batch_size}",
+        )
         _require(self.step_size > 0, f"optim.step_size must be > 0, got {self.step_size}")
         _require(self.gamma > 0, f"optim.gamma must be > 0, got {self.gamma}")
         _require(
@@ -360,10 +374,8 @@ class OptimConfig:
             f"optim.checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}",
         )
         _require(
-            self.progressive_size is None
-            or (self.progressive_size > 0 and self.progressive_size % HEATMAP_TILE == 0),
-            f"optim.progressive_size must be a positive multiple of {HEATMAP_TILE} (the heat "
-            f"maps' stride-4 and stride-8 cells tile it) or null, got {self.progressive_size}",
+            self.progressive_size is None or self.progressive_size > 0,
+            f"optim.progressive_size must be > 0 or null, got {self.progressive_size}",
         )
         _require(
             0 <= self.progressive_epochs < self.epochs,
@@ -386,7 +398,7 @@ class LossConfig:
     w_3d: float = 1.0
     """lambda_2, weight of the 3D MSE in millimetres squared."""
     w_physical: float = 10.0
-    """lambda_3, weight of the physical affinity loss (Eq. 6)."""
+    """lambda_3, weight of the physical affinity loss (Eq. 6); read only with ``physical``."""
     physical: bool = False
     """Add the physical affinity loss (the paper turns it on for the end-to-end stage)."""
     w_heatmap: float = 0.0
@@ -410,12 +422,12 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _require_finite(self, "loss")
-        for name in ("w_2d", "w_3d", "w_physical", "w_heatmap", "w_segmentation"):
+        for name in LOSS_WEIGHTS:
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
         _require(
-            self.l2d_pixels in ("original", "network"),
-            f"loss.l2d_pixels must be 'original' or 'network', got {self.l2d_pixels!r}",
+            self.l2d_pixels in L2D_PIXELS,
+            f"loss.l2d_pixels must be one of {L2D_PIXELS}, got {self.l2d_pixels!r}",
         )
         _require(
             self.l3d_distance in L3D_DISTANCES,
@@ -423,14 +435,10 @@ class LossConfig:
         )
 
 
-def _require_amounts(
-    section: Any, prefix: str, amounts: tuple[str, ...], probabilities: tuple[str, ...]
-) -> None:
-    """Check that fields ``amounts`` are >= 0 and ``probabilities`` in [0, 1]."""
-    for name in amounts:
-        value = getattr(section, name)
-        _require(value >= 0, f"{prefix}.{name} must be >= 0, got {value}")
-    for name in probabilities:
+def _require_fractions(section: Any, prefix: str, names: tuple[str, ...]) -> None:
+    """Check that the fields ``names`` of the dataclass ``section`` are in [0, 1]: probabilities,
+    and amounts past 1 of which mean nothing (each field's doc says why)."""
+    for name in names:
         value = getattr(section, name)
         _require(0 <= value <= 1, f"{prefix}.{name} must be in [0, 1], got {value}")
 
@@ -442,17 +450,19 @@ class PerturbConfig:
     configs, which train the lifter on exact ground-truth 2D (§4.3)."""
 
     sigma: float = 0.0
-    """Largest per-sample Gaussian jitter, as a fraction of the image side (drawn in [0, sigma])."""
+    """Largest per-sample Gaussian jitter, as a fraction of the image side (drawn in [0, sigma]),
+    at most 1: at a standard deviation of the whole side the 2D says nothing of the pose."""
     outlier_prob: float = 0.0
-    """Probability of each keypoint being displaced as an outlier."""
+    """Probability of each keypoint being displaced as an outlier (with ``outlier_sigma``)."""
     outlier_sigma: float = 0.0
-    """Standard deviation of an outlier's displacement, as a fraction of the image side."""
+    """Standard deviation of an outlier's displacement, as a fraction of the image side, at most
+    1 as ``sigma`` (with ``outlier_prob``)."""
     drop_prob: float = 0.0
     """Probability of each keypoint being replaced by its part's mean (a missed keypoint)."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "perturb")
-        _require_amounts(self, "perturb", ("sigma", "outlier_sigma"), ("outlier_prob", "drop_prob"))
+        _require_fractions(self, "perturb", ("sigma", "outlier_prob", "outlier_sigma", "drop_prob"))
 
 
 @dataclass
@@ -466,16 +476,17 @@ class AugmentConfig:
     blur_prob: float = 0.0
     """Probability of a Gaussian blur (sigma 0.1-1.5 px)."""
     noise: float = 0.0
-    """Standard deviation of additive Gaussian pixel noise, a fraction of the intensity range."""
+    """Standard deviation of additive Gaussian pixel noise, a fraction of the intensity range, at
+    most 1: noise of the whole range already drowns the image (each pixel clipped to black or
+    white more often than not)."""
     occlusion_prob: float = 0.0
     """Probability of an occluding patch of random colour (2-12% of the image)."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "augment")
-        _require_amounts(self, "augment", ("noise",), ("blur_prob", "occlusion_prob"))
-        # Past 1 the factor 1 - c would be negative, which torchvision floors at 0 without a word
-        # (and past 2 the hue shift c / 4 would leave its range of half a turn).
-        _require(0 <= self.colour <= 1, f"augment.colour must be in [0, 1], got {self.colour}")
+        # Past 1 the colour factor 1 - c would be negative, which torchvision floors at 0 without
+        # a word (and past 2 the hue shift c / 4 would leave its range of half a turn).
+        _require_fractions(self, "augment", ("colour", "blur_prob", "noise", "occlusion_prob"))
 
 
 def as_yaml(value: object) -> str:
@@ -518,19 +529,54 @@ def stage_unused_fields(stage: str) -> dict[str, str]:
     return unused
 
 
-def unused_fields(stage: str, head: str) -> dict[str, str]:
-    """The config fields ("section.name") that a run of the stage ``stage`` with ``model.head``
-    ``head`` never reads, each with why: those of :func:`stage_unused_fields`, and the heat-map
-    term's weight with a head that makes no heat maps (the linear one), which the loss then
-    leaves out (:func:`hopose.losses.compute_losses`).
+def _saved(config: Mapping[str, Any], name: str) -> Any:
+    """The field ``name`` ("section.key") of a config in its nested dict form; its default where
+    the dict does not hold it."""
+    section, _, key = name.partition(".")
+    values = config.get(section)
+    if isinstance(values, Mapping) and key in values:
+        return values[key]
+    return _default(typing.get_type_hints(TrainConfig)[section], key)
+
+
+def unused_fields(config: Mapping[str, Any]) -> dict[str, str]:
+    """The config fields ("section.name") that a run of ``config`` never reads, each with why:
+    those of :func:`stage_unused_fields`, and those that other fields' settings leave unread:
+
+    - ``loss.w_heatmap`` with a head that makes no heat maps (the linear one), which the loss
+      then leaves out (:func:`hopose.losses.compute_losses`);
+    - ``loss.w_physical`` without ``loss.physical``;
+    - ``model.dropout`` with the Graph U-Net, which has none (:func:`hopose.models.build_lifter`);
+    - ``perturb.outlier_prob`` with ``perturb.outlier_sigma`` 0, which moves no outlier, and
+      ``outlier_sigma`` with ``outlier_prob`` 0, which makes none.
+
+    The self-crop fields are not among them with whole frames (``data.crop: resize``), which
+    are not self-cropped (:meth:`hopose.self_crop.SelfCropping.of`, recorded so in an
+    evaluation's ``metrics.json``): they describe the test-time protocol of the square-crop
+    configs, whose whole-frame variant stays one ``--set data.crop=resize`` away.
 
     :class:`TrainConfig` refuses them away from their defaults, where they would change
     nothing; :func:`config_from_dict` reads a saved config's at their defaults, and ``--resume``
-    does not compare them (:func:`hopose.run_folder.check_resumable`)."""
-    unused = (
-        {} if head == "heatmap" else {"loss.w_heatmap": f"model.head {head} makes no heat maps"}
-    )
-    # Where the stage reads no 2D at all, that is the reason given.
+    does not compare them (:func:`hopose.run_folder.check_resumable`).
+
+    Args:
+        config: the nested dict form of a config (:func:`config_to_dict`, a checkpoint's, one
+            that lacks a field reads its default); its ``stage`` one of :data:`STAGES`.
+    """
+    stage = config.get("stage", TrainConfig.stage)
+    head, lifter = (_saved(config, name) for name in ("model.head", "model.lifter"))
+    unused: dict[str, str] = {}
+    if head != "heatmap":
+        unused["loss.w_heatmap"] = f"model.head {head} makes no heat maps"
+    if _saved(config, "loss.physical") is not True:
+        unused["loss.w_physical"] = "loss.physical is false"
+    if lifter == "graph_unet":
+        unused["model.dropout"] = "model.lifter graph_unet has no dropout"
+    if _saved(config, "perturb.outlier_sigma") == 0:
+        unused["perturb.outlier_prob"] = "perturb.outlier_sigma is 0 (no outlier is moved)"
+    if _saved(config, "perturb.outlier_prob") == 0:
+        unused["perturb.outlier_sigma"] = "perturb.outlier_prob is 0 (no keypoint is an outlier)"
+    # Where the stage reads no such field at all, that is the reason given.
     stage_reasons = stage_unused_fields(stage).items()
     return unused | {name: f"the {stage} stage {why}" for name, why in stage_reasons}
 
@@ -568,6 +614,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _require(self.stage in STAGES, f"stage must be one of {tuple(STAGES)}, got {self.stage!r}")
         _require_seed(self.seed, "seed")
+        # Generated data is defined by its sizes (a cache holds its own): without one, reading
+        # a split failed only once the run had started, naming no field. Checked here, not by
+        # DataConfig, whose defaults (synthetic, no sizes) a config's schema is built from.
+        data = self.data
+        if data.name == "synthetic" and data.cache is None:
+            read = ("num_train", "num_val") if data.val_split is not None else ("num_train",)
+            for name in read:
+                _require(
+                    getattr(data, name) is not None,
+                    f"data.{name}: synthetic data needs the number of samples to generate "
+                    "(or a data.cache), got null",
+                )
         _require(
             self.model.image_size == self.data.image_size,
             f"model.image_size ({self.model.image_size}) must equal data.image_size "
@@ -577,13 +635,27 @@ class TrainConfig:
             self.loss.w_segmentation == 0 or self.model.segmentation,
             f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
         )
-        for name, why in unused_fields(self.stage, self.model.head).items():
+        unused = unused_fields(config_to_dict(self))
+        for name, why in unused.items():
             section, _, key = name.partition(".")
             default = _default(getattr(self, section), key)
             _require(
                 getattr(getattr(self, section), key) == default,
                 f"{name}: {why}, so it would have no effect; leave it at {as_yaml(default)}",
             )
+        # A run whose every term weighs 0 trains on a loss of 0 (the segmentation maps' weight
+        # counts only where the model makes them, refused above 0 otherwise).
+        weights = [
+            f"loss.{name}"
+            for name in LOSS_WEIGHTS
+            if f"loss.{name}" not in unused
+            and (name != "w_segmentation" or self.model.segmentation)
+        ]
+        _require(
+            any(getattr(self.loss, name.partition(".")[2]) > 0 for name in weights),
+            f"{', '.join(weights)}: every loss term of the {self.stage} stage weighs 0, so it "
+            "would train on a loss of 0; set one above 0",
+        )
         # Else refused by the loss only at the first training step, after the data is read.
         _require(
             not self.loss.physical or self.model.lifter_variant == "full",
@@ -595,6 +667,18 @@ class TrainConfig:
             or self.optim.progressive_size < self.data.image_size,
             f"optim.progressive_size ({self.optim.progressive_size}) must be below "
             f"data.image_size ({self.data.image_size})",
+        )
+        _require(
+            self.optim.progressive_size is None
+            or self.model.head != "heatmap"
+            or self.optim.progressive_size % HEATMAP_TILE == 0,
+            f"optim.progressive_size must be a multiple of {HEATMAP_TILE} with the heat-map head "
+            f"(its stride-4 and stride-8 cells tile the image), got {self.optim.progressive_size}",
+        )
+        # Read as no checkpoint, an empty path would start from scratch without a word.
+        _require(
+            self.init_from is None or self.init_from.strip() != "",
+            f"init_from must be a checkpoint file or null, got {self.init_from!r}",
         )
         _require(
             self.num_threads is None or self.num_threads > 0,
@@ -693,14 +777,12 @@ def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
         isinstance(values, Mapping), f"the config must be a mapping, got {type(values).__name__}"
     )
     stage = values.get("stage", TrainConfig.stage)
-    model = values.get("model")
-    head = model.get("head", ModelConfig.head) if isinstance(model, Mapping) else ModelConfig.head
     if isinstance(stage, str) and stage in STAGES:
         values = {
             key: dict(value) if isinstance(value, Mapping) else value
             for key, value in values.items()
         }
-        for name in unused_fields(stage, head):
+        for name in unused_fields(values):
             section, _, key = name.partition(".")
             if isinstance(values.get(section), dict):
                 values[section].pop(key, None)

@@ -6,12 +6,15 @@ X projects to ``K @ X / z``. Every function takes arbitrary leading batch dimens
 works in float32 and float64 on any device. Half precision is not supported: ``K @ X`` of
 ordinary millimetres overflows float16 (65504), and the SVD and determinant of
 :func:`procrustes_align` and :func:`fit_cuboid` have no float16 or bfloat16 kernels; callers
-that hold half tensors convert them first, as :mod:`hopose.physics` does. Shapes are jaxtyping
+that hold half tensors convert them first, as :mod:`hopose.physics` does, under
+:func:`autocast_off`, which keeps autocast from casting them back. Shapes are jaxtyping
 annotations (``*batch``: the same leading dimensions for every argument; ``*#batch``: leading
 dimensions broadcast against each other), checked at run time in the tests.
 """
 
 from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from jaxtyping import Float
@@ -24,6 +27,15 @@ from hopose.skeleton import BOX_FACES, CORNER_SIGNS, NUM_CORNERS, OPPOSITE_FACES
 MIN_DEPTH = 1e-6
 # Guards box_axes' normalisation: a flat box gives a zero axis, not a NaN.
 AXIS_EPS = 1e-6
+
+
+def autocast_off(x: Tensor) -> AbstractContextManager:
+    """A context with autocast off on ``x``'s device, so that matmuls keep their inputs' dtype;
+    none on a device without autocast (the 'meta' device, which traces shapes), where
+    ``torch.autocast`` cannot be built."""
+    if not torch.amp.is_autocast_available(x.device.type):
+        return nullcontext()
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def project_points(

@@ -25,14 +25,15 @@ term         output           target                                            
 (:func:`heatmap_loss`), off unless ``loss.w_heatmap`` > 0, and the encoder's segmentation maps
 (:func:`segmentation_loss`), off unless ``loss.w_segmentation`` > 0.
 
-Each MSE is the mean of the squared coordinate errors over the batch, the nodes of the
-predicted ``parts`` and the coordinates. With ``euclidean_3d`` (``loss.l3d_distance:
-euclidean``, beyond the paper) the 3D terms are instead the mean distance per node in mm, the
-form of the mean-error metric the results are scored by: a squared error's optimum under an
-uncertain input is the mean of the poses it could be, the distance's their median, which is
-nearer to each of them on average (docs/from_pixels.md). A term is computed only when its output
-is present, so the same function serves the lifter alone (stage 1), the encoder alone (stage 2)
-and the full model (stage 3, with ``physical=True``).
+Each MSE is the mean of the squared coordinate errors over the batch, the nodes and the
+coordinates: for the 3D terms the nodes of the lifted ``parts`` (the lifter's), for the 2D and
+heat-map terms all 29, which the encoder predicts whatever the lifter lifts. With
+``euclidean_3d`` (``loss.l3d_distance: euclidean``, beyond the paper) the 3D terms are instead
+the mean distance per node in mm, the form of the mean-error metric the results are scored by: a
+squared error's optimum under an uncertain input is the mean of the poses it could be, the
+distance's their median, which is nearer to each of them on average (docs/from_pixels.md). A
+term is computed only when its output is present, so the same function serves the lifter alone
+(stage 1), the encoder alone (stage 2) and the full model (stage 3, with ``physical=True``).
 
 The shapes of the losses' tensors are jaxtyping annotations, checked at run time in the tests; the
 dicts of outputs and targets are checked by :func:`compute_losses`, with errors that name the key.
@@ -49,6 +50,7 @@ from torch import Tensor
 
 from hopose.config import LossConfig
 from hopose.crop import inside_frame
+from hopose.geometry import inverse_3x3
 from hopose.models.heads import pixel_centres, to_pixels
 from hopose.physics import physical_affinity_loss
 from hopose.skeleton import PART_NODES, PART_SLICES
@@ -106,11 +108,9 @@ def _original_pixel_map(batch: Mapping[str, Tensor], batch_size: int) -> Tensor:
     """
     for key in ("K", "orig_K"):
         _check_shape(key, batch[key], (batch_size, 3, 3), f"a batch of {batch_size} outputs")
-    lin = batch["K"][:, :2, :2]
-    a, b, c, d = lin[:, 0, 0], lin[:, 0, 1], lin[:, 1, 0], lin[:, 1, 1]
-    adjugate = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
-    inverse = adjugate / (a * d - b * c)[:, None, None]  # 2 x 2, no device sync
-    return batch["orig_K"][:, :2, :2] @ inverse
+    # The linear part of an affine K's inverse is the inverse of its linear part; in closed
+    # form, with no device sync.
+    return batch["orig_K"][:, :2, :2] @ inverse_3x3(batch["K"])[:, :2, :2]
 
 
 def heatmap_loss(
@@ -210,7 +210,8 @@ def compute_losses(
             ``kp3d_init``, ``kp3d`` (B, 29, 3) mm.
         batch: targets ``hand_2d`` (B, 21, 2), ``obj_2d`` (B, 8, 2), ``hand_3d`` (B, 21, 3),
             ``obj_3d`` (B, 8, 3) as :func:`hopose.data.sample.collate_samples` gives them.
-        parts: the parts the model predicts (its ``parts``); other nodes are not supervised.
+        parts: the parts whose 3D the lifter predicts (its ``parts``); the 3D terms leave the
+            other nodes out, the 2D and heat-map terms cover all 29.
         physical: add the physical affinity loss (Eq. 6) of the refined 3D hand and box.
         original_pixels: measure the 2D errors in pixels of the dataset's original image, as
             the authors' code does: each error is mapped by the linear part of ``orig_K K⁻¹``
@@ -234,7 +235,10 @@ def compute_losses(
             of its output, e.g. a batch of 1 against outputs of a larger batch, which would
             otherwise broadcast.
     """
-    nodes = _part_nodes(parts)
+    # Only the 3D terms are restricted to the lifted parts: the encoder predicts every node's 2D
+    # whatever the lifter lifts (and its stage keeps the checkpoint of the least 2D error over
+    # all of them).
+    lifted = _part_nodes(parts)
     terms: dict[str, Tensor] = {}
     for term, (key, target_keys, _) in _SUPERVISED_TERMS.items():
         if key not in out:
@@ -243,6 +247,7 @@ def compute_losses(
         target = torch.cat([batch[k] for k in target_keys], dim=1)  # (B, 29, D)
         _check_shape(" ‖ ".join(target_keys), target, tuple(pred.shape), key)
         target = target.to(dtype=pred.dtype, device=pred.device)
+        nodes = lifted if key.startswith("kp3d") else slice(None)
         error = pred[:, nodes] - target[:, nodes]
         if original_pixels and key.startswith("kp2d"):
             to_original = _original_pixel_map(batch, len(pred)).to(error)
@@ -263,7 +268,7 @@ def compute_losses(
     if heatmap and "heatmaps" in out:
         target = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1).to(out["heatmaps"])
         size = batch["image"].shape[-1], batch["image"].shape[-2]
-        terms["heatmap"] = heatmap_loss(out["heatmaps"][:, nodes], target[:, nodes], size)
+        terms["heatmap"] = heatmap_loss(out["heatmaps"], target, size)
     if segmentation and "segmentation" in out:
         if "segmentation" not in batch:
             raise ValueError(

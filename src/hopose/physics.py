@@ -27,14 +27,13 @@ argument), checked at run time in the tests.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Literal
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from hopose.geometry import box_central_axis, face_corners, sample_face_points
+from hopose.geometry import autocast_off, box_central_axis, face_corners, sample_face_points
 from hopose.skeleton import BOX_FACES, NUM_CORNERS, NUM_JOINTS
 
 # Guards the norms in the cosine and the axis direction (mm): a contact on the axis, or a box
@@ -47,11 +46,6 @@ _NUM_FACES = len(BOX_FACES)
 def _full_precision(x: Tensor) -> Tensor:
     """``x`` in at least float32 (float64 stays float64): see the module docstring."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
-
-
-def _no_autocast(x: Tensor) -> AbstractContextManager:
-    """A context with autocast off on ``x``'s device, so matmuls keep their inputs' dtype."""
-    return torch.autocast(x.device.type, enabled=False)
 
 
 # docs/conventions.md §2 defaults: an 11 x 11 grid per face (the authors' code), 10 candidates, eta
@@ -100,7 +94,7 @@ def select_contacts(
         Long: each candidate's joint, face and grid point (``iu * N + iv``), in order of
         increasing distance.
     """
-    with torch.no_grad(), _no_autocast(obj):
+    with torch.no_grad(), autocast_off(obj):
         hand, obj = _full_precision(hand), _full_precision(obj)
         # Distances are taken about the box centre: translation-invariant, and the matmul
         # expansion below loses less precision on small coordinates.
@@ -195,7 +189,7 @@ def contact_points(
     """
     _check_inputs(hand, obj, n_samples, top_k, eta)
     lead = hand.shape[:-2]
-    with _no_autocast(obj):
+    with autocast_off(obj):
         hand = _full_precision(hand).reshape(-1, NUM_JOINTS, 3)
         obj = _full_precision(obj).reshape(-1, NUM_CORNERS, 3)
         if selection is None:
@@ -278,7 +272,7 @@ def affinity_of_contacts(
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     top_k = dirs.shape[-2]
-    with _no_autocast(dirs):
+    with autocast_off(dirs):
         dirs = _full_precision(dirs)
         # sqrt(|v|^2 + eps^2) is smooth at v = 0, so an on-axis contact has a finite gradient.
         unit = dirs / (dirs.square().sum(dim=-1, keepdim=True) + EPS**2).sqrt()

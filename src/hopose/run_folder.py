@@ -135,7 +135,7 @@ def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path)
     nothing."""
     old = _flatten(checkpoint["config"])
     new = _flatten(config_to_dict(cfg))
-    free = {*RESUME_MAY_CHANGE, *unused_fields(cfg.stage, cfg.model.head)}
+    free = {*RESUME_MAY_CHANGE, *unused_fields(config_to_dict(cfg))}
     for key in sorted(old.keys() | new.keys()):
         if key not in free and old.get(key) != new.get(key):
             raise RunError(

@@ -97,11 +97,12 @@ def test_occlusion_patch_is_one_random_colour():
 def test_augment_batch_alters_only_the_stage_input():
     images = _images()
     batch = {"image": images, "hand_2d": torch.rand(6, 21, 2), "obj_2d": torch.rand(6, 8, 2)}
-    cfg = TrainConfig(stage="encoder", augment=AugmentConfig(noise=0.05))
+    sizes = DataConfig(num_train=6, num_val=6)  # synthetic data: its sizes are required
+    cfg = TrainConfig(stage="encoder", data=sizes, augment=AugmentConfig(noise=0.05))
     out = augment_batch(batch, cfg, epoch=0)
     assert not torch.equal(out["image"], images)
     assert out["hand_2d"] is batch["hand_2d"] and out["obj_2d"] is batch["obj_2d"]
-    lifter = TrainConfig(stage="lifter", perturb=PerturbConfig(sigma=0.1))
+    lifter = TrainConfig(stage="lifter", data=sizes, perturb=PerturbConfig(sigma=0.1))
     out = augment_batch(batch, lifter, epoch=0)
     assert out["image"] is images
     assert not torch.equal(out["hand_2d"], batch["hand_2d"])
@@ -112,7 +113,7 @@ def test_progressive_epochs_show_the_views_smaller_then_whole():
     # images and K and 2D halved about the pixel edges (u -> u / 2 - 1 / 4), epoch 2 the batch.
     cfg = TrainConfig(
         stage="encoder",
-        data=DataConfig(image_size=64),
+        data=DataConfig(image_size=64, num_train=6, num_val=6),
         model=ModelConfig(image_size=64),
         optim=OptimConfig(epochs=3, progressive_size=32, progressive_epochs=2),
     )

@@ -107,7 +107,7 @@ def test_build_lifter_maps_the_config():
     assert lifter.parts == ("hand",)
     assert lifter.merged.layers[0].linear.out_features == 24 and lifter.merged.dropout.p == 0.1
     assert isinstance(build_lifter(tiny_config(lifter="graph_unet")), GraphUNet)
-    assert _model(lifter="context", lifter_variant="object").parts == ("object",)
+    assert _model(lifter="context", lifter_variant="object").lifter.parts == ("object",)
     cfg = tiny_config()
     cfg.lifter = "mlp"  # past ModelConfig's own check
     with pytest.raises(ValueError, match=r"model\.lifter"):
@@ -131,6 +131,30 @@ def test_modulated_model_is_the_plain_one_plus_per_node_scales_starting_at_one()
     # The Graph U-Net has no such layers: the field leaves it as it is.
     unet = build_lifter(tiny_config(lifter="graph_unet", modulated=True))
     assert not any(key.endswith("modulation") for key in unet.state_dict())
+
+
+@pytest.mark.parametrize("lifter", ["context", "graph_unet"])
+def test_a_model_built_on_the_meta_device_traces_its_outputs_and_losses(lifter):
+    """A model built with 'meta' as the default device (shapes without data or memory): its
+    graph layers' adjacency check and the lifter's and the physical loss's autocast context
+    failed there."""
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = build_model(tiny_config(lifter=lifter, head="heatmap", segmentation=True))
+        out = model(torch.empty(2, 3, 64, 64), torch.empty(2, 3, 3))
+        batch = {
+            "hand_2d": torch.empty(2, 21, 2),
+            "obj_2d": torch.empty(2, 8, 2),
+            "hand_3d": torch.empty(2, 21, 3),
+            "obj_3d": torch.empty(2, 8, 3),
+            "K": torch.empty(2, 3, 3),
+            "orig_K": torch.empty(2, 3, 3),
+            "image": torch.empty(2, 3, 64, 64),
+        }
+        terms = compute_losses(out, batch, physical=True, original_pixels=True, heatmap=True)
+    assert tuple(out["kp3d"].shape) == (2, 29, 3)
+    assert set(terms) == {"2d_init", "2d", "3d_init", "3d", "physical", "heatmap"}
+    assert all(value.device.type == "meta" and value.shape == () for value in terms.values())
 
 
 def test_build_model_warns_without_weights_file():

@@ -58,6 +58,11 @@ def normalize_adjacency(adjacency: Float[Tensor, "*batch N N"]) -> Float[Tensor,
 def _check_adjacency(adjacency: Tensor) -> None:
     if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
         raise ValueError(f"adjacency must be a square (N, N) matrix, got {tuple(adjacency.shape)}")
+    # A model built on the 'meta' device (shapes without data, e.g. under `with
+    # torch.device("meta")`, which puts the skeleton's adjacencies there too) has no values to
+    # check.
+    if adjacency.is_meta:
+        return
     if (adjacency < 0).any() or not torch.equal(adjacency, adjacency.T):
         raise ValueError("adjacency must be symmetric and non-negative")
 

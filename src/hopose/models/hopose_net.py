@@ -29,11 +29,6 @@ class HoposeNet(nn.Module):
         self.encoder = encoder
         self.lifter = lifter
 
-    @property
-    def parts(self) -> tuple[str, ...]:
-        """The parts whose 3D nodes are meaningful (see :attr:`Lifter.parts`)."""
-        return self.lifter.parts
-
     def forward(self, image: ImageBatch, K: Float[Tensor, "B 3 3"]) -> dict[str, Tensor]:
         """Predict 2D and 3D keypoints of the 21 hand joints and 8 box corners.
 

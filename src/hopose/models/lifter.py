@@ -71,7 +71,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from hopose.geometry import unproject_points
+from hopose.geometry import autocast_off, unproject_points
 from hopose.models.graph_conv import GraphConv, GraphStack
 from hopose.skeleton import NUM_NODES, PART_NODES, box_adjacency, hand_adjacency
 
@@ -115,7 +115,7 @@ def viewing_rays(
     if K.shape != (kp2d.shape[0], 3, 3):
         raise ValueError(f"K must be ({kp2d.shape[0]}, 3, 3), got {tuple(K.shape)}")
     dtype = torch.promote_types(kp2d.dtype, torch.float32)
-    with torch.autocast(kp2d.device.type, enabled=False):
+    with autocast_off(kp2d):
         pixels = kp2d.to(dtype)
         rays = unproject_points(pixels, pixels.new_ones(pixels.shape[:-1]), K.to(dtype))
         return rays[..., :2] / rays[..., 2:]  # z is 1 for an affine K, up to rounding
