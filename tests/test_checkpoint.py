@@ -171,7 +171,7 @@ def test_weights_holding_nan_or_inf_are_refused_naming_the_file_and_key(
 
 def test_a_directory_named_as_the_checkpoint_is_refused_as_one(tmp_path):
     """It was "checkpoint not found", which it is not; refused as a photo or a predictions.npz
-    that is a directory is (hopose.checkpoint.require_file)."""
+    that is a directory is (hopose.files.require_file)."""
     path = tmp_path / "d.pt"
     path.mkdir()
     with pytest.raises(IsADirectoryError) as error:

@@ -526,11 +526,6 @@ def test_a_checkpoints_setting_its_stage_never_read_is_read_at_its_default():
 @pytest.mark.parametrize(
     ("stage", "settings", "override", "why", "default", "reads_it"),
     [
-        ("lifter", [], "loss.w_physical=5", "loss.physical is false", "10.0",
-         ["loss.physical=true"]),
-        # The Graph U-Net has no dropout (the synthetic lifter's is 0).
-        ("lifter", ["model.lifter=graph_unet", "model.dropout=0.3"], "model.dropout=0.1",
-         "model.lifter graph_unet has no dropout", "0.3", ["model.lifter=context"]),
         ("lifter", [], "perturb.outlier_prob=0.1",
          "perturb.outlier_sigma is 0 (no outlier is moved)", "0.0", ["perturb.outlier_sigma=0.2"]),
         ("lifter", [], "perturb.outlier_sigma=0.2",

@@ -295,7 +295,7 @@ def test_score_of_an_evaluations_own_predictions_reproduces_its_metrics(
 
 
 def test_a_predictions_npz_that_is_no_file_is_refused_as_a_photo_or_checkpoint_is(tmp_path):
-    """One rule for an input that is not a file (hopose.checkpoint.require_file): a folder (an
+    """One rule for an input that is not a file (hopose.files.require_file): a folder (an
     evaluation's own, where the file is) is named as one, a missing file as not found."""
     with pytest.raises(IsADirectoryError) as error:
         evaluate.read_predictions(tmp_path)

@@ -115,6 +115,18 @@ def test_resume_passes_over_a_field_the_run_never_reads(
             run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
 
 
+def test_resume_refuses_switching_off_what_the_run_read_though_the_new_config_reads_it_not(
+    tmp_path,
+):
+    """A lifter run perturbed with outliers (prob 0.05, sigma 0.1) resumed with both at 0: each
+    leaves the other unread in the new config, but the run read both, so it is refused."""
+    cfg = tiny("lifter", "perturb.outlier_prob=0.05", "perturb.outlier_sigma=0.1")
+    saved = {"config": config_to_dict(cfg)}
+    off = tiny("lifter")
+    with pytest.raises(RunError, match=r"with perturb\.outlier_prob=0\.05, the config asks 0\.0;"):
+        run_folder.check_resumable(off, saved, tmp_path / "last.pt")
+
+
 def test_resume_needs_the_runs_number_of_processes_any_for_an_older_run(tmp_path):
     """last.pt records how many processes trained it, which a resume must have; a checkpoint of
     an older hopose, which recorded none, may have been a torchrun's of any count: it resumes

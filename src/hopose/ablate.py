@@ -31,20 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint, load_model
-from hopose.config import (
-    LossConfig,
-    ModelConfig,
-    TrainConfig,
-    config_to_dict,
-    load_config,
-    stage_unused_fields,
-    unused_fields,
-)
+from hopose.config import TrainConfig, load_config, stage_unused_fields
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
@@ -78,13 +67,9 @@ from hopose.train import train
 
 # Table 2 rows: name, config overrides, the paper's (hand, object) mm; the parts a row predicts
 # are its lifter variant's (VARIANT_PARTS). Each sets both fields, so that a user's --set of
-# either cannot turn one row into another. The Graph U-Net has no dropout, which a config must
-# then leave at its default (hopose.config.unused_fields): the stage's own (the synthetic
-# lifter's 0) or a user's is set back.
+# either cannot turn one row into another.
 LIFTER_ROWS: tuple[tuple[str, list[str], tuple[float | None, float | None]], ...] = (
-    ("Adaptive Graph U-Net",
-     ["model.lifter=graph_unet", "model.lifter_variant=full",
-      f"model.dropout={ModelConfig.dropout}"],
+    ("Adaptive Graph U-Net", ["model.lifter=graph_unet", "model.lifter_variant=full"],
      (14.36, 21.65)),
     ("Hand Sub-graph Only", ["model.lifter=context", "model.lifter_variant=hand"], (12.22, None)),
     ("Object Sub-graph Only", ["model.lifter=context", "model.lifter_variant=object"],
@@ -95,15 +80,9 @@ LIFTER_ROWS: tuple[tuple[str, list[str], tuple[float | None, float | None]], ...
 # (the demo's end-to-end stage, loss.l3d_distance) is set back to it here.
 PAPER_3D_LOSS = ["loss.l3d_distance=squared", "loss.w_3d=1.0"]
 # Table 3 rows: name, config overrides, the paper's (hand, object) mm; its last row is the
-# paper's final model, Table 1's. Without the physical loss its weight is unread, so the first
-# row sets it back to its default, as the Graph U-Net's row its dropout (a user's --set of it is
-# meant for the second row).
+# paper's final model, Table 1's.
 PHYSICS_ROWS: tuple[tuple[str, list[str], tuple[float, float]], ...] = (
-    (
-        "MSE",
-        ["loss.physical=false", f"loss.w_physical={LossConfig.w_physical}", *PAPER_3D_LOSS],
-        (12.83, 20.83),
-    ),
+    ("MSE", ["loss.physical=false", *PAPER_3D_LOSS], (12.83, 20.83)),
     ("MSE + Physical loss", ["loss.physical=true", *PAPER_3D_LOSS], PAPER_TABLE1[PAPER_METHOD]),
 )
 # The physics study's training seeds per row unless asked otherwise (``hopose ablate --seeds``).
@@ -163,22 +142,6 @@ def _read_by(stage: str, overrides: Sequence[str]) -> list[str]:
     study's ``--set`` is meant for every run it can change."""
     unused = stage_unused_fields(stage)
     return [text for text in overrides if _override_key(text) not in unused]
-
-
-def _read_in(path: Path, base: Sequence[str], overrides: Sequence[str]) -> list[str]:
-    """``base`` and the ``KEY=VALUE`` of ``overrides`` whose field the config of ``path`` with
-    them reads, as :func:`_read_by` for a run that no row's settings change: its other
-    fields' settings may leave one unread too (:func:`hopose.config.unused_fields`), which the
-    config would refuse, such as the physical loss's weight without the loss."""
-    try:
-        values = OmegaConf.merge(
-            config_to_dict(load_config(path, base)), OmegaConf.from_dotlist(list(overrides))
-        )
-    except (yaml.YAMLError, OmegaConfBaseException):
-        # Not a config's override: the config's own reading refuses it, naming the key.
-        return [*base, *overrides]
-    unused = unused_fields(OmegaConf.to_container(values))
-    return [*base, *(text for text in overrides if _override_key(text) not in unused)]
 
 
 def _override_key(text: str) -> str:
@@ -411,7 +374,6 @@ def _physics_runs(
     out_dir: Path,
     stage_overrides: dict[str, list[str]],
     init: str | None,
-    plain: dict[str, list[str]],
     *,
     source: str,
     seeds: int,
@@ -420,11 +382,11 @@ def _physics_runs(
     """Train with and without the physical loss over ``seeds`` seeds (Table 3 with statistics).
 
     ``source`` "gt_2d": the lifter stage on ground-truth 2D; "image": the end-to-end stage from
-    ``init`` (or stages 1-2 trained per seed, with ``plain``'s overrides). Yields, after each
-    run (per seed, MSE first), each loss's summaries so far, one per seed it finished: the last
-    yield holds every seed's (its rows: :func:`physics_rows`; its statistics:
-    :func:`physics_table`). ``resume``: each run continued as :func:`_row_summary` (stages 1-2:
-    :func:`hopose.demo.train_stages`) continues it.
+    ``init`` (or stages 1-2 trained per seed). Yields, after each run (per seed, MSE first),
+    each loss's summaries so far, one per seed it finished: the last yield holds every seed's
+    (its rows: :func:`physics_rows`; its statistics: :func:`physics_table`). ``resume``: each
+    run continued as :func:`_row_summary` (stages 1-2: :func:`hopose.demo.train_stages`)
+    continues it.
     """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in PHYSICS_ROWS}
     split_cache = SplitCache()  # every seed and row trains on the same splits
@@ -432,7 +394,10 @@ def _physics_runs(
         seed_init = init
         if source == "image" and init is None:
             # Stages 1-2 once per seed: both rows fine-tune the same stage-2 checkpoint.
-            stage_args = {stage: [*plain[stage], f"seed={seed}"] for stage in ("lifter", "encoder")}
+            stage_args = {
+                stage: [*stage_overrides.get(stage, []), f"seed={seed}"]
+                for stage in ("lifter", "encoder")
+            }
             seed_dir = out_dir / source / f"seed{seed}" / "stages"
             seed_init = train_stages(
                 dataset,
@@ -595,14 +560,6 @@ def run_ablation(
         stage: [*quick_overrides.get(stage, []), *shared, *_read_by(stage, overrides)]
         for stage in STAGES
     }
-    # Stages 1-2, trained as they are for the image rows without --init, with the --set's their
-    # configs read.
-    plain = {
-        stage: _read_in(
-            config_path(data, stage), [*quick_overrides.get(stage, []), *shared], overrides
-        )
-        for stage in (("lifter", "encoder") if "image" in sources and init is None else ())
-    }
     # Every run's config before any run trains: a --set a config refuses (a field its settings
     # leave unread, a value out of range) stops the study here, not after the runs before it.
     # A row's own settings come after the study's and win, so each row's config is read.
@@ -610,8 +567,10 @@ def run_ablation(
         for _, extra, *_ in LIFTER_ROWS:
             _lifter_config(data, stage_overrides["lifter"], extra)
     else:
-        for stage, stage_args in plain.items():
-            load_config(config_path(data, stage), stage_args)
+        # Stages 1-2, trained as they are for the image rows without --init.
+        plain = ("lifter", "encoder") if "image" in sources and init is None else ()
+        for stage in plain:
+            load_config(config_path(data, stage), stage_overrides[stage])
         for source in sources:
             for _, extra, _ in PHYSICS_ROWS:
                 _physics_config(data, stage_overrides, extra, source=source, seed=0, init=init)
@@ -619,7 +578,7 @@ def run_ablation(
     if study == "lifter":
         return ablate_lifter(data, out_dir, stage_overrides["lifter"], resume=resume)
     return ablate_physics(
-        data, out_dir, stage_overrides, init, plain, sources=sources, seeds=seeds, resume=resume
+        data, out_dir, stage_overrides, init, sources=sources, seeds=seeds, resume=resume
     )
 
 
@@ -628,7 +587,6 @@ def ablate_physics(
     out_dir: Path,
     stage_overrides: dict[str, list[str]],
     init: str | None,
-    plain: dict[str, list[str]],
     *,
     sources: Sequence[str] = PHYSICS_INPUTS,
     seeds: int = SEEDS,
@@ -636,8 +594,7 @@ def ablate_physics(
 ) -> str:
     """Table 3 for each of ``sources`` (:func:`_physics_runs`), the study's tables and rows
     written after every run (:func:`_write_tables`: partial until the last); returns the
-    tables. ``plain``: the overrides of stages 1-2 where they are trained (image rows without
-    ``init``)."""
+    tables."""
     planned = [
         f"{name} ({source}, seed {k})"
         for source in sources
@@ -649,14 +606,7 @@ def ablate_physics(
     rows: list[dict[str, Any]] = []
     for source in sources:
         for runs in _physics_runs(
-            dataset,
-            out_dir,
-            stage_overrides,
-            init,
-            plain,
-            source=source,
-            seeds=seeds,
-            resume=resume,
+            dataset, out_dir, stage_overrides, init, source=source, seeds=seeds, resume=resume
         ):
             section = _physics_section(dataset, source, runs)
             source_rows = [{**row, "input": source} for row in physics_rows(runs)]

@@ -58,7 +58,7 @@ from hopose.config import (
     config_from_dict,
     config_to_dict,
 )
-from hopose.files import write_atomic
+from hopose.files import require_file, write_atomic
 from hopose.models import HoposeNet, build_model
 from hopose.models.encoder import random_backbone_expected
 from hopose.stages import GT_2D_PARTS, IMAGE_PARTS, PARTS, STAGES
@@ -203,22 +203,6 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
         raise CheckpointError(
             f"{path}: cannot write the checkpoint ({_first_line(error)})"
         ) from None
-
-
-def require_file(path: str | Path, what: str) -> Path:
-    """``path`` as a Path, where it is a file: an input hopose reads (a checkpoint, a photo,
-    a predictions.npz), ``what`` it is in the error.
-
-    Raises:
-        IsADirectoryError: ``<path>: a directory; give the <what> file``.
-        FileNotFoundError: ``<what> not found: <path>``, anything else that is no file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: a directory; give the {what} file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

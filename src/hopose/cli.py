@@ -412,8 +412,8 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
     parser.add_argument(
         "images", nargs="+",
-        help="image files (JPEG, PNG, BMP, WebP, TIFF) and folders of them (their image files, "
-        "by name, not their subfolders)",
+        help="image files (JPEG, PNG, BMP, WebP, TIFF, GIF) and folders of them (their image "
+        "files, by name, not their subfolders)",
     )  # fmt: skip
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument(

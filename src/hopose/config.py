@@ -545,15 +545,14 @@ def unused_fields(config: Mapping[str, Any]) -> dict[str, str]:
 
     - ``loss.w_heatmap`` with a head that makes no heat maps (the linear one), which the loss
       then leaves out (:func:`hopose.losses.compute_losses`);
-    - ``loss.w_physical`` without ``loss.physical``;
-    - ``model.dropout`` with the Graph U-Net, which has none (:func:`hopose.models.build_lifter`);
     - ``perturb.outlier_prob`` with ``perturb.outlier_sigma`` 0, which moves no outlier, and
       ``outlier_sigma`` with ``outlier_prob`` 0, which makes none.
 
-    The self-crop fields are not among them with whole frames (``data.crop: resize``), which
-    are not self-cropped (:meth:`hopose.self_crop.SelfCropping.of`, recorded so in an
-    evaluation's ``metrics.json``): they describe the test-time protocol of the square-crop
-    configs, whose whole-frame variant stays one ``--set data.crop=resize`` away.
+    Not among them, though unread, so that switching a shipped config's setting stays one
+    ``--set``: the self-crop fields with whole frames (``data.crop: resize``, not self-cropped,
+    :meth:`hopose.self_crop.SelfCropping.of`, as an evaluation's ``metrics.json`` records), the
+    physical loss's weight without the loss, and the dropout with the Graph U-Net, which has
+    none (the synthetic configs set it to 0, and Table 2's row switches the lifter).
 
     :class:`TrainConfig` refuses them away from their defaults, where they would change
     nothing; :func:`config_from_dict` reads a saved config's at their defaults, and ``--resume``
@@ -564,14 +563,10 @@ def unused_fields(config: Mapping[str, Any]) -> dict[str, str]:
             that lacks a field reads its default); its ``stage`` one of :data:`STAGES`.
     """
     stage = config.get("stage", TrainConfig.stage)
-    head, lifter = (_saved(config, name) for name in ("model.head", "model.lifter"))
+    head = _saved(config, "model.head")
     unused: dict[str, str] = {}
     if head != "heatmap":
         unused["loss.w_heatmap"] = f"model.head {head} makes no heat maps"
-    if _saved(config, "loss.physical") is not True:
-        unused["loss.w_physical"] = "loss.physical is false"
-    if lifter == "graph_unet":
-        unused["model.dropout"] = "model.lifter graph_unet has no dropout"
     if _saved(config, "perturb.outlier_sigma") == 0:
         unused["perturb.outlier_prob"] = "perturb.outlier_sigma is 0 (no outlier is moved)"
     if _saved(config, "perturb.outlier_prob") == 0:
@@ -644,12 +639,14 @@ class TrainConfig:
                 f"{name}: {why}, so it would have no effect; leave it at {as_yaml(default)}",
             )
         # A run whose every term weighs 0 trains on a loss of 0 (the segmentation maps' weight
-        # counts only where the model makes them, refused above 0 otherwise).
+        # counts only where the model makes them, refused above 0 otherwise; the physical
+        # loss's only where it is on).
         weights = [
             f"loss.{name}"
             for name in LOSS_WEIGHTS
             if f"loss.{name}" not in unused
             and (name != "w_segmentation" or self.model.segmentation)
+            and (name != "w_physical" or self.loss.physical)
         ]
         _require(
             any(getattr(self.loss, name.partition(".")[2]) > 0 for name in weights),

@@ -37,13 +37,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hopose import __version__
-from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model, require_file
+from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
 from hopose.crop import apply_affine
 from hopose.data import collate_samples, loader_options, option_defaults, uncapped
 from hopose.data.splits import build_split, split_size, whole_split
 from hopose.data.workers import ExitWithParent, FrameViews
-from hopose.files import output_folder, recorded_path, write_atomic, write_text
+from hopose.files import output_folder, recorded_path, require_file, write_atomic, write_text
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
 from hopose.report import (
@@ -576,7 +576,7 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is not a file
-            (:func:`hopose.checkpoint.require_file`).
+            (:func:`hopose.files.require_file`).
         ValueError: one line naming the file (and the array): not an ``.npz`` of named arrays,
             an array missing, of another shape, not of numbers (``id``: any), or of another
             number of frames than ``id``; no frames.

@@ -6,7 +6,7 @@ like a finished one. :func:`write_atomic` writes to a hidden temporary file besi
 the writer has finished. Write errors such as ENOSPC come out of a ``write()`` call without a
 file name; they are re-raised as the same kind of :class:`OSError` naming the target.
 :func:`recorded_path` is the form in which a record (``metrics.json``, a cache's ``meta.json``)
-names the files it was made from.
+names the files it was made from; :func:`require_file` refuses an input that is no file.
 """
 
 from __future__ import annotations
@@ -113,3 +113,19 @@ def copy_file(source: str | Path, path: str | Path) -> Path:
                 shutil.copyfileobj(reader, writer)
 
         return write_atomic(path, copy)
+
+
+def require_file(path: str | Path, what: str) -> Path:
+    """``path`` as a Path, where it is a file: an input hopose reads (a checkpoint, a photo,
+    a predictions.npz), ``what`` it is in the error.
+
+    Raises:
+        IsADirectoryError: ``<path>: a directory; give the <what> file``.
+        FileNotFoundError: ``<what> not found: <path>``, anything else that is no file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a directory; give the {what} file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path

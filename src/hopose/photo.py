@@ -81,8 +81,8 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from hopose.checkpoint import require_file
 from hopose.crop import edge_aligned_scale
+from hopose.files import require_file
 
 MAX_SIDE = 1920
 """Longest side (px) of the working copy a photo is decoded to."""

@@ -67,11 +67,11 @@ import torch
 from PIL import Image
 
 from hopose import viz
-from hopose.checkpoint import load_model, require_file
+from hopose.checkpoint import load_model
 from hopose.config import AUTO_DEVICES, check_device, resolve_device
 from hopose.crop import MIRROR_X, apply_affine, mirror_affine, mirror_camera
 from hopose.data.transforms import MIRROR_CORNER_ORDER
-from hopose.files import output_folder, write_atomic, write_text
+from hopose.files import output_folder, require_file, write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
 from hopose.photo import (

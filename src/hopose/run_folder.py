@@ -132,10 +132,13 @@ def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path)
     field but :data:`RESUME_MAY_CHANGE`, naming the first such field. Fields the run never
     reads (:func:`hopose.config.unused_fields`) are not compared: a run of an older hopose
     may hold one away from its default, which a config may no longer set and which changed
-    nothing."""
+    nothing. Only a field both configs leave unread is passed over: one the run read and the
+    new config would not (both outlier fields switched off at once, each leaving the other
+    unread) is a change of the run."""
     old = _flatten(checkpoint["config"])
     new = _flatten(config_to_dict(cfg))
-    free = {*RESUME_MAY_CHANGE, *unused_fields(config_to_dict(cfg))}
+    unread = unused_fields(checkpoint["config"]).keys() & unused_fields(config_to_dict(cfg))
+    free = {*RESUME_MAY_CHANGE, *unread}
     for key in sorted(old.keys() | new.keys()):
         if key not in free and old.get(key) != new.get(key):
             raise RunError(

@@ -356,7 +356,8 @@ def forward_losses(
             ``hand_2d`` (B, 21, 2), ``obj_2d`` (B, 8, 2), ``hand_3d`` (B, 21, 3), ``obj_3d``
             (B, 8, 3).
         cfg: the run's config (its stage and loss section).
-        parts: the parts the lifter predicts; other nodes are not supervised.
+        parts: the parts the lifter predicts, which the 3D terms alone are restricted to (the
+            2D terms supervise all 29 nodes the encoder predicts).
         device: where the module lives; the batch is moved there.
         mixed_precision: run the forward pass under :func:`autocast`.
 

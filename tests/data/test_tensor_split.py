@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from hopose.config import MAX_EPOCHS
 from hopose.data.sample import collate_samples
-from hopose.data.tensor_split import SEED_STRIDE, TensorSplit, epoch_stream
+from hopose.data.tensor_split import TensorSplit, epoch_stream
 
 
 def _records(n: int) -> list[dict]:
@@ -109,14 +110,14 @@ def test_seed_0_draws_the_orders_it_always_drew():
 
 def test_the_stream_of_a_seed_and_an_epoch():
     # Seed 3's epoch 7 is 3 * 2**20 + 7; an epoch past the stride would reach seed 4's streams.
-    assert SEED_STRIDE == 2**20 and epoch_stream(3, 7) == 3 * 1_048_576 + 7
+    assert MAX_EPOCHS == 2**20 and epoch_stream(3, 7) == 3 * 1_048_576 + 7
     assert epoch_stream(0, 9) == 9
     # The largest seed a config takes, in its last epoch: still a torch seed, and an int64 (a
     # FrameDataset holds the stream its jitter is drawn from in one).
-    largest = epoch_stream(2**32 - 1, SEED_STRIDE - 1)
+    largest = epoch_stream(2**32 - 1, MAX_EPOCHS - 1)
     torch.Generator().manual_seed(largest)
     assert torch.tensor(largest, dtype=torch.int64).item() == largest
-    for epoch in (-1, SEED_STRIDE):
+    for epoch in (-1, MAX_EPOCHS):
         with pytest.raises(ValueError, match=r"epoch must be in \[0, 1048576\)"):
             epoch_stream(0, epoch)
 

@@ -27,9 +27,6 @@ from torch import Tensor
 from hopose.config import MAX_EPOCHS
 from hopose.data.sample import collate_samples
 
-# Epochs a seed's streams span (:func:`epoch_stream`): optim.epochs' bound.
-SEED_STRIDE = MAX_EPOCHS
-
 
 def epoch_stream(seed: int, epoch: int) -> int:
     """The number every random stream of training epoch ``epoch`` under run seed ``seed`` is
@@ -37,14 +34,15 @@ def epoch_stream(seed: int, epoch: int) -> int:
     on rank 0 (``hopose.train.epoch_seed``) and a real dataset's crop jitter
     (``FrameDataset.set_epoch``).
 
-    ``seed * SEED_STRIDE + epoch``: distinct for every (seed, epoch) pair, so consecutive seeds
-    do not replay each other's epochs shifted by one, as ``seed + epoch`` did (``hopose ablate``
-    trains seeds 0, 1, 2, ...); and with seed 0 it is ``epoch``, ``seed + epoch``'s streams, so
-    seed 0's runs (the shipped configs', the demo's) draw what they always drew.
+    ``seed * MAX_EPOCHS + epoch`` (:data:`hopose.config.MAX_EPOCHS`, optim.epochs' bound):
+    distinct for every (seed, epoch) pair, so consecutive seeds do not replay each other's
+    epochs shifted by one, as ``seed + epoch`` did (``hopose ablate`` trains seeds 0, 1, 2,
+    ...); and with seed 0 it is ``epoch``, ``seed + epoch``'s streams, so seed 0's runs (the
+    shipped configs', the demo's) draw what they always drew.
     """
-    if not 0 <= epoch < SEED_STRIDE:
-        raise ValueError(f"epoch must be in [0, {SEED_STRIDE}) (SEED_STRIDE), got {epoch}")
-    return seed * SEED_STRIDE + epoch
+    if not 0 <= epoch < MAX_EPOCHS:
+        raise ValueError(f"epoch must be in [0, {MAX_EPOCHS}) (MAX_EPOCHS), got {epoch}")
+    return seed * MAX_EPOCHS + epoch
 
 
 def shard_size(size: int, world_size: int) -> int:
