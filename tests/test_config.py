@@ -651,6 +651,12 @@ def test_the_progressive_size_is_a_multiple_of_8_only_with_the_heat_map_head(hea
         # Read as no checkpoint: the stage started from scratch without a word.
         ('init_from=""', "init_from must be a checkpoint file or null, got ''"),
         ("init_from=' '", "init_from must be a checkpoint file or null, got ' '"),
+        # Read as paths, "" names the current folder: a cache looked for as ".", weights "not
+        # found: ".
+        ('data.cache=""', "data.cache must be a prepared cache's folder or null, got ''"),
+        ('data.root=""', "data.root must be the dataset's folder or null, got ''"),
+        ('model.backbone_weights=""',
+         "model.backbone_weights must be a state-dict file or null, got ''"),
     ],
 )  # fmt: skip
 def test_a_value_without_meaning_is_refused_naming_the_field(override, message):

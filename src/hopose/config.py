@@ -71,6 +71,13 @@ schedule (the paper's longest is 10,000 epochs), so that seed s's epochs never r
 s + 1's."""
 
 
+def _require_path(path: str | None, name: str, what: str) -> None:
+    """Refuse an empty or blank path, naming its field: read as a path it names the current
+    folder, so an empty ``init_from`` started from scratch without a word, an empty cache
+    was looked for as "." and an empty weights file was "not found: "."""
+    _require(path is None or path.strip() != "", f"{name} must be {what} or null, got {path!r}")
+
+
 def _require_seed(seed: int, name: str) -> None:
     """Refuse a seed outside one 32-bit word, naming its field: numpy's generators and
     ``seed_everything`` fail on it only when they first read it, without the field's name (and
@@ -184,6 +191,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         _require_finite(self, "data")
         _require(self.name in DATASETS, f"data.name must be one of {DATASETS}, got {self.name!r}")
+        _require_path(self.root, "data.root", "the dataset's folder")
+        _require_path(self.cache, "data.cache", "a prepared cache's folder")
         _require(self.crop in CROPS, f"data.crop must be one of {CROPS}, got {self.crop!r}")
         # Validating on the training split would choose the best checkpoint on training frames
         # (and train on num_val of them: hopose.data.splits looks sizes up by split name). A
@@ -268,6 +277,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _require_finite(self, "model")
+        _require_path(self.backbone_weights, "model.backbone_weights", "a state-dict file")
         _require(
             self.backbone in BACKBONES,
             f"model.backbone must be one of {BACKBONES}, got {self.backbone!r}",
@@ -672,11 +682,7 @@ class TrainConfig:
             f"optim.progressive_size must be a multiple of {HEATMAP_TILE} with the heat-map head "
             f"(its stride-4 and stride-8 cells tile the image), got {self.optim.progressive_size}",
         )
-        # Read as no checkpoint, an empty path would start from scratch without a word.
-        _require(
-            self.init_from is None or self.init_from.strip() != "",
-            f"init_from must be a checkpoint file or null, got {self.init_from!r}",
-        )
+        _require_path(self.init_from, "init_from", "a checkpoint file")
         _require(
             self.num_threads is None or self.num_threads > 0,
             f"num_threads must be > 0 or null, got {self.num_threads}",
