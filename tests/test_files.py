@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hopose.files import copy_file, output_folder, temporary_path, write_atomic, write_text
+from hopose.files import (
+    JsonType,
+    copy_file,
+    is_whole_number,
+    json_mismatch,
+    output_folder,
+    temporary_path,
+    write_atomic,
+    write_text,
+)
 
 
 def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -163,3 +172,15 @@ def test_output_folder_makes_the_folder_or_names_the_file_in_its_way(tmp_path):
             output_folder(path)
         assert caught.value.filename == str(path)
     assert (tmp_path / "taken").read_text() == "keep"
+
+
+def test_json_mismatch_names_the_first_field_of_another_type_its_value_cut_to_40():
+    """JSON's true is no whole number; a field the record lacks is not checked; a long value
+    is shown by its first 37 characters and "..." (40 in all)."""
+    whole = JsonType("a whole number", is_whole_number)
+    types = {"missing": whole, "n": whole, "flag": whole, "text": whole}
+    assert json_mismatch({"n": 3}, types) is None
+    assert json_mismatch({"n": 3, "flag": True}, types) == "flag is true, not a whole number"
+    long = json_mismatch({"text": "x" * 50}, types)
+    assert long == 'text is "' + "x" * 36 + "..., not a whole number"
+    assert len(long.split(" is ")[1].split(", not")[0]) == 40

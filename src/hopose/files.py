@@ -6,16 +6,19 @@ like a finished one. :func:`write_atomic` writes to a hidden temporary file besi
 the writer has finished. Write errors such as ENOSPC come out of a ``write()`` call without a
 file name; they are re-raised as the same kind of :class:`OSError` naming the target.
 :func:`recorded_path` is the form in which a record (``metrics.json``, a cache's ``meta.json``)
-names the files it was made from; :func:`require_file` refuses an input that is no file.
+names the files it was made from; :func:`require_file` refuses an input that is no file, and
+:func:`json_mismatch` a record's field of another type.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, NamedTuple
 
 
 def temporary_path(path: Path) -> Path:
@@ -129,3 +132,29 @@ def require_file(path: str | Path, what: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     return path
+
+
+class JsonType(NamedTuple):
+    """What a field of a JSON record (a ``metrics.json``, a cache's ``meta.json``) must hold
+    where it is read."""
+
+    words: str  # as an error names it
+    holds: Callable[[Any], bool]
+
+
+def is_whole_number(value: Any) -> bool:
+    """Whether a JSON value is a whole number: JSON's true and false are none."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def json_mismatch(record: Mapping[str, Any], types: Mapping[str, JsonType]) -> str | None:
+    """``"<field> is <value>, not <words>"`` for the first field of ``types`` that ``record``
+    holds with a value of another type (the value as JSON, cut to 40 characters), so that a
+    damaged file is refused naming the field rather than failing where the value is used; None
+    where every one holds its type. A field the record lacks is not checked."""
+    for key, kind in types.items():
+        if key in record and not kind.holds(record[key]):
+            found = json.dumps(record[key])
+            found = found if len(found) <= 40 else f"{found[:37]}..."
+            return f"{key} is {found}, not {kind.words}"
+    return None

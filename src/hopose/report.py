@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,14 @@ from numpy.typing import NDArray
 
 from hopose import metrics, viz
 from hopose.data import DATASETS, option_defaults
-from hopose.files import output_folder, write_atomic, write_text
+from hopose.files import (
+    JsonType,
+    is_whole_number,
+    json_mismatch,
+    output_folder,
+    write_atomic,
+    write_text,
+)
 from hopose.geometry import box_central_axis
 from hopose.physics import ETA, N_SAMPLES, TOP_K, contact_points
 from hopose.plausibility import MU
@@ -357,29 +364,29 @@ def describe_run(summary: Mapping[str, Any]) -> str | None:
     return ", ".join(words)
 
 
-def _is_whole(value: Any) -> bool:
-    """Whether a JSON value is a whole number: JSON's true and false are none."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# The entries of a metrics.json that are computed with, each with a test of its value and the
-# values it may hold in words: ``hopose score`` carries the frames' over
-# (:data:`hopose.evaluate.FRAME_KEYS`, the gallery's canvas ``image_size``), the report and
-# ``hopose compare`` describe a run by them. read_summary refuses any other value, naming the
-# file and the entry, before anything reads it. An entry a file lacks (an older hopose's) is
-# not checked.
-SUMMARY_ENTRIES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "protocol": (lambda value: isinstance(value, str), "a string"),
-    "crop": (lambda value: isinstance(value, str), "a string"),
-    "image_size": (lambda value: _is_whole(value) and value > 0, "a positive whole number"),
-    "dataset": (lambda value: isinstance(value, str), "a string"),
-    "split": (lambda value: isinstance(value, str), "a string"),
-    "options": (lambda value: isinstance(value, dict), "an object"),
-    "seed": (_is_whole, "a whole number"),
-    "num": (lambda value: value is None or _is_whole(value), "a whole number or null"),
-    "whole_split": (lambda value: value is None or isinstance(value, bool), "true, false or null"),
-    "root": (lambda value: value is None or isinstance(value, str), "a path or null"),
-    "cache": (lambda value: value is None or isinstance(value, str), "a path or null"),
+# The entries of a metrics.json that are computed with, each with the values it may hold:
+# ``hopose score`` carries the frames' over (:data:`hopose.evaluate.FRAME_KEYS`, the gallery's
+# canvas ``image_size``), the report and ``hopose compare`` describe a run by them. read_summary
+# refuses any other value, naming the file and the entry, before anything reads it. An entry a
+# file lacks (an older hopose's) is not checked.
+SUMMARY_ENTRIES: dict[str, JsonType] = {
+    "protocol": JsonType("a string", lambda value: isinstance(value, str)),
+    "crop": JsonType("a string", lambda value: isinstance(value, str)),
+    "image_size": JsonType(
+        "a positive whole number", lambda value: is_whole_number(value) and value > 0
+    ),
+    "dataset": JsonType("a string", lambda value: isinstance(value, str)),
+    "split": JsonType("a string", lambda value: isinstance(value, str)),
+    "options": JsonType("an object", lambda value: isinstance(value, dict)),
+    "seed": JsonType("a whole number", is_whole_number),
+    "num": JsonType(
+        "a whole number or null", lambda value: value is None or is_whole_number(value)
+    ),
+    "whole_split": JsonType(
+        "true, false or null", lambda value: value is None or isinstance(value, bool)
+    ),
+    "root": JsonType("a path or null", lambda value: value is None or isinstance(value, str)),
+    "cache": JsonType("a path or null", lambda value: value is None or isinstance(value, str)),
 }
 
 
@@ -400,12 +407,9 @@ def read_summary(folder: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a metrics.json of hopose eval ({error})") from None
     if not isinstance(summary, dict):
         raise ValueError(f"{path}: not a metrics.json of hopose eval (not a JSON object)")
-    for key, (valid, words) in SUMMARY_ENTRIES.items():
-        if key in summary and not valid(summary[key]):
-            raise ValueError(
-                f"{path}: not a metrics.json of hopose eval ({key} is "
-                f"{json.dumps(summary[key])}, not {words})"
-            )
+    mismatch = json_mismatch(summary, SUMMARY_ENTRIES)
+    if mismatch is not None:
+        raise ValueError(f"{path}: not a metrics.json of hopose eval ({mismatch})")
     return summary
 
 

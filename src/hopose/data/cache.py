@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -57,7 +57,7 @@ from hopose.data.transforms import (
     wrap_index,
 )
 from hopose.data.workers import ExitWithParent, as_collected
-from hopose.files import recorded_path, write_text
+from hopose.files import JsonType, is_whole_number, json_mismatch, recorded_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +94,19 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     write_text(path, json.dumps(payload, indent=1))
 
 
-class _JsonType(NamedTuple):
-    """What a field of a cache's JSON files must hold where it is read."""
-
-    words: str  # as an error names it
-    holds: Callable[[Any], bool]
-
-
 def _strings(value: Any) -> bool:
     """Whether ``value`` is a JSON list of strings."""
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
-_INTEGER = _JsonType("an integer", lambda value: type(value) is int)  # JSON's true is no count
-_OBJECT = _JsonType("an object", lambda value: isinstance(value, dict))
-_STRINGS = _JsonType("a list of strings", _strings)
-_FLAGS = _JsonType(
+_INTEGER = JsonType("an integer", is_whole_number)  # JSON's true is no count
+_OBJECT = JsonType("an object", lambda value: isinstance(value, dict))
+_STRINGS = JsonType("a list of strings", _strings)
+_FLAGS = JsonType(
     "a list of true and false",
     lambda value: isinstance(value, list) and all(type(item) is bool for item in value),
 )
-_STRING_LISTS = _JsonType(
+_STRING_LISTS = JsonType(
     "an object of lists of strings",
     lambda value: isinstance(value, dict) and all(map(_strings, value.values())),
 )
@@ -121,7 +114,7 @@ _STRING_LISTS = _JsonType(
 # what each must hold, so that a damaged file is refused naming the field rather than failing
 # where the value is used. ``version`` may hold anything: :func:`refusal` names one it does not
 # know; ``root`` is only compared.
-_FIELD_TYPES: dict[str, _JsonType] = {
+_FIELD_TYPES: dict[str, JsonType] = {
     "num_samples": _INTEGER,
     "chunk_size": _INTEGER,
     "image_size": _INTEGER,
@@ -137,7 +130,7 @@ _FIELD_TYPES: dict[str, _JsonType] = {
 
 
 def _read_json(
-    path: Path, keys: Iterable[str] = (), types: Mapping[str, _JsonType] = _FIELD_TYPES
+    path: Path, keys: Iterable[str] = (), types: Mapping[str, JsonType] = _FIELD_TYPES
 ) -> dict[str, Any]:
     """The JSON object in ``path``, one of a cache's own files, holding ``keys``, and in each
     field of ``types`` it holds a value of that type.
@@ -156,11 +149,9 @@ def _read_json(
         raise DataFileError(
             f"{path}: not a hopose cache file (no {', '.join(missing) or 'object'})"
         )
-    for key, kind in types.items():
-        if key in payload and not kind.holds(payload[key]):
-            found = json.dumps(payload[key])
-            found = found if len(found) <= 40 else f"{found[:37]}..."
-            raise DataFileError(f"{path}: damaged cache file, {key} is {found}, not {kind.words}")
+    mismatch = json_mismatch(payload, types)
+    if mismatch is not None:
+        raise DataFileError(f"{path}: damaged cache file, {mismatch}")
     return payload
 
 
