@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone=args.backbone, image_size=args.size)
+    cfg = ModelConfig(backbone=args.backbone)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # random weights are the point here
         model = build_model(cfg).eval()

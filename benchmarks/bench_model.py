@@ -29,8 +29,9 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torchvision
 
@@ -60,21 +61,26 @@ def usable_device(text: str) -> str:
     return text
 
 
+# A clock's reading: seconds, or an array of several clocks read together (bench_eval.py's wall
+# and CPU seconds), differenced and averaged alike.
+Reading = TypeVar("Reading", float, np.ndarray)
+
+
 def interleaved_seconds(
     cases: dict[str, Callable[[], object]],
     *,
     rounds: int,
     repeats: int,
     device: torch.device,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, list[float]]:
+    clock: Callable[[], Reading] = time.perf_counter,
+) -> dict[str, list[Reading]]:
     """Each case's seconds per call in each round (one warm-up call each first).
 
     The cases run in turn within a round, in reverse order every other round, so that a slow
     spell of a shared machine falls on all of them alike.
     """
 
-    def run(fn: Callable[[], object], times: int) -> float:
+    def run(fn: Callable[[], object], times: int) -> Reading:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = clock()
@@ -86,7 +92,7 @@ def interleaved_seconds(
 
     for fn in cases.values():
         run(fn, 1)
-    samples: dict[str, list[float]] = {name: [] for name in cases}
+    samples: dict[str, list[Reading]] = {name: [] for name in cases}
     names = list(cases)
     for round_index in range(rounds):
         for name in names if round_index % 2 == 0 else reversed(names):
@@ -94,19 +100,23 @@ def interleaved_seconds(
     return samples
 
 
-def parse_timing(doc: str, *, repeats: int, unit: str) -> tuple[argparse.Namespace, dict[str, Any]]:
+def parse_timing(
+    doc: str, *, repeats: int, unit: str, threads: bool = True
+) -> tuple[argparse.Namespace, dict[str, Any]]:
     """The command line of a CPU benchmark whose cases :func:`interleaved_seconds` alternates
     (``--rounds``, ``--repeats``, ``--threads``, ``--clock``): sets torch's threads, returns the
-    options and the keyword arguments of :func:`interleaved_seconds` they ask for."""
+    options and the keyword arguments of :func:`interleaved_seconds` they ask for. Without
+    ``threads`` there is no ``--threads``, for a benchmark that sets its own threads."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--rounds", type=at_least(1), default=5)
     parser.add_argument(
         "--repeats", type=at_least(1), default=repeats, help=f"{unit} per case per round"
     )
-    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
+    if threads:
+        parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     args = parser.parse_args()
-    if args.threads is not None:
+    if threads and args.threads is not None:
         torch.set_num_threads(args.threads)
     return args, {"rounds": args.rounds, "repeats": args.repeats, "clock": CLOCKS[args.clock]}
 

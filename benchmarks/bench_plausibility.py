@@ -10,8 +10,9 @@ frames included), in one batch. Cases, each timed over all poses:
   of E edges (6-D convex hulls of subsets of the wrenches per pose, docs/evaluation.md; E = 8
   is what reports use).
 
-Cases are interleaved over ``--rounds`` rounds and each reports its median, so a machine shared
-with other jobs slows all cases alike; compare the ratios, not the times.
+After one untimed call of each, the cases alternate over ``--rounds`` rounds, in reverse order
+every other round (``bench_model``'s ``interleaved_seconds``), and each reports its median, so a
+machine shared with other jobs slows all cases alike; compare the ratios, not the times.
 
 Usage: ``python benchmarks/bench_plausibility.py [--num 256] [--rounds 3]``
 """
@@ -21,14 +22,15 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from bench_model import interleaved_seconds
 from hopose.cli import at_least
 from hopose.data.grasps import generate_grasps
+from hopose.geometry import box_axes
 from hopose.physics import contact_points
 from hopose.plausibility import contact_normals, grasp_quality, penetration_depth
 
@@ -46,10 +48,17 @@ def main() -> None:
     normals = contact_normals(pts, obj).numpy()
     centre = obj.mean(dim=-2)
     radius = torch.linalg.vector_norm(obj - centre[:, None], dim=-1).amax(dim=-1).numpy()
+    axes = box_axes(obj)[0].numpy()  # as pose_plausibility orients the pyramids
 
     def quality(edges: int) -> Callable[[], object]:
         return lambda: grasp_quality(
-            pts.numpy(), normals, valid.numpy(), centre.numpy(), n_edges=edges, length=radius
+            pts.numpy(),
+            normals,
+            valid.numpy(),
+            centre.numpy(),
+            n_edges=edges,
+            length=radius,
+            axes=axes,
         )
 
     cases: dict[str, Callable[[], object]] = {
@@ -58,12 +67,7 @@ def main() -> None:
         "penetration": lambda: penetration_depth(hand, obj),
         **{f"grasp quality, {e} edges": quality(e) for e in (4, 6, 8)},
     }
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.rounds):
-        for name, case in cases.items():
-            start = time.perf_counter()
-            case()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_seconds(cases, rounds=args.rounds, repeats=1, device=torch.device("cpu"))
 
     print(f"{args.num} poses, {valid.sum(-1).double().mean():.1f} valid contacts on average;")
     print(f"{platform.machine()}, torch {torch.__version__}, {args.rounds} rounds, medians\n")

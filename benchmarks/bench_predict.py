@@ -125,9 +125,11 @@ def self_crop_seconds(model, image_size: int, cropping: SelfCropping, photo: Pat
     image = np.asarray(Image.open(photo).convert("RGB"))
     height, width = image.shape[:2]
     K = torch.from_numpy(FPHA_COLOR_K).float()  # the synthetic frames' camera
-    frame = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
 
     def former() -> None:
+        # The same uint8 photo as now's, copied and made floats inside the timed call as now's
+        # photo_views and FrameWarp do.
+        frame = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div_(255)
         with torch.inference_mode():
             self_crop(
                 OneByOne(model),

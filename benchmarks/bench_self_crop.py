@@ -10,8 +10,10 @@ its time on synthetic data. Two changes, each timed here on the same frames and 
 
 The baseline is the evaluation as it was: records read with their images, the views rendered
 in this process. The network is the demo's end-to-end config's (two self-crops, the last
-averaged over 7 views, 64 px), untrained: its weights change no time. Cases alternate over
-``--rounds`` rounds on ``--num`` synthetic test frames; the ratio is the median of the rounds'.
+averaged over 7 views, 64 px), untrained: its weights change no time. After one untimed call
+of each, the cases alternate over ``--rounds`` rounds on ``--num`` synthetic test frames, in
+reverse order every other round (``bench_model``'s ``interleaved_seconds``); the ratio is the
+median of the rounds'.
 Goal: the evaluation as ``hopose eval --workers 2`` runs it at most 0.7x the baseline on 2
 cores.
 
@@ -22,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import statistics
-import time
 import warnings
 
 import torch
 
-from bench_model import paired_ratio
+from bench_model import interleaved_seconds, paired_ratio
 from hopose.cli import at_least
 from hopose.config import load_config
 from hopose.configs import config_path
@@ -61,12 +63,15 @@ def main() -> None:
             dataset=records, frames=frames, num_workers=args.workers
         ),
     }
-    seconds: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.rounds):
-        for name, kwargs in cases.items():
-            start = time.perf_counter()
-            predict_split(model, cropping=cropping, **kwargs)
-            seconds[name].append(time.perf_counter() - start)
+    seconds = interleaved_seconds(
+        {
+            name: functools.partial(predict_split, model, cropping=cropping, **kwargs)
+            for name, kwargs in cases.items()
+        },
+        rounds=args.rounds,
+        repeats=1,
+        device=torch.device("cpu"),
+    )
     baseline = seconds[next(iter(cases))]
     print(
         f"{args.num} synthetic frames, {data.self_crop} self-crops, "

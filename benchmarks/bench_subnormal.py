@@ -79,8 +79,9 @@ def lifter_pass(fraction: float, *, zeroed: bool, flushed: bool) -> Callable[[],
 
 
 def main() -> None:
-    args, timing = parse_timing(__doc__, repeats=20, unit="passes")
-    torch.set_num_threads(1)  # the module docstring: the flush reaches the calling thread only
+    # One thread, and no --threads: the flush reaches the calling thread only (module docstring).
+    args, timing = parse_timing(__doc__, repeats=20, unit="passes", threads=False)
+    torch.set_num_threads(1)
     cases = {
         "subnormal weights, as stored": lifter_pass(FRACTION, zeroed=False, flushed=False),
         "subnormal weights, flushed": lifter_pass(FRACTION, zeroed=False, flushed=True),

@@ -96,7 +96,6 @@ def cuda_tests() -> Row:
 # Tiny runs: 64 px, a few hundred samples, two epochs.
 TINY = [
     "data.image_size=64",
-    "model.image_size=64",
     "model.backbone=resnet18",
     "data.num_train=256",
     "data.num_val=64",
@@ -206,7 +205,7 @@ def stage_step(stage: str, batch: dict, amp: bool, backbone: str) -> Callable[[]
         {
             "stage": stage,
             "data": {"image_size": size, "num_train": len(batch["image"]), "num_val": 1},
-            "model": {"backbone": backbone, "image_size": size},
+            "model": {"backbone": backbone},
             "optim": {"amp": amp},
             "loss": {"physical": stage == "end2end"},
         }

@@ -9,6 +9,7 @@ import importlib
 import inspect
 import json
 import re
+import shlex
 import subprocess
 import sys
 import warnings
@@ -304,88 +305,82 @@ def test_every_allowed_value_is_accepted(args, option, allowed):
         assert getattr(build_parser().parse_args([*args, value]), dest) == value
 
 
+EVAL = ["eval", "model.pt", "--data", "synthetic"]
+PREDICT = ["predict", "model.pt", "photo.jpg"]
+# A value the option refuses: (the command before it, the option, the value, what the usage
+# error says the option expects).
+REFUSED_VALUES = [
+    # numpy's SeedSequence refused a negative seed with "expected non-negative integer", naming
+    # nothing.
+    *(
+        (args, "--seed", "-3", "expected an integer >= 0")
+        for args in (
+            ["synth", "--split", "val", "--num", "2", "--out", "c"],
+            ["synth", "--stats", "--num", "2"],
+            ["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "c"],
+            [*EVAL, "--out", "e"],
+            ["ablate", "lifter", "--data", "synthetic", "--out", "a"],
+        )
+    ),
+    # Counts named data.num_train or eval's data.num_workers, failed inside torch after loading,
+    # or inside numpy; an image side below 8 named the renderer's argument (image_size: must be
+    # >= 8).
+    ([*EVAL, "--out", "e"], "--workers", "-1", "expected an integer >= 0"),
+    ([*EVAL, "--out", "o"], "--num", "-5", "expected an integer >= 1"),
+    ([*EVAL, "--num", "2", "--out", "o"], "--batch-size", "-1", "expected an integer >= 1"),
+    (["ablate", "lifter", "--data", "synthetic", "--out", "o"], "--num", "-1",
+     "expected an integer >= 1"),
+    (["synth", "--split", "val", "--out", "o"], "--num", "-3", "expected an integer >= 1"),
+    (["synth", "--split", "val", "--num", "2", "--out", "o"], "--workers", "-2",
+     "expected an integer >= 0"),
+    (["prepare", "synthetic", "--split", "val", "--out", "o"], "--num", "0",
+     "expected an integer >= 1"),
+    (["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "o"], "--workers", "-2",
+     "expected an integer >= 0"),
+    (["synth", "--split", "val", "--num", "2", "--out", "o"], "--image-size", "0",
+     "expected an integer >= 8"),
+    (["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "o"], "--image-size", "7",
+     "expected an integer >= 8"),
+    ([*PREDICT, "--out", "o"], "--batch-size", "0", "expected an integer >= 1"),
+    # Passed on as data.self_crop_margin, its config check named that field, not the flag.
+    *(
+        (args, "--self-crop-margin", value, "expected a finite number >= 0")
+        for args in ([*PREDICT, "--out", "o"], [*EVAL, "--num", "2", "--out", "o"])
+        for value in ("-1", "nan", "inf")
+    ),
+    # Not a value of the option's type at all: not a later failure, or a value taken as the
+    # least one.
+    ([*EVAL, "--out", "o"], "--num", "abc", "expected an integer >= 1"),
+    ([*EVAL, "--out", "o"], "--num", "2.5", "expected an integer >= 1"),
+    ([*EVAL, "--out", "o"], "--seed", "", "expected an integer >= 0"),
+    ([*EVAL, "--out", "o"], "--self-crop-margin", "wide", "expected a finite number >= 0"),
+    *(
+        ([*PREDICT, "--out", "o"], "--K", value, "expected fx,fy,cx,cy (four numbers)")
+        for value in ("500,500,320,240,1", "500,500,320", "500,500,320,x")
+    ),
+    *(
+        ([*EVAL, "--out", "o"], "--option", value, "expected KEY=VALUE")
+        for value in ("1x=3", "a.b=3", "jitter")
+    ),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "args",
-    [
-        ["synth", "--split", "val", "--num", "2", "--out", "c"],
-        ["synth", "--stats", "--num", "2"],
-        ["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "c"],
-        ["eval", "model.pt", "--data", "synthetic", "--out", "e"],
-        ["ablate", "lifter", "--data", "synthetic", "--out", "a"],
-    ],
+    ("args", "option", "value", "expected"),
+    REFUSED_VALUES,
+    ids=[shlex.join([*args, option, value]) for args, option, value, _ in REFUSED_VALUES],
 )
-def test_a_negative_seed_is_a_usage_error_naming_it(tmp_path, capsys, monkeypatch, args):
-    """numpy's SeedSequence refused it with 'expected non-negative integer', naming nothing."""
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--seed", "-3"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"hopose {args[0]}: error: argument --seed: expected an integer >= 0, got '-3'"
-    )
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_negative_eval_workers_count_is_a_usage_error_naming_it(tmp_path, capsys):
-    """Passed on as data.num_workers, its config check would name that field, not the flag."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(["eval", "model.pt", "--data", "synthetic", "--workers", "-1", "--out", "e"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "hopose eval: error: argument --workers: expected an integer >= 0, got '-1'"
-    )
-
-
-@pytest.mark.parametrize(
-    ("args", "option", "minimum", "value"),
-    [
-        (["eval", "model.pt", "--data", "synthetic"], "--num", 1, "-5"),
-        (["eval", "model.pt", "--data", "synthetic", "--num", "2"], "--batch-size", 1, "-1"),
-        (["ablate", "lifter", "--data", "synthetic"], "--num", 1, "-1"),
-        (["synth", "--split", "val"], "--num", 1, "-3"),
-        (["synth", "--split", "val", "--num", "2"], "--workers", 0, "-2"),
-        (["prepare", "synthetic", "--split", "val"], "--num", 1, "0"),
-        (["prepare", "synthetic", "--split", "val", "--num", "2"], "--workers", 0, "-2"),
-        (["synth", "--split", "val", "--num", "2"], "--image-size", 8, "0"),
-        (["prepare", "synthetic", "--split", "val", "--num", "2"], "--image-size", 8, "7"),
-        (["predict", "model.pt", "photo.jpg"], "--batch-size", 1, "0"),
-    ],
-)  # fmt: skip
-def test_a_count_out_of_range_is_a_usage_error_naming_it(
-    tmp_path, capsys, monkeypatch, args, option, minimum, value
+def test_a_refused_value_is_a_usage_error_naming_the_option(
+    tmp_path, capsys, monkeypatch, args, option, value, expected
 ):
-    """They named data.num_train, failed inside torch after loading, or inside numpy; an image
-    side below 8 named the renderer's argument (image_size: must be >= 8)."""
+    """argparse's usage error naming the option and the value, status 2, before anything is
+    written."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main([*args, option, value, "--out", "o"])
+        main([*args, option, value])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"hopose {args[0]}: error: argument {option}: expected an integer >= {minimum}, "
-        f"got {value!r}"
-    )
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["predict", "model.pt", "photo.jpg"],
-        ["eval", "model.pt", "--data", "synthetic", "--num", "2"],
-    ],
-)
-def test_a_negative_or_non_finite_self_crop_margin_is_a_usage_error_naming_it(
-    tmp_path, capsys, monkeypatch, args, value
-):
-    """Passed on as data.self_crop_margin, its config check named that field, not the flag."""
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--self-crop-margin", value, "--out", "o"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"hopose {args[0]}: error: argument --self-crop-margin: expected a finite number >= 0, "
-        f"got {value!r}"
+        f"hopose {args[0]}: error: argument {option}: {expected}, got {value!r}"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -865,38 +860,6 @@ def test_a_missing_file_is_a_one_line_error_and_debug_shows_the_traceback(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize(
-    ("option", "value", "expected"),
-    [
-        ("--num", "abc", "expected an integer >= 1"),
-        ("--num", "2.5", "expected an integer >= 1"),
-        ("--seed", "", "expected an integer >= 0"),
-        ("--self-crop-margin", "wide", "expected a finite number >= 0"),
-        ("--K", "500,500,320,240,1", "expected fx,fy,cx,cy (four numbers)"),
-        ("--K", "500,500,320", "expected fx,fy,cx,cy (four numbers)"),
-        ("--K", "500,500,320,x", "expected fx,fy,cx,cy (four numbers)"),
-        ("--option", "1x=3", "expected KEY=VALUE"),
-        ("--option", "a.b=3", "expected KEY=VALUE"),
-        ("--option", "jitter", "expected KEY=VALUE"),
-    ],
-)
-def test_a_value_that_is_no_number_or_no_key_is_a_usage_error_naming_the_option(
-    capsys, option, value, expected
-):
-    """Not a value of the option's type at all (not only out of range): argparse's usage error
-    naming the option, status 2, not a later failure or a value taken as the least one."""
-    args = {
-        "--K": ["predict", "model.pt", "photo.jpg"],
-        "--option": ["eval", "model.pt", "--data", "synthetic"],
-    }.get(option, ["eval", "model.pt", "--data", "synthetic"])
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, f"{option}={value}", "--out", "o"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"hopose {args[0]}: error: argument {option}: {expected}, got {value!r}"
-    )
-
-
 def test_the_least_value_of_each_option_is_accepted():
     """The bounds are inclusive: a count of 1, a seed or a worker count of 0, an image side of
     8 (MIN_IMAGE_SIZE), a margin of 0; --K's four numbers become floats."""
@@ -954,7 +917,7 @@ def test_synth_stats_refuses_a_workers_count_it_would_not_use(capsys):
 
 def _whole_frame_network(monkeypatch) -> None:
     """predict's load_model gives a tiny untrained whole-frame network (one pass per photo)."""
-    cfg = tiny("end2end", "data.crop=resize")
+    cfg = tiny("end2end", "data.crop=resize", "data.options.jitter=false")
     model = build_model(cfg.model)
     monkeypatch.setattr("hopose.predict.load_model", lambda path: (model, cfg))
 

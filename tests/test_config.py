@@ -45,7 +45,7 @@ def test_defaults_are_the_papers_loss_weights_and_optimiser():
     loss, model = LossConfig(), ModelConfig()
     assert (loss.w_2d, loss.w_3d, loss.w_physical) == (0.01, 1.0, 10.0)
     assert OptimConfig().weight_decay == 0.01
-    assert model.backbone == "resnet50" and model.image_size == 224
+    assert model.backbone == "resnet50" and DataConfig().image_size == 224
 
 
 def test_overrides_are_parsed_to_the_field_types(tmp_path):
@@ -124,8 +124,9 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         # cells 3.88 px apart instead of 4.
         (
             MINIMAL,
-            ["model.head=heatmap", "model.image_size=66", "data.image_size=66"],
-            "model.image_size must be a multiple of 8 with the heat-map head",
+            ["model.head=heatmap", "data.image_size=66"],
+            "data.image_size must be a multiple of 8 with the heat-map head (its stride-4 and "
+            "stride-8 cells tile the image), got 66",
         ),
         # Test-time views: a turn of 90° or more is another square; a shift over half the side
         # moves the view off the hand and box.
@@ -144,10 +145,18 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
             ["data.self_crop_shift=0.6"],
             "data.self_crop_shift must be in [0, 0.5], got 0.6",
         ),
+        # The network image's side has one home, data.image_size: the model's copy was removed.
         (
             MINIMAL,
-            ["data.image_size=128"],
-            "model.image_size (224) must equal data.image_size (128)",
+            ["model.image_size=128"],
+            "unknown key model.image_size: Key 'image_size' not in 'ModelConfig' (the field was "
+            "removed: set data.image_size, the network image's side)",
+        ),
+        (
+            "stage: lifter\nmodel:\n  image_size: 64\n",
+            [],
+            "unknown key model.image_size: Key 'image_size' not in 'ModelConfig' (the field was "
+            "removed: set data.image_size",
         ),
         (MINIMAL, ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
         (
@@ -277,7 +286,9 @@ def test_an_unknown_dataset_option_is_named(tmp_path, text, override, message):
     with pytest.raises(ConfigError) as error:
         load_config(path, [override])
     assert str(error.value) == f"{path}: {message}"
-    load_config(path, ["data.options.margin=0.2" if "fpha" in text else "data.options.jitter=1"])
+    load_config(
+        path, ["data.options.margin=0.2" if "fpha" in text else "data.options.jitter=false"]
+    )
 
 
 def test_validating_on_the_training_split_is_refused(tmp_path):
@@ -347,6 +358,36 @@ def test_a_config_that_is_not_a_mapping_is_refused(values):
     with pytest.raises(ConfigError) as error:
         config_from_dict(values)
     assert str(error.value) == f"the config must be a mapping, got {type(values).__name__}"
+
+
+def test_an_older_checkpoints_model_image_size_equal_to_the_data_ones_is_dropped():
+    """Checkpoints written while the side had two homes hold model.image_size too, then required
+    equal to data.image_size: they load as the config without it."""
+    cfg = load_config(CONFIGS / "synthetic" / "encoder.yaml")
+    saved = config_to_dict(cfg)
+    saved["model"]["image_size"] = 64  # the shipped config's data.image_size
+    assert config_from_dict(saved) == cfg
+    assert saved["model"]["image_size"] == 64  # the checkpoint's own dict is left as it was
+    # Without a data section, data.image_size is its default, 224.
+    old = {"data": SIZES, "model": {"image_size": 224}}
+    assert config_from_dict(old) == config_from_dict({"data": SIZES})
+
+
+@pytest.mark.parametrize(
+    ("saved", "sides"),
+    [
+        ({"data": {**SIZES, "image_size": 64}, "model": {"image_size": 32}}, (32, 64)),
+        ({"data": SIZES, "model": {"image_size": 64}}, (64, 224)),  # data's default side
+    ],
+)
+def test_an_older_checkpoints_model_image_size_unlike_the_data_ones_is_refused(saved, sides):
+    """No run was trained with two sides (they were required equal): such a dict was edited."""
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(saved)
+    assert str(error.value) == (
+        f"model.image_size ({sides[0]}) differs from data.image_size ({sides[1]}); the field was "
+        "removed and data.image_size is the network image's side"
+    )
 
 
 def test_missing_file_is_named(tmp_path):
@@ -624,7 +665,7 @@ def test_synthetic_data_without_the_sizes_the_run_reads_is_refused_naming_them(t
 
 @pytest.mark.parametrize("head", ["linear", "heatmap"])
 def test_the_progressive_size_is_a_multiple_of_8_only_with_the_heat_map_head(head):
-    """As model.image_size: the heat map's stride-4 and stride-8 cells tile the image, the
+    """As data.image_size: the heat map's stride-4 and stride-8 cells tile the image, the
     linear head reads a pooled feature of any size. The rule held for both heads."""
     path = CONFIGS / "synthetic" / "encoder.yaml"
     linear = ["model.head=linear", "model.segmentation=false", *HEAT_MAP_TERMS]
@@ -691,10 +732,15 @@ def test_the_whole_frame_is_the_switch_the_demos_image_configs_document():
         assert load_config(path, overrides).data.crop == "resize"
 
 
-def test_the_demos_quick_stages_load():
-    """hopose demo --quick's overrides on each shipped stage: none is a setting left unread."""
+def test_the_demos_quick_stages_load_with_every_override_in_force():
+    """hopose demo --quick's overrides on each shipped stage load (none is a setting left
+    unread, which load_config refuses) and each holds in the loaded config, as --set reads it."""
     for stage, overrides in QUICK_OVERRIDES.items():
-        assert load_config(CONFIGS / "synthetic" / f"{stage}.yaml", overrides).stage == stage
+        cfg = load_config(CONFIGS / "synthetic" / f"{stage}.yaml", overrides)
+        for override in overrides:
+            key, _, text = override.partition("=")
+            section, name = key.split(".")
+            assert getattr(getattr(cfg, section), name) == override_value(text), override
 
 
 @pytest.mark.parametrize(
@@ -720,18 +766,24 @@ def test_a_config_file_without_a_mapping_of_keys_is_refused_naming_it(tmp_path, 
 
 
 @pytest.mark.parametrize(
-    ("text", "value"),
-    [("1e0", 1.0), ("1.6", 1.6), ("true", True), ("hope", "hope"), ("[1, 2]", [1, 2])],
+    ("config", "key", "text", "value"),
+    [
+        ("synthetic/lifter", "focal_scale", "1e0", 1.0),
+        ("synthetic/lifter", "focal_scale", "1.6", 1.6),
+        ("synthetic/encoder", "jitter", "true", True),  # square crops: jitter may be on
+        ("fpha/lifter", "protocol", "hope", "hope"),
+        ("synthetic/lifter", "focal_scale", "[1, 2]", [1, 2]),
+    ],
 )
-def test_eval_option_values_are_read_as_set_reads_them(text, value):
+def test_eval_option_values_are_read_as_set_reads_them(config, key, text, value):
     """``--option`` read its value with PyYAML, for which 1e0 is a string, while ``--set
     data.options.focal_scale=1e0`` gives 1.0."""
     from hopose.cli import build_parser
 
-    args = ["eval", "m.pt", "--data", "synthetic", "--option", f"focal_scale={text}"]
-    parsed = dict(build_parser().parse_args([*args, "--out", "e"]).options)["focal_scale"]
-    cfg = load_config(CONFIGS / "synthetic" / "lifter.yaml", [f"data.options.focal_scale={text}"])
-    assert parsed == cfg.data.options["focal_scale"] == value
+    args = ["eval", "m.pt", "--data", "synthetic", "--option", f"{key}={text}"]
+    parsed = dict(build_parser().parse_args([*args, "--out", "e"]).options)[key]
+    cfg = load_config(CONFIGS / f"{config}.yaml", [f"data.options.{key}={text}"])
+    assert parsed == cfg.data.options[key] == value
     assert type(parsed) is type(value)
 
 
@@ -767,7 +819,7 @@ def test_the_defaults_are_the_papers_batch_and_network():
         (["data.num_train=0"], "data.num_train must be > 0 or null, got 0"),
         (["data.num_val=0"], "data.num_val must be > 0 or null, got 0"),
         (["data.num_test=0"], "data.num_test must be > 0 or null, got 0"),
-        (["data.image_size=0", "model.image_size=0"], "data.image_size must be > 0, got 0"),
+        (["data.image_size=0"], "data.image_size must be > 0, got 0"),
         (["model.hidden=0"], "model.hidden must be > 0, got 0"),
         (["model.dropout=1"], "model.dropout must be in [0, 1), got 1.0"),
         (["optim.grad_clip=0"], "optim.grad_clip must be > 0 or null, got 0.0"),
@@ -862,3 +914,32 @@ def test_an_eval_device_beyond_the_machines_gpus_is_named(monkeypatch):
     with pytest.raises(ConfigError, match="--device: 'cuda' asked, but no CUDA device"):
         check_device("cuda", "--device")
     check_device("cuda:7", "--device", present=False)  # only read: a GPU checkpoint's config
+
+
+@pytest.mark.parametrize(
+    ("text", "override", "message"),
+    [
+        (MINIMAL, "data.options.jitter=maybe", "data.options.jitter: expected true or false, "
+         "got 'maybe'"),
+        (MINIMAL, "data.options.focal_scale=-1", "data.options.focal_scale: expected a positive "
+         "number or [low, high], got -1"),
+        (MINIMAL + "  crop: resize\n", "data.options.jitter=true", "data.options.jitter: true "
+         "jitters square crops, but crop is 'resize': set crop to 'square' or "
+         "data.options.jitter to false"),
+        ("data:\n  name: fpha\n", "data.options.protocol=bogus", "data.options.protocol: "
+         "expected one of ('hope', 'action'), got 'bogus'"),
+        ("data:\n  name: obman\n", "data.options.shapenet_root=3", "data.options.shapenet_root: "
+         "expected the ShapeNetCore.v2 folder or None, got 3"),
+        ("data:\n  name: fpha\n", "data.options.jiter=true", "unknown key data.options.jiter: "
+         "the fpha dataset takes ('protocol', 'margin', 'on_error', 'jitter')"),
+    ],
+    ids=["jitter", "focal_scale", "jitter_resize", "protocol", "shapenet_root", "unknown"],
+)  # fmt: skip
+def test_a_bad_dataset_option_is_refused_when_the_config_is_read(tmp_path, text, override, message):
+    """The loader's own check, naming the config field: before, the loader refused it only once
+    a run built its dataset (after making the run folder), naming its argument ("jitter:"), and
+    ObMan's shapenet_root=3 was a TypeError traceback. An unknown option was refused already."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, [override])
+    assert str(error.value) == f"{path}: {message}"

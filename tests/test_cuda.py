@@ -3,19 +3,31 @@ fp16 mixed precision with its gradient scaler. Run by ``benchmarks/gpu_check.py`
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 import torch
 
 from hopose.checkpoint import load_model
+from hopose.models import build_model
 from hopose.train import train
 from tiny_runs import tiny
 
 pytestmark = [pytest.mark.cuda, pytest.mark.filterwarnings("ignore:no backbone weights file")]
 
 
+def _val_errors(run: Path) -> list[float]:
+    """The validation error of each epoch, from the run's metrics.csv."""
+    with (run / "metrics.csv").open() as handle:
+        return [float(row["val/error"]) for row in csv.DictReader(handle)]
+
+
 def test_lifter_stage_on_cuda_learns_and_its_checkpoint_lifts_alike_on_the_cpu(tmp_path):
     result = train(tiny("lifter", "device=cuda", "optim.epochs=3", "optim.lr=3e-3"), tmp_path)
     assert next(result.model.lifter.parameters()).is_cuda
+    errors = _val_errors(tmp_path)
+    assert len(errors) == 3 and errors[-1] < errors[0], errors  # the 3D error on unseen poses drops
     lifter_cpu = load_model(tmp_path / "last.pt", from_images=False)[0].lifter.eval()
     lifter_gpu = result.model.lifter.eval()
     kp2d = torch.rand(4, 29, 2) * 32
@@ -27,9 +39,22 @@ def test_lifter_stage_on_cuda_learns_and_its_checkpoint_lifts_alike_on_the_cpu(t
 
 
 def test_end2end_stage_in_fp16_with_a_gradient_scaler_moves_both_parts(tmp_path):
-    result = train(tiny("end2end", "device=cuda", "optim.amp=true", "optim.epochs=2"), tmp_path)
+    cfg = tiny("end2end", "device=cuda", "optim.amp=true", "optim.epochs=2")
+    result = train(cfg, tmp_path)
     checkpoint = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)
     assert 0 < checkpoint["scaler"]["scale"] < float("inf")  # the scaler ran
     assert result.best < float("inf")
     first_conv = result.model.encoder.backbone.conv1.weight
     assert first_conv.is_contiguous(memory_format=torch.channels_last)
+    # Steps the scaler did not skip moved both parts away from the freshly seeded network the
+    # run started from (no init_from: train seeds with cfg.seed, then builds it).
+    torch.manual_seed(cfg.seed)
+    initial = build_model(cfg.model).state_dict()
+    for name, value in [
+        ("encoder.backbone.conv1.weight", first_conv),
+        (
+            "lifter.merged.layers.0.linear.weight",
+            result.model.lifter.merged.layers[0].linear.weight,
+        ),
+    ]:
+        assert not torch.equal(value.detach().cpu(), initial[name]), name

@@ -123,7 +123,7 @@ def checkpoint(tmp_path_factory) -> Path:
     self-cropping has its own test below."""
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
-        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "model.head=linear",
+        ["data.image_size=32", "model.hidden=16", "model.head=linear",
          "loss.w_heatmap=0", "model.segmentation=false", "loss.w_segmentation=0",
          "data.crop=resize", "data.options.jitter=false"],
     )  # fmt: skip
@@ -419,7 +419,7 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.name=fpha", f"data.root={root}", "data.options={protocol: action}",
-         "data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=resize"],
+         "data.image_size=32", "model.hidden=16", "data.crop=resize", "data.options.jitter=false"],
     )  # fmt: skip
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(
@@ -490,7 +490,7 @@ def test_eval_reads_a_checkpoints_loader_options_and_test_split_not_its_sample_o
     """On the dataset it was trained on, an evaluation takes the checkpoint's loader options
     (HO-3D's version) and test split (HO-3D's evaluation), not its crops' margin, on_error or
     jitter, nor synthetic data's camera; given ones win, and another dataset inherits none."""
-    small = ["data.image_size=32", "model.image_size=32", "model.hidden=16"]
+    small = ["data.image_size=32", "model.hidden=16"]
     trained = {
         "ho3d": [
             "data.name=ho3d", "data.root=ho3d", "data.val_split=null",
@@ -859,12 +859,16 @@ def test_jittered_test_frames_are_refused_and_a_training_configs_jitter_dropped(
     # its square crops: test frames read so would be augmented like training samples.
     out = tmp_path / "eval"
     args = ["eval", str(checkpoint), "--data", "synthetic", "--num", "8", "--crop", "square"]
-    for value, shown in (("true", "True"), ("'false'", "'false'")):  # a YAML string, not off
+    for value, reason in (
+        (
+            "true",
+            "True: jittered crops are a training augmentation; an evaluation reads the test "
+            "frames without it",
+        ),
+        ("'false'", "expected true or false, got 'false'"),  # a YAML string, not off
+    ):
         assert main([*args, "--gt-2d", "--option", f"jitter={value}", "--out", str(out)]) == 1
-        assert capsys.readouterr().err == (
-            f"hopose eval: error: data.options.jitter: {shown}: jittered crops are a training "
-            "augmentation; an evaluation reads the test frames without it\n"
-        )
+        assert capsys.readouterr().err == f"hopose eval: error: data.options.jitter: {reason}\n"
         assert not out.exists()
     cfg = load_config(CONFIGS / "synthetic" / "end2end.yaml", ["data.options.focal_scale=1.5"])
     assert cfg.data.options == {"jitter": True, "focal_scale": 1.5}
@@ -964,7 +968,7 @@ def test_gt_box_reads_a_crop_trained_model_through_ground_truth_squares(tmp_path
     # records' own: the square K of the ground-truth crop.
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
-        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
+        ["data.image_size=32", "model.hidden=16", "data.crop=square",
          "model.head=heatmap", "data.self_crop=2"],
     )  # fmt: skip
     path = tmp_path / "model.pt"
@@ -990,7 +994,7 @@ def test_self_cropping_from_cached_records_is_refused_naming_the_cache(
     # A prepared cache holds network images, not the whole frames the self-crops are cut from.
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
-        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
+        ["data.image_size=32", "model.hidden=16", "data.crop=square",
          "model.head=heatmap"],
     )  # fmt: skip
     path = tmp_path / "model.pt"
@@ -1013,7 +1017,7 @@ def _crop_trained_model(tmp_path, self_crop: int, turn: float = 0.0, shift: floa
     ``shift`` (:class:`hopose.self_crop.CropViews`)."""
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
-        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
+        ["data.image_size=32", "model.hidden=16", "data.crop=square",
          "model.head=heatmap", f"data.self_crop={self_crop}", "data.self_crop_margin=0.3",
          f"data.self_crop_turn={turn}", f"data.self_crop_shift={shift}"],
     )  # fmt: skip

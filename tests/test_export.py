@@ -37,9 +37,7 @@ PX, MM = 0.01, 0.1
 
 def _tiny_config(head: str = "linear") -> TrainConfig:
     # The heat-map head as the demo has it, with segmentation maps: one more output.
-    model = ModelConfig(
-        backbone="resnet18", image_size=32, hidden=16, head=head, segmentation=head == "heatmap"
-    )
+    model = ModelConfig(backbone="resnet18", hidden=16, head=head, segmentation=head == "heatmap")
     data = DataConfig(image_size=32, num_train=1, num_val=1)
     return TrainConfig(stage="end2end", data=data, model=model)
 

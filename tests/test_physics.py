@@ -254,6 +254,22 @@ def test_a_selection_of_another_batch_or_grid_is_refused():
     contact_points(hand, box, n_samples=5, selection=coarse)  # in range: accepted
 
 
+def test_directions_and_validity_of_other_batches_are_refused():
+    # Sample 0's directions against 3 samples' validity broadcast into 3 losses, of which the
+    # 2nd and 3rd were sample 0's contacts under another sample's mask; and the other way round.
+    hand, box = random_grasps(torch.Generator().manual_seed(3), [8, 10, 6])
+    _, dirs, valid = contact_points(hand, box)
+    message = r"^dirs and valid must have shapes \(\.\.\., K, 3\) and \(\.\.\., K\), got "
+    cases = [
+        (dirs[:1], valid, r"\(1, 10, 3\) and \(3, 10\)$"),
+        (dirs, valid[:1], r"\(3, 10, 3\) and \(1, 10\)$"),
+        (dirs[..., :2], valid, r"\(3, 10, 2\) and \(3, 10\)$"),
+    ]
+    for bad_dirs, bad_valid, shapes in cases:
+        with unchecked(), pytest.raises(ValueError, match=message + shapes):
+            affinity_of_contacts(bad_dirs, bad_valid, reduction="none")
+
+
 def test_reused_selection_follows_the_moved_pose():
     # The choices made on one pose, reused on a moved one: the support points are rebuilt from
     # the moved corners and the filter of Eq. 5 is evaluated on the moved joints.
@@ -282,8 +298,12 @@ def test_hand_joints_get_no_gradient():
     hand = parked_hand({4: PLUS_X, 8: (20.0, 20.0, 152.0)})[None].requires_grad_(True)
     irregular = long_box() + 0.1 * torch.arange(24, dtype=torch.float64).reshape(8, 3)
     box = irregular[None].requires_grad_(True)
-    (grad_hand,) = torch.autograd.grad(physical_affinity_loss(hand, box), hand, allow_unused=True)
+    grad_hand, grad_box = torch.autograd.grad(
+        physical_affinity_loss(hand, box), (hand, box), allow_unused=True
+    )
     assert grad_hand is None or torch.equal(grad_hand, torch.zeros_like(hand))
+    # Not vacuous: the same loss moves the corners (its contacts are valid, its value not flat).
+    assert grad_box is not None and grad_box.abs().sum() > 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -639,7 +639,9 @@ def test_a_batch_of_photos_is_predicted_as_each_photo_alone(monkeypatch, crop, r
     its own pixels) and refines them as one batch: with the network in eval mode (batch norm
     frozen) each photo's prediction is the one it gets alone, to float round-off (the photos
     differ in size, camera and hand)."""
-    model, _ = _tiny_network(monkeypatch, f"data.crop={crop}")
+    model, _ = _tiny_network(
+        monkeypatch, f"data.crop={crop}", f"data.options.jitter={crop == 'square'}"
+    )
     forwards: list[int] = []
     model.register_forward_pre_hook(lambda module, inputs: forwards.append(len(inputs[0])))
     predictor = predict.Predictor("m.pt", refine=refine, device="cpu")
@@ -820,7 +822,9 @@ def test_predict_images_writes_each_batch_before_reading_the_next(
     calls: list[int] = []
     net.register_forward_pre_hook(lambda module, inputs: calls.append(len(inputs[0])))
     monkeypatch.setattr(
-        predict, "load_model", lambda path: (net, tiny("end2end", "data.crop=resize"))
+        predict,
+        "load_model",
+        lambda path: (net, tiny("end2end", "data.crop=resize", "data.options.jitter=false")),
     )
     events: list[str] = []
     read = predict.read_photo

@@ -439,6 +439,31 @@ def test_refine_pose_keeps_a_non_finite_frame_to_itself(where: str, dtype: torch
     assert not out_hand[1].isfinite().all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_refine_pose_of_inference_tensors_and_inside_inference_mode_is_the_ordinary_one(
+    dtype: torch.dtype,
+):
+    """Inputs made under torch.inference_mode (inference tensors, which autograd refuses to save
+    for backward; K, of the pose's dtype, was used as it came), and a call made inside
+    torch.inference_mode (where no graph is recorded), refine exactly as ordinary inputs do."""
+    predictions = make_predictions(3)
+    hand = torch.from_numpy(predictions["pred_hand_3d"]).to(dtype)
+    obj = torch.from_numpy(predictions["pred_obj_3d"]).to(dtype)
+    kp2d = torch.from_numpy(
+        np.concatenate([predictions["pred_hand_2d"], predictions["pred_obj_2d"]], 1)
+    ).to(dtype)
+    intrinsics = torch.from_numpy(predictions["K"]).to(dtype)
+    ordinary = refine_pose(hand, obj, kp2d, intrinsics)
+    with torch.inference_mode():
+        made_there = [x.clone() for x in (hand, obj, kp2d, intrinsics)]
+        inside = refine_pose(hand, obj, kp2d, intrinsics)
+    of_inference_tensors = refine_pose(*made_there)
+    for got in (of_inference_tensors, inside):
+        for part, want in zip(got, ordinary, strict=True):
+            torch.testing.assert_close(part, want, rtol=0, atol=0)
+    assert (ordinary[0] != hand).any()  # the steps did move the joints
+
+
 def test_2d_energy_weighs_a_millimetre_alike_along_x_and_y_when_fx_differs_from_fy():
     # A whole 640x480 frame resized to the 256 network square (hopose eval --gt-2d --refine):
     # fx 46.5, fy 82.7. All 29 keypoints on the optical axis (cosine 1) at depths 300..580 mm,

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hopose import run_folder
-from hopose.config import config_to_dict
+from hopose.config import ConfigError, config_to_dict
 from hopose.run_folder import RunError
 from tiny_runs import tiny
 
@@ -78,6 +78,21 @@ def test_resume_refuses_a_field_the_runs_config_lacks(tmp_path):
     del saved["config"]["optim"]["step_size"]
     step = cfg.optim.step_size
     with pytest.raises(RunError, match=rf"with optim\.step_size=None, the config asks {step};"):
+        run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
+
+
+def test_resume_reads_an_older_runs_model_image_size_as_its_data_image_size(tmp_path):
+    """A run trained while the image side had two homes saved model.image_size beside
+    data.image_size (32 both in the tiny runs): it resumes; one saved with the two unequal,
+    which no hopose wrote, is refused naming the field."""
+    cfg = tiny("lifter")
+    saved = {"config": config_to_dict(cfg)}
+    saved["config"]["model"]["image_size"] = cfg.data.image_size
+    run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
+    saved["config"]["model"]["image_size"] = 2 * cfg.data.image_size
+    with pytest.raises(
+        ConfigError, match=r"model\.image_size \(64\) differs from data\.image_size"
+    ):
         run_folder.check_resumable(cfg, saved, tmp_path / "last.pt")
 
 

@@ -118,7 +118,7 @@ def test_self_cropping_read_from_the_training_config():
     assert SelfCropping.of(data, margin=0.6, single_view=True) == SelfCropping(2, 0.6, SINGLE_VIEW)
     for nothing in (
         SelfCropping.of(data, enabled=False),
-        SelfCropping.of(whole := dataclasses.replace(data, crop="resize")),
+        SelfCropping.of(whole := dataclasses.replace(data, crop="resize", options={})),
     ):
         assert (nothing.passes, nothing.views) == (0, SINGLE_VIEW)
     for kwargs, name in (

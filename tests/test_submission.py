@@ -83,7 +83,7 @@ def ho3d_evaluation(tmp_path):
     (root / "evaluation.txt").write_text("SEQ2/0001\nSEQ2/0000\n")
     for name in ("0000", "0001"):
         write_image(root / "evaluation" / "SEQ2" / "rgb" / f"{name}.jpg", (640, 480))
-    overrides = ["data.image_size=32", "model.image_size=32", "model.hidden=16"]
+    overrides = ["data.image_size=32", "model.hidden=16"]
     cfg = load_config(CONFIG_DIR / "synthetic" / "end2end.yaml", overrides)
     torch.manual_seed(0)
     checkpoint = tmp_path / "model.pt"

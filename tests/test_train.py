@@ -1277,7 +1277,6 @@ def test_every_epoch_prints_a_line_and_logs_its_training_terms_validated_or_not(
     events.Reload()
     for name, steps in (("train/total", [1, 2, 3]), ("time/train_seconds", [1, 2, 3])):
         assert [scalar.step for scalar in events.Scalars(name)] == steps
-    assert all(scalar.value > 0 for scalar in events.Scalars("time/train_seconds"))
     rows = _rows(tmp_path)
     assert [scalar.step for scalar in events.Scalars("val/error")] == [2, 3]
     for name in ("val/error", "train/total"):

@@ -8,7 +8,6 @@ from hopose.configs import CONFIG_DIR as CONFIGS
 
 TINY: list[str] = [
     "data.image_size=32",
-    "model.image_size=32",
     "model.hidden=16",
     "data.num_train=48",
     "data.num_val=16",

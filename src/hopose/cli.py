@@ -767,7 +767,7 @@ def _run_export(args: argparse.Namespace) -> int:
     model, cfg = load_model(args.checkpoint, from_images=args.graph == "network")
     warn_single_pass(cfg, args.graph)
     output_folder(out.parent)
-    size = cfg.model.image_size
+    size = cfg.data.image_size
 
     def check(written: Path) -> None:
         # Run on the temporary file before its rename to --out: a graph that does not compute

@@ -30,7 +30,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from hopose.data import CROPS, DATASETS, option_defaults
+from hopose.data import CROPS, DATASETS, check_options
 from hopose.data.grasps import SEED_LIMIT
 from hopose.data.transforms import DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
@@ -186,7 +186,8 @@ class DataConfig:
     produce than to train on, like the rendered synthetic images."""
     options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments passed to the dataset's constructor
-    (:func:`hopose.data.option_defaults`)."""
+    (:func:`hopose.data.option_defaults`), judged by its own checks when the config is made
+    (:func:`hopose.data.check_options`)."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "data")
@@ -209,12 +210,12 @@ class DataConfig:
                 f"data.{role}_split and data.test_split are both {self.test_split!r}: "
                 f"data.num_{role} ({size}) and data.num_test ({self.num_test}) must agree",
             )
-        allowed = tuple(option_defaults(self.name))
-        for key in self.options:
-            _require(
-                key in allowed,
-                f"unknown key data.options.{key}: the {self.name} dataset takes {allowed}",
-            )
+        # The loaders' own checks, run as the config is read: otherwise a bad value fails only
+        # once a run builds its dataset, its run folder made, naming the loader's argument.
+        try:
+            check_options(self.name, self.crop, self.options, prefix="data.options.")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _require(self.self_crop >= 1, f"data.self_crop must be >= 1, got {self.self_crop}")
@@ -272,8 +273,6 @@ class ModelConfig:
     it shows background, hand or which face of the box (:class:`hopose.models.ImageEncoder`);
     needs ``head: heatmap`` and, to be trained, ``loss.w_segmentation`` and a dataset that gives
     the maps (the synthetic renders)."""
-    image_size: int = DEFAULT_IMAGE_SIZE
-    """Side of the square network input in pixels; must equal ``data.image_size``."""
 
     def __post_init__(self) -> None:
         _require_finite(self, "model")
@@ -306,12 +305,6 @@ class ModelConfig:
         )
         _require(self.hidden > 0, f"model.hidden must be > 0, got {self.hidden}")
         _require(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _require(self.image_size > 0, f"model.image_size must be > 0, got {self.image_size}")
-        _require(
-            self.head != "heatmap" or self.image_size % HEATMAP_TILE == 0,
-            f"model.image_size must be a multiple of {HEATMAP_TILE} with the heat-map head (its "
-            f"stride-4 and stride-8 cells tile the image), got {self.image_size}",
-        )
 
 
 @dataclass
@@ -341,7 +334,7 @@ class OptimConfig:
     antialiasing, K and the 2D mapped with them), and the later epochs train at
     ``data.image_size`` (progressive resizing; docs/training.md). Validation is always at
     ``data.image_size``. Below it, and with the heat-map head a multiple of
-    :data:`hopose.models.heads.HEATMAP_TILE`, as ``model.image_size``; None: off."""
+    :data:`hopose.models.heads.HEATMAP_TILE`, as ``data.image_size``; None: off."""
     progressive_epochs: int = 0
     """Epochs at ``progressive_size`` at the start of the stage: fewer than ``epochs``, and 0
     exactly when ``progressive_size`` is null."""
@@ -632,11 +625,6 @@ class TrainConfig:
                     "(or a data.cache), got null",
                 )
         _require(
-            self.model.image_size == self.data.image_size,
-            f"model.image_size ({self.model.image_size}) must equal data.image_size "
-            f"({self.data.image_size})",
-        )
-        _require(
             self.loss.w_segmentation == 0 or self.model.segmentation,
             f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
         )
@@ -668,6 +656,11 @@ class TrainConfig:
             not self.loss.physical or self.model.lifter_variant == "full",
             "loss.physical needs model.lifter_variant: full (the physical loss is between the "
             f"lifted hand and box), got {self.model.lifter_variant!r}",
+        )
+        _require(
+            self.model.head != "heatmap" or self.data.image_size % HEATMAP_TILE == 0,
+            f"data.image_size must be a multiple of {HEATMAP_TILE} with the heat-map head (its "
+            f"stride-4 and stride-8 cells tile the image), got {self.data.image_size}",
         )
         _require(
             self.optim.progressive_size is None
@@ -716,11 +709,19 @@ def _require_bools(section: type, values: Mapping[str, Any], prefix: str = "") -
             _require(isinstance(value, bool), f"{prefix}{key} must be true or false, got {value!r}")
 
 
+# Fields that configs once held, each with what to set instead: OmegaConf names the unknown key,
+# not why an older config or command line held it.
+_REMOVED_KEYS: dict[str, str] = {
+    "model.image_size": "the field was removed: set data.image_size, the network image's side",
+}
+
+
 def _one_line(error: OmegaConfBaseException) -> str:
     """OmegaConf's error as one line led by the full key it concerns."""
     message = str(error.msg or error).strip().splitlines()[0]
     if isinstance(error, ConfigKeyError | ConfigAttributeError):
-        return f"unknown key {error.full_key}: {message}"
+        hint = _REMOVED_KEYS.get(error.full_key)
+        return f"unknown key {error.full_key}: {message}" + (f" ({hint})" if hint else "")
     return f"{error.full_key}: {message}" if error.full_key else message
 
 
@@ -770,21 +771,46 @@ def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequenc
         raise ConfigError(_one_line(error)) from None
 
 
+def saved_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A config saved by this or an earlier hopose (a checkpoint's nested dict) in today's
+    fields; its sections are copies, ``values`` is left as it is.
+
+    A checkpoint written while the network image's side had two homes holds it as
+    ``model.image_size`` too (then required equal to ``data.image_size``): that copy is dropped,
+    and one that differs, which no run of hopose wrote, is refused.
+
+    Raises:
+        ConfigError: ``values`` is not a mapping, or its two image sides differ.
+    """
+    _require(
+        isinstance(values, Mapping), f"the config must be a mapping, got {type(values).__name__}"
+    )
+    values = {
+        key: dict(value) if isinstance(value, Mapping) else value for key, value in values.items()
+    }
+    # model.image_size was removed, data.image_size being the one home of the side: without
+    # this step every checkpoint trained before would fail to load on an unknown key.
+    model = values.get("model")
+    if isinstance(model, dict) and "image_size" in model:
+        side, image_size = model.pop("image_size"), _saved(values, "data.image_size")
+        _require(
+            side == image_size,
+            f"model.image_size ({side}) differs from data.image_size ({image_size}); the field "
+            "was removed and data.image_size is the network image's side",
+        )
+    return values
+
+
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from a nested mapping (a checkpoint's).
+    """Build and validate a :class:`TrainConfig` from a nested mapping (a checkpoint's), read in
+    today's fields (:func:`saved_config`).
 
     The fields the run never read (:func:`unused_fields`) are read at their defaults: a
     checkpoint written before they were refused may hold one set to no effect, and must still
     load; nothing reads them from a trained model's config."""
-    _require(
-        isinstance(values, Mapping), f"the config must be a mapping, got {type(values).__name__}"
-    )
+    values = saved_config(values)
     stage = values.get("stage", TrainConfig.stage)
     if isinstance(stage, str) and stage in STAGES:
-        values = {
-            key: dict(value) if isinstance(value, Mapping) else value
-            for key, value in values.items()
-        }
         for name in unused_fields(values):
             section, _, key = name.partition(".")
             if isinstance(values.get(section), dict):

@@ -149,7 +149,7 @@ def export_onnx(
 ) -> list[str]:
     """Write ``graph`` of ``model`` to ``path`` as ONNX with a dynamic batch axis.
 
-    ``image_size`` (the config's ``model.image_size``) fixes the network graph's image side. The
+    ``image_size`` (the config's ``data.image_size``) fixes the network graph's image side. The
     file is written whole or not at all (:func:`hopose.files.write_atomic`): the graph goes to a
     temporary file beside ``path`` (of its suffix), ``check(tmp)`` (if given, e.g. a
     :func:`compare_onnx` that raises) runs on it, and only then is it renamed to ``path``. A

@@ -268,9 +268,18 @@ def affinity_of_contacts(
     Returns:
         A scalar, or per-sample losses with ``reduction="none"``; in at least float32, as
         :func:`physical_affinity_loss`.
+
+    Raises:
+        ValueError: ``dirs`` not 3-vectors of ``valid``'s contacts: a batch of 1 against one of B
+            would broadcast into B plausible, wrong losses (as in :func:`check_hand_object`).
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    if dirs.shape[-1:] != (3,) or dirs.shape[:-1] != valid.shape:
+        raise ValueError(
+            f"dirs and valid must have shapes (..., K, 3) and (..., K), "
+            f"got {tuple(dirs.shape)} and {tuple(valid.shape)}"
+        )
     top_k = dirs.shape[-2]
     with autocast_off(dirs):
         dirs = _full_precision(dirs)

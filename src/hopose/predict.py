@@ -507,7 +507,7 @@ class Predictor:
             for photo, name, k, f in zip(photos, names, K, fov, strict=True)
         ]
         results = predict_photos(
-            self.model, self.config.model.image_size, photos, cameras, cropping=self.cropping,
+            self.model, self.config.data.image_size, photos, cameras, cropping=self.cropping,
             refine=self.refine_weights, left=left,
         )  # fmt: skip
         return [

@@ -258,6 +258,9 @@ def push_out(hand: Float[Tensor, "B 21 3"], obj: Float[Tensor, "B 8 3"]) -> Floa
     return hand + depth.clamp(min=0)[..., None] * outward
 
 
+# Inference mode off for the whole descent: under torch.inference_mode no graph is recorded (the
+# gradient steps need one) and every tensor made is an inference tensor, which autograd refuses.
+@torch.inference_mode(False)
 def refine_pose(
     hand_3d: Float[Tensor, "B 21 3"],
     obj_3d: Float[Tensor, "B 8 3"],
@@ -297,9 +300,11 @@ def refine_pose(
                 f"refine_pose: {name} holds {tensor.shape[0]} frames, hand_3d {hand_3d.shape[0]}"
             )
     with torch.no_grad():
-        start = (hand_3d.detach(), fit_cuboid(obj_3d.detach()))
+        # Copies, made with inference mode off (the decorator): normal tensors, which autograd
+        # may save for backward, even of inputs made under torch.inference_mode.
+        start = (hand_3d.clone(), fit_cuboid(obj_3d))
+        kp2d, K = kp2d.to(start[0], copy=True), K.to(start[0], copy=True)
     hand, obj = start[0].clone(), start[1].clone()
-    kp2d, K = kp2d.detach().to(hand), K.detach().to(hand)
     for step in range(weights.steps):
         if step % weights.contact_every == 0:
             selection = select_contacts(hand, obj, weights.grid, TOP_K)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hopose.checkpoint import trained_processes
-from hopose.config import TrainConfig, config_to_dict, unused_fields
+from hopose.config import TrainConfig, config_to_dict, saved_config, unused_fields
 from hopose.files import write_atomic
 
 LAST_CHECKPOINT = "last.pt"
@@ -135,9 +135,10 @@ def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path)
     nothing. Only a field both configs leave unread is passed over: one the run read and the
     new config would not (both outlier fields switched off at once, each leaving the other
     unread) is a change of the run."""
-    old = _flatten(checkpoint["config"])
+    saved = saved_config(checkpoint["config"])  # an older hopose's fields in today's
+    old = _flatten(saved)
     new = _flatten(config_to_dict(cfg))
-    unread = unused_fields(checkpoint["config"]).keys() & unused_fields(config_to_dict(cfg))
+    unread = unused_fields(saved).keys() & unused_fields(config_to_dict(cfg))
     free = {*RESUME_MAY_CHANGE, *unread}
     for key in sorted(old.keys() | new.keys()):
         if key not in free and old.get(key) != new.get(key):

@@ -10,7 +10,6 @@ import torch
 from hopose.config import (
     AugmentConfig,
     DataConfig,
-    ModelConfig,
     OptimConfig,
     PerturbConfig,
     TrainConfig,
@@ -114,7 +113,6 @@ def test_progressive_epochs_show_the_views_smaller_then_whole():
     cfg = TrainConfig(
         stage="encoder",
         data=DataConfig(image_size=64, num_train=6, num_val=6),
-        model=ModelConfig(image_size=64),
         optim=OptimConfig(epochs=3, progressive_size=32, progressive_epochs=2),
     )
     K = torch.tensor([[100.0, 0.0, 31.5], [0.0, 100.0, 31.5], [0.0, 0.0, 1.0]]).expand(6, 3, 3)

@@ -23,6 +23,7 @@ from hopose.data.cache import (
 from hopose.data.sample import ARRAY_KEYS
 from hopose.data.splits import whole_split
 from hopose.data.transforms import UNREADABLE_IMAGE_HINT, DataFileError
+from hopose.data.workers import as_collected
 
 
 def make_record(index: int, size: int = 8) -> dict:
@@ -142,11 +143,22 @@ def test_skip_counts_bad_samples_and_leaves_them_out(tmp_path, caplog):
     ]
 
 
-def test_data_loader_with_workers_reads_the_memmap(tmp_path):
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_data_loader_with_workers_reads_the_memmap(tmp_path, start_method):
+    """Workers read the records whole, pixels too, from a cache whose files this process has
+    opened already: forked, they inherit its open maps; started by a fork server, they get it
+    pickled without them (the maps are not pickled) and reopen them."""
     out = write_cache(Records(8), tmp_path / "c", progress=False, workers=2, chunk_size=2)
-    loader = DataLoader(CacheDataset(out), batch_size=4, num_workers=2, collate_fn=collate_samples)
-    ids = [i for batch in loader for i in batch["id"]]
-    assert ids == [f"test/s/q/{i:04d}" for i in range(8)]
+    cache = CacheDataset(out)
+    assert_same(cache[0], make_record(0))  # opens the maps here
+    loader = DataLoader(
+        cache, batch_size=None, num_workers=2, collate_fn=as_collected,
+        multiprocessing_context=start_method,
+    )  # fmt: skip
+    records = list(loader)
+    assert len(records) == 8
+    for index, record in enumerate(records):
+        assert_same(record, make_record(index))
 
 
 def test_build_dataset_reads_a_cache_and_checks_it(tmp_path):

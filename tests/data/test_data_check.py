@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from dataset_fixtures import OBMAN_OBJ_PATH, write_dexycb, write_fpha, write_image, write_obman
@@ -160,13 +162,62 @@ def test_check_reports_a_frame_in_two_splits(tmp_path, monkeypatch, capsys):
     assert "split overlap: 4" in capsys.readouterr().out
 
 
-def test_check_reports_a_folder_in_place_of_an_image_as_not_a_file(tmp_path):
+def _png(tmp_path) -> bytearray:
+    """The bytes of a whole 1920 x 1080 PNG (written to the FPHA tree under a .jpeg name: PIL
+    reads the content, not the suffix)."""
+    png = tmp_path / "frame.png"
+    write_image(png, (1920, 1080))
+    return bytearray(png.read_bytes())
+
+
+def _folder(path, tmp_path) -> None:
+    path.mkdir(parents=True)
+
+
+def _another_height(path, tmp_path) -> None:
+    write_image(path, (1920, 1000))  # FPHA's frames are 1920 x 1080
+
+
+def _png_with_a_broken_checksum(path, tmp_path) -> None:
+    # Its header reads: only PIL's verify() of the chunks finds the IDAT chunk whose CRC is
+    # flipped. Decoding the pixels checks no CRC, so --decode verifies too (it missed this).
+    data = _png(tmp_path)
+    start = data.find(b"IDAT")  # 4-byte length before it, the CRC after its data
+    length = int.from_bytes(data[start - 4 : start], "big")
+    data[start + 4 + length] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _png_cut_in_half(path, tmp_path) -> None:
+    # verify() reads a PNG's chunks up to IEND: found from its header on, without decoding it.
+    data = _png(tmp_path)
+    path.write_bytes(bytes(data[: len(data) // 2]))
+
+
+@pytest.mark.parametrize("decode", [False, True])
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        (_folder, r"^not a file$"),
+        (_another_height, r"^size \(1920, 1000\), expected \(1920, 1080\)$"),
+        (_png_with_a_broken_checksum, "broken PNG file"),
+        (_png_cut_in_half, "(?i)truncated"),
+    ],
+    ids=["folder", "another-height", "png-broken-checksum", "png-cut-in-half"],
+)
+def test_a_bad_image_is_one_unreadable_image_naming_it(tmp_path, corrupt, expected, decode):
+    """Beside a good frame, a bad one is the report's one problem, with or without --decode: an
+    unreadable image, named by its path, then why (``expected``, a regular expression)."""
     root = write_fpha(tmp_path / "fpha")
     val = FPHA(root, "val", with_images=False)
-    val.image_paths[0].mkdir(parents=True)
-    write_image(val.image_paths[1], (1920, 1080))
-    report = check_dataset("fpha", str(root), splits=("val",), progress=False)
-    assert report.problems == {"unreadable image": [f"{val.image_paths[0]}: not a file"]}
+    write_image(val.image_paths[0], (1920, 1080))
+    bad = val.image_paths[1]
+    corrupt(bad, tmp_path)
+    report = check_dataset("fpha", str(root), splits=("val",), decode=decode, progress=False)
+    assert report.problems.keys() == {"unreadable image"}
+    [message] = report.problems["unreadable image"]
+    assert message.startswith(f"{bad}: ")
+    assert re.search(expected, message.removeprefix(f"{bad}: ")), message
 
 
 def test_a_frame_without_a_hand_is_listed_not_checked(tmp_path):
@@ -207,38 +258,6 @@ def test_the_summary_shows_five_messages_of_a_kind_and_counts_the_rest():
         "bad annotation: 1", "  b0",
         "missing image: 7", "  m0", "  m1", "  m2", "  m3", "  m4", "  ... and 2 more",
     ]  # fmt: skip
-
-
-def test_an_image_of_the_right_width_but_another_height_is_unreadable(tmp_path):
-    root = write_fpha(tmp_path / "fpha")
-    val = FPHA(root, "val", with_images=False)
-    write_image(val.image_paths[0], (1920, 1000))  # FPHA's frames are 1920 x 1080
-    write_image(val.image_paths[1], (1920, 1080))
-    report = check_dataset("fpha", str(root), splits=("val",), progress=False)
-    assert report.problems.keys() == {"unreadable image"}
-    [message] = report.problems["unreadable image"]
-    assert message.startswith(f"{val.image_paths[0]}: size (1920, 1000), expected")
-
-
-@pytest.mark.parametrize("decode", [False, True])
-def test_a_png_with_a_broken_checksum_is_unreadable_though_its_header_reads(tmp_path, decode):
-    """Without --decode only the header is read, then PIL's verify() checks the file's chunks:
-    an IDAT chunk whose CRC was flipped is reported (PIL reads the content, whatever the
-    suffix). Decoding the pixels checks no CRC, so --decode verifies too (it missed this)."""
-    root = write_fpha(tmp_path / "fpha")
-    val = FPHA(root, "val", with_images=False)
-    write_image(val.image_paths[0], (1920, 1080))
-    broken = tmp_path / "frame.png"
-    write_image(broken, (1920, 1080))
-    data = bytearray(broken.read_bytes())
-    start = data.find(b"IDAT")  # 4-byte length before it, the CRC after its data
-    length = int.from_bytes(data[start - 4 : start], "big")
-    data[start + 4 + length] ^= 0xFF
-    val.image_paths[1].write_bytes(bytes(data))
-    report = check_dataset("fpha", str(root), splits=("val",), decode=decode, progress=False)
-    assert report.problems.keys() == {"unreadable image"}
-    [message] = report.problems["unreadable image"]
-    assert message.startswith(f"{val.image_paths[1]}: ") and "broken PNG file" in message
 
 
 def test_data_check_walks_the_splits_asked_and_decodes_every_image_with_decode(tmp_path, capsys):
@@ -313,23 +332,6 @@ def test_padding_after_a_jpegs_end_marker_is_no_cut(tmp_path, tail, found):
     assert report.ok is not found
     if not found:  # the premise: Pillow decodes the padded file whole
         assert read_image(val.image_paths[1]).size == (1920, 1080)
-
-
-@pytest.mark.parametrize("decode", [False, True])
-def test_a_png_cut_short_is_unreadable_with_or_without_decode(tmp_path, decode):
-    """verify() reads a PNG's chunks up to IEND: a PNG cut in half is found from its header
-    on, without decoding it."""
-    root = write_fpha(tmp_path / "fpha")
-    val = FPHA(root, "val", with_images=False)
-    write_image(val.image_paths[0], (1920, 1080))
-    png = tmp_path / "frame.png"
-    write_image(png, (1920, 1080))
-    data = png.read_bytes()
-    val.image_paths[1].write_bytes(data[: len(data) // 2])  # PIL reads the content, not the suffix
-    report = check_dataset("fpha", str(root), splits=("val",), decode=decode, progress=False)
-    assert report.problems.keys() == {"unreadable image"}
-    [message] = report.problems["unreadable image"]
-    assert message.startswith(f"{val.image_paths[1]}: ") and "truncated" in message.lower()
 
 
 def test_obman_without_shapenet_root_is_one_layout_line_naming_the_option(tmp_path, capsys):

@@ -283,7 +283,7 @@ def test_a_crop_trained_model_is_evaluated_on_fpha_by_self_cropping(root, tmp_pa
     refused as cached records naming a cache of None)."""
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
-        ["data.image_size=32", "model.image_size=32", "model.hidden=16", "data.crop=square",
+        ["data.image_size=32", "model.hidden=16", "data.crop=square",
          "model.head=heatmap", "data.self_crop=2"],
     )  # fmt: skip
     torch.manual_seed(0)
@@ -339,7 +339,7 @@ def test_training_with_an_empty_validation_split_is_refused_before_it_starts(tmp
     shutil.rmtree(root / "Object_6D_pose_annotation_v1_1" / "Subject_1" / "open_milk" / "1")
     cfg = load_config(
         CONFIGS / "fpha" / f"{stage}.yaml",
-        ["init_from=null", f"data.root={root}", "data.image_size=32", "model.image_size=32",
+        ["init_from=null", f"data.root={root}", "data.image_size=32",
          "model.backbone=resnet18", "model.hidden=16", "data.num_workers=0",
          "optim.batch_size=2", "optim.epochs=1"],
     )  # fmt: skip

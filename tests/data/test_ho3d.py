@@ -118,7 +118,7 @@ def test_eval_of_the_evaluation_split_without_hand_joints_completes(tmp_path):
     from hopose.models import build_model
 
     write_ho3d(tmp_path / "ho3d")
-    overrides = ["data.image_size=32", "model.image_size=32", "model.hidden=16"]
+    overrides = ["data.image_size=32", "model.hidden=16"]
     cfg = load_config(CONFIG_DIR / "synthetic" / "end2end.yaml", overrides)
     torch.manual_seed(0)
     checkpoint = tmp_path / "model.pt"

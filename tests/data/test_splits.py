@@ -1,5 +1,6 @@
 """Splits read into memory and shared between stages: the first records of a larger read,
-reads in the background, and torch's global generator left alone."""
+reads in the background, and torch's global generator left alone; the dataset options they are
+built with, judged by the loaders' own checks before anything is built."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from dataset_fixtures import write_fpha
 
 from hopose.config import DataConfig
-from hopose.data import splits
+from hopose.data import DATASETS, build_dataset, check_options, option_defaults, splits
 from hopose.data.splits import RecordList, SplitCache, build_split, whole_split
 from tiny_runs import tiny
 
@@ -198,4 +199,57 @@ def test_a_split_read_into_memory_knows_whether_it_is_the_whole_split(tmp_path, 
         assert len(read) == 0 and whole_split(read, "fpha") is False, in_memory
     assert (
         whole_split(build_split(tiny("lifter").data, "val", with_images=False), "synthetic") is None
+    )
+
+
+# A bad value of each loader option, and the loader's own message for it.
+BAD_OPTIONS = [
+    ("synthetic", "jitter", "maybe", "jitter: expected true or false, got 'maybe'"),
+    ("synthetic", "focal_scale", [1, -2], "focal_scale: expected a positive number or [low, "
+     "high], got [1, -2]"),
+    ("synthetic", "free_fraction", 2, "free_fraction: must be in [0, 1], got 2"),
+    ("fpha", "protocol", "bogus", "protocol: expected one of ('hope', 'action'), got 'bogus'"),
+    ("fpha", "margin", -1, "margin: expected a share of the square's side >= 0, got -1"),
+    ("fpha", "on_error", "ignore", "on_error: expected one of ('raise', 'skip'), got 'ignore'"),
+    ("ho3d", "version", ["v3"], "version: HO-3D has ('v2', 'v3'), got ['v3']"),
+    ("dexycb", "setup", "s9", "setup: DexYCB has ('s0', 's1', 's2', 's3'), got 's9'"),
+    ("obman", "shapenet_root", 3, "shapenet_root: expected the ShapeNetCore.v2 folder or None, "
+     "got 3"),
+    ("obman", "shapenet_root", " ", "shapenet_root: expected the ShapeNetCore.v2 folder or None, "
+     "got ' '"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "option", "value", "message"), BAD_OPTIONS)
+def test_a_bad_option_is_refused_before_building_naming_its_field(
+    tmp_path, name, option, value, message
+):
+    """The loader names its argument; check_options runs the same check without building
+    anything and names the field it is given. ho3d's list and ObMan's number were TypeError
+    tracebacks (a dict lookup, ``Path(3)``)."""
+    with pytest.raises(ValueError) as built:
+        build_dataset(name, "train", root=str(tmp_path), num_samples=2, **{option: value})
+    assert str(built.value) == message
+    with pytest.raises(ValueError) as checked:
+        check_options(name, "resize", {option: value}, prefix="data.options.")
+    assert str(checked.value) == f"data.options.{message}"
+
+
+def test_every_options_default_passes_and_an_unknown_or_unjitterable_one_is_named():
+    """Each option of each dataset has its loader's check (a missing one is a KeyError), and
+    its default passes it; jitter on is refused with whole frames, as the loaders refuse it."""
+    for name in DATASETS:
+        check_options(name, "resize", option_defaults(name), prefix="data.options.")
+    check_options("fpha", "square", {"jitter": True, "margin": 0.5, "protocol": "action"})
+    with pytest.raises(ValueError) as error:
+        check_options("fpha", "resize", {"jitter": True}, prefix="data.options.")
+    assert str(error.value) == (
+        "data.options.jitter: true jitters square crops, but crop is 'resize': set crop to "
+        "'square' or data.options.jitter to false"
+    )
+    with pytest.raises(ValueError) as error:
+        check_options("fpha", "square", {"setup": "s0"}, prefix="data.options.")
+    assert str(error.value) == (
+        "unknown key data.options.setup: the fpha dataset takes ('protocol', 'margin', "
+        "'on_error', 'jitter')"
     )

@@ -585,11 +585,16 @@ def test_a_pickle_key_that_is_none_counts_as_missing(tmp_path):
     [
         ({"image_size": 0}, "image_size: must be >= 1, got 0"),
         ({"on_error": "ignore"}, r"on_error: expected one of \('raise', 'skip'\), got 'ignore'"),
+        ({"margin": -0.1}, r"margin: expected a share of the square's side >= 0, got -0.1"),
+        # A bool passes for a number in Python, NaN passes no comparison.
+        ({"margin": True}, r"margin: expected a share of the square's side >= 0, got True"),
+        ({"margin": math.nan}, r"margin: expected a share of the square's side >= 0, got nan"),
     ],
-    ids=["image-size-zero", "on-error-unknown"],
+    ids=["image-size-zero", "on-error-unknown", "margin-negative", "margin-bool", "margin-nan"],
 )
 def test_a_loader_option_out_of_range_names_the_field(options, message):
-    """FrameDataset refuses image_size < 1 and an unknown on_error, naming the field."""
+    """FrameDataset refuses image_size < 1, an unknown on_error and a margin that is not a
+    number >= 0, naming the field."""
     with pytest.raises(ValueError, match=message):
         FrameDataset(**options)
 
@@ -634,6 +639,15 @@ def test_a_jittered_whole_frame_view_is_the_frames_own_square(tmp_path):
     np.testing.assert_allclose(record["K"], [[25, 0, 25], [0, 25, 25], [0, 0, 1]], atol=1e-5)
 
 
-def test_a_margin_of_zero_is_a_tight_square():
-    """margin is a share of the square's side >= 0: 0 (the tight square) is one."""
-    assert FrameDataset(crop="square", margin=0.0).margin == 0.0
+def test_a_datasets_margin_of_zero_crops_the_tight_square(tmp_path):
+    """A loader given margin 0 crops the tight square, not the default margin's: the frame of
+    the test above, read through a dataset, gives the same K, whose principal point (60, 60)
+    is the tight square's (margin 0.2 would make the side 144 about (100, 50) and move it to
+    (100 - 28, 50 + 22) = (72, 72), scaled by 120 / 144)."""
+    hand = np.array([[-60.0, -10.0, 100.0]] + [[-40.0, 10.0, 100.0]] * 20)
+    obj = np.array([[40.0, -10.0, 100.0]] * 4 + [[60.0, 10.0, 100.0]] * 4)
+    frame = Frame(tmp_path / "f.png", K, (200, 100), hand, obj, "right", "box", "t/s/q/0")
+    dataset = _OneFrame(frame, image_size=120, crop="square", margin=0.0, with_images=False)
+    np.testing.assert_allclose(
+        dataset[0]["K"], [[100.0, 0.0, 60.0], [0.0, 100.0, 60.0], [0.0, 0.0, 1.0]], rtol=1e-6
+    )

@@ -3,6 +3,7 @@ even when it is killed with SIGKILL; FrameViews renders what its source renders.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -18,7 +19,6 @@ from torch.utils.data import DataLoader
 
 from hopose.data.synthetic import SyntheticHandObject
 from hopose.data.workers import (
-    POLL_SECONDS,
     ExitWithParent,
     FrameViews,
     as_collected,
@@ -210,7 +210,6 @@ def test_process_alive_tells_a_sleeping_child_from_a_zombie_and_a_reaped_one(tmp
     child = subprocess.Popen([str(name), "-I", "-c", script], stdout=subprocess.PIPE)
     try:
         child.stdout.readline()
-        time.sleep(0.2)  # from its print into its sleep: state S, not R
         assert process_alive(child.pid)
         child.kill()
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, left unreaped
@@ -242,26 +241,36 @@ def test_process_alive_trusts_the_signal_check_where_proc_cannot_tell(monkeypatc
     assert process_alive(pid)
 
 
-def test_workers_that_watch_their_main_process_serve_the_epoch_and_end_by_themselves():
-    """While the main process lives, ExitWithParent leaves a worker alone: one idle past its
-    next poll (the main process asleep, state S) still serves the rest of the epoch. At the
-    epoch's end the worker exits as soon as the loader tells it to: its watcher is a daemon
-    thread, where a non-daemon one would keep the worker alive until the loader gave up
-    joining it (a 5 s timeout) and sent SIGTERM."""
+def test_workers_that_watch_their_main_process_serve_the_epoch_and_end_by_themselves(
+    monkeypatch,
+):
+    """While the main process lives, ExitWithParent leaves a worker alone: one idle through
+    several polls (the main process asleep, state S) still serves the rest of the epoch. At the
+    epoch's end the worker exits by itself when the loader tells it to: its watcher is a daemon
+    thread, where a non-daemon one would keep the worker alive until the loader gave up joining
+    it (a 5 s timeout) and terminated it."""
+    poll = 0.01  # set before the fork, which copies it to the worker
+    monkeypatch.setattr("hopose.data.workers.POLL_SECONDS", poll)
+    terminated = []
+    terminate = multiprocessing.process.BaseProcess.terminate
+
+    def spy(process):
+        terminated.append(process.pid)
+        terminate(process)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "terminate", spy)
     loader = DataLoader(
         range(6), batch_size=1, num_workers=1, collate_fn=as_collected,
         worker_init_fn=ExitWithParent(), multiprocessing_context="fork", prefetch_factor=1,
     )  # fmt: skip
     batches = iter(loader)
     first = next(batches)
-    time.sleep(POLL_SECONDS + 0.2)
-    start = time.monotonic()
+    time.sleep(10 * poll)
     rest = list(batches)  # the last 5 batches, then the workers' shutdown
-    elapsed = time.monotonic() - start
     assert [first, *rest] == [[i] for i in range(6)]
     (worker,) = batches._workers
     assert not worker.is_alive()
-    assert elapsed < 4.0, f"the worker took {elapsed:.1f} s to end"  # ~0.05 s; 5+ s if stuck
+    assert terminated == []
 
 
 class _ThreadViews:

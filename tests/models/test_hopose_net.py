@@ -16,8 +16,8 @@ from hopose.models import ContextLifter, GraphUNet, HoposeNet, build_lifter, bui
 
 
 def tiny_config(**kwargs) -> ModelConfig:
-    """A model config with tiny defaults: ResNet18, width 16, 64 px images."""
-    return ModelConfig(**({"backbone": "resnet18", "hidden": 16, "image_size": 64} | kwargs))
+    """A model config with tiny defaults: ResNet18, width 16."""
+    return ModelConfig(**({"backbone": "resnet18", "hidden": 16} | kwargs))
 
 
 def _model(**kwargs) -> HoposeNet:

@@ -74,17 +74,6 @@ def test_shapes_parts_and_missing_part_at_the_mean(variant):
             torch.testing.assert_close(value[:, nodes], lifter.out_mean[nodes].expand(3, -1, -1))
 
 
-def test_a_lifter_traces_its_shapes_on_the_meta_device():
-    """The 'meta' device has no autocast, whose context the ray computation enters to turn it
-    off: building it there failed (unsupported scalarType)."""
-    lifter = ContextLifter(hidden=16, dropout=0.0, variant="full").to("meta")
-    kp2d, K = torch.empty(3, NUM_NODES, 2, device="meta"), torch.empty(3, 3, 3, device="meta")
-    out = lifter(kp2d, K)
-    assert {key: (value.device.type, value.shape) for key, value in out.items()} == {
-        key: ("meta", (3, NUM_NODES, 3)) for key in ("kp3d_init", "kp3d")
-    }
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_each_variant_overfits_a_tiny_batch(variant):
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ changes all three.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +31,21 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from hopose.data.cache import CacheDataset, as_recorded, write_cache
-from hopose.data.dexycb import DexYCB
-from hopose.data.fpha import FPHA
-from hopose.data.grasps import check_seed
-from hopose.data.ho3d import HO3D
-from hopose.data.obman import ObMan
+from hopose.data.dexycb import DexYCB, check_setup
+from hopose.data.fpha import FPHA, check_protocol
+from hopose.data.grasps import check_free_fraction, check_seed
+from hopose.data.ho3d import HO3D, check_version
+from hopose.data.obman import ObMan, check_shapenet_root
 from hopose.data.sample import SAMPLE_KEYS, check_sample, collate_samples
-from hopose.data.synthetic import SyntheticHandObject
+from hopose.data.synthetic import SyntheticHandObject, focal_range
 from hopose.data.transforms import (
     CROPS,
     DEFAULT_IMAGE_SIZE,
     DataFileError,
     Frame,
     check_jitter,
+    check_margin,
+    check_on_error,
     frame_to_record,
 )
 
@@ -62,6 +64,7 @@ __all__ = [
     "ObMan",
     "SyntheticHandObject",
     "build_dataset",
+    "check_options",
     "check_sample",
     "collate_samples",
     "frame_to_record",
@@ -83,6 +86,18 @@ DATASETS: tuple[str, ...] = ("synthetic", *REAL_DATASETS)
 # Loader options that say how to read a dataset, not which samples it holds: a cache is read
 # whatever they were when it was written (prepare_cache does not record on_error).
 READ_OPTIONS = frozenset({"on_error", "shapenet_root"})
+# The check each loader runs on a value of its option, (value, field named) -> None: shared by
+# :func:`check_options`. The jitter's, which also reads the crop, is called apart.
+_OPTION_CHECKS: dict[str, Callable[[Any, str], object]] = {
+    "free_fraction": check_free_fraction,
+    "focal_scale": focal_range,
+    "margin": check_margin,
+    "on_error": check_on_error,
+    "protocol": check_protocol,
+    "version": check_version,
+    "setup": check_setup,
+    "shapenet_root": check_shapenet_root,
+}
 # Second entropy word of each synthetic split's seed (see the module docstring).
 SYNTHETIC_SPLIT_KEYS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
@@ -218,6 +233,33 @@ def option_defaults(name: str) -> dict[str, Any]:
         if not passes_on:
             break
     return defaults
+
+
+def check_options(name: str, crop: str, options: Mapping[str, Any], prefix: str = "") -> None:
+    """Refuse what dataset ``name``'s loader would refuse among ``options`` (the keyword
+    arguments :func:`build_dataset` passes on), with the loader's own checks, before anything is
+    built: a config's ``data.options`` are judged when the config is read, not once a run
+    builds its dataset. Each option is named ``prefix + option``.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        crop: the crop the options go with ("resize" or "square"; the jitter needs "square").
+        options: option name -> value.
+        prefix: put before each option's name in an error, e.g. "data.options.".
+
+    Raises:
+        ValueError: one line naming the first unknown option (and the dataset's options) or
+            bad value.
+    """
+    allowed = tuple(option_defaults(name))
+    for option, value in options.items():
+        field = prefix + option
+        if option not in allowed:
+            raise ValueError(f"unknown key {field}: the {name} dataset takes {allowed}")
+        if option == "jitter":
+            check_jitter(value, crop, field)
+        else:
+            _OPTION_CHECKS[option](value, field)
 
 
 def loader_options(name: str) -> tuple[str, ...]:

@@ -138,6 +138,13 @@ DEXYCB_SETUPS: dict[str, dict[str, tuple[tuple[int, ...], ...]]] = {
 }
 
 
+def check_setup(setup: Any, field: str = "setup") -> None:
+    """Refuse a setup outside :data:`DEXYCB_SETUPS`, naming ``field`` (a list too, which the
+    mapping cannot look up: a bare TypeError before)."""
+    if not (isinstance(setup, str) and setup in DEXYCB_SETUPS):
+        raise ValueError(f"{field}: DexYCB has {tuple(DEXYCB_SETUPS)}, got {setup!r}")
+
+
 class MissingHand(DataFileError):
     """A DexYCB frame whose labels hold no hand (``joint_3d`` all −1)."""
 
@@ -241,8 +248,7 @@ class DexYCB(FrameDataset):
         **options: Any,
     ):
         super().__init__(**options)
-        if setup not in DEXYCB_SETUPS:
-            raise ValueError(f"setup: DexYCB has {tuple(DEXYCB_SETUPS)}, got {setup!r}")
+        check_setup(setup)
         if split not in DEXYCB_SETUPS[setup]:
             raise ValueError(f"split: DexYCB has {tuple(DEXYCB_SETUPS[setup])}, got {split!r}")
         self.root, self.split, self.setup = Path(root), split, setup

@@ -82,6 +82,13 @@ OBJECT_DIRS: tuple[str, ...] = ("Object_6D_pose_annotation_v1_1", "Object_6D_pos
 MODEL_NAMES: dict[str, tuple[str, ...]] = {"juice_bottle": ("juice_bottle", "juice")}
 
 
+def check_protocol(protocol: Any, field: str = "protocol") -> None:
+    """Refuse a split protocol outside :data:`PROTOCOL_SPLITS`, naming ``field`` (a list too,
+    which the mapping cannot look up: a bare TypeError before)."""
+    if not (isinstance(protocol, str) and protocol in PROTOCOL_SPLITS):
+        raise ValueError(f"{field}: expected one of {tuple(PROTOCOL_SPLITS)}, got {protocol!r}")
+
+
 def fpha_object(action: str) -> str:
     """Object name of an FPHA-HO action: ``"open_juice_bottle" -> "juice_bottle"``."""
     return action.split("_", 1)[1]
@@ -204,10 +211,7 @@ class FPHA(FrameDataset):
         **options: Any,
     ):
         super().__init__(**options)
-        if protocol not in PROTOCOL_SPLITS:
-            raise ValueError(
-                f"protocol: expected one of {tuple(PROTOCOL_SPLITS)}, got {protocol!r}"
-            )
+        check_protocol(protocol)
         if split not in PROTOCOL_SPLITS[protocol]:
             raise ValueError(
                 f"split: FPHA protocol {protocol!r} has {PROTOCOL_SPLITS[protocol]}, got {split!r}"

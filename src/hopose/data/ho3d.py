@@ -56,6 +56,13 @@ HO3D_TO_CANONICAL_CORNERS: tuple[int, ...] = tuple(
 HO3D_META_KEYS: tuple[str, ...] = ("handJoints3D", "objCorners3D", "camMat")
 
 
+def check_version(version: Any, field: str = "version") -> None:
+    """Refuse a dataset version outside :data:`HO3D_VERSIONS`, naming ``field`` (a list too,
+    which the mapping cannot look up: a bare TypeError before)."""
+    if not (isinstance(version, str) and version in HO3D_VERSIONS):
+        raise ValueError(f"{field}: HO-3D has {tuple(HO3D_VERSIONS)}, got {version!r}")
+
+
 def frame_id(version: str, seq: str, name: str) -> str:
     """The record id of frame ``name`` of sequence ``seq`` (a line ``<seq>/<name>`` of a frame
     list) of HO-3D ``version``."""
@@ -105,8 +112,7 @@ class HO3D(FrameDataset):
         super().__init__(**options)
         if split not in HO3D_SPLITS:
             raise ValueError(f"split: HO-3D has {tuple(HO3D_SPLITS)}, got {split!r}")
-        if version not in HO3D_VERSIONS:
-            raise ValueError(f"version: HO-3D has {tuple(HO3D_VERSIONS)}, got {version!r}")
+        check_version(version)
         self.root, self.split, self.version = Path(root), split, version
         self.variant["version"] = version
         # The split's frame list: its lines, in order, are the split's frames.

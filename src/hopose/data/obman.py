@@ -22,6 +22,7 @@ Left hands (``side == "left"``) are mirrored to right ones.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,17 @@ OBMAN_SPLITS: tuple[str, ...] = ("train", "val", "test")
 OBMAN_META_KEYS: tuple[str, ...] = ("coords_3d", "affine_transform", "side")
 # Where a ShapeNetCore.v2 mesh lives below its root (the dataset loader's template).
 SHAPENET_MESH = "{class_id}/{sample_id}/models/model_normalized.obj"
+
+
+def check_shapenet_root(shapenet_root: Any, field: str = "shapenet_root") -> None:
+    """Refuse a ``shapenet_root`` that is not a path or None, naming ``field``: a number was a
+    TypeError traceback from ``Path``, and a blank path would name the current folder."""
+    if shapenet_root is not None and not (
+        isinstance(shapenet_root, str | os.PathLike) and str(shapenet_root).strip()
+    ):
+        raise ValueError(
+            f"{field}: expected the ShapeNetCore.v2 folder or None, got {shapenet_root!r}"
+        )
 
 
 class UnmappedMesh(DataFileError):
@@ -80,6 +92,7 @@ class ObMan(FrameDataset):
         **options: Any,
     ):
         super().__init__(**options)
+        check_shapenet_root(shapenet_root)
         if split not in OBMAN_SPLITS:
             raise ValueError(f"split: ObMan has {OBMAN_SPLITS}, got {split!r}")
         self.root, self.split = Path(root), split

@@ -122,7 +122,7 @@ class SyntheticHandObject(Dataset):
         check_jitter(jitter, crop)
         self.num_samples, self.seed, self.image_size = num_samples, seed, image_size
         self.with_images, self.free_fraction, self.crop = with_images, free_fraction, crop
-        self.focal_range = _focal_range(focal_scale)
+        self.focal_range = focal_range(focal_scale)
         self.jitter = jitter
         # The options that define the samples beside seed and size, recorded in a cache even
         # when left at their defaults (as the real loaders' ``variant``), so that a config asking
@@ -242,8 +242,9 @@ class SyntheticHandObject(Dataset):
         return image, classes
 
 
-def _focal_range(focal_scale: float | Sequence[float]) -> tuple[float, float]:
-    """``focal_scale`` as a (low, high) range of positive factors (low == high when fixed)."""
+def focal_range(focal_scale: Any, field: str = "focal_scale") -> tuple[float, float]:
+    """``focal_scale`` (a number or a [low, high] pair) as a (low, high) range of positive
+    factors (low == high when fixed); anything else is refused, naming ``field``."""
     if isinstance(focal_scale, Real):
         values: tuple = (focal_scale, focal_scale)
     else:
@@ -254,8 +255,6 @@ def _focal_range(focal_scale: float | Sequence[float]) -> tuple[float, float]:
     if len(values) != 2 or not all(
         isinstance(v, Real) and not isinstance(v, bool) and 0 < v < math.inf for v in values
     ):
-        raise ValueError(
-            f"focal_scale: expected a positive number or [low, high], got {focal_scale!r}"
-        )
+        raise ValueError(f"{field}: expected a positive number or [low, high], got {focal_scale!r}")
     low, high = sorted(float(v) for v in values)
     return low, high

@@ -296,25 +296,33 @@ def wrap_index(index: int, length: int) -> int:
     return index % length
 
 
-def check_on_error(on_error: Any) -> None:
-    """Refuse an ``on_error`` outside :data:`ON_ERROR`, naming the field."""
+def check_on_error(on_error: Any, field: str = "on_error") -> None:
+    """Refuse an ``on_error`` outside :data:`ON_ERROR`, naming ``field``."""
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error: expected one of {ON_ERROR}, got {on_error!r}")
+        raise ValueError(f"{field}: expected one of {ON_ERROR}, got {on_error!r}")
 
 
-def check_jitter(jitter: Any, crop: str) -> None:
-    """Refuse a ``jitter`` option that is not a boolean, or on without square crops.
+def check_margin(margin: Any, field: str = "margin") -> None:
+    """Refuse a square crop's margin that is not a number >= 0, naming ``field``: a bool would
+    pass for 0 or 1, and NaN fails the comparison."""
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
+        raise ValueError(f"{field}: expected a share of the square's side >= 0, got {margin!r}")
+
+
+def check_jitter(jitter: Any, crop: str, field: str = "jitter") -> None:
+    """Refuse a ``jitter`` option that is not a boolean, or on without square crops, naming
+    ``field``.
 
     A config's free-form options reach the loaders unconverted, and a string, even "false",
     would count as on. The whole frame (``crop="resize"``) has no square to jitter: asking for
     both would train on plain frames while the config says jittered.
     """
     if not isinstance(jitter, bool):
-        raise ValueError(f"jitter: expected true or false, got {jitter!r}")
+        raise ValueError(f"{field}: expected true or false, got {jitter!r}")
     if jitter and crop != "square":
         raise ValueError(
-            f"jitter: true jitters square crops, but crop is {crop!r}: set crop to 'square' or "
-            "jitter to false"
+            f"{field}: true jitters square crops, but crop is {crop!r}: set crop to 'square' or "
+            f"{field} to false"
         )
 
 
@@ -488,8 +496,7 @@ class FrameDataset(Dataset):
         if image_size < 1:
             raise ValueError(f"image_size: must be >= 1, got {image_size}")
         check_on_error(on_error)
-        if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
-            raise ValueError(f"margin: expected a share of the square's side >= 0, got {margin!r}")
+        check_margin(margin)
         check_jitter(jitter, crop)
         self.image_size, self.crop, self.margin, self.jitter = image_size, crop, margin, jitter
         self.with_images, self.on_error = with_images, on_error

@@ -37,7 +37,7 @@ from hopose.skeleton import NUM_NODES
 HEADS: tuple[str, ...] = ("linear", "heatmap")
 HEATMAP_TILE = 8
 """The heat-map head needs an image side that is a multiple of this, so that its stride-4 and
-stride-8 cells tile the image (``model.image_size``, ``optim.progressive_size``)."""
+stride-8 cells tile the image (``data.image_size``, ``optim.progressive_size``)."""
 
 
 def pixel_centres(size: int, *, dtype: torch.dtype, device: torch.device) -> Float[Tensor, " size"]:
