@@ -1,14 +1,14 @@
 """Speed of the networks, as ratios to baselines timed in the same run.
 
 1. Inference throughput (images/s) of the full ``HoposeNet`` (ResNet encoder, refinement GCN,
-   context-aware lifter, hidden 128) vs the bare torchvision ResNet of the same depth (with its
-   classifier) on the same batch of ``--batch`` float images of ``--size`` px, in eval mode
-   under ``torch.inference_mode``. Goal: ratio ≥ 0.9 (the graph parts cost ≤ 10% on top of
-   the backbone).
+   context-aware lifter, ``ModelConfig``'s hidden width) vs the bare torchvision ResNet of the
+   same depth (with its classifier) on the same batch of ``--batch`` float images of ``--size``
+   px, in eval mode under ``torch.inference_mode``. Goal: ratio ≥ 0.9 (the graph parts cost
+   ≤ 10% on top of the backbone).
 2. Training step time (forward, MSE of ``kp3d_init`` and ``kp3d``, backward, Adam step) of the
-   ``ContextLifter`` (full, hidden 128, dropout 0.3) vs HOPE-Net's ``GraphUNet`` on a batch of
-   ``--lifter-batch`` random 2D/3D poses; also the ContextLifter without dropout, whose random
-   masks are a large part of a CPU step.
+   ``ContextLifter`` (full, ``ModelConfig``'s hidden width and dropout) vs HOPE-Net's
+   ``GraphUNet`` on a batch of ``--lifter-batch`` random 2D/3D poses; also the ContextLifter
+   without dropout, whose random masks are a large part of a CPU step.
 
 Cases are interleaved over ``--rounds`` rounds; times are medians over rounds and ratios the
 median of the per-round ratios, so that a machine shared with other jobs slows the cases
@@ -36,10 +36,12 @@ import torch
 import torchvision
 
 from hopose.cli import at_least
+from hopose.config import ModelConfig
 from hopose.models import BACKBONES, ContextLifter, GraphUNet, HoposeNet, ImageEncoder
 from hopose.skeleton import NUM_NODES
 
-HIDDEN = 128
+# The network the config builds by default: its hidden width and the context lifter's dropout.
+HIDDEN, DROPOUT = ModelConfig().hidden, ModelConfig().dropout
 # "cpu" counts only this process's CPU time: steadier than wall time on a machine that other
 # jobs share, and meaningful with --threads 1 (idle-spinning worker threads would count too).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -139,7 +141,7 @@ def bench_inference(backbone: str, args: argparse.Namespace, device: torch.devic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # random init is the point here
         encoder = ImageEncoder(backbone=backbone, weights_path=None, hidden=HIDDEN)
-    lifter = ContextLifter(hidden=HIDDEN, dropout=0.3, variant="full")
+    lifter = ContextLifter(hidden=HIDDEN, dropout=DROPOUT, variant="full")
     model = HoposeNet(encoder=encoder, lifter=lifter).eval().to(device)
     images = torch.rand(args.batch, 3, args.size, args.size, device=device)
     K = pinhole(args.size, args.batch, device)
@@ -181,7 +183,7 @@ def bench_lifter_training(args: argparse.Namespace, device: torch.device) -> str
 
     lifters = {
         "GraphUNet": GraphUNet(),
-        "ContextLifter": ContextLifter(hidden=HIDDEN, dropout=0.3, variant="full"),
+        "ContextLifter": ContextLifter(hidden=HIDDEN, dropout=DROPOUT, variant="full"),
         "ContextLifter, dropout 0": ContextLifter(hidden=HIDDEN, dropout=0.0, variant="full"),
     }
     seconds = interleaved_seconds(

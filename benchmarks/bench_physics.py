@@ -38,10 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_model import usable_device
 from hopose.cli import at_least
 from hopose.geometry import sample_face_points
-from hopose.physics import physical_affinity_loss
+from hopose.physics import N_SAMPLES, physical_affinity_loss
 from physics_reference import physical_affinity_loss_naive, random_grasps
-
-N_SAMPLES = 11
 
 
 def _cpu_name() -> str:

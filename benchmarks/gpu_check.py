@@ -45,7 +45,9 @@ from bench_train import lifter_config, measure
 from hopose import train as train_module
 from hopose.cli import at_least
 from hopose.config import OptimConfig, TrainConfig, config_from_dict
+from hopose.geometry import project_points
 from hopose.models import build_model
+from hopose.run_folder import LAST_CHECKPOINT
 from hopose.skeleton import NUM_SEGMENTATION_CLASSES
 from hopose.stages import STAGES
 
@@ -107,7 +109,8 @@ TINY = [
 
 
 def torchrun_smoke(stage: str, extra: Sequence[str], folder: Path) -> Row:
-    """A one-process torchrun training of ``stage``: exit status 0 and a last.pt of 2 epochs."""
+    """A one-process torchrun training of ``stage``: exit status 0 and a last checkpoint of 2
+    epochs."""
     out = folder / f"torchrun_{stage}"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
@@ -116,9 +119,9 @@ def torchrun_smoke(stage: str, extra: Sequence[str], folder: Path) -> Row:
     ]  # fmt: skip
     ok, last = _run(command, timeout=900)
     if ok:
-        epoch = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["epoch"]
-        ok = epoch == 2
-        last = f"2 epochs, last.pt after epoch {epoch}; {last}"
+        checkpoint = torch.load(out / LAST_CHECKPOINT, map_location="cpu", weights_only=True)
+        ok = checkpoint["epoch"] == 2
+        last = f"2 epochs, {LAST_CHECKPOINT} after epoch {checkpoint['epoch']}; {last}"
     return Row(f"torchrun, 1 GPU, DDP over NCCL: {stage} stage {' '.join(extra)}", last, ok)
 
 
@@ -129,11 +132,6 @@ def _random_batch(batch: int, size: int, device: torch.device) -> dict[str, torc
     box = hand[:, :8] + torch.randn(batch, 8, 3, generator=generator) * 20
     K = torch.tensor([[size * 1.2, 0.0, size / 2], [0.0, size * 1.2, size / 2], [0.0, 0.0, 1.0]])
     K = K.expand(batch, 3, 3)
-
-    def project(points: torch.Tensor) -> torch.Tensor:
-        pixels = points @ K.transpose(1, 2)
-        return pixels[..., :2] / pixels[..., 2:]
-
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=generator)
     # The synthetic records' maps, for configs that train the segmentation classifier.
     classes = torch.randint(
@@ -145,8 +143,8 @@ def _random_batch(batch: int, size: int, device: torch.device) -> dict[str, torc
         "orig_K": K.contiguous(),  # the network sees the original image (Eq. 7's 2D units)
         "hand_3d": hand,
         "obj_3d": box,
-        "hand_2d": project(hand),
-        "obj_2d": project(box),
+        "hand_2d": project_points(hand, K),
+        "obj_2d": project_points(box, K),
         "segmentation": classes,
     }
     return {key: value.to(device) for key, value in values.items()}

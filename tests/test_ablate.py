@@ -18,7 +18,7 @@ from hopose.checkpoint import load_checkpoint, progress_checkpoint, save_checkpo
 from hopose.cli import main
 from hopose.configs import find_config
 from hopose.report import METRICS_FILE
-from hopose.run_folder import LAST_CHECKPOINT
+from hopose.run_folder import LAST_CHECKPOINT, RunError
 from tiny_runs import TINY
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
@@ -298,7 +298,7 @@ def test_an_ablations_set_that_a_stages_config_refuses_stops_it_before_any_row_t
     assert main([*args, "--out", str(tmp_path / "a")]) == 1
     (message,) = capsys.readouterr().err.splitlines()
     assert re.match(
-        r"hopose ablate: error: \S+/synthetic/encoder\.yaml: loss\.w_heatmap: model\.head linear "
+        r"hopose ablate: error: --set model\.head=linear: loss\.w_heatmap: model\.head linear "
         "makes no heat maps",
         message,
     )
@@ -608,3 +608,66 @@ def test_hopose_compare_reads_two_rows_of_a_study(tmp_path, monkeypatch):
         header = (row / "per_frame.csv").read_text().splitlines()[0].split(",")
         assert "pred_grasp_epsilon" in header
         assert not (row / "figures").exists() and not (row / "report.md").exists()
+
+
+def test_ablate_resume_of_a_folder_without_a_study_is_refused_before_any_work(
+    tmp_path, monkeypatch, capsys
+):
+    """`hopose ablate --resume` with an --out that holds no study (a typo) ran the whole study
+    afresh and exited 0; it is refused as `hopose demo --resume` refuses it, one line naming the
+    folder, before anything is trained or made."""
+    calls = fake_run(monkeypatch, LIFTER_ERRORS)
+    out = tmp_path / "typo"
+    args = ["ablate", "lifter", "--data", "synthetic", "--quick", "--out", str(out), "--resume"]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        f"hopose ablate: error: --resume: {out} holds no lifter study to continue (none of its "
+        "row folders adaptive_graph_u_net, hand_sub_graph_only, object_sub_graph_only, "
+        "full_graph holds last.pt or metrics.csv); drop --resume to start one\n"
+    )
+    with pytest.raises(RunError) as error:
+        ablate.run_ablation("physics", out, seeds=1, resume=True)
+    assert str(error.value) == (
+        f"--resume: {out} holds no physics study to continue (none of its run folders under "
+        "gt_2d, image holds last.pt or metrics.csv); drop --resume to start one"
+    )
+    assert calls == [] and not out.exists()
+
+
+class _PastTheCheck(Exception):
+    """Raised where a study makes its folder: after its resume's check."""
+
+
+@pytest.mark.parametrize(
+    ("study", "errors", "options", "runs"),
+    [
+        ("lifter", LIFTER_ERRORS, {}, 4),
+        # Per seed, gt_2d: its 2 rows; image: stages 1-2 and its 2 rows.
+        ("physics", {"mse": (13.0, 21.0), "physical": (12.5, 19.5)}, {"seeds": 2}, 2 * 2 + 2 * 4),
+    ],
+)
+def test_a_resume_finds_a_study_by_any_one_of_its_runs(
+    tmp_path, monkeypatch, study, errors, options, runs
+):
+    """A study killed in any of its runs resumes: every folder a study trains a run in is one
+    the resume's check looks in (a folder holding that run alone passes it), and none else."""
+    fake_run(monkeypatch, errors)
+    ablate.run_ablation(study, tmp_path / "whole", **options)
+    trained = [path.parent.relative_to(tmp_path / "whole") for path in
+               (tmp_path / "whole").rglob(LAST_CHECKPOINT)]  # fmt: skip
+    assert len(trained) == runs
+
+    def past_the_check(path):
+        raise _PastTheCheck
+
+    monkeypatch.setattr(ablate, "output_folder", past_the_check)
+    for k, run in enumerate(trained):
+        out = tmp_path / f"one{k}"
+        (out / run).mkdir(parents=True)
+        (out / run / "metrics.csv").write_text("epoch\n")  # killed before its first last.pt
+        with pytest.raises(_PastTheCheck):
+            ablate.run_ablation(study, out, resume=True, **options)
+    (tmp_path / "other" / "elsewhere").mkdir(parents=True)
+    (tmp_path / "other" / "elsewhere" / LAST_CHECKPOINT).write_bytes(b"")
+    with pytest.raises(RunError, match="holds no"):
+        ablate.run_ablation(study, tmp_path / "other", resume=True, **options)

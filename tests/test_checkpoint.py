@@ -3,6 +3,9 @@ serve, ``init_from`` copying only trained parts, and loading without the backbon
 
 from __future__ import annotations
 
+import math
+import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from hopose.checkpoint import (
     load_checkpoint,
     load_model,
     load_trained_parts,
+    load_training_state,
     model_checkpoint,
     progress_of,
     restore_training_state,
@@ -450,3 +454,117 @@ def test_init_from_copies_every_part_the_checkpoint_trained(tmp_path):
     assert copied == {"encoder", "lifter"}
     for key, value in theirs.state_dict().items():
         assert torch.equal(ours.state_dict()[key], value), key
+
+
+_MISSING = object()  # a key taken out of the file
+
+
+def _resumable(path: Path, key: str | None = None, value: object = None) -> Path:
+    """A last.pt as a run writes it (its weights and config stand in: --resume's reading does
+    not look inside them), after epoch 2 of a run whose best was epoch 2 (0-based index 1),
+    with ``key`` set to ``value`` or, for ``_MISSING``, taken out."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    progress = {
+        "format": FORMAT, "stage": "lifter", "trained": ["lifter"], "model": {}, "config": {},
+        "epoch": 2, "best": 1.5, "best_epoch": 1, "world_size": 1,
+    }  # fmt: skip
+    disabled = torch.amp.GradScaler("cpu", enabled=False)
+    state = training_state(progress, optimizer=optimizer, scheduler=scheduler, scaler=disabled)
+    if key is not None:
+        state.pop(key) if value is _MISSING else state.__setitem__(key, value)
+    torch.save(state, path)
+    return path
+
+
+EPOCH = "'epoch' must be the epochs done, a whole number in [1, 1048576], got"
+BEST = "'best' must be the best validation error, a number >= 0 (inf before any), got"
+BEST_EPOCH = (
+    "'best_epoch' must be the best epoch's 0-based index, a whole number >= -1 (-1 before any "
+    "validation), got"
+)
+OPTIMIZER = (
+    "'optimizer' must be an optimiser's state dict (a dict of 'state' and a list of "
+    "'param_groups'), got"
+)
+SCHEDULER = (
+    "'scheduler' must be a learning-rate schedule's state dict (a dict with a whole "
+    "'last_epoch'), got"
+)
+SCALER = "'scaler' must be a gradient scaler's state dict (empty where it was disabled), got"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("epoch", _MISSING, "holds weights but no training state to resume (lacks ['epoch']); "
+         "--resume continues from the last.pt a run writes"),
+        # Was "epoch must be in [0, 1048576)" from the sampler, naming no file.
+        ("epoch", -3, f"{EPOCH} -3"),
+        ("epoch", 0, f"{EPOCH} 0"),  # last.pt is written after an epoch, never before one
+        ("epoch", 2.0, f"{EPOCH} 2.0"),  # range() refused it: a TypeError traceback
+        ("epoch", True, f"{EPOCH} True"),  # resumed as epoch 1 without a word
+        ("epoch", torch.tensor(2), f"{EPOCH} a Tensor"),
+        ("best", _MISSING, "holds weights but no training state to resume (lacks ['best']); "
+         "--resume continues from the last.pt a run writes"),
+        ("best", "x", f"{BEST} 'x'"),  # TypeError from the first comparison
+        ("best", math.nan, f"{BEST} nan"),  # no validation error is below NaN: never updated
+        ("best_epoch", "0", f"{BEST_EPOCH} '0'"),  # TypeError from "0" + 1
+        # The best epoch's weights from an epoch not yet done.
+        ("best_epoch", 2, "'best_epoch' (2, 0-based) must be below 'epoch' (2, the epochs done)"),
+        ("world_size", "2", "'world_size' must be the processes that trained it, a whole number "
+         ">= 1, got '2'"),
+        ("optimizer", None, f"{OPTIMIZER} None"),  # TypeError: not subscriptable
+        ("optimizer", {}, f"{OPTIMIZER} {{}}"),  # KeyError: 'param_groups'
+        ("scheduler", None, f"{SCHEDULER} None"),  # TypeError: not iterable
+        ("scheduler", {}, f"{SCHEDULER} {{}}"),  # resumed with the schedule restarted
+        ("scaler", None, f"{SCALER} None"),
+        ("scaler", {"scale": 2.0}, f"{SCALER} a dict"),  # an enabled scaler's KeyError
+    ],
+)  # fmt: skip
+def test_resume_state_of_another_form_is_one_line_naming_the_file_and_key(
+    tmp_path, key, value, message
+):
+    """Each failed where the run read it (a KeyError or TypeError traceback, or a message
+    naming no file), or resumed wrongly without a word."""
+    path = _resumable(tmp_path / "last.pt", key, value)
+    with pytest.raises(CheckpointError) as error:
+        load_training_state(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_resume_state_at_the_ends_of_its_ranges_is_read_and_just_past_them_refused(tmp_path):
+    """The forms every hopose run writes are read: before any validation (best inf, best_epoch
+    -1), an enabled scaler's state (a GPU run's), no world_size (an older hopose's), the last
+    epoch a run may have; one step past each end is refused."""
+    path = tmp_path / "last.pt"
+    enabled = torch.amp.GradScaler("cpu", enabled=True).state_dict()
+    for key, value, past in [
+        ("best", math.inf, -0.001),
+        ("best", 0.0, -0.001),
+        ("best_epoch", -1, -2),
+        ("best_epoch", 1, 2),  # epoch 2
+        ("epoch", 2**20, 2**20 + 1),
+        ("scaler", enabled, {key: enabled[key] for key in list(enabled)[:-1]}),
+        ("world_size", _MISSING, 0),
+    ]:
+        state = load_training_state(_resumable(path, key, value))
+        assert state.get(key) == (None if value is _MISSING else value), key
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(path))}: '{key}' "):
+            load_training_state(_resumable(path, key, past))
+
+
+def test_resume_of_a_negative_epoch_names_last_pt(tmp_path, lifter_run):
+    """Through ``hopose train --resume``: refused before anything is trained, naming the
+    file and the key, where the sampler refused "epoch must be in [0, 1048576)"."""
+    run = tmp_path / "run"
+    shutil.copytree(lifter_run.parent, run)
+    last = run / "last.pt"
+    state = torch.load(last, weights_only=True)
+    torch.save(state | {"epoch": -3}, last)
+    before = (run / "metrics.csv").read_text()
+    with pytest.raises(CheckpointError) as error:
+        train(tiny("lifter", "optim.epochs=2"), run, resume=True)
+    assert str(error.value) == f"{last}: {EPOCH} -3"
+    assert (run / "metrics.csv").read_text() == before

@@ -362,6 +362,40 @@ REFUSED_VALUES = [
         ([*EVAL, "--out", "o"], "--option", value, "expected KEY=VALUE")
         for value in ("1x=3", "a.b=3", "jitter")
     ),
+    # Counts of 2**63 or more were an OverflowError traceback (numpy, torch); below it, a count
+    # no machine holds failed late or not at all. MAX_COUNT = 2**31 - 1 is the most.
+    *(
+        (args, option, value, "expected an integer <= 2147483647")
+        for args, option in (
+            ([*EVAL, "--out", "o"], "--num"),
+            ([*EVAL, "--num", "2", "--out", "o"], "--batch-size"),
+            (["synth", "--stats"], "--num"),
+            (["synth", "--split", "val", "--out", "o"], "--num"),
+            (["synth", "--split", "val", "--num", "2", "--out", "o"], "--image-size"),
+            (["prepare", "synthetic", "--split", "val", "--out", "o"], "--num"),
+            (["ablate", "lifter", "--data", "synthetic", "--out", "o"], "--num"),
+            ([*PREDICT, "--out", "o"], "--batch-size"),
+        )
+        for value in (str(2**31), str(10**20))
+    ),
+    # A seed past one 32-bit word was refused later naming the config's field (data.seed), or
+    # by numpy naming nothing.
+    *(
+        (args, "--seed", str(2**32), "expected an integer <= 4294967295")
+        for args in ([*EVAL, "--num", "2", "--out", "o"], ["synth", "--stats", "--num", "2"])
+    ),
+    # A blank --out is the current folder to every command: eval deleted ./report.md.
+    *(
+        (args, "--out", value, "expected a path")
+        for args in (
+            [*EVAL, "--num", "2"], ["score", "predictions.npz"], ["compare", "a", "b"],
+            ["train", "synthetic/lifter"], ["synth", "--split", "val", "--num", "2"],
+            ["prepare", "synthetic", "--split", "val", "--num", "2"], PREDICT,
+            ["ablate", "lifter", "--data", "synthetic"], ["demo", "--quick"],
+            ["export", "model.pt"],
+        )
+        for value in ("", " ")
+    ),
 ]  # fmt: skip
 
 
@@ -381,6 +415,57 @@ def test_a_refused_value_is_a_usage_error_naming_the_option(
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"hopose {args[0]}: error: argument {option}: {expected}, got {value!r}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_largest_counts_and_seeds_are_accepted():
+    """The bounds of the refusals above are the largest values taken, not past them."""
+    parse = build_parser().parse_args
+    assert parse([*EVAL, "--num", str(2**31 - 1), "--out", "o"]).num == 2**31 - 1
+    assert parse([*EVAL, "--seed", str(SEED_LIMIT - 1), "--out", "o"]).seed == SEED_LIMIT - 1
+    assert cli.MAX_COUNT == 2**31 - 1 and cli.SEED_MAX == SEED_LIMIT - 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*EVAL, "--num", "2", "--out", "o"],
+        ["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "o"],
+        ["synth", "--split", "val", "--num", "2", "--out", "o"],
+    ],
+    ids=["eval", "prepare", "synth"],
+)
+def test_workers_beyond_four_per_cpu_are_a_usage_error_naming_the_option(
+    tmp_path, capsys, monkeypatch, args
+):
+    """--workers 100000 forked thousands of processes and ran the machine out of memory: at most
+    WORKERS_PER_CPU (4) per CPU, parsed only (no process is started). On a 2-CPU machine 8
+    is the most; os.cpu_count() None (unknown) counts as one CPU."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    assert build_parser().parse_args([*args, "--workers", "8"]).workers == 8
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--workers", "9"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hopose {args[0]}: error: argument --workers: expected at most 8 (4 per CPU of this "
+        "machine), got '9'"
+    )
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: None)
+    assert build_parser().parse_args([*args, "--workers", "4"]).workers == 4
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*args, "--workers", "5"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_to_a_path_ending_in_a_separator_is_refused_naming_it(tmp_path, capsys):
+    """`--out newdir/` (a folder meant) wrote an ONNX file named newdir."""
+    out = f"{tmp_path / 'newdir'}/"
+    assert main(["export", str(tmp_path / "model.pt"), "--out", out]) == 1
+    assert capsys.readouterr().err == (
+        f"hopose export: error: --out: {out} ends in a path separator, naming a folder; give "
+        "the ONNX file's path\n"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -411,15 +496,24 @@ def test_eval_on_synthetic_data_without_num_names_the_option(tmp_path, capsys):
          "--root: a folder of a real dataset; synthetic data is generated"),
         (["ablate", "lifter", "--data", "synthetic", "--root", "/nonexistent"],
          "--root: a folder of a real dataset; synthetic data is generated"),
+        # --seed was recorded in metrics.json as the seed of frames it did not choose.
+        (["eval", "model.pt", "--data", "fpha", "--root", "/nonexistent", "--seed", "5"],
+         "--seed: the seed of synthetic data; fpha's frames are read"),
+        (["prepare", "ho3d", "--root", "/nonexistent", "--split", "train", "--seed", "5"],
+         "--seed: the seed of synthetic data; ho3d's frames are read"),
+        (["ablate", "lifter", "--data", "dexycb", "--root", "/nonexistent", "--seed", "0"],
+         "--seed: the seed of synthetic data; dexycb's frames are read"),
     ],
 )  # fmt: skip
 def test_options_of_another_dataset_are_refused_naming_them(
     tmp_path, capsys, monkeypatch, args, message
 ):
-    """They were dropped without a word, and the command exited 0."""
+    """They were dropped without a word, and the command exited 0. `data check`'s errors are
+    named "hopose data check", as its usage errors are (they were "hopose data")."""
     monkeypatch.chdir(tmp_path)
     assert main([*args, "--out", "o"] if args[0] != "data" else args) == 1
-    assert capsys.readouterr().err == f"hopose {args[0]}: error: {message}\n"
+    command = " ".join(args[:2]) if args[0] == "data" else args[0]
+    assert capsys.readouterr().err == f"hopose {command}: error: {message}\n"
     assert list(tmp_path.iterdir()) == []
 
 

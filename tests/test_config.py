@@ -178,12 +178,15 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         ("data:\n  options: [1]\n", [], "data.options must be a mapping, got [1]"),
     ],
 )
-def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, overrides, message):
+def test_bad_keys_and_values_are_named_with_their_source(tmp_path, text, overrides, message):
+    """Led by the file, or by the --set overrides that gave the value (precisely:
+    test_a_value_from_an_override_is_blamed_on_it_not_on_the_file)."""
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as error:
         load_config(path, overrides)
     assert message in str(error.value)
-    assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+    source = "--set " if overrides else f"{path}: "
+    assert str(error.value).startswith(source) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 2**70])
@@ -226,8 +229,8 @@ def test_a_heat_map_weight_without_the_heat_map_head_is_refused_naming_the_field
     with pytest.raises(ConfigError) as error:
         load_config(path, linear)
     assert str(error.value) == (
-        f"{path}: loss.w_heatmap: model.head linear makes no heat maps, so it would have no "
-        "effect; leave it at 0.0"
+        "--set model.head=linear: loss.w_heatmap: model.head linear makes no heat maps, so it "
+        "would have no effect; leave it at 0.0"
     )
     saved = config_to_dict(load_config(path, [*linear, "loss.w_heatmap=0"]))
     saved["loss"]["w_heatmap"] = 1000.0
@@ -277,7 +280,8 @@ def test_dataset_options_are_the_constructor_arguments_the_config_does_not_set()
         (MINIMAL, "data.options.foo=1", "unknown key data.options.foo: the synthetic dataset "
          "takes ('free_fraction', 'focal_scale', 'jitter')"),
         # build_dataset passes the crop itself: as an option it was a TypeError traceback too.
-        ("data:\n  name: fpha\n", "data.options.crop=square", "unknown key data.options.crop: "
+        ("data:\n  name: fpha\n  root: fpha\n", "data.options.crop=square",
+         "unknown key data.options.crop: "
          "the fpha dataset takes ('protocol', 'margin', 'on_error', 'jitter')"),
     ],
 )  # fmt: skip
@@ -285,7 +289,7 @@ def test_an_unknown_dataset_option_is_named(tmp_path, text, override, message):
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as error:
         load_config(path, [override])
-    assert str(error.value) == f"{path}: {message}"
+    assert str(error.value) == f"--set {override}: {message}"
     load_config(
         path, ["data.options.margin=0.2" if "fpha" in text else "data.options.jitter=false"]
     )
@@ -298,7 +302,8 @@ def test_validating_on_the_training_split_is_refused(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_config(path, ["data.val_split=train"])
     assert str(error.value) == (
-        f"{path}: data.train_split and data.val_split must differ, both are 'train'"
+        "--set data.val_split=train: data.train_split and data.val_split must differ, both are "
+        "'train'"
     )
     # `hopose eval --split val` (or train) reads that split as the test split.
     assert load_config(path, ["data.test_split=val"]).data.test_split == "val"
@@ -307,8 +312,8 @@ def test_validating_on_the_training_split_is_refused(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_config(path, ["data.test_split=val", "data.num_val=10", "data.num_test=20"])
     assert str(error.value) == (
-        f"{path}: data.val_split and data.test_split are both 'val': data.num_val (10) and "
-        "data.num_test (20) must agree"
+        "--set data.test_split=val --set data.num_val=10 --set data.num_test=20: data.val_split "
+        "and data.test_split are both 'val': data.num_val (10) and data.num_test (20) must agree"
     )
 
 
@@ -543,7 +548,7 @@ def test_a_setting_its_stage_never_reads_is_refused_naming_the_field(stage, over
     path = CONFIGS / "synthetic" / f"{stage}.yaml"
     with pytest.raises(ConfigError) as error:
         load_config(path, [override])
-    assert str(error.value) == f"{path}: {message}"
+    assert str(error.value) == f"--set {override}: {message}"
     key = override.partition("=")[0]
     default = message.rpartition("leave it at ")[2]
     assert load_config(path, [f"{key}={default}"]).stage == stage
@@ -588,7 +593,7 @@ def test_a_setting_another_field_leaves_unread_is_refused_as_the_heat_map_weight
     with pytest.raises(ConfigError) as error:
         load_config(path, [*settings, override])
     assert str(error.value) == (
-        f"{path}: {field}: {why}, so it would have no effect; leave it at {default}"
+        f"--set {override}: {field}: {why}, so it would have no effect; leave it at {default}"
     )
     read = load_config(path, [*settings, override, *reads_it])
     assert field not in unused_fields(config_to_dict(read))
@@ -607,8 +612,9 @@ def test_the_physical_loss_on_one_lifted_part_is_refused():
     with pytest.raises(ConfigError) as error:
         load_config(path, ["loss.physical=true", "model.lifter_variant=hand"])
     assert str(error.value) == (
-        f"{path}: loss.physical needs model.lifter_variant: full (the physical loss is between "
-        "the lifted hand and box), got 'hand'"
+        "--set loss.physical=true --set model.lifter_variant=hand: loss.physical needs "
+        "model.lifter_variant: full (the physical loss is between the lifted hand and box), got "
+        "'hand'"
     )
 
 
@@ -638,8 +644,11 @@ def test_a_stage_whose_every_loss_term_weighs_nothing_is_refused(
     path = CONFIGS / "synthetic" / f"{stage}.yaml"
     with pytest.raises(ConfigError) as error:
         load_config(path, overrides)
+    named = " ".join(
+        f"--set {item}" for item in overrides if item.partition("=")[0] in weights.split(", ")
+    )
     assert str(error.value) == (
-        f"{path}: {weights}: every loss term of the {stage} stage weighs 0, so it would train "
+        f"{named}: {weights}: every loss term of the {stage} stage weighs 0, so it would train "
         "on a loss of 0; set one above 0"
     )
     assert load_config(path, [*overrides, *positive]).stage == stage
@@ -660,7 +669,7 @@ def test_synthetic_data_without_the_sizes_the_run_reads_is_refused_naming_them(t
         config_from_dict({"data": {"num_val": 8}})
     assert load_config(path, ["data.val_split=null"]).data.num_val is None
     assert load_config(path, ["data.cache=prepared"]).data.num_val is None
-    assert config_from_dict({"data": {"name": "fpha"}}).data.num_train is None
+    assert config_from_dict({"data": {"name": "fpha", "root": "fpha"}}).data.num_train is None
 
 
 @pytest.mark.parametrize("head", ["linear", "heatmap"])
@@ -707,7 +716,7 @@ def test_a_value_without_meaning_is_refused_naming_the_field(override, message):
     path = CONFIGS / "synthetic" / f"{stage}.yaml"
     with pytest.raises(ConfigError) as error:
         load_config(path, [*extra, override])
-    assert str(error.value) == f"{path}: {message}"
+    assert str(error.value) == f"--set {override}: {message}"
 
 
 def test_the_largest_batch_and_amounts_are_accepted():
@@ -816,10 +825,10 @@ def test_the_defaults_are_the_papers_batch_and_network():
         (["data.self_crop=0"], "data.self_crop must be >= 1, got 0"),
         (["data.self_crop_margin=-0.1"], "data.self_crop_margin must be >= 0, got -0.1"),
         (["data.num_workers=-1"], "data.num_workers must be >= 0, got -1"),
-        (["data.num_train=0"], "data.num_train must be > 0 or null, got 0"),
-        (["data.num_val=0"], "data.num_val must be > 0 or null, got 0"),
-        (["data.num_test=0"], "data.num_test must be > 0 or null, got 0"),
-        (["data.image_size=0"], "data.image_size must be > 0, got 0"),
+        (["data.num_train=0"], "data.num_train must be in [1, 2**31) or null, got 0"),
+        (["data.num_val=0"], "data.num_val must be in [1, 2**31) or null, got 0"),
+        (["data.num_test=0"], "data.num_test must be in [1, 2**31) or null, got 0"),
+        (["data.image_size=7"], "data.image_size must be in [8, 4096], got 7"),
         (["model.hidden=0"], "model.hidden must be > 0, got 0"),
         (["model.dropout=1"], "model.dropout must be in [0, 1), got 1.0"),
         (["optim.grad_clip=0"], "optim.grad_clip must be > 0 or null, got 0.0"),
@@ -942,4 +951,166 @@ def test_a_bad_dataset_option_is_refused_when_the_config_is_read(tmp_path, text,
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as error:
         load_config(path, [override])
-    assert str(error.value) == f"{path}: {message}"
+    assert str(error.value) == f"--set {override}: {message}"
+
+
+# The model fields the lifter's weights are built from and trained with (hopose.models.
+# build_lifter): what the lifter stage passes on through init_from.
+LIFTER_FIELDS = ("lifter", "lifter_variant", "hidden", "dropout", "modulated")
+# Those of the image encoder alone, which a lifter-stage config may set otherwise (the demo's
+# lifter.yaml leaves head and segmentation at their defaults): that stage trains no encoder, and
+# init_from copies only the parts a checkpoint trained (hopose.checkpoint.load_trained_parts).
+ENCODER_ONLY_FIELDS = ("backbone", "backbone_weights", "backbone_stages", "head", "segmentation")
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["demo", "quick"])
+def test_the_demos_stages_share_their_crops_and_the_weights_they_pass_on(quick):
+    """``hopose demo`` (and --quick) trains lifter -> encoder -> end2end, each from the last
+    one's weights, and the end-to-end stage fine-tunes on the encoder stage's rendered crops:
+    its train and val splits are found in the SplitCache the encoder stage filled (the same
+    key: dataset, seed, image size, crop, jitter...; no more samples than that stage read; all
+    of them in the full demo, "two epochs on its 10,000 crops"), and its model fields are the
+    encoder stage's, every one. The lifter stage's agree on the fields of the lifter it passes
+    on; those of the encoder alone may differ."""
+    from dataclasses import asdict, fields
+
+    from hopose.data.splits import RecordList, SplitCache, split_size
+
+    cfgs = {
+        stage: load_config(
+            CONFIGS / "synthetic" / f"{stage}.yaml", QUICK_OVERRIDES[stage] if quick else []
+        )
+        for stage in ("lifter", "encoder", "end2end")
+    }
+    encoder, end2end = cfgs["encoder"].data, cfgs["end2end"].data
+    for split in (encoder.train_split, encoder.val_split):
+        cache = SplitCache()
+        read = split_size(encoder, split)
+        cache.put(
+            SplitCache.key(encoder, split, with_images=True),
+            read,
+            RecordList([{"row": row} for row in range(read)]),
+        )
+        asked = split_size(end2end, split)
+        shared = cache.get(SplitCache.key(end2end, split, with_images=True), asked)
+        assert shared is not None, f"end2end's {split} split is not the encoder's crops"
+        assert [record["row"] for record in shared] == list(range(asked))
+    if not quick:
+        assert end2end.num_train == encoder.num_train
+    assert asdict(cfgs["end2end"].model) == asdict(cfgs["encoder"].model)
+    # Every model field is one or the other, so that a new one must be placed.
+    assert sorted(LIFTER_FIELDS + ENCODER_ONLY_FIELDS) == sorted(
+        field.name for field in fields(ModelConfig)
+    )
+    lifter = {name: getattr(cfgs["lifter"].model, name) for name in LIFTER_FIELDS}
+    assert lifter == {name: getattr(cfgs["encoder"].model, name) for name in LIFTER_FIELDS}
+
+
+@pytest.mark.parametrize("name", ["num_train", "num_val", "num_test"])
+def test_a_sample_count_of_2_31_or_more_is_refused_naming_the_field(name):
+    """As optim.batch_size: data.num_val=10**20 was an OverflowError traceback ("cannot fit
+    'int' into an index-sized integer") once the run read its data."""
+    path = CONFIGS / "synthetic" / "lifter.yaml"
+    for value in (2**31, 10**20):
+        with pytest.raises(ConfigError) as error:
+            load_config(path, [f"data.{name}={value}"])
+        assert str(error.value) == (
+            f"--set data.{name}={value}: data.{name} must be in [1, 2**31) or null, got {value}"
+        )
+    assert getattr(load_config(path, [f"data.{name}={2**31 - 1}"]).data, name) == 2**31 - 1
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "fpha"])
+def test_the_image_side_is_bounded_for_every_dataset_naming_the_field(dataset):
+    """1 px was refused by the synthetic loader only once the run read its data, naming neither
+    the field nor the file ("image_size: must be >= 8"), and 10**8 px was a MemoryError
+    traceback from the first image. The least side is the one hopose prepare holds any
+    dataset's caches to, real data's too; the most, twice FPHA's 1920 px frames."""
+    from hopose.config import MAX_IMAGE_SIZE
+    from hopose.data.synthetic import MIN_IMAGE_SIZE
+
+    assert (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE) == (8, 4096)
+    path = CONFIGS / dataset / "lifter.yaml"
+    for side in (1, MIN_IMAGE_SIZE - 1, MAX_IMAGE_SIZE + 1, 10**8):
+        with pytest.raises(ConfigError) as error:
+            load_config(path, [f"data.image_size={side}"])
+        assert str(error.value) == (
+            f"--set data.image_size={side}: data.image_size must be in [8, 4096], got {side}"
+        )
+    for side in (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE):
+        assert load_config(path, [f"data.image_size={side}"]).data.image_size == side
+
+
+@pytest.mark.parametrize(
+    ("file_text", "overrides", "source", "message"),
+    [
+        # Was "<config>.yaml: optim.lr: Value 'fast'...", blaming the shipped file.
+        ("", ["optim.lr=fast"], "--set optim.lr=fast",
+         "optim.lr: Value 'fast' of type 'str' could not be converted to Float"),
+        ("optim:\n  lr: fast\n", ["optim.epochs=2"], "FILE",
+         "optim.lr: Value 'fast' of type 'str' could not be converted to Float"),
+        # Refused once the config is built: the override in force (a key's last) that the
+        # message names; the file's own value, whatever other overrides there are.
+        ("", ["optim.lr=1", "optim.lr=-1"], "--set optim.lr=-1", "optim.lr must be > 0, got -1.0"),
+        ("optim:\n  lr: -1\n", ["optim.epochs=2", "data.seed=3"], "FILE",
+         "optim.lr must be > 0, got -1.0"),
+        # data.seed is not the top-level seed the message names.
+        ("seed: -1\n", ["data.seed=3"], "FILE", "seed must be in [0, 2**32), got -1"),
+        ("", ["optim.amp=2"], "--set optim.amp=2", "optim.amp must be true or false, got 2"),
+        ("", ["optim.lr=[1"], "--set optim.lr=[1",
+         "optim.lr: value is not YAML: did not find expected ',' or ']'"),
+        ("", ["optim"], "--set optim", "must look like key=value"),
+    ],
+)  # fmt: skip
+def test_a_value_from_an_override_is_blamed_on_it_not_on_the_file(
+    tmp_path, file_text, overrides, source, message
+):
+    path = _write(tmp_path, MINIMAL + file_text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, overrides)
+    assert str(error.value) == f"{path if source == 'FILE' else source}: {message}"
+
+
+def test_the_splits_a_run_reads_must_be_its_datasets_naming_the_field():
+    """Refused by the loader only once the run built its data, its folder made, naming no field
+    ("split: synthetic has ('train', 'val', 'test'), got 'banana'"). FPHA's action protocol
+    has no val split, HO-3D its evaluation split instead of val and test. Not checked: the
+    test split, which `hopose eval` reads (its --split stands in for it) and a checkpoint's
+    config may hold unread, and an evaluation's DataConfig, whose train and val splits stay at
+    their defaults whatever its dataset."""
+    cases = [
+        ("synthetic", "data.val_split=banana", "data.val_split must be one of ('train', 'val', "
+         "'test'), the synthetic dataset's splits, or null, got 'banana'"),
+        ("synthetic", "data.train_split=banana", "data.train_split must be one of ('train', "
+         "'val', 'test'), the synthetic dataset's splits, got 'banana'"),
+        ("ho3d", "data.val_split=val", "data.val_split must be one of ('train', 'evaluation'), "
+         "the ho3d dataset's splits, or null, got 'val'"),
+        # The option that chose the splits is named, and so blamed where an override set it.
+        ("fpha", "data.options={protocol: action}", "data.val_split must be one of ('train', "
+         "'test'), the fpha dataset's splits with data.options.protocol=action, or null, got "
+         "'val'"),
+    ]  # fmt: skip
+    for dataset, override, message in cases:
+        with pytest.raises(ConfigError) as error:
+            load_config(CONFIGS / dataset / "lifter.yaml", [override])
+        assert str(error.value) == f"--set {override}: {message}"
+    action = ["data.options={protocol: action}", "data.val_split=null"]
+    assert load_config(CONFIGS / "fpha" / "lifter.yaml", action).data.val_split is None
+    assert config_from_dict({"data": {**SIZES, "test_split": "banana"}}).data.test_split == "banana"
+    assert DataConfig(name="ho3d", root="ho3d").val_split == "val"
+
+
+@pytest.mark.parametrize("dataset", REAL)
+def test_a_real_dataset_without_its_folder_or_a_cache_is_refused_naming_data_root(dataset):
+    """Refused by the loader only once the run built its data, naming no config field ("root:
+    the fpha dataset needs its folder (or a cache)"). Every shipped config of real data names
+    its folder, so none waits for a --set data.root; a cache stands in for the folder."""
+    for path in sorted((CONFIGS / dataset).glob("*.yaml")):
+        assert load_config(path).data.root == f"data/{dataset}", path
+        with pytest.raises(ConfigError) as error:
+            load_config(path, ["data.root=null"])
+        assert str(error.value) == (
+            f"--set data.root=null: data.root: the {dataset} dataset needs its folder (or a "
+            "data.cache), got null"
+        )
+        assert load_config(path, ["data.root=null", "data.cache=prepared"]).data.root is None

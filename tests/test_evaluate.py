@@ -263,19 +263,15 @@ def test_score_of_an_evaluations_own_predictions_reproduces_its_metrics(
     checkpoint, tmp_path, monkeypatch, gt_2d
 ):
     """hopose score on the predictions.npz of an evaluation gives its very scores (after
-    --gt-2d, no 2D error, as the evaluation scores none, not 0 px), carries over the
-    description of its frames (not of its network), and leaves no other evaluation's
-    predictions.npz in its folder."""
+    --gt-2d, no 2D error, as the evaluation scores none, not 0 px), and carries over the
+    description of its frames (not of its network)."""
     monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
     data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
     summary = evaluate.run_eval(
         checkpoint, data, "test", tmp_path / "eval", gt_2d=gt_2d, report=False, plausibility=True
     )
     path = tmp_path / "eval" / "predictions.npz"
-    (tmp_path / "score").mkdir()
-    (tmp_path / "score" / "predictions.npz").write_bytes(b"an earlier evaluation's")
     scored = evaluate.score_file(path, tmp_path / "score")
-    assert not (tmp_path / "score" / "predictions.npz").exists()
     assert ("hand_kp2d_mean_px" in scored) == (not gt_2d)
     np.testing.assert_equal(
         {key: scored[key] for key in SCORE_KEYS if key in scored},
@@ -292,6 +288,45 @@ def test_score_of_an_evaluations_own_predictions_reproduces_its_metrics(
     assert (tmp_path / "score" / "per_frame.csv").is_file()
     report = (tmp_path / "score" / "report.md").read_text()
     assert f"predictions scored from {path}" in report
+
+
+def test_score_refuses_an_out_holding_another_evaluations_predictions(tmp_path):
+    """hopose score --out <another evaluation's folder> deleted its predictions.npz (and its
+    report) without a word; it is refused, naming the folder, and the folder left as it was.
+    (--out the file's own folder is refused too: test_cli's
+    test_score_refuses_the_folder_of_the_evaluation_it_reads.)"""
+    path = tmp_path / "mine" / "predictions.npz"
+    path.parent.mkdir()
+    np.savez(path, **_predictions())
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("predictions.npz", "metrics.json", "report.md"):
+        (other / name).write_text(f"another evaluation's {name}")
+    with pytest.raises(ValueError) as error:
+        evaluate.score_file(path, other, plausibility=False)
+    assert str(error.value) == (
+        f"--out: {other} holds another evaluation's predictions.npz, which would be deleted "
+        "with its files; choose another folder"
+    )
+    for name in ("predictions.npz", "metrics.json", "report.md"):
+        assert (other / name).read_text() == f"another evaluation's {name}"
+
+
+@pytest.mark.parametrize("key", ["K", "orig_K"])
+@pytest.mark.parametrize("value", [np.inf, np.nan], ids=["inf", "nan"])
+def test_a_camera_that_is_not_finite_is_refused_naming_the_file_array_and_frame(
+    tmp_path, key, value
+):
+    """An inf in K was an OverflowError traceback when hopose score sized the gallery's canvas,
+    a NaN "cannot convert float NaN to integer", neither naming the file; orig_K's went into
+    the object's 2D error."""
+    predictions = _predictions()
+    predictions[key][2, 0, 2] = value
+    path = tmp_path / "predictions.npz"
+    np.savez(path, **predictions)
+    with pytest.raises(ValueError) as error:
+        evaluate.read_predictions(path)
+    assert str(error.value) == f"{path}: '{key}' is not finite (NaN or inf) in frame 2 (id 'f2')"
 
 
 def test_a_predictions_npz_that_is_no_file_is_refused_as_a_photo_or_checkpoint_is(tmp_path):
@@ -419,7 +454,8 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
     cfg = load_config(
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.name=fpha", f"data.root={root}", "data.options={protocol: action}",
-         "data.image_size=32", "model.hidden=16", "data.crop=resize", "data.options.jitter=false"],
+         "data.val_split=null", "data.image_size=32", "model.hidden=16", "data.crop=resize",
+         "data.options.jitter=false"],
     )  # fmt: skip
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(

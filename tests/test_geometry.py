@@ -10,6 +10,8 @@ from jaxtyping import TypeCheckError
 
 from hopose.crop import edge_aligned_scale, resize_affine
 from hopose.geometry import (
+    AXIS_EDGES,
+    FACE_NORMALS,
     MIN_DEPTH,
     autocast_off,
     axis_angle_to_matrix,
@@ -18,6 +20,7 @@ from hopose.geometry import (
     box_corners,
     cuboid_error,
     face_corners,
+    face_grid_weights,
     fit_cuboid,
     inverse_3x3,
     invert_transform,
@@ -29,7 +32,7 @@ from hopose.geometry import (
     transform_points,
     unproject_points,
 )
-from hopose.skeleton import BOX_FACES, CORNER_SIGNS, corner_signs
+from hopose.skeleton import BOX_FACES, CORNER_SIGNS, OPPOSITE_FACES, corner_signs
 
 # FPHA's colour camera (docs/conventions.md §6), and a generic one with skew for the round trips.
 K_FPHA = torch.tensor(
@@ -201,6 +204,48 @@ def test_face_corners_and_sampled_points():
     assert dense.shape == (6, 121, 3)
     torch.testing.assert_close(dense[:, 60], quads.mean(dim=1))
     torch.testing.assert_close(dense[0, 1] - dense[0, 0], (quads[0, 3] - quads[0, 0]) / 10)
+
+
+def test_face_grid_weights_hand_computed():
+    # N = 3: s = (0, 0.5, 1); row iu * 3 + iv holds the weights of (a, b, c, d) at
+    # u = s[iu], v = s[iv]: ((1-u)(1-v), u(1-v), uv, (1-u)v).
+    weights = face_grid_weights(3, dtype=torch.float64, device=torch.device("cpu"))
+    assert weights.shape == (9, 4)
+    torch.testing.assert_close(weights[0], torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64))
+    # Row 1: u = 0, v = 0.5, halfway from a to d; row 3: u = 0.5, v = 0, halfway from a to b.
+    torch.testing.assert_close(weights[1], torch.tensor([0.5, 0.0, 0.0, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(weights[3], torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64))
+    # Row 5: u = 0.5, v = 1, halfway from d to c; row 4, the centre, a quarter each.
+    torch.testing.assert_close(weights[5], torch.tensor([0.0, 0.0, 0.5, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(weights[4], torch.full((4,), 0.25, dtype=torch.float64))
+    torch.testing.assert_close(weights.sum(dim=-1), torch.ones(9, dtype=torch.float64))
+
+
+def test_axis_edges_are_the_full_edges_along_the_box_axes():
+    # Each pair differs in its axis' sign alone, from - to +; on a turned 60 x 40 x 120 box the
+    # edge from start to end is that side length times box_axes' unit axis.
+    for axis, (start, end) in enumerate(AXIS_EDGES):
+        flipped = [a for a in range(3) if CORNER_SIGNS[start][a] != CORNER_SIGNS[end][a]]
+        assert flipped == [axis] and CORNER_SIGNS[end][axis] == 1
+    rotation = axis_angle_to_matrix(torch.tensor([0.3, -0.8, 1.2], dtype=torch.float64))
+    size = torch.tensor([60.0, 40.0, 120.0], dtype=torch.float64)
+    centre = torch.tensor([5.0, -7.0, 300.0], dtype=torch.float64)
+    box = box_corners(size, make_transform(rotation, centre))
+    start, end = torch.tensor(AXIS_EDGES).T
+    U, _ = box_axes(box)
+    torch.testing.assert_close(box[end] - box[start], (U * size).T)
+
+
+def test_face_normals_name_the_axis_and_side_of_each_face():
+    # On the 40 x 60 x 200 box, face f's four corners all have coordinate side * size / 2 on
+    # its axis, and opposite faces are the two sides of one axis.
+    size = torch.tensor([40.0, 60.0, 200.0], dtype=torch.float64)
+    quads = face_corners(box_corners(size))  # (6, 4, 3)
+    for f, (axis, side) in enumerate(FACE_NORMALS):
+        assert torch.equal(quads[f, :, axis], torch.full((4,), side * size[axis].item() / 2))
+    for first, second in OPPOSITE_FACES:
+        assert FACE_NORMALS[first][0] == FACE_NORMALS[second][0]
+        assert FACE_NORMALS[first][1] == -FACE_NORMALS[second][1]
 
 
 def test_box_central_axis_hand_computed():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -591,3 +592,30 @@ def test_a_directory_given_as_a_photo_is_named_as_one(tmp_path):
     with pytest.raises(IsADirectoryError) as error:
         read_photo(folder)
     assert str(error.value) == f"{folder}: a directory; give the image file"
+
+
+def test_a_field_of_view_below_a_hundredth_of_a_degree_is_refused(tmp_path):
+    """A camera narrower than MIN_FOV_DEG (0.01°) made NaN of the float32 3D without a word
+    (hopose predict --fov 1e-300; --K 1e30,1e30,80,60 on a 160x120 photo). On the 36x24 photo
+    the widest focal lengths are fx = 18 / tan(0.005°) = 206264.8 px and fy = 12 / tan(0.005°)
+    = 137509.9 px (tan(0.005°) = 8.72665e-5): at them the camera is taken as given, beyond
+    either it is refused naming K and the bounds."""
+    _save(tmp_path / "p.jpg", np.zeros((24, 36, 3), np.uint8))
+    photo = read_photo(tmp_path / "p.jpg")
+    fx, fy = 18 / math.tan(math.radians(0.005)), 12 / math.tan(math.radians(0.005))
+    assert (round(fx, 1), round(fy, 1)) == (206264.8, 137509.9)
+    camera = photo_camera(photo, K=(fx, fy, 17.5, 11.5))
+    assert camera.K[0, 0] == fx and camera.K[1, 1] == fy
+    for K in ((1e30, 1e30, 17.5, 11.5), (fx * 1.001, 500.0, 17.5, 11.5), (500.0, fy * 1.001, 0, 0)):
+        message = (
+            f"p.jpg: K: fx {K[0]:g}, fy {K[1]:g} narrow the 36x24 photo's field of view below "
+            "0.01 deg across or down; expected fx <= 206265, fy <= 137510"
+        )
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            photo_camera(photo, K=K, name="p.jpg")
+    # --fov 0.01 is fx = fy = 206264.8 on it; below, refused before any photo is read.
+    assert math.isclose(photo_camera(photo, fov=0.01).K[0, 0], fx)
+    for fov in (0.0099, 1e-300):
+        message = f"--fov: expected a horizontal field of view of at least 0.01 deg, got {fov}"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            check_camera(None, fov, ("--K", "--fov"))

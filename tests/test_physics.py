@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hopose.geometry import axis_angle_to_matrix, box_corners
+from hopose.geometry import axis_angle_to_matrix, box_corners, make_transform, sample_face_points
 from hopose.physics import (
     affinity_of_contacts,
     contact_points,
@@ -268,6 +268,25 @@ def test_directions_and_validity_of_other_batches_are_refused():
     for bad_dirs, bad_valid, shapes in cases:
         with unchecked(), pytest.raises(ValueError, match=message + shapes):
             affinity_of_contacts(bad_dirs, bad_valid, reduction="none")
+
+
+def test_contacts_rebuild_the_grid_point_of_each_index():
+    """select_contacts picks a grid point by its index in sample_face_points' grid; the support
+    point contact_points rebuilds for that index is that very point. On an irregular oblong box
+    (a turned 60 x 40 x 120 box, corners moved by up to 5 mm), of 4 x 4 grids (no centre point),
+    a transposed grid (u and v swapped) or another order of the bilinear weights rebuilds other
+    points."""
+    generator = torch.Generator().manual_seed(11)
+    rotation = axis_angle_to_matrix(torch.tensor([0.4, -1.1, 0.7], dtype=torch.float64))
+    pose = make_transform(rotation, torch.tensor([20.0, -10.0, 450.0], dtype=torch.float64))
+    box = box_corners(torch.tensor([60.0, 40.0, 120.0], dtype=torch.float64), pose)
+    box = box + 5 * (2 * torch.rand(8, 3, generator=generator, dtype=torch.float64) - 1)
+    n = 4
+    face, point = torch.meshgrid(torch.arange(6), torch.arange(n * n), indexing="ij")
+    selection = torch.stack([torch.zeros_like(face), face, point], dim=-1).reshape(1, -1, 3)
+    pts, _, _ = contact_points(parked_hand({})[None], box[None], n_samples=n, selection=selection)
+    grid = sample_face_points(box, n).reshape(-1, 3)  # (6 * 16, 3) face by face, iu * 4 + iv
+    torch.testing.assert_close(pts[0], grid, atol=1e-9, rtol=0)
 
 
 def test_reused_selection_follows_the_moved_pose():

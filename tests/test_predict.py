@@ -567,6 +567,34 @@ def test_an_image_of_several_frames_is_predicted_from_its_first_named_or_in_a_fo
     ]  # fmt: skip
 
 
+def test_an_output_folder_that_is_a_folder_of_photos_is_refused_before_the_checkpoint(
+    tmp_path, monkeypatch
+):
+    """`predict CK DIR --out DIR` wrote a_overlay.jpg beside a.png, which the next run over DIR
+    read as a photo (a_overlay.json): refused, however the folder is spelled, naming it, before
+    the checkpoint is read. A folder inside it is taken: a folder's subfolders are not read."""
+    loaded = []
+
+    def load_model(path):
+        loaded.append(path)
+        return _SpotNet(), tiny("end2end")
+
+    monkeypatch.setattr(predict, "load_model", load_model)
+    photos = tmp_path / "photos"
+    _spot_folder(photos, ["a.png"])
+    for out in (photos, tmp_path / "other" / ".." / "photos"):
+        with pytest.raises(ValueError) as error:
+            predict.predict_images("m.pt", [photos], out, K=(20, 20, 10, 14))
+        assert str(error.value) == (
+            f"{out}: the output folder is the folder of photos {photos}, where the next run "
+            "over it would read this one's overlays as photos; choose another --out"
+        )
+    assert loaded == [] and [path.name for path in photos.iterdir()] == ["a.png"]
+    for _ in range(2):
+        written = predict.predict_images("m.pt", [photos], photos / "out", K=(20, 20, 10, 14))
+        assert [path.name for path in written] == ["a.json"]
+
+
 def test_a_folder_without_image_files_is_named_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
     _spot_folder(tmp_path / "photos", ["a.png"])

@@ -281,6 +281,20 @@ def test_a_bad_row_of_per_frame_csv_is_one_line_naming_file_and_line(tmp_path, b
     assert str(info.value) == f"{path}:3: {message}"
 
 
+def test_a_per_frame_csv_with_a_utf8_byte_order_mark_reads_as_without_one(tmp_path):
+    """A per_frame.csv saved again by a spreadsheet starts with a UTF-8 byte-order mark, which
+    was read into the first column's name: "missing columns ['id']"."""
+    text = "\n".join([",".join(["id", *ACCURACY_COLUMNS]), "f0,1,2,3,4,5", "f1,6,7,8,9,10"])
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_text(text, encoding="utf-8-sig")
+    assert marked.read_bytes()[:3] == b"\xef\xbb\xbf"
+    read, expected = read_per_frame_csv(marked), read_per_frame_csv(plain)
+    assert list(read) == list(expected) == ["id", *ACCURACY_COLUMNS]
+    for name, values in expected.items():
+        np.testing.assert_array_equal(read[name], values, err_msg=name)
+
+
 def test_per_frame_csv_round_trips(tmp_path):
     # Every float64 comes back exactly, full precision (1 / 3, pi) and infinity included; an
     # undefined metric (nan) stays nan. Ids with a comma and a quote survive the CSV quoting.

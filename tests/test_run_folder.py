@@ -196,3 +196,20 @@ def test_a_metrics_row_whose_epoch_is_no_integer_is_one_line_naming_its_line(tmp
     with pytest.raises(RunError, match=r"metrics\.csv:4: epoch 'x' is not an integer"):
         run_folder.drop_rows_after(path, 1)
     assert path.read_text() == text
+
+
+def test_a_folder_with_best_pt_but_no_last_pt_is_refused_by_resume(tmp_path):
+    """last.pt lost (deleted by hand, a copy without it), best.pt, metrics.csv and config.yaml
+    kept: --resume read the folder as a run killed before its first last.pt, trained again from
+    epoch 1 and replaced the trained best.pt. best.pt is written after last.pt, so the run had
+    one: there is no state to continue from, and the folder is refused, naming it."""
+    for name in ("config.yaml", "metrics.csv", "best.pt"):
+        (tmp_path / name).write_text("x\n")
+    assert not run_folder.killed_before_checkpoint(tmp_path)
+    with pytest.raises(RunError) as error:
+        run_folder.check_run_folder(tmp_path, resume=True)
+    assert str(error.value) == (
+        f"--resume: {tmp_path} holds best.pt but no last.pt, cannot resume (best.pt holds no "
+        "optimiser state, and a restart would replace it); start a new --out"
+    )
+    assert (tmp_path / "best.pt").read_text() == "x\n"

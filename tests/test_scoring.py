@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from hopose import ablate, demo, report, scoring
-from hopose.data import ho3d
+from hopose import ablate, demo, metrics, report, scoring
+from hopose.data import dexycb, fpha, ho3d
 from hopose.scoring import (
     KEYPOINT_2D_KEYS,
     KEYPOINT_AUC_KEYS,
@@ -223,12 +223,13 @@ def test_the_ground_truth_2d_protocol_scores_no_2d_error():
     would read 0 px), every other column as without a protocol, which scores each array."""
     predictions = _predictions()
     scored = frame_metrics(predictions, plausibility=False)
-    fed = frame_metrics(predictions, protocol="gt_2d", plausibility=False)
+    fed = frame_metrics(predictions, protocol=scoring.PROTOCOL_GT_2D, plausibility=False)
     assert {"hand_kp2d_px", "object_kp2d_px"} <= scored.keys()
     assert fed.keys() == scored.keys() - {"hand_kp2d_px", "object_kp2d_px"}
     for column, values in fed.items():
         np.testing.assert_array_equal(values, scored[column], err_msg=column)
-    assert frame_metrics(predictions, protocol="image", plausibility=False).keys() == scored.keys()
+    image = frame_metrics(predictions, protocol=scoring.PROTOCOL_IMAGE, plausibility=False)
+    assert image.keys() == scored.keys()
 
 
 def test_force_closure_rate_counts_only_a_positive_epsilon():
@@ -357,8 +358,10 @@ def test_group_means_by_hand():
     with its count of frames and the means of its accuracy columns over the frames that have
     a value, groups in the order of their names."""
     ids = np.array([
-        "fpha/Subject_1/open_milk/1/0000", "fpha/Subject_1/close_milk/1/0000",
-        "fpha/Subject_2/open_milk/1/0000", "fpha/Subject_2/close_milk/2/0007",
+        fpha.frame_id("Subject_1", "open_milk", "1", 0),
+        fpha.frame_id("Subject_1", "close_milk", "1", 0),
+        fpha.frame_id("Subject_2", "open_milk", "1", 0),
+        fpha.frame_id("Subject_2", "close_milk", "2", 7),
     ])  # fmt: skip
     columns = {"id": ids, **{name: np.ones(4) for name in scoring.GROUP_COLUMNS}}
     columns[scoring.HAND_MM] = np.array([2.0, 10.0, 4.0, 20.0])
@@ -385,25 +388,26 @@ def test_group_means_by_hand():
 def test_groups_are_in_the_order_of_the_numbers_in_their_names():
     """FPHA-HO's subjects 1 to 10 come in that order, not Subject_10 before Subject_2 as
     comparing the names' characters would put them."""
-    ids = np.array([f"fpha/Subject_{n}/open_milk/1/0000" for n in (10, 2, 1, 9)])
+    ids = np.array([fpha.frame_id(f"Subject_{n}", "open_milk", "1", 0) for n in (10, 2, 1, 9)])
     columns = {"id": ids, **{name: np.ones(4) for name in scoring.GROUP_COLUMNS}}
     subjects = scoring.group_means(columns, "fpha", "subject")
     assert list(subjects) == ["Subject_1", "Subject_2", "Subject_9", "Subject_10"]
 
 
 def test_group_keys_name_the_components_of_each_loaders_ids():
-    """Each dataset's keys read the parts of the ids its loader writes (an FPHA id as
-    tests/test_evaluate.py's fixture gives, DexYCB's as tests/data/test_dexycb.py's, HO-3D's
-    from its loader's own function); a dataset without groups has no key, and an id without
-    the part asked for is refused naming it."""
+    """Each dataset's keys read the parts of the ids its loader writes, each id built by the
+    loader's own function (a change of its layout that the grouping does not follow fails
+    here); a dataset without groups has no key, and an id without the part asked for is
+    refused naming it."""
+    subject, sequence, camera = "20200709-subject-01", "20200709_140004", "836212060125"
     examples = {
         "fpha": (
-            "fpha/Subject_1/open_milk/3/0001",
+            fpha.frame_id("Subject_1", "open_milk", "3", 1),
             {"subject": "Subject_1", "action": "open_milk"},
         ),
         "dexycb": (
-            "dexycb/20200709-subject-01/20200709_140004/836212060125/000000",
-            {"subject": "20200709-subject-01", "camera": "836212060125"},
+            dexycb.frame_id(subject, sequence, camera, 0),
+            {"subject": subject, "camera": camera},
         ),
         "ho3d": (ho3d.frame_id("v3", "MC1", "0042"), {"sequence": "MC1"}),
     }
@@ -414,7 +418,47 @@ def test_group_keys_name_the_components_of_each_loaders_ids():
         assert found == {key: [group] for key, group in groups.items()}, dataset
     # Too short for the action's part, and long enough for it but with no frame's own name
     # after it (another dataset's id, whose last part is its frame): both refused.
-    for frame in ("fpha/Subject_1", "fpha/Subject_1/open_milk"):
+    parts = fpha.frame_id("Subject_1", "open_milk", "3", 1).split("/")
+    for frame in ("/".join(parts[:2]), "/".join(parts[:3])):  # fpha/Subject_1[/open_milk]
         columns = {"id": np.array([frame]), **{c: np.zeros(1) for c in scoring.GROUP_COLUMNS}}
         with pytest.raises(ValueError, match=f"'{frame}' has no action"):
             scoring.group_means(columns, "fpha", "action")
+
+
+def test_the_names_files_already_hold_keep_their_values():
+    """metrics.json's run description and protocols are read back from the files users already
+    have (hopose compare, hopose score, the report of an older evaluation): their names in
+    hopose.scoring may move, their values may not."""
+    assert scoring.PROTOCOLS == ("gt_2d", "gt_box", "image")
+    described = (
+        scoring.PROTOCOL, scoring.CROP, scoring.SELF_CROP, scoring.SELF_CROP_MARGIN,
+        scoring.SELF_CROP_VIEWS, scoring.REFINED, scoring.GRASP_COMPLETED, scoring.IMAGE_SIZE,
+        scoring.DATASET, scoring.SPLIT, scoring.OPTIONS, scoring.SEED, scoring.NUM,
+        scoring.WHOLE_SPLIT, scoring.ROOT, scoring.CACHE, scoring.CHECKPOINT,
+        scoring.HOPOSE_VERSION, scoring.TORCH_VERSION, scoring.DEVICE, scoring.SCORED,
+        scoring.UNREFINED,
+    )  # fmt: skip
+    assert described == (
+        "protocol", "crop", "self_crop", "self_crop_margin", "self_crop_views", "refined",
+        "grasp_completed", "image_size", "dataset", "split", "options", "seed", "num",
+        "whole_split", "root", "cache", "checkpoint", "hopose_version", "torch_version",
+        "device", "scored", "unrefined",
+    )  # fmt: skip
+    assert set(described).isdisjoint(scoring.SCORE_KEYS)
+
+
+def test_the_auc_keys_name_the_thresholds_they_are_computed_over():
+    """An AUC's key in metrics.json names its thresholds' span (hand_auc_0_80: 0 to 80 mm); the
+    key may not change with files that hold it, so thresholds of another span fail here rather
+    than be written under a key that misnames them. The report's and the demo's labels are
+    built from the thresholds themselves."""
+    spans = {
+        scoring.HAND_AUC_0_80: metrics.THRESHOLDS_MM,
+        scoring.OBJECT_2D_AUC_0_80: metrics.THRESHOLDS_PX,
+        **{key: metrics.THRESHOLDS_KEYPOINT_MM for key in KEYPOINT_AUC_KEYS},
+    }
+    for key, thresholds in spans.items():
+        low, high = report.threshold_range(thresholds).split("-")
+        assert key.endswith(f"_{low}_{high}"), key
+    assert report.threshold_range(metrics.THRESHOLDS_MM) == "0-80"
+    assert report.threshold_range(metrics.THRESHOLDS_KEYPOINT_MM) == "0-50"

@@ -36,7 +36,7 @@ from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint, load_model
 from hopose.config import TrainConfig, load_config, stage_unused_fields
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
-from hopose.demo import train_stages
+from hopose.demo import require_some_run, train_stages
 from hopose.evaluate import run_eval, without_jitter
 from hopose.files import output_folder, write_text
 from hopose.models import VARIANT_PARTS
@@ -59,6 +59,8 @@ from hopose.scoring import (
     OBJECT_MEAN_MM,
     PART_MEANS,
     PENETRATION_MM,
+    PROTOCOL_GT_2D,
+    PROTOCOL_IMAGE,
     VALID_CONTACTS,
     plausibility_key,
 )
@@ -87,6 +89,8 @@ PHYSICS_ROWS: tuple[tuple[str, list[str], tuple[float, float]], ...] = (
 )
 # The physics study's training seeds per row unless asked otherwise (``hopose ablate --seeds``).
 SEEDS = 3
+# The stages the physics study trains per seed for its image rows where no --init is given.
+PRETRAINED_STAGES = ("lifter", "encoder")
 # Smaller runs for --quick (smoke tests of the command).
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "lifter": ["data.num_train=512", "data.num_val=64", "data.num_test=64", "optim.epochs=2"],
@@ -119,9 +123,9 @@ def _stages_run(study: str, sources: Sequence[str], init: str | None) -> tuple[s
     no ``init`` is given."""
     if study == "lifter":
         return ("lifter",)
-    stages = {"lifter"} if "gt_2d" in sources else set()
-    if "image" in sources:
-        stages |= {"end2end"} if init is not None else {"lifter", "encoder", "end2end"}
+    stages = {"lifter"} if PROTOCOL_GT_2D in sources else set()
+    if PROTOCOL_IMAGE in sources:
+        stages |= {"end2end"} if init is not None else {*PRETRAINED_STAGES, "end2end"}
     return tuple(stage for stage in STAGES if stage in stages)
 
 
@@ -175,6 +179,29 @@ def _slug(name: str) -> str:
     """A row's folder name: "Hand Sub-graph Only" -> hand_sub_graph_only, "MSE + Physical loss"
     -> mse_physical_loss."""
     return name.lower().replace(" + ", "_").replace(" ", "_").replace("-", "_")
+
+
+def _seed_dir(out_dir: Path, source: str, seed: int) -> Path:
+    """The folder of the physics study's runs of one input and seed: its rows' and, trained
+    for them, stages 1-2's (``stages/``)."""
+    return out_dir / source / f"seed{seed}"
+
+
+def _run_dirs(
+    study: str, out_dir: Path, sources: Sequence[str], seeds: int, init: str | None
+) -> list[Path]:
+    """Every run folder of a study, as :func:`ablate_lifter` and :func:`_physics_runs` lay
+    them out."""
+    if study == "lifter":
+        return [out_dir / _slug(name) for name, *_ in LIFTER_ROWS]
+    dirs = []
+    for source in sources:
+        for seed in range(seeds):
+            seed_dir = _seed_dir(out_dir, source, seed)
+            if source == PROTOCOL_IMAGE and init is None:
+                dirs += [seed_dir / "stages" / stage for stage in PRETRAINED_STAGES]
+            dirs += [seed_dir / _slug(name) for name, _, _ in PHYSICS_ROWS]
+    return dirs
 
 
 def _last_progress(run_dir: Path) -> dict[str, Any]:
@@ -287,7 +314,7 @@ PHYSICS_METRICS: tuple[tuple[str, str | None, str], ...] = (
     ),
 )
 # The two inputs of the physics study: the lifter on ground-truth 2D, the network from pixels.
-PHYSICS_INPUTS = ("gt_2d", "image")
+PHYSICS_INPUTS = (PROTOCOL_GT_2D, PROTOCOL_IMAGE)
 # The studies of `hopose ablate`: the paper's Table 2 (lifter variants) and Table 3 (physical loss).
 STUDIES = ("lifter", "physics")
 
@@ -311,8 +338,8 @@ def _physics_config(
     """The config of a row of Table 3 (``extra``: its loss) with one seed: the lifter stage's on
     ground-truth 2D, else the end-to-end stage's fine-tuning ``init`` (None: the stage's own
     ``init_from``, for a check before the checkpoint exists)."""
-    stage = "lifter" if source == "gt_2d" else "end2end"
-    before = [] if source == "gt_2d" or init is None else [f"init_from={init}"]
+    stage = "lifter" if source == PROTOCOL_GT_2D else "end2end"
+    before = [] if source == PROTOCOL_GT_2D or init is None else [f"init_from={init}"]
     return load_config(
         config_path(dataset, stage),
         [*stage_overrides.get(stage, []), f"seed={seed}", *extra, *before],
@@ -336,7 +363,7 @@ def _train_physics_row(
     return _row_summary(
         cfg,
         run_dir,
-        gt_2d=source == "gt_2d",
+        gt_2d=source == PROTOCOL_GT_2D,
         plausibility=True,
         resume=resume,
         split_cache=split_cache,
@@ -392,23 +419,22 @@ def _physics_runs(
     split_cache = SplitCache()  # every seed and row trains on the same splits
     for seed in range(seeds):
         seed_init = init
-        if source == "image" and init is None:
+        if source == PROTOCOL_IMAGE and init is None:
             # Stages 1-2 once per seed: both rows fine-tune the same stage-2 checkpoint.
             stage_args = {
                 stage: [*stage_overrides.get(stage, []), f"seed={seed}"]
-                for stage in ("lifter", "encoder")
+                for stage in PRETRAINED_STAGES
             }
-            seed_dir = out_dir / source / f"seed{seed}" / "stages"
             seed_init = train_stages(
                 dataset,
-                seed_dir,
+                _seed_dir(out_dir, source, seed) / "stages",
                 stage_args,
                 stages=tuple(stage_args),
                 split_cache=split_cache,
                 resume=resume,
             )["encoder"]
         for name, extra, _ in PHYSICS_ROWS:
-            run_dir = out_dir / source / f"seed{seed}" / _slug(name)
+            run_dir = _seed_dir(out_dir, source, seed) / _slug(name)
             runs[name].append(
                 _train_physics_row(
                     dataset,
@@ -445,7 +471,7 @@ def _physics_section(data: str, source: str, runs: dict[str, list[dict[str, Any]
     """The tables of one input of the physics study: the means of each row with a finished run
     and, over the seeds both rows finished, the statistics (:func:`physics_table`)."""
     rows = physics_rows(runs)
-    what = "the lifter on ground-truth 2D" if source == "gt_2d" else "from the images"
+    what = "the lifter on ground-truth 2D" if source == PROTOCOL_GT_2D else "from the images"
     counts = {len(seeds) for seeds in runs.values()}
     # Every row over the same seeds (a finished input): their number; else a partial table's.
     over = f"{counts.pop()} seeds" if len(counts) == 1 else "the seeds finished so far"
@@ -533,7 +559,9 @@ def run_ablation(
             written.
         ConfigError: a run's config (a stage's, or a row's with its own settings) that refuses
             the overrides (:func:`hopose.config.load_config`), before anything is written.
-        RunError: a run's folder holds a run and ``resume`` is False.
+        RunError: a run's folder holds a run and ``resume`` is False; ``resume`` where none
+            of the study's run folders holds a run (:func:`hopose.demo.require_some_run`),
+            before anything is written.
     """
     if study not in STUDIES:
         raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
@@ -541,7 +569,7 @@ def run_ablation(
         raise ValueError(f"--seeds: must be >= 1, got {seeds}")
     if not sources or any(source not in PHYSICS_INPUTS for source in sources):
         raise ValueError(f"--input: expected some of {PHYSICS_INPUTS}, got {tuple(sources)}")
-    if init is not None and (study != "physics" or "image" not in sources):
+    if init is not None and (study != "physics" or PROTOCOL_IMAGE not in sources):
         raise ValueError(
             "--init: only the physics study from the images (--input image or both) fine-tunes "
             "a stage-2 checkpoint"
@@ -568,12 +596,21 @@ def run_ablation(
             _lifter_config(data, stage_overrides["lifter"], extra)
     else:
         # Stages 1-2, trained as they are for the image rows without --init.
-        plain = ("lifter", "encoder") if "image" in sources and init is None else ()
+        plain = PRETRAINED_STAGES if PROTOCOL_IMAGE in sources and init is None else ()
         for stage in plain:
             load_config(config_path(data, stage), stage_overrides[stage])
         for source in sources:
             for _, extra, _ in PHYSICS_ROWS:
                 _physics_config(data, stage_overrides, extra, source=source, seed=0, init=init)
+    if resume:
+        # As the demo refuses it: a mistyped --out would run the whole study afresh.
+        run_dirs = _run_dirs(study, Path(out_dir), sources, seeds, init)
+        where = (
+            f"row folders {', '.join(run_dir.name for run_dir in run_dirs)}"
+            if study == "lifter"
+            else f"run folders under {', '.join(sources)}"
+        )
+        require_some_run(Path(out_dir), run_dirs, f"{study} study", where)
     out_dir = output_folder(out_dir)
     if study == "lifter":
         return ablate_lifter(data, out_dir, stage_overrides["lifter"], resume=resume)

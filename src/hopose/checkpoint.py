@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from hopose.config import (
+    MAX_EPOCHS,
     ConfigError,
     ModelConfig,
     TrainConfig,
@@ -58,7 +59,7 @@ from hopose.config import (
     config_from_dict,
     config_to_dict,
 )
-from hopose.files import require_file, write_atomic
+from hopose.files import JsonType, is_whole_number, require_file, write_atomic
 from hopose.models import HoposeNet, build_model
 from hopose.models.encoder import random_backbone_expected
 from hopose.stages import GT_2D_PARTS, IMAGE_PARTS, PARTS, STAGES
@@ -252,21 +253,100 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a number: an int or a float, not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _optimizer_state(value: Any) -> bool:
+    """Whether ``value`` has the form of an optimiser's state dict, which torch reads as such."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("state"), dict)
+        and isinstance(value.get("param_groups"), list)
+        and all(isinstance(group, dict) for group in value["param_groups"])
+    )
+
+
+def _scaler_state(value: Any) -> bool:
+    """Whether ``value`` is a gradient scaler's state dict: a disabled scaler's empty one, or
+    one holding every key an enabled scaler writes (torch reads each)."""
+    written = torch.amp.GradScaler("cpu", enabled=True).state_dict()
+    return isinstance(value, dict) and (not value or set(written) <= set(value))
+
+
+# What --resume reads of last.pt besides the network, as each must be: another value (a
+# damaged or hand-edited file) failed where the run read it, as a KeyError or TypeError
+# naming no file, or, as a scheduler's {}, resumed on a restarted schedule without a word.
+_RESUMED: dict[str, JsonType] = {
+    "epoch": JsonType(
+        f"the epochs done, a whole number in [1, {MAX_EPOCHS}]",
+        lambda value: is_whole_number(value) and 1 <= value <= MAX_EPOCHS,
+    ),
+    "best": JsonType(
+        "the best validation error, a number >= 0 (inf before any)",
+        lambda value: _is_number(value) and value >= 0,
+    ),
+    "best_epoch": JsonType(
+        "the best epoch's 0-based index, a whole number >= -1 (-1 before any validation)",
+        lambda value: is_whole_number(value) and value >= -1,
+    ),
+    "world_size": JsonType(
+        "the processes that trained it, a whole number >= 1",
+        lambda value: is_whole_number(value) and value >= 1,
+    ),
+    "optimizer": JsonType(
+        "an optimiser's state dict (a dict of 'state' and a list of 'param_groups')",
+        _optimizer_state,
+    ),
+    "scheduler": JsonType(
+        "a learning-rate schedule's state dict (a dict with a whole 'last_epoch')",
+        lambda value: isinstance(value, dict) and is_whole_number(value.get("last_epoch")),
+    ),
+    "scaler": JsonType(
+        "a gradient scaler's state dict (empty where it was disabled)", _scaler_state
+    ),
+}
+
+
+def _shown(value: Any) -> str:
+    """``value`` as an error quotes it: a scalar or an empty container itself (cut to 40
+    characters), else its type."""
+    empty = isinstance(value, dict | list | tuple) and not value
+    if empty or value is None or isinstance(value, bool | int | float | str):
+        text = repr(value)
+        return text if len(text) <= 40 else f"{text[:37]}..."
+    return f"a {type(value).__name__}"
+
+
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Read the checkpoint ``--resume`` continues from: :func:`load_checkpoint`'s, holding the
-    optimisation state too (:func:`training_state`).
+    progress (:data:`PROGRESS_KEYS`) and the optimisation state too (:func:`training_state`),
+    each of the form a run writes (``world_size`` where there is one).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is not a readable checkpoint, or lacks the optimisation state
-            (``best.pt`` and weights-only checkpoints), one line naming the file and the keys.
+        CheckpointError: the file is not a readable checkpoint, lacks the progress or the
+            optimisation state (``best.pt`` and weights-only checkpoints), or holds one of
+            another type or range (``best_epoch`` not below ``epoch``): one line naming the
+            file and the keys.
     """
     checkpoint = load_checkpoint(path)
-    missing = [key for key in OPTIMISATION_STATE if key not in checkpoint]
+    missing = [key for key in (*PROGRESS_KEYS, *OPTIMISATION_STATE) if key not in checkpoint]
     if missing:
         raise CheckpointError(
             f"{path}: holds weights but no training state to resume (lacks {missing}); "
             "--resume continues from the last.pt a run writes"
+        )
+    for key, kind in _RESUMED.items():
+        if key in checkpoint and not kind.holds(checkpoint[key]):
+            raise CheckpointError(
+                f"{path}: '{key}' must be {kind.words}, got {_shown(checkpoint[key])}"
+            )
+    if checkpoint["best_epoch"] >= checkpoint["epoch"]:
+        raise CheckpointError(
+            f"{path}: 'best_epoch' ({checkpoint['best_epoch']}, 0-based) must be below 'epoch' "
+            f"({checkpoint['epoch']}, the epochs done)"
         )
     return checkpoint
 

@@ -18,6 +18,7 @@ import argparse
 import functools
 import importlib
 import math
+import os
 import re
 import sys
 import warnings
@@ -35,6 +36,17 @@ IMAGE_SIZE_BOUND = ("hopose.data.synthetic", "MIN_IMAGE_SIZE")
 # The seeds --seed takes, hopose.data.grasps.SEED_LIMIT - 1 at most: written out, as importing
 # it would import the implementation (the module docstring); tests/test_cli.py pins the two.
 SEED_RANGE = "0 to 2**32 - 1"
+SEED_MAX = 2**32 - 1  # the most --seed takes, SEED_RANGE's
+
+# The largest count an option takes (--num, --batch-size, --image-size), as the config's
+# optim.batch_size (below 2**31): more samples than any machine holds, and far below 2**63,
+# past which numpy and torch raise OverflowError naming no option.
+MAX_COUNT = 2**31 - 1
+
+# --workers' most processes per CPU (os.cpu_count()): each is a forked process holding its own
+# share of the data, and beyond a few per core they only add memory (100000 forked thousands of
+# processes and ran the machine out of memory).
+WORKERS_PER_CPU = 4
 
 # Name lists and a default of hopose.data that the help restates, written out as SEED_RANGE is;
 # tests/test_cli.py pins each to its constant (named beside it). The values an option takes are
@@ -86,7 +98,9 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         "config", help="a YAML file, or a shipped config by name, e.g. synthetic/lifter"
     )
     _add_set_argument(parser, "override a config value, e.g. --set optim.lr=1e-4 (repeatable)")
-    parser.add_argument("--out", required=True, help="run directory for checkpoints and logs")
+    parser.add_argument(
+        "--out", type=output_path, required=True, help="run directory for checkpoints and logs"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.set_defaults(func=_run_train)
 
@@ -118,7 +132,7 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="train the three stages on synthetic data, evaluate, print a table"
     )
     parser.add_argument("--quick", action="store_true", help="a smoke-sized run (minutes)")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=output_path, required=True, help="output directory")
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -159,12 +173,13 @@ def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
     return check
 
 
-def at_least(minimum: int | tuple[str, str]) -> Callable[[str], int]:
-    """argparse ``type=`` of a count or seed: an integer >= ``minimum``, else argparse's one-line
-    usage error naming the option (the synthetic splits' seed sequences take no negative
-    entropy, and numpy's own message names no option; the benchmarks' counts likewise).
-    ``minimum`` may be a ``(module, constant)`` pair, imported when a value is checked (as
-    :func:`_one_of`'s list), so that the bound has one home."""
+def at_least(minimum: int | tuple[str, str], maximum: int = MAX_COUNT) -> Callable[[str], int]:
+    """argparse ``type=`` of a count or seed: an integer from ``minimum`` to ``maximum``, else
+    argparse's one-line usage error naming the option (the synthetic splits' seed sequences
+    take no negative entropy, and numpy's own message names no option; the benchmarks' counts
+    likewise; a count of 2**63 or more was an OverflowError). ``minimum`` may be a
+    ``(module, constant)`` pair, imported when a value is checked (as :func:`_one_of`'s list),
+    so that the bound has one home."""
 
     def check(text: str) -> int:
         least = minimum
@@ -176,9 +191,32 @@ def at_least(minimum: int | tuple[str, str]) -> Callable[[str], int]:
             value = least - 1
         if value < least:
             raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer <= {maximum}, got {text!r}")
         return value
 
     return check
+
+
+def worker_count(text: str) -> int:
+    """argparse ``type=`` of ``--workers``: an integer from 0 to :data:`WORKERS_PER_CPU` per CPU
+    of this machine, else argparse's one-line usage error naming the option."""
+    value = at_least(0)(text)
+    most = WORKERS_PER_CPU * (os.cpu_count() or 1)
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {most} ({WORKERS_PER_CPU} per CPU of this machine), got {text!r}"
+        )
+    return value
+
+
+def output_path(text: str) -> str:
+    """argparse ``type=`` of ``--out``: a path that is not blank, else argparse's one-line usage
+    error naming the option. A blank one is the current folder to the commands, whose files
+    (an evaluation's report.md, metrics.json) they would replace or delete."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return text
 
 
 def non_negative(text: str) -> float:
@@ -201,10 +239,13 @@ def _refuse_given(args: argparse.Namespace, names: Sequence[str], why: str) -> N
         raise ValueError(f"{', '.join(given)}: {why}")
 
 
-def _refuse_root_of_synthetic(args: argparse.Namespace, dataset: str) -> None:
-    """Synthetic frames are generated (or read from --cache): a --root would be ignored."""
+def _refuse_other_source(args: argparse.Namespace, dataset: str) -> None:
+    """Synthetic frames are generated (or read from --cache): a --root would be ignored. A real
+    dataset's are read: a --seed would be ignored, and recorded as if it had chosen them."""
     if dataset == "synthetic":
         _refuse_given(args, ("root",), "a folder of a real dataset; synthetic data is generated")
+    else:
+        _refuse_given(args, ("seed",), f"the seed of synthetic data; {dataset}'s frames are read")
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,9 +253,8 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="dataset folder (real datasets)")
     parser.add_argument(
         "--seed",
-        type=at_least(0),
-        default=0,
-        help=f"synthetic: base seed of the splits ({SEED_RANGE})",
+        type=at_least(0, SEED_MAX),
+        help=f"synthetic: base seed of the splits ({SEED_RANGE}), default 0",
     )
     parser.add_argument(
         "--num", type=at_least(1), help="synthetic: samples to generate; real: a cap"
@@ -332,8 +372,9 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _add_device_argument(parser)
     parser.add_argument(
-        "--workers", type=at_least(0), default=0,
-        help="processes that read the frames or render the self-crops' views (0: this one)",
+        "--workers", type=worker_count, default=0,
+        help="processes that read the frames or render the self-crops' views (0: this one; at "
+        f"most {WORKERS_PER_CPU} per CPU)",
     )  # fmt: skip
     parser.add_argument(
         "--no-report", action="store_true",
@@ -343,7 +384,7 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     _add_no_plausibility_argument(parser)
     _add_refine_arguments(parser, when="before scoring", what="frames without a grasp")
     _add_self_crop_arguments(parser)
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=output_path, required=True, help="output directory")
     parser.set_defaults(func=_run_eval)
 
 
@@ -355,7 +396,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.data != "synthetic" and args.root is None and args.cache is None:
         raise ValueError(f"--root: evaluating on {args.data} needs its folder (or --cache)")
-    _refuse_root_of_synthetic(args, args.data)
+    _refuse_other_source(args, args.data)
     # Synthetic frames are generated, as many as asked: unasked, the dataset's own refusal
     # named its constructor argument (num_samples), not the option.
     if args.data == "synthetic" and args.num is None and args.cache is None:
@@ -371,9 +412,9 @@ def _run_eval(args: argparse.Namespace) -> int:
             "drop --crop or give --crop square"
         )
     data = eval_data_config(
-        args.checkpoint, name=args.data, root=args.root, cache=args.cache, seed=args.seed,
-        split=args.split, num=args.num, crop=args.crop, options=dict(args.options),
-        num_workers=args.workers, self_cropping=not (args.gt_2d or args.gt_box),
+        args.checkpoint, name=args.data, root=args.root, cache=args.cache, split=args.split,
+        num=args.num, crop=args.crop, options=dict(args.options), num_workers=args.workers,
+        self_cropping=not (args.gt_2d or args.gt_box), **_given(seed=args.seed),
     )  # fmt: skip
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d, gt_box=args.gt_box,
@@ -442,7 +483,7 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
         help="write no overlay image (about half the time and disk of a large batch); the "
         "JSON's overlay is then null",
     )  # fmt: skip
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=output_path, required=True, help="output directory")
     parser.set_defaults(func=_run_predict)
     parser.epilog = (
         "Without --K or --fov the camera comes from the EXIF focal length, else a 26 mm "
@@ -496,7 +537,7 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     _add_set_argument(
         parser, "override a config value of every run, as hopose train's --set (repeatable)"
     )
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=output_path, required=True, help="output directory")
     parser.add_argument(
         "--resume", action="store_true",
         help="continue a killed or failed study in --out: each run from its last.pt, finished "
@@ -514,7 +555,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
         _refuse_given(
             args, ("seeds", "input"), f"options of the physics study, not the {args.study} one"
         )
-    _refuse_root_of_synthetic(args, args.data)
+    _refuse_other_source(args, args.data)
     physics = {} if args.seeds is None else {"seeds": args.seeds}
     if args.input is not None:
         physics["sources"] = PHYSICS_INPUTS if args.input == "both" else (args.input,)
@@ -558,7 +599,6 @@ def _loader_options(args: argparse.Namespace) -> dict:
     wanted = _LOADER_OPTIONS.get(args.dataset, ())
     others = [name for names in _LOADER_OPTIONS.values() for name in names if name not in wanted]
     _refuse_given(args, others, f"options of another dataset, not {args.dataset}")
-    _refuse_root_of_synthetic(args, args.dataset)
     return {key: getattr(args, key) for key in wanted if getattr(args, key) is not None}
 
 
@@ -573,7 +613,9 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _add_source_arguments(parser)
     parser.add_argument("--split", required=True, help="split to convert, e.g. train")
-    parser.add_argument("--out", required=True, help="cache folder (an unfinished one is resumed)")
+    parser.add_argument(
+        "--out", type=output_path, required=True, help="cache folder (an unfinished one is resumed)"
+    )
     # Unset, --image-size, --crop and --on-error take prepare_cache's defaults (_given).
     parser.add_argument(
         "--image-size", type=at_least(IMAGE_SIZE_BOUND),
@@ -584,7 +626,10 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
         help=f"image geometry, {' or '.join(CROP_NAMES)}: the whole frame resized (the default) "
         "or a square around hand and object (docs/datasets.md)",
     )  # fmt: skip
-    parser.add_argument("--workers", type=at_least(0), default=0, help="decoding processes")
+    parser.add_argument(
+        "--workers", type=worker_count, default=0,
+        help=f"decoding processes (at most {WORKERS_PER_CPU} per CPU)",
+    )  # fmt: skip
     parser.add_argument(
         "--on-error", type=_one_of("hopose.data.transforms", "ON_ERROR"),
         help=f"{' or '.join(ON_ERROR_NAMES)}: stop at a bad sample (the default; resumable), or "
@@ -603,6 +648,7 @@ def _given(**options: object) -> dict:
 def _run_prepare(args: argparse.Namespace) -> int:
     from hopose.data.cache import prepare_cache
 
+    _refuse_other_source(args, args.dataset)
     # Named as the options here: the dataset's own refusals name its arguments (root,
     # num_samples), which this command does not have.
     if args.dataset != "synthetic" and args.root is None:
@@ -611,8 +657,9 @@ def _run_prepare(args: argparse.Namespace) -> int:
         raise ValueError("--num: preparing synthetic data needs the number of samples")
     out = prepare_cache(
         args.dataset, args.split, args.out, root=args.root, num_samples=args.num,
-        seed=args.seed, workers=args.workers,
-        **_given(image_size=args.image_size, crop=args.crop, on_error=args.on_error),
+        workers=args.workers,
+        **_given(seed=args.seed, image_size=args.image_size, crop=args.crop,
+                 on_error=args.on_error),
         **_loader_options(args),
     )  # fmt: skip
     print(out)
@@ -630,18 +677,26 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         "(its seed is derived from --seed and the split's name)",
     )  # fmt: skip
     parser.add_argument(
-        "--out", help="cache folder, required unless --stats (an unfinished one is resumed)"
+        "--out",
+        type=output_path,
+        help="cache folder, required unless --stats (an unfinished one is resumed)",
     )
     parser.add_argument("--num", type=at_least(1), required=True, help="number of samples")
     parser.add_argument(
-        "--seed", type=at_least(0), default=0, help=f"base seed of the splits ({SEED_RANGE})"
+        "--seed",
+        type=at_least(0, SEED_MAX),
+        default=0,
+        help=f"base seed of the splits ({SEED_RANGE})",
     )
     parser.add_argument(
         "--image-size", type=at_least(IMAGE_SIZE_BOUND),
         help=f"image side (px; default {DEFAULT_IMAGE_SIZE})",
     )  # fmt: skip
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")
-    parser.add_argument("--workers", type=at_least(0), default=0, help="rendering processes")
+    parser.add_argument(
+        "--workers", type=worker_count, default=0,
+        help=f"rendering processes (at most {WORKERS_PER_CPU} per CPU)",
+    )  # fmt: skip
     parser.add_argument(
         "--stats", action="store_true",
         help="print the statistics of --seed's poses beside FPHA-HO's instead of writing a "
@@ -725,7 +780,7 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
         "compare", help="several evaluations' PCK curves on one plot and their tables side by side"
     )
     parser.add_argument("run_dirs", nargs="+", help="folders written by hopose eval")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=output_path, required=True, help="output directory")
     parser.add_argument(
         "--paper", action="store_true",
         help="add the paper's published Table 1 (FPHA-HO, HOPE-Net split) for reference",
@@ -746,7 +801,9 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
         "export", help="write a checkpoint's network (or its lifter) as ONNX, checked against torch"
     )
     parser.add_argument("checkpoint", help="a checkpoint written by hopose train or demo")
-    parser.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
+    parser.add_argument(
+        "--out", type=output_path, required=True, help="ONNX file to write, e.g. model.onnx"
+    )
     parser.add_argument(
         "--graph", type=_one_of("hopose.export", "GRAPHS"), default="network",
         help="network: image in, 2D and 3D out (default); lifter: 2D in, 3D out",
@@ -762,6 +819,12 @@ def _run_export(args: argparse.Namespace) -> int:
     from hopose.files import output_folder
 
     out = Path(args.out)
+    # Path drops a trailing separator: "new/" would be written as a file named "new".
+    if args.out.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise IsADirectoryError(
+            f"--out: {args.out} ends in a path separator, naming a folder; give the ONNX file's "
+            "path"
+        )
     if out.is_dir():
         raise IsADirectoryError(f"--out: {out} is a folder; give the ONNX file's path")
     model, cfg = load_model(args.checkpoint, from_images=args.graph == "network")
@@ -800,6 +863,7 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out",
+        type=output_path,
         required=True,
         help="output directory (metrics.json, per_frame.csv, per_group.csv, report.md)",
     )
@@ -859,6 +923,8 @@ def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], object
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Named as argparse names the sub-command in its usage errors: "data check", not "data".
+    command = " ".join(filter(None, (args.command, getattr(args, "tool", None))))
     # After parsing, so that --help and --version stay quick; every sub-command imports torch.
     import torch
 
@@ -872,18 +938,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # restores the way warnings are shown afterwards
             if not args.debug:
-                warnings.showwarning = functools.partial(_show_warning, args.command)
+                warnings.showwarning = functools.partial(_show_warning, command)
             return int(args.func(args) or 0)
     except USER_ERRORS as error:
         if args.debug:
             raise
-        print(f"hopose {args.command}: error: {one_line(error)}", file=sys.stderr)
+        print(f"hopose {command}: error: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if args.debug:
             raise
         # A training run has kept its last finished epoch; `--resume` continues from it.
-        print(f"hopose {args.command}: interrupted", file=sys.stderr)
+        print(f"hopose {command}: interrupted", file=sys.stderr)
         return 130  # the shell's status for a command ended by SIGINT (128 + 2)
     finally:
         torch.set_flush_denormal(False)

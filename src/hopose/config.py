@@ -10,7 +10,8 @@ The dataclasses below are the schema, one documented field per line; OmegaConf s
 configs do the rest: ``load_config(path, overrides)`` merges the YAML file into the schema,
 applies dot-list overrides (``optim.lr=1e-4``, ``data.options.jitter=true``), converts every
 value to its field's type, then the dataclasses' ``__post_init__`` validate it. A wrong key or
-value raises a one-line :class:`ConfigError` naming the file and the full key.
+value raises a one-line :class:`ConfigError` naming the file, or the ``--set KEY=VALUE`` that
+gave the value, and the full key.
 """
 
 from __future__ import annotations
@@ -30,10 +31,20 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from hopose.data import CROPS, DATASETS, check_options
-from hopose.data.grasps import SEED_LIMIT
-from hopose.data.transforms import DEFAULT_IMAGE_SIZE
+from hopose.data import (
+    CROPS,
+    DATASETS,
+    REAL_DATASETS,
+    SYNTHETIC_SPLIT_KEYS,
+    check_options,
+    loader_options,
+)
+from hopose.data.check import dataset_splits
+from hopose.data.grasps import SEED_LIMIT, SEED_RANGE_TEXT
+from hopose.data.synthetic import MIN_IMAGE_SIZE
+from hopose.data.transforms import DEFAULT_CROP, DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
+from hopose.models.encoder import STAGE_COUNTS_TEXT
 from hopose.models.heads import HEATMAP_TILE
 from hopose.self_crop import SELF_CROP_MARGIN
 from hopose.stages import STAGES
@@ -69,6 +80,19 @@ MAX_EPOCHS = 2**20
 ``seed * MAX_EPOCHS + epoch`` (:func:`hopose.data.tensor_split.epoch_stream`), far above any
 schedule (the paper's longest is 10,000 epochs), so that seed s's epochs never reach seed
 s + 1's."""
+COUNT_LIMIT = 2**31
+"""Bound (exclusive) of a number of samples, ``optim.batch_size`` and ``data.num_*``: torch and
+numpy read sizes as 64-bit integers and fail past them naming no field (an OverflowError), and
+2**31 samples are past any machine's memory already (a synthetic lifter split of 2**31 poses
+holds 0.7 TB of float32 keypoints)."""
+# The counts' range as messages write it.
+COUNT_RANGE_TEXT = f"[1, 2**{COUNT_LIMIT.bit_length() - 1})"
+MAX_IMAGE_SIZE = 4096
+"""The largest ``data.image_size`` (px): twice the widest frame of any dataset hopose reads
+(FPHA's 1920 px; HO-3D's and DexYCB's 640, ObMan's 256), past which a network image only
+upsamples its source, and one image already costs more than a GPU should hold per sample (a
+ResNet's first feature map of a 4096 px image is 64 x 2048 x 2048 float32 numbers, 1 GiB).
+Beyond it a side failed only when the first image was allocated (a MemoryError)."""
 
 
 def _require_path(path: str | None, name: str, what: str) -> None:
@@ -82,7 +106,19 @@ def _require_seed(seed: int, name: str) -> None:
     """Refuse a seed outside one 32-bit word, naming its field: numpy's generators and
     ``seed_everything`` fail on it only when they first read it, without the field's name (and
     for the top-level seed only on DDP ranks other than 0)."""
-    _require(0 <= seed < SEED_LIMIT, f"{name} must be in [0, 2**32), got {seed}")
+    _require(
+        0 <= seed < SEED_LIMIT,
+        f"{name} must be in {SEED_RANGE_TEXT}, got {seed}",
+    )
+
+
+def _require_count(value: int | None, name: str, *, nullable: bool = False) -> None:
+    """Refuse a number of samples outside [1, :data:`COUNT_LIMIT`), naming its field; None too
+    unless ``nullable``."""
+    _require(
+        (nullable and value is None) or (value is not None and 0 < value < COUNT_LIMIT),
+        f"{name} must be in {COUNT_RANGE_TEXT}{' or null' if nullable else ''}, got {value}",
+    )
 
 
 def _require_finite(section: Any, prefix: str) -> None:
@@ -134,11 +170,15 @@ class DataConfig:
     name: str = "synthetic"
     """Dataset name for ``hopose.data.build_dataset``: synthetic, fpha, obman, ho3d, dexycb."""
     root: str | None = None
-    """Dataset folder on disk; None for synthetic data."""
+    """Dataset folder on disk; None for synthetic data, and for a real dataset read from
+    ``cache`` (a training config needs one of the two: :class:`TrainConfig`)."""
     cache: str | None = None
     """Optional cache folder of pre-processed samples (``hopose.data.cache``)."""
     train_split: str = "train"
-    """Split trained on."""
+    """Split trained on, one of the dataset's (:mod:`hopose.data`; FPHA's those of its
+    ``options.protocol``, DexYCB's of its ``options.setup``), as ``val_split``: checked by
+    :class:`TrainConfig`, which reads them, not here, where an evaluation's config leaves them
+    at their defaults whatever its dataset."""
     val_split: str | None = "val"
     """Split validated on every ``optim.val_every`` epochs (``best.pt`` is chosen on it); None
     for a dataset without a labelled one (HO-3D, FPHA's action protocol): nothing is validated,
@@ -147,8 +187,10 @@ class DataConfig:
     test_split: str = "test"
     """Split ``hopose eval`` reports by default."""
     image_size: int = DEFAULT_IMAGE_SIZE
-    """Side of the square network input in pixels (paper: 224)."""
-    crop: str = "resize"
+    """Side of the square network input in pixels (paper: 224), in
+    [:data:`hopose.data.synthetic.MIN_IMAGE_SIZE`, :data:`MAX_IMAGE_SIZE`] for every dataset:
+    the least is the one ``hopose prepare`` holds any dataset's caches to."""
+    crop: str = DEFAULT_CROP
     """"resize" the whole frame to a square (paper, HOPE-Net), or "square", a crop around hand
     and object (with ``options.jitter`` randomly scaled, shifted and turned, synthetic and real
     data alike; refused with "resize"). A model trained on "square" crops predicts from images
@@ -171,7 +213,7 @@ class DataConfig:
     share of its side along x and along y, unturned (4 more views)."""
     num_train: int | None = None
     """Number of training samples (synthetic: how many to generate, required unless ``cache``
-    holds them; real data: a cap)."""
+    holds them; real data: a cap), below :data:`COUNT_LIMIT`."""
     num_val: int | None = None
     """Number of validation samples, as ``num_train`` (not read, so not required, without a
     ``val_split``)."""
@@ -216,7 +258,11 @@ class DataConfig:
             check_options(self.name, self.crop, self.options, prefix="data.options.")
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        _require(self.image_size > 0, f"data.image_size must be > 0, got {self.image_size}")
+        _require(
+            MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE,
+            f"data.image_size must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got "
+            f"{self.image_size}",
+        )
         _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _require(self.self_crop >= 1, f"data.self_crop must be >= 1, got {self.self_crop}")
         _require(
@@ -233,8 +279,7 @@ class DataConfig:
         )
         _require_seed(self.seed, "data.seed")
         for name in ("num_train", "num_val", "num_test"):
-            value = getattr(self, name)
-            _require(value is None or value > 0, f"data.{name} must be > 0 or null, got {value}")
+            _require_count(getattr(self, name), f"data.{name}", nullable=True)
 
 
 @dataclass
@@ -296,7 +341,7 @@ class ModelConfig:
         )
         _require(
             1 <= self.backbone_stages <= len(RESIDUAL_STAGES),
-            f"model.backbone_stages must be 1, 2, 3 or 4, got {self.backbone_stages}",
+            f"model.backbone_stages must be {STAGE_COUNTS_TEXT}, got {self.backbone_stages}",
         )
         _require(self.head in HEADS, f"model.head must be one of {HEADS}, got {self.head!r}")
         _require(
@@ -318,7 +363,7 @@ class OptimConfig:
     epochs: int = 1
     """Number of epochs (passes over the training split), at most :data:`MAX_EPOCHS`."""
     batch_size: int = 256
-    """Samples per step on each process (paper: 256), below 2**31."""
+    """Samples per step on each process (paper: 256), below :data:`COUNT_LIMIT`."""
     step_size: int = 1
     """Epochs between learning-rate decays."""
     gamma: float = 1.0
@@ -359,12 +404,7 @@ class OptimConfig:
             0 < self.epochs <= MAX_EPOCHS,
             f"optim.epochs must be in [1, {MAX_EPOCHS}], got {self.epochs}",
         )
-        # torch reads sizes as 64-bit integers and fails past them naming no field; a batch of
-        # 2**31 samples is past any machine's memory already.
-        _require(
-            0 < self.batch_size < 2**31,
-            f"optim.batch_size must be in [1, 2**31), got {self.batch_size}",
-        )
+        _require_count(self.batch_size, "optim.batch_size")
         _require(self.step_size > 0, f"optim.step_size must be > 0, got {self.step_size}")
         _require(self.gamma > 0, f"optim.gamma must be > 0, got {self.gamma}")
         _require(
@@ -579,6 +619,24 @@ def unused_fields(config: Mapping[str, Any]) -> dict[str, str]:
     return unused | {name: f"the {stage} stage {why}" for name, why in stage_reasons}
 
 
+def _splits_of(data: DataConfig) -> tuple[tuple[str, ...], str]:
+    """The splits of ``data``'s dataset (:data:`hopose.data.SYNTHETIC_SPLIT_KEYS`,
+    :func:`hopose.data.check.dataset_splits`), and what they are for a message: "the fpha
+    dataset's splits", followed by the options that chose them where those are not its
+    default's ("with data.options.protocol=action")."""
+    if data.name == "synthetic":
+        return tuple(SYNTHETIC_SPLIT_KEYS), "the synthetic dataset's splits"
+    splits = dataset_splits(data.name, **data.options)
+    choosing = [
+        f"data.options.{option}={as_yaml(value)}"
+        for option, value in data.options.items()
+        if option in loader_options(data.name)
+        and dataset_splits(data.name, **{option: value}) != dataset_splits(data.name)
+    ]
+    chosen = f" with {', '.join(choosing)}" if choosing else ""
+    return splits, f"the {data.name} dataset's splits{chosen}"
+
+
 @dataclass
 class TrainConfig:
     """One training stage (docs/conventions.md §4)."""
@@ -624,6 +682,22 @@ class TrainConfig:
                     f"data.{name}: synthetic data needs the number of samples to generate "
                     "(or a data.cache), got null",
                 )
+        # What the loaders refused only once a run built its data (its folder made), naming
+        # their own argument ("root:", "split:"). Only the splits a run reads: test_split is
+        # read by `hopose eval` (whose --split stands in for it), and a trained checkpoint's
+        # config may hold one its dataset lacks.
+        _require(
+            data.name not in REAL_DATASETS or data.root is not None or data.cache is not None,
+            f"data.root: the {data.name} dataset needs its folder (or a data.cache), got null",
+        )
+        splits, which = _splits_of(data)
+        for role, nullable in (("train", False), ("val", True)):
+            split = getattr(data, f"{role}_split")
+            _require(
+                split in splits or (nullable and split is None),
+                f"data.{role}_split must be one of {splits}, {which}"
+                f"{', or null' if nullable else ''}, got {split!r}",
+            )
         _require(
             self.loss.w_segmentation == 0 or self.model.segmentation,
             f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
@@ -746,29 +820,69 @@ def override_value(text: str) -> Any:
     return OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]))["value"]
 
 
-def _to_config(schema: DictConfig, values: Mapping[str, Any], overrides: Sequence[str]):
-    """Merge YAML ``values`` and dot-list ``overrides`` into the schema, then build and validate
-    the dataclasses (their ``__post_init__``)."""
+def _at(source: str | None, message: str) -> str:
+    """``message`` led by ``source``, where the value it judges came from (None: said by the
+    caller)."""
+    return message if source is None else f"{source}: {message}"
+
+
+def _overrides_named(message: str, overrides: Sequence[str]) -> str | None:
+    """The overrides in force (a key's last) whose key ``message`` names, or whose key is a
+    section above a field it names (``data.options`` of ``data.options.protocol``), each as
+    "--set KEY=VALUE", space-separated; None where it names none."""
+    last = {item.partition("=")[0].strip(): item for item in overrides}
+    named = [
+        f"--set {item}"
+        for key, item in last.items()
+        if re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message)
+    ]
+    return " ".join(named) or None
+
+
+def _to_config(
+    schema: DictConfig,
+    values: Mapping[str, Any],
+    overrides: Sequence[str],
+    source: str | None = None,
+):
+    """Merge YAML ``values`` (read from ``source``, a file, or None) and dot-list ``overrides``
+    into the schema, then build and validate the dataclasses (their ``__post_init__``).
+
+    A refused value is blamed on where it came from: the file, or the ``--set KEY=VALUE`` that
+    set it, which stands over the file's and which the message would otherwise pin on the file.
+    A value refused once merged (a range, or fields that disagree) is blamed on the overrides
+    whose keys the message names, else on the file."""
     for item in overrides:
         key, sep, _ = item.partition("=")
-        _require(bool(sep) and bool(key.strip()), f"override {item!r} must look like key=value")
-    _check_sections(schema, values)
+        _require(bool(sep) and bool(key.strip()), f"--set {item}: must look like key=value")
     section = OmegaConf.get_type(schema)
-    _require_bools(section, values)
     try:
+        _check_sections(schema, values)
+        _require_bools(section, values)
         merged = OmegaConf.merge(schema, values)
-        for item in overrides:
-            try:
-                # Read on its own first for its bool fields, which the merge would set from any
-                # number.
-                _require_bools(section, OmegaConf.to_container(OmegaConf.from_dotlist([item])))
-                merged.merge_with_dotlist([item])
-            except yaml.YAMLError as error:
-                key = item.partition("=")[0].strip()
-                raise ConfigError(f"{key}: value is not YAML: {yaml_problem(error)}") from None
-        return OmegaConf.to_object(merged)
+    except ConfigError as error:
+        raise ConfigError(_at(source, str(error))) from None
     except OmegaConfBaseException as error:
-        raise ConfigError(_one_line(error)) from None
+        raise ConfigError(_at(source, _one_line(error))) from None
+    for item in overrides:
+        try:
+            # Read on its own first for its bool fields, which the merge would set from any
+            # number.
+            _require_bools(section, OmegaConf.to_container(OmegaConf.from_dotlist([item])))
+            merged.merge_with_dotlist([item])
+        except yaml.YAMLError as error:
+            key = item.partition("=")[0].strip()
+            message = f"{key}: value is not YAML: {yaml_problem(error)}"
+            raise ConfigError(f"--set {item}: {message}") from None
+        except ConfigError as error:
+            raise ConfigError(f"--set {item}: {error}") from None
+        except OmegaConfBaseException as error:
+            raise ConfigError(f"--set {item}: {_one_line(error)}") from None
+    try:
+        return OmegaConf.to_object(merged)
+    except (ConfigError, OmegaConfBaseException) as error:
+        message = str(error) if isinstance(error, ConfigError) else _one_line(error)
+        raise ConfigError(_at(_overrides_named(message, overrides) or source, message)) from None
 
 
 def saved_config(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -832,7 +946,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
             "data.num_train=64", "data.options.protocol=hope"]``; values are parsed as YAML.
 
     Raises:
-        ConfigError: one line naming the file and the full key when a key is unknown or a value
+        ConfigError: one line naming the file, or the ``--set KEY=VALUE`` overrides that set
+            the value (:func:`_to_config`), and the full key when a key is unknown or a value
             is invalid, or the file and line of a YAML syntax error, or a file not in UTF-8,
             empty, or whose top level is not a mapping.
         FileNotFoundError: when ``path`` does not exist.
@@ -858,9 +973,6 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     if values is None:
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         raise ConfigError(f"{path}: the top level must be a mapping of config keys, got {kind}")
-    try:
-        return _to_config(
-            OmegaConf.structured(TrainConfig), OmegaConf.to_container(values), overrides
-        )
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+    return _to_config(
+        OmegaConf.structured(TrainConfig), OmegaConf.to_container(values), overrides, str(path)
+    )

@@ -54,7 +54,37 @@ from hopose.report import (
     write_per_frame_csv,
     write_report,
 )
-from hopose.scoring import PREDICTED_2D, frame_metrics, score, summarize
+from hopose.scoring import (
+    CACHE,
+    CHECKPOINT,
+    CROP,
+    DATASET,
+    DEVICE,
+    GRASP_COMPLETED,
+    HOPOSE_VERSION,
+    IMAGE_SIZE,
+    NUM,
+    OPTIONS,
+    PREDICTED_2D,
+    PROTOCOL,
+    PROTOCOL_GT_2D,
+    PROTOCOL_GT_BOX,
+    PROTOCOL_IMAGE,
+    REFINED,
+    ROOT,
+    SCORED,
+    SEED,
+    SELF_CROP,
+    SELF_CROP_MARGIN,
+    SELF_CROP_VIEWS,
+    SPLIT,
+    TORCH_VERSION,
+    UNREFINED,
+    WHOLE_SPLIT,
+    frame_metrics,
+    score,
+    summarize,
+)
 from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop
 from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 from hopose.submission import BENCHMARK_FILES, write_submission
@@ -82,12 +112,14 @@ PREDICTION_ARRAYS: dict[str, tuple[int, ...]] = {
 }
 # orig_K is read instead of K for the object's 2D error where it is given.
 OPTIONAL_ARRAYS = ("orig_K",)
+# The cameras, which must be finite: the scores divide by their depths and the gallery's canvas
+# is sized from K's principal point (an inf there was an OverflowError naming no file).
+CAMERA_ARRAYS = ("K", "orig_K")
 # The entries of an evaluation's summary that describe its frames (the ground truth its
 # predictions.npz holds, and their geometry), which `hopose score` carries over from the
 # metrics.json beside the file it scores; the others describe the network that predicted.
 FRAME_KEYS = (
-    "protocol", "crop", "image_size", "dataset", "split", "options", "seed", "num",
-    "whole_split", "root", "cache",
+    PROTOCOL, CROP, IMAGE_SIZE, DATASET, SPLIT, OPTIONS, SEED, NUM, WHOLE_SPLIT, ROOT, CACHE,
 )  # fmt: skip
 
 
@@ -427,7 +459,7 @@ def run_eval(
     # frames) are cut around the true hand and box: ground truth places them (the
     # ground-truth-box protocol), which the label must say.
     boxed = not gt_2d and not iterations and data.crop == "square"
-    protocol = "gt_2d" if gt_2d else "gt_box" if boxed else "image"
+    protocol = PROTOCOL_GT_2D if gt_2d else PROTOCOL_GT_BOX if boxed else PROTOCOL_IMAGE
     plausibility = report if plausibility is None else plausibility
     unrefined = None
     if weights is not None:
@@ -437,7 +469,7 @@ def run_eval(
         unrefined = score(raw, protocol=protocol, plausibility=plausibility)
     clear_evaluation(out_dir)
     write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
-    if protocol == "image":  # a server's file holds predictions that read no ground truth
+    if protocol == PROTOCOL_IMAGE:  # a server's file holds predictions that read no ground truth
         write_submission(data, split, predictions, out_dir)
     description = _description(
         data, split, protocol=protocol, cropping=cropping, refine=refine,
@@ -467,36 +499,36 @@ def _description(
     on ``device`` under ``protocol``, self-cropped as ``cropping`` says."""
     iterations = cropping.passes
     return {
-        "protocol": protocol,
-        "crop": data.crop,
-        "self_crop": iterations,
-        "self_crop_margin": cropping.margin if iterations else None,
-        "self_crop_views": len(cropping.views) if iterations else None,
-        "refined": refine,
-        "grasp_completed": refine and complete_grasp,
-        "image_size": data.image_size,
-        "dataset": data.name,
-        "split": split,
+        PROTOCOL: protocol,
+        CROP: data.crop,
+        SELF_CROP: iterations,
+        SELF_CROP_MARGIN: cropping.margin if iterations else None,
+        SELF_CROP_VIEWS: len(cropping.views) if iterations else None,
+        REFINED: refine,
+        GRASP_COMPLETED: refine and complete_grasp,
+        IMAGE_SIZE: data.image_size,
+        DATASET: data.name,
+        SPLIT: split,
         # Every loader option, defaults included: the protocol, setup or version that says
         # which frames the split holds (docs/datasets.md: every result names its protocol).
-        "options": {k: v for k, v in {**option_defaults(data.name), **data.options}.items()
-                    if k != "jitter"},
+        OPTIONS: {k: v for k, v in {**option_defaults(data.name), **data.options}.items()
+                  if k != "jitter"},
         # What reads the same frames again: synthetic data's seed, the frames asked for (None:
         # all) and where they were read from; the paths resolved, so that the record names its
         # inputs wherever it is read from.
-        "seed": data.seed,
-        "num": split_size(data, split),
-        "whole_split": whole_split(frames, data.name),
-        "root": recorded_path(data.root),
-        "cache": recorded_path(data.cache),
-        "checkpoint": recorded_path(checkpoint),
+        SEED: data.seed,
+        NUM: split_size(data, split),
+        WHOLE_SPLIT: whole_split(frames, data.name),
+        ROOT: recorded_path(data.root),
+        CACHE: recorded_path(data.cache),
+        CHECKPOINT: recorded_path(checkpoint),
         **_environment(device),
     }  # fmt: skip
 
 
 def _versions() -> dict[str, str]:
     """The software that scores (and, in an evaluation, predicts)."""
-    return {"hopose_version": __version__, "torch_version": str(torch.__version__)}
+    return {HOPOSE_VERSION: __version__, TORCH_VERSION: str(torch.__version__)}
 
 
 def _environment(device: str) -> dict[str, str]:
@@ -504,7 +536,7 @@ def _environment(device: str) -> dict[str, str]:
     name = (
         f"{device} ({torch.cuda.get_device_name(device)})" if device.startswith("cuda") else device
     )
-    return {**_versions(), "device": name}
+    return {**_versions(), DEVICE: name}
 
 
 def clear_evaluation(out_dir: Path) -> None:
@@ -551,11 +583,11 @@ def write_scores(
     """
     # Per-frame columns once, for the summary and the report: the grasp quality's convex hulls
     # are the slow part of an evaluation.
-    protocol = description.get("protocol")
+    protocol = description.get(PROTOCOL)
     columns = frame_metrics(predictions, protocol=protocol, plausibility=plausibility)
     summary = {**summarize(columns), **description}
     if unrefined is not None:
-        summary["unrefined"] = dict(unrefined)
+        summary[UNREFINED] = dict(unrefined)
     if report:
         write_report(
             out_dir, predictions, summary, columns=columns, image_size=image_size, dataset=dataset
@@ -579,7 +611,8 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
             (:func:`hopose.files.require_file`).
         ValueError: one line naming the file (and the array): not an ``.npz`` of named arrays,
             an array missing, of another shape, not of numbers (``id``: any), or of another
-            number of frames than ``id``; no frames.
+            number of frames than ``id``; a camera (:data:`CAMERA_ARRAYS`) not finite; no
+            frames.
     """
     require_file(path, "predictions.npz")
     try:
@@ -605,6 +638,12 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
         frames = len(array) if frames is None else frames
         if len(array) != frames:
             raise ValueError(f"{path}: '{key}' holds {len(array)} frames, 'id' {frames}")
+        if key in CAMERA_ARRAYS and not np.isfinite(array).all():
+            frame = np.flatnonzero(~np.isfinite(array).all(axis=(1, 2)))[0]
+            raise ValueError(
+                f"{path}: '{key}' is not finite (NaN or inf) in frame {frame} (id "
+                f"{str(arrays['id'][frame])!r})"
+            )
     if not frames:
         raise ValueError(f"{path}: no frames (its arrays are empty)")
     return arrays
@@ -626,7 +665,9 @@ def score_file(
         FileNotFoundError, ValueError: as :func:`read_predictions`, and as
             :func:`hopose.report.read_summary` for the ``metrics.json`` beside the file (an
             entry of another type, naming it); ``out_dir`` the file's own folder, whose
-            evaluation it would replace. Each before anything in ``out_dir`` is removed.
+            evaluation it would replace, or another evaluation's (it holds a
+            ``predictions.npz``), whose predictions it would delete. Each before anything in
+            ``out_dir`` is removed.
     """
     path, out_dir = Path(path), Path(out_dir)
     if out_dir.resolve() == path.parent.resolve():
@@ -634,17 +675,20 @@ def score_file(
             f"--out: {out_dir} holds {path.name}, whose evaluation's files would be replaced; "
             "choose another folder"
         )
+    if (out_dir / PREDICTIONS_FILE).exists():
+        raise ValueError(
+            f"--out: {out_dir} holds another evaluation's {PREDICTIONS_FILE}, which would be "
+            "deleted with its files; choose another folder"
+        )
     predictions = read_predictions(path)
     evaluation = read_summary(path.parent)
     description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
-    description |= {"scored": recorded_path(path), **_versions()}
+    description |= {SCORED: recorded_path(path), **_versions()}
     # The gallery's blank canvas: the network image's side, or (a file without its evaluation's
     # metrics.json) twice the largest principal point, about as large.
     canvas = int(np.ceil(2 * np.max(predictions["K"][:, :2, 2], initial=1.0)))
     clear_evaluation(out_dir)
-    # An evaluation's predictions left there would stand beside another file's scores.
-    (out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
     return write_scores(
         out_dir, predictions, description, plausibility=plausibility, report=True,
-        image_size=evaluation.get("image_size", canvas),
+        image_size=evaluation.get(IMAGE_SIZE, canvas),
     )  # fmt: skip

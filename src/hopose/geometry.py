@@ -27,6 +27,28 @@ from hopose.skeleton import BOX_FACES, CORNER_SIGNS, NUM_CORNERS, OPPOSITE_FACES
 MIN_DEPTH = 1e-6
 # Guards box_axes' normalisation: a flat box gives a zero axis, not a NaN.
 AXIS_EPS = 1e-6
+# For each of the box's own axes x, y, z, the corners (start, end) of an edge along it: the
+# all-minus corner and the corner whose sign differs from it on that axis alone. So
+# ``corners[end] - corners[start]`` is the box's full edge along the axis, the half-edge of
+# box_axes times two, whatever the order of CORNER_SIGNS; numpy code that needs a box's edges
+# (rendering, grasp generation) indexes with these instead of calling box_axes through torch.
+AXIS_EDGES: tuple[tuple[int, int], ...] = tuple(
+    (
+        CORNER_SIGNS.index((-1, -1, -1)),
+        CORNER_SIGNS.index(tuple(1 if other == axis else -1 for other in range(3))),
+    )
+    for axis in range(3)
+)
+# For each face of BOX_FACES, the box axis it is normal to and its side (-1 or +1): the axis on
+# which its four corners share their sign, and that sign.
+FACE_NORMALS: tuple[tuple[int, int], ...] = tuple(
+    next(
+        (axis, CORNER_SIGNS[face[0]][axis])
+        for axis in range(3)
+        if len({CORNER_SIGNS[corner][axis] for corner in face}) == 1
+    )
+    for face in BOX_FACES
+)
 
 
 def autocast_off(x: Tensor) -> AbstractContextManager:
@@ -197,13 +219,35 @@ def face_corners(corners: Float[Tensor, "*batch 8 3"]) -> Float[Tensor, "*batch 
     return corners[..., layout_tensor(BOX_FACES, corners.device), :]
 
 
+def face_grid_weights(
+    n_samples: int, *, dtype: torch.dtype, device: torch.device
+) -> Float[Tensor, "M 4"]:
+    """The bilinear weights of each point of an N x N face grid on its quad's corners (a, b, c, d).
+
+    ``P(u, v) = (1-u)(1-v) a + u(1-v) b + uv c + (1-u)v d`` for u, v in ``linspace(0, 1, N)``,
+    edges included (paper §3.3, docs/conventions.md §2 step 1). The one definition of the grid:
+    :func:`sample_face_points` builds every point with it, and :mod:`hopose.physics` rebuilds the
+    support point that :func:`hopose.physics.select_contacts` chose by its index.
+
+    Args:
+        n_samples: points per side, N.
+        dtype, device: of the weights.
+
+    Returns:
+        The weights of the M = N*N points, point ``iu * N + iv`` (at ``u = s[iu], v = s[iv]``)
+        in row ``iu * N + iv``.
+    """
+    s = torch.linspace(0, 1, n_samples, dtype=dtype, device=device)
+    u, v = torch.meshgrid(s, s, indexing="ij")
+    u, v = u.reshape(-1), v.reshape(-1)  # (N*N,)
+    return torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)
+
+
 def sample_face_points(
     corners: Float[Tensor, "*batch 8 3"], n_samples: int
 ) -> Float[Tensor, "*batch 6 M 3"]:
-    """Bilinear grids on the six faces (paper §3.3, docs/conventions.md §2 step 1).
-
-    ``P(u, v) = (1-u)(1-v) a + u(1-v) b + uv c + (1-u)v d`` for u, v in ``linspace(0, 1, n)``,
-    edges included.
+    """Bilinear grids on the six faces (paper §3.3, docs/conventions.md §2 step 1): the points of
+    :func:`face_grid_weights` on each face's quad (:func:`face_corners`).
 
     Args:
         corners: box corners.
@@ -213,10 +257,7 @@ def sample_face_points(
         The M = N*N points of each face, index ``iu * N + iv``.
     """
     quads = face_corners(corners)  # (..., 6, 4, 3)
-    s = torch.linspace(0, 1, n_samples, dtype=corners.dtype, device=corners.device)
-    u, v = torch.meshgrid(s, s, indexing="ij")
-    u, v = u.reshape(-1), v.reshape(-1)  # (N*N,)
-    weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)  # (N*N, 4)
+    weights = face_grid_weights(n_samples, dtype=corners.dtype, device=corners.device)  # (M, 4)
     # One (N*N, 4) @ (4, ...*6*3) product instead of a batch of tiny (N*N, 4) @ (4, 3) ones.
     flat = quads.movedim(-2, 0).reshape(4, -1)  # (4, ...*6*3)
     points = (weights @ flat).reshape(len(weights), *quads.shape[:-2], 3)  # (N*N, ..., 6, 3)

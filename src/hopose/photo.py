@@ -47,9 +47,12 @@ so no EXIF orientation is applied (for a PIL image opened from a file,
 
 Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first found of:
 
-1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``): fx, fy > 0; a principal point
-   (cx, cy) outside the photo is used with a warning (a crop's may lie there);
-2. a horizontal field of view in degrees (``--fov``): fx = fy = (W / 2) / tan(fov / 2);
+1. ``K = (fx, fy, cx, cy)`` given by the user (``--K``): fx, fy > 0, and giving the photo a
+   field of view of at least :data:`MIN_FOV_DEG` across (fx ≤ (W / 2) / tan(0.005°), about
+   5730 W) and down (fy ≤ 5730 H); a principal point (cx, cy) outside the photo is used with a
+   warning (a crop's may lie there);
+2. a horizontal field of view in degrees (``--fov``), from :data:`MIN_FOV_DEG` to below 180:
+   fx = fy = (W / 2) / tan(fov / 2);
 3. the EXIF ``FocalLengthIn35mmFilm`` (the focal length a 36×24 mm frame with the same
    diagonal field of view would have): f = f35 · diag(W, H) / diag(36, 24);
 4. the EXIF ``FocalLength`` (mm) with ``FocalPlaneXResolution`` and its unit (the sensor's
@@ -99,6 +102,12 @@ BACKGROUND = (0, 0, 0)
 """RGB a transparent photo is laid over (module docstring: black, as beyond a view's photo)."""
 DEFAULT_FOCAL_35MM = 26.0
 """35 mm-equivalent focal length (mm) assumed when neither the user nor the EXIF gives one."""
+MIN_FOV_DEG = 0.01
+"""Narrowest field of view (degrees) a camera given by the user (``K``, ``fov``) may give a
+photo, across and down: a hand 100 mm across fills 0.01° from 573 m, no photo of a hand. Far
+narrower ones made NaN of the prediction's 3D, without a word: the float32 inverse of a view's
+camera overflows once fx · fy passes float32's 3.4e38 (from fx = fy = 1e18 px on a 160x120
+photo, its views' focal lengths up to 20 times that)."""
 FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 # Modes Pillow resizes by nearest neighbour whatever filter is asked (a 1-px pattern aliases
@@ -408,6 +417,11 @@ class Camera:
     or "default"."""
 
 
+def focal_length(side: float, fov: float) -> float:
+    """The focal length (px) that gives ``side`` px a field of view of ``fov`` degrees."""
+    return (side / 2) / math.tan(math.radians(fov) / 2)
+
+
 def intrinsics(fx: float, fy: float, cx: float, cy: float) -> torch.Tensor:
     """(3, 3) float64 K of a pinhole camera without skew."""
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
@@ -420,9 +434,12 @@ def check_camera(
     both given, naming them as ``names`` says: the Python API's parameters by default,
     ``hopose predict``'s options (``--K``, ``--fov``) from the command line.
 
+    ``K``'s bound by the photo's size, :data:`MIN_FOV_DEG` across and down, is checked when the
+    photo is read (:func:`photo_camera`).
+
     Raises:
         ValueError: both given; ``K`` not four finite numbers, or fx or fy not positive;
-            ``fov`` not in (0, 180).
+            ``fov`` not in [:data:`MIN_FOV_DEG`, 180).
     """
     if K is not None and fov is not None:
         raise ValueError(f"{names[0]} and {names[1]}: give one camera, not both")
@@ -431,6 +448,11 @@ def check_camera(
     if fov is not None and not 0 < fov < 180:
         raise ValueError(
             f"{names[1]}: expected a horizontal field of view in (0, 180) deg, got {fov}"
+        )
+    if fov is not None and fov < MIN_FOV_DEG:
+        raise ValueError(
+            f"{names[1]}: expected a horizontal field of view of at least {MIN_FOV_DEG:g} deg, "
+            f"got {fov}"
         )
 
 
@@ -449,11 +471,20 @@ def photo_camera(
 
     Raises:
         ValueError: naming ``K`` or ``fov`` when the value is not a camera, or both are given
-            (:func:`check_camera`).
+            (:func:`check_camera`); naming ``K`` (after ``name``) when its fx or fy gives the
+            photo a field of view below :data:`MIN_FOV_DEG`.
     """
     check_camera(K, fov)
     if K is not None:
         width, height = photo.size
+        widest = focal_length(width, MIN_FOV_DEG), focal_length(height, MIN_FOV_DEG)
+        if K[0] > widest[0] or K[1] > widest[1]:
+            raise ValueError(
+                ("" if name is None else f"{name}: ")
+                + f"K: fx {K[0]:g}, fy {K[1]:g} narrow the {width}x{height} photo's field of "
+                f"view below {MIN_FOV_DEG:g} deg across or down; expected fx <= {widest[0]:.6g}, "
+                f"fy <= {widest[1]:.6g}"
+            )
         # The photo spans -0.5 ... W - 0.5 (pixel centres at integers). A principal point beyond
         # it is most often a K calibrated at another resolution or for the unrotated sensor,
         # but a crop of a larger photo has one too, so it is said, not refused.
@@ -469,7 +500,7 @@ def photo_camera(
     width, height = photo.size
     cx, cy = (width - 1) / 2, (height - 1) / 2  # the centre, pixel centres at integers
     if fov is not None:
-        focal = (width / 2) / math.tan(math.radians(fov) / 2)
+        focal = focal_length(width, fov)
         return Camera(intrinsics(focal, focal, cx, cy), "--fov")
     diagonal = math.hypot(width, height)
     exif = photo.exif

@@ -33,7 +33,13 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from hopose.geometry import autocast_off, box_central_axis, face_corners, sample_face_points
+from hopose.geometry import (
+    autocast_off,
+    box_central_axis,
+    face_corners,
+    face_grid_weights,
+    sample_face_points,
+)
 from hopose.skeleton import BOX_FACES, NUM_CORNERS, NUM_JOINTS
 
 # Guards the norms in the cosine and the axis direction (mm): a contact on the axis, or a box
@@ -128,10 +134,9 @@ def _contacts(
     # not to its distance from the origin (hundreds of mm in a camera frame).
     centre = obj.mean(dim=-2, keepdim=True)  # (B, 1, 3)
     local = obj - centre
-    # The support point, rebuilt with gradients from its face's corners and grid weights.
-    grid = torch.linspace(0, 1, n_samples, dtype=obj.dtype, device=obj.device)
-    u, v = grid[point // n_samples], grid[point % n_samples]  # (B, K)
-    weights = torch.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], dim=-1)
+    # The support point, rebuilt with gradients from its face's corners and the weights of the
+    # grid point that select_contacts chose (the grid of sample_face_points).
+    weights = face_grid_weights(n_samples, dtype=obj.dtype, device=obj.device)[point]  # (B, K, 4)
     quads = face_corners(local)  # (B, 6, 4, 3)
     support = (weights[..., None] * quads[batch_index, face]).sum(dim=-2)  # (B, K, 3)
 

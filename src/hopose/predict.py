@@ -611,6 +611,8 @@ def predict_images(
         ValueError, CheckpointError: a ``batch_size`` below 1, then a ``K`` or ``fov`` that is
             not a camera (:func:`hopose.photo.check_camera`), then as :class:`Predictor` raises
             them, before any image is looked for.
+        ValueError: ``out_dir`` one of the folders of ``images``, naming it, before the checkpoint
+            is read: a later run over that folder would read this one's overlays as photos.
         FileNotFoundError: any of ``images`` missing, or a folder without image files, before
             anything is written.
         ValueError: the one image given not readable, naming it; among several, after the
@@ -620,6 +622,15 @@ def predict_images(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
     check_camera(K, fov)
+    out_dir = Path(out_dir)
+    # A folder of photos is read for its files, not its subfolders: an out_dir inside one is
+    # never read again, the folder itself would be.
+    for folder in map(Path, images):
+        if folder.is_dir() and folder.resolve() == out_dir.resolve():
+            raise ValueError(
+                f"{out_dir}: the output folder is the folder of photos {folder}, where the next "
+                "run over it would read this one's overlays as photos; choose another --out"
+            )
     predictor = Predictor(
         checkpoint,
         refine=refine,
@@ -632,7 +643,6 @@ def predict_images(
     # the run at once, without the outputs of the photos before it.
     files = image_files(images)
     named = list(zip(files, output_names(files), strict=True))
-    out_dir = Path(out_dir)
     written, unread = [], 0
     for start in range(0, len(named), batch_size):
         batch = []  # (path, name, photo) of the batch's readable photos

@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from hopose import metrics, viz
 from hopose.data import DATASETS, option_defaults
+from hopose.data.fpha import HOPE_PROTOCOL
 from hopose.files import (
     JsonType,
     is_whole_number,
@@ -56,9 +57,13 @@ from hopose.plausibility import MU
 from hopose.scoring import (
     ACCURACY_COLUMNS,
     AFFINITY,
+    CACHE,
     COLUMNS,
+    CROP,
     CUBOID_MM,
+    DATASET,
     FORCE_CLOSURE,
+    GRASP_COMPLETED,
     GRASP_EPSILON,
     GROUP_COLUMNS,
     GROUP_FRAMES,
@@ -74,17 +79,33 @@ from hopose.scoring import (
     HAND_ROOT_RELATIVE_MM,
     HAND_RR_KP_AUC_0_50,
     HAND_RR_MM,
+    IMAGE_SIZE,
     N_FRAMES,
+    NUM,
     OBJECT_2D_AUC_0_80,
     OBJECT_2D_PX,
     OBJECT_MEAN_MM,
     OBJECT_MEAN_MM_SE,
     OBJECT_MM,
     OBJECT_REPROJ_MEAN_PX,
+    OPTIONS,
     PENETRATION_MM,
     PLAUSIBILITY_KEYS,
+    PROTOCOL,
+    PROTOCOL_GT_2D,
+    PROTOCOL_GT_BOX,
+    PROTOCOL_IMAGE,
+    REFINED,
+    ROOT,
     SCORE_KEYS,
+    SCORED,
+    SEED,
+    SELF_CROP,
+    SELF_CROP_VIEWS,
+    SPLIT,
+    UNREFINED,
     VALID_CONTACTS,
+    WHOLE_SPLIT,
     dataset_groups,
     frame_metrics,
     keypoint_mean_error,
@@ -107,20 +128,37 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
 # hopose compare reads, where there is one, to say how each run was evaluated.
 METRICS_FILE = "metrics.json"
 
-# Summary rows of the tables: key (plausibility: name), label, number format.
+
+def threshold_range(thresholds: NDArray) -> str:
+    """The span of a PCK curve's (T,) thresholds, as its AUC's label names it: "0-80" for
+    :data:`hopose.metrics.THRESHOLDS_MM`."""
+    return f"{thresholds[0]:g}-{thresholds[-1]:g}"
+
+
+# Summary rows of the tables: key (plausibility: name), label, number format. The AUCs' labels
+# name the thresholds the scores use.
 ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
     (HAND_MEAN_MM, "Hand mean joint error (mm)", "{:.2f}"),
     (HAND_MEAN_MM_SE, "its standard error over the frames (mm)", "{:.2f}"),
     (HAND_ROOT_RELATIVE_MM, "Hand root-relative error (mm)", "{:.2f}"),
     (HAND_PROCRUSTES_MM, "Hand Procrustes-aligned error (mm)", "{:.2f}"),
-    (HAND_AUC_0_80, "Hand 3D PCK AUC, 0-80 mm", "{:.3f}"),
-    (HAND_KP_AUC_0_50, "Hand joints' PCK AUC, 0-50 mm (DexYCB, HO-3D)", "{:.3f}"),
+    (HAND_AUC_0_80, f"Hand 3D PCK AUC, {threshold_range(metrics.THRESHOLDS_MM)} mm", "{:.3f}"),
+    (
+        HAND_KP_AUC_0_50,
+        f"Hand joints' PCK AUC, {threshold_range(metrics.THRESHOLDS_KEYPOINT_MM)} mm (DexYCB, "
+        "HO-3D)",
+        "{:.3f}",
+    ),
     (HAND_RR_KP_AUC_0_50, "the same, root-relative", "{:.3f}"),
     (HAND_PA_KP_AUC_0_50, "the same, Procrustes-aligned", "{:.3f}"),
     (OBJECT_MEAN_MM, "Object mean corner error (mm)", "{:.2f}"),
     (OBJECT_MEAN_MM_SE, "its standard error over the frames (mm)", "{:.2f}"),
     (OBJECT_REPROJ_MEAN_PX, "Object 2D reprojection error (px)", "{:.2f}"),
-    (OBJECT_2D_AUC_0_80, "Object 2D correct-pose AUC, 0-80 px", "{:.3f}"),
+    (
+        OBJECT_2D_AUC_0_80,
+        f"Object 2D correct-pose AUC, {threshold_range(metrics.THRESHOLDS_PX)} px",
+        "{:.3f}",
+    ),
 )
 PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
     (VALID_CONTACTS, "Valid contacts per frame", "{:.2f}"),
@@ -236,10 +274,11 @@ def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
         FileNotFoundError: ``path`` does not exist.
         ValueError: one line naming the file: a file that is not UTF-8 CSV, or the line of a
             row with too few or too many cells, an empty cell or one that is not a number.
+            A UTF-8 byte-order mark (a spreadsheet's export) is no part of the header.
     """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (written by `hopose eval` without --no-report)")
-    with path.open(newline="") as file:
+    with path.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         try:
             header = next(reader, [])
@@ -267,12 +306,12 @@ def read_per_frame_csv(path: Path) -> dict[str, NDArray]:
 def _of_the_papers_frames(summary: Mapping[str, Any]) -> bool:
     """Whether a run's summary says it predicted FPHA-HO's test frames of the HOPE-Net split
     from the images, as the paper's networks did: all of them, or the first ``num``."""
-    options = summary.get("options") or {}
+    options = summary.get(OPTIONS) or {}
     return (
-        summary.get("dataset") == "fpha"
-        and options.get("protocol") == "hope"
-        and summary.get("split") == "test"
-        and summary.get("protocol") == "image"
+        summary.get(DATASET) == "fpha"
+        and options.get("protocol") == HOPE_PROTOCOL
+        and summary.get(SPLIT) == "test"
+        and summary.get(PROTOCOL) == PROTOCOL_IMAGE
     )
 
 
@@ -294,8 +333,8 @@ def _part_of_the_papers_split(summary: Mapping[str, Any]) -> str | None:
     read whole; a summary of an older hopose without it is taken as cut where it scored as
     many frames as it asked for (``n``; one without its count is taken to), since a ``num``
     above the frames scored cut nothing but one equal to them may have."""
-    num = summary.get("num")
-    if (whole := summary.get("whole_split")) is not None:
+    num = summary.get(NUM)
+    if (whole := summary.get(WHOLE_SPLIT)) is not None:
         cut = not whole
     else:
         cut = num is not None and summary.get(N_FRAMES, num) >= num
@@ -319,19 +358,21 @@ def _partial_lines(who: str, part: str) -> list[str]:
     ]
 
 
-# A run's protocol in words (describe_run), by its summary's "protocol"; "image" has its own.
+# A run's protocol in words (describe_run), by its summary's PROTOCOL; PROTOCOL_IMAGE has its
+# own (_from_images).
 PROTOCOL_WORDS = {
-    "gt_2d": "ground-truth 2D to the lifter",
-    "gt_box": "from ground-truth-box crops (squares around the true hand and box)",
+    PROTOCOL_GT_2D: "ground-truth 2D to the lifter",
+    PROTOCOL_GT_BOX: "from ground-truth-box crops (squares around the true hand and box)",
 }
 
 
 def _from_images(summary: Mapping[str, Any]) -> str:
-    """The words of the "image" protocol: whole frames in ``crop``'s geometry, or self-cropped."""
-    crops = summary.get("self_crop") or 0
+    """The words of the protocol :data:`~hopose.scoring.PROTOCOL_IMAGE`: whole frames in
+    ``crop``'s geometry, or self-cropped."""
+    crops = summary.get(SELF_CROP) or 0
     if not crops:
-        return f"from the images ({summary.get('crop')})"
-    views = summary.get("self_crop_views") or 1
+        return f"from the images ({summary.get(CROP)})"
+    views = summary.get(SELF_CROP_VIEWS) or 1
     averaged = f", the last averaged over {views} views" if views > 1 else ""
     return f"from the images, self-cropped ({crops} crops{averaged})"
 
@@ -343,24 +384,24 @@ def describe_run(summary: Mapping[str, Any]) -> str | None:
     no dataset (a folder with ``per_frame.csv`` alone, or predictions scored without the
     ``metrics.json`` of the evaluation that wrote them); a key an older ``metrics.json`` lacks
     is left out."""
-    name = summary.get("dataset")
+    name = summary.get(DATASET)
     if name is None:
         return None
     defaults = option_defaults(name) if name in DATASETS else {}
-    options = summary.get("options") or {}
+    options = summary.get(OPTIONS) or {}
     chosen = ", ".join(
         f"{k}={v}" for k, v in options.items() if k not in defaults or v != defaults[k]
     )
-    words = [f"{name} {summary.get('split')} split" + (f" ({chosen})" if chosen else "")]
-    protocol = summary.get("protocol")
+    words = [f"{name} {summary.get(SPLIT)} split" + (f" ({chosen})" if chosen else "")]
+    protocol = summary.get(PROTOCOL)
     if protocol is not None:
         how = PROTOCOL_WORDS.get(protocol, str(protocol))
-        words.append(_from_images(summary) if protocol == "image" else how)
-    if summary.get("refined"):
-        completed = " with grasp completion" if summary.get("grasp_completed") else ""
+        words.append(_from_images(summary) if protocol == PROTOCOL_IMAGE else how)
+    if summary.get(REFINED):
+        completed = " with grasp completion" if summary.get(GRASP_COMPLETED) else ""
         words.append(f"refined{completed}")
-    if "scored" in summary:
-        words.append(f"predictions scored from {summary['scored']}")
+    if SCORED in summary:
+        words.append(f"predictions scored from {summary[SCORED]}")
     return ", ".join(words)
 
 
@@ -370,23 +411,21 @@ def describe_run(summary: Mapping[str, Any]) -> str | None:
 # refuses any other value, naming the file and the entry, before anything reads it. An entry a
 # file lacks (an older hopose's) is not checked.
 SUMMARY_ENTRIES: dict[str, JsonType] = {
-    "protocol": JsonType("a string", lambda value: isinstance(value, str)),
-    "crop": JsonType("a string", lambda value: isinstance(value, str)),
-    "image_size": JsonType(
+    PROTOCOL: JsonType("a string", lambda value: isinstance(value, str)),
+    CROP: JsonType("a string", lambda value: isinstance(value, str)),
+    IMAGE_SIZE: JsonType(
         "a positive whole number", lambda value: is_whole_number(value) and value > 0
     ),
-    "dataset": JsonType("a string", lambda value: isinstance(value, str)),
-    "split": JsonType("a string", lambda value: isinstance(value, str)),
-    "options": JsonType("an object", lambda value: isinstance(value, dict)),
-    "seed": JsonType("a whole number", is_whole_number),
-    "num": JsonType(
-        "a whole number or null", lambda value: value is None or is_whole_number(value)
-    ),
-    "whole_split": JsonType(
+    DATASET: JsonType("a string", lambda value: isinstance(value, str)),
+    SPLIT: JsonType("a string", lambda value: isinstance(value, str)),
+    OPTIONS: JsonType("an object", lambda value: isinstance(value, dict)),
+    SEED: JsonType("a whole number", is_whole_number),
+    NUM: JsonType("a whole number or null", lambda value: value is None or is_whole_number(value)),
+    WHOLE_SPLIT: JsonType(
         "true, false or null", lambda value: value is None or isinstance(value, bool)
     ),
-    "root": JsonType("a path or null", lambda value: value is None or isinstance(value, str)),
-    "cache": JsonType("a path or null", lambda value: value is None or isinstance(value, str)),
+    ROOT: JsonType("a path or null", lambda value: value is None or isinstance(value, str)),
+    CACHE: JsonType("a path or null", lambda value: value is None or isinstance(value, str)),
 }
 
 
@@ -700,7 +739,7 @@ def _group_comparison(
     dataset's, no table, and the section says which run; where the runs are of other frames,
     it says that each mean is over its own run's."""
     # Each a name or None: read_summary refuses a metrics.json whose dataset is neither.
-    datasets = {summary.get("dataset") for summary in summaries.values()}
+    datasets = {summary.get(DATASET) for summary in summaries.values()}
     dataset = datasets.pop() if len(datasets) == 1 else None
     if dataset not in GROUP_KEYS:
         return []
@@ -794,10 +833,10 @@ def write_report(
         # Scored as the evaluation scored them: plausibility only where its summary holds some.
         plausibility = any(key in summary for key in PLAUSIBILITY_KEYS)
         columns = frame_metrics(
-            predictions, protocol=summary.get("protocol"), plausibility=plausibility
+            predictions, protocol=summary.get(PROTOCOL), plausibility=plausibility
         )
     try:
-        groups = dataset_groups(columns, summary.get("dataset"))
+        groups = dataset_groups(columns, summary.get(DATASET))
         by_group = group_lines(groups)
     except ValueError as error:
         # Ids that are not the dataset's (a scored file's own): no groups, and the report says
@@ -823,11 +862,11 @@ def write_report(
         "",
     ]
     # Everything but the scores: what the run was and what reproduces it (hopose.evaluate).
-    info = {k: v for k, v in summary.items() if k not in (*SCORE_KEYS, "unrefined")}
+    info = {k: v for k, v in summary.items() if k not in (*SCORE_KEYS, UNREFINED)}
     if info:
         cells = [[k, f"`{v if isinstance(v, str) else json.dumps(v)}`"] for k, v in info.items()]
         lines += ["## Run", "", *markdown_table(["", ""], cells), ""]
-    unrefined = summary.get("unrefined")
+    unrefined = summary.get(UNREFINED)
     # After `hopose eval --refine`, the unrefined prediction's scores stand beside the refined.
     table_runs = runs if unrefined is None else {"refined": runs["hopose"], "unrefined": unrefined}
     paper = paper_comparable(summary)

@@ -1,14 +1,15 @@
 """The folder of a training run (``--out``): the files a training writes there, and the rules
 that keep one folder to one run.
 
-One training at a time (``train.lock``, an flock the system drops when the process
-dies); a fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt``, the
-same config (only :data:`RESUME_MAY_CHANGE` may differ) and, to train on, as many processes
-as the run had. Each validated epoch writes its rows (CSV and TensorBoard) first, then
-``last.pt``, then ``best.pt`` when it is the best: a kill leaves either a checkpoint with all
-its rows, or rows after the last checkpoint, which a resume drops and writes again;
-``best.pt`` never holds an epoch a resume redoes, and one left behind by a kill after
-``last.pt`` is written again from it by the resume.
+One training at a time (``train.lock``, an flock the system drops when the process dies); a
+fresh run refuses a folder that holds a run, ``--resume`` needs ``last.pt`` (a ``best.pt``
+without it, ``last.pt`` lost, is no run to continue), the same config (only
+:data:`RESUME_MAY_CHANGE` may differ) and, to train on, as many processes as the run had. Each
+validated epoch writes its rows (CSV and TensorBoard) first, then ``last.pt``, then ``best.pt``
+when it is the best: a kill leaves either a checkpoint with all its rows, or rows after the
+last checkpoint, which a resume drops and writes again; ``best.pt`` never holds an epoch a
+resume redoes, and one left behind by a kill after ``last.pt`` is written again from it by the
+resume.
 """
 
 from __future__ import annotations
@@ -196,8 +197,10 @@ def run_lock(out_dir: Path) -> Iterator[None]:
 def killed_before_checkpoint(out_dir: Path) -> bool:
     """Whether ``out_dir`` holds a run stopped before its first ``last.pt``, after writing rows
     of its first epoch: ``--resume`` restarts it from epoch 0, redoing those rows; a
-    fresh run refuses the folder for its ``metrics.csv``."""
-    return not (out_dir / LAST_CHECKPOINT).exists() and all(
+    fresh run refuses the folder for its ``metrics.csv``. A ``best.pt`` says otherwise: it is
+    written after ``last.pt``, so that run had one, since lost."""
+    checkpoints = (LAST_CHECKPOINT, BEST_CHECKPOINT)
+    return not any((out_dir / name).exists() for name in checkpoints) and all(
         (out_dir / name).is_file() for name in (METRICS_CSV, CONFIG_FILE)
     )
 
@@ -206,12 +209,19 @@ def check_run_folder(out_dir: Path, *, resume: bool) -> None:
     """``--resume`` needs ``last.pt``; a fresh run needs a folder that holds no run, so that
     nothing of an earlier run (its metrics, its checkpoints) is replaced before training."""
     if resume:
-        if not (out_dir / LAST_CHECKPOINT).is_file() and not killed_before_checkpoint(out_dir):
+        if (out_dir / LAST_CHECKPOINT).is_file() or killed_before_checkpoint(out_dir):
+            return
+        if (out_dir / BEST_CHECKPOINT).exists():
+            # Restarted from epoch 1, the run would replace the trained best.pt with its own.
             raise RunError(
-                f"--resume: {out_dir / LAST_CHECKPOINT} not found, there is no run to continue "
-                "(drop --resume to start one)"
+                f"--resume: {out_dir} holds {BEST_CHECKPOINT} but no {LAST_CHECKPOINT}, cannot "
+                f"resume ({BEST_CHECKPOINT} holds no optimiser state, and a restart would "
+                "replace it); start a new --out"
             )
-        return
+        raise RunError(
+            f"--resume: {out_dir / LAST_CHECKPOINT} not found, there is no run to continue "
+            "(drop --resume to start one)"
+        )
     name = run_file(out_dir)
     if name is not None:
         raise RunError(

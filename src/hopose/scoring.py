@@ -37,6 +37,7 @@ import torch
 from numpy.typing import NDArray
 
 from hopose import metrics
+from hopose.data import dexycb, fpha, ho3d
 from hopose.plausibility import (
     AFFINITY,
     CUBOID_MM,
@@ -48,9 +49,10 @@ from hopose.plausibility import (
 )
 from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 
-# The names below are the one home of every column and summary key: the report, the demo and
-# the ablations import them, so a renamed key fails where it is read instead of showing "–".
-# Each constant is its value in capitals, but for N_FRAMES ("n").
+# The names below are the one home of every column and summary key, the run's description and
+# its protocols included: the evaluation, the report, the demo and the ablations import them, so
+# a renamed key fails where it is read instead of showing "–". Each constant is its value in
+# capitals, but for N_FRAMES ("n") and the protocols (PROTOCOL_*).
 
 # Per-frame columns (per_frame.csv).
 HAND_MM = "hand_mm"
@@ -95,11 +97,47 @@ HAND_PA_KP_AUC_0_50 = "hand_pa_kp_auc_0_50"
 # those hopose.plausibility.pose_plausibility returns, imported from there.
 FORCE_CLOSURE = "force_closure"  # summary only: the fraction of frames with epsilon > 0
 
+# The run's description, beside the scores in metrics.json (hopose.evaluate.run_eval's Returns):
+# what `hopose score` carries over (hopose.evaluate.FRAME_KEYS), the report's "Run" table and its
+# words for the run (hopose.report.describe_run, which reads each with .get(): a file of an older
+# hopose may lack any). Values, not only keys, are read back from files users already have: none
+# may change.
+PROTOCOL = "protocol"
+CROP = "crop"
+SELF_CROP = "self_crop"
+SELF_CROP_MARGIN = "self_crop_margin"
+SELF_CROP_VIEWS = "self_crop_views"
+REFINED = "refined"
+GRASP_COMPLETED = "grasp_completed"
+IMAGE_SIZE = "image_size"
+DATASET = "dataset"
+SPLIT = "split"
+OPTIONS = "options"
+SEED = "seed"
+NUM = "num"
+WHOLE_SPLIT = "whole_split"
+ROOT = "root"
+CACHE = "cache"
+CHECKPOINT = "checkpoint"
+HOPOSE_VERSION = "hopose_version"
+TORCH_VERSION = "torch_version"
+DEVICE = "device"
+# `hopose score`: the predictions file it scored; `hopose eval --refine`: the unrefined scores.
+SCORED = "scored"
+UNREFINED = "unrefined"
+# The values of PROTOCOL: the ground-truth 2D fed to the lifter (the paper's Table 2), the images
+# of the squares that ground truth places around hand and object, or the images themselves (whole
+# frames or self-cropped).
+PROTOCOL_GT_2D = "gt_2d"
+PROTOCOL_GT_BOX = "gt_box"
+PROTOCOL_IMAGE = "image"
+PROTOCOLS = (PROTOCOL_GT_2D, PROTOCOL_GT_BOX, PROTOCOL_IMAGE)
+
 ACCURACY_COLUMNS = (HAND_MM, OBJECT_MM, HAND_RR_MM, HAND_PA_MM, OBJECT_2D_PX)
 KEYPOINT_2D_COLUMNS = (HAND_KP2D_PX, OBJECT_KP2D_PX)
 # The predicted 2D keypoints' arrays, which KEYPOINT_2D_COLUMNS score. Under the ground-truth 2D
-# protocol (an evaluation's "protocol" "gt_2d") they hold the truth the lifter was fed, not a
-# prediction: frame_metrics scores no 2D error there (it would read 0 px).
+# protocol (PROTOCOL_GT_2D) they hold the truth the lifter was fed, not a prediction:
+# frame_metrics scores no 2D error there (it would read 0 px).
 PREDICTED_2D = ("pred_hand_2d", "pred_obj_2d")
 # The joints' AUC columns, each with its alignment (metrics.ALIGNMENTS) and its summary key.
 KEYPOINT_AUCS: tuple[tuple[str, str, str], ...] = (
@@ -140,12 +178,16 @@ COLUMNS = (*ACCURACY_COLUMNS, *KEYPOINT_AUC_COLUMNS, *KEYPOINT_2D_COLUMNS, *PLAU
 SCORE_KEYS = (*SUMMARY_KEYS, *KEYPOINT_AUC_KEYS, *KEYPOINT_2D_KEYS, *PLAUSIBILITY_KEYS)
 
 # The groups each dataset's results are discussed by (group_means): each key with the part of
-# the frames' ids, split at "/", that names a frame's group, as the loaders write the ids.
-# Synthetic data and ObMan have none.
+# the frames' ids, split at "/", that names a frame's group, found by its name in the layout its
+# loader writes the ids in (ID_PARTS beside the loader's frame_id). Synthetic data and ObMan
+# have none.
 GROUP_KEYS: dict[str, dict[str, int]] = {
-    "fpha": {"subject": 1, "action": 2},  # fpha/<subject>/<action>/<sequence>/<frame>
-    "dexycb": {"subject": 1, "camera": 3},  # dexycb/<subject>/<sequence>/<serial>/<frame>
-    "ho3d": {"sequence": 1},  # ho3d_<version>/<sequence>/<frame>
+    dataset: {key: parts.index(key) for key in keys}
+    for dataset, parts, keys in (
+        ("fpha", fpha.ID_PARTS, ("subject", "action")),
+        ("dexycb", dexycb.ID_PARTS, ("subject", "camera")),
+        ("ho3d", ho3d.ID_PARTS, ("sequence",)),
+    )
 }
 # A group's count of frames, beside the means of GROUP_COLUMNS (per_group.csv).
 GROUP_FRAMES = "frames"
@@ -275,13 +317,13 @@ def frame_metrics(
 
     Args:
         predictions: as in :func:`accuracy_columns`.
-        protocol: the evaluation's (its summary's ``protocol``): "gt_2d" scores no 2D
-            keypoints' error (:data:`PREDICTED_2D`); None: predictions of unknown origin, each
-            array scored.
+        protocol: the evaluation's (its summary's :data:`PROTOCOL`): :data:`PROTOCOL_GT_2D`
+            scores no 2D keypoints' error (:data:`PREDICTED_2D`); None: predictions of unknown
+            origin, each array scored.
         plausibility: also compute :func:`plausibility_columns` (the slow part).
         workers: as in :func:`plausibility_columns`.
     """
-    if protocol == "gt_2d":
+    if protocol == PROTOCOL_GT_2D:
         predictions = {k: v for k, v in predictions.items() if k not in PREDICTED_2D}
     columns = accuracy_columns(predictions)
     if plausibility:

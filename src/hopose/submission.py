@@ -36,7 +36,7 @@ import numpy as np
 from hopose.config import DataConfig
 from hopose.crop import MIRROR_X
 from hopose.data.dexycb import DexYCB
-from hopose.data.ho3d import HO3D, OPENGL_TO_OPENCV, frame_id
+from hopose.data.ho3d import EVALUATION_SPLIT, HO3D, OPENGL_TO_OPENCV, frame_id
 from hopose.data.transforms import METRES_TO_MM, DataFileError
 from hopose.files import write_atomic, write_text
 from hopose.skeleton import MANO_TO_CANONICAL
@@ -130,7 +130,7 @@ def write_submission(
         return None
     if data.name == "dexycb":
         name, write = DEXYCB_RESULTS_FILE, write_dexycb_results
-    elif data.name == "ho3d" and split == "evaluation":
+    elif data.name == "ho3d" and split == EVALUATION_SPLIT:
         name, write = SUBMISSION_FILE, write_ho3d_upload
     else:
         return None

@@ -58,6 +58,28 @@ def write_ply(path: Path, vertices: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def write_binary_ply(path: Path, vertices: np.ndarray) -> None:
+    """:func:`write_ply`'s mesh as a binary little-endian PLY: float32 x y z per vertex, then per
+    face a uint8 count (3) and three int32 indices."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = [
+        "ply",
+        "format binary_little_endian 1.0",
+        f"element vertex {len(vertices)}",
+        *(f"property float {axis}" for axis in "xyz"),
+        f"element face {len(vertices) // 3}",
+        "property list uchar int vertex_indices",
+        "end_header",
+    ]
+    face = np.dtype([("count", "<u1"), ("index", "<i4", 3)])
+    faces = np.array([(3, (i, i + 1, i + 2)) for i in range(0, len(vertices), 3)], dtype=face)
+    path.write_bytes(
+        ("\n".join(header) + "\n").encode()
+        + np.asarray(vertices, dtype="<f4").tobytes()
+        + faces.tobytes()
+    )
+
+
 def write_obj(path: Path, vertices: np.ndarray) -> None:
     """A Wavefront OBJ with the given vertices (a multiple of 3) as triangles 1-2-3, 4-5-6, ...
     (trimesh keeps only the vertices that faces use)."""

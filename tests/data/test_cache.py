@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from hopose.cli import main
 from hopose.data import FPHA, build_dataset, collate_samples, synthetic_split_seed
 from hopose.data.cache import (
+    BUILD_FILES,
     CACHE_VERSION,
     CacheDataset,
     as_recorded,
@@ -542,10 +543,54 @@ def test_an_option_given_as_a_tuple_reruns_and_reads_its_cache(tmp_path):
     assert len(build_dataset("synthetic", "val", cache=str(out), **options)) == 2
 
 
-def test_a_cache_file_cut_short_is_refused_before_reading(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "array", "expected"),
+    [
+        # Read before: smaller images trained silently, float pixels reached the network.
+        ("images.npy", np.zeros((3, 4, 4, 3), np.uint8), "(3, 8, 8, 3) uint8"),
+        ("images.npy", np.zeros((3, 8, 8, 3), np.float32), "(3, 8, 8, 3) uint8"),
+        # An IndexError at sample 2; a RuntimeError where grey images were batched.
+        ("images.npy", np.zeros((2, 8, 8, 3), np.uint8), "(3, 8, 8, 3) uint8"),
+        ("images.npy", np.zeros((3, 8, 8), np.uint8), "(3, 8, 8, 3) uint8"),
+        ("maps/segmentation.npy", np.zeros((3, 4, 4), np.uint8), "(3, 8, 8) uint8"),
+        # A TypeError where batched; float64 poses batched as another dtype than the model's.
+        ("arrays/hand_3d.npy", np.full((3, 21, 3), "x"), "(3, 21, 3) float32"),
+        ("arrays/hand_3d.npy", np.zeros((2, 21, 3), np.float32), "(3, 21, 3) float32"),
+        ("arrays/K.npy", np.zeros((3, 3, 3), np.float64), "(3, 3, 3) float32"),
+        # An IndexError; and flags read as numbers, sample 0's 0 leaving it out.
+        ("valid.npy", np.ones((3, 1), bool), "(3,) bool"),
+        ("valid.npy", np.array([0, 1, 1]), "(3,) bool"),
+    ],
+    ids=[
+        "smaller images", "float images", "fewer images", "grey images", "smaller maps",
+        "strings for poses", "fewer poses", "float64 K", "2-D flags", "integer flags",
+    ],
+)  # fmt: skip
+def test_a_cache_file_of_another_layout_than_its_meta_is_refused_naming_it(
+    tmp_path, name, array, expected
+):
+    """Each .npy file of a cache of three 8 px samples (meta.json's num_samples 3, image_size
+    8) replaced after the build: refused when the cache is opened, naming the file, what it
+    holds and what meta.json describes, where it was read as it was or failed far from it."""
+    records = [make_record(i) | {"segmentation": np.full((8, 8), i, np.uint8)} for i in range(3)]
+    out = write_cache(records, tmp_path / "c", progress=False)
+    np.save(out / name, array)
+    message = (
+        f"{out / name}: damaged cache file, an array of {array.shape} {array.dtype}, not the "
+        f"{expected} its meta.json describes"
+    )
+    with pytest.raises(DataFileError, match=f"^{re.escape(message)}$"):
+        CacheDataset(out)
+    if name.endswith(("images.npy", "segmentation.npy")):  # a pose-only read reads no pixels
+        np.testing.assert_array_equal(CacheDataset(out, with_images=False)[2]["K"], 3 * np.eye(3))
+
+
+def test_a_strings_file_of_fewer_samples_is_refused_naming_it(tmp_path):
     out = write_cache(Records(3), tmp_path / "c", progress=False)
-    np.save(out / "arrays" / "hand_3d.npy", np.zeros((2, 21, 3), dtype=np.float32))
-    with pytest.raises(DataFileError, match=r"damaged cache, its files hold \[2, 3\] samples"):
+    strings = json.loads((out / "strings.json").read_text())
+    (out / "strings.json").write_text(json.dumps(strings | {"id": strings["id"][:2]}))
+    message = f"{out / 'strings.json'}: damaged cache file, id lists 2 samples, not the 3 its"
+    with pytest.raises(DataFileError, match=f"^{re.escape(message)} meta.json describes$"):
         CacheDataset(out)
 
 
@@ -852,3 +897,25 @@ def test_skip_leaves_out_a_record_that_breaks_the_sample_layout(tmp_path):
     assert meta["skipped"] == 1 and meta["num_valid"] == 2
     assert meta["errors"] == ["sample 1: sample 1: 'hand_3d' has non-finite values"]
     assert [CacheDataset(out)[i]["id"] for i in range(2)] == ["test/s/q/0000", "test/s/q/0002"]
+
+
+def test_a_build_writes_the_files_it_lists_and_a_rebuild_removes_them_all(tmp_path):
+    """BUILD_FILES names everything a build writes, under the names every cache on disk has;
+    rebuilding an old cache removes all of them (its images and arrays too, not only its
+    chunks and maps), meta.json first, and nothing else in the folder."""
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own")
+    info = {"name": "fpha", "split": "val", "crop": "resize"}
+    write_cache(MappedRecords(5), out, progress=False, chunk_size=2, info=info)
+    assert BUILD_FILES == (
+        "meta.json", "chunks", "maps", "arrays", "images.npy", "strings.json", "valid.npy",
+        "build.json",
+    )  # fmt: skip
+    assert {path.name for path in out.iterdir()} == {*BUILD_FILES, "notes.txt"}
+    # Version 2's images of a real dataset are refused, so the rerun rebuilds the cache: here
+    # its first record fails, after the old build was removed and before any file was written.
+    _set_version(out / "meta.json", 2)
+    with pytest.raises(DataFileError, match=r"frame_0000\.jpg"):
+        write_cache(Records(5, fail={0}), out, progress=False, chunk_size=2, info=info)
+    assert [path.name for path in out.iterdir()] == ["notes.txt"]

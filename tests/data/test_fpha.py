@@ -204,7 +204,14 @@ def test_folder_variants_and_build_dataset(root):
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("nan", "non-finite value 'nan'"), ("-inf", "non-finite value '-inf'")],
+    [
+        ("nan", r"non-finite value 'nan' \(in float32\)$"),
+        ("-inf", r"non-finite value '-inf' \(in float32\)$"),
+        # Finite in float64, where they were checked, but inf in the float32 records (with only
+        # numpy's overflow warning): float32's largest is 3.4028235e38.
+        ("1e300", r"non-finite value '1e300' \(in float32\)$"),
+        ("-3.5e38", r"non-finite value '-3.5e38' \(in float32\)$"),
+    ],
 )
 def test_non_finite_values_name_file_and_line(root, value, message):
     path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
@@ -419,3 +426,97 @@ def test_ids_and_images_name_the_annotations_frame_numbers(root):
     dataset = FPHA(root, "test", with_images=False)
     assert dataset.ids == ["fpha/Subject_1/open_milk/3/0001"]
     assert dataset.image_paths[0].name == "color_0001.jpeg"
+
+
+def test_the_largest_float32_value_is_read(root):
+    """3.4e38 is below float32's largest (3.4028235e38): finite in the records, so read (the
+    bound is float32's range, not a plausibility limit)."""
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
+    fields = path.read_text().splitlines()[1].split()
+    fields[5] = "3.4e38"
+    path.write_text(" ".join(fields) + "\n")
+    assert read_annotation_lines(path, 63)[1][4] == 3.4e38
+
+
+@pytest.mark.parametrize(
+    ("index", "shown"),
+    [("-1", "'-1'"), ("+1", "'+1'"), ("1_0", "'1_0'"), ("100000", "'100000'"),
+     ("1" * 20, repr("1" * 20)), ("x", "'x'")],
+    ids=["negative", "signed", "underscored", "above the largest", "20 digits", "a word"],
+)  # fmt: skip
+def test_a_frame_index_that_is_no_frame_of_a_video_names_file_and_line(root, index, shown):
+    """A frame index is the number of an image of a video (color_%04d.jpeg), 0 to 99999 (55
+    minutes at 30 fps): a negative one, 20 digits, or what int() takes beyond ASCII digits
+    was read as a frame before."""
+    path = root / "Hand_pose_annotation_v1" / "Subject_1" / "open_milk" / "3" / "skeleton.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], index + lines[1][4:]]) + "\n")
+    expected = f"{path}:2: frame index {shown}, expected a whole number from 0 to 99999"
+    with pytest.raises(DataFileError) as error:
+        FPHA(root, "test", with_images=False)
+    assert str(error.value) == expected
+    path.write_text("\n".join([lines[0], "99999" + lines[1][4:]]) + "\n")
+    assert set(read_annotation_lines(path, 63)) == {0, 99999}
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "count"),
+    [("Hand_pose_annotation_v1", "skeleton.txt", 63),
+     ("Object_6D_pose_annotation_v1_1", "object_pose.txt", 16)],
+)  # fmt: skip
+def test_an_all_zero_annotation_line_leaves_its_frame_out_as_unannotated(root, folder, name, count):
+    """A line of zeros is no annotation: 21 joints at the camera's centre (scored as ground
+    truth before), or a zero matrix, no pose. Its frame is left out as one annotated in a single
+    file is (counted, with a warning), the rest of the sequence read; a frame whose two lines
+    are both zeros is left out too, said so."""
+    path = root / folder / "Subject_1" / "open_milk" / "2" / name
+    lines = path.read_text().splitlines()
+    zeros = " ".join(["0.000000"] * count)
+    path.write_text("\n".join([lines[0], "0001 " + zeros, *lines[2:]]) + "\n")
+    kept_frames = len(FPHA(root, "train", with_images=False).ids)
+    assert read_annotation_lines(path, count)[1] is None
+    dataset = FPHA(root, "train", with_images=False)
+    kept = "only an object pose" if name == "skeleton.txt" else "only a hand"
+    assert dataset.unannotated == [f"fpha/Subject_1/open_milk/2/0001: {kept}"]
+    assert "fpha/Subject_1/open_milk/2/0001" not in dataset.ids and dataset.skipped == []
+    other = root / ("Object_6D_pose_annotation_v1_1" if count == 63 else "Hand_pose_annotation_v1")
+    other = (
+        other
+        / "Subject_1"
+        / "open_milk"
+        / "2"
+        / ("object_pose.txt" if count == 63 else "skeleton.txt")
+    )
+    other_lines = other.read_text().splitlines()
+    other_zeros = " ".join(["0.000000"] * (16 if count == 63 else 63))
+    other.write_text("\n".join([other_lines[0], "0001 " + other_zeros, *other_lines[2:]]) + "\n")
+    dataset = FPHA(root, "train", with_images=False)
+    assert dataset.unannotated == [
+        "fpha/Subject_1/open_milk/2/0001: no annotation (lines of zeros)"
+    ]
+    assert len(dataset.ids) == kept_frames
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("Test 5", "'Test 5' counts 5, the lines under it 2"),  # read as the whole split
+        ("Test 1", "'Test 1' counts 1, the lines under it 2"),
+        ("Test", "expected 'Test <count>'"),
+        ("Test two", "expected 'Test <count>'"),
+        ("Test -2", "expected 'Test <count>'"),
+    ],
+)
+def test_a_split_section_of_another_length_than_its_header_names_the_header(root, header, message):
+    """The fixture's split file: 'Training 3' and its 3 sequences (lines 1-4), then 'Test 2'
+    (line 5) and its 2. A header whose count disagrees with the lines under it (a file cut
+    short, or edited) is refused naming the header's line, for either split: both are read
+    from the one file."""
+    split_file = root / "data_split_action_recognition.txt"
+    lines = split_file.read_text().splitlines()
+    assert lines[4] == "Test 2"
+    split_file.write_text("\n".join([*lines[:4], header, *lines[5:]]) + "\n")
+    for split in ("train", "test"):
+        with pytest.raises(DataFileError) as error:
+            FPHA(root, split, protocol="action", with_images=False)
+        assert str(error.value) == f"{split_file}:5: {message}"

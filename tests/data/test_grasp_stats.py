@@ -101,8 +101,10 @@ def test_image_quantities_through_fphas_colour_camera():
     # v = fy (-30 / 400) + cy = -104.68 + 540.68 = 436.00 px.
     hand = _planar_hand(0.0, 0.0, 0.0)[0]
     hand = hand - hand.mean(axis=0) + np.array([40.0, -30.0, 400.0])
-    # One joint left of the frame (u = fx (-1000 / 400) + cx < 0), one behind the camera: the
-    # latter projects onto (cx, cy), in the frame, but is not seen.
+    # One joint left of the frame (u = fx (-1000 / 400) + cx < 0), one behind the camera at
+    # (0, 0, -400): projected as everywhere (geometry.project_points) its depth is clamped to
+    # MIN_DEPTH, u = -400 cx / 1e-6 = -3.7e11 px, far left of the frame (divided by its own
+    # depth it was mirrored onto (cx, cy), in the frame), and it is not seen.
     left, behind = hand.copy(), hand.copy()
     left[20] = [-1000.0, 0.0, 400.0]
     behind[20] = [0.0, 0.0, -400.0]
@@ -115,6 +117,7 @@ def test_image_quantities_through_fphas_colour_camera():
     width = fx * (160.0 + 85 * 40 / np.hypot(40.0, 60.0)) / 400
     np.testing.assert_allclose(values["hand box width"][0], width)
     np.testing.assert_allclose(values["hand box height"][0], fy * 145.0 / 400)
+    assert values["hand box width"][2] > 400 * cx / 1e-6
     # 20 of 21 joints seen in the last two frames, which are not wholly inside.
     np.testing.assert_allclose(values["joints inside the image"], [100.0, *[100 * 20 / 21] * 2])
     np.testing.assert_array_equal(values["frames with all joints inside"], [100.0, 0.0, 0.0])

@@ -54,6 +54,8 @@ def test_image_and_projection(tmp_path):
     # 640x480 -> 160x160: fx 614 / 4 = 153.5, fy 615 / 3 = 205.
     np.testing.assert_allclose(np.diag(record["K"]), [153.5, 205.0, 1.0])
     np.testing.assert_allclose(record["orig_K"], HO3D_CAM)
+    # The id as per_frame.csv holds it and hopose.scoring groups it (ho3d.ID_PARTS).
+    assert record["id"] == "ho3d_v2/SEQ1/0000"
     projected = project_points(torch.tensor(record["hand_3d"]), torch.tensor(record["K"]))
     np.testing.assert_allclose(record["hand_2d"], projected.numpy(), atol=1e-3)
     with pytest.raises(DataFileError, match=r"SEQ1/rgb/0000.jpg"):

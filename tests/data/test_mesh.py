@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import trimesh
+from dataset_fixtures import box_vertices, write_binary_ply, write_ply
 
 from hopose.data.mesh import mesh_bbox_corners
 from hopose.data.transforms import DataFileError
@@ -92,4 +93,59 @@ def test_a_file_trimesh_cannot_read_is_a_data_file_error_naming_it(tmp_path, nam
 def test_a_missing_mesh_is_named(tmp_path):
     path = tmp_path / "absent.obj"
     with pytest.raises(DataFileError, match=rf"^{re.escape(str(path))}: object mesh not found$"):
+        mesh_bbox_corners(path)
+
+
+# write_ply's lines: 9 of header, then the 9 vertices of box_vertices, then its 3 faces.
+PLY_HEADER_LINES = 9
+
+
+@pytest.mark.parametrize(
+    ("kept", "message"),
+    [
+        (PLY_HEADER_LINES + 3, "3 of the 9 'vertex' elements"),  # the box read was 3 corners'
+        (PLY_HEADER_LINES + 9 + 1, "1 of the 3 'face' elements"),  # read as one triangle
+    ],
+    ids=["in the vertices", "in the faces"],
+)
+def test_an_ascii_ply_cut_short_is_refused_naming_what_its_header_declares(tmp_path, kept, message):
+    """An ASCII PLY cut after a whole line (an interrupted copy): trimesh read the lines there
+    were without a word, and the box of the first 3 of box_vertices' corners, (0, 0, 0),
+    (0, 0, 1), (0, 1, 0) of the unit cube, is [0, 0] x [0, 1] x [0, 1], not [0, 1]^3."""
+    path = tmp_path / "model.ply"
+    write_ply(path, box_vertices(np.zeros(3), np.ones(3)))
+    np.testing.assert_array_equal(mesh_bbox_corners(path), _corners([0, 0, 0], [1, 1, 1]))
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:kept]))
+    expected = f"{path}: cut short, {message} its header declares"
+    with pytest.raises(DataFileError, match=f"^{re.escape(expected)}$"):
+        mesh_bbox_corners(path)
+
+
+def test_a_whole_ascii_ply_with_blank_lines_after_its_elements_is_read(tmp_path):
+    """Trailing blank lines are no elements, and a vertex-only PLY (no face element) counts
+    its vertices alone: both read as whole."""
+    path = tmp_path / "model.ply"
+    write_ply(path, box_vertices(np.zeros(3), np.ones(3)))
+    path.write_text(path.read_text() + "\n\n")
+    np.testing.assert_array_equal(mesh_bbox_corners(path), _corners([0, 0, 0], [1, 1, 1]))
+    header = ["ply", "format ascii 1.0", "element vertex 2"]
+    header += [f"property float {axis}" for axis in "xyz"] + ["end_header"]
+    path.write_text("\n".join([*header, "0 0 0", "1 2 3"]) + "\n")
+    np.testing.assert_array_equal(mesh_bbox_corners(path), _corners([0, 0, 0], [1, 2, 3]))
+
+
+@pytest.mark.parametrize("cut", [4 * 12, 9 * 12 + 13])  # after 4 vertices; in the 1st face
+def test_a_binary_ply_cut_short_is_refused_naming_it(tmp_path, cut):
+    """A binary PLY's elements are 12 bytes a vertex (3 float32) and 13 a face (a uint8 count,
+    3 int32): a file shorter than its header says is refused (by trimesh's own length check,
+    which the reader relies on) as a DataFileError naming the file."""
+    path = tmp_path / "model.ply"
+    write_binary_ply(path, box_vertices(np.zeros(3), np.ones(3)))
+    np.testing.assert_array_equal(mesh_bbox_corners(path), _corners([0, 0, 0], [1, 1, 1]))
+    data = path.read_bytes()
+    body = data.index(b"end_header\n") + len(b"end_header\n")
+    assert len(data) - body == 9 * 12 + 3 * 13
+    path.write_bytes(data[: body + cut])
+    with pytest.raises(DataFileError, match=rf"^{re.escape(str(path))}: cannot read mesh \("):
         mesh_bbox_corners(path)

@@ -17,8 +17,9 @@ from hopose.data.fpha import FPHA_COLOR_K
 from hopose.data.grasps import MAX_OUTSIDE, MAX_OUTSIDE_PARTLY, PARTLY_OUT_FRACTION, generate_grasps
 from hopose.data.render import outside_frame
 from hopose.data.sample import ARRAY_KEYS, check_sample
-from hopose.data.synthetic import BLOCK, SyntheticHandObject
+from hopose.data.synthetic import BLOCK, MIN_IMAGE_SIZE, SyntheticHandObject
 from hopose.geometry import project_points
+from hopose.models.heads import HEATMAP_TILE
 from hopose.skeleton import HAND_BONES
 
 SEED = 7
@@ -327,3 +328,13 @@ def test_jittered_crops_draw_each_samples_own_turn():
         turns.append(np.degrees(np.arctan2(K[1, 0], K[0, 0])))
     assert len(set(np.round(turns, 6))) == 8, turns
     assert max(np.abs(turns)) <= 30.0 + 1e-9  # the turn is drawn within +-30 degrees
+
+
+def test_the_least_image_side_is_the_heat_map_tile():
+    """MIN_IMAGE_SIZE is written out (importing HEATMAP_TILE would import the networks into the
+    data package): the least side the heat-map head takes, one tile, renders; one pixel less
+    is refused."""
+    assert MIN_IMAGE_SIZE == HEATMAP_TILE
+    assert len(SyntheticHandObject(1, 0, HEATMAP_TILE)[0]["image"]) == HEATMAP_TILE
+    with pytest.raises(ValueError, match=f"image_size: must be >= {HEATMAP_TILE}, got 7"):
+        SyntheticHandObject(1, 0, HEATMAP_TILE - 1)

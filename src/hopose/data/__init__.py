@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from hopose.data.cache import CacheDataset, as_recorded, write_cache
+from hopose.data.cache import META_FILE, CacheDataset, as_recorded, write_cache
 from hopose.data.dexycb import DexYCB, check_setup
 from hopose.data.fpha import FPHA, check_protocol
 from hopose.data.grasps import check_free_fraction, check_seed
@@ -40,6 +40,7 @@ from hopose.data.sample import SAMPLE_KEYS, check_sample, collate_samples
 from hopose.data.synthetic import SyntheticHandObject, focal_range
 from hopose.data.transforms import (
     CROPS,
+    DEFAULT_CROP,
     DEFAULT_IMAGE_SIZE,
     DataFileError,
     Frame,
@@ -118,7 +119,7 @@ def build_dataset(
     root: str | None = None,
     cache: str | None = None,
     image_size: int = DEFAULT_IMAGE_SIZE,
-    crop: str = "resize",
+    crop: str = DEFAULT_CROP,
     num_samples: int | None = None,
     seed: int = 0,
     with_images: bool = True,
@@ -159,7 +160,7 @@ def build_dataset(
         if name == "synthetic":
             wanted["seed"] = seed  # the base seed, as hopose synth records it
         # One config names one cache for all splits: a folder of per-split caches works too.
-        if (Path(cache) / split / "meta.json").is_file():
+        if (Path(cache) / split / META_FILE).is_file():
             cache = str(Path(cache) / split)
         dataset: Dataset = _open_cache(cache, wanted, image_size, with_images)
         if name == "synthetic" and num_samples is not None and num_samples > len(dataset):

@@ -49,7 +49,9 @@ from hopose.data.sample import (
     check_sample,
 )
 from hopose.data.transforms import (
+    DEFAULT_CROP,
     DEFAULT_IMAGE_SIZE,
+    DEFAULT_ON_ERROR,
     DataFileError,
     FrameDataset,
     check_on_error,
@@ -72,6 +74,32 @@ OLD_FILTER_VERSIONS: tuple[int, ...] = (1, 2)
 # coordinates, half a pixel off its images (hopose.data.obman.OBMAN_K): an ObMan cache of them is
 # refused, its poses too (the lifter's rays read K). Other datasets' version-3 caches hold.
 OLD_OBMAN_K_VERSIONS: tuple[int, ...] = (1, 2, 3)
+
+# The names in a cache folder (the module docstring's layout), those of every version: a cache
+# written before is read under them.
+META_FILE = "meta.json"
+BUILD_FILE = "build.json"
+IMAGES_FILE = "images.npy"
+ARRAYS_FOLDER = "arrays"
+MAPS_FOLDER = "maps"
+CHUNKS_FOLDER = "chunks"
+STRINGS_FILE = "strings.json"
+VALID_FILE = "valid.npy"
+# Everything a build writes, in the order :func:`_remove_build` removes it: meta.json first, so
+# that the folder reads as an unfinished build from then on, and build.json last, so that no
+# chunk of it counts as done once build.json is gone.
+BUILD_FILES: tuple[str, ...] = (
+    META_FILE,
+    CHUNKS_FOLDER,
+    MAPS_FOLDER,
+    ARRAYS_FOLDER,
+    IMAGES_FILE,
+    STRINGS_FILE,
+    VALID_FILE,
+    BUILD_FILE,
+)
+# Samples per atomically committed chunk by default (write_cache's ``chunk_size``).
+DEFAULT_CHUNK_SIZE = 256
 
 
 def refusal(version: Any, info: Mapping[str, Any], *, with_images: bool) -> str | None:
@@ -240,9 +268,9 @@ def write_cache(
     out_dir: str | Path,
     *,
     progress: bool = True,
-    chunk_size: int = 256,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     workers: int = 0,
-    on_error: str = "raise",
+    on_error: str = DEFAULT_ON_ERROR,
     info: Mapping[str, Any] | None = None,
     root: str | Path | None = None,
     left_out: Sequence[str] = (),
@@ -294,11 +322,10 @@ def write_cache(
         dataset, out, num_samples, chunk_size, info, source, skip=on_error == "skip"
     )
     size = build["image_size"]
-    images = _load_npy(out / "images.npy", mmap_mode="r+")
-    arrays = {key: _load_npy(out / "arrays" / f"{key}.npy", mmap_mode="r+") for key in ARRAY_KEYS}
+    images = _load_npy(out / IMAGES_FILE, mmap_mode="r+")
+    arrays = {key: _load_npy(_array_path(out, key), mmap_mode="r+") for key in ARRAY_KEYS}
     maps = {
-        key: _load_npy(out / "maps" / f"{key}.npy", mmap_mode="r+")
-        for key in build.get("map_keys", [])
+        key: _load_npy(_map_path(out, key), mmap_mode="r+") for key in build.get("map_keys", [])
     }
     pending = [c for c in range(_num_chunks(build)) if not _chunk_path(out, c).is_file()]
     done = num_samples - sum(min(chunk_size, num_samples - c * chunk_size) for c in pending)
@@ -341,9 +368,9 @@ def _keeps_finished(out: Path, num_samples: int, info: dict, root: str | None) -
         ValueError: naming ``out`` when its finished cache is of other samples, ``info`` or
             ``root``.
     """
-    if not (out / "meta.json").is_file():
+    if not (out / META_FILE).is_file():
         return False
-    meta = _read_json(out / "meta.json", ("num_samples", "info"))
+    meta = _read_json(out / META_FILE, ("num_samples", "info"))
     asked = {"num_samples": num_samples, "info": info}
     held = {key: meta[key] for key in asked}
     if held != asked:
@@ -367,7 +394,49 @@ def _num_chunks(build: Mapping[str, Any]) -> int:
 
 def _chunk_path(out: Path, chunk: int) -> Path:
     """The file whose presence marks ``chunk`` as written (the module docstring)."""
-    return out / "chunks" / f"{chunk:06d}.json"
+    return out / CHUNKS_FOLDER / f"{chunk:06d}.json"
+
+
+def _array_path(out: Path, key: str) -> Path:
+    """The (N, ...) float32 array of the records' ``key`` (the module docstring)."""
+    return out / ARRAYS_FOLDER / f"{key}.npy"
+
+
+def _map_path(out: Path, key: str) -> Path:
+    """The (N, S, S) uint8 map ``key`` of the records (the module docstring)."""
+    return out / MAPS_FOLDER / f"{key}.npy"
+
+
+def _layout(
+    out: Path, image_size: int, map_keys: Iterable[str]
+) -> dict[Path, tuple[type[np.generic], tuple[int, ...]]]:
+    """The dtype and per-sample shape of each memory-mapped file of a cache of ``image_size`` px
+    images holding ``map_keys`` (the module docstring's layout)."""
+    layout = {out / IMAGES_FILE: (np.uint8, (image_size, image_size, 3))}
+    layout |= {_array_path(out, key): (np.float32, ARRAY_SHAPES[key]) for key in ARRAY_KEYS}
+    layout |= {_map_path(out, key): (np.uint8, (image_size, image_size)) for key in map_keys}
+    return layout
+
+
+def _check_layout(
+    path: Path, array: np.ndarray, num_samples: int, dtype: type[np.generic], shape: tuple[int, ...]
+) -> np.ndarray:
+    """``array``, read from ``path``, if it holds ``num_samples`` values of ``shape`` and
+    ``dtype``, as the cache's meta.json says it does.
+
+    Raises:
+        DataFileError: naming ``path``, what it holds and what was expected. A file replaced
+            after the build (other images, another size, another dtype, cut short) would
+            otherwise be read as it is (16 px images under a meta.json of 32 px, float pixels,
+            an int valid.npy taken as flags) or fail at some index, far from here.
+    """
+    expected = (num_samples, *shape)
+    if array.dtype != dtype or array.shape != expected:
+        raise DataFileError(
+            f"{path}: damaged cache file, an array of {array.shape} {array.dtype}, not the "
+            f"{expected} {np.dtype(dtype)} its {META_FILE} describes"
+        )
+    return array
 
 
 def _store(
@@ -437,16 +506,15 @@ def _check_root(out: Path, recorded: Mapping[str, Any], root: str | None) -> Non
 
 
 def _remove_build(out: Path) -> None:
-    """Remove an earlier build's own files from ``out`` (``images.npy`` and ``arrays/`` are
-    replaced whole by the next allocation). meta.json goes first and build.json last: interrupted,
-    the folder is an unfinished build of the old version, which the next run starts over again;
-    once build.json is gone, no chunk of it is left to count as done."""
-    (out / "meta.json").unlink(missing_ok=True)
-    for name in ("chunks", "maps"):
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)  # an error must stop here, not leave old chunks counted
-    for name in ("strings.json", "valid.npy", "build.json"):
-        (out / name).unlink(missing_ok=True)
+    """Remove an earlier build's files (:data:`BUILD_FILES`, in its order) from ``out``, and
+    nothing else there. Interrupted, the folder is an unfinished build of the old version, which
+    the next run starts over again."""
+    for name in BUILD_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)  # an error must stop here, not leave old chunks counted
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _open_build(
@@ -460,7 +528,7 @@ def _open_build(
 ) -> dict[str, Any]:
     """Start a build (allocate the arrays, write build.json) or check the unfinished one; an
     unfinished one of an older :data:`CACHE_VERSION` is started over."""
-    build_path = out / "build.json"
+    build_path = out / BUILD_FILE
     if build_path.is_file():
         build = _read_json(build_path, ("image_size", "string_keys"))
         expected = {"num_samples": num_samples, "chunk_size": chunk_size, "info": info}
@@ -483,14 +551,10 @@ def _open_build(
     if height != width:
         raise ValueError(f"{first['id']}: cached images must be square, got {height}x{width}")
     map_keys = [key for key in OPTIONAL_MAP_KEYS if key in first]
-    # Each file's dtype and per-sample shape (the module docstring's layout).
-    layout = {out / "images.npy": (np.uint8, (height, width, 3))}
-    layout |= {out / "arrays" / f"{k}.npy": (np.float32, ARRAY_SHAPES[k]) for k in ARRAY_KEYS}
-    layout |= {out / "maps" / f"{k}.npy": (np.uint8, (height, width)) for k in map_keys}
-    for path, (dtype, shape) in layout.items():
+    for path, (dtype, shape) in _layout(out, height, map_keys).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(num_samples, *shape)).flush()
-    (out / "chunks").mkdir(exist_ok=True)
+    (out / CHUNKS_FOLDER).mkdir(exist_ok=True)
     build = {
         "version": CACHE_VERSION,
         "num_samples": num_samples,
@@ -517,8 +581,8 @@ def _finish(out: Path, build: Mapping[str, Any], root: str | None, left_out: Seq
             strings[key].extend(part["strings"][key])
         valid.extend(part["valid"])
         errors.extend(part["errors"])
-    _write_json_atomic(out / "strings.json", strings)
-    np.save(out / "valid.npy", np.asarray(valid, dtype=bool))
+    _write_json_atomic(out / STRINGS_FILE, strings)
+    np.save(out / VALID_FILE, np.asarray(valid, dtype=bool))
     if errors:
         log.warning("%s: %d of %d samples skipped", out, len(errors), len(valid))
     meta = {
@@ -535,7 +599,7 @@ def _finish(out: Path, build: Mapping[str, Any], root: str | None, left_out: Seq
         "info": build["info"],
         "root": root,
     }
-    _write_json_atomic(out / "meta.json", meta)
+    _write_json_atomic(out / META_FILE, meta)
     return out
 
 
@@ -553,7 +617,7 @@ class CacheDataset(Dataset):
 
     def __init__(self, root: str | Path, *, with_images: bool = True):
         self.root = Path(root)
-        meta_path = self.root / "meta.json"
+        meta_path = self.root / META_FILE
         if not meta_path.is_file():
             raise DataFileError(
                 f"{meta_path}: missing, {self.root} is not a finished cache "
@@ -566,22 +630,33 @@ class CacheDataset(Dataset):
         if refused is not None:
             raise DataFileError(f"{meta_path}: {refused}; run the same `hopose prepare` again")
         self.with_images = with_images
-        self.arrays = {key: _load_npy(self.root / "arrays" / f"{key}.npy") for key in ARRAY_KEYS}
+        self.map_keys: list[str] = list(self.meta.get("map_keys", []))
+        # Every file is checked against meta.json here; the pixels' files by their .npy headers
+        # alone (a memory map reads no pixels).
+        num_samples = self.meta["num_samples"]
+        layout = _layout(self.root, self.image_size, self.map_keys)
+        self.arrays: dict[str, np.ndarray] = {}
+        for key in ARRAY_KEYS:
+            path = _array_path(self.root, key)
+            self.arrays[key] = _check_layout(path, _load_npy(path), num_samples, *layout[path])
+        if with_images:
+            mapped = [self.root / IMAGES_FILE, *(_map_path(self.root, k) for k in self.map_keys)]
+            for path in mapped:
+                _check_layout(path, _load_npy(path, mmap_mode="r"), num_samples, *layout[path])
+        strings_path = self.root / STRINGS_FILE
         string_keys = self.meta["string_keys"]
         self.strings: dict[str, list[str]] = _read_json(
-            self.root / "strings.json", string_keys, dict.fromkeys(string_keys, _STRINGS)
+            strings_path, string_keys, dict.fromkeys(string_keys, _STRINGS)
         )
-        valid = _load_npy(self.root / "valid.npy")
-        # A file replaced or cut short after the build would otherwise read another sample's
-        # values or fail at some index, far from here.
-        lengths = [len(valid), *map(len, self.arrays.values()), *map(len, self.strings.values())]
-        if set(lengths) != {self.meta["num_samples"]}:
-            raise DataFileError(
-                f"{self.root}: damaged cache, its files hold {sorted(set(lengths))} samples, "
-                f"{meta_path.name} {self.meta['num_samples']}"
-            )
+        for key, values in self.strings.items():
+            if len(values) != num_samples:
+                raise DataFileError(
+                    f"{strings_path}: damaged cache file, {key} lists {len(values)} samples, "
+                    f"not the {num_samples} its {META_FILE} describes"
+                )
+        valid_path = self.root / VALID_FILE
+        valid = _check_layout(valid_path, _load_npy(valid_path), num_samples, np.bool_, ())
         self.index = np.flatnonzero(valid)
-        self.map_keys: list[str] = list(self.meta.get("map_keys", []))
         # Memory-mapped lazily in each process, as the images (None until then).
         self._images: np.ndarray | None = None
         self._maps: dict[str, np.ndarray] | None = None
@@ -608,9 +683,9 @@ class CacheDataset(Dataset):
         maps: dict[str, np.ndarray] = {}
         if self.with_images:
             if self._images is None:
-                self._images = _load_npy(self.root / "images.npy", mmap_mode="r")
+                self._images = _load_npy(self.root / IMAGES_FILE, mmap_mode="r")
                 self._maps = {
-                    key: _load_npy(self.root / "maps" / f"{key}.npy", mmap_mode="r")
+                    key: _load_npy(_map_path(self.root, key), mmap_mode="r")
                     for key in self.map_keys
                 }
             image = self._images[row]
@@ -632,12 +707,12 @@ def prepare_cache(
     *,
     root: str | None = None,
     image_size: int = DEFAULT_IMAGE_SIZE,
-    crop: str = "resize",
+    crop: str = DEFAULT_CROP,
     num_samples: int | None = None,
     seed: int = 0,
     workers: int = 0,
-    chunk_size: int = 256,
-    on_error: str = "raise",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_error: str = DEFAULT_ON_ERROR,
     progress: bool = True,
     **options: Any,
 ) -> Path:

@@ -138,6 +138,18 @@ DEXYCB_SETUPS: dict[str, dict[str, tuple[tuple[int, ...], ...]]] = {
 }
 
 
+# The parts of a record's id (frame_id), in order, "/"-joined: hopose.scoring.GROUP_KEYS finds
+# a frame's subject and camera by their names here.
+ID_PARTS: tuple[str, ...] = ("dataset", "subject", "sequence", "camera", "frame")
+
+
+def frame_id(subject: str, sequence: str, serial: str, frame: int) -> str:
+    """The record id of frame ``frame`` of camera ``serial`` in ``subject``'s folder
+    ``sequence``, in the layout of :data:`ID_PARTS`:
+    ``dexycb/20200709-subject-01/20200709_140004/836212060125/000042``."""
+    return f"dexycb/{subject}/{sequence}/{serial}/{frame:06d}"
+
+
 def check_setup(setup: Any, field: str = "setup") -> None:
     """Refuse a setup outside :data:`DEXYCB_SETUPS`, naming ``field`` (a list too, which the
     mapping cannot look up: a bare TypeError before)."""
@@ -369,10 +381,10 @@ class DexYCB(FrameDataset):
         )
 
     def frame_id(self, index: int) -> str:
-        """The record id of frame ``index``: ``dexycb/<subject>/<sequence>/<serial>/<frame>``."""
+        """The record id of frame ``index`` (:func:`frame_id`)."""
         sequence, serial, t = self.entries[index]
         folder = self.sequence_info[sequence][0]
-        return f"dexycb/{folder.parent.name}/{folder.name}/{serial}/{t:06d}"
+        return frame_id(folder.parent.name, folder.name, serial, t)
 
     def toolkit_id(self, index: int) -> int:
         """The image id of frame ``index`` in the dex-ycb-toolkit's ``DexYCBDataset`` of the

@@ -23,8 +23,8 @@ Protocols (every result must name the one it used):
   has no val split.
 
 Both keep the 10 actions with object poses and drop ``Subject_2/close_milk/4`` (empty).
-Frames present in only one of skeleton.txt and object_pose.txt are left out with a warning
-(listed in ``unannotated``).
+Frames present in only one of skeleton.txt and object_pose.txt, or given there as a line of
+zeros (no annotation), are left out with a warning (listed in ``unannotated``).
 """
 
 from __future__ import annotations
@@ -69,9 +69,12 @@ FPHA_HO_ACTIONS: tuple[str, ...] = (
 )
 EXCLUDED_SEQUENCES: frozenset[tuple[str, str, str]] = frozenset({("Subject_2", "close_milk", "4")})
 HOPE_SPLIT_SEQUENCES: dict[str, str] = {"1": "val", "3": "test"}  # every other sequence: train
+# The split protocols (the module docstring): the paper's, and the official action split.
+HOPE_PROTOCOL = "hope"
+ACTION_PROTOCOL = "action"
 PROTOCOL_SPLITS: dict[str, tuple[str, ...]] = {
-    "hope": ("train", "val", "test"),
-    "action": ("train", "test"),
+    HOPE_PROTOCOL: ("train", "val", "test"),
+    ACTION_PROTOCOL: ("train", "test"),
 }
 ACTION_SPLIT_FILE = "data_split_action_recognition.txt"
 ACTION_SPLIT_SECTIONS: dict[str, str] = {"Training": "train", "Test": "test"}
@@ -80,6 +83,13 @@ HAND_DIRS: tuple[str, ...] = ("Hand_pose_annotation_v1", "Hand_pose_annotation_v
 OBJECT_DIRS: tuple[str, ...] = ("Object_6D_pose_annotation_v1_1", "Object_6D_pose_annotation_v1")
 # Model folder names per object, preferred first (some copies ship ``juice_model``).
 MODEL_NAMES: dict[str, tuple[str, ...]] = {"juice_bottle": ("juice_bottle", "juice")}
+# The parts of a record's id (frame_id), in order, "/"-joined: hopose.scoring.GROUP_KEYS finds
+# a frame's subject and action by their names here.
+ID_PARTS: tuple[str, ...] = ("dataset", "subject", "action", "sequence", "frame")
+# The largest frame index an annotation line may give: 55 minutes at 30 fps, where FPHA's
+# 1,175 videos hold 105,459 frames in all (the paper, §4.1), about 90 each. A larger one, or a
+# negative one, is no frame of a video.
+MAX_FRAME_INDEX = 99_999
 
 
 def check_protocol(protocol: Any, field: str = "protocol") -> None:
@@ -87,6 +97,13 @@ def check_protocol(protocol: Any, field: str = "protocol") -> None:
     which the mapping cannot look up: a bare TypeError before)."""
     if not (isinstance(protocol, str) and protocol in PROTOCOL_SPLITS):
         raise ValueError(f"{field}: expected one of {tuple(PROTOCOL_SPLITS)}, got {protocol!r}")
+
+
+def frame_id(subject: str, action: str, sequence: str, frame: int) -> str:
+    """The record id of frame ``frame`` (its number in the annotation files) of ``subject``'s
+    sequence ``sequence`` of ``action``, in the layout of :data:`ID_PARTS`:
+    ``fpha/Subject_1/open_milk/3/0042``."""
+    return f"fpha/{subject}/{action}/{sequence}/{frame:04d}"
 
 
 def fpha_object(action: str) -> str:
@@ -108,6 +125,12 @@ def _unreadable(error: OSError | UnicodeDecodeError) -> str:
     return f"cannot read file ({error.strerror or type(error).__name__})"
 
 
+def _is_count(token: str) -> bool:
+    """Whether ``token`` is a whole number in ASCII digits (``int`` takes a sign, ``_`` and other
+    scripts' digits too)."""
+    return token.isascii() and token.isdigit()
+
+
 def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
     """Parse an FPHA annotation file: each line a frame index then ``num_values`` floats.
 
@@ -116,9 +139,14 @@ def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
 
     Raises:
         DataFileError: naming the file (and line) of a missing, unreadable or non-text file or
-            of a malformed line: a wrong number of fields, a token that is not a number, a
-            ``nan`` or ``inf`` value (Python parses them, but no pose is made of them), or a
-            frame index given twice.
+            of a malformed line: a wrong number of fields, a frame index that is not a whole
+            number from 0 to :data:`MAX_FRAME_INDEX` or is given twice, a value that is not a
+            number, or one that is not finite in float32, the records' dtype (``nan``, ``inf``,
+            which Python parses, or ``1e300``, finite in float64 only: no pose is made of
+            them).
+
+    Returns:
+        frame index -> its ``num_values`` values, or None for a line of zeros (no annotation).
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -137,13 +165,26 @@ def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
                 f"{path}:{number}: expected a frame index and {num_values} values, "
                 f"got {len(tokens)} fields"
             )
+        if not _is_count(tokens[0]) or int(tokens[0]) > MAX_FRAME_INDEX:
+            raise DataFileError(
+                f"{path}:{number}: frame index {tokens[0]!r}, expected a whole number from 0 to "
+                f"{MAX_FRAME_INDEX}"
+            )
+        frame = int(tokens[0])
         try:
-            frame, values = int(tokens[0]), np.array([float(token) for token in tokens[1:]])
+            values = np.array([float(token) for token in tokens[1:]])
         except ValueError as error:
             raise DataFileError(f"{path}:{number}: not a number ({error})") from error
-        if not np.isfinite(values).all():
-            bad = tokens[1 + int(np.flatnonzero(~np.isfinite(values))[0])]
-            raise DataFileError(f"{path}:{number}: non-finite value {bad!r}")
+        # Records are float32 (hopose.data.transforms): a value beyond its range is inf there.
+        with np.errstate(over="ignore"):
+            finite = np.isfinite(values.astype(np.float32))
+        if not finite.all():
+            bad = tokens[1 + int(np.flatnonzero(~finite)[0])]
+            raise DataFileError(f"{path}:{number}: non-finite value {bad!r} (in float32)")
+        # A line of zeros (joints at the camera's centre, a zero matrix) annotates nothing: its
+        # frame is kept as listed but unannotated (None), left out with the frames that only one
+        # file annotates, so that a real file's placeholder lines need no --on-error skip.
+        values = values if values.any() else None
         if frame in first_line:
             raise DataFileError(
                 f"{path}:{number}: frame {frame} again (first on line {first_line[frame]})"
@@ -157,7 +198,9 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
 
     The file has a ``Training <count>`` header, one ``<sequence path> <label>`` line per sequence,
     then a ``Test <count>`` header and the test sequences. A sequence listed twice, in one
-    section or in both, raises :class:`DataFileError` naming the second line.
+    section or in both, raises :class:`DataFileError` naming the second line; a section of
+    another number of lines than its header's count (a file cut short, or edited) one naming
+    the header's line.
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -167,15 +210,21 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
         raise DataFileError(f"{path}: {_unreadable(error)}") from error
     splits: dict[str, list[str]] = {split: [] for split in ACTION_SPLIT_SECTIONS.values()}
     current = section = None
+    header = 0  # the line of the header the lines read belong to
     # entry -> (line, section) where first listed: a sequence listed again would be read twice,
     # and one under both headers would be trained and tested on.
     listed: dict[str, tuple[int, str]] = {}
+    # header line -> [the count it announces, the sequences listed under it]
+    counts: dict[int, list[int]] = {}
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:
             continue
         if tokens[0] in ACTION_SPLIT_SECTIONS:
+            if len(tokens) != 2 or not _is_count(tokens[1]):
+                raise DataFileError(f"{path}:{number}: expected '{tokens[0]} <count>'")
             section, current = tokens[0], ACTION_SPLIT_SECTIONS[tokens[0]]
+            header, counts[number] = number, [int(tokens[1]), 0]
         elif current is None or len(tokens) != 2 or tokens[0].count("/") != 2:
             raise DataFileError(f"{path}:{number}: expected '<Subject>/<action>/<seq> <label>'")
         elif tokens[0] in listed:
@@ -187,6 +236,13 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
         else:
             splits[current].append(tokens[0])
             listed[tokens[0]] = (number, section)
+            counts[header][1] += 1
+    for number, (announced, found) in counts.items():
+        if found != announced:
+            raise DataFileError(
+                f"{path}:{number}: '{lines[number - 1].strip()}' counts {announced}, the lines "
+                f"under it {found}"
+            )
     return splits
 
 
@@ -207,7 +263,7 @@ class FPHA(FrameDataset):
         root: str | Path,
         split: str,
         *,
-        protocol: str = "hope",
+        protocol: str = HOPE_PROTOCOL,
         **options: Any,
     ):
         super().__init__(**options)
@@ -235,7 +291,7 @@ class FPHA(FrameDataset):
             self.unannotated += unannotated
             video = self.root / "Video_files" / subject / action / seq / "color"
             self.image_paths += [video / f"color_{t:04d}.jpeg" for t in frames]
-            self.ids += [f"fpha/{subject}/{action}/{seq}/{t:04d}" for t in frames]
+            self.ids += [frame_id(subject, action, seq, t) for t in frames]
             self.objects += [fpha_object(action)] * len(frames)
             hands.append(hand)
             boxes.append(box)
@@ -253,7 +309,7 @@ class FPHA(FrameDataset):
 
     def sequences(self) -> list[tuple[str, str, str]]:
         """(subject, action, sequence) of this split, sorted, FPHA-HO actions only."""
-        if self.protocol == "action":
+        if self.protocol == ACTION_PROTOCOL:
             entries = read_split_file(self.root / ACTION_SPLIT_FILE)[self.split]
             found = [tuple(entry.split("/")) for entry in entries]
         else:
@@ -281,13 +337,22 @@ class FPHA(FrameDataset):
         poses = read_annotation_lines(
             self.object_root / subject / action / seq / "object_pose.txt", 16
         )
-        frames = sorted(set(skeleton) & set(poses))
+        hands, objects = (
+            {t for t, v in rows.items() if v is not None} for rows in (skeleton, poses)
+        )
+        frames = sorted(hands & objects)
         if not frames:
             raise DataFileError(f"{skeleton_path}: no frame has both hand and object annotations")
         unannotated = [
-            f"fpha/{subject}/{action}/{seq}/{t:04d}: only a "
-            + ("hand" if t in skeleton else "object pose")
-            for t in sorted(set(skeleton) ^ set(poses))
+            frame_id(subject, action, seq, t)
+            + (
+                ": only a hand"
+                if t in hands
+                else ": only an object pose"
+                if t in objects
+                else ": no annotation (lines of zeros)"
+            )
+            for t in sorted((set(skeleton) | set(poses)) - set(frames))
         ]
         joints = np.stack([skeleton[t] for t in frames]).reshape(-1, 21, 3)  # (T, 21, 3) depth cam
         joints = joints[:, list(FPHA_TO_CANONICAL)]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hopose.data.fpha import FPHA_COLOR_K
-from hopose.data.grasps import BONE_LENGTH_P50, FPHA_OBJECTS, in_fpha_image, palm_axes
+from hopose.data.grasps import BONE_LENGTH_P50, FPHA_OBJECTS, in_fpha_image, palm_axes, project
 from hopose.skeleton import FINGER_CHAINS, FINGERS, HAND_BONES
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -165,13 +165,14 @@ def hand_quantities(hand_3d: np.ndarray) -> dict[str, np.ndarray]:
     for axis, name in enumerate("xyz"):
         out[f"wrist {name}"] = hand[:, 0, axis]
     out["hand centroid depth"] = hand[:, :, 2].mean(axis=1)
-    uv = hand @ FPHA_COLOR_K.T
-    uv = uv[..., :2] / uv[..., 2:]  # (B, 21, 2) pixels of the 1920×1080 frame
-    centroid = hand.mean(axis=1) @ FPHA_COLOR_K.T
-    out["centroid u"], out["centroid v"] = (
-        centroid[:, 0] / centroid[:, 2],
-        centroid[:, 1] / centroid[:, 2],
-    )
+    # The generator's projection (geometry.project_points): a joint at or behind the camera has
+    # its depth clamped to MIN_DEPTH and lands far outside the frame, where dividing by its own
+    # depth mirrored it through the principal point, possibly into the frame. Only the box
+    # size and centroid pixel of such a frame differ: the generator accepts placements with
+    # every point over 50 mm in front of the camera (the 4096 poses of `hopose synth --stats`
+    # have none nearer than 168 mm), and "inside" still requires z > 0.
+    uv = project(hand, FPHA_COLOR_K)  # (B, 21, 2) pixels of the 1920×1080 frame
+    out["centroid u"], out["centroid v"] = project(hand.mean(axis=1), FPHA_COLOR_K).T
     inside = in_fpha_image(uv) & (hand[..., 2] > 0)
     out["joints inside the image"] = 100.0 * inside.mean(axis=1)
     out["frames with all joints inside"] = 100.0 * inside.all(axis=1)

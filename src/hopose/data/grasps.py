@@ -82,7 +82,7 @@ import numpy as np
 import torch
 
 from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
-from hopose.geometry import axis_angle_to_matrix, project_points
+from hopose.geometry import AXIS_EDGES, FACE_NORMALS, axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
 from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, NUM_JOINTS, NUM_NODES
@@ -92,6 +92,8 @@ GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # pads short entropy with zeros, so [s + 2**32, 0] would be the same stream as [s, 1] (seed
 # 2**32's sample 0 would be seed 0's sample 1, and a split's seed another split's).
 SEED_LIMIT = 2**32
+# The seeds' range as messages write it.
+SEED_RANGE_TEXT = f"[0, 2**{SEED_LIMIT.bit_length() - 1})"
 # Default probability of a free (approach/release) frame, without contact (module docstring, 4).
 DEFAULT_FREE_FRACTION = 0.2
 
@@ -241,8 +243,9 @@ _Z_SCALE, _Z_BONES, _Z_ANGLE, _Z_SPREAD, _Z_TILT = (
 _Z_OPPOSE = 33
 _NUM_Z = 34
 
-_FACE_AXIS = np.array([2, 2, 1, 1, 0, 0])  # the axis each BOX_FACES face is normal to
-_FACE_SIGN = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
+# The axis each BOX_FACES face is normal to, and its side.
+_FACE_AXIS, _FACE_SIGN = np.array(FACE_NORMALS).T
+_FACE_SIGN = _FACE_SIGN.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -766,8 +769,9 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
         nearest = np.take_along_axis(along, np.abs(along).argmax(axis=-1)[:, None], axis=-1)
         return np.where(nearest[:, 0] < 0, -1, 1)
 
-    flip_x = flip(corners[:, 1] - corners[:, 0])
-    flip_z = flip(corners[:, 4] - corners[:, 0])
+    (x_start, x_end), _, (z_start, z_end) = AXIS_EDGES
+    flip_x = flip(corners[:, x_end] - corners[:, x_start])
+    flip_z = flip(corners[:, z_end] - corners[:, z_start])
     # Two flipped axes are a half turn about the third; three would mirror the box.
     flips = np.stack([flip_x, flip_x * flip_z, flip_z], axis=-1)  # (B, 3)
     # Corner k of the turned box is the corner whose signs are k's times the flips.
@@ -779,7 +783,7 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
 def check_seed(seed: int, field: str = "seed") -> None:
     """Refuse a seed outside [0, :data:`SEED_LIMIT`), naming ``field``."""
     if not 0 <= seed < SEED_LIMIT:
-        raise ValueError(f"{field}: must be in [0, 2**32), got {seed}")
+        raise ValueError(f"{field}: must be in {SEED_RANGE_TEXT}, got {seed}")
 
 
 def check_free_fraction(value: float, field: str = "free_fraction") -> None:

@@ -48,12 +48,17 @@ from hopose.skeleton import CORNER_SIGNS, MANO_TO_CANONICAL, NUM_CORNERS, NUM_JO
 HO3D_IMAGE_SIZE = (640, 480)
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 HO3D_VERSIONS: dict[str, str] = {"v2": ".png", "v3": ".jpg"}
-HO3D_SPLITS: dict[str, str] = {"train": "train.txt", "evaluation": "evaluation.txt"}
+# The withheld split, annotated with the wrist alone, whose predictions go to the server.
+EVALUATION_SPLIT = "evaluation"
+HO3D_SPLITS: dict[str, str] = {"train": "train.txt", EVALUATION_SPLIT: "evaluation.txt"}
 # canonical corner c takes HO-3D corner HO3D_TO_CANONICAL_CORNERS[c] (HO-3D index 4*bx + 2*by + bz).
 HO3D_TO_CANONICAL_CORNERS: tuple[int, ...] = tuple(
     4 * (sx > 0) + 2 * (sy > 0) + (sz > 0) for sx, sy, sz in CORNER_SIGNS
 )
 HO3D_META_KEYS: tuple[str, ...] = ("handJoints3D", "objCorners3D", "camMat")
+# The parts of a record's id (frame_id), in order, "/"-joined, the first "ho3d_<version>":
+# hopose.scoring.GROUP_KEYS finds a frame's sequence by its name here.
+ID_PARTS: tuple[str, ...] = ("dataset", "sequence", "frame")
 
 
 def check_version(version: Any, field: str = "version") -> None:
@@ -65,7 +70,7 @@ def check_version(version: Any, field: str = "version") -> None:
 
 def frame_id(version: str, seq: str, name: str) -> str:
     """The record id of frame ``name`` of sequence ``seq`` (a line ``<seq>/<name>`` of a frame
-    list) of HO-3D ``version``."""
+    list) of HO-3D ``version``, in the layout of :data:`ID_PARTS`: ``ho3d_v3/MC1/0042``."""
     return f"ho3d_{version}/{seq}/{name}"
 
 

@@ -6,6 +6,11 @@ axis-aligned box of the model's vertices in model coordinates, posed like the mo
 vertices matter, so a vertex-only file (a point cloud) and a multi-part scene are read as well
 as a triangle mesh. Of an OBJ file with faces, trimesh keeps only the vertices some face uses:
 a stray vertex off the surface does not widen the box.
+
+A PLY holding fewer elements than its header declares (a download cut short) is refused: trimesh
+reads an ASCII one as far as it goes, and the box of the vertices left is smaller than the
+object's. (A binary one of another length than its header's trimesh refuses itself; an OBJ says
+no count, so one cut short between lines cannot be told from a whole one.)
 """
 
 from __future__ import annotations
@@ -42,7 +47,39 @@ def _read_bounds(path: Path, mtime_ns: int, size: int) -> tuple[np.ndarray, np.n
         raise DataFileError(f"{path}: cannot read mesh ({error})") from error
     if vertices.ndim != 2 or vertices.shape[0] == 0 or not np.isfinite(vertices).all():
         raise DataFileError(f"{path}: mesh has no finite vertices")
+    _check_ascii_ply_whole(path)
     return vertices.min(axis=0), vertices.max(axis=0)
+
+
+def _check_ascii_ply_whole(path: Path) -> None:
+    """Refuse an ASCII PLY with fewer element lines than its header declares (the module
+    docstring); any other file is left as trimesh read it.
+
+    The header (``ply``, ``format ascii 1.0``, ``element <name> <count>`` lines, ...,
+    ``end_header``) is followed by one line per element, those of each ``element`` in header
+    order, as trimesh reads them; blank lines are not counted.
+    """
+    with path.open("rb") as file:
+        if file.readline(16).strip() != b"ply":  # bounded: a binary GLB may have no newline
+            return
+        header = []
+        for raw in file:
+            tokens = raw.split()
+            if tokens == [b"end_header"]:
+                break
+            header.append(tokens)
+        if not any(tokens[:2] == [b"format", b"ascii"] for tokens in header):
+            return
+        lines = sum(1 for raw in file if not raw.isspace())
+    for tokens in header:
+        if len(tokens) == 3 and tokens[0] == b"element":
+            name, count = tokens[1].decode(errors="replace"), int(tokens[2])
+            if lines < count:
+                raise DataFileError(
+                    f"{path}: cut short, {lines} of the {count} '{name}' elements its header "
+                    "declares"
+                )
+            lines -= count
 
 
 def bbox_corners(low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from hopose.crop import edge_aligned_scale, inside_frame
-from hopose.geometry import project_points
+from hopose.geometry import AXIS_EDGES, FACE_NORMALS, project_points
 from hopose.skeleton import (
     FINGER_CHAINS,
     HAND_BONES,
@@ -64,6 +64,10 @@ OBJECT_COLOURS: dict[str, tuple[float, float, float]] = {
     "liquid_soap": (0.25, 0.55, 0.85),
     "salt": (0.85, 0.15, 0.15),
 }
+# The corners at the ends of an edge along each box axis, as index arrays (AXIS_EDGES).
+_AXIS_START, _AXIS_END = np.array(AXIS_EDGES).T
+# _FACE_OF_SIDE[a, s]: the BOX_FACES face normal to box axis a on its - (s = 0) or + (s = 1) side.
+_FACE_OF_SIDE = np.array([[FACE_NORMALS.index((a, s)) for s in (-1, 1)] for a in range(3)])
 # Bone radii (mm): wrist-to-base bones, then the three phalanges.
 BONE_RADIUS = (10.0, 9.0, 8.0, 7.0)
 PALM_RADIUS, FOREARM_RADIUS, FOREARM_LENGTH = 12.0, 20.0, 200.0
@@ -167,7 +171,7 @@ def _draw_box(image, zbuf, K, corners, look: Appearance, classes=None) -> None:
     if classes is not None:
         classes = classes[v0:v1, u0:u1]
     centre = corners.mean(axis=0)
-    edges = np.stack([corners[1] - corners[0], corners[3] - corners[0], corners[4] - corners[0]])
+    edges = corners[_AXIS_END] - corners[_AXIS_START]  # (3, 3) rows: the edges along x, y, z
     half = np.linalg.norm(edges, axis=1) / 2
     axes = edges / (2 * half[:, None])  # (3, 3) rows: the box's unit axes in the camera frame
     origin = axes @ -centre  # the camera centre in the box frame
@@ -203,8 +207,7 @@ def _draw_box(image, zbuf, K, corners, look: Appearance, classes=None) -> None:
     image[hit] = colour * shade[:, None]
     zbuf[hit] = t
     if classes is not None:
-        # Axis a (x, y, z) and side s is BOX_FACES' face 2 (2 - a) + s, which lists z, y, x.
-        classes[hit] = 2 + 2 * (2 - axis) + (sign > 0)
+        classes[hit] = 2 + _FACE_OF_SIDE[axis, (sign > 0).astype(int)]
 
 
 def _mark_faces(colour: np.ndarray, face: np.ndarray, coords: np.ndarray, look: Appearance):

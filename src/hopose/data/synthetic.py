@@ -50,7 +50,9 @@ from hopose.data.grasps import (
 )
 from hopose.data.transforms import (
     CROPS,
+    DEFAULT_CROP,
     DEFAULT_IMAGE_SIZE,
+    JITTER_STREAM,
     Frame,
     check_jitter,
     image_geometry,
@@ -58,10 +60,17 @@ from hopose.data.transforms import (
 )
 from hopose.skeleton import SEGMENTATION_CLASSES
 
-# Least image side: the heat-map head's images are multiples of 8, and a smaller render would
+# Least image side: the heat-map head's images are multiples of its tile,
+# hopose.models.heads.HEATMAP_TILE (written out, as importing it would import the networks
+# into the data package; tests/data/test_synthetic.py pins the two), and a smaller render would
 # show the hand in a few pixels (hopose synth and prepare check --image-size against it).
 MIN_IMAGE_SIZE = 8
 BLOCK = 64  # samples whose poses are generated together
+# Last seed word of sample i's generators beside its pose's default_rng([seed, i]) (the module
+# docstring): its appearance's and its drawn focal scale's; its crop's jitter draws from the
+# real loaders' word, JITTER_STREAM. Distinct, so that no two of them draw the same numbers.
+APPEARANCE_STREAM = 1
+FOCAL_STREAM = 2
 
 
 class SyntheticHandObject(Dataset):
@@ -100,7 +109,7 @@ class SyntheticHandObject(Dataset):
         with_images: bool = True,
         free_fraction: float = DEFAULT_FREE_FRACTION,
         focal_scale: float | Sequence[float] = 1.0,
-        crop: str = "resize",
+        crop: str = DEFAULT_CROP,
         jitter: bool = False,
     ):
         # Values from a config's free-form options reach here unchecked (a null, a string).
@@ -142,7 +151,9 @@ class SyntheticHandObject(Dataset):
     def cameras(self, indices: np.ndarray) -> np.ndarray:
         """(B, 3, 3) intrinsics of the 1920×1080 frame of samples ``indices``."""
         low, high = self.focal_range
-        u = np.array([np.random.default_rng([self.seed, int(i), 2]).random() for i in indices])
+        u = np.array(
+            [np.random.default_rng([self.seed, int(i), FOCAL_STREAM]).random() for i in indices]
+        )
         scale = low * (high / low) ** u  # (B,) log-uniform; exactly low when low == high
         K = np.broadcast_to(FPHA_COLOR_K, (len(indices), 3, 3)).copy()
         K[:, :2, :2] *= scale[:, None, None]
@@ -201,7 +212,7 @@ class SyntheticHandObject(Dataset):
         # The square the crop shows: the frame pixels that map onto (S / 2, S / 2) and S pixels.
         centre = torch.as_tensor(np.linalg.solve(affine, [S / 2, S / 2, 1.0])[None, :2])
         side = torch.tensor([S / affine[0, 0]], dtype=torch.float64)
-        rng = np.random.default_rng([self.seed, index, 3])
+        rng = np.random.default_rng([self.seed, index, JITTER_STREAM])
         return jittered_square(centre, side, FPHA_IMAGE_SIZE, S, rng)[0].numpy()
 
     def view(self, index: int, affine: np.ndarray) -> np.ndarray:
@@ -226,7 +237,7 @@ class SyntheticHandObject(Dataset):
 
         grasps, cameras = self._grasps(index // BLOCK)
         k = index % BLOCK
-        appearance = np.random.default_rng([self.seed, index, 1])
+        appearance = np.random.default_rng([self.seed, index, APPEARANCE_STREAM])
         drawn = render_grasp(
             grasps.hand_3d[k], grasps.obj_3d[k], K, self.image_size, appearance,
             grasps.object[k], supersample=supersampling(self.image_size),

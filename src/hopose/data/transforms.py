@@ -51,8 +51,12 @@ from hopose.skeleton import CORNER_SIGNS
 log = logging.getLogger(__name__)
 
 CROPS: tuple[str, ...] = ("resize", "square")
+# The whole frame, as in the paper and HOPE-Net: the crop of every loader and config by default.
+DEFAULT_CROP = CROPS[0]
 # What a loader does with a record it cannot read: stop, or skip it and go on.
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
+# Stop at the first bad record: every loader's and cache writer's default.
+DEFAULT_ON_ERROR = ON_ERROR[0]
 # Side of the square network image in pixels (the paper's 224), the default of every loader.
 DEFAULT_IMAGE_SIZE = 224
 # Fraction of the hand-object square added on each side by ``crop="square"``.
@@ -64,8 +68,10 @@ UNREADABLE_IMAGE_HINT = (
     "`hopose prepare ... --on-error skip` writes a cache without them"
 )
 _IMAGE_HINT_SUFFIX = f"; {UNREADABLE_IMAGE_HINT}"
-# Last seed word of a real sample's jitter generator, default_rng([index, epoch stream,
-# JITTER_STREAM]) (the stream: hopose.data.tensor_split.epoch_stream).
+# Last seed word of a sample's jitter generator: a real one's default_rng([index, epoch stream,
+# JITTER_STREAM]) (the stream: hopose.data.tensor_split.epoch_stream), a synthetic one's
+# default_rng([seed, i, JITTER_STREAM]) (beside that sample's other streams,
+# hopose.data.synthetic.APPEARANCE_STREAM and FOCAL_STREAM, which it must differ from).
 JITTER_STREAM = 3
 # Records are in mm (docs/conventions.md §1); HO-3D, DexYCB, ObMan and FPHA's object models are
 # in metres.
@@ -398,7 +404,7 @@ def frame_to_record(
     frame: Frame,
     *,
     image_size: int = DEFAULT_IMAGE_SIZE,
-    crop: str = "resize",
+    crop: str = DEFAULT_CROP,
     margin: float = DEFAULT_MARGIN,
     with_images: bool = True,
     jitter: np.random.Generator | None = None,
@@ -485,10 +491,10 @@ class FrameDataset(Dataset):
         self,
         *,
         image_size: int = DEFAULT_IMAGE_SIZE,
-        crop: str = "resize",
+        crop: str = DEFAULT_CROP,
         margin: float = DEFAULT_MARGIN,
         with_images: bool = True,
-        on_error: str = "raise",
+        on_error: str = DEFAULT_ON_ERROR,
         jitter: bool = False,
     ):
         if crop not in CROPS:

@@ -59,6 +59,11 @@ from hopose.skeleton import NUM_NODES, NUM_SEGMENTATION_CLASSES, hand_object_adj
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
 # The ResNet's residual stages, at strides 4, 8, 16 and 32 (not hopose.stages' training stages).
 RESIDUAL_STAGES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+# The numbers of them the encoder may keep, 1 to all, as its errors and the config's list them
+# ("1, 2, 3 or 4").
+STAGE_COUNTS_TEXT = (
+    f"{', '.join(map(str, range(1, len(RESIDUAL_STAGES))))} or {len(RESIDUAL_STAGES)}"
+)
 # Channels of the heat-map head's fused feature map (read by the GCN nodes too).
 HEATMAP_WIDTH = 64
 RANDOM_BACKBONE_WARNING = "no backbone weights file given"
@@ -151,7 +156,7 @@ class ImageEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if stages not in range(1, len(RESIDUAL_STAGES) + 1):
-            raise ValueError(f"stages must be 1, 2, 3 or 4, got {stages}")
+            raise ValueError(f"stages must be {STAGE_COUNTS_TEXT}, got {stages}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if segmentation and head != "heatmap":
