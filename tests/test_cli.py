@@ -341,6 +341,12 @@ REFUSED_VALUES = [
      "expected an integer >= 8"),
     (["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "o"], "--image-size", "7",
      "expected an integer >= 8"),
+    # The config's data.image_size bound (hopose.data.synthetic.MAX_IMAGE_SIZE): a cache of
+    # larger images no training config reads, and 10000 px renders were MemoryErrors.
+    (["synth", "--split", "val", "--num", "2", "--out", "o"], "--image-size", "4097",
+     "expected an integer <= 4096"),
+    (["prepare", "synthetic", "--split", "val", "--num", "2", "--out", "o"], "--image-size",
+     str(2**31), "expected an integer <= 4096"),
     ([*PREDICT, "--out", "o"], "--batch-size", "0", "expected an integer >= 1"),
     # Passed on as data.self_crop_margin, its config check named that field, not the flag.
     *(
@@ -371,7 +377,6 @@ REFUSED_VALUES = [
             ([*EVAL, "--num", "2", "--out", "o"], "--batch-size"),
             (["synth", "--stats"], "--num"),
             (["synth", "--split", "val", "--out", "o"], "--num"),
-            (["synth", "--split", "val", "--num", "2", "--out", "o"], "--image-size"),
             (["prepare", "synthetic", "--split", "val", "--out", "o"], "--num"),
             (["ablate", "lifter", "--data", "synthetic", "--out", "o"], "--num"),
             ([*PREDICT, "--out", "o"], "--batch-size"),

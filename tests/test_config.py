@@ -125,7 +125,7 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
         (
             MINIMAL,
             ["model.head=heatmap", "data.image_size=66"],
-            "data.image_size must be a multiple of 8 with the heat-map head (its stride-4 and "
+            "data.image_size must be a multiple of 8 with model.head heatmap (its stride-4 and "
             "stride-8 cells tile the image), got 66",
         ),
         # Test-time views: a turn of 90° or more is another square; a shift over half the side
@@ -493,7 +493,7 @@ def test_bad_pixel_stage_fields_name_the_field(override, message):
     ("config", "overrides", "message"),
     [
         ("encoder", ["optim.progressive_size=36", "optim.progressive_epochs=2"],
-         r"optim.progressive_size must be a multiple of 8 with the heat-map head \(its stride-4 "
+         r"optim.progressive_size must be a multiple of 8 with model.head heatmap \(its stride-4 "
          r"and stride-8 cells tile the image\), got 36"),
         ("encoder", ["optim.progressive_size=0", "optim.progressive_epochs=2"],
          "optim.progressive_size must be > 0 or null, got 0"),

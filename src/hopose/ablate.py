@@ -36,7 +36,7 @@ from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint, load_model
 from hopose.config import TrainConfig, load_config, stage_unused_fields
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
-from hopose.demo import require_some_run, train_stages
+from hopose.demo import train_stages
 from hopose.evaluate import run_eval, without_jitter
 from hopose.files import output_folder, write_text
 from hopose.models import VARIANT_PARTS
@@ -48,7 +48,7 @@ from hopose.report import (
     markdown_table,
     read_summary,
 )
-from hopose.run_folder import LAST_CHECKPOINT, run_file
+from hopose.run_folder import LAST_CHECKPOINT, require_some_run, run_file
 from hopose.scoring import (
     AFFINITY,
     CUBOID_MM,
@@ -560,7 +560,7 @@ def run_ablation(
         ConfigError: a run's config (a stage's, or a row's with its own settings) that refuses
             the overrides (:func:`hopose.config.load_config`), before anything is written.
         RunError: a run's folder holds a run and ``resume`` is False; ``resume`` where none
-            of the study's run folders holds a run (:func:`hopose.demo.require_some_run`),
+            of the study's run folders holds a run (:func:`hopose.run_folder.require_some_run`),
             before anything is written.
     """
     if study not in STUDIES:

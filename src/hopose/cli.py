@@ -30,8 +30,12 @@ from hopose import __version__
 # traceback.
 USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
-# Where --image-size's least value lives (synth and prepare), imported when one is checked.
-IMAGE_SIZE_BOUND = ("hopose.data.synthetic", "MIN_IMAGE_SIZE")
+# Where --image-size's least and largest values live (synth and prepare), imported when one is
+# checked.
+IMAGE_SIZE_BOUNDS = (
+    ("hopose.data.synthetic", "MIN_IMAGE_SIZE"),
+    ("hopose.data.synthetic", "MAX_IMAGE_SIZE"),
+)
 
 # The seeds --seed takes, hopose.data.grasps.SEED_LIMIT - 1 at most: written out, as importing
 # it would import the implementation (the module docstring); tests/test_cli.py pins the two.
@@ -173,26 +177,31 @@ def _one_of(module: str, constant: str, *extra: str) -> Callable[[str], str]:
     return check
 
 
-def at_least(minimum: int | tuple[str, str], maximum: int = MAX_COUNT) -> Callable[[str], int]:
+def at_least(
+    minimum: int | tuple[str, str], maximum: int | tuple[str, str] = MAX_COUNT
+) -> Callable[[str], int]:
     """argparse ``type=`` of a count or seed: an integer from ``minimum`` to ``maximum``, else
     argparse's one-line usage error naming the option (the synthetic splits' seed sequences
     take no negative entropy, and numpy's own message names no option; the benchmarks' counts
-    likewise; a count of 2**63 or more was an OverflowError). ``minimum`` may be a
+    likewise; a count of 2**63 or more was an OverflowError). Either bound may be a
     ``(module, constant)`` pair, imported when a value is checked (as :func:`_one_of`'s list),
     so that the bound has one home."""
 
+    def bound(value: int | tuple[str, str]) -> int:
+        if isinstance(value, tuple):
+            return getattr(importlib.import_module(value[0]), value[1])
+        return value
+
     def check(text: str) -> int:
-        least = minimum
-        if isinstance(least, tuple):
-            least = getattr(importlib.import_module(least[0]), least[1])
+        least, most = bound(minimum), bound(maximum)
         try:
             value = int(text)
         except ValueError:
             value = least - 1
         if value < least:
             raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
-        if value > maximum:
-            raise argparse.ArgumentTypeError(f"expected an integer <= {maximum}, got {text!r}")
+        if value > most:
+            raise argparse.ArgumentTypeError(f"expected an integer <= {most}, got {text!r}")
         return value
 
     return check
@@ -618,7 +627,7 @@ def _register_prepare(subparsers: argparse._SubParsersAction) -> None:
     )
     # Unset, --image-size, --crop and --on-error take prepare_cache's defaults (_given).
     parser.add_argument(
-        "--image-size", type=at_least(IMAGE_SIZE_BOUND),
+        "--image-size", type=at_least(*IMAGE_SIZE_BOUNDS),
         help=f"network image side (px; default {DEFAULT_IMAGE_SIZE})",
     )  # fmt: skip
     parser.add_argument(
@@ -689,7 +698,7 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         help=f"base seed of the splits ({SEED_RANGE})",
     )
     parser.add_argument(
-        "--image-size", type=at_least(IMAGE_SIZE_BOUND),
+        "--image-size", type=at_least(*IMAGE_SIZE_BOUNDS),
         help=f"image side (px; default {DEFAULT_IMAGE_SIZE})",
     )  # fmt: skip
     parser.add_argument("--free-fraction", type=float, help="share of approach/release frames")

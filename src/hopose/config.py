@@ -41,7 +41,7 @@ from hopose.data import (
 )
 from hopose.data.check import dataset_splits
 from hopose.data.grasps import SEED_LIMIT, SEED_RANGE_TEXT
-from hopose.data.synthetic import MIN_IMAGE_SIZE
+from hopose.data.synthetic import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from hopose.data.transforms import DEFAULT_CROP, DEFAULT_IMAGE_SIZE
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
 from hopose.models.encoder import STAGE_COUNTS_TEXT
@@ -87,12 +87,6 @@ numpy read sizes as 64-bit integers and fail past them naming no field (an Overf
 holds 0.7 TB of float32 keypoints)."""
 # The counts' range as messages write it.
 COUNT_RANGE_TEXT = f"[1, 2**{COUNT_LIMIT.bit_length() - 1})"
-MAX_IMAGE_SIZE = 4096
-"""The largest ``data.image_size`` (px): twice the widest frame of any dataset hopose reads
-(FPHA's 1920 px; HO-3D's and DexYCB's 640, ObMan's 256), past which a network image only
-upsamples its source, and one image already costs more than a GPU should hold per sample (a
-ResNet's first feature map of a 4096 px image is 64 x 2048 x 2048 float32 numbers, 1 GiB).
-Beyond it a side failed only when the first image was allocated (a MemoryError)."""
 
 
 def _require_path(path: str | None, name: str, what: str) -> None:
@@ -187,9 +181,9 @@ class DataConfig:
     test_split: str = "test"
     """Split ``hopose eval`` reports by default."""
     image_size: int = DEFAULT_IMAGE_SIZE
-    """Side of the square network input in pixels (paper: 224), in
-    [:data:`hopose.data.synthetic.MIN_IMAGE_SIZE`, :data:`MAX_IMAGE_SIZE`] for every dataset:
-    the least is the one ``hopose prepare`` holds any dataset's caches to."""
+    """Side of the square network input in pixels (paper: 224), from
+    :data:`hopose.data.synthetic.MIN_IMAGE_SIZE` to ``MAX_IMAGE_SIZE`` there (8 to 4096) for every
+    dataset: the least is the one ``hopose prepare`` holds any dataset's caches to."""
     crop: str = DEFAULT_CROP
     """"resize" the whole frame to a square (paper, HOPE-Net), or "square", a crop around hand
     and object (with ``options.jitter`` randomly scaled, shifted and turned, synthetic and real
@@ -733,7 +727,7 @@ class TrainConfig:
         )
         _require(
             self.model.head != "heatmap" or self.data.image_size % HEATMAP_TILE == 0,
-            f"data.image_size must be a multiple of {HEATMAP_TILE} with the heat-map head (its "
+            f"data.image_size must be a multiple of {HEATMAP_TILE} with model.head heatmap (its "
             f"stride-4 and stride-8 cells tile the image), got {self.data.image_size}",
         )
         _require(
@@ -746,7 +740,7 @@ class TrainConfig:
             self.optim.progressive_size is None
             or self.model.head != "heatmap"
             or self.optim.progressive_size % HEATMAP_TILE == 0,
-            f"optim.progressive_size must be a multiple of {HEATMAP_TILE} with the heat-map head "
+            f"optim.progressive_size must be a multiple of {HEATMAP_TILE} with model.head heatmap "
             f"(its stride-4 and stride-8 cells tile the image), got {self.optim.progressive_size}",
         )
         _require_path(self.init_from, "init_from", "a checkpoint file")

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ from hopose.evaluate import PREDICTIONS_FILE, mean_pose_predictions, run_eval, w
 from hopose.files import copy_file, write_text
 from hopose.metrics import THRESHOLDS_MM, THRESHOLDS_PX
 from hopose.report import markdown_table, threshold_range
-from hopose.run_folder import RUN_FILES, RunError, run_file
+from hopose.run_folder import require_some_run, run_file
 from hopose.scoring import (
     HAND_AUC_0_80,
     HAND_MEAN_MM,
@@ -151,26 +150,10 @@ def train_stages(
     return checkpoints
 
 
-def require_some_run(out_dir: Path, run_dirs: Iterable[Path], what: str, folders: str) -> None:
-    """Refuse to resume ``what`` (a demo, a study) in ``out_dir`` when none of its ``run_dirs``
-    holds a run (:func:`hopose.run_folder.run_file`; a typo in ``--out``, a job never started):
-    as ``hopose train --resume`` refuses a folder without one, an error, not the whole job
-    afresh. ``folders`` names ``run_dirs`` in the message.
-
-    Raises:
-        RunError: naming ``out_dir``.
-    """
-    if all(run_file(run_dir) is None for run_dir in run_dirs):
-        raise RunError(
-            f"--resume: {out_dir} holds no {what} to continue (none of its {folders} holds "
-            f"{' or '.join(RUN_FILES)}); drop --resume to start one"
-        )
-
-
 def check_demo_resumable(out_dir: Path) -> None:
     """Refuse to resume a demo in ``out_dir`` when none of its stage folders holds a run
-    (:func:`require_some_run`). Once one stage holds a run, the stages after it that never
-    began start afresh (:func:`train_stages`)."""
+    (:func:`hopose.run_folder.require_some_run`). Once one stage holds a run, the stages after
+    it that never began start afresh (:func:`train_stages`)."""
     stage_dirs = [out_dir / stage for stage in STAGES]
     require_some_run(out_dir, stage_dirs, "demo", f"stage folders {', '.join(STAGES)}")
 

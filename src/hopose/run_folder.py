@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -232,3 +232,19 @@ def check_run_folder(out_dir: Path, *, resume: bool) -> None:
 def run_file(out_dir: Path) -> str | None:
     """The first of :data:`RUN_FILES` that ``out_dir`` holds, or None where it holds no run."""
     return next((name for name in RUN_FILES if (out_dir / name).exists()), None)
+
+
+def require_some_run(out_dir: Path, run_dirs: Iterable[Path], what: str, folders: str) -> None:
+    """Refuse to resume ``what`` (a demo, a study) in ``out_dir`` when none of its ``run_dirs``
+    holds a run (:func:`run_file`; a typo in ``--out``, a job never started):
+    as ``hopose train --resume`` refuses a folder without one, an error, not the whole job
+    afresh. ``folders`` names ``run_dirs`` in the message.
+
+    Raises:
+        RunError: naming ``out_dir``.
+    """
+    if all(run_file(run_dir) is None for run_dir in run_dirs):
+        raise RunError(
+            f"--resume: {out_dir} holds no {what} to continue (none of its {folders} holds "
+            f"{' or '.join(RUN_FILES)}); drop --resume to start one"
+        )

@@ -131,7 +131,7 @@ def _is_count(token: str) -> bool:
     return token.isascii() and token.isdigit()
 
 
-def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray]:
+def read_annotation_lines(path: Path, num_values: int) -> dict[int, np.ndarray | None]:
     """Parse an FPHA annotation file: each line a frame index then ``num_values`` floats.
 
     Returns:

@@ -244,8 +244,8 @@ _Z_OPPOSE = 33
 _NUM_Z = 34
 
 # The axis each BOX_FACES face is normal to, and its side.
-_FACE_AXIS, _FACE_SIGN = np.array(FACE_NORMALS).T
-_FACE_SIGN = _FACE_SIGN.astype(np.float64)
+_FACE_AXIS = np.array([axis for axis, _ in FACE_NORMALS])
+_FACE_SIGN = np.array([sign for _, sign in FACE_NORMALS], dtype=np.float64)
 
 
 @dataclass(frozen=True)

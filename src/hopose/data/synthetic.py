@@ -65,6 +65,13 @@ from hopose.skeleton import SEGMENTATION_CLASSES
 # into the data package; tests/data/test_synthetic.py pins the two), and a smaller render would
 # show the hand in a few pixels (hopose synth and prepare check --image-size against it).
 MIN_IMAGE_SIZE = 8
+# The largest ``data.image_size`` (px): twice the widest frame of any dataset hopose reads
+# (FPHA's 1920 px; HO-3D's and DexYCB's 640, ObMan's 256), past which a network image only
+# upsamples its source, and one image already costs more than a GPU should hold per sample (a
+# ResNet's first feature map of a 4096 px image is 64 x 2048 x 2048 float32 numbers, 1 GiB).
+# Beyond it a side failed only when the first image was allocated (a MemoryError).
+# hopose synth and prepare check --image-size against it too.
+MAX_IMAGE_SIZE = 4096
 BLOCK = 64  # samples whose poses are generated together
 # Last seed word of sample i's generators beside its pose's default_rng([seed, i]) (the module
 # docstring): its appearance's and its drawn focal scale's; its crop's jitter draws from the
