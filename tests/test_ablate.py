@@ -623,13 +623,13 @@ def test_ablate_resume_of_a_folder_without_a_study_is_refused_before_any_work(
     assert capsys.readouterr().err == (
         f"hopose ablate: error: --resume: {out} holds no lifter study to continue (none of its "
         "row folders adaptive_graph_u_net, hand_sub_graph_only, object_sub_graph_only, "
-        "full_graph holds last.pt or metrics.csv); drop --resume to start one\n"
+        "full_graph holds last.pt, best.pt or metrics.csv); drop --resume to start one\n"
     )
     with pytest.raises(RunError) as error:
         ablate.run_ablation("physics", out, seeds=1, resume=True)
     assert str(error.value) == (
         f"--resume: {out} holds no physics study to continue (none of its run folders under "
-        "gt_2d, image holds last.pt or metrics.csv); drop --resume to start one"
+        "gt_2d, image holds last.pt, best.pt or metrics.csv); drop --resume to start one"
     )
     assert calls == [] and not out.exists()
 

@@ -74,7 +74,7 @@ def test_resume_of_a_folder_without_a_demo_run_is_refused_before_any_work(tmp_pa
         demo.run_demo(out, resume=True)
     assert str(error.value) == (
         f"--resume: {out} holds no demo to continue (none of its stage folders lifter, "
-        "encoder, end2end holds last.pt or metrics.csv); drop --resume to start one"
+        "encoder, end2end holds last.pt, best.pt or metrics.csv); drop --resume to start one"
     )
     assert resumes == [] and not out.exists()
     (out / "lifter").mkdir(parents=True)

@@ -213,3 +213,15 @@ def test_a_folder_with_best_pt_but_no_last_pt_is_refused_by_resume(tmp_path):
         "optimiser state, and a restart would replace it); start a new --out"
     )
     assert (tmp_path / "best.pt").read_text() == "x\n"
+
+
+def test_a_fresh_run_refuses_a_folder_holding_best_pt_alone(tmp_path):
+    """best.pt alone (last.pt and metrics.csv deleted to save space, or a folder of shipped
+        weights): a fresh run took it for an empty folder and replaced the trained weights with its
+        own first epoch's. It is a run's, refused naming the file, with no hint of a --resume (which
+    refuses it too: no last.pt); best.pt is left as it was."""
+    (tmp_path / "best.pt").write_text("x\n")
+    with pytest.raises(RunError) as error:
+        run_folder.check_run_folder(tmp_path, resume=False)
+    assert str(error.value) == f"{tmp_path}: holds a run (best.pt); choose another --out"
+    assert (tmp_path / "best.pt").read_text() == "x\n"

@@ -37,8 +37,9 @@ TENSORBOARD_DIR = "tb"
 """TensorBoard logs: the metrics rows, and every epoch's training terms and time."""
 LOCK_FILE = "train.lock"
 """Held (flock) by the training writing to the folder (:func:`run_lock`)."""
-RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, METRICS_CSV)
-"""Files that make a folder a run's: a fresh run refuses a folder holding one of them."""
+RUN_FILES: tuple[str, ...] = (LAST_CHECKPOINT, BEST_CHECKPOINT, METRICS_CSV)
+"""Files that make a folder a run's: a fresh run refuses a folder holding one of them (a
+``best.pt`` alone too: a fresh run would replace its trained weights with its own)."""
 RESUME_MAY_CHANGE: tuple[str, ...] = (
     "optim.epochs",
     "optim.val_every",
@@ -224,9 +225,9 @@ def check_run_folder(out_dir: Path, *, resume: bool) -> None:
         )
     name = run_file(out_dir)
     if name is not None:
-        raise RunError(
-            f"{out_dir}: holds a run ({name}); continue it with --resume or choose another --out"
-        )
+        resumable = (out_dir / LAST_CHECKPOINT).is_file() or killed_before_checkpoint(out_dir)
+        hint = "continue it with --resume or choose" if resumable else "choose"
+        raise RunError(f"{out_dir}: holds a run ({name}); {hint} another --out")
 
 
 def run_file(out_dir: Path) -> str | None:
@@ -246,5 +247,5 @@ def require_some_run(out_dir: Path, run_dirs: Iterable[Path], what: str, folders
     if all(run_file(run_dir) is None for run_dir in run_dirs):
         raise RunError(
             f"--resume: {out_dir} holds no {what} to continue (none of its {folders} holds "
-            f"{' or '.join(RUN_FILES)}); drop --resume to start one"
+            f"{', '.join(RUN_FILES[:-1])} or {RUN_FILES[-1]}); drop --resume to start one"
         )
