@@ -619,3 +619,47 @@ def test_a_field_of_view_below_a_hundredth_of_a_degree_is_refused(tmp_path):
         message = f"--fov: expected a horizontal field of view of at least 0.01 deg, got {fov}"
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
             check_camera(None, fov, ("--K", "--fov"))
+
+
+@pytest.mark.parametrize(
+    ("focal", "ignored", "source", "f"),
+    [
+        # 360x240: the widest focal length is (240 / 2) / tan(0.005 deg) = 1375098.7 px. A 35 mm
+        # equivalent of 65535 mm (a placeholder) gives 65535 * 360 / 36 = 655350 px: used, a
+        # 0.021 deg field of view down. 200000 mm gives 2000000 px: ignored, 26 mm after it.
+        ({FOCAL_LENGTH_35MM: 65535}, None, "exif FocalLengthIn35mmFilm", 655350.0),
+        ({FOCAL_LENGTH_35MM: 200000}, "FocalLengthIn35mmFilm", "default", 260.0),
+        # The 35 mm equivalent ignored, the next tag read: 4 mm at 1000 px/cm = 400 px.
+        (
+            {
+                FOCAL_LENGTH_35MM: 200000,
+                FOCAL_LENGTH: 4.0,
+                FOCAL_PLANE_X_RESOLUTION: 1000.0,
+                FOCAL_PLANE_RESOLUTION_UNIT: 3,
+            },
+            "FocalLengthIn35mmFilm",
+            "exif FocalLength",
+            400.0,
+        ),
+    ],
+)
+def test_an_exif_focal_length_no_lens_has_is_ignored_with_a_warning(
+    tmp_path, focal, ignored, source, f
+):
+    """An EXIF focal length narrowing the photo's field of view below MIN_FOV_DEG (0.01 deg) put
+    every ray through the photo's centre; it is ignored, named in a warning, and the next
+    source of the camera is used."""
+    _save(tmp_path / "p.jpg", np.zeros((240, 360, 3), np.uint8), focal=focal)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        camera = photo_camera(read_photo(tmp_path / "p.jpg"), name="p.jpg")
+    messages = [str(w.message) for w in caught]
+    if ignored is None:
+        assert messages == []
+    else:
+        assert messages == [
+            f"p.jpg: {ignored} gives a focal length of 2e+06 px, a field of view below 0.01 "
+            "deg: ignored (give --fov or --K)"
+        ]
+    assert camera.source == source
+    assert camera.K[0, 0].item() == pytest.approx(f) and camera.K[1, 1].item() == pytest.approx(f)

@@ -60,6 +60,10 @@ Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first f
    for a photo at the sensor's own resolution. A photo resized or cropped by a tool that keeps
    the EXIF gets a wrong f here; ``PixelXDimension`` could tell a resize but not a crop, so it
    is not used: give ``--fov`` or ``--K`` for such photos;
+
+   an EXIF focal length (3 or 4) that gives the photo a field of view below
+   :data:`MIN_FOV_DEG` (a placeholder value, a broken writer) is ignored with a warning naming
+   the tag, and the next source is used;
 5. the default, :data:`DEFAULT_FOCAL_35MM` = 26 mm equivalent, the wide camera of most phones
    (a horizontal field of view of about 69° on a 3:2 frame, close to FPHA's 69.0°).
 
@@ -504,12 +508,26 @@ def photo_camera(
         return Camera(intrinsics(focal, focal, cx, cy), "--fov")
     diagonal = math.hypot(width, height)
     exif = photo.exif
+    exif_focals = []
     if FOCAL_LENGTH_35MM in exif:
         focal = exif[FOCAL_LENGTH_35MM] * diagonal / FILM_DIAGONAL_MM
-        return Camera(intrinsics(focal, focal, cx, cy), "exif FocalLengthIn35mmFilm")
+        exif_focals.append((focal, "exif FocalLengthIn35mmFilm"))
     unit_mm = RESOLUTION_UNIT_MM.get(int(exif.get(FOCAL_PLANE_RESOLUTION_UNIT, 2)))
     if FOCAL_LENGTH in exif and FOCAL_PLANE_X_RESOLUTION in exif and unit_mm is not None:
         focal = exif[FOCAL_LENGTH] * exif[FOCAL_PLANE_X_RESOLUTION] / unit_mm
-        return Camera(intrinsics(focal, focal, cx, cy), "exif FocalLength")
+        exif_focals.append((focal, "exif FocalLength"))
+    # Square pixels: the shorter side's field of view is the narrower one.
+    widest = focal_length(min(width, height), MIN_FOV_DEG)
+    for focal, source in exif_focals:
+        if focal <= widest:
+            return Camera(intrinsics(focal, focal, cx, cy), source)
+        # A tag no lens could have written (a placeholder such as 65535, a broken writer) would
+        # put every ray through the photo's centre; the next source is a camera.
+        warnings.warn(
+            ("" if name is None else f"{name}: ")
+            + f"{source.removeprefix('exif ')} gives a focal length of {focal:.6g} px, a field "
+            f"of view below {MIN_FOV_DEG:g} deg: ignored (give --fov or --K)",
+            stacklevel=2,
+        )
     focal = DEFAULT_FOCAL_35MM * diagonal / FILM_DIAGONAL_MM
     return Camera(intrinsics(focal, focal, cx, cy), "default")
