@@ -304,6 +304,9 @@ def test_procrustes_align_recovers_a_similarity():
     mirrored = target * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
     residual = (procrustes_align(mirrored, target) - target).norm(dim=-1).mean(dim=-1)
     assert (residual > 1.0).all()
+    # Unless mirrors are allowed: then it is reached, moved and scaled as any similarity.
+    source = transform_points(mirrored * 0.3, T)
+    torch.testing.assert_close(procrustes_align(source, target, reflection=True), target)
 
 
 def test_procrustes_align_of_a_mirror_image_by_hand_and_at_the_best_scale():

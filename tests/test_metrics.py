@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 from hopose.geometry import axis_angle_to_matrix
@@ -325,27 +326,50 @@ def test_keypoint_auc_hand_computed():
     np.testing.assert_array_equal(THRESHOLDS_KEYPOINT_MM, np.linspace(0.0, 50.0, 100))
 
 
+def _toolkit_alignment(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(K, 3) ``pred`` aligned to ``gt`` as the hand benchmarks' toolkits align it (FreiHAND's
+    ``align_w_scale``, which HO-3D's and DexYCB's evaluations call): both centred and scaled to
+    unit Frobenius norm, scipy's orthogonal Procrustes (any orthogonal R, a mirror included)
+    with the sum of its singular values as the scale, then the truth's norm and centroid."""
+    p, g = pred - pred.mean(0), gt - gt.mean(0)
+    p_norm, g_norm = np.linalg.norm(p), np.linalg.norm(g)
+    rotation, scale = scipy.linalg.orthogonal_procrustes(g / g_norm, p / p_norm)
+    return (p / p_norm) @ rotation.T * scale * g_norm + gt.mean(0)
+
+
+def test_procrustes_error_of_a_mirror_image_is_zero_as_in_the_benchmarks_toolkits():
+    """The ground truth mirrored in x, scaled and moved: the toolkits' alignment (a mirror
+    allowed) brings it back exactly, 0 mm and an AUC of 1; a proper rotation cannot, and scored
+    it about 30 mm off. Noisy mirrored frames score as the toolkits' alignment does."""
+    rng = np.random.default_rng(4)
+    gt = rng.normal(0.0, 40.0, (3, 21, 3)) + np.array([0.0, 0.0, 500.0])
+    mirrored = 0.8 * gt * np.array([-1.0, 1.0, 1.0]) + 20.0
+    np.testing.assert_allclose(procrustes_error(mirrored, gt), 0.0, atol=1e-9)
+    # 1, less the first trapezoid (half of 50/99 mm over 50 mm: 1/198) where the alignment's
+    # rounding (about 1e-13 mm) misses the 0-mm threshold; a proper rotation scored about 0.35.
+    assert (keypoint_auc(mirrored, gt, "procrustes") >= 1 - 1 / 198 - 1e-12).all()
+    noisy = mirrored + rng.normal(0.0, 10.0, mirrored.shape)
+    expected = [
+        np.linalg.norm(_toolkit_alignment(p, g) - g, axis=-1).mean()
+        for p, g in zip(noisy, gt, strict=True)
+    ]
+    np.testing.assert_allclose(procrustes_error(noisy, gt), expected, rtol=1e-9)
+
+
 @pytest.mark.parametrize("alignment", ["none", "root", "procrustes"])
 def test_the_mean_keypoint_auc_over_frames_is_the_benchmarks_per_joint_auc(alignment):
     """Averaged over frames it is the per-joint AUC of DexYCB's and HO-3D's evaluations, with
     the pose aligned as theirs do first: the wrist moved to the origin (root) or the best
-    similarity transform (procrustes, checked against procrustes_error's alignment)."""
+    similarity transform, a mirror allowed (procrustes, against the toolkits' alignment written
+    with scipy)."""
     rng = np.random.default_rng(0)
     gt = rng.normal(0.0, 40.0, (30, 21, 3)) + np.array([0.0, 0.0, 500.0])
     pred = gt + rng.normal(0.0, 15.0, (30, 21, 3)) + rng.normal(0.0, 20.0, (30, 1, 3))
     if alignment == "root":
         expected_pred, expected_gt = pred - pred[:, :1], gt - gt[:, :1]
     elif alignment == "procrustes":
-        expected_pred, expected_gt = [], gt
-        for frame_pred, frame_gt in zip(pred, gt, strict=True):
-            # scipy-free similarity Procrustes (Umeyama): the SVD of the centred covariance.
-            p, g = frame_pred - frame_pred.mean(0), frame_gt - frame_gt.mean(0)
-            u, sigma, vt = np.linalg.svd(g.T @ p)
-            d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-            rotation = u @ d @ vt
-            scale = np.trace(np.diag(sigma) @ d) / (p**2).sum()
-            expected_pred.append(scale * p @ rotation.T + frame_gt.mean(0))
-        expected_pred = np.array(expected_pred)
+        expected_pred = np.array([_toolkit_alignment(p, g) for p, g in zip(pred, gt, strict=True)])
+        expected_gt = gt
     else:
         expected_pred, expected_gt = pred, gt
     naive = keypoint_auc_naive(expected_pred, expected_gt, THRESHOLDS_KEYPOINT_MM)

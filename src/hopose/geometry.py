@@ -294,16 +294,23 @@ def box_central_axis(
 
 
 def procrustes_align(
-    source: Float[Tensor, "*batch N 3"], target: Float[Tensor, "*batch N 3"]
+    source: Float[Tensor, "*batch N 3"],
+    target: Float[Tensor, "*batch N 3"],
+    *,
+    reflection: bool = False,
 ) -> Float[Tensor, "*batch N 3"]:
     """Similarity Procrustes: ``source`` moved by the s, R, t that bring it closest to ``target``.
 
     Umeyama's closed form (least squares over s, R, t of ``|s R X + t - Y|^2``), with the sign
-    correction that keeps R a proper rotation.
+    correction that keeps R a proper rotation unless ``reflection``.
 
     Args:
         source: points to move.
         target: the points they correspond to.
+        reflection: let R be any orthogonal matrix, a mirror included, as
+            ``scipy.linalg.orthogonal_procrustes`` does and with it the Procrustes-aligned
+            scores of the hand benchmarks' toolkits (FreiHAND's ``align_w_scale``, which HO-3D's
+            and DexYCB's evaluations call).
 
     Returns:
         The aligned source.
@@ -313,7 +320,8 @@ def procrustes_align(
     cov = y.transpose(-1, -2) @ x  # (..., 3, 3) sum_n y_n x_n^T
     U, S, Vh = torch.linalg.svd(cov)
     D = torch.ones_like(S)
-    D[..., -1] = _determinant_sign(U @ Vh)
+    if not reflection:
+        D[..., -1] = _determinant_sign(U @ Vh)
     R = U @ (D[..., :, None] * Vh)  # (..., 3, 3)
     var_x = x.square().sum(dim=(-2, -1))
     scale = (S * D).sum(dim=-1) / var_x.clamp(min=torch.finfo(source.dtype).tiny)

@@ -24,7 +24,11 @@ Choices where the paper is silent, as the field uses them:
 - :func:`root_relative_error` subtracts each pose's own root (the wrist, canonical joint 0) and
   keeps the root in the mean over joints, where it contributes zero.
 - :func:`procrustes_error` (PA-MPJPE per frame) aligns the prediction to the ground truth with
-  the best similarity transform (scale, rotation, translation) before measuring.
+  the best similarity transform (scale, orthogonal map, translation) before measuring. As in the
+  hand benchmarks' toolkits (FreiHAND's ``align_w_scale`` with scipy's
+  ``orthogonal_procrustes``, called by HO-3D's and DexYCB's evaluations) the map may be a
+  mirror: a prediction that is the ground truth's mirror image scores 0. Umeyama's proper
+  rotation (human-pose PA-MPJPE) differs only where the best fit is a mirror, a poor prediction.
 - A frame whose ground truth is not all finite (a missing annotation, e.g. HO-3D's evaluation
   split, which holds only the wrist) has no error: NaN. A frame with finite ground truth whose
   prediction is not (a diverged prediction) is infinitely wrong: inf.
@@ -133,8 +137,9 @@ def _aligned(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, K, 3) ``pred`` and ``gt`` after :data:`ALIGNMENTS`' ``alignment``: "root" moves each
     pose's joint ``root`` to the origin, "procrustes" maps each prediction by the similarity
-    transform (scale, rotation, translation) that best fits it to its ground truth in the
-    least-squares sense (NaN where either pose has a non-finite point: no alignment exists)."""
+    transform (scale, orthogonal map, a mirror allowed as the benchmarks' toolkits allow it,
+    translation) that best fits it to its ground truth in the least-squares sense (NaN where
+    either pose has a non-finite point: no alignment exists)."""
     if alignment == "root":
         if not 0 <= root < pred.shape[1]:
             raise ValueError(f"root: index {root} is out of range for {pred.shape[1]} joints")
@@ -143,7 +148,7 @@ def _aligned(
     if alignment == "procrustes":
         both = _finite_frames(pred) & _finite_frames(gt)
         aligned = torch.full_like(pred, torch.nan)
-        aligned[both] = procrustes_align(pred[both], gt[both])
+        aligned[both] = procrustes_align(pred[both], gt[both], reflection=True)
         return aligned, gt
     if alignment != "none":
         raise ValueError(f"alignment: expected one of {ALIGNMENTS}, got {alignment!r}")
@@ -170,8 +175,9 @@ def root_relative_error(pred: Array, gt: Array, root: int = 0) -> Float64[np.nda
 def procrustes_error(pred: Array, gt: Array) -> Float64[np.ndarray, " N"]:
     """Procrustes-aligned mean joint error per frame (PA-MPJPE before averaging frames).
 
-    Each predicted pose is first mapped by the similarity transform (scale, rotation,
-    translation) that best fits it to its ground truth in the least-squares sense.
+    Each predicted pose is first mapped by the similarity transform (scale, orthogonal map,
+    translation) that best fits it to its ground truth in the least-squares sense, a mirror
+    allowed as the hand benchmarks' toolkits allow it (module docstring).
 
     Args:
         pred: (N, K, 3) predicted joints, mm.
