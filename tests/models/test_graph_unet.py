@@ -165,3 +165,22 @@ def test_overfits_a_tiny_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[0] / losses[-1] > 10
+
+
+def test_each_level_learns_one_adjacency_read_by_its_encoder_and_decoder_layer():
+    """As in HOPE-Net's release: one adjacency per level (29, 15, 7, 4 and 2 nodes), read by
+    the level's down and up graph convolutions, so a training step moves both alike and the
+    model learns 29² + 15² + 7² + 4² + 2² = 841 + 225 + 49 + 16 + 4 = 1135 adjacency weights,
+    not twice that."""
+    torch.manual_seed(0)
+    unet = GraphUNet()
+    names = [name for name, _ in unet.named_parameters() if name.endswith(".adj")]
+    assert names == [f"down.{k}.adj" for k in range(5)]
+    assert sum(unet.get_parameter(name).numel() for name in names) == 1135
+    kp2d, K = torch.rand(4, NUM_NODES, 2) * 64, pinhole(4, 200.0, 32.0)
+    optimizer = torch.optim.SGD(unet.parameters(), lr=1.0)
+    unet(kp2d, K)["kp3d"].square().mean().backward()
+    optimizer.step()
+    for down, up in zip(unet.down, unet.up, strict=True):
+        assert not torch.equal(down.adj, torch.full_like(down.adj, 1e-3))  # it learnt
+        assert torch.equal(down.adj, up.adj)

@@ -9,11 +9,12 @@ encoder's features of the same level (U-Net skip connections), and the last grap
 outputs 3D.
 
 Pooling and unpooling are "adaptive": a learned linear map from the nodes of one level to the
-nodes of the next (:class:`GraphResample`). Every graph convolution learns its own adjacency,
-starting with no edges, as in the release: every entry at the learned adjacencies' 1e-3 floor
-(:mod:`hopose.models.graph_conv`), so that Ã starts near the identity but not at it, each row
-of an N-node level with (N - 1) 1e-3 / (1 + N 1e-3) of its weight off the diagonal (2.7% at
-29 nodes). The release shares one adjacency per level between encoder and decoder. Like
+nodes of the next (:class:`GraphResample`). Each level learns one adjacency, read by its
+encoder's and its decoder's graph convolution, as in the release, starting with no edges: every
+entry at the learned adjacencies' 1e-3 floor (:mod:`hopose.models.graph_conv`), so that Ã
+starts near the identity but not at it (the release starts at the identity), each row of an
+N-node level with (N - 1) 1e-3 / (1 + N 1e-3) of its weight off the diagonal (2.7% at 29
+nodes). Like
 every lifter here (:mod:`hopose.models.lifter`), it reads each keypoint's normalised viewing
 ray (``in_mean`` / ``in_std``; HOPE-Net read pixels) and predicts a normalised pose scaled by
 ``out_mean`` / ``out_std``. It has one 3D estimate, returned as both ``kp3d_init`` and
@@ -97,6 +98,10 @@ class GraphUNet(Lifter):
             _graph_conv(node_counts[k], 2 * widths[k], out_widths[k], activation=k > 0)
             for k in levels
         )
+        # The release learns one adjacency per level, read by the encoder's and the decoder's
+        # graph convolution of that level: one Parameter here too, updated by both.
+        for down, up in zip(self.down, self.up, strict=True):
+            up.adj = down.adj
 
     def forward(
         self, kp2d: Float[Tensor, "B 29 2"], K: Float[Tensor, "B 3 3"]
