@@ -39,6 +39,7 @@ from hopose.scoring import (
     COLUMNS,
     GROUP_COLUMNS,
     HAND_AUC_0_80,
+    HAND_KP2D_MEAN_PX,
     HAND_MEAN_MM,
     HAND_MEAN_MM_SE,
     HAND_MM,
@@ -48,6 +49,7 @@ from hopose.scoring import (
     HAND_RR_KP_AUC_0_50,
     KEYPOINT_AUC_COLUMNS,
     OBJECT_2D_AUC_0_80,
+    OBJECT_KP2D_MEAN_PX,
     OBJECT_MEAN_MM,
     OBJECT_MEAN_MM_SE,
     OBJECT_MM,
@@ -494,13 +496,14 @@ def test_a_run_of_part_of_the_papers_split_stands_without_the_paper_saying_why(
     _write_metrics(skipped, **FPHA_FROM_IMAGES, num=None, whole_split=False)
     text = compare_runs([whole, skipped], tmp_path / "cmp2", paper=True).read_text()
     assert (
-        "The paper's figures are not comparable with `skipped`, which left out frames of the "
-        "test split it could not read (`on_error: skip`), not all of it:"
+        "The paper's figures are not comparable with `skipped`, which read fewer frames than "
+        "the test split holds (frames left out as unreadable, `on_error: skip`, or a cache "
+        "prepared with `--num`), not all of it:"
     ) in text
     # A --num above what is left (1 frame scored of 10 asked for) cut nothing: the same why.
     _write_metrics(skipped, **FPHA_FROM_IMAGES, num=10, n=1, whole_split=False)
     text = compare_runs([whole, skipped], tmp_path / "cmp3", paper=True).read_text()
-    assert "`skipped`, which left out frames of the test split it could not read" in text
+    assert "`skipped`, which read fewer frames than the test split holds" in text
     assert "`whole`" not in text.split("## Table 1")[1]  # the whole split's run is comparable
 
     predictions = make_predictions(2)
@@ -712,7 +715,8 @@ def test_accuracy_rows_show_their_own_summary_numbers():
         HAND_MEAN_MM: 11.0, HAND_MEAN_MM_SE: 1.1, HAND_ROOT_RELATIVE_MM: 9.0,
         HAND_PROCRUSTES_MM: 7.0, HAND_AUC_0_80: 0.6, OBJECT_MEAN_MM: 22.0,
         OBJECT_MEAN_MM_SE: 2.2, OBJECT_REPROJ_MEAN_PX: 13.0, OBJECT_2D_AUC_0_80: 0.4,
-        HAND_RR_KP_AUC_0_50: 0.7, HAND_PA_KP_AUC_0_50: 0.8,
+        HAND_RR_KP_AUC_0_50: 0.7, HAND_PA_KP_AUC_0_50: 0.8, HAND_KP2D_MEAN_PX: 3.0,
+        OBJECT_KP2D_MEAN_PX: 5.0,
     }  # fmt: skip
     assert metric_lines({"run": summary})[2:] == [
         "| Hand mean joint error (mm) | 11.00 |",
@@ -724,10 +728,12 @@ def test_accuracy_rows_show_their_own_summary_numbers():
         "| Hand joints' PCK AUC, 0-50 mm (DexYCB, HO-3D) | – |",
         "| the same, root-relative | 0.700 |",
         "| the same, Procrustes-aligned | 0.800 |",
+        "| Hand 2D keypoint error, network image (px) | 3.00 |",
         "| Object mean corner error (mm) | 22.00 |",
         "| its standard error over the frames (mm) | 2.20 |",
         "| Object 2D reprojection error (px) | 13.00 |",
         "| Object 2D correct-pose AUC, 0-80 px | 0.400 |",
+        "| Object 2D corner error, network image (px) | 5.00 |",
     ]
 
 

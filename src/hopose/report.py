@@ -69,6 +69,7 @@ from hopose.scoring import (
     GROUP_FRAMES,
     GROUP_KEYS,
     HAND_AUC_0_80,
+    HAND_KP2D_MEAN_PX,
     HAND_KP_AUC_0_50,
     HAND_MEAN_MM,
     HAND_MEAN_MM_SE,
@@ -84,6 +85,7 @@ from hopose.scoring import (
     NUM,
     OBJECT_2D_AUC_0_80,
     OBJECT_2D_PX,
+    OBJECT_KP2D_MEAN_PX,
     OBJECT_MEAN_MM,
     OBJECT_MEAN_MM_SE,
     OBJECT_MM,
@@ -151,6 +153,7 @@ ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
     ),
     (HAND_RR_KP_AUC_0_50, "the same, root-relative", "{:.3f}"),
     (HAND_PA_KP_AUC_0_50, "the same, Procrustes-aligned", "{:.3f}"),
+    (HAND_KP2D_MEAN_PX, "Hand 2D keypoint error, network image (px)", "{:.2f}"),
     (OBJECT_MEAN_MM, "Object mean corner error (mm)", "{:.2f}"),
     (OBJECT_MEAN_MM_SE, "its standard error over the frames (mm)", "{:.2f}"),
     (OBJECT_REPROJ_MEAN_PX, "Object 2D reprojection error (px)", "{:.2f}"),
@@ -159,6 +162,7 @@ ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
         f"Object 2D correct-pose AUC, {threshold_range(metrics.THRESHOLDS_PX)} px",
         "{:.3f}",
     ),
+    (OBJECT_KP2D_MEAN_PX, "Object 2D corner error, network image (px)", "{:.2f}"),
 )
 PLAUSIBILITY_ROWS: tuple[tuple[str, str, str], ...] = (
     (VALID_CONTACTS, "Valid contacts per frame", "{:.2f}"),
@@ -340,10 +344,14 @@ def _part_of_the_papers_split(summary: Mapping[str, Any]) -> str | None:
         cut = num is not None and summary.get(N_FRAMES, num) >= num
     if not (cut and _of_the_papers_frames(summary)):
         return None
-    # Fewer frames scored than asked for: --num cut nothing, and frames were left out as
-    # unreadable (on_error: skip); a cut by --num scores as many as it asked for.
+    # Fewer frames scored than asked for: --num cut nothing; frames were left out as unreadable
+    # (on_error: skip) or the cache read was prepared with fewer (the summary does not say which);
+    # a cut by --num scores as many as it asked for.
     if num is None or summary.get(N_FRAMES, num) < num:
-        return "left out frames of the test split it could not read (`on_error: skip`)"
+        return (
+            "read fewer frames than the test split holds (frames left out as unreadable, "
+            "`on_error: skip`, or a cache prepared with `--num`)"
+        )
     return f"asked for the first {num} frames of the test split (`--num {num}`)"
 
 
