@@ -352,10 +352,16 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
             _require_side(image.size, max_side, str(path))
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             width, height = image.size
-            if orientation in SWAPPING_ORIENTATIONS:
-                width, height = height, width
             exif = _focal_tags(image)
             working = _working_copy(image, max_side, sixteen_bit=sixteen_bit, draft=True)
+            if image.getexif().get(ExifTags.Base.Orientation, 1) != orientation:
+                # Pillow turned it upright as it loaded the pixels and dropped the tag (a TIFF,
+                # in recent Pillow): turned again, it was read sideways. Such a file is not a
+                # JPEG, so no draft changed its size: the loaded size is the upright photo's.
+                orientation = 1
+                width, height = image.size
+            elif orientation in SWAPPING_ORIENTATIONS:
+                width, height = height, width
             if orientation in UPRIGHT:
                 working = working.transpose(UPRIGHT[orientation])
             frames = 1 if image.format == "MPO" else getattr(image, "n_frames", 1)
