@@ -1167,3 +1167,53 @@ def test_prepare_without_its_source_names_the_option(tmp_path, capsys, args, mes
     assert main(["prepare", *args, "--split", "test", "--out", str(out)]) == 1
     assert capsys.readouterr().err == f"hopose prepare: error: {message}\n"
     assert not out.exists()
+
+
+def _whole_frame_checkpoint(path: Path) -> Path:
+    """A tiny untrained network saved as one trained on whole frames (no self-cropping)."""
+    cfg = tiny("end2end", "data.crop=resize", "data.options.jitter=false")
+    trained = ["encoder", "lifter"]
+    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=trained), path)
+    return path
+
+
+NOTHING_SELF_CROPPED = (
+    "nothing is self-cropped here (ground-truth 2D, ground-truth boxes, or a model trained on "
+    "whole frames)"
+)
+
+
+@pytest.mark.parametrize("option", [["--self-crop-margin", "0.2"], ["--single-view"]])
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_a_self_crop_option_for_a_whole_frame_model_is_refused_naming_it(
+    tmp_path, capsys, command, option
+):
+    """A model trained on whole frames self-crops nothing, so a margin or --single-view would be
+    ignored: one line naming the option (it named the library's parameter, self_crop_margin or
+    single_view), before anything is written."""
+    checkpoint = _whole_frame_checkpoint(tmp_path / "model.pt")
+    _noise_png(photo := tmp_path / "photo.png")
+    inputs = ["--data", "synthetic", "--num", "2"] if command == "eval" else [str(photo)]
+    out = tmp_path / "out"
+    assert main([command, str(checkpoint), *inputs, *option, "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"hopose {command}: error: {option[0]}: {NOTHING_SELF_CROPPED}\n"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "name"), [({"self_crop_margin": 0.2}, "self_crop_margin"),
+                        ({"single_view": True}, "single_view")]
+)  # fmt: skip
+def test_library_names_its_self_crop_parameters_for_a_whole_frame_model(tmp_path, given, name):
+    """Python callers get the commands' refusals in their parameters' names."""
+    checkpoint = _whole_frame_checkpoint(tmp_path / "model.pt")
+    _noise_png(photo := tmp_path / "photo.png")
+    message = f"^{name}: {re.escape(NOTHING_SELF_CROPPED)}$"
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", num=2)
+    with pytest.raises(ValueError, match=message):
+        run_eval(checkpoint, data, "test", tmp_path / "e", **given)
+    with pytest.raises(ValueError, match=message):
+        predict_images(checkpoint, [photo], tmp_path / "p", **given)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()

@@ -1167,7 +1167,7 @@ def test_eval_and_predict_average_the_test_time_views_unless_asked_for_one(
     capsys.readouterr()
     assert main([*args, "--gt-2d", "--single-view", "--out", str(tmp_path / "refused")]) == 1
     assert capsys.readouterr().err.startswith(
-        "hopose eval: error: single_view: nothing is self-cropped here"
+        "hopose eval: error: --single-view: nothing is self-cropped here"
     )
 
 
@@ -1228,7 +1228,7 @@ def test_a_margin_given_to_eval_and_predict_places_the_self_crops(tmp_path, monk
     extra = ["--gt-2d", "--self-crop-margin", "0.6"]
     assert main([*args, *extra, "--out", str(tmp_path / "refused")]) == 1
     assert capsys.readouterr().err.startswith(
-        "hopose eval: error: self_crop_margin: nothing is self-cropped"
+        "hopose eval: error: --self-crop-margin: nothing is self-cropped"
     )
 
 
@@ -1280,3 +1280,24 @@ def test_plausibility_follows_report_when_not_given(checkpoint, tmp_path, monkey
         assert keys <= set(written)
     else:
         assert not keys & set(written)
+
+
+def test_single_view_of_a_model_without_test_time_views_is_refused_naming_the_option(
+    tmp_path, capsys
+):
+    # Trained on squares with neither turn nor shift: its last crop is already the one square,
+    # so --single-view would change nothing; eval and predict name the option (the library
+    # its parameter, tests/test_self_crop.py) before anything is written.
+    path = _crop_trained_model(tmp_path, self_crop=1)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((40, 60, 3), dtype=np.uint8)).save(photo)
+    message = (
+        "error: --single-view: this model already predicts from the one square (its "
+        "data.self_crop_turn and data.self_crop_shift are 0: no test-time views)\n"
+    )
+    for command, inputs in (("eval", ["--data", "synthetic", "--num", "2"]),
+                            ("predict", [str(photo)])):  # fmt: skip
+        out = tmp_path / command
+        assert main([command, str(path), *inputs, "--single-view", "--out", str(out)]) == 1
+        assert capsys.readouterr().err == f"hopose {command}: {message}"
+        assert not out.exists()

@@ -408,3 +408,23 @@ def test_self_crop_places_its_square_around_the_refined_2d_in_ks_dtype(k_dtype):
     assert square.dtype == k_dtype
     expected = crop_affine(*square_around(project_points(points, K.double()), 0.2), 64)
     torch.testing.assert_close(square.double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_refusals_name_the_two_as_names_says():
+    """The command line passes its options' names (hopose.cli.SELF_CROP_FLAGS); each refusal
+    names the one given, in every case: nothing self-cropped, or no other views to leave out."""
+    data = load_config(config_path("synthetic", "end2end")).data
+    names = ("--self-crop-margin", "--single-view")
+    whole = dataclasses.replace(data, crop="resize", options={})
+    for kwargs, name in (({"margin": 0.6}, names[0]), ({"single_view": True}, names[1])):
+        with pytest.raises(ValueError, match=f"^{name}: nothing is self-cropped"):
+            SelfCropping.of(whole, names=names, **kwargs)
+        with pytest.raises(ValueError, match=f"^{name}: nothing is self-cropped"):
+            SelfCropping.of(data, enabled=False, names=names, **kwargs)
+    alone = dataclasses.replace(data, self_crop_turn=0.0, self_crop_shift=0.0)
+    with pytest.raises(ValueError, match=r"^--single-view: this model already predicts"):
+        SelfCropping.of(alone, single_view=True, names=names)
+    # Accepted values are the same whatever the names.
+    assert SelfCropping.of(data, margin=0.6, single_view=True, names=names) == SelfCropping.of(
+        data, margin=0.6, single_view=True
+    )

@@ -63,6 +63,9 @@ SYNTHETIC_SPLIT_NAMES = ("train", "val", "test")  # hopose.data.SYNTHETIC_SPLIT_
 DEFAULT_IMAGE_SIZE = 224  # hopose.data.transforms.DEFAULT_IMAGE_SIZE
 # The options of hopose.refine.refinement's parameters, named in its refusal from the commands.
 REFINE_FLAGS = ("--refine", "--complete-grasp")
+# The options of hopose.self_crop.SelfCropping.of's margin and single_view, named in its refusals
+# from the commands.
+SELF_CROP_FLAGS = ("--self-crop-margin", "--single-view")
 
 # The message PyTorch gives an error it raises again from a DataLoader worker
 # (torch.utils.data._utils.worker, ExceptionWrapper): the worker's traceback follows.
@@ -314,6 +317,24 @@ def _add_self_crop_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _check_self_cropping(args: argparse.Namespace, *, enabled: bool) -> None:
+    """Refuse ``--self-crop-margin`` or ``--single-view`` where the checkpoint's model has
+    nothing for them (:meth:`hopose.self_crop.SelfCropping.of`), naming the option: the library
+    refuses them too once it has read the model, naming its parameters. The checkpoint is read
+    for its config only when one of the two is given. ``enabled``: the command self-crops at
+    all (not eval's --gt-2d or --gt-box)."""
+    if args.self_crop_margin is None and not args.single_view:
+        return
+    from hopose.checkpoint import checkpoint_config, load_checkpoint
+    from hopose.self_crop import SelfCropping
+
+    trained = checkpoint_config(args.checkpoint, load_checkpoint(args.checkpoint))
+    SelfCropping.of(
+        trained.data, enabled=enabled, margin=args.self_crop_margin,
+        single_view=args.single_view, names=SELF_CROP_FLAGS,
+    )  # fmt: skip
+
+
 def _add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device``, for eval and predict: "auto" (the default, as training's) or a device of
     :data:`hopose.config.DEVICES`, checked by the command (a GPU this machine lacks too)."""
@@ -420,11 +441,13 @@ def _run_eval(args: argparse.Namespace) -> int:
             f"--crop {args.crop}: --gt-box reads square crops around the true hand and box; "
             "drop --crop or give --crop square"
         )
+    self_cropping = not (args.gt_2d or args.gt_box)
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, split=args.split,
         num=args.num, crop=args.crop, options=dict(args.options), num_workers=args.workers,
-        self_cropping=not (args.gt_2d or args.gt_box), **_given(seed=args.seed),
+        self_cropping=self_cropping, **_given(seed=args.seed),
     )  # fmt: skip
+    _check_self_cropping(args, enabled=self_cropping)
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d, gt_box=args.gt_box,
         batch_size=EVAL_BATCH_SIZE if args.batch_size is None else args.batch_size,
@@ -508,10 +531,12 @@ def _run_predict(args: argparse.Namespace) -> int:
     from hopose.refine import refinement
 
     # Checked here first so that a bad value is named as the option: the library's own checks,
-    # which the values then pass, name its parameters (device, K, fov, refine, complete_grasp).
+    # which the values then pass, name its parameters (device, K, fov, refine, complete_grasp,
+    # self_crop_margin, single_view).
     refinement(args.refine, args.complete_grasp, from_images=True, names=REFINE_FLAGS)
     check_device(args.device, "--device", AUTO_DEVICES)
     check_camera(args.K, args.fov, ("--K", "--fov"))
+    _check_self_cropping(args, enabled=True)
     # Each JSON printed as it is written: the progress of a folder of photos.
     predict_images(
         args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,

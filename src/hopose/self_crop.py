@@ -120,6 +120,7 @@ class SelfCropping:
         enabled: bool = True,
         margin: float | None = None,
         single_view: bool = False,
+        names: tuple[str, str] = ("self_crop_margin", "single_view"),
     ) -> SelfCropping:
         """The self-cropping of a model trained with ``data``: ``data.self_crop`` passes when
         it was trained on square crops (none when it reads whole frames, or where ``enabled``
@@ -133,10 +134,12 @@ class SelfCropping:
             ConfigError: ``margin`` is not a margin ``data.self_crop_margin`` may hold
                 (checked by :class:`hopose.config.DataConfig` itself).
             ValueError: ``margin`` or ``single_view`` given where nothing is self-cropped, or
-                ``single_view`` where the last crop has no other views.
+                ``single_view`` where the last crop has no other views. It names the two as
+                ``names`` says: the Python parameters by default, the options
+                (``--self-crop-margin``, ``--single-view``) from the command line.
         """
         passes = data.self_crop if enabled and data.crop == "square" else 0
-        for name, given in (("self_crop_margin", margin is not None), ("single_view", single_view)):
+        for name, given in zip(names, (margin is not None, single_view), strict=True):
             if given and passes == 0:
                 raise ValueError(f"{name}: {_NOTHING_SELF_CROPPED}")
         if margin is not None:  # checked as the config's own field
@@ -144,7 +147,7 @@ class SelfCropping:
         views = CropViews(data.self_crop_turn, data.self_crop_shift)
         if single_view and views == SINGLE_VIEW:
             raise ValueError(
-                "single_view: this model already predicts from the one square (its "
+                f"{names[1]}: this model already predicts from the one square (its "
                 "data.self_crop_turn and data.self_crop_shift are 0: no test-time views)"
             )
         return cls(
