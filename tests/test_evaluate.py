@@ -921,16 +921,19 @@ class _Oracle(torch.nn.Module):
         self.unused = torch.nn.Parameter(torch.zeros(()))  # predict_split asks for a device
 
     def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
-        kp2d = project_points(self.points, K)
+        kp2d = project_points(self.points, K.to(self.points.dtype))  # in its own dtype, as hopose's
         return {"kp2d_init": kp2d, "kp2d": kp2d, "kp3d_init": self.points, "kp3d": self.points}
 
 
-def test_self_cropped_predictions_come_back_in_the_records_pixels():
-    # Whole-frame records of 8 frames, predicted through a whole-frame view and two crops the
-    # oracle's own 2D places: its 2D, mapped back, is the records' ground truth.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_self_cropped_predictions_come_back_in_the_records_pixels(dtype):
+    """Whole-frame records of 8 frames, predicted through a whole-frame view and two crops the
+    oracle's own 2D places: its 2D, mapped back, is the records' ground truth. A float64
+    network's 2D (self_crop keeps the wider dtype) met the records' float32 K and stopped the
+    evaluation with a dtype error."""
     dataset = SyntheticHandObject(8, 5, image_size=32)
     gt = [np.concatenate([dataset[i]["hand_3d"], dataset[i]["obj_3d"]]) for i in range(8)]
-    oracle = _Oracle(torch.as_tensor(np.stack(gt)))
+    oracle = _Oracle(torch.as_tensor(np.stack(gt), dtype=dtype))
     predictions = predict_split(oracle, dataset, cropping=SelfCropping(passes=2), batch_size=8)
     np.testing.assert_allclose(predictions["pred_hand_2d"], predictions["gt_hand_2d"], atol=1e-2)
     np.testing.assert_allclose(predictions["pred_obj_2d"], predictions["gt_obj_2d"], atol=1e-2)

@@ -157,8 +157,10 @@ def _self_crop_outputs(
     sizes = [(int(width), int(height)) for width, height in batch["orig_size"].tolist()]
     size = render.source.image_size
     out = self_crop(model, view, frame_K, sizes, image_size=size, cropping=cropping)
-    # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K.
-    to_record = batch["K"].to(device) @ torch.linalg.inv(frame_K)
+    # Frame pixels -> the record's image: its K is (frame -> image map) @ frame K; in the 2D's
+    # dtype, which a float64 network makes wider than the records' float32 K.
+    dtype = out["kp2d"].dtype
+    to_record = batch["K"].to(device, dtype) @ torch.linalg.inv(frame_K.to(dtype))
     return out | {"kp2d": apply_affine(to_record, out["kp2d"])}
 
 
