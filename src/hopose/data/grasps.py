@@ -747,7 +747,8 @@ def label_in_hand(hand: np.ndarray, corners: np.ndarray) -> np.ndarray:
     :func:`_place_over_edge`); this picks the orientation whose +x and +z point the same way
     as the hand axes they lie along: fingers (wrist to middle MCP), palm normal (out of the
     palm) or the thumb side (their cross product). A power grasp then holds the box's +z end
-    by the thumb, a pinch over an end face pinches its +z end, and the corner order follows
+    by the thumb, a pinch over an end face pinches its -z end (+z points out of the palm, away
+    from the pinched face), and the corner order follows
     from the hand in the image instead of being a coin toss. A rule in the camera's terms
     ("cap up in the image") measured the same (docs/synthetic.md, "Corner labels") but flips the
     labels between nearly equal views where an axis crosses the image's horizontal; this one
