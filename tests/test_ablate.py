@@ -174,6 +174,20 @@ def test_physics_table_shows_a_seed_without_a_value_as_a_dash_and_a_diverged_one
     ]
 
 
+def test_physics_ablation_fine_tunes_an_init_given_relative_by_its_absolute_path(
+    tmp_path, monkeypatch
+):
+    """--init spelled relative: each row's init_from names the file absolute, so that the
+    study resumes from another folder or with another spelling of it."""
+    calls = fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
+    monkeypatch.chdir(tmp_path)
+    Path("encoder.pt").touch()
+    monkeypatch.setattr(ablate, "load_model", lambda path, from_images: None)  # read up front
+    ablate.run_ablation("physics", "study", init="./encoder.pt", seeds=1, sources=("image",))
+    absolute = str(tmp_path.resolve() / "encoder.pt")
+    assert [(c.loss.physical, c.init_from) for c in calls] == [(False, absolute), (True, absolute)]
+
+
 def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, monkeypatch):
     calls = fake_run(monkeypatch, {"mse": (13.0, 21.0), "physical": (12.5, 19.5)})
     caches, fake_train = [], ablate.train
@@ -190,7 +204,8 @@ def test_physics_ablation_from_the_images_trains_stages_once_per_seed(tmp_path, 
         (stage, physical, seed) for seed in range(2) for stage, physical in
         (("lifter", False), ("encoder", False), ("end2end", False), ("end2end", True))
     ]  # fmt: skip
-    assert calls[2].init_from == calls[3].init_from == "best.pt"
+    # The encoder stage's best.pt (fake_run's, relative), made absolute.
+    assert calls[2].init_from == calls[3].init_from == str(Path("best.pt").resolve())
     # One study, one set of splits: every stage of every seed shares the same cache.
     assert len(caches) == 8 and all(cache is caches[0] for cache in caches)
 

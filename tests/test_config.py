@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from hopose.config import (
+    PATH_FIELDS,
     ConfigError,
     DataConfig,
     LossConfig,
@@ -20,6 +21,7 @@ from hopose.config import (
     config_to_dict,
     load_config,
     override_value,
+    path_override,
     resolve_device,
     unused_fields,
 )
@@ -1114,3 +1116,39 @@ def test_a_real_dataset_without_its_folder_or_a_cache_is_refused_naming_data_roo
             "data.cache), got null"
         )
         assert load_config(path, ["data.root=null", "data.cache=prepared"]).data.root is None
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+@pytest.mark.parametrize("field", [*PATH_FIELDS, "num_threads"])
+def test_an_override_without_a_value_is_refused_not_read_as_null(field, value):
+    """`--set init_from=$PREV` with PREV unset reads as null: the stage trained from scratch
+    without a word. Refused, naming the override; null is written null. A field that cannot be
+    null keeps the message that says so."""
+    path = CONFIGS / "synthetic" / "encoder.yaml"
+    with pytest.raises(ConfigError) as error:
+        load_config(path, [f"{field}={value}"])
+    assert str(error.value) == (
+        f"--set {field}={value}: {field}: empty value; write {field}=null for none"
+    )
+    cfg = config_to_dict(load_config(path, [f"{field}=null"]))
+    section, _, key = field.rpartition(".")
+    assert (cfg[section] if section else cfg)[key] is None
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["optim.lr="])
+    assert str(error.value) == "--set optim.lr=: optim.lr: field 'optim.lr' is not Optional"
+
+
+def test_a_path_override_names_the_file_absolute_whatever_the_folder_it_is_made_in(
+    tmp_path, monkeypatch
+):
+    """The override the demo gives a stage's init_from: the same absolute path from the folder
+    above the run or from inside it, a folder named with YAML's ": " and " #" included (unquoted,
+    the value read as {'.../a': 'b #1/best.pt'}, or cut at the #)."""
+    folder = tmp_path / "runs" / "a: b #1"
+    folder.mkdir(parents=True)
+    path = CONFIGS / "synthetic" / "encoder.yaml"
+    monkeypatch.chdir(tmp_path)
+    above = load_config(path, [path_override("init_from", "runs/a: b #1/best.pt")]).init_from
+    monkeypatch.chdir(folder)
+    inside = load_config(path, [path_override("init_from", "./best.pt")]).init_from
+    assert above == inside == str(folder.resolve() / "best.pt")

@@ -275,3 +275,34 @@ def _summary(hand_mm: float, object_mm: float) -> dict[str, float]:
         HAND_PROCRUSTES_MM: 5.0,
         N_FRAMES: 7,
     }
+
+
+def test_a_stage_starts_from_the_absolute_path_of_the_one_before(tmp_path, monkeypatch):
+    """Given --out relative, a stage's init_from is the previous best.pt's absolute path (a
+    folder named with YAML's ": " and " #" read whole): its run's config is the same wherever
+    the demo is resumed from."""
+    events: list = []
+    _fake_training(monkeypatch, events)
+    monkeypatch.chdir(tmp_path)
+    demo.train_stages("synthetic", Path("runs/a: b #1"), {})
+    out = tmp_path.resolve() / "runs" / "a: b #1"
+    assert [event[2] for event in events] == [
+        None,
+        str(out / "lifter" / "best.pt"),
+        str(out / "encoder" / "best.pt"),
+    ]
+
+
+def test_a_demo_resumes_from_another_folder_and_spelling_of_its_out(tmp_path, monkeypatch):
+    """The reviewer's case: a demo trained with --out demo, resumed from another folder with
+    its absolute path (or ./demo), was refused at the encoder for its init_from spelled
+    otherwise; its finished stages resume, training nothing more."""
+    (tmp_path / "elsewhere").mkdir()
+    stages = {stage: [*TINY, "optim.epochs=1"] for stage in ("lifter", "encoder")}
+    monkeypatch.chdir(tmp_path)
+    first = train_stages("synthetic", Path("demo"), stages, stages=tuple(stages))
+    for cwd, out in [(tmp_path / "elsewhere", tmp_path / "demo"), (tmp_path, Path("./demo"))]:
+        monkeypatch.chdir(cwd)
+        again = train_stages("synthetic", out, stages, stages=tuple(stages), resume=True)
+        assert again == {stage: str(out / stage / "best.pt") for stage in first}
+        assert _epochs(tmp_path / "demo" / "encoder") == ["1"]

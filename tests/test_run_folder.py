@@ -225,3 +225,33 @@ def test_a_fresh_run_refuses_a_folder_holding_best_pt_alone(tmp_path):
         run_folder.check_run_folder(tmp_path, resume=False)
     assert str(error.value) == f"{tmp_path}: holds a run (best.pt); choose another --out"
     assert (tmp_path / "best.pt").read_text() == "x\n"
+
+
+def test_resume_compares_a_path_field_as_the_file_it_names(tmp_path, monkeypatch):
+    """A demo resumed with another spelling of its --out (./runs, an absolute path) gives its
+    stage another spelling of the same init_from: the run resumes. Another file is refused;
+    a relative path the run recorded is read from the current folder, as the run read it, and
+    the message says so, since from another folder it names another file."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "encoder" / "last.pt"
+    paths = ("init_from=runs/lifter/best.pt", "model.backbone_weights=weights.pt")
+    saved = {"config": config_to_dict(tiny("encoder", *paths))}
+    for init, weights in [
+        ("./runs/lifter/best.pt", "./weights.pt"),
+        ("runs/../runs/lifter/best.pt", "runs/../weights.pt"),
+        (tmp_path / "runs" / "lifter" / "best.pt", tmp_path / "weights.pt"),
+    ]:
+        cfg = tiny("encoder", f"init_from={init}", f"model.backbone_weights={weights}")
+        run_folder.check_resumable(cfg, saved, path)
+    with pytest.raises(RunError) as error:
+        run_folder.check_resumable(tiny("encoder", *paths[1:], "init_from=x.pt"), saved, path)
+    assert str(error.value).startswith(
+        f"{path}: was trained with init_from='runs/lifter/best.pt' (relative to the folder the "
+        "run was started from), the config asks 'x.pt'; --resume continues"
+    )
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path / "runs")  # the record now names runs/runs/lifter/best.pt
+    absolute = f"init_from={tmp_path / 'runs' / 'lifter' / 'best.pt'}"
+    with pytest.raises(RunError, match="relative to the folder the run was started from"):
+        run_folder.check_resumable(tiny("encoder", paths[1], absolute), saved, path)
+    run_folder.check_resumable(tiny("encoder", *paths), saved, path)  # the spelling it had

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint, load_model
-from hopose.config import TrainConfig, load_config, stage_unused_fields
+from hopose.config import TrainConfig, load_config, path_override, stage_unused_fields
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
@@ -339,7 +339,9 @@ def _physics_config(
     ground-truth 2D, else the end-to-end stage's fine-tuning ``init`` (None: the stage's own
     ``init_from``, for a check before the checkpoint exists)."""
     stage = "lifter" if source == PROTOCOL_GT_2D else "end2end"
-    before = [] if source == PROTOCOL_GT_2D or init is None else [f"init_from={init}"]
+    # Absolute, as the demo's stages (hopose.demo.train_stages): a resume from another folder
+    # asks the config the run recorded.
+    before = [] if source == PROTOCOL_GT_2D or init is None else [path_override("init_from", init)]
     return load_config(
         config_path(dataset, stage),
         [*stage_overrides.get(stage, []), f"seed={seed}", *extra, *before],

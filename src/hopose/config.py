@@ -43,6 +43,7 @@ from hopose.data.check import dataset_splits
 from hopose.data.grasps import SEED_LIMIT, SEED_RANGE_TEXT
 from hopose.data.synthetic import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from hopose.data.transforms import DEFAULT_CROP, DEFAULT_IMAGE_SIZE
+from hopose.files import recorded_path
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
 from hopose.models.encoder import STAGE_COUNTS_TEXT
 from hopose.models.heads import HEATMAP_TILE
@@ -87,6 +88,19 @@ numpy read sizes as 64-bit integers and fail past them naming no field (an Overf
 holds 0.7 TB of float32 keypoints)."""
 # The counts' range as messages write it.
 COUNT_RANGE_TEXT = f"[1, 2**{COUNT_LIMIT.bit_length() - 1})"
+
+
+PATH_FIELDS: tuple[str, ...] = ("data.root", "data.cache", "model.backbone_weights", "init_from")
+"""The fields that name a file or folder (:func:`_require_path`): ``--resume`` compares them
+as the files they name (:func:`hopose.run_folder.check_resumable`)."""
+
+
+def path_override(key: str, path: str | Path) -> str:
+    """The ``--set`` override giving the path field ``key`` (:data:`PATH_FIELDS`) the file
+    ``path`` as a record names it (:func:`hopose.files.recorded_path`): absolute, so that a
+    run's config names the same file wherever it is resumed from, and quoted, as a folder
+    named with ": " or " #" would break the YAML value."""
+    return f"{key}={json.dumps(recorded_path(path))}"
 
 
 def _require_path(path: str | None, name: str, what: str) -> None:
@@ -844,6 +858,7 @@ def _to_config(
 
     A refused value is blamed on where it came from: the file, or the ``--set KEY=VALUE`` that
     set it, which stands over the file's and which the message would otherwise pin on the file.
+    An override with nothing after ``=`` is refused: null is written ``null``.
     A value refused once merged (a range, or fields that disagree) is blamed on the overrides
     whose keys the message names, else on the file."""
     for item in overrides:
@@ -864,6 +879,11 @@ def _to_config(
             # number.
             _require_bools(section, OmegaConf.to_container(OmegaConf.from_dotlist([item])))
             merged.merge_with_dotlist([item])
+            # An empty value reads as null: `--set init_from=$PREV` with PREV unset trained from
+            # scratch without a word (a field that cannot be null refused it above).
+            key, _, value = item.partition("=")
+            key = key.strip()
+            _require(value.strip() != "", f"{key}: empty value; write {key}=null for none")
         except yaml.YAMLError as error:
             key = item.partition("=")[0].strip()
             message = f"{key}: value is not YAML: {yaml_problem(error)}"

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from hopose.checkpoint import load_checkpoint
-from hopose.config import load_config
+from hopose.config import load_config, path_override
 from hopose.configs import config_path
 from hopose.data.splits import SplitCache
 from hopose.evaluate import PREDICTIONS_FILE, mean_pose_predictions, run_eval, without_jitter
@@ -137,7 +137,9 @@ def train_stages(
             if data.in_memory and STAGES[following].reads_images:
                 split_cache.read_ahead(data, data.train_split, with_images=True)
         if previous is not None:
-            extra.append(f"init_from={previous}")
+            # Absolute: a resume from another folder, or with another spelling of out_dir,
+            # asks the config the stage's run recorded.
+            extra.append(path_override("init_from", previous))
         cfg = load_config(config_path(dataset, stage), extra)
         stage_dir = out_dir / stage
         result = train(

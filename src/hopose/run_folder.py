@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hopose.checkpoint import trained_processes
-from hopose.config import TrainConfig, config_to_dict, saved_config, unused_fields
-from hopose.files import write_atomic
+from hopose.config import PATH_FIELDS, TrainConfig, config_to_dict, saved_config, unused_fields
+from hopose.files import recorded_path, write_atomic
 
 LAST_CHECKPOINT = "last.pt"
 """The run's latest checkpoint, with the optimisation state: what ``--resume`` continues from."""
@@ -129,9 +129,23 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _same_value(key: str, old: Any, new: Any) -> bool:
+    """Whether a run's config field ``key`` holding ``old`` holds ``new`` too: a path field
+    (:data:`hopose.config.PATH_FIELDS`) by the file it names, read from the current folder
+    as the run reads it (:func:`hopose.files.recorded_path`), so that ``runs/demo/best.pt``,
+    ``./runs/demo/best.pt`` and its absolute path are one value."""
+    return old == new or (
+        key in PATH_FIELDS
+        and isinstance(old, str)
+        and isinstance(new, str)
+        and recorded_path(old) == recorded_path(new)
+    )
+
+
 def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path) -> None:
     """Refuse to resume the run of ``checkpoint`` with a config that differs from its own in any
-    field but :data:`RESUME_MAY_CHANGE`, naming the first such field. Fields the run never
+    field but :data:`RESUME_MAY_CHANGE`, naming the first such field; a path field differs
+    where it names another file (:func:`_same_value`). Fields the run never
     reads (:func:`hopose.config.unused_fields`) are not compared: a run of an older hopose
     may hold one away from its default, which a config may no longer set and which changed
     nothing. Only a field both configs leave unread is passed over: one the run read and the
@@ -143,9 +157,16 @@ def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path)
     unread = unused_fields(saved).keys() & unused_fields(config_to_dict(cfg))
     free = {*RESUME_MAY_CHANGE, *unread}
     for key in sorted(old.keys() | new.keys()):
-        if key not in free and old.get(key) != new.get(key):
+        if key not in free and not _same_value(key, old.get(key), new.get(key)):
+            was = old.get(key)
+            # Read from another folder, a relative path names another file: say where it is from.
+            relative = (
+                " (relative to the folder the run was started from)"
+                if key in PATH_FIELDS and isinstance(was, str) and not Path(was).is_absolute()
+                else ""
+            )
             raise RunError(
-                f"{path}: was trained with {key}={old.get(key)!r}, the config asks "
+                f"{path}: was trained with {key}={was!r}{relative}, the config asks "
                 f"{new.get(key)!r}; --resume continues a run with its own config (only "
                 f"{', '.join(RESUME_MAY_CHANGE)} may change), start a new --out to change it"
             )
