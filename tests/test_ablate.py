@@ -686,3 +686,16 @@ def test_a_resume_finds_a_study_by_any_one_of_its_runs(
     (tmp_path / "other" / "elsewhere" / LAST_CHECKPOINT).write_bytes(b"")
     with pytest.raises(RunError, match="holds no"):
         ablate.run_ablation(study, tmp_path / "other", resume=True, **options)
+
+
+def test_a_dataset_folder_whose_name_yaml_would_misread_reaches_every_row(tmp_path, monkeypatch):
+    """`--root` went into the rows' configs as `data.root=<path>` unquoted: a folder named
+    `data: set #1` read as a YAML mapping (or was cut at `#`). Quoted, and absolute as the
+    demo's paths, every row reads the folder given."""
+    calls = fake_run(
+        monkeypatch, {key: (1.0, 1.0) for key in ("graph_unet", "hand", "object", "full")}
+    )
+    root = tmp_path / "data: set #1"
+    root.mkdir()
+    ablate.run_ablation("lifter", tmp_path / "out", data="fpha", root=str(root))
+    assert [c.data.root for c in calls] == [str(root.resolve())] * 4

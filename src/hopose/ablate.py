@@ -156,8 +156,8 @@ def _override_key(text: str) -> str:
 def _data_overrides(
     root: str | None, cache: str | None, seed: int | None, num: int | None
 ) -> list[str]:
-    overrides = [f"data.root={root}"] if root else []
-    overrides += [f"data.cache={cache}"] if cache else []
+    overrides = [path_override("data.root", root)] if root else []
+    overrides += [path_override("data.cache", cache)] if cache else []
     overrides += [f"data.seed={seed}"] if seed is not None else []
     overrides += (
         [f"data.{key}={num}" for key in ("num_train", "num_val", "num_test")]
