@@ -368,6 +368,9 @@ REFUSED_VALUES = [
         ([*EVAL, "--out", "o"], "--option", value, "expected KEY=VALUE")
         for value in ("1x=3", "a.b=3", "jitter")
     ),
+    # An empty value read as null, as --set's did (`--option focal_scale=$F`, F unset).
+    ([*EVAL, "--out", "o"], "--option", "focal_scale=", "expected a value after = (write "
+     "focal_scale=null for none)"),
     # Counts of 2**63 or more were an OverflowError traceback (numpy, torch); below it, a count
     # no machine holds failed late or not at all. MAX_COUNT = 2**31 - 1 is the most.
     *(

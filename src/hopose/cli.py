@@ -293,6 +293,10 @@ def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if not value.strip():  # read as null, as --set's; an unset shell variable, not a null
+        raise argparse.ArgumentTypeError(
+            f"expected a value after = (write {key}=null for none), got {text!r}"
+        )
     try:
         return key, override_value(value)
     except yaml.YAMLError as error:  # one line, as a usage error must be
