@@ -15,8 +15,10 @@ import torchvision
 
 from hopose.checkpoint import (
     FORMAT,
+    PENDING_ROW,
     CheckpointError,
     checkpoint_config,
+    first_non_finite,
     load_checkpoint,
     load_model,
     load_trained_parts,
@@ -568,3 +570,48 @@ def test_resume_of_a_negative_epoch_names_last_pt(tmp_path, lifter_run):
         train(tiny("lifter", "optim.epochs=2"), run, resume=True)
     assert str(error.value) == f"{last}: {EPOCH} -3"
     assert (run / "metrics.csv").read_text() == before
+
+
+def test_first_non_finite_names_the_first_nan_or_infinity_of_any_float_type():
+    """In order: finite float32 and float64 tensors, an integer tensor and a number (passed
+    over: an optimiser's counters, a row's values), a bfloat16 -inf, then a NaN: the first
+    non-finite key is the -inf's, then, without it, the NaN's; none without either."""
+    tensors = {
+        "finite": torch.tensor([1.0, -2.0]),
+        "double": torch.tensor([3.0], dtype=torch.float64),
+        "count": torch.tensor([7]),
+        "number": math.inf,
+        "minus_inf": torch.tensor([0.0, -math.inf], dtype=torch.bfloat16),
+        "nan": torch.tensor([[math.nan]]),
+    }
+    assert first_non_finite(tensors) == "minus_inf"
+    assert first_non_finite({k: v for k, v in tensors.items() if k != "minus_inf"}) == "nan"
+    assert (
+        first_non_finite({k: tensors[k] for k in ("finite", "double", "count", "number")}) is None
+    )
+    assert first_non_finite({}) is None
+
+
+def test_a_pending_row_is_kept_in_last_pt_alone_and_read_back_or_refused(tmp_path):
+    """The metrics row of an epoch saved between validations: in last.pt (its training terms
+    cannot be measured again), never in the best.pt made from it; read back as written, and
+    one of another form refused naming the file and the key."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    progress = {"format": FORMAT, "stage": "lifter", "epoch": 3, "best": 1.5, "best_epoch": 1}
+    row = {"epoch": 3, "lr": 0.003, "train/3d": 4.5, "train/total": 9.0}
+    state = training_state(
+        progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler, pending_row=row
+    )
+    assert state[PENDING_ROW] == row and progress_of(state) == progress
+    path = tmp_path / "last.pt"
+    assert load_training_state(_resumable(path, PENDING_ROW, row))[PENDING_ROW] == row
+    for value, shown in [(None, "None"), ({"epoch": "3"}, "a dict"), ([3, 0.1], "a list")]:
+        with pytest.raises(CheckpointError) as error:
+            load_training_state(_resumable(path, PENDING_ROW, value))
+        assert str(error.value) == (
+            f"{path}: '{PENDING_ROW}' must be a metrics row, a dict of column names to "
+            f"numbers, got {shown}"
+        )

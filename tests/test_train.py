@@ -7,6 +7,7 @@ import dataclasses
 import fcntl
 import math
 import os
+import re
 import shutil
 import socket
 import warnings
@@ -1305,3 +1306,145 @@ def test_ddp_ranks_meet_after_each_validated_epochs_writes(tmp_path, monkeypatch
     extra = ("optim.epochs=3", "optim.val_every=2", "optim.checkpoint_minutes=1000")
     train(tiny("lifter", *extra), tmp_path)
     assert seen == [2, 3]
+
+
+def _gradient_only_term_at(monkeypatch, step: int, term) -> None:
+    """Add ``term(t)`` to the ``step``-th training loss of the run (1-based), ``t`` the first
+    loss term: a term whose value is 0 but whose gradient is not."""
+    total, count = train_module.total_loss, [0]
+
+    def loss(terms, weights):
+        count[0] += 1
+        value = total(terms, weights)
+        if count[0] == step:
+            value = value + term(next(iter(terms.values())))
+        return value
+
+    monkeypatch.setattr(train_module, "total_loss", loss)
+
+
+@pytest.mark.parametrize(
+    ("term", "broken"),
+    [
+        # sqrt at 0 has an infinite slope, times d(0 * t) = 0: a NaN gradient, which Adam's
+        # update puts in the weights.
+        (lambda t: torch.sqrt(t * 0), r"lifter\.[\w.]+"),
+        # A finite gradient whose square overflows float32 (1e25 times the term's, 1e50 or
+        # more): Adam's second moment is infinite and the weights stay finite (m / inf = 0),
+        # frozen wherever it is.
+        (lambda t: 1e25 * (t - t.detach()), r"optimizer\.state\.\d+\.exp_avg_sq"),
+    ],
+    ids=["nan_gradient", "overflowing_moment"],
+)
+def test_a_non_finite_training_state_is_never_saved_and_the_run_resumes(
+    tmp_path, monkeypatch, term, broken
+):
+    """The last step of epoch 2 (steps 4 to 6: 48 samples in batches of 16) has a finite loss
+    and a gradient that leaves NaN or an infinity in the weights or Adam's moments. last.pt is
+    due after every epoch between the validations (checkpoint_minutes 0, val_every 3): the run
+    stops with one line naming the epoch and the first such tensor, instead of writing it over
+    epoch 1's last.pt (which --resume would then refuse, and a fresh run refuses the folder: the
+    whole run lost), and the resume from epoch 1 ends as the run that met no such step."""
+    cfg = tiny("lifter", "optim.epochs=3", "optim.val_every=3", "optim.checkpoint_minutes=0")
+    straight = train(cfg, tmp_path / "straight")
+    _gradient_only_term_at(monkeypatch, 2 * 3, term)
+    with pytest.raises(FloatingPointError) as error:
+        train(cfg, tmp_path / "broken")
+    assert re.fullmatch(
+        rf"after epoch 2: {broken} holds NaN or infinite values \(a training step's loss was "
+        r"finite, its gradient not\); no checkpoint written for this epoch",
+        str(error.value),
+    ), error.value
+    assert load_checkpoint(tmp_path / "broken" / "last.pt")["epoch"] == 1
+    monkeypatch.undo()
+    resumed = train(cfg, tmp_path / "broken", resume=True)
+    assert _rows(tmp_path / "broken") == _rows(tmp_path / "straight")
+    assert _same_weights(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def test_resume_writes_no_best_pt_from_a_last_pt_of_non_finite_weights(tmp_path):
+    """A last.pt holding its run's best (killed before best.pt) but a NaN weight (edited, or of
+    an older hopose): the resume refuses it naming the file and the weight, before writing
+    best.pt from it."""
+    train(tiny("lifter"), tmp_path)
+    (tmp_path / "best.pt").unlink()
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    name = next(iter(last["model"]))
+    last["model"][name] = torch.full_like(last["model"][name], math.nan)
+    torch.save(last, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError) as error:
+        train(tiny("lifter"), tmp_path, resume=True)
+    assert str(error.value) == (
+        f"{tmp_path / 'last.pt'}: model weights hold non-finite values ({name})"
+    )
+    assert not (tmp_path / "best.pt").exists()
+
+
+def _same_checkpoint(a: dict, b: dict) -> bool:
+    """Whether two checkpoints hold the same keys and values, tensors bit for bit."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_checkpoint(a[key], b[key]) for key in a)
+    if torch.is_tensor(a) and torch.is_tensor(b):
+        return torch.equal(a, b)
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("val_split", ["val", "null"])
+def test_a_resume_ending_at_an_unvalidated_last_pt_validates_it_as_the_run_would_have(
+    tmp_path, monkeypatch, val_split
+):
+    """5 epochs validated after 2, 4 and 5, last.pt after every epoch, killed as epoch 4's
+    last.pt is written (its row written): last.pt holds epoch 3, not validated. Resumed with
+    optim.epochs=3, epoch 3 is the last: the resume trains nothing and ends as the run of 3
+    epochs that was never stopped: row 4 dropped, epoch 3 validated, its row (the training
+    terms last.pt kept), last.pt and best.pt bit for bit that run's. Before, it was taken as
+    finished: no validation, no row 3, and best.pt epoch 2's (without a validation split, the
+    next stage's init_from started from an older epoch). Killed again between row 3 and its
+    last.pt, the resume writes row 3 once."""
+    extra = (f"data.val_split={val_split}", "optim.val_every=2", "optim.checkpoint_minutes=0")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    done = train(tiny("lifter", "optim.epochs=3", *extra), straight)
+    _kill_at(monkeypatch, "last.pt", 4, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny("lifter", "optim.epochs=5", *extra), killed)
+    monkeypatch.undo()
+    assert load_checkpoint(killed / "last.pt")["epoch"] == 3
+    assert [row["epoch"] for row in _rows(killed)] == ["2", "4"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained an epoch that last.pt holds")
+
+    monkeypatch.setattr(train_module, "train_one_epoch", no_training)
+    _kill_at(monkeypatch, "last.pt", 3, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny("lifter", "optim.epochs=3", *extra), killed, resume=True)
+    assert [row["epoch"] for row in _rows(killed)] == ["2", "3"]
+    monkeypatch.setattr(train_module, "save_checkpoint", save_checkpoint)
+    resumed = train(tiny("lifter", "optim.epochs=3", *extra), killed, resume=True)
+    assert (resumed.best, resumed.best_epoch) == (done.best, done.best_epoch)
+    assert _rows(killed) == _rows(straight)
+    for name in ("last.pt", "best.pt"):
+        assert _same_checkpoint(load_checkpoint(killed / name), load_checkpoint(straight / name))
+
+
+def test_a_last_pt_between_validations_is_ended_only_by_as_many_processes(tmp_path, monkeypatch):
+    """Ending the epoch of an unvalidated last.pt rewrites last.pt, which records the processes
+    that trained it: resumed by another number of processes it is refused as a run that trains
+    on, not rewritten with the wrong count."""
+    setup = train_module.setup_runtime
+
+    def rank_0_of_two(device):
+        return dataclasses.replace(setup(device), world_size=2)
+
+    monkeypatch.setattr(train_module, "setup_runtime", rank_0_of_two)
+    _kill_at(monkeypatch, "last.pt", 2, after=False)
+    extra = ("optim.val_every=2", "optim.checkpoint_minutes=0")
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny("lifter", "optim.epochs=2", *extra), tmp_path)
+    monkeypatch.undo()
+    last, rows = load_checkpoint(tmp_path / "last.pt"), _rows(tmp_path)
+    assert (last["epoch"], last["world_size"], [row["epoch"] for row in rows]) == (1, 2, ["2"])
+    with pytest.raises(RunError, match=r"last\.pt: was trained by 2 processes, this run has 1"):
+        train(tiny("lifter", "optim.epochs=1", *extra), tmp_path, resume=True)
+    assert _same_checkpoint(load_checkpoint(tmp_path / "last.pt"), last)
+    assert _rows(tmp_path) == rows

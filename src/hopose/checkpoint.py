@@ -24,6 +24,11 @@ key            value
 ``optimizer``, ``scheduler``, ``scaler``: their state dicts, for ``--resume``; in ``last.pt``
                only (``best.pt`` is read for its weights, and the optimiser's moments would
                triple an image stage's file)
+``pending_row`` in a ``last.pt`` written between validations only: its epoch's metrics row as a
+               validation would have written it, without the validation's columns (``epoch``,
+               ``lr``, the training terms ``train/...``). A resume that makes that epoch the
+               last (``optim.epochs`` lowered to it) validates it and writes this row then,
+               since its training terms cannot be measured again
 ============== =================================================================================
 
 Files are written atomically (a temporary file, then a rename), so a crash leaves the old file or
@@ -72,6 +77,9 @@ PROGRESS_KEYS: tuple[str, ...] = ("epoch", "best", "best_epoch")
 """Keys of a run's progress that ``best.pt`` and ``last.pt`` hold (:func:`progress_checkpoint`)."""
 OPTIMISATION_STATE: tuple[str, ...] = ("optimizer", "scheduler", "scaler")
 """Keys of the optimisation state that only ``last.pt`` holds (:func:`training_state`)."""
+PENDING_ROW = "pending_row"
+"""Key of the metrics row a ``last.pt`` written between validations holds for its epoch
+(the module docstring's table)."""
 # Optimiser options that choose how the update is computed, not what it is.
 _IMPLEMENTATION = ("fused", "foreach")
 
@@ -138,13 +146,18 @@ def training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
+    pending_row: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """``progress`` (:func:`progress_checkpoint`) and the optimisation state: ``last.pt``, what
-    ``--resume`` continues from."""
+    ``--resume`` continues from; with ``pending_row`` (:data:`PENDING_ROW`) where its epoch was
+    not validated."""
     states = (optimizer, scheduler, scaler)
-    return dict(progress) | {
+    last = dict(progress) | {
         key: state.state_dict() for key, state in zip(OPTIMISATION_STATE, states, strict=True)
     }
+    if pending_row is not None:
+        last[PENDING_ROW] = dict(pending_row)
+    return last
 
 
 def holds_best(state: Mapping[str, Any]) -> bool:
@@ -154,10 +167,11 @@ def holds_best(state: Mapping[str, Any]) -> bool:
 
 
 def progress_of(state: Mapping[str, Any]) -> dict[str, Any]:
-    """``last.pt`` (:func:`training_state`) without its optimisation state: the
+    """``last.pt`` (:func:`training_state`) without its optimisation state and pending row: the
     :func:`progress_checkpoint` it was made from, which is ``best.pt`` when its epoch is the
     run's best."""
-    return {key: value for key, value in state.items() if key not in OPTIMISATION_STATE}
+    last_only = (*OPTIMISATION_STATE, PENDING_ROW)
+    return {key: value for key, value in state.items() if key not in last_only}
 
 
 def restore_training_state(
@@ -306,6 +320,13 @@ _RESUMED: dict[str, JsonType] = {
     "scaler": JsonType(
         "a gradient scaler's state dict (empty where it was disabled)", _scaler_state
     ),
+    PENDING_ROW: JsonType(
+        "a metrics row, a dict of column names to numbers",
+        lambda value: (
+            isinstance(value, dict)
+            and all(isinstance(name, str) and _is_number(cell) for name, cell in value.items())
+        ),
+    ),
 }
 
 
@@ -327,8 +348,9 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: the file is not a readable checkpoint, lacks the progress or the
-            optimisation state (``best.pt`` and weights-only checkpoints), or holds one of
-            another type or range (``best_epoch`` not below ``epoch``): one line naming the
+            optimisation state (``best.pt`` and weights-only checkpoints), holds one of
+            another type or range (``best_epoch`` not below ``epoch``), or weights holding NaN
+            or an infinity (before a resume writes ``best.pt`` from them): one line naming the
             file and the keys.
     """
     checkpoint = load_checkpoint(path)
@@ -348,6 +370,7 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
             f"{path}: 'best_epoch' ({checkpoint['best_epoch']}, 0-based) must be below 'epoch' "
             f"({checkpoint['epoch']}, the epochs done)"
         )
+    _require_finite(checkpoint["model"], path)
     return checkpoint
 
 
@@ -405,13 +428,31 @@ def _load_state(
         raise CheckpointError(f"{path}: its weights do not fit the network ({reason})") from None
 
 
+def first_non_finite(tensors: Mapping[str, Any]) -> str | None:
+    """The first key of ``tensors`` whose value is a floating-point tensor holding NaN or an
+    infinity; None where there is none (values of other types are passed over).
+
+    One read of the flags, not one per tensor: run on a GPU network's weights and optimiser
+    state, a read per tensor would wait for the GPU hundreds of times."""
+    floating = {
+        key: value
+        for key, value in tensors.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point()
+    }
+    if not floating:
+        return None
+    flags = [torch.isfinite(value).all() for value in floating.values()]
+    device = flags[0].device  # all of them, as a rule (a network's, an optimiser's)
+    finite = torch.stack([flag.to(device) for flag in flags]).tolist()
+    return next((key for key, ok in zip(floating, finite, strict=True) if not ok), None)
+
+
 def _require_finite(state: Mapping[str, Any], path: str | Path) -> None:
     """Refuse weights holding NaN or an infinity, naming ``path`` and the first such key: they
     would load and predict NaN, or fail later in whatever reads the predictions."""
-    for key, value in state.items():
-        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
-        if floating and not torch.isfinite(value).all():
-            raise CheckpointError(f"{path}: model weights hold non-finite values ({key})")
+    key = first_non_finite(state)
+    if key is not None:
+        raise CheckpointError(f"{path}: model weights hold non-finite values ({key})")
 
 
 def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], path: str | Path) -> None:

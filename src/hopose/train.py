@@ -20,7 +20,11 @@ optimiser's state; without a validation split, below, the last epoch's), ``confi
 and logs its training terms and time to TensorBoard. Validation, the metrics rows and ``best.pt``
 come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` with them and, between
 them, after the first epoch that ends ``optim.checkpoint_minutes`` after its last write, so that a
-kill loses little more than the epoch it interrupts.
+kill loses little more than the epoch it interrupts. Such a ``last.pt`` keeps its epoch's metrics
+row: a resume that makes that epoch the last (``optim.epochs`` lowered to it) validates it and
+writes the row, ``last.pt`` and ``best.pt`` without training, as the run would have ended without
+the stop. No checkpoint is written of weights or optimiser state holding NaN or an infinity (a
+step with a finite loss may have a NaN gradient): the run stops and the last one is kept.
 
 Run folders (one training at a time, ``--resume``, the order of a validated epoch's writes)
 follow the rules of :mod:`hopose.run_folder`.
@@ -73,6 +77,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm import tqdm
 
 from hopose.checkpoint import (
+    PENDING_ROW,
+    first_non_finite,
     holds_best,
     load_checkpoint,
     load_trained_parts,
@@ -619,7 +625,8 @@ def train(
             copied over it), or ``init_from`` is not a readable checkpoint.
         ConfigError: ``cfg.device`` is "cuda" on a machine without a CUDA device.
         ValueError: the training or validation split (when there is one) has no samples.
-        FloatingPointError: a training loss or the validation error is NaN or infinite.
+        FloatingPointError: a training loss, the validation error, or the weights or
+            optimiser state a checkpoint would hold are NaN or infinite.
 
     ``cfg.num_threads``, when set, holds torch's CPU threads for the run and is restored after.
     """
@@ -660,7 +667,10 @@ def _train(
     if runtime.is_main:
         write_text(out_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     stage = STAGES[cfg.stage]
-    if checkpoint is not None and checkpoint["epoch"] == cfg.optim.epochs:
+    # The metrics row of last.pt's epoch where that epoch was not validated (written between
+    # validations), None where its rows were written.
+    pending_row = None if checkpoint is None else checkpoint.get(PENDING_ROW)
+    if checkpoint is not None and checkpoint["epoch"] == cfg.optim.epochs and pending_row is None:
         # A finished run (a demo resumed after its training): its network, without the data
         # (thousands of crops to render) that no epoch would read.
         model = _network(cfg, stage, checkpoint, init, train_set=None, out_dir=out_dir)[0]
@@ -691,9 +701,32 @@ def _train(
     if runtime.is_main:
         from torch.utils.tensorboard import SummaryWriter
 
-        # Rows of epochs after the checkpoint were never claimed by it: they are redone.
-        drop_rows_after(out_dir / METRICS_CSV, start_epoch)
+        # Rows of epochs after the checkpoint were never claimed by it: they are redone; so is
+        # the row of a pending last.pt's own epoch, written by a resume that ended there and was
+        # killed before its last.pt. Its epoch's training scalars came before last.pt: kept.
+        drop_rows_after(out_dir / METRICS_CSV, start_epoch - (pending_row is not None))
         writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
+
+    if start_epoch == cfg.optim.epochs:
+        # Only with a pending row (a finished run returned above): last.pt's epoch, trained
+        # between validations, is the last one now (optim.epochs lowered to it). It ends as it
+        # would have without the stop: validated, its row (the training terms last.pt kept:
+        # they cannot be measured again), last.pt and best.pt; nothing is trained.
+        if runtime.is_main:
+            val_terms, best = _validate(
+                module, val_loader, cfg, best,
+                parts=parts, device=runtime.device, epoch=start_epoch - 1, row=pending_row,
+                writer=writer, metrics=out_dir / METRICS_CSV,
+            )  # fmt: skip
+            _save_checkpoints(
+                model, cfg, optimisation, out_dir,
+                trained=trained, epoch=start_epoch, best=best, world_size=runtime.world_size,
+            )  # fmt: skip
+            train_terms = {"total": pending_row["train/total"]}
+            lr = pending_row["lr"]
+            tqdm.write(_epoch_line(cfg, start_epoch - 1, lr, train_terms, val_terms, best, None))
+        if runtime.distributed:
+            dist.barrier()  # the other processes wait for rank 0's validation and writes
 
     last_written = time.monotonic()
     for epoch in range(start_epoch, cfg.optim.epochs):
@@ -720,21 +753,19 @@ def _train(
             scalars = {"lr": lr, "time/train_seconds": train_seconds}
             _add_scalars(writer, epoch + 1, scalars | _prefixed("train", train_terms))
             val_terms = {}
+            row = {"epoch": epoch + 1, "lr": lr} | _prefixed("train", train_terms)
             if validated:
-                row = {"epoch": epoch + 1, "lr": lr} | _prefixed("train", train_terms)
                 val_terms, best = _validate(
                     module, val_loader, cfg, best,
                     parts=parts, device=runtime.device, epoch=epoch, row=row, writer=writer,
                     metrics=out_dir / METRICS_CSV,
                 )  # fmt: skip
             if validated or due:
-                progress = progress_checkpoint(
-                    model, cfg, trained=trained, epoch=epoch + 1, best=best.error,
-                    best_epoch=best.epoch, world_size=runtime.world_size,
-                )  # fmt: skip
                 _save_checkpoints(
-                    progress, optimisation, out_dir, is_best=validated and best.epoch == epoch
-                )
+                    model, cfg, optimisation, out_dir,
+                    trained=trained, epoch=epoch + 1, best=best, world_size=runtime.world_size,
+                    pending_row=None if validated else row,
+                )  # fmt: skip
                 last_written = time.monotonic()
             tqdm.write(_epoch_line(cfg, epoch, lr, train_terms, val_terms, best, train_seconds))
         if validated and runtime.distributed:
@@ -814,16 +845,51 @@ def _validate(
 
 
 def _save_checkpoints(
-    progress: Mapping[str, Any], optimisation: Optimisation, out_dir: Path, *, is_best: bool
+    model: HoposeNet,
+    cfg: TrainConfig,
+    optimisation: Optimisation,
+    out_dir: Path,
+    *,
+    trained: Iterable[str],
+    epoch: int,
+    best: Best,
+    world_size: int,
+    pending_row: Mapping[str, float] | None = None,
 ) -> None:
-    """Write ``last.pt`` (``progress``, :func:`progress_checkpoint`, and the optimisation
-    state), then, where ``is_best``, ``best.pt`` (``progress`` alone).
+    """Write ``last.pt`` (the network after ``epoch`` epochs done, the run's progress, the
+    optimisation state and ``pending_row``: the epoch's metrics row where it was not validated),
+    then, where ``epoch`` is the ``best`` one, ``best.pt`` (the network and progress alone).
 
     last.pt before best.pt: best.pt never holds an epoch that last.pt does not, which a resume
     would redo (differently, where it is not bit-identical); a kill in between leaves the best
-    weights in last.pt, from which a resume writes best.pt."""
-    save_checkpoint(training_state(progress, **optimisation._asdict()), out_dir / LAST_CHECKPOINT)
-    if is_best:
+    weights in last.pt, from which a resume writes best.pt.
+
+    Raises:
+        FloatingPointError: the weights or the optimiser's state hold NaN or an infinity; the
+            checkpoints written before are kept (a last.pt of such weights could not be
+            resumed, and would have replaced the last one that can).
+    """
+    progress = progress_checkpoint(
+        model, cfg, trained=trained, epoch=epoch, best=best.error, best_epoch=best.epoch,
+        world_size=world_size,
+    )  # fmt: skip
+    last = training_state(progress, **optimisation._asdict(), pending_row=pending_row)
+    moments = {
+        f"optimizer.state.{index}.{name}": value
+        for index, state in last["optimizer"]["state"].items()
+        for name, value in state.items()
+    }
+    # A step whose loss is finite can still have a NaN or infinite gradient, which Adam spreads
+    # into the weights; the next step's loss would stop the run only after this write, of a
+    # last.pt that no resume reads, over the last one that a resume could read.
+    broken = first_non_finite(last["model"] | moments)
+    if broken is not None:
+        raise FloatingPointError(
+            f"after epoch {epoch}: {broken} holds NaN or infinite values (a training step's "
+            "loss was finite, its gradient not); no checkpoint written for this epoch"
+        )
+    save_checkpoint(last, out_dir / LAST_CHECKPOINT)
+    if holds_best(progress):
         save_checkpoint(progress, out_dir / BEST_CHECKPOINT)
 
 
@@ -834,15 +900,17 @@ def _epoch_line(
     train_terms: Mapping[str, float],
     val_terms: Mapping[str, float],
     best: Best,
-    seconds: float,
+    seconds: float | None,
 ) -> str:
     """The line printed after ``epoch`` (0-based), also where the progress bar is quiet (a log
     file, a batch job): its lr, training loss, validation error (where it was validated) and
-    training time."""
+    training time (None: the epoch was trained before the resume)."""
     said = f"[{cfg.stage}] epoch {epoch + 1}/{cfg.optim.epochs} lr {lr:.2e} "
     said += f"train loss {train_terms['total']:.4g}"
     if "error" in val_terms:
         said += f" val error {val_terms['error']:.3f} (best {best.error:.3f} @ {best.epoch + 1})"
+    if seconds is None:
+        return f"{said}, trained before the resume"
     return f"{said}, {seconds:.1f} s"
 
 
@@ -869,8 +937,9 @@ def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> di
     last_path = out_dir / LAST_CHECKPOINT
     checkpoint = load_training_state(last_path)
     check_resumable(cfg, checkpoint, last_path)
-    if cfg.optim.epochs > checkpoint["epoch"]:
-        # Only a run that trains on: a finished one returns its network, whoever trained it.
+    if cfg.optim.epochs > checkpoint["epoch"] or PENDING_ROW in checkpoint:
+        # Only a run that trains on or ends its pending epoch (rewriting last.pt, which records
+        # the processes): a finished one returns its network, whoever trained it.
         check_processes(checkpoint, runtime.world_size, last_path)
     if cfg.optim.epochs < checkpoint["epoch"]:
         # Before config.yaml is rewritten: the loop would run no epoch and exit as if done.
