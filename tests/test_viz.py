@@ -347,3 +347,16 @@ def test_contacts_figure_puts_each_source_on_its_row_and_each_frame_in_its_colum
     assert places == {
         f"{who} {c}": (r, c) for r, who in enumerate(("pred", "gt")) for c in range(3)
     }
+
+
+@pytest.mark.parametrize(("u", "v"), [(50.7, 40.3), (50.5, 40.5), (50.49, 39.51)])
+def test_an_overlay_mark_is_centred_on_the_pixel_nearest_its_point(u, v):
+    """Pillow cuts float coordinates down to whole pixels: a contact at (50.7, 40.3) was drawn
+    about (50, 40), 0.7 px left of it, and every mark on average half a pixel up and left. The
+    disc is now centred on the nearest pixel centre, (51, 40) here, at most half a pixel away:
+    the centroid of its gold pixels (a disc symmetric about its centre) is that pixel."""
+    photo = Image.new("RGB", (100, 80))
+    far = np.full((21, 2), -1000.0), np.full((8, 2), -1000.0)  # hand and box off the photo
+    overlay = np.asarray(viz.draw_overlay(photo, *far, np.array([[u, v]])))
+    rows, cols = np.nonzero((overlay == _rgb(viz.CONTACT_COLOUR)).all(axis=-1))
+    assert (cols.mean(), rows.mean()) == pytest.approx((np.floor(u + 0.5), np.floor(v + 0.5)))

@@ -86,6 +86,13 @@ def draw_overlay(
     draw = ImageDraw.Draw(overlay)
     width = max(MIN_LINE_WIDTH, round(max(overlay.size) * LINE_WIDTH_FRACTION))
     radius = width
+    # Pillow cuts a float coordinate down to its whole pixel, which drew every mark up to a
+    # pixel up and left of its point; the nearest pixel centre (an integer, docs/conventions.md
+    # §1) is at most half a pixel away.
+    hand_2d, obj_2d, contacts_2d = (
+        np.floor(np.asarray(points, dtype=np.float64) + 0.5)
+        for points in (hand_2d, obj_2d, contacts_2d)
+    )
     for points, edges, colour in (
         (obj_2d, BOX_EDGES, OBJECT_COLOUR["pred"]),
         (hand_2d, HAND_BONES, HAND_COLOUR["pred"]),
