@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
 
 from eval_cases import BOX_SIZE, K, make_predictions
+from hopose.data.fpha import FPHA_COLOR_K
+from hopose.data.grasps import generate_grasps
 from hopose.geometry import (
     axis_angle_to_matrix,
     box_axes,
@@ -223,9 +223,9 @@ def test_completion_changes_only_the_frame_without_a_grasp():
 
 
 def test_refinement_keeps_a_plausible_grasp_close():
-    # The ground-truth grasp already holds the box without penetration: refinement pulls joints
-    # within 0.4 L = 20 mm of a face onto it (the tips are 2 mm off, the thumb's CMC 20 mm), and
-    # moves the rest little; the grasp stays force closure.
+    # The ground-truth grasp already holds the box without penetration: refinement holds joints
+    # within 0.4 L = 20 mm of a face contact_gap (6.8 mm) off it (the tips are 2 mm off, the
+    # thumb's CMC 20 mm), and moves the rest little; the grasp stays force closure.
     predictions = make_predictions(2)
     hand = torch.from_numpy(predictions["gt_hand_3d"])
     obj = torch.from_numpy(predictions["gt_obj_3d"])
@@ -235,14 +235,21 @@ def test_refinement_keeps_a_plausible_grasp_close():
     refined_hand, refined_obj = refine_pose(hand, obj, kp2d, torch.from_numpy(predictions["K"]))
     assert (refined_hand - hand).norm(dim=-1).mean() < 5
     assert (refined_obj - obj).norm(dim=-1).max() < 3
-    # The pull onto the surface: the five fingertips start 2 mm off their faces and end within
-    # 1.1 mm (measured 0.38 to 1.02 mm; the 2D and anchor terms hold them back from 0). Without
-    # E_contact (w_contact = 0) they stay 2 mm off.
+    # The push out to the gap: the five fingertips start 2 mm off their faces, nearer than
+    # contact_gap, and end between 3 mm and the gap (measured 3.59 to 4.50 mm; the 2D and
+    # anchor terms hold them back from 6.8). With the gap at 0 they are pulled onto the surface
+    # instead, to within 1.1 mm (measured 0.38 to 1.02 mm). Without E_contact (w_contact = 0)
+    # they stay 2 mm off.
     tips = [4, 8, 12, 16, 20]
     torch.testing.assert_close(
         signed_box_distance(hand, obj)[:, tips], torch.full((2, 5), 2.0).double()
     )
-    assert (signed_box_distance(refined_hand, refined_obj)[:, tips] < 1.1).all()
+    tip_distance = signed_box_distance(refined_hand, refined_obj)[:, tips]
+    assert ((tip_distance > 3) & (tip_distance < REFINE_WEIGHTS.contact_gap)).all()
+    on_surface = refine_pose(
+        hand, obj, kp2d, torch.from_numpy(predictions["K"]), RefineWeights(contact_gap=0.0)
+    )
+    assert (signed_box_distance(*on_surface)[:, tips] < 1.1).all()
     moved = {
         **predictions,
         "pred_hand_3d": refined_hand.numpy(),
@@ -336,6 +343,8 @@ def test_refine_weights_reject_a_count_below_one(field):
         ("step", float("nan")),
         ("contact_reach", -1.0),
         ("contact_reach", float("inf")),
+        ("contact_gap", -2.0),
+        ("contact_gap", float("nan")),
     ],
 )
 def test_refine_weights_reject_a_negative_or_non_finite_weight_step_or_reach(field, value):
@@ -590,17 +599,18 @@ def _box_with_joints(joints: dict[int, tuple[float, float, float]]):
 
 def test_contact_energy_pulls_the_joints_within_contact_reach_radii_and_penalises_the_ones_inside():
     # Joint 4 10 mm outside the x+ face (x = 50), joint 8 30 mm outside it, joint 12 45 mm
-    # outside the y+ face, joint 16 5 mm inside the x+ face. contact_reach 0.4 pulls joints
-    # within 0.4 * 100 = 40 mm: E_contact = 10^2 + 30^2 = 1000 (joint 12 is beyond the reach,
-    # joint 16 inside); with the reach at 0.2 (20 mm) only joint 4: 100. E_pen with
-    # w_penetration = 2: 2 * 5^2 = 50, the outside joints adding nothing.
+    # outside the y+ face, joint 16 5 mm inside the x+ face. With contact_gap 0 (the surface as
+    # the target), contact_reach 0.4 pulls joints within 0.4 * 100 = 40 mm: E_contact = 10^2 +
+    # 30^2 = 1000 (joint 12 is beyond the reach, joint 16 inside counts as on the surface: 0);
+    # with the reach at 0.2 (20 mm) only joint 4: 100. E_pen with w_penetration = 2: 2 * 5^2 =
+    # 50, the outside joints adding nothing.
     hand, obj, kp2d, K_t = _box_with_joints(
         {4: (60.0, 0.0, 0.0), 8: (80.0, 0.0, 0.0), 12: (0.0, 95.0, 0.0), 16: (45.0, 0.0, 0.0)}
     )
     start = (hand, obj)
     for weights, expected in (
-        (_only(w_contact=1.0), 1000.0),
-        (replace(_only(w_contact=1.0), contact_reach=0.2), 100.0),
+        (_only(w_contact=1.0, contact_gap=0.0, contact_reach=0.4), 1000.0),
+        (_only(w_contact=1.0, contact_gap=0.0, contact_reach=0.2), 100.0),
         (_only(w_penetration=2.0), 50.0),
     ):
         energy = refinement_energy(hand, obj, start, kp2d, K_t, weights)
@@ -626,17 +636,17 @@ def _naive_refinement(hand, obj, kp2d, K_t, weights):
 
 
 def test_refine_pose_takes_its_steps_searching_contacts_every_contact_every_steps():
-    # The ground-truth grasp with its hand's 2D moved 40 mm along the box's long axis: the 2D
+    # The ground-truth grasp with its hand's 2D moved 50 mm along the box's long axis: the 2D
     # term slides the fingers along the faces, far enough within 3 steps for other grid points
     # (and joint-face pairs) to become the nearest, so a search on every step and one search
-    # at the first step give poses some micrometres apart.
+    # at the first step give poses some micrometres apart (10 um; at 40 mm, 0).
     predictions = make_predictions(2)
     hand = torch.from_numpy(predictions["gt_hand_3d"])
     obj = torch.from_numpy(predictions["gt_obj_3d"])
     axis = obj[:, 4] - obj[:, 0]
     axis = axis / axis.norm(dim=-1, keepdim=True)
     K_t = torch.from_numpy(K).expand(2, 3, 3)
-    kp2d = project_points(torch.cat([hand + 40 * axis[:, None], obj], dim=1), K_t)
+    kp2d = project_points(torch.cat([hand + 50 * axis[:, None], obj], dim=1), K_t)
     outputs = {}
     for every in (1, 3):
         weights = RefineWeights(steps=3, contact_every=every)
@@ -713,3 +723,57 @@ def test_2d_energy_of_keypoints_behind_the_camera_is_zero():
     front = (hand + depth, obj + depth)
     assert float(refinement_energy(*behind, behind, kp2d, K, weights)) == 0.0
     assert float(refinement_energy(*front, front, kp2d, K, weights)) > 1.0
+
+
+def test_contact_energy_holds_the_joints_within_reach_contact_gap_off_the_surface():
+    # The box of the test above (x+ face at x = 50, L = 100, reach 0.4 * 100 = 40 mm), the gap
+    # at 4 mm. Joint 4 10 mm outside the x+ face, joint 8 30 mm, joint 20 3 mm (nearer than the
+    # gap), joint 12 45 mm outside the y+ face (beyond the reach), joint 16 5 mm inside the x+
+    # face (counted at distance 0). E_contact = (10 - 4)^2 + (30 - 4)^2 + (3 - 4)^2 + (0 - 4)^2
+    # = 36 + 676 + 1 + 16 = 729. Its gradient is 2 (d - 4) along the face's outward normal +x:
+    # 12 and 52 for joints 4 and 8 (a descent step pulls them in), -2 for joint 20 (pushed
+    # out), 0 for joint 16 (a constant: E_pen alone moves it) and for every other joint.
+    hand, obj, kp2d, K_t = _box_with_joints(
+        {
+            4: (60.0, 0.0, 0.0),
+            8: (80.0, 0.0, 0.0),
+            20: (53.0, 0.0, 0.0),
+            12: (0.0, 95.0, 0.0),
+            16: (45.0, 0.0, 0.0),
+        }
+    )
+    weights = _only(w_contact=1.0, contact_gap=4.0, contact_reach=0.4)
+    moving = hand.clone().requires_grad_(True)
+    energy = refinement_energy(moving, obj, (hand, obj), kp2d, K_t, weights)
+    assert energy.item() == pytest.approx(729.0, rel=1e-12)
+    expected = torch.zeros(1, 21, 3, dtype=torch.float64)
+    expected[0, [4, 8, 20], 0] = torch.tensor([12.0, 52.0, -2.0], dtype=torch.float64)
+    gradient = torch.autograd.grad(energy, moving)[0]
+    torch.testing.assert_close(gradient, expected, atol=1e-9, rtol=0)
+    # Continuous across the surface: joint 16 just inside or just outside costs 4^2 + the rest.
+    for x in (50.0 - 1e-6, 50.0 + 1e-6):
+        hand[0, 16, 0] = x
+        energy = refinement_energy(hand, obj, (hand, obj), kp2d, K_t, weights)
+        assert energy.item() == pytest.approx(729.0, abs=1e-4)
+
+
+def test_refinement_leaves_generated_ground_truth_grasps_nearly_in_place():
+    # 40 generated grasps (no free hands) refined from their exact 2D: the ground truth is the
+    # answer, so the refinement should move it little. Their joints lie on the fingers' centre
+    # lines, millimetres off the box; with the surface as the contact target (contact_gap 0)
+    # the hand moved 6.03 mm on average (7.62 with the image weights) and the fingertips' median
+    # distance to the box fell from the truth's 8.6 mm to 3.5 (1.6). With the gap: 3.37 and
+    # 4.29 mm moved, the tips' median at 7.4 and 7.1 mm (measured 2026-12-05).
+    grasps = generate_grasps(0, np.arange(40), free_fraction=0.0)
+    hand, obj = torch.from_numpy(grasps.hand_3d), torch.from_numpy(grasps.obj_3d)
+    K_t = torch.from_numpy(FPHA_COLOR_K).expand(40, 3, 3)
+    kp2d = project_points(torch.cat([hand, obj], dim=1), K_t)
+    tips = [4, 8, 12, 16, 20]
+    truth_tips = signed_box_distance(hand, obj)[:, tips].median()
+    for from_images, most in ((False, 4.5), (True, 5.5)):
+        refined_hand, refined_obj = refine_pose(
+            hand, obj, kp2d, K_t, refine_weights(from_images=from_images)
+        )
+        assert (refined_hand - hand).norm(dim=-1).mean() < most
+        tip_distance = signed_box_distance(refined_hand, refined_obj)[:, tips].median()
+        assert (tip_distance - truth_tips).abs() < 2.5

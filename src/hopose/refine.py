@@ -16,8 +16,13 @@ gradient descent on
   so the fixed step stays stable for keypoints far off the axis (unchanged near it);
 - ``E_anchor``: squared distance to the starting position (the depth is what 2D leaves free);
 - ``E_bone``: squared change of the 20 bone lengths;
-- ``E_contact``: squared distance to the box of the joints outside it but within
-  ``contact_reach`` times the box radius L (Eq. 5's radius): they are pulled onto the surface;
+- ``E_contact``: ``sum_j (max(d_j, 0) - contact_gap)^2`` over the joints j whose signed
+  distance d_j to the box is below ``contact_reach`` times the box radius L (Eq. 5's radius).
+  Joints lie on the fingers' centre lines, millimetres below the skin, so a finger resting on
+  the box holds its joints about ``contact_gap`` off the surface: joints farther out (within
+  the reach) are pulled in to that distance, nearer ones pushed out to it. A joint inside
+  counts as on the surface, a constant cost: only ``E_pen`` moves it, and the energy stays
+  continuous as it leaves the box;
 - ``E_pen``: squared depth of the joints inside the box: they are pushed out;
 - ``L_physical``: the paper's affinity loss (Eq. 6), which moves the corners so the contacts
   spread around the axis.
@@ -70,9 +75,9 @@ class RefineWeights:
     eigenvalue of the hand tree's Laplacian (about 6, the wrist's five bones), not ``2 w_bone``,
     so with the defaults the largest curvature times ``step`` is about 1.8 and can pass 2 (in 3
     of 40 generated grasps): a frame's energy may then rise at a step (in about one in six of
-    their steps), while the batch's falls at every step (measured 2026-12-05). Every weight
-    and ``contact_reach`` must be finite and >= 0 (0 turns a term off), ``step`` finite and
-    > 0; a bad field raises ValueError naming it.
+    their steps), while the batch's falls at every step (measured 2026-12-05). Every weight,
+    ``contact_reach`` and ``contact_gap`` must be finite and >= 0 (a weight of 0 turns its term
+    off), ``step`` finite and > 0; a bad field raises ValueError naming it.
     """
 
     w_2d: float = 1.0
@@ -83,8 +88,18 @@ class RefineWeights:
     w_affinity: float = 100.0
     steps: int = 8
     step: float = 0.15
-    contact_reach: float = 0.4
-    """Joints within this many box radii L of the surface are pulled onto it (Eq. 5 uses 0.2)."""
+    contact_reach: float = 0.2
+    """Joints within this many box radii L of the surface are held ``contact_gap`` off it (Eq. 5
+    uses 0.2)."""
+    contact_gap: float = 6.8
+    """mm: the distance to the box surface ``E_contact`` holds the joints within reach at. The
+    median distance of the ground-truth joints that lie outside the box within Eq. 5's 0.2 L
+    of it, on 4,000 generated grasps (:func:`hopose.data.grasps.generate_grasps`, seed 0, no
+    free hands; fingertips alone 5.55 mm, PIPs 8.10): a joint of a touching finger. Refining
+    300 ground-truth grasps with their exact 2D moves the hand 0.8 mm on average at 6.8 mm and
+    a reach of 0.2; 3.2 mm at a reach of 0.4; 5.7 mm with the joints pulled onto the surface
+    (gap 0, reach 0.4: before 2026-12-05), its fingertips then 2.8 mm off the box where the
+    truth's are 7.7 (measured 2026-12-05, docs/evaluation.md)."""
     grid: int = 5
     """Face grid of the affinity loss during refinement (coarser than the metric's 11, faster).
     Not used to judge whether a grasp is formed (``complete_grasp``): that uses the metric's."""
@@ -111,9 +126,10 @@ class RefineWeights:
 
     def __post_init__(self) -> None:
         # A negative weight or step climbs the energy instead of descending it (moves of metres),
-        # a NaN one makes every output NaN; a weight (or the reach) of 0 turns its term off.
+        # a NaN one makes every output NaN; a weight (or the reach) of 0 turns its term off. A
+        # negative gap would hold the joints inside the box, against E_pen.
         weights = ("w_2d", "w_anchor", "w_bone", "w_contact", "w_penetration", "w_affinity")
-        for name in (*weights, "contact_reach"):
+        for name in (*weights, "contact_reach", "contact_gap"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"RefineWeights.{name} must be finite and >= 0, got {value}")
@@ -238,8 +254,10 @@ def refinement_energy(
 
     distance = signed_box_distance(hand, obj)  # (B, 21)
     _, _, radius = box_central_axis(obj.detach())
-    near = (distance > 0) & (distance < weights.contact_reach * radius[:, None])
-    energy = energy + weights.w_contact * (distance * near).square().sum(dim=-1)
+    # Inside joints count as at distance 0 (module docstring): E_pen alone pushes them out.
+    near = distance < weights.contact_reach * radius[:, None]
+    off_gap = (distance.clamp(min=0) - weights.contact_gap) * near
+    energy = energy + weights.w_contact * off_gap.square().sum(dim=-1)
     energy = energy + weights.w_penetration * distance.clamp(max=0).square().sum(dim=-1)
     affinity = physical_affinity_loss(
         hand, obj, weights.grid, TOP_K, ETA, reduction="none", selection=selection
