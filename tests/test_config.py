@@ -1143,12 +1143,16 @@ def test_a_path_override_names_the_file_absolute_whatever_the_folder_it_is_made_
 ):
     """The override the demo gives a stage's init_from: the same absolute path from the folder
     above the run or from inside it, a folder named with YAML's ": " and " #" included (unquoted,
-    the value read as {'.../a': 'b #1/best.pt'}, or cut at the #)."""
-    folder = tmp_path / "runs" / "a: b #1"
+    the value read as {'.../a': 'b #1/best.pt'}, or cut at the #) and a character beyond the
+    Basic Multilingual Plane (json's ASCII escape of it, a surrogate pair, is no YAML)."""
+    folder = tmp_path / "runs" / "a: b #1 \N{RAISED HAND WITH FINGERS SPLAYED}"
     folder.mkdir(parents=True)
     path = CONFIGS / "synthetic" / "encoder.yaml"
     monkeypatch.chdir(tmp_path)
-    above = load_config(path, [path_override("init_from", "runs/a: b #1/best.pt")]).init_from
+    above = load_config(
+        path, [path_override("init_from", folder.relative_to(tmp_path) / "best.pt")]
+    )
+    above = above.init_from
     monkeypatch.chdir(folder)
     inside = load_config(path, [path_override("init_from", "./best.pt")]).init_from
     assert above == inside == str(folder.resolve() / "best.pt")

@@ -626,31 +626,38 @@ def test_a_field_of_view_below_a_hundredth_of_a_degree_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("focal", "ignored", "source", "f"),
     [
-        # 360x240: the widest focal length is (240 / 2) / tan(0.005 deg) = 1375098.7 px. A 35 mm
-        # equivalent of 65535 mm (a placeholder) gives 65535 * 360 / 36 = 655350 px: used, a
-        # 0.021 deg field of view down. 200000 mm gives 2000000 px: ignored, 26 mm after it.
-        ({FOCAL_LENGTH_35MM: 65535}, None, "exif FocalLengthIn35mmFilm", 655350.0),
-        ({FOCAL_LENGTH_35MM: 200000}, "FocalLengthIn35mmFilm", "default", 260.0),
+        # 360x240 is 3:2 like the 36x24 film: f = f35 * 360 / 36 = 10 f35 px. 3000 mm (the
+        # longest camera zooms) is used: 30000 px; 65535 (the tag's largest value, a
+        # placeholder) is ignored, and the 26 mm default used: 260 px.
+        ({FOCAL_LENGTH_35MM: 3000}, None, "exif FocalLengthIn35mmFilm", 30000.0),
+        ({FOCAL_LENGTH_35MM: 65535}, ("FocalLengthIn35mmFilm", "65535"), "default", 260.0),
         # The 35 mm equivalent ignored, the next tag read: 4 mm at 1000 px/cm = 400 px.
         (
             {
-                FOCAL_LENGTH_35MM: 200000,
+                FOCAL_LENGTH_35MM: 65535,
                 FOCAL_LENGTH: 4.0,
                 FOCAL_PLANE_X_RESOLUTION: 1000.0,
                 FOCAL_PLANE_RESOLUTION_UNIT: 3,
             },
-            "FocalLengthIn35mmFilm",
+            ("FocalLengthIn35mmFilm", "65535"),
             "exif FocalLength",
             400.0,
         ),
+        # FocalLength 600 mm at 1000 px/cm: 60000 px, a 6000 mm equivalent: ignored.
+        (
+            {FOCAL_LENGTH: 600.0, FOCAL_PLANE_X_RESOLUTION: 1000.0, FOCAL_PLANE_RESOLUTION_UNIT: 3},
+            ("FocalLength", "6000"),
+            "default",
+            260.0,
+        ),
     ],
 )
-def test_an_exif_focal_length_no_lens_has_is_ignored_with_a_warning(
+def test_an_exif_focal_length_no_camera_has_is_ignored_with_a_warning(
     tmp_path, focal, ignored, source, f
 ):
-    """An EXIF focal length narrowing the photo's field of view below MIN_FOV_DEG (0.01 deg) put
-    every ray through the photo's centre; it is ignored, named in a warning, and the next
-    source of the camera is used."""
+    """An EXIF focal length whose 35 mm equivalent passes MAX_EXIF_FOCAL_35MM (5000 mm) put
+    every ray through the photo's centre (65535 mm: a 0.03 deg field of view); it is ignored,
+    named in a warning, and the next source of the camera is used."""
     _save(tmp_path / "p.jpg", np.zeros((240, 360, 3), np.uint8), focal=focal)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -659,9 +666,35 @@ def test_an_exif_focal_length_no_lens_has_is_ignored_with_a_warning(
     if ignored is None:
         assert messages == []
     else:
+        tag, mm = ignored
         assert messages == [
-            f"p.jpg: {ignored} gives a focal length of 2e+06 px, a field of view below 0.01 "
-            "deg: ignored (give --fov or --K)"
+            f"p.jpg: {tag} gives a 35 mm-equivalent focal length of {mm} mm, beyond any "
+            "camera's (5000 mm): ignored (give --fov or --K)"
         ]
     assert camera.source == source
     assert camera.K[0, 0].item() == pytest.approx(f) and camera.K[1, 1].item() == pytest.approx(f)
+
+
+def test_a_sixteen_bit_tiff_pillow_turns_wrong_is_refused_naming_it(tmp_path):
+    """Pillow 13 turns a 16-bit TIFF with an EXIF orientation in two places as it loads it:
+    90 x 60 stored, it reports 60 x 90 upright at open and loads 90 x 60 pixels, scrambled.
+    hopose returned that sideways; it is refused naming the file (upright, it reads)."""
+    pixels = np.zeros((60, 90), np.uint16)
+    pixels[:10, :20] = 65535
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    tiff = Image.frombytes("I;16", (90, 60), pixels.tobytes())
+    tiff.save(tmp_path / "turned.tif", exif=exif)
+    tiff.save(tmp_path / "upright.tif")
+    assert read_photo(tmp_path / "upright.tif").size == (90, 60)
+    with Image.open(tmp_path / "turned.tif") as opened:
+        stored_size = opened.size
+    if stored_size == (90, 60):  # a Pillow that leaves the turn to hopose: read right
+        assert read_photo(tmp_path / "turned.tif").size == (60, 90)
+        return
+    with pytest.raises(ValueError) as error:
+        read_photo(tmp_path / "turned.tif")
+    assert str(error.value) == (
+        f"{tmp_path / 'turned.tif'}: not a photo hopose reads (Pillow misreads its EXIF "
+        "orientation 6 (a I;16 TIFF); save it upright)"
+    )

@@ -61,9 +61,9 @@ Camera (:func:`photo_camera`), in pixels of the upright full-size photo, first f
    the EXIF gets a wrong f here; ``PixelXDimension`` could tell a resize but not a crop, so it
    is not used: give ``--fov`` or ``--K`` for such photos;
 
-   an EXIF focal length (3 or 4) that gives the photo a field of view below
-   :data:`MIN_FOV_DEG` (a placeholder value, a broken writer) is ignored with a warning naming
-   the tag, and the next source is used;
+   an EXIF focal length (3 or 4) whose 35 mm equivalent passes :data:`MAX_EXIF_FOCAL_35MM`
+   (a placeholder such as 65535, a broken writer) is ignored with a warning naming the tag, and
+   the next source is used;
 5. the default, :data:`DEFAULT_FOCAL_35MM` = 26 mm equivalent, the wide camera of most phones
    (a horizontal field of view of about 69° on a 3:2 frame, close to FPHA's 69.0°).
 
@@ -113,6 +113,10 @@ narrower ones made NaN of the prediction's 3D, without a word: the float32 inver
 camera overflows once fx · fy passes float32's 3.4e38 (from fx = fy = 1e18 px on a 160x120
 photo, its views' focal lengths up to 20 times that)."""
 FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
+MAX_EXIF_FOCAL_35MM = 5000.0
+"""Longest 35 mm-equivalent focal length (mm) an EXIF tag is believed for: the longest camera
+zooms reach about 3000 mm (Nikon's Coolpix P1000), and a larger value is a placeholder (65535,
+the tag's largest) or a broken writer, which would put every ray through the photo's centre."""
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 # Modes Pillow resizes by nearest neighbour whatever filter is asked (a 1-px pattern aliases
 # instead of averaging), and the modes of the same pixels it filters.
@@ -357,7 +361,14 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
             if image.getexif().get(ExifTags.Base.Orientation, 1) != orientation:
                 # Pillow turned it upright as it loaded the pixels and dropped the tag (a TIFF,
                 # in recent Pillow): turned again, it was read sideways. Such a file is not a
-                # JPEG, so no draft changed its size: the loaded size is the upright photo's.
+                # JPEG, so no draft changed its size: the loaded size is the upright photo's,
+                # which Pillow gives at open too, but for a 16-bit TIFF it turns in two places,
+                # scrambling the pixels (Pillow 13).
+                if image.size != (width, height):
+                    raise UnsupportedPixels(
+                        f"Pillow misreads its EXIF orientation {orientation} (a {image.mode} "
+                        "TIFF); save it upright"
+                    )
                 orientation = 1
                 width, height = image.size
             elif orientation in SWAPPING_ORIENTATIONS:
@@ -522,17 +533,16 @@ def photo_camera(
     if FOCAL_LENGTH in exif and FOCAL_PLANE_X_RESOLUTION in exif and unit_mm is not None:
         focal = exif[FOCAL_LENGTH] * exif[FOCAL_PLANE_X_RESOLUTION] / unit_mm
         exif_focals.append((focal, "exif FocalLength"))
-    # Square pixels: the shorter side's field of view is the narrower one.
-    widest = focal_length(min(width, height), MIN_FOV_DEG)
     for focal, source in exif_focals:
-        if focal <= widest:
+        equivalent = focal * FILM_DIAGONAL_MM / diagonal  # mm on a 36x24 frame
+        if equivalent <= MAX_EXIF_FOCAL_35MM:
             return Camera(intrinsics(focal, focal, cx, cy), source)
-        # A tag no lens could have written (a placeholder such as 65535, a broken writer) would
-        # put every ray through the photo's centre; the next source is a camera.
+        # No camera's lens: the next source is a camera.
         warnings.warn(
             ("" if name is None else f"{name}: ")
-            + f"{source.removeprefix('exif ')} gives a focal length of {focal:.6g} px, a field "
-            f"of view below {MIN_FOV_DEG:g} deg: ignored (give --fov or --K)",
+            + f"{source.removeprefix('exif ')} gives a 35 mm-equivalent focal length of "
+            f"{equivalent:.6g} mm, beyond any camera's ({MAX_EXIF_FOCAL_35MM:g} mm): ignored "
+            "(give --fov or --K)",
             stacklevel=2,
         )
     focal = DEFAULT_FOCAL_35MM * diagonal / FILM_DIAGONAL_MM

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from model_cases import pinhole
 
@@ -184,3 +185,17 @@ def test_each_level_learns_one_adjacency_read_by_its_encoder_and_decoder_layer()
     for down, up in zip(unet.down, unet.up, strict=True):
         assert not torch.equal(down.adj, torch.full_like(down.adj, 1e-3))  # it learnt
         assert torch.equal(down.adj, up.adj)
+
+
+def test_a_state_dict_of_an_adjacency_per_layer_is_refused_not_loaded_wrong():
+    """A Graph U-Net of a hopose before 2026-12-05 learned the decoder's adjacencies apart from
+    the encoder's: loaded, the decoder's overwrote the encoder's in the one shared Parameter,
+    without an error. Its different pair is refused naming the keys; an equal pair loads."""
+    torch.manual_seed(0)
+    state = {key: value.clone() for key, value in GraphUNet().state_dict().items()}
+    unet = GraphUNet()
+    unet.load_state_dict(state)
+    assert torch.equal(unet.down[2].adj, state["down.2.adj"])
+    state["up.2.adj"] += 0.01
+    with pytest.raises(RuntimeError, match=r"up\.2\.adj differs from down\.2\.adj: a Graph U-Net"):
+        GraphUNet().load_state_dict(state)

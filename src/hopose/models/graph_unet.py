@@ -70,6 +70,23 @@ def _graph_conv(
     )
 
 
+def _refuse_separate_adjacencies(
+    module: nn.Module, state: dict, prefix: str, *args: object
+) -> None:
+    """A load_state_dict pre-hook: a state dict whose encoder and decoder adjacencies of a level
+    differ (a hopose before 2026-12-05 learned one per layer) would load without an error, the
+    decoder's overwriting the encoder's in the one shared Parameter, and predict wrongly."""
+    error_msgs = args[-1]
+    for k in range(len(HOPE_WIDTHS)):
+        down, up = state.get(f"{prefix}down.{k}.adj"), state.get(f"{prefix}up.{k}.adj")
+        if down is not None and up is not None and not torch.equal(down, up):
+            error_msgs.append(
+                f"{prefix}up.{k}.adj differs from {prefix}down.{k}.adj: a Graph U-Net of a "
+                "hopose before 2026-12-05 (an adjacency per layer, not per level); retrain it"
+            )
+            return
+
+
 class GraphUNet(Lifter):
     """Adaptive Graph U-Net over the 29 nodes (HOPE-Net), at the release's sizes:
     :data:`HOPE_NODE_COUNTS` nodes per level, :data:`HOPE_WIDTHS` node widths of the encoder's
@@ -102,6 +119,7 @@ class GraphUNet(Lifter):
         # graph convolution of that level: one Parameter here too, updated by both.
         for down, up in zip(self.down, self.up, strict=True):
             up.adj = down.adj
+        self.register_load_state_dict_pre_hook(_refuse_separate_adjacencies)
 
     def forward(
         self, kp2d: Float[Tensor, "B 29 2"], K: Float[Tensor, "B 3 3"]
