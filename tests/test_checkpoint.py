@@ -608,10 +608,13 @@ def test_a_pending_row_is_kept_in_last_pt_alone_and_read_back_or_refused(tmp_pat
     assert state[PENDING_ROW] == row and progress_of(state) == progress
     path = tmp_path / "last.pt"
     assert load_training_state(_resumable(path, PENDING_ROW, row))[PENDING_ROW] == row
-    for value, shown in [(None, "None"), ({"epoch": "3"}, "a dict"), ([3, 0.1], "a list")]:
+    # A row without lr or train/total (a hand-edited file) was a KeyError at the resume's end.
+    less = {"epoch": 3, "train/3d": 4.5}
+    for value, shown in [(None, "None"), ({"epoch": "3"}, "a dict"), ([3, 0.1], "a list"),
+                         (less, "a dict")]:  # fmt: skip
         with pytest.raises(CheckpointError) as error:
             load_training_state(_resumable(path, PENDING_ROW, value))
         assert str(error.value) == (
             f"{path}: '{PENDING_ROW}' must be a metrics row, a dict of column names to "
-            f"numbers, got {shown}"
+            f"numbers with epoch, lr and train/total, got {shown}"
         )

@@ -25,8 +25,8 @@ key            value
                only (``best.pt`` is read for its weights, and the optimiser's moments would
                triple an image stage's file)
 ``pending_row`` in a ``last.pt`` written between validations only: its epoch's metrics row as a
-               validation would have written it, without the validation's columns (``epoch``,
-               ``lr``, the training terms ``train/...``). A resume that makes that epoch the
+               validation would have written it, less the validation's columns: ``epoch``,
+               ``lr`` and the training terms ``train/...``. A resume that makes that epoch the
                last (``optim.epochs`` lowered to it) validates it and writes this row then,
                since its training terms cannot be measured again
 ============== =================================================================================
@@ -321,9 +321,10 @@ _RESUMED: dict[str, JsonType] = {
         "a gradient scaler's state dict (empty where it was disabled)", _scaler_state
     ),
     PENDING_ROW: JsonType(
-        "a metrics row, a dict of column names to numbers",
+        "a metrics row, a dict of column names to numbers with epoch, lr and train/total",
         lambda value: (
             isinstance(value, dict)
+            and {"epoch", "lr", "train/total"} <= value.keys()
             and all(isinstance(name, str) and _is_number(cell) for name, cell in value.items())
         ),
     ),
