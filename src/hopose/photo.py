@@ -477,6 +477,12 @@ def check_camera(
         )
 
 
+def _named(name: str | None, message: str) -> str:
+    """``message`` led by ``name`` (the photo's file, or ``images[2]``: which photo of several)
+    where one is given."""
+    return message if name is None else f"{name}: {message}"
+
+
 def photo_camera(
     photo: Photo,
     *,
@@ -501,20 +507,24 @@ def photo_camera(
         widest = focal_length(width, MIN_FOV_DEG), focal_length(height, MIN_FOV_DEG)
         if K[0] > widest[0] or K[1] > widest[1]:
             raise ValueError(
-                ("" if name is None else f"{name}: ")
-                + f"K: fx {K[0]:g}, fy {K[1]:g} narrow the {width}x{height} photo's field of "
-                f"view below {MIN_FOV_DEG:g} deg across or down; expected fx <= {widest[0]:.6g}, "
-                f"fy <= {widest[1]:.6g}"
+                _named(
+                    name,
+                    f"K: fx {K[0]:g}, fy {K[1]:g} narrow the {width}x{height} photo's field of "
+                    f"view below {MIN_FOV_DEG:g} deg across or down; expected fx <= "
+                    f"{widest[0]:.6g}, fy <= {widest[1]:.6g}",
+                )
             )
         # The photo spans -0.5 ... W - 0.5 (pixel centres at integers). A principal point beyond
         # it is most often a K calibrated at another resolution or for the unrotated sensor,
         # but a crop of a larger photo has one too, so it is said, not refused.
         if not (-0.5 <= K[2] <= width - 0.5 and -0.5 <= K[3] <= height - 0.5):
             warnings.warn(
-                ("" if name is None else f"{name}: ")
-                + f"the principal point ({K[2]:g}, {K[3]:g}) of the K given lies outside the "
-                f"{width}x{height} photo: right for a crop of a larger photo, wrong for a K of "
-                "another resolution or of the unrotated sensor",
+                _named(
+                    name,
+                    f"the principal point ({K[2]:g}, {K[3]:g}) of the K given lies outside the "
+                    f"{width}x{height} photo: right for a crop of a larger photo, wrong for a K "
+                    "of another resolution or of the unrotated sensor",
+                ),
                 stacklevel=2,
             )
         return Camera(intrinsics(*K), "--K")
@@ -539,10 +549,12 @@ def photo_camera(
             return Camera(intrinsics(focal, focal, cx, cy), source)
         # No camera's lens: the next source is a camera.
         warnings.warn(
-            ("" if name is None else f"{name}: ")
-            + f"{source.removeprefix('exif ')} gives a 35 mm-equivalent focal length of "
-            f"{equivalent:.6g} mm, beyond any camera's ({MAX_EXIF_FOCAL_35MM:g} mm): ignored "
-            "(give --fov or --K)",
+            _named(
+                name,
+                f"{source.removeprefix('exif ')} gives a 35 mm-equivalent focal length of "
+                f"{equivalent:.6g} mm, beyond any camera's ({MAX_EXIF_FOCAL_35MM:g} mm): "
+                "ignored (give --fov or --K)",
+            ),
             stacklevel=2,
         )
     focal = DEFAULT_FOCAL_35MM * diagonal / FILM_DIAGONAL_MM
