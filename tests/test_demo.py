@@ -293,6 +293,7 @@ def test_a_stage_starts_from_the_absolute_path_of_the_one_before(tmp_path, monke
     ]
 
 
+@pytest.mark.filterwarnings("ignore:no backbone weights file given")
 def test_a_demo_resumes_from_another_folder_and_spelling_of_its_out(tmp_path, monkeypatch):
     """The reviewer's case: a demo trained with --out demo, resumed from another folder with
     its absolute path (or ./demo), was refused at the encoder for its init_from spelled
