@@ -1144,8 +1144,9 @@ def test_a_path_override_names_the_file_absolute_whatever_the_folder_it_is_made_
     """The override the demo gives a stage's init_from: the same absolute path from the folder
     above the run or from inside it, a folder named with YAML's ": " and " #" included (unquoted,
     the value read as {'.../a': 'b #1/best.pt'}, or cut at the #) and a character beyond the
-    Basic Multilingual Plane (json's ASCII escape of it, a surrogate pair, is no YAML)."""
-    folder = tmp_path / "runs" / "a: b #1 \N{RAISED HAND WITH FINGERS SPLAYED}"
+    Basic Multilingual Plane (json's ASCII escape of it, a surrogate pair, is no YAML) and a
+    control character (DEL: YAML holds it escaped only)."""
+    folder = tmp_path / "runs" / "a: b #1 \N{RAISED HAND WITH FINGERS SPLAYED} \x7f"
     folder.mkdir(parents=True)
     path = CONFIGS / "synthetic" / "encoder.yaml"
     monkeypatch.chdir(tmp_path)

@@ -39,10 +39,10 @@ def test_lifter_stage_on_cuda_learns_and_its_checkpoint_lifts_alike_on_the_cpu(t
 
 
 def test_end2end_stage_in_fp16_with_a_gradient_scaler_moves_both_parts(tmp_path):
-    # The scaler starts at 2**16 and these losses' gradients overflow fp16 above a scale of
-    # about 217 (at the first convolution's output): about 13 steps are skipped before one
-    # moves anything. Batches of 4 give 24 steps (48 samples, 2 epochs; 6 with batches of 16,
-    # all skipped: measured with CPU fp16 autocast and an enabled scaler, 2026-12-05).
+    # The scaler starts at 2**16, halved at each skipped step, and these losses' gradients
+    # overflow fp16 until it is about 8: 13 steps are skipped before one moves anything.
+    # Batches of 4 give 24 steps (48 samples, 2 epochs; 6 with batches of 16, all skipped:
+    # measured with CPU fp16 autocast and an enabled scaler, 2026-12-05).
     cfg = tiny("end2end", "device=cuda", "optim.amp=true", "optim.epochs=2", "optim.batch_size=4")
     result = train(cfg, tmp_path)
     checkpoint = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)

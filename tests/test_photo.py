@@ -675,15 +675,18 @@ def test_an_exif_focal_length_no_camera_has_is_ignored_with_a_warning(
     assert camera.K[0, 0].item() == pytest.approx(f) and camera.K[1, 1].item() == pytest.approx(f)
 
 
-def test_a_sixteen_bit_tiff_pillow_turns_wrong_is_refused_naming_it(tmp_path):
-    """Pillow 13 turns a 16-bit TIFF with an EXIF orientation in two places as it loads it:
-    90 x 60 stored, it reports 60 x 90 upright at open and loads 90 x 60 pixels, scrambled.
-    hopose returned that sideways; it is refused naming the file (upright, it reads)."""
-    pixels = np.zeros((60, 90), np.uint16)
-    pixels[:10, :20] = 65535
+@pytest.mark.parametrize("mode", ["I;16", "L"])
+def test_a_tiff_pillow_turns_wrong_is_refused_naming_it(tmp_path, mode):
+    """Pillow 13 turns an uncompressed TIFF of L, P, RGBA, CMYK or 16-bit pixels with an EXIF
+    orientation of 5 to 8 in two places as it loads it: 90 x 60 stored, it reports 60 x 90
+    upright at open and loads 90 x 60 pixels, scrambled. hopose returned that sideways; it is
+    refused naming the file (upright, it reads)."""
+    dtype, bright = (np.uint16, 65535) if mode == "I;16" else (np.uint8, 255)
+    pixels = np.zeros((60, 90), dtype)
+    pixels[:10, :20] = bright
     exif = Image.Exif()
     exif[0x0112] = 6
-    tiff = Image.frombytes("I;16", (90, 60), pixels.tobytes())
+    tiff = Image.frombytes(mode, (90, 60), pixels.tobytes())
     tiff.save(tmp_path / "turned.tif", exif=exif)
     tiff.save(tmp_path / "upright.tif")
     assert read_photo(tmp_path / "upright.tif").size == (90, 60)
@@ -696,5 +699,5 @@ def test_a_sixteen_bit_tiff_pillow_turns_wrong_is_refused_naming_it(tmp_path):
         read_photo(tmp_path / "turned.tif")
     assert str(error.value) == (
         f"{tmp_path / 'turned.tif'}: not a photo hopose reads (Pillow misreads its EXIF "
-        "orientation 6 (a I;16 TIFF); save it upright)"
+        f"orientation 6 ({mode} pixels); save it upright)"
     )

@@ -25,10 +25,10 @@ key            value
                only (``best.pt`` is read for its weights, and the optimiser's moments would
                triple an image stage's file)
 ``pending_row`` in a ``last.pt`` written between validations only: its epoch's metrics row as a
-               validation would have written it, less the validation's columns: ``epoch``,
-               ``lr`` and the training terms ``train/...``. A resume that makes that epoch the
-               last (``optim.epochs`` lowered to it) validates it and writes this row then,
-               since its training terms cannot be measured again
+               validation would have written it, holding only ``epoch``, ``lr`` and the
+               training terms ``train/...`` (not the validation's). A resume that makes that
+               epoch the last (``optim.epochs`` lowered to it) validates it and writes this
+               row then, since its training terms cannot be measured again
 ============== =================================================================================
 
 Files are written atomically (a temporary file, then a rename), so a crash leaves the old file or

@@ -99,9 +99,14 @@ def path_override(key: str, path: str | Path) -> str:
     """The ``--set`` override giving the path field ``key`` (:data:`PATH_FIELDS`) the file
     ``path`` as a record names it (:func:`hopose.files.recorded_path`): absolute, so that a
     run's config names the same file wherever it is resumed from, and quoted, as a folder
-    named with ": " or " #" would break the YAML value (a JSON string, which YAML reads, its
-    characters unescaped: JSON's escape of one beyond the BMP, a surrogate pair, is no YAML)."""
-    return f"{key}={json.dumps(recorded_path(path), ensure_ascii=False)}"
+    named with ": " or " #" would break the YAML value: in YAML's own double-quoted style, which
+    escapes what YAML cannot hold as it is (a control character, an undecodable byte's
+    surrogate) and keeps the rest (a JSON string's escape of a character beyond the BMP, a
+    surrogate pair, is no YAML)."""
+    value = yaml.safe_dump(
+        recorded_path(path), default_style='"', allow_unicode=True, width=math.inf
+    )
+    return f"{key}={value.rstrip()}"
 
 
 def _require_path(path: str | None, name: str, what: str) -> None:

@@ -362,12 +362,13 @@ def read_photo(path: str | Path, max_side: int = MAX_SIDE) -> Photo:
                 # Pillow turned it upright as it loaded the pixels and dropped the tag (a TIFF,
                 # in recent Pillow): turned again, it was read sideways. Such a file is not a
                 # JPEG, so no draft changed its size: the loaded size is the upright photo's,
-                # which Pillow gives at open too, but for a 16-bit TIFF it turns in two places,
-                # scrambling the pixels (Pillow 13).
+                # which Pillow gives at open too, except where it turns the pixels twice and
+                # scrambles them (Pillow 13: uncompressed L, P, RGBA, CMYK and 16-bit TIFFs
+                # with an orientation of 5 to 8).
                 if image.size != (width, height):
                     raise UnsupportedPixels(
-                        f"Pillow misreads its EXIF orientation {orientation} (a {image.mode} "
-                        "TIFF); save it upright"
+                        f"Pillow misreads its EXIF orientation {orientation} ({image.mode} "
+                        "pixels); save it upright"
                     )
                 orientation = 1
                 width, height = image.size

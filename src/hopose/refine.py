@@ -73,9 +73,11 @@ class RefineWeights:
     energy at every step where its largest curvature times ``step`` is below 2. The bone term
     couples each joint to its neighbours: its curvature is ``2 w_bone`` times the largest
     eigenvalue of the hand tree's Laplacian (about 6, the wrist's five bones), not ``2 w_bone``,
-    so with the defaults the largest curvature times ``step`` is about 1.8 and can pass 2 (in 3
-    of 40 generated grasps): a frame's energy may then rise at a step (in about one in six of
-    their steps), while the batch's falls at every step (measured 2026-12-05). Every weight,
+    so with the defaults the largest curvature times ``step`` is about 1.8 at the start (1.9
+    at most over 40 generated grasps) and the step is not a guaranteed descent: with their
+    exact 2D, 13 of the 40 frames' energies rose at some step and the batch's at 3 of the 8
+    (with ``w_bone`` 0 it fell at every step; measured 2026-12-05). The contact selection, the
+    cuboid fit and the final push out of the box are not descent steps either. Every weight,
     ``contact_reach`` and ``contact_gap`` must be finite and >= 0 (a weight of 0 turns its term
     off), ``step`` finite and > 0; a bad field raises ValueError naming it.
     """
@@ -91,9 +93,12 @@ class RefineWeights:
     contact_reach: float = 0.4
     """Joints within this many box radii L of the surface are held ``contact_gap`` off it (Eq. 5
     counts contacts within 0.2). At 0.2 a ground-truth grasp moves less (0.8 mm against 3.2),
-    but the demo lifter's refined grasps keep fewer contacts (6.8 a frame against 7.5, the
-    truth's 7.4) and reach force closure in 30.5% of frames against 35.0% (the truth's 47.5%;
-    docs/evaluation.md, "Physical refinement")."""
+    but the demo lifter's refined grasps keep fewer contacts (6.81 a frame against 7.47, the
+    truth's 7.45) and reach force closure in 30.5% of frames against 35.0% (the truth's 47.5%;
+    docs/evaluation.md, "Physical refinement"). Where ``contact_reach * L`` is below
+    ``contact_gap`` (a box of L under 17 mm) the term only pushes joints out, and beyond Eq. 5's
+    0.2 L (L under 34 mm) it holds them past what Eq. 5 counts as a contact; generated boxes
+    have L of 39 mm or more."""
     contact_gap: float = 6.8
     """mm: the distance to the box surface ``E_contact`` holds the joints within reach at. The
     median distance of the ground-truth joints that lie outside the box within Eq. 5's 0.2 L
