@@ -43,7 +43,7 @@ from hopose.data.check import dataset_splits
 from hopose.data.grasps import SEED_LIMIT, SEED_RANGE_TEXT
 from hopose.data.synthetic import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from hopose.data.transforms import DEFAULT_CROP, DEFAULT_IMAGE_SIZE
-from hopose.files import recorded_path
+from hopose.files import led_by, recorded_path
 from hopose.models import BACKBONES, HEADS, LIFTERS, RESIDUAL_STAGES, VARIANT_PARTS
 from hopose.models.encoder import STAGE_COUNTS_TEXT
 from hopose.models.heads import HEATMAP_TILE
@@ -834,12 +834,6 @@ def override_value(text: str) -> Any:
     return OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]))["value"]
 
 
-def _at(source: str | None, message: str) -> str:
-    """``message`` led by ``source``, where the value it judges came from (None: said by the
-    caller)."""
-    return message if source is None else f"{source}: {message}"
-
-
 def _overrides_named(message: str, overrides: Sequence[str]) -> str | None:
     """The overrides in force (a key's last) whose key ``message`` names, or whose key is a
     section above a field it names (``data.options`` of ``data.options.protocol``), each as
@@ -876,9 +870,9 @@ def _to_config(
         _require_bools(section, values)
         merged = OmegaConf.merge(schema, values)
     except ConfigError as error:
-        raise ConfigError(_at(source, str(error))) from None
+        raise ConfigError(led_by(source, str(error))) from None
     except OmegaConfBaseException as error:
-        raise ConfigError(_at(source, _one_line(error))) from None
+        raise ConfigError(led_by(source, _one_line(error))) from None
     for item in overrides:
         try:
             # Read on its own first for its bool fields, which the merge would set from any
@@ -902,7 +896,7 @@ def _to_config(
         return OmegaConf.to_object(merged)
     except (ConfigError, OmegaConfBaseException) as error:
         message = str(error) if isinstance(error, ConfigError) else _one_line(error)
-        raise ConfigError(_at(_overrides_named(message, overrides) or source, message)) from None
+        raise ConfigError(led_by(_overrides_named(message, overrides) or source, message)) from None
 
 
 def saved_config(values: Mapping[str, Any]) -> dict[str, Any]:

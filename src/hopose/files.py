@@ -7,7 +7,8 @@ the writer has finished. Write errors such as ENOSPC come out of a ``write()`` c
 file name; they are re-raised as the same kind of :class:`OSError` naming the target.
 :func:`recorded_path` is the form in which a record (``metrics.json``, a cache's ``meta.json``)
 names the files it was made from; :func:`require_file` refuses an input that is no file, and
-:func:`json_mismatch` a record's field of another type.
+:func:`json_mismatch` a record's field of another type; :func:`led_by` leads a message with
+where the value it judges came from.
 """
 
 from __future__ import annotations
@@ -116,6 +117,12 @@ def copy_file(source: str | Path, path: str | Path) -> Path:
                 shutil.copyfileobj(reader, writer)
 
         return write_atomic(path, copy)
+
+
+def led_by(source: str | None, message: str) -> str:
+    """``message`` led by ``source`` (the file, field or override the value it judges came
+    from; None: the caller says it)."""
+    return message if source is None else f"{source}: {message}"
 
 
 def require_file(path: str | Path, what: str) -> Path:

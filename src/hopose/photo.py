@@ -89,7 +89,7 @@ import torch
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from hopose.crop import edge_aligned_scale
-from hopose.files import require_file
+from hopose.files import led_by, require_file
 
 MAX_SIDE = 1920
 """Longest side (px) of the working copy a photo is decoded to."""
@@ -478,12 +478,6 @@ def check_camera(
         )
 
 
-def _named(name: str | None, message: str) -> str:
-    """``message`` led by ``name`` (the photo's file, or ``images[2]``: which photo of several)
-    where one is given."""
-    return message if name is None else f"{name}: {message}"
-
-
 def photo_camera(
     photo: Photo,
     *,
@@ -508,7 +502,7 @@ def photo_camera(
         widest = focal_length(width, MIN_FOV_DEG), focal_length(height, MIN_FOV_DEG)
         if K[0] > widest[0] or K[1] > widest[1]:
             raise ValueError(
-                _named(
+                led_by(
                     name,
                     f"K: fx {K[0]:g}, fy {K[1]:g} narrow the {width}x{height} photo's field of "
                     f"view below {MIN_FOV_DEG:g} deg across or down; expected fx <= "
@@ -520,7 +514,7 @@ def photo_camera(
         # but a crop of a larger photo has one too, so it is said, not refused.
         if not (-0.5 <= K[2] <= width - 0.5 and -0.5 <= K[3] <= height - 0.5):
             warnings.warn(
-                _named(
+                led_by(
                     name,
                     f"the principal point ({K[2]:g}, {K[3]:g}) of the K given lies outside the "
                     f"{width}x{height} photo: right for a crop of a larger photo, wrong for a K "
@@ -550,7 +544,7 @@ def photo_camera(
             return Camera(intrinsics(focal, focal, cx, cy), source)
         # No camera's lens: the next source is a camera.
         warnings.warn(
-            _named(
+            led_by(
                 name,
                 f"{source.removeprefix('exif ')} gives a 35 mm-equivalent focal length of "
                 f"{equivalent:.6g} mm, beyond any camera's ({MAX_EXIF_FOCAL_35MM:g} mm): "
