@@ -16,6 +16,7 @@ import torchvision
 from hopose.checkpoint import (
     FORMAT,
     PENDING_ROW,
+    PENDING_SECONDS,
     CheckpointError,
     checkpoint_config,
     first_non_finite,
@@ -519,6 +520,8 @@ SCALER = "'scaler' must be a gradient scaler's state dict (empty where it was di
          ">= 1, got '2'"),
         ("optimizer", None, f"{OPTIMIZER} None"),  # TypeError: not subscriptable
         ("optimizer", {}, f"{OPTIMIZER} {{}}"),  # KeyError: 'param_groups'
+        # A parameter's state that is no dict: an AttributeError from the finiteness check.
+        ("optimizer", {"state": {0: 5.0}, "param_groups": []}, f"{OPTIMIZER} a dict"),
         ("scheduler", None, f"{SCHEDULER} None"),  # TypeError: not iterable
         ("scheduler", {}, f"{SCHEDULER} {{}}"),  # resumed with the schedule restarted
         ("scaler", None, f"{SCALER} None"),
@@ -572,6 +575,31 @@ def test_resume_of_a_negative_epoch_names_last_pt(tmp_path, lifter_run):
     assert (run / "metrics.csv").read_text() == before
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf], ids=["nan", "inf"])
+def test_an_optimiser_state_holding_nan_or_inf_is_refused_naming_the_file_and_tensor(
+    tmp_path, value
+):
+    """Adam's state after a step, its first moment finite and its second holding ``value`` in
+    one entry: read back where all is finite, refused naming the file and the tensor otherwise.
+    A resume trained from it: a NaN there reaches the weights at the first step, an infinity
+    freezes the parameter."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    weight.grad = torch.ones(2)
+    optimizer.step()
+    state = optimizer.state_dict()
+    path = tmp_path / "last.pt"
+    read = load_training_state(_resumable(path, "optimizer", state))["optimizer"]
+    assert torch.equal(read["state"][0]["exp_avg_sq"], state["state"][0]["exp_avg_sq"])
+    state["state"][0]["exp_avg_sq"][1] = value
+    with pytest.raises(CheckpointError) as error:
+        load_training_state(_resumable(path, "optimizer", state))
+    assert str(error.value) == (
+        f"{path}: the optimiser's state tensors hold non-finite values "
+        "(optimizer.state.0.exp_avg_sq)"
+    )
+
+
 def test_first_non_finite_names_the_first_nan_or_infinity_of_any_float_type():
     """In order: finite float32 and float64 tensors, an integer tensor and a number (passed
     over: an optimiser's counters, a row's values), a bfloat16 -inf, then a NaN: the first
@@ -603,18 +631,25 @@ def test_a_pending_row_is_kept_in_last_pt_alone_and_read_back_or_refused(tmp_pat
     progress = {"format": FORMAT, "stage": "lifter", "epoch": 3, "best": 1.5, "best_epoch": 1}
     row = {"epoch": 3, "lr": 0.003, "train/3d": 4.5, "train/total": 9.0}
     state = training_state(
-        progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler, pending_row=row
-    )
-    assert state[PENDING_ROW] == row and progress_of(state) == progress
+        progress, optimizer=optimizer, scheduler=scheduler, scaler=scaler, pending_row=row,
+        pending_seconds=12.5,
+    )  # fmt: skip
+    assert (state[PENDING_ROW], state[PENDING_SECONDS]) == (row, 12.5)
+    assert progress_of(state) == progress
     path = tmp_path / "last.pt"
     assert load_training_state(_resumable(path, PENDING_ROW, row))[PENDING_ROW] == row
+    assert load_training_state(_resumable(path, PENDING_SECONDS, 0.0))[PENDING_SECONDS] == 0.0
+    seconds = "the pending epoch's training time, a finite number of seconds >= 0"
     # A row without lr or train/total (a hand-edited file) was a KeyError at the resume's end.
     less = {"epoch": 3, "train/3d": 4.5}
-    for value, shown in [(None, "None"), ({"epoch": "3"}, "a dict"), ([3, 0.1], "a list"),
-                         (less, "a dict")]:  # fmt: skip
+    row_kind = "a metrics row, a dict of column names to numbers with epoch, lr and train/total"
+    cases = [
+        *((PENDING_SECONDS, value, shown, seconds) for value, shown in [
+            (-0.5, "-0.5"), (math.inf, "inf"), (math.nan, "nan"), ("1", "'1'"), (True, "True")]),
+        *((PENDING_ROW, value, shown, row_kind) for value, shown in [
+            (None, "None"), ({"epoch": "3"}, "a dict"), ([3, 0.1], "a list"), (less, "a dict")]),
+    ]  # fmt: skip
+    for key, value, shown, kind in cases:
         with pytest.raises(CheckpointError) as error:
-            load_training_state(_resumable(path, PENDING_ROW, value))
-        assert str(error.value) == (
-            f"{path}: '{PENDING_ROW}' must be a metrics row, a dict of column names to "
-            f"numbers with epoch, lr and train/total, got {shown}"
-        )
+            load_training_state(_resumable(path, key, value))
+        assert str(error.value) == f"{path}: '{key}' must be {kind}, got {shown}"

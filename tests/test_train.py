@@ -20,6 +20,7 @@ import torch
 import torch.multiprocessing as mp
 import torchvision
 
+from hopose import checkpoint as checkpoint_module
 from hopose import train as train_module
 from hopose.checkpoint import (
     FORMAT,
@@ -858,10 +859,10 @@ def test_resume_below_the_epochs_done_is_refused_naming_both(tmp_path):
 
 
 def test_a_missing_backbone_weights_file_is_refused_before_the_data_is_built(tmp_path, monkeypatch):
-    def read_splits(*args, **kwargs):
+    def read_split(*args, **kwargs):
         raise AssertionError("the data was built before the config was checked")
 
-    monkeypatch.setattr(train_module, "_read_splits", read_splits)
+    monkeypatch.setattr(train_module, "_read_split", read_split)
     missing = tmp_path / "resnet18.pth"
     cfg = tiny("encoder", f"model.backbone_weights={missing}")
     with pytest.raises(FileNotFoundError, match=r"^model\.backbone_weights: .*resnet18\.pth"):
@@ -902,10 +903,10 @@ def test_a_stage_whose_encoder_a_checkpoint_replaces_reads_no_backbone_weights(t
 def test_backbone_weights_the_backbone_cannot_load_are_refused_before_the_data_is_built(
     tmp_path, monkeypatch, content, reason
 ):
-    def read_splits(*args, **kwargs):
+    def read_split(*args, **kwargs):
         raise AssertionError("the data was built before the weights were checked")
 
-    monkeypatch.setattr(train_module, "_read_splits", read_splits)
+    monkeypatch.setattr(train_module, "_read_split", read_split)
     weights = tmp_path / "r18.pth"
     if isinstance(content, bytes):
         weights.write_bytes(content)
@@ -921,10 +922,10 @@ def test_resuming_a_finished_run_builds_no_data_and_returns_its_network(tmp_path
     crops again."""
     done = train(tiny("encoder", "optim.epochs=1"), tmp_path)
 
-    def read_splits(*args, **kwargs):
+    def read_split(*args, **kwargs):
         raise AssertionError("a finished run built its data")
 
-    monkeypatch.setattr(train_module, "_read_splits", read_splits)
+    monkeypatch.setattr(train_module, "_read_split", read_split)
     again = train(tiny("encoder", "optim.epochs=1"), tmp_path, resume=True)
     assert (again.best, again.best_epoch, again.checkpoint) == (
         done.best,
@@ -1242,7 +1243,33 @@ def test_amp_is_on_where_asked_on_a_gpu_and_float16_there(monkeypatch):
     assert seen == [("cuda", torch.float16), ("cpu", torch.bfloat16)]
 
 
-def test_tensorboard_drops_the_scalars_of_an_epoch_a_resume_redoes(tmp_path, monkeypatch):
+@pytest.fixture
+def event_files_in_order(monkeypatch):
+    """TensorBoard reads a folder's event files in name order, and a name ends in the count of
+    writers this process made before it: made within one second, the writer numbered 10 is read
+    before the one numbered 9, and a resume's purge before what it purges. The count starts
+    again for the test, which makes fewer than 10."""
+    from tensorboard.summary.writer import event_file_writer
+
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(0))
+
+
+def _tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar the TensorBoard logs of ``run`` hold, as TensorBoard shows them (purges
+    applied): (step, value) by tag."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return {
+        tag: [(scalar.step, scalar.value) for scalar in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+    }
+
+
+def test_tensorboard_drops_the_scalars_of_an_epoch_a_resume_redoes(
+    tmp_path, monkeypatch, event_files_in_order
+):
     """Killed after epoch 2's rows, before its last.pt: the resume redoes epoch 2 and purges the
     unclaimed TensorBoard scalars from step 2 on, as it drops the CSV row, so TensorBoard shows
     one value per epoch, the CSV's."""
@@ -1380,6 +1407,54 @@ def test_resume_writes_no_best_pt_from_a_last_pt_of_non_finite_weights(tmp_path)
     assert not (tmp_path / "best.pt").exists()
 
 
+def test_resume_refuses_a_last_pt_whose_adam_state_is_not_finite_before_writing_anything(
+    tmp_path,
+):
+    """A last.pt of finite weights whose Adam second moment holds an infinity (edited, or saved
+    by a hopose before 2026-12-05): the resume refuses it naming the file and the tensor, and leaves
+    the folder as it was. It trained an epoch from it (the parameter frozen: its steps divided
+    by infinity), wrote epoch 2's rows, and stopped at its checkpoint blaming that epoch's
+    gradient."""
+    train(tiny("lifter"), tmp_path)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    moments = last["optimizer"]["state"][0]
+    moments["exp_avg_sq"] = torch.full_like(moments["exp_avg_sq"], math.inf)
+    torch.save(last, tmp_path / "last.pt")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(CheckpointError) as error:
+        train(tiny("lifter", "optim.epochs=2"), tmp_path, resume=True)
+    assert str(error.value) == (
+        f"{tmp_path / 'last.pt'}: the optimiser's state tensors hold non-finite values "
+        "(optimizer.state.0.exp_avg_sq)"
+    )
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def test_a_resume_checks_the_weights_finiteness_once_and_adams_state_too(tmp_path, monkeypatch):
+    """Resuming a finished run checks last.pt's tensors once each: the weights, by
+    load_training_state (load_weights checked them a second time), and Adam's moments and
+    steps, 3 per trained parameter (never checked before a resume trained from them)."""
+    train(tiny("lifter"), tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    adam = {
+        f"optimizer.state.{index}.{name}"
+        for index, values in last["optimizer"]["state"].items()
+        for name in values
+    }
+    checked = []
+    first_non_finite = checkpoint_module.first_non_finite
+
+    def spy(tensors):
+        checked.append(set(tensors))
+        return first_non_finite(tensors)
+
+    monkeypatch.setattr(checkpoint_module, "first_non_finite", spy)
+    train(tiny("lifter"), tmp_path, resume=True)
+    assert checked == [set(last["model"]), adam]
+    assert len(adam) == 3 * len(last["optimizer"]["param_groups"][0]["params"])
+
+
 def _same_checkpoint(a: dict, b: dict) -> bool:
     """Whether two checkpoints hold the same keys and values, tensors bit for bit."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -1400,7 +1475,8 @@ def test_a_resume_ending_at_an_unvalidated_last_pt_validates_it_as_the_run_would
     terms last.pt kept), last.pt and best.pt bit for bit that run's. Before, it was taken as
     finished: no validation, no row 3, and best.pt epoch 2's (without a validation split, the
     next stage's init_from started from an older epoch). Killed again between row 3 and its
-    last.pt, the resume writes row 3 once."""
+    last.pt, the resume writes row 3 once. Neither resume builds the training split it never
+    reads (it built it: for an image stage, thousands of crops to render)."""
     extra = (f"data.val_split={val_split}", "optim.val_every=2", "optim.checkpoint_minutes=0")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     done = train(tiny("lifter", "optim.epochs=3", *extra), straight)
@@ -1415,16 +1491,60 @@ def test_a_resume_ending_at_an_unvalidated_last_pt_validates_it_as_the_run_would
         raise AssertionError("trained an epoch that last.pt holds")
 
     monkeypatch.setattr(train_module, "train_one_epoch", no_training)
+    built = []
+
+    def split_spy(data, split, **kwargs):
+        built.append(split)
+        return build_split(data, split, **kwargs)
+
+    monkeypatch.setattr(train_module, "build_split", split_spy)
     _kill_at(monkeypatch, "last.pt", 3, after=False)
     with pytest.raises(KeyboardInterrupt):
         train(tiny("lifter", "optim.epochs=3", *extra), killed, resume=True)
     assert [row["epoch"] for row in _rows(killed)] == ["2", "3"]
     monkeypatch.setattr(train_module, "save_checkpoint", save_checkpoint)
     resumed = train(tiny("lifter", "optim.epochs=3", *extra), killed, resume=True)
+    assert built == ["val", "val"] if val_split == "val" else built == []
     assert (resumed.best, resumed.best_epoch) == (done.best, done.best_epoch)
     assert _rows(killed) == _rows(straight)
     for name in ("last.pt", "best.pt"):
         assert _same_checkpoint(load_checkpoint(killed / name), load_checkpoint(straight / name))
+
+
+@pytest.mark.parametrize("epochs", [3, 5], ids=["ended_again", "trained_on"])
+def test_tensorboard_after_a_killed_resume_of_a_pending_epoch_is_the_uninterrupted_runs(
+    tmp_path, monkeypatch, event_files_in_order, epochs
+):
+    """5 epochs validated after 2, 4 and 5, last.pt after every epoch, killed as epoch 4's
+    last.pt is written: last.pt holds epoch 3 unvalidated. A resume with optim.epochs=3
+    validates epoch 3, writes its scalars and row, and is killed before its last.pt. Resumed
+    again, to end at 3 or to train on to 5, TensorBoard holds the uninterrupted run's scalars:
+    every tag at the same steps with the same values, epoch 3's training time the one the first
+    run measured (the other times differ from run to run). Before, the killed validation's
+    scalars stayed at step 3: there twice (ended again) or where no validation was (trained
+    on)."""
+    extra = ("optim.val_every=2", "optim.checkpoint_minutes=0")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(tiny("lifter", f"optim.epochs={epochs}", *extra), straight)
+    _kill_at(monkeypatch, "last.pt", 4, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny("lifter", "optim.epochs=5", *extra), killed)
+    measured = dict(_tensorboard_scalars(killed)["time/train_seconds"])[3]
+    _kill_at(monkeypatch, "last.pt", 3, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny("lifter", "optim.epochs=3", *extra), killed, resume=True)
+    assert [row["epoch"] for row in _rows(killed)] == ["2", "3"]
+    monkeypatch.setattr(train_module, "save_checkpoint", save_checkpoint)
+    train(tiny("lifter", f"optim.epochs={epochs}", *extra), killed, resume=True)
+    expected, logged = _tensorboard_scalars(straight), _tensorboard_scalars(killed)
+    assert expected.keys() == logged.keys()
+    for tag, scalars in expected.items():
+        steps = [step for step, _ in scalars]
+        assert [step for step, _ in logged[tag]] == steps, tag
+        if not tag.startswith("time/"):
+            assert logged[tag] == scalars, tag
+    assert dict(logged["time/train_seconds"])[3] == measured
+    assert _rows(killed) == _rows(straight)
 
 
 def test_a_last_pt_between_validations_is_ended_only_by_as_many_processes(tmp_path, monkeypatch):

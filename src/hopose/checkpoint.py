@@ -29,6 +29,11 @@ key            value
                training terms ``train/...`` (not the validation's). A resume that makes that
                epoch the last (``optim.epochs`` lowered to it) validates it and writes this
                row then, since its training terms cannot be measured again
+``pending_seconds`` with ``pending_row``: its epoch's training time in seconds, which TensorBoard
+               logs beside the row (``time/train_seconds``): a resume rewrites that epoch's
+               training scalars (``hopose.train``); absent from a ``last.pt`` of an earlier
+               hopose (``pending_row`` came first, on 2026-12-05), whose resume then logs no
+               time for that epoch
 ============== =================================================================================
 
 Files are written atomically (a temporary file, then a rename), so a crash leaves the old file or
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -80,6 +86,9 @@ OPTIMISATION_STATE: tuple[str, ...] = ("optimizer", "scheduler", "scaler")
 PENDING_ROW = "pending_row"
 """Key of the metrics row a ``last.pt`` written between validations holds for its epoch
 (the module docstring's table)."""
+PENDING_SECONDS = "pending_seconds"
+"""Key of the training time in seconds of :data:`PENDING_ROW`'s epoch (the module docstring's
+table)."""
 # Optimiser options that choose how the update is computed, not what it is.
 _IMPLEMENTATION = ("fused", "foreach")
 
@@ -147,17 +156,31 @@ def training_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     pending_row: Mapping[str, float] | None = None,
+    pending_seconds: float | None = None,
 ) -> dict[str, Any]:
     """``progress`` (:func:`progress_checkpoint`) and the optimisation state: ``last.pt``, what
-    ``--resume`` continues from; with ``pending_row`` (:data:`PENDING_ROW`) where its epoch was
-    not validated."""
+    ``--resume`` continues from; with ``pending_row`` (:data:`PENDING_ROW`) and
+    ``pending_seconds`` (:data:`PENDING_SECONDS`) where its epoch was not validated."""
     states = (optimizer, scheduler, scaler)
     last = dict(progress) | {
         key: state.state_dict() for key, state in zip(OPTIMISATION_STATE, states, strict=True)
     }
     if pending_row is not None:
         last[PENDING_ROW] = dict(pending_row)
+    if pending_seconds is not None:
+        last[PENDING_SECONDS] = float(pending_seconds)
     return last
+
+
+def optimiser_tensors(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-parameter values of an optimiser's state dict ``state`` (Adam's ``exp_avg``,
+    ``exp_avg_sq`` and ``step`` of each parameter), named ``optimizer.state.<index>.<name>``
+    as :func:`first_non_finite` reports them."""
+    return {
+        f"optimizer.state.{index}.{name}": value
+        for index, values in state["state"].items()
+        for name, value in values.items()
+    }
 
 
 def holds_best(state: Mapping[str, Any]) -> bool:
@@ -167,10 +190,10 @@ def holds_best(state: Mapping[str, Any]) -> bool:
 
 
 def progress_of(state: Mapping[str, Any]) -> dict[str, Any]:
-    """``last.pt`` (:func:`training_state`) without its optimisation state and pending row: the
+    """``last.pt`` (:func:`training_state`) without its optimisation state and pending epoch: the
     :func:`progress_checkpoint` it was made from, which is ``best.pt`` when its epoch is the
     run's best."""
-    last_only = (*OPTIMISATION_STATE, PENDING_ROW)
+    last_only = (*OPTIMISATION_STATE, PENDING_ROW, PENDING_SECONDS)
     return {key: value for key, value in state.items() if key not in last_only}
 
 
@@ -277,6 +300,7 @@ def _optimizer_state(value: Any) -> bool:
     return (
         isinstance(value, dict)
         and isinstance(value.get("state"), dict)
+        and all(isinstance(values, dict) for values in value["state"].values())
         and isinstance(value.get("param_groups"), list)
         and all(isinstance(group, dict) for group in value["param_groups"])
     )
@@ -328,6 +352,10 @@ _RESUMED: dict[str, JsonType] = {
             and all(isinstance(name, str) and _is_number(cell) for name, cell in value.items())
         ),
     ),
+    PENDING_SECONDS: JsonType(
+        "the pending epoch's training time, a finite number of seconds >= 0",
+        lambda value: _is_number(value) and 0 <= value < math.inf,
+    ),
 }
 
 
@@ -350,9 +378,10 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: the file is not a readable checkpoint, lacks the progress or the
             optimisation state (``best.pt`` and weights-only checkpoints), holds one of
-            another type or range (``best_epoch`` not below ``epoch``), or weights holding NaN
-            or an infinity (before a resume writes ``best.pt`` from them): one line naming the
-            file and the keys.
+            another type or range (``best_epoch`` not below ``epoch``), or weights or an
+            optimiser state holding NaN or an infinity (before a resume writes ``best.pt`` from
+            them, or trains from them): one line naming the file and the keys. The weights
+            checked here, a resume loads them with ``load_weights(..., checked=True)``.
     """
     checkpoint = load_checkpoint(path)
     missing = [key for key in (*PROGRESS_KEYS, *OPTIMISATION_STATE) if key not in checkpoint]
@@ -372,6 +401,9 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
             f"({checkpoint['epoch']}, the epochs done)"
         )
     _require_finite(checkpoint["model"], path)
+    _require_finite(
+        optimiser_tensors(checkpoint["optimizer"]), path, "the optimiser's state tensors"
+    )
     return checkpoint
 
 
@@ -448,19 +480,28 @@ def first_non_finite(tensors: Mapping[str, Any]) -> str | None:
     return next((key for key, ok in zip(floating, finite, strict=True) if not ok), None)
 
 
-def _require_finite(state: Mapping[str, Any], path: str | Path) -> None:
-    """Refuse weights holding NaN or an infinity, naming ``path`` and the first such key: they
-    would load and predict NaN, or fail later in whatever reads the predictions."""
+def _require_finite(
+    state: Mapping[str, Any], path: str | Path, what: str = "model weights"
+) -> None:
+    """Refuse ``what`` (weights, an optimiser's state tensors) holding NaN or an infinity, naming
+    ``path`` and the first such key: weights would load and predict NaN, or fail later in
+    whatever reads the predictions; an optimiser's state would put NaN in the weights at its
+    first step."""
     key = first_non_finite(state)
     if key is not None:
-        raise CheckpointError(f"{path}: model weights hold non-finite values ({key})")
+        raise CheckpointError(f"{path}: {what} hold non-finite values ({key})")
 
 
-def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], path: str | Path) -> None:
+def load_weights(
+    model: nn.Module, checkpoint: Mapping[str, Any], path: str | Path, *, checked: bool = False
+) -> None:
     """Load the whole network's weights of ``checkpoint`` (read from ``path``) into ``model``;
     weights that do not fit, or hold NaN or infinities, are one line naming ``path``
-    (:class:`CheckpointError`)."""
-    _require_finite(checkpoint["model"], path)
+    (:class:`CheckpointError`). ``checked``: ``checkpoint`` was read by
+    :func:`load_training_state`, which refused such weights already (a resume reads them
+    once)."""
+    if not checked:
+        _require_finite(checkpoint["model"], path)
     _load_state(model, checkpoint["model"], Path(path))
 
 

@@ -21,10 +21,14 @@ and logs its training terms and time to TensorBoard. Validation, the metrics row
 come every ``optim.val_every`` epochs and after the last epoch; ``last.pt`` with them and, between
 them, after the first epoch that ends ``optim.checkpoint_minutes`` after its last write, so that a
 kill loses little more than the epoch it interrupts. Such a ``last.pt`` keeps its epoch's metrics
-row: a resume that makes that epoch the last (``optim.epochs`` lowered to it) validates it and
-writes the row, ``last.pt`` and ``best.pt`` without training, as the run would have ended without
-the stop. No checkpoint is written of weights or optimiser state holding NaN or an infinity (a
-step with a finite loss may have a NaN gradient): the run stops and the last one is kept.
+row and training time: a resume that makes that epoch the last (``optim.epochs`` lowered to it)
+validates it and writes the row, ``last.pt`` and ``best.pt`` without training (nor building the
+training split), as the run would have ended without the stop. A resume purges from TensorBoard
+the scalars of the epochs it redoes and, for a pending epoch, a validation that a killed resume
+logged for it (the epoch's training scalars go with it and are written again from ``last.pt``):
+the logs come out as the uninterrupted run's. No checkpoint is written of weights or optimiser
+state holding NaN or an infinity (a step with a finite loss may have a NaN gradient): the run
+stops and the last one is kept.
 
 Run folders (one training at a time, ``--resume``, the order of a validated epoch's writes)
 follow the rules of :mod:`hopose.run_folder`.
@@ -78,12 +82,14 @@ from tqdm import tqdm
 
 from hopose.checkpoint import (
     PENDING_ROW,
+    PENDING_SECONDS,
     first_non_finite,
     holds_best,
     load_checkpoint,
     load_trained_parts,
     load_training_state,
     load_weights,
+    optimiser_tensors,
     progress_checkpoint,
     progress_of,
     restore_training_state,
@@ -670,13 +676,17 @@ def _train(
     # The metrics row of last.pt's epoch where that epoch was not validated (written between
     # validations), None where its rows were written.
     pending_row = None if checkpoint is None else checkpoint.get(PENDING_ROW)
-    if checkpoint is not None and checkpoint["epoch"] == cfg.optim.epochs and pending_row is None:
+    start_epoch = 0 if checkpoint is None else checkpoint["epoch"]
+    if checkpoint is not None and start_epoch == cfg.optim.epochs and pending_row is None:
         # A finished run (a demo resumed after its training): its network, without the data
         # (thousands of crops to render) that no epoch would read.
         model = _network(cfg, stage, checkpoint, init, train_set=None, out_dir=out_dir)[0]
         model.to(runtime.device, memory_format=memory_format(stage))
         return _result(model, _best_of(checkpoint), out_dir, runtime)
-    train_set, val_set = _read_splits(cfg, split_cache, with_images=stage.reads_images)
+    # A pending epoch made the last is validated, not trained: no training split is built.
+    trains = start_epoch < cfg.optim.epochs
+    train_set = _read_split(cfg, "train_split", split_cache, stage) if trains else None
+    val_set = _read_split(cfg, "val_split", split_cache, stage)
     model, trained = _network(cfg, stage, checkpoint, init, train_set, out_dir=out_dir)
     model.to(runtime.device, memory_format=memory_format(stage))
     parts = tuple(model.lifter.parts)
@@ -687,7 +697,6 @@ def _train(
         # expects every parameter's) would stop at the second step waiting for it.
         model.encoder.segmentation.requires_grad_(False)
     optimisation = _optimisation(module, cfg, runtime, checkpoint)
-    start_epoch = 0 if checkpoint is None else checkpoint["epoch"]
     best = Best(math.inf, -1) if checkpoint is None else _best_of(checkpoint)
 
     trained_module = module
@@ -695,17 +704,23 @@ def _train(
         device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         trained_module = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
-    train_loader = _loader(train_set, cfg, runtime, train=True)
+    train_loader = None if train_set is None else _loader(train_set, cfg, runtime, train=True)
     val_loader = None if val_set is None else _loader(val_set, cfg, runtime, train=False)
     writer = None
     if runtime.is_main:
         from torch.utils.tensorboard import SummaryWriter
 
-        # Rows of epochs after the checkpoint were never claimed by it: they are redone; so is
-        # the row of a pending last.pt's own epoch, written by a resume that ended there and was
-        # killed before its last.pt. Its epoch's training scalars came before last.pt: kept.
-        drop_rows_after(out_dir / METRICS_CSV, start_epoch - (pending_row is not None))
-        writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=start_epoch + 1)
+        # Rows of epochs after the checkpoint were never claimed by it: they are redone; so are
+        # a pending last.pt's own epoch's, its validation's, written by a resume that ended
+        # there and was killed before its last.pt. TensorBoard purges a step's every tag (a
+        # SessionLog START at purge_step): that epoch's training scalars go too, and are written
+        # again from what last.pt kept of them.
+        kept = start_epoch - (pending_row is not None)
+        drop_rows_after(out_dir / METRICS_CSV, kept)
+        writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR), purge_step=kept + 1)
+        if pending_row is not None:
+            scalars = _epoch_scalars(pending_row, checkpoint.get(PENDING_SECONDS))
+            _add_scalars(writer, start_epoch, scalars)
 
     if start_epoch == cfg.optim.epochs:
         # Only with a pending row (a finished run returned above): last.pt's epoch, trained
@@ -748,12 +763,11 @@ def _train(
         validated = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
         due = time.monotonic() - last_written >= 60 * cfg.optim.checkpoint_minutes
         if runtime.is_main:
+            row = {"epoch": epoch + 1, "lr": lr} | _prefixed("train", train_terms)
             # Every epoch's training terms and time reach TensorBoard, validated or not: a run
             # between validations (9 epochs of the demo encoder's first 10) is not silent there.
-            scalars = {"lr": lr, "time/train_seconds": train_seconds}
-            _add_scalars(writer, epoch + 1, scalars | _prefixed("train", train_terms))
+            _add_scalars(writer, epoch + 1, _epoch_scalars(row, train_seconds))
             val_terms = {}
-            row = {"epoch": epoch + 1, "lr": lr} | _prefixed("train", train_terms)
             if validated:
                 val_terms, best = _validate(
                     module, val_loader, cfg, best,
@@ -765,6 +779,7 @@ def _train(
                     model, cfg, optimisation, out_dir,
                     trained=trained, epoch=epoch + 1, best=best, world_size=runtime.world_size,
                     pending_row=None if validated else row,
+                    pending_seconds=None if validated else train_seconds,
                 )  # fmt: skip
                 last_written = time.monotonic()
             tqdm.write(_epoch_line(cfg, epoch, lr, train_terms, val_terms, best, train_seconds))
@@ -855,10 +870,12 @@ def _save_checkpoints(
     best: Best,
     world_size: int,
     pending_row: Mapping[str, float] | None = None,
+    pending_seconds: float | None = None,
 ) -> None:
     """Write ``last.pt`` (the network after ``epoch`` epochs done, the run's progress, the
-    optimisation state and ``pending_row``: the epoch's metrics row where it was not validated),
-    then, where ``epoch`` is the ``best`` one, ``best.pt`` (the network and progress alone).
+    optimisation state and, where the epoch was not validated, ``pending_row`` and
+    ``pending_seconds``: its metrics row and training time), then, where ``epoch`` is the
+    ``best`` one, ``best.pt`` (the network and progress alone).
 
     last.pt before best.pt: best.pt never holds an epoch that last.pt does not, which a resume
     would redo (differently, where it is not bit-identical); a kill in between leaves the best
@@ -873,16 +890,13 @@ def _save_checkpoints(
         model, cfg, trained=trained, epoch=epoch, best=best.error, best_epoch=best.epoch,
         world_size=world_size,
     )  # fmt: skip
-    last = training_state(progress, **optimisation._asdict(), pending_row=pending_row)
-    moments = {
-        f"optimizer.state.{index}.{name}": value
-        for index, state in last["optimizer"]["state"].items()
-        for name, value in state.items()
-    }
+    last = training_state(
+        progress, **optimisation._asdict(), pending_row=pending_row, pending_seconds=pending_seconds
+    )
     # A step whose loss is finite can still have a NaN or infinite gradient, which Adam spreads
     # into the weights; the next step's loss would stop the run only after this write, of a
     # last.pt that no resume reads, over the last one that a resume could read.
-    broken = first_non_finite(last["model"] | moments)
+    broken = first_non_finite(last["model"] | optimiser_tensors(last["optimizer"]))
     if broken is not None:
         raise FloatingPointError(
             f"after epoch {epoch}: {broken} holds NaN or infinite values (a training step's "
@@ -935,7 +949,7 @@ def _resumed_checkpoint(cfg: TrainConfig, out_dir: Path, runtime: Runtime) -> di
         check_resumable(cfg, {"config": config_to_dict(load_config(config_path))}, config_path)
         return None
     last_path = out_dir / LAST_CHECKPOINT
-    checkpoint = load_training_state(last_path)
+    checkpoint = load_training_state(last_path)  # its weights and Adam's state checked finite
     check_resumable(cfg, checkpoint, last_path)
     if cfg.optim.epochs > checkpoint["epoch"] or PENDING_ROW in checkpoint:
         # Only a run that trains on or ends its pending epoch (rewriting last.pt, which records
@@ -974,27 +988,27 @@ def _check_backbone_weights(model: ModelConfig) -> None:
         raise ValueError(f"model.backbone_weights: {error}") from error
 
 
-def _read_splits(
-    cfg: TrainConfig, split_cache: SplitCache | None, *, with_images: bool
-) -> tuple[Dataset, Dataset | None]:
-    """The training and validation splits (None without ``data.val_split``); refused, naming
-    the field, when one is empty."""
+def _read_split(
+    cfg: TrainConfig, field: str, split_cache: SplitCache | None, stage: Stage
+) -> Dataset | None:
+    """The split that ``cfg.data``'s ``field`` ("train_split", "val_split") names, as ``stage``
+    reads it (images or not); None where it names none (``data.val_split: null``).
+
+    Raises:
+        ValueError: the split has no samples, naming the field.
+    """
     data = cfg.data
-    splits = tuple(
-        None
-        if split is None
-        else build_split(data, split, with_images=with_images, cache=split_cache)
-        for split in (data.train_split, data.val_split)
-    )
-    for field, dataset in zip(("train_split", "val_split"), splits, strict=True):
-        # Before any epoch: an empty split would train nothing, or validate nothing after it.
-        if dataset is not None and len(dataset) == 0:
-            raise ValueError(
-                f"data.{field}: {data.name} split {getattr(data, field)!r} at "
-                f"{data.cache or data.root} has no samples (`hopose data check` lists what is "
-                "missing)"
-            )
-    return splits
+    split = getattr(data, field)
+    if split is None:
+        return None
+    dataset = build_split(data, split, with_images=stage.reads_images, cache=split_cache)
+    # Before any epoch: an empty split would train nothing, or validate nothing after it.
+    if len(dataset) == 0:
+        raise ValueError(
+            f"data.{field}: {data.name} split {split!r} at {data.cache or data.root} has no "
+            "samples (`hopose data check` lists what is missing)"
+        )
+    return dataset
 
 
 def _network(
@@ -1020,7 +1034,7 @@ def _network(
         with random_backbone_expected() if "encoder" not in stage.trains else nullcontext():
             model = build_model(cfg.model)
     if checkpoint is not None:
-        load_weights(model, checkpoint, out_dir / LAST_CHECKPOINT)
+        load_weights(model, checkpoint, out_dir / LAST_CHECKPOINT, checked=True)
         return model, frozenset(checkpoint["trained"])
     trained = (
         frozenset() if init is None else load_trained_parts(model, init, cfg.init_from, cfg.model)
@@ -1031,6 +1045,15 @@ def _network(
         # fine-tuning from ObMan on FPHA-HO would otherwise start from another function).
         model.lifter.set_stats_from_poses(training_poses(train_set))
     return model, trained | stage.trains
+
+
+def _epoch_scalars(row: Mapping[str, float], seconds: float | None) -> dict[str, float]:
+    """An epoch's training scalars as TensorBoard logs them: the lr and training terms of its
+    metrics ``row`` and its training time in ``seconds`` (None: not known, a ``last.pt`` of an
+    earlier hopose kept no :data:`~hopose.checkpoint.PENDING_SECONDS`)."""
+    timed = {} if seconds is None else {"time/train_seconds": seconds}
+    terms = {name: value for name, value in row.items() if name.startswith("train/")}
+    return {"lr": row["lr"]} | timed | terms
 
 
 def _prefixed(prefix: str, terms: Mapping[str, float]) -> dict[str, float]:
