@@ -718,3 +718,19 @@ def test_a_study_of_ho3d_whose_test_split_holds_only_the_wrist_is_refused(
         "ablate another dataset"
     )
     assert calls == [] and not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("study", ["lifter", "physics"])
+def test_a_study_asks_the_data_whether_its_test_split_holds_the_hand(tmp_path, monkeypatch, study):
+    """The refusal is the data's answer (hopose.data.ho3d.hand_labelled), not a comparison of
+    the dataset's name and split of the ablation's own: a split it calls unlabelled is refused
+    whatever the dataset, and HO-3D is ablated on a split it calls labelled."""
+    errors = dict.fromkeys(("graph_unet", "hand", "object", "full"), (1, 1))
+    calls = fake_run(monkeypatch, errors)
+    monkeypatch.setattr(ablate, "hand_labelled", lambda name, split: name != "fpha")
+    with pytest.raises(ValueError, match=r"^data\.test_split: fpha's 'test' split holds "):
+        ablate.run_ablation(study, tmp_path / "a", data="fpha", root=str(tmp_path), seeds=1)
+    assert calls == [] and not (tmp_path / "a").exists()
+    monkeypatch.setattr(ablate, "hand_labelled", lambda name, split: True)
+    ablate.run_ablation(study, tmp_path / "b", data="ho3d", root=str(tmp_path), seeds=1)
+    assert calls and all(cfg.data.name == "ho3d" for cfg in calls)

@@ -538,7 +538,8 @@ def test_synth_stats_refuses_a_free_fraction_outside_0_1(capsys, fraction):
 def library_calls(monkeypatch) -> list[dict]:
     """The keyword arguments of each call the CLI makes to prepare_cache, eval_data_config and
     run_eval, which are replaced by a recorder: those passed, over the function's defaults for
-    those not (the CLI leaves some unset options to them)."""
+    those not (the CLI leaves some unset options to them). The checkpoint eval reads for the
+    two (load_model) is read as no network and no config, which the recorders pass on."""
     calls = []
 
     def recorder(function):
@@ -558,6 +559,7 @@ def library_calls(monkeypatch) -> list[dict]:
     ):
         module, name = target.rsplit(".", 1)
         monkeypatch.setattr(target, recorder(getattr(importlib.import_module(module), name)))
+    monkeypatch.setattr("hopose.checkpoint.load_model", lambda path, from_images: (None, None))
     return calls
 
 
@@ -1172,12 +1174,18 @@ def test_prepare_without_its_source_names_the_option(tmp_path, capsys, args, mes
     assert not out.exists()
 
 
-def _whole_frame_checkpoint(path: Path) -> Path:
-    """A tiny untrained network saved as one trained on whole frames (no self-cropping)."""
-    cfg = tiny("end2end", "data.crop=resize", "data.options.jitter=false")
+def _tiny_checkpoint(path: Path, *overrides: str) -> Path:
+    """A tiny untrained network of the end-to-end stage (``overrides`` over :func:`tiny`'s),
+    saved as trained: a model that self-crops its square crops, with test-time views."""
+    cfg = tiny("end2end", *overrides)
     trained = ["encoder", "lifter"]
     save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=trained), path)
     return path
+
+
+def _whole_frame_checkpoint(path: Path) -> Path:
+    """A tiny untrained network saved as one trained on whole frames (no self-cropping)."""
+    return _tiny_checkpoint(path, "data.crop=resize", "data.options.jitter=false")
 
 
 NOTHING_SELF_CROPPED = (
@@ -1203,6 +1211,54 @@ def test_a_self_crop_option_for_a_whole_frame_model_is_refused_naming_it(
         f"hopose {command}: error: {option[0]}: {NOTHING_SELF_CROPPED}\n"
     )
     assert not out.exists()
+
+
+@pytest.fixture
+def checkpoint_reads(monkeypatch) -> list[str]:
+    """The files torch.load reads from now on: every reading of a checkpoint
+    (hopose.checkpoint.load_checkpoint, under load_model too) goes through it."""
+    reads = []
+    load = torch.load
+
+    def counted(path, *args, **kwargs):
+        reads.append(str(path))
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    return reads
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_the_self_crop_options_read_the_checkpoint_once_and_are_refused_by_name(
+    tmp_path, capsys, checkpoint_reads, command
+):
+    """With --self-crop-margin or --single-view, eval read its checkpoint three times (its
+    data's config, the options' check, the network) and predict twice, the check reading it
+    only to name the option: once now, the names passed to the library, whose refusals
+    still name the options (a model without test-time views, one on whole frames)."""
+    _noise_png(photo := tmp_path / "photo.png")
+    inputs = ["--data", "synthetic", "--num", "2", "--no-report"]
+    inputs = inputs if command == "eval" else [str(photo)]
+    cases = [
+        (_tiny_checkpoint(tmp_path / "views.pt"), ["--self-crop-margin", "0.3", "--single-view"],
+         None),
+        (_tiny_checkpoint(tmp_path / "one.pt", "data.self_crop_turn=0", "data.self_crop_shift=0"),
+         ["--single-view"], "--single-view: this model already predicts from the one square"),
+        (_whole_frame_checkpoint(tmp_path / "whole.pt"), ["--self-crop-margin", "0.3"],
+         f"--self-crop-margin: {NOTHING_SELF_CROPPED}"),
+        (_tiny_checkpoint(tmp_path / "plain.pt"), [], None),
+    ]  # fmt: skip
+    for number, (checkpoint, options, refusal) in enumerate(cases):
+        checkpoint_reads.clear()
+        out = tmp_path / f"out{number}"
+        status = main([command, str(checkpoint), *inputs, *options, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert checkpoint_reads == [str(checkpoint)], options
+        if refusal is None:
+            assert status == 0, err
+        else:
+            assert status == 1 and err.startswith(f"hopose {command}: error: {refusal}")
+            assert err.count("\n") == 1 and not out.exists()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from dataset_fixtures import write_dexycb, write_fpha
 from PIL import Image
 
 import hopose
+from hopose import checkpoint as checkpoint_module
 from hopose import evaluate, predict, viz
 from hopose.checkpoint import CheckpointError, load_model, model_checkpoint, save_checkpoint
 from hopose.cli import main
@@ -972,8 +973,9 @@ def test_self_cropping_frames_of_two_sizes_sees_each_whole_frame_by_its_own_size
 
 
 def _record_passes(monkeypatch, module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Make ``module``'s ``load_model`` return a model that records, for each forward pass,
-    the K it was given and the 2D it predicted (float64 copies)."""
+    """Make ``module``'s ``load_model``, and :mod:`hopose.checkpoint`'s (the one ``hopose eval``
+    reads its checkpoint with, for run_eval too), return a model that records, for each forward
+    pass, the K it was given and the 2D it predicted (float64 copies)."""
     passes = []
 
     def record(model, args, out):
@@ -985,6 +987,7 @@ def _record_passes(monkeypatch, module) -> list[tuple[torch.Tensor, torch.Tensor
         return model, cfg
 
     monkeypatch.setattr(module, "load_model", load_and_record)
+    monkeypatch.setattr(checkpoint_module, "load_model", load_and_record)
     return passes
 
 

@@ -110,9 +110,10 @@ def test_eval_of_the_evaluation_split_writes_the_upload_in_the_lists_order(ho3d_
 
 
 @pytest.mark.filterwarnings("ignore:no backbone weights file given")
-def test_no_upload_from_part_of_the_split_or_from_ground_truth_2d(ho3d_evaluation, capsys):
-    """A first frames' evaluation (--num) or one fed the true 2D is no submission: none is
-    written, and one left by an earlier evaluation in the folder is removed."""
+def test_no_upload_from_part_of_the_split_or_from_ground_truth_squares(ho3d_evaluation, capsys):
+    """A first frames' evaluation (--num) or one read through squares ground truth places
+    (--gt-box; --gt-2d is refused on this split, which holds no hand 2D) is no submission: none
+    is written, and one left by an earlier evaluation in the folder is removed."""
     root, checkpoint = ho3d_evaluation
     out = root.parent / "eval"
     out.mkdir()
@@ -125,7 +126,7 @@ def test_no_upload_from_part_of_the_split_or_from_ground_truth_2d(ho3d_evaluatio
         "its 2 frames have no prediction (first ho3d_v3/SEQ2/0000)"
     ) in capsys.readouterr().err
     (out / SUBMISSION_FILE).write_bytes(b"an earlier evaluation's")
-    assert main([*args, "evaluation", "--no-report", "--gt-2d", "--out", str(out)]) == 0
+    assert main([*args, "evaluation", "--no-report", "--gt-box", "--out", str(out)]) == 0
     assert not (out / SUBMISSION_FILE).exists()
     # A line of the list skipped (on_error=skip): the server would find one prediction short.
     (root / "evaluation.txt").write_text("SEQ2/0001\nSEQ2/0000\nSEQ2 0002\n")

@@ -35,7 +35,7 @@ import numpy as np
 from hopose.checkpoint import PROGRESS_KEYS, load_checkpoint, load_model
 from hopose.config import TrainConfig, load_config, path_override, stage_unused_fields
 from hopose.configs import config_path
-from hopose.data.ho3d import EVALUATION_SPLIT
+from hopose.data.ho3d import WITHHELD, hand_labelled
 from hopose.data.splits import SplitCache
 from hopose.demo import train_stages
 from hopose.evaluate import run_eval, without_jitter
@@ -321,15 +321,15 @@ STUDIES = ("lifter", "physics")
 
 
 def _require_labelled_test(cfg: TrainConfig) -> None:
-    """Refuse a study scored on a split without hand labels: HO-3D's ``evaluation`` split, its
-    configs' test split, holds only the wrist (the rest is kept for HO-3D's server), so every
-    row's hand read "–" and its object, lifted from NaN 2D, inf or a number, a table that
-    ranked the rows without a word."""
-    if cfg.data.name == "ho3d" and cfg.data.test_split == EVALUATION_SPLIT:
+    """Refuse a study scored on a split without hand labels
+    (:func:`hopose.data.ho3d.hand_labelled`: HO-3D's ``evaluation`` split, its configs' test
+    split, holds only the wrist), where every row's hand read "–" and its object, lifted from
+    NaN 2D, inf or a number, a table that ranked the rows without a word."""
+    name, split = cfg.data.name, cfg.data.test_split
+    if not hand_labelled(name, split):
         raise ValueError(
-            f"data.test_split: ho3d's {EVALUATION_SPLIT!r} split holds only the wrist (HO-3D "
-            "keeps the rest for its server), and an ablation scores the hand and the box "
-            "against their labels; ablate another dataset"
+            f"data.test_split: {name}'s {split!r} split {WITHHELD}, and an ablation scores the "
+            "hand and the box against their labels; ablate another dataset"
         )
 
 

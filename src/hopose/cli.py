@@ -64,7 +64,7 @@ DEFAULT_IMAGE_SIZE = 224  # hopose.data.transforms.DEFAULT_IMAGE_SIZE
 # The options of hopose.refine.refinement's parameters, named in its refusal from the commands.
 REFINE_FLAGS = ("--refine", "--complete-grasp")
 # The options of hopose.self_crop.SelfCropping.of's margin and single_view, named in its refusals
-# from the commands.
+# from the commands (run_eval's and predict_images' self_crop_names).
 SELF_CROP_FLAGS = ("--self-crop-margin", "--single-view")
 
 # The message PyTorch gives an error it raises again from a DataLoader worker
@@ -321,24 +321,6 @@ def _add_self_crop_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _check_self_cropping(args: argparse.Namespace, *, enabled: bool) -> None:
-    """Refuse ``--self-crop-margin`` or ``--single-view`` where the checkpoint's model has
-    nothing for them (:meth:`hopose.self_crop.SelfCropping.of`), naming the option: the library
-    refuses them too once it has read the model, naming its parameters. The checkpoint is read
-    for its config only when one of the two is given. ``enabled``: the command self-crops at
-    all (not eval's --gt-2d or --gt-box)."""
-    if args.self_crop_margin is None and not args.single_view:
-        return
-    from hopose.checkpoint import checkpoint_config, load_checkpoint
-    from hopose.self_crop import SelfCropping
-
-    trained = checkpoint_config(args.checkpoint, load_checkpoint(args.checkpoint))
-    SelfCropping.of(
-        trained.data, enabled=enabled, margin=args.self_crop_margin,
-        single_view=args.single_view, names=SELF_CROP_FLAGS,
-    )  # fmt: skip
-
-
 def _add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device``, for eval and predict: "auto" (the default, as training's) or a device of
     :data:`hopose.config.DEVICES`, checked by the command (a GPU this machine lacks too)."""
@@ -425,7 +407,8 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from hopose.evaluate import EVAL_BATCH_SIZE, eval_data_config, run_eval
+    from hopose.checkpoint import load_model
+    from hopose.evaluate import EVAL_BATCH_SIZE, check_gt_2d, eval_data_config, run_eval
     from hopose.refine import refinement
 
     if args.data != "synthetic" and args.root is None and args.cache is None:
@@ -436,7 +419,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.data == "synthetic" and args.num is None and args.cache is None:
         raise ValueError("--num: evaluating on synthetic data needs the number of frames")
     # run_eval refuses the flags too; asked here, a bad flag is named before the checkpoint is
-    # read by eval_data_config.
+    # read.
     refinement(args.refine, args.complete_grasp, from_images=not args.gt_2d, names=REFINE_FLAGS)
     # --gt-box reads the squares that ground truth places (run_eval sets data.crop "square"):
     # another crop asked for would be dropped without a word.
@@ -445,20 +428,23 @@ def _run_eval(args: argparse.Namespace) -> int:
             f"--crop {args.crop}: --gt-box reads square crops around the true hand and box; "
             "drop --crop or give --crop square"
         )
-    self_cropping = not (args.gt_2d or args.gt_box)
+    # The one reading of the checkpoint: its config chooses the data, its network runs.
+    loaded = load_model(args.checkpoint, from_images=not args.gt_2d)
     data = eval_data_config(
         args.checkpoint, name=args.data, root=args.root, cache=args.cache, split=args.split,
         num=args.num, crop=args.crop, options=dict(args.options), num_workers=args.workers,
-        self_cropping=self_cropping, **_given(seed=args.seed),
+        self_cropping=not (args.gt_2d or args.gt_box), trained=loaded[1],
+        **_given(seed=args.seed),
     )  # fmt: skip
-    _check_self_cropping(args, enabled=self_cropping)
+    if args.gt_2d:  # run_eval refuses it too, naming its parameter
+        check_gt_2d(data.name, data.test_split, "--gt-2d")
     summary = run_eval(
         args.checkpoint, data, args.split, args.out, gt_2d=args.gt_2d, gt_box=args.gt_box,
         batch_size=EVAL_BATCH_SIZE if args.batch_size is None else args.batch_size,
         device=args.device, report=not args.no_report,
         plausibility=not (args.no_report or args.no_plausibility), refine=args.refine,
         complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
-        single_view=args.single_view,
+        single_view=args.single_view, self_crop_names=SELF_CROP_FLAGS, loaded=loaded,
     )  # fmt: skip
     numbers = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
     print(json.dumps(numbers, indent=2))
@@ -535,18 +521,17 @@ def _run_predict(args: argparse.Namespace) -> int:
     from hopose.refine import refinement
 
     # Checked here first so that a bad value is named as the option: the library's own checks,
-    # which the values then pass, name its parameters (device, K, fov, refine, complete_grasp,
-    # self_crop_margin, single_view).
+    # which the values then pass, name its parameters (device, K, fov, refine, complete_grasp).
+    # The self-crop options need the checkpoint, which the library reads: it is told their names.
     refinement(args.refine, args.complete_grasp, from_images=True, names=REFINE_FLAGS)
     check_device(args.device, "--device", AUTO_DEVICES)
     check_camera(args.K, args.fov, ("--K", "--fov"))
-    _check_self_cropping(args, enabled=True)
     # Each JSON printed as it is written: the progress of a folder of photos.
     predict_images(
         args.checkpoint, args.images, args.out, K=args.K, fov=args.fov, refine=args.refine,
         complete_grasp=args.complete_grasp, self_crop_margin=args.self_crop_margin,
-        single_view=args.single_view, left=args.left, device=args.device,
-        overlay=not args.no_overlay, batch_size=args.batch_size,
+        single_view=args.single_view, self_crop_names=SELF_CROP_FLAGS, left=args.left,
+        device=args.device, overlay=not args.no_overlay, batch_size=args.batch_size,
         on_written=functools.partial(print, flush=True),
     )  # fmt: skip
     return 0

@@ -38,9 +38,10 @@ from tqdm import tqdm
 
 from hopose import __version__
 from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
-from hopose.config import AUTO_DEVICES, DataConfig, check_device, resolve_device
+from hopose.config import AUTO_DEVICES, DataConfig, TrainConfig, check_device, resolve_device
 from hopose.crop import apply_affine
 from hopose.data import collate_samples, loader_options, option_defaults, uncapped
+from hopose.data.ho3d import WITHHELD, hand_labelled
 from hopose.data.splits import build_split, split_size, whole_split
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import output_folder, recorded_path, require_file, write_atomic, write_text
@@ -85,7 +86,13 @@ from hopose.scoring import (
     score,
     summarize,
 )
-from hopose.self_crop import NO_SELF_CROP, SelfCropping, model_device, self_crop
+from hopose.self_crop import (
+    NO_SELF_CROP,
+    SELF_CROP_PARAMETERS,
+    SelfCropping,
+    model_device,
+    self_crop,
+)
 from hopose.skeleton import NUM_CORNERS, NUM_JOINTS
 from hopose.submission import BENCHMARK_FILES, write_submission
 
@@ -272,6 +279,7 @@ def eval_data_config(
     options: Mapping[str, Any] | None = None,
     num_workers: int = 0,
     self_cropping: bool = True,
+    trained: TrainConfig | None = None,
 ) -> DataConfig:
     """The data ``hopose eval`` reads: the named dataset, at the checkpoint's image size.
 
@@ -295,30 +303,35 @@ def eval_data_config(
         num_workers: processes that read the frames or render the self-crops' views.
         self_cropping: False where the protocol self-crops nothing (``gt_2d`` or ``gt_box`` of
             :func:`run_eval`).
+        trained: the training config ``checkpoint`` holds, where the caller has read it
+            (:func:`hopose.checkpoint.load_model`'s, which ``hopose eval`` passes on to
+            :func:`run_eval` too: the file is read once); None: read from ``checkpoint``.
 
     Raises:
         ValueError: ``crop`` given for a model that self-crops: :func:`run_eval` reads its
             frames whole whatever ``crop`` says.
     """
-    trained = checkpoint_config(checkpoint, load_checkpoint(checkpoint)).data
+    if trained is None:
+        trained = checkpoint_config(checkpoint, load_checkpoint(checkpoint))
+    trained_data = trained.data
     # run_eval reads a self-cropping model's frames whole ("resize"): a crop asked for would
     # be dropped without a word, so it is refused, naming the protocol that does crop so.
-    if crop is not None and SelfCropping.of(trained, enabled=self_cropping).passes:
+    if crop is not None and SelfCropping.of(trained_data, enabled=self_cropping).passes:
         raise ValueError(
             f"crop: {checkpoint} self-crops its test frames from whole frames, so {crop!r} "
             "would not be used; for squares around the true hand and box use --gt-box"
         )
     # Another protocol's default test split could hold the model's training frames (FPHA's
     # action split against the HOPE-Net split's, say), and its score would not say so.
-    own = trained.name == name
-    inherited = {k: v for k, v in trained.options.items() if own and k in loader_options(name)}
+    own = trained_data.name == name
+    inherited = {k: v for k, v in trained_data.options.items() if own and k in loader_options(name)}
     return DataConfig(
         name=name,
         root=root,
         cache=cache,
-        test_split=split or (trained.test_split if own else "test"),
-        image_size=trained.image_size,
-        crop=trained.crop if crop is None else crop,
+        test_split=split or (trained_data.test_split if own else "test"),
+        image_size=trained_data.image_size,
+        crop=trained_data.crop if crop is None else crop,
         num_train=num,
         num_val=num,
         num_test=num,
@@ -326,6 +339,26 @@ def eval_data_config(
         num_workers=num_workers,
         options={**inherited, **(options or {})},
     )
+
+
+def check_gt_2d(name: str, split: str, option: str = "gt_2d") -> None:
+    """Refuse the ground-truth 2D protocol on a split without the hand's labels
+    (:func:`hopose.data.ho3d.hand_labelled`), naming ``option`` (``--gt-2d`` from the command
+    line): the lifter would read the missing joints' NaN 2D, its box come out NaN and be scored
+    inf, as a diverged prediction is.
+
+    Args:
+        name: the dataset (:data:`hopose.data.DATASETS`).
+        split: its split.
+        option: the name of the protocol's switch in the message.
+    """
+    if not hand_labelled(name, split):
+        raise ValueError(
+            f"{option}: {name}'s {split!r} split {WITHHELD}, and the lifter would read the "
+            "missing joints' 2D (NaN: its box scored inf); evaluate this split from its images, "
+            "which writes the upload the server scores, or feed ground-truth 2D from a "
+            "labelled split"
+        )
 
 
 def without_jitter(data: DataConfig) -> DataConfig:
@@ -352,6 +385,8 @@ def run_eval(
     complete_grasp: bool = False,
     self_crop_margin: float | None = None,
     single_view: bool = False,
+    self_crop_names: tuple[str, str] = SELF_CROP_PARAMETERS,
+    loaded: tuple[HoposeNet, TrainConfig] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; write ``predictions.npz``, ``metrics.json``, a report
     and, where a benchmark's own code reads one, its file (HO-3D's upload of its withheld
@@ -389,6 +424,13 @@ def run_eval(
             "Self-crop margin"); None: the checkpoint's.
         single_view: predict from the last self-crop's one square, not averaged over the
             checkpoint's test-time views (:meth:`hopose.self_crop.SelfCropping.of`).
+        self_crop_names: the names of ``self_crop_margin`` and ``single_view`` in their
+            refusals (``hopose eval`` gives its options': ``--self-crop-margin``,
+            ``--single-view``).
+        loaded: the network and training config :func:`hopose.checkpoint.load_model` read from
+            ``checkpoint`` with ``from_images`` as ``not gt_2d``, where the caller has them
+            (``hopose eval``, which read the file once for :func:`eval_data_config` too); None:
+            read here.
 
     Returns:
         The summary written to ``metrics.json``: :func:`hopose.scoring.summarize`'s numbers and
@@ -410,6 +452,7 @@ def run_eval(
     Raises:
         ConfigError: ``device`` is not a device, or a GPU this machine lacks.
         ValueError: ``complete_grasp`` without ``refine``, ``gt_box`` with ``gt_2d``,
+            ``gt_2d`` on a split without the hand's labels (:func:`check_gt_2d`),
             ``data.options.jitter`` on, a split without frames, or a ``self_crop_margin`` that
             ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped,
             as ``single_view``.
@@ -424,14 +467,16 @@ def run_eval(
         )
     if gt_2d and gt_box:
         raise ValueError("gt_box: the ground-truth 2D protocol reads no image to crop")
+    if gt_2d:
+        check_gt_2d(data.name, split)
     weights = refinement(refine, complete_grasp, from_images=not gt_2d)
-    model, trained = load_model(checkpoint, from_images=not gt_2d)
+    model, trained = load_model(checkpoint, from_images=not gt_2d) if loaded is None else loaded
     model.to(device)
     # A model trained on crops reads test frames by self-cropping, never through a crop that
     # ground truth places: the records come whole (their 2D and K in the whole frame's image).
     cropping = SelfCropping.of(
         trained.data, enabled=not (gt_2d or gt_box), margin=self_crop_margin,
-        single_view=single_view,
+        single_view=single_view, names=self_crop_names,
     )  # fmt: skip
     iterations = cropping.passes
     if iterations:  # whole records, and the dataset itself, whose views the crops render

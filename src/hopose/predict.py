@@ -84,7 +84,12 @@ from hopose.photo import (
 )
 from hopose.physics import contact_points
 from hopose.refine import RefineWeights, refine_pose, refinement
-from hopose.self_crop import NO_SELF_CROP, SelfCropping, self_crop_photos
+from hopose.self_crop import (
+    NO_SELF_CROP,
+    SELF_CROP_PARAMETERS,
+    SelfCropping,
+    self_crop_photos,
+)
 from hopose.skeleton import NUM_JOINTS
 
 JPEG_QUALITY = 90
@@ -134,13 +139,19 @@ def output_names(paths: Sequence[str | Path]) -> list[str]:
     on the case-insensitive disks of macOS and Windows): the file's stem, then ``stem-2``,
     ``stem-3``..."""
     used: set[str] = set()  # casefolded
+    # The last suffix tried per casefolded stem: the names below it stay used, so the next
+    # file of that stem starts there (else thousands of folders of frames named alike, as
+    # FPHA's and DexYCB's, would try every suffix again: quadratic).
+    last_k: dict[str, int] = {}
     names = []
     for path in paths:
         stem = Path(path).stem
-        name, k = stem, 1
+        k = last_k.get(stem.casefold(), 1)
+        name = stem if k == 1 else f"{stem}-{k}"
         while name.casefold() in used:
             k += 1
             name = f"{stem}-{k}"
+        last_k[stem.casefold()] = k
         used.add(name.casefold())
         names.append(name)
     return names
@@ -370,6 +381,9 @@ class Predictor:
             ``data.self_crop_margin``; None: the checkpoint's.
         single_view: predict from the last self-crop's one square, not averaged over the
             checkpoint's test-time views.
+        self_crop_names: the names of ``self_crop_margin`` and ``single_view`` in their
+            refusals (``hopose predict`` gives its options': ``--self-crop-margin``,
+            ``--single-view``).
         device: where the network runs, one of :data:`hopose.config.AUTO_DEVICES`: "auto"
             (the GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N".
 
@@ -393,6 +407,7 @@ class Predictor:
         complete_grasp: bool = False,
         self_crop_margin: float | None = None,
         single_view: bool = False,
+        self_crop_names: tuple[str, str] = SELF_CROP_PARAMETERS,
         device: str = "auto",
     ) -> None:
         self.refine_weights = refinement(refine, complete_grasp, from_images=True)
@@ -400,8 +415,9 @@ class Predictor:
         self.model, self.config = load_model(checkpoint)
         self.model.to(resolve_device(device)).eval()
         self.cropping = SelfCropping.of(
-            self.config.data, margin=self_crop_margin, single_view=single_view
-        )
+            self.config.data, margin=self_crop_margin, single_view=single_view,
+            names=self_crop_names,
+        )  # fmt: skip
 
     def __call__(
         self,
@@ -583,6 +599,7 @@ def predict_images(
     complete_grasp: bool = False,
     self_crop_margin: float | None = None,
     single_view: bool = False,
+    self_crop_names: tuple[str, str] = SELF_CROP_PARAMETERS,
     left: bool = False,
     device: str = "auto",
     overlay: bool = True,
@@ -592,8 +609,8 @@ def predict_images(
     """Predict every image and write its JSON and overlay under ``out_dir``; returns the JSONs.
 
     Args:
-        checkpoint, refine, complete_grasp, self_crop_margin, single_view, device: the
-            :class:`Predictor`'s.
+        checkpoint, refine, complete_grasp, self_crop_margin, single_view, self_crop_names,
+            device: the :class:`Predictor`'s.
         images: photo files, and folders of them (:func:`image_files`).
         out_dir: output folder (created).
         K, fov, left: each photo's, as :meth:`Predictor.__call__` takes them.
@@ -637,6 +654,7 @@ def predict_images(
         complete_grasp=complete_grasp,
         self_crop_margin=self_crop_margin,
         single_view=single_view,
+        self_crop_names=self_crop_names,
         device=device,
     )
     # Every photo is there before the first is predicted: a mistyped name among several stops

@@ -94,6 +94,9 @@ class CropViews:
 SINGLE_VIEW = CropViews()
 
 
+# The names SelfCropping.of gives its margin and single_view in its refusals unless told others:
+# the parameters that take them in hopose.evaluate.run_eval and hopose.predict.Predictor.
+SELF_CROP_PARAMETERS = ("self_crop_margin", "single_view")
 # Why a self-crop option given to ``hopose eval`` or ``hopose predict`` has nothing to act on.
 _NOTHING_SELF_CROPPED = (
     "nothing is self-cropped here (ground-truth 2D, ground-truth boxes, or a model trained on "
@@ -120,7 +123,7 @@ class SelfCropping:
         enabled: bool = True,
         margin: float | None = None,
         single_view: bool = False,
-        names: tuple[str, str] = ("self_crop_margin", "single_view"),
+        names: tuple[str, str] = SELF_CROP_PARAMETERS,
     ) -> SelfCropping:
         """The self-cropping of a model trained with ``data``: ``data.self_crop`` passes when
         it was trained on square crops (none when it reads whole frames, or where ``enabled``
@@ -135,8 +138,10 @@ class SelfCropping:
                 (checked by :class:`hopose.config.DataConfig` itself).
             ValueError: ``margin`` or ``single_view`` given where nothing is self-cropped, or
                 ``single_view`` where the last crop has no other views. It names the two as
-                ``names`` says: the Python parameters by default, the options
-                (``--self-crop-margin``, ``--single-view``) from the command line.
+                ``names`` says: the Python parameters by default (:data:`SELF_CROP_PARAMETERS`),
+                the options (``--self-crop-margin``, ``--single-view``) from the command line,
+                which passes them through :func:`hopose.evaluate.run_eval` and
+                :class:`hopose.predict.Predictor`.
         """
         passes = data.self_crop if enabled and data.crop == "square" else 0
         for name, given in zip(names, (margin is not None, single_view), strict=True):

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from dataset_fixtures import HO3D_CAM, ho3d_mano_joints, write_ho3d, write_image
 
-from hopose.data import HO3D, build_dataset
-from hopose.data.ho3d import HO3D_TO_CANONICAL_CORNERS, corner_order_from_rest
+from hopose.checkpoint import model_checkpoint, save_checkpoint
+from hopose.cli import main
+from hopose.config import load_config
+from hopose.configs import CONFIG_DIR
+from hopose.data import DATASETS, HO3D, build_dataset
+from hopose.data.ho3d import (
+    HO3D_SPLITS,
+    HO3D_TO_CANONICAL_CORNERS,
+    corner_order_from_rest,
+    hand_labelled,
+)
 from hopose.data.transforms import DataFileError
+from hopose.evaluate import eval_data_config, run_eval
 from hopose.geometry import project_points
+from hopose.models import build_model
 from hopose.skeleton import CORNER_SIGNS
 
 
@@ -105,34 +118,109 @@ def test_unreadable_frame_list_names_the_file(tmp_path):
         HO3D(tmp_path, "evaluation", with_images=False)
 
 
+def _checkpoint(path, *overrides: str):
+    """A tiny untrained network saved as trained (encoder and lifter) on the synthetic recipe,
+    ``overrides`` over it (the content is not under test, only what reads the frames)."""
+    cfg = load_config(
+        CONFIG_DIR / "synthetic" / "end2end.yaml",
+        ["data.image_size=32", "model.hidden=16", *overrides],
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    save_checkpoint(model_checkpoint(model, cfg, trained=("lifter", "encoder")), path)
+    return path
+
+
+def test_only_the_evaluation_split_lacks_the_hand_labels_as_its_records_show(tmp_path):
+    """hand_labelled is the one answer of whether a split holds the hand: for HO-3D it says what
+    the records hold (all 21 joints finite, or the wrist alone), and another dataset's split of
+    the same name is labelled: the dataset and the split together say it, not the name."""
+    write_ho3d(tmp_path)
+    for split in HO3D_SPLITS:
+        hand = HO3D(tmp_path, split, with_images=False)[0]["hand_3d"]
+        assert hand_labelled("ho3d", split) == np.isfinite(hand).all(), split
+    assert not hand_labelled("ho3d", "evaluation")
+    assert all(hand_labelled(name, "evaluation") for name in DATASETS if name != "ho3d")
+    assert all(hand_labelled(name, split) for name in DATASETS for split in ("train", "test"))
+
+
 @pytest.mark.filterwarnings("ignore:no backbone weights file given")
 def test_eval_of_the_evaluation_split_without_hand_joints_completes(tmp_path):
-    # The evaluation split holds the wrist alone: the hand has no error (NaN, left out of every
-    # summary), the plausibility of poses that are not finite is NaN, and the report's figures
-    # leave the missing points out. It stopped in the Procrustes SVD, then in the cuboid fit of
-    # the plausibility and in the gallery's 3D limits, each a traceback.
+    # The evaluation split holds the wrist alone: from its images, the hand has no error (NaN,
+    # left out of every summary), the plausibility of poses that are not finite is NaN, and the
+    # report's figures leave the missing points out. It stopped in the Procrustes SVD, then in
+    # the cuboid fit of the plausibility and in the gallery's 3D limits, each a traceback.
     import json
 
-    from hopose.checkpoint import model_checkpoint, save_checkpoint
-    from hopose.cli import main
-    from hopose.config import load_config
-    from hopose.configs import CONFIG_DIR
-    from hopose.models import build_model
-
-    write_ho3d(tmp_path / "ho3d")
-    overrides = ["data.image_size=32", "model.hidden=16"]
-    cfg = load_config(CONFIG_DIR / "synthetic" / "end2end.yaml", overrides)
-    torch.manual_seed(0)
-    checkpoint = tmp_path / "model.pt"
-    save_checkpoint(model_checkpoint(build_model(cfg.model), cfg, trained=("lifter",)), checkpoint)
+    root = tmp_path / "ho3d"
+    write_ho3d(root)
+    write_image(root / "evaluation" / "SEQ2" / "rgb" / "0000.jpg", (640, 480))
+    checkpoint = _checkpoint(tmp_path / "model.pt")
     out = tmp_path / "eval"
-    args = ["eval", str(checkpoint), "--data", "ho3d", "--root", str(tmp_path / "ho3d")]
-    assert main([*args, "--split", "evaluation", "--gt-2d", "--out", str(out)]) == 0
+    args = ["eval", str(checkpoint), "--data", "ho3d", "--root", str(root)]
+    assert main([*args, "--split", "evaluation", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n"] == 1
+    assert (metrics["n"], metrics["protocol"]) == (1, "image")
     assert np.isnan(metrics["hand_mean_mm"]) and np.isnan(metrics["hand_auc_0_80"])
+    assert np.isfinite(metrics["object_mean_mm"])  # its box is labelled
     assert np.isnan(metrics["gt_valid_contacts"]) and np.isnan(metrics["gt_affinity"])
     assert (out / "report.md").is_file() and (out / "figures" / "gallery.png").is_file()
+
+
+WITHHELD_MESSAGE = (
+    "ho3d's 'evaluation' split holds only the wrist (HO-3D keeps the rest for its server)"
+)
+
+
+def test_prepare_refuses_the_evaluation_split_in_one_line_saying_what_to_do(tmp_path, capsys):
+    """A cache holds the hand's labels: the split stopped at its first record with "sample 0:
+    'hand_3d' has non-finite values", naming no file, split or reason. Refused before anything
+    is read or written; the train split of the same tree is cached."""
+    root = tmp_path / "ho3d"
+    write_ho3d(root)
+    out = tmp_path / "cache"
+    args = ["prepare", "ho3d", "--root", str(root), "--out", str(out), "--split"]
+    assert main([*args, "evaluation"]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"hopose prepare: error: split: {WITHHELD_MESSAGE}, and a cache holds the hand's "
+        "labels; evaluate it from its images instead (hopose eval CKPT --data ho3d --split "
+        "evaluation), which writes the upload the server scores "
+        '(docs/evaluation.md, "HO-3D\'s server")\n',
+    )
+    assert not out.exists()
+    write_image(root / "train" / "SEQ1" / "rgb" / "0000.jpg", (640, 480))
+    assert main([*args, "train", "--image-size", "32"]) == 0
+    assert len(build_dataset("ho3d", "train", cache=str(out), image_size=32)) == 1
+
+
+@pytest.mark.filterwarnings("ignore:no backbone weights file given")
+@pytest.mark.parametrize("split", [["--split", "evaluation"], []])
+def test_eval_gt_2d_of_the_evaluation_split_is_refused_naming_the_option(tmp_path, capsys, split):
+    """Fed ground-truth 2D, the lifter read the missing joints' NaN and the box was scored inf,
+    the command completing. Refused in one line naming --gt-2d and the split, given or the
+    checkpoint's own test split (a model trained on HO-3D tests on it), before anything is
+    written; the library refuses it naming its parameter."""
+    root = tmp_path / "ho3d"
+    write_ho3d(root)
+    overrides = ("data.name=ho3d", f"data.root={root}", "data.val_split=null")
+    checkpoint = _checkpoint(tmp_path / "model.pt", *overrides, "data.test_split=evaluation")
+    out = tmp_path / "eval"
+    args = ["eval", str(checkpoint), "--data", "ho3d", "--root", str(root), "--gt-2d"]
+    assert main([*args, *split, "--out", str(out)]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"hopose eval: error: --gt-2d: {WITHHELD_MESSAGE}, and the lifter would read the "
+        "missing joints' 2D (NaN: its box scored inf); evaluate this split from its images, "
+        "which writes the upload the server scores, or feed ground-truth 2D from a labelled "
+        "split\n",
+    )
+    data = eval_data_config(checkpoint, name="ho3d", root=str(root))
+    with pytest.raises(ValueError, match=f"^gt_2d: {re.escape(WITHHELD_MESSAGE)}, "):
+        run_eval(checkpoint, data, None, out, gt_2d=True)
+    assert not out.exists()
+    # The train split holds the hand: the protocol reads it.
+    assert main([*args, "--split", "train", "--no-report", "--out", str(out)]) == 0
 
 
 def test_a_malformed_frame_list_line_names_the_file_and_line_or_is_skipped(tmp_path, caplog):

@@ -40,6 +40,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from hopose.data.ho3d import WITHHELD, hand_labelled
 from hopose.data.sample import (
     ARRAY_KEYS,
     ARRAY_SHAPES,
@@ -725,9 +726,21 @@ def prepare_cache(
     ``on_error="skip"`` skips bad samples while writing and, for a real dataset, the malformed
     annotations its loader finds while indexing (FPHA's truncated lines, for example), which
     the loader then logs; "raise" stops at either.
+
+    Raises:
+        ValueError: ``split`` holds no hand labels (:func:`hopose.data.ho3d.hand_labelled`),
+            before anything is read or written: a cache holds each record's labels, and they
+            are finite (:func:`hopose.data.sample.check_sample`).
     """
     from hopose.data import build_dataset, uncapped
 
+    if not hand_labelled(name, split):
+        raise ValueError(
+            f"split: {name}'s {split!r} split {WITHHELD}, and a cache holds the hand's labels; "
+            f"evaluate it from its images instead (hopose eval CKPT --data {name} --split "
+            f"{split}), which writes the upload the server scores "
+            '(docs/evaluation.md, "HO-3D\'s server")'
+        )
     # How bad input is handled is no part of what the records hold: not recorded in ``info``.
     skipping = {"on_error": on_error} if on_error == "skip" and name != "synthetic" else {}
     dataset = build_dataset(

@@ -23,8 +23,10 @@ pattern is refused (a DataFileError naming the pickle), never read in the assume
 
 The ``evaluation`` split has no hand annotation except the wrist (``handJoints3D`` is one
 point): its records hold the wrist in joint 0 and NaN for joints 1-20 (and their 2D). They are
-for predicting and submitting to the HO-3D server, never for training or local metrics; they
-cannot be written to a cache (which checks that annotations are finite).
+for predicting and submitting to the HO-3D server, never for training or local metrics.
+:func:`hand_labelled` says so of a dataset's split, for what needs the hand's labels: a cache
+(``hopose prepare``), the ground-truth 2D fed to the lifter (``hopose eval --gt-2d``), an
+ablation's scores (``hopose ablate``), each of which refuses the split.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ HO3D_VERSIONS: dict[str, str] = {"v2": ".png", "v3": ".jpg"}
 # The withheld split, annotated with the wrist alone, whose predictions go to the server.
 EVALUATION_SPLIT = "evaluation"
 HO3D_SPLITS: dict[str, str] = {"train": "train.txt", EVALUATION_SPLIT: "evaluation.txt"}
+# Why that split is refused where the hand's labels are needed (hand_labelled), in each refusal.
+WITHHELD = "holds only the wrist (HO-3D keeps the rest for its server)"
 # canonical corner c takes HO-3D corner HO3D_TO_CANONICAL_CORNERS[c] (HO-3D index 4*bx + 2*by + bz).
 HO3D_TO_CANONICAL_CORNERS: tuple[int, ...] = tuple(
     4 * (sx > 0) + 2 * (sy > 0) + (sz > 0) for sx, sy, sz in CORNER_SIGNS
@@ -66,6 +70,14 @@ def check_version(version: Any, field: str = "version") -> None:
     which the mapping cannot look up: a bare TypeError before)."""
     if not (isinstance(version, str) and version in HO3D_VERSIONS):
         raise ValueError(f"{field}: HO-3D has {tuple(HO3D_VERSIONS)}, got {version!r}")
+
+
+def hand_labelled(name: str, split: str) -> bool:
+    """Whether split ``split`` of dataset ``name`` (a name of :data:`hopose.data.DATASETS`)
+    holds the hand's labels, all 21 joints in 3D and 2D: every split of every dataset does but
+    HO-3D's :data:`EVALUATION_SPLIT`, whose records hold the wrist alone (:data:`WITHHELD`;
+    the module docstring says what refuses it)."""
+    return not (name == "ho3d" and split == EVALUATION_SPLIT)
 
 
 def frame_id(version: str, seq: str, name: str) -> str:
