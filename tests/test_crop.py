@@ -212,6 +212,28 @@ def test_a_view_at_half_scale_shows_the_frames_two_by_two_block_means(height, wi
     torch.testing.assert_close(warp_image(image, A, 4)[0], naive)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_frame_is_sampled_as_its_float32_copy(dtype):
+    """A float16 or bfloat16 frame's view is the view of the same pixels in float32, rounded to
+    the frame's dtype once: sampled with a half grid, the view of this 320 x 240 frame read
+    beyond it on the CPU (NaN and values of 6e4 or 3e38 among pixels in [0, 1])."""
+    torch.manual_seed(0)
+    frame = torch.rand(1, 3, 240, 320).to(dtype)
+    # A square of 120 px around (192, 132) enlarged onto 224 px: no shrink, bilinear reads only.
+    A = crop_affine(torch.tensor([[192.0, 132.0]]), torch.tensor([120.0]), 224)
+    expected = warp_image(frame.float(), A, 224).to(dtype)
+    torch.testing.assert_close(warp_image(frame, A, 224), expected, rtol=0, atol=0)
+
+
+def test_no_frames_give_no_views():
+    """Zero frames and maps (an empty batch) give zero views, shrunk by 1, where the closest
+    view's factor took the max of nothing and raised."""
+    A = crop_affine(torch.zeros(0, 2), torch.zeros(0), 8)
+    assert shrink_factor(A) == 1
+    views = warp_image(torch.zeros(0, 3, 1080, 1920, dtype=torch.uint8), A, 8)
+    torch.testing.assert_close(views, torch.zeros(0, 3, 8, 8))
+
+
 def test_a_frames_views_share_each_shrink_and_equal_one_warp_each(monkeypatch):
     # Views of one 60 x 90 frame at shrink factors 3 (a 30-px square onto 8 px), 1 (8 px onto
     # 8) and 3 again, turned: each equals warp_image's own view, which shrinks the frame anew,

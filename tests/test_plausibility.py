@@ -356,6 +356,24 @@ def test_pose_plausibility_of_no_frames_is_empty():
     assert all(values.shape == (0,) for values in empty.values())
 
 
+def test_one_pose_and_a_grid_of_poses_are_scored_as_the_flat_batch_of_them():
+    # A single (21, 3) hand with its (8, 3) box gives 0-d arrays, a (2, 2) grid of poses (2, 2)
+    # arrays, each value the flat batch's for that pose; before, both met a broadcasting
+    # RuntimeError. Hand and box of different batch shapes are refused, each named.
+    grasps = generate_grasps(seed=0, indices=np.arange(4), free_fraction=0.0)
+    hand, obj = torch.from_numpy(grasps.hand_3d), torch.from_numpy(grasps.obj_3d)
+    flat = pose_plausibility(hand, obj)
+    one = pose_plausibility(hand[1], obj[1])
+    grid = pose_plausibility(hand.reshape(2, 2, 21, 3), obj.reshape(2, 2, 8, 3))
+    for name, values in flat.items():
+        np.testing.assert_array_equal(one[name], np.asarray(values[1]), strict=True)
+        np.testing.assert_array_equal(grid[name], values.reshape(2, 2), strict=True)
+    with unchecked(), pytest.raises(ValueError, match=r"batch shapes differ: \(2, 2\) vs \(4,\)"):
+        pose_plausibility(hand.reshape(2, 2, 21, 3), obj)
+    with unchecked(), pytest.raises(ValueError, match=r"obj must have shape \(B, 8, 3\)"):
+        pose_plausibility(hand, obj[:, :4])
+
+
 def test_plausibility_columns_chunks_agree(monkeypatch):
     predictions = make_predictions(5)
     whole = plausibility_columns(predictions)

@@ -473,6 +473,26 @@ def test_refine_pose_of_inference_tensors_and_inside_inference_mode_is_the_ordin
     assert (ordinary[0] != hand).any()  # the steps did move the joints
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_pose_is_refined_as_its_float32_copy(dtype: torch.dtype):
+    """A float16 or bfloat16 pose is refined as the float32 copy of its values and the result
+    rounded back to its dtype once: before, the cuboid fit's determinant, which has no half
+    kernel on the CPU, raised."""
+    predictions = make_predictions(2)
+    pose = [
+        torch.from_numpy(predictions["pred_hand_3d"]),
+        torch.from_numpy(predictions["pred_obj_3d"]),
+        torch.from_numpy(
+            np.concatenate([predictions["pred_hand_2d"], predictions["pred_obj_2d"]], 1)
+        ),
+        torch.from_numpy(predictions["K"]),
+    ]
+    half = [x.to(dtype) for x in pose]
+    wide = refine_pose(*(x.float() for x in half))
+    for part, want in zip(refine_pose(*half), wide, strict=True):
+        torch.testing.assert_close(part, want.to(dtype), rtol=0, atol=0)
+
+
 def test_2d_energy_weighs_a_millimetre_alike_along_x_and_y_when_fx_differs_from_fy():
     # A whole 640x480 frame resized to the 256 network square (hopose eval --gt-2d --refine):
     # fx 46.5, fy 82.7. All 29 keypoints on the optical axis (cosine 1) at depths 300..580 mm,

@@ -132,6 +132,16 @@ def test_frames_without_hand_ground_truth_are_left_out_of_the_summary():
     assert np.isfinite(summary[scoring.OBJECT_2D_AUC_0_80])
 
 
+def test_no_frames_score_no_frames_and_every_summary_nan():
+    # Zero frames (an empty split): n = 0 and every number NaN, as where no frame has ground
+    # truth; the AUCs raised from the PCK curve of an empty column.
+    summary = score(_predictions(0), workers=1)
+    assert summary.pop(scoring.N_FRAMES) == 0
+    assert set(summary) == set(SCORE_KEYS) - {scoring.N_FRAMES} and all(
+        np.isnan(value) for value in summary.values()
+    ), summary
+
+
 def test_standard_errors_of_the_mean_errors_by_hand():
     # Hand errors 1, 3, 5 mm and one frame without ground truth: mean 3, sample sd
     # sqrt(((1-3)^2 + 0 + (5-3)^2) / 2) = 2, standard error 2 / sqrt(3) = 1.1547. The object

@@ -253,8 +253,11 @@ def shrink_factor(A: Float[Tensor, "B 3 3"]) -> int:
     side (the square root of |det| of A's linear part), at the closest view, at least 1.
 
     A ratio within 1e-3 below an integer counts as that integer: in float32 the map of a
-    1920-px-wide frame onto 64 px gives 1920 / 64 = 29.999998, which must shrink by 30.
+    1920-px-wide frame onto 64 px gives 1920 / 64 = 29.999998, which must shrink by 30. No
+    maps (B = 0): 1, no view to shrink for.
     """
+    if not len(A):  # the max below has no element to reduce
+        return 1
     ratio = float(1 / A[:, :2, :2].det().abs().sqrt().max().clamp_min(1e-6))
     return max(1, math.floor(ratio + 1e-3))
 
@@ -275,12 +278,19 @@ class FrameWarp:
         self, image: UInt8[Tensor, "B 3 H W"] | Float[Tensor, "B 3 H W"], image_size: int
     ) -> None:
         self.image_size = image_size
+        # Shrunk and sampled in at least float32 (float64 stays float64): grid_sample in float16
+        # or bfloat16 read beyond a 320 x 240 frame on the CPU (NaN and 3e38 in the view) and
+        # crashed on a 1920 x 1080 one, and a half grid moves the sample points of a 1920-px
+        # frame by up to 0.23 px (float16) or 1.9 px (bfloat16) on any device.
+        wide = image.to(torch.promote_types(image.dtype, torch.float32))
+        # The views' dtype: float32 for uint8 frames, else the frames' own.
+        self._dtype = wide.dtype if image.dtype == torch.uint8 else image.dtype
         # The frames by shrink factor, in [0, 1] (uint8 input) or the input's range.
         # Divided in place: one float copy of the frames, not two (a 1920 x 1080 frame is 25 MB).
-        self._shrunk = {1: image.float().div_(255) if image.dtype == torch.uint8 else image}
+        self._shrunk = {1: wide.div_(255) if image.dtype == torch.uint8 else wide}
 
     def __call__(self, A: Float[Tensor, "B 3 3"]) -> Float[Tensor, "B 3 S S"]:
-        """The views through frame -> network maps A, one a frame."""
+        """The views through frame -> network maps A, one a frame, of :func:`warp_image`'s dtype."""
         shrink = shrink_factor(A)
         if shrink not in self._shrunk:
             self._shrunk[shrink] = _block_means(self._shrunk[1], shrink)
@@ -297,7 +307,8 @@ class FrameWarp:
         # grid_sample's [-1, 1] (align_corners=False) spans the pixels' outer edges,
         # -0.5 ... W - 0.5.
         grid = ((2 * p + 1) / size - 1).view(len(A), self.image_size, self.image_size, 2)
-        return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
+        view = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", align_corners=False)
+        return view.to(self._dtype)
 
     def views(self, maps: Float[Tensor, "V B 3 3"]) -> Float[Tensor, "V B 3 S S"]:
         """The views through maps, V views of each frame: the ``view`` of
@@ -324,7 +335,8 @@ def warp_image(
         image: uint8 or float frames. A: frame -> network maps. image_size: S.
 
     Returns:
-        Floats in [0, 1] (uint8 input) or the input's range.
+        float32 in [0, 1] for uint8 frames, else the frames' range and dtype; half-precision
+        frames are shrunk and sampled in float32 and only the views rounded back.
     """
     return FrameWarp(image, image_size)(A)
 

@@ -302,7 +302,9 @@ def procrustes_align(
     """Similarity Procrustes: ``source`` moved by the s, R, t that bring it closest to ``target``.
 
     Umeyama's closed form (least squares over s, R, t of ``|s R X + t - Y|^2``), with the sign
-    correction that keeps R a proper rotation unless ``reflection``.
+    correction that keeps R a proper rotation unless ``reflection``. Not differentiable where
+    the cross-covariance has repeated singular values (a source of all-equal or collinear
+    points, among others): the SVD's backward gives NaN gradients there.
 
     Args:
         source: points to move.
@@ -353,7 +355,8 @@ def fit_cuboid(
     several times farther from the corners than their best cuboid. The start makes the fit
     equivariant under reflections: the fit of mirrored corners is the mirrored fit. A
     batch element with a non-finite corner gives NaN corners (the others are unaffected)
-    instead of an error of the SVD.
+    instead of an error of the SVD. Not differentiable where ``A diag(s)`` has repeated
+    singular values (an exact cube, among others): the SVD's backward gives NaN gradients there.
 
     Args:
         corners: box corners in the box order.
@@ -381,6 +384,9 @@ def fit_cuboid(
 
 def cuboid_error(corners: Float[Tensor, "*batch 8 3"]) -> Float[Tensor, "*batch"]:
     """How far 8 corners are from forming a box: mean distance to :func:`fit_cuboid`'s corners.
+
+    Not differentiable where :func:`fit_cuboid` is not (an exact cube, among others): NaN
+    gradients there.
 
     Args:
         corners: box corners, mm.

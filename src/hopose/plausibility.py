@@ -447,17 +447,34 @@ def grasp_quality(
 
 
 def pose_plausibility(
-    hand: Float[Tensor, "B 21 3"], obj: Float[Tensor, "B 8 3"], *, workers: int = 1
-) -> dict[str, Float64[np.ndarray, " B"]]:
+    hand: Float[Tensor, "*batch 21 3"], obj: Float[Tensor, "*batch 8 3"], *, workers: int = 1
+) -> dict[str, Float64[np.ndarray, "*batch"]]:
     """Per-frame plausibility of hands and boxes, one contact search each.
 
+    Args:
+        hand: joints, mm; one pose (21, 3) or any batch of them.
+        obj: box corners, mm, of the same batch shape as ``hand`` (a ValueError naming the
+            argument otherwise).
+        workers: processes for the grasp hulls (:func:`grasp_quality`).
+
     Returns:
-        (B,) arrays ``valid_contacts``, ``affinity`` (Eq. 6), ``penetration_mm`` (the deepest
-        joint), ``grasp_epsilon`` and ``cuboid_mm`` (:func:`hopose.geometry.cuboid_error`); all
-        NaN for a frame whose hand or box is not finite (a missing annotation, as HO-3D's
-        evaluation split, or a diverged prediction): such a pose has no contacts to judge.
+        Arrays of the poses' batch shape: ``valid_contacts``, ``affinity`` (Eq. 6),
+        ``penetration_mm`` (the deepest joint), ``grasp_epsilon`` and ``cuboid_mm``
+        (:func:`hopose.geometry.cuboid_error`); all NaN for a frame whose hand or box is not
+        finite (a missing annotation, as HO-3D's evaluation split, or a diverged prediction):
+        such a pose has no contacts to judge.
     """
-    hand, obj = hand.detach().to("cpu", torch.float64), obj.detach().to("cpu", torch.float64)
+    check_hand_object(hand, obj)
+    batch = hand.shape[:-2]
+    hand = hand.detach().to("cpu", torch.float64).reshape(-1, *hand.shape[-2:])  # (B, 21, 3)
+    obj = obj.detach().to("cpu", torch.float64).reshape(-1, *obj.shape[-2:])  # (B, 8, 3)
+    return {name: value.reshape(batch) for name, value in _plausibility(hand, obj, workers).items()}
+
+
+def _plausibility(
+    hand: Float64[Tensor, "B 21 3"], obj: Float64[Tensor, "B 8 3"], workers: int
+) -> dict[str, Float64[np.ndarray, " B"]]:
+    """:func:`pose_plausibility` of a flat batch of CPU float64 poses."""
     finite = hand.isfinite().flatten(1).all(1) & obj.isfinite().flatten(1).all(1)  # (B,)
     names = (VALID_CONTACTS, AFFINITY, PENETRATION_MM, GRASP_EPSILON, CUBOID_MM)
     if not len(hand):  # no chunk to concatenate below
@@ -465,7 +482,7 @@ def pose_plausibility(
     if not finite.all():
         out = {name: np.full(len(hand), np.nan) for name in names}
         if finite.any():
-            scored = pose_plausibility(hand[finite], obj[finite], workers=workers)
+            scored = _plausibility(hand[finite], obj[finite], workers)
             for name in names:
                 out[name][finite.numpy()] = scored[name]
         return out

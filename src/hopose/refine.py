@@ -310,7 +310,9 @@ def refine_pose(
         weights: the energy's weights, steps and step size (:class:`RefineWeights`).
 
     Returns:
-        ``(hand, obj)``: joints and the corners of an exact cuboid, detached.
+        ``(hand, obj)``: joints and the corners of an exact cuboid, detached, in ``hand_3d``'s
+        and ``obj_3d``'s dtypes. The descent runs in ``hand_3d``'s dtype, at least float32: a
+        float16 or bfloat16 pose is refined in float32 and only the result rounded back.
 
     Raises:
         ValueError: an input of another shape, or of another batch size B than ``hand_3d``.
@@ -330,10 +332,13 @@ def refine_pose(
             raise ValueError(
                 f"refine_pose: {name} holds {tensor.shape[0]} frames, hand_3d {hand_3d.shape[0]}"
             )
+    # At least float32 (float64 stays float64): fit_cuboid's SVD and determinant have no half
+    # kernels (hopose.geometry), and a half step would round millimetre moves away.
+    dtype = torch.promote_types(hand_3d.dtype, torch.float32)
     with torch.no_grad():
         # Copies, made with inference mode off (the decorator): normal tensors, which autograd
         # may save for backward, even of inputs made under torch.inference_mode.
-        start = (hand_3d.clone(), fit_cuboid(obj_3d))
+        start = (hand_3d.to(dtype, copy=True), fit_cuboid(obj_3d.to(dtype)))
         kp2d, K = kp2d.to(start[0], copy=True), K.to(start[0], copy=True)
     hand, obj = start[0].clone(), start[1].clone()
     for step in range(weights.steps):
@@ -362,7 +367,7 @@ def refine_pose(
                 obj,
             )
             hand = torch.where(complete, push_out(hand, obj), hand)
-        return hand, obj
+        return hand.to(hand_3d.dtype), obj.to(obj_3d.dtype)
 
 
 def refine_predictions(

@@ -332,6 +332,10 @@ def frame_metrics(
 
 
 def _auc(errors: NDArray, thresholds: NDArray) -> float:
+    """The AUC of the frames' PCK curve over the frames that have an error (not NaN); NaN if
+    none has, no frame at all included, as :func:`_mean`."""
+    if not _scored(errors).size:  # pck_curve refuses an empty column
+        return math.nan
     return metrics.auc(thresholds, metrics.pck_curve(errors, thresholds))
 
 
