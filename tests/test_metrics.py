@@ -326,6 +326,40 @@ def test_keypoint_auc_hand_computed():
     np.testing.assert_array_equal(THRESHOLDS_KEYPOINT_MM, np.linspace(0.0, 50.0, 100))
 
 
+def keypoint_auc_dense(pred: np.ndarray, gt: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(N,) per-frame keypoint AUCs by the direct rule, unaligned: every (frame, joint,
+    threshold) comparison d <= t made at once, an (N, K, T) array, the fraction within each
+    threshold, trapezoids over the range; NaN where the ground truth is not finite."""
+    t = torch.from_numpy(thresholds)
+    distances = torch.linalg.vector_norm(torch.from_numpy(pred - gt), dim=-1)
+    curves = (distances[:, :, None] <= t).double().mean(dim=1)
+    areas = torch.trapezoid(curves, t, dim=1) / (t[-1] - t[0])
+    return np.where(np.isfinite(gt).all(axis=(1, 2)), areas.numpy(), np.nan)
+
+
+def test_keypoint_auc_counts_as_comparing_every_joint_with_every_threshold():
+    """Random frames where a third of the joints lie exactly on a threshold (a distance along x
+    equal to it: counted, <= t), some diverged (NaN or +-inf: never counted) and some without
+    ground truth (NaN frame): the same AUCs, bit for bit, as the dense comparison."""
+    rng = np.random.default_rng(7)
+    gt = rng.normal(0.0, 30.0, (400, 21, 3))
+    pred = gt + rng.normal(0.0, 15.0, gt.shape)
+    on_threshold = rng.random((400, 21)) < 0.3
+    gt[on_threshold] = 0.0
+    pred[on_threshold] = 0.0
+    pred[on_threshold, 0] = rng.choice(THRESHOLDS_KEYPOINT_MM, on_threshold.sum())
+    pred[rng.random((400, 21)) < 0.05, 0] = np.nan
+    pred[rng.random((400, 21)) < 0.05, 1] = np.inf
+    pred[rng.random((400, 21)) < 0.05, 2] = -np.inf
+    gt[rng.random((400, 21)) < 0.005, 2] = np.nan
+    distances = np.linalg.norm(pred - gt, axis=-1)
+    ties = np.isin(distances, THRESHOLDS_KEYPOINT_MM) & (distances > 0)
+    assert ties.sum() > 1000 and np.isnan(distances).sum() > 100 and np.isinf(distances).sum() > 100
+    expected = keypoint_auc_dense(pred, gt, THRESHOLDS_KEYPOINT_MM)
+    assert 0 < np.isnan(expected).sum() < 400
+    np.testing.assert_array_equal(keypoint_auc(pred, gt), expected)
+
+
 def _toolkit_alignment(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(K, 3) ``pred`` aligned to ``gt`` as the hand benchmarks' toolkits align it (FreiHAND's
     ``align_w_scale``, which HO-3D's and DexYCB's evaluations call): both centred and scaled to

@@ -221,8 +221,15 @@ def keypoint_auc(
     if t.ndim != 1 or t.numel() < 2 or not bool((t[1:] > t[:-1]).all()):
         raise ValueError(f"thresholds: expected (T,) increasing values, T >= 2, got {t.tolist()}")
     distances = torch.linalg.vector_norm(torch.sub(*_aligned(pred_t, gt_t, alignment)), dim=-1)
-    # A NaN distance (a diverged prediction) compares False: never within a threshold.
-    curves = (distances[:, :, None] <= t).double().mean(dim=1)  # (N, T): joints within each t
+    # Counted by binary search in each frame's sorted distances, not by comparing all (N, K, T)
+    # pairs: that float64 temporary is 17 KB a frame, gigabytes on a test split. A NaN distance
+    # (a diverged prediction) becomes inf, never within a threshold, as NaN <= t is False; left
+    # NaN it would break the search, which assumes an ordered sequence. (An infinite threshold
+    # makes the range and every AUC NaN, so inf <= inf counting there changes nothing.)
+    ordered = torch.where(distances.isnan(), torch.inf, distances).sort(dim=1).values  # (N, K)
+    # right=True: the count of distances at most t, so a joint exactly at a threshold is within.
+    within = torch.searchsorted(ordered, t.expand(len(ordered), -1).contiguous(), right=True)
+    curves = within.double() / distances.shape[1]  # (N, T): fraction of joints within each t
     areas = torch.trapezoid(curves, t, dim=1) / (t[-1] - t[0])
     return torch.where(_finite_frames(gt_t), areas, torch.nan).numpy()
 

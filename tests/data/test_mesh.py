@@ -59,6 +59,30 @@ def test_a_mesh_rewritten_in_place_is_read_again(tmp_path):
     np.testing.assert_array_equal(mesh_bbox_corners(path), _corners([-2, 0, 0], [10, 20, 30]))
 
 
+def test_every_mesh_read_stays_cached_past_a_few_hundred(tmp_path, monkeypatch):
+    """ObMan's frames draw on thousands of ShapeNet models in turn: 300 distinct meshes read in
+    order, twice, are each parsed once (a cache of the last 256 would parse all 600 reads) and
+    give each its own box, mesh i spanning [0, i + 1] in x."""
+    paths = []
+    for i in range(300):
+        paths.append(tmp_path / f"model{i}.obj")
+        paths[-1].write_text(f"v 0 0 0\nv {i + 1} 1 1\n")
+    parses = []
+    load = trimesh.load
+
+    def counted_load(path, **kwargs):
+        parses.append(path)
+        return load(path, **kwargs)
+
+    monkeypatch.setattr(trimesh, "load", counted_load)
+    for _ in range(2):
+        for i, path in enumerate(paths):
+            np.testing.assert_array_equal(
+                mesh_bbox_corners(path), _corners([0, 0, 0], [i + 1, 1, 1])
+            )
+    assert sorted(parses) == sorted(paths)
+
+
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_a_mesh_with_a_non_finite_vertex_is_refused_naming_it(tmp_path, value):
     path = tmp_path / "model.ply"
