@@ -692,6 +692,32 @@ def test_help_imports_no_implementation():
     assert done.stdout.strip() == "['hopose', 'hopose.cli']"
 
 
+SYNTHETIC_IMPORTS = """
+import sys
+from hopose.cli import build_parser, main
+out = sys.argv[1]
+for argv in (
+    ["train", "synthetic/lifter", "--out", out],
+    ["eval", "model.pt", "--data", "synthetic", "--out", out],
+    ["prepare", "synthetic", "--split", "val", "--out", out],
+):
+    build_parser().parse_args(argv)
+main(["synth", "--split", "val", "--num", "2", "--out", out])
+print("trimesh" in sys.modules)
+"""
+
+
+def test_synthetic_data_imports_no_trimesh(tmp_path):
+    """Only a real dataset's meshes need trimesh, and its import swallows a Ctrl-C
+    (hopose.data.mesh): parsing a synthetic command (which imports hopose.data, the dataset
+    names) and writing a synthetic split leave it unimported."""
+    done = subprocess.run(
+        [sys.executable, "-c", SYNTHETIC_IMPORTS, str(tmp_path / "s")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines()[-1] == "False"
+
+
 @pytest.mark.parametrize("command", ["eval", "predict"])
 def test_grasp_completion_without_refinement_is_a_one_line_error(tmp_path, capsys, command):
     inputs = (
@@ -915,6 +941,42 @@ def test_an_interrupted_command_is_one_line_with_the_sigint_status(tmp_path, cap
     assert capsys.readouterr().err == "hopose train: interrupted\n"
     with pytest.raises(KeyboardInterrupt):
         main(["--debug", *args])
+
+
+class _InterruptedImport:
+    """A meta path finder: importing ``module`` is interrupted, as by a Ctrl-C during it."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def find_spec(self, name, path, target=None):
+        if name == self.module:
+            raise KeyboardInterrupt
+        return None
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "prog"),
+    [
+        # Parsing a dataset's name imports hopose.data (and with it torch): no command yet.
+        ("hopose.data", ["eval", "model.pt", "--data", "synthetic"], "hopose"),
+        ("torch", ["train", "synthetic/lifter"], "hopose train"),  # every command, after parsing
+    ],
+)
+def test_a_ctrl_c_during_the_first_imports_is_one_line(
+    tmp_path, capsys, monkeypatch, module, argv, prog
+):
+    """The first seconds of a command are imports: a Ctrl-C there ends it as one later does,
+    one line and 130, not an import's traceback."""
+    monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(sys, "meta_path", [_InterruptedImport(module), *sys.meta_path])
+    try:
+        status = main([*argv, "--out", str(tmp_path / "out")])
+    except KeyboardInterrupt:  # caught: escaping, it would end the whole test session
+        pytest.fail("the Ctrl-C escaped main, a traceback")
+    assert status == 130
+    assert capsys.readouterr().err == f"{prog}: interrupted\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_version(capsys):

@@ -945,9 +945,29 @@ def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], object
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # Named as argparse names the sub-command in its usage errors: "data check", not "data".
-    command = " ".join(filter(None, (args.command, getattr(args, "tool", None))))
+    # The first seconds are imports (torch's, by parsing a dataset's name or by _run): a Ctrl-C
+    # there ends the command as one later does, not with the traceback of an import.
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except KeyboardInterrupt:
+        if args is not None and args.debug:
+            raise
+        # A training run has kept its last finished epoch; `--resume` continues from it.
+        prog = "hopose" if args is None else f"hopose {_command_name(args)}"
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130  # the shell's status for a command ended by SIGINT (128 + 2)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """The sub-command as argparse names it in its usage errors: "data check", not "data"."""
+    return " ".join(filter(None, (args.command, getattr(args, "tool", None))))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; a user error (:data:`USER_ERRORS`) is one line and status 1."""
+    command = _command_name(args)
     # After parsing, so that --help and --version stay quick; every sub-command imports torch.
     import torch
 
@@ -968,12 +988,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hopose {command}: error: {one_line(error)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        # A training run has kept its last finished epoch; `--resume` continues from it.
-        print(f"hopose {command}: interrupted", file=sys.stderr)
-        return 130  # the shell's status for a command ended by SIGINT (128 + 2)
     finally:
         torch.set_flush_denormal(False)
 

@@ -1,16 +1,21 @@
 """Object meshes reduced to their axis-aligned box (hopose.data.mesh): the files trimesh reads
-(OBJ, PLY, multi-part scenes), a file rewritten in place, and bad files named."""
+(OBJ, PLY, multi-part scenes), a file rewritten in place, bad files named, and a Ctrl-C during
+trimesh's import."""
 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
 import trimesh
 from dataset_fixtures import box_vertices, write_binary_ply, write_ply
 
-from hopose.data.mesh import mesh_bbox_corners
+from hopose.data.mesh import _sigint_deferred, mesh_bbox_corners
 from hopose.data.transforms import DataFileError
 from hopose.skeleton import CORNER_SIGNS
 
@@ -173,3 +178,93 @@ def test_a_binary_ply_cut_short_is_refused_naming_it(tmp_path, cut):
     path.write_bytes(data[: body + cut])
     with pytest.raises(DataFileError, match=rf"^{re.escape(str(path))}: cannot read mesh \("):
         mesh_bbox_corners(path)
+
+
+# Ctrl-C (SIGINT) as trimesh's import reaches networkx, which it wraps in ``except BaseException``;
+# the finder is in place before hopose.data.mesh is imported, as a user's early Ctrl-C may land.
+INTERRUPTED_TRIMESH_IMPORT = """
+import signal, sys
+
+class CtrlC:
+    fired = False
+
+    def find_spec(self, name, path, target=None):
+        if name == "networkx" and "trimesh" in sys.modules and not CtrlC.fired:
+            CtrlC.fired = True
+            signal.raise_signal(signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from hopose.data.mesh import mesh_bbox_corners
+
+try:
+    mesh_bbox_corners(sys.argv[1])
+    print("read")
+except KeyboardInterrupt:
+    print("interrupted")
+import trimesh
+
+print(CtrlC.fired, mesh_bbox_corners(sys.argv[1])[6].tolist())
+print(trimesh.creation.box().vertex_adjacency_graph.number_of_nodes())
+"""
+
+
+def test_a_ctrl_c_during_trimeshs_import_interrupts_after_it(tmp_path):
+    """The Ctrl-C is a KeyboardInterrupt from the first mesh read, not swallowed by trimesh;
+    its import finished whole, so the next read gives the box (corner 6, (+, +, +), is (1, 2, 3))
+    and networkx is there for trimesh (a box's 8 vertices in its graph), not the interrupt
+    kept in its place."""
+    path = tmp_path / "model.obj"
+    path.write_text("v 0 0 0\nv 1 2 3\n")
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_TRIMESH_IMPORT, str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split("\n") == ["interrupted", "True [1.0, 2.0, 3.0]", "8", ""]
+
+
+def test_a_ctrl_c_held_back_is_raised_after_the_block_past_a_catch_all():
+    """Inside the block the signal is only recorded: code that catches everything (as trimesh's
+    imports) neither sees it nor stops; Python's handler, put back, raises it after the block."""
+    seen, ran_on = [], False
+    with pytest.raises(KeyboardInterrupt), _sigint_deferred():
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except BaseException as error:
+            seen.append(error)
+        ran_on = True
+    assert seen == [] and ran_on
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_held_back_goes_to_the_handler_in_place_once():
+    """A handler of the program's own (not Python's) gets the signal after the block; two
+    Ctrl-Cs inside it are one."""
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        with _sigint_deferred():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            assert calls == []
+        assert calls == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_outside_the_main_thread_the_block_runs_as_it_is():
+    """A dataset's read-ahead thread reads meshes too: there no handler can be set (Python
+    refuses, ValueError) and no signal arrives, so the block runs unguarded."""
+    errors = []
+
+    def read() -> None:
+        try:
+            with _sigint_deferred():
+                pass
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    assert errors == []

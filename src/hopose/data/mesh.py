@@ -11,18 +11,67 @@ A PLY holding fewer elements than its header declares (a download cut short) is 
 reads an ASCII one as far as it goes, and the box of the vertices left is smaller than the
 object's. (A binary one of another length than its header's trimesh refuses itself; an OBJ says
 no count, so one cut short between lines cannot be told from a whole one.)
+
+trimesh is imported at a dataset's first mesh, not with this module: every command imports it
+(through :mod:`hopose.data`), and trimesh's own import swallows a Ctrl-C (below).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from types import FrameType, ModuleType
 
 import numpy as np
-import trimesh
 
 from hopose.data.transforms import DataFileError
 from hopose.skeleton import CORNER_SIGNS
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back a Ctrl-C (SIGINT) arriving inside the block until it ends, then deliver it to
+    the handler that was in place (Python's raises KeyboardInterrupt).
+
+    For code that catches ``BaseException``: trimesh wraps its optional imports (networkx,
+    scipy, ...) so, and a KeyboardInterrupt raised there is swallowed -- the command runs on --
+    and kept in place of the module, raised again by a later use of it. Only the main thread
+    receives signals (and may set a handler), so elsewhere the block runs as it is (a dataset's
+    read-ahead thread, hopose.data.splits); so it does where a handler set outside Python (no
+    Python object, ``None``) could not be put back.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is None
+    ):
+        yield
+        return
+    received = False
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        received = True
+
+    previous = signal.signal(signal.SIGINT, record)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
+
+
+@cache
+def _trimesh() -> ModuleType:
+    """trimesh, imported on first use with a Ctrl-C held back until its import ends
+    (:func:`_sigint_deferred`)."""
+    with _sigint_deferred():
+        import trimesh
+    return trimesh
 
 
 def _vertex_bounds(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +90,7 @@ def _vertex_bounds(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_bounds(path: Path, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Read a mesh's bounds; ``mtime_ns`` and ``size`` only key the cache (a file rewritten in
     place is read again)."""
+    trimesh = _trimesh()
     try:
         loaded = trimesh.load(path, process=False)
         # A scene's parts (meshes and point clouds alike), each posed by its scene transform.
