@@ -174,11 +174,13 @@ def test_eval_command_writes_metrics_predictions_and_report(checkpoint, tmp_path
 
 
 def test_an_eval_into_a_used_folder_leaves_none_of_the_earlier_runs_report(checkpoint, tmp_path):
-    # Stand-ins for an earlier evaluation's files, and one that is not hopose's.
+    # Stand-ins for an earlier evaluation's files (its metrics.json with the frames it scored,
+    # which tells it from a demo's: check_output_folder), and one that is not hopose's.
     earlier = ["metrics.json", "per_frame.csv", "report.md", "figures/gallery.png"]
     for name in [*earlier, "notes.txt"]:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("earlier")
+    (tmp_path / "metrics.json").write_text('{"n": 5}')
     data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
     evaluate.run_eval(checkpoint, data, "test", tmp_path, gt_2d=True, report=False)
     left = [name for name in earlier if (tmp_path / name).exists()]
@@ -186,6 +188,47 @@ def test_an_eval_into_a_used_folder_leaves_none_of_the_earlier_runs_report(check
         left == ["metrics.json"] and json.loads((tmp_path / "metrics.json").read_text())["n"] == 2
     )
     assert (tmp_path / "notes.txt").read_text() == "earlier"
+
+
+# A demo's metrics.json (hopose.demo.run_demo's summary, cut short): its results and checks,
+# no evaluation's "n" at its top.
+_DEMO_SUMMARY = {"quick": True, "n_test": 16, "results": {"final_image": {"n": 16}}, "checks": {}}
+
+
+@pytest.mark.parametrize(
+    "held", [json.dumps(_DEMO_SUMMARY), "[16]", "not json"], ids=["demo", "list", "text"]
+)
+@pytest.mark.parametrize("command", ["eval", "score"])
+def test_an_out_holding_a_metrics_json_that_is_not_an_evaluations_is_refused(
+    checkpoint, tmp_path, monkeypatch, held, command
+):
+    """hopose eval --out runs/demo replaced the demo's metrics.json (its results and checks)
+    without a word, as hopose score into it did: both are refused in one line naming the file,
+    eval before its checkpoint is read, and the folder is left as it was. Re-running either into
+    its own earlier output stays possible: test_an_eval_into_a_used_folder_leaves_none_of_the_
+    earlier_runs_report, test_score_of_an_evaluations_own_predictions_reproduces_its_metrics."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "metrics.json").write_text(held)
+    (out / "results.md").write_text("the demo's table")
+    read = []
+    monkeypatch.setattr(evaluate, "load_model", lambda *args, **kwargs: read.append(args))
+    message = (
+        f"{out / 'metrics.json'}: not an evaluation's metrics.json (no 'n', the frames scored: "
+        "a demo's, say), and would be replaced; choose another --out"
+    )
+    with pytest.raises(ValueError) as error:
+        if command == "eval":
+            data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+            evaluate.run_eval(checkpoint, data, "test", out, gt_2d=True, report=False)
+        else:
+            path = tmp_path / "mine" / "predictions.npz"
+            path.parent.mkdir()
+            np.savez(path, **_predictions())
+            evaluate.score_file(path, out, plausibility=False)
+    assert str(error.value) == message and read == []
+    assert sorted(path.name for path in out.iterdir()) == ["metrics.json", "results.md"]
+    assert (out / "metrics.json").read_text() == held
 
 
 def test_metrics_json_of_a_whole_frame_model_describes_no_self_crop(checkpoint, tmp_path):

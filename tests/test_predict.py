@@ -675,6 +675,31 @@ def test_no_overlay_writes_the_json_alone_its_overlay_null(tmp_path, monkeypatch
     assert list((tmp_path / "out").iterdir()) == [path] and drawn == []
 
 
+def test_a_run_into_a_used_folder_replaces_its_names_files_and_each_json_names_its_checkpoint(
+    tmp_path, monkeypatch
+):
+    """Model A predicts a.png and b.png with overlays; model B then a.png alone, without one,
+    into the same folder. a_overlay.jpg was model A's drawing left beside B's JSON, which says
+    there is none: it is removed. b's files, a photo added before, are kept. Each JSON names
+    the checkpoint it came from, resolved (the relative a.pt as tmp_path/a.pt), so that a
+    folder two models wrote into says which wrote what."""
+    monkeypatch.setattr(predict, "load_model", lambda path: (_SpotNet(), tiny("end2end")))
+    monkeypatch.chdir(tmp_path)
+    _spot_folder(tmp_path / "photos", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    predict.predict_images("a.pt", [tmp_path / "photos"], out, K=(20, 20, 10, 14))
+    b_before = (out / "b.json").read_text()
+    predict.predict_images(
+        "models/b.pt", [tmp_path / "photos" / "a.png"], out, K=(20, 20, 10, 14), overlay=False
+    )
+    assert sorted(path.name for path in out.iterdir()) == ["a.json", "b.json", "b_overlay.jpg"]
+    a_after = json.loads((out / "a.json").read_text())
+    assert a_after["overlay"] is None
+    assert a_after["checkpoint"] == str(tmp_path.resolve() / "models" / "b.pt")
+    assert (out / "b.json").read_text() == b_before
+    assert json.loads(b_before)["checkpoint"] == str(tmp_path.resolve() / "a.pt")
+
+
 # The photos of a batch: sizes (height, width) that a 32-px network reads at different shrinks
 # (the 120-px side by 3, the 80-px one by 2, the 50-px one not at all), a left hand among right
 # ones, and a camera each: a field of view, a K, the default lens.

@@ -64,6 +64,7 @@ from hopose.scoring import (
     GRASP_COMPLETED,
     HOPOSE_VERSION,
     IMAGE_SIZE,
+    N_FRAMES,
     NUM,
     OPTIONS,
     PREDICTED_2D,
@@ -399,7 +400,8 @@ def run_eval(
             ``num_workers`` processes read the records or render the self-crops' views.
         split: the split to evaluate; None: ``data.test_split`` (:func:`eval_data_config`
             sets it).
-        out_dir: output folder (created).
+        out_dir: output folder (created); an earlier evaluation's files in it are replaced,
+            a ``metrics.json`` of anything else refused (:func:`check_output_folder`).
         gt_2d: feed ground-truth 2D to the lifter (paper Table 2 protocol).
         gt_box: from the images of the squares ground truth places around hand and object
             (``data.crop`` set to "square"), not self-cropped, whatever the model was trained
@@ -455,7 +457,8 @@ def run_eval(
             ``gt_2d`` on a split without the hand's labels (:func:`check_gt_2d`),
             ``data.options.jitter`` on, a split without frames, or a ``self_crop_margin`` that
             ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped,
-            as ``single_view``.
+            as ``single_view``; a ``metrics.json`` in ``out_dir`` that is not an
+            evaluation's (:func:`check_output_folder`), before the checkpoint is read.
     """
     split = data.test_split if split is None else split
     check_device(str(device), "device", AUTO_DEVICES)
@@ -470,6 +473,7 @@ def run_eval(
     if gt_2d:
         check_gt_2d(data.name, split)
     weights = refinement(refine, complete_grasp, from_images=not gt_2d)
+    check_output_folder(Path(out_dir))
     model, trained = load_model(checkpoint, from_images=not gt_2d) if loaded is None else loaded
     model.to(device)
     # A model trained on crops reads test frames by self-cropping, never through a crop that
@@ -586,10 +590,35 @@ def _environment(device: str) -> dict[str, str]:
     return {**_versions(), DEVICE: name}
 
 
+def check_output_folder(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` whose ``metrics.json`` is not an evaluation's, which
+    :func:`clear_evaluation` would delete: a demo's, whose results and checks it holds
+    (:mod:`hopose.demo`, beside its model), or one that is no JSON object. An evaluation's (or
+    ``hopose score``'s) is told by ``n``, the frames scored, which :func:`hopose.scoring.summarize`
+    always writes and the demo's (``n_test``) does not hold.
+
+    Raises:
+        ValueError: one line naming the file.
+    """
+    path = out_dir / METRICS_FILE
+    if not path.exists():
+        return
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        summary = None
+    if not (isinstance(summary, dict) and N_FRAMES in summary):
+        raise ValueError(
+            f"{path}: not an evaluation's {METRICS_FILE} (no '{N_FRAMES}', the frames scored: "
+            "a demo's, say), and would be replaced; choose another --out"
+        )
+
+
 def clear_evaluation(out_dir: Path) -> None:
     """Create ``out_dir`` and delete an earlier evaluation's outputs from it: ``metrics.json``,
     the benchmarks' files and the report's (:func:`hopose.report.remove_report`). A folder holds
-    one evaluation's files, and ``metrics.json``, written last, only beside all of them."""
+    one evaluation's files, and ``metrics.json``, written last, only beside all of them; the
+    callers refuse first a ``metrics.json`` of something else (:func:`check_output_folder`)."""
     output_folder(out_dir)
     for name in (METRICS_FILE, *BENCHMARK_FILES):
         (out_dir / name).unlink(missing_ok=True)
@@ -713,8 +742,9 @@ def score_file(
             :func:`hopose.report.read_summary` for the ``metrics.json`` beside the file (an
             entry of another type, naming it); ``out_dir`` the file's own folder, whose
             evaluation it would replace, or another evaluation's (it holds a
-            ``predictions.npz``), whose predictions it would delete. Each before anything in
-            ``out_dir`` is removed.
+            ``predictions.npz``), whose predictions it would delete; then a ``metrics.json``
+            in ``out_dir`` that is not an evaluation's (:func:`check_output_folder`). Each
+            before anything in ``out_dir`` is removed.
     """
     path, out_dir = Path(path), Path(out_dir)
     if out_dir.resolve() == path.parent.resolve():
@@ -729,6 +759,7 @@ def score_file(
         )
     predictions = read_predictions(path)
     evaluation = read_summary(path.parent)
+    check_output_folder(out_dir)
     description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
     description |= {SCORED: recorded_path(path), **_versions()}
     # The gallery's blank canvas: the network image's side, or (a file without its evaluation's

@@ -24,7 +24,9 @@ of :data:`IMAGE_SUFFIXES`, by name, not its subfolders), ``batch_size`` photos a
 (``--batch-size``, default :data:`PREDICT_BATCH_SIZE`): a batch is read, predicted and written
 before the next is read. Outputs per image, under a name unique
 among the inputs (``photo``, then ``photo-2`` for a second ``photo.jpg`` from another folder):
-``<name>.json`` with ``image`` (the input path), ``size`` (upright width, height), ``camera``
+``<name>.json`` with ``image`` (the input path), ``checkpoint`` (the checkpoint that
+predicted it, resolved: :func:`hopose.files.recorded_path`), ``size`` (upright width, height),
+``camera``
 (``source`` and ``K``, (3, 3) in the photo's pixels), ``hand_2d`` (21, 2) and ``obj_2d`` (8, 2)
 in those pixels, ``hand_3d`` (21, 3) and ``obj_3d`` (8, 3) in mm, ``contacts_3d`` and
 ``contacts_2d``, ``hand_peak`` (21) and ``obj_peak`` (8), the heat maps' peaks
@@ -34,7 +36,10 @@ and ``overlay``, the name of
 size (longest side at most :data:`hopose.photo.MAX_SIDE`) with the hand in blue, the box in
 orange and the contacts in gold, lines :data:`hopose.viz.LINE_WIDTH_FRACTION` of its longest
 side wide.
-Each file is written whole or not at all (:mod:`hopose.files`). Among several images, one that is
+Each file is written whole or not at all (:mod:`hopose.files`). An output folder may hold earlier
+predictions (photos added to it): a photo's files replace those of its name, a
+``<name>_overlay.jpg`` left from an earlier run removed with ``overlay=False``, and the other
+names' files are kept, each JSON naming its own checkpoint. Among several images, one that is
 not a readable image is skipped with a warning naming it, and the run ends with a ValueError
 counting them. An image of several frames (an animated GIF, a multi-page TIFF), named or in a
 folder alike, is predicted from its first frame with a warning naming it and its frames
@@ -71,7 +76,7 @@ from hopose.checkpoint import load_model
 from hopose.config import AUTO_DEVICES, check_device, resolve_device
 from hopose.crop import MIRROR_X, apply_affine, mirror_affine, mirror_camera
 from hopose.data.transforms import MIRROR_CORNER_ORDER
-from hopose.files import output_folder, require_file, write_atomic, write_text
+from hopose.files import output_folder, recorded_path, require_file, write_atomic, write_text
 from hopose.geometry import project_points
 from hopose.models import HoposeNet
 from hopose.photo import (
@@ -559,14 +564,19 @@ def _write_prediction(
     photo: Photo,
     prediction: Prediction,
     *,
+    checkpoint: str,
     refine: bool,
     complete_grasp: bool,
     overlay: bool,
 ) -> Path:
-    """Write ``<name>.json`` (module docstring) of ``photo``, read from ``path``, and with
-    ``overlay`` its overlay, under ``out_dir``; returns the JSON."""
+    """Write ``<name>.json`` (module docstring) of ``photo``, read from ``path`` and predicted
+    by ``checkpoint`` (recorded as it is given), and with ``overlay`` its overlay, under
+    ``out_dir``; returns the JSON, written after the overlay is written or an earlier one
+    removed."""
+    drawing = f"{name}_overlay.jpg"
     record: dict[str, Any] = {
         "image": str(path),
+        "checkpoint": checkpoint,
         "size": list(prediction.size),
         "side": prediction.side,
         "camera": {"source": prediction.camera_source, "K": prediction.K.tolist()},
@@ -577,14 +587,15 @@ def _write_prediction(
             key: None if (value := getattr(prediction, key)) is None else value.tolist()
             for key in PEAKS
         },
-        "overlay": f"{name}_overlay.jpg" if overlay else None,
+        "overlay": drawing if overlay else None,
     }
     if overlay:
         drawn = prediction_overlay(photo, prediction)
-        write_atomic(
-            out_dir / record["overlay"],
-            lambda tmp: drawn.save(tmp, quality=JPEG_QUALITY),
-        )
+        write_atomic(out_dir / drawing, lambda tmp: drawn.save(tmp, quality=JPEG_QUALITY))
+    else:
+        # An earlier run's drawing of this name, another model's or another photo's, would
+        # otherwise stay beside a JSON that says there is none.
+        (out_dir / drawing).unlink(missing_ok=True)
     return write_text(out_dir / f"{name}.json", json.dumps(record, indent=1) + "\n")
 
 
@@ -612,7 +623,8 @@ def predict_images(
         checkpoint, refine, complete_grasp, self_crop_margin, single_view, self_crop_names,
             device: the :class:`Predictor`'s.
         images: photo files, and folders of them (:func:`image_files`).
-        out_dir: output folder (created).
+        out_dir: output folder (created); earlier predictions in it are kept but for the
+            files of the names this run writes (module docstring).
         K, fov, left: each photo's, as :meth:`Predictor.__call__` takes them.
         overlay: write each photo's overlay; False: none, the JSON's ``overlay`` null.
         batch_size: photos read and predicted together (:meth:`Predictor.predict_batch`), their
@@ -661,6 +673,8 @@ def predict_images(
     # the run at once, without the outputs of the photos before it.
     files = image_files(images)
     named = list(zip(files, output_names(files), strict=True))
+    # Each JSON names its model: a folder that runs of several checkpoints wrote into says so.
+    source = recorded_path(checkpoint)
     written, unread = [], 0
     for start in range(0, len(named), batch_size):
         batch = []  # (path, name, photo) of the batch's readable photos
@@ -688,7 +702,7 @@ def predict_images(
             output_folder(out_dir)
         for (path, name, photo), prediction in zip(batch, predictions, strict=True):
             json_path = _write_prediction(
-                out_dir, name, path, photo, prediction, refine=refine,
+                out_dir, name, path, photo, prediction, checkpoint=source, refine=refine,
                 complete_grasp=complete_grasp, overlay=overlay,
             )  # fmt: skip
             written.append(json_path)
