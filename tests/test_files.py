@@ -55,6 +55,28 @@ def test_an_error_in_the_writer_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "failure", [OSError(errno.EROFS, "Read-only file system"), KeyboardInterrupt()]
+)
+def test_a_temporary_that_cannot_be_removed_hides_no_error(tmp_path, monkeypatch, failure):
+    """On a read-only file system the writer fails (EROFS, naming the hidden temporary) and so
+    does removing the temporary: the error raised is still the write's, naming the target (or
+    the interruption itself), not the removal's."""
+    path = tmp_path / "o.onnx"
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    def write(tmp: Path) -> None:
+        raise failure
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(type(failure)) as info:
+        write_atomic(path, write)
+    if isinstance(failure, OSError):
+        assert str(info.value) == f"[Errno 30] cannot write (Read-only file system): '{path}'"
+
+
 def test_copy_file_copies_every_byte_and_leaves_no_temporary(tmp_path):
     source, target = tmp_path / "best.pt", tmp_path / "model.pt"
     data = bytes(range(256)) * 1000  # every byte value, over several copy buffers

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +18,7 @@ import torch
 from eval_cases import make_predictions
 from hopose import plausibility
 from hopose.data.grasps import generate_grasps
+from hopose.data.workers import process_alive
 from hopose.geometry import axis_angle_to_matrix, box_corners, make_transform, transform_points
 from hopose.physics import contact_points
 from hopose.plausibility import (
@@ -599,3 +607,54 @@ def test_penetration_of_a_box_with_a_bent_face_uses_the_plane_through_the_faces_
     hand = torch.zeros(1, 21, 3, dtype=torch.float64)
     depth = penetration_depth(hand, obj[None])
     torch.testing.assert_close(depth, torch.full((1, 21), 7200 / math.sqrt(652800.0)).double())
+
+
+# A process scoring one grasp over 2 forked workers, one busy with it (a hull that takes a
+# minute), one idle, waiting on the task queue; it prints their ids.
+POOL_MAIN = textwrap.dedent(
+    """
+    import multiprocessing
+    import threading
+    import time
+    import numpy as np
+    from hopose import plausibility
+
+    def stall(wrenches):
+        time.sleep(60)
+        return 0.0
+
+    def report():
+        while len(multiprocessing.active_children()) < 2:
+            time.sleep(0.05)
+        print(*(child.pid for child in multiprocessing.active_children()), flush=True)
+
+    plausibility.epsilon_quality = stall
+    plausibility.MIN_PARALLEL = 1
+    threading.Thread(target=report, daemon=True).start()
+    plausibility.grasp_quality(
+        np.eye(3)[None], -np.eye(3)[None], np.ones((1, 3), bool), np.zeros((1, 3)), workers=2
+    )
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_grasp_workers_exit_after_their_main_process_is_killed():
+    """An evaluation killed while it scores plausibility leaves no workers behind: without
+    hopose.data.workers.ExitWithParent both were still there 10 s after the kill (the idle one
+    forever), with it they end within a second (it polls every 0.5 s)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    main = subprocess.Popen(
+        [sys.executable, "-c", POOL_MAIN], stdout=subprocess.PIPE, text=True, env=env
+    )
+    workers = [int(pid) for pid in main.stdout.readline().split()]
+    assert len(workers) == 2
+    main.send_signal(signal.SIGKILL)
+    main.wait()
+    deadline = time.monotonic() + 10.0
+    while any(map(process_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if process_alive(pid)]
+    for pid in left:  # never leave them behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their killed main process"

@@ -4,7 +4,8 @@ A command stopped half-way (a full disk, a kill) must not leave a truncated resu
 like a finished one. :func:`write_atomic` writes to a hidden temporary file beside the target
 (same folder, so the final rename is atomic on POSIX) and renames it over the target only once
 the writer has finished. Write errors such as ENOSPC come out of a ``write()`` call without a
-file name; they are re-raised as the same kind of :class:`OSError` naming the target.
+file name; they are re-raised as the same kind of :class:`OSError` naming the target
+(:func:`write_error`, which files written in place use too).
 :func:`recorded_path` is the form in which a record (``metrics.json``, a cache's ``meta.json``)
 names the files it was made from; :func:`require_file` refuses an input that is no file, and
 :func:`json_mismatch` a record's field of another type; :func:`led_by` leads a message with
@@ -13,6 +14,7 @@ where the value it judges came from.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -45,15 +47,22 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
         # The rename lives in the folder's entries: synced, it survives a crash too.
         if hasattr(os, "O_DIRECTORY"):
             _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY, optional=True)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise OSError(
-            error.errno, f"cannot write ({error.strerror or error})", str(path)
-        ) from error
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as error:
+        # Removing tmp can fail as well (EROFS on a read-only file system): that error, naming
+        # the hidden file, must not hide why the target could not be written.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise write_error(error, path) from error
         raise
     return path
+
+
+def write_error(error: OSError, path: str | Path) -> OSError:
+    """``error``, raised while writing ``path`` (``write()`` and ``fsync()`` name no file), as
+    an :class:`OSError` of the same kind and errno naming ``path``:
+    ``[Errno 28] cannot write (No space left on device): '<path>'``."""
+    return OSError(error.errno, f"cannot write ({error.strerror or error})", str(path))
 
 
 def _fsync(path: Path, flags: int, *, optional: bool = False) -> None:

@@ -56,6 +56,7 @@ from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, QhullError
 from torch import Tensor
 
+from hopose.data.workers import ExitWithParent
 from hopose.geometry import box_axes, cuboid_error, face_corners, sample_face_points
 from hopose.physics import (
     ETA,
@@ -373,7 +374,12 @@ def _map_epsilon(wrench_sets: list[NDArray[np.float64]], workers: int) -> list[f
     # Forked workers share the parent's imports; they run only numpy and scipy (no torch).
     context = get_context("fork")
     chunk = max(1, len(wrench_sets) // (4 * workers))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    # Killed (SIGKILL), this process leaves idle workers waiting on the task queue, whose pipe
+    # their forked siblings hold open: without the watcher they never end (hopose.data.workers).
+    # Its argument, a DataLoader worker's id, is unused.
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=ExitWithParent(), initargs=(0,)
+    ) as pool:
         return list(pool.map(epsilon_quality, wrench_sets, chunksize=chunk))
 
 

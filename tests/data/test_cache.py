@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -719,6 +722,68 @@ class MappedRecords(Records):
 
     def __getitem__(self, index: int) -> dict:
         return super().__getitem__(index) | {"segmentation": np.full((8, 8), index, np.uint8)}
+
+
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``, by its path there, and its bytes."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_full_disk_names_the_file_and_the_rerun_writes_the_same_cache(tmp_path, monkeypatch):
+    """The disk fills while chunk 1 of 3 (samples 4-7) is written: its images.npy rows take half
+    their bytes, then ENOSPC. The build stops with an OSError naming images.npy (written through
+    a memory map, the process died of SIGBUS, "Bus error", naming nothing); the rerun with room
+    again resumes at chunk 1 and writes byte for byte the files of a build that never failed,
+    the zeros of skipped sample 5 included."""
+    whole = tmp_path / "whole"
+    write_cache(MappedRecords(10, fail={5}), whole, progress=False, chunk_size=4, on_error="skip")
+    out = tmp_path / "c"
+    write = os.pwrite
+    image_writes = []
+
+    def fill_the_disk(fd: int, data: memoryview, position: int) -> int:
+        if os.fstat(fd).st_ino != (out / "images.npy").stat().st_ino:
+            return write(fd, data, position)
+        image_writes.append(position)
+        if len(image_writes) == 2:  # chunk 1's first write: half of it fits
+            return write(fd, data[: len(data) // 2], position)
+        if len(image_writes) == 3:  # the rest
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(fd, data, position)
+
+    monkeypatch.setattr(os, "pwrite", fill_the_disk)
+    with pytest.raises(OSError) as info:
+        write_cache(MappedRecords(10, fail={5}), out, progress=False, chunk_size=4, on_error="skip")
+    assert info.value.errno == errno.ENOSPC
+    assert str(info.value) == (
+        f"[Errno 28] cannot write (No space left on device): '{out / 'images.npy'}'"
+    )
+    assert [path.name for path in (out / "chunks").iterdir()] == ["000000.json"]
+    monkeypatch.undo()
+    resumed = MappedRecords(10, fail={5})
+    write_cache(resumed, out, progress=False, chunk_size=4, on_error="skip")
+    assert sorted(resumed.reads) == list(range(4, 10))
+    assert _folder_bytes(out) == _folder_bytes(whole)
+
+
+def test_resuming_a_build_whose_file_was_replaced_names_it(tmp_path):
+    """A build writes each chunk's rows at their place in its files: an images.npy of 4 px
+    images put in place of the build's 8 px ones would take them at the wrong places. The
+    rerun refuses it, naming the file, what it holds and what build.json describes."""
+    out = tmp_path / "c"
+    with pytest.raises(DataFileError, match=r"frame_0006\.jpg"):
+        write_cache(Records(10, fail={6}), out, progress=False, chunk_size=4)
+    np.save(out / "images.npy", np.zeros((10, 4, 4, 3), np.uint8))
+    message = (
+        f"{out / 'images.npy'}: damaged cache file, an array of (10, 4, 4, 3) uint8, not the "
+        "(10, 8, 8, 3) uint8 its build.json describes"
+    )
+    with pytest.raises(DataFileError, match=f"^{re.escape(message)}$"):
+        write_cache(Records(10), out, progress=False, chunk_size=4)
 
 
 def test_a_skipped_sample_shifts_no_pixels_or_maps_of_the_kept_ones(tmp_path):

@@ -14,10 +14,11 @@ Layout of a cache folder::
     valid.npy             (N,) bool, False for samples skipped with ``on_error="skip"``
     meta.json             written last, atomically: its presence marks a complete cache
 
-Resuming: ``images.npy`` and the arrays are pre-allocated; a chunk counts as done only when its
-``chunks/<c>.json`` exists, and that file is renamed into place after the chunk's pixels and
-annotations were flushed. An interrupted build (a crash, Ctrl-C, a bad file) therefore restarts
-at the first chunk without a json and never trusts a half-written one.
+Resuming: ``images.npy`` and the arrays are pre-allocated (sparse); a chunk counts as done only
+when its ``chunks/<c>.json`` exists, and that file is renamed into place after the chunk's pixels
+and annotations were written and synced to the disk. An interrupted build (a crash, Ctrl-C, a
+bad file, a full disk) therefore restarts at the first chunk without a json and never trusts a
+half-written one.
 
 Rebuilding: a finished cache that :class:`CacheDataset` refuses (:func:`refusal`: a version it
 does not know, or an older one whose images or ObMan camera changed since), or an unfinished
@@ -29,8 +30,11 @@ build, then its other files; nothing of the old version is resumed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
+import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -60,7 +64,15 @@ from hopose.data.transforms import (
     wrap_index,
 )
 from hopose.data.workers import ExitWithParent, as_collected
-from hopose.files import JsonType, is_whole_number, json_mismatch, recorded_path, write_text
+from hopose.files import (
+    JsonType,
+    is_whole_number,
+    json_mismatch,
+    recorded_path,
+    write_atomic,
+    write_error,
+    write_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -322,12 +334,8 @@ def write_cache(
     build = _open_build(
         dataset, out, num_samples, chunk_size, info, source, skip=on_error == "skip"
     )
-    size = build["image_size"]
-    images = _load_npy(out / IMAGES_FILE, mmap_mode="r+")
-    arrays = {key: _load_npy(_array_path(out, key), mmap_mode="r+") for key in ARRAY_KEYS}
-    maps = {
-        key: _load_npy(_map_path(out, key), mmap_mode="r+") for key in build.get("map_keys", [])
-    }
+    size, map_keys = build["image_size"], build.get("map_keys", [])
+    layout = _layout(out, size, map_keys)
     pending = [c for c in range(_num_chunks(build)) if not _chunk_path(out, c).is_file()]
     done = num_samples - sum(min(chunk_size, num_samples - c * chunk_size) for c in pending)
     loader = DataLoader(
@@ -338,27 +346,92 @@ def write_cache(
         worker_init_fn=ExitWithParent(),
     )
     bar = tqdm(total=num_samples, initial=done, unit="sample", disable=None if progress else True)
-    for chunk, records, errors in loader:
-        start = chunk * chunk_size
-        strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}
-        valid = []
-        for offset, record in enumerate(records):
-            valid.append(record is not None)
-            if record is not None:
-                _store(record, start + offset, images, arrays, maps, size)
-            for key in strings:
-                strings[key].append("" if record is None else str(record.get(key, "")))
-        for message in errors:
-            log.warning("skipped %s", message)
-        images.flush()
-        for array in [*arrays.values(), *maps.values()]:
-            array.flush()
-        _write_json_atomic(
-            _chunk_path(out, chunk), {"strings": strings, "valid": valid, "errors": errors}
-        )
-        bar.update(len(records))
+    # A chunk's rows of each file, filled anew for every chunk.
+    count = min(chunk_size, num_samples)
+    rows = {path: np.zeros((count, *shape), dtype) for path, (dtype, shape) in layout.items()}
+    images = rows[out / IMAGES_FILE]
+    arrays = {key: rows[_array_path(out, key)] for key in ARRAY_KEYS}
+    maps = {key: rows[_map_path(out, key)] for key in map_keys}
+    with contextlib.ExitStack() as opened:
+        files = [
+            opened.enter_context(_RowFile(path, num_samples, dtype, shape))
+            for path, (dtype, shape) in layout.items()
+        ]
+        for chunk, records, errors in loader:
+            strings: dict[str, list[str]] = {key: [] for key in build["string_keys"]}
+            valid = []
+            for row, record in enumerate(records):
+                valid.append(record is not None)
+                if record is not None:
+                    _store(record, row, images, arrays, maps, size)
+                else:  # a skipped sample's rows are zeros
+                    for values in rows.values():
+                        values[row] = 0
+                for key in strings:
+                    strings[key].append("" if record is None else str(record.get(key, "")))
+            for message in errors:
+                log.warning("skipped %s", message)
+            for file in files:
+                file.write(chunk * chunk_size, rows[file.path][: len(records)])
+            _write_json_atomic(
+                _chunk_path(out, chunk), {"strings": strings, "valid": valid, "errors": errors}
+            )
+            bar.update(len(records))
     bar.close()
     return _finish(out, build, source, left_out)
+
+
+class _RowFile:
+    """One of a build's (N, ...) .npy files (:func:`_layout`), written a chunk of rows at a time
+    through the file, at the rows' place after the .npy header.
+
+    Not through a memory map: the files are sparse, and on a full disk a store into a mapped page
+    that gets no block is a SIGBUS, which kills the process ("Bus error", no file named). A
+    ``write()`` fails with ENOSPC instead, raised here naming the file, at the chunk that failed;
+    the rerun resumes there. Reserving the space up front (``posix_fallocate``) would raise it
+    before any work, but exists on Linux alone, is emulated by glibc where the file system lacks
+    it (NFS) by writing to every block of what is some 27 GB for ObMan, and guarantees nothing on
+    copy-on-write file systems (btrfs, ZFS), whose later writes can fail all the same. Readers
+    (:class:`CacheDataset`) map the files into memory as before.
+
+    Raises:
+        DataFileError: naming ``path`` when it holds no ``num_samples`` rows of ``shape`` and
+            ``dtype``, those of build.json, whose rows would be written at the wrong places.
+    """
+
+    def __init__(
+        self, path: Path, num_samples: int, dtype: type[np.generic], shape: tuple[int, ...]
+    ):
+        header = _load_npy(path, mmap_mode="r")  # a memory map reads no rows
+        _check_layout(path, header, num_samples, dtype, shape, BUILD_FILE)
+        self.path = path
+        self.offset = header.offset  # of row 0: the header's length
+        self.row_bytes = np.dtype(dtype).itemsize * math.prod(shape)
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def write(self, first: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (R, ...) as rows ``first`` to ``first + R - 1`` and sync them to the
+        disk, as the chunk's json, written next, says they are.
+
+        Raises:
+            OSError: of the original kind (ENOSPC, EIO), naming the file.
+        """
+        data = memoryview(np.ascontiguousarray(rows)).cast("B")
+        position = self.offset + first * self.row_bytes
+        try:
+            while data:  # a short write (the disk full half-way) raises at the next one
+                written = os.pwrite(self.fd, data, position)
+                data, position = data[written:], position + written
+            # The data alone, as a memory map's flush (msync) syncs it; macOS has no fdatasync.
+            getattr(os, "fdatasync", os.fsync)(self.fd)
+        except OSError as error:
+            raise write_error(error, self.path) from error
+
+    def __enter__(self) -> _RowFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 def _keeps_finished(out: Path, num_samples: int, info: dict, root: str | None) -> bool:
@@ -420,10 +493,16 @@ def _layout(
 
 
 def _check_layout(
-    path: Path, array: np.ndarray, num_samples: int, dtype: type[np.generic], shape: tuple[int, ...]
+    path: Path,
+    array: np.ndarray,
+    num_samples: int,
+    dtype: type[np.generic],
+    shape: tuple[int, ...],
+    described_by: str = META_FILE,
 ) -> np.ndarray:
     """``array``, read from ``path``, if it holds ``num_samples`` values of ``shape`` and
-    ``dtype``, as the cache's meta.json says it does.
+    ``dtype``, as the cache's ``described_by`` (its meta.json, a build's build.json) says it
+    does.
 
     Raises:
         DataFileError: naming ``path``, what it holds and what was expected. A file replaced
@@ -435,28 +514,28 @@ def _check_layout(
     if array.dtype != dtype or array.shape != expected:
         raise DataFileError(
             f"{path}: damaged cache file, an array of {array.shape} {array.dtype}, not the "
-            f"{expected} {np.dtype(dtype)} its {META_FILE} describes"
+            f"{expected} {np.dtype(dtype)} its {described_by} describes"
         )
     return array
 
 
 def _store(
     record: Mapping[str, Any],
-    index: int,
+    row: int,
     images: np.ndarray,
     arrays: Mapping[str, np.ndarray],
     maps: Mapping[str, np.ndarray],
     size: int,
 ) -> None:
-    """Write one record's image, arrays and maps at ``index`` of the cache's memory maps, each
-    checked against the cache's shapes."""
-    images[index] = _shaped(record, "image", (size, size, 3))
+    """Write one record's image, arrays and maps at ``row`` of its chunk's rows, each checked
+    against the cache's shapes."""
+    images[row] = _shaped(record, "image", (size, size, 3))
     for key in ARRAY_KEYS:
-        arrays[key][index] = np.asarray(record[key], dtype=np.float32)
+        arrays[key][row] = np.asarray(record[key], dtype=np.float32)
     for key, values in maps.items():
         if key not in record:
             raise ValueError(f"{record['id']}: no '{key}', which the cache holds")
-        values[index] = _shaped(record, key, (size, size), f"'{key}'")
+        values[row] = _shaped(record, key, (size, size), f"'{key}'")
 
 
 def _first_good_record(dataset: Sequence, skip: bool) -> dict:
@@ -554,7 +633,11 @@ def _open_build(
     map_keys = [key for key in OPTIONAL_MAP_KEYS if key in first]
     for path, (dtype, shape) in _layout(out, height, map_keys).items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(num_samples, *shape)).flush()
+        try:
+            # Sparse: the header alone takes room, each chunk's rows once written (_RowFile).
+            np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(num_samples, *shape))
+        except OSError as error:  # the header's write() names no file
+            raise write_error(error, path) from error
     (out / CHUNKS_FOLDER).mkdir(exist_ok=True)
     build = {
         "version": CACHE_VERSION,
@@ -583,7 +666,7 @@ def _finish(out: Path, build: Mapping[str, Any], root: str | None, left_out: Seq
         valid.extend(part["valid"])
         errors.extend(part["errors"])
     _write_json_atomic(out / STRINGS_FILE, strings)
-    np.save(out / VALID_FILE, np.asarray(valid, dtype=bool))
+    write_atomic(out / VALID_FILE, lambda tmp: np.save(tmp, np.asarray(valid, dtype=bool)))
     if errors:
         log.warning("%s: %d of %d samples skipped", out, len(errors), len(valid))
     meta = {
