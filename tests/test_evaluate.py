@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -28,6 +30,7 @@ from hopose.data.grasps import generate_grasps
 from hopose.data.splits import RecordList
 from hopose.data.synthetic import SyntheticHandObject
 from hopose.evaluate import mean_pose_predictions, predict_split
+from hopose.files import temporary_path
 from hopose.geometry import cuboid_error, project_points, scale_intrinsics, unproject_points
 from hopose.models import build_model
 from hopose.photo import EXIF_IFD, FOCAL_LENGTH_35MM
@@ -229,6 +232,89 @@ def test_an_out_holding_a_metrics_json_that_is_not_an_evaluations_is_refused(
     assert str(error.value) == message and read == []
     assert sorted(path.name for path in out.iterdir()) == ["metrics.json", "results.md"]
     assert (out / "metrics.json").read_text() == held
+
+
+def _evaluation(command: str, checkpoint: Path, tmp_path: Path, out: Path) -> dict:
+    """``hopose eval`` of 2 synthetic frames (ground-truth 2D) into ``out``, or ``hopose score``
+    of such an evaluation's predictions."""
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+    if command == "eval":
+        return evaluate.run_eval(checkpoint, data, "test", out, gt_2d=True, report=False)
+    scored = tmp_path / "scored"
+    if not scored.exists():
+        evaluate.run_eval(checkpoint, data, "test", scored, gt_2d=True, report=False)
+    return evaluate.score_file(scored / "predictions.npz", out, plausibility=False)
+
+
+def _refused(out: Path) -> str:
+    """An evaluation's refusal of ``out`` while another evaluation holds it."""
+    return (
+        f"{out}: another evaluation is writing to this folder (it holds eval.lock); wait for it "
+        "to end or choose another --out"
+    )
+
+
+@pytest.mark.parametrize("command", ["eval", "score"])
+def test_an_evaluation_into_a_held_folder_is_refused_and_each_one_releases_it(
+    checkpoint, tmp_path, monkeypatch, command
+):
+    """Another process evaluating into the folder (hopose eval or score) holds eval.lock, an
+    flock the system releases when that process dies: a second one is refused in one line,
+    writing nothing. One that fails (a full disk at metrics.json) releases it, as one that
+    finishes does: the reruns write the folder."""
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / "eval.lock").open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError) as refused:
+            _evaluation(command, checkpoint, tmp_path, out)
+    assert str(refused.value) == _refused(out)
+    assert [path.name for path in out.iterdir()] == ["eval.lock"]
+
+    def full_disk(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(evaluate, "write_text", full_disk)  # metrics.json's writer
+        with pytest.raises(OSError, match="No space left"):
+            _evaluation(command, checkpoint, tmp_path, out)
+    assert not (out / "metrics.json").exists()
+    first = _evaluation(command, checkpoint, tmp_path, out)
+    assert _evaluation(command, checkpoint, tmp_path, out) == first
+    assert json.loads((out / "metrics.json").read_text())["n"] == 2
+
+
+def test_an_evaluation_started_during_anothers_inference_leaves_the_folder_to_it(
+    checkpoint, tmp_path, monkeypatch
+):
+    """Two `hopose eval --out SAME` at once left one checkpoint's metrics.json beside the
+    other's predictions.npz and per_frame.csv, both exiting 0: the second, started while the
+    first predicts, is refused before its inference, and the folder holds the first's files
+    alone, as an evaluation run alone writes them."""
+    data = evaluate.eval_data_config(checkpoint, name="synthetic", seed=3, num=2)
+    alone = evaluate.run_eval(checkpoint, data, "test", tmp_path / "alone", gt_2d=True)
+    out, refusals = tmp_path / "out", []
+    predict = evaluate.predict_split
+
+    def predict_while_another_starts(*args, **kwargs):
+        monkeypatch.setattr(evaluate, "predict_split", predict)
+        try:
+            evaluate.run_eval(checkpoint, data, "test", out, gt_2d=True, per_frame=True)
+        except ValueError as error:
+            refusals.append(str(error))
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "predict_split", predict_while_another_starts)
+    assert evaluate.run_eval(checkpoint, data, "test", out, gt_2d=True) == alone
+    assert refusals == [_refused(out)]
+    assert (out / "per_frame.csv").read_text() == (tmp_path / "alone" / "per_frame.csv").read_text()
+    with (
+        np.load(out / "predictions.npz") as mine,
+        np.load(tmp_path / "alone" / "predictions.npz") as own,
+    ):
+        assert sorted(mine) == sorted(own)
+        for key in own:
+            np.testing.assert_array_equal(mine[key], own[key])
 
 
 def test_metrics_json_of_a_whole_frame_model_describes_no_self_crop(checkpoint, tmp_path):
@@ -912,7 +998,7 @@ def test_predict_on_a_full_disk_names_the_file_and_leaves_no_json(checkpoint, tm
     Image.new("RGB", (60, 40), "white").save(photo)
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".photo.tmp.json").symlink_to("/dev/full")  # the JSON's temporary file: ENOSPC
+    temporary_path(out / "photo.json").symlink_to("/dev/full")  # the JSON's temporary: ENOSPC
     assert main(["predict", str(checkpoint), str(photo), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("hopose predict: error: [Errno 28] cannot write (No space left")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
 import stat
 from pathlib import Path
@@ -171,6 +172,40 @@ def test_a_writer_that_picks_its_format_from_the_suffix_writes_the_target(tmp_pa
     with np.load(path) as archive:
         assert archive["hand"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.npz"]
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (:func:`write_atomic`) and fail unless ``path`` then holds it
+    whole: the second process of the test below."""
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))
+    assert path.read_bytes() == data
+
+
+def test_two_processes_writing_one_target_each_rename_a_whole_file(tmp_path):
+    """Two `hopose predict --out SAME` write photo.json at once: another process writes the
+    target whole while this one is half-way through its own. Sharing one temporary, the other
+    truncated and renamed this one's half-written file, this one went on writing into the
+    renamed target and failed with "No such file or directory"; each has its own now, and each
+    renames a whole file, this one's last."""
+    path = tmp_path / "photo.json"
+    mine, theirs = b"A" * 4096 + b"a" * 4096, b"B" * 100
+
+    def write_around_another(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            handle.write(mine[:4096])
+            handle.flush()
+            # Spawned, not forked: the parent's threads (torch's) are no part of the child.
+            other = multiprocessing.get_context("spawn").Process(
+                target=_write_whole, args=(path, theirs)
+            )
+            other.start()
+            other.join()
+            assert other.exitcode == 0
+            handle.write(mine[4096:])
+
+    write_atomic(path, write_around_another)
+    assert path.read_bytes() == mine
+    assert [p.name for p in tmp_path.iterdir()] == ["photo.json"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")

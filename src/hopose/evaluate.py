@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,14 @@ from hopose.data import collate_samples, loader_options, option_defaults, uncapp
 from hopose.data.ho3d import WITHHELD, hand_labelled
 from hopose.data.splits import build_split, split_size, whole_split
 from hopose.data.workers import ExitWithParent, FrameViews
-from hopose.files import output_folder, recorded_path, require_file, write_atomic, write_text
+from hopose.files import (
+    folder_lock,
+    output_folder,
+    recorded_path,
+    require_file,
+    write_atomic,
+    write_text,
+)
 from hopose.models import HoposeNet
 from hopose.refine import refine_predictions, refinement
 from hopose.report import (
@@ -102,6 +109,8 @@ EVAL_BATCH_SIZE = 64
 # The predictions in an evaluation's folder (the arrays of :func:`predict_split`, refined ones
 # included), beside its metrics.json (hopose.report.METRICS_FILE), written last.
 PREDICTIONS_FILE = "predictions.npz"
+# Held (flock) by the evaluation writing to its folder (evaluation_folder), and left there.
+LOCK_FILE = "eval.lock"
 # The arrays of predictions.npz that `hopose score` reads, each with its shape after the
 # frames' axis (docs/evaluation.md, "Scoring other predictions"); all but OPTIONAL_ARRAYS must be
 # there (the report draws the 2D keypoints too).
@@ -458,7 +467,9 @@ def run_eval(
             ``data.options.jitter`` on, a split without frames, or a ``self_crop_margin`` that
             ``data.self_crop_margin`` could not hold, or given where nothing is self-cropped,
             as ``single_view``; a ``metrics.json`` in ``out_dir`` that is not an
-            evaluation's (:func:`check_output_folder`), before the checkpoint is read.
+            evaluation's (:func:`check_output_folder`), before the checkpoint is read; another
+            evaluation writing to ``out_dir`` (:func:`evaluation_folder`), before the
+            inference.
     """
     split = data.test_split if split is None else split
     check_device(str(device), "device", AUTO_DEVICES)
@@ -500,37 +511,43 @@ def run_eval(
             f"these cached records do not hold: evaluate {data.name} without the cache (from "
             f"data.root, or rendered for synthetic data), or with --gt-2d"
         )
-    # Made before the inference, which a path that cannot be a folder would otherwise lose.
-    out_dir = output_folder(out_dir)
-    predictions = predict_split(
-        model, dataset, gt_2d=gt_2d, cropping=cropping, batch_size=batch_size, device=device,
-        num_workers=data.num_workers, frames=frames,
-    )  # fmt: skip
-    # Square records read without self-cropping (asked for, or of a model that reads whole
-    # frames) are cut around the true hand and box: ground truth places them (the
-    # ground-truth-box protocol), which the label must say.
-    boxed = not gt_2d and not iterations and data.crop == "square"
-    protocol = PROTOCOL_GT_2D if gt_2d else PROTOCOL_GT_BOX if boxed else PROTOCOL_IMAGE
-    plausibility = report if plausibility is None else plausibility
-    unrefined = None
-    if weights is not None:
-        predictions = refine_predictions(predictions, weights)
-        raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
-               "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
-        unrefined = score(raw, protocol=protocol, plausibility=plausibility)
-    clear_evaluation(out_dir)
-    write_atomic(out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions))
-    if protocol == PROTOCOL_IMAGE:  # a server's file holds predictions that read no ground truth
-        write_submission(data, split, predictions, out_dir)
-    description = _description(
-        data, split, protocol=protocol, cropping=cropping, refine=refine,
-        complete_grasp=complete_grasp, frames=frames, checkpoint=checkpoint, device=device,
-    )  # fmt: skip
-    return write_scores(
-        out_dir, predictions, description, plausibility=plausibility, report=report,
-        per_frame=per_frame, image_size=data.image_size, dataset=None if gt_2d else frames,
-        unrefined=unrefined,
-    )  # fmt: skip
+    # Made before the inference, which a path that cannot be a folder would otherwise lose, and
+    # held to the last file: two evaluations writing one folder would leave one's metrics.json
+    # beside the other's predictions; a second one is refused before its inference.
+    with evaluation_folder(out_dir) as out_dir:
+        check_output_folder(out_dir)  # again, held: a demo may have written there since
+        predictions = predict_split(
+            model, dataset, gt_2d=gt_2d, cropping=cropping, batch_size=batch_size, device=device,
+            num_workers=data.num_workers, frames=frames,
+        )  # fmt: skip
+        # Square records read without self-cropping (asked for, or of a model that reads whole
+        # frames) are cut around the true hand and box: ground truth places them (the
+        # ground-truth-box protocol), which the label must say.
+        boxed = not gt_2d and not iterations and data.crop == "square"
+        protocol = PROTOCOL_GT_2D if gt_2d else PROTOCOL_GT_BOX if boxed else PROTOCOL_IMAGE
+        plausibility = report if plausibility is None else plausibility
+        unrefined = None
+        if weights is not None:
+            predictions = refine_predictions(predictions, weights)
+            raw = {**predictions, "pred_hand_3d": predictions["unrefined_hand_3d"],
+                   "pred_obj_3d": predictions["unrefined_obj_3d"]}  # fmt: skip
+            unrefined = score(raw, protocol=protocol, plausibility=plausibility)
+        clear_evaluation(out_dir)
+        write_atomic(
+            out_dir / PREDICTIONS_FILE, lambda tmp: np.savez_compressed(tmp, **predictions)
+        )
+        # A server's file holds predictions that read no ground truth.
+        if protocol == PROTOCOL_IMAGE:
+            write_submission(data, split, predictions, out_dir)
+        description = _description(
+            data, split, protocol=protocol, cropping=cropping, refine=refine,
+            complete_grasp=complete_grasp, frames=frames, checkpoint=checkpoint, device=device,
+        )  # fmt: skip
+        return write_scores(
+            out_dir, predictions, description, plausibility=plausibility, report=report,
+            per_frame=per_frame, image_size=data.image_size, dataset=None if gt_2d else frames,
+            unrefined=unrefined,
+        )  # fmt: skip
 
 
 def _description(
@@ -612,6 +629,20 @@ def check_output_folder(out_dir: Path) -> None:
             f"{path}: not an evaluation's {METRICS_FILE} (no '{N_FRAMES}', the frames scored: "
             "a demo's, say), and would be replaced; choose another --out"
         )
+
+
+@contextlib.contextmanager
+def evaluation_folder(out_dir: str | Path) -> Iterator[Path]:
+    """``out_dir`` made a folder (:func:`hopose.files.output_folder`) and held by this process
+    (:data:`LOCK_FILE`, :func:`hopose.files.folder_lock`) until the block ends: one evaluation
+    (``hopose eval``, ``hopose score``) writes a folder at a time, so that its files are of one.
+
+    Raises:
+        ValueError: naming ``out_dir`` and :data:`LOCK_FILE` while another process holds it.
+    """
+    out_dir = output_folder(out_dir)
+    with folder_lock(out_dir, LOCK_FILE, "another evaluation"):
+        yield out_dir
 
 
 def clear_evaluation(out_dir: Path) -> None:
@@ -743,10 +774,34 @@ def score_file(
             entry of another type, naming it); ``out_dir`` the file's own folder, whose
             evaluation it would replace, or another evaluation's (it holds a
             ``predictions.npz``), whose predictions it would delete; then a ``metrics.json``
-            in ``out_dir`` that is not an evaluation's (:func:`check_output_folder`). Each
-            before anything in ``out_dir`` is removed.
+            in ``out_dir`` that is not an evaluation's (:func:`check_output_folder`); another
+            evaluation writing to ``out_dir`` (:func:`evaluation_folder`). Each before anything
+            in ``out_dir`` is removed.
     """
     path, out_dir = Path(path), Path(out_dir)
+    _check_score_folder(path, out_dir)
+    predictions = read_predictions(path)
+    evaluation = read_summary(path.parent)
+    check_output_folder(out_dir)
+    description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
+    description |= {SCORED: recorded_path(path), **_versions()}
+    # The gallery's blank canvas: the network image's side, or (a file without its evaluation's
+    # metrics.json) twice the largest principal point, about as large.
+    canvas = int(np.ceil(2 * np.max(predictions["K"][:, :2, 2], initial=1.0)))
+    with evaluation_folder(out_dir):
+        # Again, held: an evaluation may have written there since.
+        _check_score_folder(path, out_dir)
+        check_output_folder(out_dir)
+        clear_evaluation(out_dir)
+        return write_scores(
+            out_dir, predictions, description, plausibility=plausibility, report=True,
+            image_size=evaluation.get(IMAGE_SIZE, canvas),
+        )  # fmt: skip
+
+
+def _check_score_folder(path: Path, out_dir: Path) -> None:
+    """Refuse to score ``path`` into ``out_dir`` where that would replace an evaluation's files
+    or leave them beside others (:func:`score_file`'s Raises)."""
     if out_dir.resolve() == path.parent.resolve():
         raise ValueError(
             f"--out: {out_dir} holds {path.name}, whose evaluation's files would be replaced; "
@@ -757,16 +812,3 @@ def score_file(
             f"--out: {out_dir} holds another evaluation's {PREDICTIONS_FILE}, which would be "
             "deleted with its files; choose another folder"
         )
-    predictions = read_predictions(path)
-    evaluation = read_summary(path.parent)
-    check_output_folder(out_dir)
-    description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
-    description |= {SCORED: recorded_path(path), **_versions()}
-    # The gallery's blank canvas: the network image's side, or (a file without its evaluation's
-    # metrics.json) twice the largest principal point, about as large.
-    canvas = int(np.ceil(2 * np.max(predictions["K"][:, :2, 2], initial=1.0)))
-    clear_evaluation(out_dir)
-    return write_scores(
-        out_dir, predictions, description, plausibility=plausibility, report=True,
-        image_size=evaluation.get(IMAGE_SIZE, canvas),
-    )  # fmt: skip

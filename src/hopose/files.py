@@ -3,9 +3,12 @@
 A command stopped half-way (a full disk, a kill) must not leave a truncated result that looks
 like a finished one. :func:`write_atomic` writes to a hidden temporary file beside the target
 (same folder, so the final rename is atomic on POSIX) and renames it over the target only once
-the writer has finished. Write errors such as ENOSPC come out of a ``write()`` call without a
-file name; they are re-raised as the same kind of :class:`OSError` naming the target
-(:func:`write_error`, which files written in place use too).
+the writer has finished. The temporary is the writing process's own (:func:`temporary_path`), so
+two processes writing one target each rename a whole file, the last one's staying. Write errors
+such as ENOSPC come out of a ``write()`` call without a file name; they are re-raised as the
+same kind of :class:`OSError` naming the target (:func:`write_error`, which files written in
+place use too). :func:`folder_lock` keeps a folder to one writer where its files must be of one
+run (a training's, a cache's, an evaluation's).
 :func:`recorded_path` is the form in which a record (``metrics.json``, a cache's ``meta.json``)
 names the files it was made from; :func:`require_file` refuses an input that is no file, and
 :func:`json_mismatch` a record's field of another type; :func:`led_by` leads a message with
@@ -16,18 +19,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 
 def temporary_path(path: Path) -> Path:
-    """The hidden file :func:`write_atomic` writes first: ``.<stem>.tmp<suffix>`` beside
-    ``path``, keeping the suffix because some writers (numpy, PIL) pick the format from it."""
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+    """The hidden file :func:`write_atomic` writes first: ``.<stem>.tmp<pid><suffix>`` beside
+    ``path``, keeping the suffix last because some writers (numpy, PIL) pick the format from it.
+
+    The process id keeps two processes writing one target (two ``hopose predict --out SAME``)
+    out of each other's temporary, where one would rename the other's half-written bytes as
+    whole and the other fail. A writer killed outright (SIGKILL, a power cut) leaves its
+    temporary, a hidden file hopose never reads, which may be deleted; a later process of the
+    same id writing the target reuses it."""
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -76,6 +86,40 @@ def _fsync(path: Path, flags: int, *, optional: bool = False) -> None:
             raise
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(
+    folder: Path, name: str, writer: str, error: type[ValueError] = ValueError
+) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while writing its files; refuse when another process
+    holds it, as ``writer`` (the message's words for it: "another training").
+
+    An advisory ``flock`` on ``folder/name`` (made where missing, and left in the folder: deleted
+    on release, a third process could lock a new file while a second still holds the old one):
+    the system releases it when the process ends, even by SIGKILL, so a crashed writer never
+    leaves the folder locked.
+
+    Raises:
+        ValueError: of the class ``error``, in one line:
+            ``<folder>: <writer> is writing to this folder (it holds <name>); wait for it to
+            end or choose another --out``.
+    """
+    path = folder / name
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise error(
+            f"{folder}: {writer} is writing to this folder (it holds {name}); "
+            "wait for it to end or choose another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def output_folder(path: str | Path) -> Path:

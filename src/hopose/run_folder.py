@@ -15,15 +15,14 @@ resume.
 from __future__ import annotations
 
 import csv
-import fcntl
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from hopose.checkpoint import trained_processes
 from hopose.config import PATH_FIELDS, TrainConfig, config_to_dict, saved_config, unused_fields
-from hopose.files import recorded_path, write_atomic
+from hopose.files import folder_lock, recorded_path, write_atomic
 
 LAST_CHECKPOINT = "last.pt"
 """The run's latest checkpoint, with the optimisation state: what ``--resume`` continues from."""
@@ -192,28 +191,14 @@ def check_processes(checkpoint: Mapping[str, Any], world_size: int, path: Path) 
         )
 
 
-@contextmanager
-def run_lock(out_dir: Path) -> Iterator[None]:
+def run_lock(out_dir: Path) -> AbstractContextManager[None]:
     """Hold an exclusive lock on ``out_dir`` for a run; refuse when another process holds it.
 
-    An advisory ``flock`` on ``out_dir/train.lock``: the system releases it when the process
-    ends, even by SIGKILL, so a crashed run never leaves the folder locked.
+    An advisory ``flock`` on ``out_dir/train.lock`` (:func:`hopose.files.folder_lock`): the
+    system releases it when the process ends, even by SIGKILL, so a crashed run never leaves the
+    folder locked.
     """
-    path = out_dir / LOCK_FILE
-    handle = path.open("a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RunError(
-            f"{out_dir}: another training is writing to this folder (it holds {path.name}); "
-            "wait for it to end or choose another --out"
-        ) from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+    return folder_lock(out_dir, LOCK_FILE, "another training", RunError)
 
 
 def killed_before_checkpoint(out_dir: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -965,9 +966,10 @@ def test_skip_leaves_out_a_record_that_breaks_the_sample_layout(tmp_path):
 
 
 def test_a_build_writes_the_files_it_lists_and_a_rebuild_removes_them_all(tmp_path):
-    """BUILD_FILES names everything a build writes, under the names every cache on disk has;
-    rebuilding an old cache removes all of them (its images and arrays too, not only its
-    chunks and maps), meta.json first, and nothing else in the folder."""
+    """BUILD_FILES names everything a build writes, under the names every cache on disk has,
+    beside its lock; rebuilding an old cache removes all of them (its images and arrays too,
+    not only its chunks and maps), meta.json first, and nothing else in the folder: not the
+    lock it holds while it removes them."""
     out = tmp_path / "c"
     out.mkdir()
     (out / "notes.txt").write_text("the user's own")
@@ -977,10 +979,78 @@ def test_a_build_writes_the_files_it_lists_and_a_rebuild_removes_them_all(tmp_pa
         "meta.json", "chunks", "maps", "arrays", "images.npy", "strings.json", "valid.npy",
         "build.json",
     )  # fmt: skip
-    assert {path.name for path in out.iterdir()} == {*BUILD_FILES, "notes.txt"}
+    assert {path.name for path in out.iterdir()} == {*BUILD_FILES, "cache.lock", "notes.txt"}
     # Version 2's images of a real dataset are refused, so the rerun rebuilds the cache: here
     # its first record fails, after the old build was removed and before any file was written.
     _set_version(out / "meta.json", 2)
     with pytest.raises(DataFileError, match=r"frame_0000\.jpg"):
         write_cache(Records(5, fail={0}), out, progress=False, chunk_size=2, info=info)
-    assert [path.name for path in out.iterdir()] == ["notes.txt"]
+    assert sorted(path.name for path in out.iterdir()) == ["cache.lock", "notes.txt"]
+
+
+def _refused(out: Path) -> str:
+    """A build's refusal of ``out`` while another build holds it."""
+    return (
+        f"{out}: another cache build is writing to this folder (it holds cache.lock); wait for "
+        "it to end or choose another --out"
+    )
+
+
+def test_a_build_into_a_held_folder_is_refused_and_the_lock_released_after_each_build(tmp_path):
+    """Another process building into the folder holds cache.lock (an flock, released by the
+    system when that process dies): a second build, the same one submitted twice too, is refused
+    in one line before it reads a record or writes a file. A build that fails releases it, as
+    one that finishes does: the rerun resumes, and a third run keeps the finished cache."""
+    out = tmp_path / "c"
+    out.mkdir()
+    records = Records(5)
+    with (out / "cache.lock").open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError) as refused:
+            write_cache(records, out, progress=False, chunk_size=2)
+    assert str(refused.value) == _refused(out)
+    assert records.reads == [] and [path.name for path in out.iterdir()] == ["cache.lock"]
+    with pytest.raises(DataFileError, match=r"frame_0003\.jpg"):
+        write_cache(Records(5, fail={3}), out, progress=False, chunk_size=2)
+    resumed = Records(5)
+    write_cache(resumed, out, progress=False, chunk_size=2)
+    assert sorted(resumed.reads) == [2, 3, 4]  # chunk 0 (samples 0, 1) kept from the failed run
+    kept = Records(5)
+    write_cache(kept, out, progress=False, chunk_size=2)
+    assert kept.reads == [] and [CacheDataset(out)[i]["id"] for i in (0, 4)] == [
+        "test/s/q/0000",
+        "test/s/q/0004",
+    ]
+
+
+class _Intruded(Records):
+    """:class:`Records` whose first read starts a build of ``other`` into ``out`` (a second
+    process started just after this build, before its build.json), keeping its error."""
+
+    def __init__(self, n: int, out: Path, other: Records, info: dict):
+        super().__init__(n)
+        self.out, self.other, self.info, self.refusal = out, other, info, None
+
+    def __getitem__(self, index: int) -> dict:
+        if not self.reads:
+            try:
+                write_cache(self.other, self.out, progress=False, chunk_size=2, info=self.info)
+            except ValueError as error:
+                self.refusal = str(error)
+        return super().__getitem__(index)
+
+
+def test_a_build_started_while_another_builds_the_folder_mixes_nothing_into_it(tmp_path):
+    """`hopose synth --split val` started into the --out of a `--split train` still building,
+    before either wrote build.json, wrote every chunk as the train build did: a meta.json of
+    one split over records of both. The second build is refused without reading a record, and
+    the folder holds the first build's files, byte for byte those of a build run alone."""
+    alone = write_cache(
+        Records(5), tmp_path / "alone", progress=False, chunk_size=2, info={"split": "train"}
+    )
+    out = tmp_path / "c"
+    other = MappedRecords(7)
+    first = _Intruded(5, out, other, {"split": "val"})
+    write_cache(first, out, progress=False, chunk_size=2, info={"split": "train"})
+    assert first.refusal == _refused(out) and other.reads == []
+    assert _folder_bytes(out) == _folder_bytes(alone)

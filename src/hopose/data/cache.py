@@ -13,6 +13,8 @@ Layout of a cache folder::
     strings.json          side, object, id and any extra string keys, one list per key
     valid.npy             (N,) bool, False for samples skipped with ``on_error="skip"``
     meta.json             written last, atomically: its presence marks a complete cache
+    cache.lock            held (an flock) by the build writing the folder: a second build
+                          into it is refused while the first runs (hopose.files.folder_lock)
 
 Resuming: ``images.npy`` and the arrays are pre-allocated (sparse); a chunk counts as done only
 when its ``chunks/<c>.json`` exists, and that file is renamed into place after the chunk's pixels
@@ -66,8 +68,10 @@ from hopose.data.transforms import (
 from hopose.data.workers import ExitWithParent, as_collected
 from hopose.files import (
     JsonType,
+    folder_lock,
     is_whole_number,
     json_mismatch,
+    output_folder,
     recorded_path,
     write_atomic,
     write_error,
@@ -111,6 +115,9 @@ BUILD_FILES: tuple[str, ...] = (
     VALID_FILE,
     BUILD_FILE,
 )
+# Held (flock) by the build writing to the folder (write_cache): never one of BUILD_FILES, which
+# a rebuild removes while holding it.
+LOCK_FILE = "cache.lock"
 # Samples per atomically committed chunk by default (write_cache's ``chunk_size``).
 DEFAULT_CHUNK_SIZE = 256
 
@@ -316,7 +323,9 @@ def write_cache(
     Raises:
         ValueError: naming ``out_dir`` when it holds a cache or an unfinished build of other
             samples, ``info`` or ``root`` (one recorded before caches named their root is not
-            checked for it).
+            checked for it), or naming it and :data:`LOCK_FILE` when another build is writing
+            there (:func:`hopose.files.folder_lock`; the same build submitted twice too), before
+            anything in it is read or written.
     """
     check_on_error(on_error)
     if chunk_size < 1:
@@ -329,17 +338,30 @@ def write_cache(
     num_samples = len(dataset)
     if num_samples == 0:
         raise ValueError(f"{out}: the dataset to cache is empty")
-    if _keeps_finished(out, num_samples, info, source):
-        return out
-    build = _open_build(
-        dataset, out, num_samples, chunk_size, info, source, skip=on_error == "skip"
-    )
+    # One build at a time, from what is finished to meta.json: two would each write every
+    # chunk, the records of both under one meta.json (a split's under another's name).
+    with folder_lock(output_folder(out), LOCK_FILE, "another cache build"):
+        if _keeps_finished(out, num_samples, info, source):
+            return out
+        build = _open_build(
+            dataset, out, num_samples, chunk_size, info, source, skip=on_error == "skip"
+        )
+        _write_chunks(dataset, out, build, workers, skip=on_error == "skip", progress=progress)
+        return _finish(out, build, source, left_out)
+
+
+def _write_chunks(
+    dataset: Sequence, out: Path, build: Mapping[str, Any], workers: int, skip: bool, progress: bool
+) -> None:
+    """Write the chunks of ``build`` (its build.json) that ``out`` lacks, each one's rows, then
+    its ``chunks/<c>.json``, so that a rerun resumes at the first chunk without one."""
+    num_samples, chunk_size = build["num_samples"], build["chunk_size"]
     size, map_keys = build["image_size"], build.get("map_keys", [])
     layout = _layout(out, size, map_keys)
     pending = [c for c in range(_num_chunks(build)) if not _chunk_path(out, c).is_file()]
     done = num_samples - sum(min(chunk_size, num_samples - c * chunk_size) for c in pending)
     loader = DataLoader(
-        _Chunks(dataset, pending, chunk_size, skip=on_error == "skip"),
+        _Chunks(dataset, pending, chunk_size, skip=skip),
         batch_size=None,
         num_workers=workers,
         collate_fn=as_collected,
@@ -378,7 +400,6 @@ def write_cache(
             )
             bar.update(len(records))
     bar.close()
-    return _finish(out, build, source, left_out)
 
 
 class _RowFile:
@@ -587,8 +608,8 @@ def _check_root(out: Path, recorded: Mapping[str, Any], root: str | None) -> Non
 
 def _remove_build(out: Path) -> None:
     """Remove an earlier build's files (:data:`BUILD_FILES`, in its order) from ``out``, and
-    nothing else there. Interrupted, the folder is an unfinished build of the old version, which
-    the next run starts over again."""
+    nothing else there: not :data:`LOCK_FILE`, held while they are removed. Interrupted, the
+    folder is an unfinished build of the old version, which the next run starts over again."""
     for name in BUILD_FILES:
         path = out / name
         if path.is_dir():
