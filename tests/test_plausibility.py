@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from killed_main import workers_left_after_kill
 
 from eval_cases import make_predictions
 from hopose import plausibility
 from hopose.data.grasps import generate_grasps
-from hopose.data.workers import process_alive
 from hopose.geometry import axis_angle_to_matrix, box_corners, make_transform, transform_points
 from hopose.physics import contact_points
 from hopose.plausibility import (
@@ -643,18 +638,5 @@ def test_grasp_workers_exit_after_their_main_process_is_killed():
     """An evaluation killed while it scores plausibility leaves no workers behind: without
     hopose.data.workers.ExitWithParent both were still there 10 s after the kill (the idle one
     forever), with it they end within a second (it polls every 0.5 s)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    main = subprocess.Popen(
-        [sys.executable, "-c", POOL_MAIN], stdout=subprocess.PIPE, text=True, env=env
-    )
-    workers = [int(pid) for pid in main.stdout.readline().split()]
-    assert len(workers) == 2
-    main.send_signal(signal.SIGKILL)
-    main.wait()
-    deadline = time.monotonic() + 10.0
-    while any(map(process_alive, workers)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if process_alive(pid)]
-    for pid in left:  # never leave them behind, even when the test fails
-        os.kill(pid, signal.SIGKILL)
+    left = workers_left_after_kill(POOL_MAIN, timeout=10.0)
     assert not left, f"workers {left} outlived their killed main process"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from killed_main import workers_left_after_kill
 from torch.utils.data import DataLoader
 
 from hopose.data.synthetic import SyntheticHandObject
@@ -24,16 +24,6 @@ from hopose.data.workers import (
     as_collected,
     process_alive,
 )
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
 
 # A main process whose two workers collate records of numpy arrays (pickled through the queue's
 # pipe, as hopose.data.splits.materialize does) faster than it reads them: after its SIGKILL, the
@@ -94,25 +84,12 @@ VIEWS_MAIN = textwrap.dedent(
     ],
 )
 def test_workers_exit_after_their_main_process_is_killed(script):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    main = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
-    )
-    workers = [int(pid) for pid in main.stdout.readline().split()]
-    assert len(workers) == 2
-    time.sleep(1.0)  # let the workers fill the pipe
-    main.send_signal(signal.SIGKILL)
-    main.wait()
-    # Spawned processes may still be importing hopose when the main process dies (seconds on a
-    # loaded machine); they end when they next read the closed pipe. A blocked worker never does.
-    # 60 s: on a 16-core machine running the suite in 14 processes (pytest -n 14) they were still
-    # importing after 20 s (8.4 s unloaded there), and ended within 5 s of the kill unloaded.
-    deadline = time.monotonic() + 60.0
-    while any(map(_alive, workers)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if _alive(pid)]
-    for pid in left:  # never leave them behind, even when the test fails
-        os.kill(pid, signal.SIGKILL)
+    # 1 s: let the workers fill the pipe. Spawned processes may still be importing hopose when
+    # the main process dies (seconds on a loaded machine); they end when they next read the
+    # closed pipe. A blocked worker never does. 60 s: on a 16-core machine running the suite in
+    # 14 processes (pytest -n 14) they were still importing after 20 s (8.4 s unloaded there),
+    # and ended within 5 s of the kill unloaded.
+    left = workers_left_after_kill(script, timeout=60.0, settle=1.0)
     assert not left, f"workers {left} outlived their killed main process"
 
 
