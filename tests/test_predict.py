@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from bench_scale import first_free_names
 from hopose import crop, predict, viz
 from hopose.cli import main
 from hopose.data.grasps import generate_grasps
@@ -542,25 +542,13 @@ def test_names_differing_only_by_case_get_distinct_outputs():
 
 def test_output_names_of_many_folders_alike_are_the_first_free_suffix_of_each():
     """Thousands of folders of frames named alike (FPHA's, DexYCB's) took quadratic time, each
-    file trying every suffix again; each file's name is still the first free one, as the
-    plain search below (a naive reference) gives, stems that look like suffixed ones included."""
-
-    def first_free(paths):
-        used, names = set(), []
-        for path in paths:
-            stem, k = Path(path).stem, 1
-            name = stem
-            while name.casefold() in used:
-                k += 1
-                name = f"{stem}-{k}"
-            used.add(name.casefold())
-            names.append(name)
-        return names
-
+    file trying every suffix again; each file's name is still the first free one, as a plain
+    search from the start for each file gives (a naive reference, bench_scale's baseline),
+    stems that look like suffixed ones included."""
     stems = ["0000", "0001", "0000-2", "IMG", "img", "0000-3", "Img-2", "0001-2"]
     paths = [f"f{i}/{stems[(i * 5) % len(stems)]}.png" for i in range(300)]
     names = predict.output_names(paths)
-    assert names == first_free(paths)
+    assert names == first_free_names(paths)
     assert len({name.casefold() for name in names}) == 300
 
 
