@@ -971,7 +971,7 @@ def test_the_demos_stages_share_their_crops_and_the_weights_they_pass_on(quick):
     one's weights, and the end-to-end stage fine-tunes on the encoder stage's rendered crops:
     its train and val splits are found in the SplitCache the encoder stage filled (the same
     key: dataset, seed, image size, crop, jitter...; no more samples than that stage read; all
-    of them in the full demo, "two epochs on its 10,000 crops"), and its model fields are the
+    of them in the full demo, "two epochs on its 12,000 crops"), and its model fields are the
     encoder stage's, every one. The lifter stage's agree on the fields of the lifter it passes
     on; those of the encoder alone may differ."""
     from dataclasses import asdict, fields

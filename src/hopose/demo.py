@@ -16,13 +16,14 @@ final model (a checkpoint ``hopose eval`` and ``hopose predict`` read) to ``DIR/
 The synthetic configs are sized for a 2-core CPU, not for accuracy: a lifter trained for about
 3,750 steps without dropout; the first two residual stages of a ResNet18 at 64×64 px with the
 heat-map head and supervised maps (docs/training.md, "From pixels") trained from scratch on
-10,000 rendered crops for 15 epochs, the first 8 shown at 40 px (``optim.progressive_size``);
+12,000 rendered crops for 15 epochs, the first 8 shown at 40 px (``optim.progressive_size``);
 two end-to-end epochs on the same crops, with distances for
 the 3D terms (``loss.l3d_distance``); per-node weight modulation in every graph layer
 (``model.modulated``); mixed precision where the CPU has bf16 instructions; the
 real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule. ``make
-demo`` took 5.9 to 9.7 minutes on 2-core CPUs with bf16 instructions and 14.2 to 24.4 on a
-2-core EPYC without them (2026-12-03 to 2026-12-05; README, "Demo results").
+demo`` took 7.2 minutes on a 2-core Intel Xeon with AMX bf16 instructions (2026-12-05); on the
+10,000 crops before, 5.5 to 9.7 minutes on 2-core CPUs with bf16 instructions and 14.2 to 24.4
+on a 2-core EPYC without them (README, "Demo results").
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 

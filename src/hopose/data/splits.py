@@ -70,7 +70,7 @@ class SplitCache:
     """Splits read into memory by one stage, kept for the next stages of the same process.
 
     ``hopose demo`` and ``hopose ablate`` train several stages in one process on the same
-    rendered images: the demo's end-to-end stage reads the encoder stage's 10,000 crops
+    rendered images: the demo's end-to-end stage reads the encoder stage's 12,000 crops
     (``--quick``: the first 3,000 of its 6,000), and each seed of an ablation the same split
     again. Every loader's sample ``i`` depends only on its index (synthetic samples on the seed
     and ``i``, real ones are the first ``num`` of the split), so a split of ``num`` samples is
