@@ -168,6 +168,34 @@ def _data_overrides(
     return overrides
 
 
+def study_overrides(
+    study: str,
+    overrides: Sequence[str],
+    *,
+    sources: Sequence[str],
+    init: str | None,
+    root: str | None,
+    cache: str | None,
+    seed: int | None,
+    num: int | None,
+    quick: bool,
+) -> dict[str, list[str]]:
+    """Each stage's config overrides in a study, as :func:`run_ablation` reads its stage configs:
+    ``--quick``'s sizes, then the data's (``root``, ``cache``, ``seed``, ``num``), then those of
+    ``overrides`` (``--set``) whose field the stage reads.
+
+    Raises:
+        ValueError: an ``overrides`` field that no stage the study trains reads.
+    """
+    _check_read(overrides, _stages_run(study, sources, init), study)
+    shared = _data_overrides(root, cache, seed, num)
+    quick_overrides = QUICK_OVERRIDES if quick else {}
+    return {
+        stage: [*quick_overrides.get(stage, []), *shared, *_read_by(stage, overrides)]
+        for stage in STAGES
+    }
+
+
 EVALUATED_FILE = "evaluated.json"
 """Written beside a row's ``eval/metrics.json`` once that is: the progress
 (:data:`hopose.checkpoint.PROGRESS_KEYS`: epochs done, and the epoch and validation error of
@@ -596,14 +624,10 @@ def run_ablation(
         if not Path(init).is_file():
             raise FileNotFoundError(f"--init: {init}: no such file")
         load_model(init, from_images=True)
-    stages = _stages_run(study, sources, init)
-    _check_read(overrides, stages, study)
-    shared = _data_overrides(root, cache, seed, num)
-    quick_overrides = QUICK_OVERRIDES if quick else {}
-    stage_overrides = {
-        stage: [*quick_overrides.get(stage, []), *shared, *_read_by(stage, overrides)]
-        for stage in STAGES
-    }
+    stage_overrides = study_overrides(
+        study, overrides, sources=sources, init=init, root=root, cache=cache, seed=seed,
+        num=num, quick=quick,
+    )  # fmt: skip
     # Every run's config before any run trains: a --set a config refuses (a field its settings
     # leave unread, a value out of range) stops the study here, not after the runs before it.
     # A row's own settings come after the study's and win, so each row's config is read.
