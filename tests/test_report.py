@@ -726,7 +726,7 @@ def test_accuracy_rows_show_their_own_summary_numbers():
         "| Hand 3D PCK AUC, 0-80 mm | 0.600 |",
         # Not in the summary (a per_frame.csv of an older hopose): a dash.
         "| Hand joints' PCK AUC, 0-50 mm (DexYCB, HO-3D) | – |",
-        "| the same, root-relative | 0.700 |",
+        "| the same, root-relative (DexYCB) | 0.700 |",
         "| the same, Procrustes-aligned | 0.800 |",
         "| Hand 2D keypoint error, network image (px) | 3.00 |",
         "| Object mean corner error (mm) | 22.00 |",

@@ -38,10 +38,11 @@ Choices where the paper is silent, as the field uses them:
   so a perfect estimator scores 1.
 - The hand benchmarks of DexYCB, HO-3D and FreiHAND count keypoints instead (their toolkits'
   ``EvalUtil``): each joint's PCK over the frames, on 100 thresholds from 0 to 50 mm
-  (:data:`THRESHOLDS_KEYPOINT_MM`), its AUC, averaged over the joints; absolute, root-relative
-  and Procrustes-aligned. :func:`keypoint_auc` gives each frame the AUC of its own joints'
-  curve: the AUC is linear in the curve, so the mean over frames with every joint annotated is
-  the benchmarks' number.
+  (:data:`THRESHOLDS_KEYPOINT_MM`), its AUC, averaged over the joints; absolute and
+  Procrustes-aligned (all three), root-relative (DexYCB's; HO-3D's third aligns scale and
+  translation, which this module does not compute). :func:`keypoint_auc` gives each frame the
+  AUC of its own joints' curve: the AUC is linear in the curve, so the mean over frames with
+  every joint annotated is the benchmarks' number.
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ def keypoint_auc(
     each threshold from their ground truth, after ``alignment``.
 
     The mean over frames is the AUC of the DexYCB, HO-3D and FreiHAND evaluations (the module
-    docstring): each joint's PCK over the frames, its AUC, averaged over the joints.
+    docstring; root-relative, DexYCB's alone): each joint's PCK over the frames, its AUC,
+    averaged over the joints.
 
     Args:
         pred: (N, K, 3) predicted joints, mm.

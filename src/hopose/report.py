@@ -151,7 +151,7 @@ ACCURACY_ROWS: tuple[tuple[str, str, str], ...] = (
         "HO-3D)",
         "{:.3f}",
     ),
-    (HAND_RR_KP_AUC_0_50, "the same, root-relative", "{:.3f}"),
+    (HAND_RR_KP_AUC_0_50, "the same, root-relative (DexYCB)", "{:.3f}"),
     (HAND_PA_KP_AUC_0_50, "the same, Procrustes-aligned", "{:.3f}"),
     (HAND_KP2D_MEAN_PX, "Hand 2D keypoint error, network image (px)", "{:.2f}"),
     (OBJECT_MEAN_MM, "Object mean corner error (mm)", "{:.2f}"),

@@ -11,10 +11,11 @@ row per frame (``per_frame.csv``); :func:`summarize` reduces any such table to t
   corners reprojected with the dataset's original camera ``orig_K`` when the predictions carry
   it, else with the network image's ``K``) and, when the predictions hold 2D keypoints,
   ``hand_kp2d_px`` and ``object_kp2d_px`` (2D errors in the network image);
-- the hand benchmarks' counts (DexYCB, HO-3D, FreiHAND): ``hand_kp_auc``, ``hand_rr_kp_auc``
-  and ``hand_pa_kp_auc``, each frame's AUC of its joints' PCK over 0-50 mm, unaligned,
-  wrist-aligned and Procrustes-aligned (:func:`hopose.metrics.keypoint_auc`; NaN without
-  ground truth, a diverged joint never correct);
+- the hand benchmarks' counts (DexYCB, HO-3D, FreiHAND; the root-relative one DexYCB's alone):
+  ``hand_kp_auc``, ``hand_rr_kp_auc`` and ``hand_pa_kp_auc``, each frame's AUC of its joints'
+  PCK over 0-50 mm, unaligned, wrist-aligned and Procrustes-aligned
+  (:func:`hopose.metrics.keypoint_auc`; NaN without ground truth, a diverged joint never
+  correct);
 - plausibility (:mod:`hopose.plausibility`, docs/evaluation.md), for ``pred`` and ``gt`` each:
   ``valid_contacts``, ``affinity``, ``penetration_mm``, ``grasp_epsilon`` and ``cuboid_mm``.
   The grasp quality's 6-D hulls dominate the cost; ``plausibility=False`` skips the whole group.
@@ -63,7 +64,8 @@ OBJECT_2D_PX = "object_2d_px"
 HAND_KP2D_PX = "hand_kp2d_px"
 OBJECT_KP2D_PX = "object_kp2d_px"
 # Each frame's AUC of its joints' PCK, 0-50 mm (metrics.keypoint_auc): absolute, root-relative,
-# Procrustes-aligned, as the DexYCB, HO-3D and FreiHAND evaluations count them.
+# Procrustes-aligned, as the DexYCB, HO-3D and FreiHAND evaluations count them (root-relative:
+# DexYCB's alone).
 HAND_KP_AUC = "hand_kp_auc"
 HAND_RR_KP_AUC = "hand_rr_kp_auc"
 HAND_PA_KP_AUC = "hand_pa_kp_auc"
