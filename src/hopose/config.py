@@ -464,7 +464,8 @@ class LossConfig:
     only. The term applies only to the heat-map head: ``model.head: linear`` makes no maps, and
     a weight above 0 with it, which would change nothing, is refused (:func:`unused_fields`), so
     a demo config, which weighs it 1,000, switches to the paper's linear head with
-    ``loss.w_heatmap=0`` too (the switch that ``synthetic/encoder.yaml`` documents)."""
+    ``loss.w_heatmap=0`` too, and with ``model.segmentation=false`` and
+    ``loss.w_segmentation=0`` (the switch that ``synthetic/encoder.yaml`` documents)."""
     w_segmentation: float = 0.0
     """Weight of the segmentation maps' cross-entropy (:func:`hopose.losses.segmentation_loss`,
     beyond the paper) for ``model.segmentation``; every batch must then carry the maps."""

@@ -6,7 +6,7 @@ Stages (``TrainConfig.stage``), each trained from its own config file:
 - ``lifter``: the lifter alone, fed ground-truth 2D keypoints and each frame's K, supervised on
   3D (paper §4.3: "we use the ground-truth 2D coordinates as the input"). Its input rays and its
   output are normalised with the training split's ray and 3D statistics, set here before
-  training.
+  training when the lifter starts afresh (one trained in ``init_from`` keeps its own).
 - ``encoder``: the image encoder alone, supervised on 2D.
 - ``end2end``: the whole network from images, all terms of Eq. 7, with the physical loss when
   ``loss.physical`` is on.
