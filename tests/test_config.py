@@ -491,6 +491,19 @@ def test_bad_pixel_stage_fields_name_the_field(override, message):
         load_config(CONFIGS / "synthetic" / "lifter.yaml", [override])
 
 
+def test_segmentation_on_real_data_is_refused_naming_the_field(tmp_path):
+    """Only the synthetic renders give segmentation maps: a real dataset's image stage with the
+    term on was refused by the loss at its first step, its run folder already made."""
+    overrides = ["model.head=heatmap", "model.segmentation=true", f"data.root={tmp_path}"]
+    load_config(CONFIGS / "fpha" / "encoder.yaml", overrides)
+    with pytest.raises(
+        ConfigError,
+        match=r"loss.w_segmentation \(1.0\) needs segmentation maps, which only the synthetic "
+        "renders give, got data.name 'fpha'",
+    ):
+        load_config(CONFIGS / "fpha" / "encoder.yaml", [*overrides, "loss.w_segmentation=1"])
+
+
 @pytest.mark.parametrize(
     ("config", "overrides", "message"),
     [

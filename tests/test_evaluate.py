@@ -585,7 +585,7 @@ def test_an_fpha_model_is_scored_on_its_own_protocols_test_frames_and_the_report
         CONFIGS / "synthetic" / "end2end.yaml",
         ["data.name=fpha", f"data.root={root}", "data.options={protocol: action}",
          "data.val_split=null", "data.image_size=32", "model.hidden=16", "data.crop=resize",
-         "data.options.jitter=false"],
+         "data.options.jitter=false", "loss.w_segmentation=0"],
     )  # fmt: skip
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(
@@ -660,7 +660,7 @@ def test_eval_reads_a_checkpoints_loader_options_and_test_split_not_its_sample_o
     trained = {
         "ho3d": [
             "data.name=ho3d", "data.root=ho3d", "data.val_split=null",
-            "data.test_split=evaluation",
+            "data.test_split=evaluation", "loss.w_segmentation=0",
             "data.options={version: v2, margin: 0.3, on_error: skip, jitter: true}",
         ],
         "synthetic": ["data.options={focal_scale: 1.6, free_fraction: 0.5, jitter: true}"],

@@ -717,6 +717,12 @@ class TrainConfig:
             self.loss.w_segmentation == 0 or self.model.segmentation,
             f"loss.w_segmentation ({self.loss.w_segmentation}) needs model.segmentation: true",
         )
+        # The loss refused it only at the first step, after the run folder was made.
+        _require(
+            self.loss.w_segmentation == 0 or data.name == "synthetic",
+            f"loss.w_segmentation ({self.loss.w_segmentation}) needs segmentation maps, which "
+            f"only the synthetic renders give, got data.name {data.name!r}",
+        )
         unused = unused_fields(config_to_dict(self))
         for name, why in unused.items():
             section, _, key = name.partition(".")

@@ -203,7 +203,12 @@ def test_eval_gt_2d_of_the_evaluation_split_is_refused_naming_the_option(tmp_pat
     written; the library refuses it naming its parameter."""
     root = tmp_path / "ho3d"
     write_ho3d(root)
-    overrides = ("data.name=ho3d", f"data.root={root}", "data.val_split=null")
+    overrides = (
+        "data.name=ho3d",
+        f"data.root={root}",
+        "data.val_split=null",
+        "loss.w_segmentation=0",
+    )
     checkpoint = _checkpoint(tmp_path / "model.pt", *overrides, "data.test_split=evaluation")
     out = tmp_path / "eval"
     args = ["eval", str(checkpoint), "--data", "ho3d", "--root", str(root), "--gt-2d"]
