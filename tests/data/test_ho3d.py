@@ -257,6 +257,37 @@ def test_object_corners_flipped_to_opencv_mm(tmp_path):
     np.testing.assert_allclose(record["obj_3d"][0], [-30.0, 50.0, 620.0], atol=1e-6)
 
 
+def _without_posed_corners(root, **changes):
+    """The evaluation pickle of the fixture without objCorners3D, with ``changes``."""
+    import pickle
+
+    path = root / "evaluation" / "SEQ2" / "meta" / "0000.pkl"
+    meta = pickle.loads(path.read_bytes())
+    del meta["objCorners3D"]
+    path.write_bytes(pickle.dumps({**meta, **changes}))
+
+
+def test_a_pickle_without_posed_corners_poses_its_rest_box_as_ho3ds_viewer_does(tmp_path):
+    """HO-3D's viewer poses the box of either split from objCorners3DRest, objRot (axis-angle,
+    (3, 1)) and objTrans: rest Rᵀ + t. A quarter turn about z maps (x, y, z) to (-y, x, z)."""
+    write_ho3d(tmp_path)
+    rot = np.array([[0.0], [0.0], [np.pi / 2]])
+    _without_posed_corners(tmp_path, objRot=rot, objTrans=np.array([0.0, 0.0, -0.6]))
+    record = HO3D(tmp_path, "evaluation", with_images=False)[0]
+    # Canonical corner 6 is the rest corner (+,+,+) = (0.03, 0.05, 0.02) m: turned
+    # (-0.05, 0.03, 0.02), moved (-0.05, 0.03, -0.58) -> diag(1, -1, -1), x1000: (-50, -30, 580)
+    # mm; corner 0, (-0.03, -0.05, -0.02): (0.05, -0.03, -0.62) m -> (50, 30, 620) mm.
+    np.testing.assert_allclose(record["obj_3d"][6], [-50.0, -30.0, 580.0], atol=1e-9)
+    np.testing.assert_allclose(record["obj_3d"][0], [50.0, 30.0, 620.0], atol=1e-9)
+
+
+def test_a_pickle_with_no_box_pose_names_the_pickle_and_the_keys(tmp_path):
+    write_ho3d(tmp_path)
+    _without_posed_corners(tmp_path, objTrans=np.zeros(3))
+    with pytest.raises(DataFileError, match=r"0000.pkl: no objCorners3D, nor objRot to pose"):
+        HO3D(tmp_path, "evaluation", with_images=False)[0]
+
+
 def test_every_mano_joint_lands_on_its_canonical_finger_and_rank(tmp_path):
     """All 21 joints, not only a few, follow MANO's layout as HO-3D stores it: wrist 0; three
     joints per finger in the order index 1-3, middle 4-6, little 7-9, ring 10-12, thumb 13-15;

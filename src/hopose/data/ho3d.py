@@ -19,7 +19,9 @@ canonical
 order. When a pickle also holds ``objCorners3DRest`` (the box in the object's own frame), the
 order is read from it instead (the corner with the sign pattern of canonical corner c becomes c), so
 a dataset that breaks the assumption is still read right; a rest box without one corner per sign
-pattern is refused (a DataFileError naming the pickle), never read in the assumed order.
+pattern is refused (a DataFileError naming the pickle), never read in the assumed order. A
+pickle without ``objCorners3D`` has its rest box posed by ``objRot`` and ``objTrans``
+(:func:`posed_corners`), as HO-3D's own viewer poses the box.
 
 The ``evaluation`` split has no hand annotation except the wrist (``handJoints3D`` is one
 point): its records hold the wrist in joint 0 and NaN for joints 1-20 (and their 2D). They are
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from hopose.data.transforms import (
     METRES_TO_MM,
@@ -45,6 +48,7 @@ from hopose.data.transforms import (
     as_points,
     read_pickle,
 )
+from hopose.geometry import axis_angle_to_matrix
 from hopose.skeleton import CORNER_SIGNS, MANO_TO_CANONICAL, NUM_CORNERS, NUM_JOINTS
 
 HO3D_IMAGE_SIZE = (640, 480)
@@ -59,10 +63,37 @@ WITHHELD = "holds only the wrist (HO-3D keeps the rest for its server)"
 HO3D_TO_CANONICAL_CORNERS: tuple[int, ...] = tuple(
     4 * (sx > 0) + 2 * (sy > 0) + (sz > 0) for sx, sy, sz in CORNER_SIGNS
 )
-HO3D_META_KEYS: tuple[str, ...] = ("handJoints3D", "objCorners3D", "camMat")
+HO3D_META_KEYS: tuple[str, ...] = ("handJoints3D", "camMat")
+# What poses the box in a pickle without objCorners3D, as HO-3D's own viewer poses it.
+HO3D_POSE_KEYS: tuple[str, ...] = ("objCorners3DRest", "objRot", "objTrans")
 # The parts of a record's id (frame_id), in order, "/"-joined, the first "ho3d_<version>":
 # hopose.scoring.GROUP_KEYS finds a frame's sequence by its name here.
 ID_PARTS: tuple[str, ...] = ("dataset", "sequence", "frame")
+
+
+def posed_corners(meta: dict[str, Any], meta_path: Path) -> np.ndarray:
+    """The box's (8, 3) corners in the OpenGL camera frame, metres, HO-3D's corner order:
+    ``objCorners3D``, or where a pickle lacks it, ``objCorners3DRest`` posed by ``objRot`` (axis
+    and angle, stored (3, 1) as ``cv2.Rodrigues`` takes it) and ``objTrans``, as HO-3D's viewer
+    (shreyashampali/ho3d ``vis_HO3D.py``) poses the box in both splits: rest Rᵀ + t.
+
+    Raises:
+        DataFileError: naming the pickle, where neither is there or a value is malformed.
+    """
+    if meta.get("objCorners3D") is not None:
+        return as_points(meta["objCorners3D"], (NUM_CORNERS, 3), f"{meta_path} objCorners3D")
+    missing = [key for key in HO3D_POSE_KEYS if meta.get(key) is None]
+    if missing:
+        raise DataFileError(
+            f"{meta_path}: no objCorners3D, nor {', '.join(missing)} to pose the box from"
+        )
+    rest = as_points(meta["objCorners3DRest"], (NUM_CORNERS, 3), f"{meta_path} objCorners3DRest")
+    rotation, translation = (
+        as_points(np.ravel(np.asarray(meta[key], dtype=object)), (3,), f"{meta_path} {key}")
+        for key in ("objRot", "objTrans")
+    )
+    R = axis_angle_to_matrix(torch.from_numpy(rotation)).numpy()
+    return rest @ R.T + translation
 
 
 def check_version(version: Any, field: str = "version") -> None:
@@ -172,7 +203,7 @@ class HO3D(FrameDataset):
             wrist = as_points(meta["handJoints3D"], (3,), f"{meta_path} handJoints3D")
             joints = np.full((NUM_JOINTS, 3), np.nan)
             joints[0] = wrist
-        corners = as_points(meta["objCorners3D"], (NUM_CORNERS, 3), f"{meta_path} objCorners3D")
+        corners = posed_corners(meta, meta_path)
         order = HO3D_TO_CANONICAL_CORNERS
         if meta.get("objCorners3DRest") is not None:
             rest = as_points(
