@@ -234,6 +234,15 @@ def test_no_frames_give_no_views():
     torch.testing.assert_close(views, torch.zeros(0, 3, 8, 8))
 
 
+def test_no_maps_give_no_views_of_the_frames():
+    """V = 0 maps of 2 frames give (0, 2, 3, S, S) views of the views' dtype (float32 for
+    uint8 frames), where torch.stack of no view raised."""
+    views = FrameWarp(torch.zeros(2, 3, 60, 90, dtype=torch.uint8), 8).views(
+        torch.zeros(0, 2, 3, 3)
+    )
+    torch.testing.assert_close(views, torch.zeros(0, 2, 3, 8, 8))
+
+
 def test_a_frames_views_share_each_shrink_and_equal_one_warp_each(monkeypatch):
     # Views of one 60 x 90 frame at shrink factors 3 (a 30-px square onto 8 px), 1 (8 px onto
     # 8) and 3 again, turned: each equals warp_image's own view, which shrinks the frame anew,

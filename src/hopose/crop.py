@@ -312,7 +312,12 @@ class FrameWarp:
 
     def views(self, maps: Float[Tensor, "V B 3 3"]) -> Float[Tensor, "V B 3 S S"]:
         """The views through maps, V views of each frame: the ``view`` of
-        :func:`hopose.self_crop.self_crop`."""
+        :func:`hopose.self_crop.self_crop`; zero maps give zero views (``torch.stack`` of
+        none raises)."""
+        if len(maps) == 0:
+            frames = self._shrunk[1]
+            size = self.image_size
+            return frames.new_zeros(0, len(frames), 3, size, size, dtype=self._dtype)
         return torch.stack([self(A) for A in maps])
 
 
