@@ -58,6 +58,7 @@ from hopose import ablate
 from hopose.cli import USER_ERRORS, build_parser
 from hopose.config import load_config
 from hopose.configs import config_path, find_config
+from test_docs_references import FENCE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "BENCHMARKS.md", "docs/*.md")
@@ -90,7 +91,6 @@ REFUSED = {
 # finds fail it instead of leaving nothing checked.
 MIN_COMMANDS = 300
 
-FENCE = re.compile(r"^\s*(```|~~~)")
 # An inline code span, not across a blank line (a paragraph's end).
 SPAN = re.compile(r"(`+)((?:(?!\n[ \t]*\n).)+?)\1", re.DOTALL)
 FOR_LOOP = re.compile(r"\bfor\s+(\w+)\s+in\s+([^;]+);\s*do\b")
