@@ -71,11 +71,12 @@ HO3D_POSE_KEYS: tuple[str, ...] = ("objCorners3DRest", "objRot", "objTrans")
 ID_PARTS: tuple[str, ...] = ("dataset", "sequence", "frame")
 
 
-def posed_corners(meta: dict[str, Any], meta_path: Path) -> np.ndarray:
+def posed_corners(meta: dict[str, Any], rest: np.ndarray | None, meta_path: Path) -> np.ndarray:
     """The box's (8, 3) corners in the OpenGL camera frame, metres, HO-3D's corner order:
-    ``objCorners3D``, or where a pickle lacks it, ``objCorners3DRest`` posed by ``objRot`` (axis
-    and angle, stored (3, 1) as ``cv2.Rodrigues`` takes it) and ``objTrans``, as HO-3D's viewer
-    (shreyashampali/ho3d ``vis_HO3D.py``) poses the box in both splits: rest Rᵀ + t.
+    ``objCorners3D``, or where a pickle lacks it, ``rest`` (its ``objCorners3DRest``, read by
+    the caller; None where it has none) posed by ``objRot`` (axis and angle, stored (3, 1) as
+    ``cv2.Rodrigues`` takes it) and ``objTrans``, as HO-3D's viewer (shreyashampali/ho3d
+    ``vis_HO3D.py``) poses the box in both splits: rest Rᵀ + t.
 
     Raises:
         DataFileError: naming the pickle, where neither is there or a value is malformed.
@@ -87,7 +88,6 @@ def posed_corners(meta: dict[str, Any], meta_path: Path) -> np.ndarray:
         raise DataFileError(
             f"{meta_path}: no objCorners3D, nor {', '.join(missing)} to pose the box from"
         )
-    rest = as_points(meta["objCorners3DRest"], (NUM_CORNERS, 3), f"{meta_path} objCorners3DRest")
     rotation, translation = (
         as_points(np.ravel(np.asarray(meta[key], dtype=object)), (3,), f"{meta_path} {key}")
         for key in ("objRot", "objTrans")
@@ -203,7 +203,7 @@ class HO3D(FrameDataset):
             wrist = as_points(meta["handJoints3D"], (3,), f"{meta_path} handJoints3D")
             joints = np.full((NUM_JOINTS, 3), np.nan)
             joints[0] = wrist
-        corners = posed_corners(meta, meta_path)
+        rest = None
         order = HO3D_TO_CANONICAL_CORNERS
         if meta.get("objCorners3DRest") is not None:
             rest = as_points(
@@ -215,6 +215,7 @@ class HO3D(FrameDataset):
                     f"{meta_path} objCorners3DRest: expected an axis-aligned box with one corner"
                     " per sign pattern about its centre"
                 )
+        corners = posed_corners(meta, rest, meta_path)
         return Frame(
             image_path=folder / "rgb" / f"{name}{HO3D_VERSIONS[self.version]}",
             orig_K=as_intrinsics(meta["camMat"], f"{meta_path} camMat"),
