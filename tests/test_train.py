@@ -25,10 +25,12 @@ from hopose import train as train_module
 from hopose.checkpoint import (
     FORMAT,
     CheckpointError,
+    checkpoint_config,
     load_checkpoint,
     load_model,
     model_checkpoint,
     save_checkpoint,
+    untrained_network,
 )
 from hopose.config import ConfigError, config_from_dict
 from hopose.data.splits import SplitCache, build_split
@@ -605,6 +607,73 @@ def test_ddp_ranks_draw_their_own_noise_and_log_the_whole_split(tmp_path):
     # epoch.
     generator = torch.Generator().manual_seed(0 + 1)
     assert torch.equal(seen[0]["rng"][1], generator.get_state())
+
+
+def _ddp_validation_worker(
+    rank: int, world_size: int, port: int, out: str, in_memory: bool
+) -> None:
+    """The tiny encoder stage (batch normalisation) with 5 validation frames, held in memory or
+    streamed by a DataLoader; saves, per rank, the batch sizes it validated and the best error
+    its run returned."""
+    _as_torchrun_rank(rank, world_size, port)
+    read = []
+    error = train_module.validation_error
+
+    def spy(out_, batch, parts):
+        read.append(len(batch["hand_3d"]))
+        return error(out_, batch, parts)
+
+    train_module.validation_error = spy
+    cfg = tiny("encoder", "data.num_val=5", f"data.in_memory={in_memory}")
+    result = train(cfg, Path(out) / "run")
+    torch.save({"read": read, "best": result.best}, Path(out) / f"val{rank}.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_ddp_ranks_validate_their_shares_with_rank_0s_statistics(tmp_path, in_memory):
+    """2 processes (gloo): rank 0 validates frames 0, 2, 4 and rank 1 frames 1, 3, and the
+    logged error is best.pt's over the 5 frames in one process: rank 1 reads its share with the
+    batch-normalisation statistics of rank 0, which best.pt holds, not with those its own last
+    training batch left it. Both ranks return that error as their best."""
+    args = (2, _free_port(), str(tmp_path), in_memory)
+    mp.spawn(_ddp_validation_worker, args=args, nprocs=2, join=True)
+    seen = [torch.load(tmp_path / f"val{rank}.pt") for rank in (0, 1)]
+    assert [sum(s["read"]) for s in seen] == [3, 2]
+    logged = float(_rows(tmp_path / "run")[0]["val/error"])
+    assert seen[0]["best"] == seen[1]["best"] == pytest.approx(logged, rel=1e-6)
+
+    best_pt = tmp_path / "run" / "best.pt"
+    saved = load_checkpoint(best_pt)  # an encoder stage's: load_model refuses its random lifter
+    cfg = checkpoint_config(best_pt, saved)
+    model = untrained_network(cfg.model)
+    model.load_state_dict(saved["model"])
+    stage = STAGES[cfg.stage]
+    val_set = train_module._read_split(cfg, "val_split", None, stage)
+    one_process = train_module.Runtime(rank=0, world_size=1, device=torch.device("cpu"))
+    loader = train_module._loader(val_set, cfg, one_process, train=False)
+    whole = train_module.evaluate(
+        train_module.stage_module(model, stage), loader, cfg,
+        parts=tuple(model.lifter.parts), device=torch.device("cpu"),
+    )  # fmt: skip
+    assert whole["error"] == pytest.approx(logged, rel=1e-5)
+
+
+def _ddp_refused_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    _as_torchrun_rank(rank, world_size, port)
+    with pytest.raises(
+        ValueError, match=r"data.val_split: 1 validation sample\(s\) for 2 "
+    ) as caught:
+        train(tiny("lifter", "data.num_val=1"), Path(out) / "run")
+    Path(out, f"refused{rank}.txt").write_text(str(caught.value))
+
+
+def test_ddp_refuses_fewer_validation_samples_than_processes(tmp_path):
+    """2 processes, 1 validation sample: rank 1's share would be empty (and its all-reduce of
+    no terms would not match rank 0's), so both stop before training, naming the field."""
+    mp.spawn(_ddp_refused_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert sorted(p.name for p in tmp_path.glob("refused*.txt")) == ["refused0.txt", "refused1.txt"]
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):

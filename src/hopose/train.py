@@ -55,8 +55,10 @@ the device within an epoch; each step reads only whether its loss is finite.
 Distributed: under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set; also with one
 process) the trained module is wrapped in DistributedDataParallel (NCCL on GPU, gloo on CPU),
 each process sees its shard of the training split (a DistributedSampler, or the TensorSplit's
-shard), ``optim.batch_size`` is per process, and only rank 0 validates and writes. The
-checkpoints record the number of processes, and ``--resume`` trains on only with as many.
+shard), ``optim.batch_size`` is per process. Every process validates its own shard of the
+validation split (every ``world_size``-th sample, none repeated) with rank 0's BatchNorm statistics,
+the sums added over the processes, and rank 0 alone writes. The checkpoints record the number of
+processes, and ``--resume`` trains on only with as many.
 """
 
 from __future__ import annotations
@@ -170,15 +172,14 @@ class TrainResult:
 
     model: HoposeNet
     best: float
-    """Lowest validation error: rank 0's; other ranks keep the value they started with (inf, or
-    that of the ``last.pt`` they resumed). Inf without a validation split."""
+    """Lowest validation error, the same on every rank. Inf without a validation split."""
     best_epoch: int
     """Epoch (1-based) of the best validation error; without a validation split, that of
     ``best.pt``'s weights (the last epoch)."""
     checkpoint: str
     """Path of ``best.pt``."""
     rank: int = 0
-    """This process's rank (0 when not distributed): only rank 0 validates and writes."""
+    """This process's rank (0 when not distributed): only rank 0 writes."""
 
 
 class Best(NamedTuple):
@@ -473,10 +474,12 @@ def evaluate(
     *,
     parts: tuple[str, ...],
     device: torch.device,
+    distributed: bool = False,
 ) -> dict[str, float]:
     """Mean loss terms and validation ``error`` (see :func:`validation_error`) over a split, in
     float32 even under ``optim.amp``: the error that picks ``best.pt`` is the one ``hopose eval``
-    measures."""
+    measures. With ``distributed``, ``loader`` is this process's shard and the means are over
+    every process's samples."""
     module.eval()
     sums: dict[str, torch.Tensor] = {}
     count = 0
@@ -488,6 +491,8 @@ def evaluate(
             terms["error"] = validation_error(out, batch, parts).mean()
             count += len(batch["hand_3d"])
             _accumulate(sums, terms, len(batch["hand_3d"]))
+    if distributed:
+        sums, count = _sum_over_ranks(sums, count, device)
     return _means(sums, count)
 
 
@@ -500,8 +505,11 @@ def _loader(
     and its augmentation stay there; on a GPU it must fit :func:`fits_on_device`. Other datasets,
     and a split held in memory too large for the GPU, go through a DataLoader whose batches are
     pinned for asynchronous copies to the GPU (its workers outliving the epoch). Both draw the
-    same order for the same seed and epoch."""
-    world_size = runtime.world_size if train else 1
+    same order for the same seed and epoch. Under DDP each process reads its shard of either split:
+    of the training split padded as a DistributedSampler pads it, of the validation split every
+    ``world_size``-th sample from its rank on, none repeated, so that the means over the processes
+    are the split's own."""
+    world_size = runtime.world_size
     shard = shard_size(len(dataset), world_size)
     # A last training batch of one sample stops BatchNorm in training mode ("Expected more than
     # 1 value per channel") where the ResNet's last map is 1x1 (32-px images): it is dropped.
@@ -525,11 +533,14 @@ def _loader(
             batch_size=cfg.optim.batch_size,
             shuffle=train,
             seed=cfg.seed,
-            rank=runtime.rank if train else 0,
+            rank=runtime.rank,
             world_size=world_size,
             drop_last=drop_last,
+            pad=train,
         )
     sampler = None
+    if not train and runtime.distributed:
+        sampler = range(runtime.rank, len(dataset), world_size)
     if train:
         if runtime.distributed:
             # The sampler draws epoch e from its seed + e: epoch_stream(cfg.seed, e).
@@ -630,7 +641,8 @@ def train(
         CheckpointError: ``last.pt`` holds no optimisation state to resume (a ``best.pt``
             copied over it), or ``init_from`` is not a readable checkpoint.
         ConfigError: ``cfg.device`` is "cuda" on a machine without a CUDA device.
-        ValueError: the training or validation split (when there is one) has no samples.
+        ValueError: the training or validation split (when there is one) has no samples, or
+            the validation split fewer than the processes.
         FloatingPointError: a training loss, the validation error, or the weights or
             optimiser state a checkpoint would hold are NaN or infinite.
 
@@ -687,6 +699,11 @@ def _train(
     trains = start_epoch < cfg.optim.epochs
     train_set = _read_split(cfg, "train_split", split_cache, stage) if trains else None
     val_set = _read_split(cfg, "val_split", split_cache, stage)
+    if val_set is not None and len(val_set) < runtime.world_size:
+        raise ValueError(
+            f"data.val_split: {len(val_set)} validation sample(s) for {runtime.world_size} "
+            "processes, each of which validates its own share; give each at least one"
+        )
     model, trained = _network(cfg, stage, checkpoint, init, train_set, out_dir=out_dir)
     model.to(runtime.device, memory_format=memory_format(stage))
     parts = tuple(model.lifter.parts)
@@ -727,12 +744,12 @@ def _train(
         # between validations, is the last one now (optim.epochs lowered to it). It ends as it
         # would have without the stop: validated, its row (the training terms last.pt kept:
         # they cannot be measured again), last.pt and best.pt; nothing is trained.
+        val_terms, best = _validate(
+            module, val_loader, cfg, best,
+            parts=parts, runtime=runtime, epoch=start_epoch - 1, row=pending_row,
+            writer=writer, metrics=out_dir / METRICS_CSV,
+        )  # fmt: skip
         if runtime.is_main:
-            val_terms, best = _validate(
-                module, val_loader, cfg, best,
-                parts=parts, device=runtime.device, epoch=start_epoch - 1, row=pending_row,
-                writer=writer, metrics=out_dir / METRICS_CSV,
-            )  # fmt: skip
             _save_checkpoints(
                 model, cfg, optimisation, out_dir,
                 trained=trained, epoch=start_epoch, best=best, world_size=runtime.world_size,
@@ -741,7 +758,7 @@ def _train(
             lr = pending_row["lr"]
             tqdm.write(_epoch_line(cfg, start_epoch - 1, lr, train_terms, val_terms, best, None))
         if runtime.distributed:
-            dist.barrier()  # the other processes wait for rank 0's validation and writes
+            dist.barrier()  # the other processes wait for rank 0's writes
 
     last_written = time.monotonic()
     for epoch in range(start_epoch, cfg.optim.epochs):
@@ -762,18 +779,19 @@ def _train(
         # write, so that a kill loses little more than the epoch it interrupts.
         validated = (epoch + 1) % cfg.optim.val_every == 0 or epoch + 1 == cfg.optim.epochs
         due = time.monotonic() - last_written >= 60 * cfg.optim.checkpoint_minutes
+        row = {"epoch": epoch + 1, "lr": lr} | _prefixed("train", train_terms)
         if runtime.is_main:
-            row = {"epoch": epoch + 1, "lr": lr} | _prefixed("train", train_terms)
             # Every epoch's training terms and time reach TensorBoard, validated or not: a run
             # between validations (9 epochs of the demo encoder's first 10) is not silent there.
             _add_scalars(writer, epoch + 1, _epoch_scalars(row, train_seconds))
-            val_terms = {}
-            if validated:
-                val_terms, best = _validate(
-                    module, val_loader, cfg, best,
-                    parts=parts, device=runtime.device, epoch=epoch, row=row, writer=writer,
-                    metrics=out_dir / METRICS_CSV,
-                )  # fmt: skip
+        val_terms = {}
+        if validated:
+            val_terms, best = _validate(
+                module, val_loader, cfg, best,
+                parts=parts, runtime=runtime, epoch=epoch, row=row, writer=writer,
+                metrics=out_dir / METRICS_CSV,
+            )  # fmt: skip
+        if runtime.is_main:
             if validated or due:
                 _save_checkpoints(
                     model, cfg, optimisation, out_dir,
@@ -784,7 +802,7 @@ def _train(
                 last_written = time.monotonic()
             tqdm.write(_epoch_line(cfg, epoch, lr, train_terms, val_terms, best, train_seconds))
         if validated and runtime.distributed:
-            dist.barrier()  # the other processes wait for rank 0's validation and writes
+            dist.barrier()  # the other processes wait for rank 0's writes
 
     if writer is not None:
         writer.close()
@@ -820,15 +838,16 @@ def _validate(
     best: Best,
     *,
     parts: tuple[str, ...],
-    device: torch.device,
+    runtime: Runtime,
     epoch: int,
     row: Mapping[str, float],
-    writer: SummaryWriter,
+    writer: SummaryWriter | None,
     metrics: Path,
 ) -> tuple[dict[str, float], Best]:
-    """Validate ``module`` after ``epoch`` (0-based) and write the epoch's rows: the validation
-    terms to TensorBoard, and ``row`` (the epoch, its lr and training terms) with them to the
-    CSV at ``metrics``.
+    """Validate ``module`` after ``epoch`` (0-based), every process its shard of
+    ``val_loader``, and write the epoch's rows on rank 0 (``writer`` None elsewhere): the
+    validation terms to TensorBoard, and ``row`` (the epoch, its lr and training terms) with them
+    to the CSV at ``metrics``.
 
     Returns:
         The validation terms (:func:`evaluate`; none without a validation split) and the run's
@@ -843,13 +862,23 @@ def _validate(
     if val_loader is None:
         best = best._replace(epoch=epoch)
     else:
-        val_terms = evaluate(module, val_loader, cfg, parts=parts, device=device)
+        if runtime.distributed:
+            # Each process's BatchNorm statistics moved with its own last training batches
+            # (DDP sends rank 0's at the start of a forward): every shard is read with rank 0's,
+            # those of the checkpoint it writes.
+            for buffer in module.buffers():
+                dist.broadcast(buffer, src=0)
+        val_terms = evaluate(
+            module, val_loader, cfg,
+            parts=parts, device=runtime.device, distributed=runtime.distributed,
+        )  # fmt: skip
         if val_terms["error"] < best.error:
             best = Best(val_terms["error"], epoch)
-    # The epoch's rows first, then the checkpoints that claim it: a kill in between leaves rows
-    # that a resume drops and redoes, never a checkpoint without its rows.
-    _add_scalars(writer, epoch + 1, _prefixed("val", val_terms))
-    append_csv(metrics, dict(row) | _prefixed("val", val_terms))
+    if writer is not None:
+        # The epoch's rows first, then the checkpoints that claim it: a kill in between leaves
+        # rows that a resume drops and redoes, never a checkpoint without its rows.
+        _add_scalars(writer, epoch + 1, _prefixed("val", val_terms))
+        append_csv(metrics, dict(row) | _prefixed("val", val_terms))
     bad = [name for name, value in val_terms.items() if not math.isfinite(value)]
     if bad:
         raise FloatingPointError(

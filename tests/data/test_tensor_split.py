@@ -81,6 +81,24 @@ def test_shards_are_the_distributed_samplers():
         assert len(split) == 2  # 4 samples in batches of 3
 
 
+def test_unpadded_shards_read_every_record_once():
+    """Validation's shards (pad=False) of 5 records under 2 processes: rank 0 reads 0, 2, 4 and
+    rank 1 reads 1, 3, nothing repeated, so the sums over both are the split's; padded as for
+    training, rank 1 would read record 0 a second time (1, 3, 0)."""
+    records = _records(5)
+
+    def read(rank: int, pad: bool) -> tuple[list[int], int]:
+        split = TensorSplit(
+            records, device=torch.device("cpu"), batch_size=2, shuffle=False,
+            rank=rank, world_size=2, pad=pad,
+        )  # fmt: skip
+        return torch.cat([b["hand_3d"][:, 0, 0] for b in split]).long().tolist(), len(split)
+
+    assert read(0, pad=False) == ([0, 2, 4], 2)  # batches (0, 2) and (4,)
+    assert read(1, pad=False) == ([1, 3], 1)
+    assert read(1, pad=True) == ([1, 3, 0], 2)
+
+
 def _order(seed: int, epoch: int) -> tuple[int, ...]:
     split = TensorSplit(
         _records(16), device=torch.device("cpu"), batch_size=16, shuffle=True, seed=seed

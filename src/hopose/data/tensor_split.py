@@ -64,6 +64,9 @@ class TensorSplit:
         world_size: number of processes sharing the split.
         drop_last: leave out a last batch smaller than ``batch_size``, as a DataLoader's
             ``drop_last``.
+        pad: under ``world_size`` processes, repeat samples to give every process as many, as
+            a ``DistributedSampler`` does (training); else each process takes every
+            ``world_size``-th sample from its rank on, and none is read twice (validation).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class TensorSplit:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        pad: bool = True,
     ) -> None:
         if not records:
             raise ValueError("a TensorSplit needs at least one record")
@@ -92,6 +96,7 @@ class TensorSplit:
         self.rank = rank
         self.world_size = world_size
         self.drop_last = drop_last
+        self.pad = pad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -105,7 +110,9 @@ class TensorSplit:
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.arange(self.size)
-        if self.world_size > 1:
+        if self.world_size > 1 and not self.pad:
+            order = order[self.rank :: self.world_size]
+        elif self.world_size > 1:
             padding = -self.size % self.world_size
             # More processes than samples repeat the order more than once, as DistributedSampler.
             repeated = order.repeat(math.ceil(padding / self.size) + 1)
@@ -113,7 +120,10 @@ class TensorSplit:
         return order
 
     def __len__(self) -> int:
-        shard = shard_size(self.size, self.world_size)
+        if self.pad:
+            shard = shard_size(self.size, self.world_size)
+        else:  # the samples from rank on in steps of world_size
+            shard = len(range(self.rank, self.size, self.world_size))
         return shard // self.batch_size if self.drop_last else math.ceil(shard / self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
