@@ -13,7 +13,8 @@ are bilinear in the box corners, and through the axis; the hand joints only sele
 the loss moves the object corners (docs/conventions.md §2, note). Of those it can change only
 the box's proportions: the cosines are unchanged when the box and its support points move,
 turn or scale together, so the gradient has no component along translation, rotation or
-uniform scale (below 1e-17 of its size, measured); it cannot carry a box towards a grasp.
+uniform scale (at float64 rounding, about 1e-14 of its size, measured); it cannot carry a box
+towards a grasp.
 
 Every public function computes in at least float32 with autocast off, and returns float32 for
 half-precision inputs: autocast runs the contact search's matmul in bfloat16 (CPU) or float16
