@@ -4,12 +4,13 @@ fp16 mixed precision with its gradient scaler. Run by ``benchmarks/gpu_check.py`
 from __future__ import annotations
 
 import csv
+import socket
 from pathlib import Path
 
 import pytest
 import torch
 
-from hopose.checkpoint import load_model
+from hopose.checkpoint import load_checkpoint, load_model, untrained_network
 from hopose.models import build_model
 from hopose.train import train
 from tiny_runs import tiny
@@ -62,3 +63,30 @@ def test_end2end_stage_in_fp16_with_a_gradient_scaler_moves_both_parts(tmp_path)
         ),
     ]:
         assert not torch.equal(value.detach().cpu(), initial[name]), name
+
+
+def test_synchronised_batch_normalisation_trains_under_torchrun_and_saves_batchnorm_keys(
+    tmp_path, monkeypatch
+):
+    """A one-GPU torchrun run of the encoder stage with optim.sync_batchnorm: DDP wraps a
+    module whose batch normalisation is SyncBatchNorm, and best.pt loads, key for key, into a
+    network of plain BatchNorm layers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**env, "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(key, value)
+    layers = []
+    ddp = torch.nn.parallel.DistributedDataParallel
+
+    def spy(module, **kwargs):
+        layers.extend(type(m).__name__ for m in module.modules() if "BatchNorm" in type(m).__name__)
+        return ddp(module, **kwargs)
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", spy)
+    cfg = tiny("encoder", "device=cuda", "optim.sync_batchnorm=true")
+    train(cfg, tmp_path)
+    assert layers and set(layers) == {"SyncBatchNorm"}
+    saved = load_checkpoint(tmp_path / "best.pt")["model"]
+    untrained_network(cfg.model).load_state_dict(saved)  # strict: the same keys

@@ -696,6 +696,22 @@ def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
 
+def test_synchronised_batch_normalisation_is_refused_on_the_cpu(tmp_path, monkeypatch):
+    """PyTorch's SyncBatchNorm runs on GPUs only (on the CPU its first training forward raises
+    a ValueError): a torchrun run on the CPU that asks for it stops before reading any data,
+    naming the field; without torchrun there is nothing to synchronise and the run trains."""
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=r"^optim.sync_batchnorm: .* GPUs only, .* on the CPU$"):
+        train(tiny("encoder", "optim.sync_batchnorm=true"), tmp_path / "torchrun")
+    assert not (tmp_path / "torchrun" / "config.yaml").exists()
+    for key in (*env, "MASTER_PORT"):
+        monkeypatch.delenv(key)
+    train(tiny("encoder", "optim.sync_batchnorm=true"), tmp_path / "alone")
+    assert load_checkpoint(tmp_path / "alone" / "last.pt")["epoch"] == 1
+
+
 def test_ddp_trains_segmentation_maps_whose_loss_is_off(tmp_path, monkeypatch):
     """model.segmentation with loss.w_segmentation 0 (a fine-tuning on data without maps): the
     maps' layer gets no gradient, which DDP took for a missing reduction at the second step."""

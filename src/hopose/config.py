@@ -387,6 +387,12 @@ class OptimConfig:
     instructions, float32 on other CPUs, where bf16 runs slower (BENCHMARKS.md)."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value; None does not clip."""
+    sync_batchnorm: bool = False
+    """Under ``torchrun``, normalise each batch-normalisation layer over every process's samples
+    of the step (``torch.nn.SyncBatchNorm``) instead of each process's own, as torchvision's
+    references' ``--sync-bn``: for per-GPU batches too small for their own statistics. GPUs
+    only, as PyTorch synchronises them (refused on the CPU); a run without ``torchrun`` has
+    nothing to synchronise and ignores it."""
     progressive_size: int | None = None
     """Image side (px) of an image stage's first ``progressive_epochs`` epochs: each training
     batch is shown that much smaller (:func:`hopose.crop.shrink_views`: images resized with

@@ -101,6 +101,7 @@ from hopose.checkpoint import (
 )
 from hopose.config import (
     TRAIN_DEVICES,
+    ConfigError,
     ModelConfig,
     OptimConfig,
     TrainConfig,
@@ -677,6 +678,12 @@ def _train(
     split_cache: SplitCache | None,
 ) -> TrainResult:
     check_run_folder(out_dir, resume=resume)
+    synchronised = cfg.optim.sync_batchnorm and runtime.distributed
+    if synchronised and runtime.device.type != "cuda":
+        raise ConfigError(
+            "optim.sync_batchnorm: PyTorch synchronises batch normalisation across processes on "
+            "GPUs only, and this run is on the CPU"
+        )
     checkpoint = _resumed_checkpoint(cfg, out_dir, runtime) if resume else None
     # Read before the data is built, so that a bad init_from stops the run at once.
     init = load_checkpoint(cfg.init_from) if cfg.init_from and checkpoint is None else None
@@ -709,6 +716,10 @@ def _train(
     parts = tuple(model.lifter.parts)
 
     module = stage_module(model, stage)
+    if synchronised:
+        # In place, before the optimiser and DDP: each new layer holds the old one's parameters
+        # and statistics under the same names, so the checkpoints are a BatchNorm network's.
+        nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if model.encoder.segmentation is not None and cfg.loss.w_segmentation == 0:
         # A layer no loss reaches gets no gradient: the optimiser would skip it, and DDP (which
         # expects every parameter's) would stop at the second step waiting for it.
