@@ -43,6 +43,7 @@ import torchvision
 from bench_model import paired_ratio
 from bench_train import lifter_config, measure
 from hopose import train as train_module
+from hopose.checkpoint import load_checkpoint
 from hopose.cli import at_least
 from hopose.config import OptimConfig, TrainConfig, config_from_dict
 from hopose.geometry import project_points
@@ -119,7 +120,7 @@ def torchrun_smoke(stage: str, extra: Sequence[str], folder: Path) -> Row:
     ]  # fmt: skip
     ok, last = _run(command, timeout=900)
     if ok:
-        checkpoint = torch.load(out / LAST_CHECKPOINT, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(out / LAST_CHECKPOINT)
         ok = checkpoint["epoch"] == 2
         last = f"2 epochs, {LAST_CHECKPOINT} after epoch {checkpoint['epoch']}; {last}"
     return Row(f"torchrun, 1 GPU, DDP over NCCL: {stage} stage {' '.join(extra)}", last, ok)

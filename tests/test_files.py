@@ -1,15 +1,19 @@
-"""Output files are written whole or not at all, and a write error names the file."""
+"""Output files are written whole or not at all, a write error names the file, and a torch file
+that cannot be read is one line."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import multiprocessing
 import os
 import stat
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hopose.files import (
     JsonType,
@@ -17,6 +21,7 @@ from hopose.files import (
     is_whole_number,
     json_mismatch,
     output_folder,
+    read_torch_file,
     temporary_path,
     write_atomic,
     write_text,
@@ -241,3 +246,30 @@ def test_json_mismatch_names_the_first_field_of_another_type_its_value_cut_to_40
     long = json_mismatch({"text": "x" * 50}, types)
     assert long == 'text is "' + "x" * 36 + "..., not a whole number"
     assert len(long.split(" is ")[1].split(", not")[0]) == 40
+
+
+def test_a_torch_file_is_read_onto_the_cpu_and_anything_else_is_one_line(tmp_path):
+    """What torch.save wrote comes back; a text file, a zip archive torch did not write and a
+    pickled object weights_only refuses are each one line naming the file, without torch's
+    advice to load it with weights_only=False (unsafe, and wrong for a file that is not
+    weights)."""
+    weights = tmp_path / "w.pt"
+    torch.save({"conv1.weight": torch.arange(3.0)}, weights)
+    assert torch.equal(read_torch_file(weights, "state dict")["conv1.weight"], torch.arange(3.0))
+    (tmp_path / "config.yaml").write_text("stage: encoder\n")
+    with zipfile.ZipFile(tmp_path / "foreign.zip", "w") as archive:
+        archive.writestr("notes.txt", "not tensors")
+    torch.save(argparse.Namespace(lr=0.1), tmp_path / "object.pt")
+    reasons = {
+        "config.yaml": "not the zip archive torch.save writes",
+        "foreign.zip": "",  # torch's own reason, which its versions word differently
+        "object.pt": "",
+    }
+    for name, reason in reasons.items():
+        with pytest.raises(ValueError) as caught:
+            read_torch_file(tmp_path / name, "state dict")
+        message = str(caught.value)
+        assert message.startswith(f"{tmp_path / name}: not a readable state dict ({reason}")
+        assert "\n" not in message and "weights_only=False" not in message
+    with pytest.raises(FileNotFoundError, match=r"^state dict not found: "):
+        read_torch_file(tmp_path / "missing.pt", "state dict")

@@ -53,7 +53,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,7 @@ from hopose.config import (
     config_from_dict,
     config_to_dict,
 )
-from hopose.files import JsonType, is_whole_number, require_file, write_atomic
+from hopose.files import JsonType, error_line, is_whole_number, read_torch_file, write_atomic
 from hopose.models import HoposeNet, build_model
 from hopose.models.encoder import random_backbone_expected
 from hopose.stages import GT_2D_PARTS, IMAGE_PARTS, PARTS, STAGES
@@ -96,19 +95,6 @@ _IMPLEMENTATION = ("fused", "foreach")
 class CheckpointError(ValueError):
     """A checkpoint file is unreadable, foreign, of another format, unfit for its use, or cannot
     be written."""
-
-
-# torch.load(weights_only=True) wraps what it refused in advice to load with weights_only=False,
-# wrong for a file that is not a checkpoint; the reason follows this marker.
-_UNPICKLER_REASON = "WeightsUnpickler error:"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    if _UNPICKLER_REASON in text:
-        text = text.split(_UNPICKLER_REASON, 1)[1].strip()
-        text = text.split(" Please use", 1)[0]  # its how-to-allow advice, for trusted files
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def model_checkpoint(
@@ -239,7 +225,7 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
         write_atomic(path, lambda tmp: torch.save(dict(state), tmp))
     except (OSError, RuntimeError) as error:
         raise CheckpointError(
-            f"{path}: cannot write the checkpoint ({_first_line(error)})"
+            f"{path}: cannot write the checkpoint ({error_line(error)})"
         ) from None
 
 
@@ -247,21 +233,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and check a checkpoint written by :func:`save_checkpoint`, onto the CPU.
 
     Raises:
-        FileNotFoundError, IsADirectoryError: ``path`` is not a file (:func:`require_file`).
+        FileNotFoundError, IsADirectoryError: ``path`` is not a file
+            (:func:`hopose.files.require_file`).
         CheckpointError: the file is not a readable hopose checkpoint of :data:`FORMAT`, one
             line naming it.
     """
-    path = require_file(path, "checkpoint")
-    if not zipfile.is_zipfile(path):
-        # torch.save writes a zip archive; torch's own reason for another file (a config, a
-        # text) is a pickle opcode error that says nothing ("pop from empty list").
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint (not the zip archive torch.save writes)"
-        )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for truncated or foreign files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
+        checkpoint = read_torch_file(path, "checkpoint")
+    except ValueError as error:  # the file's one line, as the error of checkpoints
+        raise CheckpointError(str(error)) from None
     if not isinstance(checkpoint, dict) or "format" not in checkpoint:
         raise CheckpointError(
             f"{path}: not a hopose checkpoint of format {FORMAT} (no 'format' key; a file "

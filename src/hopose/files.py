@@ -10,7 +10,8 @@ same kind of :class:`OSError` naming the target (:func:`write_error`, which file
 place use too). :func:`folder_lock` keeps a folder to one writer where its files must be of one
 run (a training's, a cache's, an evaluation's).
 :func:`recorded_path` is the form in which a record (``metrics.json``, a cache's ``meta.json``)
-names the files it was made from; :func:`require_file` refuses an input that is no file, and
+names the files it was made from; :func:`require_file` refuses an input that is no file,
+:func:`read_torch_file` one that is not what ``torch.save`` writes, in one line, and
 :func:`json_mismatch` a record's field of another type; :func:`led_by` leads a message with
 where the value it judges came from.
 """
@@ -23,6 +24,7 @@ import fcntl
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -192,6 +194,43 @@ def require_file(path: str | Path, what: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     return path
+
+
+# torch.load(weights_only=True) wraps what it refused in advice to load with weights_only=False,
+# wrong for a file that is not a checkpoint; the reason follows this marker.
+_UNPICKLER_REASON = "WeightsUnpickler error:"
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, without ``torch.load``'s advice to load a file
+    it refused with ``weights_only=False`` (unsafe, and wrong for a file that torch did not
+    write); the error's type where it has no message."""
+    text = str(error).strip()
+    if _UNPICKLER_REASON in text:
+        text = text.split(_UNPICKLER_REASON, 1)[1].strip()
+        text = text.split(" Please use", 1)[0]  # its how-to-allow advice, for trusted files
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_torch_file(path: str | Path, what: str) -> Any:
+    """What ``torch.save`` wrote to ``path`` (tensors, containers, numbers, strings; no other
+    object), onto the CPU; ``what`` the file is in the errors.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: ``path`` is not a file (:func:`require_file`).
+        ValueError: ``<path>: not a readable <what> (<reason>)``, one line.
+    """
+    import torch  # here: the other helpers of this module serve commands that need no torch
+
+    path = require_file(path, what)
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; torch's own reason for another file (a config, a
+        # text) is a pickle opcode error that says nothing ("pop from empty list").
+        raise ValueError(f"{path}: not a readable {what} (not the zip archive torch.save writes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise ValueError(f"{path}: not a readable {what} ({error_line(error)})") from None
 
 
 class JsonType(NamedTuple):

@@ -52,6 +52,7 @@ import torchvision
 from jaxtyping import Float, UInt8
 from torch import Tensor, nn
 
+from hopose.files import read_torch_file
 from hopose.models.graph_conv import GraphStack
 from hopose.models.heads import HEADS, HeatmapHead, sample_features, to_pixels
 from hopose.skeleton import NUM_NODES, NUM_SEGMENTATION_CLASSES, hand_object_adjacency
@@ -97,10 +98,7 @@ def check_backbone_weights(backbone: str, path: str | Path) -> None:
 
 def _load_backbone_weights(trunk: nn.Module, path: Path) -> None:
     """Load a torchvision ResNet state dict from ``path`` into ``trunk`` (classifier dropped)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path}: cannot read a torch state dict ({error})") from error
+    state = read_torch_file(path, "state dict")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
     state = {key: value for key, value in state.items() if not key.startswith("fc.")}
