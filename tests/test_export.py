@@ -172,6 +172,18 @@ def test_unitless_outputs_are_compared_relative_to_their_scale():
     assert tolerance("heatmaps") == 1e-4
 
 
+def test_output_difference_is_the_largest_element_not_the_mean():
+    # One element of six is off, by -0.06 (below its expected value): the largest |difference|
+    # is 0.06, where a mean would report 0.06 / 6 = 0.01 and a signed maximum 0.
+    expected = np.array([[-50.0, 12.0, 3.0], [0.5, 1.0, 20.0]])
+    got = expected.copy()
+    got[1, 2] -= 0.06
+    assert output_difference("kp3d", got, expected) == pytest.approx(0.06)
+    # Unitless: the same 0.06 over the largest |expected|, 50: 0.06 / 50 = 1.2e-3 (a mean would
+    # be 0.01 / 50 = 2e-4).
+    assert output_difference("heatmaps", got, expected) == pytest.approx(1.2e-3)
+
+
 def test_a_lifter_stage_checkpoint_exports_no_network(tmp_path, capsys):
     """Its encoder was never trained: exporting images -> 3D from it is refused in one line."""
     cfg = dataclasses.replace(_tiny_config(), stage="lifter")

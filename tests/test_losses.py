@@ -11,6 +11,7 @@ import torch
 from hopose.config import ConfigError, LossConfig
 from hopose.losses import (
     compute_losses,
+    configured_losses,
     heatmap_loss,
     segmentation_loss,
     total_loss,
@@ -548,3 +549,28 @@ def test_targets_are_the_hand_then_the_object_in_node_order():
     wrong[0, 21] = 0.0
     terms = compute_losses(out | {"kp2d_init": wrong}, batch, original_pixels=False)
     torch.testing.assert_close(terms["2d_init"], torch.tensor(20000 / 58))
+
+
+def test_configured_losses_take_the_2d_pixels_and_3d_distance_from_the_config():
+    """``loss.l2d_pixels`` and ``loss.l3d_distance`` reach the terms: each value of each gives
+    its own hand-computed term, where the two forms differ."""
+    # Network image 100 px focal, original 800 px along x and 400 px along y; every node's 2D
+    # off by (1, 1) network px = (8, 4) original px, every node's 3D off by (3, 4, 0) mm.
+    batch = _batch(1) | {
+        "K": torch.diag(torch.tensor([100.0, 100.0, 1.0]))[None],
+        "orig_K": torch.diag(torch.tensor([800.0, 400.0, 1.0]))[None],
+    }
+    out = {
+        "kp2d": torch.ones(1, 29, 2),
+        "kp3d": torch.tensor([3.0, 4.0, 0.0]).expand(1, 29, 3),
+    }
+    # 2D: network (1 + 1) / 2 = 1 px^2; original (8^2 + 4^2) / 2 = 40 px^2.
+    expected_2d = {"network": 1.0, "original": 40.0}
+    # 3D: euclidean sqrt(9 + 16 + 0) = 5 mm per node; squared (9 + 16 + 0) / 3 = 25 / 3 mm^2.
+    expected_3d = {"euclidean": 5.0, "squared": 25 / 3}
+    for pixels, distance in itertools.product(expected_2d, expected_3d):
+        config = LossConfig(l2d_pixels=pixels, l3d_distance=distance)
+        terms = configured_losses(out, batch, config, parts=("hand", "object"))
+        assert set(terms) == {"2d", "3d"}
+        assert terms["2d"].item() == pytest.approx(expected_2d[pixels]), (pixels, distance)
+        assert terms["3d"].item() == pytest.approx(expected_3d[distance]), (pixels, distance)

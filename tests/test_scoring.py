@@ -346,6 +346,18 @@ def test_paired_difference_leaves_out_a_frame_either_run_has_no_value_for():
     assert mean == pytest.approx(-4 / 3) and se == pytest.approx(0.8819, abs=1e-4)
 
 
+def test_paired_difference_of_runs_with_no_frame_in_common_is_nan():
+    """Frames that never overlap leave no difference to average: NaN, not a difference of 0
+    that would read as two runs equally good."""
+    # The first run has values on frames 0 and 1 only, the second on frames 2 and 3 only.
+    ids = np.array(["f0", "f1", "f2", "f3"])
+    first = {"id": ids, scoring.HAND_MM: np.array([1.0, 3.0, np.nan, np.nan])}
+    second = {"id": ids, scoring.HAND_MM: np.array([np.nan, np.nan, 8.0, 2.0])}
+    for reference, other in ((first, second), (second, first)):
+        mean, se = scoring.paired_difference(reference, other, scoring.HAND_MM)
+        assert np.isnan(mean) and np.isnan(se), (mean, se)
+
+
 def test_affinity_is_averaged_over_the_frames_with_two_contacts_or_more():
     """The affinity summary is the mean over judged frames with at least two valid contacts;
     0 when no judged frame has two, NaN when no frame is judged at all (docs/evaluation.md)."""

@@ -32,7 +32,7 @@ from hopose.checkpoint import (
     save_checkpoint,
     untrained_network,
 )
-from hopose.config import ConfigError, config_from_dict
+from hopose.config import ConfigError, OptimConfig, config_from_dict
 from hopose.data.splits import SplitCache, build_split
 from hopose.data.transforms import Frame, FrameDataset
 from hopose.evaluate import run_eval
@@ -1653,3 +1653,23 @@ def test_a_last_pt_between_validations_is_ended_only_by_as_many_processes(tmp_pa
         train(tiny("lifter", "optim.epochs=1", *extra), tmp_path, resume=True)
     assert _same_checkpoint(load_checkpoint(tmp_path / "last.pt"), last)
     assert _rows(tmp_path) == rows
+
+
+def test_the_optimizer_applies_the_configs_weight_decay_as_adams_l2_term():
+    """``optim.weight_decay`` reaches Adam as its L2 term, added to the gradient (paper §4.3's
+    Adam), not AdamW's decoupled shrink: one step from a zero loss gradient."""
+    # Adam's first step moves a weight by lr * g / (|g| + eps), g = grad + weight_decay * w
+    # (bias correction makes m = g and v = g^2), eps = 1e-8:
+    # - weight_decay 1e-8, w = +-3: g = +-3e-8, a move of 0.1 * 3e-8 / 4e-8 = 0.075 -> +-2.925.
+    #   AdamW would shrink w by lr * wd * w = 3e-9 only; no decay would not move it.
+    # - weight_decay 0.01 (the default), w = +-2: g = +-0.02, a move of
+    #   0.1 * 0.02 / (0.02 + 1e-8) = 0.09999995 -> +-1.90000005.
+    for weight_decay, start, expected in ((1e-8, 3.0, 2.925), (0.01, 2.0, 1.90000005)):
+        weight = torch.nn.Parameter(torch.tensor([start, -start], dtype=torch.float64))
+        optimizer = train_module.make_optimizer(
+            [weight], OptimConfig(lr=0.1, weight_decay=weight_decay)
+        )
+        weight.grad = torch.zeros_like(weight)
+        optimizer.step()
+        moved = weight.detach().tolist()
+        assert moved == pytest.approx([expected, -expected], rel=0, abs=1e-12), weight_decay

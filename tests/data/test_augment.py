@@ -55,6 +55,41 @@ def test_hue_jitter_turns_colours_by_at_most_a_quarter_of_colour():
     assert turns.max() > 0.08  # the draws do reach towards the bound
 
 
+def test_contrast_and_saturation_jitter_scale_a_colours_chroma_within_their_bounds():
+    """Brightness, contrast and saturation factors are each drawn in [1 - c, 1 + c] (the
+    config's docstring): together they scale a colour's chroma (largest minus smallest
+    channel) by up to (1 + c)^3, and by more than any two of them could."""
+    # A flat (90, 50, 50) image, chroma 40. Brightness multiplies every channel by b, so the
+    # chroma by b; contrast (on a flat image) and saturation blend each pixel with its own grey
+    # by factors k and s, which keeps that grey and scales the chroma by k and s; a hue turn
+    # keeps the largest and smallest channel (HSV's V and S). Nothing is clamped (checked
+    # below), so the chroma becomes 40 * b * k * s: with c = 0.4 the ratio lies in
+    # [0.6^3, 1.4^3] = [0.216, 2.744], +-1/40 = 0.025 for the rounding of two channels to uint8.
+    # Without contrast or saturation it would stay in [0.6^2, 1.4^2] = [0.36, 1.96] (in
+    # [0.6, 1.4] with brightness alone); 1,000 draws reach past that on both sides.
+    image = torch.tensor([90, 50, 50], dtype=torch.uint8)[None, :, None, None]
+    torch.manual_seed(0)
+    out = augment_images(image.expand(1000, 3, 1, 1).contiguous(), AugmentConfig(colour=0.4))
+    assert out.min() > 0 and out.max() < 255  # no channel clamped
+    out = out.float()
+    ratio = (out.amax(dim=1) - out.amin(dim=1)).flatten() / 40  # (1000,)
+    assert ratio.min() >= 0.6**3 - 0.025 and ratio.max() <= 1.4**3 + 0.025, ratio
+    assert ratio.min() < 0.6**2 - 0.025 and ratio.max() > 1.4**2 + 0.025, ratio
+
+
+def test_noise_has_the_configured_standard_deviation():
+    """``noise`` is the noise's standard deviation as a fraction of the intensity range."""
+    # Flat grey 128 is 128 / 255 = 0.502 of the range, 10 sigmas of 0.05 from 0 and from 1,
+    # so nothing is clipped; rounding to uint8 adds a variance of 1/12 level^2:
+    # sqrt(0.05^2 + (1/255)^2 / 12) = 0.05001. Over 4 * 3 * 64 * 64 = 49,152 pixels the sample
+    # standard deviation is off by about 1 / sqrt(2 * 49,152) = 0.3%, far inside 10%.
+    grey = torch.full((4, 3, 64, 64), 128, dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = augment_images(grey, AugmentConfig(noise=0.05))
+    std = ((out.float() - grey.float()) / 255).std()
+    assert 0.045 <= std <= 0.055, std
+
+
 def test_blur_is_applied_with_its_probability():
     """``blur_prob`` is the share of images blurred (each image's own draw)."""
     # An 8 x 8 checkerboard of 0 and 255 changes under any blur but the weakest sigmas (about

@@ -43,9 +43,32 @@ def root(tmp_path):
     return write_fpha(tmp_path / "fpha")
 
 
+# The depth -> colour extrinsic (mm) and colour intrinsics as the FPHA dataset's README gives
+# them, written out here rather than imported, so that a mistyped constant in hopose.data.fpha
+# fails the tests instead of being their reference too.
+README_R = np.array(
+    [
+        [0.999988496304, -0.00468848412856, 0.000982563360594],
+        [0.00469115935266, 0.999985218048, -0.00273845880292],
+        [-0.000969709653873, 0.00274303671904, 0.99999576807],
+    ]
+)
+README_T = np.array([25.7, 1.22, 3.902])
+README_K = np.array(
+    [[1395.749023, 0.0, 935.732544], [0.0, 1395.749268, 540.681030], [0.0, 0.0, 1.0]]
+)
+
+
 def colour(point) -> np.ndarray:
-    """Depth camera -> colour camera, R X + t with the dataset's extrinsic."""
-    return FPHA_DEPTH_TO_COLOR_R @ np.asarray(point, dtype=float) + FPHA_DEPTH_TO_COLOR_T
+    """Depth camera -> colour camera, R X + t with the README's extrinsic."""
+    return README_R @ np.asarray(point, dtype=float) + README_T
+
+
+def test_convention_fpha_camera_constants_are_the_readmes():
+    """hopose.data.fpha holds the README's extrinsic and colour camera, digit for digit."""
+    np.testing.assert_array_equal(FPHA_DEPTH_TO_COLOR_R, README_R)
+    np.testing.assert_array_equal(FPHA_DEPTH_TO_COLOR_T, README_T)
+    np.testing.assert_array_equal(FPHA_COLOR_K, README_K)
 
 
 def test_hope_protocol_splits_by_sequence_number(root):
@@ -101,11 +124,19 @@ def test_a_sequence_listed_twice_in_the_split_file_is_refused(root, text, messag
 def test_joints_are_reordered_and_moved_to_the_colour_camera(root):
     record = FPHA(root, "val", with_images=False)[1]  # frame t = 1
     depth = fpha_joints(1)
-    # Canonical joint 2 (thumb MCP) is FPHA joint 6, at (60, 5*6 + 1, 406) in the depth camera;
-    # the extrinsic is nearly the identity plus t = (25.7, 1.22, 3.902): about (85.7, 32.2, 409.9).
+    # Canonical joint 2 (thumb MCP) is FPHA joint 6, at (10*6, 5*6 + 1, 400 + 6) = (60, 31, 406)
+    # in the depth camera. R X + t with the README's R and t, row by row:
+    #   x: 0.999988496304*60 - 0.00468848412856*31 + 0.000982563360594*406 + 25.7
+    #    = 59.99930977824 - 0.14534300798536 + 0.398920724401164 + 25.7 = 85.952887
+    #   y: 0.00469115935266*60 + 0.999985218048*31 - 0.00273845880292*406 + 1.22
+    #    = 0.2814695611596 + 30.999541759488 - 1.11181427398552 + 1.22 = 31.389197
+    #   z: -0.000969709653873*60 + 0.00274303671904*31 + 0.99999576807*406 + 3.902
+    #    = -0.05818257923238 + 0.08503413829024 + 405.99828183642 + 3.902 = 409.927133
+    # (float32 records: about 3e-5 apart at 410, well inside 1e-4.)
     assert FPHA_TO_CANONICAL[2] == 6
-    np.testing.assert_allclose(record["hand_3d"][2], colour([60.0, 31.0, 406.0]), atol=1e-3)
-    np.testing.assert_allclose(record["hand_3d"][2], [85.7, 32.2, 409.9], atol=2.5)
+    np.testing.assert_allclose(
+        record["hand_3d"][2], [85.95289, 31.38920, 409.92713], rtol=0, atol=1e-4
+    )
     expected = np.stack([colour(depth[j]) for j in FPHA_TO_CANONICAL])
     np.testing.assert_allclose(record["hand_3d"], expected, atol=1e-3)
 
@@ -130,7 +161,7 @@ def test_K_and_2d_projection_for_the_network_image(root):
     # fy 1395.749268 * 224/1080 = 289.489.
     np.testing.assert_allclose(record["K"][0, 0], 162.837386, rtol=1e-6)
     np.testing.assert_allclose(record["K"][1, 1], 289.488737, rtol=1e-6)
-    np.testing.assert_allclose(record["orig_K"], FPHA_COLOR_K, rtol=1e-6)
+    np.testing.assert_allclose(record["orig_K"], README_K, rtol=1e-6)
     np.testing.assert_allclose(record["orig_size"], [1920, 1080])
     for key in ("hand", "obj"):
         projected = project_points(torch.tensor(record[f"{key}_3d"]), torch.tensor(record["K"]))

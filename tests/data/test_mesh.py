@@ -164,6 +164,23 @@ def test_a_whole_ascii_ply_with_blank_lines_after_its_elements_is_read(tmp_path)
     np.testing.assert_array_equal(mesh_bbox_corners(path), _corners([0, 0, 0], [1, 2, 3]))
 
 
+def test_blank_lines_do_not_make_up_for_missing_elements(tmp_path):
+    """An ASCII PLY declaring 8 vertices and 2 faces, cut after the 8 vertex lines and followed
+    by 2 lines of spaces: 8 elements of the 10 declared, refused as cut short. trimesh reads
+    it as the 8 vertices and no faces without a word, and counted as lines, 8 + 2 = 10 would
+    pass for whole. (With blank lines among the vertices' rows trimesh refuses the file itself:
+    it reads an element's rows by position, blank ones included.)"""
+    path = tmp_path / "model.ply"
+    header = ["ply", "format ascii 1.0", "element vertex 8"]
+    header += [f"property float {axis}" for axis in "xyz"]
+    header += ["element face 2", "property list uchar int vertex_indices", "end_header"]
+    vertices = [f"{x} {y} {z}" for x in (0, 1) for y in (0, 1) for z in (0, 1)]
+    path.write_text("\n".join([*header, *vertices, " ", " "]) + "\n")
+    expected = f"{path}: cut short, 0 of the 2 'face' elements its header declares"
+    with pytest.raises(DataFileError, match=f"^{re.escape(expected)}$"):
+        mesh_bbox_corners(path)
+
+
 @pytest.mark.parametrize("cut", [4 * 12, 9 * 12 + 13])  # after 4 vertices; in the 1st face
 def test_a_binary_ply_cut_short_is_refused_naming_it(tmp_path, cut):
     """A binary PLY's elements are 12 bytes a vertex (3 float32) and 13 a face (a uint8 count,

@@ -63,6 +63,21 @@ def test_decoder_levels_read_the_skip_then_the_unpooled_level_below():
             torch.testing.assert_close(up_in[k], expected, msg=f"level {k}")
 
 
+def test_the_bottleneck_expands_the_rectified_squeeze():
+    """The bottleneck's two fully connected layers (64 -> 20 -> 64) have a ReLU between them:
+    ``expand`` reads max(0, squeeze's output), its negative entries zeroed, not the raw output."""
+    torch.manual_seed(0)
+    unet = GraphUNet()
+    squeezed, expand_in = [], []
+    unet.squeeze.register_forward_hook(lambda _m, _a, out: squeezed.append(out))
+    unet.expand.register_forward_pre_hook(lambda _m, args: expand_in.append(args[0]))
+    with torch.no_grad():
+        unet(torch.rand(2, NUM_NODES, 2) * 64, pinhole(2, 100.0, 32.0))
+    # Both signs occur, so the ReLU both zeroes entries and passes others through.
+    assert (squeezed[0] < 0).any() and (squeezed[0] > 0).any()
+    torch.testing.assert_close(expand_in[0], squeezed[0].clamp(min=0), rtol=0, atol=0)
+
+
 def test_top_level_outputs_a_signed_normalised_pose():
     """The top graph convolution has no ReLU: its output z, of either sign, becomes
     out_mean + out_std * z mm. A top layer reduced to its bias b = (-1, 0.5, 2), with spreads

@@ -110,7 +110,8 @@ def _check_ascii_ply_whole(path: Path) -> None:
 
     The header (``ply``, ``format ascii 1.0``, ``element <name> <count>`` lines, ...,
     ``end_header``) is followed by one line per element, those of each ``element`` in header
-    order, as trimesh reads them; blank lines are not counted.
+    order. Blank lines are not counted: trimesh refuses one among an element's rows itself, and
+    reads those after the last row as nothing, where they must not make up for missing rows.
     """
     with path.open("rb") as file:
         if file.readline(16).strip() != b"ply":  # bounded: a binary GLB may have no newline
