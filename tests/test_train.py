@@ -1180,15 +1180,16 @@ def test_without_a_validation_split_best_pt_is_the_last_epoch_and_resumes_exactl
 
 
 def test_each_metrics_row_logs_the_lr_its_epoch_trained_with(tmp_path):
-    """StepLR with gamma 0.5 every epoch: epochs 1, 2, 3 train at lr, lr/2, lr/4, and each row
-    logs its own epoch's lr, not the next one's (read after scheduler.step())."""
-    cfg = tiny("lifter", "optim.epochs=3", "optim.gamma=0.5", "optim.step_size=1")
+    """StepLR with gamma 0.5 every 2 epochs: epochs 1-4 train at lr, lr, lr/2, lr/2, and each
+    row logs its own epoch's lr, not the next one's (read after scheduler.step(): that would
+    be lr, lr/2, lr/2, lr/4); every epoch's decay would give lr, lr/2, lr/4, lr/8."""
+    cfg = tiny("lifter", "optim.epochs=4", "optim.gamma=0.5", "optim.step_size=2")
     lr = cfg.optim.lr
     assert lr == 3e-3  # the synthetic lifter's
     train(cfg, tmp_path)
     rows = _rows(tmp_path)
-    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
-    assert [float(row["lr"]) for row in rows] == [lr, lr / 2, lr / 4]
+    assert [row["epoch"] for row in rows] == ["1", "2", "3", "4"]
+    assert [float(row["lr"]) for row in rows] == [lr, lr, lr / 2, lr / 2]
 
 
 def test_a_resumed_network_keeps_the_parts_its_checkpoint_records_as_trained(tmp_path):
@@ -1309,11 +1310,15 @@ def test_amp_on_a_cpu_trains_in_bf16_validates_in_float32_and_scales_no_loss(tmp
 
 
 def test_amp_is_on_where_asked_on_a_gpu_and_float16_there(monkeypatch):
-    """amp_active: off when not asked, on when asked on a GPU (and on this CPU with bf16
-    instructions); autocast: float16 on a GPU, bfloat16 on a CPU, none where amp is off. No
-    GPU is needed: torch.autocast is replaced by a recorder."""
-    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)
+    """amp_active: off when not asked, on when asked on a GPU (whatever the CPU), and on the CPU
+    only with bf16 instructions; autocast: float16 on a GPU, bfloat16 on a CPU, none where amp
+    is off. No GPU is needed: torch.autocast is replaced by a recorder."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    # Without bf16 instructions the CPU keeps float32; a GPU's autocast does not depend on them.
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: False)
+    active = [train_module.amp_active(d, asked) for d in (cpu, cuda) for asked in (False, True)]
+    assert active == [False, False, False, True]
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)
     active = [train_module.amp_active(d, asked) for d in (cpu, cuda) for asked in (False, True)]
     assert active == [False, True, False, True]
     seen = []
