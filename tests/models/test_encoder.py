@@ -280,3 +280,29 @@ def test_segmentation_maps_classify_the_heat_map_features_and_change_nothing_els
     torch.testing.assert_close(seg["segmentation"], expected)
     with pytest.raises(ValueError, match="segmentation needs the heat-map head's features"):
         _encoder(segmentation=True)
+
+
+def test_images_are_normalised_with_the_imagenet_mean_and_std():
+    # torchvision's ResNet weights expect (x - mean) / std with these per-channel values.
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    encoder = _encoder()
+    seen = []
+    encoder.backbone.conv1.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+    # Left half of every channel at its mean, right half at mean + 1 std: the first
+    # convolution must read 0 on the left and (mean + std - mean) / std = 1 on the right.
+    image = torch.cat([mean.expand(1, 3, 32, 16), (mean + std).expand(1, 3, 32, 16)], dim=3)
+    with torch.no_grad():
+        encoder(image)
+    expected = torch.cat([torch.zeros(1, 3, 32, 16), torch.ones(1, 3, 32, 16)], dim=3)
+    torch.testing.assert_close(seen[0], expected)
+
+
+def test_segmentation_loss_trains_the_shared_features():
+    # The maps are there to shape the features that place the keypoints: their gradient must
+    # reach the heat-map head's fusion and the backbone, not stop at the 1 x 1 classifier.
+    torch.manual_seed(0)
+    encoder = _encoder(head="heatmap", stages=2, segmentation=True)
+    encoder(torch.rand(2, 3, 32, 32))["segmentation"].sum().backward()
+    for weight in (encoder.head.fuse[0].weight, encoder.backbone.layer1[0].conv1.weight):
+        assert weight.grad is not None and weight.grad.abs().sum() > 0

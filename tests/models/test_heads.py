@@ -225,3 +225,19 @@ def test_sample_features_of_several_points_reads_each_points_cell():
     assert sampled.shape == (2, 2, 7)
     torch.testing.assert_close(sampled[:, 0], features[:, :, 2, 1])
     torch.testing.assert_close(sampled[:, 1], features[:, :, 0, 3])
+
+
+def test_heatmap_head_fused_features_are_rectified():
+    """The fused features pass a ReLU: a negative pre-activation reads zero, a positive one
+    itself (the eval-mode batch norm, mean 0 and variance 1, divides by sqrt(1 + 1e-5))."""
+    head = HeatmapHead(in_channels=(1,), width=1).eval()
+    with torch.no_grad():
+        head.lateral[0].weight.fill_(1.0)  # the fused map is the input map
+        head.lateral[0].bias.zero_()
+    # A 2 x 2 map: each 3 x 3 window (padding 1) covers all four cells, 1 + 2 + 3 + 4 = 10.
+    maps = [torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])]
+    for sign, expected in ((1.0, 10 / (1 + 1e-5) ** 0.5), (-1.0, 0.0)):
+        with torch.no_grad():
+            head.fuse[0].weight.fill_(sign)
+            _, features, _ = head(maps)
+        torch.testing.assert_close(features, torch.full((1, 1, 2, 2), expected))
