@@ -128,6 +128,20 @@ def test_occlusion_patch_is_one_random_colour():
     assert len(set(colours)) == 6
 
 
+def test_occlusion_patch_is_drawn_with_its_probability():
+    """``occlusion_prob`` is the share of images occluded (each image's own draw)."""
+    # A flat grey image changes wherever a patch falls: at 32 x 32 px every patch (20-123 px,
+    # aspect 0.3-3.3) fits and is at least 2 x 8 px, and its colour, uniform in [0, 1]^3, rounds
+    # to grey 128 on all three channels once in 255^3 draws. With occlusion_prob 0.25,
+    # 25% of 400 images change, binomial sd sqrt(0.25 * 0.75 / 400) = 0.022: [0.18, 0.32] is
+    # more than 3 sd either side; a patch on every image would change all of them.
+    grey = torch.full((400, 3, 32, 32), 128, dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = augment_images(grey, AugmentConfig(occlusion_prob=0.25))
+    changed = (out != grey).flatten(1).any(dim=1).float().mean()
+    assert 0.18 <= changed <= 0.32, changed
+
+
 def test_augment_batch_alters_only_the_stage_input():
     images = _images()
     batch = {"image": images, "hand_2d": torch.rand(6, 21, 2), "obj_2d": torch.rand(6, 8, 2)}

@@ -338,3 +338,18 @@ def test_the_least_image_side_is_the_heat_map_tile():
     assert len(SyntheticHandObject(1, 0, HEATMAP_TILE)[0]["image"]) == HEATMAP_TILE
     with pytest.raises(ValueError, match=f"image_size: must be >= {HEATMAP_TILE}, got 7"):
         SyntheticHandObject(1, 0, HEATMAP_TILE - 1)
+
+
+def test_jittered_crops_keep_the_crops_zoom_on_average():
+    """The jitter scales the square crop's side by x0.8-1.25, uniform in log (hopose.crop's
+    JITTER_SCALE), so the crop's focal length (K = A orig_K; A's scale is the length of K's first
+    column, whatever the turn) moves by the inverse factor about that of the plain crop. In
+    WHOLE_FRAME_SHARE (15%) of the draws the crop is the whole frame, zoomed far out; so the
+    median ratio is the crops' 0.35 / 0.85 = 41% quantile: 0.8 * (1.25 / 0.8) ** 0.41 = 0.96.
+    A side read as half the crop's would zoom every crop in twice as much (about 1.9)."""
+    plain = SyntheticHandObject(200, SEED, 64, with_images=False, crop="square")
+    jittered = SyntheticHandObject(200, SEED, 64, with_images=False, crop="square", jitter=True)
+    ratios = [
+        np.hypot(*jittered[i]["K"][:2, 0]) / np.hypot(*plain[i]["K"][:2, 0]) for i in range(200)
+    ]
+    assert 0.85 <= np.median(ratios) <= 1.15, np.median(ratios)
