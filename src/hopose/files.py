@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import torch
+
 
 def temporary_path(path: Path) -> Path:
     """The hidden file :func:`write_atomic` writes first: ``.<stem>.tmp<pid><suffix>`` beside
@@ -220,8 +222,6 @@ def read_torch_file(path: str | Path, what: str) -> Any:
         FileNotFoundError, IsADirectoryError: ``path`` is not a file (:func:`require_file`).
         ValueError: ``<path>: not a readable <what> (<reason>)``, one line.
     """
-    import torch  # here: the other helpers of this module serve commands that need no torch
-
     path = require_file(path, what)
     if not zipfile.is_zipfile(path):
         # torch.save writes a zip archive; torch's own reason for another file (a config, a
