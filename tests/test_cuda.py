@@ -4,7 +4,6 @@ fp16 mixed precision with its gradient scaler. Run by ``benchmarks/gpu_check.py`
 from __future__ import annotations
 
 import csv
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 from hopose.checkpoint import load_checkpoint, load_model, untrained_network
 from hopose.models import build_model
 from hopose.train import train
-from tiny_runs import tiny
+from tiny_runs import as_one_process_torchrun, tiny
 
 pytestmark = [pytest.mark.cuda, pytest.mark.filterwarnings("ignore:no backbone weights file")]
 
@@ -71,12 +70,7 @@ def test_synchronised_batch_normalisation_trains_under_torchrun_and_saves_batchn
     """A one-GPU torchrun run of the encoder stage with optim.sync_batchnorm: DDP wraps a
     module whose batch normalisation is SyncBatchNorm, and best.pt loads, key for key, into a
     network of plain BatchNorm layers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
-    for key, value in {**env, "MASTER_PORT": str(port)}.items():
-        monkeypatch.setenv(key, value)
+    as_one_process_torchrun(monkeypatch)
     layers = []
     ddp = torch.nn.parallel.DistributedDataParallel
 

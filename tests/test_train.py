@@ -9,7 +9,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -42,7 +41,7 @@ from hopose.models.encoder import random_backbone_expected
 from hopose.run_folder import RunError
 from hopose.stages import STAGES
 from hopose.train import train
-from tiny_runs import tiny
+from tiny_runs import as_one_process_torchrun, free_port, tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -527,12 +526,6 @@ def test_lifter_stage_feeds_every_training_pose_once_an_epoch_through_stage_inpu
     assert torch.equal(by_first_joint(train_inputs), by_first_joint(expected.float()))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_torchrun_rank(rank: int, world_size: int, port: int) -> None:
     """The environment torchrun gives process ``rank`` of ``world_size`` on this machine."""
     os.environ.update(
@@ -555,7 +548,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
 def test_ddp_two_processes_keep_identical_parameters(tmp_path):
     """torchrun-style 2-process run on CPU (gloo): each rank trains on its own shard of the
     data, and gradient averaging keeps every parameter identical across ranks."""
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     rank0 = torch.load(tmp_path / "rank0.pt")
     rank1 = torch.load(tmp_path / "rank1.pt")
     initial = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
@@ -595,7 +588,7 @@ def test_ddp_ranks_draw_their_own_noise_and_log_the_whole_split(tmp_path):
     """2 processes (gloo): each rank perturbs its samples with its own draws, not rank 0's; the
     training terms are means over both shards (20 samples each: batches of 16 and 4), the same
     on every rank, and those are the rows rank 0 writes."""
-    mp.spawn(_ddp_draws_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_draws_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     seen = [torch.load(tmp_path / f"seen{rank}.pt") for rank in (0, 1)]
     for epoch in (0, 1):
         assert not torch.equal(seen[0]["rng"][epoch], seen[1]["rng"][epoch]), epoch
@@ -636,7 +629,7 @@ def test_ddp_ranks_validate_their_shares_with_rank_0s_statistics(tmp_path, in_me
     logged error is best.pt's over the 5 frames in one process: rank 1 reads its share with the
     batch-normalisation statistics of rank 0, which best.pt holds, not with those its own last
     training batch left it. Both ranks return that error as their best."""
-    args = (2, _free_port(), str(tmp_path), in_memory)
+    args = (2, free_port(), str(tmp_path), in_memory)
     mp.spawn(_ddp_validation_worker, args=args, nprocs=2, join=True)
     seen = [torch.load(tmp_path / f"val{rank}.pt") for rank in (0, 1)]
     assert [sum(s["read"]) for s in seen] == [3, 2]
@@ -671,7 +664,7 @@ def _ddp_refused_worker(rank: int, world_size: int, port: int, out: str) -> None
 def test_ddp_refuses_fewer_validation_samples_than_processes(tmp_path):
     """2 processes, 1 validation sample: rank 1's share would be empty (and its all-reduce of
     no terms would not match rank 0's), so both stop before training, naming the field."""
-    mp.spawn(_ddp_refused_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_refused_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     assert sorted(p.name for p in tmp_path.glob("refused*.txt")) == ["refused0.txt", "refused1.txt"]
     assert not (tmp_path / "run" / "last.pt").exists()
 
@@ -679,9 +672,7 @@ def test_ddp_refuses_fewer_validation_samples_than_processes(tmp_path):
 def test_one_process_torchrun_trains_through_ddp(tmp_path, monkeypatch):
     """torchrun with one process (WORLD_SIZE=1, as on one GPU) joins a process group and wraps
     the module in DDP, then leaves the group: the run a one-GPU machine checks NCCL with."""
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
-    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
-        monkeypatch.setenv(key, value)
+    as_one_process_torchrun(monkeypatch)
     wrapped = []
     ddp = torch.nn.parallel.DistributedDataParallel
 
@@ -700,14 +691,11 @@ def test_synchronised_batch_normalisation_is_refused_on_the_cpu(tmp_path, monkey
     """PyTorch's SyncBatchNorm runs on GPUs only (on the CPU its first training forward raises
     a ValueError): a torchrun run on the CPU that asks for it stops before reading any data,
     naming the field; without torchrun there is nothing to synchronise and the run trains."""
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
-    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
-        monkeypatch.setenv(key, value)
+    as_one_process_torchrun(monkeypatch)
     with pytest.raises(ConfigError, match=r"^optim.sync_batchnorm: .* GPUs only, .* on the CPU$"):
         train(tiny("encoder", "optim.sync_batchnorm=true"), tmp_path / "torchrun")
     assert not (tmp_path / "torchrun" / "config.yaml").exists()
-    for key in (*env, "MASTER_PORT"):
-        monkeypatch.delenv(key)
+    monkeypatch.undo()  # no torchrun
     train(tiny("encoder", "optim.sync_batchnorm=true"), tmp_path / "alone")
     assert load_checkpoint(tmp_path / "alone" / "last.pt")["epoch"] == 1
 
@@ -715,9 +703,7 @@ def test_synchronised_batch_normalisation_is_refused_on_the_cpu(tmp_path, monkey
 def test_ddp_trains_segmentation_maps_whose_loss_is_off(tmp_path, monkeypatch):
     """model.segmentation with loss.w_segmentation 0 (a fine-tuning on data without maps): the
     maps' layer gets no gradient, which DDP took for a missing reduction at the second step."""
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
-    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
-        monkeypatch.setenv(key, value)
+    as_one_process_torchrun(monkeypatch)
     cfg = tiny("encoder", "loss.w_segmentation=0", "data.num_train=32", "optim.batch_size=8")
     result = train(cfg, tmp_path)
     assert load_checkpoint(result.checkpoint)["epoch"] == 1
@@ -1406,12 +1392,10 @@ def test_every_epoch_prints_a_line_and_logs_its_training_terms_validated_or_not(
 
 
 def test_ddp_ranks_meet_after_each_validated_epochs_writes(tmp_path, monkeypatch):
-    """The other ranks wait at a barrier for rank 0's validation and writes, so that what they
-    do next (the next stage's init_from) finds them. One-process torchrun, 3 epochs, val_every
-    2: the barrier comes after epochs 2 and 3, each once its last.pt is written."""
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
-    for key, value in {**env, "MASTER_PORT": str(_free_port())}.items():
-        monkeypatch.setenv(key, value)
+    """The other ranks wait at a barrier for rank 0's writes, so that what they do next (the
+    next stage's init_from) finds them. One-process torchrun, 3 epochs, val_every 2: the
+    barrier comes after epochs 2 and 3, each once its last.pt is written."""
+    as_one_process_torchrun(monkeypatch)
     seen = []
     barrier = train_module.dist.barrier
 

@@ -1,7 +1,11 @@
 """The synthetic recipe shrunk to seconds, for the tests that train: 32 px images, 16-wide
-graph layers, a handful of samples, one epoch."""
+graph layers, a handful of samples, one epoch; and the environment of a one-process torchrun."""
 
 from __future__ import annotations
+
+import socket
+
+import pytest
 
 from hopose.config import TrainConfig, load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
@@ -29,3 +33,18 @@ scaler skips a tiny run's first steps), and the CUDA tests ask for ``device=cuda
 def tiny(stage: str, *extra: str) -> TrainConfig:
     """The shipped ``synthetic/<stage>`` config shrunk by :data:`TINY`, then ``extra`` overrides."""
     return load_config(CONFIGS / "synthetic" / f"{stage}.yaml", [*TINY, *extra])
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for a process group's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_one_process_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment torchrun gives its one process (WORLD_SIZE=1, as on one GPU), set until
+    the test ends (or ``monkeypatch.undo()``)."""
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**env, "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(key, value)
