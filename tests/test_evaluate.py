@@ -424,6 +424,36 @@ def test_score_of_an_evaluations_own_predictions_reproduces_its_metrics(
     assert f"predictions scored from {path}" in report
 
 
+@pytest.mark.parametrize(
+    ("file", "order", "beside", "whole"),
+    [
+        ("predictions.npz", [0, 1, 2, 3], True, True),  # the evaluation's own file
+        ("mine.npz", [3, 1, 0, 2], True, True),  # its frames in another order
+        ("mine.npz", [0, 1, 2], True, False),  # a method that failed on frame f3
+        ("mine.npz", [0, 1, 2, 2], True, False),  # as many frames, f3 missing
+        ("mine.npz", [0, 1, 2, 3], False, True),  # no predictions.npz beside: n alone
+        ("mine.npz", [0, 1, 2], False, False),
+    ],
+)
+def test_score_carries_whole_split_only_for_the_frames_the_evaluation_scored(
+    tmp_path, file, order, beside, whole
+):
+    """A file of some of a whole split's frames took the evaluation's whole_split: true, and
+    the report and hopose compare --paper set the paper's Table 1 beside it. Its frames must
+    be those the evaluation scored: n of them, and the ids of its predictions.npz."""
+    run = tmp_path / "eval"
+    run.mkdir()
+    predictions = _predictions(4)
+    if beside:
+        np.savez(run / "predictions.npz", **predictions)
+    np.savez(run / file, **{key: value[order] for key, value in predictions.items()})
+    description = {"dataset": "fpha", "split": "test", "protocol": "image", "whole_split": True}
+    (run / "metrics.json").write_text(json.dumps({"n": 4, **description}))
+    scored = evaluate.score_file(run / file, tmp_path / "score", plausibility=False)
+    assert scored["whole_split"] is whole
+    assert scored["n"] == len(order)
+
+
 def test_score_refuses_an_out_holding_another_evaluations_predictions(tmp_path):
     """hopose score --out <another evaluation's folder> deleted its predictions.npz (and its
     report) without a word; it is refused, naming the folder, and the folder left as it was.

@@ -765,8 +765,9 @@ def score_file(
 
     The file is one ``hopose eval`` wrote, its ``pred_*`` arrays replaced by another method's.
     The frames' description (:data:`FRAME_KEYS`: dataset, split, protocol, ...) is carried
-    over from the ``metrics.json`` beside it, where there is one, and ``scored`` names the
-    file (resolved); the network's (``checkpoint``, self-cropping, refinement, device) is not.
+    over from the ``metrics.json`` beside it, where there is one (``whole_split`` false unless
+    the file holds the frames that evaluation scored), and ``scored`` names the file
+    (resolved); the network's (``checkpoint``, self-cropping, refinement, device) is not.
 
     Raises:
         FileNotFoundError, ValueError: as :func:`read_predictions`, and as
@@ -784,6 +785,12 @@ def score_file(
     evaluation = read_summary(path.parent)
     check_output_folder(out_dir)
     description = {key: evaluation[key] for key in FRAME_KEYS if key in evaluation}
+    if description.get(WHOLE_SPLIT) and not _evaluations_frames(
+        predictions["id"], path, evaluation
+    ):
+        # Some of the split's frames (a method that failed on others) are not the split that
+        # the paper's tables were measured on (hopose.report.paper_comparable).
+        description[WHOLE_SPLIT] = False
     description |= {SCORED: recorded_path(path), **_versions()}
     # The gallery's blank canvas: the network image's side, or (a file without its evaluation's
     # metrics.json) twice the largest principal point, about as large.
@@ -797,6 +804,23 @@ def score_file(
             out_dir, predictions, description, plausibility=plausibility, report=True,
             image_size=evaluation.get(IMAGE_SIZE, canvas),
         )  # fmt: skip
+
+
+def _evaluations_frames(ids: np.ndarray, path: Path, evaluation: Mapping[str, Any]) -> bool:
+    """Whether the frames ``ids`` of the file ``path`` are those its evaluation scored
+    (``evaluation``, its summary): as many (``n``), and, where the evaluation's own
+    ``predictions.npz`` lies beside ``path``, the same ids in any order."""
+    if len(ids) != evaluation.get(N_FRAMES):
+        return False
+    own = path.parent / PREDICTIONS_FILE
+    if not own.is_file() or own.resolve() == path.resolve():
+        return True
+    try:
+        with np.load(own, allow_pickle=False) as loaded:
+            scored = loaded["id"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False
+    return np.array_equal(np.sort(scored), np.sort(ids))
 
 
 def _check_score_folder(path: Path, out_dir: Path) -> None:
