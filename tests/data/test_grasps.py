@@ -244,6 +244,18 @@ def test_pairs_out_of_view_are_pushed_back_along_their_centroid_ray(monkeypatch)
     assert np.sum(factor > 1) > len(indices) // 5  # the fallback was needed, not only allowed
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_a_camera_of_another_number_type_places_the_poses_as_its_float64_values(dtype):
+    """A record's K is float32, and one typed in whole numbers int64: the projection that
+    places the float64 poses failed on either ("expected scalar type Double")."""
+    K = np.array([[1400.0, 0, 960], [0, 1400, 540], [0, 0, 1]])  # whole numbers in any type
+    indices = np.arange(4)
+    expected = generate_grasps(SEED, indices, camera=K)
+    placed = generate_grasps(SEED, indices, camera=K.astype(dtype))
+    np.testing.assert_array_equal(placed.hand_3d, expected.hand_3d)
+    np.testing.assert_array_equal(placed.obj_3d, expected.obj_3d)
+
+
 def test_hand_centroid_depth_is_clipped_to_280_520(monkeypatch):
     # No pair moved back (the fallback above), each hand centroid lies at its drawn depth:
     # N(410, 75) mm clipped to 280-520, which catches about 4% of the draws below and 7% above.

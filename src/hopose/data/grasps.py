@@ -842,7 +842,10 @@ def generate_grasps(
     z = np.stack([rng.standard_normal((CAMERA_TRIES, 9)) for rng in rngs])
     u = np.stack([rng.random() for rng in rngs])
     corners = np.array(CORNER_SIGNS) * half[:, None]
-    camera = np.broadcast_to(FPHA_COLOR_K if camera is None else camera, (size, 3, 3)).copy()
+    # The poses are float64, and the projection that places them takes K of the same type (a
+    # record's K is float32, a K typed in whole numbers int64).
+    camera = np.asarray(FPHA_COLOR_K if camera is None else camera, dtype=np.float64)
+    camera = np.broadcast_to(camera, (size, 3, 3)).copy()
     hand_3d, obj_3d = _place_in_camera(hand, corners, z, u, camera)
     obj_3d = label_in_hand(hand_3d, obj_3d)
     names = (*GRASP_TYPES, "free")
