@@ -1,4 +1,5 @@
-"""Host-to-device copies of a training step of each stage and of a ``refine_pose`` call.
+"""Host-to-device copies of a training step and a validation batch of each stage and of a
+``refine_pose`` call.
 
 A tensor made on the host and moved to a GPU (``torch.tensor(table, device=...)``,
 ``x.new_tensor([w, h])``, a random draw made on the CPU and moved, a tensor indexed with a
@@ -21,8 +22,9 @@ forward, the loss terms of Eq. 7, backward, Adam) of each shipped ``synthetic`` 
 as the tests shrink it (``tests/tiny_runs.py``: 32 px, 16-wide graph layers) on a batch of
 ``--batch`` random samples already on the device; the lifter also with the 2D perturbation of
 docs/from_pixels.md, the encoder also in an epoch of progressive resizing; and one
-``refine_pose`` call (default weights, 8 steps; and with the grasp completion). A step is
-counted as an epoch of two batches less one of one, after a first epoch (or call) that fills
+``refine_pose`` call (default weights, 8 steps; and with the grasp completion); one validation
+batch of each stage (``hopose.train.evaluate``: forward, loss terms, the validation error). A
+step is counted as an epoch of two batches less one of one, after a first epoch (or call) that fills
 what is made once per device, so that nothing done once per epoch counts. Meta has no
 autocast: ``torch.autocast`` on it is replaced by a null context and the stages run in float32
 (``optim.amp=false``), and Adam runs unfused (the fused kernel refuses meta).
@@ -49,7 +51,7 @@ from torch.utils._pytree import tree_leaves
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from gpu_check import _random_batch, config_epoch
+from gpu_check import _random_batch, config_epoch, stage_on
 from hopose import train as train_module
 from hopose.cli import at_least
 from hopose.refine import RefineWeights, refine_pose
@@ -58,6 +60,8 @@ from tiny_runs import tiny
 
 META = torch.device("meta")
 FROM_DATA = (torch.tensor, torch.as_tensor, torch.asarray, torch.Tensor.new_tensor)
+# A read of a value by the host; under inference mode it reaches the dispatcher as ``item``.
+HOST_READS = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default)
 INDEXING = (torch.Tensor.__getitem__, torch.Tensor.__setitem__)
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 # docs/from_pixels.md's perturbation of the lifter's 2D.
@@ -117,7 +121,7 @@ class _Dispatched(TorchDispatchMode):
         self.copies, self.reads = copies, reads
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten._local_scalar_dense.default and args[0].is_meta:
+        if func in HOST_READS and args[0].is_meta:
             self.reads[_caller()] += 1
             return True if args[0].dtype == torch.bool else 1
         out = func(*args, **(kwargs or {}))
@@ -185,6 +189,25 @@ def step_counts(
     return two[0] - one[0], two[1] - one[1]
 
 
+def validation_counts(stage: str, batch_size: int) -> tuple[Counter[str], Counter[str]]:
+    """Copies and reads of one validation batch of the tiny ``stage`` on meta
+    (``hopose.train.evaluate``: forward, loss terms, the error that picks ``best.pt``),
+    counted as the training step is."""
+    cfg = tiny(stage, "optim.amp=false")
+    module, parts = stage_on(cfg, META)
+    batch = _random_batch(batch_size, cfg.data.image_size, META)
+    batches = [batch]
+
+    def run() -> None:
+        train_module.evaluate(module, batches, cfg, parts=parts, device=META)
+
+    count(run)
+    one = count(run)
+    batches.append(batch)
+    two = count(run)
+    return two[0] - one[0], two[1] - one[1]
+
+
 def refine_counts(batch_size: int, weights: RefineWeights) -> tuple[Counter[str], Counter[str]]:
     """Copies and reads of one ``refine_pose`` call on meta, after a first one."""
     hand = torch.zeros(batch_size, NUM_JOINTS, 3, device=META)
@@ -216,6 +239,9 @@ def main() -> None:
                 "encoder", args.batch, *PROGRESSIVE, epoch=0
             ),
             "end2end step": step_counts("end2end", args.batch),
+            "lifter validation batch": validation_counts("lifter", args.batch),
+            "encoder validation batch": validation_counts("encoder", args.batch),
+            "end2end validation batch": validation_counts("end2end", args.batch),
             "refine_pose call": refine_counts(args.batch, RefineWeights()),
             "refine_pose call, grasp completion": refine_counts(
                 args.batch, RefineWeights(complete_grasp=True)

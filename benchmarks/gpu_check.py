@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from torch import nn
 
 from bench_model import paired_ratio
 from bench_train import lifter_config, measure
@@ -217,6 +218,17 @@ def config_step(cfg: TrainConfig, batch: dict, epoch: int | None = None) -> Call
     return config_epoch(cfg, [batch], batch["image"].device, epoch)
 
 
+def stage_on(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, tuple[str, ...]]:
+    """The module ``cfg``'s stage trains, a new network's, placed on ``device`` as ``train``
+    places it, and the parts its lifter predicts."""
+    stage = STAGES[cfg.stage]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = build_model(cfg.model)
+    model.to(device, memory_format=train_module.memory_format(stage))
+    return train_module.stage_module(model, stage), tuple(model.lifter.parts)
+
+
 def config_epoch(
     cfg: TrainConfig, batches: Iterable[dict], device: torch.device, epoch: int | None = None
 ) -> Callable[[], object]:
@@ -225,16 +237,9 @@ def config_epoch(
     the first epoch at ``data.image_size``, after any progressive-resizing epochs
     (``optim.progressive_epochs``), whose steps would read smaller images."""
     epoch = cfg.optim.progressive_epochs if epoch is None else epoch
-    stage = cfg.stage
-    amp = cfg.optim.amp
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        model = build_model(cfg.model)
-    model.to(device, memory_format=train_module.memory_format(STAGES[stage]))
-    module = train_module.stage_module(model, STAGES[stage])
+    module, parts = stage_on(cfg, device)
     optimizer = train_module.make_optimizer(module.parameters(), cfg.optim)
-    scaler = train_module.grad_scaler(device, amp)
-    parts = tuple(model.lifter.parts)
+    scaler = train_module.grad_scaler(device, cfg.optim.amp)
 
     def run() -> None:
         train_module.train_one_epoch(

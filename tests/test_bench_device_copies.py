@@ -1,6 +1,6 @@
 """benchmarks/bench_device_copies.py: its counter finds the copies it names, and no training
-step of a shipped stage nor a ``refine_pose`` call copies anything from the host (BENCHMARKS.md,
-"Training: host-to-device copies")."""
+step or validation batch of a shipped stage nor a ``refine_pose`` call copies anything from the
+host (BENCHMARKS.md, "Training: host-to-device copies")."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def test_a_training_step_copies_nothing_from_the_host(stage, overrides, epoch):
     assert copies.total() == 0, dict(copies)
     # The one read is the finiteness check of the summed loss (hopose.losses), by design.
     assert reads.total() == 1 and all(k.startswith("losses.py:") for k in reads), dict(reads)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["lifter", "encoder", "end2end"])
+def test_a_validation_batch_copies_nothing_from_the_host(stage):
+    """Forward, loss terms and the error that picks best.pt (hopose.train.evaluate), on meta:
+    the error indexed the 3D with a range of nodes, an index tensor copied at every batch."""
+    with bench.on_meta():
+        copies, reads = bench.validation_counts(stage, 2)
+    assert copies.total() == 0, dict(copies)
+    assert reads.total() == 0, dict(reads)  # the means are read once, after the split
 
 
 @pytest.mark.parametrize("complete_grasp", [False, True])

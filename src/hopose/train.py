@@ -136,7 +136,7 @@ from hopose.run_folder import (
     killed_before_checkpoint,
     run_lock,
 )
-from hopose.skeleton import PART_NODES
+from hopose.skeleton import PART_SLICES
 from hopose.stages import STAGES, Stage
 
 if TYPE_CHECKING:
@@ -346,7 +346,7 @@ def validation_error(
     """
     if "kp3d" in out:
         gt = {"hand": batch["hand_3d"], "object": batch["obj_3d"]}
-        errors = [mean_distance(out["kp3d"][:, PART_NODES[p]].float(), gt[p]) for p in parts]
+        errors = [mean_distance(out["kp3d"][:, PART_SLICES[p]].float(), gt[p]) for p in parts]
         return torch.stack(errors).mean(dim=0)
     gt_2d = torch.cat([batch["hand_2d"], batch["obj_2d"]], dim=1)
     return mean_distance(out["kp2d"].float(), gt_2d)
