@@ -725,16 +725,18 @@ def test_a_batch_of_photos_is_predicted_as_each_photo_alone(monkeypatch, crop, r
     assert [result.side for result in batch] == ["right", "left", "right"]
     assert [result.camera_source for result in batch] == ["--fov", "--K", "default"]
     # To the float32 network's round-off: a batch's convolutions sum in another order, and at
-    # 400 mm deep a float32 step is 3e-5 mm (differences up to 9e-5 seen, 1.8e-4 through the
-    # refinement's steps; refine_pose itself gives a batch what each frame gets alone, to the
-    # bit). A photo given another's size, camera or side would be pixels and millimetres off.
+    # 400 mm deep a float32 step is 3e-5 mm (differences up to 9e-5 seen without refinement;
+    # the refinement's gradient steps carry them further, up to 1.2e-3 seen under other random
+    # weights, though refine_pose itself gives a batch what each frame gets alone, to the bit).
+    # A photo given another's size, camera or side would be pixels and millimetres off.
+    tolerance = 1e-2 if refine else 1e-3
     for k, (together, single) in enumerate(zip(batch, alone, strict=True)):
         assert together.size == single.size == _BATCH[k]["size"][::-1]
         np.testing.assert_array_equal(together.K, single.K)
         for key in (*predict.KEYPOINTS, *predict.PEAKS):
             expected = getattr(single, key)
             np.testing.assert_allclose(
-                getattr(together, key), expected, atol=1e-3, rtol=0, err_msg=f"{k} {key}"
+                getattr(together, key), expected, atol=tolerance, rtol=0, err_msg=f"{k} {key}"
             )
     # Not all alike: a photo given another's prediction would show.
     assert np.abs(batch[0].hand_2d - batch[2].hand_2d).max() > 1
