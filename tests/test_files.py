@@ -8,6 +8,8 @@ import errno
 import multiprocessing
 import os
 import stat
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -273,3 +275,41 @@ def test_a_torch_file_is_read_onto_the_cpu_and_anything_else_is_one_line(tmp_pat
         assert "\n" not in message and "weights_only=False" not in message
     with pytest.raises(FileNotFoundError, match=r"^state dict not found: "):
         read_torch_file(tmp_path / "missing.pt", "state dict")
+
+
+def test_text_files_are_utf8_whatever_the_locales_encoding(tmp_path):
+    """Under an ASCII locale (LC_ALL=C without Python's UTF-8 mode; a Latin-1 one alike) the
+    reports' "–", "≤" and "±" failed hopose eval after its predictions were written, and a
+    per_frame.csv of non-ASCII ids was written in the locale's encoding and read as UTF-8."""
+    script = """
+import sys
+from pathlib import Path
+import numpy as np
+from hopose.files import write_text
+from hopose.report import read_per_frame_csv, write_per_frame_csv
+from hopose.run_folder import append_csv
+
+folder = Path(sys.argv[1])
+write_text(folder / "report.md", "27.3 ± 0.9 – ≤ 3%")
+columns = {"id": np.array(["café"])}
+for name in ("hand_mm", "object_mm", "hand_rr_mm", "hand_pa_mm", "object_2d_px"):
+    columns[name] = np.array([1.5])
+write_per_frame_csv(folder / "per_frame.csv", columns)
+print(read_per_frame_csv(folder / "per_frame.csv")["id"][0] == "café")
+append_csv(folder / "metrics.csv", {"epoch": 1, "loss": 0.5})
+append_csv(folder / "metrics.csv", {"epoch": 2, "loss": 0.25})
+"""
+    environment = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0"}
+    # A file, not -c: under the ASCII locale the command line cannot hold the characters.
+    (tmp_path / "write.py").write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "write.py"), str(tmp_path)],
+        env=environment, capture_output=True, text=True, encoding="utf-8", check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True\n"
+    assert (tmp_path / "report.md").read_bytes() == "27.3 ± 0.9 – ≤ 3%".encode()
+    assert "café".encode() in (tmp_path / "per_frame.csv").read_bytes()
+    assert (tmp_path / "metrics.csv").read_text(encoding="utf-8").splitlines() == [
+        "epoch,loss", "1,0.5", "2,0.25"
+    ]  # fmt: skip

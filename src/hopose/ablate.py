@@ -288,7 +288,7 @@ def _recorded(eval_dir: Path) -> dict[str, Any] | None:
     if not (record.is_file() and (eval_dir / METRICS_FILE).is_file()):
         return None
     try:
-        return json.loads(record.read_text())
+        return json.loads(record.read_text(encoding="utf-8"))
     except ValueError:
         return None
 

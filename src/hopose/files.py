@@ -110,7 +110,7 @@ def folder_lock(
             end or choose another --out``.
     """
     path = folder / name
-    handle = path.open("a")
+    handle = path.open("a", encoding="utf-8")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -155,8 +155,9 @@ def recorded_path(path: str | Path | None) -> str | None:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """:func:`write_atomic` for a text file."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text))
+    """:func:`write_atomic` for a text file, in UTF-8 whatever the locale's encoding (the reports
+    hold "–", "≤" and "±", which ASCII and Latin-1 cannot encode)."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def copy_file(source: str | Path, path: str | Path) -> Path:

@@ -228,7 +228,7 @@ def write_per_frame_csv(path: Path, columns: Mapping[str, NDArray]) -> Path:
     names = [c for c in COLUMNS if c in columns]
 
     def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as file:
+        with tmp.open("w", encoding="utf-8", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(["id", *names])
             for k in range(len(columns["id"])):
@@ -247,7 +247,7 @@ def write_per_group_csv(
     through :func:`hopose.files.write_atomic`."""
 
     def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as file:
+        with tmp.open("w", encoding="utf-8", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(["key", "group", GROUP_FRAMES, *GROUP_COLUMNS])
             for key, table in groups.items():

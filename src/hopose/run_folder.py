@@ -60,7 +60,7 @@ def append_csv(path: Path, row: Mapping[str, float]) -> None:
     header names other columns, so no row ever lands under the wrong header."""
     before = ""
     if path.exists():
-        with path.open(newline="") as handle:
+        with path.open(encoding="utf-8", newline="") as handle:
             before = handle.read()
         header = next(csv.reader(before.splitlines()), [])
         if header != list(row):
@@ -69,7 +69,7 @@ def append_csv(path: Path, row: Mapping[str, float]) -> None:
     # The whole file again, renamed over the old one: a kill or a full disk leaves the old rows
     # or the new ones, never a partial row.
     def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as handle:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
             handle.write(before)
             writer = csv.DictWriter(handle, fieldnames=list(row))
             if not before:
@@ -89,7 +89,7 @@ def drop_rows_after(path: Path, epoch: int) -> None:
     """
     if not path.exists():
         return
-    with path.open(newline="") as handle:
+    with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         # Each row's line as an editor counts it (the reader's count after the row), for errors.
         numbered = [(reader.line_num, row) for row in reader if row]
@@ -100,7 +100,7 @@ def drop_rows_after(path: Path, epoch: int) -> None:
     if len(kept) < len(rows):
 
         def write(tmp: Path) -> None:
-            with tmp.open("w", newline="") as handle:
+            with tmp.open("w", encoding="utf-8", newline="") as handle:
                 csv.writer(handle).writerows([header, *kept])
 
         write_atomic(path, write)

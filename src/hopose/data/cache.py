@@ -189,7 +189,7 @@ def _read_json(
             holding a value of another type.
     """
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
         raise DataFileError(f"{path}: not a hopose cache file ({error})") from error
     missing = [k for k in keys if k not in payload] if isinstance(payload, dict) else list(keys)

@@ -164,7 +164,7 @@ class MissingHand(DataFileError):
 def read_yaml(path: Path) -> dict:
     """A YAML mapping, or a DataFileError naming the file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise DataFileError(f"{path}: file not found") from error
     except (yaml.YAMLError, UnicodeDecodeError) as error:
