@@ -7,6 +7,7 @@ import argparse
 import csv
 import importlib
 import inspect
+import io
 import json
 import re
 import shlex
@@ -220,6 +221,37 @@ def test_a_warning_is_one_line_naming_the_command_and_debug_leaves_pythons_own(m
     with pytest.warns(UserWarning, match="principal point two"):
         assert main(["--debug", "predict", "two", "p.jpg", "--out", "o"]) == 0
     assert "warning:" not in capsys.readouterr().err
+
+
+def test_numpys_word_on_flushed_subnormals_is_not_shown(monkeypatch, capsys):
+    """numpy 1.x warns at each float type's first finfo that its smallest subnormal is zero,
+    which it is inside a command (flushed, the test below): three lines of every hopose eval.
+    Other warnings are shown."""
+
+    def warn(args):
+        message = "The value of the smallest subnormal for <class 'numpy.float64'> type is zero."
+        warnings.warn(message, UserWarning, stacklevel=1)
+        warnings.warn("principal point outside the photo", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_predict", warn)
+    assert main(["predict", "m.pt", "p.jpg", "--out", "o"]) == 0
+    assert capsys.readouterr().err == "hopose predict: warning: principal point outside the photo\n"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_that_cannot_show_the_tables_characters_shows_a_question_mark(
+    monkeypatch, encoding
+):
+    """The demo prints its table after training ("27.3 ± 0.9"; reports hold "–" and "≤"): on
+    an ASCII or Latin-1 terminal the print failed the command at its very end."""
+    shown = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(shown, encoding=encoding))
+    monkeypatch.setattr(cli, "_run_predict", lambda args: print("27.3 ± 0.9 – ≤ 3%"))
+    assert main(["predict", "m.pt", "p.jpg", "--out", "o"]) == 0
+    sys.stdout.flush()
+    expected = {"ascii": "27.3 ? 0.9 ? ? 3%\n", "latin-1": "27.3 ± 0.9 ? ? 3%\n"}[encoding]
+    assert shown.getvalue() == expected.encode(encoding)
 
 
 def test_a_command_runs_with_subnormal_floats_flushed_and_restores_them(monkeypatch):

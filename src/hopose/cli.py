@@ -15,8 +15,10 @@ traceback instead. Progress bars draw only when stderr is a terminal.
 from __future__ import annotations
 
 import argparse
+import codecs
 import functools
 import importlib
+import io
 import math
 import os
 import re
@@ -948,6 +950,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The first seconds are imports (torch's, by parsing a dataset's name or by _run): a Ctrl-C
     # there ends the command as one later does, not with the traceback of an import.
     args = None
+    _replace_what_the_terminal_cannot_show()
     try:
         args = build_parser().parse_args(argv)
         return _run(args)
@@ -958,6 +961,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = "hopose" if args is None else f"hopose {_command_name(args)}"
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130  # the shell's status for a command ended by SIGINT (128 + 2)
+
+
+def _replace_what_the_terminal_cannot_show() -> None:
+    """Print "?" for the characters of the tables ("–", "≤", "±") that an output in another
+    encoding than UTF-8 (an ASCII or Latin-1 locale) cannot show: the print would otherwise
+    fail a command after its work is done (the demo's table, after its training)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and codecs.lookup(stream.encoding).name != "utf-8":
+            stream.reconfigure(errors="replace")
 
 
 def _command_name(args: argparse.Namespace) -> str:
@@ -982,6 +994,11 @@ def _run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # restores the way warnings are shown afterwards
             if not args.debug:
                 warnings.showwarning = functools.partial(_show_warning, command)
+            # numpy 1.x says so at each float type's first finfo once subnormals read as zero
+            # (above); nothing is wrong.
+            warnings.filterwarnings(
+                "ignore", message="The value of the smallest subnormal", category=UserWarning
+            )
             return int(args.func(args) or 0)
     except USER_ERRORS as error:
         if args.debug:
