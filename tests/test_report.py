@@ -872,6 +872,32 @@ def test_a_refined_runs_report_sets_the_unrefined_scores_beside_the_refined(tmp_
     assert text.count("| 99.99 |") == 2
 
 
+def test_compare_draws_nine_runs_each_its_own_way_and_a_missing_auc_as_a_dash(
+    tmp_path, monkeypatch
+):
+    """The ninth run took the first's colour and solid line (8 colours avoid the parts'); it is
+    dashed. A run without the hand's ground truth has no AUC: "–", as the tables show it, not
+    "nan". Run k's one frame is 10 + k mm off: its AUC over 0-80 mm is (80 - (10 + k) + 0.5)
+    / 80, 69.5 / 80 = 0.86875 for run 1 (half a unit for the trapezoid between the last
+    threshold it misses, 10, and the first it meets, 11)."""
+    drawn = {}
+
+    def pck_figure(thresholds, curves, *, colours, line_styles, note=None, **labels):
+        drawn[labels["title"]] = (list(curves), list(zip(colours, line_styles, strict=True)))
+
+    monkeypatch.setattr(viz, "pck_figure", pck_figure)
+    monkeypatch.setattr(viz, "save_figure", lambda figure, path: None)
+    runs = [
+        _write_run(tmp_path / f"r{k}", ["f0"], [np.nan if k == 0 else 10 + k], [20])
+        for k in range(9)
+    ]
+    compare_runs(runs, tmp_path / "cmp")
+    labels, styles = drawn[HAND_PCK_LABELS["title"]]
+    assert labels[:2] == ["r0 (AUC –)", "r1 (AUC 0.869)"]
+    assert len(set(styles)) == 9
+    assert [style for _, style in styles] == ["-"] * 8 + ["--"]
+
+
 def test_compares_hand_pck_note_gives_the_papers_hand_errors(tmp_path, monkeypatch):
     """With a run comparable with the paper, the hand PCK plot carries the paper's Table 1 hand
     errors as a note (the paper publishes figures, not curve values): 15.81, 15.04 and 12.53

@@ -645,8 +645,11 @@ def _write_pck_figures(
 ) -> None:
     """Hand and object PCK plots with one curve per run; a lone run in the part's colour."""
     for name, column, thresholds, auc_key, labels, colour, _ in PCK_PLOTS:
+        # A run without this part's ground truth has no AUC: "–", as the tables show it.
         curves = {
-            f"{run} (AUC {runs[run][auc_key]:.3f})": metrics.pck_curve(c[column], thresholds)
+            f"{run} (AUC {format_number(runs[run][auc_key], '{:.3f}')})": metrics.pck_curve(
+                c[column], thresholds
+            )
             for run, c in columns.items()
         }
         colours = [colour] if len(curves) == 1 else viz.run_colours(len(curves))
@@ -654,6 +657,7 @@ def _write_pck_figures(
             thresholds,
             curves,
             colours=colours,
+            line_styles=viz.run_line_styles(len(curves)),
             note=note if column == HAND_MM else None,
             **labels,
         )

@@ -155,9 +155,21 @@ def set_equal_3d(ax: Axes, points: NDArray) -> None:
     ax.view_init(elev=20, azim=-35, vertical_axis="y")
 
 
+# matplotlib's 10 colours less C0 and C1, the hand's and the object's.
+_RUN_COLOURS = 8
+_RUN_LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def run_colours(n: int) -> list[str]:
-    """``n`` colours for runs compared on one plot, avoiding the hand's blue and object's orange."""
-    return [f"C{2 + k % 8}" for k in range(n)]
+    """``n`` colours for runs compared on one plot, avoiding the hand's blue and object's orange;
+    they repeat after 8 runs, which :func:`run_line_styles` then tells apart."""
+    return [f"C{2 + k % _RUN_COLOURS}" for k in range(n)]
+
+
+def run_line_styles(n: int) -> list[str]:
+    """``n`` line styles beside :func:`run_colours`: solid for the first 8 runs, then dashed,
+    dotted and dash-dotted, so that no two of 32 runs are drawn alike."""
+    return [_RUN_LINE_STYLES[k // _RUN_COLOURS % len(_RUN_LINE_STYLES)] for k in range(n)]
 
 
 def pck_figure(
@@ -168,6 +180,7 @@ def pck_figure(
     ylabel: str,
     title: str,
     colours: Sequence[str] | None = None,
+    line_styles: Sequence[str] | None = None,
     note: str | None = None,
 ) -> Figure:
     """PCK curves (paper Fig. 6 and 7) on one axes, fraction in percent.
@@ -177,6 +190,7 @@ def pck_figure(
         curves: label -> (T,) fractions in [0, 1].
         xlabel, ylabel, title: axis labels (with units) and title.
         colours: one colour per curve, default matplotlib's cycle.
+        line_styles: one line style per curve, default solid.
         note: text drawn in the lower right corner, e.g. published reference numbers.
 
     Returns:
@@ -186,7 +200,11 @@ def pck_figure(
     ax = fig.add_subplot()
     for k, (label, curve) in enumerate(curves.items()):
         colour = colours[k] if colours is not None else f"C{k}"
-        ax.plot(thresholds, 100 * np.asarray(curve), color=colour, linewidth=2, label=label)
+        style = line_styles[k] if line_styles is not None else "-"
+        ax.plot(
+            thresholds, 100 * np.asarray(curve), color=colour, linestyle=style, linewidth=2,
+            label=label,
+        )  # fmt: skip
     ax.set_xlim(float(thresholds[0]), float(thresholds[-1]))
     ax.set_ylim(0, 100)
     ax.set_xlabel(xlabel)
