@@ -247,16 +247,66 @@ def test_ablate_refuses_an_unreadable_init_before_any_row_trains(tmp_path, capsy
 
 def test_ablate_set_overrides_every_row_but_not_what_defines_it(tmp_path, monkeypatch):
     calls = fake_run(monkeypatch, dict.fromkeys(("graph_unet", "hand", "object", "full"), (1, 1)))
-    # The last two would make every row the Graph U-Net or the hand sub-graph: the rows win.
-    values = ["optim.lr=0.5", "init_from=obman.pt", "model.lifter=graph_unet"]
-    sets = [arg for value in [*values, "model.lifter_variant=hand"] for arg in ("--set", value)]
+    # The lifter study sets no seed itself: a --set of it reaches every row.
+    values = ["optim.lr=0.5", "init_from=obman.pt", "seed=3"]
+    sets = [arg for value in values for arg in ("--set", value)]
     assert main(["ablate", "lifter", "--data", "synthetic", *sets, "--out", str(tmp_path)]) == 0
-    assert [(c.optim.lr, c.init_from, c.model.lifter, c.model.lifter_variant) for c in calls] == [
-        (0.5, "obman.pt", "graph_unet", "full"),
-        (0.5, "obman.pt", "context", "hand"),
-        (0.5, "obman.pt", "context", "object"),
-        (0.5, "obman.pt", "context", "full"),
+    rows = [(c.optim.lr, c.init_from, c.seed, c.model.lifter, c.model.lifter_variant)
+            for c in calls]  # fmt: skip
+    assert rows == [
+        (0.5, "obman.pt", 3, "graph_unet", "full"),
+        (0.5, "obman.pt", 3, "context", "hand"),
+        (0.5, "obman.pt", 3, "context", "object"),
+        (0.5, "obman.pt", 3, "context", "full"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("study", "inputs", "value", "why"),
+    [
+        ("lifter", [], "model.lifter=graph_unet", "every row of the lifter study sets it itself"),
+        ("lifter", [], "model.lifter_variant=hand", "every row of the lifter study sets it"),
+        ("physics", ["--input", "gt_2d"], "loss.w_3d=5", "every row of the physics study sets"),
+        ("physics", ["--input", "gt_2d"], "loss.physical=true", "every row of the physics study"),
+        ("physics", ["--input", "both"], "seed=7", "the physics study sets each run's seed"),
+        ("physics", ["--input", "image", "--init", "e.pt"], "init_from=null", "every run of the"),
+    ],
+    ids=["lifter", "variant", "w_3d", "physical", "seed", "init_from"],
+)
+def test_an_ablations_set_of_what_the_study_sets_itself_is_refused(
+    tmp_path, capsys, monkeypatch, study, inputs, value, why
+):
+    """A row's own settings and the physics study's seed come after the --set and win: such a
+    --set trained every run as without it (a Graph U-Net asked for, the four lifters trained;
+    seed 7 asked for, seeds 0, 1, 2), and is refused before any row trains. So is a checkpoint
+    to start from where every run fine-tunes --init."""
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    monkeypatch.setattr(ablate, "load_model", lambda path, from_images: None)
+    (tmp_path / "e.pt").touch()
+    monkeypatch.chdir(tmp_path)
+    args = ["ablate", study, "--data", "synthetic", *inputs, "--set", value]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    (message,) = capsys.readouterr().err.splitlines()
+    key = value.split("=")[0]
+    assert message.startswith(f"hopose ablate: error: --set {key}: {why}")
+    assert "so it would change nothing" in message
+    assert calls == [] and not (tmp_path / "a").exists()
+
+
+def test_an_ablations_set_init_from_reaches_the_runs_that_do_not_fine_tune_init(
+    tmp_path, monkeypatch
+):
+    """Where --init is fine-tuned by the image rows, a --set init_from still starts the
+    ground-truth-2D rows (and, without --init, stage 1), so it is no row's own setting there."""
+    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
+    monkeypatch.setattr(ablate, "load_model", lambda path, from_images: None)
+    init = tmp_path / "e.pt"
+    init.touch()
+    sets = ["--set", "init_from=start.pt", "--seeds", "1", "--out", str(tmp_path / "a")]
+    args = ["ablate", "physics", "--data", "synthetic", "--input", "both", "--init", str(init)]
+    assert main([*args, *sets]) == 0
+    starts = [(c.stage, c.init_from) for c in calls]
+    assert starts == [("lifter", "start.pt")] * 2 + [("end2end", str(init))] * 2
 
 
 def test_an_ablations_set_reaches_the_runs_whose_stage_reads_the_field(tmp_path, monkeypatch):

@@ -69,6 +69,27 @@ def test_resume_accepts_a_change_of_every_field_it_may_change_and_of_no_other(tm
         run_folder.check_resumable(tiny("lifter", "optim.batch_size=32"), saved, path)
 
 
+def test_resume_compares_loader_options_with_the_datasets_defaults_filled_in(tmp_path):
+    """synthetic's free_fraction defaults to 0.2 (hopose.data.option_defaults): written out in
+    the run's config or in the resumed one, and left out in the other, it is the same run, which
+    resumes; 0.3 on either side is a change, refused naming the option and both values with the
+    default filled in (it read "free_fraction=None, the config asks 0.2")."""
+    path = tmp_path / "last.pt"
+    written, left_out = tiny("lifter", "data.options.free_fraction=0.2"), tiny("lifter")
+    assert left_out.data.options == {}  # not vacuous: the option is absent from one side
+    for old, new in [(left_out, written), (written, left_out)]:
+        run_folder.check_resumable(new, {"config": config_to_dict(old)}, path)
+    other = tiny("lifter", "data.options.free_fraction=0.3")
+    with pytest.raises(
+        RunError, match=r"with data\.options\.free_fraction=0\.2, the config asks 0\.3;"
+    ):
+        run_folder.check_resumable(other, {"config": config_to_dict(left_out)}, path)
+    with pytest.raises(
+        RunError, match=r"with data\.options\.free_fraction=0\.3, the config asks 0\.2;"
+    ):
+        run_folder.check_resumable(left_out, {"config": config_to_dict(other)}, path)
+
+
 def test_resume_refuses_a_field_the_runs_config_lacks(tmp_path):
     """A field the run's saved config does not hold (written before the field existed) differs
     from the config's value: refused like any other change, not skipped, as the run cannot say

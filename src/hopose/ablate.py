@@ -69,8 +69,8 @@ from hopose.stages import STAGES
 from hopose.train import train
 
 # Table 2 rows: name, config overrides, the paper's (hand, object) mm; the parts a row predicts
-# are its lifter variant's (VARIANT_PARTS). Each sets both fields, so that a user's --set of
-# either cannot turn one row into another.
+# are its lifter variant's (VARIANT_PARTS). Each sets both fields, so that no other setting of
+# either turns one row into another; a user's --set of them is refused (_set_by_study).
 LIFTER_ROWS: tuple[tuple[str, list[str], tuple[float | None, float | None]], ...] = (
     ("Adaptive Graph U-Net", ["model.lifter=graph_unet", "model.lifter_variant=full"],
      (14.36, 21.65)),
@@ -141,6 +141,41 @@ def _check_read(overrides: Sequence[str], stages: Sequence[str], study: str) -> 
             )
 
 
+def _set_by_study(study: str, sources: Sequence[str], init: str | None) -> dict[str, str]:
+    """The fields the study sets itself after the ``--set`` overrides (:func:`_lifter_config`,
+    :func:`_physics_config`), so that a ``--set`` of one changes no row, each with who sets it
+    and where to choose it instead: what makes a row (Table 2's lifter and variant, Table 3's
+    loss: a stage 1 trained for the image rows would read the loss, but a study is run for its
+    rows), the physics study's seed (every run's, stages 1-2 included) and, where only the image
+    rows train (no stage 1, no ``gt_2d`` row), the ``init`` they fine-tune."""
+    rows = LIFTER_ROWS if study == "lifter" else PHYSICS_ROWS
+    why = f"every row of the {study} study sets it itself, so it would change nothing"
+    fields = dict.fromkeys((_override_key(text) for _, extra, _ in rows for text in extra), why)
+    if study == "physics":
+        fields["seed"] = (
+            "the physics study sets each run's seed itself (0 to --seeds - 1), so it would "
+            "change nothing; choose how many with --seeds"
+        )
+        if PROTOCOL_GT_2D not in sources and init is not None:
+            fields["init_from"] = (
+                "every run of the study fine-tunes --init, so it would change nothing; give "
+                "the checkpoint with --init"
+            )
+    return fields
+
+
+def _check_not_set_by_study(
+    overrides: Sequence[str], study: str, sources: Sequence[str], init: str | None
+) -> None:
+    """Refuse a ``--set`` of a field the study sets itself after it (:func:`_set_by_study`):
+    it would change no run."""
+    set_by_study = _set_by_study(study, sources, init)
+    for text in overrides:
+        key = _override_key(text)
+        if key in set_by_study:
+            raise ValueError(f"--set {key}: {set_by_study[key]}")
+
+
 def _read_by(stage: str, overrides: Sequence[str]) -> list[str]:
     """The ``KEY=VALUE`` of ``overrides`` whose field ``stage`` reads: a stage refuses a field
     it never reads set away from its default (:func:`hopose.config.stage_unused_fields`), and a
@@ -185,9 +220,11 @@ def study_overrides(
     ``overrides`` (``--set``) whose field the stage reads.
 
     Raises:
-        ValueError: an ``overrides`` field that no stage the study trains reads.
+        ValueError: an ``overrides`` field that no stage the study trains reads, or that the
+            study sets itself (:func:`_set_by_study`).
     """
     _check_read(overrides, _stages_run(study, sources, init), study)
+    _check_not_set_by_study(overrides, study, sources, init)
     shared = _data_overrides(root, cache, seed, num)
     quick_overrides = QUICK_OVERRIDES if quick else {}
     return {
@@ -584,7 +621,8 @@ def run_ablation(
     run whose stage reads the field (:func:`hopose.config.stage_unused_fields`: a
     ``perturb.sigma`` to the lifter's runs, an ``augment.colour`` to the image stages'), after
     those; what defines a row (its lifter or loss, its seed, the checkpoint it
-    fine-tunes) comes after them and wins.
+    fine-tunes) comes after them and wins, and a ``--set`` of it is refused
+    (:func:`_set_by_study`; ``init_from`` only where every run fine-tunes ``init``).
     The physics study runs each of ``sources`` (:data:`PHYSICS_INPUTS`) over ``seeds`` seeds.
 
     Every run has its own folder under ``out_dir``, which must hold no run unless ``resume``:
@@ -599,8 +637,8 @@ def run_ablation(
         FileNotFoundError: ``init`` is not a file, before anything is written.
         CheckpointError: ``init`` unreadable, or its encoder or lifter never trained, before
             anything is written.
-        ValueError: an ``overrides`` field that no stage of the study reads, before anything is
-            written.
+        ValueError: an ``overrides`` field that no stage of the study reads, or that the study
+            sets itself (:func:`_set_by_study`), before anything is written.
         ConfigError: a run's config (a stage's, or a row's with its own settings) that refuses
             the overrides (:func:`hopose.config.load_config`), before anything is written.
         RunError: a run's folder holds a run and ``resume`` is False; ``resume`` where none

@@ -22,6 +22,7 @@ from typing import Any
 
 from hopose.checkpoint import trained_processes
 from hopose.config import PATH_FIELDS, TrainConfig, config_to_dict, saved_config, unused_fields
+from hopose.data import DATASETS, option_defaults
 from hopose.files import folder_lock, recorded_path, write_atomic
 
 LAST_CHECKPOINT = "last.pt"
@@ -128,6 +129,18 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _with_option_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (a nested config dict) with the loader options its ``data.options`` leave out
+    at their dataset's defaults (:func:`hopose.data.option_defaults`), as the run's loader read
+    them: an option written at its default and one left out are the same run. A dataset this
+    hopose does not know (a config refused anyway, by its ``data.name``) keeps its options."""
+    data = config.get("data")
+    if not isinstance(data, Mapping) or data.get("name") not in DATASETS:
+        return dict(config)
+    options = {**option_defaults(data["name"]), **(data.get("options") or {})}
+    return {**config, "data": {**data, "options": options}}
+
+
 def _same_value(key: str, old: Any, new: Any) -> bool:
     """Whether a run's config field ``key`` holding ``old`` holds ``new`` too: a path field
     (:data:`hopose.config.PATH_FIELDS`) by the file it names, read from the current folder
@@ -144,15 +157,17 @@ def _same_value(key: str, old: Any, new: Any) -> bool:
 def check_resumable(cfg: TrainConfig, checkpoint: Mapping[str, Any], path: Path) -> None:
     """Refuse to resume the run of ``checkpoint`` with a config that differs from its own in any
     field but :data:`RESUME_MAY_CHANGE`, naming the first such field; a path field differs
-    where it names another file (:func:`_same_value`). Fields the run never
-    reads (:func:`hopose.config.unused_fields`) are not compared: a run of an older hopose
-    may hold one away from its default, which a config may no longer set and which changed
-    nothing. Only a field both configs leave unread is passed over: one the run read and the
-    new config would not (both outlier fields switched off at once, each leaving the other
-    unread) is a change of the run."""
+    where it names another file (:func:`_same_value`), a loader option (``data.options``) where
+    it differs with the dataset's defaults filled in on both sides
+    (:func:`_with_option_defaults`). Fields the run never reads
+    (:func:`hopose.config.unused_fields`) are not compared: a run of an older hopose may hold
+    one away from its default, which a config may no longer set and which changed nothing. Only
+    a field both configs leave unread is passed over: one the run read and the new config would
+    not (both outlier fields switched off at once, each leaving the other unread) is a change of
+    the run."""
     saved = saved_config(checkpoint["config"])  # an older hopose's fields in today's
-    old = _flatten(saved)
-    new = _flatten(config_to_dict(cfg))
+    old = _flatten(_with_option_defaults(saved))
+    new = _flatten(_with_option_defaults(config_to_dict(cfg)))
     unread = unused_fields(saved).keys() & unused_fields(config_to_dict(cfg))
     free = {*RESUME_MAY_CHANGE, *unread}
     for key in sorted(old.keys() | new.keys()):
