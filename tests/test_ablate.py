@@ -270,16 +270,22 @@ def test_ablate_set_overrides_every_row_but_not_what_defines_it(tmp_path, monkey
         ("physics", ["--input", "gt_2d"], "loss.physical=true", "every row of the physics study"),
         ("physics", ["--input", "both"], "seed=7", "the physics study sets each run's seed"),
         ("physics", ["--input", "image", "--init", "e.pt"], "init_from=null", "every run of the"),
+        ("lifter", [], "augment.colour=0.3", "no run of the lifter study reads it"),
+        ("physics", ["--input", "image", "--init", "e.pt"], "perturb.sigma=0.05", "no run of"),
     ],
-    ids=["lifter", "variant", "w_3d", "physical", "seed", "init_from"],
-)
-def test_an_ablations_set_of_what_the_study_sets_itself_is_refused(
+    ids=[
+        "lifter", "variant", "w_3d", "physical", "seed", "init_from", "lifter-augment",
+        "fine-tuning-perturb",
+    ],
+)  # fmt: skip
+def test_an_ablations_set_that_would_change_no_run_is_refused(
     tmp_path, capsys, monkeypatch, study, inputs, value, why
 ):
     """A row's own settings and the physics study's seed come after the --set and win: such a
     --set trained every run as without it (a Graph U-Net asked for, the four lifters trained;
     seed 7 asked for, seeds 0, 1, 2), and is refused before any row trains. So is a checkpoint
-    to start from where every run fine-tunes --init."""
+    to start from where every run fine-tunes --init, and a field no run reads: the lifter study
+    reads no images, and fine-tuning from --init reads no ground-truth 2D."""
     calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
     monkeypatch.setattr(ablate, "load_model", lambda path, from_images: None)
     (tmp_path / "e.pt").touch()
@@ -289,7 +295,6 @@ def test_an_ablations_set_of_what_the_study_sets_itself_is_refused(
     (message,) = capsys.readouterr().err.splitlines()
     key = value.split("=")[0]
     assert message.startswith(f"hopose ablate: error: --set {key}: {why}")
-    assert "so it would change nothing" in message
     assert calls == [] and not (tmp_path / "a").exists()
 
 
@@ -324,30 +329,6 @@ def test_an_ablations_set_reaches_the_runs_whose_stage_reads_the_field(tmp_path,
         "encoder": (0.0, 0.01, 0.5),
         "end2end": (0.0, 0.01, 0.5),
     }
-
-
-@pytest.mark.parametrize(
-    ("study", "inputs", "value"),
-    [
-        ("lifter", [], "augment.colour=0.3"),
-        ("physics", ["--input", "image", "--init", "e.pt"], "perturb.sigma=0.05"),
-    ],
-    ids=["lifter-augment", "fine-tuning-perturb"],
-)
-def test_an_ablations_set_that_no_run_reads_is_refused(
-    tmp_path, capsys, monkeypatch, study, inputs, value
-):
-    """The lifter study reads no images, and fine-tuning from --init reads no ground-truth 2D:
-    such a --set would change no run, and is refused before any row trains."""
-    calls = fake_run(monkeypatch, {"mse": (1.0, 1.0), "physical": (1.0, 1.0)})
-    monkeypatch.setattr(ablate, "load_model", lambda path, from_images: None)
-    (tmp_path / "e.pt").touch()
-    monkeypatch.chdir(tmp_path)
-    args = ["ablate", study, "--data", "synthetic", *inputs, "--set", value]
-    assert main([*args, "--out", str(tmp_path / "a")]) == 1
-    key = value.split("=")[0]
-    assert capsys.readouterr().err.startswith(f"hopose ablate: error: --set {key}: no run of the")
-    assert calls == [] and not (tmp_path / "a").exists()
 
 
 def test_an_ablations_set_that_a_stages_config_refuses_stops_it_before_any_row_trains(
