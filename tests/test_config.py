@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from hopose.config import (
     PATH_FIELDS,
@@ -19,6 +18,7 @@ from hopose.config import (
     check_device,
     config_from_dict,
     config_to_dict,
+    config_to_yaml,
     load_config,
     override_value,
     path_override,
@@ -160,7 +160,7 @@ def test_yaml_scientific_notation_without_a_dot_is_a_float(tmp_path):
             "unknown key model.image_size: Key 'image_size' not in 'ModelConfig' (the field was "
             "removed: set data.image_size",
         ),
-        (MINIMAL, ["loss.physical=maybe"], "loss.physical: Value 'maybe' is not a valid bool"),
+        (MINIMAL, ["loss.physical=maybe"], "loss.physical must be true or false, got 'maybe'"),
         (
             MINIMAL,
             ["optim.lrr=1"],
@@ -330,7 +330,7 @@ def test_training_without_a_validation_split_is_asked_with_null(tmp_path):
     from_set = load_config(_write(tmp_path, MINIMAL), ["data.val_split=null"])
     assert from_set.data.val_split is None
     written = tmp_path / "config.yaml"
-    written.write_text(yaml.safe_dump(config_to_dict(from_set), sort_keys=False))
+    written.write_text(config_to_yaml(from_set), encoding="utf-8")
     assert load_config(written) == from_set
 
 
@@ -405,6 +405,17 @@ def test_missing_file_is_named(tmp_path):
 def test_dict_round_trip(tmp_path):
     cfg = load_config(CONFIGS / "fpha" / "end2end.yaml", ["data.options.protocol=hope"])
     assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("text", ["1e5", "1e-3", "yes", "0755", "1:30", "2024_01", "a #b"])
+def test_a_runs_config_yaml_reads_back_as_its_config(tmp_path, text):
+    """A run's config.yaml (written by hopose train, read by --resume and hopose eval) holds
+    text that YAML 1.1 would read as a number or a boolean quoted: PyYAML's dumper left 1e5
+    bare (PyYAML reads it as text), which OmegaConf's loader read as 100000.0."""
+    cfg = load_config(CONFIGS / "fpha" / "lifter.yaml", [f"data.root='{text}'"])
+    assert cfg.data.root == text
+    (tmp_path / "config.yaml").write_text(config_to_yaml(cfg), encoding="utf-8")
+    assert load_config(tmp_path / "config.yaml") == cfg
 
 
 @pytest.mark.parametrize(
@@ -511,7 +522,13 @@ def test_segmentation_on_real_data_is_refused_naming_the_field(tmp_path):
          r"optim.progressive_size must be a multiple of 8 with model.head heatmap \(its stride-4 "
          r"and stride-8 cells tile the image\), got 36"),
         ("encoder", ["optim.progressive_size=0", "optim.progressive_epochs=2"],
-         "optim.progressive_size must be > 0 or null, got 0"),
+         "optim.progressive_size must be >= 8 or null, got 0"),
+        # data.image_size's least, whatever the head: 4 px trained the linear head's encoder to
+        # NaN in its first epoch.
+        ("encoder", ["model.head=linear", "model.segmentation=false", "loss.w_heatmap=0",
+                     "loss.w_segmentation=0", "optim.progressive_size=4",
+                     "optim.progressive_epochs=2"],
+         "optim.progressive_size must be >= 8 or null, got 4"),
         ("encoder", ["optim.progressive_size=64", "optim.progressive_epochs=2"],
          r"optim.progressive_size \(64\) must be below data.image_size \(64\)"),
         ("encoder", ["optim.epochs=4", "optim.progressive_size=32", "optim.progressive_epochs=4"],
@@ -811,9 +828,10 @@ def test_eval_option_values_are_read_as_set_reads_them(config, key, text, value)
     assert type(parsed) is type(value)
 
 
-@pytest.mark.parametrize("value", ["2", "0", "1.5", "[1]"])
+@pytest.mark.parametrize("value", ["2", "0", "1.5", "[1]", "'2'", "'10'", "'1'", "'0'"])
 def test_a_bool_field_refuses_a_value_that_is_not_a_bool(tmp_path, value):
-    """OmegaConf turned any integer into a bool: optim.amp=2 became True."""
+    """OmegaConf turned any integer into a bool: optim.amp=2 became True, and so did the
+    quoted '2' (a string of digits reads as its integer)."""
     message = f"optim.amp must be true or false, got {value}"
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(_write(tmp_path, f"{MINIMAL}optim: {{}}\n"), [f"optim.amp={value}"])
@@ -822,6 +840,146 @@ def test_a_bool_field_refuses_a_value_that_is_not_a_bool(tmp_path, value):
         load_config(path)
     cfg = load_config(_write(tmp_path, f"{MINIMAL}optim: {{}}\n"), ["optim.amp=true"])
     assert cfg.optim.amp is True
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("yes", True), ("'yes'", True), ("'Off'", False), ("'Y'", True), ("n", False)],
+)
+def test_a_bool_field_reads_the_words_omegaconf_reads_quoted_or_not(tmp_path, text, value):
+    """OmegaConf's words for a bool, in any case: the quoted ones stay accepted."""
+    path = _write(tmp_path, f"{MINIMAL}optim:\n  amp: {text}\n")
+    assert load_config(path).optim.amp is value
+    assert load_config(_write(tmp_path, MINIMAL), [f"optim.amp={text}"]).optim.amp is value
+
+
+def _setting(key: str, text: str) -> str:
+    """MINIMAL with the field ``key`` ("section.name" or a top-level name) set to ``text``."""
+    section, _, name = key.rpartition(".")
+    if section == "data":  # MINIMAL ends in its data section
+        return f"{MINIMAL}  {name}: {text}\n"
+    return f"{MINIMAL}{section}:\n  {name}: {text}\n" if section else f"{MINIMAL}{name}: {text}\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "message"),
+    [
+        # 0o10 = 8, 0o123 = 64 + 2 * 8 + 3 = 83: YAML 1.1 reads a leading zero as octal.
+        ("optim.epochs", "010", "010 reads as 8 in YAML 1.1 (a leading zero is octal); write 8 "
+         "or 10"),
+        ("data.seed", "0123", "0123 reads as 83 in YAML 1.1 (a leading zero is octal); write 83 "
+         "or 123"),
+        ("data.seed", "00", "00 reads as 0 in YAML 1.1 (a leading zero is octal); write 0"),
+        ("optim.lr", "010", "010 reads as 8 in YAML 1.1 (a leading zero is octal); write 8 or 10"),
+        ("num_threads", "-010", "-010 reads as -8 in YAML 1.1 (a leading zero is octal); write -8 "
+         "or -10"),
+        # Sexagesimal: 1:30 = 1 * 60 + 30 = 90.
+        ("optim.epochs", "1:30", "1:30 reads as 90 in YAML 1.1 (a colon counts in base 60); write "
+         "90"),
+        ("optim.grad_clip", "1:30.5", "1:30.5 reads as 90.5 in YAML 1.1 (a colon counts in base "
+         "60); write 90.5"),
+        # 0b101 = 4 + 1.
+        ("optim.epochs", "0b101", "0b101 reads as 5 in YAML 1.1 (0b is binary); write 5"),
+    ],
+)  # fmt: skip
+def test_a_number_that_yaml_1_1_reads_otherwise_than_it_looks_is_refused(
+    tmp_path, key, text, message
+):
+    """optim.epochs=010 trained 8 epochs, data.seed=0123 was 83 and 1:30 was 90, without a
+    word, from an override or a file alike."""
+    _assert_refused_from_set_and_file(tmp_path, key, text, f"{key}: {message}")
+
+
+def _assert_refused_from_set_and_file(tmp_path, key: str, text: str, message: str) -> None:
+    """``key: text`` is refused with ``message``, led by the override that gave it or by the
+    file."""
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, MINIMAL), [f"{key}={text}"])
+    assert str(error.value) == f"--set {key}={text}: {message}"
+    path = _write(tmp_path, _setting(key, text))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "value"),
+    [
+        ("optim.epochs", "1_000", 1000),
+        ("optim.epochs", "0x10", 16),
+        # No octal digit 9: YAML 1.1 reads 09 as text, which the field reads as decimal.
+        ("optim.epochs", "09", 9),
+        ("optim.lr", "1e-3", 1e-3),
+        ("optim.lr", "3.0e-4", 3e-4),
+        ("optim.lr", ".5", 0.5),
+        ("optim.lr", "0.5", 0.5),
+        # Quoted: taken as written, by the field's type.
+        ("optim.epochs", "'010'", 10),
+        ("data.seed", '"0123"', 123),
+        ("init_from", "'0755'", "0755"),
+        ("init_from", '"1e5"', "1e5"),
+        ("data.cache", "'yes'", "yes"),
+        ("init_from", "'1:30'", "1:30"),
+        # Plain text that reads as it is written.
+        ("init_from", "runs/2024/best.pt", "runs/2024/best.pt"),
+        ("data.cache", "2024", "2024"),
+        ("data.cache", "2024-01-02", "2024-01-02"),
+        ("init_from", "null", None),
+    ],
+)
+def test_a_value_read_as_it_is_written_is_accepted(tmp_path, key, text, value):
+    section, _, name = key.rpartition(".")
+    for cfg in (
+        load_config(_write(tmp_path, MINIMAL), [f"{key}={text}"]),
+        load_config(_write(tmp_path, _setting(key, text))),
+    ):
+        read = getattr(getattr(cfg, section) if section else cfg, name)
+        assert read == value and type(read) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "read"),
+    [
+        ("init_from", "2024_01", "202401"),
+        ("data.cache", "0755", "493"),  # 7 * 64 + 5 * 8 + 5
+        ("init_from", "1e5", "100000.0"),
+        ("data.cache", "yes", "True"),
+        ("init_from", "1:30", "90"),
+        ("init_from", "12.50", "12.5"),
+        ("data.cache", "0x1F", "31"),
+    ],
+)
+def test_text_that_yaml_1_1_reads_as_a_number_or_bool_is_refused(tmp_path, key, text, read):
+    """A text field took the number's or the boolean's text: init_from=1e5 looked for a file
+    named 100000.0."""
+    message = f"{key}: {text} reads as {read!r} in YAML 1.1; quote it to keep the text"
+    _assert_refused_from_set_and_file(tmp_path, key, text, message)
+
+
+def test_a_comment_in_a_set_value_is_refused_in_a_file_it_is_one(tmp_path):
+    """An unquoted " #" starts a YAML comment: --set "init_from=/tmp/run #2/best.pt" started
+    from /tmp/run. In a file the comment is meant."""
+    override = "init_from=/tmp/run #2/best.pt"
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, MINIMAL), [override])
+    assert str(error.value) == (
+        f"--set {override}: init_from: /tmp/run #2/best.pt reads as '/tmp/run' in YAML 1.1; "
+        "quote it to keep the text"
+    )
+    quoted = "init_from='/tmp/run #2/best.pt'"
+    assert load_config(_write(tmp_path, MINIMAL), [quoted]).init_from == "/tmp/run #2/best.pt"
+    path = _write(tmp_path, f"{MINIMAL}init_from: /tmp/run # the pre-training\n")
+    assert load_config(path).init_from == "/tmp/run"
+
+
+def test_a_yaml_1_1_number_inside_a_set_mapping_is_refused(tmp_path):
+    """A section given whole by one override is judged field by field."""
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, MINIMAL), ["optim={epochs: 010, lr: 1e-3}"])
+    assert str(error.value) == (
+        "--set optim={epochs: 010, lr: 1e-3}: optim.epochs: 010 reads as 8 in YAML 1.1 "
+        "(a leading zero is octal); write 8 or 10"
+    )
 
 
 def test_the_defaults_are_the_papers_batch_and_network():
@@ -951,7 +1109,7 @@ def test_an_eval_device_beyond_the_machines_gpus_is_named(monkeypatch):
         (MINIMAL, "data.options.focal_scale=-1", "data.options.focal_scale: expected a positive "
          "number or [low, high], got -1"),
         (MINIMAL + "  crop: resize\n", "data.options.jitter=true", "data.options.jitter: true "
-         "jitters square crops, but crop is 'resize': set crop to 'square' or "
+         "jitters square crops, but data.crop is 'resize': set data.crop to 'square' or "
          "data.options.jitter to false"),
         ("data:\n  name: fpha\n", "data.options.protocol=bogus", "data.options.protocol: "
          "expected one of ('hope', 'action'), got 'bogus'"),
@@ -970,6 +1128,17 @@ def test_a_bad_dataset_option_is_refused_when_the_config_is_read(tmp_path, text,
     with pytest.raises(ConfigError) as error:
         load_config(path, [override])
     assert str(error.value) == f"--set {override}: {message}"
+
+
+def test_whole_frames_under_a_jittering_config_blame_the_crop_override():
+    """The message named the loader's "crop", not data.crop, so the override that set it was
+    not blamed: the shipped file was, whose own crop is square."""
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIGS / "synthetic" / "encoder.yaml", ["data.crop=resize"])
+    assert str(error.value) == (
+        "--set data.crop=resize: data.options.jitter: true jitters square crops, but data.crop "
+        "is 'resize': set data.crop to 'square' or data.options.jitter to false"
+    )
 
 
 # The model fields the lifter's weights are built from and trained with (hopose.models.

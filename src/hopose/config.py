@@ -24,6 +24,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import NoneType, UnionType
 from typing import Any
 
 import torch
@@ -398,8 +399,9 @@ class OptimConfig:
     batch is shown that much smaller (:func:`hopose.crop.shrink_views`: images resized with
     antialiasing, K and the 2D mapped with them), and the later epochs train at
     ``data.image_size`` (progressive resizing; docs/training.md). Validation is always at
-    ``data.image_size``. Below it, and with the heat-map head a multiple of
-    :data:`hopose.models.heads.HEATMAP_TILE`, as ``data.image_size``; None: off."""
+    ``data.image_size``. Below it, and, as ``data.image_size``, at least
+    :data:`hopose.data.synthetic.MIN_IMAGE_SIZE` and with the heat-map head a multiple of
+    :data:`hopose.models.heads.HEATMAP_TILE`; None: off."""
     progressive_epochs: int = 0
     """Epochs at ``progressive_size`` at the start of the stage: fewer than ``epochs``, and 0
     exactly when ``progressive_size`` is null."""
@@ -436,9 +438,11 @@ class OptimConfig:
             self.checkpoint_minutes >= 0,
             f"optim.checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}",
         )
+        # data.image_size's least: a 4 px image trained the encoder to NaN in its first epoch.
         _require(
-            self.progressive_size is None or self.progressive_size > 0,
-            f"optim.progressive_size must be > 0 or null, got {self.progressive_size}",
+            self.progressive_size is None or self.progressive_size >= MIN_IMAGE_SIZE,
+            f"optim.progressive_size must be >= {MIN_IMAGE_SIZE} or null, got "
+            f"{self.progressive_size}",
         )
         _require(
             0 <= self.progressive_epochs < self.epochs,
@@ -797,17 +801,111 @@ def _check_sections(schema: DictConfig, values: Mapping[str, Any], prefix: str =
                 _check_sections(node, value, f"{prefix}{key}.")
 
 
+# The words OmegaConf reads as a bool field's value from a string, in any case (its
+# BooleanNode); it reads a string of digits as the integer's truth, which is refused as the
+# integer is.
+_BOOL_WORDS: tuple[str, ...] = ("true", "false", "yes", "no", "on", "off", "y", "n")
+
+
 def _require_bools(section: type, values: Mapping[str, Any], prefix: str = "") -> None:
-    """A bool field of the dataclass ``section`` given a number (or a list...): OmegaConf's
-    merge would turn any integer into a bool (``optim.amp=2`` into True) without a word."""
+    """A bool field of the dataclass ``section`` given a number, a quoted one, or a list...:
+    OmegaConf's merge would turn any integer into a bool (``optim.amp=2`` into True, and
+    ``optim.amp="'2'"`` too) without a word."""
     types = typing.get_type_hints(section)
     for key, value in values.items():
         kind = types.get(key)
         if dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
             _require_bools(kind, value, f"{prefix}{key}.")
-        # Strings are left to OmegaConf, whose own check names the key and the value.
-        elif kind is bool and not isinstance(value, str | None):
-            _require(isinstance(value, bool), f"{prefix}{key} must be true or false, got {value!r}")
+        # None is left to OmegaConf, whose own check names the key (the field is no Optional).
+        elif kind is bool and value is not None:
+            _require(
+                isinstance(value, bool)
+                or (isinstance(value, str) and value.lower() in _BOOL_WORDS),
+                f"{prefix}{key} must be true or false, got {value!r}",
+            )
+
+
+# The number forms that YAML 1.1, which OmegaConf's loader follows, reads otherwise than they
+# look (and YAML 1.2 otherwise than YAML 1.1), each with why: 010 is 8 (YAML 1.2: 10), 1:30 is
+# 90 and 0b101 is 5 (YAML 1.2: text). 1_000, 0x10, 1e-3 and .5 read as they look.
+_YAML11_NUMBERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"[-+]?0[0-9_]+"), "a leading zero is octal"),
+    (re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"), "a colon counts in base 60"),
+    (re.compile(r"[-+]?0b[01_]+"), "0b is binary"),
+)
+
+
+def _field_kinds(kind: Any) -> set[Any]:
+    """The types a field annotated ``kind`` holds, None left out: {int} for ``int | None``."""
+    union = typing.get_origin(kind) in (typing.Union, UnionType)
+    return set(typing.get_args(kind) if union else (kind,)) - {NoneType}
+
+
+def _require_as_written(
+    kind: Any, node: yaml.Node | None, value: Any, name: str, written: str | None = None
+) -> None:
+    """Refuse an unquoted YAML value that OmegaConf's YAML 1.1 loader reads otherwise than it
+    is written, where the field's type says so: a number field given one of
+    :data:`_YAML11_NUMBERS` that reads as a number (``optim.epochs: 010`` is 8), a text field
+    given text that reads as something else (``data.root: 0755`` is "493", ``yes`` "True",
+    ``1e5`` "100000.0", ``/run #2`` "/run", " #" starting a comment).
+
+    Quoted and block scalars are taken as written. The mapping fields' free keys
+    (``data.options``) have no type to judge by and are left to the loaders' checks.
+
+    Args:
+        kind: the field's type (a section's dataclass at the top).
+        node: the value's node as :func:`yaml.compose` reads it, in parallel with ``value``.
+        value: the value as OmegaConf's loader reads it.
+        name: the field's full key ("" at the top).
+        written: the value's text where it is more than the node's (a ``--set`` value, whose
+            comment the node leaves out); else the node's.
+    """
+    if isinstance(node, yaml.MappingNode):
+        if not dataclasses.is_dataclass(kind) or not isinstance(value, Mapping):
+            return
+        types = typing.get_type_hints(kind)
+        for key_node, item in node.value:
+            key = key_node.value
+            # A merge key (<<) or an unknown key is no field: OmegaConf names the unknown one.
+            if isinstance(key, str) and key in types and key in value:
+                _require_as_written(types[key], item, value[key], f"{name}.{key}".lstrip("."))
+        return
+    # A plain scalar's style is None with PyYAML's loader, "" with libyaml's.
+    if not isinstance(node, yaml.ScalarNode) or node.style:
+        return
+    text = node.value
+    kinds = _field_kinds(kind)
+    if kinds and kinds <= {int, float} and type(value) in (int, float):
+        for form, why in _YAML11_NUMBERS:
+            if form.fullmatch(text):
+                # The number it reads as, and the decimal one it looks like (010: 8 or 10).
+                digits = text.replace("_", "")
+                looks = [int(digits)] if digits.lstrip("+-").isdigit() else []
+                readings = " or ".join(str(item) for item in dict.fromkeys([value, *looks]))
+                raise ConfigError(
+                    f"{name}: {text} reads as {value} in YAML 1.1 ({why}); write {readings}"
+                )
+    written = text if written is None else written
+    if kinds == {str} and value is not None:
+        _require(
+            str(value) == written,
+            f"{name}: {written} reads as {str(value)!r} in YAML 1.1; quote it to keep the text",
+        )
+
+
+def _require_override_as_written(section: type, item: str, values: Mapping[str, Any]) -> None:
+    """:func:`_require_as_written` for the ``--set`` override ``item`` ("key=text"), ``values``
+    its value as OmegaConf's loader reads it (nested by the key's parts), ``section`` the
+    dataclass its key starts in."""
+    key, _, text = item.partition("=")
+    key, kind, value = key.strip(), section, values
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(kind) or not isinstance(value, Mapping):
+            return
+        kind, value = typing.get_type_hints(kind).get(part), value.get(part)
+    node = yaml.compose(text, Loader=_YAML_LOADER)
+    _require_as_written(kind, node, value, key, text.strip())
 
 
 # Fields that configs once held, each with what to set instead: OmegaConf names the unknown key,
@@ -889,8 +987,10 @@ def _to_config(
     for item in overrides:
         try:
             # Read on its own first for its bool fields, which the merge would set from any
-            # number.
-            _require_bools(section, OmegaConf.to_container(OmegaConf.from_dotlist([item])))
+            # number, and for a value YAML 1.1 reads otherwise than it is written.
+            read = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+            _require_bools(section, read)
+            _require_override_as_written(section, item, read)
             merged.merge_with_dotlist([item])
             # An empty value reads as null: `--set init_from=$PREV` with PREV unset trained from
             # scratch without a word (a field that cannot be null refused it above).
@@ -964,6 +1064,13 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def config_to_yaml(cfg: TrainConfig) -> str:
+    """``cfg`` as a YAML file that :func:`load_config` reads back as ``cfg``: OmegaConf's
+    dumper quotes any text its YAML 1.1 loader would read as a number or a boolean, which
+    PyYAML's leaves bare where PyYAML reads it as text (``data.root: '1e5'``)."""
+    return OmegaConf.to_yaml(config_to_dict(cfg))
+
+
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML config, apply ``--set`` overrides and validate.
 
@@ -975,8 +1082,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     Raises:
         ConfigError: one line naming the file, or the ``--set KEY=VALUE`` overrides that set
             the value (:func:`_to_config`), and the full key when a key is unknown or a value
-            is invalid, or the file and line of a YAML syntax error, or a file not in UTF-8,
-            empty, or whose top level is not a mapping.
+            is invalid or unquoted where YAML 1.1 reads it otherwise than it is written
+            (:func:`_require_as_written`: ``010`` is 8), or the file and line of a YAML syntax
+            error, or a file not in UTF-8, empty, or whose top level is not a mapping.
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
@@ -1000,6 +1108,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     if values is None:
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         raise ConfigError(f"{path}: the top level must be a mapping of config keys, got {kind}")
-    return _to_config(
-        OmegaConf.structured(TrainConfig), OmegaConf.to_container(values), overrides, str(path)
-    )
+    values = OmegaConf.to_container(values)
+    try:
+        _require_as_written(TrainConfig, root, values, "")
+    except ConfigError as error:
+        raise ConfigError(led_by(str(path), str(error))) from None
+    return _to_config(OmegaConf.structured(TrainConfig), values, overrides, str(path))

@@ -77,7 +77,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm import tqdm
@@ -107,6 +106,7 @@ from hopose.config import (
     TrainConfig,
     check_device,
     config_to_dict,
+    config_to_yaml,
     load_config,
     resolve_device,
 )
@@ -690,7 +690,7 @@ def _train(
     if not _replaces_encoder(checkpoint, init):
         _check_backbone_weights(cfg.model)
     if runtime.is_main:
-        write_text(out_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        write_text(out_dir / CONFIG_FILE, config_to_yaml(cfg))
     stage = STAGES[cfg.stage]
     # The metrics row of last.pt's epoch where that epoch was not validated (written between
     # validations), None where its rows were written.

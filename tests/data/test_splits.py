@@ -244,8 +244,8 @@ def test_every_options_default_passes_and_an_unknown_or_unjitterable_one_is_name
     with pytest.raises(ValueError) as error:
         check_options("fpha", "resize", {"jitter": True}, prefix="data.options.")
     assert str(error.value) == (
-        "data.options.jitter: true jitters square crops, but crop is 'resize': set crop to "
-        "'square' or data.options.jitter to false"
+        "data.options.jitter: true jitters square crops, but data.crop is 'resize': set "
+        "data.crop to 'square' or data.options.jitter to false"
     )
     with pytest.raises(ValueError) as error:
         check_options("fpha", "square", {"setup": "s0"}, prefix="data.options.")

@@ -317,7 +317,9 @@ def check_margin(margin: Any, field: str = "margin") -> None:
 
 def check_jitter(jitter: Any, crop: str, field: str = "jitter") -> None:
     """Refuse a ``jitter`` option that is not a boolean, or on without square crops, naming
-    ``field``.
+    ``field`` and the crop's field: a loader's ``crop`` beside its ``jitter``, a config's
+    ``data.crop`` beside its ``data.options.jitter`` (the options' sibling), so that the
+    ``--set`` that gave either is the one blamed.
 
     A config's free-form options reach the loaders unconverted, and a string, even "false",
     would count as on. The whole frame (``crop="resize"``) has no square to jitter: asking for
@@ -326,9 +328,11 @@ def check_jitter(jitter: Any, crop: str, field: str = "jitter") -> None:
     if not isinstance(jitter, bool):
         raise ValueError(f"{field}: expected true or false, got {jitter!r}")
     if jitter and crop != "square":
+        options = field.rpartition(".")[0]
+        crop_field = f"{options.rpartition('.')[0]}.crop".lstrip(".")
         raise ValueError(
-            f"{field}: true jitters square crops, but crop is {crop!r}: set crop to 'square' or "
-            f"{field} to false"
+            f"{field}: true jitters square crops, but {crop_field} is {crop!r}: set "
+            f"{crop_field} to 'square' or {field} to false"
         )
 
 
