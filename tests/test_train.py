@@ -32,7 +32,7 @@ from hopose.checkpoint import (
     untrained_network,
 )
 from hopose.config import ConfigError, OptimConfig, config_from_dict
-from hopose.data.splits import SplitCache, build_split
+from hopose.data.splits import SplitCache, build_split, training_poses
 from hopose.data.transforms import Frame, FrameDataset
 from hopose.evaluate import run_eval
 from hopose.metrics import mean_distance
@@ -405,6 +405,23 @@ def test_a_lifter_fine_tuned_from_init_from_keeps_its_normalisation(tmp_path):
         assert torch.equal(getattr(tuned.model.lifter, name), kept), name
         # Not vacuous: seed 1's split has other statistics, which a fresh lifter takes.
         assert not torch.equal(getattr(own_split, name), kept), name
+
+
+def test_an_end_to_end_stage_without_a_trained_lifter_takes_its_splits_statistics(tmp_path):
+    """The end-to-end stage started afresh (init_from null, or an encoder stage's checkpoint
+    whose lifter never trained) trains a new lifter: it kept the built-in normalisation (in_std
+    0.3, out_mean 400 mm deep) instead of the training split's, as the lifter stage sets it."""
+    cfg = tiny("end2end", "init_from=null")
+    with random_backbone_expected():
+        result = train(cfg, tmp_path)
+    poses = build_split(cfg.data, cfg.data.train_split, with_images=False)
+    expected = build_model(cfg.model).lifter
+    default = {name: buffer.clone() for name, buffer in expected.named_buffers()}
+    expected.set_stats_from_poses(training_poses(poses))
+    for name in ("in_mean", "in_std", "out_mean", "out_std"):
+        trained = getattr(result.model.lifter, name)
+        torch.testing.assert_close(trained, getattr(expected, name), msg=name)
+        assert not torch.equal(trained, default[name]), name
 
 
 @pytest.mark.slow

@@ -711,7 +711,9 @@ def _train(
             f"data.val_split: {len(val_set)} validation sample(s) for {runtime.world_size} "
             "processes, each of which validates its own share; give each at least one"
         )
-    model, trained = _network(cfg, stage, checkpoint, init, train_set, out_dir=out_dir)
+    model, trained = _network(
+        cfg, stage, checkpoint, init, train_set, out_dir=out_dir, split_cache=split_cache
+    )
     model.to(runtime.device, memory_format=memory_format(stage))
     parts = tuple(model.lifter.parts)
 
@@ -1059,11 +1061,14 @@ def _network(
     train_set: Dataset | None,
     *,
     out_dir: Path,
+    split_cache: SplitCache | None = None,
 ) -> tuple[HoposeNet, frozenset[str]]:
     """The network a run starts from, and the parts holding trained weights: a resumed
     checkpoint's (``out_dir``'s ``last.pt``), or the parts ``init_from`` trained (the rest of it
-    is random and not copied) and this stage's. ``train_set`` sets a new lifter's statistics;
-    None only with a checkpoint, which holds them."""
+    is random and not copied) and this stage's. The training split's poses set the statistics
+    of a lifter the stage trains afresh: ``train_set``'s in the lifter stage, read without
+    images (through ``split_cache``) in the end-to-end stage; ``train_set`` is None only with a
+    checkpoint, which holds them."""
     seed_everything(cfg.seed)  # here, so the initial weights depend on the seed alone
     if _replaces_encoder(checkpoint, init):
         # Its backbone is replaced below by the checkpoint's trained encoder.
@@ -1079,11 +1084,18 @@ def _network(
     trained = (
         frozenset() if init is None else load_trained_parts(model, init, cfg.init_from, cfg.model)
     )
-    if not stage.reads_images and "lifter" not in trained:
+    if "lifter" in stage.trains and "lifter" not in trained:
         # The lifter reads and predicts normalised coordinates; this split's statistics set the
-        # scales. A lifter copied from init_from keeps its own: its weights compute in them (a
-        # fine-tuning from ObMan on FPHA-HO would otherwise start from another function).
-        model.lifter.set_stats_from_poses(training_poses(train_set))
+        # scales, in the end-to-end stage too where no trained lifter came with init_from. A
+        # lifter copied from init_from keeps its own: its weights compute in them (a
+        # fine-tuning from ObMan on FPHA-HO would otherwise start from another function). An
+        # image stage reads the split's poses alone for them, its images not decoded.
+        poses = (
+            build_split(cfg.data, cfg.data.train_split, with_images=False, cache=split_cache)
+            if stage.reads_images
+            else train_set
+        )
+        model.lifter.set_stats_from_poses(training_poses(poses))
     return model, trained | stage.trains
 
 
