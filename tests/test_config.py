@@ -982,6 +982,25 @@ def test_a_yaml_1_1_number_inside_a_set_mapping_is_refused(tmp_path):
     )
 
 
+@pytest.mark.parametrize("role", ["train", "val"])
+def test_ho3ds_evaluation_split_is_refused_for_training_and_validation(role):
+    """Its records hold the wrist alone: as the validation split the run trained until the
+    first validation (every 10 epochs) and stopped on a NaN error; as the training split, on
+    statistics that "must be finite", naming nothing."""
+    with pytest.raises(ConfigError) as error:
+        load_config(
+            CONFIGS / "ho3d" / "lifter.yaml", ["data.root=/d", f"data.{role}_split=evaluation"]
+        )
+    assert str(error.value) == (
+        f"--set data.{role}_split=evaluation: data.{role}_split: ho3d's 'evaluation' split holds "
+        "only the wrist (HO-3D keeps the rest for its server), and training and validation read "
+        "the hand's labels; it is `hopose eval`'s alone"
+    )
+    assert (
+        load_config(CONFIGS / "ho3d" / "lifter.yaml", ["data.root=/d"]).data.train_split == "train"
+    )
+
+
 def test_the_defaults_are_the_papers_batch_and_network():
     """Paper §4.3: batch 256, the context-aware lifter with all its sub-graphs on the linear
     head; one whole-frame pass and no test-time views when predicting from images."""

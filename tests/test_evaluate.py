@@ -689,7 +689,8 @@ def test_the_reports_paper_columns_follow_the_runs_protocol(tmp_path, monkeypatc
 def test_eval_reads_a_checkpoints_loader_options_and_test_split_not_its_sample_options(tmp_path):
     """On the dataset it was trained on, an evaluation takes the checkpoint's loader options
     (HO-3D's version) and test split (HO-3D's evaluation), not its crops' margin, on_error or
-    jitter, nor synthetic data's camera; given ones win, and another dataset inherits none."""
+    jitter, nor synthetic data's camera; given ones win, and another dataset inherits none and
+    reads its own test split."""
     small = ["data.image_size=32", "model.hidden=16"]
     trained = {
         "ho3d": [
@@ -715,6 +716,10 @@ def test_eval_reads_a_checkpoints_loader_options_and_test_split_not_its_sample_o
     assert (data.options, data.test_split) == ({}, "test")
     data = evaluate.eval_data_config(checkpoints["synthetic"], name="synthetic", num=2)
     assert (data.options, data.test_split) == ({}, "test")
+    # Another dataset's checkpoint on HO-3D reads its test frames, the evaluation split: it was
+    # refused as "split: HO-3D has ('train', 'evaluation'), got 'test'", a split never asked.
+    data = evaluate.eval_data_config(checkpoints["synthetic"], name="ho3d", root="ho3d")
+    assert (data.options, data.test_split) == ({}, "evaluation")
 
 
 def test_predictions_say_which_frames_a_left_hand_shows_mirrored(checkpoint, tmp_path):

@@ -42,6 +42,7 @@ from hopose.data import (
 )
 from hopose.data.check import dataset_splits
 from hopose.data.grasps import SEED_LIMIT, SEED_RANGE_TEXT
+from hopose.data.ho3d import WITHHELD, hand_labelled
 from hopose.data.synthetic import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from hopose.data.transforms import DEFAULT_CROP, DEFAULT_IMAGE_SIZE
 from hopose.files import led_by, recorded_path
@@ -722,6 +723,12 @@ class TrainConfig:
                 split in splits or (nullable and split is None),
                 f"data.{role}_split must be one of {splits}, {which}"
                 f"{', or null' if nullable else ''}, got {split!r}",
+            )
+            # Its records' missing joints made the first validation's error NaN, hours in.
+            _require(
+                split is None or hand_labelled(data.name, split),
+                f"data.{role}_split: {data.name}'s {split!r} split {WITHHELD}, and training "
+                "and validation read the hand's labels; it is `hopose eval`'s alone",
             )
         _require(
             self.loss.w_segmentation == 0 or self.model.segmentation,

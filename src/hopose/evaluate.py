@@ -41,7 +41,7 @@ from hopose.checkpoint import checkpoint_config, load_checkpoint, load_model
 from hopose.config import AUTO_DEVICES, DataConfig, TrainConfig, check_device, resolve_device
 from hopose.crop import apply_affine
 from hopose.data import collate_samples, loader_options, option_defaults, uncapped
-from hopose.data.ho3d import WITHHELD, hand_labelled
+from hopose.data.ho3d import EVALUATION_SPLIT, WITHHELD, hand_labelled
 from hopose.data.splits import build_split, split_size, whole_split
 from hopose.data.workers import ExitWithParent, FrameViews
 from hopose.files import (
@@ -276,6 +276,11 @@ def mean_pose_predictions(
     return baseline
 
 
+def _test_split(name: str) -> str:
+    """Dataset ``name``'s split of test frames: HO-3D's evaluation split (it has no "test")."""
+    return EVALUATION_SPLIT if name == "ho3d" else "test"
+
+
 def eval_data_config(
     checkpoint: str | Path,
     *,
@@ -339,7 +344,7 @@ def eval_data_config(
         name=name,
         root=root,
         cache=cache,
-        test_split=split or (trained_data.test_split if own else "test"),
+        test_split=split or (trained_data.test_split if own else _test_split(name)),
         image_size=trained_data.image_size,
         crop=trained_data.crop if crop is None else crop,
         num_train=num,
