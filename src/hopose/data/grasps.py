@@ -50,8 +50,9 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    loss's contact search), a thumb joint and a joint of another finger must both lie within
    ``eta * L - 0.5`` mm, which makes at least two contacts valid under
    :func:`hopose.physics.contact_points` with the thumb opposing the fingers; at least two
-   fingertips are within 10 mm of the box and no joint or bone point is more than 2 mm inside
-   it. A sample whose attempt fails makes a new attempt with its next random numbers.
+   fingertips are within 10 mm of the box and no joint or bone point (3 a segment,
+   :data:`SEGMENT_FRACTIONS`) is more than 2 mm inside it. A sample whose attempt fails makes
+   a new attempt with its next random numbers.
 6. Camera: FPHA's colour camera, its focal lengths multiplied by ``focal_scale`` (1 by
    default; a ``(low, high)`` range draws a log-uniform factor per sample from
    ``default_rng([seed, i, 2])``, so the grasps do not depend on it). The pair is rotated so
