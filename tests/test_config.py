@@ -920,6 +920,7 @@ def _assert_refused_from_set_and_file(tmp_path, key: str, text: str, message: st
         ("init_from", '"1e5"', "1e5"),
         ("data.cache", "'yes'", "yes"),
         ("init_from", "'1:30'", "1:30"),
+        ("init_from", "!!str 10", "10"),  # a tag asks for text as quotes do
         # Plain text that reads as it is written.
         ("init_from", "runs/2024/best.pt", "runs/2024/best.pt"),
         ("data.cache", "2024", "2024"),

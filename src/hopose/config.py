@@ -912,7 +912,9 @@ def _require_override_as_written(section: type, item: str, values: Mapping[str, 
             return
         kind, value = typing.get_type_hints(kind).get(part), value.get(part)
     node = yaml.compose(text, Loader=_YAML_LOADER)
-    _require_as_written(kind, node, value, key, text.strip())
+    # The whole text only where a comment may have cut the node's short: it also holds what
+    # the node's value rightly leaves out (a tag such as !!str).
+    _require_as_written(kind, node, value, key, text.strip() if "#" in text else None)
 
 
 # Fields that configs once held, each with what to set instead: OmegaConf names the unknown key,
