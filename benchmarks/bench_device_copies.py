@@ -177,15 +177,21 @@ def step_counts(
     """Copies and reads of one training step of the tiny ``stage`` on meta (module docstring),
     with ``extra`` overrides, in ``epoch`` (:func:`gpu_check.config_epoch`)."""
     cfg = tiny(stage, "optim.amp=false", *extra)
-    batch = _random_batch(batch_size, cfg.data.image_size, META)
-    batches = [batch]
+    batches = [_random_batch(batch_size, cfg.data.image_size, META)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a random backbone, as a test's
         run_epoch = config_epoch(cfg, batches, META, epoch)
-    count(run_epoch)  # the first epoch: Adam's state, tables made once per device
-    one = count(run_epoch)
-    batches.append(batch)
-    two = count(run_epoch)
+    return _per_batch(run_epoch, batches)
+
+
+def _per_batch(run: Callable[[], object], batches: list[dict]) -> tuple[Counter[str], Counter[str]]:
+    """Copies and reads of one batch of ``run``'s pass over ``batches`` (one batch): a pass
+    over two batches less one over one, after a first pass that makes what is made once per
+    device (Adam's state, tables), so that nothing done once per pass counts."""
+    count(run)
+    one = count(run)
+    batches.append(batches[0])
+    two = count(run)
     return two[0] - one[0], two[1] - one[1]
 
 
@@ -195,17 +201,12 @@ def validation_counts(stage: str, batch_size: int) -> tuple[Counter[str], Counte
     counted as the training step is."""
     cfg = tiny(stage, "optim.amp=false")
     module, parts = stage_on(cfg, META)
-    batch = _random_batch(batch_size, cfg.data.image_size, META)
-    batches = [batch]
+    batches = [_random_batch(batch_size, cfg.data.image_size, META)]
 
     def run() -> None:
         train_module.evaluate(module, batches, cfg, parts=parts, device=META)
 
-    count(run)
-    one = count(run)
-    batches.append(batch)
-    two = count(run)
-    return two[0] - one[0], two[1] - one[1]
+    return _per_batch(run, batches)
 
 
 def refine_counts(batch_size: int, weights: RefineWeights) -> tuple[Counter[str], Counter[str]]:
