@@ -20,11 +20,15 @@ from hopose.data.grasps import (
     HAND_SCALE_SD,
     MAX_OUTSIDE,
     MAX_PENETRATION,
+    SEGMENT_SKIN,
+    THUMB_FINGER_GAP,
     _close,
     _Hands,
     face_grid_distances,
     generate_grasps,
     label_in_hand,
+    segment_distances,
+    segments_meet_box,
 )
 from hopose.data.synthetic import BLOCK, SyntheticHandObject
 from hopose.geometry import box_corners, project_points, sample_face_points
@@ -139,9 +143,37 @@ def test_the_thumb_opposes_a_finger_in_every_grasp(records):
     assert (valid & fingers).any(dim=-1)[grasped].all()
 
 
-def test_no_joint_deep_inside_the_box(records):
-    depth = [_depth_inside(r["hand_3d"], r["obj_3d"]).max() for r in records]
+def test_no_bone_deep_inside_the_box(records):
+    """Module docstring, 5: no bone, the whole segment between two joints, reaches more than
+    MAX_PENETRATION inside the box; 201 points along each bone stand for it."""
+    bones = np.array(HAND_BONES)
+    s = np.linspace(0.0, 1.0, 201)[:, None, None]
+    depth = []
+    for r in records:
+        hand = r["hand_3d"].astype(np.float64)
+        start, end = hand[bones[:, 0]], hand[bones[:, 1]]  # (20, 3) each
+        points = (start + s * (end - start)).reshape(-1, 3)
+        depth.append(_depth_inside(points, r["obj_3d"]).max())
     assert max(depth) <= MAX_PENETRATION + 0.01  # float32 records of the float64 poses
+    assert max(depth) > 1.0  # pads and tips do press in
+
+
+def test_the_thumb_does_not_cross_the_fingers(records):
+    """Module docstring, 5: the thumb's bones keep THUMB_FINGER_GAP from the other fingers'
+    (201 points along each thumb bone, each one's distance to a finger bone by projection)."""
+    s = np.linspace(0.0, 1.0, 201)[:, None]
+    least = []
+    for r in records:
+        hand = r["hand_3d"].astype(np.float64)
+        chains = hand[np.array(FINGER_CHAINS)]  # (5, 4, 3)
+        thumb = chains[0, :-1, None] + s * (chains[0, 1:] - chains[0, :-1])[:, None]
+        thumb = thumb.reshape(-1, 1, 3)  # (603, 1, 3) points along the thumb's three bones
+        q0 = chains[1:, :-1].reshape(1, -1, 3)  # (1, 12, 3) the fingers' bones
+        d = chains[1:, 1:].reshape(1, -1, 3) - q0
+        t = np.clip(((thumb - q0) * d).sum(-1) / (d * d).sum(-1), 0.0, 1.0)[..., None]
+        least.append(np.linalg.norm(thumb - (q0 + t * d), axis=-1).min())
+    assert min(least) >= THUMB_FINGER_GAP - 0.01  # float32 records
+    assert min(least) < THUMB_FINGER_GAP + 5.0  # some thumbs do come close
 
 
 def test_labelling_in_the_hand_turns_a_box_half_a_turn():
@@ -382,14 +414,19 @@ def test_neighbouring_seeds_do_not_share_samples():
 
 def test_a_touching_segment_stops_its_joint_and_the_distal_joints_go_on():
     """Module docstring, 3 (GraspIt's auto-grasp): when a segment comes within the skin distance
-    of the box, the joints proximal to it stop and the distal ones go on closing."""
+    of the box (along its length, SEGMENT_SKIN of it), the joints proximal to it stop and the
+    distal ones go on closing."""
     # One chain along +x from the origin, flexing towards +z, segments 40, 30, 20 mm; the box
-    # x in [-50, 30], z in [15, 115] (centre (-10, 0, 65), half sizes 40, 50, 50), skin 2 mm.
-    # All three joints close together towards 90 degrees; the first segment's 2/3 point
-    # (26.67 mm out) is the first to come within 2 mm of the face z = 15, at
-    # 26.67 sin(phi) = 13, phi = 29.2 degrees (its end, 40 cos(phi) = 35 mm out, is still beyond
-    # x = 32). The first joint stops there, within the search's last step (90 / 7 / 5 = 2.6
-    # degrees); the two distal joints close on until the distal segments near the box too.
+    # x in [-50, 30], z in [15, 115] (centre (-10, 0, 65), half sizes 40, 50, 50), skin 2 mm,
+    # so 1 mm along a segment. All three joints close together towards 90 degrees. The first
+    # segment, s * 40 (cos phi, sin phi) for s in [0, 1], first comes within 1 mm of the box's
+    # edge at x = 30, z = 15: its point at x = 31 has z = 31 tan(phi) = 14 at phi = 24.30
+    # degrees (its end, 40 cos(phi) = 36.5 mm out, is far from the box; the other segments
+    # start beyond x = 31 and run outwards). Points at 1/3, 2/3 and 1 of the segment would let
+    # the edge slip between them until the 2/3 point came within 2 mm of the face z = 15, at
+    # 26.67 sin(phi) = 13, phi = 29.2. The first joint stops within the search's last step
+    # (90 / 7 / 5 = 2.6 degrees) before 24.30; the distal joints close on until their
+    # segments near the box too.
     hands = _Hands(
         np.zeros((1, 1, 3)),
         np.array([[[1.0, 0.0, 0.0]]]),
@@ -402,12 +439,83 @@ def test_a_touching_segment_stops_its_joint_and_the_distal_joints_go_on():
         hands, np.zeros((1, 1, 3)), target, np.eye(3)[None], trans, half, np.array([2.0])
     )
     first, second, third = np.degrees(theta[0, 0])
-    assert 29.2 - 2.6 <= first <= 29.2
+    assert SEGMENT_SKIN == 0.5
+    assert 24.30 - 2.6 <= first <= 24.30
     assert second > first + 10.0 and third > first + 10.0
-    # Chebyshev gaps of the tested points (1/3, 2/3, 1 of each segment) to the box: none within
-    # the skin, and the last segment closed to within a few mm of it (at the first joint's
-    # stop alone it is 23 mm away).
-    points = hands.points(theta).reshape(-1, 3) + trans
+    # Chebyshev gaps to the box of 1,001 points along each segment: none within the 1 mm, and
+    # the last segment closed to within a few mm of it (at the first joint's stop alone it is
+    # more than 20 mm away).
+    ends = hands.chain_points(theta)[0, 0] + trans  # (4, 3)
+    s = np.linspace(0.0, 1.0, 1001)[:, None, None]
+    points = ends[:-1] + s * (ends[1:] - ends[:-1])  # (1001, 3 segments, 3)
     gap = (np.abs(points) - half).max(axis=-1)
-    assert gap.min() >= 2.0
-    assert gap[6:].min() < 5.0
+    assert gap.min() >= 1.0
+    assert gap[:, 2].min() < 5.0
+
+
+def test_segments_meet_box_by_hand():
+    half = np.array([1.0, 1.0, 1.0])
+    cases = [
+        (([-3, 0, 0], [3, 0, 0]), True),  # straight through
+        (([-3, 2, 0], [3, 2, 0]), False),  # beside it, y = 2 outside its slab all along
+        (([2, 0, 0], [0, 2, 0]), True),  # x + y = 2 touches the edge x = y = 1
+        (([2.1, 0, 0], [0, 2.1, 0]), False),  # x + y = 2.1 passes the edge 0.035 mm off
+        (([3, 0, 0], [1.5, 0, 0]), False),  # stops 0.5 short of the face x = 1
+        (([3, 0, 0], [0.5, 0, 0]), True),  # ends inside
+        (([0.2, 0.3, -0.1], [0.5, 0.5, 0.5]), True),  # wholly inside
+        (([3, 3, 3], [1.2, 1.2, 1.2]), False),  # towards the corner, stopping 0.2 short
+    ]
+    for ends, expected in cases:
+        start, end = np.array(ends, dtype=float)
+        assert bool(segments_meet_box(start, end, half)) is expected, ends
+        assert bool(segments_meet_box(end, start, half)) is expected, ends  # either way round
+
+
+def test_segments_meet_box_matches_points_along_them():
+    rng = np.random.default_rng(0)
+    start, end = rng.normal(scale=20.0, size=(2, 500, 3))
+    half = rng.uniform(1.0, 30.0, size=(500, 3))
+    s = np.linspace(0.0, 1.0, 2001)[:, None, None]
+    points = start + s * (end - start)  # (2001, 500, 3)
+    naive = (np.abs(points) <= half).all(axis=-1).any(axis=0)
+    got = segments_meet_box(start, end, half)
+    assert 100 < naive.sum() < 400  # both outcomes are tested
+    np.testing.assert_array_equal(got, naive)
+
+
+def test_segment_distances_by_hand():
+    cases = [
+        # skew, crossing 3 apart: the x axis from -1 to 1 and the y axis from -1 to 1 at z = 3
+        (([-1, 0, 0], [1, 0, 0], [0, -1, 3], [0, 1, 3]), 3.0),
+        # parallel, side by side 2 apart
+        (([0, 0, 0], [4, 0, 0], [1, 2, 0], [3, 2, 0]), 2.0),
+        # on one line, end to end 2 apart
+        (([0, 0, 0], [1, 0, 0], [3, 0, 0], [4, 0, 0]), 2.0),
+        # crossing lines whose closest points lie off the first segment: its end (1, 0, 0) to
+        # the line x = 3 is 2
+        (([0, 0, 0], [1, 0, 0], [3, -1, 0], [3, 1, 0]), 2.0),
+        # end to end past both: (1, 0, 0) to (4, 4, 0) is 5
+        (([0, 0, 0], [1, 0, 0], [4, 4, 0], [4, 9, 0]), 5.0),
+        # touching: a T
+        (([-1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 5, 0]), 0.0),
+    ]
+    for ends, expected in cases:
+        p0, p1, q0, q1 = (np.array(e, float) for e in ends)
+        assert segment_distances(p0, p1, q0, q1) == pytest.approx(expected, abs=1e-12)
+        assert segment_distances(q1, q0, p1, p0) == pytest.approx(expected, abs=1e-12)
+
+
+def test_segment_distances_match_points_along_one_and_projections_on_the_other():
+    rng = np.random.default_rng(1)
+    p0, p1, q0, q1 = rng.normal(scale=20.0, size=(4, 400, 3))
+    p1[:20] = p0[:20] + 3.0 * (q1[:20] - q0[:20])  # parallel pairs
+    s = np.linspace(0.0, 1.0, 4001)[:, None, None]
+    points = p0 + s * (p1 - p0)  # (4001, 400, 3)
+    d = q1 - q0
+    t = np.clip(((points - q0) * d).sum(-1) / (d * d).sum(-1), 0.0, 1.0)[..., None]
+    naive = np.linalg.norm(points - (q0 + t * d), axis=-1).min(axis=0)
+    got = segment_distances(p0, p1, q0, q1)
+    # The samples along p are 1/4000 of it apart: the naive minimum is never below the true
+    # one, and at most half a sample's spacing above it.
+    assert np.all(got <= naive + 1e-9)
+    np.testing.assert_allclose(got, naive, atol=np.linalg.norm(p1 - p0, axis=-1).max() / 8000)

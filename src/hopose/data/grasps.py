@@ -38,21 +38,25 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    its face but opens at most a drawn angle from the index metacarpal (FPHA-HO's thumb
    opposition), tried at :data:`THUMB_TRIES` openings in one closing. Every chain then closes
    from an open pre-shape (an unlocked thumb MCP already bent 10-45°, as FPHA-HO's bent ones)
-   until a segment first comes within the skin distance (2-5 mm) of the box, the joints
-   proximal to a touching segment stopping and the distal ones going on
-   (GraspIt's auto-grasp, tested with the Chebyshev distance to the box at points along each
-   segment), so pads and tips touch without penetrating.
+   until a segment first comes within the skin distance (2-5 mm) of the box at its far end, or
+   within half that anywhere along it, the joints proximal to a touching segment stopping and
+   the distal ones going on (GraspIt's auto-grasp, tested exactly for the whole segment with
+   the Chebyshev distance to the box, :func:`segments_meet_box`), so pads and tips touch and
+   no phalanx cuts through an edge.
 4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 60-100% of
    their flexion and which is moved 30-120 mm back along the palm normal, then further if
-   needed until every joint and bone point is more than ``eta * L + 1`` mm from the box: no
-   valid contact for the affinity loss (``eta`` = 0.2).
+   needed until every joint and bone point (3 a segment, :data:`SEGMENT_FRACTIONS`) is more
+   than ``eta * L + 1`` mm from the box: no valid contact for the affinity loss (``eta`` =
+   0.2).
 5. Acceptance: among the 10 (joint, face) pairs nearest to the faces' 11×11 grids (the affinity
    loss's contact search), a thumb joint and a joint of another finger must both lie within
    ``eta * L - 0.5`` mm, which makes at least two contacts valid under
    :func:`hopose.physics.contact_points` with the thumb opposing the fingers; at least two
-   fingertips are within 10 mm of the box and no joint or bone point (3 a segment,
-   :data:`SEGMENT_FRACTIONS`) is more than 2 mm inside it. A sample whose attempt fails makes
-   a new attempt with its next random numbers.
+   fingertips are within 10 mm of the box, no bone (the whole segment between two joints,
+   the metacarpals included) reaches more than 2 mm inside it, and the thumb's bones keep
+   :data:`THUMB_FINGER_GAP` (5 mm) from the other fingers' (:func:`segment_distances`), which
+   the thumb's choice of opening (3.) prefers too. A sample whose attempt fails makes a new
+   attempt with its next random numbers.
 6. Camera: FPHA's colour camera, its focal lengths multiplied by ``focal_scale`` (1 by
    default; a ``(low, high)`` range draws a log-uniform factor per sample from
    ``default_rng([seed, i, 2])``, so the grasps do not depend on it). The pair is rotated so
@@ -76,7 +80,6 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate
 from numbers import Real
 
 import numpy as np
@@ -86,7 +89,14 @@ from hopose.data.fpha import FPHA_COLOR_K, FPHA_IMAGE_SIZE
 from hopose.geometry import AXIS_EDGES, FACE_NORMALS, axis_angle_to_matrix, project_points
 from hopose.physics import ETA, TOP_K
 from hopose.physics import N_SAMPLES as GRID
-from hopose.skeleton import CORNER_SIGNS, FINGER_CHAINS, FINGERTIPS, NUM_JOINTS, NUM_NODES
+from hopose.skeleton import (
+    CORNER_SIGNS,
+    FINGER_CHAINS,
+    FINGERTIPS,
+    HAND_BONES,
+    NUM_JOINTS,
+    NUM_NODES,
+)
 
 GRASP_TYPES: tuple[str, ...] = ("power", "pinch", "lateral")
 # Seeds are one 32-bit word: numpy's SeedSequence splits a larger integer into 32-bit words and
@@ -196,8 +206,17 @@ MIDDLE_MCP_REACH = 66.0  # mm from the wrist to the middle MCP along the hand's 
 THUMB_CONTACT_JOINTS = FINGER_CHAINS[0][1:]
 FINGER_CONTACT_JOINTS = tuple(j for chain in FINGER_CHAINS[1:] for j in chain[1:])
 CLOSE_STEPS = (8, 6)  # coarse and fine steps of the finger-closing search
-SEGMENT_FRACTIONS = np.array([1 / 3, 2 / 3, 1.0])  # points tested along each segment
-MAX_PENETRATION = 2.0  # mm a joint or bone point may lie inside the box
+# Points along each finger segment that a free frame's clearance from the box is measured at.
+SEGMENT_FRACTIONS = np.array([1 / 3, 2 / 3, 1.0])
+MAX_PENETRATION = 2.0  # mm a bone (a segment between two joints) may reach inside the box
+# Share of a grasp's skin distance at which a segment touches along its length; its far end (the
+# pad) touches at the whole distance. A phalanx that rests on an edge presses into the skin
+# further than a pad does; at 1 the fingers closed less than FPHA-HO's (docs/synthetic.md).
+SEGMENT_SKIN = 0.5
+# mm the thumb's bones keep from the other fingers' (centre line to centre line): no thumb
+# crossing through a finger. Fingers are 16-20 mm thick, so this still lets the two overlap;
+# a 10 mm gap drew thumbs further from FPHA-HO's (docs/synthetic.md, "Bones through edges").
+THUMB_FINGER_GAP = 5.0
 # A grasp touches the box with at least this many fingertips (thumb included) within
 # TIP_CONTACT mm: a finger whose PIP is locked may otherwise hold only with its middle segment.
 TIPS_TOUCHING, TIP_CONTACT = 2, 10.0
@@ -310,6 +329,62 @@ def box_signed_distance(points: np.ndarray, half: np.ndarray) -> np.ndarray:
     return outside + np.minimum(q.max(axis=-1), 0.0)
 
 
+def segments_meet_box(start: np.ndarray, end: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Whether each segment start→end meets the closed axis-aligned box ``|x| <= half``.
+
+    The slab test: along the segment ``start + t (end - start)``, t in [0, 1], each coordinate
+    lies within its slab for an interval of t; the segment meets the box where the three
+    intervals and [0, 1] overlap. Exact for the whole segment, where points along it are not.
+
+    Args:
+        start, end: (..., 3) segment ends in the box frame.
+        half: (..., 3) half sizes, broadcast against them.
+
+    Returns:
+        (...) bool.
+    """
+    enter, leave = np.zeros(np.broadcast_shapes(start.shape[:-1], half.shape[:-1])), 1.0
+    # Per coordinate: numpy reduces a tiny trailing axis slowly.
+    for x in range(3):
+        a, step, h = start[..., x], end[..., x] - start[..., x], half[..., x]
+        flat = step == 0  # in its slab all along, or never
+        inside = np.abs(a) <= h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t0, t1 = (-h - a) / step, (h - a) / step
+        low = np.where(flat, np.where(inside, -np.inf, np.inf), np.minimum(t0, t1))
+        high = np.where(flat, np.where(inside, np.inf, -np.inf), np.maximum(t0, t1))
+        enter, leave = np.maximum(enter, low), np.minimum(leave, high)
+    return enter <= leave
+
+
+def segment_distances(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """Least distance between segments p0→p1 and q0→q1, each of nonzero length.
+
+    The squared distance between ``p0 + s (p1 - p0)`` and ``q0 + t (q1 - q0)`` is a convex
+    quadratic in (s, t) on the unit square. s is taken where the two lines are closest (0 for
+    parallel lines) and clamped to [0, 1]; t is the best for that s, clamped; s is then the best
+    for that t, clamped. At the minimum each parameter is the best for the other, so where the
+    first s was already right the last step keeps it, and where clamping t moved the minimum to
+    an edge of the square the last step finds it there.
+
+    Args:
+        p0, p1, q0, q1: (..., 3) segment ends, broadcast against each other.
+
+    Returns:
+        (...) distances.
+    """
+    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
+    a, e, b = (d1 * d1).sum(-1), (d2 * d2).sum(-1), (d1 * d2).sum(-1)
+    c, f = (d1 * r).sum(-1), (d2 * r).sum(-1)
+    denom = a * e - b * b  # >= 0: 0 for parallel lines
+    skew = denom > 1e-12 * a * e
+    s = np.clip(np.where(skew, b * f - c * e, 0.0) / np.where(skew, denom, 1.0), 0.0, 1.0)
+    t = np.clip((b * s + f) / e, 0.0, 1.0)
+    s = np.clip((b * t - c) / a, 0.0, 1.0)
+    gap = r + s[..., None] * d1 - t[..., None] * d2
+    return np.sqrt((gap * gap).sum(-1))
+
+
 def face_grid_distances(points: np.ndarray, half: np.ndarray) -> np.ndarray:
     """docs/conventions.md §2 d(i, j): distance of each point to the nearest of each face's N×N
     grid points.
@@ -346,31 +421,34 @@ class _Hands:
     axis_n: np.ndarray  # (B, 5, 3) its flexion direction, orthogonal to axis_d
     length: np.ndarray  # (B, 5, 3) segment lengths
 
-    def points(self, theta: np.ndarray) -> np.ndarray:
-        """(..., B, 5, 3 F, 3) points at SEGMENT_FRACTIONS of each segment; theta (..., B, 5, 3)
+    def chain_points(self, theta: np.ndarray) -> np.ndarray:
+        """(..., B, C, 4, 3) each chain's base and its three segments' ends; theta (..., B, C, 3)
         (or any (..., 3) flexions that broadcast against the chains' arrays)."""
-        fractions = len(SEGMENT_FRACTIONS)
-        pts = np.empty((*theta.shape, fractions, 3))  # (..., B, 5, 3, F, 3)
+        pts = np.empty((*theta.shape[:-1], 4, 3))
         phi = np.cumsum(theta, axis=-1)
         cos, sin = np.cos(phi), np.sin(phi)
-        # One (..., B, 5) array per coordinate and segment: numpy is several times slower on
-        # arithmetic that broadcasts over the tiny trailing axes of (..., B, 5, 3, 3) arrays.
+        # One (..., B, C) array per coordinate and segment: numpy is several times slower on
+        # arithmetic that broadcasts over the tiny trailing axes of (..., B, C, 4, 3) arrays.
         for x in range(3):
             d, n = self.axis_d[..., x], self.axis_n[..., x]
-            steps = [self.length[..., s] * (cos[..., s] * d + sin[..., s] * n) for s in range(3)]
-            # reach: from the base to the segment's end, summed segment by segment
-            for s, (step, reach) in enumerate(zip(steps, accumulate(steps), strict=True)):
-                start = self.base[..., x] + reach - step
-                for f, fraction in enumerate(SEGMENT_FRACTIONS):
-                    pts[..., s, f, x] = start + fraction * step
+            pts[..., 0, x] = self.base[..., x]
+            for s in range(3):
+                step = self.length[..., s] * (cos[..., s] * d + sin[..., s] * n)
+                pts[..., s + 1, x] = pts[..., s, x] + step
+        return pts
+
+    def points(self, theta: np.ndarray) -> np.ndarray:
+        """(..., B, C, 3 F, 3) points at SEGMENT_FRACTIONS of each segment, for theta as in
+        :meth:`chain_points`."""
+        ends = self.chain_points(theta)
+        start, step = ends[..., :-1, None, :], np.diff(ends, axis=-2)[..., None, :]
+        pts = start + SEGMENT_FRACTIONS[:, None] * step  # (..., B, C, 3, F, 3)
         return pts.reshape(*pts.shape[:-3], -1, 3)
 
     def joints(self, theta: np.ndarray) -> np.ndarray:
         """(B, 21, 3) joints in canonical order for flexions theta (B, 5, 3); the wrist at 0."""
-        ends = self.points(theta)[..., len(SEGMENT_FRACTIONS) - 1 :: len(SEGMENT_FRACTIONS), :]
-        chains = np.concatenate([self.base[:, :, None], ends], axis=2)  # (B, 5, 4, 3)
         hand = np.zeros((theta.shape[0], NUM_JOINTS, 3))
-        hand[:, np.array(FINGER_CHAINS)] = chains
+        hand[:, np.array(FINGER_CHAINS)] = self.chain_points(theta)
         return hand
 
 
@@ -419,7 +497,6 @@ def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
     """
     theta = theta.copy()  # updated chain by chain
     moving = np.ones(theta.shape, dtype=bool)
-    per_segment = len(SEGMENT_FRACTIONS)
     for _ in range(3):
         # Only the N chains with a joint still moving are searched; the others stay where they
         # are. Each is a hand of one chain here, its closing steps along the chain axis.
@@ -433,26 +510,28 @@ def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
         )
         start = theta[b, c]
         goal = np.where(moving[b, c], target[b, c], start)  # (N, 3)
+        # A segment touches where its far end comes within the skin of the box, or any point
+        # along it within SEGMENT_SKIN of that: exact for the whole segment, where points
+        # along it let an edge slip between them. Distances are Chebyshev (the box grown
+        # along each axis), never larger than the Euclidean ones, so a chain stops at most
+        # skin * (sqrt(3) - 1) early near an edge or corner.
+        grown = (half[b] + skin[b, None])[:, None, None]  # (N, 1, 1, 3)
+        along = (half[b] + SEGMENT_SKIN * skin[b, None])[:, None, None]
         low, high = np.zeros(len(b)), np.ones(len(b))  # closing fraction bracket
         for steps in CLOSE_STEPS:
             t = low[:, None] + np.linspace(0.0, 1.0, steps) * (high - low)[:, None]  # (N, T)
             candidates = start[:, None] + t[..., None] * (goal - start)[:, None]  # (N, T, 3)
-            pts = chain.points(candidates).reshape(len(b), -1, 3)  # (N, T * 3F, 3)
-            # Chebyshev distance to the box: cheaper than the Euclidean one and never larger,
-            # so a chain stops at most skin * (sqrt(3) - 1) early near an edge or corner.
-            # (Taken per coordinate: numpy reduces a tiny trailing axis slowly.)
-            box = _to_box(pts, rot[b], trans[b])
-            gap = np.abs(box[..., 0]) - half[b, None, 0]
-            for x in (1, 2):
-                gap = np.maximum(gap, np.abs(box[..., x]) - half[b, None, x])
-            hit = (gap < skin[b, None]).reshape(len(b), steps, -1)  # (N, T, 3F)
+            ends = chain.chain_points(candidates).reshape(len(b), -1, 3)  # (N, T * 4, 3)
+            ends = _to_box(ends, rot[b], trans[b]).reshape(len(b), steps, 4, 3)
+            near = (np.abs(ends[:, :, 1:]) <= grown).all(axis=-1)  # (N, T, 3) the far ends
+            hit = near | segments_meet_box(ends[:, :, :-1], ends[:, :, 1:], along)
             touching = hit.any(axis=-1)  # (N, T)
             blocked = touching.any(axis=-1)
             first = np.where(blocked, touching.argmax(axis=-1), steps - 1)  # (N,)
             low = np.where(blocked, t[rows, np.maximum(first - 1, 0)], t[:, -1])
             high = t[rows, first]
         theta[b, c] = start + low[:, None] * (goal - start)
-        segment = hit[rows, first].argmax(axis=-1) // per_segment  # (N,) the touching segment
+        segment = hit[rows, first].argmax(axis=-1)  # (N,) the touching segment
         moving[b, c] &= blocked[:, None] & (np.arange(3) > segment[:, None])
         if not moving.any():
             break
@@ -531,8 +610,25 @@ def _aim_thumb(hands: _Hands, rot, trans, face, half, skin, opposition):
     return d, _unit(n - (n * d).sum(axis=-1, keepdims=True) * d)
 
 
+def _thumb_clearance(thumbs: np.ndarray, fingers: np.ndarray) -> np.ndarray:
+    """(B, K) least distance (mm) between each of K thumbs' segments and the four fingers'.
+
+    Args:
+        thumbs: (B, K, 4, 3) thumb chains' points (CMC, MCP, IP, tip), as
+            :meth:`_Hands.chain_points` gives them. fingers: (B, 4, 4, 3) the fingers' (MCP,
+            PIP, DIP, tip), in the same frame.
+    """
+    size = len(thumbs)
+    # The fingers' 12 segments on one axis, against each thumb's 3: (B, K, 3, 12).
+    f0 = fingers[:, :, :-1].reshape(size, 1, 1, -1, 3)
+    f1 = fingers[:, :, 1:].reshape(size, 1, 1, -1, 3)
+    t0, t1 = thumbs[:, :, :-1, None], thumbs[:, :, 1:, None]
+    return segment_distances(t0, t1, f0, f1).min(axis=(-1, -2))
+
+
 def _close_with_thumb_choices(hands: _Hands, theta, limits, rot, trans, face, half, skin, z):
-    """Aim the thumb, close every chain, and keep the narrowest thumb opening that touches.
+    """Aim the thumb, close every chain, and keep the narrowest thumb opening that touches the
+    box clear of the fingers (:data:`THUMB_FINGER_GAP`).
 
     The thumb is tried at :data:`THUMB_TRIES` openings from the sample's drawn opposition angle
     upwards (the last one unlimited) as extra chains of one closing, so the fingers close once.
@@ -555,11 +651,19 @@ def _close_with_thumb_choices(hands: _Hands, theta, limits, rot, trans, face, ha
         hands.length[:, thumbs],
     )
     closed = _close(tried, theta[:, thumbs], limits[:, thumbs], rot, trans, half, skin)
-    thumbs_pts = tried.points(closed)[:, :THUMB_TRIES].reshape(size, -1, 3)  # (B, K * 3F, 3)
-    gap = box_signed_distance(_to_box(thumbs_pts, rot, trans), half[:, None])
-    gap = gap.reshape(size, THUMB_TRIES, -1).min(axis=-1)  # (B, K) nearest thumb point
-    touches = (gap >= -MAX_PENETRATION) & (gap < skin[:, None] + 1.0)
-    kept = np.where(touches.any(axis=1), touches.argmax(axis=1), THUMB_TRIES - 1)
+    ends = tried.chain_points(closed)  # (B, K + 4, 4, 3)
+    in_box = _to_box(ends[:, :THUMB_TRIES].reshape(size, -1, 3), rot, trans)
+    in_box = in_box.reshape(size, THUMB_TRIES, 4, 3)
+    start, end = in_box[:, :, :-1], in_box[:, :, 1:]  # (B, K, 3, 3) the thumbs' segments
+    near = segments_meet_box(start, end, (half + skin[:, None] + 1.0)[:, None, None])
+    deep = segments_meet_box(start, end, (half - MAX_PENETRATION)[:, None, None])
+    touches = near.any(axis=-1) & ~deep.any(axis=-1)  # (B, K)
+    clear = _thumb_clearance(ends[:, :THUMB_TRIES], ends[:, THUMB_TRIES:]) >= THUMB_FINGER_GAP
+    # The narrowest opening that touches clear of the fingers, else the narrowest that touches
+    # (the attempt then fails), else the widest.
+    fallback = np.where(touches.any(axis=1), touches.argmax(axis=1), THUMB_TRIES - 1)
+    good = touches & clear
+    kept = np.where(good.any(axis=1), good.argmax(axis=1), fallback)
     rows = np.arange(size)
     hands.axis_d[:, 0] = tried.axis_d[rows, kept]
     hands.axis_n[:, 0] = tried.axis_n[rows, kept]
@@ -646,11 +750,17 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray, o
         shift = np.where(free & (shortfall > 0), shortfall + 1.0, 0.0)
         points = points + release[:, None] * shift[:, None, None]
     depth = box_signed_distance(points, half[:, None]).min(axis=-1)
+    joints = points[:, :NUM_JOINTS]
+    parent, child = (np.array(ends) for ends in zip(*HAND_BONES, strict=True))
+    shrunk = (half - MAX_PENETRATION)[:, None]
+    deep = segments_meet_box(joints[:, parent], joints[:, child], shrunk).any(axis=-1)
     tips = box_signed_distance(points[:, list(FINGERTIPS)], half[:, None]) < TIP_CONTACT
-    grasped = (depth >= -MAX_PENETRATION) & (tips.sum(axis=-1) >= TIPS_TOUCHING)
-    grasped &= _thumb_opposes(points[:, :NUM_JOINTS], half, radius)
-    accepted = np.where(free, depth > clearance, grasped)
-    return np.where(free, len(GRASP_TYPES), kind), points[:, :NUM_JOINTS], accepted
+    grasped = ~deep & (tips.sum(axis=-1) >= TIPS_TOUCHING)
+    grasped &= _thumb_opposes(joints, half, radius)
+    chains = joints[:, np.array(FINGER_CHAINS)]  # (B, 5, 4, 3)
+    clear = _thumb_clearance(chains[:, :1], chains[:, 1:])[:, 0] >= THUMB_FINGER_GAP
+    accepted = np.where(free, depth > clearance, grasped) & clear
+    return np.where(free, len(GRASP_TYPES), kind), joints, accepted
 
 
 def _sample_boxes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
