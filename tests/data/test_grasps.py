@@ -24,6 +24,7 @@ from hopose.data.grasps import (
     THUMB_FINGER_GAP,
     _close,
     _Hands,
+    _thumb_choice,
     face_grid_distances,
     generate_grasps,
     label_in_hand,
@@ -451,6 +452,65 @@ def test_a_touching_segment_stops_its_joint_and_the_distal_joints_go_on():
     gap = (np.abs(points) - half).max(axis=-1)
     assert gap.min() >= 1.0
     assert gap[:, 2].min() < 5.0
+
+
+def test_a_segments_far_end_stops_at_the_whole_skin_distance():
+    """Module docstring, 3: a segment's far end (the pad) touches at the whole skin distance,
+    the rest of it at SEGMENT_SKIN of it."""
+    # One chain along +x from the origin, flexing towards +z; only its last joint moves (the
+    # others' start and target are 0), so the last segment, 20 mm from the DIP at (70, 0, 0),
+    # turns up to 90 degrees: its tip at (70 + 20 cos(phi), 0, 20 sin(phi)). The box x in
+    # [75, 175], z in [10, 110] (centre (125, 0, 60), half sizes 50, 50, 50), skin 2 mm. The tip
+    # comes within 2 mm of the box (x >= 73, z >= 8) at sin(phi) = 8 / 20, phi = 23.58 degrees;
+    # the segment's other points, nearer the DIP, are further from both faces, and reach
+    # within 1 mm (x >= 74, z >= 9) only at the tip, at sin(phi) = 9 / 20, phi = 26.74. The
+    # joint stops within the search's last step (90 / 7 / 5 = 2.6 degrees) before 23.58, its
+    # tip 2 to 2.83 mm below the face z = 10 (20 sin(21.0) = 7.17).
+    hands = _Hands(
+        np.zeros((1, 1, 3)),
+        np.array([[[1.0, 0.0, 0.0]]]),
+        np.array([[[0.0, 0.0, 1.0]]]),
+        np.array([[[40.0, 30.0, 20.0]]]),
+    )
+    half, trans = np.array([[50.0, 50.0, 50.0]]), np.array([[-125.0, 0.0, -60.0]])
+    target = np.array([[[0.0, 0.0, np.pi / 2]]])
+    theta = _close(
+        hands, np.zeros((1, 1, 3)), target, np.eye(3)[None], trans, half, np.array([2.0])
+    )
+    np.testing.assert_array_equal(theta[0, 0, :2], [0.0, 0.0])
+    assert 23.58 - 2.6 <= np.degrees(theta[0, 0, 2]) <= 23.58
+    tip = hands.chain_points(theta)[0, 0, -1]  # hand frame
+    assert tip[0] >= 73.0  # over the face, whose edge is at x = 75
+    assert 2.0 <= 10.0 - tip[2] <= 2.83  # below the face z = 10
+
+
+def test_a_chain_touching_in_its_pre_shape_stays_in_it():
+    """_close's docstring: a chain whose segment is already within the skin distance at its
+    start stays there whole, its distal joints too."""
+    # One chain along +x from the origin, 0.5 mm above the face z = -0.5 of the box x in
+    # [-50, 30], z in [-100.5, -0.5] (half sizes 40, 50, 50), skin 2 mm: its first segment
+    # touches before any joint moves, though closing (towards +z) would lift it away.
+    hands = _Hands(
+        np.zeros((1, 1, 3)),
+        np.array([[[1.0, 0.0, 0.0]]]),
+        np.array([[[0.0, 0.0, 1.0]]]),
+        np.array([[[40.0, 30.0, 20.0]]]),
+    )
+    half, trans = np.array([[40.0, 50.0, 50.0]]), np.array([[10.0, 0.0, 50.5]])
+    target = np.radians(np.array([[[90.0, 90.0, 80.0]]]))
+    theta = _close(
+        hands, np.zeros((1, 1, 3)), target, np.eye(3)[None], trans, half, np.array([2.0])
+    )
+    np.testing.assert_array_equal(theta, np.zeros((1, 1, 3)))
+
+
+def test_the_thumb_choice_prefers_the_narrowest_opening_clear_of_the_fingers():
+    touches = np.array([[1, 1, 1], [0, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]], dtype=bool)
+    clear = np.array([[0, 1, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1], [0, 0, 1]], dtype=bool)
+    # Row by row: the second opening is the first that touches clear; the second again (the
+    # first does not touch); none touches clear, so the first that touches; none touches, so
+    # the widest; none touches clear, so the first that touches.
+    np.testing.assert_array_equal(_thumb_choice(touches, clear), [1, 1, 0, 2, 0])
 
 
 def test_segments_meet_box_by_hand():

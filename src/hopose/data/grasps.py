@@ -42,7 +42,7 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    within half that anywhere along it, the joints proximal to a touching segment stopping and
    the distal ones going on (GraspIt's auto-grasp, tested exactly for the whole segment with
    the Chebyshev distance to the box, :func:`segments_meet_box`), so pads and tips touch and
-   no phalanx cuts through an edge.
+   no phalanx cuts through an edge. A chain that touches already in its pre-shape stays in it.
 4. Free frames (``free_fraction``, default 20%): a grasp whose joints are opened to 60-100% of
    their flexion and which is moved 30-120 mm back along the palm normal, then further if
    needed until every joint and bone point (3 a segment, :data:`SEGMENT_FRACTIONS`) is more
@@ -485,7 +485,10 @@ def _close(hands: _Hands, theta, target, rot, trans, half, skin) -> np.ndarray:
     All moving joints of a chain flex together from ``theta`` towards ``target``; when a
     segment would touch, the joints proximal to it stop and the distal ones go on (three rounds
     at most). Each round finds the first touching step of the closing motion on a coarse grid,
-    then refines it between the last free step and the first touching one.
+    then refines it between the last free step and the first touching one. A chain that touches
+    already at ``theta`` stays there whole: its touching segment, still tested, stops the
+    distal joints too (about a third of the kept thumbs, which start aimed at their face;
+    closing their distal joints too bent the thumbs' IPs far past FPHA-HO's, docs/synthetic.md).
 
     Args:
         hands: B hands of C chains. theta, target: (B, C, 3) start and final flexions, rad.
@@ -626,6 +629,20 @@ def _thumb_clearance(thumbs: np.ndarray, fingers: np.ndarray) -> np.ndarray:
     return segment_distances(t0, t1, f0, f1).min(axis=(-1, -2))
 
 
+def _thumb_choice(touches: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """(B,) which of K thumb openings, narrowest first, to keep: the narrowest that touches the
+    box clear of the fingers, else the narrowest that touches (too near a finger, so the
+    attempt then fails), else the widest.
+
+    Args:
+        touches, clear: (B, K) bool, each opening's thumb touching the box (not going in) and
+            keeping :data:`THUMB_FINGER_GAP` from the fingers.
+    """
+    fallback = np.where(touches.any(axis=1), touches.argmax(axis=1), touches.shape[1] - 1)
+    good = touches & clear
+    return np.where(good.any(axis=1), good.argmax(axis=1), fallback)
+
+
 def _close_with_thumb_choices(hands: _Hands, theta, limits, rot, trans, face, half, skin, z):
     """Aim the thumb, close every chain, and keep the narrowest thumb opening that touches the
     box clear of the fingers (:data:`THUMB_FINGER_GAP`).
@@ -659,11 +676,7 @@ def _close_with_thumb_choices(hands: _Hands, theta, limits, rot, trans, face, ha
     deep = segments_meet_box(start, end, (half - MAX_PENETRATION)[:, None, None])
     touches = near.any(axis=-1) & ~deep.any(axis=-1)  # (B, K)
     clear = _thumb_clearance(ends[:, :THUMB_TRIES], ends[:, THUMB_TRIES:]) >= THUMB_FINGER_GAP
-    # The narrowest opening that touches clear of the fingers, else the narrowest that touches
-    # (the attempt then fails), else the widest.
-    fallback = np.where(touches.any(axis=1), touches.argmax(axis=1), THUMB_TRIES - 1)
-    good = touches & clear
-    kept = np.where(good.any(axis=1), good.argmax(axis=1), fallback)
+    kept = _thumb_choice(touches, clear)
     rows = np.arange(size)
     hands.axis_d[:, 0] = tried.axis_d[rows, kept]
     hands.axis_n[:, 0] = tried.axis_n[rows, kept]
