@@ -202,6 +202,10 @@ def test_a_binary_ply_cut_short_is_refused_naming_it(tmp_path, cut):
 INTERRUPTED_TRIMESH_IMPORT = """
 import signal, sys
 
+# Python's own handler, whatever the test runner left: a process started with SIGINT ignored
+# (a background job of a shell without job control) keeps it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 class CtrlC:
     fired = False
 
@@ -244,14 +248,19 @@ def test_a_ctrl_c_held_back_is_raised_after_the_block_past_a_catch_all():
     """Inside the block the signal is only recorded: code that catches everything (as trimesh's
     imports) neither sees it nor stops; Python's handler, put back, raises it after the block."""
     seen, ran_on = [], False
-    with pytest.raises(KeyboardInterrupt), _sigint_deferred():
-        try:
-            signal.raise_signal(signal.SIGINT)
-        except BaseException as error:
-            seen.append(error)
-        ran_on = True
-    assert seen == [] and ran_on
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own handler, whatever the test runner left (SIGINT ignored in a background job).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), _sigint_deferred():
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except BaseException as error:
+                seen.append(error)
+            ran_on = True
+        assert seen == [] and ran_on
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_ctrl_c_held_back_goes_to_the_handler_in_place_once():
