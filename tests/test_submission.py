@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import shutil
 import zipfile
@@ -236,9 +237,10 @@ def test_no_ho3d_upload_for_the_train_split(tmp_path):
     assert not (tmp_path / SUBMISSION_FILE).exists()
 
 
-def test_a_dexycb_split_not_whole_on_disk_says_why_it_has_no_results_file(tmp_path):
+def test_a_dexycb_split_not_whole_on_disk_says_why_it_has_no_results_file(tmp_path, caplog):
     """A camera folder missing: the toolkit's image ids would shift, so no file, and a warning
-    naming the folder, not silence."""
+    naming the folder, not silence; the split read again for its frames does not log the
+    folders missing a second time (the evaluation's read did)."""
     dataset = _whole_dexycb_val(tmp_path / "dexycb")
     n = len(dataset)
     predictions = {
@@ -250,6 +252,9 @@ def test_a_dexycb_split_not_whole_on_disk_says_why_it_has_no_results_file(tmp_pa
     shutil.rmtree(camera)
     data = DataConfig(name="dexycb", root=str(tmp_path / "dexycb"), test_split="val")
     message = f"no {DEXYCB_RESULTS_FILE} written: the split is not whole on disk"
-    with pytest.warns(UserWarning, match=message):
+    with caplog.at_level(logging.INFO), pytest.warns(UserWarning, match=message):
         assert write_submission(data, "val", predictions, tmp_path) is None
     assert not (tmp_path / DEXYCB_RESULTS_FILE).exists()
+    assert "folders missing" not in caplog.text
+    DexYCB(data.root, "val", with_images=False)  # the logger's level is back
+    assert "folders missing" in caplog.text

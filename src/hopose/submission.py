@@ -26,9 +26,11 @@ hand mirrored back to the left hand it is (hopose scores it mirrored, as a right
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,20 @@ def write_submission(
         return None
 
 
+@contextmanager
+def _read_again_quietly() -> Iterator[None]:
+    """The datasets' log lines held back while a split is read again for its frame list: the
+    evaluation's own read logged them (folders missing, lines skipped), and a file not written
+    says why in its own warning."""
+    logger = logging.getLogger("hopose.data")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def write_ho3d_upload(
     data: DataConfig, split: str, predictions: Mapping[str, np.ndarray], out_dir: Path
 ) -> Path:
@@ -152,7 +168,8 @@ def write_ho3d_upload(
         NotSubmittable: a line of the frame list was skipped (``on_error="skip"``), or
             :func:`listed_hands`'s reasons.
     """
-    dataset = HO3D(data.root, split, with_images=False, **data.options)
+    with _read_again_quietly():
+        dataset = HO3D(data.root, split, with_images=False, **data.options)
     if dataset.skipped:  # the server scores a line of the list for each of its frames
         raise NotSubmittable(f"lines were skipped (on_error=skip), first: {dataset.skipped[0]}")
     listed = [frame_id(dataset.version, seq, name) for seq, name in dataset.entries]
@@ -177,7 +194,8 @@ def write_dexycb_results(
             them: its image ids would shift), or :func:`listed_rows`'s reasons (a frame with a
             hand without a prediction would stop the toolkit).
     """
-    dataset = DexYCB(data.root, split, with_images=False, **data.options)
+    with _read_again_quietly():
+        dataset = DexYCB(data.root, split, with_images=False, **data.options)
     if dataset.left_out:
         raise NotSubmittable(f"the split is not whole on disk (first: {dataset.left_out[0]})")
     rows = listed_rows(predictions, [dataset.frame_id(i) for i in range(len(dataset))])
