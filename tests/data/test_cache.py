@@ -331,15 +331,16 @@ def test_resuming_a_build_whose_file_holds_a_field_of_another_type_names_it(
     [
         ({"name": "fpha", "split": "val", "crop": "square"}, True),
         ({"name": "fpha", "split": "val", "crop": "resize"}, True),
-        ({"name": "synthetic", "split": "val", "crop": "square"}, False),
+        ({"name": "ho3d", "split": "val", "crop": "square"}, True),
     ],
-    ids=["real-crops", "real-frames", "synthetic-crops"],
+    ids=["real-crops", "real-frames", "other-real-crops"],
 )
 def test_an_old_cache_of_real_images_is_refused_but_its_poses_read(
     tmp_path, info, refused, version
 ):
     # Versions 1 and 2 resampled a real dataset's images with filters that self-cropping's and
-    # predict's views no longer use; their poses and synthetic renders still hold.
+    # predict's views no longer use; their poses still hold (a synthetic cache of them is refused
+    # for its generator's former poses: the test below).
     out = write_cache(Records(2), tmp_path / "c", progress=False, info=info)
     meta = json.loads((out / "meta.json").read_text())
     (out / "meta.json").write_text(json.dumps(meta | {"version": version}))
@@ -404,17 +405,36 @@ def test_rerunning_the_build_of_an_old_cache_rebuilds_it(tmp_path):
         write_cache(Records(9), out, progress=False, chunk_size=4, info=info)
 
 
-@pytest.mark.parametrize(("name", "rebuilt"), [("fpha", False), ("obman", True)])
-def test_a_rerun_rebuilds_an_old_cache_only_where_it_is_refused(tmp_path, name, rebuilt):
-    """A finished version-3 cache that the reader takes as it is (FPHA's) is returned by a rerun
-    of its build without a read; ObMan's, refused for its principal point, is built again."""
+@pytest.mark.parametrize(
+    ("name", "version", "rebuilt"),
+    [("fpha", 3, False), ("obman", 3, True), ("fpha", 4, False), ("synthetic", 4, True)],
+)
+def test_a_rerun_rebuilds_an_old_cache_only_where_it_is_refused(tmp_path, name, version, rebuilt):
+    """A finished old cache that the reader takes as it is (FPHA's of versions 3 and 4) is
+    returned by a rerun of its build without a read; ObMan's of version 3, refused for its
+    principal point, and the synthetic dataset's of version 4, refused for its generator's
+    former poses, are built again."""
     info = {"name": name, "split": "val", "crop": "resize"}
     out = write_cache(Records(5), tmp_path / "c", progress=False, info=info)
-    _set_version(out / "meta.json", 3)
+    _set_version(out / "meta.json", version)
     rerun = Records(5)
     write_cache(rerun, out, progress=False, info=info)
     assert bool(rerun.reads) is rebuilt
-    assert CacheDataset(out).meta["version"] == (CACHE_VERSION if rebuilt else 3)
+    assert CacheDataset(out).meta["version"] == (CACHE_VERSION if rebuilt else version)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_an_old_synthetic_cache_is_refused_naming_why(tmp_path, version):
+    """Its poses are not what its seed makes now: read, it would train or score other samples
+    than a fresh split of the same seed without a word; its poses alone are refused too."""
+    info = {"name": "synthetic", "split": "test", "crop": "resize"}
+    out = write_cache(Records(2), tmp_path / "c", progress=False, info=info)
+    _set_version(out / "meta.json", version)
+    why = rf"generator before 2026-12-06.*version {version}\); run the same `hopose synth` or"
+    for with_images in (True, False):
+        with pytest.raises(DataFileError, match=why):
+            CacheDataset(out, with_images=with_images)
+    assert refusal(CACHE_VERSION, info, with_images=True) is None
 
 
 @pytest.mark.parametrize("version", [True, 3.0, "3", None])

@@ -80,7 +80,7 @@ from hopose.files import (
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 # Versions 1 and 2 are read but for a real dataset's images: they were resampled by filters that
 # self-cropping's and predict's views (hopose.crop.FrameWarp) do not use (version 1's square
 # crops by an antialiased bilinear shrink, version 2's whole frames and crops of fixed squares by
@@ -91,6 +91,11 @@ OLD_FILTER_VERSIONS: tuple[int, ...] = (1, 2)
 # coordinates, half a pixel off its images (hopose.data.obman.OBMAN_K): an ObMan cache of them is
 # refused, its poses too (the lifter's rays read K). Other datasets' version-3 caches hold.
 OLD_OBMAN_K_VERSIONS: tuple[int, ...] = (1, 2, 3)
+# Versions 1 to 4 of the synthetic dataset hold the poses of the grasp generator before
+# 2026-12-06, which tested each bone at 3 points and let the thumb cross a finger
+# (docs/synthetic.md, "Bones through edges, thumbs through fingers"): not the samples its seed
+# makes now, so such a cache is refused, its poses too. Real datasets' version-4 caches hold.
+OLD_SYNTHETIC_POSE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 
 # The names in a cache folder (the module docstring's layout), those of every version: a cache
 # written before is read under them.
@@ -129,6 +134,11 @@ def refusal(version: Any, info: Mapping[str, Any], *, with_images: bool) -> str 
         return f"cache version {version} unknown"
     if version in OLD_OBMAN_K_VERSIONS and info.get("name") == "obman":
         return f"ObMan's principal point half a pixel off its images (cache version {version})"
+    if version in OLD_SYNTHETIC_POSE_VERSIONS and info.get("name") == "synthetic":
+        return (
+            "synthetic poses of the grasp generator before 2026-12-06, not those its seed "
+            f"makes now (cache version {version})"
+        )
     if version in OLD_FILTER_VERSIONS and with_images and info.get("name") != "synthetic":
         return (
             "images resampled by a former filter, not the block means and bilinear sampling of "
@@ -733,7 +743,9 @@ class CacheDataset(Dataset):
         )
         refused = refusal(self.meta["version"], self.meta["info"], with_images=with_images)
         if refused is not None:
-            raise DataFileError(f"{meta_path}: {refused}; run the same `hopose prepare` again")
+            synthetic = self.meta["info"].get("name") == "synthetic"
+            again = "`hopose synth` or `hopose prepare`" if synthetic else "`hopose prepare`"
+            raise DataFileError(f"{meta_path}: {refused}; run the same {again} again")
         self.with_images = with_images
         self.map_keys: list[str] = list(self.meta.get("map_keys", []))
         # Every file is checked against meta.json here; the pixels' files by their .npy headers
