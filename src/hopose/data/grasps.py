@@ -47,7 +47,7 @@ Recipe (after the FPHA-HO priors of docs/synthetic.md), all in mm:
    their flexion and which is moved 30-120 mm back along the palm normal, then further if
    needed until every joint and bone point (3 a segment, :data:`SEGMENT_FRACTIONS`) is more
    than ``eta * L + 1`` mm from the box: no valid contact for the affinity loss (``eta`` =
-   0.2).
+   0.2). Its thumb keeps :data:`THUMB_FINGER_GAP` from the fingers, as a grasp's does (5.).
 5. Acceptance: among the 10 (joint, face) pairs nearest to the faces' 11×11 grids (the affinity
    loss's contact search), a thumb joint and a joint of another finger must both lie within
    ``eta * L - 0.5`` mm, which makes at least two contacts valid under
