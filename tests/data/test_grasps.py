@@ -413,6 +413,23 @@ def test_neighbouring_seeds_do_not_share_samples():
         assert not np.allclose(a.hand_3d, b.hand_3d)
 
 
+def _close_one_chain(target: np.ndarray, half: np.ndarray, trans: np.ndarray):
+    """The tests' one chain along +x from the origin, flexing towards +z, segments 40, 30 and
+    20 mm, closed from straight towards ``target`` (1, 1, 3) against the box of ``half`` (1, 3)
+    whose frame is the chain's shifted by ``trans`` (1, 3), skin 2 mm: (the chain, its
+    flexions)."""
+    hands = _Hands(
+        np.zeros((1, 1, 3)),
+        np.array([[[1.0, 0.0, 0.0]]]),
+        np.array([[[0.0, 0.0, 1.0]]]),
+        np.array([[[40.0, 30.0, 20.0]]]),
+    )
+    theta = _close(
+        hands, np.zeros((1, 1, 3)), target, np.eye(3)[None], trans, half, np.array([2.0])
+    )
+    return hands, theta
+
+
 def test_a_touching_segment_stops_its_joint_and_the_distal_joints_go_on():
     """Module docstring, 3 (GraspIt's auto-grasp): when a segment comes within the skin distance
     of the box (along its length, SEGMENT_SKIN of it), the joints proximal to it stop and the
@@ -428,17 +445,9 @@ def test_a_touching_segment_stops_its_joint_and_the_distal_joints_go_on():
     # 26.67 sin(phi) = 13, phi = 29.2. The first joint stops within the search's last step
     # (90 / 7 / 5 = 2.6 degrees) before 24.30; the distal joints close on until their
     # segments near the box too.
-    hands = _Hands(
-        np.zeros((1, 1, 3)),
-        np.array([[[1.0, 0.0, 0.0]]]),
-        np.array([[[0.0, 0.0, 1.0]]]),
-        np.array([[[40.0, 30.0, 20.0]]]),
-    )
     half, trans = np.array([[40.0, 50.0, 50.0]]), np.array([[10.0, 0.0, -65.0]])
     target = np.full((1, 1, 3), np.pi / 2)
-    theta = _close(
-        hands, np.zeros((1, 1, 3)), target, np.eye(3)[None], trans, half, np.array([2.0])
-    )
+    hands, theta = _close_one_chain(target, half, trans)
     first, second, third = np.degrees(theta[0, 0])
     assert SEGMENT_SKIN == 0.5
     assert 24.30 - 2.6 <= first <= 24.30
@@ -466,17 +475,9 @@ def test_a_segments_far_end_stops_at_the_whole_skin_distance():
     # within 1 mm (x >= 74, z >= 9) only at the tip, at sin(phi) = 9 / 20, phi = 26.74. The
     # joint stops within the search's last step (90 / 7 / 5 = 2.6 degrees) before 23.58, its
     # tip 2 to 2.83 mm below the face z = 10 (20 sin(21.0) = 7.17).
-    hands = _Hands(
-        np.zeros((1, 1, 3)),
-        np.array([[[1.0, 0.0, 0.0]]]),
-        np.array([[[0.0, 0.0, 1.0]]]),
-        np.array([[[40.0, 30.0, 20.0]]]),
-    )
     half, trans = np.array([[50.0, 50.0, 50.0]]), np.array([[-125.0, 0.0, -60.0]])
     target = np.array([[[0.0, 0.0, np.pi / 2]]])
-    theta = _close(
-        hands, np.zeros((1, 1, 3)), target, np.eye(3)[None], trans, half, np.array([2.0])
-    )
+    hands, theta = _close_one_chain(target, half, trans)
     np.testing.assert_array_equal(theta[0, 0, :2], [0.0, 0.0])
     assert 23.58 - 2.6 <= np.degrees(theta[0, 0, 2]) <= 23.58
     tip = hands.chain_points(theta)[0, 0, -1]  # hand frame
@@ -490,17 +491,9 @@ def test_a_chain_touching_in_its_pre_shape_stays_in_it():
     # One chain along +x from the origin, 0.5 mm above the face z = -0.5 of the box x in
     # [-50, 30], z in [-100.5, -0.5] (half sizes 40, 50, 50), skin 2 mm: its first segment
     # touches before any joint moves, though closing (towards +z) would lift it away.
-    hands = _Hands(
-        np.zeros((1, 1, 3)),
-        np.array([[[1.0, 0.0, 0.0]]]),
-        np.array([[[0.0, 0.0, 1.0]]]),
-        np.array([[[40.0, 30.0, 20.0]]]),
-    )
     half, trans = np.array([[40.0, 50.0, 50.0]]), np.array([[10.0, 0.0, 50.5]])
     target = np.radians(np.array([[[90.0, 90.0, 80.0]]]))
-    theta = _close(
-        hands, np.zeros((1, 1, 3)), target, np.eye(3)[None], trans, half, np.array([2.0])
-    )
+    _, theta = _close_one_chain(target, half, trans)
     np.testing.assert_array_equal(theta, np.zeros((1, 1, 3)))
 
 

@@ -209,6 +209,7 @@ CLOSE_STEPS = (8, 6)  # coarse and fine steps of the finger-closing search
 # Points along each finger segment that a free frame's clearance from the box is measured at.
 SEGMENT_FRACTIONS = np.array([1 / 3, 2 / 3, 1.0])
 MAX_PENETRATION = 2.0  # mm a bone (a segment between two joints) may reach inside the box
+_BONE_PARENT, _BONE_CHILD = np.array(HAND_BONES).T  # (20,) each: the bones' joints
 # Share of a grasp's skin distance at which a segment touches along its length; its far end (the
 # pad) touches at the whole distance. A phalanx that rests on an edge presses into the skin
 # further than a pad does; at 1 the fingers closed less than FPHA-HO's (docs/synthetic.md).
@@ -764,9 +765,8 @@ def _attempt(u: np.ndarray, z: np.ndarray, half: np.ndarray, free: np.ndarray, o
         points = points + release[:, None] * shift[:, None, None]
     depth = box_signed_distance(points, half[:, None]).min(axis=-1)
     joints = points[:, :NUM_JOINTS]
-    parent, child = (np.array(ends) for ends in zip(*HAND_BONES, strict=True))
     shrunk = (half - MAX_PENETRATION)[:, None]
-    deep = segments_meet_box(joints[:, parent], joints[:, child], shrunk).any(axis=-1)
+    deep = segments_meet_box(joints[:, _BONE_PARENT], joints[:, _BONE_CHILD], shrunk).any(-1)
     tips = box_signed_distance(points[:, list(FINGERTIPS)], half[:, None]) < TIP_CONTACT
     grasped = ~deep & (tips.sum(axis=-1) >= TIPS_TOUCHING)
     grasped &= _thumb_opposes(joints, half, radius)
