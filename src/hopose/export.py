@@ -165,7 +165,10 @@ def export_onnx(
     inputs = example_inputs(graph, batch=2, image_size=image_size)
     with torch.no_grad():
         names = sorted(module(*inputs.values()))
-    batch = torch.export.Dim("batch", min=1)
+    # An explicit upper bound: torch 2.7's torch.export refuses an unbounded batch once a slice
+    # of the nodes axis guards against its default bound (2**63 - 1); any bound above a real
+    # batch does. 2**31 - 1 is the largest a 32-bit index can hold.
+    batch = torch.export.Dim("batch", min=1, max=2**31 - 1)
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():
