@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
 from pathlib import Path
 
@@ -500,6 +501,26 @@ def test_grasp_quality_matches_the_naive_hull_and_its_workers_agree(monkeypatch)
     monkeypatch.setattr(plausibility, "MIN_PARALLEL", 1)
     pooled = grasp_quality(contacts, normals, valid, np.zeros((24, 3)), length=length, workers=2)
     np.testing.assert_array_equal(pooled, serial)
+
+
+@pytest.mark.parametrize("platform", ["darwin", "no fork"])
+def test_grasp_quality_scores_in_this_process_where_fork_is_unsafe(monkeypatch, platform):
+    # Where fork is missing or unsafe (macOS), no pool may start: the executor raises if made.
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    if platform == "darwin":
+        monkeypatch.setattr(sys, "platform", "darwin")
+    else:
+        monkeypatch.setattr(plausibility, "get_all_start_methods", lambda: ["spawn"])
+    monkeypatch.setattr(plausibility, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(plausibility, "MIN_PARALLEL", 1)
+    eye = np.eye(3)[None].repeat(2, axis=0)  # two grasps, a contact on each of three faces
+    got = grasp_quality(eye, -eye, np.ones((2, 3), bool), np.zeros((2, 3)), workers=2)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(
+        got, grasp_quality(eye, -eye, np.ones((2, 3), bool), np.zeros((2, 3)))
+    )
 
 
 def test_grasp_epsilon_of_noisy_synthetic_grasps_matches_the_naive_hull(monkeypatch):

@@ -45,6 +45,7 @@ argument), checked at run time in the tests.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_all_start_methods, get_context
 
@@ -367,9 +368,16 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def _fork_is_safe() -> bool:
+    """Whether this platform forks safely: not where fork is missing, nor on macOS, where it is
+    listed but a child forked after the system's frameworks (numpy's Accelerate) may crash, which
+    is why Python defaults to spawn there."""
+    return "fork" in get_all_start_methods() and sys.platform != "darwin"
+
+
 def _map_epsilon(wrench_sets: list[NDArray[np.float64]], workers: int) -> list[float]:
     """:func:`epsilon_quality` of each set, over ``workers`` forked processes when it pays."""
-    if workers <= 1 or len(wrench_sets) < MIN_PARALLEL or "fork" not in get_all_start_methods():
+    if workers <= 1 or len(wrench_sets) < MIN_PARALLEL or not _fork_is_safe():
         return [epsilon_quality(w) for w in wrench_sets]
     # Forked workers share the parent's imports; they run only numpy and scipy (no torch).
     context = get_context("fork")
