@@ -121,8 +121,9 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 # Modes Pillow resizes by nearest neighbour whatever filter is asked (a 1-px pattern aliases
 # instead of averaging), and the modes of the same pixels it filters.
 NEAREST_ONLY_MODES = {"1": "L", "P": "RGB"}
-# Modes whose alpha Pillow's resize weighs the colours by; any other transparency is made RGBA.
-ALPHA_MODES = ("RGBA", "LA")
+# Modes with alpha that Pillow resizes, each with its premultiplied mode (colours times alpha),
+# where the working copy is resized; any other transparency is made RGBA.
+PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
 # A premultiplied-alpha mode Pillow converts to its straight-alpha mode alone (not to RGBA).
 STRAIGHT_ALPHA = {"La": "LA"}
 # EXIF tags (EXIF 2.32): Orientation in IFD0; the rest in the Exif sub-IFD.
@@ -277,7 +278,7 @@ def _resizable(image: Image.Image, sixteen_bit: bool) -> Image.Image:
         return Image.fromarray(values)
     if image.mode in STRAIGHT_ALPHA:
         image = image.convert(STRAIGHT_ALPHA[image.mode])
-    if image.has_transparency_data and image.mode not in ALPHA_MODES:
+    if image.has_transparency_data and image.mode not in PREMULTIPLIED:
         return image.convert("RGBA")
     if image.mode in NEAREST_ONLY_MODES:
         return image.convert(NEAREST_ONLY_MODES[image.mode])
@@ -307,7 +308,15 @@ def _working_copy(
     box = reduced[1] if reduced is not None else None
     image = _resizable(image, sixteen_bit)
     if shrunk:
+        # In premultiplied alpha a transparent pixel's hidden colour weighs nothing, and every
+        # Pillow box-reduces it: before Pillow 13, RGBA and LA were resized without the
+        # reduction, which aliased fine patterns.
+        mode = image.mode
+        if mode in PREMULTIPLIED:
+            image = image.convert(PREMULTIPLIED[mode])
         image = image.resize(target, Image.BILINEAR, box=box, reducing_gap=2.0)
+        if mode in PREMULTIPLIED:
+            image = image.convert(mode)
     return _to_rgb8(image, sixteen_bit)
 
 
