@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torchvision
 
 from hopose import checkpoint as checkpoint_module
@@ -41,7 +41,7 @@ from hopose.models.encoder import random_backbone_expected
 from hopose.run_folder import RunError
 from hopose.stages import STAGES
 from hopose.train import train
-from tiny_runs import as_one_process_torchrun, free_port, tiny
+from tiny_runs import as_one_process_torchrun, free_port, spawn_ranks, tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:no backbone weights file given")
 
@@ -555,6 +555,26 @@ def _as_torchrun_rank(rank: int, world_size: int, port: int) -> None:
     torch.set_num_threads(1)
 
 
+def _hang(rank: int, pids: str) -> None:
+    Path(pids, str(rank)).write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+def test_ranks_that_do_not_end_fail_the_test_and_are_killed(tmp_path):
+    """A hung rank fails its test at the deadline instead of holding the suite, and no rank
+    outlives it."""
+    started = time.monotonic()
+    # 20 s: time for both ranks to start (a spawned rank imports torch and hopose) and hang.
+    with pytest.raises(pytest.fail.Exception, match="2 ranks had not ended after 20 s: killed"):
+        spawn_ranks(_hang, (str(tmp_path),), deadline=20.0)
+    assert time.monotonic() - started < 80
+    pids = [int(path.read_text()) for path in tmp_path.iterdir()]
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
     _as_torchrun_rank(rank, world_size, port)
     result = train(tiny("lifter", "optim.epochs=2"), Path(out) / "run")
@@ -565,7 +585,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
 def test_ddp_two_processes_keep_identical_parameters(tmp_path):
     """torchrun-style 2-process run on CPU (gloo): each rank trains on its own shard of the
     data, and gradient averaging keeps every parameter identical across ranks."""
-    mp.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn_ranks(_ddp_worker, (2, free_port(), str(tmp_path)))
     rank0 = torch.load(tmp_path / "rank0.pt")
     rank1 = torch.load(tmp_path / "rank1.pt")
     initial = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
@@ -605,7 +625,7 @@ def test_ddp_ranks_draw_their_own_noise_and_log_the_whole_split(tmp_path):
     """2 processes (gloo): each rank perturbs its samples with its own draws, not rank 0's; the
     training terms are means over both shards (20 samples each: batches of 16 and 4), the same
     on every rank, and those are the rows rank 0 writes."""
-    mp.spawn(_ddp_draws_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn_ranks(_ddp_draws_worker, (2, free_port(), str(tmp_path)))
     seen = [torch.load(tmp_path / f"seen{rank}.pt") for rank in (0, 1)]
     for epoch in (0, 1):
         assert not torch.equal(seen[0]["rng"][epoch], seen[1]["rng"][epoch]), epoch
@@ -647,7 +667,7 @@ def test_ddp_ranks_validate_their_shares_with_rank_0s_statistics(tmp_path, in_me
     batch-normalisation statistics of rank 0, which best.pt holds, not with those its own last
     training batch left it. Both ranks return that error as their best."""
     args = (2, free_port(), str(tmp_path), in_memory)
-    mp.spawn(_ddp_validation_worker, args=args, nprocs=2, join=True)
+    spawn_ranks(_ddp_validation_worker, args)
     seen = [torch.load(tmp_path / f"val{rank}.pt") for rank in (0, 1)]
     assert [sum(s["read"]) for s in seen] == [3, 2]
     logged = float(_rows(tmp_path / "run")[0]["val/error"])
@@ -681,7 +701,7 @@ def _ddp_refused_worker(rank: int, world_size: int, port: int, out: str) -> None
 def test_ddp_refuses_fewer_validation_samples_than_processes(tmp_path):
     """2 processes, 1 validation sample: rank 1's share would be empty (and its all-reduce of
     no terms would not match rank 0's), so both stop before training, naming the field."""
-    mp.spawn(_ddp_refused_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn_ranks(_ddp_refused_worker, (2, free_port(), str(tmp_path)))
     assert sorted(p.name for p in tmp_path.glob("refused*.txt")) == ["refused0.txt", "refused1.txt"]
     assert not (tmp_path / "run" / "last.pt").exists()
 

@@ -4,8 +4,11 @@ graph layers, a handful of samples, one epoch; and the environment of a one-proc
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 
 import pytest
+import torch.multiprocessing as mp
 
 from hopose.config import TrainConfig, load_config
 from hopose.configs import CONFIG_DIR as CONFIGS
@@ -40,6 +43,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+RANKS_DEADLINE = 300.0
+"""Seconds the ranks of a two-process test run may take (about 5 s each here): one rank left
+waiting after both had trained was seen once (torch 2.7.0, 2026-12-06), and held the suite."""
+
+
+def spawn_ranks(
+    worker: Callable[..., None], args: tuple, nprocs: int = 2, deadline: float = RANKS_DEADLINE
+) -> None:
+    """``torch.multiprocessing.spawn(worker, args, nprocs)``, a rank's exception raised here as
+    spawn raises it, but the test failed, and every rank killed, where they have not all ended
+    within ``deadline`` seconds."""
+    ranks = mp.start_processes(worker, args=args, nprocs=nprocs, join=False, start_method="spawn")
+    end = time.monotonic() + deadline
+    while not ranks.join(timeout=max(0.0, end - time.monotonic())):
+        if time.monotonic() >= end:
+            for process in ranks.processes:
+                process.kill()
+                process.join()
+            pytest.fail(f"{nprocs} ranks had not ended after {deadline:g} s: killed")
 
 
 def as_one_process_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
