@@ -894,6 +894,40 @@ def test_an_option_value_that_is_not_yaml_is_a_one_line_usage_error(capsys):
     )
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        # 1 * 60 + 30: the zoom asked for 90 times the focal length.
+        ("focal_scale=1:30", "focal_scale: 1:30 reads as 90 in YAML 1.1 (a colon counts in "
+         "base 60); write 90"),
+        ("margin=010", "margin: 010 reads as 8 in YAML 1.1 (a leading zero is octal); write 8 "
+         "or 10"),
+        ("protocol=hope #2", "protocol: hope #2 reads as 'hope' in YAML 1.1; quote it to keep "
+         "the text"),
+    ],
+)  # fmt: skip
+def test_an_option_value_that_yaml_1_1_reads_otherwise_is_a_usage_error(capsys, option, message):
+    """``--option`` is read as ``--set`` is, and judged alike: an option declares no type, so
+    the value's own stands for it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "model.pt", "--data", "synthetic", "--option", option, "--out", "e"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hopose eval: error: argument --option: {message}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1.35", 1.35), ("[0.8, 1.6]", [0.8, 1.6]), ("'hope #2'", "hope #2"), ("1e-3", 1e-3)],
+)
+def test_an_option_value_read_as_it_is_written_is_accepted(text, value):
+    args = build_parser().parse_args(
+        ["eval", "model.pt", "--data", "synthetic", "--option", f"key={text}", "--out", "e"]
+    )
+    assert dict(args.options) == {"key": value}
+
+
 def test_an_unknown_dataset_option_is_a_one_line_error(tmp_path, capsys):
     """``--option`` reaches the dataset's constructor: a keyword it lacks was a TypeError
     traceback from the synthetic generator."""

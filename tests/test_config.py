@@ -983,6 +983,45 @@ def test_a_yaml_1_1_number_inside_a_set_mapping_is_refused(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "optim",
+    [
+        "  <<: {epochs: 010}\n",
+        "  <<: {<<: {epochs: 010}}\n",  # a merge inside a merge
+        # Of several merged mappings the first that holds the key gives its value.
+        "  <<: [{epochs: 010}, {epochs: 12}]\n",
+    ],
+)
+def test_a_yaml_1_1_number_from_a_merge_key_is_refused(tmp_path, optim):
+    """A value merged in with << reached the config unjudged: optim.epochs was 8."""
+    path = _write(tmp_path, f"{MINIMAL}optim:\n{optim}")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: optim.epochs: 010 reads as 8 in YAML 1.1 (a leading zero is octal); write 8 or 10"
+    )
+
+
+@pytest.mark.parametrize(
+    "optim",
+    [
+        "  <<: {epochs: 010}\n  epochs: 12\n",  # the key written in the mapping stands
+        "  <<: [{epochs: 12}, {epochs: 010}]\n",  # the first merged mapping stands
+    ],
+)
+def test_a_merged_value_that_another_stands_over_is_not_judged(tmp_path, optim):
+    assert load_config(_write(tmp_path, f"{MINIMAL}optim:\n{optim}")).optim.epochs == 12
+
+
+def test_a_yaml_1_1_number_merged_in_a_set_mapping_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, MINIMAL), ["optim={<<: {epochs: 1:30}}"])
+    assert str(error.value) == (
+        "--set optim={<<: {epochs: 1:30}}: optim.epochs: 1:30 reads as 90 in YAML 1.1 "
+        "(a colon counts in base 60); write 90"
+    )
+
+
 @pytest.mark.parametrize("role", ["train", "val"])
 def test_ho3ds_evaluation_split_is_refused_for_training_and_validation(role):
     """Its records hold the wrist alone: as the validation split the run trained until the

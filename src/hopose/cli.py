@@ -290,7 +290,7 @@ def _option(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` -> (key, value parsed as ``--set`` parses it), for argparse."""
     import yaml
 
-    from hopose.config import override_value, yaml_problem
+    from hopose.config import ConfigError, option_value, yaml_problem
 
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
@@ -300,11 +300,13 @@ def _option(text: str) -> tuple[str, object]:
             f"expected a value after = (write {key}=null for none), got {text!r}"
         )
     try:
-        return key, override_value(value)
+        return key, option_value(key, value)
     except yaml.YAMLError as error:  # one line, as a usage error must be
         raise argparse.ArgumentTypeError(
             f"{key}: value is not YAML ({yaml_problem(error)})"
         ) from None
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_self_crop_arguments(parser: argparse.ArgumentParser) -> None:

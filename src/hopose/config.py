@@ -848,6 +848,24 @@ def _field_kinds(kind: Any) -> set[Any]:
     return set(typing.get_args(kind) if union else (kind,)) - {NoneType}
 
 
+def _mapping_items(node: yaml.MappingNode) -> dict[str, yaml.Node]:
+    """Each key of a YAML mapping with the node its value is read from, merge keys (``<<: *base``
+    followed: a key written in the mapping stands over a merged one, and of several merged
+    mappings (``<<: [*a, *b]``) the first that holds it, as PyYAML's loader merges them."""
+    items: dict[str, yaml.Node] = {}
+    merged: list[yaml.Node] = []
+    for key_node, item in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            merged.extend(item.value if isinstance(item, yaml.SequenceNode) else [item])
+        elif isinstance(key_node.value, str):
+            items[key_node.value] = item
+    for source in merged:
+        if isinstance(source, yaml.MappingNode):
+            for key, item in _mapping_items(source).items():
+                items.setdefault(key, item)
+    return items
+
+
 def _require_as_written(
     kind: Any, node: yaml.Node | None, value: Any, name: str, written: str | None = None
 ) -> None:
@@ -872,10 +890,9 @@ def _require_as_written(
         if not dataclasses.is_dataclass(kind) or not isinstance(value, Mapping):
             return
         types = typing.get_type_hints(kind)
-        for key_node, item in node.value:
-            key = key_node.value
-            # A merge key (<<) or an unknown key is no field: OmegaConf names the unknown one.
-            if isinstance(key, str) and key in types and key in value:
+        for key, item in _mapping_items(node).items():
+            # An unknown key is no field: OmegaConf names it.
+            if key in types and key in value:
                 _require_as_written(types[key], item, value[key], f"{name}.{key}".lstrip("."))
         return
     # A plain scalar's style is None with PyYAML's loader, "" with libyaml's.
@@ -952,6 +969,23 @@ def override_value(text: str) -> Any:
         yaml.YAMLError: ``text`` is not YAML.
     """
     return OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]))["value"]
+
+
+def option_value(key: str, text: str) -> Any:
+    """The value of ``--option key=text`` (``hopose eval``'s dataset options), read as
+    :func:`override_value` reads it and refused where YAML 1.1 reads it otherwise than it is
+    written (:func:`_require_as_written`). A dataset's options declare no type, so the value's
+    own stands for it: 010 (8) and 1:30 (90) are refused whatever the option, as is text that a
+    " #" cuts short.
+
+    Raises:
+        yaml.YAMLError: ``text`` is not YAML.
+        ConfigError: one line naming ``key``.
+    """
+    value = override_value(text)
+    node = yaml.compose(text, Loader=_YAML_LOADER)
+    _require_as_written(type(value), node, value, key, text.strip() if "#" in text else None)
+    return value
 
 
 def _overrides_named(message: str, overrides: Sequence[str]) -> str | None:
