@@ -21,9 +21,9 @@ two end-to-end epochs on the same crops, with distances for
 the 3D terms (``loss.l3d_distance``); per-node weight modulation in every graph layer
 (``model.modulated``); mixed precision where the CPU has bf16 instructions; the
 real-data configs keep the paper's ResNet50 at 224×224, its linear head and its schedule. ``make
-demo`` took 7.2 minutes on a 2-core Intel Xeon with AMX bf16 instructions (2026-12-05); on the
-10,000 crops before, 5.5 to 9.7 minutes on 2-core CPUs with bf16 instructions and 14.2 to 24.4
-on a 2-core EPYC without them (README, "Demo results").
+demo`` took 6.1 minutes on a 2-core Intel Xeon with AMX bf16 instructions (2026-12-06; README,
+"Demo results"); on the 10,000 crops before, 5.5 to 9.7 minutes on 2-core CPUs with bf16
+instructions and 14.2 to 24.4 on a 2-core EPYC without them (docs/training.md, "Speed").
 ``--quick`` shrinks every stage further (:data:`QUICK_OVERRIDES`), for a smoke test in minutes.
 """
 
