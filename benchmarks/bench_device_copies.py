@@ -51,6 +51,7 @@ from torch.utils._pytree import tree_leaves
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import hopose
 from gpu_check import _random_batch, config_epoch, stage_on
 from hopose import train as train_module
 from hopose.cli import at_least
@@ -63,7 +64,8 @@ FROM_DATA = (torch.tensor, torch.as_tensor, torch.asarray, torch.Tensor.new_tens
 # A read of a value by the host; under inference mode it reaches the dispatcher as ``item``.
 HOST_READS = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default)
 INDEXING = (torch.Tensor.__getitem__, torch.Tensor.__setitem__)
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+# hopose's own sources wherever it is installed (a wheel puts them in site-packages, not src/).
+SRC = str(Path(hopose.__file__).resolve().parent)
 # docs/from_pixels.md's perturbation of the lifter's 2D.
 PERTURBED = (
     "perturb.sigma=0.06",
