@@ -47,7 +47,9 @@ def free_port() -> int:
 
 RANKS_DEADLINE = 300.0
 """Seconds the ranks of a two-process test run may take (about 5 s each here): one rank left
-waiting after both had trained was seen once (torch 2.7.0, 2026-12-06), and held the suite."""
+waiting after both had trained was seen once (torch 2.7.0, 2026-12-06; a gloo deadlock of that
+version as a process leaves its group, docs/training.md, "Several GPUs or machines"), and held
+the suite."""
 
 
 def spawn_ranks(
