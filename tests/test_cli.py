@@ -904,6 +904,11 @@ def test_an_option_value_that_is_not_yaml_is_a_one_line_usage_error(capsys):
          "or 10"),
         ("protocol=hope #2", "protocol: hope #2 reads as 'hope' in YAML 1.1; quote it to keep "
          "the text"),
+        ("protocol=#2", "protocol: #2 reads as null in YAML 1.1 (# starts a comment); quote it "
+         "to keep the text"),
+        # A list's items are judged one by one.
+        ("focal_scale=[0.8, 1:30]", "focal_scale[1]: 1:30 reads as 90 in YAML 1.1 (a colon "
+         "counts in base 60); write 90"),
     ],
 )  # fmt: skip
 def test_an_option_value_that_yaml_1_1_reads_otherwise_is_a_usage_error(capsys, option, message):

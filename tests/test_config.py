@@ -988,8 +988,10 @@ def test_a_yaml_1_1_number_inside_a_set_mapping_is_refused(tmp_path):
     [
         "  <<: {epochs: 010}\n",
         "  <<: {<<: {epochs: 010}}\n",  # a merge inside a merge
-        # Of several merged mappings the first that holds the key gives its value.
+        # Of several merged mappings the first that holds the key gives its value,
         "  <<: [{epochs: 010}, {epochs: 12}]\n",
+        # and of two merge keys the later.
+        "  <<: {epochs: 12}\n  <<: {epochs: 010}\n",
     ],
 )
 def test_a_yaml_1_1_number_from_a_merge_key_is_refused(tmp_path, optim):
@@ -1007,6 +1009,7 @@ def test_a_yaml_1_1_number_from_a_merge_key_is_refused(tmp_path, optim):
     [
         "  <<: {epochs: 010}\n  epochs: 12\n",  # the key written in the mapping stands
         "  <<: [{epochs: 12}, {epochs: 010}]\n",  # the first merged mapping stands
+        "  <<: {epochs: 010}\n  <<: {epochs: 12}\n",  # the later merge key stands
     ],
 )
 def test_a_merged_value_that_another_stands_over_is_not_judged(tmp_path, optim):
@@ -1020,6 +1023,46 @@ def test_a_yaml_1_1_number_merged_in_a_set_mapping_is_refused(tmp_path):
         "--set optim={<<: {epochs: 1:30}}: optim.epochs: 1:30 reads as 90 in YAML 1.1 "
         "(a colon counts in base 60); write 90"
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "override", "message"),
+    [
+        ("{focal_scale: 010}", "data.options.focal_scale=010", "data.options.focal_scale: 010 "
+         "reads as 8 in YAML 1.1 (a leading zero is octal); write 8 or 10"),
+        # A list's items are judged one by one: 1 * 60 + 30 = 90.
+        ("{focal_scale: [1, 1:30]}", "data.options.focal_scale=[1, 1:30]",
+         "data.options.focal_scale[1]: 1:30 reads as 90 in YAML 1.1 (a colon counts in base "
+         "60); write 90"),
+    ],
+)  # fmt: skip
+def test_a_yaml_1_1_number_among_the_data_options_is_refused(tmp_path, options, override, message):
+    """data.options' free keys declare no type, so each value's own stands for it: a zoom of
+    1:30 ran at 90 times the focal length."""
+    path = _write(tmp_path, f"{MINIMAL}  options: {options}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: {message}"
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, MINIMAL), [override])
+    assert str(error.value) == f"--set {override}: {message}"
+
+
+def test_data_options_read_as_they_are_written_are_accepted(tmp_path):
+    options = "{focal_scale: [0.8, 1.6], free_fraction: 0.2}"
+    cfg = load_config(_write(tmp_path, f"{MINIMAL}  options: {options}\n"))
+    assert cfg.data.options == {"focal_scale": [0.8, 1.6], "free_fraction": 0.2}
+
+
+def test_a_set_value_that_is_all_comment_is_refused(tmp_path):
+    """--set init_from=#2 read as null: the run trained from scratch without a word."""
+    with pytest.raises(ConfigError) as error:
+        load_config(_write(tmp_path, MINIMAL), ["init_from=#2"])
+    assert str(error.value) == (
+        "--set init_from=#2: init_from: #2 reads as null in YAML 1.1 (# starts a comment); "
+        "quote it to keep the text"
+    )
+    assert load_config(_write(tmp_path, MINIMAL), ["init_from='#2'"]).init_from == "#2"
 
 
 @pytest.mark.parametrize("role", ["train", "val"])

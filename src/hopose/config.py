@@ -849,14 +849,15 @@ def _field_kinds(kind: Any) -> set[Any]:
 
 
 def _mapping_items(node: yaml.MappingNode) -> dict[str, yaml.Node]:
-    """Each key of a YAML mapping with the node its value is read from, merge keys (``<<: *base``
-    followed: a key written in the mapping stands over a merged one, and of several merged
-    mappings (``<<: [*a, *b]``) the first that holds it, as PyYAML's loader merges them."""
+    """Each key of a YAML mapping with the node its value is read from, merge keys (``<<: *base``)
+    followed as PyYAML's loader merges them: a key written in the mapping stands over a merged
+    one, a later merge key over an earlier, and of one key's merged mappings (``<<: [*a, *b]``)
+    the first that holds it."""
     items: dict[str, yaml.Node] = {}
     merged: list[yaml.Node] = []
     for key_node, item in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
-            merged.extend(item.value if isinstance(item, yaml.SequenceNode) else [item])
+            merged[:0] = item.value if isinstance(item, yaml.SequenceNode) else [item]
         elif isinstance(key_node.value, str):
             items[key_node.value] = item
     for source in merged:
@@ -864,6 +865,12 @@ def _mapping_items(node: yaml.MappingNode) -> dict[str, yaml.Node]:
             for key, item in _mapping_items(source).items():
                 items.setdefault(key, item)
     return items
+
+
+def _untyped(kind: Any) -> bool:
+    """Whether a field of type ``kind`` says nothing of what its values are: ``Any``, or a
+    mapping of free keys (``data.options``)."""
+    return kind is Any or typing.get_origin(kind) is dict
 
 
 def _require_as_written(
@@ -875,8 +882,10 @@ def _require_as_written(
     given text that reads as something else (``data.root: 0755`` is "493", ``yes`` "True",
     ``1e5`` "100000.0", ``/run #2`` "/run", " #" starting a comment).
 
-    Quoted and block scalars are taken as written. The mapping fields' free keys
-    (``data.options``) have no type to judge by and are left to the loaders' checks.
+    Quoted and block scalars are taken as written. Where no type says what a value is
+    (:func:`_untyped`: the free keys of ``data.options``, ``hopose eval --option``), each value's
+    own type stands for it, through its mappings and lists: ``focal_scale: [1, 1:30]`` is
+    refused as ``focal_scale[1]``.
 
     Args:
         kind: the field's type (a section's dataclass at the top).
@@ -886,6 +895,17 @@ def _require_as_written(
         written: the value's text where it is more than the node's (a ``--set`` value, whose
             comment the node leaves out); else the node's.
     """
+    if _untyped(kind):
+        if isinstance(node, yaml.MappingNode) and isinstance(value, Mapping):
+            for key, item in _mapping_items(node).items():
+                if key in value:
+                    _require_as_written(Any, item, value[key], f"{name}.{key}")
+        elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
+            for index, (item, element) in enumerate(zip(node.value, value, strict=True)):
+                _require_as_written(Any, item, element, f"{name}[{index}]")
+        else:
+            _require_as_written(type(value), node, value, name, written)
+        return
     if isinstance(node, yaml.MappingNode):
         if not dataclasses.is_dataclass(kind) or not isinstance(value, Mapping):
             return
@@ -918,6 +938,20 @@ def _require_as_written(
         )
 
 
+def _require_text_as_written(kind: Any, text: str, value: Any, name: str) -> None:
+    """:func:`_require_as_written` for a value given as command-line text (``--set``'s,
+    ``--option``'s), which may also be all comment: ``#2`` reads as null."""
+    node = yaml.compose(text, Loader=_YAML_LOADER)
+    _require(
+        node is not None or not text.strip(),
+        f"{name}: {text.strip()} reads as null in YAML 1.1 (# starts a comment); quote it to "
+        "keep the text",
+    )
+    # The whole text only where a comment may have cut the node's short: it also holds what
+    # the node's value rightly leaves out (a tag such as !!str).
+    _require_as_written(kind, node, value, name, text.strip() if "#" in text else None)
+
+
 def _require_override_as_written(section: type, item: str, values: Mapping[str, Any]) -> None:
     """:func:`_require_as_written` for the ``--set`` override ``item`` ("key=text"), ``values``
     its value as OmegaConf's loader reads it (nested by the key's parts), ``section`` the
@@ -925,13 +959,16 @@ def _require_override_as_written(section: type, item: str, values: Mapping[str, 
     key, _, text = item.partition("=")
     key, kind, value = key.strip(), section, values
     for part in key.split("."):
-        if not dataclasses.is_dataclass(kind) or not isinstance(value, Mapping):
+        if not isinstance(value, Mapping):
             return
-        kind, value = typing.get_type_hints(kind).get(part), value.get(part)
-    node = yaml.compose(text, Loader=_YAML_LOADER)
-    # The whole text only where a comment may have cut the node's short: it also holds what
-    # the node's value rightly leaves out (a tag such as !!str).
-    _require_as_written(kind, node, value, key, text.strip() if "#" in text else None)
+        if dataclasses.is_dataclass(kind):
+            kind = typing.get_type_hints(kind).get(part)
+        elif _untyped(kind):
+            kind = Any  # a free key's value (data.options.focal_scale)
+        else:
+            return
+        value = value.get(part)
+    _require_text_as_written(kind, text, value, key)
 
 
 # Fields that configs once held, each with what to set instead: OmegaConf names the unknown key,
@@ -974,17 +1011,16 @@ def override_value(text: str) -> Any:
 def option_value(key: str, text: str) -> Any:
     """The value of ``--option key=text`` (``hopose eval``'s dataset options), read as
     :func:`override_value` reads it and refused where YAML 1.1 reads it otherwise than it is
-    written (:func:`_require_as_written`). A dataset's options declare no type, so the value's
-    own stands for it: 010 (8) and 1:30 (90) are refused whatever the option, as is text that a
-    " #" cuts short.
+    written (:func:`_require_as_written`). A dataset's options declare no type, so each value's
+    own stands for it, in lists too: 010 (8) and 1:30 (90) are refused whatever the option, as
+    is text that a " #" cuts short or that is all comment (``#2``, null).
 
     Raises:
         yaml.YAMLError: ``text`` is not YAML.
         ConfigError: one line naming ``key``.
     """
     value = override_value(text)
-    node = yaml.compose(text, Loader=_YAML_LOADER)
-    _require_as_written(type(value), node, value, key, text.strip() if "#" in text else None)
+    _require_text_as_written(Any, text, value, key)
     return value
 
 
