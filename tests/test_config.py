@@ -1026,23 +1026,22 @@ def test_a_yaml_1_1_number_merged_in_a_set_mapping_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("options", "override", "message"),
+    ("value", "message"),
     [
-        ("{focal_scale: 010}", "data.options.focal_scale=010", "data.options.focal_scale: 010 "
-         "reads as 8 in YAML 1.1 (a leading zero is octal); write 8 or 10"),
+        ("010", "data.options.focal_scale: 010 reads as 8 in YAML 1.1 (a leading zero is octal); "
+         "write 8 or 10"),
         # A list's items are judged one by one: 1 * 60 + 30 = 90.
-        ("{focal_scale: [1, 1:30]}", "data.options.focal_scale=[1, 1:30]",
-         "data.options.focal_scale[1]: 1:30 reads as 90 in YAML 1.1 (a colon counts in base "
-         "60); write 90"),
+        ("[1, 1:30]", "data.options.focal_scale[1]: 1:30 reads as 90 in YAML 1.1 (a colon counts "
+         "in base 60); write 90"),
     ],
 )  # fmt: skip
-def test_a_yaml_1_1_number_among_the_data_options_is_refused(tmp_path, options, override, message):
+def test_a_yaml_1_1_number_among_the_data_options_is_refused(tmp_path, value, message):
     """data.options' free keys declare no type, so each value's own stands for it: a zoom of
-    1:30 ran at 90 times the focal length."""
-    path = _write(tmp_path, f"{MINIMAL}  options: {options}\n")
-    with pytest.raises(ConfigError) as error:
-        load_config(path)
-    assert str(error.value) == f"{path}: {message}"
+    1:30 ran at 90 times the focal length. Refused whole or set by its own key."""
+    _assert_refused_from_set_and_file(
+        tmp_path, "data.options", f"{{focal_scale: {value}}}", message
+    )
+    override = f"data.options.focal_scale={value}"
     with pytest.raises(ConfigError) as error:
         load_config(_write(tmp_path, MINIMAL), [override])
     assert str(error.value) == f"--set {override}: {message}"

@@ -873,6 +873,18 @@ def _untyped(kind: Any) -> bool:
     return kind is Any or typing.get_origin(kind) is dict
 
 
+def _holds_fields(kind: Any) -> bool:
+    """Whether a value of type ``kind`` is a mapping whose keys :func:`_field_kind` types: a
+    section's dataclass, or an untyped mapping."""
+    return dataclasses.is_dataclass(kind) or _untyped(kind)
+
+
+def _field_kind(kind: Any, key: str) -> Any:
+    """The type of the field ``key`` of ``kind`` (:func:`_holds_fields`): a dataclass's field's
+    (None for a key it lacks), ``Any`` for a free key."""
+    return typing.get_type_hints(kind).get(key) if dataclasses.is_dataclass(kind) else Any
+
+
 def _require_as_written(
     kind: Any, node: yaml.Node | None, value: Any, name: str, written: str | None = None
 ) -> None:
@@ -895,25 +907,21 @@ def _require_as_written(
         written: the value's text where it is more than the node's (a ``--set`` value, whose
             comment the node leaves out); else the node's.
     """
+    if isinstance(node, yaml.MappingNode):
+        if not _holds_fields(kind) or not isinstance(value, Mapping):
+            return
+        for key, item in _mapping_items(node).items():
+            field = _field_kind(kind, key)
+            # An unknown key is no field: OmegaConf names it.
+            if field is not None and key in value:
+                _require_as_written(field, item, value[key], f"{name}.{key}".lstrip("."))
+        return
     if _untyped(kind):
-        if isinstance(node, yaml.MappingNode) and isinstance(value, Mapping):
-            for key, item in _mapping_items(node).items():
-                if key in value:
-                    _require_as_written(Any, item, value[key], f"{name}.{key}")
-        elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
+        if isinstance(node, yaml.SequenceNode) and isinstance(value, list):
             for index, (item, element) in enumerate(zip(node.value, value, strict=True)):
                 _require_as_written(Any, item, element, f"{name}[{index}]")
         else:
             _require_as_written(type(value), node, value, name, written)
-        return
-    if isinstance(node, yaml.MappingNode):
-        if not dataclasses.is_dataclass(kind) or not isinstance(value, Mapping):
-            return
-        types = typing.get_type_hints(kind)
-        for key, item in _mapping_items(node).items():
-            # An unknown key is no field: OmegaConf names it.
-            if key in types and key in value:
-                _require_as_written(types[key], item, value[key], f"{name}.{key}".lstrip("."))
         return
     # A plain scalar's style is None with PyYAML's loader, "" with libyaml's.
     if not isinstance(node, yaml.ScalarNode) or node.style:
@@ -959,15 +967,9 @@ def _require_override_as_written(section: type, item: str, values: Mapping[str, 
     key, _, text = item.partition("=")
     key, kind, value = key.strip(), section, values
     for part in key.split("."):
-        if not isinstance(value, Mapping):
+        if not _holds_fields(kind) or not isinstance(value, Mapping):
             return
-        if dataclasses.is_dataclass(kind):
-            kind = typing.get_type_hints(kind).get(part)
-        elif _untyped(kind):
-            kind = Any  # a free key's value (data.options.focal_scale)
-        else:
-            return
-        value = value.get(part)
+        kind, value = _field_kind(kind, part), value.get(part)
     _require_text_as_written(kind, text, value, key)
 
 
